@@ -1,0 +1,58 @@
+/// The event-store port: where aggregates' events are kept.
+///
+/// Every adapter honours this contract, which `DugongTesting.EventStoreContract` checks:
+///
+/// - **Append** (``append(_:to:expecting:)``): the events all belong to `stream` and carry
+///   contiguous sequence numbers. The append is atomic: all its events are stored or none.
+///   - If the first event's sequence number is the stream's version + 1, the append goes
+///     through when `expecting` is satisfied by the stream's version; otherwise it throws
+///     ``EventStoreError/conflict(stream:expected:actual:)``.
+///   - If the events' ids are already stored at the same sequence numbers, the append is an
+///     idempotent retry: it succeeds without writing, whatever `expecting` says.
+///   - If a *different* event already holds one of the sequence numbers, it throws
+///     ``EventStoreError/conflict(stream:expected:actual:)``; if only some of the events are
+///     stored, ``EventStoreError/partialDuplicate(stream:storedCount:appendedCount:)``.
+///   - Sequence numbers past version + 1 (a gap), an empty list or events of another stream
+///     throw ``EventStoreError/invalidAppend(stream:reason:)``.
+///   - Of concurrent appends at the same sequence number, exactly one succeeds.
+/// - **Read** (``read(_:from:)``): the stream's events with sequence number ≥ `from`, in
+///   ascending order, every field as it was appended; `[]` for an unknown stream.
+/// - **List** (``aggregateIDs(origin:aggregateType:tenantID:)``): the distinct aggregate ids
+///   that have events, for exactly that tenant (`nil` matches only untenanted streams).
+///
+/// A stream is identified by ``StreamID``, tenant included: the same aggregate id and sequence
+/// number may exist under two tenants.
+public protocol EventStore: Sendable {
+    /// Appends `events` to `stream` atomically if the stream is at the expected version.
+    /// - Returns: what was done; see ``AppendResult``.
+    @discardableResult
+    func append(
+        _ events: [SerializedDomainEvent], to stream: StreamID, expecting expected: ExpectedVersion
+    ) async throws -> AppendResult
+
+    /// The events of `stream` from sequence number `from` (inclusive), in order.
+    func read(_ stream: StreamID, from sequenceNumber: Int) async throws -> [SerializedDomainEvent]
+
+    /// The ids of the aggregates of one origin and type that have events, for one tenant.
+    func aggregateIDs(origin: String, aggregateType: String, tenantID: String?) async throws -> [String]
+}
+
+extension EventStore {
+    /// All events of `stream`, in order.
+    public func read(_ stream: StreamID) async throws -> [SerializedDomainEvent] {
+        try await read(stream, from: 1)
+    }
+}
+
+/// The outcome of an accepted append.
+public struct AppendResult: Sendable, Hashable {
+    /// The stream's version after the append: the sequence number of its last event.
+    public var version: Int
+    /// `true` when the events were already stored and nothing was written.
+    public var wasDuplicate: Bool
+
+    public init(version: Int, wasDuplicate: Bool) {
+        self.version = version
+        self.wasDuplicate = wasDuplicate
+    }
+}

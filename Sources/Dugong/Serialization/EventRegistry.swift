@@ -1,0 +1,164 @@
+import Foundation
+
+/// Turns serialized events back into typed events, by (origin, aggregate type, event type,
+/// schema version), upcasting old versions on the way.
+///
+/// ```swift
+/// var registry = EventRegistry(BankAccount.self)
+/// registry.addUpcaster(eventType: "MoneyDeposited", of: BankAccount.self, from: 1) { payload in
+///     var payload = payload
+///     payload["currency"] = "EUR"          // version 1 had no currency
+///     return payload
+/// }
+/// let envelope = try registry.decode(serializedEvent)
+/// ```
+///
+/// Unlike DugongJS, an event whose type is not registered is an error
+/// (``EventDecodingError/unknownEventType(_:eventID:)``), not silently dropped: skipping
+/// unknown events is an explicit choice (``unknownEvents``).
+public struct EventRegistry: Sendable {
+    /// What ``decode(_:)`` does with an event whose type is not registered.
+    public enum UnknownEventPolicy: Sendable {
+        /// Throw ``EventDecodingError/unknownEventType(_:eventID:)`` (the default).
+        case fail
+        /// Return `nil`; loading then advances the aggregate's sequence number without applying.
+        case skip
+    }
+
+    typealias Decoder = @Sendable (Data?) throws -> any DomainEvent
+    typealias Upcaster = @Sendable (JSONObject) throws -> JSONObject
+
+    /// What happens to events of unregistered types. Defaults to ``UnknownEventPolicy/fail``.
+    public var unknownEvents: UnknownEventPolicy = .fail
+    private var decoders: [EventTypeID: Decoder] = [:]
+    private var upcasters: [EventTypeID: Upcaster] = [:]
+
+    /// An empty registry.
+    public init() {}
+
+    /// A registry holding every event type of the given aggregates.
+    public init(_ aggregates: any Aggregate.Type...) {
+        for aggregate in aggregates { register(aggregate) }
+    }
+
+    /// Registers every type in `aggregate.eventTypes`.
+    public mutating func register(_ aggregate: any Aggregate.Type) {
+        for event in aggregate.eventTypes {
+            register(event, origin: aggregate.origin, aggregateType: aggregate.aggregateType)
+        }
+    }
+
+    /// Registers one event type under an aggregate's origin and type.
+    public mutating func register(_ event: any DomainEvent.Type, origin: String, aggregateType: String) {
+        let id = EventTypeID(
+            origin: origin, aggregateType: aggregateType, eventType: event.eventType,
+            version: event.schemaVersion)
+        decoders[id] = Self.decoder(for: event)
+    }
+
+    private static func decoder<E: DomainEvent>(for type: E.Type) -> Decoder {
+        { payload in try PayloadCoding.decode(E.self, from: payload) }
+    }
+
+    /// Whether events of this type and version can be decoded (directly, not by upcasting).
+    public func isRegistered(_ id: EventTypeID) -> Bool { decoders[id] != nil }
+
+    /// Adds an upcaster that turns the JSON payload of version `version` of an event into the
+    /// payload of version `version + 1`. Upcasters chain: v1 → v2 → v3.
+    public mutating func addUpcaster(
+        eventType: String, of aggregate: any Aggregate.Type, from version: Int,
+        _ transform: @escaping @Sendable (JSONObject) throws -> JSONObject
+    ) {
+        precondition(version >= 1, "schema versions start at 1")
+        let id = EventTypeID(
+            origin: aggregate.origin, aggregateType: aggregate.aggregateType, eventType: eventType,
+            version: version)
+        upcasters[id] = transform
+    }
+
+    /// Adds a typed upcaster from one version of an event to the next. `Old` need not be
+    /// registered; `New.schemaVersion` must be `Old.schemaVersion + 1`.
+    public mutating func addUpcaster<Old: DomainEvent, New: DomainEvent>(
+        from _: Old.Type, to _: New.Type, of aggregate: any Aggregate.Type,
+        _ transform: @escaping @Sendable (Old) throws -> New
+    ) {
+        precondition(
+            New.schemaVersion == Old.schemaVersion + 1 && New.eventType == Old.eventType,
+            "an upcaster goes from version n to n + 1 of the same event type")
+        addUpcaster(eventType: Old.eventType, of: aggregate, from: Old.schemaVersion) { payload in
+            let old = try PayloadCoding.decode(Old.self, from: try JSONValue.object(payload).jsonData())
+            let new = try transform(old)
+            guard case .object(let upcasted) = try JSONValue(json: PayloadCoding.encode(new)) else {
+                throw EventDecodingError.payloadNotAnObject(EventTypeID(
+                    origin: aggregate.origin, aggregateType: aggregate.aggregateType,
+                    eventType: New.eventType, version: New.schemaVersion))
+            }
+            return upcasted
+        }
+    }
+
+    /// Decodes a serialized event into a typed envelope, upcasting it to the newest version
+    /// that has upcasters.
+    ///
+    /// - Returns: the envelope, or `nil` when the type is unknown and ``unknownEvents`` is
+    ///   ``UnknownEventPolicy/skip``.
+    /// - Throws: ``EventDecodingError``.
+    public func decode(_ serialized: SerializedDomainEvent) throws -> EventEnvelope? {
+        var typeID = serialized.typeID
+        var payload = serialized.payload
+        while let upcaster = upcasters[typeID] {
+            let object: JSONObject
+            switch try payload.map(JSONValue.init(json:)) ?? .object([:]) {
+            case .object(let value): object = value
+            default: throw EventDecodingError.payloadNotAnObject(typeID)
+            }
+            do {
+                payload = try JSONValue.object(try upcaster(object)).jsonData()
+            } catch {
+                throw EventDecodingError.upcastFailed(typeID, eventID: serialized.id, reason: "\(error)")
+            }
+            typeID.version += 1
+        }
+        guard let decoder = decoders[typeID] else {
+            if unknownEvents == .skip { return nil }
+            throw EventDecodingError.unknownEventType(typeID, eventID: serialized.id)
+        }
+        let event: any DomainEvent
+        do {
+            event = try decoder(payload)
+        } catch {
+            throw EventDecodingError.undecodablePayload(typeID, eventID: serialized.id, reason: "\(error)")
+        }
+        return EventEnvelope(
+            event: event, id: serialized.id, aggregateID: serialized.aggregateID,
+            sequenceNumber: serialized.sequenceNumber, timestamp: serialized.timestamp,
+            tenantID: serialized.tenantID, correlationID: serialized.correlationID,
+            triggeredByEventID: serialized.triggeredByEventID,
+            triggeredByUserID: serialized.triggeredByUserID, metadata: serialized.metadata)
+    }
+}
+
+/// Why a serialized event could not be turned into a typed event.
+public enum EventDecodingError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// No event type is registered for this origin, aggregate type, event type and version.
+    case unknownEventType(EventTypeID, eventID: UUID)
+    /// The payload did not decode as the registered type.
+    case undecodablePayload(EventTypeID, eventID: UUID, reason: String)
+    /// An upcaster threw.
+    case upcastFailed(EventTypeID, eventID: UUID, reason: String)
+    /// An upcaster's input or output payload is not a JSON object.
+    case payloadNotAnObject(EventTypeID)
+
+    public var description: String {
+        switch self {
+        case .unknownEventType(let type, let id):
+            "unknown event type \(type) (event \(id)): register it, add an upcaster, or choose to skip unknown events"
+        case .undecodablePayload(let type, let id, let reason):
+            "event \(id) of type \(type) has a payload that does not decode: \(reason)"
+        case .upcastFailed(let type, let id, let reason):
+            "upcasting event \(id) from \(type) failed: \(reason)"
+        case .payloadNotAnObject(let type):
+            "the payload of \(type) is not a JSON object, so it cannot be upcast"
+        }
+    }
+}

@@ -1,0 +1,91 @@
+import Foundation
+
+/// A domain event in the form that crosses the ports: the payload as JSON bytes plus the
+/// envelope and the event type's identity. Event stores store and return exactly this.
+public struct SerializedDomainEvent: Sendable, Hashable, Codable {
+    /// The service that owns the aggregate.
+    public var origin: String
+    /// The aggregate's type name.
+    public var aggregateType: String
+    /// The event's type name.
+    public var eventType: String
+    /// The event's payload schema version.
+    public var version: Int
+    /// Unique id of the event.
+    public var id: UUID
+    /// The aggregate's id.
+    public var aggregateID: String
+    /// The payload's JSON encoding; `nil` for an event without payload.
+    public var payload: Data?
+    /// The event's position in its aggregate, from 1.
+    public var sequenceNumber: Int
+    /// When the event happened, to the millisecond.
+    public var timestamp: Date
+    public var tenantID: String?
+    public var correlationID: String?
+    public var triggeredByEventID: UUID?
+    public var triggeredByUserID: String?
+    public var metadata: JSONObject?
+
+    public init(
+        origin: String, aggregateType: String, eventType: String, version: Int, id: UUID,
+        aggregateID: String, payload: Data?, sequenceNumber: Int, timestamp: Date,
+        tenantID: String? = nil, correlationID: String? = nil, triggeredByEventID: UUID? = nil,
+        triggeredByUserID: String? = nil, metadata: JSONObject? = nil
+    ) {
+        self.origin = origin
+        self.aggregateType = aggregateType
+        self.eventType = eventType
+        self.version = version
+        self.id = id
+        self.aggregateID = aggregateID
+        self.payload = payload
+        self.sequenceNumber = sequenceNumber
+        self.timestamp = timestamp
+        self.tenantID = tenantID
+        self.correlationID = correlationID
+        self.triggeredByEventID = triggeredByEventID
+        self.triggeredByUserID = triggeredByUserID
+        self.metadata = metadata
+    }
+
+    /// The identity of the event's type.
+    public var typeID: EventTypeID {
+        EventTypeID(origin: origin, aggregateType: aggregateType, eventType: eventType, version: version)
+    }
+
+    /// The stream the event belongs to.
+    public var stream: StreamID {
+        StreamID(origin: origin, aggregateType: aggregateType, aggregateID: aggregateID, tenantID: tenantID)
+    }
+}
+
+/// How event payloads become JSON and back: sorted keys, ISO 8601 dates.
+enum PayloadCoding {
+    static func encode(_ event: any DomainEvent) throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        encoder.dateEncodingStrategy = .iso8601
+        return try encoder.encode(event)
+    }
+
+    static func decode<E: DomainEvent>(_ type: E.Type, from payload: Data?) throws -> E {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        return try decoder.decode(type, from: payload ?? Data("{}".utf8))
+    }
+}
+
+extension EventEnvelope {
+    /// The envelope in its serialized form, as an event of aggregate type `State`.
+    public func serialized<State: Aggregate>(for _: State.Type) throws -> SerializedDomainEvent {
+        let kind = type(of: event)
+        return SerializedDomainEvent(
+            origin: State.origin, aggregateType: State.aggregateType, eventType: kind.eventType,
+            version: kind.schemaVersion, id: id, aggregateID: aggregateID,
+            payload: try PayloadCoding.encode(event), sequenceNumber: sequenceNumber,
+            timestamp: timestamp, tenantID: tenantID, correlationID: correlationID,
+            triggeredByEventID: triggeredByEventID, triggeredByUserID: triggeredByUserID,
+            metadata: metadata)
+    }
+}

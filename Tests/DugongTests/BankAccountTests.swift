@@ -1,0 +1,86 @@
+import Dugong
+@testable import DugongExample
+import DugongTesting
+import Foundation
+import Testing
+
+@Suite("Bank account example")
+struct BankAccountTests {
+    @Test func openingStagesAccountOpened() throws {
+        try AggregateScenario<BankAccount>.given()
+            .when { try $0.open(owner: "Ada") }
+            .then(AccountOpened(owner: "Ada"))
+    }
+
+    @Test func withdrawingWithinTheBalance() throws {
+        let account = try AggregateScenario<BankAccount>
+            .given(AccountOpened(owner: "Ada"), MoneyDeposited(amount: 100))
+            .when { try $0.withdraw(30) }
+            .then(MoneyWithdrawn(amount: 30))
+        #expect(account.state.balance == 70)
+    }
+
+    @Test func withdrawingMoreThanTheBalanceIsRefused() throws {
+        try AggregateScenario<BankAccount>
+            .given(AccountOpened(owner: "Ada"), MoneyDeposited(amount: 100))
+            .when { try $0.withdraw(130) }
+            .thenFails(with: BankAccountError.insufficientFunds(balance: 100, requested: 130))
+    }
+
+    @Test func closingANonEmptyAccountIsRefused() throws {
+        try AggregateScenario<BankAccount>
+            .given(AccountOpened(owner: "Ada"), MoneyDeposited(amount: 1))
+            .when { try $0.close() }
+            .thenFails(with: BankAccountError.balanceNotZero(1))
+    }
+
+    @Test func scenarioExpectationsCanFail() throws {
+        let outcome = try AggregateScenario<BankAccount>.given(AccountOpened(owner: "Ada")).when { try $0.deposit(5) }
+        #expect(throws: ScenarioFailure.self) { try outcome.then(MoneyDeposited(amount: 6)) }
+        #expect(throws: ScenarioFailure.self) { try outcome.then() }
+        #expect(throws: ScenarioFailure.self) { try outcome.thenFails(with: BankAccountError.invalidAmount(5)) }
+        let failing = try AggregateScenario<BankAccount>.given(AccountOpened(owner: "Ada")).when { try $0.deposit(-5) }
+        #expect(throws: ScenarioFailure.self) { try failing.then(MoneyDeposited(amount: -5)) }
+        #expect(throws: ScenarioFailure.self) { try failing.thenFails(with: BankAccountError.invalidAmount(6)) }
+        try failing.thenFails(with: BankAccountError.invalidAmount(-5))
+    }
+
+    @Test func theDemoStoryCatchesAConflictAndEndsEmpty() async throws {
+        var lines: [String] = []
+        let final = try await BankAccountStory.run(on: InMemoryEventStore()) { lines.append($0) }
+        #expect(lines.contains { $0.contains("conflict caught") && $0.contains("expected version 3, actual version 4") })
+        #expect(lines.contains { $0.contains("refused: insufficient funds") })
+        #expect(final.state.balance == 0 && final.sequenceNumber == 5 && final.state.owner == "Ada")
+    }
+
+    @Test func committingAStaleAggregateKeepsItsStagedEvents() async throws {
+        let store = InMemoryEventStore()
+        let registry = EventRegistry(BankAccount.self)
+        var account = AggregateRoot<BankAccount>()
+        try account.create(id: "acc-1") { try $0.open(owner: "Ada") }
+        try await store.commit(&account)
+        var stale = try #require(try await store.load(BankAccount.self, id: "acc-1", registry: registry))
+        try account.execute { try $0.deposit(10) }
+        try await store.commit(&account)
+        try stale.execute { try $0.deposit(20) }
+        await #expect(throws: EventStoreError.conflict(stream: StreamID(BankAccount.self, id: "acc-1"), expected: .exact(1), actual: 2)) {
+            try await store.commit(&stale)
+        }
+        #expect(stale.stagedEvents.count == 1)
+        let reloaded = try #require(try await store.load(BankAccount.self, id: "acc-1", registry: registry))
+        #expect(reloaded.state.balance == 10)
+    }
+
+    @Test func tenantsKeepTheirOwnAccounts() async throws {
+        let store = InMemoryEventStore()
+        let registry = EventRegistry(BankAccount.self)
+        for tenant in ["red", "blue"] {
+            var account = AggregateRoot<BankAccount>()
+            try account.create(id: "acc-1") { try $0.open(owner: tenant) }
+            try await store.commit(&account, tenantID: tenant)
+        }
+        let red = try #require(try await store.load(BankAccount.self, id: "acc-1", tenantID: "red", registry: registry))
+        #expect(red.state.owner == "red")
+        #expect(try await store.load(BankAccount.self, id: "acc-1", registry: registry) == nil)
+    }
+}

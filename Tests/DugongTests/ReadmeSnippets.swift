@@ -1,0 +1,52 @@
+import Dugong
+@testable import DugongExample
+import DugongTesting
+import Testing
+
+// Every Swift snippet of the README stands here as it is in the README (indentation aside),
+// so that it compiles and runs; ReadmeTests checks that each one is here.
+
+typealias MyEventStore = InMemoryEventStore
+
+@Suite("README snippets")
+struct ReadmeSnippets {
+    @Test func runningCommands() async throws {
+        let store = InMemoryEventStore()
+        let registry = EventRegistry(BankAccount.self)
+
+        var account = AggregateRoot<BankAccount>()
+        try account.create { try $0.open(owner: "Ada") }   // assigns a new UUID
+        try account.execute { try $0.deposit(100_00) }     // staged as sequence number 2
+        try await store.commit(&account)                     // expects the stream not to exist
+
+        var loaded = try await store.load(BankAccount.self, id: account.id!, registry: registry)!
+        try loaded.execute { try $0.withdraw(30_00) }
+        try await store.commit(&loaded)                      // expects version 2, or throws a conflict
+
+        #expect(try await store.load(BankAccount.self, id: account.id!, registry: registry)?.state.balance == 70_00)
+    }
+
+    @Test func testingAnAggregate() throws {
+        try AggregateScenario<BankAccount>
+            .given(AccountOpened(owner: "Ada"), MoneyDeposited(amount: 100))
+            .when { try $0.withdraw(130) }
+            .thenFails(with: BankAccountError.insufficientFunds(balance: 100, requested: 130))
+    }
+
+    @Test func upcasting() throws {
+        var registry = EventRegistry()
+        registry.addUpcaster(eventType: "MoneyDeposited", of: BankAccount.self, from: 1) { payload in
+            var payload = payload
+            payload["currency"] = "EUR"
+            return payload
+        }
+        registry.register(MoneyDepositedV2.self, origin: "bank", aggregateType: "BankAccount")
+        let event = try #require(try registry.decode(EventRegistryTests.serialized("MoneyDeposited", payload: #"{"amount":1}"#)))
+        #expect(event.event as? MoneyDepositedV2 == MoneyDepositedV2(amount: 1, currency: "EUR"))
+    }
+
+    @Test(arguments: EventStoreContract.checks)
+    func myStore(_ check: EventStoreContract.Check) async throws {
+        try await check.run { MyEventStore() }
+    }
+}

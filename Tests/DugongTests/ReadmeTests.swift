@@ -1,0 +1,46 @@
+import Foundation
+import Testing
+
+@Suite("README")
+struct ReadmeTests {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent()
+
+    /// The README's aggregate example is the example target's source, so it compiles as written.
+    @Test func theAggregateExampleIsTheExampleTargetsSource() throws {
+        let readme = try String(contentsOf: Self.root.appendingPathComponent("README.md"), encoding: .utf8)
+        let marker = "<!-- example: Sources/DugongExample/BankAccount.swift -->\n```swift\n"
+        let start = try #require(readme.range(of: marker))
+        let end = try #require(readme.range(of: "```\n", range: start.upperBound..<readme.endIndex))
+        let shown = String(readme[start.upperBound..<end.lowerBound])
+        let source = try String(
+            contentsOf: Self.root.appendingPathComponent("Sources/DugongExample/BankAccount.swift"), encoding: .utf8)
+        #expect(shown == source)
+    }
+
+    /// The quick start has exactly two commands: the main job, then the tests.
+    @Test func theQuickStartHasExactlyTwoCommands() throws {
+        let readme = try String(contentsOf: Self.root.appendingPathComponent("README.md"), encoding: .utf8)
+        let section = try #require(readme.components(separatedBy: "## Quick start").dropFirst().first?
+            .components(separatedBy: "\n## ").first)
+        let blocks = section.components(separatedBy: "```sh\n").dropFirst().map { $0.components(separatedBy: "\n```").first! }
+        #expect(blocks == ["swift run -c release dugong demo", "tools/test"])
+    }
+
+    /// Every other Swift snippet of the README stands in ReadmeSnippets.swift, where it compiles.
+    @Test func everySnippetCompilesInTheSnippetTests() throws {
+        let readme = try String(contentsOf: Self.root.appendingPathComponent("README.md"), encoding: .utf8)
+        let snippets = try String(
+            contentsOf: Self.root.appendingPathComponent("Tests/DugongTests/ReadmeSnippets.swift"), encoding: .utf8)
+        func normalized(_ text: String) -> String {
+            text.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.joined(separator: "\n")
+        }
+        let blocks = readme.components(separatedBy: "```swift\n").dropFirst()
+            .map { $0.components(separatedBy: "```").first! }
+            .filter { !$0.hasPrefix("import Dugong\n\n// The bank-account example") }
+        #expect(blocks.count >= 4)
+        for block in blocks {
+            #expect(normalized(snippets).contains(normalized(block)), "README snippet not in ReadmeSnippets.swift:\n\(block)")
+        }
+    }
+}
