@@ -6,6 +6,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "Dugong", targets: ["Dugong"]),
+        .library(name: "DugongStore", targets: ["DugongStore"]),
         .library(name: "DugongTesting", targets: ["DugongTesting"]),
         .executable(name: "dugong", targets: ["DugongCLI"]),
     ],
@@ -15,6 +16,10 @@ let package = Package(
     targets: [
         // The framework: domain, serialization, ports and in-memory adapters.
         .target(name: "Dugong"),
+        // C shims: CRC32C (SSE4.2 with a portable fallback) and raw DEFLATE through zlib.
+        .target(name: "CDugongShims", linkerSettings: [.linkedLibrary("z")]),
+        // The storage engine and its adapters of the Dugong ports.
+        .target(name: "DugongStore", dependencies: ["Dugong", "CDugongShims"]),
         // Contract suites every adapter of a port runs, and aggregate test helpers.
         .target(name: "DugongTesting", dependencies: ["Dugong"]),
         // The bank-account example used by the README, the tests and `dugong demo`.
@@ -23,10 +28,15 @@ let package = Package(
             name: "DugongCLI",
             dependencies: [
                 "Dugong",
+                "DugongStore",
                 "DugongExample",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .testTarget(name: "DugongTests", dependencies: ["Dugong", "DugongTesting", "DugongExample"]),
+        .testTarget(
+            name: "DugongStoreTests",
+            dependencies: ["DugongStore", "CDugongShims", "Dugong", "DugongTesting", "DugongExample"]
+        ),
     ]
 )

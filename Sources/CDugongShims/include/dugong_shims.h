@@ -1,0 +1,30 @@
+#ifndef DUGONG_SHIMS_H
+#define DUGONG_SHIMS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/// CRC-32C (Castagnoli, reflected polynomial 0x82F63B78), continuing from `crc`
+/// (pass 0 to start). Initial value and final xor are 0xFFFFFFFF, applied inside, so
+/// dugong_crc32c(0, "123456789", 9) == 0xE3069283. Uses SSE4.2 when the CPU has it.
+uint32_t dugong_crc32c(uint32_t crc, const void *data, size_t length);
+
+/// Same as dugong_crc32c, always with the portable table code (for tests).
+uint32_t dugong_crc32c_portable(uint32_t crc, const void *data, size_t length);
+
+/// Whether dugong_crc32c uses the SSE4.2 instruction on this CPU.
+int dugong_crc32c_is_hardware(void);
+
+/// Compresses `source` as raw DEFLATE (no zlib or gzip wrapper, 32 KiB window) at `level`
+/// (1..9) into `destination`. Returns the compressed length, or -1 when it does not fit in
+/// `capacity` bytes, or -2 on a zlib error.
+long dugong_deflate_raw(const void *source, size_t length, void *destination, size_t capacity, int level);
+
+/// Inflates raw DEFLATE `source` into exactly `expected` bytes at `destination`. Returns 0 on
+/// success, -1 when the stream is damaged or does not inflate to exactly `expected` bytes.
+int dugong_inflate_raw(const void *source, size_t length, void *destination, size_t expected);
+
+/// Upper bound of dugong_deflate_raw's output for `length` input bytes.
+size_t dugong_deflate_bound(size_t length);
+
+#endif

@@ -1,0 +1,35 @@
+extension EventLog {
+    /// How a store is opened and how it behaves.
+    public struct Options: Sendable {
+        /// Create the directory and an empty store when there is none. Default `false`.
+        public var createIfMissing = false
+        /// Bytes preallocated for each segment file. Default 64 MiB. A commit larger than this
+        /// gets a segment of its own, as large as it needs.
+        public var segmentSize = 64 << 20
+        /// The largest event accepted, data and metadata together. Default 4 MiB.
+        public var maximumEventSize = 4 << 20
+        /// When an append returns. Default ``Durability/synchronous``.
+        public var durability = Durability.synchronous
+        /// How many decoded frames reads keep in memory. Default 256.
+        public var frameCacheCapacity = 256
+        /// Group commit: a frame is closed once its payload reaches this size. Default 1 MiB.
+        public var targetFrameSize = 1 << 20
+
+        /// The longest stream name or event type, in UTF-8 bytes.
+        public static let maximumNameLength = 1024
+
+        public init(createIfMissing: Bool = false) {
+            self.createIfMissing = createIfMissing
+        }
+    }
+
+    /// When an append is acknowledged, and what a crash may cost.
+    public enum Durability: Sendable, Equatable {
+        /// After its frame is on disk (`fdatasync`): nothing acknowledged is ever lost. Appends
+        /// that arrive together share one frame and one sync (group commit).
+        case synchronous
+        /// After its frame is written to the page cache, without any sync: a process crash loses
+        /// nothing, but a power failure or kernel crash may lose acknowledged appends.
+        case unsafeNoSync
+    }
+}

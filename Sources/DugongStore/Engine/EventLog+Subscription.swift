@@ -1,0 +1,54 @@
+extension EventLog {
+    /// Every event from global position `position` on, in log order: first the events already
+    /// stored (catch-up), then each new one as soon as its commit is durable (live tail). The
+    /// sequence ends when the store closes; it throws on damage.
+    ///
+    /// ```swift
+    /// for try await event in log.subscribe(from: checkpoint) {
+    ///     try await project(event)
+    ///     checkpoint = event.position + 1
+    /// }
+    /// ```
+    public func subscribe(from position: UInt64 = 0) -> EventSubscription {
+        EventSubscription(core: core, position: position)
+    }
+}
+
+/// The `AsyncSequence` of ``EventLog/subscribe(from:)``.
+public struct EventSubscription: AsyncSequence, Sendable {
+    public typealias Element = StoredEvent
+
+    let core: LogCore
+    let position: UInt64
+
+    public func makeAsyncIterator() -> Iterator {
+        Iterator(core: core, next: position)
+    }
+
+    public struct Iterator: AsyncIteratorProtocol {
+        let core: LogCore
+        var next: UInt64
+        var buffer: [StoredEvent] = []
+        var bufferIndex = 0
+        /// Events read at a time while catching up.
+        static let batchSize = 512
+
+        public mutating func next() async throws -> StoredEvent? {
+            while true {
+                if bufferIndex < buffer.count {
+                    defer { bufferIndex += 1 }
+                    return buffer[bufferIndex]
+                }
+                try Task.checkCancellation()
+                if core.shared.withLock({ $0.isClosed }) { return nil }
+                buffer = try core.eventsInLog(from: next, maxCount: Self.batchSize)
+                bufferIndex = 0
+                if let last = buffer.last {
+                    next = last.position + 1
+                    continue
+                }
+                await core.waitForEvents(after: next)
+            }
+        }
+    }
+}

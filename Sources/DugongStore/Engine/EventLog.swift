@@ -1,0 +1,347 @@
+import Dugong
+import Foundation
+import Glibc
+import Synchronization
+
+/// The embedded event store: an append-only log of segment files in one directory, with an
+/// in-memory index of streams. One writer process per store (a `flock` on `dugong.lock`);
+/// any number of concurrent readers and appenders inside it.
+///
+/// ```swift
+/// let log = try EventLog.open(at: "/var/lib/app/events", options: .init(createIfMissing: true))
+/// let commit = try await log.append(
+///     [NewEvent(type: "MoneyDeposited", data: Data(#"{"amount":100}"#.utf8))],
+///     to: "account/42", expecting: .noStream)
+/// for event in try log.read(stream: "account/42") { print(event.version, event.type) }
+/// log.close()
+/// ```
+///
+/// An append returns once its frame is durable (``Durability/synchronous``); appends that
+/// arrive together share a frame and one `fdatasync` (group commit). Reads see only durable
+/// events. The on-disk format is specified in FORMAT.md.
+public final class EventLog: Sendable {
+    /// The store's directory.
+    public let directory: String
+    public let options: Options
+    let core: LogCore
+    private let writer: Writer
+    private let lock: Mutex<LockHolder?>
+
+    /// Owns the lock file; closing it releases the `flock`.
+    private final class LockHolder: Sendable {
+        let file: File
+        init(_ file: consuming File) { self.file = file }
+    }
+
+    /// What recovery found when the store was opened.
+    public let recovery: RecoveryReport
+
+    /// What opening the store found and repaired.
+    public struct RecoveryReport: Sendable, Equatable {
+        /// Bytes after the last valid frame of the newest segment that were zeroed (a torn write).
+        public var tornBytesDiscarded: Int
+        /// Damaged regions found; their events throw ``StoreError/corruption(segment:offset:reason:)`` when read.
+        public var corruptions: [StoreError]
+    }
+
+    private init(directory: String, options: Options, lock: consuming File, recovered: Recovery.Result, segments: [Segment]) {
+        self.directory = directory
+        self.options = options
+        self.lock = Mutex(LockHolder(lock))
+        core = LogCore(directory: directory, options: options, index: recovered.index, segments: segments)
+        writer = Writer(core: core, activeSegment: segments.count - 1, writeOffset: recovered.writeOffset)
+        recovery = RecoveryReport(
+            tornBytesDiscarded: recovered.tornBytes, corruptions: recovered.index.damage.map(\.error))
+    }
+
+    deinit { close() }
+
+    /// Opens (or, with ``Options/createIfMissing``, creates) the store in `directory`: takes the
+    /// lock, removes leftover temporary files, scans every segment to rebuild the index, and
+    /// repairs a torn tail.
+    ///
+    /// - Throws: ``StoreError/locked(directory:)`` when another writer has it open,
+    ///   ``StoreError/notFound(directory:)``, ``StoreError/notAStore(directory:reason:)``,
+    ///   ``StoreError/corruption(segment:offset:reason:)`` for a damaged segment header, and
+    ///   ``SystemError`` for failed system calls.
+    public static func open(at directory: String, options: Options = Options()) throws -> EventLog {
+        try validate(options)
+        if !Directory.exists(directory) {
+            guard options.createIfMissing else { throw StoreError.notFound(directory: directory) }
+            try Directory.create(directory)
+        }
+        let lock = try File(path: directory + "/" + Layout.lockFileName, flags: O_RDWR | O_CREAT)
+        guard try lock.lockExclusively() else { throw StoreError.locked(directory: directory) }
+
+        var names: [Layout.SegmentName] = []
+        var foreign: [String] = []
+        for entry in try Directory.entries(of: directory) {
+            if entry.hasSuffix(Layout.temporarySuffix) {
+                try Directory.remove(directory + "/" + entry)
+            } else if let name = Layout.SegmentName(fileName: entry) {
+                names.append(name)
+            } else if entry != Layout.lockFileName {
+                foreign.append(entry)
+            }
+        }
+        names.sort()
+        if names.isEmpty {
+            guard foreign.isEmpty else {
+                throw StoreError.notAStore(
+                    directory: directory, reason: "it holds other files (\(foreign.prefix(3).joined(separator: ", "))) and no segments")
+            }
+            let first = Layout.SegmentName(firstPosition: 0, generation: 0)
+            _ = try Segment.create(directory: directory, firstPosition: 0, capacity: options.segmentSize, name: first.fileName)
+            names = [first]
+        }
+        var segments: [Segment] = []
+        for (offset, name) in names.enumerated() {
+            let isLast = offset == names.count - 1
+            segments.append(try Segment.open(
+                directory: directory, name: name.fileName, writable: isLast, extendToCapacity: isLast))
+        }
+        let recovered = try Recovery.scan(segments)
+        return EventLog(directory: directory, options: options, lock: lock, recovered: recovered, segments: segments)
+    }
+
+    private static func validate(_ options: Options) throws(StoreError) {
+        guard options.segmentSize >= 4096, options.segmentSize <= 1 << 30 else {
+            throw .invalidArgument("segment size \(options.segmentSize) is outside 4 KiB ... 1 GiB")
+        }
+        guard options.maximumEventSize >= 1, options.maximumEventSize <= 256 << 20 else {
+            throw .invalidArgument("maximum event size \(options.maximumEventSize) is outside 1 B ... 256 MiB")
+        }
+        guard options.targetFrameSize >= 1024, options.targetFrameSize <= 64 << 20 else {
+            throw .invalidArgument("target frame size \(options.targetFrameSize) is outside 1 KiB ... 64 MiB")
+        }
+    }
+
+    /// Completes the queued appends, stops the writer and releases the lock. Reads and appends
+    /// after this throw ``StoreError/closed``. Calling it again does nothing.
+    public func close() {
+        let wasOpen = core.shared.withLock { shared -> Bool in
+            defer { shared.isClosed = true }
+            return !shared.isClosed
+        }
+        guard wasOpen else { return }
+        writer.stop()
+        core.wakeWaiters()
+        lock.withLock { $0 = nil }
+    }
+
+    // MARK: Writing
+
+    /// Appends `events` to `stream` as one atomic commit, if the stream is at the expected version.
+    ///
+    /// Idempotent retries: when the same event ids are already stored at the versions
+    /// `expected` implies (`.exact(n)`: from n + 1; `.noStream`: from 1; `.any` and
+    /// `.streamExists`: the stream's last events), nothing is written and the stored commit is
+    /// returned with ``Commit/wasDuplicate`` set. When only some of them are stored, it throws
+    /// ``StoreError/partialDuplicate(stream:storedCount:appendedCount:)``.
+    ///
+    /// - Throws: ``StoreError/wrongExpectedVersion(stream:expected:actual:)``,
+    ///   ``StoreError/streamTombstoned(stream:)``, ``StoreError/eventTooLarge(stream:index:size:maximum:)``,
+    ///   ``StoreError/invalidArgument(_:)`` (bad names, no events), ``StoreError/failed(reason:)``
+    ///   after a failed write or sync, ``StoreError/closed``.
+    @discardableResult
+    public func append(
+        _ events: [NewEvent], to stream: String, expecting expected: ExpectedVersion = .any
+    ) async throws(StoreError) -> Commit {
+        try Self.validate(stream: stream)
+        guard !events.isEmpty else { throw .invalidArgument("an append to '\(stream)' needs at least one event") }
+        if case .exact(let version) = expected, version < 0 {
+            throw .invalidArgument("expected version \(version) is negative")
+        }
+        for (index, event) in events.enumerated() {
+            try Self.validate(name: event.type, what: "event type")
+            let size = event.data.count + event.metadata.count
+            guard size <= options.maximumEventSize else {
+                throw .eventTooLarge(stream: stream, index: index, size: size, maximum: options.maximumEventSize)
+            }
+        }
+        try core.checkOpen()
+        return try await submit { done in .append(stream: stream, events: events, expected: expected, done: done) }
+    }
+
+    /// Soft-deletes `stream`: it reads as empty at once; later appends continue its version
+    /// numbers and are visible. Compaction reclaims the deleted events.
+    public func delete(stream: String) async throws(StoreError) {
+        try Self.validate(stream: stream)
+        try core.checkOpen()
+        try await submit { done in .streamMetadata(stream: stream, change: .delete, done: done) }
+    }
+
+    /// Hides the versions of `stream` below `version` (they are reclaimed by compaction).
+    public func truncate(stream: String, before version: Int) async throws(StoreError) {
+        try Self.validate(stream: stream)
+        guard version >= 1 else { throw .invalidArgument("truncate before version \(version): versions start at 1") }
+        try core.checkOpen()
+        try await submit { done in .streamMetadata(stream: stream, change: .truncateBefore(version), done: done) }
+    }
+
+    /// Tombstones `stream`: it reads as empty and can never be appended to again.
+    public func tombstone(stream: String) async throws(StoreError) {
+        try Self.validate(stream: stream)
+        try core.checkOpen()
+        try await submit { done in .streamMetadata(stream: stream, change: .tombstone, done: done) }
+    }
+
+    /// Saves a snapshot of a stream; the one with the highest version wins (a later save at the
+    /// same version replaces an earlier one).
+    public func saveSnapshot(_ snapshot: StoredSnapshot) async throws(StoreError) {
+        try Self.validate(stream: snapshot.stream)
+        guard snapshot.version >= 0 else { throw .invalidArgument("snapshot version \(snapshot.version) is negative") }
+        guard snapshot.data.count + snapshot.metadata.count <= options.maximumEventSize else {
+            throw .eventTooLarge(
+                stream: snapshot.stream, index: 0, size: snapshot.data.count + snapshot.metadata.count,
+                maximum: options.maximumEventSize)
+        }
+        try core.checkOpen()
+        try await submit { done in .snapshot(snapshot, done: done) }
+    }
+
+    private func submit<T: Sendable>(
+        _ operation: (@escaping @Sendable (Result<T, StoreError>) -> Void) -> Writer.Operation
+    ) async throws(StoreError) -> T {
+        let result = await withCheckedContinuation { (continuation: CheckedContinuation<Result<T, StoreError>, Never>) in
+            writer.submit(operation { continuation.resume(returning: $0) })
+        }
+        return try result.get()
+    }
+
+    static func validate(stream: String) throws(StoreError) {
+        try validate(name: stream, what: "stream name")
+    }
+
+    static func validate(name: String, what: String) throws(StoreError) {
+        let bytes = name.utf8.count
+        guard bytes > 0 else { throw .invalidArgument("\(what) is empty") }
+        guard bytes <= Options.maximumNameLength else {
+            throw .invalidArgument("\(what) is \(bytes) bytes long, over the maximum of \(Options.maximumNameLength)")
+        }
+        guard !name.utf8.contains(0) else { throw .invalidArgument("\(what) contains a NUL byte") }
+    }
+
+    // MARK: Reading
+
+    /// The direction of a stream read.
+    public enum Direction: Sendable {
+        case forward, backward
+    }
+
+    /// Events of `stream` starting at version `from`: forward up to the last version, or
+    /// backward down to the first visible one (`from` defaults to the last version then).
+    /// A deleted or tombstoned stream, or an unknown one, reads as empty.
+    ///
+    /// - Throws: ``StoreError/corruption(segment:offset:reason:)`` when an event to return lies in
+    ///   a damaged frame.
+    public func read(
+        stream: String, from version: Int? = nil, maxCount: Int = .max, direction: Direction = .forward
+    ) throws -> [StoredEvent] {
+        try core.checkOpen()
+        guard maxCount > 0 else { return [] }
+        let positions: [UInt64] = core.shared.withLock { shared in
+            guard let entry = shared.index.stream(stream), !entry.isTombstoned, entry.version > 0 else { return [] }
+            let first = entry.truncateBefore
+            let last = entry.version
+            switch direction {
+            case .forward:
+                let start = max(version ?? 1, first, 1)
+                guard start <= last else { return [] }
+                let end = start + min(maxCount, last - start + 1) - 1
+                return Array(entry.positions[(start - 1)...(end - 1)])
+            case .backward:
+                let start = min(version ?? last, last)
+                guard start >= first, start >= 1 else { return [] }
+                let end = max(first, start - min(maxCount, start) + 1)
+                return entry.positions[(end - 1)...(start - 1)].reversed()
+            }
+        }
+        return try core.events(at: positions)
+    }
+
+    /// Up to `maxCount` events in log order from global position `position` (inclusive),
+    /// including those of deleted streams that compaction has not reclaimed yet.
+    ///
+    /// - Throws: ``StoreError/corruption(segment:offset:reason:)`` when the first event to
+    ///   return lies in a damaged frame; events before damage are returned first.
+    public func readAll(from position: UInt64 = 0, maxCount: Int = 4096) throws -> [StoredEvent] {
+        try core.checkOpen()
+        guard maxCount > 0 else { return [] }
+        return try core.eventsInLog(from: position, maxCount: maxCount)
+    }
+
+    /// The latest snapshot of `stream`, or `nil` (also when the stream was deleted after it or
+    /// tombstoned).
+    public func latestSnapshot(of stream: String) throws -> StoredSnapshot? {
+        try core.checkOpen()
+        let found: (Segment, StreamIndex.SnapshotReference)? = core.shared.withLock { shared in
+            guard let entry = shared.index.stream(stream), !entry.isTombstoned, let reference = entry.snapshot,
+                reference.version > entry.snapshotsHiddenThrough
+            else { return nil }
+            return (shared.segments[reference.location.segment], reference)
+        }
+        guard let (segment, reference) = found else { return nil }
+        let records = try FrameCache.records(at: reference.location.offset, in: segment)
+        guard case .snapshot(let snapshot) = records[reference.recordIndex] else {
+            throw StoreError.corruption(segment: segment.name, offset: reference.location.offset, reason: "snapshot record moved")
+        }
+        return snapshot
+    }
+
+    /// What the index knows about a stream.
+    public struct StreamInfo: Sendable, Equatable {
+        /// The version of its last event (0: none). Deleting keeps it; appends continue from it.
+        public var version: Int
+        /// The first version reads return.
+        public var firstVisibleVersion: Int
+        public var isTombstoned: Bool
+        /// Whether no version is visible (deleted, truncated past the end, or tombstoned).
+        public var readsAsEmpty: Bool { isTombstoned || firstVisibleVersion > version }
+    }
+
+    /// The stream's version and lifecycle, or `nil` when the store has never seen it.
+    public func info(stream: String) throws -> StreamInfo? {
+        try core.checkOpen()
+        return core.shared.withLock { shared in
+            shared.index.stream(stream).map {
+                StreamInfo(version: $0.version, firstVisibleVersion: $0.truncateBefore, isTombstoned: $0.isTombstoned)
+            }
+        }
+    }
+
+    /// The names of the streams of a category (the part of a stream name before its first
+    /// `/`), in the order of their first event. Deleted and tombstoned streams are included.
+    ///
+    /// - Complexity: O(k) for k streams in the category; no event is read.
+    public func streams(inCategory category: String) throws -> [String] {
+        try core.checkOpen()
+        return core.shared.withLock { $0.index.categories[category] ?? [] }
+    }
+
+    /// The global position the next event will get; every durable event is below it.
+    public var headPosition: UInt64 {
+        core.shared.withLock { $0.index.nextPosition }
+    }
+
+    /// The number of events in the log (including those hidden by deletes and truncation).
+    public var eventCount: Int {
+        core.shared.withLock { $0.index.eventCount }
+    }
+
+    /// The names of the segment files, oldest first.
+    public var segmentNames: [String] {
+        core.shared.withLock { $0.segments.map(\.name) }
+    }
+}
+
+/// An accepted append: where its events went.
+public struct Commit: Sendable, Hashable {
+    public var stream: String
+    public var firstVersion: Int
+    public var lastVersion: Int
+    public var firstPosition: UInt64
+    public var lastPosition: UInt64
+    /// `true` when the events were already stored (an idempotent retry) and nothing was written.
+    public var wasDuplicate: Bool
+}

@@ -1,0 +1,91 @@
+import Foundation
+import Glibc
+
+/// One segment file, open and mapped. Immutable once sealed; the active (last) segment is
+/// written by the writer through ``file`` and read by everyone through ``map``.
+final class Segment: @unchecked Sendable {
+    // @unchecked: `file` and `map` are immutable owners; `File`'s methods are thread-safe system
+    // calls, and the map is read-only.
+    let name: String
+    let path: String
+    let header: SegmentHeader
+    let file: File
+    let map: MappedRegion
+
+    var capacity: Int { map.count }
+
+    private init(name: String, path: String, header: SegmentHeader, file: consuming File, map: consuming MappedRegion) {
+        self.name = name
+        self.path = path
+        self.header = header
+        self.file = file
+        self.map = map
+    }
+
+    /// Opens an existing segment and checks its header.
+    ///
+    /// - Parameter extendToCapacity: re-extend a file shorter than its capacity (the active
+    ///   segment after a cut); otherwise only its actual bytes are mapped.
+    static func open(directory: String, name: String, writable: Bool, extendToCapacity: Bool) throws -> Segment {
+        let path = directory + "/" + name
+        let file = try File(path: path, flags: writable ? O_RDWR : O_RDONLY)
+        var size = try file.size()
+        var headerBytes = [UInt8](repeating: 0, count: Layout.segmentHeaderSize)
+        let read = try headerBytes.withUnsafeMutableBytes { try file.read(into: $0, at: 0) }
+        let header: SegmentHeader
+        do {
+            header = try headerBytes.withUnsafeBytes { try SegmentHeader(decoding: UnsafeRawBufferPointer(rebasing: $0[0..<read])) }
+        } catch {
+            throw StoreError.corruption(segment: name, offset: 0, reason: "\(error)")
+        }
+        if let expected = Layout.SegmentName(fileName: name)?.firstPosition, expected != header.firstPosition {
+            throw StoreError.corruption(
+                segment: name, offset: 16, reason: "header says first position \(header.firstPosition), file name says \(expected)")
+        }
+        let capacity = Int(header.capacity)
+        guard capacity >= Layout.segmentHeaderSize, capacity <= Int(Int32.max) else {
+            throw StoreError.corruption(segment: name, offset: 24, reason: "implausible capacity \(capacity)")
+        }
+        if writable && size > capacity {
+            // Bytes past the preallocated size were never written by a writer: garbage.
+            try file.truncate(to: capacity)
+            size = capacity
+        }
+        if extendToCapacity && size < capacity {
+            try file.preallocate(size: capacity)
+            size = capacity
+        }
+        let map = try MappedRegion(file: file, count: min(size, capacity))
+        return Segment(name: name, path: path, header: header, file: file, map: map)
+    }
+
+    /// Creates a segment crash-safely: a temporary file is preallocated, given its header and
+    /// synced, then renamed into place and the directory synced, so that a segment file is never
+    /// seen without its header.
+    static func create(directory: String, firstPosition: UInt64, capacity: Int, name: String) throws -> Segment {
+        let path = directory + "/" + name
+        let temporary = path + Layout.temporarySuffix
+        let header = SegmentHeader(
+            firstPosition: firstPosition, capacity: UInt64(capacity),
+            createdMilliseconds: Date.currentMillisecond.millisecondsSince1970)
+        let file = try File(path: temporary, flags: O_RDWR | O_CREAT | O_TRUNC)
+        try file.preallocate(size: capacity)
+        try header.encoded().withUnsafeBytes { try file.write($0, at: 0) }
+        try file.synchronize()
+        try Directory.rename(temporary, to: path)
+        try Directory.synchronize(directory)
+        let map = try MappedRegion(file: file, count: capacity)
+        return Segment(name: name, path: path, header: header, file: file, map: map)
+    }
+
+    /// Zeros everything from `offset` to the end (a torn tail), and makes that durable.
+    func zero(from offset: Int) throws {
+        try file.truncate(to: offset)
+        try file.preallocate(size: capacity)
+        try file.synchronize()
+    }
+
+    func withBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try map.withBytes(0..<map.count) { bytes in try body(bytes) }
+    }
+}

@@ -1,0 +1,54 @@
+import Dugong
+
+/// Why the engine refused an operation or could not open a store.
+public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// Another writer (process, or another open in this process) holds the store's lock.
+    case locked(directory: String)
+    /// The directory does not exist and `createIfMissing` is off.
+    case notFound(directory: String)
+    /// The directory exists but is not a store (files that are not segments).
+    case notAStore(directory: String, reason: String)
+    /// The stream is not at the expected version. `actual` is its version (0: no events).
+    case wrongExpectedVersion(stream: String, expected: ExpectedVersion, actual: Int)
+    /// Some of the appended event ids are stored at their versions and some are not.
+    case partialDuplicate(stream: String, storedCount: Int, appendedCount: Int)
+    /// The stream was tombstoned and can never be appended to again.
+    case streamTombstoned(stream: String)
+    /// A stream name, event type or size limit was violated. Nothing was written.
+    case invalidArgument(String)
+    /// An event's data and metadata together exceed the configured maximum. Nothing was written.
+    case eventTooLarge(stream: String, index: Int, size: Int, maximum: Int)
+    /// Bytes on disk are damaged: the frame at `offset` of `segment` is not returned as data.
+    case corruption(segment: String, offset: Int, reason: String)
+    /// A write or sync failed; the store accepts nothing more. Reopen it to recover from disk.
+    case failed(reason: String)
+    /// The store was closed.
+    case closed
+
+    public var description: String {
+        switch self {
+        case .locked(let directory):
+            "store \(directory) is locked by another process (or another open store in this process)"
+        case .notFound(let directory):
+            "no store at \(directory) (pass createIfMissing to create one)"
+        case .notAStore(let directory, let reason):
+            "\(directory) is not a Dugong store: \(reason)"
+        case .wrongExpectedVersion(let stream, let expected, let actual):
+            "wrong expected version on stream '\(stream)': expected \(expected), actual version \(actual)"
+        case .partialDuplicate(let stream, let stored, let appended):
+            "partial duplicate on stream '\(stream)': \(stored) of \(appended) events are already stored, the rest are not"
+        case .streamTombstoned(let stream):
+            "stream '\(stream)' is tombstoned and can never be appended to again"
+        case .invalidArgument(let reason):
+            "invalid argument: \(reason)"
+        case .eventTooLarge(let stream, let index, let size, let maximum):
+            "event \(index) of the append to '\(stream)' is \(size) bytes (data + metadata), over the maximum of \(maximum)"
+        case .corruption(let segment, let offset, let reason):
+            "corruption in segment \(segment) at offset \(offset): \(reason)"
+        case .failed(let reason):
+            "the store failed and accepts no more writes (reopen it to recover): \(reason)"
+        case .closed:
+            "the store is closed"
+        }
+    }
+}

@@ -1,0 +1,326 @@
+import Dugong
+import Foundation
+import Synchronization
+
+/// The single writer: a dedicated thread that takes every queued operation, decides each one
+/// against the index, packs the accepted ones into frames (group commit), writes them, syncs
+/// once, publishes them to the index and only then completes the operations.
+final class Writer: Sendable {
+    enum Operation: Sendable {
+        case append(stream: String, events: [NewEvent], expected: ExpectedVersion,
+                    done: @Sendable (Result<Commit, StoreError>) -> Void)
+        case streamMetadata(stream: String, change: StreamChange, done: @Sendable (Result<Void, StoreError>) -> Void)
+        case snapshot(StoredSnapshot, done: @Sendable (Result<Void, StoreError>) -> Void)
+
+        func fail(_ error: StoreError) {
+            switch self {
+            case .append(_, _, _, let done): done(.failure(error))
+            case .streamMetadata(_, _, let done): done(.failure(error))
+            case .snapshot(_, let done): done(.failure(error))
+            }
+        }
+    }
+
+    enum StreamChange: Sendable {
+        case delete, truncateBefore(Int), tombstone
+    }
+
+    private struct Queue {
+        var operations: [Operation] = []
+        var isStopping = false
+    }
+
+    private let core: LogCore
+    private let queue = Mutex(Queue())
+    private let wakeUp = DispatchSemaphore(value: 0)
+    private let stopped = DispatchSemaphore(value: 0)
+    /// The writer thread's own state; touched by that thread only.
+    private let state: Mutex<WriterState>
+
+    struct WriterState {
+        var activeSegment: Int
+        var writeOffset: Int
+        var isDirty = false
+    }
+
+    init(core: LogCore, activeSegment: Int, writeOffset: Int) {
+        self.core = core
+        state = Mutex(WriterState(activeSegment: activeSegment, writeOffset: writeOffset))
+        let thread = Thread { [self] in run() }
+        thread.name = "dugong-writer"
+        thread.start()
+    }
+
+    /// Queues an operation; it completes on the writer thread.
+    func submit(_ operation: Operation) {
+        let accepted = queue.withLock { queue -> Bool in
+            guard !queue.isStopping else { return false }
+            queue.operations.append(operation)
+            return true
+        }
+        guard accepted else { return operation.fail(.closed) }
+        wakeUp.signal()
+    }
+
+    /// Completes what is queued, then stops the thread and waits for it.
+    func stop() {
+        let first = queue.withLock { queue -> Bool in
+            defer { queue.isStopping = true }
+            return !queue.isStopping
+        }
+        guard first else { return }
+        wakeUp.signal()
+        stopped.wait()
+    }
+
+    private func run() {
+        while true {
+            wakeUp.wait()
+            let (batch, stopping) = queue.withLock { queue in
+                defer { queue.operations.removeAll(keepingCapacity: true) }
+                return (queue.operations, queue.isStopping)
+            }
+            if !batch.isEmpty { process(batch) }
+            if stopping {
+                // Anything queued after the last drain is refused by submit; drain once more.
+                let rest = queue.withLock { queue in
+                    defer { queue.operations.removeAll() }
+                    return queue.operations
+                }
+                if !rest.isEmpty { process(rest) }
+                stopped.signal()
+                return
+            }
+        }
+    }
+
+    // MARK: Deciding and packing
+
+    /// A stream's state as the batch sees it: the index plus what the batch already accepted.
+    private struct StreamView {
+        var version: Int
+        var isTombstoned: Bool
+        /// Ids of the versions the batch accepted, from `pendingFrom`.
+        var pendingIDs: [UUID] = []
+        var pendingFrom: Int
+    }
+
+    private struct Batch {
+        var frames: [FrameBuilder] = []
+        var builder: FrameBuilder
+        var views: [String: StreamView] = [:]
+        var completions: [@Sendable () -> Void] = []
+        var nextPosition: UInt64
+    }
+
+    private func process(_ operations: [Operation]) {
+        if let failure = core.shared.withLock({ $0.failure }) {
+            for operation in operations { operation.fail(.failed(reason: failure)) }
+            return
+        }
+        let start = core.shared.withLock { $0.index.nextPosition }
+        var batch = Batch(builder: FrameBuilder(nextPosition: start), nextPosition: start)
+        for operation in operations {
+            switch operation {
+            case .append(let stream, let events, let expected, let done):
+                let result = decideAppend(stream: stream, events: events, expected: expected, in: &batch)
+                batch.completions.append { done(result) }
+            case .streamMetadata(let stream, let change, let done):
+                let result = changeStream(stream, change, in: &batch)
+                batch.completions.append { done(result) }
+            case .snapshot(let snapshot, let done):
+                batch.builder.append(snapshot)
+                closeFrameIfFull(&batch)
+                batch.completions.append { done(.success(())) }
+            }
+        }
+        if !batch.builder.isEmpty { batch.frames.append(batch.builder) }
+        do {
+            let written = try write(batch.frames)
+            core.shared.withLock { shared in
+                for (frame, location) in zip(batch.frames, written) {
+                    shared.index.apply(frame.records, in: location)
+                }
+                assert(shared.index.nextPosition == batch.nextPosition)
+            }
+        } catch {
+            let reason = "\(error)"
+            core.shared.withLock { $0.failure = reason }
+            for operation in operations { operation.fail(.failed(reason: reason)) }
+            return
+        }
+        for completion in batch.completions { completion() }
+        if batch.nextPosition > start { core.wakeWaiters() }
+    }
+
+    private func view(of stream: String, in batch: inout Batch) -> StreamView {
+        if let view = batch.views[stream] { return view }
+        let indexed = core.shared.withLock { $0.index.stream(stream) }
+        let version = indexed?.version ?? 0
+        return StreamView(version: version, isTombstoned: indexed?.isTombstoned ?? false, pendingFrom: version + 1)
+    }
+
+    /// The id of the event at `version` of `stream`, stored or accepted earlier in the batch.
+    private func storedID(_ stream: String, version: Int, view: StreamView) throws -> UUID? {
+        if version >= view.pendingFrom {
+            let offset = version - view.pendingFrom
+            return offset < view.pendingIDs.count ? view.pendingIDs[offset] : nil
+        }
+        let position = core.shared.withLock { shared -> UInt64? in
+            guard let positions = shared.index.stream(stream)?.positions, version >= 1, version <= positions.count else { return nil }
+            return positions[version - 1]
+        }
+        guard let position else { return nil }
+        return try core.events(at: [position]).first?.id
+    }
+
+    private func decideAppend(
+        stream: String, events: [NewEvent], expected: ExpectedVersion, in batch: inout Batch
+    ) -> Result<Commit, StoreError> {
+        var view = view(of: stream, in: &batch)
+        if view.isTombstoned { return .failure(.streamTombstoned(stream: stream)) }
+        let current = view.version
+        do {
+            if let duplicate = try duplicateCommit(stream: stream, events: events, expected: expected, view: view) {
+                return .success(duplicate)
+            }
+        } catch let error as StoreError {
+            return .failure(error)
+        } catch {
+            return .failure(.failed(reason: "\(error)"))
+        }
+        guard expected.isSatisfied(byVersion: current) else {
+            return .failure(.wrongExpectedVersion(stream: stream, expected: expected, actual: current))
+        }
+        let firstPosition = batch.nextPosition
+        for (offset, event) in events.enumerated() {
+            let stored = StoredEvent(
+                stream: stream, version: current + 1 + offset, position: batch.nextPosition, id: event.id,
+                type: event.type, timestampMilliseconds: event.timestamp.millisecondsSince1970,
+                data: event.data, metadata: event.metadata, endsCommit: offset == events.count - 1)
+            batch.builder.append(stored)
+            batch.nextPosition += 1
+            view.pendingIDs.append(event.id)
+        }
+        view.version = current + events.count
+        batch.views[stream] = view
+        closeFrameIfFull(&batch)
+        return .success(Commit(
+            stream: stream, firstVersion: current + 1, lastVersion: current + events.count,
+            firstPosition: firstPosition, lastPosition: batch.nextPosition - 1, wasDuplicate: false))
+    }
+
+    /// The commit these events already are, if they are stored at the versions the expectation
+    /// implies; throws a partial duplicate when only a prefix is stored.
+    private func duplicateCommit(
+        stream: String, events: [NewEvent], expected: ExpectedVersion, view: StreamView
+    ) throws -> Commit? {
+        let current = view.version
+        let base: Int
+        switch expected {
+        case .exact(let version) where version < current: base = version
+        case .noStream where current > 0: base = 0
+        case .any, .streamExists:
+            // A retry with no fixed version is recognized when it is the stream's last commit.
+            guard current >= events.count else { return nil }
+            base = current - events.count
+        default: return nil
+        }
+        var matched = 0
+        for (offset, event) in events.enumerated() where base + 1 + offset <= current {
+            guard try storedID(stream, version: base + 1 + offset, view: view) == event.id else { break }
+            matched += 1
+        }
+        if matched == events.count {
+            let positions = try (base + 1...base + events.count).map { try position(of: stream, version: $0, view: view) }
+            return Commit(
+                stream: stream, firstVersion: base + 1, lastVersion: base + events.count,
+                firstPosition: positions.first!, lastPosition: positions.last!, wasDuplicate: true)
+        }
+        if matched > 0, expected != .any, expected != .streamExists {
+            throw StoreError.partialDuplicate(stream: stream, storedCount: matched, appendedCount: events.count)
+        }
+        return nil
+    }
+
+    private func position(of stream: String, version: Int, view: StreamView) throws -> UInt64 {
+        if version >= view.pendingFrom {
+            preconditionFailure("a duplicate of events accepted in the same batch is reported after they are written")
+        }
+        return core.shared.withLock { $0.index.stream(stream)!.positions[version - 1] }
+    }
+
+    private func changeStream(_ stream: String, _ change: StreamChange, in batch: inout Batch) -> Result<Void, StoreError> {
+        var view = view(of: stream, in: &batch)
+        if view.isTombstoned {
+            if case .tombstone = change { return .success(()) }
+            return .failure(.streamTombstoned(stream: stream))
+        }
+        switch change {
+        case .delete:
+            batch.builder.appendStreamMetadata(stream: stream, operation: .delete, version: view.version + 1)
+        case .truncateBefore(let version):
+            batch.builder.appendStreamMetadata(stream: stream, operation: .truncateBefore, version: version)
+        case .tombstone:
+            batch.builder.appendStreamMetadata(stream: stream, operation: .tombstone, version: 0)
+            view.isTombstoned = true
+        }
+        batch.views[stream] = view
+        closeFrameIfFull(&batch)
+        return .success(())
+    }
+
+    private func closeFrameIfFull(_ batch: inout Batch) {
+        guard batch.builder.payloadSize >= core.options.targetFrameSize else { return }
+        batch.frames.append(batch.builder)
+        batch.builder = FrameBuilder(nextPosition: batch.nextPosition)
+    }
+
+    // MARK: Writing
+
+    /// Writes the frames in order, rolling segments as needed, and syncs once.
+    private func write(_ frames: [FrameBuilder]) throws -> [FrameLocation] {
+        try state.withLock { state in
+            var locations: [FrameLocation] = []
+            for frame in frames {
+                let bytes = frame.encoded()
+                var segment = core.shared.withLock { $0.segments[state.activeSegment] }
+                if state.writeOffset + bytes.count > segment.capacity {
+                    segment = try roll(&state, firstPosition: frame.firstPosition, frameSize: bytes.count)
+                }
+                try bytes.withUnsafeBytes { try segment.file.write($0, at: state.writeOffset) }
+                locations.append(FrameLocation(segment: state.activeSegment, offset: state.writeOffset))
+                state.writeOffset += bytes.count
+                state.isDirty = true
+                assert(state.writeOffset <= segment.capacity)
+            }
+            try synchronize(&state)
+            return locations
+        }
+    }
+
+    private func synchronize(_ state: inout WriterState) throws {
+        guard state.isDirty else { return }
+        if core.options.durability == .synchronous {
+            let segment = core.shared.withLock { $0.segments[state.activeSegment] }
+            try segment.file.synchronizeData()
+        }
+        state.isDirty = false
+    }
+
+    /// Seals the active segment (syncing it) and makes a new one starting at `firstPosition`.
+    private func roll(_ state: inout WriterState, firstPosition: UInt64, frameSize: Int) throws -> Segment {
+        try synchronize(&state)
+        let previous = core.shared.withLock { $0.segments[state.activeSegment] }
+        let previousName = Layout.SegmentName(fileName: previous.name)
+        let generation = previousName?.firstPosition == firstPosition ? (previousName?.generation ?? 0) + 1 : 0
+        let name = Layout.SegmentName(firstPosition: firstPosition, generation: generation)
+        let capacity = max(core.options.segmentSize, Layout.segmentHeaderSize + frameSize)
+        let segment = try Segment.create(
+            directory: core.directory, firstPosition: firstPosition, capacity: capacity, name: name.fileName)
+        core.shared.withLock { $0.segments.append(segment) }
+        state.activeSegment += 1
+        state.writeOffset = Layout.segmentHeaderSize
+        return segment
+    }
+}

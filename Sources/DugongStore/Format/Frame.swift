@@ -1,0 +1,183 @@
+import Foundation
+
+/// The fixed 32-byte header of a frame. See FORMAT.md, "Frames".
+struct FrameHeader: Equatable {
+    /// Bytes of payload stored after the header.
+    var storedLength: UInt32
+    /// Bytes of payload after inflating (equal to `storedLength` when not compressed).
+    var rawLength: UInt32
+    var isCompressed: Bool
+    /// The position of the frame's first event, or the next position when it has none.
+    var firstPosition: UInt64
+    var eventCount: UInt32
+    var recordCount: UInt32
+
+    /// The frame's total length in the file.
+    var totalLength: Int { Layout.frameHeaderSize + Int(storedLength) }
+}
+
+/// Builds one frame from records. See FORMAT.md, "Frames" and "Records".
+struct FrameBuilder {
+    private(set) var payload = ByteWriter(capacity: 4096)
+    private(set) var firstPosition: UInt64
+    private(set) var eventCount: UInt32 = 0
+    private(set) var recordCount: UInt32 = 0
+    /// The records, as the index will apply them once the frame is written.
+    private(set) var records: [Record] = []
+    private var previousPosition: UInt64
+
+    /// A builder whose first event will be at `nextPosition` (or which has none and says so).
+    init(nextPosition: UInt64) {
+        firstPosition = nextPosition
+        previousPosition = nextPosition &- 1
+    }
+
+    var isEmpty: Bool { recordCount == 0 }
+    var payloadSize: Int { payload.bytes.count }
+
+    mutating func append(_ event: StoredEvent) {
+        precondition(event.position == previousPosition &+ 1, "frames hold gapless positions when written")
+        payload.event(event, previousPosition: previousPosition)
+        records.append(.event(event))
+        previousPosition = event.position
+        eventCount += 1
+        recordCount += 1
+    }
+
+    mutating func appendStreamMetadata(stream: String, operation: Layout.StreamOperation, version: Int) {
+        payload.streamMetadata(stream: stream, operation: operation, version: version)
+        records.append(.streamMetadata(stream: stream, operation: operation, version: version))
+        recordCount += 1
+    }
+
+    mutating func append(_ snapshot: StoredSnapshot) {
+        payload.snapshot(snapshot)
+        records.append(.snapshot(snapshot))
+        recordCount += 1
+    }
+
+    /// The frame's bytes: header, then the payload, raw DEFLATE when that saves at least 1/8.
+    func encoded() -> [UInt8] {
+        precondition(!isEmpty && payloadSize <= Layout.maximumFramePayload)
+        let compressed = payload.bytes.withUnsafeBytes { Compression.deflate($0) }
+        let stored = compressed ?? payload.bytes
+        var frame = ByteWriter(capacity: Layout.frameHeaderSize + stored.count)
+        frame.u32(0)  // checksum, patched below
+        frame.u32(UInt32(stored.count))
+        frame.u32(UInt32(payloadSize))
+        frame.u8(compressed == nil ? 0 : Layout.frameCompressed)
+        frame.u8(0)
+        frame.u16(0)
+        frame.u64(firstPosition)
+        frame.u32(eventCount)
+        frame.u32(recordCount)
+        assert(frame.bytes.count == Layout.frameHeaderSize)
+        frame.raw(stored)
+        let crc = frame.bytes.withUnsafeBytes { Checksum.crc32c(UnsafeRawBufferPointer(rebasing: $0[4...])) }
+        frame.patchU32(Checksum.mask(crc), at: 0)
+        return frame.bytes
+    }
+}
+
+/// What is at an offset of a segment where a frame may start.
+enum FrameProbe: Equatable {
+    /// A frame whose header and checksum are valid.
+    case frame(FrameHeader)
+    /// Zeros: the end of the data written to a preallocated segment.
+    case endOfData
+    /// Not a valid frame: a torn write at the tail, or damage.
+    case invalid(String)
+}
+
+enum FrameReader {
+    /// Looks at `bytes[offset...]` for a frame: header sanity, length within the bytes, checksum.
+    static func probe(_ bytes: UnsafeRawBufferPointer, at offset: Int) -> FrameProbe {
+        let available = bytes.count - offset
+        if available <= 0 { return .endOfData }
+        let headerBytes = min(available, Layout.frameHeaderSize)
+        let head = UnsafeRawBufferPointer(rebasing: bytes[offset..<offset + headerBytes])
+        if head.allSatisfy({ $0 == 0 }) {
+            return headerBytes == Layout.frameHeaderSize || available == headerBytes ? .endOfData : .invalid("zeros")
+        }
+        guard available >= Layout.frameHeaderSize else { return .invalid("truncated frame header") }
+        var reader = ByteReader(head)
+        do {
+            let checksum = try reader.u32("checksum")
+            let storedLength = try reader.u32("stored length")
+            let rawLength = try reader.u32("raw length")
+            let flags = try reader.u8("flags")
+            let reserved = try reader.u8("reserved"), reserved2 = try reader.u16("reserved")
+            let firstPosition = try reader.u64("first position")
+            let eventCount = try reader.u32("event count")
+            let recordCount = try reader.u32("record count")
+            guard flags & ~Layout.frameCompressed == 0, reserved == 0, reserved2 == 0 else {
+                return .invalid("unknown flags or nonzero reserved bytes")
+            }
+            let compressed = flags & Layout.frameCompressed != 0
+            guard storedLength > 0, Int(storedLength) <= Layout.maximumFramePayload,
+                Int(rawLength) <= Layout.maximumFramePayload, compressed || rawLength == storedLength,
+                recordCount > 0, eventCount <= recordCount
+            else { return .invalid("implausible lengths or counts") }
+            let total = Layout.frameHeaderSize + Int(storedLength)
+            guard total <= available else { return .invalid("frame of \(total) bytes runs past the end of the segment") }
+            let covered = UnsafeRawBufferPointer(rebasing: bytes[(offset + 4)..<(offset + total)])
+            guard Checksum.mask(Checksum.crc32c(covered)) == checksum else { return .invalid("checksum mismatch") }
+            return .frame(FrameHeader(
+                storedLength: storedLength, rawLength: rawLength, isCompressed: compressed,
+                firstPosition: firstPosition, eventCount: eventCount, recordCount: recordCount))
+        } catch {
+            return .invalid("\(error)")
+        }
+    }
+
+    /// Decodes the records of a frame whose checksum was verified by ``probe(_:at:)``.
+    /// - Throws: a description of the damage when the payload does not decode as its header says.
+    static func records(
+        of header: FrameHeader, in bytes: UnsafeRawBufferPointer, at offset: Int
+    ) throws -> [Record] {
+        let start = offset + Layout.frameHeaderSize
+        let stored = UnsafeRawBufferPointer(rebasing: bytes[start..<start + Int(header.storedLength)])
+        if header.isCompressed {
+            guard let raw = Compression.inflate(stored, count: Int(header.rawLength)) else {
+                throw FrameDamage("payload does not inflate to \(header.rawLength) bytes")
+            }
+            return try raw.withUnsafeBytes { try decode($0, header) }
+        }
+        return try decode(stored, header)
+    }
+
+    private static func decode(_ payload: UnsafeRawBufferPointer, _ header: FrameHeader) throws(FrameDamage) -> [Record] {
+        var reader = ByteReader(payload)
+        var records: [Record] = []
+        records.reserveCapacity(Int(header.recordCount))
+        var previous = header.firstPosition &- 1
+        var events: UInt32 = 0
+        do {
+            for _ in 0..<header.recordCount {
+                let record = try reader.record(previousPosition: &previous)
+                if case .event(let event) = record {
+                    if events == 0 && event.position != header.firstPosition {
+                        throw FrameDamage("first event at position \(event.position), header says \(header.firstPosition)")
+                    }
+                    events += 1
+                }
+                records.append(record)
+            }
+        } catch let damage as FrameDamage {
+            throw damage
+        } catch {
+            throw FrameDamage("\(error)")
+        }
+        guard reader.remaining == 0 else { throw FrameDamage("\(reader.remaining) bytes after the last record") }
+        guard events == header.eventCount else {
+            throw FrameDamage("\(events) events, header says \(header.eventCount)")
+        }
+        return records
+    }
+}
+
+/// A frame whose checksum holds but whose content does not decode: a bug or a forged frame.
+struct FrameDamage: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}

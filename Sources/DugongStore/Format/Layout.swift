@@ -1,0 +1,89 @@
+import Foundation
+
+/// Every constant of the on-disk format, in one place. FORMAT.md is the specification; this
+/// file must agree with it byte for byte.
+enum Layout {
+    /// The format version this code writes and the only one it reads.
+    static let formatVersion: UInt16 = 1
+
+    // MARK: Directory
+
+    /// The lock file a writer holds with `flock(LOCK_EX)`.
+    static let lockFileName = "dugong.lock"
+    /// Segment files: 20 decimal digits (the first global position), then this suffix; a
+    /// segment that starts at the same position as its predecessor (which then held no events)
+    /// has `-N` before the suffix, N its generation (1, 2, …).
+    static let segmentSuffix = ".dseg"
+    /// Files being created; removed at open.
+    static let temporarySuffix = ".tmp"
+
+    /// A segment's place in the order of segments: by first position, then generation.
+    struct SegmentName: Comparable, Hashable {
+        var firstPosition: UInt64
+        var generation: Int
+
+        static func < (a: Self, b: Self) -> Bool {
+            (a.firstPosition, a.generation) < (b.firstPosition, b.generation)
+        }
+
+        var fileName: String {
+            let digits = String(firstPosition)
+            let padded = String(repeating: "0", count: 20 - digits.count) + digits
+            return padded + (generation == 0 ? "" : "-\(generation)") + Layout.segmentSuffix
+        }
+
+        /// Parses a segment file name; `nil` if `name` is not one.
+        init?(fileName name: String) {
+            guard name.hasSuffix(Layout.segmentSuffix) else { return nil }
+            let stem = name.dropLast(Layout.segmentSuffix.count)
+            let parts = stem.split(separator: "-", omittingEmptySubsequences: false)
+            guard (1...2).contains(parts.count), parts[0].count == 20,
+                parts.allSatisfy({ !$0.isEmpty && $0.allSatisfy { $0.isASCII && $0.isNumber } }),
+                let position = UInt64(parts[0])
+            else { return nil }
+            let generation = parts.count == 2 ? Int(parts[1]) : 0
+            guard let generation, parts.count == 1 || (generation > 0 && String(generation) == parts[1]) else { return nil }
+            self.init(firstPosition: position, generation: generation)
+        }
+
+        init(firstPosition: UInt64, generation: Int) {
+            self.firstPosition = firstPosition
+            self.generation = generation
+        }
+    }
+
+    // MARK: Segment header
+
+    static let segmentMagic: [UInt8] = Array("DUGONGSG".utf8)
+    static let segmentHeaderSize = 64
+    /// The header's CRC covers bytes 0 ..< 60 and is stored at 60.
+    static let segmentHeaderChecksumOffset = 60
+
+    // MARK: Frames
+
+    static let frameHeaderSize = 32
+    /// Flag bit: the payload is raw DEFLATE.
+    static let frameCompressed: UInt8 = 0x01
+    /// A frame's payload (stored or inflated) is at most this long.
+    static let maximumFramePayload = 1 << 30
+
+    // MARK: Records
+
+    enum RecordType: UInt8 {
+        case event = 0x01
+        case streamMetadata = 0x02
+        case snapshot = 0x03
+    }
+
+    /// Event record flag bit: the event is the last of its commit.
+    static let eventEndsCommit: UInt8 = 0x01
+
+    enum StreamOperation: UInt8 {
+        /// Versions below the value are hidden (and reclaimed by compaction).
+        case truncateBefore = 1
+        /// Soft delete: truncate before the value, which is the stream's version + 1 at the time.
+        case delete = 2
+        /// Hard delete: the stream can never be appended to again.
+        case tombstone = 3
+    }
+}

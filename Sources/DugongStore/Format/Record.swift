@@ -1,0 +1,93 @@
+import Foundation
+
+/// One record of a frame's payload, decoded. See FORMAT.md, "Records".
+enum Record: Sendable, Equatable {
+    case event(StoredEvent)
+    case streamMetadata(stream: String, operation: Layout.StreamOperation, version: Int)
+    case snapshot(StoredSnapshot)
+}
+
+extension ByteWriter {
+    /// Appends an event record. `previousPosition` is the position of the frame's previous
+    /// event, or the frame's first position - 1 for the first.
+    mutating func event(_ event: StoredEvent, previousPosition: UInt64) {
+        precondition(event.position > previousPosition || (event.position == 0 && previousPosition == .max))
+        u8(Layout.RecordType.event.rawValue)
+        u8(event.endsCommit ? Layout.eventEndsCommit : 0)
+        varint(event.position &- previousPosition &- 1)
+        lengthPrefixed(event.stream.utf8)
+        varint(UInt64(event.version))
+        withUnsafeBytes(of: event.id.uuid) { raw(UnsafeRawBufferPointer($0)) }
+        lengthPrefixed(event.type.utf8)
+        i64(event.timestampMilliseconds)
+        lengthPrefixed(event.data)
+        lengthPrefixed(event.metadata)
+    }
+
+    mutating func streamMetadata(stream: String, operation: Layout.StreamOperation, version: Int) {
+        u8(Layout.RecordType.streamMetadata.rawValue)
+        lengthPrefixed(stream.utf8)
+        u8(operation.rawValue)
+        varint(UInt64(version))
+    }
+
+    mutating func snapshot(_ snapshot: StoredSnapshot) {
+        u8(Layout.RecordType.snapshot.rawValue)
+        lengthPrefixed(snapshot.stream.utf8)
+        varint(UInt64(snapshot.version))
+        lengthPrefixed(snapshot.data)
+        lengthPrefixed(snapshot.metadata)
+    }
+}
+
+extension ByteReader {
+    /// Reads the next record. `previousPosition` is as for ``ByteWriter/event(_:previousPosition:)``
+    /// and is advanced past an event record.
+    mutating func record(previousPosition: inout UInt64) throws(Malformed) -> Record {
+        let start = offset
+        let type = try u8("record type")
+        switch Layout.RecordType(rawValue: type) {
+        case .event:
+            let flags = try u8("event flags")
+            guard flags & ~Layout.eventEndsCommit == 0 else {
+                throw Malformed(offset: start + 1, reason: "unknown event flags \(flags)")
+            }
+            let delta = try varint("position delta")
+            // previousPosition is UInt64.max ("-1") before an event at position 0.
+            let position = previousPosition &+ delta &+ 1
+            guard delta < UInt64.max - 1, previousPosition == .max || position > previousPosition else {
+                throw Malformed(offset: start, reason: "position overflows")
+            }
+            let stream = try string("stream name")
+            let version = try count("version", limit: Int.max)
+            guard version >= 1 else { throw Malformed(offset: start, reason: "version 0") }
+            let id = try bytes(16, "event id")
+            let type = try string("event type")
+            let timestamp = try i64("timestamp")
+            let data = Data(try lengthPrefixed("data"))
+            let metadata = Data(try lengthPrefixed("metadata"))
+            previousPosition = position
+            return .event(StoredEvent(
+                stream: stream, version: version, position: position,
+                id: UUID(uuid: id.loadUnaligned(as: uuid_t.self)), type: type,
+                timestampMilliseconds: timestamp, data: data, metadata: metadata,
+                endsCommit: flags & Layout.eventEndsCommit != 0))
+        case .streamMetadata:
+            let stream = try string("stream name")
+            let code = try u8("stream operation")
+            guard let operation = Layout.StreamOperation(rawValue: code) else {
+                throw Malformed(offset: offset - 1, reason: "unknown stream operation \(code)")
+            }
+            let version = try count("stream operation version", limit: Int.max)
+            return .streamMetadata(stream: stream, operation: operation, version: version)
+        case .snapshot:
+            let stream = try string("stream name")
+            let version = try count("snapshot version", limit: Int.max)
+            let data = Data(try lengthPrefixed("snapshot data"))
+            let metadata = Data(try lengthPrefixed("snapshot metadata"))
+            return .snapshot(StoredSnapshot(stream: stream, version: version, data: data, metadata: metadata))
+        case nil:
+            throw Malformed(offset: start, reason: "unknown record type \(type)")
+        }
+    }
+}

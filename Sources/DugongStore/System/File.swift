@@ -1,0 +1,132 @@
+import Glibc
+
+/// An open file descriptor, closed when the owner goes away. Every file system call the engine
+/// makes on a file goes through here.
+struct File: ~Copyable {
+    let descriptor: Int32
+    let path: String
+
+    /// `open(2)` with `O_CLOEXEC` added.
+    init(path: String, flags: Int32, mode: mode_t = 0o644) throws(SystemError) {
+        descriptor = try retryingOnInterrupt("open", path) { Glibc.open(path, flags | O_CLOEXEC, mode) }
+        self.path = path
+    }
+
+    deinit { _ = Glibc.close(descriptor) }
+
+    /// The file's size in bytes (`fstat(2)`).
+    func size() throws(SystemError) -> Int {
+        var status = stat()
+        try retryingOnInterrupt("fstat", path) { fstat(descriptor, &status) }
+        return Int(status.st_size)
+    }
+
+    /// Reads up to `buffer.count` bytes at `offset` (`pread(2)`, looping on short reads).
+    /// - Returns: the number of bytes read; less than asked only at the end of the file.
+    func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int) throws(SystemError) -> Int {
+        var done = 0
+        while done < buffer.count {
+            let count = try retryingOnInterrupt("pread", path) {
+                pread(descriptor, buffer.baseAddress! + done, buffer.count - done, off_t(offset + done))
+            }
+            if count == 0 { break }
+            done += count
+        }
+        return done
+    }
+
+    /// Writes all of `bytes` at `offset` (`pwrite(2)`, looping on short writes).
+    func write(_ bytes: UnsafeRawBufferPointer, at offset: Int) throws(SystemError) {
+        var done = 0
+        while done < bytes.count {
+            done += try retryingOnInterrupt("pwrite", path) {
+                pwrite(descriptor, bytes.baseAddress! + done, bytes.count - done, off_t(offset + done))
+            }
+        }
+    }
+
+    /// Makes the file's data durable (`fdatasync(2)`).
+    func synchronizeData() throws(SystemError) {
+        try retryingOnInterrupt("fdatasync", path) { fdatasync(descriptor) }
+    }
+
+    /// Makes the file's data and metadata durable (`fsync(2)`).
+    func synchronize() throws(SystemError) {
+        try retryingOnInterrupt("fsync", path) { fsync(descriptor) }
+    }
+
+    /// Sets the file's size (`ftruncate(2)`).
+    func truncate(to size: Int) throws(SystemError) {
+        try retryingOnInterrupt("ftruncate", path) { ftruncate(descriptor, off_t(size)) }
+    }
+
+    /// Reserves blocks so that the file is at least `size` bytes long (`posix_fallocate(3)`),
+    /// the new bytes reading as zeros.
+    func preallocate(size: Int) throws(SystemError) {
+        let code = posix_fallocate(descriptor, 0, off_t(size))
+        guard code == 0 else { throw SystemError(call: "posix_fallocate", path: path, code: code) }
+    }
+
+    /// Takes an exclusive `flock(2)` without waiting.
+    /// - Returns: `false` when another open file description holds the lock.
+    func lockExclusively() throws(SystemError) -> Bool {
+        while true {
+            if flock(descriptor, LOCK_EX | LOCK_NB) == 0 { return true }
+            switch errno {
+            case EINTR: continue
+            case EWOULDBLOCK: return false
+            case let code: throw SystemError(call: "flock", path: path, code: code)
+            }
+        }
+    }
+}
+
+/// Directory operations: listing, renaming, removing, and making entries durable.
+enum Directory {
+    /// Creates `path` (and its parents) if missing.
+    static func create(_ path: String) throws(SystemError) {
+        var prefix = path.hasPrefix("/") ? "" : "."
+        for component in path.split(separator: "/") {
+            prefix += "/" + component
+            if mkdir(prefix, 0o755) != 0 && errno != EEXIST {
+                throw SystemError(call: "mkdir", path: prefix, code: errno)
+            }
+        }
+    }
+
+    /// Whether `path` exists and is a directory.
+    static func exists(_ path: String) -> Bool {
+        var status = stat()
+        return stat(path, &status) == 0 && (status.st_mode & S_IFMT) == S_IFDIR
+    }
+
+    /// The names of the entries of `path`, without `.` and `..`, sorted.
+    static func entries(of path: String) throws(SystemError) -> [String] {
+        guard let directory = opendir(path) else { throw SystemError(call: "opendir", path: path, code: errno) }
+        defer { closedir(directory) }
+        var names: [String] = []
+        while let entry = readdir(directory) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(cString: raw.baseAddress!.assumingMemoryBound(to: CChar.self))
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names.sorted()
+    }
+
+    /// Makes the directory's entries (creations, renames, removals) durable (`fsync(2)` on it).
+    static func synchronize(_ path: String) throws(SystemError) {
+        let directory = try File(path: path, flags: O_RDONLY | O_DIRECTORY)
+        try directory.synchronize()
+    }
+
+    /// `rename(2)`.
+    static func rename(_ from: String, to: String) throws(SystemError) {
+        try retryingOnInterrupt("rename", from) { Glibc.rename(from, to) }
+    }
+
+    /// `unlink(2)`.
+    static func remove(_ path: String) throws(SystemError) {
+        try retryingOnInterrupt("unlink", path) { unlink(path) }
+    }
+}
