@@ -1,5 +1,5 @@
 import Dugong
-import DugongStore
+@testable import DugongStore
 import DugongTesting
 import Testing
 

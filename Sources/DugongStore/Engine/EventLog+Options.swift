@@ -15,6 +15,11 @@ extension EventLog {
         /// Group commit: a frame is closed once its payload reaches this size. Default 1 MiB.
         public var targetFrameSize = 1 << 20
 
+        /// Accept appends to a store in which opening found damage. Default `false`: a damaged
+        /// frame may hold events of any stream, and appending could reuse their versions; such a
+        /// store opens for reading (and for `dugong verify`) only.
+        public var acceptWritesDespiteDamage = false
+
         /// The longest stream name or event type, in UTF-8 bytes.
         public static let maximumNameLength = 1024
 

@@ -159,7 +159,7 @@ public final class EventLog: Sendable {
                 throw .eventTooLarge(stream: stream, index: index, size: size, maximum: options.maximumEventSize)
             }
         }
-        try core.checkOpen()
+        try checkWritable()
         return try await submit { done in .append(stream: stream, events: events, expected: expected, done: done) }
     }
 
@@ -167,7 +167,7 @@ public final class EventLog: Sendable {
     /// numbers and are visible. Compaction reclaims the deleted events.
     public func delete(stream: String) async throws(StoreError) {
         try Self.validate(stream: stream)
-        try core.checkOpen()
+        try checkWritable()
         try await submit { done in .streamMetadata(stream: stream, change: .delete, done: done) }
     }
 
@@ -175,14 +175,14 @@ public final class EventLog: Sendable {
     public func truncate(stream: String, before version: Int) async throws(StoreError) {
         try Self.validate(stream: stream)
         guard version >= 1 else { throw .invalidArgument("truncate before version \(version): versions start at 1") }
-        try core.checkOpen()
+        try checkWritable()
         try await submit { done in .streamMetadata(stream: stream, change: .truncateBefore(version), done: done) }
     }
 
     /// Tombstones `stream`: it reads as empty and can never be appended to again.
     public func tombstone(stream: String) async throws(StoreError) {
         try Self.validate(stream: stream)
-        try core.checkOpen()
+        try checkWritable()
         try await submit { done in .streamMetadata(stream: stream, change: .tombstone, done: done) }
     }
 
@@ -196,8 +196,16 @@ public final class EventLog: Sendable {
                 stream: snapshot.stream, index: 0, size: snapshot.data.count + snapshot.metadata.count,
                 maximum: options.maximumEventSize)
         }
-        try core.checkOpen()
+        try checkWritable()
         try await submit { done in .snapshot(snapshot, done: done) }
+    }
+
+    /// Throws when the store is closed, or damaged and not opened to accept writes anyway.
+    private func checkWritable() throws(StoreError) {
+        try core.checkOpen()
+        if !options.acceptWritesDespiteDamage, let damage = recovery.corruptions.first {
+            throw .damaged(first: damage)
+        }
     }
 
     private func submit<T: Sendable>(

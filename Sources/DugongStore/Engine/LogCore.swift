@@ -157,6 +157,11 @@ final class FrameCache: Sendable {
         self.capacity = max(capacity, 1)
     }
 
+    /// Forgets every decoded frame.
+    func removeAll() {
+        state.withLock { $0 = State() }
+    }
+
     /// The events of the frame at `location`, decoded (and checksum-verified) on first use.
     func events(of location: FrameLocation, in segment: Segment) throws -> [StoredEvent] {
         if let cached = state.withLock({ $0.frames[location] }) { return cached }

@@ -20,6 +20,9 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
     case eventTooLarge(stream: String, index: Int, size: Int, maximum: Int)
     /// Bytes on disk are damaged: the frame at `offset` of `segment` is not returned as data.
     case corruption(segment: String, offset: Int, reason: String)
+    /// Opening found damage (the first of which is `first`); the store accepts no writes
+    /// unless opened with `acceptWritesDespiteDamage`.
+    indirect case damaged(first: StoreError)
     /// A write or sync failed; the store accepts nothing more. Reopen it to recover from disk.
     case failed(reason: String)
     /// The store was closed.
@@ -45,6 +48,8 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
             "event \(index) of the append to '\(stream)' is \(size) bytes (data + metadata), over the maximum of \(maximum)"
         case .corruption(let segment, let offset, let reason):
             "corruption in segment \(segment) at offset \(offset): \(reason)"
+        case .damaged(let first):
+            "the store is damaged and opened for reading only (\(first)); run `dugong verify`, or open with acceptWritesDespiteDamage"
         case .failed(let reason):
             "the store failed and accepts no more writes (reopen it to recover): \(reason)"
         case .closed:

@@ -1,0 +1,312 @@
+import Dugong
+@testable import DugongStore
+import Foundation
+import Testing
+
+/// Helpers shared by the engine tests.
+enum Fixture {
+    /// `count` events; `size` adds that many incompressible characters to each.
+    static func events(_ count: Int, type: String = "Deposited", size: Int = 0) -> [NewEvent] {
+        (0..<count).map { index in
+            let padding = String((0..<size).map { _ in "abcdefghijklmnopqrstuvwxyz0123456789".randomElement()! })
+            return NewEvent(
+                type: type, timestamp: Date(millisecondsSince1970: 1_700_000_000_000 + Int64(index)),
+                data: Data(#"{"amount":\#(index),"pad":"\#(padding)"}"#.utf8), metadata: Data(#"{"i":\#(index)}"#.utf8))
+        }
+    }
+
+    static func open(_ directory: TemporaryDirectory, segmentSize: Int = 64 << 20) throws -> EventLog {
+        var options = EventLog.Options(createIfMissing: true)
+        options.segmentSize = segmentSize
+        return try EventLog.open(at: directory.path, options: options)
+    }
+
+    /// The offsets of the frames of a segment file, read with nothing but FORMAT.md's rules:
+    /// frames start at 64 and follow each other; a zero length ends them.
+    static func frameOffsets(of path: String) throws -> [Int] {
+        let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+        var offsets: [Int] = []
+        var offset = 64
+        while offset + 32 <= bytes.count {
+            let length = Int(bytes[offset + 4]) | Int(bytes[offset + 5]) << 8 | Int(bytes[offset + 6]) << 16 | Int(bytes[offset + 7]) << 24
+            if length == 0 { break }
+            offsets.append(offset)
+            offset += 32 + length
+        }
+        return offsets
+    }
+
+    static func endOfFrames(of path: String) throws -> Int {
+        let offsets = try frameOffsets(of: path)
+        guard let last = offsets.last else { return 64 }
+        let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+        let length = Int(bytes[last + 4]) | Int(bytes[last + 5]) << 8 | Int(bytes[last + 6]) << 16 | Int(bytes[last + 7]) << 24
+        return last + 32 + length
+    }
+}
+
+@Suite("Event log: appends and reads")
+struct EventLogTests {
+    @Test func appendsAndReadsForwardBackwardAndAll() async throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let log = try Fixture.open(directory)
+        defer { log.close() }
+        let first = try await log.append(Fixture.events(3), to: "account/1", expecting: .noStream)
+        #expect(first == Commit(stream: "account/1", firstVersion: 1, lastVersion: 3, firstPosition: 0, lastPosition: 2, wasDuplicate: false))
+        let other = try await log.append(Fixture.events(2), to: "account/2", expecting: .noStream)
+        #expect(other.firstPosition == 3 && other.lastVersion == 2)
+        try await log.append(Fixture.events(2), to: "account/1", expecting: .exact(3))
+
+        let forward = try log.read(stream: "account/1")
+        #expect(forward.map(\.version) == [1, 2, 3, 4, 5])
+        #expect(forward.map(\.position) == [0, 1, 2, 5, 6])
+        #expect(forward.map(\.endsCommit) == [false, false, true, false, true])
+        #expect(try log.read(stream: "account/1", from: 4).map(\.version) == [4, 5])
+        #expect(try log.read(stream: "account/1", from: 2, maxCount: 2).map(\.version) == [2, 3])
+        #expect(try log.read(stream: "account/1", direction: .backward).map(\.version) == [5, 4, 3, 2, 1])
+        #expect(try log.read(stream: "account/1", from: 3, maxCount: 2, direction: .backward).map(\.version) == [3, 2])
+        #expect(try log.read(stream: "nobody").isEmpty)
+        #expect(try log.readAll().map(\.position) == Array(0...6))
+        #expect(try log.readAll(from: 4, maxCount: 2).map(\.position) == [4, 5])
+        #expect(try log.streams(inCategory: "account") == ["account/1", "account/2"])
+        #expect(log.headPosition == 7 && log.eventCount == 7)
+
+        let stored = forward[0]
+        let sent = Fixture.events(1)[0]
+        #expect(stored.type == sent.type && stored.data == sent.data && stored.metadata == sent.metadata)
+        #expect(stored.timestamp == sent.timestamp)
+    }
+
+    @Test func reopeningAfterCloseKeepsEverything() async throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        var log = try Fixture.open(directory)
+        for stream in 0..<20 {
+            try await log.append(Fixture.events(7, size: 100), to: "s/\(stream)", expecting: .noStream)
+        }
+        try await log.saveSnapshot(StoredSnapshot(stream: "s/3", version: 7, data: Data("state".utf8)))
+        try await log.delete(stream: "s/4")
+        try await log.truncate(stream: "s/5", before: 6)
+        try await log.tombstone(stream: "s/6")
+        let before = try log.readAll(maxCount: 1000)
+        log.close()
+
+        log = try Fixture.open(directory)
+        defer { log.close() }
+        #expect(try log.readAll(maxCount: 1000) == before)
+        #expect(try log.latestSnapshot(of: "s/3")?.data == Data("state".utf8))
+        #expect(try log.read(stream: "s/4").isEmpty)
+        #expect(try log.read(stream: "s/5").map(\.version) == [6, 7])
+        #expect(try log.info(stream: "s/6")?.isTombstoned == true)
+        #expect(log.recovery == EventLog.RecoveryReport(tornBytesDiscarded: 0, corruptions: []))
+        let next = try await log.append(Fixture.events(1), to: "s/0", expecting: .exact(7))
+        #expect(next.firstPosition == 140 && next.firstVersion == 8)
+    }
+
+    @Test func segmentsRollOverAtTheConfiguredSize() async throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        var log = try Fixture.open(directory, segmentSize: 4096)
+        for round in 0..<40 {
+            try await log.append(Fixture.events(3, size: 200), to: "big/\(round % 4)")
+        }
+        let names = log.segmentNames
+        #expect(names.count > 5)
+        #expect(names.first == "00000000000000000000.dseg")
+        let all = try log.readAll(maxCount: 1000)
+        #expect(all.map(\.position) == Array(0..<120))
+        log.close()
+        for name in names {
+            let size = try FileManager.default.attributesOfItem(atPath: directory.file(name))[.size] as! Int
+            #expect(size == 4096, "\(name) is \(size) bytes")
+            let first = UInt64(name.prefix(20))!
+            #expect(all.contains { $0.position == first }, "\(name) starts at an event")
+        }
+        log = try Fixture.open(directory, segmentSize: 4096)
+        defer { log.close() }
+        #expect(try log.readAll(maxCount: 1000) == all)
+        #expect(try log.read(stream: "big/1").map(\.version) == Array(1...30))
+    }
+
+    @Test func aCommitLargerThanASegmentGetsASegmentOfItsOwn() async throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let log = try Fixture.open(directory, segmentSize: 4096)
+        defer { log.close() }
+        let random = (0..<20_000).map { _ in UInt8.random(in: 0...255) }
+        try await log.append([NewEvent(type: "Blob", data: Data(random))], to: "blob/1")
+        try await log.append(Fixture.events(1), to: "blob/1")
+        #expect(try log.read(stream: "blob/1").first?.data == Data(random))
+        // The first segment held no event, so the blob's segment starts at the same position.
+        #expect(log.segmentNames == ["00000000000000000000.dseg", "00000000000000000000-1.dseg", "00000000000000000001.dseg"])
+    }
+
+    @Test func snapshotsOnlySegmentsRollWithAGeneration() async throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        var log = try Fixture.open(directory, segmentSize: 4096)
+        let state = Data((0..<1500).map { _ in UInt8.random(in: 0...255) })
+        for version in 1...6 {
+            try await log.saveSnapshot(StoredSnapshot(stream: "s/1", version: version, data: state))
+        }
+        #expect(log.segmentNames.contains("00000000000000000000-1.dseg"))
+        log.close()
+        log = try Fixture.open(directory, segmentSize: 4096)
+        defer { log.close() }
+        #expect(try log.latestSnapshot(of: "s/1")?.version == 6)
+        try await log.append(Fixture.events(1), to: "s/1")
+        #expect(try log.readAll().count == 1)
+    }
+
+    @Test func idempotentRetriesAndPartialDuplicates() async throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let log = try Fixture.open(directory)
+        defer { log.close() }
+        let events = Fixture.events(3)
+        let first = try await log.append(events, to: "s/1", expecting: .noStream)
+        for expected in [ExpectedVersion.noStream, .exact(0), .any, .streamExists] {
+            let retry = try await log.append(events, to: "s/1", expecting: expected)
+            #expect(retry.wasDuplicate && retry.firstPosition == first.firstPosition && retry.lastVersion == 3)
+        }
+        await #expect(throws: StoreError.partialDuplicate(stream: "s/1", storedCount: 3, appendedCount: 4)) {
+            try await log.append(events + Fixture.events(1), to: "s/1", expecting: .exact(0))
+        }
+        await #expect(throws: StoreError.wrongExpectedVersion(stream: "s/1", expected: .exact(0), actual: 3)) {
+            try await log.append(Fixture.events(1), to: "s/1", expecting: .exact(0))
+        }
+        #expect(try log.read(stream: "s/1").map(\.id) == events.map(\.id))
+    }
+
+    @Test func expectedVersionsAreEnforced() async throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let log = try Fixture.open(directory)
+        defer { log.close() }
+        await #expect(throws: StoreError.wrongExpectedVersion(stream: "s/1", expected: .streamExists, actual: 0)) {
+            try await log.append(Fixture.events(1), to: "s/1", expecting: .streamExists)
+        }
+        try await log.append(Fixture.events(1), to: "s/1", expecting: .noStream)
+        await #expect(throws: StoreError.wrongExpectedVersion(stream: "s/1", expected: .noStream, actual: 1)) {
+            try await log.append(Fixture.events(1), to: "s/1", expecting: .noStream)
+        }
+        await #expect(throws: StoreError.wrongExpectedVersion(stream: "s/1", expected: .exact(5), actual: 1)) {
+            try await log.append(Fixture.events(1), to: "s/1", expecting: .exact(5))
+        }
+        try await log.append(Fixture.events(1), to: "s/1", expecting: .streamExists)
+        try await log.append(Fixture.events(1), to: "s/1", expecting: .exact(2))
+        #expect(try log.info(stream: "s/1")?.version == 3)
+    }
+
+    @Test func badInputIsRefusedAndWritesNothing() async throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        var options = EventLog.Options(createIfMissing: true)
+        options.maximumEventSize = 1000
+        let log = try EventLog.open(at: directory.path, options: options)
+        defer { log.close() }
+        await #expect(throws: StoreError.eventTooLarge(stream: "s/1", index: 1, size: 1001, maximum: 1000)) {
+            try await log.append(
+                [NewEvent(type: "T", data: Data()), NewEvent(type: "T", data: Data(count: 1000), metadata: Data(count: 1))],
+                to: "s/1")
+        }
+        await #expect(throws: StoreError.invalidArgument("stream name is empty")) {
+            try await log.append(Fixture.events(1), to: "")
+        }
+        await #expect(throws: StoreError.invalidArgument("stream name contains a NUL byte")) {
+            try await log.append(Fixture.events(1), to: "a\u{0}b")
+        }
+        await #expect(throws: StoreError.self) {
+            try await log.append(Fixture.events(1), to: String(repeating: "x", count: 1025))
+        }
+        await #expect(throws: StoreError.invalidArgument("event type is empty")) {
+            try await log.append([NewEvent(type: "", data: Data())], to: "s/1")
+        }
+        await #expect(throws: StoreError.invalidArgument("an append to 's/1' needs at least one event")) {
+            try await log.append([], to: "s/1")
+        }
+        #expect(log.headPosition == 0 && log.eventCount == 0)
+    }
+
+    @Test func deleteTruncateAndTombstone() async throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let log = try Fixture.open(directory)
+        defer { log.close() }
+        try await log.append(Fixture.events(5), to: "s/1")
+        try await log.saveSnapshot(StoredSnapshot(stream: "s/1", version: 5, data: Data("five".utf8)))
+        try await log.truncate(stream: "s/1", before: 3)
+        #expect(try log.read(stream: "s/1").map(\.version) == [3, 4, 5])
+        #expect(try log.read(stream: "s/1", direction: .backward).map(\.version) == [5, 4, 3])
+        #expect(try log.latestSnapshot(of: "s/1")?.version == 5)
+        try await log.delete(stream: "s/1")
+        #expect(try log.read(stream: "s/1").isEmpty)
+        #expect(try log.latestSnapshot(of: "s/1") == nil)
+        #expect(try log.info(stream: "s/1") == EventLog.StreamInfo(version: 5, firstVisibleVersion: 6, isTombstoned: false))
+        try await log.append(Fixture.events(2), to: "s/1", expecting: .exact(5))
+        #expect(try log.read(stream: "s/1").map(\.version) == [6, 7])
+        try await log.tombstone(stream: "s/1")
+        #expect(try log.read(stream: "s/1").isEmpty)
+        await #expect(throws: StoreError.streamTombstoned(stream: "s/1")) {
+            try await log.append(Fixture.events(1), to: "s/1")
+        }
+        await #expect(throws: StoreError.streamTombstoned(stream: "s/1")) {
+            try await log.delete(stream: "s/1")
+        }
+        #expect(try log.readAll().count == 7, "read-all still holds deleted events until compaction")
+    }
+
+    @Test func aSecondOpenInTheSameProcessIsLocked() throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let log = try Fixture.open(directory)
+        #expect(throws: StoreError.locked(directory: directory.path)) { try Fixture.open(directory) }
+        log.close()
+        let again = try Fixture.open(directory)
+        again.close()
+    }
+
+    @Test func anotherProcessHoldingTheLockIsReported() throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        try Fixture.open(directory).close()
+        // Another process takes the same flock(2) a writer takes, and says so on stdout.
+        let holder = Process()
+        let output = Pipe()
+        holder.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        holder.arguments = [
+            "python3", "-c",
+            "import fcntl, sys, time; f = open(sys.argv[1], 'a'); fcntl.flock(f, fcntl.LOCK_EX); print('locked', flush=True); time.sleep(30)",
+            directory.file("dugong.lock"),
+        ]
+        holder.standardOutput = output
+        try holder.run()
+        defer { kill(holder.processIdentifier, SIGKILL); holder.waitUntilExit() }
+        let line = String(decoding: output.fileHandleForReading.availableData, as: UTF8.self)
+        #expect(line.hasPrefix("locked"))
+        #expect(throws: StoreError.locked(directory: directory.path)) { try Fixture.open(directory) }
+        #expect("\(StoreError.locked(directory: "/x"))".contains("locked by another process"))
+    }
+
+    @Test func openingRefusesWhatIsNotAStore() throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        #expect(throws: StoreError.notFound(directory: directory.path)) {
+            try EventLog.open(at: directory.path)
+        }
+        try FileManager.default.createDirectory(atPath: directory.path, withIntermediateDirectories: true)
+        FileManager.default.createFile(atPath: directory.file("notes.txt"), contents: Data("hello".utf8))
+        #expect(throws: StoreError.self) { try Fixture.open(directory) }
+    }
+
+    @Test func aClosedStoreRefusesWork() async throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let log = try Fixture.open(directory)
+        log.close()
+        log.close()
+        await #expect(throws: StoreError.closed) { try await log.append(Fixture.events(1), to: "s/1") }
+        #expect(throws: StoreError.closed) { try log.read(stream: "s/1") }
+    }
+}

@@ -1,0 +1,205 @@
+import Dugong
+@testable import DugongStore
+import Foundation
+import Testing
+
+/// Torn tails, garbage and damage: what recovery truncates, what it reports, what stays readable.
+@Suite("Recovery and corruption")
+struct RecoveryTests {
+    /// A store of three commits in three frames: s/a v1, s/b v1-2, s/b v3 (positions 0, 1-2, 3).
+    static func threeFrames(_ directory: TemporaryDirectory) async throws -> [StoredEvent] {
+        let log = try Fixture.open(directory, segmentSize: 4096)
+        try await log.append(Fixture.events(1, size: 40), to: "s/a", expecting: .noStream)
+        try await log.append(Fixture.events(2, size: 40), to: "s/b", expecting: .noStream)
+        try await log.append(Fixture.events(1, size: 40), to: "s/b", expecting: .exact(2))
+        let all = try log.readAll()
+        log.close()
+        return all
+    }
+
+    static let segment = "00000000000000000000.dseg"
+
+    @Test func aTornLastFrameIsCutAtEveryByteAndAppendsContinue() async throws {
+        let source = TemporaryDirectory("torn-source")
+        defer { source.remove() }
+        let all = try await Self.threeFrames(source)
+        let original = try Data(contentsOf: URL(fileURLWithPath: source.file(Self.segment)))
+        let offsets = try Fixture.frameOffsets(of: source.file(Self.segment))
+        #expect(offsets.count == 3)
+        let lastStart = offsets[2]
+        let end = try Fixture.endOfFrames(of: source.file(Self.segment))
+        for cut in lastStart..<end {
+            let directory = TemporaryDirectory("torn")
+            defer { directory.remove() }
+            try FileManager.default.createDirectory(atPath: directory.path, withIntermediateDirectories: true)
+            try original.prefix(cut).write(to: URL(fileURLWithPath: directory.file(Self.segment)))
+            let log = try Fixture.open(directory, segmentSize: 4096)
+            #expect(try log.readAll() == Array(all.prefix(3)), "cut at \(cut)")
+            #expect(log.recovery.corruptions.isEmpty, "cut at \(cut)")
+            #expect(try log.info(stream: "s/b")?.version == 2)
+            let commit = try await log.append(Fixture.events(1), to: "s/b", expecting: .exact(2))
+            #expect(commit.firstPosition == 3 && commit.firstVersion == 3, "cut at \(cut)")
+            log.close()
+            let reopened = try Fixture.open(directory, segmentSize: 4096)
+            #expect(try reopened.readAll().count == 4, "cut at \(cut)")
+            #expect(reopened.recovery.tornBytesDiscarded == 0 && reopened.recovery.corruptions.isEmpty)
+            reopened.close()
+        }
+    }
+
+    @Test func garbageAfterTheLastFrameIsTruncatedAtOpen() async throws {
+        let directory = TemporaryDirectory("garbage")
+        defer { directory.remove() }
+        let all = try await Self.threeFrames(directory)
+        let path = directory.file(Self.segment)
+        let end = try Fixture.endOfFrames(of: path)
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+        try handle.seek(toOffset: UInt64(end))
+        try handle.write(contentsOf: Data((0..<500).map { _ in UInt8.random(in: 1...255) }))
+        try handle.seekToEnd()
+        try handle.write(contentsOf: Data("garbage past the preallocated end".utf8))
+        try handle.close()
+
+        let log = try Fixture.open(directory, segmentSize: 4096)
+        #expect(try log.readAll() == all)
+        #expect(log.recovery.tornBytesDiscarded == 4096 - end)
+        #expect(log.recovery.corruptions.isEmpty)
+        try await log.append(Fixture.events(1), to: "s/c")
+        log.close()
+        let size = try FileManager.default.attributesOfItem(atPath: path)[.size] as! Int
+        #expect(size == 4096)
+        let reopened = try Fixture.open(directory, segmentSize: 4096)
+        defer { reopened.close() }
+        #expect(try reopened.readAll().count == 5)
+        #expect(reopened.recovery.tornBytesDiscarded == 0)
+    }
+
+    @Test(arguments: [("payload", 40), ("length field", 5), ("checksum", 1), ("first position", 18)])
+    func aDamagedEarlierFrameIsReportedAndTheOthersStillRead(_ place: String, _ byteInFrame: Int) async throws {
+        let directory = TemporaryDirectory("flip")
+        defer { directory.remove() }
+        let all = try await Self.threeFrames(directory)
+        let path = directory.file(Self.segment)
+        let damaged = try Fixture.frameOffsets(of: path)[1]
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+        bytes[damaged + byteInFrame] ^= 0x10
+        try bytes.write(to: URL(fileURLWithPath: path))
+
+        var options = EventLog.Options()
+        options.segmentSize = 4096
+        let log = try EventLog.open(at: directory.path, options: options)
+        defer { log.close() }
+        #expect(log.recovery.corruptions.count == 1, "\(place)")
+        guard case .corruption(let segment, let offset, _) = log.recovery.corruptions.first else {
+            Issue.record("no corruption reported for the \(place)")
+            return
+        }
+        #expect(segment == Self.segment && offset == damaged)
+        // The frames before and after still read.
+        #expect(try log.read(stream: "s/a") == [all[0]])
+        #expect(try log.read(stream: "s/b", from: 3) == [all[3]])
+        #expect(try log.readAll(from: 3) == [all[3]])
+        #expect(try log.readAll(from: 0) == [all[0]], "read-all stops before the damage")
+        // Reads that touch the damaged frame throw a typed error naming segment and offset.
+        for read in [{ try log.read(stream: "s/b") }, { try log.read(stream: "s/b", from: 2) }, { try log.readAll(from: 1) }] {
+            #expect {
+                _ = try read()
+            } throws: { error in
+                guard case .corruption(let segment, let offset, _) = error as? StoreError else { return false }
+                return segment == Self.segment && offset == damaged
+            }
+        }
+        // A damaged store refuses appends unless told otherwise: the damaged frame may hold
+        // events of any stream, whose versions an append could then reuse.
+        await #expect(throws: StoreError.self) { try await log.append(Fixture.events(1), to: "s/c") }
+        log.close()
+        options.acceptWritesDespiteDamage = true
+        let writable = try EventLog.open(at: directory.path, options: options)
+        defer { writable.close() }
+        let commit = try await writable.append(Fixture.events(1), to: "s/c")
+        #expect(commit.firstPosition == 4)
+    }
+
+    @Test func aFrameDamagedAfterOpenIsCaughtOnRead() async throws {
+        let directory = TemporaryDirectory("late-flip")
+        defer { directory.remove() }
+        let log = try Fixture.open(directory, segmentSize: 4096)
+        defer { log.close() }
+        try await log.append(Fixture.events(1, size: 40), to: "s/a")
+        try await log.append(Fixture.events(1, size: 40), to: "s/b")
+        let path = directory.file(Self.segment)
+        let offset = try Fixture.frameOffsets(of: path)[0]
+        let file = try FileHandle(forUpdating: URL(fileURLWithPath: path))
+        try file.seek(toOffset: UInt64(offset + 45))
+        let byte = try file.read(upToCount: 1)![0]
+        try file.seek(toOffset: UInt64(offset + 45))
+        try file.write(contentsOf: Data([byte ^ 0x01]))
+        try file.close()
+        log.core.cache.removeAll()
+        #expect(throws: StoreError.corruption(segment: Self.segment, offset: offset, reason: "checksum mismatch")) {
+            try log.read(stream: "s/a")
+        }
+        #expect(try log.read(stream: "s/b").count == 1)
+    }
+
+    @Test func damageInASealedSegmentIsReportedUpToTheNextSegment() async throws {
+        let directory = TemporaryDirectory("sealed")
+        defer { directory.remove() }
+        var log = try Fixture.open(directory, segmentSize: 4096)
+        for round in 0..<30 {
+            try await log.append(Fixture.events(2, size: 150), to: "s/\(round % 3)")
+        }
+        let names = log.segmentNames
+        let all = try log.readAll(maxCount: 1000)
+        log.close()
+        #expect(names.count >= 3)
+        // Destroy the second segment's frames from its first frame's length field on.
+        let path = directory.file(names[1])
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+        for index in 64..<bytes.count { bytes[index] = 0xEE }
+        try bytes.write(to: URL(fileURLWithPath: path))
+        log = try Fixture.open(directory, segmentSize: 4096)
+        defer { log.close() }
+        #expect(log.recovery.corruptions.count == 1)
+        guard case .corruption(names[1], 64, _) = log.recovery.corruptions.first else {
+            Issue.record("expected damage at \(names[1]) offset 64, got \(log.recovery.corruptions)")
+            return
+        }
+        let secondStart = UInt64(names[1].prefix(20))!
+        let thirdStart = UInt64(names[2].prefix(20))!
+        #expect(try log.readAll(maxCount: 1000) == all.filter { $0.position < secondStart })
+        #expect(try log.readAll(from: thirdStart, maxCount: 1000) == all.filter { $0.position >= thirdStart })
+        #expect(throws: StoreError.self) { try log.readAll(from: secondStart) }
+        #expect(throws: StoreError.self) { try log.read(stream: "s/0") }
+    }
+
+    @Test func aDamagedSegmentHeaderRefusesToOpen() async throws {
+        let directory = TemporaryDirectory("header")
+        defer { directory.remove() }
+        _ = try await Self.threeFrames(directory)
+        let path = directory.file(Self.segment)
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+        bytes[20] ^= 0xFF
+        try bytes.write(to: URL(fileURLWithPath: path))
+        #expect(throws: StoreError.corruption(segment: Self.segment, offset: 0, reason: "segment header checksum mismatch")) {
+            try Fixture.open(directory, segmentSize: 4096)
+        }
+        bytes[20] ^= 0xFF
+        bytes[8] = 9
+        try bytes.write(to: URL(fileURLWithPath: path))
+        #expect {
+            try Fixture.open(directory, segmentSize: 4096)
+        } throws: { "\($0)".contains("format version 9 is not supported") }
+    }
+
+    @Test func leftoverTemporaryFilesAreRemovedAtOpen() async throws {
+        let directory = TemporaryDirectory("tmp")
+        defer { directory.remove() }
+        _ = try await Self.threeFrames(directory)
+        FileManager.default.createFile(atPath: directory.file("00000000000000000004.dseg.tmp"), contents: Data(count: 100))
+        let log = try Fixture.open(directory, segmentSize: 4096)
+        defer { log.close() }
+        #expect(!FileManager.default.fileExists(atPath: directory.file("00000000000000000004.dseg.tmp")))
+        #expect(try log.readAll().count == 4)
+    }
+}
