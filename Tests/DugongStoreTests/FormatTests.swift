@@ -1,0 +1,124 @@
+import CDugongShims
+@testable import DugongStore
+import Foundation
+import Testing
+
+@Suite("Format building blocks")
+struct FormatTests {
+    @Test func crc32cMatchesTheStandardCheckValues() {
+        let check = Array("123456789".utf8)
+        #expect(check.withUnsafeBytes { Checksum.crc32c($0) } == 0xE306_9283)
+        #expect(check.withUnsafeBytes { dugong_crc32c_portable(0, $0.baseAddress, $0.count) } == 0xE306_9283)
+        let zeros = [UInt8](repeating: 0, count: 32)
+        #expect(zeros.withUnsafeBytes { Checksum.crc32c($0) } == 0x8A91_36AA)  // RFC 3720 B.4
+        let ones = [UInt8](repeating: 0xFF, count: 32)
+        #expect(ones.withUnsafeBytes { Checksum.crc32c($0) } == 0x62A8_AB43)
+        let ascending = (0..<32).map { UInt8($0) }
+        #expect(ascending.withUnsafeBytes { Checksum.crc32c($0) } == 0x46DD_794E)
+    }
+
+    @Test func hardwareAndPortableCRCsAgreeOnEveryLengthAndAlignment() {
+        let bytes = (0..<1100).map { _ in UInt8.random(in: 0...255) }
+        bytes.withUnsafeBytes { all in
+            for start in 0..<9 {
+                for length in stride(from: 0, to: 1080, by: 7) {
+                    let slice = UnsafeRawBufferPointer(rebasing: all[start..<start + length])
+                    #expect(dugong_crc32c(0, slice.baseAddress, length) == dugong_crc32c_portable(0, slice.baseAddress, length))
+                }
+            }
+            // Continuing a CRC equals computing it at once.
+            let first = UnsafeRawBufferPointer(rebasing: all[0..<500])
+            let second = UnsafeRawBufferPointer(rebasing: all[500..<1100])
+            #expect(Checksum.crc32c(second, continuing: Checksum.crc32c(first)) == Checksum.crc32c(all))
+        }
+    }
+
+    @Test func maskingRoundTrips() {
+        for crc: UInt32 in [0, 1, 0xE306_9283, .max, 0x8000_0000] {
+            #expect(Checksum.unmask(Checksum.mask(crc)) == crc)
+            #expect(Checksum.mask(crc) != crc)
+        }
+        #expect(Checksum.mask(0xE306_9283) == 0xC78A_B0E5)  // computed independently: rotr15 + 0xA282EAD8
+    }
+
+    @Test func deflateRoundTripsAndDeclinesIncompressibleData() throws {
+        let json = Array(String(repeating: #"{"type":"MoneyDeposited","amount":100,"currency":"EUR"}"#, count: 40).utf8)
+        let compressed = try #require(json.withUnsafeBytes { Compression.deflate($0) })
+        #expect(compressed.count < json.count / 4)
+        #expect(compressed.withUnsafeBytes { Compression.inflate($0, count: json.count) } == json)
+        #expect(compressed.withUnsafeBytes { Compression.inflate($0, count: json.count + 1) } == nil)
+        var damaged = compressed
+        damaged[damaged.count / 2] ^= 0xFF
+        let inflated = damaged.withUnsafeBytes { Compression.inflate($0, count: json.count) }
+        #expect(inflated != json)
+        let random = (0..<4096).map { _ in UInt8.random(in: 0...255) }
+        #expect(random.withUnsafeBytes { Compression.deflate($0) } == nil)
+    }
+
+    @Test func varintsRoundTripAndMalformedInputIsRefused() throws {
+        var writer = ByteWriter()
+        let values: [UInt64] = [0, 1, 127, 128, 300, 16_383, 16_384, UInt64(UInt32.max), .max]
+        for value in values { writer.varint(value) }
+        #expect(Array(writer.bytes.prefix(4)) == [0x00, 0x01, 0x7F, 0x80])
+        let decoded = try writer.bytes.withUnsafeBytes { raw throws in
+            var reader = ByteReader(raw)
+            let decoded = try values.map { _ in try reader.varint("value") }
+            #expect(reader.remaining == 0)
+            return decoded
+        }
+        #expect(decoded == values)
+        for bad: [UInt8] in [[0x80], [0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x02], Array(repeating: 0x80, count: 11)] {
+            bad.withUnsafeBytes { raw in
+                var reader = ByteReader(raw)
+                #expect(throws: ByteReader.Malformed.self) { try reader.varint("value") }
+            }
+        }
+        [UInt8]([0x05, 0x61]).withUnsafeBytes { raw in
+            var reader = ByteReader(raw)
+            #expect(throws: ByteReader.Malformed.self) { try reader.string("name") }
+        }
+        [UInt8]([0x02, 0xC3, 0x28]).withUnsafeBytes { raw in
+            var reader = ByteReader(raw)
+            #expect(throws: ByteReader.Malformed.self) { try reader.string("name") }
+        }
+    }
+
+    @Test func segmentNamesParseAndOrder() {
+        let zero = Layout.SegmentName(firstPosition: 0, generation: 0)
+        #expect(zero.fileName == "00000000000000000000.dseg")
+        #expect(Layout.SegmentName(fileName: "00000000000000001234-2.dseg") == .init(firstPosition: 1234, generation: 2))
+        for bad in ["0000000000000000000.dseg", "00000000000000000000-0.dseg", "00000000000000000000-01.dseg",
+                    "0000000000000000000a.dseg", "00000000000000000000.seg", "dugong.lock", "00000000000000000000-.dseg"] {
+            #expect(Layout.SegmentName(fileName: bad) == nil, "\(bad)")
+        }
+        #expect(zero < Layout.SegmentName(firstPosition: 0, generation: 1))
+        #expect(Layout.SegmentName(firstPosition: 0, generation: 9) < Layout.SegmentName(firstPosition: 1, generation: 0))
+    }
+
+    @Test func framesRoundTripAndEveryFlippedBitIsCaught() throws {
+        var builder = FrameBuilder(nextPosition: 41)
+        builder.append(StoredEvent(
+            stream: "s/1", version: 3, position: 41, id: UUID(), type: "T", timestampMilliseconds: -5,
+            data: Data("{}".utf8), metadata: Data(), endsCommit: false))
+        builder.appendStreamMetadata(stream: "s/2", operation: .truncateBefore, version: 7)
+        builder.append(StoredEvent(
+            stream: "s/1", version: 4, position: 42, id: UUID(), type: "T", timestampMilliseconds: 5,
+            data: Data(), metadata: Data("m".utf8), endsCommit: true))
+        builder.append(StoredSnapshot(stream: "s/1", version: 4, data: Data("state".utf8), metadata: Data()))
+        let frame = builder.encoded()
+        let probe = frame.withUnsafeBytes { FrameReader.probe($0, at: 0) }
+        guard case .frame(let header) = probe else {
+            Issue.record("frame did not probe as valid")
+            return
+        }
+        #expect(header.firstPosition == 41 && header.eventCount == 2 && header.recordCount == 4)
+        let records = try frame.withUnsafeBytes { bytes throws in try FrameReader.records(of: header, in: bytes, at: 0) }
+        #expect(records == builder.records)
+        for bit in 0..<(frame.count * 8) {
+            var flipped = frame
+            flipped[bit / 8] ^= UInt8(1 << (bit % 8))
+            let probe = flipped.withUnsafeBytes { FrameReader.probe($0, at: 0) }
+            if case .frame = probe { Issue.record("flipping bit \(bit) went unnoticed") }
+        }
+    }
+}
