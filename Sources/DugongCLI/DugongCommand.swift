@@ -6,6 +6,6 @@ struct DugongCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dugong",
         abstract: "Event sourcing for Swift: demos and tools for Dugong stores.",
-        subcommands: [Demo.self]
+        subcommands: [Demo.self, Bench.self]
     )
 }

@@ -1,6 +1,7 @@
 import Dugong
 @testable import DugongStore
 import Foundation
+import Synchronization
 import Testing
 
 /// Torn tails, garbage and damage: what recovery truncates, what it reports, what stays readable.
@@ -201,5 +202,43 @@ struct RecoveryTests {
         defer { log.close() }
         #expect(!FileManager.default.fileExists(atPath: directory.file("00000000000000000004.dseg.tmp")))
         #expect(try log.readAll().count == 4)
+    }
+}
+
+@Suite("Write and sync failures")
+struct FailureTests {
+    struct InjectedFailure: Error {}
+
+    @Test(arguments: [EventLog.FaultPoint.write, .sync])
+    func aFailedWriteOrSyncIsFatalAndReopeningRecovers(_ point: EventLog.FaultPoint) async throws {
+        let directory = TemporaryDirectory("fault")
+        defer { directory.remove() }
+        let armed = Mutex(false)
+        var options = EventLog.Options(createIfMissing: true)
+        options.faults = { where_ in
+            if where_ == point, armed.withLock({ $0 }) { throw InjectedFailure() }
+        }
+        let log = try EventLog.open(at: directory.path, options: options)
+        let kept = try await log.append(Fixture.events(2), to: "s/1")
+        armed.withLock { $0 = true }
+        await #expect {
+            try await log.append(Fixture.events(1), to: "s/1")
+        } throws: { error in
+            guard case .failed(let reason) = error as? StoreError else { return false }
+            return reason.contains("InjectedFailure")
+        }
+        armed.withLock { $0 = false }
+        // No retry after a failed sync: the page cache may have dropped the data.
+        await #expect(throws: StoreError.self) { try await log.append(Fixture.events(1), to: "s/2") }
+        log.close()
+
+        let reopened = try EventLog.open(at: directory.path)
+        defer { reopened.close() }
+        let events = try reopened.read(stream: "s/1")
+        // The failed commit was never acknowledged; whether its bytes reached the disk decides
+        // whether it is there, but the acknowledged commit always is.
+        #expect(events.prefix(2).map(\.position) == [kept.firstPosition, kept.lastPosition])
+        #expect(events.count == 2 || (point == .sync && events.count == 3))
+        try await reopened.append(Fixture.events(1), to: "s/1")
     }
 }

@@ -1,6 +1,8 @@
 import ArgumentParser
 import Dugong
 import DugongExample
+import DugongStore
+import Foundation
 
 /// `dugong demo`: the bank-account example end to end.
 struct Demo: AsyncParsableCommand {
@@ -11,13 +13,39 @@ struct Demo: AsyncParsableCommand {
             race on the same account so that one hits an optimistic-concurrency conflict and \
             retries, and prints the stored events and the final state.
 
-            Example:
+            By default the events go to a DugongStore in a new temporary directory, removed \
+            afterwards; --store keeps them in a directory of your choice.
+
+            Examples:
               dugong demo
+              dugong demo --store /tmp/bank
+              dugong demo --in-memory
             """
     )
 
+    @Option(help: "Store directory to use (created if missing) and keep.")
+    var store: String?
+
+    @Flag(help: "Use the in-memory event store instead of a DugongStore.")
+    var inMemory = false
+
+    func validate() throws {
+        if inMemory && store != nil { throw ValidationError("--in-memory and --store exclude each other") }
+    }
+
     func run() async throws {
-        print("Dugong demo: a bank account on the in-memory event store\n")
-        try await BankAccountStory.run(on: InMemoryEventStore()) { print($0) }
+        if inMemory {
+            print("Dugong demo: a bank account on the in-memory event store\n")
+            try await BankAccountStory.run(on: InMemoryEventStore()) { print($0) }
+            return
+        }
+        let directory = store ?? FileManager.default.temporaryDirectory
+            .appendingPathComponent("dugong-demo-\(UUID().uuidString.prefix(8))").path
+        defer { if store == nil { try? FileManager.default.removeItem(atPath: directory) } }
+        let log = try EventLog.open(at: directory, options: .init(createIfMissing: true))
+        defer { log.close() }
+        print("Dugong demo: a bank account on a DugongStore in \(directory)\n")
+        try await BankAccountStory.run(on: EventLogStore(log: log)) { print($0) }
+        print("\nThe store holds \(log.eventCount) events in \(log.frameBytes) bytes of frames (\(log.segmentNames.joined(separator: ", "))).")
     }
 }

@@ -20,12 +20,21 @@ extension EventLog {
         /// store opens for reading (and for `dugong verify`) only.
         public var acceptWritesDespiteDamage = false
 
+        /// Test hook: called before each frame write and each sync; what it throws is treated
+        /// as that system call failing.
+        var faults: (@Sendable (FaultPoint) throws -> Void)?
+
         /// The longest stream name or event type, in UTF-8 bytes.
         public static let maximumNameLength = 1024
 
         public init(createIfMissing: Bool = false) {
             self.createIfMissing = createIfMissing
         }
+    }
+
+    /// Where the test hook ``Options/faults`` is called.
+    enum FaultPoint: Sendable {
+        case write, sync
     }
 
     /// When an append is acknowledged, and what a crash may cost.

@@ -337,6 +337,17 @@ public final class EventLog: Sendable {
         core.shared.withLock { $0.index.eventCount }
     }
 
+    /// Bytes of frames in the segments: what the events, snapshots and stream metadata take on
+    /// disk, without segment headers and unused preallocated space.
+    public var frameBytes: Int {
+        core.shared.withLock { $0.index.frameBytes }
+    }
+
+    /// Forgets the decoded frames kept for reads (for measuring cold reads).
+    public func dropCaches() {
+        core.cache.removeAll()
+    }
+
     /// The names of the segment files, oldest first.
     public var segmentNames: [String] {
         core.shared.withLock { $0.segments.map(\.name) }

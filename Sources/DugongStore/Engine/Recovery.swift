@@ -67,7 +67,7 @@ enum Recovery {
                     }
                     do {
                         let records = try FrameReader.records(of: header, in: bytes, at: offset)
-                        index.apply(records, in: FrameLocation(segment: segmentIndex, offset: offset))
+                        index.apply(records, in: FrameLocation(segment: segmentIndex, offset: offset), length: header.totalLength)
                         index.advance(to: header.firstPosition)
                     } catch {
                         // The checksum holds, so the length does too: skip just this frame.

@@ -62,6 +62,8 @@ struct StreamIndex {
     private(set) var nextPosition: UInt64 = 0
     private(set) var damage: [Damage] = []
     private(set) var eventCount = 0
+    /// Bytes of valid frames in the segments (headers and preallocated space excluded).
+    private(set) var frameBytes = 0
 
     /// The category of a stream: its name up to the first `/`; `nil` when it has none.
     static func category(of stream: String) -> String? {
@@ -71,8 +73,9 @@ struct StreamIndex {
 
     func stream(_ name: String) -> Stream? { streams[name] }
 
-    /// Adds a frame's records, in order.
-    mutating func apply(_ records: [Record], in location: FrameLocation) {
+    /// Adds a frame's records, in order. `length` is the frame's size in the file.
+    mutating func apply(_ records: [Record], in location: FrameLocation, length: Int) {
+        frameBytes += length
         var first: UInt64?
         var last: UInt64 = 0
         for (recordIndex, record) in records.enumerated() {

@@ -138,8 +138,8 @@ final class Writer: Sendable {
         do {
             let written = try write(batch.frames)
             core.shared.withLock { shared in
-                for (frame, location) in zip(batch.frames, written) {
-                    shared.index.apply(frame.records, in: location)
+                for (frame, (location, length)) in zip(batch.frames, written) {
+                    shared.index.apply(frame.records, in: location, length: length)
                 }
                 assert(shared.index.nextPosition == batch.nextPosition)
             }
@@ -279,17 +279,18 @@ final class Writer: Sendable {
     // MARK: Writing
 
     /// Writes the frames in order, rolling segments as needed, and syncs once.
-    private func write(_ frames: [FrameBuilder]) throws -> [FrameLocation] {
+    private func write(_ frames: [FrameBuilder]) throws -> [(FrameLocation, Int)] {
         try state.withLock { state in
-            var locations: [FrameLocation] = []
+            var locations: [(FrameLocation, Int)] = []
             for frame in frames {
                 let bytes = frame.encoded()
                 var segment = core.shared.withLock { $0.segments[state.activeSegment] }
                 if state.writeOffset + bytes.count > segment.capacity {
                     segment = try roll(&state, firstPosition: frame.firstPosition, frameSize: bytes.count)
                 }
+                try core.options.faults?(.write)
                 try bytes.withUnsafeBytes { try segment.file.write($0, at: state.writeOffset) }
-                locations.append(FrameLocation(segment: state.activeSegment, offset: state.writeOffset))
+                locations.append((FrameLocation(segment: state.activeSegment, offset: state.writeOffset), bytes.count))
                 state.writeOffset += bytes.count
                 state.isDirty = true
                 assert(state.writeOffset <= segment.capacity)
@@ -303,6 +304,7 @@ final class Writer: Sendable {
         guard state.isDirty else { return }
         if core.options.durability == .synchronous {
             let segment = core.shared.withLock { $0.segments[state.activeSegment] }
+            try core.options.faults?(.sync)
             try segment.file.synchronizeData()
         }
         state.isDirty = false

@@ -1,0 +1,34 @@
+import DugongStore
+import Foundation
+
+/// A deterministic workload: ~180-byte JSON events of three types over a set of streams, with
+/// 16-byte ids, the same for every run with the same seed.
+struct Workload {
+    private var state: UInt64
+
+    init(seed: UInt64 = 0x5EED) { state = seed }
+
+    /// SplitMix64.
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    static let types = ["MoneyDeposited", "MoneyWithdrawn", "InterestAccrued"]
+
+    /// One event of aggregate `stream`, about 180 bytes of JSON.
+    mutating func event(stream: Int, at milliseconds: Int64) -> NewEvent {
+        let type = Self.types[Int(next() % 3)]
+        let amount = next() % 100_000
+        let user = next() % 10_000
+        let trace = String(next(), radix: 16)
+        let json = #"{"type":"\#(type)","aggregateId":"acc-\#(stream)","amount":\#(amount),"currency":"EUR","ts":\#(milliseconds),"meta":{"user":"u-\#(user)","ip":"10.0.\#(user % 256).\#(amount % 256)","trace":"\#(trace)"}}"#
+        let high = next()
+        let low = next()
+        let id = UUID(uuid: withUnsafeBytes(of: (high, low)) { $0.load(as: uuid_t.self) })
+        return NewEvent(id: id, type: type, timestamp: Date(millisecondsSince1970: milliseconds), data: Data(json.utf8))
+    }
+}

@@ -1,0 +1,138 @@
+import ArgumentParser
+import Dugong
+import DugongStore
+import Foundation
+
+/// `dugong bench`: measures a store on this machine's disk.
+struct Bench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Measure append and replay rates of a DugongStore on this disk.",
+        discussion: """
+            Creates a store (in a new temporary directory unless --dir is given), appends \
+            deterministic ~180-byte JSON events in commits of --batch events, round-robin over \
+            --streams streams, with durable (fdatasync) commits, then replays one stream at a time \
+            and the whole log, and prints the rates and the bytes each event takes on disk.
+
+            Example:
+              dugong bench --events 200000 --batch 100 --streams 1000
+            """
+    )
+
+    @Option(help: "Directory for the store; must not hold a store yet. Default: a temporary directory, removed afterwards.")
+    var dir: String?
+
+    @Option(help: "Events to append.")
+    var events = 200_000
+
+    @Option(help: "Events per commit.")
+    var batch = 100
+
+    @Option(help: "Streams the events are spread over.")
+    var streams = 1_000
+
+    @Option(help: "Concurrent appenders (group commit shares frames and syncs among them).")
+    var writers = 1
+
+    @Flag(help: "Print the results as JSON.")
+    var json = false
+
+    func validate() throws {
+        guard events > 0, batch > 0, streams > 0, writers > 0 else {
+            throw ValidationError("--events, --batch, --streams and --writers must be positive")
+        }
+    }
+
+    struct Results: Codable {
+        var events: Int
+        var batch: Int
+        var streams: Int
+        var writers: Int
+        var appendEventsPerSecond: Double
+        var appendMegabytesPerSecond: Double
+        var replayAllEventsPerSecond: Double
+        var replayStreamEventsPerSecond: Double
+        var bytesPerEvent: Double
+        var payloadBytesPerEvent: Double
+    }
+
+    func run() async throws {
+        let directory = dir ?? FileManager.default.temporaryDirectory
+            .appendingPathComponent("dugong-bench-\(UUID().uuidString.prefix(8))").path
+        defer { if dir == nil { try? FileManager.default.removeItem(atPath: directory) } }
+        let log = try EventLog.open(at: directory, options: .init(createIfMissing: true))
+        defer { log.close() }
+        guard log.eventCount == 0 else { throw ValidationError("\(directory) already holds a store with events") }
+
+        // Prepare every commit first so that generating JSON is not timed.
+        var workload = Workload()
+        var commits: [(String, [NewEvent])] = []
+        var payloadBytes = 0
+        var remaining = events
+        var commitIndex = 0
+        while remaining > 0 {
+            let count = min(batch, remaining)
+            let stream = commitIndex % streams
+            let events = (0..<count).map { offset in
+                workload.event(stream: stream, at: 1_732_000_000_000 + Int64(commitIndex * batch + offset))
+            }
+            payloadBytes += events.reduce(0) { $0 + $1.data.count }
+            commits.append(("account/\(stream)", events))
+            remaining -= count
+            commitIndex += 1
+        }
+
+        let clock = ContinuousClock()
+        let appendTime = try await clock.measure {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for writer in 0..<writers {
+                    let mine = stride(from: writer, to: commits.count, by: writers).map { commits[$0] }
+                    group.addTask {
+                        for (stream, events) in mine { try await log.append(events, to: stream) }
+                    }
+                }
+                try await group.waitForAll()
+            }
+        }
+        let replayAllTime = try clock.measure {
+            var position: UInt64 = 0
+            var seen = 0
+            while true {
+                let page = try log.readAll(from: position, maxCount: 4096)
+                guard let last = page.last else { break }
+                seen += page.count
+                position = last.position + 1
+            }
+            precondition(seen == events, "replayed \(seen) of \(events) events")
+        }
+        log.dropCaches()
+        let sampled = Array(Set((0..<min(streams, 200)).map { ($0 * 7919) % streams })).sorted()
+        var streamEvents = 0
+        let replayStreamTime = try clock.measure {
+            for stream in sampled { streamEvents += try log.read(stream: "account/\(stream)").count }
+        }
+
+        let seconds = { (duration: Duration) in Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18 }
+        let results = Results(
+            events: events, batch: batch, streams: streams, writers: writers,
+            appendEventsPerSecond: Double(events) / seconds(appendTime),
+            appendMegabytesPerSecond: Double(payloadBytes) / seconds(appendTime) / 1e6,
+            replayAllEventsPerSecond: Double(events) / seconds(replayAllTime),
+            replayStreamEventsPerSecond: Double(streamEvents) / seconds(replayStreamTime),
+            bytesPerEvent: Double(log.frameBytes) / Double(events),
+            payloadBytesPerEvent: Double(payloadBytes) / Double(events))
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            print(String(decoding: try encoder.encode(results), as: UTF8.self))
+            return
+        }
+        print("dugong bench: \(events) events of ~\(Int(results.payloadBytesPerEvent)) B, \(batch) per commit, \(streams) streams, \(writers) writer(s), durable")
+        print("")
+        print("| measure | value |")
+        print("|---|---|")
+        print("| append | \(Int(results.appendEventsPerSecond)) events/s, \(String(format: "%.1f", results.appendMegabytesPerSecond)) MB/s of event data |")
+        print("| replay everything | \(Int(results.replayAllEventsPerSecond)) events/s |")
+        print("| replay one stream (\(sampled.count) streams, cold cache) | \(Int(results.replayStreamEventsPerSecond)) events/s |")
+        print("| on disk | \(String(format: "%.1f", results.bytesPerEvent)) bytes/event (frames), \(String(format: "%.2f", results.payloadBytesPerEvent / results.bytesPerEvent))× smaller than the JSON |")
+    }
+}
