@@ -27,11 +27,12 @@ struct ReadmeTests {
         #expect(blocks == ["swift run -c release dugong demo", "tools/test"])
     }
 
-    /// Every other Swift snippet of the README stands in ReadmeSnippets.swift, where it compiles.
+    /// Every other Swift snippet of the README stands in a ReadmeSnippets.swift, where it compiles.
     @Test func everySnippetCompilesInTheSnippetTests() throws {
         let readme = try String(contentsOf: Self.root.appendingPathComponent("README.md"), encoding: .utf8)
-        let snippets = try String(
-            contentsOf: Self.root.appendingPathComponent("Tests/DugongTests/ReadmeSnippets.swift"), encoding: .utf8)
+        let snippets = try ["Tests/DugongTests/ReadmeSnippets.swift", "Tests/DugongStoreTests/ReadmeSnippets.swift"]
+            .map { try String(contentsOf: Self.root.appendingPathComponent($0), encoding: .utf8) }
+            .joined(separator: "\n")
         func normalized(_ text: String) -> String {
             text.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.joined(separator: "\n")
         }
@@ -40,7 +41,7 @@ struct ReadmeTests {
             .filter { !$0.hasPrefix("import Dugong\n\n// The bank-account example") }
         #expect(blocks.count >= 4)
         for block in blocks {
-            #expect(normalized(snippets).contains(normalized(block)), "README snippet not in ReadmeSnippets.swift:\n\(block)")
+            #expect(normalized(snippets).contains(normalized(block)), "README snippet in no ReadmeSnippets.swift:\n\(block)")
         }
     }
 }

@@ -1,0 +1,80 @@
+import Dugong
+@testable import DugongStore
+import Foundation
+import Testing
+
+/// FORMAT.md's worked example: the test builds it with the engine's encoders and compares it
+/// with the hex dump in FORMAT.md, then opens the dump as a store and reads it back.
+@Suite("FORMAT.md's worked example")
+struct FormatExampleTests {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent()
+
+    /// The example segment's bytes up to the end of its frames.
+    static func exampleBytes() -> [UInt8] {
+        var bytes = SegmentHeader(firstPosition: 0, capacity: 4096, createdMilliseconds: 1_732_862_695_000).encoded()
+        var first = FrameBuilder(nextPosition: 0)
+        first.append(StoredEvent(
+            stream: "account/1", version: 1, position: 0,
+            id: UUID(uuidString: "00112233-4455-6677-8899-AABBCCDDEEFF")!, type: "Opened",
+            timestampMilliseconds: 1_732_862_695_123, data: Data(#"{"owner":"Ada"}"#.utf8), metadata: Data(),
+            endsCommit: true))
+        bytes += first.encoded()
+        var second = FrameBuilder(nextPosition: 1)
+        second.append(StoredSnapshot(stream: "account/1", version: 1, data: Data(#"{"o":"Ada"}"#.utf8)))
+        second.appendStreamMetadata(stream: "account/1", operation: .truncateBefore, version: 2)
+        bytes += second.encoded()
+        return bytes
+    }
+
+    /// The bytes of the first ```text block after "<!-- hex-example -->" in FORMAT.md: each
+    /// line is `offset: byte byte … | comment`.
+    static func documentedBytes() throws -> [UInt8] {
+        let format = try String(contentsOf: root.appendingPathComponent("FORMAT.md"), encoding: .utf8)
+        let start = try #require(format.range(of: "<!-- hex-example -->"))
+        let block = format[start.upperBound...].components(separatedBy: "```text\n")[1].components(separatedBy: "```")[0]
+        var bytes: [UInt8] = []
+        for line in block.split(separator: "\n") {
+            let code = line.split(separator: "|", maxSplits: 1)[0]
+            let parts = code.split(separator: ":", maxSplits: 1)
+            guard parts.count == 2, let offset = Int(parts[0].trimmingCharacters(in: .whitespaces), radix: 16) else { continue }
+            #expect(offset == bytes.count, "line \(line) starts at \(bytes.count)")
+            for hex in parts[1].split(separator: " ") { bytes.append(UInt8(hex, radix: 16)!) }
+        }
+        return bytes
+    }
+
+    static func hexDump(_ bytes: [UInt8]) -> String {
+        stride(from: 0, to: bytes.count, by: 16).map { start in
+            String(format: "%04x:", start) + bytes[start..<min(start + 16, bytes.count)].map { String(format: " %02x", $0) }.joined()
+        }.joined(separator: "\n")
+    }
+
+    @Test func theDocumentedBytesAreWhatTheEngineWrites() throws {
+        let generated = Self.exampleBytes()
+        let documented = try Self.documentedBytes()
+        #expect(documented == generated, "FORMAT.md's example differs from the engine's output:\n\(Self.hexDump(generated))")
+    }
+
+    @Test func theDocumentedBytesOpenAsAStore() throws {
+        let directory = TemporaryDirectory("example")
+        defer { directory.remove() }
+        try FileManager.default.createDirectory(atPath: directory.path, withIntermediateDirectories: true)
+        var bytes = try Self.documentedBytes()
+        bytes += [UInt8](repeating: 0, count: 4096 - bytes.count)
+        try Data(bytes).write(to: URL(fileURLWithPath: directory.file("00000000000000000000.dseg")))
+        let log = try EventLog.open(at: directory.path)
+        defer { log.close() }
+        #expect(log.recovery.tornBytesDiscarded == 0 && log.recovery.corruptions.isEmpty)
+        let events = try log.readAll()
+        #expect(events.count == 1)
+        let event = try #require(events.first)
+        #expect(event.stream == "account/1" && event.version == 1 && event.position == 0 && event.type == "Opened")
+        #expect(event.id == UUID(uuidString: "00112233-4455-6677-8899-AABBCCDDEEFF"))
+        #expect(event.timestampMilliseconds == 1_732_862_695_123 && event.endsCommit)
+        #expect(String(decoding: event.data, as: UTF8.self) == #"{"owner":"Ada"}"#)
+        #expect(try log.read(stream: "account/1").isEmpty, "truncated before version 2")
+        #expect(try log.info(stream: "account/1") == EventLog.StreamInfo(version: 1, firstVisibleVersion: 2, isTombstoned: false))
+        #expect(try log.latestSnapshot(of: "account/1") == StoredSnapshot(stream: "account/1", version: 1, data: Data(#"{"o":"Ada"}"#.utf8)))
+    }
+}

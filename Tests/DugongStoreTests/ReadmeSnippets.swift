@@ -1,0 +1,35 @@
+import Dugong
+import DugongStore
+import Foundation
+import Testing
+
+// The README's storage-engine snippets as they stand there (indentation aside), so that they
+// compile and run; DugongTests' ReadmeTests checks that each one is here.
+
+@Suite("README snippets: the storage engine")
+struct StoreReadmeSnippets {
+    @Test func theEngineOnItsOwn() async throws {
+        let temporary = TemporaryDirectory("readme")
+        defer { temporary.remove() }
+        let directory = temporary.path
+        do {
+            let log = try EventLog.open(at: directory, options: .init(createIfMissing: true))
+            defer { log.close() }
+            let commit = try await log.append(
+                [NewEvent(type: "MoneyDeposited", data: Data(#"{"amount":100}"#.utf8))],
+                to: "account/42", expecting: .noStream)        // durable (fdatasync) when it returns
+            print(commit.lastVersion, commit.lastPosition)   // 1 0
+            for event in try log.read(stream: "account/42") { print(event.version, event.type) }
+            let tail = Task {                                // catch-up, then live; ends when the log closes
+                for try await event in log.subscribe(from: 0) { print(event.position, event.type) }
+            }
+            #expect(commit.lastVersion == 1 && commit.lastPosition == 0)
+            _ = tail
+
+            let store = EventLogStore(log: log)              // an EventStore
+            let snapshots = EventLogSnapshotStore(log: log)  // a SnapshotStore
+            #expect(try await store.aggregateIDs(origin: "x", aggregateType: "y", tenantID: nil).isEmpty)
+            #expect(try await snapshots.latest(for: StreamID(origin: "x", aggregateType: "y", aggregateID: "z")) == nil)
+        }
+    }
+}
