@@ -140,6 +140,8 @@ struct EventLogTests {
         #expect(try log.read(stream: "blob/1").first?.data == Data(random))
         // The first segment held no event, so the blob's segment starts at the same position.
         #expect(log.segmentNames == ["00000000000000000000.dseg", "00000000000000000000-1.dseg", "00000000000000000001.dseg"])
+        let blobSegment = try FileManager.default.attributesOfItem(atPath: directory.file("00000000000000000000-1.dseg"))[.size] as! Int
+        #expect(blobSegment > 20_000)
     }
 
     @Test func snapshotsOnlySegmentsRollWithAGeneration() async throws {

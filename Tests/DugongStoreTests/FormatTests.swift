@@ -112,7 +112,7 @@ struct FormatTests {
             return
         }
         #expect(header.firstPosition == 41 && header.eventCount == 2 && header.recordCount == 4)
-        let records = try frame.withUnsafeBytes { bytes throws in try FrameReader.records(of: header, in: bytes, at: 0) }
+        let records = try frame.withUnsafeBytes { bytes throws in try FrameReader.records(of: header, in: bytes, at: 0, dictionary: []) }
         #expect(records == builder.records)
         for bit in 0..<(frame.count * 8) {
             var flipped = frame
@@ -120,5 +120,80 @@ struct FormatTests {
             let probe = flipped.withUnsafeBytes { FrameReader.probe($0, at: 0) }
             if case .frame = probe { Issue.record("flipping bit \(bit) went unnoticed") }
         }
+    }
+}
+
+@Suite("Segment dictionaries")
+struct DictionaryTests {
+    static func header(_ frame: [UInt8]) -> FrameHeader? {
+        if case .frame(let header) = frame.withUnsafeBytes({ FrameReader.probe($0, at: 0) }) { return header }
+        return nil
+    }
+
+    @Test func aFrameCompressedWithADictionaryNeedsThatDictionary() throws {
+        let dictionary = Array(String(repeating: #"{"type":"MoneyDeposited","aggregateId":"acc-1","currency":"EUR"}"#, count: 8).utf8)
+        var builder = FrameBuilder(nextPosition: 0)
+        builder.append(StoredEvent(
+            stream: "account/1", version: 1, position: 0, id: UUID(), type: "MoneyDeposited", timestampMilliseconds: 0,
+            data: Data(#"{"type":"MoneyDeposited","aggregateId":"acc-1","amount":5,"currency":"EUR"}"#.utf8),
+            metadata: Data(), endsCommit: true))
+        let plain = builder.encoded()
+        let withDictionary = builder.encoded(dictionary: dictionary)
+        #expect(withDictionary.count < plain.count)
+        let header = try #require(Self.header(withDictionary))
+        #expect(header.isCompressed && header.usesDictionary)
+        let records = try withDictionary.withUnsafeBytes { try FrameReader.records(of: header, in: $0, at: 0, dictionary: dictionary) }
+        #expect(records == builder.records)
+        #expect(throws: FrameDamage.self) {
+            try withDictionary.withUnsafeBytes { try FrameReader.records(of: header, in: $0, at: 0, dictionary: []) }
+        }
+        var other = dictionary
+        other[10] ^= 0x55
+        #expect(throws: FrameDamage.self) {
+            try withDictionary.withUnsafeBytes { try FrameReader.records(of: header, in: $0, at: 0, dictionary: Array(other.reversed())) }
+        }
+    }
+
+    @Test func singleEventCommitsAreCompressedWithTheSegmentsDictionary() async throws {
+        let directory = TemporaryDirectory("dictionary")
+        defer { directory.remove() }
+        var log = try Fixture.open(directory)
+        for index in 0..<300 {
+            try await log.append(Fixture.events(1, size: 60), to: "s/\(index % 7)")
+        }
+        let all = try log.readAll(maxCount: 1000)
+        let bytesPerEvent = Double(log.frameBytes) / 300
+        log.close()
+        let path = directory.file("00000000000000000000.dseg")
+        let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+        let flags = try Fixture.frameOffsets(of: path).map { bytes[$0 + 12] }
+        // A dictionary frame holds no events and is compressed without a dictionary.
+        let dictionaryFrames = try Fixture.frameOffsets(of: path).filter { bytes[$0 + 24] == 0 && bytes[$0 + 12] != 0x03 }
+        #expect(dictionaryFrames.count == 1, "one dictionary frame in the segment")
+        #expect(flags.filter { $0 == 0x03 }.count > 250, "most frames use the dictionary")
+        #expect(bytesPerEvent < 150, "\(bytesPerEvent) bytes per event")
+        log = try Fixture.open(directory)
+        defer { log.close() }
+        #expect(try log.readAll(maxCount: 1000) == all)
+    }
+
+    @Test func aDamagedDictionaryMakesTheFramesUsingItUnreadable() async throws {
+        let directory = TemporaryDirectory("dictionary-damage")
+        defer { directory.remove() }
+        var log = try Fixture.open(directory)
+        for index in 0..<100 {
+            try await log.append(Fixture.events(1, size: 60), to: "s/\(index % 7)")
+        }
+        log.close()
+        let path = directory.file("00000000000000000000.dseg")
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+        let dictionaryFrame = try #require(try Fixture.frameOffsets(of: path).first { bytes[$0 + 24] == 0 })
+        bytes[dictionaryFrame + 100] ^= 0x01
+        try bytes.write(to: URL(fileURLWithPath: path))
+        log = try Fixture.open(directory)
+        defer { log.close() }
+        #expect(!log.recovery.corruptions.isEmpty)
+        #expect(try log.readAll(maxCount: 1000).count < 100)
+        #expect(throws: StoreError.self) { try log.read(stream: "s/1") }
     }
 }

@@ -16,13 +16,17 @@ uint32_t dugong_crc32c_portable(uint32_t crc, const void *data, size_t length);
 int dugong_crc32c_is_hardware(void);
 
 /// Compresses `source` as raw DEFLATE (no zlib or gzip wrapper, 32 KiB window) at `level`
-/// (1..9) into `destination`. Returns the compressed length, or -1 when it does not fit in
-/// `capacity` bytes, or -2 on a zlib error.
-long dugong_deflate_raw(const void *source, size_t length, void *destination, size_t capacity, int level);
+/// (1..9) into `destination`, with the preset dictionary `dictionary` (NULL or length 0: none).
+/// Returns the compressed length, or -1 when it does not fit in `capacity` bytes, or -2 on a
+/// zlib error.
+long dugong_deflate_raw(const void *source, size_t length, void *destination, size_t capacity, int level,
+                        const void *dictionary, size_t dictionary_length);
 
-/// Inflates raw DEFLATE `source` into exactly `expected` bytes at `destination`. Returns 0 on
-/// success, -1 when the stream is damaged or does not inflate to exactly `expected` bytes.
-int dugong_inflate_raw(const void *source, size_t length, void *destination, size_t expected);
+/// Inflates raw DEFLATE `source`, compressed with the preset dictionary `dictionary` (NULL or
+/// length 0: none), into exactly `expected` bytes at `destination`. Returns 0 on success, -1
+/// when the stream is damaged or does not inflate to exactly `expected` bytes.
+int dugong_inflate_raw(const void *source, size_t length, void *destination, size_t expected,
+                       const void *dictionary, size_t dictionary_length);
 
 /// Upper bound of dugong_deflate_raw's output for `length` input bytes.
 size_t dugong_deflate_bound(size_t length);

@@ -242,28 +242,42 @@ public final class EventLog: Sendable {
     /// A deleted or tombstoned stream, or an unknown one, reads as empty.
     ///
     /// - Throws: ``StoreError/corruption(segment:offset:reason:)`` when an event to return lies in
-    ///   a damaged frame.
+    ///   a damaged frame, or when the read reaches the stream's end (or the stream is unknown)
+    ///   and damage found at open lies after its last readable event, so that the stream may
+    ///   continue there.
     public func read(
         stream: String, from version: Int? = nil, maxCount: Int = .max, direction: Direction = .forward
     ) throws -> [StoredEvent] {
         try core.checkOpen()
         guard maxCount > 0 else { return [] }
-        let positions: [UInt64] = core.shared.withLock { shared in
-            guard let entry = shared.index.stream(stream), !entry.isTombstoned, entry.version > 0 else { return [] }
+        let positions: [UInt64] = try core.shared.withLock { shared in
+            let entry = shared.index.stream(stream)
+            // A read that reaches the stream's end cannot be trusted when damage that lost
+            // events lies after the stream's last known event: later events may be in it.
+            let lastPosition = entry?.positions.last { $0 < StreamIndex.damagedMarker }
+            let laterDamage = shared.index.damage.first { damage in
+                !damage.positions.isEmpty && lastPosition.map { damage.positions.lowerBound > $0 } ?? true
+            }
+            guard let entry, !entry.isTombstoned, entry.version > 0 else {
+                if let laterDamage { throw laterDamage.error }
+                return []
+            }
             let first = entry.truncateBefore
             let last = entry.version
+            let range: ClosedRange<Int>
             switch direction {
             case .forward:
                 let start = max(version ?? 1, first, 1)
                 guard start <= last else { return [] }
-                let end = start + min(maxCount, last - start + 1) - 1
-                return Array(entry.positions[(start - 1)...(end - 1)])
+                range = start...(start + min(maxCount, last - start + 1) - 1)
             case .backward:
                 let start = min(version ?? last, last)
                 guard start >= first, start >= 1 else { return [] }
-                let end = max(first, start - min(maxCount, start) + 1)
-                return entry.positions[(end - 1)...(start - 1)].reversed()
+                range = max(first, start - min(maxCount, start) + 1)...start
             }
+            if range.upperBound == last, let laterDamage { throw laterDamage.error }
+            let positions = entry.positions[(range.lowerBound - 1)...(range.upperBound - 1)]
+            return direction == .forward ? Array(positions) : positions.reversed()
         }
         return try core.events(at: positions)
     }

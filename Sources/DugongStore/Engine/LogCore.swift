@@ -191,7 +191,8 @@ final class FrameCache: Sendable {
             switch FrameReader.probe(bytes, at: offset) {
             case .frame(let header):
                 do {
-                    return try FrameReader.records(of: header, in: bytes, at: offset)
+                    return try FrameReader.records(
+                        of: header, in: bytes, at: offset, dictionary: segment.dictionary(before: offset))
                 } catch {
                     throw StoreError.corruption(segment: segment.name, offset: offset, reason: "\(error)")
                 }

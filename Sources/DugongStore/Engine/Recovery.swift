@@ -66,7 +66,11 @@ enum Recovery {
                         break
                     }
                     do {
-                        let records = try FrameReader.records(of: header, in: bytes, at: offset)
+                        let records = try FrameReader.records(
+                            of: header, in: bytes, at: offset, dictionary: segment.dictionary(before: offset))
+                        for case .dictionary(let dictionary) in records {
+                            segment.register(dictionary: dictionary, at: offset)
+                        }
                         index.apply(records, in: FrameLocation(segment: segmentIndex, offset: offset), length: header.totalLength)
                         index.advance(to: header.firstPosition)
                     } catch {
@@ -108,8 +112,8 @@ enum Recovery {
             defer { candidate += 1 }
             let stored = Int(UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: candidate + 4, as: UInt32.self)))
             guard stored > 0, candidate + Layout.frameHeaderSize + stored <= bytes.count,
-                bytes[candidate + 12] & ~Layout.frameCompressed == 0, bytes[candidate + 13] == 0,
-                bytes[candidate + 14] == 0, bytes[candidate + 15] == 0
+                bytes[candidate + 12] & ~(Layout.frameCompressed | Layout.frameUsesDictionary) == 0,
+                bytes[candidate + 13] == 0
             else { continue }
             let first = UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: candidate + 16, as: UInt64.self))
             guard first >= minimumPosition, case .frame(let header) = FrameReader.probe(bytes, at: candidate) else { continue }

@@ -117,6 +117,8 @@ struct StreamIndex {
                     stream.snapshot = SnapshotReference(location: location, recordIndex: recordIndex, version: snapshot.version)
                 }
                 streams[snapshot.stream] = stream
+            case .dictionary:
+                break  // kept by the segment, not the index
             }
         }
         if let first {

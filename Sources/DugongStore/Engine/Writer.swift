@@ -41,10 +41,17 @@ final class Writer: Sendable {
         var activeSegment: Int
         var writeOffset: Int
         var isDirty = false
+        /// The last ``Layout/dictionarySize`` bytes of raw payload written: the next segment's
+        /// dictionary.
+        var recentPayload: [UInt8] = []
     }
+
+    /// How much recent payload a segment's dictionary holds: 4 KiB, less for tiny segments.
+    private let dictionarySize: Int
 
     init(core: LogCore, activeSegment: Int, writeOffset: Int) {
         self.core = core
+        dictionarySize = min(Layout.dictionarySize, core.options.segmentSize / 8)
         state = Mutex(WriterState(activeSegment: activeSegment, writeOffset: writeOffset))
         let thread = Thread { [self] in run() }
         thread.name = "dugong-writer"
@@ -138,8 +145,8 @@ final class Writer: Sendable {
         do {
             let written = try write(batch.frames)
             core.shared.withLock { shared in
-                for (frame, (location, length)) in zip(batch.frames, written) {
-                    shared.index.apply(frame.records, in: location, length: length)
+                for (records, location, length) in written {
+                    shared.index.apply(records, in: location, length: length)
                 }
                 assert(shared.index.nextPosition == batch.nextPosition)
             }
@@ -279,25 +286,67 @@ final class Writer: Sendable {
     // MARK: Writing
 
     /// Writes the frames in order, rolling segments as needed, and syncs once.
-    private func write(_ frames: [FrameBuilder]) throws -> [(FrameLocation, Int)] {
+    ///
+    /// A segment gets a dictionary frame (the last 4 KiB of payload written before it) before
+    /// its first other frame, or, in the first segment, as soon as 4 KiB of payload exist; the
+    /// frames after it are compressed with it.
+    /// - Returns: each frame written (dictionary frames included) with its records, location and length.
+    private func write(_ frames: [FrameBuilder]) throws -> [([Record], FrameLocation, Int)] {
         try state.withLock { state in
-            var locations: [(FrameLocation, Int)] = []
+            var written: [([Record], FrameLocation, Int)] = []
             for frame in frames {
-                let bytes = frame.encoded()
                 var segment = core.shared.withLock { $0.segments[state.activeSegment] }
-                if state.writeOffset + bytes.count > segment.capacity {
-                    segment = try roll(&state, firstPosition: frame.firstPosition, frameSize: bytes.count)
+                var dictionary = dictionaryFrame(for: segment, before: frame, state)
+                var dictionaryBytes = dictionary?.encoded() ?? []
+                var bytes = frame.encoded(
+                    dictionary: dictionary == nil ? segment.dictionary(before: state.writeOffset) : state.recentPayload)
+                if state.writeOffset + dictionaryBytes.count + bytes.count > segment.capacity {
+                    // A new segment large enough for a dictionary frame and this frame stored as is.
+                    let dictionaryRoom = Layout.frameHeaderSize + 4 + dictionarySize
+                    let needed = Layout.segmentHeaderSize + dictionaryRoom + Layout.frameHeaderSize + frame.payloadSize
+                    segment = try roll(&state, firstPosition: frame.firstPosition, capacity: max(core.options.segmentSize, needed))
+                    dictionary = dictionaryFrame(for: segment, before: frame, state)
+                    dictionaryBytes = dictionary?.encoded() ?? []
+                    bytes = frame.encoded(dictionary: dictionary == nil ? [] : state.recentPayload)
                 }
-                try core.options.faults?(.write)
-                try bytes.withUnsafeBytes { try segment.file.write($0, at: state.writeOffset) }
-                locations.append((FrameLocation(segment: state.activeSegment, offset: state.writeOffset), bytes.count))
-                state.writeOffset += bytes.count
-                state.isDirty = true
-                assert(state.writeOffset <= segment.capacity)
+                if let dictionary {
+                    let offset = try append(dictionaryBytes, to: segment, &state)
+                    segment.register(dictionary: state.recentPayload, at: offset)
+                    written.append((dictionary.records, FrameLocation(segment: state.activeSegment, offset: offset), dictionaryBytes.count))
+                }
+                let offset = try append(bytes, to: segment, &state)
+                written.append((frame.records, FrameLocation(segment: state.activeSegment, offset: offset), bytes.count))
+                let payload = frame.payload.bytes
+                if payload.count >= dictionarySize {
+                    state.recentPayload = Array(payload.suffix(dictionarySize))
+                } else {
+                    state.recentPayload = Array((state.recentPayload + payload).suffix(dictionarySize))
+                }
             }
             try synchronize(&state)
-            return locations
+            return written
         }
+    }
+
+    /// The dictionary frame to write before `frame` when `segment` has no dictionary yet and
+    /// enough payload has been written to make one.
+    private func dictionaryFrame(for segment: Segment, before frame: FrameBuilder, _ state: WriterState) -> FrameBuilder? {
+        guard !segment.hasDictionary, state.recentPayload.count == dictionarySize else { return nil }
+        var dictionary = FrameBuilder(nextPosition: frame.firstPosition)
+        dictionary.appendDictionary(state.recentPayload)
+        return dictionary
+    }
+
+    /// Writes one encoded frame at the end of the active segment.
+    /// - Returns: its offset.
+    private func append(_ bytes: [UInt8], to segment: Segment, _ state: inout WriterState) throws -> Int {
+        precondition(state.writeOffset + bytes.count <= segment.capacity, "frame must fit its segment")
+        try core.options.faults?(.write)
+        try bytes.withUnsafeBytes { try segment.file.write($0, at: state.writeOffset) }
+        let offset = state.writeOffset
+        state.writeOffset += bytes.count
+        state.isDirty = true
+        return offset
     }
 
     private func synchronize(_ state: inout WriterState) throws {
@@ -311,13 +360,12 @@ final class Writer: Sendable {
     }
 
     /// Seals the active segment (syncing it) and makes a new one starting at `firstPosition`.
-    private func roll(_ state: inout WriterState, firstPosition: UInt64, frameSize: Int) throws -> Segment {
+    private func roll(_ state: inout WriterState, firstPosition: UInt64, capacity: Int) throws -> Segment {
         try synchronize(&state)
         let previous = core.shared.withLock { $0.segments[state.activeSegment] }
         let previousName = Layout.SegmentName(fileName: previous.name)
         let generation = previousName?.firstPosition == firstPosition ? (previousName?.generation ?? 0) + 1 : 0
         let name = Layout.SegmentName(firstPosition: firstPosition, generation: generation)
-        let capacity = max(core.options.segmentSize, Layout.segmentHeaderSize + frameSize)
         let segment = try Segment.create(
             directory: core.directory, firstPosition: firstPosition, capacity: capacity, name: name.fileName)
         core.shared.withLock { $0.segments.append(segment) }

@@ -7,6 +7,11 @@ struct FrameHeader: Equatable {
     /// Bytes of payload after inflating (equal to `storedLength` when not compressed).
     var rawLength: UInt32
     var isCompressed: Bool
+    /// Compressed with the dictionary in effect in its segment.
+    var usesDictionary: Bool
+    /// With `usesDictionary`: the low 16 bits of the dictionary's masked CRC-32C, so that a frame
+    /// is never inflated with another dictionary (which DEFLATE would not notice).
+    var dictionaryCheck: UInt16
     /// The position of the frame's first event, or the next position when it has none.
     var firstPosition: UInt64
     var eventCount: UInt32
@@ -50,24 +55,37 @@ struct FrameBuilder {
         recordCount += 1
     }
 
+    mutating func appendDictionary(_ bytes: [UInt8]) {
+        payload.dictionary(bytes)
+        records.append(.dictionary(bytes))
+        recordCount += 1
+    }
+
     mutating func append(_ snapshot: StoredSnapshot) {
         payload.snapshot(snapshot)
         records.append(.snapshot(snapshot))
         recordCount += 1
     }
 
-    /// The frame's bytes: header, then the payload, raw DEFLATE when that saves at least 1/8.
-    func encoded() -> [UInt8] {
+    /// The dictionary check of ``FrameHeader/dictionaryCheck``.
+    static func check(of dictionary: [UInt8]) -> UInt16 {
+        UInt16(truncatingIfNeeded: dictionary.withUnsafeBytes { Checksum.mask(Checksum.crc32c($0)) })
+    }
+
+    /// The frame's bytes: header, then the payload, raw DEFLATE (with `dictionary`, the
+    /// segment's current dictionary, when there is one) when that saves at least 1/8.
+    func encoded(dictionary: [UInt8] = []) -> [UInt8] {
         precondition(!isEmpty && payloadSize <= Layout.maximumFramePayload)
-        let compressed = payload.bytes.withUnsafeBytes { Compression.deflate($0) }
+        let compressed = payload.bytes.withUnsafeBytes { Compression.deflate($0, dictionary: dictionary) }
         let stored = compressed ?? payload.bytes
+        let flags = compressed == nil ? 0 : Layout.frameCompressed | (dictionary.isEmpty ? 0 : Layout.frameUsesDictionary)
         var frame = ByteWriter(capacity: Layout.frameHeaderSize + stored.count)
         frame.u32(0)  // checksum, patched below
         frame.u32(UInt32(stored.count))
         frame.u32(UInt32(payloadSize))
-        frame.u8(compressed == nil ? 0 : Layout.frameCompressed)
+        frame.u8(flags)
         frame.u8(0)
-        frame.u16(0)
+        frame.u16(flags & Layout.frameUsesDictionary == 0 ? 0 : Self.check(of: dictionary))
         frame.u64(firstPosition)
         frame.u32(eventCount)
         frame.u32(recordCount)
@@ -106,14 +124,18 @@ enum FrameReader {
             let storedLength = try reader.u32("stored length")
             let rawLength = try reader.u32("raw length")
             let flags = try reader.u8("flags")
-            let reserved = try reader.u8("reserved"), reserved2 = try reader.u16("reserved")
+            let reserved = try reader.u8("reserved"), dictionaryCheck = try reader.u16("dictionary check")
             let firstPosition = try reader.u64("first position")
             let eventCount = try reader.u32("event count")
             let recordCount = try reader.u32("record count")
-            guard flags & ~Layout.frameCompressed == 0, reserved == 0, reserved2 == 0 else {
+            let known = Layout.frameCompressed | Layout.frameUsesDictionary
+            guard flags & ~known == 0, reserved == 0 else {
                 return .invalid("unknown flags or nonzero reserved bytes")
             }
             let compressed = flags & Layout.frameCompressed != 0
+            let usesDictionary = flags & Layout.frameUsesDictionary != 0
+            guard compressed || !usesDictionary else { return .invalid("dictionary flag without compression") }
+            guard usesDictionary || dictionaryCheck == 0 else { return .invalid("dictionary check without a dictionary") }
             guard storedLength > 0, Int(storedLength) <= Layout.maximumFramePayload,
                 Int(rawLength) <= Layout.maximumFramePayload, compressed || rawLength == storedLength,
                 recordCount > 0, eventCount <= recordCount
@@ -124,21 +146,30 @@ enum FrameReader {
             guard Checksum.mask(Checksum.crc32c(covered)) == checksum else { return .invalid("checksum mismatch") }
             return .frame(FrameHeader(
                 storedLength: storedLength, rawLength: rawLength, isCompressed: compressed,
-                firstPosition: firstPosition, eventCount: eventCount, recordCount: recordCount))
+                usesDictionary: usesDictionary, dictionaryCheck: dictionaryCheck, firstPosition: firstPosition, eventCount: eventCount, recordCount: recordCount))
         } catch {
             return .invalid("\(error)")
         }
     }
 
     /// Decodes the records of a frame whose checksum was verified by ``probe(_:at:)``.
-    /// - Throws: a description of the damage when the payload does not decode as its header says.
+    /// `dictionary` is the dictionary in effect at the frame (the segment's last dictionary
+    /// record before it), empty when there is none.
+    /// - Throws: ``FrameDamage`` when the payload does not decode as its header says.
     static func records(
-        of header: FrameHeader, in bytes: UnsafeRawBufferPointer, at offset: Int
+        of header: FrameHeader, in bytes: UnsafeRawBufferPointer, at offset: Int, dictionary: [UInt8]
     ) throws -> [Record] {
         let start = offset + Layout.frameHeaderSize
         let stored = UnsafeRawBufferPointer(rebasing: bytes[start..<start + Int(header.storedLength)])
         if header.isCompressed {
-            guard let raw = Compression.inflate(stored, count: Int(header.rawLength)) else {
+            if header.usesDictionary && dictionary.isEmpty {
+                throw FrameDamage("compressed with a dictionary, but no dictionary precedes it in its segment")
+            }
+            if header.usesDictionary && FrameBuilder.check(of: dictionary) != header.dictionaryCheck {
+                throw FrameDamage("compressed with another dictionary than the one in effect")
+            }
+            let preset = header.usesDictionary ? dictionary : []
+            guard let raw = Compression.inflate(stored, count: Int(header.rawLength), dictionary: preset) else {
                 throw FrameDamage("payload does not inflate to \(header.rawLength) bytes")
             }
             return try raw.withUnsafeBytes { try decode($0, header) }

@@ -64,6 +64,13 @@ enum Layout {
     static let frameHeaderSize = 32
     /// Flag bit: the payload is raw DEFLATE.
     static let frameCompressed: UInt8 = 0x01
+    /// Flag bit (with `frameCompressed`): compressed with the segment's current dictionary.
+    static let frameUsesDictionary: UInt8 = 0x02
+    /// The bytes of recent payload a writer puts in a segment's dictionary (at most 1/8 of the
+    /// segment size).
+    static let dictionarySize = 4096
+    /// The largest dictionary a reader accepts (DEFLATE's window).
+    static let maximumDictionarySize = 32768
     /// A frame's payload (stored or inflated) is at most this long.
     static let maximumFramePayload = 1 << 30
 
@@ -73,6 +80,7 @@ enum Layout {
         case event = 0x01
         case streamMetadata = 0x02
         case snapshot = 0x03
+        case dictionary = 0x04
     }
 
     /// Event record flag bit: the event is the last of its commit.

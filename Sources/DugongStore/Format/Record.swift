@@ -5,6 +5,8 @@ enum Record: Sendable, Equatable {
     case event(StoredEvent)
     case streamMetadata(stream: String, operation: Layout.StreamOperation, version: Int)
     case snapshot(StoredSnapshot)
+    /// A preset DEFLATE dictionary for the frames after this one in its segment.
+    case dictionary([UInt8])
 }
 
 extension ByteWriter {
@@ -29,6 +31,12 @@ extension ByteWriter {
         lengthPrefixed(stream.utf8)
         u8(operation.rawValue)
         varint(UInt64(version))
+    }
+
+    mutating func dictionary(_ bytes: [UInt8]) {
+        precondition(!bytes.isEmpty && bytes.count <= Layout.maximumDictionarySize)
+        u8(Layout.RecordType.dictionary.rawValue)
+        lengthPrefixed(bytes)
     }
 
     mutating func snapshot(_ snapshot: StoredSnapshot) {
@@ -86,6 +94,12 @@ extension ByteReader {
             let data = Data(try lengthPrefixed("snapshot data"))
             let metadata = Data(try lengthPrefixed("snapshot metadata"))
             return .snapshot(StoredSnapshot(stream: stream, version: version, data: data, metadata: metadata))
+        case .dictionary:
+            let bytes = try lengthPrefixed("dictionary")
+            guard !bytes.isEmpty, bytes.count <= Layout.maximumDictionarySize else {
+                throw Malformed(offset: start, reason: "dictionary of \(bytes.count) bytes")
+            }
+            return .dictionary(Array(bytes))
         case nil:
             throw Malformed(offset: start, reason: "unknown record type \(type)")
         }
