@@ -29,7 +29,7 @@ struct Damage: Sendable, Equatable {
 /// writer, through the same ``apply(_:in:)`` in both cases.
 ///
 /// Memory: 8 bytes per event (its position in its stream's array) plus about 40 bytes per
-/// frame and the stream names.
+/// frame, and per stream its name and about 80 bytes.
 struct StreamIndex {
     struct Stream {
         /// `positions[v - 1]` is the position of version `v`; a value ≥ ``damagedMarker`` marks a
@@ -41,6 +41,8 @@ struct StreamIndex {
         var snapshotsHiddenThrough = 0
         var isTombstoned = false
         var snapshot: SnapshotReference?
+        /// The id of the last event: recognizes a retried commit without reading the log.
+        var lastEventID: UUID?
 
         var version: Int { positions.count }
     }
@@ -97,6 +99,7 @@ struct StreamIndex {
                 while stream.positions.count < event.version - 1 { stream.positions.append(marker) }
                 if stream.positions.count == event.version - 1 {
                     stream.positions.append(event.position)
+                    stream.lastEventID = event.id
                 }  // else: a version seen twice, possible only in a forged log (its CRC holds); keep the first.
                 streams[event.stream] = stream
             case .streamMetadata(let name, let operation, let version):

@@ -107,6 +107,7 @@ final class Writer: Sendable {
     private struct StreamView {
         var version: Int
         var isTombstoned: Bool
+        var lastEventID: UUID?
         /// Ids of the versions the batch accepted, from `pendingFrom`.
         var pendingIDs: [UUID] = []
         var pendingFrom: Int
@@ -164,7 +165,9 @@ final class Writer: Sendable {
         if let view = batch.views[stream] { return view }
         let indexed = core.shared.withLock { $0.index.stream(stream) }
         let version = indexed?.version ?? 0
-        return StreamView(version: version, isTombstoned: indexed?.isTombstoned ?? false, pendingFrom: version + 1)
+        return StreamView(
+            version: version, isTombstoned: indexed?.isTombstoned ?? false, lastEventID: indexed?.lastEventID,
+            pendingFrom: version + 1)
     }
 
     /// The id of the event at `version` of `stream`, stored or accepted earlier in the batch.
@@ -209,6 +212,7 @@ final class Writer: Sendable {
             batch.nextPosition += 1
             view.pendingIDs.append(event.id)
         }
+        view.lastEventID = events.last?.id
         view.version = current + events.count
         batch.views[stream] = view
         closeFrameIfFull(&batch)
@@ -228,8 +232,9 @@ final class Writer: Sendable {
         case .exact(let version) where version < current: base = version
         case .noStream where current > 0: base = 0
         case .any, .streamExists:
-            // A retry with no fixed version is recognized when it is the stream's last commit.
-            guard current >= events.count else { return nil }
+            // A retry with no fixed version is recognized when it is the stream's last commit;
+            // the last ids differ for every other append, so the log is read only for retries.
+            guard current >= events.count, view.lastEventID == events.last?.id else { return nil }
             base = current - events.count
         default: return nil
         }

@@ -56,7 +56,7 @@ struct ByteReader {
 
     var remaining: Int { bytes.count - offset }
 
-    private mutating func take(_ count: Int, _ what: String) throws(Malformed) -> UnsafeRawBufferPointer {
+    private mutating func take(_ count: Int, _ what: StaticString) throws(Malformed) -> UnsafeRawBufferPointer {
         guard count >= 0, count <= remaining else {
             throw Malformed(offset: offset, reason: "\(what) needs \(count) bytes, \(remaining) left")
         }
@@ -64,23 +64,23 @@ struct ByteReader {
         return UnsafeRawBufferPointer(rebasing: bytes[offset..<offset + count])
     }
 
-    mutating func u8(_ what: String) throws(Malformed) -> UInt8 { try take(1, what)[0] }
+    mutating func u8(_ what: StaticString) throws(Malformed) -> UInt8 { try take(1, what)[0] }
 
-    mutating func u16(_ what: String) throws(Malformed) -> UInt16 {
+    mutating func u16(_ what: StaticString) throws(Malformed) -> UInt16 {
         UInt16(littleEndian: try take(2, what).loadUnaligned(as: UInt16.self))
     }
 
-    mutating func u32(_ what: String) throws(Malformed) -> UInt32 {
+    mutating func u32(_ what: StaticString) throws(Malformed) -> UInt32 {
         UInt32(littleEndian: try take(4, what).loadUnaligned(as: UInt32.self))
     }
 
-    mutating func u64(_ what: String) throws(Malformed) -> UInt64 {
+    mutating func u64(_ what: StaticString) throws(Malformed) -> UInt64 {
         UInt64(littleEndian: try take(8, what).loadUnaligned(as: UInt64.self))
     }
 
-    mutating func i64(_ what: String) throws(Malformed) -> Int64 { Int64(bitPattern: try u64(what)) }
+    mutating func i64(_ what: StaticString) throws(Malformed) -> Int64 { Int64(bitPattern: try u64(what)) }
 
-    mutating func varint(_ what: String) throws(Malformed) -> UInt64 {
+    mutating func varint(_ what: StaticString) throws(Malformed) -> UInt64 {
         var value: UInt64 = 0
         for index in 0..<10 {
             let byte = try u8(what)
@@ -93,27 +93,65 @@ struct ByteReader {
     }
 
     /// A varint that must fit an `Int` no larger than `limit`.
-    mutating func count(_ what: String, limit: Int) throws(Malformed) -> Int {
+    mutating func count(_ what: StaticString, limit: Int) throws(Malformed) -> Int {
         let start = offset
         let value = try varint(what)
         guard value <= UInt64(limit) else { throw Malformed(offset: start, reason: "\(what) \(value) exceeds \(limit)") }
         return Int(value)
     }
 
-    mutating func bytes(_ count: Int, _ what: String) throws(Malformed) -> UnsafeRawBufferPointer {
+    mutating func bytes(_ count: Int, _ what: StaticString) throws(Malformed) -> UnsafeRawBufferPointer {
         try take(count, what)
     }
 
-    mutating func lengthPrefixed(_ what: String) throws(Malformed) -> UnsafeRawBufferPointer {
-        try take(try count("\(what) length", limit: remaining), what)
+    mutating func lengthPrefixed(_ what: StaticString) throws(Malformed) -> UnsafeRawBufferPointer {
+        let start = offset
+        let length = try varint(what)
+        guard length <= UInt64(remaining) else {
+            throw Malformed(offset: start, reason: "\(what) of \(length) bytes runs past the end (\(remaining) left)")
+        }
+        return try take(Int(length), what)
     }
 
-    mutating func string(_ what: String) throws(Malformed) -> String {
+    /// A string through `names`: a repeated name (a stream's events, event types) is decoded once.
+    mutating func string(_ what: StaticString, names: inout NameTable) throws(Malformed) -> String {
+        let start = offset
+        let raw = try lengthPrefixed(what)
+        if let known = names.lookup(raw) { return known }
+        guard let text = String(validating: raw, as: UTF8.self) else {
+            throw Malformed(offset: start, reason: "\(what) is not valid UTF-8")
+        }
+        names.remember(text)
+        return text
+    }
+
+    mutating func string(_ what: StaticString) throws(Malformed) -> String {
         let start = offset
         let raw = try lengthPrefixed(what)
         guard let text = String(validating: raw, as: UTF8.self) else {
             throw Malformed(offset: start, reason: "\(what) is not valid UTF-8")
         }
         return text
+    }
+}
+
+/// The last few names decoded from a frame, so that repeated ones are not decoded and allocated
+/// again. Bounded: it keeps 8.
+struct NameTable {
+    private var names: [String] = []
+    private var next = 0
+
+    func lookup(_ raw: UnsafeRawBufferPointer) -> String? {
+        for name in names where name.utf8.count == raw.count && name.utf8.elementsEqual(raw) { return name }
+        return nil
+    }
+
+    mutating func remember(_ name: String) {
+        if names.count < 8 {
+            names.append(name)
+        } else {
+            names[next] = name
+            next = (next + 1) % 8
+        }
     }
 }

@@ -183,9 +183,10 @@ enum FrameReader {
         records.reserveCapacity(Int(header.recordCount))
         var previous = header.firstPosition &- 1
         var events: UInt32 = 0
+        var names = NameTable()
         do {
             for _ in 0..<header.recordCount {
-                let record = try reader.record(previousPosition: &previous)
+                let record = try reader.record(previousPosition: &previous, names: &names)
                 if case .event(let event) = record {
                     if events == 0 && event.position != header.firstPosition {
                         throw FrameDamage("first event at position \(event.position), header says \(header.firstPosition)")

@@ -51,7 +51,7 @@ extension ByteWriter {
 extension ByteReader {
     /// Reads the next record. `previousPosition` is as for ``ByteWriter/event(_:previousPosition:)``
     /// and is advanced past an event record.
-    mutating func record(previousPosition: inout UInt64) throws(Malformed) -> Record {
+    mutating func record(previousPosition: inout UInt64, names: inout NameTable) throws(Malformed) -> Record {
         let start = offset
         let type = try u8("record type")
         switch Layout.RecordType(rawValue: type) {
@@ -66,11 +66,11 @@ extension ByteReader {
             guard delta < UInt64.max - 1, previousPosition == .max || position > previousPosition else {
                 throw Malformed(offset: start, reason: "position overflows")
             }
-            let stream = try string("stream name")
+            let stream = try string("stream name", names: &names)
             let version = try count("version", limit: Int.max)
             guard version >= 1 else { throw Malformed(offset: start, reason: "version 0") }
             let id = try bytes(16, "event id")
-            let type = try string("event type")
+            let type = try string("event type", names: &names)
             let timestamp = try i64("timestamp")
             let data = Data(try lengthPrefixed("data"))
             let metadata = Data(try lengthPrefixed("metadata"))
