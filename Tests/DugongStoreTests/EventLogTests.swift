@@ -228,7 +228,26 @@ struct EventLogTests {
         await #expect(throws: StoreError.invalidArgument("an append to 's/1' needs at least one event")) {
             try await log.append([], to: "s/1")
         }
+        #expect(throws: StoreError.invalidArgument("stream name is not valid UTF-8")) {
+            try EventLog.streamName(validating: [0x61, 0xC3, 0x28])
+        }
+        #expect(try EventLog.streamName(validating: Array("konto/ä".utf8)) == "konto/ä")
         #expect(log.headPosition == 0 && log.eventCount == 0)
+    }
+
+    @Test func withoutSyncAppendsStillReadBackAndSurviveAReopen() async throws {
+        let directory = TemporaryDirectory("nosync")
+        defer { directory.remove() }
+        var options = EventLog.Options(createIfMissing: true)
+        options.durability = .unsafeNoSync
+        var log = try EventLog.open(at: directory.path, options: options)
+        for index in 0..<50 { try await log.append(Fixture.events(2), to: "s/\(index % 5)") }
+        let all = try log.readAll()
+        #expect(all.count == 100)
+        log.close()
+        log = try EventLog.open(at: directory.path, options: options)
+        defer { log.close() }
+        #expect(try log.readAll() == all)
     }
 
     @Test func deleteTruncateAndTombstone() async throws {

@@ -217,6 +217,18 @@ public final class EventLog: Sendable {
         return try result.get()
     }
 
+    /// A stream name from raw bytes (read from a file or the network), checked: 1 to
+    /// ``Options/maximumNameLength`` bytes of valid UTF-8 without NUL.
+    ///
+    /// - Throws: ``StoreError/invalidArgument(_:)`` saying what is wrong.
+    public static func streamName(validating bytes: some Collection<UInt8>) throws(StoreError) -> String {
+        guard let name = String(validating: bytes, as: UTF8.self) else {
+            throw .invalidArgument("stream name is not valid UTF-8")
+        }
+        try validate(stream: name)
+        return name
+    }
+
     static func validate(stream: String) throws(StoreError) {
         try validate(name: stream, what: "stream name")
     }
