@@ -119,7 +119,11 @@ struct EventLogTests {
         log.close()
         for name in names {
             let size = try FileManager.default.attributesOfItem(atPath: directory.file(name))[.size] as! Int
-            #expect(size == 4096, "\(name) is \(size) bytes")
+            if name == names.last {
+                #expect(size == (try Fixture.endOfFrames(of: directory.file(name))), "a clean close trims the active segment")
+            } else {
+                #expect(size == 4096, "\(name) is \(size) bytes")
+            }
             let first = UInt64(name.prefix(20))!
             #expect(all.contains { $0.position == first }, "\(name) starts at an event")
         }
@@ -127,6 +131,8 @@ struct EventLogTests {
         defer { log.close() }
         #expect(try log.readAll(maxCount: 1000) == all)
         #expect(try log.read(stream: "big/1").map(\.version) == Array(1...30))
+        let active = try FileManager.default.attributesOfItem(atPath: directory.file(names.last!))[.size] as! Int
+        #expect(active == 4096, "opening preallocates the active segment again")
     }
 
     @Test func aCommitLargerThanASegmentGetsASegmentOfItsOwn() async throws {

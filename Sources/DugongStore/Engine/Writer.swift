@@ -95,8 +95,25 @@ final class Writer: Sendable {
                     return queue.operations
                 }
                 if !rest.isEmpty { process(rest) }
+                trimActiveSegment()
                 stopped.signal()
                 return
+            }
+        }
+    }
+
+    /// At a clean close, gives the unused preallocated tail of the active segment back to the
+    /// file system (it is preallocated again at the next open). Best effort: a failure leaves
+    /// zeros, which read the same.
+    private func trimActiveSegment() {
+        guard core.shared.withLock({ $0.failure == nil }) else { return }
+        state.withLock { state in
+            let segment = core.shared.withLock { $0.segments[state.activeSegment] }
+            do {
+                try segment.file.truncate(to: state.writeOffset)
+                try segment.file.synchronize()
+            } catch {
+                // The zeros stay; nothing is lost.
             }
         }
     }
