@@ -64,7 +64,7 @@ struct Bench: AsyncParsableCommand {
         guard log.eventCount == 0 else { throw ValidationError("\(directory) already holds a store with events") }
 
         // Prepare every commit first so that generating JSON is not timed.
-        var workload = Workload()
+        var workload = SyntheticEvents()
         var commits: [(String, [NewEvent])] = []
         var payloadBytes = 0
         var remaining = events

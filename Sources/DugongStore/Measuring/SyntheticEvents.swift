@@ -1,15 +1,17 @@
-import DugongStore
+import Dugong
 import Foundation
 
-/// A deterministic workload: ~180-byte JSON events of three types over a set of streams, with
-/// 16-byte ids, the same for every run with the same seed.
-struct Workload {
+/// Deterministic synthetic events for measuring stores: ~170-byte JSON events of three types
+/// (like `{"type":"MoneyDeposited","aggregateId":"acc-7","amount":…,"currency":"EUR","ts":…,
+/// "meta":{…}}`) with 16-byte ids, the same sequence for the same seed. Used by `dugong bench`
+/// and the Benchmarks package.
+public struct SyntheticEvents: Sendable {
     private var state: UInt64
 
-    init(seed: UInt64 = 0x5EED) { state = seed }
+    public init(seed: UInt64 = 0x5EED) { state = seed }
 
-    /// SplitMix64.
-    mutating func next() -> UInt64 {
+    /// The next pseudo-random number (SplitMix64).
+    public mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15
         var z = state
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
@@ -17,10 +19,11 @@ struct Workload {
         return z ^ (z >> 31)
     }
 
-    static let types = ["MoneyDeposited", "MoneyWithdrawn", "InterestAccrued"]
+    /// The event types, in the proportions they occur (one third each).
+    public static let types = ["MoneyDeposited", "MoneyWithdrawn", "InterestAccrued"]
 
-    /// One event of aggregate `stream`, about 180 bytes of JSON.
-    mutating func event(stream: Int, at milliseconds: Int64) -> NewEvent {
+    /// One event of aggregate number `stream`, about 170 bytes of JSON.
+    public mutating func event(stream: Int, at milliseconds: Int64) -> NewEvent {
         let type = Self.types[Int(next() % 3)]
         let amount = next() % 100_000
         let user = next() % 10_000

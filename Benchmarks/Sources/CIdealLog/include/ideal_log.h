@@ -1,0 +1,27 @@
+#ifndef IDEAL_LOG_H
+#define IDEAL_LOG_H
+#include <stddef.h>
+#include <stdint.h>
+
+/// The bound a log-structured event store can reach on this machine: frames of events (each a
+/// u32 length and its bytes), compressed with raw DEFLATE level 1, checksummed with CRC-32C,
+/// written with pwrite to a preallocated file and made durable with fdatasync. No index.
+typedef struct ideal_log ideal_log;
+
+/// Creates the log file at `path`, preallocated to `capacity` bytes. NULL on failure (errno set).
+ideal_log *ideal_log_create(const char *path, size_t capacity);
+
+/// Appends one frame holding `count` events, stored one after another in `events` with the
+/// given lengths, and syncs it (when `sync`). Returns 0, or -1 on failure.
+int ideal_log_append(ideal_log *log, const uint8_t *events, const size_t *lengths, size_t count, int sync);
+
+/// Bytes of frames written.
+size_t ideal_log_size(const ideal_log *log);
+
+void ideal_log_close(ideal_log *log);
+
+/// Reads the log at `path` back: checks every frame's CRC, inflates it and walks its events.
+/// Returns the number of events, or -1 on damage or failure. `*bytes` gets the sum of event lengths.
+long ideal_log_replay(const char *path, size_t *bytes);
+
+#endif

@@ -1,0 +1,73 @@
+import Foundation
+
+// DugongStore side by side with SQLite, RocksDB and the ideal log, on one deterministic
+// workload, interleaved (A B C D A B C D …), medians of the repetitions, ratios in one run.
+//
+//   swift run -c release --package-path Benchmarks DugongBenchmarks [--quick] [--repetitions N] [--json FILE]
+
+let arguments = Array(CommandLine.arguments.dropFirst())
+if arguments.first == MemoryProbe.flag, arguments.count == 2 {
+    try MemoryProbe.runChild(store: arguments[1])
+    exit(0)
+}
+
+var size = RunSize.full
+var jsonPath = "benchmark-results.json"
+var index = 0
+while index < arguments.count {
+    switch arguments[index] {
+    case "--quick": size = .quick
+    case "--repetitions" where index + 1 < arguments.count:
+        index += 1
+        guard let value = Int(arguments[index]), value > 0 else {
+            FileHandle.standardError.write(Data("--repetitions takes a positive number\n".utf8))
+            exit(2)
+        }
+        size.repetitions = value
+    case "--json" where index + 1 < arguments.count:
+        index += 1
+        jsonPath = arguments[index]
+    case "--help", "-h":
+        print("usage: DugongBenchmarks [--quick] [--repetitions N] [--json FILE]")
+        exit(0)
+    default:
+        FileHandle.standardError.write(Data("unknown argument \(arguments[index]); try --help\n".utf8))
+        exit(2)
+    }
+    index += 1
+}
+
+let systems = SystemKind.allCases
+let root = FileManager.default.temporaryDirectory.appendingPathComponent("dugong-benchmarks-\(getpid())").path
+try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+defer { try? FileManager.default.removeItem(atPath: root) }
+
+let started = Date()
+FileHandle.standardError.write(Data("generating the workload: \(size.events) events over \(size.streams) streams\n".utf8))
+let workload = Workload(size: size)
+let runner = Runner(workload: workload, root: root)
+
+var runs: [Repetition] = []
+var failures: [String] = []
+for repetition in 1...size.repetitions {
+    for system in systems {
+        FileHandle.standardError.write(Data("run \(repetition)/\(size.repetitions): \(system.name)\n".utf8))
+        do {
+            let results = try await runner.run(system)
+            runs.append(Repetition(system: system.name, repetition: repetition, results: results))
+        } catch {
+            failures.append("\(system.name): \(error)")
+        }
+    }
+}
+
+let report = Report(runs: runs, systems: systems.map(\.name), size: size, started: started, mappedPerEvent: MemoryProbe.lastMapped)
+print(report.markdown())
+try report.json().write(to: URL(fileURLWithPath: jsonPath))
+FileHandle.standardError.write(Data("raw repetitions written to \(jsonPath)\n".utf8))
+
+let missing = systems.map(\.name).filter { name in !runs.contains { $0.system == name } }
+if !failures.isEmpty || !missing.isEmpty {
+    for failure in failures { FileHandle.standardError.write(Data("FAILED \(failure)\n".utf8)) }
+    exit(1)
+}
