@@ -3,7 +3,7 @@ import Foundation
 // DugongStore side by side with SQLite, RocksDB and the ideal log, on one deterministic
 // workload, interleaved (A B C D A B C D …), medians of the repetitions, ratios in one run.
 //
-//   swift run -c release --package-path Benchmarks DugongBenchmarks [--quick] [--repetitions N] [--json FILE]
+//   swift run -c release --package-path Benchmarks DugongBenchmarks [--quick] [--repetitions N] [--systems …] [--json FILE]
 
 let arguments = Array(CommandLine.arguments.dropFirst())
 if arguments.first == MemoryProbe.flag, arguments.count == 2 {
@@ -13,6 +13,7 @@ if arguments.first == MemoryProbe.flag, arguments.count == 2 {
 
 var size = RunSize.full
 var jsonPath = "benchmark-results.json"
+var systems = SystemKind.allCases
 var index = 0
 while index < arguments.count {
     switch arguments[index] {
@@ -24,11 +25,19 @@ while index < arguments.count {
             exit(2)
         }
         size.repetitions = value
+    case "--systems" where index + 1 < arguments.count:
+        index += 1
+        let names = arguments[index].split(separator: ",").map { $0.lowercased() }
+        systems = SystemKind.allCases.filter { kind in names.contains { kind.name.lowercased().hasPrefix($0) } }
+        guard !systems.isEmpty else {
+            FileHandle.standardError.write(Data("--systems takes names among: \(SystemKind.allCases.map(\.name))\n".utf8))
+            exit(2)
+        }
     case "--json" where index + 1 < arguments.count:
         index += 1
         jsonPath = arguments[index]
     case "--help", "-h":
-        print("usage: DugongBenchmarks [--quick] [--repetitions N] [--json FILE]")
+        print("usage: DugongBenchmarks [--quick] [--repetitions N] [--systems dugong,sqlite,rocksdb,ideal] [--json FILE]")
         exit(0)
     default:
         FileHandle.standardError.write(Data("unknown argument \(arguments[index]); try --help\n".utf8))
@@ -37,7 +46,6 @@ while index < arguments.count {
     index += 1
 }
 
-let systems = SystemKind.allCases
 let root = FileManager.default.temporaryDirectory.appendingPathComponent("dugong-benchmarks-\(getpid())").path
 try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
 defer { try? FileManager.default.removeItem(atPath: root) }

@@ -100,7 +100,7 @@ final class LogCore: Sendable {
                 return (shared.segments[frame.location.segment], frame)
             }
             guard let (segment, frame) = step else { break }
-            let events = try cache.events(of: frame.location, in: segment)
+            let events = try cache.events(of: frame.location, in: segment, remember: false)
             for event in events where event.position >= next {
                 result.append(event)
                 if result.count == maxCount { break }
@@ -163,13 +163,13 @@ final class FrameCache: Sendable {
     }
 
     /// The events of the frame at `location`, decoded (and checksum-verified) on first use.
-    func events(of location: FrameLocation, in segment: Segment) throws -> [StoredEvent] {
+    /// With `remember` off (a sequential scan), a frame not in the cache is not added to it.
+    func events(of location: FrameLocation, in segment: Segment, remember: Bool = true) throws -> [StoredEvent] {
         if let cached = state.withLock({ $0.frames[location] }) { return cached }
-        let records = try Self.records(at: location.offset, in: segment)
-        let events = records.compactMap { record -> StoredEvent? in
-            if case .event(let event) = record { return event }
-            return nil
+        let events = try Self.decode(at: location.offset, in: segment) { header, bytes, dictionary in
+            try FrameReader.events(of: header, in: bytes, at: location.offset, dictionary: dictionary)
         }
+        guard remember else { return events }
         state.withLock { state in
             guard state.frames[location] == nil else { return }
             if state.order.count < capacity {
@@ -187,12 +187,21 @@ final class FrameCache: Sendable {
     /// Verifies and decodes the frame at `offset` of `segment`.
     /// - Throws: ``StoreError/corruption(segment:offset:reason:)`` when it fails its checks.
     static func records(at offset: Int, in segment: Segment) throws -> [Record] {
+        try decode(at: offset, in: segment) { header, bytes, dictionary in
+            try FrameReader.records(of: header, in: bytes, at: offset, dictionary: dictionary)
+        }
+    }
+
+    /// Verifies the frame at `offset` and runs `decoder` on it; damage becomes a corruption error.
+    private static func decode<R>(
+        at offset: Int, in segment: Segment,
+        _ decoder: (FrameHeader, UnsafeRawBufferPointer, [UInt8]) throws -> R
+    ) throws -> R {
         try segment.withBytes { bytes in
             switch FrameReader.probe(bytes, at: offset) {
             case .frame(let header):
                 do {
-                    return try FrameReader.records(
-                        of: header, in: bytes, at: offset, dictionary: segment.dictionary(before: offset))
+                    return try decoder(header, bytes, segment.dictionary(before: offset))
                 } catch {
                     throw StoreError.corruption(segment: segment.name, offset: offset, reason: "\(error)")
                 }

@@ -138,19 +138,24 @@ struct ByteReader {
 /// The last few names decoded from a frame, so that repeated ones are not decoded and allocated
 /// again. Bounded: it keeps 8.
 struct NameTable {
-    private var names: [String] = []
+    private var names: [(bytes: [UInt8], name: String)] = []
     private var next = 0
 
     func lookup(_ raw: UnsafeRawBufferPointer) -> String? {
-        for name in names where name.utf8.count == raw.count && name.utf8.elementsEqual(raw) { return name }
+        for entry in names where entry.bytes.count == raw.count {
+            let equal = entry.bytes.withUnsafeBytes { memcmp($0.baseAddress!, raw.baseAddress!, raw.count) == 0 }
+            if equal { return entry.name }
+        }
         return nil
     }
 
     mutating func remember(_ name: String) {
+        let entry = (Array(name.utf8), name)
+        guard !entry.0.isEmpty else { return }
         if names.count < 8 {
-            names.append(name)
+            names.append(entry)
         } else {
-            names[next] = name
+            names[next] = entry
             next = (next + 1) % 8
         }
     }

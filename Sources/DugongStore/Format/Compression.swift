@@ -10,28 +10,30 @@ enum Compression {
     /// under 64 bytes or compression does not save at least 1/8 of its size.
     static func deflate(_ bytes: UnsafeRawBufferPointer, dictionary: [UInt8] = []) -> [UInt8]? {
         guard bytes.count >= 64 else { return nil }
-        var output = [UInt8](repeating: 0, count: bytes.count - bytes.count / 8)
-        let produced = output.withUnsafeMutableBytes { out in
-            dictionary.withUnsafeBytes { dictionary in
+        var produced = 0
+        let output = [UInt8](unsafeUninitializedCapacity: bytes.count - bytes.count / 8) { out, initialized in
+            produced = dictionary.withUnsafeBytes { dictionary in
                 dugong_deflate_raw(
                     bytes.baseAddress, bytes.count, out.baseAddress, out.count, level,
                     dictionary.baseAddress, dictionary.count)
             }
+            // zlib wrote exactly `produced` bytes when it succeeded; nothing is read otherwise.
+            initialized = max(produced, 0)
         }
-        guard produced > 0 else { return nil }
-        output.removeLast(output.count - produced)
-        return output
+        return produced > 0 ? output : nil
     }
 
     /// Inflates `bytes` into exactly `count` bytes; `nil` when the stream is damaged, has
     /// another length, or needs another dictionary.
     static func inflate(_ bytes: UnsafeRawBufferPointer, count: Int, dictionary: [UInt8] = []) -> [UInt8]? {
-        var output = [UInt8](repeating: 0, count: count)
-        let status = output.withUnsafeMutableBytes { out in
-            dictionary.withUnsafeBytes { dictionary in
+        var status: Int32 = -1
+        let output = [UInt8](unsafeUninitializedCapacity: count) { out, initialized in
+            status = dictionary.withUnsafeBytes { dictionary in
                 dugong_inflate_raw(
                     bytes.baseAddress, bytes.count, out.baseAddress, count, dictionary.baseAddress, dictionary.count)
             }
+            // On success zlib wrote exactly `count` bytes; on failure the array is left empty.
+            initialized = status == 0 ? count : 0
         }
         return status == 0 ? output : nil
     }

@@ -69,6 +69,8 @@ enum Layout {
     /// The bytes of recent payload a writer puts in a segment's dictionary (at most 1/8 of the
     /// segment size).
     static let dictionarySize = 4096
+    /// Frames with at least this many payload bytes are compressed without the dictionary.
+    static let dictionaryUseLimit = 16 << 10
     /// The largest dictionary a reader accepts (DEFLATE's window).
     static let maximumDictionarySize = 32768
     /// A frame's payload (stored or inflated) is at most this long.
