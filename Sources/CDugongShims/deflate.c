@@ -1,6 +1,10 @@
 // Raw DEFLATE through zlib. deflateInit2/inflateInit2 are C macros, which is why these live
-// in C rather than in Swift.
+// in C rather than in Swift. Each thread keeps one deflate and one inflate stream and resets
+// it per call: initializing a stream allocates and clears ~256 KiB (deflate) or 32 KiB
+// (inflate), which would dominate small frames.
 #include "dugong_shims.h"
+#include <pthread.h>
+#include <stdlib.h>
 #include <zlib.h>
 
 size_t dugong_deflate_bound(size_t length) {
@@ -8,40 +12,77 @@ size_t dugong_deflate_bound(size_t length) {
     return length + (length >> 12) + (length >> 14) + (length >> 25) + 64;
 }
 
+typedef struct {
+    z_stream deflater, inflater;
+    int deflater_level;  // 0: not initialized
+    int inflater_ready;
+} streams;
+
+static pthread_key_t streams_key;
+static pthread_once_t streams_once = PTHREAD_ONCE_INIT;
+
+static void release_streams(void *value) {
+    streams *s = value;
+    if (s->deflater_level) deflateEnd(&s->deflater);
+    if (s->inflater_ready) inflateEnd(&s->inflater);
+    free(s);
+}
+
+static void make_key(void) { pthread_key_create(&streams_key, release_streams); }
+
+static streams *thread_streams(void) {
+    pthread_once(&streams_once, make_key);
+    streams *s = pthread_getspecific(streams_key);
+    if (!s) {
+        s = calloc(1, sizeof *s);
+        if (!s) return NULL;
+        pthread_setspecific(streams_key, s);
+    }
+    return s;
+}
+
 long dugong_deflate_raw(const void *source, size_t length, void *destination, size_t capacity, int level,
                         const void *dictionary, size_t dictionary_length) {
-    z_stream stream = {0};
-    if (deflateInit2(&stream, level, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) != Z_OK) return -2;
-    if (dictionary_length > 0 && deflateSetDictionary(&stream, dictionary, (uInt)dictionary_length) != Z_OK) {
-        deflateEnd(&stream);
+    streams *s = thread_streams();
+    if (!s) return -2;
+    z_stream *z = &s->deflater;
+    if (s->deflater_level != level) {
+        if (s->deflater_level) deflateEnd(z);
+        s->deflater_level = 0;
+        *z = (z_stream){0};
+        if (deflateInit2(z, level, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) != Z_OK) return -2;
+        s->deflater_level = level;
+    } else if (deflateReset(z) != Z_OK) {
         return -2;
     }
-    stream.next_in = (Bytef *)source;
-    stream.avail_in = (uInt)length;
-    stream.next_out = destination;
-    stream.avail_out = (uInt)capacity;
-    int status = deflate(&stream, Z_FINISH);
-    long produced = (long)stream.total_out;
-    deflateEnd(&stream);
-    if (status == Z_STREAM_END) return produced;
+    if (dictionary_length > 0 && deflateSetDictionary(z, dictionary, (uInt)dictionary_length) != Z_OK) return -2;
+    z->next_in = (Bytef *)source;
+    z->avail_in = (uInt)length;
+    z->next_out = destination;
+    z->avail_out = (uInt)capacity;
+    int status = deflate(z, Z_FINISH);
+    if (status == Z_STREAM_END) return (long)z->total_out;
     return status == Z_OK || status == Z_BUF_ERROR ? -1 : -2;
 }
 
 int dugong_inflate_raw(const void *source, size_t length, void *destination, size_t expected,
                        const void *dictionary, size_t dictionary_length) {
-    z_stream stream = {0};
-    if (inflateInit2(&stream, -15) != Z_OK) return -1;
-    // A raw stream has no dictionary id: the dictionary is set before inflating starts.
-    if (dictionary_length > 0 && inflateSetDictionary(&stream, dictionary, (uInt)dictionary_length) != Z_OK) {
-        inflateEnd(&stream);
+    streams *s = thread_streams();
+    if (!s) return -1;
+    z_stream *z = &s->inflater;
+    if (!s->inflater_ready) {
+        *z = (z_stream){0};
+        if (inflateInit2(z, -15) != Z_OK) return -1;
+        s->inflater_ready = 1;
+    } else if (inflateReset(z) != Z_OK) {
         return -1;
     }
-    stream.next_in = (Bytef *)source;
-    stream.avail_in = (uInt)length;
-    stream.next_out = destination;
-    stream.avail_out = (uInt)expected;
-    int status = inflate(&stream, Z_FINISH);
-    int complete = status == Z_STREAM_END && stream.total_out == expected && stream.avail_in == 0;
-    inflateEnd(&stream);
-    return complete ? 0 : -1;
+    // A raw stream has no dictionary id: the dictionary is set before inflating starts.
+    if (dictionary_length > 0 && inflateSetDictionary(z, dictionary, (uInt)dictionary_length) != Z_OK) return -1;
+    z->next_in = (Bytef *)source;
+    z->avail_in = (uInt)length;
+    z->next_out = destination;
+    z->avail_out = (uInt)expected;
+    int status = inflate(z, Z_FINISH);
+    return status == Z_STREAM_END && z->total_out == expected && z->avail_in == 0 ? 0 : -1;
 }
