@@ -88,38 +88,27 @@ struct StreamIndex {
                 last = event.position
                 nextPosition = event.position + 1
                 eventCount += 1
-                var stream = streams[event.stream] ?? {
-                    if let category = Self.category(of: event.stream) {
-                        categories[category, default: []].append(event.stream)
-                    }
-                    return Stream()
-                }()
-                // Versions missing before this one were in damaged frames.
-                let marker = Self.damagedMarker + UInt64(max(damage.count - 1, 0))
-                while stream.positions.count < event.version - 1 { stream.positions.append(marker) }
-                if stream.positions.count == event.version - 1 {
-                    stream.positions.append(event.position)
-                    stream.lastEventID = event.id
-                }  // else: a version seen twice, possible only in a forged log (its CRC holds); keep the first.
-                streams[event.stream] = stream
+                if streams[event.stream] == nil, let category = Self.category(of: event.stream) {
+                    categories[category, default: []].append(event.stream)
+                }
+                // Mutated in place: a copy of the entry would copy its positions (O(n) per event).
+                Self.add(event, damageMarker: Self.damagedMarker + UInt64(max(damage.count - 1, 0)),
+                         to: &streams[event.stream, default: Stream()])
             case .streamMetadata(let name, let operation, let version):
-                var stream = streams[name] ?? Stream()
                 switch operation {
                 case .truncateBefore:
-                    stream.truncateBefore = max(stream.truncateBefore, version)
+                    streams[name, default: Stream()].truncateBefore = max(streams[name]?.truncateBefore ?? 1, version)
                 case .delete:
-                    stream.truncateBefore = max(stream.truncateBefore, version)
-                    stream.snapshotsHiddenThrough = max(stream.snapshotsHiddenThrough, version - 1)
+                    streams[name, default: Stream()].truncateBefore = max(streams[name]?.truncateBefore ?? 1, version)
+                    streams[name]!.snapshotsHiddenThrough = max(streams[name]!.snapshotsHiddenThrough, version - 1)
                 case .tombstone:
-                    stream.isTombstoned = true
+                    streams[name, default: Stream()].isTombstoned = true
                 }
-                streams[name] = stream
             case .snapshot(let snapshot):
-                var stream = streams[snapshot.stream] ?? Stream()
-                if (stream.snapshot?.version ?? -1) <= snapshot.version {
-                    stream.snapshot = SnapshotReference(location: location, recordIndex: recordIndex, version: snapshot.version)
+                if (streams[snapshot.stream]?.snapshot?.version ?? -1) <= snapshot.version {
+                    streams[snapshot.stream, default: Stream()].snapshot = SnapshotReference(
+                        location: location, recordIndex: recordIndex, version: snapshot.version)
                 }
-                streams[snapshot.stream] = stream
             case .dictionary:
                 break  // kept by the segment, not the index
             }
@@ -127,6 +116,15 @@ struct StreamIndex {
         if let first {
             eventFrames.append(EventFrame(location: location, firstPosition: first, lastPosition: last))
         }
+    }
+
+    private static func add(_ event: StoredEvent, damageMarker: UInt64, to stream: inout Stream) {
+        // Versions missing before this one were in damaged frames.
+        while stream.positions.count < event.version - 1 { stream.positions.append(damageMarker) }
+        if stream.positions.count == event.version - 1 {
+            stream.positions.append(event.position)
+            stream.lastEventID = event.id
+        }  // else: a version seen twice, possible only in a forged log (its CRC holds); keep the first.
     }
 
     /// Records damage found at open; events of later frames that skip versions point at it.
