@@ -3,6 +3,10 @@
 // its own so that users of Dugong never resolve benchmark dependencies.
 import PackageDescription
 
+// A path dependency's identity is its directory's name, which depends on where the repository
+// was cloned: read it instead of spelling it.
+let root = Context.packageDirectory.split(separator: "/").dropLast().last.map(String.init) ?? "main"
+
 let package = Package(
     name: "DugongBenchmarks",
     platforms: [.macOS(.v15)],
@@ -15,8 +19,8 @@ let package = Package(
         .executableTarget(
             name: "DugongBenchmarks",
             dependencies: [
-                .product(name: "DugongStore", package: "main"),
-                .product(name: "Dugong", package: "main"),
+                .product(name: "DugongStore", package: root),
+                .product(name: "Dugong", package: root),
                 "CSQLite", "CRocksDB", "CIdealLog",
             ]
         ),
