@@ -15,6 +15,12 @@ extension EventLog {
         /// Group commit: a frame is closed once its payload reaches this size. Default 1 MiB.
         public var targetFrameSize = 1 << 20
 
+        /// Open for reading only: no lock is taken (a writer may have the store open), nothing is
+        /// repaired, created or removed, and every write throws ``StoreError/readOnly``. A torn
+        /// tail is left alone (it may be a write in progress); ``EventLog/refresh()`` picks up
+        /// what a writer appended since. Default `false`.
+        public var readOnly = false
+
         /// Accept appends to a store in which opening found damage. Default `false`: a damaged
         /// frame may hold events of any stream, and appending could reuse their versions; such a
         /// store opens for reading (and for `dugong verify`) only.

@@ -24,7 +24,8 @@ public final class EventLog: Sendable {
     public let directory: String
     public let options: Options
     let core: LogCore
-    private let writer: Writer
+    /// The writer thread; `nil` for a read-only store.
+    private let writer: Writer?
     private let lock: Mutex<LockHolder?>
 
     /// Owns the lock file; closing it releases the `flock`.
@@ -38,18 +39,25 @@ public final class EventLog: Sendable {
 
     /// What opening the store found and repaired.
     public struct RecoveryReport: Sendable, Equatable {
-        /// Bytes after the last valid frame of the newest segment that were zeroed (a torn write).
+        /// Bytes after the last valid frame of the newest segment: zeroed as a torn write when
+        /// opened for writing, left alone (and not read) when opened read-only.
         public var tornBytesDiscarded: Int
         /// Damaged regions found; their events throw ``StoreError/corruption(segment:offset:reason:)`` when read.
         public var corruptions: [StoreError]
     }
 
-    private init(directory: String, options: Options, lock: consuming File, recovered: Recovery.Result, segments: [Segment]) {
+    private init(directory: String, options: Options, lock: consuming File?, recovered: Recovery.Result, segments: [Segment]) {
         self.directory = directory
         self.options = options
-        self.lock = Mutex(LockHolder(lock))
+        if let lock {
+            self.lock = Mutex(LockHolder(lock))
+        } else {
+            self.lock = Mutex(nil)
+        }
         core = LogCore(directory: directory, options: options, index: recovered.index, segments: segments)
-        writer = Writer(core: core, activeSegment: segments.count - 1, writeOffset: recovered.writeOffset)
+        core.shared.withLock { $0.scannedEnd = recovered.writeOffset }
+        writer = options.readOnly
+            ? nil : Writer(core: core, activeSegment: segments.count - 1, writeOffset: recovered.writeOffset)
         recovery = RecoveryReport(
             tornBytesDiscarded: recovered.tornBytes, corruptions: recovered.index.damage.map(\.error))
     }
@@ -70,38 +78,87 @@ public final class EventLog: Sendable {
             guard options.createIfMissing else { throw StoreError.notFound(directory: directory) }
             try Directory.create(directory)
         }
-        let lock = try File(path: directory + "/" + Layout.lockFileName, flags: O_RDWR | O_CREAT)
-        guard try lock.lockExclusively() else { throw StoreError.locked(directory: directory) }
+        var lock: File?
+        if !options.readOnly {
+            let file = try File(path: directory + "/" + Layout.lockFileName, flags: O_RDWR | O_CREAT)
+            guard try file.lockExclusively() else { throw StoreError.locked(directory: directory) }
+            lock = consume file
+        }
+        var (names, foreign) = try segmentNames(in: directory, removingTemporaryFiles: !options.readOnly)
+        if names.isEmpty {
+            guard foreign.isEmpty else {
+                throw StoreError.notAStore(
+                    directory: directory, reason: "it holds other files (\(foreign.prefix(3).joined(separator: ", "))) and no segments")
+            }
+            if !options.readOnly {
+                let first = Layout.SegmentName(firstPosition: 0, generation: 0)
+                _ = try Segment.create(directory: directory, firstPosition: 0, capacity: options.segmentSize, name: first.fileName)
+                names = [first]
+            }
+        }
+        var segments: [Segment] = []
+        for (offset, name) in names.enumerated() {
+            let active = offset == names.count - 1 && !options.readOnly
+            segments.append(try Segment.open(directory: directory, name: name.fileName, writable: active, extendToCapacity: active))
+        }
+        let recovered = try Recovery.scan(segments, repair: !options.readOnly)
+        return EventLog(directory: directory, options: options, lock: lock, recovered: recovered, segments: segments)
+    }
 
+    /// The segment files of `directory`, in log order, and the names of files that are not
+    /// the store's.
+    private static func segmentNames(
+        in directory: String, removingTemporaryFiles: Bool
+    ) throws -> (segments: [Layout.SegmentName], foreign: [String]) {
         var names: [Layout.SegmentName] = []
         var foreign: [String] = []
         for entry in try Directory.entries(of: directory) {
             if entry.hasSuffix(Layout.temporarySuffix) {
-                try Directory.remove(directory + "/" + entry)
+                if removingTemporaryFiles { try Directory.remove(directory + "/" + entry) }
             } else if let name = Layout.SegmentName(fileName: entry) {
                 names.append(name)
             } else if entry != Layout.lockFileName {
                 foreign.append(entry)
             }
         }
-        names.sort()
-        if names.isEmpty {
-            guard foreign.isEmpty else {
-                throw StoreError.notAStore(
-                    directory: directory, reason: "it holds other files (\(foreign.prefix(3).joined(separator: ", "))) and no segments")
+        return (names.sorted(), foreign)
+    }
+
+    /// Picks up what a writer appended since this read-only store was opened or last refreshed:
+    /// new frames of the newest segment and new segments.
+    ///
+    /// - Returns: the number of new events.
+    /// - Throws: ``StoreError/corruption(segment:offset:reason:)`` when a new segment's header is
+    ///   damaged; on stores opened for writing it does nothing.
+    @discardableResult
+    public func refresh() throws -> Int {
+        try core.checkOpen()
+        guard options.readOnly else { return 0 }
+        let (names, _) = try Self.segmentNames(in: directory, removingTemporaryFiles: false)
+        let added = try core.shared.withLock { shared -> Int in
+            let before = shared.index.eventCount
+            var segments = shared.segments
+            let known = Set(segments.map(\.name))
+            // The newest known segment may have grown (a writer reopened and preallocated it).
+            if let last = segments.last, let size = try? File(path: last.path, flags: O_RDONLY).size(), size > last.capacity {
+                segments[segments.count - 1] = try Segment.open(
+                    directory: directory, name: last.name, writable: false, extendToCapacity: false)
             }
-            let first = Layout.SegmentName(firstPosition: 0, generation: 0)
-            _ = try Segment.create(directory: directory, firstPosition: 0, capacity: options.segmentSize, name: first.fileName)
-            names = [first]
+            let resumeAt = max(segments.count - 1, 0)
+            for name in names where !known.contains(name.fileName) {
+                segments.append(try Segment.open(directory: directory, name: name.fileName, writable: false, extendToCapacity: false))
+            }
+            guard !segments.isEmpty else { return 0 }
+            let result = try Recovery.scan(
+                segments, from: resumeAt, offset: shared.segments.isEmpty ? Layout.segmentHeaderSize : shared.scannedEnd,
+                into: shared.index, repair: false)
+            shared.segments = segments
+            shared.index = result.index
+            shared.scannedEnd = result.writeOffset
+            return shared.index.eventCount - before
         }
-        var segments: [Segment] = []
-        for (offset, name) in names.enumerated() {
-            let isLast = offset == names.count - 1
-            segments.append(try Segment.open(
-                directory: directory, name: name.fileName, writable: isLast, extendToCapacity: isLast))
-        }
-        let recovered = try Recovery.scan(segments)
-        return EventLog(directory: directory, options: options, lock: lock, recovered: recovered, segments: segments)
+        if added > 0 { core.wakeWaiters() }
+        return added
     }
 
     private static func validate(_ options: Options) throws(StoreError) {
@@ -124,7 +181,7 @@ public final class EventLog: Sendable {
             return !shared.isClosed
         }
         guard wasOpen else { return }
-        writer.stop()
+        writer?.stop()
         core.wakeWaiters()
         lock.withLock { $0 = nil }
     }
@@ -203,6 +260,7 @@ public final class EventLog: Sendable {
     /// Throws when the store is closed, or damaged and not opened to accept writes anyway.
     private func checkWritable() throws(StoreError) {
         try core.checkOpen()
+        if options.readOnly { throw .readOnly }
         if !options.acceptWritesDespiteDamage, let damage = recovery.corruptions.first {
             throw .damaged(first: damage)
         }
@@ -212,7 +270,8 @@ public final class EventLog: Sendable {
         _ operation: (@escaping @Sendable (Result<T, StoreError>) -> Void) -> Writer.Operation
     ) async throws(StoreError) -> T {
         let result = await withCheckedContinuation { (continuation: CheckedContinuation<Result<T, StoreError>, Never>) in
-            writer.submit(operation { continuation.resume(returning: $0) })
+            // checkWritable ran first: a read-only store never gets here.
+            writer!.submit(operation { continuation.resume(returning: $0) })
         }
         return try result.get()
     }

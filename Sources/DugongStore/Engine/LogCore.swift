@@ -12,6 +12,8 @@ final class LogCore: Sendable {
         var isClosed = false
         var waiters: [Int: CheckedContinuation<Void, Never>] = [:]
         var nextWaiterID = 0
+        /// Where the scan of the newest segment ended (a read-only refresh continues there).
+        var scannedEnd = Layout.segmentHeaderSize
     }
 
     let directory: String

@@ -14,36 +14,48 @@ import Foundation
 enum Recovery {
     struct Result {
         var index = StreamIndex()
-        /// Where the writer appends in the last segment.
+        /// Where the valid frames of the last segment end: where the writer appends.
         var writeOffset = Layout.segmentHeaderSize
-        /// Bytes zeroed at the tail of the last segment (0 when the tail was clean).
+        /// Bytes after the last valid frame of the last segment: zeroed when repairing, left
+        /// alone otherwise (0 when the tail was clean).
         var tornBytes = 0
     }
 
-    static func scan(_ segments: [Segment]) throws -> Result {
-        var result = Result()
-        for (segmentIndex, segment) in segments.enumerated() {
+    /// Scans `segments[from...]` into `index`, the first of them from `offset` (a refresh of a
+    /// read-only store continues where the last scan ended). With `repair`, a torn tail is zeroed.
+    static func scan(
+        _ segments: [Segment], from first: Int = 0, offset: Int = Layout.segmentHeaderSize,
+        into index: StreamIndex = StreamIndex(), repair: Bool
+    ) throws -> Result {
+        var result = Result(index: index)
+        for segmentIndex in first..<segments.count {
+            let segment = segments[segmentIndex]
             let isLast = segmentIndex == segments.count - 1
+            let resuming = segmentIndex == first && offset > Layout.segmentHeaderSize
             let start = segment.header.firstPosition
-            if result.index.nextPosition > start {
-                throw StoreError.corruption(
-                    segment: segment.name, offset: 0,
-                    reason: "segment starts at position \(start), before the previous segment's end \(result.index.nextPosition)")
+            if !resuming {
+                if result.index.nextPosition > start {
+                    throw StoreError.corruption(
+                        segment: segment.name, offset: 0,
+                        reason: "segment starts at position \(start), before the previous segment's end \(result.index.nextPosition)")
+                }
+                if result.index.nextPosition < start, segmentIndex > 0 {
+                    result.index.record(Damage(
+                        segmentName: segment.name, offset: 0,
+                        reason: "positions \(result.index.nextPosition)..<\(start) are missing before this segment",
+                        positions: result.index.nextPosition..<start))
+                }
+                result.index.advance(to: start)
             }
-            if result.index.nextPosition < start, segmentIndex > 0 {
-                result.index.record(Damage(
-                    segmentName: segment.name, offset: 0,
-                    reason: "positions \(result.index.nextPosition)..<\(start) are missing before this segment",
-                    positions: result.index.nextPosition..<start))
-            }
-            result.index.advance(to: start)
             let nextSegmentStart = isLast ? nil : segments[segmentIndex + 1].header.firstPosition
-            let end = try scan(segment, at: segmentIndex, nextSegmentStart: nextSegmentStart, into: &result.index)
+            let end = try scan(
+                segment, at: segmentIndex, from: resuming ? offset : Layout.segmentHeaderSize,
+                nextSegmentStart: nextSegmentStart, into: &result.index)
             if isLast {
                 result.writeOffset = end.offset
                 if end.torn {
                     result.tornBytes = segment.capacity - end.offset
-                    try segment.zero(from: end.offset)
+                    if repair { try segment.zero(from: end.offset) }
                 }
             }
         }
@@ -51,10 +63,10 @@ enum Recovery {
     }
 
     private static func scan(
-        _ segment: Segment, at segmentIndex: Int, nextSegmentStart: UInt64?, into index: inout StreamIndex
+        _ segment: Segment, at segmentIndex: Int, from start: Int, nextSegmentStart: UInt64?, into index: inout StreamIndex
     ) throws -> (offset: Int, torn: Bool) {
         try segment.withBytes { bytes in
-            var offset = Layout.segmentHeaderSize
+            var offset = start
             while true {
                 var problem: String
                 switch FrameReader.probe(bytes, at: offset) {
@@ -71,7 +83,9 @@ enum Recovery {
                         for case .dictionary(let dictionary) in records {
                             segment.register(dictionary: dictionary, at: offset)
                         }
-                        index.apply(records, in: FrameLocation(segment: segmentIndex, offset: offset), length: header.totalLength)
+                        index.apply(
+                            records, in: FrameLocation(segment: segmentIndex, offset: offset), length: header.totalLength,
+                            rawLength: Int(header.rawLength))
                         index.advance(to: header.firstPosition)
                     } catch {
                         // The checksum holds, so the length does too: skip just this frame.

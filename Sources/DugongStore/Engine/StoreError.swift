@@ -25,6 +25,8 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
     indirect case damaged(first: StoreError)
     /// A write or sync failed; the store accepts nothing more. Reopen it to recover from disk.
     case failed(reason: String)
+    /// The store was opened read-only.
+    case readOnly
     /// The store was closed.
     case closed
 
@@ -52,6 +54,8 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
             "the store is damaged and opened for reading only (\(first)); run `dugong verify`, or open with acceptWritesDespiteDamage"
         case .failed(let reason):
             "the store failed and accepts no more writes (reopen it to recover): \(reason)"
+        case .readOnly:
+            "the store was opened read-only"
         case .closed:
             "the store is closed"
         }

@@ -66,6 +66,10 @@ struct StreamIndex {
     private(set) var eventCount = 0
     /// Bytes of valid frames in the segments (headers and preallocated space excluded).
     private(set) var frameBytes = 0
+    /// Bytes of the frames' payloads before compression.
+    private(set) var rawPayloadBytes = 0
+    /// Every stream name, in the order of its first record.
+    private(set) var streamOrder: [String] = []
 
     /// The category of a stream: its name up to the first `/`; `nil` when it has none.
     static func category(of stream: String) -> String? {
@@ -76,8 +80,9 @@ struct StreamIndex {
     func stream(_ name: String) -> Stream? { streams[name] }
 
     /// Adds a frame's records, in order. `length` is the frame's size in the file.
-    mutating func apply(_ records: [Record], in location: FrameLocation, length: Int) {
+    mutating func apply(_ records: [Record], in location: FrameLocation, length: Int, rawLength: Int) {
         frameBytes += length
+        rawPayloadBytes += rawLength
         var first: UInt64?
         var last: UInt64 = 0
         for (recordIndex, record) in records.enumerated() {
@@ -88,13 +93,15 @@ struct StreamIndex {
                 last = event.position
                 nextPosition = event.position + 1
                 eventCount += 1
-                if streams[event.stream] == nil, let category = Self.category(of: event.stream) {
+                if streams[event.stream] == nil { noteNewStream(event.stream) }
+                if streams[event.stream]?.positions.isEmpty ?? true, let category = Self.category(of: event.stream) {
                     categories[category, default: []].append(event.stream)
                 }
                 // Mutated in place: a copy of the entry would copy its positions (O(n) per event).
                 Self.add(event, damageMarker: Self.damagedMarker + UInt64(max(damage.count - 1, 0)),
                          to: &streams[event.stream, default: Stream()])
             case .streamMetadata(let name, let operation, let version):
+                if streams[name] == nil { noteNewStream(name) }
                 switch operation {
                 case .truncateBefore:
                     streams[name, default: Stream()].truncateBefore = max(streams[name]?.truncateBefore ?? 1, version)
@@ -105,6 +112,7 @@ struct StreamIndex {
                     streams[name, default: Stream()].isTombstoned = true
                 }
             case .snapshot(let snapshot):
+                if streams[snapshot.stream] == nil { noteNewStream(snapshot.stream) }
                 if (streams[snapshot.stream]?.snapshot?.version ?? -1) <= snapshot.version {
                     streams[snapshot.stream, default: Stream()].snapshot = SnapshotReference(
                         location: location, recordIndex: recordIndex, version: snapshot.version)
@@ -116,6 +124,10 @@ struct StreamIndex {
         if let first {
             eventFrames.append(EventFrame(location: location, firstPosition: first, lastPosition: last))
         }
+    }
+
+    private mutating func noteNewStream(_ name: String) {
+        streamOrder.append(name)
     }
 
     private static func add(_ event: StoredEvent, damageMarker: UInt64, to stream: inout Stream) {

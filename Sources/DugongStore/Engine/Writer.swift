@@ -163,8 +163,8 @@ final class Writer: Sendable {
         do {
             let written = try write(batch.frames)
             core.shared.withLock { shared in
-                for (records, location, length) in written {
-                    shared.index.apply(records, in: location, length: length)
+                for (records, location, length, rawLength) in written {
+                    shared.index.apply(records, in: location, length: length, rawLength: rawLength)
                 }
                 assert(shared.index.nextPosition == batch.nextPosition)
             }
@@ -312,10 +312,11 @@ final class Writer: Sendable {
     /// A segment gets a dictionary frame (the last 4 KiB of payload written before it) before
     /// its first other frame, or, in the first segment, as soon as 4 KiB of payload exist; the
     /// frames after it are compressed with it.
-    /// - Returns: each frame written (dictionary frames included) with its records, location and length.
-    private func write(_ frames: [FrameBuilder]) throws -> [([Record], FrameLocation, Int)] {
+    /// - Returns: each frame written (dictionary frames included) with its records, location,
+    ///   length and raw payload length.
+    private func write(_ frames: [FrameBuilder]) throws -> [([Record], FrameLocation, Int, Int)] {
         try state.withLock { state in
-            var written: [([Record], FrameLocation, Int)] = []
+            var written: [([Record], FrameLocation, Int, Int)] = []
             for frame in frames {
                 var segment = core.shared.withLock { $0.segments[state.activeSegment] }
                 var dictionary = dictionaryFrame(for: segment, before: frame, state)
@@ -334,10 +335,13 @@ final class Writer: Sendable {
                 if let dictionary {
                     let offset = try append(dictionaryBytes, to: segment, &state)
                     segment.register(dictionary: state.recentPayload, at: offset)
-                    written.append((dictionary.records, FrameLocation(segment: state.activeSegment, offset: offset), dictionaryBytes.count))
+                    written.append((
+                        dictionary.records, FrameLocation(segment: state.activeSegment, offset: offset),
+                        dictionaryBytes.count, dictionary.payloadSize))
                 }
                 let offset = try append(bytes, to: segment, &state)
-                written.append((frame.records, FrameLocation(segment: state.activeSegment, offset: offset), bytes.count))
+                written.append((
+                    frame.records, FrameLocation(segment: state.activeSegment, offset: offset), bytes.count, frame.payloadSize))
                 let payload = frame.payload.bytes
                 if payload.count >= dictionarySize {
                     state.recentPayload = Array(payload.suffix(dictionarySize))

@@ -1,0 +1,174 @@
+import Foundation
+import Glibc
+
+extension EventLog {
+    /// One finding of ``verify(progress:)``: where, what kind, and what exactly.
+    public struct Finding: Sendable, Equatable, Codable, CustomStringConvertible {
+        public enum Kind: String, Sendable, Codable {
+            /// A frame fails its checksum or does not decode, or bytes between frames are garbage.
+            case damagedFrame = "damaged-frame"
+            /// A segment's header is damaged or does not fit the file name or its neighbours.
+            case damagedSegment = "damaged-segment"
+            /// Global positions do not increase.
+            case positionOrder = "position-order"
+            /// A stream's versions skip or repeat (beyond what truncation and deletes allow).
+            case versionSequence = "version-sequence"
+            /// The index does not point at the event the segments hold.
+            case indexMismatch = "index-mismatch"
+            /// Bytes after the last frame of the newest segment: a write that never completed
+            /// (discarded at the next open for writing). A warning, not a problem.
+            case tornTail = "torn-tail"
+        }
+
+        public var segment: String
+        public var offset: Int
+        public var kind: Kind
+        public var message: String
+
+        public var description: String { "\(segment) at offset \(offset): \(kind.rawValue): \(message)" }
+    }
+
+    /// What ``verify(progress:)`` found.
+    public struct VerificationReport: Sendable, Codable {
+        public var segments: Int
+        public var frames: Int
+        public var events: Int
+        public var streams: Int
+        /// Problems: damage, ordering or index errors.
+        public var problems: [Finding]
+        /// Findings that lose nothing acknowledged (a torn tail).
+        public var warnings: [Finding]
+
+        public var isClean: Bool { problems.isEmpty }
+    }
+
+    /// Checks the whole store: every frame's checksum (again), every event decoded, global
+    /// positions increasing, every stream's versions contiguous (below its truncation point
+    /// versions may be missing), and the index against what the segments hold. Changes nothing.
+    ///
+    /// Open the store with ``Options/readOnly`` to verify a store another process is writing.
+    /// - Parameter progress: called with (frames checked, frames in all) now and then.
+    public func verify(progress: (Int, Int) -> Void = { _, _ in }) throws -> VerificationReport {
+        try core.checkOpen()
+        let (index, segments) = core.shared.withLock { ($0.index, $0.segments) }
+        var problems: [Finding] = []
+        var warnings: [Finding] = []
+        for damage in index.damage {
+            problems.append(Finding(segment: damage.segmentName, offset: damage.offset, kind: .damagedFrame, message: damage.reason))
+        }
+        if recovery.tornBytesDiscarded > 0, options.readOnly, let last = segments.last {
+            let offset = core.shared.withLock { $0.scannedEnd }
+            warnings.append(Finding(
+                segment: last.name, offset: offset, kind: .tornTail,
+                message: "\(recovery.tornBytesDiscarded) bytes after the last valid frame: an incomplete write, discarded at the next open for writing (or a write in progress)"))
+        }
+        var previousPosition: UInt64?
+        var expectedVersion: [String: Int] = [:]
+        var events = 0
+        for (frameNumber, frame) in index.eventFrames.enumerated() {
+            if frameNumber % 256 == 0 { progress(frameNumber, index.eventFrames.count) }
+            let segment = segments[frame.location.segment]
+            let decoded: [StoredEvent]
+            do {
+                decoded = try FrameCache.records(at: frame.location.offset, in: segment).compactMap {
+                    if case .event(let event) = $0 { return event }
+                    return nil
+                }
+            } catch {
+                problems.append(Finding(segment: segment.name, offset: frame.location.offset, kind: .damagedFrame, message: "\(error)"))
+                continue
+            }
+            for event in decoded {
+                events += 1
+                let place = (segment.name, frame.location.offset)
+                if let previousPosition, event.position <= previousPosition {
+                    problems.append(Finding(
+                        segment: place.0, offset: place.1, kind: .positionOrder,
+                        message: "position \(event.position) follows position \(previousPosition)"))
+                }
+                previousPosition = event.position
+                let entry = index.stream(event.stream)
+                let expected = expectedVersion[event.stream] ?? 1
+                let hiddenBelow = entry?.truncateBefore ?? 1
+                let skippedLegitimately = event.version > expected && event.version <= hiddenBelow
+                let skippedByDamage = event.version > expected
+                    && (entry?.positions[(expected - 1)..<(event.version - 1)].allSatisfy { $0 >= StreamIndex.damagedMarker } ?? false)
+                if event.version != expected && !skippedLegitimately && !skippedByDamage {
+                    problems.append(Finding(
+                        segment: place.0, offset: place.1, kind: .versionSequence,
+                        message: "stream '\(event.stream)' has version \(event.version) where version \(expected) was expected"))
+                }
+                expectedVersion[event.stream] = max(expected, event.version + 1)
+                guard let entry, event.version <= entry.positions.count, entry.positions[event.version - 1] == event.position else {
+                    problems.append(Finding(
+                        segment: place.0, offset: place.1, kind: .indexMismatch,
+                        message: "the index does not place version \(event.version) of '\(event.stream)' at position \(event.position)"))
+                    continue
+                }
+            }
+        }
+        progress(index.eventFrames.count, index.eventFrames.count)
+        return VerificationReport(
+            segments: segments.count, frames: index.eventFrames.count, events: events,
+            streams: index.streamOrder.count, problems: problems, warnings: warnings)
+    }
+
+    /// Sizes and counts of a store, for `dugong stats`.
+    public struct Statistics: Sendable, Codable {
+        public struct Segment: Sendable, Codable {
+            public var name: String
+            /// The file's size in bytes.
+            public var fileBytes: Int
+            /// The global position the segment starts at.
+            public var firstPosition: UInt64
+        }
+
+        public struct StreamSize: Sendable, Codable {
+            public var stream: String
+            public var version: Int
+        }
+
+        public var segments: [Segment]
+        /// Events in the log, including those hidden by deletes and truncation.
+        public var events: Int
+        public var streams: Int
+        /// The position the next event gets.
+        public var headPosition: UInt64
+        /// Bytes of the segment files.
+        public var fileBytes: Int
+        /// Bytes of frames (what the data takes, without preallocated space).
+        public var frameBytes: Int
+        /// Bytes of the frames' payloads before compression.
+        public var rawPayloadBytes: Int
+        /// The streams with the most versions, largest first (at most 10).
+        public var largestStreams: [StreamSize]
+
+        /// Raw payload bytes per stored frame byte.
+        public var compressionRatio: Double { frameBytes == 0 ? 1 : Double(rawPayloadBytes) / Double(frameBytes) }
+    }
+
+    /// Counts and sizes of the store.
+    public func statistics() throws -> Statistics {
+        try core.checkOpen()
+        let (index, segments) = core.shared.withLock { ($0.index, $0.segments) }
+        let files = segments.map { segment in
+            Statistics.Segment(
+                name: segment.name, fileBytes: (try? File(path: segment.path, flags: O_RDONLY).size()) ?? 0,
+                firstPosition: segment.header.firstPosition)
+        }
+        let largest = index.streams.map { Statistics.StreamSize(stream: $0.key, version: $0.value.version) }
+            .sorted { ($0.version, $1.stream) > ($1.version, $0.stream) }
+            .prefix(10)
+        return Statistics(
+            segments: files, events: index.eventCount, streams: index.streamOrder.count, headPosition: index.nextPosition,
+            fileBytes: files.reduce(0) { $0 + $1.fileBytes }, frameBytes: index.frameBytes,
+            rawPayloadBytes: index.rawPayloadBytes, largestStreams: Array(largest))
+    }
+
+    /// Every stream the store knows (with events, snapshots or lifecycle records), in the
+    /// order it first appeared.
+    public func streamNames() throws -> [String] {
+        try core.checkOpen()
+        return core.shared.withLock { $0.index.streamOrder }
+    }
+}
