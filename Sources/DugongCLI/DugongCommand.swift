@@ -5,7 +5,10 @@ import ArgumentParser
 struct DugongCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dugong",
-        abstract: "Event sourcing for Swift: demos and tools for Dugong stores.",
-        subcommands: [Demo.self, Bench.self]
+        abstract: "Event sourcing for Swift: verify, inspect, move and measure DugongStore stores.",
+        subcommands: [
+            Bench.self, Verify.self, Stats.self, Read.self, ReadAll.self, Append.self, Import.self, Export.self,
+            DeleteStream.self, TruncateStream.self, TombstoneStream.self, Demo.self,
+        ]
     )
 }

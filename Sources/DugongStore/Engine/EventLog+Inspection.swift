@@ -25,6 +25,13 @@ extension EventLog {
         public var kind: Kind
         public var message: String
 
+        public init(segment: String, offset: Int, kind: Kind, message: String) {
+            self.segment = segment
+            self.offset = offset
+            self.kind = kind
+            self.message = message
+        }
+
         public var description: String { "\(segment) at offset \(offset): \(kind.rawValue): \(message)" }
     }
 
@@ -38,6 +45,15 @@ extension EventLog {
         public var problems: [Finding]
         /// Findings that lose nothing acknowledged (a torn tail).
         public var warnings: [Finding]
+
+        public init(segments: Int, frames: Int, events: Int, streams: Int, problems: [Finding], warnings: [Finding]) {
+            self.segments = segments
+            self.frames = frames
+            self.events = events
+            self.streams = streams
+            self.problems = problems
+            self.warnings = warnings
+        }
 
         public var isClean: Bool { problems.isEmpty }
     }

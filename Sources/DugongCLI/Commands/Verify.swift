@@ -1,0 +1,64 @@
+import ArgumentParser
+import DugongStore
+import Foundation
+
+/// `dugong verify`: checks a store without changing it.
+struct Verify: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Check every frame, event, position, version and the index of a store.",
+        discussion: """
+            Checks every frame's checksum, decodes every event, checks that global positions \
+            increase and that each stream's versions are contiguous (truncation and deletes may \
+            hide versions), and checks the index against the segments. Never modifies anything \
+            and does not take the write lock, so it runs beside a writer. Each problem names the \
+            segment file, the byte offset and its kind. Exit status 0 when clean, 1 when it found \
+            problems.
+
+            Example:
+              dugong verify /var/lib/app/events
+            """
+    )
+
+    @Argument(help: "The store's directory.") var store: String
+    @Flag(help: "Print the report as JSON.") var json = false
+
+    func run() throws {
+        let log: EventLog
+        do {
+            var options = EventLog.Options()
+            options.readOnly = true
+            log = try EventLog.open(at: store, options: options)
+        } catch StoreError.corruption(let segment, let offset, let reason) {
+            // A damaged segment header stops the store from opening at all: that is the finding.
+            let finding = EventLog.Finding(segment: segment, offset: offset, kind: .damagedSegment, message: reason)
+            if json {
+                let report = EventLog.VerificationReport(segments: 0, frames: 0, events: 0, streams: 0, problems: [finding], warnings: [])
+                print(try Self.encode(report))
+            } else {
+                print("problem: \(finding)")
+            }
+            throw ExitCode(1)
+        } catch let error as StoreError {
+            throw Terminal.fail(StoreAccess.describe(error, path: store))
+        }
+        defer { log.close() }
+        let bar = ProgressBar("verifying")
+        let report = try log.verify { bar.update($0, of: $1) }
+        bar.finish()
+        if json {
+            print(try Self.encode(report))
+        } else {
+            for problem in report.problems { print("problem: \(problem)") }
+            for warning in report.warnings { print("warning: \(warning)") }
+            let summary = "\(report.segments) segments, \(report.frames) frames, \(report.events) events, \(report.streams) streams"
+            print(report.isClean ? "clean: \(summary)" : "\(report.problems.count) problem(s) in \(summary)")
+        }
+        if !report.isClean { throw ExitCode(1) }
+    }
+
+    static func encode(_ value: some Encodable) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return String(decoding: try encoder.encode(value), as: UTF8.self)
+    }
+}
