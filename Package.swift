@@ -34,6 +34,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "DugongTests", dependencies: ["Dugong", "DugongTesting", "DugongExample"]),
+        .testTarget(name: "DugongCLITests", dependencies: ["DugongCLI", "DugongStore", "Dugong"]),
         .testTarget(
             name: "DugongStoreTests",
             dependencies: ["DugongStore", "CDugongShims", "Dugong", "DugongTesting", "DugongExample"]

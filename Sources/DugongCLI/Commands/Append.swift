@@ -56,7 +56,7 @@ struct Append: AsyncParsableCommand {
         do {
             let commit = try await log.append(events, to: stream, expecting: expected)
             Terminal.emit(JSONLines.line(for: commit))
-        } catch let error as StoreError {
+        } catch {
             throw Terminal.fail(StoreAccess.describe(error, path: store))
         }
     }
@@ -109,7 +109,7 @@ struct Import: AsyncParsableCommand {
                 Terminal.emit(JSONLines.line(for: result))
                 imported += commit.events.count
                 bar.update(imported % 1000, of: 1000)
-            } catch let error as StoreError {
+            } catch {
                 throw Terminal.fail(StoreAccess.describe(error, path: store))
             }
         }

@@ -9,12 +9,15 @@ struct Bench: AsyncParsableCommand {
         abstract: "Measure append and replay rates of a DugongStore on this disk.",
         discussion: """
             Creates a store (in a new temporary directory unless --dir is given), appends \
-            deterministic ~180-byte JSON events in commits of --batch events, round-robin over \
+            deterministic ~170-byte JSON events in commits of --batch events, round-robin over \
             --streams streams, with durable (fdatasync) commits, then replays one stream at a time \
-            and the whole log, and prints the rates and the bytes each event takes on disk.
+            and the whole log, verifies the store, and prints the rates and the bytes each event \
+            takes on disk.
 
-            Example:
-              dugong bench --events 200000 --batch 100 --streams 1000
+            Examples:
+              dugong bench
+              dugong bench --dir /mnt/fast/bench --events 1000000 --batch 1000
+              dugong bench --batch 1 --writers 64 --events 20000
             """
     )
 
@@ -53,15 +56,16 @@ struct Bench: AsyncParsableCommand {
         var replayStreamEventsPerSecond: Double
         var bytesPerEvent: Double
         var payloadBytesPerEvent: Double
+        var verifiedClean: Bool
     }
 
     func run() async throws {
         let directory = dir ?? FileManager.default.temporaryDirectory
             .appendingPathComponent("dugong-bench-\(UUID().uuidString.prefix(8))").path
         defer { if dir == nil { try? FileManager.default.removeItem(atPath: directory) } }
-        let log = try EventLog.open(at: directory, options: .init(createIfMissing: true))
+        let log = try StoreAccess.open(directory, forWriting: true, creating: true)
         defer { log.close() }
-        guard log.eventCount == 0 else { throw ValidationError("\(directory) already holds a store with events") }
+        guard log.eventCount == 0 else { throw Terminal.fail("\(directory) already holds a store with events; name a new directory") }
 
         // Prepare every commit first so that generating JSON is not timed.
         var workload = SyntheticEvents()
@@ -111,6 +115,10 @@ struct Bench: AsyncParsableCommand {
             for stream in sampled { streamEvents += try log.read(stream: "account/\(stream)").count }
         }
 
+        let bar = ProgressBar("verifying")
+        let verification = try log.verify { bar.update($0, of: $1) }
+        bar.finish()
+
         let seconds = { (duration: Duration) in Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18 }
         let results = Results(
             events: events, batch: batch, streams: streams, writers: writers,
@@ -119,7 +127,7 @@ struct Bench: AsyncParsableCommand {
             replayAllEventsPerSecond: Double(events) / seconds(replayAllTime),
             replayStreamEventsPerSecond: Double(streamEvents) / seconds(replayStreamTime),
             bytesPerEvent: Double(log.frameBytes) / Double(events),
-            payloadBytesPerEvent: Double(payloadBytes) / Double(events))
+            payloadBytesPerEvent: Double(payloadBytes) / Double(events), verifiedClean: verification.isClean)
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
@@ -134,5 +142,7 @@ struct Bench: AsyncParsableCommand {
         print("| replay everything | \(Int(results.replayAllEventsPerSecond)) events/s |")
         print("| replay one stream (\(sampled.count) streams, cold cache) | \(Int(results.replayStreamEventsPerSecond)) events/s |")
         print("| on disk | \(String(format: "%.1f", results.bytesPerEvent)) bytes/event (frames), \(String(format: "%.2f", results.payloadBytesPerEvent / results.bytesPerEvent))× smaller than the JSON |")
+        print("| verify | \(verification.isClean ? "clean" : "\(verification.problems.count) problem(s)"): \(verification.frames) frames, \(verification.events) events |")
+        if !verification.isClean { throw Terminal.fail("the store did not verify clean: \(verification.problems.first!)") }
     }
 }

@@ -6,9 +6,14 @@ import Foundation
 enum JSONLines {
     private static let timestampFormat = Date.ISO8601FormatStyle(includingFractionalSeconds: true)
 
-    /// ISO 8601, UTC, milliseconds: `2024-11-29T06:44:55.123Z`.
+    /// ISO 8601, UTC, milliseconds: `2024-11-29T06:44:55.123Z`. Built from the stored integer
+    /// milliseconds (formatting a `Date` truncates binary fractions: .008 would print as .007).
     static func timestamp(_ event: StoredEvent) -> String {
-        event.timestamp.formatted(timestampFormat)
+        let milliseconds = event.timestampMilliseconds
+        let (seconds, fraction) = milliseconds.quotientAndRemainder(dividingBy: 1000)
+        let (wholeSeconds, millis) = fraction < 0 ? (seconds - 1, fraction + 1000) : (seconds, fraction)
+        let text = Date(timeIntervalSince1970: Double(wholeSeconds)).formatted(Date.ISO8601FormatStyle())
+        return String(text.dropLast()) + "." + String(format: "%03d", millis) + "Z"
     }
 
     /// Stored bytes as a JSON value: the bytes themselves when they are JSON, `{"base64": …}`

@@ -1,0 +1,66 @@
+import Foundation
+import Glibc
+
+/// Runs the built `dugong` binary as a subprocess.
+enum CLI {
+    struct Result {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+        var lines: [String] { stdout.split(separator: "\n").map(String.init) }
+    }
+
+    /// The `dugong` executable beside the test bundle (SwiftPM puts products in one folder).
+    static let binary: String = {
+        let beside = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("dugong").path
+        if FileManager.default.isExecutableFile(atPath: beside) { return beside }
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        return root.appendingPathComponent(".build/debug/dugong").path
+    }()
+
+    /// Runs `dugong arguments…` with `input` on stdin; waits for it to exit.
+    static func run(_ arguments: [String], input: String = "") throws -> Result {
+        let process = try start(arguments, input: input)
+        process.process.waitUntilExit()
+        return process.result()
+    }
+
+    /// A running `dugong`, its output going to files.
+    struct Running {
+        let process: Process
+        let directory: URL
+
+        func result() -> Result {
+            let out = (try? String(contentsOf: directory.appendingPathComponent("out"), encoding: .utf8)) ?? ""
+            let err = (try? String(contentsOf: directory.appendingPathComponent("err"), encoding: .utf8)) ?? ""
+            return Result(status: process.isRunning ? -1 : process.terminationStatus, stdout: out, stderr: err)
+        }
+
+        func kill() {
+            Glibc.kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+    }
+
+    static func start(_ arguments: [String], input: String = "") throws -> Running {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("dugong-cli-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let inputFile = directory.appendingPathComponent("in")
+        try Data(input.utf8).write(to: inputFile)
+        FileManager.default.createFile(atPath: directory.appendingPathComponent("out").path, contents: nil)
+        FileManager.default.createFile(atPath: directory.appendingPathComponent("err").path, contents: nil)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = arguments
+        process.standardInput = try FileHandle(forReadingFrom: inputFile)
+        process.standardOutput = try FileHandle(forWritingTo: directory.appendingPathComponent("out"))
+        process.standardError = try FileHandle(forWritingTo: directory.appendingPathComponent("err"))
+        try process.run()
+        return Running(process: process, directory: directory)
+    }
+
+    /// A fresh path for a store (not created).
+    static func storePath(_ label: String = "store") -> String {
+        FileManager.default.temporaryDirectory.appendingPathComponent("dugong-cli-\(label)-\(UUID().uuidString.prefix(8))").path
+    }
+}

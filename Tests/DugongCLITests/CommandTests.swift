@@ -1,0 +1,201 @@
+import Dugong
+import DugongStore
+import Foundation
+import Testing
+
+@Suite("The dugong tool, run as a subprocess", .serialized)
+struct CommandTests {
+    static func jsonObject(_ line: String) throws -> [String: Any] {
+        try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+    }
+
+    @Test func appendThenReadPrintsTheEventsAsJSONLines() throws {
+        let store = CLI.storePath()
+        defer { try? FileManager.default.removeItem(atPath: store) }
+        let input = """
+            {"type":"Opened","data":{"owner":"Ada"},"id":"00112233-4455-6677-8899-aabbccddeeff"}
+
+            {"type":"Deposited","data":{"amount":100},"metadata":{"by":"teller"}}
+            {"type":"Blob","data":{"base64":"AAEC/w=="}}
+            """
+        let append = try CLI.run(["append", store, "account/1", "--expected-version", "no-stream"], input: input)
+        #expect(append.status == 0, "\(append.stderr)")
+        #expect(append.lines == [#"{"stream":"account/1","firstVersion":1,"lastVersion":3,"firstPosition":0,"lastPosition":2}"#])
+
+        let read = try CLI.run(["read", store, "account/1"])
+        #expect(read.status == 0 && read.stderr.isEmpty)
+        #expect(read.lines.count == 3)
+        let first = try Self.jsonObject(read.lines[0])
+        #expect(first["stream"] as? String == "account/1" && first["version"] as? Int == 1 && first["position"] as? Int == 0)
+        #expect(first["id"] as? String == "00112233-4455-6677-8899-aabbccddeeff" && first["type"] as? String == "Opened")
+        #expect((first["data"] as? [String: Any])?["owner"] as? String == "Ada")
+        #expect(first["metadata"] is NSNull)
+        let timestamp = try #require(first["timestamp"] as? String)
+        #expect(timestamp.hasSuffix("Z") && timestamp.count == 24, "ISO 8601 with milliseconds: \(timestamp)")
+        #expect(((try Self.jsonObject(read.lines[1]))["metadata"] as? [String: Any])?["by"] as? String == "teller")
+        #expect(((try Self.jsonObject(read.lines[2]))["data"] as? [String: Any])?["base64"] as? String == "AAEC/w==")
+
+        let backward = try CLI.run(["read", store, "account/1", "--backward", "--limit", "2"])
+        #expect(try backward.lines.map { try Self.jsonObject($0)["version"] as? Int } == [3, 2])
+        let from = try CLI.run(["read", store, "account/1", "--from", "2", "--limit", "1"])
+        #expect(try from.lines.map { try Self.jsonObject($0)["version"] as? Int } == [2])
+        let all = try CLI.run(["read-all", store, "--from", "1"])
+        #expect(try all.lines.map { try Self.jsonObject($0)["position"] as? Int } == [1, 2])
+    }
+
+    @Test func anAppendConflictExitsWithOneNamingTheVersions() throws {
+        let store = CLI.storePath()
+        defer { try? FileManager.default.removeItem(atPath: store) }
+        _ = try CLI.run(["append", store, "s/1"], input: #"{"type":"A"}"#)
+        let conflict = try CLI.run(["append", store, "s/1", "--expected-version", "no-stream"], input: #"{"type":"B"}"#)
+        #expect(conflict.status == 1 && conflict.stdout.isEmpty)
+        #expect(conflict.stderr.contains("expected no stream, actual version 1"), "\(conflict.stderr)")
+        let exact = try CLI.run(["append", store, "s/1", "--expected-version", "5"], input: #"{"type":"B"}"#)
+        #expect(exact.status == 1 && exact.stderr.contains("expected version 5, actual version 1"))
+        let bad = try CLI.run(["append", store, "s/1", "--expected-version", "sometimes"], input: #"{"type":"B"}"#)
+        #expect(bad.status != 0 && bad.stderr.contains("expected-version"))
+    }
+
+    @Test func aBadInputLineIsNamedAndNothingOfItsCommitIsWritten() throws {
+        let store = CLI.storePath()
+        defer { try? FileManager.default.removeItem(atPath: store) }
+        let append = try CLI.run(["append", store, "s/1"], input: "{\"type\":\"A\"}\n{\"type\":\"B\"\n")
+        #expect(append.status == 1 && append.stderr.contains("line 2: not valid JSON"), "\(append.stderr)")
+        let input = """
+            {"stream":"a/1","type":"A"}
+            {"stream":"a/1","type":"B"}
+            {"stream":"b/1","type":"C"}
+            {"stream":"b/1","data":{}}
+            """
+        let imported = try CLI.run(["import", store], input: input)
+        #expect(imported.status == 1 && imported.stderr.contains("line 4: \"type\" must be a non-empty string"), "\(imported.stderr)")
+        #expect(imported.lines.count == 1, "the a/1 commit was acknowledged")
+        let all = try CLI.run(["read-all", store])
+        #expect(try all.lines.map { try Self.jsonObject($0)["type"] as? String } == ["A", "B"], "nothing of b/1's commit")
+    }
+
+    @Test func aLockedStoreIsReported() async throws {
+        let store = CLI.storePath()
+        defer { try? FileManager.default.removeItem(atPath: store) }
+        let log = try EventLog.open(at: store, options: .init(createIfMissing: true))
+        try await log.append([NewEvent(type: "A", data: Data())], to: "s/1")
+        let append = try CLI.run(["append", store, "s/1"], input: #"{"type":"B"}"#)
+        #expect(append.status == 1 && append.stderr.contains("locked by another process"), "\(append.stderr)")
+        let delete = try CLI.run(["delete-stream", store, "s/1"])
+        #expect(delete.status == 1 && delete.stderr.contains("locked"))
+        // Readers need no lock.
+        let read = try CLI.run(["read", store, "s/1"])
+        #expect(read.status == 0 && read.lines.count == 1)
+        let verify = try CLI.run(["verify", store])
+        #expect(verify.status == 0 && verify.stdout.contains("clean"))
+        log.close()
+    }
+
+    @Test func verifyExitsWithOneAndNamesSegmentAndOffsetAfterAByteIsFlipped() throws {
+        let store = CLI.storePath()
+        defer { try? FileManager.default.removeItem(atPath: store) }
+        for round in 0..<3 {
+            let lines = (0..<5).map { #"{"type":"T","data":{"round":\#(round),"i":\#($0),"text":"some words to compress"}}"# }
+            _ = try CLI.run(["append", store, "s/\(round)"], input: lines.joined(separator: "\n"))
+        }
+        let clean = try CLI.run(["verify", store])
+        #expect(clean.status == 0 && clean.stdout.contains("clean: 1 segments, 3 frames, 15 events, 3 streams"), "\(clean.stdout)")
+        let segment = store + "/00000000000000000000.dseg"
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: segment))
+        // The second frame starts where the first ends: 64 + 32 + its stored length.
+        let firstLength = Int(bytes[68]) | Int(bytes[69]) << 8
+        let second = 64 + 32 + firstLength
+        bytes[second + 40] ^= 0x01
+        try bytes.write(to: URL(fileURLWithPath: segment))
+        let damaged = try CLI.run(["verify", store])
+        #expect(damaged.status == 1)
+        #expect(damaged.stdout.contains("00000000000000000000.dseg at offset \(second): damaged-frame"), "\(damaged.stdout)")
+        let json = try CLI.run(["verify", store, "--json"])
+        #expect(json.status == 1)
+        let report = try Self.jsonObject(json.stdout)
+        let problem = try #require((report["problems"] as? [[String: Any]])?.first)
+        #expect(problem["segment"] as? String == "00000000000000000000.dseg" && problem["offset"] as? Int == second)
+        #expect(problem["kind"] as? String == "damaged-frame")
+    }
+
+    @Test func exportImportExportRoundTripsIdentically() throws {
+        let source = CLI.storePath("source")
+        let target = CLI.storePath("target")
+        defer {
+            try? FileManager.default.removeItem(atPath: source)
+            try? FileManager.default.removeItem(atPath: target)
+        }
+        var lines: [String] = []
+        for index in 0..<4000 {
+            let data = index % 7 == 0 ? #"{"base64":"AP8Q"}"# : #"{"amount":\#(index),"note":"n\#(index % 13)","ratio":0.5}"#
+            lines.append(#"{"stream":"acc/\#(index % 50)","type":"T\#(index % 3)","data":\#(data),"metadata":{"i":\#(index)},"timestamp":"2024-11-29T06:44:55.\#(String(format: "%03d", index % 1000))Z"}"#)
+        }
+        let imported = try CLI.run(["import", source, "--batch", "7"], input: lines.joined(separator: "\n"))
+        #expect(imported.status == 0, "\(imported.stderr)")
+        #expect(!imported.lines.isEmpty)
+        #expect(try CLI.run(["truncate-stream", source, "acc/1", "--before", "30"]).status == 0)
+        #expect(try CLI.run(["tombstone-stream", source, "acc/2"]).status == 0)
+        #expect(try CLI.run(["delete-stream", source, "acc/3"]).status == 0)
+        let first = try CLI.run(["export", source])
+        #expect(first.status == 0 && first.lines.count == 4003)
+        let reimported = try CLI.run(["import", target], input: first.stdout)
+        #expect(reimported.status == 0, "\(reimported.stderr)")
+        let second = try CLI.run(["export", target])
+        #expect(second.stdout == first.stdout)
+        #expect(try CLI.run(["read", target, "acc/2"]).stdout.isEmpty)
+        #expect(try CLI.run(["read", target, "acc/1"]).lines.count == 51)
+    }
+
+    @Test func statsDescribeTheStore() throws {
+        let store = CLI.storePath()
+        defer { try? FileManager.default.removeItem(atPath: store) }
+        _ = try CLI.run(["append", store, "big/1"], input: (0..<9).map { _ in #"{"type":"T","data":{"x":1}}"# }.joined(separator: "\n"))
+        _ = try CLI.run(["append", store, "small/1"], input: #"{"type":"T"}"#)
+        let stats = try CLI.run(["stats", store])
+        #expect(stats.status == 0 && stats.stdout.contains("events: 10 in 2 streams"), "\(stats.stdout)")
+        #expect(stats.stdout.contains("big/1  9 versions"))
+        let json = try Self.jsonObject(try CLI.run(["stats", store, "--json"]).stdout)
+        #expect(json["events"] as? Int == 10 && (json["segments"] as? [Any])?.count == 1)
+    }
+
+    @Test func readAllFollowPrintsEventsAsTheyAreCommitted() async throws {
+        let store = CLI.storePath()
+        defer { try? FileManager.default.removeItem(atPath: store) }
+        _ = try CLI.run(["append", store, "s/1"], input: #"{"type":"First"}"#)
+        let follower = try CLI.start(["read-all", store, "--follow"])
+        defer { follower.kill() }
+        _ = try CLI.run(["append", store, "s/1"], input: #"{"type":"Second"}"#)
+        _ = try CLI.run(["append", store, "s/2"], input: #"{"type":"Third"}"#)
+        var lines: [String] = []
+        for _ in 0..<100 where lines.count < 3 {
+            try await Task.sleep(for: .milliseconds(50))
+            lines = follower.result().lines
+        }
+        #expect(try lines.map { try Self.jsonObject($0)["type"] as? String } == ["First", "Second", "Third"])
+    }
+
+    @Test func everyCommandHasHelpWithAnExampleAndErrorsNameTheirCause() throws {
+        for command in ["bench", "verify", "stats", "read", "read-all", "append", "import", "export",
+                        "delete-stream", "truncate-stream", "tombstone-stream", "demo"] {
+            let help = try CLI.run([command, "--help"])
+            #expect(help.status == 0 && help.stdout.contains("dugong \(command)") && help.stdout.contains("xample"), "\(command)")
+        }
+        let missing = try CLI.run(["read", "/nonexistent/store", "s/1"])
+        #expect(missing.status == 1 && missing.stderr.contains("/nonexistent/store does not exist"))
+        let notAStore = FileManager.default.temporaryDirectory.appendingPathComponent("dugong-cli-notes-\(UUID().uuidString.prefix(6))")
+        try FileManager.default.createDirectory(at: notAStore, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: notAStore) }
+        try Data("hi".utf8).write(to: notAStore.appendingPathComponent("notes.txt"))
+        let wrong = try CLI.run(["stats", notAStore.path])
+        #expect(wrong.status == 1 && wrong.stderr.contains("is not a Dugong store"))
+    }
+
+    @Test func benchAndDemoRun() throws {
+        let bench = try CLI.run(["bench", "--events", "2000", "--batch", "50", "--streams", "20", "--json"])
+        #expect(bench.status == 0, "\(bench.stderr)")
+        let results = try Self.jsonObject(bench.stdout)
+        #expect(results["verifiedClean"] as? Bool == true && (results["appendEventsPerSecond"] as? Double ?? 0) > 0)
+        let demo = try CLI.run(["demo", "--in-memory"])
+        #expect(demo.status == 0 && demo.stdout.contains("conflict caught"))
+    }
+}
