@@ -24,7 +24,7 @@ struct ReadmeTests {
         let section = try #require(readme.components(separatedBy: "## Quick start").dropFirst().first?
             .components(separatedBy: "\n## ").first)
         let blocks = section.components(separatedBy: "```sh\n").dropFirst().map { $0.components(separatedBy: "\n```").first! }
-        #expect(blocks == ["swift run -c release dugong demo", "tools/test"])
+        #expect(blocks == ["swift run -c release dugong bench", "tools/test"])
     }
 
     /// Every other Swift snippet of the README stands in a ReadmeSnippets.swift, where it compiles.
