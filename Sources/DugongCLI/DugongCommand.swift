@@ -7,7 +7,7 @@ struct DugongCommand: AsyncParsableCommand {
         commandName: "dugong",
         abstract: "Event sourcing for Swift: verify, inspect, move and measure DugongStore stores.",
         subcommands: [
-            Bench.self, Verify.self, Stats.self, Read.self, ReadAll.self, Append.self, Import.self, Export.self,
+            Bench.self, Verify.self, Compact.self, Stats.self, Read.self, ReadAll.self, Append.self, Import.self, Export.self,
             DeleteStream.self, TruncateStream.self, TombstoneStream.self, Demo.self,
         ]
     )

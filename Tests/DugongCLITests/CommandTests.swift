@@ -175,7 +175,7 @@ struct CommandTests {
     }
 
     @Test func everyCommandHasHelpWithAnExampleAndErrorsNameTheirCause() throws {
-        for command in ["bench", "verify", "stats", "read", "read-all", "append", "import", "export",
+        for command in ["bench", "verify", "compact", "stats", "read", "read-all", "append", "import", "export",
                         "delete-stream", "truncate-stream", "tombstone-stream", "demo"] {
             let help = try CLI.run([command, "--help"])
             #expect(help.status == 0 && help.stdout.contains("dugong \(command)") && help.stdout.contains("xample"), "\(command)")
@@ -197,5 +197,43 @@ struct CommandTests {
         #expect(results["verifiedClean"] as? Bool == true && (results["appendEventsPerSecond"] as? Double ?? 0) > 0)
         let demo = try CLI.run(["demo", "--in-memory"])
         #expect(demo.status == 0 && demo.stdout.contains("conflict caught"))
+    }
+
+    @Test func compactShrinksTheStoreAndReadAllAgreesOnEverySurvivor() throws {
+        let store = CLI.storePath()
+        defer { try? FileManager.default.removeItem(atPath: store) }
+        var lines: [String] = []
+        for index in 0..<600 {
+            lines.append(#"{"stream":"s/\#(index % 6)","type":"T","data":{"i":\#(index),"words":"padding padding \#(index * 7919 % 1000)"}}"#)
+        }
+        #expect(try CLI.run(["import", store, "--batch", "5"], input: lines.joined(separator: "\n")).status == 0)
+        #expect(try CLI.run(["delete-stream", store, "s/1"]).status == 0)
+        #expect(try CLI.run(["truncate-stream", store, "s/2", "--before", "50"]).status == 0)
+        #expect(try CLI.run(["tombstone-stream", store, "s/3"]).status == 0)
+        let before = try CLI.run(["read-all", store]).lines
+        let dry = try CLI.run(["compact", store, "--dry-run"])
+        #expect(dry.status == 0 && dry.stdout.contains("events: 600 before, would keep 351"), "\(dry.stdout)")
+        let compact = try CLI.run(["compact", store, "--json"])
+        #expect(compact.status == 0, "\(compact.stderr)")
+        let report = try Self.jsonObject(compact.stdout)
+        #expect(report["eventsAfter"] as? Int == 351)
+        #expect((report["bytesAfter"] as? Int ?? .max) < (report["bytesBefore"] as? Int ?? 0))
+        #expect(try CLI.run(["verify", store]).status == 0)
+        let after = try CLI.run(["read-all", store]).lines
+        let afterPositions = Set(try after.map { try Self.jsonObject($0)["position"] as? Int })
+        #expect(after.count == 351)
+        #expect(after.allSatisfy(before.contains), "every surviving line is byte for byte as it was")
+        for line in before {
+            let event = try Self.jsonObject(line)
+            let stream = event["stream"] as? String
+            let version = event["version"] as? Int ?? 0
+            let survives = stream == "s/0" || stream == "s/4" || stream == "s/5" || (stream == "s/2" && version >= 50)
+            #expect(afterPositions.contains(event["position"] as? Int) == survives, "\(line)")
+        }
+        // A writer holds the lock: compaction is refused.
+        let writer = try EventLog.open(at: store)
+        let refused = try CLI.run(["compact", store])
+        writer.close()
+        #expect(refused.status == 1 && refused.stderr.contains("locked by another process"))
     }
 }

@@ -29,6 +29,8 @@ extension EventLog {
         /// Test hook: called before each frame write and each sync; what it throws is treated
         /// as that system call failing.
         var faults: (@Sendable (FaultPoint) throws -> Void)?
+        /// Test hook: called after each step of a compaction; what it throws stops it there.
+        var compactionFaults: (@Sendable (CompactionStep) throws -> Void)?
 
         /// The longest stream name or event type, in UTF-8 bytes.
         public static let maximumNameLength = 1024

@@ -83,6 +83,7 @@ public final class EventLog: Sendable {
             let file = try File(path: directory + "/" + Layout.lockFileName, flags: O_RDWR | O_CREAT)
             guard try file.lockExclusively() else { throw StoreError.locked(directory: directory) }
             lock = consume file
+            try Compaction.finishInterrupted(in: directory)
         }
         var (names, foreign) = try segmentNames(in: directory, removingTemporaryFiles: !options.readOnly)
         if names.isEmpty {
@@ -107,17 +108,19 @@ public final class EventLog: Sendable {
 
     /// The segment files of `directory`, in log order, and the names of files that are not
     /// the store's.
-    private static func segmentNames(
+    static func segmentNames(
         in directory: String, removingTemporaryFiles: Bool
     ) throws -> (segments: [Layout.SegmentName], foreign: [String]) {
         var names: [Layout.SegmentName] = []
         var foreign: [String] = []
-        for entry in try Directory.entries(of: directory) {
+        // A reader may look while a compaction switches sets: leave out the set it replaces.
+        let superseded = try Compaction.supersededNames(in: directory)
+        for entry in try Directory.entries(of: directory) where !superseded.contains(entry) {
             if entry.hasSuffix(Layout.temporarySuffix) {
                 if removingTemporaryFiles { try Directory.remove(directory + "/" + entry) }
             } else if let name = Layout.SegmentName(fileName: entry) {
                 names.append(name)
-            } else if entry != Layout.lockFileName {
+            } else if entry != Layout.lockFileName && entry != Layout.compactionManifestName {
                 foreign.append(entry)
             }
         }

@@ -39,7 +39,7 @@ enum Recovery {
                         segment: segment.name, offset: 0,
                         reason: "segment starts at position \(start), before the previous segment's end \(result.index.nextPosition)")
                 }
-                if result.index.nextPosition < start, segmentIndex > 0 {
+                if result.index.nextPosition < start, segmentIndex > 0, !segment.header.followsCompactedPositions {
                     result.index.record(Damage(
                         segmentName: segment.name, offset: 0,
                         reason: "positions \(result.index.nextPosition)..<\(start) are missing before this segment",

@@ -49,6 +49,18 @@ struct FrameBuilder {
         recordCount += 1
     }
 
+    /// Appends an event whose position may leave a gap after the previous one (compaction
+    /// writes the survivors of removed events).
+    mutating func appendKeepingPosition(_ event: StoredEvent) {
+        precondition(isEmpty || event.position > previousPosition, "positions increase within a frame")
+        if eventCount == 0 { firstPosition = event.position; previousPosition = event.position &- 1 }
+        payload.event(event, previousPosition: previousPosition)
+        records.append(.event(event))
+        previousPosition = event.position
+        eventCount += 1
+        recordCount += 1
+    }
+
     mutating func appendStreamMetadata(stream: String, operation: Layout.StreamOperation, version: Int) {
         payload.streamMetadata(stream: stream, operation: operation, version: version)
         records.append(.streamMetadata(stream: stream, operation: operation, version: version))

@@ -56,6 +56,11 @@ enum Layout {
 
     static let segmentMagic: [UInt8] = Array("DUGONGSG".utf8)
     static let segmentHeaderSize = 64
+    /// Segment header flag (offset 12): the positions before this segment's first position and
+    /// after the previous segment's last event were removed by compaction.
+    static let segmentFollowsCompactedPositions: UInt32 = 0x01
+    /// The file that makes a compaction's switch from old to new segments atomic.
+    static let compactionManifestName = "compaction.pending"
     /// The header's CRC covers bytes 0 ..< 60 and is stored at 60.
     static let segmentHeaderChecksumOffset = 60
 

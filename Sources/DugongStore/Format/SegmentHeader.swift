@@ -8,13 +8,16 @@ struct SegmentHeader: Equatable {
     var capacity: UInt64
     /// When the segment was created, in milliseconds since 1970.
     var createdMilliseconds: Int64
+    /// Written by compaction: the positions between the previous segment's last event and
+    /// this segment's first position were removed on purpose, not lost.
+    var followsCompactedPositions = false
 
     func encoded() -> [UInt8] {
         var writer = ByteWriter(capacity: Layout.segmentHeaderSize)
         writer.raw(Layout.segmentMagic)
         writer.u16(Layout.formatVersion)
         writer.u16(UInt16(Layout.segmentHeaderSize))
-        writer.u32(0)
+        writer.u32(followsCompactedPositions ? Layout.segmentFollowsCompactedPositions : 0)
         writer.u64(firstPosition)
         writer.u64(capacity)
         writer.i64(createdMilliseconds)
@@ -61,7 +64,9 @@ struct SegmentHeader: Equatable {
             guard Checksum.mask(Checksum.crc32c(covered)) == stored else { throw Problem.checksumMismatch }
             let size = try reader.u16("header size")
             guard Int(size) == Layout.segmentHeaderSize else { throw Problem.malformed("header size \(size)") }
-            guard try reader.u32("reserved") == 0 else { throw Problem.malformed("reserved bytes 12..<16 are not zero") }
+            let flags = try reader.u32("flags")
+            guard flags & ~Layout.segmentFollowsCompactedPositions == 0 else { throw Problem.malformed("unknown segment flags \(flags)") }
+            followsCompactedPositions = flags & Layout.segmentFollowsCompactedPositions != 0
             firstPosition = try reader.u64("first position")
             capacity = try reader.u64("capacity")
             createdMilliseconds = try reader.i64("created")
@@ -74,9 +79,10 @@ struct SegmentHeader: Equatable {
         }
     }
 
-    init(firstPosition: UInt64, capacity: UInt64, createdMilliseconds: Int64) {
+    init(firstPosition: UInt64, capacity: UInt64, createdMilliseconds: Int64, followsCompactedPositions: Bool = false) {
         self.firstPosition = firstPosition
         self.capacity = capacity
         self.createdMilliseconds = createdMilliseconds
+        self.followsCompactedPositions = followsCompactedPositions
     }
 }

@@ -1,0 +1,108 @@
+import Dugong
+@testable import DugongStore
+import Foundation
+import Synchronization
+import Testing
+
+@Suite("Compaction")
+struct CompactionTests {
+    /// A store with live, truncated, deleted and tombstoned streams and superseded snapshots,
+    /// over several segments. Returns what every reader must see after compaction.
+    static func populate(_ directory: TemporaryDirectory) async throws -> (visible: [String: [StoredEvent]], all: [StoredEvent]) {
+        let log = try Fixture.open(directory, segmentSize: 8192)
+        for round in 0..<40 {
+            try await log.append(Fixture.events(3, size: 60), to: "s/\(round % 5)")
+        }
+        try await log.saveSnapshot(StoredSnapshot(stream: "s/0", version: 6, data: Data("old".utf8)))
+        try await log.saveSnapshot(StoredSnapshot(stream: "s/0", version: 24, data: Data("new".utf8)))
+        try await log.truncate(stream: "s/1", before: 10)
+        try await log.delete(stream: "s/2")
+        try await log.tombstone(stream: "s/3")
+        try await log.append(Fixture.events(2), to: "s/2")  // after the delete: visible
+        var visible: [String: [StoredEvent]] = [:]
+        for stream in 0..<5 { visible["s/\(stream)"] = try log.read(stream: "s/\(stream)") }
+        let all = try log.readAll(maxCount: 1000)
+        log.close()
+        return (visible, all)
+    }
+
+    static func check(_ directory: TemporaryDirectory, visible: [String: [StoredEvent]], all: [StoredEvent]) throws {
+        let log = try Fixture.open(directory, segmentSize: 8192)
+        defer { log.close() }
+        let report = try log.verify()
+        #expect(report.isClean, "\(report.problems)")
+        for (stream, events) in visible {
+            #expect(try log.read(stream: stream) == events, "\(stream)")
+        }
+        let now = try log.readAll(maxCount: 1000)
+        // Survivors keep positions, versions and bytes; nothing visible is lost.
+        let byPosition = Dictionary(uniqueKeysWithValues: all.map { ($0.position, $0) })
+        for event in now { #expect(byPosition[event.position] == event) }
+        for events in visible.values { for event in events { #expect(now.contains(event)) } }
+        #expect(log.headPosition == all.last!.position + 1)
+        #expect(try log.latestSnapshot(of: "s/0")?.data == Data("new".utf8))
+        #expect(try log.info(stream: "s/3")?.isTombstoned == true)
+    }
+
+    @Test func compactionShrinksTheStoreAndKeepsEverySurvivorAsItWas() async throws {
+        let directory = TemporaryDirectory("compact")
+        defer { directory.remove() }
+        let (visible, all) = try await Self.populate(directory)
+        let dry = try EventLog.compact(at: directory.path, options: Self.options, dryRun: true)
+        #expect(dry.dryRun && dry.eventsAfter < dry.eventsBefore)
+        let report = try EventLog.compact(at: directory.path, options: Self.options)
+        #expect(report.eventsBefore == 122 && report.eventsAfter == dry.eventsAfter)
+        #expect(report.eventsAfter == visible.values.reduce(0) { $0 + $1.count })
+        #expect(report.bytesAfter < report.bytesBefore)
+        try Self.check(directory, visible: visible, all: all)
+        // Appends continue at the old head, and a second compaction changes nothing visible.
+        let log = try Fixture.open(directory, segmentSize: 8192)
+        let next = try await log.append(Fixture.events(1), to: "s/4")
+        #expect(next.firstPosition == all.last!.position + 1)
+        log.close()
+        _ = try EventLog.compact(at: directory.path, options: Self.options)
+        let reopened = try Fixture.open(directory, segmentSize: 8192)
+        defer { reopened.close() }
+        #expect(try reopened.verify().isClean)
+        #expect(try reopened.read(stream: "s/4").last?.position == next.firstPosition)
+    }
+
+    static var options: EventLog.Options {
+        var options = EventLog.Options()
+        options.segmentSize = 8192
+        return options
+    }
+
+    @Test func aStoreInUseCannotBeCompacted() async throws {
+        let directory = TemporaryDirectory("compact-locked")
+        defer { directory.remove() }
+        let log = try Fixture.open(directory)
+        defer { log.close() }
+        #expect(throws: StoreError.locked(directory: directory.path)) { try EventLog.compact(at: directory.path) }
+    }
+
+    static let steps: [EventLog.CompactionStep] = [
+        .wroteNewSegments, .wroteManifest, .renamed(0), .renamed(1), .removedOld(0), .removedOld(1), .removedManifest,
+    ]
+
+    @Test(arguments: steps)
+    func aCrashAtAnyStepLeavesAStoreThatOpensVerifiesAndLostNothing(_ step: EventLog.CompactionStep) async throws {
+        struct Crash: Error {}
+        let directory = TemporaryDirectory("compact-crash")
+        defer { directory.remove() }
+        let (visible, all) = try await Self.populate(directory)
+        var options = Self.options
+        options.compactionFaults = { current in if current == step { throw Crash() } }
+        #expect(throws: Crash.self) { try EventLog.compact(at: directory.path, options: options) }
+        // A reader looking before the next open sees one consistent set.
+        var readOnly = Self.options
+        readOnly.readOnly = true
+        let reader = try EventLog.open(at: directory.path, options: readOnly)
+        #expect(try reader.verify().isClean)
+        reader.close()
+        try Self.check(directory, visible: visible, all: all)
+        let leftovers = try FileManager.default.contentsOfDirectory(atPath: directory.path)
+            .filter { $0.hasSuffix(".tmp") || $0 == "compaction.pending" }
+        #expect(leftovers.isEmpty, "\(leftovers)")
+    }
+}
