@@ -86,7 +86,15 @@ struct Bench: AsyncParsableCommand {
         }
 
         let clock = ContinuousClock()
+        let appending = ProgressBar("appending")
         let appendTime = try await clock.measure {
+            if writers == 1 {
+                for (number, (stream, events)) in commits.enumerated() {
+                    try await log.append(events, to: stream)
+                    if number % 64 == 0 { appending.update(number, of: commits.count) }
+                }
+                return
+            }
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for writer in 0..<writers {
                     let mine = stride(from: writer, to: commits.count, by: writers).map { commits[$0] }
@@ -97,6 +105,7 @@ struct Bench: AsyncParsableCommand {
                 try await group.waitForAll()
             }
         }
+        appending.finish()
         let replayAllTime = try clock.measure {
             var position: UInt64 = 0
             var seen = 0
