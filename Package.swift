@@ -12,10 +12,11 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.5.0"),
     ],
     targets: [
         // The framework: domain, serialization, ports and in-memory adapters.
-        .target(name: "Dugong"),
+        .target(name: "Dugong", dependencies: [.product(name: "Logging", package: "swift-log")]),
         // C shims: CRC32C (SSE4.2 with a portable fallback) and raw DEFLATE through zlib.
         .target(name: "CDugongShims", linkerSettings: [.linkedLibrary("z")]),
         // The storage engine and its adapters of the Dugong ports.

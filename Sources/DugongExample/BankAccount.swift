@@ -40,8 +40,8 @@ extension BankAccountError: CustomStringConvertible {
 }
 
 /// A bank account: opened by an owner, money in and out in cents, never below zero, closed
-/// only when empty.
-public struct BankAccount: Aggregate {
+/// only when empty. Its state is `Codable`, so it can be snapshotted (every 10 events).
+public struct BankAccount: SnapshottableAggregate {
     public static let origin = "bank"
     public static let aggregateType = "BankAccount"
     public static let eventTypes: [any DomainEvent.Type] = [

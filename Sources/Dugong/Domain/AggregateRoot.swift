@@ -23,7 +23,10 @@ public struct AggregateRoot<State: Aggregate>: Sendable {
     /// The sequence number of the last event known to be stored (0 before the first).
     public private(set) var committedSequenceNumber: Int = 0
     /// Events staged by commands and not yet committed, in order.
-    public private(set) var stagedEvents: [EventEnvelope] = []
+    public internal(set) var stagedEvents: [EventEnvelope] = []
+    /// The sequence number of the latest snapshot this aggregate was restored from or saved
+    /// at (0: none); the repository's snapshot policy counts from it.
+    public internal(set) var snapshotSequenceNumber: Int = 0
 
     /// A new, not yet created aggregate.
     public init() {
@@ -34,6 +37,16 @@ public struct AggregateRoot<State: Aggregate>: Sendable {
     public init(id: String) {
         self.id = id
         state = State()
+    }
+
+    /// An aggregate restored from a snapshot of its state after event `sequenceNumber`.
+    public init(restoring state: State, id: String, sequenceNumber: Int) {
+        precondition(sequenceNumber >= 0)
+        self.id = id
+        self.state = state
+        self.sequenceNumber = sequenceNumber
+        committedSequenceNumber = sequenceNumber
+        snapshotSequenceNumber = sequenceNumber
     }
 
     /// Whether the aggregate is logically deleted.
@@ -51,6 +64,7 @@ public struct AggregateRoot<State: Aggregate>: Sendable {
             throw AggregateError.alreadyCreated(aggregateID: self.id ?? "?")
         }
         let events = try command(state)
+        for event in events { try event.created() }
         if let id { self.id = id } else if self.id == nil { self.id = UUID().uuidString.lowercased() }
         stage(events)
     }
@@ -65,7 +79,9 @@ public struct AggregateRoot<State: Aggregate>: Sendable {
             throw AggregateError.notCreated(aggregateType: State.aggregateType)
         }
         guard !state.isDeleted else { throw AggregateError.deleted(aggregateID: id) }
-        stage(try command(state))
+        let events = try command(state)
+        for event in events { try event.created() }
+        stage(events)
     }
 
     private mutating func stage(_ events: [any DomainEvent]) {
@@ -75,6 +91,8 @@ public struct AggregateRoot<State: Aggregate>: Sendable {
             let envelope = EventEnvelope(event: event, aggregateID: id, sequenceNumber: sequenceNumber)
             state.apply(event)
             stagedEvents.append(envelope)
+            event.staged(as: envelope)
+            event.applied(as: envelope)
         }
         assert(sequenceNumber == committedSequenceNumber + stagedEvents.count)
     }
@@ -88,6 +106,7 @@ public struct AggregateRoot<State: Aggregate>: Sendable {
     public mutating func apply(_ envelope: EventEnvelope) throws {
         try advance(to: envelope.sequenceNumber, aggregateID: envelope.aggregateID)
         state.apply(envelope.event)
+        envelope.event.applied(as: envelope)
     }
 
     /// Accepts a stored event without applying it: what loading does with an event type it was
@@ -112,9 +131,10 @@ public struct AggregateRoot<State: Aggregate>: Sendable {
         committedSequenceNumber = next
     }
 
-    /// Declares the staged events stored: clears them and advances ``committedSequenceNumber``.
-    /// Call it after the event store accepted them.
+    /// Declares the staged events stored: calls their `committed(as:)` hooks, clears them and
+    /// advances ``committedSequenceNumber``. Call it after the event store accepted them.
     public mutating func markCommitted() {
+        for envelope in stagedEvents { envelope.event.committed(as: envelope) }
         committedSequenceNumber = sequenceNumber
         stagedEvents.removeAll()
     }

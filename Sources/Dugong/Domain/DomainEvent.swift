@@ -20,10 +20,29 @@ public protocol DomainEvent: Codable, Sendable {
     static var eventType: String { get }
     /// The version of this event's payload schema. Starts at 1.
     static var schemaVersion: Int { get }
+
+    // Lifecycle hooks, all optional (DugongJS declares onCommit and onApply but never calls
+    // them; these are all called).
+
+    /// Called when a command returned this event, before anything of the command is staged:
+    /// the place to validate a payload (a throw fails the command, nothing is staged).
+    /// Not called for events read back from a store, so that old events always load.
+    func created() throws
+    /// Called after the event was numbered, stamped and staged on its aggregate.
+    func staged(as envelope: EventEnvelope)
+    /// Called after the event's applier ran (staging and loading both apply).
+    func applied(as envelope: EventEnvelope)
+    /// Called after the store accepted the event (once per commit).
+    func committed(as envelope: EventEnvelope)
 }
 
 extension DomainEvent {
     public static var schemaVersion: Int { 1 }
+
+    public func created() throws {}
+    public func staged(as envelope: EventEnvelope) {}
+    public func applied(as envelope: EventEnvelope) {}
+    public func committed(as envelope: EventEnvelope) {}
 }
 
 /// The full identity of a domain event type: who owns it, on which aggregate, which type and

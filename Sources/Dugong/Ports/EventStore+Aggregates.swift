@@ -32,11 +32,8 @@ extension EventStore {
         _ aggregate: inout AggregateRoot<State>, tenantID: String? = nil
     ) async throws -> AppendResult? {
         guard let id = aggregate.id, !aggregate.stagedEvents.isEmpty else { return nil }
-        let events = try aggregate.stagedEvents.map { envelope in
-            var serialized = try envelope.serialized(for: State.self)
-            serialized.tenantID = tenantID
-            return serialized
-        }
+        aggregate.stamp(EventContext(tenantID: tenantID))
+        let events = try aggregate.stagedEvents.map { try $0.serialized(for: State.self) }
         let committed = aggregate.committedSequenceNumber
         let result = try await append(
             events, to: StreamID(State.self, id: id, tenantID: tenantID),

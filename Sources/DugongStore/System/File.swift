@@ -67,14 +67,23 @@ struct File: ~Copyable {
         guard code == 0 else { throw SystemError(call: "posix_fallocate", path: path, code: code) }
     }
 
-    /// Takes an exclusive `flock(2)` without waiting.
-    /// - Returns: `false` when another open file description holds the lock.
+    /// Takes an exclusive `flock(2)`, trying for up to about 100 ms.
+    ///
+    /// The short wait covers a lock that was just released: a process forked by this one (to
+    /// run another program) shares the lock until it executes that program and closes its
+    /// copies of our descriptors, so a close-then-reopen in a process that spawns children can
+    /// briefly find its own lock held.
+    /// - Returns: `false` when another open file description keeps holding the lock.
     func lockExclusively() throws(SystemError) -> Bool {
+        var attempts = 0
         while true {
             if flock(descriptor, LOCK_EX | LOCK_NB) == 0 { return true }
             switch errno {
             case EINTR: continue
-            case EWOULDBLOCK: return false
+            case EWOULDBLOCK:
+                attempts += 1
+                if attempts >= 20 { return false }
+                usleep(5_000)
             case let code: throw SystemError(call: "flock", path: path, code: code)
             }
         }

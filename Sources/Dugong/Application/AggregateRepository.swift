@@ -1,0 +1,234 @@
+import Foundation
+import Logging
+
+/// An aggregate whose state can be snapshotted: its state is `Codable`.
+///
+/// Give the state a new ``snapshotSchemaVersion`` whenever its encoding changes: snapshots of
+/// another version are ignored (the aggregate is rebuilt from its events), never misread.
+public protocol SnapshottableAggregate: Aggregate, Codable {
+    /// The version of the state's encoding. Default 1.
+    static var snapshotSchemaVersion: Int { get }
+    /// Take a snapshot once this many events were committed since the last one. Default 10.
+    static var snapshotInterval: Int { get }
+}
+
+extension SnapshottableAggregate {
+    public static var snapshotSchemaVersion: Int { 1 }
+    public static var snapshotInterval: Int { 10 }
+}
+
+/// Why the repository refused.
+public enum RepositoryError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// No aggregate has events at this stream.
+    case notFound(StreamID)
+    /// `update` met a concurrency conflict on every attempt.
+    case tooManyConflicts(StreamID, attempts: Int)
+
+    public var description: String {
+        switch self {
+        case .notFound(let stream): "no aggregate \(stream)"
+        case .tooManyConflicts(let stream, let attempts): "\(stream): a concurrency conflict on each of \(attempts) attempts"
+        }
+    }
+}
+
+/// Loads and commits aggregates of one type: DugongJS's aggregate factory and manager in one.
+///
+/// ```swift
+/// let accounts = AggregateRepository<BankAccount>(eventStore: store, snapshotStore: snapshots, registry: registry)
+/// var account = try await accounts.create { try $0.open(owner: "Ada") }
+/// account = try await accounts.update(account.id!) { try $0.deposit(100) }   // retries on conflicts
+/// let earlier = try await accounts.load(account.id!, asOf: 1)                  // time travel
+/// ```
+///
+/// Every load, commit and query goes through the repository's ``context`` (tenant, correlation
+/// and causation ids, metadata): scope it per request with ``in(_:)``.
+public struct AggregateRepository<State: Aggregate>: Sendable {
+    public let eventStore: any EventStore
+    public let snapshotStore: (any SnapshotStore)?
+    public let registry: EventRegistry
+    /// The context every call acts in.
+    public let context: EventContext
+    /// How many times ``update(_:_:)`` tries when it meets a concurrency conflict. Default 3.
+    public var maximumAttempts = 3
+    private let logger: Logger
+
+    public init(
+        eventStore: any EventStore, snapshotStore: (any SnapshotStore)? = nil, registry: EventRegistry,
+        context: EventContext = EventContext(), logger: Logger = Logger(label: "dugong.repository")
+    ) {
+        self.eventStore = eventStore
+        self.snapshotStore = snapshotStore
+        self.registry = registry
+        self.context = context
+        self.logger = logger
+    }
+
+    /// The same repository acting in another context (another tenant, request, user).
+    public func `in`(_ context: EventContext) -> Self {
+        var copy = Self(eventStore: eventStore, snapshotStore: snapshotStore, registry: registry, context: context, logger: logger)
+        copy.maximumAttempts = maximumAttempts
+        return copy
+    }
+
+    func stream(_ id: String) -> StreamID {
+        StreamID(State.self, id: id, tenantID: context.tenantID)
+    }
+
+    // MARK: Loading
+
+    /// The aggregate with its latest state: from its latest snapshot and the events after it,
+    /// or from all its events when there is no usable snapshot. Loading never writes a snapshot.
+    ///
+    /// - Returns: the aggregate (also when it is deleted: see ``AggregateRoot/isDeleted``), or
+    ///   `nil` when it has no events.
+    public func load(_ id: String) async throws -> AggregateRoot<State>? {
+        if let restored = try await loadFromSnapshot(id) { return restored }
+        return try await replay(id, from: try await eventStore.read(stream(id)))
+    }
+
+    /// The aggregate as it was after event `sequenceNumber` (time travel); `nil` when it had no
+    /// such event.
+    public func load(_ id: String, asOf sequenceNumber: Int) async throws -> AggregateRoot<State>? {
+        guard sequenceNumber >= 1 else { return nil }
+        let events = try await eventStore.read(stream(id))
+        guard events.count >= sequenceNumber else { return nil }
+        return try await replay(id, from: Array(events.prefix(sequenceNumber)))
+    }
+
+    /// The aggregate as it was at `date`: after its last event with a timestamp at or before
+    /// it; `nil` when it did not exist yet.
+    public func load(_ id: String, asOf date: Date) async throws -> AggregateRoot<State>? {
+        let events = try await eventStore.read(stream(id)).prefix { $0.timestamp <= date }
+        return try await replay(id, from: Array(events))
+    }
+
+    private func replay(_ id: String, from events: [SerializedDomainEvent]) async throws -> AggregateRoot<State>? {
+        guard !events.isEmpty else { return nil }
+        var aggregate = AggregateRoot<State>(id: id)
+        try apply(events, to: &aggregate)
+        return aggregate
+    }
+
+    private func apply(_ events: [SerializedDomainEvent], to aggregate: inout AggregateRoot<State>) throws {
+        for serialized in events {
+            if let envelope = try registry.decode(serialized) {
+                try aggregate.apply(envelope)
+            } else {
+                try aggregate.skip(sequenceNumber: serialized.sequenceNumber, aggregateID: serialized.aggregateID)
+            }
+        }
+    }
+
+    private func loadFromSnapshot(_ id: String) async throws -> AggregateRoot<State>? {
+        guard let snapshotStore, let type = State.self as? any SnapshottableAggregate.Type else { return nil }
+        guard let snapshot = try await snapshotStore.latest(for: stream(id)) else { return nil }
+        guard snapshot.schemaVersion == type.snapshotSchemaVersion else {
+            logger.debug("ignoring a snapshot of another schema version", metadata: [
+                "stream": "\(stream(id))", "version": "\(snapshot.schemaVersion)", "expected": "\(type.snapshotSchemaVersion)",
+            ])
+            return nil
+        }
+        do {
+            guard let state = try Self.decodeState(type, snapshot.data) as? State else { return nil }
+            var aggregate = AggregateRoot<State>(restoring: state, id: id, sequenceNumber: snapshot.sequenceNumber)
+            try apply(try await eventStore.read(stream(id), from: snapshot.sequenceNumber + 1), to: &aggregate)
+            return aggregate
+        } catch {
+            logger.warning("snapshot cannot be restored; rebuilding from the events", metadata: [
+                "stream": "\(stream(id))", "sequenceNumber": "\(snapshot.sequenceNumber)", "error": "\(error)",
+            ])
+            return nil
+        }
+    }
+
+    private static func decodeState<S: SnapshottableAggregate>(_: S.Type, _ data: Data) throws -> any Aggregate {
+        try JSONDecoder().decode(S.self, from: data)
+    }
+
+    // MARK: Committing
+
+    /// Commits the aggregate's staged events, stamped with the context, expecting the stream to
+    /// be at the aggregate's committed sequence number; then snapshots it when its policy says so.
+    ///
+    /// - Throws: ``EventStoreError/conflict(stream:expected:actual:)`` when another writer got
+    ///   there first (the aggregate keeps its staged events; reload and retry, or use ``update(_:_:)``).
+    @discardableResult
+    public func commit(_ aggregate: inout AggregateRoot<State>) async throws -> AppendResult? {
+        guard let id = aggregate.id, !aggregate.stagedEvents.isEmpty else { return nil }
+        aggregate.stamp(context)
+        let events = try aggregate.stagedEvents.map { try $0.serialized(for: State.self) }
+        let committed = aggregate.committedSequenceNumber
+        let result = try await eventStore.append(
+            events, to: stream(id), expecting: committed == 0 ? .noStream : .exact(committed))
+        aggregate.markCommitted()
+        await snapshotIfDue(&aggregate)
+        return result
+    }
+
+    /// Runs a creation command on a new aggregate (id `id`, or a new UUID) and commits it.
+    public func create(
+        id: String? = nil, _ command: (State) throws -> [any DomainEvent]
+    ) async throws -> AggregateRoot<State> {
+        var aggregate = AggregateRoot<State>()
+        try aggregate.create(id: id, command)
+        try await commit(&aggregate)
+        return aggregate
+    }
+
+    /// Loads the aggregate, runs `command` and commits; on a concurrency conflict it reloads
+    /// and runs the command again, up to ``maximumAttempts`` times.
+    ///
+    /// - Throws: ``RepositoryError/notFound(_:)``, ``RepositoryError/tooManyConflicts(_:attempts:)``,
+    ///   and whatever the command throws.
+    @discardableResult
+    public func update(
+        _ id: String, _ command: (State) throws -> [any DomainEvent]
+    ) async throws -> AggregateRoot<State> {
+        for attempt in 1...max(maximumAttempts, 1) {
+            guard var aggregate = try await load(id) else { throw RepositoryError.notFound(stream(id)) }
+            try aggregate.execute(command)
+            do {
+                try await commit(&aggregate)
+                return aggregate
+            } catch EventStoreError.conflict {
+                logger.debug("concurrency conflict; retrying with fresh state", metadata: ["stream": "\(stream(id))", "attempt": "\(attempt)"])
+            }
+        }
+        throw RepositoryError.tooManyConflicts(stream(id), attempts: max(maximumAttempts, 1))
+    }
+
+    /// Saves a snapshot now, whatever the policy (the aggregate type must be snapshottable and a
+    /// snapshot store configured; otherwise it does nothing).
+    public func snapshot(_ aggregate: inout AggregateRoot<State>) async throws {
+        guard let snapshotStore, let id = aggregate.id, aggregate.stagedEvents.isEmpty,
+            let state = aggregate.state as? any SnapshottableAggregate
+        else { return }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let data = try encoder.encode(state)
+        try await snapshotStore.save(SerializedSnapshot(
+            stream: stream(id), sequenceNumber: aggregate.sequenceNumber,
+            schemaVersion: type(of: state).snapshotSchemaVersion, data: data))
+        aggregate.snapshotSequenceNumber = aggregate.sequenceNumber
+    }
+
+    private func snapshotIfDue(_ aggregate: inout AggregateRoot<State>) async {
+        guard let type = State.self as? any SnapshottableAggregate.Type,
+            aggregate.sequenceNumber - aggregate.snapshotSequenceNumber >= type.snapshotInterval
+        else { return }
+        do {
+            try await snapshot(&aggregate)
+        } catch {
+            // The events are committed; a missing snapshot only costs a longer load.
+            logger.warning("saving a snapshot failed", metadata: ["error": "\(error)"])
+        }
+    }
+
+    // MARK: Queries
+
+    /// The ids of this type's aggregates in the context's tenant.
+    public func ids() async throws -> [String] {
+        try await eventStore.aggregateIDs(origin: State.origin, aggregateType: State.aggregateType, tenantID: context.tenantID)
+    }
+}
