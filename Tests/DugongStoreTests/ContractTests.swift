@@ -16,6 +16,17 @@ struct StoreContractTests {
         }
     }
 
+    @Test(arguments: TransactionalEventStoreContract.checks)
+    func unitsOfWork(_ check: TransactionalEventStoreContract.Check) async throws {
+        let directory = TemporaryDirectory("contract")
+        try await check.run {
+            EventLogStore(log: try EventLog.open(at: directory.path, options: .init(createIfMissing: true)))
+        } tearDown: { store in
+            (store as? EventLogStore)?.log.close()
+            directory.remove()
+        }
+    }
+
     @Test(arguments: SnapshotStoreContract.checks)
     func snapshotStore(_ check: SnapshotStoreContract.Check) async throws {
         let directory = TemporaryDirectory("contract")

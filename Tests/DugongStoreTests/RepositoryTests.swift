@@ -238,3 +238,85 @@ struct HookTests {
         #expect(try await notebooks.load("n")?.state.notes == ["a"], "a failing created() hook stages nothing")
     }
 }
+
+@Suite("Units of work on every adapter")
+struct UnitOfWorkTests {
+    static func make(_ adapter: Adapter) throws -> (any TransactionalEventStore, @Sendable () -> Void) {
+        let (store, _, release) = try adapter.make()
+        return (store as! any TransactionalEventStore, release)
+    }
+
+    @Test(arguments: Adapter.allCases)
+    func aTransferCommitsBothAccountsOrNeither(_ adapter: Adapter) async throws {
+        let (store, release) = try Self.make(adapter)
+        defer { release() }
+        let accounts = AggregateRepository<BankAccount>(eventStore: store, registry: RepositoryTests.registry)
+        let a = try #require(try await accounts.create { try $0.open(owner: "Ada") }.id)
+        let b = try #require(try await accounts.create { try $0.open(owner: "Bob") }.id)
+        try await accounts.update(a) { try $0.deposit(100) }
+
+        var unit = UnitOfWork()
+        var from = try #require(try await accounts.load(a))
+        var to = try #require(try await accounts.load(b))
+        try from.execute { try $0.withdraw(60) }
+        try to.execute { try $0.deposit(60) }
+        try accounts.stage(from, in: &unit)
+        try accounts.stage(to, in: &unit)
+        let results = try await unit.commit(to: store)
+        #expect(results.map(\.version) == [3, 2])
+        #expect(try await accounts.load(a)?.state.balance == 40)
+        #expect(try await accounts.load(b)?.state.balance == 60)
+
+        // A unit made from stale state: the first account moved meanwhile, so neither changes.
+        var stale = UnitOfWork()
+        var staleFrom = try #require(try await accounts.load(a))
+        var staleTo = try #require(try await accounts.load(b))
+        try staleFrom.execute { try $0.withdraw(10) }
+        try staleTo.execute { try $0.deposit(10) }
+        try accounts.stage(staleTo, in: &stale)
+        try accounts.stage(staleFrom, in: &stale)
+        try await accounts.update(a) { try $0.deposit(1) }
+        await #expect(throws: EventStoreError.self) { try await stale.commit(to: store) }
+        #expect(try await accounts.load(a)?.state.balance == 41)
+        #expect(try await accounts.load(b)?.state.balance == 60, "the deposit half was not written either")
+    }
+}
+
+@Suite("Atomic appends in the engine")
+struct AtomicAppendTests {
+    @Test func aUnitIsOneFrameAndARefusedOneWritesNothing() async throws {
+        let directory = TemporaryDirectory("atomic")
+        defer { directory.remove() }
+        let log = try Fixture.open(directory)
+        let commits = try await log.append([
+            EventLog.Append(stream: "a/1", events: Fixture.events(2), expected: .noStream),
+            EventLog.Append(stream: "b/1", events: Fixture.events(1), expected: .noStream),
+            EventLog.Append(stream: "a/1", events: Fixture.events(1), expected: .exact(2)),
+        ])
+        #expect(commits.map(\.firstPosition) == [0, 2, 3] && commits.map(\.lastVersion) == [2, 1, 3])
+        await #expect(throws: StoreError.wrongExpectedVersion(stream: "b/1", expected: .noStream, actual: 1)) {
+            try await log.append([
+                EventLog.Append(stream: "c/1", events: Fixture.events(1)),
+                EventLog.Append(stream: "b/1", events: Fixture.events(1), expected: .noStream),
+            ])
+        }
+        #expect(try log.read(stream: "c/1").isEmpty && log.headPosition == 4)
+        log.close()
+        #expect(try Fixture.frameOffsets(of: directory.file("00000000000000000000.dseg")).count == 1)
+    }
+
+    @Test func concurrentRetriesOfOneAppendWriteItOnce() async throws {
+        let directory = TemporaryDirectory("retries")
+        defer { directory.remove() }
+        let log = try Fixture.open(directory)
+        defer { log.close() }
+        let events = Fixture.events(3)
+        let commits = try await withThrowingTaskGroup(of: Commit.self) { group in
+            for _ in 0..<16 { group.addTask { try await log.append(events, to: "s/1", expecting: .noStream) } }
+            return try await group.reduce(into: [Commit]()) { $0.append($1) }
+        }
+        #expect(commits.filter { !$0.wasDuplicate }.count == 1)
+        #expect(Set(commits.map(\.firstPosition)) == [0] && Set(commits.map(\.lastPosition)) == [2])
+        #expect(try log.read(stream: "s/1").map(\.id) == events.map(\.id))
+    }
+}

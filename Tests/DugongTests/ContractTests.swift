@@ -13,6 +13,11 @@ struct InMemoryContractTests {
     func snapshotStore(_ check: SnapshotStoreContract.Check) async throws {
         try await check.run { InMemorySnapshotStore() }
     }
+
+    @Test(arguments: TransactionalEventStoreContract.checks)
+    func unitsOfWork(_ check: TransactionalEventStoreContract.Check) async throws {
+        try await check.run { InMemoryEventStore() }
+    }
 }
 
 /// A store that breaks the contract on purpose: the suite must notice.

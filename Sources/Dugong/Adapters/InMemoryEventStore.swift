@@ -1,8 +1,9 @@
 import Foundation
 
 /// An ``EventStore`` that keeps events in memory: for tests, demos and prototypes.
-/// Safe to use from many tasks at once; appends are serialized by the actor.
-public actor InMemoryEventStore: EventStore {
+/// Safe to use from many tasks at once; appends are serialized by the actor, and appends to
+/// several streams are atomic (``TransactionalEventStore``).
+public actor InMemoryEventStore: TransactionalEventStore {
     private var streams: [StreamID: [SerializedDomainEvent]] = [:]
     /// Aggregate ids per (origin, type, tenant), in order of first append.
     private var aggregateIDsByKind: [Kind: [String]] = [:]
@@ -19,19 +20,34 @@ public actor InMemoryEventStore: EventStore {
     public func append(
         _ events: [SerializedDomainEvent], to stream: StreamID, expecting expected: ExpectedVersion
     ) throws -> AppendResult {
-        let request = try AppendRequest(events: events, stream: stream, expected: expected)
-        let stored = streams[stream, default: []]
-        let decision = try request.decide(currentVersion: stored.count) { stored[$0 - 1].id }
-        if decision == .duplicate {
-            return AppendResult(version: stored.count, wasDuplicate: true)
+        try append([StreamAppend(stream: stream, events: events, expected: expected)])[0]
+    }
+
+    @discardableResult
+    public func append(_ appends: [StreamAppend]) throws -> [AppendResult] {
+        // Decide every append against a trial copy; publish it only if all pass.
+        var trial = streams
+        var created: [StreamID] = []
+        var results: [AppendResult] = []
+        for append in appends {
+            let request = try AppendRequest(events: append.events, stream: append.stream, expected: append.expected)
+            let stored = trial[append.stream, default: []]
+            let decision = try request.decide(currentVersion: stored.count) { stored[$0 - 1].id }
+            if decision == .duplicate {
+                results.append(AppendResult(version: stored.count, wasDuplicate: true))
+                continue
+            }
+            if stored.isEmpty { created.append(append.stream) }
+            trial[append.stream, default: []].append(contentsOf: append.events)
+            assert(trial[append.stream]!.count == request.lastSequenceNumber)
+            results.append(AppendResult(version: request.lastSequenceNumber, wasDuplicate: false))
         }
-        if stored.isEmpty {
+        streams = trial
+        for stream in created {
             let kind = Kind(origin: stream.origin, aggregateType: stream.aggregateType, tenantID: stream.tenantID)
             aggregateIDsByKind[kind, default: []].append(stream.aggregateID)
         }
-        streams[stream, default: []].append(contentsOf: events)
-        assert(streams[stream]!.count == request.lastSequenceNumber)
-        return AppendResult(version: request.lastSequenceNumber, wasDuplicate: false)
+        return results
     }
 
     public func read(_ stream: StreamID, from sequenceNumber: Int) -> [SerializedDomainEvent] {

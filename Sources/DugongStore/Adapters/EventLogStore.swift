@@ -1,14 +1,15 @@
 import Dugong
 import Foundation
 
-/// The framework's ``Dugong/EventStore`` port on an ``EventLog``.
+/// The framework's ``Dugong/EventStore`` and ``Dugong/TransactionalEventStore`` ports on an
+/// ``EventLog``: an append to several aggregates is one engine commit, hence one frame.
 ///
 /// Each aggregate is one engine stream named by ``AggregateStreamName``; sequence numbers are
 /// stream versions. An event is stored with its event type as the engine type, its payload
 /// JSON as the data (empty for no payload) and the rest of the envelope as a JSON object in the
 /// metadata: `schemaVersion`, and when present `correlationId`, `triggeredByEventId`,
 /// `triggeredByUserId` and `metadata`.
-public struct EventLogStore: EventStore {
+public struct EventLogStore: TransactionalEventStore {
     public let log: EventLog
 
     public init(log: EventLog) {
@@ -19,33 +20,58 @@ public struct EventLogStore: EventStore {
     public func append(
         _ events: [SerializedDomainEvent], to stream: StreamID, expecting expected: ExpectedVersion
     ) async throws -> AppendResult {
-        let request = try AppendRequest(events: events, stream: stream, expected: expected)
-        let name = AggregateStreamName.name(of: stream)
-        let first = events[0].sequenceNumber
-        let encoded = try events.map(Self.encode)
+        try await append([StreamAppend(stream: stream, events: events, expected: expected)])[0]
+    }
+
+    /// Appends to several aggregates' streams in one engine commit (one frame): all or none.
+    @discardableResult
+    public func append(_ appends: [StreamAppend]) async throws -> [AppendResult] {
+        guard !appends.isEmpty else { return [] }
+        let requests = try appends.map { try AppendRequest(events: $0.events, stream: $0.stream, expected: $0.expected) }
+        let names = appends.map { AggregateStreamName.name(of: $0.stream) }
+        let encoded = try appends.map { try $0.events.map(Self.encode) }
         // The engine checks `.exact(first - 1)` atomically; that is the caller's expectation
         // whenever the caller's expectation holds at that version. Otherwise, and after a
         // refusal, the contract's rules decide against the current state.
         for _ in 0..<8 {
-            if expected.isSatisfied(byVersion: first - 1) {
-                do {
-                    let commit = try await log.append(encoded, to: name, expecting: .exact(first - 1))
-                    let version = commit.wasDuplicate ? try currentVersion(name) : commit.lastVersion
-                    return AppendResult(version: version, wasDuplicate: commit.wasDuplicate)
-                } catch StoreError.partialDuplicate(_, let stored, let appended) {
-                    throw EventStoreError.partialDuplicate(stream: stream, storedCount: stored, appendedCount: appended)
-                } catch StoreError.wrongExpectedVersion {
-                    // Decided below against the current state.
+            var results = [AppendResult?](repeating: nil, count: appends.count)
+            var engineAppends: [EventLog.Append] = []
+            var engineIndex: [Int] = []
+            for (index, request) in requests.enumerated() {
+                let first = request.events[0].sequenceNumber
+                if request.expected.isSatisfied(byVersion: first - 1) {
+                    engineAppends.append(EventLog.Append(stream: names[index], events: encoded[index], expected: .exact(first - 1)))
+                    engineIndex.append(index)
+                } else {
+                    // Only an idempotent retry can succeed: decide now (throws otherwise).
+                    let current = try currentVersion(names[index])
+                    _ = try request.decide(currentVersion: current) { try storedID(names[index], $0) }
+                    results[index] = AppendResult(version: current, wasDuplicate: true)
                 }
             }
-            let current = try currentVersion(name)
-            let decision = try request.decide(currentVersion: current) { version in
-                try log.read(stream: name, from: version, maxCount: 1).first?.id
+            do {
+                let commits = engineAppends.isEmpty ? [] : try await log.append(engineAppends)
+                for (commit, index) in zip(commits, engineIndex) {
+                    let version = commit.wasDuplicate ? try currentVersion(names[index]) : commit.lastVersion
+                    results[index] = AppendResult(version: version, wasDuplicate: commit.wasDuplicate)
+                }
+                return results.map { $0! }
+            } catch StoreError.partialDuplicate(let name, let stored, let appended) {
+                let index = names.firstIndex(of: name) ?? 0
+                throw EventStoreError.partialDuplicate(stream: appends[index].stream, storedCount: stored, appendedCount: appended)
+            } catch StoreError.wrongExpectedVersion(let name, _, let actual) {
+                let index = names.firstIndex(of: name) ?? 0
+                if try requests[index].decide(currentVersion: actual, storedEventID: { try storedID(names[index], $0) }) == .duplicate {
+                    continue  // a concurrent identical append landed first; the next round sees it
+                }
+                // The stream moved between the refusal and this check: try again.
             }
-            if decision == .duplicate { return AppendResult(version: current, wasDuplicate: true) }
-            // The stream moved between the engine's refusal and this check: try again.
         }
-        throw EventStoreError.conflict(stream: stream, expected: expected, actual: try currentVersion(name))
+        throw EventStoreError.conflict(stream: appends[0].stream, expected: appends[0].expected, actual: try currentVersion(names[0]))
+    }
+
+    private func storedID(_ name: String, _ version: Int) throws -> UUID? {
+        try log.read(stream: name, from: version, maxCount: 1).first?.id
     }
 
     private func currentVersion(_ name: String) throws -> Int {

@@ -207,20 +207,47 @@ public final class EventLog: Sendable {
     public func append(
         _ events: [NewEvent], to stream: String, expecting expected: ExpectedVersion = .any
     ) async throws(StoreError) -> Commit {
-        try Self.validate(stream: stream)
-        guard !events.isEmpty else { throw .invalidArgument("an append to '\(stream)' needs at least one event") }
-        if case .exact(let version) = expected, version < 0 {
-            throw .invalidArgument("expected version \(version) is negative")
+        try await append([Append(stream: stream, events: events, expected: expected)])[0]
+    }
+
+    /// Events for one stream, as part of an atomic append to several streams.
+    public struct Append: Sendable {
+        public var stream: String
+        public var events: [NewEvent]
+        public var expected: ExpectedVersion
+
+        public init(stream: String, events: [NewEvent], expected: ExpectedVersion = .any) {
+            self.stream = stream
+            self.events = events
+            self.expected = expected
         }
-        for (index, event) in events.enumerated() {
-            try Self.validate(name: event.type, what: "event type")
-            let size = event.data.count + event.metadata.count
-            guard size <= options.maximumEventSize else {
-                throw .eventTooLarge(stream: stream, index: index, size: size, maximum: options.maximumEventSize)
+    }
+
+    /// Appends to several streams atomically (a unit of work): each append is checked as
+    /// ``append(_:to:expecting:)`` checks it, against the streams as the appends before it leave
+    /// them; if any is refused, nothing is written. They are written in one frame.
+    ///
+    /// - Returns: one commit per append, in order.
+    @discardableResult
+    public func append(_ appends: [Append]) async throws(StoreError) -> [Commit] {
+        guard !appends.isEmpty else { throw .invalidArgument("an atomic append needs at least one stream") }
+        for append in appends {
+            let stream = append.stream
+            try Self.validate(stream: stream)
+            guard !append.events.isEmpty else { throw .invalidArgument("an append to '\(stream)' needs at least one event") }
+            if case .exact(let version) = append.expected, version < 0 {
+                throw .invalidArgument("expected version \(version) is negative")
+            }
+            for (index, event) in append.events.enumerated() {
+                try Self.validate(name: event.type, what: "event type")
+                let size = event.data.count + event.metadata.count
+                guard size <= options.maximumEventSize else {
+                    throw .eventTooLarge(stream: stream, index: index, size: size, maximum: options.maximumEventSize)
+                }
             }
         }
         try checkWritable()
-        return try await submit { done in .append(stream: stream, events: events, expected: expected, done: done) }
+        return try await submit { done in .append(appends, done: done) }
     }
 
     /// Soft-deletes `stream`: it reads as empty at once; later appends continue its version

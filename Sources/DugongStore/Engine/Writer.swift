@@ -7,14 +7,14 @@ import Synchronization
 /// once, publishes them to the index and only then completes the operations.
 final class Writer: Sendable {
     enum Operation: Sendable {
-        case append(stream: String, events: [NewEvent], expected: ExpectedVersion,
-                    done: @Sendable (Result<Commit, StoreError>) -> Void)
+        /// One or more appends, all or none, in one frame.
+        case append([EventLog.Append], done: @Sendable (Result<[Commit], StoreError>) -> Void)
         case streamMetadata(stream: String, change: StreamChange, done: @Sendable (Result<Void, StoreError>) -> Void)
         case snapshot(StoredSnapshot, done: @Sendable (Result<Void, StoreError>) -> Void)
 
         func fail(_ error: StoreError) {
             switch self {
-            case .append(_, _, _, let done): done(.failure(error))
+            case .append(_, let done): done(.failure(error))
             case .streamMetadata(_, _, let done): done(.failure(error))
             case .snapshot(_, let done): done(.failure(error))
             }
@@ -125,8 +125,9 @@ final class Writer: Sendable {
         var version: Int
         var isTombstoned: Bool
         var lastEventID: UUID?
-        /// Ids of the versions the batch accepted, from `pendingFrom`.
+        /// Ids and positions of the versions the batch accepted, from `pendingFrom`.
         var pendingIDs: [UUID] = []
+        var pendingPositions: [UInt64] = []
         var pendingFrom: Int
     }
 
@@ -147,8 +148,8 @@ final class Writer: Sendable {
         var batch = Batch(builder: FrameBuilder(nextPosition: start), nextPosition: start)
         for operation in operations {
             switch operation {
-            case .append(let stream, let events, let expected, let done):
-                let result = decideAppend(stream: stream, events: events, expected: expected, in: &batch)
+            case .append(let appends, let done):
+                let result = decideAppends(appends, in: &batch)
                 batch.completions.append { done(result) }
             case .streamMetadata(let stream, let change, let done):
                 let result = changeStream(stream, change, in: &batch)
@@ -201,41 +202,65 @@ final class Writer: Sendable {
         return try core.events(at: [position]).first?.id
     }
 
-    private func decideAppend(
-        stream: String, events: [NewEvent], expected: ExpectedVersion, in batch: inout Batch
-    ) -> Result<Commit, StoreError> {
-        var view = view(of: stream, in: &batch)
-        if view.isTombstoned { return .failure(.streamTombstoned(stream: stream)) }
-        let current = view.version
-        do {
-            if let duplicate = try duplicateCommit(stream: stream, events: events, expected: expected, view: view) {
-                return .success(duplicate)
+    /// Decides appends that commit together: each is checked against the streams as the ones
+    /// before it leave them; if any fails, none is written. All go into the current frame.
+    private func decideAppends(_ appends: [EventLog.Append], in batch: inout Batch) -> Result<[Commit], StoreError> {
+        var views: [String: StreamView] = [:]
+        var plans: [(append: EventLog.Append, firstVersion: Int, duplicate: Commit?)] = []
+        for append in appends {
+            var view = views[append.stream] ?? view(of: append.stream, in: &batch)
+            if view.isTombstoned { return .failure(.streamTombstoned(stream: append.stream)) }
+            do {
+                if let duplicate = try duplicateCommit(stream: append.stream, events: append.events, expected: append.expected, view: view) {
+                    guard views[append.stream] == nil else {
+                        return .failure(.invalidArgument("the same events appear twice in one atomic append to '\(append.stream)'"))
+                    }
+                    plans.append((append, duplicate.firstVersion, duplicate))
+                    continue
+                }
+            } catch let error as StoreError {
+                return .failure(error)
+            } catch {
+                return .failure(.failed(reason: "\(error)"))
             }
-        } catch let error as StoreError {
-            return .failure(error)
-        } catch {
-            return .failure(.failed(reason: "\(error)"))
+            guard append.expected.isSatisfied(byVersion: view.version) else {
+                return .failure(.wrongExpectedVersion(stream: append.stream, expected: append.expected, actual: view.version))
+            }
+            plans.append((append, view.version + 1, nil))
+            // Positions are assigned below; the trial view needs ids and a count here.
+            view.pendingIDs += append.events.map(\.id)
+            view.pendingPositions += Array(repeating: 0, count: append.events.count)
+            view.lastEventID = append.events.last?.id
+            view.version += append.events.count
+            views[append.stream] = view
         }
-        guard expected.isSatisfied(byVersion: current) else {
-            return .failure(.wrongExpectedVersion(stream: stream, expected: expected, actual: current))
+        var commits: [Commit] = []
+        for plan in plans {
+            if let duplicate = plan.duplicate {
+                commits.append(duplicate)
+                continue
+            }
+            let stream = plan.append.stream
+            let firstPosition = batch.nextPosition
+            var view = views[stream]!
+            for (offset, event) in plan.append.events.enumerated() {
+                let version = plan.firstVersion + offset
+                let stored = StoredEvent(
+                    stream: stream, version: version, position: batch.nextPosition, id: event.id,
+                    type: event.type, timestampMilliseconds: event.timestamp.millisecondsSince1970,
+                    data: event.data, metadata: event.metadata, endsCommit: offset == plan.append.events.count - 1)
+                batch.builder.append(stored)
+                view.pendingPositions[version - view.pendingFrom] = batch.nextPosition
+                batch.nextPosition += 1
+            }
+            views[stream] = view
+            commits.append(Commit(
+                stream: stream, firstVersion: plan.firstVersion, lastVersion: plan.firstVersion + plan.append.events.count - 1,
+                firstPosition: firstPosition, lastPosition: batch.nextPosition - 1, wasDuplicate: false))
         }
-        let firstPosition = batch.nextPosition
-        for (offset, event) in events.enumerated() {
-            let stored = StoredEvent(
-                stream: stream, version: current + 1 + offset, position: batch.nextPosition, id: event.id,
-                type: event.type, timestampMilliseconds: event.timestamp.millisecondsSince1970,
-                data: event.data, metadata: event.metadata, endsCommit: offset == events.count - 1)
-            batch.builder.append(stored)
-            batch.nextPosition += 1
-            view.pendingIDs.append(event.id)
-        }
-        view.lastEventID = events.last?.id
-        view.version = current + events.count
-        batch.views[stream] = view
+        batch.views.merge(views) { _, new in new }
         closeFrameIfFull(&batch)
-        return .success(Commit(
-            stream: stream, firstVersion: current + 1, lastVersion: current + events.count,
-            firstPosition: firstPosition, lastPosition: batch.nextPosition - 1, wasDuplicate: false))
+        return .success(commits)
     }
 
     /// The commit these events already are, if they are stored at the versions the expectation
@@ -273,9 +298,7 @@ final class Writer: Sendable {
     }
 
     private func position(of stream: String, version: Int, view: StreamView) throws -> UInt64 {
-        if version >= view.pendingFrom {
-            preconditionFailure("a duplicate of events accepted in the same batch is reported after they are written")
-        }
+        if version >= view.pendingFrom { return view.pendingPositions[version - view.pendingFrom] }
         return core.shared.withLock { $0.index.stream(stream)!.positions[version - 1] }
     }
 
