@@ -1,6 +1,7 @@
 import Dugong
 @testable import DugongExample
 import DugongTesting
+import Foundation
 import Testing
 
 // Every Swift snippet of the README stands here as it is in the README (indentation aside),
@@ -48,5 +49,37 @@ struct ReadmeSnippets {
     @Test(arguments: EventStoreContract.checks)
     func myStore(_ check: EventStoreContract.Check) async throws {
         try await check.run { MyEventStore() }
+    }
+
+    @Test func theRepository() async throws {
+        let store = InMemoryEventStore()
+        let snapshots = InMemorySnapshotStore()
+        let registry = EventRegistry(BankAccount.self)
+
+        let accounts = AggregateRepository<BankAccount>(eventStore: store, snapshotStore: snapshots, registry: registry)
+        let opened = try await accounts.create { try $0.open(owner: "Ada") }
+        let id = opened.id!
+        try await accounts.update(id) { try $0.deposit(100_00) }   // load, run, commit; retries conflicts
+        let account = try await accounts.load(id)!                   // state after every event
+        #expect(account.state.balance == 100_00)
+
+        let request = accounts.in(EventContext(tenantID: "acme", correlationID: "req-42", triggeredByUserID: "u-7"))
+        let acmeAccounts = try await request.ids()
+        #expect(acmeAccounts.isEmpty)
+
+        let afterTwoEvents = try await accounts.load(id, asOf: 2)       // after sequence number 2
+        let yesterday = try await accounts.load(id, asOf: Date(timeIntervalSinceNow: -86_400))
+        #expect(afterTwoEvents?.state.balance == 100_00 && yesterday == nil)
+
+        let otherID = try await accounts.create { try $0.open(owner: "Bob") }.id!
+        var unit = UnitOfWork()
+        var from = try await accounts.load(id)!
+        var to = try await accounts.load(otherID)!
+        try from.execute { try $0.withdraw(30_00) }
+        try to.execute { try $0.deposit(30_00) }
+        try accounts.stage(from, in: &unit)
+        try accounts.stage(to, in: &unit)
+        try await unit.commit(to: store)                             // both or neither
+        #expect(try await accounts.load(otherID)?.state.balance == 30_00)
     }
 }
