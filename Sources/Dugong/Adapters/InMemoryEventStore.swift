@@ -3,8 +3,12 @@ import Foundation
 /// An ``EventStore`` that keeps events in memory: for tests, demos and prototypes.
 /// Safe to use from many tasks at once; appends are serialized by the actor, and appends to
 /// several streams are atomic (``TransactionalEventStore``).
-public actor InMemoryEventStore: TransactionalEventStore {
+public actor InMemoryEventStore: TransactionalEventStore, GlobalEventLog {
     private var streams: [StreamID: [SerializedDomainEvent]] = [:]
+    /// Every event in commit order: index = global position.
+    private var log: [SerializedDomainEvent] = []
+    private var waiters: [Int: CheckedContinuation<Void, Never>] = [:]
+    private var nextWaiter = 0
     /// Aggregate ids per (origin, type, tenant), in order of first append.
     private var aggregateIDsByKind: [Kind: [String]] = [:]
 
@@ -27,6 +31,7 @@ public actor InMemoryEventStore: TransactionalEventStore {
     public func append(_ appends: [StreamAppend]) throws -> [AppendResult] {
         // Decide every append against a trial copy; publish it only if all pass.
         var trial = streams
+        var pendingLog = 0
         var created: [StreamID] = []
         var results: [AppendResult] = []
         for append in appends {
@@ -40,9 +45,17 @@ public actor InMemoryEventStore: TransactionalEventStore {
             if stored.isEmpty { created.append(append.stream) }
             trial[append.stream, default: []].append(contentsOf: append.events)
             assert(trial[append.stream]!.count == request.lastSequenceNumber)
-            results.append(AppendResult(version: request.lastSequenceNumber, wasDuplicate: false))
+            pendingLog += append.events.count
+            results.append(AppendResult(
+                version: request.lastSequenceNumber, wasDuplicate: false, position: UInt64(log.count + pendingLog - 1)))
         }
         streams = trial
+        for (append, result) in zip(appends, results) where !result.wasDuplicate {
+            log.append(contentsOf: append.events)
+        }
+        let waiting = waiters.values
+        waiters.removeAll()
+        for waiter in waiting { waiter.resume() }
         for stream in created {
             let kind = Kind(origin: stream.origin, aggregateType: stream.aggregateType, tenantID: stream.tenantID)
             aggregateIDsByKind[kind, default: []].append(stream.aggregateID)
@@ -58,5 +71,31 @@ public actor InMemoryEventStore: TransactionalEventStore {
 
     public func aggregateIDs(origin: String, aggregateType: String, tenantID: String?) -> [String] {
         aggregateIDsByKind[Kind(origin: origin, aggregateType: aggregateType, tenantID: tenantID)] ?? []
+    }
+
+    public func events(from position: UInt64, maxCount: Int) -> [RecordedEvent] {
+        guard position < UInt64(log.count), maxCount > 0 else { return [] }
+        let start = Int(position)
+        let end = min(log.count, start + maxCount)
+        return (start..<end).map { RecordedEvent(position: UInt64($0), event: log[$0]) }
+    }
+
+    public func headPosition() -> UInt64 { UInt64(log.count) }
+
+    public func waitForEvents(after position: UInt64) async {
+        if UInt64(log.count) > position { return }
+        nextWaiter += 1
+        let id = nextWaiter
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                if Task.isCancelled { continuation.resume() } else { waiters[id] = continuation }
+            }
+        } onCancel: {
+            Task { await self.cancelWaiter(id) }
+        }
+    }
+
+    private func cancelWaiter(_ id: Int) {
+        waiters.removeValue(forKey: id)?.resume()
     }
 }

@@ -50,9 +50,24 @@ public struct AppendResult: Sendable, Hashable {
     public var version: Int
     /// `true` when the events were already stored and nothing was written.
     public var wasDuplicate: Bool
+    /// The global position of the last event written (stores with a ``GlobalEventLog``);
+    /// `nil` for a duplicate or a store without global order. For read-your-writes:
+    /// `projection.waitUntilCaughtUp(with: result.position!)`.
+    public var position: UInt64?
 
-    public init(version: Int, wasDuplicate: Bool) {
+    public init(version: Int, wasDuplicate: Bool, position: UInt64? = nil) {
         self.version = version
         self.wasDuplicate = wasDuplicate
+        self.position = position
+    }
+
+    public static func == (a: Self, b: Self) -> Bool {
+        // The position says where, not what: two results are equal by version and duplication.
+        a.version == b.version && a.wasDuplicate == b.wasDuplicate
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(version)
+        hasher.combine(wasDuplicate)
     }
 }

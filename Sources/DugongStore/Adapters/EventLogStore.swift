@@ -9,7 +9,7 @@ import Foundation
 /// JSON as the data (empty for no payload) and the rest of the envelope as a JSON object in the
 /// metadata: `schemaVersion`, and when present `correlationId`, `triggeredByEventId`,
 /// `triggeredByUserId` and `metadata`.
-public struct EventLogStore: TransactionalEventStore {
+public struct EventLogStore: TransactionalEventStore, GlobalEventLog {
     public let log: EventLog
 
     public init(log: EventLog) {
@@ -53,7 +53,8 @@ public struct EventLogStore: TransactionalEventStore {
                 let commits = engineAppends.isEmpty ? [] : try await log.append(engineAppends)
                 for (commit, index) in zip(commits, engineIndex) {
                     let version = commit.wasDuplicate ? try currentVersion(names[index]) : commit.lastVersion
-                    results[index] = AppendResult(version: version, wasDuplicate: commit.wasDuplicate)
+                    results[index] = AppendResult(
+                        version: version, wasDuplicate: commit.wasDuplicate, position: commit.wasDuplicate ? nil : commit.lastPosition)
                 }
                 return results.map { $0! }
             } catch StoreError.partialDuplicate(let name, let stored, let appended) {
@@ -86,6 +87,30 @@ public struct EventLogStore: TransactionalEventStore {
     public func aggregateIDs(origin: String, aggregateType: String, tenantID: String?) async throws -> [String] {
         let category = AggregateStreamName.category(origin: origin, aggregateType: aggregateType, tenantID: tenantID)
         return try log.streams(inCategory: category).compactMap { AggregateStreamName.streamID(of: $0)?.aggregateID }
+    }
+
+    // MARK: The global log
+
+    /// Aggregate events in log order; engine streams that are not aggregate streams are skipped.
+    public func events(from position: UInt64, maxCount: Int) async throws -> [RecordedEvent] {
+        var result: [RecordedEvent] = []
+        var next = position
+        while result.count < maxCount {
+            let page = try log.readAll(from: next, maxCount: maxCount - result.count)
+            guard let last = page.last else { break }
+            for event in page {
+                guard let stream = AggregateStreamName.streamID(of: event.stream) else { continue }
+                result.append(RecordedEvent(position: event.position, event: try Self.decode(event, of: stream)))
+            }
+            next = last.position + 1
+        }
+        return result
+    }
+
+    public func headPosition() async throws -> UInt64 { log.headPosition }
+
+    public func waitForEvents(after position: UInt64) async throws {
+        await log.waitForEvents(after: position)
     }
 
     // MARK: Envelope encoding

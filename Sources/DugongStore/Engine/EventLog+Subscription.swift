@@ -12,6 +12,12 @@ extension EventLog {
     public func subscribe(from position: UInt64 = 0) -> EventSubscription {
         EventSubscription(core: core, position: position)
     }
+
+    /// Returns once an event at `position` or later is readable, the store closes, or the task
+    /// is cancelled.
+    public func waitForEvents(after position: UInt64) async {
+        await core.waitForEvents(after: position)
+    }
 }
 
 /// The `AsyncSequence` of ``EventLog/subscribe(from:)``.

@@ -1,0 +1,196 @@
+import Foundation
+import Logging
+
+/// Where a reader of the global log is: the next position it will read.
+///
+/// A checkpoint is stored as events of a stream of its own (origin `$dugong`, aggregate type
+/// `Checkpoint`, id the reader's name), so that saving it can be part of the same unit of work
+/// as the reader's own appends: its effects and its progress commit together or not at all.
+public struct Checkpoint: Sendable, Equatable {
+    /// The origin of the framework's own streams; readers of the global log skip them.
+    public static let origin = "$dugong"
+
+    public let name: String
+    /// The next position to read.
+    public private(set) var position: UInt64
+    /// The sequence number of the checkpoint's last event (0: never saved).
+    private var version: Int
+
+    static func stream(_ name: String) -> StreamID {
+        StreamID(origin: origin, aggregateType: "Checkpoint", aggregateID: name)
+    }
+
+    /// The stored checkpoint of `name`, or position 0.
+    public static func load(_ name: String, from store: any EventStore) async throws -> Checkpoint {
+        let events = try await store.read(stream(name))
+        guard let last = events.last else { return Checkpoint(name: name, position: 0, version: 0) }
+        guard let payload = last.payload, case .object(let object) = try JSONValue(json: payload),
+            case .int(let position) = object["position"], position >= 0
+        else { throw CheckpointError.unreadable(name: name) }
+        return Checkpoint(name: name, position: UInt64(position), version: last.sequenceNumber)
+    }
+
+    /// Stages "read up to `position`" into `unit`, to commit with the reader's own appends.
+    public mutating func advance(to position: UInt64, in unit: inout UnitOfWork) throws {
+        let event = SerializedDomainEvent(
+            origin: Self.origin, aggregateType: "Checkpoint", eventType: "CheckpointSaved", version: 1, id: UUID(),
+            aggregateID: name, payload: try JSONValue.object(["position": .int(Int(position))]).jsonData(),
+            sequenceNumber: version + 1, timestamp: .currentMillisecond)
+        unit.add(StreamAppend(stream: Self.stream(name), events: [event], expected: version == 0 ? .noStream : .exact(version)))
+        self.position = position
+        version += 1
+    }
+
+    /// Saves "read up to `position`" on its own.
+    public mutating func save(_ position: UInt64, to store: any TransactionalEventStore) async throws {
+        var unit = UnitOfWork()
+        var next = self
+        try next.advance(to: position, in: &unit)
+        try await unit.commit(to: store)
+        self = next
+    }
+
+    /// Moves the position past events that need no record (the framework's own), without
+    /// saving: saving would itself append such an event.
+    mutating func skip(to position: UInt64) {
+        self.position = max(self.position, position)
+    }
+
+    /// A checkpoint back at position 0 (for a rebuild); its stream keeps its history.
+    public mutating func reset(in store: any TransactionalEventStore) async throws {
+        try await save(0, to: store)
+    }
+}
+
+/// A checkpoint's stream holds something else than checkpoints.
+public enum CheckpointError: Error, Sendable, Equatable, CustomStringConvertible {
+    case unreadable(name: String)
+
+    public var description: String {
+        switch self {
+        case .unreadable(let name): "the checkpoint of '\(name)' cannot be read"
+        }
+    }
+}
+
+/// A read model fed from the global log, with its own checkpoint.
+///
+/// ```swift
+/// let balances = Projection(name: "balances", store: store) { recorded in
+///     guard let event = try registry.decode(recorded.event) else { return }
+///     await model.apply(event)
+/// }
+/// try await balances.catchUp()                                // everything committed so far
+/// try await balances.waitUntilCaughtUp(with: result.position!) // read-your-writes
+/// ```
+///
+/// Run one instance per projection name: two instances saving the same checkpoint meet a
+/// concurrency conflict (``EventStoreError/conflict(stream:expected:actual:)``).
+///
+/// Delivery is at least once: the checkpoint is saved after each batch, so a crash between a
+/// handler's effect and the next save delivers the rest of that batch again. A handler whose
+/// effects are appends to the same store can commit them with the checkpoint in one unit of
+/// work instead (see ``Checkpoint/advance(to:in:)``), which makes them exactly once.
+public actor Projection {
+    public typealias Store = any TransactionalEventStore & GlobalEventLog
+
+    public let name: String
+    private let store: Store
+    private let batchSize: Int
+    private let handle: @Sendable (RecordedEvent) async throws -> Void
+    private let reset: @Sendable () async throws -> Void
+    private var checkpoint: Checkpoint?
+    private let logger: Logger
+    /// Catching up is one at a time: the actor is re-entered at every `await`.
+    private var isCatchingUp = false
+    private var waitingToCatchUp: [CheckedContinuation<Void, Never>] = []
+
+    /// - Parameters:
+    ///   - handle: called for every aggregate event in global order.
+    ///   - reset: called by ``rebuild()`` before replaying from position 0: empty the read model.
+    public init(
+        name: String, store: Store, batchSize: Int = 256, logger: Logger = Logger(label: "dugong.projection"),
+        reset: @escaping @Sendable () async throws -> Void = {},
+        handle: @escaping @Sendable (RecordedEvent) async throws -> Void
+    ) {
+        self.name = name
+        self.store = store
+        self.batchSize = max(batchSize, 1)
+        self.handle = handle
+        self.reset = reset
+        self.logger = logger
+    }
+
+    /// The next position the projection will read.
+    public func position() async throws -> UInt64 {
+        try await loadedCheckpoint().position
+    }
+
+    private func loadedCheckpoint() async throws -> Checkpoint {
+        if let checkpoint { return checkpoint }
+        let loaded = try await Checkpoint.load("projection:" + name, from: store)
+        checkpoint = loaded
+        return loaded
+    }
+
+    /// Processes every event committed so far, saving the checkpoint after each batch.
+    /// - Returns: the number of events handled.
+    @discardableResult
+    public func catchUp() async throws -> Int {
+        while isCatchingUp { await withCheckedContinuation { waitingToCatchUp.append($0) } }
+        isCatchingUp = true
+        defer {
+            isCatchingUp = false
+            if !waitingToCatchUp.isEmpty { waitingToCatchUp.removeFirst().resume() }
+        }
+        var checkpoint = try await loadedCheckpoint()
+        var handled = 0
+        while true {
+            let batch = try await store.events(from: checkpoint.position, maxCount: batchSize)
+            guard let last = batch.last else { break }
+            var handledInBatch = 0
+            for recorded in batch where recorded.event.origin != Checkpoint.origin {
+                try await handle(recorded)
+                handledInBatch += 1
+            }
+            if handledInBatch > 0 {
+                try await checkpoint.save(last.position + 1, to: store)
+            } else {
+                checkpoint.skip(to: last.position + 1)
+            }
+            self.checkpoint = checkpoint
+            handled += handledInBatch
+        }
+        return handled
+    }
+
+    /// Returns once every event up to and including `position` was handled.
+    public func waitUntilCaughtUp(with position: UInt64) async throws {
+        while try await loadedCheckpoint().position <= position {
+            if try await catchUp() == 0, try await loadedCheckpoint().position <= position {
+                try await store.waitForEvents(after: try await loadedCheckpoint().position)
+            }
+            try Task.checkCancellation()
+        }
+    }
+
+    /// Runs until the task is cancelled: catches up, then waits for new events.
+    public func run() async throws {
+        while !Task.isCancelled {
+            try await catchUp()
+            try await store.waitForEvents(after: try await loadedCheckpoint().position)
+        }
+    }
+
+    /// Empties the read model (the `reset` closure) and replays the log from position 0.
+    @discardableResult
+    public func rebuild() async throws -> Int {
+        try await reset()
+        checkpoint = nil  // another instance may have moved it
+        var checkpoint = try await loadedCheckpoint()
+        try await checkpoint.reset(in: store)
+        self.checkpoint = checkpoint
+        logger.info("rebuilding projection from position 0", metadata: ["projection": "\(name)"])
+        return try await catchUp()
+    }
+}

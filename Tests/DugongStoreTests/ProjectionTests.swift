@@ -1,0 +1,104 @@
+import Dugong
+@testable import DugongExample
+import DugongStore
+import Foundation
+import Synchronization
+import Testing
+
+/// "Total balance per owner", the read model of the tests.
+final class BalancesByOwner: Sendable {
+    private let totals = Mutex<[String: Int]>([:])
+    private let owners = Mutex<[String: String]>([:])
+    let handled = Mutex(0)
+
+    func apply(_ recorded: RecordedEvent, registry: EventRegistry) throws {
+        guard recorded.event.aggregateType == BankAccount.aggregateType, let envelope = try registry.decode(recorded.event) else { return }
+        handled.withLock { $0 += 1 }
+        let id = envelope.aggregateID
+        switch envelope.event {
+        case let opened as AccountOpened: owners.withLock { $0[id] = opened.owner }
+        case let deposit as MoneyDeposited: add(deposit.amount, to: id)
+        case let withdrawal as MoneyWithdrawn: add(-withdrawal.amount, to: id)
+        default: break
+        }
+    }
+
+    private func add(_ amount: Int, to id: String) {
+        let owner = owners.withLock { $0[id] ?? "?" }
+        totals.withLock { $0[owner, default: 0] += amount }
+    }
+
+    func reset() {
+        totals.withLock { $0 = [:] }
+        owners.withLock { $0 = [:] }
+    }
+
+    var snapshot: [String: Int] { totals.withLock { $0 } }
+}
+
+@Suite("Projections on every adapter")
+struct ProjectionTests {
+    static func make(_ adapter: Adapter) throws -> (Projection.Store, @Sendable () -> Void) {
+        let (store, _, release) = try adapter.make()
+        return (store as! Projection.Store, release)
+    }
+
+    @Test(arguments: Adapter.allCases)
+    func totalsPerOwnerCatchUpResumeAndRebuild(_ adapter: Adapter) async throws {
+        let (store, release) = try Self.make(adapter)
+        defer { release() }
+        let registry = EventRegistry(BankAccount.self)
+        let accounts = AggregateRepository<BankAccount>(eventStore: store, registry: registry)
+        let ada1 = try #require(try await accounts.create { try $0.open(owner: "Ada") }.id)
+        let ada2 = try #require(try await accounts.create { try $0.open(owner: "Ada") }.id)
+        let bob = try #require(try await accounts.create { try $0.open(owner: "Bob") }.id)
+        try await accounts.update(ada1) { try $0.deposit(100) }
+        try await accounts.update(ada2) { try $0.deposit(50) }
+        try await accounts.update(bob) { try $0.deposit(70) }
+        try await accounts.update(ada1) { try $0.withdraw(30) }
+
+        let model = BalancesByOwner()
+        let projection = Projection(name: "balances", store: store, batchSize: 3, reset: { model.reset() }) { recorded in
+            try model.apply(recorded, registry: registry)
+        }
+        #expect(try await projection.catchUp() == 7)
+        #expect(model.snapshot == ["Ada": 120, "Bob": 70])
+
+        // Read your writes: wait for the position of a commit.
+        var account = try #require(try await accounts.load(bob))
+        try account.execute { try $0.deposit(5) }
+        let result = try #require(try await accounts.commit(&account))
+        try await projection.waitUntilCaughtUp(with: try #require(result.position))
+        #expect(model.snapshot["Bob"] == 75)
+
+        // A new instance resumes from the checkpoint: only new events are handled.
+        try await accounts.update(ada2) { try $0.deposit(1) }
+        let before = model.handled.withLock { $0 }
+        let restarted = Projection(name: "balances", store: store) { recorded in try model.apply(recorded, registry: registry) }
+        #expect(try await restarted.catchUp() == 1)
+        #expect(model.handled.withLock { $0 } == before + 1 && model.snapshot["Ada"] == 121)
+
+        // Rebuilding replays everything into an emptied model, to the same totals.
+        #expect(try await projection.rebuild() == 9)
+        #expect(model.snapshot == ["Ada": 121, "Bob": 75])
+    }
+
+    @Test(arguments: Adapter.allCases)
+    func aRunningProjectionFollowsNewCommitsUntilCancelled(_ adapter: Adapter) async throws {
+        let (store, release) = try Self.make(adapter)
+        defer { release() }
+        let registry = EventRegistry(BankAccount.self)
+        let accounts = AggregateRepository<BankAccount>(eventStore: store, registry: registry)
+        let model = BalancesByOwner()
+        let projection = Projection(name: "live", store: store) { recorded in try model.apply(recorded, registry: registry) }
+        let running = Task { try await projection.run() }
+        let id = try #require(try await accounts.create { try $0.open(owner: "Zoë") }.id)
+        var account = try #require(try await accounts.load(id))
+        try account.execute { try $0.deposit(42) }
+        let result = try #require(try await accounts.commit(&account))
+        try await projection.waitUntilCaughtUp(with: try #require(result.position))
+        #expect(model.snapshot == ["Zoë": 42])
+        running.cancel()
+        _ = await running.result
+    }
+}
