@@ -27,6 +27,17 @@ struct StoreContractTests {
         }
     }
 
+    @Test(arguments: ConsumedMessageStoreContract.checks)
+    func consumedMessages(_ check: ConsumedMessageStoreContract.Check) async throws {
+        let directory = TemporaryDirectory("contract")
+        try await check.run {
+            EventStoreConsumedMessages(store: EventLogStore(log: try EventLog.open(at: directory.path, options: .init(createIfMissing: true))))
+        } tearDown: { store in
+            ((store as? EventStoreConsumedMessages)?.store as? EventLogStore)?.log.close()
+            directory.remove()
+        }
+    }
+
     @Test(arguments: SnapshotStoreContract.checks)
     func snapshotStore(_ check: SnapshotStoreContract.Check) async throws {
         let directory = TemporaryDirectory("contract")

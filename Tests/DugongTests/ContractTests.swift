@@ -18,6 +18,11 @@ struct InMemoryContractTests {
     func unitsOfWork(_ check: TransactionalEventStoreContract.Check) async throws {
         try await check.run { InMemoryEventStore() }
     }
+
+    @Test(arguments: ConsumedMessageStoreContract.checks)
+    func consumedMessages(_ check: ConsumedMessageStoreContract.Check) async throws {
+        try await check.run { EventStoreConsumedMessages(store: InMemoryEventStore()) }
+    }
 }
 
 /// A store that breaks the contract on purpose: the suite must notice.

@@ -1,0 +1,101 @@
+import Dugong
+@testable import DugongExample
+import DugongStore
+import Foundation
+import Synchronization
+import Testing
+
+/// A consumer that completes transfers: a withdrawal whose metadata names `transferTo`
+/// becomes a deposit on that account, committed with the consumed mark.
+final class Counter: Sendable {
+    let value = Mutex(0)
+}
+
+enum Transfers {
+    static let registry = EventRegistry(BankAccount.self)
+
+    static func consumer(
+        _ store: Projection.Store, accounts: AggregateRepository<BankAccount>, attempts: Counter? = nil,
+        retry: RetryPolicy = RetryPolicy(maximumAttempts: 3, initialBackoff: .milliseconds(1))
+    ) -> EventConsumer {
+        EventConsumer(name: "transfers", store: store, retry: retry) { recorded, unit in
+            guard recorded.event.aggregateType == BankAccount.aggregateType,
+                let envelope = try registry.decode(recorded.event),
+                let withdrawal = envelope.event as? MoneyWithdrawn,
+                case .string(let target)? = envelope.metadata?["transferTo"]
+            else { return }
+            attempts?.value.withLock { $0 += 1 }
+            guard var account = try await accounts.load(target) else { throw RepositoryError.notFound(StreamID(BankAccount.self, id: target)) }
+            try account.execute { try $0.deposit(withdrawal.amount) }
+            try accounts.stage(account, in: &unit)
+        }
+    }
+
+    /// Withdraws `amount` from `from`, asking for a transfer to `to`.
+    static func request(_ amount: Int, from: String, to: String, accounts: AggregateRepository<BankAccount>) async throws -> UInt64 {
+        let scoped = accounts.in(EventContext(metadata: ["transferTo": .string(to)]))
+        var account = try #require(try await scoped.load(from))
+        try account.execute { try $0.withdraw(amount) }
+        return try #require(try await scoped.commit(&account)?.position)
+    }
+}
+
+@Suite("Idempotent consumers on every adapter")
+struct ConsumerTests {
+    @Test(arguments: Adapter.allCases)
+    func transfersHappenOnceAcrossARestartAndAPoisonMessageIsParked(_ adapter: Adapter) async throws {
+        let (events, _, release) = try adapter.make()
+        defer { release() }
+        let store = events as! Projection.Store
+        let accounts = AggregateRepository<BankAccount>(eventStore: store, registry: Transfers.registry)
+        _ = try await accounts.create(id: "ada") { try $0.open(owner: "Ada") }
+        _ = try await accounts.create(id: "bob") { try $0.open(owner: "Bob") }
+        try await accounts.update("ada") { try $0.deposit(1_000) }
+        for _ in 0..<3 { _ = try await Transfers.request(10, from: "ada", to: "bob", accounts: accounts) }
+
+        // The first instance processes what is there, then "crashes" (is dropped).
+        let first = Transfers.consumer(store, accounts: accounts)
+        try await first.catchUp()
+        #expect(try await accounts.load("bob")?.state.balance == 30)
+
+        // More transfers, one of them to an account that does not exist: a poison message.
+        _ = try await Transfers.request(20, from: "ada", to: "bob", accounts: accounts)
+        _ = try await Transfers.request(5, from: "ada", to: "nobody", accounts: accounts)
+        let last = try await Transfers.request(40, from: "ada", to: "bob", accounts: accounts)
+
+        // A restarted instance resumes from the checkpoint: every transfer happens exactly once.
+        let attempts = Counter()
+        let restarted = Transfers.consumer(store, accounts: accounts, attempts: attempts)
+        try await restarted.waitUntilCaughtUp(with: last)
+        #expect(try await accounts.load("bob")?.state.balance == 90)
+        #expect(attempts.value.withLock { $0 } == 2 + 3, "two good transfers once each, the poison one three times")
+        let parked = try await restarted.parked()
+        #expect(parked.count == 1)
+        #expect(parked.first?.attempts == 3 && parked.first?.error.contains("nobody") == true)
+        #expect(try await restarted.catchUp() == 0, "nothing left; the parked message is not retried by itself")
+
+        // Once the account exists, replaying the parked message completes the transfer.
+        _ = try await accounts.create(id: "nobody") { try $0.open(owner: "Late") }
+        #expect(try await restarted.replayParked() == 1)
+        #expect(try await accounts.load("nobody")?.state.balance == 5)
+        #expect(try await restarted.parked().isEmpty)
+        #expect(try await restarted.replayParked() == 0)
+    }
+
+    @Test(arguments: Adapter.allCases)
+    func aMessageAlreadyConsumedIsSkipped(_ adapter: Adapter) async throws {
+        let (events, _, release) = try adapter.make()
+        defer { release() }
+        let store = events as! Projection.Store
+        let accounts = AggregateRepository<BankAccount>(eventStore: store, registry: Transfers.registry)
+        _ = try await accounts.create(id: "ada") { try $0.open(owner: "Ada") }
+        _ = try await accounts.create(id: "bob") { try $0.open(owner: "Bob") }
+        try await accounts.update("ada") { try $0.deposit(100) }
+        _ = try await Transfers.request(10, from: "ada", to: "bob", accounts: accounts)
+        let withdrawal = try #require(try await store.read(StreamID(BankAccount.self, id: "ada")).last)
+        // Marked by hand (as a redelivery would find it): the consumer does not act on it.
+        try await EventStoreConsumedMessages(store: store).markConsumed(withdrawal.id, by: "consumer:transfers", tenantID: nil)
+        try await Transfers.consumer(store, accounts: accounts).catchUp()
+        #expect(try await accounts.load("bob")?.state.balance == 0)
+    }
+}
