@@ -4,11 +4,12 @@ import Foundation
 /// The bank-account story that `dugong demo` tells: commands, events, a refused withdrawal,
 /// an optimistic-concurrency conflict caught and retried, and the final state.
 public enum BankAccountStory {
-    /// Runs the story on `store`, reporting each step through `say`.
+    /// Runs the story on `store`, reporting each step through `say`: commands and events, a
+    /// caught concurrency conflict, then snapshots, time travel and a projection.
     /// - Returns: the account's final state.
     @discardableResult
     public static func run(
-        on store: any EventStore, say: (String) -> Void
+        on store: any TransactionalEventStore & GlobalEventLog, snapshots: any SnapshotStore, say: (String) -> Void
     ) async throws -> AggregateRoot<BankAccount> {
         let registry = EventRegistry(BankAccount.self)
 
@@ -55,8 +56,48 @@ public enum BankAccountStory {
         }
         let final = try await store.load(BankAccount.self, id: id, registry: registry)!
         say("")
-        say("Final state: owner \(final.state.owner), balance \(money(final.state.balance)), version \(final.sequenceNumber)")
-        return final
+        say("State: owner \(final.state.owner), balance \(money(final.state.balance)), version \(final.sequenceNumber)")
+
+        say("")
+        say("The repository snapshots the account every \(BankAccount.snapshotInterval) events; 20 deposits of 1.00:")
+        let accounts = AggregateRepository<BankAccount>(eventStore: store, snapshotStore: snapshots, registry: registry)
+        for _ in 1...20 { try await accounts.update(id) { try $0.deposit(1_00) } }
+        let snapshot = try await snapshots.latest(for: StreamID(BankAccount.self, id: id))
+        say("  latest snapshot covers version \(snapshot?.sequenceNumber ?? 0) of \(try await accounts.load(id)!.sequenceNumber)")
+        let asOf = try await accounts.load(id, asOf: 3)!
+        say("Time travel: after version 3 the balance was \(money(asOf.state.balance)); now it is \(money(try await accounts.load(id)!.state.balance))")
+
+        say("")
+        _ = try await accounts.create { try $0.open(owner: "Ada") }
+        let bob = try await accounts.create { try $0.open(owner: "Bob") }
+        try await accounts.update(bob.id!) { try $0.deposit(12_00) }
+        let totals = Totals()
+        let projection = Projection(name: "totals-per-owner", store: store) { recorded in
+            guard recorded.event.aggregateType == BankAccount.aggregateType, let envelope = try registry.decode(recorded.event) else { return }
+            await totals.apply(envelope)
+        }
+        let handled = try await projection.catchUp()
+        say("Projection \"total balance per owner\" read \(handled) events:")
+        for (owner, total) in await totals.byOwner.sorted(by: { $0.key < $1.key }) { say("  \(owner): \(money(total))") }
+        return try await accounts.load(id)!
+    }
+
+    /// The projection's read model.
+    actor Totals {
+        private var owners: [String: String] = [:]
+        private(set) var byOwner: [String: Int] = [:]
+
+        func apply(_ envelope: EventEnvelope) {
+            let id = envelope.aggregateID
+            switch envelope.event {
+            case let opened as AccountOpened:
+                owners[id] = opened.owner
+                byOwner[opened.owner, default: 0] += 0
+            case let deposit as MoneyDeposited: byOwner[owners[id] ?? "?", default: 0] += deposit.amount
+            case let withdrawal as MoneyWithdrawn: byOwner[owners[id] ?? "?", default: 0] -= withdrawal.amount
+            default: break
+            }
+        }
     }
 
     private static func staged(_ account: AggregateRoot<BankAccount>) -> String {

@@ -47,10 +47,13 @@ struct BankAccountTests {
 
     @Test func theDemoStoryCatchesAConflictAndEndsEmpty() async throws {
         var lines: [String] = []
-        let final = try await BankAccountStory.run(on: InMemoryEventStore()) { lines.append($0) }
+        let final = try await BankAccountStory.run(on: InMemoryEventStore(), snapshots: InMemorySnapshotStore()) { lines.append($0) }
         #expect(lines.contains { $0.contains("conflict caught") && $0.contains("expected version 3, actual version 4") })
         #expect(lines.contains { $0.contains("refused: insufficient funds") })
-        #expect(final.state.balance == 0 && final.sequenceNumber == 5 && final.state.owner == "Ada")
+        #expect(lines.contains { $0.contains("latest snapshot covers version 20 of 25") })
+        #expect(lines.contains { $0.contains("after version 3 the balance was 70.00; now it is 20.00") })
+        #expect(lines.contains { $0 == "  Ada: 20.00" } && lines.contains { $0 == "  Bob: 12.00" })
+        #expect(final.state.balance == 20_00 && final.sequenceNumber == 25 && final.state.owner == "Ada")
     }
 
     @Test func committingAStaleAggregateKeepsItsStagedEvents() async throws {

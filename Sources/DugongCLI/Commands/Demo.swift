@@ -11,7 +11,8 @@ struct Demo: AsyncParsableCommand {
         discussion: """
             Opens an account, deposits and withdraws, has a withdrawal refused, lets two tellers \
             race on the same account so that one hits an optimistic-concurrency conflict and \
-            retries, and prints the stored events and the final state.
+            retries, prints the stored events, then shows snapshots, time travel and a \
+            projection ("total balance per owner").
 
             By default the events go to a DugongStore in a new temporary directory, removed \
             afterwards; --store keeps them in a directory of your choice.
@@ -36,7 +37,7 @@ struct Demo: AsyncParsableCommand {
     func run() async throws {
         if inMemory {
             print("Dugong demo: a bank account on the in-memory event store\n")
-            try await BankAccountStory.run(on: InMemoryEventStore()) { print($0) }
+            try await BankAccountStory.run(on: InMemoryEventStore(), snapshots: InMemorySnapshotStore()) { print($0) }
             return
         }
         let directory = store ?? FileManager.default.temporaryDirectory
@@ -45,7 +46,7 @@ struct Demo: AsyncParsableCommand {
         let log = try EventLog.open(at: directory, options: .init(createIfMissing: true))
         defer { log.close() }
         print("Dugong demo: a bank account on a DugongStore in \(directory)\n")
-        try await BankAccountStory.run(on: EventLogStore(log: log)) { print($0) }
+        try await BankAccountStory.run(on: EventLogStore(log: log), snapshots: EventLogSnapshotStore(log: log)) { print($0) }
         print("\nThe store holds \(log.eventCount) events in \(log.frameBytes) bytes of frames (\(log.segmentNames.joined(separator: ", "))).")
     }
 }
