@@ -87,3 +87,27 @@ struct BankAccountTests {
         #expect(try await store.load(BankAccount.self, id: "acc-1", registry: registry) == nil)
     }
 }
+
+@Suite("Aggregate query service")
+struct QueryServiceTests {
+    @Test func typesIdsStateAsOfAndEvents() async throws {
+        let store = InMemoryEventStore()
+        let accounts = AggregateRepository<BankAccount>(eventStore: store, registry: EventRegistry(BankAccount.self))
+        _ = try await accounts.create(id: "a") { try $0.open(owner: "Ada") }
+        try await accounts.update("a") { try $0.deposit(10) }
+        try await accounts.update("a") { try $0.deposit(5) }
+        _ = try await accounts.in(EventContext(tenantID: "t")).create(id: "b") { try $0.open(owner: "Bob") }
+        let queries = AggregateQueryService(store: store, aggregates: [BankAccount.self])
+        #expect(queries.types().map(\.type) == ["BankAccount"])
+        #expect(try await queries.ids(of: "BankAccount", tenantID: nil) == ["a"])
+        #expect(try await queries.ids(of: "BankAccount", tenantID: "t") == ["b"])
+        #expect(try await queries.events(of: "BankAccount", id: "a").count == 3)
+        let now = try #require(try await queries.state(of: "BankAccount", id: "a"))
+        #expect(now["balance"] == 15 && now["owner"] == "Ada" && now["sequenceNumber"] == 3 && now["isDeleted"] == false)
+        #expect(try await queries.state(of: "BankAccount", id: "a", asOf: 2)?["balance"] == 10)
+        #expect(try await queries.state(of: "BankAccount", id: "a", asOf: 9) == nil)
+        await #expect(throws: QueryError.unknownAggregateType(origin: "bank", type: "Loan")) {
+            try await queries.ids(of: "Loan", tenantID: nil)
+        }
+    }
+}

@@ -1,0 +1,103 @@
+import Foundation
+
+/// Read-only questions about the aggregates of a store: which types exist, which ids a type
+/// has (per tenant), an aggregate's state as of a sequence number, its events. What the tool and
+/// an inspector (DugongJS's Studio) use.
+///
+/// ```swift
+/// let queries = AggregateQueryService(store: store, aggregates: [BankAccount.self])
+/// let ids = try await queries.ids(of: "BankAccount", tenantID: nil)
+/// let state = try await queries.state(of: "BankAccount", id: ids[0], asOf: 3)   // JSON
+/// ```
+public struct AggregateQueryService: Sendable {
+    public let store: any EventStore
+    private let aggregates: [any Aggregate.Type]
+    private let registry: EventRegistry
+    /// The origin that `origin: nil` means (DugongJS: the server's own).
+    public let defaultOrigin: String?
+
+    public init(store: any EventStore, aggregates: [any Aggregate.Type], defaultOrigin: String? = nil) {
+        self.store = store
+        self.aggregates = aggregates
+        var registry = EventRegistry()
+        for aggregate in aggregates { registry.register(aggregate) }
+        self.registry = registry
+        self.defaultOrigin = defaultOrigin ?? aggregates.first?.origin
+    }
+
+    /// The aggregate types it knows, as (origin, type).
+    public func types() -> [(origin: String, type: String)] {
+        aggregates.map { ($0.origin, $0.aggregateType) }
+    }
+
+    private func aggregate(_ type: String, origin: String?) throws -> any Aggregate.Type {
+        let origin = origin ?? defaultOrigin
+        guard let found = aggregates.first(where: { $0.aggregateType == type && $0.origin == origin }) else {
+            throw QueryError.unknownAggregateType(origin: origin ?? "?", type: type)
+        }
+        return found
+    }
+
+    /// The ids of one type's aggregates in one tenant.
+    public func ids(of type: String, origin: String? = nil, tenantID: String?) async throws -> [String] {
+        let aggregate = try aggregate(type, origin: origin)
+        return try await store.aggregateIDs(origin: aggregate.origin, aggregateType: type, tenantID: tenantID)
+    }
+
+    /// The aggregate's events, in order.
+    public func events(of type: String, id: String, origin: String? = nil, tenantID: String? = nil) async throws -> [SerializedDomainEvent] {
+        let aggregate = try aggregate(type, origin: origin)
+        return try await store.read(StreamID(origin: aggregate.origin, aggregateType: type, aggregateID: id, tenantID: tenantID))
+    }
+
+    /// The aggregate's state after event `sequenceNumber` (the latest when `nil`) as JSON;
+    /// `nil` when it has no such event. The state type must be `Encodable` (every
+    /// ``SnapshottableAggregate`` is).
+    public func state(
+        of type: String, id: String, origin: String? = nil, tenantID: String? = nil, asOf sequenceNumber: Int? = nil
+    ) async throws -> JSONValue? {
+        let aggregate = try aggregate(type, origin: origin)
+        var events = try await self.events(of: type, id: id, origin: origin, tenantID: tenantID)
+        if let sequenceNumber {
+            guard sequenceNumber >= 1, sequenceNumber <= events.count else { return nil }
+            events = Array(events.prefix(sequenceNumber))
+        }
+        guard !events.isEmpty else { return nil }
+        return try Self.replay(aggregate, events, registry: registry)
+    }
+
+    private static func replay<State: Aggregate>(
+        _: State.Type, _ events: [SerializedDomainEvent], registry: EventRegistry
+    ) throws -> JSONValue {
+        var root = AggregateRoot<State>(id: events[0].aggregateID)
+        for serialized in events {
+            if let envelope = try registry.decode(serialized) {
+                try root.apply(envelope)
+            } else {
+                try root.skip(sequenceNumber: serialized.sequenceNumber, aggregateID: serialized.aggregateID)
+            }
+        }
+        guard let encodable = root.state as? any Encodable else {
+            throw QueryError.stateNotEncodable(type: State.aggregateType)
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        var state = try JSONValue(json: encoder.encode(encodable))
+        state["isDeleted"] = .bool(root.isDeleted)
+        state["sequenceNumber"] = .int(root.sequenceNumber)
+        return state
+    }
+}
+
+/// Why a query was refused.
+public enum QueryError: Error, Sendable, Equatable, CustomStringConvertible {
+    case unknownAggregateType(origin: String, type: String)
+    case stateNotEncodable(type: String)
+
+    public var description: String {
+        switch self {
+        case .unknownAggregateType(let origin, let type): "no aggregate type \(type) of origin \(origin) is registered"
+        case .stateNotEncodable(let type): "the state of \(type) is not Encodable"
+        }
+    }
+}
