@@ -18,9 +18,9 @@ enum Transfers {
         _ store: Projection.Store, accounts: AggregateRepository<BankAccount>, attempts: Counter? = nil,
         retry: RetryPolicy = RetryPolicy(maximumAttempts: 3, initialBackoff: .milliseconds(1))
     ) -> EventConsumer {
-        EventConsumer(name: "transfers", store: store, retry: retry) { recorded, unit in
-            guard recorded.event.aggregateType == BankAccount.aggregateType,
-                let envelope = try registry.decode(recorded.event),
+        EventConsumer(name: "transfers", store: store, retry: retry) { event, unit in
+            guard event.aggregateType == BankAccount.aggregateType,
+                let envelope = try registry.decode(event),
                 let withdrawal = envelope.event as? MoneyWithdrawn,
                 case .string(let target)? = envelope.metadata?["transferTo"]
             else { return }
@@ -94,7 +94,7 @@ struct ConsumerTests {
         _ = try await Transfers.request(10, from: "ada", to: "bob", accounts: accounts)
         let withdrawal = try #require(try await store.read(StreamID(BankAccount.self, id: "ada")).last)
         // Marked by hand (as a redelivery would find it): the consumer does not act on it.
-        try await EventStoreConsumedMessages(store: store).markConsumed(withdrawal.id, by: "consumer:transfers", tenantID: nil)
+        try await EventStoreConsumedMessages(store: store).markConsumed(withdrawal.id, by: "transfers", tenantID: nil)
         try await Transfers.consumer(store, accounts: accounts).catchUp()
         #expect(try await accounts.load("bob")?.state.balance == 0)
     }

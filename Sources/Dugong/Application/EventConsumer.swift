@@ -16,45 +16,38 @@ public struct RetryPolicy: Sendable, Equatable {
 
 /// A message whose handler failed every attempt, set aside where it can be listed and replayed.
 public struct ParkedMessage: Sendable, Equatable {
-    /// The event's global position.
-    public var position: UInt64
+    /// The event's global position, when it came from the store.
+    public var position: UInt64?
     public var event: SerializedDomainEvent
     /// The last attempt's error.
     public var error: String
     public var attempts: Int
 }
 
-/// An idempotent consumer of the store's own events: it reads the global log from a durable
-/// checkpoint (no dual write: the events are the messages), and for each event commits the
-/// handler's appends, the consumed mark and the checkpoint in one unit of work, so that each
-/// event's effects happen once even across crashes and restarts. A failing handler is retried
-/// with exponential backoff; after the last attempt the message is **parked** (DugongJS
-/// swallows the error; this does not) and the consumer goes on.
-///
-/// ```swift
-/// let transfers = EventConsumer(name: "transfers", store: store) { recorded, unit in
-///     guard let withdrawal = try registry.decode(recorded.event), … else { return }
-///     var target = try await accounts.load(…)!
-///     try target.execute { try $0.deposit(…) }
-///     try accounts.stage(target, in: &unit)      // commits with the consumed mark
-/// }
-/// try await transfers.run()
-/// ```
-public actor EventConsumer {
-    public typealias Handler = @Sendable (RecordedEvent, inout UnitOfWork) async throws -> Void
+/// Handles messages (events) at most once in effect: a message already marked consumed is
+/// skipped; otherwise the handler's appends, the consumed mark and any extra appends (a
+/// checkpoint) commit in one unit of work. A failing handler is retried with exponential
+/// backoff; after the last attempt the message is **parked** (DugongJS swallows the error; this
+/// does not): stored, with the error, where ``parked()`` lists it and ``replayParked()`` runs it
+/// again, and marked consumed so that the stream of messages goes on.
+public actor IdempotentHandler {
+    public typealias Handler = @Sendable (SerializedDomainEvent, inout UnitOfWork) async throws -> Void
 
+    /// What became of a message.
+    public enum Outcome: Sendable, Equatable {
+        case handled, alreadyConsumed, parked
+    }
+
+    /// The consumer's name: it scopes the consumed marks and names the parked messages' stream.
     public let name: String
-    private let store: Projection.Store
+    private let store: any TransactionalEventStore
     private let retry: RetryPolicy
     private let handle: Handler
     private let logger: Logger
-    private var checkpoint: Checkpoint?
     private var parkedVersion: Int?
-    private var isCatchingUp = false
-    private var waitingToCatchUp: [CheckedContinuation<Void, Never>] = []
 
     public init(
-        name: String, store: Projection.Store, retry: RetryPolicy = RetryPolicy(),
+        name: String, store: any TransactionalEventStore, retry: RetryPolicy = RetryPolicy(),
         logger: Logger = Logger(label: "dugong.consumer"), handle: @escaping Handler
     ) {
         self.name = name
@@ -64,111 +57,73 @@ public actor EventConsumer {
         self.logger = logger
     }
 
+    private var marks: EventStoreConsumedMessages { EventStoreConsumedMessages(store: store) }
+
     private var parkedStream: StreamID {
         StreamID(origin: Checkpoint.origin, aggregateType: "Parked", aggregateID: name)
     }
 
-    /// The next position the consumer will read.
-    public func position() async throws -> UInt64 {
-        try await loadedCheckpoint().position
-    }
-
-    private func loadedCheckpoint() async throws -> Checkpoint {
-        if let checkpoint { return checkpoint }
-        let loaded = try await Checkpoint.load("consumer:" + name, from: store)
-        checkpoint = loaded
-        return loaded
-    }
-
-    /// Processes every event committed so far.
-    /// - Returns: the number of events handled (parked ones included).
-    @discardableResult
-    public func catchUp() async throws -> Int {
-        while isCatchingUp { await withCheckedContinuation { waitingToCatchUp.append($0) } }
-        isCatchingUp = true
-        defer {
-            isCatchingUp = false
-            if !waitingToCatchUp.isEmpty { waitingToCatchUp.removeFirst().resume() }
-        }
-        var handled = 0
-        while true {
-            let position = try await loadedCheckpoint().position
-            let batch = try await store.events(from: position, maxCount: 64)
-            guard !batch.isEmpty else { break }
-            for recorded in batch {
-                if recorded.event.origin == Checkpoint.origin {
-                    checkpoint!.skip(to: recorded.position + 1)
-                    continue
-                }
-                if try await process(recorded) { handled += 1 }
-            }
-        }
-        return handled
-    }
-
-    /// Handles one event with retries, or parks it. Returns false when it was consumed before.
-    private func process(_ recorded: RecordedEvent) async throws -> Bool {
-        let event = recorded.event
-        let consumer = "consumer:" + name
-        if try await EventStoreConsumedMessages(store: store).isConsumed(event.id, by: consumer, tenantID: event.tenantID) {
-            checkpoint!.skip(to: recorded.position + 1)
-            return false
-        }
+    /// Handles `event` unless it was consumed before.
+    /// - Parameters:
+    ///   - position: its global position, when it comes from the store (kept with a parked message).
+    ///   - alongside: appends to commit with the handler's effects (a reader's checkpoint).
+    public func process(
+        _ event: SerializedDomainEvent, position: UInt64? = nil, alongside: [StreamAppend] = []
+    ) async throws -> Outcome {
+        if try await marks.isConsumed(event.id, by: name, tenantID: event.tenantID) { return .alreadyConsumed }
         var backoff = retry.initialBackoff
         var lastError: (any Error)?
         for attempt in 1...retry.maximumAttempts {
             var unit = UnitOfWork()
-            var next = try await loadedCheckpoint()
             do {
-                try await handle(recorded, &unit)
-                EventStoreConsumedMessages.stage(event.id, by: consumer, tenantID: event.tenantID, in: &unit)
-                try next.advance(to: recorded.position + 1, in: &unit)
+                try await handle(event, &unit)
+                EventStoreConsumedMessages.stage(event.id, by: name, tenantID: event.tenantID, in: &unit)
+                for append in alongside { unit.add(append) }
                 try await unit.commit(to: store)
-                checkpoint = next
-                return true
+                return .handled
             } catch {
                 lastError = error
                 logger.warning("handler failed", metadata: [
                     "consumer": "\(name)", "event": "\(event.id)", "attempt": "\(attempt)", "error": "\(error)",
                 ])
                 // Another instance may have consumed it meanwhile: then it is done.
-                if try await EventStoreConsumedMessages(store: store).isConsumed(event.id, by: consumer, tenantID: event.tenantID) {
-                    checkpoint = nil
-                    return false
-                }
+                if try await marks.isConsumed(event.id, by: name, tenantID: event.tenantID) { return .alreadyConsumed }
                 if attempt < retry.maximumAttempts {
                     try await Task.sleep(for: backoff)
                     backoff *= 2
                 }
             }
         }
-        try await park(recorded, error: lastError.map { "\($0)" } ?? "unknown", consumer: consumer)
-        return true
+        try await park(event, position: position, error: lastError.map { "\($0)" } ?? "unknown", alongside: alongside)
+        return .parked
     }
 
-    private func park(_ recorded: RecordedEvent, error: String, consumer: String) async throws {
+    private func park(_ event: SerializedDomainEvent, position: UInt64?, error: String, alongside: [StreamAppend]) async throws {
         let version = try await loadedParkedVersion()
-        let payload: JSONValue = [
-            "position": .int(Int(recorded.position)), "error": .string(error), "attempts": .int(retry.maximumAttempts),
-            "event": try JSONValue(json: JSONEncoder().encode(recorded.event)),
+        var payload: JSONValue = [
+            "error": .string(error), "attempts": .int(retry.maximumAttempts),
+            "event": try JSONValue(json: JSONEncoder().encode(event)),
         ]
+        if let position { payload["position"] = .int(Int(position)) }
         var unit = UnitOfWork()
-        unit.add(StreamAppend(
-            stream: parkedStream,
-            events: [SerializedDomainEvent(
-                origin: parkedStream.origin, aggregateType: parkedStream.aggregateType, eventType: "MessageParked", version: 1,
-                id: UUID(), aggregateID: name, payload: try payload.jsonData(), sequenceNumber: version + 1,
-                timestamp: .currentMillisecond)],
-            expected: version == 0 ? .noStream : .exact(version)))
-        EventStoreConsumedMessages.stage(recorded.event.id, by: consumer, tenantID: recorded.event.tenantID, in: &unit)
-        var next = try await loadedCheckpoint()
-        try next.advance(to: recorded.position + 1, in: &unit)
+        unit.add(parkedRecord("MessageParked", payload: payload, version: version))
+        EventStoreConsumedMessages.stage(event.id, by: name, tenantID: event.tenantID, in: &unit)
+        for append in alongside { unit.add(append) }
         try await unit.commit(to: store)
-        checkpoint = next
         parkedVersion = version + 1
         logger.error("message parked after every attempt failed", metadata: [
-            "consumer": "\(name)", "event": "\(recorded.event.id)", "position": "\(recorded.position)", "error": "\(error)",
+            "consumer": "\(name)", "event": "\(event.id)", "error": "\(error)",
         ])
+    }
+
+    private func parkedRecord(_ type: String, payload: JSONValue, version: Int) -> StreamAppend {
+        StreamAppend(
+            stream: parkedStream,
+            events: [SerializedDomainEvent(
+                origin: parkedStream.origin, aggregateType: parkedStream.aggregateType, eventType: type, version: 1,
+                id: UUID(), aggregateID: name, payload: try? payload.jsonData(), sequenceNumber: version + 1,
+                timestamp: .currentMillisecond)],
+            expected: version == 0 ? .noStream : .exact(version))
     }
 
     private func loadedParkedVersion() async throws -> Int {
@@ -186,11 +141,13 @@ public actor EventConsumer {
             guard let payload = stored.payload, case .object(let object) = try JSONValue(json: payload) else { continue }
             switch stored.eventType {
             case "MessageParked":
-                guard case .int(let position)? = object["position"], let eventJSON = object["event"],
-                    case .string(let error)? = object["error"], case .int(let attempts)? = object["attempts"]
+                guard let eventJSON = object["event"], case .string(let error)? = object["error"],
+                    case .int(let attempts)? = object["attempts"]
                 else { continue }
+                var position: UInt64?
+                if case .int(let value)? = object["position"] { position = UInt64(value) }
                 let event = try JSONDecoder().decode(SerializedDomainEvent.self, from: try eventJSON.jsonData())
-                parked[event.id] = ParkedMessage(position: UInt64(position), event: event, error: error, attempts: attempts)
+                parked[event.id] = ParkedMessage(position: position, event: event, error: error, attempts: attempts)
                 order.append(event.id)
             case "MessageUnparked":
                 if case .string(let id)? = object["eventId"], let uuid = UUID(uuidString: id) { parked.removeValue(forKey: uuid) }
@@ -210,26 +167,111 @@ public actor EventConsumer {
         for message in try await parked() {
             var unit = UnitOfWork()
             do {
-                try await handle(RecordedEvent(position: message.position, event: message.event), &unit)
+                try await handle(message.event, &unit)
             } catch {
                 logger.warning("parked message failed again", metadata: ["event": "\(message.event.id)", "error": "\(error)"])
                 continue
             }
             let version = try await loadedParkedVersion()
-            unit.add(StreamAppend(
-                stream: parkedStream,
-                events: [SerializedDomainEvent(
-                    origin: parkedStream.origin, aggregateType: parkedStream.aggregateType, eventType: "MessageUnparked",
-                    version: 1, id: UUID(), aggregateID: name,
-                    payload: try JSONValue.object(["eventId": .string(message.event.id.uuidString)]).jsonData(),
-                    sequenceNumber: version + 1, timestamp: .currentMillisecond)],
-                expected: .exact(version)))
+            unit.add(parkedRecord("MessageUnparked", payload: ["eventId": .string(message.event.id.uuidString)], version: version))
             try await unit.commit(to: store)
             parkedVersion = version + 1
             replayed += 1
         }
         return replayed
     }
+}
+
+/// An idempotent consumer of the store's own events: it reads the global log from a durable
+/// checkpoint (no dual write: the events are the messages) and hands each event to an
+/// ``IdempotentHandler`` with the checkpoint's advance, so that the handler's appends, the
+/// consumed mark and the checkpoint commit together: each event's effects happen once, across
+/// crashes and restarts, and poison messages are parked.
+///
+/// ```swift
+/// let transfers = EventConsumer(name: "transfers", store: store) { event, unit in
+///     guard let withdrawal = try registry.decode(event), … else { return }
+///     var target = try await accounts.load(…)!
+///     try target.execute { try $0.deposit(…) }
+///     try accounts.stage(target, in: &unit)      // commits with the consumed mark
+/// }
+/// try await transfers.run()
+/// ```
+public actor EventConsumer {
+    public let name: String
+    private let store: Projection.Store
+    /// Handles, marks and parks the events.
+    public let handler: IdempotentHandler
+    private var checkpoint: Checkpoint?
+    private var isCatchingUp = false
+    private var waitingToCatchUp: [CheckedContinuation<Void, Never>] = []
+
+    public init(
+        name: String, store: Projection.Store, retry: RetryPolicy = RetryPolicy(),
+        logger: Logger = Logger(label: "dugong.consumer"), handle: @escaping IdempotentHandler.Handler
+    ) {
+        self.name = name
+        self.store = store
+        handler = IdempotentHandler(name: name, store: store, retry: retry, logger: logger, handle: handle)
+    }
+
+    /// The next position the consumer will read.
+    public func position() async throws -> UInt64 {
+        try await loadedCheckpoint().position
+    }
+
+    private func loadedCheckpoint() async throws -> Checkpoint {
+        if let checkpoint { return checkpoint }
+        let loaded = try await Checkpoint.load("consumer:" + name, from: store)
+        checkpoint = loaded
+        return loaded
+    }
+
+    /// Processes every event committed so far.
+    /// - Returns: the number of events handled or parked.
+    @discardableResult
+    public func catchUp() async throws -> Int {
+        while isCatchingUp { await withCheckedContinuation { waitingToCatchUp.append($0) } }
+        isCatchingUp = true
+        defer {
+            isCatchingUp = false
+            if !waitingToCatchUp.isEmpty { waitingToCatchUp.removeFirst().resume() }
+        }
+        var handled = 0
+        while true {
+            let batch = try await store.events(from: try await loadedCheckpoint().position, maxCount: 64)
+            guard !batch.isEmpty else { break }
+            for recorded in batch {
+                var next = try await loadedCheckpoint()
+                if recorded.event.origin == Checkpoint.origin {
+                    next.skip(to: recorded.position + 1)
+                    checkpoint = next
+                    continue
+                }
+                var advance = UnitOfWork()
+                try next.advance(to: recorded.position + 1, in: &advance)
+                switch try await handler.process(recorded.event, position: recorded.position, alongside: advance.appends) {
+                case .handled, .parked:
+                    checkpoint = next
+                    handled += 1
+                case .alreadyConsumed:
+                    // Consumed before (maybe by another instance, whose checkpoint is now ahead).
+                    checkpoint = nil
+                    var current = try await loadedCheckpoint()
+                    current.skip(to: recorded.position + 1)
+                    checkpoint = current
+                }
+            }
+        }
+        return handled
+    }
+
+    /// The parked messages (see ``IdempotentHandler/parked()``).
+    public func parked() async throws -> [ParkedMessage] { try await handler.parked() }
+
+    /// Replays the parked messages (see ``IdempotentHandler/replayParked()``).
+    @discardableResult
+    public func replayParked() async throws -> Int { try await handler.replayParked() }
 
     /// Returns once every event up to and including `position` was handled or parked.
     public func waitUntilCaughtUp(with position: UInt64) async throws {
