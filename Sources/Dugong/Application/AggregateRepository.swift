@@ -23,11 +23,14 @@ public enum RepositoryError: Error, Sendable, Equatable, CustomStringConvertible
     case notFound(StreamID)
     /// `update` met a concurrency conflict on every attempt.
     case tooManyConflicts(StreamID, attempts: Int)
+    /// Commands on an ``ExternalAggregate`` are not committed: its owner's service writes it.
+    case readOnly(aggregateType: String, origin: String)
 
     public var description: String {
         switch self {
         case .notFound(let stream): "no aggregate \(stream)"
         case .tooManyConflicts(let stream, let attempts): "\(stream): a concurrency conflict on each of \(attempts) attempts"
+        case .readOnly(let type, let origin): "\(type) is owned by \(origin): it is read-only here"
         }
     }
 }
@@ -156,6 +159,9 @@ public struct AggregateRepository<State: Aggregate>: Sendable {
     @discardableResult
     public func commit(_ aggregate: inout AggregateRoot<State>) async throws -> AppendResult? {
         guard let id = aggregate.id, !aggregate.stagedEvents.isEmpty else { return nil }
+        if State.self is any ExternalAggregate.Type {
+            throw RepositoryError.readOnly(aggregateType: State.aggregateType, origin: State.origin)
+        }
         aggregate.stamp(context)
         let events = try aggregate.stagedEvents.map { try $0.serialized(for: State.self) }
         let committed = aggregate.committedSequenceNumber

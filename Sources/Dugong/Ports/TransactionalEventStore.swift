@@ -68,6 +68,9 @@ extension AggregateRepository {
     /// is not changed: load it again after the unit commits.
     public func stage(_ aggregate: AggregateRoot<State>, in unit: inout UnitOfWork) throws {
         guard let id = aggregate.id, !aggregate.stagedEvents.isEmpty else { return }
+        if State.self is any ExternalAggregate.Type {
+            throw RepositoryError.readOnly(aggregateType: State.aggregateType, origin: State.origin)
+        }
         var aggregate = aggregate
         aggregate.stamp(context)
         let committed = aggregate.committedSequenceNumber
