@@ -82,4 +82,57 @@ struct ReadmeSnippets {
         try await unit.commit(to: store)                             // both or neither
         #expect(try await accounts.load(otherID)?.state.balance == 30_00)
     }
+
+    /// The read model of the projection snippet.
+    actor Model {
+        var events = 0
+        func apply(_ envelope: EventEnvelope) { events += 1 }
+    }
+
+    @Test func projectionsConsumersAndMessaging() async throws {
+        let store = InMemoryEventStore()
+        let registry = EventRegistry(BankAccount.self)
+        let plain = AggregateRepository<BankAccount>(eventStore: store, registry: registry)
+        let model = Model()
+        _ = try await plain.create(id: "ada") { try $0.open(owner: "Ada") }
+        _ = try await plain.create(id: "bob") { try $0.open(owner: "Bob") }
+        try await plain.update("ada") { try $0.deposit(100) }
+        // Every event this repository commits asks for a transfer to bob (the consumer acts on withdrawals).
+        let accounts = plain.in(EventContext(metadata: ["transferTo": "bob"]))
+        var account = try await accounts.load("ada")!
+        try account.execute { try $0.withdraw(40) }
+
+        let totals = Projection(name: "totals", store: store) { recorded in
+            guard let event = try registry.decode(recorded.event) else { return }
+            await model.apply(event)
+        }
+        try await totals.catchUp()                                    // everything committed so far
+        let result = try await accounts.commit(&account)!
+        try await totals.waitUntilCaughtUp(with: result.position!)    // read-your-writes
+        try await totals.rebuild()                                    // empty the model, replay from 0
+        #expect(await model.events == 4 + 4)
+
+        let transfers = EventConsumer(name: "transfers", store: store) { event, unit in
+            guard let envelope = try registry.decode(event), let withdrawal = envelope.event as? MoneyWithdrawn,
+                  case .string(let target)? = envelope.metadata?["transferTo"] else { return }
+            var account = try await accounts.load(target)!
+            try account.execute { try $0.deposit(withdrawal.amount) }
+            try accounts.stage(account, in: &unit)                     // commits with the consumed mark
+        }
+        try await transfers.catchUp()
+        let poison = try await transfers.parked()
+        let bobBalance = try await accounts.load("bob")?.state.balance
+        #expect(poison.isEmpty && bobBalance == 40)
+
+        let localStore = InMemoryEventStore()
+        let bus = InMemoryMessageBus()
+        let replicate = IdempotentHandler(name: "replica", store: localStore) { event, _ in
+            try await ExternalAggregates.store(event, in: localStore)
+        }
+        await bus.subscribe(to: MessageChannel.id(of: BankAccount.self), as: "replica") { event in
+            _ = try await replicate.process(event)
+        }
+        try await MessageRelay(name: "to-bus", store: store, producer: bus).relay()
+        #expect(try await localStore.read(StreamID(BankAccount.self, id: "bob")).count == 2)
+    }
 }
