@@ -27,6 +27,17 @@ struct StoreContractTests {
         }
     }
 
+    @Test(arguments: CheckpointContract.checks)
+    func checkpoints(_ check: CheckpointContract.Check) async throws {
+        let directory = TemporaryDirectory("contract")
+        try await check.run {
+            EventLogStore(log: try EventLog.open(at: directory.path, options: .init(createIfMissing: true)))
+        } tearDown: { store in
+            (store as? EventLogStore)?.log.close()
+            directory.remove()
+        }
+    }
+
     @Test(arguments: ConsumedMessageStoreContract.checks)
     func consumedMessages(_ check: ConsumedMessageStoreContract.Check) async throws {
         let directory = TemporaryDirectory("contract")

@@ -23,6 +23,11 @@ struct InMemoryContractTests {
     func consumedMessages(_ check: ConsumedMessageStoreContract.Check) async throws {
         try await check.run { EventStoreConsumedMessages(store: InMemoryEventStore()) }
     }
+
+    @Test(arguments: CheckpointContract.checks)
+    func checkpoints(_ check: CheckpointContract.Check) async throws {
+        try await check.run { InMemoryEventStore() }
+    }
 }
 
 /// A store that breaks the contract on purpose: the suite must notice.

@@ -1,0 +1,52 @@
+import Dugong
+import Foundation
+
+/// The contract of ``Dugong/Checkpoint``s on a ``Dugong/TransactionalEventStore``: checkpoints
+/// are events of the store, so any store that passes ``EventStoreContract`` and
+/// ``TransactionalEventStoreContract`` passes this too; it states what readers rely on.
+public enum CheckpointContract {
+    public typealias Check = ContractCheck<any TransactionalEventStore>
+
+    /// Every check of the suite.
+    public static let checks: [Check] = [
+        Check("a new checkpoint is at position 0", fresh),
+        Check("a saved checkpoint loads back", roundTrip),
+        Check("a checkpoint advanced in a refused unit does not move", refusedUnit),
+        Check("two writers of one checkpoint conflict", twoWriters),
+    ]
+
+    static func fresh(_ store: any TransactionalEventStore, _ c: Check.Context) async throws {
+        try c.requireEqual(try await Checkpoint.load("reader", from: store).position, 0, "position")
+    }
+
+    static func roundTrip(_ store: any TransactionalEventStore, _ c: Check.Context) async throws {
+        var checkpoint = try await Checkpoint.load("reader", from: store)
+        try await checkpoint.save(42, to: store)
+        try await checkpoint.save(99, to: store)
+        try c.requireEqual(try await Checkpoint.load("reader", from: store).position, 99, "position after two saves")
+        try c.requireEqual(try await Checkpoint.load("other", from: store).position, 0, "another reader's position")
+    }
+
+    static func refusedUnit(_ store: any TransactionalEventStore, _ c: Check.Context) async throws {
+        let taken = StreamID(origin: "contract", aggregateType: "Account", aggregateID: "taken")
+        try await store.append(EventStoreContract.events(taken), to: taken, expecting: .noStream)
+        var checkpoint = try await Checkpoint.load("reader", from: store)
+        var unit = UnitOfWork()
+        unit.add(StreamAppend(stream: taken, events: EventStoreContract.events(taken), expected: .noStream))
+        try checkpoint.advance(to: 7, in: &unit)
+        try await c.requireError("a unit with a conflicting append") {
+            try await unit.commit(to: store)
+        } matches: { $0 is EventStoreError }
+        try c.requireEqual(try await Checkpoint.load("reader", from: store).position, 0, "position after the refused unit")
+    }
+
+    static func twoWriters(_ store: any TransactionalEventStore, _ c: Check.Context) async throws {
+        var first = try await Checkpoint.load("reader", from: store)
+        var second = try await Checkpoint.load("reader", from: store)
+        try await first.save(5, to: store)
+        try await c.requireError("a stale writer's save") {
+            try await second.save(6, to: store)
+        } matches: { if case .conflict = $0 as? EventStoreError { true } else { false } }
+        try c.requireEqual(try await Checkpoint.load("reader", from: store).position, 5, "position")
+    }
+}
