@@ -1,63 +1,51 @@
 import Dugong
 @testable import DugongStore
 import DugongTesting
+import Synchronization
 import Testing
 
 @Suite("DugongStore adapters pass the port contracts")
 struct StoreContractTests {
-    @Test(arguments: EventStoreContract.checks)
-    func eventStore(_ check: EventStoreContract.Check) async throws {
+    /// Runs `check` on an adapter made by `adapt` from a fresh store, closing and removing
+    /// the store afterwards.
+    static func run<Adapter: Sendable>(
+        _ check: ContractCheck<Adapter>, adapt: @escaping @Sendable (EventLog) -> Adapter
+    ) async throws {
         let directory = TemporaryDirectory("contract")
+        let opened = Mutex<EventLog?>(nil)
         try await check.run {
-            EventLogStore(log: try EventLog.open(at: directory.path, options: .init(createIfMissing: true)))
-        } tearDown: { store in
-            (store as? EventLogStore)?.log.close()
+            let log = try EventLog.open(at: directory.path, options: .init(createIfMissing: true))
+            opened.withLock { $0 = log }
+            return adapt(log)
+        } tearDown: { _ in
+            opened.withLock { $0 }?.close()
             directory.remove()
         }
+    }
+
+    @Test(arguments: EventStoreContract.checks)
+    func eventStore(_ check: EventStoreContract.Check) async throws {
+        try await Self.run(check) { EventLogStore(log: $0) }
     }
 
     @Test(arguments: TransactionalEventStoreContract.checks)
     func unitsOfWork(_ check: TransactionalEventStoreContract.Check) async throws {
-        let directory = TemporaryDirectory("contract")
-        try await check.run {
-            EventLogStore(log: try EventLog.open(at: directory.path, options: .init(createIfMissing: true)))
-        } tearDown: { store in
-            (store as? EventLogStore)?.log.close()
-            directory.remove()
-        }
+        try await Self.run(check) { EventLogStore(log: $0) }
     }
 
     @Test(arguments: CheckpointContract.checks)
     func checkpoints(_ check: CheckpointContract.Check) async throws {
-        let directory = TemporaryDirectory("contract")
-        try await check.run {
-            EventLogStore(log: try EventLog.open(at: directory.path, options: .init(createIfMissing: true)))
-        } tearDown: { store in
-            (store as? EventLogStore)?.log.close()
-            directory.remove()
-        }
+        try await Self.run(check) { EventLogStore(log: $0) }
     }
 
     @Test(arguments: ConsumedMessageStoreContract.checks)
     func consumedMessages(_ check: ConsumedMessageStoreContract.Check) async throws {
-        let directory = TemporaryDirectory("contract")
-        try await check.run {
-            EventStoreConsumedMessages(store: EventLogStore(log: try EventLog.open(at: directory.path, options: .init(createIfMissing: true))))
-        } tearDown: { store in
-            ((store as? EventStoreConsumedMessages)?.store as? EventLogStore)?.log.close()
-            directory.remove()
-        }
+        try await Self.run(check) { EventStoreConsumedMessages(store: EventLogStore(log: $0)) }
     }
 
     @Test(arguments: SnapshotStoreContract.checks)
     func snapshotStore(_ check: SnapshotStoreContract.Check) async throws {
-        let directory = TemporaryDirectory("contract")
-        try await check.run {
-            EventLogSnapshotStore(log: try EventLog.open(at: directory.path, options: .init(createIfMissing: true)))
-        } tearDown: { store in
-            (store as? EventLogSnapshotStore)?.log.close()
-            directory.remove()
-        }
+        try await Self.run(check) { EventLogSnapshotStore(log: $0) }
     }
 
     @Test func aggregateStreamNamesAreReversible() {

@@ -197,9 +197,10 @@ public actor IdempotentHandler {
 /// }
 /// try await transfers.run()
 /// ```
-public actor EventConsumer {
+public actor EventConsumer: GlobalLogReader {
     public let name: String
     private let store: Projection.Store
+    public nonisolated var log: any GlobalEventLog { store }
     /// Handles, marks and parks the events.
     public let handler: IdempotentHandler
     private var checkpoint: Checkpoint?
@@ -272,22 +273,4 @@ public actor EventConsumer {
     /// Replays the parked messages (see ``IdempotentHandler/replayParked()``).
     @discardableResult
     public func replayParked() async throws -> Int { try await handler.replayParked() }
-
-    /// Returns once every event up to and including `position` was handled or parked.
-    public func waitUntilCaughtUp(with position: UInt64) async throws {
-        while try await loadedCheckpoint().position <= position {
-            if try await catchUp() == 0, try await loadedCheckpoint().position <= position {
-                try await store.waitForEvents(after: try await loadedCheckpoint().position)
-            }
-            try Task.checkCancellation()
-        }
-    }
-
-    /// Runs until the task is cancelled.
-    public func run() async throws {
-        while !Task.isCancelled {
-            try await catchUp()
-            try await store.waitForEvents(after: try await loadedCheckpoint().position)
-        }
-    }
 }

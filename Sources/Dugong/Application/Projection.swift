@@ -91,11 +91,12 @@ public enum CheckpointError: Error, Sendable, Equatable, CustomStringConvertible
 /// handler's effect and the next save delivers the rest of that batch again. A handler whose
 /// effects are appends to the same store can commit them with the checkpoint in one unit of
 /// work instead (see ``Checkpoint/advance(to:in:)``), which makes them exactly once.
-public actor Projection {
+public actor Projection: GlobalLogReader {
     public typealias Store = any TransactionalEventStore & GlobalEventLog
 
     public let name: String
     private let store: Store
+    public nonisolated var log: any GlobalEventLog { store }
     private let batchSize: Int
     private let handle: @Sendable (RecordedEvent) async throws -> Void
     private let reset: @Sendable () async throws -> Void
@@ -164,24 +165,6 @@ public actor Projection {
         return handled
     }
 
-    /// Returns once every event up to and including `position` was handled.
-    public func waitUntilCaughtUp(with position: UInt64) async throws {
-        while try await loadedCheckpoint().position <= position {
-            if try await catchUp() == 0, try await loadedCheckpoint().position <= position {
-                try await store.waitForEvents(after: try await loadedCheckpoint().position)
-            }
-            try Task.checkCancellation()
-        }
-    }
-
-    /// Runs until the task is cancelled: catches up, then waits for new events.
-    public func run() async throws {
-        while !Task.isCancelled {
-            try await catchUp()
-            try await store.waitForEvents(after: try await loadedCheckpoint().position)
-        }
-    }
-
     /// Empties the read model (the `reset` closure) and replays the log from position 0.
     @discardableResult
     public func rebuild() async throws -> Int {
@@ -192,5 +175,37 @@ public actor Projection {
         self.checkpoint = checkpoint
         logger.info("rebuilding projection from position 0", metadata: ["projection": "\(name)"])
         return try await catchUp()
+    }
+}
+
+/// A reader of the global log with a durable checkpoint: what ``Projection`` and
+/// ``EventConsumer`` share.
+public protocol GlobalLogReader: Actor {
+    /// The log it reads.
+    nonisolated var log: any GlobalEventLog { get }
+    /// The next position it will read.
+    func position() async throws -> UInt64
+    /// Processes every event committed so far. - Returns: how many it handled.
+    func catchUp() async throws -> Int
+}
+
+extension GlobalLogReader {
+    /// Returns once every event up to and including `position` was processed: read-your-writes
+    /// with the position of a commit (``AppendResult/position``).
+    public func waitUntilCaughtUp(with position: UInt64) async throws {
+        while try await self.position() <= position {
+            if try await catchUp() == 0, try await self.position() <= position {
+                try await log.waitForEvents(after: try await self.position())
+            }
+            try Task.checkCancellation()
+        }
+    }
+
+    /// Runs until the task is cancelled: catches up, then waits for new events.
+    public func run() async throws {
+        while !Task.isCancelled {
+            try await catchUp()
+            try await log.waitForEvents(after: try await position())
+        }
     }
 }
