@@ -197,15 +197,15 @@ public actor IdempotentHandler {
 /// }
 /// try await transfers.run()
 /// ```
-public actor EventConsumer: GlobalLogReader {
+public actor EventConsumer: CheckpointedReader {
     public let name: String
-    private let store: Projection.Store
+    let store: Projection.Store
     public nonisolated var log: any GlobalEventLog { store }
     /// Handles, marks and parks the events.
     public let handler: IdempotentHandler
-    private var checkpoint: Checkpoint?
-    private var isCatchingUp = false
-    private var waitingToCatchUp: [CheckedContinuation<Void, Never>] = []
+    var checkpoint: Checkpoint?
+    nonisolated var checkpointName: String { "consumer:" + name }
+    var gate = ReaderGate()
 
     public init(
         name: String, store: Projection.Store, retry: RetryPolicy = RetryPolicy(),
@@ -216,28 +216,14 @@ public actor EventConsumer: GlobalLogReader {
         handler = IdempotentHandler(name: name, store: store, retry: retry, logger: logger, handle: handle)
     }
 
-    /// The next position the consumer will read.
-    public func position() async throws -> UInt64 {
-        try await loadedCheckpoint().position
-    }
-
-    private func loadedCheckpoint() async throws -> Checkpoint {
-        if let checkpoint { return checkpoint }
-        let loaded = try await Checkpoint.load("consumer:" + name, from: store)
-        checkpoint = loaded
-        return loaded
-    }
-
     /// Processes every event committed so far.
     /// - Returns: the number of events handled or parked.
     @discardableResult
     public func catchUp() async throws -> Int {
-        while isCatchingUp { await withCheckedContinuation { waitingToCatchUp.append($0) } }
-        isCatchingUp = true
-        defer {
-            isCatchingUp = false
-            if !waitingToCatchUp.isEmpty { waitingToCatchUp.removeFirst().resume() }
-        }
+        try await exclusively { try await catchUpAlone() }
+    }
+
+    private func catchUpAlone() async throws -> Int {
         var handled = 0
         while true {
             let batch = try await store.events(from: try await loadedCheckpoint().position, maxCount: 64)

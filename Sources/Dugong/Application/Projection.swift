@@ -91,20 +91,19 @@ public enum CheckpointError: Error, Sendable, Equatable, CustomStringConvertible
 /// handler's effect and the next save delivers the rest of that batch again. A handler whose
 /// effects are appends to the same store can commit them with the checkpoint in one unit of
 /// work instead (see ``Checkpoint/advance(to:in:)``), which makes them exactly once.
-public actor Projection: GlobalLogReader {
+public actor Projection: CheckpointedReader {
     public typealias Store = any TransactionalEventStore & GlobalEventLog
 
     public let name: String
-    private let store: Store
+    let store: Store
     public nonisolated var log: any GlobalEventLog { store }
     private let batchSize: Int
     private let handle: @Sendable (RecordedEvent) async throws -> Void
     private let reset: @Sendable () async throws -> Void
-    private var checkpoint: Checkpoint?
+    var checkpoint: Checkpoint?
+    nonisolated var checkpointName: String { "projection:" + name }
+    var gate = ReaderGate()
     private let logger: Logger
-    /// Catching up is one at a time: the actor is re-entered at every `await`.
-    private var isCatchingUp = false
-    private var waitingToCatchUp: [CheckedContinuation<Void, Never>] = []
 
     /// - Parameters:
     ///   - handle: called for every aggregate event in global order.
@@ -122,28 +121,14 @@ public actor Projection: GlobalLogReader {
         self.logger = logger
     }
 
-    /// The next position the projection will read.
-    public func position() async throws -> UInt64 {
-        try await loadedCheckpoint().position
-    }
-
-    private func loadedCheckpoint() async throws -> Checkpoint {
-        if let checkpoint { return checkpoint }
-        let loaded = try await Checkpoint.load("projection:" + name, from: store)
-        checkpoint = loaded
-        return loaded
-    }
-
     /// Processes every event committed so far, saving the checkpoint after each batch.
     /// - Returns: the number of events handled.
     @discardableResult
     public func catchUp() async throws -> Int {
-        while isCatchingUp { await withCheckedContinuation { waitingToCatchUp.append($0) } }
-        isCatchingUp = true
-        defer {
-            isCatchingUp = false
-            if !waitingToCatchUp.isEmpty { waitingToCatchUp.removeFirst().resume() }
-        }
+        try await exclusively { try await catchUpAlone() }
+    }
+
+    private func catchUpAlone() async throws -> Int {
         var checkpoint = try await loadedCheckpoint()
         var handled = 0
         while true {
@@ -207,5 +192,44 @@ extension GlobalLogReader {
             try await catchUp()
             try await log.waitForEvents(after: try await position())
         }
+    }
+}
+
+/// What checkpointed readers share: their checkpoint and one catch-up at a time (an actor is
+/// re-entered at every `await`).
+protocol CheckpointedReader: GlobalLogReader {
+    nonisolated var checkpointName: String { get }
+    var store: Projection.Store { get }
+    var checkpoint: Checkpoint? { get set }
+    var gate: ReaderGate { get set }
+}
+
+/// Lets one catch-up run at a time.
+struct ReaderGate {
+    var busy = false
+    var waiting: [CheckedContinuation<Void, Never>] = []
+}
+
+extension CheckpointedReader {
+    /// The next position the reader will read.
+    public func position() async throws -> UInt64 {
+        try await loadedCheckpoint().position
+    }
+
+    func loadedCheckpoint() async throws -> Checkpoint {
+        if let checkpoint { return checkpoint }
+        let loaded = try await Checkpoint.load(checkpointName, from: store)
+        checkpoint = loaded
+        return loaded
+    }
+
+    func exclusively<T>(_ body: () async throws -> T) async throws -> T {
+        while gate.busy { await withCheckedContinuation { gate.waiting.append($0) } }
+        gate.busy = true
+        defer {
+            gate.busy = false
+            if !gate.waiting.isEmpty { gate.waiting.removeFirst().resume() }
+        }
+        return try await body()
     }
 }
