@@ -17,6 +17,7 @@ public enum EventStoreContract {
         Check("a stream without events reads as empty", emptyReads),
         Check("events read back in sequence order across appends", ordering),
         Check("reading from a sequence number includes it", fromInclusive),
+        Check("the last event is the stream's last", lastEvent),
         Check("every envelope field round-trips", envelopeRoundTrip),
         Check("re-appending stored events is an idempotent no-op", idempotentReappend),
         Check("a different event at a stored sequence number is a conflict", conflictingSequenceNumber),
@@ -86,6 +87,13 @@ public enum EventStoreContract {
         try c.requireEqual(try await store.read(account, from: 6), [], "read past the end")
         try c.requireEqual(try await store.read(account, from: 1), stored, "read from 1")
         try c.requireEqual(try await store.read(account, from: 0), stored, "read from 0")
+    }
+
+    static func lastEvent(_ store: any EventStore, _ c: Check.Context) async throws {
+        try c.requireEqual(try await store.lastEvent(of: account), nil, "last event of an unknown stream")
+        let stored = events(account, count: 4)
+        try await store.append(stored, to: account, expecting: .noStream)
+        try c.requireEqual(try await store.lastEvent(of: account), stored.last, "last event")
     }
 
     static func envelopeRoundTrip(_ store: any EventStore, _ c: Check.Context) async throws {

@@ -69,6 +69,10 @@ public actor InMemoryEventStore: TransactionalEventStore, GlobalEventLog {
         return start < stored.count ? Array(stored[start...]) : []
     }
 
+    public func lastEvent(of stream: StreamID) -> SerializedDomainEvent? {
+        streams[stream]?.last
+    }
+
     public func aggregateIDs(origin: String, aggregateType: String, tenantID: String?) -> [String] {
         aggregateIDsByKind[Kind(origin: origin, aggregateType: aggregateType, tenantID: tenantID)] ?? []
     }

@@ -128,7 +128,7 @@ public actor IdempotentHandler {
 
     private func loadedParkedVersion() async throws -> Int {
         if let parkedVersion { return parkedVersion }
-        let version = try await store.read(parkedStream).last?.sequenceNumber ?? 0
+        let version = try await store.lastEvent(of: parkedStream)?.sequenceNumber ?? 0
         parkedVersion = version
         return version
     }

@@ -22,8 +22,7 @@ public struct Checkpoint: Sendable, Equatable {
 
     /// The stored checkpoint of `name`, or position 0.
     public static func load(_ name: String, from store: any EventStore) async throws -> Checkpoint {
-        let events = try await store.read(stream(name))
-        guard let last = events.last else { return Checkpoint(name: name, position: 0, version: 0) }
+        guard let last = try await store.lastEvent(of: stream(name)) else { return Checkpoint(name: name, position: 0, version: 0) }
         guard let payload = last.payload, case .object(let object) = try JSONValue(json: payload),
             case .int(let position) = object["position"], position >= 0
         else { throw CheckpointError.unreadable(name: name) }

@@ -35,12 +35,22 @@ public protocol EventStore: Sendable {
 
     /// The ids of the aggregates of one origin and type that have events, for one tenant.
     func aggregateIDs(origin: String, aggregateType: String, tenantID: String?) async throws -> [String]
+
+    /// The last event of `stream`, or `nil`. Has a default (reading the whole stream) that
+    /// adapters able to read backwards replace.
+    func lastEvent(of stream: StreamID) async throws -> SerializedDomainEvent?
 }
 
 extension EventStore {
     /// All events of `stream`, in order.
     public func read(_ stream: StreamID) async throws -> [SerializedDomainEvent] {
         try await read(stream, from: 1)
+    }
+
+    /// The last event of `stream`, or `nil`. Adapters that can read backwards override it;
+    /// this default reads the whole stream.
+    public func lastEvent(of stream: StreamID) async throws -> SerializedDomainEvent? {
+        try await read(stream).last
     }
 }
 

@@ -84,6 +84,12 @@ public struct EventLogStore: TransactionalEventStore, GlobalEventLog {
         return try log.read(stream: name, from: max(sequenceNumber, 1)).map { try Self.decode($0, of: stream) }
     }
 
+    /// The last event, read backwards: O(1) whatever the stream's length.
+    public func lastEvent(of stream: StreamID) async throws -> SerializedDomainEvent? {
+        try log.read(stream: AggregateStreamName.name(of: stream), maxCount: 1, direction: .backward).first
+            .map { try Self.decode($0, of: stream) }
+    }
+
     public func aggregateIDs(origin: String, aggregateType: String, tenantID: String?) async throws -> [String] {
         let category = AggregateStreamName.category(origin: origin, aggregateType: aggregateType, tenantID: tenantID)
         return try log.streams(inCategory: category).compactMap { AggregateStreamName.streamID(of: $0)?.aggregateID }
