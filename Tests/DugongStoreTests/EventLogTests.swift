@@ -15,9 +15,12 @@ enum Fixture {
         }
     }
 
-    static func open(_ directory: TemporaryDirectory, segmentSize: Int = 64 << 20) throws -> EventLog {
+    /// Opens (creating) a store. `useIndexFile: false` makes the open scan every segment, as
+    /// the recovery and damage tests need (the saved index would cover the damage they make).
+    static func open(_ directory: TemporaryDirectory, segmentSize: Int = 64 << 20, useIndexFile: Bool = true) throws -> EventLog {
         var options = EventLog.Options(createIfMissing: true)
         options.segmentSize = segmentSize
+        options.useIndexFile = useIndexFile
         return try EventLog.open(at: directory.path, options: options)
     }
 

@@ -190,7 +190,7 @@ struct DictionaryTests {
         let dictionaryFrame = try #require(try Fixture.frameOffsets(of: path).first { bytes[$0 + 24] == 0 })
         bytes[dictionaryFrame + 100] ^= 0x01
         try bytes.write(to: URL(fileURLWithPath: path))
-        log = try Fixture.open(directory)
+        log = try Fixture.open(directory, useIndexFile: false)
         defer { log.close() }
         #expect(!log.recovery.corruptions.isEmpty)
         #expect(try log.readAll(maxCount: 1000).count < 100)

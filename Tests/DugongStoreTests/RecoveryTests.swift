@@ -88,6 +88,7 @@ struct RecoveryTests {
 
         var options = EventLog.Options()
         options.segmentSize = 4096
+        options.useIndexFile = false
         let log = try EventLog.open(at: directory.path, options: options)
         defer { log.close() }
         #expect(log.recovery.corruptions.count == 1, "\(place)")
@@ -163,7 +164,7 @@ struct RecoveryTests {
         var bytes = try Data(contentsOf: URL(fileURLWithPath: path))
         for index in 64..<bytes.count { bytes[index] = 0xEE }
         try bytes.write(to: URL(fileURLWithPath: path))
-        log = try Fixture.open(directory, segmentSize: 4096)
+        log = try Fixture.open(directory, segmentSize: 4096, useIndexFile: false)
         defer { log.close() }
         #expect(log.recovery.corruptions.count == 1)
         guard case .corruption(names[1], 64, _) = log.recovery.corruptions.first else {

@@ -27,6 +27,7 @@ struct Verify: ParsableCommand {
         do {
             var options = EventLog.Options()
             options.readOnly = true
+            options.useIndexFile = false  // every frame is scanned, and the index rebuilt, to be checked
             log = try EventLog.open(at: store, options: options)
         } catch StoreError.corruption(let segment, let offset, let reason) {
             // A damaged segment header stops the store from opening at all: that is the finding.

@@ -40,6 +40,7 @@ extension EventLog {
         let lock = try File(path: directory + "/" + Layout.lockFileName, flags: O_RDWR | O_CREAT)
         guard try lock.lockExclusively() else { throw StoreError.locked(directory: directory) }
         try Compaction.finishInterrupted(in: directory)
+        if !dryRun { try IndexFile.remove(from: directory) }
         let (names, _) = try segmentNames(in: directory, removingTemporaryFiles: true)
         guard !names.isEmpty else {
             return CompactionReport(eventsBefore: 0, eventsAfter: 0, bytesBefore: 0, bytesAfter: 0, segmentsBefore: 0, segmentsAfter: 0, dryRun: dryRun)

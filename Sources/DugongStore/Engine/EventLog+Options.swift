@@ -21,6 +21,11 @@ extension EventLog {
         /// what a writer appended since. Default `false`.
         public var readOnly = false
 
+        /// Load the index saved at the last clean close (`dugong.index`) and scan only what
+        /// was appended after it, instead of scanning every segment. Default `true`; `dugong
+        /// verify` turns it off to check every frame.
+        public var useIndexFile = true
+
         /// Accept appends to a store in which opening found damage. Default `false`: a damaged
         /// frame may hold events of any stream, and appending could reuse their versions; such a
         /// store opens for reading (and for `dugong verify`) only.

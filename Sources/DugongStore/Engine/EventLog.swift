@@ -102,7 +102,13 @@ public final class EventLog: Sendable {
             let active = offset == names.count - 1 && !options.readOnly
             segments.append(try Segment.open(directory: directory, name: name.fileName, writable: active, extendToCapacity: active))
         }
-        let recovered = try Recovery.scan(segments, repair: !options.readOnly)
+        let recovered: Recovery.Result
+        if options.useIndexFile, let saved = IndexFile.load(from: directory, segments: segments) {
+            recovered = try Recovery.scan(
+                segments, from: saved.segmentCount - 1, offset: saved.scannedEnd, into: saved.index, repair: !options.readOnly)
+        } else {
+            recovered = try Recovery.scan(segments, repair: !options.readOnly)
+        }
         return EventLog(directory: directory, options: options, lock: lock, recovered: recovered, segments: segments)
     }
 
@@ -120,7 +126,7 @@ public final class EventLog: Sendable {
                 if removingTemporaryFiles { try Directory.remove(directory + "/" + entry) }
             } else if let name = Layout.SegmentName(fileName: entry) {
                 names.append(name)
-            } else if entry != Layout.lockFileName && entry != Layout.compactionManifestName {
+            } else if entry != Layout.lockFileName && entry != Layout.compactionManifestName && entry != IndexFile.name {
                 foreign.append(entry)
             }
         }
@@ -184,9 +190,23 @@ public final class EventLog: Sendable {
             return !shared.isClosed
         }
         guard wasOpen else { return }
-        writer?.stop()
+        if let writer {
+            writer.stop()
+            saveIndex(scannedEnd: writer.writeOffset)
+        }
         core.wakeWaiters()
         lock.withLock { $0 = nil }
+    }
+
+    /// Saves the index for the next open; best effort (without it the next open scans).
+    private func saveIndex(scannedEnd: Int) {
+        let (index, segments, failed) = core.shared.withLock { ($0.index, $0.segments, $0.failure != nil) }
+        guard !failed, recovery.corruptions.isEmpty else { return }
+        do {
+            try IndexFile.write(index, segments: segments, scannedEnd: scannedEnd, to: directory)
+        } catch {
+            try? IndexFile.remove(from: directory)
+        }
     }
 
     // MARK: Writing

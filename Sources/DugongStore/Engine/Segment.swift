@@ -13,14 +13,14 @@ final class Segment: @unchecked Sendable {
     let file: File
     let map: MappedRegion
     /// The dictionary records of the segment, by the offset of their frame, ascending.
-    private let dictionaries = Mutex<[(offset: Int, bytes: [UInt8])]>([])
+    private let dictionaryList = Mutex<[(offset: Int, bytes: [UInt8])]>([])
 
     var capacity: Int { map.count }
 
     /// Records a dictionary found (or written) in the frame at `offset`; it applies to the
     /// frames after that one.
     func register(dictionary bytes: [UInt8], at offset: Int) {
-        dictionaries.withLock { list in
+        dictionaryList.withLock { list in
             precondition(list.last.map { $0.offset < offset } ?? true, "dictionaries are registered in order")
             list.append((offset, bytes))
         }
@@ -28,11 +28,16 @@ final class Segment: @unchecked Sendable {
 
     /// The dictionary in effect for the frame at `offset`: the last one in an earlier frame.
     func dictionary(before offset: Int) -> [UInt8] {
-        dictionaries.withLock { list in list.last { $0.offset < offset }?.bytes ?? [] }
+        dictionaryList.withLock { list in list.last { $0.offset < offset }?.bytes ?? [] }
+    }
+
+    /// Every dictionary registered, by frame offset.
+    var dictionaries: [(offset: Int, bytes: [UInt8])] {
+        dictionaryList.withLock { $0 }
     }
 
     /// Whether a frame written at the end now would have a dictionary.
-    var hasDictionary: Bool { dictionaries.withLock { !$0.isEmpty } }
+    var hasDictionary: Bool { dictionaryList.withLock { !$0.isEmpty } }
 
     private init(name: String, path: String, header: SegmentHeader, file: consuming File, map: consuming MappedRegion) {
         self.name = name

@@ -71,6 +71,23 @@ struct StreamIndex {
     /// Every stream name, in the order of its first record.
     private(set) var streamOrder: [String] = []
 
+    init() {}
+
+    /// An index loaded from the index file.
+    init(
+        restoring streams: [String: Stream], order: [String], categories: [String: [String]], frames: [EventFrame],
+        nextPosition: UInt64, eventCount: Int, frameBytes: Int, rawPayloadBytes: Int
+    ) {
+        self.streams = streams
+        streamOrder = order
+        self.categories = categories
+        eventFrames = frames
+        self.nextPosition = nextPosition
+        self.eventCount = eventCount
+        self.frameBytes = frameBytes
+        self.rawPayloadBytes = rawPayloadBytes
+    }
+
     /// The category of a stream: its name up to the first `/`; `nil` when it has none.
     static func category(of stream: String) -> String? {
         guard let slash = stream.firstIndex(of: "/") else { return nil }

@@ -69,6 +69,9 @@ final class Writer: Sendable {
         wakeUp.signal()
     }
 
+    /// Where the valid frames of the active segment end (after ``stop()``: for good).
+    var writeOffset: Int { state.withLock { $0.writeOffset } }
+
     /// Completes what is queued, then stops the thread and waits for it.
     func stop() {
         let first = queue.withLock { queue -> Bool in

@@ -1,0 +1,115 @@
+import Dugong
+@testable import DugongStore
+import Foundation
+import Testing
+
+@Suite("The index file")
+struct IndexFileTests {
+    /// Everything a reader can observe of a store.
+    static func observe(_ log: EventLog) throws -> String {
+        var lines: [String] = []
+        lines += try log.readAll(maxCount: 100_000).map { "\($0.position) \($0.stream) \($0.version) \($0.id)" }
+        for stream in try log.streamNames() {
+            let info = try log.info(stream: stream)
+            let snapshot = try log.latestSnapshot(of: stream)
+            let events = (try? log.read(stream: stream).map(\.version)) ?? []
+            lines.append("\(stream) \(String(describing: info)) \(snapshot?.version ?? -1) \(events)")
+        }
+        lines.append("categories \(try log.streams(inCategory: "s")) \(try log.streams(inCategory: "t"))")
+        let stats = try log.statistics()
+        lines.append("\(log.headPosition) \(log.eventCount) \(stats.frameBytes) \(stats.rawPayloadBytes) \(stats.streams)")
+        return lines.joined(separator: "\n")
+    }
+
+    static func populate(_ directory: TemporaryDirectory) async throws {
+        let log = try Fixture.open(directory, segmentSize: 8192)
+        for round in 0..<60 {
+            try await log.append(Fixture.events(1 + round % 3, size: 40), to: round % 4 == 0 ? "t/\(round % 3)" : "s/\(round % 5)")
+        }
+        try await log.saveSnapshot(StoredSnapshot(stream: "s/1", version: 3, data: Data("x".utf8)))
+        try await log.truncate(stream: "s/2", before: 3)
+        try await log.delete(stream: "s/3")
+        try await log.tombstone(stream: "t/1")
+        log.close()
+    }
+
+    @Test func aStoreOpenedFromItsIndexLooksExactlyAsAFullScanShowsIt() async throws {
+        let directory = TemporaryDirectory("index")
+        defer { directory.remove() }
+        try await Self.populate(directory)
+        #expect(FileManager.default.fileExists(atPath: directory.file("dugong.index")))
+        let scanned = try Fixture.open(directory, segmentSize: 8192, useIndexFile: false)
+        let expected = try Self.observe(scanned)
+        scanned.close()
+        var indexed = try Fixture.open(directory, segmentSize: 8192)
+        #expect(try Self.observe(indexed) == expected)
+        // Appends after an indexed open continue where they should, and the next open agrees.
+        try await indexed.append(Fixture.events(2), to: "s/4")
+        let afterAppend = try Self.observe(indexed)
+        indexed.close()
+        indexed = try Fixture.open(directory, segmentSize: 8192)
+        #expect(try Self.observe(indexed) == afterAppend)
+        indexed.close()
+        let rescanned = try Fixture.open(directory, segmentSize: 8192, useIndexFile: false)
+        #expect(try Self.observe(rescanned) == afterAppend)
+        rescanned.close()
+    }
+
+    @Test func eventsAppendedAfterTheIndexWasSavedAreScanned() async throws {
+        let directory = TemporaryDirectory("index-tail")
+        defer { directory.remove() }
+        try await Self.populate(directory)
+        let saved = try Data(contentsOf: URL(fileURLWithPath: directory.file("dugong.index")))
+        var log = try Fixture.open(directory, segmentSize: 8192)
+        for round in 0..<30 { try await log.append(Fixture.events(2, size: 40), to: "s/\(round % 5)") }
+        let expected = try Self.observe(log)
+        log.close()
+        // As if the process had died before saving a new index: the old one covers a prefix.
+        try saved.write(to: URL(fileURLWithPath: directory.file("dugong.index")))
+        log = try Fixture.open(directory, segmentSize: 8192)
+        defer { log.close() }
+        #expect(try Self.observe(log) == expected)
+    }
+
+    @Test func aDamagedIndexFileIsIgnored() async throws {
+        let directory = TemporaryDirectory("index-damaged")
+        defer { directory.remove() }
+        try await Self.populate(directory)
+        let scanned = try Fixture.open(directory, segmentSize: 8192, useIndexFile: false)
+        let expected = try Self.observe(scanned)
+        scanned.close()
+        let path = directory.file("dugong.index")
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+        bytes[bytes.count / 2] ^= 0x40
+        try bytes.write(to: URL(fileURLWithPath: path))
+        let log = try Fixture.open(directory, segmentSize: 8192)
+        defer { log.close() }
+        #expect(try Self.observe(log) == expected)
+    }
+
+    @Test func damageInAFrameTheIndexCoversIsCaughtOnReadAndByVerify() async throws {
+        let directory = TemporaryDirectory("index-frame-damage")
+        defer { directory.remove() }
+        try await Self.populate(directory)
+        let name = "00000000000000000000.dseg"
+        let offset = try Fixture.frameOffsets(of: directory.file(name))[3]
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: directory.file(name)))
+        bytes[offset + 40] ^= 0x08
+        try bytes.write(to: URL(fileURLWithPath: directory.file(name)))
+        let log = try Fixture.open(directory, segmentSize: 8192)
+        #expect(log.recovery.corruptions.isEmpty, "the index is trusted at open")
+        #expect {
+            _ = try log.readAll(maxCount: 1000)
+        } throws: { error in
+            guard case .corruption(let segment, let at, _) = error as? StoreError else { return false }
+            return segment == name && at == offset
+        }
+        log.close()
+        var options = EventLog.Options()
+        options.readOnly = true
+        options.useIndexFile = false
+        let verifying = try EventLog.open(at: directory.path, options: options)
+        defer { verifying.close() }
+        #expect(try verifying.verify().problems.contains { $0.segment == name && $0.offset == offset })
+    }
+}
