@@ -13,6 +13,7 @@ public enum CheckpointContract {
         Check("a saved checkpoint loads back", roundTrip),
         Check("a checkpoint advanced in a refused unit does not move", refusedUnit),
         Check("two writers of one checkpoint conflict", twoWriters),
+        Check("a checkpoint's history is truncated as it grows", truncatedHistory),
     ]
 
     static func fresh(_ store: any TransactionalEventStore, _ c: Check.Context) async throws {
@@ -38,6 +39,15 @@ public enum CheckpointContract {
             try await unit.commit(to: store)
         } matches: { $0 is EventStoreError }
         try c.requireEqual(try await Checkpoint.load("reader", from: store).position, 0, "position after the refused unit")
+    }
+
+    static func truncatedHistory(_ store: any TransactionalEventStore, _ c: Check.Context) async throws {
+        var checkpoint = try await Checkpoint.load("reader", from: store)
+        for position in 1...(2 * Checkpoint.truncationInterval + 1) { try await checkpoint.save(UInt64(position), to: store) }
+        let visible = try await store.read(StreamID(origin: Checkpoint.origin, aggregateType: "Checkpoint", aggregateID: "reader"))
+        try c.require(visible.count <= Checkpoint.truncationInterval + 1, "\(visible.count) checkpoint events visible")
+        try c.requireEqual(
+            try await Checkpoint.load("reader", from: store).position, UInt64(2 * Checkpoint.truncationInterval + 1), "position")
     }
 
     static func twoWriters(_ store: any TransactionalEventStore, _ c: Check.Context) async throws {

@@ -18,6 +18,7 @@ public enum EventStoreContract {
         Check("events read back in sequence order across appends", ordering),
         Check("reading from a sequence number includes it", fromInclusive),
         Check("the last event is the stream's last", lastEvent),
+        Check("truncating hides earlier events and appends continue", truncation),
         Check("every envelope field round-trips", envelopeRoundTrip),
         Check("re-appending stored events is an idempotent no-op", idempotentReappend),
         Check("a different event at a stored sequence number is a conflict", conflictingSequenceNumber),
@@ -94,6 +95,19 @@ public enum EventStoreContract {
         let stored = events(account, count: 4)
         try await store.append(stored, to: account, expecting: .noStream)
         try c.requireEqual(try await store.lastEvent(of: account), stored.last, "last event")
+    }
+
+    static func truncation(_ store: any EventStore, _ c: Check.Context) async throws {
+        let stored = events(account, count: 5)
+        try await store.append(stored, to: account, expecting: .noStream)
+        try await store.truncate(account, before: 4)
+        try c.requireEqual(try await store.read(account), Array(stored[3...]), "events after truncating before 4")
+        try c.requireEqual(try await store.read(account, from: 2), Array(stored[3...]), "events from 2 after truncating before 4")
+        try c.requireEqual(try await store.lastEvent(of: account), stored[4], "last event")
+        let next = events(account, from: 6)
+        let result = try await store.append(next, to: account, expecting: .exact(5))
+        try c.requireEqual(result.version, 6, "version after appending to a truncated stream")
+        try c.requireEqual(try await store.read(account), Array(stored[3...]) + next, "events after the append")
     }
 
     static func envelopeRoundTrip(_ store: any EventStore, _ c: Check.Context) async throws {

@@ -40,6 +40,9 @@ actor ReadSpy: EventStore {
     func aggregateIDs(origin: String, aggregateType: String, tenantID: String?) async throws -> [String] {
         try await inner.aggregateIDs(origin: origin, aggregateType: aggregateType, tenantID: tenantID)
     }
+    func truncate(_ stream: StreamID, before version: Int) async throws {
+        try await inner.truncate(stream, before: version)
+    }
 }
 
 /// An event store whose first append loses a race: a rival deposit lands just before it.
@@ -65,6 +68,9 @@ actor RacingStore: EventStore {
     }
     func aggregateIDs(origin: String, aggregateType: String, tenantID: String?) async throws -> [String] {
         try await inner.aggregateIDs(origin: origin, aggregateType: aggregateType, tenantID: tenantID)
+    }
+    func truncate(_ stream: StreamID, before version: Int) async throws {
+        try await inner.truncate(stream, before: version)
     }
 }
 

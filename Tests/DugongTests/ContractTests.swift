@@ -39,6 +39,7 @@ actor ForgetfulEventStore: EventStore {
     }
     func read(_ stream: StreamID, from sequenceNumber: Int) -> [SerializedDomainEvent] { [] }
     func aggregateIDs(origin: String, aggregateType: String, tenantID: String?) -> [String] { [] }
+    func truncate(_ stream: StreamID, before version: Int) {}
 }
 
 @Suite("The contract suites catch broken adapters")

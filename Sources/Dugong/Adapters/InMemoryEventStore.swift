@@ -5,6 +5,8 @@ import Foundation
 /// several streams are atomic (``TransactionalEventStore``).
 public actor InMemoryEventStore: TransactionalEventStore, GlobalEventLog {
     private var streams: [StreamID: [SerializedDomainEvent]] = [:]
+    /// Per stream, the first sequence number reads return.
+    private var truncateBefore: [StreamID: Int] = [:]
     /// Every event in commit order: index = global position.
     private var log: [SerializedDomainEvent] = []
     private var waiters: [Int: CheckedContinuation<Void, Never>] = [:]
@@ -65,12 +67,17 @@ public actor InMemoryEventStore: TransactionalEventStore, GlobalEventLog {
 
     public func read(_ stream: StreamID, from sequenceNumber: Int) -> [SerializedDomainEvent] {
         let stored = streams[stream, default: []]
-        let start = max(sequenceNumber, 1) - 1
+        let start = max(sequenceNumber, truncateBefore[stream] ?? 1, 1) - 1
         return start < stored.count ? Array(stored[start...]) : []
     }
 
     public func lastEvent(of stream: StreamID) -> SerializedDomainEvent? {
-        streams[stream]?.last
+        guard let last = streams[stream]?.last, last.sequenceNumber >= truncateBefore[stream] ?? 1 else { return nil }
+        return last
+    }
+
+    public func truncate(_ stream: StreamID, before version: Int) {
+        truncateBefore[stream] = max(truncateBefore[stream] ?? 1, version)
     }
 
     public func aggregateIDs(origin: String, aggregateType: String, tenantID: String?) -> [String] {

@@ -240,6 +240,7 @@ public actor EventConsumer: CheckpointedReader {
                 switch try await handler.process(recorded.event, position: recorded.position, alongside: advance.appends) {
                 case .handled, .parked:
                     checkpoint = next
+                    await next.truncateIfDue(in: store)
                     handled += 1
                 case .alreadyConsumed:
                     // Consumed before (maybe by another instance, whose checkpoint is now ahead).

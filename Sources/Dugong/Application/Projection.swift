@@ -40,13 +40,25 @@ public struct Checkpoint: Sendable, Equatable {
         version += 1
     }
 
-    /// Saves "read up to `position`" on its own.
+    /// Saves "read up to `position`" on its own. Every ``truncationInterval`` saves, the
+    /// checkpoint's older events are truncated (only the last one matters).
     public mutating func save(_ position: UInt64, to store: any TransactionalEventStore) async throws {
         var unit = UnitOfWork()
         var next = self
         try next.advance(to: position, in: &unit)
         try await unit.commit(to: store)
         self = next
+        await truncateIfDue(in: store)
+    }
+
+    /// How often a checkpoint's stream is truncated to its last event.
+    public static let truncationInterval = 100
+
+    /// Truncates the checkpoint's stream before its last event when the interval is reached.
+    /// Best effort: a failure leaves more history, nothing else.
+    public func truncateIfDue(in store: any EventStore) async {
+        guard version % Self.truncationInterval == 0, version > 1 else { return }
+        try? await store.truncate(Self.stream(name), before: version)
     }
 
     /// Moves the position past events that need no record (the framework's own), without

@@ -39,6 +39,11 @@ public protocol EventStore: Sendable {
     /// The last event of `stream`, or `nil`. Has a default (reading the whole stream) that
     /// adapters able to read backwards replace.
     func lastEvent(of stream: StreamID) async throws -> SerializedDomainEvent?
+
+    /// Hides the events of `stream` below sequence number `version` from reads (a store may
+    /// reclaim their space); later appends continue the sequence. ``lastEvent(of:)`` is not
+    /// affected unless every event is hidden.
+    func truncate(_ stream: StreamID, before version: Int) async throws
 }
 
 extension EventStore {

@@ -84,6 +84,11 @@ public struct EventLogStore: TransactionalEventStore, GlobalEventLog {
         return try log.read(stream: name, from: max(sequenceNumber, 1)).map { try Self.decode($0, of: stream) }
     }
 
+    /// Truncates the engine stream (compaction reclaims the hidden events).
+    public func truncate(_ stream: StreamID, before version: Int) async throws {
+        try await log.truncate(stream: AggregateStreamName.name(of: stream), before: version)
+    }
+
     /// The last event, read backwards: O(1) whatever the stream's length.
     public func lastEvent(of stream: StreamID) async throws -> SerializedDomainEvent? {
         try log.read(stream: AggregateStreamName.name(of: stream), maxCount: 1, direction: .backward).first
