@@ -102,6 +102,8 @@ struct StreamIndex {
         rawPayloadBytes += rawLength
         var first: UInt64?
         var last: UInt64 = 0
+        var lastName: String?
+        var lastSlot: Dictionary<String, Stream>.Index?
         for (recordIndex, record) in records.enumerated() {
             switch record {
             case .event(let event):
@@ -110,14 +112,25 @@ struct StreamIndex {
                 last = event.position
                 nextPosition = event.position + 1
                 eventCount += 1
-                if streams[event.stream] == nil { noteNewStream(event.stream) }
-                if streams[event.stream]?.positions.isEmpty ?? true, let category = Self.category(of: event.stream) {
+                // One hash lookup per run of events of the same stream (a commit), and the entry
+                // mutated in place: a copy would copy its positions (O(n) per event).
+                if lastSlot == nil || lastName != event.stream {
+                    if let slot = streams.index(forKey: event.stream) {
+                        lastSlot = slot
+                    } else {
+                        noteNewStream(event.stream)
+                        streams[event.stream] = Stream()
+                        lastSlot = streams.index(forKey: event.stream)
+                    }
+                    lastName = event.stream
+                }
+                let slot = lastSlot!
+                if streams.values[slot].positions.isEmpty, let category = Self.category(of: event.stream) {
                     categories[category, default: []].append(event.stream)
                 }
-                // Mutated in place: a copy of the entry would copy its positions (O(n) per event).
-                Self.add(event, damageMarker: Self.damagedMarker + UInt64(max(damage.count - 1, 0)),
-                         to: &streams[event.stream, default: Stream()])
+                Self.add(event, damageMarker: Self.damagedMarker + UInt64(max(damage.count - 1, 0)), to: &streams.values[slot])
             case .streamMetadata(let name, let operation, let version):
+                lastSlot = nil
                 if streams[name] == nil { noteNewStream(name) }
                 switch operation {
                 case .truncateBefore:
@@ -129,6 +142,7 @@ struct StreamIndex {
                     streams[name, default: Stream()].isTombstoned = true
                 }
             case .snapshot(let snapshot):
+                lastSlot = nil
                 if streams[snapshot.stream] == nil { noteNewStream(snapshot.stream) }
                 if (streams[snapshot.stream]?.snapshot?.version ?? -1) <= snapshot.version {
                     streams[snapshot.stream, default: Stream()].snapshot = SnapshotReference(
