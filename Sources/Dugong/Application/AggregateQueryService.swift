@@ -70,13 +70,7 @@ public struct AggregateQueryService: Sendable {
         _: State.Type, _ events: [SerializedDomainEvent], registry: EventRegistry
     ) throws -> JSONValue {
         var root = AggregateRoot<State>(id: events[0].aggregateID)
-        for serialized in events {
-            if let envelope = try registry.decode(serialized) {
-                try root.apply(envelope)
-            } else {
-                try root.skip(sequenceNumber: serialized.sequenceNumber, aggregateID: serialized.aggregateID)
-            }
-        }
+        try root.apply(events, decodingWith: registry)
         guard let encodable = root.state as? any Encodable else {
             throw QueryError.stateNotEncodable(type: State.aggregateType)
         }

@@ -114,13 +114,7 @@ public struct AggregateRepository<State: Aggregate>: Sendable {
     }
 
     private func apply(_ events: [SerializedDomainEvent], to aggregate: inout AggregateRoot<State>) throws {
-        for serialized in events {
-            if let envelope = try registry.decode(serialized) {
-                try aggregate.apply(envelope)
-            } else {
-                try aggregate.skip(sequenceNumber: serialized.sequenceNumber, aggregateID: serialized.aggregateID)
-            }
-        }
+        try aggregate.apply(events, decodingWith: registry)
     }
 
     private func loadFromSnapshot(_ id: String) async throws -> AggregateRoot<State>? {

@@ -1,4 +1,5 @@
-/// Loading and committing aggregates through any ``EventStore``.
+/// Loading and committing aggregates through any ``EventStore``, without a repository: the
+/// same as an ``AggregateRepository`` without snapshots, acting for `tenantID`.
 extension EventStore {
     /// Rebuilds an aggregate from its stored events.
     ///
@@ -8,17 +9,7 @@ extension EventStore {
     public func load<State: Aggregate>(
         _: State.Type, id: String, tenantID: String? = nil, registry: EventRegistry
     ) async throws -> AggregateRoot<State>? {
-        let events = try await read(StreamID(State.self, id: id, tenantID: tenantID))
-        guard !events.isEmpty else { return nil }
-        var aggregate = AggregateRoot<State>(id: id)
-        for serialized in events {
-            if let envelope = try registry.decode(serialized) {
-                try aggregate.apply(envelope)
-            } else {
-                try aggregate.skip(sequenceNumber: serialized.sequenceNumber, aggregateID: serialized.aggregateID)
-            }
-        }
-        return aggregate
+        try await repository(State.self, tenantID: tenantID, registry: registry).load(id)
     }
 
     /// Appends an aggregate's staged events, expecting the stream to be at the aggregate's
@@ -31,14 +22,12 @@ extension EventStore {
     public func commit<State: Aggregate>(
         _ aggregate: inout AggregateRoot<State>, tenantID: String? = nil
     ) async throws -> AppendResult? {
-        guard let id = aggregate.id, !aggregate.stagedEvents.isEmpty else { return nil }
-        aggregate.stamp(EventContext(tenantID: tenantID))
-        let events = try aggregate.stagedEvents.map { try $0.serialized(for: State.self) }
-        let committed = aggregate.committedSequenceNumber
-        let result = try await append(
-            events, to: StreamID(State.self, id: id, tenantID: tenantID),
-            expecting: committed == 0 ? .noStream : .exact(committed))
-        aggregate.markCommitted()
-        return result
+        try await repository(State.self, tenantID: tenantID, registry: EventRegistry()).commit(&aggregate)
+    }
+
+    private func repository<State: Aggregate>(
+        _: State.Type, tenantID: String?, registry: EventRegistry
+    ) -> AggregateRepository<State> {
+        AggregateRepository(eventStore: self, registry: registry, context: EventContext(tenantID: tenantID))
     }
 }

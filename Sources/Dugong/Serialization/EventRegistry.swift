@@ -162,3 +162,17 @@ public enum EventDecodingError: Error, Sendable, Equatable, CustomStringConverti
         }
     }
 }
+
+extension AggregateRoot {
+    /// Applies stored events in order, decoded with `registry`; events it is told to skip
+    /// advance the sequence number without being applied.
+    public mutating func apply(_ events: [SerializedDomainEvent], decodingWith registry: EventRegistry) throws {
+        for serialized in events {
+            if let envelope = try registry.decode(serialized) {
+                try apply(envelope)
+            } else {
+                try skip(sequenceNumber: serialized.sequenceNumber, aggregateID: serialized.aggregateID)
+            }
+        }
+    }
+}
