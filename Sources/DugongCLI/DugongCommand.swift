@@ -8,7 +8,7 @@ struct DugongCommand: AsyncParsableCommand {
         abstract: "Event sourcing for Swift: verify, inspect, move and measure DugongStore stores.",
         subcommands: [
             Bench.self, Verify.self, Compact.self, Stats.self, Read.self, ReadAll.self, Append.self, Import.self, Export.self,
-            DeleteStream.self, TruncateStream.self, TombstoneStream.self, Demo.self,
+            DeleteStream.self, TruncateStream.self, TombstoneStream.self, Upgrade.self, Demo.self,
         ]
     )
 }

@@ -47,8 +47,8 @@ enum CLI {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let inputFile = directory.appendingPathComponent("in")
         try Data(input.utf8).write(to: inputFile)
-        FileManager.default.createFile(atPath: directory.appendingPathComponent("out").path, contents: nil)
-        FileManager.default.createFile(atPath: directory.appendingPathComponent("err").path, contents: nil)
+        _ = FileManager.default.createFile(atPath: directory.appendingPathComponent("out").path, contents: nil)
+        _ = FileManager.default.createFile(atPath: directory.appendingPathComponent("err").path, contents: nil)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
         process.arguments = arguments

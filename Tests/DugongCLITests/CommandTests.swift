@@ -102,9 +102,9 @@ struct CommandTests {
         #expect(clean.status == 0 && clean.stdout.contains("clean: 1 segments, 3 frames, 15 events, 3 streams"), "\(clean.stdout)")
         let segment = store + "/00000000000000000000.dseg"
         var bytes = try Data(contentsOf: URL(fileURLWithPath: segment))
-        // The second frame starts where the first ends: 64 + 32 + its stored length.
-        let firstLength = Int(bytes[68]) | Int(bytes[69]) << 8
-        let second = 64 + 32 + firstLength
+        // The second frame starts where the first ends: 128 + 40 + its stored length.
+        let firstLength = Int(bytes[132]) | Int(bytes[133]) << 8
+        let second = 128 + 40 + firstLength
         bytes[second + 40] ^= 0x01
         try bytes.write(to: URL(fileURLWithPath: segment))
         let damaged = try CLI.run(["verify", store])

@@ -82,7 +82,7 @@ struct CompactionTests {
     }
 
     static let steps: [EventLog.CompactionStep] = [
-        .wroteNewSegments, .wroteManifest, .renamed(0), .renamed(1), .removedOld(0), .removedOld(1), .removedManifest,
+        .wroteNewSegments, .wroteManifest, .removedOld(0), .removedOld(1), .wroteHead,
     ]
 
     @Test(arguments: steps)

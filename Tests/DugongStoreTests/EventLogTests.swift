@@ -25,26 +25,49 @@ enum Fixture {
     }
 
     /// The offsets of the frames of a segment file, read with nothing but FORMAT.md's rules:
-    /// frames start at 64 and follow each other; a zero length ends them.
+    /// frames start at 128 (after the header) and follow each other; a zero length ends them.
     static func frameOffsets(of path: String) throws -> [Int] {
         let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
         var offsets: [Int] = []
-        var offset = 64
-        while offset + 32 <= bytes.count {
+        var offset = headerSize
+        while offset + frameHeaderSize <= bytes.count {
             let length = Int(bytes[offset + 4]) | Int(bytes[offset + 5]) << 8 | Int(bytes[offset + 6]) << 16 | Int(bytes[offset + 7]) << 24
             if length == 0 { break }
             offsets.append(offset)
-            offset += 32 + length
+            offset += frameHeaderSize + length
         }
         return offsets
     }
 
+    /// FORMAT.md's segment and frame header sizes.
+    static let headerSize = 128
+    static let frameHeaderSize = 40
+
     static func endOfFrames(of path: String) throws -> Int {
         let offsets = try frameOffsets(of: path)
-        guard let last = offsets.last else { return 64 }
+        guard let last = offsets.last else { return headerSize }
         let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
         let length = Int(bytes[last + 4]) | Int(bytes[last + 5]) << 8 | Int(bytes[last + 6]) << 16 | Int(bytes[last + 7]) << 24
-        return last + 32 + length
+        return last + frameHeaderSize + length
+    }
+
+    /// Makes a closed store look like one whose writer died after its last sync: the head's
+    /// newest record says the frames up to `durableEnd` (default: all of them) were synced, with
+    /// no clean close. Only the last segment's frames after it can then be a torn write.
+    static func simulateCrash(_ directory: TemporaryDirectory, durableEnd: Int? = nil) throws {
+        let names = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.hasSuffix(".dseg") }.sorted()
+        let last = directory.file(names.last!)
+        let head = try #require(try StoreFiles.readHead(in: directory.path))
+        let record = HeadRecord(
+            sequence: head.sequence + 1, segmentSalt: try salt(of: last), durableEnd: UInt64(try durableEnd ?? endOfFrames(of: last)),
+            nextPosition: head.nextPosition, nextBatch: head.nextBatch, cleanClose: false)
+        try HeadFile(directory: directory.path).write(record, durably: false)
+    }
+
+    /// The salt in a segment file's header (offset 40).
+    static func salt(of path: String) throws -> UInt64 {
+        let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+        return (0..<8).reduce(UInt64(0)) { $0 | UInt64(bytes[40 + $1]) << (8 * UInt64($1)) }
     }
 }
 
@@ -121,11 +144,12 @@ struct EventLogTests {
         #expect(all.map(\.position) == Array(0..<120))
         log.close()
         for name in names {
+            // Files never shrink (a reader may map them); a clean close punches a hole instead.
             let size = try FileManager.default.attributesOfItem(atPath: directory.file(name))[.size] as! Int
+            #expect(size == 4096, "\(name) is \(size) bytes")
             if name == names.last {
-                #expect(size == (try Fixture.endOfFrames(of: directory.file(name))), "a clean close trims the active segment")
-            } else {
-                #expect(size == 4096, "\(name) is \(size) bytes")
+                let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: directory.file(name))))
+                #expect(bytes[(try Fixture.endOfFrames(of: directory.file(name)))...].allSatisfy { $0 == 0 })
             }
             let first = UInt64(name.prefix(20))!
             #expect(all.contains { $0.position == first }, "\(name) starts at an event")
@@ -326,7 +350,7 @@ struct EventLogTests {
             try EventLog.open(at: directory.path)
         }
         try FileManager.default.createDirectory(atPath: directory.path, withIntermediateDirectories: true)
-        FileManager.default.createFile(atPath: directory.file("notes.txt"), contents: Data("hello".utf8))
+        _ = FileManager.default.createFile(atPath: directory.file("notes.txt"), contents: Data("hello".utf8))
         #expect(throws: StoreError.self) { try Fixture.open(directory) }
     }
 

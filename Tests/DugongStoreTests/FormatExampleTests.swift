@@ -11,27 +11,36 @@ struct FormatExampleTests {
         .deletingLastPathComponent().deletingLastPathComponent()
 
     /// The example segment's bytes up to the end of its frames.
+    static let salt: UInt64 = 0x0123_4567_89AB_CDEF
+
     static func exampleBytes() -> [UInt8] {
-        var bytes = SegmentHeader(firstPosition: 0, capacity: 4096, createdMilliseconds: 1_732_862_695_000).encoded()
+        var bytes = SegmentHeader(
+            firstPosition: 0, capacity: 4096, createdMilliseconds: 1_732_862_695_000, salt: salt, sequence: 0
+        ).encoded()
         var first = FrameBuilder(nextPosition: 0)
         first.append(StoredEvent(
             stream: "account/1", version: 1, position: 0,
             id: UUID(uuidString: "00112233-4455-6677-8899-AABBCCDDEEFF")!, type: "Opened",
             timestampMilliseconds: 1_732_862_695_123, data: Data(#"{"owner":"Ada"}"#.utf8), metadata: Data(),
             endsCommit: true))
-        bytes += first.encoded()
+        first.sealed().write(into: &bytes, base: 0, salt: salt, batch: 0, endsBatch: true)
         var second = FrameBuilder(nextPosition: 1)
         second.append(StoredSnapshot(stream: "account/1", version: 1, data: Data(#"{"o":"Ada"}"#.utf8)))
         second.appendStreamMetadata(stream: "account/1", operation: .truncateBefore, version: 2)
-        bytes += second.encoded()
+        second.sealed().write(into: &bytes, base: 0, salt: salt, batch: 1, endsBatch: true)
         return bytes
     }
 
-    /// The bytes of the first ```text block after "<!-- hex-example -->" in FORMAT.md: each
-    /// line is `offset: byte byte … | comment`.
-    static func documentedBytes() throws -> [UInt8] {
+    /// The example store's manifest.
+    static func exampleManifest() -> [UInt8] {
+        Manifest(generation: 1, segments: [Manifest.Entry(name: "00000000000000000000.dseg", salt: salt)]).encoded()
+    }
+
+    /// The bytes of the first ```text block after `marker` in FORMAT.md: each line is
+    /// `offset: byte byte … | comment`.
+    static func documentedBytes(after marker: String = "<!-- hex-example -->") throws -> [UInt8] {
         let format = try String(contentsOf: root.appendingPathComponent("FORMAT.md"), encoding: .utf8)
-        let start = try #require(format.range(of: "<!-- hex-example -->"))
+        let start = try #require(format.range(of: marker))
         let block = format[start.upperBound...].components(separatedBy: "```text\n")[1].components(separatedBy: "```")[0]
         var bytes: [UInt8] = []
         for line in block.split(separator: "\n") {
@@ -54,6 +63,8 @@ struct FormatExampleTests {
         let generated = Self.exampleBytes()
         let documented = try Self.documentedBytes()
         #expect(documented == generated, "FORMAT.md's example differs from the engine's output:\n\(Self.hexDump(generated))")
+        let manifest = try Self.documentedBytes(after: "<!-- hex-example-manifest -->")
+        #expect(manifest == Self.exampleManifest(), "FORMAT.md's manifest differs:\n\(Self.hexDump(Self.exampleManifest()))")
     }
 
     @Test func theDocumentedBytesOpenAsAStore() throws {
@@ -63,6 +74,7 @@ struct FormatExampleTests {
         var bytes = try Self.documentedBytes()
         bytes += [UInt8](repeating: 0, count: 4096 - bytes.count)
         try Data(bytes).write(to: URL(fileURLWithPath: directory.file("00000000000000000000.dseg")))
+        try Data(try Self.documentedBytes(after: "<!-- hex-example-manifest -->")).write(to: URL(fileURLWithPath: directory.file("dugong.manifest")))
         let log = try EventLog.open(at: directory.path)
         defer { log.close() }
         #expect(log.recovery.tornBytesDiscarded == 0 && log.recovery.corruptions.isEmpty)

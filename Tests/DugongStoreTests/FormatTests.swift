@@ -105,8 +105,8 @@ struct FormatTests {
             stream: "s/1", version: 4, position: 42, id: UUID(), type: "T", timestampMilliseconds: 5,
             data: Data(), metadata: Data("m".utf8), endsCommit: true))
         builder.append(StoredSnapshot(stream: "s/1", version: 4, data: Data("state".utf8), metadata: Data()))
-        let frame = builder.encoded()
-        let probe = frame.withUnsafeBytes { FrameReader.probe($0, at: 0) }
+        let frame = builder.sealed().encoded(salt: 77, offset: 0)
+        let probe = frame.withUnsafeBytes { FrameReader.probe($0, at: 0, salt: 77) }
         guard case .frame(let header) = probe else {
             Issue.record("frame did not probe as valid")
             return
@@ -117,16 +117,20 @@ struct FormatTests {
         for bit in 0..<(frame.count * 8) {
             var flipped = frame
             flipped[bit / 8] ^= UInt8(1 << (bit % 8))
-            let probe = flipped.withUnsafeBytes { FrameReader.probe($0, at: 0) }
+            let probe = flipped.withUnsafeBytes { FrameReader.probe($0, at: 0, salt: 77) }
             if case .frame = probe { Issue.record("flipping bit \(bit) went unnoticed") }
         }
+        // Valid only in its own segment (salt) and at its own offset.
+        #expect(frame.withUnsafeBytes { FrameReader.probe($0, at: 0, salt: 78) } != .frame(header))
+        let shifted = [0] + frame
+        #expect(shifted.withUnsafeBytes { FrameReader.probe($0, at: 1, salt: 77) } != .frame(header))
     }
 }
 
 @Suite("Segment dictionaries")
 struct DictionaryTests {
     static func header(_ frame: [UInt8]) -> FrameHeader? {
-        if case .frame(let header) = frame.withUnsafeBytes({ FrameReader.probe($0, at: 0) }) { return header }
+        if case .frame(let header) = frame.withUnsafeBytes({ FrameReader.probe($0, at: 0, salt: 1) }) { return header }
         return nil
     }
 
@@ -137,8 +141,8 @@ struct DictionaryTests {
             stream: "account/1", version: 1, position: 0, id: UUID(), type: "MoneyDeposited", timestampMilliseconds: 0,
             data: Data(#"{"type":"MoneyDeposited","aggregateId":"acc-1","amount":5,"currency":"EUR"}"#.utf8),
             metadata: Data(), endsCommit: true))
-        let plain = builder.encoded()
-        let withDictionary = builder.encoded(dictionary: dictionary)
+        let plain = builder.sealed().encoded(salt: 1, offset: 0)
+        let withDictionary = builder.sealed(dictionary: dictionary).encoded(salt: 1, offset: 0)
         #expect(withDictionary.count < plain.count)
         let header = try #require(Self.header(withDictionary))
         #expect(header.isCompressed && header.usesDictionary)
@@ -168,9 +172,9 @@ struct DictionaryTests {
         let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
         let flags = try Fixture.frameOffsets(of: path).map { bytes[$0 + 12] }
         // A dictionary frame holds no events and is compressed without a dictionary.
-        let dictionaryFrames = try Fixture.frameOffsets(of: path).filter { bytes[$0 + 24] == 0 && bytes[$0 + 12] != 0x03 }
+        let dictionaryFrames = try Fixture.frameOffsets(of: path).filter { bytes[$0 + 24] == 0 && bytes[$0 + 12] & 0x03 != 0x03 }
         #expect(dictionaryFrames.count == 1, "one dictionary frame in the segment")
-        #expect(flags.filter { $0 == 0x03 }.count > 250, "most frames use the dictionary")
+        #expect(flags.filter { $0 & 0x03 == 0x03 }.count > 250, "most frames use the dictionary")
         #expect(bytesPerEvent < 150, "\(bytesPerEvent) bytes per event")
         log = try Fixture.open(directory)
         defer { log.close() }

@@ -43,6 +43,7 @@ struct InspectionTests {
         try handle.seek(toOffset: UInt64(end))
         try handle.write(contentsOf: garbage)
         try handle.close()
+        try Fixture.simulateCrash(directory, durableEnd: end)
         let before = try Data(contentsOf: URL(fileURLWithPath: path))
         let reader = try EventLog.open(at: directory.path, options: Self.readOnly())
         #expect(try reader.readAll().count == 2)

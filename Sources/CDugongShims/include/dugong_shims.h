@@ -31,4 +31,10 @@ int dugong_inflate_raw(const void *source, size_t length, void *destination, siz
 /// Upper bound of dugong_deflate_raw's output for `length` input bytes.
 size_t dugong_deflate_bound(size_t length);
 
+/// Frees the blocks of bytes [offset, offset + length) of the file `descriptor` without
+/// changing its size (Linux fallocate with FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE): the
+/// range then reads as zeros. Returns 0, or -1 with errno set (EOPNOTSUPP where the file
+/// system cannot punch holes).
+int dugong_punch_hole(int descriptor, int64_t offset, int64_t length);
+
 #endif

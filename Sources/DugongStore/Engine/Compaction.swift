@@ -18,20 +18,21 @@ public struct CompactionReport: Sendable, Codable, Equatable {
 extension EventLog {
     /// The steps of a compaction, where the test hook ``Options/compactionFaults`` may fail it.
     enum CompactionStep: Sendable, Equatable {
-        case wroteNewSegments, wroteManifest, renamed(Int), removedOld(Int), removedManifest
+        case wroteNewSegments, wroteManifest, removedOld(Int), wroteHead
     }
 
     /// Rewrites the store offline, without what deletes, truncations and tombstones hid and
     /// without superseded snapshots, re-packing events into large compressed frames. Surviving
-    /// events keep their global positions, versions and bytes; tombstones stay; the next event
-    /// still gets the position it would have got.
+    /// events keep their global positions, versions and bytes; every stream keeps its version
+    /// (the versions removed are recorded, so appends continue after them); tombstones stay; the
+    /// next event still gets the position it would have got.
     ///
     /// It takes the store's lock (a store in use by a writer throws ``StoreError/locked(directory:)``)
-    /// and refuses a damaged store. Crash-safe: the new segments are written to temporary files
-    /// and synced; a manifest naming the old and new sets is written, synced and renamed into
-    /// place (the commit point); the new files are renamed into place, the old ones removed and
-    /// the manifest removed, syncing the directory after each stage. Opening a store finishes an
-    /// interrupted compaction (all new files in place: the old ones go) or undoes it.
+    /// and refuses a damaged store. Crash-safe: the new segments are written under new names and
+    /// synced; the manifest naming them replaces the old one atomically (the commit point); then
+    /// the old segments are removed. A crash before the commit leaves the old store (the next
+    /// writable open removes the unlisted new files), after it the new one. A dry run changes
+    /// nothing at all.
     public static func compact(
         at directory: String, options: Options = Options(), dryRun: Bool = false,
         progress: (Int, Int) -> Void = { _, _ in }
@@ -39,105 +40,99 @@ extension EventLog {
         guard Directory.exists(directory) else { throw StoreError.notFound(directory: directory) }
         let lock = try File(path: directory + "/" + Layout.lockFileName, flags: O_RDWR | O_CREAT)
         guard try lock.lockExclusively() else { throw StoreError.locked(directory: directory) }
-        try Compaction.finishInterrupted(in: directory)
-        if !dryRun { try IndexFile.remove(from: directory) }
-        let (names, _) = try segmentNames(in: directory, removingTemporaryFiles: true)
-        guard !names.isEmpty else {
+        // Opened as a reader would: nothing is repaired or removed; a torn tail is not copied.
+        var set = try SegmentSet.open(directory: directory, writable: false, createWithCapacity: nil)
+        guard let last = set.segments.last else {
             return CompactionReport(eventsBefore: 0, eventsAfter: 0, bytesBefore: 0, bytesAfter: 0, segmentsBefore: 0, segmentsAfter: 0, dryRun: dryRun)
         }
-        var segments: [Segment] = []
-        for (offset, name) in names.enumerated() {
-            let last = offset == names.count - 1
-            segments.append(try Segment.open(directory: directory, name: name.fileName, writable: last, extendToCapacity: false))
-        }
-        let recovered = try Recovery.scan(segments, repair: true)
+        var context = set.context
+        let head = try StoreFiles.readHead(in: directory)
+        context.head = head
+        context.lastFileSize = last.originalSize
+        let recovered = Recovery.scan(set.segments, context: context)
         if let damage = recovered.index.damage.first { throw StoreError.damaged(first: damage.error) }
+        if !dryRun { try IndexFile.remove(from: directory) }
+        let existing = Set(try Directory.entries(of: directory))
         var compaction = Compaction(
-            directory: directory, options: options, index: recovered.index, segments: segments,
-            oldNames: Set(names.map(\.fileName)), dryRun: dryRun)
+            directory: directory, options: options, index: recovered.index, segments: set.segments,
+            takenNames: existing, dryRun: dryRun, sequence: last.header.sequence + 1,
+            nextBatch: max(head?.nextBatch ?? 0, recovered.lastBatch.map { $0 + 1 } ?? 0))
         try compaction.run(progress: progress)
-        let bytesBefore = segments.reduce(0) { total, segment in total + ((try? File(path: segment.path, flags: O_RDONLY).size()) ?? 0) }
+        let bytesBefore = set.segments.reduce(0) { total, segment in total + ((try? File(path: segment.path, flags: O_RDONLY).size()) ?? 0) }
         let report = CompactionReport(
             eventsBefore: recovered.index.eventCount, eventsAfter: compaction.eventsKept, bytesBefore: bytesBefore,
-            bytesAfter: compaction.bytesWritten, segmentsBefore: segments.count, segmentsAfter: compaction.newNames.count,
+            bytesAfter: compaction.bytesWritten, segmentsBefore: set.segments.count, segmentsAfter: compaction.written.count,
             dryRun: dryRun)
-        segments.removeAll()
+        let oldNames = set.segments.map(\.name)
+        set.segments.removeAll()
         guard !dryRun else { return report }
-        try compaction.switchOver(replacing: names.map(\.fileName))
+        try compaction.output.switchOver(
+            fromGeneration: set.manifest.generation, removing: oldNames, headSequence: head?.sequence ?? 0,
+            nextPosition: recovered.index.nextPosition)
         return report
     }
 }
 
-/// One compaction: the plan, the new segment files, and the switch from the old set to them.
+/// One compaction: what to keep, in what order, written through a ``SegmentSetWriter``.
 struct Compaction {
-    let directory: String
-    let options: EventLog.Options
     let index: StreamIndex
     let segments: [Segment]
-    let oldNames: Set<String>
-    let dryRun: Bool
+    var output: SegmentSetWriter
 
     /// Raw payload at which a compacted frame is closed: large enough to compress well, small
     /// enough that reading one stream does not inflate much else.
     static let frameSize = 64 << 10
 
-    private(set) var newNames: [String] = []
     private(set) var eventsKept = 0
-    private(set) var bytesWritten = 0
-    private var output: OutputSegment?
     private var builder: FrameBuilder?
-    /// The position after the last event written: where the next segment's range starts.
-    private var cursor: UInt64
 
-    init(directory: String, options: EventLog.Options, index: StreamIndex, segments: [Segment], oldNames: Set<String>, dryRun: Bool) {
-        self.directory = directory
-        self.options = options
+    init(
+        directory: String, options: EventLog.Options, index: StreamIndex, segments: [Segment], takenNames: Set<String>,
+        dryRun: Bool, sequence: UInt64, nextBatch: UInt64
+    ) {
         self.index = index
         self.segments = segments
-        self.oldNames = oldNames
-        self.dryRun = dryRun
-        cursor = segments.first?.header.firstPosition ?? 0
+        output = SegmentSetWriter(
+            directory: directory, options: options, takenNames: takenNames, dryRun: dryRun, sequence: sequence,
+            nextBatch: nextBatch, firstPosition: segments.first?.header.firstPosition ?? 0)
     }
 
-    /// A new segment being written to its temporary file (no file in a dry run).
-    private struct OutputSegment {
-        let name: String
-        let file: TemporaryFile?
-        var offset: Int
-        var bytesInSegment: Int
-    }
-
-    /// Owns the descriptor of a file being written.
-    private final class TemporaryFile {
-        let file: File
-        init(_ file: consuming File) { self.file = file }
-    }
+    var written: [SegmentSetWriter.Written] { output.written }
+    var bytesWritten: Int { output.bytesWritten }
 
     mutating func run(progress: (Int, Int) -> Void) throws {
         // Lifecycle records and the latest snapshots first, so the index knows them before the events.
-        var first = FrameBuilder(nextPosition: cursor)
+        var first = FrameBuilder(nextPosition: output.cursor)
         for name in index.streamOrder {
             guard let stream = index.stream(name) else { continue }
+            // Versions that are not copied stay counted: appends continue after them.
+            let keptFrom = stream.isTombstoned
+                ? stream.version + 1 : min(max(stream.truncateBefore, stream.removedThrough + 1), stream.version + 1)
+            if keptFrom > 1 {
+                first.appendStreamMetadata(stream: name, operation: .versionsStartAt, version: keptFrom)
+            }
             if stream.isTombstoned {
                 first.appendStreamMetadata(stream: name, operation: .tombstone, version: 0)
             } else {
                 if stream.snapshotsHiddenThrough > 0 {
                     first.appendStreamMetadata(stream: name, operation: .delete, version: stream.snapshotsHiddenThrough + 1)
                 }
-                if stream.truncateBefore > max(1, stream.snapshotsHiddenThrough + 1) {
+                if stream.truncateBefore > max(keptFrom, stream.snapshotsHiddenThrough + 1) {
                     first.appendStreamMetadata(stream: name, operation: .truncateBefore, version: stream.truncateBefore)
                 }
                 if let reference = stream.snapshot, reference.version > stream.snapshotsHiddenThrough {
                     let records = try FrameCache.records(at: reference.location.offset, in: segments[reference.location.segment])
-                    if case .snapshot(let snapshot) = records[reference.recordIndex] { first.append(snapshot) }
+                    if records.indices.contains(reference.recordIndex), case .snapshot(let snapshot) = records[reference.recordIndex] {
+                        first.append(snapshot)
+                    }
                 }
             }
             if first.payloadSize >= Self.frameSize {
-                try write(first)
-                first = FrameBuilder(nextPosition: cursor)
+                try output.write(first)
+                first = FrameBuilder(nextPosition: output.cursor)
             }
         }
-        if !first.isEmpty { try write(first) }
+        if !first.isEmpty { try output.write(first) }
 
         for (number, frame) in index.eventFrames.enumerated() {
             if number % 64 == 0 { progress(number, index.eventFrames.count) }
@@ -150,155 +145,176 @@ struct Compaction {
                 builder!.appendKeepingPosition(event)
                 eventsKept += 1
                 if builder!.payloadSize >= Self.frameSize {
-                    try write(builder!)
+                    try output.write(builder!)
                     builder = nil
                 }
             }
         }
         if let last = builder {
-            try write(last)
+            try output.write(last)
             builder = nil
         }
         progress(index.eventFrames.count, index.eventFrames.count)
-        try closeOutput()
-        // A fresh active segment at the head, so that positions are never reused.
-        try startOutput(at: index.nextPosition, capacity: options.segmentSize)
-        try closeOutput()
+        try output.finish(nextPosition: index.nextPosition)
+    }
+}
+
+/// Writes a new set of segments (compaction, upgrade) and switches the store to it: frames in
+/// log order, positions kept (gaps allowed), segments chained by salt, each synced; then the
+/// manifest naming them replaces the old one (the commit point) and the old files go.
+struct SegmentSetWriter {
+    let directory: String
+    let options: EventLog.Options
+    /// Names in the directory now: new segments never reuse them.
+    let takenNames: Set<String>
+    let dryRun: Bool
+
+    struct Written {
+        var name: String
+        var header: SegmentHeader
+        /// Where its frames end.
+        var end: Int
     }
 
-    private mutating func write(_ frame: FrameBuilder) throws {
-        let bytes = frame.encoded()
-        if let current = output, current.bytesInSegment > 0, current.offset + bytes.count > options.segmentSize {
+    /// The new segments, in order.
+    private(set) var written: [Written] = []
+    private(set) var bytesWritten = 0
+    /// The position after the last event written: where the next segment's range starts.
+    private(set) var cursor: UInt64
+    private var output: OutputSegment?
+    private var sequence: UInt64
+    private(set) var nextBatch: UInt64
+
+    init(directory: String, options: EventLog.Options, takenNames: Set<String>, dryRun: Bool, sequence: UInt64, nextBatch: UInt64, firstPosition: UInt64) {
+        self.directory = directory
+        self.options = options
+        self.takenNames = takenNames
+        self.dryRun = dryRun
+        self.sequence = sequence
+        self.nextBatch = nextBatch
+        cursor = firstPosition
+    }
+
+    /// A new segment being written (no file in a dry run). Its frames form one batch: the last
+    /// one, which ends the batch, is held back until the segment is closed.
+    private struct OutputSegment {
+        let name: String
+        var header: SegmentHeader
+        let file: OpenFile?
+        var offset: Int
+        var pending: SealedFrame?
+        var capacity: Int?
+    }
+
+    /// Owns the descriptor of a file being written.
+    private final class OpenFile {
+        let file: File
+        init(_ file: consuming File) { self.file = file }
+    }
+
+    /// Appends a frame, starting a new segment when the current one would exceed the segment size.
+    mutating func write(_ frame: FrameBuilder) throws {
+        precondition(frame.firstPosition >= cursor || frame.eventCount == 0, "positions increase")
+        let sealed = frame.sealed()
+        let pendingLength = output?.pending?.totalLength ?? 0
+        if let current = output, current.offset + pendingLength > Layout.segmentHeaderSize,
+            current.offset + pendingLength + sealed.totalLength > options.segmentSize
+        {
             try closeOutput()
         }
         if output == nil { try startOutput(at: cursor, capacity: nil) }
-        if let temporary = output!.file {
-            let offset = output!.offset
-            try bytes.withUnsafeBytes { try temporary.file.write($0, at: offset) }
-        }
-        output!.offset += bytes.count
-        output!.bytesInSegment += bytes.count
-        if let last = frame.records.last(where: { if case .event = $0 { true } else { false } }), case .event(let event) = last {
+        try writePending(endsBatch: false)
+        output!.pending = sealed
+        if frame.eventCount > 0, let last = frame.records.last(where: { if case .event = $0 { true } else { false } }),
+            case .event(let event) = last
+        {
             cursor = event.position + 1
         }
+    }
+
+    /// Closes the last segment and adds an empty active segment at `nextPosition`, so that
+    /// positions are never reused.
+    mutating func finish(nextPosition: UInt64) throws {
+        precondition(nextPosition >= cursor)
+        try closeOutput()
+        try startOutput(at: nextPosition, capacity: options.segmentSize)
+        try closeOutput()
+    }
+
+    /// Writes the held-back frame of the output segment.
+    private mutating func writePending(endsBatch: Bool) throws {
+        guard var current = output, let frame = current.pending else { return }
+        var bytes: [UInt8] = []
+        frame.write(into: &bytes, base: current.offset, salt: current.header.salt, batch: nextBatch, endsBatch: endsBatch)
+        if let file = current.file {
+            try bytes.withUnsafeBytes { try file.file.write($0, at: current.offset) }
+        }
+        current.offset += bytes.count
+        current.pending = nil
+        output = current
     }
 
     /// Starts a new segment whose range begins at `position`; `capacity` nil: as long as its frames.
     private mutating func startOutput(at position: UInt64, capacity: Int?) throws {
         var generation = 0
         var name = Layout.SegmentName(firstPosition: position, generation: 0).fileName
-        while oldNames.contains(name) || newNames.contains(name) {
+        while takenNames.contains(name) || written.contains(where: { $0.name == name }) {
             generation += 1
             name = Layout.SegmentName(firstPosition: position, generation: generation).fileName
         }
-        newNames.append(name)
+        let previous = written.last
         let header = SegmentHeader(
-            firstPosition: position, capacity: UInt64(capacity ?? 0),
-            createdMilliseconds: Date.currentMillisecond.millisecondsSince1970,
-            followsCompactedPositions: newNames.count > 1)
-        var file: TemporaryFile?
+            firstPosition: position, capacity: UInt64(capacity ?? Layout.segmentHeaderSize),
+            createdMilliseconds: Date.currentMillisecond.millisecondsSince1970, followsCompactedPositions: previous != nil,
+            salt: SegmentHeader.newSalt(), sequence: sequence, previousSalt: previous?.header.salt ?? 0,
+            previousEnd: UInt64(previous?.end ?? 0))
+        sequence += 1
+        var file: OpenFile?
         if !dryRun {
-            let opened = TemporaryFile(try File(path: directory + "/" + name + Layout.temporarySuffix, flags: O_RDWR | O_CREAT | O_TRUNC))
-            try header.encoded().withUnsafeBytes { try opened.file.write($0, at: 0) }
-            file = opened
+            file = OpenFile(try File(path: directory + "/" + name, flags: O_RDWR | O_CREAT | O_TRUNC))
         }
-        output = OutputSegment(name: name, file: file, offset: Layout.segmentHeaderSize, bytesInSegment: 0)
-        if capacity != nil { pendingCapacity = capacity }
+        output = OutputSegment(name: name, header: header, file: file, offset: Layout.segmentHeaderSize, pending: nil, capacity: capacity)
     }
 
-    private var pendingCapacity: Int?
-
-    /// Fixes the segment's capacity in its header (sealed segments: their own size), syncs it.
+    /// Writes the last frame (ending the segment's batch) and the header with the segment's
+    /// capacity (sealed segments: their own size), and syncs the file.
     private mutating func closeOutput() throws {
-        guard let current = output else { return }
+        guard output != nil else { return }
+        if output!.pending != nil {
+            try writePending(endsBatch: true)
+            nextBatch += 1
+        }
+        let current = output!
         output = nil
-        let capacity = pendingCapacity ?? current.offset
-        pendingCapacity = nil
+        var header = current.header
+        header.capacity = UInt64(current.capacity ?? current.offset)
         bytesWritten += current.offset
-        guard let temporary = current.file else { return }
-        let header = SegmentHeader(
-            firstPosition: Layout.SegmentName(fileName: current.name)!.firstPosition, capacity: UInt64(capacity),
-            createdMilliseconds: Date.currentMillisecond.millisecondsSince1970,
-            followsCompactedPositions: newNames.first != current.name)
-        try header.encoded().withUnsafeBytes { try temporary.file.write($0, at: 0) }
-        try temporary.file.synchronize()
+        written.append(Written(name: current.name, header: header, end: current.offset))
+        guard let opened = current.file else { return }
+        try header.encoded().withUnsafeBytes { try opened.file.write($0, at: 0) }
+        try opened.file.synchronize()
     }
 
-    /// The commit: manifest, renames, removals, each stage made durable.
-    func switchOver(replacing old: [String]) throws {
+    /// The commit: the new manifest replaces the old one; then the old files go and the head
+    /// names the new active segment. Each stage is durable before the next.
+    func switchOver(fromGeneration generation: UInt64, removing oldNames: [String], headSequence: UInt64, nextPosition: UInt64) throws {
         let fault = options.compactionFaults ?? { _ in }
+        try Directory.synchronize(directory)
         try fault(.wroteNewSegments)
-        let manifest = directory + "/" + Layout.compactionManifestName
-        let text = (["DUGONG-COMPACTION 1"] + old.map { "old " + $0 } + newNames.map { "new " + $0 }).joined(separator: "\n") + "\n"
-        let temporary = manifest + Layout.temporarySuffix
-        let file = try File(path: temporary, flags: O_RDWR | O_CREAT | O_TRUNC)
-        try Array(text.utf8).withUnsafeBytes { try file.write($0, at: 0) }
-        try file.synchronize()
-        try Directory.rename(temporary, to: manifest)
-        try Directory.synchronize(directory)
+        let manifest = Manifest(
+            generation: generation + 1, segments: written.map { Manifest.Entry(name: $0.name, salt: $0.header.salt) })
+        try StoreFiles.writeManifest(manifest, in: directory)
         try fault(.wroteManifest)
-        for (number, name) in newNames.enumerated() {
-            try Directory.rename(directory + "/" + name + Layout.temporarySuffix, to: directory + "/" + name)
-            try fault(.renamed(number))
-        }
-        try Directory.synchronize(directory)
-        for (number, name) in old.enumerated() {
+        for (number, name) in oldNames.enumerated() {
             try Directory.remove(directory + "/" + name)
             try fault(.removedOld(number))
         }
         try Directory.synchronize(directory)
-        try Directory.remove(manifest)
-        try Directory.synchronize(directory)
-        try fault(.removedManifest)
-    }
-
-    /// The old and new segment names of an interrupted compaction's manifest, or `nil` when
-    /// there is none.
-    static func manifest(in directory: String) throws -> (old: [String], new: [String])? {
-        let manifest = directory + "/" + Layout.compactionManifestName
-        guard FileManager.default.fileExists(atPath: manifest) else { return nil }
-        let text = (try? String(contentsOfFile: manifest, encoding: .utf8)) ?? ""
-        var lines = text.split(separator: "\n")
-        guard lines.first == "DUGONG-COMPACTION 1" else {
-            throw StoreError.corruption(segment: Layout.compactionManifestName, offset: 0, reason: "not a compaction manifest of this version")
-        }
-        lines.removeFirst()
-        var old: [String] = []
-        var new: [String] = []
-        for line in lines {
-            let parts = line.split(separator: " ", maxSplits: 1)
-            guard parts.count == 2, let name = Layout.SegmentName(fileName: String(parts[1]))?.fileName, name == parts[1] else {
-                throw StoreError.corruption(segment: Layout.compactionManifestName, offset: 0, reason: "malformed line '\(line)'")
-            }
-            switch parts[0] {
-            case "old": old.append(name)
-            case "new": new.append(name)
-            default: throw StoreError.corruption(segment: Layout.compactionManifestName, offset: 0, reason: "malformed line '\(line)'")
-            }
-        }
-        return (old, new)
-    }
-
-    /// The segment names an interrupted compaction leaves out: the old set when every new
-    /// segment is in place (the compaction committed), the new set otherwise.
-    static func supersededNames(in directory: String) throws -> Set<String> {
-        guard let (old, new) = try manifest(in: directory) else { return [] }
-        let exists = { (name: String) in FileManager.default.fileExists(atPath: directory + "/" + name) }
-        return Set(new.allSatisfy(exists) ? old.filter { !new.contains($0) } : new)
-    }
-
-    /// Finishes or undoes a compaction that a crash interrupted: with every new segment in
-    /// place the old ones are removed; otherwise the new ones are. Then the manifest goes.
-    static func finishInterrupted(in directory: String) throws {
-        guard let (_, new) = try manifest(in: directory) else { return }
-        for name in try supersededNames(in: directory) where FileManager.default.fileExists(atPath: directory + "/" + name) {
-            try Directory.remove(directory + "/" + name)
-        }
-        for name in new where FileManager.default.fileExists(atPath: directory + "/" + name + Layout.temporarySuffix) {
-            try Directory.remove(directory + "/" + name + Layout.temporarySuffix)
-        }
-        try Directory.synchronize(directory)
-        try Directory.remove(directory + "/" + Layout.compactionManifestName)
-        try Directory.synchronize(directory)
+        let active = written.last!
+        let record = HeadRecord(
+            sequence: headSequence + 1, segmentSalt: active.header.salt, durableEnd: UInt64(active.end),
+            nextPosition: nextPosition, nextBatch: nextBatch, cleanClose: true)
+        try HeadFile(directory: directory).write(record, durably: true)
+        try fault(.wroteHead)
     }
 }

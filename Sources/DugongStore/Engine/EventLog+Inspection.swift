@@ -79,7 +79,7 @@ extension EventLog {
                 message: "\(recovery.tornBytesDiscarded) bytes after the last valid frame: an incomplete write, discarded at the next open for writing (or a write in progress)"))
         }
         var previousPosition: UInt64?
-        var expectedVersion: [String: Int] = [:]
+        var expectedVersion: [StreamKey: Int] = [:]
         var events = 0
         for (frameNumber, frame) in index.eventFrames.enumerated() {
             if frameNumber % 256 == 0 { progress(frameNumber, index.eventFrames.count) }
@@ -104,18 +104,18 @@ extension EventLog {
                 }
                 previousPosition = event.position
                 let entry = index.stream(event.stream)
-                let expected = expectedVersion[event.stream] ?? 1
+                let expected = expectedVersion[StreamKey(event.stream)] ?? (entry?.removedThrough ?? 0) + 1
                 let hiddenBelow = entry?.truncateBefore ?? 1
                 let skippedLegitimately = event.version > expected && event.version <= hiddenBelow
                 let skippedByDamage = event.version > expected
-                    && (entry?.positions[(expected - 1)..<(event.version - 1)].allSatisfy { $0 >= StreamIndex.damagedMarker } ?? false)
+                    && (expected...(event.version - 1)).allSatisfy { entry?.position(of: $0).map { $0 >= StreamIndex.damagedMarker } ?? false }
                 if event.version != expected && !skippedLegitimately && !skippedByDamage {
                     problems.append(Finding(
                         segment: place.0, offset: place.1, kind: .versionSequence,
                         message: "stream '\(event.stream)' has version \(event.version) where version \(expected) was expected"))
                 }
-                expectedVersion[event.stream] = max(expected, event.version + 1)
-                guard let entry, event.version <= entry.positions.count, entry.positions[event.version - 1] == event.position else {
+                expectedVersion[StreamKey(event.stream)] = max(expected, event.version + 1)
+                guard let entry, entry.position(of: event.version) == event.position else {
                     problems.append(Finding(
                         segment: place.0, offset: place.1, kind: .indexMismatch,
                         message: "the index does not place version \(event.version) of '\(event.stream)' at position \(event.position)"))
@@ -172,7 +172,7 @@ extension EventLog {
                 name: segment.name, fileBytes: (try? File(path: segment.path, flags: O_RDONLY).size()) ?? 0,
                 firstPosition: segment.header.firstPosition)
         }
-        let largest = index.streams.map { Statistics.StreamSize(stream: $0.key, version: $0.value.version) }
+        let largest = index.streams.map { Statistics.StreamSize(stream: $0.key.name, version: $0.value.version) }
             .sorted { ($0.version, $1.stream) > ($1.version, $0.stream) }
             .prefix(10)
         return Statistics(

@@ -23,7 +23,8 @@ extension EventLog {
 
         /// Load the index saved at the last clean close (`dugong.index`) and scan only what
         /// was appended after it, instead of scanning every segment. Default `true`; `dugong
-        /// verify` turns it off to check every frame.
+        /// verify` turns it off to check every frame, and then the unused space after the last
+        /// frame is checked to be zeros too.
         public var useIndexFile = true
 
         /// Accept appends to a store in which opening found damage. Default `false`: a damaged

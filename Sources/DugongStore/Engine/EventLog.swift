@@ -46,7 +46,10 @@ public final class EventLog: Sendable {
         public var corruptions: [StoreError]
     }
 
-    private init(directory: String, options: Options, lock: consuming File?, recovered: Recovery.Result, segments: [Segment]) {
+    private init(
+        directory: String, options: Options, lock: consuming File?, recovered: Recovery.Result, set: SegmentSet,
+        writerState: Writer.WriterState?, head: HeadFile?
+    ) {
         self.directory = directory
         self.options = options
         if let lock {
@@ -54,10 +57,13 @@ public final class EventLog: Sendable {
         } else {
             self.lock = Mutex(nil)
         }
-        core = LogCore(directory: directory, options: options, index: recovered.index, segments: segments)
+        core = LogCore(directory: directory, options: options, index: recovered.index, segments: set.segments)
         core.shared.withLock { $0.scannedEnd = recovered.writeOffset }
-        writer = options.readOnly
-            ? nil : Writer(core: core, activeSegment: segments.count - 1, writeOffset: recovered.writeOffset)
+        if let writerState, let head {
+            writer = Writer(core: core, head: head, state: writerState)
+        } else {
+            writer = nil
+        }
         recovery = RecoveryReport(
             tornBytesDiscarded: recovered.tornBytes, corruptions: recovered.index.damage.map(\.error))
     }
@@ -65,17 +71,22 @@ public final class EventLog: Sendable {
     deinit { close() }
 
     /// Opens (or, with ``Options/createIfMissing``, creates) the store in `directory`: takes the
-    /// lock, removes leftover temporary files, scans every segment to rebuild the index, and
-    /// repairs a torn tail.
+    /// lock, reads the manifest, scans the segments (from the saved index when it is current) and
+    /// decides what a crash left: a torn last batch is cut off, anything else invalid is damage.
+    /// Before it returns, what it recovered is durable (FORMAT.md §8).
     ///
     /// - Throws: ``StoreError/locked(directory:)`` when another writer has it open,
     ///   ``StoreError/notFound(directory:)``, ``StoreError/notAStore(directory:reason:)``,
+    ///   ``StoreError/unsupportedFormat(segment:version:)`` for a store of another format version,
     ///   ``StoreError/corruption(segment:offset:reason:)`` for a damaged segment header, and
     ///   ``SystemError`` for failed system calls.
     public static func open(at directory: String, options: Options = Options()) throws -> EventLog {
         try validate(options)
         if !Directory.exists(directory) {
             guard options.createIfMissing else { throw StoreError.notFound(directory: directory) }
+            guard !Directory.fileExists(directory) else {
+                throw StoreError.notAStore(directory: directory, reason: "it is a file, not a directory")
+            }
             try Directory.create(directory)
         }
         var lock: File?
@@ -83,54 +94,56 @@ public final class EventLog: Sendable {
             let file = try File(path: directory + "/" + Layout.lockFileName, flags: O_RDWR | O_CREAT)
             guard try file.lockExclusively() else { throw StoreError.locked(directory: directory) }
             lock = consume file
-            try Compaction.finishInterrupted(in: directory)
         }
-        var (names, foreign) = try segmentNames(in: directory, removingTemporaryFiles: !options.readOnly)
-        if names.isEmpty {
-            guard foreign.isEmpty else {
-                throw StoreError.notAStore(
-                    directory: directory, reason: "it holds other files (\(foreign.prefix(3).joined(separator: ", "))) and no segments")
-            }
-            if !options.readOnly {
-                let first = Layout.SegmentName(firstPosition: 0, generation: 0)
-                _ = try Segment.create(directory: directory, firstPosition: 0, capacity: options.segmentSize, name: first.fileName)
-                names = [first]
-            }
-        }
-        var segments: [Segment] = []
-        for (offset, name) in names.enumerated() {
-            let active = offset == names.count - 1 && !options.readOnly
-            segments.append(try Segment.open(directory: directory, name: name.fileName, writable: active, extendToCapacity: active))
-        }
-        let recovered: Recovery.Result
-        if options.useIndexFile, let saved = IndexFile.load(from: directory, segments: segments) {
-            recovered = try Recovery.scan(
-                segments, from: saved.segmentCount - 1, offset: saved.scannedEnd, into: saved.index, repair: !options.readOnly)
+        let writable = !options.readOnly
+        let set = try SegmentSet.open(
+            directory: directory, writable: writable, createWithCapacity: writable ? options.segmentSize : nil)
+        var context = set.context
+        context.head = try StoreFiles.readHead(in: directory)
+        context.lastFileSize = set.segments.last?.originalSize
+        context.thorough = !options.useIndexFile
+        context.repairing = !options.readOnly
+        var recovered: Recovery.Result
+        if options.useIndexFile, set.isIntact, let saved = IndexFile.load(from: directory, segments: set.segments, head: context.head) {
+            recovered = Recovery.scan(
+                set.segments, from: saved.segmentCount - 1, offset: saved.scannedEnd, into: saved.index,
+                lastBatch: saved.index.lastBatch, context: context)
         } else {
-            recovered = try Recovery.scan(segments, repair: !options.readOnly)
+            recovered = Recovery.scan(set.segments, context: context)
         }
-        return EventLog(directory: directory, options: options, lock: lock, recovered: recovered, segments: segments)
+        guard writable, let last = set.segments.last else {
+            return EventLog(directory: directory, options: options, lock: lock, recovered: recovered, set: set, writerState: nil, head: nil)
+        }
+        // The saved index describes the store as it is now; once appends begin it would not.
+        try IndexFile.remove(from: directory)
+        let head = try HeadFile(directory: directory)
+        var state = Writer.WriterState(
+            activeSegment: set.segments.count - 1, writeOffset: recovered.writeOffset,
+            nextBatch: max(context.head?.nextBatch ?? 0, recovered.lastBatch.map { $0 + 1 } ?? 0),
+            manifest: set.manifest, headSequence: context.head?.sequence ?? 0)
+        if recovered.index.damage.isEmpty || options.acceptWritesDespiteDamage {
+            try makeRecoveredDurable(last, recovered: &recovered, context: context, head: head, state: &state)
+        }
+        return EventLog(directory: directory, options: options, lock: lock, recovered: recovered, set: set, writerState: state, head: head)
     }
 
-    /// The segment files of `directory`, in log order, and the names of files that are not
-    /// the store's.
-    static func segmentNames(
-        in directory: String, removingTemporaryFiles: Bool
-    ) throws -> (segments: [Layout.SegmentName], foreign: [String]) {
-        var names: [Layout.SegmentName] = []
-        var foreign: [String] = []
-        // A reader may look while a compaction switches sets: leave out the set it replaces.
-        let superseded = try Compaction.supersededNames(in: directory)
-        for entry in try Directory.entries(of: directory) where !superseded.contains(entry) {
-            if entry.hasSuffix(Layout.temporarySuffix) {
-                if removingTemporaryFiles { try Directory.remove(directory + "/" + entry) }
-            } else if let name = Layout.SegmentName(fileName: entry) {
-                names.append(name)
-            } else if entry != Layout.lockFileName && entry != Layout.compactionManifestName && entry != IndexFile.name {
-                foreign.append(entry)
-            }
-        }
-        return (names.sorted(), foreign)
+    /// A writable open's repair: the torn last batch is zeroed; the frames after the head's
+    /// durable end, which may never have reached the disk (no sync, or a sync that failed and
+    /// left their pages marked clean), are written again and synced; the head records the new
+    /// durable end. Only then is anything served or appended.
+    private static func makeRecoveredDurable(
+        _ last: Segment, recovered: inout Recovery.Result, context: Recovery.Context, head: HeadFile,
+        state: inout Writer.WriterState
+    ) throws {
+        if recovered.tornBytes > 0 { try last.zero(from: recovered.writeOffset) }
+        let durable = context.head.flatMap { $0.segmentSalt == last.salt ? Int($0.durableEnd) : nil } ?? Layout.segmentHeaderSize
+        try last.makeDurable(min(durable, recovered.writeOffset)..<recovered.writeOffset)
+        state.headSequence += 1
+        try head.write(
+            HeadRecord(
+                sequence: state.headSequence, segmentSalt: last.salt, durableEnd: UInt64(recovered.writeOffset),
+                nextPosition: recovered.index.nextPosition, nextBatch: state.nextBatch, cleanClose: false),
+            durably: true)
     }
 
     /// Picks up what a writer appended since this read-only store was opened or last refreshed:
@@ -143,24 +156,35 @@ public final class EventLog: Sendable {
     public func refresh() throws -> Int {
         try core.checkOpen()
         guard options.readOnly else { return 0 }
-        let (names, _) = try Self.segmentNames(in: directory, removingTemporaryFiles: false)
-        let added = try core.shared.withLock { shared -> Int in
+        let set = try SegmentSet.open(directory: directory, writable: false, createWithCapacity: nil)
+        var context = set.context
+        context.head = try StoreFiles.readHead(in: directory)
+        context.lastFileSize = set.segments.last?.originalSize
+        let added = core.shared.withLock { shared -> Int in
             let before = shared.index.eventCount
-            var segments = shared.segments
-            let known = Set(segments.map(\.name))
-            // The newest known segment may have grown (a writer reopened and preallocated it).
-            if let last = segments.last, let size = try? File(path: last.path, flags: O_RDONLY).size(), size > last.capacity {
-                segments[segments.count - 1] = try Segment.open(
-                    directory: directory, name: last.name, writable: false, extendToCapacity: false)
-            }
-            let resumeAt = max(segments.count - 1, 0)
-            for name in names where !known.contains(name.fileName) {
-                segments.append(try Segment.open(directory: directory, name: name.fileName, writable: false, extendToCapacity: false))
+            let known = shared.segments
+            // Continue where the last scan ended when the known segments are still the first
+            // ones of the set, unchanged; otherwise (a compaction replaced them) scan again.
+            let continues = !known.isEmpty && set.segments.count >= known.count
+                && zip(known, set.segments).allSatisfy { $0.salt == $1.salt }
+            var segments = set.segments
+            if continues {
+                for number in 0..<(known.count - 1) { segments[number] = known[number] }
+                if set.segments[known.count - 1].capacity <= known[known.count - 1].capacity {
+                    segments[known.count - 1] = known[known.count - 1]
+                }
             }
             guard !segments.isEmpty else { return 0 }
-            let result = try Recovery.scan(
-                segments, from: resumeAt, offset: shared.segments.isEmpty ? Layout.segmentHeaderSize : shared.scannedEnd,
-                into: shared.index, repair: false)
+            if continues {
+                for (number, segment) in known.enumerated() where segments[number] !== segment {
+                    for (offset, bytes) in segment.dictionaries { segments[number].register(dictionary: bytes, at: offset) }
+                }
+            }
+            let result = continues
+                ? Recovery.scan(
+                    segments, from: known.count - 1, offset: shared.scannedEnd, into: shared.index,
+                    lastBatch: shared.index.lastBatch, context: context)
+                : Recovery.scan(segments, context: context)
             shared.segments = segments
             shared.index = result.index
             shared.scannedEnd = result.writeOffset
@@ -192,18 +216,18 @@ public final class EventLog: Sendable {
         guard wasOpen else { return }
         if let writer {
             writer.stop()
-            saveIndex(scannedEnd: writer.writeOffset)
+            saveIndex(scannedEnd: writer.writeOffset, headSequence: writer.closingHeadSequence)
         }
         core.wakeWaiters()
         lock.withLock { $0 = nil }
     }
 
     /// Saves the index for the next open; best effort (without it the next open scans).
-    private func saveIndex(scannedEnd: Int) {
+    private func saveIndex(scannedEnd: Int, headSequence: UInt64) {
         let (index, segments, failed) = core.shared.withLock { ($0.index, $0.segments, $0.failure != nil) }
         guard !failed, recovery.corruptions.isEmpty else { return }
         do {
-            try IndexFile.write(index, segments: segments, scannedEnd: scannedEnd, to: directory)
+            try IndexFile.write(index, segments: segments, scannedEnd: scannedEnd, headSequence: headSequence, to: directory)
         } catch {
             try? IndexFile.remove(from: directory)
         }
@@ -251,6 +275,7 @@ public final class EventLog: Sendable {
     @discardableResult
     public func append(_ appends: [Append]) async throws(StoreError) -> [Commit] {
         guard !appends.isEmpty else { throw .invalidArgument("an atomic append needs at least one stream") }
+        var commitSize = 0
         for append in appends {
             let stream = append.stream
             try Self.validate(stream: stream)
@@ -264,8 +289,10 @@ public final class EventLog: Sendable {
                 guard size <= options.maximumEventSize else {
                     throw .eventTooLarge(stream: stream, index: index, size: size, maximum: options.maximumEventSize)
                 }
+                commitSize += size + stream.utf8.count + event.type.utf8.count + 40
             }
         }
+        guard commitSize <= Layout.maximumCommitSize else { throw .commitTooLarge(size: commitSize, maximum: Layout.maximumCommitSize) }
         try checkWritable()
         return try await submit { done in .append(appends, done: done) }
     }
@@ -383,7 +410,7 @@ public final class EventLog: Sendable {
                 if let laterDamage { throw laterDamage.error }
                 return []
             }
-            let first = entry.truncateBefore
+            let first = max(entry.truncateBefore, entry.removedThrough + 1)
             let last = entry.version
             let range: ClosedRange<Int>
             switch direction {
@@ -397,7 +424,7 @@ public final class EventLog: Sendable {
                 range = max(first, start - min(maxCount, start) + 1)...start
             }
             if range.upperBound == last, let laterDamage { throw laterDamage.error }
-            let positions = entry.positions[(range.lowerBound - 1)...(range.upperBound - 1)]
+            let positions = entry.positions(of: range)
             return direction == .forward ? Array(positions) : positions.reversed()
         }
         return try core.events(at: positions)
@@ -426,7 +453,9 @@ public final class EventLog: Sendable {
         }
         guard let (segment, reference) = found else { return nil }
         let records = try FrameCache.records(at: reference.location.offset, in: segment)
-        guard case .snapshot(let snapshot) = records[reference.recordIndex] else {
+        guard records.indices.contains(reference.recordIndex), case .snapshot(let snapshot) = records[reference.recordIndex],
+            snapshot.version == reference.version, StreamKey(snapshot.stream) == StreamKey(stream)
+        else {
             throw StoreError.corruption(segment: segment.name, offset: reference.location.offset, reason: "snapshot record moved")
         }
         return snapshot
@@ -459,7 +488,7 @@ public final class EventLog: Sendable {
     /// - Complexity: O(k) for k streams in the category; no event is read.
     public func streams(inCategory category: String) throws -> [String] {
         try core.checkOpen()
-        return core.shared.withLock { $0.index.categories[category] ?? [] }
+        return core.shared.withLock { $0.index.streams(inCategory: category) }
     }
 
     /// The global position the next event will get; every durable event is below it.
@@ -482,6 +511,11 @@ public final class EventLog: Sendable {
     public func dropCaches() {
         core.cache.removeAll()
     }
+
+    /// The largest commit an append (or an atomic append to several streams) may make, in bytes
+    /// of its frame's payload: event data, metadata, stream names and types, and about 40 bytes
+    /// per event. Larger ones throw ``StoreError/commitTooLarge(size:maximum:)``.
+    public static let maximumCommitSize = Layout.maximumCommitSize
 
     /// The names of the segment files, oldest first.
     public var segmentNames: [String] {

@@ -4,27 +4,31 @@ import Glibc
 /// The index saved at a clean close (`dugong.index`), so that the next open loads it and scans
 /// only what was appended after it instead of every segment. See FORMAT.md, "The index file".
 ///
-/// It is a cache: it is trusted only when its checksum holds and the segments it names are the
-/// first segments of the store, unchanged in name; anything else and the index is rebuilt by
-/// scanning. Frames it covers are not re-checked at open (reads and `verify` still check every
-/// frame's checksum).
+/// It is a cache: it is trusted only when its checksum holds, the segments it names are the first
+/// segments of the store with the same salts, and the head file still holds the clean-close
+/// record written with it (a writable open removes the file, and any write changes the head);
+/// anything else and the index is rebuilt by scanning. Frames it covers are not re-checked at
+/// open (reads and `verify` still check every frame's checksum).
 enum IndexFile {
-    static let name = "dugong.index"
+    static let name = Layout.indexName
     static let magic = Array("DUGONGIX".utf8)
-    static let version: UInt16 = 1
+    static let version: UInt16 = 2
 
     /// Writes the index of `segments` (scanned up to `scannedEnd` in the last one) crash-safely:
     /// temporary file, sync, rename, directory sync.
-    static func write(_ index: StreamIndex, segments: [Segment], scannedEnd: Int, to directory: String) throws {
+    static func write(_ index: StreamIndex, segments: [Segment], scannedEnd: Int, headSequence: UInt64, to directory: String) throws {
         guard index.damage.isEmpty, !segments.isEmpty else { return }
         var writer = ByteWriter(capacity: 64 + index.eventCount * 2)
         writer.raw(magic)
         writer.u16(version)
         writer.u16(0)
         writer.u32(0)
+        writer.u64(headSequence)
+        writer.u64(index.lastBatch.map { $0 + 1 } ?? 0)
         writer.varint(UInt64(segments.count))
         for segment in segments {
             writer.lengthPrefixed(segment.name.utf8)
+            writer.u64(segment.salt)
             let dictionaries = segment.dictionaries
             writer.varint(UInt64(dictionaries.count))
             for (offset, bytes) in dictionaries {
@@ -47,9 +51,9 @@ enum IndexFile {
             previous = frame.firstPosition
         }
         writer.varint(UInt64(index.streamOrder.count))
-        var number: [String: Int] = [:]
+        var number: [StreamKey: Int] = [:]
         for (position, name) in index.streamOrder.enumerated() {
-            number[name] = position
+            number[StreamKey(name)] = position
             let stream = index.stream(name)!
             writer.lengthPrefixed(name.utf8)
             writer.varint(UInt64(stream.truncateBefore))
@@ -62,34 +66,27 @@ enum IndexFile {
                 writer.varint(UInt64(snapshot.version))
             }
             if let id = stream.lastEventID { withUnsafeBytes(of: id.uuid) { writer.raw(UnsafeRawBufferPointer($0)) } }
-            // Versions that compaction removed (below the truncation point) lead the list as
-            // markers; every other entry is a real, increasing position.
-            let reclaimed = stream.positions.prefix { $0 >= StreamIndex.damagedMarker }.count
-            writer.varint(UInt64(reclaimed))
-            writer.varint(UInt64(stream.positions.count - reclaimed))
+            // Versions not in the log (removed by compaction) come first, as a count; every
+            // position is real and increasing (the file is saved only without damage).
+            writer.varint(UInt64(stream.removedThrough))
+            writer.varint(UInt64(stream.positions.count))
             var last: UInt64 = 0
-            for position in stream.positions.dropFirst(reclaimed) {
+            for position in stream.positions {
                 guard position < StreamIndex.damagedMarker, position >= last else { throw Unwritable() }
                 writer.varint(position - last)
                 last = position
             }
         }
         writer.varint(UInt64(index.categories.count))
-        for (category, streams) in index.categories.sorted(by: { $0.key < $1.key }) {
-            writer.lengthPrefixed(category.utf8)
+        for (category, streams) in index.categories.sorted(by: { Array($0.key.name.utf8).lexicographicallyPrecedes(Array($1.key.name.utf8)) }) {
+            writer.lengthPrefixed(category.name.utf8)
             writer.varint(UInt64(streams.count))
-            for stream in streams { writer.varint(UInt64(number[stream]!)) }
+            for stream in streams { writer.varint(UInt64(number[StreamKey(stream)]!)) }
         }
         let crc = writer.bytes.withUnsafeBytes { Checksum.crc32c($0) }
         writer.u32(Checksum.mask(crc))
 
-        let path = directory + "/" + name
-        let temporary = path + Layout.temporarySuffix
-        let file = try File(path: temporary, flags: O_RDWR | O_CREAT | O_TRUNC)
-        try writer.bytes.withUnsafeBytes { try file.write($0, at: 0) }
-        try file.synchronize()
-        try Directory.rename(temporary, to: path)
-        try Directory.synchronize(directory)
+        try Directory.replaceAtomically(directory + "/" + name, with: writer.bytes, in: directory)
     }
 
     /// An index that this format cannot hold (it is then not saved; the next open scans).
@@ -98,7 +95,7 @@ enum IndexFile {
     /// Removes the index file (before anything rewrites the segments it describes).
     static func remove(from directory: String) throws {
         let path = directory + "/" + name
-        if FileManager.default.fileExists(atPath: path) {
+        if Directory.fileExists(path) {
             try Directory.remove(path)
             try Directory.synchronize(directory)
         }
@@ -115,8 +112,10 @@ enum IndexFile {
 
     /// Loads the index file if it is intact and describes the first segments of `segments`;
     /// registers the segments' dictionaries. `nil` otherwise (the caller scans everything).
-    static func load(from directory: String, segments: [Segment]) -> Loaded? {
-        guard let data = FileManager.default.contents(atPath: directory + "/" + name), data.count > 20 else { return nil }
+    static func load(from directory: String, segments: [Segment], head: HeadRecord?) -> Loaded? {
+        guard let head, head.cleanClose,
+            let data = try? File.contents(of: directory + "/" + name, limit: Int(Int32.max)), data.count > 20
+        else { return nil }
         return data.withUnsafeBytes { raw -> Loaded? in
             let body = UnsafeRawBufferPointer(rebasing: raw[0..<(raw.count - 4)])
             let stored = UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: raw.count - 4, as: UInt32.self))
@@ -126,20 +125,28 @@ enum IndexFile {
                 guard Array(try reader.bytes(8, "magic")) == magic, try reader.u16("version") == version else { return nil }
                 _ = try reader.u16("reserved")
                 _ = try reader.u32("reserved")
+                guard try reader.u64("head sequence") == head.sequence else { return nil }
+                let nextBatch = try reader.u64("next batch")
                 let segmentCount = try reader.count("segments", limit: segments.count)
                 var dictionaries: [[(Int, [UInt8])]] = []
                 for index in 0..<segmentCount {
-                    guard try reader.string("segment name") == segments[index].name else { return nil }
+                    guard try reader.string("segment name") == segments[index].name,
+                        try reader.u64("salt") == segments[index].salt
+                    else { return nil }
                     var list: [(Int, [UInt8])] = []
-                    for _ in 0..<(try reader.count("dictionaries", limit: 1 << 20)) {
-                        let offset = try reader.count("dictionary offset", limit: Int.max)
-                        list.append((offset, Array(try reader.lengthPrefixed("dictionary"))))
+                    for _ in 0..<(try reader.count("dictionaries", limit: reader.remaining)) {
+                        let offset = try reader.count("dictionary offset", limit: segments[index].capacity)
+                        let bytes = Array(try reader.lengthPrefixed("dictionary"))
+                        guard offset > (list.last?.0 ?? 0), !bytes.isEmpty, bytes.count <= Layout.maximumDictionarySize else { return nil }
+                        list.append((offset, bytes))
                     }
                     dictionaries.append(list)
                 }
-                guard segmentCount >= 1 else { return nil }
+                guard segmentCount >= 1, segments[segmentCount - 1].salt == head.segmentSalt else { return nil }
                 let scannedEnd = try reader.count("scanned end", limit: segments[segmentCount - 1].capacity)
+                guard scannedEnd == Int(head.durableEnd) else { return nil }
                 let nextPosition = try reader.u64("next position")
+                guard nextPosition <= Layout.maximumPosition else { return nil }
                 let eventCount = try reader.count("events", limit: Int.max)
                 let frameBytes = try reader.count("frame bytes", limit: Int.max)
                 let rawPayloadBytes = try reader.count("raw bytes", limit: Int.max)
@@ -149,52 +156,54 @@ enum IndexFile {
                 var previous: UInt64 = 0
                 for _ in 0..<frameCount {
                     let segment = try reader.count("frame segment", limit: segmentCount - 1)
-                    let offset = try reader.count("frame offset", limit: Int.max)
+                    let offset = try reader.count("frame offset", limit: segments[segment].capacity)
                     let first = previous + (try reader.varint("frame position"))
                     let last = first + (try reader.varint("frame span"))
+                    guard first >= previous, last >= first, last < nextPosition else { return nil }
                     frames.append(EventFrame(location: FrameLocation(segment: segment, offset: offset), firstPosition: first, lastPosition: last))
                     previous = first
                 }
                 let streamCount = try reader.count("streams", limit: reader.remaining)
                 var order: [String] = []
-                var streams: [String: StreamIndex.Stream] = [:]
+                var streams: [StreamKey: StreamIndex.Stream] = [:]
                 order.reserveCapacity(streamCount)
                 for _ in 0..<streamCount {
                     let name = try reader.string("stream name")
                     var stream = StreamIndex.Stream()
-                    stream.truncateBefore = try reader.count("truncate before", limit: Int.max)
-                    stream.snapshotsHiddenThrough = try reader.count("snapshots hidden", limit: Int.max)
+                    stream.truncateBefore = try reader.count("truncate before", limit: Int(Layout.maximumPosition))
+                    stream.snapshotsHiddenThrough = try reader.count("snapshots hidden", limit: Int(Layout.maximumPosition))
                     let flags = try reader.u8("stream flags")
                     stream.isTombstoned = flags & 1 != 0
                     if flags & 2 != 0 {
                         let segment = try reader.count("snapshot segment", limit: segmentCount - 1)
-                        let offset = try reader.count("snapshot offset", limit: Int.max)
-                        let record = try reader.count("snapshot record", limit: Int.max)
-                        let version = try reader.count("snapshot version", limit: Int.max)
+                        let offset = try reader.count("snapshot offset", limit: segments[segment].capacity)
+                        let record = try reader.count("snapshot record", limit: Int(UInt32.max))
+                        let version = try reader.count("snapshot version", limit: Int(Layout.maximumPosition))
                         stream.snapshot = StreamIndex.SnapshotReference(
                             location: FrameLocation(segment: segment, offset: offset), recordIndex: record, version: version)
                     }
                     if flags & 4 != 0 { stream.lastEventID = UUID(uuid: try reader.bytes(16, "last id").loadUnaligned(as: uuid_t.self)) }
-                    let reclaimed = try reader.count("reclaimed versions", limit: Int(UInt32.max))
+                    stream.removedThrough = try reader.count("removed versions", limit: Int(Layout.maximumPosition))
                     let count = try reader.count("positions", limit: reader.remaining)
-                    stream.positions.reserveCapacity(reclaimed + count)
-                    stream.positions += repeatElement(StreamIndex.damagedMarker, count: reclaimed)
+                    stream.positions.reserveCapacity(count)
                     var last: UInt64 = 0
                     for _ in 0..<count {
                         last += try reader.varint("position")
+                        guard last < nextPosition else { return nil }
                         stream.positions.append(last)
                     }
+                    guard streams[StreamKey(name)] == nil else { return nil }
                     order.append(name)
-                    streams[name] = stream
+                    streams[StreamKey(name)] = stream
                 }
-                var categories: [String: [String]] = [:]
+                var categories: [StreamKey: [String]] = [:]
                 for _ in 0..<(try reader.count("categories", limit: reader.remaining)) {
                     let category = try reader.string("category")
                     var members: [String] = []
                     for _ in 0..<(try reader.count("members", limit: reader.remaining)) {
                         members.append(order[try reader.count("member", limit: order.count - 1)])
                     }
-                    categories[category] = members
+                    categories[StreamKey(category)] = members
                 }
                 guard reader.remaining == 0 else { return nil }
                 for (segment, list) in zip(segments, dictionaries) {
@@ -202,7 +211,8 @@ enum IndexFile {
                 }
                 let index = StreamIndex(
                     restoring: streams, order: order, categories: categories, frames: frames, nextPosition: nextPosition,
-                    eventCount: eventCount, frameBytes: frameBytes, rawPayloadBytes: rawPayloadBytes)
+                    eventCount: eventCount, frameBytes: frameBytes, rawPayloadBytes: rawPayloadBytes,
+                    lastBatch: nextBatch == 0 ? nil : nextBatch - 1)
                 return Loaded(index: index, segmentCount: segmentCount, scannedEnd: scannedEnd)
             } catch {
                 return nil

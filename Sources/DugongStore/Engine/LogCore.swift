@@ -49,7 +49,7 @@ final class LogCore: Sendable {
                 let frames = shared.index.eventFrames
                 let frameIndex = shared.index.frameIndex(atOrAfter: position)
                 guard frameIndex < frames.count, frames[frameIndex].firstPosition <= position else {
-                    preconditionFailure("position \(position) is indexed but in no frame")
+                    throw StoreError.corruption(segment: "?", offset: 0, reason: "position \(position) is indexed but in no frame")
                 }
                 let frame = frames[frameIndex]
                 return (position, shared.segments[frame.location.segment], frame)
@@ -58,7 +58,7 @@ final class LogCore: Sendable {
         var result: [StoredEvent] = []
         result.reserveCapacity(positions.count)
         for (position, segment, frame) in located {
-            let events = try cache.events(of: frame.location, in: segment)
+            let events = try cache.events(of: frame, in: segment)
             result.append(try Self.event(at: position, in: events, segment: segment, frame: frame))
         }
         return result
@@ -102,7 +102,7 @@ final class LogCore: Sendable {
                 return (shared.segments[frame.location.segment], frame)
             }
             guard let (segment, frame) = step else { break }
-            let events = try cache.events(of: frame.location, in: segment, remember: false)
+            let events = try cache.events(of: frame, in: segment, remember: false)
             for event in events where event.position >= next {
                 result.append(event)
                 if result.count == maxCount { break }
@@ -164,12 +164,20 @@ final class FrameCache: Sendable {
         state.withLock { $0 = State() }
     }
 
-    /// The events of the frame at `location`, decoded (and checksum-verified) on first use.
-    /// With `remember` off (a sequential scan), a frame not in the cache is not added to it.
-    func events(of location: FrameLocation, in segment: Segment, remember: Bool = true) throws -> [StoredEvent] {
+    /// The events of `frame`, decoded (and checksum-verified) on first use, and checked
+    /// against the index entry that led to them: a valid frame of other positions at that offset
+    /// is damage, never data. With `remember` off (a sequential scan), a frame not in the cache
+    /// is not added to it.
+    func events(of frame: EventFrame, in segment: Segment, remember: Bool = true) throws -> [StoredEvent] {
+        let location = frame.location
         if let cached = state.withLock({ $0.frames[location] }) { return cached }
         let events = try Self.decode(at: location.offset, in: segment) { header, bytes, dictionary in
             try FrameReader.events(of: header, in: bytes, at: location.offset, dictionary: dictionary)
+        }
+        guard events.first?.position == frame.firstPosition, events.last?.position == frame.lastPosition else {
+            throw StoreError.corruption(
+                segment: segment.name, offset: location.offset,
+                reason: "the frame holds positions \(events.first?.position ?? 0)...\(events.last?.position ?? 0), the index expects \(frame.firstPosition)...\(frame.lastPosition)")
         }
         guard remember else { return events }
         state.withLock { state in
@@ -200,7 +208,7 @@ final class FrameCache: Sendable {
         _ decoder: (FrameHeader, UnsafeRawBufferPointer, [UInt8]) throws -> R
     ) throws -> R {
         try segment.withBytes { bytes in
-            switch FrameReader.probe(bytes, at: offset) {
+            switch FrameReader.probe(bytes, at: offset, salt: segment.salt) {
             case .frame(let header):
                 do {
                     return try decoder(header, bytes, segment.dictionary(before: offset))

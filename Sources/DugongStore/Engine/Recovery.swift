@@ -1,138 +1,360 @@
 import Foundation
 
-/// Rebuilding the index from the segments at open, and telling a torn tail from damage.
+/// Rebuilding the index from the segments, and telling a torn tail from damage. It reads and
+/// reports; the caller decides what a writable open repairs (FORMAT.md §8, the decision table).
 ///
-/// The rules (FORMAT.md, "Recovery"):
-/// - Frames are read in order; each must pass its checksum, decode, and start at or after the
-///   position the previous frame ended at.
-/// - In the newest segment, an invalid frame with no valid frame after it is a **torn tail**:
-///   the writer died mid-write, before the frame was synced, so it was never acknowledged.
-///   Everything from there to the end of the segment is zeroed and appends continue there.
-/// - Any other invalid frame is **damage**: it is recorded with segment, offset and the
-///   positions it held; reading those positions throws ``StoreError/corruption(segment:offset:reason:)``,
-///   and the frames before and after it stay readable.
+/// - Frames are read in order; each must pass its checksum (which covers its segment's salt and
+///   its own offset), decode, continue the log's positions and each stream's versions.
+/// - A sealed segment's frames end exactly where the next segment's header says; the bytes from
+///   there to its capacity are zero.
+/// - In the newest segment, the frames before the head's durable end were acknowledged: an
+///   invalid frame there is damage. After it, an invalid region is a **torn tail** only when
+///   no clean close was recorded and every valid frame after it belongs to one batch, the batch
+///   the frames before it were writing (or the next one): one sync covers one batch, and the
+///   writer starts a batch only after the previous one's sync, so frames of a later batch prove
+///   the earlier ones were synced and acknowledged.
+/// - Anything else invalid is **damage**: recorded with segment, offset, length and the
+///   positions it held; scanning resumes at the next valid frame.
 enum Recovery {
     struct Result {
         var index = StreamIndex()
         /// Where the valid frames of the last segment end: where the writer appends.
         var writeOffset = Layout.segmentHeaderSize
-        /// Bytes after the last valid frame of the last segment: zeroed when repairing, left
-        /// alone otherwise (0 when the tail was clean).
+        /// Bytes of the last segment after `writeOffset` that hold a torn write (0 when the tail is
+        /// clean): zeroed by a writable open, left alone (and not read) by a read-only one.
         var tornBytes = 0
+        /// The batch of the last frame before `writeOffset` (nil: no frame yet).
+        var lastBatch: UInt64?
     }
 
-    /// Scans `segments[from...]` into `index`, the first of them from `offset` (a refresh of a
-    /// read-only store continues where the last scan ended). With `repair`, a torn tail is zeroed.
+    /// What is known about a segment set beyond its files.
+    struct Context {
+        /// The head record, if intact (its durable end applies to the segment with its salt).
+        var head: HeadRecord?
+        /// Names of listed segment files that are missing, keyed by the index (in `segments`)
+        /// of the segment that follows them (`segments.count` for missing trailing ones).
+        var missing: [Int: [String]] = [:]
+        /// Damage found before scanning (manifest, chain): reported first.
+        var damage: [Damage] = []
+        /// The size of the newest segment's file before it was extended at open.
+        var lastFileSize: Int?
+        /// Check the unused space after a clean close too (verification). Without it, an open
+        /// trusts a clean close's record that nothing follows its durable end and does not read
+        /// the (punched, zero) rest of the segment.
+        var thorough = false
+        /// A writable open: the tail is examined fully, since what is torn is zeroed. A reader
+        /// only needs to know where the valid frames end (a writer may be writing there).
+        var repairing = false
+    }
+
+    /// Scans `segments[first...]` into `index`, the first of them from `offset` (an index file or
+    /// a read-only refresh resumes where an earlier scan ended).
     static func scan(
         _ segments: [Segment], from first: Int = 0, offset: Int = Layout.segmentHeaderSize,
-        into index: StreamIndex = StreamIndex(), repair: Bool
-    ) throws -> Result {
-        var result = Result(index: index)
+        into index: StreamIndex = StreamIndex(), lastBatch: UInt64? = nil, context: Context = Context()
+    ) -> Result {
+        var result = Result(index: index, lastBatch: lastBatch)
+        for damage in context.damage { result.index.record(damage) }
         for segmentIndex in first..<segments.count {
             let segment = segments[segmentIndex]
             let isLast = segmentIndex == segments.count - 1
             let resuming = segmentIndex == first && offset > Layout.segmentHeaderSize
-            let start = segment.header.firstPosition
             if !resuming {
-                if result.index.nextPosition > start {
-                    throw StoreError.corruption(
-                        segment: segment.name, offset: 0,
-                        reason: "segment starts at position \(start), before the previous segment's end \(result.index.nextPosition)")
-                }
-                if result.index.nextPosition < start, segmentIndex > 0, !segment.header.followsCompactedPositions {
-                    result.index.record(Damage(
-                        segmentName: segment.name, offset: 0,
-                        reason: "positions \(result.index.nextPosition)..<\(start) are missing before this segment",
-                        positions: result.index.nextPosition..<start))
-                }
-                result.index.advance(to: start)
+                checkPlace(of: segments, at: segmentIndex, context: context, into: &result.index)
+                result.lastBatch = result.index.lastBatch
             }
-            let nextSegmentStart = isLast ? nil : segments[segmentIndex + 1].header.firstPosition
-            let end = try scan(
-                segment, at: segmentIndex, from: resuming ? offset : Layout.segmentHeaderSize,
-                nextSegmentStart: nextSegmentStart, into: &result.index)
+            var scanner = SegmentScan(
+                segment: segment, number: segmentIndex, index: result.index, lastBatch: result.lastBatch, lastEndedBatch: true)
+            if isLast {
+                let durable = context.head.flatMap { $0.segmentSalt == segment.salt ? $0 : nil }
+                scanner.durableEnd = durable.map { Int($0.durableEnd) } ?? Layout.segmentHeaderSize
+                scanner.durableNextPosition = durable?.nextPosition
+                scanner.cleanClose = durable?.cleanClose ?? false
+                scanner.fileSize = context.lastFileSize ?? segment.capacity
+                scanner.thorough = context.thorough
+                scanner.repairing = context.repairing
+            } else {
+                let next = segments[segmentIndex + 1].header
+                scanner.expectedEnd = next.previousSalt == segment.salt && context.missing[segmentIndex + 1] == nil
+                    ? Int(next.previousEnd) : nil
+                scanner.nextSegmentStart = next.firstPosition
+            }
+            let end = scanner.run(from: resuming ? offset : Layout.segmentHeaderSize)
+            result.index = scanner.index
+            result.lastBatch = scanner.lastBatch
             if isLast {
                 result.writeOffset = end.offset
-                if end.torn {
-                    result.tornBytes = segment.capacity - end.offset
-                    if repair { try segment.zero(from: end.offset) }
-                }
+                result.tornBytes = end.tornBytes
             }
+        }
+        if let names = context.missing[segments.count] {
+            let start = result.index.nextPosition
+            let end = max(start + 1, context.head?.nextPosition ?? 0)
+            result.index.record(Damage(
+                segmentName: names[0], offset: 0,
+                reason: "segment file \(names.joined(separator: ", ")) listed in the manifest is missing",
+                positions: start..<end))
         }
         return result
     }
 
-    private static func scan(
-        _ segment: Segment, at segmentIndex: Int, from start: Int, nextSegmentStart: UInt64?, into index: inout StreamIndex
-    ) throws -> (offset: Int, torn: Bool) {
-        try segment.withBytes { bytes in
+    /// Checks that a segment follows the one before it (missing files, the chain of salts, the
+    /// positions in between) and records what does not.
+    private static func checkPlace(of segments: [Segment], at segmentIndex: Int, context: Context, into index: inout StreamIndex) {
+        let segment = segments[segmentIndex]
+        let start = segment.header.firstPosition
+        if let names = context.missing[segmentIndex] {
+            index.record(Damage(
+                segmentName: names[0], offset: 0,
+                reason: "segment file \(names.joined(separator: ", ")) listed in the manifest is missing",
+                positions: index.nextPosition..<max(index.nextPosition, start)))
+        } else if segmentIndex == 0, segment.header.previousSalt != 0 {
+            index.record(Damage(
+                segmentName: segment.name, offset: 56,
+                reason: "segment follows another segment (sequence \(segment.header.sequence)) that is not in the store",
+                positions: index.nextPosition..<max(index.nextPosition, start)))
+        } else if segmentIndex > 0 {
+            let previous = segments[segmentIndex - 1]
+            if segment.header.previousSalt != previous.salt || segment.header.sequence != previous.header.sequence + 1 {
+                index.record(Damage(
+                    segmentName: segment.name, offset: 56,
+                    reason: "segment does not follow \(previous.name) (a segment between them is missing or was replaced)",
+                    positions: index.nextPosition..<max(index.nextPosition, start)))
+            }
+        }
+        if index.nextPosition > start {
+            index.record(Damage(
+                segmentName: segment.name, offset: 16,
+                reason: "segment starts at position \(start), before the previous segment's end \(index.nextPosition)",
+                positions: index.nextPosition..<index.nextPosition))
+        } else if index.nextPosition < start, segmentIndex > 0, !segment.header.followsCompactedPositions {
+            index.record(Damage(
+                segmentName: segment.name, offset: 0,
+                reason: "positions \(index.nextPosition)..<\(start) are missing before this segment",
+                positions: index.nextPosition..<start))
+        }
+        index.advance(to: start)
+    }
+
+    /// The next offset after `offset` where a valid frame of `segment` starts, with its header.
+    /// Zero runs are skipped eight bytes at a time, and cheap header checks come before the
+    /// checksum, so that megabytes of zeros or garbage scan fast.
+    static func resynchronize(_ bytes: UnsafeRawBufferPointer, after offset: Int, salt: UInt64, limit: Int? = nil) -> (Int, FrameHeader)? {
+        let end = min(limit ?? bytes.count, bytes.count)
+        var candidate = offset + 1
+        let last = end - Layout.frameHeaderSize
+        let known = Layout.frameCompressed | Layout.frameUsesDictionary | Layout.frameEndsBatch
+        while candidate <= last {
+            // A frame's stored length (bytes 4 ..< 8) is never zero.
+            let nonzero = Zeros.firstNonzero(in: bytes, from: candidate + 4)
+            if nonzero > candidate + 7 {
+                candidate = nonzero - 7
+                continue
+            }
+            defer { candidate += 1 }
+            let stored = Int(UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: candidate + 4, as: UInt32.self)))
+            guard stored > 0, candidate + Layout.frameHeaderSize + stored <= end,
+                bytes[candidate + 12] & ~known == 0, bytes[candidate + 13] == 0
+            else { continue }
+            let bounded = UnsafeRawBufferPointer(rebasing: bytes[0..<end])
+            guard case .frame(let header) = FrameReader.probe(bounded, at: candidate, salt: salt) else { continue }
+            return (candidate, header)
+        }
+        return nil
+    }
+}
+
+/// The scan of one segment's frames.
+private struct SegmentScan {
+    let segment: Segment
+    /// The segment's index in the store's list (frame locations name it).
+    let segmentNumber: Int
+    var index: StreamIndex
+    var lastBatch: UInt64?
+    /// Whether the last valid frame ended its batch.
+    var lastEndedBatch: Bool
+    /// After damage the batch of the next valid frame is only bounded below: what lies between
+    /// is unknown.
+    var afterDamage = false
+    /// Sealed segments: where the next segment's header says the frames end (nil: unknown).
+    var expectedEnd: Int?
+    /// Sealed segments: the next segment's first position.
+    var nextSegmentStart: UInt64?
+    /// The newest segment: where the head says the durable frames end, what it says the next
+    /// position is, whether a clean close wrote it, and the file's size before extension.
+    var durableEnd = Layout.segmentHeaderSize
+    var durableNextPosition: UInt64?
+    var cleanClose = false
+    var fileSize = 0
+    var thorough = false
+    var repairing = false
+
+    init(segment: Segment, number: Int, index: StreamIndex, lastBatch: UInt64?, lastEndedBatch: Bool) {
+        self.segment = segment
+        segmentNumber = number
+        self.index = index
+        self.lastBatch = lastBatch
+        self.lastEndedBatch = lastEndedBatch
+    }
+
+    var isLast: Bool { nextSegmentStart == nil }
+
+    mutating func run(from start: Int) -> (offset: Int, tornBytes: Int) {
+        segment.withBytes { bytes in
+            let limit = expectedEnd.map { min($0, bytes.count) } ?? bytes.count
             var offset = start
             while true {
-                var problem: String
-                switch FrameReader.probe(bytes, at: offset) {
-                case .endOfData:
-                    return (offset, false)
+                let problem: String
+                let probe = FrameReader.probe(UnsafeRawBufferPointer(rebasing: bytes[0..<limit]), at: offset, salt: segment.salt)
+                if isLast, offset >= durableEnd, !thorough, !repairing || (cleanClose && offset == durableEnd) {
+                    // The end of the newest segment's frames, as far as this open needs to know:
+                    // a reader stops where a writer may be writing; after a clean close nothing
+                    // follows the durable end (verification checks that).
+                    if case .endOfData = probe { return (offset, 0) }
+                    if !repairing, case .invalid = probe { return (offset, bytes.count - offset) }
+                }
+                switch probe {
                 case .frame(let header):
-                    guard header.firstPosition >= index.nextPosition else {
-                        problem = "frame starts at position \(header.firstPosition), before \(index.nextPosition)"
-                        break
-                    }
-                    do {
-                        let records = try FrameReader.records(
-                            of: header, in: bytes, at: offset, dictionary: segment.dictionary(before: offset))
-                        for case .dictionary(let dictionary) in records {
-                            segment.register(dictionary: dictionary, at: offset)
-                        }
-                        index.apply(
-                            records, in: FrameLocation(segment: segmentIndex, offset: offset), length: header.totalLength,
-                            rawLength: Int(header.rawLength))
-                        index.advance(to: header.firstPosition)
-                    } catch {
-                        // The checksum holds, so the length does too: skip just this frame.
-                        let first = max(header.firstPosition, index.nextPosition)
+                    if let reason = apply(header, in: bytes, at: offset) {
                         index.record(Damage(
-                            segmentName: segment.name, offset: offset, reason: "\(error)",
-                            positions: first..<(first + UInt64(header.eventCount))))
+                            segmentName: segment.name, offset: offset, reason: reason,
+                            positions: damagedPositions(header), length: header.totalLength))
+                        afterDamage = true
                     }
                     offset += header.totalLength
                     continue
+                case .endOfData:
+                    if offset >= limit { return finish(bytes, at: offset) }
+                    problem = "zeros where a frame should be"
                 case .invalid(let reason):
                     problem = reason
                 }
-                if let (resume, header) = resynchronize(bytes, after: offset, minimumPosition: index.nextPosition) {
-                    index.record(Damage(
-                        segmentName: segment.name, offset: offset, reason: problem,
-                        positions: index.nextPosition..<header.firstPosition))
-                    offset = resume
+                if let next = handle(problem, in: bytes, at: offset, limit: limit) {
+                    offset = next
                     continue
                 }
-                guard let nextSegmentStart else { return (offset, true) }
-                index.record(Damage(
-                    segmentName: segment.name, offset: offset, reason: problem,
-                    positions: index.nextPosition..<max(index.nextPosition, nextSegmentStart)))
-                return (offset, false)
+                return isLast ? tailEnd(bytes, at: offset) : (offset, 0)
             }
         }
     }
 
-    /// The next offset after `offset` where a valid frame starts at or after `minimumPosition`.
-    /// Cheap header checks come first so that scanning megabytes of garbage or zeros stays fast.
-    static func resynchronize(
-        _ bytes: UnsafeRawBufferPointer, after offset: Int, minimumPosition: UInt64
-    ) -> (Int, FrameHeader)? {
-        var candidate = offset + 1
-        let last = bytes.count - Layout.frameHeaderSize
-        while candidate <= last {
-            defer { candidate += 1 }
-            let stored = Int(UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: candidate + 4, as: UInt32.self)))
-            guard stored > 0, candidate + Layout.frameHeaderSize + stored <= bytes.count,
-                bytes[candidate + 12] & ~(Layout.frameCompressed | Layout.frameUsesDictionary) == 0,
-                bytes[candidate + 13] == 0
-            else { continue }
-            let first = UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: candidate + 16, as: UInt64.self))
-            guard first >= minimumPosition, case .frame(let header) = FrameReader.probe(bytes, at: candidate) else { continue }
-            return (candidate, header)
+    /// Decodes and applies a frame whose checksum holds. - Returns: why it is damage, or nil.
+    private mutating func apply(_ header: FrameHeader, in bytes: UnsafeRawBufferPointer, at offset: Int) -> String? {
+        guard header.firstPosition >= index.nextPosition else {
+            return "frame starts at position \(header.firstPosition), before \(index.nextPosition)"
         }
+        if let lastBatch, afterDamage ? header.batch < lastBatch : header.batch < lastBatch || (header.batch == lastBatch) == lastEndedBatch {
+            return lastEndedBatch
+                ? "frame of batch \(header.batch) follows the end of batch \(lastBatch)"
+                : "frame of batch \(header.batch) follows batch \(lastBatch), which did not end"
+        }
+        do {
+            let records = try FrameReader.records(
+                of: header, in: bytes, at: offset, dictionary: segment.dictionary(before: offset))
+            if let problem = index.problem(applying: records) { return problem }
+            for case .dictionary(let dictionary) in records {
+                segment.register(dictionary: dictionary, at: offset)
+            }
+            index.apply(
+                records, in: FrameLocation(segment: segmentNumber, offset: offset), length: header.totalLength,
+                rawLength: Int(header.rawLength), batch: header.batch)
+            index.advance(to: header.firstPosition)
+            lastBatch = header.batch
+            lastEndedBatch = header.endsBatch
+            afterDamage = false
+            return nil
+        } catch {
+            return "\(error)"
+        }
+    }
+
+    private func damagedPositions(_ header: FrameHeader) -> Range<UInt64> {
+        let first = max(header.firstPosition, index.nextPosition)
+        return first..<min(first + UInt64(header.eventCount), Layout.maximumPosition)
+    }
+
+    /// An invalid region at `offset`: damage (returns where scanning resumes) or the end.
+    private mutating func handle(_ problem: String, in bytes: UnsafeRawBufferPointer, at offset: Int, limit: Int) -> Int? {
+        let next = Recovery.resynchronize(bytes, after: offset, salt: segment.salt, limit: limit)
+        if isLast && offset >= durableEnd && (next == nil || tailIsTorn(bytes, after: next!.0)) {
+            return nil  // the tail: decided by tailEnd
+        }
+        if !isLast && next == nil && expectedEnd == nil && Zeros.areAllZero(bytes, in: offset..<bytes.count) {
+            return nil  // a sealed segment of unknown end (broken chain) ends in zeros
+        }
+        let resume = next?.0 ?? (isLast ? max(durableEnd, offset) : limit)
+        let upper = next.map { $0.1.firstPosition } ?? nextSegmentStart ?? durableNextPosition ?? index.nextPosition + 1
+        index.record(Damage(
+            segmentName: segment.name, offset: offset,
+            reason: isLast && offset < durableEnd ? "\(problem) (before the durable end \(durableEnd): acknowledged data)" : problem,
+            positions: index.nextPosition..<max(index.nextPosition, upper), length: resume - offset))
+        afterDamage = true
+        if next == nil {
+            return nil
+        }
+        return resume
+    }
+
+    /// Whether the valid frames from `offset` on can all be the unsynced last batch.
+    private func tailIsTorn(_ bytes: UnsafeRawBufferPointer, after offset: Int) -> Bool {
+        guard !cleanClose else { return false }
+        var batches = Set<UInt64>()
+        var cursor = offset
+        while let (found, header) = FrameReader.probe(bytes, at: cursor, salt: segment.salt).frame(at: cursor)
+            ?? Recovery.resynchronize(bytes, after: cursor, salt: segment.salt)
+        {
+            batches.insert(header.batch)
+            if batches.count > 1 { return false }
+            cursor = found + header.totalLength
+        }
+        guard let batch = batches.first else { return true }
+        guard let lastBatch else { return true }
+        return lastEndedBatch ? batch == lastBatch + 1 : batch == lastBatch
+    }
+
+    /// The frames of a sealed segment ended at `offset` (the limit): what follows must be zeros.
+    private mutating func finish(_ bytes: UnsafeRawBufferPointer, at offset: Int) -> (offset: Int, tornBytes: Int) {
+        if isLast { return tailEnd(bytes, at: offset) }
+        if let expectedEnd, offset != expectedEnd {
+            index.record(Damage(
+                segmentName: segment.name, offset: offset,
+                reason: "frames end at \(offset), the next segment says \(expectedEnd)",
+                positions: index.nextPosition..<max(index.nextPosition, nextSegmentStart ?? 0), length: max(expectedEnd - offset, 0)))
+        } else if offset < bytes.count, !Zeros.areAllZero(bytes, in: offset..<bytes.count) {
+            let nonzero = Zeros.firstNonzero(in: bytes, from: offset)
+            index.record(Damage(
+                segmentName: segment.name, offset: nonzero, reason: "nonzero bytes after the segment's last frame",
+                positions: index.nextPosition..<index.nextPosition, length: bytes.count - nonzero))
+        }
+        return (offset, 0)
+    }
+
+    /// The newest segment's frames end at `offset`: a clean end (zeros), a torn tail, or damage
+    /// (acknowledged frames missing, or bytes written after a clean close).
+    private mutating func tailEnd(_ bytes: UnsafeRawBufferPointer, at offset: Int) -> (offset: Int, tornBytes: Int) {
+        if offset < durableEnd {
+            // Reached only after damage was recorded for [offset, durableEnd).
+            return (offset, 0)
+        }
+        let end = min(fileSize, bytes.count)
+        if cleanClose && offset == durableEnd && !thorough { return (offset, 0) }
+        let clean = offset >= end || Zeros.areAllZero(bytes, in: offset..<end)
+        if clean { return (offset, 0) }
+        if cleanClose {
+            let nonzero = Zeros.firstNonzero(in: bytes, from: offset)
+            index.record(Damage(
+                segmentName: segment.name, offset: nonzero, reason: "bytes after the end recorded by a clean close",
+                positions: index.nextPosition..<index.nextPosition, length: end - nonzero))
+            return (offset, 0)
+        }
+        return (offset, bytes.count - offset)
+    }
+}
+
+extension FrameProbe {
+    /// The frame's offset and header when this probe found one at `offset`.
+    func frame(at offset: Int) -> (Int, FrameHeader)? {
+        if case .frame(let header) = self { return (offset, header) }
         return nil
     }
 }

@@ -16,6 +16,8 @@ final class Segment: @unchecked Sendable {
     private let dictionaryList = Mutex<[(offset: Int, bytes: [UInt8])]>([])
 
     var capacity: Int { map.count }
+    /// The file's size when it was opened, before a writable open extended it.
+    let originalSize: Int
 
     /// Records a dictionary found (or written) in the frame at `offset`; it applies to the
     /// frames after that one.
@@ -39,7 +41,10 @@ final class Segment: @unchecked Sendable {
     /// Whether a frame written at the end now would have a dictionary.
     var hasDictionary: Bool { dictionaryList.withLock { !$0.isEmpty } }
 
-    private init(name: String, path: String, header: SegmentHeader, file: consuming File, map: consuming MappedRegion) {
+    private init(
+        name: String, path: String, header: SegmentHeader, file: consuming File, map: consuming MappedRegion, originalSize: Int
+    ) {
+        self.originalSize = originalSize
         self.name = name
         self.path = path
         self.header = header
@@ -47,10 +52,14 @@ final class Segment: @unchecked Sendable {
         self.map = map
     }
 
+    var salt: UInt64 { header.salt }
+
     /// Opens an existing segment and checks its header.
     ///
     /// - Parameter extendToCapacity: re-extend a file shorter than its capacity (the active
     ///   segment after a cut); otherwise only its actual bytes are mapped.
+    /// - Throws: ``StoreError/unsupportedFormat(segment:version:)`` for a segment of another
+    ///   format version, ``StoreError/corruption(segment:offset:reason:)`` for a damaged header.
     static func open(directory: String, name: String, writable: Bool, extendToCapacity: Bool) throws -> Segment {
         let path = directory + "/" + name
         let file = try File(path: path, flags: writable ? O_RDWR : O_RDONLY)
@@ -60,6 +69,8 @@ final class Segment: @unchecked Sendable {
         let header: SegmentHeader
         do {
             header = try headerBytes.withUnsafeBytes { try SegmentHeader(decoding: UnsafeRawBufferPointer(rebasing: $0[0..<read])) }
+        } catch SegmentHeader.Problem.unsupportedVersion(let version) {
+            throw StoreError.unsupportedFormat(segment: name, version: Int(version))
         } catch {
             throw StoreError.corruption(segment: name, offset: 0, reason: "\(error)")
         }
@@ -68,31 +79,24 @@ final class Segment: @unchecked Sendable {
                 segment: name, offset: 16, reason: "header says first position \(header.firstPosition), file name says \(expected)")
         }
         let capacity = Int(header.capacity)
-        guard capacity >= Layout.segmentHeaderSize, capacity <= Int(Int32.max) else {
-            throw StoreError.corruption(segment: name, offset: 24, reason: "implausible capacity \(capacity)")
-        }
-        if writable && size > capacity {
-            // Bytes past the preallocated size were never written by a writer: garbage.
-            try file.truncate(to: capacity)
-            size = capacity
-        }
+        // Bytes past the capacity were never written by a writer: they are not mapped, and not
+        // touched either (nothing is changed before recovery has looked at the store).
+        let originalSize = size
         if extendToCapacity && size < capacity {
             try file.preallocate(size: capacity)
             size = capacity
         }
-        let map = try MappedRegion(file: file, count: min(size, capacity))
-        return Segment(name: name, path: path, header: header, file: file, map: map)
+        let map = try MappedRegion(file: file, count: max(min(size, capacity), 1))
+        return Segment(name: name, path: path, header: header, file: file, map: map, originalSize: min(originalSize, capacity))
     }
 
     /// Creates a segment crash-safely: a temporary file is preallocated, given its header and
     /// synced, then renamed into place and the directory synced, so that a segment file is never
     /// seen without its header.
-    static func create(directory: String, firstPosition: UInt64, capacity: Int, name: String) throws -> Segment {
+    static func create(directory: String, header: SegmentHeader, name: String) throws -> Segment {
         let path = directory + "/" + name
         let temporary = path + Layout.temporarySuffix
-        let header = SegmentHeader(
-            firstPosition: firstPosition, capacity: UInt64(capacity),
-            createdMilliseconds: Date.currentMillisecond.millisecondsSince1970)
+        let capacity = Int(header.capacity)
         let file = try File(path: temporary, flags: O_RDWR | O_CREAT | O_TRUNC)
         try file.preallocate(size: capacity)
         try header.encoded().withUnsafeBytes { try file.write($0, at: 0) }
@@ -100,14 +104,28 @@ final class Segment: @unchecked Sendable {
         try Directory.rename(temporary, to: path)
         try Directory.synchronize(directory)
         let map = try MappedRegion(file: file, count: capacity)
-        return Segment(name: name, path: path, header: header, file: file, map: map)
+        return Segment(name: name, path: path, header: header, file: file, map: map, originalSize: capacity)
     }
 
-    /// Zeros everything from `offset` to the end (a torn tail), and makes that durable.
+    /// Zeros everything from `offset` to the end (a torn tail), and makes that durable. The
+    /// file keeps its size (readers may have it mapped); the blocks are allocated again.
     func zero(from offset: Int) throws {
-        try file.truncate(to: offset)
+        precondition(offset >= Layout.segmentHeaderSize && offset <= capacity)
+        try file.punchHole(offset..<capacity)
         try file.preallocate(size: capacity)
         try file.synchronize()
+    }
+
+    /// Writes `range` again with the bytes it holds now, then syncs: frames that were written
+    /// but perhaps never reached the disk (no sync, or a sync that failed and left the pages
+    /// marked clean) are made durable before anything is appended after them.
+    func makeDurable(_ range: Range<Int>) throws {
+        precondition(range.lowerBound >= 0 && range.upperBound <= capacity)
+        if !range.isEmpty {
+            let bytes = withBytes { Array($0[range]) }
+            try bytes.withUnsafeBytes { try file.write($0, at: range.lowerBound) }
+        }
+        try file.synchronizeData()
     }
 
     func withBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {

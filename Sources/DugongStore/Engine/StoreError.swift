@@ -25,6 +25,12 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
     indirect case damaged(first: StoreError)
     /// A write or sync failed; the store accepts nothing more. Reopen it to recover from disk.
     case failed(reason: String)
+    /// A segment of another format version: version 1 stores are converted by
+    /// ``EventLog/upgrade(at:)`` (`dugong upgrade`); later versions need a newer build.
+    case unsupportedFormat(segment: String, version: Int)
+    /// The commit's events (or an atomic append's) take more than ``EventLog/maximumCommitSize``
+    /// bytes in their frame. Nothing was written.
+    case commitTooLarge(size: Int, maximum: Int)
     /// The store was opened read-only.
     case readOnly
     /// The store was closed.
@@ -54,6 +60,12 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
             "the store is damaged and opened for reading only (\(first)); run `dugong verify`, or open with acceptWritesDespiteDamage"
         case .failed(let reason):
             "the store failed and accepts no more writes (reopen it to recover): \(reason)"
+        case .unsupportedFormat(let segment, let version) where version == 1:
+            "segment \(segment) is of format version 1, which this build does not open: convert the store with `dugong upgrade <store>` (it keeps every event, position and version)"
+        case .unsupportedFormat(let segment, let version):
+            "segment \(segment) is of format version \(version), which this build cannot read (it reads version 2): use a newer build"
+        case .commitTooLarge(let size, let maximum):
+            "the commit takes \(size) bytes, over the maximum of \(maximum) per commit; split it into several commits"
         case .readOnly:
             "the store was opened read-only"
         case .closed:

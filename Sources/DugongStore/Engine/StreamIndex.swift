@@ -20,20 +20,42 @@ struct Damage: Sendable, Equatable {
     var reason: String
     /// The positions the damaged bytes held, as far as the frames around them tell.
     var positions: Range<UInt64>
+    /// Bytes of the damaged region (0 when unknown, e.g. a missing file).
+    var length: Int = 0
 
     var error: StoreError { .corruption(segment: segmentName, offset: offset, reason: reason) }
 }
 
+/// A stream name as the index keys it: compared and hashed by its UTF-8 bytes. Swift's `String`
+/// compares by canonical equivalence, which would merge `José` spelled NFC and NFD; the format
+/// says names are bytes.
+struct StreamKey: Hashable, Sendable {
+    let name: String
+
+    init(_ name: String) { self.name = name }
+
+    static func == (a: Self, b: Self) -> Bool { a.name.utf8.elementsEqual(b.name.utf8) }
+
+    func hash(into hasher: inout Hasher) {
+        var name = name
+        name.withUTF8 { hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
+    }
+}
+
 /// The in-memory index: stream → positions of its versions, categories, the frame table,
 /// snapshots, stream metadata. Built by scanning the segments at open and kept current by the
-/// writer, through the same ``apply(_:in:)`` in both cases.
+/// writer, through the same ``apply(_:in:length:rawLength:)`` in both cases.
 ///
 /// Memory: 8 bytes per event (its position in its stream's array) plus about 40 bytes per
-/// frame, and per stream its name and about 80 bytes.
+/// frame, and per stream its name and about 90 bytes.
 struct StreamIndex {
     struct Stream {
-        /// `positions[v - 1]` is the position of version `v`; a value ≥ ``damagedMarker`` marks a
-        /// version lost to damage (``damagedMarker`` + index into ``StreamIndex/damage``).
+        /// Versions 1 ... `removedThrough` are not in the log (compaction removed them, or the
+        /// stream was declared to begin later); they are never read.
+        var removedThrough = 0
+        /// `positions[i]` is the position of version `removedThrough + i + 1`; a value ≥
+        /// ``damagedMarker`` marks a version lost to damage (``damagedMarker`` + index into
+        /// ``StreamIndex/damage``).
         var positions: [UInt64] = []
         /// Versions below this are hidden (truncated or deleted).
         var truncateBefore = 1
@@ -44,7 +66,20 @@ struct StreamIndex {
         /// The id of the last event: recognizes a retried commit without reading the log.
         var lastEventID: UUID?
 
-        var version: Int { positions.count }
+        var version: Int { removedThrough + positions.count }
+
+        /// The position of `version`: `nil` when it is removed or beyond the last version; a
+        /// damage marker when it was lost to damage.
+        func position(of version: Int) -> UInt64? {
+            guard version > removedThrough, version <= self.version else { return nil }
+            return positions[version - removedThrough - 1]
+        }
+
+        /// The positions of versions `range` (which must lie within the stream's stored ones).
+        func positions(of range: ClosedRange<Int>) -> ArraySlice<UInt64> {
+            precondition(range.lowerBound > removedThrough && range.upperBound <= version)
+            return positions[(range.lowerBound - removedThrough - 1)...(range.upperBound - removedThrough - 1)]
+        }
     }
 
     struct SnapshotReference {
@@ -55,14 +90,18 @@ struct StreamIndex {
 
     static let damagedMarker = UInt64.max - (1 << 32)
 
-    private(set) var streams: [String: Stream] = [:]
+    private(set) var streams: [StreamKey: Stream] = [:]
     /// Stream names per category, in order of their first event.
-    private(set) var categories: [String: [String]] = [:]
+    private(set) var categories: [StreamKey: [String]] = [:]
     /// Frames holding events, ascending by position.
     private(set) var eventFrames: [EventFrame] = []
     /// The position the next event gets.
     private(set) var nextPosition: UInt64 = 0
     private(set) var damage: [Damage] = []
+    /// How many events damage may have held, which bounds the versions a later frame may skip:
+    /// a lost event took at least one byte of the damaged region (DEFLATE expands at most
+    /// ~1032 times, an event record is at least 34 bytes raw).
+    private(set) var lostEventBound = 0
     private(set) var eventCount = 0
     /// Bytes of valid frames in the segments (headers and preallocated space excluded).
     private(set) var frameBytes = 0
@@ -70,13 +109,15 @@ struct StreamIndex {
     private(set) var rawPayloadBytes = 0
     /// Every stream name, in the order of its first record.
     private(set) var streamOrder: [String] = []
+    /// The highest batch number seen in a frame.
+    private(set) var lastBatch: UInt64?
 
     init() {}
 
     /// An index loaded from the index file.
     init(
-        restoring streams: [String: Stream], order: [String], categories: [String: [String]], frames: [EventFrame],
-        nextPosition: UInt64, eventCount: Int, frameBytes: Int, rawPayloadBytes: Int
+        restoring streams: [StreamKey: Stream], order: [String], categories: [StreamKey: [String]], frames: [EventFrame],
+        nextPosition: UInt64, eventCount: Int, frameBytes: Int, rawPayloadBytes: Int, lastBatch: UInt64?
     ) {
         self.streams = streams
         streamOrder = order
@@ -86,67 +127,128 @@ struct StreamIndex {
         self.eventCount = eventCount
         self.frameBytes = frameBytes
         self.rawPayloadBytes = rawPayloadBytes
+        self.lastBatch = lastBatch
     }
 
     /// The category of a stream: its name up to the first `/`; `nil` when it has none.
     static func category(of stream: String) -> String? {
-        guard let slash = stream.firstIndex(of: "/") else { return nil }
+        guard let slash = stream.utf8.firstIndex(of: UInt8(ascii: "/")) else { return nil }
         return String(stream[..<slash])
     }
 
-    func stream(_ name: String) -> Stream? { streams[name] }
+    func stream(_ name: String) -> Stream? { streams[StreamKey(name)] }
 
-    /// Adds a frame's records, in order. `length` is the frame's size in the file.
-    mutating func apply(_ records: [Record], in location: FrameLocation, length: Int, rawLength: Int) {
+    func streams(inCategory category: String) -> [String] { categories[StreamKey(category)] ?? [] }
+
+    /// Why a decoded frame cannot be applied: its events must continue each stream's versions
+    /// (a skip only as far as damage could have lost events), its positions must follow the
+    /// log's, and a stream's start may only be declared before its first event. `nil` if it can.
+    func problem(applying records: [Record]) -> String? {
+        var versions: [StreamKey: Int] = [:]
+        var budget = lostEventBound
+        var next = nextPosition
+        for record in records {
+            switch record {
+            case .event(let event):
+                guard event.position >= next else { return "position \(event.position) is not after \(next - 1)" }
+                next = event.position + 1
+                let key = StreamKey(event.stream)
+                let current = versions[key] ?? stream(event.stream)?.version ?? 0
+                let skipped = event.version - current - 1
+                guard skipped >= 0 else {
+                    return "version \(event.version) of '\(event.stream)' repeats (the stream is at version \(current))"
+                }
+                guard skipped <= budget else {
+                    return "version \(event.version) of '\(event.stream)' skips \(skipped) versions after \(current)"
+                }
+                budget -= skipped
+                versions[key] = event.version
+            case .streamMetadata(let name, .versionsStartAt, let version):
+                let key = StreamKey(name)
+                let current = versions[key] ?? stream(name)?.version ?? 0
+                guard version >= 1, current == 0 || version - 1 <= current else {
+                    return "stream '\(name)' declared to start at version \(version) after version \(current)"
+                }
+                versions[key] = max(current, version - 1)
+            case .streamMetadata, .snapshot, .dictionary:
+                break
+            }
+        }
+        return nil
+    }
+
+    /// Adds a frame's records, in order (which ``problem(applying:)`` accepts). `length` is the
+    /// frame's size in the file.
+    mutating func apply(_ records: [Record], in location: FrameLocation, length: Int, rawLength: Int, batch: UInt64) {
         frameBytes += length
         rawPayloadBytes += rawLength
+        lastBatch = max(lastBatch ?? 0, batch)
         var first: UInt64?
         var last: UInt64 = 0
         var lastName: String?
-        var lastSlot: Dictionary<String, Stream>.Index?
+        var lastSlot: Dictionary<StreamKey, Stream>.Index?
         for (recordIndex, record) in records.enumerated() {
             switch record {
             case .event(let event):
-                precondition(event.position >= nextPosition, "positions increase")
+                precondition(event.position >= nextPosition && event.position < Layout.maximumPosition, "positions increase")
                 first = first ?? event.position
                 last = event.position
                 nextPosition = event.position + 1
                 eventCount += 1
                 // One hash lookup per run of events of the same stream (a commit), and the entry
                 // mutated in place: a copy would copy its positions (O(n) per event).
-                if lastSlot == nil || lastName != event.stream {
-                    if let slot = streams.index(forKey: event.stream) {
+                if lastSlot == nil || lastName.map({ !$0.utf8.elementsEqual(event.stream.utf8) }) ?? true {
+                    let key = StreamKey(event.stream)
+                    if let slot = streams.index(forKey: key) {
                         lastSlot = slot
                     } else {
                         noteNewStream(event.stream)
-                        streams[event.stream] = Stream()
-                        lastSlot = streams.index(forKey: event.stream)
+                        streams[key] = Stream()
+                        lastSlot = streams.index(forKey: key)
                     }
                     lastName = event.stream
                 }
                 let slot = lastSlot!
-                if streams.values[slot].positions.isEmpty, let category = Self.category(of: event.stream) {
-                    categories[category, default: []].append(event.stream)
+                if streams.values[slot].version == 0, let category = Self.category(of: event.stream) {
+                    categories[StreamKey(category), default: []].append(event.stream)
                 }
-                Self.add(event, damageMarker: Self.damagedMarker + UInt64(max(damage.count - 1, 0)), to: &streams.values[slot])
+                let skipped = Self.add(
+                    event, damageMarker: Self.damagedMarker + UInt64(max(damage.count - 1, 0)), to: &streams.values[slot])
+                lostEventBound = max(0, lostEventBound - skipped)
             case .streamMetadata(let name, let operation, let version):
                 lastSlot = nil
-                if streams[name] == nil { noteNewStream(name) }
+                let key = StreamKey(name)
+                if streams[key] == nil {
+                    noteNewStream(name)
+                    streams[key] = Stream()
+                }
                 switch operation {
                 case .truncateBefore:
-                    streams[name, default: Stream()].truncateBefore = max(streams[name]?.truncateBefore ?? 1, version)
+                    streams[key]!.truncateBefore = max(streams[key]!.truncateBefore, version)
                 case .delete:
-                    streams[name, default: Stream()].truncateBefore = max(streams[name]?.truncateBefore ?? 1, version)
-                    streams[name]!.snapshotsHiddenThrough = max(streams[name]!.snapshotsHiddenThrough, version - 1)
+                    streams[key]!.truncateBefore = max(streams[key]!.truncateBefore, version)
+                    streams[key]!.snapshotsHiddenThrough = max(streams[key]!.snapshotsHiddenThrough, version - 1)
                 case .tombstone:
-                    streams[name, default: Stream()].isTombstoned = true
+                    streams[key]!.isTombstoned = true
+                case .versionsStartAt:
+                    if streams[key]!.positions.isEmpty {
+                        let wasEmpty = streams[key]!.version == 0
+                        streams[key]!.removedThrough = max(streams[key]!.removedThrough, version - 1)
+                        if wasEmpty, streams[key]!.version > 0, let category = Self.category(of: name) {
+                            categories[StreamKey(category), default: []].append(name)
+                        }
+                    }
+                    streams[key]!.truncateBefore = max(streams[key]!.truncateBefore, version)
                 }
             case .snapshot(let snapshot):
                 lastSlot = nil
-                if streams[snapshot.stream] == nil { noteNewStream(snapshot.stream) }
-                if (streams[snapshot.stream]?.snapshot?.version ?? -1) <= snapshot.version {
-                    streams[snapshot.stream, default: Stream()].snapshot = SnapshotReference(
-                        location: location, recordIndex: recordIndex, version: snapshot.version)
+                let key = StreamKey(snapshot.stream)
+                if streams[key] == nil {
+                    noteNewStream(snapshot.stream)
+                    streams[key] = Stream()
+                }
+                if (streams[key]!.snapshot?.version ?? -1) <= snapshot.version {
+                    streams[key]!.snapshot = SnapshotReference(location: location, recordIndex: recordIndex, version: snapshot.version)
                 }
             case .dictionary:
                 break  // kept by the segment, not the index
@@ -161,24 +263,34 @@ struct StreamIndex {
         streamOrder.append(name)
     }
 
-    private static func add(_ event: StoredEvent, damageMarker: UInt64, to stream: inout Stream) {
-        // Versions missing before this one were in damaged frames.
-        while stream.positions.count < event.version - 1 { stream.positions.append(damageMarker) }
-        if stream.positions.count == event.version - 1 {
-            stream.positions.append(event.position)
-            stream.lastEventID = event.id
-        }  // else: a version seen twice, possible only in a forged log (its CRC holds); keep the first.
+    /// Adds an event after its stream's last version; versions it skips were lost to damage.
+    /// - Returns: how many versions it skipped.
+    private static func add(_ event: StoredEvent, damageMarker: UInt64, to stream: inout Stream) -> Int {
+        let skipped = event.version - stream.version - 1
+        precondition(skipped >= 0, "versions increase (checked by problem(applying:))")
+        stream.positions.append(contentsOf: repeatElement(damageMarker, count: skipped))
+        stream.positions.append(event.position)
+        stream.lastEventID = event.id
+        return skipped
     }
 
     /// Records damage found at open; events of later frames that skip versions point at it.
     mutating func record(_ damaged: Damage) {
         damage.append(damaged)
         nextPosition = max(nextPosition, damaged.positions.upperBound)
+        let byBytes = damaged.length == 0 ? damaged.positions.count : damaged.length.multipliedReportingOverflow(by: 32).partialValue
+        lostEventBound += min(damaged.positions.count, max(byBytes, 0))
     }
 
     /// Raises the next position (a segment that starts later than the last event seen).
     mutating func advance(to position: UInt64) {
+        precondition(position <= Layout.maximumPosition)
         nextPosition = max(nextPosition, position)
+    }
+
+    /// Continues batch numbering after `batch` (a batch the index did not see, e.g. a torn one).
+    mutating func noteBatch(_ batch: UInt64) {
+        lastBatch = max(lastBatch ?? 0, batch)
     }
 
     /// The index into ``eventFrames`` of the frame holding `position`, or of the first frame

@@ -40,7 +40,12 @@ final class Writer: Sendable {
     struct WriterState {
         var activeSegment: Int
         var writeOffset: Int
-        var isDirty = false
+        /// The number the next batch (the frames of one sync) gets.
+        var nextBatch: UInt64
+        /// The manifest on disk: a new segment is added to it before frames go into it.
+        var manifest: Manifest
+        /// The sequence of the last head record written.
+        var headSequence: UInt64
         /// The last ``Layout/dictionarySize`` bytes of raw payload written: the next segment's
         /// dictionary.
         var recentPayload: [UInt8] = []
@@ -48,11 +53,13 @@ final class Writer: Sendable {
 
     /// How much recent payload a segment's dictionary holds: 4 KiB, less for tiny segments.
     private let dictionarySize: Int
+    private let head: HeadFile
 
-    init(core: LogCore, activeSegment: Int, writeOffset: Int) {
+    init(core: LogCore, head: HeadFile, state: WriterState) {
         self.core = core
+        self.head = head
         dictionarySize = min(Layout.dictionarySize, core.options.segmentSize / 8)
-        state = Mutex(WriterState(activeSegment: activeSegment, writeOffset: writeOffset))
+        self.state = Mutex(state)
         let thread = Thread { [self] in run() }
         thread.name = "dugong-writer"
         thread.start()
@@ -106,19 +113,41 @@ final class Writer: Sendable {
     }
 
     /// At a clean close, gives the unused preallocated tail of the active segment back to the
-    /// file system (it is preallocated again at the next open). Best effort: a failure leaves
-    /// zeros, which read the same.
+    /// file system by punching a hole (the file keeps its size: a reader in another process may
+    /// have it mapped, and a shrunk file would make its reads fault); the next open allocates it
+    /// again. Best effort: a failure leaves zeros, which read the same.
+    /// Then records the clean close in the head file (synced): the next open knows that nothing
+    /// follows the last frame, so damage to the last batch is damage, not a torn write.
     private func trimActiveSegment() {
         guard core.shared.withLock({ $0.failure == nil }) else { return }
         state.withLock { state in
-            let segment = core.shared.withLock { $0.segments[state.activeSegment] }
+            let (segment, nextPosition) = core.shared.withLock { ($0.segments[state.activeSegment], $0.index.nextPosition) }
             do {
-                try segment.file.truncate(to: state.writeOffset)
-                try segment.file.synchronize()
+                try segment.file.punchHole(state.writeOffset..<segment.capacity)
             } catch {
                 // The zeros stay; nothing is lost.
             }
+            do {
+                // fsync above made every frame durable, also without synchronous durability.
+                try segment.file.synchronize()
+                try writeHead(&state, segment: segment, nextPosition: nextPosition, cleanClose: true)
+            } catch {
+                // Without the record the next open treats an invalid tail as torn: nothing is lost.
+            }
         }
+    }
+
+    /// The sequence of the head record written by a clean close (the index file names it).
+    var closingHeadSequence: UInt64 { state.withLock { $0.headSequence } }
+
+    /// Records in the head file that the frames of `segment` up to the write offset are durable.
+    private func writeHead(_ state: inout WriterState, segment: Segment, nextPosition: UInt64, cleanClose: Bool) throws {
+        state.headSequence += 1
+        try head.write(
+            HeadRecord(
+                sequence: state.headSequence, segmentSalt: segment.salt, durableEnd: UInt64(state.writeOffset),
+                nextPosition: nextPosition, nextBatch: state.nextBatch, cleanClose: cleanClose),
+            durably: cleanClose)
     }
 
     // MARK: Deciding and packing
@@ -137,7 +166,7 @@ final class Writer: Sendable {
     private struct Batch {
         var frames: [FrameBuilder] = []
         var builder: FrameBuilder
-        var views: [String: StreamView] = [:]
+        var views: [StreamKey: StreamView] = [:]
         var completions: [@Sendable () -> Void] = []
         var nextPosition: UInt64
     }
@@ -167,8 +196,8 @@ final class Writer: Sendable {
         do {
             let written = try write(batch.frames)
             core.shared.withLock { shared in
-                for (records, location, length, rawLength) in written {
-                    shared.index.apply(records, in: location, length: length, rawLength: rawLength)
+                for frame in written {
+                    shared.index.apply(frame.records, in: frame.location, length: frame.length, rawLength: frame.rawLength, batch: frame.batch)
                 }
                 assert(shared.index.nextPosition == batch.nextPosition)
             }
@@ -183,7 +212,7 @@ final class Writer: Sendable {
     }
 
     private func view(of stream: String, in batch: inout Batch) -> StreamView {
-        if let view = batch.views[stream] { return view }
+        if let view = batch.views[StreamKey(stream)] { return view }
         let indexed = core.shared.withLock { $0.index.stream(stream) }
         let version = indexed?.version ?? 0
         return StreamView(
@@ -198,8 +227,7 @@ final class Writer: Sendable {
             return offset < view.pendingIDs.count ? view.pendingIDs[offset] : nil
         }
         let position = core.shared.withLock { shared -> UInt64? in
-            guard let positions = shared.index.stream(stream)?.positions, version >= 1, version <= positions.count else { return nil }
-            return positions[version - 1]
+            shared.index.stream(stream)?.position(of: version)
         }
         guard let position else { return nil }
         return try core.events(at: [position]).first?.id
@@ -208,14 +236,14 @@ final class Writer: Sendable {
     /// Decides appends that commit together: each is checked against the streams as the ones
     /// before it leave them; if any fails, none is written. All go into the current frame.
     private func decideAppends(_ appends: [EventLog.Append], in batch: inout Batch) -> Result<[Commit], StoreError> {
-        var views: [String: StreamView] = [:]
+        var views: [StreamKey: StreamView] = [:]
         var plans: [(append: EventLog.Append, firstVersion: Int, duplicate: Commit?)] = []
         for append in appends {
-            var view = views[append.stream] ?? view(of: append.stream, in: &batch)
+            var view = views[StreamKey(append.stream)] ?? view(of: append.stream, in: &batch)
             if view.isTombstoned { return .failure(.streamTombstoned(stream: append.stream)) }
             do {
                 if let duplicate = try duplicateCommit(stream: append.stream, events: append.events, expected: append.expected, view: view) {
-                    guard views[append.stream] == nil else {
+                    guard views[StreamKey(append.stream)] == nil else {
                         return .failure(.invalidArgument("the same events appear twice in one atomic append to '\(append.stream)'"))
                     }
                     plans.append((append, duplicate.firstVersion, duplicate))
@@ -235,7 +263,7 @@ final class Writer: Sendable {
             view.pendingPositions += Array(repeating: 0, count: append.events.count)
             view.lastEventID = append.events.last?.id
             view.version += append.events.count
-            views[append.stream] = view
+            views[StreamKey(append.stream)] = view
         }
         var commits: [Commit] = []
         for plan in plans {
@@ -245,7 +273,7 @@ final class Writer: Sendable {
             }
             let stream = plan.append.stream
             let firstPosition = batch.nextPosition
-            var view = views[stream]!
+            var view = views[StreamKey(stream)]!
             for (offset, event) in plan.append.events.enumerated() {
                 let version = plan.firstVersion + offset
                 let stored = StoredEvent(
@@ -256,7 +284,7 @@ final class Writer: Sendable {
                 view.pendingPositions[version - view.pendingFrom] = batch.nextPosition
                 batch.nextPosition += 1
             }
-            views[stream] = view
+            views[StreamKey(stream)] = view
             commits.append(Commit(
                 stream: stream, firstVersion: plan.firstVersion, lastVersion: plan.firstVersion + plan.append.events.count - 1,
                 firstPosition: firstPosition, lastPosition: batch.nextPosition - 1, wasDuplicate: false))
@@ -302,7 +330,12 @@ final class Writer: Sendable {
 
     private func position(of stream: String, version: Int, view: StreamView) throws -> UInt64 {
         if version >= view.pendingFrom { return view.pendingPositions[version - view.pendingFrom] }
-        return core.shared.withLock { $0.index.stream(stream)!.positions[version - 1] }
+        return try core.shared.withLock { shared in
+            guard let position = shared.index.stream(stream)?.position(of: version) else {
+                throw StoreError.failed(reason: "version \(version) of '\(stream)' vanished from the index")
+            }
+            return position
+        }
     }
 
     private func changeStream(_ stream: String, _ change: StreamChange, in batch: inout Batch) -> Result<Void, StoreError> {
@@ -320,7 +353,7 @@ final class Writer: Sendable {
             batch.builder.appendStreamMetadata(stream: stream, operation: .tombstone, version: 0)
             view.isTombstoned = true
         }
-        batch.views[stream] = view
+        batch.views[StreamKey(stream)] = view
         closeFrameIfFull(&batch)
         return .success(())
     }
@@ -333,41 +366,53 @@ final class Writer: Sendable {
 
     // MARK: Writing
 
-    /// Writes the frames in order, rolling segments as needed, and syncs once.
+    /// A frame as written, for the index.
+    struct WrittenFrame {
+        var records: [Record]
+        var location: FrameLocation
+        var length: Int
+        var rawLength: Int
+        var batch: UInt64
+    }
+
+    /// Frames planned for the active segment, written together as one batch.
+    private struct Group {
+        var frames: [SealedFrame] = []
+        var bytes = 0
+    }
+
+    /// Writes the frames in order as batches (one per segment they land in), each with one
+    /// `pwrite` and one sync, rolling segments as needed.
     ///
     /// A segment gets a dictionary frame (the last 4 KiB of payload written before it) before
     /// its first other frame, or, in the first segment, as soon as 4 KiB of payload exist; the
     /// frames after it are compressed with it.
-    /// - Returns: each frame written (dictionary frames included) with its records, location,
-    ///   length and raw payload length.
-    private func write(_ frames: [FrameBuilder]) throws -> [([Record], FrameLocation, Int, Int)] {
+    private func write(_ frames: [FrameBuilder]) throws -> [WrittenFrame] {
         try state.withLock { state in
-            var written: [([Record], FrameLocation, Int, Int)] = []
+            var written: [WrittenFrame] = []
+            var group = Group()
             for frame in frames {
                 var segment = core.shared.withLock { $0.segments[state.activeSegment] }
                 var dictionary = dictionaryFrame(for: segment, before: frame, state)
-                var dictionaryBytes = dictionary?.encoded() ?? []
-                var bytes = frame.encoded(
-                    dictionary: dictionary == nil ? segment.dictionary(before: state.writeOffset) : state.recentPayload)
-                if state.writeOffset + dictionaryBytes.count + bytes.count > segment.capacity {
+                var sealed = frame.sealed(
+                    dictionary: dictionary == nil ? segment.dictionary(before: state.writeOffset + group.bytes) : state.recentPayload)
+                let dictionaryLength = dictionary?.totalLength ?? 0
+                if state.writeOffset + group.bytes + dictionaryLength + sealed.totalLength > segment.capacity {
+                    written += try flush(&group, &state)
                     // A new segment large enough for a dictionary frame and this frame stored as is.
                     let dictionaryRoom = Layout.frameHeaderSize + 4 + dictionarySize
                     let needed = Layout.segmentHeaderSize + dictionaryRoom + Layout.frameHeaderSize + frame.payloadSize
                     segment = try roll(&state, firstPosition: frame.firstPosition, capacity: max(core.options.segmentSize, needed))
                     dictionary = dictionaryFrame(for: segment, before: frame, state)
-                    dictionaryBytes = dictionary?.encoded() ?? []
-                    bytes = frame.encoded(dictionary: dictionary == nil ? [] : state.recentPayload)
+                    sealed = frame.sealed(dictionary: dictionary == nil ? [] : state.recentPayload)
                 }
                 if let dictionary {
-                    let offset = try append(dictionaryBytes, to: segment, &state)
-                    segment.register(dictionary: state.recentPayload, at: offset)
-                    written.append((
-                        dictionary.records, FrameLocation(segment: state.activeSegment, offset: offset),
-                        dictionaryBytes.count, dictionary.payloadSize))
+                    segment.register(dictionary: state.recentPayload, at: state.writeOffset + group.bytes)
+                    group.frames.append(dictionary)
+                    group.bytes += dictionary.totalLength
                 }
-                let offset = try append(bytes, to: segment, &state)
-                written.append((
-                    frame.records, FrameLocation(segment: state.activeSegment, offset: offset), bytes.count, frame.payloadSize))
+                group.frames.append(sealed)
+                group.bytes += sealed.totalLength
                 let payload = frame.payload.bytes
                 if payload.count >= dictionarySize {
                     state.recentPayload = Array(payload.suffix(dictionarySize))
@@ -375,54 +420,76 @@ final class Writer: Sendable {
                     state.recentPayload = Array((state.recentPayload + payload).suffix(dictionarySize))
                 }
             }
-            try synchronize(&state)
+            written += try flush(&group, &state)
             return written
         }
     }
 
     /// The dictionary frame to write before `frame` when `segment` has no dictionary yet and
     /// enough payload has been written to make one.
-    private func dictionaryFrame(for segment: Segment, before frame: FrameBuilder, _ state: WriterState) -> FrameBuilder? {
+    private func dictionaryFrame(for segment: Segment, before frame: FrameBuilder, _ state: WriterState) -> SealedFrame? {
         guard !segment.hasDictionary, state.recentPayload.count == dictionarySize else { return nil }
         var dictionary = FrameBuilder(nextPosition: frame.firstPosition)
         dictionary.appendDictionary(state.recentPayload)
-        return dictionary
+        return dictionary.sealed()
     }
 
-    /// Writes one encoded frame at the end of the active segment.
-    /// - Returns: its offset.
-    private func append(_ bytes: [UInt8], to segment: Segment, _ state: inout WriterState) throws -> Int {
-        precondition(state.writeOffset + bytes.count <= segment.capacity, "frame must fit its segment")
+    /// Writes a group's frames at the end of the active segment as one batch, syncs, and records
+    /// the new durable end in the head file (not synced: it trails the data).
+    private func flush(_ group: inout Group, _ state: inout WriterState) throws -> [WrittenFrame] {
+        guard !group.frames.isEmpty else { return [] }
+        defer { group = Group() }
+        let segment = core.shared.withLock { $0.segments[state.activeSegment] }
+        let start = state.writeOffset
+        precondition(start + group.bytes <= segment.capacity, "a batch must fit its segment")
+        let batch = state.nextBatch
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(group.bytes)
+        var written: [WrittenFrame] = []
+        for (number, frame) in group.frames.enumerated() {
+            let offset = start + bytes.count
+            frame.write(into: &bytes, base: start, salt: segment.salt, batch: batch, endsBatch: number == group.frames.count - 1)
+            written.append(WrittenFrame(
+                records: frame.records, location: FrameLocation(segment: state.activeSegment, offset: offset),
+                length: frame.totalLength, rawLength: frame.rawLength, batch: batch))
+        }
+        assert(bytes.count == group.bytes)
         try core.options.faults?(.write)
-        try bytes.withUnsafeBytes { try segment.file.write($0, at: state.writeOffset) }
-        let offset = state.writeOffset
+        try bytes.withUnsafeBytes { try segment.file.write($0, at: start) }
         state.writeOffset += bytes.count
-        state.isDirty = true
-        return offset
-    }
-
-    private func synchronize(_ state: inout WriterState) throws {
-        guard state.isDirty else { return }
+        state.nextBatch += 1
+        let nextPosition = group.frames.map { $0.firstPosition + UInt64($0.eventCount) }.max()!
         if core.options.durability == .synchronous {
-            let segment = core.shared.withLock { $0.segments[state.activeSegment] }
             try core.options.faults?(.sync)
             try segment.file.synchronizeData()
+            try writeHead(&state, segment: segment, nextPosition: nextPosition, cleanClose: false)
         }
-        state.isDirty = false
+        return written
     }
 
-    /// Seals the active segment (syncing it) and makes a new one starting at `firstPosition`.
+    /// Seals the active segment (syncing it, whatever the durability) and makes a new one
+    /// starting at `firstPosition`, chained to it; the manifest lists it before any frame goes in.
     private func roll(_ state: inout WriterState, firstPosition: UInt64, capacity: Int) throws -> Segment {
-        try synchronize(&state)
         let previous = core.shared.withLock { $0.segments[state.activeSegment] }
+        try core.options.faults?(.sync)
+        try previous.file.synchronizeData()
         let previousName = Layout.SegmentName(fileName: previous.name)
         let generation = previousName?.firstPosition == firstPosition ? (previousName?.generation ?? 0) + 1 : 0
         let name = Layout.SegmentName(firstPosition: firstPosition, generation: generation)
-        let segment = try Segment.create(
-            directory: core.directory, firstPosition: firstPosition, capacity: capacity, name: name.fileName)
+        let header = SegmentHeader(
+            firstPosition: firstPosition, capacity: UInt64(capacity),
+            createdMilliseconds: Date.currentMillisecond.millisecondsSince1970, salt: SegmentHeader.newSalt(),
+            sequence: previous.header.sequence + 1, previousSalt: previous.salt, previousEnd: UInt64(state.writeOffset))
+        let segment = try Segment.create(directory: core.directory, header: header, name: name.fileName)
+        var manifest = state.manifest
+        manifest.generation += 1
+        manifest.segments.append(Manifest.Entry(name: name.fileName, salt: header.salt))
+        try StoreFiles.writeManifest(manifest, in: core.directory)
+        state.manifest = manifest
         core.shared.withLock { $0.segments.append(segment) }
         state.activeSegment += 1
         state.writeOffset = Layout.segmentHeaderSize
+        try writeHead(&state, segment: segment, nextPosition: firstPosition, cleanClose: false)
         return segment
     }
 }

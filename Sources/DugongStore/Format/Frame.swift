@@ -1,6 +1,6 @@
 import Foundation
 
-/// The fixed 32-byte header of a frame. See FORMAT.md, "Frames".
+/// The fixed 40-byte header of a frame. See FORMAT.md, "Frames".
 struct FrameHeader: Equatable {
     /// Bytes of payload stored after the header.
     var storedLength: UInt32
@@ -16,12 +16,26 @@ struct FrameHeader: Equatable {
     var firstPosition: UInt64
     var eventCount: UInt32
     var recordCount: UInt32
+    /// The batch (the frames one `fdatasync` made durable) the frame was written in.
+    var batch: UInt64
+    /// The last frame of its batch.
+    var endsBatch: Bool
 
     /// The frame's total length in the file.
     var totalLength: Int { Layout.frameHeaderSize + Int(storedLength) }
+
+    /// The masked checksum of a frame: CRC-32C of the segment's salt and the frame's offset
+    /// (8 bytes each, little-endian), then of the frame's bytes from offset 4 to its end. The
+    /// salt and offset make a frame valid only where it was written: a copy elsewhere (a
+    /// misdirected write, a frame inside an event's data, another segment's frame) fails.
+    static func checksum(salt: UInt64, offset: Int, covering bytes: UnsafeRawBufferPointer) -> UInt32 {
+        var seed = (salt.littleEndian, UInt64(offset).littleEndian)
+        let crc = withUnsafeBytes(of: &seed) { Checksum.crc32c($0) }
+        return Checksum.mask(Checksum.crc32c(bytes, continuing: crc))
+    }
 }
 
-/// Builds one frame from records. See FORMAT.md, "Frames" and "Records".
+/// Builds one frame's payload from records. See FORMAT.md, "Frames" and "Records".
 struct FrameBuilder {
     private(set) var payload = ByteWriter(capacity: 4096)
     private(set) var firstPosition: UInt64
@@ -52,8 +66,12 @@ struct FrameBuilder {
     /// Appends an event whose position may leave a gap after the previous one (compaction
     /// writes the survivors of removed events).
     mutating func appendKeepingPosition(_ event: StoredEvent) {
-        precondition(isEmpty || event.position > previousPosition, "positions increase within a frame")
-        if eventCount == 0 { firstPosition = event.position; previousPosition = event.position &- 1 }
+        precondition(eventCount == 0 || event.position > previousPosition, "positions increase within a frame")
+        if eventCount == 0 {
+            precondition(event.position >= firstPosition, "a frame's events start at or after its first position")
+            firstPosition = event.position
+            previousPosition = event.position &- 1
+        }
         payload.event(event, previousPosition: previousPosition)
         records.append(.event(event))
         previousPosition = event.position
@@ -84,31 +102,70 @@ struct FrameBuilder {
         UInt16(truncatingIfNeeded: dictionary.withUnsafeBytes { Checksum.mask(Checksum.crc32c($0)) })
     }
 
-    /// The frame's bytes: header, then the payload, raw DEFLATE (with `dictionary`, the
+    /// The frame with its payload in its stored form: raw DEFLATE (with `dictionary`, the
     /// segment's current dictionary, when there is one) when that saves at least 1/8.
-    func encoded(dictionary: [UInt8] = []) -> [UInt8] {
+    func sealed(dictionary: [UInt8] = []) -> SealedFrame {
         precondition(!isEmpty && payloadSize <= Layout.maximumFramePayload)
         // Large frames gain nothing from a preset dictionary (measured: 1 % at 100 events) and
         // would pay for loading it into zlib's tables.
         let dictionary = payloadSize < Layout.dictionaryUseLimit ? dictionary : []
         let compressed = payload.bytes.withUnsafeBytes { Compression.deflate($0, dictionary: dictionary) }
-        let stored = compressed ?? payload.bytes
-        let flags = compressed == nil ? 0 : Layout.frameCompressed | (dictionary.isEmpty ? 0 : Layout.frameUsesDictionary)
-        var frame = ByteWriter(capacity: Layout.frameHeaderSize + stored.count)
-        frame.u32(0)  // checksum, patched below
-        frame.u32(UInt32(stored.count))
-        frame.u32(UInt32(payloadSize))
-        frame.u8(flags)
-        frame.u8(0)
-        frame.u16(flags & Layout.frameUsesDictionary == 0 ? 0 : Self.check(of: dictionary))
-        frame.u64(firstPosition)
-        frame.u32(eventCount)
-        frame.u32(recordCount)
-        assert(frame.bytes.count == Layout.frameHeaderSize)
-        frame.raw(stored)
-        let crc = frame.bytes.withUnsafeBytes { Checksum.crc32c(UnsafeRawBufferPointer(rebasing: $0[4...])) }
-        frame.patchU32(Checksum.mask(crc), at: 0)
-        return frame.bytes
+        let usesDictionary = compressed != nil && !dictionary.isEmpty
+        return SealedFrame(
+            stored: compressed ?? payload.bytes, rawLength: payloadSize, isCompressed: compressed != nil,
+            usesDictionary: usesDictionary, dictionaryCheck: usesDictionary ? Self.check(of: dictionary) : 0,
+            firstPosition: firstPosition, eventCount: eventCount, recordCount: recordCount, records: records)
+    }
+}
+
+/// A frame whose payload is final; its header is completed where it is written, since its
+/// checksum covers the segment's salt, the frame's offset and its batch.
+struct SealedFrame {
+    var stored: [UInt8]
+    var rawLength: Int
+    var isCompressed: Bool
+    var usesDictionary: Bool
+    var dictionaryCheck: UInt16
+    var firstPosition: UInt64
+    var eventCount: UInt32
+    var recordCount: UInt32
+    var records: [Record]
+
+    var totalLength: Int { Layout.frameHeaderSize + stored.count }
+
+    /// Appends the whole frame (header and payload) to `output`, which starts at `base` in the
+    /// segment whose salt is `salt`.
+    func write(into output: inout [UInt8], base: Int, salt: UInt64, batch: UInt64, endsBatch: Bool) {
+        precondition(stored.count >= 1 && stored.count <= Layout.maximumFramePayload && batch < Layout.maximumPosition)
+        let start = output.count
+        var header = ByteWriter(capacity: Layout.frameHeaderSize)
+        header.u32(0)  // checksum, set below
+        header.u32(UInt32(stored.count))
+        header.u32(UInt32(rawLength))
+        header.u8(
+            (isCompressed ? Layout.frameCompressed : 0) | (usesDictionary ? Layout.frameUsesDictionary : 0)
+                | (endsBatch ? Layout.frameEndsBatch : 0))
+        header.u8(0)
+        header.u16(dictionaryCheck)
+        header.u64(firstPosition)
+        header.u32(eventCount)
+        header.u32(recordCount)
+        header.u64(batch)
+        assert(header.bytes.count == Layout.frameHeaderSize)
+        output.append(contentsOf: header.bytes)
+        output.append(contentsOf: stored)
+        let checksum = output.withUnsafeBytes { all in
+            FrameHeader.checksum(
+                salt: salt, offset: base + start, covering: UnsafeRawBufferPointer(rebasing: all[(start + 4)..<all.count]))
+        }
+        withUnsafeBytes(of: checksum.littleEndian) { output.replaceSubrange(start..<start + 4, with: $0) }
+    }
+
+    /// The frame alone at offset `offset` (tests and tools).
+    func encoded(salt: UInt64, offset: Int, batch: UInt64 = 0, endsBatch: Bool = true) -> [UInt8] {
+        var output: [UInt8] = []
+        write(into: &output, base: offset, salt: salt, batch: batch, endsBatch: endsBatch)
+        return output
     }
 }
 
@@ -123,8 +180,10 @@ enum FrameProbe: Equatable {
 }
 
 enum FrameReader {
-    /// Looks at `bytes[offset...]` for a frame: header sanity, length within the bytes, checksum.
-    static func probe(_ bytes: UnsafeRawBufferPointer, at offset: Int) -> FrameProbe {
+    /// Looks at `bytes[offset...]` for a frame of the segment whose salt is `salt`: header
+    /// sanity, every field bounded, length within the bytes, checksum.
+    static func probe(_ bytes: UnsafeRawBufferPointer, at offset: Int, salt: UInt64) -> FrameProbe {
+        precondition(offset >= 0)
         let available = bytes.count - offset
         if available <= 0 { return .endOfData }
         let headerBytes = min(available, Layout.frameHeaderSize)
@@ -139,13 +198,14 @@ enum FrameReader {
             let storedLength = try reader.u32("stored length")
             let rawLength = try reader.u32("raw length")
             let flags = try reader.u8("flags")
-            let reserved = try reader.u8("reserved"), dictionaryCheck = try reader.u16("dictionary check")
+            let encoding = try reader.u8("payload encoding"), dictionaryCheck = try reader.u16("dictionary check")
             let firstPosition = try reader.u64("first position")
             let eventCount = try reader.u32("event count")
             let recordCount = try reader.u32("record count")
-            let known = Layout.frameCompressed | Layout.frameUsesDictionary
-            guard flags & ~known == 0, reserved == 0 else {
-                return .invalid("unknown flags or nonzero reserved bytes")
+            let batch = try reader.u64("batch")
+            let known = Layout.frameCompressed | Layout.frameUsesDictionary | Layout.frameEndsBatch
+            guard flags & ~known == 0, encoding == 0 else {
+                return .invalid("unknown flags or payload encoding")
             }
             let compressed = flags & Layout.frameCompressed != 0
             let usesDictionary = flags & Layout.frameUsesDictionary != 0
@@ -153,15 +213,20 @@ enum FrameReader {
             guard usesDictionary || dictionaryCheck == 0 else { return .invalid("dictionary check without a dictionary") }
             guard storedLength > 0, Int(storedLength) <= Layout.maximumFramePayload,
                 Int(rawLength) <= Layout.maximumFramePayload, compressed || rawLength == storedLength,
-                recordCount > 0, eventCount <= recordCount
-            else { return .invalid("implausible lengths or counts") }
+                recordCount > 0, eventCount <= recordCount, UInt64(recordCount) <= UInt64(rawLength),
+                firstPosition < Layout.maximumPosition, firstPosition + UInt64(eventCount) <= Layout.maximumPosition,
+                batch < Layout.maximumPosition
+            else { return .invalid("implausible lengths, counts or positions") }
             let total = Layout.frameHeaderSize + Int(storedLength)
             guard total <= available else { return .invalid("frame of \(total) bytes runs past the end of the segment") }
             let covered = UnsafeRawBufferPointer(rebasing: bytes[(offset + 4)..<(offset + total)])
-            guard Checksum.mask(Checksum.crc32c(covered)) == checksum else { return .invalid("checksum mismatch") }
+            guard FrameHeader.checksum(salt: salt, offset: offset, covering: covered) == checksum else {
+                return .invalid("checksum mismatch")
+            }
             return .frame(FrameHeader(
                 storedLength: storedLength, rawLength: rawLength, isCompressed: compressed,
-                usesDictionary: usesDictionary, dictionaryCheck: dictionaryCheck, firstPosition: firstPosition, eventCount: eventCount, recordCount: recordCount))
+                usesDictionary: usesDictionary, dictionaryCheck: dictionaryCheck, firstPosition: firstPosition,
+                eventCount: eventCount, recordCount: recordCount, batch: batch, endsBatch: flags & Layout.frameEndsBatch != 0))
         } catch {
             return .invalid("\(error)")
         }
@@ -172,9 +237,10 @@ enum FrameReader {
     /// record before it), empty when there is none.
     /// - Throws: ``FrameDamage`` when the payload does not decode as its header says.
     static func records(
-        of header: FrameHeader, in bytes: UnsafeRawBufferPointer, at offset: Int, dictionary: [UInt8]
+        of header: FrameHeader, in bytes: UnsafeRawBufferPointer, at offset: Int, dictionary: [UInt8],
+        headerSize: Int = Layout.frameHeaderSize
     ) throws -> [Record] {
-        try payload(of: header, in: bytes, at: offset, dictionary: dictionary) { payload in
+        try payload(of: header, in: bytes, at: offset + headerSize - Layout.frameHeaderSize, dictionary: dictionary) { payload in
             try decode(payload, header)
         }
     }

@@ -3,8 +3,11 @@ import Foundation
 /// Every constant of the on-disk format, in one place. FORMAT.md is the specification; this
 /// file must agree with it byte for byte.
 enum Layout {
-    /// The format version this code writes and the only one it reads.
-    static let formatVersion: UInt16 = 1
+    /// The format version this code writes and reads. Version 1 stores are refused by the
+    /// engine and converted by ``Upgrade`` (`dugong upgrade`).
+    static let formatVersion: UInt16 = 2
+    /// The previous version, which ``Upgrade`` reads.
+    static let legacyFormatVersion: UInt16 = 1
 
     // MARK: Directory
 
@@ -16,6 +19,14 @@ enum Layout {
     static let segmentSuffix = ".dseg"
     /// Files being created; removed at open.
     static let temporarySuffix = ".tmp"
+    /// The store manifest: which segment files make up the log (§1 of FORMAT.md).
+    static let manifestName = "dugong.manifest"
+    /// The head file: how far the log is known to be durable (two slots).
+    static let headName = "dugong.head"
+    /// The index saved at a clean close.
+    static let indexName = "dugong.index"
+    /// The v1 compaction manifest; a v2 store never has one.
+    static let legacyCompactionManifestName = "compaction.pending"
 
     /// A segment's place in the order of segments: by first position, then generation.
     struct SegmentName: Comparable, Hashable {
@@ -55,22 +66,34 @@ enum Layout {
     // MARK: Segment header
 
     static let segmentMagic: [UInt8] = Array("DUGONGSG".utf8)
-    static let segmentHeaderSize = 64
+    static let segmentHeaderSize = 128
     /// Segment header flag (offset 12): the positions before this segment's first position and
     /// after the previous segment's last event were removed by compaction.
     static let segmentFollowsCompactedPositions: UInt32 = 0x01
-    /// The file that makes a compaction's switch from old to new segments atomic.
-    static let compactionManifestName = "compaction.pending"
-    /// The header's CRC covers bytes 0 ..< 60 and is stored at 60.
-    static let segmentHeaderChecksumOffset = 60
+    /// The header's CRC covers bytes 0 ..< 124 and is stored at 124.
+    static let segmentHeaderChecksumOffset = 124
+    /// v1 segment headers: 64 bytes, CRC at 60.
+    static let legacySegmentHeaderSize = 64
+
+    // MARK: Limits on what is read from disk and what an append may hold
+
+    /// Global positions are below this (2^62): room for arithmetic that never overflows.
+    static let maximumPosition: UInt64 = 1 << 62
+    /// The most bytes one commit (or one atomic append to several streams) may take in its
+    /// frame's payload: event data, metadata, names and record overhead together.
+    static let maximumCommitSize = 512 << 20
 
     // MARK: Frames
 
-    static let frameHeaderSize = 32
+    static let frameHeaderSize = 40
+    /// v1 frame headers: 32 bytes, no batch, checksum without salt or offset.
+    static let legacyFrameHeaderSize = 32
     /// Flag bit: the payload is raw DEFLATE.
     static let frameCompressed: UInt8 = 0x01
     /// Flag bit (with `frameCompressed`): compressed with the segment's current dictionary.
     static let frameUsesDictionary: UInt8 = 0x02
+    /// Flag bit: the last frame of its batch (the frames one `fdatasync` made durable).
+    static let frameEndsBatch: UInt8 = 0x04
     /// The bytes of recent payload a writer puts in a segment's dictionary (at most 1/8 of the
     /// segment size).
     static let dictionarySize = 4096
@@ -100,5 +123,18 @@ enum Layout {
         case delete = 2
         /// Hard delete: the stream can never be appended to again.
         case tombstone = 3
+        /// The stream's versions below the value are not in the log (compaction removed them,
+        /// or an import declared that the stream begins there); its next version is at least
+        /// the value. Written before the stream's first event of the segment set.
+        case versionsStartAt = 4
     }
+
+    // MARK: Manifest and head
+
+    static let manifestMagic: [UInt8] = Array("DUGONGMF".utf8)
+    static let headMagic: [UInt8] = Array("DUGONGHD".utf8)
+    /// The head file holds two slots of this size, at 0 and at `headSlotSize`.
+    static let headSlotSize = 512
+    /// Head slot flag: written by a clean close; nothing follows the durable end.
+    static let headCleanClose: UInt32 = 0x01
 }

@@ -63,11 +63,13 @@ extension ByteReader {
             let delta = try varint("position delta")
             // previousPosition is UInt64.max ("-1") before an event at position 0.
             let position = previousPosition &+ delta &+ 1
-            guard delta < UInt64.max - 1, previousPosition == .max || position > previousPosition else {
-                throw Malformed(offset: start, reason: "position overflows")
+            guard delta < Layout.maximumPosition, previousPosition == .max || position > previousPosition,
+                position < Layout.maximumPosition
+            else {
+                throw Malformed(offset: start, reason: "position beyond 2^62")
             }
             let stream = try string("stream name", names: &names)
-            let version = try count("version", limit: Int.max)
+            let version = try count("version", limit: Int(Layout.maximumPosition))
             guard version >= 1 else { throw Malformed(offset: start, reason: "version 0") }
             let id = try bytes(16, "event id")
             let type = try string("event type", names: &names)
@@ -86,11 +88,11 @@ extension ByteReader {
             guard let operation = Layout.StreamOperation(rawValue: code) else {
                 throw Malformed(offset: offset - 1, reason: "unknown stream operation \(code)")
             }
-            let version = try count("stream operation version", limit: Int.max)
+            let version = try count("stream operation version", limit: Int(Layout.maximumPosition))
             return .streamMetadata(stream: stream, operation: operation, version: version)
         case .snapshot:
             let stream = try string("stream name")
-            let version = try count("snapshot version", limit: Int.max)
+            let version = try count("snapshot version", limit: Int(Layout.maximumPosition))
             let data = Data(try lengthPrefixed("snapshot data"))
             let metadata = Data(try lengthPrefixed("snapshot metadata"))
             return .snapshot(StoredSnapshot(stream: stream, version: version, data: data, metadata: metadata))

@@ -1,6 +1,6 @@
 import Foundation
 
-/// The 64 bytes at the start of every segment file. See FORMAT.md, "Segment header".
+/// The 128 bytes at the start of every segment file. See FORMAT.md, "Segment header".
 struct SegmentHeader: Equatable {
     /// The global position of the first event the segment holds (or would hold).
     var firstPosition: UInt64
@@ -11,6 +11,16 @@ struct SegmentHeader: Equatable {
     /// Written by compaction: the positions between the previous segment's last event and
     /// this segment's first position were removed on purpose, not lost.
     var followsCompactedPositions = false
+    /// A random, nonzero number drawn when the segment is created. It is mixed into every
+    /// frame's checksum, so that a frame is valid only in its own segment.
+    var salt: UInt64
+    /// The segment's number in its chain: the previous segment's + 1 (0 for a store's first).
+    var sequence: UInt64
+    /// The previous segment's salt; 0 for the first segment of a set.
+    var previousSalt: UInt64
+    /// Where the previous segment's frames end (0 for the first segment of a set): every byte
+    /// of it from there to its capacity is zero.
+    var previousEnd: UInt64
 
     func encoded() -> [UInt8] {
         var writer = ByteWriter(capacity: Layout.segmentHeaderSize)
@@ -21,6 +31,10 @@ struct SegmentHeader: Equatable {
         writer.u64(firstPosition)
         writer.u64(capacity)
         writer.i64(createdMilliseconds)
+        writer.u64(salt)
+        writer.u64(sequence)
+        writer.u64(previousSalt)
+        writer.u64(previousEnd)
         writer.raw(repeatElement(0, count: Layout.segmentHeaderChecksumOffset - writer.bytes.count))
         let crc = writer.bytes.withUnsafeBytes { Checksum.crc32c($0) }
         writer.u32(Checksum.mask(crc))
@@ -41,6 +55,8 @@ struct SegmentHeader: Equatable {
             case .tooShort(let size): "file of \(size) bytes is shorter than a segment header"
             case .badMagic: "not a Dugong segment (bad magic)"
             case .checksumMismatch: "segment header checksum mismatch"
+            case .unsupportedVersion(let version) where version == Layout.legacyFormatVersion:
+                "segment of format version 1, which this build does not open: convert the store with `dugong upgrade <store>`"
             case .unsupportedVersion(let version):
                 "segment format version \(version) is not supported (this build reads version \(Layout.formatVersion))"
             case .malformed(let reason): "malformed segment header: \(reason)"
@@ -48,20 +64,26 @@ struct SegmentHeader: Equatable {
         }
     }
 
-    /// Decodes and checks a header: magic, checksum, version, reserved fields.
+    /// The format version a segment's first bytes declare, if they start like a segment.
+    static func version(of bytes: UnsafeRawBufferPointer) -> UInt16? {
+        guard bytes.count >= 10, Array(bytes[0..<8]) == Layout.segmentMagic else { return nil }
+        return UInt16(littleEndian: bytes.loadUnaligned(fromByteOffset: 8, as: UInt16.self))
+    }
+
+    /// Decodes and checks a version 2 header: magic, version, checksum, sizes, reserved fields.
     init(decoding bytes: UnsafeRawBufferPointer) throws(Problem) {
-        guard bytes.count >= Layout.segmentHeaderSize else { throw .tooShort(bytes.count) }
+        guard bytes.count >= 10 else { throw .tooShort(bytes.count) }
         guard Array(bytes[0..<8]) == Layout.segmentMagic else { throw .badMagic }
+        // The version is checked before the checksum so that another format is named as such.
+        let version = UInt16(littleEndian: bytes.loadUnaligned(fromByteOffset: 8, as: UInt16.self))
+        guard version == Layout.formatVersion else { throw .unsupportedVersion(version) }
+        guard bytes.count >= Layout.segmentHeaderSize else { throw .tooShort(bytes.count) }
         let header = UnsafeRawBufferPointer(rebasing: bytes[0..<Layout.segmentHeaderSize])
         let covered = UnsafeRawBufferPointer(rebasing: header[0..<Layout.segmentHeaderChecksumOffset])
         let stored = UInt32(littleEndian: header.loadUnaligned(fromByteOffset: Layout.segmentHeaderChecksumOffset, as: UInt32.self))
-        var reader = ByteReader(header)
+        guard Checksum.mask(Checksum.crc32c(covered)) == stored else { throw .checksumMismatch }
+        var reader = ByteReader(UnsafeRawBufferPointer(rebasing: header[10...]))
         do {
-            _ = try reader.bytes(8, "magic")
-            let version = try reader.u16("format version")
-            // The version is checked before the checksum so that a newer format is named as such.
-            guard version == Layout.formatVersion else { throw Problem.unsupportedVersion(version) }
-            guard Checksum.mask(Checksum.crc32c(covered)) == stored else { throw Problem.checksumMismatch }
             let size = try reader.u16("header size")
             guard Int(size) == Layout.segmentHeaderSize else { throw Problem.malformed("header size \(size)") }
             let flags = try reader.u32("flags")
@@ -70,19 +92,46 @@ struct SegmentHeader: Equatable {
             firstPosition = try reader.u64("first position")
             capacity = try reader.u64("capacity")
             createdMilliseconds = try reader.i64("created")
-            let reserved = try reader.bytes(20, "reserved")
-            guard reserved.allSatisfy({ $0 == 0 }) else { throw Problem.malformed("reserved bytes 40..<60 are not zero") }
+            salt = try reader.u64("salt")
+            sequence = try reader.u64("sequence")
+            previousSalt = try reader.u64("previous salt")
+            previousEnd = try reader.u64("previous end")
+            let reserved = try reader.bytes(Layout.segmentHeaderChecksumOffset - 80, "reserved")
+            guard reserved.allSatisfy({ $0 == 0 }) else { throw Problem.malformed("reserved bytes 80..<124 are not zero") }
         } catch let problem as Problem {
             throw problem
         } catch {
             throw .malformed("\(error)")
         }
+        guard salt != 0 else { throw .malformed("salt 0") }
+        guard firstPosition < Layout.maximumPosition else { throw .malformed("first position \(firstPosition) is implausible") }
+        guard capacity >= UInt64(Layout.segmentHeaderSize), capacity <= UInt64(Int32.max) else {
+            throw .malformed("capacity \(capacity) is implausible")
+        }
+        guard previousEnd <= UInt64(Int32.max), (previousSalt == 0) == (previousEnd == 0) else {
+            throw .malformed("previous segment's end \(previousEnd) is implausible")
+        }
     }
 
-    init(firstPosition: UInt64, capacity: UInt64, createdMilliseconds: Int64, followsCompactedPositions: Bool = false) {
+    init(
+        firstPosition: UInt64, capacity: UInt64, createdMilliseconds: Int64, followsCompactedPositions: Bool = false,
+        salt: UInt64, sequence: UInt64, previousSalt: UInt64 = 0, previousEnd: UInt64 = 0
+    ) {
+        precondition(salt != 0 && (previousSalt == 0) == (previousEnd == 0))
         self.firstPosition = firstPosition
         self.capacity = capacity
         self.createdMilliseconds = createdMilliseconds
         self.followsCompactedPositions = followsCompactedPositions
+        self.salt = salt
+        self.sequence = sequence
+        self.previousSalt = previousSalt
+        self.previousEnd = previousEnd
+    }
+
+    /// A new random salt (never 0).
+    static func newSalt() -> UInt64 {
+        var salt: UInt64 = 0
+        while salt == 0 { salt = UInt64.random(in: 1...UInt64.max) }
+        return salt
     }
 }

@@ -1,3 +1,4 @@
+import CDugongShims
 import Glibc
 
 /// An open file descriptor, closed when the owner goes away. Every file system call the engine
@@ -35,14 +36,29 @@ struct File: ~Copyable {
         return done
     }
 
-    /// Writes all of `bytes` at `offset` (`pwrite(2)`, looping on short writes).
+    /// Writes all of `bytes` at `offset` (`pwrite(2)`, looping on short writes). A write that
+    /// makes no progress is reported as `ENOSPC` rather than retried forever.
     func write(_ bytes: UnsafeRawBufferPointer, at offset: Int) throws(SystemError) {
         var done = 0
         while done < bytes.count {
-            done += try retryingOnInterrupt("pwrite", path) {
+            let count = try retryingOnInterrupt("pwrite", path) {
                 pwrite(descriptor, bytes.baseAddress! + done, bytes.count - done, off_t(offset + done))
             }
+            guard count > 0 else { throw SystemError(call: "pwrite", path: path, code: ENOSPC) }
+            done += count
         }
+    }
+
+    /// The whole content of the file at `path`, or `nil` when there is no such file.
+    /// - Parameter limit: a larger file throws `EFBIG` instead of being read.
+    static func contents(of path: String, limit: Int) throws -> [UInt8]? {
+        guard Directory.fileExists(path) else { return nil }
+        let file = try File(path: path, flags: O_RDONLY)
+        let size = try file.size()
+        guard size <= limit else { throw SystemError(call: "read", path: path, code: EFBIG) }
+        var bytes = [UInt8](repeating: 0, count: size)
+        let read = try bytes.withUnsafeMutableBytes { try file.read(into: $0, at: 0) }
+        return Array(bytes.prefix(read))
     }
 
     /// Makes the file's data durable (`fdatasync(2)`).
@@ -55,9 +71,25 @@ struct File: ~Copyable {
         try retryingOnInterrupt("fsync", path) { fsync(descriptor) }
     }
 
-    /// Sets the file's size (`ftruncate(2)`).
-    func truncate(to size: Int) throws(SystemError) {
-        try retryingOnInterrupt("ftruncate", path) { ftruncate(descriptor, off_t(size)) }
+    /// Frees the blocks of `range` without changing the file's size (`fallocate(2)` with
+    /// `FALLOC_FL_PUNCH_HOLE`): the range reads as zeros and takes no space. A file that another
+    /// process may have mapped must never shrink (a read past its new end is `SIGBUS`); this
+    /// gives the space back instead. Where the file system cannot punch holes, zeros are written.
+    func punchHole(_ range: Range<Int>) throws(SystemError) {
+        guard !range.isEmpty else { return }
+        if dugong_punch_hole(descriptor, Int64(range.lowerBound), Int64(range.count)) == 0 { return }
+        let code = errno
+        guard code == EOPNOTSUPP else { throw SystemError(call: "fallocate", path: path, code: code) }
+        // Safety: the buffer is allocated, zeroed and freed here, and only read in between.
+        let zeros = UnsafeMutableRawBufferPointer.allocate(byteCount: min(range.count, 1 << 20), alignment: 8)
+        defer { zeros.deallocate() }
+        zeros.initializeMemory(as: UInt8.self, repeating: 0)
+        var offset = range.lowerBound
+        while offset < range.upperBound {
+            let count = min(zeros.count, range.upperBound - offset)
+            try write(UnsafeRawBufferPointer(rebasing: zeros[0..<count]), at: offset)
+            offset += count
+        }
     }
 
     /// Reserves blocks so that the file is at least `size` bytes long (`posix_fallocate(3)`),
@@ -92,15 +124,37 @@ struct File: ~Copyable {
 
 /// Directory operations: listing, renaming, removing, and making entries durable.
 enum Directory {
-    /// Creates `path` (and its parents) if missing.
+    /// Creates `path` (and its parents) if missing, and makes each new entry durable by
+    /// syncing the directory that holds it.
     static func create(_ path: String) throws(SystemError) {
         var prefix = path.hasPrefix("/") ? "" : "."
         for component in path.split(separator: "/") {
+            let parent = prefix.isEmpty ? "/" : prefix
             prefix += "/" + component
-            if mkdir(prefix, 0o755) != 0 && errno != EEXIST {
+            if mkdir(prefix, 0o755) == 0 {
+                try synchronize(parent)
+            } else if errno != EEXIST {
                 throw SystemError(call: "mkdir", path: prefix, code: errno)
             }
         }
+    }
+
+    /// Whether `path` exists (as anything).
+    static func fileExists(_ path: String) -> Bool {
+        var status = stat()
+        return stat(path, &status) == 0
+    }
+
+    /// Replaces the file at `path` with `bytes` atomically: a temporary file is written and
+    /// synced, renamed over `path`, and the directory synced. A crash leaves the old file or the
+    /// new one, never a mix.
+    static func replaceAtomically(_ path: String, with bytes: [UInt8], in directory: String) throws {
+        let temporary = path + Layout.temporarySuffix
+        let file = try File(path: temporary, flags: O_RDWR | O_CREAT | O_TRUNC)
+        try bytes.withUnsafeBytes { try file.write($0, at: 0) }
+        try file.synchronize()
+        try rename(temporary, to: path)
+        try synchronize(directory)
     }
 
     /// Whether `path` exists and is a directory.

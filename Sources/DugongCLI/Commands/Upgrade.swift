@@ -1,0 +1,40 @@
+import ArgumentParser
+import DugongStore
+import Foundation
+
+/// `dugong upgrade`: converts a store of an earlier format version to the current one.
+struct Upgrade: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Convert a store of format version 1 to the current format.",
+        discussion: """
+            Takes the write lock, reads every segment of the old format and writes the store \
+            again in the current one: every event keeps its position, version, id and bytes; \
+            lifecycle records and snapshots are kept. Crash-safe: a crash leaves the old store \
+            (run the command again) or the new one. A store already in the current format is \
+            left alone. A damaged old store is refused; a torn tail (a write that never \
+            completed) is not copied.
+
+            Example:
+              dugong upgrade /var/lib/app/events
+            """
+    )
+
+    @Argument(help: "The store's directory.") var store: String
+    @Flag(help: "Print the report as JSON.") var json = false
+
+    func run() throws {
+        let report: UpgradeReport
+        do {
+            report = try EventLog.upgrade(at: store)
+        } catch let error as StoreError {
+            throw Terminal.fail(StoreAccess.describe(error, path: store))
+        }
+        if json {
+            print(try Verify.encode(report))
+        } else if report.alreadyCurrent {
+            print("already format version \(report.toVersion): nothing to do")
+        } else {
+            print("upgraded from format version \(report.fromVersion) to \(report.toVersion): \(report.events) events, \(report.segmentsBefore) segment(s) before, \(report.segmentsAfter) after")
+        }
+    }
+}

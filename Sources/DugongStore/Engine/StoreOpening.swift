@@ -1,0 +1,171 @@
+import Foundation
+import Glibc
+
+/// Opening a store's files, in one place for the writer, read-only readers and compaction:
+/// the manifest says which segment files make up the log; missing, replaced and unlisted files
+/// are found here; recovery (``Recovery``) then reads the frames. See FORMAT.md §1 and §8.
+struct SegmentSet {
+    /// The manifest in effect: the one on disk, or (when it is missing or damaged) one
+    /// reconstructed from the segment files found.
+    var manifest: Manifest
+    var segments: [Segment]
+    /// Missing files and manifest damage, for ``Recovery/scan(_:from:offset:into:lastBatch:context:)``.
+    var context: Recovery.Context
+
+    /// Whether the files themselves are in order (no missing file, intact manifest).
+    var isIntact: Bool { context.damage.isEmpty && context.missing.isEmpty }
+
+    /// Opens the segment files of `directory`.
+    ///
+    /// - Parameters:
+    ///   - writable: the caller holds the lock: temporary files and segments a crash left out
+    ///     of the manifest are removed, and the newest segment is opened for writing and
+    ///     extended to its capacity.
+    ///   - createWithCapacity: when the directory holds no store, create one (first segment,
+    ///     manifest) with this segment capacity; `nil` to refuse.
+    /// - Throws: ``StoreError/notAStore(directory:reason:)``, ``StoreError/unsupportedFormat(segment:version:)``,
+    ///   ``StoreError/corruption(segment:offset:reason:)`` for a damaged segment header.
+    static func open(directory: String, writable: Bool, createWithCapacity: Int?) throws -> SegmentSet {
+        let entries = try Directory.entries(of: directory)
+        var files: [Layout.SegmentName] = []
+        var foreign: [String] = []
+        for entry in entries {
+            if entry.hasSuffix(Layout.temporarySuffix) {
+                if writable { try Directory.remove(directory + "/" + entry) }
+            } else if let name = Layout.SegmentName(fileName: entry) {
+                files.append(name)
+            } else if ![Layout.lockFileName, Layout.manifestName, Layout.headName, Layout.indexName].contains(entry) {
+                foreign.append(entry)
+            }
+        }
+        files.sort()
+        var context = Recovery.Context()
+        let listed: [Manifest.Entry]
+        var manifest: Manifest
+        let state = try StoreFiles.readManifest(in: directory)
+        if case .missing = state, !files.isEmpty || foreign.contains(Layout.legacyCompactionManifestName) {
+            try refuseLegacy(directory: directory, files: files)
+        }
+        switch state {
+        case .missing where files.isEmpty:
+            guard foreign.isEmpty else {
+                throw StoreError.notAStore(
+                    directory: directory, reason: "it holds other files (\(foreign.prefix(3).joined(separator: ", "))) and no segments")
+            }
+            guard let capacity = createWithCapacity, writable else {
+                return SegmentSet(manifest: Manifest(generation: 0, segments: []), segments: [], context: context)
+            }
+            return try create(in: directory, capacity: capacity)
+        case .missing:
+            context.damage.append(Damage(
+                segmentName: Layout.manifestName, offset: 0, reason: "the manifest is missing; using the segment files found",
+                positions: 0..<0))
+            listed = []
+            manifest = Manifest(generation: 0, segments: [])
+        case .damaged(let reason):
+            context.damage.append(Damage(
+                segmentName: Layout.manifestName, offset: 0, reason: "the manifest is damaged (\(reason)); using the segment files found",
+                positions: 0..<0))
+            listed = []
+            manifest = Manifest(generation: 0, segments: [])
+        case .intact(let found):
+            listed = found.segments
+            manifest = found
+        }
+        let names = context.damage.isEmpty ? listed.map(\.name) : files.map(\.fileName)
+        var segments: [Segment] = []
+        var missing: [String] = []
+        for (number, name) in names.enumerated() {
+            let isLast = number == names.count - 1
+            guard Directory.fileExists(directory + "/" + name) else {
+                missing.append("segment file \(name) listed in the manifest is missing")
+                continue
+            }
+            let segment = try Segment.open(directory: directory, name: name, writable: writable && isLast, extendToCapacity: writable && isLast)
+            if context.damage.isEmpty, segment.salt != listed[number].salt {
+                missing.append("segment file \(name) is not the segment the manifest lists (another salt)")
+                continue
+            }
+            if !missing.isEmpty {
+                context.missing[segments.count] = missing
+                missing = []
+            }
+            segments.append(segment)
+        }
+        if !missing.isEmpty { context.missing[segments.count] = missing }
+        if context.damage.isEmpty {
+            manifest = Manifest(generation: manifest.generation, segments: listed)
+            let unlisted = files.map(\.fileName).filter { name in !listed.contains { $0.name == name } }
+            if !unlisted.isEmpty {
+                try handleUnlisted(unlisted, in: directory, after: segments.last, removing: writable && context.missing.isEmpty, context: &context)
+            }
+        } else {
+            manifest = Manifest(generation: 0, segments: segments.map { Manifest.Entry(name: $0.name, salt: $0.salt) })
+        }
+        return SegmentSet(manifest: manifest, segments: segments, context: context)
+    }
+
+    /// A new store: the first segment, then the manifest naming it.
+    private static func create(in directory: String, capacity: Int) throws -> SegmentSet {
+        let name = Layout.SegmentName(firstPosition: 0, generation: 0).fileName
+        let header = SegmentHeader(
+            firstPosition: 0, capacity: UInt64(capacity), createdMilliseconds: Date.currentMillisecond.millisecondsSince1970,
+            salt: SegmentHeader.newSalt(), sequence: 0)
+        let segment = try Segment.create(directory: directory, header: header, name: name)
+        let manifest = Manifest(generation: 1, segments: [Manifest.Entry(name: name, salt: header.salt)])
+        try StoreFiles.writeManifest(manifest, in: directory)
+        return SegmentSet(manifest: manifest, segments: [segment], context: Recovery.Context())
+    }
+
+    /// Segment files the manifest does not list: what a crash left behind (a segment created
+    /// just before its manifest update, holding no frame; the new set of a compaction that did
+    /// not commit; the old set of one that did) is removed by a writable open. A segment that
+    /// continues the listed ones and holds frames means the manifest is stale: that is damage,
+    /// and nothing is removed.
+    private static func handleUnlisted(
+        _ names: [String], in directory: String, after last: Segment?, removing: Bool, context: inout Recovery.Context
+    ) throws {
+        var removable: [String] = []
+        for name in names {
+            let segment: Segment
+            do {
+                segment = try Segment.open(directory: directory, name: name, writable: false, extendToCapacity: false)
+            } catch StoreError.unsupportedFormat(_, let version) where version == Layout.legacyFormatVersion {
+                removable.append(name)  // a version 1 segment an upgrade replaced
+                continue
+            } catch {
+                continue  // not a segment this engine could have written: left alone
+            }
+            let continuesTheLog = last.map { segment.header.previousSalt == $0.salt } ?? false
+            let holdsFrames = segment.withBytes { bytes in
+                Recovery.resynchronize(bytes, after: Layout.segmentHeaderSize - 1, salt: segment.salt) != nil
+            }
+            if continuesTheLog && holdsFrames {
+                context.damage.append(Damage(
+                    segmentName: name, offset: 0,
+                    reason: "segment \(name) continues the log but the manifest does not list it (the manifest is stale)",
+                    positions: 0..<0))
+            } else {
+                removable.append(name)
+            }
+        }
+        guard removing, context.damage.isEmpty, !removable.isEmpty else { return }
+        for name in removable { try Directory.remove(directory + "/" + name) }
+        try Directory.synchronize(directory)
+    }
+
+    /// Throws ``StoreError/unsupportedFormat(segment:version:)`` when the store is of format
+    /// version 1 (its first segment says so, or a v1 compaction manifest is there).
+    private static func refuseLegacy(directory: String, files: [Layout.SegmentName]) throws {
+        guard let first = files.first else {
+            throw StoreError.unsupportedFormat(segment: Layout.legacyCompactionManifestName, version: 1)
+        }
+        let file = try File(path: directory + "/" + first.fileName, flags: O_RDONLY)
+        var bytes = [UInt8](repeating: 0, count: 10)
+        let read = try bytes.withUnsafeMutableBytes { try file.read(into: $0, at: 0) }
+        let version = bytes.withUnsafeBytes { SegmentHeader.version(of: UnsafeRawBufferPointer(rebasing: $0[0..<read])) }
+        if let version, version != Layout.formatVersion {
+            throw StoreError.unsupportedFormat(segment: first.fileName, version: Int(version))
+        }
+    }
+}

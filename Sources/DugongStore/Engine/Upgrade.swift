@@ -1,0 +1,216 @@
+import Foundation
+import Glibc
+
+/// What ``EventLog/upgrade(at:)`` did.
+public struct UpgradeReport: Sendable, Codable, Equatable {
+    /// The format version the store had, and the one it has now.
+    public var fromVersion: Int
+    public var toVersion: Int
+    /// Events copied (every event of the old store).
+    public var events: Int
+    public var segmentsBefore: Int
+    public var segmentsAfter: Int
+    /// The store already was of the current version: nothing was changed.
+    public var alreadyCurrent: Bool
+}
+
+extension EventLog {
+    /// Converts a store of format version 1 to the current version, keeping every event with its
+    /// position, version, id and bytes, every lifecycle record and every snapshot. The old
+    /// segments are replaced crash-safely, like a compaction's (the new manifest is the commit
+    /// point); running it again after a crash finishes or restarts it. A store already of the
+    /// current version is left as it is.
+    ///
+    /// It takes the store's lock and refuses a damaged version 1 store (a torn tail after a
+    /// crash is not damage: it was never acknowledged, and is not copied).
+    /// - Throws: ``StoreError/locked(directory:)``, ``StoreError/notFound(directory:)``,
+    ///   ``StoreError/notAStore(directory:reason:)``, ``StoreError/corruption(segment:offset:reason:)``.
+    public static func upgrade(at directory: String, options: Options = Options()) throws -> UpgradeReport {
+        guard Directory.exists(directory) else { throw StoreError.notFound(directory: directory) }
+        let lock = try File(path: directory + "/" + Layout.lockFileName, flags: O_RDWR | O_CREAT)
+        guard try lock.lockExclusively() else { throw StoreError.locked(directory: directory) }
+        if case .intact(let manifest) = try StoreFiles.readManifest(in: directory) {
+            return UpgradeReport(
+                fromVersion: Int(Layout.formatVersion), toVersion: Int(Layout.formatVersion), events: 0,
+                segmentsBefore: manifest.segments.count, segmentsAfter: manifest.segments.count, alreadyCurrent: true)
+        }
+        guard !Directory.fileExists(directory + "/" + Layout.legacyCompactionManifestName) else {
+            throw StoreError.notAStore(
+                directory: directory,
+                reason: "a version 1 compaction was interrupted (compaction.pending): open the store once with the version 1 build to finish it, then upgrade")
+        }
+        let legacy = try LegacyStore.read(directory: directory)
+        guard !legacy.segments.isEmpty else { throw StoreError.notAStore(directory: directory, reason: "it holds no version 1 segments") }
+        try IndexFile.remove(from: directory)
+        var output = SegmentSetWriter(
+            directory: directory, options: options, takenNames: Set(try Directory.entries(of: directory)), dryRun: false,
+            sequence: 0, nextBatch: 0, firstPosition: legacy.segments[0].firstPosition)
+        var first = FrameBuilder(nextPosition: output.cursor)
+        for (stream, version) in legacy.versionsStartAt {
+            first.appendStreamMetadata(stream: stream, operation: .versionsStartAt, version: version)
+        }
+        if !first.isEmpty { try output.write(first) }
+        var events = 0
+        for frame in legacy.frames {
+            var builder = FrameBuilder(nextPosition: max(output.cursor, frame.firstPosition))
+            for record in frame.records {
+                switch record {
+                case .event(let event):
+                    builder.appendKeepingPosition(event)
+                    events += 1
+                case .streamMetadata(let stream, let operation, let version):
+                    builder.appendStreamMetadata(stream: stream, operation: operation, version: version)
+                case .snapshot(let snapshot):
+                    builder.append(snapshot)
+                case .dictionary:
+                    break  // dictionaries belong to their segment; the new segments have none
+                }
+            }
+            if !builder.isEmpty { try output.write(builder) }
+        }
+        try output.finish(nextPosition: legacy.nextPosition)
+        try output.switchOver(
+            fromGeneration: 0, removing: legacy.segments.map(\.name), headSequence: 0, nextPosition: legacy.nextPosition)
+        return UpgradeReport(
+            fromVersion: Int(Layout.legacyFormatVersion), toVersion: Int(Layout.formatVersion), events: events,
+            segmentsBefore: legacy.segments.count, segmentsAfter: output.written.count, alreadyCurrent: false)
+    }
+}
+
+/// A store of format version 1, read whole for ``EventLog/upgrade(at:)``: 64-byte segment
+/// headers, 32-byte frame headers whose checksum covers the frame alone, the same records.
+struct LegacyStore {
+    struct SegmentInfo {
+        var name: String
+        var firstPosition: UInt64
+    }
+
+    struct Frame {
+        var firstPosition: UInt64
+        var records: [Record]
+    }
+
+    var segments: [SegmentInfo] = []
+    var frames: [Frame] = []
+    var nextPosition: UInt64 = 0
+    /// Streams whose versions begin after 1 (a version 1 compaction removed the ones before):
+    /// the first event's version, or for a stream without events the version its delete recorded.
+    var versionsStartAt: [(String, Int)] = []
+
+    static func read(directory: String) throws -> LegacyStore {
+        var store = LegacyStore()
+        // Segments of version 2 without a manifest are what an interrupted upgrade wrote.
+        var names: [String] = []
+        for entry in try Directory.entries(of: directory) {
+            if entry.hasSuffix(Layout.temporarySuffix) {
+                try Directory.remove(directory + "/" + entry)
+            } else if Layout.SegmentName(fileName: entry) != nil {
+                let bytes = try File.contents(of: directory + "/" + entry, limit: Int(Int32.max)) ?? []
+                let version = bytes.withUnsafeBytes { SegmentHeader.version(of: $0) }
+                if version == Layout.formatVersion {
+                    try Directory.remove(directory + "/" + entry)
+                } else {
+                    names.append(entry)
+                }
+            }
+        }
+        names.sort { Layout.SegmentName(fileName: $0)! < Layout.SegmentName(fileName: $1)! }
+        var firstVersion: [StreamKey: (String, Int)] = [:]
+        var deletedAt: [StreamKey: (String, Int)] = [:]
+        for (number, name) in names.enumerated() {
+            let bytes = try File.contents(of: directory + "/" + name, limit: Int(Int32.max)) ?? []
+            let first = try bytes.withUnsafeBytes { try header(of: $0, name: name) }
+            store.segments.append(SegmentInfo(name: name, firstPosition: first))
+            store.nextPosition = max(store.nextPosition, first)
+            let frames = try bytes.withUnsafeBytes { try self.frames(in: $0, name: name, isLast: number == names.count - 1) }
+            for frame in frames {
+                store.nextPosition = max(store.nextPosition, frame.firstPosition)
+                for record in frame.records {
+                    switch record {
+                    case .event(let event):
+                        store.nextPosition = max(store.nextPosition, event.position + 1)
+                        if firstVersion[StreamKey(event.stream)] == nil { firstVersion[StreamKey(event.stream)] = (event.stream, event.version) }
+                    case .streamMetadata(let stream, .delete, let version):
+                        deletedAt[StreamKey(stream)] = (stream, max(version, deletedAt[StreamKey(stream)]?.1 ?? 0))
+                    default:
+                        break
+                    }
+                }
+            }
+            store.frames += frames
+        }
+        for (_, (stream, version)) in firstVersion where version > 1 { store.versionsStartAt.append((stream, version)) }
+        for (key, (stream, version)) in deletedAt where firstVersion[key] == nil && version > 1 {
+            store.versionsStartAt.append((stream, version))
+        }
+        store.versionsStartAt.sort { Array($0.0.utf8).lexicographicallyPrecedes(Array($1.0.utf8)) }
+        return store
+    }
+
+    /// Checks a version 1 segment header. - Returns: its first position.
+    private static func header(of bytes: UnsafeRawBufferPointer, name: String) throws -> UInt64 {
+        guard bytes.count >= Layout.legacySegmentHeaderSize, Array(bytes[0..<8]) == Layout.segmentMagic,
+            bytes.loadUnaligned(fromByteOffset: 8, as: UInt16.self) == Layout.legacyFormatVersion.littleEndian,
+            Checksum.mask(Checksum.crc32c(UnsafeRawBufferPointer(rebasing: bytes[0..<60])))
+                == UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: 60, as: UInt32.self))
+        else {
+            throw StoreError.corruption(segment: name, offset: 0, reason: "not an intact version 1 segment header")
+        }
+        let first = UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: 16, as: UInt64.self))
+        guard Layout.SegmentName(fileName: name)?.firstPosition == first, first < Layout.maximumPosition else {
+            throw StoreError.corruption(segment: name, offset: 16, reason: "first position \(first) does not match the file name")
+        }
+        return first
+    }
+
+    /// The frames of a version 1 segment. A torn tail of the last segment ends them; any other
+    /// invalid frame is damage, which an upgrade refuses.
+    private static func frames(in bytes: UnsafeRawBufferPointer, name: String, isLast: Bool) throws -> [Frame] {
+        var frames: [Frame] = []
+        var dictionary: [UInt8] = []
+        var offset = Layout.legacySegmentHeaderSize
+        while true {
+            guard let header = probe(bytes, at: offset) else {
+                if Zeros.areAllZero(bytes, in: min(offset, bytes.count)..<min(offset + Layout.legacyFrameHeaderSize, bytes.count)) {
+                    return frames  // end of data
+                }
+                let laterFrame = (offset + 1..<max(offset + 1, bytes.count - Layout.legacyFrameHeaderSize)).contains { probe(bytes, at: $0) != nil }
+                if isLast && !laterFrame { return frames }  // a torn tail: never acknowledged
+                throw StoreError.corruption(segment: name, offset: offset, reason: "damaged version 1 frame: the store must be repaired before an upgrade")
+            }
+            let records: [Record]
+            do {
+                records = try FrameReader.records(
+                    of: header, in: bytes, at: offset, dictionary: dictionary, headerSize: Layout.legacyFrameHeaderSize)
+            } catch {
+                throw StoreError.corruption(segment: name, offset: offset, reason: "\(error)")
+            }
+            for case .dictionary(let bytes) in records { dictionary = bytes }
+            frames.append(Frame(firstPosition: header.firstPosition, records: records))
+            offset += Layout.legacyFrameHeaderSize + Int(header.storedLength)
+        }
+    }
+
+    /// A valid version 1 frame header at `offset`, checksum included.
+    private static func probe(_ bytes: UnsafeRawBufferPointer, at offset: Int) -> FrameHeader? {
+        guard offset + Layout.legacyFrameHeaderSize <= bytes.count else { return nil }
+        let load32 = { (at: Int) in UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: offset + at, as: UInt32.self)) }
+        let stored = load32(4), raw = load32(8)
+        let flags = bytes[offset + 12]
+        let check = UInt16(littleEndian: bytes.loadUnaligned(fromByteOffset: offset + 14, as: UInt16.self))
+        let first = UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: offset + 16, as: UInt64.self))
+        let events = load32(24), records = load32(28)
+        let compressed = flags & Layout.frameCompressed != 0, usesDictionary = flags & Layout.frameUsesDictionary != 0
+        guard stored > 0, Int(stored) <= Layout.maximumFramePayload, Int(raw) <= Layout.maximumFramePayload,
+            flags & ~(Layout.frameCompressed | Layout.frameUsesDictionary) == 0, bytes[offset + 13] == 0,
+            compressed || !usesDictionary, usesDictionary || check == 0, compressed || raw == stored,
+            records > 0, events <= records, first < Layout.maximumPosition,
+            offset + Layout.legacyFrameHeaderSize + Int(stored) <= bytes.count
+        else { return nil }
+        let covered = UnsafeRawBufferPointer(rebasing: bytes[(offset + 4)..<(offset + Layout.legacyFrameHeaderSize + Int(stored))])
+        guard Checksum.mask(Checksum.crc32c(covered)) == load32(0) else { return nil }
+        return FrameHeader(
+            storedLength: stored, rawLength: raw, isCompressed: compressed, usesDictionary: usesDictionary,
+            dictionaryCheck: check, firstPosition: first, eventCount: events, recordCount: records, batch: 0, endsBatch: true)
+    }
+}
