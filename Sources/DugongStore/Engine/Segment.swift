@@ -97,12 +97,15 @@ final class Segment: @unchecked Sendable {
         let path = directory + "/" + name
         let temporary = path + Layout.temporarySuffix
         let capacity = Int(header.capacity)
-        let file = try File(path: temporary, flags: O_RDWR | O_CREAT | O_TRUNC)
-        try file.preallocate(size: capacity)
-        try header.encoded().withUnsafeBytes { try file.write($0, at: 0) }
-        try file.synchronize()
+        do {
+            let file = try File(path: temporary, flags: O_RDWR | O_CREAT | O_TRUNC)
+            try file.preallocate(size: capacity)
+            try header.encoded().withUnsafeBytes { try file.write($0, at: 0) }
+            try file.synchronize()
+        }
         try Directory.rename(temporary, to: path)
         try Directory.synchronize(directory)
+        let file = try File(path: path, flags: O_RDWR)
         let map = try MappedRegion(file: file, count: capacity)
         return Segment(name: name, path: path, header: header, file: file, map: map, originalSize: capacity)
     }

@@ -2,18 +2,26 @@ import CDugongShims
 import Glibc
 
 /// An open file descriptor, closed when the owner goes away. Every file system call the engine
-/// makes on a file goes through here.
+/// makes on a file goes through here; those that change the file or make it durable go through
+/// its ``FileSystem``.
 struct File: ~Copyable {
     let descriptor: Int32
     let path: String
+    let system: any FileSystem
 
     /// `open(2)` with `O_CLOEXEC` added.
     init(path: String, flags: Int32, mode: mode_t = 0o644) throws(SystemError) {
+        system = FileSystems.owner(of: path)
+        let existed = flags & O_CREAT != 0 && Directory.fileExists(path)
         descriptor = try retryingOnInterrupt("open", path) { Glibc.open(path, flags | O_CLOEXEC, mode) }
         self.path = path
+        system.opened(descriptor, path: path, created: flags & O_CREAT != 0 && !existed)
     }
 
-    deinit { _ = Glibc.close(descriptor) }
+    deinit {
+        system.closed(descriptor)
+        _ = Glibc.close(descriptor)
+    }
 
     /// The file's size in bytes (`fstat(2)`).
     func size() throws(SystemError) -> Int {
@@ -41,9 +49,8 @@ struct File: ~Copyable {
     func write(_ bytes: UnsafeRawBufferPointer, at offset: Int) throws(SystemError) {
         var done = 0
         while done < bytes.count {
-            let count = try retryingOnInterrupt("pwrite", path) {
-                pwrite(descriptor, bytes.baseAddress! + done, bytes.count - done, off_t(offset + done))
-            }
+            let count = try system.write(
+                descriptor, path: path, UnsafeRawBufferPointer(rebasing: bytes[done...]), at: offset + done)
             guard count > 0 else { throw SystemError(call: "pwrite", path: path, code: ENOSPC) }
             done += count
         }
@@ -63,12 +70,12 @@ struct File: ~Copyable {
 
     /// Makes the file's data durable (`fdatasync(2)`).
     func synchronizeData() throws(SystemError) {
-        try retryingOnInterrupt("fdatasync", path) { fdatasync(descriptor) }
+        try system.synchronize(descriptor, path: path, dataOnly: true)
     }
 
     /// Makes the file's data and metadata durable (`fsync(2)`).
     func synchronize() throws(SystemError) {
-        try retryingOnInterrupt("fsync", path) { fsync(descriptor) }
+        try system.synchronize(descriptor, path: path, dataOnly: false)
     }
 
     /// Frees the blocks of `range` without changing the file's size (`fallocate(2)` with
@@ -77,9 +84,11 @@ struct File: ~Copyable {
     /// gives the space back instead. Where the file system cannot punch holes, zeros are written.
     func punchHole(_ range: Range<Int>) throws(SystemError) {
         guard !range.isEmpty else { return }
-        if dugong_punch_hole(descriptor, Int64(range.lowerBound), Int64(range.count)) == 0 { return }
-        let code = errno
-        guard code == EOPNOTSUPP else { throw SystemError(call: "fallocate", path: path, code: code) }
+        do {
+            return try system.punchHole(descriptor, path: path, range: range)
+        } catch where error.code == EOPNOTSUPP {
+            // Below: zeros written instead.
+        }
         // Safety: the buffer is allocated, zeroed and freed here, and only read in between.
         let zeros = UnsafeMutableRawBufferPointer.allocate(byteCount: min(range.count, 1 << 20), alignment: 8)
         defer { zeros.deallocate() }
@@ -95,8 +104,7 @@ struct File: ~Copyable {
     /// Reserves blocks so that the file is at least `size` bytes long (`posix_fallocate(3)`),
     /// the new bytes reading as zeros.
     func preallocate(size: Int) throws(SystemError) {
-        let code = posix_fallocate(descriptor, 0, off_t(size))
-        guard code == 0 else { throw SystemError(call: "posix_fallocate", path: path, code: code) }
+        try system.preallocate(descriptor, path: path, size: size)
     }
 
     /// Takes an exclusive `flock(2)`, trying for up to about 100 ms.
@@ -179,17 +187,16 @@ enum Directory {
 
     /// Makes the directory's entries (creations, renames, removals) durable (`fsync(2)` on it).
     static func synchronize(_ path: String) throws(SystemError) {
-        let directory = try File(path: path, flags: O_RDONLY | O_DIRECTORY)
-        try directory.synchronize()
+        try FileSystems.owner(of: path).synchronizeDirectory(path)
     }
 
     /// `rename(2)`.
     static func rename(_ from: String, to: String) throws(SystemError) {
-        try retryingOnInterrupt("rename", from) { Glibc.rename(from, to) }
+        try FileSystems.owner(of: from).rename(from, to: to)
     }
 
     /// `unlink(2)`.
     static func remove(_ path: String) throws(SystemError) {
-        try retryingOnInterrupt("unlink", path) { unlink(path) }
+        try FileSystems.owner(of: path).remove(path)
     }
 }

@@ -1,0 +1,232 @@
+import Dugong
+@testable import DugongStore
+import Foundation
+import Testing
+
+/// Power cuts and failing syncs on a simulated disk, checked against a model of what was
+/// acknowledged. `DUGONG_SIMULATED_CRASHES` sets the number of seeds (the long mode); CI runs
+/// a few hundred. A failure names its seed and prints the disk's operation trace.
+@Suite("Simulated disk: power cuts and failing syncs")
+struct SimulatedCrashTests {
+    /// What the store must hold: every acknowledged event, and nothing that was never appended.
+    struct Model {
+        struct Expected: Equatable {
+            var stream: String
+            var id: UUID
+            var type: String
+            var timestamp: Int64
+            var data: Data
+            var metadata: Data
+        }
+
+        /// Events acknowledged (or found durable by a later open), by position.
+        var durable: [UInt64: (Expected, version: Int)] = [:]
+        /// Every event ever submitted, by id.
+        var attempted: [UUID: Expected] = [:]
+
+        /// Checks the store against the model; then everything it holds counts as durable (a
+        /// writable open made it so).
+        mutating func check(_ log: EventLog, seed: UInt64, round: Int) throws -> [String] {
+            var problems: [String] = []
+            var all: [StoredEvent] = []
+            var next: UInt64 = 0
+            while true {
+                let batch = try log.readAll(from: next, maxCount: 4096)
+                guard let last = batch.last else { break }
+                all += batch
+                next = last.position + 1
+            }
+            let byPosition = Dictionary(all.map { ($0.position, $0) }, uniquingKeysWith: { first, _ in first })
+            for (position, (expected, version)) in durable {
+                guard let event = byPosition[position] else {
+                    problems.append("acknowledged event at position \(position) (\(expected.stream) v\(version)) is missing")
+                    continue
+                }
+                if Self.expected(event) != expected || event.version != version {
+                    problems.append("position \(position) holds \(event.stream) v\(event.version), acknowledged \(expected.stream) v\(version)")
+                }
+            }
+            var versions: [String: Int] = [:]
+            for event in all {
+                if attempted[event.id] != Self.expected(event) {
+                    problems.append("position \(event.position) holds an event that was never appended (\(event.stream) v\(event.version))")
+                }
+                let expectedVersion = (versions[event.stream] ?? 0) + 1
+                if event.version != expectedVersion {
+                    problems.append("\(event.stream) has version \(event.version) where \(expectedVersion) was expected")
+                }
+                versions[event.stream] = event.version
+                durable[event.position] = (Self.expected(event), event.version)
+            }
+            if !log.recovery.corruptions.isEmpty { problems.append("recovery found damage: \(log.recovery.corruptions)") }
+            let report = try log.verify()
+            if !report.isClean { problems.append("verify: \(report.problems)") }
+            return problems.map { "seed \(seed) round \(round): \($0)" }
+        }
+
+        static func expected(_ event: StoredEvent) -> Expected {
+            Expected(
+                stream: event.stream, id: event.id, type: event.type, timestamp: event.timestampMilliseconds,
+                data: event.data, metadata: event.metadata)
+        }
+    }
+
+    static let crashes = Int(ProcessInfo.processInfo.environment["DUGONG_SIMULATED_CRASHES"] ?? "") ?? 200
+    static let firstSeed = UInt64(ProcessInfo.processInfo.environment["DUGONG_SIMULATION_SEED"] ?? "") ?? 1
+
+    @Test func powerCutsAndFailingSyncsLoseNoAcknowledgedEvent() async throws {
+        var failures: [String] = []
+        var acknowledged = 0
+        var cuts = 0
+        var failedSyncs = 0
+        for seed in Self.firstSeed..<(Self.firstSeed + UInt64(Self.crashes)) {
+            let outcome = await Self.run(seed: seed)
+            acknowledged += outcome.acknowledged
+            cuts += outcome.cuts
+            failedSyncs += outcome.failedSyncs
+            if !outcome.problems.isEmpty {
+                failures.append((outcome.problems.prefix(5) + ["trace (last 60 operations):"] + outcome.trace.suffix(60)).joined(separator: "\n"))
+                if failures.count >= 3 { break }
+            }
+        }
+        print("simulated disk: \(Self.crashes) seeds, \(cuts) power cuts, \(failedSyncs) failed syncs, \(acknowledged) events acknowledged, \(failures.count) failing seeds")
+        #expect(failures.isEmpty, "\(failures.joined(separator: "\n\n"))")
+        #expect(cuts >= Self.crashes, "every seed cuts the power at least once")
+    }
+
+    struct Outcome {
+        var problems: [String] = []
+        var trace: [String] = []
+        var acknowledged = 0
+        var cuts = 0
+        var failedSyncs = 0
+    }
+
+    /// One seed: a few rounds of concurrent appends until the power is cut (or a sync fails),
+    /// each followed by a reopen checked against the model.
+    static func run(seed: UInt64) async -> Outcome {
+        let directory = TemporaryDirectory("simulated")
+        try? FileManager.default.createDirectory(atPath: directory.path, withIntermediateDirectories: true)
+        let disk = SimulatedDisk(root: directory.path, seed: seed)
+        defer {
+            disk.unregister()
+            directory.remove()
+        }
+        var outcome = Outcome()
+        do {
+            try await run(seed: seed, in: directory, on: disk, outcome: &outcome)
+        } catch {
+            outcome.problems.append("seed \(seed): \(error)")
+        }
+        outcome.trace = disk.trace
+        return outcome
+    }
+
+    static func run(seed: UInt64, in directory: TemporaryDirectory, on disk: SimulatedDisk, outcome: inout Outcome) async throws {
+        var random = SeededRandom(seed: seed &* 0x2545_F491_4F6C_DD1D)
+        var model = Model()
+        var options = EventLog.Options(createIfMissing: true)
+        options.segmentSize = [4096, 16 << 10, 64 << 10].randomElement(using: &random)!
+        options.targetFrameSize = [1024, 4096, 1 << 20].randomElement(using: &random)!
+        options.useIndexFile = Bool.random(using: &random)
+        let rounds = Int.random(in: 2...4, using: &random)
+        for round in 0..<rounds {
+            if round > 0 && Int.random(in: 0..<5, using: &random) == 0 {
+                // The power fails again while the store recovers.
+                disk.crash(atOperation: disk.operationCount + Int.random(in: 1...12, using: &random))
+            }
+            let log: EventLog
+            do {
+                log = try EventLog.open(at: directory.path, options: options)
+            } catch where disk.hasCrashed {
+                try disk.materializeCrash()
+                outcome.cuts += 1
+                continue
+            }
+            defer { log.close() }
+            disk.crash(atOperation: Int.max)
+            outcome.problems += try model.check(log, seed: seed, round: round)
+            guard outcome.problems.isEmpty else {
+                log.close()
+                break
+            }
+            let failSyncs = round > 0 && Int.random(in: 0..<4, using: &random) == 0
+            disk.setFaults(SimulatedDisk.Faults(failingSync: failSyncs ? 0.05 : 0))
+            disk.crash(atOperation: disk.operationCount + Int.random(in: 1...400, using: &random))
+            let writers = Int.random(in: 1...4, using: &random)
+            let plans = (0..<writers).map { writer in
+                (0..<Int.random(in: 5...40, using: &random)).map { _ in
+                    Self.commit(stream: "s/\(Int.random(in: 0..<5, using: &random))", writer: writer, using: &random)
+                }
+            }
+            for plan in plans {
+                for (stream, events) in plan {
+                    for event in events { model.attempted[event.id] = Self.expected(event, in: stream) }
+                }
+            }
+            let results = await withTaskGroup(of: [(String, [NewEvent], Commit)].self) { group in
+                for plan in plans {
+                    group.addTask {
+                        var done: [(String, [NewEvent], Commit)] = []
+                        for (stream, events) in plan {
+                            do {
+                                let commit = try await log.append(events, to: stream)
+                                done.append((stream, events, commit))
+                            } catch {
+                                break  // the disk is gone or the store failed: stop this writer
+                            }
+                        }
+                        return done
+                    }
+                }
+                var all: [(String, [NewEvent], Commit)] = []
+                for await done in group { all += done }
+                return all
+            }
+            for (stream, events, commit) in results {
+                outcome.acknowledged += events.count
+                for (offset, event) in events.enumerated() {
+                    model.durable[commit.firstPosition + UInt64(offset)] = (Self.expected(event, in: stream), commit.firstVersion + offset)
+                }
+            }
+            if Bool.random(using: &random) { log.close() }  // a clean close, then the cut
+            if disk.hasCrashed || !failSyncs {
+                disk.crash(atOperation: disk.operationCount + 1)
+                log.close()
+                try disk.materializeCrash()
+                outcome.cuts += 1
+            } else {
+                // A sync failed: the store stopped; it is reopened in the same boot (the page
+                // cache still holds what never reached the disk).
+                log.close()
+                disk.crash(atOperation: Int.max)
+                outcome.failedSyncs += 1
+            }
+            disk.setFaults(SimulatedDisk.Faults())
+        }
+        if outcome.problems.isEmpty {
+            let log = try EventLog.open(at: directory.path, options: options)
+            outcome.problems += try model.check(log, seed: seed, round: rounds)
+            log.close()
+        }
+    }
+
+    static func commit(stream: String, writer: Int, using random: inout SeededRandom) -> (String, [NewEvent]) {
+        let events = (0..<Int.random(in: 1...5, using: &random)).map { _ -> NewEvent in
+            let size = [0, 20, 150, 700].randomElement(using: &random)!
+            let noise = (0..<size).map { _ in UInt8.random(in: 97...122, using: &random) }
+            var id = UUID().uuid
+            withUnsafeMutableBytes(of: &id) { bytes in for index in bytes.indices { bytes[index] = UInt8.random(in: 0...255, using: &random) } }
+            return NewEvent(
+                id: UUID(uuid: id), type: "T\(writer)", timestamp: Date(millisecondsSince1970: Int64.random(in: 0...1 << 40, using: &random)),
+                data: Data(#"{"w":\#(writer),"x":""#.utf8) + Data(noise) + Data(#""}"#.utf8), metadata: Data())
+        }
+        return (stream, events)
+    }
+
+    static func expected(_ event: NewEvent, in stream: String) -> Model.Expected {
+        Model.Expected(
+            stream: stream, id: event.id, type: event.type, timestamp: event.timestamp.millisecondsSince1970, data: event.data,
+            metadata: event.metadata)
+    }
+}
