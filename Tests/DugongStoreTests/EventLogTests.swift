@@ -39,6 +39,12 @@ enum Fixture {
         return offsets
     }
 
+    /// The offsets of the frames that hold events (not dictionaries, close markers, snapshots).
+    static func eventFrameOffsets(of path: String) throws -> [Int] {
+        let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+        return try frameOffsets(of: path).filter { bytes[$0 + 24] != 0 }
+    }
+
     /// FORMAT.md's segment and frame header sizes.
     static let headerSize = 128
     static let frameHeaderSize = 40
@@ -54,13 +60,13 @@ enum Fixture {
     /// Makes a closed store look like one whose writer died after its last sync: the head's
     /// newest record says the frames up to `durableEnd` (default: all of them) were synced, with
     /// no clean close. Only the last segment's frames after it can then be a torn write.
-    static func simulateCrash(_ directory: TemporaryDirectory, durableEnd: Int? = nil) throws {
+    static func simulateCrash(_ directory: TemporaryDirectory, durableEnd: Int? = nil, nextPosition: UInt64? = nil) throws {
         let names = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.hasSuffix(".dseg") }.sorted()
         let last = directory.file(names.last!)
         let head = try #require(try StoreFiles.readHead(in: directory.path))
         let record = HeadRecord(
             sequence: head.sequence + 1, segmentSalt: try salt(of: last), durableEnd: UInt64(try durableEnd ?? endOfFrames(of: last)),
-            nextPosition: head.nextPosition, nextBatch: head.nextBatch, cleanClose: false)
+            nextPosition: nextPosition ?? head.nextPosition, nextBatch: head.nextBatch, cleanClose: false)
         try HeadFile(directory: directory.path).write(record, durably: false)
     }
 

@@ -45,13 +45,13 @@ struct IndexFileTests {
         #expect(try Self.observe(indexed) == expected)
         // Appends after an indexed open continue where they should, and the next open agrees.
         try await indexed.append(Fixture.events(2), to: "s/4")
-        let afterAppend = try Self.observe(indexed)
         indexed.close()
         indexed = try Fixture.open(directory, segmentSize: 8192)
-        #expect(try Self.observe(indexed) == afterAppend)
+        let afterAppend = try Self.observe(indexed)
         indexed.close()
         let rescanned = try Fixture.open(directory, segmentSize: 8192, useIndexFile: false)
-        #expect(try Self.observe(rescanned) == afterAppend)
+        let full = try Self.observe(rescanned)
+        #expect(full == afterAppend, "\(zip(full.split(separator: "\n"), afterAppend.split(separator: "\n")).filter { $0 != $1 })")
         rescanned.close()
     }
 
@@ -62,9 +62,12 @@ struct IndexFileTests {
         let saved = try Data(contentsOf: URL(fileURLWithPath: directory.file("dugong.index")))
         var log = try Fixture.open(directory, segmentSize: 8192)
         for round in 0..<30 { try await log.append(Fixture.events(2, size: 40), to: "s/\(round % 5)") }
+        log.close()
+        log = try Fixture.open(directory, segmentSize: 8192, useIndexFile: false)
         let expected = try Self.observe(log)
         log.close()
-        // As if the process had died before saving a new index: the old one covers a prefix.
+        // As if the process had died before saving a new index: the old one covers a prefix
+        // (and the head has moved on, so it is not used).
         try saved.write(to: URL(fileURLWithPath: directory.file("dugong.index")))
         log = try Fixture.open(directory, segmentSize: 8192)
         defer { log.close() }

@@ -24,13 +24,13 @@ struct RecoveryTests {
         let source = TemporaryDirectory("torn-source")
         defer { source.remove() }
         let all = try await Self.threeFrames(source)
-        try Fixture.simulateCrash(source, durableEnd: try Fixture.frameOffsets(of: source.file(Self.segment))[2])
+        try Fixture.simulateCrash(source, durableEnd: try Fixture.frameOffsets(of: source.file(Self.segment))[2], nextPosition: 3)
         let original = try Data(contentsOf: URL(fileURLWithPath: source.file(Self.segment)))
         let metadata = try ["dugong.manifest", "dugong.head"].map { ($0, try Data(contentsOf: URL(fileURLWithPath: source.file($0)))) }
         let offsets = try Fixture.frameOffsets(of: source.file(Self.segment))
-        #expect(offsets.count == 3)
+        #expect(offsets.count == 4, "three frames and the close marker")
         let lastStart = offsets[2]
-        let end = try Fixture.endOfFrames(of: source.file(Self.segment))
+        let end = offsets[3]
         for cut in lastStart..<end {
             let directory = TemporaryDirectory("torn")
             defer { directory.remove() }

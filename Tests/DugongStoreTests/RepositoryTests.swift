@@ -308,7 +308,7 @@ struct AtomicAppendTests {
         }
         #expect(try log.read(stream: "c/1").isEmpty && log.headPosition == 4)
         log.close()
-        #expect(try Fixture.frameOffsets(of: directory.file("00000000000000000000.dseg")).count == 1)
+        #expect(try Fixture.eventFrameOffsets(of: directory.file("00000000000000000000.dseg")).count == 1)
     }
 
     @Test func concurrentRetriesOfOneAppendWriteItOnce() async throws {

@@ -100,6 +100,7 @@ struct SimulatedCrashTests {
         var acknowledged = 0
         var cuts = 0
         var failedSyncs = 0
+        var phase = ""
     }
 
     /// One seed: a few rounds of concurrent appends until the power is cut (or a sync fails),
@@ -116,7 +117,7 @@ struct SimulatedCrashTests {
         do {
             try await run(seed: seed, in: directory, on: disk, outcome: &outcome)
         } catch {
-            outcome.problems.append("seed \(seed): \(error)")
+            outcome.problems.append("seed \(seed), while \(outcome.phase): \(error)")
         }
         outcome.trace = disk.trace
         return outcome
@@ -135,6 +136,7 @@ struct SimulatedCrashTests {
                 // The power fails again while the store recovers.
                 disk.crash(atOperation: disk.operationCount + Int.random(in: 1...12, using: &random))
             }
+            outcome.phase = "opening in round \(round)"
             let log: EventLog
             do {
                 log = try EventLog.open(at: directory.path, options: options)
@@ -144,7 +146,15 @@ struct SimulatedCrashTests {
                 continue
             }
             defer { log.close() }
+            if disk.hasCrashed {
+                // The power failed in a step of the open that does not report it (best effort).
+                log.close()
+                try disk.materializeCrash()
+                outcome.cuts += 1
+                continue
+            }
             disk.crash(atOperation: Int.max)
+            outcome.phase = "checking round \(round)"
             outcome.problems += try model.check(log, seed: seed, round: round)
             guard outcome.problems.isEmpty else {
                 log.close()
@@ -153,6 +163,7 @@ struct SimulatedCrashTests {
             let failSyncs = round > 0 && Int.random(in: 0..<4, using: &random) == 0
             disk.setFaults(SimulatedDisk.Faults(failingSync: failSyncs ? 0.05 : 0))
             disk.crash(atOperation: disk.operationCount + Int.random(in: 1...400, using: &random))
+            outcome.phase = "appending in round \(round)"
             let writers = Int.random(in: 1...4, using: &random)
             let plans = (0..<writers).map { writer in
                 (0..<Int.random(in: 5...40, using: &random)).map { _ in
@@ -189,6 +200,7 @@ struct SimulatedCrashTests {
                     model.durable[commit.firstPosition + UInt64(offset)] = (Self.expected(event, in: stream), commit.firstVersion + offset)
                 }
             }
+            outcome.phase = "closing in round \(round)"
             if Bool.random(using: &random) { log.close() }  // a clean close, then the cut
             if disk.hasCrashed || !failSyncs {
                 disk.crash(atOperation: disk.operationCount + 1)
@@ -204,7 +216,13 @@ struct SimulatedCrashTests {
             }
             disk.setFaults(SimulatedDisk.Faults())
         }
+        if disk.hasCrashed {
+            try disk.materializeCrash()
+            outcome.cuts += 1
+        }
+        disk.crash(atOperation: Int.max)
         if outcome.problems.isEmpty {
+            outcome.phase = "the final check"
             let log = try EventLog.open(at: directory.path, options: options)
             outcome.problems += try model.check(log, seed: seed, round: rounds)
             log.close()

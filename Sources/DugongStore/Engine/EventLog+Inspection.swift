@@ -15,6 +15,9 @@ extension EventLog {
             case versionSequence = "version-sequence"
             /// The index does not point at the event the segments hold.
             case indexMismatch = "index-mismatch"
+            /// The manifest or the head file is missing or damaged, or a segment file is longer
+            /// than its capacity.
+            case damagedMetadata = "damaged-metadata"
             /// Bytes after the last frame of the newest segment: a write that never completed
             /// (discarded at the next open for writing). A warning, not a problem.
             case tornTail = "torn-tail"
@@ -70,7 +73,21 @@ extension EventLog {
         var problems: [Finding] = []
         var warnings: [Finding] = []
         for damage in index.damage {
-            problems.append(Finding(segment: damage.segmentName, offset: damage.offset, kind: .damagedFrame, message: damage.reason))
+            let kind: Finding.Kind = damage.segmentName == Layout.manifestName ? .damagedMetadata : .damagedFrame
+            problems.append(Finding(segment: damage.segmentName, offset: damage.offset, kind: kind, message: damage.reason))
+        }
+        if !segments.isEmpty {
+            for (offset, message) in StoreFiles.headProblems(in: directory) {
+                problems.append(Finding(segment: Layout.headName, offset: offset, kind: .damagedMetadata, message: message))
+            }
+        }
+        for segment in segments {
+            let size = (try? File(path: segment.path, flags: O_RDONLY).size()) ?? 0
+            if size > Int(segment.header.capacity) {
+                problems.append(Finding(
+                    segment: segment.name, offset: Int(segment.header.capacity), kind: .damagedMetadata,
+                    message: "the file is \(size) bytes, longer than its capacity \(segment.header.capacity)"))
+            }
         }
         if recovery.tornBytesDiscarded > 0, options.readOnly, let last = segments.last {
             let offset = core.shared.withLock { $0.scannedEnd }

@@ -111,7 +111,10 @@ public final class EventLog: Sendable {
         } else {
             recovered = Recovery.scan(set.segments, context: context)
         }
-        guard writable, let last = set.segments.last else {
+        let acceptsWrites = recovered.index.damage.isEmpty || options.acceptWritesDespiteDamage
+        guard writable, acceptsWrites, let last = set.segments.last else {
+            // A damaged store opened for writing holds the lock but has no writer: nothing is
+            // written, trimmed or recorded, even at close.
             return EventLog(directory: directory, options: options, lock: lock, recovered: recovered, set: set, writerState: nil, head: nil)
         }
         // The saved index describes the store as it is now; once appends begin it would not.
@@ -121,9 +124,8 @@ public final class EventLog: Sendable {
             activeSegment: set.segments.count - 1, writeOffset: recovered.writeOffset,
             nextBatch: max(context.head?.nextBatch ?? 0, recovered.lastBatch.map { $0 + 1 } ?? 0),
             manifest: set.manifest, headSequence: context.head?.sequence ?? 0)
-        if recovered.index.damage.isEmpty || options.acceptWritesDespiteDamage {
-            try makeRecoveredDurable(last, recovered: &recovered, context: context, head: head, state: &state)
-        }
+        state.needsCloseMarker = !recovered.endsWithCloseMarker
+        try makeRecoveredDurable(last, recovered: &recovered, context: context, head: head, state: &state)
         return EventLog(directory: directory, options: options, lock: lock, recovered: recovered, set: set, writerState: state, head: head)
     }
 
@@ -309,6 +311,9 @@ public final class EventLog: Sendable {
     public func truncate(stream: String, before version: Int) async throws(StoreError) {
         try Self.validate(stream: stream)
         guard version >= 1 else { throw .invalidArgument("truncate before version \(version): versions start at 1") }
+        guard version <= Int(Layout.maximumPosition) else {
+            throw .invalidArgument("truncate before version \(version): versions are below 2^62")
+        }
         try checkWritable()
         try await submit { done in .streamMetadata(stream: stream, change: .truncateBefore(version), done: done) }
     }
@@ -324,7 +329,9 @@ public final class EventLog: Sendable {
     /// same version replaces an earlier one).
     public func saveSnapshot(_ snapshot: StoredSnapshot) async throws(StoreError) {
         try Self.validate(stream: snapshot.stream)
-        guard snapshot.version >= 0 else { throw .invalidArgument("snapshot version \(snapshot.version) is negative") }
+        guard snapshot.version >= 0, snapshot.version <= Int(Layout.maximumPosition) else {
+            throw .invalidArgument("snapshot version \(snapshot.version) is outside 0 ... 2^62")
+        }
         guard snapshot.data.count + snapshot.metadata.count <= options.maximumEventSize else {
             throw .eventTooLarge(
                 stream: snapshot.stream, index: 0, size: snapshot.data.count + snapshot.metadata.count,
@@ -390,9 +397,9 @@ public final class EventLog: Sendable {
     /// A deleted or tombstoned stream, or an unknown one, reads as empty.
     ///
     /// - Throws: ``StoreError/corruption(segment:offset:reason:)`` when an event to return lies in
-    ///   a damaged frame, or when the read reaches the stream's end (or the stream is unknown)
-    ///   and damage found at open lies after its last readable event, so that the stream may
-    ///   continue there.
+    ///   a damaged frame, or when damage found at open lies after the first event to return (it
+    ///   may have held a record that hides it, or the stream's later events), or, for a stream
+    ///   with no events, when the store has any damage.
     public func read(
         stream: String, from version: Int? = nil, maxCount: Int = .max, direction: Direction = .forward
     ) throws -> [StoredEvent] {
@@ -400,14 +407,9 @@ public final class EventLog: Sendable {
         guard maxCount > 0 else { return [] }
         let positions: [UInt64] = try core.shared.withLock { shared in
             let entry = shared.index.stream(stream)
-            // A read that reaches the stream's end cannot be trusted when damage that lost
-            // events lies after the stream's last known event: later events may be in it.
-            let lastPosition = entry?.positions.last { $0 < StreamIndex.damagedMarker }
-            let laterDamage = shared.index.damage.first { damage in
-                !damage.positions.isEmpty && lastPosition.map { damage.positions.lowerBound > $0 } ?? true
-            }
             guard let entry, !entry.isTombstoned, entry.version > 0 else {
-                if let laterDamage { throw laterDamage.error }
+                // Damage may have held this stream's events or its lifecycle records.
+                if let damage = shared.index.damage.first { throw damage.error }
                 return []
             }
             let first = max(entry.truncateBefore, entry.removedThrough + 1)
@@ -423,8 +425,14 @@ public final class EventLog: Sendable {
                 guard start >= first, start >= 1 else { return [] }
                 range = max(first, start - min(maxCount, start) + 1)...start
             }
-            if range.upperBound == last, let laterDamage { throw laterDamage.error }
             let positions = entry.positions(of: range)
+            // Damage after the first event returned may have held a record that hides it (a
+            // delete, a truncation, a tombstone) or, at the end, the stream's later events: a
+            // damaged store answers such a read with the damage, never with what may be wrong.
+            let earliest = positions.lazy.filter { $0 < StreamIndex.damagedMarker }.min()
+            if let damage = shared.index.damage.first(where: { damage in earliest.map { damage.positions.upperBound > $0 } ?? true }) {
+                throw damage.error
+            }
             return direction == .forward ? Array(positions) : positions.reversed()
         }
         return try core.events(at: positions)
@@ -445,7 +453,9 @@ public final class EventLog: Sendable {
     /// tombstoned).
     public func latestSnapshot(of stream: String) throws -> StoredSnapshot? {
         try core.checkOpen()
-        let found: (Segment, StreamIndex.SnapshotReference)? = core.shared.withLock { shared in
+        let found: (Segment, StreamIndex.SnapshotReference)? = try core.shared.withLock { shared in
+            // Damage may have held a later snapshot or a delete that hides this one.
+            if let damage = shared.index.damage.first { throw damage.error }
             guard let entry = shared.index.stream(stream), !entry.isTombstoned, let reference = entry.snapshot,
                 reference.version > entry.snapshotsHiddenThrough
             else { return nil }

@@ -26,9 +26,14 @@ enum IndexFile {
         writer.u64(headSequence)
         writer.u64(index.lastBatch.map { $0 + 1 } ?? 0)
         writer.varint(UInt64(segments.count))
-        for segment in segments {
+        for (number, segment) in segments.enumerated() {
             writer.lengthPrefixed(segment.name.utf8)
             writer.u64(segment.salt)
+            // The segment's last frame: checked at load, so that a segment replaced by an older
+            // version of itself (or cut short) is not taken for the one the index describes.
+            let last = index.eventFrames.last { $0.location.segment == number }?.location.offset ?? 0
+            writer.varint(UInt64(last))
+            writer.u32(last == 0 ? 0 : segment.withBytes { $0.loadUnaligned(fromByteOffset: last, as: UInt32.self) })
             let dictionaries = segment.dictionaries
             writer.varint(UInt64(dictionaries.count))
             for (offset, bytes) in dictionaries {
@@ -133,6 +138,17 @@ enum IndexFile {
                     guard try reader.string("segment name") == segments[index].name,
                         try reader.u64("salt") == segments[index].salt
                     else { return nil }
+                    let lastFrame = try reader.count("last frame", limit: segments[index].capacity)
+                    let lastChecksum = try reader.u32("last frame checksum")
+                    if lastFrame > 0 {
+                        let intact = segments[index].withBytes { bytes in
+                            if case .frame = FrameReader.probe(bytes, at: lastFrame, salt: segments[index].salt) {
+                                return bytes.loadUnaligned(fromByteOffset: lastFrame, as: UInt32.self) == lastChecksum
+                            }
+                            return false
+                        }
+                        guard intact else { return nil }
+                    }
                     var list: [(Int, [UInt8])] = []
                     for _ in 0..<(try reader.count("dictionaries", limit: reader.remaining)) {
                         let offset = try reader.count("dictionary offset", limit: segments[index].capacity)

@@ -25,6 +25,8 @@ enum Recovery {
         var tornBytes = 0
         /// The batch of the last frame before `writeOffset` (nil: no frame yet).
         var lastBatch: UInt64?
+        /// Whether the newest segment's last valid frame is a close marker.
+        var endsWithCloseMarker = false
     }
 
     /// What is known about a segment set beyond its files.
@@ -79,21 +81,34 @@ enum Recovery {
                     ? Int(next.previousEnd) : nil
                 scanner.nextSegmentStart = next.firstPosition
             }
+            // An index file is saved only after a clean close, which ends with a close marker.
+            scanner.lastFrameWasCloseMarker = resuming && (context.head?.cleanClose ?? false)
             let end = scanner.run(from: resuming ? offset : Layout.segmentHeaderSize)
             result.index = scanner.index
             result.lastBatch = scanner.lastBatch
             if isLast {
                 result.writeOffset = end.offset
                 result.tornBytes = end.tornBytes
+                result.endsWithCloseMarker = scanner.lastFrameWasCloseMarker
             }
         }
         if let names = context.missing[segments.count] {
             let start = result.index.nextPosition
             let end = max(start + 1, context.head?.nextPosition ?? 0)
             result.index.record(Damage(
-                segmentName: names[0], offset: 0,
-                reason: "segment file \(names.joined(separator: ", ")) listed in the manifest is missing",
-                positions: start..<end))
+                segmentName: Layout.manifestName, offset: 0, reason: names.joined(separator: "; "), positions: start..<end))
+        }
+        // The head only ever trails what was durable: positions it records that the log does
+        // not hold were acknowledged and are gone (a segment or the manifest replaced by an
+        // older version). A reader checks only a head about its own segments: a writer may have
+        // added one since it read the manifest.
+        if let head = context.head, head.nextPosition > result.index.nextPosition,
+            context.repairing || segments.contains(where: { $0.salt == head.segmentSalt })
+        {
+            result.index.record(Damage(
+                segmentName: Layout.headName, offset: 0,
+                reason: "the head records positions up to \(head.nextPosition), the log ends at \(result.index.nextPosition): acknowledged events are missing",
+                positions: result.index.nextPosition..<head.nextPosition))
         }
         return result
     }
@@ -105,8 +120,7 @@ enum Recovery {
         let start = segment.header.firstPosition
         if let names = context.missing[segmentIndex] {
             index.record(Damage(
-                segmentName: names[0], offset: 0,
-                reason: "segment file \(names.joined(separator: ", ")) listed in the manifest is missing",
+                segmentName: Layout.manifestName, offset: 0, reason: names.joined(separator: "; "),
                 positions: index.nextPosition..<max(index.nextPosition, start)))
         } else if segmentIndex == 0, segment.header.previousSalt != 0 {
             index.record(Damage(
@@ -188,6 +202,8 @@ private struct SegmentScan {
     var fileSize = 0
     var thorough = false
     var repairing = false
+    /// Whether the last frame applied was a close marker.
+    var lastFrameWasCloseMarker = false
 
     init(segment: Segment, number: Int, index: StreamIndex, lastBatch: UInt64?, lastEndedBatch: Bool) {
         self.segment = segment
@@ -262,6 +278,7 @@ private struct SegmentScan {
             lastBatch = header.batch
             lastEndedBatch = header.endsBatch
             afterDamage = false
+            lastFrameWasCloseMarker = records == [.close]
             return nil
         } catch {
             return "\(error)"
@@ -290,7 +307,8 @@ private struct SegmentScan {
             positions: index.nextPosition..<max(index.nextPosition, upper), length: resume - offset))
         afterDamage = true
         if next == nil {
-            return nil
+            // In the newest segment, scanning goes on at the durable end: what follows is the tail.
+            return isLast && resume > offset ? resume : nil
         }
         return resume
     }
@@ -314,6 +332,15 @@ private struct SegmentScan {
 
     /// The frames of a sealed segment ended at `offset` (the limit): what follows must be zeros.
     private mutating func finish(_ bytes: UnsafeRawBufferPointer, at offset: Int) -> (offset: Int, tornBytes: Int) {
+        if isLast && offset < durableEnd {
+            // The file ends before the frames the head says were durable.
+            index.record(Damage(
+                segmentName: segment.name, offset: offset,
+                reason: "the segment ends at \(offset), before the durable end \(durableEnd): acknowledged frames are missing",
+                positions: index.nextPosition..<max(index.nextPosition, durableNextPosition ?? index.nextPosition + 1),
+                length: durableEnd - offset))
+            return (durableEnd, 0)
+        }
         if isLast { return tailEnd(bytes, at: offset) }
         if let expectedEnd, offset != expectedEnd {
             index.record(Damage(

@@ -70,6 +70,16 @@ final class Segment: @unchecked Sendable {
         do {
             header = try headerBytes.withUnsafeBytes { try SegmentHeader(decoding: UnsafeRawBufferPointer(rebasing: $0[0..<read])) }
         } catch SegmentHeader.Problem.unsupportedVersion(let version) {
+            // A version 1 header is believed only when its own checksum holds.
+            if version == Layout.legacyFormatVersion, read >= Layout.legacySegmentHeaderSize {
+                let intact = headerBytes.withUnsafeBytes { bytes in
+                    Checksum.mask(Checksum.crc32c(UnsafeRawBufferPointer(rebasing: bytes[0..<60])))
+                        == UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: 60, as: UInt32.self))
+                }
+                guard intact else {
+                    throw StoreError.corruption(segment: name, offset: 8, reason: "segment header damaged (its version field says 1, its checksum fails)")
+                }
+            }
             throw StoreError.unsupportedFormat(segment: name, version: Int(version))
         } catch {
             throw StoreError.corruption(segment: name, offset: 0, reason: "\(error)")

@@ -28,9 +28,13 @@ enum StoreFiles {
 
     /// The head record with the highest sequence among the intact slots, or `nil`.
     static func readHead(in directory: String) throws -> HeadRecord? {
-        guard let bytes = try File.contents(of: directory + "/" + Layout.headName, limit: 2 * Layout.headSlotSize) else {
-            return nil
-        }
+        let path = directory + "/" + Layout.headName
+        guard Directory.fileExists(path) else { return nil }
+        // Only the two slots are read: a longer file is damage that verification reports.
+        let file = try File(path: path, flags: O_RDONLY)
+        var bytes = [UInt8](repeating: 0, count: 2 * Layout.headSlotSize)
+        let read = try bytes.withUnsafeMutableBytes { try file.read(into: $0, at: 0) }
+        bytes.removeLast(bytes.count - read)
         return bytes.withUnsafeBytes { raw in
             let slots = [0, Layout.headSlotSize].compactMap { start -> HeadRecord? in
                 guard raw.count >= start + HeadRecord.encodedSize else { return nil }
@@ -38,6 +42,49 @@ enum StoreFiles {
             }
             return slots.max { $0.sequence < $1.sequence }
         }
+    }
+}
+
+extension StoreFiles {
+    /// What is wrong with the head file, for verification: each slot must be all zeros (never
+    /// written) or an intact record followed by zeros; the file must exist and be 1024 bytes.
+    static func headProblems(in directory: String) -> [(offset: Int, message: String)] {
+        let path = directory + "/" + Layout.headName
+        guard let bytes = try? File.contents(of: path, limit: 1 << 20) else {
+            return [(0, "the head file is missing")]
+        }
+        var problems: [(Int, String)] = []
+        // Every record was written to slot `sequence mod 2`: once the sequence passed 1, both
+        // slots held records, so a slot of zeros then is a lost write.
+        let newest = try? readHead(in: directory)
+        if newest == nil {
+            // Every open for writing, compaction and upgrade writes a record.
+            problems.append((0, "the head file holds no intact record"))
+        }
+        if let newest, newest.sequence >= 2 {
+            let other = Int((newest.sequence + 1) % 2) * Layout.headSlotSize
+            if bytes.count < other + HeadRecord.encodedSize
+                || bytes.withUnsafeBytes({ Zeros.areAllZero($0, in: other..<other + HeadRecord.encodedSize) })
+            {
+                problems.append((other, "head slot at offset \(other) lost its record"))
+            }
+        }
+        if bytes.count != 2 * Layout.headSlotSize {
+            problems.append((0, "the head file is \(bytes.count) bytes, not \(2 * Layout.headSlotSize)"))
+        }
+        bytes.withUnsafeBytes { raw in
+            for start in [0, Layout.headSlotSize] where start < raw.count {
+                let slot = UnsafeRawBufferPointer(rebasing: raw[start..<min(start + Layout.headSlotSize, raw.count)])
+                if Zeros.areAllZero(slot, in: 0..<slot.count) { continue }
+                let record = UnsafeRawBufferPointer(rebasing: slot[0..<min(HeadRecord.encodedSize, slot.count)])
+                if HeadRecord.decode(record) == nil {
+                    problems.append((start, "head slot at offset \(start) is damaged"))
+                } else if !Zeros.areAllZero(slot, in: HeadRecord.encodedSize..<slot.count) {
+                    problems.append((start + HeadRecord.encodedSize, "nonzero bytes after the head record at offset \(start)"))
+                }
+            }
+        }
+        return problems
     }
 }
 

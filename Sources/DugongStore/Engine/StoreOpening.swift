@@ -112,6 +112,11 @@ struct SegmentSet {
             firstPosition: 0, capacity: UInt64(capacity), createdMilliseconds: Date.currentMillisecond.millisecondsSince1970,
             salt: SegmentHeader.newSalt(), sequence: 0)
         let segment = try Segment.create(directory: directory, header: header, name: name)
+        // The head exists, with a record, before the manifest: a store with a manifest always
+        // has one.
+        try HeadFile(directory: directory).write(
+            HeadRecord(sequence: 1, segmentSalt: header.salt, durableEnd: UInt64(Layout.segmentHeaderSize), nextPosition: 0, nextBatch: 0, cleanClose: false),
+            durably: true)
         let manifest = Manifest(generation: 1, segments: [Manifest.Entry(name: name, salt: header.salt)])
         try StoreFiles.writeManifest(manifest, in: directory)
         return SegmentSet(manifest: manifest, segments: [segment], context: Recovery.Context())

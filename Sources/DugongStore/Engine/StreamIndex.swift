@@ -170,7 +170,7 @@ struct StreamIndex {
                     return "stream '\(name)' declared to start at version \(version) after version \(current)"
                 }
                 versions[key] = max(current, version - 1)
-            case .streamMetadata, .snapshot, .dictionary:
+            case .streamMetadata, .snapshot, .dictionary, .close:
                 break
             }
         }
@@ -250,8 +250,8 @@ struct StreamIndex {
                 if (streams[key]!.snapshot?.version ?? -1) <= snapshot.version {
                     streams[key]!.snapshot = SnapshotReference(location: location, recordIndex: recordIndex, version: snapshot.version)
                 }
-            case .dictionary:
-                break  // kept by the segment, not the index
+            case .dictionary, .close:
+                break  // dictionaries are kept by the segment; a close marker changes nothing
             }
         }
         if let first {

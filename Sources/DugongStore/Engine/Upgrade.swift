@@ -62,7 +62,7 @@ extension EventLog {
                     builder.appendStreamMetadata(stream: stream, operation: operation, version: version)
                 case .snapshot(let snapshot):
                     builder.append(snapshot)
-                case .dictionary:
+                case .dictionary, .close:
                     break  // dictionaries belong to their segment; the new segments have none
                 }
             }

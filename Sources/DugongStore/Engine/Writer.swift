@@ -49,6 +49,8 @@ final class Writer: Sendable {
         /// The last ``Layout/dictionarySize`` bytes of raw payload written: the next segment's
         /// dictionary.
         var recentPayload: [UInt8] = []
+        /// Whether frames were written after the last close marker (a clean close writes one).
+        var needsCloseMarker = true
     }
 
     /// How much recent payload a segment's dictionary holds: 4 KiB, less for tiny segments.
@@ -120,6 +122,23 @@ final class Writer: Sendable {
     /// follows the last frame, so damage to the last batch is damage, not a torn write.
     private func trimActiveSegment() {
         guard core.shared.withLock({ $0.failure == nil }) else { return }
+        if state.withLock({ $0.needsCloseMarker }) {
+            // The close marker: a last batch of its own, synced, so that the frames before it are
+            // known to be acknowledged whatever happens to the head file.
+            do {
+                var marker = FrameBuilder(nextPosition: core.shared.withLock { $0.index.nextPosition })
+                marker.appendCloseMarker()
+                let written = try write([marker], forceSync: true)
+                core.shared.withLock { shared in
+                    for frame in written {
+                        shared.index.apply(
+                            frame.records, in: frame.location, length: frame.length, rawLength: frame.rawLength, batch: frame.batch)
+                    }
+                }
+            } catch {
+                return  // no clean close: the next open recovers as after a crash, losing nothing
+            }
+        }
         state.withLock { state in
             let (segment, nextPosition) = core.shared.withLock { ($0.segments[state.activeSegment], $0.index.nextPosition) }
             do {
@@ -387,7 +406,7 @@ final class Writer: Sendable {
     /// A segment gets a dictionary frame (the last 4 KiB of payload written before it) before
     /// its first other frame, or, in the first segment, as soon as 4 KiB of payload exist; the
     /// frames after it are compressed with it.
-    private func write(_ frames: [FrameBuilder]) throws -> [WrittenFrame] {
+    private func write(_ frames: [FrameBuilder], forceSync: Bool = false) throws -> [WrittenFrame] {
         try state.withLock { state in
             var written: [WrittenFrame] = []
             var group = Group()
@@ -398,7 +417,7 @@ final class Writer: Sendable {
                     dictionary: dictionary == nil ? segment.dictionary(before: state.writeOffset + group.bytes) : state.recentPayload)
                 let dictionaryLength = dictionary?.totalLength ?? 0
                 if state.writeOffset + group.bytes + dictionaryLength + sealed.totalLength > segment.capacity {
-                    written += try flush(&group, &state)
+                    written += try flush(&group, &state, forceSync: forceSync)
                     // A new segment large enough for a dictionary frame and this frame stored as is.
                     let dictionaryRoom = Layout.frameHeaderSize + 4 + dictionarySize
                     let needed = Layout.segmentHeaderSize + dictionaryRoom + Layout.frameHeaderSize + frame.payloadSize
@@ -420,7 +439,7 @@ final class Writer: Sendable {
                     state.recentPayload = Array((state.recentPayload + payload).suffix(dictionarySize))
                 }
             }
-            written += try flush(&group, &state)
+            written += try flush(&group, &state, forceSync: forceSync)
             return written
         }
     }
@@ -436,7 +455,7 @@ final class Writer: Sendable {
 
     /// Writes a group's frames at the end of the active segment as one batch, syncs, and records
     /// the new durable end in the head file (not synced: it trails the data).
-    private func flush(_ group: inout Group, _ state: inout WriterState) throws -> [WrittenFrame] {
+    private func flush(_ group: inout Group, _ state: inout WriterState, forceSync: Bool = false) throws -> [WrittenFrame] {
         guard !group.frames.isEmpty else { return [] }
         defer { group = Group() }
         let segment = core.shared.withLock { $0.segments[state.activeSegment] }
@@ -458,8 +477,9 @@ final class Writer: Sendable {
         try bytes.withUnsafeBytes { try segment.file.write($0, at: start) }
         state.writeOffset += bytes.count
         state.nextBatch += 1
+        state.needsCloseMarker = group.frames.last?.records != [.close]
         let nextPosition = group.frames.map { $0.firstPosition + UInt64($0.eventCount) }.max()!
-        if core.options.durability == .synchronous {
+        if core.options.durability == .synchronous || forceSync {
             try core.options.faults?(.sync)
             try segment.file.synchronizeData()
             try writeHead(&state, segment: segment, nextPosition: nextPosition, cleanClose: false)

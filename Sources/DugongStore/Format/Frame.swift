@@ -91,6 +91,13 @@ struct FrameBuilder {
         recordCount += 1
     }
 
+    /// The record that marks a clean close.
+    mutating func appendCloseMarker() {
+        payload.closeMarker()
+        records.append(.close)
+        recordCount += 1
+    }
+
     mutating func append(_ snapshot: StoredSnapshot) {
         payload.snapshot(snapshot)
         records.append(.snapshot(snapshot))

@@ -111,6 +111,9 @@ enum Layout {
         case streamMetadata = 0x02
         case snapshot = 0x03
         case dictionary = 0x04
+        /// A clean close: written (and synced) as the last frame before a writer closes the
+        /// store, so that every frame before it is known to have been acknowledged.
+        case close = 0x05
     }
 
     /// Event record flag bit: the event is the last of its commit.

@@ -7,6 +7,8 @@ enum Record: Sendable, Equatable {
     case snapshot(StoredSnapshot)
     /// A preset DEFLATE dictionary for the frames after this one in its segment.
     case dictionary([UInt8])
+    /// The writer closed the store cleanly here.
+    case close
 }
 
 extension ByteWriter {
@@ -37,6 +39,10 @@ extension ByteWriter {
         precondition(!bytes.isEmpty && bytes.count <= Layout.maximumDictionarySize)
         u8(Layout.RecordType.dictionary.rawValue)
         lengthPrefixed(bytes)
+    }
+
+    mutating func closeMarker() {
+        u8(Layout.RecordType.close.rawValue)
     }
 
     mutating func snapshot(_ snapshot: StoredSnapshot) {
@@ -102,6 +108,8 @@ extension ByteReader {
                 throw Malformed(offset: start, reason: "dictionary of \(bytes.count) bytes")
             }
             return .dictionary(Array(bytes))
+        case .close:
+            return .close
         case nil:
             throw Malformed(offset: start, reason: "unknown record type \(type)")
         }

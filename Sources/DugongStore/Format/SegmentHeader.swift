@@ -58,7 +58,7 @@ struct SegmentHeader: Equatable {
             case .unsupportedVersion(let version) where version == Layout.legacyFormatVersion:
                 "segment of format version 1, which this build does not open: convert the store with `dugong upgrade <store>`"
             case .unsupportedVersion(let version):
-                "segment format version \(version) is not supported (this build reads version \(Layout.formatVersion))"
+                "segment format version \(version) is not supported (this build reads version \(Layout.formatVersion)); unless a newer build wrote it, the header is damaged"
             case .malformed(let reason): "malformed segment header: \(reason)"
             }
         }

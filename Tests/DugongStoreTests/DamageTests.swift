@@ -1,0 +1,268 @@
+import Dugong
+@testable import DugongStore
+import Foundation
+import Testing
+
+/// Random damage to closed stores: bit flips, zeroed ranges and pages, misdirected writes (bytes
+/// copied from elsewhere in the store), replayed files (an older version put back), lost and
+/// truncated files, appended garbage, in every file the store owns. For each one: nothing read
+/// is ever a wrong event; a read either returns exactly what was stored or throws a typed
+/// error; `verify` reports a problem whenever a byte of a segment, the manifest or the head
+/// changed, and when it says clean every read returns everything; a writable open of a
+/// damaged store changes none of its bytes. `DUGONG_DAMAGE_TRIALS` sets the count (long mode).
+@Suite("Damage to closed stores")
+struct DamageTests {
+    static let trials = Int(ProcessInfo.processInfo.environment["DUGONG_DAMAGE_TRIALS"] ?? "") ?? 300
+
+    /// A store and what it holds.
+    struct Template {
+        let directory: TemporaryDirectory
+        /// The files before the last round of appends (for replayed writes).
+        let older: [String: Data]
+        let events: [StoredEvent]
+        let streams: [String: [StoredEvent]]
+        let snapshots: [String: StoredSnapshot?]
+    }
+
+    static func makeTemplate(shape: Int) async throws -> Template {
+        let directory = TemporaryDirectory("damage-template")
+        var options = EventLog.Options(createIfMissing: true)
+        options.segmentSize = [4096, 8192, 1 << 20][shape % 3]
+        var log = try EventLog.open(at: directory.path, options: options)
+        for round in 0..<40 {
+            try await log.append(Fixture.events(1 + round % 3, size: round % 4 == 0 ? 120 : 10), to: "s/\(round % 5)")
+            if round == 20 { try await log.saveSnapshot(StoredSnapshot(stream: "s/1", version: 3, data: Data("snap".utf8))) }
+            if round == 25 { try await log.delete(stream: "s/4") }
+            if round == 30 { try await log.truncate(stream: "s/2", before: 4) }
+        }
+        log.close()
+        if shape % 2 == 1 { _ = try EventLog.compact(at: directory.path, options: options) }
+        var older: [String: Data] = [:]
+        for name in try FileManager.default.contentsOfDirectory(atPath: directory.path) {
+            older[name] = try Data(contentsOf: URL(fileURLWithPath: directory.file(name)))
+        }
+        log = try EventLog.open(at: directory.path, options: options)
+        for round in 0..<10 { try await log.append(Fixture.events(2, size: 30), to: "s/\(round % 6)") }
+        let events = try log.readAll(maxCount: 10_000)
+        var streams: [String: [StoredEvent]] = [:]
+        var snapshots: [String: StoredSnapshot?] = [:]
+        for stream in (0..<6).map({ "s/\($0)" }) {
+            streams[stream] = try log.read(stream: stream)
+            snapshots[stream] = try log.latestSnapshot(of: stream)
+        }
+        log.close()
+        return Template(directory: directory, older: older, events: events, streams: streams, snapshots: snapshots)
+    }
+
+    enum Damage: CaseIterable {
+        case bitFlip, zeroRange, zeroPage, misdirected, replayed, lostFile, truncated, garbageAppended
+    }
+
+    @Test func everyDamageIsDetectedAndNoWrongEventIsReturned() async throws {
+        let templates = try await (0..<4).asyncMap { try await Self.makeTemplate(shape: $0) }
+        defer { for template in templates { template.directory.remove() } }
+        var failures: [String] = []
+        var detected = 0
+        var harmless = 0
+        let only = Int(ProcessInfo.processInfo.environment["DUGONG_DAMAGE_TRIAL"] ?? "")
+        for trial in 0..<Self.trials where only == nil || only == trial {
+            var random = SeededRandom(seed: UInt64(trial) &* 0x9E37_79B9 &+ 17)
+            let template = templates[trial % templates.count]
+            let kind = Damage.allCases.randomElement(using: &random)!
+            let directory = TemporaryDirectory("damage")
+            defer { directory.remove() }
+            try FileManager.default.copyItem(atPath: template.directory.path, toPath: directory.path)
+            let description = try Self.damage(directory, kind, template: template, using: &random)
+            let problems = try Self.check(directory, template: template)
+            if only != nil {
+                print("trial \(trial): \(description), template \(template.directory.path), copy \(directory.path)")
+                _ = try? FileManager.default.copyItem(atPath: directory.path, toPath: "/tmp/damage-trial")
+                _ = try? FileManager.default.copyItem(atPath: template.directory.path, toPath: "/tmp/damage-template")
+            }
+            if problems.failures.isEmpty {
+                if problems.detected { detected += 1 } else { harmless += 1 }
+            } else {
+                failures.append("trial \(trial) (\(description)): \(problems.failures.joined(separator: "; "))")
+                if failures.count >= 5 { break }
+            }
+        }
+        print("damage: \(Self.trials) trials, \(detected) detected, \(harmless) changed nothing the store reads, \(failures.count) failures")
+        #expect(failures.isEmpty, "\(failures.joined(separator: "\n"))")
+    }
+
+    /// Applies one damage; returns what it did.
+    static func damage(_ directory: TemporaryDirectory, _ kind: Damage, template: Template, using random: inout SeededRandom) throws -> String {
+        let names = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0 != "dugong.lock" }.sorted()
+        let name = names.randomElement(using: &random)!
+        let url = URL(fileURLWithPath: directory.file(name))
+        var bytes = [UInt8](try Data(contentsOf: url))
+        switch kind {
+        case .bitFlip where !bytes.isEmpty:
+            let offset = Int.random(in: 0..<bytes.count, using: &random)
+            bytes[offset] ^= 1 << UInt8.random(in: 0..<8, using: &random)
+            try Data(bytes).write(to: url)
+            return "bit flip in \(name) at \(offset)"
+        case .zeroRange where !bytes.isEmpty:
+            let start = Int.random(in: 0..<bytes.count, using: &random)
+            let end = min(bytes.count, start + Int.random(in: 1...600, using: &random))
+            bytes.replaceSubrange(start..<end, with: repeatElement(0, count: end - start))
+            try Data(bytes).write(to: url)
+            return "zeros in \(name) at \(start)..<\(end)"
+        case .zeroPage where bytes.count > 0:
+            let page = Int.random(in: 0...(bytes.count - 1) / 4096, using: &random) * 4096
+            let end = min(bytes.count, page + 4096)
+            bytes.replaceSubrange(page..<end, with: repeatElement(0, count: end - page))
+            try Data(bytes).write(to: url)
+            return "zeroed page of \(name) at \(page)"
+        case .misdirected:
+            let source = [UInt8](try Data(contentsOf: URL(fileURLWithPath: directory.file(names.randomElement(using: &random)!))))
+            guard !source.isEmpty, !bytes.isEmpty else { return "nothing" }
+            let length = min([64, 512, 4096].randomElement(using: &random)!, source.count, bytes.count)
+            let from = Int.random(in: 0...(source.count - length), using: &random)
+            let to = Int.random(in: 0...(bytes.count - length), using: &random)
+            bytes.replaceSubrange(to..<to + length, with: source[from..<from + length])
+            try Data(bytes).write(to: url)
+            return "\(length) bytes misdirected into \(name) at \(to)"
+        case .replayed:
+            // An older intact head record is what a power cut leaves (head writes are synced
+            // only at a clean close): a hint that is older, not damage. Not a damage to detect.
+            guard let old = template.older[name], name != "dugong.head" else { return "nothing (no older \(name))" }
+            try old.write(to: url)
+            return "older \(name) put back"
+        case .lostFile:
+            try FileManager.default.removeItem(at: url)
+            return "\(name) lost"
+        case .truncated:
+            let size = Int.random(in: 0..<max(bytes.count, 1), using: &random)
+            try Data(bytes.prefix(size)).write(to: url)
+            return "\(name) truncated to \(size)"
+        case .garbageAppended:
+            try Data(bytes + (0..<Int.random(in: 1...300, using: &random)).map { _ in UInt8.random(in: 0...255, using: &random) }).write(to: url)
+            return "garbage appended to \(name)"
+        default:
+            return "nothing"
+        }
+    }
+
+    /// Reads everything back as each command would, then verifies, then opens for writing.
+    static func check(_ directory: TemporaryDirectory, template: Template) throws -> (failures: [String], detected: Bool) {
+        var failures: [String] = []
+        var errors = 0
+        var complete = true
+        let covered = try Self.coveredBytes(directory)
+        let pristine = try Self.coveredBytes(template.directory)
+        var options = EventLog.Options()
+        options.readOnly = true
+        for useIndex in [true, false] {
+            options.useIndexFile = useIndex
+            let log: EventLog
+            do {
+                log = try EventLog.open(at: directory.path, options: options)
+            } catch is StoreError {
+                errors += 1
+                complete = false
+                continue
+            } catch {
+                failures.append("open threw an untyped error: \(error)")
+                continue
+            }
+            defer { log.close() }
+            // read-all / export
+            var next: UInt64 = 0
+            var seen: [StoredEvent] = []
+            do {
+                while true {
+                    let batch = try log.readAll(from: next, maxCount: 64)
+                    guard let last = batch.last else { break }
+                    seen += batch
+                    next = last.position + 1
+                }
+            } catch is StoreError {
+                errors += 1
+            }
+            let byPosition = Dictionary(template.events.map { ($0.position, $0) }, uniquingKeysWith: { a, _ in a })
+            for event in seen where byPosition[event.position] != event {
+                failures.append("read-all returned a wrong event at position \(event.position): \(event.stream) v\(event.version)")
+            }
+            if seen != template.events { complete = false }
+            // read (every stream), snapshots, stats
+            for (stream, expected) in template.streams {
+                do {
+                    let events = try log.read(stream: stream)
+                    if events != expected {
+                        complete = false
+                        if !events.allSatisfy({ expected.contains($0) }) { failures.append("read \(stream) returned events it does not hold") }
+                    }
+                } catch is StoreError {
+                    errors += 1
+                    complete = false
+                }
+                do {
+                    let snapshot = try log.latestSnapshot(of: stream)
+                    if snapshot != template.snapshots[stream] ?? nil {
+                        complete = false
+                        if snapshot != nil { failures.append("a wrong snapshot of \(stream)") }
+                    }
+                } catch is StoreError {
+                    errors += 1
+                    complete = false
+                }
+            }
+            _ = try? log.statistics()
+            if !useIndex {
+                let report = try log.verify()
+                if report.isClean && !complete { failures.append("verify is clean but reads did not return everything") }
+                if report.isClean && covered != pristine { failures.append("verify is clean but a covered byte changed") }
+                if !report.isClean { errors += 1 }
+            }
+        }
+        if !complete && errors == 0 { failures.append("events went missing without an error") }
+        // A writable open of a damaged store changes none of the bytes verification covers.
+        if covered != pristine {
+            do {
+                var writable = EventLog.Options()
+                writable.segmentSize = 4096
+                let log = try EventLog.open(at: directory.path, options: writable)
+                let damaged = !log.recovery.corruptions.isEmpty
+                log.close()
+                let after = try Self.coveredBytes(directory)
+                // Files may only have grown by zeros (the active segment is preallocated again).
+                let changed = covered.filter { name, before in
+                    guard let now = after[name] else { return true }
+                    return Array(now.prefix(before.count)) != before || now.dropFirst(before.count).contains { $0 != 0 }
+                }
+                if damaged, !changed.isEmpty {
+                    failures.append("a writable open changed a damaged store: \(changed.keys.sorted())")
+                }
+            } catch is StoreError {
+                // Refused: fine.
+            } catch {
+                failures.append("a writable open threw an untyped error: \(error)")
+            }
+        }
+        return (failures, errors > 0)
+    }
+
+    /// The bytes of the files verification covers (segments, manifest, head), by name.
+    static func coveredBytes(_ directory: TemporaryDirectory) throws -> [String: [UInt8]] {
+        var files: [String: [UInt8]] = [:]
+        for name in try FileManager.default.contentsOfDirectory(atPath: directory.path)
+        where name.hasSuffix(".dseg") || name == "dugong.manifest" || name == "dugong.head" {
+            var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: directory.file(name))))
+            if name.hasSuffix(".dseg") {
+                // A segment reads as zeros up to its capacity: trailing zeros are not content.
+                while bytes.count > 128, bytes.last == 0 { bytes.removeLast() }
+            }
+            files[name] = bytes
+        }
+        return files
+    }
+}
+
+extension Sequence {
+    func asyncMap<T>(_ transform: (Element) async throws -> T) async rethrows -> [T] {
+        var results: [T] = []
+        for element in self { results.append(try await transform(element)) }
+        return results
+    }
+}
