@@ -204,6 +204,9 @@ private struct SegmentScan {
     var repairing = false
     /// Whether the last frame applied was a close marker.
     var lastFrameWasCloseMarker = false
+    /// The frames of a batch whose last frame has not been seen yet: applied when it is, dropped
+    /// when the batch turns out to be the torn last one (it was never acknowledged).
+    private var pending: [(header: FrameHeader, offset: Int, records: [Record])] = []
 
     init(segment: Segment, number: Int, index: StreamIndex, lastBatch: UInt64?, lastEndedBatch: Bool) {
         self.segment = segment
@@ -222,16 +225,21 @@ private struct SegmentScan {
             while true {
                 let problem: String
                 let probe = FrameReader.probe(UnsafeRawBufferPointer(rebasing: bytes[0..<limit]), at: offset, salt: segment.salt)
-                if isLast, offset >= durableEnd, !thorough, !repairing || (cleanClose && offset == durableEnd) {
+                if isLast, offset >= durableEnd, !thorough, !repairing || (cleanClose && offset == durableEnd && pending.isEmpty) {
                     // The end of the newest segment's frames, as far as this open needs to know:
-                    // a reader stops where a writer may be writing; after a clean close nothing
-                    // follows the durable end (verification checks that).
-                    if case .endOfData = probe { return (offset, 0) }
-                    if !repairing, case .invalid = probe { return (offset, bytes.count - offset) }
+                    // a reader stops where a writer may be writing (before a batch it has not
+                    // finished); after a clean close nothing follows the durable end
+                    // (verification checks that).
+                    if case .endOfData = probe { return (discardPending() ?? offset, 0) }
+                    if !repairing, case .invalid = probe {
+                        let end = discardPending() ?? offset
+                        return (end, bytes.count - end)
+                    }
                 }
                 switch probe {
                 case .frame(let header):
                     if let reason = apply(header, in: bytes, at: offset) {
+                        commitPending()
                         index.record(Damage(
                             segmentName: segment.name, offset: offset, reason: reason,
                             positions: damagedPositions(header), length: header.totalLength))
@@ -254,10 +262,12 @@ private struct SegmentScan {
         }
     }
 
-    /// Decodes and applies a frame whose checksum holds. - Returns: why it is damage, or nil.
+    /// Decodes and checks a frame whose checksum holds, and applies it with the rest of its
+    /// batch once the batch's last frame is there. - Returns: why it is damage, or nil.
     private mutating func apply(_ header: FrameHeader, in bytes: UnsafeRawBufferPointer, at offset: Int) -> String? {
-        guard header.firstPosition >= index.nextPosition else {
-            return "frame starts at position \(header.firstPosition), before \(index.nextPosition)"
+        let next = pending.last.map { max(index.nextPosition, $0.header.firstPosition + UInt64($0.header.eventCount)) } ?? index.nextPosition
+        guard header.firstPosition >= next else {
+            return "frame starts at position \(header.firstPosition), before \(next)"
         }
         if let lastBatch, afterDamage ? header.batch < lastBatch : header.batch < lastBatch || (header.batch == lastBatch) == lastEndedBatch {
             return lastEndedBatch
@@ -267,22 +277,42 @@ private struct SegmentScan {
         do {
             let records = try FrameReader.records(
                 of: header, in: bytes, at: offset, dictionary: segment.dictionary(before: offset))
-            if let problem = index.problem(applying: records) { return problem }
+            if let problem = index.problem(applying: pending.flatMap(\.records) + records) { return problem }
             for case .dictionary(let dictionary) in records {
                 segment.register(dictionary: dictionary, at: offset)
             }
-            index.apply(
-                records, in: FrameLocation(segment: segmentNumber, offset: offset), length: header.totalLength,
-                rawLength: Int(header.rawLength), batch: header.batch)
-            index.advance(to: header.firstPosition)
+            pending.append((header, offset, records))
             lastBatch = header.batch
             lastEndedBatch = header.endsBatch
             afterDamage = false
-            lastFrameWasCloseMarker = records == [.close]
+            if header.endsBatch { commitPending() }
             return nil
         } catch {
             return "\(error)"
         }
+    }
+
+    /// Applies the frames of the pending batch to the index.
+    private mutating func commitPending() {
+        for (header, offset, records) in pending {
+            index.apply(
+                records, in: FrameLocation(segment: segmentNumber, offset: offset), length: header.totalLength,
+                rawLength: Int(header.rawLength), batch: header.batch)
+            index.advance(to: header.firstPosition)
+            lastFrameWasCloseMarker = records == [.close]
+        }
+        pending.removeAll()
+    }
+
+    /// Drops the pending batch (the torn last one, or one a writer is still writing).
+    /// - Returns: where it started, or nil when there is none.
+    private mutating func discardPending() -> Int? {
+        guard let first = pending.first else { return nil }
+        segment.forgetDictionaries(from: first.offset)
+        pending.removeAll()
+        lastBatch = index.lastBatch
+        lastEndedBatch = true
+        return first.offset
     }
 
     private func damagedPositions(_ header: FrameHeader) -> Range<UInt64> {
@@ -299,6 +329,8 @@ private struct SegmentScan {
         if !isLast && next == nil && expectedEnd == nil && Zeros.areAllZero(bytes, in: offset..<bytes.count) {
             return nil  // a sealed segment of unknown end (broken chain) ends in zeros
         }
+        // Damage: the frames of the batch before it are real (their batch was synced).
+        commitPending()
         let resume = next?.0 ?? (isLast ? max(durableEnd, offset) : limit)
         let upper = next.map { $0.1.firstPosition } ?? nextSegmentStart ?? durableNextPosition ?? index.nextPosition + 1
         index.record(Damage(
@@ -332,7 +364,14 @@ private struct SegmentScan {
 
     /// The frames of a sealed segment ended at `offset` (the limit): what follows must be zeros.
     private mutating func finish(_ bytes: UnsafeRawBufferPointer, at offset: Int) -> (offset: Int, tornBytes: Int) {
+        if !isLast && !pending.isEmpty {
+            commitPending()
+            index.record(Damage(
+                segmentName: segment.name, offset: offset, reason: "batch \(lastBatch ?? 0) does not end in its segment (its last frame is missing)",
+                positions: index.nextPosition..<index.nextPosition, length: 0))
+        }
         if isLast && offset < durableEnd {
+            commitPending()
             // The file ends before the frames the head says were durable.
             index.record(Damage(
                 segmentName: segment.name, offset: offset,
@@ -359,22 +398,27 @@ private struct SegmentScan {
     /// The newest segment's frames end at `offset`: a clean end (zeros), a torn tail, or damage
     /// (acknowledged frames missing, or bytes written after a clean close).
     private mutating func tailEnd(_ bytes: UnsafeRawBufferPointer, at offset: Int) -> (offset: Int, tornBytes: Int) {
-        if offset < durableEnd {
-            // Reached only after damage was recorded for [offset, durableEnd).
+        if offset < durableEnd || (pending.first.map { $0.offset < durableEnd } ?? false) {
+            // Before the durable end everything was acknowledged (damage there was recorded).
+            commitPending()
             return (offset, 0)
         }
         let end = min(fileSize, bytes.count)
-        if cleanClose && offset == durableEnd && !thorough { return (offset, 0) }
+        if cleanClose && offset == durableEnd && !thorough && pending.isEmpty { return (offset, 0) }
         let clean = offset >= end || Zeros.areAllZero(bytes, in: offset..<end)
-        if clean { return (offset, 0) }
+        if clean && pending.isEmpty { return (offset, 0) }
         if cleanClose {
-            let nonzero = Zeros.firstNonzero(in: bytes, from: offset)
+            commitPending()
+            let nonzero = clean ? offset : Zeros.firstNonzero(in: bytes, from: offset)
             index.record(Damage(
-                segmentName: segment.name, offset: nonzero, reason: "bytes after the end recorded by a clean close",
+                segmentName: segment.name, offset: nonzero,
+                reason: clean ? "the last batch before a clean close did not end" : "bytes after the end recorded by a clean close",
                 positions: index.nextPosition..<index.nextPosition, length: end - nonzero))
             return (offset, 0)
         }
-        return (offset, bytes.count - offset)
+        // The torn last batch: from its first frame (frames of it that survived are dropped too).
+        let start = discardPending() ?? offset
+        return (start, bytes.count - start)
     }
 }
 

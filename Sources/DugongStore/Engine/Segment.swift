@@ -28,6 +28,11 @@ final class Segment: @unchecked Sendable {
         }
     }
 
+    /// Forgets the dictionaries registered at `offset` or later (their frames were a torn batch).
+    func forgetDictionaries(from offset: Int) {
+        dictionaryList.withLock { list in list.removeAll { $0.offset >= offset } }
+    }
+
     /// The dictionary in effect for the frame at `offset`: the last one in an earlier frame.
     func dictionary(before offset: Int) -> [UInt8] {
         dictionaryList.withLock { list in list.last { $0.offset < offset }?.bytes ?? [] }
