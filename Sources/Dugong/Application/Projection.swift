@@ -200,7 +200,7 @@ extension GlobalLogReader {
     /// Runs until the task is cancelled: catches up, then waits for new events.
     public func run() async throws {
         while !Task.isCancelled {
-            try await catchUp()
+            _ = try await catchUp()
             try await log.waitForEvents(after: try await position())
         }
     }

@@ -102,7 +102,12 @@ final class LogCore: Sendable {
                 return (shared.segments[frame.location.segment], frame)
             }
             guard let (segment, frame) = step else { break }
-            let events = try cache.events(of: frame, in: segment, remember: false)
+            let events: [StoredEvent]
+            do {
+                events = try cache.events(of: frame, in: segment, remember: false)
+            } catch where !result.isEmpty {
+                break  // the events before the damage first; the next read reports it
+            }
             for event in events where event.position >= next {
                 result.append(event)
                 if result.count == maxCount { break }

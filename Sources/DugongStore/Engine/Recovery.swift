@@ -157,7 +157,7 @@ enum Recovery {
         let end = min(limit ?? bytes.count, bytes.count)
         var candidate = offset + 1
         let last = end - Layout.frameHeaderSize
-        let known = Layout.frameCompressed | Layout.frameUsesDictionary | Layout.frameEndsBatch
+        let known = Layout.frameCompressed | Layout.frameUsesDictionary | Layout.frameEndsBatch | Layout.frameUnsynced
         while candidate <= last {
             // A frame's stored length (bytes 4 ..< 8) is never zero.
             let nonzero = Zeros.firstNonzero(in: bytes, from: candidate + 4)
@@ -345,7 +345,8 @@ private struct SegmentScan {
         return resume
     }
 
-    /// Whether the valid frames from `offset` on can all be the unsynced last batch.
+    /// Whether the valid frames from `offset` on can all be unsynced: the last batch, or frames
+    /// written in the mode without syncs (none of which was synced).
     private func tailIsTorn(_ bytes: UnsafeRawBufferPointer, after offset: Int) -> Bool {
         guard !cleanClose else { return false }
         var batches = Set<UInt64>()
@@ -353,7 +354,7 @@ private struct SegmentScan {
         while let (found, header) = FrameReader.probe(bytes, at: cursor, salt: segment.salt).frame(at: cursor)
             ?? Recovery.resynchronize(bytes, after: cursor, salt: segment.salt)
         {
-            batches.insert(header.batch)
+            if !header.unsynced { batches.insert(header.batch) }
             if batches.count > 1 { return false }
             cursor = found + header.totalLength
         }

@@ -467,7 +467,9 @@ final class Writer: Sendable {
         var written: [WrittenFrame] = []
         for (number, frame) in group.frames.enumerated() {
             let offset = start + bytes.count
-            frame.write(into: &bytes, base: start, salt: segment.salt, batch: batch, endsBatch: number == group.frames.count - 1)
+            frame.write(
+                into: &bytes, base: start, salt: segment.salt, batch: batch, endsBatch: number == group.frames.count - 1,
+                unsynced: core.options.durability != .synchronous && !forceSync)
             written.append(WrittenFrame(
                 records: frame.records, location: FrameLocation(segment: state.activeSegment, offset: offset),
                 length: frame.totalLength, rawLength: frame.rawLength, batch: batch))

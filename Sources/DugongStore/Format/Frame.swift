@@ -20,6 +20,8 @@ struct FrameHeader: Equatable {
     var batch: UInt64
     /// The last frame of its batch.
     var endsBatch: Bool
+    /// Written without a sync (the durability mode that risks recent appends).
+    var unsynced = false
 
     /// The frame's total length in the file.
     var totalLength: Int { Layout.frameHeaderSize + Int(storedLength) }
@@ -142,7 +144,7 @@ struct SealedFrame {
 
     /// Appends the whole frame (header and payload) to `output`, which starts at `base` in the
     /// segment whose salt is `salt`.
-    func write(into output: inout [UInt8], base: Int, salt: UInt64, batch: UInt64, endsBatch: Bool) {
+    func write(into output: inout [UInt8], base: Int, salt: UInt64, batch: UInt64, endsBatch: Bool, unsynced: Bool = false) {
         precondition(stored.count >= 1 && stored.count <= Layout.maximumFramePayload && batch < Layout.maximumPosition)
         let start = output.count
         var header = ByteWriter(capacity: Layout.frameHeaderSize)
@@ -151,7 +153,7 @@ struct SealedFrame {
         header.u32(UInt32(rawLength))
         header.u8(
             (isCompressed ? Layout.frameCompressed : 0) | (usesDictionary ? Layout.frameUsesDictionary : 0)
-                | (endsBatch ? Layout.frameEndsBatch : 0))
+                | (endsBatch ? Layout.frameEndsBatch : 0) | (unsynced ? Layout.frameUnsynced : 0))
         header.u8(0)
         header.u16(dictionaryCheck)
         header.u64(firstPosition)
@@ -210,7 +212,7 @@ enum FrameReader {
             let eventCount = try reader.u32("event count")
             let recordCount = try reader.u32("record count")
             let batch = try reader.u64("batch")
-            let known = Layout.frameCompressed | Layout.frameUsesDictionary | Layout.frameEndsBatch
+            let known = Layout.frameCompressed | Layout.frameUsesDictionary | Layout.frameEndsBatch | Layout.frameUnsynced
             guard flags & ~known == 0, encoding == 0 else {
                 return .invalid("unknown flags or payload encoding")
             }
@@ -233,7 +235,8 @@ enum FrameReader {
             return .frame(FrameHeader(
                 storedLength: storedLength, rawLength: rawLength, isCompressed: compressed,
                 usesDictionary: usesDictionary, dictionaryCheck: dictionaryCheck, firstPosition: firstPosition,
-                eventCount: eventCount, recordCount: recordCount, batch: batch, endsBatch: flags & Layout.frameEndsBatch != 0))
+                eventCount: eventCount, recordCount: recordCount, batch: batch, endsBatch: flags & Layout.frameEndsBatch != 0,
+                unsynced: flags & Layout.frameUnsynced != 0))
         } catch {
             return .invalid("\(error)")
         }

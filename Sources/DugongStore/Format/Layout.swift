@@ -94,6 +94,9 @@ enum Layout {
     static let frameUsesDictionary: UInt8 = 0x02
     /// Flag bit: the last frame of its batch (the frames one `fdatasync` made durable).
     static let frameEndsBatch: UInt8 = 0x04
+    /// Flag bit: written in the durability mode without syncs (its batch was not synced before
+    /// the next one began).
+    static let frameUnsynced: UInt8 = 0x08
     /// The bytes of recent payload a writer puts in a segment's dictionary (at most 1/8 of the
     /// segment size).
     static let dictionarySize = 4096

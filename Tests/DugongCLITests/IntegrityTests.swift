@@ -1,0 +1,251 @@
+@testable import DugongStore
+import Foundation
+import Testing
+
+/// The integrity issue's reproductions, run against the tool as a user would: each damage is
+/// found (exit 1 naming file and offset), nothing wrong is printed with exit 0, and nothing
+/// acknowledged is lost or overwritten.
+@Suite("Integrity: damage the tool must catch")
+struct IntegrityTests {
+    static let segment = "00000000000000000000.dseg"
+
+    /// Six one-event commits in six frames: s/1, s/0, s/1, s/0, s/1, s/0.
+    static func sixFrames() throws -> String {
+        let store = CLI.storePath("integrity")
+        let lines = (1...6).map { #"{"stream":"s/\#($0 % 2)","type":"T","data":{"i":\#($0)}}"# }
+        #expect(try CLI.run(["import", store, "--batch", "1"], input: lines.joined(separator: "\n")).status == 0)
+        return store
+    }
+
+    static func frames(_ store: String, _ name: String = segment) throws -> [Int] {
+        let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: store + "/" + name)))
+        var offsets: [Int] = []
+        var offset = 128
+        while offset + 40 <= bytes.count {
+            let length = Int(bytes[offset + 4]) | Int(bytes[offset + 5]) << 8 | Int(bytes[offset + 6]) << 16
+            if length == 0 { break }
+            offsets.append(offset)
+            offset += 40 + length
+        }
+        return offsets
+    }
+
+    static func patch(_ path: String, at offset: Int, with bytes: [UInt8]) throws {
+        var data = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+        data.replaceSubrange(offset..<offset + bytes.count, with: bytes)
+        try Data(data).write(to: URL(fileURLWithPath: path))
+    }
+
+    static func positions(_ result: CLI.Result) -> [Int] {
+        result.lines.compactMap { line in
+            (try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])?["position"] as? Int
+        }
+    }
+
+    static func remove(_ store: String) { try? FileManager.default.removeItem(atPath: store) }
+
+    /// Letters that do not compress, so that a few events fill small segments.
+    static func noise(_ count: Int) -> String { String((0..<count).map { _ in "abcdefghijklmnopqrstuvwxyz".randomElement()! }) }
+
+    // 1. Zeroed bytes mid-segment are damage, with or without the index file; no append is
+    // acknowledged over them, and no position is reused.
+    @Test(arguments: [true, false])
+    func zeroedBytesInTheMiddleAreDamage(removingIndex: Bool) throws {
+        let store = try Self.sixFrames()
+        defer { Self.remove(store) }
+        let third = try Self.frames(store)[2]
+        try Self.patch(store + "/" + Self.segment, at: third, with: Array(repeating: 0, count: 32))
+        if removingIndex { try? FileManager.default.removeItem(atPath: store + "/dugong.index") }
+        let verify = try CLI.run(["verify", store])
+        #expect(verify.status == 1 && verify.stdout.contains("\(Self.segment) at offset \(third)"), "\(verify.stdout)")
+        let append = try CLI.run(["append", store, "s/0"], input: #"{"type":"T"}"#)
+        if removingIndex {
+            #expect(append.status == 1 && append.stderr.contains("damaged"), "\(append.stderr)")
+        }
+        let all = try CLI.run(["read-all", store])
+        #expect(all.status == 1 && all.stderr.contains(Self.segment), "\(all.stderr)")
+        #expect(Self.positions(all) == [0, 1], "only the events before the damage, in order")
+    }
+
+    // 1b. The same in a sealed segment of a compacted store (its successor's compaction flag
+    // does not excuse it).
+    @Test func zeroedBytesInASealedCompactedSegmentAreDamage() throws {
+        let store = CLI.storePath("integrity-sealed")
+        defer { Self.remove(store) }
+        let lines = (0..<300).map { #"{"stream":"s/\#($0 % 3)","type":"T","data":{"i":\#($0),"pad":"\#(Self.noise(400))"}}"# }
+        #expect(try CLI.run(["import", store, "--batch", "50"], input: lines.joined(separator: "\n")).status == 0)
+        var options = EventLog.Options()
+        options.segmentSize = 4096
+        _ = try EventLog.compact(at: store, options: options)
+        let sealed = try FileManager.default.contentsOfDirectory(atPath: store).filter { $0.hasSuffix(".dseg") }.sorted()
+        try #require(sealed.count >= 3)
+        let name = sealed[1]
+        let frame = try #require(try Self.frames(store, name).first)
+        try Self.patch(store + "/" + name, at: frame + 50, with: Array(repeating: 0, count: 32))
+        let verify = try CLI.run(["verify", store])
+        #expect(verify.status == 1 && verify.stdout.contains(name), "\(verify.stdout)")
+    }
+
+    // 2. A valid frame copied over another (a misdirected write) is not read as data.
+    @Test func aMisdirectedFrameIsNotRead() throws {
+        let store = try Self.sixFrames()
+        defer { Self.remove(store) }
+        let offsets = try Self.frames(store)
+        let path = store + "/" + Self.segment
+        let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+        try Self.patch(path, at: offsets[2], with: Array(bytes[offsets[5]..<offsets[5] + 83]))
+        let all = try CLI.run(["read-all", store])
+        #expect(all.status == 1 && Self.positions(all) == [0, 1], "\(all.stdout)")
+        #expect(try CLI.run(["verify", store]).status == 1)
+        try? FileManager.default.removeItem(atPath: store + "/dugong.index")
+        let append = try CLI.run(["append", store, "s/0"], input: #"{"type":"T"}"#)
+        #expect(append.status == 1, "a damaged store accepts no append")
+        #expect([UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))[offsets[3]..<offsets[5] + 83] == bytes[offsets[3]..<offsets[5] + 83],
+                "the genuine frames after the damage are left alone")
+    }
+
+    // 3. A frame hidden in an event's data is never taken for a frame, even when the frame
+    // around it is damaged: checksums cover the segment's salt and the frame's offset.
+    @Test func aFrameInsideEventDataIsNeverRead() throws {
+        let store = try Self.sixFrames()
+        defer { Self.remove(store) }
+        var forged = FrameBuilder(nextPosition: 6)
+        forged.append(StoredEvent(
+            stream: "s/1", version: 4, position: 6, id: UUID(), type: "Forged", timestampMilliseconds: 0,
+            data: Data(#"{"evil":true}"#.utf8), metadata: Data(), endsCommit: true))
+        // The forger cannot read the salt; it guesses, and puts the frame where it will land.
+        let offset = try Self.frames(store).last! + 100
+        let payload = forged.sealed().encoded(salt: 0x1234, offset: offset).map { String(format: "%02x", $0) }.joined()
+        _ = try CLI.run(["append", store, "s/0"], input: #"{"type":"Carrier","data":{"base64":"\#(Data(payload.utf8).base64EncodedString())"}}"#)
+        let carrier = try Self.frames(store).last!
+        try Self.patch(store + "/" + Self.segment, at: carrier + 45, with: [0xFF])
+        try? FileManager.default.removeItem(atPath: store + "/dugong.index")
+        let read = try CLI.run(["read", store, "s/1"])
+        #expect(!read.stdout.contains("Forged"))
+        #expect(!(try CLI.run(["read-all", store]).stdout.contains("Forged")))
+    }
+
+    // 7. Compaction keeps a stream's version when it removes all of its events.
+    @Test func compactionKeepsTheVersionOfADeletedStream() throws {
+        let store = CLI.storePath("integrity-version")
+        defer { Self.remove(store) }
+        _ = try CLI.run(["append", store, "x"], input: (0..<5).map { _ in #"{"type":"T"}"# }.joined(separator: "\n"))
+        #expect(try CLI.run(["delete-stream", store, "x"]).status == 0)
+        #expect(try CLI.run(["compact", store]).status == 0)
+        let conflict = try CLI.run(["append", store, "x", "--expected-version", "0"], input: #"{"type":"T"}"#)
+        #expect(conflict.status == 1 && conflict.stderr.contains("actual version 5"), "\(conflict.stderr)")
+        let append = try CLI.run(["append", store, "x", "--expected-version", "5"], input: #"{"type":"After"}"#)
+        #expect(append.status == 0 && append.stdout.contains(#""firstVersion":6"#), "\(append.stdout) \(append.stderr)")
+        let read = try CLI.run(["read", store, "x"])
+        #expect(read.lines.count == 1 && read.stdout.contains(#""version":6"#), "\(read.stdout)")
+    }
+
+    // 8. A damaged manifest is damage: nothing is deleted, nothing is written.
+    @Test(arguments: ["flip", "cut"])
+    func aDamagedManifestDeletesNothing(damage: String) throws {
+        let store = try Self.sixFrames()
+        defer { Self.remove(store) }
+        let path = store + "/dugong.manifest"
+        var manifest = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+        if damage == "flip" { manifest[30] ^= 0x04 } else { manifest.removeLast(10) }
+        try Data(manifest).write(to: URL(fileURLWithPath: path))
+        let before = try FileManager.default.contentsOfDirectory(atPath: store).sorted()
+        let append = try CLI.run(["append", store, "s/0"], input: #"{"type":"T"}"#)
+        #expect(append.status == 1 && append.stderr.contains("manifest"), "\(append.stderr)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: store).sorted() == before)
+        let verify = try CLI.run(["verify", store])
+        #expect(verify.status == 1 && verify.stdout.contains("dugong.manifest"), "\(verify.stdout)")
+        #expect(Self.positions(try CLI.run(["read-all", store])) == [0, 1, 2, 3, 4, 5], "the segments are still read")
+    }
+
+    // 9. A lost segment file is found, and reads of what it held fail.
+    @Test func aLostSegmentIsFound() throws {
+        let store = CLI.storePath("integrity-lost")
+        defer { Self.remove(store) }
+        let lines = (0..<300).map { #"{"stream":"s/\#($0 % 3)","type":"T","data":{"i":\#($0),"pad":"\#(Self.noise(400))"}}"# }
+        #expect(try CLI.run(["import", store, "--batch", "50"], input: lines.joined(separator: "\n")).status == 0)
+        var options = EventLog.Options()
+        options.segmentSize = 4096
+        _ = try EventLog.compact(at: store, options: options)
+        let names = try FileManager.default.contentsOfDirectory(atPath: store).filter { $0.hasSuffix(".dseg") }.sorted()
+        try #require(names.count >= 3)
+        try FileManager.default.removeItem(atPath: store + "/" + names[1])
+        let verify = try CLI.run(["verify", store])
+        #expect(verify.status == 1 && verify.stdout.contains(names[1]), "\(verify.stdout)")
+        #expect(try CLI.run(["read-all", store]).status == 1)
+        #expect(try CLI.run(["read", store, "s/0"]).status == 1)
+    }
+
+    // 10. An index saved for other segments (compaction may bring a segment name back) is not
+    // used: it is bound to the segments' salts and the head's clean close.
+    @Test func anIndexFileOfOtherSegmentsIsNotUsed() throws {
+        let store = try Self.sixFrames()
+        defer { Self.remove(store) }
+        let oldIndex = try Data(contentsOf: URL(fileURLWithPath: store + "/dugong.index"))
+        #expect(try CLI.run(["truncate-stream", store, "s/1", "--before", "3"]).status == 0)
+        #expect(try CLI.run(["compact", store]).status == 0)
+        #expect(try CLI.run(["compact", store]).status == 0)
+        try oldIndex.write(to: URL(fileURLWithPath: store + "/dugong.index"))
+        #expect(Self.positions(try CLI.run(["read-all", store])) == [1, 3, 4, 5])
+        #expect(try CLI.run(["verify", store]).status == 0)
+    }
+
+    // 11. Names are bytes: NFC and NFD spellings are two streams.
+    @Test func canonicallyEquivalentNamesAreTwoStreams() throws {
+        let store = CLI.storePath("integrity-nfc")
+        defer { Self.remove(store) }
+        let composed = "user/Jos\u{E9}"
+        let decomposed = "user/Jose\u{301}"
+        #expect(try CLI.run(["append", store, composed], input: #"{"type":"T"}"#).stdout.contains(#""firstVersion":1"#))
+        #expect(try CLI.run(["append", store, decomposed], input: #"{"type":"T"}"#).stdout.contains(#""firstVersion":1"#))
+        #expect(try CLI.run(["read", store, composed]).lines.count == 1)
+        #expect(try CLI.run(["read", store, decomposed]).lines.count == 1)
+    }
+
+    // 12. After truncation and compaction a stale append is a conflict, not "corruption".
+    @Test func aStaleAppendAfterCompactionIsAConflict() throws {
+        let store = CLI.storePath("integrity-stale")
+        defer { Self.remove(store) }
+        _ = try CLI.run(["append", store, "s"], input: (0..<3).map { _ in #"{"type":"T"}"# }.joined(separator: "\n"))
+        #expect(try CLI.run(["truncate-stream", store, "s", "--before", "3"]).status == 0)
+        #expect(try CLI.run(["compact", store]).status == 0)
+        for expected in ["no-stream", "1"] {
+            let append = try CLI.run(["append", store, "s", "--expected-version", expected], input: #"{"type":"T"}"#)
+            #expect(append.status == 1 && append.stderr.contains("actual version 3") && !append.stderr.contains("corruption"), "\(append.stderr)")
+        }
+    }
+
+    // 13. A dry-run compaction changes no byte, even of a store with a torn tail.
+    @Test func aDryRunChangesNothing() throws {
+        let store = try Self.sixFrames()
+        defer { Self.remove(store) }
+        let path = store + "/" + Self.segment
+        let end = try Self.frames(store).last! + 60
+        try Self.patch(path, at: end, with: Array(repeating: 0xAB, count: 10))
+        let files = try FileManager.default.contentsOfDirectory(atPath: store).sorted()
+        let before = try files.map { try Data(contentsOf: URL(fileURLWithPath: store + "/" + $0)) }
+        _ = try CLI.run(["compact", store, "--dry-run"])
+        #expect(try FileManager.default.contentsOfDirectory(atPath: store).sorted() == files)
+        #expect(try files.map { try Data(contentsOf: URL(fileURLWithPath: store + "/" + $0)) } == before)
+    }
+
+    // v1 stores: refused with the way out, and converted without losing anything.
+    @Test func aVersionOneStoreIsRefusedThenUpgraded() throws {
+        let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("DugongStoreTests/Fixtures")
+        let store = CLI.storePath("integrity-v1")
+        defer { Self.remove(store) }
+        try FileManager.default.copyItem(atPath: fixture.appendingPathComponent("v1-store").path, toPath: store)
+        let refused = try CLI.run(["read-all", store])
+        #expect(refused.status == 1 && refused.stderr.contains("dugong upgrade"), "\(refused.stderr)")
+        let upgrade = try CLI.run(["upgrade", store])
+        #expect(upgrade.status == 0 && upgrade.stdout.contains("70 events"), "\(upgrade.stdout) \(upgrade.stderr)")
+        let export = try CLI.run(["export", store])
+        #expect(export.stdout == (try String(contentsOf: fixture.appendingPathComponent("v1-store.export.jsonl"), encoding: .utf8)))
+        let all = try CLI.run(["read-all", store, "--limit", "1000"])
+        #expect(all.stdout == (try String(contentsOf: fixture.appendingPathComponent("v1-store.read-all.jsonl"), encoding: .utf8)))
+        #expect(try CLI.run(["verify", store]).status == 0)
+        #expect(try CLI.run(["upgrade", store]).stdout.contains("nothing to do"))
+        #expect(try CLI.run(["append", store, "order/0", "--expected-version", "14"], input: #"{"type":"T"}"#).status == 0)
+    }
+}

@@ -1,0 +1,163 @@
+import Dugong
+@testable import DugongStore
+import Foundation
+import Glibc
+import Testing
+
+/// The integrity issue's situations that need a simulated disk or the engine's API: group
+/// commits cut by a power failure, syncs that fail, recovery's own durability, bounds.
+@Suite("Integrity: crashes and bounds")
+struct EngineIntegrityTests {
+    /// A store on a simulated disk.
+    static func simulated(_ label: String) throws -> (TemporaryDirectory, SimulatedDisk) {
+        let directory = TemporaryDirectory(label)
+        try FileManager.default.createDirectory(atPath: directory.path, withIntermediateDirectories: true)
+        return (directory, SimulatedDisk(root: directory.path, seed: 7))
+    }
+
+    // 4. A power cut that keeps a later frame of the last group commit but not an earlier one
+    // is a torn tail: the store reopens writable and the unacknowledged batch is gone.
+    @Test func aBatchTornInTheMiddleIsATornTailNotDamage() async throws {
+        let directory = TemporaryDirectory("torn-batch")
+        defer { directory.remove() }
+        var options = EventLog.Options(createIfMissing: true)
+        options.targetFrameSize = 1024
+        options.segmentSize = 64 << 10
+        var log = try EventLog.open(at: directory.path, options: options)
+        try await log.append(Fixture.events(3, size: 50), to: "s/acked")
+        // One batch of several frames: many appends arriving together.
+        let writer = log
+        await withTaskGroup(of: Void.self) { group in
+            for index in 0..<40 { group.addTask { _ = try? await writer.append(Fixture.events(2, size: 300), to: "s/\(index)") } }
+        }
+        let path = directory.file("00000000000000000000.dseg")
+        let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+        let offsets = try Fixture.frameOffsets(of: path)
+        let batchOf = { (offset: Int) in (0..<8).reduce(UInt64(0)) { $0 | UInt64(bytes[offset + 32 + $1]) << (8 * UInt64($1)) } }
+        let positionOf = { (offset: Int) in (0..<8).reduce(UInt64(0)) { $0 | UInt64(bytes[offset + 16 + $1]) << (8 * UInt64($1)) } }
+        // A batch of several frames becomes the last one written when the power fails: what
+        // followed it never happened, and of it the disk kept all but its first frame.
+        let first = try #require(offsets.lastIndex { offset in offsets.filter { batchOf($0) == batchOf(offset) }.count > 1 && offset > offsets[0] }
+            .map { last in offsets.firstIndex { batchOf($0) == batchOf(offsets[last]) }! })
+        let batchStart = offsets[first]
+        let batchEnd = offsets.first { $0 > batchStart && batchOf($0) != batchOf(batchStart) } ?? bytes.count
+        let acknowledged = try log.readAll(maxCount: 10_000).filter { $0.position < positionOf(batchStart) }
+        var damaged = bytes
+        damaged.replaceSubrange(batchEnd..<bytes.count, with: repeatElement(0, count: bytes.count - batchEnd))
+        damaged.replaceSubrange(batchStart..<batchStart + 40, with: repeatElement(0, count: 40))
+        log.close()
+        try Data(damaged).write(to: URL(fileURLWithPath: path))
+        try Fixture.simulateCrash(directory, durableEnd: batchStart, nextPosition: positionOf(batchStart))
+        log = try EventLog.open(at: directory.path, options: options)
+        defer { log.close() }
+        #expect(log.recovery.corruptions.isEmpty, "\(log.recovery.corruptions)")
+        let after = try log.readAll(maxCount: 10_000)
+        #expect(Array(after.prefix(acknowledged.count)) == acknowledged)
+        #expect(after.allSatisfy { $0.position < UInt64(after.count) }, "nothing of the torn batch is back with a gap")
+        try await log.append(Fixture.events(1), to: "s/acked", expecting: .exact(3))
+    }
+
+    // 5 and 6. A frame written but never durable (no sync, or a sync that failed and left its
+    // pages marked clean) is made durable by the next open before anything is served: a retry
+    // acknowledged as a duplicate survives a power cut afterwards.
+    @Test func whatRecoveryServesIsDurableFirst() async throws {
+        let (directory, disk) = try Self.simulated("recovery-sync")
+        defer {
+            disk.unregister()
+            directory.remove()
+        }
+        var options = EventLog.Options(createIfMissing: true)
+        options.segmentSize = 16 << 10
+        var log = try EventLog.open(at: directory.path, options: options)
+        try await log.append(Fixture.events(1), to: "s/a")
+        let retried = Fixture.events(2)
+        disk.setFaults(SimulatedDisk.Faults(failingSync: 1))
+        await #expect(throws: StoreError.self) { try await log.append(retried, to: "s/a", expecting: .exact(1)) }
+        disk.setFaults(SimulatedDisk.Faults())
+        log.close()
+        // Same boot: the page cache still holds the frame whose sync failed.
+        options.createIfMissing = false
+        log = try EventLog.open(at: directory.path, options: options)
+        let retry = try await log.append(retried, to: "s/a", expecting: .exact(1))
+        #expect(retry.wasDuplicate, "the retry finds the recovered frame")
+        log.close()
+        disk.crash(atOperation: disk.operationCount + 1)
+        try disk.materializeCrash()
+        log = try EventLog.open(at: directory.path, options: options)
+        defer { log.close() }
+        #expect(try log.read(stream: "s/a").map(\.id) == [try log.read(stream: "s/a")[0].id] + retried.map(\.id),
+                "the acknowledged duplicate survived the power cut")
+        #expect(log.recovery.corruptions.isEmpty)
+    }
+
+    // 13. In the mode without syncs, sealed segments are still synced when the next one starts.
+    @Test func sealedSegmentsAreSyncedWithoutSynchronousDurability() async throws {
+        let (directory, disk) = try Self.simulated("nosync-seal")
+        defer {
+            disk.unregister()
+            directory.remove()
+        }
+        var options = EventLog.Options(createIfMissing: true)
+        options.segmentSize = 4096
+        options.durability = .unsafeNoSync
+        let log = try EventLog.open(at: directory.path, options: options)
+        for index in 0..<40 { try await log.append(Fixture.events(1, size: 200), to: "s/\(index % 3)") }
+        let names = log.segmentNames
+        #expect(names.count >= 3)
+        let sealed = try log.readAll(maxCount: 1000).filter { $0.position < UInt64(names.last!.prefix(20))! }
+        disk.crash(atOperation: disk.operationCount + 1)
+        log.close()
+        try disk.materializeCrash()
+        options.durability = .synchronous
+        let reopened = try EventLog.open(at: directory.path, options: options)
+        defer { reopened.close() }
+        #expect(Array(try reopened.readAll(maxCount: 1000).prefix(sealed.count)) == sealed)
+        #expect(reopened.recovery.corruptions.isEmpty)
+    }
+
+    // 12. Bounds: a commit over the named maximum is refused before anything is written; a
+    // version past 2^62 is refused at the API; a write that makes no progress is an error.
+    @Test func boundsAreEnforcedAtTheAPI() async throws {
+        let directory = TemporaryDirectory("bounds")
+        defer { directory.remove() }
+        var options = EventLog.Options(createIfMissing: true)
+        options.maximumEventSize = 256 << 20
+        let log = try EventLog.open(at: directory.path, options: options)
+        defer { log.close() }
+        let big = Data(count: 200 << 20)  // shared by the three events: no 600 MB in memory
+        let events = (0..<3).map { _ in NewEvent(type: "Big", data: big) }
+        await #expect(throws: StoreError.commitTooLarge(size: 3 * ((200 << 20) + 1 + 3 + 40), maximum: EventLog.maximumCommitSize)) {
+            try await log.append(events, to: "s")
+        }
+        await #expect(throws: StoreError.self) { try await log.truncate(stream: "s", before: Int.max) }
+        await #expect(throws: StoreError.self) {
+            try await log.saveSnapshot(StoredSnapshot(stream: "s", version: Int.max, data: Data()))
+        }
+        #expect(log.headPosition == 0 && log.frameBytes == 0)
+    }
+
+    @Test func aWriteThatMakesNoProgressIsAnError() throws {
+        let directory = TemporaryDirectory("stuck")
+        try FileManager.default.createDirectory(atPath: directory.path, withIntermediateDirectories: true)
+        FileSystems.register(Stuck(), for: directory.path)
+        defer {
+            FileSystems.unregister(directory.path)
+            directory.remove()
+        }
+        let file = try File(path: directory.file("f"), flags: O_RDWR | O_CREAT)
+        #expect(throws: SystemError.self) { try [UInt8](repeating: 1, count: 10).withUnsafeBytes { try file.write($0, at: 0) } }
+    }
+}
+
+/// A file system whose writes make no progress.
+final class Stuck: FileSystem, @unchecked Sendable {
+    func write(_ descriptor: Int32, path: String, _ bytes: UnsafeRawBufferPointer, at offset: Int) throws(SystemError) -> Int { 0 }
+    func synchronize(_ descriptor: Int32, path: String, dataOnly: Bool) throws(SystemError) {}
+    func preallocate(_ descriptor: Int32, path: String, size: Int) throws(SystemError) {}
+    func punchHole(_ descriptor: Int32, path: String, range: Range<Int>) throws(SystemError) {}
+    func opened(_ descriptor: Int32, path: String, created: Bool) {}
+    func closed(_ descriptor: Int32) {}
+    func rename(_ from: String, to: String) throws(SystemError) {}
+    func remove(_ path: String) throws(SystemError) {}
+    func synchronizeDirectory(_ path: String) throws(SystemError) {}
+}
