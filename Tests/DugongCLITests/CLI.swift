@@ -22,6 +22,7 @@ enum CLI {
     static func run(_ arguments: [String], input: String = "") throws -> Result {
         let process = try start(arguments, input: input)
         process.process.waitUntilExit()
+        defer { process.remove() }
         return process.result()
     }
 
@@ -34,6 +35,11 @@ enum CLI {
             let out = (try? String(contentsOf: directory.appendingPathComponent("out"), encoding: .utf8)) ?? ""
             let err = (try? String(contentsOf: directory.appendingPathComponent("err"), encoding: .utf8)) ?? ""
             return Result(status: process.isRunning ? -1 : process.terminationStatus, stdout: out, stderr: err)
+        }
+
+        /// Removes the files that hold its input and output.
+        func remove() {
+            try? FileManager.default.removeItem(at: directory)
         }
 
         func kill() {

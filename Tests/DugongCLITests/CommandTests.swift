@@ -163,7 +163,10 @@ struct CommandTests {
         defer { try? FileManager.default.removeItem(atPath: store) }
         _ = try CLI.run(["append", store, "s/1"], input: #"{"type":"First"}"#)
         let follower = try CLI.start(["read-all", store, "--follow"])
-        defer { follower.kill() }
+        defer {
+            follower.kill()
+            follower.remove()
+        }
         _ = try CLI.run(["append", store, "s/1"], input: #"{"type":"Second"}"#)
         _ = try CLI.run(["append", store, "s/2"], input: #"{"type":"Third"}"#)
         var lines: [String] = []

@@ -32,6 +32,7 @@ struct CrashTests {
                 #"{"stream":"s/\#(index % 7)","type":"T","data":{"iteration":\#(iteration),"index":\#(index),"pad":"\#(String(repeating: "x", count: index % 50))"}}"#
             }
             let writer = try CLI.start(["import", store, "--batch", "\(1 + iteration % 5)"], input: lines.joined(separator: "\n"))
+            defer { writer.remove() }
             try await Task.sleep(for: .milliseconds(Int.random(in: 5...60, using: &generator)))
             writer.kill()
             let output = writer.result().stdout
