@@ -61,13 +61,16 @@ struct BenchmarkFailure: Error, CustomStringConvertible {
     init(_ description: String) { self.description = description }
 }
 
-/// Bytes of the regular files under `directory`, as `du --apparent-size` counts them.
+/// Bytes the regular files under `directory` take on disk, as `du` counts them (blocks: a
+/// DugongStore keeps its active segment's size and punches a hole over the unused end).
 func bytesOnDisk(of directory: String) -> Int {
     let enumerator = FileManager.default.enumerator(atPath: directory)
     var total = 0
     while let name = enumerator?.nextObject() as? String {
-        let attributes = try? FileManager.default.attributesOfItem(atPath: directory + "/" + name)
-        if attributes?[.type] as? FileAttributeType == .typeRegular { total += attributes?[.size] as? Int ?? 0 }
+        var status = stat()
+        if stat(directory + "/" + name, &status) == 0, status.st_mode & S_IFMT == S_IFREG {
+            total += Int(status.st_blocks) * 512
+        }
     }
     return total
 }

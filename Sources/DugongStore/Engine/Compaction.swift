@@ -6,7 +6,7 @@ import Glibc
 public struct CompactionReport: Sendable, Codable, Equatable {
     public var eventsBefore: Int
     public var eventsAfter: Int
-    /// Bytes of the segment files.
+    /// Bytes of the segment files on disk (as `du` counts them) before; after: bytes written.
     public var bytesBefore: Int
     public var bytesAfter: Int
     public var segmentsBefore: Int
@@ -58,7 +58,9 @@ extension EventLog {
             takenNames: existing, dryRun: dryRun, sequence: last.header.sequence + 1,
             nextBatch: max(head?.nextBatch ?? 0, recovered.lastBatch.map { $0 + 1 } ?? 0))
         try compaction.run(progress: progress)
-        let bytesBefore = set.segments.reduce(0) { total, segment in total + ((try? File(path: segment.path, flags: O_RDONLY).size()) ?? 0) }
+        let bytesBefore = set.segments.reduce(0) { total, segment in
+            total + ((try? File(path: segment.path, flags: O_RDONLY).allocatedSize()) ?? 0)
+        }
         let report = CompactionReport(
             eventsBefore: recovered.index.eventCount, eventsAfter: compaction.eventsKept, bytesBefore: bytesBefore,
             bytesAfter: compaction.bytesWritten, segmentsBefore: set.segments.count, segmentsAfter: compaction.written.count,

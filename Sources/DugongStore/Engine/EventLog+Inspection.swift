@@ -150,7 +150,8 @@ extension EventLog {
     public struct Statistics: Sendable, Codable {
         public struct Segment: Sendable, Codable {
             public var name: String
-            /// The file's size in bytes.
+            /// The bytes the file takes on disk (as `du` counts them: the unused, punched end of
+            /// the active segment takes none).
             public var fileBytes: Int
             /// The global position the segment starts at.
             public var firstPosition: UInt64
@@ -186,7 +187,7 @@ extension EventLog {
         let (index, segments) = core.shared.withLock { ($0.index, $0.segments) }
         let files = segments.map { segment in
             Statistics.Segment(
-                name: segment.name, fileBytes: (try? File(path: segment.path, flags: O_RDONLY).size()) ?? 0,
+                name: segment.name, fileBytes: (try? File(path: segment.path, flags: O_RDONLY).allocatedSize()) ?? 0,
                 firstPosition: segment.header.firstPosition)
         }
         let largest = index.streams.map { Statistics.StreamSize(stream: $0.key.name, version: $0.value.version) }

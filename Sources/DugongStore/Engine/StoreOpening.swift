@@ -113,9 +113,10 @@ struct SegmentSet {
             salt: SegmentHeader.newSalt(), sequence: 0)
         let segment = try Segment.create(directory: directory, header: header, name: name)
         // The head exists, with a record, before the manifest: a store with a manifest always
-        // has one.
+        // has one. A new store holds nothing after its header: a clean close in effect, so the
+        // first open does not read the preallocated segment to find its end.
         try HeadFile(directory: directory).write(
-            HeadRecord(sequence: 1, segmentSalt: header.salt, durableEnd: UInt64(Layout.segmentHeaderSize), nextPosition: 0, nextBatch: 0, cleanClose: false),
+            HeadRecord(sequence: 1, segmentSalt: header.salt, durableEnd: UInt64(Layout.segmentHeaderSize), nextPosition: 0, nextBatch: 0, cleanClose: true),
             durably: true)
         let manifest = Manifest(generation: 1, segments: [Manifest.Entry(name: name, salt: header.salt)])
         try StoreFiles.writeManifest(manifest, in: directory)

@@ -30,6 +30,14 @@ struct File: ~Copyable {
         return Int(status.st_size)
     }
 
+    /// The bytes the file's blocks take on disk (`fstat(2)`'s `st_blocks` × 512): what `du`
+    /// counts. Less than ``size()`` where holes were punched.
+    func allocatedSize() throws(SystemError) -> Int {
+        var status = stat()
+        try retryingOnInterrupt("fstat", path) { fstat(descriptor, &status) }
+        return Int(status.st_blocks) * 512
+    }
+
     /// Reads up to `buffer.count` bytes at `offset` (`pread(2)`, looping on short reads).
     /// - Returns: the number of bytes read; less than asked only at the end of the file.
     func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int) throws(SystemError) -> Int {
