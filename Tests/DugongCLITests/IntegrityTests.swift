@@ -44,6 +44,19 @@ struct IntegrityTests {
 
     static func remove(_ store: String) { try? FileManager.default.removeItem(atPath: store) }
 
+    /// A store of 300 events compacted into 4 KiB segments (at least three), and their names.
+    static func compactedStore(_ label: String) throws -> (String, [String]) {
+        let store = CLI.storePath(label)
+        let lines = (0..<300).map { #"{"stream":"s/\#($0 % 3)","type":"T","data":{"i":\#($0),"pad":"\#(noise(400))"}}"# }
+        #expect(try CLI.run(["import", store, "--batch", "50"], input: lines.joined(separator: "\n")).status == 0)
+        var options = EventLog.Options()
+        options.segmentSize = 4096
+        _ = try EventLog.compact(at: store, options: options)
+        let names = try FileManager.default.contentsOfDirectory(atPath: store).filter { $0.hasSuffix(".dseg") }.sorted()
+        try #require(names.count >= 3)
+        return (store, names)
+    }
+
     /// Letters that do not compress, so that a few events fill small segments.
     static func noise(_ count: Int) -> String { String((0..<count).map { _ in "abcdefghijklmnopqrstuvwxyz".randomElement()! }) }
 
@@ -70,15 +83,8 @@ struct IntegrityTests {
     // 1b. The same in a sealed segment of a compacted store (its successor's compaction flag
     // does not excuse it).
     @Test func zeroedBytesInASealedCompactedSegmentAreDamage() throws {
-        let store = CLI.storePath("integrity-sealed")
+        let (store, sealed) = try Self.compactedStore("integrity-sealed")
         defer { Self.remove(store) }
-        let lines = (0..<300).map { #"{"stream":"s/\#($0 % 3)","type":"T","data":{"i":\#($0),"pad":"\#(Self.noise(400))"}}"# }
-        #expect(try CLI.run(["import", store, "--batch", "50"], input: lines.joined(separator: "\n")).status == 0)
-        var options = EventLog.Options()
-        options.segmentSize = 4096
-        _ = try EventLog.compact(at: store, options: options)
-        let sealed = try FileManager.default.contentsOfDirectory(atPath: store).filter { $0.hasSuffix(".dseg") }.sorted()
-        try #require(sealed.count >= 3)
         let name = sealed[1]
         let frame = try #require(try Self.frames(store, name).first)
         try Self.patch(store + "/" + name, at: frame + 50, with: Array(repeating: 0, count: 32))
@@ -160,15 +166,8 @@ struct IntegrityTests {
 
     // 9. A lost segment file is found, and reads of what it held fail.
     @Test func aLostSegmentIsFound() throws {
-        let store = CLI.storePath("integrity-lost")
+        let (store, names) = try Self.compactedStore("integrity-lost")
         defer { Self.remove(store) }
-        let lines = (0..<300).map { #"{"stream":"s/\#($0 % 3)","type":"T","data":{"i":\#($0),"pad":"\#(Self.noise(400))"}}"# }
-        #expect(try CLI.run(["import", store, "--batch", "50"], input: lines.joined(separator: "\n")).status == 0)
-        var options = EventLog.Options()
-        options.segmentSize = 4096
-        _ = try EventLog.compact(at: store, options: options)
-        let names = try FileManager.default.contentsOfDirectory(atPath: store).filter { $0.hasSuffix(".dseg") }.sorted()
-        try #require(names.count >= 3)
         try FileManager.default.removeItem(atPath: store + "/" + names[1])
         let verify = try CLI.run(["verify", store])
         #expect(verify.status == 1 && verify.stdout.contains(names[1]), "\(verify.stdout)")
