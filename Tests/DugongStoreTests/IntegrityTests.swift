@@ -115,6 +115,23 @@ struct EngineIntegrityTests {
         #expect(reopened.recovery.corruptions.isEmpty)
     }
 
+    // 13. Creating a store makes its directory entries durable: every directory it creates is
+    // synced in its parent.
+    @Test func creatingAStoreSyncsTheDirectoriesItCreates() throws {
+        let (root, disk) = try Self.simulated("parent-sync")
+        defer {
+            disk.unregister()
+            root.remove()
+        }
+        var options = EventLog.Options(createIfMissing: true)
+        options.segmentSize = 4096
+        let log = try EventLog.open(at: root.file("new/store"), options: options)
+        log.close()
+        let synced = disk.trace.filter { $0.contains("fsync directory") }
+        #expect(synced.contains { $0.hasSuffix("fsync directory ") }, "the root, which holds new/: \(synced)")
+        #expect(synced.contains { $0.hasSuffix("fsync directory /new") }, "new/, which holds store/: \(synced)")
+    }
+
     // 12. Bounds: a commit over the named maximum is refused before anything is written; a
     // version past 2^62 is refused at the API; a write that makes no progress is an error.
     @Test func boundsAreEnforcedAtTheAPI() async throws {
