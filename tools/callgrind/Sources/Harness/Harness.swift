@@ -1,0 +1,53 @@
+import DugongStore
+import Foundation
+
+// A synchronous harness for callgrind (tools/callgrind/measure.sh): `append N DIR` appends N
+// events in 100-event commits to 1,000 streams; `replay DIR` reads every event in log order.
+// Public API only, so that the same file measures older versions of the engine too.
+func event(_ index: Int) -> NewEvent {
+    NewEvent(
+        id: UUID(uuid: (UInt8(index & 255), UInt8((index >> 8) & 255), UInt8((index >> 16) & 255), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1)),
+        type: "MoneyDeposited", timestamp: Date(timeIntervalSince1970: 1_700_000_000 + Double(index) / 1000),
+        data: Data(#"{"accountId":"acc-\#(index % 1000)","amount":\#(index % 997),"currency":"EUR","note":"deposit number \#(index) of the benchmark workload","tags":["a","b"]}"#.utf8),
+        metadata: Data(#"{"schemaVersion":1}"#.utf8))
+}
+
+@main
+struct Harness {
+    /// Synchronous: the main thread waits on a semaphore (valgrind cannot follow the main
+    /// thread parked by an async main).
+    static func main() {
+        let done = DispatchSemaphore(value: 0)
+        Task.detached {
+            do { try await run() } catch { print("error: \(error)") }
+            done.signal()
+        }
+        done.wait()
+    }
+
+    static func run() async throws {
+        let arguments = CommandLine.arguments
+        let mode = arguments[1]
+        if mode == "append" {
+            let count = Int(arguments[2])!
+            let log = try EventLog.open(at: arguments[3], options: .init(createIfMissing: true))
+            for commit in 0..<(count / 100) {
+                try await log.append((0..<100).map { event(commit * 100 + $0) }, to: "s/\(commit % 1000)")
+            }
+            log.close()
+        } else {
+            var options = EventLog.Options()
+            options.readOnly = true
+            let log = try EventLog.open(at: arguments[2], options: options)
+            var next: UInt64 = 0
+            var total = 0
+            while let last = try log.readAll(from: next, maxCount: 4096).last {
+                total += Int(last.position + 1 - next)
+                next = last.position + 1
+            }
+            log.close()
+            print(total)
+        }
+
+    }
+}
