@@ -277,7 +277,9 @@ private struct SegmentScan {
         do {
             let records = try FrameReader.records(
                 of: header, in: bytes, at: offset, dictionary: segment.dictionary(before: offset))
-            if let problem = index.problem(applying: pending.flatMap(\.records) + records) { return problem }
+            // A frame that ends its batch alone (the usual case) is checked without copying.
+            let batch = pending.isEmpty ? records : pending.flatMap(\.records) + records
+            if let problem = index.problem(applying: batch) { return problem }
             for case .dictionary(let dictionary) in records {
                 segment.register(dictionary: dictionary, at: offset)
             }

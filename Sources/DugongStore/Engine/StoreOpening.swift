@@ -56,15 +56,10 @@ struct SegmentSet {
                 return SegmentSet(manifest: Manifest(generation: 0, segments: []), segments: [], context: context)
             }
             return try create(in: directory, capacity: capacity)
-        case .missing:
+        case .missing, .damaged:
+            let problem = if case .damaged(let reason) = state { "is damaged (\(reason))" } else { "is missing" }
             context.damage.append(Damage(
-                segmentName: Layout.manifestName, offset: 0, reason: "the manifest is missing; using the segment files found",
-                positions: 0..<0))
-            listed = []
-            manifest = Manifest(generation: 0, segments: [])
-        case .damaged(let reason):
-            context.damage.append(Damage(
-                segmentName: Layout.manifestName, offset: 0, reason: "the manifest is damaged (\(reason)); using the segment files found",
+                segmentName: Layout.manifestName, offset: 0, reason: "the manifest \(problem); using the segment files found",
                 positions: 0..<0))
             listed = []
             manifest = Manifest(generation: 0, segments: [])

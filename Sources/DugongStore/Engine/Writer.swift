@@ -128,13 +128,7 @@ final class Writer: Sendable {
             do {
                 var marker = FrameBuilder(nextPosition: core.shared.withLock { $0.index.nextPosition })
                 marker.appendCloseMarker()
-                let written = try write([marker], forceSync: true)
-                core.shared.withLock { shared in
-                    for frame in written {
-                        shared.index.apply(
-                            frame.records, in: frame.location, length: frame.length, rawLength: frame.rawLength, batch: frame.batch)
-                    }
-                }
+                publish(try write([marker], forceSync: true))
             } catch {
                 return  // no clean close: the next open recovers as after a crash, losing nothing
             }
@@ -213,13 +207,8 @@ final class Writer: Sendable {
         }
         if !batch.builder.isEmpty { batch.frames.append(batch.builder) }
         do {
-            let written = try write(batch.frames)
-            core.shared.withLock { shared in
-                for frame in written {
-                    shared.index.apply(frame.records, in: frame.location, length: frame.length, rawLength: frame.rawLength, batch: frame.batch)
-                }
-                assert(shared.index.nextPosition == batch.nextPosition)
-            }
+            publish(try write(batch.frames))
+            assert(core.shared.withLock { $0.index.nextPosition } == batch.nextPosition)
         } catch {
             let reason = "\(error)"
             core.shared.withLock { $0.failure = reason }
@@ -384,6 +373,15 @@ final class Writer: Sendable {
     }
 
     // MARK: Writing
+
+    /// Applies frames that are durable to the index: from now on readers see them.
+    private func publish(_ written: [WrittenFrame]) {
+        core.shared.withLock { shared in
+            for frame in written {
+                shared.index.apply(frame.records, in: frame.location, length: frame.length, rawLength: frame.rawLength, batch: frame.batch)
+            }
+        }
+    }
 
     /// A frame as written, for the index.
     struct WrittenFrame {
