@@ -90,13 +90,18 @@ struct Import: AsyncParsableCommand {
 
     @Argument(help: "The store's directory (created if missing).") var store: String
     @Option(help: "At most this many events per commit.") var batch = 1000
+    @Option(help: "Bytes preallocated for each new segment file, 4096 to 1 GiB (default 64 MiB).")
+    var segmentSize: Int?
 
     func validate() throws {
         guard batch > 0 else { throw ValidationError("--batch must be positive") }
+        if let segmentSize, segmentSize < 4096 || segmentSize > 1 << 30 {
+            throw ValidationError("--segment-size must be 4096 to 1073741824 bytes")
+        }
     }
 
     func run() async throws {
-        let log = try StoreAccess.open(store, forWriting: true, creating: true)
+        let log = try StoreAccess.open(store, forWriting: true, creating: true, segmentSize: segmentSize)
         defer { log.close() }
         var pending: (stream: String, events: [NewEvent])?
         var imported = 0

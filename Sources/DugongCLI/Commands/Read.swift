@@ -47,8 +47,10 @@ struct ReadAll: ParsableCommand {
         abstract: "Print every event in log order as JSON Lines.",
         discussion: """
             Same lines as `dugong read`, from global position --from on. With --follow it keeps \
-            printing new events as a writer commits them (it reads without the write lock); stop \
-            it with Ctrl-C.
+            printing new events as a writer in another process commits them (it reads without \
+            the write lock, and looks for new commits every 10 ms), through the writer's \
+            restarts and compactions: every event once, in order; events a compaction removed \
+            before they were printed are skipped. Stop it with Ctrl-C.
 
             Example:
               dugong read-all /var/lib/app/events --from 1000 --follow
@@ -79,7 +81,10 @@ struct ReadAll: ParsableCommand {
                     continue
                 }
                 guard follow else { break }
-                if try log.refresh() == 0 { usleep(100_000) }
+                if try log.refresh() == 0 {
+                    let (seconds, attoseconds) = log.options.followInterval.components
+                    usleep(UInt32(seconds * 1_000_000 + attoseconds / 1_000_000_000_000))
+                }
             }
         } catch let error as StoreError {
             throw Terminal.fail(StoreAccess.describe(error, path: store))

@@ -7,9 +7,10 @@ import Foundation
 enum StoreAccess {
     /// Opens the store at `path` for reading (no lock: works while a writer has it open), or for
     /// writing (takes the lock).
-    static func open(_ path: String, forWriting: Bool = false, creating: Bool = false) throws -> EventLog {
+    static func open(_ path: String, forWriting: Bool = false, creating: Bool = false, segmentSize: Int? = nil) throws -> EventLog {
         var options = EventLog.Options(createIfMissing: creating)
         options.readOnly = !forWriting
+        if let segmentSize { options.segmentSize = segmentSize }
         do {
             return try EventLog.open(at: path, options: options)
         } catch let error as StoreError {

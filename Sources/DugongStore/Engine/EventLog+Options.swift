@@ -21,6 +21,13 @@ extension EventLog {
         /// what a writer appended since. Default `false`.
         public var readOnly = false
 
+        /// How often a read-only store being followed (``EventLog/subscribe(from:)``,
+        /// ``EventLog/waitForEvents(after:)``) looks for what a writer in another process
+        /// committed: it reads the head file, which the writer updates after every commit.
+        /// Default 10 ms; a new commit reaches a follower about half of this after its
+        /// acknowledgement, on average.
+        public var followInterval: Duration = .milliseconds(10)
+
         /// Load the index saved at the last clean close (`dugong.index`) and scan only what
         /// was appended after it, instead of scanning every segment. Default `true`; `dugong
         /// verify` turns it off to check every frame, and then the unused space after the last
@@ -37,6 +44,10 @@ extension EventLog {
         var faults: (@Sendable (FaultPoint) throws -> Void)?
         /// Test hook: called after each step of a compaction; what it throws stops it there.
         var compactionFaults: (@Sendable (CompactionStep) throws -> Void)?
+
+        /// Test hook: called when a read-only open or refresh has read the manifest, before it
+        /// opens the segments the manifest lists.
+        var readingHook: (@Sendable () -> Void)?
 
         /// The longest stream name or event type, in UTF-8 bytes.
         public static let maximumNameLength = 1024

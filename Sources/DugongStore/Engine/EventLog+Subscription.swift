@@ -1,7 +1,11 @@
 extension EventLog {
     /// Every event from global position `position` on, in log order: first the events already
-    /// stored (catch-up), then each new one as soon as its commit is durable (live tail). The
-    /// sequence ends when the store closes; it throws on damage.
+    /// stored (catch-up), then each new one as soon as its commit is acknowledged (live tail).
+    /// The sequence ends when the store closes; it throws on damage.
+    ///
+    /// On a read-only store it follows a writer in another process through its restarts,
+    /// segment rolls and compactions (see ``refresh()``): each event is delivered once, in
+    /// order; events a compaction removed before the subscription reached them are skipped.
     ///
     /// ```swift
     /// for try await event in log.subscribe(from: checkpoint) {
@@ -10,13 +14,7 @@ extension EventLog {
     /// }
     /// ```
     public func subscribe(from position: UInt64 = 0) -> EventSubscription {
-        EventSubscription(core: core, position: position)
-    }
-
-    /// Returns once an event at `position` or later is readable, the store closes, or the task
-    /// is cancelled.
-    public func waitForEvents(after position: UInt64) async {
-        await core.waitForEvents(after: position)
+        EventSubscription(log: self, position: position)
     }
 }
 
@@ -24,15 +22,16 @@ extension EventLog {
 public struct EventSubscription: AsyncSequence, Sendable {
     public typealias Element = StoredEvent
 
-    let core: LogCore
+    let log: EventLog
     let position: UInt64
 
     public func makeAsyncIterator() -> Iterator {
-        Iterator(core: core, next: position)
+        Iterator(log: log, next: position)
     }
 
     public struct Iterator: AsyncIteratorProtocol {
-        let core: LogCore
+        let log: EventLog
+        var core: LogCore { log.core }
         var next: UInt64
         var buffer: [StoredEvent] = []
         var bufferIndex = 0
@@ -53,7 +52,7 @@ public struct EventSubscription: AsyncSequence, Sendable {
                     next = last.position + 1
                     continue
                 }
-                await core.waitForEvents(after: next)
+                await log.waitForEvents(after: next)
             }
         }
     }

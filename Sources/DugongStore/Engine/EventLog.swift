@@ -27,6 +27,8 @@ public final class EventLog: Sendable {
     /// The writer thread; `nil` for a read-only store.
     private let writer: Writer?
     private let lock: Mutex<LockHolder?>
+    /// Held by a refresh: one at a time.
+    let refreshing = Mutex<Void>(())
 
     /// Owns the lock file; closing it releases the `flock`.
     private final class LockHolder: Sendable {
@@ -48,7 +50,7 @@ public final class EventLog: Sendable {
 
     private init(
         directory: String, options: Options, lock: consuming File?, recovered: Recovery.Result, set: SegmentSet,
-        writerState: Writer.WriterState?, head: HeadFile?
+        writerState: Writer.WriterState?, head: HeadFile?, seenHead: HeadRecord?
     ) {
         self.directory = directory
         self.options = options
@@ -58,7 +60,10 @@ public final class EventLog: Sendable {
             self.lock = Mutex(nil)
         }
         core = LogCore(directory: directory, options: options, index: recovered.index, segments: set.segments)
-        core.shared.withLock { $0.scannedEnd = recovered.writeOffset }
+        core.shared.withLock { shared in
+            shared.scannedEnd = recovered.writeOffset
+            shared.followed = .init(manifest: set.manifest, headSequence: seenHead?.sequence)
+        }
         if let writerState, let head {
             writer = Writer(core: core, head: head, state: writerState)
         } else {
@@ -96,8 +101,9 @@ public final class EventLog: Sendable {
             lock = consume file
         }
         let writable = !options.readOnly
-        let set = try SegmentSet.open(
-            directory: directory, writable: writable, createWithCapacity: writable ? options.segmentSize : nil)
+        let set = writable
+            ? try SegmentSet.open(directory: directory, writable: true, createWithCapacity: options.segmentSize)
+            : try SegmentSet.openForReading(directory: directory, afterReadingManifest: options.readingHook)
         var context = set.context
         context.head = try StoreFiles.readHead(in: directory)
         context.lastFileSize = set.segments.last?.originalSize
@@ -115,7 +121,8 @@ public final class EventLog: Sendable {
         guard writable, acceptsWrites, let last = set.segments.last else {
             // A damaged store opened for writing holds the lock but has no writer: nothing is
             // written, trimmed or recorded, even at close.
-            return EventLog(directory: directory, options: options, lock: lock, recovered: recovered, set: set, writerState: nil, head: nil)
+            return EventLog(directory: directory, options: options, lock: lock, recovered: recovered, set: set, writerState: nil, head: nil,
+                seenHead: context.head)
         }
         // The saved index describes the store as it is now; once appends begin it would not.
         try IndexFile.remove(from: directory)
@@ -126,7 +133,8 @@ public final class EventLog: Sendable {
             manifest: set.manifest, headSequence: context.head?.sequence ?? 0)
         state.needsCloseMarker = !recovered.endsWithCloseMarker
         try makeRecoveredDurable(last, recovered: &recovered, context: context, head: head, state: &state)
-        return EventLog(directory: directory, options: options, lock: lock, recovered: recovered, set: set, writerState: state, head: head)
+        return EventLog(directory: directory, options: options, lock: lock, recovered: recovered, set: set, writerState: state, head: head,
+            seenHead: context.head)
     }
 
     /// A writable open's repair: the torn last batch is zeroed; the frames after the head's
@@ -146,54 +154,6 @@ public final class EventLog: Sendable {
                 sequence: state.headSequence, segmentSalt: last.salt, durableEnd: UInt64(recovered.writeOffset),
                 nextPosition: recovered.index.nextPosition, nextBatch: state.nextBatch, cleanClose: false),
             durably: true)
-    }
-
-    /// Picks up what a writer appended since this read-only store was opened or last refreshed:
-    /// new frames of the newest segment and new segments.
-    ///
-    /// - Returns: the number of new events.
-    /// - Throws: ``StoreError/corruption(segment:offset:reason:)`` when a new segment's header is
-    ///   damaged; on stores opened for writing it does nothing.
-    @discardableResult
-    public func refresh() throws -> Int {
-        try core.checkOpen()
-        guard options.readOnly else { return 0 }
-        let set = try SegmentSet.open(directory: directory, writable: false, createWithCapacity: nil)
-        var context = set.context
-        context.head = try StoreFiles.readHead(in: directory)
-        context.lastFileSize = set.segments.last?.originalSize
-        let added = core.shared.withLock { shared -> Int in
-            let before = shared.index.eventCount
-            let known = shared.segments
-            // Continue where the last scan ended when the known segments are still the first
-            // ones of the set, unchanged; otherwise (a compaction replaced them) scan again.
-            let continues = !known.isEmpty && set.segments.count >= known.count
-                && zip(known, set.segments).allSatisfy { $0.salt == $1.salt }
-            var segments = set.segments
-            if continues {
-                for number in 0..<(known.count - 1) { segments[number] = known[number] }
-                if set.segments[known.count - 1].capacity <= known[known.count - 1].capacity {
-                    segments[known.count - 1] = known[known.count - 1]
-                }
-            }
-            guard !segments.isEmpty else { return 0 }
-            if continues {
-                for (number, segment) in known.enumerated() where segments[number] !== segment {
-                    for (offset, bytes) in segment.dictionaries { segments[number].register(dictionary: bytes, at: offset) }
-                }
-            }
-            let result = continues
-                ? Recovery.scan(
-                    segments, from: known.count - 1, offset: shared.scannedEnd, into: shared.index,
-                    lastBatch: shared.index.lastBatch, context: context)
-                : Recovery.scan(segments, context: context)
-            shared.segments = segments
-            shared.index = result.index
-            shared.scannedEnd = result.writeOffset
-            return shared.index.eventCount - before
-        }
-        if added > 0 { core.wakeWaiters() }
-        return added
     }
 
     private static func validate(_ options: Options) throws(StoreError) {

@@ -14,6 +14,15 @@ final class LogCore: Sendable {
         var nextWaiterID = 0
         /// Where the scan of the newest segment ended (a read-only refresh continues there).
         var scannedEnd = Layout.segmentHeaderSize
+        /// What a read-only store last saw of the writer's files.
+        var followed = Followed(manifest: Manifest(generation: 0, segments: []), headSequence: nil)
+    }
+
+    /// The manifest the segments came from and the head record last read: a refresh with the
+    /// same head and no new frame has nothing to do.
+    struct Followed {
+        var manifest: Manifest
+        var headSequence: UInt64?
     }
 
     let directory: String
@@ -149,11 +158,18 @@ final class LogCore: Sendable {
     }
 }
 
-/// Decoded frames, most recently loaded kept, bounded by count.
+/// Decoded frames, most recently loaded kept, bounded by count. A frame is known by its
+/// segment's salt and its offset: after a compaction or an upgrade replaced the segments, the
+/// same segment number and offset name another frame.
 final class FrameCache: Sendable {
+    private struct Key: Hashable {
+        var salt: UInt64
+        var offset: Int
+    }
+
     private struct State {
-        var frames: [FrameLocation: [StoredEvent]] = [:]
-        var order: [FrameLocation] = []
+        var frames: [Key: [StoredEvent]] = [:]
+        var order: [Key] = []
         var head = 0
     }
 
@@ -175,7 +191,8 @@ final class FrameCache: Sendable {
     /// is not added to it.
     func events(of frame: EventFrame, in segment: Segment, remember: Bool = true) throws -> [StoredEvent] {
         let location = frame.location
-        if let cached = state.withLock({ $0.frames[location] }) { return cached }
+        let key = Key(salt: segment.salt, offset: location.offset)
+        if let cached = state.withLock({ $0.frames[key] }) { return cached }
         let events = try Self.decode(at: location.offset, in: segment) { header, bytes, dictionary in
             try FrameReader.events(of: header, in: bytes, at: location.offset, dictionary: dictionary)
         }
@@ -186,15 +203,15 @@ final class FrameCache: Sendable {
         }
         guard remember else { return events }
         state.withLock { state in
-            guard state.frames[location] == nil else { return }
+            guard state.frames[key] == nil else { return }
             if state.order.count < capacity {
-                state.order.append(location)
+                state.order.append(key)
             } else {
                 state.frames.removeValue(forKey: state.order[state.head])
-                state.order[state.head] = location
+                state.order[state.head] = key
                 state.head = (state.head + 1) % capacity
             }
-            state.frames[location] = events
+            state.frames[key] = events
         }
         return events
     }

@@ -53,9 +53,9 @@ enum Recovery {
     /// a read-only refresh resumes where an earlier scan ended).
     static func scan(
         _ segments: [Segment], from first: Int = 0, offset: Int = Layout.segmentHeaderSize,
-        into index: StreamIndex = StreamIndex(), lastBatch: UInt64? = nil, context: Context = Context()
+        into index: consuming StreamIndex = StreamIndex(), lastBatch: UInt64? = nil, context: Context = Context()
     ) -> Result {
-        var result = Result(index: index, lastBatch: lastBatch)
+        var result = Result(index: consume index, lastBatch: lastBatch)
         for damage in context.damage { result.index.record(damage) }
         for segmentIndex in first..<segments.count {
             let segment = segments[segmentIndex]
@@ -65,11 +65,14 @@ enum Recovery {
                 checkPlace(of: segments, at: segmentIndex, context: context, into: &result.index)
                 result.lastBatch = result.index.lastBatch
             }
+            // The index moves into the scanner and back: never two references, never a copy.
             var scanner = SegmentScan(
-                segment: segment, number: segmentIndex, index: result.index, lastBatch: result.lastBatch, lastEndedBatch: true)
+                segment: segment, number: segmentIndex, index: result.index.take(), lastBatch: result.lastBatch,
+                lastEndedBatch: true)
             if isLast {
                 let durable = context.head.flatMap { $0.segmentSalt == segment.salt ? $0 : nil }
                 scanner.durableEnd = durable.map { Int($0.durableEnd) } ?? Layout.segmentHeaderSize
+                scanner.visibleEnd = visibleEnd(of: segments, head: context.head)
                 scanner.durableNextPosition = durable?.nextPosition
                 scanner.cleanClose = durable?.cleanClose ?? false
                 scanner.fileSize = context.lastFileSize ?? segment.capacity
@@ -84,7 +87,7 @@ enum Recovery {
             // An index file is saved only after a clean close, which ends with a close marker.
             scanner.lastFrameWasCloseMarker = resuming && (context.head?.cleanClose ?? false)
             let end = scanner.run(from: resuming ? offset : Layout.segmentHeaderSize)
-            result.index = scanner.index
+            result.index = scanner.index.take()
             result.lastBatch = scanner.lastBatch
             if isLast {
                 result.writeOffset = end.offset
@@ -111,6 +114,18 @@ enum Recovery {
                 positions: result.index.nextPosition..<head.nextPosition))
         }
         return result
+    }
+
+    /// Where a reader stops serving frames of the newest segment that were written to be synced:
+    /// the head's durable end when the head is about that segment (the writer acknowledges a
+    /// batch only after recording it there); right after its header when the head is about an
+    /// older segment of the set (a roll whose head record is not written yet); no limit when
+    /// the head is unknown or about a segment the set does not hold (then every segment of the
+    /// set is sealed, and sealing synced it). Frames written without syncs are acknowledged
+    /// once written: readers serve them whole batches at a time, wherever they are.
+    static func visibleEnd(of segments: [Segment], head: HeadRecord?) -> Int {
+        guard let head, let found = segments.lastIndex(where: { $0.salt == head.segmentSalt }) else { return .max }
+        return found == segments.count - 1 ? Int(head.durableEnd) : Layout.segmentHeaderSize
     }
 
     /// Checks that a segment follows the one before it (missing files, the chain of salts, the
@@ -197,9 +212,11 @@ private struct SegmentScan {
     /// The newest segment: where the head says the durable frames end, what it says the next
     /// position is, whether a clean close wrote it, and the file's size before extension.
     var durableEnd = Layout.segmentHeaderSize
+    /// Readers: where frames written to be synced stop being served (``Recovery/visibleEnd(of:head:)``).
+    var visibleEnd = Int.max
     var durableNextPosition: UInt64?
     var cleanClose = false
-    var fileSize = 0
+    var fileSize = Int.max
     var thorough = false
     var repairing = false
     /// Whether the last frame applied was a close marker.
@@ -220,7 +237,9 @@ private struct SegmentScan {
 
     mutating func run(from start: Int) -> (offset: Int, tornBytes: Int) {
         segment.withBytes { bytes in
-            let limit = expectedEnd.map { min($0, bytes.count) } ?? bytes.count
+            // A reader never looks past the file's size as it last saw it: a file shrunk by
+            // another program would fault there (a Dugong writer never shrinks one).
+            let limit = expectedEnd.map { min($0, bytes.count) } ?? (repairing ? bytes.count : min(bytes.count, fileSize))
             var offset = start
             while true {
                 let problem: String
@@ -234,6 +253,11 @@ private struct SegmentScan {
                     if !repairing, case .invalid = probe {
                         let end = discardPending() ?? offset
                         return (end, bytes.count - end)
+                    }
+                    if !repairing, offset >= visibleEnd, case .frame(let header) = probe, !header.unsynced {
+                        // Written, perhaps synced, but not acknowledged yet: the writer records
+                        // the batch in the head first. Not yet, and never damage.
+                        return (discardPending() ?? offset, 0)
                     }
                 }
                 switch probe {

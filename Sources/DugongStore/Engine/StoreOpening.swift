@@ -25,7 +25,9 @@ struct SegmentSet {
     ///     manifest) with this segment capacity; `nil` to refuse.
     /// - Throws: ``StoreError/notAStore(directory:reason:)``, ``StoreError/unsupportedFormat(segment:version:)``,
     ///   ``StoreError/corruption(segment:offset:reason:)`` for a damaged segment header.
-    static func open(directory: String, writable: Bool, createWithCapacity: Int?) throws -> SegmentSet {
+    static func open(
+        directory: String, writable: Bool, createWithCapacity: Int?, afterReadingManifest: (() -> Void)? = nil
+    ) throws -> SegmentSet {
         let entries = try Directory.entries(of: directory)
         var files: [Layout.SegmentName] = []
         var foreign: [String] = []
@@ -43,6 +45,7 @@ struct SegmentSet {
         let listed: [Manifest.Entry]
         var manifest: Manifest
         let state = try StoreFiles.readManifest(in: directory)
+        afterReadingManifest?()
         if case .missing = state, !files.isEmpty || foreign.contains(Layout.legacyCompactionManifestName) {
             try refuseLegacy(directory: directory, files: files)
         }
@@ -99,6 +102,33 @@ struct SegmentSet {
         }
         return SegmentSet(manifest: manifest, segments: segments, context: context)
     }
+
+    /// Opens the segment files as a reader beside a writer: a roll, a compaction or an upgrade
+    /// may replace the manifest and remove files while they are opened, so the manifest is read
+    /// again afterwards; when it changed (or a listed file vanished), the set is opened anew.
+    /// A set whose manifest held still while it was opened is one the writer made; segments
+    /// opened stay readable after their files are removed.
+    static func openForReading(directory: String, afterReadingManifest: (() -> Void)? = nil) throws -> SegmentSet {
+        let path = directory + "/" + Layout.manifestName
+        let limit = Manifest.maximumSegmentCount * 80
+        var attempt = 0
+        while true {
+            attempt += 1
+            let before = try File.contents(of: path, limit: limit)
+            let set: SegmentSet
+            do {
+                set = try open(directory: directory, writable: false, createWithCapacity: nil, afterReadingManifest: afterReadingManifest)
+            } catch {
+                if attempt < maximumOpenAttempts, try File.contents(of: path, limit: limit) != before { continue }
+                throw error
+            }
+            if attempt < maximumOpenAttempts, try File.contents(of: path, limit: limit) != before { continue }
+            return set
+        }
+    }
+
+    /// How often a reader opens a segment set again while the manifest keeps changing.
+    static let maximumOpenAttempts = 20
 
     /// A new store: the first segment, then the manifest naming it.
     private static func create(in directory: String, capacity: Int) throws -> SegmentSet {

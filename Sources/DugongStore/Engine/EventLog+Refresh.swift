@@ -1,0 +1,134 @@
+import Foundation
+
+extension EventLog {
+    /// Picks up what a writer (in this process or another) committed since this read-only store
+    /// was opened or last refreshed: new batches of the newest segment, new segments, and a new
+    /// set of segments after a compaction or an upgrade.
+    ///
+    /// It serves what the writer acknowledged and nothing else: batches up to the durable end
+    /// the writer records in the head file after each sync (``Durability/synchronous``), or
+    /// whole batches as soon as they are written (``Durability/unsafeNoSync``). A batch being
+    /// written is "not yet", never damage. Global positions only grow: after a compaction, the
+    /// events it removed are simply not there any more, and the positions of the others are
+    /// unchanged, so a reader that goes on from the position after the last event it saw sees
+    /// every later event once.
+    ///
+    /// The cost is proportional to what is new: with nothing new it reads the head file and
+    /// one frame header; the index is updated in place.
+    ///
+    /// - Returns: how many positions the log grew by (new events).
+    /// - Throws: ``StoreError/corruption(segment:offset:reason:)`` when a new segment's header is
+    ///   damaged, or when the store now ends before what this reader already saw (it was
+    ///   replaced by an older copy); on stores opened for writing it does nothing.
+    @discardableResult
+    public func refresh() throws -> Int {
+        try core.checkOpen()
+        guard options.readOnly else { return 0 }
+        let grew = try refreshing.withLock { _ in try refreshOnce() }
+        if grew > 0 { core.wakeWaiters() }
+        return grew
+    }
+
+    private func refreshOnce() throws -> Int {
+        // The head before the manifest: a writer lists a segment in the manifest before it
+        // names it in the head, so the manifest read next lists the head's segment.
+        let head = try StoreFiles.readHead(in: directory)
+        let (known, scannedEnd, followed) = core.shared.withLock { ($0.segments, $0.scannedEnd, $0.followed) }
+        guard let active = known.last else { return try reopen(head: head) }
+        let size = try active.file.size()
+        if head?.sequence == followed.headSequence, !active.mayHoldFrame(at: scannedEnd, fileSize: size) { return 0 }
+        guard case .intact(let manifest) = try StoreFiles.readManifest(in: directory),
+            manifest.segments.starts(with: followed.manifest.segments)
+        else {
+            return try reopen(head: head)  // a compaction or an upgrade replaced the segments
+        }
+        var segments = known
+        do {
+            for entry in manifest.segments.dropFirst(known.count) {
+                let segment = try Segment.open(directory: directory, name: entry.name, writable: false, extendToCapacity: false)
+                guard segment.salt == entry.salt else { return try reopen(head: head) }
+                segments.append(segment)
+            }
+        } catch {
+            return try reopen(head: head)  // its files went while they were opened
+        }
+        if segments.count == known.count, size > active.capacity, active.capacity < Int(active.header.capacity) {
+            // The file grew past what was mapped (a writer extended it): map it again, keeping
+            // the dictionaries already found.
+            let grown = try Segment.open(directory: directory, name: active.name, writable: false, extendToCapacity: false)
+            for (offset, bytes) in active.dictionaries { grown.register(dictionary: bytes, at: offset) }
+            segments[segments.count - 1] = grown
+        }
+        var context = Recovery.Context()
+        context.head = head
+        context.lastFileSize = segments.count == known.count ? size : try segments.last!.file.size()
+        return core.shared.withLock { shared in
+            let before = shared.index.nextPosition
+            let lastBatch = shared.index.lastBatch
+            // The index is moved, not copied, into the scan: it is updated in place, at a cost
+            // proportional to the new frames.
+            let result = Recovery.scan(
+                segments, from: known.count - 1, offset: shared.scannedEnd, into: shared.index.take(), lastBatch: lastBatch,
+                context: context)
+            shared.index = result.index
+            shared.segments = segments
+            shared.scannedEnd = result.writeOffset
+            shared.followed = LogCore.Followed(manifest: manifest, headSequence: head?.sequence)
+            assert(shared.index.nextPosition >= before, "an incremental scan only adds")
+            return Int(shared.index.nextPosition - before)
+        }
+    }
+
+    /// Opens the segments anew and scans them all (after a compaction or an upgrade replaced
+    /// them). Positions never go back: a store that now ends before what was seen is refused.
+    private func reopen(head: HeadRecord?) throws -> Int {
+        let set = try SegmentSet.openForReading(directory: directory, afterReadingManifest: options.readingHook)
+        var context = set.context
+        context.head = head
+        context.lastFileSize = try set.segments.last?.file.size()
+        let result = Recovery.scan(set.segments, context: context)
+        return try core.shared.withLock { shared in
+            let before = shared.index.nextPosition
+            guard result.index.nextPosition >= before else {
+                throw StoreError.corruption(
+                    segment: Layout.manifestName, offset: 0,
+                    reason: "the store now ends at position \(result.index.nextPosition), before position \(before) this reader already saw (it was replaced by an older copy)")
+            }
+            shared.index = result.index
+            shared.segments = set.segments
+            shared.scannedEnd = result.writeOffset
+            shared.followed = LogCore.Followed(manifest: set.manifest, headSequence: head?.sequence)
+            return Int(result.index.nextPosition - before)
+        }
+    }
+
+    /// Returns once an event at `position` or later is readable, the store closes, or the task
+    /// is cancelled. A read-only store looks for new commits every ``Options/followInterval``.
+    public func waitForEvents(after position: UInt64) async {
+        guard options.readOnly else { return await core.waitForEvents(after: position) }
+        while !Task.isCancelled, core.shared.withLock({ !$0.isClosed && $0.index.nextPosition <= position }) {
+            // A failing refresh (damage) is left to the read that follows to report.
+            if (try? refresh()) ?? 0 > 0 { continue }
+            try? await Task.sleep(for: options.followInterval)
+        }
+    }
+}
+
+extension Segment {
+    /// Whether something that may be a frame starts at `offset` (its stored length is not zero):
+    /// the cheap test a follower makes before it scans. Never reads past `fileSize`.
+    func mayHoldFrame(at offset: Int, fileSize: Int) -> Bool {
+        guard offset + Layout.frameHeaderSize <= min(fileSize, capacity) else { return false }
+        return withBytes { bytes in bytes.loadUnaligned(fromByteOffset: offset + 4, as: UInt32.self) != 0 }
+    }
+}
+
+extension StreamIndex {
+    /// Moves the index out, leaving an empty one: the moved value is the only reference to its
+    /// storage, so changing it copies nothing.
+    mutating func take() -> StreamIndex {
+        let moved = self
+        self = StreamIndex()
+        return moved
+    }
+}

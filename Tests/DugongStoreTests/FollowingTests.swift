@@ -1,0 +1,313 @@
+import Dugong
+@testable import DugongStore
+import Foundation
+import Glibc
+import Synchronization
+import Testing
+
+/// Readers beside a writer: read-only opens and refreshes that follow the writer through
+/// appends, restarts, rolls and compactions, and serve only what it acknowledged.
+@Suite("Following a writer")
+struct FollowingTests {
+    static func readOnly() -> EventLog.Options {
+        var options = EventLog.Options()
+        options.readOnly = true
+        return options
+    }
+
+    /// A value tasks and hooks share.
+    final class Shared<Value: Sendable>: Sendable {
+        let value: Mutex<Value>
+        init(_ value: Value) { self.value = Mutex(value) }
+        func withLock<R>(_ body: (inout Value) -> R) -> R { value.withLock { body(&$0) } }
+    }
+
+    static func contents(_ path: String) throws -> [UInt8] { [UInt8](try Data(contentsOf: URL(fileURLWithPath: path))) }
+
+    /// Writes `bytes` at `offset` of an existing file, in place (the writer keeps it open).
+    static func overwrite(_ path: String, at offset: Int, with bytes: [UInt8]) throws {
+        let descriptor = Glibc.open(path, O_WRONLY)
+        #expect(descriptor >= 0)
+        defer { Glibc.close(descriptor) }
+        let written = bytes.withUnsafeBytes { pwrite(descriptor, $0.baseAddress, $0.count, off_t(offset)) }
+        #expect(written == bytes.count)
+    }
+
+    static func segmentPath(_ directory: TemporaryDirectory, _ log: EventLog) -> String {
+        directory.file(log.segmentNames.last!)
+    }
+
+    // Item 4 of the readers issue: a batch written but not yet recorded in the head (the writer
+    // between its sync and its head record), or half written (in the middle of its pwrite), is
+    // "not yet" for a reader: neither served nor damage; served once the head records it.
+    @Test func aReaderServesWhatTheHeadAcknowledgesAndABatchBeingWrittenIsNotYet() async throws {
+        let directory = TemporaryDirectory("follow-head")
+        defer { directory.remove() }
+        let writer = try Fixture.open(directory)
+        defer { writer.close() }
+        try await writer.append(Fixture.events(1), to: "s")
+        let headPath = directory.file(Layout.headName)
+        let headBefore = try Self.contents(headPath)
+        let start = try Fixture.endOfFrames(of: Self.segmentPath(directory, writer))
+        try await writer.append(Fixture.events(1, size: 300), to: "s")
+        let headAfter = try Self.contents(headPath)
+        let segment = Self.segmentPath(directory, writer)
+        let end = try Fixture.endOfFrames(of: segment)
+        let frame = Array(try Self.contents(segment)[start..<end])
+
+        // The head as it was before the second batch was acknowledged.
+        try Self.overwrite(headPath, at: 0, with: headBefore)
+        let reader = try EventLog.open(at: directory.path, options: Self.readOnly())
+        defer { reader.close() }
+        #expect(reader.recovery.corruptions.isEmpty)
+        #expect(try reader.readAll().map(\.version) == [1])
+        // Half of the frame written.
+        try Self.overwrite(segment, at: start + frame.count / 2, with: [UInt8](repeating: 0, count: frame.count - frame.count / 2))
+        #expect(try reader.refresh() == 0)
+        #expect(try reader.readAll().map(\.version) == [1])
+        // All of it written and synced, the head not yet.
+        try Self.overwrite(segment, at: start, with: frame)
+        #expect(try reader.refresh() == 0)
+        #expect(try EventLog.open(at: directory.path, options: Self.readOnly()).readAll().map(\.version) == [1])
+        // The head records it: now it is served.
+        try Self.overwrite(headPath, at: 0, with: headAfter)
+        #expect(try reader.refresh() == 1)
+        #expect(try reader.readAll().map(\.version) == [1, 2])
+        #expect(reader.recovery.corruptions.isEmpty)
+    }
+
+    // Without syncs an append is acknowledged once written: readers serve whole batches as soon
+    // as they are there, although the head moves only at open, roll and close.
+    @Test func batchesWrittenWithoutSyncsAreServedOnceComplete() async throws {
+        let directory = TemporaryDirectory("follow-nosync")
+        defer { directory.remove() }
+        var options = EventLog.Options(createIfMissing: true)
+        options.durability = .unsafeNoSync
+        let writer = try EventLog.open(at: directory.path, options: options)
+        defer { writer.close() }
+        let reader = try EventLog.open(at: directory.path, options: Self.readOnly())
+        defer { reader.close() }
+        for round in 1...3 {
+            try await writer.append(Fixture.events(2), to: "s")
+            #expect(try reader.refresh() == 2)
+            #expect(reader.headPosition == UInt64(2 * round))
+        }
+    }
+
+    // Item 4 of the readers issue: a reader that read the manifest just before a compaction
+    // replaced it and removed the old segments opens the new set, never a mix or "missing".
+    @Test func aReaderOpeningDuringACompactionSeesOneSetOfSegments() async throws {
+        let directory = TemporaryDirectory("follow-open-compaction")
+        defer { directory.remove() }
+        do {
+            let writer = try Fixture.open(directory, segmentSize: 4096)
+            for _ in 0..<20 { try await writer.append(Fixture.events(2, size: 100), to: "s") }
+            try await writer.truncate(stream: "s", before: 11)
+            writer.close()
+        }
+        let compacted = Shared(false)
+        var options = Self.readOnly()
+        let path = directory.path
+        options.readingHook = {
+            let first = compacted.withLock { done in
+                defer { done = true }
+                return !done
+            }
+            if first { _ = try? EventLog.compact(at: path) }
+        }
+        let reader = try EventLog.open(at: directory.path, options: options)
+        defer { reader.close() }
+        #expect(compacted.withLock { $0 })
+        #expect(reader.recovery.corruptions.isEmpty)
+        #expect(try reader.read(stream: "s").map(\.version) == Array(11...40))
+        #expect(try reader.readAll().map(\.position) == (10..<40).map(UInt64.init))
+    }
+
+    // Item 3 of the readers issue: a reader follows a compaction (positions kept, removed events
+    // gone) and a restarted writer; frames it had decoded before are not mistaken for the new
+    // segments' frames at the same offsets.
+    @Test func aRefreshFollowsACompactionAndARestartedWriter() async throws {
+        let directory = TemporaryDirectory("follow-compaction")
+        defer { directory.remove() }
+        do {
+            let writer = try Fixture.open(directory)
+            for _ in 0..<10 { try await writer.append(Fixture.events(1), to: "s") }
+            try await writer.append(Fixture.events(5), to: "t")
+            try await writer.truncate(stream: "s", before: 6)
+            writer.close()
+        }
+        let reader = try EventLog.open(at: directory.path, options: Self.readOnly())
+        defer { reader.close() }
+        let before = try reader.read(stream: "t")
+        #expect(try reader.readAll().count == 15)
+        _ = try EventLog.compact(at: directory.path)
+        #expect(try reader.refresh() == 0)
+        #expect(reader.recovery.corruptions.isEmpty)
+        #expect(try reader.readAll().map(\.position) == (5..<15).map(UInt64.init))
+        #expect(try reader.read(stream: "t") == before)
+        #expect(try reader.read(stream: "s").map(\.version) == Array(6...10))
+        let writer = try Fixture.open(directory)
+        try await writer.append(Fixture.events(1), to: "u")
+        #expect(try reader.refresh() == 1)
+        #expect(try reader.readAll(from: 15).map(\.stream) == ["u"])
+        writer.close()
+        #expect(try reader.refresh() == 0)
+    }
+
+    // Compaction packs the two frames of `t` into one at the place of the first: a reader that
+    // decoded the old frames reads the new one, not the old one it remembers at that offset.
+    @Test func aFrameDecodedBeforeACompactionIsNotTakenForTheFrameInItsPlace() async throws {
+        let directory = TemporaryDirectory("follow-cache")
+        defer { directory.remove() }
+        do {
+            let writer = try Fixture.open(directory)
+            try await writer.append(Fixture.events(2), to: "t")
+            try await writer.append(Fixture.events(2), to: "t")
+            writer.close()
+        }
+        let reader = try EventLog.open(at: directory.path, options: Self.readOnly())
+        defer { reader.close() }
+        let before = try reader.read(stream: "t")
+        _ = try EventLog.compact(at: directory.path)
+        #expect(try reader.refresh() == 0)
+        #expect(try reader.read(stream: "t") == before)
+    }
+
+    // Item 2 of the readers issue: a writer that restarts continues the segment a reader has
+    // open, compressing with the segment's dictionary; the reader keeps the dictionaries it found.
+    @Test func aRefreshAfterAWriterRestartReadsFramesCompressedWithTheDictionary() async throws {
+        let directory = TemporaryDirectory("follow-dictionary")
+        defer { directory.remove() }
+        do {
+            let writer = try Fixture.open(directory)
+            for _ in 0..<50 { try await writer.append(Fixture.events(20), to: "s") }
+            writer.close()
+        }
+        let reader = try EventLog.open(at: directory.path, options: Self.readOnly())
+        defer { reader.close() }
+        #expect(try reader.readAll(from: 999).count == 1)
+        let writer = try Fixture.open(directory)
+        let appended = Fixture.events(1, size: 300)
+        try await writer.append(appended, to: "big")
+        #expect(try reader.refresh() == 1)
+        let read = try reader.readAll(from: 1000)
+        #expect(read.map(\.data) == appended.map(\.data))
+        writer.close()
+        #expect(try reader.refresh() == 0)
+        #expect(try reader.readAll(from: 1000).map(\.data) == appended.map(\.data))
+    }
+
+    // Item 1 of the readers issue: a writer's clean close leaves the segment's size as it is (it
+    // punches a hole instead of trimming), so a reader probing at the old end of the frames does
+    // not fault, even when that end is a few bytes before a page boundary. A file shrunk by
+    // another program is not read past its new size either.
+    @Test func aReaderProbingPastTheEndOfAClosedOrShrunkSegmentDoesNotFault() async throws {
+        let directory = TemporaryDirectory("follow-shrink")
+        defer { directory.remove() }
+        let writer = try Fixture.open(directory)
+        try await writer.append(Fixture.events(1), to: "s")
+        let reader = try EventLog.open(at: directory.path, options: Self.readOnly())
+        defer { reader.close() }
+        let segment = Self.segmentPath(directory, writer)
+        var size = 1
+        // Events of varying size until the frames end within 40 bytes of a page boundary.
+        while (Fixture.headerSize + writer.frameBytes) % 4096 < 4096 - 40 {
+            try await writer.append(Fixture.events(1, size: size % 97), to: "s")
+            size += 7
+        }
+        let end = Fixture.headerSize + writer.frameBytes
+        let capacity = try FileManager.default.attributesOfItem(atPath: segment)[.size] as! Int
+        #expect(try reader.refresh() > 0)
+        writer.close()
+        #expect(try FileManager.default.attributesOfItem(atPath: segment)[.size] as! Int == capacity)
+        let count = reader.eventCount
+        // The close marker is a batch of its own; probing after it touches the next page.
+        #expect(try reader.refresh() == 0)
+        #expect(try reader.readAll(maxCount: .max).count == count)
+        // Another program shrinks the file to just after the frames.
+        #expect(truncate(segment, off_t(end + 60)) == 0)
+        #expect(try reader.refresh() == 0)
+        #expect(try reader.readAll(maxCount: .max).count == count)
+        let reopened = try EventLog.open(at: directory.path, options: Self.readOnly())
+        #expect(reopened.eventCount == count)
+        reopened.close()
+    }
+
+    // A subscription on a read-only store follows a writer through restarts and a compaction:
+    // every event once, in order; one started after the compaction never sees what it removed.
+    @Test func aSubscriptionFollowsRestartsAndCompactions() async throws {
+        let directory = TemporaryDirectory("follow-subscription")
+        defer { directory.remove() }
+        try Fixture.open(directory, segmentSize: 4096).close()  // so that a reader can open it
+        let reader = try EventLog.open(at: directory.path, options: Self.readOnly())
+        defer { reader.close() }
+        let seen = Shared<[StoredEvent]>([])
+        let follower = Task {
+            for try await event in reader.subscribe() {
+                seen.withLock { $0.append(event) }
+            }
+        }
+        defer { follower.cancel() }
+        func waitUntil(_ count: Int) async throws {
+            for _ in 0..<2000 where seen.withLock({ $0.count }) < count { try await Task.sleep(for: .milliseconds(5)) }
+            #expect(seen.withLock { $0.count } == count)
+        }
+        var writer = try Fixture.open(directory, segmentSize: 4096)
+        for _ in 0..<5 { try await writer.append(Fixture.events(1, size: 200), to: "a") }
+        writer.close()
+        writer = try Fixture.open(directory, segmentSize: 4096)
+        for _ in 0..<3 { try await writer.append(Fixture.events(1, size: 200), to: "b") }
+        try await writer.truncate(stream: "a", before: 4)
+        writer.close()
+        try await waitUntil(8)
+        _ = try EventLog.compact(at: directory.path)
+        writer = try Fixture.open(directory, segmentSize: 4096)
+        try await writer.append(Fixture.events(1), to: "c")
+        writer.close()
+        try await waitUntil(9)
+        #expect(seen.withLock { $0.map(\.position) } == Array(0..<9))
+        #expect(seen.withLock { $0.map(\.stream) } == ["a", "a", "a", "a", "a", "b", "b", "b", "c"])
+
+        let late = try EventLog.open(at: directory.path, options: Self.readOnly())
+        defer { late.close() }
+        var lateSeen: [UInt64] = []
+        for try await event in late.subscribe() {
+            lateSeen.append(event.position)
+            if event.stream == "c" { break }
+        }
+        #expect(lateSeen == [3, 4, 5, 6, 7, 8])
+    }
+
+    // A reader refreshing in a tight loop beside a writer that appends multi-frame batches and
+    // rolls segments: never damage, never an error, and in the end exactly the writer's events.
+    @Test func aReaderRacingAWriterNeverSeesDamage() async throws {
+        let directory = TemporaryDirectory("follow-race")
+        defer { directory.remove() }
+        var options = EventLog.Options(createIfMissing: true)
+        options.segmentSize = 64 << 10
+        options.targetFrameSize = 1024
+        let writer = try EventLog.open(at: directory.path, options: options)
+        let reader = try EventLog.open(at: directory.path, options: Self.readOnly())
+        defer { reader.close() }
+        let stop = Shared(false)
+        let refreshes = Task.detached {
+            var count = 0
+            while !stop.withLock({ $0 }) {
+                try reader.refresh()
+                count += 1
+            }
+            return count
+        }
+        for round in 0..<200 {
+            try await writer.append(Fixture.events(1 + round % 7, size: 150 + round), to: "s/\(round % 5)")
+        }
+        let written = try writer.readAll(maxCount: .max)
+        writer.close()
+        stop.withLock { $0 = true }
+        let count = try await refreshes.value
+        #expect(count > 0)
+        try reader.refresh()
+        #expect(reader.recovery.corruptions.isEmpty)
+        #expect(try reader.readAll(maxCount: .max) == written)
+    }
+}
