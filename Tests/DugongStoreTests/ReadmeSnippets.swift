@@ -32,4 +32,34 @@ struct StoreReadmeSnippets {
             #expect(try await snapshots.latest(for: StreamID(origin: "x", aggregateType: "y", aggregateID: "z")) == nil)
         }
     }
+
+    @Test func aReaderBesideAWriter() async throws {
+        let temporary = TemporaryDirectory("readme-reader")
+        defer { temporary.remove() }
+        let directory = temporary.path
+        let writer = try EventLog.open(at: directory, options: .init(createIfMissing: true))
+        defer { writer.close() }
+        try await writer.append([NewEvent(type: "A", data: Data())], to: "s/1")
+        var projected: [UInt64] = []
+        func project(_ event: StoredEvent) async throws {
+            projected.append(event.position)
+            if projected.count == 2 { throw CancellationError() }
+        }
+        var checkpoint: UInt64 = 0
+        let second = Task {
+            try await Task.sleep(for: .milliseconds(50))
+            try await writer.append([NewEvent(type: "B", data: Data())], to: "s/1")
+        }
+        do {
+            var options = EventLog.Options()
+            options.readOnly = true                          // no lock: a writer may have the store open
+            let reader = try EventLog.open(at: directory, options: options)
+            for try await event in reader.subscribe(from: checkpoint) {
+                try await project(event)                     // every event once, in log order
+                checkpoint = event.position + 1
+            }
+        } catch is CancellationError {}
+        try await second.value
+        #expect(projected == [0, 1] && checkpoint == 1)
+    }
 }

@@ -1,7 +1,13 @@
 #!/usr/bin/env bash
-# Instructions per event, appended and replayed: callgrind totals at 20,000 and 40,000 events,
-# the difference divided by 20,000 (fixed costs cancel). Run from the repository's root:
-#   tools/callgrind/measure.sh
+# Instructions per event under callgrind. Run from the repository's root:
+#   tools/callgrind/measure.sh           append and replay
+#   tools/callgrind/measure.sh follow    following a writer
+# append/replay: callgrind totals at 20,000 and 40,000 events, the difference divided by
+# 20,000 (fixed costs cancel).
+# follow: a read-only reader's instructions and allocations (malloc calls) per new one-event
+# commit, collected only inside Harness.follow (refresh and the read of the new events), beside a
+# 1,000-event and a 1,000,000-event store: totals at 100 and 200 commits, difference / 100; and
+# the instructions of the head record the writer writes after each group commit's sync.
 # To compare with an older version, check it out elsewhere, copy tools/callgrind there and run
 # it there. valgrind 3.19 cannot read Swift 6.3's debug info, hence the stripped copy.
 set -euo pipefail
@@ -11,6 +17,33 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 strip --strip-debug .build/release/Harness -o "$work/harness"
 count() { SWIFT_BACKTRACE=enable=no valgrind --tool=callgrind --callgrind-out-file="$work/out" "$@" 2>&1 | sed -n 's/.*Collected : \([0-9]*\).*/\1/p'; }
+# Calls to malloc in a callgrind output file (its names are compressed: "(id) name" once, then "(id)").
+mallocs() {
+    awk '/^c?fn=/ { name = $0; sub(/^c?fn=\([0-9]+\) ?/, "", name); id = $0; sub(/^c?fn=/, "", id); sub(/\).*/, ")", id);
+                    if (name != "") names[id] = name; if ($0 ~ /^cfn=/) current = names[id]; else current = "" }
+         /^calls=/ { if (current == "malloc") { split($0, parts, /[= ]/); total += parts[2] } }
+         END { print total + 0 }' "$1"
+}
+if [[ ${1:-} == follow ]]; then
+    for size in 1000 1000000; do
+        rm -rf "$work/store"
+        "$work/harness" append "$size" "$work/store" > /dev/null
+        cp -r "$work/store" "$work/pristine"
+        declare -A instructions allocations
+        for commits in 100 200; do
+            rm -rf "$work/store" && cp -r "$work/pristine" "$work/store"
+            instructions[$commits]=$(count --toggle-collect='*6follow_4next*' "$work/harness" follow $commits "$work/store")
+            allocations[$commits]=$(mallocs "$work/out")
+        done
+        rm -rf "$work/pristine"
+        echo "follow beside $size events: $(( (instructions[200] - instructions[100]) / 100 )) instructions, $(( (allocations[200] - allocations[100]) / 100 )) allocations per commit"
+    done
+    # The durable-end mark: the head record written after every group commit's sync (200 commits).
+    rm -rf "$work/store"
+    head=$(count --toggle-collect='*8HeadFileC5write_7durably*' "$work/harness" append 20000 "$work/store")
+    echo "head record: $(( head / 200 )) instructions per group commit (and one 64-byte pwrite)"
+    exit 0
+fi
 for mode in append replay; do
     small=0; large=0
     for n in 20000 40000; do

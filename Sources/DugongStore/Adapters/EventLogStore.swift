@@ -121,7 +121,7 @@ public struct EventLogStore: TransactionalEventStore, GlobalEventLog {
     public func headPosition() async throws -> UInt64 { log.headPosition }
 
     public func waitForEvents(after position: UInt64) async throws {
-        await log.waitForEvents(after: position)
+        try await log.waitForEvents(after: position)
     }
 
     // MARK: Envelope encoding

@@ -77,7 +77,14 @@ extension EventLog {
             problems.append(Finding(segment: damage.segmentName, offset: damage.offset, kind: kind, message: damage.reason))
         }
         if !segments.isEmpty {
-            for (offset, message) in StoreFiles.headProblems(in: directory) {
+            var headProblems = StoreFiles.headProblems(in: directory)
+            if !headProblems.isEmpty, options.readOnly {
+                // A writer may have been writing a slot as it was read: a slot really damaged
+                // is damaged in a second look too.
+                usleep(20_000)
+                headProblems = StoreFiles.headProblems(in: directory)
+            }
+            for (offset, message) in headProblems {
                 problems.append(Finding(segment: Layout.headName, offset: offset, kind: .damagedMetadata, message: message))
             }
         }

@@ -34,23 +34,23 @@ extension EventLog {
         // names it in the head, so the manifest read next lists the head's segment.
         let head = try StoreFiles.readHead(in: directory)
         let (known, scannedEnd, followed) = core.shared.withLock { ($0.segments, $0.scannedEnd, $0.followed) }
-        guard let active = known.last else { return try reopen(head: head) }
+        guard let active = known.last else { return try reopen() }
         let size = try active.file.size()
         if head?.sequence == followed.headSequence, !active.mayHoldFrame(at: scannedEnd, fileSize: size) { return 0 }
         guard case .intact(let manifest) = try StoreFiles.readManifest(in: directory),
             manifest.segments.starts(with: followed.manifest.segments)
         else {
-            return try reopen(head: head)  // a compaction or an upgrade replaced the segments
+            return try reopen()  // a compaction or an upgrade replaced the segments
         }
         var segments = known
         do {
             for entry in manifest.segments.dropFirst(known.count) {
                 let segment = try Segment.open(directory: directory, name: entry.name, writable: false, extendToCapacity: false)
-                guard segment.salt == entry.salt else { return try reopen(head: head) }
+                guard segment.salt == entry.salt else { return try reopen() }
                 segments.append(segment)
             }
         } catch {
-            return try reopen(head: head)  // its files went while they were opened
+            return try reopen()  // its files went while they were opened
         }
         if segments.count == known.count, size > active.capacity, active.capacity < Int(active.header.capacity) {
             // The file grew past what was mapped (a writer extended it): map it again, keeping
@@ -81,10 +81,9 @@ extension EventLog {
 
     /// Opens the segments anew and scans them all (after a compaction or an upgrade replaced
     /// them). Positions never go back: a store that now ends before what was seen is refused.
-    private func reopen(head: HeadRecord?) throws -> Int {
+    private func reopen() throws -> Int {
         let set = try SegmentSet.openForReading(directory: directory, afterReadingManifest: options.readingHook)
         var context = set.context
-        context.head = head
         context.lastFileSize = try set.segments.last?.file.size()
         let result = Recovery.scan(set.segments, context: context)
         return try core.shared.withLock { shared in
@@ -97,18 +96,19 @@ extension EventLog {
             shared.index = result.index
             shared.segments = set.segments
             shared.scannedEnd = result.writeOffset
-            shared.followed = LogCore.Followed(manifest: set.manifest, headSequence: head?.sequence)
+            shared.followed = LogCore.Followed(manifest: set.manifest, headSequence: context.head?.sequence)
             return Int(result.index.nextPosition - before)
         }
     }
 
     /// Returns once an event at `position` or later is readable, the store closes, or the task
     /// is cancelled. A read-only store looks for new commits every ``Options/followInterval``.
-    public func waitForEvents(after position: UInt64) async {
+    ///
+    /// - Throws: what ``refresh()`` throws (read-only stores), e.g. damage in the new frames.
+    public func waitForEvents(after position: UInt64) async throws {
         guard options.readOnly else { return await core.waitForEvents(after: position) }
         while !Task.isCancelled, core.shared.withLock({ !$0.isClosed && $0.index.nextPosition <= position }) {
-            // A failing refresh (damage) is left to the read that follows to report.
-            if (try? refresh()) ?? 0 > 0 { continue }
+            if try refresh() > 0 { continue }
             try? await Task.sleep(for: options.followInterval)
         }
     }

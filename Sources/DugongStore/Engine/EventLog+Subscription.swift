@@ -52,7 +52,7 @@ public struct EventSubscription: AsyncSequence, Sendable {
                     next = last.position + 1
                     continue
                 }
-                await log.waitForEvents(after: next)
+                try await log.waitForEvents(after: next)
             }
         }
     }

@@ -101,21 +101,33 @@ public final class EventLog: Sendable {
             lock = consume file
         }
         let writable = !options.readOnly
-        let set = writable
-            ? try SegmentSet.open(directory: directory, writable: true, createWithCapacity: options.segmentSize)
-            : try SegmentSet.openForReading(directory: directory, afterReadingManifest: options.readingHook)
-        var context = set.context
-        context.head = try StoreFiles.readHead(in: directory)
-        context.lastFileSize = set.segments.last?.originalSize
-        context.thorough = !options.useIndexFile
-        context.repairing = !options.readOnly
+        var attempt = 0
+        var set: SegmentSet
+        var context: Recovery.Context
         var recovered: Recovery.Result
-        if options.useIndexFile, set.isIntact, let saved = IndexFile.load(from: directory, segments: set.segments, head: context.head) {
-            recovered = Recovery.scan(
-                set.segments, from: saved.segmentCount - 1, offset: saved.scannedEnd, into: saved.index,
-                lastBatch: saved.index.lastBatch, context: context)
-        } else {
-            recovered = Recovery.scan(set.segments, context: context)
+        while true {
+            attempt += 1
+            set = writable
+                ? try SegmentSet.open(directory: directory, writable: true, createWithCapacity: options.segmentSize)
+                : try SegmentSet.openForReading(directory: directory, afterReadingManifest: options.readingHook)
+            context = set.context
+            if writable { context.head = try StoreFiles.readHead(in: directory) }
+            context.lastFileSize = set.segments.last?.originalSize
+            context.thorough = !options.useIndexFile
+            context.repairing = writable
+            if options.useIndexFile, set.isIntact, let saved = IndexFile.load(from: directory, segments: set.segments, head: context.head) {
+                recovered = Recovery.scan(
+                    set.segments, from: saved.segmentCount - 1, offset: saved.scannedEnd, into: saved.index,
+                    lastBatch: saved.index.lastBatch, context: context)
+            } else {
+                recovered = Recovery.scan(set.segments, context: context)
+            }
+            // A reader's scan that found damage may have raced a writer (one that reopened the
+            // store after the clean close the head recorded, or rolled a segment): when the head
+            // changed meanwhile, it looks again.
+            guard !writable, !recovered.index.damage.isEmpty, attempt < SegmentSet.maximumOpenAttempts,
+                try StoreFiles.readHead(in: directory)?.sequence != context.head?.sequence
+            else { break }
         }
         let acceptsWrites = recovered.index.damage.isEmpty || options.acceptWritesDespiteDamage
         guard writable, acceptsWrites, let last = set.segments.last else {

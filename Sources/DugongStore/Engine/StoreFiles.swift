@@ -106,7 +106,9 @@ final class HeadFile: Sendable {
         }
     }
 
-    /// Writes `record` into its slot (`sequence % 2`), synced only with `durably`.
+    /// Writes `record` into its slot (`sequence % 2`), synced only with `durably`. Not inlined,
+    /// so that tools/callgrind can measure what the mark costs per group commit.
+    @inline(never)
     func write(_ record: HeadRecord, durably: Bool) throws {
         let offset = Int(record.sequence % 2) * Layout.headSlotSize
         try record.encoded().withUnsafeBytes { try file.write($0, at: offset) }

@@ -107,7 +107,8 @@ struct SegmentSet {
     /// may replace the manifest and remove files while they are opened, so the manifest is read
     /// again afterwards; when it changed (or a listed file vanished), the set is opened anew.
     /// A set whose manifest held still while it was opened is one the writer made; segments
-    /// opened stay readable after their files are removed.
+    /// opened stay readable after their files are removed. The head record read meanwhile is in
+    /// the set's context.
     static func openForReading(directory: String, afterReadingManifest: (() -> Void)? = nil) throws -> SegmentSet {
         let path = directory + "/" + Layout.manifestName
         let limit = Manifest.maximumSegmentCount * 80
@@ -122,8 +123,12 @@ struct SegmentSet {
                 if attempt < maximumOpenAttempts, try File.contents(of: path, limit: limit) != before { continue }
                 throw error
             }
+            var result = set
+            // The head read between the two reads of an unchanged manifest names one of its
+            // segments (a writer lists a segment in the manifest before it names it in the head).
+            result.context.head = try StoreFiles.readHead(in: directory)
             if attempt < maximumOpenAttempts, try File.contents(of: path, limit: limit) != before { continue }
-            return set
+            return result
         }
     }
 

@@ -2,7 +2,8 @@ import DugongStore
 import Foundation
 
 // A synchronous harness for callgrind (tools/callgrind/measure.sh): `append N DIR` appends N
-// events in 100-event commits to 1,000 streams; `replay DIR` reads every event in log order.
+// events in 100-event commits to 1,000 streams; `replay DIR` reads every event in log order;
+// `follow K DIR` follows K one-event commits with a read-only reader.
 // Public API only, so that the same file measures older versions of the engine too.
 func event(_ index: Int) -> NewEvent {
     NewEvent(
@@ -25,6 +26,12 @@ struct Harness {
         done.wait()
     }
 
+    @inline(never)
+    static func follow(_ reader: EventLog, next: inout UInt64) throws {
+        try reader.refresh()
+        for event in try reader.readAll(from: next) { next = event.position + 1 }
+    }
+
     static func run() async throws {
         let arguments = CommandLine.arguments
         let mode = arguments[1]
@@ -35,6 +42,23 @@ struct Harness {
                 try await log.append((0..<100).map { event(commit * 100 + $0) }, to: "s/\(commit % 1000)")
             }
             log.close()
+        } else if mode == "follow" {
+            // `follow K DIR`: a reader beside a writer of the same process; the writer makes K
+            // one-event commits and after each the reader refreshes and reads what is new.
+            // measure.sh collects only inside refresh and readAll (--toggle-collect).
+            let count = Int(arguments[2])!
+            var options = EventLog.Options()
+            options.readOnly = true
+            let reader = try EventLog.open(at: arguments[3], options: options)
+            let writer = try EventLog.open(at: arguments[3])
+            var next = reader.headPosition
+            for commit in 0..<count {
+                try await writer.append([event(commit)], to: "s/\(commit % 10)")  // streams both stores have
+                try follow(reader, next: &next)
+            }
+            writer.close()
+            reader.close()
+            print(next)
         } else {
             var options = EventLog.Options()
             options.readOnly = true
