@@ -67,7 +67,7 @@ struct CommandTests {
             {"stream":"b/1","type":"C"}
             {"stream":"b/1","data":{}}
             """
-        let imported = try CLI.run(["import", store], input: input)
+        let imported = try CLI.run(["import", store, "--batch", "2", "--acks"], input: input)
         #expect(imported.status == 1 && imported.stderr.contains("line 4: \"type\" must be a non-empty string"), "\(imported.stderr)")
         #expect(imported.lines.count == 1, "the a/1 commit was acknowledged")
         let all = try CLI.run(["read-all", store])
@@ -130,7 +130,7 @@ struct CommandTests {
             let data = index % 7 == 0 ? #"{"base64":"AP8Q"}"# : #"{"amount":\#(index),"note":"n\#(index % 13)","ratio":0.5}"#
             lines.append(#"{"stream":"acc/\#(index % 50)","type":"T\#(index % 3)","data":\#(data),"metadata":{"i":\#(index)},"timestamp":"2024-11-29T06:44:55.\#(String(format: "%03d", index % 1000))Z"}"#)
         }
-        let imported = try CLI.run(["import", source, "--batch", "7"], input: lines.joined(separator: "\n"))
+        let imported = try CLI.run(["import", source, "--batch", "7", "--acks"], input: lines.joined(separator: "\n"))
         #expect(imported.status == 0, "\(imported.stderr)")
         #expect(!imported.lines.isEmpty)
         #expect(try CLI.run(["truncate-stream", source, "acc/1", "--before", "30"]).status == 0)

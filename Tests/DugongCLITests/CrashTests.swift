@@ -31,7 +31,7 @@ struct CrashTests {
             let lines = (0..<3000).map { index in
                 #"{"stream":"s/\#(index % 7)","type":"T","data":{"iteration":\#(iteration),"index":\#(index),"pad":"\#(String(repeating: "x", count: index % 50))"}}"#
             }
-            let writer = try CLI.start(["import", store, "--batch", "\(1 + iteration % 5)"], input: lines.joined(separator: "\n"))
+            let writer = try CLI.start(["import", store, "--batch", "\(1 + iteration % 5)", "--acks"], input: lines.joined(separator: "\n"))
             defer { writer.remove() }
             try await Task.sleep(for: .milliseconds(Int.random(in: 5...60, using: &generator)))
             writer.kill()

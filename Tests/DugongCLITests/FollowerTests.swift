@@ -279,7 +279,7 @@ struct FollowerTests {
                 lines.append(#"{"stream":"t/\#(runs)","type":"T"}"#)
                 lines.append(#"{"stream":"t/\#(runs)","tombstone":true}"#)
             }
-            let writer = try CLI.start(["import", store, "--segment-size", "65536", "--batch", "5"], input: lines.joined(separator: "\n"))
+            let writer = try CLI.start(["import", store, "--segment-size", "65536", "--batch", "5", "--acks"], input: lines.joined(separator: "\n"))
             let beside = runs % 2 == 0 ? try CLI.start([["verify", "stats", "export"][runs / 2 % 3], store]) : nil
             if Int.random(in: 0..<6) == 0 {
                 try await Task.sleep(for: .milliseconds(Int.random(in: 5...120)))

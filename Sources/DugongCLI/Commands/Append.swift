@@ -42,9 +42,9 @@ struct Append: AsyncParsableCommand {
         var lines = InputLines()
         while let (number, text) = lines.next() {
             switch try Self.parse(text, line: number) {
-            case .event(nil, let event): events.append(event)
-            case .event(let named?, let event) where named == stream: events.append(event)
-            case .event(let named?, _):
+            case .event(nil, _, let event): events.append(event)
+            case .event(let named?, _, let event) where named == stream: events.append(event)
+            case .event(let named?, _, _):
                 throw Terminal.fail("line \(number): the event names stream '\(named)', not '\(stream)'")
             case .truncate, .tombstone:
                 throw Terminal.fail("line \(number): not an event (no \"type\")")
@@ -66,127 +66,6 @@ struct Append: AsyncParsableCommand {
             return try JSONLines.parse(text)
         } catch {
             throw Terminal.fail("line \(line): \(error)")
-        }
-    }
-}
-
-/// `dugong import`: many streams from JSON Lines, acknowledging every durable commit.
-struct Import: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Import events from JSON Lines on stdin; consecutive lines of a stream form one commit.",
-        discussion: """
-            Each line is an event with a "stream" field as well (the lines `dugong export` \
-            prints); versions and positions in the input are ignored, the store assigns them. \
-            Consecutive lines of one stream form one commit of at most --batch events. After each \
-            durable commit one acknowledgement line is printed and flushed, so a line on stdout \
-            always means "this is on disk". A bad line stops the import, naming its line number; \
-            nothing of its commit is written. Lines {"stream": …, "truncateBefore": n} and \
-            {"stream": …, "tombstone": true} apply those to the stream.
-
-            Example:
-              dugong export old-store | dugong import new-store
-            """
-    )
-
-    @Argument(help: "The store's directory (created if missing).") var store: String
-    @Option(help: "At most this many events per commit.") var batch = 1000
-    @Option(help: "Bytes preallocated for each new segment file, 4096 to 1 GiB (default 64 MiB).")
-    var segmentSize: Int?
-
-    func validate() throws {
-        guard batch > 0 else { throw ValidationError("--batch must be positive") }
-        if let segmentSize, segmentSize < 4096 || segmentSize > 1 << 30 {
-            throw ValidationError("--segment-size must be 4096 to 1073741824 bytes")
-        }
-    }
-
-    func run() async throws {
-        let log = try StoreAccess.open(store, forWriting: true, creating: true, segmentSize: segmentSize)
-        defer { log.close() }
-        var pending: (stream: String, events: [NewEvent])?
-        var imported = 0
-        let bar = ProgressBar("importing")
-        func flush() async throws {
-            guard let commit = pending else { return }
-            pending = nil
-            do {
-                let result = try await log.append(commit.events, to: commit.stream)
-                Terminal.emit(JSONLines.line(for: result))
-                imported += commit.events.count
-                bar.update(imported % 1000, of: 1000)
-            } catch {
-                throw Terminal.fail(StoreAccess.describe(error, path: store))
-            }
-        }
-        var lines = InputLines()
-        while let (number, text) = lines.next() {
-            switch try Append.parse(text, line: number) {
-            case .event(nil, _):
-                throw Terminal.fail("line \(number): \"stream\" is missing")
-            case .event(let stream?, let event):
-                if let current = pending, current.stream != stream || current.events.count == batch { try await flush() }
-                if pending == nil { pending = (stream, []) }
-                pending!.events.append(event)
-            case .truncate(let stream, let version):
-                try await flush()
-                try await apply("truncate", stream: stream) { try await log.truncate(stream: stream, before: version) }
-            case .tombstone(let stream):
-                try await flush()
-                try await apply("tombstone", stream: stream) { try await log.tombstone(stream: stream) }
-            }
-        }
-        try await flush()
-        bar.finish()
-    }
-
-    private func apply(_ what: String, stream: String, _ change: () async throws -> Void) async throws {
-        do {
-            try await change()
-        } catch let error as StoreError {
-            throw Terminal.fail("\(what) \(stream): \(StoreAccess.describe(error, path: store))")
-        }
-    }
-}
-
-/// `dugong export`: the log as JSON Lines that `import` takes.
-struct Export: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Print every event as JSON Lines that `dugong import` accepts.",
-        discussion: """
-            Events in log order (stream, version, id, type, timestamp, data, metadata), then one \
-            line per truncated, deleted or tombstoned stream. Exporting, importing into a new \
-            store and exporting again gives identical output (for a store exported from \
-            position 0). Reads without the write lock.
-
-            Example:
-              dugong export /var/lib/app/events > events.jsonl
-            """
-    )
-
-    @Argument(help: "The store's directory.") var store: String
-    @Option(help: "First global position to export.") var from: UInt64 = 0
-
-    func run() throws {
-        let log = try StoreAccess.open(store)
-        defer { log.close() }
-        do {
-            var position = from
-            while true {
-                let page = try log.readAll(from: position, maxCount: 4096)
-                guard let last = page.last else { break }
-                for event in page { Terminal.emit(JSONLines.line(for: event, withPosition: false)) }
-                position = last.position + 1
-            }
-            for stream in try log.streamNames() {
-                guard let info = try log.info(stream: stream) else { continue }
-                if info.isTombstoned {
-                    Terminal.emit("{\"stream\":\(JSONLines.quoted(stream)),\"tombstone\":true}")
-                } else if info.firstVisibleVersion > 1 {
-                    Terminal.emit("{\"stream\":\(JSONLines.quoted(stream)),\"truncateBefore\":\(info.firstVisibleVersion)}")
-                }
-            }
-        } catch let error as StoreError {
-            throw Terminal.fail(StoreAccess.describe(error, path: store))
         }
     }
 }

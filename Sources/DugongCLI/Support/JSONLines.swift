@@ -74,14 +74,20 @@ enum JSONLines {
 
     /// One parsed input line.
     enum Input {
-        case event(stream: String?, NewEvent)
+        /// An event; `version` when the line gives one (export's lines do).
+        case event(stream: String?, version: Int?, NewEvent)
         /// `{"stream": …, "truncateBefore": n}` or `{"stream": …, "tombstone": true}` (export's last lines).
         case truncate(stream: String, before: Int)
         case tombstone(stream: String)
     }
 
-    /// Parses an input line: `type`, `data`, optional `metadata`, `id`, `timestamp`, and
-    /// (for import) `stream`; `version` and `position` are ignored (the store assigns them).
+    /// The fields an event line may have (`position`, printed by `read-all`, is ignored).
+    private static let eventFields: Set<String> = ["stream", "version", "position", "id", "type", "timestamp", "data", "metadata"]
+
+    /// Parses an input line: an event (`type`, optional `data`, `metadata`, `id`, `timestamp`,
+    /// `version`, and `stream` for import; `position` is ignored) or a lifecycle change
+    /// (`stream` with `truncateBefore` or `tombstone`). Any other field is an error: a
+    /// misspelled field would otherwise drop what it holds.
     static func parse(_ line: Substring) throws -> Input {
         let value: JSONValue
         do {
@@ -92,14 +98,36 @@ enum JSONLines {
         guard case .object(let object) = value else { throw InputError("not a JSON object") }
         var stream: String?
         if let field = object["stream"] {
-            guard case .string(let name) = field else { throw InputError("\"stream\" must be a string") }
+            guard case .string(let name) = field, !name.isEmpty else { throw InputError("\"stream\" must be a non-empty string") }
             stream = name
         }
-        if object["type"] == nil, let stream {
-            if case .int(let version)? = object["truncateBefore"], version >= 1 { return .truncate(stream: stream, before: version) }
-            if case .bool(true)? = object["tombstone"] { return .tombstone(stream: stream) }
+        let lifecycle = ["truncateBefore", "tombstone"].filter { object[$0] != nil }
+        if !lifecycle.isEmpty {
+            guard object["type"] == nil else {
+                throw InputError("a line is an event (\"type\") or a lifecycle change (\"\(lifecycle[0])\"), not both")
+            }
+            guard lifecycle.count == 1 else { throw InputError("a line has \"truncateBefore\" or \"tombstone\", not both") }
+            guard let stream else { throw InputError("\"\(lifecycle[0])\" needs a \"stream\"") }
+            if let unknown = object.keys.sorted().first(where: { !["stream", lifecycle[0]].contains($0) }) {
+                throw InputError("unknown field \"\(unknown)\" in a lifecycle line")
+            }
+            if case .int(let version)? = object["truncateBefore"] {
+                guard version >= 1 else { throw InputError("\"truncateBefore\" must be a version (an integer, 1 or more)") }
+                return .truncate(stream: stream, before: version)
+            }
+            if object["truncateBefore"] != nil { throw InputError("\"truncateBefore\" must be a version (an integer, 1 or more)") }
+            guard case .bool(true)? = object["tombstone"] else { throw InputError("\"tombstone\" must be true") }
+            return .tombstone(stream: stream)
+        }
+        if let unknown = object.keys.sorted().first(where: { !eventFields.contains($0) }) {
+            throw InputError("unknown field \"\(unknown)\" (an event has \(eventFields.sorted().joined(separator: ", ")))")
         }
         guard case .string(let type)? = object["type"], !type.isEmpty else { throw InputError("\"type\" must be a non-empty string") }
+        var version: Int?
+        if let field = object["version"] {
+            guard case .int(let number) = field, number >= 1 else { throw InputError("\"version\" must be an integer, 1 or more") }
+            version = number
+        }
         var event = NewEvent(type: type, data: try bytes(of: object["data"]), metadata: try bytes(of: object["metadata"]))
         if let field = object["id"] {
             guard case .string(let text) = field, let id = UUID(uuidString: text) else { throw InputError("\"id\" must be a UUID string") }
@@ -111,6 +139,6 @@ enum JSONLines {
             }
             event.timestamp = date
         }
-        return .event(stream: stream, event)
+        return .event(stream: stream, version: version, event)
     }
 }

@@ -252,23 +252,34 @@ public final class EventLog: Sendable {
         var commitSize = 0
         for append in appends {
             let stream = append.stream
-            try Self.validate(stream: stream)
-            guard !append.events.isEmpty else { throw .invalidArgument("an append to '\(stream)' needs at least one event") }
+            try validate(append.events, for: stream)
             if case .exact(let version) = append.expected, version < 0 {
                 throw .invalidArgument("expected version \(version) is negative")
             }
-            for (index, event) in append.events.enumerated() {
-                try Self.validate(name: event.type, what: "event type")
-                let size = event.data.count + event.metadata.count
-                guard size <= options.maximumEventSize else {
-                    throw .eventTooLarge(stream: stream, index: index, size: size, maximum: options.maximumEventSize)
-                }
-                commitSize += size + stream.utf8.count + event.type.utf8.count + 40
+            for event in append.events {
+                commitSize += event.data.count + event.metadata.count + stream.utf8.count + event.type.utf8.count + 40
             }
         }
         guard commitSize <= Layout.maximumCommitSize else { throw .commitTooLarge(size: commitSize, maximum: Layout.maximumCommitSize) }
         try checkWritable()
         return try await submit { done in .append(appends, done: done) }
+    }
+
+    /// Checks `events` for `stream` as an append does, without writing anything: the stream
+    /// name and event types (1 to ``Options/maximumNameLength`` bytes of UTF-8 without NUL), at
+    /// least one event, and each event's data and metadata within ``Options/maximumEventSize``.
+    ///
+    /// - Throws: ``StoreError/invalidArgument(_:)`` or ``StoreError/eventTooLarge(stream:index:size:maximum:)``.
+    public func validate(_ events: [NewEvent], for stream: String) throws(StoreError) {
+        try Self.validate(stream: stream)
+        guard !events.isEmpty else { throw .invalidArgument("an append to '\(stream)' needs at least one event") }
+        for (index, event) in events.enumerated() {
+            try Self.validate(name: event.type, what: "event type")
+            let size = event.data.count + event.metadata.count
+            guard size <= options.maximumEventSize else {
+                throw .eventTooLarge(stream: stream, index: index, size: size, maximum: options.maximumEventSize)
+            }
+        }
     }
 
     /// Soft-deletes `stream`: it reads as empty at once; later appends continue its version
@@ -280,6 +291,9 @@ public final class EventLog: Sendable {
     }
 
     /// Hides the versions of `stream` below `version` (they are reclaimed by compaction).
+    ///
+    /// - Throws: ``StoreError/invalidArgument(_:)`` when `version` is beyond the stream's
+    ///   version + 1 (that would hide its next appends).
     public func truncate(stream: String, before version: Int) async throws(StoreError) {
         try Self.validate(stream: stream)
         guard version >= 1 else { throw .invalidArgument("truncate before version \(version): versions start at 1") }
@@ -288,6 +302,22 @@ public final class EventLog: Sendable {
         }
         try checkWritable()
         try await submit { done in .streamMetadata(stream: stream, change: .truncateBefore(version), done: done) }
+    }
+
+    /// Declares that `stream`, which has no events yet, begins at `version`: versions below it
+    /// are not in this store (they were removed where the stream came from, e.g. a compacted
+    /// store that `dugong export` read), and its first append gets `version`. Doing it again with
+    /// the same version does nothing, so an import can be re-run.
+    ///
+    /// - Throws: ``StoreError/invalidArgument(_:)`` when the stream has events or began
+    ///   elsewhere already, or `version` is outside 1 ... 2^62.
+    public func beginStream(_ stream: String, atVersion version: Int) async throws(StoreError) {
+        try Self.validate(stream: stream)
+        guard version >= 1, version <= Int(Layout.maximumPosition) else {
+            throw .invalidArgument("a stream begins at a version in 1 ... 2^62, not \(version)")
+        }
+        try checkWritable()
+        try await submit { done in .streamMetadata(stream: stream, change: .beginAt(version), done: done) }
     }
 
     /// Tombstones `stream`: it reads as empty and can never be appended to again.

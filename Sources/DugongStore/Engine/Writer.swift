@@ -22,7 +22,7 @@ final class Writer: Sendable {
     }
 
     enum StreamChange: Sendable {
-        case delete, truncateBefore(Int), tombstone
+        case delete, truncateBefore(Int), tombstone, beginAt(Int)
     }
 
     private struct Queue {
@@ -356,7 +356,21 @@ final class Writer: Sendable {
         case .delete:
             batch.builder.appendStreamMetadata(stream: stream, operation: .delete, version: view.version + 1)
         case .truncateBefore(let version):
+            // Hiding versions the stream does not have yet would hide its next appends.
+            guard version <= view.version + 1 else {
+                return .failure(.invalidArgument(
+                    "truncate '\(stream)' before version \(version): the stream is at version \(view.version), so at most \(view.version + 1) (which hides every version it has)"))
+            }
             batch.builder.appendStreamMetadata(stream: stream, operation: .truncateBefore, version: version)
+        case .beginAt(let version):
+            if view.version == version - 1 { return .success(()) }  // already so: nothing to write
+            guard view.version == 0 else {
+                return .failure(.invalidArgument(
+                    "stream '\(stream)' cannot begin at version \(version): it is at version \(view.version) already"))
+            }
+            batch.builder.appendStreamMetadata(stream: stream, operation: .versionsStartAt, version: version)
+            view.version = version - 1
+            view.pendingFrom = version
         case .tombstone:
             batch.builder.appendStreamMetadata(stream: stream, operation: .tombstone, version: 0)
             view.isTombstoned = true

@@ -1,0 +1,195 @@
+import ArgumentParser
+import Dugong
+import DugongStore
+import Foundation
+
+/// `dugong import`: many streams from JSON Lines, as `export` prints them.
+struct Import: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Import events from JSON Lines on stdin (what `dugong export` prints).",
+        discussion: """
+            Each line is an event with a "stream" field (and the fields `dugong append` takes), \
+            or a lifecycle line {"stream": …, "truncateBefore": n} or {"stream": …, \
+            "tombstone": true}. Lines are written in their order, packed into atomic commits of \
+            up to --batch events over any number of streams (one sync each).
+
+            An event line with a "version" (export prints them) is imported at that version: a \
+            stream that begins later than version 1 (its first versions were removed) begins \
+            there, and a line whose version the stream already has is skipped when the stored \
+            event has the same id (so an interrupted import can simply be run again) and is an \
+            error otherwise. A line without a version gets the stream's next version. \
+            Positions in the input are ignored: the store assigns them, in input order.
+
+            A bad line stops the import, naming its line number; nothing of its commit is \
+            written, the commits before it are. A summary goes to stderr; with --acks, one line \
+            per durable commit goes to stdout.
+
+            Example:
+              dugong export old-store | dugong import new-store
+            """
+    )
+
+    @Argument(help: "The store's directory (created if missing).") var store: String
+    @Option(help: "At most this many events per commit.") var batch = 1000
+    @Option(help: "Bytes preallocated for each new segment file, 4096 to 1 GiB (default 64 MiB).")
+    var segmentSize: Int?
+    @Flag(help: "Print one acknowledgement line per durable commit and stream on stdout.") var acks = false
+
+    func validate() throws {
+        guard batch > 0 else { throw ValidationError("--batch must be positive") }
+        if let segmentSize, segmentSize < 4096 || segmentSize > 1 << 30 {
+            throw ValidationError("--segment-size must be 4096 to 1073741824 bytes")
+        }
+    }
+
+    func run() async throws {
+        let log = try StoreAccess.open(store, forWriting: true, creating: true, segmentSize: segmentSize)
+        defer { log.close() }
+        let importer = Importer(log: log, store: store, batch: batch, acks: acks)
+        var lines = InputLines()
+        do {
+            while let (number, text) = lines.next() {
+                try await importer.take(try Append.parse(text, line: number), line: number)
+            }
+            try await importer.flush()
+        } catch let error as StoreError {
+            importer.finish()
+            throw Terminal.fail(StoreAccess.describe(error, path: store))
+        } catch {
+            importer.finish()
+            throw error
+        }
+        importer.finish()
+    }
+}
+
+/// The state of one import: the commit being packed and what the store's streams are at.
+final class Importer {
+    let log: EventLog
+    let store: String
+    let batch: Int
+    let acks: Bool
+    /// The appends of the next commit, in input order (a stream may appear more than once).
+    private var pending: [EventLog.Append] = []
+    private var pendingEvents = 0
+    /// The line of each pending append's first event (for errors).
+    private var pendingLines: [Int] = []
+    /// Each stream's version as the store and the pending commit leave it.
+    private var versions: [String: Int] = [:]
+    private var imported = 0
+    private var skipped = 0
+    private var commits = 0
+    private let bar = ProgressBar("importing")
+
+    init(log: EventLog, store: String, batch: Int, acks: Bool) {
+        self.log = log
+        self.store = store
+        self.batch = batch
+        self.acks = acks
+    }
+
+    private func version(of stream: String) throws -> Int {
+        if let known = versions[stream] { return known }
+        let version = try log.info(stream: stream)?.version ?? 0
+        versions[stream] = version
+        return version
+    }
+
+    func take(_ input: JSONLines.Input, line: Int) async throws {
+        switch input {
+        case .event(nil, _, _):
+            throw Terminal.fail("line \(line): \"stream\" is missing")
+        case .event(let stream?, let given, let event):
+            do {
+                try log.validate([event], for: stream)
+            } catch {
+                throw Terminal.fail("line \(line): \(error)")
+            }
+            let current = try version(of: stream)
+            let version = given ?? current + 1
+            if version <= current {
+                // Compared with the store: what is pending is written first.
+                if pending.contains(where: { $0.stream == stream }) { try await flush() }
+                try checkStored(event, stream: stream, version: version, line: line)
+                skipped += 1
+                return
+            }
+            if version > current + 1 {
+                guard current == 0 else {
+                    throw Terminal.fail("line \(line): version \(version) of '\(stream)' does not follow its version \(current)")
+                }
+                // The stream began later where it came from (its first versions were removed).
+                try await flush()
+                try await change(line: line) { try await $0.beginStream(stream, atVersion: version) }
+            }
+            if let last = pending.last, last.stream == stream {
+                pending[pending.count - 1].events.append(event)
+            } else {
+                pending.append(EventLog.Append(stream: stream, events: [event], expected: .exact(version - 1)))
+                pendingLines.append(line)
+            }
+            versions[stream] = version
+            pendingEvents += 1
+            if pendingEvents >= batch { try await flush() }
+        case .truncate(let stream, let before):
+            try await flush()
+            let current = try version(of: stream)
+            if current == 0 && before > 1 {
+                // Every version below it was removed where the stream came from.
+                try await change(line: line) { try await $0.beginStream(stream, atVersion: before) }
+                versions[stream] = before - 1
+            }
+            try await change(line: line) { try await $0.truncate(stream: stream, before: before) }
+        case .tombstone(let stream):
+            try await flush()
+            try await change(line: line) { try await $0.tombstone(stream: stream) }
+        }
+    }
+
+    /// A line whose version the stream has: the stored event must be the same one (an import
+    /// run again); a hidden one cannot be read, and is taken as it.
+    private func checkStored(_ event: NewEvent, stream: String, version: Int, line: Int) throws {
+        guard let stored = try log.read(stream: stream, from: version, maxCount: 1).first, stored.version == version else { return }
+        guard stored.id == event.id else {
+            throw Terminal.fail(
+                "line \(line): '\(stream)' has version \(version) already, as another event (id \(stored.id.uuidString.lowercased()), not \(event.id.uuidString.lowercased()))")
+        }
+    }
+
+    private func change(line: Int, _ body: (EventLog) async throws -> Void) async throws {
+        do {
+            try await body(log)
+        } catch let error as StoreError {
+            throw Terminal.fail("line \(line): \(StoreAccess.describe(error, path: store))")
+        }
+    }
+
+    /// Writes the pending commit (one sync) and acknowledges it.
+    func flush() async throws {
+        guard !pending.isEmpty else { return }
+        let appends = pending
+        let lines = pendingLines
+        pending = []
+        pendingLines = []
+        pendingEvents = 0
+        let results: [Commit]
+        do {
+            results = try await log.append(appends)
+        } catch {
+            throw Terminal.fail("the commit of lines \(lines.first!)...: \(StoreAccess.describe(error, path: store))")
+        }
+        commits += 1
+        for result in results {
+            imported += result.lastVersion - result.firstVersion + 1
+            if acks { Terminal.emit(JSONLines.line(for: result)) }
+        }
+        bar.update(imported % 10_000, of: 10_000)
+    }
+
+    /// Ends the progress bar and prints the summary on stderr.
+    func finish() {
+        bar.finish()
+        Terminal.error(
+            "imported \(imported) event\(imported == 1 ? "" : "s") in \(commits) commit\(commits == 1 ? "" : "s"); skipped \(skipped) already in the store")
+    }
+}

@@ -1,0 +1,177 @@
+import Foundation
+import Glibc
+import Testing
+
+/// `export | import` moves a store without losing or hiding anything: the tool issue's defects
+/// 1 to 4 and 7, the round trip of every lifecycle operation with and without compaction, and
+/// imports run twice or killed and run again.
+@Suite("Export and import")
+struct ImportExportTests {
+    static func run(_ arguments: [String], input: String = "") throws -> CLI.Result {
+        let result = try CLI.run(arguments, input: input)
+        #expect(result.status == 0, "\(arguments): \(result.stderr)")
+        return result
+    }
+
+    /// A stream's events as `read` prints them, without positions (a compacted source has gaps).
+    static func reading(_ store: String, _ stream: String) throws -> [String] {
+        try run(["read", store, stream]).lines.map { $0.replacing(/"position":[0-9]+,/, with: "") }
+    }
+
+    /// A source store that used every lifecycle operation: truncations, deletes (one followed by
+    /// more appends), a tombstone, a stream whose every event is hidden.
+    static func makeSource() throws -> String {
+        let source = CLI.storePath("source")
+        var lines: [String] = []
+        for index in 0..<600 {
+            let data = index % 7 == 0 ? #"{"base64":"AP8Q"}"# : #"{"amount":\#(index),"note":"n\#(index % 13)"}"#
+            lines.append(#"{"stream":"acc/\#(index % 12)","type":"T\#(index % 3)","data":\#(data),"metadata":{"i":\#(index)},"timestamp":"2024-11-29T06:44:55.\#(String(format: "%03d", index % 1000))Z"}"#)
+        }
+        _ = try run(["import", source, "--batch", "37"], input: lines.joined(separator: "\n"))
+        _ = try run(["truncate-stream", source, "acc/1", "--before", "30"])
+        _ = try run(["truncate-stream", source, "acc/4", "--before", "51"])  // every version hidden
+        _ = try run(["tombstone-stream", source, "acc/2"])
+        _ = try run(["delete-stream", source, "acc/3"])
+        _ = try run(["delete-stream", source, "acc/5"])
+        _ = try run(["append", source, "acc/5"], input: #"{"type":"AfterDelete","data":{"x":1}}"#)
+        return source
+    }
+
+    // Done means 2: export | import | export is byte-identical, every stream reads the same in
+    // both stores, and importing the same file again changes nothing; for the store as written
+    // and compacted.
+    @Test(arguments: [false, true])
+    func exportImportExportIsIdenticalForEveryLifecycle(compacted: Bool) throws {
+        let source = try Self.makeSource()
+        let target = CLI.storePath("target")
+        defer {
+            try? FileManager.default.removeItem(atPath: source)
+            try? FileManager.default.removeItem(atPath: target)
+        }
+        if compacted { _ = try Self.run(["compact", source]) }
+        let first = try Self.run(["export", source]).stdout
+        _ = try Self.run(["import", target], input: first)
+        let second = try Self.run(["export", target]).stdout
+        #expect(second == first)
+        for stream in (0..<12).map({ "acc/\($0)" }) {
+            #expect(try Self.reading(target, stream) == Self.reading(source, stream), "\(stream)")
+        }
+        #expect(try Self.reading(target, "acc/5").count == 1)
+        let again = try Self.run(["import", target], input: first)
+        #expect(again.stderr.contains("imported 0 events"), "\(again.stderr)")
+        #expect(try Self.run(["export", target]).stdout == first)
+        // Appends continue each stream's versions as in the source.
+        _ = try Self.run(["append", source, "acc/4"], input: #"{"type":"Next"}"#)
+        _ = try Self.run(["append", target, "acc/4"], input: #"{"type":"Next"}"#)
+        #expect(try Self.reading(target, "acc/4").map { $0.contains(#""version":51"#) } == [true])
+    }
+
+    // Defect 1: a stream truncated and compacted began at version 3; the import renumbered its
+    // event as version 1 and then hid it with the truncation.
+    @Test func aTruncatedCompactedStreamKeepsItsLiveEvents() throws {
+        let a = CLI.storePath("defect1-a")
+        let b = CLI.storePath("defect1-b")
+        defer {
+            try? FileManager.default.removeItem(atPath: a)
+            try? FileManager.default.removeItem(atPath: b)
+        }
+        _ = try Self.run(["import", a], input: "{\"stream\":\"s\",\"type\":\"E1\"}\n{\"stream\":\"s\",\"type\":\"E2\"}\n{\"stream\":\"s\",\"type\":\"E3\"}\n")
+        _ = try Self.run(["truncate-stream", a, "s", "--before", "3"])
+        _ = try Self.run(["compact", a])
+        _ = try Self.run(["import", b], input: try Self.run(["export", a]).stdout)
+        let read = try Self.run(["read", b, "s"])
+        #expect(read.lines.count == 1 && read.stdout.contains(#""version":3"#) && read.stdout.contains(#""type":"E3""#), "\(read.stdout)")
+    }
+
+    // Defect 2: an import interrupted and run again duplicated events. Killed at random points
+    // and run again until it completes, it gives the store one complete run gives.
+    @Test func anImportKilledAndRunAgainGivesTheSameStore() async throws {
+        let source = try Self.makeSource()
+        let once = CLI.storePath("once")
+        let resumed = CLI.storePath("resumed")
+        defer {
+            for store in [source, once, resumed] { try? FileManager.default.removeItem(atPath: store) }
+        }
+        let exported = try Self.run(["export", source]).stdout
+        _ = try Self.run(["import", once, "--batch", "10"], input: exported)
+        var kills = 0
+        while true {
+            let importer = try CLI.start(["import", resumed, "--batch", "10", "--acks"], input: exported)
+            defer { importer.remove() }
+            if kills < 4 {
+                // Killed once it has acknowledged a few commits of this run: in the middle.
+                let wanted = Int.random(in: 1...5)
+                while importer.process.isRunning, importer.result().lines.count < wanted {
+                    try await Task.sleep(for: .milliseconds(1))
+                }
+                if importer.process.isRunning {
+                    importer.kill()
+                    kills += 1
+                    continue
+                }
+            }
+            importer.process.waitUntilExit()
+            #expect(importer.process.terminationStatus == 0, "\(importer.result().stderr)")
+            break
+        }
+        #expect(kills == 4)
+        #expect(try Self.run(["export", resumed]).stdout == Self.run(["export", once]).stdout)
+        #expect(try Self.run(["verify", resumed]).status == 0)
+    }
+
+    // Defect 2, the other half: a line at a version the stream has, holding another event, is an
+    // error naming the line, not a silent skip or a duplicate.
+    @Test func aLineAtAStoredVersionWithAnotherIDIsAnError() throws {
+        let store = CLI.storePath("conflict")
+        defer { try? FileManager.default.removeItem(atPath: store) }
+        _ = try Self.run(["import", store], input: #"{"stream":"s","version":1,"type":"A","id":"00000000-0000-0000-0000-000000000001"}"#)
+        let again = try CLI.run(["import", store], input: #"{"stream":"s","version":1,"type":"A","id":"00000000-0000-0000-0000-000000000002"}"#)
+        #expect(again.status == 1 && again.stderr.contains("line 1: 's' has version 1 already, as another event"), "\(again.stderr)")
+    }
+
+    // Defect 3: an interleaved file (every real export) is packed into commits of --batch events
+    // over many streams, not one commit per stream change.
+    @Test func interleavedInputIsPackedIntoCommitsOfTheBatchSize() throws {
+        let store = CLI.storePath("interleaved")
+        defer { try? FileManager.default.removeItem(atPath: store) }
+        let lines = (0..<5000).map { #"{"stream":"s/\#($0 % 501)","type":"T","data":{"i":\#($0)}}"# }
+        let imported = try Self.run(["import", store, "--batch", "1000"], input: lines.joined(separator: "\n"))
+        #expect(imported.stderr.contains("imported 5000 events in 5 commits"), "\(imported.stderr)")
+        #expect(try Self.run(["read-all", store]).lines.count == 5000)
+        #expect(try Self.run(["read", store, "s/7"]).lines.count == 10)
+    }
+
+    // Defect 4: truncating past a stream's version + 1 hid its next appends. The lifecycle
+    // command refuses it; an import may declare that a stream begins later, and the stream's
+    // next append is readable at that version.
+    @Test func truncatingPastTheNextVersionIsRefusedAndAnImportedBeginningIsReadable() throws {
+        let store = CLI.storePath("defect4")
+        defer { try? FileManager.default.removeItem(atPath: store) }
+        _ = try Self.run(["append", store, "s"], input: "{\"type\":\"A\"}\n{\"type\":\"B\"}\n{\"type\":\"C\"}")
+        let refused = try CLI.run(["truncate-stream", store, "s", "--before", "999"])
+        #expect(refused.status == 1 && refused.stderr.contains("the stream is at version 3, so at most 4"), "\(refused.stderr)")
+        #expect(try Self.run(["read", store, "s"]).lines.count == 3)
+        _ = try Self.run(["import", store], input: #"{"stream":"zz","truncateBefore":1000}"#)
+        let appended = try Self.run(["append", store, "zz"], input: #"{"type":"First"}"#)
+        #expect(appended.stdout.contains(#""firstVersion":1000"#), "\(appended.stdout)")
+        #expect(try Self.run(["read", store, "zz"]).lines.count == 1)
+    }
+
+    // Defect 7: input lines that would silently drop what they hold, or errors without a line.
+    @Test func badInputLinesAreErrorsThatNameTheLineAndTheField() throws {
+        let store = CLI.storePath("defect7")
+        defer { try? FileManager.default.removeItem(atPath: store) }
+        let cases: [(String, String)] = [
+            (#"{"stream":"s","type":"T","dta":{"x":1}}"#, #"line 1: unknown field "dta""#),
+            (#"{"stream":"s","type":"T","truncateBefore":2}"#, "not both"),
+            (#"{"stream":"s","truncateBefore":"x"}"#, #""truncateBefore" must be a version"#),
+            (#"{"stream":"","type":"T"}"#, #"line 1: "stream" must be a non-empty string"#),
+            (#"{"stream":"s","type":"T","data":{"pad":"\#(String(repeating: "x", count: 5 << 20))"}}"#, "line 1: event 0 of the append to 's' is"),
+        ]
+        for (line, message) in cases {
+            let result = try CLI.run(["import", store], input: "{\"stream\":\"ok\",\"type\":\"T\"}\n" + line.replacing("line 1", with: "line 2"))
+            let expected = message.replacing("line 1", with: "line 2")
+            #expect(result.status == 1 && result.stderr.contains(expected), "\(line.prefix(80)): \(result.stderr)")
+        }
+    }
+}
