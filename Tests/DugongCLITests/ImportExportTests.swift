@@ -1,3 +1,5 @@
+import Dugong
+import DugongStore
 import Foundation
 import Glibc
 import Testing
@@ -20,10 +22,10 @@ struct ImportExportTests {
 
     /// A source store that used every lifecycle operation: truncations, deletes (one followed by
     /// more appends), a tombstone, a stream whose every event is hidden.
-    static func makeSource() throws -> String {
+    static func makeSource(events: Int = 600) throws -> String {
         let source = CLI.storePath("source")
         var lines: [String] = []
-        for index in 0..<600 {
+        for index in 0..<events {
             let data = index % 7 == 0 ? #"{"base64":"AP8Q"}"# : #"{"amount":\#(index),"note":"n\#(index % 13)"}"#
             lines.append(#"{"stream":"acc/\#(index % 12)","type":"T\#(index % 3)","data":\#(data),"metadata":{"i":\#(index)},"timestamp":"2024-11-29T06:44:55.\#(String(format: "%03d", index % 1000))Z"}"#)
         }
@@ -86,17 +88,17 @@ struct ImportExportTests {
     // Defect 2: an import interrupted and run again duplicated events. Killed at random points
     // and run again until it completes, it gives the store one complete run gives.
     @Test func anImportKilledAndRunAgainGivesTheSameStore() async throws {
-        let source = try Self.makeSource()
+        let source = try Self.makeSource(events: 3000)
         let once = CLI.storePath("once")
         let resumed = CLI.storePath("resumed")
         defer {
             for store in [source, once, resumed] { try? FileManager.default.removeItem(atPath: store) }
         }
         let exported = try Self.run(["export", source]).stdout
-        _ = try Self.run(["import", once, "--batch", "10"], input: exported)
+        _ = try Self.run(["import", once, "--batch", "5"], input: exported)
         var kills = 0
         while true {
-            let importer = try CLI.start(["import", resumed, "--batch", "10", "--acks"], input: exported)
+            let importer = try CLI.start(["import", resumed, "--batch", "5", "--acks"], input: exported)
             defer { importer.remove() }
             if kills < 4 {
                 // Killed once it has acknowledged a few commits of this run: in the middle.
@@ -173,5 +175,45 @@ struct ImportExportTests {
             let expected = message.replacing("line 1", with: "line 2")
             #expect(result.status == 1 && result.stderr.contains(expected), "\(line.prefix(80)): \(result.stderr)")
         }
+    }
+
+    // Payload bytes move unchanged: JSON is printed as stored (key order, number spelling,
+    // escapes, integers beyond 2^53), and whatever is not one line of JSON as base64 — also JSON
+    // nested deeper than a line may be (defect 5: nested exactly 512 levels it read back as null).
+    @Test func payloadBytesSurviveExportAndImportExactly() async throws {
+        let source = CLI.storePath("bytes-source")
+        let target = CLI.storePath("bytes-target")
+        defer {
+            try? FileManager.default.removeItem(atPath: source)
+            try? FileManager.default.removeItem(atPath: target)
+        }
+        func nested(_ depth: Int) -> Data { Data((String(repeating: "[", count: depth) + String(repeating: "]", count: depth)).utf8) }
+        let payloads: [Data] = [
+            Data(#"{"b":1, "a":18446744073709551615,"c":1.50,"d":1e400,"u":"\u00e9\n"}"#.utf8),
+            Data(#"{"base64":"AP8Q"}"#.utf8), Data("null".utf8), Data("42".utf8), Data("{\n}".utf8),
+            Data([0, 255, 16]), Data("not json".utf8), nested(499), nested(511), nested(512), nested(513),
+        ]
+        do {
+            let log = try EventLog.open(at: source, options: .init(createIfMissing: true))
+            defer { log.close() }
+            for payload in payloads {
+                try await log.append([NewEvent(type: "T", data: payload, metadata: payload)], to: "s")
+            }
+        }
+        let exported = try Self.run(["export", source]).stdout
+        for line in exported.split(separator: "\n") {
+            #expect((try? JSONSerialization.jsonObject(with: Data(line.utf8))) != nil, "a line JSON parsers refuse: \(line.prefix(80))")
+        }
+        _ = try Self.run(["import", target], input: exported)
+        #expect(try Self.run(["export", target]).stdout == exported)
+        let log = try EventLog.open(at: target, options: {
+            var options = EventLog.Options()
+            options.readOnly = true
+            return options
+        }())
+        defer { log.close() }
+        let stored = try log.read(stream: "s")
+        #expect(stored.map(\.data) == payloads)
+        #expect(stored.map(\.metadata) == payloads)
     }
 }

@@ -16,25 +16,47 @@ enum JSONLines {
         return String(text.dropLast()) + "." + String(format: "%03d", millis) + "Z"
     }
 
-    /// Stored bytes as a JSON value: the bytes themselves when they are JSON, `{"base64": …}`
-    /// otherwise, `null` when empty.
-    static func value(of bytes: Data) -> JSONValue {
-        guard !bytes.isEmpty else { return .null }
-        if let value = try? JSONValue(json: bytes) { return value }
-        return ["base64": .string(bytes.base64EncodedString())]
+    /// Stored bytes as the JSON text of a line: the bytes themselves, verbatim, when they are
+    /// JSON on one line (so that import stores them again byte for byte); `{"base64": "…"}`
+    /// otherwise (also for JSON that is itself a single-key `base64` object, so that it is not
+    /// taken for raw bytes, and for JSON nested deeper than ``maximumDepth``); `null` when
+    /// empty.
+    static func jsonText(of bytes: Data) -> String {
+        guard !bytes.isEmpty else { return "null" }
+        // The line adds a level: deeper values would make a line JSON parsers refuse.
+        if !bytes.contains(0x0A), !bytes.contains(0x0D), JSONMembers.depth(of: bytes) < maximumDepth,
+            let value = try? JSONValue(json: bytes)
+        {
+            switch value {
+            case .null:
+                break  // the text "null": not to be read back as no bytes
+            case .object(let object) where object.count == 1 && object["base64"] != nil:
+                break
+            default:
+                return String(decoding: bytes, as: UTF8.self)
+            }
+        }
+        return "{\"base64\":\"" + bytes.base64EncodedString() + "\"}"
     }
 
-    /// The bytes to store for a JSON value read from input (the inverse of ``value(of:)``).
-    static func bytes(of value: JSONValue?) throws -> Data {
+    /// The deepest data or metadata printed as JSON (deeper is printed as base64): the line
+    /// around it must stay within the 512 levels common JSON parsers accept.
+    static let maximumDepth = 500
+
+    /// The bytes to store for a member of an input line (the inverse of ``jsonText(of:)``): its
+    /// raw text, except `null` (no bytes) and `{"base64": "…"}` (the decoded bytes).
+    static func bytes(of value: JSONValue?, raw: ArraySlice<UInt8>?) throws -> Data {
         switch value {
-        case nil, .null?: return Data()
-        case .object(let object)? where object.count == 1:
-            if case .string(let text)? = object["base64"] {
-                guard let data = Data(base64Encoded: text) else { throw InputError("\"base64\" holds invalid base64") }
-                return data
+        case nil, .null?:
+            return Data()
+        case .object(let object)? where object.count == 1 && object["base64"] != nil:
+            guard case .string(let text)? = object["base64"], let data = Data(base64Encoded: text) else {
+                throw InputError("\"base64\" holds invalid base64")
             }
-            return try value!.jsonData()
-        case let value?: return try value.jsonData()
+            return data
+        case let value?:
+            if let raw { return Data(raw) }
+            return try value.jsonData()
         }
     }
 
@@ -54,8 +76,8 @@ enum JSONLines {
             "\"id\":" + quoted(event.id.uuidString.lowercased()),
             "\"type\":" + quoted(event.type),
             "\"timestamp\":" + quoted(timestamp(event)),
-            "\"data\":" + text(value(of: event.data)),
-            "\"metadata\":" + text(value(of: event.metadata)),
+            "\"data\":" + jsonText(of: event.data),
+            "\"metadata\":" + jsonText(of: event.metadata),
         ]
         return "{" + fields.joined(separator: ",") + "}"
     }
@@ -96,6 +118,8 @@ enum JSONLines {
             throw InputError("not valid JSON")
         }
         guard case .object(let object) = value else { throw InputError("not a JSON object") }
+        let raw = Array(line.utf8)
+        let spans = try JSONMembers.spans(in: raw)
         var stream: String?
         if let field = object["stream"] {
             guard case .string(let name) = field, !name.isEmpty else { throw InputError("\"stream\" must be a non-empty string") }
@@ -128,7 +152,9 @@ enum JSONLines {
             guard case .int(let number) = field, number >= 1 else { throw InputError("\"version\" must be an integer, 1 or more") }
             version = number
         }
-        var event = NewEvent(type: type, data: try bytes(of: object["data"]), metadata: try bytes(of: object["metadata"]))
+        var event = NewEvent(
+            type: type, data: try bytes(of: object["data"], raw: spans["data"].map { raw[$0] }),
+            metadata: try bytes(of: object["metadata"], raw: spans["metadata"].map { raw[$0] }))
         if let field = object["id"] {
             guard case .string(let text) = field, let id = UUID(uuidString: text) else { throw InputError("\"id\" must be a UUID string") }
             event.id = id
