@@ -48,10 +48,10 @@ struct CommandTests {
         defer { try? FileManager.default.removeItem(atPath: store) }
         _ = try CLI.run(["append", store, "s/1"], input: #"{"type":"A"}"#)
         let conflict = try CLI.run(["append", store, "s/1", "--expected-version", "no-stream"], input: #"{"type":"B"}"#)
-        #expect(conflict.status == 1 && conflict.stdout.isEmpty)
+        #expect(conflict.status == 2 && conflict.stdout.isEmpty)
         #expect(conflict.stderr.contains("expected no stream, actual version 1"), "\(conflict.stderr)")
         let exact = try CLI.run(["append", store, "s/1", "--expected-version", "5"], input: #"{"type":"B"}"#)
-        #expect(exact.status == 1 && exact.stderr.contains("expected version 5, actual version 1"))
+        #expect(exact.status == 2 && exact.stderr.contains("expected version 5, actual version 1"))
         let bad = try CLI.run(["append", store, "s/1", "--expected-version", "sometimes"], input: #"{"type":"B"}"#)
         #expect(bad.status != 0 && bad.stderr.contains("expected-version"))
     }
@@ -60,7 +60,7 @@ struct CommandTests {
         let store = CLI.storePath()
         defer { try? FileManager.default.removeItem(atPath: store) }
         let append = try CLI.run(["append", store, "s/1"], input: "{\"type\":\"A\"}\n{\"type\":\"B\"\n")
-        #expect(append.status == 1 && append.stderr.contains("line 2: not valid JSON"), "\(append.stderr)")
+        #expect(append.status == 65 && append.stderr.contains("line 2: not valid JSON"), "\(append.stderr)")
         let input = """
             {"stream":"a/1","type":"A"}
             {"stream":"a/1","type":"B"}
@@ -68,7 +68,7 @@ struct CommandTests {
             {"stream":"b/1","data":{}}
             """
         let imported = try CLI.run(["import", store, "--batch", "2", "--acks"], input: input)
-        #expect(imported.status == 1 && imported.stderr.contains("line 4: \"type\" must be a non-empty string"), "\(imported.stderr)")
+        #expect(imported.status == 65 && imported.stderr.contains("line 4: \"type\" must be a non-empty string"), "\(imported.stderr)")
         #expect(imported.lines.count == 1, "the a/1 commit was acknowledged")
         let all = try CLI.run(["read-all", store])
         #expect(try all.lines.map { try Self.jsonObject($0)["type"] as? String } == ["A", "B"], "nothing of b/1's commit")
@@ -80,9 +80,9 @@ struct CommandTests {
         let log = try EventLog.open(at: store, options: .init(createIfMissing: true))
         try await log.append([NewEvent(type: "A", data: Data())], to: "s/1")
         let append = try CLI.run(["append", store, "s/1"], input: #"{"type":"B"}"#)
-        #expect(append.status == 1 && append.stderr.contains("locked by another process"), "\(append.stderr)")
+        #expect(append.status == 75 && append.stderr.contains("locked by another process"), "\(append.stderr)")
         let delete = try CLI.run(["delete-stream", store, "s/1"])
-        #expect(delete.status == 1 && delete.stderr.contains("locked"))
+        #expect(delete.status == 75 && delete.stderr.contains("locked"))
         // Readers need no lock.
         let read = try CLI.run(["read", store, "s/1"])
         #expect(read.status == 0 && read.lines.count == 1)
@@ -184,13 +184,13 @@ struct CommandTests {
             #expect(help.status == 0 && help.stdout.contains("dugong \(command)") && help.stdout.contains("xample"), "\(command)")
         }
         let missing = try CLI.run(["read", "/nonexistent/store", "s/1"])
-        #expect(missing.status == 1 && missing.stderr.contains("/nonexistent/store does not exist"))
+        #expect(missing.status == 66 && missing.stderr.contains("/nonexistent/store does not exist"))
         let notAStore = FileManager.default.temporaryDirectory.appendingPathComponent("dugong-cli-notes-\(UUID().uuidString.prefix(6))")
         try FileManager.default.createDirectory(at: notAStore, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: notAStore) }
         try Data("hi".utf8).write(to: notAStore.appendingPathComponent("notes.txt"))
         let wrong = try CLI.run(["stats", notAStore.path])
-        #expect(wrong.status == 1 && wrong.stderr.contains("is not a Dugong store"))
+        #expect(wrong.status == 66 && wrong.stderr.contains("is not a Dugong store"))
     }
 
     @Test func benchAndDemoRun() throws {
@@ -237,6 +237,6 @@ struct CommandTests {
         let writer = try EventLog.open(at: store)
         let refused = try CLI.run(["compact", store])
         writer.close()
-        #expect(refused.status == 1 && refused.stderr.contains("locked by another process"))
+        #expect(refused.status == 75 && refused.stderr.contains("locked by another process"))
     }
 }

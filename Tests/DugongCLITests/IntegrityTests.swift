@@ -139,7 +139,7 @@ struct IntegrityTests {
         #expect(try CLI.run(["delete-stream", store, "x"]).status == 0)
         #expect(try CLI.run(["compact", store]).status == 0)
         let conflict = try CLI.run(["append", store, "x", "--expected-version", "0"], input: #"{"type":"T"}"#)
-        #expect(conflict.status == 1 && conflict.stderr.contains("actual version 5"), "\(conflict.stderr)")
+        #expect(conflict.status == 2 && conflict.stderr.contains("actual version 5"), "\(conflict.stderr)")
         let append = try CLI.run(["append", store, "x", "--expected-version", "5"], input: #"{"type":"After"}"#)
         #expect(append.status == 0 && append.stdout.contains(#""firstVersion":6"#), "\(append.stdout) \(append.stderr)")
         let read = try CLI.run(["read", store, "x"])
@@ -210,7 +210,7 @@ struct IntegrityTests {
         #expect(try CLI.run(["compact", store]).status == 0)
         for expected in ["no-stream", "1"] {
             let append = try CLI.run(["append", store, "s", "--expected-version", expected], input: #"{"type":"T"}"#)
-            #expect(append.status == 1 && append.stderr.contains("actual version 3") && !append.stderr.contains("corruption"), "\(append.stderr)")
+            #expect(append.status == 2 && append.stderr.contains("actual version 3") && !append.stderr.contains("corruption"), "\(append.stderr)")
         }
     }
 
@@ -236,7 +236,7 @@ struct IntegrityTests {
         defer { Self.remove(store) }
         try FileManager.default.copyItem(atPath: fixture.appendingPathComponent("v1-store").path, toPath: store)
         let refused = try CLI.run(["read-all", store])
-        #expect(refused.status == 1 && refused.stderr.contains("dugong upgrade"), "\(refused.stderr)")
+        #expect(refused.status == 66 && refused.stderr.contains("dugong upgrade"), "\(refused.stderr)")
         let upgrade = try CLI.run(["upgrade", store])
         #expect(upgrade.status == 0 && upgrade.stdout.contains("70 events"), "\(upgrade.stdout) \(upgrade.stderr)")
         let export = try CLI.run(["export", store])

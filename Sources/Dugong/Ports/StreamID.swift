@@ -19,9 +19,12 @@ public struct StreamID: Sendable, Hashable, Codable, CustomStringConvertible {
         self.init(origin: State.origin, aggregateType: State.aggregateType, aggregateID: id, tenantID: tenantID)
     }
 
+    /// `origin:aggregateType/aggregateID` (`origin:aggregateType@tenant/aggregateID` with a
+    /// tenant): how DugongStore names the stream, and how the `dugong` tool prints it (the store
+    /// percent-encodes `%`, `:`, `@` and `/` in the first three parts).
     public var description: String {
-        let stream = "\(origin)/\(aggregateType)/\(aggregateID)"
-        return tenantID.map { "\(stream) (tenant \($0))" } ?? stream
+        let category = "\(origin):\(aggregateType)"
+        return (tenantID.map { "\(category)@\($0)" } ?? category) + "/\(aggregateID)"
     }
 }
 

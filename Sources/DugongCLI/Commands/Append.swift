@@ -45,19 +45,19 @@ struct Append: AsyncParsableCommand {
             case .event(nil, _, let event): events.append(event)
             case .event(let named?, _, let event) where named == stream: events.append(event)
             case .event(let named?, _, _):
-                throw Terminal.fail("line \(number): the event names stream '\(named)', not '\(stream)'")
+                throw Terminal.fail("line \(number): the event names stream '\(named)', not '\(stream)'", code: ExitStatus.badInput.rawValue)
             case .truncate, .tombstone:
-                throw Terminal.fail("line \(number): not an event (no \"type\")")
+                throw Terminal.fail("line \(number): not an event (no \"type\")", code: ExitStatus.badInput.rawValue)
             }
         }
-        guard !events.isEmpty else { throw Terminal.fail("no events on stdin") }
+        guard !events.isEmpty else { throw Terminal.fail("no events on stdin", code: ExitStatus.badInput.rawValue) }
         let log = try StoreAccess.open(store, forWriting: true, creating: true)
         defer { log.close() }
         do {
             let commit = try await log.append(events, to: stream, expecting: expected)
             Terminal.emit(JSONLines.line(for: commit))
         } catch {
-            throw Terminal.fail(StoreAccess.describe(error, path: store))
+            throw StoreAccess.fail(error, path: store)
         }
     }
 
@@ -65,7 +65,7 @@ struct Append: AsyncParsableCommand {
         do {
             return try JSONLines.parse(text)
         } catch {
-            throw Terminal.fail("line \(line): \(error)")
+            throw Terminal.fail("line \(line): \(error)", code: ExitStatus.badInput.rawValue)
         }
     }
 }
@@ -81,7 +81,7 @@ struct DeleteStream: AsyncParsableCommand {
     @Argument(help: "The stream's name.") var stream: String
 
     func run() async throws {
-        try await StreamChange.apply(store: store) { try await $0.delete(stream: stream) }
+        try await StreamChange.apply(store: store, stream: stream) { try await $0.delete(stream: stream) }
     }
 }
 
@@ -89,14 +89,20 @@ struct TruncateStream: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "truncate-stream",
         abstract: "Hide a stream's versions below --before (compaction reclaims them).",
-        discussion: "Example:\n  dugong truncate-stream /var/lib/app/events account/42 --before 100"
+        discussion: """
+            --before may be at most the stream's version + 1 (which hides every version it has); \
+            later versions would hide its next appends, and are refused.
+
+            Example:
+              dugong truncate-stream /var/lib/app/events account/42 --before 100
+            """
     )
     @Argument(help: "The store's directory.") var store: String
     @Argument(help: "The stream's name.") var stream: String
     @Option(help: "The first version to keep.") var before: Int
 
     func run() async throws {
-        try await StreamChange.apply(store: store) { try await $0.truncate(stream: stream, before: before) }
+        try await StreamChange.apply(store: store, stream: stream) { try await $0.truncate(stream: stream, before: before) }
     }
 }
 
@@ -104,24 +110,47 @@ struct TombstoneStream: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tombstone-stream",
         abstract: "Hard-delete a stream: it reads as empty and can never be appended to again.",
-        discussion: "Example:\n  dugong tombstone-stream /var/lib/app/events account/42"
+        discussion: """
+            Tombstoning a name the store has never seen is allowed (it reserves the name for good), \
+            and says so.
+
+            Example:
+              dugong tombstone-stream /var/lib/app/events account/42
+            """
     )
     @Argument(help: "The store's directory.") var store: String
     @Argument(help: "The stream's name.") var stream: String
 
     func run() async throws {
-        try await StreamChange.apply(store: store) { try await $0.tombstone(stream: stream) }
+        try await StreamChange.apply(store: store, stream: stream) { try await $0.tombstone(stream: stream) }
     }
 }
 
 enum StreamChange {
-    static func apply(store: String, _ change: (EventLog) async throws -> Void) async throws {
+    /// Applies a lifecycle change and says what it did (on stdout, once durable).
+    static func apply(store: String, stream: String, _ change: (EventLog) async throws -> Void) async throws {
         let log = try StoreAccess.open(store, forWriting: true)
         defer { log.close() }
         do {
+            let before = try log.info(stream: stream)
             try await change(log)
+            guard let after = try log.info(stream: stream) else { return }
+            Terminal.emit(describe(stream, before: before, after: after))
         } catch let error as StoreError {
-            throw Terminal.fail(StoreAccess.describe(error, path: store))
+            throw StoreAccess.fail(error, path: store)
         }
+    }
+
+    static func describe(_ stream: String, before: EventLog.StreamInfo?, after: EventLog.StreamInfo) -> String {
+        let name = JSONLines.quoted(stream)
+        if after.isTombstoned {
+            if before?.isTombstoned == true { return "\(name) was tombstoned already" }
+            let versions = after.version == 0 ? "it had no events: the name can never be used" : "versions 1...\(after.version) are hidden for good"
+            return "tombstoned \(name): \(versions)"
+        }
+        let hidden = after.firstVisibleVersion - 1
+        if hidden == 0 { return "\(name) has no versions to hide (it is at version \(after.version))" }
+        let visible = after.readsAsEmpty ? "no version is visible" : "versions \(after.firstVisibleVersion)...\(after.version) are visible"
+        return "\(name) hides versions 1...\(hidden): \(visible); appends continue at version \(after.version + 1)"
     }
 }

@@ -65,7 +65,7 @@ struct Bench: AsyncParsableCommand {
         defer { if dir == nil { try? FileManager.default.removeItem(atPath: directory) } }
         let log = try StoreAccess.open(directory, forWriting: true, creating: true)
         defer { log.close() }
-        guard log.eventCount == 0 else { throw Terminal.fail("\(directory) already holds a store with events; name a new directory") }
+        guard log.eventCount == 0 else { throw Terminal.fail("\(directory) already holds a store with events; name a new directory", code: ExitStatus.usage.rawValue) }
 
         // Prepare every commit first so that generating JSON is not timed.
         var workload = SyntheticEvents()
@@ -152,6 +152,6 @@ struct Bench: AsyncParsableCommand {
         print("| replay one stream (\(sampled.count) streams, cold cache) | \(Int(results.replayStreamEventsPerSecond)) events/s |")
         print("| on disk | \(String(format: "%.1f", results.bytesPerEvent)) bytes/event (frames), \(String(format: "%.2f", results.payloadBytesPerEvent / results.bytesPerEvent))× smaller than the JSON |")
         print("| verify | \(verification.isClean ? "clean" : "\(verification.problems.count) problem(s)"): \(verification.frames) frames, \(verification.events) events |")
-        if !verification.isClean { throw Terminal.fail("the store did not verify clean: \(verification.problems.first!)") }
+        if !verification.isClean { throw Terminal.fail("the store did not verify clean: \(verification.problems.first!)", code: ExitStatus.damaged.rawValue) }
     }
 }

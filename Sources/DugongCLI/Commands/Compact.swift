@@ -31,7 +31,7 @@ struct Compact: ParsableCommand {
             report = try EventLog.compact(at: store, dryRun: dryRun) { bar.update($0, of: $1) }
         } catch let error as StoreError {
             bar.finish()
-            throw Terminal.fail(StoreAccess.describe(error, path: store))
+            throw StoreAccess.fail(error, path: store)
         }
         bar.finish()
         if json {

@@ -43,7 +43,7 @@ struct Export: ParsableCommand {
                 }
             }
         } catch let error as StoreError {
-            throw Terminal.fail(StoreAccess.describe(error, path: store))
+            throw StoreAccess.fail(error, path: store)
         }
     }
 }

@@ -54,7 +54,7 @@ struct Import: AsyncParsableCommand {
             try await importer.flush()
         } catch let error as StoreError {
             importer.finish()
-            throw Terminal.fail(StoreAccess.describe(error, path: store))
+            throw StoreAccess.fail(error, path: store)
         } catch {
             importer.finish()
             throw error
@@ -98,12 +98,12 @@ final class Importer {
     func take(_ input: JSONLines.Input, line: Int) async throws {
         switch input {
         case .event(nil, _, _):
-            throw Terminal.fail("line \(line): \"stream\" is missing")
+            throw Terminal.fail("line \(line): \"stream\" is missing", code: ExitStatus.badInput.rawValue)
         case .event(let stream?, let given, let event):
             do {
                 try log.validate([event], for: stream)
             } catch {
-                throw Terminal.fail("line \(line): \(error)")
+                throw StoreAccess.fail(error, path: store, prefix: "line \(line): ")
             }
             let current = try version(of: stream)
             let version = given ?? current + 1
@@ -116,7 +116,8 @@ final class Importer {
             }
             if version > current + 1 {
                 guard current == 0 else {
-                    throw Terminal.fail("line \(line): version \(version) of '\(stream)' does not follow its version \(current)")
+                    throw Terminal.fail(
+                        "line \(line): version \(version) of '\(stream)' does not follow its version \(current)", code: ExitStatus.badInput.rawValue)
                 }
                 // The stream began later where it came from (its first versions were removed).
                 try await flush()
@@ -152,7 +153,8 @@ final class Importer {
         guard let stored = try log.read(stream: stream, from: version, maxCount: 1).first, stored.version == version else { return }
         guard stored.id == event.id else {
             throw Terminal.fail(
-                "line \(line): '\(stream)' has version \(version) already, as another event (id \(stored.id.uuidString.lowercased()), not \(event.id.uuidString.lowercased()))")
+                "line \(line): '\(stream)' has version \(version) already, as another event (id \(stored.id.uuidString.lowercased()), not \(event.id.uuidString.lowercased()))",
+                code: ExitStatus.conflict.rawValue)
         }
     }
 
@@ -160,7 +162,7 @@ final class Importer {
         do {
             try await body(log)
         } catch let error as StoreError {
-            throw Terminal.fail("line \(line): \(StoreAccess.describe(error, path: store))")
+            throw StoreAccess.fail(error, path: store, prefix: "line \(line): ")
         }
     }
 
@@ -176,7 +178,7 @@ final class Importer {
         do {
             results = try await log.append(appends)
         } catch {
-            throw Terminal.fail("the commit of lines \(lines.first!)...: \(StoreAccess.describe(error, path: store))")
+            throw StoreAccess.fail(error, path: store, prefix: "the commit of lines \(lines.first!)...: ")
         }
         commits += 1
         for result in results {

@@ -9,7 +9,8 @@ struct Read: ParsableCommand {
         discussion: """
             One event per line: stream, version, position, id, type, timestamp (ISO 8601, UTC, \
             milliseconds), data and metadata (the stored bytes as JSON when they are JSON, \
-            otherwise {"base64": "…"}; null when empty). Reads without the write lock.
+            otherwise {"base64": "…"}; null when empty). Reads without the write lock. A stream \
+            the store has never seen exits with status 66.
 
             Example:
               dugong read /var/lib/app/events account/42 --from 10 --limit 5
@@ -31,11 +32,17 @@ struct Read: ParsableCommand {
         let log = try StoreAccess.open(store)
         defer { log.close() }
         do {
+            guard let info = try log.info(stream: stream) else {
+                throw Terminal.fail("\(store) has no stream '\(stream)'", code: ExitStatus.notFound.rawValue)
+            }
             let events = try log.read(
                 stream: stream, from: from, maxCount: limit ?? .max, direction: backward ? .backward : .forward)
             for event in events { Terminal.emit(JSONLines.line(for: event)) }
+            if events.isEmpty, info.readsAsEmpty {
+                Terminal.error(info.isTombstoned ? "stream '\(stream)' is tombstoned" : "stream '\(stream)' is deleted or truncated: no version is visible")
+            }
         } catch let error as StoreError {
-            throw Terminal.fail(StoreAccess.describe(error, path: store))
+            throw StoreAccess.fail(error, path: store)
         }
     }
 }
@@ -87,7 +94,7 @@ struct ReadAll: ParsableCommand {
                 }
             }
         } catch let error as StoreError {
-            throw Terminal.fail(StoreAccess.describe(error, path: store))
+            throw StoreAccess.fail(error, path: store)
         }
     }
 }

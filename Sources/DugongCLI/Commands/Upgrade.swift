@@ -27,7 +27,7 @@ struct Upgrade: ParsableCommand {
         do {
             report = try EventLog.upgrade(at: store)
         } catch let error as StoreError {
-            throw Terminal.fail(StoreAccess.describe(error, path: store))
+            throw StoreAccess.fail(error, path: store)
         }
         if json {
             print(try Verify.encode(report))

@@ -40,7 +40,7 @@ struct Verify: ParsableCommand {
             }
             throw ExitCode(1)
         } catch let error as StoreError {
-            throw Terminal.fail(StoreAccess.describe(error, path: store))
+            throw StoreAccess.fail(error, path: store)
         }
         defer { log.close() }
         let bar = ProgressBar("verifying")

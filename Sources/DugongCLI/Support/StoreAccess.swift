@@ -14,10 +14,16 @@ enum StoreAccess {
         do {
             return try EventLog.open(at: path, options: options)
         } catch let error as StoreError {
-            throw Terminal.fail(describe(error, path: path))
+            throw fail(error, path: path)
         } catch {
-            throw Terminal.fail("cannot open \(path): \(error)")
+            throw Terminal.fail("cannot open \(path): \(error)", code: ExitStatus.ioFailure.rawValue)
         }
+    }
+
+    /// Prints `error` as ``describe(_:path:)`` words it and returns the exit status its kind
+    /// has (``ExitStatus``).
+    static func fail(_ error: StoreError, path: String, prefix: String = "") -> ExitCode {
+        Terminal.fail(prefix + describe(error, path: path), code: ExitStatus.of(error).rawValue)
     }
 
     static func describe(_ error: StoreError, path: String) -> String {
@@ -39,6 +45,38 @@ extension ExpectedVersion: ExpressibleByArgument {
         default:
             guard let version = Int(argument), version >= 0 else { return nil }
             self = .exact(version)
+        }
+    }
+}
+
+/// The tool's exit statuses, one per kind of failure, so that scripts can tell them apart
+/// (README, "Exit statuses").
+enum ExitStatus: Int32, CaseIterable {
+    case success = 0
+    /// `verify` found damage, or a read or an open met damaged data.
+    case damaged = 1
+    /// An append's expected version did not hold, the stream is tombstoned, or an import line
+    /// names a version the stream holds as another event.
+    case conflict = 2
+    /// Wrong arguments or options (the argument parser's usage error).
+    case usage = 64
+    /// A bad input line or value: not valid, too large, a name out of bounds.
+    case badInput = 65
+    /// No store at the path, or no such stream.
+    case notFound = 66
+    /// A system call failed (disk full, permissions, I/O error).
+    case ioFailure = 74
+    /// Another process holds the store's write lock.
+    case locked = 75
+
+    static func of(_ error: StoreError) -> ExitStatus {
+        switch error {
+        case .locked: .locked
+        case .notFound, .notAStore, .unsupportedFormat: .notFound
+        case .wrongExpectedVersion, .partialDuplicate, .streamTombstoned: .conflict
+        case .invalidArgument, .eventTooLarge, .commitTooLarge, .readOnly: .badInput
+        case .corruption, .damaged: .damaged
+        case .failed, .closed: .ioFailure
         }
     }
 }

@@ -28,7 +28,8 @@ extension EventLog {
     /// next event still gets the position it would have got.
     ///
     /// It takes the store's lock (a store in use by a writer throws ``StoreError/locked(directory:)``)
-    /// and refuses a damaged store. Crash-safe: the new segments are written under new names and
+    /// and refuses a damaged store; a dry run takes no lock (it runs beside a writer and reports
+    /// on the store as a reader sees it). Crash-safe: the new segments are written under new names and
     /// synced; the manifest naming them replaces the old one atomically (the commit point); then
     /// the old segments are removed. A crash before the commit leaves the old store (the next
     /// writable open removes the unlisted new files), after it the new one. A dry run changes
@@ -38,15 +39,18 @@ extension EventLog {
         progress: (Int, Int) -> Void = { _, _ in }
     ) throws -> CompactionReport {
         guard Directory.exists(directory) else { throw StoreError.notFound(directory: directory) }
-        let lock = try File(path: directory + "/" + Layout.lockFileName, flags: O_RDWR | O_CREAT)
-        guard try lock.lockExclusively() else { throw StoreError.locked(directory: directory) }
+        // A dry run writes nothing: it reads beside a writer, as any reader does.
+        let lock = dryRun ? nil : try StoreLock.take(in: directory)
+        defer { withExtendedLifetime(lock) {} }
         // Opened as a reader would: nothing is repaired or removed; a torn tail is not copied.
-        var set = try SegmentSet.open(directory: directory, writable: false, createWithCapacity: nil)
+        var set = dryRun
+            ? try SegmentSet.openForReading(directory: directory)
+            : try SegmentSet.open(directory: directory, writable: false, createWithCapacity: nil)
         guard let last = set.segments.last else {
             return CompactionReport(eventsBefore: 0, eventsAfter: 0, bytesBefore: 0, bytesAfter: 0, segmentsBefore: 0, segmentsAfter: 0, dryRun: dryRun)
         }
         var context = set.context
-        let head = try StoreFiles.readHead(in: directory)
+        let head = dryRun ? context.head : try StoreFiles.readHead(in: directory)
         context.head = head
         context.lastFileSize = last.originalSize
         let recovered = Recovery.scan(set.segments, context: context)

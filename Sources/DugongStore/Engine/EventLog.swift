@@ -26,15 +26,9 @@ public final class EventLog: Sendable {
     let core: LogCore
     /// The writer thread; `nil` for a read-only store.
     private let writer: Writer?
-    private let lock: Mutex<LockHolder?>
+    private let lock: Mutex<StoreLock?>
     /// Held by a refresh: one at a time.
     let refreshing = Mutex<Void>(())
-
-    /// Owns the lock file; closing it releases the `flock`.
-    private final class LockHolder: Sendable {
-        let file: File
-        init(_ file: consuming File) { self.file = file }
-    }
 
     /// What recovery found when the store was opened.
     public let recovery: RecoveryReport
@@ -49,16 +43,12 @@ public final class EventLog: Sendable {
     }
 
     private init(
-        directory: String, options: Options, lock: consuming File?, recovered: Recovery.Result, set: SegmentSet,
+        directory: String, options: Options, lock: StoreLock?, recovered: Recovery.Result, set: SegmentSet,
         writerState: Writer.WriterState?, head: HeadFile?, seenHead: HeadRecord?
     ) {
         self.directory = directory
         self.options = options
-        if let lock {
-            self.lock = Mutex(LockHolder(lock))
-        } else {
-            self.lock = Mutex(nil)
-        }
+        self.lock = Mutex(lock)
         core = LogCore(directory: directory, options: options, index: recovered.index, segments: set.segments)
         core.shared.withLock { shared in
             shared.scannedEnd = recovered.writeOffset
@@ -88,18 +78,13 @@ public final class EventLog: Sendable {
     public static func open(at directory: String, options: Options = Options()) throws -> EventLog {
         try validate(options)
         if !Directory.exists(directory) {
-            guard options.createIfMissing else { throw StoreError.notFound(directory: directory) }
             guard !Directory.fileExists(directory) else {
                 throw StoreError.notAStore(directory: directory, reason: "it is a file, not a directory")
             }
+            guard options.createIfMissing else { throw StoreError.notFound(directory: directory) }
             try Directory.create(directory)
         }
-        var lock: File?
-        if !options.readOnly {
-            let file = try File(path: directory + "/" + Layout.lockFileName, flags: O_RDWR | O_CREAT)
-            guard try file.lockExclusively() else { throw StoreError.locked(directory: directory) }
-            lock = consume file
-        }
+        let lock = options.readOnly ? nil : try StoreLock.take(in: directory)
         let writable = !options.readOnly
         var attempt = 0
         var set: SegmentSet

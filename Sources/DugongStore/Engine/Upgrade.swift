@@ -27,8 +27,8 @@ extension EventLog {
     ///   ``StoreError/notAStore(directory:reason:)``, ``StoreError/corruption(segment:offset:reason:)``.
     public static func upgrade(at directory: String, options: Options = Options()) throws -> UpgradeReport {
         guard Directory.exists(directory) else { throw StoreError.notFound(directory: directory) }
-        let lock = try File(path: directory + "/" + Layout.lockFileName, flags: O_RDWR | O_CREAT)
-        guard try lock.lockExclusively() else { throw StoreError.locked(directory: directory) }
+        let lock = try StoreLock.take(in: directory)
+        defer { withExtendedLifetime(lock) {} }
         if case .intact(let manifest) = try StoreFiles.readManifest(in: directory) {
             return UpgradeReport(
                 fromVersion: Int(Layout.formatVersion), toVersion: Int(Layout.formatVersion), events: 0,
