@@ -1,4 +1,6 @@
 import ArgumentParser
+import Foundation
+import Glibc
 
 /// `dugong`: the command-line tool of Dugong for Swift.
 @main
@@ -6,9 +8,38 @@ struct DugongCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dugong",
         abstract: "Event sourcing for Swift: verify, inspect, move and measure DugongStore stores.",
+        version: "0.2.0 (store format version 2)",
         subcommands: [
             Bench.self, Verify.self, Compact.self, Stats.self, Read.self, ReadAll.self, Append.self, Import.self, Export.self,
             DeleteStream.self, TruncateStream.self, TombstoneStream.self, Upgrade.self, Demo.self,
         ]
     )
+
+    /// Names a mistyped command's closest match before the argument parser sees it.
+    static func main() async {
+        if let first = CommandLine.arguments.dropFirst().first, !first.hasPrefix("-") {
+            let names = configuration.subcommands.map { $0._commandName } + ["help"]
+            if !names.contains(first) {
+                let closest = names.min { distance(first, $0) < distance(first, $1) }
+                let hint = closest.flatMap { distance(first, $0) <= 2 ? "; did you mean '\($0)'?" : nil } ?? ""
+                Terminal.error("dugong: no command '\(first)'\(hint) (`dugong --help` lists them)")
+                Glibc.exit(ExitStatus.usage.rawValue)
+            }
+        }
+        await main(nil)
+    }
+
+    /// The edit distance between two names (insertions, deletions, substitutions).
+    static func distance(_ a: String, _ b: String) -> Int {
+        let a = Array(a), b = Array(b)
+        var previous = Array(0...b.count)
+        for (i, x) in a.enumerated() {
+            var current = [i + 1]
+            for (j, y) in b.enumerated() {
+                current.append(min(previous[j + 1] + 1, current[j] + 1, previous[j] + (x == y ? 0 : 1)))
+            }
+            previous = current
+        }
+        return previous[b.count]
+    }
 }

@@ -43,7 +43,7 @@ struct CommandTests {
         #expect(try all.lines.map { try Self.jsonObject($0)["position"] as? Int } == [1, 2])
     }
 
-    @Test func anAppendConflictExitsWithOneNamingTheVersions() throws {
+    @Test func anAppendConflictExitsWithTwoNamingTheVersions() throws {
         let store = CLI.storePath()
         defer { try? FileManager.default.removeItem(atPath: store) }
         _ = try CLI.run(["append", store, "s/1"], input: #"{"type":"A"}"#)

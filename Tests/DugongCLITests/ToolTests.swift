@@ -65,4 +65,15 @@ struct ToolTests {
         defer { writer.close() }
         #expect(try CLI.run(["append", store, "s"], input: #"{"type":"A"}"#).status == 75)
     }
+
+    // Defect 7's usage slips: a negative count was "Missing value"; a mistyped command gets a
+    // suggestion; --version answers.
+    @Test func usageErrorsSayWhatIsWrong() throws {
+        let negative = try CLI.run(["bench", "--events", "-5"])
+        #expect(negative.status == 64 && negative.stderr.contains("must be positive"), "\(negative.stderr)")
+        let typo = try CLI.run(["raed", "/tmp/x", "s"])
+        #expect(typo.status == 64 && typo.stderr.contains("did you mean 'read'?"), "\(typo.stderr)")
+        let version = try CLI.run(["--version"])
+        #expect(version.status == 0 && version.stdout.contains("store format version 2"), "\(version.stdout)")
+    }
 }

@@ -24,16 +24,16 @@ struct Bench: AsyncParsableCommand {
     @Option(help: "Directory for the store; must not hold a store yet. Default: a temporary directory, removed afterwards.")
     var dir: String?
 
-    @Option(help: "Events to append.")
+    @Option(parsing: .unconditional, help: "Events to append.")
     var events = 200_000
 
-    @Option(help: "Events per commit.")
+    @Option(parsing: .unconditional, help: "Events per commit.")
     var batch = 100
 
-    @Option(help: "Streams the events are spread over.")
+    @Option(parsing: .unconditional, help: "Streams the events are spread over.")
     var streams = 1_000
 
-    @Option(help: "Concurrent appenders (group commit shares frames and syncs among them).")
+    @Option(parsing: .unconditional, help: "Concurrent appenders (group commit shares frames and syncs among them).")
     var writers = 1
 
     @Flag(help: "Print the results as JSON.")

@@ -30,7 +30,7 @@ struct Import: AsyncParsableCommand {
     )
 
     @Argument(help: "The store's directory (created if missing).") var store: String
-    @Option(help: "At most this many events per commit.") var batch = 1000
+    @Option(parsing: .unconditional, help: "At most this many events per commit.") var batch = 1000
     @Option(help: "Bytes preallocated for each new segment file, 4096 to 1 GiB (default 64 MiB).")
     var segmentSize: Int?
     @Flag(help: "Print one acknowledgement line per durable commit and stream on stdout.") var acks = false

@@ -19,8 +19,8 @@ struct Read: ParsableCommand {
 
     @Argument(help: "The store's directory.") var store: String
     @Argument(help: "The stream's name.") var stream: String
-    @Option(help: "First version to print (the last one with --backward).") var from: Int?
-    @Option(help: "Print at most this many events.") var limit: Int?
+    @Option(parsing: .unconditional, help: "First version to print (the last one with --backward).") var from: Int?
+    @Option(parsing: .unconditional, help: "Print at most this many events.") var limit: Int?
     @Flag(help: "Newest first.") var backward = false
 
     func validate() throws {
@@ -66,7 +66,7 @@ struct ReadAll: ParsableCommand {
 
     @Argument(help: "The store's directory.") var store: String
     @Option(help: "First global position to print.") var from: UInt64 = 0
-    @Option(help: "Print at most this many events.") var limit: Int?
+    @Option(parsing: .unconditional, help: "Print at most this many events.") var limit: Int?
     @Flag(help: "Keep printing events as they are committed.") var follow = false
 
     func validate() throws {
