@@ -9,12 +9,6 @@ import Testing
 /// appends, restarts, rolls and compactions, and serve only what it acknowledged.
 @Suite("Following a writer")
 struct FollowingTests {
-    static func readOnly() -> EventLog.Options {
-        var options = EventLog.Options()
-        options.readOnly = true
-        return options
-    }
-
     /// A value tasks and hooks share.
     final class Shared<Value: Sendable>: Sendable {
         let value: Mutex<Value>
@@ -57,7 +51,7 @@ struct FollowingTests {
 
         // The head as it was before the second batch was acknowledged.
         try Self.overwrite(headPath, at: 0, with: headBefore)
-        let reader = try EventLog.open(at: directory.path, options: Self.readOnly())
+        let reader = try EventLog.open(at: directory.path, options: InspectionTests.readOnly())
         defer { reader.close() }
         #expect(reader.recovery.corruptions.isEmpty)
         #expect(try reader.readAll().map(\.version) == [1])
@@ -68,7 +62,7 @@ struct FollowingTests {
         // All of it written and synced, the head not yet.
         try Self.overwrite(segment, at: start, with: frame)
         #expect(try reader.refresh() == 0)
-        #expect(try EventLog.open(at: directory.path, options: Self.readOnly()).readAll().map(\.version) == [1])
+        #expect(try EventLog.open(at: directory.path, options: InspectionTests.readOnly()).readAll().map(\.version) == [1])
         // The head records it: now it is served.
         try Self.overwrite(headPath, at: 0, with: headAfter)
         #expect(try reader.refresh() == 1)
@@ -85,7 +79,7 @@ struct FollowingTests {
         options.durability = .unsafeNoSync
         let writer = try EventLog.open(at: directory.path, options: options)
         defer { writer.close() }
-        let reader = try EventLog.open(at: directory.path, options: Self.readOnly())
+        let reader = try EventLog.open(at: directory.path, options: InspectionTests.readOnly())
         defer { reader.close() }
         for round in 1...3 {
             try await writer.append(Fixture.events(2), to: "s")
@@ -106,7 +100,7 @@ struct FollowingTests {
             writer.close()
         }
         let compacted = Shared(false)
-        var options = Self.readOnly()
+        var options = InspectionTests.readOnly()
         let path = directory.path
         options.readingHook = {
             let first = compacted.withLock { done in
@@ -136,7 +130,7 @@ struct FollowingTests {
             try await writer.truncate(stream: "s", before: 6)
             writer.close()
         }
-        let reader = try EventLog.open(at: directory.path, options: Self.readOnly())
+        let reader = try EventLog.open(at: directory.path, options: InspectionTests.readOnly())
         defer { reader.close() }
         let before = try reader.read(stream: "t")
         #expect(try reader.readAll().count == 15)
@@ -165,7 +159,7 @@ struct FollowingTests {
             try await writer.append(Fixture.events(2), to: "t")
             writer.close()
         }
-        let reader = try EventLog.open(at: directory.path, options: Self.readOnly())
+        let reader = try EventLog.open(at: directory.path, options: InspectionTests.readOnly())
         defer { reader.close() }
         let before = try reader.read(stream: "t")
         _ = try EventLog.compact(at: directory.path)
@@ -183,7 +177,7 @@ struct FollowingTests {
             for _ in 0..<50 { try await writer.append(Fixture.events(20), to: "s") }
             writer.close()
         }
-        let reader = try EventLog.open(at: directory.path, options: Self.readOnly())
+        let reader = try EventLog.open(at: directory.path, options: InspectionTests.readOnly())
         defer { reader.close() }
         #expect(try reader.readAll(from: 999).count == 1)
         let writer = try Fixture.open(directory)
@@ -206,7 +200,7 @@ struct FollowingTests {
         defer { directory.remove() }
         let writer = try Fixture.open(directory)
         try await writer.append(Fixture.events(1), to: "s")
-        let reader = try EventLog.open(at: directory.path, options: Self.readOnly())
+        let reader = try EventLog.open(at: directory.path, options: InspectionTests.readOnly())
         defer { reader.close() }
         let segment = Self.segmentPath(directory, writer)
         var size = 1
@@ -228,7 +222,7 @@ struct FollowingTests {
         #expect(truncate(segment, off_t(end + 60)) == 0)
         #expect(try reader.refresh() == 0)
         #expect(try reader.readAll(maxCount: .max).count == count)
-        let reopened = try EventLog.open(at: directory.path, options: Self.readOnly())
+        let reopened = try EventLog.open(at: directory.path, options: InspectionTests.readOnly())
         #expect(reopened.eventCount == count)
         reopened.close()
     }
@@ -239,7 +233,7 @@ struct FollowingTests {
         let directory = TemporaryDirectory("follow-subscription")
         defer { directory.remove() }
         try Fixture.open(directory, segmentSize: 4096).close()  // so that a reader can open it
-        let reader = try EventLog.open(at: directory.path, options: Self.readOnly())
+        let reader = try EventLog.open(at: directory.path, options: InspectionTests.readOnly())
         defer { reader.close() }
         let seen = Shared<[StoredEvent]>([])
         let follower = Task {
@@ -268,7 +262,7 @@ struct FollowingTests {
         #expect(seen.withLock { $0.map(\.position) } == Array(0..<9))
         #expect(seen.withLock { $0.map(\.stream) } == ["a", "a", "a", "a", "a", "b", "b", "b", "c"])
 
-        let late = try EventLog.open(at: directory.path, options: Self.readOnly())
+        let late = try EventLog.open(at: directory.path, options: InspectionTests.readOnly())
         defer { late.close() }
         var lateSeen: [UInt64] = []
         for try await event in late.subscribe() {
@@ -287,7 +281,7 @@ struct FollowingTests {
         options.segmentSize = 64 << 10
         options.targetFrameSize = 1024
         let writer = try EventLog.open(at: directory.path, options: options)
-        let reader = try EventLog.open(at: directory.path, options: Self.readOnly())
+        let reader = try EventLog.open(at: directory.path, options: InspectionTests.readOnly())
         defer { reader.close() }
         let stop = Shared(false)
         let refreshes = Task.detached {

@@ -2,17 +2,54 @@ import ArgumentParser
 import Dugong
 import DugongStore
 import Foundation
+import Glibc
 
-/// Reads stdin line by line, numbering lines from 1 and skipping blank ones.
+/// Reads stdin line by line, as bytes, in large reads; numbers lines from 1 and skips blank
+/// ones.
 struct InputLines: Sequence, IteratorProtocol {
     private(set) var number = 0
+    private var buffer: [UInt8] = []
+    private var start = 0
+    private var atEnd = false
 
-    mutating func next() -> (number: Int, text: Substring)? {
-        while let line = readLine(strippingNewline: true) {
-            number += 1
-            if !line.allSatisfy(\.isWhitespace) { return (number, Substring(line)) }
+    mutating func next() -> (number: Int, text: [UInt8])? {
+        while true {
+            if let newline = buffer[start...].firstIndex(of: 0x0A) {
+                let line = Array(buffer[start..<newline])
+                start = newline + 1
+                number += 1
+                if !Self.isBlank(line) { return (number, line) }
+                continue
+            }
+            if atEnd {
+                guard start < buffer.count else { return nil }
+                let line = Array(buffer[start...])
+                start = buffer.count
+                number += 1
+                return Self.isBlank(line) ? nil : (number, line)
+            }
+            buffer.removeFirst(start)
+            start = 0
+            let read = Self.read(appendingTo: &buffer)
+            if read == 0 { atEnd = true }
         }
-        return nil
+    }
+
+    private static func isBlank(_ line: [UInt8]) -> Bool {
+        line.allSatisfy { $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }
+    }
+
+    /// Reads up to 1 MiB of stdin onto the end of `buffer`; returns how much (0: the end).
+    private static func read(appendingTo buffer: inout [UInt8]) -> Int {
+        let chunk = 1 << 20
+        let old = buffer.count
+        buffer.append(contentsOf: repeatElement(0, count: chunk))
+        while true {
+            let count = buffer.withUnsafeMutableBytes { Glibc.read(STDIN_FILENO, $0.baseAddress! + old, chunk) }
+            if count < 0 && errno == EINTR { continue }
+            buffer.removeLast(chunk - Swift.max(count, 0))
+            return Swift.max(count, 0)
+        }
     }
 }
 
@@ -61,7 +98,7 @@ struct Append: AsyncParsableCommand {
         }
     }
 
-    static func parse(_ text: Substring, line: Int) throws -> JSONLines.Input {
+    static func parse(_ text: [UInt8], line: Int) throws -> JSONLines.Input {
         do {
             return try JSONLines.parse(text)
         } catch {

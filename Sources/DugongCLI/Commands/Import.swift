@@ -51,12 +51,12 @@ struct Import: AsyncParsableCommand {
             while let (number, text) = lines.next() {
                 try await importer.take(try Append.parse(text, line: number), line: number)
             }
-            try await importer.flush()
-        } catch let error as StoreError {
-            importer.finish()
-            throw StoreAccess.fail(error, path: store)
+            try await importer.drain()
         } catch {
+            // The commit sent before the error is acknowledged if it landed.
+            try? await importer.settle()
             importer.finish()
+            if let error = error as? StoreError { throw StoreAccess.fail(error, path: store) }
             throw error
         }
         importer.finish()
@@ -109,7 +109,7 @@ final class Importer {
             let version = given ?? current + 1
             if version <= current {
                 // Compared with the store: what is pending is written first.
-                if pending.contains(where: { $0.stream == stream }) { try await flush() }
+                if pending.contains(where: { $0.stream == stream }) || inFlight != nil { try await drain() }
                 try checkStored(event, stream: stream, version: version, line: line)
                 skipped += 1
                 return
@@ -120,7 +120,7 @@ final class Importer {
                         "line \(line): version \(version) of '\(stream)' does not follow its version \(current)", code: ExitStatus.badInput.rawValue)
                 }
                 // The stream began later where it came from (its first versions were removed).
-                try await flush()
+                try await drain()
                 try await change(line: line) { try await $0.beginStream(stream, atVersion: version) }
             }
             if let last = pending.last, last.stream == stream {
@@ -133,7 +133,7 @@ final class Importer {
             pendingEvents += 1
             if pendingEvents >= batch { try await flush() }
         case .truncate(let stream, let before):
-            try await flush()
+            try await drain()
             let current = try version(of: stream)
             if current == 0 && before > 1 {
                 // Every version below it was removed where the stream came from.
@@ -142,7 +142,7 @@ final class Importer {
             }
             try await change(line: line) { try await $0.truncate(stream: stream, before: before) }
         case .tombstone(let stream):
-            try await flush()
+            try await drain()
             try await change(line: line) { try await $0.tombstone(stream: stream) }
         }
     }
@@ -166,19 +166,38 @@ final class Importer {
         }
     }
 
-    /// Writes the pending commit (one sync) and acknowledges it.
+    /// The commit sent to the writer and not acknowledged yet: lines are read and packed while
+    /// it is written (one at a time, so a failed commit is never followed by a written one).
+    private var inFlight: (task: Task<[Commit], any Error>, firstLine: Int)?
+
+    /// Sends the pending commit (one sync), once the one before it is acknowledged.
     func flush() async throws {
+        try await settle()
         guard !pending.isEmpty else { return }
         let appends = pending
-        let lines = pendingLines
+        let firstLine = pendingLines.first!
         pending = []
         pendingLines = []
         pendingEvents = 0
+        let log = self.log
+        inFlight = (Task { try await log.append(appends) }, firstLine)
+    }
+
+    /// Sends what is pending and waits until everything sent is acknowledged.
+    func drain() async throws {
+        try await flush()
+        try await settle()
+    }
+
+    /// Waits for the commit in flight and acknowledges it.
+    func settle() async throws {
+        guard let (task, firstLine) = inFlight else { return }
+        inFlight = nil
         let results: [Commit]
         do {
-            results = try await log.append(appends)
-        } catch {
-            throw StoreAccess.fail(error, path: store, prefix: "the commit of lines \(lines.first!)...: ")
+            results = try await task.value
+        } catch let error as StoreError {
+            throw StoreAccess.fail(error, path: store, prefix: "the commit of lines \(firstLine)...: ")
         }
         commits += 1
         for result in results {

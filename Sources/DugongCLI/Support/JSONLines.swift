@@ -16,6 +16,79 @@ enum JSONLines {
         return String(text.dropLast()) + "." + String(format: "%03d", millis) + "Z"
     }
 
+    /// A UUID from its 36-character text (`UUID(uuidString:)` uses `sscanf` here, which
+    /// importing spent much of its time in).
+    static func uuid(parsing text: String) -> UUID? {
+        var text = text
+        return text.withUTF8 { bytes -> UUID? in
+            guard bytes.count == 36 else { return nil }
+            var value: uuid_t = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+            let valid = withUnsafeMutableBytes(of: &value) { raw -> Bool in
+                var byte = 0
+                var index = 0
+                while index < 36 {
+                    if index == 8 || index == 13 || index == 18 || index == 23 {
+                        guard bytes[index] == UInt8(ascii: "-") else { return false }
+                        index += 1
+                        continue
+                    }
+                    guard let high = hexValue(bytes[index]), let low = hexValue(bytes[index + 1]) else { return false }
+                    raw[byte] = high << 4 | low
+                    byte += 1
+                    index += 2
+                }
+                return true
+            }
+            return valid ? UUID(uuid: value) : nil
+        }
+    }
+
+    private static func hexValue(_ digit: UInt8) -> UInt8? {
+        switch digit {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): digit - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): digit - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): digit - UInt8(ascii: "A") + 10
+        default: nil
+        }
+    }
+
+    /// A timestamp as the tool prints it (`2024-11-29T06:44:55.123Z`, read without a date
+    /// parser: importing spends its time here otherwise), or any other ISO 8601 date.
+    static func timestamp(parsing text: String) -> Date? {
+        var text = text
+        let fast: Date? = text.withUTF8 { bytes in
+            guard bytes.count == 24, bytes[4] == UInt8(ascii: "-"), bytes[7] == UInt8(ascii: "-"), bytes[10] == UInt8(ascii: "T"),
+                bytes[13] == UInt8(ascii: ":"), bytes[16] == UInt8(ascii: ":"), bytes[19] == UInt8(ascii: "."),
+                bytes[23] == UInt8(ascii: "Z")
+            else { return nil }
+            func number(_ range: Range<Int>) -> Int? {
+                var value = 0
+                for index in range {
+                    let digit = Int(bytes[index]) - 48
+                    guard digit >= 0, digit <= 9 else { return nil }
+                    value = value * 10 + digit
+                }
+                return value
+            }
+            guard let year = number(0..<4), let month = number(5..<7), let day = number(8..<10), let hour = number(11..<13),
+                let minute = number(14..<16), let second = number(17..<19), let millisecond = number(20..<23),
+                (1...12).contains(month), (1...31).contains(day), hour < 24, minute < 60, second < 60
+            else { return nil }
+            let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
+            guard day <= [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][month - 1] else { return nil }
+            // Days from 1970-01-01 to the date (the proleptic Gregorian calendar, by eras of 400 years).
+            let y = month <= 2 ? year - 1 : year
+            let era = (y >= 0 ? y : y - 399) / 400
+            let yearOfEra = y - era * 400
+            let dayOfYear = (153 * (month > 2 ? month - 3 : month + 9) + 2) / 5 + day - 1
+            let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
+            let days = era * 146_097 + dayOfEra - 719_468
+            let milliseconds = ((days * 24 + hour) * 60 + minute) * 60_000 + second * 1000 + millisecond
+            return Date(millisecondsSince1970: Int64(milliseconds))
+        }
+        return fast ?? (try? timestampFormat.parse(text))
+    }
+
     /// Stored bytes as the JSON text of a line: the bytes themselves, verbatim, when they are
     /// JSON on one line (so that import stores them again byte for byte); `{"base64": "…"}`
     /// otherwise (also for JSON that is itself a single-key `base64` object, so that it is not
@@ -24,40 +97,48 @@ enum JSONLines {
     static func jsonText(of bytes: Data) -> String {
         guard !bytes.isEmpty else { return "null" }
         // The line adds a level: deeper values would make a line JSON parsers refuse.
-        if !bytes.contains(0x0A), !bytes.contains(0x0D), JSONMembers.depth(of: bytes) < maximumDepth,
-            let value = try? JSONValue(json: bytes)
-        {
-            switch value {
+        let raw = [UInt8](bytes)
+        if !raw.contains(0x0A), !raw.contains(0x0D), let kind = JSONMembers.kind(ofValue: raw, maximumDepth: maximumDepth) {
+            switch kind {
             case .null:
                 break  // the text "null": not to be read back as no bytes
-            case .object(let object) where object.count == 1 && object["base64"] != nil:
+            case .object where (try? JSONMembers(raw))?.isBase64Object ?? false:
                 break
             default:
-                return String(decoding: bytes, as: UTF8.self)
+                return String(decoding: raw, as: UTF8.self)
             }
         }
         return "{\"base64\":\"" + bytes.base64EncodedString() + "\"}"
+    }
+
+    /// A random (version 4) UUID from the system's generator: Foundation's `UUID()` opens a
+    /// random device for each one, which dominated importing lines without ids.
+    static func newID() -> UUID {
+        var generator = SystemRandomNumberGenerator()
+        var bytes = (generator.next() as UInt64, generator.next() as UInt64)
+        return withUnsafeMutableBytes(of: &bytes) { raw in
+            raw[6] = raw[6] & 0x0F | 0x40  // version 4
+            raw[8] = raw[8] & 0x3F | 0x80  // RFC 4122 variant
+            return UUID(uuid: raw.load(as: uuid_t.self))
+        }
     }
 
     /// The deepest data or metadata printed as JSON (deeper is printed as base64): the line
     /// around it must stay within the 512 levels common JSON parsers accept.
     static let maximumDepth = 500
 
-    /// The bytes to store for a member of an input line (the inverse of ``jsonText(of:)``): its
-    /// raw text, except `null` (no bytes) and `{"base64": "…"}` (the decoded bytes).
-    static func bytes(of value: JSONValue?, raw: ArraySlice<UInt8>?) throws -> Data {
-        switch value {
-        case nil, .null?:
-            return Data()
-        case .object(let object)? where object.count == 1 && object["base64"] != nil:
-            guard case .string(let text)? = object["base64"], let data = Data(base64Encoded: text) else {
+    /// The bytes to store for a member of an input line (the inverse of ``jsonText(of:)``):
+    /// its raw JSON text, except `null` (no bytes) and `{"base64": "…"}` (the decoded bytes).
+    static func bytes(of object: JSONMembers, _ key: String) throws -> Data {
+        guard let member = object[key], member.kind != .null else { return Data() }
+        if object.isBase64Object(key) {
+            let inner = try JSONMembers(Array(object.raw(key)!))
+            guard let text = try inner.string("base64"), let data = Data(base64Encoded: text) else {
                 throw InputError("\"base64\" holds invalid base64")
             }
             return data
-        case let value?:
-            if let raw { return Data(raw) }
-            return try value.jsonData()
         }
+        return Data(object.raw(key)!)
     }
 
     static func quoted(_ text: String) -> String {
@@ -110,21 +191,16 @@ enum JSONLines {
     /// `version`, and `stream` for import; `position` is ignored) or a lifecycle change
     /// (`stream` with `truncateBefore` or `tombstone`). Any other field is an error: a
     /// misspelled field would otherwise drop what it holds.
-    static func parse(_ line: Substring) throws -> Input {
-        let value: JSONValue
-        do {
-            value = try JSONValue(json: Data(line.utf8))
-        } catch {
-            throw InputError("not valid JSON")
-        }
-        guard case .object(let object) = value else { throw InputError("not a JSON object") }
-        let raw = Array(line.utf8)
-        let spans = try JSONMembers.spans(in: raw)
+    static func parse(_ line: [UInt8]) throws -> Input {
+        let object = try JSONMembers(line)
         var stream: String?
-        if let field = object["stream"] {
-            guard case .string(let name) = field, !name.isEmpty else { throw InputError("\"stream\" must be a non-empty string") }
+        if let name = try? object.string("stream") {
+            guard !name.isEmpty else { throw InputError("\"stream\" must be a non-empty string") }
             stream = name
+        } else if object["stream"] != nil {
+            throw InputError("\"stream\" must be a non-empty string")
         }
+        let keys = object.keys
         let lifecycle = ["truncateBefore", "tombstone"].filter { object[$0] != nil }
         if !lifecycle.isEmpty {
             guard object["type"] == nil else {
@@ -132,35 +208,33 @@ enum JSONLines {
             }
             guard lifecycle.count == 1 else { throw InputError("a line has \"truncateBefore\" or \"tombstone\", not both") }
             guard let stream else { throw InputError("\"\(lifecycle[0])\" needs a \"stream\"") }
-            if let unknown = object.keys.sorted().first(where: { !["stream", lifecycle[0]].contains($0) }) {
+            if let unknown = keys.sorted().first(where: { !["stream", lifecycle[0]].contains($0) }) {
                 throw InputError("unknown field \"\(unknown)\" in a lifecycle line")
             }
-            if case .int(let version)? = object["truncateBefore"] {
-                guard version >= 1 else { throw InputError("\"truncateBefore\" must be a version (an integer, 1 or more)") }
+            let problem = "\"truncateBefore\" must be a version (an integer, 1 or more)"
+            if let version = try object.integer("truncateBefore", problem) {
+                guard version >= 1 else { throw InputError(problem) }
                 return .truncate(stream: stream, before: version)
             }
-            if object["truncateBefore"] != nil { throw InputError("\"truncateBefore\" must be a version (an integer, 1 or more)") }
-            guard case .bool(true)? = object["tombstone"] else { throw InputError("\"tombstone\" must be true") }
+            guard object["tombstone"]?.kind == .true else { throw InputError("\"tombstone\" must be true") }
             return .tombstone(stream: stream)
         }
-        if let unknown = object.keys.sorted().first(where: { !eventFields.contains($0) }) {
+        if let unknown = keys.sorted().first(where: { !eventFields.contains($0) }) {
             throw InputError("unknown field \"\(unknown)\" (an event has \(eventFields.sorted().joined(separator: ", ")))")
         }
-        guard case .string(let type)? = object["type"], !type.isEmpty else { throw InputError("\"type\" must be a non-empty string") }
-        var version: Int?
-        if let field = object["version"] {
-            guard case .int(let number) = field, number >= 1 else { throw InputError("\"version\" must be an integer, 1 or more") }
-            version = number
+        guard let type = try? object.string("type"), !type.isEmpty else { throw InputError("\"type\" must be a non-empty string") }
+        let versionProblem = "\"version\" must be an integer, 1 or more"
+        let version = try object.integer("version", versionProblem)
+        if let version, version < 1 { throw InputError(versionProblem) }
+        var id: UUID?
+        if object["id"] != nil {
+            guard let text = try? object.string("id"), let parsed = uuid(parsing: text) else { throw InputError("\"id\" must be a UUID string") }
+            id = parsed
         }
         var event = NewEvent(
-            type: type, data: try bytes(of: object["data"], raw: spans["data"].map { raw[$0] }),
-            metadata: try bytes(of: object["metadata"], raw: spans["metadata"].map { raw[$0] }))
-        if let field = object["id"] {
-            guard case .string(let text) = field, let id = UUID(uuidString: text) else { throw InputError("\"id\" must be a UUID string") }
-            event.id = id
-        }
-        if let field = object["timestamp"] {
-            guard case .string(let text) = field, let date = try? timestampFormat.parse(text) else {
+            id: id ?? newID(), type: type, data: try bytes(of: object, "data"), metadata: try bytes(of: object, "metadata"))
+        if object["timestamp"] != nil {
+            guard let text = try? object.string("timestamp"), let date = timestamp(parsing: text) else {
                 throw InputError("\"timestamp\" must be an ISO 8601 date like 2024-11-29T06:44:55.123Z")
             }
             event.timestamp = date

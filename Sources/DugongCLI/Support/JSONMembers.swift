@@ -1,120 +1,320 @@
 import Foundation
 
-/// The raw text of a JSON object's members: `import` stores an event's data and metadata as the
-/// very bytes the input line holds (no re-encoding: key order, number spelling and escapes stay
-/// as they were), so that `export | import` keeps every payload byte for byte.
-enum JSONMembers {
-    /// The byte range of each member's value in `bytes`, a JSON object that has been checked to
-    /// be valid JSON. A key that appears twice is an error (which of them would count?).
-    static func spans(in bytes: [UInt8]) throws -> [String: Range<Int>] {
-        var cursor = Cursor(bytes: bytes)
-        cursor.skipWhitespace()
-        guard cursor.take(UInt8(ascii: "{")) else { throw JSONLines.InputError("not a JSON object") }
-        var spans: [String: Range<Int>] = [:]
-        cursor.skipWhitespace()
-        if cursor.take(UInt8(ascii: "}")) { return spans }
-        while true {
-            cursor.skipWhitespace()
-            let keyStart = cursor.index
-            cursor.skipString()
-            let keyText = Data(bytes[keyStart..<cursor.index])
-            guard let key = try? JSONDecoder().decode(String.self, from: keyText) else { throw JSONLines.InputError("not valid JSON") }
-            cursor.skipWhitespace()
-            guard cursor.take(UInt8(ascii: ":")) else { throw JSONLines.InputError("not valid JSON") }
-            cursor.skipWhitespace()
-            let valueStart = cursor.index
-            cursor.skipValue()
-            guard spans[key] == nil else { throw JSONLines.InputError("field \"\(key)\" appears twice") }
-            spans[key] = valueStart..<cursor.index
-            cursor.skipWhitespace()
-            if cursor.take(UInt8(ascii: ",")) { continue }
-            guard cursor.take(UInt8(ascii: "}")) else { throw JSONLines.InputError("not valid JSON") }
-            return spans
-        }
+/// An input line's members, read in one strict pass (RFC 8259): `import` stores an event's data
+/// and metadata as the very bytes the line holds (no re-encoding: key order, number spelling and
+/// escapes stay as they were), so that `export | import` keeps every payload byte for byte; the
+/// other members are small and decoded from their text. Invalid JSON, a key given twice and
+/// nesting deeper than ``maximumDepth`` are errors.
+struct JSONMembers {
+    /// What a member's value is.
+    enum Kind: Equatable {
+        case string, number, object, array, `true`, `false`, null
     }
 
-    /// The deepest nesting of arrays and objects in JSON text (brackets inside strings do not
-    /// count).
-    static func depth(of bytes: Data) -> Int {
-        var depth = 0
-        var deepest = 0
-        var inString = false
-        var escaped = false
-        for byte in bytes {
-            if inString {
-                if escaped {
-                    escaped = false
-                } else if byte == UInt8(ascii: "\\") {
-                    escaped = true
-                } else if byte == UInt8(ascii: "\"") {
-                    inString = false
+    struct Member {
+        var kind: Kind
+        /// The value's bytes in the line.
+        var range: Range<Int>
+    }
+
+    /// The deepest nesting accepted (as common JSON parsers).
+    static let maximumDepth = 512
+
+    let bytes: [UInt8]
+    /// The members in their order (a line has a handful: a list beats a dictionary).
+    private(set) var list: [(key: String, member: Member)] = []
+
+    /// The member keys, in their order.
+    var keys: [String] { list.map(\.key) }
+    var count: Int { list.count }
+
+    /// Reads `bytes`, which must be one JSON object.
+    init(_ bytes: [UInt8]) throws {
+        self.bytes = bytes
+        var scanner = Scanner(bytes: bytes, maximumDepth: Self.maximumDepth)
+        scanner.skipWhitespace()
+        guard scanner.peek == UInt8(ascii: "{") else { throw JSONLines.InputError("not a JSON object") }
+        scanner.index += 1
+        scanner.skipWhitespace()
+        if scanner.peek == UInt8(ascii: "}") {
+            scanner.index += 1
+        } else {
+            while true {
+                scanner.skipWhitespace()
+                let keyRange = try scanner.string()
+                let key = try Self.decodeString(bytes, keyRange)
+                scanner.skipWhitespace()
+                try scanner.expect(UInt8(ascii: ":"))
+                scanner.skipWhitespace()
+                let start = scanner.index
+                let kind = try scanner.value(depth: 1)
+                guard self[key] == nil else { throw JSONLines.InputError("field \"\(key)\" appears twice") }
+                list.append((key, Member(kind: kind, range: start..<scanner.index)))
+                scanner.skipWhitespace()
+                if scanner.peek == UInt8(ascii: ",") {
+                    scanner.index += 1
+                    continue
                 }
+                try scanner.expect(UInt8(ascii: "}"))
+                break
+            }
+        }
+        scanner.skipWhitespace()
+        guard scanner.index == bytes.count else { throw JSONLines.InputError("not valid JSON (text after the object)") }
+    }
+
+    subscript(key: String) -> Member? { list.first { $0.key == key }?.member }
+
+    /// The kind of the one JSON value `bytes` holds (whitespace around it allowed), or `nil`
+    /// when they are not one JSON value nested at most `maximumDepth` deep.
+    static func kind(ofValue bytes: [UInt8], maximumDepth: Int) -> Kind? {
+        var scanner = Scanner(bytes: bytes, maximumDepth: maximumDepth)
+        scanner.skipWhitespace()
+        guard let kind = try? scanner.value(depth: 1) else { return nil }
+        scanner.skipWhitespace()
+        return scanner.index == bytes.count ? kind : nil
+    }
+
+    /// Whether this object is `{"base64": "…"}`.
+    var isBase64Object: Bool { list.count == 1 && list[0].key == "base64" && list[0].member.kind == .string }
+
+    /// Whether a member is the object `{"base64": "…"}` (raw bytes in the tool's lines).
+    func isBase64Object(_ key: String) -> Bool {
+        guard let member = self[key], member.kind == .object else { return false }
+        // Only an object whose first key is "base64" is read again.
+        let body = bytes[(member.range.lowerBound + 1)...].drop { [0x20, 0x09, 0x0A, 0x0D].contains($0) }
+        guard body.starts(with: #""base64""#.utf8), let inner = try? JSONMembers(Array(bytes[member.range])) else { return false }
+        return inner.isBase64Object
+    }
+
+    /// The text of a string member, unescaped.
+    func string(_ key: String) throws -> String? {
+        guard let member = self[key] else { return nil }
+        guard member.kind == .string else { throw JSONLines.InputError("\"\(key)\" must be a string") }
+        return try Self.decodeString(bytes, member.range)
+    }
+
+    /// An integer member (no fraction, no exponent); `nil` when it is absent.
+    func integer(_ key: String, _ problem: String) throws -> Int? {
+        guard let member = self[key] else { return nil }
+        guard member.kind == .number, let value = Int(String(decoding: bytes[member.range], as: UTF8.self)) else {
+            throw JSONLines.InputError(problem)
+        }
+        return value
+    }
+
+    /// The raw bytes of a member's value.
+    func raw(_ key: String) -> ArraySlice<UInt8>? { self[key].map { bytes[$0.range] } }
+
+    /// A JSON string's text from its quoted bytes (validated by the scanner).
+    static func decodeString(_ bytes: [UInt8], _ range: Range<Int>) throws -> String {
+        let inner = bytes[(range.lowerBound + 1)..<(range.upperBound - 1)]
+        guard inner.contains(UInt8(ascii: "\\")) else { return String(decoding: inner, as: UTF8.self) }
+        var scalars = String.UnicodeScalarView()
+        var utf8: [UInt8] = []
+        func flush() {
+            if !utf8.isEmpty {
+                scalars.append(contentsOf: String(decoding: utf8, as: UTF8.self).unicodeScalars)
+                utf8.removeAll()
+            }
+        }
+        var index = inner.startIndex
+        while index < inner.endIndex {
+            let byte = inner[index]
+            guard byte == UInt8(ascii: "\\") else {
+                utf8.append(byte)
+                index += 1
                 continue
             }
-            switch byte {
-            case UInt8(ascii: "\""): inString = true
-            case UInt8(ascii: "{"), UInt8(ascii: "["):
-                depth += 1
-                deepest = max(deepest, depth)
-            case UInt8(ascii: "}"), UInt8(ascii: "]"): depth -= 1
-            default: break
+            flush()
+            let escape = inner[index + 1]
+            index += 2
+            switch escape {
+            case UInt8(ascii: "\""): scalars.append("\"")
+            case UInt8(ascii: "\\"): scalars.append("\\")
+            case UInt8(ascii: "/"): scalars.append("/")
+            case UInt8(ascii: "b"): scalars.append("\u{08}")
+            case UInt8(ascii: "f"): scalars.append("\u{0C}")
+            case UInt8(ascii: "n"): scalars.append("\n")
+            case UInt8(ascii: "r"): scalars.append("\r")
+            case UInt8(ascii: "t"): scalars.append("\t")
+            default:  // u: validated as four hex digits
+                var code = UInt32(Self.hex(inner[index..<(index + 4)]))
+                index += 4
+                if (0xD800..<0xDC00).contains(code), index + 6 <= inner.endIndex, inner[index] == UInt8(ascii: "\\"),
+                    inner[index + 1] == UInt8(ascii: "u")
+                {
+                    let low = UInt32(Self.hex(inner[(index + 2)..<(index + 6)]))
+                    if (0xDC00..<0xE000).contains(low) {
+                        code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
+                        index += 6
+                    }
+                }
+                guard let scalar = Unicode.Scalar(code) else {
+                    throw JSONLines.InputError("a string holds an unpaired surrogate (\\u\(String(code, radix: 16)))")
+                }
+                scalars.append(scalar)
             }
         }
-        return deepest
+        flush()
+        return String(scalars)
     }
 
-    /// Moves over valid JSON text.
-    private struct Cursor {
+    private static func hex(_ digits: ArraySlice<UInt8>) -> Int {
+        digits.reduce(0) { value, digit in
+            value * 16 + Int(digit <= UInt8(ascii: "9") ? digit - UInt8(ascii: "0") : (digit | 0x20) - UInt8(ascii: "a") + 10)
+        }
+    }
+
+    /// A strict JSON scanner over bytes: it checks and skips values, recording nothing.
+    private struct Scanner {
         let bytes: [UInt8]
+        let maximumDepth: Int
         var index = 0
 
-        mutating func take(_ byte: UInt8) -> Bool {
-            guard index < bytes.count, bytes[index] == byte else { return false }
+        var peek: UInt8? { index < bytes.count ? bytes[index] : nil }
+
+        func invalid() -> JSONLines.InputError { JSONLines.InputError("not valid JSON (at byte \(index + 1))") }
+
+        mutating func expect(_ byte: UInt8) throws {
+            guard peek == byte else { throw invalid() }
             index += 1
-            return true
         }
 
         mutating func skipWhitespace() {
-            while index < bytes.count, [0x20, 0x09, 0x0A, 0x0D].contains(bytes[index]) { index += 1 }
+            while let byte = peek, byte == 0x20 || byte == 0x09 || byte == 0x0A || byte == 0x0D { index += 1 }
         }
 
-        /// From an opening quote to after the closing one.
-        mutating func skipString() {
-            index += 1
-            while index < bytes.count, bytes[index] != UInt8(ascii: "\"") {
-                index += bytes[index] == UInt8(ascii: "\\") ? 2 : 1
+        /// A value; returns its kind.
+        mutating func value(depth: Int) throws -> Kind {
+            guard depth <= maximumDepth else {
+                throw JSONLines.InputError("JSON nested deeper than \(maximumDepth) levels")
             }
-            index = min(index + 1, bytes.count)
-        }
-
-        mutating func skipValue() {
-            guard index < bytes.count else { return }
-            switch bytes[index] {
+            switch peek {
             case UInt8(ascii: "\""):
-                skipString()
-            case UInt8(ascii: "{"), UInt8(ascii: "["):
-                var depth = 0
-                while index < bytes.count {
-                    switch bytes[index] {
-                    case UInt8(ascii: "\""):
-                        skipString()
-                        continue
-                    case UInt8(ascii: "{"), UInt8(ascii: "["):
-                        depth += 1
-                    case UInt8(ascii: "}"), UInt8(ascii: "]"):
-                        depth -= 1
-                    default:
-                        break
-                    }
+                _ = try string()
+                return .string
+            case UInt8(ascii: "{"):
+                index += 1
+                skipWhitespace()
+                if peek == UInt8(ascii: "}") {
                     index += 1
-                    if depth == 0 { return }
+                    return .object
                 }
-            default:
-                // A number, true, false or null: up to the next delimiter.
-                while index < bytes.count, ![UInt8(ascii: ","), UInt8(ascii: "}"), UInt8(ascii: "]"), 0x20, 0x09, 0x0A, 0x0D].contains(bytes[index]) {
+                while true {
+                    skipWhitespace()
+                    _ = try string()
+                    skipWhitespace()
+                    try expect(UInt8(ascii: ":"))
+                    skipWhitespace()
+                    _ = try value(depth: depth + 1)
+                    skipWhitespace()
+                    if peek == UInt8(ascii: ",") {
+                        index += 1
+                        continue
+                    }
+                    try expect(UInt8(ascii: "}"))
+                    return .object
+                }
+            case UInt8(ascii: "["):
+                index += 1
+                skipWhitespace()
+                if peek == UInt8(ascii: "]") {
                     index += 1
+                    return .array
+                }
+                while true {
+                    skipWhitespace()
+                    _ = try value(depth: depth + 1)
+                    skipWhitespace()
+                    if peek == UInt8(ascii: ",") {
+                        index += 1
+                        continue
+                    }
+                    try expect(UInt8(ascii: "]"))
+                    return .array
+                }
+            case UInt8(ascii: "t"):
+                try literal("true")
+                return .true
+            case UInt8(ascii: "f"):
+                try literal("false")
+                return .false
+            case UInt8(ascii: "n"):
+                try literal("null")
+                return .null
+            default:
+                try number()
+                return .number
+            }
+        }
+
+        mutating func literal(_ word: StaticString) throws {
+            let count = word.utf8CodeUnitCount
+            guard index + count <= bytes.count else { throw invalid() }
+            for offset in 0..<count where bytes[index + offset] != word.utf8Start[offset] { throw invalid() }
+            index += count
+        }
+
+        /// `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`
+        mutating func number() throws {
+            func digits() throws {
+                guard let byte = peek, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) else { throw invalid() }
+                while let byte = peek, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) { index += 1 }
+            }
+            if peek == UInt8(ascii: "-") { index += 1 }
+            if peek == UInt8(ascii: "0") {
+                index += 1
+            } else {
+                try digits()
+            }
+            if peek == UInt8(ascii: ".") {
+                index += 1
+                try digits()
+            }
+            if peek == UInt8(ascii: "e") || peek == UInt8(ascii: "E") {
+                index += 1
+                if peek == UInt8(ascii: "+") || peek == UInt8(ascii: "-") { index += 1 }
+                try digits()
+            }
+        }
+
+        /// A string, quotes included; returns its range. Control characters must be escaped;
+        /// escapes must be one of JSON's.
+        mutating func string() throws -> Range<Int> {
+            let start = index
+            try expect(UInt8(ascii: "\""))
+            while true {
+                guard let byte = peek else { throw invalid() }
+                index += 1
+                switch byte {
+                case UInt8(ascii: "\""):
+                    return start..<index
+                case UInt8(ascii: "\\"):
+                    guard let escape = peek else { throw invalid() }
+                    index += 1
+                    switch escape {
+                    case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"), UInt8(ascii: "b"), UInt8(ascii: "f"),
+                        UInt8(ascii: "n"), UInt8(ascii: "r"), UInt8(ascii: "t"):
+                        continue
+                    case UInt8(ascii: "u"):
+                        guard index + 4 <= bytes.count, bytes[index..<(index + 4)].allSatisfy({ $0.isHexDigit }) else { throw invalid() }
+                        index += 4
+                    default:
+                        throw invalid()
+                    }
+                case 0..<0x20:
+                    throw invalid()
+                default:
+                    continue
                 }
             }
         }
+    }
+}
+
+extension UInt8 {
+    fileprivate var isHexDigit: Bool {
+        (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(self) || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains(self | 0x20)
     }
 }
