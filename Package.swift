@@ -3,7 +3,6 @@ import PackageDescription
 
 let package = Package(
     name: "Dugong",
-    platforms: [.macOS(.v15)],
     products: [
         .library(name: "Dugong", targets: ["Dugong"]),
         .library(name: "DugongStore", targets: ["DugongStore"]),

@@ -9,7 +9,6 @@ let root = Context.packageDirectory.split(separator: "/").dropLast().last.map(St
 
 let package = Package(
     name: "DugongBenchmarks",
-    platforms: [.macOS(.v15)],
     dependencies: [.package(path: "..")],
     targets: [
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),

@@ -12,7 +12,6 @@ let root = Context.packageDirectory.split(separator: "/").dropLast().last.map(St
 
 let package = Package(
     name: "DugongFuzzing",
-    platforms: [.macOS(.v15)],
     dependencies: [.package(path: "..")],
     targets: [
         // main.swift holds only LLVMFuzzerTestOneInput: libFuzzer provides `main`.

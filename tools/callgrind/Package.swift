@@ -7,7 +7,6 @@ let root = Context.packageDirectory.split(separator: "/").dropLast(2).last.map(S
 
 let package = Package(
     name: "CallgrindHarness",
-    platforms: [.macOS(.v15)],
     dependencies: [.package(path: "../..")],
     targets: [.executableTarget(name: "Harness", dependencies: [.product(name: "DugongStore", package: root)])]
 )
