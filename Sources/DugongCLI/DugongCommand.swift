@@ -10,7 +10,7 @@ struct DugongCommand: AsyncParsableCommand {
         abstract: "Event sourcing for Swift: verify, inspect, move and measure DugongStore stores.",
         version: "0.2.0 (store format version 2)",
         subcommands: [
-            Bench.self, Verify.self, Compact.self, Stats.self, Read.self, ReadAll.self, Append.self, Import.self, Export.self,
+            Bench.self, Verify.self, Compact.self, Stats.self, Streams.self, Read.self, ReadAll.self, Append.self, Import.self, Export.self,
             DeleteStream.self, TruncateStream.self, TombstoneStream.self, Upgrade.self, Demo.self,
         ]
     )

@@ -244,7 +244,7 @@ struct IntegrityTests {
         // read-all below checks the order of the events).
         let expected = try String(contentsOf: fixture.appendingPathComponent("v1-store.export.jsonl"), encoding: .utf8)
         #expect(export.stdout.split(separator: "\n").sorted() == expected.split(separator: "\n").sorted())
-        let all = try CLI.run(["read-all", store, "--limit", "1000"])
+        let all = try CLI.run(["read-all", store, "--limit", "1000", "--include-hidden"])
         #expect(all.stdout == (try String(contentsOf: fixture.appendingPathComponent("v1-store.read-all.jsonl"), encoding: .utf8)))
         #expect(try CLI.run(["verify", store]).status == 0)
         #expect(try CLI.run(["upgrade", store]).stdout.contains("nothing to do"))

@@ -76,4 +76,43 @@ struct ToolTests {
         let version = try CLI.run(["--version"])
         #expect(version.status == 0 && version.stdout.contains("store format version 2"), "\(version.stdout)")
     }
+
+    // Reading like people expect: streams with their states; read-all visible-only by default,
+    // filtered by type, category, prefix and time, counted, the last N, newest first.
+    @Test func streamsAndReadAllFilters() throws {
+        let store = CLI.storePath("filters")
+        defer { try? FileManager.default.removeItem(atPath: store) }
+        let lines = [
+            #"{"stream":"acc/1","type":"Opened","timestamp":"2026-11-01T10:00:00.000Z"}"#,
+            #"{"stream":"acc/1","type":"Deposited","timestamp":"2026-11-02T10:00:00.000Z"}"#,
+            #"{"stream":"acc/2","type":"Opened","timestamp":"2026-11-03T10:00:00.000Z"}"#,
+            #"{"stream":"ord/1","type":"Placed","timestamp":"2026-11-04T10:00:00.000Z"}"#,
+            #"{"stream":"acc/3\u001b[2J","type":"Opened","timestamp":"2026-11-05T10:00:00.000Z"}"#,
+            #"{"stream":"acc/3\u001b[2J","tombstone":true}"#,
+            #"{"stream":"ord/1","truncateBefore":2}"#,
+        ]
+        #expect(try CLI.run(["import", store], input: lines.joined(separator: "\n")).status == 0)
+        let streams = try CLI.run(["streams", store]).lines
+        #expect(streams == [
+            "acc/1  version 2  visible 1...2  live", "acc/2  version 1  visible 1...1  live", "ord/1  version 1  visible none  hidden",
+            "acc/3\\u{1b}[2J  version 1  visible none  tombstoned",
+        ], "\(streams)")
+        #expect(try CLI.run(["streams", store, "--category", "ord", "--json"]).lines == [
+            #"{"stream":"ord/1","version":1,"firstVisibleVersion":2,"state":"hidden"}"#,
+        ])
+        func types(_ arguments: [String]) throws -> [String] {
+            try CLI.run(["read-all", store] + arguments).lines.map { line in
+                String(try #require(line.firstMatch(of: /"type":"([A-Za-z]+)"/)).1)
+            }
+        }
+        #expect(try types([]) == ["Opened", "Deposited", "Opened"])
+        #expect(try types(["--include-hidden"]) == ["Opened", "Deposited", "Opened", "Placed", "Opened"])
+        #expect(try types(["--type", "Opened", "--type", "Placed", "--include-hidden"]) == ["Opened", "Opened", "Placed", "Opened"])
+        #expect(try types(["--category", "acc", "--include-hidden"]) == ["Opened", "Deposited", "Opened", "Opened"])
+        #expect(try types(["--stream-prefix", "acc/1"]) == ["Opened", "Deposited"])
+        #expect(try types(["--since", "2026-11-02T00:00:00Z", "--until", "2026-11-03T10:00:00.000Z"]) == ["Deposited"])
+        #expect(try types(["--last", "2", "--backward"]) == ["Opened", "Deposited"])
+        #expect(try CLI.run(["read-all", store, "--count", "--include-hidden"]).stdout == "5\n")
+        #expect(try CLI.run(["read-all", store, "--since", "yesterday"]).status == 64)
+    }
 }

@@ -11,6 +11,8 @@ struct InputLines: Sequence, IteratorProtocol {
     private var buffer: [UInt8] = []
     private var start = 0
     private var atEnd = false
+    /// Where reads land before they join `buffer`.
+    private var chunk: [UInt8] = []
 
     mutating func next() -> (number: Int, text: [UInt8])? {
         while true {
@@ -30,7 +32,7 @@ struct InputLines: Sequence, IteratorProtocol {
             }
             buffer.removeFirst(start)
             start = 0
-            let read = Self.read(appendingTo: &buffer)
+            let read = readMore()
             if read == 0 { atEnd = true }
         }
     }
@@ -39,16 +41,15 @@ struct InputLines: Sequence, IteratorProtocol {
         line.allSatisfy { $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }
     }
 
-    /// Reads up to 1 MiB of stdin onto the end of `buffer`; returns how much (0: the end).
-    private static func read(appendingTo buffer: inout [UInt8]) -> Int {
-        let chunk = 1 << 20
-        let old = buffer.count
-        buffer.append(contentsOf: repeatElement(0, count: chunk))
+    /// Reads up to 1 MiB of stdin onto the end of ``buffer``; returns how much (0: the end).
+    private mutating func readMore() -> Int {
+        if chunk.isEmpty { chunk = [UInt8](repeating: 0, count: 1 << 20) }
         while true {
-            let count = buffer.withUnsafeMutableBytes { Glibc.read(STDIN_FILENO, $0.baseAddress! + old, chunk) }
+            let count = chunk.withUnsafeMutableBytes { Glibc.read(STDIN_FILENO, $0.baseAddress!, $0.count) }
             if count < 0 && errno == EINTR { continue }
-            buffer.removeLast(chunk - Swift.max(count, 0))
-            return Swift.max(count, 0)
+            guard count > 0 else { return 0 }
+            buffer.append(contentsOf: chunk[0..<count])
+            return count
         }
     }
 }

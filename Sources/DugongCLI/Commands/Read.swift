@@ -47,20 +47,29 @@ struct Read: ParsableCommand {
     }
 }
 
-/// `dugong read-all`: the whole log as JSON Lines, optionally following new events.
+/// `dugong read-all`: the log as JSON Lines, filtered, optionally following new events.
 struct ReadAll: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "read-all",
-        abstract: "Print every event in log order as JSON Lines.",
+        abstract: "Print the events in log order as JSON Lines.",
         discussion: """
-            Same lines as `dugong read`, from global position --from on. With --follow it keeps \
-            printing new events as a writer in another process commits them (it reads without \
-            the write lock, and looks for new commits every 10 ms), through the writer's \
-            restarts and compactions: every event once, in order; events a compaction removed \
-            before they were printed are skipped. Stop it with Ctrl-C.
+            Same lines as `dugong read`, from global position --from on. Only visible events \
+            by default: events of deleted, truncated or tombstoned streams that compaction has \
+            not removed yet are left out unless --include-hidden is given. Filters combine: \
+            --type (repeatable), --stream-prefix, --category (the part of a stream name before \
+            its first "/"), --since and --until (ISO 8601 timestamps, --until exclusive). \
+            --count prints only how many events match; --last N the last N that match; \
+            --backward newest first (both read the whole range first).
 
-            Example:
+            With --follow it keeps printing new events as a writer in another process commits \
+            them (it reads without the write lock, and looks for new commits every 10 ms), \
+            through the writer's restarts and compactions: every event once, in order; events a \
+            compaction removed before they were printed are skipped. Stop it with Ctrl-C.
+
+            Examples:
               dugong read-all /var/lib/app/events --from 1000 --follow
+              dugong read-all /var/lib/app/events --category account --type MoneyDeposited --count
+              dugong read-all /var/lib/app/events --since 2026-11-01T00:00:00.000Z --last 10 --backward
             """
     )
 
@@ -68,23 +77,54 @@ struct ReadAll: ParsableCommand {
     @Option(help: "First global position to print.") var from: UInt64 = 0
     @Option(parsing: .unconditional, help: "Print at most this many events.") var limit: Int?
     @Flag(help: "Keep printing events as they are committed.") var follow = false
+    @Option(name: .customLong("type"), help: "Only events of this type (repeat for several).") var types: [String] = []
+    @Option(help: "Only streams whose name starts with this.") var streamPrefix: String?
+    @Option(help: "Only streams of this category (the name before its first \"/\").") var category: String?
+    @Option(help: "Only events at or after this time (ISO 8601).") var since: String?
+    @Option(help: "Only events before this time (ISO 8601).") var until: String?
+    @Option(parsing: .unconditional, help: "Only the last N events that match.") var last: Int?
+    @Flag(help: "Newest first.") var backward = false
+    @Flag(help: "Print only the number of events that match.") var count = false
+    @Flag(help: "Also events of deleted, truncated and tombstoned streams not compacted away yet.") var includeHidden = false
 
     func validate() throws {
         if let limit, limit < 0 { throw ValidationError("--limit must not be negative") }
+        if let last, last < 0 { throw ValidationError("--last must not be negative") }
+        if follow && (last != nil || backward || count) { throw ValidationError("--follow goes with neither --last, --backward nor --count") }
+        if let since, JSONLines.timestamp(parsing: since) == nil { throw ValidationError("--since is not an ISO 8601 time like 2026-11-01T00:00:00.000Z") }
+        if let until, JSONLines.timestamp(parsing: until) == nil { throw ValidationError("--until is not an ISO 8601 time like 2026-11-01T00:00:00.000Z") }
     }
 
     func run() throws {
         let log = try StoreAccess.open(store)
         defer { log.close() }
+        var filter = EventFilter(
+            types: Set(types), streamPrefix: streamPrefix, category: category,
+            since: since.flatMap(JSONLines.timestamp(parsing:))?.millisecondsSince1970,
+            until: until.flatMap(JSONLines.timestamp(parsing:))?.millisecondsSince1970, includeHidden: includeHidden)
         var position = from
-        var remaining = limit ?? .max
+        // Printed at once, or (--last, --backward, --count) kept until the end.
+        let collecting = last != nil || backward || count
+        var kept: [StoredEvent] = []
+        var matched = 0
+        var remaining = collecting ? Int.max : limit ?? .max
         do {
             while remaining > 0 {
-                let page = try log.readAll(from: position, maxCount: min(remaining, 4096))
-                for event in page { Terminal.emit(JSONLines.line(for: event)) }
-                remaining -= page.count
-                if let last = page.last {
-                    position = last.position + 1
+                let page = try log.readAll(from: position, maxCount: 4096)
+                for event in page where try filter.accepts(event, in: log) {
+                    matched += 1
+                    if count { continue }
+                    if collecting {
+                        kept.append(event)
+                        if let last, kept.count > last { kept.removeFirst(kept.count - last) }
+                    } else {
+                        Terminal.emit(JSONLines.line(for: event))
+                        remaining -= 1
+                        if remaining == 0 { break }
+                    }
+                }
+                if let lastEvent = page.last {
+                    position = lastEvent.position + 1
                     continue
                 }
                 guard follow else { break }
@@ -92,9 +132,57 @@ struct ReadAll: ParsableCommand {
                     let (seconds, attoseconds) = log.options.followInterval.components
                     usleep(UInt32(seconds * 1_000_000 + attoseconds / 1_000_000_000_000))
                 }
+                filter.forgetStreams()  // lifecycle changes the writer made
             }
         } catch let error as StoreError {
             throw StoreAccess.fail(error, path: store)
         }
+        if count {
+            Terminal.emit("\(matched)")
+            return
+        }
+        if backward { kept.reverse() }
+        for event in kept.prefix(limit ?? .max) { Terminal.emit(JSONLines.line(for: event)) }
+    }
+}
+
+/// Which events `read-all` prints.
+struct EventFilter {
+    var types: Set<String>
+    var streamPrefix: String?
+    var category: String?
+    var since: Int64?
+    var until: Int64?
+    var includeHidden: Bool
+    /// Each stream's visibility, looked up once.
+    private var streams: [String: EventLog.StreamInfo] = [:]
+
+    init(types: Set<String>, streamPrefix: String?, category: String?, since: Int64?, until: Int64?, includeHidden: Bool) {
+        self.types = types
+        self.streamPrefix = streamPrefix
+        self.category = category
+        self.since = since
+        self.until = until
+        self.includeHidden = includeHidden
+    }
+
+    mutating func forgetStreams() { streams.removeAll(keepingCapacity: true) }
+
+    mutating func accepts(_ event: StoredEvent, in log: EventLog) throws -> Bool {
+        if !types.isEmpty && !types.contains(event.type) { return false }
+        if let streamPrefix, !event.stream.utf8.starts(with: streamPrefix.utf8) { return false }
+        if let category, !event.stream.utf8.starts(with: (category + "/").utf8) { return false }
+        if let since, event.timestampMilliseconds < since { return false }
+        if let until, event.timestampMilliseconds >= until { return false }
+        if includeHidden { return true }
+        let info: EventLog.StreamInfo?
+        if let known = streams[event.stream] {
+            info = known
+        } else {
+            info = try log.info(stream: event.stream)
+            streams[event.stream] = info
+        }
+        guard let info else { return false }
+        return !info.isTombstoned && event.version >= info.firstVisibleVersion
     }
 }

@@ -86,7 +86,7 @@ enum JSONLines {
             let milliseconds = ((days * 24 + hour) * 60 + minute) * 60_000 + second * 1000 + millisecond
             return Date(millisecondsSince1970: Int64(milliseconds))
         }
-        return fast ?? (try? timestampFormat.parse(text))
+        return fast ?? (try? timestampFormat.parse(text)) ?? (try? Date.ISO8601FormatStyle().parse(text))
     }
 
     /// Stored bytes as the JSON text of a line: the bytes themselves, verbatim, when they are
