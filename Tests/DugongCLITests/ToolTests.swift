@@ -115,4 +115,15 @@ struct ToolTests {
         #expect(try CLI.run(["read-all", store, "--count", "--include-hidden"]).stdout == "5\n")
         #expect(try CLI.run(["read-all", store, "--since", "yesterday"]).status == 64)
     }
+
+    // stats for people (sizes in KiB/MiB) and for scripts (JSON without escaped slashes).
+    @Test func statsShowSizesForPeopleAndJSONForScripts() throws {
+        let store = CLI.storePath("stats-sizes")
+        defer { try? FileManager.default.removeItem(atPath: store) }
+        _ = try CLI.run(["append", store, "acc/1"], input: #"{"type":"T","data":{"x":1}}"#)
+        let human = try CLI.run(["stats", store])
+        #expect(human.status == 0 && human.stdout.contains(" KiB") && human.stdout.contains(/frames [0-9]+ B \(/), "\(human.stdout)")
+        let json = try CLI.run(["stats", store, "--json"])
+        #expect(json.stdout.contains(#""stream" : "acc/1""#), "\(json.stdout)")
+    }
 }

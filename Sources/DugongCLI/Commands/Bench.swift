@@ -139,7 +139,7 @@ struct Bench: AsyncParsableCommand {
             payloadBytesPerEvent: Double(payloadBytes) / Double(events), verifiedClean: verification.isClean)
         if json {
             let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
             print(String(decoding: try encoder.encode(results), as: UTF8.self))
             return
         }

@@ -27,17 +27,32 @@ struct Stats: ParsableCommand {
         }
         print("store: \(store)")
         print("events: \(stats.events) in \(stats.streams) streams (next position \(stats.headPosition))")
-        print("on disk: \(stats.fileBytes) bytes in \(stats.segments.count) segment(s); frames \(stats.frameBytes) bytes"
+        print("on disk: \(Self.size(stats.fileBytes)) in \(stats.segments.count) segment(s); frames \(Self.size(stats.frameBytes))"
             + (stats.events > 0 ? String(format: " (%.1f bytes/event)", Double(stats.frameBytes) / Double(stats.events)) : ""))
-        print(String(format: "compression: %.2f× (%d raw payload bytes)", stats.compressionRatio, stats.rawPayloadBytes))
+        print(String(format: "compression: %.2f× (%@ of raw payload)", stats.compressionRatio, Self.size(stats.rawPayloadBytes)))
         print("segments:")
         for (index, segment) in stats.segments.enumerated() {
             let end = index + 1 < stats.segments.count ? "\(stats.segments[index + 1].firstPosition)" : "\(stats.headPosition)"
-            print("  \(segment.name)  positions \(segment.firstPosition)..<\(end)  \(segment.fileBytes) bytes")
+            print("  \(segment.name)  positions \(segment.firstPosition)..<\(end)  \(Self.size(segment.fileBytes))")
         }
         if !stats.largestStreams.isEmpty {
             print("largest streams:")
-            for stream in stats.largestStreams { print("  \(stream.stream)  \(stream.version) versions") }
+            for stream in stats.largestStreams { print("  \(Streams.escaped(stream.stream))  \(stream.version) versions") }
         }
+    }
+}
+
+extension Stats {
+    /// A byte count for people: `512 B`, `4.0 KiB`, `61.2 MiB`, `1.5 GiB`.
+    static func size(_ bytes: Int) -> String {
+        let units = ["KiB", "MiB", "GiB", "TiB"]
+        guard bytes >= 1024 else { return "\(bytes) B" }
+        var value = Double(bytes) / 1024
+        var unit = 0
+        while value >= 1024, unit < units.count - 1 {
+            value /= 1024
+            unit += 1
+        }
+        return String(format: "%.1f %@", value, units[unit])
     }
 }
