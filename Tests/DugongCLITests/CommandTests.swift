@@ -91,6 +91,30 @@ struct CommandTests {
         log.close()
     }
 
+    /// `--wait SECONDS`: a command that needs the lock tries again until the writer lets go,
+    /// or the time is up (then exit 75, as without it).
+    @Test func waitRetriesTheLockUntilTheWriterCloses() async throws {
+        let store = CLI.storePath()
+        defer { try? FileManager.default.removeItem(atPath: store) }
+        let log = try EventLog.open(at: store, options: .init(createIfMissing: true))
+        try await log.append([NewEvent(type: "A", data: Data())], to: "s/1")
+        for command in [["tombstone-stream", store, "s/2"], ["compact", store], ["upgrade", store]] {
+            let start = ContinuousClock.now
+            let refused = try CLI.run(command + ["--wait", "0.3"])
+            #expect(refused.status == 75 && refused.stderr.contains("locked"), "\(command[0]): \(refused.stderr)")
+            #expect(ContinuousClock.now - start >= .milliseconds(300), "\(command[0]) waited")
+        }
+        #expect(try CLI.run(["append", store, "s/1", "--wait", "-1"], input: #"{"type":"B"}"#).status == 64)
+        let waiting = try CLI.start(["append", store, "s/1", "--wait", "120"], input: #"{"type":"B"}"#)
+        defer { waiting.remove() }
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(waiting.process.isRunning, "still waiting for the lock")
+        log.close()
+        waiting.process.waitUntilExit()
+        #expect(waiting.result().status == 0, "\(waiting.result().stderr)")
+        #expect(try CLI.run(["read", store, "s/1"]).lines.count == 2)
+    }
+
     @Test func verifyExitsWithOneAndNamesSegmentAndOffsetAfterAByteIsFlipped() throws {
         let store = CLI.storePath()
         defer { try? FileManager.default.removeItem(atPath: store) }

@@ -116,6 +116,27 @@ struct ToolTests {
         #expect(try CLI.run(["read-all", store, "--since", "yesterday"]).status == 64)
     }
 
+    // A human view beside JSON Lines: aligned columns, names escaped, data cut to 60 characters.
+    @Test func eventsPrintAsATableForPeople() throws {
+        let store = CLI.storePath("table")
+        defer { try? FileManager.default.removeItem(atPath: store) }
+        let long = String(repeating: "x", count: 100)
+        let lines = [
+            #"{"stream":"acc/1","type":"Opened","data":{"owner":"Ada"},"timestamp":"2026-11-01T10:00:00.000Z"}"#,
+            #"{"stream":"acc/1\u001b[2J","type":"Deposited\n","data":{"note":"\#(long)"},"timestamp":"2026-11-02T10:00:00.000Z"}"#,
+        ]
+        #expect(try CLI.run(["import", store], input: lines.joined(separator: "\n")).status == 0)
+        let table = try CLI.run(["read-all", store, "--format", "table"]).lines
+        #expect(table == [
+            "position  stream          version  type         time                      data",
+            "       0  acc/1                 1  Opened       2026-11-01T10:00:00.000Z  {\"owner\":\"Ada\"}",
+            "       1  acc/1\\u{1b}[2J        1  Deposited\\n  2026-11-02T10:00:00.000Z  {\"note\":\"" + String(repeating: "x", count: 50) + "…",
+        ], "\(table)")
+        #expect(try CLI.run(["read", store, "acc/1", "--format", "table"]).lines.count == 2)
+        #expect(try CLI.run(["read-all", store, "--format", "table", "--backward", "--last", "1"]).lines.last?.hasPrefix("       1  ") == true)
+        #expect(try CLI.run(["read-all", store, "--format", "csv"]).status == 64)
+    }
+
     // stats for people (sizes in KiB/MiB) and for scripts (JSON without escaped slashes).
     @Test func statsShowSizesForPeopleAndJSONForScripts() throws {
         let store = CLI.storePath("stats-sizes")

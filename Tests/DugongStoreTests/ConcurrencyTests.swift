@@ -72,6 +72,38 @@ struct ConcurrencyTests {
         #expect(try log.read(stream: "race/1").map(\.version) == Array(1...writers))
     }
 
+    /// `send` is a pipeline: commits sent before the first is acknowledged are written in the
+    /// order sent (each one's expected version relies on the one before), a refused one does
+    /// not stop the next, and a commit awaited after it landed still reports it.
+    @Test func sentCommitsAreWrittenInTheOrderSent() async throws {
+        let directory = TemporaryDirectory("send")
+        defer { directory.remove() }
+        let log = try Fixture.open(directory)
+        defer { log.close() }
+        var sent: [SentCommit] = []
+        for round in 0..<50 {
+            let appends = (0..<10).map { stream in
+                EventLog.Append(stream: "s/\(stream)", events: Fixture.events(2, size: 20), expected: .exact(round * 2))
+            }
+            sent.append(try log.send(appends))
+        }
+        let refused = try log.send([EventLog.Append(stream: "s/0", events: Fixture.events(1, size: 20), expected: .exact(3))])
+        let after = try log.send([EventLog.Append(stream: "s/0", events: Fixture.events(1, size: 20), expected: .exact(100))])
+        try await Task.sleep(for: .milliseconds(50))
+        var nextPosition: UInt64 = 0
+        for (round, commit) in sent.enumerated() {
+            let commits = try await commit.commits()
+            #expect(commits.map(\.firstVersion) == Array(repeating: round * 2 + 1, count: 10))
+            #expect(commits.first?.firstPosition == nextPosition, "round \(round) follows the one sent before it")
+            nextPosition = commits.last!.lastPosition + 1
+        }
+        await #expect(throws: StoreError.wrongExpectedVersion(stream: "s/0", expected: .exact(3), actual: 100)) {
+            try await refused.commits()
+        }
+        #expect(try await after.commits().first?.firstVersion == 101)
+        #expect(throws: StoreError.self) { try log.send([]) }
+    }
+
     @Test func concurrentSingleEventAppendsShareFrames() async throws {
         let directory = TemporaryDirectory("group")
         defer { directory.remove() }

@@ -63,7 +63,7 @@ struct Append: AsyncParsableCommand {
             is required, data and metadata may be any JSON ({"base64": "…"} for raw bytes), id \
             defaults to a new UUID. All lines form one atomic commit: a bad line (named by its \
             number) writes nothing. Prints one JSON line once the commit is durable. A \
-            concurrency conflict exits with status 1 naming the expected and actual versions.
+            concurrency conflict exits with status 2 naming the expected and actual versions.
 
             Example:
               echo '{"type":"MoneyDeposited","data":{"amount":100}}' | dugong append /var/lib/app/events account/42 --expected-version no-stream
@@ -74,6 +74,7 @@ struct Append: AsyncParsableCommand {
     @Argument(help: "The stream's name.") var stream: String
     @Option(name: .customLong("expected-version"), help: "any, no-stream, stream-exists or a version number.")
     var expected: ExpectedVersion = .any
+    @OptionGroup var lock: LockWait
 
     func run() async throws {
         var events: [NewEvent] = []
@@ -89,7 +90,7 @@ struct Append: AsyncParsableCommand {
             }
         }
         guard !events.isEmpty else { throw Terminal.fail("no events on stdin", code: ExitStatus.badInput.rawValue) }
-        let log = try StoreAccess.open(store, forWriting: true, creating: true)
+        let log = try StoreAccess.open(store, forWriting: true, creating: true, wait: lock.seconds)
         defer { log.close() }
         do {
             let commit = try await log.append(events, to: stream, expecting: expected)
@@ -117,9 +118,10 @@ struct DeleteStream: AsyncParsableCommand {
     )
     @Argument(help: "The store's directory.") var store: String
     @Argument(help: "The stream's name.") var stream: String
+    @OptionGroup var lock: LockWait
 
     func run() async throws {
-        try await StreamChange.apply(store: store, stream: stream) { try await $0.delete(stream: stream) }
+        try await StreamChange.apply(store: store, stream: stream, wait: lock.seconds) { try await $0.delete(stream: stream) }
     }
 }
 
@@ -138,9 +140,10 @@ struct TruncateStream: AsyncParsableCommand {
     @Argument(help: "The store's directory.") var store: String
     @Argument(help: "The stream's name.") var stream: String
     @Option(help: "The first version to keep.") var before: Int
+    @OptionGroup var lock: LockWait
 
     func run() async throws {
-        try await StreamChange.apply(store: store, stream: stream) { try await $0.truncate(stream: stream, before: before) }
+        try await StreamChange.apply(store: store, stream: stream, wait: lock.seconds) { try await $0.truncate(stream: stream, before: before) }
     }
 }
 
@@ -158,16 +161,17 @@ struct TombstoneStream: AsyncParsableCommand {
     )
     @Argument(help: "The store's directory.") var store: String
     @Argument(help: "The stream's name.") var stream: String
+    @OptionGroup var lock: LockWait
 
     func run() async throws {
-        try await StreamChange.apply(store: store, stream: stream) { try await $0.tombstone(stream: stream) }
+        try await StreamChange.apply(store: store, stream: stream, wait: lock.seconds) { try await $0.tombstone(stream: stream) }
     }
 }
 
 enum StreamChange {
     /// Applies a lifecycle change and says what it did (on stdout, once durable).
-    static func apply(store: String, stream: String, _ change: (EventLog) async throws -> Void) async throws {
-        let log = try StoreAccess.open(store, forWriting: true)
+    static func apply(store: String, stream: String, wait: Double, _ change: (EventLog) async throws -> Void) async throws {
+        let log = try StoreAccess.open(store, forWriting: true, wait: wait)
         defer { log.close() }
         do {
             let before = try log.info(stream: stream)

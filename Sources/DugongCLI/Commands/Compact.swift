@@ -23,12 +23,13 @@ struct Compact: ParsableCommand {
     @Argument(help: "The store's directory.") var store: String
     @Flag(help: "Report what compaction would reclaim without writing anything.") var dryRun = false
     @Flag(help: "Print the report as JSON.") var json = false
+    @OptionGroup var lock: LockWait
 
     func run() throws {
         let bar = ProgressBar(dryRun ? "planning" : "compacting")
         let report: CompactionReport
         do {
-            report = try EventLog.compact(at: store, dryRun: dryRun) { bar.update($0, of: $1) }
+            report = try LockWait.retrying(for: lock.seconds) { try EventLog.compact(at: store, dryRun: dryRun) { bar.update($0, of: $1) } }
         } catch let error as StoreError {
             bar.finish()
             throw StoreAccess.fail(error, path: store)

@@ -11,7 +11,7 @@ struct Import: AsyncParsableCommand {
             Each line is an event with a "stream" field (and the fields `dugong append` takes), \
             or a lifecycle line {"stream": …, "truncateBefore": n} or {"stream": …, \
             "tombstone": true}. Lines are written in their order, packed into atomic commits of \
-            up to --batch events over any number of streams (one sync each).
+            up to --batch events over any number of streams (at most one sync each: commits written together share one).
 
             An event line with a "version" (export prints them) is imported at that version: a \
             stream that begins later than version 1 (its first versions were removed) begins \
@@ -34,6 +34,7 @@ struct Import: AsyncParsableCommand {
     @Option(help: "Bytes preallocated for each new segment file, 4096 to 1 GiB (default 64 MiB).")
     var segmentSize: Int?
     @Flag(help: "Print one acknowledgement line per durable commit and stream on stdout.") var acks = false
+    @OptionGroup var lock: LockWait
 
     func validate() throws {
         guard batch > 0 else { throw ValidationError("--batch must be positive") }
@@ -43,7 +44,7 @@ struct Import: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let log = try StoreAccess.open(store, forWriting: true, creating: true, segmentSize: segmentSize)
+        let log = try StoreAccess.open(store, forWriting: true, creating: true, segmentSize: segmentSize, wait: lock.seconds)
         defer { log.close() }
         let importer = Importer(log: log, store: store, batch: batch, acks: acks)
         var lines = InputLines()
@@ -53,8 +54,8 @@ struct Import: AsyncParsableCommand {
             }
             try await importer.drain()
         } catch {
-            // The commit sent before the error is acknowledged if it landed.
-            try? await importer.settle()
+            // The commits sent before the error are acknowledged if they landed.
+            await importer.settleSent()
             importer.finish()
             if let error = error as? StoreError { throw StoreAccess.fail(error, path: store) }
             throw error
@@ -74,8 +75,12 @@ final class Importer {
     private var pendingEvents = 0
     /// The line of each pending append's first event (for errors).
     private var pendingLines: [Int] = []
+    /// The pending commit's size as ``EventLog/maximumCommitSize`` counts it.
+    private var pendingBytes = 0
     /// Each stream's version as the store and the pending commit leave it.
     private var versions: [String: Int] = [:]
+    /// The streams that are tombstoned (in the store or by an earlier line).
+    private var tombstoned: Set<String> = []
     private var imported = 0
     private var skipped = 0
     private var commits = 0
@@ -90,9 +95,10 @@ final class Importer {
 
     private func version(of stream: String) throws -> Int {
         if let known = versions[stream] { return known }
-        let version = try log.info(stream: stream)?.version ?? 0
-        versions[stream] = version
-        return version
+        let info = try log.info(stream: stream)
+        if info?.isTombstoned == true { tombstoned.insert(stream) }
+        versions[stream] = info?.version ?? 0
+        return info?.version ?? 0
     }
 
     func take(_ input: JSONLines.Input, line: Int) async throws {
@@ -105,14 +111,22 @@ final class Importer {
             } catch {
                 throw StoreAccess.fail(error, path: store, prefix: "line \(line): ")
             }
-            let current = try version(of: stream)
+            // One hash of the name for the lookup and the update (a stream per line, interleaved).
+            let slot = versions.index(forKey: stream)
+            let current = try slot.map { versions.values[$0] } ?? version(of: stream)
             let version = given ?? current + 1
             if version <= current {
                 // Compared with the store: what is pending is written first.
-                if pending.contains(where: { $0.stream == stream }) || inFlight != nil { try await drain() }
+                if pending.contains(where: { $0.stream == stream }) || !inFlight.isEmpty { try await drain() }
                 try checkStored(event, stream: stream, version: version, line: line)
                 skipped += 1
                 return
+            }
+            // What the store would refuse is refused here, at its line: the store never refuses
+            // a commit, so the next one may be sent before it is acknowledged.
+            guard !tombstoned.contains(stream) else {
+                throw Terminal.fail(
+                    "line \(line): '\(stream)' is tombstoned: no events can be added to it", code: ExitStatus.conflict.rawValue)
             }
             if version > current + 1 {
                 guard current == 0 else {
@@ -123,14 +137,17 @@ final class Importer {
                 try await drain()
                 try await change(line: line) { try await $0.beginStream(stream, atVersion: version) }
             }
+            let size = EventLog.commitSize(of: event, in: stream)
+            if pendingBytes + size > EventLog.maximumCommitSize { try await flush() }
             if let last = pending.last, last.stream == stream {
                 pending[pending.count - 1].events.append(event)
             } else {
                 pending.append(EventLog.Append(stream: stream, events: [event], expected: .exact(version - 1)))
                 pendingLines.append(line)
             }
-            versions[stream] = version
+            if let slot { versions.values[slot] = version } else { versions[stream] = version }
             pendingEvents += 1
+            pendingBytes += size
             if pendingEvents >= batch { try await flush() }
         case .truncate(let stream, let before):
             try await drain()
@@ -144,6 +161,7 @@ final class Importer {
         case .tombstone(let stream):
             try await drain()
             try await change(line: line) { try await $0.tombstone(stream: stream) }
+            tombstoned.insert(stream)
         }
     }
 
@@ -166,37 +184,49 @@ final class Importer {
         }
     }
 
-    /// The commit sent to the writer and not acknowledged yet: lines are read and packed while
-    /// it is written (one at a time, so a failed commit is never followed by a written one).
-    private var inFlight: (task: Task<[Commit], any Error>, firstLine: Int)?
+    /// Commits sent to the writer and not acknowledged yet, oldest first: lines are read and
+    /// packed while they are written. Two keep the writer busy while the next is packed (with
+    /// one, it waited for the parser about a third of the time). Every line was checked against
+    /// what the store would refuse, so only a failing disk fails a commit, and then the writer
+    /// fails every later one: a commit after a failed one is never written.
+    private var inFlight: [(commit: SentCommit, firstLine: Int)] = []
+    private static let commitsInFlight = 2
 
-    /// Sends the pending commit (one sync), once the one before it is acknowledged.
+    /// Sends the pending commit (one sync), once fewer than ``commitsInFlight`` are unacknowledged.
     func flush() async throws {
-        try await settle()
+        while inFlight.count >= Self.commitsInFlight { try await settle() }
         guard !pending.isEmpty else { return }
         let appends = pending
         let firstLine = pendingLines.first!
         pending = []
         pendingLines = []
         pendingEvents = 0
-        let log = self.log
-        inFlight = (Task { try await log.append(appends) }, firstLine)
+        pendingBytes = 0
+        do {
+            inFlight.append((try log.send(appends), firstLine))
+        } catch {
+            throw StoreAccess.fail(error, path: store, prefix: "the commit of lines \(firstLine)...: ")
+        }
     }
 
     /// Sends what is pending and waits until everything sent is acknowledged.
     func drain() async throws {
         try await flush()
-        try await settle()
+        while !inFlight.isEmpty { try await settle() }
     }
 
-    /// Waits for the commit in flight and acknowledges it.
-    func settle() async throws {
-        guard let (task, firstLine) = inFlight else { return }
-        inFlight = nil
+    /// Acknowledges the commits that landed, after an error (sending nothing more).
+    func settleSent() async {
+        while !inFlight.isEmpty { try? await settle() }
+    }
+
+    /// Waits for the oldest commit in flight and acknowledges it.
+    private func settle() async throws {
+        let (commit, firstLine) = inFlight.removeFirst()
         let results: [Commit]
         do {
-            results = try await task.value
-        } catch let error as StoreError {
+            results = try await commit.commits()
+        } catch {
             throw StoreAccess.fail(error, path: store, prefix: "the commit of lines \(firstLine)...: ")
         }
         commits += 1

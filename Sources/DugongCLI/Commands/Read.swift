@@ -12,8 +12,12 @@ struct Read: ParsableCommand {
             otherwise {"base64": "…"}; null when empty). Reads without the write lock. A stream \
             the store has never seen exits with status 66.
 
-            Example:
+            --format table prints aligned columns for people instead (the data cut to 60 \
+            characters; control characters in names escaped).
+
+            Examples:
               dugong read /var/lib/app/events account/42 --from 10 --limit 5
+              dugong read /var/lib/app/events account/42 --format table
             """
     )
 
@@ -22,6 +26,8 @@ struct Read: ParsableCommand {
     @Option(parsing: .unconditional, help: "First version to print (the last one with --backward).") var from: Int?
     @Option(parsing: .unconditional, help: "Print at most this many events.") var limit: Int?
     @Flag(help: "Newest first.") var backward = false
+    @Option(help: "jsonl (one JSON object per line, the default) or table (aligned columns for people, the data cut to 60 characters).")
+    var format: OutputFormat = .jsonl
 
     func validate() throws {
         if let limit, limit < 0 { throw ValidationError("--limit must not be negative") }
@@ -37,7 +43,8 @@ struct Read: ParsableCommand {
             }
             let events = try log.read(
                 stream: stream, from: from, maxCount: limit ?? .max, direction: backward ? .backward : .forward)
-            for event in events { Terminal.emit(JSONLines.line(for: event)) }
+            var printer = EventPrinter(format: format)
+            printer.print(events)
             if events.isEmpty, info.readsAsEmpty {
                 Terminal.error(info.isTombstoned ? "stream '\(stream)' is tombstoned" : "stream '\(stream)' is deleted or truncated: no version is visible")
             }
@@ -53,7 +60,7 @@ struct ReadAll: ParsableCommand {
         commandName: "read-all",
         abstract: "Print the events in log order as JSON Lines.",
         discussion: """
-            Same lines as `dugong read`, from global position --from on. Only visible events \
+            Same lines as `dugong read` (or its --format table), from global position --from on. Only visible events \
             by default: events of deleted, truncated or tombstoned streams that compaction has \
             not removed yet are left out unless --include-hidden is given. Filters combine: \
             --type (repeatable), --stream-prefix, --category (the part of a stream name before \
@@ -69,7 +76,7 @@ struct ReadAll: ParsableCommand {
             Examples:
               dugong read-all /var/lib/app/events --from 1000 --follow
               dugong read-all /var/lib/app/events --category account --type MoneyDeposited --count
-              dugong read-all /var/lib/app/events --since 2026-11-01T00:00:00.000Z --last 10 --backward
+              dugong read-all /var/lib/app/events --since 2026-11-01T00:00:00.000Z --last 10 --backward --format table
             """
     )
 
@@ -86,6 +93,8 @@ struct ReadAll: ParsableCommand {
     @Flag(help: "Newest first.") var backward = false
     @Flag(help: "Print only the number of events that match.") var count = false
     @Flag(help: "Also events of deleted, truncated and tombstoned streams not compacted away yet.") var includeHidden = false
+    @Option(help: "jsonl (one JSON object per line, the default) or table (aligned columns for people, the data cut to 60 characters).")
+    var format: OutputFormat = .jsonl
 
     func validate() throws {
         if let limit, limit < 0 { throw ValidationError("--limit must not be negative") }
@@ -108,9 +117,12 @@ struct ReadAll: ParsableCommand {
         var kept: [StoredEvent] = []
         var matched = 0
         var remaining = collecting ? Int.max : limit ?? .max
+        var printer = EventPrinter(format: format)
         do {
             while remaining > 0 {
                 let page = try log.readAll(from: position, maxCount: 4096)
+                var printing: [StoredEvent] = []
+                defer { printer.print(printing) }
                 for event in page where try filter.accepts(event, in: log) {
                     matched += 1
                     if count { continue }
@@ -118,7 +130,7 @@ struct ReadAll: ParsableCommand {
                         kept.append(event)
                         if let last, kept.count > last { kept.removeFirst(kept.count - last) }
                     } else {
-                        Terminal.emit(JSONLines.line(for: event))
+                        printing.append(event)
                         remaining -= 1
                         if remaining == 0 { break }
                     }
@@ -142,7 +154,7 @@ struct ReadAll: ParsableCommand {
             return
         }
         if backward { kept.reverse() }
-        for event in kept.prefix(limit ?? .max) { Terminal.emit(JSONLines.line(for: event)) }
+        printer.print(kept.prefix(limit ?? .max))
     }
 }
 

@@ -21,11 +21,12 @@ struct Upgrade: ParsableCommand {
 
     @Argument(help: "The store's directory.") var store: String
     @Flag(help: "Print the report as JSON.") var json = false
+    @OptionGroup var lock: LockWait
 
     func run() throws {
         let report: UpgradeReport
         do {
-            report = try EventLog.upgrade(at: store)
+            report = try LockWait.retrying(for: lock.seconds) { try EventLog.upgrade(at: store) }
         } catch let error as StoreError {
             throw StoreAccess.fail(error, path: store)
         }

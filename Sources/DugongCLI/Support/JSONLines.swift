@@ -20,27 +20,30 @@ enum JSONLines {
     /// importing spent much of its time in).
     static func uuid(parsing text: String) -> UUID? {
         var text = text
-        return text.withUTF8 { bytes -> UUID? in
-            guard bytes.count == 36 else { return nil }
-            var value: uuid_t = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-            let valid = withUnsafeMutableBytes(of: &value) { raw -> Bool in
-                var byte = 0
-                var index = 0
-                while index < 36 {
-                    if index == 8 || index == 13 || index == 18 || index == 23 {
-                        guard bytes[index] == UInt8(ascii: "-") else { return false }
-                        index += 1
-                        continue
-                    }
-                    guard let high = hexValue(bytes[index]), let low = hexValue(bytes[index + 1]) else { return false }
-                    raw[byte] = high << 4 | low
-                    byte += 1
-                    index += 2
+        return text.withUTF8(uuid(utf8:))
+    }
+
+    /// A UUID from the UTF-8 of its 36-character text.
+    static func uuid(utf8 bytes: UnsafeBufferPointer<UInt8>) -> UUID? {
+        guard bytes.count == 36 else { return nil }
+        var value: uuid_t = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        let valid = withUnsafeMutableBytes(of: &value) { raw -> Bool in
+            var byte = 0
+            var index = 0
+            while index < 36 {
+                if index == 8 || index == 13 || index == 18 || index == 23 {
+                    guard bytes[index] == UInt8(ascii: "-") else { return false }
+                    index += 1
+                    continue
                 }
-                return true
+                guard let high = hexValue(bytes[index]), let low = hexValue(bytes[index + 1]) else { return false }
+                raw[byte] = high << 4 | low
+                byte += 1
+                index += 2
             }
-            return valid ? UUID(uuid: value) : nil
+            return true
         }
+        return valid ? UUID(uuid: value) : nil
     }
 
     private static func hexValue(_ digit: UInt8) -> UInt8? {
@@ -56,37 +59,42 @@ enum JSONLines {
     /// parser: importing spends its time here otherwise), or any other ISO 8601 date.
     static func timestamp(parsing text: String) -> Date? {
         var text = text
-        let fast: Date? = text.withUTF8 { bytes in
-            guard bytes.count == 24, bytes[4] == UInt8(ascii: "-"), bytes[7] == UInt8(ascii: "-"), bytes[10] == UInt8(ascii: "T"),
-                bytes[13] == UInt8(ascii: ":"), bytes[16] == UInt8(ascii: ":"), bytes[19] == UInt8(ascii: "."),
-                bytes[23] == UInt8(ascii: "Z")
-            else { return nil }
-            func number(_ range: Range<Int>) -> Int? {
-                var value = 0
-                for index in range {
-                    let digit = Int(bytes[index]) - 48
-                    guard digit >= 0, digit <= 9 else { return nil }
-                    value = value * 10 + digit
-                }
-                return value
+        return text.withUTF8(timestamp(utf8:)) ?? (try? timestampFormat.parse(text)) ?? (try? Date.ISO8601FormatStyle().parse(text))
+    }
+
+    private static let daysInMonth = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
+
+    /// The common case of ``timestamp(parsing:)``, `2024-11-29T06:44:55.123Z`, from its UTF-8;
+    /// `nil` for any other spelling.
+    static func timestamp(utf8 bytes: UnsafeBufferPointer<UInt8>) -> Date? {
+        guard bytes.count == 24, bytes[4] == UInt8(ascii: "-"), bytes[7] == UInt8(ascii: "-"), bytes[10] == UInt8(ascii: "T"),
+            bytes[13] == UInt8(ascii: ":"), bytes[16] == UInt8(ascii: ":"), bytes[19] == UInt8(ascii: "."),
+            bytes[23] == UInt8(ascii: "Z")
+        else { return nil }
+        func number(_ range: Range<Int>) -> Int? {
+            var value = 0
+            for index in range {
+                let digit = Int(bytes[index]) - 48
+                guard digit >= 0, digit <= 9 else { return nil }
+                value = value * 10 + digit
             }
-            guard let year = number(0..<4), let month = number(5..<7), let day = number(8..<10), let hour = number(11..<13),
-                let minute = number(14..<16), let second = number(17..<19), let millisecond = number(20..<23),
-                (1...12).contains(month), (1...31).contains(day), hour < 24, minute < 60, second < 60
-            else { return nil }
-            let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
-            guard day <= [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][month - 1] else { return nil }
-            // Days from 1970-01-01 to the date (the proleptic Gregorian calendar, by eras of 400 years).
-            let y = month <= 2 ? year - 1 : year
-            let era = (y >= 0 ? y : y - 399) / 400
-            let yearOfEra = y - era * 400
-            let dayOfYear = (153 * (month > 2 ? month - 3 : month + 9) + 2) / 5 + day - 1
-            let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
-            let days = era * 146_097 + dayOfEra - 719_468
-            let milliseconds = ((days * 24 + hour) * 60 + minute) * 60_000 + second * 1000 + millisecond
-            return Date(millisecondsSince1970: Int64(milliseconds))
+            return value
         }
-        return fast ?? (try? timestampFormat.parse(text)) ?? (try? Date.ISO8601FormatStyle().parse(text))
+        guard let year = number(0..<4), let month = number(5..<7), let day = number(8..<10), let hour = number(11..<13),
+            let minute = number(14..<16), let second = number(17..<19), let millisecond = number(20..<23),
+            (1...12).contains(month), (1...31).contains(day), hour < 24, minute < 60, second < 60
+        else { return nil }
+        let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
+        guard day <= daysInMonth[month - 1] + (month == 2 && leap ? 1 : 0) else { return nil }
+        // Days from 1970-01-01 to the date (the proleptic Gregorian calendar, by eras of 400 years).
+        let y = month <= 2 ? year - 1 : year
+        let era = (y >= 0 ? y : y - 399) / 400
+        let yearOfEra = y - era * 400
+        let dayOfYear = (153 * (month > 2 ? month - 3 : month + 9) + 2) / 5 + day - 1
+        let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
+        let days = era * 146_097 + dayOfEra - 719_468
+        let milliseconds = ((days * 24 + hour) * 60 + minute) * 60_000 + second * 1000 + millisecond
+        return Date(millisecondsSince1970: Int64(milliseconds))
     }
 
     /// Stored bytes as the JSON text of a line: the bytes themselves, verbatim, when they are
@@ -185,7 +193,7 @@ enum JSONLines {
     }
 
     /// The fields an event line may have (`position`, printed by `read-all`, is ignored).
-    private static let eventFields: Set<String> = ["stream", "version", "position", "id", "type", "timestamp", "data", "metadata"]
+    private static let eventFields = ["stream", "version", "position", "id", "type", "timestamp", "data", "metadata"]
 
     /// Parses an input line: an event (`type`, optional `data`, `metadata`, `id`, `timestamp`,
     /// `version`, and `stream` for import; `position` is ignored) or a lifecycle change
@@ -200,9 +208,9 @@ enum JSONLines {
         } else if object["stream"] != nil {
             throw InputError("\"stream\" must be a non-empty string")
         }
-        let keys = object.keys
-        let lifecycle = ["truncateBefore", "tombstone"].filter { object[$0] != nil }
-        if !lifecycle.isEmpty {
+        if object["truncateBefore"] != nil || object["tombstone"] != nil {
+            let lifecycle = ["truncateBefore", "tombstone"].filter { object[$0] != nil }
+            let keys = object.keys
             guard object["type"] == nil else {
                 throw InputError("a line is an event (\"type\") or a lifecycle change (\"\(lifecycle[0])\"), not both")
             }
@@ -219,7 +227,7 @@ enum JSONLines {
             guard object["tombstone"]?.kind == .true else { throw InputError("\"tombstone\" must be true") }
             return .tombstone(stream: stream)
         }
-        if let unknown = keys.sorted().first(where: { !eventFields.contains($0) }) {
+        if let unknown = object.unknownKey(among: eventFields) {
             throw InputError("unknown field \"\(unknown)\" (an event has \(eventFields.sorted().joined(separator: ", ")))")
         }
         guard let type = try? object.string("type"), !type.isEmpty else { throw InputError("\"type\" must be a non-empty string") }
@@ -228,13 +236,16 @@ enum JSONLines {
         if let version, version < 1 { throw InputError(versionProblem) }
         var id: UUID?
         if object["id"] != nil {
-            guard let text = try? object.string("id"), let parsed = uuid(parsing: text) else { throw InputError("\"id\" must be a UUID string") }
+            guard let parsed = object.parsedString("id", uuid(utf8:)) else { throw InputError("\"id\" must be a UUID string") }
             id = parsed
         }
         var event = NewEvent(
             id: id ?? newID(), type: type, data: try bytes(of: object, "data"), metadata: try bytes(of: object, "metadata"))
         if object["timestamp"] != nil {
-            guard let text = try? object.string("timestamp"), let date = timestamp(parsing: text) else {
+            guard
+                let date = object.parsedString("timestamp", timestamp(utf8:))
+                    ?? (try? object.string("timestamp")).flatMap({ $0.flatMap(timestamp(parsing:)) })
+            else {
                 throw InputError("\"timestamp\" must be an ISO 8601 date like 2024-11-29T06:44:55.123Z")
             }
             event.timestamp = date

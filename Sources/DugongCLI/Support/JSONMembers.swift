@@ -21,11 +21,23 @@ struct JSONMembers {
     static let maximumDepth = 512
 
     let bytes: [UInt8]
-    /// The members in their order (a line has a handful: a list beats a dictionary).
-    private(set) var list: [(key: String, member: Member)] = []
+
+    private struct Entry {
+        /// The key's bytes in the line, quotes included.
+        var keyRange: Range<Int>
+        /// The key's text when it holds escapes; `nil` when the bytes between the quotes are it.
+        var escapedKey: String?
+        var member: Member
+
+        var rawKey: Range<Int> { (keyRange.lowerBound + 1)..<(keyRange.upperBound - 1) }
+    }
+
+    /// The members in their order (a line has a handful: a list beats a dictionary). Keys stay
+    /// bytes in the line: an import compares a few hundred thousand lines' keys with field names.
+    private var list: [Entry] = []
 
     /// The member keys, in their order.
-    var keys: [String] { list.map(\.key) }
+    var keys: [String] { list.map(key(of:)) }
     var count: Int { list.count }
 
     /// Reads `bytes`, which must be one JSON object.
@@ -42,14 +54,17 @@ struct JSONMembers {
             while true {
                 scanner.skipWhitespace()
                 let keyRange = try scanner.string()
-                let key = try Self.decodeString(bytes, keyRange)
+                let escaped = bytes[keyRange].contains(UInt8(ascii: "\\")) ? try Self.decodeString(bytes, keyRange) : nil
                 scanner.skipWhitespace()
                 try scanner.expect(UInt8(ascii: ":"))
                 scanner.skipWhitespace()
                 let start = scanner.index
                 let kind = try scanner.value(depth: 1)
-                guard self[key] == nil else { throw JSONLines.InputError("field \"\(key)\" appears twice") }
-                list.append((key, Member(kind: kind, range: start..<scanner.index)))
+                let entry = Entry(keyRange: keyRange, escapedKey: escaped, member: Member(kind: kind, range: start..<scanner.index))
+                guard !list.contains(where: { sameKey($0, entry) }) else {
+                    throw JSONLines.InputError("field \"\(key(of: entry))\" appears twice")
+                }
+                list.append(entry)
                 scanner.skipWhitespace()
                 if scanner.peek == UInt8(ascii: ",") {
                     scanner.index += 1
@@ -63,7 +78,37 @@ struct JSONMembers {
         guard scanner.index == bytes.count else { throw JSONLines.InputError("not valid JSON (text after the object)") }
     }
 
-    subscript(key: String) -> Member? { list.first { $0.key == key }?.member }
+    subscript(key: String) -> Member? { list.first { has($0, key: key) }?.member }
+
+    /// The first key in byte order that is not one of `names`, if any.
+    func unknownKey(among names: [String]) -> String? {
+        list.filter { entry in !names.contains { has(entry, key: $0) } }.map(key(of:)).min()
+    }
+
+    private func key(of entry: Entry) -> String {
+        entry.escapedKey ?? String(decoding: bytes[entry.rawKey], as: UTF8.self)
+    }
+
+    /// Whether an entry's key is `key`, byte for byte.
+    private func has(_ entry: Entry, key: String) -> Bool {
+        if let escaped = entry.escapedKey { return escaped.utf8.elementsEqual(key.utf8) }
+        let raw = entry.rawKey
+        guard raw.count == key.utf8.count else { return false }
+        return key.utf8.withContiguousStorageIfAvailable { name in
+            bytes.withUnsafeBufferPointer { line in raw.isEmpty || memcmp(name.baseAddress!, line.baseAddress! + raw.lowerBound, raw.count) == 0 }
+        } ?? key.utf8.elementsEqual(bytes[raw])
+    }
+
+    private func sameKey(_ a: Entry, _ b: Entry) -> Bool {
+        if a.escapedKey == nil, b.escapedKey == nil {
+            let left = a.rawKey, right = b.rawKey
+            guard left.count == right.count else { return false }
+            return bytes.withUnsafeBufferPointer { line in
+                left.isEmpty || memcmp(line.baseAddress! + left.lowerBound, line.baseAddress! + right.lowerBound, left.count) == 0
+            }
+        }
+        return has(a, key: key(of: b))
+    }
 
     /// The kind of the one JSON value `bytes` holds (whitespace around it allowed), or `nil`
     /// when they are not one JSON value nested at most `maximumDepth` deep.
@@ -76,7 +121,7 @@ struct JSONMembers {
     }
 
     /// Whether this object is `{"base64": "…"}`.
-    var isBase64Object: Bool { list.count == 1 && list[0].key == "base64" && list[0].member.kind == .string }
+    var isBase64Object: Bool { list.count == 1 && has(list[0], key: "base64") && list[0].member.kind == .string }
 
     /// Whether a member is the object `{"base64": "…"}` (raw bytes in the tool's lines).
     func isBase64Object(_ key: String) -> Bool {
@@ -92,6 +137,18 @@ struct JSONMembers {
         guard let member = self[key] else { return nil }
         guard member.kind == .string else { throw JSONLines.InputError("\"\(key)\" must be a string") }
         return try Self.decodeString(bytes, member.range)
+    }
+
+    /// A string member's text parsed from its UTF-8 by `parse`, without making a `String` when
+    /// it holds no escapes; `nil` when absent, not a string, or refused by `parse`.
+    func parsedString<T>(_ key: String, _ parse: (UnsafeBufferPointer<UInt8>) -> T?) -> T? {
+        guard let member = self[key], member.kind == .string else { return nil }
+        let inner = (member.range.lowerBound + 1)..<(member.range.upperBound - 1)
+        if bytes[inner].contains(UInt8(ascii: "\\")) {
+            guard var text = try? Self.decodeString(bytes, member.range) else { return nil }
+            return text.withUTF8(parse)
+        }
+        return bytes.withUnsafeBufferPointer { parse(UnsafeBufferPointer(rebasing: $0[inner])) }
     }
 
     /// An integer member (no fraction, no exponent); `nil` when it is absent.

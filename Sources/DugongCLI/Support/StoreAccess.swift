@@ -6,13 +6,15 @@ import Foundation
 /// Opening a store for a command, with errors a person can act on.
 enum StoreAccess {
     /// Opens the store at `path` for reading (no lock: works while a writer has it open), or for
-    /// writing (takes the lock).
-    static func open(_ path: String, forWriting: Bool = false, creating: Bool = false, segmentSize: Int? = nil) throws -> EventLog {
+    /// writing (takes the lock, waiting for it up to `wait` seconds).
+    static func open(
+        _ path: String, forWriting: Bool = false, creating: Bool = false, segmentSize: Int? = nil, wait: Double = 0
+    ) throws -> EventLog {
         var options = EventLog.Options(createIfMissing: creating)
         options.readOnly = !forWriting
         if let segmentSize { options.segmentSize = segmentSize }
         do {
-            return try EventLog.open(at: path, options: options)
+            return try LockWait.retrying(for: wait) { try EventLog.open(at: path, options: options) }
         } catch let error as StoreError {
             throw fail(error, path: path)
         } catch {
@@ -31,6 +33,33 @@ enum StoreAccess {
         case .notFound: "\(path) does not exist (no store there)"
         case .locked: "\(path) is locked by another process: a writer has the store open"
         default: "\(error)"
+        }
+    }
+}
+
+/// `--wait SECONDS`, for the commands that take the store's write lock.
+struct LockWait: ParsableArguments {
+    @Option(
+        name: .customLong("wait"),
+        help: ArgumentHelp(
+            "Wait up to this many seconds for another process to release the store's write lock (default 0: exit 75 at once).",
+            valueName: "seconds"))
+    var seconds: Double = 0
+
+    func validate() throws {
+        guard seconds >= 0, seconds <= 1e9 else { throw ValidationError("--wait must be 0 to 1000000000 seconds") }
+    }
+
+    /// Runs `attempt` again every 50 ms while it fails because the store is locked, until
+    /// `seconds` have passed; then the last error is thrown.
+    static func retrying<T>(for seconds: Double, _ attempt: () throws -> T) throws -> T {
+        let deadline = ContinuousClock.now + .milliseconds(Int64(seconds * 1000))
+        while true {
+            do {
+                return try attempt()
+            } catch StoreError.locked where ContinuousClock.now < deadline {
+                Thread.sleep(forTimeInterval: 0.05)
+            }
         }
     }
 }

@@ -25,7 +25,7 @@ public final class EventLog: Sendable {
     public let options: Options
     let core: LogCore
     /// The writer thread; `nil` for a read-only store.
-    private let writer: Writer?
+    let writer: Writer?
     private let lock: Mutex<StoreLock?>
     /// Held by a refresh: one at a time.
     let refreshing = Mutex<Void>(())
@@ -233,6 +233,12 @@ public final class EventLog: Sendable {
     /// - Returns: one commit per append, in order.
     @discardableResult
     public func append(_ appends: [Append]) async throws(StoreError) -> [Commit] {
+        try check(appends)
+        return try await submit { done in .append(appends, done: done) }
+    }
+
+    /// What ``append(_:)`` checks before it sends the appends to the writer.
+    func check(_ appends: [Append]) throws(StoreError) {
         guard !appends.isEmpty else { throw .invalidArgument("an atomic append needs at least one stream") }
         var commitSize = 0
         for append in appends {
@@ -241,13 +247,10 @@ public final class EventLog: Sendable {
             if case .exact(let version) = append.expected, version < 0 {
                 throw .invalidArgument("expected version \(version) is negative")
             }
-            for event in append.events {
-                commitSize += event.data.count + event.metadata.count + stream.utf8.count + event.type.utf8.count + 40
-            }
+            for event in append.events { commitSize += Self.commitSize(of: event, in: stream) }
         }
         guard commitSize <= Layout.maximumCommitSize else { throw .commitTooLarge(size: commitSize, maximum: Layout.maximumCommitSize) }
         try checkWritable()
-        return try await submit { done in .append(appends, done: done) }
     }
 
     /// Checks `events` for `stream` as an append does, without writing anything: the stream
@@ -369,7 +372,8 @@ public final class EventLog: Sendable {
         guard bytes <= Options.maximumNameLength else {
             throw .invalidArgument("\(what) is \(bytes) bytes long, over the maximum of \(Options.maximumNameLength)")
         }
-        guard !name.utf8.contains(0) else { throw .invalidArgument("\(what) contains a NUL byte") }
+        let hasNUL = name.utf8.withContiguousStorageIfAvailable { memchr($0.baseAddress!, 0, $0.count) != nil } ?? name.utf8.contains(0)
+        guard !hasNUL else { throw .invalidArgument("\(what) contains a NUL byte") }
     }
 
     // MARK: Reading
@@ -513,6 +517,11 @@ public final class EventLog: Sendable {
     /// of its frame's payload: event data, metadata, stream names and types, and about 40 bytes
     /// per event. Larger ones throw ``StoreError/commitTooLarge(size:maximum:)``.
     public static let maximumCommitSize = Layout.maximumCommitSize
+
+    /// What `event` appended to `stream` counts toward ``maximumCommitSize``.
+    public static func commitSize(of event: NewEvent, in stream: String) -> Int {
+        event.data.count + event.metadata.count + stream.utf8.count + event.type.utf8.count + 40
+    }
 
     /// The names of the segment files, oldest first.
     public var segmentNames: [String] {

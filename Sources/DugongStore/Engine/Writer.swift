@@ -219,9 +219,9 @@ final class Writer: Sendable {
         if batch.nextPosition > start { core.wakeWaiters() }
     }
 
-    private func view(of stream: String, in batch: inout Batch) -> StreamView {
-        if let view = batch.views[StreamKey(stream)] { return view }
-        let indexed = core.shared.withLock { $0.index.stream(stream) }
+    private func view(of stream: StreamKey, in batch: inout Batch) -> StreamView {
+        if let view = batch.views[stream] { return view }
+        let indexed = core.shared.withLock { $0.index.stream(stream.name) }
         let version = indexed?.version ?? 0
         return StreamView(
             version: version, isTombstoned: indexed?.isTombstoned ?? false, lastEventID: indexed?.lastEventID,
@@ -244,17 +244,36 @@ final class Writer: Sendable {
     /// Decides appends that commit together: each is checked against the streams as the ones
     /// before it leave them; if any fails, none is written. All go into the current frame.
     private func decideAppends(_ appends: [EventLog.Append], in batch: inout Batch) -> Result<[Commit], StoreError> {
-        var views: [StreamKey: StreamView] = [:]
-        var plans: [(append: EventLog.Append, firstVersion: Int, duplicate: Commit?)] = []
+        // The streams this call touches, each hashed once: `slots` maps a stream to its trial
+        // view in `views` (an import sends a thousand appends to a thousand streams at a time).
+        var slots: [StreamKey: Int] = [:]
+        var keys: [StreamKey] = []
+        var views: [StreamView] = []
+        var plans: [(append: EventLog.Append, slot: Int, firstVersion: Int, duplicate: Commit?)] = []
+        plans.reserveCapacity(appends.count)
+        slots.reserveCapacity(appends.count)
         for append in appends {
-            var view = views[StreamKey(append.stream)] ?? view(of: append.stream, in: &batch)
+            let key = StreamKey(append.stream)
+            let slot: Int
+            let seenInThisCall: Bool
+            if let known = slots[key] {
+                slot = known
+                seenInThisCall = true
+            } else {
+                slot = views.count
+                seenInThisCall = false
+                slots[key] = slot
+                keys.append(key)
+                views.append(view(of: key, in: &batch))
+            }
+            let view = views[slot]
             if view.isTombstoned { return .failure(.streamTombstoned(stream: append.stream)) }
             do {
                 if let duplicate = try duplicateCommit(stream: append.stream, events: append.events, expected: append.expected, view: view) {
-                    guard views[StreamKey(append.stream)] == nil else {
+                    guard !seenInThisCall else {
                         return .failure(.invalidArgument("the same events appear twice in one atomic append to '\(append.stream)'"))
                     }
-                    plans.append((append, duplicate.firstVersion, duplicate))
+                    plans.append((append, slot, duplicate.firstVersion, duplicate))
                     continue
                 }
             } catch let error as StoreError {
@@ -265,15 +284,15 @@ final class Writer: Sendable {
             guard append.expected.isSatisfied(byVersion: view.version) else {
                 return .failure(.wrongExpectedVersion(stream: append.stream, expected: append.expected, actual: view.version))
             }
-            plans.append((append, view.version + 1, nil))
+            plans.append((append, slot, view.version + 1, nil))
             // Positions are assigned below; the trial view needs ids and a count here.
-            view.pendingIDs += append.events.map(\.id)
-            view.pendingPositions += Array(repeating: 0, count: append.events.count)
-            view.lastEventID = append.events.last?.id
-            view.version += append.events.count
-            views[StreamKey(append.stream)] = view
+            views[slot].pendingIDs += append.events.map(\.id)
+            views[slot].pendingPositions += repeatElement(0, count: append.events.count)
+            views[slot].lastEventID = append.events.last?.id
+            views[slot].version += append.events.count
         }
         var commits: [Commit] = []
+        commits.reserveCapacity(plans.count)
         for plan in plans {
             if let duplicate = plan.duplicate {
                 commits.append(duplicate)
@@ -281,7 +300,7 @@ final class Writer: Sendable {
             }
             let stream = plan.append.stream
             let firstPosition = batch.nextPosition
-            var view = views[StreamKey(stream)]!
+            let pendingFrom = views[plan.slot].pendingFrom
             for (offset, event) in plan.append.events.enumerated() {
                 let version = plan.firstVersion + offset
                 let stored = StoredEvent(
@@ -289,15 +308,15 @@ final class Writer: Sendable {
                     type: event.type, timestampMilliseconds: event.timestamp.millisecondsSince1970,
                     data: event.data, metadata: event.metadata, endsCommit: offset == plan.append.events.count - 1)
                 batch.builder.append(stored)
-                view.pendingPositions[version - view.pendingFrom] = batch.nextPosition
+                views[plan.slot].pendingPositions[version - pendingFrom] = batch.nextPosition
                 batch.nextPosition += 1
             }
-            views[StreamKey(stream)] = view
             commits.append(Commit(
                 stream: stream, firstVersion: plan.firstVersion, lastVersion: plan.firstVersion + plan.append.events.count - 1,
                 firstPosition: firstPosition, lastPosition: batch.nextPosition - 1, wasDuplicate: false))
         }
-        batch.views.merge(views) { _, new in new }
+        batch.views.reserveCapacity(batch.views.count + keys.count)
+        for (slot, key) in keys.enumerated() { batch.views[key] = views[slot] }
         closeFrameIfFull(&batch)
         return .success(commits)
     }
@@ -347,7 +366,7 @@ final class Writer: Sendable {
     }
 
     private func changeStream(_ stream: String, _ change: StreamChange, in batch: inout Batch) -> Result<Void, StoreError> {
-        var view = view(of: stream, in: &batch)
+        var view = view(of: StreamKey(stream), in: &batch)
         if view.isTombstoned {
             if case .tombstone = change { return .success(()) }
             return .failure(.streamTombstoned(stream: stream))

@@ -34,6 +34,12 @@ struct ByteWriter {
 
     mutating func raw<C: Collection<UInt8>>(_ value: C) { bytes.append(contentsOf: value) }
 
+    /// A varint length, then the bytes (one copy: the generic path walks `Data` byte by byte).
+    mutating func lengthPrefixed(_ value: Data) {
+        varint(UInt64(value.count))
+        value.withUnsafeBytes { bytes.append(contentsOf: $0) }
+    }
+
     /// Overwrites 4 bytes at `offset` with `value`, little-endian.
     mutating func patchU32(_ value: UInt32, at offset: Int) {
         withUnsafeBytes(of: value.littleEndian) { bytes.replaceSubrange(offset..<offset + 4, with: $0) }
