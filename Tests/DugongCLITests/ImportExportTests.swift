@@ -146,6 +146,23 @@ struct ImportExportTests {
         #expect(again.status == 2 && again.stderr.contains("line 1: 's' has version 1 already, as another event"), "\(again.stderr)")
     }
 
+    // A line the store would refuse is refused at its line, before its commit is sent (the
+    // importer sends the next commit before the one before it is acknowledged).
+    @Test func aLineForATombstonedStreamIsAConflictAtItsLine() throws {
+        let store = CLI.storePath("tombstoned")
+        defer { try? FileManager.default.removeItem(atPath: store) }
+        let lines = [
+            #"{"stream":"a","version":1,"type":"T"}"#, #"{"stream":"gone","version":1,"type":"T"}"#,
+            #"{"stream":"gone","tombstone":true}"#, #"{"stream":"b","version":1,"type":"T"}"#,
+            #"{"stream":"gone","version":2,"type":"T"}"#, #"{"stream":"c","version":1,"type":"T"}"#,
+        ].map { $0.replacing(#""type""#, with: #""id":"\#(UUID().uuidString)","type""#) }
+        let result = try CLI.run(["import", store, "--batch", "1"], input: lines.joined(separator: "\n"))
+        #expect(result.status == 2 && result.stderr.contains("line 5: 'gone' is tombstoned"), "\(result.stderr)")
+        #expect(try Self.run(["read-all", store, "--include-hidden"]).lines.count == 3, "the lines before it, nothing after")
+        let again = try CLI.run(["import", store], input: lines[0..<4].joined(separator: "\n"))
+        #expect(again.status == 0 && again.stderr.contains("imported 0 events in 0 commits; skipped 3"), "\(again.stderr)")
+    }
+
     // Defect 3: an interleaved file (every real export) is packed into commits of --batch events
     // over many streams, not one commit per stream change.
     @Test func interleavedInputIsPackedIntoCommitsOfTheBatchSize() throws {
