@@ -26,7 +26,26 @@ struct DugongCommand: AsyncParsableCommand {
                 Glibc.exit(ExitStatus.usage.rawValue)
             }
         }
-        await main(nil)
+        do {
+            var command = try parseAsRoot()
+            if var command = command as? AsyncParsableCommand {
+                try await command.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            // The argument parser's own messages start "Error:"; every message of the tool
+            // starts "dugong:" (help and --version go to stdout with status 0).
+            let status = exitCode(for: error)
+            var message = fullMessage(for: error)
+            if message.hasPrefix("Error: ") { message = "dugong: " + message.dropFirst("Error: ".count) }
+            if status == .success {
+                if !message.isEmpty { print(message) }
+            } else if !message.isEmpty {
+                Terminal.error(message)
+            }
+            Glibc.exit(status.rawValue)
+        }
     }
 
     /// The edit distance between two names (insertions, deletions, substitutions).

@@ -70,7 +70,13 @@ struct ToolTests {
     // suggestion; --version answers.
     @Test func usageErrorsSayWhatIsWrong() throws {
         let negative = try CLI.run(["bench", "--events", "-5"])
-        #expect(negative.status == 64 && negative.stderr.contains("must be positive"), "\(negative.stderr)")
+        #expect(negative.status == 64 && negative.stderr.hasPrefix("dugong: ") && negative.stderr.contains("must be positive"), "\(negative.stderr)")
+        for arguments in [["read"], ["verify", "/tmp/x", "--jsn"], ["read-all", "/tmp/x", "--from", "x"]] {
+            let wrong = try CLI.run(arguments)
+            #expect(wrong.status == 64 && wrong.stderr.hasPrefix("dugong: ") && wrong.stderr.contains("Usage:"), "\(arguments): \(wrong.stderr)")
+        }
+        let help = try CLI.run(["read", "--help"])
+        #expect(help.status == 0 && help.stdout.contains("USAGE: dugong read") && help.stderr.isEmpty, "\(help.stdout)")
         let typo = try CLI.run(["raed", "/tmp/x", "s"])
         #expect(typo.status == 64 && typo.stderr.contains("did you mean 'read'?"), "\(typo.stderr)")
         let version = try CLI.run(["--version"])
