@@ -48,7 +48,15 @@ enum CLI {
         }
     }
 
-    static func start(_ arguments: [String], input: String = "") throws -> Running {
+    /// Runs `script` with `/bin/sh -c`; waits for it to exit.
+    static func run(shell script: String) throws -> Result {
+        let process = try start(["-c", script], executable: "/bin/sh")
+        process.process.waitUntilExit()
+        defer { process.remove() }
+        return process.result()
+    }
+
+    static func start(_ arguments: [String], input: String = "", executable: String = binary) throws -> Running {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("dugong-cli-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let inputFile = directory.appendingPathComponent("in")
@@ -56,7 +64,7 @@ enum CLI {
         _ = FileManager.default.createFile(atPath: directory.appendingPathComponent("out").path, contents: nil)
         _ = FileManager.default.createFile(atPath: directory.appendingPathComponent("err").path, contents: nil)
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: binary)
+        process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
         process.standardInput = try FileHandle(forReadingFrom: inputFile)
         process.standardOutput = try FileHandle(forWritingTo: directory.appendingPathComponent("out"))

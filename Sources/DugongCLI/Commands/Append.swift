@@ -66,7 +66,8 @@ struct Append: AsyncParsableCommand {
             concurrency conflict exits with status 2 naming the expected and actual versions.
 
             Example:
-              echo '{"type":"MoneyDeposited","data":{"amount":100}}' | dugong append /var/lib/app/events account/42 --expected-version no-stream
+              echo '{"type":"MoneyDeposited","data":{"amount":100}}' |
+                dugong append /var/lib/app/events account/43 --expected-version no-stream
             """
     )
 

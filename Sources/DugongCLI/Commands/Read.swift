@@ -75,8 +75,10 @@ struct ReadAll: ParsableCommand {
 
             Examples:
               dugong read-all /var/lib/app/events --from 1000 --follow
-              dugong read-all /var/lib/app/events --category account --type MoneyDeposited --count
-              dugong read-all /var/lib/app/events --since 2026-11-01T00:00:00.000Z --last 10 --backward --format table
+              dugong read-all /var/lib/app/events --category account \\
+                --type MoneyDeposited --count
+              dugong read-all /var/lib/app/events --since 2026-11-01T00:00:00.000Z \\
+                --last 10 --backward --format table
             """
     )
 
