@@ -122,6 +122,20 @@ struct ToolTests {
         #expect(try CLI.run(["read-all", store, "--since", "yesterday"]).status == 64)
     }
 
+    // The README's completion scripts: each shell's script comes out, names the commands, and
+    // bash's parses.
+    @Test func completionScriptsAreGenerated() throws {
+        for shell in ["bash", "zsh", "fish"] {
+            let script = try CLI.run(["--generate-completion-script", shell])
+            #expect(script.status == 0 && script.stdout.contains("read-all") && script.stdout.contains("tombstone-stream"), "\(shell)")
+        }
+        let bash = try CLI.run(["--generate-completion-script", "bash"]).stdout
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("dugong-cli-completion-\(UUID().uuidString.prefix(8))")
+        try Data(bash.utf8).write(to: directory)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        #expect(try CLI.run(shell: "bash -n '\(directory.path)'").status == 0)
+    }
+
     // A human view beside JSON Lines: aligned columns, names escaped, data cut to 60 characters.
     @Test func eventsPrintAsATableForPeople() throws {
         let store = CLI.storePath("table")

@@ -27,6 +27,20 @@ struct ReadmeTests {
         #expect(blocks == ["swift run -c release dugong bench", "tools/test"])
     }
 
+    /// The README's dependency snippet is the manifest of docs/consumer-package, which tools/test
+    /// builds and runs against this checkout; its products are this package's.
+    @Test func theDependencySnippetIsAManifestThatIsBuilt() throws {
+        let readme = try String(contentsOf: Self.root.appendingPathComponent("README.md"), encoding: .utf8)
+        let manifest = try String(contentsOf: Self.root.appendingPathComponent("docs/consumer-package/Package.swift"), encoding: .utf8)
+        #expect(readme.contains("```swift\n" + manifest + "```\n"))
+        let ours = try String(contentsOf: Self.root.appendingPathComponent("Package.swift"), encoding: .utf8)
+        for product in manifest.matches(of: /\.product\(name: "([A-Za-z]+)", package: "dugong"\)/).map({ String($0.1) }) {
+            #expect(ours.contains(#".library(name: "\#(product)""#), "\(product) is a library product of this package")
+        }
+        let script = try String(contentsOf: Self.root.appendingPathComponent("tools/test"), encoding: .utf8)
+        #expect(script.contains("cp -r docs/consumer-package"))
+    }
+
     /// Every other Swift snippet of the README stands in a ReadmeSnippets.swift, where it compiles.
     @Test func everySnippetCompilesInTheSnippetTests() throws {
         let readme = try String(contentsOf: Self.root.appendingPathComponent("README.md"), encoding: .utf8)
@@ -38,7 +52,7 @@ struct ReadmeTests {
         }
         let blocks = readme.components(separatedBy: "```swift\n").dropFirst()
             .map { $0.components(separatedBy: "```").first! }
-            .filter { !$0.hasPrefix("import Dugong\n\n// The bank-account example") }
+            .filter { !$0.hasPrefix("import Dugong\n\n// The bank-account example") && !$0.hasPrefix("// swift-tools-version") }
         #expect(blocks.count >= 4)
         for block in blocks {
             #expect(normalized(snippets).contains(normalized(block)), "README snippet in no ReadmeSnippets.swift:\n\(block)")
