@@ -86,6 +86,39 @@ struct IntegrityTests {
         #expect(Self.positions(all) == [0, 1], "only the events before the damage, in order")
     }
 
+    // Salvage: `export --skip-damage` copies every event still readable, names each damaged
+    // region (file, offset, positions) and keeps each stream an unbroken run of versions: the
+    // events of a stream after its lost version go to --rejects, not into the copy.
+    @Test(arguments: [true, false])
+    func exportSkippingDamageCopiesWhatIsReadable(removingIndex: Bool) throws {
+        let store = try Self.sixFrames()
+        let copy = CLI.storePath("salvaged")
+        let rejects = copy + ".rejects.jsonl"
+        defer {
+            for path in [store, copy, rejects] { Self.remove(path) }
+        }
+        let clean = try CLI.run(["export", store, "--skip-damage"])
+        let plain = try CLI.run(["export", store])
+        #expect(clean.status == 0 && clean.stdout == plain.stdout, "a clean store exports as without it")
+        let third = try Self.frames(store)[2]  // position 2: s/1 version 2
+        try Self.patch(store + "/" + Self.segment, at: third + 40, with: Array(repeating: 0, count: 8))
+        if removingIndex { try? FileManager.default.removeItem(atPath: store + "/dugong.index") }
+        #expect(try CLI.run(["export", store]).status == 1, "without --skip-damage the export stops at the damage")
+        let salvage = try CLI.run(["export", store, "--skip-damage", "--rejects", rejects])
+        #expect(salvage.status == 1, "\(salvage.stderr)")
+        #expect(salvage.stderr.contains("skipped damaged data: \(Self.segment) at offset \(third) (position 2)"), "\(salvage.stderr)")
+        #expect(salvage.stderr.contains(#""s/1" lost version 2: its versions from 3 on (position 4 first) are left out"#), "\(salvage.stderr)")
+        #expect(salvage.stderr.contains("exported 4 events; skipped 1 damaged region; left out 1 event"), "\(salvage.stderr)")
+        let exported = salvage.lines.compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        #expect(exported.map { "\($0["stream"]!) v\($0["version"]!)" } == ["s/1 v1", "s/0 v1", "s/0 v2", "s/0 v3"])
+        let rejected = try String(contentsOfFile: rejects, encoding: .utf8)
+        #expect(rejected.contains(#""stream":"s/1","version":3,"position":4"#), "\(rejected)")
+        #expect(try CLI.run(["import", copy], input: salvage.stdout).status == 0)
+        #expect(try CLI.run(["verify", copy]).status == 0)
+        #expect(try CLI.run(["read", copy, "s/0"]).lines.count == 3)
+        #expect(try CLI.run(["read", copy, "s/1"]).lines.count == 1)
+    }
+
     // 1b. The same in a sealed segment of a compacted store (its successor's compaction flag
     // does not excuse it).
     @Test func zeroedBytesInASealedCompactedSegmentAreDamage() throws {

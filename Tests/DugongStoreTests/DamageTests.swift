@@ -184,6 +184,7 @@ struct DamageTests {
             for event in seen where byPosition[event.position] != event {
                 failures.append("read-all returned a wrong event at position \(event.position): \(event.stream) v\(event.version)")
             }
+            failures += salvageFailures(log, template: template, byPosition: byPosition)
             if seen != template.events { complete = false }
             // read (every stream), snapshots, stats
             for (stream, expected) in template.streams {
@@ -243,6 +244,48 @@ struct DamageTests {
         return (failures, errors > 0)
     }
 
+    /// Reading while stepping over damage (`export --skip-damage`) returns only stored events,
+    /// in log order, each once; every position it does not return lies in a region it names
+    /// (when the damage tells which positions it held); on an undamaged store it returns all.
+    static func salvageFailures(_ log: EventLog, template: Template, byPosition: [UInt64: StoredEvent]) -> [String] {
+        var failures: [String] = []
+        var salvaged: [StoredEvent] = []
+        var skipped: [DamagedRegion] = []
+        var next: UInt64 = 0
+        do {
+            while true {
+                let page = try log.readAllSkippingDamage(from: next, maxCount: 50)
+                salvaged += page.events
+                skipped += page.skipped
+                guard page.next > next || !page.events.isEmpty else { break }
+                next = page.next
+            }
+        } catch {
+            return ["reading past damage threw: \(error)"]
+        }
+        for event in salvaged where byPosition[event.position] != event {
+            failures.append("reading past damage returned a wrong event at position \(event.position)")
+        }
+        if zip(salvaged, salvaged.dropFirst()).contains(where: { $0.position >= $1.position }) {
+            failures.append("reading past damage returned events out of order or twice")
+        }
+        let damage = log.damageFoundAtOpen
+        if damage.isEmpty, skipped.isEmpty, salvaged != template.events, log.verifyIsClean {
+            failures.append("reading past damage of a clean store did not return everything")
+        }
+        if !damage.contains(where: { $0.positions.isEmpty }) {
+            let returned = Set(salvaged.map(\.position))
+            let named = (skipped + damage).map(\.positions)
+            let unaccounted = template.events.map(\.position).filter { position in
+                position < log.headPosition && !returned.contains(position) && !named.contains { $0.contains(position) }
+            }
+            if let first = unaccounted.first {
+                failures.append("reading past damage left out \(unaccounted.count) position(s) it did not name, first \(first)")
+            }
+        }
+        return failures
+    }
+
     /// The bytes of the files verification covers (segments, manifest, head), by name.
     static func coveredBytes(_ directory: TemporaryDirectory) throws -> [String: [UInt8]] {
         var files: [String: [UInt8]] = [:]
@@ -265,4 +308,9 @@ extension Sequence {
         for element in self { results.append(try await transform(element)) }
         return results
     }
+}
+
+extension EventLog {
+    /// Whether `verify` finds nothing wrong.
+    fileprivate var verifyIsClean: Bool { (try? verify().isClean) ?? false }
 }

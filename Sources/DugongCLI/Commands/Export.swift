@@ -14,17 +14,38 @@ struct Export: ParsableCommand {
             again gives identical output (for a store exported from position 0). Reads without \
             the write lock.
 
-            Example:
+            A damaged store stops the export at the damage (exit 1) unless --skip-damage is \
+            given: then every event that can still be read is exported, and each damaged region \
+            stepped over is named on stderr (file, offset, the positions it held). A stream keeps \
+            an unbroken run of versions: once one of its versions is lost, its later events are \
+            not exported but listed (and written to --rejects FILE when given). Exits 1 when \
+            anything was skipped, 0 when the store was clean.
+
+            Examples:
               dugong export /var/lib/app/events > events.jsonl
+              dugong export /var/lib/app/events --skip-damage | dugong import salvaged
             """
     )
 
     @Argument(help: "The store's directory.") var store: String
     @Option(help: "First global position to export.") var from: UInt64 = 0
+    @Flag(help: "Step over damaged data: export every event that can still be read, and report what was skipped.")
+    var skipDamage = false
+    @Option(help: ArgumentHelp("With --skip-damage: write the events left out after a lost version of their stream here.", valueName: "file"))
+    var rejects: String?
+
+    func validate() throws {
+        if rejects != nil && !skipDamage { throw ValidationError("--rejects goes with --skip-damage") }
+    }
 
     func run() throws {
         let log = try StoreAccess.open(store)
         defer { log.close() }
+        if skipDamage {
+            var salvage = try Salvage(log: log, store: store, rejects: rejects)
+            try salvage.run(from: from)
+            return
+        }
         do {
             var position = from
             while true {

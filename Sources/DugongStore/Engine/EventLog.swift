@@ -469,6 +469,9 @@ public final class EventLog: Sendable {
         /// The first version reads return.
         public var firstVisibleVersion: Int
         public var isTombstoned: Bool
+        /// The first version the log holds: 1, or later when compaction removed the versions
+        /// before it or the stream was declared to begin later (``EventLog/beginStream(_:atVersion:)``).
+        public var firstStoredVersion = 1
         /// Whether no version is visible (deleted, truncated past the end, or tombstoned).
         public var readsAsEmpty: Bool { isTombstoned || firstVisibleVersion > version }
     }
@@ -478,7 +481,9 @@ public final class EventLog: Sendable {
         try core.checkOpen()
         return core.shared.withLock { shared in
             shared.index.stream(stream).map {
-                StreamInfo(version: $0.version, firstVisibleVersion: $0.truncateBefore, isTombstoned: $0.isTombstoned)
+                StreamInfo(
+                    version: $0.version, firstVisibleVersion: $0.truncateBefore, isTombstoned: $0.isTombstoned,
+                    firstStoredVersion: $0.removedThrough + 1)
             }
         }
     }

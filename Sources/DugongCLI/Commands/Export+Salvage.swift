@@ -1,0 +1,99 @@
+import ArgumentParser
+import DugongStore
+import Foundation
+
+/// `dugong export --skip-damage`: every event a damaged store can still read, each stream as an
+/// unbroken run of versions, with what was skipped named on stderr.
+struct Salvage {
+    let log: EventLog
+    let store: String
+    /// Where events left out after a lost version go (JSON Lines), if anywhere.
+    private let rejectsFile: FileHandle?
+    /// The last version exported of each stream.
+    private var exported: [String: Int] = [:]
+    /// The streams that lost a version, and which: their later events are left out.
+    private var lost: [String: Int] = [:]
+    private var reported: Set<String> = []
+    private var events = 0
+    private var left = 0
+    private var regions = 0
+
+    init(log: EventLog, store: String, rejects: String?) throws {
+        self.log = log
+        self.store = store
+        if let rejects {
+            guard FileManager.default.createFile(atPath: rejects, contents: nil), let handle = FileHandle(forWritingAtPath: rejects) else {
+                throw Terminal.fail("cannot create \(rejects)", code: ExitStatus.ioFailure.rawValue)
+            }
+            rejectsFile = handle
+        } else {
+            rejectsFile = nil
+        }
+    }
+
+    mutating func run(from position: UInt64) throws {
+        defer { try? rejectsFile?.close() }
+        do {
+            var next = position
+            while true {
+                let page = try log.readAllSkippingDamage(from: next)
+                for region in page.skipped { report(region) }
+                for event in page.events { try take(event) }
+                guard page.next > next || !page.events.isEmpty else { break }
+                next = page.next
+            }
+            // Damage whose positions could not be told (it is in no range a read passes).
+            for region in log.damageFoundAtOpen { report(region) }
+            try lifecycleLines()
+        } catch let error as StoreError {
+            throw StoreAccess.fail(error, path: store)
+        }
+        Terminal.error(
+            "exported \(events) event\(events == 1 ? "" : "s"); skipped \(regions) damaged region\(regions == 1 ? "" : "s"); left out \(left) event\(left == 1 ? "" : "s") after a lost version of \(lost.count) stream\(lost.count == 1 ? "" : "s")")
+        if regions > 0 || left > 0 { throw ExitCode(ExitStatus.damaged.rawValue) }
+    }
+
+    private mutating func report(_ region: DamagedRegion) {
+        guard reported.insert("\(region.file)@\(region.offset)").inserted else { return }
+        regions += 1
+        Terminal.error("dugong: skipped damaged data: \(region)")
+    }
+
+    private mutating func take(_ event: StoredEvent) throws {
+        let expected = try exported[event.stream].map { $0 + 1 } ?? (log.info(stream: event.stream)?.firstStoredVersion ?? 1)
+        if lost[event.stream] == nil, event.version == expected {
+            Terminal.emit(JSONLines.line(for: event, withPosition: false))
+            exported[event.stream] = event.version
+            events += 1
+            return
+        }
+        if lost[event.stream] == nil {
+            lost[event.stream] = expected
+            Terminal.error(
+                "dugong: \(JSONLines.quoted(event.stream)) lost version \(expected): its versions from \(event.version) on (position \(event.position) first) are left out")
+        }
+        left += 1
+        rejectsFile?.write(Data((JSONLines.line(for: event) + "\n").utf8))
+    }
+
+    /// The export's lifecycle lines, for the versions exported: a truncation beyond them hides
+    /// them all.
+    private func lifecycleLines() throws {
+        for stream in try log.streamNames().sorted(by: { $0.utf8.lexicographicallyPrecedes($1.utf8) }) {
+            guard let info = try log.info(stream: stream) else { continue }
+            if info.isTombstoned {
+                Terminal.emit("{\"stream\":\(JSONLines.quoted(stream)),\"tombstone\":true}")
+                continue
+            }
+            // A stream that has no event exported begins where its stored versions begin.
+            let last = exported[stream] ?? info.firstStoredVersion - 1
+            let before = min(info.firstVisibleVersion, last + 1)
+            guard before > 1 else { continue }
+            if before < info.firstVisibleVersion {
+                Terminal.error(
+                    "dugong: \(JSONLines.quoted(stream)) was truncated before version \(info.firstVisibleVersion); its salvaged versions end at \(last), so all are hidden")
+            }
+            Terminal.emit("{\"stream\":\(JSONLines.quoted(stream)),\"truncateBefore\":\(before)}")
+        }
+    }
+}

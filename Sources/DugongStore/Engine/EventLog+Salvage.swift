@@ -1,0 +1,80 @@
+import Foundation
+
+/// A region of a store that could not be read: where it is, why, and the global positions it
+/// held as far as the frames around it tell.
+public struct DamagedRegion: Sendable, Equatable, CustomStringConvertible {
+    /// The file (a segment, the manifest or the head file).
+    public var file: String
+    public var offset: Int
+    /// What is wrong with it.
+    public var reason: String
+    /// The positions the region held (empty when it held none or they cannot be told).
+    public var positions: Range<UInt64>
+
+    public var description: String {
+        let held = positions.isEmpty ? "no position known" : positions.count == 1 ? "position \(positions.lowerBound)" : "positions \(positions.lowerBound)...\(positions.upperBound - 1)"
+        return "\(file) at offset \(offset) (\(held)): \(reason)"
+    }
+}
+
+extension EventLog {
+    /// The damage found when the store was opened, in the order it was found.
+    public var damageFoundAtOpen: [DamagedRegion] {
+        core.shared.withLock { shared in
+            shared.index.damage.map { DamagedRegion(file: $0.segmentName, offset: $0.offset, reason: $0.reason, positions: $0.positions) }
+        }
+    }
+
+    /// Up to `maxCount` readable events in log order from `position` on, stepping over damage
+    /// instead of stopping at it: for copying what a damaged store still holds (`dugong export
+    /// --skip-damage`). Every event is checked as every read checks it.
+    ///
+    /// - Returns: the events; the damage stepped over (regions found at open, once each as the
+    ///   read passes them, and frames that fail their checks now); and the position to go on
+    ///   from (``headPosition`` once everything was read).
+    public func readAllSkippingDamage(
+        from position: UInt64, maxCount: Int = 4096
+    ) throws(StoreError) -> (events: [StoredEvent], skipped: [DamagedRegion], next: UInt64) {
+        try core.checkOpen()
+        precondition(maxCount > 0)
+        var events: [StoredEvent] = []
+        var skipped: [DamagedRegion] = []
+        var next = position
+        while events.count < maxCount {
+            let step = core.shared.withLock { shared -> (gap: [Damage], gapEnd: UInt64, frame: (Segment, EventFrame)?) in
+                let index = shared.index
+                let frameIndex = index.frameIndex(atOrAfter: next)
+                let frame = frameIndex < index.eventFrames.count ? index.eventFrames[frameIndex] : nil
+                let gapEnd = frame?.firstPosition ?? index.nextPosition
+                // Damage that held positions from `next` to the next readable frame (or, at the
+                // end, damage whose positions cannot be told).
+                let gap = index.damage.filter { damage in
+                    next < gapEnd ? damage.positions.overlaps(next..<gapEnd) : false
+                }
+                return (gap, gapEnd, frame.map { (shared.segments[$0.location.segment], $0) })
+            }
+            for damage in step.gap {
+                skipped.append(DamagedRegion(file: damage.segmentName, offset: damage.offset, reason: damage.reason, positions: damage.positions))
+            }
+            next = max(next, step.gapEnd)
+            guard let (segment, frame) = step.frame else { break }
+            do {
+                let decoded = try core.cache.events(of: frame, in: segment, remember: false)
+                for event in decoded where event.position >= next {
+                    events.append(event)
+                    if events.count == maxCount {
+                        return (events, skipped, event.position + 1)
+                    }
+                }
+            } catch {
+                var reason = "\(error)"
+                if case .corruption(_, _, let why) = error as? StoreError { reason = why }
+                let positions = max(next, frame.firstPosition)..<(frame.lastPosition + 1)
+                skipped.append(DamagedRegion(file: segment.name, offset: frame.location.offset, reason: reason, positions: positions))
+            }
+            assert(frame.lastPosition + 1 > next, "each step moves past a frame")
+            next = frame.lastPosition + 1
+        }
+        return (events, skipped, next)
+    }
+}
