@@ -43,6 +43,9 @@ struct HelpExampleTests {
         let help = try CLI.run([command, "--help"])
         #expect(help.status == 0)
         let examples = Self.examples(in: help.stdout)
+        // Prose never shows a line-continuation backslash (a doubled one in the source did).
+        let prose = help.stdout.components(separatedBy: "Example")[0]
+        #expect(!prose.split(separator: "\n").contains { $0.hasSuffix("\\") }, "\(command): a backslash at the end of a line")
         try #require(!examples.isEmpty, "\(command) --help shows an example")
         let work = FileManager.default.temporaryDirectory.appendingPathComponent("dugong-cli-examples-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)

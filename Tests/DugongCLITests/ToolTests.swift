@@ -100,12 +100,13 @@ struct ToolTests {
         #expect(try CLI.run(["import", store], input: lines.joined(separator: "\n")).status == 0)
         let streams = try CLI.run(["streams", store]).lines
         #expect(streams == [
-            "acc/1  version 2  visible 1...2  live", "acc/2  version 1  visible 1...1  live", "ord/1  version 1  visible none  hidden",
-            "acc/3\\u{1b}[2J  version 1  visible none  tombstoned",
+            "acc/1  version 2  visible 1...2  live  2 events", "acc/2  version 1  visible 1...1  live  1 event",
+            "ord/1  version 1  visible none  hidden  1 event", "acc/3\\u{1b}[2J  version 1  visible none  tombstoned  1 event",
         ], "\(streams)")
-        #expect(try CLI.run(["streams", store, "--category", "ord", "--json"]).lines == [
-            #"{"stream":"ord/1","version":1,"firstVisibleVersion":2,"state":"hidden"}"#,
+        #expect(try CLI.run(["streams", store, "--category", "ord", "--json", "--sizes"]).lines == [
+            #"{"stream":"ord/1","version":1,"firstVisibleVersion":2,"state":"hidden","events":1,"bytes":0}"#,
         ])
+        #expect(try CLI.run(["streams", store, "--prefix", "acc/1", "--sizes"]).lines == ["acc/1  version 2  visible 1...2  live  2 events  0 B"])
         func types(_ arguments: [String]) throws -> [String] {
             try CLI.run(["read-all", store] + arguments).lines.map { line in
                 String(try #require(line.firstMatch(of: /"type":"([A-Za-z]+)"/)).1)

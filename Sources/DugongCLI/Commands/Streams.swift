@@ -5,22 +5,26 @@ import Foundation
 /// `dugong streams`: the streams of a store, with their versions and states.
 struct Streams: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "List a store's streams: version, visible versions, state.",
+        abstract: "List a store's streams: version, visible versions, state, events and sizes.",
         discussion: """
-            One line per stream, in the order the streams began: its name (control characters \\
-            escaped), its version (the last event's; appends continue after it), the versions \\
-            reads return, and its state: live, truncated (its first versions hidden), hidden \\
-            (deleted, or truncated past its last version) or tombstoned. --json prints JSON \\
+            One line per stream, in the order the streams began: its name (control characters \
+            escaped), its version (the last event's; appends continue after it), the versions \
+            reads return, and its state: live, truncated (its first versions hidden), hidden \
+            (deleted, or truncated past its last version) or tombstoned; then how many events \
+            the log holds for it (hidden ones too, until compaction removes them). --sizes adds \
+            their data and metadata bytes (it reads the whole log once). --json prints JSON \
             Lines instead. Reads without the write lock.
 
-            Example:
+            Examples:
               dugong streams /var/lib/app/events --category account
+              dugong streams /var/lib/app/events --prefix account/4 --sizes
             """
     )
 
     @Argument(help: "The store's directory.") var store: String
     @Option(help: "Only streams whose name starts with this.") var prefix: String?
     @Option(help: "Only streams of this category (the name before its first \"/\").") var category: String?
+    @Flag(help: "Also the bytes of each stream's event data and metadata (reads the whole log).") var sizes = false
     @Flag(help: "Print JSON Lines.") var json = false
 
     func run() throws {
@@ -33,19 +37,35 @@ struct Streams: ParsableCommand {
             } else {
                 names = try log.streamNames()
             }
+            let bytes = sizes ? try Self.payloadBytes(in: log) : [:]
             for name in names where prefix.map({ name.utf8.starts(with: $0.utf8) }) ?? true {
                 guard let info = try log.info(stream: name) else { continue }
+                let events = info.version - info.firstStoredVersion + 1
                 let state = info.isTombstoned ? "tombstoned" : info.readsAsEmpty ? "hidden" : info.firstVisibleVersion > 1 ? "truncated" : "live"
                 let visible = info.readsAsEmpty ? "none" : "\(info.firstVisibleVersion)...\(info.version)"
                 if json {
+                    let size = sizes ? ",\"bytes\":\(bytes[name] ?? 0)" : ""
                     Terminal.emit(
-                        "{\"stream\":\(JSONLines.quoted(name)),\"version\":\(info.version),\"firstVisibleVersion\":\(info.firstVisibleVersion),\"state\":\"\(state)\"}")
+                        "{\"stream\":\(JSONLines.quoted(name)),\"version\":\(info.version),\"firstVisibleVersion\":\(info.firstVisibleVersion),\"state\":\"\(state)\",\"events\":\(events)\(size)}")
                 } else {
-                    Terminal.emit("\(Self.escaped(name))  version \(info.version)  visible \(visible)  \(state)")
+                    let size = sizes ? "  \(Stats.size(bytes[name] ?? 0))" : ""
+                    Terminal.emit("\(Self.escaped(name))  version \(info.version)  visible \(visible)  \(state)  \(events) event\(events == 1 ? "" : "s")\(size)")
                 }
             }
         } catch let error as StoreError {
             throw StoreAccess.fail(error, path: store)
+        }
+    }
+
+    /// Each stream's data and metadata bytes over the whole log (hidden events included).
+    static func payloadBytes(in log: EventLog) throws -> [String: Int] {
+        var bytes: [String: Int] = [:]
+        var position: UInt64 = 0
+        while true {
+            let page = try log.readAll(from: position, maxCount: 4096)
+            guard let last = page.last else { return bytes }
+            for event in page { bytes[event.stream, default: 0] += event.data.count + event.metadata.count }
+            position = last.position + 1
         }
     }
 
