@@ -8,6 +8,7 @@ struct DugongCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dugong",
         abstract: "Event sourcing for Swift: verify, inspect, move and measure DugongStore stores.",
+        discussion: ExitStatus.help,
         version: "0.2.0 (store format version 2)",
         subcommands: [
             Bench.self, Verify.self, Compact.self, Stats.self, Streams.self, Read.self, ReadAll.self, Append.self, Import.self, Export.self,

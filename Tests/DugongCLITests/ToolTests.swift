@@ -123,6 +123,24 @@ struct ToolTests {
         #expect(try CLI.run(["read-all", store, "--since", "yesterday"]).status == 64)
     }
 
+    // The exit statuses: `dugong --help` lists them as the README's table does.
+    @Test func theHelpAndTheReadmeListTheSameExitStatuses() throws {
+        let help = try CLI.run(["--help"]).stdout
+        var listed: [String] = []
+        for line in help.components(separatedBy: "Exit statuses:\n")[1].components(separatedBy: "\n\n")[0].split(separator: "\n") {
+            if line.hasPrefix("  ") { listed.append(line.trimmingCharacters(in: .whitespaces)) } else { listed[listed.count - 1] += " " + line }
+        }
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let readme = try String(contentsOf: root.appendingPathComponent("README.md"), encoding: .utf8)
+        let table = readme.components(separatedBy: "| status | meaning |\n|---|---|\n")[1].components(separatedBy: "\n\n")[0]
+        let rows = table.split(separator: "\n").map { row in
+            let cells = row.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) }
+            return cells[0] + "   ".prefix(max(1, 4 - cells[0].count)) + cells[1].replacing("`", with: "")
+        }
+        #expect(listed == rows, "\(listed)\n\(rows)")
+        #expect(listed.count == 8)
+    }
+
     // The README's completion scripts: each shell's script comes out, names the commands, and
     // bash's parses.
     @Test func completionScriptsAreGenerated() throws {

@@ -98,6 +98,25 @@ enum ExitStatus: Int32, CaseIterable {
     /// Another process holds the store's write lock.
     case locked = 75
 
+    /// What the status means, as `dugong --help` and the README say it.
+    var meaning: String {
+        switch self {
+        case .success: "done (verify: the store is clean)"
+        case .damaged: "damage: verify found problems, or a read or an open met damaged data"
+        case .conflict: "conflict: an expected version did not hold, a stream is tombstoned, or an imported line's version holds another event"
+        case .usage: "wrong arguments or options"
+        case .badInput: "a bad input line or value (invalid JSON, unknown field, too large, a name out of bounds)"
+        case .notFound: "not found: no store at the path (or not a store), no such stream for read"
+        case .ioFailure: "a system call failed (disk full, permissions, I/O error)"
+        case .locked: "locked: another process holds the store's write lock (see --wait)"
+        }
+    }
+
+    /// The exit statuses as the root command's help lists them.
+    static var help: String {
+        "Exit statuses:\n" + allCases.map { "  \($0.rawValue)\(String(repeating: " ", count: 4 - "\($0.rawValue)".count))\($0.meaning)" }.joined(separator: "\n")
+    }
+
     static func of(_ error: StoreError) -> ExitStatus {
         switch error {
         case .locked: .locked
