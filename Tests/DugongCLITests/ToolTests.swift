@@ -123,6 +123,17 @@ struct ToolTests {
         #expect(try CLI.run(["read-all", store, "--since", "yesterday"]).status == 64)
     }
 
+    // Control characters in names never reach the terminal raw, in errors either.
+    @Test func errorsEscapeControlCharactersInNames() throws {
+        let store = CLI.storePath("escapes")
+        defer { try? FileManager.default.removeItem(atPath: store) }
+        #expect(try CLI.run(["tombstone-stream", store, "x\u{1B}[2J"]).status == 66)
+        _ = try CLI.run(["append", store, "ok"], input: #"{"type":"T"}"#)
+        _ = try CLI.run(["tombstone-stream", store, "x\u{1B}[2J"])
+        let refused = try CLI.run(["append", store, "x\u{1B}[2J"], input: #"{"type":"T"}"#)
+        #expect(refused.status == 2 && refused.stderr.contains("x\\u{1b}[2J") && !refused.stderr.contains("\u{1B}"), "\(refused.stderr)")
+    }
+
     // The exit statuses: `dugong --help` lists them as the README's table does.
     @Test func theHelpAndTheReadmeListTheSameExitStatuses() throws {
         let help = try CLI.run(["--help"]).stdout

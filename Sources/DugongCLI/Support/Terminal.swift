@@ -4,9 +4,19 @@ import Glibc
 
 /// Writing to stderr, failing with a message, and a progress bar shown only on a terminal.
 enum Terminal {
-    /// Writes `line` to stderr.
+    /// Writes `line` to stderr, control characters other than line breaks and tabs escaped:
+    /// messages quote stream names and types, which may hold any of them (an escape sequence
+    /// would reach the terminal).
     static func error(_ line: String) {
-        FileHandle.standardError.write(Data((line + "\n").utf8))
+        var safe = String.UnicodeScalarView()
+        for scalar in line.unicodeScalars {
+            if scalar != "\n", scalar != "\t", scalar.value < 0x20 || (0x7F..<0xA0).contains(scalar.value) {
+                safe.append(contentsOf: "\\u{\(String(scalar.value, radix: 16))}".unicodeScalars)
+            } else {
+                safe.append(scalar)
+            }
+        }
+        FileHandle.standardError.write(Data((String(safe) + "\n").utf8))
     }
 
     /// Prints `dugong: <message>` on stderr and returns the exit code to throw.
