@@ -12,6 +12,8 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.5.0"),
+        // Tests only: generated payloads for the round-trip properties.
+        .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
     ],
     targets: [
         // The framework: domain, serialization, ports and in-memory adapters.
@@ -37,7 +39,10 @@ let package = Package(
         .testTarget(name: "DugongCLITests", dependencies: ["DugongCLI", "DugongStore", "Dugong"]),
         .testTarget(
             name: "DugongStoreTests",
-            dependencies: ["DugongStore", "CDugongShims", "Dugong", "DugongTesting", "DugongExample"],
+            dependencies: [
+                "DugongStore", "CDugongShims", "Dugong", "DugongTesting", "DugongExample",
+                .product(name: "PropertyBased", package: "swift-property-based"),
+            ],
             // Stores of earlier format versions, read by the upgrade tests through #filePath.
             exclude: ["Fixtures"]
         ),

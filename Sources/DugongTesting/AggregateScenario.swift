@@ -89,10 +89,7 @@ public struct AggregateScenario<State: Aggregate>: Sendable {
 
         static func text(_ event: any DomainEvent) throws -> String {
             let kind = type(of: event)
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys]
-            encoder.dateEncodingStrategy = .iso8601
-            let json = String(decoding: try encoder.encode(event), as: UTF8.self)
+            let json = String(decoding: try PayloadCoding.encode(event), as: UTF8.self)
             return "\(kind.eventType) v\(kind.schemaVersion) \(json)"
         }
     }

@@ -74,9 +74,7 @@ public struct AggregateQueryService: Sendable {
         guard let encodable = root.state as? any Encodable else {
             throw QueryError.stateNotEncodable(type: State.aggregateType)
         }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        var state = try JSONValue(json: encoder.encode(encodable))
+        var state = try JSONValue(json: PayloadCoding.encode(encodable))
         state["isDeleted"] = .bool(root.isDeleted)
         state["sequenceNumber"] = .int(root.sequenceNumber)
         return state

@@ -140,7 +140,7 @@ public struct AggregateRepository<State: Aggregate>: Sendable {
     }
 
     private static func decodeState<S: SnapshottableAggregate>(_: S.Type, _ data: Data) throws -> any Aggregate {
-        try JSONDecoder().decode(S.self, from: data)
+        try PayloadCoding.decode(S.self, from: data)
     }
 
     // MARK: Committing
@@ -204,9 +204,7 @@ public struct AggregateRepository<State: Aggregate>: Sendable {
         guard let snapshotStore, let id = aggregate.id, aggregate.stagedEvents.isEmpty,
             let state = aggregate.state as? any SnapshottableAggregate
         else { return }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        let data = try encoder.encode(state)
+        let data = try PayloadCoding.encode(state)
         try await snapshotStore.save(SerializedSnapshot(
             stream: stream(id), sequenceNumber: aggregate.sequenceNumber,
             schemaVersion: type(of: state).snapshotSchemaVersion, data: data))

@@ -60,22 +60,6 @@ public struct SerializedDomainEvent: Sendable, Hashable, Codable {
     }
 }
 
-/// How event payloads become JSON and back: sorted keys, ISO 8601 dates.
-enum PayloadCoding {
-    static func encode(_ event: any DomainEvent) throws -> Data {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        encoder.dateEncodingStrategy = .iso8601
-        return try encoder.encode(event)
-    }
-
-    static func decode<E: DomainEvent>(_ type: E.Type, from payload: Data?) throws -> E {
-        let decoder = JSONDecoder()
-        decoder.dateDecodingStrategy = .iso8601
-        return try decoder.decode(type, from: payload ?? Data("{}".utf8))
-    }
-}
-
 extension EventEnvelope {
     /// The envelope in its serialized form, as an event of aggregate type `State`.
     public func serialized<State: Aggregate>(for _: State.Type) throws -> SerializedDomainEvent {
