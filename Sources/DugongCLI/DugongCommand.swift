@@ -41,7 +41,7 @@ struct DugongCommand: AsyncParsableCommand {
             var message = fullMessage(for: error)
             if message.hasPrefix("Error: ") { message = "dugong: " + message.dropFirst("Error: ".count) }
             if status == .success {
-                if !message.isEmpty { print(message) }
+                if !message.isEmpty { Terminal.emit(message) }
             } else if !message.isEmpty {
                 Terminal.error(message)
             }

@@ -123,6 +123,26 @@ struct ToolTests {
         #expect(try CLI.run(["read-all", store, "--since", "yesterday"]).status == 64)
     }
 
+    // Output that cannot be written is a failure with a message (exit 74), never a crash or
+    // a silent exit 0; a reader that goes away ends the command as a closed pipe does.
+    @Test func outputThatCannotBeWrittenIsAnIOFailure() throws {
+        let store = CLI.storePath("full")
+        defer { try? FileManager.default.removeItem(atPath: store) }
+        // More output than a pipe holds: the reader below is gone before it is all written.
+        let lines = (0..<2000).map { #"{"stream":"s","type":"T","data":{"i":\#($0)}}"# }
+        _ = try CLI.run(["import", store], input: lines.joined(separator: "\n"))
+        var info = stat()
+        try #require(stat("/dev/full", &info) == 0 && (info.st_mode & S_IFMT) == S_IFCHR, "/dev/full is the full device")
+        for command in [["export", store], ["read-all", store, "--format", "table"], ["stats", store], ["verify", store], ["streams", store]] {
+            let full = try CLI.run(shell: "'\(CLI.binary)' \(command.map { "'\($0)'" }.joined(separator: " ")) > /dev/full")
+            #expect(full.status == 74 && full.stderr.contains("dugong: cannot write the output: No space left on device"), "\(command[0]): \(full.stderr)")
+        }
+        let appended = try CLI.run(shell: "echo '{\"type\":\"T\"}' | '\(CLI.binary)' append '\(store)' s > /dev/full")
+        #expect(appended.status == 74, "the commit is durable, its acknowledgement could not be printed")
+        let closed = try CLI.run(shell: "bash -c \"'\(CLI.binary)' read-all '\(store)' | head -c 1 >/dev/null; echo \\${PIPESTATUS[0]}\"")
+        #expect(closed.stdout == "141\n" && closed.stderr.isEmpty, "\(closed.stdout) \(closed.stderr)")
+    }
+
     // Control characters in names never reach the terminal raw, in errors either.
     @Test func errorsEscapeControlCharactersInNames() throws {
         let store = CLI.storePath("escapes")

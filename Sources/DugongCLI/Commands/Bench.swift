@@ -140,18 +140,18 @@ struct Bench: AsyncParsableCommand {
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-            print(String(decoding: try encoder.encode(results), as: UTF8.self))
+            Terminal.emit(String(decoding: try encoder.encode(results), as: UTF8.self))
             return
         }
-        print("dugong bench: \(events) events of ~\(Int(results.payloadBytesPerEvent)) B, \(batch) per commit, \(streams) streams, \(writers) writer(s), durable")
-        print("")
-        print("| measure | value |")
-        print("|---|---|")
-        print("| append | \(Int(results.appendEventsPerSecond)) events/s, \(String(format: "%.1f", results.appendMegabytesPerSecond)) MB/s of event data |")
-        print("| replay everything | \(Int(results.replayAllEventsPerSecond)) events/s |")
-        print("| replay one stream (\(sampled.count) streams, cold cache) | \(Int(results.replayStreamEventsPerSecond)) events/s |")
-        print("| on disk | \(String(format: "%.1f", results.bytesPerEvent)) bytes/event (frames), \(String(format: "%.2f", results.payloadBytesPerEvent / results.bytesPerEvent))× smaller than the JSON |")
-        print("| verify | \(verification.isClean ? "clean" : "\(verification.problems.count) problem(s)"): \(verification.frames) frames, \(verification.events) events |")
+        Terminal.emit("dugong bench: \(events) events of ~\(Int(results.payloadBytesPerEvent)) B, \(batch) per commit, \(streams) streams, \(writers) writer(s), durable")
+        Terminal.emit("")
+        Terminal.emit("| measure | value |")
+        Terminal.emit("|---|---|")
+        Terminal.emit("| append | \(Int(results.appendEventsPerSecond)) events/s, \(String(format: "%.1f", results.appendMegabytesPerSecond)) MB/s of event data |")
+        Terminal.emit("| replay everything | \(Int(results.replayAllEventsPerSecond)) events/s |")
+        Terminal.emit("| replay one stream (\(sampled.count) streams, cold cache) | \(Int(results.replayStreamEventsPerSecond)) events/s |")
+        Terminal.emit("| on disk | \(String(format: "%.1f", results.bytesPerEvent)) bytes/event (frames), \(String(format: "%.2f", results.payloadBytesPerEvent / results.bytesPerEvent))× smaller than the JSON |")
+        Terminal.emit("| verify | \(verification.isClean ? "clean" : "\(verification.problems.count) problem(s)"): \(verification.frames) frames, \(verification.events) events |")
         if !verification.isClean { throw Terminal.fail("the store did not verify clean: \(verification.problems.first!)", code: ExitStatus.damaged.rawValue) }
     }
 }

@@ -36,12 +36,12 @@ struct Compact: ParsableCommand {
         }
         bar.finish()
         if json {
-            print(try Verify.encode(report))
+            Terminal.emit(try Verify.encode(report))
             return
         }
         let verb = dryRun ? "would keep" : "kept"
-        print("events: \(report.eventsBefore) before, \(verb) \(report.eventsAfter)")
-        print("bytes: \(report.bytesBefore) before, \(dryRun ? "about " : "")\(report.bytesAfter) after")
-        print("segments: \(report.segmentsBefore) before, \(report.segmentsAfter) after")
+        Terminal.emit("events: \(report.eventsBefore) before, \(verb) \(report.eventsAfter)")
+        Terminal.emit("bytes: \(report.bytesBefore) before, \(dryRun ? "about " : "")\(report.bytesAfter) after")
+        Terminal.emit("segments: \(report.segmentsBefore) before, \(report.segmentsAfter) after")
     }
 }

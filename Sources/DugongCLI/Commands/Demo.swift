@@ -36,8 +36,8 @@ struct Demo: AsyncParsableCommand {
 
     func run() async throws {
         if inMemory {
-            print("Dugong demo: a bank account on the in-memory event store\n")
-            try await BankAccountStory.run(on: InMemoryEventStore(), snapshots: InMemorySnapshotStore()) { print($0) }
+            Terminal.emit("Dugong demo: a bank account on the in-memory event store\n")
+            try await BankAccountStory.run(on: InMemoryEventStore(), snapshots: InMemorySnapshotStore()) { Terminal.emit($0) }
             return
         }
         let directory = store ?? FileManager.default.temporaryDirectory
@@ -45,8 +45,8 @@ struct Demo: AsyncParsableCommand {
         defer { if store == nil { try? FileManager.default.removeItem(atPath: directory) } }
         let log = try EventLog.open(at: directory, options: .init(createIfMissing: true))
         defer { log.close() }
-        print("Dugong demo: a bank account on a DugongStore in \(directory)\n")
-        try await BankAccountStory.run(on: EventLogStore(log: log), snapshots: EventLogSnapshotStore(log: log)) { print($0) }
-        print("\nThe store holds \(log.eventCount) events in \(log.frameBytes) bytes of frames (\(log.segmentNames.joined(separator: ", "))).")
+        Terminal.emit("Dugong demo: a bank account on a DugongStore in \(directory)\n")
+        try await BankAccountStory.run(on: EventLogStore(log: log), snapshots: EventLogSnapshotStore(log: log)) { Terminal.emit($0) }
+        Terminal.emit("\nThe store holds \(log.eventCount) events in \(log.frameBytes) bytes of frames (\(log.segmentNames.joined(separator: ", "))).")
     }
 }

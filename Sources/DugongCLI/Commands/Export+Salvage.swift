@@ -22,10 +22,12 @@ struct Salvage {
         self.log = log
         self.store = store
         if let rejects {
-            guard FileManager.default.createFile(atPath: rejects, contents: nil), let handle = FileHandle(forWritingAtPath: rejects) else {
-                throw Terminal.fail("cannot create \(rejects)", code: ExitStatus.ioFailure.rawValue)
+            // Opened in place (a device or a pipe stays one; FileManager would replace it).
+            let descriptor = open(rejects, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+            guard descriptor >= 0 else {
+                throw Terminal.fail("cannot create \(rejects): \(String(cString: strerror(errno)))", code: ExitStatus.ioFailure.rawValue)
             }
-            rejectsFile = handle
+            rejectsFile = FileHandle(fileDescriptor: descriptor, closeOnDealloc: true)
         } else {
             rejectsFile = nil
         }
@@ -73,7 +75,13 @@ struct Salvage {
                 "dugong: \(JSONLines.quoted(event.stream)) lost version \(expected): its versions from \(event.version) on (position \(event.position) first) are left out")
         }
         left += 1
-        rejectsFile?.write(Data((JSONLines.line(for: event) + "\n").utf8))
+        if let rejectsFile {
+            do {
+                try rejectsFile.write(contentsOf: Data((JSONLines.line(for: event) + "\n").utf8))
+            } catch {
+                throw Terminal.fail("cannot write the rejected events: \(error)", code: ExitStatus.ioFailure.rawValue)
+            }
+        }
     }
 
     /// The export's lifecycle lines, for the versions exported: a truncation beyond them hides

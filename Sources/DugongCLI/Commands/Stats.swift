@@ -22,22 +22,22 @@ struct Stats: ParsableCommand {
         defer { log.close() }
         let stats = try log.statistics()
         if json {
-            print(try Verify.encode(stats))
+            Terminal.emit(try Verify.encode(stats))
             return
         }
-        print("store: \(store)")
-        print("events: \(stats.events) in \(stats.streams) streams (next position \(stats.headPosition))")
-        print("on disk: \(Self.size(stats.fileBytes)) in \(stats.segments.count) segment(s); frames \(Self.size(stats.frameBytes))"
+        Terminal.emit("store: \(store)")
+        Terminal.emit("events: \(stats.events) in \(stats.streams) streams (next position \(stats.headPosition))")
+        Terminal.emit("on disk: \(Self.size(stats.fileBytes)) in \(stats.segments.count) segment(s); frames \(Self.size(stats.frameBytes))"
             + (stats.events > 0 ? String(format: " (%.1f bytes/event)", Double(stats.frameBytes) / Double(stats.events)) : ""))
-        print(String(format: "compression: %.2f× (%@ of raw payload)", stats.compressionRatio, Self.size(stats.rawPayloadBytes)))
-        print("segments:")
+        Terminal.emit(String(format: "compression: %.2f× (%@ of raw payload)", stats.compressionRatio, Self.size(stats.rawPayloadBytes)))
+        Terminal.emit("segments:")
         for (index, segment) in stats.segments.enumerated() {
             let end = index + 1 < stats.segments.count ? "\(stats.segments[index + 1].firstPosition)" : "\(stats.headPosition)"
-            print("  \(segment.name)  positions \(segment.firstPosition)..<\(end)  \(Self.size(segment.fileBytes))")
+            Terminal.emit("  \(segment.name)  positions \(segment.firstPosition)..<\(end)  \(Self.size(segment.fileBytes))")
         }
         if !stats.largestStreams.isEmpty {
-            print("largest streams:")
-            for stream in stats.largestStreams { print("  \(Streams.escaped(stream.stream))  \(stream.version) versions") }
+            Terminal.emit("largest streams:")
+            for stream in stats.largestStreams { Terminal.emit("  \(Streams.escaped(stream.stream))  \(stream.version) versions") }
         }
     }
 }

@@ -31,11 +31,11 @@ struct Upgrade: ParsableCommand {
             throw StoreAccess.fail(error, path: store)
         }
         if json {
-            print(try Verify.encode(report))
+            Terminal.emit(try Verify.encode(report))
         } else if report.alreadyCurrent {
-            print("already format version \(report.toVersion): nothing to do")
+            Terminal.emit("already format version \(report.toVersion): nothing to do")
         } else {
-            print("upgraded from format version \(report.fromVersion) to \(report.toVersion): \(report.events) events, \(report.segmentsBefore) segment(s) before, \(report.segmentsAfter) after")
+            Terminal.emit("upgraded from format version \(report.fromVersion) to \(report.toVersion): \(report.events) events, \(report.segmentsBefore) segment(s) before, \(report.segmentsAfter) after")
         }
     }
 }

@@ -34,9 +34,9 @@ struct Verify: ParsableCommand {
             let finding = EventLog.Finding(segment: segment, offset: offset, kind: .damagedSegment, message: reason)
             if json {
                 let report = EventLog.VerificationReport(segments: 0, frames: 0, events: 0, streams: 0, problems: [finding], warnings: [])
-                print(try Self.encode(report))
+                Terminal.emit(try Self.encode(report))
             } else {
-                print("problem: \(finding)")
+                Terminal.emit("problem: \(finding)")
             }
             throw ExitCode(1)
         } catch let error as StoreError {
@@ -47,12 +47,12 @@ struct Verify: ParsableCommand {
         let report = try log.verify { bar.update($0, of: $1) }
         bar.finish()
         if json {
-            print(try Self.encode(report))
+            Terminal.emit(try Self.encode(report))
         } else {
-            for problem in report.problems { print("problem: \(problem)") }
-            for warning in report.warnings { print("warning: \(warning)") }
+            for problem in report.problems { Terminal.emit("problem: \(problem)") }
+            for warning in report.warnings { Terminal.emit("warning: \(warning)") }
             let summary = "\(report.segments) segments, \(report.frames) frames, \(report.events) events, \(report.streams) streams"
-            print(report.isClean ? "clean: \(summary)" : "\(report.problems.count) problem(s) in \(summary)")
+            Terminal.emit(report.isClean ? "clean: \(summary)" : "\(report.problems.count) problem(s) in \(summary)")
         }
         if !report.isClean { throw ExitCode(1) }
     }

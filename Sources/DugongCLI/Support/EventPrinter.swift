@@ -43,7 +43,7 @@ struct EventPrinter {
             }
             for row in rows { text += line(row) }
         }
-        FileHandle.standardOutput.write(Data(text.utf8))
+        Terminal.write(text, to: STDOUT_FILENO)
     }
 
     private static func row(_ event: StoredEvent) -> [String] {

@@ -16,7 +16,7 @@ enum Terminal {
                 safe.append(scalar)
             }
         }
-        FileHandle.standardError.write(Data((String(safe) + "\n").utf8))
+        write(String(safe) + "\n", to: STDERR_FILENO)
     }
 
     /// Prints `dugong: <message>` on stderr and returns the exit code to throw.
@@ -25,9 +25,37 @@ enum Terminal {
         return ExitCode(code)
     }
 
-    /// Writes `line` to stdout and flushes it, so that a reader of the pipe sees it at once.
+    /// Writes `line` to stdout at once, so that a reader of the pipe sees it.
     static func emit(_ line: String) {
-        FileHandle.standardOutput.write(Data((line + "\n").utf8))
+        write(line + "\n", to: STDOUT_FILENO)
+    }
+
+    /// Writes `text` whole to a standard stream. A reader that went away (a closed pipe) ends
+    /// the process as a pipe's SIGPIPE does; any other failure (a full disk) ends it with status
+    /// 74 and a message: output is never lost without a word.
+    static func write(_ text: String, to descriptor: Int32) {
+        var text = text
+        text.withUTF8 { bytes in
+            var done = 0
+            while done < bytes.count {
+                let count = Glibc.write(descriptor, bytes.baseAddress! + done, bytes.count - done)
+                if count > 0 {
+                    done += count
+                    continue
+                }
+                let code = errno
+                if count < 0, code == EINTR { continue }
+                if code == EPIPE {
+                    signal(SIGPIPE, SIG_DFL)
+                    raise(SIGPIPE)
+                }
+                if descriptor != STDERR_FILENO {
+                    let reason = String(cString: strerror(code))
+                    _ = "dugong: cannot write the output: \(reason)\n".withCString { Glibc.write(STDERR_FILENO, $0, strlen($0)) }
+                }
+                Glibc.exit(ExitStatus.ioFailure.rawValue)
+            }
+        }
     }
 }
 
@@ -47,12 +75,12 @@ final class ProgressBar {
         lastDrawn = percent
         let filled = percent * 30 / 100
         let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: 30 - filled)
-        FileHandle.standardError.write(Data("\r\(label) [\(bar)] \(percent)%".utf8))
+        Terminal.write("\r\(label) [\(bar)] \(percent)%", to: STDERR_FILENO)
     }
 
     /// Clears the bar.
     func finish() {
         guard enabled, lastDrawn >= 0 else { return }
-        FileHandle.standardError.write(Data("\r\u{1B}[K".utf8))
+        Terminal.write("\r\u{1B}[K", to: STDERR_FILENO)
     }
 }
