@@ -163,6 +163,21 @@ struct ImportExportTests {
         #expect(again.status == 0 && again.stderr.contains("imported 0 events in 0 commits; skipped 3"), "\(again.stderr)")
     }
 
+    // Versions stay below 2^62: an import line past it is bad input, and an append that would
+    // pass it is refused before anything is written (it wrote a version the store then read
+    // as damage).
+    @Test func versionsStayBelowTheLimit() throws {
+        let store = CLI.storePath("limit")
+        defer { try? FileManager.default.removeItem(atPath: store) }
+        let beyond = try CLI.run(["import", store], input: #"{"stream":"c","version":4611686018427387904,"type":"A"}"#)
+        #expect(beyond.status == 65 && beyond.stderr.contains("line 1: \"version\" must be an integer, 1 to 4611686018427387903"), "\(beyond.stderr)")
+        #expect(try CLI.run(["import", store], input: #"{"stream":"c","version":4611686018427387903,"type":"A"}"#).status == 0)
+        let past = try CLI.run(["append", store, "c"], input: #"{"type":"A"}"#)
+        #expect(past.status == 65 && past.stderr.contains("would pass the largest version"), "\(past.stderr)")
+        #expect(try CLI.run(["verify", store]).status == 0)
+        #expect(try CLI.run(["append", store, "other"], input: #"{"type":"A"}"#).status == 0)
+    }
+
     // Defect 3: an interleaved file (every real export) is packed into commits of --batch events
     // over many streams, not one commit per stream change.
     @Test func interleavedInputIsPackedIntoCommitsOfTheBatchSize() throws {

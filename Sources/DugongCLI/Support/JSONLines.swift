@@ -231,9 +231,9 @@ enum JSONLines {
             throw InputError("unknown field \"\(unknown)\" (an event has \(eventFields.sorted().joined(separator: ", ")))")
         }
         guard let type = try? object.string("type"), !type.isEmpty else { throw InputError("\"type\" must be a non-empty string") }
-        let versionProblem = "\"version\" must be an integer, 1 or more"
+        let versionProblem = "\"version\" must be an integer, 1 to \(EventLog.maximumVersion)"
         let version = try object.integer("version", versionProblem)
-        if let version, version < 1 { throw InputError(versionProblem) }
+        if let version, version < 1 || version > EventLog.maximumVersion { throw InputError(versionProblem) }
         var id: UUID?
         if object["id"] != nil {
             guard let parsed = object.parsedString("id", uuid(utf8:)) else { throw InputError("\"id\" must be a UUID string") }

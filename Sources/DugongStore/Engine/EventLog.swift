@@ -301,8 +301,8 @@ public final class EventLog: Sendable {
     ///   elsewhere already, or `version` is outside 1 ... 2^62.
     public func beginStream(_ stream: String, atVersion version: Int) async throws(StoreError) {
         try Self.validate(stream: stream)
-        guard version >= 1, version <= Int(Layout.maximumPosition) else {
-            throw .invalidArgument("a stream begins at a version in 1 ... 2^62, not \(version)")
+        guard version >= 1, version <= Layout.maximumVersion else {
+            throw .invalidArgument("a stream begins at a version in 1 ... \(Layout.maximumVersion) (2^62 - 1), not \(version)")
         }
         try checkWritable()
         try await submit { done in .streamMetadata(stream: stream, change: .beginAt(version), done: done) }
@@ -522,6 +522,9 @@ public final class EventLog: Sendable {
     /// of its frame's payload: event data, metadata, stream names and types, and about 40 bytes
     /// per event. Larger ones throw ``StoreError/commitTooLarge(size:maximum:)``.
     public static let maximumCommitSize = Layout.maximumCommitSize
+
+    /// The largest version a stream may reach, 2^62 - 1; an append past it is refused.
+    public static let maximumVersion = Layout.maximumVersion
 
     /// What `event` appended to `stream` counts toward ``maximumCommitSize``.
     public static func commitSize(of event: NewEvent, in stream: String) -> Int {

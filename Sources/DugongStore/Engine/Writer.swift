@@ -284,6 +284,10 @@ final class Writer: Sendable {
             guard append.expected.isSatisfied(byVersion: view.version) else {
                 return .failure(.wrongExpectedVersion(stream: append.stream, expected: append.expected, actual: view.version))
             }
+            guard append.events.count <= Layout.maximumVersion - view.version else {
+                return .failure(.invalidArgument(
+                    "'\(append.stream)' is at version \(view.version): \(append.events.count) more would pass the largest version, \(Layout.maximumVersion) (2^62 - 1)"))
+            }
             plans.append((append, slot, view.version + 1, nil))
             // Positions are assigned below; the trial view needs ids and a count here.
             views[slot].pendingIDs += append.events.map(\.id)

@@ -79,6 +79,8 @@ enum Layout {
 
     /// Global positions are below this (2^62): room for arithmetic that never overflows.
     static let maximumPosition: UInt64 = 1 << 62
+    /// The largest version a stream may reach (versions are below 2^62, as positions).
+    static let maximumVersion = Int(maximumPosition) - 1
     /// The most bytes one commit (or one atomic append to several streams) may take in its
     /// frame's payload: event data, metadata, names and record overhead together.
     static let maximumCommitSize = 512 << 20
