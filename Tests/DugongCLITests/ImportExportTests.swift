@@ -146,6 +146,25 @@ struct ImportExportTests {
         #expect(again.status == 2 && again.stderr.contains("line 1: 's' has version 1 already, as another event"), "\(again.stderr)")
     }
 
+    // A line below the version its stream began at, or at a hidden version holding another
+    // event, was skipped as "already in the store": a conflict naming the line instead.
+    @Test func aLineAtAVersionTheStoreCannotCompareIsAConflict() throws {
+        let store = CLI.storePath("below-start")
+        defer { try? FileManager.default.removeItem(atPath: store) }
+        let lines = [
+            #"{"stream":"b","version":3,"type":"A","id":"00000000-0000-0000-0000-00000000000a"}"#,
+            #"{"stream":"b","version":2,"type":"B","id":"00000000-0000-0000-0000-00000000000b"}"#,
+        ]
+        let below = try CLI.run(["import", store], input: lines.joined(separator: "\n"))
+        #expect(below.status == 2 && below.stderr.contains("line 2: version 2 of 'b' is no longer in the store"), "\(below.stderr)")
+        _ = try CLI.run(["import", store], input: #"{"stream":"h","version":1,"type":"A","id":"00000000-0000-0000-0000-00000000000c"}"#)
+        _ = try CLI.run(["delete-stream", store, "h"])
+        let hidden = try CLI.run(["import", store], input: #"{"stream":"h","version":1,"type":"A","id":"00000000-0000-0000-0000-00000000000d"}"#)
+        #expect(hidden.status == 2 && hidden.stderr.contains("line 1: 'h' has version 1 already, as another event"), "\(hidden.stderr)")
+        let same = try CLI.run(["import", store], input: #"{"stream":"h","version":1,"type":"A","id":"00000000-0000-0000-0000-00000000000c"}"#)
+        #expect(same.status == 0 && same.stderr.contains("skipped 1 already in the store"), "\(same.stderr)")
+    }
+
     // A line the store would refuse is refused at its line, before its commit is sent (the
     // importer sends the next commit before the one before it is acknowledged).
     @Test func aLineForATombstonedStreamIsAConflictAtItsLine() throws {

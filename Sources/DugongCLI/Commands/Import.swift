@@ -17,7 +17,8 @@ struct Import: AsyncParsableCommand {
             stream that begins later than version 1 (its first versions were removed) begins \
             there, and a line whose version the stream already has is skipped when the stored \
             event has the same id (so an interrupted import can simply be run again) and is an \
-            error otherwise. A line without a version gets the stream's next version. \
+            error otherwise (also when the store no longer holds that version: compaction removed \
+            it). A line without a version gets the stream's next version. \
             Positions in the input are ignored: the store assigns them, in input order.
 
             A bad line stops the import, naming its line number; nothing of its commit is \
@@ -166,9 +167,20 @@ final class Importer {
     }
 
     /// A line whose version the stream has: the stored event must be the same one (an import
-    /// run again); a hidden one cannot be read, and is taken as it.
+    /// run again), hidden or not. A version the log no longer holds (compaction removed it, or
+    /// the stream began later) cannot be compared: it is a conflict, never a silent skip.
     private func checkStored(_ event: NewEvent, stream: String, version: Int, line: Int) throws {
-        guard let stored = try log.read(stream: stream, from: version, maxCount: 1).first, stored.version == version else { return }
+        let stored: StoredEvent?
+        do {
+            stored = try log.storedEvent(of: stream, version: version)
+        } catch let error as StoreError {
+            throw StoreAccess.fail(error, path: store, prefix: "line \(line): ")
+        }
+        guard let stored else {
+            throw Terminal.fail(
+                "line \(line): version \(version) of '\(stream)' is no longer in the store (removed by compaction, or before the version the stream began at), so the line cannot be compared with it",
+                code: ExitStatus.conflict.rawValue)
+        }
         guard stored.id == event.id else {
             throw Terminal.fail(
                 "line \(line): '\(stream)' has version \(version) already, as another event (id \(stored.id.uuidString.lowercased()), not \(event.id.uuidString.lowercased()))",

@@ -429,6 +429,19 @@ public final class EventLog: Sendable {
         return try core.events(at: positions)
     }
 
+    /// The event at `version` of `stream` whether reads show it or not (a deleted, truncated or
+    /// tombstoned stream keeps its events until compaction); `nil` when the log does not hold
+    /// that version (never written, or removed by compaction or a later beginning).
+    ///
+    /// - Throws: ``StoreError/corruption(segment:offset:reason:)`` when damage holds it.
+    public func storedEvent(of stream: String, version: Int) throws -> StoredEvent? {
+        try core.checkOpen()
+        guard let position = core.shared.withLock({ $0.index.stream(stream)?.position(of: version) }) else { return nil }
+        let event = try core.events(at: [position]).first
+        assert(event.map { $0.version == version && StreamKey($0.stream) == StreamKey(stream) } ?? true, "the index maps versions to their events")
+        return event
+    }
+
     /// Up to `maxCount` events in log order from global position `position` (inclusive),
     /// including those of deleted streams that compaction has not reclaimed yet.
     ///
