@@ -18,6 +18,13 @@ struct DugongCommand: AsyncParsableCommand {
 
     /// Names a mistyped command's closest match before the argument parser sees it.
     static func main() async {
+        // Names are bytes of UTF-8: an argument that is not would be changed (to U+FFFD) and
+        // name another stream.
+        for index in 1..<Int(CommandLine.argc) {
+            guard let argument = CommandLine.unsafeArgv[index], String(validatingCString: argument) == nil else { continue }
+            Terminal.error("dugong: argument \(index) is not valid UTF-8")
+            Glibc.exit(ExitStatus.usage.rawValue)
+        }
         if let first = CommandLine.arguments.dropFirst().first, !first.hasPrefix("-") {
             let names = configuration.subcommands.map { $0._commandName } + ["help"]
             if !names.contains(first) {

@@ -165,6 +165,24 @@ struct ImportExportTests {
         #expect(same.status == 0 && same.stderr.contains("skipped 1 already in the store"), "\(same.stderr)")
     }
 
+    // JSON text is UTF-8: a string holding other bytes is bad input (it was stored raw and
+    // printed with U+FFFD, so export changed the payload), and so is a name argument.
+    @Test func bytesThatAreNotUTF8AreRefused() throws {
+        let store = CLI.storePath("utf8")
+        defer { try? FileManager.default.removeItem(atPath: store) }
+        for bad in [[0xFF, 0xFE], [0xC0, 0xAF], [0xED, 0xA0, 0x80], [0xF4, 0x90, 0x80, 0x80], [0xE2, 0x82]] as [[UInt8]] {
+            let line = #"{"type":"A","data":""# + String(decoding: [UInt8(ascii: "x")], as: UTF8.self)
+            let path = store + ".input"
+            try Data(Array(line.utf8) + bad + Array("\"}\n".utf8)).write(to: URL(fileURLWithPath: path))
+            defer { try? FileManager.default.removeItem(atPath: path) }
+            let result = try CLI.run(shell: "'\(CLI.binary)' append '\(store)' s < '\(path)'")
+            #expect(result.status == 65 && result.stderr.contains("line 1: not valid UTF-8"), "\(bad): \(result.stderr)")
+        }
+        #expect(try CLI.run(["append", store, "s"], input: #"{"type":"A","data":"é ✓ 🦭"}"#).status == 0)
+        let argument = try CLI.run(shell: "'\(CLI.binary)' append '\(store)' $(printf 'bad\\377') < /dev/null")
+        #expect(argument.status == 64 && argument.stderr.contains("argument 3 is not valid UTF-8"), "\(argument.stderr)")
+    }
+
     // A line the store would refuse is refused at its line, before its commit is sent (the
     // importer sends the next commit before the one before it is acknowledged).
     @Test func aLineForATombstonedStreamIsAConflictAtItsLine() throws {

@@ -362,11 +362,35 @@ struct JSONMembers {
                     }
                 case 0..<0x20:
                     throw invalid()
+                case 0x80...0xFF:
+                    try utf8Sequence(after: byte)
                 default:
                     continue
                 }
             }
         }
+
+        /// The bytes after `lead` of one UTF-8 sequence (RFC 3629: no overlong forms, no
+        /// surrogates, nothing above U+10FFFF); JSON text is UTF-8.
+        mutating func utf8Sequence(after lead: UInt8) throws {
+            let (count, second): (Int, ClosedRange<UInt8>)
+            switch lead {
+            case 0xC2...0xDF: (count, second) = (1, 0x80...0xBF)
+            case 0xE0: (count, second) = (2, 0xA0...0xBF)
+            case 0xE1...0xEC, 0xEE...0xEF: (count, second) = (2, 0x80...0xBF)
+            case 0xED: (count, second) = (2, 0x80...0x9F)
+            case 0xF0: (count, second) = (3, 0x90...0xBF)
+            case 0xF1...0xF3: (count, second) = (3, 0x80...0xBF)
+            case 0xF4: (count, second) = (3, 0x80...0x8F)
+            default: throw notUTF8()
+            }
+            guard index + count <= bytes.count, second.contains(bytes[index]),
+                bytes[(index + 1)..<(index + count)].allSatisfy({ (0x80...0xBF).contains($0) })
+            else { throw notUTF8() }
+            index += count
+        }
+
+        func notUTF8() -> JSONLines.InputError { JSONLines.InputError("not valid UTF-8 (at byte \(index))") }
     }
 }
 
