@@ -183,6 +183,26 @@ struct ImportExportTests {
         #expect(argument.status == 64 && argument.stderr.contains("argument 3 is not valid UTF-8"), "\(argument.stderr)")
     }
 
+    // Timestamps are read and printed in one calendar (proleptic Gregorian): before 1582 they
+    // shifted by days on input and again on every export → import.
+    @Test func timestampsOfAnyYearSurviveExportAndImport() throws {
+        let source = CLI.storePath("years-source")
+        let target = CLI.storePath("years-target")
+        defer { for store in [source, target] { try? FileManager.default.removeItem(atPath: store) } }
+        let times = ["0000-01-01T00:00:00.000Z", "0001-01-01T00:00:00.000Z", "1500-06-01T12:00:00.000Z", "1582-10-10T00:00:00.000Z",
+            "1969-12-31T23:59:59.999Z", "2024-02-29T06:44:55.123Z", "9999-12-31T23:59:59.999Z", "+012345-01-01T00:00:00.000Z",
+            "-000001-12-31T00:00:00.000Z"]
+        _ = try Self.run(["import", source], input: times.map { #"{"stream":"t","type":"A","timestamp":"\#($0)"}"# }.joined(separator: "\n"))
+        let read = try Self.run(["read", source, "t"]).lines.map { String($0.firstMatch(of: /"timestamp":"([^"]+)"/)!.1) }
+        #expect(read == times)
+        let exported = try Self.run(["export", source]).stdout
+        _ = try Self.run(["import", target], input: exported)
+        #expect(try Self.run(["export", target]).stdout == exported)
+        let offset = try Self.run(["import", target], input: #"{"stream":"u","type":"A","timestamp":"2024-11-29T08:44:55.1239+02:00"}"#)
+        let readBack = try Self.run(["read", target, "u"]).stdout
+        #expect(offset.status == 0 && readBack.contains("2024-11-29T06:44:55.123Z"), "\(readBack)")
+    }
+
     // A line the store would refuse is refused at its line, before its commit is sent (the
     // importer sends the next commit before the one before it is acknowledged).
     @Test func aLineForATombstonedStreamIsAConflictAtItsLine() throws {

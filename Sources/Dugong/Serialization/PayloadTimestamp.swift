@@ -100,14 +100,39 @@ public enum PayloadTimestamp {
     // MARK: Reading
 
     private static func parse(_ bytes: [UInt8]) -> Date? {
-        guard bytes.count >= 20, bytes[4] == UInt8(ascii: "-"), bytes[7] == UInt8(ascii: "-"),
-            bytes[10] == UInt8(ascii: "T") || bytes[10] == UInt8(ascii: "t"), bytes[13] == UInt8(ascii: ":"),
-            bytes[16] == UInt8(ascii: ":"),
-            let year = number(bytes[0..<4]), let month = number(bytes[5..<7]), let day = number(bytes[8..<10]),
-            let hour = number(bytes[11..<13]), let minute = number(bytes[14..<16]), let second = number(bytes[17..<19]),
-            (1...12).contains(month), (1...daysIn(month, of: year)).contains(day), hour < 24, minute < 60, second < 60
+        guard let (since1970, fraction) = parts(bytes), since1970 >= earliest, since1970 < latest else { return nil }
+        if fraction.count < digitsFromReferenceDate {
+            guard let seconds = Double(decimal(since1970, fraction)) else { return nil }
+            return Date(timeIntervalSince1970: seconds)
+        }
+        guard let seconds = Double(decimal(since1970 - Int(referenceOffset), fraction)) else { return nil }
+        return Date(timeIntervalSinceReferenceDate: seconds)
+    }
+
+    /// An ISO 8601 UTC timestamp's whole seconds since 1970 and its fraction digits. The year
+    /// has 4 digits, or a sign and 6 or more (ISO 8601's expanded years, as JavaScript writes
+    /// them); `Z` or an offset follows.
+    private static func parts(_ bytes: [UInt8]) -> (Int, String)? {
+        var start = 0
+        var sign = 1
+        if let first = bytes.first, first == UInt8(ascii: "+") || first == UInt8(ascii: "-") {
+            sign = first == UInt8(ascii: "-") ? -1 : 1
+            start = 1
+        }
+        var yearEnd = start
+        while yearEnd < bytes.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[yearEnd]) { yearEnd += 1 }
+        guard start == 0 ? yearEnd == 4 : (6...12).contains(yearEnd - start) else { return nil }
+        let b = yearEnd - 4  // the fixed layout below counts from here
+        guard bytes.count >= b + 20, bytes[b + 4] == UInt8(ascii: "-"), bytes[b + 7] == UInt8(ascii: "-"),
+            bytes[b + 10] == UInt8(ascii: "T") || bytes[b + 10] == UInt8(ascii: "t"), bytes[b + 13] == UInt8(ascii: ":"),
+            bytes[b + 16] == UInt8(ascii: ":"),
+            let magnitude = number(bytes[start..<yearEnd]), let month = number(bytes[(b + 5)..<(b + 7)]),
+            let day = number(bytes[(b + 8)..<(b + 10)]), let hour = number(bytes[(b + 11)..<(b + 13)]),
+            let minute = number(bytes[(b + 14)..<(b + 16)]), let second = number(bytes[(b + 17)..<(b + 19)])
         else { return nil }
-        var index = 19
+        let year = sign * magnitude
+        guard (1...12).contains(month), (1...daysIn(month, of: year)).contains(day), hour < 24, minute < 60, second < 60 else { return nil }
+        var index = b + 19
         var fraction = ""
         if bytes[index] == UInt8(ascii: ".") {
             index += 1
@@ -133,13 +158,32 @@ public enum PayloadTimestamp {
             return nil
         }
         guard index == bytes.count else { return nil }
-        let since1970 = days(fromCivil: year, month, day) * 86_400 + hour * 3600 + minute * 60 + second - offset
-        if fraction.count < digitsFromReferenceDate {
-            guard let seconds = Double(decimal(since1970, fraction)) else { return nil }
-            return Date(timeIntervalSince1970: seconds)
-        }
-        guard let seconds = Double(decimal(since1970 - Int(referenceOffset), fraction)) else { return nil }
-        return Date(timeIntervalSinceReferenceDate: seconds)
+        return (days(fromCivil: year, month, day) * 86_400 + hour * 3600 + minute * 60 + second - offset, fraction)
+    }
+
+    // MARK: Milliseconds (the tool's event timestamps)
+
+    /// Milliseconds since 1970 as `2024-11-29T06:44:55.123Z`: UTC, the proleptic Gregorian
+    /// calendar (also before 1582), three fraction digits; a year outside 0000 to 9999 in ISO
+    /// 8601's expanded form (`+012345-…`, `-000001-…`).
+    public static func millisecondString(_ milliseconds: Int64) -> String {
+        let (seconds, millisecond) = floorDivide(Int(milliseconds), 1000)
+        let (days, second) = floorDivide(seconds, 86_400)
+        let (year, month, day) = civil(fromDays: days)
+        let yearText = (0...9999).contains(year) ? pad(year, 4) : (year < 0 ? "-" : "+") + pad(abs(year), 6)
+        return yearText + "-" + pad(month, 2) + "-" + pad(day, 2) + "T" + pad(second / 3600, 2) + ":" + pad(second / 60 % 60, 2)
+            + ":" + pad(second % 60, 2) + "." + pad(millisecond, 3) + "Z"
+    }
+
+    /// The milliseconds since 1970 `text` names (as ``millisecondString(_:)`` writes it, or
+    /// with fewer or more fraction digits, beyond the third dropped; `Z` or an offset), or `nil`.
+    public static func milliseconds(from text: String) -> Int64? {
+        var text = text
+        guard let (seconds, fraction) = text.withUTF8({ parts(Array($0)) }) else { return nil }
+        let (whole, overflow) = seconds.multipliedReportingOverflow(by: 1000)
+        let millisecond = Int((fraction + "000").prefix(3))!
+        guard !overflow, let result = Int64(exactly: whole + millisecond) else { return nil }
+        return result
     }
 
     /// `whole + 0.fraction` as decimal text that `Double` parses exactly rounded.

@@ -4,16 +4,10 @@ import Foundation
 
 /// The JSON Lines the tool reads and writes. See the README's "The dugong tool".
 enum JSONLines {
-    private static let timestampFormat = Date.ISO8601FormatStyle(includingFractionalSeconds: true)
-
-    /// ISO 8601, UTC, milliseconds: `2024-11-29T06:44:55.123Z`. Built from the stored integer
-    /// milliseconds (formatting a `Date` truncates binary fractions: .008 would print as .007).
+    /// ISO 8601, UTC, milliseconds: `2024-11-29T06:44:55.123Z`, from the stored integer
+    /// milliseconds, in the calendar the input is read in (proleptic Gregorian).
     static func timestamp(_ event: StoredEvent) -> String {
-        let milliseconds = event.timestampMilliseconds
-        let (seconds, fraction) = milliseconds.quotientAndRemainder(dividingBy: 1000)
-        let (wholeSeconds, millis) = fraction < 0 ? (seconds - 1, fraction + 1000) : (seconds, fraction)
-        let text = Date(timeIntervalSince1970: Double(wholeSeconds)).formatted(Date.ISO8601FormatStyle())
-        return String(text.dropLast()) + "." + String(format: "%03d", millis) + "Z"
+        PayloadTimestamp.millisecondString(event.timestampMilliseconds)
     }
 
     /// A UUID from its 36-character text (`UUID(uuidString:)` uses `sscanf` here, which
@@ -59,7 +53,7 @@ enum JSONLines {
     /// parser: importing spends its time here otherwise), or any other ISO 8601 date.
     static func timestamp(parsing text: String) -> Date? {
         var text = text
-        return text.withUTF8(timestamp(utf8:)) ?? (try? timestampFormat.parse(text)) ?? (try? Date.ISO8601FormatStyle().parse(text))
+        return text.withUTF8(timestamp(utf8:)) ?? PayloadTimestamp.milliseconds(from: text).map(Date.init(millisecondsSince1970:))
     }
 
     private static let daysInMonth = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
