@@ -119,6 +119,35 @@ struct IntegrityTests {
         #expect(try CLI.run(["read", copy, "s/1"]).lines.count == 1)
     }
 
+    // A lost segment that held the record beginning a stream at a later version: the stream's
+    // later events are not damage, and other streams' events in the same frames are copied.
+    @Test func aLostSegmentThatBeganAStreamLaterHidesNothingElse() throws {
+        let store = CLI.storePath("lost-beginning")
+        let rejects = store + ".rejects"
+        defer { for path in [store, rejects] { Self.remove(path) } }
+        var random = SystemRandomNumberGenerator()
+        func noise(_ count: Int) -> String { Data((0..<count).map { _ in UInt8.random(in: 0...255, using: &random) }).base64EncodedString() }
+        // Two imports, so that the first segment holds the first one alone (an import may
+        // write two commits in one frame).
+        let first = (100..<110).map { #"{"stream":"a","version":\#($0),"type":"T","data":{"base64":"\#(noise(1500))"}}"# }
+        #expect(try CLI.run(["import", store, "--segment-size", "16384"], input: first.joined(separator: "\n")).status == 0)
+        var lines: [String] = []
+        for index in 1...20 {
+            lines.append(#"{"stream":"a","version":\#(109 + index),"type":"T","data":{"base64":"\#(noise(300))"}}"#)
+            lines.append(#"{"stream":"b","version":\#(index),"type":"T","data":{"base64":"\#(noise(300))"}}"#)
+        }
+        #expect(try CLI.run(["import", store, "--segment-size", "16384", "--batch", "10"], input: lines.joined(separator: "\n")).status == 0)
+        let segments = try FileManager.default.contentsOfDirectory(atPath: store).filter { $0.hasSuffix(".dseg") }.sorted()
+        try #require(segments.count >= 2)
+        try FileManager.default.removeItem(atPath: store + "/" + segments[0])
+        let verify = try CLI.run(["verify", store])
+        #expect(verify.status == 1 && verify.stdout.contains("1 problem(s)"), "only the missing file: \(verify.stdout)")
+        #expect(try CLI.run(["read", store, "b"]).lines.count == 20)
+        let salvage = try CLI.run(["export", store, "--skip-damage", "--rejects", rejects])
+        #expect(salvage.status == 1 && salvage.stderr.contains("exported 20 events; skipped 1 damaged region; left out 20 events"), "\(salvage.stderr)")
+        #expect(salvage.stderr.contains(#""a" lost its first versions"#), "\(salvage.stderr)")
+    }
+
     // 1b. The same in a sealed segment of a compacted store (its successor's compaction flag
     // does not excuse it).
     @Test func zeroedBytesInASealedCompactedSegmentAreDamage() throws {

@@ -71,8 +71,9 @@ struct Salvage {
         }
         if lost[event.stream] == nil {
             lost[event.stream] = expected
+            let what = exported[event.stream] == nil ? "its first versions (or the record that began it at a later version)" : "version \(expected)"
             Terminal.error(
-                "dugong: \(JSONLines.quoted(event.stream)) lost version \(expected): its versions from \(event.version) on (position \(event.position) first) are left out")
+                "dugong: \(JSONLines.quoted(event.stream)) lost \(what): its versions from \(event.version) on (position \(event.position) first) are left out")
         }
         left += 1
         if let rejectsFile {

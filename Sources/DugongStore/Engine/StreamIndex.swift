@@ -168,10 +168,13 @@ struct StreamIndex {
                 guard skipped >= 0 else {
                     return "version \(event.version) of '\(event.stream)' repeats (the stream is at version \(current))"
                 }
-                guard skipped <= budget else {
+                // A stream first seen after damage may have been declared to begin later in a
+                // record the damage held (it is not an event: it takes nothing of the budget).
+                let mayHaveBegunInDamage = current == 0 && !damage.isEmpty
+                guard skipped <= budget || mayHaveBegunInDamage else {
                     return "version \(event.version) of '\(event.stream)' skips \(skipped) versions after \(current)"
                 }
-                budget -= skipped
+                if !mayHaveBegunInDamage { budget -= skipped }
                 versions[key] = event.version
             case .streamMetadata(let name, .versionsStartAt, let version):
                 let key = StreamKey(name)
@@ -219,12 +222,15 @@ struct StreamIndex {
                     lastName = event.stream
                 }
                 let slot = lastSlot!
-                if streams.values[slot].version == 0, let category = Self.category(of: event.stream) {
+                let firstEvent = streams.values[slot].version == 0
+                if firstEvent, let category = Self.category(of: event.stream) {
                     categories[StreamKey(category), default: []].append(event.stream)
                 }
                 let skipped = Self.add(
                     event, damageMarker: Self.damagedMarker + UInt64(max(damage.count - 1, 0)), to: &streams.values[slot])
-                lostEventBound = max(0, lostEventBound - skipped)
+                // As problem(applying:) counts: a first event after damage may follow a beginning
+                // the damage held.
+                if !(firstEvent && !damage.isEmpty) { lostEventBound = max(0, lostEventBound - skipped) }
             case .streamMetadata(let name, let operation, let version):
                 lastSlot = nil
                 let key = StreamKey(name)
