@@ -36,6 +36,10 @@ struct ImportExportTests {
         _ = try run(["delete-stream", source, "acc/3"])
         _ = try run(["delete-stream", source, "acc/5"])
         _ = try run(["append", source, "acc/5"], input: #"{"type":"AfterDelete","data":{"x":1}}"#)
+        // Names only a lifecycle command used (a deleted, a truncated, a tombstoned one).
+        _ = try run(["delete-stream", source, "ghost/1"])
+        _ = try run(["truncate-stream", source, "ghost/2", "--before", "1"])
+        _ = try run(["tombstone-stream", source, "ghost/3"])
         return source
     }
 
@@ -59,6 +63,11 @@ struct ImportExportTests {
             #expect(try Self.reading(target, stream) == Self.reading(source, stream), "\(stream)")
         }
         #expect(try Self.reading(target, "acc/5").count == 1)
+        // Every stream's version and state, also those without events left (acc/2's three
+        // versions outlive its compacted events).
+        let states = { (store: String) in try Self.run(["streams", store, "--json"]).lines.sorted() }
+        #expect(try states(target) == states(source))
+        #expect(try states(target).contains { $0.hasPrefix(#"{"stream":"acc/2","version":50,"#) })
         let again = try Self.run(["import", target], input: first)
         #expect(again.stderr.contains("imported 0 events"), "\(again.stderr)")
         #expect(try Self.run(["export", target]).stdout == first)

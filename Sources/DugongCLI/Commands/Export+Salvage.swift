@@ -88,21 +88,13 @@ struct Salvage {
     /// The export's lifecycle lines, for the versions exported: a truncation beyond them hides
     /// them all.
     private func lifecycleLines() throws {
-        for stream in try log.streamNames().sorted(by: { $0.utf8.lexicographicallyPrecedes($1.utf8) }) {
-            guard let info = try log.info(stream: stream) else { continue }
-            if info.isTombstoned {
-                Terminal.emit("{\"stream\":\(JSONLines.quoted(stream)),\"tombstone\":true}")
-                continue
-            }
-            // A stream that has no event exported begins where its stored versions begin.
+        try Export.lifecycleLines(in: log) { stream, info in
             let last = exported[stream] ?? info.firstStoredVersion - 1
-            let before = min(info.firstVisibleVersion, last + 1)
-            guard before > 1 else { continue }
-            if before < info.firstVisibleVersion {
+            if info.firstVisibleVersion > last + 1, last < info.version {
                 Terminal.error(
                     "dugong: \(JSONLines.quoted(stream)) was truncated before version \(info.firstVisibleVersion); its salvaged versions end at \(last), so all are hidden")
             }
-            Terminal.emit("{\"stream\":\(JSONLines.quoted(stream)),\"truncateBefore\":\(before)}")
+            return (last, exported[stream] != nil)
         }
     }
 }

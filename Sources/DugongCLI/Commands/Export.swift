@@ -54,17 +54,30 @@ struct Export: ParsableCommand {
                 for event in page { Terminal.emit(JSONLines.line(for: event, withPosition: false)) }
                 position = last.position + 1
             }
-            // Sorted by name (bytes): the same lines whatever order the streams began in.
-            for stream in try log.streamNames().sorted(by: { $0.utf8.lexicographicallyPrecedes($1.utf8) }) {
-                guard let info = try log.info(stream: stream) else { continue }
-                if info.isTombstoned {
-                    Terminal.emit("{\"stream\":\(JSONLines.quoted(stream)),\"tombstone\":true}")
-                } else if info.firstVisibleVersion > 1 {
-                    Terminal.emit("{\"stream\":\(JSONLines.quoted(stream)),\"truncateBefore\":\(info.firstVisibleVersion)}")
-                }
-            }
+            // Every stored event was printed: a stream's last version is its version.
+            try Self.lifecycleLines(in: log) { _, info in (info.version, info.version >= info.firstStoredVersion) }
         } catch let error as StoreError {
             throw StoreAccess.fail(error, path: store)
+        }
+    }
+
+    /// The lines that give an imported copy each stream's state, sorted by name (bytes: the same
+    /// lines whatever order the streams began in). `exported` tells a stream's last version in
+    /// the event lines (or where its versions end when it has none) and whether it has any.
+    /// A stream without event lines whose versions end above 0 (compaction removed them) begins
+    /// after them; one that only a lifecycle command made (version 0) is made again; a
+    /// truncation never goes past the versions exported.
+    static func lifecycleLines(in log: EventLog, exported: (String, EventLog.StreamInfo) -> (last: Int, hasEvents: Bool)) throws {
+        for stream in try log.streamNames().sorted(by: { $0.utf8.lexicographicallyPrecedes($1.utf8) }) {
+            guard let info = try log.info(stream: stream) else { continue }
+            let (last, hasEvents) = exported(stream, info)
+            var before = min(info.firstVisibleVersion, last + 1)
+            if !hasEvents && last > 0 { before = last + 1 }
+            let name = JSONLines.quoted(stream)
+            if before > 1 || (info.version == 0 && !info.isTombstoned) {
+                Terminal.emit("{\"stream\":\(name),\"truncateBefore\":\(max(before, 1))}")
+            }
+            if info.isTombstoned { Terminal.emit("{\"stream\":\(name),\"tombstone\":true}") }
         }
     }
 }

@@ -152,6 +152,8 @@ final class Importer {
             if pendingEvents >= batch { try await flush() }
         case .truncate(let stream, let before):
             try await drain()
+            // Already so (an import run again; a tombstoned stream hides every version): nothing to write.
+            if let info = try log.info(stream: stream), info.isTombstoned || info.firstVisibleVersion >= before { return }
             let current = try version(of: stream)
             if current == 0 && before > 1 {
                 // Every version below it was removed where the stream came from.
