@@ -75,6 +75,13 @@ struct ToolTests {
             let wrong = try CLI.run(arguments)
             #expect(wrong.status == 64 && wrong.stderr.hasPrefix("dugong: ") && wrong.stderr.contains("Usage:"), "\(arguments): \(wrong.stderr)")
         }
+        #expect(try CLI.run(["truncate-stream", "/tmp/x", "s", "--before", "0"]).status == 64)
+        let wait = try CLI.run(["append", "/tmp/x", "s", "--wait", "-1"])
+        #expect(wait.status == 64 && wait.stderr.contains("--wait must be 0"), "\(wait.stderr)")
+        let store = CLI.storePath("append-size")
+        defer { try? FileManager.default.removeItem(atPath: store) }
+        let large = try CLI.run(["append", store, "s"], input: #"{"type":"A"}"# + "\n" + #"{"type":"B","data":""# + String(repeating: "x", count: 5 << 20) + #""}"#)
+        #expect(large.status == 65 && large.stderr.contains("line 2: event 1 of the append"), "\(large.stderr.prefix(200))")
         let help = try CLI.run(["read", "--help"])
         #expect(help.status == 0 && help.stdout.contains("USAGE: dugong read") && help.stderr.isEmpty, "\(help.stdout)")
         let typo = try CLI.run(["raed", "/tmp/x", "s"])
@@ -120,6 +127,8 @@ struct ToolTests {
         #expect(try types(["--since", "2026-11-02T00:00:00Z", "--until", "2026-11-03T10:00:00.000Z"]) == ["Deposited"])
         #expect(try types(["--last", "2", "--backward"]) == ["Opened", "Deposited"])
         #expect(try CLI.run(["read-all", store, "--count", "--include-hidden"]).stdout == "5\n")
+        #expect(try CLI.run(["read-all", store, "--count", "--include-hidden", "--last", "2"]).stdout == "2\n")
+        #expect(try CLI.run(["read-all", store, "--count", "--include-hidden", "--limit", "4"]).stdout == "4\n")
         #expect(try CLI.run(["read-all", store, "--since", "yesterday"]).status == 64)
     }
 
@@ -203,6 +212,18 @@ struct ToolTests {
             "       1  acc/1\\u{1b}[2J        1  Deposited\\n  2026-11-02T10:00:00.000Z  {\"note\":\"" + String(repeating: "x", count: 50) + "…",
         ], "\(table)")
         #expect(try CLI.run(["read", store, "acc/1", "--format", "table"]).lines.count == 2)
+        // Wide characters take two columns; C1 controls and line separators in data are escaped.
+        let wide = CLI.storePath("table-wide")
+        defer { try? FileManager.default.removeItem(atPath: wide) }
+        _ = try CLI.run(["import", wide], input: "{\"stream\":\"日本/1\",\"type\":\"🦭\",\"data\":{\"x\":\"a\u{85}b\u{2028}c\"}}\n{\"stream\":\"ab/1\",\"type\":\"T\"}")
+        let rows = try CLI.run(["read-all", wide, "--format", "table"]).lines
+        #expect(rows.count == 3 && rows[1].contains(#"{"x":"a\u{85}b\u{2028}c"}"#), "\(rows)")
+        // The time column starts at the same terminal column in every row (CJK and emoji: 2).
+        let columns = rows.map { row in
+            let before = row.components(separatedBy: row == rows[0] ? "time" : "20")[0]
+            return before.unicodeScalars.reduce(0) { $0 + ($1.value >= 0x1100 ? 2 : 1) }
+        }
+        #expect(Set(columns).count == 1, "\(rows)")
         #expect(try CLI.run(["read-all", store, "--format", "table", "--backward", "--last", "1"]).lines.last?.hasPrefix("       1  ") == true)
         #expect(try CLI.run(["read-all", store, "--format", "csv"]).status == 64)
     }

@@ -79,13 +79,15 @@ struct Append: AsyncParsableCommand {
 
     func run() async throws {
         var events: [NewEvent] = []
+        var lineNumbers: [Int] = []
         var lines = InputLines()
         while let (number, text) = lines.next() {
             switch try Self.parse(text, line: number) {
-            case .event(nil, _, let event): events.append(event)
-            case .event(let named?, _, let event) where named == stream: events.append(event)
-            case .event(let named?, _, _):
-                throw Terminal.fail("line \(number): the event names stream '\(named)', not '\(stream)'", code: ExitStatus.badInput.rawValue)
+            case .event(let named, _, let event) where named == nil || named == stream:
+                events.append(event)
+                lineNumbers.append(number)
+            case .event(let named, _, _):
+                throw Terminal.fail("line \(number): the event names stream '\(named ?? "")', not '\(stream)'", code: ExitStatus.badInput.rawValue)
             case .truncate, .tombstone:
                 throw Terminal.fail("line \(number): not an event (no \"type\")", code: ExitStatus.badInput.rawValue)
             }
@@ -96,6 +98,8 @@ struct Append: AsyncParsableCommand {
         do {
             let commit = try await log.append(events, to: stream, expecting: expected)
             Terminal.emit(JSONLines.line(for: commit))
+        } catch let error where error.eventIndex.map(lineNumbers.indices.contains) == true {
+            throw StoreAccess.fail(error, path: store, prefix: "line \(lineNumbers[error.eventIndex!]): ")
         } catch {
             throw StoreAccess.fail(error, path: store)
         }
@@ -140,8 +144,12 @@ struct TruncateStream: AsyncParsableCommand {
     )
     @Argument(help: "The store's directory.") var store: String
     @Argument(help: "The stream's name.") var stream: String
-    @Option(help: "The first version to keep.") var before: Int
+    @Option(parsing: .unconditional, help: "The first version to keep.") var before: Int
     @OptionGroup var lock: LockWait
+
+    func validate() throws {
+        guard before >= 1 else { throw ValidationError("--before is a version, 1 or more") }
+    }
 
     func run() async throws {
         try await StreamChange.apply(store: store, stream: stream, wait: lock.seconds) { try await $0.truncate(stream: stream, before: before) }
@@ -195,5 +203,13 @@ enum StreamChange {
         if hidden == 0 { return "\(name) has no versions to hide (it is at version \(after.version))" }
         let visible = after.readsAsEmpty ? "no version is visible" : "versions \(after.firstVisibleVersion)...\(after.version) are visible"
         return "\(name) hides versions 1...\(hidden): \(visible); appends continue at version \(after.version + 1)"
+    }
+}
+
+extension StoreError {
+    /// Which event of an append an error is about, if it is about one.
+    fileprivate var eventIndex: Int? {
+        if case .eventTooLarge(_, let index, _, _) = self { return index }
+        return nil
     }
 }

@@ -152,7 +152,8 @@ struct ReadAll: ParsableCommand {
             throw StoreAccess.fail(error, path: store)
         }
         if count {
-            Terminal.emit("\(matched)")
+            // What would be printed: --last and --limit bound it as they bound the lines.
+            Terminal.emit("\(min(matched, last ?? .max, limit ?? .max))")
             return
         }
         if backward { kept.reverse() }

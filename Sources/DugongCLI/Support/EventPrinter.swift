@@ -35,7 +35,7 @@ struct EventPrinter {
         case .table:
             let rows = events.map(Self.row)
             for row in rows {
-                for (column, value) in row.enumerated() { widths[column] = max(widths[column], value.count) }
+                for (column, value) in row.enumerated() { widths[column] = max(widths[column], Self.width(value)) }
             }
             if !printedHeader {
                 text += line(Self.header)
@@ -47,19 +47,51 @@ struct EventPrinter {
     }
 
     private static func row(_ event: StoredEvent) -> [String] {
-        // JSON on one line may still hold tabs or carriage returns between its tokens.
-        var data = String(String.UnicodeScalarView(JSONLines.jsonText(of: event.data).unicodeScalars.map { $0.value < 0x20 ? " " : $0 }))
-        if data.count > dataWidth { data = String(data.prefix(dataWidth - 1)) + "…" }
+        // JSON on one line may still hold tabs or carriage returns between its tokens, and its
+        // strings C1 controls and line separators: none may reach the terminal.
+        var data = String.UnicodeScalarView()
+        for scalar in JSONLines.jsonText(of: event.data).unicodeScalars {
+            if scalar.value < 0x20 {
+                data.append(" ")
+            } else if (0x7F..<0xA0).contains(scalar.value) || scalar == "\u{2028}" || scalar == "\u{2029}" {
+                data.append(contentsOf: "\\u{\(String(scalar.value, radix: 16))}".unicodeScalars)
+            } else {
+                data.append(scalar)
+            }
+        }
+        var text = String(data)
+        if Self.width(text) > dataWidth {
+            var cut = ""
+            for character in text {
+                guard Self.width(cut) + Self.width(String(character)) < dataWidth else { break }
+                cut.append(character)
+            }
+            text = cut + "…"
+        }
         return [
             "\(event.position)", Streams.escaped(event.stream), "\(event.version)", Streams.escaped(event.type),
-            JSONLines.timestamp(event), data,
+            JSONLines.timestamp(event), text,
         ]
+    }
+
+    /// The columns `text` takes in a terminal: two for wide (East Asian) characters and emoji,
+    /// one for every other character.
+    static func width(_ text: String) -> Int {
+        text.reduce(0) { total, character in
+            let wide = character.unicodeScalars.contains { scalar in
+                let value = scalar.value
+                return scalar.properties.isEmojiPresentation || (0x1100...0x115F).contains(value) || (0x2E80...0xA4CF).contains(value)
+                    || (0xAC00...0xD7A3).contains(value) || (0xF900...0xFAFF).contains(value) || (0xFE30...0xFE4F).contains(value)
+                    || (0xFF00...0xFF60).contains(value) || (0xFFE0...0xFFE6).contains(value) || (0x20000...0x3FFFD).contains(value)
+            }
+            return total + (wide ? 2 : 1)
+        }
     }
 
     private func line(_ row: [String]) -> String {
         var cells: [String] = []
         for (column, value) in row.enumerated() {
-            let padding = String(repeating: " ", count: widths[column] - value.count)
+            let padding = String(repeating: " ", count: widths[column] - Self.width(value))
             if Self.rightAligned.contains(column) {
                 cells.append(padding + value)
             } else {

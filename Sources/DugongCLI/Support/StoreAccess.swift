@@ -40,7 +40,7 @@ enum StoreAccess {
 /// `--wait SECONDS`, for the commands that take the store's write lock.
 struct LockWait: ParsableArguments {
     @Option(
-        name: .customLong("wait"),
+        name: .customLong("wait"), parsing: .unconditional,
         help: ArgumentHelp(
             "Wait up to this many seconds for another process to release the store's write lock (default 0: exit 75 at once).",
             valueName: "seconds"))
