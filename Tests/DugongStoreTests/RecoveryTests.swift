@@ -184,7 +184,9 @@ struct RecoveryTests {
         #expect(throws: StoreError.self) { try log.read(stream: "s/0") }
     }
 
-    @Test func aDamagedSegmentHeaderRefusesToOpen() async throws {
+    /// A damaged segment header is damage, as a lost segment is: the store opens for reading
+    /// only (it refused to open at all, so nothing of the other segments could be salvaged).
+    @Test func aDamagedSegmentHeaderIsDamageAndTheStoreOpensForReading() async throws {
         let directory = TemporaryDirectory("header")
         defer { directory.remove() }
         _ = try await Self.threeFrames(directory)
@@ -192,9 +194,16 @@ struct RecoveryTests {
         var bytes = try Data(contentsOf: URL(fileURLWithPath: path))
         bytes[20] ^= 0xFF
         try bytes.write(to: URL(fileURLWithPath: path))
-        #expect(throws: StoreError.corruption(segment: Self.segment, offset: 0, reason: "segment header checksum mismatch")) {
-            try Fixture.open(directory, segmentSize: 4096)
+        for readOnly in [true, false] {
+            var options = EventLog.Options()
+            options.readOnly = readOnly
+            let log = try EventLog.open(at: directory.path, options: options)
+            #expect(log.recovery.corruptions.contains { "\($0)".contains("\(Self.segment) has a damaged header (at offset 0: segment header checksum mismatch)") })
+            #expect(throws: StoreError.self) { try log.read(stream: "s/0") }
+            await #expect(throws: StoreError.self) { try await log.append(Fixture.events(1), to: "s/0") }
+            log.close()
         }
+        #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == bytes, "nothing was repaired or removed")
         bytes[20] ^= 0xFF
         bytes[8] = 9
         try bytes.write(to: URL(fileURLWithPath: path))

@@ -24,7 +24,8 @@ struct SegmentSet {
     ///   - createWithCapacity: when the directory holds no store, create one (first segment,
     ///     manifest) with this segment capacity; `nil` to refuse.
     /// - Throws: ``StoreError/notAStore(directory:reason:)``, ``StoreError/unsupportedFormat(segment:version:)``,
-    ///   ``StoreError/corruption(segment:offset:reason:)`` for a damaged segment header.
+    ///   ``StoreError/unsupportedFormat(segment:version:)`` for a segment of another format
+    ///   version. A segment whose header is damaged is damage in the set's context, as a missing one.
     static func open(
         directory: String, writable: Bool, createWithCapacity: Int?, afterReadingManifest: (() -> Void)? = nil
     ) throws -> SegmentSet {
@@ -79,7 +80,15 @@ struct SegmentSet {
                 missing.append("segment file \(name) listed in the manifest is missing")
                 continue
             }
-            let segment = try Segment.open(directory: directory, name: name, writable: writable && isLast, extendToCapacity: writable && isLast)
+            let segment: Segment
+            do {
+                segment = try Segment.open(directory: directory, name: name, writable: writable && isLast, extendToCapacity: writable && isLast)
+            } catch StoreError.corruption(_, let offset, let reason) {
+                // Nothing of a segment whose header fails its checks can be trusted: it is
+                // damage, as a lost file is, and the other segments stay readable.
+                missing.append("segment file \(name) has a damaged header (at offset \(offset): \(reason))")
+                continue
+            }
             if context.damage.isEmpty, segment.salt != listed[number].salt {
                 missing.append("segment file \(name) is not the segment the manifest lists (another salt)")
                 continue
