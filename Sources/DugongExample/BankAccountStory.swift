@@ -11,7 +11,7 @@ public enum BankAccountStory {
     public static func run(
         on store: any TransactionalEventStore & GlobalEventLog, snapshots: any SnapshotStore, say: (String) -> Void
     ) async throws -> AggregateRoot<BankAccount> {
-        let registry = EventRegistry(BankAccount.self)
+        let registry = try EventRegistry(BankAccount.self)
 
         var account = AggregateRoot<BankAccount>()
         try account.create { try $0.open(owner: "Ada") }

@@ -15,7 +15,7 @@ struct BankApplicationTests {
         let (events, snapshots, release) = try adapter.make()
         defer { release() }
         let store = events as! Projection.Store
-        let registry = EventRegistry(BankAccount.self)
+        let registry = try EventRegistry(BankAccount.self)
         let accounts = AggregateRepository<BankAccount>(eventStore: store, snapshotStore: snapshots, registry: registry)
 
         for (id, owner) in [("ada-1", "Ada"), ("ada-2", "Ada"), ("bob", "Bob")] {

@@ -12,7 +12,7 @@ final class Counter: Sendable {
 }
 
 enum Transfers {
-    static let registry = EventRegistry(BankAccount.self)
+    static let registry = try! EventRegistry(BankAccount.self)
 
     static func consumer(
         _ store: Projection.Store, accounts: AggregateRepository<BankAccount>, attempts: Counter? = nil,

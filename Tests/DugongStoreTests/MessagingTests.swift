@@ -44,7 +44,7 @@ struct MessagingTests {
         }
         let relay = MessageRelay(name: "to-bus", store: serviceA, producer: bus)
 
-        let accounts = AggregateRepository<BankAccount>(eventStore: serviceA, registry: EventRegistry(BankAccount.self))
+        let accounts = AggregateRepository<BankAccount>(eventStore: serviceA, registry: try EventRegistry(BankAccount.self))
         _ = try await accounts.create(id: "acc") { try $0.open(owner: "Ada") }
         try await accounts.update("acc") { try $0.deposit(100) }
         #expect(try await relay.relay() == 2)
@@ -52,7 +52,7 @@ struct MessagingTests {
         #expect(try await relay.relay() == 1)
         #expect(try await relay.relay() == 0)
 
-        let views = AggregateRepository<AccountView>(eventStore: serviceB, registry: EventRegistry(AccountView.self))
+        let views = AggregateRepository<AccountView>(eventStore: serviceB, registry: try EventRegistry(AccountView.self))
         var view = try #require(try await views.load("acc"))
         #expect(view.state.owner == "Ada" && view.state.balance == 70)
         // A replica is read-only.
@@ -69,7 +69,7 @@ struct MessagingTests {
 
     @Test func anEventArrivingBeforeItsPredecessorIsParkedAndReplayedLater() async throws {
         let source = InMemoryEventStore()
-        let accounts = AggregateRepository<BankAccount>(eventStore: source, registry: EventRegistry(BankAccount.self))
+        let accounts = AggregateRepository<BankAccount>(eventStore: source, registry: try EventRegistry(BankAccount.self))
         _ = try await accounts.create(id: "acc") { try $0.open(owner: "Ada") }
         try await accounts.update("acc") { try $0.deposit(5) }
         let events = try await source.read(StreamID(BankAccount.self, id: "acc"))

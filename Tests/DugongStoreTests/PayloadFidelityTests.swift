@@ -71,7 +71,7 @@ struct PayloadFidelityTests {
     }
 
     static var registry: EventRegistry {
-        var registry = EventRegistry(Keeper.self)
+        var registry = try! EventRegistry(Keeper.self)
         registry.addUpcaster(from: CountedV1.self, to: CountedV2.self, of: Keeper.self) { CountedV2(numbers: $0.numbers) }
         return registry
     }

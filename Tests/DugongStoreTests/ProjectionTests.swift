@@ -47,7 +47,7 @@ struct ProjectionTests {
     func totalsPerOwnerCatchUpResumeAndRebuild(_ adapter: Adapter) async throws {
         let (store, release) = try Self.make(adapter)
         defer { release() }
-        let registry = EventRegistry(BankAccount.self)
+        let registry = try EventRegistry(BankAccount.self)
         let accounts = AggregateRepository<BankAccount>(eventStore: store, registry: registry)
         let ada1 = try #require(try await accounts.create { try $0.open(owner: "Ada") }.id)
         let ada2 = try #require(try await accounts.create { try $0.open(owner: "Ada") }.id)
@@ -87,7 +87,7 @@ struct ProjectionTests {
     func aRunningProjectionFollowsNewCommitsUntilCancelled(_ adapter: Adapter) async throws {
         let (store, release) = try Self.make(adapter)
         defer { release() }
-        let registry = EventRegistry(BankAccount.self)
+        let registry = try EventRegistry(BankAccount.self)
         let accounts = AggregateRepository<BankAccount>(eventStore: store, registry: registry)
         let model = BalancesByOwner()
         let projection = Projection(name: "live", store: store) { recorded in try model.apply(recorded, registry: registry) }

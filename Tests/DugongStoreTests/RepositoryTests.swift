@@ -76,7 +76,7 @@ actor RacingStore: EventStore {
 
 @Suite("Aggregate repository on every adapter")
 struct RepositoryTests {
-    static let registry = EventRegistry(BankAccount.self)
+    static let registry = try! EventRegistry(BankAccount.self)
 
     @Test(arguments: Adapter.allCases)
     func createUpdateLoadAndList(_ adapter: Adapter) async throws {
@@ -232,7 +232,7 @@ struct Notebook: Aggregate {
 struct HookTests {
     @Test func everyHookIsCalled() async throws {
         HookLog.calls.withLock { $0 = [] }
-        let notebooks = AggregateRepository<Notebook>(eventStore: InMemoryEventStore(), registry: EventRegistry(Notebook.self))
+        let notebooks = AggregateRepository<Notebook>(eventStore: InMemoryEventStore(), registry: try EventRegistry(Notebook.self))
         _ = try await notebooks.create(id: "n") { _ in [Noted(text: "a")] }
         #expect(HookLog.calls.withLock { $0 } == ["created a", "staged a #1", "applied a #1", "committed a #1"])
         HookLog.calls.withLock { $0 = [] }

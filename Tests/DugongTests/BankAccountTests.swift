@@ -58,7 +58,7 @@ struct BankAccountTests {
 
     @Test func committingAStaleAggregateKeepsItsStagedEvents() async throws {
         let store = InMemoryEventStore()
-        let registry = EventRegistry(BankAccount.self)
+        let registry = try EventRegistry(BankAccount.self)
         var account = AggregateRoot<BankAccount>()
         try account.create(id: "acc-1") { try $0.open(owner: "Ada") }
         try await store.commit(&account)
@@ -76,7 +76,7 @@ struct BankAccountTests {
 
     @Test func tenantsKeepTheirOwnAccounts() async throws {
         let store = InMemoryEventStore()
-        let registry = EventRegistry(BankAccount.self)
+        let registry = try EventRegistry(BankAccount.self)
         for tenant in ["red", "blue"] {
             var account = AggregateRoot<BankAccount>()
             try account.create(id: "acc-1") { try $0.open(owner: tenant) }
@@ -92,12 +92,12 @@ struct BankAccountTests {
 struct QueryServiceTests {
     @Test func typesIdsStateAsOfAndEvents() async throws {
         let store = InMemoryEventStore()
-        let accounts = AggregateRepository<BankAccount>(eventStore: store, registry: EventRegistry(BankAccount.self))
+        let accounts = AggregateRepository<BankAccount>(eventStore: store, registry: try EventRegistry(BankAccount.self))
         _ = try await accounts.create(id: "a") { try $0.open(owner: "Ada") }
         try await accounts.update("a") { try $0.deposit(10) }
         try await accounts.update("a") { try $0.deposit(5) }
         _ = try await accounts.in(EventContext(tenantID: "t")).create(id: "b") { try $0.open(owner: "Bob") }
-        let queries = AggregateQueryService(store: store, aggregates: [BankAccount.self])
+        let queries = try AggregateQueryService(store: store, aggregates: [BankAccount.self])
         #expect(queries.types().map(\.type) == ["BankAccount"])
         #expect(try await queries.ids(of: "BankAccount", tenantID: nil) == ["a"])
         #expect(try await queries.ids(of: "BankAccount", tenantID: "t") == ["b"])

@@ -31,7 +31,7 @@ struct EventRegistryTests {
     }
 
     @Test func decodesARegisteredEventWithItsEnvelope() throws {
-        let registry = EventRegistry(BankAccount.self)
+        let registry = try EventRegistry(BankAccount.self)
         let stored = Self.serialized("MoneyDeposited", payload: #"{"amount":250}"#)
         let envelope = try #require(try registry.decode(stored))
         #expect((envelope.event as? MoneyDeposited)?.amount == 250)
@@ -41,7 +41,7 @@ struct EventRegistryTests {
     }
 
     @Test func anUnknownEventTypeIsATypedErrorNamingIt() throws {
-        let registry = EventRegistry(BankAccount.self)
+        let registry = try EventRegistry(BankAccount.self)
         let stored = Self.serialized("InterestPaid", version: 4, payload: "{}")
         let expected = EventTypeID(origin: "bank", aggregateType: "BankAccount", eventType: "InterestPaid", version: 4)
         #expect(throws: EventDecodingError.unknownEventType(expected, eventID: stored.id)) {
@@ -56,14 +56,14 @@ struct EventRegistryTests {
     }
 
     @Test func anUnknownVersionOfAKnownTypeIsAlsoUnknown() throws {
-        let registry = EventRegistry(BankAccount.self)
+        let registry = try EventRegistry(BankAccount.self)
         #expect(throws: EventDecodingError.self) {
             try registry.decode(Self.serialized("MoneyDeposited", version: 2, payload: #"{"amount":1}"#))
         }
     }
 
     @Test func skippingUnknownEventsIsAnExplicitChoice() throws {
-        var registry = EventRegistry(BankAccount.self)
+        var registry = try EventRegistry(BankAccount.self)
         registry.unknownEvents = .skip
         #expect(try registry.decode(Self.serialized("InterestPaid", payload: "{}")) == nil)
     }
@@ -78,7 +78,7 @@ struct EventRegistryTests {
         foreign.tenantID = nil
         foreign.correlationID = nil
         try await store.append([foreign], to: StreamID(BankAccount.self, id: "acc-1"), expecting: .exact(1))
-        var strict = EventRegistry(BankAccount.self)
+        var strict = try EventRegistry(BankAccount.self)
         await #expect(throws: EventDecodingError.self) {
             try await store.load(BankAccount.self, id: "acc-1", registry: strict)
         }
@@ -88,21 +88,21 @@ struct EventRegistryTests {
     }
 
     @Test func aPayloadThatDoesNotDecodeIsATypedError() throws {
-        let registry = EventRegistry(BankAccount.self)
+        let registry = try EventRegistry(BankAccount.self)
         #expect(throws: EventDecodingError.self) {
             try registry.decode(Self.serialized("MoneyDeposited", payload: #"{"amount":"lots"}"#))
         }
     }
 
     @Test func anEventWithoutPayloadDecodes() throws {
-        let registry = EventRegistry(BankAccount.self)
+        let registry = try EventRegistry(BankAccount.self)
         let envelope = try #require(try registry.decode(Self.serialized("AccountClosed", payload: nil)))
         #expect(envelope.event is AccountClosed)
     }
 
     @Test func aJSONUpcasterReadsVersion1AsVersion2() throws {
         var registry = EventRegistry()
-        registry.register(MoneyDepositedV2.self, origin: "bank", aggregateType: "BankAccount")
+        try registry.register(MoneyDepositedV2.self, origin: "bank", aggregateType: "BankAccount")
         registry.addUpcaster(eventType: "MoneyDeposited", of: BankAccount.self, from: 1) { payload in
             var payload = payload
             payload["currency"] = "EUR"
@@ -115,7 +115,7 @@ struct EventRegistryTests {
 
     @Test func upcastersChainAndTypedOnesWork() throws {
         var registry = EventRegistry()
-        registry.register(MoneyDepositedV3.self, origin: "bank", aggregateType: "BankAccount")
+        try registry.register(MoneyDepositedV3.self, origin: "bank", aggregateType: "BankAccount")
         registry.addUpcaster(from: MoneyDeposited.self, to: MoneyDepositedV2.self, of: BankAccount.self) {
             MoneyDepositedV2(amount: $0.amount, currency: "EUR")
         }
@@ -131,7 +131,7 @@ struct EventRegistryTests {
 
     @Test func aFailingUpcasterIsATypedError() throws {
         struct Refused: Error {}
-        var registry = EventRegistry(BankAccount.self)
+        var registry = try EventRegistry(BankAccount.self)
         registry.addUpcaster(eventType: "MoneyWithdrawn", of: BankAccount.self, from: 1) { _ in throw Refused() }
         #expect(throws: EventDecodingError.self) {
             try registry.decode(Self.serialized("MoneyWithdrawn", payload: #"{"amount":1}"#))

@@ -13,7 +13,7 @@ typealias MyEventStore = InMemoryEventStore
 struct ReadmeSnippets {
     @Test func runningCommands() async throws {
         let store = InMemoryEventStore()
-        let registry = EventRegistry(BankAccount.self)
+        let registry = try EventRegistry(BankAccount.self)
 
         var account = AggregateRoot<BankAccount>()
         try account.create { try $0.open(owner: "Ada") }   // assigns a new UUID
@@ -41,7 +41,7 @@ struct ReadmeSnippets {
             payload["currency"] = "EUR"
             return payload
         }
-        registry.register(MoneyDepositedV2.self, origin: "bank", aggregateType: "BankAccount")
+        try registry.register(MoneyDepositedV2.self, origin: "bank", aggregateType: "BankAccount")
         let event = try #require(try registry.decode(EventRegistryTests.serialized("MoneyDeposited", payload: #"{"amount":1}"#)))
         #expect(event.event as? MoneyDepositedV2 == MoneyDepositedV2(amount: 1, currency: "EUR"))
     }
@@ -54,7 +54,7 @@ struct ReadmeSnippets {
     @Test func theRepository() async throws {
         let store = InMemoryEventStore()
         let snapshots = InMemorySnapshotStore()
-        let registry = EventRegistry(BankAccount.self)
+        let registry = try EventRegistry(BankAccount.self)
 
         let accounts = AggregateRepository<BankAccount>(eventStore: store, snapshotStore: snapshots, registry: registry)
         let opened = try await accounts.create { try $0.open(owner: "Ada") }
@@ -91,7 +91,7 @@ struct ReadmeSnippets {
 
     @Test func projectionsConsumersAndMessaging() async throws {
         let store = InMemoryEventStore()
-        let registry = EventRegistry(BankAccount.self)
+        let registry = try EventRegistry(BankAccount.self)
         let plain = AggregateRepository<BankAccount>(eventStore: store, registry: registry)
         let model = Model()
         _ = try await plain.create(id: "ada") { try $0.open(owner: "Ada") }

@@ -5,7 +5,7 @@ import Foundation
 /// an inspector (DugongJS's Studio) use.
 ///
 /// ```swift
-/// let queries = AggregateQueryService(store: store, aggregates: [BankAccount.self])
+/// let queries = try AggregateQueryService(store: store, aggregates: [BankAccount.self])
 /// let ids = try await queries.ids(of: "BankAccount", tenantID: nil)
 /// let state = try await queries.state(of: "BankAccount", id: ids[0], asOf: 3)   // JSON
 /// ```
@@ -16,11 +16,12 @@ public struct AggregateQueryService: Sendable {
     /// The origin that `origin: nil` means (DugongJS: the server's own).
     public let defaultOrigin: String?
 
-    public init(store: any EventStore, aggregates: [any Aggregate.Type], defaultOrigin: String? = nil) {
+    /// - Throws: ``EventRegistryError`` when two of the aggregates' event types conflict.
+    public init(store: any EventStore, aggregates: [any Aggregate.Type], defaultOrigin: String? = nil) throws(EventRegistryError) {
         self.store = store
         self.aggregates = aggregates
         var registry = EventRegistry()
-        for aggregate in aggregates { registry.register(aggregate) }
+        for aggregate in aggregates { try registry.register(aggregate) }
         self.registry = registry
         self.defaultOrigin = defaultOrigin ?? aggregates.first?.origin
     }

@@ -25,12 +25,16 @@ public enum RepositoryError: Error, Sendable, Equatable, CustomStringConvertible
     case tooManyConflicts(StreamID, attempts: Int)
     /// Commands on an ``ExternalAggregate`` are not committed: its owner's service writes it.
     case readOnly(aggregateType: String, origin: String)
+    /// A snapshot was not saved: the state it would restore differs from the state (a
+    /// `Codable` conformance that leaves something out or changes it).
+    case snapshotNotRestorable(StreamID, reason: String)
 
     public var description: String {
         switch self {
         case .notFound(let stream): "no aggregate \(stream)"
         case .tooManyConflicts(let stream, let attempts): "\(stream): a concurrency conflict on each of \(attempts) attempts"
         case .readOnly(let type, let origin): "\(type) is owned by \(origin): it is read-only here"
+        case .snapshotNotRestorable(let stream, let reason): "\(stream): no snapshot saved: \(reason)"
         }
     }
 }
@@ -85,8 +89,11 @@ public struct AggregateRepository<State: Aggregate>: Sendable {
     ///
     /// - Returns: the aggregate (also when it is deleted: see ``AggregateRoot/isDeleted``), or
     ///   `nil` when it has no events.
-    public func load(_ id: String) async throws -> AggregateRoot<State>? {
-        if let restored = try await loadFromSnapshot(id) { return restored }
+    ///
+    /// - Parameter skippingSnapshot: replay every event even when a snapshot exists (to check a
+    ///   snapshot, or after changing how the state is built from events).
+    public func load(_ id: String, skippingSnapshot: Bool = false) async throws -> AggregateRoot<State>? {
+        if !skippingSnapshot, let restored = try await loadFromSnapshot(id) { return restored }
         return try await replay(id, from: try await eventStore.read(stream(id)))
     }
 
@@ -137,6 +144,22 @@ public struct AggregateRepository<State: Aggregate>: Sendable {
             ])
             return nil
         }
+    }
+
+    /// Why `data` would not restore `state`: its encoding of the restored state differs, or
+    /// (for an `Equatable` state) the restored state is not equal to it; `nil` when it would.
+    private static func restoringProblem<S: SnapshottableAggregate>(_ state: S, from data: Data) throws -> String? {
+        let restored: S
+        do {
+            restored = try PayloadCoding.decode(S.self, from: data)
+        } catch {
+            return "the snapshot does not decode: \(error)"
+        }
+        if try PayloadCoding.encode(restored) != data { return "the restored state encodes differently" }
+        if let equatable = state as? any Equatable, !equatable.isEqual(to: restored) {
+            return "the restored state is not equal to the state (a property the encoding leaves out?)"
+        }
+        return nil
     }
 
     private static func decodeState<S: SnapshottableAggregate>(_: S.Type, _ data: Data) throws -> any Aggregate {
@@ -199,12 +222,18 @@ public struct AggregateRepository<State: Aggregate>: Sendable {
     }
 
     /// Saves a snapshot now, whatever the policy (the aggregate type must be snapshottable and a
-    /// snapshot store configured; otherwise it does nothing).
+    /// snapshot store configured; otherwise it does nothing). The snapshot is first restored in
+    /// memory: one that would not give back the state is not saved.
+    ///
+    /// - Throws: ``RepositoryError/snapshotNotRestorable(_:reason:)``, ``PayloadCodingError``.
     public func snapshot(_ aggregate: inout AggregateRoot<State>) async throws {
         guard let snapshotStore, let id = aggregate.id, aggregate.stagedEvents.isEmpty,
             let state = aggregate.state as? any SnapshottableAggregate
         else { return }
         let data = try PayloadCoding.encode(state)
+        if let problem = try Self.restoringProblem(state, from: data) {
+            throw RepositoryError.snapshotNotRestorable(stream(id), reason: problem)
+        }
         try await snapshotStore.save(SerializedSnapshot(
             stream: stream(id), sequenceNumber: aggregate.sequenceNumber,
             schemaVersion: type(of: state).snapshotSchemaVersion, data: data))
@@ -228,5 +257,13 @@ public struct AggregateRepository<State: Aggregate>: Sendable {
     /// The ids of this type's aggregates in the context's tenant.
     public func ids() async throws -> [String] {
         try await eventStore.aggregateIDs(origin: State.origin, aggregateType: State.aggregateType, tenantID: context.tenantID)
+    }
+}
+
+extension Equatable {
+    /// Whether `other` is a value of this type equal to this one.
+    fileprivate func isEqual(to other: Any) -> Bool {
+        guard let other = other as? Self else { return false }
+        return self == other
     }
 }

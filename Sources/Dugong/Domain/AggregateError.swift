@@ -14,6 +14,8 @@ public enum AggregateError: Error, Sendable, Equatable, CustomStringConvertible 
     case deleted(aggregateID: String)
     /// Stored events were applied while staged events were still uncommitted.
     case uncommittedEvents(aggregateID: String, count: Int)
+    /// A creation command was given another id than the one the aggregate already has.
+    case idAlreadyAssigned(aggregateID: String, given: String)
 
     public var description: String {
         switch self {
@@ -29,6 +31,8 @@ public enum AggregateError: Error, Sendable, Equatable, CustomStringConvertible 
             "aggregate \(id) is deleted; it accepts no more commands"
         case .uncommittedEvents(let id, let count):
             "aggregate \(id) has \(count) staged, uncommitted events; commit or discard them first"
+        case .idAlreadyAssigned(let id, let given):
+            "aggregate \(id) has its id already; a creation command cannot give it another (\(given))"
         }
     }
 }

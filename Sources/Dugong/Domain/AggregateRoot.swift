@@ -56,12 +56,16 @@ public struct AggregateRoot<State: Aggregate>: Sendable {
     /// events the command returns.
     ///
     /// - Throws: ``AggregateError/alreadyCreated(aggregateID:)`` when the aggregate has events,
-    ///   and whatever the command throws (nothing is staged then).
+    ///   ``AggregateError/idAlreadyAssigned(aggregateID:given:)`` when it was made with another id
+    ///   (`AggregateRoot(id:)`), and whatever the command throws (nothing is staged then).
     public mutating func create(
         id: String? = nil, _ command: (State) throws -> [any DomainEvent]
     ) throws {
         guard sequenceNumber == 0 else {
             throw AggregateError.alreadyCreated(aggregateID: self.id ?? "?")
+        }
+        if let id, let assigned = self.id, assigned != id {
+            throw AggregateError.idAlreadyAssigned(aggregateID: assigned, given: id)
         }
         let events = try command(state)
         for event in events { try event.created() }

@@ -47,11 +47,16 @@ extension DomainEvent {
 
 /// The full identity of a domain event type: who owns it, on which aggregate, which type and
 /// which schema version. The event registry is keyed by it.
-public struct EventTypeID: Sendable, Hashable, CustomStringConvertible {
+public struct EventTypeID: Sendable, Hashable, Comparable, CustomStringConvertible {
     public var origin: String
     public var aggregateType: String
     public var eventType: String
     public var version: Int
+
+    /// Ordered by origin, aggregate type, event type, then version.
+    public static func < (a: Self, b: Self) -> Bool {
+        (a.origin, a.aggregateType, a.eventType, a.version) < (b.origin, b.aggregateType, b.eventType, b.version)
+    }
 
     public init(origin: String, aggregateType: String, eventType: String, version: Int) {
         self.origin = origin

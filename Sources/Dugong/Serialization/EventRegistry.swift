@@ -4,7 +4,7 @@ import Foundation
 /// schema version), upcasting old versions on the way.
 ///
 /// ```swift
-/// var registry = EventRegistry(BankAccount.self)
+/// var registry = try EventRegistry(BankAccount.self)
 /// registry.addUpcaster(eventType: "MoneyDeposited", of: BankAccount.self, from: 1) { payload in
 ///     var payload = payload
 ///     payload["currency"] = "EUR"          // version 1 had no currency
@@ -30,31 +30,58 @@ public struct EventRegistry: Sendable {
 
     /// What happens to events of unregistered types. Defaults to ``UnknownEventPolicy/fail``.
     public var unknownEvents: UnknownEventPolicy = .fail
-    private var decoders: [EventTypeID: Decoder] = [:]
+    private var decoders: [EventTypeID: (type: any DomainEvent.Type, decode: Decoder)] = [:]
     private var upcasters: [EventTypeID: Upcaster] = [:]
 
     /// An empty registry.
     public init() {}
 
     /// A registry holding every event type of the given aggregates.
-    public init(_ aggregates: any Aggregate.Type...) {
-        for aggregate in aggregates { register(aggregate) }
+    ///
+    /// - Throws: ``EventRegistryError/conflictingType(_:registered:new:)`` when two Swift types
+    ///   claim one event type and version.
+    public init(_ aggregates: any Aggregate.Type...) throws(EventRegistryError) {
+        for aggregate in aggregates { try register(aggregate) }
     }
 
     /// Registers every type in `aggregate.eventTypes`.
-    public mutating func register(_ aggregate: any Aggregate.Type) {
+    ///
+    /// - Throws: ``EventRegistryError/conflictingType(_:registered:new:)``.
+    public mutating func register(_ aggregate: any Aggregate.Type) throws(EventRegistryError) {
         for event in aggregate.eventTypes {
-            register(event, origin: aggregate.origin, aggregateType: aggregate.aggregateType)
+            try register(event, origin: aggregate.origin, aggregateType: aggregate.aggregateType)
         }
     }
 
-    /// Registers one event type under an aggregate's origin and type.
-    public mutating func register(_ event: any DomainEvent.Type, origin: String, aggregateType: String) {
+    /// Registers one event type under an aggregate's origin and type. Registering the same
+    /// Swift type again does nothing.
+    ///
+    /// - Throws: ``EventRegistryError/conflictingType(_:registered:new:)`` when another Swift
+    ///   type holds this origin, aggregate type, event type and version (stored events would
+    ///   decode as whichever came last).
+    public mutating func register(_ event: any DomainEvent.Type, origin: String, aggregateType: String) throws(EventRegistryError) {
         let id = EventTypeID(
             origin: origin, aggregateType: aggregateType, eventType: event.eventType,
             version: event.schemaVersion)
-        decoders[id] = Self.decoder(for: event)
+        if let registered = decoders[id]?.type {
+            guard registered == event else {
+                throw .conflictingType(id, registered: String(reflecting: registered), new: String(reflecting: event))
+            }
+            return
+        }
+        decoders[id] = (event, Self.decoder(for: event))
     }
+
+    /// The event types and versions registered, ordered by origin, aggregate type, event type
+    /// and version.
+    public var registeredTypes: [EventTypeID] { decoders.keys.sorted() }
+
+    /// The Swift type registered for `id`, if any.
+    public func registeredType(for id: EventTypeID) -> (any DomainEvent.Type)? { decoders[id]?.type }
+
+    /// The event types and versions an upcaster takes to the next version, ordered as
+    /// ``registeredTypes``.
+    public var upcastedTypes: [EventTypeID] { upcasters.keys.sorted() }
 
     private static func decoder<E: DomainEvent>(for type: E.Type) -> Decoder {
         { payload in try PayloadCoding.decode(E.self, from: payload) }
@@ -119,7 +146,7 @@ public struct EventRegistry: Sendable {
             }
             typeID.version += 1
         }
-        guard let decoder = decoders[typeID] else {
+        guard let decoder = decoders[typeID]?.decode else {
             if unknownEvents == .skip { return nil }
             throw EventDecodingError.unknownEventType(typeID, eventID: serialized.id)
         }
@@ -135,6 +162,19 @@ public struct EventRegistry: Sendable {
             tenantID: serialized.tenantID, correlationID: serialized.correlationID,
             triggeredByEventID: serialized.triggeredByEventID,
             triggeredByUserID: serialized.triggeredByUserID, metadata: serialized.metadata)
+    }
+}
+
+/// Why a registration was refused.
+public enum EventRegistryError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// Another Swift type is registered for this event type and version.
+    case conflictingType(EventTypeID, registered: String, new: String)
+
+    public var description: String {
+        switch self {
+        case .conflictingType(let id, let registered, let new):
+            "\(id) is registered as \(registered); \(new) cannot be registered for it too (give it another event type or version)"
+        }
     }
 }
 

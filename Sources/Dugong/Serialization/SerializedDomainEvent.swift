@@ -61,13 +61,19 @@ public struct SerializedDomainEvent: Sendable, Hashable, Codable {
 }
 
 extension EventEnvelope {
+    /// An event's payload: `nil` for an event without one (no stored properties: `{}`).
+    private static func payload(of event: any DomainEvent) throws -> Data? {
+        let data = try PayloadCoding.encode(event)
+        return data == Data("{}".utf8) ? nil : data
+    }
+
     /// The envelope in its serialized form, as an event of aggregate type `State`.
     public func serialized<State: Aggregate>(for _: State.Type) throws -> SerializedDomainEvent {
         let kind = type(of: event)
         return SerializedDomainEvent(
             origin: State.origin, aggregateType: State.aggregateType, eventType: kind.eventType,
             version: kind.schemaVersion, id: id, aggregateID: aggregateID,
-            payload: try PayloadCoding.encode(event), sequenceNumber: sequenceNumber,
+            payload: try Self.payload(of: event), sequenceNumber: sequenceNumber,
             timestamp: timestamp, tenantID: tenantID, correlationID: correlationID,
             triggeredByEventID: triggeredByEventID, triggeredByUserID: triggeredByUserID,
             metadata: metadata)

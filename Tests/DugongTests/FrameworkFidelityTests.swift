@@ -1,0 +1,140 @@
+import Dugong
+@testable import DugongExample
+import Foundation
+import Testing
+
+/// The fidelity issue's slips: each one as the framework now answers it.
+@Suite("Framework fidelity")
+struct FrameworkFidelityTests {
+    struct Stamped: DomainEvent, Equatable {
+        static let eventType = "Stamped"
+        var at: Date
+    }
+
+    struct Pinged: DomainEvent, Equatable {
+        static let eventType = "Pinged"
+    }
+
+    /// Another Swift type claiming `Stamped` version 1.
+    struct Impostor: DomainEvent {
+        static let eventType = "Stamped"
+        var text: String
+    }
+
+    struct Clock: SnapshottableAggregate, Equatable {
+        static let origin = "fidelity"
+        static let aggregateType = "Clock"
+        static let eventTypes: [any DomainEvent.Type] = [Stamped.self, Pinged.self]
+        static let snapshotInterval = 2
+        var stamps: [Date] = []
+        var pings = 0
+
+        mutating func apply(_ event: any DomainEvent) {
+            if let event = event as? Stamped { stamps.append(event.at) }
+            if event is Pinged { pings += 1 }
+        }
+    }
+
+    /// A state whose encoding leaves a property out: its snapshots would not restore it.
+    struct Forgetful: SnapshottableAggregate, Equatable {
+        static let origin = "fidelity"
+        static let aggregateType = "Forgetful"
+        static let eventTypes: [any DomainEvent.Type] = [Pinged.self]
+        static let snapshotInterval = 1
+        var pings = 0
+        var lastSeen = ""
+
+        enum CodingKeys: String, CodingKey { case pings }
+
+        mutating func apply(_ event: any DomainEvent) {
+            pings += 1
+            lastSeen = "ping \(pings)"
+        }
+    }
+
+    // Item 1: a date committed with milliseconds came back as whole seconds.
+    @Test func aDateComesBackWithItsMilliseconds() async throws {
+        let clocks = AggregateRepository<Clock>(eventStore: InMemoryEventStore(), registry: try EventRegistry(Clock.self))
+        let at = Date(timeIntervalSince1970: 1_732_870_000.123)
+        let id = try #require(try await clocks.create { _ in [Stamped(at: at)] }.id)
+        #expect(try await clocks.load(id)?.state.stamps == [at])
+    }
+
+    // Item 3: `create(id: b)` after `AggregateRoot(id: a)` quietly changed the id to b.
+    @Test func aCreationCommandCannotChangeTheIDTheRootHas() throws {
+        var root = AggregateRoot<Clock>(id: "a")
+        #expect(throws: AggregateError.idAlreadyAssigned(aggregateID: "a", given: "b")) {
+            try root.create(id: "b") { _ in [Pinged()] }
+        }
+        #expect(root.id == "a" && root.stagedEvents.isEmpty)
+        try root.create(id: "a") { _ in [Pinged()] }
+        var unnamed = AggregateRoot<Clock>(id: "c")
+        try unnamed.create { _ in [Pinged()] }
+        #expect(unnamed.id == "c")
+    }
+
+    // Item 3: a different Swift type under a registered (origin, type, event type, version)
+    // replaced the first; the registry could not list what it holds.
+    @Test func aConflictingRegistrationIsATypedErrorAndTheRegistryListsItsTypes() throws {
+        var registry = try EventRegistry(Clock.self)
+        let stamped = EventTypeID(origin: "fidelity", aggregateType: "Clock", eventType: "Stamped", version: 1)
+        #expect {
+            try registry.register(Impostor.self, origin: "fidelity", aggregateType: "Clock")
+        } throws: { error in
+            guard case .conflictingType(let id, let registered, let new) = error as? EventRegistryError else { return false }
+            return id == stamped && registered.hasSuffix("Stamped") && new.hasSuffix("Impostor")
+        }
+        try registry.register(Stamped.self, origin: "fidelity", aggregateType: "Clock")  // the same type: nothing happens
+        #expect(registry.registeredTypes == [
+            EventTypeID(origin: "fidelity", aggregateType: "Clock", eventType: "Pinged", version: 1), stamped,
+        ])
+        #expect(registry.registeredType(for: stamped) == Stamped.self)
+        registry.addUpcaster(eventType: "Rung", of: Clock.self, from: 1) { $0 }
+        #expect(registry.upcastedTypes == [EventTypeID(origin: "fidelity", aggregateType: "Clock", eventType: "Rung", version: 1)])
+        let decoded = try registry.decode(
+            try EventEnvelope(event: Stamped(at: Date(timeIntervalSince1970: 5)), aggregateID: "x", sequenceNumber: 1).serialized(for: Clock.self))
+        #expect(decoded?.event is Stamped, "still the first type")
+    }
+
+    // Item 3: an event without a payload was stored as {} though the envelope documents nil.
+    @Test func anEventWithoutAPayloadIsStoredWithoutOne() async throws {
+        let serialized = try EventEnvelope(event: Pinged(), aggregateID: "x", sequenceNumber: 1).serialized(for: Clock.self)
+        #expect(serialized.payload == nil)
+        let store = InMemoryEventStore()
+        let clocks = AggregateRepository<Clock>(eventStore: store, registry: try EventRegistry(Clock.self))
+        let id = try #require(try await clocks.create { _ in [Pinged()] }.id)
+        #expect(await store.read(StreamID(Clock.self, id: id), from: 1).first?.payload == nil)
+        #expect(try await clocks.load(id)?.state.pings == 1)
+    }
+
+    // Item 2 (DugongJS's skipSnapshot): loading can replay every event though a snapshot exists.
+    @Test func loadingCanSkipTheSnapshot() async throws {
+        let snapshots = InMemorySnapshotStore()
+        let clocks = AggregateRepository<Clock>(eventStore: InMemoryEventStore(), snapshotStore: snapshots, registry: try EventRegistry(Clock.self))
+        let id = try #require(try await clocks.create { _ in [Pinged()] }.id)
+        try await clocks.update(id) { _ in [Pinged()] }
+        let stream = StreamID(Clock.self, id: id)
+        #expect(await snapshots.latest(for: stream)?.sequenceNumber == 2)
+        // A snapshot that lies: loading from it shows the lie, skipping it shows the events.
+        await snapshots.save(SerializedSnapshot(stream: stream, sequenceNumber: 2, schemaVersion: 1, data: Data(#"{"pings":40,"stamps":[]}"#.utf8)))
+        #expect(try await clocks.load(id)?.state.pings == 40)
+        #expect(try await clocks.load(id, skippingSnapshot: true)?.state.pings == 2)
+    }
+
+    // Item 2 (DugongJS checks a snapshot restores before saving it): one that would not is
+    // refused (on demand) or skipped (by the policy), never saved.
+    @Test func aSnapshotThatWouldNotRestoreTheStateIsNotSaved() async throws {
+        let snapshots = InMemorySnapshotStore()
+        let notes = AggregateRepository<Forgetful>(eventStore: InMemoryEventStore(), snapshotStore: snapshots, registry: try EventRegistry(Forgetful.self))
+        var root = try await notes.create { _ in [Pinged()] }
+        let id = try #require(root.id)
+        #expect(await snapshots.latest(for: StreamID(Forgetful.self, id: id)) == nil, "the policy skipped it")
+        await #expect {
+            try await notes.snapshot(&root)
+        } throws: { error in
+            guard case .snapshotNotRestorable(_, let reason) = error as? RepositoryError else { return false }
+            return reason.contains("not equal")
+        }
+        #expect(try await notes.load(id)?.state.lastSeen == "ping 1")
+    }
+}
