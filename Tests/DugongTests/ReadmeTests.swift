@@ -41,6 +41,21 @@ struct ReadmeTests {
         #expect(script.contains("cp -r docs/consumer-package"))
     }
 
+    /// docs/DugongJS.md answers each DugongJS behaviour the fidelity issue named: built, or a
+    /// deliberate difference with its reason.
+    @Test func theDugongJSMapAnswersEveryBehaviourTheFidelityIssueNamed() throws {
+        let map = try String(contentsOf: Self.root.appendingPathComponent("docs/DugongJS.md"), encoding: .utf8)
+        let rows = map.split(separator: "\n").filter { $0.hasPrefix("| ") }
+        for (behaviour, answer) in [
+            ("Consumer ids generated from origin, aggregate type and consumer name", "Deliberate"),
+            ("`skipSnapshot`", "load(_:skippingSnapshot: true)"), ("checks restorability before saving", "snapshotNotRestorable"),
+            ("Async command handlers", "Deliberate"), ("Registering an event class twice", "conflictingType"),
+            ("A second `create` with another id", "idAlreadyAssigned"), ("Payloads through `JSON.stringify`", "PayloadTimestamp"),
+        ] {
+            #expect(rows.contains { $0.contains(behaviour) && $0.contains(answer) }, "\(behaviour)")
+        }
+    }
+
     /// Every other Swift snippet of the README stands in a ReadmeSnippets.swift, where it compiles.
     @Test func everySnippetCompilesInTheSnippetTests() throws {
         let readme = try String(contentsOf: Self.root.appendingPathComponent("README.md"), encoding: .utf8)

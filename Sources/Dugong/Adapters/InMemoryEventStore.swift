@@ -31,27 +31,33 @@ public actor InMemoryEventStore: TransactionalEventStore, GlobalEventLog {
 
     @discardableResult
     public func append(_ appends: [StreamAppend]) throws -> [AppendResult] {
-        // Decide every append against a trial copy; publish it only if all pass.
-        var trial = streams
+        // Decide every append against the streams as the ones before it leave them, holding
+        // only the new events aside (a trial copy of every stream made each append cost
+        // O(streams)); publish them only if all pass.
+        var added: [StreamID: [SerializedDomainEvent]] = [:]
         var pendingLog = 0
         var created: [StreamID] = []
         var results: [AppendResult] = []
         for append in appends {
             let request = try AppendRequest(events: append.events, stream: append.stream, expected: append.expected)
-            let stored = trial[append.stream, default: []]
-            let decision = try request.decide(currentVersion: stored.count) { stored[$0 - 1].id }
+            let existing = streams[append.stream] ?? []
+            let new = added[append.stream] ?? []
+            let count = existing.count + new.count
+            let decision = try request.decide(currentVersion: count) { version in
+                version <= existing.count ? existing[version - 1].id : new[version - 1 - existing.count].id
+            }
             if decision == .duplicate {
-                results.append(AppendResult(version: stored.count, wasDuplicate: true))
+                results.append(AppendResult(version: count, wasDuplicate: true))
                 continue
             }
-            if stored.isEmpty { created.append(append.stream) }
-            trial[append.stream, default: []].append(contentsOf: append.events)
-            assert(trial[append.stream]!.count == request.lastSequenceNumber)
+            if count == 0 { created.append(append.stream) }
+            added[append.stream, default: []].append(contentsOf: append.events)
+            assert(count + append.events.count == request.lastSequenceNumber)
             pendingLog += append.events.count
             results.append(AppendResult(
                 version: request.lastSequenceNumber, wasDuplicate: false, position: UInt64(log.count + pendingLog - 1)))
         }
-        streams = trial
+        for (stream, events) in added { streams[stream, default: []].append(contentsOf: events) }
         for (append, result) in zip(appends, results) where !result.wasDuplicate {
             log.append(contentsOf: append.events)
         }

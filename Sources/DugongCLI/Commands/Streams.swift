@@ -7,7 +7,8 @@ struct Streams: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "List a store's streams: version, visible versions, state, events and sizes.",
         discussion: """
-            One line per stream, in the order the streams began: its name (control characters \
+            One line per stream, in the order the streams began (after a compaction, the \
+            streams that were deleted, truncated or tombstoned come first): its name (control characters \
             escaped), its version (the last event's; appends continue after it), the versions \
             reads return, and its state: live, truncated (its first versions hidden), hidden \
             (deleted, or truncated past its last version) or tombstoned; then how many events \
