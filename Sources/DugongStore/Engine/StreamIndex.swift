@@ -210,7 +210,7 @@ struct StreamIndex {
                 eventCount += 1
                 // One hash lookup per run of events of the same stream (a commit), and the entry
                 // mutated in place: a copy would copy its positions (O(n) per event).
-                if lastSlot == nil || lastName.map({ !$0.utf8.elementsEqual(event.stream.utf8) }) ?? true {
+                if lastSlot == nil || lastName.map({ StreamKey($0) != StreamKey(event.stream) }) ?? true {
                     let key = StreamKey(event.stream)
                     if let slot = streams.index(forKey: key) {
                         lastSlot = slot

@@ -34,6 +34,16 @@ struct ByteWriter {
 
     mutating func raw<C: Collection<UInt8>>(_ value: C) { bytes.append(contentsOf: value) }
 
+    /// A varint length, then the string's UTF-8 (one copy: the generic path over `String.UTF8View`
+    /// appends byte by byte).
+    mutating func lengthPrefixed(_ text: String) {
+        var text = text
+        text.withUTF8 { utf8 in
+            varint(UInt64(utf8.count))
+            bytes.append(contentsOf: utf8)
+        }
+    }
+
     /// A varint length, then the bytes (one copy: the generic path walks `Data` byte by byte).
     mutating func lengthPrefixed(_ value: Data) {
         varint(UInt64(value.count))

@@ -19,10 +19,10 @@ extension ByteWriter {
         u8(Layout.RecordType.event.rawValue)
         u8(event.endsCommit ? Layout.eventEndsCommit : 0)
         varint(event.position &- previousPosition &- 1)
-        lengthPrefixed(event.stream.utf8)
+        lengthPrefixed(event.stream)
         varint(UInt64(event.version))
         withUnsafeBytes(of: event.id.uuid) { raw(UnsafeRawBufferPointer($0)) }
-        lengthPrefixed(event.type.utf8)
+        lengthPrefixed(event.type)
         i64(event.timestampMilliseconds)
         lengthPrefixed(event.data)
         lengthPrefixed(event.metadata)
@@ -30,7 +30,7 @@ extension ByteWriter {
 
     mutating func streamMetadata(stream: String, operation: Layout.StreamOperation, version: Int) {
         u8(Layout.RecordType.streamMetadata.rawValue)
-        lengthPrefixed(stream.utf8)
+        lengthPrefixed(stream)
         u8(operation.rawValue)
         varint(UInt64(version))
     }
@@ -47,7 +47,7 @@ extension ByteWriter {
 
     mutating func snapshot(_ snapshot: StoredSnapshot) {
         u8(Layout.RecordType.snapshot.rawValue)
-        lengthPrefixed(snapshot.stream.utf8)
+        lengthPrefixed(snapshot.stream)
         varint(UInt64(snapshot.version))
         lengthPrefixed(snapshot.data)
         lengthPrefixed(snapshot.metadata)
