@@ -8,5 +8,10 @@ let root = Context.packageDirectory.split(separator: "/").dropLast(2).last.map(S
 let package = Package(
     name: "CallgrindHarness",
     dependencies: [.package(path: "../..")],
-    targets: [.executableTarget(name: "Harness", dependencies: [.product(name: "DugongStore", package: root)])]
+    targets: [
+        // The Benchmarks package's ideal log (a link to its sources), the bound instructions per
+        // event are compared with.
+        .target(name: "CIdealLog", linkerSettings: [.linkedLibrary("z")]),
+        .executableTarget(name: "Harness", dependencies: [.product(name: "DugongStore", package: root), "CIdealLog"]),
+    ]
 )

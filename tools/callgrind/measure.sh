@@ -3,7 +3,8 @@
 #   tools/callgrind/measure.sh           append and replay
 #   tools/callgrind/measure.sh follow    following a writer
 # append/replay: callgrind totals at 20,000 and 40,000 events, the difference divided by
-# 20,000 (fixed costs cancel).
+# 20,000 (fixed costs cancel); the same for the ideal log (Benchmarks/Sources/CIdealLog), the
+# bound: the events' data in frames, DEFLATE level 1, CRC-32C, pwrite and fdatasync.
 # follow: a read-only reader's instructions and allocations (malloc calls) per new one-event
 # commit, collected only inside Harness.follow (refresh and the read of the new events), beside a
 # 1,000-event and a 1,000,000-event store: totals at 100 and 200 commits, difference / 100; and
@@ -44,12 +45,19 @@ if [[ ${1:-} == follow ]]; then
     echo "head record: $(( head / 200 )) instructions per group commit (and one 64-byte pwrite)"
     exit 0
 fi
-for mode in append replay; do
+declare -A per
+for mode in append replay ideal-append ideal-replay; do
     small=0; large=0
     for n in 20000 40000; do
-        [[ $mode == append ]] && rm -rf "$work/store-$n"
-        if [[ $mode == append ]]; then total=$(count "$work/harness" append $n "$work/store-$n"); else total=$(count "$work/harness" replay "$work/store-$n"); fi
+        case $mode in
+            append) rm -rf "$work/store-$n"; total=$(count "$work/harness" append $n "$work/store-$n") ;;
+            replay) total=$(count "$work/harness" replay "$work/store-$n") ;;
+            ideal-append) rm -f "$work/ideal-$n"; total=$(count "$work/harness" ideal-append $n "$work/ideal-$n") ;;
+            ideal-replay) total=$(count "$work/harness" ideal-replay "$work/ideal-$n") ;;
+        esac
         if [[ $n == 20000 ]]; then small=$total; else large=$total; fi
     done
-    echo "$mode: $(( (large - small) / 20000 )) instructions per event"
+    per[$mode]=$(( (large - small) / 20000 ))
+    echo "$mode: ${per[$mode]} instructions per event"
 done
+echo "append ÷ ideal log: $(( per[append] * 100 / per[ideal-append] )) %; replay ÷ ideal log: $(( per[replay] * 100 / per[ideal-replay] )) %"

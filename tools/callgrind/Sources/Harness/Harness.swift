@@ -1,9 +1,11 @@
+import CIdealLog
 import DugongStore
 import Foundation
 
 // A synchronous harness for callgrind (tools/callgrind/measure.sh): `append N DIR` appends N
 // events in 100-event commits to 1,000 streams; `replay DIR` reads every event in log order;
-// `follow K DIR` follows K one-event commits with a read-only reader.
+// `follow K DIR` follows K one-event commits with a read-only reader; `ideal-append N FILE` and
+// `ideal-replay FILE` do the same appends and replay with the ideal log (the events' data only).
 // Public API only, so that the same file measures older versions of the engine too.
 func event(_ index: Int) -> NewEvent {
     NewEvent(
@@ -42,6 +44,24 @@ struct Harness {
     static func run() async throws {
         let arguments = CommandLine.arguments
         let mode = arguments[1]
+        if mode == "ideal-append" {
+            let count = Int(arguments[2])!
+            guard let log = ideal_log_create(arguments[3], 64 << 20) else { throw POSIXError(.EIO) }
+            for commit in 0..<(count / 100) {
+                let events = (0..<100).map { event(commit * 100 + $0).data }
+                var bytes: [UInt8] = []
+                bytes.reserveCapacity(events.reduce(0) { $0 + $1.count })
+                for data in events { data.withUnsafeBytes { bytes.append(contentsOf: $0) } }
+                guard ideal_log_append(log, bytes, events.map(\.count), events.count, 1) == 0 else { throw POSIXError(.EIO) }
+            }
+            ideal_log_close(log)
+            return
+        }
+        if mode == "ideal-replay" {
+            var bytes = 0
+            print(ideal_log_replay(arguments[2], &bytes))
+            return
+        }
         if mode == "append" {
             let count = Int(arguments[2])!
             let log = try EventLog.open(at: arguments[3], options: .init(createIfMissing: true))
