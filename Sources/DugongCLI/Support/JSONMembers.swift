@@ -47,32 +47,13 @@ struct JSONMembers {
         scanner.skipWhitespace()
         guard scanner.peek == UInt8(ascii: "{") else { throw JSONLines.InputError("not a JSON object") }
         scanner.index += 1
-        scanner.skipWhitespace()
-        if scanner.peek == UInt8(ascii: "}") {
-            scanner.index += 1
-        } else {
-            while true {
-                scanner.skipWhitespace()
-                let keyRange = try scanner.string()
-                let escaped = bytes[keyRange].contains(UInt8(ascii: "\\")) ? try Self.decodeString(bytes, keyRange) : nil
-                scanner.skipWhitespace()
-                try scanner.expect(UInt8(ascii: ":"))
-                scanner.skipWhitespace()
-                let start = scanner.index
-                let kind = try scanner.value(depth: 1)
-                let entry = Entry(keyRange: keyRange, escapedKey: escaped, member: Member(kind: kind, range: start..<scanner.index))
-                guard !list.contains(where: { sameKey($0, entry) }) else {
-                    throw JSONLines.InputError("field \"\(key(of: entry))\" appears twice")
-                }
-                list.append(entry)
-                scanner.skipWhitespace()
-                if scanner.peek == UInt8(ascii: ",") {
-                    scanner.index += 1
-                    continue
-                }
-                try scanner.expect(UInt8(ascii: "}"))
-                break
+        try scanner.members(depth: 1) { keyRange, kind, valueRange in
+            let escaped = bytes[keyRange].contains(UInt8(ascii: "\\")) ? try Self.decodeString(bytes, keyRange) : nil
+            let entry = Entry(keyRange: keyRange, escapedKey: escaped, member: Member(kind: kind, range: valueRange))
+            guard !list.contains(where: { sameKey($0, entry) }) else {
+                throw JSONLines.InputError("field \"\(key(of: entry))\" appears twice")
             }
+            list.append(entry)
         }
         scanner.skipWhitespace()
         guard scanner.index == bytes.count else { throw JSONLines.InputError("not valid JSON (text after the object)") }
@@ -253,44 +234,12 @@ struct JSONMembers {
                 return .string
             case UInt8(ascii: "{"):
                 index += 1
-                skipWhitespace()
-                if peek == UInt8(ascii: "}") {
-                    index += 1
-                    return .object
-                }
-                while true {
-                    skipWhitespace()
-                    _ = try string()
-                    skipWhitespace()
-                    try expect(UInt8(ascii: ":"))
-                    skipWhitespace()
-                    _ = try value(depth: depth + 1)
-                    skipWhitespace()
-                    if peek == UInt8(ascii: ",") {
-                        index += 1
-                        continue
-                    }
-                    try expect(UInt8(ascii: "}"))
-                    return .object
-                }
+                try members(depth: depth + 1) { _, _, _ in }
+                return .object
             case UInt8(ascii: "["):
                 index += 1
-                skipWhitespace()
-                if peek == UInt8(ascii: "]") {
-                    index += 1
-                    return .array
-                }
-                while true {
-                    skipWhitespace()
-                    _ = try value(depth: depth + 1)
-                    skipWhitespace()
-                    if peek == UInt8(ascii: ",") {
-                        index += 1
-                        continue
-                    }
-                    try expect(UInt8(ascii: "]"))
-                    return .array
-                }
+                try elements(closedBy: UInt8(ascii: "]")) { _ = try $0.value(depth: depth + 1) }
+                return .array
             case UInt8(ascii: "t"):
                 try literal("true")
                 return .true
@@ -303,6 +252,36 @@ struct JSONMembers {
             default:
                 try number()
                 return .number
+            }
+        }
+
+        /// An object's members after its `{`, up to its `}`: each one's key (quotes included),
+        /// value kind and value range, values at `depth`.
+        mutating func members(depth: Int, _ member: (Range<Int>, Kind, Range<Int>) throws -> Void) throws {
+            try elements(closedBy: UInt8(ascii: "}")) { scanner in
+                let key = try scanner.string()
+                scanner.skipWhitespace()
+                try scanner.expect(UInt8(ascii: ":"))
+                scanner.skipWhitespace()
+                let start = scanner.index
+                let kind = try scanner.value(depth: depth)
+                try member(key, kind, start..<scanner.index)
+            }
+        }
+
+        /// Comma-separated elements after an opening bracket, up to `closing` (none is fine).
+        mutating func elements(closedBy closing: UInt8, _ element: (inout Scanner) throws -> Void) throws {
+            skipWhitespace()
+            if peek == closing {
+                index += 1
+                return
+            }
+            while true {
+                skipWhitespace()
+                try element(&self)
+                skipWhitespace()
+                guard peek == UInt8(ascii: ",") else { return try expect(closing) }
+                index += 1
             }
         }
 
