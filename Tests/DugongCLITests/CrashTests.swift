@@ -27,15 +27,19 @@ struct CrashTests {
         defer { try? FileManager.default.removeItem(atPath: store) }
         var acknowledged: [Acknowledgement] = []
         var generator = SystemRandomNumberGenerator()
+        // Kills land 5 ms to `window` ms after the start; a busy machine may start the process
+        // later than that, so a kill that found no acknowledgement widens the window.
+        var window = 60
         for iteration in 0..<iterations {
             let lines = (0..<3000).map { index in
                 #"{"stream":"s/\#(index % 7)","type":"T","data":{"iteration":\#(iteration),"index":\#(index),"pad":"\#(String(repeating: "x", count: index % 50))"}}"#
             }
             let writer = try CLI.start(["import", store, "--batch", "\(1 + iteration % 5)", "--acks"], input: lines.joined(separator: "\n"))
             defer { writer.remove() }
-            try await Task.sleep(for: .milliseconds(Int.random(in: 5...60, using: &generator)))
+            try await Task.sleep(for: .milliseconds(Int.random(in: 5...window, using: &generator)))
             writer.kill()
             let output = writer.result().stdout
+            window = output.contains("\n") ? 60 : min(window * 2, 500)
             // The last line may be cut mid-write by the kill: only complete lines count.
             for line in output.split(separator: "\n", omittingEmptySubsequences: true) where output.contains(line + "\n") {
                 acknowledged.append(try JSONDecoder().decode(Acknowledgement.self, from: Data(line.utf8)))
