@@ -120,7 +120,7 @@ struct ImportExportTests {
             runs += 1
             let shell = Process()
             shell.executableURL = URL(fileURLWithPath: "/bin/sh")
-            shell.arguments = ["-c", #""$0" import "$1" --batch 5 < "$2" & pid=$!; sleep $3; kill -9 $pid; wait $pid"#,
+            shell.arguments = ["-c", #""$0" import "$1" --batch 1 < "$2" & pid=$!; sleep $3; kill -9 $pid; wait $pid"#,
                                CLI.binary, resumed, input, String(format: "%.3f", delay)]
             shell.standardOutput = FileHandle.nullDevice
             shell.standardError = FileHandle.nullDevice
