@@ -378,14 +378,38 @@ final class IdealLogSystem: SystemUnderTest, @unchecked Sendable {
     }
 
     func append(_ commit: WorkloadCommit) async throws {
-        let joined = commit.events.reduce(into: [UInt8]()) { $0 += $1.data }
-        let lengths = commit.events.map(\.data.count)
+        var joined: [UInt8] = []
+        var lengths: [Int] = []
+        lengths.reserveCapacity(commit.events.count)
+        for event in commit.events {
+            let start = joined.count
+            Self.pack(event, stream: commit.stream, into: &joined)
+            lengths.append(joined.count - start)
+        }
         let status = joined.withUnsafeBufferPointer { events in
             lengths.withUnsafeBufferPointer { lengths in
                 ideal_log_append(log, events.baseAddress, lengths.baseAddress, lengths.count, durable ? 1 : 0)
             }
         }
         guard status == 0 else { throw BenchmarkFailure("ideal log: append failed") }
+    }
+
+    /// An event's fields as the ideal log's callers pack them (see ideal_log.h).
+    static func pack(_ event: NewEvent, stream: String, into bytes: inout [UInt8]) {
+        func short(_ text: String) {
+            bytes.append(UInt8(text.utf8.count))
+            bytes += text.utf8
+        }
+        func long(_ data: Data) {
+            withUnsafeBytes(of: UInt32(data.count).littleEndian) { bytes += $0 }
+            data.withUnsafeBytes { bytes += $0 }
+        }
+        short(stream)
+        short(event.type)
+        withUnsafeBytes(of: event.id.uuid) { bytes += $0 }
+        withUnsafeBytes(of: Int64(event.timestamp.timeIntervalSince1970 * 1000).littleEndian) { bytes += $0 }
+        long(event.data)
+        long(event.metadata)
     }
 
     func replay(stream: String) async throws -> (events: Int, bytes: Int) {

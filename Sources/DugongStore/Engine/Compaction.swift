@@ -231,10 +231,10 @@ struct SegmentSetWriter {
         if output == nil { try startOutput(at: cursor, capacity: nil) }
         try writePending(endsBatch: false)
         output!.pending = sealed
-        if frame.eventCount > 0, let last = frame.records.last(where: { if case .event = $0 { true } else { false } }),
-            case .event(let event) = last
+        if frame.eventCount > 0, let last = frame.records.last(where: { if case .events = $0 { true } else { false } }),
+            case .events(let run) = last
         {
-            cursor = event.position + 1
+            cursor = run.lastPosition + 1
         }
     }
 

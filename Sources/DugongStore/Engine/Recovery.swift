@@ -223,7 +223,7 @@ private struct SegmentScan {
     var lastFrameWasCloseMarker = false
     /// The frames of a batch whose last frame has not been seen yet: applied when it is, dropped
     /// when the batch turns out to be the torn last one (it was never acknowledged).
-    private var pending: [(header: FrameHeader, offset: Int, records: [Record])] = []
+    private var pending: [(header: FrameHeader, offset: Int, records: [IndexRecord])] = []
 
     init(segment: Segment, number: Int, index: StreamIndex, lastBatch: UInt64?, lastEndedBatch: Bool) {
         self.segment = segment
@@ -302,12 +302,13 @@ private struct SegmentScan {
             let records = try FrameReader.records(
                 of: header, in: bytes, at: offset, dictionary: segment.dictionary(before: offset))
             // A frame that ends its batch alone (the usual case) is checked without copying.
-            let batch = pending.isEmpty ? records : pending.flatMap(\.records) + records
+            let grouped = IndexRecord.grouping(records)
+            let batch = pending.isEmpty ? grouped : pending.flatMap(\.records) + grouped
             if let problem = index.problem(applying: batch) { return problem }
             for case .dictionary(let dictionary) in records {
                 segment.register(dictionary: dictionary, at: offset)
             }
-            pending.append((header, offset, records))
+            pending.append((header, offset, grouped))
             lastBatch = header.batch
             lastEndedBatch = header.endsBatch
             afterDamage = false
@@ -325,7 +326,7 @@ private struct SegmentScan {
                 records, in: FrameLocation(segment: segmentNumber, offset: offset), length: header.totalLength,
                 rawLength: Int(header.rawLength), batch: header.batch)
             index.advance(to: header.firstPosition)
-            lastFrameWasCloseMarker = records == [.close]
+            lastFrameWasCloseMarker = records == [.record(.close, index: 0)]
         }
         pending.removeAll()
     }

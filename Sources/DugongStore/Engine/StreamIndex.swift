@@ -153,37 +153,37 @@ struct StreamIndex {
     /// Why a decoded frame cannot be applied: its events must continue each stream's versions
     /// (a skip only as far as damage could have lost events), its positions must follow the
     /// log's, and a stream's start may only be declared before its first event. `nil` if it can.
-    func problem(applying records: [Record]) -> String? {
+    func problem(applying records: [IndexRecord]) -> String? {
         var versions: [StreamKey: Int] = [:]
         var budget = lostEventBound
         var next = nextPosition
         for record in records {
             switch record {
-            case .event(let event):
-                guard event.position >= next else { return "position \(event.position) is not after \(next - 1)" }
-                next = event.position + 1
-                let key = StreamKey(event.stream)
-                let current = versions[key] ?? stream(event.stream)?.version ?? 0
-                let skipped = event.version - current - 1
+            case .events(let run):
+                guard run.firstPosition >= next else { return "position \(run.firstPosition) is not after \(next - 1)" }
+                next = run.lastPosition + 1
+                let key = StreamKey(run.stream)
+                let current = versions[key] ?? stream(run.stream)?.version ?? 0
+                let skipped = run.firstVersion - current - 1
                 guard skipped >= 0 else {
-                    return "version \(event.version) of '\(event.stream)' repeats (the stream is at version \(current))"
+                    return "version \(run.firstVersion) of '\(run.stream)' repeats (the stream is at version \(current))"
                 }
                 // A stream first seen after damage may have been declared to begin later in a
                 // record the damage held (it is not an event: it takes nothing of the budget).
                 let mayHaveBegunInDamage = current == 0 && !damage.isEmpty
                 guard skipped <= budget || mayHaveBegunInDamage else {
-                    return "version \(event.version) of '\(event.stream)' skips \(skipped) versions after \(current)"
+                    return "version \(run.firstVersion) of '\(run.stream)' skips \(skipped) versions after \(current)"
                 }
                 if !mayHaveBegunInDamage { budget -= skipped }
-                versions[key] = event.version
-            case .streamMetadata(let name, .versionsStartAt, let version):
+                versions[key] = run.lastVersion
+            case .record(.streamMetadata(let name, .versionsStartAt, let version), _):
                 let key = StreamKey(name)
                 let current = versions[key] ?? stream(name)?.version ?? 0
                 guard version >= 1, current == 0 || version - 1 <= current else {
                     return "stream '\(name)' declared to start at version \(version) after version \(current)"
                 }
                 versions[key] = max(current, version - 1)
-            case .streamMetadata, .snapshot, .dictionary, .close:
+            case .record:
                 break
             }
         }
@@ -192,47 +192,43 @@ struct StreamIndex {
 
     /// Adds a frame's records, in order (which ``problem(applying:)`` accepts). `length` is the
     /// frame's size in the file.
-    mutating func apply(_ records: [Record], in location: FrameLocation, length: Int, rawLength: Int, batch: UInt64) {
+    mutating func apply(_ records: [IndexRecord], in location: FrameLocation, length: Int, rawLength: Int, batch: UInt64) {
         frameBytes += length
         rawPayloadBytes += rawLength
         lastBatch = max(lastBatch ?? 0, batch)
         var first: UInt64?
         var last: UInt64 = 0
-        var lastName: String?
-        var lastSlot: Dictionary<StreamKey, Stream>.Index?
-        for (recordIndex, record) in records.enumerated() {
+        for record in records {
             switch record {
-            case .event(let event):
-                precondition(event.position >= nextPosition && event.position < Layout.maximumPosition, "positions increase")
-                first = first ?? event.position
-                last = event.position
-                nextPosition = event.position + 1
-                eventCount += 1
-                // One hash lookup per run of events of the same stream (a commit), and the entry
-                // mutated in place: a copy would copy its positions (O(n) per event).
-                if lastSlot == nil || lastName.map({ StreamKey($0) != StreamKey(event.stream) }) ?? true {
-                    let key = StreamKey(event.stream)
-                    if let slot = streams.index(forKey: key) {
-                        lastSlot = slot
-                    } else {
-                        noteNewStream(event.stream)
-                        streams[key] = Stream()
-                        lastSlot = streams.index(forKey: key)
-                    }
-                    lastName = event.stream
+            case .events(let run):
+                precondition(
+                    run.count >= 1 && run.firstPosition >= nextPosition && run.lastPosition < Layout.maximumPosition,
+                    "positions increase")
+                first = first ?? run.firstPosition
+                last = run.lastPosition
+                nextPosition = run.lastPosition + 1
+                eventCount += run.count
+                // One hash lookup per run, and the entry mutated in place: a copy would copy its
+                // positions (O(n) per event).
+                let key = StreamKey(run.stream)
+                let slot: Dictionary<StreamKey, Stream>.Index
+                if let known = streams.index(forKey: key) {
+                    slot = known
+                } else {
+                    noteNewStream(run.stream)
+                    streams[key] = Stream()
+                    slot = streams.index(forKey: key)!
                 }
-                let slot = lastSlot!
                 let firstEvent = streams.values[slot].version == 0
-                if firstEvent, let category = Self.category(of: event.stream) {
-                    categories[StreamKey(category), default: []].append(event.stream)
+                if firstEvent, let category = Self.category(of: run.stream) {
+                    categories[StreamKey(category), default: []].append(run.stream)
                 }
                 let skipped = Self.add(
-                    event, damageMarker: Self.damagedMarker + UInt64(max(damage.count - 1, 0)), to: &streams.values[slot])
+                    run, damageMarker: Self.damagedMarker + UInt64(max(damage.count - 1, 0)), to: &streams.values[slot])
                 // As problem(applying:) counts: a first event after damage may follow a beginning
                 // the damage held.
                 if !(firstEvent && !damage.isEmpty) { lostEventBound = max(0, lostEventBound - skipped) }
-            case .streamMetadata(let name, let operation, let version):
-                lastSlot = nil
+            case .record(.streamMetadata(let name, let operation, let version), _):
                 let key = StreamKey(name)
                 if streams[key] == nil {
                     noteNewStream(name)
@@ -256,8 +252,7 @@ struct StreamIndex {
                     }
                     streams[key]!.truncateBefore = max(streams[key]!.truncateBefore, version)
                 }
-            case .snapshot(let snapshot):
-                lastSlot = nil
+            case .record(.snapshot(let snapshot), let recordIndex):
                 let key = StreamKey(snapshot.stream)
                 if streams[key] == nil {
                     noteNewStream(snapshot.stream)
@@ -266,8 +261,10 @@ struct StreamIndex {
                 if (streams[key]!.snapshot?.version ?? -1) <= snapshot.version {
                     streams[key]!.snapshot = SnapshotReference(location: location, recordIndex: recordIndex, version: snapshot.version)
                 }
-            case .dictionary, .close:
+            case .record(.dictionary, _), .record(.close, _):
                 break  // dictionaries are kept by the segment; a close marker changes nothing
+            case .record(.event, _):
+                preconditionFailure("events are applied as runs")
             }
         }
         if let first {
@@ -279,14 +276,14 @@ struct StreamIndex {
         streamOrder.append(name)
     }
 
-    /// Adds an event after its stream's last version; versions it skips were lost to damage.
+    /// Adds a run of events after its stream's last version; versions it skips were lost to damage.
     /// - Returns: how many versions it skipped.
-    private static func add(_ event: StoredEvent, damageMarker: UInt64, to stream: inout Stream) -> Int {
-        let skipped = event.version - stream.version - 1
+    private static func add(_ run: EventRun, damageMarker: UInt64, to stream: inout Stream) -> Int {
+        let skipped = run.firstVersion - stream.version - 1
         precondition(skipped >= 0, "versions increase (checked by problem(applying:))")
         stream.positions.append(contentsOf: repeatElement(damageMarker, count: skipped))
-        stream.positions.append(event.position)
-        stream.lastEventID = event.id
+        stream.positions.append(contentsOf: run.firstPosition...run.lastPosition)
+        stream.lastEventID = run.lastID
         return skipped
     }
 

@@ -305,14 +305,9 @@ final class Writer: Sendable {
             let stream = plan.append.stream
             let firstPosition = batch.nextPosition
             let pendingFrom = views[plan.slot].pendingFrom
-            for (offset, event) in plan.append.events.enumerated() {
-                let version = plan.firstVersion + offset
-                let stored = StoredEvent(
-                    stream: stream, version: version, position: batch.nextPosition, id: event.id,
-                    type: event.type, timestampMilliseconds: event.timestamp.millisecondsSince1970,
-                    data: event.data, metadata: event.metadata, endsCommit: offset == plan.append.events.count - 1)
-                batch.builder.append(stored)
-                views[plan.slot].pendingPositions[version - pendingFrom] = batch.nextPosition
+            batch.builder.append(plan.append.events, stream: stream, firstVersion: plan.firstVersion)
+            for offset in plan.append.events.indices {
+                views[plan.slot].pendingPositions[plan.firstVersion + offset - pendingFrom] = batch.nextPosition
                 batch.nextPosition += 1
             }
             commits.append(Commit(
@@ -422,7 +417,7 @@ final class Writer: Sendable {
 
     /// A frame as written, for the index.
     struct WrittenFrame {
-        var records: [Record]
+        var records: [IndexRecord]
         var location: FrameLocation
         var length: Int
         var rawLength: Int
@@ -467,11 +462,12 @@ final class Writer: Sendable {
                 }
                 group.frames.append(sealed)
                 group.bytes += sealed.totalLength
-                let payload = frame.payload.bytes
-                if payload.count >= dictionarySize {
-                    state.recentPayload = Array(payload.suffix(dictionarySize))
-                } else {
-                    state.recentPayload = Array((state.recentPayload + payload).suffix(dictionarySize))
+                frame.payload.withUnsafeBytes { payload in
+                    if payload.count >= dictionarySize {
+                        state.recentPayload = Array(payload.suffix(dictionarySize))
+                    } else {
+                        state.recentPayload = Array((state.recentPayload + payload).suffix(dictionarySize))
+                    }
                 }
             }
             written += try flush(&group, &state, forceSync: forceSync)
@@ -514,7 +510,7 @@ final class Writer: Sendable {
         try bytes.withUnsafeBytes { try segment.file.write($0, at: start) }
         state.writeOffset += bytes.count
         state.nextBatch += 1
-        state.needsCloseMarker = group.frames.last?.records != [.close]
+        state.needsCloseMarker = group.frames.last?.records != [.record(.close, index: 0)]
         let nextPosition = group.frames.map { $0.firstPosition + UInt64($0.eventCount) }.max()!
         if core.options.durability == .synchronous || forceSync {
             try core.options.faults?(.sync)

@@ -39,12 +39,12 @@ struct FrameHeader: Equatable {
 
 /// Builds one frame's payload from records. See FORMAT.md, "Frames" and "Records".
 struct FrameBuilder {
-    private(set) var payload = ByteWriter(capacity: 4096)
+    private(set) var payload = PayloadBuffer()
     private(set) var firstPosition: UInt64
     private(set) var eventCount: UInt32 = 0
     private(set) var recordCount: UInt32 = 0
-    /// The records, as the index will apply them once the frame is written.
-    private(set) var records: [Record] = []
+    /// The records, as the index applies them once the frame is written.
+    private(set) var records: [IndexRecord] = []
     private var previousPosition: UInt64
 
     /// A builder whose first event will be at `nextPosition` (or which has none and says so).
@@ -54,19 +54,36 @@ struct FrameBuilder {
     }
 
     var isEmpty: Bool { recordCount == 0 }
-    var payloadSize: Int { payload.bytes.count }
+    var payloadSize: Int { payload.count }
 
-    mutating func append(_ event: StoredEvent) {
-        precondition(event.position == previousPosition &+ 1, "frames hold gapless positions when written")
-        payload.event(event, previousPosition: previousPosition)
-        records.append(.event(event))
-        previousPosition = event.position
-        eventCount += 1
-        recordCount += 1
+    /// Appends a commit's events at the next positions, at versions from `firstVersion` (the
+    /// writer's path: encoded straight from the caller's events).
+    mutating func append(_ events: [NewEvent], stream: String, firstVersion: Int) {
+        precondition(!events.isEmpty && firstVersion >= 1)
+        let firstPosition = previousPosition &+ 1
+        precondition(firstPosition <= Layout.maximumPosition - UInt64(events.count), "positions stay below 2^62")
+        if eventCount == 0 { self.firstPosition = firstPosition }
+        for (offset, event) in events.enumerated() {
+            payload.appendEvent(
+                endsCommit: offset == events.count - 1, positionDelta: 0, stream: stream, version: firstVersion + offset,
+                id: event.id, type: event.type, timestampMilliseconds: event.timestamp.millisecondsSince1970,
+                data: event.data, metadata: event.metadata)
+        }
+        records.append(.events(EventRun(
+            stream: stream, firstVersion: firstVersion, firstPosition: firstPosition, count: events.count, lastID: events.last!.id)))
+        previousPosition = firstPosition + UInt64(events.count) - 1
+        eventCount += UInt32(events.count)
+        recordCount += UInt32(events.count)
     }
 
-    /// Appends an event whose position may leave a gap after the previous one (compaction
-    /// writes the survivors of removed events).
+    /// Appends a stored event at the next position.
+    mutating func append(_ event: StoredEvent) {
+        precondition(event.position == previousPosition &+ 1, "frames hold gapless positions when written")
+        appendKeepingPosition(event)
+    }
+
+    /// Appends a stored event at its position, which may leave a gap after the previous one
+    /// (compaction writes the survivors of removed events).
     mutating func appendKeepingPosition(_ event: StoredEvent) {
         precondition(eventCount == 0 || event.position > previousPosition, "positions increase within a frame")
         if eventCount == 0 {
@@ -74,36 +91,49 @@ struct FrameBuilder {
             firstPosition = event.position
             previousPosition = event.position &- 1
         }
-        payload.event(event, previousPosition: previousPosition)
-        records.append(.event(event))
+        payload.appendEvent(
+            endsCommit: event.endsCommit, positionDelta: event.position &- previousPosition &- 1, stream: event.stream,
+            version: event.version, id: event.id, type: event.type, timestampMilliseconds: event.timestampMilliseconds,
+            data: event.data, metadata: event.metadata)
+        if case .events(var run) = records.last, run.isContinued(by: event) {
+            run.count += 1
+            run.lastID = event.id
+            records[records.count - 1] = .events(run)
+        } else {
+            records.append(.events(EventRun(
+                stream: event.stream, firstVersion: event.version, firstPosition: event.position, count: 1, lastID: event.id)))
+        }
         previousPosition = event.position
         eventCount += 1
         recordCount += 1
     }
 
-    mutating func appendStreamMetadata(stream: String, operation: Layout.StreamOperation, version: Int) {
-        payload.streamMetadata(stream: stream, operation: operation, version: version)
-        records.append(.streamMetadata(stream: stream, operation: operation, version: version))
+    /// Appends a record other than an event (rare: encoded through a ``ByteWriter``).
+    private mutating func append(_ record: Record, _ encode: (inout ByteWriter) -> Void) {
+        var writer = ByteWriter(capacity: 64)
+        encode(&writer)
+        writer.bytes.withUnsafeBytes { payload.append($0) }
+        records.append(.record(record, index: Int(recordCount)))
         recordCount += 1
     }
 
+    mutating func appendStreamMetadata(stream: String, operation: Layout.StreamOperation, version: Int) {
+        append(.streamMetadata(stream: stream, operation: operation, version: version)) {
+            $0.streamMetadata(stream: stream, operation: operation, version: version)
+        }
+    }
+
     mutating func appendDictionary(_ bytes: [UInt8]) {
-        payload.dictionary(bytes)
-        records.append(.dictionary(bytes))
-        recordCount += 1
+        append(.dictionary(bytes)) { $0.dictionary(bytes) }
     }
 
     /// The record that marks a clean close.
     mutating func appendCloseMarker() {
-        payload.closeMarker()
-        records.append(.close)
-        recordCount += 1
+        append(.close) { $0.closeMarker() }
     }
 
     mutating func append(_ snapshot: StoredSnapshot) {
-        payload.snapshot(snapshot)
-        records.append(.snapshot(snapshot))
-        recordCount += 1
+        append(.snapshot(snapshot)) { $0.snapshot(snapshot) }
     }
 
     /// The dictionary check of ``FrameHeader/dictionaryCheck``.
@@ -118,7 +148,7 @@ struct FrameBuilder {
         // Large frames gain nothing from a preset dictionary (measured: 1 % at 100 events) and
         // would pay for loading it into zlib's tables.
         let dictionary = payloadSize < Layout.dictionaryUseLimit ? dictionary : []
-        let compressed = payload.bytes.withUnsafeBytes { Compression.deflate($0, dictionary: dictionary) }
+        let compressed = payload.withUnsafeBytes { Compression.deflate($0, dictionary: dictionary) }
         let usesDictionary = compressed != nil && !dictionary.isEmpty
         return SealedFrame(
             stored: compressed ?? payload.bytes, rawLength: payloadSize, isCompressed: compressed != nil,
@@ -138,7 +168,7 @@ struct SealedFrame {
     var firstPosition: UInt64
     var eventCount: UInt32
     var recordCount: UInt32
-    var records: [Record]
+    var records: [IndexRecord]
 
     var totalLength: Int { Layout.frameHeaderSize + stored.count }
 

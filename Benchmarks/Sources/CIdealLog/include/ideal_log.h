@@ -6,6 +6,10 @@
 /// The bound a log-structured event store can reach on this machine: frames of events (each a
 /// u32 length and its bytes), compressed with raw DEFLATE level 1, checksummed with CRC-32C,
 /// written with pwrite to a preallocated file and made durable with fdatasync. No index.
+/// The callers give it each event's fields as a caller of DugongStore supplies them, packed
+/// (u8 stream-name length, the name, u8 type length, the type, the 16-byte id, the i64 timestamp
+/// in milliseconds, u32 data length, the data, u32 metadata length, the metadata; integers
+/// little-endian), so that it compresses and stores what an event store must keep.
 typedef struct ideal_log ideal_log;
 
 /// Creates the log file at `path`, preallocated to `capacity` bytes. NULL on failure (errno set).

@@ -1,3 +1,4 @@
+import CCallgrind
 import CIdealLog
 import DugongStore
 import Foundation
@@ -5,11 +6,16 @@ import Foundation
 // A synchronous harness for callgrind (tools/callgrind/measure.sh): `append N DIR` appends N
 // events in 100-event commits to 1,000 streams; `replay DIR` reads every event in log order;
 // `follow K DIR` follows K one-event commits with a read-only reader; `ideal-append N FILE` and
-// `ideal-replay FILE` do the same appends and replay with the ideal log (the events' data only).
+// `ideal-replay FILE` do the same appends and replay with the ideal log (each event's fields
+// packed as ideal_log.h says).
 // Public API only, so that the same file measures older versions of the engine too.
+func id(_ index: Int) -> UUID {
+    UUID(uuid: (UInt8(index & 255), UInt8((index >> 8) & 255), UInt8((index >> 16) & 255), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1))
+}
+
 func event(_ index: Int) -> NewEvent {
     NewEvent(
-        id: UUID(uuid: (UInt8(index & 255), UInt8((index >> 8) & 255), UInt8((index >> 16) & 255), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1)),
+        id: id(index),
         type: "MoneyDeposited", timestamp: Date(timeIntervalSince1970: 1_700_000_000 + Double(index) / 1000),
         data: payloads[index % payloads.count], metadata: metadata)
 }
@@ -47,12 +53,32 @@ struct Harness {
         if mode == "ideal-append" {
             let count = Int(arguments[2])!
             guard let log = ideal_log_create(arguments[3], 64 << 20) else { throw POSIXError(.EIO) }
-            for commit in 0..<(count / 100) {
-                let events = (0..<100).map { event(commit * 100 + $0).data }
+            // The events' fields packed as ideal_log.h says, made before anything is counted
+            // (the bound is the log's work, not the packing of its input).
+            let commits = (0..<(count / 100)).map { commit in
                 var bytes: [UInt8] = []
-                bytes.reserveCapacity(events.reduce(0) { $0 + $1.count })
-                for data in events { data.withUnsafeBytes { bytes.append(contentsOf: $0) } }
-                guard ideal_log_append(log, bytes, events.map(\.count), events.count, 1) == 0 else { throw POSIXError(.EIO) }
+                var lengths: [Int] = []
+                let stream = Array("s/\(commit % 1000)".utf8)
+                for index in commit * 100..<commit * 100 + 100 {
+                    let event = event(index)
+                    let start = bytes.count
+                    bytes.append(UInt8(stream.count))
+                    bytes += stream
+                    bytes.append(UInt8(event.type.utf8.count))
+                    bytes += event.type.utf8
+                    withUnsafeBytes(of: event.id.uuid) { bytes += $0 }
+                    withUnsafeBytes(of: Int64(event.timestamp.timeIntervalSince1970 * 1000).littleEndian) { bytes += $0 }
+                    for field in [event.data, event.metadata] {
+                        withUnsafeBytes(of: UInt32(field.count).littleEndian) { bytes += $0 }
+                        bytes += field
+                    }
+                    lengths.append(bytes.count - start)
+                }
+                return (bytes, lengths)
+            }
+            callgrind_count_from_here()
+            for (bytes, lengths) in commits {
+                guard ideal_log_append(log, bytes, lengths, lengths.count, 1) == 0 else { throw POSIXError(.EIO) }
             }
             ideal_log_close(log)
             return
@@ -65,9 +91,12 @@ struct Harness {
         if mode == "append" {
             let count = Int(arguments[2])!
             let log = try EventLog.open(at: arguments[3], options: .init(createIfMissing: true))
-            for commit in 0..<(count / 100) {
-                try await log.append((0..<100).map { event(commit * 100 + $0) }, to: "s/\(commit % 1000)")
+            // The input made before anything is counted, as for the ideal log.
+            let commits = (0..<(count / 100)).map { commit in
+                (stream: "s/\(commit % 1000)", events: (0..<100).map { event(commit * 100 + $0) })
             }
+            callgrind_count_from_here()
+            for commit in commits { try await log.append(commit.events, to: commit.stream) }
             log.close()
         } else if mode == "follow" {
             // `follow K DIR`: a reader beside a writer of the same process; the writer makes K
