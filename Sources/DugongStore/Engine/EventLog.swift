@@ -247,7 +247,13 @@ public final class EventLog: Sendable {
             if case .exact(let version) = append.expected, version < 0 {
                 throw .invalidArgument("expected version \(version) is negative")
             }
-            for event in append.events { commitSize += Self.commitSize(of: event, in: stream) }
+            let nameSize = stream.utf8.count
+            append.events.withUnsafeBufferPointer { events in
+                for index in events.indices {
+                    commitSize += Self.commitSize(
+                        dataSize: events[index].data.count + events[index].metadata.count, nameSizes: nameSize + events[index].type.utf8.count)
+                }
+            }
         }
         guard commitSize <= Layout.maximumCommitSize else { throw .commitTooLarge(size: commitSize, maximum: Layout.maximumCommitSize) }
         try checkWritable()
@@ -261,13 +267,18 @@ public final class EventLog: Sendable {
     public func validate(_ events: [NewEvent], for stream: String) throws(StoreError) {
         try Self.validate(stream: stream)
         guard !events.isEmpty else { throw .invalidArgument("an append to '\(stream)' needs at least one event") }
-        for (index, event) in events.enumerated() {
-            try Self.validate(name: event.type, what: "event type")
-            let size = event.data.count + event.metadata.count
-            guard size <= options.maximumEventSize else {
-                throw .eventTooLarge(stream: stream, index: index, size: size, maximum: options.maximumEventSize)
+        // Through the buffer: no copy of each event (its fields are only looked at).
+        let problem = events.withUnsafeBufferPointer { events -> StoreError? in
+            for index in events.indices {
+                do throws(StoreError) { try Self.validate(name: events[index].type, what: "event type") } catch { return error }
+                let size = events[index].data.count + events[index].metadata.count
+                guard size <= options.maximumEventSize else {
+                    return .eventTooLarge(stream: stream, index: index, size: size, maximum: options.maximumEventSize)
+                }
             }
+            return nil
         }
+        if let problem { throw problem }
     }
 
     /// Soft-deletes `stream`: it reads as empty at once; later appends continue its version
@@ -541,8 +552,13 @@ public final class EventLog: Sendable {
 
     /// What `event` appended to `stream` counts toward ``maximumCommitSize``.
     public static func commitSize(of event: NewEvent, in stream: String) -> Int {
-        event.data.count + event.metadata.count + stream.utf8.count + event.type.utf8.count + 40
+        commitSize(dataSize: event.data.count + event.metadata.count, nameSizes: stream.utf8.count + event.type.utf8.count)
     }
+
+    /// ``commitSize(of:in:)`` from an event's data and metadata bytes and its stream name and
+    /// type bytes.
+    @inline(__always)
+    static func commitSize(dataSize: Int, nameSizes: Int) -> Int { dataSize + nameSizes + 40 }
 
     /// The names of the segment files, oldest first.
     public var segmentNames: [String] {
