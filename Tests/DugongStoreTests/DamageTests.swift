@@ -170,6 +170,7 @@ struct DamageTests {
             // read-all / export
             var next: UInt64 = 0
             var seen: [StoredEvent] = []
+            var readAllFailed = false
             do {
                 while true {
                     let batch = try log.readAll(from: next, maxCount: 64)
@@ -179,6 +180,23 @@ struct DamageTests {
                 }
             } catch is StoreError {
                 errors += 1
+                readAllFailed = true
+            }
+            // The lending read lends exactly what read-all returned, and fails where it failed.
+            var lent: [StoredEvent] = []
+            var lendingFailed = false
+            do {
+                var from: UInt64 = 0
+                while true {
+                    let after = try log.forEachEvent(from: from, maxCount: 64) { lent.append($0.stored) }
+                    if after == from { break }
+                    from = after
+                }
+            } catch is StoreError {
+                lendingFailed = true
+            }
+            if lent != seen || lendingFailed != readAllFailed {
+                failures.append("the lending read lent \(lent.count) events (failed: \(lendingFailed)), read-all returned \(seen.count) (failed: \(readAllFailed))")
             }
             let byPosition = Dictionary(template.events.map { ($0.position, $0) }, uniquingKeysWith: { a, _ in a })
             for event in seen where byPosition[event.position] != event {
@@ -188,8 +206,10 @@ struct DamageTests {
             if seen != template.events { complete = false }
             // read (every stream), snapshots, stats
             for (stream, expected) in template.streams {
+                var read: [StoredEvent]?
                 do {
                     let events = try log.read(stream: stream)
+                    read = events
                     if events != expected {
                         complete = false
                         if !events.allSatisfy({ expected.contains($0) }) { failures.append("read \(stream) returned events it does not hold") }
@@ -197,6 +217,11 @@ struct DamageTests {
                 } catch is StoreError {
                     errors += 1
                     complete = false
+                }
+                var lentOfStream: [StoredEvent] = []
+                let lendingCompleted = (try? log.forEachEvent(in: stream) { lentOfStream.append($0.stored) }) != nil
+                if lendingCompleted != (read != nil) || (read != nil && lentOfStream != read) {
+                    failures.append("the lending read of \(stream) differs from read (\(lentOfStream.count) events lent, \(read?.count ?? -1) read)")
                 }
                 do {
                     let snapshot = try log.latestSnapshot(of: stream)

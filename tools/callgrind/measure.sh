@@ -46,12 +46,12 @@ if [[ ${1:-} == follow ]]; then
     exit 0
 fi
 declare -A per
-for mode in append replay ideal-append ideal-replay; do
+for mode in append replay replay-copies ideal-append ideal-replay; do
     small=0; large=0
     for n in 20000 40000; do
         case $mode in
             append) rm -rf "$work/store-$n"; total=$(count "$work/harness" append $n "$work/store-$n") ;;
-            replay) total=$(count "$work/harness" replay "$work/store-$n") ;;
+            replay | replay-copies) total=$(count "$work/harness" $mode "$work/store-$n") ;;
             ideal-append) rm -f "$work/ideal-$n"; total=$(count "$work/harness" ideal-append $n "$work/ideal-$n") ;;
             ideal-replay) total=$(count "$work/harness" ideal-replay "$work/ideal-$n") ;;
         esac

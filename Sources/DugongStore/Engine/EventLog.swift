@@ -405,9 +405,14 @@ public final class EventLog: Sendable {
     public func read(
         stream: String, from version: Int? = nil, maxCount: Int = .max, direction: Direction = .forward
     ) throws -> [StoredEvent] {
+        try core.events(at: try positions(of: stream, from: version, maxCount: maxCount, direction: direction))
+    }
+
+    /// The positions a stream read returns, in its order (see ``read(stream:from:maxCount:direction:)``).
+    func positions(of stream: String, from version: Int?, maxCount: Int, direction: Direction) throws -> [UInt64] {
         try core.checkOpen()
         guard maxCount > 0 else { return [] }
-        let positions: [UInt64] = try core.shared.withLock { shared in
+        return try core.shared.withLock { shared in
             let entry = shared.index.stream(stream)
             guard let entry, !entry.isTombstoned, entry.version > 0 else {
                 // Damage may have held this stream's events or its lifecycle records.
@@ -437,7 +442,6 @@ public final class EventLog: Sendable {
             }
             return direction == .forward ? Array(positions) : positions.reversed()
         }
-        return try core.events(at: positions)
     }
 
     /// The event at `version` of `stream` whether reads show it or not (a deleted, truncated or

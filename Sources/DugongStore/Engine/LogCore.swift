@@ -47,8 +47,45 @@ final class LogCore: Sendable {
     /// The events at `positions` (ascending or descending), decoded from their frames.
     func events(at positions: [UInt64]) throws -> [StoredEvent] {
         guard !positions.isEmpty else { return [] }
-        // Resolve every position to its frame under the lock; decode outside it.
-        let located: [(UInt64, Segment, EventFrame)] = try shared.withLock { shared in
+        var result: [StoredEvent] = []
+        result.reserveCapacity(positions.count)
+        for (position, segment, frame) in try locate(positions) {
+            let events = try cache.events(of: frame, in: segment)
+            result.append(try Self.event(at: position, in: events, segment: segment, frame: frame))
+        }
+        return result
+    }
+
+    /// Lends the events at `positions` (ascending or descending) to `body`, each frame decoded
+    /// once per run of positions in it, into one scratch buffer (no copies, no cache).
+    func lendEvents(at positions: [UInt64], _ body: (borrowing EventView) throws -> Void) throws {
+        guard !positions.isEmpty else { return }
+        let located = try locate(positions)
+        let reading = FrameLending()
+        var start = 0
+        while start < located.count {
+            let (_, segment, frame) = located[start]
+            var end = start + 1
+            while end < located.count, located[end].2.location == frame.location { end += 1 }
+            try reading.lend(frame, in: segment) { fields in
+                for (position, _, _) in located[start..<end] {
+                    let guess = Int(position - frame.firstPosition)
+                    let index = guess < fields.count && fields[guess].position == position
+                        ? guess : fields.firstIndex { $0.position == position }
+                    guard let index else {
+                        throw StoreError.corruption(
+                            segment: segment.name, offset: frame.location.offset, reason: "frame does not hold position \(position)")
+                    }
+                    try body(EventView(fields.baseAddress! + index))
+                }
+            }
+            start = end
+        }
+    }
+
+    /// Each position's segment and frame, resolved under the lock (decoding happens outside it).
+    private func locate(_ positions: [UInt64]) throws -> [(UInt64, Segment, EventFrame)] {
+        try shared.withLock { shared in
             try positions.map { position in
                 if position >= StreamIndex.damagedMarker {
                     let which = Int(position - StreamIndex.damagedMarker)
@@ -64,13 +101,6 @@ final class LogCore: Sendable {
                 return (position, shared.segments[frame.location.segment], frame)
             }
         }
-        var result: [StoredEvent] = []
-        result.reserveCapacity(positions.count)
-        for (position, segment, frame) in located {
-            let events = try cache.events(of: frame, in: segment)
-            result.append(try Self.event(at: position, in: events, segment: segment, frame: frame))
-        }
-        return result
     }
 
     private static func event(
@@ -94,16 +124,26 @@ final class LogCore: Sendable {
     /// Up to `maxCount` events from `position` on, in log order. Stops before damage if it has
     /// events to return, and throws the damage's error if the damage comes first.
     func eventsInLog(from position: UInt64, maxCount: Int) throws -> [StoredEvent] {
-        precondition(maxCount > 0)
         var result: [StoredEvent] = []
+        _ = try lendEventsInLog(from: position, maxCount: maxCount) { result.append($0.stored) }
+        return result
+    }
+
+    /// Lends up to `maxCount` events from `position` on, in log order, to `body`. Stops before
+    /// damage if it has lent events, and throws the damage's error if the damage comes first.
+    /// - Returns: the position after the last event lent (`position` when none was).
+    func lendEventsInLog(from position: UInt64, maxCount: Int, _ body: (borrowing EventView) throws -> Void) throws -> UInt64 {
+        precondition(maxCount > 0)
+        var lent = 0
         var next = position
-        while result.count < maxCount {
+        let reading = FrameLending()
+        while lent < maxCount {
             let step: (Segment, EventFrame)? = try shared.withLock { shared in
                 let index = shared.index
                 let frameIndex = index.frameIndex(atOrAfter: next)
                 let gapEnd = frameIndex < index.eventFrames.count ? index.eventFrames[frameIndex].firstPosition : index.nextPosition
                 if next < gapEnd, let damage = index.damage.first(where: { $0.positions.overlaps(next..<gapEnd) }) {
-                    if result.isEmpty { throw damage.error }
+                    if lent == 0 { throw damage.error }
                     return nil
                 }
                 guard frameIndex < index.eventFrames.count else { return nil }
@@ -111,19 +151,19 @@ final class LogCore: Sendable {
                 return (shared.segments[frame.location.segment], frame)
             }
             guard let (segment, frame) = step else { break }
-            let events: [StoredEvent]
-            do {
-                events = try cache.events(of: frame, in: segment, remember: false)
-            } catch where !result.isEmpty {
-                break  // the events before the damage first; the next read reports it
+            let decoded = try reading.lend(frame, in: segment, failingQuietly: lent > 0) { fields in
+                for index in fields.indices where fields[index].position >= next {
+                    try body(EventView(fields.baseAddress! + index))
+                    lent += 1
+                    next = fields[index].position + 1
+                    if lent == maxCount { return }
+                }
             }
-            for event in events where event.position >= next {
-                result.append(event)
-                if result.count == maxCount { break }
-            }
-            next = max(next, frame.lastPosition + 1)
+            // A damaged frame after lent events: those first; the next read reports it.
+            guard decoded else { break }
+            if lent < maxCount { next = max(next, frame.lastPosition + 1) }
         }
-        return result
+        return lent == 0 ? position : next
     }
 
     // MARK: Waiting for new events
@@ -155,6 +195,38 @@ final class LogCore: Sendable {
             return Array(shared.waiters.values)
         }
         for waiter in waiters { waiter.resume() }
+    }
+}
+
+/// Decodes frames for lending reads: one scratch buffer and one name table for a whole read.
+final class FrameLending {
+    private let scratch = ScratchBuffer()
+    private var names = NameTable()
+    private var fields: [EventFields] = []
+
+    /// Verifies and decodes `frame`, checks it holds the positions the index expects, and calls
+    /// `body` with its events (lent from the scratch buffer or the mapped segment, valid during
+    /// the call). Decoding failures throw ``StoreError/corruption(segment:offset:reason:)``, or
+    /// with `failingQuietly` return false; what `body` throws passes through.
+    @discardableResult
+    func lend(
+        _ frame: EventFrame, in segment: Segment, failingQuietly: Bool = false,
+        _ body: (UnsafeBufferPointer<EventFields>) throws -> Void
+    ) throws -> Bool {
+        let offset = frame.location.offset
+        return try segment.withBytes { bytes in
+            do {
+                try FrameCache.verified(at: offset, in: segment, bytes: bytes) { header, bytes, dictionary in
+                    try FrameReader.eventFields(
+                        of: header, in: bytes, at: offset, dictionary: dictionary, scratch: scratch, names: &names, into: &fields)
+                }
+                try FrameCache.check(fields.first?.position, fields.last?.position, against: frame, in: segment)
+            } catch where failingQuietly {
+                return false
+            }
+            try fields.withUnsafeBufferPointer { try body($0) }
+            return true
+        }
     }
 }
 
@@ -196,11 +268,7 @@ final class FrameCache: Sendable {
         let events = try Self.decode(at: location.offset, in: segment) { header, bytes, dictionary in
             try FrameReader.events(of: header, in: bytes, at: location.offset, dictionary: dictionary)
         }
-        guard events.first?.position == frame.firstPosition, events.last?.position == frame.lastPosition else {
-            throw StoreError.corruption(
-                segment: segment.name, offset: location.offset,
-                reason: "the frame holds positions \(events.first?.position ?? 0)...\(events.last?.position ?? 0), the index expects \(frame.firstPosition)...\(frame.lastPosition)")
-        }
+        try Self.check(events.first?.position, events.last?.position, against: frame, in: segment)
         guard remember else { return events }
         state.withLock { state in
             guard state.frames[key] == nil else { return }
@@ -224,24 +292,40 @@ final class FrameCache: Sendable {
         }
     }
 
+    /// A decoded frame's positions (first and last event) against the index entry that led to
+    /// it: a valid frame of other positions at that offset is damage, never data.
+    static func check(_ first: UInt64?, _ last: UInt64?, against frame: EventFrame, in segment: Segment) throws {
+        guard first == frame.firstPosition, last == frame.lastPosition else {
+            throw StoreError.corruption(
+                segment: segment.name, offset: frame.location.offset,
+                reason: "the frame holds positions \(first ?? 0)...\(last ?? 0), the index expects \(frame.firstPosition)...\(frame.lastPosition)")
+        }
+    }
+
     /// Verifies the frame at `offset` and runs `decoder` on it; damage becomes a corruption error.
     private static func decode<R>(
         at offset: Int, in segment: Segment,
         _ decoder: (FrameHeader, UnsafeRawBufferPointer, [UInt8]) throws -> R
     ) throws -> R {
-        try segment.withBytes { bytes in
-            switch FrameReader.probe(bytes, at: offset, salt: segment.salt) {
-            case .frame(let header):
-                do {
-                    return try decoder(header, bytes, segment.dictionary(before: offset))
-                } catch {
-                    throw StoreError.corruption(segment: segment.name, offset: offset, reason: "\(error)")
-                }
-            case .endOfData:
-                throw StoreError.corruption(segment: segment.name, offset: offset, reason: "frame is all zeros")
-            case .invalid(let reason):
-                throw StoreError.corruption(segment: segment.name, offset: offset, reason: reason)
+        try segment.withBytes { bytes in try verified(at: offset, in: segment, bytes: bytes, decoder) }
+    }
+
+    /// ``decode(at:in:_:)`` on the segment's bytes, mapped by the caller.
+    static func verified<R>(
+        at offset: Int, in segment: Segment, bytes: UnsafeRawBufferPointer,
+        _ decoder: (FrameHeader, UnsafeRawBufferPointer, [UInt8]) throws -> R
+    ) throws -> R {
+        switch FrameReader.probe(bytes, at: offset, salt: segment.salt) {
+        case .frame(let header):
+            do {
+                return try decoder(header, bytes, segment.dictionary(before: offset))
+            } catch {
+                throw StoreError.corruption(segment: segment.name, offset: offset, reason: "\(error)")
             }
+        case .endOfData:
+            throw StoreError.corruption(segment: segment.name, offset: offset, reason: "frame is all zeros")
+        case .invalid(let reason):
+            throw StoreError.corruption(segment: segment.name, offset: offset, reason: reason)
         }
     }
 }

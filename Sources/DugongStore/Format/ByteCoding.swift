@@ -72,31 +72,56 @@ struct ByteReader {
 
     var remaining: Int { bytes.count - offset }
 
+    // The reads below are inlined into the record decoder (a call per field was a third of a
+    // replay's decoding); their failures are built out of line.
+    @inline(__always)
     private mutating func take(_ count: Int, _ what: StaticString) throws(Malformed) -> UnsafeRawBufferPointer {
-        guard count >= 0, count <= remaining else {
-            throw Malformed(offset: offset, reason: "\(what) needs \(count) bytes, \(remaining) left")
-        }
+        guard count >= 0, count <= remaining else { throw shortOf(count, what) }
         defer { offset += count }
-        return UnsafeRawBufferPointer(rebasing: bytes[offset..<offset + count])
+        return UnsafeRawBufferPointer(start: bytes.baseAddress! + offset, count: count)
     }
 
-    mutating func u8(_ what: StaticString) throws(Malformed) -> UInt8 { try take(1, what)[0] }
+    @inline(never)
+    private func shortOf(_ count: Int, _ what: StaticString) -> Malformed {
+        Malformed(offset: offset, reason: "\(what) needs \(count) bytes, \(remaining) left")
+    }
 
+    @inline(__always)
+    mutating func u8(_ what: StaticString) throws(Malformed) -> UInt8 {
+        guard offset < bytes.count else { throw shortOf(1, what) }
+        defer { offset += 1 }
+        return bytes[offset]
+    }
+
+    @inline(__always)
     mutating func u16(_ what: StaticString) throws(Malformed) -> UInt16 {
         UInt16(littleEndian: try take(2, what).loadUnaligned(as: UInt16.self))
     }
 
+    @inline(__always)
     mutating func u32(_ what: StaticString) throws(Malformed) -> UInt32 {
         UInt32(littleEndian: try take(4, what).loadUnaligned(as: UInt32.self))
     }
 
+    @inline(__always)
     mutating func u64(_ what: StaticString) throws(Malformed) -> UInt64 {
         UInt64(littleEndian: try take(8, what).loadUnaligned(as: UInt64.self))
     }
 
+    @inline(__always)
     mutating func i64(_ what: StaticString) throws(Malformed) -> Int64 { Int64(bitPattern: try u64(what)) }
 
+    @inline(__always)
     mutating func varint(_ what: StaticString) throws(Malformed) -> UInt64 {
+        // One byte: most lengths, versions and deltas.
+        if offset < bytes.count, bytes[offset] < 0x80 {
+            defer { offset += 1 }
+            return UInt64(bytes[offset])
+        }
+        return try longVarint(what)
+    }
+
+    private mutating func longVarint(_ what: StaticString) throws(Malformed) -> UInt64 {
         var value: UInt64 = 0
         for index in 0..<10 {
             let byte = try u8(what)
@@ -109,6 +134,7 @@ struct ByteReader {
     }
 
     /// A varint that must fit an `Int` no larger than `limit`.
+    @inline(__always)
     mutating func count(_ what: StaticString, limit: Int) throws(Malformed) -> Int {
         let start = offset
         let value = try varint(what)
@@ -116,10 +142,12 @@ struct ByteReader {
         return Int(value)
     }
 
+    @inline(__always)
     mutating func bytes(_ count: Int, _ what: StaticString) throws(Malformed) -> UnsafeRawBufferPointer {
         try take(count, what)
     }
 
+    @inline(__always)
     mutating func lengthPrefixed(_ what: StaticString) throws(Malformed) -> UnsafeRawBufferPointer {
         let start = offset
         let length = try varint(what)
@@ -130,6 +158,7 @@ struct ByteReader {
     }
 
     /// A string through `names`: a repeated name (a stream's events, event types) is decoded once.
+    @inline(__always)
     mutating func string(_ what: StaticString, names: inout NameTable) throws(Malformed) -> String {
         let start = offset
         let raw = try lengthPrefixed(what)
@@ -156,13 +185,29 @@ struct ByteReader {
 struct NameTable {
     private var names: [(bytes: [UInt8], name: String)] = []
     private var next = 0
+    /// The entry found last: names come in runs (a commit's stream, its events' type).
+    private var lastFound = 0
 
-    func lookup(_ raw: UnsafeRawBufferPointer) -> String? {
-        for entry in names where entry.bytes.count == raw.count {
-            let equal = entry.bytes.withUnsafeBytes { memcmp($0.baseAddress!, raw.baseAddress!, raw.count) == 0 }
-            if equal { return entry.name }
+    mutating func lookup(_ raw: UnsafeRawBufferPointer) -> String? {
+        if lastFound < names.count, Self.holds(names[lastFound].bytes, raw) { return names[lastFound].name }
+        for index in names.indices where Self.holds(names[index].bytes, raw) {
+            lastFound = index
+            return names[index].name
         }
         return nil
+    }
+
+    @inline(__always)
+    private static func holds(_ bytes: [UInt8], _ raw: UnsafeRawBufferPointer) -> Bool {
+        guard bytes.count == raw.count else { return false }
+        return bytes.withUnsafeBytes { known in
+            // Names are short: up to 16 bytes compared as two words (no call to memcmp).
+            let count = raw.count
+            guard count <= 16, count >= 8 else { return memcmp(known.baseAddress!, raw.baseAddress!, count) == 0 }
+            return known.loadUnaligned(as: UInt64.self) == raw.loadUnaligned(as: UInt64.self)
+                && known.loadUnaligned(fromByteOffset: count - 8, as: UInt64.self)
+                    == raw.loadUnaligned(fromByteOffset: count - 8, as: UInt64.self)
+        }
     }
 
     mutating func remember(_ name: String) {

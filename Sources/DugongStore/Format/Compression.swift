@@ -27,15 +27,21 @@ enum Compression {
     /// Inflates `bytes` into exactly `count` bytes; `nil` when the stream is damaged, has
     /// another length, or needs another dictionary.
     static func inflate(_ bytes: UnsafeRawBufferPointer, count: Int, dictionary: [UInt8] = []) -> [UInt8]? {
-        var status: Int32 = -1
+        var inflated = false
         let output = [UInt8](unsafeUninitializedCapacity: count) { out, initialized in
-            status = dictionary.withUnsafeBytes { dictionary in
-                dugong_inflate_raw(
-                    bytes.baseAddress, bytes.count, out.baseAddress, count, dictionary.baseAddress, dictionary.count)
-            }
+            inflated = inflate(bytes, into: UnsafeMutableRawBufferPointer(out), dictionary: dictionary)
             // On success zlib wrote exactly `count` bytes; on failure the array is left empty.
-            initialized = status == 0 ? count : 0
+            initialized = inflated ? count : 0
         }
-        return status == 0 ? output : nil
+        return inflated ? output : nil
+    }
+
+    /// Inflates `bytes` into exactly all of `output`; false when the stream is damaged, has
+    /// another length, or needs another dictionary (`output` then holds anything).
+    static func inflate(_ bytes: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer, dictionary: [UInt8] = []) -> Bool {
+        dictionary.withUnsafeBytes { dictionary in
+            dugong_inflate_raw(
+                bytes.baseAddress, bytes.count, output.baseAddress, output.count, dictionary.baseAddress, dictionary.count)
+        } == 0
     }
 }

@@ -290,10 +290,11 @@ enum FrameReader {
         }
     }
 
-    private static func decode(_ payload: UnsafeRawBufferPointer, _ header: FrameHeader) throws(FrameDamage) -> [Record] {
+    private static func decode(_ payload: UnsafeRawBufferPointer, _ header: FrameHeader) throws -> [Record] {
         var records: [Record] = []
         records.reserveCapacity(Int(header.recordCount))
-        try walk(payload, header) { records.append($0) }
+        var names = NameTable()
+        try walk(payload, header, names: &names) { records.append($0.record) }
         return records
     }
 
@@ -304,17 +305,34 @@ enum FrameReader {
         try payload(of: header, in: bytes, at: offset, dictionary: dictionary) { payload in
             var events: [StoredEvent] = []
             events.reserveCapacity(Int(header.eventCount))
-            try walk(payload, header) { record in
-                if case .event(let event) = record { events.append(event) }
+            var names = NameTable()
+            try walk(payload, header, names: &names) { record in
+                if case .event(let fields) = record { events.append(fields.stored) }
             }
             return events
         }
     }
 
-    /// Calls `body` with the frame's raw payload: the stored bytes, or their inflated form.
+    /// Decodes a verified frame's events into `fields` (emptied first), lent from the mapped
+    /// bytes or from `scratch` (the payload inflated): valid until `scratch` is used again.
+    /// `names` may come from earlier frames (names repeat across frames too).
+    static func eventFields(
+        of header: FrameHeader, in bytes: UnsafeRawBufferPointer, at offset: Int, dictionary: [UInt8],
+        scratch: ScratchBuffer, names: inout NameTable, into fields: inout [EventFields]
+    ) throws {
+        fields.removeAll(keepingCapacity: true)
+        try payload(of: header, in: bytes, at: offset, dictionary: dictionary, scratch: scratch) { payload in
+            try walk(payload, header, names: &names) { record in
+                if case .event(let event) = record { fields.append(event) }
+            }
+        }
+    }
+
+    /// Calls `body` with the frame's raw payload: the stored bytes, or their inflated form (in
+    /// `scratch` when given, else in an array of its own).
     private static func payload<R>(
         of header: FrameHeader, in bytes: UnsafeRawBufferPointer, at offset: Int, dictionary: [UInt8],
-        _ body: (UnsafeRawBufferPointer) throws -> R
+        scratch: ScratchBuffer? = nil, _ body: (UnsafeRawBufferPointer) throws -> R
     ) throws -> R {
         let start = offset + Layout.frameHeaderSize
         let stored = UnsafeRawBufferPointer(rebasing: bytes[start..<start + Int(header.storedLength)])
@@ -326,40 +344,65 @@ enum FrameReader {
             throw FrameDamage("compressed with another dictionary than the one in effect")
         }
         let preset = header.usesDictionary ? dictionary : []
-        guard let raw = Compression.inflate(stored, count: Int(header.rawLength), dictionary: preset) else {
-            throw FrameDamage("payload does not inflate to \(header.rawLength) bytes")
+        let damage = FrameDamage("payload does not inflate to \(header.rawLength) bytes")
+        if let scratch {
+            let output = scratch.bytes(count: Int(header.rawLength))
+            guard Compression.inflate(stored, into: output, dictionary: preset) else { throw damage }
+            return try body(UnsafeRawBufferPointer(output))
         }
+        guard let raw = Compression.inflate(stored, count: Int(header.rawLength), dictionary: preset) else { throw damage }
         return try raw.withUnsafeBytes { try body($0) }
     }
 
-    /// Decodes every record of a payload, in order, checking it against its header.
+    /// Decodes every record of a payload, in order, checking it against its header. Decoding
+    /// failures throw ``FrameDamage``; what `visit` throws passes through.
     private static func walk(
-        _ payload: UnsafeRawBufferPointer, _ header: FrameHeader, _ visit: (Record) -> Void
-    ) throws(FrameDamage) {
+        _ payload: UnsafeRawBufferPointer, _ header: FrameHeader, names: inout NameTable, _ visit: (RecordView) throws -> Void
+    ) throws {
         var reader = ByteReader(payload)
         var previous = header.firstPosition &- 1
         var events: UInt32 = 0
-        var names = NameTable()
-        do {
-            for _ in 0..<header.recordCount {
-                let record = try reader.record(previousPosition: &previous, names: &names)
-                if case .event(let event) = record {
-                    if events == 0 && event.position != header.firstPosition {
-                        throw FrameDamage("first event at position \(event.position), header says \(header.firstPosition)")
-                    }
-                    events += 1
-                }
-                visit(record)
+        for _ in 0..<header.recordCount {
+            let record: RecordView
+            do {
+                record = try reader.record(previousPosition: &previous, names: &names)
+            } catch {
+                throw FrameDamage("\(error)")
             }
-        } catch let damage as FrameDamage {
-            throw damage
-        } catch {
-            throw FrameDamage("\(error)")
+            if case .event(let event) = record {
+                if events == 0 && event.position != header.firstPosition {
+                    throw FrameDamage("first event at position \(event.position), header says \(header.firstPosition)")
+                }
+                events += 1
+            }
+            try visit(record)
         }
         guard reader.remaining == 0 else { throw FrameDamage("\(reader.remaining) bytes after the last record") }
         guard events == header.eventCount else {
             throw FrameDamage("\(events) events, header says \(header.eventCount)")
         }
+    }
+}
+
+/// A reusable buffer a read inflates frames into: one allocation, grown as needed, for a whole
+/// scan (an array per frame was a malloc, a free and a page fault or two per frame).
+final class ScratchBuffer {
+    private var start: UnsafeMutableRawPointer?
+    private var capacity = 0
+
+    init() {}
+
+    deinit { start?.deallocate() }
+
+    /// `count` bytes, valid until the next call (their contents are not kept).
+    func bytes(count: Int) -> UnsafeMutableRawBufferPointer {
+        precondition(count >= 0)
+        if count > capacity {
+            start?.deallocate()
+            capacity = max(count, 64 << 10)
+            start = .allocate(byteCount: capacity, alignment: 16)
+        }
+        return UnsafeMutableRawBufferPointer(start: start, count: count)
     }
 }
 

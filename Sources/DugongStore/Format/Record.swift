@@ -90,10 +90,48 @@ extension ByteWriter {
     }
 }
 
+/// An event record's fields where they lie in a frame's payload: names decoded (through the
+/// frame's name table), data and metadata lent from the payload's bytes.
+struct EventFields {
+    var stream: String
+    var version: Int
+    var position: UInt64
+    /// The id's 16 bytes (a `UUID` is made only when asked for).
+    var idBytes: UnsafeRawBufferPointer
+    var type: String
+    var timestampMilliseconds: Int64
+    var data: UnsafeRawBufferPointer
+    var metadata: UnsafeRawBufferPointer
+    var endsCommit: Bool
+
+    var id: UUID { UUID(uuid: idBytes.loadUnaligned(as: uuid_t.self)) }
+
+    /// A copy that owns its bytes.
+    var stored: StoredEvent {
+        StoredEvent(
+            stream: stream, version: version, position: position, id: id, type: type,
+            timestampMilliseconds: timestampMilliseconds, data: Data(data), metadata: Data(metadata), endsCommit: endsCommit)
+    }
+}
+
+/// A record as decoded from a payload: an event's fields lent, any other record whole (they are
+/// rare and small).
+enum RecordView {
+    case event(EventFields)
+    case other(Record)
+
+    var record: Record {
+        switch self {
+        case .event(let fields): .event(fields.stored)
+        case .other(let record): record
+        }
+    }
+}
+
 extension ByteReader {
-    /// Reads the next record. `previousPosition` is as for ``ByteWriter/event(_:previousPosition:)``
-    /// and is advanced past an event record.
-    mutating func record(previousPosition: inout UInt64, names: inout NameTable) throws(Malformed) -> Record {
+    /// Reads the next record. `previousPosition` is the position of the frame's previous event
+    /// (the frame's first position - 1 before its first) and is advanced past an event record.
+    mutating func record(previousPosition: inout UInt64, names: inout NameTable) throws(Malformed) -> RecordView {
         let start = offset
         let type = try u8("record type")
         switch Layout.RecordType(rawValue: type) {
@@ -116,13 +154,11 @@ extension ByteReader {
             let id = try bytes(16, "event id")
             let type = try string("event type", names: &names)
             let timestamp = try i64("timestamp")
-            let data = Data(try lengthPrefixed("data"))
-            let metadata = Data(try lengthPrefixed("metadata"))
+            let data = try lengthPrefixed("data")
+            let metadata = try lengthPrefixed("metadata")
             previousPosition = position
-            return .event(StoredEvent(
-                stream: stream, version: version, position: position,
-                id: UUID(uuid: id.loadUnaligned(as: uuid_t.self)), type: type,
-                timestampMilliseconds: timestamp, data: data, metadata: metadata,
+            return .event(EventFields(
+                stream: stream, version: version, position: position, idBytes: id, type: type, timestampMilliseconds: timestamp, data: data, metadata: metadata,
                 endsCommit: flags & Layout.eventEndsCommit != 0))
         case .streamMetadata:
             let stream = try string("stream name")
@@ -131,21 +167,21 @@ extension ByteReader {
                 throw Malformed(offset: offset - 1, reason: "unknown stream operation \(code)")
             }
             let version = try count("stream operation version", limit: Int(Layout.maximumPosition))
-            return .streamMetadata(stream: stream, operation: operation, version: version)
+            return .other(.streamMetadata(stream: stream, operation: operation, version: version))
         case .snapshot:
             let stream = try string("stream name")
             let version = try count("snapshot version", limit: Int(Layout.maximumPosition))
             let data = Data(try lengthPrefixed("snapshot data"))
             let metadata = Data(try lengthPrefixed("snapshot metadata"))
-            return .snapshot(StoredSnapshot(stream: stream, version: version, data: data, metadata: metadata))
+            return .other(.snapshot(StoredSnapshot(stream: stream, version: version, data: data, metadata: metadata)))
         case .dictionary:
             let bytes = try lengthPrefixed("dictionary")
             guard !bytes.isEmpty, bytes.count <= Layout.maximumDictionarySize else {
                 throw Malformed(offset: start, reason: "dictionary of \(bytes.count) bytes")
             }
-            return .dictionary(Array(bytes))
+            return .other(.dictionary(Array(bytes)))
         case .close:
-            return .close
+            return .other(.close)
         case nil:
             throw Malformed(offset: start, reason: "unknown record type \(type)")
         }

@@ -4,7 +4,8 @@ import DugongStore
 import Foundation
 
 // A synchronous harness for callgrind (tools/callgrind/measure.sh): `append N DIR` appends N
-// events in 100-event commits to 1,000 streams; `replay DIR` reads every event in log order;
+// events in 100-event commits to 1,000 streams; `replay DIR` reads every event in log order
+// (lent: `forEachEvent`; `replay-copies DIR` with `readAll`);
 // `follow K DIR` follows K one-event commits with a read-only reader; `ideal-append N FILE` and
 // `ideal-replay FILE` do the same appends and replay with the ideal log (each event's fields
 // packed as ideal_log.h says).
@@ -123,12 +124,26 @@ struct Harness {
             let log = try EventLog.open(at: arguments[2], options: options)
             var next: UInt64 = 0
             var total = 0
-            while let last = try log.readAll(from: next, maxCount: 4096).last {
-                total += Int(last.position + 1 - next)
-                next = last.position + 1
+            var bytes = 0
+            if mode == "replay-copies" {
+                while let last = try log.readAll(from: next, maxCount: 4096).last {
+                    total += Int(last.position + 1 - next)
+                    next = last.position + 1
+                }
+            } else {
+                // The lending read, as the ideal log's replay: each event looked at once, its
+                // data's bytes counted.
+                while true {
+                    let after = try log.forEachEvent(from: next, maxCount: 4096) { event in
+                        total += 1
+                        bytes += event.dataCount
+                    }
+                    if after == next { break }
+                    next = after
+                }
             }
             log.close()
-            print(total)
+            print(total, bytes)
         }
 
     }

@@ -1,0 +1,51 @@
+import Foundation
+
+/// An event lent by a read (``EventLog/forEachEvent(from:maxCount:_:)``,
+/// ``EventLog/forEachEvent(in:from:maxCount:_:)``): its fields, and its data and metadata where
+/// they lie in the decoded frame, not copied.
+///
+/// A view lives only as long as the closure it is lent to: it is `~Copyable` and lent
+/// `borrowing`, so it cannot be stored or returned. Take ``stored`` (or ``data``) for a copy that
+/// can; do not keep the pointers ``withData(_:)`` and ``withMetadata(_:)`` lend.
+public struct EventView: ~Copyable {
+    /// The decoded fields, in the read's buffer of them (no copy per event lent).
+    private let pointer: UnsafePointer<EventFields>
+
+    init(_ pointer: UnsafePointer<EventFields>) { self.pointer = pointer }
+
+    private var fields: EventFields { _read { yield pointer.pointee } }
+
+    /// The stream's name.
+    public var stream: String { fields.stream }
+    /// The event's version in its stream.
+    public var version: Int { fields.version }
+    /// The event's global position.
+    public var position: UInt64 { fields.position }
+    public var id: UUID { fields.id }
+    public var type: String { fields.type }
+    /// Milliseconds since 1970-01-01 UTC.
+    public var timestampMilliseconds: Int64 { fields.timestampMilliseconds }
+    /// When the event happened.
+    public var timestamp: Date { Date(millisecondsSince1970: fields.timestampMilliseconds) }
+    /// Whether this is the last event of its commit.
+    public var endsCommit: Bool { fields.endsCommit }
+    /// Bytes of data.
+    public var dataCount: Int { fields.data.count }
+    /// Bytes of metadata.
+    public var metadataCount: Int { fields.metadata.count }
+
+    /// Calls `body` with the event's data, in place (valid only during the call).
+    public func withData<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R { try body(fields.data) }
+
+    /// Calls `body` with the event's metadata, in place (valid only during the call).
+    public func withMetadata<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R { try body(fields.metadata) }
+
+    /// The event's data, copied.
+    public var data: Data { Data(fields.data) }
+
+    /// The event's metadata, copied.
+    public var metadata: Data { Data(fields.metadata) }
+
+    /// The whole event, copied: what ``EventLog/readAll(from:maxCount:)`` returns for it.
+    public var stored: StoredEvent { fields.stored }
+}

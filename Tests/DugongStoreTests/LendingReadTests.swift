@@ -1,0 +1,130 @@
+import Dugong
+@testable import DugongStore
+import Foundation
+import Testing
+
+@Suite("Lending reads")
+struct LendingReadTests {
+    /// A store with every kind of frame: tiny commits (uncompressed, then compressed with the
+    /// segment's dictionary), large ones, several segments, interleaved streams, a deleted one.
+    static func makeStore(_ directory: TemporaryDirectory) async throws -> EventLog {
+        let log = try Fixture.open(directory, segmentSize: 64 << 10)
+        for round in 0..<40 {
+            try await log.append(Fixture.events(1, size: round % 3 * 40), to: "small/\(round % 5)")
+            try await log.append(Fixture.events(round % 7 + 2, type: "Big", size: 300), to: "large/\(round % 3)")
+        }
+        try await log.append(Fixture.events(3), to: "gone/1")
+        try await log.delete(stream: "gone/1")
+        try await log.append(Fixture.events(1000, size: 20), to: "bulk/1")
+        return log
+    }
+
+    @Test func theLogLentInAnyPagesIsWhatReadAllReturns() async throws {
+        let directory = TemporaryDirectory("lending")
+        defer { directory.remove() }
+        let log = try await Self.makeStore(directory)
+        defer { log.close() }
+        #expect(log.segmentNames.count > 1)
+        let expected = try log.readAll(maxCount: 100_000)
+        #expect(expected.count > 1000)
+        for page in [1, 3, 64, 4096, Int.max] {
+            var lent: [StoredEvent] = []
+            var next: UInt64 = 0
+            while true {
+                let after = try log.forEachEvent(from: next, maxCount: page) { event in
+                    let copy = event.stored
+                    // Every accessor says what the copy says.
+                    #expect(event.stream == copy.stream && event.version == copy.version && event.position == copy.position)
+                    #expect(event.id == copy.id && event.type == copy.type && event.timestamp == copy.timestamp)
+                    #expect(event.endsCommit == copy.endsCommit && event.data == copy.data && event.metadata == copy.metadata)
+                    #expect(event.dataCount == copy.data.count && event.metadataCount == copy.metadata.count)
+                    #expect(event.withData { Data($0) } == copy.data && event.withMetadata { Data($0) } == copy.metadata)
+                    lent.append(copy)
+                }
+                if after == next { break }
+                #expect(after == lent.last!.position + 1)
+                next = after
+            }
+            #expect(lent == expected, "pages of \(page)")
+        }
+        // From the middle of a frame, and past the end.
+        let middle = expected[expected.count / 2].position
+        var fromMiddle: [StoredEvent] = []
+        try log.forEachEvent(from: middle, maxCount: 10) { fromMiddle.append($0.stored) }
+        #expect(fromMiddle == Array(try log.readAll(from: middle, maxCount: 10)))
+        #expect(try log.forEachEvent(from: log.headPosition + 5) { _ in Issue.record("lent past the end") } == log.headPosition + 5)
+        #expect(try log.forEachEvent(from: 0, maxCount: 0) { _ in Issue.record("lent with maxCount 0") } == 0)
+    }
+
+    @Test func aStreamLentIsWhatReadReturnsInEveryDirectionAndRange() async throws {
+        let directory = TemporaryDirectory("lending-streams")
+        defer { directory.remove() }
+        let log = try await Self.makeStore(directory)
+        defer { log.close() }
+        for stream in ["small/0", "large/1", "bulk/1", "gone/1", "never/1"] {
+            for (from, maxCount, direction) in [(nil, Int.max, EventLog.Direction.forward), (3, 5, .forward), (nil, 4, .backward), (7, 3, .backward)] {
+                var lent: [StoredEvent] = []
+                let count = try log.forEachEvent(in: stream, from: from, maxCount: maxCount, direction: direction) { lent.append($0.stored) }
+                let read = try log.read(stream: stream, from: from, maxCount: maxCount, direction: direction)
+                #expect(lent == read, "\(stream) from \(String(describing: from)) \(direction)")
+                #expect(count == read.count)
+            }
+        }
+    }
+
+    struct Stop: Error {}
+
+    @Test func whatTheClosureThrowsEndsTheReadAsItIs() async throws {
+        let directory = TemporaryDirectory("lending-throws")
+        defer { directory.remove() }
+        let log = try await Self.makeStore(directory)
+        defer { log.close() }
+        var seen = 0
+        #expect(throws: Stop.self) {
+            try log.forEachEvent { _ in
+                seen += 1
+                if seen == 5 { throw Stop() }
+            }
+        }
+        #expect(seen == 5)
+        #expect(throws: Stop.self) { try log.forEachEvent(in: "bulk/1") { _ in throw Stop() } }
+    }
+
+    /// Zeroes 8 bytes in the middle of the fourth event frame (positions 30...39).
+    static func damageFourthFrame(_ directory: TemporaryDirectory) throws {
+        let segment = try #require(try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.hasSuffix(".dseg") }.sorted().first)
+        let offsets = try Fixture.eventFrameOffsets(of: directory.file(segment))
+        let handle = try #require(FileHandle(forUpdatingAtPath: directory.file(segment)))
+        try handle.seek(toOffset: UInt64(offsets[3] + 60))
+        handle.write(Data(repeating: 0, count: 8))
+        try handle.close()
+    }
+
+    /// Damage found at open (the scan), or only when the frame is read (it happened after).
+    @Test(arguments: [true, false]) func eventsBeforeDamageAreLentAndTheNextReadReportsIt(damagedBeforeOpen: Bool) async throws {
+        let directory = TemporaryDirectory("lending-damage")
+        defer { directory.remove() }
+        do {
+            let log = try Fixture.open(directory, useIndexFile: false)
+            for round in 0..<6 { try await log.append(Fixture.events(10, size: 50), to: "s/\(round)") }
+            log.close()
+        }
+        if damagedBeforeOpen { try Self.damageFourthFrame(directory) }
+        var options = EventLog.Options()
+        options.readOnly = true
+        options.useIndexFile = false
+        let log = try EventLog.open(at: directory.path, options: options)
+        defer { log.close() }
+        if !damagedBeforeOpen { try Self.damageFourthFrame(directory) }
+        var lent: [StoredEvent] = []
+        let next = try log.forEachEvent { lent.append($0.stored) }
+        #expect(lent.count == 30 && lent.map(\.position) == Array(0..<30))
+        #expect(next == 30)
+        #expect(throws: StoreError.self) { try log.forEachEvent(from: next) { _ in } }
+        #expect(throws: StoreError.self) { try log.forEachEvent(in: "s/3") { _ in } }
+        // After the damage, reading goes on from the next frame, as readAll does.
+        var after: [StoredEvent] = []
+        try log.forEachEvent(from: 40) { after.append($0.stored) }
+        #expect(after == (try log.readAll(from: 40)))
+    }
+}
