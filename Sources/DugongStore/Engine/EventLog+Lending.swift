@@ -33,6 +33,8 @@ extension EventLog {
     ///
     /// - Returns: how many events were lent.
     /// - Throws: as ``read(stream:from:maxCount:direction:)`` does, or what `body` throws.
+    ///   Unlike `read`, which returns nothing when it throws, the events before a damaged frame
+    ///   found during the read have been lent by then (damage found at open is reported first).
     @discardableResult
     public func forEachEvent(
         in stream: String, from version: Int? = nil, maxCount: Int = .max, direction: Direction = .forward,
