@@ -180,43 +180,66 @@ struct ByteReader {
     }
 }
 
-/// The last few names decoded from a frame, so that repeated ones are not decoded and allocated
-/// again. Bounded: it keeps 8.
+/// The last few names decoded (from a frame, or a whole read's frames), so that repeated ones
+/// are not validated and allocated again. Bounded: it keeps 8.
 struct NameTable {
-    private var names: [(bytes: [UInt8], name: String)] = []
+    /// The first and last 8 bytes of a name (zero-padded when shorter) and its length.
+    private struct Key: Equatable {
+        var count: Int
+        var head: UInt64
+        var tail: UInt64
+
+        @inline(__always)
+        init(_ raw: UnsafeRawBufferPointer) {
+            count = raw.count
+            if count >= 8 {
+                head = raw.loadUnaligned(as: UInt64.self)
+                tail = raw.loadUnaligned(fromByteOffset: count - 8, as: UInt64.self)
+            } else {
+                var word: UInt64 = 0
+                for index in 0..<count { word |= UInt64(raw[index]) << (8 * UInt64(index)) }
+                head = word
+                tail = word
+            }
+        }
+    }
+
+    // Parallel arrays: the keys (plain words) are compared without retaining anything.
+    private var keys: [Key] = []
+    private var bytes: [[UInt8]] = []
+    private var names: [String] = []
     private var next = 0
     /// The entry found last: names come in runs (a commit's stream, its events' type).
     private var lastFound = 0
 
     mutating func lookup(_ raw: UnsafeRawBufferPointer) -> String? {
-        if lastFound < names.count, Self.holds(names[lastFound].bytes, raw) { return names[lastFound].name }
-        for index in names.indices where Self.holds(names[index].bytes, raw) {
+        let key = Key(raw)
+        if lastFound < keys.count, keys[lastFound] == key, holds(lastFound, raw) { return names[lastFound] }
+        for index in keys.indices where keys[index] == key && holds(index, raw) {
             lastFound = index
-            return names[index].name
+            return names[index]
         }
         return nil
     }
 
+    /// Whether entry `index`, whose key matches, holds `raw` (the key says it all up to 16 bytes).
     @inline(__always)
-    private static func holds(_ bytes: [UInt8], _ raw: UnsafeRawBufferPointer) -> Bool {
-        guard bytes.count == raw.count else { return false }
-        return bytes.withUnsafeBytes { known in
-            // Names are short: up to 16 bytes compared as two words (no call to memcmp).
-            let count = raw.count
-            guard count <= 16, count >= 8 else { return memcmp(known.baseAddress!, raw.baseAddress!, count) == 0 }
-            return known.loadUnaligned(as: UInt64.self) == raw.loadUnaligned(as: UInt64.self)
-                && known.loadUnaligned(fromByteOffset: count - 8, as: UInt64.self)
-                    == raw.loadUnaligned(fromByteOffset: count - 8, as: UInt64.self)
-        }
+    private func holds(_ index: Int, _ raw: UnsafeRawBufferPointer) -> Bool {
+        raw.count <= 16 || bytes[index].withUnsafeBytes { memcmp($0.baseAddress!, raw.baseAddress!, raw.count) == 0 }
     }
 
     mutating func remember(_ name: String) {
-        let entry = (Array(name.utf8), name)
-        guard !entry.0.isEmpty else { return }
-        if names.count < 8 {
-            names.append(entry)
+        let utf8 = Array(name.utf8)
+        guard !utf8.isEmpty else { return }
+        let key = utf8.withUnsafeBytes { Key($0) }
+        if keys.count < 8 {
+            keys.append(key)
+            bytes.append(utf8)
+            names.append(name)
         } else {
-            names[next] = entry
+            keys[next] = key
+            bytes[next] = utf8
+            names[next] = name
             next = (next + 1) % 8
         }
     }
