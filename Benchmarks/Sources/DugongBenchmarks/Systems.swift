@@ -105,9 +105,12 @@ final class DugongSystem: SystemUnderTest, @unchecked Sendable {
         }
     }
 
+    // Replays use the lending reads: each event looked at in place, as a replay or a
+    // projection does (readAll and read(stream:) copy every event into a StoredEvent).
     func replay(stream: String) async throws -> (events: Int, bytes: Int) {
-        let events = try log.read(stream: stream)
-        return (events.count, events.reduce(0) { $0 + $1.data.count })
+        var bytes = 0
+        let count = try log.forEachEvent(in: stream) { bytes += $0.dataCount }
+        return (count, bytes)
     }
 
     func replayAll() async throws -> (events: Int, bytes: Int) {
@@ -115,11 +118,12 @@ final class DugongSystem: SystemUnderTest, @unchecked Sendable {
         var count = 0
         var bytes = 0
         while true {
-            let page = try log.readAll(from: position, maxCount: 4096)
-            guard let last = page.last else { break }
-            count += page.count
-            for event in page { bytes += event.data.count }
-            position = last.position + 1
+            let next = try log.forEachEvent(from: position, maxCount: 4096) { event in
+                count += 1
+                bytes += event.dataCount
+            }
+            if next == position { break }
+            position = next
         }
         return (count, bytes)
     }

@@ -266,7 +266,8 @@ final class FrameCache: Sendable {
         let key = Key(salt: segment.salt, offset: location.offset)
         if let cached = state.withLock({ $0.frames[key] }) { return cached }
         let events = try Self.decode(at: location.offset, in: segment) { header, bytes, dictionary in
-            try FrameReader.events(of: header, in: bytes, at: location.offset, dictionary: dictionary)
+            try FrameReader.events(
+                of: header, in: bytes, at: location.offset, dictionary: dictionary.bytes, dictionaryCheck: dictionary.check)
         }
         try Self.check(events.first?.position, events.last?.position, against: frame, in: segment)
         guard remember else { return events }
@@ -288,7 +289,7 @@ final class FrameCache: Sendable {
     /// - Throws: ``StoreError/corruption(segment:offset:reason:)`` when it fails its checks.
     static func records(at offset: Int, in segment: Segment) throws -> [Record] {
         try decode(at: offset, in: segment) { header, bytes, dictionary in
-            try FrameReader.records(of: header, in: bytes, at: offset, dictionary: dictionary)
+            try FrameReader.records(of: header, in: bytes, at: offset, dictionary: dictionary.bytes, dictionaryCheck: dictionary.check)
         }
     }
 
@@ -305,7 +306,7 @@ final class FrameCache: Sendable {
     /// Verifies the frame at `offset` and runs `decoder` on it; damage becomes a corruption error.
     private static func decode<R>(
         at offset: Int, in segment: Segment,
-        _ decoder: (FrameHeader, UnsafeRawBufferPointer, [UInt8]) throws -> R
+        _ decoder: (FrameHeader, UnsafeRawBufferPointer, (bytes: [UInt8], check: UInt16)) throws -> R
     ) throws -> R {
         try segment.withBytes { bytes in try verified(at: offset, in: segment, bytes: bytes, decoder) }
     }
@@ -313,12 +314,12 @@ final class FrameCache: Sendable {
     /// ``decode(at:in:_:)`` on the segment's bytes, mapped by the caller.
     static func verified<R>(
         at offset: Int, in segment: Segment, bytes: UnsafeRawBufferPointer,
-        _ decoder: (FrameHeader, UnsafeRawBufferPointer, [UInt8]) throws -> R
+        _ decoder: (FrameHeader, UnsafeRawBufferPointer, (bytes: [UInt8], check: UInt16)) throws -> R
     ) throws -> R {
         switch FrameReader.probe(bytes, at: offset, salt: segment.salt) {
         case .frame(let header):
             do {
-                return try decoder(header, bytes, segment.dictionary(before: offset))
+                return try decoder(header, bytes, segment.dictionaryAndCheck(before: offset))
             } catch {
                 throw StoreError.corruption(segment: segment.name, offset: offset, reason: "\(error)")
             }

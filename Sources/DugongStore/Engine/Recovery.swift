@@ -299,8 +299,9 @@ private struct SegmentScan {
                 : "frame of batch \(header.batch) follows batch \(lastBatch), which did not end"
         }
         do {
+            let dictionary = segment.dictionaryAndCheck(before: offset)
             let records = try FrameReader.records(
-                of: header, in: bytes, at: offset, dictionary: segment.dictionary(before: offset))
+                of: header, in: bytes, at: offset, dictionary: dictionary.bytes, dictionaryCheck: dictionary.check)
             // A frame that ends its batch alone (the usual case) is checked without copying.
             let grouped = IndexRecord.grouping(records)
             let batch = pending.isEmpty ? grouped : pending.flatMap(\.records) + grouped

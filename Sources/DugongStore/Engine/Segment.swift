@@ -12,8 +12,10 @@ final class Segment: @unchecked Sendable {
     let header: SegmentHeader
     let file: File
     let map: MappedRegion
-    /// The dictionary records of the segment, by the offset of their frame, ascending.
-    private let dictionaryList = Mutex<[(offset: Int, bytes: [UInt8])]>([])
+    /// The dictionary records of the segment, by the offset of their frame, ascending, each with
+    /// its ``FrameHeader/dictionaryCheck`` (computed once: a CRC of 4 KiB per small frame read was
+    /// a tenth of a stream read's work).
+    private let dictionaryList = Mutex<[(offset: Int, bytes: [UInt8], check: UInt16)]>([])
 
     var capacity: Int { map.count }
     /// The file's size when it was opened, before a writable open extended it.
@@ -24,7 +26,7 @@ final class Segment: @unchecked Sendable {
     func register(dictionary bytes: [UInt8], at offset: Int) {
         dictionaryList.withLock { list in
             precondition(list.last.map { $0.offset < offset } ?? true, "dictionaries are registered in order")
-            list.append((offset, bytes))
+            list.append((offset, bytes, FrameBuilder.check(of: bytes)))
         }
     }
 
@@ -38,9 +40,14 @@ final class Segment: @unchecked Sendable {
         dictionaryList.withLock { list in list.last { $0.offset < offset }?.bytes ?? [] }
     }
 
+    /// ``dictionary(before:)`` and its ``FrameHeader/dictionaryCheck``.
+    func dictionaryAndCheck(before offset: Int) -> (bytes: [UInt8], check: UInt16) {
+        dictionaryList.withLock { list in list.last { $0.offset < offset }.map { ($0.bytes, $0.check) } ?? ([], 0) }
+    }
+
     /// Every dictionary registered, by frame offset.
     var dictionaries: [(offset: Int, bytes: [UInt8])] {
-        dictionaryList.withLock { $0 }
+        dictionaryList.withLock { $0.map { ($0.offset, $0.bytes) } }
     }
 
     /// Whether a frame written at the end now would have a dictionary.

@@ -279,13 +279,16 @@ enum FrameReader {
 
     /// Decodes the records of a frame whose checksum was verified by ``probe(_:at:)``.
     /// `dictionary` is the dictionary in effect at the frame (the segment's last dictionary
-    /// record before it), empty when there is none.
+    /// record before it), empty when there is none; `dictionaryCheck` its check when known.
     /// - Throws: ``FrameDamage`` when the payload does not decode as its header says.
     static func records(
         of header: FrameHeader, in bytes: UnsafeRawBufferPointer, at offset: Int, dictionary: [UInt8],
-        headerSize: Int = Layout.frameHeaderSize
+        dictionaryCheck: UInt16? = nil, headerSize: Int = Layout.frameHeaderSize
     ) throws -> [Record] {
-        try payload(of: header, in: bytes, at: offset + headerSize - Layout.frameHeaderSize, dictionary: dictionary) { payload in
+        try payload(
+            of: header, in: bytes, at: offset + headerSize - Layout.frameHeaderSize, dictionary: dictionary,
+            dictionaryCheck: dictionaryCheck
+        ) { payload in
             try decode(payload, header)
         }
     }
@@ -300,9 +303,9 @@ enum FrameReader {
 
     /// Decodes a verified frame's events only (the read path), skipping its other records.
     static func events(
-        of header: FrameHeader, in bytes: UnsafeRawBufferPointer, at offset: Int, dictionary: [UInt8]
+        of header: FrameHeader, in bytes: UnsafeRawBufferPointer, at offset: Int, dictionary: [UInt8], dictionaryCheck: UInt16? = nil
     ) throws -> [StoredEvent] {
-        try payload(of: header, in: bytes, at: offset, dictionary: dictionary) { payload in
+        try payload(of: header, in: bytes, at: offset, dictionary: dictionary, dictionaryCheck: dictionaryCheck) { payload in
             var events: [StoredEvent] = []
             events.reserveCapacity(Int(header.eventCount))
             var names = NameTable()
@@ -317,11 +320,13 @@ enum FrameReader {
     /// bytes or from `scratch` (the payload inflated): valid until `scratch` is used again.
     /// `names` may come from earlier frames (names repeat across frames too).
     static func eventFields(
-        of header: FrameHeader, in bytes: UnsafeRawBufferPointer, at offset: Int, dictionary: [UInt8],
+        of header: FrameHeader, in bytes: UnsafeRawBufferPointer, at offset: Int, dictionary: (bytes: [UInt8], check: UInt16),
         scratch: ScratchBuffer, names: inout NameTable, into fields: inout [EventFields]
     ) throws {
         fields.removeAll(keepingCapacity: true)
-        try payload(of: header, in: bytes, at: offset, dictionary: dictionary, scratch: scratch) { payload in
+        try payload(
+            of: header, in: bytes, at: offset, dictionary: dictionary.bytes, dictionaryCheck: dictionary.check, scratch: scratch
+        ) { payload in
             try walk(payload, header, names: &names) { record in
                 if case .event(let event) = record { fields.append(event) }
             }
@@ -332,7 +337,7 @@ enum FrameReader {
     /// `scratch` when given, else in an array of its own).
     private static func payload<R>(
         of header: FrameHeader, in bytes: UnsafeRawBufferPointer, at offset: Int, dictionary: [UInt8],
-        scratch: ScratchBuffer? = nil, _ body: (UnsafeRawBufferPointer) throws -> R
+        dictionaryCheck: UInt16? = nil, scratch: ScratchBuffer? = nil, _ body: (UnsafeRawBufferPointer) throws -> R
     ) throws -> R {
         let start = offset + Layout.frameHeaderSize
         let stored = UnsafeRawBufferPointer(rebasing: bytes[start..<start + Int(header.storedLength)])
@@ -340,17 +345,17 @@ enum FrameReader {
         if header.usesDictionary && dictionary.isEmpty {
             throw FrameDamage("compressed with a dictionary, but no dictionary precedes it in its segment")
         }
-        if header.usesDictionary && FrameBuilder.check(of: dictionary) != header.dictionaryCheck {
+        if header.usesDictionary && (dictionaryCheck ?? FrameBuilder.check(of: dictionary)) != header.dictionaryCheck {
             throw FrameDamage("compressed with another dictionary than the one in effect")
         }
         let preset = header.usesDictionary ? dictionary : []
-        let damage = FrameDamage("payload does not inflate to \(header.rawLength) bytes")
+        func damage() -> FrameDamage { FrameDamage("payload does not inflate to \(header.rawLength) bytes") }
         if let scratch {
             let output = scratch.bytes(count: Int(header.rawLength))
-            guard Compression.inflate(stored, into: output, dictionary: preset) else { throw damage }
+            guard Compression.inflate(stored, into: output, dictionary: preset) else { throw damage() }
             return try body(UnsafeRawBufferPointer(output))
         }
-        guard let raw = Compression.inflate(stored, count: Int(header.rawLength), dictionary: preset) else { throw damage }
+        guard let raw = Compression.inflate(stored, count: Int(header.rawLength), dictionary: preset) else { throw damage() }
         return try raw.withUnsafeBytes { try body($0) }
     }
 

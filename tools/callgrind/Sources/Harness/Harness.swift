@@ -43,6 +43,13 @@ struct Harness {
     }
 
     @inline(never)
+    static func readStream(_ log: EventLog, _ stream: String) throws -> Int {
+        var bytes = 0
+        let count = try log.forEachEvent(in: stream) { bytes += $0.dataCount }
+        return count + bytes * 0
+    }
+
+    @inline(never)
     static func follow(_ reader: EventLog, next: inout UInt64) throws {
         try reader.refresh()
         for event in try reader.readAll(from: next) { next = event.position + 1 }
@@ -101,6 +108,23 @@ struct Harness {
             let log = try EventLog.open(at: arguments[3], options: .init(createIfMissing: true))
             for commit in commits { try await log.append(commit.events, to: commit.stream) }
             log.close()
+        } else if mode == "interleaved" {
+            // `interleaved N DIR`: N events in 2-event commits over 100 streams (each stream's
+            // events spread over many small frames), then every stream read back with the
+            // lending stream read; measure.sh counts the reads only (--toggle-collect).
+            let count = Int(arguments[2])!
+            let log = try EventLog.open(at: arguments[3], options: .init(createIfMissing: true))
+            for commit in 0..<(count / 2) {
+                try await log.append([event(commit * 2), event(commit * 2 + 1)], to: "s/\(commit % 100)")
+            }
+            log.close()
+            var options = EventLog.Options()
+            options.readOnly = true
+            let reader = try EventLog.open(at: arguments[3], options: options)
+            var total = 0
+            for stream in 0..<100 { total += try readStream(reader, "s/\(stream)") }
+            reader.close()
+            print(total)
         } else if mode == "follow" {
             // `follow K DIR`: a reader beside a writer of the same process; the writer makes K
             // one-event commits and after each the reader refreshes and reads what is new.
