@@ -60,13 +60,17 @@ for mode in append replay replay-copies ideal-append ideal-replay; do
     per[$mode]=$(( (large - small) / 20000 ))
     echo "$mode: ${per[$mode]} instructions per event"
 done
-# interleaved: a stream read (lending) from 2-event frames, per event read: 4,000 and 8,000
-# events in 2-event commits over 100 streams, every stream read, only the reads counted.
-small=0; large=0
-for n in 4000 8000; do
-    rm -rf "$work/interleaved-$n"
-    total=$(count --toggle-collect='*10readStream*' "$work/harness" interleaved $n "$work/interleaved-$n")
-    if [[ $n == 4000 ]]; then small=$total; else large=$total; fi
+# stream reads (lending), per event read: 4,000 and 8,000 events in 2-event commits over 100
+# streams, every stream read, only the reads counted (--toggle-collect); the same with 100-event
+# commits (40,000 and 80,000 events: 4 and 8 frames per stream).
+for size in 2 100; do
+    small=0; large=0
+    for n in $(( 2000 * size )) $(( 4000 * size )); do
+        [[ $size == 100 ]] && n=$(( n / 5 ))
+        rm -rf "$work/interleaved-$n"
+        total=$(count --toggle-collect='*10readStream*' "$work/harness" interleaved $n "$work/interleaved-$n" $size)
+        if [[ $small == 0 ]]; then small=$total; first=$n; else large=$total; fi
+    done
+    echo "stream read from $size-event frames: $(( (large - small) / (n - first) )) instructions per event"
 done
-echo "stream read from 2-event frames: $(( (large - small) / 4000 )) instructions per event"
 echo "append ÷ ideal log: $(( per[append] * 100 / per[ideal-append] )) %; replay ÷ ideal log: $(( per[replay] * 100 / per[ideal-replay] )) %"

@@ -221,7 +221,7 @@ enum MemoryProbe {
         log.close()
     }
 
-    private static func residentKilobytes() -> (anonymous: Int, file: Int) {
+    static func residentKilobytes() -> (anonymous: Int, file: Int) {
         let status = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
         func field(_ name: String) -> Int {
             let line = status.split(separator: "\n").first { $0.hasPrefix(name + ":") } ?? ""

@@ -4,10 +4,22 @@ import Foundation
 // workload, interleaved (A B C D A B C D …), medians of the repetitions, ratios in one run.
 //
 //   swift run -c release --package-path Benchmarks DugongBenchmarks [--quick] [--repetitions N] [--systems …] [--json FILE]
+//   swift run -c release --package-path Benchmarks DugongBenchmarks --scale [--quick]   (the many-streams figures)
 
 let arguments = Array(CommandLine.arguments.dropFirst())
 if arguments.first == MemoryProbe.flag, arguments.count == 2 {
     try MemoryProbe.runChild(store: arguments[1])
+    exit(0)
+}
+if arguments.first == Scale.childFlag, arguments.count == 3, let streams = Int(arguments[2]) {
+    try Scale.runChild(store: arguments[1], streams: streams)
+    exit(0)
+}
+if arguments.first == Scale.flag {
+    let root = FileManager.default.temporaryDirectory.appendingPathComponent("dugong-scale-\(getpid())").path
+    try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: root) }
+    try await Scale.run(quick: arguments.contains("--quick"), root: root)
     exit(0)
 }
 
@@ -38,6 +50,7 @@ while index < arguments.count {
         jsonPath = arguments[index]
     case "--help", "-h":
         print("usage: DugongBenchmarks [--quick] [--repetitions N] [--systems dugong,sqlite,rocksdb,ideal] [--json FILE]")
+        print("       DugongBenchmarks --scale [--quick]   (many streams: open time and index memory)")
         exit(0)
     default:
         FileHandle.standardError.write(Data("unknown argument \(arguments[index]); try --help\n".utf8))

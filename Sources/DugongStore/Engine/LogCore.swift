@@ -86,19 +86,26 @@ final class LogCore: Sendable {
     /// Each position's segment and frame, resolved under the lock (decoding happens outside it).
     private func locate(_ positions: [UInt64]) throws -> [(UInt64, Segment, EventFrame)] {
         try shared.withLock { shared in
-            try positions.map { position in
+            let frames = shared.index.eventFrames
+            // A stream's positions come in runs within a frame (a commit): the frame found for
+            // one position is tried first for the next (a search per position before).
+            var last: (frame: EventFrame, segment: Segment)?
+            return try positions.map { position in
                 if position >= StreamIndex.damagedMarker {
                     let which = Int(position - StreamIndex.damagedMarker)
                     let damage = shared.index.damage.indices.contains(which) ? shared.index.damage[which] : shared.index.damage.last
                     throw damage?.error ?? StoreError.corruption(segment: "?", offset: 0, reason: "event lost to damage")
                 }
-                let frames = shared.index.eventFrames
+                if let last, last.frame.firstPosition <= position, position <= last.frame.lastPosition {
+                    return (position, last.segment, last.frame)
+                }
                 let frameIndex = shared.index.frameIndex(atOrAfter: position)
                 guard frameIndex < frames.count, frames[frameIndex].firstPosition <= position else {
                     throw StoreError.corruption(segment: "?", offset: 0, reason: "position \(position) is indexed but in no frame")
                 }
                 let frame = frames[frameIndex]
-                return (position, shared.segments[frame.location.segment], frame)
+                last = (frame, shared.segments[frame.location.segment])
+                return (position, last!.segment, frame)
             }
         }
     }

@@ -112,10 +112,12 @@ struct Harness {
             // `interleaved N DIR`: N events in 2-event commits over 100 streams (each stream's
             // events spread over many small frames), then every stream read back with the
             // lending stream read; measure.sh counts the reads only (--toggle-collect).
+            // `interleaved N DIR K`: commits of K events instead of 2.
             let count = Int(arguments[2])!
+            let size = arguments.count > 4 ? Int(arguments[4])! : 2
             let log = try EventLog.open(at: arguments[3], options: .init(createIfMissing: true))
-            for commit in 0..<(count / 2) {
-                try await log.append([event(commit * 2), event(commit * 2 + 1)], to: "s/\(commit % 100)")
+            for commit in 0..<(count / size) {
+                try await log.append((0..<size).map { event(commit * size + $0) }, to: "s/\(commit % 100)")
             }
             log.close()
             var options = EventLog.Options()
