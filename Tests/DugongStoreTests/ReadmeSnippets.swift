@@ -20,10 +20,13 @@ struct StoreReadmeSnippets {
                 to: "account/42", expecting: .noStream)        // durable (fdatasync) when it returns
             print(commit.lastVersion, commit.lastPosition)   // 1 0
             for event in try log.read(stream: "account/42") { print(event.version, event.type) }
+            var bytes = 0                                    // a replay: each event lent in place, not copied
+            try log.forEachEvent(from: 0) { event in bytes += event.withData { $0.count } }
             let tail = Task {                                // catch-up, then live; ends when the log closes
                 for try await event in log.subscribe(from: 0) { print(event.position, event.type) }
             }
             #expect(commit.lastVersion == 1 && commit.lastPosition == 0)
+            #expect(bytes == 14)
             _ = tail
 
             let store = EventLogStore(log: log)              // an EventStore

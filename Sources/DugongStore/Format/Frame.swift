@@ -404,7 +404,7 @@ final class ScratchBuffer {
         precondition(count >= 0)
         if count > capacity {
             start?.deallocate()
-            capacity = max(count, 64 << 10)
+            capacity = max(count, capacity * 2, 4 << 10)
             start = .allocate(byteCount: capacity, alignment: 16)
         }
         return UnsafeMutableRawBufferPointer(start: start, count: count)
