@@ -122,10 +122,37 @@ struct PayloadBuffer {
             position += 16
         }
 
+        /// A varint length, then the string's UTF-8 (in place for a native string).
+        @inline(__always) mutating func lengthPrefixed(_ text: String) {
+            // The closure gets a copy and returns where it ended: no captured `var`.
+            position = withUTF8(of: text) { [self] utf8 in
+                var cursor = self
+                cursor.lengthPrefixed(UnsafeRawBufferPointer(utf8))
+                return cursor.position
+            }
+        }
+
+        /// A varint length, then the bytes.
+        @inline(__always) mutating func lengthPrefixed(_ data: Data) {
+            position = data.withUnsafeBytes { [self] bytes in
+                var cursor = self
+                cursor.lengthPrefixed(bytes)
+                return cursor.position
+            }
+        }
+
         /// A varint length, then the bytes.
         @inline(__always) mutating func lengthPrefixed(_ bytes: UnsafeRawBufferPointer) {
             varint(UInt64(bytes.count))
             raw(bytes)
         }
     }
+}
+
+/// Calls `body` with the UTF-8 of `text` (in place for a native string; no `var` to capture: a
+/// captured `var` costs a dynamic exclusivity check per access).
+@inline(__always)
+private func withUTF8<R>(of text: String, _ body: (UnsafeBufferPointer<UInt8>) -> R) -> R {
+    if let result = text.utf8.withContiguousStorageIfAvailable(body) { return result }
+    return Array(text.utf8).withUnsafeBufferPointer(body)
 }

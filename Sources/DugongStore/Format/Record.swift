@@ -19,48 +19,20 @@ extension PayloadBuffer {
         timestampMilliseconds: Int64, data: Data, metadata: Data
     ) {
         precondition(version >= 1 && positionDelta < Layout.maximumPosition)
-        // Each field is stored by a closure of its own that returns where it ended: nested
-        // closures capturing a cursor cost a dynamic exclusivity check per capture.
         let most = 2 + Cursor.maximumVarintSize * 6 + 16 + 8 + stream.utf8.count + type.utf8.count + data.count + metadata.count
         var cursor = reserve(most)
         cursor.u8(Layout.RecordType.event.rawValue)
         cursor.u8(endsCommit ? Layout.eventEndsCommit : 0)
         cursor.varint(positionDelta)
-        let afterStream = withUTF8(of: stream) { [cursor] stream in
-            var cursor = cursor
-            cursor.lengthPrefixed(UnsafeRawBufferPointer(stream))
-            return cursor
-        }
-        cursor = afterStream
+        cursor.lengthPrefixed(stream)
         cursor.varint(UInt64(version))
         cursor.uuid(id)
-        let afterType = withUTF8(of: type) { [cursor] type in
-            var cursor = cursor
-            cursor.lengthPrefixed(UnsafeRawBufferPointer(type))
-            return cursor
-        }
-        cursor = afterType
+        cursor.lengthPrefixed(type)
         cursor.u64(UInt64(bitPattern: timestampMilliseconds))
-        let afterData = data.withUnsafeBytes { [cursor] data in
-            var cursor = cursor
-            cursor.lengthPrefixed(data)
-            return cursor
-        }
-        let afterMetadata = metadata.withUnsafeBytes { [afterData] metadata in
-            var cursor = afterData
-            cursor.lengthPrefixed(metadata)
-            return cursor
-        }
-        keep(upTo: afterMetadata)
+        cursor.lengthPrefixed(data)
+        cursor.lengthPrefixed(metadata)
+        keep(upTo: cursor)
     }
-}
-
-/// Calls `body` with the UTF-8 of `text` (in place for a native string; no `var` to capture: a
-/// captured `var` costs a dynamic exclusivity check per access).
-@inline(__always)
-private func withUTF8<R>(of text: String, _ body: (UnsafeBufferPointer<UInt8>) -> R) -> R {
-    if let result = text.utf8.withContiguousStorageIfAvailable(body) { return result }
-    return Array(text.utf8).withUnsafeBufferPointer(body)
 }
 
 extension ByteWriter {
