@@ -209,14 +209,21 @@ struct NameTable {
     private var bytes: [[UInt8]] = []
     private var names: [String] = []
     private var next = 0
-    /// The entry found last: names come in runs (a commit's stream, its events' type).
+    /// The two entries found last, tried first: names come in runs of pairs (each event of a
+    /// commit has its stream's name and its type, one after the other).
     private var lastFound = 0
+    private var foundBefore = 0
 
     mutating func lookup(_ raw: UnsafeRawBufferPointer) -> String? {
         let key = Key(raw)
+        // The entry found before the last one first: the other name of the pair came last.
+        if foundBefore < keys.count, keys[foundBefore] == key, holds(foundBefore, raw) {
+            (foundBefore, lastFound) = (lastFound, foundBefore)
+            return names[lastFound]
+        }
         if lastFound < keys.count, keys[lastFound] == key, holds(lastFound, raw) { return names[lastFound] }
         for index in keys.indices where keys[index] == key && holds(index, raw) {
-            lastFound = index
+            (foundBefore, lastFound) = (lastFound, index)
             return names[index]
         }
         return nil
