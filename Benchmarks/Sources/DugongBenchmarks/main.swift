@@ -18,8 +18,11 @@ if arguments.first == Scale.childFlag, arguments.count == 3, let streams = Int(a
 if arguments.first == Scale.flag {
     let root = FileManager.default.temporaryDirectory.appendingPathComponent("dugong-scale-\(getpid())").path
     try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
-    defer { try? FileManager.default.removeItem(atPath: root) }
-    try await Scale.run(quick: arguments.contains("--quick"), root: root)
+    // Removed before exiting either way (`exit` does not run `defer`).
+    var failure: (any Error)?
+    do { try await Scale.run(quick: arguments.contains("--quick"), root: root) } catch { failure = error }
+    try? FileManager.default.removeItem(atPath: root)
+    if let failure { throw failure }
     exit(0)
 }
 
