@@ -31,6 +31,32 @@ struct FormatExampleTests {
         return bytes
     }
 
+    /// The writer encodes a commit straight from its `NewEvent`s; the example (and compaction)
+    /// encode `StoredEvent`s. Both must give the same bytes, so that FORMAT.md describes what the
+    /// writer writes: a commit of three events (metadata, empty data, the last ending it).
+    @Test func theWritersEncodingIsTheDocumentedOne() {
+        let owner = Data(#"{"owner":"Ada"}"#.utf8)
+        let events: [NewEvent] = (0..<3).map { (index: Int) -> NewEvent in
+            let id = UUID(uuidString: "0011223\(index)-4455-6677-8899-AABBCCDDEEFF")!
+            let timestamp = Date(millisecondsSince1970: 1_732_862_695_123 + Int64(index))
+            let data: Data = index == 1 ? Data() : owner
+            let metadata: Data = index == 2 ? Data(#"{"m":1}"#.utf8) : Data()
+            return NewEvent(id: id, type: "Opened", timestamp: timestamp, data: data, metadata: metadata)
+        }
+        var written = FrameBuilder(nextPosition: 7)
+        written.append(events, stream: "account/1", firstVersion: 3)
+        var documented = FrameBuilder(nextPosition: 7)
+        for (index, event) in events.enumerated() {
+            documented.append(StoredEvent(
+                stream: "account/1", version: 3 + index, position: 7 + UInt64(index), id: event.id, type: event.type,
+                timestampMilliseconds: event.timestamp.millisecondsSince1970, data: event.data, metadata: event.metadata,
+                endsCommit: index == 2))
+        }
+        #expect(written.payload.bytes == documented.payload.bytes)
+        #expect(written.records == documented.records)
+        #expect(written.sealed().encoded(salt: Self.salt, offset: 128) == documented.sealed().encoded(salt: Self.salt, offset: 128))
+    }
+
     /// The example store's manifest.
     static func exampleManifest() -> [UInt8] {
         Manifest(generation: 1, segments: [Manifest.Entry(name: "00000000000000000000.dseg", salt: salt)]).encoded()

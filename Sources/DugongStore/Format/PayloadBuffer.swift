@@ -4,16 +4,14 @@ import Foundation
 ///
 /// Event records are the bulk of every frame, so they are encoded in place: the room for a
 /// record's largest encoding is reserved first, then its fields are stored through a pointer,
-/// with no per-byte capacity, uniqueness or exclusivity checks (an `[UInt8]` built with
-/// `append` spent more instructions on those than on the bytes). A value type with
+/// with no per-byte capacity or uniqueness checks (an `[UInt8]` built with `append` spent more
+/// instructions on those than on the bytes). A value type with
 /// copy-on-write: a copy that is changed gets its own bytes.
 struct PayloadBuffer {
     private final class Storage {
-        // Unchecked: only the buffer's own mutating methods, on a uniquely referenced storage,
-        // change these (dynamic exclusivity checks were 3 calls per appended event).
-        @exclusivity(unchecked) var start: UnsafeMutableRawPointer
-        @exclusivity(unchecked) var count = 0
-        @exclusivity(unchecked) var capacity: Int
+        var start: UnsafeMutableRawPointer
+        var count = 0
+        var capacity: Int
 
         init(capacity: Int) {
             self.capacity = max(capacity, 64)

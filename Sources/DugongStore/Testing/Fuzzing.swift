@@ -21,7 +21,7 @@ public enum Fuzzing {
         }
     }
 
-    /// One frame at offset 0, checksum fixed: probed, decoded, its events decoded.
+    /// One frame at offset 0, checksum fixed: probed, decoded, its events decoded (copied and lent).
     static func frame(_ bytes: UnsafeRawBufferPointer) {
         var frame = Array(bytes)
         fixChecksums(&frame, from: 0)
@@ -29,6 +29,12 @@ public enum Fuzzing {
             guard case .frame(let header) = FrameReader.probe(raw, at: 0, salt: salt) else { return }
             _ = try? FrameReader.records(of: header, in: raw, at: 0, dictionary: [])
             _ = try? FrameReader.events(of: header, in: raw, at: 0, dictionary: Array(repeating: 7, count: 64))
+            // The lending reads' decoder: into a scratch buffer, names kept across frames.
+            var names = NameTable()
+            var fields: [EventFields] = []
+            _ = try? FrameReader.eventFields(
+                of: header, in: raw, at: 0, dictionary: ([], 0), scratch: ScratchBuffer(), names: &names, into: &fields)
+            for field in fields { _ = field.stored }
         }
     }
 
@@ -60,6 +66,7 @@ public enum Fuzzing {
             for stream in (try? log.streamNames().prefix(8)) ?? [] {
                 _ = try? log.read(stream: stream)
                 _ = try? log.read(stream: stream, direction: .backward)
+                _ = try? log.forEachEvent(in: stream, direction: .backward) { _ = $0.stored }
                 _ = try? log.latestSnapshot(of: stream)
             }
             _ = try? log.verify()
