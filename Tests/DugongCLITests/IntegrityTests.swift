@@ -296,6 +296,23 @@ struct IntegrityTests {
         #expect(try files.map { try Data(contentsOf: URL(fileURLWithPath: store + "/" + $0)) } == before)
     }
 
+    // v2 stores (before continuation records): read as they are, byte for byte what the version 2
+    // tool printed, and verified clean; `upgrade` has nothing to do.
+    @Test func aVersionTwoStoreReadsAsItDid() throws {
+        let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("DugongStoreTests/Fixtures")
+        let store = CLI.storePath("integrity-v2")
+        defer { Self.remove(store) }
+        try FileManager.default.copyItem(atPath: fixture.appendingPathComponent("v2-store").path, toPath: store)
+        let export = try CLI.run(["export", store])
+        let exported = try String(contentsOf: fixture.appendingPathComponent("v2-store.export.jsonl"), encoding: .utf8)
+        #expect(export.status == 0 && export.stdout == exported)
+        let all = try CLI.run(["read-all", store, "--limit", "1000", "--include-hidden"])
+        #expect(all.stdout == (try String(contentsOf: fixture.appendingPathComponent("v2-store.read-all.jsonl"), encoding: .utf8)))
+        #expect(try CLI.run(["verify", store]).status == 0)
+        #expect(try CLI.run(["upgrade", store]).stdout.contains("nothing to do"))
+    }
+
     // v1 stores: refused with the way out, and converted without losing anything.
     @Test func aVersionOneStoreIsRefusedThenUpgraded() throws {
         let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()

@@ -22,9 +22,14 @@ struct FormatExampleTests {
             stream: "account/1", version: 1, position: 0,
             id: UUID(uuidString: "00112233-4455-6677-8899-AABBCCDDEEFF")!, type: "Opened",
             timestampMilliseconds: 1_732_862_695_123, data: Data(#"{"owner":"Ada"}"#.utf8), metadata: Data(),
+            endsCommit: false))
+        first.append(StoredEvent(
+            stream: "account/1", version: 2, position: 1,
+            id: UUID(uuidString: "00112233-4455-6677-8899-AABBCCDDEE00")!, type: "Deposited",
+            timestampMilliseconds: 1_732_862_695_125, data: Data(#"{"amount":5}"#.utf8), metadata: Data(),
             endsCommit: true))
         first.sealed().write(into: &bytes, base: 0, salt: salt, batch: 0, endsBatch: true)
-        var second = FrameBuilder(nextPosition: 1)
+        var second = FrameBuilder(nextPosition: 2)
         second.append(StoredSnapshot(stream: "account/1", version: 1, data: Data(#"{"o":"Ada"}"#.utf8)))
         second.appendStreamMetadata(stream: "account/1", operation: .truncateBefore, version: 2)
         second.sealed().write(into: &bytes, base: 0, salt: salt, batch: 1, endsBatch: true)
@@ -105,14 +110,19 @@ struct FormatExampleTests {
         defer { log.close() }
         #expect(log.recovery.tornBytesDiscarded == 0 && log.recovery.corruptions.isEmpty)
         let events = try log.readAll()
-        #expect(events.count == 1)
+        #expect(events.count == 2)
         let event = try #require(events.first)
         #expect(event.stream == "account/1" && event.version == 1 && event.position == 0 && event.type == "Opened")
         #expect(event.id == UUID(uuidString: "00112233-4455-6677-8899-AABBCCDDEEFF"))
-        #expect(event.timestampMilliseconds == 1_732_862_695_123 && event.endsCommit)
+        #expect(event.timestampMilliseconds == 1_732_862_695_123 && !event.endsCommit)
         #expect(String(decoding: event.data, as: UTF8.self) == #"{"owner":"Ada"}"#)
-        #expect(try log.read(stream: "account/1").isEmpty, "truncated before version 2")
-        #expect(try log.info(stream: "account/1") == EventLog.StreamInfo(version: 1, firstVisibleVersion: 2, isTombstoned: false))
+        let continued = StoredEvent(
+            stream: "account/1", version: 2, position: 1, id: UUID(uuidString: "00112233-4455-6677-8899-AABBCCDDEE00")!,
+            type: "Deposited", timestampMilliseconds: 1_732_862_695_125, data: Data(#"{"amount":5}"#.utf8), metadata: Data(),
+            endsCommit: true)
+        #expect(events.last == continued)
+        #expect(try log.read(stream: "account/1") == [continued], "truncated before version 2")
+        #expect(try log.info(stream: "account/1") == EventLog.StreamInfo(version: 2, firstVisibleVersion: 2, isTombstoned: false))
         #expect(try log.latestSnapshot(of: "account/1") == StoredSnapshot(stream: "account/1", version: 1, data: Data(#"{"o":"Ada"}"#.utf8)))
     }
 }

@@ -118,7 +118,7 @@ struct FormatTests {
             return
         }
         #expect(header.firstPosition == 41 && header.eventCount == 2 && header.recordCount == 4)
-        let records = try frame.withUnsafeBytes { bytes throws in try FrameReader.records(of: header, in: bytes, at: 0, dictionary: []) }
+        let records = try frame.withUnsafeBytes { bytes throws in try FrameReader.records(of: header, in: bytes, at: 0, dictionary: [], formatVersion: Layout.formatVersion) }
         #expect(records == written)
         // The index sees the same records as the builder gave it, whether written or read.
         #expect(IndexRecord.grouping(records) == builder.records)
@@ -156,15 +156,15 @@ struct DictionaryTests {
         #expect(withDictionary.count < plain.count)
         let header = try #require(Self.header(withDictionary))
         #expect(header.isCompressed && header.usesDictionary)
-        let records = try withDictionary.withUnsafeBytes { try FrameReader.records(of: header, in: $0, at: 0, dictionary: dictionary) }
+        let records = try withDictionary.withUnsafeBytes { try FrameReader.records(of: header, in: $0, at: 0, dictionary: dictionary, formatVersion: Layout.formatVersion) }
         #expect(records == [.event(event)])
         #expect(throws: FrameDamage.self) {
-            try withDictionary.withUnsafeBytes { try FrameReader.records(of: header, in: $0, at: 0, dictionary: []) }
+            try withDictionary.withUnsafeBytes { try FrameReader.records(of: header, in: $0, at: 0, dictionary: [], formatVersion: Layout.formatVersion) }
         }
         var other = dictionary
         other[10] ^= 0x55
         #expect(throws: FrameDamage.self) {
-            try withDictionary.withUnsafeBytes { try FrameReader.records(of: header, in: $0, at: 0, dictionary: Array(other.reversed())) }
+            try withDictionary.withUnsafeBytes { try FrameReader.records(of: header, in: $0, at: 0, dictionary: Array(other.reversed()), formatVersion: Layout.formatVersion) }
         }
     }
 

@@ -225,7 +225,8 @@ final class FrameLending {
             do {
                 try FrameCache.verified(at: offset, in: segment, bytes: bytes) { header, bytes, dictionary in
                     try FrameReader.eventFields(
-                        of: header, in: bytes, at: offset, dictionary: dictionary, scratch: scratch, names: &names, into: &fields)
+                        of: header, in: bytes, at: offset, dictionary: dictionary, scratch: scratch,
+                        formatVersion: segment.header.formatVersion, names: &names, into: &fields)
                 }
                 try FrameCache.check(fields.first?.position, fields.last?.position, against: frame, in: segment)
             } catch where failingQuietly {
@@ -274,7 +275,8 @@ final class FrameCache: Sendable {
         if let cached = state.withLock({ $0.frames[key] }) { return cached }
         let events = try Self.decode(at: location.offset, in: segment) { header, bytes, dictionary in
             try FrameReader.events(
-                of: header, in: bytes, at: location.offset, dictionary: dictionary.bytes, dictionaryCheck: dictionary.check)
+                of: header, in: bytes, at: location.offset, dictionary: dictionary.bytes, dictionaryCheck: dictionary.check,
+                formatVersion: segment.header.formatVersion)
         }
         try Self.check(events.first?.position, events.last?.position, against: frame, in: segment)
         guard remember else { return events }
@@ -296,7 +298,9 @@ final class FrameCache: Sendable {
     /// - Throws: ``StoreError/corruption(segment:offset:reason:)`` when it fails its checks.
     static func records(at offset: Int, in segment: Segment) throws -> [Record] {
         try decode(at: offset, in: segment) { header, bytes, dictionary in
-            try FrameReader.records(of: header, in: bytes, at: offset, dictionary: dictionary.bytes, dictionaryCheck: dictionary.check)
+            try FrameReader.records(
+                of: header, in: bytes, at: offset, dictionary: dictionary.bytes, dictionaryCheck: dictionary.check,
+                formatVersion: segment.header.formatVersion)
         }
     }
 

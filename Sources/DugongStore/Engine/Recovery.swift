@@ -301,7 +301,8 @@ private struct SegmentScan {
         do {
             let dictionary = segment.dictionaryAndCheck(before: offset)
             let records = try FrameReader.records(
-                of: header, in: bytes, at: offset, dictionary: dictionary.bytes, dictionaryCheck: dictionary.check)
+                of: header, in: bytes, at: offset, dictionary: dictionary.bytes, dictionaryCheck: dictionary.check,
+                formatVersion: segment.header.formatVersion)
             // A frame that ends its batch alone (the usual case) is checked without copying.
             let grouped = IndexRecord.grouping(records)
             let batch = pending.isEmpty ? grouped : pending.flatMap(\.records) + grouped

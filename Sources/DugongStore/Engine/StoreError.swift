@@ -63,7 +63,7 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
         case .unsupportedFormat(let segment, let version) where version == 1:
             "segment \(segment) is of format version 1, which this build does not open: convert the store with `dugong upgrade <store>` (it keeps every event, position and version)"
         case .unsupportedFormat(let segment, let version):
-            "segment \(segment) says format version \(version), which this build cannot read (it reads version 2): a newer build may, or the header is damaged"
+            "segment \(segment) says format version \(version), which this build cannot read (it reads versions \(Layout.oldestReadableFormatVersion) to \(Layout.formatVersion)): a newer build may, or the header is damaged"
         case .commitTooLarge(let size, let maximum):
             "the commit takes \(size) bytes, over the maximum of \(maximum) per commit; split it into several commits"
         case .readOnly:

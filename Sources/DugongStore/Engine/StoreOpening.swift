@@ -209,7 +209,7 @@ struct SegmentSet {
         var bytes = [UInt8](repeating: 0, count: 10)
         let read = try bytes.withUnsafeMutableBytes { try file.read(into: $0, at: 0) }
         let version = bytes.withUnsafeBytes { SegmentHeader.version(of: UnsafeRawBufferPointer(rebasing: $0[0..<read])) }
-        if let version, version != Layout.formatVersion {
+        if let version, !(Layout.oldestReadableFormatVersion...Layout.formatVersion).contains(version) {
             throw StoreError.unsupportedFormat(segment: first.fileName, version: Int(version))
         }
     }

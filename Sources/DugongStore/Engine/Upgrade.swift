@@ -99,7 +99,7 @@ struct LegacyStore {
 
     static func read(directory: String) throws -> LegacyStore {
         var store = LegacyStore()
-        // Segments of version 2 without a manifest are what an interrupted upgrade wrote.
+        // Segments of a later version without a manifest are what an interrupted upgrade wrote.
         var names: [String] = []
         for entry in try Directory.entries(of: directory) {
             if entry.hasSuffix(Layout.temporarySuffix) {
@@ -107,7 +107,7 @@ struct LegacyStore {
             } else if Layout.SegmentName(fileName: entry) != nil {
                 let bytes = try File.contents(of: directory + "/" + entry, limit: Int(Int32.max)) ?? []
                 let version = bytes.withUnsafeBytes { SegmentHeader.version(of: $0) }
-                if version == Layout.formatVersion {
+                if let version, version > Layout.legacyFormatVersion {
                     try Directory.remove(directory + "/" + entry)
                 } else {
                     names.append(entry)
@@ -181,7 +181,8 @@ struct LegacyStore {
             let records: [Record]
             do {
                 records = try FrameReader.records(
-                    of: header, in: bytes, at: offset, dictionary: dictionary, headerSize: Layout.legacyFrameHeaderSize)
+                    of: header, in: bytes, at: offset, dictionary: dictionary, headerSize: Layout.legacyFrameHeaderSize,
+                    formatVersion: Layout.legacyFormatVersion)
             } catch {
                 throw StoreError.corruption(segment: name, offset: offset, reason: "\(error)")
             }

@@ -433,6 +433,9 @@ final class Writer: Sendable {
     /// Writes the frames in order as batches (one per segment they land in), each with one
     /// `pwrite` and one sync, rolling segments as needed.
     ///
+    /// A frame with continuation records never goes into a segment of format version 2 (opened
+    /// from an older store): the writer starts a segment of the current version for it.
+    ///
     /// A segment gets a dictionary frame (the last 4 KiB of payload written before it) before
     /// its first other frame, or, in the first segment, as soon as 4 KiB of payload exist; the
     /// frames after it are compressed with it.
@@ -446,7 +449,10 @@ final class Writer: Sendable {
                 var sealed = frame.sealed(
                     dictionary: dictionary == nil ? segment.dictionary(before: state.writeOffset + group.bytes) : state.recentPayload)
                 let dictionaryLength = dictionary?.totalLength ?? 0
-                if state.writeOffset + group.bytes + dictionaryLength + sealed.totalLength > segment.capacity {
+                // Continuation records go only into segments of a version that has them: a store
+                // of format version 2 gets its first such frame in a new segment.
+                let olderFormat = frame.holdsContinuations && segment.header.formatVersion < Layout.firstVersionWithContinuations
+                if olderFormat || state.writeOffset + group.bytes + dictionaryLength + sealed.totalLength > segment.capacity {
                     written += try flush(&group, &state, forceSync: forceSync)
                     // A new segment large enough for a dictionary frame and this frame stored as is.
                     let dictionaryRoom = Layout.frameHeaderSize + 4 + dictionarySize

@@ -113,10 +113,17 @@ struct ByteReader {
 
     @inline(__always)
     mutating func varint(_ what: StaticString) throws(Malformed) -> UInt64 {
-        // One byte: most lengths, versions and deltas.
-        if offset < bytes.count, bytes[offset] < 0x80 {
-            defer { offset += 1 }
-            return UInt64(bytes[offset])
+        // One byte: most versions, deltas and short lengths; two: most data lengths.
+        if offset < bytes.count {
+            let first = bytes[offset]
+            if first < 0x80 {
+                offset += 1
+                return UInt64(first)
+            }
+            if offset + 1 < bytes.count, bytes[offset + 1] < 0x80 {
+                defer { offset += 2 }
+                return UInt64(first & 0x7F) | UInt64(bytes[offset + 1]) << 7
+            }
         }
         return try longVarint(what)
     }

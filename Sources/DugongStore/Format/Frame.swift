@@ -46,6 +46,25 @@ struct FrameBuilder {
     /// The records, as the index applies them once the frame is written.
     private(set) var records: [IndexRecord] = []
     private var previousPosition: UInt64
+    /// The frame's last record, when it is an event: what a continuation record continues.
+    private var lastEvent: LastEvent?
+    /// Holds continuation records (so it goes only into a segment of format version 3 or later).
+    private(set) var holdsContinuations = false
+
+    /// What a continuation record takes from the event record before it (FORMAT.md §6.1a).
+    private struct LastEvent {
+        var stream: String
+        var version: Int
+        var position: UInt64
+        var type: String
+        var timestampMilliseconds: Int64
+
+        /// Whether an event of `stream` at `version` and `position` may be stored as a
+        /// continuation of this one.
+        func isContinued(byStream stream: String, version: Int, position: UInt64) -> Bool {
+            position == self.position &+ 1 && version == self.version + 1 && stream == self.stream
+        }
+    }
 
     /// A builder whose first event will be at `nextPosition` (or which has none and says so).
     init(nextPosition: UInt64) {
@@ -63,17 +82,35 @@ struct FrameBuilder {
         let firstPosition = previousPosition &+ 1
         precondition(firstPosition <= Layout.maximumPosition - UInt64(events.count), "positions stay below 2^62")
         if eventCount == 0 { self.firstPosition = firstPosition }
+        let continuesLastEvent = lastEvent?.isContinued(byStream: stream, version: firstVersion, position: firstPosition) ?? false
+        var previousTimestamp = lastEvent?.timestampMilliseconds ?? 0
         // Fields read in place through the buffer, not a copy of each event (copying and
-        // destroying the events cost more instructions than encoding them).
+        // destroying the events cost more instructions than encoding them). Every event after
+        // the commit's first continues the one before it: same stream, next version and position.
         events.withUnsafeBufferPointer { events in
             for offset in events.indices {
-                payload.appendEvent(
-                    endsCommit: offset == events.count - 1, positionDelta: 0, stream: stream, version: firstVersion + offset,
-                    id: events[offset].id, type: events[offset].type,
-                    timestampMilliseconds: events[offset].timestamp.millisecondsSince1970,
-                    data: events[offset].data, metadata: events[offset].metadata)
+                let timestamp = events[offset].timestamp.millisecondsSince1970
+                let endsCommit = offset == events.count - 1
+                if offset > 0 || continuesLastEvent {
+                    // (Compared in place: a copy of the previous type in a variable cost a retain
+                    // and a release per event.)
+                    let sameType = offset > 0 ? events[offset].type == events[offset - 1].type : events[offset].type == lastEvent!.type
+                    payload.appendContinuation(
+                        endsCommit: endsCommit, id: events[offset].id, type: sameType ? nil : events[offset].type,
+                        timestampDelta: timestamp &- previousTimestamp, data: events[offset].data, metadata: events[offset].metadata)
+                } else {
+                    payload.appendEvent(
+                        endsCommit: endsCommit, positionDelta: 0, stream: stream, version: firstVersion + offset,
+                        id: events[offset].id, type: events[offset].type, timestampMilliseconds: timestamp,
+                        data: events[offset].data, metadata: events[offset].metadata)
+                }
+                previousTimestamp = timestamp
             }
         }
+        holdsContinuations = holdsContinuations || events.count > 1 || continuesLastEvent
+        lastEvent = LastEvent(
+            stream: stream, version: firstVersion + events.count - 1, position: firstPosition + UInt64(events.count) - 1,
+            type: events[events.count - 1].type, timestampMilliseconds: previousTimestamp)
         records.append(.events(EventRun(
             stream: stream, firstVersion: firstVersion, firstPosition: firstPosition, count: events.count, lastID: events.last!.id)))
         previousPosition = firstPosition + UInt64(events.count) - 1
@@ -88,7 +125,8 @@ struct FrameBuilder {
     }
 
     /// Appends a stored event at its position, which may leave a gap after the previous one
-    /// (compaction writes the survivors of removed events).
+    /// (compaction writes the survivors of removed events). An event that continues the frame's
+    /// previous event record is stored as a continuation record.
     mutating func appendKeepingPosition(_ event: StoredEvent) {
         precondition(eventCount == 0 || event.position > previousPosition, "positions increase within a frame")
         if eventCount == 0 {
@@ -96,10 +134,20 @@ struct FrameBuilder {
             firstPosition = event.position
             previousPosition = event.position &- 1
         }
-        payload.appendEvent(
-            endsCommit: event.endsCommit, positionDelta: event.position &- previousPosition &- 1, stream: event.stream,
-            version: event.version, id: event.id, type: event.type, timestampMilliseconds: event.timestampMilliseconds,
-            data: event.data, metadata: event.metadata)
+        if let last = lastEvent, last.isContinued(byStream: event.stream, version: event.version, position: event.position) {
+            payload.appendContinuation(
+                endsCommit: event.endsCommit, id: event.id, type: event.type == last.type ? nil : event.type,
+                timestampDelta: event.timestampMilliseconds &- last.timestampMilliseconds, data: event.data, metadata: event.metadata)
+            holdsContinuations = true
+        } else {
+            payload.appendEvent(
+                endsCommit: event.endsCommit, positionDelta: event.position &- previousPosition &- 1, stream: event.stream,
+                version: event.version, id: event.id, type: event.type, timestampMilliseconds: event.timestampMilliseconds,
+                data: event.data, metadata: event.metadata)
+        }
+        lastEvent = LastEvent(
+            stream: event.stream, version: event.version, position: event.position, type: event.type,
+            timestampMilliseconds: event.timestampMilliseconds)
         if case .events(var run) = records.last, run.isContinued(by: event) {
             run.count += 1
             run.lastID = event.id
@@ -120,6 +168,7 @@ struct FrameBuilder {
         writer.bytes.withUnsafeBytes { payload.append($0) }
         records.append(.record(record, index: Int(recordCount)))
         recordCount += 1
+        lastEvent = nil
     }
 
     mutating func appendStreamMetadata(stream: String, operation: Layout.StreamOperation, version: Int) {
@@ -279,37 +328,39 @@ enum FrameReader {
 
     /// Decodes the records of a frame whose checksum was verified by ``probe(_:at:)``.
     /// `dictionary` is the dictionary in effect at the frame (the segment's last dictionary
-    /// record before it), empty when there is none; `dictionaryCheck` its check when known.
+    /// record before it), empty when there is none; `dictionaryCheck` its check when known;
+    /// `formatVersion` the segment's (version 2 segments hold no continuation records).
     /// - Throws: ``FrameDamage`` when the payload does not decode as its header says.
     static func records(
         of header: FrameHeader, in bytes: UnsafeRawBufferPointer, at offset: Int, dictionary: [UInt8],
-        dictionaryCheck: UInt16? = nil, headerSize: Int = Layout.frameHeaderSize
+        dictionaryCheck: UInt16? = nil, headerSize: Int = Layout.frameHeaderSize, formatVersion: UInt16
     ) throws -> [Record] {
         try payload(
             of: header, in: bytes, at: offset + headerSize - Layout.frameHeaderSize, dictionary: dictionary,
             dictionaryCheck: dictionaryCheck
         ) { payload in
-            try decode(payload, header)
+            try decode(payload, header, formatVersion: formatVersion)
         }
     }
 
-    private static func decode(_ payload: UnsafeRawBufferPointer, _ header: FrameHeader) throws -> [Record] {
+    private static func decode(_ payload: UnsafeRawBufferPointer, _ header: FrameHeader, formatVersion: UInt16) throws -> [Record] {
         var records: [Record] = []
         records.reserveCapacity(Int(header.recordCount))
         var names = NameTable()
-        try walk(payload, header, names: &names) { records.append($0.record) }
+        try walk(payload, header, formatVersion: formatVersion, names: &names) { records.append($0.record) }
         return records
     }
 
     /// Decodes a verified frame's events only (the read path), skipping its other records.
     static func events(
-        of header: FrameHeader, in bytes: UnsafeRawBufferPointer, at offset: Int, dictionary: [UInt8], dictionaryCheck: UInt16? = nil
+        of header: FrameHeader, in bytes: UnsafeRawBufferPointer, at offset: Int, dictionary: [UInt8], dictionaryCheck: UInt16? = nil,
+        formatVersion: UInt16
     ) throws -> [StoredEvent] {
         try payload(of: header, in: bytes, at: offset, dictionary: dictionary, dictionaryCheck: dictionaryCheck) { payload in
             var events: [StoredEvent] = []
             events.reserveCapacity(Int(header.eventCount))
             var names = NameTable()
-            try walk(payload, header, names: &names) { record in
+            try walk(payload, header, formatVersion: formatVersion, names: &names) { record in
                 if case .event(let fields) = record { events.append(fields.stored) }
             }
             return events
@@ -321,13 +372,13 @@ enum FrameReader {
     /// `names` may come from earlier frames (names repeat across frames too).
     static func eventFields(
         of header: FrameHeader, in bytes: UnsafeRawBufferPointer, at offset: Int, dictionary: (bytes: [UInt8], check: UInt16),
-        scratch: ScratchBuffer, names: inout NameTable, into fields: inout [EventFields]
+        scratch: ScratchBuffer, formatVersion: UInt16, names: inout NameTable, into fields: inout [EventFields]
     ) throws {
         fields.removeAll(keepingCapacity: true)
         try payload(
             of: header, in: bytes, at: offset, dictionary: dictionary.bytes, dictionaryCheck: dictionary.check, scratch: scratch
         ) { payload in
-            try walk(payload, header, names: &names) { record in
+            try walk(payload, header, formatVersion: formatVersion, names: &names) { record in
                 if case .event(let event) = record { fields.append(event) }
             }
         }
@@ -362,15 +413,19 @@ enum FrameReader {
     /// Decodes every record of a payload, in order, checking it against its header. Decoding
     /// failures throw ``FrameDamage``; what `visit` throws passes through.
     private static func walk(
-        _ payload: UnsafeRawBufferPointer, _ header: FrameHeader, names: inout NameTable, _ visit: (RecordView) throws -> Void
+        _ payload: UnsafeRawBufferPointer, _ header: FrameHeader, formatVersion: UInt16, names: inout NameTable,
+        _ visit: (RecordView) throws -> Void
     ) throws {
         var reader = ByteReader(payload)
         var previous = header.firstPosition &- 1
+        var base: ContinuationBase?
+        let continuations = formatVersion >= Layout.firstVersionWithContinuations
         var events: UInt32 = 0
         for _ in 0..<header.recordCount {
             let record: RecordView
             do {
-                record = try reader.record(previousPosition: &previous, names: &names)
+                record = try reader.record(
+                    previousPosition: &previous, previous: &base, continuations: continuations, names: &names)
             } catch {
                 throw FrameDamage("\(error)")
             }

@@ -3,9 +3,15 @@ import Foundation
 /// Every constant of the on-disk format, in one place. FORMAT.md is the specification; this
 /// file must agree with it byte for byte.
 enum Layout {
-    /// The format version this code writes and reads. Version 1 stores are refused by the
-    /// engine and converted by ``Upgrade`` (`dugong upgrade`).
-    static let formatVersion: UInt16 = 2
+    /// The format version this code writes. It reads versions ``oldestReadableFormatVersion``
+    /// through this one; version 1 stores are refused by the engine and converted by
+    /// ``Upgrade`` (`dugong upgrade`).
+    static let formatVersion: UInt16 = 3
+    /// The oldest segment format read as it is: version 2 differs from 3 only in lacking
+    /// continuation records (FORMAT.md §11).
+    static let oldestReadableFormatVersion: UInt16 = 2
+    /// The first version whose segments may hold continuation records.
+    static let firstVersionWithContinuations: UInt16 = 3
     /// The previous version, which ``Upgrade`` reads.
     static let legacyFormatVersion: UInt16 = 1
 
@@ -119,10 +125,15 @@ enum Layout {
         /// A clean close: written (and synced) as the last frame before a writer closes the
         /// store, so that every frame before it is known to have been acknowledged.
         case close = 0x05
+        /// An event that continues the frame's previous event record: same stream, next
+        /// version, next position (format version 3).
+        case continuation = 0x06
     }
 
     /// Event record flag bit: the event is the last of its commit.
     static let eventEndsCommit: UInt8 = 0x01
+    /// Continuation record flag bit: the event's type is the previous event's (not stored).
+    static let continuationSameType: UInt8 = 0x02
 
     enum StreamOperation: UInt8 {
         /// Versions below the value are hidden (and reclaimed by compaction).

@@ -35,6 +35,30 @@ extension PayloadBuffer {
     }
 }
 
+extension PayloadBuffer {
+    /// Appends a continuation record: an event that continues the frame's previous event record
+    /// (same stream, next version, next position). `type` is nil when it is the previous event's.
+    mutating func appendContinuation(endsCommit: Bool, id: UUID, type: String?, timestampDelta: Int64, data: Data, metadata: Data) {
+        let most = 2 + Cursor.maximumVarintSize * 4 + 16 + (type?.utf8.count ?? 0) + data.count + metadata.count
+        var cursor = reserve(most)
+        cursor.u8(Layout.RecordType.continuation.rawValue)
+        cursor.u8((endsCommit ? Layout.eventEndsCommit : 0) | (type == nil ? Layout.continuationSameType : 0))
+        cursor.uuid(id)
+        if let type { cursor.lengthPrefixed(type) }
+        cursor.varint(ZigZag.encode(timestampDelta))
+        cursor.lengthPrefixed(data)
+        cursor.lengthPrefixed(metadata)
+        keep(upTo: cursor)
+    }
+}
+
+/// Signed integers as unsigned ones with small magnitudes small (0, -1, 1, -2, … become
+/// 0, 1, 2, 3, …), so that a varint stores a small difference of either sign in one byte.
+enum ZigZag {
+    static func encode(_ value: Int64) -> UInt64 { UInt64(bitPattern: (value << 1) ^ (value >> 63)) }
+    static func decode(_ value: UInt64) -> Int64 { Int64(bitPattern: value >> 1) ^ -Int64(bitPattern: value & 1) }
+}
+
 extension ByteWriter {
     mutating func streamMetadata(stream: String, operation: Layout.StreamOperation, version: Int) {
         u8(Layout.RecordType.streamMetadata.rawValue)
@@ -86,6 +110,15 @@ struct EventFields {
     }
 }
 
+/// What a continuation record (FORMAT.md §6.1a) takes from the event before it: its stream and
+/// type, and the version and timestamp it counts from.
+struct ContinuationBase {
+    var stream: String
+    var type: String
+    var version: Int
+    var timestampMilliseconds: Int64
+}
+
 /// A record as decoded from a payload: an event's fields lent, any other record whole (they are
 /// rare and small).
 enum RecordView {
@@ -103,9 +136,15 @@ enum RecordView {
 extension ByteReader {
     /// Reads the next record. `previousPosition` is the position of the frame's previous event
     /// (the frame's first position - 1 before its first) and is advanced past an event record.
-    mutating func record(previousPosition: inout UInt64, names: inout NameTable) throws(Malformed) -> RecordView {
+    /// `previous` is what a continuation record takes from the record before it, when that is an
+    /// event (nil otherwise; set here); `continuations` says whether the segment's format
+    /// version has them.
+    mutating func record(
+        previousPosition: inout UInt64, previous: inout ContinuationBase?, continuations: Bool, names: inout NameTable
+    ) throws(Malformed) -> RecordView {
         let start = offset
         let type = try u8("record type")
+        if type != Layout.RecordType.event.rawValue && type != Layout.RecordType.continuation.rawValue { previous = nil }
         switch Layout.RecordType(rawValue: type) {
         case .event:
             let flags = try u8("event flags")
@@ -129,8 +168,38 @@ extension ByteReader {
             let data = try lengthPrefixed("data")
             let metadata = try lengthPrefixed("metadata")
             previousPosition = position
+            previous = ContinuationBase(stream: stream, type: type, version: version, timestampMilliseconds: timestamp)
             return .event(EventFields(
                 stream: stream, version: version, position: position, idBytes: id, type: type, timestampMilliseconds: timestamp, data: data, metadata: metadata,
+                endsCommit: flags & Layout.eventEndsCommit != 0))
+        case .continuation:
+            guard continuations else {
+                throw Malformed(offset: start, reason: "continuation record in a segment of format version 2")
+            }
+            guard previous != nil else {
+                throw Malformed(offset: start, reason: "continuation record that does not follow an event record")
+            }
+            let flags = try u8("continuation flags")
+            guard flags & ~(Layout.eventEndsCommit | Layout.continuationSameType) == 0 else {
+                throw Malformed(offset: start + 1, reason: "unknown continuation flags \(flags)")
+            }
+            // The previous event's position and version are below 2^62 (checked when it was read).
+            let position = previousPosition + 1
+            let version = previous!.version + 1
+            guard position < Layout.maximumPosition, version <= Int(Layout.maximumPosition) else {
+                throw Malformed(offset: start, reason: "position or version beyond 2^62")
+            }
+            let id = try bytes(16, "event id")
+            if flags & Layout.continuationSameType == 0 { previous!.type = try string("event type", names: &names) }
+            // Modulo 2^64, as the writer subtracted: every pair of timestamps has a delta.
+            previous!.timestampMilliseconds &+= ZigZag.decode(try varint("timestamp delta"))
+            previous!.version = version
+            let data = try lengthPrefixed("data")
+            let metadata = try lengthPrefixed("metadata")
+            previousPosition = position
+            return .event(EventFields(
+                stream: previous!.stream, version: version, position: position, idBytes: id, type: previous!.type,
+                timestampMilliseconds: previous!.timestampMilliseconds, data: data, metadata: metadata,
                 endsCommit: flags & Layout.eventEndsCommit != 0))
         case .streamMetadata:
             let stream = try string("stream name")

@@ -2,6 +2,9 @@ import Foundation
 
 /// The 128 bytes at the start of every segment file. See FORMAT.md, "Segment header".
 struct SegmentHeader: Equatable {
+    /// The format version the segment was written in (this build writes
+    /// ``Layout/formatVersion``; it reads from ``Layout/oldestReadableFormatVersion``).
+    var formatVersion = Layout.formatVersion
     /// The global position of the first event the segment holds (or would hold).
     var firstPosition: UInt64
     /// The file's preallocated size when it was created.
@@ -25,7 +28,7 @@ struct SegmentHeader: Equatable {
     func encoded() -> [UInt8] {
         var writer = ByteWriter(capacity: Layout.segmentHeaderSize)
         writer.raw(Layout.segmentMagic)
-        writer.u16(Layout.formatVersion)
+        writer.u16(formatVersion)
         writer.u16(UInt16(Layout.segmentHeaderSize))
         writer.u32(followsCompactedPositions ? Layout.segmentFollowsCompactedPositions : 0)
         writer.u64(firstPosition)
@@ -58,7 +61,7 @@ struct SegmentHeader: Equatable {
             case .unsupportedVersion(let version) where version == Layout.legacyFormatVersion:
                 "segment of format version 1, which this build does not open: convert the store with `dugong upgrade <store>`"
             case .unsupportedVersion(let version):
-                "segment format version \(version) is not supported (this build reads version \(Layout.formatVersion)); unless a newer build wrote it, the header is damaged"
+                "segment format version \(version) is not supported (this build reads versions \(Layout.oldestReadableFormatVersion) to \(Layout.formatVersion)); unless a newer build wrote it, the header is damaged"
             case .malformed(let reason): "malformed segment header: \(reason)"
             }
         }
@@ -70,13 +73,17 @@ struct SegmentHeader: Equatable {
         return UInt16(littleEndian: bytes.loadUnaligned(fromByteOffset: 8, as: UInt16.self))
     }
 
-    /// Decodes and checks a version 2 header: magic, version, checksum, sizes, reserved fields.
+    /// Decodes and checks a header of a version this build reads (2 or 3: their headers are
+    /// laid out alike): magic, version, checksum, sizes, reserved fields.
     init(decoding bytes: UnsafeRawBufferPointer) throws(Problem) {
         guard bytes.count >= 10 else { throw .tooShort(bytes.count) }
         guard Array(bytes[0..<8]) == Layout.segmentMagic else { throw .badMagic }
         // The version is checked before the checksum so that another format is named as such.
         let version = UInt16(littleEndian: bytes.loadUnaligned(fromByteOffset: 8, as: UInt16.self))
-        guard version == Layout.formatVersion else { throw .unsupportedVersion(version) }
+        guard (Layout.oldestReadableFormatVersion...Layout.formatVersion).contains(version) else {
+            throw .unsupportedVersion(version)
+        }
+        formatVersion = version
         guard bytes.count >= Layout.segmentHeaderSize else { throw .tooShort(bytes.count) }
         let header = UnsafeRawBufferPointer(rebasing: bytes[0..<Layout.segmentHeaderSize])
         let covered = UnsafeRawBufferPointer(rebasing: header[0..<Layout.segmentHeaderChecksumOffset])

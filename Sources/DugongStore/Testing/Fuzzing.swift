@@ -27,13 +27,17 @@ public enum Fuzzing {
         fixChecksums(&frame, from: 0)
         frame.withUnsafeBytes { raw in
             guard case .frame(let header) = FrameReader.probe(raw, at: 0, salt: salt) else { return }
-            _ = try? FrameReader.records(of: header, in: raw, at: 0, dictionary: [])
-            _ = try? FrameReader.events(of: header, in: raw, at: 0, dictionary: Array(repeating: 7, count: 64))
+            // Both formats' decoders (version 2 refuses continuation records).
+            _ = try? FrameReader.records(of: header, in: raw, at: 0, dictionary: [], formatVersion: Layout.formatVersion)
+            _ = try? FrameReader.records(of: header, in: raw, at: 0, dictionary: [], formatVersion: Layout.oldestReadableFormatVersion)
+            _ = try? FrameReader.events(
+                of: header, in: raw, at: 0, dictionary: Array(repeating: 7, count: 64), formatVersion: Layout.formatVersion)
             // The lending reads' decoder: into a scratch buffer, names kept across frames.
             var names = NameTable()
             var fields: [EventFields] = []
             _ = try? FrameReader.eventFields(
-                of: header, in: raw, at: 0, dictionary: ([], 0), scratch: ScratchBuffer(), names: &names, into: &fields)
+                of: header, in: raw, at: 0, dictionary: ([], 0), scratch: ScratchBuffer(), formatVersion: Layout.formatVersion,
+                names: &names, into: &fields)
             for field in fields { _ = field.stored }
         }
     }

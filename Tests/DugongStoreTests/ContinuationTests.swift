@@ -1,0 +1,202 @@
+import Dugong
+@testable import DugongStore
+import Foundation
+import Testing
+
+/// Continuation records (FORMAT.md §6.1a, format version 3): an event that continues the frame's
+/// previous event record stores only its id, type (when it changes), timestamp delta, data and
+/// metadata. Whatever the writer chose, a reader must get back exactly the events written.
+@Suite("Continuation records")
+struct ContinuationTests {
+    static func event(
+        _ stream: String, _ version: Int, _ position: UInt64, type: String = "T", at timestamp: Int64 = 0, ends: Bool = true,
+        data: String = "{}", metadata: String = ""
+    ) -> StoredEvent {
+        StoredEvent(
+            stream: stream, version: version, position: position, id: UUID(), type: type, timestampMilliseconds: timestamp,
+            data: Data(data.utf8), metadata: Data(metadata.utf8), endsCommit: ends)
+    }
+
+    /// Seals `builder` uncompressed-or-not as the engine would, probes and decodes it as a
+    /// segment of `formatVersion` would.
+    static func decode(_ builder: FrameBuilder, formatVersion: UInt16 = Layout.formatVersion) throws -> [Record] {
+        try decode(builder.sealed().encoded(salt: 5, offset: 0), formatVersion: formatVersion)
+    }
+
+    static func decode(_ frame: [UInt8], formatVersion: UInt16 = Layout.formatVersion) throws -> [Record] {
+        try frame.withUnsafeBytes { bytes in
+            guard case .frame(let header) = FrameReader.probe(bytes, at: 0, salt: 5) else { throw FrameDamage("not a frame") }
+            return try FrameReader.records(of: header, in: bytes, at: 0, dictionary: [], formatVersion: formatVersion)
+        }
+    }
+
+    /// A frame whose payload is `payload` as given (no compression), its checksum valid.
+    static func frame(payload: PayloadBuffer, firstPosition: UInt64, events: UInt32, records: UInt32) -> [UInt8] {
+        SealedFrame(
+            stored: payload.bytes, rawLength: payload.count, isCompressed: false, usesDictionary: false, dictionaryCheck: 0,
+            firstPosition: firstPosition, eventCount: events, recordCount: records, records: []
+        ).encoded(salt: 5, offset: 0)
+    }
+
+    @Test func everyMixOfStreamsTypesTimestampsAndGapsRoundTrips() throws {
+        var generator = SystemRandomNumberGenerator()
+        let extremes: [Int64] = [0, 1, -1, .max, .min, .max - 1, .min + 1, 1_732_862_695_123]
+        for trial in 0..<300 {
+            var builder = FrameBuilder(nextPosition: 10)
+            var written: [Record] = []
+            var versions: [String: Int] = [:]
+            var position: UInt64 = 10
+            var timestamp: Int64 = 1_732_862_695_123
+            for _ in 0..<Int.random(in: 1...40, using: &generator) {
+                if Int.random(in: 0..<12, using: &generator) == 0 {
+                    let snapshot = StoredSnapshot(stream: "s/0", version: 1, data: Data("x".utf8))
+                    builder.append(snapshot)
+                    written.append(.snapshot(snapshot))
+                    continue
+                }
+                let stream = "s/\(Int.random(in: 0..<3, using: &generator))"
+                let version = versions[stream, default: 0] + 1
+                versions[stream] = version
+                switch Int.random(in: 0..<4, using: &generator) {
+                case 0: timestamp = extremes.randomElement(using: &generator)!
+                case 1: timestamp &+= Int64.random(in: -1000...1000, using: &generator)
+                default: break
+                }
+                let event = Self.event(
+                    stream, version, position, type: ["T", "T", "Opened", String(repeating: "é", count: 100)].randomElement()!,
+                    at: timestamp, ends: Bool.random(using: &generator), data: trial % 2 == 0 ? "{\"n\":\(position)}" : "",
+                    metadata: Bool.random(using: &generator) ? "" : "m")
+                builder.appendKeepingPosition(event)
+                written.append(.event(event))
+                position += UInt64.random(in: 1...2, using: &generator)  // a gap now and then (compaction's survivors)
+            }
+            #expect(try Self.decode(builder) == written, "trial \(trial)")
+            #expect(IndexRecord.grouping(try Self.decode(builder)) == builder.records, "trial \(trial)")
+        }
+    }
+
+    @Test func theWriterStoresEveryEventAfterACommitsFirstAsAContinuation() throws {
+        let events = (0..<5).map { NewEvent(type: $0 == 2 ? "Other" : "T", timestamp: Date(millisecondsSince1970: 100 - Int64($0)), data: Data("{}".utf8)) }
+        var builder = FrameBuilder(nextPosition: 0)
+        builder.append(events, stream: "a", firstVersion: 1)
+        #expect(builder.holdsContinuations)
+        builder.append(Array(events.prefix(2)), stream: "a", firstVersion: 6)  // the same stream's next commit continues too
+        builder.append(Array(events.prefix(1)), stream: "b", firstVersion: 1)  // another stream starts with an event record
+        let decoded = try Self.decode(builder)
+        let expected: [Record] = (0..<5).map { index in
+            .event(StoredEvent(
+                stream: "a", version: index + 1, position: UInt64(index), id: events[index].id, type: events[index].type,
+                timestampMilliseconds: 100 - Int64(index), data: Data("{}".utf8), metadata: Data(), endsCommit: index == 4))
+        } + (0..<2).map { index in
+            .event(StoredEvent(
+                stream: "a", version: 6 + index, position: UInt64(5 + index), id: events[index].id, type: events[index].type,
+                timestampMilliseconds: 100 - Int64(index), data: Data("{}".utf8), metadata: Data(), endsCommit: index == 1))
+        } + [.event(StoredEvent(
+            stream: "b", version: 1, position: 7, id: events[0].id, type: "T", timestampMilliseconds: 100, data: Data("{}".utf8),
+            metadata: Data(), endsCommit: true))]
+        #expect(decoded == expected)
+        // Only the first event of "a" and the one of "b" are event records: 2 × 0x01, 6 × 0x06.
+        var payload = builder.payload.bytes[...]
+        var kinds: [UInt8] = []
+        for record in decoded {
+            guard case .event(let event) = record else { continue }
+            kinds.append(payload.first!)
+            let named = payload.first == Layout.RecordType.event.rawValue ? 1 + 1 + 1 + 1 + event.stream.utf8.count + 1 + 1 + event.type.utf8.count + 8 : 2
+            let typed = payload.first == Layout.RecordType.continuation.rawValue && payload.dropFirst().first! & Layout.continuationSameType == 0
+                ? 1 + event.type.utf8.count : 0
+            let delta = payload.first == Layout.RecordType.continuation.rawValue ? 1 : 0
+            payload = payload.dropFirst(named + 16 + typed + delta + 1 + event.data.count + 1 + event.metadata.count)
+        }
+        #expect(payload.isEmpty)
+        #expect(kinds == [1, 6, 6, 6, 6, 6, 6, 1])
+        // A lone event continues nothing.
+        var single = FrameBuilder(nextPosition: 0)
+        single.append([events[0]], stream: "a", firstVersion: 1)
+        #expect(!single.holdsContinuations)
+    }
+
+    @Test func aContinuationWithoutAnEventBeforeItOrInAVersionTwoSegmentIsDamage() throws {
+        var builder = FrameBuilder(nextPosition: 0)
+        builder.append(Self.event("a", 1, 0, ends: false))
+        builder.append(Self.event("a", 2, 1))
+        #expect(try Self.decode(builder).count == 2)
+        #expect(throws: FrameDamage.self) { try Self.decode(builder, formatVersion: 2) }
+        let id = UUID()
+        // First in its frame.
+        var alone = PayloadBuffer()
+        alone.appendContinuation(endsCommit: true, id: id, type: nil, timestampDelta: 0, data: Data(), metadata: Data())
+        #expect(throws: FrameDamage.self) { try Self.decode(Self.frame(payload: alone, firstPosition: 0, events: 1, records: 1)) }
+        // After a record that is not an event.
+        var afterSnapshot = PayloadBuffer()
+        afterSnapshot.appendEvent(
+            endsCommit: true, positionDelta: 0, stream: "a", version: 1, id: id, type: "T", timestampMilliseconds: 0,
+            data: Data(), metadata: Data())
+        var snapshot = ByteWriter(capacity: 16)
+        snapshot.snapshot(StoredSnapshot(stream: "a", version: 1, data: Data()))
+        snapshot.bytes.withUnsafeBytes { afterSnapshot.append($0) }
+        afterSnapshot.appendContinuation(endsCommit: true, id: id, type: nil, timestampDelta: 0, data: Data(), metadata: Data())
+        #expect(throws: FrameDamage.self) { try Self.decode(Self.frame(payload: afterSnapshot, firstPosition: 0, events: 2, records: 3)) }
+        // Unknown flag bits.
+        var flagged = PayloadBuffer()
+        flagged.appendEvent(
+            endsCommit: false, positionDelta: 0, stream: "a", version: 1, id: id, type: "T", timestampMilliseconds: 0,
+            data: Data(), metadata: Data())
+        let good = flagged.count
+        flagged.appendContinuation(endsCommit: true, id: id, type: nil, timestampDelta: 0, data: Data(), metadata: Data())
+        #expect(try Self.decode(Self.frame(payload: flagged, firstPosition: 0, events: 2, records: 2)).count == 2)
+        var bytes = flagged.bytes
+        bytes[good + 1] |= 0x04
+        var patched = PayloadBuffer()
+        bytes.withUnsafeBytes { patched.append($0) }
+        #expect(throws: FrameDamage.self) { try Self.decode(Self.frame(payload: patched, firstPosition: 0, events: 2, records: 2)) }
+        // A version past 2^62 - 1 through continuations.
+        var high = PayloadBuffer()
+        high.appendEvent(
+            endsCommit: false, positionDelta: 0, stream: "a", version: Int(Layout.maximumPosition), id: id, type: "T",
+            timestampMilliseconds: 0, data: Data(), metadata: Data())
+        high.appendContinuation(endsCommit: true, id: id, type: nil, timestampDelta: 0, data: Data(), metadata: Data())
+        #expect(throws: FrameDamage.self) { try Self.decode(Self.frame(payload: high, firstPosition: 0, events: 2, records: 2)) }
+    }
+
+    @Test func zigzagCoversEveryDifference() {
+        for value: Int64 in [0, -1, 1, -2, 2, .max, .min, .max - 1, .min + 1, 1_000_000, -1_000_000] {
+            #expect(ZigZag.decode(ZigZag.encode(value)) == value)
+        }
+        #expect([0, -1, 1, -2, 2].map { ZigZag.encode($0) } == [0, 1, 2, 3, 4])
+    }
+
+    /// A store written by the previous format version (2: no continuation records), committed as
+    /// the version 2 build left it: it reads as it did, accepts appends, and its first frame
+    /// with continuations goes to a new segment of version 3.
+    @Test func aVersionTwoStoreIsReadAndWrittenOn() async throws {
+        let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures")
+        let directory = TemporaryDirectory("v2-store")
+        defer { directory.remove() }
+        try FileManager.default.copyItem(atPath: fixtures.appendingPathComponent("v2-store").path, toPath: directory.path)
+        let expected = try String(contentsOf: fixtures.appendingPathComponent("v2-store.read-all.jsonl"), encoding: .utf8)
+            .split(separator: "\n").count
+        let log = try EventLog.open(at: directory.path)
+        #expect(log.recovery.corruptions.isEmpty && log.recovery.tornBytesDiscarded == 0)
+        let before = try log.readAll()
+        #expect(before.count == expected && before.last?.stream == "order/9" && before.last?.version == 3)
+        let segmentsBefore = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.hasSuffix(".dseg") }
+        // A single event continues nothing: it may go into the version 2 segment.
+        try await log.append([NewEvent(type: "Single", data: Data("{}".utf8))], to: "order/10")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.hasSuffix(".dseg") } == segmentsBefore)
+        try await log.append((0..<3).map { _ in NewEvent(type: "Many", data: Data("{}".utf8)) }, to: "order/9")
+        let segmentsAfter = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.hasSuffix(".dseg") }.sorted()
+        #expect(segmentsAfter.count == segmentsBefore.count + 1)
+        log.close()
+        let versions = try segmentsAfter.map { name in
+            try Data(contentsOf: URL(fileURLWithPath: directory.file(name))).withUnsafeBytes { SegmentHeader.version(of: $0) }
+        }
+        #expect(versions == [2, 3])
+        let reopened = try EventLog.open(at: directory.path)
+        defer { reopened.close() }
+        let after = try reopened.readAll()
+        #expect(Array(after.prefix(before.count)) == before)
+        #expect(after.suffix(4).map(\.type) == ["Single", "Many", "Many", "Many"])
+        #expect(try reopened.read(stream: "order/9").map(\.version) == [1, 2, 3, 4, 5, 6])
+        #expect(try reopened.verify().isClean)
+    }
+}
