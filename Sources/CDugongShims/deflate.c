@@ -65,8 +65,9 @@ long dugong_deflate_raw(const void *source, size_t length, void *destination, si
     return status == Z_OK || status == Z_BUF_ERROR ? -1 : -2;
 }
 
-int dugong_inflate_raw(const void *source, size_t length, void *destination, size_t expected,
+int dugong_inflate_raw(const void *source, size_t length, void *destination, size_t expected, size_t capacity,
                        const void *dictionary, size_t dictionary_length) {
+    if (capacity < expected) return -1;
     streams *s = thread_streams();
     if (!s) return -1;
     z_stream *z = &s->inflater;
@@ -82,7 +83,9 @@ int dugong_inflate_raw(const void *source, size_t length, void *destination, siz
     z->next_in = (Bytef *)source;
     z->avail_in = (uInt)length;
     z->next_out = destination;
-    z->avail_out = (uInt)expected;
+    // zlib's fast loop needs 258 bytes of output room: without slack the last 258 bytes of
+    // every frame (most of a small one) went through its slow loop.
+    z->avail_out = (uInt)capacity;
     int status = inflate(z, Z_FINISH);
     return status == Z_STREAM_END && z->total_out == expected && z->avail_in == 0 ? 0 : -1;
 }

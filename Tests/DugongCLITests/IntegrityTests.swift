@@ -296,6 +296,55 @@ struct IntegrityTests {
         #expect(try files.map { try Data(contentsOf: URL(fileURLWithPath: store + "/" + $0)) } == before)
     }
 
+    // What the index says about a damaged store may be what the damage changed: `streams` and
+    // `stats` print it, then name the damage and exit 1; a read of a stream the index lacks is
+    // the damage (exit 1), not "no such stream".
+    @Test func listingsOfADamagedStoreEndWithTheDamage() throws {
+        let store = try Self.sixFrames()
+        defer { Self.remove(store) }
+        #expect(try CLI.run(["append", store, "lone"], input: #"{"type":"T","data":{}}"#).status == 0)
+        let last = try Self.frames(store).last!
+        try Self.patch(store + "/" + Self.segment, at: last + 44, with: [0xFF, 0xFE])
+        for command in [["streams", store], ["stats", store], ["stats", store, "--json"]] {
+            let result = try CLI.run(command)
+            #expect(result.status == 1 && result.stderr.contains("is damaged") && result.stderr.contains(Self.segment), "\(command): \(result.stderr)")
+            #expect(!result.stdout.isEmpty, "\(command) still prints what the rest of the store says")
+        }
+        let read = try CLI.run(["read", store, "lone"])
+        #expect(read.status == 1 && read.stderr.contains("corruption"), "\(read.stderr)")
+        #expect(try CLI.run(["read", store, "s/1"]).status == 1, "damage after a stream's events may hold its later ones")
+    }
+
+    // A frame rewritten with a valid checksum after the index was saved (a bug, or a hand
+    // edit): reads through the saved index refuse it, verify names the stale index, and
+    // without the index file the store reads what its frames hold.
+    @Test func aFrameRewrittenUnderTheSavedIndexIsNeverReadAsTheOldOne() throws {
+        let store = try Self.sixFrames()
+        defer { Self.remove(store) }
+        let path = store + "/" + Self.segment
+        let first = try Self.frames(store)[0]
+        #expect(FileManager.default.fileExists(atPath: store + "/dugong.index"))
+        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+        let stored = Int(bytes[first + 4]) | Int(bytes[first + 5]) << 8
+        let payload = first + 40
+        // The frame is small and stored as is: its only event's data {"i":1} becomes {"i":7}.
+        let data = try #require((payload..<payload + stored).first { bytes[$0] == UInt8(ascii: "i") && bytes[$0 + 3] == UInt8(ascii: "1") })
+        bytes[data + 3] = UInt8(ascii: "7")
+        let salt = bytes[40..<48].reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+        let checksum = bytes.withUnsafeBytes { FrameHeader.checksum(salt: salt, offset: first, covering: UnsafeRawBufferPointer(rebasing: $0[(first + 4)..<(payload + stored)])) }
+        withUnsafeBytes(of: checksum.littleEndian) { bytes.replaceSubrange(first..<first + 4, with: $0) }
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        for command in [["read", store, "s/1"], ["read-all", store], ["export", store]] {
+            let result = try CLI.run(command)
+            #expect(result.status == 1 && result.stderr.contains("not the one the index was built from"), "\(command): \(result.stderr)")
+        }
+        let verify = try CLI.run(["verify", store])
+        #expect(verify.status == 1 && verify.stdout.contains("dugong.index"), "\(verify.stdout)")
+        try FileManager.default.removeItem(atPath: store + "/dugong.index")
+        let all = try CLI.run(["read-all", store])
+        #expect(all.status == 0 && all.lines.first?.contains(#""data":{"i":7}"#) == true, "\(all.stdout)")
+    }
+
     // v2 stores (before continuation records): read as they are, byte for byte what the version 2
     // tool printed, and verified clean; `upgrade` has nothing to do.
     @Test func aVersionTwoStoreReadsAsItDid() throws {

@@ -158,6 +158,37 @@ struct ContinuationTests {
         #expect(throws: FrameDamage.self) { try Self.decode(Self.frame(payload: high, firstPosition: 0, events: 2, records: 2)) }
     }
 
+    /// Every name and version a reader takes from a frame is bounded as the writer bounds it: a
+    /// frame that breaks a bound (by a bug or a hand edit, its checksum valid) is damage.
+    @Test func namesAndVersionsOutOfBoundsAreDamage() throws {
+        func frame(stream: String = "a", type: String = "T", version: Int = 1, continued: String?? = .none) -> [UInt8] {
+            var payload = PayloadBuffer()
+            payload.appendEvent(
+                endsCommit: continued == nil, positionDelta: 0, stream: stream, version: version, id: UUID(), type: type,
+                timestampMilliseconds: 0, data: Data(), metadata: Data())
+            if case .some(let type) = continued {
+                payload.appendContinuation(endsCommit: true, id: UUID(), type: type, timestampDelta: 0, data: Data(), metadata: Data())
+            }
+            return Self.frame(payload: payload, firstPosition: 0, events: continued == nil ? 1 : 2, records: continued == nil ? 1 : 2)
+        }
+        #expect(try Self.decode(frame()).count == 1)
+        #expect(try Self.decode(frame(stream: String(repeating: "s", count: 1024), type: String(repeating: "t", count: 1024))).count == 1)
+        #expect(try Self.decode(frame(version: Layout.maximumVersion)).count == 1)
+        #expect(try Self.decode(frame(version: Layout.maximumVersion - 1, continued: .some(nil))).count == 2)
+        let damaged: [(String, [UInt8])] = [
+            ("empty stream", frame(stream: "")), ("stream of 1025 bytes", frame(stream: String(repeating: "s", count: 1025))),
+            ("NUL in a stream", frame(stream: "a\u{0}b")), ("empty type", frame(type: "")),
+            ("type of 1025 bytes", frame(type: String(repeating: "t", count: 1025))), ("NUL in a type", frame(type: "T\u{0}")),
+            ("continuation's empty type", frame(continued: .some(""))),
+            ("continuation's type of 1025 bytes", frame(continued: .some(String(repeating: "t", count: 1025)))),
+            ("version 2^62", frame(version: Layout.maximumVersion + 1)),
+            ("continuation to version 2^62", frame(version: Layout.maximumVersion, continued: .some(nil))),
+        ]
+        for (what, bytes) in damaged {
+            #expect(throws: FrameDamage.self, "\(what)") { try Self.decode(bytes) }
+        }
+    }
+
     @Test func zigzagCoversEveryDifference() {
         for value: Int64 in [0, -1, 1, -2, 2, .max, .min, .max - 1, .min + 1, 1_000_000, -1_000_000] {
             #expect(ZigZag.decode(ZigZag.encode(value)) == value)

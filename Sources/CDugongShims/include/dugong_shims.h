@@ -23,9 +23,11 @@ long dugong_deflate_raw(const void *source, size_t length, void *destination, si
                         const void *dictionary, size_t dictionary_length);
 
 /// Inflates raw DEFLATE `source`, compressed with the preset dictionary `dictionary` (NULL or
-/// length 0: none), into exactly `expected` bytes at `destination`. Returns 0 on success, -1
-/// when the stream is damaged or does not inflate to exactly `expected` bytes.
-int dugong_inflate_raw(const void *source, size_t length, void *destination, size_t expected,
+/// length 0: none), into exactly `expected` bytes at `destination`, which has room for
+/// `capacity` ≥ `expected` bytes (room past `expected` lets zlib decode the last symbols on its
+/// fast path; nothing is promised about those bytes). Returns 0 on success, -1 when the stream
+/// is damaged or does not inflate to exactly `expected` bytes.
+int dugong_inflate_raw(const void *source, size_t length, void *destination, size_t expected, size_t capacity,
                        const void *dictionary, size_t dictionary_length);
 
 /// Upper bound of dugong_deflate_raw's output for `length` input bytes.

@@ -38,11 +38,13 @@ struct Read: ParsableCommand {
         let log = try StoreAccess.open(store)
         defer { log.close() }
         do {
+            // Read first: a stream the index lacks in a damaged store may be in the damage, and
+            // the read says so (exit 1), where "no such stream" would mislead.
+            let events = try log.read(
+                stream: stream, from: from, maxCount: limit ?? .max, direction: backward ? .backward : .forward)
             guard let info = try log.info(stream: stream) else {
                 throw Terminal.fail("\(store) has no stream '\(stream)'", code: ExitStatus.notFound.rawValue)
             }
-            let events = try log.read(
-                stream: stream, from: from, maxCount: limit ?? .max, direction: backward ? .backward : .forward)
             var printer = EventPrinter(format: format)
             printer.print(events)
             if events.isEmpty, info.readsAsEmpty {

@@ -7,7 +7,8 @@ struct Stats: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Show a store's segments, events, streams, sizes and compression.",
         discussion: """
-            Reads without the write lock, so it runs beside a writer.
+            Reads without the write lock, so it runs beside a writer. On a damaged store it \
+            prints the statistics of the rest, then names the damage and exits 1.
 
             Example:
               dugong stats /var/lib/app/events --json
@@ -23,6 +24,7 @@ struct Stats: ParsableCommand {
         let stats = try log.statistics()
         if json {
             Terminal.emit(try Verify.encode(stats))
+            try StoreAccess.failIfDamaged(log, path: store, what: "the counts above")
             return
         }
         Terminal.emit("store: \(store)")
@@ -39,6 +41,7 @@ struct Stats: ParsableCommand {
             Terminal.emit("largest streams:")
             for stream in stats.largestStreams { Terminal.emit("  \(Streams.escaped(stream.stream))  \(stream.version) versions") }
         }
+        try StoreAccess.failIfDamaged(log, path: store, what: "the counts above")
     }
 }
 

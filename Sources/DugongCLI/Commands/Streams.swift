@@ -14,7 +14,9 @@ struct Streams: ParsableCommand {
             (deleted, or truncated past its last version) or tombstoned; then how many events \
             the log holds for it (hidden ones too, until compaction removes them). --sizes adds \
             their data and metadata bytes (it reads the whole log once). --json prints JSON \
-            Lines instead. Reads without the write lock.
+            Lines instead. Reads without the write lock. On a damaged store it prints what \
+            the rest of the store says, then names the damage and exits 1: the damage may \
+            have held streams, versions or lifecycle records.
 
             Examples:
               dugong streams /var/lib/app/events --category account
@@ -56,6 +58,7 @@ struct Streams: ParsableCommand {
         } catch let error as StoreError {
             throw StoreAccess.fail(error, path: store)
         }
+        try StoreAccess.failIfDamaged(log, path: store, what: "streams, versions and states above")
     }
 
     /// Each stream's data and metadata bytes over the whole log (hidden events included).

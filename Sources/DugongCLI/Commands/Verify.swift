@@ -9,7 +9,9 @@ struct Verify: ParsableCommand {
         discussion: """
             Checks every frame's checksum, decodes every event, checks that global positions \
             increase and that each stream's versions are contiguous (truncation and deletes may \
-            hide versions), and checks the index against the segments. Never modifies anything \
+            hide versions), rebuilds the index from the segments and checks it against them, \
+            and checks that dugong.index (the index saved at the last clean close, which opens \
+            load) describes them too. Never modifies anything \
             and does not take the write lock, so it runs beside a writer. Each problem names the \
             segment file, the byte offset and its kind. Exit status 0 when clean, 1 when it found \
             problems.

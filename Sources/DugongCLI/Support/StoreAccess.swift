@@ -22,6 +22,17 @@ enum StoreAccess {
         }
     }
 
+    /// After a command printed what the index says (streams, statistics): a store with damage
+    /// may have lost streams, versions or lifecycle records in it, so the command says so and
+    /// ends with the damage status instead of success.
+    static func failIfDamaged(_ log: EventLog, path: String, what: String) throws {
+        guard let first = log.damageFoundAtOpen.first else { return }
+        let more = log.damageFoundAtOpen.count > 1 ? " and \(log.damageFoundAtOpen.count - 1) more" : ""
+        throw Terminal.fail(
+            "\(path) is damaged (\(first)\(more)): \(what) may be missing or out of date; run `dugong verify`",
+            code: ExitStatus.damaged.rawValue)
+    }
+
     /// Prints `error` as ``describe(_:path:)`` words it and returns the exit status its kind
     /// has (``ExitStatus``).
     static func fail(_ error: StoreError, path: String, prefix: String = "") -> ExitCode {

@@ -142,7 +142,7 @@ struct Compaction {
 
         for (number, frame) in index.eventFrames.enumerated() {
             if number % 64 == 0 { progress(number, index.eventFrames.count) }
-            let records = try FrameCache.records(at: frame.location.offset, in: segments[frame.location.segment])
+            let records = try FrameCache.records(at: frame.location.offset, in: segments[frame.location.segment], checksum: frame.checksum)
             for case .event(let event) in records {
                 guard let stream = index.stream(event.stream), !stream.isTombstoned, event.version >= stream.truncateBefore else {
                     continue

@@ -110,7 +110,7 @@ extension EventLog {
             let segment = segments[frame.location.segment]
             let decoded: [StoredEvent]
             do {
-                decoded = try FrameCache.records(at: frame.location.offset, in: segment).compactMap {
+                decoded = try FrameCache.records(at: frame.location.offset, in: segment, checksum: frame.checksum).compactMap {
                     if case .event(let event) = $0 { return event }
                     return nil
                 }
@@ -147,10 +147,37 @@ extension EventLog {
                 }
             }
         }
+        if let problem = indexFileProblem(scanned: index, segments: segments) {
+            problems.append(Finding(segment: Layout.indexName, offset: 0, kind: .indexMismatch, message: problem))
+        }
         progress(index.eventFrames.count, index.eventFrames.count)
         return VerificationReport(
             segments: segments.count, frames: index.eventFrames.count, events: events,
             streams: index.streamOrder.count, problems: problems, warnings: warnings)
+    }
+
+    /// What is wrong with `dugong.index` when an open would use it (its checksum, segments and
+    /// head hold) but it does not describe what the scan found: reads through it would fail.
+    private func indexFileProblem(scanned: StreamIndex, segments: [Segment]) -> String? {
+        guard !options.useIndexFile, let head = try? StoreFiles.readHead(in: directory),
+            let saved = IndexFile.load(from: directory, segments: segments, head: head, registering: false)
+        else { return nil }
+        let advice = "; remove it (the next open rebuilds the index by scanning)"
+        let frames = saved.index.eventFrames
+        guard frames.count <= scanned.eventFrames.count else {
+            return "dugong.index lists \(frames.count) frames, the segments hold \(scanned.eventFrames.count)" + advice
+        }
+        for (saved, found) in zip(frames, scanned.eventFrames)
+        where saved.location != found.location || saved.firstPosition != found.firstPosition || saved.lastPosition != found.lastPosition
+            || saved.checksum != found.checksum {
+            return "dugong.index describes another frame than the one at \(segments[found.location.segment].name) offset \(found.location.offset)" + advice
+        }
+        for name in saved.index.streamOrder {
+            guard let savedStream = saved.index.stream(name), let foundStream = scanned.stream(name),
+                foundStream.positions.starts(with: savedStream.positions), savedStream.removedThrough == foundStream.removedThrough
+            else { return "dugong.index places the versions of '\(name)' elsewhere than the segments do" + advice }
+        }
+        return nil
     }
 
     /// Sizes and counts of a store, for `dugong stats`.

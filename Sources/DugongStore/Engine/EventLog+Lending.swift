@@ -40,8 +40,8 @@ extension EventLog {
         in stream: String, from version: Int? = nil, maxCount: Int = .max, direction: Direction = .forward,
         _ body: (borrowing EventView) throws -> Void
     ) throws -> Int {
-        let positions = try positions(of: stream, from: version, maxCount: maxCount, direction: direction)
-        try core.lendEvents(at: positions, body)
-        return positions.count
+        let slice = try slice(of: stream, from: version, maxCount: maxCount, direction: direction)
+        try core.lendEvents(slice, body)
+        return slice.positions.count
     }
 }

@@ -405,19 +405,21 @@ public final class EventLog: Sendable {
     public func read(
         stream: String, from version: Int? = nil, maxCount: Int = .max, direction: Direction = .forward
     ) throws -> [StoredEvent] {
-        try core.events(at: try positions(of: stream, from: version, maxCount: maxCount, direction: direction))
+        let slice = try slice(of: stream, from: version, maxCount: maxCount, direction: direction)
+        return try core.events(slice)
     }
 
-    /// The positions a stream read returns, in its order (see ``read(stream:from:maxCount:direction:)``).
-    func positions(of stream: String, from version: Int?, maxCount: Int, direction: Direction) throws -> [UInt64] {
+    /// The events a stream read returns, in its order (see ``read(stream:from:maxCount:direction:)``).
+    func slice(of stream: String, from version: Int?, maxCount: Int, direction: Direction) throws -> StreamSlice {
         try core.checkOpen()
-        guard maxCount > 0 else { return [] }
+        let empty = StreamSlice(stream: stream, positions: [], firstVersion: 1, forward: true)
+        guard maxCount > 0 else { return empty }
         return try core.shared.withLock { shared in
             let entry = shared.index.stream(stream)
             guard let entry, !entry.isTombstoned, entry.version > 0 else {
                 // Damage may have held this stream's events or its lifecycle records.
                 if let damage = shared.index.damage.first { throw damage.error }
-                return []
+                return empty
             }
             let first = max(entry.truncateBefore, entry.removedThrough + 1)
             let last = entry.version
@@ -425,11 +427,11 @@ public final class EventLog: Sendable {
             switch direction {
             case .forward:
                 let start = max(version ?? 1, first, 1)
-                guard start <= last else { return [] }
+                guard start <= last else { return empty }
                 range = start...(start + min(maxCount, last - start + 1) - 1)
             case .backward:
                 let start = min(version ?? last, last)
-                guard start >= first, start >= 1 else { return [] }
+                guard start >= first, start >= 1 else { return empty }
                 range = max(first, start - min(maxCount, start) + 1)...start
             }
             let positions = entry.positions(of: range)
@@ -440,7 +442,9 @@ public final class EventLog: Sendable {
             if let damage = shared.index.damage.first(where: { damage in earliest.map { damage.positions.upperBound > $0 } ?? true }) {
                 throw damage.error
             }
-            return direction == .forward ? Array(positions) : positions.reversed()
+            return direction == .forward
+                ? StreamSlice(stream: stream, positions: Array(positions), firstVersion: range.lowerBound, forward: true)
+                : StreamSlice(stream: stream, positions: positions.reversed(), firstVersion: range.upperBound, forward: false)
         }
     }
 
@@ -452,9 +456,7 @@ public final class EventLog: Sendable {
     public func storedEvent(of stream: String, version: Int) throws -> StoredEvent? {
         try core.checkOpen()
         guard let position = core.shared.withLock({ $0.index.stream(stream)?.position(of: version) }) else { return nil }
-        let event = try core.events(at: [position]).first
-        assert(event.map { $0.version == version && StreamKey($0.stream) == StreamKey(stream) } ?? true, "the index maps versions to their events")
-        return event
+        return try core.events(StreamSlice(stream: stream, positions: [position], firstVersion: version, forward: true)).first
     }
 
     /// Up to `maxCount` events in log order from global position `position` (inclusive),
@@ -579,4 +581,23 @@ public struct Commit: Sendable, Hashable {
     public var lastPosition: UInt64
     /// `true` when the events were already stored (an idempotent retry) and nothing was written.
     public var wasDuplicate: Bool
+}
+
+/// The positions a stream read returns and what the events there must be: the index says which
+/// positions hold a stream's versions, and a read checks that the frames agree (an index file
+/// that does not describe the segments, or a frame rewritten since, is damage, never data).
+struct StreamSlice {
+    let stream: String
+    let positions: [UInt64]
+    /// The version of the event at `positions[0]`; the next ones count up (forward) or down.
+    let firstVersion: Int
+    let forward: Bool
+
+    /// Nil when the event read at `positions[index]` is of this stream at the version the index
+    /// gives it; otherwise what is wrong.
+    func problem(stream: String, version: Int, at index: Int) -> String? {
+        let expected = forward ? firstVersion + index : firstVersion - index
+        if version == expected, StreamKey(stream) == StreamKey(self.stream) { return nil }
+        return "the event at position \(positions[index]) is \(stream) version \(version), where the index has \(self.stream) version \(expected): the index does not describe the segments (remove dugong.index to rebuild it) or a frame was changed"
+    }
 }

@@ -12,7 +12,9 @@ import Glibc
 enum IndexFile {
     static let name = Layout.indexName
     static let magic = Array("DUGONGIX".utf8)
-    static let version: UInt16 = 2
+    /// The file's own layout version (3: each frame's checksum; a file of another version is
+    /// ignored and the index rebuilt by scanning).
+    static let version: UInt16 = 3
 
     /// Writes the index of `segments` (scanned up to `scannedEnd` in the last one) crash-safely:
     /// temporary file, sync, rename, directory sync.
@@ -53,6 +55,7 @@ enum IndexFile {
             writer.varint(UInt64(frame.location.offset))
             writer.varint(frame.firstPosition - previous)
             writer.varint(frame.lastPosition - frame.firstPosition)
+            writer.u32(frame.checksum)
             previous = frame.firstPosition
         }
         writer.varint(UInt64(index.streamOrder.count))
@@ -117,7 +120,7 @@ enum IndexFile {
 
     /// Loads the index file if it is intact and describes the first segments of `segments`;
     /// registers the segments' dictionaries. `nil` otherwise (the caller scans everything).
-    static func load(from directory: String, segments: [Segment], head: HeadRecord?) -> Loaded? {
+    static func load(from directory: String, segments: [Segment], head: HeadRecord?, registering: Bool = true) -> Loaded? {
         guard let head, head.cleanClose,
             let data = try? File.contents(of: directory + "/" + name, limit: Int(Int32.max)), data.count > 20
         else { return nil }
@@ -175,8 +178,10 @@ enum IndexFile {
                     let offset = try reader.count("frame offset", limit: segments[segment].capacity)
                     let first = previous + (try reader.varint("frame position"))
                     let last = first + (try reader.varint("frame span"))
+                    let checksum = try reader.u32("frame checksum")
                     guard first >= previous, last >= first, last < nextPosition else { return nil }
-                    frames.append(EventFrame(location: FrameLocation(segment: segment, offset: offset), firstPosition: first, lastPosition: last))
+                    frames.append(EventFrame(
+                        location: FrameLocation(segment: segment, offset: offset), firstPosition: first, lastPosition: last, checksum: checksum))
                     previous = first
                 }
                 let streamCount = try reader.count("streams", limit: reader.remaining)
@@ -187,7 +192,7 @@ enum IndexFile {
                 order.reserveCapacity(min(streamCount, reader.remaining / 7))
                 streams.reserveCapacity(min(streamCount, reader.remaining / 7))
                 for _ in 0..<streamCount {
-                    let name = try reader.string("stream name")
+                    let name = try reader.name("stream name")
                     var stream = StreamIndex.Stream()
                     stream.truncateBefore = try reader.count("truncate before", limit: Int(Layout.maximumPosition))
                     stream.snapshotsHiddenThrough = try reader.count("snapshots hidden", limit: Int(Layout.maximumPosition))
@@ -224,7 +229,7 @@ enum IndexFile {
                     categories[StreamKey(category)] = members
                 }
                 guard reader.remaining == 0 else { return nil }
-                for (segment, list) in zip(segments, dictionaries) {
+                for (segment, list) in zip(segments, dictionaries) where registering {
                     for (offset, bytes) in list { segment.register(dictionary: bytes, at: offset) }
                 }
                 let index = StreamIndex(

@@ -44,21 +44,28 @@ final class LogCore: Sendable {
 
     // MARK: Reading events
 
-    /// The events at `positions` (ascending or descending), decoded from their frames.
-    func events(at positions: [UInt64]) throws -> [StoredEvent] {
-        guard !positions.isEmpty else { return [] }
+    /// The events of `slice` (its positions ascending or descending), decoded from their frames,
+    /// each checked to be the stream's version the index says.
+    func events(_ slice: StreamSlice) throws -> [StoredEvent] {
+        guard !slice.positions.isEmpty else { return [] }
         var result: [StoredEvent] = []
-        result.reserveCapacity(positions.count)
-        for (position, segment, frame) in try locate(positions) {
+        result.reserveCapacity(slice.positions.count)
+        for (index, (position, segment, frame)) in try locate(slice.positions).enumerated() {
             let events = try cache.events(of: frame, in: segment)
-            result.append(try Self.event(at: position, in: events, segment: segment, frame: frame))
+            let event = try Self.event(at: position, in: events, segment: segment, frame: frame)
+            if let problem = slice.problem(stream: event.stream, version: event.version, at: index) {
+                throw StoreError.corruption(segment: segment.name, offset: frame.location.offset, reason: problem)
+            }
+            result.append(event)
         }
         return result
     }
 
-    /// Lends the events at `positions` (ascending or descending) to `body`, each frame decoded
-    /// once per run of positions in it, into one scratch buffer (no copies, no cache).
-    func lendEvents(at positions: [UInt64], _ body: (borrowing EventView) throws -> Void) throws {
+    /// Lends the events of `slice` (its positions ascending or descending) to `body`, each frame
+    /// decoded once per run of positions in it, into one scratch buffer (no copies, no cache),
+    /// each checked to be the stream's version the index says.
+    func lendEvents(_ slice: StreamSlice, _ body: (borrowing EventView) throws -> Void) throws {
+        let positions = slice.positions
         guard !positions.isEmpty else { return }
         let located = try locate(positions)
         let reading = FrameLending()
@@ -68,7 +75,7 @@ final class LogCore: Sendable {
             var end = start + 1
             while end < located.count, located[end].2.location == frame.location { end += 1 }
             try reading.lend(frame, in: segment) { fields in
-                for (position, _, _) in located[start..<end] {
+                for (number, (position, _, _)) in zip(start..<end, located[start..<end]) {
                     let guess = Int(position - frame.firstPosition)
                     let index = guess < fields.count && fields[guess].position == position
                         ? guess : fields.firstIndex { $0.position == position }
@@ -76,7 +83,11 @@ final class LogCore: Sendable {
                         throw StoreError.corruption(
                             segment: segment.name, offset: frame.location.offset, reason: "frame does not hold position \(position)")
                     }
-                    try body(EventView(fields.baseAddress! + index))
+                    let event = fields.baseAddress! + index
+                    if let problem = slice.problem(stream: event.pointee.stream, version: event.pointee.version, at: number) {
+                        throw StoreError.corruption(segment: segment.name, offset: frame.location.offset, reason: problem)
+                    }
+                    try body(EventView(event))
                 }
             }
             start = end
@@ -223,7 +234,7 @@ final class FrameLending {
         let offset = frame.location.offset
         return try segment.withBytes { bytes in
             do {
-                try FrameCache.verified(at: offset, in: segment, bytes: bytes) { header, bytes, dictionary in
+                try FrameCache.verified(at: offset, in: segment, bytes: bytes, checksum: frame.checksum) { header, bytes, dictionary in
                     try FrameReader.eventFields(
                         of: header, in: bytes, at: offset, dictionary: dictionary, scratch: scratch,
                         formatVersion: segment.header.formatVersion, names: &names, into: &fields)
@@ -273,7 +284,7 @@ final class FrameCache: Sendable {
         let location = frame.location
         let key = Key(salt: segment.salt, offset: location.offset)
         if let cached = state.withLock({ $0.frames[key] }) { return cached }
-        let events = try Self.decode(at: location.offset, in: segment) { header, bytes, dictionary in
+        let events = try Self.decode(at: location.offset, in: segment, checksum: frame.checksum) { header, bytes, dictionary in
             try FrameReader.events(
                 of: header, in: bytes, at: location.offset, dictionary: dictionary.bytes, dictionaryCheck: dictionary.check,
                 formatVersion: segment.header.formatVersion)
@@ -296,8 +307,8 @@ final class FrameCache: Sendable {
 
     /// Verifies and decodes the frame at `offset` of `segment`.
     /// - Throws: ``StoreError/corruption(segment:offset:reason:)`` when it fails its checks.
-    static func records(at offset: Int, in segment: Segment) throws -> [Record] {
-        try decode(at: offset, in: segment) { header, bytes, dictionary in
+    static func records(at offset: Int, in segment: Segment, checksum: UInt32? = nil) throws -> [Record] {
+        try decode(at: offset, in: segment, checksum: checksum) { header, bytes, dictionary in
             try FrameReader.records(
                 of: header, in: bytes, at: offset, dictionary: dictionary.bytes, dictionaryCheck: dictionary.check,
                 formatVersion: segment.header.formatVersion)
@@ -316,19 +327,26 @@ final class FrameCache: Sendable {
 
     /// Verifies the frame at `offset` and runs `decoder` on it; damage becomes a corruption error.
     private static func decode<R>(
-        at offset: Int, in segment: Segment,
+        at offset: Int, in segment: Segment, checksum: UInt32? = nil,
         _ decoder: (FrameHeader, UnsafeRawBufferPointer, (bytes: [UInt8], check: UInt16)) throws -> R
     ) throws -> R {
-        try segment.withBytes { bytes in try verified(at: offset, in: segment, bytes: bytes, decoder) }
+        try segment.withBytes { bytes in try verified(at: offset, in: segment, bytes: bytes, checksum: checksum, decoder) }
     }
 
-    /// ``decode(at:in:_:)`` on the segment's bytes, mapped by the caller.
+    /// ``decode(at:in:_:)`` on the segment's bytes, mapped by the caller. With `checksum` (the
+    /// index's record of the frame), a valid frame with another checksum is damage: the index
+    /// was built from a frame that is no longer there.
     static func verified<R>(
-        at offset: Int, in segment: Segment, bytes: UnsafeRawBufferPointer,
+        at offset: Int, in segment: Segment, bytes: UnsafeRawBufferPointer, checksum: UInt32? = nil,
         _ decoder: (FrameHeader, UnsafeRawBufferPointer, (bytes: [UInt8], check: UInt16)) throws -> R
     ) throws -> R {
         switch FrameReader.probe(bytes, at: offset, salt: segment.salt) {
         case .frame(let header):
+            if let checksum, header.checksum != checksum {
+                throw StoreError.corruption(
+                    segment: segment.name, offset: offset,
+                    reason: "the frame here is not the one the index was built from (checksum \(String(header.checksum, radix: 16)), the index has \(String(checksum, radix: 16))): the index file does not describe the segments (remove dugong.index to rebuild it) or the frame was rewritten")
+            }
             do {
                 return try decoder(header, bytes, segment.dictionaryAndCheck(before: offset))
             } catch {

@@ -326,7 +326,7 @@ private struct SegmentScan {
         for (header, offset, records) in pending {
             index.apply(
                 records, in: FrameLocation(segment: segmentNumber, offset: offset), length: header.totalLength,
-                rawLength: Int(header.rawLength), batch: header.batch)
+                rawLength: Int(header.rawLength), batch: header.batch, checksum: header.checksum)
             index.advance(to: header.firstPosition)
             lastFrameWasCloseMarker = records == [.record(.close, index: 0)]
         }

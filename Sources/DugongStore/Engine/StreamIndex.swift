@@ -11,6 +11,9 @@ struct EventFrame: Sendable {
     var location: FrameLocation
     var firstPosition: UInt64
     var lastPosition: UInt64
+    /// The frame's checksum field: a read checks that the frame it finds at `location` is this
+    /// one (an index file that outlived a change to its segments must not lend other events).
+    var checksum: UInt32
 }
 
 /// A region of the log that failed its checksum or did not decode.
@@ -192,7 +195,9 @@ struct StreamIndex {
 
     /// Adds a frame's records, in order (which ``problem(applying:)`` accepts). `length` is the
     /// frame's size in the file.
-    mutating func apply(_ records: [IndexRecord], in location: FrameLocation, length: Int, rawLength: Int, batch: UInt64) {
+    mutating func apply(
+        _ records: [IndexRecord], in location: FrameLocation, length: Int, rawLength: Int, batch: UInt64, checksum: UInt32
+    ) {
         frameBytes += length
         rawPayloadBytes += rawLength
         lastBatch = max(lastBatch ?? 0, batch)
@@ -268,7 +273,7 @@ struct StreamIndex {
             }
         }
         if let first {
-            eventFrames.append(EventFrame(location: location, firstPosition: first, lastPosition: last))
+            eventFrames.append(EventFrame(location: location, firstPosition: first, lastPosition: last, checksum: checksum))
         }
     }
 

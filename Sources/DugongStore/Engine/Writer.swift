@@ -238,7 +238,7 @@ final class Writer: Sendable {
             shared.index.stream(stream)?.position(of: version)
         }
         guard let position else { return nil }
-        return try core.events(at: [position]).first?.id
+        return try core.events(StreamSlice(stream: stream, positions: [position], firstVersion: version, forward: true)).first?.id
     }
 
     /// Decides appends that commit together: each is checked against the streams as the ones
@@ -410,7 +410,9 @@ final class Writer: Sendable {
     private func publish(_ written: [WrittenFrame]) {
         core.shared.withLock { shared in
             for frame in written {
-                shared.index.apply(frame.records, in: frame.location, length: frame.length, rawLength: frame.rawLength, batch: frame.batch)
+                shared.index.apply(
+                    frame.records, in: frame.location, length: frame.length, rawLength: frame.rawLength, batch: frame.batch,
+                    checksum: frame.checksum)
             }
         }
     }
@@ -422,6 +424,7 @@ final class Writer: Sendable {
         var length: Int
         var rawLength: Int
         var batch: UInt64
+        var checksum: UInt32
     }
 
     /// Frames planned for the active segment, written together as one batch.
@@ -504,12 +507,12 @@ final class Writer: Sendable {
         var written: [WrittenFrame] = []
         for (number, frame) in group.frames.enumerated() {
             let offset = start + bytes.count
-            frame.write(
+            let checksum = frame.write(
                 into: &bytes, base: start, salt: segment.salt, batch: batch, endsBatch: number == group.frames.count - 1,
                 unsynced: core.options.durability != .synchronous && !forceSync)
             written.append(WrittenFrame(
                 records: frame.records, location: FrameLocation(segment: state.activeSegment, offset: offset),
-                length: frame.totalLength, rawLength: frame.rawLength, batch: batch))
+                length: frame.totalLength, rawLength: frame.rawLength, batch: batch, checksum: checksum))
         }
         assert(bytes.count == group.bytes)
         try core.options.faults?(.write)

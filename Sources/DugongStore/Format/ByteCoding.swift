@@ -164,22 +164,44 @@ struct ByteReader {
         return try take(Int(length), what)
     }
 
-    /// A string through `names`: a repeated name (a stream's events, event types) is decoded once.
+    /// A stream name or event type (1 to 1024 bytes of UTF-8 without NUL) through `names`: a
+    /// repeated name (a stream's events, event types) is validated and decoded once.
     @inline(__always)
-    mutating func string(_ what: StaticString, names: inout NameTable) throws(Malformed) -> String {
+    mutating func name(_ what: StaticString, names: inout NameTable) throws(Malformed) -> String {
         let start = offset
         let raw = try lengthPrefixed(what)
+        guard raw.count >= 1, raw.count <= Layout.maximumNameLength else { throw badLength(of: what, raw.count, at: start) }
         if let known = names.lookup(raw) { return known }
-        guard let text = String(validating: raw, as: UTF8.self) else {
-            throw Malformed(offset: start, reason: "\(what) is not valid UTF-8")
-        }
+        let text = try Self.validName(raw, what, at: start)
         names.remember(text)
         return text
     }
 
+    /// A stream name or event type read without a name table (rare records).
+    mutating func name(_ what: StaticString) throws(Malformed) -> String {
+        let start = offset
+        let raw = try lengthPrefixed(what)
+        guard raw.count >= 1, raw.count <= Layout.maximumNameLength else { throw badLength(of: what, raw.count, at: start) }
+        return try Self.validName(raw, what, at: start)
+    }
+
+    /// Any text (segment names, categories): valid UTF-8.
     mutating func string(_ what: StaticString) throws(Malformed) -> String {
         let start = offset
         let raw = try lengthPrefixed(what)
+        guard let text = String(validating: raw, as: UTF8.self) else {
+            throw Malformed(offset: start, reason: "\(what) is not valid UTF-8")
+        }
+        return text
+    }
+
+    @inline(never)
+    private func badLength(of what: StaticString, _ count: Int, at start: Int) -> Malformed {
+        Malformed(offset: start, reason: "\(what) of \(count) bytes (names take 1 to \(Layout.maximumNameLength))")
+    }
+
+    private static func validName(_ raw: UnsafeRawBufferPointer, _ what: StaticString, at start: Int) throws(Malformed) -> String {
+        guard memchr(raw.baseAddress!, 0, raw.count) == nil else { throw Malformed(offset: start, reason: "\(what) contains a NUL byte") }
         guard let text = String(validating: raw, as: UTF8.self) else {
             throw Malformed(offset: start, reason: "\(what) is not valid UTF-8")
         }

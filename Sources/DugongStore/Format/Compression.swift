@@ -24,24 +24,32 @@ enum Compression {
         return produced > 0 ? output : nil
     }
 
+    /// Bytes of room past a payload's end that let zlib decode its last symbols on its fast path
+    /// (which needs 258 bytes of output room: DEFLATE's longest match).
+    static let inflateSlack = 258
+
     /// Inflates `bytes` into exactly `count` bytes; `nil` when the stream is damaged, has
     /// another length, or needs another dictionary.
     static func inflate(_ bytes: UnsafeRawBufferPointer, count: Int, dictionary: [UInt8] = []) -> [UInt8]? {
         var inflated = false
-        let output = [UInt8](unsafeUninitializedCapacity: count) { out, initialized in
-            inflated = inflate(bytes, into: UnsafeMutableRawBufferPointer(out), dictionary: dictionary)
+        let output = [UInt8](unsafeUninitializedCapacity: count + inflateSlack) { out, initialized in
+            inflated = inflate(bytes, into: UnsafeMutableRawBufferPointer(out), count: count, dictionary: dictionary)
             // On success zlib wrote exactly `count` bytes; on failure the array is left empty.
             initialized = inflated ? count : 0
         }
         return inflated ? output : nil
     }
 
-    /// Inflates `bytes` into exactly all of `output`; false when the stream is damaged, has
-    /// another length, or needs another dictionary (`output` then holds anything).
-    static func inflate(_ bytes: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer, dictionary: [UInt8] = []) -> Bool {
-        dictionary.withUnsafeBytes { dictionary in
+    /// Inflates `bytes` into exactly the first `count` bytes of `output` (the rest is room zlib
+    /// may scribble on; ``inflateSlack`` of it makes inflating faster); false when the stream is
+    /// damaged, has another length, or needs another dictionary (`output` then holds anything).
+    static func inflate(
+        _ bytes: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer, count: Int, dictionary: [UInt8] = []
+    ) -> Bool {
+        precondition(count <= output.count)
+        return dictionary.withUnsafeBytes { dictionary in
             dugong_inflate_raw(
-                bytes.baseAddress, bytes.count, output.baseAddress, output.count, dictionary.baseAddress, dictionary.count)
+                bytes.baseAddress, bytes.count, output.baseAddress, count, output.count, dictionary.baseAddress, dictionary.count)
         } == 0
     }
 }

@@ -22,6 +22,9 @@ struct FrameHeader: Equatable {
     var endsBatch: Bool
     /// Written without a sync (the durability mode that risks recent appends).
     var unsynced = false
+    /// The frame's checksum field as stored (the index keeps it: a frame read later through the
+    /// index must be the very frame the index was built from).
+    var checksum: UInt32 = 0
 
     /// The frame's total length in the file.
     var totalLength: Int { Layout.frameHeaderSize + Int(storedLength) }
@@ -227,8 +230,9 @@ struct SealedFrame {
     var totalLength: Int { Layout.frameHeaderSize + stored.count }
 
     /// Appends the whole frame (header and payload) to `output`, which starts at `base` in the
-    /// segment whose salt is `salt`.
-    func write(into output: inout [UInt8], base: Int, salt: UInt64, batch: UInt64, endsBatch: Bool, unsynced: Bool = false) {
+    /// segment whose salt is `salt`; returns its checksum.
+    @discardableResult
+    func write(into output: inout [UInt8], base: Int, salt: UInt64, batch: UInt64, endsBatch: Bool, unsynced: Bool = false) -> UInt32 {
         precondition(stored.count >= 1 && stored.count <= Layout.maximumFramePayload && batch < Layout.maximumPosition)
         let start = output.count
         var header = ByteWriter(capacity: Layout.frameHeaderSize)
@@ -252,6 +256,7 @@ struct SealedFrame {
                 salt: salt, offset: base + start, covering: UnsafeRawBufferPointer(rebasing: all[(start + 4)..<all.count]))
         }
         withUnsafeBytes(of: checksum.littleEndian) { output.replaceSubrange(start..<start + 4, with: $0) }
+        return checksum
     }
 
     /// The frame alone at offset `offset` (tests and tools).
@@ -320,7 +325,7 @@ enum FrameReader {
                 storedLength: storedLength, rawLength: rawLength, isCompressed: compressed,
                 usesDictionary: usesDictionary, dictionaryCheck: dictionaryCheck, firstPosition: firstPosition,
                 eventCount: eventCount, recordCount: recordCount, batch: batch, endsBatch: flags & Layout.frameEndsBatch != 0,
-                unsynced: flags & Layout.frameUnsynced != 0))
+                unsynced: flags & Layout.frameUnsynced != 0, checksum: checksum))
         } catch {
             return .invalid("\(error)")
         }
@@ -402,9 +407,10 @@ enum FrameReader {
         let preset = header.usesDictionary ? dictionary : []
         func damage() -> FrameDamage { FrameDamage("payload does not inflate to \(header.rawLength) bytes") }
         if let scratch {
-            let output = scratch.bytes(count: Int(header.rawLength))
-            guard Compression.inflate(stored, into: output, dictionary: preset) else { throw damage() }
-            return try body(UnsafeRawBufferPointer(output))
+            let count = Int(header.rawLength)
+            let output = scratch.bytes(count: count + Compression.inflateSlack)
+            guard Compression.inflate(stored, into: output, count: count, dictionary: preset) else { throw damage() }
+            return try body(UnsafeRawBufferPointer(rebasing: output[..<count]))
         }
         guard let raw = Compression.inflate(stored, count: Int(header.rawLength), dictionary: preset) else { throw damage() }
         return try raw.withUnsafeBytes { try body($0) }

@@ -87,6 +87,8 @@ enum Layout {
     static let maximumPosition: UInt64 = 1 << 62
     /// The largest version a stream may reach (versions are below 2^62, as positions).
     static let maximumVersion = Int(maximumPosition) - 1
+    /// Stream names and event types: 1 to this many bytes of UTF-8 without NUL (FORMAT.md §2, §6.1).
+    static let maximumNameLength = 1024
     /// The most bytes one commit (or one atomic append to several streams) may take in its
     /// frame's payload: event data, metadata, names and record overhead together.
     static let maximumCommitSize = 512 << 20

@@ -159,11 +159,11 @@ extension ByteReader {
             else {
                 throw Malformed(offset: start, reason: "position beyond 2^62")
             }
-            let stream = try string("stream name", names: &names)
-            let version = try count("version", limit: Int(Layout.maximumPosition))
+            let stream = try name("stream name", names: &names)
+            let version = try count("version", limit: Layout.maximumVersion)
             guard version >= 1 else { throw Malformed(offset: start, reason: "version 0") }
             let id = try bytes(16, "event id")
-            let type = try string("event type", names: &names)
+            let type = try name("event type", names: &names)
             let timestamp = try i64("timestamp")
             let data = try lengthPrefixed("data")
             let metadata = try lengthPrefixed("metadata")
@@ -186,11 +186,11 @@ extension ByteReader {
             // The previous event's position and version are below 2^62 (checked when it was read).
             let position = previousPosition + 1
             let version = previous!.version + 1
-            guard position < Layout.maximumPosition, version <= Int(Layout.maximumPosition) else {
-                throw Malformed(offset: start, reason: "position or version beyond 2^62")
+            guard position < Layout.maximumPosition, version <= Layout.maximumVersion else {
+                throw Malformed(offset: start, reason: "position beyond 2^62 or version beyond 2^62 - 1")
             }
             let id = try bytes(16, "event id")
-            if flags & Layout.continuationSameType == 0 { previous!.type = try string("event type", names: &names) }
+            if flags & Layout.continuationSameType == 0 { previous!.type = try name("event type", names: &names) }
             // Modulo 2^64, as the writer subtracted: every pair of timestamps has a delta.
             previous!.timestampMilliseconds &+= ZigZag.decode(try varint("timestamp delta"))
             previous!.version = version
@@ -202,7 +202,7 @@ extension ByteReader {
                 timestampMilliseconds: previous!.timestampMilliseconds, data: data, metadata: metadata,
                 endsCommit: flags & Layout.eventEndsCommit != 0))
         case .streamMetadata:
-            let stream = try string("stream name")
+            let stream = try name("stream name")
             let code = try u8("stream operation")
             guard let operation = Layout.StreamOperation(rawValue: code) else {
                 throw Malformed(offset: offset - 1, reason: "unknown stream operation \(code)")
@@ -210,7 +210,7 @@ extension ByteReader {
             let version = try count("stream operation version", limit: Int(Layout.maximumPosition))
             return .other(.streamMetadata(stream: stream, operation: operation, version: version))
         case .snapshot:
-            let stream = try string("stream name")
+            let stream = try name("stream name")
             let version = try count("snapshot version", limit: Int(Layout.maximumPosition))
             let data = Data(try lengthPrefixed("snapshot data"))
             let metadata = Data(try lengthPrefixed("snapshot metadata"))

@@ -4,7 +4,8 @@
 #include <stdint.h>
 
 /// The bound a log-structured event store can reach on this machine: frames of events (each a
-/// u32 length and its bytes), compressed with raw DEFLATE level 1, checksummed with CRC-32C,
+/// u32 length and its bytes), compressed with raw DEFLATE level 1 (one zlib stream, reset per
+/// frame; inflated with 258 bytes of room past the end), checksummed with CRC-32C,
 /// written with pwrite to a preallocated file and made durable with fdatasync. No index.
 /// The callers give it each event's fields as a caller of DugongStore supplies them, packed
 /// (u8 stream-name length, the name, u8 type length, the type, the 16-byte id, the i64 timestamp
