@@ -224,7 +224,7 @@ extension EventLog {
                 name: segment.name, fileBytes: (try? File(path: segment.path, flags: O_RDONLY).allocatedSize()) ?? 0,
                 firstPosition: segment.header.firstPosition)
         }
-        let largest = index.streams.map { Statistics.StreamSize(stream: $0.key.name, version: $0.value.version) }
+        let largest = index.streamOrder.indices.map { Statistics.StreamSize(stream: index.streamOrder[$0], version: index.table.version(of: $0)) }
             .sorted { ($0.version, $1.stream) > ($1.version, $0.stream) }
             .prefix(10)
         return Statistics(

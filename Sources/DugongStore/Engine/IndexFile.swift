@@ -59,10 +59,8 @@ enum IndexFile {
             previous = frame.firstPosition
         }
         writer.varint(UInt64(index.streamOrder.count))
-        var number: [StreamKey: Int] = [:]
-        for (position, name) in index.streamOrder.enumerated() {
-            number[StreamKey(name)] = position
-            let stream = index.stream(name)!
+        for (number, name) in index.streamOrder.enumerated() {
+            let stream = index.stream(number: number)
             writer.lengthPrefixed(name.utf8)
             writer.varint(UInt64(stream.truncateBefore))
             writer.varint(UInt64(stream.snapshotsHiddenThrough))
@@ -89,7 +87,7 @@ enum IndexFile {
         for (category, streams) in index.categories.sorted(by: { Array($0.key.name.utf8).lexicographicallyPrecedes(Array($1.key.name.utf8)) }) {
             writer.lengthPrefixed(category.name.utf8)
             writer.varint(UInt64(streams.count))
-            for stream in streams { writer.varint(UInt64(number[StreamKey(stream)]!)) }
+            for stream in streams { writer.varint(UInt64(stream)) }
         }
         let crc = writer.bytes.withUnsafeBytes { Checksum.crc32c($0) }
         writer.u32(Checksum.mask(crc))
@@ -185,12 +183,10 @@ enum IndexFile {
                     previous = first
                 }
                 let streamCount = try reader.count("streams", limit: reader.remaining)
-                var order: [String] = []
-                var streams: [StreamKey: StreamIndex.Stream] = [:]
+                var table = StreamTable()
                 // Room for every stream at once (rehashing as it grew was a fifth of opening a
                 // million streams); the count is untrusted, but each stream takes at least 7 bytes.
-                order.reserveCapacity(min(streamCount, reader.remaining / 7))
-                streams.reserveCapacity(min(streamCount, reader.remaining / 7))
+                table.reserveCapacity(min(streamCount, reader.remaining / 7))
                 for _ in 0..<streamCount {
                     let name = try reader.name("stream name")
                     var stream = StreamIndex.Stream()
@@ -216,15 +212,14 @@ enum IndexFile {
                         guard last < nextPosition else { return nil }
                         stream.positions.append(last)
                     }
-                    guard streams.updateValue(stream, forKey: StreamKey(name)) == nil else { return nil }
-                    order.append(name)
+                    guard table.restore(name, stream) else { return nil }
                 }
-                var categories: [StreamKey: [String]] = [:]
+                var categories: [StreamKey: [Int32]] = [:]
                 for _ in 0..<(try reader.count("categories", limit: reader.remaining)) {
                     let category = try reader.string("category")
-                    var members: [String] = []
+                    var members: [Int32] = []
                     for _ in 0..<(try reader.count("members", limit: reader.remaining)) {
-                        members.append(order[try reader.count("member", limit: order.count - 1)])
+                        members.append(Int32(try reader.count("member", limit: table.count - 1)))
                     }
                     categories[StreamKey(category)] = members
                 }
@@ -233,7 +228,7 @@ enum IndexFile {
                     for (offset, bytes) in list { segment.register(dictionary: bytes, at: offset) }
                 }
                 let index = StreamIndex(
-                    restoring: streams, order: order, categories: categories, frames: frames, nextPosition: nextPosition,
+                    restoring: table, categories: categories, frames: frames, nextPosition: nextPosition,
                     eventCount: eventCount, frameBytes: frameBytes, rawPayloadBytes: rawPayloadBytes,
                     lastBatch: nextBatch == 0 ? nil : nextBatch - 1)
                 return Loaded(index: index, segmentCount: segmentCount, scannedEnd: scannedEnd)

@@ -59,8 +59,9 @@ struct StreamKey: Hashable, Sendable {
 /// snapshots, stream metadata. Built by scanning the segments at open and kept current by the
 /// writer, through the same ``apply(_:in:length:rawLength:)`` in both cases.
 ///
-/// Memory: 8 bytes per event (its position in its stream's array) plus about 40 bytes per
-/// frame, and per stream its name and about 90 bytes.
+/// Memory: 8 bytes per event (its position in its stream's array) plus about 48 bytes per
+/// frame, and per stream its name, its positions array's header and about 60 bytes
+/// (``StreamTable``).
 struct StreamIndex {
     struct Stream {
         /// Versions 1 ... `removedThrough` are not in the log (compaction removed them, or the
@@ -95,7 +96,7 @@ struct StreamIndex {
         }
     }
 
-    struct SnapshotReference {
+    struct SnapshotReference: Equatable {
         var location: FrameLocation
         var recordIndex: Int
         var version: Int
@@ -103,9 +104,10 @@ struct StreamIndex {
 
     static let damagedMarker = UInt64.max - (1 << 32)
 
-    private(set) var streams: [StreamKey: Stream] = [:]
-    /// Stream names per category, in order of their first event.
-    private(set) var categories: [StreamKey: [String]] = [:]
+    /// Every stream: names, numbers, positions, lifecycle.
+    private(set) var table = StreamTable()
+    /// Stream numbers per category, in order of their first event.
+    private(set) var categories: [StreamKey: [Int32]] = [:]
     /// Frames holding events, ascending by position.
     private(set) var eventFrames: [EventFrame] = []
     /// The position the next event gets.
@@ -120,8 +122,8 @@ struct StreamIndex {
     private(set) var frameBytes = 0
     /// Bytes of the frames' payloads before compression.
     private(set) var rawPayloadBytes = 0
-    /// Every stream name, in the order of its first record.
-    private(set) var streamOrder: [String] = []
+    /// Every stream name, in the order of its first record (a stream's number is its place here).
+    var streamOrder: [String] { table.names }
     /// The highest batch number seen in a frame.
     private(set) var lastBatch: UInt64?
 
@@ -129,11 +131,10 @@ struct StreamIndex {
 
     /// An index loaded from the index file.
     init(
-        restoring streams: [StreamKey: Stream], order: [String], categories: [StreamKey: [String]], frames: [EventFrame],
+        restoring table: StreamTable, categories: [StreamKey: [Int32]], frames: [EventFrame],
         nextPosition: UInt64, eventCount: Int, frameBytes: Int, rawPayloadBytes: Int, lastBatch: UInt64?
     ) {
-        self.streams = streams
-        streamOrder = order
+        self.table = table
         self.categories = categories
         eventFrames = frames
         self.nextPosition = nextPosition
@@ -149,9 +150,23 @@ struct StreamIndex {
         return String(stream[..<slash])
     }
 
-    func stream(_ name: String) -> Stream? { streams[StreamKey(name)] }
+    func stream(_ name: String) -> Stream? { table.number(of: name).map { stream(number: $0) } }
 
-    func streams(inCategory category: String) -> [String] { categories[StreamKey(category)] ?? [] }
+    /// Stream `number` (below ``StreamTable/count``), assembled from where its fields are kept.
+    func stream(number: Int) -> Stream {
+        let rare = table.rareFields(of: number)
+        return Stream(
+            removedThrough: rare.removedThrough, positions: table.entries[number].positions, truncateBefore: rare.truncateBefore,
+            snapshotsHiddenThrough: rare.snapshotsHiddenThrough, isTombstoned: rare.isTombstoned, snapshot: rare.snapshot,
+            lastEventID: table.entries[number].lastEventID)
+    }
+
+    /// A stream's version, if the stream is known (cheaper than ``stream(_:)``).
+    func version(of name: String) -> Int? { table.number(of: name).map { table.version(of: $0) } }
+
+    func streams(inCategory category: String) -> [String] {
+        (categories[StreamKey(category)] ?? []).map { table.names[Int($0)] }
+    }
 
     /// Why a decoded frame cannot be applied: its events must continue each stream's versions
     /// (a skip only as far as damage could have lost events), its positions must follow the
@@ -166,7 +181,7 @@ struct StreamIndex {
                 guard run.firstPosition >= next else { return "position \(run.firstPosition) is not after \(next - 1)" }
                 next = run.lastPosition + 1
                 let key = StreamKey(run.stream)
-                let current = versions[key] ?? stream(run.stream)?.version ?? 0
+                let current = versions[key] ?? version(of: run.stream) ?? 0
                 let skipped = run.firstVersion - current - 1
                 guard skipped >= 0 else {
                     return "version \(run.firstVersion) of '\(run.stream)' repeats (the stream is at version \(current))"
@@ -181,7 +196,7 @@ struct StreamIndex {
                 versions[key] = run.lastVersion
             case .record(.streamMetadata(let name, .versionsStartAt, let version), _):
                 let key = StreamKey(name)
-                let current = versions[key] ?? stream(name)?.version ?? 0
+                let current = versions[key] ?? self.version(of: name) ?? 0
                 guard version >= 1, current == 0 || version - 1 <= current else {
                     return "stream '\(name)' declared to start at version \(version) after version \(current)"
                 }
@@ -213,58 +228,52 @@ struct StreamIndex {
                 last = run.lastPosition
                 nextPosition = run.lastPosition + 1
                 eventCount += run.count
-                // One hash lookup per run, and the entry mutated in place: a copy would copy its
-                // positions (O(n) per event).
-                let key = StreamKey(run.stream)
-                let slot: Dictionary<StreamKey, Stream>.Index
-                if let known = streams.index(forKey: key) {
-                    slot = known
-                } else {
-                    noteNewStream(run.stream)
-                    streams[key] = Stream()
-                    slot = streams.index(forKey: key)!
-                }
-                let firstEvent = streams.values[slot].version == 0
+                // One lookup per run, and the positions appended in place.
+                let number = table.number(creating: run.stream).number
+                let current = table.version(of: number)
+                let firstEvent = current == 0
                 if firstEvent, let category = Self.category(of: run.stream) {
-                    categories[StreamKey(category), default: []].append(run.stream)
+                    categories[StreamKey(category), default: []].append(Int32(number))
                 }
-                let skipped = Self.add(
-                    run, damageMarker: Self.damagedMarker + UInt64(max(damage.count - 1, 0)), to: &streams.values[slot])
+                let skipped = run.firstVersion - current - 1
+                precondition(skipped >= 0, "versions increase (checked by problem(applying:))")
+                let marker = Self.damagedMarker + UInt64(max(damage.count - 1, 0))
+                table.updateEntry(of: number) { entry in
+                    entry.positions.append(contentsOf: repeatElement(marker, count: skipped))
+                    entry.positions.append(contentsOf: run.firstPosition...run.lastPosition)
+                    entry.lastEventID = run.lastID
+                }
                 // As problem(applying:) counts: a first event after damage may follow a beginning
                 // the damage held.
                 if !(firstEvent && !damage.isEmpty) { lostEventBound = max(0, lostEventBound - skipped) }
             case .record(.streamMetadata(let name, let operation, let version), _):
-                let key = StreamKey(name)
-                if streams[key] == nil {
-                    noteNewStream(name)
-                    streams[key] = Stream()
-                }
+                let number = table.number(creating: name).number
                 switch operation {
                 case .truncateBefore:
-                    streams[key]!.truncateBefore = max(streams[key]!.truncateBefore, version)
+                    table.updateRare(of: number) { $0.truncateBefore = max($0.truncateBefore, version) }
                 case .delete:
-                    streams[key]!.truncateBefore = max(streams[key]!.truncateBefore, version)
-                    streams[key]!.snapshotsHiddenThrough = max(streams[key]!.snapshotsHiddenThrough, version - 1)
+                    table.updateRare(of: number) { rare in
+                        rare.truncateBefore = max(rare.truncateBefore, version)
+                        rare.snapshotsHiddenThrough = max(rare.snapshotsHiddenThrough, version - 1)
+                    }
                 case .tombstone:
-                    streams[key]!.isTombstoned = true
+                    table.updateRare(of: number) { $0.isTombstoned = true }
                 case .versionsStartAt:
-                    if streams[key]!.positions.isEmpty {
-                        let wasEmpty = streams[key]!.version == 0
-                        streams[key]!.removedThrough = max(streams[key]!.removedThrough, version - 1)
-                        if wasEmpty, streams[key]!.version > 0, let category = Self.category(of: name) {
-                            categories[StreamKey(category), default: []].append(name)
+                    if table.entries[number].positions.isEmpty {
+                        let wasEmpty = table.version(of: number) == 0
+                        table.updateRare(of: number) { $0.removedThrough = max($0.removedThrough, version - 1) }
+                        if wasEmpty, table.version(of: number) > 0, let category = Self.category(of: name) {
+                            categories[StreamKey(category), default: []].append(Int32(number))
                         }
                     }
-                    streams[key]!.truncateBefore = max(streams[key]!.truncateBefore, version)
+                    table.updateRare(of: number) { $0.truncateBefore = max($0.truncateBefore, version) }
                 }
             case .record(.snapshot(let snapshot), let recordIndex):
-                let key = StreamKey(snapshot.stream)
-                if streams[key] == nil {
-                    noteNewStream(snapshot.stream)
-                    streams[key] = Stream()
-                }
-                if (streams[key]!.snapshot?.version ?? -1) <= snapshot.version {
-                    streams[key]!.snapshot = SnapshotReference(location: location, recordIndex: recordIndex, version: snapshot.version)
+                let number = table.number(creating: snapshot.stream).number
+                table.updateRare(of: number) { rare in
+                    if (rare.snapshot?.version ?? -1) <= snapshot.version {
+                        rare.snapshot = SnapshotReference(location: location, recordIndex: recordIndex, version: snapshot.version)
+                    }
                 }
             case .record(.dictionary, _), .record(.close, _):
                 break  // dictionaries are kept by the segment; a close marker changes nothing
@@ -275,21 +284,6 @@ struct StreamIndex {
         if let first {
             eventFrames.append(EventFrame(location: location, firstPosition: first, lastPosition: last, checksum: checksum))
         }
-    }
-
-    private mutating func noteNewStream(_ name: String) {
-        streamOrder.append(name)
-    }
-
-    /// Adds a run of events after its stream's last version; versions it skips were lost to damage.
-    /// - Returns: how many versions it skipped.
-    private static func add(_ run: EventRun, damageMarker: UInt64, to stream: inout Stream) -> Int {
-        let skipped = run.firstVersion - stream.version - 1
-        precondition(skipped >= 0, "versions increase (checked by problem(applying:))")
-        stream.positions.append(contentsOf: repeatElement(damageMarker, count: skipped))
-        stream.positions.append(contentsOf: run.firstPosition...run.lastPosition)
-        stream.lastEventID = run.lastID
-        return skipped
     }
 
     /// Records damage found at open; events of later frames that skip versions point at it.
