@@ -17,7 +17,9 @@ let package = Package(
     ],
     targets: [
         // The framework: domain, serialization, ports and in-memory adapters.
-        .target(name: "Dugong", dependencies: [.product(name: "Logging", package: "swift-log")]),
+        .target(name: "Dugong", dependencies: ["CDugongRandom", .product(name: "Logging", package: "swift-log")]),
+        // C shim: random event ids, one getrandom call per 255 (Foundation's UUID() opens a device per id).
+        .target(name: "CDugongRandom"),
         // C shims: CRC32C (SSE4.2 with a portable fallback) and raw DEFLATE through zlib.
         .target(name: "CDugongShims", linkerSettings: [.linkedLibrary("z")]),
         // The storage engine and its adapters of the Dugong ports.

@@ -121,7 +121,7 @@ public actor IdempotentHandler {
             stream: parkedStream,
             events: [SerializedDomainEvent(
                 origin: parkedStream.origin, aggregateType: parkedStream.aggregateType, eventType: type, version: 1,
-                id: UUID(), aggregateID: name, payload: try? payload.jsonData(), sequenceNumber: version + 1,
+                id: EventID.random(), aggregateID: name, payload: try? payload.jsonData(), sequenceNumber: version + 1,
                 timestamp: .currentMillisecond)],
             expected: version == 0 ? .noStream : .exact(version))
     }

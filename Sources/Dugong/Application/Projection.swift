@@ -32,7 +32,7 @@ public struct Checkpoint: Sendable, Equatable {
     /// Stages "read up to `position`" into `unit`, to commit with the reader's own appends.
     public mutating func advance(to position: UInt64, in unit: inout UnitOfWork) throws {
         let event = SerializedDomainEvent(
-            origin: Self.origin, aggregateType: "Checkpoint", eventType: "CheckpointSaved", version: 1, id: UUID(),
+            origin: Self.origin, aggregateType: "Checkpoint", eventType: "CheckpointSaved", version: 1, id: EventID.random(),
             aggregateID: name, payload: try JSONValue.object(["position": .int(Int(position))]).jsonData(),
             sequenceNumber: version + 1, timestamp: .currentMillisecond)
         unit.add(StreamAppend(stream: Self.stream(name), events: [event], expected: version == 0 ? .noStream : .exact(version)))

@@ -69,7 +69,7 @@ public struct AggregateRoot<State: Aggregate>: Sendable {
         }
         let events = try command(state)
         for event in events { try event.created() }
-        if let id { self.id = id } else if self.id == nil { self.id = UUID().uuidString.lowercased() }
+        if let id { self.id = id } else if self.id == nil { self.id = EventID.random().uuidString.lowercased() }
         stage(events)
     }
 

@@ -29,7 +29,7 @@ public struct EventEnvelope: Sendable {
 
     public init(
         event: any DomainEvent,
-        id: UUID = UUID(),
+        id: UUID = EventID.random(),
         aggregateID: String,
         sequenceNumber: Int,
         timestamp: Date = .currentMillisecond,

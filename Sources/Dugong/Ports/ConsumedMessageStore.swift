@@ -58,7 +58,7 @@ public struct EventStoreConsumedMessages: ConsumedMessageStore {
         let stream = stream(eventID, consumer, tenantID)
         let event = SerializedDomainEvent(
             origin: stream.origin, aggregateType: stream.aggregateType, eventType: "MessageConsumed", version: 1,
-            id: UUID(), aggregateID: stream.aggregateID, payload: nil, sequenceNumber: 1, timestamp: .currentMillisecond,
+            id: EventID.random(), aggregateID: stream.aggregateID, payload: nil, sequenceNumber: 1, timestamp: .currentMillisecond,
             tenantID: tenantID)
         unit.add(StreamAppend(stream: stream, events: [event], expected: .noStream))
     }

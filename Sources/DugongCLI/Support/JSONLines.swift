@@ -113,17 +113,9 @@ enum JSONLines {
         return "{\"base64\":\"" + bytes.base64EncodedString() + "\"}"
     }
 
-    /// A random (version 4) UUID from the system's generator: Foundation's `UUID()` opens a
-    /// random device for each one, which dominated importing lines without ids.
-    static func newID() -> UUID {
-        var generator = SystemRandomNumberGenerator()
-        var bytes = (generator.next() as UInt64, generator.next() as UInt64)
-        return withUnsafeMutableBytes(of: &bytes) { raw in
-            raw[6] = raw[6] & 0x0F | 0x40  // version 4
-            raw[8] = raw[8] & 0x3F | 0x80  // RFC 4122 variant
-            return UUID(uuid: raw.load(as: uuid_t.self))
-        }
-    }
+    /// A random (version 4) UUID (``EventID/random()``: Foundation's `UUID()` opens a random
+    /// device for each one, which dominated importing lines without ids).
+    static func newID() -> UUID { EventID.random() }
 
     /// The deepest data or metadata printed as JSON (deeper is printed as base64): the line
     /// around it must stay within the 512 levels common JSON parsers accept.

@@ -14,7 +14,7 @@ public struct NewEvent: Sendable, Hashable {
     /// Free-form metadata bytes, usually JSON; empty when there is none.
     public var metadata: Data
 
-    public init(id: UUID = UUID(), type: String, timestamp: Date = .currentMillisecond, data: Data, metadata: Data = Data()) {
+    public init(id: UUID = EventID.random(), type: String, timestamp: Date = .currentMillisecond, data: Data, metadata: Data = Data()) {
         self.id = id
         self.type = type
         self.timestamp = timestamp
