@@ -132,14 +132,16 @@ extension EventLog {
                 let hiddenBelow = entry?.truncateBefore ?? 1
                 let skippedLegitimately = event.version > expected && event.version <= hiddenBelow
                 let skippedByDamage = event.version > expected
-                    && (expected...(event.version - 1)).allSatisfy { entry?.position(of: $0).map { $0 >= StreamIndex.damagedMarker } ?? false }
+                    && (expected...(event.version - 1)).allSatisfy {
+                        index.position(of: $0, in: event.stream).map { $0 >= StreamIndex.damagedMarker } ?? false
+                    }
                 if event.version != expected && !skippedLegitimately && !skippedByDamage {
                     problems.append(Finding(
                         segment: place.0, offset: place.1, kind: .versionSequence,
                         message: "stream '\(event.stream)' has version \(event.version) where version \(expected) was expected"))
                 }
                 expectedVersion[StreamKey(event.stream)] = max(expected, event.version + 1)
-                guard let entry, entry.position(of: event.version) == event.position else {
+                guard entry != nil, index.position(of: event.version, in: event.stream) == event.position else {
                     problems.append(Finding(
                         segment: place.0, offset: place.1, kind: .indexMismatch,
                         message: "the index does not place version \(event.version) of '\(event.stream)' at position \(event.position)"))
@@ -174,7 +176,8 @@ extension EventLog {
         }
         for name in saved.index.streamOrder {
             guard let savedStream = saved.index.stream(name), let foundStream = scanned.stream(name),
-                foundStream.positions.starts(with: savedStream.positions), savedStream.removedThrough == foundStream.removedThrough
+                scanned.positions(ofStream: name).starts(with: saved.index.positions(ofStream: name)),
+                savedStream.removedThrough == foundStream.removedThrough
             else { return "dugong.index places the versions of '\(name)' elsewhere than the segments do" + advice }
         }
         return nil

@@ -434,7 +434,7 @@ public final class EventLog: Sendable {
                 guard start >= first, start >= 1 else { return empty }
                 range = max(first, start - min(maxCount, start) + 1)...start
             }
-            let positions = entry.positions(of: range)
+            let positions = shared.index.positions(of: range, in: stream)
             // Damage after the first event returned may have held a record that hides it (a
             // delete, a truncation, a tombstone) or, at the end, the stream's later events: a
             // damaged store answers such a read with the damage, never with what may be wrong.
@@ -455,7 +455,7 @@ public final class EventLog: Sendable {
     /// - Throws: ``StoreError/corruption(segment:offset:reason:)`` when damage holds it.
     public func storedEvent(of stream: String, version: Int) throws -> StoredEvent? {
         try core.checkOpen()
-        guard let position = core.shared.withLock({ $0.index.stream(stream)?.position(of: version) }) else { return nil }
+        guard let position = core.shared.withLock({ $0.index.position(of: version, in: stream) }) else { return nil }
         return try core.events(StreamSlice(stream: stream, positions: [position], firstVersion: version, forward: true)).first
     }
 

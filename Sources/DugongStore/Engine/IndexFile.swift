@@ -75,9 +75,10 @@ enum IndexFile {
             // Versions not in the log (removed by compaction) come first, as a count; every
             // position is real and increasing (the file is saved only without damage).
             writer.varint(UInt64(stream.removedThrough))
-            writer.varint(UInt64(stream.positions.count))
+            let positions = index.table.positions(of: number)
+            writer.varint(UInt64(positions.count))
             var last: UInt64 = 0
-            for position in stream.positions {
+            for position in positions {
                 guard position < StreamIndex.damagedMarker, position >= last else { throw Unwritable() }
                 writer.varint(position - last)
                 last = position
@@ -187,32 +188,36 @@ enum IndexFile {
                 // Room for every stream at once (rehashing as it grew was a fifth of opening a
                 // million streams); the count is untrusted, but each stream takes at least 7 bytes.
                 table.reserveCapacity(min(streamCount, reader.remaining / 7))
+                table.reservePositions(min(eventCount, reader.remaining))
+                var buffer: [UInt64] = []
                 for _ in 0..<streamCount {
                     let name = try reader.name("stream name")
-                    var stream = StreamIndex.Stream()
-                    stream.truncateBefore = try reader.count("truncate before", limit: Int(Layout.maximumPosition))
-                    stream.snapshotsHiddenThrough = try reader.count("snapshots hidden", limit: Int(Layout.maximumPosition))
+                    var rare = StreamTable.Rare()
+                    rare.truncateBefore = try reader.count("truncate before", limit: Int(Layout.maximumPosition))
+                    rare.snapshotsHiddenThrough = try reader.count("snapshots hidden", limit: Int(Layout.maximumPosition))
                     let flags = try reader.u8("stream flags")
-                    stream.isTombstoned = flags & 1 != 0
+                    rare.isTombstoned = flags & 1 != 0
                     if flags & 2 != 0 {
                         let segment = try reader.count("snapshot segment", limit: segmentCount - 1)
                         let offset = try reader.count("snapshot offset", limit: segments[segment].capacity)
                         let record = try reader.count("snapshot record", limit: Int(UInt32.max))
                         let version = try reader.count("snapshot version", limit: Int(Layout.maximumPosition))
-                        stream.snapshot = StreamIndex.SnapshotReference(
+                        rare.snapshot = StreamIndex.SnapshotReference(
                             location: FrameLocation(segment: segment, offset: offset), recordIndex: record, version: version)
                     }
-                    if flags & 4 != 0 { stream.lastEventID = UUID(uuid: try reader.bytes(16, "last id").loadUnaligned(as: uuid_t.self)) }
-                    stream.removedThrough = try reader.count("removed versions", limit: Int(Layout.maximumPosition))
+                    var lastEventID: UUID?
+                    if flags & 4 != 0 { lastEventID = UUID(uuid: try reader.bytes(16, "last id").loadUnaligned(as: uuid_t.self)) }
+                    rare.removedThrough = try reader.count("removed versions", limit: Int(Layout.maximumPosition))
                     let count = try reader.count("positions", limit: reader.remaining)
-                    stream.positions.reserveCapacity(count)
+                    // One buffer for every stream's positions (no array per stream).
+                    buffer.removeAll(keepingCapacity: true)
                     var last: UInt64 = 0
                     for _ in 0..<count {
                         last += try reader.varint("position")
                         guard last < nextPosition else { return nil }
-                        stream.positions.append(last)
+                        buffer.append(last)
                     }
-                    guard table.restore(name, stream) else { return nil }
+                    guard table.restore(name, rare: rare, lastEventID: lastEventID, positions: buffer) else { return nil }
                 }
                 var categories: [StreamKey: [Int32]] = [:]
                 for _ in 0..<(try reader.count("categories", limit: reader.remaining)) {

@@ -63,14 +63,14 @@ struct StreamKey: Hashable, Sendable {
 /// frame, and per stream its name, its positions array's header and about 60 bytes
 /// (``StreamTable``).
 struct StreamIndex {
+    /// What the index knows about a stream, assembled from where it keeps it (its positions stay
+    /// there: ``position(of:in:)``, ``positions(of:in:)``).
     struct Stream {
         /// Versions 1 ... `removedThrough` are not in the log (compaction removed them, or the
         /// stream was declared to begin later); they are never read.
         var removedThrough = 0
-        /// `positions[i]` is the position of version `removedThrough + i + 1`; a value ≥
-        /// ``damagedMarker`` marks a version lost to damage (``damagedMarker`` + index into
-        /// ``StreamIndex/damage``).
-        var positions: [UInt64] = []
+        /// The stream's last version: `removedThrough` and one per stored position.
+        var version = 0
         /// Versions below this are hidden (truncated or deleted).
         var truncateBefore = 1
         /// Snapshots up to this version are hidden (the stream was deleted after them).
@@ -79,21 +79,6 @@ struct StreamIndex {
         var snapshot: SnapshotReference?
         /// The id of the last event: recognizes a retried commit without reading the log.
         var lastEventID: UUID?
-
-        var version: Int { removedThrough + positions.count }
-
-        /// The position of `version`: `nil` when it is removed or beyond the last version; a
-        /// damage marker when it was lost to damage.
-        func position(of version: Int) -> UInt64? {
-            guard version > removedThrough, version <= self.version else { return nil }
-            return positions[version - removedThrough - 1]
-        }
-
-        /// The positions of versions `range` (which must lie within the stream's stored ones).
-        func positions(of range: ClosedRange<Int>) -> ArraySlice<UInt64> {
-            precondition(range.lowerBound > removedThrough && range.upperBound <= version)
-            return positions[(range.lowerBound - removedThrough - 1)...(range.upperBound - removedThrough - 1)]
-        }
     }
 
     struct SnapshotReference: Equatable {
@@ -156,9 +141,32 @@ struct StreamIndex {
     func stream(number: Int) -> Stream {
         let rare = table.rareFields(of: number)
         return Stream(
-            removedThrough: rare.removedThrough, positions: table.entries[number].positions, truncateBefore: rare.truncateBefore,
+            removedThrough: rare.removedThrough, version: table.version(of: number), truncateBefore: rare.truncateBefore,
             snapshotsHiddenThrough: rare.snapshotsHiddenThrough, isTombstoned: rare.isTombstoned, snapshot: rare.snapshot,
             lastEventID: table.entries[number].lastEventID)
+    }
+
+    /// The position of `version` of stream `name`: `nil` when it is removed or beyond the last
+    /// version; a damage marker (≥ ``damagedMarker``) when it was lost to damage.
+    func position(of version: Int, in name: String) -> UInt64? {
+        guard let number = table.number(of: name) else { return nil }
+        let removed = table.rareFields(of: number).removedThrough
+        guard version > removed, version <= table.version(of: number) else { return nil }
+        return table.positions[table.entries[number].start + version - removed - 1]
+    }
+
+    /// The positions of versions `range` of stream `name`, which must lie within its stored ones.
+    func positions(of range: ClosedRange<Int>, in name: String) -> [UInt64] {
+        let number = table.number(of: name)!
+        let removed = table.rareFields(of: number).removedThrough
+        precondition(range.lowerBound > removed && range.upperBound <= table.version(of: number))
+        let start = table.entries[number].start
+        return Array(table.positions[(start + range.lowerBound - removed - 1)...(start + range.upperBound - removed - 1)])
+    }
+
+    /// Every stored position of stream `name` (empty when it is unknown).
+    func positions(ofStream name: String) -> [UInt64] {
+        table.number(of: name).map { Array(table.positions(of: $0)) } ?? []
     }
 
     /// A stream's version, if the stream is known (cheaper than ``stream(_:)``).
@@ -238,11 +246,9 @@ struct StreamIndex {
                 let skipped = run.firstVersion - current - 1
                 precondition(skipped >= 0, "versions increase (checked by problem(applying:))")
                 let marker = Self.damagedMarker + UInt64(max(damage.count - 1, 0))
-                table.updateEntry(of: number) { entry in
-                    entry.positions.append(contentsOf: repeatElement(marker, count: skipped))
-                    entry.positions.append(contentsOf: run.firstPosition...run.lastPosition)
-                    entry.lastEventID = run.lastID
-                }
+                if skipped > 0 { table.append(repeatElement(marker, count: skipped), to: number) }
+                table.append(run.firstPosition...run.lastPosition, to: number)
+                table.setLastEventID(run.lastID, of: number)
                 // As problem(applying:) counts: a first event after damage may follow a beginning
                 // the damage held.
                 if !(firstEvent && !damage.isEmpty) { lostEventBound = max(0, lostEventBound - skipped) }
@@ -259,7 +265,7 @@ struct StreamIndex {
                 case .tombstone:
                     table.updateRare(of: number) { $0.isTombstoned = true }
                 case .versionsStartAt:
-                    if table.entries[number].positions.isEmpty {
+                    if table.entries[number].count == 0 {
                         let wasEmpty = table.version(of: number) == 0
                         table.updateRare(of: number) { $0.removedThrough = max($0.removedThrough, version - 1) }
                         if wasEmpty, table.version(of: number) > 0, let category = Self.category(of: name) {

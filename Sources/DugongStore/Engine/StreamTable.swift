@@ -1,16 +1,21 @@
 import Foundation
 
 /// The index's streams, stored for a million of them: each stream has a number (the order of its
-/// first record), its name once in ``names``, its positions and last event id in ``entries``,
-/// and its rarely set fields (lifecycle, snapshot, removed versions) in a side table. Names are
-/// found through an open-addressing table of numbers, not a `Dictionary` of names to structs
-/// (whose power-of-two buckets, each a name and a 100-byte struct, took 250 bytes per stream).
+/// first record), its name once in ``names``, its positions in one run of the shared
+/// ``positions`` store, its last event id in ``entries``, and its rarely set fields (lifecycle,
+/// snapshot, removed versions) in a side table. Names are found through an open-addressing table
+/// of numbers, not a `Dictionary` of names to structs (whose power-of-two buckets, each a name
+/// and a 100-byte struct, took 250 bytes per stream), and positions are not an array per stream
+/// (a heap block and its header each: 80 bytes for 5 positions).
 struct StreamTable {
     /// What most streams have.
     struct Entry {
-        /// `positions[i]` is the position of version `removedThrough + i + 1` (see
-        /// ``StreamIndex/Stream/positions``).
-        var positions: [UInt64] = []
+        /// The stream's run in ``StreamTable/positions``: `count` positions from `start`, room
+        /// for `capacity`. Position `i` is that of version `removedThrough + i + 1`; a value ≥
+        /// ``StreamIndex/damagedMarker`` marks a version lost to damage.
+        var start = 0
+        var count: UInt32 = 0
+        var capacity: UInt32 = 0
         var lastEventID: UUID?
         /// Whether ``StreamTable/rare`` holds fields for this stream.
         var hasRare = false
@@ -31,6 +36,12 @@ struct StreamTable {
     /// Every stream name, by number.
     private(set) var names: [String] = []
     private(set) var entries: [Entry] = []
+    /// Every stream's positions, each stream's in one run (``Entry``).
+    private(set) var positions: [UInt64] = []
+    /// Slots of runs that streams outgrew (moved to the end): reclaimed when they are a quarter
+    /// of the store, so that it stays below 8/3 of the positions it holds (runs at most double
+    /// their positions).
+    private var abandoned = 0
     private var rare: [Int: Rare] = [:]
     /// Open addressing, linear probing: a slot is 0 (empty) or the stream's number + 1 in the
     /// low 32 bits and the high 32 bits of its name's hash in the high ones (most probes that do
@@ -88,29 +99,79 @@ struct StreamTable {
         return result
     }
 
-    /// Changes the entry of stream `number` in place (its positions are not copied).
-    mutating func updateEntry<R>(of number: Int, _ change: (inout Entry) -> R) -> R {
-        change(&entries[number])
-    }
+    /// Sets the last event id of stream `number`.
+    mutating func setLastEventID(_ id: UUID?, of number: Int) { entries[number].lastEventID = id }
 
     /// The version of stream `number`: its removed versions and its positions.
     func version(of number: Int) -> Int {
-        (entries[number].hasRare ? rare[number]!.removedThrough : 0) + entries[number].positions.count
+        (entries[number].hasRare ? rare[number]!.removedThrough : 0) + Int(entries[number].count)
+    }
+
+    // MARK: Positions
+
+    /// The positions of stream `number`, from its first stored version (to be read, not kept: a
+    /// slice keeps the whole store alive, and a change to the store would copy it).
+    func positions(of number: Int) -> ArraySlice<UInt64> {
+        let entry = entries[number]
+        return positions[entry.start..<(entry.start + Int(entry.count))]
+    }
+
+    /// Appends `values` to the positions of stream `number`: in its run when there is room, else
+    /// the run moves to the end of the store with room for twice as many (a stream's first run
+    /// is exactly as long as its first events).
+    mutating func append<C: Collection<UInt64>>(_ values: C, to number: Int) {
+        var entry = entries[number]
+        let needed = Int(entry.count) + values.count
+        precondition(needed < Int(UInt32.max), "at most 2^32 - 1 positions per stream in memory")
+        if needed > Int(entry.capacity) {
+            let capacity = entry.count == 0 ? needed : min(max(needed, Int(entry.capacity) * 2), Int(UInt32.max) - 1)
+            if entry.start + Int(entry.capacity) == positions.count && entry.capacity > 0 {
+                // The last run: it grows in place.
+                positions.append(contentsOf: repeatElement(0, count: capacity - Int(entry.capacity)))
+            } else {
+                let kept = Array(positions[entry.start..<(entry.start + Int(entry.count))])
+                abandoned += Int(entry.capacity)
+                entry.start = positions.count
+                positions.append(contentsOf: kept)
+                positions.append(contentsOf: repeatElement(0, count: capacity - kept.count))
+            }
+            entry.capacity = UInt32(capacity)
+        }
+        var at = entry.start + Int(entry.count)
+        for value in values {
+            positions[at] = value
+            at += 1
+        }
+        entry.count = UInt32(needed)
+        entries[number] = entry
+        if abandoned > 4096 && abandoned > positions.count / 4 { reclaimAbandoned() }
+    }
+
+    /// Rewrites the store without the abandoned runs (each stream keeps its run's room).
+    private mutating func reclaimAbandoned() {
+        var compacted: [UInt64] = []
+        compacted.reserveCapacity(positions.count - abandoned)
+        for number in entries.indices {
+            let entry = entries[number]
+            entries[number].start = compacted.count
+            compacted.append(contentsOf: positions[entry.start..<(entry.start + Int(entry.capacity))])
+        }
+        positions = compacted
+        abandoned = 0
     }
 
     /// Adds a stream as the index file holds it; false when its name is already there.
-    mutating func restore(_ name: String, _ stream: StreamIndex.Stream) -> Bool {
+    mutating func restore(_ name: String, rare fields: Rare, lastEventID: UUID?, positions: [UInt64]) -> Bool {
         let (number, isNew) = number(creating: name)
         guard isNew else { return false }
-        entries[number] = Entry(positions: stream.positions, lastEventID: stream.lastEventID)
-        updateRare(of: number) { rare in
-            rare = Rare(
-                removedThrough: stream.removedThrough, truncateBefore: stream.truncateBefore,
-                snapshotsHiddenThrough: stream.snapshotsHiddenThrough, isTombstoned: stream.isTombstoned,
-                snapshot: stream.snapshot)
-        }
+        entries[number].lastEventID = lastEventID
+        if fields != .defaults { updateRare(of: number) { $0 = fields } }
+        append(positions, to: number)
         return true
     }
+
+    /// Room for `count` more positions without growing the store.
+    mutating func reservePositions(_ count: Int) { positions.reserveCapacity(positions.count + count) }
 
     // MARK: The slots
 

@@ -235,7 +235,7 @@ final class Writer: Sendable {
             return offset < view.pendingIDs.count ? view.pendingIDs[offset] : nil
         }
         let position = core.shared.withLock { shared -> UInt64? in
-            shared.index.stream(stream)?.position(of: version)
+            shared.index.position(of: version, in: stream)
         }
         guard let position else { return nil }
         return try core.events(StreamSlice(stream: stream, positions: [position], firstVersion: version, forward: true)).first?.id
@@ -357,7 +357,7 @@ final class Writer: Sendable {
     private func position(of stream: String, version: Int, view: StreamView) throws -> UInt64 {
         if version >= view.pendingFrom { return view.pendingPositions[version - view.pendingFrom] }
         return try core.shared.withLock { shared in
-            guard let position = shared.index.stream(stream)?.position(of: version) else {
+            guard let position = shared.index.position(of: version, in: stream) else {
                 throw StoreError.failed(reason: "version \(version) of '\(stream)' vanished from the index")
             }
             return position

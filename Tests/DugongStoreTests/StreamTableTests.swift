@@ -1,0 +1,60 @@
+@testable import DugongStore
+import Foundation
+import Testing
+
+/// The index's stream storage against a plain model: names to numbers, each stream's positions
+/// in a shared store whose runs move as they grow and are compacted when half the store is
+/// abandoned runs.
+@Suite("Stream table")
+struct StreamTableTests {
+    @Test func everyStreamKeepsItsNumberAndPositionsThroughGrowthAndReclaiming() {
+        var generator = SystemRandomNumberGenerator()
+        var table = StreamTable()
+        var model: [String: (number: Int, positions: [UInt64])] = [:]
+        var next: UInt64 = 0
+        for step in 0..<30_000 {
+            // Names of every length class: short (inline strings), long, non-ASCII, one that
+            // differs from another only in its last byte.
+            let index = Int.random(in: 0..<400, using: &generator)
+            let name = index % 3 == 0 ? "s/\(index)" : index % 3 == 1 ? "account/\(index)-" + String(repeating: "x", count: index % 40) : "é/\(index)"
+            let (number, isNew) = table.number(creating: name)
+            if let known = model[name] {
+                #expect(!isNew && number == known.number, "step \(step)")
+            } else {
+                #expect(isNew && number == model.count, "step \(step)")
+                model[name] = (number, [])
+            }
+            let run = (0..<Int.random(in: 1...6, using: &generator)).map { _ in
+                next += UInt64.random(in: 1...3, using: &generator)
+                return next
+            }
+            table.append(run, to: number)
+            model[name]!.positions += run
+        }
+        let total = model.values.reduce(0) { $0 + $1.positions.count }
+        #expect(table.positions.count * 3 <= 8 * total + 3 * (4096 + 6 * 400), "abandoned runs are reclaimed")
+        for (name, expected) in model {
+            #expect(table.number(of: name) == expected.number)
+            #expect(Array(table.positions(of: expected.number)) == expected.positions, "\(name)")
+            #expect(table.version(of: expected.number) == expected.positions.count)
+        }
+        #expect(table.number(of: "s/unknown") == nil)
+        #expect(table.names.count == model.count)
+    }
+
+    @Test func rareFieldsAreKeptOnlyForStreamsThatHaveThem() {
+        var table = StreamTable()
+        let first = table.number(creating: "a").number
+        let second = table.number(creating: "b").number
+        table.append([1, 2, 3], to: first)
+        table.updateRare(of: second) { $0.removedThrough = 9 }
+        #expect(table.version(of: first) == 3 && table.version(of: second) == 9)
+        #expect(table.rareFields(of: first) == .defaults && !table.entries[first].hasRare)
+        table.updateRare(of: second) { $0.removedThrough = 0 }
+        #expect(!table.entries[second].hasRare, "back to the defaults: no side entry")
+        let restored = table.restore("c", rare: .init(truncateBefore: 4), lastEventID: nil, positions: [7, 8])
+        let again = table.restore("a", rare: .defaults, lastEventID: nil, positions: [])
+        #expect(restored && !again, "a name is restored once")
+        #expect(table.rareFields(of: 2).truncateBefore == 4 && Array(table.positions(of: 2)) == [7, 8])
+    }
+}
