@@ -12,8 +12,12 @@ extension EventLog {
         public var durability = Durability.synchronous
         /// How many decoded frames reads keep in memory. Default 256.
         public var frameCacheCapacity = 256
-        /// Group commit: a frame is closed once its payload reaches this size. Default 1 MiB.
-        public var targetFrameSize = 1 << 20
+        /// Group commit: a frame is closed once its payload reaches this size (a larger commit
+        /// is a frame of its own). Default 64 KiB: a read of one event decodes its whole frame,
+        /// so after a burst of small commits (an import, pipelined `send`s) 1 MiB frames made
+        /// every single-aggregate read decode ~1 MiB (DEFLATE's window is 32 KiB: larger frames
+        /// compress little better).
+        public var targetFrameSize = 64 << 10
 
         /// Open for reading only: no lock is taken (a writer may have the store open), nothing is
         /// repaired, created or removed, and every write throws ``StoreError/readOnly``. A torn
