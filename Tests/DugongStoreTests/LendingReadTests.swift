@@ -74,6 +74,55 @@ struct LendingReadTests {
 
     struct Stop: Error {}
 
+    /// Stream reads keep the last frames they decoded for the next reads (streams written
+    /// together share frames): reads in every order, from many tasks at once, through cache
+    /// misses and evictions, after a compaction replaced every frame, lend what `read` copies.
+    @Test func streamReadsThroughTheFrameCacheLendWhatReadReturns() async throws {
+        let directory = TemporaryDirectory("lending-cache")
+        defer { directory.remove() }
+        var log = try Fixture.open(directory)
+        // Pipelined commits of 300 streams: frames of many streams each (and 2 uncompressed).
+        var sent: [SentCommit] = []
+        for round in 0..<3 {
+            for stream in 0..<300 {
+                sent.append(try log.send([EventLog.Append(stream: "s/\(stream)", events: Fixture.events(round + 1, size: 30))]))
+            }
+        }
+        for commit in sent { _ = try await commit.commits() }
+        try await log.append(Fixture.events(1, size: 2), to: "tiny/1")
+        func check(_ log: EventLog, order: [Int]) throws {
+            for stream in order {
+                let expected = try log.read(stream: "s/\(stream)")
+                #expect(expected.count == 6)
+                var lent: [StoredEvent] = []
+                try log.forEachEvent(in: "s/\(stream)") { lent.append($0.stored) }
+                #expect(lent == expected, "s/\(stream)")
+            }
+            var tiny: [Int] = []
+            try log.forEachEvent(in: "tiny/1") { tiny.append($0.dataCount) }
+            #expect(tiny == (try log.read(stream: "tiny/1")).map(\.data.count))
+        }
+        try check(log, order: Array(0..<300))
+        try check(log, order: (0..<300).shuffled())
+        let copies = try (0..<300).map { try log.read(stream: "s/\($0)") }
+        let lentConcurrently = try await withThrowingTaskGroup(of: (Int, [StoredEvent]).self) { group in
+            for stream in 0..<300 {
+                group.addTask { [log] in
+                    var lent: [StoredEvent] = []
+                    try log.forEachEvent(in: "s/\(stream)") { lent.append($0.stored) }
+                    return (stream, lent)
+                }
+            }
+            return try await group.reduce(into: [:]) { $0[$1.0] = $1.1 }
+        }
+        #expect((0..<300).allSatisfy { lentConcurrently[$0] == copies[$0] })
+        log.close()
+        _ = try EventLog.compact(at: directory.path)
+        log = try EventLog.open(at: directory.path)
+        defer { log.close() }
+        try check(log, order: (0..<300).shuffled())
+    }
+
     @Test func whatTheClosureThrowsEndsTheReadAsItIs() async throws {
         let directory = TemporaryDirectory("lending-throws")
         defer { directory.remove() }

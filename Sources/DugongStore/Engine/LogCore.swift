@@ -29,6 +29,8 @@ final class LogCore: Sendable {
     let options: EventLog.Options
     let shared: Mutex<Shared>
     let cache: FrameCache
+    /// The frames stream reads decoded last: reads of streams written together find them here.
+    let lentFrames = LentFrameCache(capacity: 8)
 
     init(directory: String, options: EventLog.Options, index: StreamIndex, segments: [Segment]) {
         self.directory = directory
@@ -68,7 +70,7 @@ final class LogCore: Sendable {
         let positions = slice.positions
         guard !positions.isEmpty else { return }
         let located = try locate(positions)
-        let reading = FrameLending()
+        let reading = FrameLending(cache: lentFrames)
         var start = 0
         while start < located.count {
             let (_, segment, frame) = located[start]
@@ -216,11 +218,16 @@ final class LogCore: Sendable {
     }
 }
 
-/// Decodes frames for lending reads: one scratch buffer and one name table for a whole read.
+/// Decodes frames for lending reads: one scratch buffer and one name table for a whole read
+/// (a replay), or, with a cache (stream reads), each frame into memory of its own, kept for the
+/// next reads.
 final class FrameLending {
     private let scratch = ScratchBuffer()
     private var names = NameTable()
     private var fields: [EventFields] = []
+    private let cache: LentFrameCache?
+
+    init(cache: LentFrameCache? = nil) { self.cache = cache }
 
     /// Verifies and decodes `frame`, checks it holds the positions the index expects, and calls
     /// `body` with its events (lent from the scratch buffer or the mapped segment, valid during
@@ -232,6 +239,28 @@ final class FrameLending {
         _ body: (UnsafeBufferPointer<EventFields>) throws -> Void
     ) throws -> Bool {
         let offset = frame.location.offset
+        if let cache {
+            let key = LentFrameCache.Key(salt: segment.salt, offset: offset, checksum: frame.checksum)
+            let decoded: DecodedFrame
+            if let found = cache.frame(key) {
+                decoded = found
+            } else {
+                do {
+                    decoded = try segment.withBytes { bytes in
+                        try FrameCache.verified(at: offset, in: segment, bytes: bytes, checksum: frame.checksum) { header, bytes, dictionary in
+                            try DecodedFrame(
+                                header, in: bytes, at: offset, dictionary: dictionary, formatVersion: segment.header.formatVersion)
+                        }
+                    }
+                    try FrameCache.check(decoded.fields.first?.position, decoded.fields.last?.position, against: frame, in: segment)
+                } catch where failingQuietly {
+                    return false
+                }
+                cache.keep(decoded, as: key)
+            }
+            try withExtendedLifetime(decoded) { try decoded.fields.withUnsafeBufferPointer { try body($0) } }
+            return true
+        }
         return try segment.withBytes { bytes in
             do {
                 try FrameCache.verified(at: offset, in: segment, bytes: bytes, checksum: frame.checksum) { header, bytes, dictionary in
@@ -247,6 +276,89 @@ final class FrameLending {
             return true
         }
     }
+}
+
+/// A frame decoded for stream reads and kept for the next ones: its payload in memory of its
+/// own (never the mapped segment, which a compaction unmaps), its events lent from it.
+final class DecodedFrame: @unchecked Sendable {  // immutable after init
+    private let payload: UnsafeMutableRawBufferPointer
+    let fields: [EventFields]
+
+    init(
+        _ header: FrameHeader, in bytes: UnsafeRawBufferPointer, at offset: Int, dictionary: (bytes: [UInt8], check: UInt16),
+        formatVersion: UInt16
+    ) throws {
+        let scratch = ScratchBuffer()
+        var names = NameTable()
+        var fields: [EventFields] = []
+        try FrameReader.eventFields(
+            of: header, in: bytes, at: offset, dictionary: dictionary, scratch: scratch, formatVersion: formatVersion,
+            names: &names, into: &fields)
+        if header.isCompressed {
+            // The events point into the scratch buffer, inflated for this frame alone: it becomes
+            // the frame's.
+            payload = scratch.handOver()
+            self.fields = fields
+            return
+        }
+        // The events point into the mapped segment: copy the payload and point them at the copy.
+        let start = offset + Layout.frameHeaderSize
+        let source = UnsafeRawBufferPointer(rebasing: bytes[start..<(start + Int(header.storedLength))])
+        payload = .allocate(byteCount: source.count, alignment: 8)
+        payload.copyMemory(from: source)
+        let base = source.baseAddress!
+        let moved = UnsafeRawPointer(payload.baseAddress!)
+        func rebase(_ range: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer {
+            guard let start = range.baseAddress else { return range }
+            precondition(start >= base && start + range.count <= base + source.count, "a field lies in its frame's payload")
+            return UnsafeRawBufferPointer(start: moved + (start - base), count: range.count)
+        }
+        self.fields = fields.map { event in
+            var event = event
+            event.idBytes = rebase(event.idBytes)
+            event.data = rebase(event.data)
+            event.metadata = rebase(event.metadata)
+            return event
+        }
+    }
+
+    /// Bytes of payload it holds (frames above ``LentFrameCache/largestKept`` are not kept).
+    var size: Int { payload.count }
+
+    deinit { payload.deallocate() }
+}
+
+/// The last few frames stream reads decoded (``DecodedFrame``), shared by every read of a store.
+final class LentFrameCache: Sendable {
+    /// A frame: its segment's salt, its offset, and its checksum (a frame rewritten in place is
+    /// another frame).
+    struct Key: Hashable, Sendable {
+        var salt: UInt64
+        var offset: Int
+        var checksum: UInt32
+    }
+
+    /// Frames whose payload is larger (one large commit) are decoded for their read alone.
+    static let largestKept = 1 << 20
+
+    private let capacity: Int
+    private let frames = Mutex<[(Key, DecodedFrame)]>([])
+
+    init(capacity: Int) { self.capacity = capacity }
+
+    func frame(_ key: Key) -> DecodedFrame? {
+        frames.withLock { frames in frames.first { $0.0 == key }?.1 }
+    }
+
+    func keep(_ frame: DecodedFrame, as key: Key) {
+        guard frame.size <= Self.largestKept else { return }
+        frames.withLock { frames in
+            guard !frames.contains(where: { $0.0 == key }) else { return }
+            if frames.count == capacity { frames.removeFirst() }
+            frames.append((key, frame))
+        }
+    }
+
 }
 
 /// Decoded frames, most recently loaded kept, bounded by count. A frame is known by its

@@ -460,6 +460,17 @@ final class ScratchBuffer {
 
     deinit { start?.deallocate() }
 
+    /// Hands the buffer (with what was last written to it) to the caller, who deallocates it;
+    /// the next ``bytes(count:)`` allocates anew. An empty buffer when there is none.
+    func handOver() -> UnsafeMutableRawBufferPointer {
+        defer {
+            start = nil
+            capacity = 0
+        }
+        guard let start else { return UnsafeMutableRawBufferPointer.allocate(byteCount: 0, alignment: 16) }
+        return UnsafeMutableRawBufferPointer(start: start, count: capacity)
+    }
+
     /// `count` bytes, valid until the next call (their contents are not kept).
     func bytes(count: Int) -> UnsafeMutableRawBufferPointer {
         precondition(count >= 0)
