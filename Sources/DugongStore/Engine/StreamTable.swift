@@ -31,6 +31,11 @@ struct StreamTable {
         var snapshot: StreamIndex.SnapshotReference?
 
         static let defaults = Rare()
+
+        /// Whether every field has its default (checked field by field: cheaper than `==`).
+        var isDefault: Bool {
+            removedThrough == 0 && truncateBefore == 1 && snapshotsHiddenThrough == 0 && !isTombstoned && snapshot == nil
+        }
     }
 
     /// Every stream name, by number.
@@ -89,7 +94,7 @@ struct StreamTable {
     mutating func updateRare<R>(of number: Int, _ change: (inout Rare) -> R) -> R {
         var fields = rareFields(of: number)
         let result = change(&fields)
-        if fields == .defaults {
+        if fields.isDefault {
             if entries[number].hasRare { rare[number] = nil }
             entries[number].hasRare = false
         } else {
@@ -165,7 +170,7 @@ struct StreamTable {
         let (number, isNew) = number(creating: name)
         guard isNew else { return false }
         entries[number].lastEventID = lastEventID
-        if fields != .defaults { updateRare(of: number) { $0 = fields } }
+        if !fields.isDefault { updateRare(of: number) { $0 = fields } }
         append(positions, to: number)
         return true
     }

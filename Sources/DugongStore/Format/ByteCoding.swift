@@ -202,6 +202,9 @@ struct ByteReader {
 
     private static func validName(_ raw: UnsafeRawBufferPointer, _ what: StaticString, at start: Int) throws(Malformed) -> String {
         guard memchr(raw.baseAddress!, 0, raw.count) == nil else { throw Malformed(offset: start, reason: "\(what) contains a NUL byte") }
+        // ASCII (most names) is valid UTF-8 as it is: `String(validating:)` is generic, and its
+        // metadata lookups were a sixth of loading a million stream names.
+        if raw.allSatisfy({ $0 < 0x80 }) { return String(decoding: raw, as: UTF8.self) }
         guard let text = String(validating: raw, as: UTF8.self) else {
             throw Malformed(offset: start, reason: "\(what) is not valid UTF-8")
         }
