@@ -76,7 +76,11 @@ final class LogCore: Sendable {
             let (_, segment, frame) = located[start]
             var end = start + 1
             while end < located.count, located[end].2.location == frame.location { end += 1 }
-            try reading.lend(frame, in: segment) { fields in
+            // A frame mostly of other streams' events (a burst of commits written together) is
+            // kept for the next reads, which likely want its other events; one this read mostly
+            // wants (its stream's commit) is decoded into the read's scratch buffer.
+            let share = UInt64(end - start) * 4 <= frame.lastPosition - frame.firstPosition + 1
+            try reading.lend(frame, in: segment, keeping: share) { fields in
                 for (number, (position, _, _)) in zip(start..<end, located[start..<end]) {
                     let guess = Int(position - frame.firstPosition)
                     let index = guess < fields.count && fields[guess].position == position
@@ -218,9 +222,9 @@ final class LogCore: Sendable {
     }
 }
 
-/// Decodes frames for lending reads: one scratch buffer and one name table for a whole read
-/// (a replay), or, with a cache (stream reads), each frame into memory of its own, kept for the
-/// next reads.
+/// Decodes frames for lending reads: one scratch buffer and one name table for a whole read.
+/// With a cache (stream reads), a frame the read mostly does not want (other streams' commits
+/// written with its stream's) is decoded into memory of its own and kept for the next reads.
 final class FrameLending {
     private let scratch = ScratchBuffer()
     private var names = NameTable()
@@ -235,11 +239,11 @@ final class FrameLending {
     /// with `failingQuietly` return false; what `body` throws passes through.
     @discardableResult
     func lend(
-        _ frame: EventFrame, in segment: Segment, failingQuietly: Bool = false,
+        _ frame: EventFrame, in segment: Segment, failingQuietly: Bool = false, keeping: Bool = false,
         _ body: (UnsafeBufferPointer<EventFields>) throws -> Void
     ) throws -> Bool {
         let offset = frame.location.offset
-        if let cache {
+        if let cache, keeping || cache.holds(LentFrameCache.Key(salt: segment.salt, offset: offset, checksum: frame.checksum)) {
             let key = LentFrameCache.Key(salt: segment.salt, offset: offset, checksum: frame.checksum)
             let decoded: DecodedFrame
             if let found = cache.frame(key) {
@@ -345,6 +349,10 @@ final class LentFrameCache: Sendable {
     private let frames = Mutex<[(Key, DecodedFrame)]>([])
 
     init(capacity: Int) { self.capacity = capacity }
+
+    func holds(_ key: Key) -> Bool {
+        frames.withLock { frames in frames.contains { $0.0 == key } }
+    }
 
     func frame(_ key: Key) -> DecodedFrame? {
         frames.withLock { frames in frames.first { $0.0 == key }?.1 }
