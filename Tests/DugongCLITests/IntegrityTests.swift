@@ -50,6 +50,16 @@ struct IntegrityTests {
 
     static func remove(_ store: String) { try? FileManager.default.removeItem(atPath: store) }
 
+    /// A copy of a store an earlier format version wrote (Tests/DugongStoreTests/Fixtures), and
+    /// the fixtures' directory (what the older tool printed for it lies beside it).
+    static func copyOfFixture(_ name: String) throws -> (fixtures: URL, store: String) {
+        let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("DugongStoreTests/Fixtures")
+        let store = CLI.storePath("integrity-\(name)")
+        try FileManager.default.copyItem(atPath: fixtures.appendingPathComponent(name).path, toPath: store)
+        return (fixtures, store)
+    }
+
     /// A store of 300 events compacted into 4 KiB segments (at least three), and their names.
     static func compactedStore(_ label: String) throws -> (String, [String]) {
         let store = CLI.storePath(label)
@@ -348,11 +358,8 @@ struct IntegrityTests {
     // v2 stores (before continuation records): read as they are, byte for byte what the version 2
     // tool printed, and verified clean; `upgrade` has nothing to do.
     @Test func aVersionTwoStoreReadsAsItDid() throws {
-        let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("DugongStoreTests/Fixtures")
-        let store = CLI.storePath("integrity-v2")
+        let (fixture, store) = try Self.copyOfFixture("v2-store")
         defer { Self.remove(store) }
-        try FileManager.default.copyItem(atPath: fixture.appendingPathComponent("v2-store").path, toPath: store)
         let export = try CLI.run(["export", store])
         let exported = try String(contentsOf: fixture.appendingPathComponent("v2-store.export.jsonl"), encoding: .utf8)
         #expect(export.status == 0 && export.stdout == exported)
@@ -364,11 +371,8 @@ struct IntegrityTests {
 
     // v1 stores: refused with the way out, and converted without losing anything.
     @Test func aVersionOneStoreIsRefusedThenUpgraded() throws {
-        let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("DugongStoreTests/Fixtures")
-        let store = CLI.storePath("integrity-v1")
+        let (fixture, store) = try Self.copyOfFixture("v1-store")
         defer { Self.remove(store) }
-        try FileManager.default.copyItem(atPath: fixture.appendingPathComponent("v1-store").path, toPath: store)
         let refused = try CLI.run(["read-all", store])
         #expect(refused.status == 66 && refused.stderr.contains("dugong upgrade"), "\(refused.stderr)")
         let upgrade = try CLI.run(["upgrade", store])

@@ -38,6 +38,16 @@ struct ContinuationTests {
         ).encoded(salt: 5, offset: 0)
     }
 
+    static func appendEvent(to payload: inout PayloadBuffer, version: Int = 1, endsCommit: Bool) {
+        payload.appendEvent(
+            endsCommit: endsCommit, positionDelta: 0, stream: "a", version: version, id: UUID(), type: "T", timestampMilliseconds: 0,
+            data: Data(), metadata: Data())
+    }
+
+    static func appendContinuation(to payload: inout PayloadBuffer) {
+        payload.appendContinuation(endsCommit: true, id: UUID(), type: nil, timestampDelta: 0, data: Data(), metadata: Data())
+    }
+
     @Test func everyMixOfStreamsTypesTimestampsAndGapsRoundTrips() throws {
         var generator = SystemRandomNumberGenerator()
         let extremes: [Int64] = [0, 1, -1, .max, .min, .max - 1, .min + 1, 1_732_862_695_123]
@@ -121,28 +131,23 @@ struct ContinuationTests {
         builder.append(Self.event("a", 2, 1))
         #expect(try Self.decode(builder).count == 2)
         #expect(throws: FrameDamage.self) { try Self.decode(builder, formatVersion: 2) }
-        let id = UUID()
         // First in its frame.
         var alone = PayloadBuffer()
-        alone.appendContinuation(endsCommit: true, id: id, type: nil, timestampDelta: 0, data: Data(), metadata: Data())
+        Self.appendContinuation(to: &alone)
         #expect(throws: FrameDamage.self) { try Self.decode(Self.frame(payload: alone, firstPosition: 0, events: 1, records: 1)) }
         // After a record that is not an event.
         var afterSnapshot = PayloadBuffer()
-        afterSnapshot.appendEvent(
-            endsCommit: true, positionDelta: 0, stream: "a", version: 1, id: id, type: "T", timestampMilliseconds: 0,
-            data: Data(), metadata: Data())
+        Self.appendEvent(to: &afterSnapshot, endsCommit: true)
         var snapshot = ByteWriter(capacity: 16)
         snapshot.snapshot(StoredSnapshot(stream: "a", version: 1, data: Data()))
         snapshot.bytes.withUnsafeBytes { afterSnapshot.append($0) }
-        afterSnapshot.appendContinuation(endsCommit: true, id: id, type: nil, timestampDelta: 0, data: Data(), metadata: Data())
+        Self.appendContinuation(to: &afterSnapshot)
         #expect(throws: FrameDamage.self) { try Self.decode(Self.frame(payload: afterSnapshot, firstPosition: 0, events: 2, records: 3)) }
         // Unknown flag bits.
         var flagged = PayloadBuffer()
-        flagged.appendEvent(
-            endsCommit: false, positionDelta: 0, stream: "a", version: 1, id: id, type: "T", timestampMilliseconds: 0,
-            data: Data(), metadata: Data())
+        Self.appendEvent(to: &flagged, endsCommit: false)
         let good = flagged.count
-        flagged.appendContinuation(endsCommit: true, id: id, type: nil, timestampDelta: 0, data: Data(), metadata: Data())
+        Self.appendContinuation(to: &flagged)
         #expect(try Self.decode(Self.frame(payload: flagged, firstPosition: 0, events: 2, records: 2)).count == 2)
         var bytes = flagged.bytes
         bytes[good + 1] |= 0x04
@@ -151,10 +156,8 @@ struct ContinuationTests {
         #expect(throws: FrameDamage.self) { try Self.decode(Self.frame(payload: patched, firstPosition: 0, events: 2, records: 2)) }
         // A version past 2^62 - 1 through continuations.
         var high = PayloadBuffer()
-        high.appendEvent(
-            endsCommit: false, positionDelta: 0, stream: "a", version: Int(Layout.maximumPosition), id: id, type: "T",
-            timestampMilliseconds: 0, data: Data(), metadata: Data())
-        high.appendContinuation(endsCommit: true, id: id, type: nil, timestampDelta: 0, data: Data(), metadata: Data())
+        Self.appendEvent(to: &high, version: Layout.maximumVersion, endsCommit: false)
+        Self.appendContinuation(to: &high)
         #expect(throws: FrameDamage.self) { try Self.decode(Self.frame(payload: high, firstPosition: 0, events: 2, records: 2)) }
     }
 
