@@ -165,9 +165,12 @@ extension EventLog {
             let saved = IndexFile.load(from: directory, segments: segments, head: head, registering: false)
         else { return nil }
         let advice = "; remove it (the next open rebuilds the index by scanning)"
-        let frames = saved.index.eventFrames
+        // Only what both saw: beside a writer, the file may be newer than the scan (a later clean
+        // close), and then describes more; within what the scan saw it must agree.
+        let seen = scanned.nextPosition
+        let frames = saved.index.eventFrames.prefix { $0.firstPosition < seen }
         guard frames.count <= scanned.eventFrames.count else {
-            return "dugong.index lists \(frames.count) frames, the segments hold \(scanned.eventFrames.count)" + advice
+            return "dugong.index lists \(frames.count) frames before position \(seen), the segments hold \(scanned.eventFrames.count)" + advice
         }
         for (saved, found) in zip(frames, scanned.eventFrames)
         where saved.location != found.location || saved.firstPosition != found.firstPosition || saved.lastPosition != found.lastPosition
@@ -175,8 +178,10 @@ extension EventLog {
             return "dugong.index describes another frame than the one at \(segments[found.location.segment].name) offset \(found.location.offset)" + advice
         }
         for name in saved.index.streamOrder {
+            let savedPositions = saved.index.positions(ofStream: name).filter { $0 < seen }
+            guard !savedPositions.isEmpty else { continue }
             guard let savedStream = saved.index.stream(name), let foundStream = scanned.stream(name),
-                scanned.positions(ofStream: name).starts(with: saved.index.positions(ofStream: name)),
+                scanned.positions(ofStream: name).starts(with: savedPositions),
                 savedStream.removedThrough == foundStream.removedThrough
             else { return "dugong.index places the versions of '\(name)' elsewhere than the segments do" + advice }
         }
