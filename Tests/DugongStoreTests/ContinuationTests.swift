@@ -192,6 +192,36 @@ struct ContinuationTests {
         }
     }
 
+    /// Names are compared byte for byte (FORMAT.md §2): a stream or type spelled NFC and one
+    /// spelled NFD are canonically equivalent to Swift's `==`, yet different names, so neither
+    /// may be stored as a continuation of the other.
+    @Test func canonicallyEquivalentNamesAreNeverContinued() throws {
+        let composed = "Jos\u{E9}", decomposed = "Jose\u{301}"
+        #expect(composed == decomposed && Array(composed.utf8) != Array(decomposed.utf8))
+        // The writer's path: two commits in one frame, the second at the first's next version.
+        var builder = FrameBuilder(nextPosition: 0)
+        let first = [NewEvent(type: composed, data: Data()), NewEvent(type: decomposed, data: Data())]
+        builder.append(first, stream: composed, firstVersion: 1)
+        builder.append([NewEvent(type: decomposed, data: Data())], stream: decomposed, firstVersion: 3)
+        let written = try Self.decode(builder).map { record -> StoredEvent in
+            guard case .event(let event) = record else { preconditionFailure() }
+            return event
+        }
+        #expect(written.map { Array($0.stream.utf8) } == [composed, composed, decomposed].map { Array($0.utf8) })
+        #expect(written.map { Array($0.type.utf8) } == [composed, decomposed, decomposed].map { Array($0.utf8) })
+        // Compaction's path.
+        var compacted = FrameBuilder(nextPosition: 0)
+        compacted.appendKeepingPosition(Self.event(composed, 1, 0, type: composed, ends: false))
+        compacted.appendKeepingPosition(Self.event(composed, 2, 1, type: decomposed))
+        compacted.appendKeepingPosition(Self.event(decomposed, 3, 2, type: decomposed))
+        let read = try Self.decode(compacted).map { record -> StoredEvent in
+            guard case .event(let event) = record else { preconditionFailure() }
+            return event
+        }
+        #expect(read.map { Array($0.stream.utf8) } == [composed, composed, decomposed].map { Array($0.utf8) })
+        #expect(read.map { Array($0.type.utf8) } == [composed, decomposed, decomposed].map { Array($0.utf8) })
+    }
+
     @Test func zigzagCoversEveryDifference() {
         for value: Int64 in [0, -1, 1, -2, 2, .max, .min, .max - 1, .min + 1, 1_000_000, -1_000_000] {
             #expect(ZigZag.decode(ZigZag.encode(value)) == value)

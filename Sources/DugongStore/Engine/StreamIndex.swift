@@ -37,8 +37,35 @@ struct StreamKey: Hashable, Sendable {
 
     init(_ name: String) { self.name = name }
 
-    static func == (a: Self, b: Self) -> Bool {
-        let left = a.name.utf8, right = b.name.utf8
+    static func == (a: Self, b: Self) -> Bool { a.name.hasSameBytes(as: b.name) }
+
+    func hash(into hasher: inout Hasher) {
+        var name = name
+        name.withUTF8 { hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
+    }
+}
+
+extension String {
+    /// Whether both hold the same UTF-8 bytes: how names (streams, event types) are compared.
+    /// `==` is canonical equivalence, which takes `José` spelled NFC and NFD for one name.
+    @inline(__always)
+    func hasSameBytes(as other: String) -> Bool {
+        // The same representation (one string's storage, or equal small strings held inline) is
+        // the same bytes: the writer compares each event's type with the one before it, most
+        // often the very same string.
+        let identical = withUnsafeBytes(of: self) { mine in
+            withUnsafeBytes(of: other) { theirs in
+                mine.loadUnaligned(as: UInt64.self) == theirs.loadUnaligned(as: UInt64.self)
+                    && mine.loadUnaligned(fromByteOffset: mine.count - 8, as: UInt64.self)
+                        == theirs.loadUnaligned(fromByteOffset: theirs.count - 8, as: UInt64.self)
+            }
+        }
+        return identical || hasSameBytesSlowly(as: other)
+    }
+
+    @inline(never)
+    private func hasSameBytesSlowly(as other: String) -> Bool {
+        let left = utf8, right = other.utf8
         guard left.count == right.count else { return false }
         // Native strings hold contiguous UTF-8: one memcmp (the generic element-by-element
         // comparison cost the writer 5 % of an import's cycles).
@@ -47,11 +74,6 @@ struct StreamKey: Hashable, Sendable {
         }
         if let same, let same { return same }
         return left.elementsEqual(right)
-    }
-
-    func hash(into hasher: inout Hasher) {
-        var name = name
-        name.withUTF8 { hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
     }
 }
 

@@ -65,7 +65,7 @@ struct FrameBuilder {
         /// Whether an event of `stream` at `version` and `position` may be stored as a
         /// continuation of this one.
         func isContinued(byStream stream: String, version: Int, position: UInt64) -> Bool {
-            position == self.position &+ 1 && version == self.version + 1 && stream == self.stream
+            position == self.position &+ 1 && version == self.version + 1 && stream.hasSameBytes(as: self.stream)
         }
     }
 
@@ -95,9 +95,9 @@ struct FrameBuilder {
                 let timestamp = events[offset].timestamp.millisecondsSince1970
                 let endsCommit = offset == events.count - 1
                 if offset > 0 || continuesLastEvent {
-                    // (Compared in place: a copy of the previous type in a variable cost a retain
-                    // and a release per event.)
-                    let sameType = offset > 0 ? events[offset].type == events[offset - 1].type : events[offset].type == lastEvent!.type
+                    // (Compared in place, byte for byte: a copy of the previous type in a variable
+                    // cost a retain and a release per event.)
+                    let sameType = events[offset].type.hasSameBytes(as: offset > 0 ? events[offset - 1].type : lastEvent!.type)
                     payload.appendContinuation(
                         endsCommit: endsCommit, id: events[offset].id, type: sameType ? nil : events[offset].type,
                         timestampDelta: timestamp &- previousTimestamp, data: events[offset].data, metadata: events[offset].metadata)
@@ -139,7 +139,7 @@ struct FrameBuilder {
         }
         if let last = lastEvent, last.isContinued(byStream: event.stream, version: event.version, position: event.position) {
             payload.appendContinuation(
-                endsCommit: event.endsCommit, id: event.id, type: event.type == last.type ? nil : event.type,
+                endsCommit: event.endsCommit, id: event.id, type: event.type.hasSameBytes(as: last.type) ? nil : event.type,
                 timestampDelta: event.timestampMilliseconds &- last.timestampMilliseconds, data: event.data, metadata: event.metadata)
             holdsContinuations = true
         } else {
