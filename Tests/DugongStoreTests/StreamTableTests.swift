@@ -52,9 +52,31 @@ struct StreamTableTests {
         #expect(table.rareFields(of: first) == .defaults && !table.entries[first].hasRare)
         table.updateRare(of: second) { $0.removedThrough = 0 }
         #expect(!table.entries[second].hasRare, "back to the defaults: no side entry")
-        let restored = table.restore("c", rare: .init(truncateBefore: 4), lastEventID: nil, positions: [7, 8])
-        let again = table.restore("a", rare: .defaults, lastEventID: nil, positions: [])
-        #expect(restored && !again, "a name is restored once")
-        #expect(table.rareFields(of: 2).truncateBefore == 4 && Array(table.positions(of: 2)) == [7, 8])
+    }
+
+    @Test func aRestoredTableFindsEveryStreamAndRefusesADuplicateName() throws {
+        let names = (0..<5000).map { "s/\($0)" } + ["José", "Jose\u{301}"]
+        var restoring = StreamTable.Restoring(streams: names.count, positions: names.count * 2)
+        for (number, name) in names.enumerated() {
+            let rare = number % 7 == 0 ? StreamTable.Rare(truncateBefore: 4) : .defaults
+            [UInt64(number * 2), UInt64(number * 2 + 1)].withUnsafeBufferPointer {
+                restoring.add(name, rare: rare, lastEventID: nil, positions: $0)
+            }
+        }
+        var table = try #require(restoring.finish())
+        for (number, name) in names.enumerated() {
+            #expect(table.number(of: name) == number, "\(name)")
+            #expect(Array(table.positions(of: number)) == [UInt64(number * 2), UInt64(number * 2 + 1)])
+            #expect(table.rareFields(of: number).truncateBefore == (number % 7 == 0 ? 4 : 1))
+        }
+        #expect(table.number(of: "s/5000") == nil)
+        // Still a table that grows.
+        let created = table.number(creating: "s/new")
+        table.append([99], to: created.number)
+        #expect(created == (names.count, true) && table.number(of: "s/new") == names.count && Array(table.positions(of: names.count)) == [99])
+
+        var duplicate = StreamTable.Restoring(streams: 3, positions: 0)
+        for name in ["a", "b", "a"] { duplicate.add(name, rare: .defaults, lastEventID: nil, positions: UnsafeBufferPointer(start: nil, count: 0)) }
+        #expect(duplicate.finish() == nil, "a name is restored once")
     }
 }

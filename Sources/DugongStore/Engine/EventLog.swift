@@ -242,17 +242,9 @@ public final class EventLog: Sendable {
         guard !appends.isEmpty else { throw .invalidArgument("an atomic append needs at least one stream") }
         var commitSize = 0
         for append in appends {
-            let stream = append.stream
-            try validate(append.events, for: stream)
+            commitSize += try checked(append.events, for: append.stream)
             if case .exact(let version) = append.expected, version < 0 {
                 throw .invalidArgument("expected version \(version) is negative")
-            }
-            let nameSize = stream.utf8.count
-            append.events.withUnsafeBufferPointer { events in
-                for index in events.indices {
-                    commitSize += Self.commitSize(
-                        dataSize: events[index].data.count + events[index].metadata.count, nameSizes: nameSize + events[index].type.utf8.count)
-                }
             }
         }
         guard commitSize <= Layout.maximumCommitSize else { throw .commitTooLarge(size: commitSize, maximum: Layout.maximumCommitSize) }
@@ -265,20 +257,34 @@ public final class EventLog: Sendable {
     ///
     /// - Throws: ``StoreError/invalidArgument(_:)`` or ``StoreError/eventTooLarge(stream:index:size:maximum:)``.
     public func validate(_ events: [NewEvent], for stream: String) throws(StoreError) {
+        _ = try checked(events, for: stream)
+    }
+
+    /// ``validate(_:for:)``, returning what the events add to a commit's size
+    /// (``commitSize(of:in:)``): one pass over them.
+    private func checked(_ events: [NewEvent], for stream: String) throws(StoreError) -> Int {
         try Self.validate(stream: stream)
         guard !events.isEmpty else { throw .invalidArgument("an append to '\(stream)' needs at least one event") }
-        // Through the buffer: no copy of each event (its fields are only looked at).
+        let nameSize = stream.utf8.count
+        var commitSize = 0
+        // Through the buffer: no copy of each event (its fields are only looked at). A type
+        // identical to the previous event's (most often the very same string) is checked once.
         let problem = events.withUnsafeBufferPointer { events -> StoreError? in
             for index in events.indices {
-                do throws(StoreError) { try Self.validate(name: events[index].type, what: "event type") } catch { return error }
+                let type = events[index].type
+                if index == 0 || !type.hasSameBytes(as: events[index - 1].type) {
+                    do throws(StoreError) { try Self.validate(name: type, what: "event type") } catch { return error }
+                }
                 let size = events[index].data.count + events[index].metadata.count
                 guard size <= options.maximumEventSize else {
                     return .eventTooLarge(stream: stream, index: index, size: size, maximum: options.maximumEventSize)
                 }
+                commitSize += Self.commitSize(dataSize: size, nameSizes: nameSize + type.utf8.count)
             }
             return nil
         }
         if let problem { throw problem }
+        return commitSize
     }
 
     /// Soft-deletes `stream`: it reads as empty at once; later appends continue its version

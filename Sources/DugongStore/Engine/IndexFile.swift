@@ -184,11 +184,9 @@ enum IndexFile {
                     previous = first
                 }
                 let streamCount = try reader.count("streams", limit: reader.remaining)
-                var table = StreamTable()
-                // Room for every stream at once (rehashing as it grew was a fifth of opening a
-                // million streams); the count is untrusted, but each stream takes at least 7 bytes.
-                table.reserveCapacity(min(streamCount, reader.remaining / 7))
-                table.reservePositions(min(eventCount, reader.remaining))
+                // Room for every stream at once; the counts are untrusted, but each stream takes
+                // at least 7 bytes and each position one.
+                var table = StreamTable.Restoring(streams: min(streamCount, reader.remaining / 7), positions: min(eventCount, reader.remaining))
                 var buffer: [UInt64] = []
                 for _ in 0..<streamCount {
                     let name = try reader.name("stream name")
@@ -217,13 +215,16 @@ enum IndexFile {
                         guard last < nextPosition else { return nil }
                         buffer.append(last)
                     }
-                    guard table.restore(name, rare: rare, lastEventID: lastEventID, positions: buffer) else { return nil }
+                    buffer.withUnsafeBufferPointer { table.add(name, rare: rare, lastEventID: lastEventID, positions: $0) }
                 }
+                guard let table = table.finish() else { return nil }
                 var categories: [StreamKey: [Int32]] = [:]
                 for _ in 0..<(try reader.count("categories", limit: reader.remaining)) {
                     let category = try reader.string("category")
                     var members: [Int32] = []
-                    for _ in 0..<(try reader.count("members", limit: reader.remaining)) {
+                    let memberCount = try reader.count("members", limit: reader.remaining)
+                    members.reserveCapacity(memberCount)
+                    for _ in 0..<memberCount {
                         members.append(Int32(try reader.count("member", limit: table.count - 1)))
                     }
                     categories[StreamKey(category)] = members
