@@ -250,12 +250,19 @@ final class FrameLending {
                 decoded = found
             } else {
                 do {
+                    var stored = 0
                     decoded = try segment.withBytes { bytes in
                         try FrameCache.verified(at: offset, in: segment, bytes: bytes, checksum: frame.checksum) { header, bytes, dictionary in
-                            try DecodedFrame(
+                            stored = Layout.frameHeaderSize + Int(header.storedLength)
+                            return try DecodedFrame(
                                 header, in: bytes, at: offset, dictionary: dictionary, formatVersion: segment.header.formatVersion)
                         }
                     }
+                    // Decoded into memory of its own: the frame's mapped pages are not needed
+                    // (reads of one event from each of a million streams otherwise kept the
+                    // whole store mapped in the process). With the 64 KiB on either side: a
+                    // fault maps the pages around it too (Linux's fault-around, 64 KiB).
+                    segment.map.releasePages((offset - 65536)..<(offset + stored + 65536))
                     try FrameCache.check(decoded.fields.first?.position, decoded.fields.last?.position, against: frame, in: segment)
                 } catch where failingQuietly {
                     return false

@@ -49,9 +49,11 @@ struct StreamTable {
     private var abandoned = 0
     private var rare: [Int: Rare] = [:]
     /// Open addressing, linear probing: a slot is 0 (empty) or the stream's number + 1 in the
-    /// low 32 bits and the high 32 bits of its name's hash in the high ones (most probes that do
-    /// not match are told apart without comparing names). Its count is a power of two, at most
-    /// 3/4 full.
+    /// low 32 bits and the low 32 bits of its name's hash in the high ones (most probes that do
+    /// not match are told apart without comparing names). A name's home slot comes from the
+    /// hash's high bits scaled to the slot count (``home(_:)``), so the count need not be a power
+    /// of two: at most 3/4 full, 4/3 slots per stream (a power of two wasted up to half more:
+    /// 16 MB instead of 10.7 for a million streams).
     private var slots: [UInt64] = []
 
     var count: Int { names.count }
@@ -73,7 +75,7 @@ struct StreamTable {
         names.append(name)
         entries.append(Entry())
         if Self.slotCount(for: number + 1) > slots.count {
-            rehash(into: Self.slotCount(for: number + 1))  // places the new name too
+            rehash(into: max(Self.slotCount(for: number + 1), slots.count * 2))  // places the new name too
         } else {
             slots[found.slot] = Self.slot(number, hash: hash)
         }
@@ -192,16 +194,15 @@ struct StreamTable {
         consuming func finish() -> StreamTable? {
             let count = table.names.count
             table.slots = [UInt64](repeating: 0, count: StreamTable.slotCount(for: count))
-            let mask = table.slots.count - 1
-            // Numbers in the order of their home slots' top 12 bits (a counting sort): the
-            // placing below then writes the slots nearly in order.
-            let shift = max(0, (mask + 1).trailingZeroBitCount - 12)
-            var starts = [Int](repeating: 0, count: (mask >> shift) + 2)
-            for hash in hashes { starts[((hash & mask) >> shift) + 1] += 1 }
+            // Numbers in the order of their home slots (a counting sort on the hashes' top 12
+            // bits, which order the home slots): the placing below then writes the slots nearly
+            // in order.
+            var starts = [Int](repeating: 0, count: 4097)
+            for hash in hashes { starts[Int(UInt64(bitPattern: Int64(hash)) >> 52) + 1] += 1 }
             for bucket in 1..<starts.count { starts[bucket] += starts[bucket - 1] }
             var order = [(hash: Int, number: Int)](repeating: (0, 0), count: count)
             for (number, hash) in hashes.enumerated() {
-                let bucket = (hash & mask) >> shift
+                let bucket = Int(UInt64(bitPattern: Int64(hash)) >> 52)
                 order[starts[bucket]] = (hash, number)
                 starts[bucket] += 1
             }
@@ -209,15 +210,13 @@ struct StreamTable {
             for (hash, number) in order {
                 // Names are compared only when a tag matches: reading them all would be a cache
                 // miss each again.
-                var index = hash & mask
+                var index = table.home(hash)
                 while table.slots[index] != 0 {
                     let other = Int(UInt32(truncatingIfNeeded: table.slots[index])) - 1
-                    if table.slots[index] >> 32 == UInt64(UInt32(truncatingIfNeeded: hash >> 32)),
-                        table.names[other].hasSameBytes(as: table.names[number])
-                    {
+                    if table.slots[index] >> 32 == StreamTable.tag(hash), table.names[other].hasSameBytes(as: table.names[number]) {
                         return nil
                     }
-                    index = (index + 1) & mask
+                    index = table.next(index)
                 }
                 table.slots[index] = StreamTable.slot(number, hash: hash)
             }
@@ -228,34 +227,39 @@ struct StreamTable {
     // MARK: The slots
 
     private static func slotCount(for streams: Int) -> Int {
-        var count = 16
-        while count / 4 * 3 < streams { count *= 2 }
-        return count
+        max(16, (streams * 4 + 2) / 3)
     }
 
+    private static func tag(_ hash: Int) -> UInt64 { UInt64(UInt32(truncatingIfNeeded: hash)) }
+
     private static func slot(_ number: Int, hash: Int) -> UInt64 {
-        UInt64(UInt32(number + 1)) | UInt64(UInt32(truncatingIfNeeded: hash >> 32)) << 32
+        UInt64(UInt32(number + 1)) | tag(hash) << 32
     }
+
+    /// The slot a hash's probe starts at: its value as a fraction of 2^64 times the slot count.
+    private func home(_ hash: Int) -> Int {
+        Int(UInt64(bitPattern: Int64(hash)).multipliedFullWidth(by: UInt64(slots.count)).high)
+    }
+
+    private func next(_ index: Int) -> Int { index + 1 == slots.count ? 0 : index + 1 }
 
     /// The number of the stream named `key`, or the empty slot where it would go.
     private func find(_ key: StreamKey, hash: Int) -> (number: Int?, slot: Int) {
         guard !slots.isEmpty else { return (nil, 0) }
-        let mask = slots.count - 1
-        let tag = UInt64(UInt32(truncatingIfNeeded: hash >> 32))
-        var index = hash & mask
+        let tag = Self.tag(hash)
+        var index = home(hash)
         while true {
             let slot = slots[index]
             if slot == 0 { return (nil, index) }
             let number = Int(UInt32(truncatingIfNeeded: slot)) - 1
             if slot >> 32 == tag, StreamKey(names[number]) == key { return (number, index) }
-            index = (index + 1) & mask
+            index = next(index)
         }
     }
 
     private mutating func place(_ number: Int, hash: Int) {
-        let mask = slots.count - 1
-        var index = hash & mask
-        while slots[index] != 0 { index = (index + 1) & mask }
+        var index = home(hash)
+        while slots[index] != 0 { index = next(index) }
         slots[index] = Self.slot(number, hash: hash)
     }
 

@@ -20,6 +20,19 @@ struct MappedRegion: ~Copyable {
 
     deinit { munmap(UnsafeMutableRawPointer(mutating: base), count) }
 
+    /// Drops the pages holding `range` from this process's page tables (`madvise(2)`
+    /// `MADV_DONTNEED`), for bytes that were copied out and are not needed again soon: they stop
+    /// counting in the process's resident memory. Safe at any time for this read-only shared
+    /// map of a file: the page cache keeps the pages, and a later access (a concurrent reader's
+    /// too) maps them again with the same bytes. Best effort: a failure changes nothing.
+    func releasePages(_ range: Range<Int>) {
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let start = max(0, range.lowerBound) / page * page
+        let end = min((range.upperBound + page - 1) / page * page, (count + page - 1) / page * page)
+        guard start < end else { return }
+        _ = madvise(UnsafeMutableRawPointer(mutating: base + start), end - start, MADV_DONTNEED)
+    }
+
     /// The mapped bytes `range`, valid only inside `body`.
     ///
     /// Safety: the map lives as long as `self`, which is borrowed for the call, and the range is
