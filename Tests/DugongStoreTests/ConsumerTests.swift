@@ -32,11 +32,11 @@ enum Transfers {
     }
 
     /// Withdraws `amount` from `from`, asking for a transfer to `to`.
-    static func request(_ amount: Int, from: String, to: String, accounts: AggregateRepository<BankAccount>) async throws -> UInt64 {
+    static func request(_ amount: Int, from: String, to: String, accounts: AggregateRepository<BankAccount>) async throws -> LogCursor {
         let scoped = accounts.in(EventContext(metadata: ["transferTo": .string(to)]))
         var account = try #require(try await scoped.load(from))
         try account.execute { try $0.withdraw(amount) }
-        return try #require(try await scoped.commit(&account)?.position)
+        return try #require(try await scoped.commit(&account)?.cursor)
     }
 }
 

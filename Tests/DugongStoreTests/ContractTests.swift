@@ -38,6 +38,11 @@ struct StoreContractTests {
         try await Self.run(check) { EventLogStore(log: $0) }
     }
 
+    @Test(arguments: GlobalEventLogContract.checks)
+    func globalLog(_ check: GlobalEventLogContract.Check) async throws {
+        try await Self.run(check) { EventLogStore(log: $0) }
+    }
+
     @Test(arguments: ConsumedMessageStoreContract.checks)
     func consumedMessages(_ check: ConsumedMessageStoreContract.Check) async throws {
         try await Self.run(check) { EventStoreConsumedMessages(store: EventLogStore(log: $0)) }

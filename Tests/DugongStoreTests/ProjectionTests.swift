@@ -68,7 +68,7 @@ struct ProjectionTests {
         var account = try #require(try await accounts.load(bob))
         try account.execute { try $0.deposit(5) }
         let result = try #require(try await accounts.commit(&account))
-        try await projection.waitUntilCaughtUp(with: try #require(result.position))
+        try await projection.waitUntilCaughtUp(with: try #require(result.cursor))
         #expect(model.snapshot["Bob"] == 75)
 
         // A new instance resumes from the checkpoint: only new events are handled.
@@ -96,7 +96,7 @@ struct ProjectionTests {
         var account = try #require(try await accounts.load(id))
         try account.execute { try $0.deposit(42) }
         let result = try #require(try await accounts.commit(&account))
-        try await projection.waitUntilCaughtUp(with: try #require(result.position))
+        try await projection.waitUntilCaughtUp(with: try #require(result.cursor))
         #expect(model.snapshot == ["Zoë": 42])
         running.cancel()
         _ = await running.result

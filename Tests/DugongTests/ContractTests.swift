@@ -28,6 +28,11 @@ struct InMemoryContractTests {
     func checkpoints(_ check: CheckpointContract.Check) async throws {
         try await check.run { InMemoryEventStore() }
     }
+
+    @Test(arguments: GlobalEventLogContract.checks)
+    func globalLog(_ check: GlobalEventLogContract.Check) async throws {
+        try await check.run { InMemoryEventStore() }
+    }
 }
 
 /// A store that breaks the contract on purpose: the suite must notice.

@@ -55,7 +55,7 @@ public actor InMemoryEventStore: TransactionalEventStore, GlobalEventLog {
             assert(count + append.events.count == request.lastSequenceNumber)
             pendingLog += append.events.count
             results.append(AppendResult(
-                version: request.lastSequenceNumber, wasDuplicate: false, position: UInt64(log.count + pendingLog - 1)))
+                version: request.lastSequenceNumber, wasDuplicate: false, cursor: LogCursor(position: UInt64(log.count + pendingLog - 1))))
         }
         for (stream, events) in added { streams[stream, default: []].append(contentsOf: events) }
         for (append, result) in zip(appends, results) where !result.wasDuplicate {
@@ -90,17 +90,19 @@ public actor InMemoryEventStore: TransactionalEventStore, GlobalEventLog {
         aggregateIDsByKind[Kind(origin: origin, aggregateType: aggregateType, tenantID: tenantID)] ?? []
     }
 
-    public func events(from position: UInt64, maxCount: Int) -> [RecordedEvent] {
-        guard position < UInt64(log.count), maxCount > 0 else { return [] }
-        let start = Int(position)
+    /// Cursors are positions (transaction 0): an event's index in the log.
+    public func events(from cursor: LogCursor, maxCount: Int) -> [RecordedEvent] {
+        guard cursor.transaction == 0, cursor.position < UInt64(log.count), maxCount > 0 else { return [] }
+        let start = Int(cursor.position)
         let end = min(log.count, start + maxCount)
-        return (start..<end).map { RecordedEvent(position: UInt64($0), event: log[$0]) }
+        return (start..<end).map { RecordedEvent(cursor: LogCursor(position: UInt64($0)), event: log[$0]) }
     }
 
-    public func headPosition() -> UInt64 { UInt64(log.count) }
+    public func endCursor() -> LogCursor { LogCursor(position: UInt64(log.count)) }
 
-    public func waitForEvents(after position: UInt64) async {
-        if UInt64(log.count) > position { return }
+    public func waitForEvents(from cursor: LogCursor) async {
+        // A cursor of a later transaction than 0 is past every event this store will hold.
+        if cursor.transaction == 0 && UInt64(log.count) > cursor.position { return }
         nextWaiter += 1
         let id = nextWaiter
         await withTaskCancellationHandler {

@@ -226,17 +226,17 @@ public actor EventConsumer: CheckpointedReader {
     private func catchUpAlone() async throws -> Int {
         var handled = 0
         while true {
-            let batch = try await store.events(from: try await loadedCheckpoint().position, maxCount: 64)
+            let batch = try await store.events(from: try await loadedCheckpoint().cursor, maxCount: 64)
             guard !batch.isEmpty else { break }
             for recorded in batch {
                 var next = try await loadedCheckpoint()
                 if recorded.event.origin == Checkpoint.origin {
-                    next.skip(to: recorded.position + 1)
+                    next.skip(to: recorded.next)
                     checkpoint = next
                     continue
                 }
                 var advance = UnitOfWork()
-                try next.advance(to: recorded.position + 1, in: &advance)
+                try next.advance(to: recorded.next, in: &advance)
                 switch try await handler.process(recorded.event, position: recorded.position, alongside: advance.appends) {
                 case .handled, .parked:
                     checkpoint = next
@@ -246,7 +246,7 @@ public actor EventConsumer: CheckpointedReader {
                     // Consumed before (maybe by another instance, whose checkpoint is now ahead).
                     checkpoint = nil
                     var current = try await loadedCheckpoint()
-                    current.skip(to: recorded.position + 1)
+                    current.skip(to: recorded.next)
                     checkpoint = current
                 }
             }

@@ -1,7 +1,7 @@
 import Foundation
 import Logging
 
-/// Where a reader of the global log is: the next position it will read.
+/// Where a reader of the global log is: the cursor it reads on from (``GlobalEventLog/events(from:maxCount:)``).
 ///
 /// A checkpoint is stored as events of a stream of its own (origin `$dugong`, aggregate type
 /// `Checkpoint`, id the reader's name), so that saving it can be part of the same unit of work
@@ -11,8 +11,8 @@ public struct Checkpoint: Sendable, Equatable {
     public static let origin = "$dugong"
 
     public let name: String
-    /// The next position to read.
-    public private(set) var position: UInt64
+    /// Where the reader reads on from.
+    public private(set) var cursor: LogCursor
     /// The sequence number of the checkpoint's last event (0: never saved).
     private var version: Int
 
@@ -20,32 +20,49 @@ public struct Checkpoint: Sendable, Equatable {
         StreamID(origin: origin, aggregateType: "Checkpoint", aggregateID: name)
     }
 
-    /// The stored checkpoint of `name`, or position 0.
+    /// The stored checkpoint of `name`, or ``LogCursor/start``.
+    ///
+    /// Stored as `{"position": P}`, with `"transaction": T` beside it when the cursor's
+    /// transaction is not 0 (so checkpoints saved before cursors had transactions read as they were).
     public static func load(_ name: String, from store: any EventStore) async throws -> Checkpoint {
-        guard let last = try await store.lastEvent(of: stream(name)) else { return Checkpoint(name: name, position: 0, version: 0) }
+        guard let last = try await store.lastEvent(of: stream(name)) else { return Checkpoint(name: name, cursor: .start, version: 0) }
+        func number(_ value: JSONValue?) -> UInt64?? {
+            switch value {
+            case nil: .some(nil)
+            case .int(let number)?: number >= 0 ? UInt64(number) : nil
+            case .uint(let number)?: number
+            default: nil
+            }
+        }
         guard let payload = last.payload, case .object(let object) = try JSONValue(json: payload),
-            case .int(let position) = object["position"], position >= 0
+            case .some(.some(let position)) = number(object["position"]), case .some(let transaction) = number(object["transaction"])
         else { throw CheckpointError.unreadable(name: name) }
-        return Checkpoint(name: name, position: UInt64(position), version: last.sequenceNumber)
+        return Checkpoint(name: name, cursor: LogCursor(transaction: transaction ?? 0, position: position), version: last.sequenceNumber)
     }
 
-    /// Stages "read up to `position`" into `unit`, to commit with the reader's own appends.
-    public mutating func advance(to position: UInt64, in unit: inout UnitOfWork) throws {
+    /// Stages "read on from `cursor`" into `unit`, to commit with the reader's own appends.
+    public mutating func advance(to cursor: LogCursor, in unit: inout UnitOfWork) throws {
+        var stored: JSONObject = ["position": Self.json(cursor.position)]
+        if cursor.transaction != 0 { stored["transaction"] = Self.json(cursor.transaction) }
         let event = SerializedDomainEvent(
             origin: Self.origin, aggregateType: "Checkpoint", eventType: "CheckpointSaved", version: 1, id: EventID.random(),
-            aggregateID: name, payload: try JSONValue.object(["position": .int(Int(position))]).jsonData(),
+            aggregateID: name, payload: try JSONValue.object(stored).jsonData(),
             sequenceNumber: version + 1, timestamp: .currentMillisecond)
         unit.add(StreamAppend(stream: Self.stream(name), events: [event], expected: version == 0 ? .noStream : .exact(version)))
-        self.position = position
+        self.cursor = cursor
         version += 1
     }
 
-    /// Saves "read up to `position`" on its own. Every ``truncationInterval`` saves, the
+    private static func json(_ number: UInt64) -> JSONValue {
+        number <= UInt64(Int.max) ? .int(Int(number)) : .uint(number)
+    }
+
+    /// Saves "read on from `cursor`" on its own. Every ``truncationInterval`` saves, the
     /// checkpoint's older events are truncated (only the last one matters).
-    public mutating func save(_ position: UInt64, to store: any TransactionalEventStore) async throws {
+    public mutating func save(_ cursor: LogCursor, to store: any TransactionalEventStore) async throws {
         var unit = UnitOfWork()
         var next = self
-        try next.advance(to: position, in: &unit)
+        try next.advance(to: cursor, in: &unit)
         try await unit.commit(to: store)
         self = next
         await truncateIfDue(in: store)
@@ -61,15 +78,15 @@ public struct Checkpoint: Sendable, Equatable {
         try? await store.truncate(Self.stream(name), before: version)
     }
 
-    /// Moves the position past events that need no record (the framework's own), without
+    /// Moves the cursor past events that need no record (the framework's own), without
     /// saving: saving would itself append such an event.
-    mutating func skip(to position: UInt64) {
-        self.position = max(self.position, position)
+    mutating func skip(to cursor: LogCursor) {
+        self.cursor = max(self.cursor, cursor)
     }
 
-    /// A checkpoint back at position 0 (for a rebuild); its stream keeps its history.
+    /// A checkpoint back at ``LogCursor/start`` (for a rebuild); its stream keeps its history.
     public mutating func reset(in store: any TransactionalEventStore) async throws {
-        try await save(0, to: store)
+        try await save(.start, to: store)
     }
 }
 
@@ -92,7 +109,7 @@ public enum CheckpointError: Error, Sendable, Equatable, CustomStringConvertible
 ///     await model.apply(event)
 /// }
 /// try await balances.catchUp()                                // everything committed so far
-/// try await balances.waitUntilCaughtUp(with: result.position!) // read-your-writes
+/// try await balances.waitUntilCaughtUp(with: result.cursor!)   // read-your-writes
 /// ```
 ///
 /// Run one instance per projection name: two instances saving the same checkpoint meet a
@@ -118,7 +135,7 @@ public actor Projection: CheckpointedReader {
 
     /// - Parameters:
     ///   - handle: called for every aggregate event in global order.
-    ///   - reset: called by ``rebuild()`` before replaying from position 0: empty the read model.
+    ///   - reset: called by ``rebuild()`` before replaying from the start: empty the read model.
     public init(
         name: String, store: Store, batchSize: Int = 256, logger: Logger = Logger(label: "dugong.projection"),
         reset: @escaping @Sendable () async throws -> Void = {},
@@ -143,7 +160,7 @@ public actor Projection: CheckpointedReader {
         var checkpoint = try await loadedCheckpoint()
         var handled = 0
         while true {
-            let batch = try await store.events(from: checkpoint.position, maxCount: batchSize)
+            let batch = try await store.events(from: checkpoint.cursor, maxCount: batchSize)
             guard let last = batch.last else { break }
             var handledInBatch = 0
             for recorded in batch where recorded.event.origin != Checkpoint.origin {
@@ -151,9 +168,9 @@ public actor Projection: CheckpointedReader {
                 handledInBatch += 1
             }
             if handledInBatch > 0 {
-                try await checkpoint.save(last.position + 1, to: store)
+                try await checkpoint.save(last.next, to: store)
             } else {
-                checkpoint.skip(to: last.position + 1)
+                checkpoint.skip(to: last.next)
             }
             self.checkpoint = checkpoint
             handled += handledInBatch
@@ -161,7 +178,7 @@ public actor Projection: CheckpointedReader {
         return handled
     }
 
-    /// Empties the read model (the `reset` closure) and replays the log from position 0.
+    /// Empties the read model (the `reset` closure) and replays the log from the start.
     @discardableResult
     public func rebuild() async throws -> Int {
         try await reset()
@@ -169,7 +186,7 @@ public actor Projection: CheckpointedReader {
         var checkpoint = try await loadedCheckpoint()
         try await checkpoint.reset(in: store)
         self.checkpoint = checkpoint
-        logger.info("rebuilding projection from position 0", metadata: ["projection": "\(name)"])
+        logger.info("rebuilding projection from the start", metadata: ["projection": "\(name)"])
         return try await catchUp()
     }
 }
@@ -179,19 +196,19 @@ public actor Projection: CheckpointedReader {
 public protocol GlobalLogReader: Actor {
     /// The log it reads.
     nonisolated var log: any GlobalEventLog { get }
-    /// The next position it will read.
-    func position() async throws -> UInt64
+    /// Where it reads on from: past every event it has processed.
+    func cursor() async throws -> LogCursor
     /// Processes every event committed so far. - Returns: how many it handled.
     func catchUp() async throws -> Int
 }
 
 extension GlobalLogReader {
-    /// Returns once every event up to and including `position` was processed: read-your-writes
-    /// with the position of a commit (``AppendResult/position``).
-    public func waitUntilCaughtUp(with position: UInt64) async throws {
-        while try await self.position() <= position {
-            if try await catchUp() == 0, try await self.position() <= position {
-                try await log.waitForEvents(after: try await self.position())
+    /// Returns once every event up to and including the one at `cursor` was processed:
+    /// read-your-writes with the cursor of a commit (``AppendResult/cursor``).
+    public func waitUntilCaughtUp(with cursor: LogCursor) async throws {
+        while try await self.cursor() <= cursor {
+            if try await catchUp() == 0, try await self.cursor() <= cursor {
+                try await log.waitForEvents(from: try await self.cursor())
             }
             try Task.checkCancellation()
         }
@@ -201,7 +218,7 @@ extension GlobalLogReader {
     public func run() async throws {
         while !Task.isCancelled {
             _ = try await catchUp()
-            try await log.waitForEvents(after: try await position())
+            try await log.waitForEvents(from: try await cursor())
         }
     }
 }
@@ -222,9 +239,9 @@ struct ReaderGate {
 }
 
 extension CheckpointedReader {
-    /// The next position the reader will read.
-    public func position() async throws -> UInt64 {
-        try await loadedCheckpoint().position
+    /// Where the reader reads on from.
+    public func cursor() async throws -> LogCursor {
+        try await loadedCheckpoint().cursor
     }
 
     func loadedCheckpoint() async throws -> Checkpoint {

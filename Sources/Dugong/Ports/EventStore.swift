@@ -65,19 +65,21 @@ public struct AppendResult: Sendable, Hashable {
     public var version: Int
     /// `true` when the events were already stored and nothing was written.
     public var wasDuplicate: Bool
-    /// The global position of the last event written (stores with a ``GlobalEventLog``);
-    /// `nil` for a duplicate or a store without global order. For read-your-writes:
-    /// `projection.waitUntilCaughtUp(with: result.position!)`.
-    public var position: UInt64?
+    /// Where the last event written stands in the global log (stores with a
+    /// ``GlobalEventLog``); `nil` for a duplicate or a store without global order. For
+    /// read-your-writes: `projection.waitUntilCaughtUp(with: result.cursor!)`.
+    public var cursor: LogCursor?
+    /// The global position of the last event written (``cursor``'s).
+    public var position: UInt64? { cursor?.position }
 
-    public init(version: Int, wasDuplicate: Bool, position: UInt64? = nil) {
+    public init(version: Int, wasDuplicate: Bool, cursor: LogCursor? = nil) {
         self.version = version
         self.wasDuplicate = wasDuplicate
-        self.position = position
+        self.cursor = cursor
     }
 
     public static func == (a: Self, b: Self) -> Bool {
-        // The position says where, not what: two results are equal by version and duplication.
+        // The cursor says where, not what: two results are equal by version and duplication.
         a.version == b.version && a.wasDuplicate == b.wasDuplicate
     }
 

@@ -1,11 +1,18 @@
-/// An event with its global position: where it stands among all events of the store.
+/// An event with its place in the global log.
 public struct RecordedEvent: Sendable, Hashable {
-    /// Increases with every committed event, store-wide.
-    public var position: UInt64
+    /// Where the event stands: increases with every committed event, store-wide.
+    public var cursor: LogCursor
     public var event: SerializedDomainEvent
 
-    public init(position: UInt64, event: SerializedDomainEvent) {
-        self.position = position
+    /// The event's global position (a server store's positions may have gaps, and are in commit
+    /// order only together with the transaction: ``cursor``).
+    public var position: UInt64 { cursor.position }
+
+    /// Where a reader that has handled this event reads on from (``GlobalEventLog/events(from:maxCount:)``).
+    public var next: LogCursor { cursor.successor }
+
+    public init(cursor: LogCursor, event: SerializedDomainEvent) {
+        self.cursor = cursor
         self.event = event
     }
 }
@@ -13,13 +20,19 @@ public struct RecordedEvent: Sendable, Hashable {
 /// The store's events in one global order: what projections and the store-as-a-source
 /// consumers read (DugongJS has no global order; this port fixes that).
 ///
-/// Contract: ``events(from:maxCount:)`` returns committed aggregate events with position ≥
-/// `from`, ascending, at most `maxCount`; positions never change and new events get higher
-/// ones. Positions may have gaps (framework-internal streams, compaction). ``waitForEvents(after:)``
-/// returns once an event at or after the position may be readable, or the store closes.
+/// Contract (`DugongTesting.GlobalEventLogContract`): ``events(from:maxCount:)`` returns
+/// committed aggregate events whose cursor is ≥ `cursor`, in ascending cursor order, at most
+/// `maxCount`; an event's cursor never changes, and an event that becomes readable later has a
+/// cursor above every event readable before it, so a reader that goes on from the last event's
+/// ``RecordedEvent/next`` never skips one. Cursors may have gaps (framework-internal streams,
+/// compaction, rolled-back transactions). ``waitForEvents(from:)`` returns once an event with a
+/// cursor ≥ `cursor` may be readable, or the store closes.
 public protocol GlobalEventLog: Sendable {
-    func events(from position: UInt64, maxCount: Int) async throws -> [RecordedEvent]
-    /// The position the next committed event will get.
-    func headPosition() async throws -> UInt64
-    func waitForEvents(after position: UInt64) async throws
+    /// Committed aggregate events with cursors ≥ `cursor`, ascending, at most `maxCount`.
+    func events(from cursor: LogCursor, maxCount: Int) async throws -> [RecordedEvent]
+    /// A cursor after every event readable now: ``events(from:maxCount:)`` from it returns only
+    /// events that become readable later.
+    func endCursor() async throws -> LogCursor
+    /// Returns once an event with a cursor ≥ `cursor` may be readable (or the store closes).
+    func waitForEvents(from cursor: LogCursor) async throws
 }

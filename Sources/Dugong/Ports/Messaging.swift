@@ -103,7 +103,7 @@ public actor MessageRelay {
         var checkpoint = try await loaded()
         var published = 0
         while true {
-            let batch = try await store.events(from: checkpoint.position, maxCount: 256)
+            let batch = try await store.events(from: checkpoint.cursor, maxCount: 256)
             guard let last = batch.last else { break }
             var run: [SerializedDomainEvent] = []
             var channel: String?
@@ -122,9 +122,9 @@ public actor MessageRelay {
                 published += run.count
             }
             if channel != nil {
-                try await checkpoint.save(last.position + 1, to: store)
+                try await checkpoint.save(last.next, to: store)
             } else {
-                checkpoint.skip(to: last.position + 1)
+                checkpoint.skip(to: last.next)
             }
             self.checkpoint = checkpoint
         }

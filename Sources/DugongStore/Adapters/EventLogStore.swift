@@ -54,7 +54,7 @@ public struct EventLogStore: TransactionalEventStore, GlobalEventLog {
                 for (commit, index) in zip(commits, engineIndex) {
                     let version = commit.wasDuplicate ? try currentVersion(names[index]) : commit.lastVersion
                     results[index] = AppendResult(
-                        version: version, wasDuplicate: commit.wasDuplicate, position: commit.wasDuplicate ? nil : commit.lastPosition)
+                        version: version, wasDuplicate: commit.wasDuplicate, cursor: commit.wasDuplicate ? nil : LogCursor(position: commit.lastPosition))
                 }
                 return results.map { $0! }
             } catch StoreError.partialDuplicate(let name, let stored, let appended) {
@@ -81,7 +81,10 @@ public struct EventLogStore: TransactionalEventStore, GlobalEventLog {
 
     public func read(_ stream: StreamID, from sequenceNumber: Int) async throws -> [SerializedDomainEvent] {
         let name = AggregateStreamName.name(of: stream)
-        return try log.read(stream: name, from: max(sequenceNumber, 1)).map { try Self.decode($0, of: stream) }
+        // Lent, not copied twice: each event's bytes go straight into its serialized form.
+        var events: [SerializedDomainEvent] = []
+        try log.forEachEvent(in: name, from: max(sequenceNumber, 1)) { events.append(try Self.decode($0, of: stream)) }
+        return events
     }
 
     /// Truncates the engine stream (compaction reclaims the hidden events).
@@ -91,8 +94,11 @@ public struct EventLogStore: TransactionalEventStore, GlobalEventLog {
 
     /// The last event, read backwards: O(1) whatever the stream's length.
     public func lastEvent(of stream: StreamID) async throws -> SerializedDomainEvent? {
-        try log.read(stream: AggregateStreamName.name(of: stream), maxCount: 1, direction: .backward).first
-            .map { try Self.decode($0, of: stream) }
+        var last: SerializedDomainEvent?
+        try log.forEachEvent(in: AggregateStreamName.name(of: stream), maxCount: 1, direction: .backward) {
+            last = try Self.decode($0, of: stream)
+        }
+        return last
     }
 
     public func aggregateIDs(origin: String, aggregateType: String, tenantID: String?) async throws -> [String] {
@@ -103,25 +109,29 @@ public struct EventLogStore: TransactionalEventStore, GlobalEventLog {
     // MARK: The global log
 
     /// Aggregate events in log order; engine streams that are not aggregate streams are skipped.
-    public func events(from position: UInt64, maxCount: Int) async throws -> [RecordedEvent] {
+    /// Cursors are the engine's positions (transaction 0).
+    public func events(from cursor: LogCursor, maxCount: Int) async throws -> [RecordedEvent] {
+        guard cursor.transaction == 0 else { return [] }
         var result: [RecordedEvent] = []
-        var next = position
+        var next = cursor.position
         while result.count < maxCount {
-            let page = try log.readAll(from: next, maxCount: maxCount - result.count)
-            guard let last = page.last else { break }
-            for event in page {
-                guard let stream = AggregateStreamName.streamID(of: event.stream) else { continue }
-                result.append(RecordedEvent(position: event.position, event: try Self.decode(event, of: stream)))
+            let wanted = maxCount - result.count
+            let after = try log.forEachEvent(from: next, maxCount: wanted) { event in
+                guard let stream = AggregateStreamName.streamID(of: event.stream) else { return }
+                result.append(RecordedEvent(cursor: LogCursor(position: event.position), event: try Self.decode(event, of: stream)))
             }
-            next = last.position + 1
+            if after == next { break }  // nothing more committed
+            next = after
         }
         return result
     }
 
-    public func headPosition() async throws -> UInt64 { log.headPosition }
+    public func endCursor() async throws -> LogCursor { LogCursor(position: log.headPosition) }
 
-    public func waitForEvents(after position: UInt64) async throws {
-        try await log.waitForEvents(after: position)
+    public func waitForEvents(from cursor: LogCursor) async throws {
+        // A cursor of a later transaction than 0 is past every event this store will hold: it
+        // waits for the store to close.
+        try await log.waitForEvents(after: cursor.transaction == 0 ? cursor.position : .max)
     }
 
     // MARK: Envelope encoding
@@ -137,7 +147,7 @@ public struct EventLogStore: TransactionalEventStore, GlobalEventLog {
             metadata: try JSONValue.object(envelope).jsonData())
     }
 
-    static func decode(_ event: StoredEvent, of stream: StreamID) throws -> SerializedDomainEvent {
+    static func decode(_ event: borrowing EventView, of stream: StreamID) throws -> SerializedDomainEvent {
         guard case .object(let envelope) = try JSONValue(json: event.metadata),
             case .int(let version) = envelope["schemaVersion"]
         else {
@@ -152,7 +162,7 @@ public struct EventLogStore: TransactionalEventStore, GlobalEventLog {
         if case .object(let value) = envelope["metadata"] { metadata = value }
         return SerializedDomainEvent(
             origin: stream.origin, aggregateType: stream.aggregateType, eventType: event.type, version: version,
-            id: event.id, aggregateID: stream.aggregateID, payload: event.data.isEmpty ? nil : event.data,
+            id: event.id, aggregateID: stream.aggregateID, payload: event.dataCount == 0 ? nil : event.data,
             sequenceNumber: event.version, timestamp: event.timestamp, tenantID: stream.tenantID,
             correlationID: string("correlationId"), triggeredByEventID: string("triggeredByEventId").flatMap(UUID.init),
             triggeredByUserID: string("triggeredByUserId"), metadata: metadata)
