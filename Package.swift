@@ -8,12 +8,21 @@ let package = Package(
         .library(name: "DugongStore", targets: ["DugongStore"]),
         .library(name: "DugongTesting", targets: ["DugongTesting"]),
         .executable(name: "dugong", targets: ["DugongCLI"]),
+        // The ports on PostgreSQL: with the `Postgres` trait only (see the README).
+        .library(name: "DugongPostgres", targets: ["DugongPostgres"]),
+    ],
+    traits: [
+        // Off by default: an application of Dugong and DugongStore builds no SwiftNIO or
+        // PostgreSQL code. `.package(url: …, from: …, traits: ["Postgres"])` turns it on.
+        .trait(name: "Postgres", description: "DugongPostgres: the ports on PostgreSQL, through PostgresNIO"),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.5.0"),
         // Tests only: generated payloads for the round-trip properties.
         .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
+        // With the `Postgres` trait only.
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
     ],
     targets: [
         // The framework: domain, serialization, ports and in-memory adapters.
@@ -24,6 +33,15 @@ let package = Package(
         .target(name: "CDugongShims", linkerSettings: [.linkedLibrary("z")]),
         // The storage engine and its adapters of the Dugong ports.
         .target(name: "DugongStore", dependencies: ["Dugong", "CDugongShims"]),
+        // The adapters of the ports on PostgreSQL; empty without the `Postgres` trait.
+        .target(
+            name: "DugongPostgres",
+            dependencies: [
+                "Dugong",
+                .product(name: "PostgresNIO", package: "postgres-nio", condition: .when(traits: ["Postgres"])),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // Contract suites every adapter of a port runs, and aggregate test helpers.
         .target(name: "DugongTesting", dependencies: ["Dugong"]),
         // The bank-account example used by the README, the tests and `dugong demo`.
@@ -38,6 +56,8 @@ let package = Package(
             ]
         ),
         .testTarget(name: "DugongTests", dependencies: ["Dugong", "DugongTesting", "DugongExample"]),
+        // Runs against a server when DUGONG_POSTGRES_URL is set (tools/test starts one).
+        .testTarget(name: "DugongPostgresTests", dependencies: ["DugongPostgres", "Dugong", "DugongTesting"]),
         .testTarget(name: "DugongCLITests", dependencies: ["DugongCLI", "DugongStore", "Dugong"]),
         .testTarget(
             name: "DugongStoreTests",

@@ -59,7 +59,10 @@ struct ReadmeTests {
     /// Every other Swift snippet of the README stands in a ReadmeSnippets.swift, where it compiles.
     @Test func everySnippetCompilesInTheSnippetTests() throws {
         let readme = try String(contentsOf: Self.root.appendingPathComponent("README.md"), encoding: .utf8)
-        let snippets = try ["Tests/DugongTests/ReadmeSnippets.swift", "Tests/DugongStoreTests/ReadmeSnippets.swift"]
+        let snippets = try [
+            "Tests/DugongTests/ReadmeSnippets.swift", "Tests/DugongStoreTests/ReadmeSnippets.swift",
+            "Tests/DugongPostgresTests/ReadmeSnippets.swift",
+        ]
             .map { try String(contentsOf: Self.root.appendingPathComponent($0), encoding: .utf8) }
             .joined(separator: "\n")
         func normalized(_ text: String) -> String {

@@ -1,7 +1,5 @@
-import Dugong
-
-/// How a framework stream (origin, aggregate type, tenant, aggregate id) is named in the engine,
-/// reversibly:
+/// How a framework stream (origin, aggregate type, tenant, aggregate id) is named as one string
+/// (the embedded store's stream names; PostgreSQL's `stream` column), reversibly:
 ///
 ///     <origin>:<aggregateType>/<aggregateID>              untenanted
 ///     <origin>:<aggregateType>@<tenantID>/<aggregateID>   tenanted

@@ -1,0 +1,264 @@
+#if Postgres
+import Dugong
+import Foundation
+import Logging
+import PostgresNIO
+
+/// The event-store port on PostgreSQL: events of every instance of an application in one
+/// server's `dugong_events` table (``PostgresSchema``).
+///
+/// ```swift
+/// let client = PostgresClient(configuration: try PostgresConnectionURL.configuration(from: url))
+/// let running = Task { await client.run() }      // the connection pool, for the client's life
+/// try await PostgresSchema.migrate(client)
+/// let store = PostgresEventStore(client: client)
+/// ```
+///
+/// Appends are one transaction each: the stream's version read, the contract's decision
+/// (``Dugong/AppendRequest``), the events inserted in one statement. Of concurrent appends at one
+/// version the unique key `(stream, sequence_number)` lets exactly one through; the others see
+/// the new version and are decided again (a conflict, or an idempotent retry). Data and
+/// metadata are stored as `bytea`, byte for byte; timestamps in milliseconds, as the client set
+/// them.
+public struct PostgresEventStore: EventStore {
+    public let client: PostgresClient
+    let logger: Logger
+
+    public init(client: PostgresClient, logger: Logger = Logger(label: "dugong.postgres")) {
+        self.client = client
+        self.logger = logger
+    }
+
+    @discardableResult
+    public func append(
+        _ events: [SerializedDomainEvent], to stream: StreamID, expecting expected: ExpectedVersion
+    ) async throws -> AppendResult {
+        let request = try AppendRequest(events: events, stream: stream, expected: expected)
+        let name = AggregateStreamName.name(of: stream)
+        let rows = try events.map(Row.init)
+        // A concurrent append may take the version between the read and the insert: the unique
+        // key refuses the insert, and the next round decides against the new version.
+        for _ in 0..<16 {
+            do {
+                return try await client.inTransaction(logger: logger) { connection in
+                    let current = try await Self.version(of: name, on: connection, logger: logger)
+                    let first = request.events[0].sequenceNumber
+                    let stored = first <= current
+                        ? try await Self.storedIDs(of: name, from: first, through: min(current, request.lastSequenceNumber), on: connection, logger: logger)
+                        : [:]
+                    switch try request.decide(currentVersion: current, storedEventID: { stored[$0] }) {
+                    case .duplicate:
+                        return AppendResult(version: current, wasDuplicate: true)
+                    case .write:
+                        let position = try await Self.insert(rows, stream: name, of: stream, on: connection, logger: logger)
+                        return AppendResult(version: request.lastSequenceNumber, wasDuplicate: false, cursor: position)
+                    }
+                }
+            } catch let error as PSQLError where error.serverInfo?[.sqlState] == "23505"
+                && error.serverInfo?[.constraintName] == "dugong_events_stream_sequence"
+            {
+                continue
+            }
+        }
+        throw EventStoreError.conflict(stream: stream, expected: expected, actual: try await version(of: name))
+    }
+
+    public func read(_ stream: StreamID, from sequenceNumber: Int) async throws -> [SerializedDomainEvent] {
+        let name = AggregateStreamName.name(of: stream)
+        let rows = try await client.query(
+            """
+            SELECT \(unescaped: Row.columns) FROM dugong_events
+            WHERE stream = \(name) AND sequence_number >= greatest(\(Int64(max(sequenceNumber, 1))),
+                coalesce((SELECT truncate_before FROM dugong_streams WHERE stream = \(name)), 1))
+            ORDER BY sequence_number
+            """, logger: logger)
+        return try await Row.events(rows, of: stream)
+    }
+
+    public func lastEvent(of stream: StreamID) async throws -> SerializedDomainEvent? {
+        let name = AggregateStreamName.name(of: stream)
+        let rows = try await client.query(
+            """
+            SELECT \(unescaped: Row.columns) FROM dugong_events
+            WHERE stream = \(name) AND sequence_number >= coalesce((SELECT truncate_before FROM dugong_streams WHERE stream = \(name)), 1)
+            ORDER BY sequence_number DESC LIMIT 1
+            """, logger: logger)
+        return try await Row.events(rows, of: stream).first
+    }
+
+    public func truncate(_ stream: StreamID, before version: Int) async throws {
+        let name = AggregateStreamName.name(of: stream)
+        try await client.query(
+            """
+            INSERT INTO dugong_streams (stream, truncate_before) VALUES (\(name), \(Int64(version)))
+            ON CONFLICT (stream) DO UPDATE SET truncate_before = greatest(dugong_streams.truncate_before, excluded.truncate_before)
+            """, logger: logger)
+    }
+
+    public func aggregateIDs(origin: String, aggregateType: String, tenantID: String?) async throws -> [String] {
+        // In order of each aggregate's first event.
+        let rows = try await client.query(
+            """
+            SELECT aggregate_id FROM dugong_events
+            WHERE origin = \(origin) AND aggregate_type = \(aggregateType) AND tenant_id IS NOT DISTINCT FROM \(tenantID)
+            GROUP BY aggregate_id ORDER BY min(position)
+            """, logger: logger)
+        var ids: [String] = []
+        for try await id in rows.decode(String.self) { ids.append(id) }
+        return ids
+    }
+
+    // MARK: Statements
+
+    func version(of name: String) async throws -> Int {
+        try await client.withConnection { try await Self.version(of: name, on: $0, logger: logger) }
+    }
+
+    static func version(of name: String, on connection: PostgresConnection, logger: Logger) async throws -> Int {
+        let rows = try await connection.query(
+            "SELECT coalesce(max(sequence_number), 0) FROM dugong_events WHERE stream = \(name)", logger: logger)
+        for try await version in rows.decode(Int64.self) { return Int(version) }
+        return 0
+    }
+
+    static func storedIDs(
+        of name: String, from first: Int, through last: Int, on connection: PostgresConnection, logger: Logger
+    ) async throws -> [Int: UUID] {
+        let rows = try await connection.query(
+            """
+            SELECT sequence_number, id FROM dugong_events
+            WHERE stream = \(name) AND sequence_number BETWEEN \(Int64(first)) AND \(Int64(last))
+            """, logger: logger)
+        var ids: [Int: UUID] = [:]
+        for try await (sequence, id) in rows.decode((Int64, UUID).self) { ids[Int(sequence)] = id }
+        return ids
+    }
+
+    /// Inserts the events in one statement; returns the last one's cursor.
+    ///
+    /// `ON CONFLICT (id) DO NOTHING` is targeted at the id alone (an untargeted one would also
+    /// swallow a concurrent append's key violation); an id that comes back missing was already
+    /// stored, elsewhere than here (the decision above saw this stream's).
+    static func insert(
+        _ rows: [Row], stream name: String, of stream: StreamID, on connection: PostgresConnection, logger: Logger
+    ) async throws -> LogCursor {
+        var bindings = PostgresBindings(capacity: rows.count * Row.insertedColumnCount)
+        var values: [String] = []
+        values.reserveCapacity(rows.count)
+        for row in rows {
+            let first = bindings.count + 1
+            try row.bind(stream: name, into: &bindings)
+            values.append("(" + (first..<(first + Row.insertedColumnCount)).map { "$\($0)" }.joined(separator: ", ") + ")")
+        }
+        let sql = "INSERT INTO dugong_events (\(Row.insertedColumns)) VALUES " + values.joined(separator: ", ")
+            + " ON CONFLICT (id) DO NOTHING RETURNING id, transaction_id::text, position"
+        let inserted = try await connection.query(PostgresQuery(unsafeSQL: sql, binds: bindings), logger: logger)
+        var cursors: [UUID: LogCursor] = [:]
+        for try await (id, transaction, position) in inserted.decode((UUID, String, Int64).self) {
+            cursors[id] = LogCursor(transaction: UInt64(transaction) ?? 0, position: UInt64(position))
+        }
+        for row in rows where cursors[row.id] == nil {
+            throw EventStoreError.invalidAppend(stream: stream, reason: "event id \(row.id) is already stored in another stream or version")
+        }
+        return cursors[rows[rows.count - 1].id]!
+    }
+}
+
+/// One event as a row of `dugong_events`.
+struct Row {
+    var id: UUID
+    var origin: String
+    var aggregateType: String
+    var tenantID: String?
+    var aggregateID: String
+    var sequenceNumber: Int64
+    var type: String
+    var schemaVersion: Int32
+    var timestamp: Int64
+    var correlationID: String?
+    var triggeredByEventID: UUID?
+    var triggeredByUserID: String?
+    var data: Data?
+    var metadata: Data?
+
+    static let insertedColumns =
+        "stream, origin, aggregate_type, tenant_id, aggregate_id, sequence_number, id, type, schema_version, timestamp_ms, correlation_id, triggered_by_event_id, triggered_by_user_id, data, metadata"
+    static let insertedColumnCount = 15
+    static let columns =
+        "position, transaction_id::text, origin, aggregate_type, tenant_id, aggregate_id, sequence_number, id, type, schema_version, timestamp_ms, correlation_id, triggered_by_event_id, triggered_by_user_id, data, metadata"
+
+    init(_ event: SerializedDomainEvent) throws {
+        id = event.id
+        origin = event.origin
+        aggregateType = event.aggregateType
+        tenantID = event.tenantID
+        aggregateID = event.aggregateID
+        sequenceNumber = Int64(event.sequenceNumber)
+        type = event.eventType
+        schemaVersion = Int32(clamping: event.version)
+        timestamp = event.timestamp.millisecondsSince1970
+        correlationID = event.correlationID
+        triggeredByEventID = event.triggeredByEventID
+        triggeredByUserID = event.triggeredByUserID
+        data = event.payload
+        metadata = try event.metadata.map { try JSONValue.object($0).jsonData() }
+    }
+
+    func bind(stream: String, into bindings: inout PostgresBindings) throws {
+        bindings.append(stream)
+        bindings.append(origin)
+        bindings.append(aggregateType)
+        bindings.append(tenantID)
+        bindings.append(aggregateID)
+        bindings.append(sequenceNumber)
+        bindings.append(id)
+        bindings.append(type)
+        bindings.append(schemaVersion)
+        bindings.append(timestamp)
+        bindings.append(correlationID)
+        bindings.append(triggeredByEventID)
+        bindings.append(triggeredByUserID)
+        try bindings.append(data)
+        try bindings.append(metadata)
+    }
+
+    /// The events of `rows` (selected with ``columns``), as the framework's events of `stream`.
+    static func events(_ rows: PostgresRowSequence, of stream: StreamID) async throws -> [SerializedDomainEvent] {
+        try await recorded(rows).map(\.event)
+    }
+
+    /// The events of `rows` (selected with ``columns``) with their cursors.
+    static func recorded(_ rows: PostgresRowSequence) async throws -> [RecordedEvent] {
+        var events: [RecordedEvent] = []
+        for try await row in rows {
+            let columns = row.makeRandomAccess()
+            let position = try columns[0].decode(Int64.self)
+            func column<T: PostgresDecodable>(_ index: Int, _ type: T.Type) throws -> T {
+                do { return try columns[index].decode(T.self) } catch {
+                    throw PostgresStoreError.unreadableRow(position: position, reason: "column \(index): \(error)")
+                }
+            }
+            let transaction = try column(1, String.self)
+            var metadata: JSONObject?
+            if let bytes = try column(15, Data?.self) {
+                guard case .object(let object) = try JSONValue(json: bytes) else {
+                    throw PostgresStoreError.unreadableRow(position: position, reason: "metadata is not a JSON object")
+                }
+                metadata = object
+            }
+            let event = SerializedDomainEvent(
+                origin: try column(2, String.self), aggregateType: try column(3, String.self), eventType: try column(8, String.self),
+                version: Int(try column(9, Int32.self)), id: try column(7, UUID.self), aggregateID: try column(5, String.self),
+                payload: try column(14, Data?.self), sequenceNumber: Int(try column(6, Int64.self)),
+                timestamp: Date(millisecondsSince1970: try column(10, Int64.self)), tenantID: try column(4, String?.self),
+                correlationID: try column(11, String?.self), triggeredByEventID: try column(12, UUID?.self),
+                triggeredByUserID: try column(13, String?.self), metadata: metadata)
+            guard let transactionID = UInt64(transaction) else {
+                throw PostgresStoreError.unreadableRow(position: position, reason: "transaction id \(transaction)")
+            }
+            events.append(RecordedEvent(cursor: LogCursor(transaction: transactionID, position: UInt64(position)), event: event))
+        }
+        return events
+    }
+}
+#endif

@@ -1,0 +1,126 @@
+#if Postgres
+import Logging
+import PostgresNIO
+
+/// The tables the adapters use, created and upgraded by ``PostgresSchema/migrate(_:logger:)``.
+///
+/// Versioned: `dugong_schema` holds the versions applied. Each migration runs in one
+/// transaction that first takes a transaction-scoped advisory lock, so instances that start
+/// together apply each migration once; a database whose schema is newer than this build
+/// knows is refused.
+public enum PostgresSchema {
+    /// The schema version this build writes and reads.
+    public static let version = 1
+
+    /// The advisory lock every migration takes (an arbitrary constant: "dugong" in ASCII).
+    static let lock: Int64 = 0x6475_676F_6E67
+
+    /// Each version's statements, in order.
+    static let migrations: [[String]] = [
+        [
+            // Every event once. `stream` is the raw stream name the embedded store would use
+            // (origin, type, tenant and id, escaped, with "no tenant" distinct from every
+            // tenant): the unique key, so that no tenant collides with itself. The key's parts
+            // have columns of their own for queries; `tenant_id` is NULL for no tenant.
+            """
+            CREATE TABLE dugong_events (
+                position bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                transaction_id xid8 NOT NULL DEFAULT pg_current_xact_id(),
+                stream text NOT NULL,
+                origin text NOT NULL,
+                aggregate_type text NOT NULL,
+                tenant_id text,
+                aggregate_id text NOT NULL,
+                sequence_number bigint NOT NULL CHECK (sequence_number >= 1),
+                id uuid NOT NULL,
+                type text NOT NULL,
+                schema_version integer NOT NULL,
+                timestamp_ms bigint NOT NULL,
+                correlation_id text,
+                triggered_by_event_id uuid,
+                triggered_by_user_id text,
+                data bytea,
+                metadata bytea,
+                CONSTRAINT dugong_events_stream_sequence UNIQUE (stream, sequence_number),
+                CONSTRAINT dugong_events_id UNIQUE (id)
+            )
+            """,
+            // The global log's order: transaction, then position.
+            "CREATE INDEX dugong_events_log ON dugong_events (transaction_id, position)",
+            "CREATE INDEX dugong_events_kind ON dugong_events (origin, aggregate_type, tenant_id, position)",
+            // Streams' states: the first visible sequence number (truncation).
+            """
+            CREATE TABLE dugong_streams (
+                stream text PRIMARY KEY,
+                truncate_before bigint NOT NULL DEFAULT 1
+            )
+            """,
+        ]
+    ]
+
+    /// Creates or upgrades the tables. Idempotent; safe to run from several instances at once.
+    ///
+    /// - Throws: ``PostgresStoreError/schemaTooNew(found:supported:)`` when the database was
+    ///   migrated by a newer build; what the server reports otherwise.
+    public static func migrate(_ client: PostgresClient, logger: Logger = Logger(label: "dugong.postgres")) async throws {
+        try await client.query("CREATE TABLE IF NOT EXISTS dugong_schema (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())", logger: logger)
+        precondition(migrations.count == version, "one migration per schema version")
+        for (index, statements) in migrations.enumerated() {
+            let target = index + 1
+            try await client.inTransaction(logger: logger) { connection in
+                try await connection.query("SELECT pg_advisory_xact_lock(\(lock))", logger: logger)
+                let applied = try await appliedVersion(connection, logger: logger)
+                guard applied <= version else { throw PostgresStoreError.schemaTooNew(found: applied, supported: version) }
+                guard applied < target else { return }
+                for statement in statements { try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger) }
+                try await connection.query("INSERT INTO dugong_schema (version) VALUES (\(target))", logger: logger)
+                logger.info("applied schema version \(target)")
+            }
+        }
+        // Refused also when this build has nothing to apply.
+        let applied = try await client.withConnection { try await appliedVersion($0, logger: logger) }
+        guard applied <= version else { throw PostgresStoreError.schemaTooNew(found: applied, supported: version) }
+    }
+
+    static func appliedVersion(_ connection: PostgresConnection, logger: Logger) async throws -> Int {
+        let rows = try await connection.query("SELECT coalesce(max(version), 0) FROM dugong_schema", logger: logger)
+        for try await version in rows.decode(Int.self) { return version }
+        return 0
+    }
+}
+
+/// What the PostgreSQL adapters report beyond the ports' own errors.
+public enum PostgresStoreError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// The database holds a schema of a newer build.
+    case schemaTooNew(found: Int, supported: Int)
+    /// The database holds a row the adapter cannot read.
+    case unreadableRow(position: Int64, reason: String)
+    /// The connection URL cannot be used.
+    case invalidURL(String)
+
+    public var description: String {
+        switch self {
+        case .schemaTooNew(let found, let supported):
+            "the database's Dugong schema is version \(found); this build reads up to version \(supported): upgrade Dugong"
+        case .unreadableRow(let position, let reason): "the event at position \(position) cannot be read: \(reason)"
+        case .invalidURL(let reason): "invalid PostgreSQL URL: \(reason)"
+        }
+    }
+}
+#endif
+
+#if Postgres
+extension PostgresClient {
+    /// `withTransaction`, throwing what failed (the closure's error, else the commit's) instead
+    /// of PostgresNIO's wrapper, so that the ports' own errors reach the caller as they are.
+    func inTransaction<Result>(
+        logger: Logger, isolation: isolated (any Actor)? = #isolation, _ body: (PostgresConnection) async throws -> sending Result
+    ) async throws -> sending Result {
+        do {
+            return try await withTransaction(logger: logger, isolation: isolation, body)
+        } catch let error as PostgresTransactionError {
+            throw error.closureError ?? error.commitError ?? error.beginError ?? error
+        }
+    }
+}
+#endif
