@@ -20,7 +20,7 @@ import PostgresNIO
 /// the new version and are decided again (a conflict, or an idempotent retry). Data and
 /// metadata are stored as `bytea`, byte for byte; timestamps in milliseconds, as the client set
 /// them.
-public struct PostgresEventStore: EventStore {
+public struct PostgresEventStore: TransactionalEventStore, GlobalEventLog {
     public let client: PostgresClient
     let logger: Logger
 
@@ -33,26 +33,46 @@ public struct PostgresEventStore: EventStore {
     public func append(
         _ events: [SerializedDomainEvent], to stream: StreamID, expecting expected: ExpectedVersion
     ) async throws -> AppendResult {
-        let request = try AppendRequest(events: events, stream: stream, expected: expected)
-        let name = AggregateStreamName.name(of: stream)
-        let rows = try events.map(Row.init)
-        // A concurrent append may take the version between the read and the insert: the unique
-        // key refuses the insert, and the next round decides against the new version.
+        try await append([StreamAppend(stream: stream, events: events, expected: expected)])[0]
+    }
+
+    /// Appends to several streams in one transaction: all or none (``Dugong/TransactionalEventStore``).
+    @discardableResult
+    public func append(_ appends: [StreamAppend]) async throws -> [AppendResult] {
+        guard !appends.isEmpty else { return [] }
+        let requests = try appends.map { try AppendRequest(events: $0.events, stream: $0.stream, expected: $0.expected) }
+        let names = appends.map { AggregateStreamName.name(of: $0.stream) }
+        let rows = try appends.map { try $0.events.map(Row.init) }
+        // A concurrent append may take a version between the read and the insert: the unique
+        // key refuses the insert, the transaction rolls back, and the next round decides
+        // against the new version.
         for _ in 0..<16 {
             do {
                 return try await client.inTransaction(logger: logger) { connection in
-                    let current = try await Self.version(of: name, on: connection, logger: logger)
-                    let first = request.events[0].sequenceNumber
-                    let stored = first <= current
-                        ? try await Self.storedIDs(of: name, from: first, through: min(current, request.lastSequenceNumber), on: connection, logger: logger)
-                        : [:]
-                    switch try request.decide(currentVersion: current, storedEventID: { stored[$0] }) {
-                    case .duplicate:
-                        return AppendResult(version: current, wasDuplicate: true)
-                    case .write:
-                        let position = try await Self.insert(rows, stream: name, of: stream, on: connection, logger: logger)
-                        return AppendResult(version: request.lastSequenceNumber, wasDuplicate: false, cursor: position)
+                    // Each append is decided against the streams as the appends before it leave them.
+                    var versions: [String: Int] = [:]
+                    var results: [AppendResult] = []
+                    for (index, request) in requests.enumerated() {
+                        let name = names[index]
+                        let current: Int
+                        if let known = versions[name] { current = known } else {
+                            current = try await Self.version(of: name, on: connection, logger: logger)
+                        }
+                        let first = request.events[0].sequenceNumber
+                        let stored = first <= current
+                            ? try await Self.storedIDs(of: name, from: first, through: min(current, request.lastSequenceNumber), on: connection, logger: logger)
+                            : [:]
+                        switch try request.decide(currentVersion: current, storedEventID: { stored[$0] }) {
+                        case .duplicate:
+                            results.append(AppendResult(version: current, wasDuplicate: true))
+                            versions[name] = current
+                        case .write:
+                            let cursor = try await Self.insert(rows[index], stream: name, of: request.stream, on: connection, logger: logger)
+                            results.append(AppendResult(version: request.lastSequenceNumber, wasDuplicate: false, cursor: cursor))
+                            versions[name] = request.lastSequenceNumber
+                        }
                     }
+                    return results
                 }
             } catch let error as PSQLError where error.serverInfo?[.sqlState] == "23505"
                 && error.serverInfo?[.constraintName] == "dugong_events_stream_sequence"
@@ -60,7 +80,7 @@ public struct PostgresEventStore: EventStore {
                 continue
             }
         }
-        throw EventStoreError.conflict(stream: stream, expected: expected, actual: try await version(of: name))
+        throw EventStoreError.conflict(stream: appends[0].stream, expected: appends[0].expected, actual: try await version(of: names[0]))
     }
 
     public func read(_ stream: StreamID, from sequenceNumber: Int) async throws -> [SerializedDomainEvent] {
@@ -106,6 +126,52 @@ public struct PostgresEventStore: EventStore {
         var ids: [String] = []
         for try await id in rows.decode(String.self) { ids.append(id) }
         return ids
+    }
+
+    // MARK: The global log
+
+    /// How often a reader waiting for events looks for them.
+    public static let pollInterval = Duration.milliseconds(100)
+
+    /// Committed events from `cursor` on, in the order of (writing transaction, position).
+    ///
+    /// Only rows of transactions older than every transaction still open are read
+    /// (`transaction_id < pg_snapshot_xmin(pg_current_snapshot())`): positions are assigned at
+    /// insert but become visible at commit, and a transaction that began earlier may commit
+    /// later. A row of an open transaction is held back until it commits (or rolls back), so
+    /// the order never changes behind a reader; a long-running transaction, anywhere on the
+    /// server, holds readers back while it runs.
+    public func events(from cursor: LogCursor, maxCount: Int) async throws -> [RecordedEvent] {
+        guard maxCount > 0 else { return [] }
+        let rows = try await client.query(
+            """
+            SELECT \(unescaped: Row.columns) FROM dugong_events
+            WHERE (transaction_id, position) >= (\(String(cursor.transaction))::xid8, \(Int64(clamping: cursor.position)))
+              AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+            ORDER BY transaction_id, position
+            LIMIT \(Int64(maxCount))
+            """, logger: logger)
+        return try await Row.recorded(rows)
+    }
+
+    /// A cursor after every readable event: the oldest transaction still open (every readable
+    /// row's is older; every row readable later has one at least as new), position 0.
+    public func endCursor() async throws -> LogCursor {
+        let rows = try await client.query("SELECT pg_snapshot_xmin(pg_current_snapshot())::text", logger: logger)
+        for try await text in rows.decode(String.self) {
+            guard let transaction = UInt64(text) else { throw PostgresStoreError.unreadableRow(position: 0, reason: "snapshot xmin \(text)") }
+            return LogCursor(transaction: transaction, position: 0)
+        }
+        throw PostgresStoreError.unreadableRow(position: 0, reason: "no snapshot")
+    }
+
+    /// Returns once an event at or after `cursor` is readable (looking every ``pollInterval``),
+    /// or the task is cancelled.
+    public func waitForEvents(from cursor: LogCursor) async throws {
+        while !Task.isCancelled {
+            if try await !events(from: cursor, maxCount: 1).isEmpty { return }
+            try? await Task.sleep(for: Self.pollInterval)
+        }
     }
 
     // MARK: Statements

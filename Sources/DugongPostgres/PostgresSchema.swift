@@ -10,7 +10,7 @@ import PostgresNIO
 /// knows is refused.
 public enum PostgresSchema {
     /// The schema version this build writes and reads.
-    public static let version = 1
+    public static let version = 2
 
     /// The advisory lock every migration takes (an arbitrary constant: "dugong" in ASCII).
     static let lock: Int64 = 0x6475_676F_6E67
@@ -55,7 +55,19 @@ public enum PostgresSchema {
                 truncate_before bigint NOT NULL DEFAULT 1
             )
             """,
-        ]
+        ],
+        [
+            // Snapshots: the last few of each stream (``PostgresSnapshotStore``).
+            """
+            CREATE TABLE dugong_snapshots (
+                stream text NOT NULL,
+                sequence_number bigint NOT NULL,
+                schema_version integer NOT NULL,
+                data bytea NOT NULL,
+                PRIMARY KEY (stream, sequence_number)
+            )
+            """
+        ],
     ]
 
     /// Creates or upgrades the tables. Idempotent; safe to run from several instances at once.

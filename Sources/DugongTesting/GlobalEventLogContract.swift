@@ -18,11 +18,26 @@ public enum GlobalEventLogContract {
 
     static let streams = (1...3).map { StreamID(origin: "contract", aggregateType: "Account", aggregateID: "log-\($0)") }
 
-    /// Commits of one stream, then of two streams in one unit of work, interleaved; returns the
-    /// (stream, sequence number) of every event in commit order.
+    /// Returns once every event up to `cursor` is readable: once ``GlobalEventLog/endCursor()``
+    /// is past it (at once on an embedded store; on a server store once every transaction older
+    /// than the event's has ended, which other clients' transactions may delay).
+    public static func settle(_ store: Store, past cursor: LogCursor?, file: StaticString = #fileID, line: UInt = #line) async throws {
+        guard let cursor else { return }
+        let deadline = ContinuousClock.now + .seconds(30)
+        while try await store.endCursor() <= cursor {
+            guard ContinuousClock.now < deadline else {
+                throw ContractViolation(check: "settle", message: "the event at \(cursor) was not readable within 30 s", location: "\(file):\(line)")
+            }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+    }
+
+    /// Commits of one stream, then of two streams in one unit of work, interleaved, until all are
+    /// readable; returns the (stream, sequence number) of every event in commit order.
     static func commitSome(_ store: Store, rounds: Int = 4) async throws -> [(StreamID, Int)] {
         var order: [(StreamID, Int)] = []
         var versions = [Int](repeating: 0, count: streams.count)
+        var last: LogCursor?
         for round in 0..<rounds {
             let single = round % streams.count
             let count = round % 3 + 1
@@ -39,8 +54,9 @@ public enum GlobalEventLogContract {
                 versions[index] += 1
                 order.append((streams[index], versions[index]))
             }
-            try await unit.commit(to: store)
+            last = try await unit.commit(to: store).compactMap(\.cursor).max()
         }
+        try await settle(store, past: last)
         return order
     }
 
@@ -77,6 +93,7 @@ public enum GlobalEventLogContract {
         let stream = streams[0]
         let first = try await store.append(EventStoreContract.events(stream, count: 3), to: stream, expecting: .noStream)
         let second = try await store.append(EventStoreContract.events(stream, from: 4), to: stream, expecting: .exact(3))
+        try await settle(store, past: second.cursor)
         let read = try await readAll(store, page: 10).filter { $0.event.origin == "contract" }
         try c.requireEqual(read.count, 4, "events")
         try c.requireEqual(first.cursor, read[2].cursor, "the first append's cursor")
@@ -99,6 +116,7 @@ public enum GlobalEventLogContract {
         try c.require(before.allSatisfy { $0.cursor < end }, "every readable event is before the end")
         let stream = StreamID(origin: "contract", aggregateType: "Account", aggregateID: "late")
         let result = try await store.append(EventStoreContract.events(stream), to: stream, expecting: .noStream)
+        try await settle(store, past: result.cursor)
         let after = try await store.events(from: end, maxCount: 10)
         try c.requireEqual(after.map(\.event.aggregateID), ["late"], "events from the old end")
         try c.require(after[0].cursor >= end && after[0].cursor == result.cursor, "the new event's cursor: \(after[0].cursor)")

@@ -21,10 +21,12 @@ public struct RecordedEvent: Sendable, Hashable {
 /// consumers read (DugongJS has no global order; this port fixes that).
 ///
 /// Contract (`DugongTesting.GlobalEventLogContract`): ``events(from:maxCount:)`` returns
-/// committed aggregate events whose cursor is ≥ `cursor`, in ascending cursor order, at most
+/// readable aggregate events whose cursor is ≥ `cursor`, in ascending cursor order, at most
 /// `maxCount`; an event's cursor never changes, and an event that becomes readable later has a
 /// cursor above every event readable before it, so a reader that goes on from the last event's
-/// ``RecordedEvent/next`` never skips one. Cursors may have gaps (framework-internal streams,
+/// ``RecordedEvent/next`` never skips one. A committed event is readable once ``endCursor()`` is
+/// past its cursor: at once in an embedded store; in a server store once every transaction
+/// older than the event's has ended. Cursors may have gaps (framework-internal streams,
 /// compaction, rolled-back transactions). ``waitForEvents(from:)`` returns once an event with a
 /// cursor ≥ `cursor` may be readable, or the store closes.
 public protocol GlobalEventLog: Sendable {
