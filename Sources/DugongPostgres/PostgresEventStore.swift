@@ -29,13 +29,6 @@ public struct PostgresEventStore: TransactionalEventStore, GlobalEventLog {
         self.logger = logger
     }
 
-    @discardableResult
-    public func append(
-        _ events: [SerializedDomainEvent], to stream: StreamID, expecting expected: ExpectedVersion
-    ) async throws -> AppendResult {
-        try await append([StreamAppend(stream: stream, events: events, expected: expected)])[0]
-    }
-
     /// Appends to several streams in one transaction: all or none (``Dugong/TransactionalEventStore``).
     @discardableResult
     public func append(_ appends: [StreamAppend]) async throws -> [AppendResult] {

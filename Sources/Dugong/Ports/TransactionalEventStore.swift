@@ -26,6 +26,16 @@ public protocol TransactionalEventStore: EventStore {
     func append(_ appends: [StreamAppend]) async throws -> [AppendResult]
 }
 
+extension TransactionalEventStore {
+    /// An append to one stream: a unit of one append.
+    @discardableResult
+    public func append(
+        _ events: [SerializedDomainEvent], to stream: StreamID, expecting expected: ExpectedVersion
+    ) async throws -> AppendResult {
+        try await append([StreamAppend(stream: stream, events: events, expected: expected)])[0]
+    }
+}
+
 /// Several aggregates' staged events, committed together or not at all.
 ///
 /// ```swift

@@ -16,13 +16,6 @@ public struct EventLogStore: TransactionalEventStore, GlobalEventLog {
         self.log = log
     }
 
-    @discardableResult
-    public func append(
-        _ events: [SerializedDomainEvent], to stream: StreamID, expecting expected: ExpectedVersion
-    ) async throws -> AppendResult {
-        try await append([StreamAppend(stream: stream, events: events, expected: expected)])[0]
-    }
-
     /// Appends to several aggregates' streams in one engine commit (one frame): all or none.
     @discardableResult
     public func append(_ appends: [StreamAppend]) async throws -> [AppendResult] {
