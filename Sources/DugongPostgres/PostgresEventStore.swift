@@ -20,7 +20,7 @@ import PostgresNIO
 /// the new version and are decided again (a conflict, or an idempotent retry). Data and
 /// metadata are stored as `bytea`, byte for byte; timestamps in milliseconds, as the client set
 /// them.
-public struct PostgresEventStore: TransactionalEventStore, GlobalEventLog {
+public struct PostgresEventStore: TransactionalEventStore {
     public let client: PostgresClient
     let logger: Logger
 
@@ -119,52 +119,6 @@ public struct PostgresEventStore: TransactionalEventStore, GlobalEventLog {
         var ids: [String] = []
         for try await id in rows.decode(String.self) { ids.append(id) }
         return ids
-    }
-
-    // MARK: The global log
-
-    /// How often a reader waiting for events looks for them.
-    public static let pollInterval = Duration.milliseconds(100)
-
-    /// Committed events from `cursor` on, in the order of (writing transaction, position).
-    ///
-    /// Only rows of transactions older than every transaction still open are read
-    /// (`transaction_id < pg_snapshot_xmin(pg_current_snapshot())`): positions are assigned at
-    /// insert but become visible at commit, and a transaction that began earlier may commit
-    /// later. A row of an open transaction is held back until it commits (or rolls back), so
-    /// the order never changes behind a reader; a long-running transaction, anywhere on the
-    /// server, holds readers back while it runs.
-    public func events(from cursor: LogCursor, maxCount: Int) async throws -> [RecordedEvent] {
-        guard maxCount > 0 else { return [] }
-        let rows = try await client.query(
-            """
-            SELECT \(unescaped: Row.columns) FROM dugong_events
-            WHERE (transaction_id, position) >= (\(String(cursor.transaction))::xid8, \(Int64(clamping: cursor.position)))
-              AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
-            ORDER BY transaction_id, position
-            LIMIT \(Int64(maxCount))
-            """, logger: logger)
-        return try await Row.recorded(rows)
-    }
-
-    /// A cursor after every readable event: the oldest transaction still open (every readable
-    /// row's is older; every row readable later has one at least as new), position 0.
-    public func endCursor() async throws -> LogCursor {
-        let rows = try await client.query("SELECT pg_snapshot_xmin(pg_current_snapshot())::text", logger: logger)
-        for try await text in rows.decode(String.self) {
-            guard let transaction = UInt64(text) else { throw PostgresStoreError.unreadableRow(position: 0, reason: "snapshot xmin \(text)") }
-            return LogCursor(transaction: transaction, position: 0)
-        }
-        throw PostgresStoreError.unreadableRow(position: 0, reason: "no snapshot")
-    }
-
-    /// Returns once an event at or after `cursor` is readable (looking every ``pollInterval``),
-    /// or the task is cancelled.
-    public func waitForEvents(from cursor: LogCursor) async throws {
-        while !Task.isCancelled {
-            if try await !events(from: cursor, maxCount: 1).isEmpty { return }
-            try? await Task.sleep(for: Self.pollInterval)
-        }
     }
 
     // MARK: Statements

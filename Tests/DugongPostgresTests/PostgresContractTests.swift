@@ -60,11 +60,6 @@ struct PostgresContractTests {
         try await Self.run(check) { $0 }
     }
 
-    @Test(arguments: GlobalEventLogContract.checks)
-    func globalLog(_ check: GlobalEventLogContract.Check) async throws {
-        try await Self.run(check) { $0 }
-    }
-
     @Test(arguments: CheckpointContract.checks)
     func checkpoints(_ check: CheckpointContract.Check) async throws {
         try await Self.run(check) { $0 }
@@ -98,56 +93,8 @@ struct PostgresContractTests {
     }
 }
 
-@Suite("PostgreSQL global log: commits out of order", .enabled(if: TestServer.isAvailable, "DUGONG_POSTGRES_URL is not set: no PostgreSQL server"))
-struct PostgresOrderingTests {
-    static func events(_ id: String) -> (StreamID, [SerializedDomainEvent]) {
-        let stream = StreamID(origin: "order", aggregateType: "Account", aggregateID: id)
-        let event = SerializedDomainEvent(
-            origin: stream.origin, aggregateType: stream.aggregateType, eventType: "Opened", version: 1, id: UUID(),
-            aggregateID: id, payload: Data(#"{"id":"\#(id)"}"#.utf8), sequenceNumber: 1, timestamp: Date(millisecondsSince1970: 1))
-        return (stream, [event])
-    }
-
-    /// Reads on from `cursor` as a projection does: every event readable now, following `next`.
-    static func poll(_ store: PostgresEventStore, from cursor: inout LogCursor) async throws -> [String] {
-        var seen: [String] = []
-        while true {
-            let batch = try await store.events(from: cursor, maxCount: 2)
-            guard let last = batch.last else { return seen }
-            seen += batch.map(\.event.aggregateID)
-            cursor = last.next
-        }
-    }
-
-    /// Transaction A inserts and stays open; B inserts and commits (a later position *and* a
-    /// later transaction); a reader polls and must not pass B, or it would never see A.
-    @Test(arguments: [true, false])
-    func aTransactionThatCommitsLateIsDeliveredAndNoneIsSkipped(commits: Bool) async throws {
-        try await TestServer.withFreshDatabase { client in
-            let store = PostgresEventStore(client: client)
-            let (c, cEvents) = Self.events("c-before")
-            try await GlobalEventLogContract.settle(store, past: try await store.append(cEvents, to: c, expecting: .noStream).cursor)
-            var cursor = LogCursor.start
-            #expect(try await Self.poll(store, from: &cursor) == ["c-before"])
-            let (a, aEvents) = Self.events("a-late")
-            let (b, bEvents) = Self.events("b-early")
-            let bCursor = try await client.withConnection { connection in
-                try await connection.query("BEGIN", logger: Logger(label: "test"))
-                _ = try await PostgresEventStore.insert(
-                    try aEvents.map(Row.init), stream: AggregateStreamName.name(of: a), of: a, on: connection, logger: Logger(label: "test"))
-                let appended = try await store.append(bEvents, to: b, expecting: .noStream)
-                #expect(try await Self.poll(store, from: &cursor) == [], "B is held back while A is open")
-                try await connection.query(PostgresQuery(unsafeSQL: commits ? "COMMIT" : "ROLLBACK"), logger: Logger(label: "test"))
-                return appended.cursor
-            }
-            try await GlobalEventLogContract.settle(store, past: bCursor)
-            #expect(try await Self.poll(store, from: &cursor) == (commits ? ["a-late", "b-early"] : ["b-early"]))
-            #expect(try await Self.poll(store, from: &cursor) == [], "nothing twice")
-            var fresh = LogCursor.start
-            #expect(try await Self.poll(store, from: &fresh) == ["c-before"] + (commits ? ["a-late", "b-early"] : ["b-early"]), "one order for every reader")
-        }
-    }
-
+@Suite("PostgreSQL appends racing", .enabled(if: TestServer.isAvailable, "DUGONG_POSTGRES_URL is not set: no PostgreSQL server"))
+struct PostgresRaceTests {
     /// Of 20 appends racing at one expected version, exactly one wins; the others get the
     /// port's conflict, and nothing of theirs is stored.
     @Test func ofTwentyAppendsAtOneVersionExactlyOneWins() async throws {
@@ -199,45 +146,6 @@ struct PostgresSchemaTests {
                 try await PostgresSchema.migrate(client)
             }
             #expect("\(PostgresStoreError.schemaTooNew(found: 2, supported: 1))".contains("upgrade Dugong"))
-        }
-    }
-}
-#endif
-
-#if Postgres
-@Suite("Readers of the PostgreSQL global log", .enabled(if: TestServer.isAvailable, "DUGONG_POSTGRES_URL is not set: no PostgreSQL server"))
-struct PostgresReaderTests {
-    actor Count {
-        var ids: [String] = []
-        func add(_ id: String) { ids.append(id) }
-    }
-
-    /// A projection on PostgreSQL: catches up, waits for a commit's cursor, keeps its checkpoint
-    /// (a cursor with the writing transaction) across instances.
-    @Test func aProjectionCatchesUpAndReadsItsOwnWrites() async throws {
-        try await TestServer.withFreshDatabase { client in
-            let store = PostgresEventStore(client: client)
-            let seen = Count()
-            func projection() -> Projection {
-                Projection(name: "ids", store: store) { recorded in await seen.add(recorded.event.aggregateID) }
-            }
-            for id in ["a", "b", "c"] {
-                let (stream, events) = PostgresOrderingTests.events(id)
-                try await store.append(events, to: stream, expecting: .noStream)
-            }
-            let first = projection()
-            let (stream, events) = PostgresOrderingTests.events("d")
-            let result = try await store.append(events, to: stream, expecting: .noStream)
-            try await first.waitUntilCaughtUp(with: try #require(result.cursor))
-            #expect(await seen.ids == ["a", "b", "c", "d"])
-            // The stored checkpoint is past the last event handled (the reader's own cursor may
-            // be further: past its checkpoint's own events, which it skips without saving).
-            let saved = try await Checkpoint.load("projection:ids", from: store).cursor
-            let reader = try await first.cursor()
-            #expect(saved.transaction != 0 && saved > result.cursor! && saved <= reader)
-            // Another instance goes on from the saved checkpoint: nothing again.
-            #expect(try await projection().catchUp() == 0)
-            #expect(await seen.ids == ["a", "b", "c", "d"])
         }
     }
 }
