@@ -20,12 +20,17 @@ import PostgresNIO
 /// the new version and are decided again (a conflict, or an idempotent retry). Data and
 /// metadata are stored as `bytea`, byte for byte; timestamps in milliseconds, as the client set
 /// them.
-public struct PostgresEventStore: TransactionalEventStore {
+public struct PostgresEventStore: TransactionalEventStore, GlobalEventLog {
     public let client: PostgresClient
+    /// How often a reader waiting for events looks for them besides the commits' notifications
+    /// (which may come before older transactions end, or be lost with a connection). At least
+    /// a millisecond.
+    public let pollInterval: Duration
     let logger: Logger
 
-    public init(client: PostgresClient, logger: Logger = Logger(label: "dugong.postgres")) {
+    public init(client: PostgresClient, pollInterval: Duration = .milliseconds(100), logger: Logger = Logger(label: "dugong.postgres")) {
         self.client = client
+        self.pollInterval = max(pollInterval, .milliseconds(1))
         self.logger = logger
     }
 
@@ -121,6 +126,99 @@ public struct PostgresEventStore: TransactionalEventStore {
         return ids
     }
 
+    // MARK: The global log
+
+    /// Committed events from `cursor` on, in the order of (writing transaction, position).
+    ///
+    /// Only rows of transactions older than every transaction still open are read
+    /// (`transaction_id < pg_snapshot_xmin(pg_current_snapshot())`): positions are assigned at
+    /// insert but become visible at commit, and a transaction that began earlier may commit
+    /// later. A row of an open transaction is held back until it commits (or rolls back), so
+    /// the order never changes behind a reader; a long-running transaction, anywhere on the
+    /// server, holds readers back while it runs.
+    public func events(from cursor: LogCursor, maxCount: Int) async throws -> [RecordedEvent] {
+        guard maxCount > 0 else { return [] }
+        let rows = try await client.query(
+            """
+            SELECT \(unescaped: Row.columns) FROM dugong_events
+            WHERE (transaction_id, position) >= (\(String(cursor.transaction))::xid8, \(Int64(clamping: cursor.position)))
+              AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+            ORDER BY transaction_id, position
+            LIMIT \(Int64(maxCount))
+            """, logger: logger)
+        return try await Row.recorded(rows)
+    }
+
+    /// A cursor after every readable event: the oldest transaction still open (every readable
+    /// row's is older; every row readable later has one at least as new), position 0.
+    public func endCursor() async throws -> LogCursor {
+        let rows = try await client.query("SELECT pg_snapshot_xmin(pg_current_snapshot())::text", logger: logger)
+        for try await text in rows.decode(String.self) {
+            guard let transaction = UInt64(text) else { throw PostgresStoreError.unreadableRow(position: 0, reason: "snapshot xmin \(text)") }
+            return LogCursor(transaction: transaction, position: 0)
+        }
+        throw PostgresStoreError.unreadableRow(position: 0, reason: "no snapshot")
+    }
+
+    /// Returns once an event at or after `cursor` is readable, or the task is cancelled. It
+    /// listens for the notification every commit sends (`dugong_events`, on a pooled connection
+    /// of its own while it waits) and looks every ``pollInterval`` too: a notification may come
+    /// before older transactions have ended, and one may be lost with a connection.
+    public func waitForEvents(from cursor: LogCursor) async throws {
+        if try await !events(from: cursor, maxCount: 1).isEmpty { return }
+        try await client.withConnection { connection in
+            try await connection.listen(on: Self.channel) { notifications in
+                // Notifications and the poll timer both wake the check (at most one wakeup
+                // pending: a burst of commits is one look).
+                let (wakeups, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    group.addTask {
+                        for try await _ in notifications { wake.yield() }
+                    }
+                    group.addTask {
+                        while !Task.isCancelled {
+                            try? await Task.sleep(for: pollInterval)
+                            wake.yield()
+                        }
+                    }
+                    defer { group.cancelAll() }
+                    for await _ in wakeups {
+                        if Task.isCancelled { return }
+                        if try await !events(from: cursor, maxCount: 1).isEmpty { return }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The notification channel commits send on (the schema's `dugong_events_notify` trigger).
+    static let channel = "dugong_events"
+
+    // MARK: Metrics
+
+    /// How long the oldest transaction still open on the server that writes (holds a
+    /// transaction id) has run: readers of the global log see no event of a later transaction
+    /// until it ends. `nil` when none is open.
+    public func oldestOpenTransactionAge() async throws -> Duration? {
+        let rows = try await client.query(
+            "SELECT extract(epoch FROM now() - min(xact_start))::float8 FROM pg_stat_activity WHERE backend_xid IS NOT NULL",
+            logger: logger)
+        for try await seconds in rows.decode(Double?.self) { return seconds.map { .milliseconds(Int64(($0 * 1000).rounded())) } }
+        return nil
+    }
+
+    /// A reader's lag: how many events are readable from `cursor` on.
+    public func lag(from cursor: LogCursor) async throws -> Int {
+        let rows = try await client.query(
+            """
+            SELECT count(*) FROM dugong_events
+            WHERE (transaction_id, position) >= (\(String(cursor.transaction))::xid8, \(Int64(clamping: cursor.position)))
+              AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+            """, logger: logger)
+        for try await count in rows.decode(Int64.self) { return Int(count) }
+        return 0
+    }
+
     // MARK: Statements
 
     func version(of name: String) async throws -> Int {
@@ -197,8 +295,11 @@ struct Row {
     static let insertedColumns =
         "stream, origin, aggregate_type, tenant_id, aggregate_id, sequence_number, id, type, schema_version, timestamp_ms, correlation_id, triggered_by_event_id, triggered_by_user_id, data, metadata"
     static let insertedColumnCount = 15
+    /// (The transaction id is selected as text under a name of its own: an output column named
+    /// `transaction_id` would be what `ORDER BY transaction_id` sorts by — as text, putting
+    /// transaction 1020 before 983.)
     static let columns =
-        "position, transaction_id::text, origin, aggregate_type, tenant_id, aggregate_id, sequence_number, id, type, schema_version, timestamp_ms, correlation_id, triggered_by_event_id, triggered_by_user_id, data, metadata"
+        "position, transaction_id::text AS transaction_text, origin, aggregate_type, tenant_id, aggregate_id, sequence_number, id, type, schema_version, timestamp_ms, correlation_id, triggered_by_event_id, triggered_by_user_id, data, metadata"
 
     init(_ event: SerializedDomainEvent) throws {
         id = event.id

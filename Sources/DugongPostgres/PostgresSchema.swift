@@ -10,7 +10,7 @@ import PostgresNIO
 /// knows is refused.
 public enum PostgresSchema {
     /// The schema version this build writes and reads.
-    public static let version = 2
+    public static let version = 3
 
     /// The advisory lock every migration takes (an arbitrary constant: "dugong" in ASCII).
     static let lock: Int64 = 0x6475_676F_6E67
@@ -67,6 +67,22 @@ public enum PostgresSchema {
                 PRIMARY KEY (stream, sequence_number)
             )
             """
+        ],
+        [
+            // Wakes readers waiting for events: one notification per inserting statement,
+            // delivered at commit (identical ones in a transaction are folded into one).
+            """
+            CREATE FUNCTION dugong_notify_events() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                PERFORM pg_notify('dugong_events', '');
+                RETURN NULL;
+            END
+            $$
+            """,
+            """
+            CREATE TRIGGER dugong_events_notify AFTER INSERT ON dugong_events
+            FOR EACH STATEMENT EXECUTE FUNCTION dugong_notify_events()
+            """,
         ],
     ]
 

@@ -95,7 +95,7 @@ public enum GlobalEventLogContract {
         let second = try await store.append(EventStoreContract.events(stream, from: 4), to: stream, expecting: .exact(3))
         try await settle(store, past: second.cursor)
         let read = try await readAll(store, page: 10).filter { $0.event.origin == "contract" }
-        try c.requireEqual(read.count, 4, "events")
+        try c.requireEqual(read.count, 4, "events (\(read.map { "\($0.event.aggregateID)#\($0.event.sequenceNumber)@\($0.cursor) \($0.event.id)" }), appended at \(first.cursor.map(String.init(describing:)) ?? "-") and \(second.cursor.map(String.init(describing:)) ?? "-"))")
         try c.requireEqual(first.cursor, read[2].cursor, "the first append's cursor")
         try c.requireEqual(second.cursor, read[3].cursor, "the second append's cursor")
         let retry = try await store.append(EventStoreContract.events(stream, from: 4).map {

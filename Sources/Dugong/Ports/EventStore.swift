@@ -67,7 +67,7 @@ public struct AppendResult: Sendable, Hashable {
     public var wasDuplicate: Bool
     /// Where the last event written stands in the global log (stores with a
     /// ``GlobalEventLog``); `nil` for a duplicate or a store without global order. For
-    /// read-your-writes: `projection.waitUntilCaughtUp(with: result.cursor!)`.
+    /// read-your-writes: `if let cursor = result.cursor { try await projection.waitUntilCaughtUp(with: cursor) }`.
     public var cursor: LogCursor?
     /// The global position of the last event written (``cursor``'s).
     public var position: UInt64? { cursor?.position }
