@@ -52,7 +52,11 @@ let package = Package(
                 "Dugong",
                 "DugongStore",
                 "DugongExample",
+                // `postgres://` stores: with the `Postgres` trait only (empty otherwise).
+                "DugongPostgres",
+                .product(name: "PostgresNIO", package: "postgres-nio", condition: .when(traits: ["Postgres"])),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .testTarget(name: "DugongTests", dependencies: ["Dugong", "DugongTesting", "DugongExample"]),

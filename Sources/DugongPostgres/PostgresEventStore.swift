@@ -54,7 +54,9 @@ public struct PostgresEventStore: TransactionalEventStore, GlobalEventLog {
                         let name = names[index]
                         let current: Int
                         if let known = versions[name] { current = known } else {
-                            current = try await Self.version(of: name, on: connection, logger: logger)
+                            let state = try await Self.version(of: name, on: connection, logger: logger)
+                            guard !state.isTombstoned else { throw PostgresStoreError.streamTombstoned(stream: name) }
+                            current = state.version
                         }
                         let first = request.events[0].sequenceNumber
                         let stored = first <= current
@@ -86,8 +88,7 @@ public struct PostgresEventStore: TransactionalEventStore, GlobalEventLog {
         let rows = try await client.query(
             """
             SELECT \(unescaped: Row.columns) FROM dugong_events
-            WHERE stream = \(name) AND sequence_number >= greatest(\(Int64(max(sequenceNumber, 1))),
-                coalesce((SELECT truncate_before FROM dugong_streams WHERE stream = \(name)), 1))
+            WHERE stream = \(name) AND sequence_number >= greatest(\(Int64(max(sequenceNumber, 1))), \(unescaped: Self.firstVisibleVersion))
             ORDER BY sequence_number
             """, logger: logger)
         return try await Row.events(rows, of: stream)
@@ -98,19 +99,15 @@ public struct PostgresEventStore: TransactionalEventStore, GlobalEventLog {
         let rows = try await client.query(
             """
             SELECT \(unescaped: Row.columns) FROM dugong_events
-            WHERE stream = \(name) AND sequence_number >= coalesce((SELECT truncate_before FROM dugong_streams WHERE stream = \(name)), 1)
+            WHERE stream = \(name) AND sequence_number >= \(unescaped: Self.firstVisibleVersion)
             ORDER BY sequence_number DESC LIMIT 1
             """, logger: logger)
         return try await Row.events(rows, of: stream).first
     }
 
+    /// Hides the stream's versions below `version` (``truncate(streamNamed:before:)``).
     public func truncate(_ stream: StreamID, before version: Int) async throws {
-        let name = AggregateStreamName.name(of: stream)
-        try await client.query(
-            """
-            INSERT INTO dugong_streams (stream, truncate_before) VALUES (\(name), \(Int64(version)))
-            ON CONFLICT (stream) DO UPDATE SET truncate_before = greatest(dugong_streams.truncate_before, excluded.truncate_before)
-            """, logger: logger)
+        try await truncate(streamNamed: AggregateStreamName.name(of: stream), before: version)
     }
 
     public func aggregateIDs(origin: String, aggregateType: String, tenantID: String?) async throws -> [String] {
@@ -222,14 +219,28 @@ public struct PostgresEventStore: TransactionalEventStore, GlobalEventLog {
     // MARK: Statements
 
     func version(of name: String) async throws -> Int {
-        try await client.withConnection { try await Self.version(of: name, on: $0, logger: logger) }
+        try await client.withConnection { try await Self.version(of: name, on: $0, logger: logger) }.version
     }
 
-    static func version(of name: String, on connection: PostgresConnection, logger: Logger) async throws -> Int {
+    /// The SQL of the first version a read returns of the stream of the row `dugong_events`
+    /// names: its truncation, or past every version when it is tombstoned.
+    static let firstVisibleVersion = """
+        coalesce((SELECT CASE WHEN tombstoned THEN 9223372036854775807 ELSE truncate_before END
+                  FROM dugong_streams WHERE dugong_streams.stream = dugong_events.stream), 1)
+        """
+
+    /// A stream's version (its last event's sequence number, or below where it begins when it
+    /// has none) and whether it is tombstoned.
+    static func version(of name: String, on connection: PostgresConnection, logger: Logger) async throws -> (version: Int, isTombstoned: Bool) {
         let rows = try await connection.query(
-            "SELECT coalesce(max(sequence_number), 0) FROM dugong_events WHERE stream = \(name)", logger: logger)
-        for try await version in rows.decode(Int64.self) { return Int(version) }
-        return 0
+            """
+            SELECT greatest(coalesce((SELECT max(sequence_number) FROM dugong_events WHERE stream = \(name)), 0),
+                            coalesce(s.truncate_before, 1) - 1),
+                   coalesce(s.tombstoned, false)
+            FROM (VALUES (1)) AS one LEFT JOIN dugong_streams s ON s.stream = \(name)
+            """, logger: logger)
+        for try await (version, tombstoned) in rows.decode((Int64, Bool).self) { return (Int(version), tombstoned) }
+        return (0, false)
     }
 
     static func storedIDs(
@@ -309,7 +320,12 @@ struct Row {
         aggregateID = event.aggregateID
         sequenceNumber = Int64(event.sequenceNumber)
         type = event.eventType
-        schemaVersion = Int32(clamping: event.version)
+        guard let schemaVersion = Int32(exactly: event.version) else {
+            throw EventStoreError.invalidAppend(
+                stream: StreamID(origin: event.origin, aggregateType: event.aggregateType, aggregateID: event.aggregateID, tenantID: event.tenantID),
+                reason: "schema version \(event.version) of event \(event.id) is outside the 32 bits PostgreSQL stores")
+        }
+        self.schemaVersion = schemaVersion
         timestamp = event.timestamp.millisecondsSince1970
         correlationID = event.correlationID
         triggeredByEventID = event.triggeredByEventID

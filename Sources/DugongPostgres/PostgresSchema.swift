@@ -10,7 +10,7 @@ import PostgresNIO
 /// knows is refused.
 public enum PostgresSchema {
     /// The schema version this build writes and reads.
-    public static let version = 3
+    public static let version = 4
 
     /// The advisory lock every migration takes (an arbitrary constant: "dugong" in ASCII).
     static let lock: Int64 = 0x6475_676F_6E67
@@ -84,6 +84,12 @@ public enum PostgresSchema {
             FOR EACH STATEMENT EXECUTE FUNCTION dugong_notify_events()
             """,
         ],
+        [
+            // Streams' states: tombstoned (hidden, never appended to again). A stream with no
+            // events whose truncate_before is above 1 begins there (its earlier versions were
+            // removed where it was imported from).
+            "ALTER TABLE dugong_streams ADD COLUMN tombstoned boolean NOT NULL DEFAULT false"
+        ],
     ]
 
     /// Creates or upgrades the tables. Idempotent; safe to run from several instances at once.
@@ -125,6 +131,10 @@ public enum PostgresStoreError: Error, Sendable, Equatable, CustomStringConverti
     case unreadableRow(position: Int64, reason: String)
     /// The connection URL cannot be used.
     case invalidURL(String)
+    /// An append to a tombstoned stream (by its raw name, ``Dugong/AggregateStreamName``).
+    case streamTombstoned(stream: String)
+    /// A lifecycle change that cannot be made: what and why.
+    case invalidChange(String)
 
     public var description: String {
         switch self {
@@ -132,6 +142,8 @@ public enum PostgresStoreError: Error, Sendable, Equatable, CustomStringConverti
             "the database's Dugong schema is version \(found); this build reads up to version \(supported): upgrade Dugong"
         case .unreadableRow(let position, let reason): "the event at position \(position) cannot be read: \(reason)"
         case .invalidURL(let reason): "invalid PostgreSQL URL: \(reason)"
+        case .streamTombstoned(let stream): "stream '\(stream)' is tombstoned: it can never be appended to again"
+        case .invalidChange(let reason): reason
         }
     }
 }

@@ -16,6 +16,11 @@ enum TestServer {
     /// A client of a fresh database of its own (created from the server's `postgres` one), with
     /// the schema migrated; `body` runs while the client's pool runs, then the database is dropped.
     static func withFreshDatabase<R: Sendable>(_ body: (PostgresClient) async throws -> R) async throws -> R {
+        try await withFreshDatabase { client, _ in try await body(client) }
+    }
+
+    /// ``withFreshDatabase(_:)`` that gives `body` the database's URL too.
+    static func withFreshDatabase<R: Sendable>(_ body: (PostgresClient, String) async throws -> R) async throws -> R {
         let server = PostgresClient(configuration: try PostgresConnectionURL.configuration(from: url!))
         let database = "dugong_test_\(UUID().uuidString.prefix(8).lowercased())"
         return try await withThrowingTaskGroup(of: Void.self) { group in
@@ -31,7 +36,9 @@ enum TestServer {
                     inner.addTask { await client.run() }
                     defer { inner.cancelAll() }
                     try await PostgresSchema.migrate(client)
-                    return try await body(client)
+                    var components = URLComponents(string: url!)!
+                    components.path = "/" + database
+                    return try await body(client, components.string!)
                 })
             } catch {
                 result = .failure(error)

@@ -78,6 +78,7 @@ struct Append: AsyncParsableCommand {
     @OptionGroup var lock: LockWait
 
     func run() async throws {
+        try PostgresAccess.refuse(store, "append writes raw events to a directory store; on PostgreSQL the framework's events are written by applications (PostgresEventStore) or by `dugong import` of exported lines")
         var events: [NewEvent] = []
         var lineNumbers: [Int] = []
         var lines = InputLines()
@@ -121,11 +122,12 @@ struct DeleteStream: AsyncParsableCommand {
         abstract: "Soft-delete a stream: it reads as empty; later appends continue its versions.",
         discussion: "Example:\n  dugong delete-stream /var/lib/app/events account/42"
     )
-    @Argument(help: "The store's directory.") var store: String
+    @Argument(help: "The store's directory, or a postgres:// URL.") var store: String
     @Argument(help: "The stream's name.") var stream: String
     @OptionGroup var lock: LockWait
 
     func run() async throws {
+        if PostgresAccess.isURL(store) { return try await runOnPostgres() }
         try await StreamChange.apply(store: store, stream: stream, wait: lock.seconds) { try await $0.delete(stream: stream) }
     }
 }
@@ -142,7 +144,7 @@ struct TruncateStream: AsyncParsableCommand {
               dugong truncate-stream /var/lib/app/events account/42 --before 100
             """
     )
-    @Argument(help: "The store's directory.") var store: String
+    @Argument(help: "The store's directory, or a postgres:// URL.") var store: String
     @Argument(help: "The stream's name.") var stream: String
     @Option(parsing: .unconditional, help: "The first version to keep.") var before: Int
     @OptionGroup var lock: LockWait
@@ -152,6 +154,7 @@ struct TruncateStream: AsyncParsableCommand {
     }
 
     func run() async throws {
+        if PostgresAccess.isURL(store) { return try await runOnPostgres() }
         try await StreamChange.apply(store: store, stream: stream, wait: lock.seconds) { try await $0.truncate(stream: stream, before: before) }
     }
 }
@@ -168,11 +171,12 @@ struct TombstoneStream: AsyncParsableCommand {
               dugong tombstone-stream /var/lib/app/events account/42
             """
     )
-    @Argument(help: "The store's directory.") var store: String
+    @Argument(help: "The store's directory, or a postgres:// URL.") var store: String
     @Argument(help: "The stream's name.") var stream: String
     @OptionGroup var lock: LockWait
 
     func run() async throws {
+        if PostgresAccess.isURL(store) { return try await runOnPostgres() }
         try await StreamChange.apply(store: store, stream: stream, wait: lock.seconds) { try await $0.tombstone(stream: stream) }
     }
 }

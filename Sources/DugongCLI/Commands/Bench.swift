@@ -60,6 +60,7 @@ struct Bench: AsyncParsableCommand {
     }
 
     func run() async throws {
+        try PostgresAccess.refuse(dir ?? "", "bench measures a directory store on this machine's disk (the Benchmarks package measures PostgreSQL)")
         let directory = dir ?? FileManager.default.temporaryDirectory
             .appendingPathComponent("dugong-bench-\(UUID().uuidString.prefix(8))").path
         defer { if dir == nil { try? FileManager.default.removeItem(atPath: directory) } }

@@ -26,6 +26,7 @@ struct Compact: ParsableCommand {
     @OptionGroup var lock: LockWait
 
     func run() throws {
+        try PostgresAccess.refuse(store, "compact rewrites a directory store's segments; on PostgreSQL, VACUUM reclaims space")
         let bar = ProgressBar(dryRun ? "planning" : "compacting")
         let report: CompactionReport
         do {

@@ -15,7 +15,8 @@ struct Demo: AsyncParsableCommand {
             projection ("total balance per owner").
 
             By default the events go to a DugongStore in a new temporary directory, removed \
-            afterwards; --store keeps them in a directory of your choice.
+            afterwards; --store keeps them in a directory of your choice, or in a PostgreSQL \
+            database named by a postgres:// URL (with a dugong built with the Postgres trait).
 
             Examples:
               dugong demo
@@ -24,7 +25,7 @@ struct Demo: AsyncParsableCommand {
             """
     )
 
-    @Option(help: "Store directory to use (created if missing) and keep.")
+    @Option(help: "Store directory to use (created if missing) and keep, or a postgres:// URL (tables created if missing).")
     var store: String?
 
     @Flag(help: "Use the in-memory event store instead of a DugongStore.")
@@ -40,6 +41,7 @@ struct Demo: AsyncParsableCommand {
             try await BankAccountStory.run(on: InMemoryEventStore(), snapshots: InMemorySnapshotStore()) { Terminal.emit($0) }
             return
         }
+        if let store, PostgresAccess.isURL(store) { return try await runOnPostgres() }
         let directory = store ?? FileManager.default.temporaryDirectory
             .appendingPathComponent("dugong-demo-\(UUID().uuidString.prefix(8))").path
         defer { if store == nil { try? FileManager.default.removeItem(atPath: directory) } }

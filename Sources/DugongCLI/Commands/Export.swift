@@ -3,7 +3,7 @@ import DugongStore
 import Foundation
 
 /// `dugong export`: the log as JSON Lines that `import` takes.
-struct Export: ParsableCommand {
+struct Export: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Print every event as JSON Lines that `dugong import` accepts.",
         discussion: """
@@ -27,8 +27,8 @@ struct Export: ParsableCommand {
             """
     )
 
-    @Argument(help: "The store's directory.") var store: String
-    @Option(help: "First global position to export.") var from: UInt64 = 0
+    @Argument(help: "The store's directory, or a postgres:// URL.") var store: String
+    @Option(help: "First global position to export (a directory store only).") var from: UInt64 = 0
     @Flag(help: "Step over damaged data: export every event that can still be read, and report what was skipped.")
     var skipDamage = false
     @Option(help: ArgumentHelp("With --skip-damage: write the events left out after a lost version of their stream here.", valueName: "file"))
@@ -36,9 +36,14 @@ struct Export: ParsableCommand {
 
     func validate() throws {
         if rejects != nil && !skipDamage { throw ValidationError("--rejects goes with --skip-damage") }
+        if PostgresAccess.isURL(store) && skipDamage {
+            throw ValidationError("--skip-damage salvages a damaged directory store; it does not apply to PostgreSQL")
+        }
+        if PostgresAccess.isURL(store) && from != 0 { throw ValidationError("--from is a directory store's position; a PostgreSQL export is always whole") }
     }
 
-    func run() throws {
+    func run() async throws {
+        if PostgresAccess.isURL(store) { return try await runOnPostgres() }
         let log = try StoreAccess.open(store)
         defer { log.close() }
         if skipDamage {
@@ -68,8 +73,13 @@ struct Export: ParsableCommand {
     /// after them; one that only a lifecycle command made (version 0) is made again; a
     /// truncation never goes past the versions exported.
     static func lifecycleLines(in log: EventLog, exported: (String, EventLog.StreamInfo) -> (last: Int, hasEvents: Bool)) throws {
-        for stream in try log.streamNames().sorted(by: { $0.utf8.lexicographicallyPrecedes($1.utf8) }) {
-            guard let info = try log.info(stream: stream) else { continue }
+        let streams = try log.streamNames().compactMap { name in try log.info(stream: name).map { (name, $0) } }
+        lifecycleLines(of: streams, exported: exported)
+    }
+
+    /// ``lifecycleLines(in:exported:)`` of streams and their states, from any store.
+    static func lifecycleLines(of streams: [(name: String, info: EventLog.StreamInfo)], exported: (String, EventLog.StreamInfo) -> (last: Int, hasEvents: Bool)) {
+        for (stream, info) in streams.sorted(by: { $0.name.utf8.lexicographicallyPrecedes($1.name.utf8) }) {
             let (last, hasEvents) = exported(stream, info)
             var before = min(info.firstVisibleVersion, last + 1)
             if !hasEvents && last > 0 { before = last + 1 }

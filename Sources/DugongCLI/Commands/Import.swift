@@ -30,7 +30,7 @@ struct Import: AsyncParsableCommand {
             """
     )
 
-    @Argument(help: "The store's directory (created if missing).") var store: String
+    @Argument(help: "The store's directory (created if missing), or a postgres:// URL (tables created if missing).") var store: String
     @Option(parsing: .unconditional, help: "At most this many events per commit.") var batch = 1000
     @Option(help: "Bytes preallocated for each new segment file, 4096 to 1 GiB (default 64 MiB).")
     var segmentSize: Int?
@@ -45,6 +45,7 @@ struct Import: AsyncParsableCommand {
     }
 
     func run() async throws {
+        if PostgresAccess.isURL(store) { return try await runOnPostgres() }
         let log = try StoreAccess.open(store, forWriting: true, creating: true, segmentSize: segmentSize, wait: lock.seconds)
         defer { log.close() }
         let importer = Importer(log: log, store: store, batch: batch, acks: acks)

@@ -1,9 +1,10 @@
 import ArgumentParser
+import Dugong
 import DugongStore
 import Foundation
 
 /// `dugong read`: one stream as JSON Lines.
-struct Read: ParsableCommand {
+struct Read: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Print a stream's events as JSON Lines.",
         discussion: """
@@ -21,7 +22,7 @@ struct Read: ParsableCommand {
             """
     )
 
-    @Argument(help: "The store's directory.") var store: String
+    @Argument(help: "The store's directory, or a postgres:// URL.") var store: String
     @Argument(help: "The stream's name.") var stream: String
     @Option(parsing: .unconditional, help: "First version to print (the last one with --backward).") var from: Int?
     @Option(parsing: .unconditional, help: "Print at most this many events.") var limit: Int?
@@ -34,7 +35,8 @@ struct Read: ParsableCommand {
         if let from, from < 1 { throw ValidationError("--from is a version, 1 or more") }
     }
 
-    func run() throws {
+    func run() async throws {
+        if PostgresAccess.isURL(store) { return try await runOnPostgres() }
         let log = try StoreAccess.open(store)
         defer { log.close() }
         do {
@@ -45,19 +47,24 @@ struct Read: ParsableCommand {
             guard let info = try log.info(stream: stream) else {
                 throw Terminal.fail("\(store) has no stream '\(stream)'", code: ExitStatus.notFound.rawValue)
             }
-            var printer = EventPrinter(format: format)
-            printer.print(events)
-            if events.isEmpty, info.readsAsEmpty {
-                Terminal.error(info.isTombstoned ? "stream '\(stream)' is tombstoned" : "stream '\(stream)' is deleted or truncated: no version is visible")
-            }
+            print(events, info: info)
         } catch let error as StoreError {
             throw StoreAccess.fail(error, path: store)
+        }
+    }
+
+    /// Prints the events read, and why there are none when the stream reads as empty.
+    func print(_ events: [StoredEvent], info: EventLog.StreamInfo) {
+        var printer = EventPrinter(format: format)
+        printer.print(events)
+        if events.isEmpty, info.readsAsEmpty {
+            Terminal.error(info.isTombstoned ? "stream '\(stream)' is tombstoned" : "stream '\(stream)' is deleted or truncated: no version is visible")
         }
     }
 }
 
 /// `dugong read-all`: the log as JSON Lines, filtered, optionally following new events.
-struct ReadAll: ParsableCommand {
+struct ReadAll: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "read-all",
         abstract: "Print the events in log order as JSON Lines.",
@@ -84,8 +91,9 @@ struct ReadAll: ParsableCommand {
             """
     )
 
-    @Argument(help: "The store's directory.") var store: String
-    @Option(help: "First global position to print.") var from: UInt64 = 0
+    @Argument(help: "The store's directory, or a postgres:// URL.") var store: String
+    @Option(help: "First global position to print (on PostgreSQL a cursor TRANSACTION:POSITION, as the lines' \"cursor\" says).")
+    var from: LogCursor = .start
     @Option(parsing: .unconditional, help: "Print at most this many events.") var limit: Int?
     @Flag(help: "Keep printing events as they are committed.") var follow = false
     @Option(name: .customLong("type"), help: "Only events of this type (repeat for several).") var types: [String] = []
@@ -108,14 +116,22 @@ struct ReadAll: ParsableCommand {
         if let until, JSONLines.timestamp(parsing: until) == nil { throw ValidationError("--until is not an ISO 8601 time like 2026-11-01T00:00:00.000Z") }
     }
 
-    func run() throws {
-        let log = try StoreAccess.open(store)
-        defer { log.close() }
-        var filter = EventFilter(
+    var filter: EventFilter {
+        EventFilter(
             types: Set(types), streamPrefix: streamPrefix, category: category,
             since: since.flatMap(JSONLines.timestamp(parsing:))?.millisecondsSince1970,
             until: until.flatMap(JSONLines.timestamp(parsing:))?.millisecondsSince1970, includeHidden: includeHidden)
-        var position = from
+    }
+
+    func run() async throws {
+        if PostgresAccess.isURL(store) { return try await runOnPostgres() }
+        guard from.transaction == 0 else {
+            throw Terminal.fail("--from \(from) is a PostgreSQL cursor; a directory store's positions are numbers", code: ExitStatus.usage.rawValue)
+        }
+        let log = try StoreAccess.open(store)
+        defer { log.close() }
+        var filter = self.filter
+        var position = from.position
         // Printed at once, or (--last, --backward, --count) kept until the end.
         let collecting = last != nil || backward || count
         var kept: [StoredEvent] = []
@@ -153,13 +169,17 @@ struct ReadAll: ParsableCommand {
         } catch let error as StoreError {
             throw StoreAccess.fail(error, path: store)
         }
+        finish(matched: matched, kept: kept, printer: &printer)
+    }
+
+    /// After the range was read: the count, or the events kept for --last and --backward.
+    func finish(matched: Int, kept: [StoredEvent], printer: inout EventPrinter) {
         if count {
             // What would be printed: --last and --limit bound it as they bound the lines.
             Terminal.emit("\(min(matched, last ?? .max, limit ?? .max))")
             return
         }
-        if backward { kept.reverse() }
-        printer.print(kept.prefix(limit ?? .max))
+        printer.print((backward ? kept.reversed() : kept).prefix(limit ?? .max))
     }
 }
 
@@ -186,6 +206,11 @@ struct EventFilter {
     mutating func forgetStreams() { streams.removeAll(keepingCapacity: true) }
 
     mutating func accepts(_ event: StoredEvent, in log: EventLog) throws -> Bool {
+        try accepts(event) { try log.info(stream: $0) }
+    }
+
+    /// `info` tells a stream's state (looked up once per stream until ``forgetStreams()``).
+    mutating func accepts(_ event: StoredEvent, info lookup: (String) throws -> EventLog.StreamInfo?) throws -> Bool {
         if !types.isEmpty && !types.contains(event.type) { return false }
         if let streamPrefix, !event.stream.utf8.starts(with: streamPrefix.utf8) { return false }
         if let category, !event.stream.utf8.starts(with: (category + "/").utf8) { return false }
@@ -196,7 +221,7 @@ struct EventFilter {
         if let known = streams[event.stream] {
             info = known
         } else {
-            info = try log.info(stream: event.stream)
+            info = try lookup(event.stream)
             streams[event.stream] = info
         }
         guard let info else { return false }

@@ -3,7 +3,7 @@ import DugongStore
 import Foundation
 
 /// `dugong stats`: what a store holds and how big it is.
-struct Stats: ParsableCommand {
+struct Stats: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Show a store's segments, events, streams, sizes and compression.",
         discussion: """
@@ -15,10 +15,11 @@ struct Stats: ParsableCommand {
             """
     )
 
-    @Argument(help: "The store's directory.") var store: String
+    @Argument(help: "The store's directory, or a postgres:// URL.") var store: String
     @Flag(help: "Print the statistics as JSON.") var json = false
 
-    func run() throws {
+    func run() async throws {
+        if PostgresAccess.isURL(store) { return try await runOnPostgres() }
         let log = try StoreAccess.open(store)
         defer { log.close() }
         let stats = try log.statistics()

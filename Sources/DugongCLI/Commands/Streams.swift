@@ -3,7 +3,7 @@ import DugongStore
 import Foundation
 
 /// `dugong streams`: the streams of a store, with their versions and states.
-struct Streams: ParsableCommand {
+struct Streams: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "List a store's streams: version, visible versions, state, events and sizes.",
         discussion: """
@@ -24,13 +24,14 @@ struct Streams: ParsableCommand {
             """
     )
 
-    @Argument(help: "The store's directory.") var store: String
+    @Argument(help: "The store's directory, or a postgres:// URL.") var store: String
     @Option(help: "Only streams whose name starts with this.") var prefix: String?
     @Option(help: "Only streams of this category (the name before its first \"/\").") var category: String?
     @Flag(help: "Also the bytes of each stream's event data and metadata (reads the whole log).") var sizes = false
     @Flag(help: "Print JSON Lines.") var json = false
 
-    func run() throws {
+    func run() async throws {
+        if PostgresAccess.isURL(store) { return try await runOnPostgres() }
         let log = try StoreAccess.open(store)
         defer { log.close() }
         do {
@@ -43,22 +44,26 @@ struct Streams: ParsableCommand {
             let bytes = sizes ? try Self.payloadBytes(in: log) : [:]
             for name in names where prefix.map({ name.utf8.starts(with: $0.utf8) }) ?? true {
                 guard let info = try log.info(stream: name) else { continue }
-                let events = info.version - info.firstStoredVersion + 1
-                let state = info.isTombstoned ? "tombstoned" : info.readsAsEmpty ? "hidden" : info.firstVisibleVersion > 1 ? "truncated" : "live"
-                let visible = info.readsAsEmpty ? "none" : "\(info.firstVisibleVersion)...\(info.version)"
-                if json {
-                    let size = sizes ? ",\"bytes\":\(bytes[name] ?? 0)" : ""
-                    Terminal.emit(
-                        "{\"stream\":\(JSONLines.quoted(name)),\"version\":\(info.version),\"firstVisibleVersion\":\(info.firstVisibleVersion),\"state\":\"\(state)\",\"events\":\(events)\(size)}")
-                } else {
-                    let size = sizes ? "  \(Stats.size(bytes[name] ?? 0))" : ""
-                    Terminal.emit("\(Self.escaped(name))  version \(info.version)  visible \(visible)  \(state)  \(events) event\(events == 1 ? "" : "s")\(size)")
-                }
+                emit(name, info, events: info.version - info.firstStoredVersion + 1, bytes: bytes[name] ?? 0)
             }
         } catch let error as StoreError {
             throw StoreAccess.fail(error, path: store)
         }
         try StoreAccess.failIfDamaged(log, path: store, what: "streams, versions and states above")
+    }
+
+    /// One stream's line: `events` stored (hidden ones too), `bytes` of them with --sizes.
+    func emit(_ name: String, _ info: EventLog.StreamInfo, events: Int, bytes: Int) {
+        let state = info.isTombstoned ? "tombstoned" : info.readsAsEmpty ? "hidden" : info.firstVisibleVersion > 1 ? "truncated" : "live"
+        let visible = info.readsAsEmpty ? "none" : "\(info.firstVisibleVersion)...\(info.version)"
+        if json {
+            let size = sizes ? ",\"bytes\":\(bytes)" : ""
+            Terminal.emit(
+                "{\"stream\":\(JSONLines.quoted(name)),\"version\":\(info.version),\"firstVisibleVersion\":\(info.firstVisibleVersion),\"state\":\"\(state)\",\"events\":\(events)\(size)}")
+        } else {
+            let size = sizes ? "  \(Stats.size(bytes))" : ""
+            Terminal.emit("\(Self.escaped(name))  version \(info.version)  visible \(visible)  \(state)  \(events) event\(events == 1 ? "" : "s")\(size)")
+        }
     }
 
     /// Each stream's data and metadata bytes over the whole log (hidden events included).

@@ -25,6 +25,7 @@ struct Verify: ParsableCommand {
     @Flag(help: "Print the report as JSON.") var json = false
 
     func run() throws {
+        try PostgresAccess.refuse(store, "verify checks a directory store's files; PostgreSQL checks its own pages (`pg_amcheck`), and `dugong export` reads every event")
         let log: EventLog
         do {
             var options = EventLog.Options()

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Dugong
 import DugongStore
 import Foundation
 
@@ -26,14 +27,20 @@ struct EventPrinter {
 
     init(format: OutputFormat) { self.format = format }
 
-    mutating func print(_ events: some Collection<StoredEvent>) {
+    /// Prints `events`; with `cursors` (one per event: a PostgreSQL store's), JSON lines say
+    /// each event's cursor too, and the table shows it as the position.
+    mutating func print(_ events: some Collection<StoredEvent>, cursors: [LogCursor]? = nil) {
         guard !events.isEmpty else { return }
+        precondition(cursors == nil || cursors!.count == events.count, "one cursor per event")
         var text = ""
         switch format {
         case .jsonl:
-            for event in events { text += JSONLines.line(for: event) + "\n" }
+            for (index, event) in events.enumerated() { text += JSONLines.line(for: event, cursor: cursors?[index]) + "\n" }
         case .table:
-            let rows = events.map(Self.row)
+            var rows = events.map(Self.row)
+            if let cursors {
+                for index in rows.indices { rows[index][0] = "\(cursors[index])" }
+            }
             for row in rows {
                 for (column, value) in row.enumerated() { widths[column] = max(widths[column], Self.width(value)) }
             }

@@ -144,9 +144,10 @@ enum JSONLines {
     }
 
     /// One event as `read` and `read-all` print it; `position` is left out for `export`.
-    static func line(for event: StoredEvent, withPosition: Bool = true) -> String {
+    static func line(for event: StoredEvent, withPosition: Bool = true, cursor: LogCursor? = nil) -> String {
         var fields = ["\"stream\":" + quoted(event.stream), "\"version\":\(event.version)"]
         if withPosition { fields.append("\"position\":\(event.position)") }
+        if let cursor { fields.append("\"cursor\":\"\(cursor)\"") }
         fields += [
             "\"id\":" + quoted(event.id.uuidString.lowercased()),
             "\"type\":" + quoted(event.type),
@@ -178,8 +179,9 @@ enum JSONLines {
         case tombstone(stream: String)
     }
 
-    /// The fields an event line may have (`position`, printed by `read-all`, is ignored).
-    private static let eventFields = ["stream", "version", "position", "id", "type", "timestamp", "data", "metadata"]
+    /// The fields an event line may have (`position` and `cursor`, printed by `read-all`, are
+    /// ignored).
+    private static let eventFields = ["stream", "version", "position", "cursor", "id", "type", "timestamp", "data", "metadata"]
 
     /// Parses an input line: an event (`type`, optional `data`, `metadata`, `id`, `timestamp`,
     /// `version`, and `stream` for import; `position` is ignored) or a lifecycle change

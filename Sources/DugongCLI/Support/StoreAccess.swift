@@ -75,6 +75,11 @@ struct LockWait: ParsableArguments {
     }
 }
 
+/// `--from P` (a directory store's position) or `--from T:P` (a PostgreSQL cursor).
+extension LogCursor: ExpressibleByArgument {
+    public init?(argument: String) { self.init(argument) }
+}
+
 /// `--expected-version any|no-stream|stream-exists|N`.
 extension ExpectedVersion: ExpressibleByArgument {
     public init?(argument: String) {

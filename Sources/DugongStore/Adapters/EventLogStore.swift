@@ -129,6 +129,21 @@ public struct EventLogStore: TransactionalEventStore, GlobalEventLog {
 
     // MARK: Envelope encoding
 
+    /// The engine event that holds `event` in this adapter's layout (the envelope in its
+    /// metadata): what `dugong export` prints of it.
+    public static func storedForm(of event: SerializedDomainEvent) throws -> NewEvent {
+        try encode(event)
+    }
+
+    /// The framework's event an engine event of `stream` holds (``storedForm(of:)`` undone).
+    ///
+    /// - Throws: ``StoreError/invalidArgument(_:)`` when its metadata is not a Dugong envelope.
+    public static func domainEvent(_ event: StoredEvent, of stream: StreamID) throws -> SerializedDomainEvent {
+        try decode(
+            metadata: event.metadata, id: event.id, type: event.type, version: event.version, position: event.position,
+            timestamp: event.timestamp, data: event.data, of: stream)
+    }
+
     static func encode(_ event: SerializedDomainEvent) throws -> NewEvent {
         var envelope: JSONObject = ["schemaVersion": .int(event.version)]
         if let value = event.correlationID { envelope["correlationId"] = .string(value) }
@@ -141,11 +156,19 @@ public struct EventLogStore: TransactionalEventStore, GlobalEventLog {
     }
 
     static func decode(_ event: borrowing EventView, of stream: StreamID) throws -> SerializedDomainEvent {
-        guard case .object(let envelope) = try JSONValue(json: event.metadata),
+        try decode(
+            metadata: event.metadata, id: event.id, type: event.type, version: event.version, position: event.position,
+            timestamp: event.timestamp, data: event.dataCount == 0 ? Data() : event.data, of: stream)
+    }
+
+    private static func decode(
+        metadata bytes: Data, id: UUID, type: String, version sequenceNumber: Int, position: UInt64, timestamp: Date, data: Data,
+        of stream: StreamID
+    ) throws -> SerializedDomainEvent {
+        guard case .object(let envelope) = try JSONValue(json: bytes),
             case .int(let version) = envelope["schemaVersion"]
         else {
-            throw StoreError.invalidArgument(
-                "event \(event.id) at position \(event.position) has no Dugong envelope in its metadata")
+            throw StoreError.invalidArgument("event \(id) at position \(position) has no Dugong envelope in its metadata")
         }
         func string(_ key: String) -> String? {
             if case .string(let value) = envelope[key] { return value }
@@ -154,9 +177,9 @@ public struct EventLogStore: TransactionalEventStore, GlobalEventLog {
         var metadata: JSONObject?
         if case .object(let value) = envelope["metadata"] { metadata = value }
         return SerializedDomainEvent(
-            origin: stream.origin, aggregateType: stream.aggregateType, eventType: event.type, version: version,
-            id: event.id, aggregateID: stream.aggregateID, payload: event.dataCount == 0 ? nil : event.data,
-            sequenceNumber: event.version, timestamp: event.timestamp, tenantID: stream.tenantID,
+            origin: stream.origin, aggregateType: stream.aggregateType, eventType: type, version: version,
+            id: id, aggregateID: stream.aggregateID, payload: data.isEmpty ? nil : data,
+            sequenceNumber: sequenceNumber, timestamp: timestamp, tenantID: stream.tenantID,
             correlationID: string("correlationId"), triggeredByEventID: string("triggeredByEventId").flatMap(UUID.init),
             triggeredByUserID: string("triggeredByUserId"), metadata: metadata)
     }

@@ -510,6 +510,13 @@ public final class EventLog: Sendable {
         public var firstStoredVersion = 1
         /// Whether no version is visible (deleted, truncated past the end, or tombstoned).
         public var readsAsEmpty: Bool { isTombstoned || firstVisibleVersion > version }
+
+        public init(version: Int, firstVisibleVersion: Int, isTombstoned: Bool, firstStoredVersion: Int = 1) {
+            self.version = version
+            self.firstVisibleVersion = firstVisibleVersion
+            self.isTombstoned = isTombstoned
+            self.firstStoredVersion = firstStoredVersion
+        }
     }
 
     /// The stream's version and lifecycle, or `nil` when the store has never seen it.

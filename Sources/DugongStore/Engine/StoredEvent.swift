@@ -42,6 +42,21 @@ public struct StoredEvent: Sendable, Hashable {
 
     /// When the event happened.
     public var timestamp: Date { Date(millisecondsSince1970: timestampMilliseconds) }
+
+    public init(
+        stream: String, version: Int, position: UInt64, id: UUID, type: String, timestampMilliseconds: Int64, data: Data, metadata: Data,
+        endsCommit: Bool = true
+    ) {
+        self.stream = stream
+        self.version = version
+        self.position = position
+        self.id = id
+        self.type = type
+        self.timestampMilliseconds = timestampMilliseconds
+        self.data = data
+        self.metadata = metadata
+        self.endsCommit = endsCommit
+    }
 }
 
 /// The latest snapshot of a stream, as the engine stores it.

@@ -1,0 +1,371 @@
+#if Postgres
+import ArgumentParser
+import Dugong
+import DugongExample
+import DugongPostgres
+import DugongStore
+import Foundation
+
+// The commands that speak PostgreSQL: the same lines and messages as on a directory store.
+// PostgreSQL holds the framework's events (PostgresEventStore): every event is shown as the
+// embedded store holds it (EventLogStore's layout: the envelope in the metadata), so that
+// `export` prints the same lines from both and `import` moves them either way.
+
+extension PostgresEventStore.StreamState {
+    /// The state as the embedded store's commands describe one.
+    var info: EventLog.StreamInfo {
+        EventLog.StreamInfo(
+            version: version, firstVisibleVersion: firstVisibleVersion, isTombstoned: isTombstoned, firstStoredVersion: firstStoredVersion)
+    }
+}
+
+extension RecordedEvent {
+    /// The event as the embedded store would hold it, at its PostgreSQL position.
+    func stored() throws -> StoredEvent {
+        let stream = StreamID(origin: event.origin, aggregateType: event.aggregateType, aggregateID: event.aggregateID, tenantID: event.tenantID)
+        let form = try EventLogStore.storedForm(of: event)
+        return StoredEvent(
+            stream: AggregateStreamName.name(of: stream), version: event.sequenceNumber, position: cursor.position, id: event.id,
+            type: event.eventType, timestampMilliseconds: event.timestamp.millisecondsSince1970, data: form.data, metadata: form.metadata)
+    }
+}
+
+extension Export {
+    func runOnPostgres() async throws {
+        try await PostgresAccess.with(store) { database in
+            let states = try await database.forEachCommittedEvent { page in
+                var text = ""
+                for recorded in page { text += JSONLines.line(for: try recorded.stored(), withPosition: false) + "\n" }
+                Terminal.write(text, to: STDOUT_FILENO)
+            }
+            // PostgreSQL removes no rows: every stored event was printed.
+            Self.lifecycleLines(of: states.map { ($0.name, $0.info) }) { _, info in (info.version, info.version >= info.firstStoredVersion) }
+        }
+    }
+}
+
+extension Import {
+    func runOnPostgres() async throws {
+        if segmentSize != nil { throw Terminal.fail("--segment-size is a directory store's option", code: ExitStatus.usage.rawValue) }
+        if acks { throw Terminal.fail("--acks is a directory store's option (a PostgreSQL commit is durable when it returns)", code: ExitStatus.usage.rawValue) }
+        if lock.seconds != 0 { throw Terminal.fail("--wait is a directory store's option (PostgreSQL takes many writers)", code: ExitStatus.usage.rawValue) }
+        try await PostgresAccess.with(store, creating: true) { database in
+            let importer = PostgresImporter(database: database, url: store, batch: batch)
+            var lines = InputLines()
+            do {
+                while let (number, text) = lines.next() {
+                    try await importer.take(try Append.parse(text, line: number), line: number)
+                }
+                try await importer.flush()
+            } catch {
+                importer.finish()
+                throw error
+            }
+            importer.finish()
+        }
+    }
+}
+
+/// One import into PostgreSQL: lines packed into transactions of up to `batch` events.
+final class PostgresImporter {
+    let database: PostgresEventStore
+    let url: String
+    let batch: Int
+    private var pending: [StreamAppend] = []
+    private var pendingEvents = 0
+    private var firstLine = 0
+    /// Each stream's version as the database and the pending commit leave it.
+    private var versions: [String: Int] = [:]
+    private var tombstoned: Set<String> = []
+    private var imported = 0
+    private var skipped = 0
+    private var commits = 0
+
+    init(database: PostgresEventStore, url: String, batch: Int) {
+        self.database = database
+        self.url = url
+        self.batch = batch
+    }
+
+    private func version(of name: String) async throws -> Int {
+        if let known = versions[name] { return known }
+        let state = try await database.state(ofStreamNamed: name)
+        if state?.isTombstoned == true { tombstoned.insert(name) }
+        versions[name] = state?.version ?? 0
+        return state?.version ?? 0
+    }
+
+    private func fail(_ line: Int, _ message: String, _ status: ExitStatus) -> ExitCode {
+        Terminal.fail("line \(line): \(message)", code: status.rawValue)
+    }
+
+    func take(_ input: JSONLines.Input, line: Int) async throws {
+        switch input {
+        case .event(nil, _, _):
+            throw fail(line, "\"stream\" is missing", .badInput)
+        case .event(let name?, let given, let event):
+            guard let stream = AggregateStreamName.streamID(of: name) else {
+                throw fail(
+                    line, "'\(name)' is not an aggregate's stream name (as the framework names them: origin, type and id): PostgreSQL holds the framework's aggregates",
+                    .badInput)
+            }
+            let current = try await version(of: name)
+            let version = given ?? current + 1
+            guard version >= 1, version <= Int(Int64.max) else { throw fail(line, "version \(version) is out of range", .badInput) }
+            let stored = StoredEvent(
+                stream: name, version: version, position: 0, id: event.id, type: event.type,
+                timestampMilliseconds: event.timestamp.millisecondsSince1970, data: event.data, metadata: event.metadata)
+            let domain: SerializedDomainEvent
+            do {
+                domain = try EventLogStore.domainEvent(stored, of: stream)
+            } catch {
+                throw fail(line, "the metadata is not the framework's envelope ({\"schemaVersion\": …}): PostgreSQL holds the framework's events", .badInput)
+            }
+            // Only what reads back byte for byte is written: `export` must print this very line.
+            let form = try EventLogStore.storedForm(of: domain)
+            guard form.data == event.data, form.metadata == event.metadata else {
+                throw fail(
+                    line, "the event would not read back from PostgreSQL byte for byte (its envelope holds fields, spellings or a key order the framework does not write)",
+                    .badInput)
+            }
+            if version <= current {
+                // An import run again: the stored event must be this one.
+                try await flush()
+                let existing = try await database.recordedEvents(ofStreamNamed: name, from: version, maxCount: 1, includeHidden: true).first
+                guard let existing, existing.event.sequenceNumber == version else {
+                    throw fail(line, "version \(version) of '\(name)' is before the version the stream begins at, so the line cannot be compared with it", .conflict)
+                }
+                guard existing.event.id == event.id else {
+                    throw fail(
+                        line,
+                        "'\(name)' has version \(version) already, as another event (id \(existing.event.id.uuidString.lowercased()), not \(event.id.uuidString.lowercased()))",
+                        .conflict)
+                }
+                skipped += 1
+                return
+            }
+            guard !tombstoned.contains(name) else { throw fail(line, "'\(name)' is tombstoned: no events can be added to it", .conflict) }
+            if version > current + 1 {
+                guard current == 0 else { throw fail(line, "version \(version) of '\(name)' does not follow its version \(current)", .badInput) }
+                // The stream began later where it came from (its first versions were removed).
+                try await flush()
+                try await change(line) { try await $0.beginStream(named: name, atVersion: version) }
+            }
+            if let last = pending.last, last.stream == stream {
+                pending[pending.count - 1].events.append(domain)
+            } else {
+                if pending.isEmpty { firstLine = line }
+                pending.append(StreamAppend(stream: stream, events: [domain], expected: .exact(version - 1)))
+            }
+            versions[name] = version
+            pendingEvents += 1
+            if pendingEvents >= batch { try await flush() }
+        case .truncate(let name, let before):
+            try await flush()
+            // Already so (an import run again; a tombstoned stream hides every version).
+            if let state = try await database.state(ofStreamNamed: name), state.isTombstoned || state.firstVisibleVersion >= before { return }
+            if try await version(of: name) == 0 && before > 1 {
+                try await change(line) { try await $0.beginStream(named: name, atVersion: before) }
+                versions[name] = before - 1
+            }
+            try await change(line) { try await $0.truncate(streamNamed: name, before: before) }
+        case .tombstone(let name):
+            try await flush()
+            try await change(line) { try await $0.tombstone(streamNamed: name) }
+            tombstoned.insert(name)
+        }
+    }
+
+    private func change(_ line: Int, _ body: (PostgresEventStore) async throws -> Void) async throws {
+        do {
+            try await body(database)
+        } catch {
+            throw PostgresAccess.fail(error, url: url, prefix: "line \(line): ")
+        }
+    }
+
+    /// Writes the pending events in one transaction.
+    func flush() async throws {
+        guard !pending.isEmpty else { return }
+        let appends = pending
+        pending = []
+        pendingEvents = 0
+        do {
+            let results = try await database.append(appends)
+            for (append, result) in zip(appends, results) where !result.wasDuplicate { imported += append.events.count }
+        } catch {
+            throw PostgresAccess.fail(error, url: url, prefix: "the commit of lines \(firstLine)...: ")
+        }
+        commits += 1
+    }
+
+    func finish() {
+        Terminal.error(
+            "imported \(imported) event\(imported == 1 ? "" : "s") in \(commits) commit\(commits == 1 ? "" : "s"); skipped \(skipped) already in the store")
+    }
+}
+
+extension Read {
+    func runOnPostgres() async throws {
+        try await PostgresAccess.with(store) { database in
+            let events = try await database.recordedEvents(
+                ofStreamNamed: stream, from: from, maxCount: limit ?? .max, backward: backward)
+            guard let state = try await database.state(ofStreamNamed: stream) else {
+                throw Terminal.fail("\(PostgresAccess.redacted(store)) has no stream '\(stream)'", code: ExitStatus.notFound.rawValue)
+            }
+            var printer = EventPrinter(format: format)
+            printer.print(try events.map { try $0.stored() }, cursors: events.map(\.cursor))
+            if events.isEmpty, state.readsAsEmpty {
+                Terminal.error(state.isTombstoned ? "stream '\(stream)' is tombstoned" : "stream '\(stream)' is deleted or truncated: no version is visible")
+            }
+        }
+    }
+}
+
+extension ReadAll {
+    /// Without --follow, every committed event as of one moment (complete even while a long
+    /// transaction is open); with it, the global log as projections read it (rows of
+    /// transactions older than every open one, so that none committing late is skipped).
+    func runOnPostgres() async throws {
+        try await PostgresAccess.with(store) { database in
+            var filter = self.filter
+            var printer = EventPrinter(format: format)
+            let collecting = last != nil || backward || count
+            var kept: [StoredEvent] = []
+            var matched = 0
+            var remaining = collecting ? Int.max : limit ?? .max
+            var states: [String: EventLog.StreamInfo] = [:]
+            func take(_ page: [RecordedEvent]) throws {
+                var printing: [StoredEvent] = []
+                var cursors: [LogCursor] = []
+                defer { printer.print(printing, cursors: cursors) }
+                for recorded in page where recorded.cursor >= from && remaining > 0 {
+                    let event = try recorded.stored()
+                    guard try filter.accepts(event, info: { states[$0] }) else { continue }
+                    matched += 1
+                    if count { continue }
+                    if collecting {
+                        kept.append(event)
+                        if let last, kept.count > last { kept.removeFirst(kept.count - last) }
+                    } else {
+                        printing.append(event)
+                        cursors.append(recorded.cursor)
+                        remaining -= 1
+                    }
+                }
+            }
+            if !follow {
+                // The states are the snapshot's: read them first from the same moment.
+                var pages: [[RecordedEvent]] = []
+                let snapshot = try await database.forEachCommittedEvent { pages.append($0) }
+                states = Dictionary(snapshot.map { ($0.name, $0.info) }, uniquingKeysWith: { a, _ in a })
+                for page in pages { try take(page) }
+                finish(matched: matched, kept: kept, printer: &printer)
+                return
+            }
+            var cursor = from
+            while remaining > 0 {
+                let page = try await database.events(from: cursor, maxCount: 4096)
+                if page.isEmpty {
+                    try await database.waitForEvents(from: cursor)
+                    continue
+                }
+                // Lifecycle changes since the last page.
+                states = Dictionary(try await database.streamStates().map { ($0.name, $0.info) }, uniquingKeysWith: { a, _ in a })
+                filter.forgetStreams()
+                try take(page)
+                cursor = page[page.count - 1].next
+            }
+        }
+    }
+}
+
+extension Streams {
+    func runOnPostgres() async throws {
+        try await PostgresAccess.with(store) { database in
+            var bytes: [String: Int] = [:]
+            var states: [PostgresEventStore.StreamState]
+            if sizes {
+                states = try await database.forEachCommittedEvent { page in
+                    for recorded in page {
+                        let event = try recorded.stored()
+                        bytes[event.stream, default: 0] += event.data.count + event.metadata.count
+                    }
+                }
+            } else {
+                states = try await database.streamStates()
+            }
+            if let category { states = states.filter { $0.name.utf8.starts(with: (category + "/").utf8) } }
+            for state in states where prefix.map({ state.name.utf8.starts(with: $0.utf8) }) ?? true {
+                emit(state.name, state.info, events: state.storedEvents, bytes: bytes[state.name] ?? 0)
+            }
+        }
+    }
+}
+
+extension Stats {
+    func runOnPostgres() async throws {
+        try await PostgresAccess.with(store) { database in
+            let stats = try await database.statistics()
+            let age = try await database.oldestOpenTransactionAge()
+            if json {
+                var fields = [
+                    "\"store\":\(JSONLines.quoted(PostgresAccess.redacted(store)))", "\"schemaVersion\":\(stats.schemaVersion)",
+                    "\"events\":\(stats.events)", "\"streams\":\(stats.streams)", "\"tableBytes\":\(stats.tableBytes)",
+                    "\"payloadBytes\":\(stats.payloadBytes)",
+                ]
+                if let age { fields.append(String(format: "\"oldestOpenTransactionSeconds\":%.3f", Double(age.components.seconds) + Double(age.components.attoseconds) / 1e18)) }
+                Terminal.emit("{" + fields.joined(separator: ",") + "}")
+                return
+            }
+            Terminal.emit("store: \(PostgresAccess.redacted(store)) (PostgreSQL, Dugong schema version \(stats.schemaVersion))")
+            Terminal.emit("events: \(stats.events) in \(stats.streams) streams")
+            Terminal.emit("table: \(Self.size(stats.tableBytes)) with its indexes; data and metadata \(Self.size(stats.payloadBytes))"
+                + (stats.events > 0 ? String(format: " (%.1f bytes/event in the table)", Double(stats.tableBytes) / Double(stats.events)) : ""))
+            if let age {
+                Terminal.emit("oldest open transaction: \(age.formatted(.units(allowed: [.hours, .minutes, .seconds, .milliseconds], width: .narrow))) (readers of the global log wait for it)")
+            }
+        }
+    }
+}
+
+extension Demo {
+    func runOnPostgres() async throws {
+        guard let store else { return }
+        try await PostgresAccess.with(store, creating: true) { database in
+            Terminal.emit("Dugong demo: a bank account on PostgreSQL at \(PostgresAccess.redacted(store))\n")
+            try await BankAccountStory.run(on: database, snapshots: PostgresSnapshotStore(client: database.client)) { Terminal.emit($0) }
+        }
+    }
+}
+
+extension DeleteStream {
+    func runOnPostgres() async throws {
+        try await StreamChange.apply(url: store, stream: stream) { try await $0.delete(streamNamed: stream) }
+    }
+}
+
+extension TruncateStream {
+    func runOnPostgres() async throws {
+        try await StreamChange.apply(url: store, stream: stream) { try await $0.truncate(streamNamed: stream, before: before) }
+    }
+}
+
+extension TombstoneStream {
+    func runOnPostgres() async throws {
+        try await StreamChange.apply(url: store, stream: stream) { try await $0.tombstone(streamNamed: stream) }
+    }
+}
+
+extension StreamChange {
+    /// A lifecycle change on PostgreSQL, said as on a directory store.
+    static func apply(url: String, stream: String, _ change: (PostgresEventStore) async throws -> Void) async throws {
+        try await PostgresAccess.with(url, creating: true) { database in
+            let before = try await database.state(ofStreamNamed: stream)
+            try await change(database)
+            guard let after = try await database.state(ofStreamNamed: stream) else { return }
+            Terminal.emit(describe(stream, before: before?.info, after: after.info))
+        }
+    }
+}
+#endif

@@ -1,0 +1,125 @@
+#if Postgres
+import ArgumentParser
+import Dugong
+import DugongPostgres
+import Foundation
+import Logging
+import PostgresNIO
+
+extension PostgresAccess {
+    /// Quiet: the tool says what matters itself.
+    static var logger: Logger {
+        var logger = Logger(label: "dugong")
+        logger.logLevel = .error
+        return logger
+    }
+
+    /// Connects to the database at `url` and runs `body` with its event store. Writing
+    /// commands (`creating`) create or upgrade the tables; reading ones need them at this
+    /// build's version and change nothing.
+    static func with<R>(_ url: String, creating: Bool = false, _ body: (PostgresEventStore) async throws -> R) async throws -> R {
+        let configuration: PostgresClient.Configuration
+        do {
+            configuration = try PostgresConnectionURL.configuration(from: url)
+        } catch {
+            throw Terminal.fail("\(error)", code: ExitStatus.usage.rawValue)
+        }
+        let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
+        return try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await client.run() }
+            defer { group.cancelAll() }
+            do {
+                try await probe(client)
+                if creating {
+                    try await PostgresSchema.migrate(client, logger: logger)
+                } else {
+                    try await checkSchema(client, url: url)
+                }
+                return try await body(PostgresEventStore(client: client, logger: logger))
+            } catch {
+                throw fail(error, url: url)
+            }
+        }
+    }
+
+    /// How long the first connection may take: the pool would keep trying for a minute.
+    static let connectTimeout = Duration.seconds(10)
+
+    private struct Unreachable: Error {}
+
+    /// One query, within ``connectTimeout``.
+    private static func probe(_ client: PostgresClient) async throws {
+        try await withThrowingTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                try await client.query("SELECT 1", logger: logger)
+                return true
+            }
+            group.addTask {
+                try await Task.sleep(for: connectTimeout)
+                return false
+            }
+            defer { group.cancelAll() }
+            guard try await group.next() == true else { throw Unreachable() }
+        }
+    }
+
+    /// A reading command on a database without the tables, or with an older or newer schema:
+    /// said, and nothing changed.
+    private static func checkSchema(_ client: PostgresClient, url: String) async throws {
+        var applied = 0
+        let tables = try await client.query("SELECT to_regclass('dugong_schema') IS NOT NULL", logger: logger)
+        for try await exists in tables.decode(Bool.self) where exists {
+            let rows = try await client.query("SELECT coalesce(max(version), 0) FROM dugong_schema", logger: logger)
+            for try await version in rows.decode(Int.self) { applied = version }
+        }
+        if applied == 0 {
+            throw Terminal.fail(
+                "\(redacted(url)) has no Dugong tables: nothing was written there yet (`dugong import` creates them)",
+                code: ExitStatus.notFound.rawValue)
+        }
+        if applied > PostgresSchema.version { throw PostgresStoreError.schemaTooNew(found: applied, supported: PostgresSchema.version) }
+        if applied < PostgresSchema.version {
+            throw Terminal.fail(
+                "\(redacted(url)) has Dugong schema version \(applied), older than this dugong's \(PostgresSchema.version): an application of this version upgrades it when it starts (PostgresSchema.migrate), and so does any writing command (`dugong import` of an empty input)",
+                code: ExitStatus.notFound.rawValue)
+        }
+    }
+
+    /// An error as the tool says it, with the exit status of its kind.
+    static func fail(_ error: any Error, url: String, prefix: String = "") -> any Error {
+        if error is ExitCode || error is CleanExit { return error }
+        let where_ = redacted(url)
+        let (message, status): (String, ExitStatus)
+        switch error {
+        case let error as PostgresStoreError:
+            switch error {
+            case .schemaTooNew: (message, status) = ("\(where_): \(error)", .notFound)
+            case .unreadableRow: (message, status) = ("\(where_): \(error)", .damaged)
+            case .invalidURL: (message, status) = ("\(error)", .usage)
+            case .streamTombstoned: (message, status) = ("\(error)", .conflict)
+            case .invalidChange: (message, status) = ("\(error)", .badInput)
+            }
+        case let error as EventStoreError:
+            switch error {
+            case .conflict, .partialDuplicate: (message, status) = ("\(error)", .conflict)
+            case .invalidAppend: (message, status) = ("\(error)", .badInput)
+            }
+        case let error as PSQLError:
+            if let server = error.serverInfo?[.message] {
+                (message, status) = ("\(where_): the server says: \(server) (SQLSTATE \(error.serverInfo?[.sqlState] ?? "?"))", .ioFailure)
+            } else {
+                let cause = error.underlying.map { "\($0)" } ?? "\(error.code)"
+                (message, status) = ("cannot reach \(where_): \(cause)", .ioFailure)
+            }
+        case is Unreachable:
+            (message, status) = (
+                "cannot reach \(where_) within \(connectTimeout) (is the server running, and are the host, port, socket directory and database right?)",
+                .ioFailure
+            )
+        default:
+            (message, status) = ("\(where_): \(error)", .ioFailure)
+        }
+        return Terminal.fail(prefix + message, code: status.rawValue)
+    }
+}
+#endif

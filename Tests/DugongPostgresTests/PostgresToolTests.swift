@@ -1,0 +1,191 @@
+#if Postgres
+import Foundation
+import Glibc
+import Testing
+
+/// The `dugong` binary beside the test bundle (built with the `Postgres` trait, as the tests).
+enum Tool {
+    static let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("dugong").path
+
+    struct Result {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+    }
+
+    /// Runs `dugong arguments…` with `input` on stdin (through a file: no pipe to fill).
+    static func run(_ arguments: [String], input: String = "") throws -> Result {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("dugong-pgtool-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let files = ["in", "out", "err"].map { directory.appendingPathComponent($0) }
+        try Data(input.utf8).write(to: files[0])
+        for file in files.dropFirst() { _ = FileManager.default.createFile(atPath: file.path, contents: nil) }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = arguments
+        process.standardInput = try FileHandle(forReadingFrom: files[0])
+        process.standardOutput = try FileHandle(forWritingTo: files[1])
+        process.standardError = try FileHandle(forWritingTo: files[2])
+        try process.run()
+        process.waitUntilExit()
+        return Result(
+            status: process.terminationStatus, stdout: try String(contentsOf: files[1], encoding: .utf8),
+            stderr: try String(contentsOf: files[2], encoding: .utf8))
+    }
+
+    /// A fresh store directory's path (not created); removed by `body`'s end.
+    static func withDirectory<R>(_ body: (String) async throws -> R) async throws -> R {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("dugong-pgtool-store-\(UUID().uuidString.prefix(8))").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        return try await body(path)
+    }
+}
+
+@Suite("The dugong tool on PostgreSQL", .enabled(if: TestServer.isAvailable, "DUGONG_POSTGRES_URL is not set: no PostgreSQL server"))
+struct PostgresToolTests {
+    /// A directory store with every lifecycle: the demo's aggregates and checkpoint, a stream
+    /// truncated, one deleted, a name tombstoned that never had events, and (`compacted`) the
+    /// hidden versions removed, so that a stream begins after versions the export no longer has.
+    static func makeDirectoryStore(_ path: String, compacted: Bool) throws -> String {
+        try #require(Tool.run(["demo", "--store", path]).status == 0)
+        let streams = try Tool.run(["streams", path, "--json"]).stdout.split(separator: "\n").compactMap {
+            (try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any]
+        }
+        let accounts = streams.compactMap { $0["stream"] as? String }.filter { $0.hasPrefix("bank:BankAccount/") }
+        try #require(accounts.count >= 2)
+        try #require(Tool.run(["truncate-stream", path, accounts[0], "--before", "3"]).status == 0)
+        try #require(Tool.run(["delete-stream", path, accounts[1]]).status == 0)
+        try #require(Tool.run(["tombstone-stream", path, "bank:BankAccount/never-used"]).status == 0)
+        if compacted { try #require(Tool.run(["compact", path]).status == 0) }
+        let export = try Tool.run(["export", path])
+        try #require(export.status == 0, "\(export.stderr)")
+        return export.stdout
+    }
+
+    @Test(arguments: [false, true])
+    func exportImportBetweenADirectoryAndPostgresIsIdenticalBothWays(compacted: Bool) async throws {
+        try await TestServer.withFreshDatabase { _, url in
+            try await Tool.withDirectory { directory in
+                let original = try Self.makeDirectoryStore(directory, compacted: compacted)
+                #expect(original.contains("\"truncateBefore\"") && original.contains("\"tombstone\":true"))
+                let imported = try Tool.run(["import", url], input: original)
+                #expect(imported.status == 0, "\(imported.stderr)")
+                let fromPostgres = try Tool.run(["export", url])
+                #expect(fromPostgres.status == 0, "\(fromPostgres.stderr)")
+                #expect(fromPostgres.stdout == original)
+                // Run again: every line is already there; nothing changes.
+                let again = try Tool.run(["import", url], input: original)
+                #expect(again.status == 0 && again.stderr.contains("imported 0 events"), "\(again.stderr)")
+                #expect(try Tool.run(["export", url]).stdout == original)
+                // And back into a new directory store.
+                try await Tool.withDirectory { (back: String) async throws in
+                    #expect(try Tool.run(["import", back], input: fromPostgres.stdout).status == 0)
+                    #expect(try Tool.run(["export", back]).stdout == original)
+                }
+                // The states read the same on both sides.
+                let streams = try Tool.run(["streams", url, "--json"])
+                #expect(streams.status == 0)
+                let states = Set(streams.stdout.split(separator: "\n").map { String($0).replacingOccurrences(of: #","events":\d+"#, with: "", options: .regularExpression) })
+                let directoryStates = Set(try Tool.run(["streams", directory, "--json"]).stdout.split(separator: "\n").map {
+                    String($0).replacingOccurrences(of: #","events":\d+"#, with: "", options: .regularExpression)
+                })
+                #expect(states == directoryStates)
+            }
+        }
+    }
+
+    @Test func readsAndLifecycleCommandsWorkOnPostgres() async throws {
+        try await TestServer.withFreshDatabase { _, url in
+            try await Tool.withDirectory { directory in
+                try #require(Tool.run(["demo", "--store", directory]).status == 0)
+                try #require(Tool.run(["import", url], input: try Tool.run(["export", directory]).stdout).status == 0)
+            }
+            let all = try Tool.run(["read-all", url])
+            #expect(all.status == 0)
+            let lines = all.stdout.split(separator: "\n")
+            #expect(lines.count > 5 && lines.allSatisfy { $0.contains("\"cursor\":\"") })
+            let stream = try #require(
+                lines.compactMap { (try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any] }
+                    .compactMap { $0["stream"] as? String }.first { $0.hasPrefix("bank:BankAccount/") })
+            let read = try Tool.run(["read", url, stream, "--from", "2", "--limit", "2"])
+            #expect(read.status == 0)
+            #expect(read.stdout.split(separator: "\n").map { $0.contains("\"version\":2,") || $0.contains("\"version\":3,") } == [true, true])
+            #expect(try Tool.run(["read", url, "bank:BankAccount/no-such"]).status == 66)
+            #expect(try Tool.run(["read-all", url, "--category", "bank:BankAccount", "--count"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines) != "0")
+            let truncated = try Tool.run(["truncate-stream", url, stream, "--before", "3"])
+            #expect(truncated.status == 0 && truncated.stdout.contains("hides versions 1...2"), "\(truncated.stdout)\(truncated.stderr)")
+            #expect(try Tool.run(["read", url, stream, "--limit", "1"]).stdout.contains("\"version\":3,"))
+            let tooFar = try Tool.run(["truncate-stream", url, stream, "--before", "1000"])
+            #expect(tooFar.status == 65 && tooFar.stderr.contains("at most"), "\(tooFar.stderr)")
+            #expect(try Tool.run(["tombstone-stream", url, stream]).status == 0)
+            let tombstoned = try Tool.run(["read", url, stream])
+            #expect(tombstoned.status == 0 && tombstoned.stdout.isEmpty && tombstoned.stderr.contains("tombstoned"))
+            let refused = try Tool.run(
+                ["import", url], input: #"{"stream":"\#(stream)","type":"X","data":{},"metadata":{"schemaVersion":1}}"# + "\n")
+            #expect(refused.status == 2 && refused.stderr.contains("tombstoned"), "\(refused.stderr)")
+            let stats = try Tool.run(["stats", url, "--json"])
+            #expect(stats.status == 0 && stats.stdout.contains("\"schemaVersion\":4"), "\(stats.stdout)\(stats.stderr)")
+            // The password never reaches a message.
+            let secret = url.replacingOccurrences(of: "postgres://dugong@", with: "postgres://dugong:hunter2@")
+            #expect(try !Tool.run(["verify", secret]).stderr.contains("hunter2"))
+        }
+    }
+
+    @Test func whatPostgresCannotHoldOrDoIsRefusedWithAMessage() async throws {
+        try await TestServer.withFreshDatabase { _, url in
+            for arguments in [["verify", url], ["compact", url], ["upgrade", url], ["export", url, "--skip-damage"], ["bench", "--dir", url]] {
+                let result = try Tool.run(arguments)
+                #expect(result.status == 64 && !result.stderr.isEmpty, "\(arguments[0]): \(result.status) \(result.stderr)")
+            }
+            let append = try Tool.run(["append", url, "bank:BankAccount/1"], input: #"{"type":"X"}"# + "\n")
+            #expect(append.status == 64 && append.stderr.contains("import"), "\(append.stderr)")
+            let notAggregate = try Tool.run(["import", url], input: #"{"stream":"plain","type":"X","data":{}}"# + "\n")
+            #expect(notAggregate.status == 65 && notAggregate.stderr.contains("line 1"), "\(notAggregate.stderr)")
+            let noEnvelope = try Tool.run(["import", url], input: #"{"stream":"bank:BankAccount/1","type":"X","metadata":{"a":1}}"# + "\n")
+            #expect(noEnvelope.status == 65 && noEnvelope.stderr.contains("envelope"), "\(noEnvelope.stderr)")
+            let extra = try Tool.run(["import", url], input: #"{"stream":"bank:BankAccount/1","type":"X","metadata":{"schemaVersion":1,"zz":2}}"# + "\n")
+            #expect(extra.status == 65 && extra.stderr.contains("byte for byte"), "\(extra.stderr)")
+            // Nothing of the refused lines was written.
+            #expect(try Tool.run(["export", url]).stdout.isEmpty)
+            let unreachable = try Tool.run(["read-all", "postgres://dugong@/postgres?host=/nonexistent-socket-directory"])
+            #expect(unreachable.status == 74 && unreachable.stderr.contains("cannot reach"), "\(unreachable.stderr)")
+        }
+    }
+
+    /// `read-all --follow` prints what another process commits, and `dugong demo` runs on
+    /// PostgreSQL.
+    @Test func aFollowerSeesTheDemosEvents() async throws {
+        try await TestServer.withFreshDatabase { _, url in
+            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("dugong-pgtool-follow-\(UUID().uuidString.prefix(8))")
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(at: directory) }
+            let output = directory.appendingPathComponent("out")
+            _ = FileManager.default.createFile(atPath: output.path, contents: nil)
+            let follower = Process()
+            follower.executableURL = URL(fileURLWithPath: Tool.binary)
+            follower.arguments = ["read-all", url, "--follow"]
+            follower.standardOutput = try FileHandle(forWritingTo: output)
+            follower.standardError = FileHandle.nullDevice
+            try follower.run()
+            defer {
+                kill(follower.processIdentifier, SIGKILL)
+                follower.waitUntilExit()
+            }
+            let demo = try Tool.run(["demo", "--store", url])
+            #expect(demo.status == 0, "\(demo.stderr)")
+            #expect(demo.stdout.contains("PostgreSQL"))
+            let expected = try Tool.run(["read-all", url]).stdout.split(separator: "\n").count
+            #expect(expected > 5)
+            let deadline = ContinuousClock.now + .seconds(30)
+            var seen = 0
+            while ContinuousClock.now < deadline {
+                seen = try String(contentsOf: output, encoding: .utf8).split(separator: "\n").count
+                if seen >= expected { break }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            #expect(seen == expected)
+        }
+    }
+}
+#endif
