@@ -43,7 +43,16 @@ let package = Package(
             ]
         ),
         // Contract suites every adapter of a port runs, and aggregate test helpers.
-        .target(name: "DugongTesting", dependencies: ["Dugong"]),
+        .target(
+            name: "DugongTesting",
+            dependencies: [
+                "Dugong",
+                // PostgresTestDatabase: with the `Postgres` trait only.
+                "DugongPostgres",
+                .product(name: "PostgresNIO", package: "postgres-nio", condition: .when(traits: ["Postgres"])),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // The bank-account example used by the README, the tests and `dugong demo`.
         .target(name: "DugongExample", dependencies: ["Dugong"]),
         .executableTarget(
@@ -67,6 +76,9 @@ let package = Package(
             name: "DugongStoreTests",
             dependencies: [
                 "DugongStore", "CDugongShims", "Dugong", "DugongTesting", "DugongExample",
+                // The adapter tests run on PostgreSQL too, with the `Postgres` trait and a server.
+                "DugongPostgres",
+                .product(name: "PostgresNIO", package: "postgres-nio", condition: .when(traits: ["Postgres"])),
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ],
             // Stores of earlier format versions, read by the upgrade tests through #filePath.

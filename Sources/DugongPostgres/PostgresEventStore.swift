@@ -157,6 +157,18 @@ public struct PostgresEventStore: TransactionalEventStore, GlobalEventLog {
         throw PostgresStoreError.unreadableRow(position: 0, reason: "no snapshot")
     }
 
+    /// The next transaction id as of now, position 0: every transaction committed so far has
+    /// a lower one, so once ``endCursor()`` (the oldest open transaction) reaches it, all of
+    /// them are readable.
+    public func committedEnd() async throws -> LogCursor {
+        let rows = try await client.query("SELECT pg_snapshot_xmax(pg_current_snapshot())::text", logger: logger)
+        for try await text in rows.decode(String.self) {
+            guard let transaction = UInt64(text) else { throw PostgresStoreError.unreadableRow(position: 0, reason: "snapshot xmax \(text)") }
+            return LogCursor(transaction: transaction, position: 0)
+        }
+        throw PostgresStoreError.unreadableRow(position: 0, reason: "no snapshot")
+    }
+
     /// Returns once an event at or after `cursor` is readable, or the task is cancelled. It
     /// listens for the notification every commit sends (`dugong_events`, on a pooled connection
     /// of its own while it waits) and looks every ``pollInterval`` too: a notification may come

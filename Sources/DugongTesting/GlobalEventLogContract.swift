@@ -14,6 +14,7 @@ public enum GlobalEventLogContract {
         Check("the end cursor is past every readable event and before every later one", endCursor),
         Check("a wait for events returns when one is committed", waiting),
         Check("a cursor past the store's transactions reads nothing", laterTransaction),
+        Check("once the end cursor reaches the committed end, every earlier commit is readable", committedEnd),
     ]
 
     static let streams = (1...3).map { StreamID(origin: "contract", aggregateType: "Account", aggregateID: "log-\($0)") }
@@ -142,6 +143,22 @@ public enum GlobalEventLogContract {
         }
         try c.require(returned, "the wait did not return within 20 s of the commit")
         try c.requireEqual(try await store.events(from: end, maxCount: 10).map(\.event.aggregateID), ["awaited"], "the awaited event")
+    }
+
+    static func committedEnd(_ store: Store, _ c: Check.Context) async throws {
+        let stream = StreamID(origin: "contract", aggregateType: "Committed", aggregateID: "end")
+        var cursors: [LogCursor?] = []
+        for version in 1...3 {
+            cursors.append(try await store.append(EventStoreContract.events(stream, from: version), to: stream, expecting: .exact(version - 1)).cursor)
+        }
+        let end = try await store.committedEnd()
+        for cursor in cursors {
+            try c.require(cursor.map { $0 < end } == true, "an append's cursor \(cursor.map(String.init(describing:)) ?? "-") is not before the committed end \(end)")
+        }
+        try await store.waitForCommittedEvents()
+        try c.require(try await store.endCursor() >= end, "the wait returned before the end cursor reached the committed end")
+        let read = try await readAll(store, page: 100).filter { $0.event.aggregateType == "Committed" }
+        try c.requireEqual(read.map(\.event.sequenceNumber), [1, 2, 3], "the committed events, readable")
     }
 
     static func laterTransaction(_ store: Store, _ c: Check.Context) async throws {

@@ -21,31 +21,15 @@ enum TestServer {
 
     /// ``withFreshDatabase(_:)`` that gives `body` the database's URL too.
     static func withFreshDatabase<R: Sendable>(_ body: (PostgresClient, String) async throws -> R) async throws -> R {
-        let server = PostgresClient(configuration: try PostgresConnectionURL.configuration(from: url!))
-        let database = "dugong_test_\(UUID().uuidString.prefix(8).lowercased())"
-        return try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { await server.run() }
-            defer { group.cancelAll() }
-            try await server.query("CREATE DATABASE \(unescaped: database)")
-            var configuration = try PostgresConnectionURL.configuration(from: url!)
-            configuration.database = database
-            let client = PostgresClient(configuration: configuration)
-            let result: Result<R, any Error>
-            do {
-                result = .success(try await withThrowingTaskGroup(of: Void.self) { inner in
-                    inner.addTask { await client.run() }
-                    defer { inner.cancelAll() }
-                    try await PostgresSchema.migrate(client)
-                    var components = URLComponents(string: url!)!
-                    components.path = "/" + database
-                    return try await body(client, components.string!)
-                })
-            } catch {
-                result = .failure(error)
-            }
-            try await server.query("DROP DATABASE \(unescaped: database) WITH (FORCE)")
-            return try result.get()
+        let database = try await PostgresTestDatabase.create(onServer: url!)
+        let result: Result<R, any Error>
+        do {
+            result = .success(try await body(database.client, database.url))
+        } catch {
+            result = .failure(error)
         }
+        try await database.drop()
+        return try result.get()
     }
 }
 

@@ -12,7 +12,7 @@ import Testing
 struct BankApplicationTests {
     @Test(arguments: Adapter.allCases)
     func theWholeStory(_ adapter: Adapter) async throws {
-        let (events, snapshots, release) = try adapter.make()
+        let (events, snapshots, release) = try await adapter.make()
         defer { release() }
         let store = events as! Projection.Store
         let registry = try EventRegistry(BankAccount.self)
@@ -37,6 +37,7 @@ struct BankApplicationTests {
         _ = try await Transfers.request(200, from: "ada-1", to: "bob", accounts: accounts)
         _ = try await Transfers.request(50, from: "bob", to: "ada-2", accounts: accounts)
         let consumer = Transfers.consumer(store, accounts: accounts)
+        try await store.waitForCommittedEvents()
         try await consumer.catchUp()
         // The consumer stops mid-stream; more transfers, one of them poison; a new instance resumes.
         _ = try await Transfers.request(100, from: "ada-1", to: "ada-2", accounts: accounts)
@@ -56,6 +57,7 @@ struct BankApplicationTests {
         let projection = Projection(name: "totals", store: store, reset: { model.reset() }) { recorded in
             try model.apply(recorded, registry: registry)
         }
+        try await store.waitForCommittedEvents()
         try await projection.catchUp()
         #expect(model.snapshot == ["Ada": 875, "Bob": 674])
         #expect(try await projection.rebuild() > 0 && model.snapshot == ["Ada": 875, "Bob": 674])

@@ -44,7 +44,7 @@ enum Transfers {
 struct ConsumerTests {
     @Test(arguments: Adapter.allCases)
     func transfersHappenOnceAcrossARestartAndAPoisonMessageIsParked(_ adapter: Adapter) async throws {
-        let (events, _, release) = try adapter.make()
+        let (events, _, release) = try await adapter.make()
         defer { release() }
         let store = events as! Projection.Store
         let accounts = AggregateRepository<BankAccount>(eventStore: store, registry: Transfers.registry)
@@ -55,6 +55,7 @@ struct ConsumerTests {
 
         // The first instance processes what is there, then "crashes" (is dropped).
         let first = Transfers.consumer(store, accounts: accounts)
+        try await store.waitForCommittedEvents()
         try await first.catchUp()
         #expect(try await accounts.load("bob")?.state.balance == 30)
 
@@ -84,7 +85,7 @@ struct ConsumerTests {
 
     @Test(arguments: Adapter.allCases)
     func aMessageAlreadyConsumedIsSkipped(_ adapter: Adapter) async throws {
-        let (events, _, release) = try adapter.make()
+        let (events, _, release) = try await adapter.make()
         defer { release() }
         let store = events as! Projection.Store
         let accounts = AggregateRepository<BankAccount>(eventStore: store, registry: Transfers.registry)
@@ -95,6 +96,7 @@ struct ConsumerTests {
         let withdrawal = try #require(try await store.read(StreamID(BankAccount.self, id: "ada")).last)
         // Marked by hand (as a redelivery would find it): the consumer does not act on it.
         try await EventStoreConsumedMessages(store: store).markConsumed(withdrawal.id, by: "transfers", tenantID: nil)
+        try await store.waitForCommittedEvents()
         try await Transfers.consumer(store, accounts: accounts).catchUp()
         #expect(try await accounts.load("bob")?.state.balance == 0)
     }

@@ -31,7 +31,7 @@ struct MessagingTests {
 
     @Test(arguments: Adapter.allCases)
     func eventsRelayedToAnotherServiceBuildItsReadOnlyReplica(_ adapter: Adapter) async throws {
-        let (events, _, release) = try adapter.make()
+        let (events, _, release) = try await adapter.make()
         defer { release() }
         let serviceA = events as! Projection.Store
         let serviceB = InMemoryEventStore()
@@ -47,8 +47,10 @@ struct MessagingTests {
         let accounts = AggregateRepository<BankAccount>(eventStore: serviceA, registry: try EventRegistry(BankAccount.self))
         _ = try await accounts.create(id: "acc") { try $0.open(owner: "Ada") }
         try await accounts.update("acc") { try $0.deposit(100) }
+        try await serviceA.waitForCommittedEvents()
         #expect(try await relay.relay() == 2)
         try await accounts.update("acc") { try $0.withdraw(30) }
+        try await serviceA.waitForCommittedEvents()
         #expect(try await relay.relay() == 1)
         #expect(try await relay.relay() == 0)
 

@@ -113,7 +113,7 @@ struct PayloadFidelityTests {
 
     @Test(arguments: Adapter.allCases)
     func everyPayloadComesBackAsCommitted(_ adapter: Adapter) async throws {
-        let (events, snapshots, release) = try adapter.make()
+        let (events, snapshots, release) = try await adapter.make()
         defer { release() }
         let keepers = AggregateRepository<Keeper>(eventStore: events, snapshotStore: snapshots, registry: Self.registry)
         await propertyCheck(count: Self.cases, input: Self.scalars, Self.moments, Self.containers) { scalars, moments, containers in
@@ -140,7 +140,7 @@ struct PayloadFidelityTests {
 
     @Test(arguments: Adapter.allCases)
     func numbersComeBackExactlyThroughAnUpcaster(_ adapter: Adapter) async throws {
-        let (events, snapshots, release) = try adapter.make()
+        let (events, snapshots, release) = try await adapter.make()
         defer { release() }
         let keepers = AggregateRepository<Keeper>(eventStore: events, snapshotStore: snapshots, registry: Self.registry)
         let numbers = zip(Gen.int64(), Gen.uint64(), Self.finiteDouble, Self.date, Self.text).map(Numbers.init)
@@ -158,7 +158,7 @@ struct PayloadFidelityTests {
     /// nothing is committed.
     @Test(arguments: Adapter.allCases)
     func nonFiniteNumbersAndDatesOutOfRangeAreRefused(_ adapter: Adapter) async throws {
-        let (events, snapshots, release) = try adapter.make()
+        let (events, snapshots, release) = try await adapter.make()
         defer { release() }
         let keepers = AggregateRepository<Keeper>(eventStore: events, snapshotStore: snapshots, registry: Self.registry)
         var payload = Self.everything((1, 2, 3, 4, 5, 6), (Date(), Date(), "t", nil, true), ([], [], []))

@@ -38,14 +38,14 @@ final class BalancesByOwner: Sendable {
 
 @Suite("Projections on every adapter")
 struct ProjectionTests {
-    static func make(_ adapter: Adapter) throws -> (Projection.Store, @Sendable () -> Void) {
-        let (store, _, release) = try adapter.make()
+    static func make(_ adapter: Adapter) async throws -> (Projection.Store, @Sendable () -> Void) {
+        let (store, _, release) = try await adapter.make()
         return (store as! Projection.Store, release)
     }
 
     @Test(arguments: Adapter.allCases)
     func totalsPerOwnerCatchUpResumeAndRebuild(_ adapter: Adapter) async throws {
-        let (store, release) = try Self.make(adapter)
+        let (store, release) = try await Self.make(adapter)
         defer { release() }
         let registry = try EventRegistry(BankAccount.self)
         let accounts = AggregateRepository<BankAccount>(eventStore: store, registry: registry)
@@ -61,6 +61,7 @@ struct ProjectionTests {
         let projection = Projection(name: "balances", store: store, batchSize: 3, reset: { model.reset() }) { recorded in
             try model.apply(recorded, registry: registry)
         }
+        try await store.waitForCommittedEvents()
         #expect(try await projection.catchUp() == 7)
         #expect(model.snapshot == ["Ada": 120, "Bob": 70])
 
@@ -75,6 +76,7 @@ struct ProjectionTests {
         try await accounts.update(ada2) { try $0.deposit(1) }
         let before = model.handled.withLock { $0 }
         let restarted = Projection(name: "balances", store: store) { recorded in try model.apply(recorded, registry: registry) }
+        try await store.waitForCommittedEvents()
         #expect(try await restarted.catchUp() == 1)
         #expect(model.handled.withLock { $0 } == before + 1 && model.snapshot["Ada"] == 121)
 
@@ -85,7 +87,7 @@ struct ProjectionTests {
 
     @Test(arguments: Adapter.allCases)
     func aRunningProjectionFollowsNewCommitsUntilCancelled(_ adapter: Adapter) async throws {
-        let (store, release) = try Self.make(adapter)
+        let (store, release) = try await Self.make(adapter)
         defer { release() }
         let registry = try EventRegistry(BankAccount.self)
         let accounts = AggregateRepository<BankAccount>(eventStore: store, registry: registry)

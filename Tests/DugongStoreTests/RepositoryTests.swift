@@ -1,6 +1,10 @@
 import Dugong
 @testable import DugongExample
 import DugongStore
+#if Postgres
+import DugongPostgres
+import DugongTesting
+#endif
 import Foundation
 import Synchronization
 import Testing
@@ -8,11 +12,24 @@ import Testing
 /// The adapters the application-layer tests run on.
 enum Adapter: String, CaseIterable, Sendable, CustomStringConvertible {
     case inMemory, dugongStore
+    #if Postgres
+    /// With a server (`DUGONG_POSTGRES_URL`; tools/test starts one).
+    case postgres
+    #endif
+
+    /// The adapters these tests run on: PostgreSQL's too when the build has it and a server
+    /// is given.
+    static var allCases: [Adapter] {
+        #if Postgres
+        if ProcessInfo.processInfo.environment["DUGONG_POSTGRES_URL"] != nil { return [.inMemory, .dugongStore, .postgres] }
+        #endif
+        return [.inMemory, .dugongStore]
+    }
 
     var description: String { rawValue }
 
     /// Fresh event and snapshot stores, and a closure that releases them.
-    func make() throws -> (any EventStore, any SnapshotStore, @Sendable () -> Void) {
+    func make() async throws -> (any EventStore, any SnapshotStore, @Sendable () -> Void) {
         switch self {
         case .inMemory:
             return (InMemoryEventStore(), InMemorySnapshotStore(), {})
@@ -20,6 +37,15 @@ enum Adapter: String, CaseIterable, Sendable, CustomStringConvertible {
             let directory = TemporaryDirectory("repository")
             let log = try EventLog.open(at: directory.path, options: .init(createIfMissing: true))
             return (EventLogStore(log: log), EventLogSnapshotStore(log: log), { log.close(); directory.remove() })
+        #if Postgres
+        case .postgres:
+            // A database of its own; dropped after the test (the throwaway server goes anyway).
+            let database = try await PostgresTestDatabase.create(onServer: ProcessInfo.processInfo.environment["DUGONG_POSTGRES_URL"]!)
+            return (
+                PostgresEventStore(client: database.client), PostgresSnapshotStore(client: database.client),
+                { Task { try? await database.drop() } }
+            )
+        #endif
         }
     }
 }
@@ -80,7 +106,7 @@ struct RepositoryTests {
 
     @Test(arguments: Adapter.allCases)
     func createUpdateLoadAndList(_ adapter: Adapter) async throws {
-        let (events, snapshots, release) = try adapter.make()
+        let (events, snapshots, release) = try await adapter.make()
         defer { release() }
         let accounts = AggregateRepository<BankAccount>(eventStore: events, snapshotStore: snapshots, registry: Self.registry)
         let created = try await accounts.create { try $0.open(owner: "Ada") }
@@ -99,7 +125,7 @@ struct RepositoryTests {
 
     @Test(arguments: Adapter.allCases)
     func snapshotsEveryTenEventsAndLoadsFromTheLatest(_ adapter: Adapter) async throws {
-        let (inner, snapshots, release) = try adapter.make()
+        let (inner, snapshots, release) = try await adapter.make()
         defer { release() }
         let events = ReadSpy(inner)
         let accounts = AggregateRepository<BankAccount>(eventStore: events, snapshotStore: snapshots, registry: Self.registry)
@@ -115,7 +141,7 @@ struct RepositoryTests {
 
     @Test(arguments: Adapter.allCases)
     func aSnapshotOfAnotherSchemaOrThatDoesNotDecodeFallsBackToTheEvents(_ adapter: Adapter) async throws {
-        let (inner, snapshots, release) = try adapter.make()
+        let (inner, snapshots, release) = try await adapter.make()
         defer { release() }
         let events = ReadSpy(inner)
         let accounts = AggregateRepository<BankAccount>(eventStore: events, snapshotStore: snapshots, registry: Self.registry)
@@ -134,7 +160,7 @@ struct RepositoryTests {
 
     @Test(arguments: Adapter.allCases)
     func loadingNeverWritesASnapshot(_ adapter: Adapter) async throws {
-        let (events, snapshots, release) = try adapter.make()
+        let (events, snapshots, release) = try await adapter.make()
         defer { release() }
         let plain = AggregateRepository<BankAccount>(eventStore: events, registry: Self.registry)
         let id = try #require(try await plain.create { try $0.open(owner: "Ada") }.id)
@@ -146,7 +172,7 @@ struct RepositoryTests {
 
     @Test(arguments: Adapter.allCases)
     func timeTravelBySequenceNumberAndByDate(_ adapter: Adapter) async throws {
-        let (events, snapshots, release) = try adapter.make()
+        let (events, snapshots, release) = try await adapter.make()
         defer { release() }
         let accounts = AggregateRepository<BankAccount>(eventStore: events, snapshotStore: snapshots, registry: Self.registry)
         let id = try #require(try await accounts.create { try $0.open(owner: "Ada") }.id)
@@ -166,7 +192,7 @@ struct RepositoryTests {
 
     @Test(arguments: Adapter.allCases)
     func updateRetriesWithFreshStateAfterAConflict(_ adapter: Adapter) async throws {
-        let (inner, snapshots, release) = try adapter.make()
+        let (inner, snapshots, release) = try await adapter.make()
         defer { release() }
         let setup = AggregateRepository<BankAccount>(eventStore: inner, registry: Self.registry)
         let id = try #require(try await setup.create { try $0.open(owner: "Ada") }.id)
@@ -178,7 +204,7 @@ struct RepositoryTests {
 
     @Test(arguments: Adapter.allCases)
     func theContextIsStampedAndTenantsAreIsolated(_ adapter: Adapter) async throws {
-        let (events, snapshots, release) = try adapter.make()
+        let (events, snapshots, release) = try await adapter.make()
         defer { release() }
         let base = AggregateRepository<BankAccount>(eventStore: events, snapshotStore: snapshots, registry: Self.registry)
         let cause = UUID()
@@ -247,14 +273,14 @@ struct HookTests {
 
 @Suite("Units of work on every adapter")
 struct UnitOfWorkTests {
-    static func make(_ adapter: Adapter) throws -> (any TransactionalEventStore, @Sendable () -> Void) {
-        let (store, _, release) = try adapter.make()
+    static func make(_ adapter: Adapter) async throws -> (any TransactionalEventStore, @Sendable () -> Void) {
+        let (store, _, release) = try await adapter.make()
         return (store as! any TransactionalEventStore, release)
     }
 
     @Test(arguments: Adapter.allCases)
     func aTransferCommitsBothAccountsOrNeither(_ adapter: Adapter) async throws {
-        let (store, release) = try Self.make(adapter)
+        let (store, release) = try await Self.make(adapter)
         defer { release() }
         let accounts = AggregateRepository<BankAccount>(eventStore: store, registry: RepositoryTests.registry)
         let a = try #require(try await accounts.create { try $0.open(owner: "Ada") }.id)

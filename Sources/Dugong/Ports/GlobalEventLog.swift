@@ -37,4 +37,21 @@ public protocol GlobalEventLog: Sendable {
     func endCursor() async throws -> LogCursor
     /// Returns once an event with a cursor ≥ `cursor` may be readable (or the store closes).
     func waitForEvents(from cursor: LogCursor) async throws
+    /// A cursor at or after every event committed so far, readable or not: once
+    /// ``endCursor()`` reaches it, everything committed before this call is readable. The end
+    /// cursor itself (by default) where commits are readable at once.
+    func committedEnd() async throws -> LogCursor
+}
+
+extension GlobalEventLog {
+    public func committedEnd() async throws -> LogCursor { try await endCursor() }
+
+    /// Returns once every event committed before the call is readable (on a server store, once
+    /// the transactions open at the call have ended); it looks every `interval`.
+    public func waitForCommittedEvents(interval: Duration = .milliseconds(5)) async throws {
+        let end = try await committedEnd()
+        while try await endCursor() < end {
+            try await Task.sleep(for: interval)
+        }
+    }
 }

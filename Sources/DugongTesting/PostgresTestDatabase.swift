@@ -1,0 +1,77 @@
+#if Postgres
+import DugongPostgres
+import Foundation
+import Logging
+import PostgresNIO
+
+/// A throwaway database on a PostgreSQL server, with Dugong's tables: for the tests of an
+/// application (and of the adapters) on PostgreSQL.
+///
+/// ```swift
+/// let database = try await PostgresTestDatabase.create(onServer: "postgres://me@localhost/postgres")
+/// let store = PostgresEventStore(client: database.client)
+/// …
+/// try await database.drop()
+/// ```
+public final class PostgresTestDatabase: Sendable {
+    /// A client of the database, its pool running until ``drop()``.
+    public let client: PostgresClient
+    /// The database's URL (the server's, with the database's name).
+    public let url: String
+    let name: String
+    let serverURL: String
+    private let running: Task<Void, Never>
+
+    private init(client: PostgresClient, url: String, name: String, serverURL: String) {
+        self.client = client
+        self.url = url
+        self.name = name
+        self.serverURL = serverURL
+        running = Task { await client.run() }
+    }
+
+    /// Creates a database of a new name on the server of `serverURL` (which names a database
+    /// to connect to for that, such as `postgres`) and migrates it (``PostgresSchema``).
+    public static func create(onServer serverURL: String, logger: Logger = quiet) async throws -> PostgresTestDatabase {
+        let name = "dugong_test_\(UUID().uuidString.prefix(8).lowercased())"
+        try await onServer(serverURL) { try await $0.query("CREATE DATABASE \(unescaped: name)", logger: logger) }
+        var components = URLComponents(string: serverURL)
+        components?.path = "/" + name
+        guard let url = components?.string else { throw PostgresStoreError.invalidURL("\(serverURL) has no path to replace") }
+        let database = PostgresTestDatabase(
+            client: PostgresClient(configuration: try PostgresConnectionURL.configuration(from: url)), url: url, name: name,
+            serverURL: serverURL)
+        do {
+            try await PostgresSchema.migrate(database.client, logger: logger)
+        } catch {
+            try? await database.drop()
+            throw error
+        }
+        return database
+    }
+
+    /// Stops the client and drops the database (closing what else is connected to it).
+    public func drop() async throws {
+        running.cancel()
+        await running.value
+        try await Self.onServer(serverURL) { try await $0.query("DROP DATABASE IF EXISTS \(unescaped: name) WITH (FORCE)", logger: Self.quiet) }
+    }
+
+    /// Runs `body` with a client of the server's database while its pool runs.
+    private static func onServer(_ serverURL: String, _ body: (PostgresClient) async throws -> Void) async throws {
+        let server = PostgresClient(configuration: try PostgresConnectionURL.configuration(from: serverURL))
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await server.run() }
+            defer { group.cancelAll() }
+            try await body(server)
+        }
+    }
+
+    /// Errors only: tests create many databases.
+    public static var quiet: Logger {
+        var logger = Logger(label: "dugong.postgres.test")
+        logger.logLevel = .error
+        return logger
+    }
+}
+#endif
