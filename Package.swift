@@ -23,6 +23,8 @@ let package = Package(
         .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
         // With the `Postgres` trait only.
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
+        // With the `Postgres` trait only: TLS settings for PostgresNIO (its own dependency).
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
     ],
     targets: [
         // The framework: domain, serialization, ports and in-memory adapters.
@@ -39,6 +41,7 @@ let package = Package(
             dependencies: [
                 "Dugong",
                 .product(name: "PostgresNIO", package: "postgres-nio", condition: .when(traits: ["Postgres"])),
+                .product(name: "NIOSSL", package: "swift-nio-ssl", condition: .when(traits: ["Postgres"])),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -70,7 +73,7 @@ let package = Package(
         ),
         .testTarget(name: "DugongTests", dependencies: ["Dugong", "DugongTesting", "DugongExample"]),
         // Runs against a server when DUGONG_POSTGRES_URL is set (tools/test starts one).
-        .testTarget(name: "DugongPostgresTests", dependencies: ["DugongPostgres", "Dugong", "DugongTesting"]),
+        .testTarget(name: "DugongPostgresTests", dependencies: ["DugongPostgres", "Dugong", "DugongTesting", "DugongExample"]),
         .testTarget(name: "DugongCLITests", dependencies: ["DugongCLI", "DugongStore", "Dugong"]),
         .testTarget(
             name: "DugongStoreTests",

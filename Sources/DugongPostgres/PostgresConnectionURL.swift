@@ -1,31 +1,115 @@
-#if Postgres
 import Foundation
+#if Postgres
+import NIOSSL
 import PostgresNIO
+#endif
 
 /// Connection settings from a `postgres://` URL, as libpq reads them:
-/// `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE`, or a Unix socket's directory as the
-/// `host` query parameter (`postgres://USER@/DATABASE?host=/run/postgresql`). Without a
-/// password in the URL, `PGPASSWORD` is used when set (keep passwords off command lines).
+/// `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?sslmode=MODE&sslrootcert=FILE]`, or a Unix
+/// socket's directory as the `host` query parameter (`postgres://USER@/DATABASE?host=/run/postgresql`).
+///
+/// The password: the URL's, else `PGPASSWORD`, else the first matching line of the password
+/// file (`PGPASSFILE`, or `~/.pgpass`: `host:port:database:user:password`, `*` for any, `\:`
+/// for a colon; ignored unless only its owner can read it) — so that no password need be on a
+/// command line. `sslmode`: `disable`, `prefer` (TLS when the server offers it, unverified; the
+/// default over TCP), `require` (TLS, unverified), `verify-ca` (the server's certificate
+/// checked against the trust roots), `verify-full` (and its host name); trust roots from
+/// `sslrootcert`, else the system's. A Unix socket never uses TLS.
 public enum PostgresConnectionURL {
+    /// The URL with its password replaced by `***`, for messages and logs (in every build:
+    /// the tool says why a build without the `Postgres` trait refuses a URL).
+    public static func redacted(_ text: String) -> String {
+        guard let scheme = text.range(of: "://"), let at = text[scheme.upperBound...].firstIndex(of: "@"),
+            let colon = text[scheme.upperBound..<at].firstIndex(of: ":")
+        else { return text }
+        return String(text[..<colon]) + ":***" + String(text[at...])
+    }
+}
+
+#if Postgres
+extension PostgresConnectionURL {
     public static func configuration(
         from text: String, environment: [String: String] = ProcessInfo.processInfo.environment
     ) throws -> PostgresClient.Configuration {
+        let shown = redacted(text)
         guard let url = URLComponents(string: text), url.scheme == "postgres" || url.scheme == "postgresql" else {
-            throw PostgresStoreError.invalidURL("expected postgres://user@host/database, got '\(text)'")
+            throw PostgresStoreError.invalidURL("expected postgres://user@host/database, got '\(shown)'")
         }
-        guard let user = url.user, !user.isEmpty else { throw PostgresStoreError.invalidURL("no user in '\(text)'") }
+        guard let user = url.user, !user.isEmpty else { throw PostgresStoreError.invalidURL("no user in '\(shown)'") }
         let database = url.path.hasPrefix("/") ? String(url.path.dropFirst()) : url.path
-        let password = url.password ?? environment["PGPASSWORD"]
-        if let socketDirectory = url.queryItems?.first(where: { $0.name == "host" })?.value, socketDirectory.hasPrefix("/") {
-            let port = url.port ?? 5432
+        let port = url.port ?? 5432
+        func parameter(_ name: String) -> String? { url.queryItems?.first(where: { $0.name == name })?.value }
+        if let socketDirectory = parameter("host"), socketDirectory.hasPrefix("/") {
+            let password = url.password ?? environment["PGPASSWORD"]
+                ?? passwordFile(environment, host: socketDirectory, port: port, database: database, user: user)
             return PostgresClient.Configuration(
                 unixSocketPath: "\(socketDirectory)/.s.PGSQL.\(port)", username: user, password: password,
                 database: database.isEmpty ? nil : database)
         }
-        guard let host = url.host, !host.isEmpty else { throw PostgresStoreError.invalidURL("no host in '\(text)'") }
+        guard let host = url.host, !host.isEmpty else { throw PostgresStoreError.invalidURL("no host in '\(shown)'") }
+        let password = url.password ?? environment["PGPASSWORD"]
+            ?? passwordFile(environment, host: host, port: port, database: database, user: user)
         return PostgresClient.Configuration(
-            host: host, port: url.port ?? 5432, username: user, password: password, database: database.isEmpty ? nil : database,
-            tls: .disable)
+            host: host, port: port, username: user, password: password, database: database.isEmpty ? nil : database,
+            tls: try tls(mode: parameter("sslmode") ?? "prefer", rootCertificates: parameter("sslrootcert"), shown: shown))
+    }
+
+    static func tls(mode: String, rootCertificates: String?, shown: String) throws -> PostgresClient.Configuration.TLS {
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        if let rootCertificates { configuration.trustRoots = .file(rootCertificates) }
+        switch mode {
+        case "disable", "allow":
+            return .disable
+        case "prefer":
+            configuration.certificateVerification = .none
+            return .prefer(configuration)
+        case "require":
+            configuration.certificateVerification = .none
+            return .require(configuration)
+        case "verify-ca":
+            configuration.certificateVerification = .noHostnameVerification
+            return .require(configuration)
+        case "verify-full":
+            configuration.certificateVerification = .fullVerification
+            return .require(configuration)
+        default:
+            throw PostgresStoreError.invalidURL(
+                "sslmode '\(mode)' in '\(shown)': expected disable, prefer, require, verify-ca or verify-full")
+        }
+    }
+
+    /// The password of the first line of the password file that matches, as libpq reads it;
+    /// `nil` without a file, or when others than its owner may read it.
+    static func passwordFile(_ environment: [String: String], host: String, port: Int, database: String, user: String) -> String? {
+        guard let path = environment["PGPASSFILE"] ?? environment["HOME"].map({ $0 + "/.pgpass" }),
+            let attributes = try? FileManager.default.attributesOfItem(atPath: path),
+            let permissions = attributes[.posixPermissions] as? Int, permissions & 0o077 == 0,
+            let text = try? String(contentsOfFile: path, encoding: .utf8)
+        else { return nil }
+        // A socket connection matches "localhost" or its directory, as in libpq.
+        let hosts: Set<String> = host.hasPrefix("/") ? ["localhost", host] : [host]
+        for line in text.split(whereSeparator: \.isNewline) where !line.hasPrefix("#") {
+            var fields: [String] = [""]
+            var escaped = false
+            for character in line {
+                if escaped {
+                    fields[fields.count - 1].append(character)
+                    escaped = false
+                } else if character == "\\" {
+                    escaped = true
+                } else if character == ":" && fields.count < 5 {
+                    fields.append("")
+                } else {
+                    fields[fields.count - 1].append(character)
+                }
+            }
+            guard fields.count == 5 else { continue }
+            func matches(_ field: String, _ values: Set<String>) -> Bool { field == "*" || values.contains(field) }
+            if matches(fields[0], hosts), matches(fields[1], ["\(port)"]), matches(fields[2], [database]), matches(fields[3], [user]) {
+                return fields[4]
+            }
+        }
+        return nil
     }
 }
 #endif

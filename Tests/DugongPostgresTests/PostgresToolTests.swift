@@ -1,4 +1,6 @@
 #if Postgres
+import Dugong
+import DugongPostgres
 import Foundation
 import Glibc
 import Testing
@@ -32,6 +34,23 @@ enum Tool {
         return Result(
             status: process.terminationStatus, stdout: try String(contentsOf: files[1], encoding: .utf8),
             stderr: try String(contentsOf: files[2], encoding: .utf8))
+    }
+
+    /// Starts `dugong arguments…` reading `input` from a file; the caller waits for it (or
+    /// kills it) and then calls `remove`.
+    static func start(_ arguments: [String], input: String) throws -> (process: Process, remove: @Sendable () -> Void) {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("dugong-pgtool-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let file = directory.appendingPathComponent("in")
+        try Data(input.utf8).write(to: file)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = arguments
+        process.standardInput = try FileHandle(forReadingFrom: file)
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        return (process, { try? FileManager.default.removeItem(at: directory) })
     }
 
     /// A fresh store directory's path (not created); removed by `body`'s end.
@@ -150,6 +169,56 @@ struct PostgresToolTests {
             #expect(try Tool.run(["export", url]).stdout.isEmpty)
             let unreachable = try Tool.run(["read-all", "postgres://dugong@/postgres?host=/nonexistent-socket-directory"])
             #expect(unreachable.status == 74 && unreachable.stderr.contains("cannot reach"), "\(unreachable.stderr)")
+        }
+    }
+
+    actor Seen {
+        var events: [String] = []
+        func add(_ event: String) { events.append(event) }
+    }
+
+    /// Four processes append at once (many small transactions over shared and own streams),
+    /// one of them killed halfway, while a projection in this process follows: it handles
+    /// exactly the committed events, each once.
+    @Test func aProjectionFollowingSeveralWritingProcessesSeesExactlyTheCommittedEvents() async throws {
+        try await TestServer.withFreshDatabase { client, url in
+            let store = PostgresEventStore(client: client, pollInterval: .milliseconds(20))
+            let seen = Seen()
+            let projection = Projection(name: "all", store: store) { recorded in
+                let event = recorded.event
+                if event.origin == "app" { await seen.add("\(event.aggregateID)#\(event.sequenceNumber) \(event.id)") }
+            }
+            let following = Task { try await projection.run() }
+            // Each process: 600 events in commits of 7, to streams of its own.
+            var writers: [(process: Process, remove: @Sendable () -> Void)] = []
+            for writer in 0..<4 {
+                var lines = ""
+                for index in 0..<600 {
+                    lines += #"{"stream":"app:Thing/w\#(writer)-\#(index % 10)","type":"Happened","data":{"n":\#(index)},"metadata":{"schemaVersion":1}}"# + "\n"
+                }
+                writers.append(try Tool.start(["import", url, "--batch", "7"], input: lines))
+            }
+            defer { for writer in writers { writer.remove() } }
+            try await Task.sleep(for: .milliseconds(300))
+            kill(writers[3].process.processIdentifier, SIGKILL)
+            for writer in writers { writer.process.waitUntilExit() }
+            #expect(writers.prefix(3).allSatisfy { $0.process.terminationStatus == 0 })
+            // Everything committed (the projection's checkpoints aside), as one snapshot sees it.
+            var expected: [String] = []
+            var last = LogCursor.start
+            _ = try await store.forEachCommittedEvent { page in
+                for recorded in page where recorded.event.origin == "app" {
+                    expected.append("\(recorded.event.aggregateID)#\(recorded.event.sequenceNumber) \(recorded.event.id)")
+                    last = max(last, recorded.cursor)
+                }
+            }
+            #expect(expected.count >= 1800 && expected.count < 2400, "three whole imports and part of the killed one")
+            let deadline = ContinuousClock.now + .seconds(60)
+            while try await projection.cursor() <= last, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+            following.cancel()
+            let handled = await seen.events
+            #expect(handled.count == expected.count, "each committed event once")
+            #expect(Set(handled) == Set(expected))
         }
     }
 

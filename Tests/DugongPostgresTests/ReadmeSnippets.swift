@@ -1,5 +1,6 @@
 #if Postgres
 import DugongPostgres
+import Foundation
 import PostgresNIO
 import Testing
 
@@ -24,9 +25,41 @@ struct PostgresConnectionURLTests {
         let tcp = try PostgresConnectionURL.configuration(from: "postgresql://app@db.internal:6543/events", environment: ["PGPASSWORD": "secret"])
         #expect(tcp.host == "db.internal" && tcp.port == 6543 && tcp.database == "events" && tcp.password == "secret")
         #expect(try PostgresConnectionURL.configuration(from: "postgres://app:inline@h/d", environment: ["PGPASSWORD": "env"]).password == "inline")
-        for bad in ["http://app@h/d", "postgres://h/d", "postgres://app@/d", "not a url"] {
+        for bad in ["http://app@h/d", "postgres://h/d", "postgres://app@/d", "not a url", "postgres://app@h/d?sslmode=sometimes"] {
             #expect(throws: PostgresStoreError.self, "\(bad)") { try PostgresConnectionURL.configuration(from: bad, environment: [:]) }
         }
+        for mode in ["disable", "prefer", "require", "verify-ca", "verify-full"] {
+            #expect(throws: Never.self) { try PostgresConnectionURL.configuration(from: "postgres://app@h/d?sslmode=\(mode)", environment: [:]) }
+        }
+        // A password never reaches a message.
+        #expect(PostgresConnectionURL.redacted("postgres://app:hunter2@h/d") == "postgres://app:***@h/d")
+        do {
+            _ = try PostgresConnectionURL.configuration(from: "postgres://app:hunter2@/d", environment: [:])
+            Issue.record("no host, yet accepted")
+        } catch {
+            #expect(!"\(error)".contains("hunter2") && "\(error)".contains("app:***@"))
+        }
+    }
+
+    /// The password file, as libpq reads it: first matching line, `*` and `\:`, a socket as
+    /// "localhost"; ignored when others may read it; PGPASSWORD and the URL come first.
+    @Test func passwordsComeFromThePasswordFile() throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("dugong-pgpass-\(UUID().uuidString.prefix(8))")
+        defer { try? FileManager.default.removeItem(at: file) }
+        let lines = [
+            "# comment", "other:5432:*:app:wrong", "db.internal:6543:events:app:pa\\:ss", "localhost:*:*:app:from-socket", "*:*:*:*:anything",
+        ]
+        try Data(lines.joined(separator: "\n").utf8).write(to: file)
+        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: file.path)
+        let environment = ["PGPASSFILE": file.path]
+        #expect(try PostgresConnectionURL.configuration(from: "postgres://app@db.internal:6543/events", environment: environment).password == "pa:ss")
+        #expect(try PostgresConnectionURL.configuration(from: "postgres://app@/events?host=/run/pg", environment: environment).password == "from-socket")
+        #expect(try PostgresConnectionURL.configuration(from: "postgres://bob@h/d", environment: environment).password == "anything")
+        #expect(
+            try PostgresConnectionURL.configuration(from: "postgres://app@db.internal:6543/events", environment: environment.merging(["PGPASSWORD": "env"]) { $1 })
+                .password == "env")
+        try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: file.path)
+        #expect(try PostgresConnectionURL.configuration(from: "postgres://bob@h/d", environment: environment).password == nil)
     }
 }
 #endif

@@ -1,4 +1,5 @@
 import ArgumentParser
+import DugongPostgres
 import Foundation
 
 /// Stores named by a `postgres://` (or `postgresql://`) URL instead of a directory: the
@@ -10,12 +11,7 @@ enum PostgresAccess {
     }
 
     /// The URL without its password, for messages.
-    static func redacted(_ url: String) -> String {
-        guard let scheme = url.range(of: "://"), let at = url[scheme.upperBound...].firstIndex(of: "@") else { return url }
-        let userInfo = url[scheme.upperBound..<at]
-        guard let colon = userInfo.firstIndex(of: ":") else { return url }
-        return String(url[..<colon]) + ":***" + String(url[at...])
-    }
+    static func redacted(_ url: String) -> String { PostgresConnectionURL.redacted(url) }
 
     /// Refuses a `postgres://` store for a command that works on a directory's files.
     static func refuse(_ store: String, _ reason: @autoclosure () -> String) throws {
