@@ -73,7 +73,7 @@ let package = Package(
         ),
         .testTarget(name: "DugongTests", dependencies: ["Dugong", "DugongTesting", "DugongExample"]),
         // Runs against a server when DUGONG_POSTGRES_URL is set (tools/test starts one).
-        .testTarget(name: "DugongPostgresTests", dependencies: ["DugongPostgres", "Dugong", "DugongTesting", "DugongExample"]),
+        .testTarget(name: "DugongPostgresTests", dependencies: ["DugongPostgres", "Dugong", "DugongStore", "DugongTesting", "DugongExample"]),
         .testTarget(name: "DugongCLITests", dependencies: ["DugongCLI", "DugongStore", "Dugong"]),
         .testTarget(
             name: "DugongStoreTests",

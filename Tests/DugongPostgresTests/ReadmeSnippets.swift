@@ -1,5 +1,7 @@
 #if Postgres
+import Dugong
 import DugongPostgres
+import DugongStore
 import Foundation
 import PostgresNIO
 import Testing
@@ -14,6 +16,11 @@ enum PostgresReadmeSnippets {
         let store = PostgresEventStore(client: client) // the EventStore port: events byte for byte, in `dugong_events`
         pool.cancel()
         return store
+    }
+
+    func eventStore(postgres client: PostgresClient?) throws -> Projection.Store {
+        if let client { return PostgresEventStore(client: client) }                        // several instances, one server
+        return EventLogStore(log: try EventLog.open(at: "/var/lib/app/events", options: .init(createIfMissing: true)))  // one process, one disk
     }
 }
 
