@@ -9,7 +9,11 @@ let root = Context.packageDirectory.split(separator: "/").dropLast().last.map(St
 
 let package = Package(
     name: "DugongBenchmarks",
-    dependencies: [.package(path: "..")],
+    // With the `Postgres` trait: the PostgreSQL benchmarks (`--postgres`).
+    dependencies: [
+        .package(path: "..", traits: ["Postgres"]),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
+    ],
     targets: [
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(name: "CRocksDB", providers: [.apt(["librocksdb-dev"])]),
@@ -20,6 +24,9 @@ let package = Package(
             dependencies: [
                 .product(name: "DugongStore", package: root),
                 .product(name: "Dugong", package: root),
+                .product(name: "DugongPostgres", package: root),
+                .product(name: "DugongTesting", package: root),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
                 "CSQLite", "CRocksDB", "CIdealLog",
             ]
         ),
