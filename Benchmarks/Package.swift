@@ -9,9 +9,12 @@ let root = Context.packageDirectory.split(separator: "/").dropLast().last.map(St
 
 let package = Package(
     name: "DugongBenchmarks",
-    // With the `Postgres` trait: the PostgreSQL benchmarks (`--postgres`).
+    // The PostgreSQL benchmarks (`--postgres`) with this package's `Postgres` trait only, so
+    // that the usual build (tools/test's) compiles no SwiftNIO:
+    //   swift run -c release --package-path Benchmarks --traits Postgres DugongBenchmarks --postgres
+    traits: [.trait(name: "Postgres", description: "DugongPostgres against a plain INSERT on a local server")],
     dependencies: [
-        .package(path: "..", traits: ["Postgres"]),
+        .package(path: "..", traits: [.trait(name: "Postgres", condition: .when(traits: ["Postgres"]))]),
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
     ],
     targets: [
@@ -24,9 +27,9 @@ let package = Package(
             dependencies: [
                 .product(name: "DugongStore", package: root),
                 .product(name: "Dugong", package: root),
-                .product(name: "DugongPostgres", package: root),
-                .product(name: "DugongTesting", package: root),
-                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "DugongPostgres", package: root, condition: .when(traits: ["Postgres"])),
+                .product(name: "DugongTesting", package: root, condition: .when(traits: ["Postgres"])),
+                .product(name: "PostgresNIO", package: "postgres-nio", condition: .when(traits: ["Postgres"])),
                 "CSQLite", "CRocksDB", "CIdealLog",
             ]
         ),

@@ -1,3 +1,4 @@
+#if Postgres
 import Dugong
 import DugongPostgres
 import DugongStore
@@ -11,7 +12,7 @@ import PostgresNIO
 /// into the same table through PostgresNIO (one statement, no transaction block, no version
 /// check, no idempotency). Systems interleaved per repetition, a fresh database each, medians.
 ///
-///   swift run -c release --package-path Benchmarks DugongBenchmarks --postgres [--quick] [--repetitions N]
+///   swift run -c release --package-path Benchmarks --traits Postgres DugongBenchmarks --postgres [--quick] [--repetitions N]
 enum PostgresBenchmark {
     static let flag = "--postgres"
 
@@ -201,3 +202,4 @@ enum PostgresBenchmark {
         try await client.query(PostgresQuery(unsafeSQL: sql, binds: bindings), logger: PostgresTestDatabase.quiet)
     }
 }
+#endif

@@ -5,7 +5,7 @@ import Foundation
 //
 //   swift run -c release --package-path Benchmarks DugongBenchmarks [--quick] [--repetitions N] [--systems …] [--json FILE]
 //   swift run -c release --package-path Benchmarks DugongBenchmarks --scale [--quick]   (the many-streams figures)
-//   swift run -c release --package-path Benchmarks DugongBenchmarks --postgres [--quick]   (DugongPostgres against its bound)
+//   swift run -c release --package-path Benchmarks --traits Postgres DugongBenchmarks --postgres [--quick]   (DugongPostgres against its bound)
 
 let arguments = Array(CommandLine.arguments.dropFirst())
 if arguments.first == MemoryProbe.flag, arguments.count == 2 {
@@ -16,10 +16,15 @@ if arguments.first == Scale.childFlag, arguments.count == 3, let streams = Int(a
     try Scale.runChild(store: arguments[1], streams: streams)
     exit(0)
 }
-if arguments.first == PostgresBenchmark.flag {
+if arguments.first == "--postgres" {
+    #if Postgres
     let repetitions = arguments.firstIndex(of: "--repetitions").flatMap { arguments.indices.contains($0 + 1) ? Int(arguments[$0 + 1]) : nil } ?? 3
     try await PostgresBenchmark.run(quick: arguments.contains("--quick"), repetitions: max(repetitions, 1))
     exit(0)
+    #else
+    FileHandle.standardError.write(Data("--postgres needs the Postgres trait: swift run -c release --package-path Benchmarks --traits Postgres DugongBenchmarks --postgres\n".utf8))
+    exit(2)
+    #endif
 }
 if arguments.first == Scale.flag {
     let root = FileManager.default.temporaryDirectory.appendingPathComponent("dugong-scale-\(getpid())").path
@@ -60,7 +65,7 @@ while index < arguments.count {
     case "--help", "-h":
         print("usage: DugongBenchmarks [--quick] [--repetitions N] [--systems dugong,sqlite,rocksdb,ideal] [--json FILE]")
         print("       DugongBenchmarks --scale [--quick]   (many streams: open time and index memory)")
-        print("       DugongBenchmarks --postgres [--quick] [--repetitions N]   (DugongPostgres against a plain INSERT, on a durable local server)")
+        print("       DugongBenchmarks --postgres [--quick] [--repetitions N]   (with --traits Postgres: DugongPostgres against a plain INSERT, on a durable local server)")
         exit(0)
     default:
         FileHandle.standardError.write(Data("unknown argument \(arguments[index]); try --help\n".utf8))
