@@ -43,6 +43,32 @@ struct ProjectionTests {
         return (store as! Projection.Store, release)
     }
 
+    /// A checkpoint another store wrote (a store moved with `dugong export | dugong import`
+    /// keeps its checkpoints) that is past every event here is refused with a message, never
+    /// waited on for ever; a rebuild starts over.
+    @Test(arguments: Adapter.allCases)
+    func aCheckpointFromAnotherStoreIsRefusedAndARebuildStartsOver(_ adapter: Adapter) async throws {
+        let (store, release) = try await Self.make(adapter)
+        defer { release() }
+        let accounts = AggregateRepository<BankAccount>(eventStore: store, registry: try EventRegistry(BankAccount.self))
+        _ = try await accounts.create { try $0.open(owner: "Ada") }
+        var foreign = try await Checkpoint.load("projection:moved", from: store)
+        let elsewhere = LogCursor(transaction: UInt64.max / 2, position: 7)
+        try await foreign.save(elsewhere, to: store)
+        let handled = Mutex(0)
+        let projection = Projection(name: "moved", store: store) { _ in handled.withLock { $0 += 1 } }
+        await #expect {
+            try await projection.catchUp()
+        } throws: { error in
+            guard case .pastTheLog(let name, let cursor, _) = error as? CheckpointError else { return false }
+            return name == "projection:moved" && cursor == elsewhere && "\(error)".contains("another store")
+        }
+        #expect(handled.withLock { $0 } == 0)
+        try await store.waitForCommittedEvents()
+        #expect(try await projection.rebuild() == 1)
+        #expect(handled.withLock { $0 } == 1)
+    }
+
     @Test(arguments: Adapter.allCases)
     func totalsPerOwnerCatchUpResumeAndRebuild(_ adapter: Adapter) async throws {
         let (store, release) = try await Self.make(adapter)

@@ -90,13 +90,20 @@ public struct Checkpoint: Sendable, Equatable {
     }
 }
 
-/// A checkpoint's stream holds something else than checkpoints.
+/// A checkpoint that cannot be used.
 public enum CheckpointError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// Its stream holds something else than checkpoints.
     case unreadable(name: String)
+    /// It is past every event the store has committed: it was written by another store (one
+    /// moved with `dugong export | dugong import` keeps its checkpoints, whose cursors mean
+    /// nothing here). A reader that went on from it would wait for ever.
+    case pastTheLog(name: String, cursor: LogCursor, end: LogCursor)
 
     public var description: String {
         switch self {
         case .unreadable(let name): "the checkpoint of '\(name)' cannot be read"
+        case .pastTheLog(let name, let cursor, let end):
+            "the checkpoint of '\(name)' is at \(cursor), past every event of this store (its end is \(end)): it comes from another store; rebuild the reader, or delete its checkpoint stream"
         }
     }
 }
@@ -183,7 +190,7 @@ public actor Projection: CheckpointedReader {
     public func rebuild() async throws -> Int {
         try await reset()
         checkpoint = nil  // another instance may have moved it
-        var checkpoint = try await loadedCheckpoint()
+        var checkpoint = try await loadedCheckpoint(anywhere: true)
         try await checkpoint.reset(in: store)
         self.checkpoint = checkpoint
         logger.info("rebuilding projection from the start", metadata: ["projection": "\(name)"])
@@ -244,9 +251,15 @@ extension CheckpointedReader {
         try await loadedCheckpoint().cursor
     }
 
-    func loadedCheckpoint() async throws -> Checkpoint {
+    /// The checkpoint, loaded once. One past every event the store has committed (another
+    /// store's) is refused unless `anywhere` (a rebuild, which starts over).
+    func loadedCheckpoint(anywhere: Bool = false) async throws -> Checkpoint {
         if let checkpoint { return checkpoint }
         let loaded = try await Checkpoint.load(checkpointName, from: store)
+        let end = try await store.committedEnd()
+        guard anywhere || loaded.cursor <= end else {
+            throw CheckpointError.pastTheLog(name: checkpointName, cursor: loaded.cursor, end: end)
+        }
         checkpoint = loaded
         return loaded
     }
