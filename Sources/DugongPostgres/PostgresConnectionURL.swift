@@ -14,7 +14,9 @@ import PostgresNIO
 /// command line. `sslmode`: `disable`, `prefer` (TLS when the server offers it, unverified; the
 /// default over TCP), `require` (TLS, unverified), `verify-ca` (the server's certificate
 /// checked against the trust roots), `verify-full` (and its host name); trust roots from
-/// `sslrootcert`, else the system's. A Unix socket never uses TLS.
+/// `sslrootcert`, else the system's. A Unix socket never uses TLS. `connect_timeout` (seconds;
+/// PostgresNIO's 10 by default), `application_name`, and `options` (`-c name=value` server
+/// settings, such as `statement_timeout` or `lock_timeout` in milliseconds).
 public enum PostgresConnectionURL {
     /// The URL with its password replaced by `***`, for messages and logs (in every build:
     /// the tool says why a build without the `Postgres` trait refuses a URL).
@@ -39,19 +41,52 @@ extension PostgresConnectionURL {
         let database = url.path.hasPrefix("/") ? String(url.path.dropFirst()) : url.path
         let port = url.port ?? 5432
         func parameter(_ name: String) -> String? { url.queryItems?.first(where: { $0.name == name })?.value }
+        var configuration: PostgresClient.Configuration
         if let socketDirectory = parameter("host"), socketDirectory.hasPrefix("/") {
             let password = url.password ?? environment["PGPASSWORD"]
                 ?? passwordFile(environment, host: socketDirectory, port: port, database: database, user: user)
-            return PostgresClient.Configuration(
+            configuration = PostgresClient.Configuration(
                 unixSocketPath: "\(socketDirectory)/.s.PGSQL.\(port)", username: user, password: password,
                 database: database.isEmpty ? nil : database)
+        } else {
+            guard let host = url.host, !host.isEmpty else { throw PostgresStoreError.invalidURL("no host in '\(shown)'") }
+            let password = url.password ?? environment["PGPASSWORD"]
+                ?? passwordFile(environment, host: host, port: port, database: database, user: user)
+            configuration = PostgresClient.Configuration(
+                host: host, port: port, username: user, password: password, database: database.isEmpty ? nil : database,
+                tls: try tls(mode: parameter("sslmode") ?? "prefer", rootCertificates: parameter("sslrootcert"), shown: shown))
         }
-        guard let host = url.host, !host.isEmpty else { throw PostgresStoreError.invalidURL("no host in '\(shown)'") }
-        let password = url.password ?? environment["PGPASSWORD"]
-            ?? passwordFile(environment, host: host, port: port, database: database, user: user)
-        return PostgresClient.Configuration(
-            host: host, port: port, username: user, password: password, database: database.isEmpty ? nil : database,
-            tls: try tls(mode: parameter("sslmode") ?? "prefer", rootCertificates: parameter("sslrootcert"), shown: shown))
+        if let text = parameter("connect_timeout") {
+            guard let seconds = Int(text), seconds > 0 else {
+                throw PostgresStoreError.invalidURL("connect_timeout '\(text)' in '\(shown)': expected a positive number of seconds")
+            }
+            configuration.options.connectTimeout = .seconds(seconds)
+        }
+        if let name = parameter("application_name") { configuration.options.additionalStartupParameters.append(("application_name", name)) }
+        if let text = parameter("options") { configuration.options.additionalStartupParameters += try settings(text, shown: shown) }
+        return configuration
+    }
+
+    /// libpq's `options`: server settings as `-c name=value` (or `-cname=value`), separated by
+    /// spaces, e.g. `options=-c%20statement_timeout%3D5000` for statements of at most 5 s.
+    static func settings(_ text: String, shown: String) throws -> [(String, String)] {
+        var settings: [(String, String)] = []
+        var words = text.split(separator: " ").map(String.init)[...]
+        while let word = words.popFirst() {
+            let setting: String
+            if word == "-c", let next = words.popFirst() {
+                setting = next
+            } else if word.hasPrefix("-c"), word.count > 2 {
+                setting = String(word.dropFirst(2))
+            } else {
+                throw PostgresStoreError.invalidURL("options '\(text)' in '\(shown)': expected -c name=value")
+            }
+            guard let equals = setting.firstIndex(of: "="), equals != setting.startIndex else {
+                throw PostgresStoreError.invalidURL("options '\(text)' in '\(shown)': expected -c name=value")
+            }
+            settings.append((String(setting[..<equals]), String(setting[setting.index(after: equals)...])))
+        }
+        return settings
     }
 
     static func tls(mode: String, rootCertificates: String?, shown: String) throws -> PostgresClient.Configuration.TLS {

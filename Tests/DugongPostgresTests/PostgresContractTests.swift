@@ -245,6 +245,35 @@ struct PostgresOrderingTests {
     }
 }
 
+@Suite("PostgreSQL timeouts", .enabled(if: TestServer.isAvailable, "DUGONG_POSTGRES_URL is not set: no PostgreSQL server"))
+struct PostgresTimeoutTests {
+    /// A statement timeout from the URL (`options=-c statement_timeout=…`) reaches the server:
+    /// a statement that runs longer fails with the server's error, instead of holding on.
+    @Test func aStatementTimeoutFromTheURLStopsALongStatement() async throws {
+        try await TestServer.withFreshDatabase { _, url in
+            let separator = url.contains("?") ? "&" : "?"
+            let client = PostgresClient(
+                configuration: try PostgresConnectionURL.configuration(from: url + separator + "options=-c%20statement_timeout%3D200"))
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { await client.run() }
+                defer { group.cancelAll() }
+                let start = ContinuousClock.now
+                do {
+                    for try await _ in try await client.query("SELECT pg_sleep(5)") {}
+                    Issue.record("a 5 s statement ran to its end")
+                } catch let error as PSQLError {
+                    #expect(error.serverInfo?[.sqlState] == "57014", "query_canceled, not \(String(reflecting: error))")
+                }
+                #expect(ContinuousClock.now - start < .seconds(4))
+                // And an append on a store of that client works as ever.
+                let store = PostgresEventStore(client: client)
+                let (stream, events) = PostgresOrderingTests.events("within-time")
+                #expect(try await store.append(events, to: stream, expecting: .noStream).version == 1)
+            }
+        }
+    }
+}
+
 @Suite("PostgreSQL schema", .enabled(if: TestServer.isAvailable, "DUGONG_POSTGRES_URL is not set: no PostgreSQL server"))
 struct PostgresSchemaTests {
     @Test func migratingAgainAndFromManyInstancesAtOnceChangesNothing() async throws {

@@ -35,6 +35,14 @@ struct PostgresConnectionURLTests {
         for bad in ["http://app@h/d", "postgres://h/d", "postgres://app@/d", "not a url", "postgres://app@h/d?sslmode=sometimes"] {
             #expect(throws: PostgresStoreError.self, "\(bad)") { try PostgresConnectionURL.configuration(from: bad, environment: [:]) }
         }
+        let tuned = try PostgresConnectionURL.configuration(
+            from: "postgres://app@h/d?connect_timeout=3&application_name=billing&options=-c%20statement_timeout%3D5000%20-clock_timeout=100",
+            environment: [:])
+        #expect(tuned.options.connectTimeout == .seconds(3))
+        #expect(tuned.options.additionalStartupParameters.map { "\($0.0)=\($0.1)" } == ["application_name=billing", "statement_timeout=5000", "lock_timeout=100"])
+        for bad in ["connect_timeout=0", "connect_timeout=soon", "options=statement_timeout%3D5", "options=-c%20%3D5"] {
+            #expect(throws: PostgresStoreError.self, "\(bad)") { try PostgresConnectionURL.configuration(from: "postgres://app@h/d?\(bad)", environment: [:]) }
+        }
         for mode in ["disable", "prefer", "require", "verify-ca", "verify-full"] {
             #expect(throws: Never.self) { try PostgresConnectionURL.configuration(from: "postgres://app@h/d?sslmode=\(mode)", environment: [:]) }
         }
