@@ -257,14 +257,13 @@ struct PostgresTimeoutTests {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { await client.run() }
                 defer { group.cancelAll() }
-                let start = ContinuousClock.now
+                // The server's own error says the timeout stopped it (no clock in the test).
                 do {
-                    for try await _ in try await client.query("SELECT pg_sleep(5)") {}
-                    Issue.record("a 5 s statement ran to its end")
+                    for try await _ in try await client.query("SELECT pg_sleep(20)") {}
+                    Issue.record("a 20 s statement ran to its end")
                 } catch let error as PSQLError {
                     #expect(error.serverInfo?[.sqlState] == "57014", "query_canceled, not \(String(reflecting: error))")
                 }
-                #expect(ContinuousClock.now - start < .seconds(4))
                 // And an append on a store of that client works as ever.
                 let store = PostgresEventStore(client: client)
                 let (stream, events) = PostgresOrderingTests.events("within-time")
