@@ -38,9 +38,10 @@ public final class PostgresTestDatabase: Sendable {
         var components = URLComponents(string: serverURL)
         components?.path = "/" + name
         guard let url = components?.string else { throw PostgresStoreError.invalidURL("\(serverURL) has no path to replace") }
-        let database = PostgresTestDatabase(
-            client: PostgresClient(configuration: try PostgresConnectionURL.configuration(from: url)), url: url, name: name,
-            serverURL: serverURL)
+        // A few connections each: many tests share one server, whose connections are counted.
+        var configuration = try PostgresConnectionURL.configuration(from: url)
+        configuration.options.maximumConnections = 8
+        let database = PostgresTestDatabase(client: PostgresClient(configuration: configuration), url: url, name: name, serverURL: serverURL)
         do {
             try await PostgresSchema.migrate(database.client, logger: logger)
         } catch {
@@ -59,7 +60,9 @@ public final class PostgresTestDatabase: Sendable {
 
     /// Runs `body` with a client of the server's database while its pool runs.
     private static func onServer(_ serverURL: String, _ body: (PostgresClient) async throws -> Void) async throws {
-        let server = PostgresClient(configuration: try PostgresConnectionURL.configuration(from: serverURL))
+        var configuration = try PostgresConnectionURL.configuration(from: serverURL)
+        configuration.options.maximumConnections = 1
+        let server = PostgresClient(configuration: configuration)
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { await server.run() }
             defer { group.cancelAll() }
