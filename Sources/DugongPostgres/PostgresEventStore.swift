@@ -27,11 +27,14 @@ public struct PostgresEventStore: TransactionalEventStore, GlobalEventLog {
     /// a millisecond.
     public let pollInterval: Duration
     let logger: Logger
+    /// The commits' notifications, one listening connection for all of this store's waiting readers.
+    let commits: CommitNotifications
 
     public init(client: PostgresClient, pollInterval: Duration = .milliseconds(100), logger: Logger = Logger(label: "dugong.postgres")) {
         self.client = client
         self.pollInterval = max(pollInterval, .milliseconds(1))
         self.logger = logger
+        commits = CommitNotifications(client: client, logger: logger)
     }
 
     /// Appends to several streams in one transaction: all or none (``Dugong/TransactionalEventStore``).
@@ -178,34 +181,34 @@ public struct PostgresEventStore: TransactionalEventStore, GlobalEventLog {
     }
 
     /// Returns once an event at or after `cursor` is readable, or the task is cancelled. It
-    /// listens for the notification every commit sends (`dugong_events`, on a pooled connection
-    /// of its own while it waits) and looks every ``pollInterval`` too: a notification may come
-    /// before older transactions have ended, and one may be lost with a connection.
+    /// looks when a commit's notification arrives (`dugong_events`; one pooled connection listens
+    /// for all of this store's waiting readers) and every ``pollInterval`` too: a notification
+    /// may come before older transactions have ended, and one may be lost with a connection.
     public func waitForEvents(from cursor: LogCursor) async throws {
         if try await !events(from: cursor, maxCount: 1).isEmpty { return }
-        try await client.withConnection { connection in
-            try await connection.listen(on: Self.channel) { notifications in
-                // Notifications and the poll timer both wake the check (at most one wakeup
-                // pending: a burst of commits is one look).
-                let (wakeups, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
-                try await withThrowingTaskGroup(of: Void.self) { group in
-                    group.addTask {
-                        for try await _ in notifications { wake.yield() }
-                    }
-                    group.addTask {
-                        while !Task.isCancelled {
-                            try? await Task.sleep(for: pollInterval)
-                            wake.yield()
-                        }
-                    }
-                    defer { group.cancelAll() }
-                    for await _ in wakeups {
-                        if Task.isCancelled { return }
-                        if try await !events(from: cursor, maxCount: 1).isEmpty { return }
+        // Notifications and the poll timer both wake the look (at most one wakeup pending: a
+        // burst of commits is one look). Each look leases a connection for one statement.
+        let (wakeups, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        let reader = await commits.add(wake)
+        do {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    while !Task.isCancelled {
+                        try? await Task.sleep(for: pollInterval)
+                        wake.yield()
                     }
                 }
+                defer { group.cancelAll() }
+                for await _ in wakeups {
+                    if Task.isCancelled { return }
+                    if try await !events(from: cursor, maxCount: 1).isEmpty { return }
+                }
             }
+        } catch {
+            await commits.remove(reader)
+            throw error
         }
+        await commits.remove(reader)
     }
 
     /// The notification channel commits send on (the schema's `dugong_events_notify` trigger).
