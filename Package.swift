@@ -10,11 +10,15 @@ let package = Package(
         .executable(name: "dugong", targets: ["DugongCLI"]),
         // The ports on PostgreSQL: with the `Postgres` trait only (see the README).
         .library(name: "DugongPostgres", targets: ["DugongPostgres"]),
+        // The web inspector, to embed with an application's aggregates: with the `Studio` trait.
+        .library(name: "DugongStudio", targets: ["DugongStudio"]),
     ],
     traits: [
         // Off by default: an application of Dugong and DugongStore builds no SwiftNIO or
         // PostgreSQL code. `.package(url: …, from: …, traits: ["Postgres"])` turns it on.
         .trait(name: "Postgres", description: "DugongPostgres: the ports on PostgreSQL, through PostgresNIO"),
+        // Off by default: Dugong Studio, the web inspector (Hummingbird, SwiftNIO).
+        .trait(name: "Studio", description: "DugongStudio: a local web inspector of stores and aggregates, through Hummingbird"),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -25,6 +29,10 @@ let package = Package(
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
         // With the `Postgres` trait only: TLS settings for PostgresNIO (its own dependency).
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+        // With the `Studio` trait only: the web server, and running it as a service.
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
     ],
     targets: [
         // The framework: domain, serialization, ports and in-memory adapters.
@@ -43,6 +51,19 @@ let package = Package(
                 .product(name: "PostgresNIO", package: "postgres-nio", condition: .when(traits: ["Postgres"])),
                 .product(name: "NIOSSL", package: "swift-nio-ssl", condition: .when(traits: ["Postgres"])),
                 .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // Dugong Studio: a web inspector of a store; without the `Studio` trait only its page
+        // and JSON answers build (no SwiftNIO).
+        .target(
+            name: "DugongStudio",
+            dependencies: [
+                "Dugong",
+                "DugongStore",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Hummingbird", package: "hummingbird", condition: .when(traits: ["Studio"])),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle", condition: .when(traits: ["Studio"])),
+                .product(name: "HTTPTypes", package: "swift-http-types", condition: .when(traits: ["Studio"])),
             ]
         ),
         // Contract suites every adapter of a port runs, and aggregate test helpers.
@@ -67,6 +88,8 @@ let package = Package(
                 // `postgres://` stores: with the `Postgres` trait only (empty otherwise).
                 "DugongPostgres",
                 .product(name: "PostgresNIO", package: "postgres-nio", condition: .when(traits: ["Postgres"])),
+                // `dugong studio`: with the `Studio` trait only.
+                "DugongStudio",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -75,6 +98,9 @@ let package = Package(
         // Runs against a server when DUGONG_POSTGRES_URL is set (tools/test starts one).
         .testTarget(name: "DugongPostgresTests", dependencies: ["DugongPostgres", "Dugong", "DugongStore", "DugongTesting", "DugongExample"]),
         .testTarget(name: "DugongCLITests", dependencies: ["DugongCLI", "DugongStore", "Dugong"]),
+        // The Studio's answers; with the `Studio` trait its server over HTTP, and the page in
+        // Chromium when DUGONG_CHROMEDRIVER names a chromedriver (tools/test installs one).
+        .testTarget(name: "DugongStudioTests", dependencies: ["DugongStudio", "DugongStore", "Dugong", "DugongExample"]),
         .testTarget(
             name: "DugongStoreTests",
             dependencies: [

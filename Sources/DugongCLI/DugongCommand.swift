@@ -12,7 +12,7 @@ struct DugongCommand: AsyncParsableCommand {
         version: "0.3.0 (store format version 3; reads 2 and 3)",
         subcommands: [
             Bench.self, Verify.self, Compact.self, Stats.self, Streams.self, Read.self, ReadAll.self, Append.self, Import.self, Export.self,
-            DeleteStream.self, TruncateStream.self, TombstoneStream.self, Upgrade.self, Demo.self,
+            DeleteStream.self, TruncateStream.self, TombstoneStream.self, Upgrade.self, Demo.self, StudioCommand.self,
         ]
     )
 

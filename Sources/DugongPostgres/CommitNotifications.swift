@@ -51,8 +51,8 @@ actor CommitNotifications {
                 try await client.withConnection { connection in
                     try await connection.listen(on: PostgresEventStore.channel) { notifications in
                         // Commits made while the LISTEN was being set up notified no one.
-                        await self.notifyReaders()
-                        for try await _ in notifications { await self.notifyReaders() }
+                        self.notifyReaders()
+                        for try await _ in notifications { self.notifyReaders() }
                     }
                 }
             } catch {

@@ -61,7 +61,7 @@ enum Tool {
     }
 }
 
-@Suite("The dugong tool on PostgreSQL", .enabled(if: TestServer.isAvailable, "DUGONG_POSTGRES_URL is not set: no PostgreSQL server"), .timeLimit(.minutes(5)))
+@Suite("The dugong tool on PostgreSQL", .enabled(if: TestServer.isAvailable, "DUGONG_POSTGRES_URL is not set: no PostgreSQL server"))
 struct PostgresToolTests {
     /// A directory store with every lifecycle: the demo's aggregates and checkpoint, a stream
     /// truncated, one deleted, a name tombstoned that never had events, and (`compacted`) the

@@ -22,6 +22,7 @@ struct Demo: AsyncParsableCommand {
               dugong demo
               dugong demo --store /tmp/bank
               dugong demo --in-memory
+              dugong demo --studio
             """
     )
 
@@ -31,8 +32,18 @@ struct Demo: AsyncParsableCommand {
     @Flag(help: "Use the in-memory event store instead of a DugongStore.")
     var inMemory = false
 
+    @Flag(help: "Then serve Dugong Studio on the store, with the accounts' states and diffs, until Ctrl-C (a dugong built with the Studio trait).")
+    var studio = false
+
+    @Option(help: "The Studio's port with --studio (0: a free one).")
+    var port = 0
+
     func validate() throws {
         if inMemory && store != nil { throw ValidationError("--in-memory and --store exclude each other") }
+        if studio && (inMemory || store.map(PostgresAccess.isURL) == true) {
+            throw ValidationError("--studio shows a directory store: leave out --in-memory and postgres:// URLs")
+        }
+        guard (0...65535).contains(port) else { throw ValidationError("--port must be between 0 and 65535, not \(port)") }
     }
 
     func run() async throws {
@@ -50,5 +61,13 @@ struct Demo: AsyncParsableCommand {
         Terminal.emit("Dugong demo: a bank account on a DugongStore in \(directory)\n")
         try await BankAccountStory.run(on: EventLogStore(log: log), snapshots: EventLogSnapshotStore(log: log)) { Terminal.emit($0) }
         Terminal.emit("\nThe store holds \(log.eventCount) events in \(log.frameBytes) bytes of frames (\(log.segmentNames.joined(separator: ", "))).")
+        if studio {
+            #if Studio
+            Terminal.emit("\nOpen a BankAccount stream in the Studio and select an event: its state before and after, and what changed.")
+            try await StudioCommand.serve(log: log, aggregates: [BankAccount.self], host: "127.0.0.1", port: port, allowMaintenance: false)
+            #else
+            throw Terminal.fail("this dugong was built without the Studio: build it with `swift build --traits Studio`", code: ExitStatus.usage.rawValue)
+            #endif
+        }
     }
 }

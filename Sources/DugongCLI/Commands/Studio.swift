@@ -1,0 +1,88 @@
+import ArgumentParser
+import Dugong
+import DugongExample
+import DugongStore
+import Foundation
+import Glibc
+#if Studio
+import DugongStudio
+#endif
+
+/// `dugong studio`: the web inspector on a store.
+struct StudioCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "studio",
+        abstract: "Inspect a store in the browser: streams, events, the log live, health, checkpoints.",
+        discussion: """
+            Serves Dugong Studio on http://127.0.0.1:PORT/ until interrupted (Ctrl-C) and prints \
+            its URL. Read-only: the store is opened as a reader, beside a running application. \
+            With --allow-maintenance the store is opened for writing (stop the application \
+            first) and the page offers verify and compact, each after a confirmation.
+
+            Only this machine can reach it unless --host names another address; then every \
+            request needs the access token in the printed URL. Event data may hold personal data: \
+            share a Studio only with people allowed to see it.
+
+            States and diffs of aggregates need the application's aggregate types: embed \
+            DugongStudio (README, "Studio"). `dugong demo --studio` shows them on the bank example.
+
+            Examples:
+              dugong studio /var/lib/app/events
+              dugong studio /var/lib/app/events --port 8080
+              dugong studio /var/lib/app/events --allow-maintenance
+            """
+    )
+
+    @Argument(help: "The store's directory.") var store: String
+    @Option(help: "The port to listen on (0: a free one).") var port = 0
+    @Option(help: "The address to listen on; other than a loopback one, requests need the printed token.") var host = "127.0.0.1"
+    @Flag(help: "Open the store for writing and offer verify and compact.") var allowMaintenance = false
+
+    func validate() throws {
+        guard (0...65535).contains(port) else { throw ValidationError("--port must be between 0 and 65535, not \(port)") }
+    }
+
+    func run() async throws {
+        try PostgresAccess.refuse(store, "the Studio reads directory stores in this version; `dugong read-all` and `dugong streams` read PostgreSQL")
+        #if Studio
+        let log = try StoreAccess.open(store, forWriting: allowMaintenance)
+        defer { log.close() }
+        try await Self.serve(log: log, aggregates: [], host: host, port: port, allowMaintenance: allowMaintenance)
+        #else
+        throw Terminal.fail("this dugong was built without the Studio: build it with `swift build --traits Studio`", code: ExitStatus.usage.rawValue)
+        #endif
+    }
+
+    #if Studio
+    /// Serves until SIGINT or SIGTERM.
+    static func serve(log: EventLog, aggregates: [any Aggregate.Type], host: String, port: Int, allowMaintenance: Bool) async throws {
+        let studio: Studio
+        do {
+            studio = try Studio(log: log, aggregates: aggregates, options: .init(host: host, port: port, allowMaintenance: allowMaintenance))
+        } catch {
+            throw Terminal.fail("\(error)", code: ExitStatus.usage.rawValue)
+        }
+        let serving = Task {
+            try await studio.run { url in
+                Terminal.emit("Dugong Studio: \(url.absoluteString)  (Ctrl-C stops it)")
+            }
+        }
+        // Ctrl-C and SIGTERM stop the server; the caller then closes the store.
+        let signals = [SIGINT, SIGTERM].map { number in
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler { serving.cancel() }
+            source.resume()
+            return source
+        }
+        defer { for source in signals { source.cancel() } }
+        do {
+            try await serving.value
+        } catch is CancellationError {
+            // Stopped by a signal.
+        } catch {
+            throw Terminal.fail("the Studio stopped: \(error)", code: ExitStatus.ioFailure.rawValue)
+        }
+    }
+    #endif
+}

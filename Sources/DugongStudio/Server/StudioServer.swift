@@ -1,0 +1,91 @@
+#if Studio
+import Dugong
+import DugongStore
+import Foundation
+import Hummingbird
+import Logging
+import ServiceLifecycle
+
+/// Dugong Studio: a web inspector of an embedded store, served to a browser on this machine.
+///
+/// ```swift
+/// let log = try EventLog.open(at: "/var/lib/app/events", options: .init(readOnly: true))
+/// let studio = try Studio(log: log, aggregates: [BankAccount.self])
+/// try await studio.run { url in print("Dugong Studio: \(url)") }   // until cancelled
+/// ```
+///
+/// With the application's aggregate types it also shows, for any aggregate event, the state
+/// before and after it, what changed, and the command context that caused it.
+///
+/// Read-only unless ``Options/allowMaintenance``: then verify and compact are offered (the
+/// store must be open for writing: the application stopped). Bound to 127.0.0.1 by default;
+/// every request's `Host` must name this server (no DNS rebinding); bound to another address,
+/// every request must carry the access token the URL given to `ready` holds; requests that
+/// change something carry the page's CSRF token.
+public struct Studio: Sendable {
+    public struct Options: Sendable {
+        /// The address to listen on: a loopback address unless you mean to share the store.
+        public var host = "127.0.0.1"
+        /// 0: a free port.
+        public var port = 0
+        /// Offers verify and compact (the store open for writing).
+        public var allowMaintenance = false
+
+        public init(host: String = "127.0.0.1", port: Int = 0, allowMaintenance: Bool = false) {
+            self.host = host
+            self.port = port
+            self.allowMaintenance = allowMaintenance
+        }
+    }
+
+    let browser: StoreBrowser
+    public let options: Options
+    let guardian: RequestGuard
+
+    /// - Parameters:
+    ///   - log: the store, open read-only (or for writing, with ``Options/allowMaintenance``).
+    ///   - aggregates: the application's aggregate types (states, diffs, command context).
+    /// - Throws: ``StudioError`` for maintenance on a read-only store; ``EventRegistryError``
+    ///   when the aggregates' event types conflict.
+    public init(log: EventLog, aggregates: [any Aggregate.Type] = [], options: Options = Options()) throws {
+        if options.allowMaintenance, log.options.readOnly { throw StudioError.maintenanceNeedsAWritableStore }
+        browser = try StoreBrowser(log: log, aggregates: aggregates)
+        self.options = options
+        guardian = RequestGuard(host: options.host)
+    }
+
+    /// Serves until the task is cancelled. `ready` gets the page's URL (with the access token
+    /// when the address is not a loopback one) once the server listens.
+    public func run(logger: Logger = Logger(label: "dugong.studio"), ready: @escaping @Sendable (URL) async -> Void = { _ in }) async throws {
+        let guardian = self.guardian
+        let router = Router()
+        router.add(middleware: guardian)
+        addRoutes(to: router)
+        let app = Application(
+            router: router, configuration: .init(address: .hostname(options.host, port: options.port), serverName: "Dugong Studio"),
+            onServerRunning: { channel in
+                let port = channel.localAddress?.port ?? 0
+                guardian.listening(on: port)
+                if let url = guardian.pageURL() { await ready(url) }
+            },
+            logger: logger)
+        let services = ServiceGroup(services: [app], gracefulShutdownSignals: [], logger: logger)
+        try await withTaskCancellationHandler {
+            try await services.run()
+        } onCancel: {
+            Task { await services.triggerGracefulShutdown() }
+        }
+    }
+}
+
+/// Why a Studio cannot start.
+public enum StudioError: Error, Sendable, Equatable, CustomStringConvertible {
+    case maintenanceNeedsAWritableStore
+
+    public var description: String {
+        switch self {
+        case .maintenanceNeedsAWritableStore: "maintenance (verify, compact) needs the store open for writing: stop the application first"
+        }
+    }
+}
+#endif

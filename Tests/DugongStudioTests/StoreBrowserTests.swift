@@ -1,0 +1,159 @@
+import Dugong
+import DugongExample
+import DugongStore
+@testable import DugongStudio
+import Foundation
+import Testing
+
+/// A store for the Studio's tests: two bank accounts (with a correlation id on a deposit), a
+/// stream of raw events (a number above 2^53, text that is not JSON, bytes that are not UTF-8)
+/// and a projection's checkpoint.
+struct StudioFixture: Sendable {
+    let path: String
+    let log: EventLog
+
+    static func make(_ label: String, readOnly: Bool = false) async throws -> StudioFixture {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("dugong-studio-\(label)-\(UUID().uuidString.prefix(8))").path
+        let writer = try EventLog.open(at: path, options: .init(createIfMissing: true))
+        let store = EventLogStore(log: writer)
+        let accounts = AggregateRepository<BankAccount>(eventStore: store, registry: try EventRegistry(BankAccount.self))
+        _ = try await accounts.create(id: "ada") { try $0.open(owner: "Ada") }
+        guard var ada = try await accounts.load("ada") else { throw StudioFixtureError.notCreated }
+        try ada.execute { try $0.deposit(100) }
+        ada.stamp(EventContext(correlationID: "order-17", triggeredByUserID: "teller-3"))
+        try await accounts.commit(&ada)
+        try await accounts.update("ada") { try $0.withdraw(30) }
+        _ = try await accounts.create(id: "bob") { try $0.open(owner: "Bob") }
+        try await writer.append(
+            [
+                NewEvent(type: "Big", data: Data(#"{"n":12345678901234567890,"s":"a\"b\\c\u0000","x":[1,{"y":null}]}"#.utf8)),
+                NewEvent(type: "Text", data: Data("not json <script>alert(1)</script>".utf8)),
+                NewEvent(type: "Bytes", data: Data([0xFF, 0x00, 0xFE])),
+            ], to: "raw/1")
+        var checkpoint = try await Checkpoint.load("balances", from: store)
+        try await checkpoint.save(LogCursor(position: 2), to: store)
+        guard readOnly else { return StudioFixture(path: path, log: writer) }
+        writer.close()
+        var options = EventLog.Options()
+        options.readOnly = true
+        return StudioFixture(path: path, log: try EventLog.open(at: path, options: options))
+    }
+
+    func remove() {
+        log.close()
+        try? FileManager.default.removeItem(atPath: path)
+    }
+}
+
+enum StudioFixtureError: Error {
+    case notCreated
+}
+
+@Suite("Studio: what the page is told")
+struct StoreBrowserTests {
+    @Test func storedJSONIsIndentedTokenByToken() {
+        let stored = Data(#"{"n":12345678901234567890,"s":"a\"b,{","e":{},"l":[1, 2.50e3 ,{"y":null}]}"#.utf8)
+        let indented = JSONText.indented(stored)!
+        #expect(indented == """
+            {
+              "n": 12345678901234567890,
+              "s": "a\\"b,{",
+              "e": {},
+              "l": [
+                1,
+                2.50e3,
+                {
+                  "y": null
+                }
+              ]
+            }
+            """)
+        // Every token as stored: only whitespace differs.
+        #expect(indented.filter { !$0.isWhitespace } == String(decoding: stored, as: UTF8.self).filter { !$0.isWhitespace })
+        #expect(JSONText.payload(Data("<b>".utf8)) == #"{"text":"<b>"}"#)
+        #expect(JSONText.payload(Data([0xFF])) == #"{"base64":"/w=="}"#)
+        #expect(JSONText.payload(Data()) == "{}")
+        #expect(JSONText.quoted("a\u{0}\n\u{2028}") == #""a\u0000\n\u2028""#)
+    }
+
+    @Test func changesAreListedByPath() {
+        let before: JSONValue = ["owner": "Ada", "balance": 100, "tags": ["a"], "sequenceNumber": 2]
+        let after: JSONValue = ["owner": "Ada", "balance": 70, "tags": ["a", "b"], "closed": true, "sequenceNumber": 3]
+        #expect(
+            StateDifference.between(before, after) == [
+                StateDifference(path: "balance", before: "100", after: "70"),
+                StateDifference(path: "closed", before: nil, after: "true"),
+                StateDifference(path: "tags[1]", before: nil, after: "\"b\""),
+            ])
+        #expect(StateDifference.between(nil, "x") == [StateDifference(path: "(state)", before: nil, after: "\"x\"")])
+    }
+
+    static func object(_ text: String) throws -> [String: Any] {
+        try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
+    }
+
+    @Test func streamsLogAndCheckpointsArePaged() async throws {
+        let fixture = try await StudioFixture.make("browser")
+        defer { fixture.remove() }
+        let browser = try StoreBrowser(log: fixture.log, aggregates: [BankAccount.self])
+
+        let first = try Self.object(try browser.streams(search: "", after: 0, limit: 2))
+        #expect((first["streams"] as? [[String: Any]])?.map { $0["stream"] as? String } == ["bank:BankAccount/ada", "bank:BankAccount/bob"])
+        let next = try #require(first["next"] as? Int)
+        let second = try Self.object(try browser.streams(search: "", after: next, limit: 100))
+        #expect((second["streams"] as? [[String: Any]])?.compactMap { $0["stream"] as? String }.contains("raw/1") == true)
+        #expect(second["next"] is NSNull)
+        let searched = try Self.object(try browser.streams(search: "BOB", after: 0, limit: 10))
+        #expect((searched["streams"] as? [[String: Any]])?.count == 1)
+
+        let stream = try Self.object(try #require(try browser.stream("bank:BankAccount/ada", from: 2, limit: 1)))
+        let events = try #require(stream["events"] as? [[String: Any]])
+        #expect(events.count == 1 && events[0]["version"] as? Int == 2 && stream["next"] as? Int == 3)
+        let envelope = try #require(events[0]["envelope"] as? [String: Any])
+        #expect(envelope["correlationID"] as? String == "order-17" && envelope["triggeredByUserID"] as? String == "teller-3")
+        #expect(try browser.stream("nope", from: 1, limit: 1) == nil)
+
+        // The raw stream: the number's digits as stored, other text as text, bytes as base64.
+        let raw = try Self.object(try #require(try browser.stream("raw/1", from: 1, limit: 10)))
+        let rawEvents = try #require(raw["events"] as? [[String: Any]])
+        #expect((rawEvents[0]["data"] as? [String: Any])?["json"] as? String == JSONText.indented(Data(#"{"n":12345678901234567890,"s":"a\"b\\c\u0000","x":[1,{"y":null}]}"#.utf8)))
+        #expect(((rawEvents[0]["data"] as? [String: Any])?["json"] as? String)?.contains("12345678901234567890") == true)
+        #expect((rawEvents[1]["data"] as? [String: Any])?["text"] as? String == "not json <script>alert(1)</script>")
+        #expect((rawEvents[2]["data"] as? [String: Any])?["base64"] as? String == Data([0xFF, 0x00, 0xFE]).base64EncodedString())
+
+        // The log: filtered by type, paged by position; a position past the end is an empty page.
+        let deposits = try Self.object(try browser.log(from: 0, limit: 10, filter: .init(type: "MoneyDeposited")))
+        #expect((deposits["events"] as? [[String: Any]])?.count == 1 && deposits["complete"] as? Bool == true)
+        let byPrefix = try Self.object(try browser.log(from: 0, limit: 2, filter: .init(streamPrefix: "bank:")))
+        #expect((byPrefix["events"] as? [[String: Any]])?.count == 2 && byPrefix["complete"] as? Bool == false)
+        let past = try Self.object(try browser.log(from: 1_000_000, limit: 10, filter: .init()))
+        #expect((past["events"] as? [[String: Any]])?.isEmpty == true && past["complete"] as? Bool == true)
+        let future = try Self.object(try browser.log(from: 0, limit: 10, filter: .init(since: Int64(Date().timeIntervalSince1970 * 1000) + 3_600_000)))
+        #expect((future["events"] as? [[String: Any]])?.isEmpty == true)
+
+        let checkpoints = try Self.object(try browser.checkpoints())
+        let rows = try #require(checkpoints["checkpoints"] as? [[String: Any]])
+        #expect(rows.count == 1 && rows[0]["name"] as? String == "balances" && rows[0]["position"] as? Int == 2)
+    }
+
+    @Test func anAggregateEventShowsItsStatesChangesAndContext() async throws {
+        let fixture = try await StudioFixture.make("aggregate")
+        defer { fixture.remove() }
+        let browser = try StoreBrowser(log: fixture.log, aggregates: [BankAccount.self])
+        let deposit = try Self.object(try #require(try await browser.aggregateEvent(stream: "bank:BankAccount/ada", version: 2)))
+        let changes = try #require(deposit["changes"] as? [[String: Any]])
+        #expect(changes.map { $0["path"] as? String } == ["balance"])
+        #expect(changes.first?["before"] as? String == "0" && changes.first?["after"] as? String == "100", "\(changes)")
+        #expect((deposit["context"] as? [String: Any])?["correlationID"] as? String == "order-17")
+        #expect((deposit["after"] as? String)?.contains("\"balance\": 100") == true)
+        // The first event: no state before it.
+        let opened = try Self.object(try #require(try await browser.aggregateEvent(stream: "bank:BankAccount/ada", version: 1)))
+        #expect(opened["before"] is NSNull)
+        // Not an aggregate stream, a version it does not have: nothing.
+        #expect(try await browser.aggregateEvent(stream: "raw/1", version: 1) == nil)
+        #expect(try await browser.aggregateEvent(stream: "bank:BankAccount/ada", version: 9) == nil)
+        // By time: the last event at or before it.
+        #expect(try browser.aggregateVersion(stream: "bank:BankAccount/ada", asOf: Int64(Date().timeIntervalSince1970 * 1000) + 1000) == 3)
+        #expect(try browser.aggregateVersion(stream: "bank:BankAccount/ada", asOf: 0) == nil)
+    }
+}
