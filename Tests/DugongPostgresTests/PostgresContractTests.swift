@@ -369,7 +369,7 @@ struct PostgresReaderTests {
     /// eight waiters waited for each other for ever.)
     @Test(.timeLimit(.minutes(20))) func moreWaitersThanPooledConnectionsAllWake() async throws {
         try await TestServer.withFreshDatabase { client in
-            let store = PostgresEventStore(client: client, pollInterval: .milliseconds(20))
+            let store = PostgresEventStore(client: client)
             let end = try await store.endCursor()
             let woken = try await withThrowingTaskGroup(of: Int.self) { group in
                 for _ in 0..<12 {

@@ -27,7 +27,8 @@ nav a.active { color:var(--ink); border-bottom:2px solid var(--accent); }
 .badge { padding:2px 8px; border-radius:10px; font-size:12px; font-weight:600; }
 .badge.good { background:#dcf5e3; color:var(--good); } .badge.bad { background:#fde4e1; color:var(--bad); }
 main { padding:14px 18px; }
-.columns { display:grid; grid-template-columns: 320px 1fr; gap:18px; }
+.columns { display:grid; grid-template-columns: 250px 330px minmax(0, 1fr); gap:14px; }
+.scroll { max-height:78vh; overflow:auto; }
 .panel { border:1px solid var(--line); border-radius:6px; padding:10px; margin-bottom:14px; }
 .panel h2 { font-size:14px; margin:0 0 8px; }
 table { border-collapse:collapse; width:100%; }
@@ -78,17 +79,11 @@ button.primary { background:var(--accent); color:#fff; border-color:var(--accent
         <div class="panel" id="stream-panel" hidden>
           <h2 id="stream-title" class="mono"></h2>
           <div id="stream-facts" class="muted"></div>
-          <table><thead><tr><th>version</th><th>type</th><th>time</th><th>position</th></tr></thead><tbody id="events"></tbody></table>
+          <div class="scroll"><table><thead><tr><th>version</th><th>type</th><th>time (UTC)</th></tr></thead><tbody id="events"></tbody></table></div>
           <div class="row"><button id="events-newer" hidden>Earlier events</button><button id="events-older" hidden>Later events</button></div>
         </div>
-        <div class="panel" id="event-detail" hidden>
-          <h2>Event <span id="detail-title" class="mono"></span></h2>
-          <table><tbody id="envelope"></tbody></table>
-          <div class="grid2">
-            <div><h2>data</h2><pre id="detail-data"></pre></div>
-            <div><h2>metadata</h2><pre id="detail-metadata"></pre></div>
-          </div>
-        </div>
+      </div>
+      <div>
         <div class="panel" id="aggregate-panel" hidden>
           <h2>The aggregate at this event</h2>
           <div class="row">
@@ -106,6 +101,14 @@ button.primary { background:var(--accent); color:#fff; border-color:var(--accent
               <div><h2>State before</h2><pre id="state-before"></pre></div>
               <div><h2>State after</h2><pre id="state-after"></pre></div>
             </div>
+          </div>
+        </div>
+        <div class="panel" id="event-detail" hidden>
+          <h2>Event <span id="detail-title" class="mono"></span></h2>
+          <table><tbody id="envelope"></tbody></table>
+          <div class="grid2">
+            <div><h2>data</h2><pre id="detail-data"></pre></div>
+            <div><h2>metadata</h2><pre id="detail-metadata"></pre></div>
           </div>
         </div>
       </div>
@@ -264,7 +267,8 @@ async function openStream(name, from, selectVersion) {
   $("stream-facts").textContent = "version " + page.version + (page.firstVisibleVersion > 1 ? " · begins at " + page.firstVisibleVersion : "") + (page.tombstoned ? " · tombstoned" : "");
   const body = $("events"); clear(body);
   for (const event of page.events) {
-    const tr = row([event.version, event.type, event.timestamp, event.position], "pick");
+    const tr = row([event.version, event.type, event.timestamp.slice(11, 23)], "pick");
+    tr.title = event.timestamp + " · position " + event.position;
     tr.dataset.version = event.version;
     tr.onclick = () => { location.hash = "#/stream/" + encodeURIComponent(name) + "/" + event.version; };
     body.appendChild(tr);

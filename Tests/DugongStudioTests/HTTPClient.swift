@@ -1,0 +1,93 @@
+import Foundation
+import Glibc
+
+/// A plain HTTP/1.1 client over a socket, on a thread of its own (never blocking the tests'
+/// concurrency threads): any method, any `Host` header, the raw answer.
+enum HTTPClient {
+    struct Answer: Sendable {
+        var status: Int
+        var headers: [String: String]
+        var body: String
+    }
+
+    struct Failure: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    /// Sends one request (`Connection: close`) and reads the answer to its end, or until
+    /// `until` appears in it (then the connection is closed: a stream of server-sent events).
+    static func send(port: Int, _ target: String, host: String? = nil, headers: [String: String] = [:], until: String? = nil) async throws -> Answer {
+        try await send(port: port, "GET", target, host: host, headers: headers, until: until)
+    }
+
+    static func send(
+        port: Int, _ method: String, _ target: String, host: String? = nil, headers: [String: String] = [:], until: String? = nil
+    ) async throws -> Answer {
+        try await withCheckedThrowingContinuation { continuation in
+            let thread = Thread {
+                continuation.resume(with: Result { try exchange(port: port, method, target, host: host, headers: headers, until: until) })
+            }
+            thread.start()
+        }
+    }
+
+    private static func exchange(port: Int, _ method: String, _ target: String, host: String?, headers: [String: String], until: String?) throws -> Answer {
+        let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard socket >= 0 else { throw Failure(description: "socket: errno \(errno)") }
+        defer { close(socket) }
+        var timeout = timeval(tv_sec: 60, tv_usec: 0)
+        setsockopt(socket, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(socket, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else { throw Failure(description: "connect to port \(port): errno \(errno)") }
+        var request = "\(method) \(target) HTTP/1.1\r\nHost: \(host ?? "127.0.0.1:\(port)")\r\nConnection: close\r\n"
+        for (name, value) in headers { request += "\(name): \(value)\r\n" }
+        request += method == "POST" || method == "PUT" || method == "PATCH" ? "Content-Length: 0\r\n\r\n" : "\r\n"
+        let bytes = Array(request.utf8)
+        guard bytes.withUnsafeBytes({ Glibc.send(socket, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }) == bytes.count else {
+            throw Failure(description: "send: errno \(errno)")
+        }
+        var received: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let count = buffer.withUnsafeMutableBytes { recv(socket, $0.baseAddress, $0.count, 0) }
+            if count < 0 { throw Failure(description: "recv: errno \(errno) after \(received.count) bytes") }
+            if count == 0 { break }
+            received += buffer[0..<count]
+            if let until, String(decoding: received, as: UTF8.self).contains(until) { break }
+        }
+        let text = String(decoding: received, as: UTF8.self)
+        guard let split = text.range(of: "\r\n\r\n") else { throw Failure(description: "no answer head in \(text.prefix(200))") }
+        let head = text[..<split.lowerBound].components(separatedBy: "\r\n")
+        guard let statusLine = head.first, let status = Int(statusLine.split(separator: " ").dropFirst().first ?? "") else {
+            throw Failure(description: "no status in \(head.first ?? "")")
+        }
+        var fields: [String: String] = [:]
+        for line in head.dropFirst() {
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            fields[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+        }
+        var body = String(text[split.upperBound...])
+        if fields["transfer-encoding"] == "chunked", until == nil { body = unchunked(body) }
+        return Answer(status: status, headers: fields, body: body)
+    }
+
+    /// A chunked body's data.
+    private static func unchunked(_ body: String) -> String {
+        var bytes = Substring(body)
+        var out = ""
+        while let lineEnd = bytes.range(of: "\r\n"), let size = Int(bytes[..<lineEnd.lowerBound], radix: 16), size > 0 {
+            let start = lineEnd.upperBound
+            let utf8 = bytes.utf8
+            let end = utf8.index(start, offsetBy: size)
+            out += String(bytes[start..<end])
+            bytes = bytes[end...].dropFirst(2)
+        }
+        return out
+    }
+}

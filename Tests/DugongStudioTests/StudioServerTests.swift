@@ -1,0 +1,212 @@
+#if Studio
+import Dugong
+import DugongExample
+import DugongStore
+@testable import DugongStudio
+import Foundation
+import Testing
+
+/// Runs a Studio on a free port while `body` runs.
+func withStudio<R: Sendable>(
+    _ log: EventLog, aggregates: [any Aggregate.Type] = [BankAccount.self], options: Studio.Options = .init(),
+    _ body: (Int, Studio) async throws -> R
+) async throws -> R {
+    let studio = try Studio(log: log, aggregates: aggregates, options: options)
+    let (ports, found) = AsyncStream.makeStream(of: Int.self)
+    let serving = Task { try await studio.run { url in found.yield(url.port ?? 0) } }
+    var iterator = ports.makeAsyncIterator()
+    guard let port = await iterator.next() else { throw HTTPClient.Failure(description: "the Studio did not start") }
+    do {
+        let result = try await body(port, studio)
+        serving.cancel()
+        _ = await serving.result
+        return result
+    } catch {
+        serving.cancel()
+        _ = await serving.result
+        throw error
+    }
+}
+
+@Suite("Studio: the server")
+struct StudioServerTests {
+    static func json(_ answer: HTTPClient.Answer) -> [String: Any]? {
+        (try? JSONSerialization.jsonObject(with: Data(answer.body.utf8))) as? [String: Any]
+    }
+
+    /// Every JSON endpoint the page uses; bad parameters are a 4xx with a message, never a 500.
+    @Test func everyEndpointAnswersAndBadParametersAreRefusedWithAMessage() async throws {
+        let fixture = try await StudioFixture.make("endpoints", readOnly: true)
+        defer { fixture.remove() }
+        try await withStudio(fixture.log) { port, _ in
+            let good = [
+                "/api/overview", "/api/categories", "/api/streams", "/api/streams?search=ada&after=0&limit=500",
+                "/api/stream?name=bank:BankAccount/ada", "/api/stream?name=raw/1&from=2&limit=1", "/api/stream?name=bank:BankAccount/ada&from=99",
+                "/api/log", "/api/log?type=MoneyDeposited&stream=bank:&since=2000-01-01T00:00:00Z&until=4102444800000",
+                "/api/log?from=18446744073709551615", "/api/checkpoints",
+                "/api/aggregate-event?stream=bank:BankAccount/ada&version=2",
+                "/api/aggregate-event?stream=bank:BankAccount/ada&at=2100-01-01T00:00:00Z",
+            ]
+            for target in good {
+                let answer = try await HTTPClient.send(port: port, target)
+                #expect(answer.status == 200 && (try? JSONSerialization.jsonObject(with: Data(answer.body.utf8))) != nil, "\(target): \(answer.status) \(answer.body.prefix(300))")
+            }
+            let refused: [(String, Int, String)] = [
+                ("/api/stream", 400, "name"),
+                ("/api/stream?name=no/such", 404, "no stream"),
+                ("/api/stream?name=raw/1&from=0", 400, "from"),
+                ("/api/stream?name=raw/1&from=x", 400, "whole number"),
+                ("/api/stream?name=raw/1&limit=501", 400, "limit"),
+                ("/api/streams?after=-1", 400, "after"),
+                ("/api/log?from=-5", 400, "from"),
+                ("/api/log?from=18446744073709551616", 400, "from"),
+                ("/api/log?since=yesterday", 400, "since"),
+                ("/api/log?since=2026-01-02T00:00:00Z&until=2026-01-01T00:00:00Z", 400, "after until"),
+                ("/api/aggregate-event?stream=bank:BankAccount/ada", 400, "version"),
+                ("/api/aggregate-event?stream=bank:BankAccount/ada&version=99", 404, "version 99"),
+                ("/api/aggregate-event?stream=raw/1&version=1", 404, "not an aggregate"),
+                ("/api/aggregate-event?stream=bank:BankAccount/ada&at=1970-01-01T00:00:00Z", 404, "no event at or before"),
+                ("/api/tail?from=x", 400, "from"),
+                ("/api/nothing", 404, ""),
+            ]
+            for (target, status, words) in refused {
+                let answer = try await HTTPClient.send(port: port, target)
+                #expect(answer.status == status, "\(target): \(answer.status) \(answer.body.prefix(300))")
+                if !words.isEmpty {
+                    #expect((Self.json(answer)?["error"] as? String)?.contains(words) == true, "\(target): \(answer.body.prefix(300))")
+                }
+            }
+            // The page: one document, nothing from elsewhere.
+            let page = try await HTTPClient.send(port: port, "/")
+            #expect(page.status == 200 && page.headers["content-type"]?.hasPrefix("text/html") == true)
+            #expect(!page.body.contains("http://") && !page.body.contains("https://") && !page.body.contains("src="), "self-contained")
+        }
+    }
+
+    /// Without the application's aggregate types there are no states, and the answer says why.
+    @Test func statesNeedTheApplicationsAggregates() async throws {
+        let fixture = try await StudioFixture.make("no-aggregates", readOnly: true)
+        defer { fixture.remove() }
+        try await withStudio(fixture.log, aggregates: []) { port, _ in
+            let answer = try await HTTPClient.send(port: port, "/api/aggregate-event?stream=bank:BankAccount/ada&version=2")
+            #expect(answer.status == 404 && (Self.json(answer)?["error"] as? String)?.contains("embed DugongStudio") == true)
+        }
+    }
+
+    /// The Host must name this server; changes need the page's CSRF token and maintenance;
+    /// methods other than GET, HEAD and POST are refused.
+    @Test func foreignHostsMissingTokensAndOtherMethodsAreRefused() async throws {
+        let fixture = try await StudioFixture.make("guard", readOnly: true)
+        defer { fixture.remove() }
+        try await withStudio(fixture.log) { port, studio in
+            let rebound = try await HTTPClient.send(port: port, "/api/overview", host: "attacker.example:\(port)")
+            #expect(rebound.status == 421)
+            #expect(try await HTTPClient.send(port: port, "/api/overview", host: "localhost:\(port)").status == 200)
+            #expect(try await HTTPClient.send(port: port, "/api/overview", host: "127.0.0.1:1").status == 421)
+            #expect(try await HTTPClient.send(port: port, "DELETE", "/api/overview").status == 405)
+            let noToken = try await HTTPClient.send(port: port, "POST", "/api/verify")
+            #expect(noToken.status == 403 && (Self.json(noToken)?["error"] as? String)?.contains("CSRF") == true)
+            let readOnly = try await HTTPClient.send(port: port, "POST", "/api/verify", headers: ["X-Dugong-CSRF": studio.guardian.csrfToken])
+            #expect(readOnly.status == 403 && (Self.json(readOnly)?["error"] as? String)?.contains("--allow-maintenance") == true)
+            #expect(try await HTTPClient.send(port: port, "/").body.contains(studio.guardian.csrfToken))
+        }
+        // Maintenance on a read-only store is refused at once.
+        #expect(throws: StudioError.maintenanceNeedsAWritableStore) {
+            try Studio(log: fixture.log, options: .init(allowMaintenance: true))
+        }
+    }
+
+    /// Bound to every address: every request needs the access token (once in the URL, then the
+    /// cookie it sets).
+    @Test func offLoopbackEveryRequestNeedsTheAccessToken() async throws {
+        let fixture = try await StudioFixture.make("token", readOnly: true)
+        defer { fixture.remove() }
+        try await withStudio(fixture.log, options: .init(host: "0.0.0.0")) { port, studio in
+            let token = studio.guardian.accessToken
+            #expect(studio.guardian.pageURL()?.query == "token=\(token)")
+            #expect(try await HTTPClient.send(port: port, "/api/overview").status == 401)
+            #expect(try await HTTPClient.send(port: port, "/?token=wrong").status == 401)
+            let first = try await HTTPClient.send(port: port, "/?token=\(token)")
+            #expect(first.status == 200 && first.headers["set-cookie"]?.contains("HttpOnly") == true)
+            let cookie = try #require(first.headers["set-cookie"]?.split(separator: ";").first.map(String.init))
+            #expect(try await HTTPClient.send(port: port, "/api/overview", headers: ["Cookie": cookie]).status == 200)
+        }
+    }
+
+    /// Verify and compact with maintenance allowed: each answers its result, and the overview
+    /// shows it.
+    @Test func maintenanceVerifiesAndCompacts() async throws {
+        let fixture = try await StudioFixture.make("maintenance")
+        defer { fixture.remove() }
+        try await fixture.log.delete(stream: "raw/1")
+        try await withStudio(fixture.log, options: .init(allowMaintenance: true)) { port, studio in
+            let csrf = ["X-Dugong-CSRF": studio.guardian.csrfToken]
+            let verified = try await HTTPClient.send(port: port, "POST", "/api/verify", headers: csrf)
+            #expect(verified.status == 200 && Self.json(verified)?["clean"] as? Bool == true, "\(verified.body)")
+            let compacted = try await HTTPClient.send(port: port, "POST", "/api/compact", headers: csrf)
+            let report = try #require(Self.json(compacted), "\(compacted.body)")
+            #expect((report["eventsAfter"] as? Int ?? 99) < (report["eventsBefore"] as? Int ?? 0), "the deleted stream's events are gone")
+            let overview = try #require(Self.json(try await HTTPClient.send(port: port, "/api/overview")))
+            #expect((overview["lastVerify"] as? [String: Any])?["clean"] as? Bool == true && overview["lastCompaction"] != nil)
+            // The store reads on after its reopening.
+            #expect(try await HTTPClient.send(port: port, "/api/stream?name=bank:BankAccount/ada").status == 200)
+        }
+    }
+
+    /// The live tail sends what is appended while it is open.
+    @Test func theLiveTailSendsNewEvents() async throws {
+        let fixture = try await StudioFixture.make("tail")
+        defer { fixture.remove() }
+        try await withStudio(fixture.log) { port, _ in
+            async let tail = HTTPClient.send(port: port, "/api/tail", until: "ArrivedLater")
+            try await Task.sleep(for: .milliseconds(300))
+            try await fixture.log.append([NewEvent(type: "ArrivedLater", data: Data(#"{"n":1}"#.utf8))], to: "late/1")
+            let answer = try await tail
+            #expect(answer.status == 200 && answer.headers["content-type"] == "text/event-stream")
+            #expect(answer.body.contains("\"stream\":\"late/1\""))
+            #expect(!answer.body.contains("AccountOpened"), "the tail starts at the head")
+        }
+    }
+
+    /// Read-only really is: every route called with every method leaves every file of the store
+    /// as it was.
+    @Test func everyRouteWithEveryMethodLeavesTheStoreUnchanged() async throws {
+        let fixture = try await StudioFixture.make("read-only", readOnly: true)
+        defer { fixture.remove() }
+        let before = try StoreFiles.contents(fixture.path)
+        try await withStudio(fixture.log) { port, studio in
+            let routes = [
+                "/", "/api/overview", "/api/categories", "/api/streams", "/api/stream?name=bank:BankAccount/ada", "/api/log",
+                "/api/checkpoints", "/api/aggregate-event?stream=bank:BankAccount/ada&version=2", "/api/verify", "/api/compact",
+                "/api/tail?from=0", "/api/nothing",
+            ]
+            for route in routes {
+                for method in ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"] {
+                    for headers in [[:], ["X-Dugong-CSRF": studio.guardian.csrfToken]] {
+                        let tail = route.hasPrefix("/api/tail") && method == "GET"
+                        let answer = try await HTTPClient.send(port: port, method, route, headers: headers, until: tail ? "retry" : nil)
+                        #expect(answer.status < 500, "\(method) \(route): \(answer.status) \(answer.body.prefix(200))")
+                    }
+                }
+            }
+        }
+        #expect(try StoreFiles.contents(fixture.path) == before)
+    }
+}
+
+/// Every file of a directory (recursively) and its bytes (compared whole: exact, and the
+/// stores are small).
+enum StoreFiles {
+    static func contents(_ directory: String) throws -> [String: Data] {
+        var hashes: [String: Data] = [:]
+        let enumerator = FileManager.default.enumerator(atPath: directory)
+        while let name = enumerator?.nextObject() as? String {
+            var isDirectory: ObjCBool = false
+            let path = directory + "/" + name
+            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue else { continue }
+            hashes[name] = try Data(contentsOf: URL(fileURLWithPath: path))
+        }
+        return hashes
+    }
+}
+#endif
