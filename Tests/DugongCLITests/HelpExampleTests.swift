@@ -7,7 +7,7 @@ import Testing
 struct HelpExampleTests {
     static let commands = [
         "bench", "verify", "compact", "stats", "streams", "read", "read-all", "append", "import", "export",
-        "delete-stream", "truncate-stream", "tombstone-stream", "upgrade", "demo",
+        "delete-stream", "truncate-stream", "tombstone-stream", "upgrade", "demo", "studio",
     ]
 
     /// The example commands of a help text: the lines after "Example:" or "Examples:" up to a
@@ -66,11 +66,16 @@ struct HelpExampleTests {
                 script = script.replacing(/--events [0-9]+/, with: "")
                 script += " --events 2000"
             }
-            let following = script.contains("--follow")
-            if following { script = "timeout -s INT 2 " + script }
+            // Followers and the Studio run until interrupted: Ctrl-C after a while.
+            let serving = script.hasPrefix("dugong studio") || script.contains("--studio")
+            let following = script.contains("--follow") || serving
+            if following { script = "timeout -s INT \(serving ? 8 : 2) " + script }
             let result = try Self.shell(script, in: work)
             if following {
                 #expect(result.status == 130 || result.status == 124 || result.status == 0, "\(example): \(result.stderr)")
+                if serving {
+                    #expect(result.stdout.contains("Dugong Studio: http://127.0.0.1:"), "\(example): \(result.stdout) \(result.stderr)")
+                }
             } else {
                 #expect(result.status == 0, "\(example): status \(result.status), \(result.stderr)")
             }

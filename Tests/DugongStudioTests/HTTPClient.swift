@@ -21,17 +21,20 @@ enum HTTPClient {
     }
 
     static func send(
-        port: Int, _ method: String, _ target: String, host: String? = nil, headers: [String: String] = [:], until: String? = nil
+        port: Int, _ method: String, _ target: String, host: String? = nil, headers: [String: String] = [:], body: String = "",
+        until: String? = nil
     ) async throws -> Answer {
         try await withCheckedThrowingContinuation { continuation in
             let thread = Thread {
-                continuation.resume(with: Result { try exchange(port: port, method, target, host: host, headers: headers, until: until) })
+                continuation.resume(with: Result { try exchange(port: port, method, target, host: host, headers: headers, body: body, until: until) })
             }
             thread.start()
         }
     }
 
-    private static func exchange(port: Int, _ method: String, _ target: String, host: String?, headers: [String: String], until: String?) throws -> Answer {
+    private static func exchange(
+        port: Int, _ method: String, _ target: String, host: String?, headers: [String: String], body: String, until: String?
+    ) throws -> Answer {
         let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard socket >= 0 else { throw Failure(description: "socket: errno \(errno)") }
         defer { close(socket) }
@@ -47,7 +50,9 @@ enum HTTPClient {
         guard connected == 0 else { throw Failure(description: "connect to port \(port): errno \(errno)") }
         var request = "\(method) \(target) HTTP/1.1\r\nHost: \(host ?? "127.0.0.1:\(port)")\r\nConnection: close\r\n"
         for (name, value) in headers { request += "\(name): \(value)\r\n" }
-        request += method == "POST" || method == "PUT" || method == "PATCH" ? "Content-Length: 0\r\n\r\n" : "\r\n"
+        let content = Array(body.utf8)
+        request += method == "POST" || method == "PUT" || method == "PATCH" || !content.isEmpty ? "Content-Length: \(content.count)\r\n\r\n" : "\r\n"
+        request += body
         let bytes = Array(request.utf8)
         guard bytes.withUnsafeBytes({ Glibc.send(socket, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }) == bytes.count else {
             throw Failure(description: "send: errno \(errno)")
@@ -60,6 +65,7 @@ enum HTTPClient {
             if count == 0 { break }
             received += buffer[0..<count]
             if let until, String(decoding: received, as: UTF8.self).contains(until) { break }
+            if let length = contentLength(received), let head = headEnd(received), received.count - head >= length { break }
         }
         let text = String(decoding: received, as: UTF8.self)
         guard let split = text.range(of: "\r\n\r\n") else { throw Failure(description: "no answer head in \(text.prefix(200))") }
@@ -72,9 +78,29 @@ enum HTTPClient {
             guard let colon = line.firstIndex(of: ":") else { continue }
             fields[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
         }
-        var body = String(text[split.upperBound...])
-        if fields["transfer-encoding"] == "chunked", until == nil { body = unchunked(body) }
-        return Answer(status: status, headers: fields, body: body)
+        var answer = String(text[split.upperBound...])
+        if fields["transfer-encoding"] == "chunked", until == nil { answer = unchunked(answer) }
+        return Answer(status: status, headers: fields, body: answer)
+    }
+
+    /// Where the body starts, once the head is in.
+    private static func headEnd(_ bytes: [UInt8]) -> Int? {
+        guard bytes.count >= 4 else { return nil }
+        for index in 0...(bytes.count - 4) where bytes[index] == 13 && bytes[index + 1] == 10 && bytes[index + 2] == 13 && bytes[index + 3] == 10 {
+            return index + 4
+        }
+        return nil
+    }
+
+    /// The head's Content-Length, once the head is in (some servers keep the connection open
+    /// despite `Connection: close`).
+    private static func contentLength(_ bytes: [UInt8]) -> Int? {
+        guard let end = headEnd(bytes) else { return nil }
+        for line in String(decoding: bytes[..<end], as: UTF8.self).components(separatedBy: "\r\n") {
+            let parts = line.split(separator: ":", maxSplits: 1)
+            if parts.count == 2, parts[0].lowercased() == "content-length" { return Int(parts[1].trimmingCharacters(in: .whitespaces)) }
+        }
+        return nil
     }
 
     /// A chunked body's data.

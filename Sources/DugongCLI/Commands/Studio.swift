@@ -4,6 +4,7 @@ import DugongExample
 import DugongStore
 import Foundation
 import Glibc
+import Logging
 #if Studio
 import DugongStudio
 #endif
@@ -62,8 +63,10 @@ struct StudioCommand: AsyncParsableCommand {
         } catch {
             throw Terminal.fail("\(error)", code: ExitStatus.usage.rawValue)
         }
+        var logger = Logger(label: "dugong.studio")
+        logger.logLevel = .warning
         let serving = Task {
-            try await studio.run { url in
+            try await studio.run(logger: logger) { url in
                 Terminal.emit("Dugong Studio: \(url.absoluteString)  (Ctrl-C stops it)")
             }
         }

@@ -70,8 +70,11 @@ public struct Studio: Sendable {
             },
             logger: logger)
         let services = ServiceGroup(services: [app], gracefulShutdownSignals: [], logger: logger)
+        // Cancelling the caller shuts the server down gracefully (open answers end, the live
+        // tails among them); cancelling the server's own task would cut them off.
+        let serving = Task { try await services.run() }
         try await withTaskCancellationHandler {
-            try await services.run()
+            try await serving.value
         } onCancel: {
             Task { await services.triggerGracefulShutdown() }
         }
