@@ -136,6 +136,22 @@ struct StoreBrowserTests {
         #expect(rows.count == 1 && rows[0]["name"] as? String == "balances" && rows[0]["position"] as? Int == 2)
     }
 
+    /// A filter that matches nothing looks at 20,000 events per request (README) and says where
+    /// the next request goes on.
+    @Test func aFilteredLogPageLooksAtABoundedNumberOfEvents() async throws {
+        let fixture = try await StudioFixture.make("scan")
+        defer { fixture.remove() }
+        for _ in 0..<25 {
+            try await fixture.log.append((0..<1000).map { _ in NewEvent(type: "Tick", data: Data()) }, to: "ticks/1")
+        }
+        let browser = try StoreBrowser(log: fixture.log, aggregates: [])
+        let first = try Self.object(try browser.log(from: 0, limit: 10, filter: .init(type: "Nothing")))
+        #expect(first["scanned"] as? Int == 20_000 && first["complete"] as? Bool == false)
+        let next = try #require(first["next"] as? Int)
+        let second = try Self.object(try browser.log(from: UInt64(next), limit: 10, filter: .init(type: "Nothing")))
+        #expect(second["complete"] as? Bool == true && (second["scanned"] as? Int ?? 0) < 20_000)
+    }
+
     @Test func anAggregateEventShowsItsStatesChangesAndContext() async throws {
         let fixture = try await StudioFixture.make("aggregate")
         defer { fixture.remove() }

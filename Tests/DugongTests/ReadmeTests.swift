@@ -61,7 +61,7 @@ struct ReadmeTests {
         let readme = try String(contentsOf: Self.root.appendingPathComponent("README.md"), encoding: .utf8)
         let snippets = try [
             "Tests/DugongTests/ReadmeSnippets.swift", "Tests/DugongStoreTests/ReadmeSnippets.swift",
-            "Tests/DugongPostgresTests/ReadmeSnippets.swift",
+            "Tests/DugongPostgresTests/ReadmeSnippets.swift", "Tests/DugongStudioTests/ReadmeSnippets.swift",
         ]
             .map { try String(contentsOf: Self.root.appendingPathComponent($0), encoding: .utf8) }
             .joined(separator: "\n")
