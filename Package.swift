@@ -60,6 +60,8 @@ let package = Package(
             dependencies: [
                 "Dugong",
                 "DugongStore",
+                // PostgreSQL databases too, with the `Postgres` trait (empty otherwise).
+                "DugongPostgres",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Hummingbird", package: "hummingbird", condition: .when(traits: ["Studio"])),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle", condition: .when(traits: ["Studio"])),
@@ -100,7 +102,7 @@ let package = Package(
         .testTarget(name: "DugongCLITests", dependencies: ["DugongCLI", "DugongStore", "Dugong"]),
         // The Studio's answers; with the `Studio` trait its server over HTTP, and the page in
         // Chromium when DUGONG_CHROMEDRIVER names a chromedriver (tools/test installs one).
-        .testTarget(name: "DugongStudioTests", dependencies: ["DugongStudio", "DugongStore", "Dugong", "DugongExample"]),
+        .testTarget(name: "DugongStudioTests", dependencies: ["DugongStudio", "DugongStore", "Dugong", "DugongExample", "DugongPostgres", "DugongTesting"]),
         .testTarget(
             name: "DugongStoreTests",
             dependencies: [

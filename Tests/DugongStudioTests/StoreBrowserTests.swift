@@ -122,18 +122,18 @@ struct StoreBrowserTests {
         #expect((rawEvents[2]["data"] as? [String: Any])?["base64"] as? String == Data([0xFF, 0x00, 0xFE]).base64EncodedString())
 
         // The log: filtered by type, paged by position; a position past the end is an empty page.
-        let deposits = try Self.object(try browser.log(from: 0, limit: 10, filter: .init(type: "MoneyDeposited")))
+        let deposits = try Self.object(try browser.log(from: nil, limit: 10, filter: .init(type: "MoneyDeposited")))
         #expect((deposits["events"] as? [[String: Any]])?.count == 1 && deposits["complete"] as? Bool == true)
-        let byPrefix = try Self.object(try browser.log(from: 0, limit: 2, filter: .init(streamPrefix: "bank:")))
+        let byPrefix = try Self.object(try browser.log(from: nil, limit: 2, filter: .init(streamPrefix: "bank:")))
         #expect((byPrefix["events"] as? [[String: Any]])?.count == 2 && byPrefix["complete"] as? Bool == false)
-        let past = try Self.object(try browser.log(from: 1_000_000, limit: 10, filter: .init()))
+        let past = try Self.object(try browser.log(from: "1000000", limit: 10, filter: .init()))
         #expect((past["events"] as? [[String: Any]])?.isEmpty == true && past["complete"] as? Bool == true)
-        let future = try Self.object(try browser.log(from: 0, limit: 10, filter: .init(since: Int64(Date().timeIntervalSince1970 * 1000) + 3_600_000)))
+        let future = try Self.object(try browser.log(from: nil, limit: 10, filter: .init(since: Int64(Date().timeIntervalSince1970 * 1000) + 3_600_000)))
         #expect((future["events"] as? [[String: Any]])?.isEmpty == true)
 
         let checkpoints = try Self.object(try browser.checkpoints())
         let rows = try #require(checkpoints["checkpoints"] as? [[String: Any]])
-        #expect(rows.count == 1 && rows[0]["name"] as? String == "balances" && rows[0]["position"] as? Int == 2)
+        #expect(rows.count == 1 && rows[0]["name"] as? String == "balances" && rows[0]["cursor"] as? String == "2")
     }
 
     /// A filter that matches nothing looks at 20,000 events per request (README) and says where
@@ -145,11 +145,27 @@ struct StoreBrowserTests {
             try await fixture.log.append((0..<1000).map { _ in NewEvent(type: "Tick", data: Data()) }, to: "ticks/1")
         }
         let browser = try StoreBrowser(log: fixture.log, aggregates: [])
-        let first = try Self.object(try browser.log(from: 0, limit: 10, filter: .init(type: "Nothing")))
+        let first = try Self.object(try browser.log(from: nil, limit: 10, filter: .init(type: "Nothing")))
         #expect(first["scanned"] as? Int == 20_000 && first["complete"] as? Bool == false)
-        let next = try #require(first["next"] as? Int)
-        let second = try Self.object(try browser.log(from: UInt64(next), limit: 10, filter: .init(type: "Nothing")))
+        let next = try #require(first["next"] as? String)
+        #expect(next == "20000")
+        let second = try Self.object(try browser.log(from: next, limit: 10, filter: .init(type: "Nothing")))
         #expect(second["complete"] as? Bool == true && (second["scanned"] as? Int ?? 0) < 20_000)
+    }
+
+    /// A page holds at most about 2 MiB of events (at least one): large events page by few.
+    @Test func pagesAreBoundedInBytes() async throws {
+        let fixture = try await StudioFixture.make("bytes")
+        defer { fixture.remove() }
+        let large = Data(("\"" + String(repeating: "x", count: 1_500_000) + "\"").utf8)
+        try await fixture.log.append((0..<3).map { _ in NewEvent(type: "Large", data: large) }, to: "large/1")
+        let browser = try StoreBrowser(log: fixture.log, aggregates: [])
+        let stream = try Self.object(try #require(try browser.stream("large/1", from: 1, limit: 50)))
+        #expect((stream["events"] as? [[String: Any]])?.count == 1 && stream["next"] as? Int == 2)
+        let log = try Self.object(try browser.log(from: nil, limit: 500, filter: .init(type: "Large")))
+        #expect((log["events"] as? [[String: Any]])?.count == 1 && log["complete"] as? Bool == false)
+        let rest = try Self.object(try browser.log(from: try #require(log["next"] as? String), limit: 500, filter: .init(type: "Large")))
+        #expect((rest["events"] as? [[String: Any]])?.count == 1)
     }
 
     @Test func anAggregateEventShowsItsStatesChangesAndContext() async throws {
@@ -169,7 +185,7 @@ struct StoreBrowserTests {
         #expect(try await browser.aggregateEvent(stream: "raw/1", version: 1) == nil)
         #expect(try await browser.aggregateEvent(stream: "bank:BankAccount/ada", version: 9) == nil)
         // By time: the last event at or before it.
-        #expect(try browser.aggregateVersion(stream: "bank:BankAccount/ada", asOf: Int64(Date().timeIntervalSince1970 * 1000) + 1000) == 3)
-        #expect(try browser.aggregateVersion(stream: "bank:BankAccount/ada", asOf: 0) == nil)
+        #expect(try browser.version(of: "bank:BankAccount/ada", asOf: Int64(Date().timeIntervalSince1970 * 1000) + 1000) == 3)
+        #expect(try browser.version(of: "bank:BankAccount/ada", asOf: 0) == nil)
     }
 }

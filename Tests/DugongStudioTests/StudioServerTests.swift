@@ -12,12 +12,17 @@ func withStudio<R: Sendable>(
     _ body: (Int, Studio) async throws -> R
 ) async throws -> R {
     let studio = try Studio(log: log, aggregates: aggregates, options: options)
+    return try await withStudio(studio) { port in try await body(port, studio) }
+}
+
+/// Runs `studio` on its port while `body` runs.
+func withStudio<R: Sendable>(_ studio: Studio, _ body: (Int) async throws -> R) async throws -> R {
     let (ports, found) = AsyncStream.makeStream(of: Int.self)
     let serving = Task { try await studio.run { url in found.yield(url.port ?? 0) } }
     var iterator = ports.makeAsyncIterator()
     guard let port = await iterator.next() else { throw HTTPClient.Failure(description: "the Studio did not start") }
     do {
-        let result = try await body(port, studio)
+        let result = try await body(port)
         serving.cancel()
         _ = await serving.result
         return result
@@ -148,8 +153,9 @@ struct StudioServerTests {
             #expect((report["eventsAfter"] as? Int ?? 99) < (report["eventsBefore"] as? Int ?? 0), "the deleted stream's events are gone")
             let overview = try #require(Self.json(try await HTTPClient.send(port: port, "/api/overview")))
             #expect((overview["lastVerify"] as? [String: Any])?["clean"] as? Bool == true && overview["lastCompaction"] != nil)
-            // The store reads on after its reopening.
+            // The store reads on after its reopening, aggregates too.
             #expect(try await HTTPClient.send(port: port, "/api/stream?name=bank:BankAccount/ada").status == 200)
+            #expect(try await HTTPClient.send(port: port, "/api/aggregate-event?stream=bank:BankAccount/ada&version=2").status == 200)
         }
     }
 

@@ -3,6 +3,9 @@ import Dugong
 import DugongExample
 import DugongStore
 import Foundation
+#if Studio
+import DugongStudio
+#endif
 
 /// `dugong demo`: the bank-account example end to end.
 struct Demo: AsyncParsableCommand {
@@ -64,7 +67,7 @@ struct Demo: AsyncParsableCommand {
         if studio {
             #if Studio
             Terminal.emit("\nOpen a BankAccount stream in the Studio and select an event: its state before and after, and what changed.")
-            try await StudioCommand.serve(log: log, aggregates: [BankAccount.self], host: "127.0.0.1", port: port, allowMaintenance: false)
+            try await StudioCommand.serve(try StudioCommand.studio { try Studio(log: log, aggregates: [BankAccount.self], options: .init(port: port)) })
             #else
             throw Terminal.fail("this dugong was built without the Studio: build it with `swift build --traits Studio`", code: ExitStatus.usage.rawValue)
             #endif

@@ -19,23 +19,12 @@ extension PostgresEventStore.StreamState {
     }
 }
 
-extension RecordedEvent {
-    /// The event as the embedded store would hold it, at its PostgreSQL position.
-    func stored() throws -> StoredEvent {
-        let stream = StreamID(origin: event.origin, aggregateType: event.aggregateType, aggregateID: event.aggregateID, tenantID: event.tenantID)
-        let form = try EventLogStore.storedForm(of: event)
-        return StoredEvent(
-            stream: AggregateStreamName.name(of: stream), version: event.sequenceNumber, position: cursor.position, id: event.id,
-            type: event.eventType, timestampMilliseconds: event.timestamp.millisecondsSince1970, data: form.data, metadata: form.metadata)
-    }
-}
-
 extension Export {
     func runOnPostgres() async throws {
         try await PostgresAccess.with(store) { database in
             let states = try await database.forEachCommittedEvent { page in
                 var text = ""
-                for recorded in page { text += JSONLines.line(for: try recorded.stored(), withPosition: false) + "\n" }
+                for recorded in page { text += JSONLines.line(for: try recorded.storedEvent(), withPosition: false) + "\n" }
                 Terminal.write(text, to: STDOUT_FILENO)
             }
             // PostgreSQL removes no rows: every stored event was printed.
@@ -214,7 +203,7 @@ extension Read {
                 throw Terminal.fail("\(PostgresAccess.redacted(store)) has no stream '\(stream)'", code: ExitStatus.notFound.rawValue)
             }
             var printer = EventPrinter(format: format)
-            printer.print(try events.map { try $0.stored() }, cursors: events.map(\.cursor))
+            printer.print(try events.map { try $0.storedEvent() }, cursors: events.map(\.cursor))
             if events.isEmpty, state.readsAsEmpty {
                 Terminal.error(state.isTombstoned ? "stream '\(stream)' is tombstoned" : "stream '\(stream)' is deleted or truncated: no version is visible")
             }
@@ -240,7 +229,7 @@ extension ReadAll {
                 var cursors: [LogCursor] = []
                 defer { printer.print(printing, cursors: cursors) }
                 for recorded in page where recorded.cursor >= from && remaining > 0 {
-                    let event = try recorded.stored()
+                    let event = try recorded.storedEvent()
                     guard try filter.accepts(event, info: { states[$0] }) else { continue }
                     matched += 1
                     if count { continue }
@@ -288,7 +277,7 @@ extension Streams {
             if sizes {
                 states = try await database.forEachCommittedEvent { page in
                     for recorded in page {
-                        let event = try recorded.stored()
+                        let event = try recorded.storedEvent()
                         bytes[event.stream, default: 0] += event.data.count + event.metadata.count
                     }
                 }

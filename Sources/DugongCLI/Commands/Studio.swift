@@ -18,7 +18,9 @@ struct StudioCommand: AsyncParsableCommand {
             Serves Dugong Studio on http://127.0.0.1:PORT/ until interrupted (Ctrl-C) and prints \
             its URL. Read-only: the store is opened as a reader, beside a running application. \
             With --allow-maintenance the store is opened for writing (stop the application \
-            first) and the page offers verify and compact, each after a confirmation.
+            first) and the page offers verify and compact, each after a confirmation. A \
+            postgres:// URL in place of the directory shows that database, read-only (a dugong \
+            built with the Postgres trait too).
 
             Only this machine can reach it unless --host names another address; then every \
             request needs the access token in the printed URL. Event data may hold personal data: \
@@ -34,7 +36,7 @@ struct StudioCommand: AsyncParsableCommand {
             """
     )
 
-    @Argument(help: "The store's directory.") var store: String
+    @Argument(help: "The store's directory, or a postgres:// URL.") var store: String
     @Option(help: "The port to listen on (0: a free one).") var port = 0
     @Option(help: "The address to listen on; other than a loopback one, requests need the printed token.") var host = "127.0.0.1"
     @Flag(help: "Open the store for writing and offer verify and compact.") var allowMaintenance = false
@@ -44,25 +46,37 @@ struct StudioCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        try PostgresAccess.refuse(store, "the Studio reads directory stores in this version; `dugong read-all` and `dugong streams` read PostgreSQL")
+        if PostgresAccess.isURL(store) {
+            if allowMaintenance {
+                throw Terminal.fail(
+                    "\(PostgresAccess.redacted(store)): a Studio of PostgreSQL is read-only (PostgreSQL verifies and reclaims space itself)",
+                    code: ExitStatus.usage.rawValue)
+            }
+            return try await runOnPostgres()
+        }
         #if Studio
         let log = try StoreAccess.open(store, forWriting: allowMaintenance)
         defer { log.close() }
-        try await Self.serve(log: log, aggregates: [], host: host, port: port, allowMaintenance: allowMaintenance)
+        try await Self.serve(try Self.studio { try Studio(log: log, options: options) })
         #else
         throw Terminal.fail("this dugong was built without the Studio: build it with `swift build --traits Studio`", code: ExitStatus.usage.rawValue)
         #endif
     }
 
     #if Studio
-    /// Serves until SIGINT or SIGTERM.
-    static func serve(log: EventLog, aggregates: [any Aggregate.Type], host: String, port: Int, allowMaintenance: Bool) async throws {
-        let studio: Studio
+    var options: Studio.Options { .init(host: host, port: port, allowMaintenance: allowMaintenance) }
+
+    /// The Studio `make` makes; its refusal (maintenance on a read-only store) is a usage error.
+    static func studio(_ make: () throws -> Studio) throws -> Studio {
         do {
-            studio = try Studio(log: log, aggregates: aggregates, options: .init(host: host, port: port, allowMaintenance: allowMaintenance))
+            return try make()
         } catch {
             throw Terminal.fail("\(error)", code: ExitStatus.usage.rawValue)
         }
+    }
+
+    /// Serves until SIGINT or SIGTERM.
+    static func serve(_ studio: Studio) async throws {
         var logger = Logger(label: "dugong.studio")
         logger.logLevel = .warning
         let serving = Task {
@@ -89,3 +103,18 @@ struct StudioCommand: AsyncParsableCommand {
     }
     #endif
 }
+
+#if Postgres
+extension StudioCommand {
+    /// The Studio on a PostgreSQL database (read-only).
+    func runOnPostgres() async throws {
+        #if Studio
+        try await PostgresAccess.with(store) { database in
+            try await Self.serve(try Self.studio { try Studio(postgres: database, label: PostgresAccess.redacted(store), options: options) })
+        }
+        #else
+        throw Terminal.fail("this dugong was built without the Studio: build it with `swift build --traits Studio`", code: ExitStatus.usage.rawValue)
+        #endif
+    }
+}
+#endif

@@ -8,13 +8,13 @@ import Synchronization
 ///
 /// Every answer is computed from the store as it is now; nothing here writes except
 /// ``compact()`` (and only when the Studio allows maintenance).
-final class StoreBrowser: Sendable {
+final class StoreBrowser: StudioSource {
     /// The open store; replaced when compaction reopens it.
     private let current: Mutex<EventLog>
     let directory: String
     let options: EventLog.Options
-    /// The application's aggregates, when the Studio is embedded: states, diffs.
-    let aggregates: AggregateQueryService?
+    /// The application's aggregate types (none: no states).
+    private let aggregateTypes: [any Aggregate.Type]
     /// The last verify and compaction of this session, as JSON.
     private let lastRuns = Mutex<(verify: String?, compact: String?)>((nil, nil))
 
@@ -27,7 +27,14 @@ final class StoreBrowser: Sendable {
         current = Mutex(log)
         directory = log.directory
         options = log.options
-        self.aggregates = aggregates.isEmpty ? nil : try AggregateQueryService(store: EventLogStore(log: log), aggregates: aggregates)
+        aggregateTypes = aggregates
+        // Their event types must not conflict: checked now, once.
+        if !aggregates.isEmpty { _ = try AggregateQueryService(store: EventLogStore(log: log), aggregates: aggregates) }
+    }
+
+    /// Questions about the aggregates, on the store as it is now (compaction reopens it).
+    var aggregates: AggregateQueryService? {
+        aggregateTypes.isEmpty ? nil : try? AggregateQueryService(store: EventLogStore(log: log), aggregates: aggregateTypes)
     }
 
     /// The store, refreshed first when it is open read-only (another process may write it;
@@ -50,6 +57,7 @@ final class StoreBrowser: Sendable {
         let damage = log.damageFoundAtOpen.map { JSONText.quoted($0.description) }
         let runs = lastRuns.withLock { $0 }
         return JSONText.object([
+            "kind": JSONText.quoted("directory"),
             "directory": JSONText.quoted(directory),
             "readOnly": "\(log.options.readOnly)",
             "events": "\(statistics.events)",
@@ -72,14 +80,8 @@ final class StoreBrowser: Sendable {
 
     // MARK: Streams
 
-    /// Categories (the part of a name before its first `/`) with their numbers of streams.
     func categories() throws -> String {
-        var counts: [String: Int] = [:]
-        for name in try log.streamNames() {
-            let category = name.firstIndex(of: "/").map { String(name[..<$0]) } ?? ""
-            counts[category, default: 0] += 1
-        }
-        return JSONText.array(counts.sorted { $0.key < $1.key }.map { JSONText.object(["category": JSONText.quoted($0.key), "streams": "\($0.value)"]) })
+        Self.categories(of: try log.streamNames())
     }
 
     /// Streams whose names contain `search` (all when empty), in the order they first
@@ -96,10 +98,9 @@ final class StoreBrowser: Sendable {
             scanned += 1
             guard search.isEmpty || name.localizedCaseInsensitiveContains(search), let info = try log.info(stream: name) else { continue }
             rows.append(
-                JSONText.object([
-                    "stream": JSONText.quoted(name), "version": "\(info.version)", "firstVisibleVersion": "\(info.firstVisibleVersion)",
-                    "tombstoned": "\(info.isTombstoned)", "empty": "\(info.readsAsEmpty)",
-                ]))
+                Self.streamRow(
+                    name, version: info.version, firstVisibleVersion: info.firstVisibleVersion, tombstoned: info.isTombstoned,
+                    empty: info.readsAsEmpty))
         }
         return JSONText.object([
             "streams": JSONText.array(rows), "next": index < names.count ? "\(index)" : "null", "total": "\(names.count)",
@@ -112,56 +113,45 @@ final class StoreBrowser: Sendable {
         guard let info = try log.info(stream: name) else { return nil }
         let first = max(version, info.firstVisibleVersion, 1)
         let events = info.readsAsEmpty ? [] : try log.read(stream: name, from: first, maxCount: limit)
-        let next = events.last.map { $0.version < info.version ? "\($0.version + 1)" : "null" } ?? "null"
+        var page = PageRows(limit: limit)
+        var next: Int?
+        for event in events {
+            guard page.add(Self.event(event)) else {
+                next = event.version
+                break
+            }
+            next = event.version < info.version ? event.version + 1 : nil
+        }
         return JSONText.object([
             "stream": JSONText.quoted(name), "version": "\(info.version)", "firstVisibleVersion": "\(info.firstVisibleVersion)",
-            "tombstoned": "\(info.isTombstoned)", "events": JSONText.array(events.map(Self.event)), "next": next,
+            "tombstoned": "\(info.isTombstoned)", "events": page.json, "next": next.map { "\($0)" } ?? "null",
         ])
     }
 
     // MARK: The log
 
-    /// What the log's page is filtered by.
-    struct LogFilter {
-        var type: String?
-        var streamPrefix: String?
-        /// Milliseconds since 1970, inclusive.
-        var since: Int64?
-        var until: Int64?
-
-        var isEmpty: Bool { type == nil && streamPrefix == nil && since == nil && until == nil }
-
-        func admits(_ event: StoredEvent) -> Bool {
-            if let type, event.type != type { return false }
-            if let streamPrefix, !event.stream.hasPrefix(streamPrefix) { return false }
-            if let since, event.timestampMilliseconds < since { return false }
-            if let until, event.timestampMilliseconds > until { return false }
-            return true
-        }
-    }
-
     /// Up to `limit` events of the log from position `from` on that pass `filter`, looking at
     /// no more than ``scanBudget`` events; `next` is where the following page starts.
-    func log(from position: UInt64, limit: Int, filter: LogFilter) throws -> String {
+    func log(from cursor: String?, limit: Int, filter: LogFilter) throws -> String {
+        let position = try Self.position(cursor ?? "0")
         let log = self.log
-        var rows: [String] = []
+        var page = PageRows(limit: limit)
         var next = position
         var scanned = 0
         let head = log.headPosition
-        scan: while rows.count < limit, scanned < Self.scanBudget, next < head {
+        scan: while !page.isFull, scanned < Self.scanBudget, next < head {
             let batch = try log.readAll(from: next, maxCount: min(1024, Self.scanBudget - scanned))
             if batch.isEmpty { break }
             for event in batch {
+                // An event that does not fit starts the next page.
+                if filter.admits(event), !page.add(Self.event(event)) { break scan }
                 scanned += 1
                 next = event.position + 1
-                if filter.admits(event) {
-                    rows.append(Self.event(event))
-                    if rows.count == limit { break scan }
-                }
+                if page.isFull { break scan }
             }
         }
         return JSONText.object([
-            "events": JSONText.array(rows), "next": "\(next)", "headPosition": "\(head)", "scanned": "\(scanned)",
+            "events": page.json, "next": JSONText.quoted("\(next)"), "head": JSONText.quoted("\(head)"), "scanned": "\(scanned)",
             "complete": "\(next >= head)",
         ])
     }
@@ -173,70 +163,61 @@ final class StoreBrowser: Sendable {
     func checkpoints() throws -> String {
         let log = self.log
         let head = log.headPosition
-        let category = AggregateStreamName.category(origin: Checkpoint.origin, aggregateType: "Checkpoint", tenantID: nil)
         var rows: [String] = []
-        for name in try log.streams(inCategory: category) {
+        for name in try log.streams(inCategory: Self.checkpointCategory) {
             guard let last = try log.read(stream: name, direction: .backward).first else { continue }
-            let value = try? JSONValue(json: last.data)
-            var position: UInt64?
-            switch value?["position"] {
-            case .int(let number)?: position = number >= 0 ? UInt64(number) : nil
-            case .uint(let number)?: position = number
-            default: position = nil
-            }
+            let cursor = Self.checkpointCursor(last.data)
             rows.append(
                 JSONText.object([
-                    "name": JSONText.quoted(String(name.dropFirst(category.count + 1))), "position": position.map { "\($0)" } ?? "null",
-                    "savedAt": JSONText.quoted(Self.time(last.timestampMilliseconds)), // Positions, not events: compaction leaves gaps.
-                    "positionsBehind": position.map { "\(head - min($0, head))" } ?? "null",
+                    "name": JSONText.quoted(String(name.dropFirst(Self.checkpointCategory.count + 1))),
+                    "cursor": cursor.map { JSONText.quoted($0.description) } ?? "null",
+                    "savedAt": JSONText.quoted(PayloadTimestamp.millisecondString(last.timestampMilliseconds)),
+                    // Positions, not events: compaction leaves gaps.
+                    "behind": cursor.map { "\(head - min($0.position, head))" } ?? "null",
                 ]))
         }
-        return JSONText.object(["headPosition": "\(head)", "checkpoints": JSONText.array(rows)])
+        return JSONText.object(["head": JSONText.quoted("\(head)"), "checkpoints": JSONText.array(rows)])
     }
 
     // MARK: Aggregates
 
-    /// An aggregate stream's event with the aggregate's state before and after it, the
-    /// difference, and the command context that caused it.
-    func aggregateEvent(stream name: String, version: Int) async throws -> String? {
-        guard let aggregates, let id = AggregateStreamName.streamID(of: name) else { return nil }
-        guard let stored = try log.storedEvent(of: name, version: version) else { return nil }
-        let event = try EventLogStore.domainEvent(stored, of: id)
-        func state(_ sequenceNumber: Int) async throws -> JSONValue? {
-            sequenceNumber < 1 ? nil
-                : try await aggregates.state(
-                    of: id.aggregateType, id: id.aggregateID, origin: id.origin, tenantID: id.tenantID, asOf: sequenceNumber)
-        }
-        let before = try await state(version - 1)
-        let after = try await state(version)
-        func text(_ value: JSONValue?) -> String {
-            guard let value, let data = try? value.jsonData() else { return "null" }
-            return JSONText.quoted(JSONText.indented(data) ?? "")
-        }
-        return JSONText.object([
-            "stream": JSONText.quoted(name), "version": "\(version)",
-            "before": text(before), "after": text(after),
-            "changes": JSONText.array(StateDifference.between(before, after).map(\.json)),
-            "context": JSONText.object([
-                "correlationID": JSONText.quoted(event.correlationID),
-                "triggeredByEventID": JSONText.quoted(event.triggeredByEventID?.uuidString.lowercased()),
-                "triggeredByUserID": JSONText.quoted(event.triggeredByUserID),
-            ]),
-        ])
+    func domainEvent(stream name: String, version: Int) throws -> SerializedDomainEvent? {
+        guard let id = AggregateStreamName.streamID(of: name), let stored = try log.storedEvent(of: name, version: version) else { return nil }
+        return try? EventLogStore.domainEvent(stored, of: id)
     }
 
-    /// The aggregate's version as of `date`: its last event at or before it.
-    func aggregateVersion(stream name: String, asOf milliseconds: Int64) throws -> Int? {
+    func version(of name: String, asOf milliseconds: Int64) throws -> Int? {
         guard let info = try log.info(stream: name), !info.readsAsEmpty else { return nil }
         var found: Int?
         var version = info.firstVisibleVersion
         while version <= info.version {
             let events = try log.read(stream: name, from: version, maxCount: 1024)
-            guard !events.isEmpty else { break }
+            guard let last = events.last else { break }
             for event in events where event.timestampMilliseconds <= milliseconds { found = event.version }
-            version = events.last!.version + 1
+            version = last.version + 1
         }
         return found
+    }
+
+    // MARK: The live tail
+
+    func tailStart() throws -> String { "\(log.headPosition)" }
+
+    func tailPage(from cursor: String) throws -> (events: [String], next: String) {
+        var next = try Self.position(cursor)
+        let events = try log.readAll(from: next, maxCount: 100)
+        if let last = events.last { next = last.position + 1 }
+        return (events.map(Self.event), "\(next)")
+    }
+
+    func waitForEvents(from cursor: String) async throws {
+        try await log.waitForEvents(after: try Self.position(cursor))
+    }
+
+    /// A position of this store's log, from the page.
+    static func position(_ cursor: String) throws -> UInt64 {
+        guard let position = UInt64(cursor) else { throw Refusal.badParameter("from must be a position of the log (a whole number), not '\(cursor)'") }
+        return position
     }
 
     // MARK: Maintenance
@@ -244,7 +225,7 @@ final class StoreBrowser: Sendable {
     func verify() throws -> String {
         let report = try log.verify()
         let json = JSONText.object([
-            "at": JSONText.quoted(Self.time(Int64(Date().timeIntervalSince1970 * 1000))),
+            "at": JSONText.quoted(PayloadTimestamp.millisecondString(Int64(Date().timeIntervalSince1970 * 1000))),
             "clean": "\(report.isClean)", "segments": "\(report.segments)", "frames": "\(report.frames)", "events": "\(report.events)",
             "streams": "\(report.streams)",
             "problems": JSONText.array(report.problems.map { JSONText.quoted($0.description) }),
@@ -268,7 +249,7 @@ final class StoreBrowser: Sendable {
             }
             log = try EventLog.open(at: directory, options: options)
             return JSONText.object([
-                "at": JSONText.quoted(Self.time(Int64(Date().timeIntervalSince1970 * 1000))),
+                "at": JSONText.quoted(PayloadTimestamp.millisecondString(Int64(Date().timeIntervalSince1970 * 1000))),
                 "eventsBefore": "\(report.eventsBefore)", "eventsAfter": "\(report.eventsAfter)",
                 "bytesBefore": "\(report.bytesBefore)", "bytesAfter": "\(report.bytesAfter)",
                 "segmentsBefore": "\(report.segmentsBefore)", "segmentsAfter": "\(report.segmentsAfter)",
@@ -278,30 +259,9 @@ final class StoreBrowser: Sendable {
         return json
     }
 
-    // MARK: Events as JSON
-
-    /// Every field of a stored event; the framework's envelope when its metadata holds one.
+    /// An event of this store, and the cursor after it.
     static func event(_ event: StoredEvent) -> String {
-        var envelope: String?
-        if let id = AggregateStreamName.streamID(of: event.stream), let domain = try? EventLogStore.domainEvent(event, of: id) {
-            envelope = JSONText.object([
-                "origin": JSONText.quoted(domain.origin), "aggregateType": JSONText.quoted(domain.aggregateType),
-                "aggregateID": JSONText.quoted(domain.aggregateID), "tenantID": JSONText.quoted(domain.tenantID),
-                "schemaVersion": "\(domain.version)", "correlationID": JSONText.quoted(domain.correlationID),
-                "triggeredByEventID": JSONText.quoted(domain.triggeredByEventID?.uuidString.lowercased()),
-                "triggeredByUserID": JSONText.quoted(domain.triggeredByUserID),
-            ])
-        }
-        return JSONText.object([
-            "stream": JSONText.quoted(event.stream), "version": "\(event.version)", "position": "\(event.position)",
-            "id": JSONText.quoted(event.id.uuidString.lowercased()), "type": JSONText.quoted(event.type),
-            "timestamp": JSONText.quoted(time(event.timestampMilliseconds)), "timestampMilliseconds": "\(event.timestampMilliseconds)",
-            "data": JSONText.payload(event.data), "metadata": JSONText.payload(event.metadata), "envelope": envelope,
-        ])
+        event.json(next: "\(event.position + 1)")
     }
 
-    /// ISO 8601 with milliseconds, UTC.
-    static func time(_ milliseconds: Int64) -> String {
-        PayloadTimestamp.millisecondString(milliseconds)
-    }
 }

@@ -123,7 +123,7 @@ button.primary { background:var(--accent); color:#fff; border-color:var(--accent
         <input id="filter-stream" placeholder="stream prefix" aria-label="stream prefix">
         <input id="filter-since" placeholder="since (2026-11-30T12:00:00Z)" aria-label="since">
         <input id="filter-until" placeholder="until" aria-label="until">
-        <input id="filter-from" placeholder="from position" size="10" aria-label="from position">
+        <input id="filter-from" placeholder="from (a cursor)" size="12" aria-label="from cursor">
         <button id="filter-go" class="primary">Show</button>
         <button id="tail-toggle">Follow live</button>
         <span id="tail-state" class="muted"></span>
@@ -146,7 +146,7 @@ button.primary { background:var(--accent); color:#fff; border-color:var(--accent
 
   <section id="tab-checkpoints" hidden>
     <div class="panel"><h2>Projections and consumers</h2>
-      <table><thead><tr><th>name</th><th>reads on from position</th><th>positions behind the head</th><th>saved at</th></tr></thead><tbody id="checkpoint-rows"></tbody></table>
+      <table><thead><tr><th>name</th><th>reads on from</th><th>behind the log's end</th><th>saved at</th></tr></thead><tbody id="checkpoint-rows"></tbody></table>
       <div id="checkpoints-none" class="muted" hidden>No checkpoints in this store.</div>
     </div>
   </section>
@@ -201,7 +201,12 @@ async function loadOverview() {
 function renderHealth() {
   const facts = $("health-facts"); clear(facts);
   const o = overview;
-  const lines = [
+  const lines = o.kind === "postgres" ? [
+    ["database", o.directory], ["events", o.events.toLocaleString()], ["streams", o.streams.toLocaleString()],
+    ["schema version", o.schemaVersion], ["table bytes (with indexes)", o.fileBytes.toLocaleString()],
+    ["data and metadata bytes", o.rawPayloadBytes.toLocaleString()],
+    ["oldest open transaction", o.oldestOpenTransactionSeconds === undefined ? "none (readers are not held back)" : o.oldestOpenTransactionSeconds.toFixed(1) + " s (readers of the log wait for it)"],
+  ] : [
     ["directory", o.directory], ["opened", o.readOnly ? "read-only" : "for writing (maintenance)"],
     ["events", o.events.toLocaleString()], ["streams", o.streams.toLocaleString()], ["head position", o.headPosition],
     ["segment bytes", o.fileBytes.toLocaleString()], ["frame bytes", o.frameBytes.toLocaleString()],
@@ -335,14 +340,14 @@ let logFilter = {};
 async function loadLog(reset) {
   if (reset) {
     logFilter = { type: $("filter-type").value, stream: $("filter-stream").value, since: $("filter-since").value, until: $("filter-until").value };
-    logNext = $("filter-from").value || 0;
+    logNext = $("filter-from").value || "";
     clear($("log-rows"));
   }
   const page = await api("/api/log?" + query({ ...logFilter, from: logNext, limit: 100 }));
   for (const event of page.events) $("log-rows").appendChild(logRow(event));
   logNext = page.next;
   $("log-next").hidden = page.complete;
-  $("log-facts").textContent = "looked up to position " + page.next + " of " + page.headPosition + (page.complete ? " (the end)" : "");
+  $("log-facts").textContent = "looked up to " + page.next + " (the log's end: " + page.head + ")" + (page.complete ? ", all of it" : "");
 }
 function logRow(event) {
   const tr = row([event.position, element("td", event.stream, "mono"), event.version, event.type, event.timestamp], "pick");
@@ -352,12 +357,13 @@ function logRow(event) {
 $("filter-go").onclick = () => loadLog(true).catch((e) => showError(e.message));
 $("log-next").onclick = () => loadLog(false).catch((e) => showError(e.message));
 
-let tail = null, tailPaused = false, tailLast = null;
+let tail = null, tailPaused = false, tailNext = null, tailLast = null;
 function startTail() {
-  const from = tailLast === null ? "" : "?from=" + (tailLast + 1);
+  const from = tailNext === null ? "" : "?from=" + encodeURIComponent(tailNext);
   tail = new EventSource("/api/tail" + from);
   tail.onmessage = (message) => {
     const event = JSON.parse(message.data);
+    tailNext = event.next;
     tailLast = event.position;
     const rows = $("log-rows");
     rows.insertBefore(logRow(event), rows.firstChild);
@@ -371,7 +377,7 @@ $("tail-toggle").onclick = () => {
     tail.close(); tail = null; tailPaused = true;
     $("tail-toggle").textContent = "Resume"; $("tail-state").textContent = "paused after position " + (tailLast ?? "—");
   } else {
-    if (!tailPaused) { clear($("log-rows")); $("log-next").hidden = true; }
+    if (!tailPaused) { clear($("log-rows")); $("log-next").hidden = true; $("log-facts").textContent = "new events appear at the top as they are committed"; }
     startTail();
     $("tail-toggle").textContent = "Pause"; $("tail-state").textContent = "following";
   }
@@ -381,7 +387,7 @@ $("tail-toggle").onclick = () => {
 async function loadCheckpoints() {
   const answer = await api("/api/checkpoints");
   const body = $("checkpoint-rows"); clear(body);
-  for (const c of answer.checkpoints) body.appendChild(row([element("td", c.name, "mono"), c.position ?? "unreadable", c.positionsBehind ?? "—", c.savedAt]));
+  for (const c of answer.checkpoints) body.appendChild(row([element("td", c.name, "mono"), c.cursor ?? "unreadable", c.behind ?? "—", c.savedAt]));
   $("checkpoints-none").hidden = answer.checkpoints.length > 0;
 }
 

@@ -5,9 +5,10 @@ import Hummingbird
 import Synchronization
 
 /// Checks every request before a route sees it:
-/// - its `Host` names this server (a page of another site that a DNS rebinding points at this
-///   port sends its own name: refused);
-/// - off loopback, it carries the access token (`?token=` once, then the cookie the page sets);
+/// - on loopback, its `Host` names this server (a page of another site that a DNS rebinding
+///   points at this port sends its own name: refused);
+/// - off loopback (where the machine's names are not known), it carries the access token
+///   (`?token=` once, then the cookie the page sets) instead;
 /// - a request that changes something (`POST`) carries the page's CSRF token in
 ///   `X-Dugong-CSRF` (another site's page can neither read it nor send the header).
 final class RequestGuard: RouterMiddleware, Sendable {
@@ -47,23 +48,31 @@ final class RequestGuard: RouterMiddleware, Sendable {
         return URL(string: "http://\(shown):\(port)/" + (isLoopback ? "" : "?token=\(accessToken)"))
     }
 
-    /// The `Host` values this server answers to.
+    /// The `Host` values this server answers to: on loopback, its own names; elsewhere any
+    /// (the access token is checked instead).
     func admits(host header: String?) -> Bool {
+        guard isLoopback else { return true }
         guard let header else { return false }
         let port = port.withLock { $0 }
-        var names = ["127.0.0.1", "localhost", "[::1]"]
-        if !isLoopback { names.append(host.contains(":") ? "[\(host)]" : host) }
-        return names.contains { header.lowercased() == "\($0):\(port)" }
+        return ["127.0.0.1", "localhost", "[::1]"].contains { header.lowercased() == "\($0):\(port)" }
+    }
+
+    /// Compares in time that does not depend on where they differ.
+    static func same(_ presented: String?, _ token: String) -> Bool {
+        guard let presented else { return false }
+        let a = Array(presented.utf8), b = Array(token.utf8)
+        guard a.count == b.count else { return false }
+        return zip(a, b).reduce(UInt8(0)) { $0 | ($1.0 ^ $1.1) } == 0
     }
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         guard admits(host: request.head.authority) else {
-            return Reply.problem(.misdirectedRequest, "this server answers to 127.0.0.1 and localhost (and the address it was started on), not to '\(request.head.authority ?? "")'")
+            return Reply.problem(.misdirectedRequest, "this server answers to 127.0.0.1 and localhost, not to '\(request.head.authority ?? "")'")
         }
         var grantsCookie = false
         if !isLoopback {
             let presented = request.uri.queryParameters.get("token").map { String($0) } ?? request.cookies[Self.cookie]?.value
-            guard presented == accessToken else {
+            guard Self.same(presented, accessToken) else {
                 return Reply.problem(.unauthorized, "this Studio is reachable from other machines: open the URL with the access token it printed")
             }
             grantsCookie = request.uri.queryParameters.get("token") != nil
@@ -72,7 +81,7 @@ final class RequestGuard: RouterMiddleware, Sendable {
         case .get, .head:
             break
         case .post:
-            guard request.headers[Self.csrfHeader] == csrfToken else {
+            guard Self.same(request.headers[Self.csrfHeader], csrfToken) else {
                 return Reply.problem(.forbidden, "a change needs the page's CSRF token (X-Dugong-CSRF): reload the page")
             }
         default:

@@ -19,17 +19,13 @@ enum Reply {
     }
 }
 
-/// A parameter the page sent that cannot be used: a 400 with its message.
-struct BadParameter: Error {
-    let message: String
-}
 
 extension Request {
     /// A whole-number parameter within `range`, `fallback` when absent.
     func number<Number: FixedWidthInteger>(_ name: String, _ fallback: Number, in range: ClosedRange<Number>) throws -> Number {
         guard let text = uri.queryParameters.get(name) else { return fallback }
-        guard let value = Number(String(text)) else { throw BadParameter(message: "\(name) must be a whole number, not '\(text)'") }
-        guard range.contains(value) else { throw BadParameter(message: "\(name) must be between \(range.lowerBound) and \(range.upperBound), not \(value)") }
+        guard let value = Number(String(text)) else { throw Refusal.badParameter("\(name) must be a whole number, not '\(text)'") }
+        guard range.contains(value) else { throw Refusal.badParameter("\(name) must be between \(range.lowerBound) and \(range.upperBound), not \(value)") }
         return value
     }
 
@@ -44,13 +40,13 @@ extension Request {
         guard let text = text(name) else { return nil }
         if let milliseconds = Int64(text) { return milliseconds }
         if let milliseconds = PayloadTimestamp.milliseconds(from: text) { return milliseconds }
-        throw BadParameter(message: "\(name) must be a time such as 2026-11-30T12:00:00Z, not '\(text)'")
+        throw Refusal.badParameter("\(name) must be a time such as 2026-11-30T12:00:00Z, not '\(text)'")
     }
 }
 
 extension Studio {
     func addRoutes(to router: Router<BasicRequestContext>) {
-        let browser = self.browser
+        let source = self.source
         let guardian = self.guardian
         let maintenance = options.allowMaintenance
 
@@ -58,8 +54,8 @@ extension Studio {
         @Sendable func answer(_ body: () async throws -> Response) async -> Response {
             do {
                 return try await body()
-            } catch let error as BadParameter {
-                return Reply.problem(.badRequest, error.message)
+            } catch let refusal as Refusal {
+                return Reply.problem(HTTPResponse.Status(code: refusal.status), refusal.message)
             } catch {
                 return Reply.problem(.internalServerError, "\(error)")
             }
@@ -76,24 +72,24 @@ extension Studio {
                 body: ResponseBody(byteBuffer: ByteBuffer(string: StudioPage.html(csrfToken: guardian.csrfToken, maintenance: maintenance))))
         }
         router.get("/api/overview") { _, _ in
-            await answer { Reply.json(try browser.overview()) }
+            await answer { Reply.json(try await source.overview()) }
         }
         router.get("/api/categories") { _, _ in
-            await answer { Reply.json(try browser.categories()) }
+            await answer { Reply.json(try await source.categories()) }
         }
         router.get("/api/streams") { request, _ in
             await answer {
                 Reply.json(
-                    try browser.streams(
+                    try await source.streams(
                         search: request.text("search") ?? "", after: try request.number("after", 0, in: 0...Int.max),
                         limit: try request.number("limit", 50, in: 1...StoreBrowser.maximumPage)))
             }
         }
         router.get("/api/stream") { request, _ in
             await answer {
-                guard let name = request.text("name") else { throw BadParameter(message: "name (the stream's) is missing") }
+                guard let name = request.text("name") else { throw Refusal.badParameter("name (the stream's) is missing") }
                 let from = try request.number("from", 1, in: 1...Int.max)
-                guard let page = try browser.stream(name, from: from, limit: try request.number("limit", 50, in: 1...StoreBrowser.maximumPage)) else {
+                guard let page = try await source.stream(name, from: from, limit: try request.number("limit", 50, in: 1...StoreBrowser.maximumPage)) else {
                     return Reply.problem(.notFound, "the store has no stream '\(name)'")
                 }
                 return Reply.json(page)
@@ -101,56 +97,60 @@ extension Studio {
         }
         router.get("/api/log") { request, _ in
             await answer {
-                let filter = StoreBrowser.LogFilter(
+                let filter = LogFilter(
                     type: request.text("type"), streamPrefix: request.text("stream"), since: try request.time("since"), until: try request.time("until"))
                 if let since = filter.since, let until = filter.until, since > until {
-                    throw BadParameter(message: "since is after until")
+                    throw Refusal.badParameter("since is after until")
                 }
-                let from = try request.number("from", 0 as UInt64, in: 0...UInt64.max)
-                return Reply.json(try browser.log(from: from, limit: try request.number("limit", 50, in: 1...StoreBrowser.maximumPage), filter: filter))
+                return Reply.json(try await source.log(from: request.text("from"), limit: try request.number("limit", 50, in: 1...StoreBrowser.maximumPage), filter: filter))
             }
         }
         router.get("/api/checkpoints") { _, _ in
-            await answer { Reply.json(try browser.checkpoints()) }
+            await answer { Reply.json(try await source.checkpoints()) }
         }
         router.get("/api/aggregate-event") { request, _ in
             await answer {
-                guard browser.aggregates != nil else {
+                guard source.aggregates != nil else {
                     return Reply.problem(.notFound, "states need the application's aggregate types: embed DugongStudio in the application")
                 }
-                guard let name = request.text("stream") else { throw BadParameter(message: "stream is missing") }
+                guard let name = request.text("stream") else { throw Refusal.badParameter("stream is missing") }
                 var version = try request.number("version", 0, in: 0...Int.max)
                 if let milliseconds = try request.time("at") {
-                    guard let found = try browser.aggregateVersion(stream: name, asOf: milliseconds) else {
+                    guard let found = try await source.version(of: name, asOf: milliseconds) else {
                         return Reply.problem(.notFound, "'\(name)' has no event at or before that time")
                     }
                     version = found
                 }
-                guard version >= 1 else { throw BadParameter(message: "version (at least 1) or at (a time) is missing") }
-                guard let page = try await browser.aggregateEvent(stream: name, version: version) else {
+                guard version >= 1 else { throw Refusal.badParameter("version (at least 1) or at (a time) is missing") }
+                guard let page = try await source.aggregateEvent(stream: name, version: version) else {
                     return Reply.problem(.notFound, "'\(name)' is not an aggregate stream of the store with version \(version)")
                 }
                 return Reply.json(page)
             }
         }
-        router.get("/api/tail") { request, context in
+        router.get("/api/tail") { request, _ in
             await answer {
-                let from = try request.number("from", browser.log.headPosition, in: 0...UInt64.max)
+                var from = try await source.tailStart()
+                if let given = request.text("from") {
+                    _ = try await source.tailPage(from: given)  // refuses a cursor this source cannot read
+                    from = given
+                }
+                let start = from
                 return Response(
                     status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-store"],
-                    body: ResponseBody { writer in try await Self.tail(browser, from: from, into: &writer) })
+                    body: ResponseBody { writer in try await Self.tail(source, from: start, into: &writer) })
             }
         }
         router.post("/api/verify") { _, _ in
             await answer {
                 guard maintenance else { return Reply.problem(.forbidden, "read-only: start the Studio with --allow-maintenance to verify") }
-                return Reply.json(try browser.verify())
+                return Reply.json(try await source.verify())
             }
         }
         router.post("/api/compact") { _, _ in
             await answer {
                 guard maintenance else { return Reply.problem(.forbidden, "read-only: start the Studio with --allow-maintenance to compact") }
-                return Reply.json(try browser.compact())
+                return Reply.json(try await source.compact())
             }
         }
     }
@@ -163,17 +163,16 @@ extension Studio {
     /// Sends the log's events from `position` on as server-sent events (`id:` their position),
     /// waiting for new ones, with a comment every 15 s so that a closed page ends it; it ends
     /// when the server shuts down.
-    static func tail(_ browser: StoreBrowser, from position: UInt64, into writer: inout any ResponseBodyWriter) async throws {
-        var next = position
+    static func tail(_ source: any StudioSource, from cursor: String, into writer: inout any ResponseBodyWriter) async throws {
+        var next = cursor
         try await writer.write(ByteBuffer(string: "retry: 1000\n\n"))
         while !Task.isCancelled {
-            let log = browser.log
-            let events = try log.readAll(from: next, maxCount: 100)
-            if events.isEmpty {
+            let page = try await source.tailPage(from: next)
+            if page.events.isEmpty {
                 let after = next
                 let wakeup = try await withThrowingTaskGroup(of: Wakeup.self) { group in
                     group.addTask {
-                        try await log.waitForEvents(after: after)
+                        try await source.waitForEvents(from: after)
                         return .events
                     }
                     group.addTask {
@@ -195,11 +194,9 @@ extension Studio {
                 continue
             }
             var text = ""
-            for event in events {
-                text += "id: \(event.position)\ndata: \(StoreBrowser.event(event))\n\n"
-                next = event.position + 1
-            }
-            try await writer.write(ByteBuffer(string: text))
+            for event in page.events { text += "data: \(event)\n\n" }
+            next = page.next
+            try await writer.write(ByteBuffer(string: "id: \(next)\n" + text))
         }
     }
 }

@@ -1,5 +1,8 @@
 #if Studio
 import Dugong
+#if Postgres
+import DugongPostgres
+#endif
 import DugongStore
 import Foundation
 import Hummingbird
@@ -38,7 +41,7 @@ public struct Studio: Sendable {
         }
     }
 
-    let browser: StoreBrowser
+    let source: any StudioSource
     public let options: Options
     let guardian: RequestGuard
 
@@ -49,10 +52,23 @@ public struct Studio: Sendable {
     ///   when the aggregates' event types conflict.
     public init(log: EventLog, aggregates: [any Aggregate.Type] = [], options: Options = Options()) throws {
         if options.allowMaintenance, log.options.readOnly { throw StudioError.maintenanceNeedsAWritableStore }
-        browser = try StoreBrowser(log: log, aggregates: aggregates)
+        source = try StoreBrowser(log: log, aggregates: aggregates)
         self.options = options
         guardian = RequestGuard(host: options.host)
     }
+
+    #if Postgres
+    /// A Studio of a PostgreSQL database: read-only (verify and compaction are PostgreSQL's own).
+    ///
+    /// - Parameter label: what the page calls the database (its URL without the password).
+    /// - Throws: ``StudioError/maintenanceNeedsAWritableStore`` with ``Options/allowMaintenance``.
+    public init(postgres store: PostgresEventStore, label: String, aggregates: [any Aggregate.Type] = [], options: Options = Options()) throws {
+        if options.allowMaintenance { throw StudioError.noMaintenanceOnPostgres }
+        source = try PostgresBrowser(store: store, label: label, aggregates: aggregates)
+        self.options = options
+        guardian = RequestGuard(host: options.host)
+    }
+    #endif
 
     /// Serves until the task is cancelled. `ready` gets the page's URL (with the access token
     /// when the address is not a loopback one) once the server listens.
@@ -84,10 +100,12 @@ public struct Studio: Sendable {
 /// Why a Studio cannot start.
 public enum StudioError: Error, Sendable, Equatable, CustomStringConvertible {
     case maintenanceNeedsAWritableStore
+    case noMaintenanceOnPostgres
 
     public var description: String {
         switch self {
         case .maintenanceNeedsAWritableStore: "maintenance (verify, compact) needs the store open for writing: stop the application first"
+        case .noMaintenanceOnPostgres: "a Studio of PostgreSQL is read-only: PostgreSQL verifies (pg_amcheck) and reclaims space (VACUUM) itself"
         }
     }
 }

@@ -1,0 +1,176 @@
+import Dugong
+import DugongStore
+import Foundation
+
+/// Where the Studio reads: an embedded store (``StoreBrowser``) or a PostgreSQL database
+/// (`PostgresBrowser`). Every answer is JSON text for the page, a bounded page of it.
+///
+/// Cursors of the global log are text, as the source writes them (a position for an embedded
+/// store, `transaction:position` for PostgreSQL): the page hands them back as it got them.
+protocol StudioSource: Sendable {
+    /// The application's aggregates, when the Studio is embedded: states, diffs.
+    var aggregates: AggregateQueryService? { get }
+    func overview() async throws -> String
+    func categories() async throws -> String
+    func streams(search: String, after: Int, limit: Int) async throws -> String
+    /// `nil`: no such stream.
+    func stream(_ name: String, from version: Int, limit: Int) async throws -> String?
+    func log(from cursor: String?, limit: Int, filter: LogFilter) async throws -> String
+    func checkpoints() async throws -> String
+    /// The stream's event at `version` as the framework reads it; `nil` when there is none.
+    func domainEvent(stream name: String, version: Int) async throws -> SerializedDomainEvent?
+    /// The stream's last version at or before `milliseconds`.
+    func version(of name: String, asOf milliseconds: Int64) async throws -> Int?
+    func verify() async throws -> String
+    func compact() async throws -> String
+
+    /// The cursor after the last event readable now.
+    func tailStart() async throws -> String
+    /// Events from `cursor` on (at most 100) as JSON, and the cursor after them.
+    func tailPage(from cursor: String) async throws -> (events: [String], next: String)
+    /// Returns once an event at `cursor` or later is readable.
+    func waitForEvents(from cursor: String) async throws
+}
+
+/// What the log's page is filtered by.
+struct LogFilter: Sendable {
+    var type: String?
+    var streamPrefix: String?
+    /// Milliseconds since 1970, inclusive.
+    var since: Int64?
+    var until: Int64?
+
+    func admits(_ event: StoredEvent) -> Bool {
+        if let type, event.type != type { return false }
+        if let streamPrefix, !event.stream.hasPrefix(streamPrefix) { return false }
+        if let since, event.timestampMilliseconds < since { return false }
+        if let until, event.timestampMilliseconds > until { return false }
+        return true
+    }
+}
+
+/// The rows of a page, bounded by their number and by their bytes (an event may hold
+/// megabytes): at least one row always fits.
+struct PageRows {
+    static let maximumBytes = 2 << 20
+    let limit: Int
+    private(set) var rows: [String] = []
+    private var bytes = 0
+
+    init(limit: Int) {
+        self.limit = limit
+    }
+
+    var isFull: Bool { rows.count >= limit || bytes >= Self.maximumBytes }
+
+    /// Adds `row` unless the page is full or the row would take it past its bytes.
+    mutating func add(_ row: String) -> Bool {
+        guard rows.count < limit, rows.isEmpty || bytes + row.utf8.count <= Self.maximumBytes else { return false }
+        rows.append(row)
+        bytes += row.utf8.count
+        return true
+    }
+
+    var json: String { JSONText.array(rows) }
+}
+
+/// A request the source cannot answer as asked: a 4xx with its message.
+struct Refusal: Error {
+    /// 400: a parameter; 404: nothing there; 409: not on this kind of store.
+    let status: Int
+    let message: String
+
+    static func badParameter(_ message: String) -> Refusal { Refusal(status: 400, message: message) }
+}
+
+extension StudioSource {
+    /// The state before and after the stream's event at `version`, what changed, and the
+    /// command context; `nil` when the stream has no such aggregate event or the Studio does
+    /// not know the application's aggregates.
+    func aggregateEvent(stream name: String, version: Int) async throws -> String? {
+        guard let aggregates, let id = AggregateStreamName.streamID(of: name),
+            let event = try await domainEvent(stream: name, version: version)
+        else { return nil }
+        func state(_ sequenceNumber: Int) async throws -> JSONValue? {
+            sequenceNumber < 1 ? nil
+                : try await aggregates.state(
+                    of: id.aggregateType, id: id.aggregateID, origin: id.origin, tenantID: id.tenantID, asOf: sequenceNumber)
+        }
+        let before = try await state(version - 1)
+        let after = try await state(version)
+        func text(_ value: JSONValue?) -> String {
+            guard let value, let data = try? value.jsonData() else { return "null" }
+            return JSONText.quoted(JSONText.indented(data) ?? "")
+        }
+        return JSONText.object([
+            "stream": JSONText.quoted(name), "version": "\(version)",
+            "before": text(before), "after": text(after),
+            "changes": JSONText.array(StateDifference.between(before, after).map(\.json)),
+            "context": JSONText.object([
+                "correlationID": JSONText.quoted(event.correlationID),
+                "triggeredByEventID": JSONText.quoted(event.triggeredByEventID?.uuidString.lowercased()),
+                "triggeredByUserID": JSONText.quoted(event.triggeredByUserID),
+            ]),
+        ])
+    }
+
+    /// Categories (the part of a name before its first `/`) with their numbers of streams.
+    static func categories(of names: some Sequence<String>) -> String {
+        var counts: [String: Int] = [:]
+        for name in names {
+            let category = name.firstIndex(of: "/").map { String(name[..<$0]) } ?? ""
+            counts[category, default: 0] += 1
+        }
+        return JSONText.array(counts.sorted { $0.key < $1.key }.map { JSONText.object(["category": JSONText.quoted($0.key), "streams": "\($0.value)"]) })
+    }
+
+    /// A stream's row in the streams list.
+    static func streamRow(_ name: String, version: Int, firstVisibleVersion: Int, tombstoned: Bool, empty: Bool) -> String {
+        JSONText.object([
+            "stream": JSONText.quoted(name), "version": "\(version)", "firstVisibleVersion": "\(firstVisibleVersion)",
+            "tombstoned": "\(tombstoned)", "empty": "\(empty)",
+        ])
+    }
+
+    /// A checkpoint's position as stored (`{"position": P, "transaction": T}`), `nil` when unreadable.
+    static func checkpointCursor(_ data: Data) -> LogCursor? {
+        func number(_ value: JSONValue?) -> UInt64? {
+            switch value {
+            case .int(let number)?: number >= 0 ? UInt64(number) : nil
+            case .uint(let number)?: number
+            default: nil
+            }
+        }
+        guard let value = try? JSONValue(json: data), let position = number(value["position"]) else { return nil }
+        return LogCursor(transaction: number(value["transaction"]) ?? 0, position: position)
+    }
+
+    /// The framework's checkpoints' category.
+    static var checkpointCategory: String {
+        AggregateStreamName.category(origin: Checkpoint.origin, aggregateType: "Checkpoint", tenantID: nil)
+    }
+}
+
+extension StoredEvent {
+    /// Every field of the event, the framework's envelope when its metadata holds one, and
+    /// `next`: the log cursor after it.
+    func json(next: String) -> String {
+        var envelope: String?
+        if let id = AggregateStreamName.streamID(of: stream), let domain = try? EventLogStore.domainEvent(self, of: id) {
+            envelope = JSONText.object([
+                "origin": JSONText.quoted(domain.origin), "aggregateType": JSONText.quoted(domain.aggregateType),
+                "aggregateID": JSONText.quoted(domain.aggregateID), "tenantID": JSONText.quoted(domain.tenantID),
+                "schemaVersion": "\(domain.version)", "correlationID": JSONText.quoted(domain.correlationID),
+                "triggeredByEventID": JSONText.quoted(domain.triggeredByEventID?.uuidString.lowercased()),
+                "triggeredByUserID": JSONText.quoted(domain.triggeredByUserID),
+            ])
+        }
+        return JSONText.object([
+            "stream": JSONText.quoted(stream), "version": "\(version)", "position": "\(position)",
+            "id": JSONText.quoted(id.uuidString.lowercased()), "type": JSONText.quoted(type),
+            "timestamp": JSONText.quoted(PayloadTimestamp.millisecondString(timestampMilliseconds)),
+            "timestampMilliseconds": "\(timestampMilliseconds)",
+            "data": JSONText.payload(data), "metadata": JSONText.payload(metadata), "envelope": envelope, "next": JSONText.quoted(next),
+        ])
+    }
+}
