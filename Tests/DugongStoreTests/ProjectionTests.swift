@@ -69,6 +69,39 @@ struct ProjectionTests {
         #expect(handled.withLock { $0 } == 1)
     }
 
+    /// A paused reader reads nothing until resumed (a catch-up meanwhile waits); paused, its
+    /// checkpoint moves back (all again) or refuses a cursor past the log; not paused, it
+    /// refuses to move.
+    @Test(arguments: Adapter.allCases)
+    func aPausedReaderReadsNothingAndRewinds(_ adapter: Adapter) async throws {
+        let (store, release) = try await Self.make(adapter)
+        defer { release() }
+        let accounts = AggregateRepository<BankAccount>(eventStore: store, registry: try EventRegistry(BankAccount.self))
+        let id = try #require(try await accounts.create { try $0.open(owner: "Ada") }.id)
+        try await store.waitForCommittedEvents()
+        let handled = Mutex(0)
+        let projection = Projection(name: "paused", store: store) { recorded in
+            if recorded.event.aggregateType == BankAccount.aggregateType { handled.withLock { $0 += 1 } }
+        }
+        #expect(try await projection.catchUp() == 1)
+        await #expect(throws: CheckpointError.notPaused(name: "projection:paused")) { try await projection.rewind(to: .start) }
+
+        await projection.pause()
+        #expect(await projection.isPaused)
+        try await accounts.update(id) { try $0.deposit(5) }
+        try await store.waitForCommittedEvents()
+        let waiting = Task { try await projection.catchUp() }
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(handled.withLock { $0 } == 1, "nothing read while paused")
+        await #expect(throws: CheckpointError.self) { try await projection.rewind(to: LogCursor(transaction: UInt64.max / 2, position: 1)) }
+        try await projection.rewind(to: .start)
+        #expect(try await projection.cursor() == .start)
+        await projection.resume()
+        _ = try await waiting.value
+        #expect(handled.withLock { $0 } == 3, "the first event again, then the deposit")
+        #expect(await !projection.isPaused)
+    }
+
     @Test(arguments: Adapter.allCases)
     func totalsPerOwnerCatchUpResumeAndRebuild(_ adapter: Adapter) async throws {
         let (store, release) = try await Self.make(adapter)

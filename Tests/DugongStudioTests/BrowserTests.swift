@@ -213,8 +213,11 @@ struct BrowserTests {
                 try await browser.open(page + "#/checkpoints")
                 try await browser.text(of: "#checkpoint-rows", when: { $0.contains("balances") })
             } catch {
+                // What the page showed when it failed (kept with DUGONG_SCREENSHOTS).
+                try? await browser.screenshot("failure")
+                let shown = (try? await browser.run("return document.body.innerText;") as? String) ?? ""
                 await browser.stop()
-                throw error
+                throw Browser.Failure(description: "\(error)\n--- the page said:\n\(shown.prefix(1500))")
             }
             await browser.stop()
         }

@@ -79,7 +79,7 @@ struct PostgresStudioTests {
                 #expect(verify.status == 403)
             }
             #expect(throws: StudioError.noMaintenanceOnPostgres) {
-                try Studio(postgres: store, label: "x", options: .init(allowMaintenance: true))
+                try Studio(postgres: store, label: "x", options: .init(allowMaintenance: true, allowCompaction: true))
             }
         } catch {
             try await database.drop()

@@ -4,14 +4,15 @@ import DugongExample
 import DugongStore
 @testable import DugongStudio
 import Foundation
+import Synchronization
 import Testing
 
 /// Runs a Studio on a free port while `body` runs.
 func withStudio<R: Sendable>(
     _ log: EventLog, aggregates: [any Aggregate.Type] = [BankAccount.self], options: Studio.Options = .init(),
-    _ body: (Int, Studio) async throws -> R
+    readers: [any GlobalLogReader] = [], _ body: (Int, Studio) async throws -> R
 ) async throws -> R {
-    let studio = try Studio(log: log, aggregates: aggregates, options: options)
+    let studio = try Studio(log: log, aggregates: aggregates, readers: readers, options: options)
     return try await withStudio(studio) { port in try await body(port, studio) }
 }
 
@@ -144,7 +145,7 @@ struct StudioServerTests {
         let fixture = try await StudioFixture.make("maintenance")
         defer { fixture.remove() }
         try await fixture.log.delete(stream: "raw/1")
-        try await withStudio(fixture.log, options: .init(allowMaintenance: true)) { port, studio in
+        try await withStudio(fixture.log, options: .init(allowMaintenance: true, allowCompaction: true)) { port, studio in
             let csrf = ["X-Dugong-CSRF": studio.guardian.csrfToken]
             let verified = try await HTTPClient.send(port: port, "POST", "/api/verify", headers: csrf)
             #expect(verified.status == 200 && Self.json(verified)?["clean"] as? Bool == true, "\(verified.body)")
@@ -156,6 +157,54 @@ struct StudioServerTests {
             // The store reads on after its reopening, aggregates too.
             #expect(try await HTTPClient.send(port: port, "/api/stream?name=bank:BankAccount/ada").status == 200)
             #expect(try await HTTPClient.send(port: port, "/api/aggregate-event?stream=bank:BankAccount/ada&version=2").status == 200)
+        }
+    }
+
+    /// An embedded Studio lists the application's readers; with maintenance it pauses,
+    /// rewinds and resumes one, and replays a consumer's parked messages; without, it refuses.
+    /// It never compacts a store it does not own.
+    @Test func theApplicationsReadersArePausedRewoundAndTheirParkedMessagesReplayed() async throws {
+        let fixture = try await StudioFixture.make("readers")
+        defer { fixture.remove() }
+        let store = EventLogStore(log: fixture.log)
+        let failing = Mutex(true)
+        let handled = Mutex(0)
+        let consumer = EventConsumer(name: "mailer", store: store, retry: RetryPolicy(maximumAttempts: 1, initialBackoff: .milliseconds(1))) { event, _ in
+            if event.eventType == "MoneyDeposited", failing.withLock({ $0 }) { throw StudioFixtureError.notCreated }
+            handled.withLock { $0 += 1 }
+        }
+        _ = try await consumer.catchUp()
+        let options = Studio.Options(allowMaintenance: true)
+        try await withStudio(fixture.log, options: options, readers: [consumer]) { port, studio in
+            let csrf = ["X-Dugong-CSRF": studio.guardian.csrfToken]
+            let list = try await HTTPClient.send(port: port, "/api/readers")
+            let rows = try #require(try JSONSerialization.jsonObject(with: Data(list.body.utf8)) as? [[String: Any]])
+            #expect(rows.count == 1 && rows[0]["name"] as? String == "consumer:mailer" && rows[0]["parked"] as? Int == 1)
+            let parked = try await HTTPClient.send(port: port, "/api/readers/parked?name=consumer:mailer")
+            #expect(parked.body.contains("MoneyDeposited"))
+            #expect(try await HTTPClient.send(port: port, "/api/readers/parked?name=nobody").status == 404)
+
+            // Rewinding needs the reader paused.
+            let early = try await HTTPClient.send(port: port, "POST", "/api/readers/rewind?name=consumer:mailer&to=start", headers: csrf)
+            #expect(early.status == 409 && early.body.contains("pause"))
+            #expect(try await HTTPClient.send(port: port, "POST", "/api/readers/pause?name=consumer:mailer", headers: csrf).status == 200)
+            #expect(await consumer.isPaused)
+            #expect(try await HTTPClient.send(port: port, "POST", "/api/readers/rewind?name=consumer:mailer&to=x", headers: csrf).status == 400)
+            let rewound = try #require(Self.json(try await HTTPClient.send(port: port, "POST", "/api/readers/rewind?name=consumer:mailer&to=start", headers: csrf)))
+            #expect(rewound["cursor"] as? String == "0" && rewound["paused"] as? Bool == true)
+            #expect(try await HTTPClient.send(port: port, "POST", "/api/readers/resume?name=consumer:mailer", headers: csrf).status == 200)
+            #expect(await !consumer.isPaused)
+
+            failing.withLock { $0 = false }
+            let replayed = try #require(Self.json(try await HTTPClient.send(port: port, "POST", "/api/readers/replay?name=consumer:mailer", headers: csrf)))
+            #expect(replayed["replayed"] as? Int == 1)
+            #expect(try await consumer.parked().isEmpty)
+            // Not the Studio's store to compact.
+            #expect(try await HTTPClient.send(port: port, "POST", "/api/compact", headers: csrf).status == 403)
+        }
+        try await withStudio(fixture.log, readers: [consumer]) { port, studio in
+            let refused = try await HTTPClient.send(port: port, "POST", "/api/readers/pause?name=consumer:mailer", headers: ["X-Dugong-CSRF": studio.guardian.csrfToken])
+            #expect(refused.status == 403)
         }
     }
 

@@ -204,7 +204,7 @@ public actor EventConsumer: CheckpointedReader {
     /// Handles, marks and parks the events.
     public let handler: IdempotentHandler
     var checkpoint: Checkpoint?
-    nonisolated var checkpointName: String { "consumer:" + name }
+    public nonisolated var checkpointName: String { "consumer:" + name }
     var gate = ReaderGate()
 
     public init(

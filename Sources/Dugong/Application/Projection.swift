@@ -98,12 +98,15 @@ public enum CheckpointError: Error, Sendable, Equatable, CustomStringConvertible
     /// moved with `dugong export | dugong import` keeps its checkpoints, whose cursors mean
     /// nothing here). A reader that went on from it would wait for ever.
     case pastTheLog(name: String, cursor: LogCursor, end: LogCursor)
+    /// A rewind needs the reader paused (``GlobalLogReader/pause()``).
+    case notPaused(name: String)
 
     public var description: String {
         switch self {
         case .unreadable(let name): "the checkpoint of '\(name)' cannot be read"
         case .pastTheLog(let name, let cursor, let end):
             "the checkpoint of '\(name)' is at \(cursor), past every event of this store (its end is \(end)): it comes from another store; rebuild the reader, or delete its checkpoint stream"
+        case .notPaused(let name): "'\(name)' is reading: pause it before moving its checkpoint"
         }
     }
 }
@@ -136,7 +139,7 @@ public actor Projection: CheckpointedReader {
     private let handle: @Sendable (RecordedEvent) async throws -> Void
     private let reset: @Sendable () async throws -> Void
     var checkpoint: Checkpoint?
-    nonisolated var checkpointName: String { "projection:" + name }
+    public nonisolated var checkpointName: String { "projection:" + name }
     var gate = ReaderGate()
     private let logger: Logger
 
@@ -201,12 +204,26 @@ public actor Projection: CheckpointedReader {
 /// A reader of the global log with a durable checkpoint: what ``Projection`` and
 /// ``EventConsumer`` share.
 public protocol GlobalLogReader: Actor {
+    /// Its checkpoint's name: `projection:NAME` or `consumer:NAME`.
+    nonisolated var checkpointName: String { get }
     /// The log it reads.
     nonisolated var log: any GlobalEventLog { get }
     /// Where it reads on from: past every event it has processed.
     func cursor() async throws -> LogCursor
     /// Processes every event committed so far. - Returns: how many it handled.
     func catchUp() async throws -> Int
+    /// Whether ``pause()`` holds it.
+    var isPaused: Bool { get }
+    /// Lets a catch-up under way finish, then holds every later one (``run()`` waits) until
+    /// ``resume()``: for moving its checkpoint (``rewind(to:)``) while nothing reads.
+    func pause() async
+    /// Lets catch-ups run again.
+    func resume()
+    /// Moves the checkpoint to `cursor` (``LogCursor/start``: everything again), paused.
+    ///
+    /// - Throws: ``CheckpointError/notPaused(name:)`` unless paused;
+    ///   ``CheckpointError/pastTheLog(name:cursor:end:)`` for a cursor past every committed event.
+    func rewind(to cursor: LogCursor) async throws
 }
 
 extension GlobalLogReader {
@@ -233,15 +250,15 @@ extension GlobalLogReader {
 /// What checkpointed readers share: their checkpoint and one catch-up at a time (an actor is
 /// re-entered at every `await`).
 protocol CheckpointedReader: GlobalLogReader {
-    nonisolated var checkpointName: String { get }
     var store: Projection.Store { get }
     var checkpoint: Checkpoint? { get set }
     var gate: ReaderGate { get set }
 }
 
-/// Lets one catch-up run at a time.
+/// Lets one catch-up run at a time; a pause holds it.
 struct ReaderGate {
     var busy = false
+    var paused = false
     var waiting: [CheckedContinuation<Void, Never>] = []
 }
 
@@ -265,12 +282,42 @@ extension CheckpointedReader {
     }
 
     func exclusively<T>(_ body: () async throws -> T) async throws -> T {
+        await takeGate()
+        defer { releaseGate() }
+        return try await body()
+    }
+
+    private func takeGate() async {
         while gate.busy { await withCheckedContinuation { gate.waiting.append($0) } }
         gate.busy = true
-        defer {
-            gate.busy = false
-            if !gate.waiting.isEmpty { gate.waiting.removeFirst().resume() }
-        }
-        return try await body()
+    }
+
+    private func releaseGate() {
+        gate.busy = false
+        if !gate.waiting.isEmpty { gate.waiting.removeFirst().resume() }
+    }
+
+    public var isPaused: Bool { gate.paused }
+
+    public func pause() async {
+        guard !gate.paused else { return }
+        await takeGate()
+        gate.paused = true
+    }
+
+    public func resume() {
+        guard gate.paused else { return }
+        gate.paused = false
+        releaseGate()
+    }
+
+    public func rewind(to cursor: LogCursor) async throws {
+        guard gate.paused else { throw CheckpointError.notPaused(name: checkpointName) }
+        checkpoint = nil  // another instance may have moved it
+        var checkpoint = try await loadedCheckpoint(anywhere: true)
+        let end = try await store.committedEnd()
+        guard cursor <= end else { throw CheckpointError.pastTheLog(name: checkpointName, cursor: cursor, end: end) }
+        try await checkpoint.save(cursor, to: store)
+        self.checkpoint = checkpoint
     }
 }

@@ -64,7 +64,8 @@ struct StudioCommand: AsyncParsableCommand {
     }
 
     #if Studio
-    var options: Studio.Options { .init(host: host, port: port, allowMaintenance: allowMaintenance) }
+    /// The tool owns the store it opens: maintenance includes compaction.
+    var options: Studio.Options { .init(host: host, port: port, allowMaintenance: allowMaintenance, allowCompaction: allowMaintenance) }
 
     /// The Studio `make` makes; its refusal (maintenance on a read-only store) is a usage error.
     static func studio(_ make: () throws -> Studio) throws -> Studio {

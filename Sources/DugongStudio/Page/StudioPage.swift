@@ -2,9 +2,10 @@
 /// elsewhere (works offline; no build step). Every value from the store reaches the document
 /// as text (`textContent`), never as markup.
 enum StudioPage {
-    static func html(csrfToken: String, maintenance: Bool) -> String {
+    static func html(csrfToken: String, maintenance: Bool, compaction: Bool) -> String {
         template.replacingOccurrences(of: "{{CSRF}}", with: csrfToken)
             .replacingOccurrences(of: "{{MAINTENANCE}}", with: maintenance ? "true" : "false")
+            .replacingOccurrences(of: "{{COMPACTION}}", with: compaction ? "true" : "false")
     }
 
     private static let template = #"""
@@ -149,12 +150,18 @@ button.primary { background:var(--accent); color:#fff; border-color:var(--accent
       <table><thead><tr><th>name</th><th>reads on from</th><th>behind the log's end</th><th>saved at</th></tr></thead><tbody id="checkpoint-rows"></tbody></table>
       <div id="checkpoints-none" class="muted" hidden>No checkpoints in this store.</div>
     </div>
+    <div class="panel"><h2>Running readers of this application</h2>
+      <table><thead><tr><th>reader</th><th>state</th><th>reads on from</th><th>parked messages</th><th></th></tr></thead><tbody id="reader-rows"></tbody></table>
+      <div id="readers-none" class="muted" hidden>The application gave this Studio no running readers (DugongStudio's readers parameter).</div>
+      <pre id="reader-result" hidden></pre>
+    </div>
   </section>
 </main>
 <script>
 "use strict";
 const csrf = document.querySelector('meta[name="dugong-csrf"]').content;
 const maintenance = {{MAINTENANCE}};
+const compaction = {{COMPACTION}};
 const $ = (id) => document.getElementById(id);
 let overview = null;
 
@@ -220,6 +227,7 @@ function renderHealth() {
   const segments = $("segments"); clear(segments);
   for (const s of o.segments) segments.appendChild(row([element("td", s.name, "mono"), s.bytes.toLocaleString(), s.firstPosition]));
   $("maintenance-on").hidden = !maintenance;
+  $("compact-run").hidden = !compaction;
   $("maintenance-off").hidden = maintenance;
 }
 async function runMaintenance(action, question) {
@@ -336,6 +344,7 @@ $("travel-go").onclick = () => {
 
 // ---- The log and its live tail
 let logNext = null;
+let logHead = null;  // the log's end when the page was loaded: a live tail starts there
 let logFilter = {};
 async function loadLog(reset) {
   if (reset) {
@@ -346,6 +355,7 @@ async function loadLog(reset) {
   const page = await api("/api/log?" + query({ ...logFilter, from: logNext, limit: 100 }));
   for (const event of page.events) $("log-rows").appendChild(logRow(event));
   logNext = page.next;
+  logHead = page.head;
   $("log-next").hidden = page.complete;
   $("log-facts").textContent = "looked up to " + page.next + " (the log's end: " + page.head + ")" + (page.complete ? ", all of it" : "");
 }
@@ -369,6 +379,8 @@ function startTail() {
     rows.insertBefore(logRow(event), rows.firstChild);
     while (rows.children.length > 200) rows.removeChild(rows.lastChild);
   };
+  // On a lost connection the browser reconnects by itself, from the last event's cursor
+  // (Last-Event-ID).
   tail.onerror = () => { $("tail-state").textContent = "reconnecting…"; };
   tail.onopen = () => { $("tail-state").textContent = "following"; };
 }
@@ -377,9 +389,14 @@ $("tail-toggle").onclick = () => {
     tail.close(); tail = null; tailPaused = true;
     $("tail-toggle").textContent = "Resume"; $("tail-state").textContent = "paused after position " + (tailLast ?? "—");
   } else {
-    if (!tailPaused) { clear($("log-rows")); $("log-next").hidden = true; $("log-facts").textContent = "new events appear at the top as they are committed"; }
+    if (!tailPaused) {
+      // From the end of the page loaded: nothing committed since is missed.
+      tailNext = logHead;
+      clear($("log-rows")); $("log-next").hidden = true;
+      $("log-facts").textContent = "new events appear at the top as they are committed";
+    }
     startTail();
-    $("tail-toggle").textContent = "Pause"; $("tail-state").textContent = "following";
+    $("tail-toggle").textContent = "Pause"; $("tail-state").textContent = "connecting…";
   }
 };
 
@@ -389,6 +406,40 @@ async function loadCheckpoints() {
   const body = $("checkpoint-rows"); clear(body);
   for (const c of answer.checkpoints) body.appendChild(row([element("td", c.name, "mono"), c.cursor ?? "unreadable", c.behind ?? "—", c.savedAt]));
   $("checkpoints-none").hidden = answer.checkpoints.length > 0;
+  await loadReaders();
+}
+async function loadReaders() {
+  const readers = await api("/api/readers");
+  const body = $("reader-rows"); clear(body);
+  for (const r of readers) {
+    const actions = element("td");
+    const button = (label, run) => { const b = element("button", label); b.onclick = run; actions.appendChild(b); };
+    if (r.parked) button("Show parked", () => readerAction(() => api("/api/readers/parked?" + query({ name: r.name }))));
+    if (maintenance) {
+      if (r.paused) {
+        button("Resume", () => readerAction(() => api("/api/readers/resume?" + query({ name: r.name }), "POST")));
+        button("Rewind…", () => {
+          const to = prompt("Move " + r.name + "'s checkpoint to which cursor? (start: the beginning; its handlers see those events again)", "start");
+          if (to) readerAction(() => api("/api/readers/rewind?" + query({ name: r.name, to }), "POST"));
+        });
+      } else {
+        button("Pause", () => readerAction(() => api("/api/readers/pause?" + query({ name: r.name }), "POST")));
+      }
+      if (r.parked) button("Replay parked", () => {
+        if (confirm("Replay the " + r.parked + " parked messages of " + r.name + "?")) readerAction(() => api("/api/readers/replay?" + query({ name: r.name }), "POST"));
+      });
+    }
+    const tr = row([element("td", r.name, "mono"), r.paused ? "paused" : "reading", r.cursor, r.parked ?? "—", actions]);
+    tr.dataset.reader = r.name;
+    body.appendChild(tr);
+  }
+  $("readers-none").hidden = readers.length > 0;
+}
+async function readerAction(run) {
+  const result = $("reader-result");
+  result.hidden = false;
+  try { result.textContent = JSON.stringify(await run(), null, 2); } catch (error) { result.textContent = error.message; }
+  await loadReaders().catch((error) => showError(error.message));
 }
 
 // ---- Navigation: #/streams, #/stream/NAME[/VERSION], #/log, #/health, #/checkpoints

@@ -2,6 +2,7 @@
 import Dugong
 import DugongStore
 import Foundation
+import HTTPTypes
 import Hummingbird
 import ServiceLifecycle
 
@@ -47,8 +48,10 @@ extension Request {
 extension Studio {
     func addRoutes(to router: Router<BasicRequestContext>) {
         let source = self.source
+        let readers = self.readers
         let guardian = self.guardian
         let maintenance = options.allowMaintenance
+        let compaction = options.allowMaintenance && options.allowCompaction
 
         /// Runs `body`; a bad parameter is a 400, a store error a 500 that says what failed.
         @Sendable func answer(_ body: () async throws -> Response) async -> Response {
@@ -69,7 +72,8 @@ extension Studio {
                     .contentSecurityPolicy: "default-src 'self'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; connect-src 'self'",
                     .init("X-Frame-Options")!: "DENY",
                 ],
-                body: ResponseBody(byteBuffer: ByteBuffer(string: StudioPage.html(csrfToken: guardian.csrfToken, maintenance: maintenance))))
+                body: ResponseBody(
+                    byteBuffer: ByteBuffer(string: StudioPage.html(csrfToken: guardian.csrfToken, maintenance: maintenance, compaction: compaction))))
         }
         router.get("/api/overview") { _, _ in
             await answer { Reply.json(try await source.overview()) }
@@ -131,7 +135,8 @@ extension Studio {
         router.get("/api/tail") { request, _ in
             await answer {
                 var from = try await source.tailStart()
-                if let given = request.text("from") {
+                // A reconnecting browser says where it was (the last `id:` it got).
+                if let given = request.text("from") ?? request.headers[HTTPField.Name("Last-Event-ID")!] {
                     _ = try await source.tailPage(from: given)  // refuses a cursor this source cannot read
                     from = given
                 }
@@ -139,6 +144,33 @@ extension Studio {
                 return Response(
                     status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-store"],
                     body: ResponseBody { writer in try await Self.tail(source, from: start, into: &writer) })
+            }
+        }
+        router.get("/api/readers") { _, _ in
+            await answer { Reply.json(try await readers.list()) }
+        }
+        router.get("/api/readers/parked") { request, _ in
+            await answer {
+                guard let name = request.text("name") else { throw Refusal.badParameter("name (the reader's) is missing") }
+                return Reply.json(try await readers.parked(name))
+            }
+        }
+        for action in ["pause", "resume", "rewind", "replay"] {
+            router.post("/api/readers/\(action)") { request, _ in
+                await answer {
+                    guard maintenance else {
+                        return Reply.problem(.forbidden, "read-only: the application starts its Studio with allowMaintenance to \(action) readers")
+                    }
+                    guard let name = request.text("name") else { throw Refusal.badParameter("name (the reader's) is missing") }
+                    switch action {
+                    case "pause": return Reply.json(try await readers.pause(name))
+                    case "resume": return Reply.json(try await readers.resume(name))
+                    case "replay": return Reply.json(try await readers.replayParked(name))
+                    default:
+                        guard let to = request.text("to") else { throw Refusal.badParameter("to (a cursor, or start) is missing") }
+                        return Reply.json(try await readers.rewind(name, to: to))
+                    }
+                }
             }
         }
         router.post("/api/verify") { _, _ in
@@ -149,7 +181,10 @@ extension Studio {
         }
         router.post("/api/compact") { _, _ in
             await answer {
-                guard maintenance else { return Reply.problem(.forbidden, "read-only: start the Studio with --allow-maintenance to compact") }
+                guard compaction else {
+                    return Reply.problem(
+                        .forbidden, "compaction needs a Studio that owns the store: `dugong studio --allow-maintenance` with the application stopped")
+                }
                 return Reply.json(try await source.compact())
             }
         }
@@ -165,7 +200,9 @@ extension Studio {
     /// when the server shuts down.
     static func tail(_ source: any StudioSource, from cursor: String, into writer: inout any ResponseBodyWriter) async throws {
         var next = cursor
-        try await writer.write(ByteBuffer(string: "retry: 1000\n\n"))
+        // `id:` at once: a browser that loses the connection before the first event comes
+        // back from here, not from a later end of the log.
+        try await writer.write(ByteBuffer(string: "retry: 1000\nid: \(next)\n\n"))
         while !Task.isCancelled {
             let page = try await source.tailPage(from: next)
             if page.events.isEmpty {

@@ -31,40 +31,57 @@ public struct Studio: Sendable {
         public var host = "127.0.0.1"
         /// 0: a free port.
         public var port = 0
-        /// Offers verify and compact (the store open for writing).
+        /// Offers verify, and the running readers' controls (pause, resume, rewind, replay
+        /// parked messages).
         public var allowMaintenance = false
+        /// With maintenance, offers compaction too: it closes the store and opens it again, so
+        /// only for a Studio that owns the store (`dugong studio`), never beside an application
+        /// that appends to it.
+        public var allowCompaction = false
 
-        public init(host: String = "127.0.0.1", port: Int = 0, allowMaintenance: Bool = false) {
+        public init(host: String = "127.0.0.1", port: Int = 0, allowMaintenance: Bool = false, allowCompaction: Bool = false) {
             self.host = host
             self.port = port
             self.allowMaintenance = allowMaintenance
+            self.allowCompaction = allowCompaction
         }
     }
 
     let source: any StudioSource
+    let readers: ReaderControls
     public let options: Options
     let guardian: RequestGuard
 
     /// - Parameters:
     ///   - log: the store, open read-only (or for writing, with ``Options/allowMaintenance``).
     ///   - aggregates: the application's aggregate types (states, diffs, command context).
+    ///   - readers: the application's running projections and consumers: listed, and with
+    ///     maintenance paused, resumed, rewound, their parked messages replayed.
     /// - Throws: ``StudioError`` for maintenance on a read-only store; ``EventRegistryError``
     ///   when the aggregates' event types conflict.
-    public init(log: EventLog, aggregates: [any Aggregate.Type] = [], options: Options = Options()) throws {
+    public init(
+        log: EventLog, aggregates: [any Aggregate.Type] = [], readers: [any GlobalLogReader] = [], options: Options = Options()
+    ) throws {
         if options.allowMaintenance, log.options.readOnly { throw StudioError.maintenanceNeedsAWritableStore }
         source = try StoreBrowser(log: log, aggregates: aggregates)
+        self.readers = ReaderControls(readers: readers)
         self.options = options
         guardian = RequestGuard(host: options.host)
     }
 
     #if Postgres
-    /// A Studio of a PostgreSQL database: read-only (verify and compaction are PostgreSQL's own).
+    /// A Studio of a PostgreSQL database: it never changes the database (verify and compaction
+    /// are PostgreSQL's own); with maintenance, the running readers' controls.
     ///
     /// - Parameter label: what the page calls the database (its URL without the password).
     /// - Throws: ``StudioError/maintenanceNeedsAWritableStore`` with ``Options/allowMaintenance``.
-    public init(postgres store: PostgresEventStore, label: String, aggregates: [any Aggregate.Type] = [], options: Options = Options()) throws {
-        if options.allowMaintenance { throw StudioError.noMaintenanceOnPostgres }
+    public init(
+        postgres store: PostgresEventStore, label: String, aggregates: [any Aggregate.Type] = [], readers: [any GlobalLogReader] = [],
+        options: Options = Options()
+    ) throws {
+        if options.allowCompaction { throw StudioError.noMaintenanceOnPostgres }
         source = try PostgresBrowser(store: store, label: label, aggregates: aggregates)
+        self.readers = ReaderControls(readers: readers)
         self.options = options
         guardian = RequestGuard(host: options.host)
     }
@@ -105,7 +122,7 @@ public enum StudioError: Error, Sendable, Equatable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .maintenanceNeedsAWritableStore: "maintenance (verify, compact) needs the store open for writing: stop the application first"
-        case .noMaintenanceOnPostgres: "a Studio of PostgreSQL is read-only: PostgreSQL verifies (pg_amcheck) and reclaims space (VACUUM) itself"
+        case .noMaintenanceOnPostgres: "a Studio of PostgreSQL does not compact: PostgreSQL reclaims space itself (VACUUM)"
         }
     }
 }
