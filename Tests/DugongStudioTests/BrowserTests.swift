@@ -209,7 +209,7 @@ struct BrowserTests {
 
                 // Health and checkpoints.
                 try await browser.open(page + "#/health")
-                try await browser.text(of: "#health-facts", when: { $0.contains("compression") })
+                try await browser.text(of: "#health-facts", when: { $0.contains("compression") && $0.contains("frames holding events") })
                 try await browser.open(page + "#/checkpoints")
                 try await browser.text(of: "#checkpoint-rows", when: { $0.contains("balances") })
             } catch {

@@ -136,6 +136,22 @@ struct StoreBrowserTests {
         #expect(rows.count == 1 && rows[0]["name"] as? String == "balances" && rows[0]["cursor"] as? String == "2")
     }
 
+    /// The overview: counts, sizes, frames, what opening found, the aggregates it knows.
+    @Test func theOverviewCountsTheStore() async throws {
+        let fixture = try await StudioFixture.make("overview")
+        defer { fixture.remove() }
+        let browser = try StoreBrowser(log: fixture.log, aggregates: [BankAccount.self])
+        let overview = try Self.object(try browser.overview())
+        #expect(overview["kind"] as? String == "directory" && overview["events"] as? Int == 8 && overview["streams"] as? Int == 4)
+        // One commit per frame here: the accounts' four, the raw stream's, the checkpoint's.
+        #expect(overview["eventFrames"] as? Int == 6, "\(overview)")
+        #expect((overview["damageAtOpen"] as? [Any])?.isEmpty == true && overview["tornBytesAtOpen"] as? Int == 0)
+        #expect((overview["aggregates"] as? [[String: Any]])?.first?["type"] as? String == "BankAccount")
+        #expect(overview["lastVerify"] == nil)
+        _ = try browser.verify()
+        #expect((try Self.object(try browser.overview())["lastVerify"] as? [String: Any])?["clean"] as? Bool == true)
+    }
+
     /// A filter that matches nothing looks at 20,000 events per request (README) and says where
     /// the next request goes on.
     @Test func aFilteredLogPageLooksAtABoundedNumberOfEvents() async throws {

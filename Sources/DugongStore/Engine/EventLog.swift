@@ -556,6 +556,11 @@ public final class EventLog: Sendable {
         core.shared.withLock { $0.index.frameBytes }
     }
 
+    /// Frames that hold events (those holding only snapshots or stream metadata not counted).
+    public var eventFrameCount: Int {
+        core.shared.withLock { $0.index.eventFrames.count }
+    }
+
     /// Forgets the decoded frames kept for reads (for measuring cold reads).
     public func dropCaches() {
         core.cache.removeAll()

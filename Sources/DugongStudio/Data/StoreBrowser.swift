@@ -65,6 +65,7 @@ final class StoreBrowser: StudioSource {
             "headPosition": "\(statistics.headPosition)",
             "fileBytes": "\(statistics.fileBytes)",
             "frameBytes": "\(statistics.frameBytes)",
+            "eventFrames": "\(log.eventFrameCount)",
             "rawPayloadBytes": "\(statistics.rawPayloadBytes)",
             "compressionRatio": String(format: "%.2f", statistics.compressionRatio),
             "segments": JSONText.array(segments),

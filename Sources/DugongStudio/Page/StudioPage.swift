@@ -216,7 +216,8 @@ function renderHealth() {
   ] : [
     ["directory", o.directory], ["opened", o.readOnly ? "read-only" : "for writing (maintenance)"],
     ["events", o.events.toLocaleString()], ["streams", o.streams.toLocaleString()], ["head position", o.headPosition],
-    ["segment bytes", o.fileBytes.toLocaleString()], ["frame bytes", o.frameBytes.toLocaleString()],
+    ["segment bytes", o.fileBytes.toLocaleString()], ["frames holding events", o.eventFrames.toLocaleString()],
+    ["frame bytes", o.frameBytes.toLocaleString()],
     ["payload bytes before compression", o.rawPayloadBytes.toLocaleString()], ["compression", o.compressionRatio + " : 1"],
     ["torn tail at open", o.tornBytesAtOpen + " bytes"],
     ["damage found at open", o.damageAtOpen.length ? o.damageAtOpen.join("\n") : "none"],
