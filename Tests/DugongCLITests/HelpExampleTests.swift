@@ -61,6 +61,8 @@ struct HelpExampleTests {
                 .replacing("new-store", with: work.appendingPathComponent("new-\(UUID().uuidString.prefix(8))").path)
                 .replacing("/mnt/fast/bench", with: work.appendingPathComponent("bench").path)
                 .replacing("/tmp/bank", with: work.appendingPathComponent("bank").path)
+                // A fixed port may be taken on the machine running the tests: any free one.
+                .replacing("--port 8080", with: "--port 0")
             // Benchmarks as printed, with fewer events (the examples ask for up to a million).
             if command == "bench" {
                 script = script.replacing(/--events [0-9]+/, with: "")
