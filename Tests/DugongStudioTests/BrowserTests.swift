@@ -26,13 +26,22 @@ struct Browser {
     /// Starts chromedriver and a browser session (a window of 1280 × 900).
     static func start() async throws -> Browser {
         let port = try freePort()
+        // The browser's profile, and its temporary files (Chromium puts some in TMPDIR): all
+        // removed by stop().
+        let profile = FileManager.default.temporaryDirectory.appendingPathComponent("dugong-chromium-\(UUID().uuidString.prefix(8))").path
+        try FileManager.default.createDirectory(atPath: profile + "/tmp", withIntermediateDirectories: true)
         let driver = Process()
         driver.executableURL = URL(fileURLWithPath: driverPath!)
         driver.arguments = ["--port=\(port)"]
+        driver.environment = ProcessInfo.processInfo.environment.merging(["TMPDIR": profile + "/tmp"]) { $1 }
         driver.standardOutput = FileHandle.nullDevice
         driver.standardError = FileHandle.nullDevice
-        try driver.run()
-        let profile = FileManager.default.temporaryDirectory.appendingPathComponent("dugong-chromium-\(UUID().uuidString.prefix(8))").path
+        do {
+            try driver.run()
+        } catch {
+            try? FileManager.default.removeItem(atPath: profile)
+            throw error
+        }
         do {
             let deadline = ContinuousClock.now + .seconds(30)
             while (try? await HTTPClient.send(port: port, "/status"))?.status != 200 {
@@ -47,7 +56,7 @@ struct Browser {
                             "binary": chromium,
                             "args": [
                                 "--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1280,900",
-                                "--user-data-dir=\(profile)",
+                                "--user-data-dir=\(profile)/data",
                             ],
                         ],
                     ]

@@ -8,7 +8,7 @@ time to first byte (navigation start to the first byte of the page), first conte
 and "first page" (the `studio-first-page` mark: the store's overview and the first page of
 streams are on screen). Needs Debian's chromium and chromium-driver.
 """
-import json, socket, statistics, subprocess, sys, tempfile, time, urllib.request
+import json, os, socket, statistics, subprocess, sys, tempfile, time, urllib.request
 
 def free_port():
     s = socket.socket(); s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]; s.close(); return port
@@ -24,8 +24,11 @@ def main():
     url = sys.argv[1]
     runs = int(sys.argv[2]) if len(sys.argv) > 2 else 5
     port = free_port()
-    driver = subprocess.Popen(["chromedriver", f"--port={port}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     profile = tempfile.mkdtemp(prefix="dugong-chromium-")
+    # Chromium's own temporary files go inside the profile's directory, removed at the end.
+    os.makedirs(f"{profile}/tmp")
+    driver = subprocess.Popen(["chromedriver", f"--port={port}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              env={**os.environ, "TMPDIR": f"{profile}/tmp"})
     try:
         for _ in range(100):
             try:
@@ -35,7 +38,7 @@ def main():
         session = call(port, "POST", "/session", {"capabilities": {"alwaysMatch": {"browserName": "chrome", "goog:chromeOptions": {
             "binary": "/usr/bin/chromium",
             "args": ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1280,900",
-                     f"--user-data-dir={profile}", "--disable-cache"]}}}})["sessionId"]
+                     f"--user-data-dir={profile}/data", "--disable-cache"]}}}})["sessionId"]
         figures = []
         for run in range(runs):
             call(port, "POST", f"/session/{session}/url", {"url": "about:blank"})
