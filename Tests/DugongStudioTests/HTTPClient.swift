@@ -38,7 +38,7 @@ enum HTTPClient {
         let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard socket >= 0 else { throw Failure(description: "socket: errno \(errno)") }
         defer { close(socket) }
-        var timeout = timeval(tv_sec: 60, tv_usec: 0)
+        var timeout = timeval(tv_sec: 5, tv_usec: 0)
         setsockopt(socket, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
@@ -59,9 +59,18 @@ enum HTTPClient {
         }
         var received: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 65536)
+        // A stream that keeps sending (a live tail's keep-alive comments) never times out a
+        // read: the whole answer has a minute.
+        let deadline = ContinuousClock.now + .seconds(60)
         while true {
+            guard ContinuousClock.now < deadline else {
+                throw Failure(description: "\(method) \(target): no end\(until.map { " and no '\($0)'" } ?? "") within 60 s; got \(String(decoding: received.suffix(300), as: UTF8.self))")
+            }
             let count = buffer.withUnsafeMutableBytes { recv(socket, $0.baseAddress, $0.count, 0) }
-            if count < 0 { throw Failure(description: "recv: errno \(errno) after \(received.count) bytes") }
+            if count < 0 {
+                if errno == EAGAIN || errno == EWOULDBLOCK { continue }  // the 5 s receive timeout: look at the deadline
+                throw Failure(description: "recv: errno \(errno) after \(received.count) bytes")
+            }
             if count == 0 { break }
             received += buffer[0..<count]
             if let until, String(decoding: received, as: UTF8.self).contains(until) { break }

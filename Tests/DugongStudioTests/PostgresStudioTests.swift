@@ -67,8 +67,10 @@ struct PostgresStudioTests {
                 let rows = try #require(checkpoints["checkpoints"] as? [[String: Any]])
                 #expect(rows.first?["name"] as? String == "balances" && (rows.first?["behind"] as? Int ?? 0) >= 3)
 
-                // The live tail from the end: a commit made while it is open arrives.
-                async let tail = HTTPClient.send(port: port, "/api/tail", until: "late")
+                // The live tail from the end as it is now (the request may reach the server after
+                // the commit): a commit made while it is open arrives.
+                let end = try await store.endCursor().description
+                async let tail = HTTPClient.send(port: port, "/api/tail?from=\(end)", until: "late")
                 try await Task.sleep(for: .milliseconds(500))
                 _ = try await accounts.create(id: "late") { try $0.open(owner: "Late") }
                 let answer = try await tail
