@@ -384,7 +384,7 @@ enum FrameReader {
             of: header, in: bytes, at: offset, dictionary: dictionary.bytes, dictionaryCheck: dictionary.check, scratch: scratch
         ) { payload in
             try walk(payload, header, formatVersion: formatVersion, names: &names) { record in
-                if case .event(let event) = record { fields.append(event) }
+                if case .event(let event) = consume record { fields.append(event) }
             }
         }
     }
@@ -418,9 +418,10 @@ enum FrameReader {
 
     /// Decodes every record of a payload, in order, checking it against its header. Decoding
     /// failures throw ``FrameDamage``; what `visit` throws passes through.
+    @inline(__always)
     private static func walk(
         _ payload: UnsafeRawBufferPointer, _ header: FrameHeader, formatVersion: UInt16, names: inout NameTable,
-        _ visit: (RecordView) throws -> Void
+        _ visit: (consuming RecordView) throws -> Void
     ) throws {
         var reader = ByteReader(payload)
         var previous = header.firstPosition &- 1
@@ -441,7 +442,7 @@ enum FrameReader {
                 }
                 events += 1
             }
-            try visit(record)
+            try visit(consume record)
         }
         guard reader.remaining == 0 else { throw FrameDamage("\(reader.remaining) bytes after the last record") }
         guard events == header.eventCount else {
