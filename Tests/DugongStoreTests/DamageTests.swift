@@ -66,19 +66,8 @@ struct DamageTests {
         var harmless = 0
         let only = Int(ProcessInfo.processInfo.environment["DUGONG_DAMAGE_TRIAL"] ?? "")
         for trial in 0..<Self.trials where only == nil || only == trial {
-            var random = SeededRandom(seed: UInt64(trial) &* 0x9E37_79B9 &+ 17)
-            let template = templates[trial % templates.count]
-            let kind = Damage.allCases.randomElement(using: &random)!
-            let directory = TemporaryDirectory("damage")
-            defer { directory.remove() }
-            try FileManager.default.copyItem(atPath: template.directory.path, toPath: directory.path)
-            let description = try Self.damage(directory, kind, template: template, using: &random)
-            let problems = try Self.check(directory, template: template)
-            if only != nil {
-                print("trial \(trial): \(description), template \(template.directory.path), copy \(directory.path)")
-                _ = try? FileManager.default.copyItem(atPath: directory.path, toPath: "/tmp/damage-trial")
-                _ = try? FileManager.default.copyItem(atPath: template.directory.path, toPath: "/tmp/damage-template")
-            }
+            // Each trial is synchronous work: on a thread of its own, not a cooperative one.
+            let (description, problems) = try await onOwnThread { try Self.run(trial: trial, templates: templates, only: only) }
             if problems.failures.isEmpty {
                 if problems.detected { detected += 1 } else { harmless += 1 }
             } else {
@@ -88,6 +77,25 @@ struct DamageTests {
         }
         print("damage: \(Self.trials) trials, \(detected) detected, \(harmless) changed nothing the store reads, \(failures.count) failures")
         #expect(failures.isEmpty, "\(failures.joined(separator: "\n"))")
+    }
+
+    /// One trial: a copy of a template, damaged at random and checked; what was done and what
+    /// the check found.
+    static func run(trial: Int, templates: [Template], only: Int?) throws -> (description: String, problems: (failures: [String], detected: Bool)) {
+        var random = SeededRandom(seed: UInt64(trial) &* 0x9E37_79B9 &+ 17)
+        let template = templates[trial % templates.count]
+        let kind = Damage.allCases.randomElement(using: &random)!
+        let directory = TemporaryDirectory("damage")
+        defer { directory.remove() }
+        try FileManager.default.copyItem(atPath: template.directory.path, toPath: directory.path)
+        let description = try Self.damage(directory, kind, template: template, using: &random)
+        let problems = try Self.check(directory, template: template)
+        if only != nil {
+            print("trial \(trial): \(description), template \(template.directory.path), copy \(directory.path)")
+            _ = try? FileManager.default.copyItem(atPath: directory.path, toPath: "/tmp/damage-trial")
+            _ = try? FileManager.default.copyItem(atPath: template.directory.path, toPath: "/tmp/damage-template")
+        }
+        return (description, problems)
     }
 
     /// Applies one damage; returns what it did.

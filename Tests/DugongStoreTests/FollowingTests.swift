@@ -284,13 +284,17 @@ struct FollowingTests {
         let reader = try EventLog.open(at: directory.path, options: InspectionTests.readOnly())
         defer { reader.close() }
         let stop = Shared(false)
-        let refreshes = Task.detached {
-            var count = 0
-            while !stop.withLock({ $0 }) {
-                try reader.refresh()
-                count += 1
+        // On a thread of its own: spinning on a cooperative thread would starve the writer's
+        // continuations (and every other test's) on a 2-core machine.
+        let refreshes = Task {
+            try await onOwnThread {
+                var count = 0
+                while !stop.withLock({ $0 }) {
+                    try reader.refresh()
+                    count += 1
+                }
+                return count
             }
-            return count
         }
         for round in 0..<200 {
             try await writer.append(Fixture.events(1 + round % 7, size: 150 + round), to: "s/\(round % 5)")
