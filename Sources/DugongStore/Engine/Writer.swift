@@ -3,8 +3,15 @@ import Foundation
 import Synchronization
 
 /// The single writer: a dedicated thread that takes every queued operation, decides each one
-/// against the index, packs the accepted ones into frames (group commit), writes them, syncs
-/// once, publishes them to the index and only then completes the operations.
+/// against the index, packs the accepted ones into frames (group commit) and writes them; then
+/// the syncer syncs them once, publishes them to the index and only then completes the
+/// operations.
+///
+/// Two stages, so that deciding and compressing the next batch overlaps the sync of the one
+/// before it; the file still sees one batch at a time: a batch is written only after the
+/// syncer made the one before it durable (FORMAT.md §4, "Batches"). The next batch is decided
+/// on top of the one in flight (its streams as it left them), and its results, refusals and
+/// duplicates too, reach their callers only after that one is durable.
 final class Writer: Sendable {
     enum Operation: Sendable {
         /// One or more appends, all or none, in one frame.
@@ -34,6 +41,10 @@ final class Writer: Sendable {
     private let queue = Mutex(Queue())
     private let wakeUp = DispatchSemaphore(value: 0)
     private let stopped = DispatchSemaphore(value: 0)
+    /// The second stage: one batch at a time, in order.
+    private let syncer = DispatchQueue(label: "dugong-syncer")
+    /// The batch handed to the syncer last (perhaps published already); the writer thread's.
+    private let inFlight = Mutex<InFlight?>(nil)
     /// The writer thread's own state; touched by that thread only.
     private let state: Mutex<WriterState>
 
@@ -108,6 +119,7 @@ final class Writer: Sendable {
                 }
                 if !rest.isEmpty { process(rest) }
                 trimActiveSegment()
+                syncer.sync {}
                 stopped.signal()
                 return
             }
@@ -121,6 +133,7 @@ final class Writer: Sendable {
     /// Then records the clean close in the head file (synced): the next open knows that nothing
     /// follows the last frame, so damage to the last batch is damage, not a torn write.
     private func trimActiveSegment() {
+        syncer.sync {}
         guard core.shared.withLock({ $0.failure == nil }) else { return }
         if state.withLock({ $0.needsCloseMarker }) {
             // The close marker: a last batch of its own, synced, so that the frames before it are
@@ -128,7 +141,9 @@ final class Writer: Sendable {
             do {
                 var marker = FrameBuilder(nextPosition: core.shared.withLock { $0.index.nextPosition })
                 marker.appendCloseMarker()
-                publish(try write([marker], forceSync: true))
+                let written = try write([marker], forceSync: true)
+                assert(written.pending == nil, "a forced sync is not deferred")
+                publish(written.frames)
             } catch {
                 return  // no clean close: the next open recovers as after a crash, losing nothing
             }
@@ -155,32 +170,60 @@ final class Writer: Sendable {
 
     /// Records in the head file that the frames of `segment` up to the write offset are durable.
     private func writeHead(_ state: inout WriterState, segment: Segment, nextPosition: UInt64, cleanClose: Bool) throws {
+        try head.write(headRecord(&state, segment: segment, nextPosition: nextPosition, cleanClose: cleanClose), durably: cleanClose)
+    }
+
+    /// The next head record: `segment`'s frames up to the write offset are durable.
+    private func headRecord(_ state: inout WriterState, segment: Segment, nextPosition: UInt64, cleanClose: Bool) -> HeadRecord {
         state.headSequence += 1
-        try head.write(
-            HeadRecord(
-                sequence: state.headSequence, segmentSalt: segment.salt, durableEnd: UInt64(state.writeOffset),
-                nextPosition: nextPosition, nextBatch: state.nextBatch, cleanClose: cleanClose),
-            durably: cleanClose)
+        return HeadRecord(
+            sequence: state.headSequence, segmentSalt: segment.salt, durableEnd: UInt64(state.writeOffset),
+            nextPosition: nextPosition, nextBatch: state.nextBatch, cleanClose: cleanClose)
     }
 
     // MARK: Deciding and packing
 
     /// A stream's state as the batch sees it: the index plus what the batch already accepted.
-    private struct StreamView {
+    private struct StreamView: Sendable {
         var version: Int
         var isTombstoned: Bool
         var lastEventID: UUID?
-        /// Ids and positions of the versions the batch accepted, from `pendingFrom`.
+        /// Ids and positions of the versions the batch (and the one in flight) accepted, from
+        /// `pendingFrom`; the versions before it are in the index.
         var pendingIDs: [UUID] = []
         var pendingPositions: [UInt64] = []
         var pendingFrom: Int
+        /// The first version this batch may add: what is pending from here on is this batch's.
+        var batchFrom: Int
+
+        /// The view as the next batch starts from it while this one is in flight: only this
+        /// batch's pending versions (the ones before are published by the time the next batch
+        /// is decided: a batch is handed on only after the one before it is durable).
+        func handedOn() -> StreamView {
+            var view = self
+            let dropped = min(max(batchFrom - pendingFrom, 0), pendingIDs.count)
+            view.pendingIDs.removeFirst(dropped)
+            view.pendingPositions.removeFirst(dropped)
+            view.pendingFrom += dropped
+            assert(view.pendingIDs.count == view.pendingPositions.count && view.pendingFrom + view.pendingIDs.count == view.version + 1)
+            return view
+        }
     }
 
     private struct Batch {
         var frames: [FrameBuilder] = []
         var builder: FrameBuilder
         var views: [StreamKey: StreamView] = [:]
+        /// The streams as the batch in flight left them.
+        var before: [StreamKey: StreamView]
         var completions: [@Sendable () -> Void] = []
+        var nextPosition: UInt64
+    }
+
+    /// A batch written and handed to the syncer: its streams as it left them and the position
+    /// after it.
+    private struct InFlight: Sendable {
+        var views: [StreamKey: StreamView]
         var nextPosition: UInt64
     }
 
@@ -189,8 +232,9 @@ final class Writer: Sendable {
             for operation in operations { operation.fail(.failed(reason: failure)) }
             return
         }
-        let start = core.shared.withLock { $0.index.nextPosition }
-        var batch = Batch(builder: FrameBuilder(nextPosition: start), nextPosition: start)
+        let previous = inFlight.withLock { $0 }
+        let start = previous?.nextPosition ?? core.shared.withLock { $0.index.nextPosition }
+        var batch = Batch(builder: FrameBuilder(nextPosition: start), before: previous?.views ?? [:], nextPosition: start)
         for operation in operations {
             switch operation {
             case .append(let appends, let done):
@@ -206,26 +250,59 @@ final class Writer: Sendable {
             }
         }
         if !batch.builder.isEmpty { batch.frames.append(batch.builder) }
+        let written: (frames: [WrittenFrame], pending: PendingSync?)
         do {
-            publish(try write(batch.frames))
-            assert(core.shared.withLock { $0.index.nextPosition } == batch.nextPosition)
+            written = try write(batch.frames)
         } catch {
-            let reason = "\(error)"
-            core.shared.withLock { $0.failure = reason }
-            for operation in operations { operation.fail(.failed(reason: reason)) }
+            fail(operations, error)
             return
         }
-        for completion in batch.completions { completion() }
-        if batch.nextPosition > start { core.wakeWaiters() }
+        // A batch that wrote nothing changed no stream and waited for nothing: the one in flight
+        // (perhaps still syncing, its views still needed) stays what the next batch starts from.
+        if !batch.frames.isEmpty {
+            inFlight.withLock { $0 = InFlight(views: batch.views.mapValues { $0.handedOn() }, nextPosition: batch.nextPosition) }
+        }
+        let completions = batch.completions
+        let end = batch.nextPosition
+        syncer.async { [self] in
+            // After the batch before: its failure fails this one (which was decided on top of it).
+            if let failure = core.shared.withLock({ $0.failure }) {
+                for operation in operations { operation.fail(.failed(reason: failure)) }
+                return
+            }
+            do {
+                if let pending = written.pending { try makeDurable(pending) }
+            } catch {
+                fail(operations, error)
+                return
+            }
+            publish(written.frames)
+            assert(core.shared.withLock { $0.index.nextPosition } == end)
+            for completion in completions { completion() }
+            if end > start { core.wakeWaiters() }
+        }
+    }
+
+    /// Fails the store (keeping the first failure's reason) and `operations`.
+    private func fail(_ operations: [Operation], _ error: any Error) {
+        let reason = core.shared.withLock { shared in
+            if shared.failure == nil { shared.failure = "\(error)" }
+            return shared.failure!
+        }
+        for operation in operations { operation.fail(.failed(reason: reason)) }
     }
 
     private func view(of stream: StreamKey, in batch: inout Batch) -> StreamView {
         if let view = batch.views[stream] { return view }
+        if var view = batch.before[stream] {
+            view.batchFrom = view.version + 1
+            return view
+        }
         let indexed = core.shared.withLock { $0.index.stream(stream.name) }
         let version = indexed?.version ?? 0
         return StreamView(
             version: version, isTombstoned: indexed?.isTombstoned ?? false, lastEventID: indexed?.lastEventID,
-            pendingFrom: version + 1)
+            pendingFrom: version + 1, batchFrom: version + 1)
     }
 
     /// The id of the event at `version` of `stream`, stored or accepted earlier in the batch.
@@ -389,6 +466,7 @@ final class Writer: Sendable {
             batch.builder.appendStreamMetadata(stream: stream, operation: .versionsStartAt, version: version)
             view.version = version - 1
             view.pendingFrom = version
+            view.batchFrom = version
         case .tombstone:
             batch.builder.appendStreamMetadata(stream: stream, operation: .tombstone, version: 0)
             view.isTombstoned = true
@@ -418,7 +496,7 @@ final class Writer: Sendable {
     }
 
     /// A frame as written, for the index.
-    struct WrittenFrame {
+    struct WrittenFrame: Sendable {
         var records: [IndexRecord]
         var location: FrameLocation
         var length: Int
@@ -442,7 +520,7 @@ final class Writer: Sendable {
     /// A segment gets a dictionary frame (the last 4 KiB of payload written before it) before
     /// its first other frame, or, in the first segment, as soon as 4 KiB of payload exist; the
     /// frames after it are compressed with it.
-    private func write(_ frames: [FrameBuilder], forceSync: Bool = false) throws -> [WrittenFrame] {
+    private func write(_ frames: [FrameBuilder], forceSync: Bool = false) throws -> (frames: [WrittenFrame], pending: PendingSync?) {
         try state.withLock { state in
             var written: [WrittenFrame] = []
             var group = Group()
@@ -456,7 +534,7 @@ final class Writer: Sendable {
                 // of format version 2 gets its first such frame in a new segment.
                 let olderFormat = frame.holdsContinuations && segment.header.formatVersion < Layout.firstVersionWithContinuations
                 if olderFormat || state.writeOffset + group.bytes + dictionaryLength + sealed.totalLength > segment.capacity {
-                    written += try flush(&group, &state, forceSync: forceSync)
+                    written += try flush(&group, &state, forceSync: forceSync, deferringSync: false).frames
                     // A new segment large enough for a dictionary frame and this frame stored as is.
                     let dictionaryRoom = Layout.frameHeaderSize + 4 + dictionarySize
                     let needed = Layout.segmentHeaderSize + dictionaryRoom + Layout.frameHeaderSize + frame.payloadSize
@@ -479,9 +557,30 @@ final class Writer: Sendable {
                     }
                 }
             }
-            written += try flush(&group, &state, forceSync: forceSync)
-            return written
+            let last = try flush(&group, &state, forceSync: forceSync, deferringSync: !forceSync)
+            return (written + last.frames, last.pending)
         }
+    }
+
+    /// A batch written and not yet synced: the sync, then the head record that says so.
+    struct PendingSync: Sendable {
+        var segment: Segment
+        var head: HeadRecord
+    }
+
+    /// Syncs a written batch and records its durable end in the head file (not synced: it
+    /// trails the data).
+    private func makeDurable(_ pending: PendingSync) throws {
+        try core.options.faults?(.sync)
+        try pending.segment.file.synchronizeData()
+        try head.write(pending.head, durably: false)
+    }
+
+    /// Waits until the syncer is done with the batch before (a batch is written only after the
+    /// one before it is durable); throws when that failed.
+    private func waitForSyncer() throws {
+        syncer.sync {}
+        if let failure = core.shared.withLock({ $0.failure }) { throw StoreError.failed(reason: failure) }
     }
 
     /// The dictionary frame to write before `frame` when `segment` has no dictionary yet and
@@ -494,10 +593,14 @@ final class Writer: Sendable {
     }
 
     /// Writes a group's frames at the end of the active segment as one batch, syncs, and records
-    /// the new durable end in the head file (not synced: it trails the data).
-    private func flush(_ group: inout Group, _ state: inout WriterState, forceSync: Bool = false) throws -> [WrittenFrame] {
-        guard !group.frames.isEmpty else { return [] }
+    /// the new durable end in the head file (not synced: it trails the data); `deferringSync`,
+    /// leaves the sync and the record to the syncer (returned as pending).
+    private func flush(
+        _ group: inout Group, _ state: inout WriterState, forceSync: Bool, deferringSync: Bool
+    ) throws -> (frames: [WrittenFrame], pending: PendingSync?) {
+        guard !group.frames.isEmpty else { return ([], nil) }
         defer { group = Group() }
+        try waitForSyncer()
         let segment = core.shared.withLock { $0.segments[state.activeSegment] }
         let start = state.writeOffset
         precondition(start + group.bytes <= segment.capacity, "a batch must fit its segment")
@@ -522,16 +625,17 @@ final class Writer: Sendable {
         state.needsCloseMarker = group.frames.last?.records != [.record(.close, index: 0)]
         let nextPosition = group.frames.map { $0.firstPosition + UInt64($0.eventCount) }.max()!
         if core.options.durability == .synchronous || forceSync {
-            try core.options.faults?(.sync)
-            try segment.file.synchronizeData()
-            try writeHead(&state, segment: segment, nextPosition: nextPosition, cleanClose: false)
+            let pending = PendingSync(segment: segment, head: headRecord(&state, segment: segment, nextPosition: nextPosition, cleanClose: false))
+            if deferringSync { return (written, pending) }
+            try makeDurable(pending)
         }
-        return written
+        return (written, nil)
     }
 
     /// Seals the active segment (syncing it, whatever the durability) and makes a new one
     /// starting at `firstPosition`, chained to it; the manifest lists it before any frame goes in.
     private func roll(_ state: inout WriterState, firstPosition: UInt64, capacity: Int) throws -> Segment {
+        try waitForSyncer()
         let previous = core.shared.withLock { $0.segments[state.activeSegment] }
         try core.options.faults?(.sync)
         try previous.file.synchronizeData()
