@@ -5,77 +5,93 @@ import Synchronization
 import Testing
 
 /// The writer decides and compresses the next batch while the one before it syncs. These tests
-/// hold a sync open (the fault hook blocks the syncer) and send commits meanwhile: they are
+/// hold a sync open (the fault hook runs on the syncer) and send commits meanwhile: they are
 /// decided on top of the batch in flight, and none of their results, not even a duplicate's or
 /// a refusal's, reaches its caller before that batch is durable.
 @Suite("Pipelined commits")
 struct PipelinedCommitTests {
-    /// Blocks the first sync until released; then lets it pass, or fails it.
+    /// Holds the first sync: on the syncer's thread (not on the tests' cooperative threads,
+    /// which other tests may keep busy) it sends commits, leaves the writer time to decide them
+    /// (it then waits for this sync before writing), and lets the sync pass or fail.
     final class HeldSync: Sendable {
-        let entered = DispatchSemaphore(value: 0)
-        let released = DispatchSemaphore(value: 0)
-        private let state = Mutex((armed: true, fail: false))
+        struct Step: Sendable {
+            var send: [EventLog.Append]
+            /// How long the writer gets after the send, in seconds.
+            var pause: Double = 0.2
+        }
 
-        func hook(_ point: EventLog.FaultPoint) throws {
+        private let state = Mutex<(armed: Bool, log: EventLog?, sent: [SentCommit], problem: String?)>((true, nil, [], nil))
+        private let steps: [Step]
+        private let failing: Bool
+
+        init(steps: [Step], failing: Bool) {
+            self.steps = steps
+            self.failing = failing
+        }
+
+        /// Opens the store with the hook in place.
+        func open(_ directory: TemporaryDirectory) throws -> EventLog {
+            var options = EventLog.Options(createIfMissing: true)
+            options.faults = { try self.hook($0) }
+            let log = try EventLog.open(at: directory.path, options: options)
+            state.withLock { $0.log = log }
+            return log
+        }
+
+        private func hook(_ point: EventLog.FaultPoint) throws {
             guard point == .sync else { return }
-            let armed = state.withLock { state in
+            let log = state.withLock { state -> EventLog? in
                 defer { state.armed = false }
-                return state.armed
+                return state.armed ? state.log : nil
             }
-            guard armed else { return }
-            entered.signal()
-            // Bounded: a test that never releases fails instead of hanging.
-            guard released.wait(timeout: .now() + 30) == .success else { throw HeldTooLong() }
-            if state.withLock({ $0.fail }) { throw FailureTests.InjectedFailure() }
+            guard let log else { return }
+            for step in steps {
+                do {
+                    let sent = try log.send(step.send)
+                    state.withLock { $0.sent.append(sent) }
+                } catch {
+                    state.withLock { $0.problem = "\(error)" }
+                }
+                Thread.sleep(forTimeInterval: step.pause)
+            }
+            if failing { throw FailureTests.InjectedFailure() }
         }
 
-        /// Lets the held sync go on; it fails when `failing`.
-        func release(failing: Bool) {
-            state.withLock { $0.fail = failing }
-            released.signal()
+        /// What the held sync sent, in order (ask after the held commit's answer).
+        func sent() throws -> [SentCommit] {
+            let (sent, problem) = state.withLock { ($0.sent, $0.problem) }
+            if let problem { throw Problem(description: problem) }
+            return sent
         }
 
-        /// Waits (off the cooperative threads) until the first sync is held.
-        func waitUntilHeld() async throws {
-            let entered = self.entered
-            let held = try await onOwnThread { entered.wait(timeout: .now() + 30) == .success }
-            try #require(held, "the first sync was never reached")
-        }
-
-        struct HeldTooLong: Error {}
-    }
-
-    static func open(_ directory: TemporaryDirectory, _ held: HeldSync) throws -> EventLog {
-        var options = EventLog.Options(createIfMissing: true)
-        options.faults = { try held.hook($0) }
-        return try EventLog.open(at: directory.path, options: options)
+        struct Problem: Error, CustomStringConvertible { let description: String }
     }
 
     @Test func commitsSentWhileABatchSyncsAreDecidedOnTopOfIt() async throws {
         let directory = TemporaryDirectory("pipelined")
         defer { directory.remove() }
-        let held = HeldSync()
-        let log = try Self.open(directory, held)
-        defer { log.close() }
         let first = Fixture.events(1)
         let second = Fixture.events(1)
-        let firstCommit = try log.send([.init(stream: "s", events: first, expected: .noStream)])
-        try await held.waitUntilHeld()
-        // The index does not have the first commit yet: only the batch in flight does.
-        let next = try log.send([.init(stream: "s", events: second, expected: .exact(1))])
-        let retry = try log.send([.init(stream: "s", events: first, expected: .noStream)])
-        let stale = try log.send([.init(stream: "s", events: Fixture.events(1), expected: .exact(0))])
-        try await Task.sleep(for: .milliseconds(200))  // time for the writer to decide them
-        held.release(failing: false)
-
-        let written = try await firstCommit.commits()[0]
+        // Sent while the first commit's sync is held: the index does not have it yet, only the
+        // batch in flight does.
+        let held = HeldSync(
+            steps: [
+                .init(send: [.init(stream: "s", events: second, expected: .exact(1))], pause: 0),
+                .init(send: [.init(stream: "s", events: first, expected: .noStream)], pause: 0),
+                .init(send: [.init(stream: "s", events: Fixture.events(1), expected: .exact(0))]),
+            ], failing: false)
+        let log = try held.open(directory)
+        defer { log.close() }
+        let written = try await log.send([.init(stream: "s", events: first, expected: .noStream)]).commits()[0]
         #expect(written.firstVersion == 1 && !written.wasDuplicate)
-        let appended = try await next.commits()[0]
+        let sent = try held.sent()
+        try #require(sent.count == 3)
+        let appended = try await sent[0].commits()[0]
         #expect(appended.firstVersion == 2 && appended.firstPosition == written.lastPosition + 1)
-        let duplicate = try await retry.commits()[0]
+        let duplicate = try await sent[1].commits()[0]
         #expect(duplicate.wasDuplicate && duplicate.firstPosition == written.firstPosition && duplicate.lastVersion == 1)
         await #expect {
-            try await stale.commits()
+            try await sent[2].commits()
         } throws: { error in
             guard case .wrongExpectedVersion(_, _, let actual) = error as? StoreError else { return false }
             return actual == 2
@@ -86,22 +102,27 @@ struct PipelinedCommitTests {
     @Test func aFailedSyncFailsEverythingDecidedOnTopOfIt() async throws {
         let directory = TemporaryDirectory("pipelined-failure")
         defer { directory.remove() }
-        let held = HeldSync()
-        let log = try Self.open(directory, held)
         let first = Fixture.events(1)
+        // First a batch of its own that writes nothing: a duplicate of the commit in flight. Were
+        // it answered at once, its caller would hold an acknowledgement of events never durable.
+        let held = HeldSync(
+            steps: [
+                .init(send: [.init(stream: "s", events: first, expected: .noStream)]),
+                .init(send: [.init(stream: "s", events: Fixture.events(1), expected: .exact(1))]),
+            ], failing: true)
+        let log = try held.open(directory)
         let firstCommit = try log.send([.init(stream: "s", events: first, expected: .noStream)])
-        try await held.waitUntilHeld()
-        // A batch of its own that writes nothing: a duplicate of the commit in flight. Were it
-        // answered at once, its caller would hold an acknowledgement of events never durable.
-        let retry = try log.send([.init(stream: "s", events: first, expected: .noStream)])
-        try await Task.sleep(for: .milliseconds(200))
-        let onTop = try log.send([.init(stream: "s", events: Fixture.events(1), expected: .exact(1))])
-        try await Task.sleep(for: .milliseconds(100))
-        held.release(failing: true)
-
-        for sent in [firstCommit, retry, onTop] {
+        await #expect {
+            try await firstCommit.commits()
+        } throws: { error in
+            guard case .failed(let reason) = error as? StoreError else { return false }
+            return reason.contains("InjectedFailure")
+        }
+        let sent = try held.sent()
+        try #require(sent.count == 2)
+        for commit in sent {
             await #expect {
-                try await sent.commits()
+                try await commit.commits()
             } throws: { error in
                 guard case .failed(let reason) = error as? StoreError else { return false }
                 return reason.contains("InjectedFailure")
@@ -109,7 +130,7 @@ struct PipelinedCommitTests {
         }
         log.close()
         // Reopened, the store has the first commit or nothing (never acknowledged either way),
-        // and nothing decided on top of it that was not also written.
+        // and nothing decided on top of it.
         let reopened = try EventLog.open(at: directory.path)
         defer { reopened.close() }
         let events = try reopened.read(stream: "s")

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Instructions per event under callgrind. Run from the repository's root:
-#   tools/callgrind/measure.sh           append and replay
+#   tools/callgrind/measure.sh           append, replay, stream reads, one-event commits
 #   tools/callgrind/measure.sh follow    following a writer
 # append/replay: callgrind totals at 20,000 and 40,000 events, the difference divided by
 # 20,000 (fixed costs cancel); the same for the ideal log (Benchmarks/Sources/CIdealLog), the
@@ -73,4 +73,9 @@ for size in 2 100; do
     done
     echo "stream read from $size-event frames: $(( (large - small) / (n - first) )) instructions per event"
 done
+# one-event commits, 64 in flight (the group commits 64 concurrent writers make): 5,000 and
+# 10,000 commits, the difference per commit.
+small=$(count "$work/harness" singles 5000 "$work/singles-small")
+large=$(count "$work/harness" singles 10000 "$work/singles-large")
+echo "one-event commits, 64 in flight: $(( (large - small) / 5000 )) instructions per commit"
 echo "append ÷ ideal log: $(( per[append] * 100 / per[ideal-append] )) %; replay ÷ ideal log: $(( per[replay] * 100 / per[ideal-replay] )) %"

@@ -213,7 +213,8 @@ final class Writer: Sendable {
     private struct Batch {
         var frames: [FrameBuilder] = []
         var builder: FrameBuilder
-        var views: [StreamKey: StreamView] = [:]
+        /// The streams the batch touched, as it leaves them.
+        var views: [StreamKey: StreamView]
         /// The streams as the batch in flight left them.
         var before: [StreamKey: StreamView]
         var completions: [@Sendable () -> Void] = []
@@ -234,7 +235,9 @@ final class Writer: Sendable {
         }
         let previous = inFlight.withLock { $0 }
         let start = previous?.nextPosition ?? core.shared.withLock { $0.index.nextPosition }
-        var batch = Batch(builder: FrameBuilder(nextPosition: start), before: previous?.views ?? [:], nextPosition: start)
+        var batch = Batch(
+            builder: FrameBuilder(nextPosition: start), views: Dictionary(minimumCapacity: operations.count), before: previous?.views ?? [:],
+            nextPosition: start)
         for operation in operations {
             switch operation {
             case .append(let appends, let done):
@@ -294,7 +297,7 @@ final class Writer: Sendable {
 
     private func view(of stream: StreamKey, in batch: inout Batch) -> StreamView {
         if let view = batch.views[stream] { return view }
-        if var view = batch.before[stream] {
+        if !batch.before.isEmpty, var view = batch.before[stream] {
             view.batchFrom = view.version + 1
             return view
         }
@@ -322,24 +325,30 @@ final class Writer: Sendable {
     /// before it leave them; if any fails, none is written. All go into the current frame.
     private func decideAppends(_ appends: [EventLog.Append], in batch: inout Batch) -> Result<[Commit], StoreError> {
         // The streams this call touches, each hashed once: `slots` maps a stream to its trial
-        // view in `views` (an import sends a thousand appends to a thousand streams at a time).
+        // view in `views` (an import sends a thousand appends to a thousand streams at a time);
+        // a call of a few appends (most: one) finds its streams by comparing, with no table.
+        let hashed = appends.count > 8
         var slots: [StreamKey: Int] = [:]
         var keys: [StreamKey] = []
         var views: [StreamView] = []
-        var plans: [(append: EventLog.Append, slot: Int, firstVersion: Int, duplicate: Commit?)] = []
+        // By index: a copy of an append retains its name and events.
+        var plans: [(append: Int, slot: Int, firstVersion: Int, duplicate: Commit?)] = []
         plans.reserveCapacity(appends.count)
-        slots.reserveCapacity(appends.count)
-        for append in appends {
+        if hashed { slots.reserveCapacity(appends.count) }
+        // The positions the accepted events get: in order, after the batch's (duplicates get none).
+        var nextPosition = batch.nextPosition
+        for index in appends.indices {
+            let append = appends[index]
             let key = StreamKey(append.stream)
             let slot: Int
             let seenInThisCall: Bool
-            if let known = slots[key] {
+            if let known = hashed ? slots[key] : keys.firstIndex(of: key) {
                 slot = known
                 seenInThisCall = true
             } else {
                 slot = views.count
                 seenInThisCall = false
-                slots[key] = slot
+                if hashed { slots[key] = slot }
                 keys.append(key)
                 views.append(view(of: key, in: &batch))
             }
@@ -350,7 +359,7 @@ final class Writer: Sendable {
                     guard !seenInThisCall else {
                         return .failure(.invalidArgument("the same events appear twice in one atomic append to '\(append.stream)'"))
                     }
-                    plans.append((append, slot, duplicate.firstVersion, duplicate))
+                    plans.append((index, slot, duplicate.firstVersion, duplicate))
                     continue
                 }
             } catch let error as StoreError {
@@ -365,10 +374,11 @@ final class Writer: Sendable {
                 return .failure(.invalidArgument(
                     "'\(append.stream)' is at version \(view.version): \(append.events.count) more would pass the largest version, \(Layout.maximumVersion) (2^62 - 1)"))
             }
-            plans.append((append, slot, view.version + 1, nil))
-            // Positions are assigned below; the trial view needs ids and a count here.
+            plans.append((index, slot, view.version + 1, nil))
+            let count = UInt64(append.events.count)
             views[slot].pendingIDs += append.events.map(\.id)
-            views[slot].pendingPositions += repeatElement(0, count: append.events.count)
+            views[slot].pendingPositions.append(contentsOf: nextPosition..<nextPosition + count)
+            nextPosition += count
             views[slot].lastEventID = append.events.last?.id
             views[slot].version += append.events.count
         }
@@ -379,20 +389,22 @@ final class Writer: Sendable {
                 commits.append(duplicate)
                 continue
             }
-            let stream = plan.append.stream
+            let stream = appends[plan.append].stream
+            let count = appends[plan.append].events.count
             let firstPosition = batch.nextPosition
-            let pendingFrom = views[plan.slot].pendingFrom
-            batch.builder.append(plan.append.events, stream: stream, firstVersion: plan.firstVersion)
-            for offset in plan.append.events.indices {
-                views[plan.slot].pendingPositions[plan.firstVersion + offset - pendingFrom] = batch.nextPosition
-                batch.nextPosition += 1
-            }
+            assert(views[plan.slot].pendingPositions[plan.firstVersion - views[plan.slot].pendingFrom] == firstPosition)
+            batch.builder.append(appends[plan.append].events, stream: stream, firstVersion: plan.firstVersion)
+            batch.nextPosition += UInt64(count)
             commits.append(Commit(
-                stream: stream, firstVersion: plan.firstVersion, lastVersion: plan.firstVersion + plan.append.events.count - 1,
+                stream: stream, firstVersion: plan.firstVersion, lastVersion: plan.firstVersion + count - 1,
                 firstPosition: firstPosition, lastPosition: batch.nextPosition - 1, wasDuplicate: false))
         }
-        batch.views.reserveCapacity(batch.views.count + keys.count)
+        // Grown geometrically: reserving exactly one more per call rehashed the whole table at
+        // every append of a group commit.
+        let needed = batch.views.count + keys.count
+        if needed > batch.views.capacity { batch.views.reserveCapacity(max(needed, batch.views.capacity * 2)) }
         for (slot, key) in keys.enumerated() { batch.views[key] = views[slot] }
+        assert(batch.nextPosition == nextPosition)
         closeFrameIfFull(&batch)
         return .success(commits)
     }

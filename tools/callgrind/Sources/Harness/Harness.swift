@@ -4,7 +4,7 @@ import DugongStore
 import Foundation
 
 // A synchronous harness for callgrind (tools/callgrind/measure.sh): `append N DIR` appends N
-// events in 100-event commits to 1,000 streams; `replay DIR` reads every event in log order
+// events in 100-event commits to 1,000 streams; `singles N DIR` N one-event commits, 64 in flight; `replay DIR` reads every event in log order
 // (lent: `forEachEvent`; `replay-copies DIR` with `readAll`);
 // `follow K DIR` follows K one-event commits with a read-only reader; `ideal-append N FILE` and
 // `ideal-replay FILE` do the same appends and replay with the ideal log (each event's fields
@@ -107,6 +107,20 @@ struct Harness {
             callgrind_count_from_here()
             let log = try EventLog.open(at: arguments[3], options: .init(createIfMissing: true))
             for commit in commits { try await log.append(commit.events, to: commit.stream) }
+            log.close()
+        } else if mode == "singles" {
+            // `singles N DIR`: N one-event commits to 1,000 streams, sent 64 at a time (what 64
+            // concurrent writers hand the writer: group commits of 64 one-event appends).
+            let count = Int(arguments[2])!
+            let commits = (0..<count).map { (stream: "s/\($0 % 1000)", events: [event($0)]) }
+            callgrind_count_from_here()
+            let log = try EventLog.open(at: arguments[3], options: .init(createIfMissing: true))
+            for group in stride(from: 0, to: commits.count, by: 64) {
+                let sent = try commits[group..<min(group + 64, commits.count)].map { commit in
+                    try log.send([EventLog.Append(stream: commit.stream, events: commit.events)])
+                }
+                for commit in sent { _ = try await commit.commits() }
+            }
             log.close()
         } else if mode == "interleaved" {
             // `interleaved N DIR`: N events in 2-event commits over 100 streams (each stream's
