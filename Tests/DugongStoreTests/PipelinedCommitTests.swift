@@ -10,17 +10,22 @@ import Testing
 /// a refusal's, reaches its caller before that batch is durable.
 @Suite("Pipelined commits")
 struct PipelinedCommitTests {
-    /// Holds the first sync: on the syncer's thread (not on the tests' cooperative threads,
-    /// which other tests may keep busy) it sends commits, leaves the writer time to decide them
-    /// (it then waits for this sync before writing), and lets the sync pass or fail.
+    /// Holds the first batch's sync and sends commits around it, from the writer's and the
+    /// syncer's threads (not from the tests' cooperative threads, which other tests may keep
+    /// busy): commits sent as the first batch is written find the writer with more queued, so
+    /// it hands that batch to the syncer and decides them while the sync is held; then the sync
+    /// passes or fails.
     final class HeldSync: Sendable {
         struct Step: Sendable {
+            /// `.write`: as the first batch is written; `.sync`: while its sync is held.
+            var at: EventLog.FaultPoint
             var send: [EventLog.Append]
             /// How long the writer gets after the send, in seconds.
-            var pause: Double = 0.2
+            var pause: Double = 0
         }
 
-        private let state = Mutex<(armed: Bool, log: EventLog?, sent: [SentCommit], problem: String?)>((true, nil, [], nil))
+        private let state = Mutex<(armed: Set<EventLog.FaultPoint>, log: EventLog?, sent: [SentCommit], problem: String?)>(
+            ([.write, .sync], nil, [], nil))
         private let steps: [Step]
         private let failing: Bool
 
@@ -39,13 +44,12 @@ struct PipelinedCommitTests {
         }
 
         private func hook(_ point: EventLog.FaultPoint) throws {
-            guard point == .sync else { return }
             let log = state.withLock { state -> EventLog? in
-                defer { state.armed = false }
-                return state.armed ? state.log : nil
+                guard let log = state.log, state.armed.remove(point) != nil else { return nil }
+                return log
             }
             guard let log else { return }
-            for step in steps {
+            for step in steps where step.at == point {
                 do {
                     let sent = try log.send(step.send)
                     state.withLock { $0.sent.append(sent) }
@@ -54,10 +58,12 @@ struct PipelinedCommitTests {
                 }
                 Thread.sleep(forTimeInterval: step.pause)
             }
+            guard point == .sync else { return }
+            Thread.sleep(forTimeInterval: 0.3)  // the writer decides what was sent meanwhile
             if failing { throw FailureTests.InjectedFailure() }
         }
 
-        /// What the held sync sent, in order (ask after the held commit's answer).
+        /// What was sent around the held sync, in order (ask after the held commit's answer).
         func sent() throws -> [SentCommit] {
             let (sent, problem) = state.withLock { ($0.sent, $0.problem) }
             if let problem { throw Problem(description: problem) }
@@ -72,13 +78,13 @@ struct PipelinedCommitTests {
         defer { directory.remove() }
         let first = Fixture.events(1)
         let second = Fixture.events(1)
-        // Sent while the first commit's sync is held: the index does not have it yet, only the
-        // batch in flight does.
+        // Decided while the first commit's sync is held: the index does not have it yet, only
+        // the batch in flight does.
         let held = HeldSync(
             steps: [
-                .init(send: [.init(stream: "s", events: second, expected: .exact(1))], pause: 0),
-                .init(send: [.init(stream: "s", events: first, expected: .noStream)], pause: 0),
-                .init(send: [.init(stream: "s", events: Fixture.events(1), expected: .exact(0))]),
+                .init(at: .write, send: [.init(stream: "s", events: second, expected: .exact(1))]),
+                .init(at: .write, send: [.init(stream: "s", events: first, expected: .noStream)]),
+                .init(at: .write, send: [.init(stream: "s", events: Fixture.events(1), expected: .exact(0))]),
             ], failing: false)
         let log = try held.open(directory)
         defer { log.close() }
@@ -107,8 +113,8 @@ struct PipelinedCommitTests {
         // it answered at once, its caller would hold an acknowledgement of events never durable.
         let held = HeldSync(
             steps: [
-                .init(send: [.init(stream: "s", events: first, expected: .noStream)]),
-                .init(send: [.init(stream: "s", events: Fixture.events(1), expected: .exact(1))]),
+                .init(at: .write, send: [.init(stream: "s", events: first, expected: .noStream)]),
+                .init(at: .sync, send: [.init(stream: "s", events: Fixture.events(1), expected: .exact(1))], pause: 0.1),
             ], failing: true)
         let log = try held.open(directory)
         let firstCommit = try log.send([.init(stream: "s", events: first, expected: .noStream)])

@@ -267,7 +267,7 @@ final class Writer: Sendable {
         }
         let completions = batch.completions
         let end = batch.nextPosition
-        syncer.async { [self] in
+        let finish: @Sendable () -> Void = { [self] in
             // After the batch before: its failure fails this one (which was decided on top of it).
             if let failure = core.shared.withLock({ $0.failure }) {
                 for operation in operations { operation.fail(.failed(reason: failure)) }
@@ -283,6 +283,14 @@ final class Writer: Sendable {
             assert(core.shared.withLock { $0.index.nextPosition } == end)
             for completion in completions { completion() }
             if end > start { core.wakeWaiters() }
+        }
+        // With nothing else queued there is no next batch to overlap: finish here (`sync` runs
+        // the block on this thread, after the batch before), sparing a lone writer's commit a
+        // hand-off to another thread; with more queued, hand it on and decide the next meanwhile.
+        if queue.withLock({ $0.operations.isEmpty }) {
+            syncer.sync(execute: finish)
+        } else {
+            syncer.async(execute: finish)
         }
     }
 
