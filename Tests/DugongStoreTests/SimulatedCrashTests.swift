@@ -165,35 +165,53 @@ struct SimulatedCrashTests {
             disk.crash(atOperation: disk.operationCount + Int.random(in: 1...400, using: &random))
             outcome.phase = "appending in round \(round)"
             let writers = Int.random(in: 1...4, using: &random)
+            // Some commits are sent again once acknowledged, with the version they were written
+            // after: a retry, decided while other writers' batches may be in flight, must be
+            // recognized as the same commit, at the same positions.
             let plans = (0..<writers).map { writer in
                 (0..<Int.random(in: 5...40, using: &random)).map { _ in
-                    Self.commit(stream: "s/\(Int.random(in: 0..<5, using: &random))", writer: writer, using: &random)
+                    let (stream, events) = Self.commit(stream: "s/\(Int.random(in: 0..<5, using: &random))", writer: writer, using: &random)
+                    return (stream, events, retried: Int.random(in: 0..<4, using: &random) == 0)
                 }
             }
             for plan in plans {
-                for (stream, events) in plan {
+                for (stream, events, _) in plan {
                     for event in events { model.attempted[event.id] = Self.expected(event, in: stream) }
                 }
             }
-            let results = await withTaskGroup(of: [(String, [NewEvent], Commit)].self) { group in
+            let (results, retryProblems) = await withTaskGroup(of: ([(String, [NewEvent], Commit)], [String]).self) { group in
                 for plan in plans {
                     group.addTask {
                         var done: [(String, [NewEvent], Commit)] = []
-                        for (stream, events) in plan {
+                        var problems: [String] = []
+                        for (stream, events, retried) in plan {
                             do {
                                 let commit = try await log.append(events, to: stream)
                                 done.append((stream, events, commit))
-                            } catch {
+                                guard retried else { continue }
+                                let again = try await log.append(events, to: stream, expecting: .exact(commit.firstVersion - 1))
+                                if !again.wasDuplicate || again.firstPosition != commit.firstPosition || again.lastPosition != commit.lastPosition {
+                                    problems.append("a retry of \(stream) v\(commit.firstVersion)...v\(commit.lastVersion) was not the same commit: \(again)")
+                                }
+                            } catch StoreError.failed, StoreError.closed {
                                 break  // the disk is gone or the store failed: stop this writer
+                            } catch {
+                                problems.append("an append to \(stream) failed: \(error)")
+                                break
                             }
                         }
-                        return done
+                        return (done, problems)
                     }
                 }
                 var all: [(String, [NewEvent], Commit)] = []
-                for await done in group { all += done }
-                return all
+                var problems: [String] = []
+                for await (done, found) in group {
+                    all += done
+                    problems += found
+                }
+                return (all, problems)
             }
+            outcome.problems += retryProblems.map { "seed \(seed) round \(round): \($0)" }
             for (stream, events, commit) in results {
                 outcome.acknowledged += events.count
                 for (offset, event) in events.enumerated() {

@@ -29,7 +29,7 @@ public final class SentCommit: Sendable {
 
     init() {}
 
-    /// Called once, on the writer's thread, when the commit is durable or refused.
+    /// Called once, on the writer's thread or the syncer's, when the commit is durable or refused.
     @Sendable func complete(_ result: Result<[Commit], StoreError>) {
         let waiter = state.withLock { state -> CheckedContinuation<Result<[Commit], StoreError>, Never>? in
             guard case .waiting(let waiter) = state else { preconditionFailure("a commit completed twice") }

@@ -78,7 +78,7 @@ final class Writer: Sendable {
         thread.start()
     }
 
-    /// Queues an operation; it completes on the writer thread.
+    /// Queues an operation; it completes on the writer's thread or the syncer's.
     func submit(_ operation: Operation) {
         let accepted = queue.withLock { queue -> Bool in
             guard !queue.isStopping else { return false }
@@ -229,10 +229,7 @@ final class Writer: Sendable {
     }
 
     private func process(_ operations: [Operation]) {
-        if let failure = core.shared.withLock({ $0.failure }) {
-            for operation in operations { operation.fail(.failed(reason: failure)) }
-            return
-        }
+        if failedAlready(operations) { return }
         let previous = inFlight.withLock { $0 }
         let start = previous?.nextPosition ?? core.shared.withLock { $0.index.nextPosition }
         var batch = Batch(
@@ -269,10 +266,7 @@ final class Writer: Sendable {
         let end = batch.nextPosition
         let finish: @Sendable () -> Void = { [self] in
             // After the batch before: its failure fails this one (which was decided on top of it).
-            if let failure = core.shared.withLock({ $0.failure }) {
-                for operation in operations { operation.fail(.failed(reason: failure)) }
-                return
-            }
+            if failedAlready(operations) { return }
             do {
                 if let pending = written.pending { try makeDurable(pending) }
             } catch {
@@ -292,6 +286,13 @@ final class Writer: Sendable {
         } else {
             syncer.async(execute: finish)
         }
+    }
+
+    /// Fails `operations` when the store has failed already; whether it had.
+    private func failedAlready(_ operations: [Operation]) -> Bool {
+        guard let failure = core.shared.withLock({ $0.failure }) else { return false }
+        for operation in operations { operation.fail(.failed(reason: failure)) }
+        return true
     }
 
     /// Fails the store (keeping the first failure's reason) and `operations`.
