@@ -105,6 +105,47 @@ struct PipelinedCommitTests {
         #expect(try log.read(stream: "s").map(\.id) == [first[0].id, second[0].id])
     }
 
+    /// Commits decided in one batch see each other's events: a retry is a duplicate at the
+    /// positions the batch gave them. A refused atomic call leaves nothing behind: its accepted
+    /// appends are forgotten, so that the same events sent again are written, not taken for a
+    /// duplicate of events that were never written.
+    @Test func aRefusedCallLeavesNothingForTheRestOfItsBatch() async throws {
+        let directory = TemporaryDirectory("pipelined-refused")
+        defer { directory.remove() }
+        let refused = Fixture.events(2)
+        let kept = Fixture.events(1)
+        let held = HeldSync(
+            steps: [
+                .init(at: .write, send: [
+                    .init(stream: "a", events: refused, expected: .noStream),
+                    .init(stream: "b", events: Fixture.events(1), expected: .exact(5)),
+                ]),
+                .init(at: .write, send: [.init(stream: "a", events: refused, expected: .exact(0))]),
+                .init(at: .write, send: [.init(stream: "c", events: kept, expected: .noStream)]),
+                .init(at: .write, send: [.init(stream: "c", events: kept, expected: .exact(0))]),
+            ], failing: false)
+        let log = try held.open(directory)
+        defer { log.close() }
+        _ = try await log.send([.init(stream: "first", events: Fixture.events(1))]).commits()
+        let sent = try held.sent()
+        try #require(sent.count == 4)
+        await #expect {
+            try await sent[0].commits()
+        } throws: { error in
+            guard case .wrongExpectedVersion(let stream, _, let actual) = error as? StoreError else { return false }
+            return stream == "b" && actual == 0
+        }
+        let resent = try await sent[1].commits()[0]
+        #expect(!resent.wasDuplicate && resent.firstVersion == 1 && resent.lastVersion == 2)
+        #expect(try log.read(stream: "a").map(\.id) == refused.map(\.id))
+        let original = try await sent[2].commits()[0]
+        let retry = try await sent[3].commits()[0]
+        #expect(!original.wasDuplicate && retry.wasDuplicate)
+        #expect(retry.firstPosition == original.firstPosition && retry.lastVersion == 1)
+        #expect(try log.read(stream: "c").map(\.id) == kept.map(\.id))
+        #expect(try log.read(stream: "b").isEmpty)
+    }
+
     @Test func aFailedSyncFailsEverythingDecidedOnTopOfIt() async throws {
         let directory = TemporaryDirectory("pipelined-failure")
         defer { directory.remove() }

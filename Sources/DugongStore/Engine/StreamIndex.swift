@@ -45,6 +45,26 @@ struct StreamKey: Hashable, Sendable {
     }
 }
 
+/// A ``StreamKey`` with its hash worked out once: the writer looks each append's stream up in
+/// three tables (its batch's, the batch in flight's and the index's), and hashing the name's
+/// bytes cost more than a lookup.
+struct HashedStreamKey: Hashable, Sendable {
+    let key: StreamKey
+    /// `key.hashValue`.
+    let hash: Int
+
+    init(_ name: String) {
+        key = StreamKey(name)
+        hash = key.hashValue
+    }
+
+    var name: String { key.name }
+
+    static func == (a: Self, b: Self) -> Bool { a.hash == b.hash && a.key == b.key }
+
+    func hash(into hasher: inout Hasher) { hasher.combine(hash) }
+}
+
 extension String {
     /// Whether both hold the same UTF-8 bytes: how names (streams, event types) are compared.
     /// `==` is canonical equivalence, which takes `José` spelled NFC and NFD for one name.
@@ -158,6 +178,8 @@ struct StreamIndex {
     }
 
     func stream(_ name: String) -> Stream? { table.number(of: name).map { stream(number: $0) } }
+
+    func stream(_ key: HashedStreamKey) -> Stream? { table.number(of: key).map { stream(number: $0) } }
 
     /// Stream `number` (below ``StreamTable/count``), assembled from where its fields are kept.
     func stream(number: Int) -> Stream {

@@ -64,6 +64,9 @@ struct StreamTable {
         return find(key, hash: key.hashValue).number
     }
 
+    /// The stream's number, if it is known (its name hashed already).
+    func number(of key: HashedStreamKey) -> Int? { find(key.key, hash: key.hash).number }
+
     /// The stream's number, a new one (with an empty entry) if it was not known.
     mutating func number(creating name: String) -> (number: Int, isNew: Bool) {
         let key = StreamKey(name)

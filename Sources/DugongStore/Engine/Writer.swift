@@ -184,29 +184,52 @@ final class Writer: Sendable {
     // MARK: Deciding and packing
 
     /// A stream's state as the batch sees it: the index plus what the batch already accepted.
+    /// Plain values: the ids and positions of the versions not yet in the index are in the
+    /// batches' ``Accepted`` lists, looked up only for retries.
     private struct StreamView: Sendable {
         var version: Int
         var isTombstoned: Bool
         var lastEventID: UUID?
-        /// Ids and positions of the versions the batch (and the one in flight) accepted, from
-        /// `pendingFrom`; the versions before it are in the index.
-        var pendingIDs: [UUID] = []
-        var pendingPositions: [UInt64] = []
+        /// The first version not in the index: from here on, the versions are the batch's or
+        /// the one in flight's.
         var pendingFrom: Int
         /// The first version this batch may add: what is pending from here on is this batch's.
         var batchFrom: Int
+    }
 
-        /// The view as the next batch starts from it while this one is in flight: only this
-        /// batch's pending versions (the ones before are published by the time the next batch
-        /// is decided: a batch is handed on only after the one before it is durable).
-        func handedOn() -> StreamView {
-            var view = self
-            let dropped = min(max(batchFrom - pendingFrom, 0), pendingIDs.count)
-            view.pendingIDs.removeFirst(dropped)
-            view.pendingPositions.removeFirst(dropped)
-            view.pendingFrom += dropped
-            assert(view.pendingIDs.count == view.pendingPositions.count && view.pendingFrom + view.pendingIDs.count == view.version + 1)
-            return view
+    /// The events a batch accepted, for the lookups of versions that are not in the index yet
+    /// (a retry's ids, a duplicate's positions: rare): one run per accepted append.
+    private struct Accepted: Sendable {
+        struct Run: Sendable {
+            var stream: HashedStreamKey
+            var firstVersion: Int
+            var firstPosition: UInt64
+            var count: Int
+            /// Where the run's ids start in ``ids``.
+            var firstID: Int
+        }
+
+        var runs: [Run] = []
+        var ids: [UUID] = []
+
+        mutating func append(_ events: [NewEvent], to stream: HashedStreamKey, firstVersion: Int, firstPosition: UInt64) {
+            runs.append(Run(stream: stream, firstVersion: firstVersion, firstPosition: firstPosition, count: events.count, firstID: ids.count))
+            for event in events { ids.append(event.id) }
+        }
+
+        /// Forgets what was appended after the list had `runs` runs and `ids` ids.
+        mutating func roll(backTo runs: Int, ids: Int) {
+            self.runs.removeSubrange(runs...)
+            self.ids.removeSubrange(ids...)
+        }
+
+        /// The id and position of `version` of `stream`, if accepted here.
+        func event(_ version: Int, of stream: HashedStreamKey) -> (id: UUID, position: UInt64)? {
+            for run in runs.reversed() where version >= run.firstVersion && version - run.firstVersion < run.count && run.stream == stream {
+                let offset = version - run.firstVersion
+                return (ids[run.firstID + offset], run.firstPosition + UInt64(offset))
+            }
+            return nil
         }
     }
 
@@ -214,17 +237,40 @@ final class Writer: Sendable {
         var frames: [FrameBuilder] = []
         var builder: FrameBuilder
         /// The streams the batch touched, as it leaves them.
-        var views: [StreamKey: StreamView]
+        var views: [HashedStreamKey: StreamView]
         /// The streams as the batch in flight left them.
-        var before: [StreamKey: StreamView]
+        var before: [HashedStreamKey: StreamView]
+        /// The events the batch accepted, and the batch in flight.
+        var accepted = Accepted()
+        var acceptedBefore: Accepted
         var completions: [@Sendable () -> Void] = []
         var nextPosition: UInt64
+        /// Each call's decision, from the index the call's part starts at (emptied only with the
+        /// batch: emptying them at every call cost more than keeping them): the streams it
+        /// touches, their trial views, its plans.
+        var callStreams: [HashedStreamKey] = []
+        var callViews: [StreamView] = []
+        var plans: [Plan] = []
+
+        /// The id and position of a version that is not in the index yet.
+        func pendingEvent(_ version: Int, of stream: HashedStreamKey) -> (id: UUID, position: UInt64)? {
+            accepted.event(version, of: stream) ?? acceptedBefore.event(version, of: stream)
+        }
     }
 
-    /// A batch written and handed to the syncer: its streams as it left them and the position
-    /// after it.
+    /// What a call's append will be: by index (a copy of an append retains its name and events).
+    private struct Plan {
+        var append: Int
+        var slot: Int
+        var firstVersion: Int
+        var duplicate: Commit?
+    }
+
+    /// A batch written and handed to the syncer: its streams as it left them, what it accepted,
+    /// and the position after it.
     private struct InFlight: Sendable {
-        var views: [StreamKey: StreamView]
+        var views: [HashedStreamKey: StreamView]
+        var accepted: Accepted
         var nextPosition: UInt64
     }
 
@@ -234,7 +280,7 @@ final class Writer: Sendable {
         let start = previous?.nextPosition ?? core.shared.withLock { $0.index.nextPosition }
         var batch = Batch(
             builder: FrameBuilder(nextPosition: start), views: Dictionary(minimumCapacity: operations.count), before: previous?.views ?? [:],
-            nextPosition: start)
+            acceptedBefore: previous?.accepted ?? Accepted(), nextPosition: start)
         for operation in operations {
             switch operation {
             case .append(let appends, let done):
@@ -260,7 +306,7 @@ final class Writer: Sendable {
         // A batch that wrote nothing changed no stream and waited for nothing: the one in flight
         // (perhaps still syncing, its views still needed) stays what the next batch starts from.
         if !batch.frames.isEmpty {
-            inFlight.withLock { $0 = InFlight(views: batch.views.mapValues { $0.handedOn() }, nextPosition: batch.nextPosition) }
+            inFlight.withLock { $0 = InFlight(views: batch.views, accepted: batch.accepted, nextPosition: batch.nextPosition) }
         }
         let completions = batch.completions
         let end = batch.nextPosition
@@ -304,13 +350,16 @@ final class Writer: Sendable {
         for operation in operations { operation.fail(.failed(reason: reason)) }
     }
 
-    private func view(of stream: StreamKey, in batch: inout Batch) -> StreamView {
+    private func view(of stream: HashedStreamKey, in batch: inout Batch) -> StreamView {
         if let view = batch.views[stream] { return view }
         if !batch.before.isEmpty, var view = batch.before[stream] {
+            // The batch before the one in flight is in the index by now (a batch is written only
+            // after the one before it is durable, and this one is decided after that write).
+            view.pendingFrom = view.batchFrom
             view.batchFrom = view.version + 1
             return view
         }
-        let indexed = core.shared.withLock { $0.index.stream(stream.name) }
+        let indexed = core.shared.withLock { $0.index.stream(stream) }
         let version = indexed?.version ?? 0
         return StreamView(
             version: version, isTombstoned: indexed?.isTombstoned ?? false, lastEventID: indexed?.lastEventID,
@@ -318,11 +367,9 @@ final class Writer: Sendable {
     }
 
     /// The id of the event at `version` of `stream`, stored or accepted earlier in the batch.
-    private func storedID(_ stream: String, version: Int, view: StreamView) throws -> UUID? {
-        if version >= view.pendingFrom {
-            let offset = version - view.pendingFrom
-            return offset < view.pendingIDs.count ? view.pendingIDs[offset] : nil
-        }
+    private func storedID(_ stream: HashedStreamKey, version: Int, view: StreamView, in batch: Batch) throws -> UUID? {
+        if version >= view.pendingFrom { return batch.pendingEvent(version, of: stream)?.id }
+        let stream = stream.name
         let position = core.shared.withLock { shared -> UInt64? in
             shared.index.position(of: version, in: stream)
         }
@@ -333,42 +380,57 @@ final class Writer: Sendable {
     /// Decides appends that commit together: each is checked against the streams as the ones
     /// before it leave them; if any fails, none is written. All go into the current frame.
     private func decideAppends(_ appends: [EventLog.Append], in batch: inout Batch) -> Result<[Commit], StoreError> {
+        let (runs, ids) = (batch.accepted.runs.count, batch.accepted.ids.count)
+        let (firstPlan, firstSlot) = (batch.plans.count, batch.callStreams.count)
+        switch checkAppends(appends, in: &batch) {
+        case .success:
+            return .success(packAppends(appends, plansFrom: firstPlan, slotsFrom: firstSlot, in: &batch))
+        case .failure(let error):
+            batch.accepted.roll(backTo: runs, ids: ids)
+            batch.plans.removeSubrange(firstPlan...)
+            batch.callStreams.removeSubrange(firstSlot...)
+            batch.callViews.removeSubrange(firstSlot...)
+            return .failure(error)
+        }
+    }
+
+    /// The first half of ``decideAppends(_:in:)``: checks each append and plans it (appended to
+    /// `batch.plans`, its streams' trial views to `batch.callViews`), adding its events to
+    /// `batch.accepted` (which the caller rolls back on a failure).
+    private func checkAppends(_ appends: [EventLog.Append], in batch: inout Batch) -> Result<Void, StoreError> {
         // The streams this call touches, each hashed once: `slots` maps a stream to its trial
-        // view in `views` (an import sends a thousand appends to a thousand streams at a time);
-        // a call of a few appends (most: one) finds its streams by comparing, with no table.
+        // view (an import sends a thousand appends to a thousand streams at a time); a call of
+        // a few appends (most: one) finds its streams by comparing, with no table.
         let hashed = appends.count > 8
-        var slots: [StreamKey: Int] = [:]
-        var keys: [StreamKey] = []
-        var views: [StreamView] = []
-        // By index: a copy of an append retains its name and events.
-        var plans: [(append: Int, slot: Int, firstVersion: Int, duplicate: Commit?)] = []
-        plans.reserveCapacity(appends.count)
+        var slots: [HashedStreamKey: Int] = [:]
         if hashed { slots.reserveCapacity(appends.count) }
+        let firstSlot = batch.callStreams.count
         // The positions the accepted events get: in order, after the batch's (duplicates get none).
         var nextPosition = batch.nextPosition
         for index in appends.indices {
             let append = appends[index]
-            let key = StreamKey(append.stream)
+            let key = HashedStreamKey(append.stream)
             let slot: Int
             let seenInThisCall: Bool
-            if let known = hashed ? slots[key] : keys.firstIndex(of: key) {
+            if let known = hashed ? slots[key] : batch.callStreams[firstSlot...].firstIndex(of: key) {
                 slot = known
                 seenInThisCall = true
             } else {
-                slot = views.count
+                slot = batch.callViews.count
                 seenInThisCall = false
                 if hashed { slots[key] = slot }
-                keys.append(key)
-                views.append(view(of: key, in: &batch))
+                let view = view(of: key, in: &batch)
+                batch.callStreams.append(key)
+                batch.callViews.append(view)
             }
-            let view = views[slot]
+            let view = batch.callViews[slot]
             if view.isTombstoned { return .failure(.streamTombstoned(stream: append.stream)) }
             do {
-                if let duplicate = try duplicateCommit(stream: append.stream, events: append.events, expected: append.expected, view: view) {
+                if let duplicate = try duplicateCommit(stream: key, events: append.events, expected: append.expected, view: view, in: batch) {
                     guard !seenInThisCall else {
                         return .failure(.invalidArgument("the same events appear twice in one atomic append to '\(append.stream)'"))
                     }
-                    plans.append((index, slot, duplicate.firstVersion, duplicate))
+                    batch.plans.append(Plan(append: index, slot: slot, firstVersion: duplicate.firstVersion, duplicate: duplicate))
                     continue
                 }
             } catch let error as StoreError {
@@ -383,17 +445,22 @@ final class Writer: Sendable {
                 return .failure(.invalidArgument(
                     "'\(append.stream)' is at version \(view.version): \(append.events.count) more would pass the largest version, \(Layout.maximumVersion) (2^62 - 1)"))
             }
-            plans.append((index, slot, view.version + 1, nil))
-            let count = UInt64(append.events.count)
-            views[slot].pendingIDs += append.events.map(\.id)
-            views[slot].pendingPositions.append(contentsOf: nextPosition..<nextPosition + count)
-            nextPosition += count
-            views[slot].lastEventID = append.events.last?.id
-            views[slot].version += append.events.count
+            batch.plans.append(Plan(append: index, slot: slot, firstVersion: view.version + 1, duplicate: nil))
+            batch.accepted.append(append.events, to: key, firstVersion: view.version + 1, firstPosition: nextPosition)
+            nextPosition += UInt64(append.events.count)
+            // (By index: `last?.id` copied the whole event.)
+            batch.callViews[slot].lastEventID = append.events[append.events.count - 1].id
+            batch.callViews[slot].version += append.events.count
         }
+        return .success(())
+    }
+
+    /// The second half of ``decideAppends(_:in:)``: encodes the planned appends into the frame
+    /// and keeps the trial views.
+    private func packAppends(_ appends: [EventLog.Append], plansFrom firstPlan: Int, slotsFrom firstSlot: Int, in batch: inout Batch) -> [Commit] {
         var commits: [Commit] = []
-        commits.reserveCapacity(plans.count)
-        for plan in plans {
+        commits.reserveCapacity(batch.plans.count - firstPlan)
+        for plan in batch.plans[firstPlan...] {
             if let duplicate = plan.duplicate {
                 commits.append(duplicate)
                 continue
@@ -401,7 +468,7 @@ final class Writer: Sendable {
             let stream = appends[plan.append].stream
             let count = appends[plan.append].events.count
             let firstPosition = batch.nextPosition
-            assert(views[plan.slot].pendingPositions[plan.firstVersion - views[plan.slot].pendingFrom] == firstPosition)
+            assert(batch.pendingEvent(plan.firstVersion, of: batch.callStreams[plan.slot])?.position == firstPosition)
             batch.builder.append(appends[plan.append].events, stream: stream, firstVersion: plan.firstVersion)
             batch.nextPosition += UInt64(count)
             commits.append(Commit(
@@ -410,18 +477,17 @@ final class Writer: Sendable {
         }
         // Grown geometrically: reserving exactly one more per call rehashed the whole table at
         // every append of a group commit.
-        let needed = batch.views.count + keys.count
+        let needed = batch.views.count + batch.callStreams.count - firstSlot
         if needed > batch.views.capacity { batch.views.reserveCapacity(max(needed, batch.views.capacity * 2)) }
-        for (slot, key) in keys.enumerated() { batch.views[key] = views[slot] }
-        assert(batch.nextPosition == nextPosition)
+        for slot in firstSlot..<batch.callStreams.count { batch.views[batch.callStreams[slot]] = batch.callViews[slot] }
         closeFrameIfFull(&batch)
-        return .success(commits)
+        return commits
     }
 
     /// The commit these events already are, if they are stored at the versions the expectation
     /// implies; throws a partial duplicate when only a prefix is stored.
     private func duplicateCommit(
-        stream: String, events: [NewEvent], expected: ExpectedVersion, view: StreamView
+        stream: HashedStreamKey, events: [NewEvent], expected: ExpectedVersion, view: StreamView, in batch: Batch
     ) throws -> Commit? {
         let current = view.version
         let base: Int
@@ -431,39 +497,45 @@ final class Writer: Sendable {
         case .any, .streamExists:
             // A retry with no fixed version is recognized when it is the stream's last commit;
             // the last ids differ for every other append, so the log is read only for retries.
-            guard current >= events.count, view.lastEventID == events.last?.id else { return nil }
+            guard current >= events.count, view.lastEventID == events[events.count - 1].id else { return nil }
             base = current - events.count
         default: return nil
         }
         var matched = 0
         for (offset, event) in events.enumerated() where base + 1 + offset <= current {
-            guard try storedID(stream, version: base + 1 + offset, view: view) == event.id else { break }
+            guard try storedID(stream, version: base + 1 + offset, view: view, in: batch) == event.id else { break }
             matched += 1
         }
         if matched == events.count {
-            let positions = try (base + 1...base + events.count).map { try position(of: stream, version: $0, view: view) }
+            let positions = try (base + 1...base + events.count).map { try position(of: stream, version: $0, view: view, in: batch) }
             return Commit(
-                stream: stream, firstVersion: base + 1, lastVersion: base + events.count,
+                stream: stream.name, firstVersion: base + 1, lastVersion: base + events.count,
                 firstPosition: positions.first!, lastPosition: positions.last!, wasDuplicate: true)
         }
         if matched > 0, expected != .any, expected != .streamExists {
-            throw StoreError.partialDuplicate(stream: stream, storedCount: matched, appendedCount: events.count)
+            throw StoreError.partialDuplicate(stream: stream.name, storedCount: matched, appendedCount: events.count)
         }
         return nil
     }
 
-    private func position(of stream: String, version: Int, view: StreamView) throws -> UInt64 {
-        if version >= view.pendingFrom { return view.pendingPositions[version - view.pendingFrom] }
+    private func position(of stream: HashedStreamKey, version: Int, view: StreamView, in batch: Batch) throws -> UInt64 {
+        if version >= view.pendingFrom {
+            guard let pending = batch.pendingEvent(version, of: stream) else {
+                throw StoreError.failed(reason: "version \(version) of '\(stream.name)' is neither in the index nor in the batches being written")
+            }
+            return pending.position
+        }
         return try core.shared.withLock { shared in
-            guard let position = shared.index.position(of: version, in: stream) else {
-                throw StoreError.failed(reason: "version \(version) of '\(stream)' vanished from the index")
+            guard let position = shared.index.position(of: version, in: stream.name) else {
+                throw StoreError.failed(reason: "version \(version) of '\(stream.name)' vanished from the index")
             }
             return position
         }
     }
 
     private func changeStream(_ stream: String, _ change: StreamChange, in batch: inout Batch) -> Result<Void, StoreError> {
-        var view = view(of: StreamKey(stream), in: &batch)
+        let key = HashedStreamKey(stream)
+        var view = view(of: key, in: &batch)
         if view.isTombstoned {
             if case .tombstone = change { return .success(()) }
             return .failure(.streamTombstoned(stream: stream))
@@ -492,7 +564,7 @@ final class Writer: Sendable {
             batch.builder.appendStreamMetadata(stream: stream, operation: .tombstone, version: 0)
             view.isTombstoned = true
         }
-        batch.views[StreamKey(stream)] = view
+        batch.views[key] = view
         closeFrameIfFull(&batch)
         return .success(())
     }
