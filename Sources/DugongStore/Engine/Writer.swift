@@ -104,13 +104,20 @@ final class Writer: Sendable {
     }
 
     private func run() {
+        // Two arrays take turns as the queue (swapped, not copied: emptying a copy kept its
+        // capacity by allocating, and the writer wakes once per submit, most often to an empty
+        // queue when commits come in groups).
+        var batch: [Operation] = []
         while true {
             wakeUp.wait()
-            let (batch, stopping) = queue.withLock { queue in
-                defer { queue.operations.removeAll(keepingCapacity: true) }
-                return (queue.operations, queue.isStopping)
+            let stopping = queue.withLock { queue in
+                swap(&queue.operations, &batch)
+                return queue.isStopping
             }
-            if !batch.isEmpty { process(batch) }
+            if !batch.isEmpty {
+                process(batch)
+                batch.removeAll(keepingCapacity: true)
+            }
             if stopping {
                 // Anything queued after the last drain is refused by submit; drain once more.
                 let rest = queue.withLock { queue in
