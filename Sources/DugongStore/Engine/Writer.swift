@@ -221,7 +221,10 @@ final class Writer: Sendable {
 
         mutating func append(_ events: [NewEvent], to stream: HashedStreamKey, firstVersion: Int, firstPosition: UInt64) {
             runs.append(Run(stream: stream, firstVersion: firstVersion, firstPosition: firstPosition, count: events.count, firstID: ids.count))
-            for event in events { ids.append(event.id) }
+            // Through the buffer: a copy of each event (to read its id) retained its four fields.
+            events.withUnsafeBufferPointer { events in
+                for index in events.indices { ids.append(events[index].id) }
+            }
         }
 
         /// Forgets what was appended after the list had `runs` runs and `ids` ids.
