@@ -62,7 +62,8 @@ for mode in append replay replay-copies ideal-append ideal-replay; do
 done
 # stream reads (lending), per event read: 4,000 and 8,000 events in 2-event commits over 100
 # streams, every stream read, only the reads counted (--toggle-collect); the same with 100-event
-# commits (40,000 and 80,000 events: 4 and 8 frames per stream).
+# commits (40,000 and 80,000 events: 4 and 8 frames per stream), with this harness's events and
+# with the Benchmarks package's.
 for size in 2 100; do
     small=0; large=0
     for n in $(( 2000 * size )) $(( 4000 * size )); do
@@ -73,6 +74,10 @@ for size in 2 100; do
     done
     echo "stream read from $size-event frames: $(( (large - small) / (n - first) )) instructions per event"
 done
+# The same with the Benchmarks package's events (its stream-replay scenarios' data), 100-event frames.
+small=$(count --toggle-collect='*10readStream*' "$work/harness" interleaved 40000 "$work/synthetic-small" 100 synthetic)
+large=$(count --toggle-collect='*10readStream*' "$work/harness" interleaved 80000 "$work/synthetic-large" 100 synthetic)
+echo "stream read from 100-event frames, the benchmark's events: $(( (large - small) / 40000 )) instructions per event"
 # one-event commits, 64 in flight (the group commits 64 concurrent writers make): 5,000 and
 # 10,000 commits, the difference per commit.
 small=$(count "$work/harness" singles 5000 "$work/singles-small")

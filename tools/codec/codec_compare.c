@@ -7,7 +7,8 @@
 //   apt-get install zlib1g-dev libdeflate-dev libzstd-dev liblz4-dev valgrind
 //   cc -O2 tools/codec/codec_compare.c -o /tmp/codec_compare -lz -ldeflate -lzstd -llz4
 //   /tmp/codec_compare CODEC EVENTS DICTIONARY ROUNDS [LEVEL]
-//     CODEC: zlib, libdeflate, zstd, lz4; DICTIONARY: 0 or 1 (libdeflate has no preset dictionaries)
+//     CODEC: zlib, libdeflate, zstd, zstd-digested (the dictionary digested once: ZSTD_CDict and
+//     ZSTD_DDict instead of a prefix per frame), lz4; DICTIONARY: 0 or 1 (libdeflate has no preset dictionaries)
 // Instructions per event: run under `valgrind --tool=callgrind --toggle-collect=compress_all`
 // (or `decompress_all`) at two ROUNDS, say 1000 and 2000, and divide the difference of the
 // totals by the difference of ROUNDS × EVENTS.
@@ -49,6 +50,8 @@ static struct libdeflate_compressor *ldc;
 static struct libdeflate_decompressor *ldd;
 static ZSTD_CCtx *zc;
 static ZSTD_DCtx *zd;
+static ZSTD_CDict *zcd;
+static ZSTD_DDict *zdd;
 static LZ4_stream_t lz4;
 
 __attribute__((noinline)) static int compress_all(int rounds) {
@@ -65,6 +68,12 @@ __attribute__((noinline)) static int compress_all(int rounds) {
         } else if (!strcmp(codec, "zstd")) {
             ZSTD_CCtx_reset(zc, ZSTD_reset_session_only);
             if (withDictionary) ZSTD_CCtx_refPrefix(zc, dictionary, dictionaryLength);
+            packedLength = ZSTD_compress2(zc, packed, capacity, raw, rawLength);
+            if (ZSTD_isError(packedLength)) return 1;
+        } else if (!strcmp(codec, "zstd-digested")) {
+            // The dictionary digested once (as a segment's would be), referenced by every frame.
+            ZSTD_CCtx_reset(zc, ZSTD_reset_session_only);
+            if (withDictionary) ZSTD_CCtx_refCDict(zc, zcd);
             packedLength = ZSTD_compress2(zc, packed, capacity, raw, rawLength);
             if (ZSTD_isError(packedLength)) return 1;
         } else if (!strcmp(codec, "lz4")) {
@@ -92,6 +101,9 @@ __attribute__((noinline)) static int decompress_all(int rounds) {
         } else if (!strcmp(codec, "zstd")) {
             if (withDictionary) ZSTD_DCtx_refPrefix(zd, dictionary, dictionaryLength);
             length = ZSTD_decompressDCtx(zd, out, rawLength, packed, packedLength);
+        } else if (!strcmp(codec, "zstd-digested")) {
+            if (withDictionary) ZSTD_DCtx_refDDict(zd, zdd);
+            length = ZSTD_decompressDCtx(zd, out, rawLength, packed, packedLength);
         } else {
             int n = withDictionary
                 ? LZ4_decompress_safe_usingDict((const char *)packed, (char *)out, (int)packedLength, (int)rawLength, (const char *)dictionary, (int)dictionaryLength)
@@ -105,7 +117,7 @@ __attribute__((noinline)) static int decompress_all(int rounds) {
 
 int main(int argc, char **argv) {
     if (argc < 5) {
-        fputs("usage: codec_compare zlib|libdeflate|zstd|lz4 EVENTS DICTIONARY(0|1) ROUNDS [LEVEL]\n", stderr);
+        fputs("usage: codec_compare zlib|libdeflate|zstd|zstd-digested|lz4 EVENTS DICTIONARY(0|1) ROUNDS [LEVEL]\n", stderr);
         return 2;
     }
     codec = argv[1];
@@ -131,6 +143,11 @@ int main(int argc, char **argv) {
     ZSTD_CCtx_setParameter(zc, ZSTD_c_format, ZSTD_f_zstd1_magicless);
     ZSTD_DCtx_setParameter(zd, ZSTD_d_format, ZSTD_f_zstd1_magicless);
     LZ4_initStream(&lz4, sizeof lz4);
+    if (withDictionary) {
+        zcd = ZSTD_createCDict_advanced(dictionary, dictionaryLength, ZSTD_dlm_byRef, ZSTD_dct_rawContent,
+            ZSTD_getCParams(level, 0, dictionaryLength), ZSTD_defaultCMem);
+        zdd = ZSTD_createDDict_advanced(dictionary, dictionaryLength, ZSTD_dlm_byRef, ZSTD_dct_rawContent, ZSTD_defaultCMem);
+    }
 
     double start = now();
     int failure = compress_all(rounds);

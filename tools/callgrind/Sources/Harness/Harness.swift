@@ -126,12 +126,18 @@ struct Harness {
             // `interleaved N DIR`: N events in 2-event commits over 100 streams (each stream's
             // events spread over many small frames), then every stream read back with the
             // lending stream read; measure.sh counts the reads only (--toggle-collect).
-            // `interleaved N DIR K`: commits of K events instead of 2.
+            // `interleaved N DIR K`: commits of K events instead of 2; `interleaved N DIR K
+            // synthetic`: the Benchmarks package's events (`SyntheticEvents`: less repetitive than
+            // this harness's payloads, they take twice the inflating).
             let count = Int(arguments[2])!
             let size = arguments.count > 4 ? Int(arguments[4])! : 2
+            var synthetic = arguments.count > 5 && arguments[5] == "synthetic" ? SyntheticEvents() : nil
+            let events = (0..<count).map { index in
+                synthetic?.event(stream: index / size % 100, at: 1_732_000_000_000 + Int64(index)) ?? event(index)
+            }
             let log = try EventLog.open(at: arguments[3], options: .init(createIfMissing: true))
             for commit in 0..<(count / size) {
-                try await log.append((0..<size).map { event(commit * size + $0) }, to: "s/\(commit % 100)")
+                try await log.append(Array(events[commit * size..<commit * size + size]), to: "s/\(commit % 100)")
             }
             log.close()
             var options = EventLog.Options()
