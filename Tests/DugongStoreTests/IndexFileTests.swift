@@ -74,6 +74,36 @@ struct IndexFileTests {
         #expect(try Self.observe(log) == expected)
     }
 
+    /// An index file is untrusted even when its checksum holds (a file written by something else,
+    /// or damage that a checksum recomputed over it hides): a position delta near 2^64 once
+    /// overflowed the running sum and trapped. It is refused now, and the open scans instead.
+    @Test func aSavedPositionPastTheEndIsRefusedWithoutOverflow() async throws {
+        let directory = TemporaryDirectory("index-overflow")
+        defer { directory.remove() }
+        let log = try Fixture.open(directory)
+        let events = Fixture.events(2)
+        try await log.append(events, to: "victim")
+        log.close()
+        let path = directory.file("dugong.index")
+        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+        // After the stream's name: truncate-before 0, snapshots-hidden 0, flags 4 (a last id), the
+        // id, removed-through 0, 2 positions: deltas 0 and 1.
+        let name = Array("victim".utf8)
+        let start = try #require((1...(bytes.count - name.count)).first { bytes[$0 - 1] == UInt8(name.count) && Array(bytes[$0..<$0 + name.count]) == name })
+        let deltas = start + name.count + 3 + 16 + 1
+        #expect(Array(bytes[deltas..<deltas + 3]) == [2, 0, 1], "the layout this test expects")
+        // Deltas 1 and 2^64 - 1 (ten bytes of varint): their sum passes 2^64. The checksum is made good.
+        bytes[deltas + 1] = 1
+        bytes.replaceSubrange(deltas + 2..<deltas + 3, with: [UInt8](repeating: 0xFF, count: 9) + [0x01])
+        bytes.removeLast(4)
+        let crc = bytes.withUnsafeBytes { Checksum.mask(Checksum.crc32c($0)) }
+        withUnsafeBytes(of: crc.littleEndian) { bytes += $0 }
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        let reopened = try Fixture.open(directory)
+        defer { reopened.close() }
+        #expect(try reopened.read(stream: "victim").map(\.id) == events.map(\.id))
+    }
+
     @Test func aDamagedIndexFileIsIgnored() async throws {
         let directory = TemporaryDirectory("index-damaged")
         defer { directory.remove() }

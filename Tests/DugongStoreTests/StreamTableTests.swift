@@ -59,8 +59,10 @@ struct StreamTableTests {
         var restoring = StreamTable.Restoring(streams: names.count, positions: names.count * 2)
         for (number, name) in names.enumerated() {
             let rare = number % 7 == 0 ? StreamTable.Rare(truncateBefore: 4) : .defaults
-            [UInt64(number * 2), UInt64(number * 2 + 1)].withUnsafeBufferPointer {
-                restoring.add(name, rare: rare, lastEventID: nil, positions: $0)
+            var next = UInt64(number * 2)
+            restoring.add(name, rare: rare, lastEventID: nil, count: 2) {
+                defer { next += 1 }
+                return next
             }
         }
         var table = try #require(restoring.finish())
@@ -76,7 +78,7 @@ struct StreamTableTests {
         #expect(created == (names.count, true) && table.number(of: "s/new") == names.count && Array(table.positions(of: names.count)) == [99])
 
         var duplicate = StreamTable.Restoring(streams: 3, positions: 0)
-        for name in ["a", "b", "a"] { duplicate.add(name, rare: .defaults, lastEventID: nil, positions: UnsafeBufferPointer(start: nil, count: 0)) }
+        for name in ["a", "b", "a"] { duplicate.add(name, rare: .defaults, lastEventID: nil, count: 0) { 0 } }
         #expect(duplicate.finish() == nil, "a name is restored once")
     }
 }

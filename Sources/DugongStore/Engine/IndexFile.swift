@@ -99,6 +99,9 @@ enum IndexFile {
     /// An index that this format cannot hold (it is then not saved; the next open scans).
     struct Unwritable: Error {}
 
+    /// A saved position at or past the store's next position: the index file is not used.
+    private struct PositionBeyondEnd: Error {}
+
     /// Removes the index file (before anything rewrites the segments it describes).
     static func remove(from directory: String) throws {
         let path = directory + "/" + name
@@ -175,10 +178,11 @@ enum IndexFile {
                 for _ in 0..<frameCount {
                     let segment = try reader.count("frame segment", limit: segmentCount - 1)
                     let offset = try reader.count("frame offset", limit: segments[segment].capacity)
-                    let first = previous + (try reader.varint("frame position"))
-                    let last = first + (try reader.varint("frame span"))
+                    // Untrusted deltas: their sums are checked for overflow before anything else.
+                    let (first, firstOverflows) = previous.addingReportingOverflow(try reader.varint("frame position"))
+                    let (last, lastOverflows) = first.addingReportingOverflow(try reader.varint("frame span"))
                     let checksum = try reader.u32("frame checksum")
-                    guard first >= previous, last >= first, last < nextPosition else { return nil }
+                    guard !firstOverflows, !lastOverflows, last < nextPosition else { return nil }
                     frames.append(EventFrame(
                         location: FrameLocation(segment: segment, offset: offset), firstPosition: first, lastPosition: last, checksum: checksum))
                     previous = first
@@ -187,7 +191,6 @@ enum IndexFile {
                 // Room for every stream at once; the counts are untrusted, but each stream takes
                 // at least 7 bytes and each position one.
                 var table = StreamTable.Restoring(streams: min(streamCount, reader.remaining / 7), positions: min(eventCount, reader.remaining))
-                var buffer: [UInt64] = []
                 for _ in 0..<streamCount {
                     let name = try reader.name("stream name")
                     var rare = StreamTable.Rare()
@@ -207,15 +210,19 @@ enum IndexFile {
                     if flags & 4 != 0 { lastEventID = UUID(uuid: try reader.bytes(16, "last id").loadUnaligned(as: uuid_t.self)) }
                     rare.removedThrough = try reader.count("removed versions", limit: Int(Layout.maximumPosition))
                     let count = try reader.count("positions", limit: reader.remaining)
-                    // One buffer for every stream's positions (no array per stream).
-                    buffer.removeAll(keepingCapacity: true)
+                    // Decoded straight into the table's shared position store (no array per stream).
                     var last: UInt64 = 0
-                    for _ in 0..<count {
-                        last += try reader.varint("position")
-                        guard last < nextPosition else { return nil }
-                        buffer.append(last)
+                    do {
+                        try table.add(name, rare: rare, lastEventID: lastEventID, count: count) {
+                            // Bounded before it is added: an untrusted delta must not overflow.
+                            let delta = try reader.varint("position")
+                            guard delta < nextPosition - last else { throw PositionBeyondEnd() }
+                            last += delta
+                            return last
+                        }
+                    } catch is PositionBeyondEnd {
+                        return nil
                     }
-                    buffer.withUnsafeBufferPointer { table.add(name, rare: rare, lastEventID: lastEventID, positions: $0) }
                 }
                 guard let table = table.finish() else { return nil }
                 var categories: [StreamKey: [Int32]] = [:]

@@ -179,17 +179,19 @@ struct StreamTable {
             hashes.reserveCapacity(streams)
         }
 
-        /// Adds the next stream (number = the streams added before it).
-        mutating func add(_ name: String, rare fields: Rare, lastEventID: UUID?, positions: UnsafeBufferPointer<UInt64>) {
+        /// Adds the next stream (number = the streams added before it), its positions given by
+        /// `read` (called `count` times, in order), stored straight into the shared store.
+        mutating func add(
+            _ name: String, rare fields: Rare, lastEventID: UUID?, count: Int, positions read: () throws -> UInt64
+        ) rethrows {
             let number = table.names.count
             precondition(number < Int(UInt32.max) - 1, "at most 2^32 - 2 streams")
-            precondition(positions.count < Int(UInt32.max), "at most 2^32 - 1 positions per stream in memory")
+            precondition(count < Int(UInt32.max), "at most 2^32 - 1 positions per stream in memory")
+            let start = table.positions.count
+            for _ in 0..<count { table.positions.append(try read()) }
             table.names.append(name)
             hashes.append(StreamKey(name).hashValue)
-            table.entries.append(Entry(
-                start: table.positions.count, count: UInt32(positions.count), capacity: UInt32(positions.count),
-                lastEventID: lastEventID))
-            table.positions.append(contentsOf: positions)
+            table.entries.append(Entry(start: start, count: UInt32(count), capacity: UInt32(count), lastEventID: lastEventID))
             if !fields.isDefault { table.updateRare(of: number) { $0 = fields } }
         }
 

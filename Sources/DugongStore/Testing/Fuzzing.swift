@@ -1,5 +1,7 @@
+import Dugong
 import Foundation
 import Glibc
+import Synchronization
 
 /// Entry points for the fuzz target (`Fuzzing/`): each takes arbitrary bytes and must return
 /// normally, whatever they hold. Checksums are recomputed where the input gives a plausible
@@ -9,16 +11,83 @@ import Glibc
 public enum Fuzzing {
     static let salt: UInt64 = 0x5EED_5EED_5EED_5EED
 
-    /// The first byte picks what the rest is: a frame, a segment's frames, a manifest, a head.
+    /// The first byte picks what the rest is: a frame, a segment's frames, a manifest, a head;
+    /// from 0xF8 up, edits to a saved index file.
     public static func run(_ input: UnsafeRawBufferPointer) {
         guard let selector = input.first else { return }
         let body = UnsafeRawBufferPointer(rebasing: input[1...])
+        if selector >= 0xF8 { return index(edits: body) }
         switch selector % 4 {
         case 0: frame(body)
         case 1: store(body)
         case 2: _ = Manifest.decode(Array(body))
         default: _ = HeadRecord.decode(body)
         }
+    }
+
+    /// A small store, closed cleanly (so it has a saved index), made once per process: its
+    /// directory and its index file's bytes without their checksum.
+    private static let indexedStore: (directory: String, body: [UInt8])? = {
+        let directory = NSTemporaryDirectory() + "dugong-fuzz-index-\(getpid())"
+        try? FileManager.default.removeItem(atPath: directory)
+        atexit { try? FileManager.default.removeItem(atPath: NSTemporaryDirectory() + "dugong-fuzz-index-\(getpid())") }
+        let made = DispatchSemaphore(value: 0)
+        let store = Mutex<Bool>(false)
+        Task.detached {
+            defer { made.signal() }
+            var options = EventLog.Options(createIfMissing: true)
+            options.durability = .unsafeNoSync
+            options.segmentSize = 8192
+            guard let log = try? EventLog.open(at: directory, options: options) else { return }
+            for round in 0..<24 {
+                let events = (0..<(1 + round % 3)).map { index in
+                    NewEvent(type: "T\(index % 2)", timestamp: Date(millisecondsSince1970: Int64(round)), data: Data("\(round)".utf8))
+                }
+                _ = try? await log.append(events, to: round % 4 == 0 ? "t/\(round % 3)" : "s/\(round % 5)")
+            }
+            _ = try? await log.saveSnapshot(StoredSnapshot(stream: "s/1", version: 2, data: Data("x".utf8)))
+            _ = try? await log.truncate(stream: "s/2", before: 2)
+            _ = try? await log.tombstone(stream: "t/1")
+            log.close()
+            store.withLock { $0 = true }
+        }
+        made.wait()
+        guard store.withLock({ $0 }),
+            let bytes = try? [UInt8](Data(contentsOf: URL(fileURLWithPath: directory + "/" + Layout.indexName))), bytes.count > 4
+        else { return nil }
+        return (directory, Array(bytes.dropLast(4)))
+    }()
+
+    /// The saved index of ``indexedStore`` with edits (three bytes each: a big-endian offset,
+    /// modulo the file's length, and a byte to XOR there; a last byte alone cuts the file there,
+    /// scaled to its length), its checksum made good, then the store opened read-only with it and
+    /// read: whatever the index says, the open uses it only if it describes the segments, and
+    /// never crashes.
+    static func index(edits: UnsafeRawBufferPointer) {
+        guard let store = indexedStore else { return }
+        var body = store.body
+        var offset = 0
+        while offset + 3 <= edits.count {
+            body[(Int(edits[offset]) << 8 | Int(edits[offset + 1])) % body.count] ^= edits[offset + 2]
+            offset += 3
+        }
+        if offset < edits.count { body.removeLast(body.count - body.count * Int(edits[offset]) / 256) }
+        let checksum = body.withUnsafeBytes { Checksum.mask(Checksum.crc32c($0)) }
+        withUnsafeBytes(of: checksum.littleEndian) { body += $0 }
+        guard (try? Data(body).write(to: URL(fileURLWithPath: store.directory + "/" + Layout.indexName))) != nil else { return }
+        var options = EventLog.Options()
+        options.readOnly = true
+        guard let log = try? EventLog.open(at: store.directory, options: options) else { return }
+        _ = try? log.readAll(maxCount: 10_000)
+        for stream in (try? log.streamNames()) ?? [] {
+            _ = try? log.read(stream: stream)
+            _ = try? log.forEachEvent(in: stream, direction: .backward) { _ = $0.stored }
+            _ = try? log.info(stream: stream)
+            _ = try? log.latestSnapshot(of: stream)
+        }
+        _ = try? log.streams(inCategory: "s")
+        _ = try? log.statistics()
+        log.close()
     }
 
     /// One frame at offset 0, checksum fixed: probed, decoded, its events decoded (copied and lent).
