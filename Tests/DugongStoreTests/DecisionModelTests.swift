@@ -127,19 +127,6 @@ struct DecisionModelTests {
         }
     }
 
-    struct SeededRandom {
-        var state: UInt64
-        init(seed: UInt64) { state = seed }
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-        mutating func below(_ bound: Int) -> Int { Int(next() % UInt64(bound)) }
-    }
-
     static let sends = ProcessInfo.processInfo.environment["DUGONG_DECISION_SENDS"].flatMap(Int.init) ?? 1_500
 
     @Test(arguments: [1, 2, 3, 4] as [UInt64])
@@ -235,4 +222,9 @@ struct DecisionModelTests {
             return EventLog.Append(stream: stream, events: Fixture.events(1 + random.below(3)), expected: expected)
         }
     }
+}
+
+extension SeededRandom {
+    /// A number from 0 up to `bound`, excluded.
+    mutating func below(_ bound: Int) -> Int { Int(next() % UInt64(bound)) }
 }
