@@ -9,6 +9,8 @@
 # commit, collected only inside Harness.follow (refresh and the read of the new events), beside a
 # 1,000-event and a 1,000,000-event store: totals at 100 and 200 commits, difference / 100; and
 # the instructions of the head record the writer writes after each group commit's sync.
+# HARNESS_EVENTS=synthetic tools/callgrind/measure.sh: the same counts with the Benchmarks
+# package's events (SyntheticEvents) instead of the harness's more repetitive payloads.
 # To compare with an older version, check it out elsewhere, copy tools/callgrind there and run
 # it there. valgrind 3.19 cannot read Swift 6.3's debug info, hence the stripped copy.
 set -euo pipefail

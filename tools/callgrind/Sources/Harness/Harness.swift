@@ -14,8 +14,17 @@ func id(_ index: Int) -> UUID {
     UUID(uuid: (UInt8(index & 255), UInt8((index >> 8) & 255), UInt8((index >> 16) & 255), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1))
 }
 
+/// With `HARNESS_EVENTS=synthetic`, `append`, `singles`, `ideal-append` and `follow` use the
+/// Benchmarks package's events (`SyntheticEvents`: random ids, amounts, users and trace ids)
+/// instead of this harness's, whose payloads repeat more and take about half the deflating.
+let synthetic = ProcessInfo.processInfo.environment["HARNESS_EVENTS"] == "synthetic"
+
 func event(_ index: Int) -> NewEvent {
-    NewEvent(
+    if synthetic {
+        var generator = SyntheticEvents(seed: UInt64(index))
+        return generator.event(stream: index / 100 % 1000, at: 1_732_000_000_000 + Int64(index))
+    }
+    return NewEvent(
         id: id(index),
         type: "MoneyDeposited", timestamp: Date(timeIntervalSince1970: 1_700_000_000 + Double(index) / 1000),
         data: payloads[index % payloads.count], metadata: metadata)
@@ -89,6 +98,13 @@ struct Harness {
                 guard ideal_log_append(log, bytes, lengths, lengths.count, 1) == 0 else { throw POSIXError(.EIO) }
             }
             ideal_log_close(log)
+            return
+        }
+        if mode == "fixture" {
+            // `fixture DIR`: the store of Tests/DugongStoreTests/Fixtures/v3-store (made once by
+            // the format version 3 build; the tests read it with later builds), and beside it,
+            // DIR.events.tsv: every event as that build read it back.
+            try await writeFixture(at: arguments[2])
             return
         }
         if mode == "ideal-replay" {
@@ -193,4 +209,46 @@ struct Harness {
         }
 
     }
+}
+
+/// A store with every kind of frame format version 3 writes: commits of 100 events (their
+/// frames too large for the dictionary, with continuation records), of 40 (with the segment's
+/// dictionary), of 2 and of 1 (small frames with the dictionary), metadata, an event of
+/// incompressible bytes, in 32 KiB segments; then each event as read back, one per line:
+/// stream, version, position, id, type, milliseconds, data and metadata in base64, tab-separated.
+func writeFixture(at directory: String) async throws {
+    var options = EventLog.Options(createIfMissing: true)
+    options.segmentSize = 32 << 10
+    let log = try EventLog.open(at: directory, options: options)
+    var generator = SyntheticEvents(seed: 3)
+    var time: Int64 = 1_764_547_200_000
+    func next(_ stream: Int) -> NewEvent {
+        time += 7
+        return generator.event(stream: stream, at: time)
+    }
+    for commit in 0..<6 { try await log.append((0..<100).map { _ in next(commit % 3) }, to: "account/\(commit % 3)") }
+    for commit in 0..<6 { try await log.append((0..<40).map { _ in next(10 + commit % 2) }, to: "account/\(10 + commit % 2)") }
+    for commit in 0..<150 { try await log.append([next(20 + commit % 25), next(20 + commit % 25)], to: "account/\(20 + commit % 25)") }
+    for commit in 0..<30 {
+        var event = next(50 + commit % 5)
+        event.metadata = Data(#"{"correlationId":"c-\#(commit)","schemaVersion":2}"#.utf8)
+        try await log.append([event], to: "account/\(50 + commit % 5)")
+    }
+    var noise = generator
+    let random = Data((0..<600).map { _ in UInt8(truncatingIfNeeded: noise.next()) })
+    try await log.append([NewEvent(id: id(1), type: "Noise", timestamp: Date(millisecondsSince1970: time), data: random)], to: "noise")
+    log.close()
+    var read = EventLog.Options()
+    read.readOnly = true
+    let reader = try EventLog.open(at: directory, options: read)
+    defer { reader.close() }
+    var lines = ""
+    for event in try reader.readAll() {
+        let fields = [
+            event.stream, String(event.version), String(event.position), event.id.uuidString, event.type,
+            String(event.timestampMilliseconds), event.data.base64EncodedString(), event.metadata.base64EncodedString(),
+        ]
+        lines += fields.joined(separator: "\t") + "\n"
+    }
+    try lines.write(toFile: directory + ".events.tsv", atomically: true, encoding: .utf8)
 }
