@@ -39,8 +39,9 @@ let package = Package(
         .target(name: "Dugong", dependencies: ["CDugongRandom", .product(name: "Logging", package: "swift-log")]),
         // C shim: random event ids, one getrandom call per 255 (Foundation's UUID() opens a device per id).
         .target(name: "CDugongRandom"),
-        // C shims: CRC32C (SSE4.2 with a portable fallback) and raw DEFLATE through zlib.
-        .target(name: "CDugongShims", linkerSettings: [.linkedLibrary("z")]),
+        // C shims: CRC32C (SSE4.2 with a portable fallback), raw DEFLATE through zlib (format
+        // versions 1 to 3) and Zstandard through libzstd (version 4).
+        .target(name: "CDugongShims", linkerSettings: [.linkedLibrary("z"), .linkedLibrary("zstd")]),
         // The storage engine and its adapters of the Dugong ports.
         .target(name: "DugongStore", dependencies: ["Dugong", "CDugongShims"]),
         // The adapters of the ports on PostgreSQL; empty without the `Postgres` trait.

@@ -20,8 +20,9 @@ let package = Package(
     targets: [
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(name: "CRocksDB", providers: [.apt(["librocksdb-dev"])]),
-        // The ideal log: zlib level 1 + CRC-32C + pwrite + fdatasync, no index, no event encoding.
-        .target(name: "CIdealLog", linkerSettings: [.linkedLibrary("z")]),
+        // The ideal log: Zstandard level −1 (DugongStore's codec) + CRC-32C + pwrite + fdatasync, no
+        // index, no event encoding.
+        .target(name: "CIdealLog", linkerSettings: [.linkedLibrary("zstd")]),
         .executableTarget(
             name: "DugongBenchmarks",
             dependencies: [

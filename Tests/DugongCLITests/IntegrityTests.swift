@@ -199,7 +199,7 @@ struct IntegrityTests {
             data: Data(#"{"evil":true}"#.utf8), metadata: Data(), endsCommit: true))
         // The forger cannot read the salt; it guesses, and puts the frame where it will land.
         let offset = try Self.frames(store).last! + 100
-        let payload = forged.sealed().encoded(salt: 0x1234, offset: offset).map { String(format: "%02x", $0) }.joined()
+        let payload = forged.sealed(codec: .current).encoded(salt: 0x1234, offset: offset).map { String(format: "%02x", $0) }.joined()
         _ = try CLI.run(["append", store, "s/0"], input: #"{"type":"Carrier","data":{"base64":"\#(Data(payload.utf8).base64EncodedString())"}}"#)
         let carrier = try Self.frames(store).last!
         try Self.patch(store + "/" + Self.segment, at: carrier + 45, with: [0xFF])

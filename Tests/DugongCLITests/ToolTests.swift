@@ -87,7 +87,7 @@ struct ToolTests {
         let typo = try CLI.run(["raed", "/tmp/x", "s"])
         #expect(typo.status == 64 && typo.stderr.contains("did you mean 'read'?"), "\(typo.stderr)")
         let version = try CLI.run(["--version"])
-        #expect(version.status == 0 && version.stdout.contains("store format version 3"), "\(version.stdout)")
+        #expect(version.status == 0 && version.stdout.contains("store format version 4; reads 2 to 4"), "\(version.stdout)")
     }
 
     // Reading like people expect: streams with their states; read-all visible-only by default,

@@ -28,11 +28,11 @@ struct FormatExampleTests {
             id: UUID(uuidString: "00112233-4455-6677-8899-AABBCCDDEE00")!, type: "Deposited",
             timestampMilliseconds: 1_732_862_695_125, data: Data(#"{"amount":5}"#.utf8), metadata: Data(),
             endsCommit: true))
-        first.sealed().write(into: &bytes, base: 0, salt: salt, batch: 0, endsBatch: true)
+        first.sealed(codec: .current).write(into: &bytes, base: 0, salt: salt, batch: 0, endsBatch: true)
         var second = FrameBuilder(nextPosition: 2)
         second.append(StoredSnapshot(stream: "account/1", version: 1, data: Data(#"{"o":"Ada"}"#.utf8)))
         second.appendStreamMetadata(stream: "account/1", operation: .truncateBefore, version: 2)
-        second.sealed().write(into: &bytes, base: 0, salt: salt, batch: 1, endsBatch: true)
+        second.sealed(codec: .current).write(into: &bytes, base: 0, salt: salt, batch: 1, endsBatch: true)
         return bytes
     }
 
@@ -59,7 +59,7 @@ struct FormatExampleTests {
         }
         #expect(written.payload.bytes == documented.payload.bytes)
         #expect(written.records == documented.records)
-        #expect(written.sealed().encoded(salt: Self.salt, offset: 128) == documented.sealed().encoded(salt: Self.salt, offset: 128))
+        #expect(written.sealed(codec: .current).encoded(salt: Self.salt, offset: 128) == documented.sealed(codec: .current).encoded(salt: Self.salt, offset: 128))
     }
 
     /// The example store's manifest.

@@ -11,7 +11,7 @@ let package = Package(
     targets: [
         // The Benchmarks package's ideal log (a link to its sources), the bound instructions per
         // event are compared with.
-        .target(name: "CIdealLog", linkerSettings: [.linkedLibrary("z")]),
+        .target(name: "CIdealLog", linkerSettings: [.linkedLibrary("zstd")]),
         // Zeroes callgrind's counts once the harness has made its input (valgrind's header).
         .target(name: "CCallgrind"),
         .executableTarget(

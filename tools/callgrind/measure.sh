@@ -4,7 +4,7 @@
 #   tools/callgrind/measure.sh follow    following a writer
 # append/replay: callgrind totals at 20,000 and 40,000 events, the difference divided by
 # 20,000 (fixed costs cancel); the same for the ideal log (Benchmarks/Sources/CIdealLog), the
-# bound: each event's fields packed (ideal_log.h) in frames, DEFLATE level 1, CRC-32C, pwrite, fdatasync.
+# bound: each event's fields packed (ideal_log.h) in frames, Zstandard level −1, CRC-32C, pwrite, fdatasync.
 # follow: a read-only reader's instructions and allocations (malloc calls) per new one-event
 # commit, collected only inside Harness.follow (refresh and the read of the new events), beside a
 # 1,000-event and a 1,000,000-event store: totals at 100 and 200 commits, difference / 100; and

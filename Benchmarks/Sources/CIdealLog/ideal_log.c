@@ -8,16 +8,16 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <zlib.h>
+#include <zstd.h>
 
 struct ideal_log {
     int fd;
     size_t offset;
     uint8_t *raw, *frame;
     size_t capacity_raw, capacity_frame;
-    // One deflate stream for the log's life, reset per frame (as DugongStore keeps one per thread).
-    z_stream deflater;
-    int deflater_ready;
+    // One Zstandard context for the log's life, reset per frame (as DugongStore keeps one per
+    // thread), set as DugongStore's: level -1, no content size, checksum or dictionary id.
+    ZSTD_CCtx *compressor;
 };
 
 __attribute__((target("sse4.2")))
@@ -34,6 +34,11 @@ ideal_log *ideal_log_create(const char *path, size_t capacity) {
     if (posix_fallocate(fd, 0, (off_t)capacity) != 0) { close(fd); return NULL; }
     ideal_log *log = calloc(1, sizeof *log);
     log->fd = fd;
+    log->compressor = ZSTD_createCCtx();
+    ZSTD_CCtx_setParameter(log->compressor, ZSTD_c_compressionLevel, -1);
+    ZSTD_CCtx_setParameter(log->compressor, ZSTD_c_contentSizeFlag, 0);
+    ZSTD_CCtx_setParameter(log->compressor, ZSTD_c_checksumFlag, 0);
+    ZSTD_CCtx_setParameter(log->compressor, ZSTD_c_dictIDFlag, 0);
     return log;
 }
 
@@ -59,20 +64,9 @@ int ideal_log_append(ideal_log *log, const uint8_t *events, const size_t *length
         at += 4 + lengths[i];
         from += lengths[i];
     }
-    z_stream *z = &log->deflater;
-    if (!log->deflater_ready) {
-        if (deflateInit2(z, 1, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) != Z_OK) return -1;
-        log->deflater_ready = 1;
-    } else if (deflateReset(z) != Z_OK) {
-        return -1;
-    }
-    z->next_in = log->raw;
-    z->avail_in = (uInt)raw;
-    z->next_out = log->frame + 12;
-    z->avail_out = (uInt)(log->capacity_frame - 12);
-    int status = deflate(z, Z_FINISH);
-    size_t stored = z->total_out;
-    if (status != Z_STREAM_END) return -1;
+    if (ZSTD_isError(ZSTD_CCtx_reset(log->compressor, ZSTD_reset_session_only))) return -1;
+    size_t stored = ZSTD_compress2(log->compressor, log->frame + 12, log->capacity_frame - 12, log->raw, raw);
+    if (ZSTD_isError(stored)) return -1;
     uint32_t header[3] = {crc32c(log->frame + 12, stored), (uint32_t)stored, (uint32_t)raw};
     memcpy(log->frame, header, 12);
     size_t total = 12 + stored, done = 0;
@@ -91,7 +85,7 @@ void ideal_log_close(ideal_log *log) {
     ftruncate(log->fd, (off_t)log->offset);
     fsync(log->fd);
     close(log->fd);
-    if (log->deflater_ready) deflateEnd(&log->deflater);
+    ZSTD_freeCCtx(log->compressor);
     free(log->raw);
     free(log->frame);
     free(log);
@@ -109,22 +103,19 @@ long ideal_log_replay(const char *path, size_t *bytes) {
     uint8_t *raw = NULL;
     long events = 0;
     *bytes = 0;
-    // One inflate stream for the whole replay, reset per frame; 258 bytes of output room past
-    // each frame's end keep zlib on its fast loop to the end (as DugongStore does).
-    z_stream z = {0};
-    if (inflateInit2(&z, -15) != Z_OK) { munmap((void *)map, size); return -1; }
+    // One Zstandard context for the whole replay, reset per frame (as DugongStore keeps one per
+    // thread); each frame must be exactly one Zstandard frame (as DugongStore checks).
+    ZSTD_DCtx *decompressor = ZSTD_createDCtx();
+    if (!decompressor) { munmap((void *)map, size); return -1; }
     while (at + 12 <= size) {
         uint32_t header[3];
         memcpy(header, map + at, 12);
         if (header[1] == 0 || at + 12 + header[1] > size) break;
         if (crc32c(map + at + 12, header[1]) != header[0]) { events = -1; break; }
-        if (grow(&raw, &capacity, header[2] + 258) || inflateReset(&z) != Z_OK) { events = -1; break; }
-        z.next_in = (Bytef *)(map + at + 12);
-        z.avail_in = header[1];
-        z.next_out = raw;
-        z.avail_out = header[2] + 258;
-        int status = inflate(&z, Z_FINISH);
-        if (status != Z_STREAM_END || z.total_out != header[2]) { events = -1; break; }
+        if (grow(&raw, &capacity, header[2]) || ZSTD_findFrameCompressedSize(map + at + 12, header[1]) != header[1] ||
+            ZSTD_isError(ZSTD_DCtx_reset(decompressor, ZSTD_reset_session_only))) { events = -1; break; }
+        size_t produced = ZSTD_decompressDCtx(decompressor, raw, header[2], map + at + 12, header[1]);
+        if (ZSTD_isError(produced) || produced != header[2]) { events = -1; break; }
         for (size_t p = 0; p + 4 <= header[2];) {
             uint32_t length;
             memcpy(&length, raw + p, 4);
@@ -134,7 +125,7 @@ long ideal_log_replay(const char *path, size_t *bytes) {
         }
         at += 12 + header[1];
     }
-    inflateEnd(&z);
+    ZSTD_freeDCtx(decompressor);
     munmap((void *)map, size);
     free(raw);
     return events;

@@ -30,6 +30,21 @@ long dugong_deflate_raw(const void *source, size_t length, void *destination, si
 int dugong_inflate_raw(const void *source, size_t length, void *destination, size_t expected, size_t capacity,
                        const void *dictionary, size_t dictionary_length);
 
+/// Compresses `source` as one Zstandard frame (RFC 8878) at `level` (negative levels are the
+/// fast ones) into `destination`, with `dictionary` (NULL or length 0: none) as a raw-content
+/// dictionary: its bytes taken as if they came just before `source`. The frame has no content
+/// size, checksum or dictionary id. Returns the compressed length, or -1 when it does not fit
+/// in `capacity` bytes, or -2 on any other error.
+long dugong_zstd_compress(const void *source, size_t length, void *destination, size_t capacity, int level,
+                          const void *dictionary, size_t dictionary_length);
+
+/// Decompresses `source`, which must be exactly one Zstandard frame made with the raw-content
+/// dictionary `dictionary` (NULL or length 0: none), into exactly `expected` bytes at
+/// `destination`. Returns 0 on success, -1 when the bytes are not one such frame or do not
+/// decompress to exactly `expected` bytes.
+int dugong_zstd_decompress(const void *source, size_t length, void *destination, size_t expected,
+                           const void *dictionary, size_t dictionary_length);
+
 /// Upper bound of dugong_deflate_raw's output for `length` input bytes.
 size_t dugong_deflate_bound(size_t length);
 

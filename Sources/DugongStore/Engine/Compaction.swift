@@ -221,7 +221,8 @@ struct SegmentSetWriter {
     /// Appends a frame, starting a new segment when the current one would exceed the segment size.
     mutating func write(_ frame: FrameBuilder) throws {
         precondition(frame.firstPosition >= cursor || frame.eventCount == 0, "positions increase")
-        let sealed = frame.sealed()
+        // Compaction writes segments of the current format version only.
+        let sealed = frame.sealed(codec: .current)
         let pendingLength = output?.pending?.totalLength ?? 0
         if let current = output, current.offset + pendingLength > Layout.segmentHeaderSize,
             current.offset + pendingLength + sealed.totalLength > options.segmentSize

@@ -617,8 +617,9 @@ final class Writer: Sendable {
     /// Writes the frames in order as batches (one per segment they land in), each with one
     /// `pwrite` and one sync, rolling segments as needed.
     ///
-    /// A frame with continuation records never goes into a segment of format version 2 (opened
-    /// from an older store): the writer starts a segment of the current version for it.
+    /// Frames go only into segments of the current format version: the first frame written to
+    /// a store whose active segment is older (a store of version 2 or 3) starts a segment of the
+    /// current version, whose codec it is compressed with (FORMAT.md §8, §11).
     ///
     /// A segment gets a dictionary frame (the last 4 KiB of payload written before it) before
     /// its first other frame, or, in the first segment, as soon as 4 KiB of payload exist; the
@@ -629,13 +630,12 @@ final class Writer: Sendable {
             var group = Group()
             for frame in frames {
                 var segment = core.shared.withLock { $0.segments[state.activeSegment] }
-                var dictionary = dictionaryFrame(for: segment, before: frame, state)
+                let olderFormat = segment.header.formatVersion < Layout.formatVersion
+                var dictionary = olderFormat ? nil : dictionaryFrame(for: segment, before: frame, state)
                 var sealed = frame.sealed(
-                    dictionary: dictionary == nil ? segment.dictionary(before: state.writeOffset + group.bytes) : state.recentPayload)
+                    dictionary: dictionary == nil ? segment.dictionary(before: state.writeOffset + group.bytes) : state.recentPayload,
+                    codec: Codec(formatVersion: segment.header.formatVersion))
                 let dictionaryLength = dictionary?.totalLength ?? 0
-                // Continuation records go only into segments of a version that has them: a store
-                // of format version 2 gets its first such frame in a new segment.
-                let olderFormat = frame.holdsContinuations && segment.header.formatVersion < Layout.firstVersionWithContinuations
                 if olderFormat || state.writeOffset + group.bytes + dictionaryLength + sealed.totalLength > segment.capacity {
                     written += try flush(&group, &state, forceSync: forceSync, deferringSync: false).frames
                     // A new segment large enough for a dictionary frame and this frame stored as is.
@@ -643,8 +643,9 @@ final class Writer: Sendable {
                     let needed = Layout.segmentHeaderSize + dictionaryRoom + Layout.frameHeaderSize + frame.payloadSize
                     segment = try roll(&state, firstPosition: frame.firstPosition, capacity: max(core.options.segmentSize, needed))
                     dictionary = dictionaryFrame(for: segment, before: frame, state)
-                    sealed = frame.sealed(dictionary: dictionary == nil ? [] : state.recentPayload)
+                    sealed = frame.sealed(dictionary: dictionary == nil ? [] : state.recentPayload, codec: .current)
                 }
+                assert(segment.header.formatVersion == Layout.formatVersion, "frames go only into segments of the current version")
                 if let dictionary {
                     segment.register(dictionary: state.recentPayload, at: state.writeOffset + group.bytes)
                     group.frames.append(dictionary)
@@ -692,7 +693,7 @@ final class Writer: Sendable {
         guard !segment.hasDictionary, state.recentPayload.count == dictionarySize else { return nil }
         var dictionary = FrameBuilder(nextPosition: frame.firstPosition)
         dictionary.appendDictionary(state.recentPayload)
-        return dictionary.sealed()
+        return dictionary.sealed(codec: Codec(formatVersion: segment.header.formatVersion))
     }
 
     /// Writes a group's frames at the end of the active segment as one batch, syncs, and records

@@ -51,8 +51,6 @@ struct FrameBuilder {
     private var previousPosition: UInt64
     /// The frame's last record, when it is an event: what a continuation record continues.
     private var lastEvent: LastEvent?
-    /// Holds continuation records (so it goes only into a segment of format version 3 or later).
-    private(set) var holdsContinuations = false
 
     /// What a continuation record takes from the event record before it (FORMAT.md §6.1a).
     private struct LastEvent {
@@ -110,7 +108,6 @@ struct FrameBuilder {
                 previousTimestamp = timestamp
             }
         }
-        holdsContinuations = holdsContinuations || events.count > 1 || continuesLastEvent
         lastEvent = LastEvent(
             stream: stream, version: firstVersion + events.count - 1, position: firstPosition + UInt64(events.count) - 1,
             type: events[events.count - 1].type, timestampMilliseconds: previousTimestamp)
@@ -141,7 +138,6 @@ struct FrameBuilder {
             payload.appendContinuation(
                 endsCommit: event.endsCommit, id: event.id, type: event.type.hasSameBytes(as: last.type) ? nil : event.type,
                 timestampDelta: event.timestampMilliseconds &- last.timestampMilliseconds, data: event.data, metadata: event.metadata)
-            holdsContinuations = true
         } else {
             payload.appendEvent(
                 endsCommit: event.endsCommit, positionDelta: event.position &- previousPosition &- 1, stream: event.stream,
@@ -198,14 +194,15 @@ struct FrameBuilder {
         UInt16(truncatingIfNeeded: dictionary.withUnsafeBytes { Checksum.mask(Checksum.crc32c($0)) })
     }
 
-    /// The frame with its payload in its stored form: raw DEFLATE (with `dictionary`, the
-    /// segment's current dictionary, when there is one) when that saves at least 1/8.
-    func sealed(dictionary: [UInt8] = []) -> SealedFrame {
+    /// The frame with its payload in its stored form: compressed with `codec`, the codec of
+    /// the segment it goes to (with `dictionary`, the segment's current dictionary, when there
+    /// is one), when that saves at least 1/8.
+    func sealed(dictionary: [UInt8] = [], codec: Codec) -> SealedFrame {
         precondition(!isEmpty && payloadSize <= Layout.maximumFramePayload)
         // Large frames gain nothing from a preset dictionary (measured: 1 % at 100 events) and
-        // would pay for loading it into zlib's tables.
+        // would pay for loading it into the codec's tables.
         let dictionary = payloadSize < Layout.dictionaryUseLimit ? dictionary : []
-        let compressed = payload.withUnsafeBytes { Compression.deflate($0, dictionary: dictionary) }
+        let compressed = payload.withUnsafeBytes { Compression.compress($0, dictionary: dictionary, codec: codec) }
         let usesDictionary = compressed != nil && !dictionary.isEmpty
         return SealedFrame(
             stored: compressed ?? payload.bytes, rawLength: payloadSize, isCompressed: compressed != nil,
@@ -342,7 +339,7 @@ enum FrameReader {
     ) throws -> [Record] {
         try payload(
             of: header, in: bytes, at: offset + headerSize - Layout.frameHeaderSize, dictionary: dictionary,
-            dictionaryCheck: dictionaryCheck
+            dictionaryCheck: dictionaryCheck, codec: Codec(formatVersion: formatVersion)
         ) { payload in
             try decode(payload, header, formatVersion: formatVersion)
         }
@@ -361,7 +358,10 @@ enum FrameReader {
         of header: FrameHeader, in bytes: UnsafeRawBufferPointer, at offset: Int, dictionary: [UInt8], dictionaryCheck: UInt16? = nil,
         formatVersion: UInt16
     ) throws -> [StoredEvent] {
-        try payload(of: header, in: bytes, at: offset, dictionary: dictionary, dictionaryCheck: dictionaryCheck) { payload in
+        try payload(
+            of: header, in: bytes, at: offset, dictionary: dictionary, dictionaryCheck: dictionaryCheck,
+            codec: Codec(formatVersion: formatVersion)
+        ) { payload in
             var events: [StoredEvent] = []
             events.reserveCapacity(Int(header.eventCount))
             var names = NameTable()
@@ -381,7 +381,8 @@ enum FrameReader {
     ) throws {
         fields.removeAll(keepingCapacity: true)
         try payload(
-            of: header, in: bytes, at: offset, dictionary: dictionary.bytes, dictionaryCheck: dictionary.check, scratch: scratch
+            of: header, in: bytes, at: offset, dictionary: dictionary.bytes, dictionaryCheck: dictionary.check, scratch: scratch,
+            codec: Codec(formatVersion: formatVersion)
         ) { payload in
             try walk(payload, header, formatVersion: formatVersion, names: &names) { record in
                 if case .event(let event) = consume record { fields.append(event) }
@@ -393,7 +394,7 @@ enum FrameReader {
     /// `scratch` when given, else in an array of its own).
     private static func payload<R>(
         of header: FrameHeader, in bytes: UnsafeRawBufferPointer, at offset: Int, dictionary: [UInt8],
-        dictionaryCheck: UInt16? = nil, scratch: ScratchBuffer? = nil, _ body: (UnsafeRawBufferPointer) throws -> R
+        dictionaryCheck: UInt16? = nil, scratch: ScratchBuffer? = nil, codec: Codec, _ body: (UnsafeRawBufferPointer) throws -> R
     ) throws -> R {
         let start = offset + Layout.frameHeaderSize
         let stored = UnsafeRawBufferPointer(rebasing: bytes[start..<start + Int(header.storedLength)])
@@ -405,14 +406,16 @@ enum FrameReader {
             throw FrameDamage("compressed with another dictionary than the one in effect")
         }
         let preset = header.usesDictionary ? dictionary : []
-        func damage() -> FrameDamage { FrameDamage("payload does not inflate to \(header.rawLength) bytes") }
+        func damage() -> FrameDamage { FrameDamage("payload does not decompress to \(header.rawLength) bytes") }
         if let scratch {
             let count = Int(header.rawLength)
-            let output = scratch.bytes(count: count + Compression.inflateSlack)
-            guard Compression.inflate(stored, into: output, count: count, dictionary: preset) else { throw damage() }
+            let output = scratch.bytes(count: count + Compression.outputSlack)
+            guard Compression.decompress(stored, into: output, count: count, dictionary: preset, codec: codec) else { throw damage() }
             return try body(UnsafeRawBufferPointer(rebasing: output[..<count]))
         }
-        guard let raw = Compression.inflate(stored, count: Int(header.rawLength), dictionary: preset) else { throw damage() }
+        guard let raw = Compression.decompress(stored, count: Int(header.rawLength), dictionary: preset, codec: codec) else {
+            throw damage()
+        }
         return try raw.withUnsafeBytes { try body($0) }
     }
 

@@ -6,12 +6,14 @@ enum Layout {
     /// The format version this code writes. It reads versions ``oldestReadableFormatVersion``
     /// through this one; version 1 stores are refused by the engine and converted by
     /// ``Upgrade`` (`dugong upgrade`).
-    static let formatVersion: UInt16 = 3
-    /// The oldest segment format read as it is: version 2 differs from 3 only in lacking
-    /// continuation records (FORMAT.md §11).
+    static let formatVersion: UInt16 = 4
+    /// The oldest segment format read as it is: version 3 differs from 4 only in its codec
+    /// (raw DEFLATE), version 2 from 3 only in lacking continuation records (FORMAT.md §11).
     static let oldestReadableFormatVersion: UInt16 = 2
     /// The first version whose segments may hold continuation records.
     static let firstVersionWithContinuations: UInt16 = 3
+    /// The first version whose compressed payloads are Zstandard frames (raw DEFLATE before).
+    static let firstVersionWithZstandard: UInt16 = 4
     /// The previous version, which ``Upgrade`` reads.
     static let legacyFormatVersion: UInt16 = 1
 

@@ -73,7 +73,7 @@ struct SegmentHeader: Equatable {
         return UInt16(littleEndian: bytes.loadUnaligned(fromByteOffset: 8, as: UInt16.self))
     }
 
-    /// Decodes and checks a header of a version this build reads (2 or 3: their headers are
+    /// Decodes and checks a header of a version this build reads (2 to 4: their headers are
     /// laid out alike): magic, version, checksum, sizes, reserved fields.
     init(decoding bytes: UnsafeRawBufferPointer) throws(Problem) {
         guard bytes.count >= 10 else { throw .tooShort(bytes.count) }

@@ -96,11 +96,13 @@ public enum Fuzzing {
         fixChecksums(&frame, from: 0)
         frame.withUnsafeBytes { raw in
             guard case .frame(let header) = FrameReader.probe(raw, at: 0, salt: salt) else { return }
-            // Both formats' decoders (version 2 refuses continuation records).
-            _ = try? FrameReader.records(of: header, in: raw, at: 0, dictionary: [], formatVersion: Layout.formatVersion)
-            _ = try? FrameReader.records(of: header, in: raw, at: 0, dictionary: [], formatVersion: Layout.oldestReadableFormatVersion)
-            _ = try? FrameReader.events(
-                of: header, in: raw, at: 0, dictionary: Array(repeating: 7, count: 64), formatVersion: Layout.formatVersion)
+            // Every readable format's decoders (version 2 refuses continuation records; versions
+            // up to 3 inflate DEFLATE, 4 decompresses Zstandard), without and with a dictionary.
+            for version in Layout.oldestReadableFormatVersion...Layout.formatVersion {
+                _ = try? FrameReader.records(of: header, in: raw, at: 0, dictionary: [], formatVersion: version)
+                _ = try? FrameReader.events(
+                    of: header, in: raw, at: 0, dictionary: Array(repeating: 7, count: 64), formatVersion: version)
+            }
             // The lending reads' decoder: into a scratch buffer, names kept across frames.
             var names = NameTable()
             var fields: [EventFields] = []

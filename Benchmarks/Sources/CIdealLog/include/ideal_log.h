@@ -4,8 +4,8 @@
 #include <stdint.h>
 
 /// The bound a log-structured event store can reach on this machine: frames of events (each a
-/// u32 length and its bytes), compressed with raw DEFLATE level 1 (one zlib stream, reset per
-/// frame; inflated with 258 bytes of room past the end), checksummed with CRC-32C,
+/// u32 length and its bytes), compressed as DugongStore compresses them (format version 4: one
+/// Zstandard frame at level −1, one context reset per frame), checksummed with CRC-32C,
 /// written with pwrite to a preallocated file and made durable with fdatasync. No index.
 /// The callers give it each event's fields as a caller of DugongStore supplies them, packed
 /// (u8 stream-name length, the name, u8 type length, the type, the 16-byte id, the i64 timestamp
@@ -25,7 +25,7 @@ size_t ideal_log_size(const ideal_log *log);
 
 void ideal_log_close(ideal_log *log);
 
-/// Reads the log at `path` back: checks every frame's CRC, inflates it and walks its events.
+/// Reads the log at `path` back: checks every frame's CRC, decompresses it and walks its events.
 /// Returns the number of events, or -1 on damage or failure. `*bytes` gets the sum of event lengths.
 long ideal_log_replay(const char *path, size_t *bytes);
 

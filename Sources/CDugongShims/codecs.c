@@ -1,0 +1,152 @@
+// The frame codecs: raw DEFLATE through zlib (format versions 1 to 3) and Zstandard (version
+// 4 on). deflateInit2/inflateInit2 are C macros, which is why these live in C rather than in
+// Swift. Each thread keeps one context of each kind and resets it per call: initializing a
+// deflate stream allocates and clears ~256 KiB, a Zstandard context more, which would dominate
+// small frames.
+#include "dugong_shims.h"
+#include <pthread.h>
+#include <stdlib.h>
+#include <zlib.h>
+#include <zstd.h>
+#include <zstd_errors.h>
+
+size_t dugong_deflate_bound(size_t length) {
+    // zlib's deflateBound for raw streams is smaller than this; stay conservative.
+    return length + (length >> 12) + (length >> 14) + (length >> 25) + 64;
+}
+
+typedef struct {
+    z_stream deflater, inflater;
+    int deflater_level;  // 0: not initialized
+    int inflater_ready;
+    ZSTD_CCtx *compressor;  // NULL: not made yet
+    int compressor_level;
+    ZSTD_DCtx *decompressor;
+} streams;
+
+static pthread_key_t streams_key;
+static pthread_once_t streams_once = PTHREAD_ONCE_INIT;
+
+static void release_streams(void *value) {
+    streams *s = value;
+    if (s->deflater_level) deflateEnd(&s->deflater);
+    if (s->inflater_ready) inflateEnd(&s->inflater);
+    ZSTD_freeCCtx(s->compressor);
+    ZSTD_freeDCtx(s->decompressor);
+    free(s);
+}
+
+static void make_key(void) { pthread_key_create(&streams_key, release_streams); }
+
+static streams *thread_streams(void) {
+    pthread_once(&streams_once, make_key);
+    streams *s = pthread_getspecific(streams_key);
+    if (!s) {
+        s = calloc(1, sizeof *s);
+        if (!s) return NULL;
+        pthread_setspecific(streams_key, s);
+    }
+    return s;
+}
+
+long dugong_deflate_raw(const void *source, size_t length, void *destination, size_t capacity, int level,
+                        const void *dictionary, size_t dictionary_length) {
+    streams *s = thread_streams();
+    if (!s) return -2;
+    z_stream *z = &s->deflater;
+    if (s->deflater_level != level) {
+        if (s->deflater_level) deflateEnd(z);
+        s->deflater_level = 0;
+        *z = (z_stream){0};
+        if (deflateInit2(z, level, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) != Z_OK) return -2;
+        s->deflater_level = level;
+    } else if (deflateReset(z) != Z_OK) {
+        return -2;
+    }
+    if (dictionary_length > 0 && deflateSetDictionary(z, dictionary, (uInt)dictionary_length) != Z_OK) return -2;
+    z->next_in = (Bytef *)source;
+    z->avail_in = (uInt)length;
+    z->next_out = destination;
+    z->avail_out = (uInt)capacity;
+    int status = deflate(z, Z_FINISH);
+    if (status == Z_STREAM_END) return (long)z->total_out;
+    return status == Z_OK || status == Z_BUF_ERROR ? -1 : -2;
+}
+
+int dugong_inflate_raw(const void *source, size_t length, void *destination, size_t expected, size_t capacity,
+                       const void *dictionary, size_t dictionary_length) {
+    if (capacity < expected) return -1;
+    streams *s = thread_streams();
+    if (!s) return -1;
+    z_stream *z = &s->inflater;
+    if (!s->inflater_ready) {
+        *z = (z_stream){0};
+        if (inflateInit2(z, -15) != Z_OK) return -1;
+        s->inflater_ready = 1;
+    } else if (inflateReset(z) != Z_OK) {
+        return -1;
+    }
+    // A raw stream has no dictionary id: the dictionary is set before inflating starts.
+    if (dictionary_length > 0 && inflateSetDictionary(z, dictionary, (uInt)dictionary_length) != Z_OK) return -1;
+    z->next_in = (Bytef *)source;
+    z->avail_in = (uInt)length;
+    z->next_out = destination;
+    // zlib's fast loop needs 258 bytes of output room: without slack the last 258 bytes of
+    // every frame (most of a small one) went through its slow loop.
+    z->avail_out = (uInt)capacity;
+    int status = inflate(z, Z_FINISH);
+    return status == Z_STREAM_END && z->total_out == expected && z->avail_in == 0 ? 0 : -1;
+}
+
+long dugong_zstd_compress(const void *source, size_t length, void *destination, size_t capacity, int level,
+                          const void *dictionary, size_t dictionary_length) {
+    streams *s = thread_streams();
+    if (!s) return -2;
+    if (!s->compressor) {
+        s->compressor = ZSTD_createCCtx();
+        if (!s->compressor) return -2;
+        // The frame header carries neither the content size (the frame header of the store
+        // has it), nor a checksum (CRC-32C covers the stored bytes), nor a dictionary id (a
+        // raw-content dictionary has none).
+        if (ZSTD_isError(ZSTD_CCtx_setParameter(s->compressor, ZSTD_c_contentSizeFlag, 0)) ||
+            ZSTD_isError(ZSTD_CCtx_setParameter(s->compressor, ZSTD_c_checksumFlag, 0)) ||
+            ZSTD_isError(ZSTD_CCtx_setParameter(s->compressor, ZSTD_c_dictIDFlag, 0))) {
+            ZSTD_freeCCtx(s->compressor);
+            s->compressor = NULL;
+            return -2;
+        }
+        s->compressor_level = 0;
+    }
+    ZSTD_CCtx *c = s->compressor;
+    if (ZSTD_isError(ZSTD_CCtx_reset(c, ZSTD_reset_session_only))) return -2;
+    if (s->compressor_level != level) {
+        if (ZSTD_isError(ZSTD_CCtx_setParameter(c, ZSTD_c_compressionLevel, level))) return -2;
+        s->compressor_level = level;
+    }
+    // A prefix is the dictionary's bytes as if they came just before the payload (a raw-content
+    // dictionary); it applies to the next frame only.
+    if (dictionary_length > 0 && ZSTD_isError(ZSTD_CCtx_refPrefix(c, dictionary, dictionary_length))) return -2;
+    size_t written = ZSTD_compress2(c, destination, capacity, source, length);
+    if (!ZSTD_isError(written)) return (long)written;
+    return ZSTD_getErrorCode(written) == ZSTD_error_dstSize_tooSmall ? -1 : -2;
+}
+
+int dugong_zstd_decompress(const void *source, size_t length, void *destination, size_t expected,
+                           const void *dictionary, size_t dictionary_length) {
+    // Exactly one frame, ending where the stored bytes end (ZSTD_decompressDCtx would go on to
+    // decode a second frame after the first).
+    size_t frame = ZSTD_findFrameCompressedSize(source, length);
+    if (ZSTD_isError(frame) || frame != length) return -1;
+    streams *s = thread_streams();
+    if (!s) return -1;
+    if (!s->decompressor) {
+        s->decompressor = ZSTD_createDCtx();
+        if (!s->decompressor) return -1;
+    }
+    ZSTD_DCtx *d = s->decompressor;
+    if (ZSTD_isError(ZSTD_DCtx_reset(d, ZSTD_reset_session_only))) return -1;
+    if (dictionary_length > 0 && ZSTD_isError(ZSTD_DCtx_refPrefix(d, dictionary, dictionary_length))) return -1;
+    // Output room of exactly `expected`: a frame that would decode to more fails.
+    size_t produced = ZSTD_decompressDCtx(d, destination, expected, source, length);
+    return !ZSTD_isError(produced) && produced == expected ? 0 : -1;
+}
