@@ -36,15 +36,21 @@ static void release_streams(void *value) {
     free(s);
 }
 
-static void make_key(void) { pthread_key_create(&streams_key, release_streams); }
+static int key_made;
+
+static void make_key(void) { key_made = pthread_key_create(&streams_key, release_streams) == 0; }
 
 static streams *thread_streams(void) {
     pthread_once(&streams_once, make_key);
+    if (!key_made) return NULL;
     streams *s = pthread_getspecific(streams_key);
     if (!s) {
         s = calloc(1, sizeof *s);
         if (!s) return NULL;
-        pthread_setspecific(streams_key, s);
+        if (pthread_setspecific(streams_key, s) != 0) {
+            free(s);
+            return NULL;
+        }
     }
     return s;
 }
@@ -133,6 +139,10 @@ long dugong_zstd_compress(const void *source, size_t length, void *destination, 
 
 int dugong_zstd_decompress(const void *source, size_t length, void *destination, size_t expected,
                            const void *dictionary, size_t dictionary_length) {
+    // A frame of the current Zstandard format only: libzstd may be built to decode the legacy
+    // formats of its 0.x releases (other magic numbers) and skips skippable frames.
+    const unsigned char *bytes = source;
+    if (length < 4 || (bytes[0] | bytes[1] << 8 | bytes[2] << 16 | (uint32_t)bytes[3] << 24) != ZSTD_MAGICNUMBER) return -1;
     // Exactly one frame, ending where the stored bytes end (ZSTD_decompressDCtx would go on to
     // decode a second frame after the first).
     size_t frame = ZSTD_findFrameCompressedSize(source, length);

@@ -137,6 +137,7 @@ struct DecisionModelTests {
         var options = EventLog.Options(createIfMissing: true)
         options.faults = { delays.hook($0) }
         let log = try EventLog.open(at: directory.path, options: options)
+        defer { log.close() }  // also when an expectation throws (closing twice does nothing)
         var random = SeededRandom(seed: seed)
         var model = Model()
         var calls: [[EventLog.Append]] = []

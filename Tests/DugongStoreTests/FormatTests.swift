@@ -81,6 +81,39 @@ struct FormatTests {
         #expect(with.withUnsafeBytes { Compression.decompress($0, count: payload.count, dictionary: other, codec: codec) } != payload)
     }
 
+    /// What FORMAT.md §7 says of the writer's Zstandard frames: the magic, no content size, no
+    /// checksum, no dictionary id, a window of at most 8 MiB; and what a reader refuses: frames
+    /// of other magics (skippable frames, Zstandard's pre-1.0 formats, which Debian's libzstd
+    /// decodes).
+    @Test func zstandardFramesAreAsDocumented() throws {
+        var random = SeededRandom(seed: 12)
+        for size in [100, 5_000, 70_000, 1_000_000, 6_000_000] {
+            var payload: [UInt8] = []
+            while payload.count < size {
+                payload += Array(#"{"type":"MoneyDeposited","amount":\#(random.below(100_000)),"user":"u-\#(random.below(10_000))"}"#.utf8)
+            }
+            for dictionary in [[], Array(payload.prefix(4096).reversed())] {
+                let frame = try #require(payload.withUnsafeBytes { Compression.compress($0, dictionary: dictionary, codec: .zstandard) })
+                #expect(Array(frame.prefix(4)) == [0x28, 0xB5, 0x2F, 0xFD])
+                let descriptor = frame[4]
+                #expect(descriptor & 0xC0 == 0, "no content size")
+                #expect(descriptor & 0x20 == 0, "not a single segment: a window descriptor follows")
+                #expect(descriptor & 0x04 == 0, "no content checksum")
+                #expect(descriptor & 0x03 == 0, "no dictionary id")
+                let exponent = Int(frame[5] >> 3), mantissa = Int(frame[5] & 7)
+                let window = (1 << (10 + exponent)) + (1 << (10 + exponent)) / 8 * mantissa
+                #expect(window <= 8 << 20, "window \(window) for \(size) bytes")
+                #expect(frame.withUnsafeBytes { Compression.decompress($0, count: payload.count, dictionary: dictionary, codec: .zstandard) } == payload)
+            }
+        }
+        // A frame of Zstandard 0.7's format (magic 0xFD2FB527) holding "hello", and a skippable
+        // frame: libzstd would decode the first and skip the second.
+        let legacy: [UInt8] = [0x27, 0xB5, 0x2F, 0xFD, 0x00, 0x00, 0x40, 0x00, 0x05] + Array("hello".utf8) + [0xC0, 0x00, 0x00]
+        #expect(legacy.withUnsafeBytes { Compression.decompress($0, count: 5, codec: .zstandard) } == nil)
+        let skippable: [UInt8] = [0x50, 0x2A, 0x4D, 0x18, 4, 0, 0, 0, 1, 2, 3, 4]
+        #expect(skippable.withUnsafeBytes { Compression.decompress($0, count: 0, codec: .zstandard) } == nil)
+    }
+
     @Test func segmentsOfEachVersionHaveTheirCodec() {
         #expect([1, 2, 3].map { Codec(formatVersion: $0) } == [.deflate, .deflate, .deflate])
         #expect(Codec(formatVersion: 4) == .zstandard)

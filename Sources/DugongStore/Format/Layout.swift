@@ -100,7 +100,7 @@ enum Layout {
     static let frameHeaderSize = 40
     /// v1 frame headers: 32 bytes, no batch, checksum without salt or offset.
     static let legacyFrameHeaderSize = 32
-    /// Flag bit: the payload is raw DEFLATE.
+    /// Flag bit: the payload is compressed with its segment's codec (FORMAT.md §7).
     static let frameCompressed: UInt8 = 0x01
     /// Flag bit (with `frameCompressed`): compressed with the segment's current dictionary.
     static let frameUsesDictionary: UInt8 = 0x02
@@ -114,9 +114,9 @@ enum Layout {
     static let dictionarySize = 4096
     /// Frames with at least this many payload bytes are compressed without the dictionary.
     static let dictionaryUseLimit = 16 << 10
-    /// The largest dictionary a reader accepts (DEFLATE's window).
+    /// The largest dictionary a reader accepts (DEFLATE's window, the limit since version 1).
     static let maximumDictionarySize = 32768
-    /// A frame's payload (stored or inflated) is at most this long.
+    /// A frame's payload (stored or decompressed) is at most this long.
     static let maximumFramePayload = 1 << 30
 
     // MARK: Records
