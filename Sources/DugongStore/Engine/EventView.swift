@@ -10,19 +10,24 @@ import Foundation
 public struct EventView: ~Copyable {
     /// The decoded fields, in the read's buffer of them (no copy per event lent).
     private let pointer: UnsafePointer<EventFields>
+    /// The names the fields refer to, in the read's list of them.
+    private let names: UnsafeBufferPointer<String>
 
-    init(_ pointer: UnsafePointer<EventFields>) { self.pointer = pointer }
+    init(_ pointer: UnsafePointer<EventFields>, names: UnsafeBufferPointer<String>) {
+        self.pointer = pointer
+        self.names = names
+    }
 
     private var fields: EventFields { _read { yield pointer.pointee } }
 
     /// The stream's name.
-    public var stream: String { fields.stream }
+    public var stream: String { names[Int(fields.streamName)] }
     /// The event's version in its stream.
     public var version: Int { fields.version }
     /// The event's global position.
     public var position: UInt64 { fields.position }
     public var id: UUID { fields.id }
-    public var type: String { fields.type }
+    public var type: String { names[Int(fields.typeName)] }
     /// Milliseconds since 1970-01-01 UTC.
     public var timestampMilliseconds: Int64 { fields.timestampMilliseconds }
     /// When the event happened.
@@ -47,5 +52,5 @@ public struct EventView: ~Copyable {
     public var metadata: Data { Data(fields.metadata) }
 
     /// The whole event, copied: what ``EventLog/readAll(from:maxCount:)`` returns for it.
-    public var stored: StoredEvent { fields.stored }
+    public var stored: StoredEvent { fields.stored(names: names) }
 }

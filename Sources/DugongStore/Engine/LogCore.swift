@@ -79,7 +79,7 @@ final class LogCore: Sendable {
             // kept for the next reads, which likely want its other events; one this read mostly
             // wants (its stream's commit) is decoded into the read's scratch buffer.
             let share = UInt64(run.indices.count) * 4 <= frame.lastPosition - frame.firstPosition + 1
-            try reading.lend(frame, in: segment, keeping: share) { fields in
+            try reading.lend(frame, in: segment, keeping: share) { fields, names in
                 for number in run.indices {
                     let position = positions[number]
                     let guess = Int(position - frame.firstPosition)
@@ -90,10 +90,10 @@ final class LogCore: Sendable {
                             segment: segment.name, offset: frame.location.offset, reason: "frame does not hold position \(position)")
                     }
                     let event = fields.baseAddress! + index
-                    if let problem = slice.problem(stream: event.pointee.stream, version: event.pointee.version, at: number) {
+                    if let problem = slice.problem(stream: names[Int(event.pointee.streamName)], version: event.pointee.version, at: number) {
                         throw StoreError.corruption(segment: segment.name, offset: frame.location.offset, reason: problem)
                     }
-                    try body(EventView(event))
+                    try body(EventView(event, names: names))
                 }
             }
         }
@@ -189,9 +189,9 @@ final class LogCore: Sendable {
                 return (shared.segments[frame.location.segment], frame)
             }
             guard let (segment, frame) = step else { break }
-            let decoded = try reading.lend(frame, in: segment, failingQuietly: lent > 0) { fields in
+            let decoded = try reading.lend(frame, in: segment, failingQuietly: lent > 0) { fields, names in
                 for index in fields.indices where fields[index].position >= next {
-                    try body(EventView(fields.baseAddress! + index))
+                    try body(EventView(fields.baseAddress! + index, names: names))
                     lent += 1
                     next = fields[index].position + 1
                     if lent == maxCount { return }
@@ -243,18 +243,19 @@ final class FrameLending {
     private let scratch = ScratchBuffer()
     private var names = NameTable()
     private var fields: [EventFields] = []
+    private var frameNames = FrameNames()
     private let cache: LentFrameCache?
 
     init(cache: LentFrameCache? = nil) { self.cache = cache }
 
     /// Verifies and decodes `frame`, checks it holds the positions the index expects, and calls
     /// `body` with its events (lent from the scratch buffer or the mapped segment, valid during
-    /// the call). Decoding failures throw ``StoreError/corruption(segment:offset:reason:)``, or
+    /// the call) and the names they refer to. Decoding failures throw ``StoreError/corruption(segment:offset:reason:)``, or
     /// with `failingQuietly` return false; what `body` throws passes through.
     @discardableResult
     func lend(
         _ frame: EventFrame, in segment: Segment, failingQuietly: Bool = false, keeping: Bool = false,
-        _ body: (UnsafeBufferPointer<EventFields>) throws -> Void
+        _ body: (UnsafeBufferPointer<EventFields>, UnsafeBufferPointer<String>) throws -> Void
     ) throws -> Bool {
         let offset = frame.location.offset
         if let cache, keeping || cache.holds(LentFrameCache.Key(salt: segment.salt, offset: offset, checksum: frame.checksum)) {
@@ -283,7 +284,11 @@ final class FrameLending {
                 }
                 cache.keep(decoded, as: key)
             }
-            try withExtendedLifetime(decoded) { try decoded.fields.withUnsafeBufferPointer { try body($0) } }
+            try withExtendedLifetime(decoded) {
+                try decoded.fields.withUnsafeBufferPointer { fields in
+                    try decoded.names.withUnsafeBufferPointer { try body(fields, $0) }
+                }
+            }
             return true
         }
         return try segment.withBytes { bytes in
@@ -291,13 +296,13 @@ final class FrameLending {
                 try FrameCache.verified(at: offset, in: segment, bytes: bytes, checksum: frame.checksum) { header, bytes, dictionary in
                     try FrameReader.eventFields(
                         of: header, in: bytes, at: offset, dictionary: dictionary, scratch: scratch,
-                        formatVersion: segment.header.formatVersion, names: &names, into: &fields)
+                        formatVersion: segment.header.formatVersion, names: &names, into: &fields, frameNames: &frameNames)
                 }
                 try FrameCache.check(fields.first?.position, fields.last?.position, against: frame, in: segment)
             } catch where failingQuietly {
                 return false
             }
-            try fields.withUnsafeBufferPointer { try body($0) }
+            try fields.withUnsafeBufferPointer { fields in try frameNames.strings.withUnsafeBufferPointer { try body(fields, $0) } }
             return true
         }
     }
@@ -308,6 +313,8 @@ final class FrameLending {
 final class DecodedFrame: @unchecked Sendable {  // immutable after init
     private let payload: UnsafeMutableRawBufferPointer
     let fields: [EventFields]
+    /// The names `fields` refer to.
+    let names: [String]
 
     init(
         _ header: FrameHeader, in bytes: UnsafeRawBufferPointer, at offset: Int, dictionary: (bytes: [UInt8], check: UInt16),
@@ -316,9 +323,11 @@ final class DecodedFrame: @unchecked Sendable {  // immutable after init
         let scratch = ScratchBuffer()
         var names = NameTable()
         var fields: [EventFields] = []
+        var frameNames = FrameNames()
         try FrameReader.eventFields(
             of: header, in: bytes, at: offset, dictionary: dictionary, scratch: scratch, formatVersion: formatVersion,
-            names: &names, into: &fields)
+            names: &names, into: &fields, frameNames: &frameNames)
+        self.names = frameNames.strings
         if header.isCompressed {
             // The events point into the scratch buffer, inflated for this frame alone: it becomes
             // the frame's.

@@ -349,7 +349,10 @@ enum FrameReader {
         var records: [Record] = []
         records.reserveCapacity(Int(header.recordCount))
         var names = NameTable()
-        try walk(payload, header, formatVersion: formatVersion, names: &names) { records.append($0.record) }
+        var frameNames = FrameNames()
+        try walk(payload, header, formatVersion: formatVersion, names: &names, frameNames: &frameNames) { record, frameNames in
+            records.append(frameNames.strings.withUnsafeBufferPointer { record.record(names: $0) })
+        }
         return records
     }
 
@@ -365,26 +368,32 @@ enum FrameReader {
             var events: [StoredEvent] = []
             events.reserveCapacity(Int(header.eventCount))
             var names = NameTable()
-            try walk(payload, header, formatVersion: formatVersion, names: &names) { record in
-                if case .event(let fields) = record { events.append(fields.stored) }
+            var frameNames = FrameNames()
+            try walk(payload, header, formatVersion: formatVersion, names: &names, frameNames: &frameNames) { record, frameNames in
+                if case .event(let fields) = record {
+                    events.append(frameNames.strings.withUnsafeBufferPointer { fields.stored(names: $0) })
+                }
             }
             return events
         }
     }
 
-    /// Decodes a verified frame's events into `fields` (emptied first), lent from the mapped
-    /// bytes or from `scratch` (the payload inflated): valid until `scratch` is used again.
-    /// `names` may come from earlier frames (names repeat across frames too).
+    /// Decodes a verified frame's events into `fields` and their names into `frameNames` (both
+    /// emptied first), lent from the mapped bytes or from `scratch` (the payload decompressed):
+    /// valid until `scratch` is used again. `names` may come from earlier frames (names repeat
+    /// across frames too).
     static func eventFields(
         of header: FrameHeader, in bytes: UnsafeRawBufferPointer, at offset: Int, dictionary: (bytes: [UInt8], check: UInt16),
-        scratch: ScratchBuffer, formatVersion: UInt16, names: inout NameTable, into fields: inout [EventFields]
+        scratch: ScratchBuffer, formatVersion: UInt16, names: inout NameTable, into fields: inout [EventFields],
+        frameNames: inout FrameNames
     ) throws {
         fields.removeAll(keepingCapacity: true)
+        frameNames.removeAll()
         try payload(
             of: header, in: bytes, at: offset, dictionary: dictionary.bytes, dictionaryCheck: dictionary.check, scratch: scratch,
             codec: Codec(formatVersion: formatVersion)
         ) { payload in
-            try walk(payload, header, formatVersion: formatVersion, names: &names) { record in
+            try walk(payload, header, formatVersion: formatVersion, names: &names, frameNames: &frameNames) { record, _ in
                 if case .event(let event) = consume record { fields.append(event) }
             }
         }
@@ -424,7 +433,7 @@ enum FrameReader {
     @inline(__always)
     private static func walk(
         _ payload: UnsafeRawBufferPointer, _ header: FrameHeader, formatVersion: UInt16, names: inout NameTable,
-        _ visit: (consuming RecordView) throws -> Void
+        frameNames: inout FrameNames, _ visit: (consuming RecordView, borrowing FrameNames) throws -> Void
     ) throws {
         var reader = ByteReader(payload)
         var previous = header.firstPosition &- 1
@@ -435,7 +444,8 @@ enum FrameReader {
             let record: RecordView
             do {
                 record = try reader.record(
-                    previousPosition: &previous, previous: &base, continuations: continuations, names: &names)
+                    previousPosition: &previous, previous: &base, continuations: continuations, names: &names,
+                    frameNames: &frameNames)
             } catch {
                 throw FrameDamage("\(error)")
             }
@@ -445,7 +455,7 @@ enum FrameReader {
                 }
                 events += 1
             }
-            try visit(consume record)
+            try visit(consume record, frameNames)
         }
         guard reader.remaining == 0 else { throw FrameDamage("\(reader.remaining) bytes after the last record") }
         guard events == header.eventCount else {

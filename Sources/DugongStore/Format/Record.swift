@@ -86,15 +86,17 @@ extension ByteWriter {
     }
 }
 
-/// An event record's fields where they lie in a frame's payload: names decoded (through the
-/// frame's name table), data and metadata lent from the payload's bytes.
+/// An event record's fields where they lie in a frame's payload: its stream and type as
+/// indices into the frame's ``FrameNames`` (no `String` per event: retaining and releasing two
+/// names per event was ~90 instructions of a replay's ~630 of its own), data and metadata lent
+/// from the payload's bytes.
 struct EventFields {
-    var stream: String
+    var streamName: Int32
     var version: Int
     var position: UInt64
     /// The id's 16 bytes (a `UUID` is made only when asked for).
     var idBytes: UnsafeRawBufferPointer
-    var type: String
+    var typeName: Int32
     var timestampMilliseconds: Int64
     var data: UnsafeRawBufferPointer
     var metadata: UnsafeRawBufferPointer
@@ -102,19 +104,34 @@ struct EventFields {
 
     var id: UUID { UUID(uuid: idBytes.loadUnaligned(as: uuid_t.self)) }
 
-    /// A copy that owns its bytes.
-    var stored: StoredEvent {
+    /// A copy that owns its bytes; `names` are the frame's the fields were decoded with.
+    func stored(names: UnsafeBufferPointer<String>) -> StoredEvent {
         StoredEvent(
-            stream: stream, version: version, position: position, id: id, type: type,
+            stream: names[Int(streamName)], version: version, position: position, id: id, type: names[Int(typeName)],
             timestampMilliseconds: timestampMilliseconds, data: Data(data), metadata: Data(metadata), endsCommit: endsCommit)
     }
 }
 
+/// The names the events of a frame refer to (``EventFields/streamName``, ``EventFields/typeName``):
+/// one entry per event record's stream and type and per continuation record's new type, so a
+/// commit's events share their entries.
+struct FrameNames {
+    private(set) var strings: [String] = []
+
+    @inline(__always)
+    mutating func add(_ name: String) -> Int32 {
+        strings.append(name)
+        return Int32(truncatingIfNeeded: strings.count - 1)
+    }
+
+    mutating func removeAll() { strings.removeAll(keepingCapacity: true) }
+}
+
 /// What a continuation record (FORMAT.md §6.1a) takes from the event before it: its stream and
-/// type, and the version and timestamp it counts from.
+/// type (indices into the frame's ``FrameNames``), and the version and timestamp it counts from.
 struct ContinuationBase {
-    var stream: String
-    var type: String
+    var stream: Int32
+    var type: Int32
     var version: Int
     var timestampMilliseconds: Int64
 }
@@ -125,9 +142,10 @@ enum RecordView {
     case event(EventFields)
     case other(Record)
 
-    var record: Record {
+    /// The record as a value of its own; `names` are its frame's.
+    func record(names: UnsafeBufferPointer<String>) -> Record {
         switch self {
-        case .event(let fields): .event(fields.stored)
+        case .event(let fields): .event(fields.stored(names: names))
         case .other(let record): record
         }
     }
@@ -138,9 +156,11 @@ extension ByteReader {
     /// (the frame's first position - 1 before its first) and is advanced past an event record.
     /// `previous` is what a continuation record takes from the record before it, when that is an
     /// event (nil otherwise; set here); `continuations` says whether the segment's format
-    /// version has them.
+    /// version has them. Names are decoded through `names` (the read's recent ones) and listed
+    /// in `frameNames`, which the returned fields refer to.
     mutating func record(
-        previousPosition: inout UInt64, previous: inout ContinuationBase?, continuations: Bool, names: inout NameTable
+        previousPosition: inout UInt64, previous: inout ContinuationBase?, continuations: Bool, names: inout NameTable,
+        frameNames: inout FrameNames
     ) throws(Malformed) -> RecordView {
         let start = offset
         let type = try u8("record type")
@@ -160,19 +180,19 @@ extension ByteReader {
             else {
                 throw Malformed(offset: start, reason: "position beyond 2^62")
             }
-            let stream = try name("stream name", names: &names)
+            let stream = frameNames.add(try name("stream name", names: &names))
             let version = try count("version", limit: Layout.maximumVersion)
             guard version >= 1 else { throw Malformed(offset: start, reason: "version 0") }
             let id = try bytes(16, "event id")
-            let type = try name("event type", names: &names)
+            let type = frameNames.add(try name("event type", names: &names))
             let timestamp = try i64("timestamp")
             let data = try lengthPrefixed("data")
             let metadata = try lengthPrefixed("metadata")
             previousPosition = position
             previous = ContinuationBase(stream: stream, type: type, version: version, timestampMilliseconds: timestamp)
             return .event(EventFields(
-                stream: stream, version: version, position: position, idBytes: id, type: type, timestampMilliseconds: timestamp, data: data, metadata: metadata,
-                endsCommit: flags & Layout.eventEndsCommit != 0))
+                streamName: stream, version: version, position: position, idBytes: id, typeName: type, timestampMilliseconds: timestamp,
+                data: data, metadata: metadata, endsCommit: flags & Layout.eventEndsCommit != 0))
         case Layout.RecordType.continuation.rawValue:
             guard continuations else {
                 throw Malformed(offset: start, reason: "continuation record in a segment of format version 2")
@@ -191,7 +211,7 @@ extension ByteReader {
                 throw Malformed(offset: start, reason: "position beyond 2^62 or version beyond 2^62 - 1")
             }
             let id = try bytes(16, "event id")
-            if flags & Layout.continuationSameType == 0 { previous!.type = try name("event type", names: &names) }
+            if flags & Layout.continuationSameType == 0 { previous!.type = frameNames.add(try name("event type", names: &names)) }
             // Modulo 2^64, as the writer subtracted: every pair of timestamps has a delta.
             previous!.timestampMilliseconds &+= ZigZag.decode(try varint("timestamp delta"))
             previous!.version = version
@@ -199,7 +219,7 @@ extension ByteReader {
             let metadata = try lengthPrefixed("metadata")
             previousPosition = position
             return .event(EventFields(
-                stream: previous!.stream, version: version, position: position, idBytes: id, type: previous!.type,
+                streamName: previous!.stream, version: version, position: position, idBytes: id, typeName: previous!.type,
                 timestampMilliseconds: previous!.timestampMilliseconds, data: data, metadata: metadata,
                 endsCommit: flags & Layout.eventEndsCommit != 0))
         case Layout.RecordType.streamMetadata.rawValue:

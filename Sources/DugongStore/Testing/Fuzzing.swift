@@ -106,10 +106,13 @@ public enum Fuzzing {
             // The lending reads' decoder: into a scratch buffer, names kept across frames.
             var names = NameTable()
             var fields: [EventFields] = []
+            var frameNames = FrameNames()
             _ = try? FrameReader.eventFields(
                 of: header, in: raw, at: 0, dictionary: ([], 0), scratch: ScratchBuffer(), formatVersion: Layout.formatVersion,
-                names: &names, into: &fields)
-            for field in fields { _ = field.stored }
+                names: &names, into: &fields, frameNames: &frameNames)
+            frameNames.strings.withUnsafeBufferPointer { names in
+                for field in fields { _ = field.stored(names: names) }
+            }
         }
     }
 
