@@ -86,7 +86,7 @@ struct Compaction {
     var output: SegmentSetWriter
 
     /// Raw payload at which a compacted frame is closed: large enough to compress well, small
-    /// enough that reading one stream does not inflate much else.
+    /// enough that reading one stream does not decompress much else.
     static let frameSize = 64 << 10
 
     private(set) var eventsKept = 0

@@ -4,13 +4,13 @@ import Foundation
 struct FrameHeader: Equatable {
     /// Bytes of payload stored after the header.
     var storedLength: UInt32
-    /// Bytes of payload after inflating (equal to `storedLength` when not compressed).
+    /// Bytes of payload after decompressing (equal to `storedLength` when not compressed).
     var rawLength: UInt32
     var isCompressed: Bool
     /// Compressed with the dictionary in effect in its segment.
     var usesDictionary: Bool
     /// With `usesDictionary`: the low 16 bits of the dictionary's masked CRC-32C, so that a frame
-    /// is never inflated with another dictionary (which DEFLATE would not notice).
+    /// is never decompressed with another dictionary (which neither codec would notice).
     var dictionaryCheck: UInt16
     /// The position of the frame's first event, or the next position when it has none.
     var firstPosition: UInt64
@@ -399,7 +399,7 @@ enum FrameReader {
         }
     }
 
-    /// Calls `body` with the frame's raw payload: the stored bytes, or their inflated form (in
+    /// Calls `body` with the frame's raw payload: the stored bytes, or their decompressed form (in
     /// `scratch` when given, else in an array of its own).
     private static func payload<R>(
         of header: FrameHeader, in bytes: UnsafeRawBufferPointer, at offset: Int, dictionary: [UInt8],
@@ -464,7 +464,7 @@ enum FrameReader {
     }
 }
 
-/// A reusable buffer a read inflates frames into: one allocation, grown as needed, for a whole
+/// A reusable buffer a read decompresses frames into: one allocation, grown as needed, for a whole
 /// scan (an array per frame was a malloc, a free and a page fault or two per frame).
 final class ScratchBuffer {
     private var start: UnsafeMutableRawPointer?

@@ -5,7 +5,7 @@ enum Record: Sendable, Equatable {
     case event(StoredEvent)
     case streamMetadata(stream: String, operation: Layout.StreamOperation, version: Int)
     case snapshot(StoredSnapshot)
-    /// A preset DEFLATE dictionary for the frames after this one in its segment.
+    /// A preset dictionary for the frames after this one in its segment (FORMAT.md §6.4, §7).
     case dictionary([UInt8])
     /// The writer closed the store cleanly here.
     case close
