@@ -98,6 +98,41 @@ struct FormatExampleTests {
         #expect(manifest == Self.exampleManifest(), "FORMAT.md's manifest differs:\n\(Self.hexDump(Self.exampleManifest()))")
     }
 
+    /// FORMAT.md's compressed frame: three events of `account/1`, at offset 128 of a segment of
+    /// the example's salt.
+    static func compressedExampleEvents() -> [StoredEvent] {
+        (0..<3).map { index in
+            StoredEvent(
+                stream: "account/1", version: index + 1, position: UInt64(index),
+                id: UUID(uuidString: "00112233-4455-6677-8899-AABBCCDDEE0\(index)")!, type: "Deposited",
+                timestampMilliseconds: 1_732_862_695_123 + Int64(index), data: Data(#"{"amount":\#(5 + index),"currency":"EUR"}"#.utf8),
+                metadata: Data(), endsCommit: index == 2)
+        }
+    }
+
+    /// A reader's check of the documented compressed frame: valid at its offset, its stored
+    /// bytes one Zstandard frame that decompresses to the documented payload, which decodes to
+    /// the documented events. (The stored bytes are what this build's libzstd wrote; another
+    /// version of the compressor may write others, which any reader decompresses alike.)
+    @Test func theCompressedExampleDecodesAsDocumented() throws {
+        let frame = try Self.documentedBytes(after: "<!-- hex-example-compressed -->")
+        let payload = try Self.documentedBytes(after: "<!-- hex-example-compressed-payload -->")
+        var builder = FrameBuilder(nextPosition: 0)
+        for event in Self.compressedExampleEvents() { builder.append(event) }
+        #expect(builder.payload.bytes == payload, "the documented payload differs:\n\(Self.hexDump(builder.payload.bytes))")
+        let written = builder.sealed(codec: .zstandard).encoded(salt: Self.salt, offset: 128, batch: 0, endsBatch: true)
+        #expect(frame.count > 40, "the documented frame; this build writes:\n\(Self.hexDump(written))")
+        let segment = [UInt8](repeating: 0, count: 128) + frame
+        let records = try segment.withUnsafeBytes { bytes -> [Record] in
+            guard case .frame(let header) = FrameReader.probe(bytes, at: 128, salt: Self.salt) else { throw FrameDamage("not a valid frame") }
+            #expect(header.isCompressed && !header.usesDictionary && Int(header.rawLength) == payload.count)
+            let stored = UnsafeRawBufferPointer(rebasing: bytes[(128 + 40)...])
+            #expect(Compression.decompress(stored, count: payload.count, codec: .zstandard) == payload)
+            return try FrameReader.records(of: header, in: bytes, at: 128, dictionary: [], formatVersion: 4)
+        }
+        #expect(records == Self.compressedExampleEvents().map { .event($0) })
+    }
+
     @Test func theDocumentedBytesOpenAsAStore() throws {
         let directory = TemporaryDirectory("example")
         defer { directory.remove() }
