@@ -180,6 +180,24 @@ struct CommandTests {
         #expect(stats.stdout.contains("big/1  9 versions"))
         let json = try Self.jsonObject(try CLI.run(["stats", store, "--json"]).stdout)
         #expect(json["events"] as? Int == 10 && (json["segments"] as? [Any])?.count == 1)
+        #expect(stats.stdout.contains("format version \(EventLog.formatVersion)") && !stats.stdout.contains("older format version"))
+        #expect((json["segments"] as? [[String: Any]])?.first?["formatVersion"] as? Int == EventLog.formatVersion)
+    }
+
+    /// A store of format version 3 (the fixture of DugongStoreTests): `stats` names each
+    /// segment's version and says how to convert the older ones; after `compact`, none is older.
+    @Test func statsNameOlderSegmentsAndHowToConvertThem() throws {
+        let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("DugongStoreTests/Fixtures/v3-store")
+        let store = CLI.storePath()
+        defer { try? FileManager.default.removeItem(atPath: store) }
+        try FileManager.default.copyItem(atPath: fixture.path, toPath: store)
+        let before = try CLI.run(["stats", store])
+        #expect(before.status == 0 && before.stdout.contains("format version 3"), "\(before.stdout)")
+        #expect(before.stdout.contains("3 segment(s) of an older format version") && before.stdout.contains("dugong compact \(store)"))
+        #expect(try CLI.run(["compact", store]).status == 0)
+        let after = try CLI.run(["stats", store])
+        #expect(after.status == 0 && !after.stdout.contains("older format version") && !after.stdout.contains("format version 3"), "\(after.stdout)")
     }
 
     @Test func readAllFollowPrintsEventsAsTheyAreCommitted() async throws {

@@ -89,6 +89,9 @@ struct VersionThreeStoreTests {
         try await log.append(Array(added[100...]), to: "fresh")
         log.close()
         #expect(try Self.segmentVersions(in: directory) == [3, 3, 3, Layout.formatVersion])
+        let reader = try EventLog.open(at: directory.path, options: { var options = EventLog.Options(); options.readOnly = true; return options }())
+        #expect(try reader.statistics().segments.map(\.formatVersion) == [3, 3, 3, EventLog.formatVersion])
+        reader.close()
         // The version 3 segments are as they were: nothing was written into them.
         #expect(try names.map { try Data(contentsOf: URL(fileURLWithPath: directory.file($0))) } == before)
         log = try EventLog.open(at: directory.path)

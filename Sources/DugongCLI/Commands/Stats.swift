@@ -8,7 +8,9 @@ struct Stats: AsyncParsableCommand {
         abstract: "Show a store's segments, events, streams, sizes and compression.",
         discussion: """
             Reads without the write lock, so it runs beside a writer. On a damaged store it \
-            prints the statistics of the rest, then names the damage and exits 1.
+            prints the statistics of the rest, then names the damage and exits 1. Each segment's \
+            format version is shown; segments of an older version are read as they are, and \
+            `dugong compact` rewrites them in the current one.
 
             Example:
               dugong stats /var/lib/app/events --json
@@ -36,7 +38,14 @@ struct Stats: AsyncParsableCommand {
         Terminal.emit("segments:")
         for (index, segment) in stats.segments.enumerated() {
             let end = index + 1 < stats.segments.count ? "\(stats.segments[index + 1].firstPosition)" : "\(stats.headPosition)"
-            Terminal.emit("  \(segment.name)  positions \(segment.firstPosition)..<\(end)  \(Self.size(segment.fileBytes))")
+            Terminal.emit(
+                "  \(segment.name)  positions \(segment.firstPosition)..<\(end)  \(Self.size(segment.fileBytes))  format version \(segment.formatVersion)")
+        }
+        let older = stats.segments.filter { $0.formatVersion < EventLog.formatVersion }.count
+        if older > 0 {
+            Terminal.emit(
+                "\(older) segment(s) of an older format version: read as they are and never written again; "
+                    + "`dugong compact \(store)` rewrites them in format version \(EventLog.formatVersion)")
         }
         if !stats.largestStreams.isEmpty {
             Terminal.emit("largest streams:")

@@ -197,6 +197,9 @@ extension EventLog {
             public var fileBytes: Int
             /// The global position the segment starts at.
             public var firstPosition: UInt64
+            /// The segment's format version (FORMAT.md §11): the current one, or an older one
+            /// this build reads as it is (compaction rewrites such segments in the current one).
+            public var formatVersion: Int
         }
 
         public struct StreamSize: Sendable, Codable {
@@ -230,7 +233,7 @@ extension EventLog {
         let files = segments.map { segment in
             Statistics.Segment(
                 name: segment.name, fileBytes: (try? File(path: segment.path, flags: O_RDONLY).allocatedSize()) ?? 0,
-                firstPosition: segment.header.firstPosition)
+                firstPosition: segment.header.firstPosition, formatVersion: Int(segment.header.formatVersion))
         }
         let largest = index.streamOrder.indices.map { Statistics.StreamSize(stream: index.streamOrder[$0], version: index.table.version(of: $0)) }
             .sorted { ($0.version, $1.stream) > ($1.version, $0.stream) }

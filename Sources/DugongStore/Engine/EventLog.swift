@@ -574,6 +574,13 @@ public final class EventLog: Sendable {
     /// The largest version a stream may reach, 2^62 - 1; an append past it is refused.
     public static let maximumVersion = Layout.maximumVersion
 
+    /// The store format version this build writes (FORMAT.md); it reads versions
+    /// ``oldestReadableFormatVersion`` through this one as they are.
+    public static let formatVersion = Int(Layout.formatVersion)
+    /// The oldest store format version this build reads as it is (older stores are converted by
+    /// ``EventLog/upgrade(at:options:)`` or refused with a message that names it).
+    public static let oldestReadableFormatVersion = Int(Layout.oldestReadableFormatVersion)
+
     /// What `event` appended to `stream` counts toward ``maximumCommitSize``.
     public static func commitSize(of event: NewEvent, in stream: String) -> Int {
         commitSize(dataSize: event.data.count + event.metadata.count, nameSizes: stream.utf8.count + event.type.utf8.count)
