@@ -8,49 +8,50 @@ import Foundation
 /// `borrowing`, so it cannot be stored or returned. Take ``stored`` (or ``data``) for a copy that
 /// can; do not keep the pointers ``withData(_:)`` and ``withMetadata(_:)`` lend.
 public struct EventView: ~Copyable {
+    // The accessors are inlinable: a replay calls them per event, from another module.
     /// The decoded fields, in the read's buffer of them (no copy per event lent).
-    private let pointer: UnsafePointer<EventFields>
+    @usableFromInline let pointer: UnsafePointer<EventFields>
     /// The names the fields refer to, in the read's list of them.
-    private let names: UnsafeBufferPointer<String>
+    @usableFromInline let names: UnsafeBufferPointer<String>
 
     init(_ pointer: UnsafePointer<EventFields>, names: UnsafeBufferPointer<String>) {
         self.pointer = pointer
         self.names = names
     }
 
-    private var fields: EventFields { _read { yield pointer.pointee } }
+    @inlinable var fields: EventFields { _read { yield pointer.pointee } }
 
     /// The stream's name.
-    public var stream: String { names[Int(fields.streamName)] }
+    @inlinable public var stream: String { names[Int(fields.streamName)] }
     /// The event's version in its stream.
-    public var version: Int { fields.version }
+    @inlinable public var version: Int { fields.version }
     /// The event's global position.
-    public var position: UInt64 { fields.position }
-    public var id: UUID { fields.id }
-    public var type: String { names[Int(fields.typeName)] }
+    @inlinable public var position: UInt64 { fields.position }
+    @inlinable public var id: UUID { fields.id }
+    @inlinable public var type: String { names[Int(fields.typeName)] }
     /// Milliseconds since 1970-01-01 UTC.
-    public var timestampMilliseconds: Int64 { fields.timestampMilliseconds }
+    @inlinable public var timestampMilliseconds: Int64 { fields.timestampMilliseconds }
     /// When the event happened.
     public var timestamp: Date { Date(millisecondsSince1970: fields.timestampMilliseconds) }
     /// Whether this is the last event of its commit.
-    public var endsCommit: Bool { fields.endsCommit }
+    @inlinable public var endsCommit: Bool { fields.endsCommit }
     /// Bytes of data.
-    public var dataCount: Int { fields.data.count }
+    @inlinable public var dataCount: Int { fields.data.count }
     /// Bytes of metadata.
-    public var metadataCount: Int { fields.metadata.count }
+    @inlinable public var metadataCount: Int { fields.metadata.count }
 
     /// Calls `body` with the event's data, in place (valid only during the call).
-    public func withData<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R { try body(fields.data) }
+    @inlinable public func withData<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R { try body(fields.data) }
 
     /// Calls `body` with the event's metadata, in place (valid only during the call).
-    public func withMetadata<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R { try body(fields.metadata) }
+    @inlinable public func withMetadata<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R { try body(fields.metadata) }
 
     /// The event's data, copied.
-    public var data: Data { Data(fields.data) }
+    @inlinable public var data: Data { Data(fields.data) }
 
     /// The event's metadata, copied.
-    public var metadata: Data { Data(fields.metadata) }
+    @inlinable public var metadata: Data { Data(fields.metadata) }
 
     /// The whole event, copied: what ``EventLog/readAll(from:maxCount:)`` returns for it.
-    public var stored: StoredEvent { fields.stored(names: names) }
+    @inlinable public var stored: StoredEvent { fields.stored(names: names) }
 }

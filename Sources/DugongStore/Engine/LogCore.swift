@@ -242,7 +242,7 @@ final class LogCore: Sendable {
 final class FrameLending {
     private let scratch = ScratchBuffer()
     private var names = NameTable()
-    private var fields: [EventFields] = []
+    private var events = FrameEvents()
     private var frameNames = FrameNames()
     private let cache: LentFrameCache?
 
@@ -296,13 +296,13 @@ final class FrameLending {
                 try FrameCache.verified(at: offset, in: segment, bytes: bytes, checksum: frame.checksum) { header, bytes, dictionary in
                     try FrameReader.eventFields(
                         of: header, in: bytes, at: offset, dictionary: dictionary, scratch: scratch,
-                        formatVersion: segment.header.formatVersion, names: &names, into: &fields, frameNames: &frameNames)
+                        formatVersion: segment.header.formatVersion, names: &names, into: &events, frameNames: &frameNames)
                 }
-                try FrameCache.check(fields.first?.position, fields.last?.position, against: frame, in: segment)
+                try FrameCache.check(events.firstPosition, events.lastPosition, against: frame, in: segment)
             } catch where failingQuietly {
                 return false
             }
-            try fields.withUnsafeBufferPointer { fields in try frameNames.strings.withUnsafeBufferPointer { try body(fields, $0) } }
+            try events.withEvents { fields in try frameNames.strings.withUnsafeBufferPointer { try body(fields, $0) } }
             return true
         }
     }
@@ -322,11 +322,12 @@ final class DecodedFrame: @unchecked Sendable {  // immutable after init
     ) throws {
         let scratch = ScratchBuffer()
         var names = NameTable()
-        var fields: [EventFields] = []
+        var events = FrameEvents()
         var frameNames = FrameNames()
         try FrameReader.eventFields(
             of: header, in: bytes, at: offset, dictionary: dictionary, scratch: scratch, formatVersion: formatVersion,
-            names: &names, into: &fields, frameNames: &frameNames)
+            names: &names, into: &events, frameNames: &frameNames)
+        let fields = events.withEvents { Array($0) }
         self.names = frameNames.strings
         if header.isCompressed {
             // The events point into the scratch buffer, inflated for this frame alone: it becomes

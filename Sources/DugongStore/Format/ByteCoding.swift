@@ -72,6 +72,13 @@ struct ByteReader {
 
     var remaining: Int { bytes.count - offset }
 
+    /// Moves to `newOffset`, within the bytes: for a decoder with a cursor of its own.
+    @inline(__always)
+    mutating func seek(to newOffset: Int) {
+        assert(newOffset >= 0 && newOffset <= bytes.count)
+        offset = newOffset
+    }
+
     // The reads below are inlined into the record decoder (a call per field was a third of a
     // replay's decoding); their failures are built out of line.
     @inline(__always)
@@ -165,16 +172,16 @@ struct ByteReader {
     }
 
     /// A stream name or event type (1 to 1024 bytes of UTF-8 without NUL) through `names`: a
-    /// repeated name (a stream's events, event types) is validated and decoded once.
+    /// repeated name (a stream's events, event types) is validated and decoded once. Returns its
+    /// entry in `frameNames`.
     @inline(__always)
-    mutating func name(_ what: StaticString, names: inout NameTable) throws(Malformed) -> String {
+    mutating func name(_ what: StaticString, names: inout NameTable, frameNames: inout FrameNames) throws(Malformed) -> Int32 {
         let start = offset
         let raw = try lengthPrefixed(what)
         guard raw.count >= 1, raw.count <= Layout.maximumNameLength else { throw badLength(of: what, raw.count, at: start) }
-        if let known = names.lookup(raw) { return known }
+        if let slot = names.slot(of: raw) { return frameNames.entry(for: slot, in: names) }
         let text = try Self.validName(raw, what, at: start)
-        names.remember(text)
-        return text
+        return frameNames.add(text, in: names.remember(text))
     }
 
     /// A stream name or event type read without a name table (rare records).
@@ -213,8 +220,11 @@ struct ByteReader {
 }
 
 /// The last few names decoded (from a frame, or a whole read's frames), so that repeated ones
-/// are not validated and allocated again. Bounded: it keeps 8.
+/// are not validated and allocated again. Bounded: it keeps 8, each in a slot (0 to 7) that a
+/// newer name may take over.
 struct NameTable {
+    static let slots = 8
+
     /// The first and last 8 bytes of a name (zero-padded when shorter) and its length.
     private struct Key: Equatable {
         var count: Int
@@ -241,45 +251,42 @@ struct NameTable {
     private var bytes: [[UInt8]] = []
     private var names: [String] = []
     private var next = 0
-    /// The two entries found last, tried first: names come in runs of pairs (each event of a
-    /// commit has its stream's name and its type, one after the other).
-    private var lastFound = 0
-    private var foundBefore = 0
 
-    mutating func lookup(_ raw: UnsafeRawBufferPointer) -> String? {
+    /// The slot holding the name whose UTF-8 is `raw`, if any. A plain scan: a read names a
+    /// few streams and types, and a key is three words to compare.
+    mutating func slot(of raw: UnsafeRawBufferPointer) -> Int? {
         let key = Key(raw)
-        // The entry found before the last one first: the other name of the pair came last.
-        if foundBefore < keys.count, keys[foundBefore] == key, holds(foundBefore, raw) {
-            (foundBefore, lastFound) = (lastFound, foundBefore)
-            return names[lastFound]
+        return keys.withUnsafeBufferPointer { keys in
+            for index in keys.indices where keys[index] == key && holds(index, raw) { return index }
+            return nil
         }
-        if lastFound < keys.count, keys[lastFound] == key, holds(lastFound, raw) { return names[lastFound] }
-        for index in keys.indices where keys[index] == key && holds(index, raw) {
-            (foundBefore, lastFound) = (lastFound, index)
-            return names[index]
-        }
-        return nil
     }
 
-    /// Whether entry `index`, whose key matches, holds `raw` (the key says it all up to 16 bytes).
+    /// The name in `slot` (one that ``slot(of:)`` or ``remember(_:)`` returned).
+    func name(in slot: Int) -> String { names[slot] }
+
+    /// Whether slot `index`, whose key matches, holds `raw` (the key says it all up to 16 bytes).
     @inline(__always)
     private func holds(_ index: Int, _ raw: UnsafeRawBufferPointer) -> Bool {
         raw.count <= 16 || bytes[index].withUnsafeBytes { memcmp($0.baseAddress!, raw.baseAddress!, raw.count) == 0 }
     }
 
-    mutating func remember(_ name: String) {
+    /// Keeps a name (1 byte or more), in a free slot or else in the oldest one's; returns the slot.
+    mutating func remember(_ name: String) -> Int {
         let utf8 = Array(name.utf8)
-        guard !utf8.isEmpty else { return }
+        precondition(!utf8.isEmpty, "names take 1 byte or more")
         let key = utf8.withUnsafeBytes { Key($0) }
-        if keys.count < 8 {
+        if keys.count < Self.slots {
             keys.append(key)
             bytes.append(utf8)
             names.append(name)
-        } else {
-            keys[next] = key
-            bytes[next] = utf8
-            names[next] = name
-            next = (next + 1) % 8
+            return keys.count - 1
         }
+        let slot = next
+        keys[slot] = key
+        bytes[slot] = utf8
+        names[slot] = name
+        next = (next + 1) % Self.slots
+        return slot
     }
 }

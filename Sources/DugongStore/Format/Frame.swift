@@ -350,8 +350,10 @@ enum FrameReader {
         records.reserveCapacity(Int(header.recordCount))
         var names = NameTable()
         var frameNames = FrameNames()
-        try walk(payload, header, formatVersion: formatVersion, names: &names, frameNames: &frameNames) { record, frameNames in
-            records.append(frameNames.strings.withUnsafeBufferPointer { record.record(names: $0) })
+        try walk(payload, header, formatVersion: formatVersion, names: &names, frameNames: &frameNames) { fields, frameNames in
+            records.append(.event(frameNames.strings.withUnsafeBufferPointer { fields.stored(names: $0) }))
+        } other: { record in
+            records.append(record)
         }
         return records
     }
@@ -369,32 +371,38 @@ enum FrameReader {
             events.reserveCapacity(Int(header.eventCount))
             var names = NameTable()
             var frameNames = FrameNames()
-            try walk(payload, header, formatVersion: formatVersion, names: &names, frameNames: &frameNames) { record, frameNames in
-                if case .event(let fields) = record {
-                    events.append(frameNames.strings.withUnsafeBufferPointer { fields.stored(names: $0) })
-                }
+            try walk(payload, header, formatVersion: formatVersion, names: &names, frameNames: &frameNames) { fields, frameNames in
+                events.append(frameNames.strings.withUnsafeBufferPointer { fields.stored(names: $0) })
             }
             return events
         }
     }
 
-    /// Decodes a verified frame's events into `fields` and their names into `frameNames` (both
+    /// Decodes a verified frame's events into `events` and their names into `frameNames` (both
     /// emptied first), lent from the mapped bytes or from `scratch` (the payload decompressed):
     /// valid until `scratch` is used again. `names` may come from earlier frames (names repeat
     /// across frames too).
     static func eventFields(
         of header: FrameHeader, in bytes: UnsafeRawBufferPointer, at offset: Int, dictionary: (bytes: [UInt8], check: UInt16),
-        scratch: ScratchBuffer, formatVersion: UInt16, names: inout NameTable, into fields: inout [EventFields],
+        scratch: ScratchBuffer, formatVersion: UInt16, names: inout NameTable, into events: inout FrameEvents,
         frameNames: inout FrameNames
     ) throws {
-        fields.removeAll(keepingCapacity: true)
         frameNames.removeAll()
+        let limit = min(Int(header.eventCount), Int(header.rawLength) / FrameEvents.smallestRecord)
         try payload(
             of: header, in: bytes, at: offset, dictionary: dictionary.bytes, dictionaryCheck: dictionary.check, scratch: scratch,
             codec: Codec(formatVersion: formatVersion)
         ) { payload in
-            try walk(payload, header, formatVersion: formatVersion, names: &names, frameNames: &frameNames) { record, _ in
-                if case .event(let event) = consume record { fields.append(event) }
+            try events.fill(limit: limit) { room in
+                var count = 0
+                try walk(payload, header, formatVersion: formatVersion, names: &names, frameNames: &frameNames) { event, _ in
+                    // More events than the header says (or than its payload can hold): damage,
+                    // which walk would find at the end.
+                    guard count < room.count else { throw FrameDamage("more events than the header's \(header.eventCount)") }
+                    room[count] = event
+                    count += 1
+                }
+                return count
             }
         }
     }
@@ -428,34 +436,41 @@ enum FrameReader {
         return try raw.withUnsafeBytes { try body($0) }
     }
 
-    /// Decodes every record of a payload, in order, checking it against its header. Decoding
-    /// failures throw ``FrameDamage``; what `visit` throws passes through.
+    /// Decodes every record of a payload, in order, checking it against its header: `event`
+    /// gets each event's fields (lent from the payload, names in the frame's ``FrameNames``),
+    /// `other` every other record. Decoding failures throw ``FrameDamage``; what the visitors
+    /// throw passes through.
     @inline(__always)
     private static func walk(
         _ payload: UnsafeRawBufferPointer, _ header: FrameHeader, formatVersion: UInt16, names: inout NameTable,
-        frameNames: inout FrameNames, _ visit: (consuming RecordView, borrowing FrameNames) throws -> Void
+        frameNames: inout FrameNames, event visitEvent: (EventFields, borrowing FrameNames) throws -> Void,
+        other visitOther: (Record) throws -> Void = { _ in }
     ) throws {
         var reader = ByteReader(payload)
         var previous = header.firstPosition &- 1
         var base: ContinuationBase?
         let continuations = formatVersion >= Layout.firstVersionWithContinuations
         var events: UInt32 = 0
+        var event = EventFields.none
+        var other: Record?
         for _ in 0..<header.recordCount {
-            let record: RecordView
+            let isEvent: Bool
             do {
-                record = try reader.record(
+                isEvent = try reader.record(
                     previousPosition: &previous, previous: &base, continuations: continuations, names: &names,
-                    frameNames: &frameNames)
+                    frameNames: &frameNames, event: &event, other: &other)
             } catch {
                 throw FrameDamage("\(error)")
             }
-            if case .event(let event) = record {
-                if events == 0 && event.position != header.firstPosition {
-                    throw FrameDamage("first event at position \(event.position), header says \(header.firstPosition)")
-                }
-                events += 1
+            if !isEvent {
+                try visitOther(other.take()!)
+                continue
             }
-            try visit(consume record, frameNames)
+            if events == 0 && event.position != header.firstPosition {
+                throw FrameDamage("first event at position \(event.position), header says \(header.firstPosition)")
+            }
+            events += 1
+            try visitEvent(event, frameNames)
         }
         guard reader.remaining == 0 else { throw FrameDamage("\(reader.remaining) bytes after the last record") }
         guard events == header.eventCount else {

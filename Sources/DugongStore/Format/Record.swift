@@ -90,22 +90,31 @@ extension ByteWriter {
 /// indices into the frame's ``FrameNames`` (no `String` per event: retaining and releasing two
 /// names per event was ~90 instructions of a replay's ~630 of its own), data and metadata lent
 /// from the payload's bytes.
+@usableFromInline
 struct EventFields {
-    var streamName: Int32
-    var version: Int
-    var position: UInt64
+    @usableFromInline var streamName: Int32
+    @usableFromInline var version: Int
+    @usableFromInline var position: UInt64
     /// The id's 16 bytes (a `UUID` is made only when asked for).
-    var idBytes: UnsafeRawBufferPointer
-    var typeName: Int32
-    var timestampMilliseconds: Int64
-    var data: UnsafeRawBufferPointer
-    var metadata: UnsafeRawBufferPointer
-    var endsCommit: Bool
+    @usableFromInline var idBytes: UnsafeRawBufferPointer
+    @usableFromInline var typeName: Int32
+    @usableFromInline var timestampMilliseconds: Int64
+    @usableFromInline var data: UnsafeRawBufferPointer
+    @usableFromInline var metadata: UnsafeRawBufferPointer
+    @usableFromInline var endsCommit: Bool
 
-    var id: UUID { UUID(uuid: idBytes.loadUnaligned(as: uuid_t.self)) }
+    @usableFromInline var id: UUID { UUID(uuid: idBytes.loadUnaligned(as: uuid_t.self)) }
+
+    /// Fields of no event: what the decoder overwrites.
+    static var none: EventFields {
+        EventFields(
+            streamName: 0, version: 0, position: 0, idBytes: UnsafeRawBufferPointer(start: nil, count: 0), typeName: 0,
+            timestampMilliseconds: 0, data: UnsafeRawBufferPointer(start: nil, count: 0),
+            metadata: UnsafeRawBufferPointer(start: nil, count: 0), endsCommit: false)
+    }
 
     /// A copy that owns its bytes; `names` are the frame's the fields were decoded with.
-    func stored(names: UnsafeBufferPointer<String>) -> StoredEvent {
+    @usableFromInline func stored(names: UnsafeBufferPointer<String>) -> StoredEvent {
         StoredEvent(
             stream: names[Int(streamName)], version: version, position: position, id: id, type: names[Int(typeName)],
             timestampMilliseconds: timestampMilliseconds, data: Data(data), metadata: Data(metadata), endsCommit: endsCommit)
@@ -113,18 +122,64 @@ struct EventFields {
 }
 
 /// The names the events of a frame refer to (``EventFields/streamName``, ``EventFields/typeName``):
-/// one entry per event record's stream and type and per continuation record's new type, so a
-/// commit's events share their entries.
+/// one entry per distinct name the frame's records name (found through the read's
+/// ``NameTable``), so a commit's events share their entries.
 struct FrameNames {
     private(set) var strings: [String] = []
+    /// Each name table slot's entry in `strings` in this frame; -1: none yet.
+    private var entryOfSlot = SIMD8<Int32>(repeating: -1)
 
+    /// The entry of the name in `slot` of `table`, added at its first use in the frame.
     @inline(__always)
-    mutating func add(_ name: String) -> Int32 {
-        strings.append(name)
-        return Int32(truncatingIfNeeded: strings.count - 1)
+    mutating func entry(for slot: Int, in table: NameTable) -> Int32 {
+        let entry = entryOfSlot[slot]
+        return entry >= 0 ? entry : add(table.name(in: slot), in: slot)
     }
 
-    mutating func removeAll() { strings.removeAll(keepingCapacity: true) }
+    /// Adds `name`, which `slot` of the read's name table now holds (whatever the slot held
+    /// before keeps its entry for the events that named it).
+    mutating func add(_ name: String, in slot: Int) -> Int32 {
+        assert(entryOfSlot.scalarCount == NameTable.slots)
+        strings.append(name)
+        let entry = Int32(truncatingIfNeeded: strings.count - 1)
+        entryOfSlot[slot] = entry
+        return entry
+    }
+
+    mutating func removeAll() {
+        strings.removeAll(keepingCapacity: true)
+        entryOfSlot = SIMD8(repeating: -1)
+    }
+}
+
+/// A frame's decoded events, in storage reused from frame to frame (a read decodes many).
+struct FrameEvents {
+    /// The smallest event record: a continuation with its previous event's type and empty data
+    /// and metadata (type, flags, id, three 1-byte varints; FORMAT.md §6.1a). A payload of n
+    /// bytes holds at most n / 21 events.
+    static let smallestRecord = 21
+
+    /// The events at the front; the rest is room, holding stale fields.
+    private var storage: [EventFields] = []
+    private(set) var count = 0
+
+    /// Decodes a frame's events: `decode` gets room for up to `limit` events, and returns how
+    /// many it put at its front (at most `limit`: it must refuse a frame holding more).
+    mutating func fill(limit: Int, _ decode: (UnsafeMutableBufferPointer<EventFields>) throws -> Int) rethrows {
+        count = 0
+        if storage.count < limit { storage.append(contentsOf: repeatElement(.none, count: limit - storage.count)) }
+        let decoded = try storage.withUnsafeMutableBufferPointer { try decode(UnsafeMutableBufferPointer(rebasing: $0[..<limit])) }
+        precondition(decoded <= limit, "a frame's events fit the room made for them")
+        count = decoded
+    }
+
+    /// The decoded events.
+    func withEvents<R>(_ body: (UnsafeBufferPointer<EventFields>) throws -> R) rethrows -> R {
+        try storage.withUnsafeBufferPointer { try body(UnsafeBufferPointer(rebasing: $0[..<count])) }
+    }
+
+    var firstPosition: UInt64? { count > 0 ? storage[0].position : nil }
+    var lastPosition: UInt64? { count > 0 ? storage[count - 1].position : nil }
 }
 
 /// What a continuation record (FORMAT.md §6.1a) takes from the event before it: its stream and
@@ -136,34 +191,39 @@ struct ContinuationBase {
     var timestampMilliseconds: Int64
 }
 
-/// A record as decoded from a payload: an event's fields lent, any other record whole (they are
-/// rare and small).
-enum RecordView {
-    case event(EventFields)
-    case other(Record)
-
-    /// The record as a value of its own; `names` are its frame's.
-    func record(names: UnsafeBufferPointer<String>) -> Record {
-        switch self {
-        case .event(let fields): .event(fields.stored(names: names))
-        case .other(let record): record
-        }
-    }
-}
-
 extension ByteReader {
-    /// Reads the next record. `previousPosition` is the position of the frame's previous event
-    /// (the frame's first position - 1 before its first) and is advanced past an event record.
-    /// `previous` is what a continuation record takes from the record before it, when that is an
-    /// event (nil otherwise; set here); `continuations` says whether the segment's format
-    /// version has them. Names are decoded through `names` (the read's recent ones) and listed
-    /// in `frameNames`, which the returned fields refer to.
+    /// Reads the next record: an event's fields into `event` (returning true), any other record
+    /// whole into `other` (they are rare and small; returning false). `previousPosition` is the position of the frame's
+    /// previous event (the frame's first position - 1 before its first) and is advanced past an
+    /// event record. `previous` is what a continuation record takes from the record before it,
+    /// when that is an event (nil otherwise; set here); `continuations` says whether the
+    /// segment's format version has them. Names are decoded through `names` (the read's recent
+    /// ones) and listed in `frameNames`, which the fields refer to.
+    @inline(__always)
     mutating func record(
         previousPosition: inout UInt64, previous: inout ContinuationBase?, continuations: Bool, names: inout NameTable,
-        frameNames: inout FrameNames
-    ) throws(Malformed) -> RecordView {
-        let start = offset
+        frameNames: inout FrameNames, event: inout EventFields, other: inout Record?
+    ) throws(Malformed) -> Bool {
         let type = try u8("record type")
+        // Inlined into the frame's loop: a continuation, most of a replay's records, goes
+        // straight to its decoder; everything else (and a misplaced continuation) to the switch.
+        if type == Layout.RecordType.continuation.rawValue, continuations, var base = previous {
+            try continuation(of: &base, previousPosition: &previousPosition, names: &names, frameNames: &frameNames, into: &event)
+            previous = base
+            return true
+        }
+        return try record(
+            type: type, previousPosition: &previousPosition, previous: &previous, continuations: continuations, names: &names,
+            frameNames: &frameNames, event: &event, other: &other)
+    }
+
+    /// ``record(previousPosition:previous:continuations:names:frameNames:event:other:)`` after the type byte.
+    @inline(never)
+    private mutating func record(
+        type: UInt8, previousPosition: inout UInt64, previous: inout ContinuationBase?, continuations: Bool, names: inout NameTable,
+        frameNames: inout FrameNames, event: inout EventFields, other: inout Record?
+    ) throws(Malformed) -> Bool {
+        let start = offset &- 1
         if type != Layout.RecordType.event.rawValue && type != Layout.RecordType.continuation.rawValue { previous = nil }
         // On the raw byte: `RecordType(rawValue:)` was a call per record (~10 instructions per event).
         switch type {
@@ -180,48 +240,30 @@ extension ByteReader {
             else {
                 throw Malformed(offset: start, reason: "position beyond 2^62")
             }
-            let stream = frameNames.add(try name("stream name", names: &names))
+            let stream = try name("stream name", names: &names, frameNames: &frameNames)
             let version = try count("version", limit: Layout.maximumVersion)
             guard version >= 1 else { throw Malformed(offset: start, reason: "version 0") }
             let id = try bytes(16, "event id")
-            let type = frameNames.add(try name("event type", names: &names))
+            let type = try name("event type", names: &names, frameNames: &frameNames)
             let timestamp = try i64("timestamp")
             let data = try lengthPrefixed("data")
             let metadata = try lengthPrefixed("metadata")
             previousPosition = position
             previous = ContinuationBase(stream: stream, type: type, version: version, timestampMilliseconds: timestamp)
-            return .event(EventFields(
+            event = EventFields(
                 streamName: stream, version: version, position: position, idBytes: id, typeName: type, timestampMilliseconds: timestamp,
-                data: data, metadata: metadata, endsCommit: flags & Layout.eventEndsCommit != 0))
+                data: data, metadata: metadata, endsCommit: flags & Layout.eventEndsCommit != 0)
+            return true
         case Layout.RecordType.continuation.rawValue:
             guard continuations else {
                 throw Malformed(offset: start, reason: "continuation record in a segment of format version 2")
             }
-            guard previous != nil else {
+            guard var base = previous else {
                 throw Malformed(offset: start, reason: "continuation record that does not follow an event record")
             }
-            let flags = try u8("continuation flags")
-            guard flags & ~(Layout.eventEndsCommit | Layout.continuationSameType) == 0 else {
-                throw Malformed(offset: start + 1, reason: "unknown continuation flags \(flags)")
-            }
-            // The previous event's position and version are below 2^62 (checked when it was read).
-            let position = previousPosition + 1
-            let version = previous!.version + 1
-            guard position < Layout.maximumPosition, version <= Layout.maximumVersion else {
-                throw Malformed(offset: start, reason: "position beyond 2^62 or version beyond 2^62 - 1")
-            }
-            let id = try bytes(16, "event id")
-            if flags & Layout.continuationSameType == 0 { previous!.type = frameNames.add(try name("event type", names: &names)) }
-            // Modulo 2^64, as the writer subtracted: every pair of timestamps has a delta.
-            previous!.timestampMilliseconds &+= ZigZag.decode(try varint("timestamp delta"))
-            previous!.version = version
-            let data = try lengthPrefixed("data")
-            let metadata = try lengthPrefixed("metadata")
-            previousPosition = position
-            return .event(EventFields(
-                streamName: previous!.stream, version: version, position: position, idBytes: id, typeName: previous!.type,
-                timestampMilliseconds: previous!.timestampMilliseconds, data: data, metadata: metadata,
-                endsCommit: flags & Layout.eventEndsCommit != 0))
+            try continuation(of: &base, previousPosition: &previousPosition, names: &names, frameNames: &frameNames, into: &event)
+            previous = base
+            return true
         case Layout.RecordType.streamMetadata.rawValue:
             let stream = try name("stream name")
             let code = try u8("stream operation")
@@ -229,23 +271,118 @@ extension ByteReader {
                 throw Malformed(offset: offset - 1, reason: "unknown stream operation \(code)")
             }
             let version = try count("stream operation version", limit: Int(Layout.maximumPosition))
-            return .other(.streamMetadata(stream: stream, operation: operation, version: version))
+            other = .streamMetadata(stream: stream, operation: operation, version: version)
+            return false
         case Layout.RecordType.snapshot.rawValue:
             let stream = try name("stream name")
             let version = try count("snapshot version", limit: Int(Layout.maximumPosition))
             let data = Data(try lengthPrefixed("snapshot data"))
             let metadata = Data(try lengthPrefixed("snapshot metadata"))
-            return .other(.snapshot(StoredSnapshot(stream: stream, version: version, data: data, metadata: metadata)))
+            other = .snapshot(StoredSnapshot(stream: stream, version: version, data: data, metadata: metadata))
+            return false
         case Layout.RecordType.dictionary.rawValue:
             let bytes = try lengthPrefixed("dictionary")
             guard !bytes.isEmpty, bytes.count <= Layout.maximumDictionarySize else {
                 throw Malformed(offset: start, reason: "dictionary of \(bytes.count) bytes")
             }
-            return .other(.dictionary(Array(bytes)))
+            other = .dictionary(Array(bytes))
+            return false
         case Layout.RecordType.close.rawValue:
-            return .other(.close)
+            other = .close
+            return false
         default:
             throw Malformed(offset: start, reason: "unknown record type \(type)")
         }
+    }
+
+    /// A continuation record after its type byte: the next event of `base`'s stream, which is
+    /// updated to it. Most events of a replay are these (a commit's second event on), hence a
+    /// cursor of its own: one bound check per field, no overflow traps (every sum below is of
+    /// an offset within the payload and a length checked against what is left of it). Anything
+    /// unusual (a varint longer than 2 bytes, a new name, a field past the end) goes through the
+    /// checked reads, which say what is wrong.
+    @inline(never)
+    private mutating func continuation(
+        of base: inout ContinuationBase, previousPosition: inout UInt64, names: inout NameTable, frameNames: inout FrameNames,
+        into event: inout EventFields
+    ) throws(Malformed) {
+        let start = offset &- 1
+        let end = bytes.count
+        // Not empty: its type byte was read.
+        let payload = bytes.baseAddress.unsafelyUnwrapped
+        var at = offset
+        guard end &- at >= 17 else {
+            _ = try u8("continuation flags")
+            _ = try bytes(16, "event id")
+            preconditionFailure("17 bytes were not left")
+        }
+        let flags = payload.load(fromByteOffset: at, as: UInt8.self)
+        guard flags & ~(Layout.eventEndsCommit | Layout.continuationSameType) == 0 else {
+            throw Malformed(offset: start &+ 1, reason: "unknown continuation flags \(flags)")
+        }
+        // The previous event's position and version are below 2^62 (checked when it was read).
+        let position = previousPosition &+ 1
+        let version = base.version &+ 1
+        guard position < Layout.maximumPosition, version <= Layout.maximumVersion else {
+            throw Malformed(offset: start, reason: "position beyond 2^62 or version beyond 2^62 - 1")
+        }
+        let id = UnsafeRawBufferPointer(start: payload + (at &+ 1), count: 16)
+        at &+= 17
+        if flags & Layout.continuationSameType == 0 {
+            seek(to: at)
+            base.type = try name("event type", names: &names, frameNames: &frameNames)
+            at = offset
+        }
+        /// A varint of 1 or 2 bytes at `at`, advanced past it; nil for anything else.
+        @inline(__always)
+        func short(_ at: inout Int) -> UInt64? {
+            guard at < end else { return nil }
+            let first = payload.load(fromByteOffset: at, as: UInt8.self)
+            if first < 0x80 {
+                at &+= 1
+                return UInt64(first)
+            }
+            guard at &+ 1 < end else { return nil }
+            let second = payload.load(fromByteOffset: at &+ 1, as: UInt8.self)
+            guard second < 0x80 else { return nil }
+            at &+= 2
+            return UInt64(first & 0x7F) | UInt64(second) << 7
+        }
+        let delta: UInt64
+        if let value = short(&at) {
+            delta = value
+        } else {
+            seek(to: at)
+            delta = try varint("timestamp delta")
+            at = offset
+        }
+        let data: UnsafeRawBufferPointer
+        if let length = short(&at), length <= UInt64(end &- at) {
+            data = UnsafeRawBufferPointer(start: payload + at, count: Int(length))
+            at &+= Int(length)
+        } else {
+            seek(to: at)
+            data = try lengthPrefixed("data")
+            at = offset
+        }
+        let metadata: UnsafeRawBufferPointer
+        if let length = short(&at), length <= UInt64(end &- at) {
+            metadata = UnsafeRawBufferPointer(start: payload + at, count: Int(length))
+            at &+= Int(length)
+        } else {
+            seek(to: at)
+            metadata = try lengthPrefixed("metadata")
+            at = offset
+        }
+        assert(at <= end)
+        seek(to: at)
+        // Modulo 2^64, as the writer subtracted: every pair of timestamps has a delta.
+        base.timestampMilliseconds &+= ZigZag.decode(delta)
+        base.version = version
+        previousPosition = position
+        event = EventFields(
+            streamName: base.stream, version: version, position: position, idBytes: id, typeName: base.type,
+            timestampMilliseconds: base.timestampMilliseconds, data: data, metadata: metadata,
+            endsCommit: flags & Layout.eventEndsCommit != 0)
     }
 }

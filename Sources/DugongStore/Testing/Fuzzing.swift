@@ -105,13 +105,13 @@ public enum Fuzzing {
             }
             // The lending reads' decoder: into a scratch buffer, names kept across frames.
             var names = NameTable()
-            var fields: [EventFields] = []
+            var events = FrameEvents()
             var frameNames = FrameNames()
             _ = try? FrameReader.eventFields(
                 of: header, in: raw, at: 0, dictionary: ([], 0), scratch: ScratchBuffer(), formatVersion: Layout.formatVersion,
-                names: &names, into: &fields, frameNames: &frameNames)
+                names: &names, into: &events, frameNames: &frameNames)
             frameNames.strings.withUnsafeBufferPointer { names in
-                for field in fields { _ = field.stored(names: names) }
+                events.withEvents { for field in $0 { _ = field.stored(names: names) } }
             }
         }
     }
