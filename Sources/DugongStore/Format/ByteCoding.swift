@@ -179,9 +179,12 @@ struct ByteReader {
         let start = offset
         let raw = try lengthPrefixed(what)
         guard raw.count >= 1, raw.count <= Layout.maximumNameLength else { throw badLength(of: what, raw.count, at: start) }
-        if let slot = names.slot(of: raw) { return frameNames.entry(for: slot, in: names) }
+        let key = NameKey(raw)
+        if let entry = frameNames.entry(key, raw) { return entry }
+        if let known = names.name(key, raw) { return frameNames.add(known, key, raw) }
         let text = try Self.validName(raw, what, at: start)
-        return frameNames.add(text, in: names.remember(text))
+        names.remember(text)
+        return frameNames.add(text, key, raw)
     }
 
     /// A stream name or event type read without a name table (rare records).
@@ -219,74 +222,71 @@ struct ByteReader {
     }
 }
 
-/// The last few names decoded (from a frame, or a whole read's frames), so that repeated ones
-/// are not validated and allocated again. Bounded: it keeps 8, each in a slot (0 to 7) that a
-/// newer name may take over.
-struct NameTable {
-    static let slots = 8
+/// A name's first and last 8 bytes (zero-padded when shorter) and its length: equal keys mean
+/// equal names up to 16 bytes; longer ones are compared byte for byte too.
+struct NameKey: Equatable {
+    var count: Int
+    var head: UInt64
+    var tail: UInt64
 
-    /// The first and last 8 bytes of a name (zero-padded when shorter) and its length.
-    private struct Key: Equatable {
-        var count: Int
-        var head: UInt64
-        var tail: UInt64
-
-        @inline(__always)
-        init(_ raw: UnsafeRawBufferPointer) {
-            count = raw.count
-            if count >= 8 {
-                head = raw.loadUnaligned(as: UInt64.self)
-                tail = raw.loadUnaligned(fromByteOffset: count - 8, as: UInt64.self)
-            } else {
-                var word: UInt64 = 0
-                for index in 0..<count { word |= UInt64(raw[index]) << (8 * UInt64(index)) }
-                head = word
-                tail = word
-            }
+    @inline(__always)
+    init(_ raw: UnsafeRawBufferPointer) {
+        count = raw.count
+        if count >= 8 {
+            head = raw.loadUnaligned(as: UInt64.self)
+            tail = raw.loadUnaligned(fromByteOffset: count - 8, as: UInt64.self)
+        } else {
+            var word: UInt64 = 0
+            for index in 0..<count { word |= UInt64(raw[index]) << (8 * UInt64(index)) }
+            head = word
+            tail = word
         }
     }
 
+    /// Whether a name with this key, whose bytes are `bytes`, is `raw` (whose key is this one).
+    @inline(__always)
+    func names(_ bytes: UnsafeRawBufferPointer, sameAs raw: UnsafeRawBufferPointer) -> Bool {
+        count <= 16 || memcmp(bytes.baseAddress!, raw.baseAddress!, count) == 0
+    }
+}
+
+/// The last few names decoded (a read's frames'), so that repeated ones are not validated and
+/// allocated again. Bounded: it keeps 8, each in a slot (0 to 7) that a newer name may take over.
+struct NameTable {
+    static let slots = 8
+
     // Parallel arrays: the keys (plain words) are compared without retaining anything.
-    private var keys: [Key] = []
+    private var keys: [NameKey] = []
     private var bytes: [[UInt8]] = []
     private var names: [String] = []
     private var next = 0
 
-    /// The slot holding the name whose UTF-8 is `raw`, if any. A plain scan: a read names a
-    /// few streams and types, and a key is three words to compare.
-    mutating func slot(of raw: UnsafeRawBufferPointer) -> Int? {
-        let key = Key(raw)
-        return keys.withUnsafeBufferPointer { keys in
-            for index in keys.indices where keys[index] == key && holds(index, raw) { return index }
+    /// The name whose UTF-8 is `raw` (its key `key`), if kept. A plain scan: a read names a few
+    /// streams and types, and a key is three words to compare.
+    func name(_ key: NameKey, _ raw: UnsafeRawBufferPointer) -> String? {
+        keys.withUnsafeBufferPointer { keys in
+            for index in keys.indices where keys[index] == key
+                && bytes[index].withUnsafeBytes({ key.names($0, sameAs: raw) }) {
+                return names[index]
+            }
             return nil
         }
     }
 
-    /// The name in `slot` (one that ``slot(of:)`` or ``remember(_:)`` returned).
-    func name(in slot: Int) -> String { names[slot] }
-
-    /// Whether slot `index`, whose key matches, holds `raw` (the key says it all up to 16 bytes).
-    @inline(__always)
-    private func holds(_ index: Int, _ raw: UnsafeRawBufferPointer) -> Bool {
-        raw.count <= 16 || bytes[index].withUnsafeBytes { memcmp($0.baseAddress!, raw.baseAddress!, raw.count) == 0 }
-    }
-
-    /// Keeps a name (1 byte or more), in a free slot or else in the oldest one's; returns the slot.
-    mutating func remember(_ name: String) -> Int {
+    /// Keeps a name (1 byte or more), in a free slot or else in the oldest one's.
+    mutating func remember(_ name: String) {
         let utf8 = Array(name.utf8)
         precondition(!utf8.isEmpty, "names take 1 byte or more")
-        let key = utf8.withUnsafeBytes { Key($0) }
+        let key = utf8.withUnsafeBytes { NameKey($0) }
         if keys.count < Self.slots {
             keys.append(key)
             bytes.append(utf8)
             names.append(name)
-            return keys.count - 1
+            return
         }
-        let slot = next
-        keys[slot] = key
-        bytes[slot] = utf8
-        names[slot] = name
+        keys[next] = key
+        bytes[next] = utf8
+        names[next] = name
         next = (next + 1) % Self.slots
-        return slot
     }
 }

@@ -122,33 +122,45 @@ struct EventFields {
 }
 
 /// The names the events of a frame refer to (``EventFields/streamName``, ``EventFields/typeName``):
-/// one entry per distinct name the frame's records name (found through the read's
-/// ``NameTable``), so a commit's events share their entries.
+/// an entry per name the frame's records name, so a commit's events share their entries. A
+/// name is looked for among the frame's last few entries first (a frame names a stream and a few
+/// types), then in the read's ``NameTable``; an entry found in neither is a new name.
 struct FrameNames {
     private(set) var strings: [String] = []
-    /// Each name table slot's entry in `strings` in this frame; -1: none yet.
-    private var entryOfSlot = SIMD8<Int32>(repeating: -1)
+    /// The entries' keys, and their bytes in the payload being decoded (only valid while it is).
+    private var keys: [NameKey] = []
+    private var bytes: [UnsafeRawBufferPointer] = []
 
-    /// The entry of the name in `slot` of `table`, added at its first use in the frame.
+    /// How many of the last entries a name is looked for among (a frame of many streams' commits
+    /// has many; a longer scan per record would cost more than the read's name table).
+    static let searched = 8
+
+    /// The entry of the name whose UTF-8 is `raw` (its key `key`), if among the last ones.
     @inline(__always)
-    mutating func entry(for slot: Int, in table: NameTable) -> Int32 {
-        let entry = entryOfSlot[slot]
-        return entry >= 0 ? entry : add(table.name(in: slot), in: slot)
+    func entry(_ key: NameKey, _ raw: UnsafeRawBufferPointer) -> Int32? {
+        keys.withUnsafeBufferPointer { keys in
+            var index = keys.count
+            let end = max(0, index - Self.searched)
+            while index > end {
+                index -= 1
+                if keys[index] == key && key.names(bytes[index], sameAs: raw) { return Int32(truncatingIfNeeded: index) }
+            }
+            return nil
+        }
     }
 
-    /// Adds `name`, which `slot` of the read's name table now holds (whatever the slot held
-    /// before keeps its entry for the events that named it).
-    mutating func add(_ name: String, in slot: Int) -> Int32 {
-        assert(entryOfSlot.scalarCount == NameTable.slots)
+    /// Adds an entry for `name`, whose UTF-8 is `raw` in the payload being decoded.
+    mutating func add(_ name: String, _ key: NameKey, _ raw: UnsafeRawBufferPointer) -> Int32 {
         strings.append(name)
-        let entry = Int32(truncatingIfNeeded: strings.count - 1)
-        entryOfSlot[slot] = entry
-        return entry
+        keys.append(key)
+        bytes.append(raw)
+        return Int32(truncatingIfNeeded: strings.count - 1)
     }
 
     mutating func removeAll() {
         strings.removeAll(keepingCapacity: true)
-        entryOfSlot = SIMD8(repeating: -1)
+        keys.removeAll(keepingCapacity: true)
+        bytes.removeAll(keepingCapacity: true)
     }
 }
 
@@ -301,7 +313,7 @@ extension ByteReader {
     /// an offset within the payload and a length checked against what is left of it). Anything
     /// unusual (a varint longer than 2 bytes, a new name, a field past the end) goes through the
     /// checked reads, which say what is wrong.
-    @inline(never)
+    @inline(__always)
     private mutating func continuation(
         of base: inout ContinuationBase, previousPosition: inout UInt64, names: inout NameTable, frameNames: inout FrameNames,
         into event: inout EventFields
@@ -329,9 +341,23 @@ extension ByteReader {
         let id = UnsafeRawBufferPointer(start: payload + (at &+ 1), count: 16)
         at &+= 17
         if flags & Layout.continuationSameType == 0 {
-            seek(to: at)
-            base.type = try name("event type", names: &names, frameNames: &frameNames)
-            at = offset
+            // Most often one of the frame's names, of 1 to 127 bytes (a 1-byte length).
+            var known: Int32?
+            if at < end {
+                let length = Int(payload.load(fromByteOffset: at, as: UInt8.self))
+                if length >= 1, length < 0x80, length < end &- at {
+                    let raw = UnsafeRawBufferPointer(start: payload + (at &+ 1), count: length)
+                    known = frameNames.entry(NameKey(raw), raw)
+                    if known != nil { at &+= 1 &+ length }
+                }
+            }
+            if let known {
+                base.type = known
+            } else {
+                seek(to: at)
+                base.type = try name("event type", names: &names, frameNames: &frameNames)
+                at = offset
+            }
         }
         /// A varint of 1 or 2 bytes at `at`, advanced past it; nil for anything else.
         @inline(__always)
