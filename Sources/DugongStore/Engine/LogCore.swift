@@ -302,7 +302,7 @@ final class FrameLending {
             } catch where failingQuietly {
                 return false
             }
-            try events.withEvents { fields in try frameNames.strings.withUnsafeBufferPointer { try body(fields, $0) } }
+            try events.withEvents { fields in try frameNames.withNames { try body(fields, $0) } }
             return true
         }
     }
@@ -328,7 +328,7 @@ final class DecodedFrame: @unchecked Sendable {  // immutable after init
             of: header, in: bytes, at: offset, dictionary: dictionary, scratch: scratch, formatVersion: formatVersion,
             names: &names, into: &events, frameNames: &frameNames)
         let fields = events.withEvents { Array($0) }
-        self.names = frameNames.strings
+        self.names = frameNames.names
         if header.isCompressed {
             // The events point into the scratch buffer, inflated for this frame alone: it becomes
             // the frame's.

@@ -153,6 +153,7 @@ final class Segment: @unchecked Sendable {
         try file.synchronizeData()
     }
 
+    @inline(__always)
     func withBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
         try map.withBytes(0..<map.count) { bytes in try body(bytes) }
     }

@@ -72,6 +72,12 @@ struct ByteReader {
 
     var remaining: Int { bytes.count - offset }
 
+    /// Whether the next byte is an event record's type (FORMAT.md §6.1, §6.1a).
+    var isEventNext: Bool {
+        offset < bytes.count
+            && (bytes[offset] == Layout.RecordType.event.rawValue || bytes[offset] == Layout.RecordType.continuation.rawValue)
+    }
+
     /// Moves to `newOffset`, within the bytes: for a decoder with a cursor of its own.
     @inline(__always)
     mutating func seek(to newOffset: Int) {
@@ -261,16 +267,23 @@ struct NameTable {
     private var names: [String] = []
     private var next = 0
 
-    /// The name whose UTF-8 is `raw` (its key `key`), if kept. A plain scan: a read names a few
-    /// streams and types, and a key is three words to compare.
-    func name(_ key: NameKey, _ raw: UnsafeRawBufferPointer) -> String? {
-        keys.withUnsafeBufferPointer { keys in
-            for index in keys.indices where keys[index] == key
-                && bytes[index].withUnsafeBytes({ key.names($0, sameAs: raw) }) {
-                return names[index]
-            }
-            return nil
+    /// The two slots found last, tried first: names come in runs of pairs (each event record
+    /// has its stream's name and its type, one after the other).
+    private var lastFound = 0
+    private var foundBefore = 0
+
+    /// The name whose UTF-8 is `raw` (its key `key`), if kept.
+    mutating func name(_ key: NameKey, _ raw: UnsafeRawBufferPointer) -> String? {
+        // The slot found before the last one first: the other name of the pair came last.
+        if foundBefore < keys.count, keys[foundBefore] == key, bytes[foundBefore].withUnsafeBytes({ key.names($0, sameAs: raw) }) {
+            (foundBefore, lastFound) = (lastFound, foundBefore)
+            return names[lastFound]
         }
+        for index in keys.indices where keys[index] == key && bytes[index].withUnsafeBytes({ key.names($0, sameAs: raw) }) {
+            (foundBefore, lastFound) = (lastFound, index)
+            return names[index]
+        }
+        return nil
     }
 
     /// Keeps a name (1 byte or more), in a free slot or else in the oldest one's.

@@ -350,10 +350,14 @@ enum FrameReader {
         records.reserveCapacity(Int(header.recordCount))
         var names = NameTable()
         var frameNames = FrameNames()
-        try walk(payload, header, formatVersion: formatVersion, names: &names, frameNames: &frameNames) { fields, frameNames in
-            records.append(.event(frameNames.strings.withUnsafeBufferPointer { fields.stored(names: $0) }))
-        } other: { record in
-            records.append(record)
+        try withUnsafeTemporaryAllocation(of: EventFields.self, capacity: 1) { room in
+            room.initialize(repeating: .none)
+            _ = try walk(payload, header, formatVersion: formatVersion, names: &names, frameNames: &frameNames, into: room, keepingEach: false) {
+                fields, frameNames in
+                records.append(.event(frameNames.withNames { fields.stored(names: $0) }))
+            } other: { record in
+                records.append(record)
+            }
         }
         return records
     }
@@ -371,8 +375,12 @@ enum FrameReader {
             events.reserveCapacity(Int(header.eventCount))
             var names = NameTable()
             var frameNames = FrameNames()
-            try walk(payload, header, formatVersion: formatVersion, names: &names, frameNames: &frameNames) { fields, frameNames in
-                events.append(frameNames.strings.withUnsafeBufferPointer { fields.stored(names: $0) })
+            try withUnsafeTemporaryAllocation(of: EventFields.self, capacity: 1) { room in
+                room.initialize(repeating: .none)
+                _ = try walk(payload, header, formatVersion: formatVersion, names: &names, frameNames: &frameNames, into: room, keepingEach: false) {
+                    fields, frameNames in
+                    events.append(frameNames.withNames { fields.stored(names: $0) })
+                }
             }
             return events
         }
@@ -394,15 +402,7 @@ enum FrameReader {
             codec: Codec(formatVersion: formatVersion)
         ) { payload in
             try events.fill(limit: limit) { room in
-                var count = 0
-                try walk(payload, header, formatVersion: formatVersion, names: &names, frameNames: &frameNames) { event, _ in
-                    // More events than the header says (or than its payload can hold): damage,
-                    // which walk would find at the end.
-                    guard count < room.count else { throw FrameDamage("more events than the header's \(header.eventCount)") }
-                    room[count] = event
-                    count += 1
-                }
-                return count
+                try walk(payload, header, formatVersion: formatVersion, names: &names, frameNames: &frameNames, into: room, keepingEach: true)
             }
         }
     }
@@ -443,39 +443,51 @@ enum FrameReader {
     @inline(__always)
     private static func walk(
         _ payload: UnsafeRawBufferPointer, _ header: FrameHeader, formatVersion: UInt16, names: inout NameTable,
-        frameNames: inout FrameNames, event visitEvent: (EventFields, borrowing FrameNames) throws -> Void,
+        frameNames: inout FrameNames, into room: UnsafeMutableBufferPointer<EventFields>, keepingEach: Bool,
+        event visitEvent: (EventFields, borrowing FrameNames) throws -> Void = { _, _ in },
         other visitOther: (Record) throws -> Void = { _ in }
-    ) throws {
+    ) throws -> Int {
+        precondition(!room.isEmpty || header.eventCount == 0, "room for an event")
         var reader = ByteReader(payload)
         var previous = header.firstPosition &- 1
         var base: ContinuationBase?
         let continuations = formatVersion >= Layout.firstVersionWithContinuations
-        var events: UInt32 = 0
-        var event = EventFields.none
-        var other: Record?
+        var events = 0
         for _ in 0..<header.recordCount {
+            // Decoded in place: into its slot of `room` when kept, else into its first.
+            let slot = keepingEach ? events : 0
             let isEvent: Bool
             do {
-                isEvent = try reader.record(
-                    previousPosition: &previous, previous: &base, continuations: continuations, names: &names,
-                    frameNames: &frameNames, event: &event, other: &other)
+                if slot < room.count {
+                    isEvent = try reader.record(
+                        previousPosition: &previous, previous: &base, continuations: continuations, names: &names,
+                        frameNames: &frameNames, event: &room[slot])
+                } else if reader.isEventNext {
+                    // The room holds the header's events (or all its payload can hold).
+                    throw ByteReader.Malformed(offset: reader.offset, reason: "more events than the header's \(header.eventCount)")
+                } else {
+                    isEvent = false
+                }
             } catch {
                 throw FrameDamage("\(error)")
             }
             if !isEvent {
-                try visitOther(other.take()!)
+                let other: Record
+                do { other = try reader.otherRecord() } catch { throw FrameDamage("\(error)") }
+                try visitOther(other)
                 continue
             }
-            if events == 0 && event.position != header.firstPosition {
-                throw FrameDamage("first event at position \(event.position), header says \(header.firstPosition)")
+            if events == 0 && room[slot].position != header.firstPosition {
+                throw FrameDamage("first event at position \(room[slot].position), header says \(header.firstPosition)")
             }
             events += 1
-            try visitEvent(event, frameNames)
+            if !keepingEach { try visitEvent(room[slot], frameNames) }
         }
         guard reader.remaining == 0 else { throw FrameDamage("\(reader.remaining) bytes after the last record") }
         guard events == header.eventCount else {
             throw FrameDamage("\(events) events, header says \(header.eventCount)")
         }
+        return events
     }
 }
 

@@ -126,10 +126,18 @@ struct EventFields {
 /// name is looked for among the frame's last few entries first (a frame names a stream and a few
 /// types), then in the read's ``NameTable``; an entry found in neither is a new name.
 struct FrameNames {
-    private(set) var strings: [String] = []
-    /// The entries' keys, and their bytes in the payload being decoded (only valid while it is).
-    private var keys: [NameKey] = []
-    private var bytes: [UnsafeRawBufferPointer] = []
+    /// An entry's key, and its bytes in the payload being decoded (only valid while it is).
+    private struct Found {
+        var key: NameKey
+        var bytes: UnsafeRawBufferPointer
+    }
+
+    // Reused from frame to frame: the first `count` entries are this frame's, the rest stale
+    // (emptying an array of strings per frame cost ~300 instructions, most of a small frame's
+    // names' cost).
+    private var storage: [String] = []
+    private var found: [Found] = []
+    private(set) var count = 0
 
     /// How many of the last entries a name is looked for among (a frame of many streams' commits
     /// has many; a longer scan per record would cost more than the read's name table).
@@ -138,12 +146,12 @@ struct FrameNames {
     /// The entry of the name whose UTF-8 is `raw` (its key `key`), if among the last ones.
     @inline(__always)
     func entry(_ key: NameKey, _ raw: UnsafeRawBufferPointer) -> Int32? {
-        keys.withUnsafeBufferPointer { keys in
-            var index = keys.count
+        found.withUnsafeBufferPointer { found in
+            var index = count
             let end = max(0, index - Self.searched)
             while index > end {
                 index -= 1
-                if keys[index] == key && key.names(bytes[index], sameAs: raw) { return Int32(truncatingIfNeeded: index) }
+                if found[index].key == key && key.names(found[index].bytes, sameAs: raw) { return Int32(truncatingIfNeeded: index) }
             }
             return nil
         }
@@ -151,17 +159,29 @@ struct FrameNames {
 
     /// Adds an entry for `name`, whose UTF-8 is `raw` in the payload being decoded.
     mutating func add(_ name: String, _ key: NameKey, _ raw: UnsafeRawBufferPointer) -> Int32 {
-        strings.append(name)
-        keys.append(key)
-        bytes.append(raw)
-        return Int32(truncatingIfNeeded: strings.count - 1)
+        assert(storage.count == found.count && count <= storage.count)
+        if count < storage.count {
+            storage[count] = name
+            found[count] = Found(key: key, bytes: raw)
+        } else {
+            storage.append(name)
+            found.append(Found(key: key, bytes: raw))
+        }
+        count += 1
+        return Int32(truncatingIfNeeded: count - 1)
     }
 
-    mutating func removeAll() {
-        strings.removeAll(keepingCapacity: true)
-        keys.removeAll(keepingCapacity: true)
-        bytes.removeAll(keepingCapacity: true)
+    /// Empties it for the next frame.
+    mutating func removeAll() { count = 0 }
+
+    /// Calls `body` with the entries' names.
+    @inline(__always)
+    func withNames<R>(_ body: (UnsafeBufferPointer<String>) throws -> R) rethrows -> R {
+        try storage.withUnsafeBufferPointer { try body(UnsafeBufferPointer(rebasing: $0[..<count])) }
     }
+
+    /// The entries' names, copied.
+    var names: [String] { Array(storage[..<count]) }
 }
 
 /// A frame's decoded events, in storage reused from frame to frame (a read decodes many).
@@ -177,21 +197,26 @@ struct FrameEvents {
 
     /// Decodes a frame's events: `decode` gets room for up to `limit` events, and returns how
     /// many it put at its front (at most `limit`: it must refuse a frame holding more).
+    @inline(__always)
     mutating func fill(limit: Int, _ decode: (UnsafeMutableBufferPointer<EventFields>) throws -> Int) rethrows {
         count = 0
+        (firstPosition, lastPosition) = (nil, nil)
         if storage.count < limit { storage.append(contentsOf: repeatElement(.none, count: limit - storage.count)) }
         let decoded = try storage.withUnsafeMutableBufferPointer { try decode(UnsafeMutableBufferPointer(rebasing: $0[..<limit])) }
         precondition(decoded <= limit, "a frame's events fit the room made for them")
         count = decoded
+        (firstPosition, lastPosition) = decoded > 0 ? (storage[0].position, storage[decoded - 1].position) : (nil, nil)
     }
 
     /// The decoded events.
+    @inline(__always)
     func withEvents<R>(_ body: (UnsafeBufferPointer<EventFields>) throws -> R) rethrows -> R {
         try storage.withUnsafeBufferPointer { try body(UnsafeBufferPointer(rebasing: $0[..<count])) }
     }
 
-    var firstPosition: UInt64? { count > 0 ? storage[0].position : nil }
-    var lastPosition: UInt64? { count > 0 ? storage[count - 1].position : nil }
+    /// The first and last decoded event's positions.
+    private(set) var firstPosition: UInt64?
+    private(set) var lastPosition: UInt64?
 }
 
 /// What a continuation record (FORMAT.md §6.1a) takes from the event before it: its stream and
@@ -204,9 +229,9 @@ struct ContinuationBase {
 }
 
 extension ByteReader {
-    /// Reads the next record: an event's fields into `event` (returning true), any other record
-    /// whole into `other` (they are rare and small; returning false). `previousPosition` is the position of the frame's
-    /// previous event (the frame's first position - 1 before its first) and is advanced past an
+    /// Reads the next record if it is an event: its fields into `event`, returning true. Returns
+    /// false, having read nothing, before any other record (rare and small: ``otherRecord()``
+    /// reads it whole). `previousPosition` is the position of the frame's previous event (the frame's first position - 1 before its first) and is advanced past an
     /// event record. `previous` is what a continuation record takes from the record before it,
     /// when that is an event (nil otherwise; set here); `continuations` says whether the
     /// segment's format version has them. Names are decoded through `names` (the read's recent
@@ -214,7 +239,7 @@ extension ByteReader {
     @inline(__always)
     mutating func record(
         previousPosition: inout UInt64, previous: inout ContinuationBase?, continuations: Bool, names: inout NameTable,
-        frameNames: inout FrameNames, event: inout EventFields, other: inout Record?
+        frameNames: inout FrameNames, event: inout EventFields
     ) throws(Malformed) -> Bool {
         let type = try u8("record type")
         // Inlined into the frame's loop: a continuation, most of a replay's records, goes
@@ -226,17 +251,16 @@ extension ByteReader {
         }
         return try record(
             type: type, previousPosition: &previousPosition, previous: &previous, continuations: continuations, names: &names,
-            frameNames: &frameNames, event: &event, other: &other)
+            frameNames: &frameNames, event: &event)
     }
 
-    /// ``record(previousPosition:previous:continuations:names:frameNames:event:other:)`` after the type byte.
+    /// ``record(previousPosition:previous:continuations:names:frameNames:event:)`` after the type byte.
     @inline(never)
     private mutating func record(
         type: UInt8, previousPosition: inout UInt64, previous: inout ContinuationBase?, continuations: Bool, names: inout NameTable,
-        frameNames: inout FrameNames, event: inout EventFields, other: inout Record?
+        frameNames: inout FrameNames, event: inout EventFields
     ) throws(Malformed) -> Bool {
         let start = offset &- 1
-        if type != Layout.RecordType.event.rawValue && type != Layout.RecordType.continuation.rawValue { previous = nil }
         // On the raw byte: `RecordType(rawValue:)` was a call per record (~10 instructions per event).
         switch type {
         case Layout.RecordType.event.rawValue:
@@ -276,6 +300,23 @@ extension ByteReader {
             try continuation(of: &base, previousPosition: &previousPosition, names: &names, frameNames: &frameNames, into: &event)
             previous = base
             return true
+        case Layout.RecordType.streamMetadata.rawValue, Layout.RecordType.snapshot.rawValue, Layout.RecordType.dictionary.rawValue,
+            Layout.RecordType.close.rawValue:
+            // Not an event: a continuation cannot follow it.
+            previous = nil
+            seek(to: start)
+            return false
+        default:
+            throw Malformed(offset: start, reason: "unknown record type \(type)")
+        }
+    }
+
+    /// A record other than an event (``record(previousPosition:previous:continuations:names:frameNames:event:)``
+    /// returned false before it).
+    mutating func otherRecord() throws(Malformed) -> Record {
+        let start = offset
+        let type = try u8("record type")
+        switch type {
         case Layout.RecordType.streamMetadata.rawValue:
             let stream = try name("stream name")
             let code = try u8("stream operation")
@@ -283,27 +324,23 @@ extension ByteReader {
                 throw Malformed(offset: offset - 1, reason: "unknown stream operation \(code)")
             }
             let version = try count("stream operation version", limit: Int(Layout.maximumPosition))
-            other = .streamMetadata(stream: stream, operation: operation, version: version)
-            return false
+            return .streamMetadata(stream: stream, operation: operation, version: version)
         case Layout.RecordType.snapshot.rawValue:
             let stream = try name("stream name")
             let version = try count("snapshot version", limit: Int(Layout.maximumPosition))
             let data = Data(try lengthPrefixed("snapshot data"))
             let metadata = Data(try lengthPrefixed("snapshot metadata"))
-            other = .snapshot(StoredSnapshot(stream: stream, version: version, data: data, metadata: metadata))
-            return false
+            return .snapshot(StoredSnapshot(stream: stream, version: version, data: data, metadata: metadata))
         case Layout.RecordType.dictionary.rawValue:
             let bytes = try lengthPrefixed("dictionary")
             guard !bytes.isEmpty, bytes.count <= Layout.maximumDictionarySize else {
                 throw Malformed(offset: start, reason: "dictionary of \(bytes.count) bytes")
             }
-            other = .dictionary(Array(bytes))
-            return false
+            return .dictionary(Array(bytes))
         case Layout.RecordType.close.rawValue:
-            other = .close
-            return false
+            return .close
         default:
-            throw Malformed(offset: start, reason: "unknown record type \(type)")
+            preconditionFailure("record type \(type) is an event's or unknown: record(...) reads those")
         }
     }
 

@@ -110,7 +110,7 @@ public enum Fuzzing {
             _ = try? FrameReader.eventFields(
                 of: header, in: raw, at: 0, dictionary: ([], 0), scratch: ScratchBuffer(), formatVersion: Layout.formatVersion,
                 names: &names, into: &events, frameNames: &frameNames)
-            frameNames.strings.withUnsafeBufferPointer { names in
+            frameNames.withNames { names in
                 events.withEvents { for field in $0 { _ = field.stored(names: names) } }
             }
         }
