@@ -155,8 +155,19 @@ int dugong_zstd_decompress(const void *source, size_t length, void *destination,
     }
     ZSTD_DCtx *d = s->decompressor;
     if (ZSTD_isError(ZSTD_DCtx_reset(d, ZSTD_reset_session_only))) return -1;
-    if (dictionary_length > 0 && ZSTD_isError(ZSTD_DCtx_refPrefix(d, dictionary, dictionary_length))) return -1;
     // Output room of exactly `expected`: a frame that would decode to more fails.
-    size_t produced = ZSTD_decompressDCtx(d, destination, expected, source, length);
+    size_t produced;
+    const unsigned char *dict = dictionary;
+    if (dictionary_length >= 4 &&
+        (dict[0] | dict[1] << 8 | dict[2] << 16 | (uint32_t)dict[3] << 24) == ZSTD_MAGIC_DICTIONARY) {
+        // Raw content that begins like a Zstandard dictionary: ZSTD_decompress_usingDict would
+        // parse it as one, so it goes in as a prefix, which is raw content always.
+        if (ZSTD_isError(ZSTD_DCtx_refPrefix(d, dictionary, dictionary_length))) return -1;
+        produced = ZSTD_decompressDCtx(d, destination, expected, source, length);
+    } else {
+        // Raw content referenced in place, as the compressor's prefix was (a prefix on the
+        // context builds a dictionary object, a malloc and a free, per frame: ~500 instructions).
+        produced = ZSTD_decompress_usingDict(d, destination, expected, source, length, dictionary, dictionary_length);
+    }
     return !ZSTD_isError(produced) && produced == expected ? 0 : -1;
 }

@@ -81,6 +81,24 @@ struct FormatTests {
         #expect(with.withUnsafeBytes { Compression.decompress($0, count: payload.count, dictionary: other, codec: codec) } != payload)
     }
 
+    /// A segment dictionary is raw content whatever its first bytes (FORMAT.md §7): one that
+    /// begins with Zstandard's dictionary magic (0xEC30A437, little-endian) is not parsed as a
+    /// Zstandard dictionary. (Events' bytes make the dictionary: a user can write these bytes.)
+    /// The reader takes such a dictionary another way than others; both must decode the same.
+    @Test func aDictionaryBeginningLikeAZstandardDictionaryIsRawContent() throws {
+        let text = Array(String(repeating: #"{"type":"MoneyDeposited","amount":1,"currency":"EUR","user":"u-7"}"#, count: 60).utf8)
+        let payload = Array(#"{"type":"MoneyDeposited","amount":2,"currency":"EUR","user":"u-8"}"#.utf8)
+        for dictionary in [[0x37, 0xA4, 0x30, 0xEC] + text, text, [0x37, 0xA4, 0x30, 0xEC, 0, 0, 0, 0] + text] {
+            let frame = try #require(payload.withUnsafeBytes { Compression.compress($0, dictionary: dictionary, codec: .zstandard) })
+            #expect(frame.withUnsafeBytes { Compression.decompress($0, count: payload.count, dictionary: dictionary, codec: .zstandard) } == payload)
+            // The dictionary was used: without it (or with another) the bytes do not come back.
+            #expect(frame.withUnsafeBytes { Compression.decompress($0, count: payload.count, codec: .zstandard) } != payload)
+            #expect(frame.withUnsafeBytes {
+                Compression.decompress($0, count: payload.count, dictionary: Array(dictionary.reversed()), codec: .zstandard)
+            } != payload)
+        }
+    }
+
     /// What FORMAT.md §7 says of the writer's Zstandard frames: the magic, no content size, no
     /// checksum, no dictionary id, a window of at most 8 MiB; and what a reader refuses: frames
     /// of other magics (skippable frames, Zstandard's pre-1.0 formats, which Debian's libzstd
