@@ -160,6 +160,72 @@ struct ContinuationTests {
         #expect(throws: FrameDamage.self) { try Self.decode(Self.frame(payload: high, firstPosition: 0, events: 2, records: 2)) }
     }
 
+    /// Decodes `frame` with the lending reads' decoder (into reused room, names kept across
+    /// frames), as a read of a segment of `formatVersion` would.
+    static func lend(_ frame: [UInt8], formatVersion: UInt16 = Layout.formatVersion) throws -> Int {
+        try frame.withUnsafeBytes { bytes in
+            guard case .frame(let header) = FrameReader.probe(bytes, at: 0, salt: 5) else { throw FrameDamage("not a frame") }
+            var names = NameTable()
+            var events = FrameEvents()
+            var frameNames = FrameNames()
+            try FrameReader.eventFields(
+                of: header, in: bytes, at: 0, dictionary: ([], 0), scratch: ScratchBuffer(), formatVersion: formatVersion,
+                names: &names, into: &events, frameNames: &frameNames)
+            return events.count
+        }
+    }
+
+    /// Frames whose checksums are valid but whose records do not hold together are damage to
+    /// every decoder: the copying one (`records`), the events-only one and the lending one, which
+    /// has a fast path of its own for continuation records. (Found by review: the fast path once
+    /// read a data length that ran past the payload again from the data's first bytes, and so
+    /// decoded an event from a damaged frame; the lending decoder trapped on a frame too short
+    /// for its header's events and on an unknown record after the header's last event.)
+    @Test func recordsThatDoNotHoldTogetherAreDamageToEveryDecoder() throws {
+        func expectDamage(_ payload: [UInt8], events: UInt32, records: UInt32, _ comment: Comment) {
+            var buffer = PayloadBuffer()
+            payload.withUnsafeBytes { buffer.append($0) }
+            let frame = Self.frame(payload: buffer, firstPosition: 0, events: events, records: records)
+            #expect(throws: FrameDamage.self, comment) { try Self.decode(frame) }
+            #expect(throws: FrameDamage.self, comment) {
+                try frame.withUnsafeBytes { bytes in
+                    guard case .frame(let header) = FrameReader.probe(bytes, at: 0, salt: 5) else { throw FrameDamage("not a frame") }
+                    return try FrameReader.events(of: header, in: bytes, at: 0, dictionary: [], formatVersion: Layout.formatVersion)
+                }
+            }
+            #expect(throws: FrameDamage.self, comment) { try Self.lend(frame) }
+        }
+        var first = PayloadBuffer()
+        Self.appendEvent(to: &first, endsCommit: false)
+        let event = first.bytes
+        let id = [UInt8](repeating: 7, count: 16)
+        // A continuation (ends a commit, same type), timestamp delta 0, then lengths that run past
+        // the payload: data of 5 with 3 bytes left, data of 128 (two bytes) with 2 left, and
+        // metadata of 2 with 1 left.
+        expectDamage(event + [0x06, 0x03] + id + [0x00, 0x05, 0x01, 0x41, 0x00], events: 2, records: 2, "data of 5, 3 bytes left")
+        expectDamage(event + [0x06, 0x03] + id + [0x00, 0x80, 0x01, 0x00, 0x00], events: 2, records: 2, "data of 128, 2 left")
+        expectDamage(event + [0x06, 0x03] + id + [0x00, 0x00, 0x02, 0x00], events: 2, records: 2, "metadata of 2, 1 left")
+        // A new type whose length runs past the payload.
+        expectDamage(event + [0x06, 0x01] + id + [0x09, 0x54], events: 2, records: 2, "type of 9, 1 left")
+        // The same records whole decode (the damage above is the lengths, nothing else).
+        var whole = PayloadBuffer()
+        (event + [0x06, 0x03] + id + [0x00, 0x01, 0x41, 0x00]).withUnsafeBytes { whole.append($0) }
+        #expect(try Self.lend(Self.frame(payload: whole, firstPosition: 0, events: 2, records: 2)) == 2)
+        #expect(try Self.decode(Self.frame(payload: whole, firstPosition: 0, events: 2, records: 2)).count == 2)
+        // A payload too short for any event, its header saying one.
+        expectDamage([0x01], events: 1, records: 1, "one byte, one event")
+        // An unknown record type: alone, and after the header's last event.
+        expectDamage([0x00], events: 0, records: 1, "unknown type, no events")
+        expectDamage(event + [0x07], events: 1, records: 2, "unknown type after the last event")
+        // More events than the header says, and more than the room first made for them.
+        var many = PayloadBuffer()
+        Self.appendEvent(to: &many, endsCommit: false)
+        for _ in 0..<300 { Self.appendContinuation(to: &many) }
+        #expect(try Self.lend(Self.frame(payload: many, firstPosition: 0, events: 301, records: 301)) == 301)
+        expectDamage(many.bytes, events: 300, records: 301, "301 events, header says 300")
+        expectDamage(many.bytes, events: 2, records: 301, "301 events, header says 2")
+    }
+
     /// Every name and version a reader takes from a frame is bounded as the writer bounds it: a
     /// frame that breaks a bound (by a bug or a hand edit, its checksum valid) is damage.
     @Test func namesAndVersionsOutOfBoundsAreDamage() throws {

@@ -402,7 +402,9 @@ enum FrameReader {
             codec: Codec(formatVersion: formatVersion)
         ) { payload in
             try events.fill(limit: limit) { room in
-                try walk(payload, header, formatVersion: formatVersion, names: &names, frameNames: &frameNames, into: room, keepingEach: true)
+                frameNames.removeAll()
+                return try walk(
+                    payload, header, formatVersion: formatVersion, names: &names, frameNames: &frameNames, into: room, keepingEach: true)
             }
         }
     }
@@ -447,7 +449,6 @@ enum FrameReader {
         event visitEvent: (EventFields, borrowing FrameNames) throws -> Void = { _, _ in },
         other visitOther: (Record) throws -> Void = { _ in }
     ) throws -> Int {
-        precondition(!room.isEmpty || header.eventCount == 0, "room for an event")
         var reader = ByteReader(payload)
         var previous = header.firstPosition &- 1
         var base: ContinuationBase?
@@ -463,15 +464,17 @@ enum FrameReader {
                         previousPosition: &previous, previous: &base, continuations: continuations, names: &names,
                         frameNames: &frameNames, event: &room[slot])
                 } else if reader.isEventNext {
-                    // The room holds the header's events (or all its payload can hold).
-                    throw ByteReader.Malformed(offset: reader.offset, reason: "more events than the header's \(header.eventCount)")
+                    throw FrameEvents.RoomFull()
                 } else {
                     isEvent = false
                 }
+            } catch let full as FrameEvents.RoomFull {
+                throw full
             } catch {
                 throw FrameDamage("\(error)")
             }
             if !isEvent {
+                base = nil
                 let other: Record
                 do { other = try reader.otherRecord() } catch { throw FrameDamage("\(error)") }
                 try visitOther(other)

@@ -191,21 +191,40 @@ struct FrameEvents {
     /// bytes holds at most n / 21 events.
     static let smallestRecord = 21
 
+    /// Room for the first frames' events; it grows (4× at a time) as frames hold more.
+    static let initialRoom = 64
+
+    /// Thrown by a decoder given room for fewer events than the frame holds.
+    struct RoomFull: Error {}
+
     /// The events at the front; the rest is room, holding stale fields.
     private var storage: [EventFields] = []
     private(set) var count = 0
 
-    /// Decodes a frame's events: `decode` gets room for up to `limit` events, and returns how
-    /// many it put at its front (at most `limit`: it must refuse a frame holding more).
-    @inline(__always)
-    mutating func fill(limit: Int, _ decode: (UnsafeMutableBufferPointer<EventFields>) throws -> Int) rethrows {
+    /// Decodes a frame's events: `decode` gets room for events, returns how many it put at its
+    /// front, and throws ``RoomFull`` for an event beyond the room; it is then called again with
+    /// 4× the room, up to `limit` events (the most the frame can hold). The room grows with the
+    /// events decoded, never ahead of them: a damaged header claiming millions of events in a
+    /// large payload costs no memory before its records prove to be events. `decode` must start
+    /// over each time (it is given the same frame).
+    mutating func fill(limit: Int, _ decode: (UnsafeMutableBufferPointer<EventFields>) throws -> Int) throws {
         count = 0
         (firstPosition, lastPosition) = (nil, nil)
-        if storage.count < limit { storage.append(contentsOf: repeatElement(.none, count: limit - storage.count)) }
-        let decoded = try storage.withUnsafeMutableBufferPointer { try decode(UnsafeMutableBufferPointer(rebasing: $0[..<limit])) }
-        precondition(decoded <= limit, "a frame's events fit the room made for them")
-        count = decoded
-        (firstPosition, lastPosition) = decoded > 0 ? (storage[0].position, storage[decoded - 1].position) : (nil, nil)
+        var room = min(limit, max(storage.count, Self.initialRoom))
+        while true {
+            if storage.count < room { storage.append(contentsOf: repeatElement(.none, count: room - storage.count)) }
+            do {
+                let decoded = try storage.withUnsafeMutableBufferPointer { try decode(UnsafeMutableBufferPointer(rebasing: $0[..<room])) }
+                precondition(decoded <= room, "a frame's events fit the room made for them")
+                count = decoded
+                (firstPosition, lastPosition) = decoded > 0 ? (storage[0].position, storage[decoded - 1].position) : (nil, nil)
+                return
+            } catch is RoomFull where room < limit {
+                room = min(limit, room * 4)
+            } catch is RoomFull {
+                throw FrameDamage("more events than the header's count or its payload can hold (\(limit))")
+            }
+        }
     }
 
     /// The decoded events.
@@ -340,7 +359,9 @@ extension ByteReader {
         case Layout.RecordType.close.rawValue:
             return .close
         default:
-            preconditionFailure("record type \(type) is an event's or unknown: record(...) reads those")
+            // An event's type (0x01, 0x06) only when no room is left for an event: the frame
+            // holds more than its header says.
+            throw Malformed(offset: start, reason: "unknown record type \(type)")
         }
     }
 
@@ -419,21 +440,24 @@ extension ByteReader {
             delta = try varint("timestamp delta")
             at = offset
         }
+        // A length that does not fit goes back to where it starts for the checked read.
+        let dataStart = at
         let data: UnsafeRawBufferPointer
         if let length = short(&at), length <= UInt64(end &- at) {
             data = UnsafeRawBufferPointer(start: payload + at, count: Int(length))
             at &+= Int(length)
         } else {
-            seek(to: at)
+            seek(to: dataStart)
             data = try lengthPrefixed("data")
             at = offset
         }
+        let metadataStart = at
         let metadata: UnsafeRawBufferPointer
         if let length = short(&at), length <= UInt64(end &- at) {
             metadata = UnsafeRawBufferPointer(start: payload + at, count: Int(length))
             at &+= Int(length)
         } else {
-            seek(to: at)
+            seek(to: metadataStart)
             metadata = try lengthPrefixed("metadata")
             at = offset
         }
