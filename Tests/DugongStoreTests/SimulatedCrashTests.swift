@@ -104,18 +104,41 @@ struct SimulatedCrashTests {
     }
 
     /// One seed: a few rounds of concurrent appends until the power is cut (or a sync fails),
-    /// each followed by a reopen checked against the model.
+    /// each followed by a reopen checked against the model. One seed in four starts from a copy
+    /// of the format version 3 fixture (its first write starts a segment of the current version:
+    /// power cuts around that roll, and recovery of a store of two versions).
     static func run(seed: UInt64) async -> Outcome {
         let directory = TemporaryDirectory("simulated")
-        try? FileManager.default.createDirectory(atPath: directory.path, withIntermediateDirectories: true)
+        var outcome = Outcome()
+        var model = Model()
+        if seed % 4 == 0 {
+            do {
+                try FileManager.default.copyItem(
+                    atPath: VersionThreeStoreTests.fixtures.appendingPathComponent("v3-store").path, toPath: directory.path)
+                // What it holds, read before the disk is attached (read-only: nothing written).
+                var options = EventLog.Options()
+                options.readOnly = true
+                let log = try EventLog.open(at: directory.path, options: options)
+                defer { log.close() }
+                for event in try log.readAll(from: 0, maxCount: 10_000) {
+                    model.attempted[event.id] = Model.expected(event)
+                    model.durable[event.position] = (Model.expected(event), event.version)
+                }
+            } catch {
+                outcome.problems.append("seed \(seed): the version 3 fixture could not be set up: \(error)")
+                directory.remove()
+                return outcome
+            }
+        } else {
+            try? FileManager.default.createDirectory(atPath: directory.path, withIntermediateDirectories: true)
+        }
         let disk = SimulatedDisk(root: directory.path, seed: seed)
         defer {
             disk.unregister()
             directory.remove()
         }
-        var outcome = Outcome()
         do {
-            try await run(seed: seed, in: directory, on: disk, outcome: &outcome)
+            try await run(seed: seed, in: directory, on: disk, model: model, outcome: &outcome)
         } catch {
             outcome.problems.append("seed \(seed), while \(outcome.phase): \(error)")
         }
@@ -123,9 +146,11 @@ struct SimulatedCrashTests {
         return outcome
     }
 
-    static func run(seed: UInt64, in directory: TemporaryDirectory, on disk: SimulatedDisk, outcome: inout Outcome) async throws {
+    static func run(
+        seed: UInt64, in directory: TemporaryDirectory, on disk: SimulatedDisk, model: Model, outcome: inout Outcome
+    ) async throws {
         var random = SeededRandom(seed: seed &* 0x2545_F491_4F6C_DD1D)
-        var model = Model()
+        var model = model
         var options = EventLog.Options(createIfMissing: true)
         options.segmentSize = [4096, 16 << 10, 64 << 10].randomElement(using: &random)!
         options.targetFrameSize = [1024, 4096, 1 << 20].randomElement(using: &random)!

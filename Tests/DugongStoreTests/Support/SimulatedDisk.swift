@@ -73,11 +73,21 @@ final class SimulatedDisk: FileSystem, @unchecked Sendable {
     let seed: UInt64
     private let lock: Mutex<State>
 
-    /// A disk for `root`, which must exist and be empty; registered as its file system.
+    /// A disk for `root`, which must exist; registered as its file system. Files already in it
+    /// (a store copied in) are durable, as after a sync.
     init(root: String, seed: UInt64) {
         self.root = root
         self.seed = seed
-        lock = Mutex(State(random: SeededRandom(seed: seed)))
+        var state = State(random: SeededRandom(seed: seed))
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? [] {
+            let path = root + "/" + name
+            guard let bytes = try? [UInt8](Data(contentsOf: URL(fileURLWithPath: path))) else { continue }
+            let inode = Inode()
+            inode.durable = bytes
+            state.names[path] = inode
+            state.durableNames[path] = inode
+        }
+        lock = Mutex(state)
         FileSystems.register(self, for: root)
     }
 
