@@ -267,24 +267,48 @@ public final class EventLog: Sendable {
         guard !events.isEmpty else { throw .invalidArgument("an append to '\(stream)' needs at least one event") }
         let nameSize = stream.utf8.count
         var commitSize = 0
-        // Through the buffer: no copy of each event (its fields are only looked at). A type
-        // identical to the previous event's (most often the very same string) is checked once.
+        // Through the buffer: no copy of each event (its fields are only looked at). A type is
+        // checked once per append: an event's type is most often one of a few strings, the very
+        // same ones from event to event (told apart by representation, without comparing bytes).
         let problem = events.withUnsafeBufferPointer { events -> StoreError? in
+            var checkedTypes = RecentStrings()
             for index in events.indices {
-                let type = events[index].type
-                if index == 0 || !type.hasSameBytes(as: events[index - 1].type) {
-                    do throws(StoreError) { try Self.validate(name: type, what: "event type") } catch { return error }
+                if !checkedTypes.contains(events[index].type) {
+                    do throws(StoreError) { try Self.validate(name: events[index].type, what: "event type") } catch { return error }
+                    checkedTypes.insert(events[index].type)
                 }
                 let size = events[index].data.count + events[index].metadata.count
                 guard size <= options.maximumEventSize else {
                     return .eventTooLarge(stream: stream, index: index, size: size, maximum: options.maximumEventSize)
                 }
-                commitSize += Self.commitSize(dataSize: size, nameSizes: nameSize + type.utf8.count)
+                commitSize += Self.commitSize(dataSize: size, nameSizes: nameSize + events[index].type.utf8.count)
             }
             return nil
         }
         if let problem { throw problem }
         return commitSize
+    }
+
+    /// The last four strings inserted, found by representation (``String/hasSameRepresentation(as:)``).
+    private struct RecentStrings {
+        private var strings = ("", "", "", "")
+        private var count = 0
+
+        @inline(__always)
+        func contains(_ string: String) -> Bool {
+            (count > 0 && string.hasSameRepresentation(as: strings.0)) || (count > 1 && string.hasSameRepresentation(as: strings.1))
+                || (count > 2 && string.hasSameRepresentation(as: strings.2)) || (count > 3 && string.hasSameRepresentation(as: strings.3))
+        }
+
+        mutating func insert(_ string: String) {
+            switch count % 4 {
+            case 0: strings.0 = string
+            case 1: strings.1 = string
+            case 2: strings.2 = string
+            default: strings.3 = string
+            }
+            count += 1
+        }
     }
 
     /// Soft-deletes `stream`: it reads as empty at once; later appends continue its version

@@ -70,17 +70,23 @@ extension String {
     /// `==` is canonical equivalence, which takes `José` spelled NFC and NFD for one name.
     @inline(__always)
     func hasSameBytes(as other: String) -> Bool {
-        // The same representation (one string's storage, or equal small strings held inline) is
-        // the same bytes: the writer compares each event's type with the one before it, most
-        // often the very same string.
-        let identical = withUnsafeBytes(of: self) { mine in
+        // The writer compares each event's type with the one before it, most often the very
+        // same string.
+        hasSameRepresentation(as: other) || hasSameBytesSlowly(as: other)
+    }
+
+    /// Whether both are one representation: one string's storage, or equal small strings held
+    /// inline. The same representation is the same bytes (not the converse: equal strings may
+    /// be stored apart).
+    @inline(__always)
+    func hasSameRepresentation(as other: String) -> Bool {
+        withUnsafeBytes(of: self) { mine in
             withUnsafeBytes(of: other) { theirs in
                 mine.loadUnaligned(as: UInt64.self) == theirs.loadUnaligned(as: UInt64.self)
                     && mine.loadUnaligned(fromByteOffset: mine.count - 8, as: UInt64.self)
                         == theirs.loadUnaligned(fromByteOffset: theirs.count - 8, as: UInt64.self)
             }
         }
-        return identical || hasSameBytesSlowly(as: other)
     }
 
     @inline(never)

@@ -42,7 +42,7 @@ struct FrameHeader: Equatable {
 
 /// Builds one frame's payload from records. See FORMAT.md, "Frames" and "Records".
 struct FrameBuilder {
-    private(set) var payload = PayloadBuffer()
+    private(set) var payload: PayloadBuffer
     private(set) var firstPosition: UInt64
     private(set) var eventCount: UInt32 = 0
     private(set) var recordCount: UInt32 = 0
@@ -67,8 +67,10 @@ struct FrameBuilder {
         }
     }
 
-    /// A builder whose first event will be at `nextPosition` (or which has none and says so).
-    init(nextPosition: UInt64) {
+    /// A builder whose first event will be at `nextPosition` (or which has none and says so),
+    /// with room for `capacity` bytes of payload before its buffer grows.
+    init(nextPosition: UInt64, capacity: Int = 4096) {
+        payload = PayloadBuffer(capacity: capacity)
         firstPosition = nextPosition
         previousPosition = nextPosition &- 1
     }

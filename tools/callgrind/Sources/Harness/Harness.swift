@@ -98,6 +98,8 @@ struct Harness {
                 guard ideal_log_append(log, bytes, lengths, lengths.count, 1) == 0 else { throw POSIXError(.EIO) }
             }
             ideal_log_close(log)
+            callgrind_count_until_here()
+            withExtendedLifetime(commits) {}  // freed after the count, as the store's input below
             return
         }
         if mode == "fixture" {
@@ -124,6 +126,8 @@ struct Harness {
             let log = try EventLog.open(at: arguments[3], options: .init(createIfMissing: true))
             for commit in commits { try await log.append(commit.events, to: commit.stream) }
             log.close()
+            callgrind_count_until_here()
+            withExtendedLifetime(commits) {}  // the caller's input, freed after the count
         } else if mode == "singles" {
             // `singles N DIR`: N one-event commits to 1,000 streams, sent 64 at a time (what 64
             // concurrent writers hand the writer: group commits of 64 one-event appends).
@@ -138,6 +142,8 @@ struct Harness {
                 for commit in sent { _ = try await commit.commits() }
             }
             log.close()
+            callgrind_count_until_here()
+            withExtendedLifetime(commits) {}  // the caller's input, freed after the count
         } else if mode == "interleaved" {
             // `interleaved N DIR`: N events in 2-event commits over 100 streams (each stream's
             // events spread over many small frames), then every stream read back with the
