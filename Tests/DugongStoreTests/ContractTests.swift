@@ -1,6 +1,7 @@
 import Dugong
 @testable import DugongStore
 import DugongTesting
+import Foundation
 import Synchronization
 import Testing
 
@@ -51,6 +52,34 @@ struct StoreContractTests {
     @Test(arguments: SnapshotStoreContract.checks)
     func snapshotStore(_ check: SnapshotStoreContract.Check) async throws {
         try await Self.run(check) { EventLogSnapshotStore(log: $0) }
+    }
+
+    // Engine events the adapter skips (streams that are not aggregate streams) do not end a
+    // wait for the global log: a projection that read everything would read nothing and wait
+    // again at once, a busy loop (and a read-only store would never look for new commits).
+    @Test func aWaitForTheGlobalLogIsNotEndedByEventsTheAdapterSkips() async throws {
+        let directory = TemporaryDirectory("adapter-wait")
+        defer { directory.remove() }
+        let log = try Fixture.open(directory)
+        defer { log.close() }
+        let store = EventLogStore(log: log)
+        func event(_ stream: StreamID) -> [SerializedDomainEvent] {
+            [SerializedDomainEvent(
+                origin: stream.origin, aggregateType: stream.aggregateType, eventType: "Opened", version: 1, id: UUID(),
+                aggregateID: stream.aggregateID, payload: Data("{}".utf8), sequenceNumber: 1, timestamp: Date())]
+        }
+        let first = StreamID(origin: "bank", aggregateType: "Account", aggregateID: "first")
+        let result = try await store.append(event(first), to: first, expecting: .noStream)
+        try await log.append(Fixture.events(3), to: "not-an-aggregate-stream")
+        let next = try #require(result.cursor).successor
+        #expect(try await store.events(from: next, maxCount: 10).isEmpty)
+        #expect(try await FollowingTests.isStillWaiting(after: .milliseconds(150)) { try await store.waitForEvents(from: next) })
+        let second = StreamID(origin: "bank", aggregateType: "Account", aggregateID: "second")
+        let waiter = Task { try await store.waitForEvents(from: next) }
+        try await Task.sleep(for: .milliseconds(50))
+        try await store.append(event(second), to: second, expecting: .noStream)
+        try await waiter.value
+        #expect(try await store.events(from: next, maxCount: 10).map(\.event.aggregateID) == ["second"])
     }
 
     @Test func aggregateStreamNamesAreReversible() {

@@ -272,6 +272,112 @@ struct FollowingTests {
         #expect(lateSeen == [3, 4, 5, 6, 7, 8])
     }
 
+    /// Whether `wait` is still waiting after `interval`; it is cancelled then.
+    static func isStillWaiting(after interval: Duration, _ wait: @escaping @Sendable () async throws -> Void) async throws -> Bool {
+        let returned = Shared(false)
+        let waiter = Task {
+            try await wait()
+            returned.withLock { $0 = true }
+        }
+        try await Task.sleep(for: interval)
+        waiter.cancel()
+        return !returned.withLock { $0 }
+    }
+
+    // A compaction that removes the log's last events leaves positions at its end that hold
+    // no event (positions stay taken). A subscription that read the last kept event waits
+    // there for the next append (it did not wait: a read-only one spun and never refreshed
+    // again, a writable one spun until the next append).
+    @Test func aSubscriptionWaitsPastPositionsACompactionEmptiedAtTheEnd() async throws {
+        let directory = TemporaryDirectory("follow-trailing-gap")
+        defer { directory.remove() }
+        do {
+            let writer = try Fixture.open(directory)
+            try await writer.append(Fixture.events(3), to: "kept")
+            try await writer.append(Fixture.events(4), to: "gone")
+            try await writer.delete(stream: "gone")
+            writer.close()
+        }
+        _ = try EventLog.compact(at: directory.path)
+        let reader = try EventLog.open(at: directory.path, options: InspectionTests.readOnly())
+        defer { reader.close() }
+        #expect(reader.headPosition == 7)
+        #expect(try reader.readAll().map(\.position) == [0, 1, 2])
+        #expect(try await Self.isStillWaiting(after: .milliseconds(100)) { try await reader.waitForEvents(after: 3) })
+
+        let seen = Shared<[UInt64]>([])
+        let follower = Task {
+            for try await event in reader.subscribe() { seen.withLock { $0.append(event.position) } }
+        }
+        defer { follower.cancel() }
+        let writer = try Fixture.open(directory)
+        defer { writer.close() }
+        #expect(try await Self.isStillWaiting(after: .milliseconds(100)) { try await writer.waitForEvents(after: 3) })
+        try await Task.sleep(for: .milliseconds(50))
+        try await writer.append(Fixture.events(1), to: "next")
+        for _ in 0..<2000 where seen.withLock({ $0.count }) < 4 { try await Task.sleep(for: .milliseconds(5)) }
+        #expect(seen.withLock { $0 } == [0, 1, 2, 7])
+        #expect(try await !Self.isStillWaiting(after: .milliseconds(200)) { try await writer.waitForEvents(after: 3) })
+    }
+
+    // The segment a compaction leaves active is a short file (a header) until a writer extends
+    // it. A reader that mapped it short, beside a writer that extends it, fills it and rolls to
+    // the next segment between two refreshes, maps it again: its frames are all there, no
+    // damage (the reader took the end of its short map for the end of its frames).
+    @Test func aShortSegmentAWriterExtendedAndLeftBetweenTwoRefreshesIsReadWhole() async throws {
+        let directory = TemporaryDirectory("follow-short-segment")
+        defer { directory.remove() }
+        do {
+            let writer = try Fixture.open(directory, segmentSize: 8192)
+            try await writer.append(Fixture.events(2), to: "a")
+            writer.close()
+        }
+        _ = try EventLog.compact(at: directory.path, options: { var options = EventLog.Options(); options.segmentSize = 8192; return options }())
+        let reader = try EventLog.open(at: directory.path, options: InspectionTests.readOnly())
+        defer { reader.close() }
+        let segmentsBefore = reader.segmentNames.count
+        let writer = try Fixture.open(directory, segmentSize: 8192)
+        defer { writer.close() }
+        var appended = 2
+        while writer.segmentNames.count < segmentsBefore + 2 {
+            try await writer.append(Fixture.events(1, size: 1500), to: "b")
+            appended += 1
+        }
+        #expect(try reader.refresh() == appended - 2)
+        #expect(try reader.verify().isClean)
+        #expect(try reader.readAll().count == appended)
+    }
+
+    // A listed segment that is missing has a manifest entry and no open segment: a refresh
+    // opens the segments listed after those it followed, not after those it has open (it
+    // opened the last one again, and took its frames for new ones: damage and a wrong end).
+    @Test func aRefreshBesideAMissingSegmentOpensOnlyNewSegments() async throws {
+        let directory = TemporaryDirectory("follow-missing-segment")
+        defer { directory.remove() }
+        let names: [String]
+        do {
+            let writer = try Fixture.open(directory, segmentSize: 4096)
+            while writer.segmentNames.count < 3 { try await writer.append(Fixture.events(1, size: 1000), to: "s") }
+            names = writer.segmentNames
+            writer.close()
+        }
+        try FileManager.default.removeItem(atPath: directory.file(names[1]))
+        let reader = try EventLog.open(at: directory.path, options: InspectionTests.readOnly())
+        defer { reader.close() }
+        let damageBefore = try reader.verify().problems.count
+        #expect(damageBefore > 0)
+        var options = EventLog.Options()
+        options.segmentSize = 4096
+        options.acceptWritesDespiteDamage = true
+        let writer = try EventLog.open(at: directory.path, options: options)
+        defer { writer.close() }
+        let commit = try await writer.append(Fixture.events(1), to: "t")
+        #expect(try reader.refresh() == 1)
+        #expect(reader.headPosition == writer.headPosition)
+        #expect(try reader.readAll(from: commit.firstPosition).map(\.stream) == ["t"])
+        #expect(try reader.verify().problems.count == damageBefore)
+    }
+
     // A reader refreshing in a tight loop beside a writer that appends multi-frame batches and
     // rolls segments: never damage, never an error, and in the end exactly the writer's events.
     @Test func aReaderRacingAWriterNeverSeesDamage() async throws {

@@ -160,6 +160,12 @@ struct FormatTests {
             var reader = ByteReader(raw)
             #expect(throws: ByteReader.Malformed.self) { try reader.string("name") }
         }
+        // A count against a negative limit (a member of an empty table, in a forged index file)
+        // is malformed; it trapped.
+        [UInt8]([0x00]).withUnsafeBytes { raw in
+            var reader = ByteReader(raw)
+            #expect(throws: ByteReader.Malformed.self) { try reader.count("member", limit: -1) }
+        }
         [UInt8]([0x02, 0xC3, 0x28]).withUnsafeBytes { raw in
             var reader = ByteReader(raw)
             #expect(throws: ByteReader.Malformed.self) { try reader.string("name") }

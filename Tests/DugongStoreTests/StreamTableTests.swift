@@ -42,6 +42,26 @@ struct StreamTableTests {
         #expect(table.names.count == model.count)
     }
 
+    // Values from frames a forged or damaged store holds: a first event after damage may skip
+    // versions (its stream may have been declared to begin later in the damage), but not more
+    // than the index marks as lost (it allocated one entry per skipped version and trapped past
+    // 2^32); damage's positions stay below 2^62 (a range past it trapped).
+    @Test func theIndexBoundsWhatDamageAndTheFramesAfterItMayClaim() {
+        var index = StreamIndex()
+        index.record(Damage(segmentName: "s", offset: 0, reason: "test", positions: 0..<10, length: 100))
+        func run(_ stream: String, version: Int) -> [IndexRecord] {
+            [.events(EventRun(stream: stream, firstVersion: version, firstPosition: 10, count: 1, lastID: UUID()))]
+        }
+        #expect(index.problem(applying: run("begun-later", version: 1000)) == nil)
+        #expect(index.problem(applying: run("forged", version: 1 << 40)) != nil)
+        #expect(index.problem(applying: run("forged", version: StreamIndex.maximumLostVersionMarks + 2)) != nil)
+
+        var end = StreamIndex()
+        end.record(Damage(segmentName: "s", offset: 0, reason: "test", positions: (Layout.maximumPosition - 1)..<(Layout.maximumPosition + 5)))
+        #expect(end.nextPosition == Layout.maximumPosition)
+        #expect(end.damage.map(\.positions) == [(Layout.maximumPosition - 1)..<Layout.maximumPosition])
+    }
+
     @Test func rareFieldsAreKeptOnlyForStreamsThatHaveThem() {
         var table = StreamTable()
         let first = table.number(creating: "a").number

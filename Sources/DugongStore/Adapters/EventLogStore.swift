@@ -124,7 +124,27 @@ public struct EventLogStore: TransactionalEventStore, GlobalEventLog {
     public func waitForEvents(from cursor: LogCursor) async throws {
         // A cursor of a later transaction than 0 is past every event this store will hold: it
         // waits for the store to close.
-        try await log.waitForEvents(after: cursor.transaction == 0 ? cursor.position : .max)
+        guard cursor.transaction == 0 else { return try await log.waitForEvents(after: .max) }
+        // Only an aggregate event ends the wait: for events this adapter skips (engine streams
+        // that are not aggregate streams), a reader would find nothing and wait again at once.
+        var next = cursor.position
+        while !Task.isCancelled {
+            var found = false
+            let after: UInt64
+            do {
+                after = try log.forEachEvent(from: next, maxCount: 256) { event in
+                    if !found, AggregateStreamName.streamID(of: event.stream) != nil { found = true }
+                }
+            } catch {
+                return  // closed, or damage: the reader's next read says which
+            }
+            if found { return }
+            if after == next {
+                try await log.waitForEvents(after: next)
+            } else {
+                next = after
+            }
+        }
     }
 
     // MARK: Envelope encoding

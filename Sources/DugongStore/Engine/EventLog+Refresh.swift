@@ -44,7 +44,9 @@ extension EventLog {
         }
         var segments = known
         do {
-            for entry in manifest.segments.dropFirst(known.count) {
+            // The entries after those followed (not after the segments open: a listed segment
+            // that is missing or damaged has an entry and no segment).
+            for entry in manifest.segments.dropFirst(followed.manifest.segments.count) {
                 let segment = try Segment.open(directory: directory, name: entry.name, writable: false, extendToCapacity: false)
                 guard segment.salt == entry.salt else { return try reopen() }
                 segments.append(segment)
@@ -52,12 +54,21 @@ extension EventLog {
         } catch {
             return try reopen()  // its files went while they were opened
         }
-        if segments.count == known.count, size > active.capacity, active.capacity < Int(active.header.capacity) {
-            // The file grew past what was mapped (a writer extended it): map it again, keeping
-            // the dictionaries already found.
-            let grown = try Segment.open(directory: directory, name: active.name, writable: false, extendToCapacity: false)
-            for (offset, bytes) in active.dictionaries { grown.register(dictionary: bytes, at: offset) }
-            segments[segments.count - 1] = grown
+        do {
+            // With new segments after it, the size now: the writer extended the file before it
+            // filled it and rolled to the next one.
+            let activeSize = segments.count == known.count ? size : try active.file.size()
+            if activeSize > active.capacity, active.capacity < Int(active.header.capacity) {
+                // The file grew past what was mapped (a writer extended it, e.g. the short
+                // segment a compaction leaves): map it again, keeping the dictionaries already
+                // found. Scanned as mapped, its frames would end early: damage that is not there.
+                let grown = try Segment.open(directory: directory, name: active.name, writable: false, extendToCapacity: false)
+                guard grown.salt == active.salt else { return try reopen() }
+                for (offset, bytes) in active.dictionaries { grown.register(dictionary: bytes, at: offset) }
+                segments[known.count - 1] = grown
+            }
+        } catch {
+            return try reopen()  // its file went (a compaction replaced the segments)
         }
         var context = Recovery.Context()
         context.head = head
@@ -107,7 +118,7 @@ extension EventLog {
     /// - Throws: what ``refresh()`` throws (read-only stores), e.g. damage in the new frames.
     public func waitForEvents(after position: UInt64) async throws {
         guard options.readOnly else { return await core.waitForEvents(after: position) }
-        while !Task.isCancelled, core.shared.withLock({ !$0.isClosed && $0.index.nextPosition <= position }) {
+        while !Task.isCancelled, core.shared.withLock({ !$0.isClosed && !$0.index.hasEvents(atOrAfter: position) }) {
             if try refresh() > 0 { continue }
             try? await Task.sleep(for: options.followInterval)
         }

@@ -216,7 +216,7 @@ final class LogCore: Sendable {
         await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
                 let resumeNow = shared.withLock { shared -> Bool in
-                    if shared.isClosed || shared.index.nextPosition > position || Task.isCancelled { return true }
+                    if shared.isClosed || shared.index.hasEvents(atOrAfter: position) || Task.isCancelled { return true }
                     shared.waiters[id] = continuation
                     return false
                 }

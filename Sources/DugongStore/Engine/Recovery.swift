@@ -345,7 +345,7 @@ private struct SegmentScan {
     }
 
     private func damagedPositions(_ header: FrameHeader) -> Range<UInt64> {
-        let first = max(header.firstPosition, index.nextPosition)
+        let first = min(max(header.firstPosition, index.nextPosition), Layout.maximumPosition)
         return first..<min(first + UInt64(header.eventCount), Layout.maximumPosition)
     }
 
@@ -361,7 +361,7 @@ private struct SegmentScan {
         // Damage: the frames of the batch before it are real (their batch was synced).
         commitPending()
         let resume = next?.0 ?? (isLast ? max(durableEnd, offset) : limit)
-        let upper = next.map { $0.1.firstPosition } ?? nextSegmentStart ?? durableNextPosition ?? index.nextPosition + 1
+        let upper = next.map { $0.1.firstPosition } ?? nextSegmentStart ?? durableNextPosition ?? min(index.nextPosition + 1, Layout.maximumPosition)
         index.record(Damage(
             segmentName: segment.name, offset: offset,
             reason: isLast && offset < durableEnd ? "\(problem) (before the durable end \(durableEnd): acknowledged data)" : problem,

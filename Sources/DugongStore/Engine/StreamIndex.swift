@@ -150,6 +150,11 @@ struct StreamIndex {
     /// a lost event took at least one byte of the damaged region (DEFLATE expands at most
     /// ~1032 times, an event record is at least 34 bytes raw).
     private(set) var lostEventBound = 0
+    /// Versions marked as lost in damage so far (an index entry each), at most
+    /// ``maximumLostVersionMarks``: a first event after damage may skip any number of versions,
+    /// and a forged one must not make the index take all memory.
+    private(set) var lostVersionMarks = 0
+    static let maximumLostVersionMarks = 1 << 24
     private(set) var eventCount = 0
     /// Bytes of valid frames in the segments (headers and preallocated space excluded).
     private(set) var frameBytes = 0
@@ -232,6 +237,7 @@ struct StreamIndex {
     func problem(applying records: [IndexRecord]) -> String? {
         var versions: [StreamKey: Int] = [:]
         var budget = lostEventBound
+        var marks = lostVersionMarks
         var next = nextPosition
         for record in records {
             switch record {
@@ -250,7 +256,11 @@ struct StreamIndex {
                 guard skipped <= budget || mayHaveBegunInDamage else {
                     return "version \(run.firstVersion) of '\(run.stream)' skips \(skipped) versions after \(current)"
                 }
+                guard skipped <= Self.maximumLostVersionMarks - marks else {
+                    return "version \(run.firstVersion) of '\(run.stream)' skips \(skipped) versions, more than the index marks as lost (\(Self.maximumLostVersionMarks - marks) more)"
+                }
                 if !mayHaveBegunInDamage { budget -= skipped }
+                marks += skipped
                 versions[key] = run.lastVersion
             case .record(.streamMetadata(let name, .versionsStartAt, let version), _):
                 let key = StreamKey(name)
@@ -296,7 +306,10 @@ struct StreamIndex {
                 let skipped = run.firstVersion - current - 1
                 precondition(skipped >= 0, "versions increase (checked by problem(applying:))")
                 let marker = Self.damagedMarker + UInt64(max(damage.count - 1, 0))
-                if skipped > 0 { table.append(repeatElement(marker, count: skipped), to: number) }
+                if skipped > 0 {
+                    lostVersionMarks += skipped
+                    table.append(repeatElement(marker, count: skipped), to: number)
+                }
                 table.append(run.firstPosition...run.lastPosition, to: number)
                 table.setLastEventID(run.lastID, of: number)
                 // As problem(applying:) counts: a first event after damage may follow a beginning
@@ -344,6 +357,9 @@ struct StreamIndex {
 
     /// Records damage found at open; events of later frames that skip versions point at it.
     mutating func record(_ damaged: Damage) {
+        // Positions are below 2^62, whatever the frames around the damage say.
+        var damaged = damaged
+        damaged.positions = damaged.positions.clamped(to: 0..<Layout.maximumPosition)
         damage.append(damaged)
         nextPosition = max(nextPosition, damaged.positions.upperBound)
         let byBytes = damaged.length == 0 ? damaged.positions.count : damaged.length.multipliedReportingOverflow(by: 32).partialValue
@@ -371,6 +387,14 @@ struct StreamIndex {
             if eventFrames[middle].lastPosition < position { low = middle + 1 } else { high = middle }
         }
         return low
+    }
+
+    /// Whether a read of the log from `position` on finds something: an event at `position` or
+    /// later, or damage there (which the read reports). Not `nextPosition > position`: positions
+    /// at the end may hold no event (a compaction removed the last events; they stay taken).
+    func hasEvents(atOrAfter position: UInt64) -> Bool {
+        if let last = eventFrames.last, last.lastPosition >= position { return true }
+        return damage.contains { $0.positions.upperBound > position }
     }
 
     /// The damage that covers `position`, if any.

@@ -153,12 +153,13 @@ struct ByteReader {
         throw Malformed(offset: offset, reason: "\(what) is longer than 10 bytes")
     }
 
-    /// A varint that must fit an `Int` no larger than `limit`.
+    /// A varint that must fit an `Int` no larger than `limit` (none fits a negative limit: a
+    /// member of an empty table).
     @inline(__always)
     mutating func count(_ what: StaticString, limit: Int) throws(Malformed) -> Int {
         let start = offset
         let value = try varint(what)
-        guard value <= UInt64(limit) else { throw Malformed(offset: start, reason: "\(what) \(value) exceeds \(limit)") }
+        guard limit >= 0, value <= UInt64(limit) else { throw Malformed(offset: start, reason: "\(what) \(value) exceeds \(limit)") }
         return Int(value)
     }
 
