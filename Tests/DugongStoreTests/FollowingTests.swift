@@ -378,6 +378,87 @@ struct FollowingTests {
         #expect(try reader.verify().problems.count == damageBefore)
     }
 
+    /// Random histories checked for (`DUGONG_FOLLOWER_HISTORIES`, 6 by default).
+    static let histories = Int(ProcessInfo.processInfo.environment["DUGONG_FOLLOWER_HISTORIES"] ?? "") ?? 6
+
+    // Readers against a model, over random histories rather than listed cases: appends of 1 to
+    // 4 events of up to 1.5 KB (8 KiB segments: rolls, frames of several commits), deletions of
+    // streams, compactions (which remove deleted streams' events, the log's last ones too, and
+    // leave a short active segment), writer restarts, and refreshes at random moments. After
+    // every refresh the read-only reader holds exactly the model's events (positions, ids, in
+    // order) and verifies clean; a subscription opened at the start delivers each event once,
+    // in order, skips only events a compaction removed, and gets the last append.
+    @Test(arguments: 0..<histories)
+    func aFollowerMatchesTheModelThroughRandomHistories(seed: Int) async throws {
+        let directory = TemporaryDirectory("follow-model")
+        defer { directory.remove() }
+        var random = SeededRandom(seed: UInt64(seed) &* 0x9E37_79B9 &+ 17)
+        var options = EventLog.Options(createIfMissing: true)
+        options.segmentSize = 8192
+        options.targetFrameSize = 2048
+        var writer: EventLog? = try EventLog.open(at: directory.path, options: options)
+        let reader = try EventLog.open(at: directory.path, options: InspectionTests.readOnly())
+        defer { reader.close() }
+        // The model: every stored event (position, stream, id), and the streams deleted.
+        var stored: [(position: UInt64, stream: String, id: UUID)] = []
+        var deleted: Set<String> = []
+        var removed: Set<UInt64> = []
+        var nextStream = 0
+        let delivered = Shared<[StoredEvent]>([])
+        let follower = Task {
+            for try await event in reader.subscribe() { delivered.withLock { $0.append(event) } }
+        }
+        defer { follower.cancel() }
+        for step in 0..<60 {
+            let live = Set(stored.map(\.stream)).subtracting(deleted).sorted()
+            switch random.next() % 10 {
+            case 0 where writer != nil && !live.isEmpty:
+                let stream = live[Int(random.next() % UInt64(live.count))]
+                try await writer!.delete(stream: stream)
+                deleted.insert(stream)
+            case 1:
+                writer?.close()
+                writer = nil
+                _ = try EventLog.compact(at: directory.path, options: options)
+                for event in stored where deleted.contains(event.stream) { removed.insert(event.position) }
+                stored.removeAll { deleted.contains($0.stream) }
+            case 2:
+                writer?.close()
+                writer = nil
+            default:
+                if writer == nil { writer = try EventLog.open(at: directory.path, options: options) }
+                let stream = live.isEmpty || random.next() % 3 == 0 ? "s/\(nextStream)" : live[Int(random.next() % UInt64(live.count))]
+                if stream == "s/\(nextStream)" { nextStream += 1 }
+                let events = Fixture.events(1 + Int(random.next() % 4), size: Int(random.next() % 1500))
+                let commit = try await writer!.append(events, to: stream)
+                for (offset, event) in events.enumerated() { stored.append((commit.firstPosition + UInt64(offset), stream, event.id)) }
+            }
+            if random.next() % 3 == 0 || step == 59 {
+                try reader.refresh()
+                let read = try reader.readAll(maxCount: .max)
+                #expect(read.map(\.position) == stored.map(\.position), "seed \(seed), step \(step)")
+                #expect(read.map(\.id) == stored.map(\.id), "seed \(seed), step \(step)")
+                #expect(try reader.verify().isClean, "seed \(seed), step \(step)")
+            }
+        }
+        // A last append (the history may end with a compaction of the last events).
+        if writer == nil { writer = try EventLog.open(at: directory.path, options: options) }
+        let final = try await writer!.append(Fixture.events(1), to: "last")
+        stored.append((final.firstPosition, "last", try #require(writer!.readAll(from: final.firstPosition).first).id))
+        writer!.close()
+        let last = stored[stored.count - 1]
+        for _ in 0..<2000 where delivered.withLock({ $0.last?.position ?? 0 }) < last.position {
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        let seen = delivered.withLock { $0 }
+        #expect(seen.last?.position == last.position, "seed \(seed): the subscription got the last append")
+        #expect(zip(seen, seen.dropFirst()).allSatisfy { $0.position < $1.position }, "seed \(seed): once each, in order")
+        let ids = Dictionary(uniqueKeysWithValues: stored.map { ($0.position, $0.id) })
+        let seenPositions = Set(seen.map(\.position))
+        #expect(seen.allSatisfy { ids[$0.position] == $0.id || removed.contains($0.position) }, "seed \(seed): the stored events")
+        #expect(stored.allSatisfy { seenPositions.contains($0.position) }, "seed \(seed): skips only what a compaction removed")
+    }
+
     // A reader refreshing in a tight loop beside a writer that appends multi-frame batches and
     // rolls segments: never damage, never an error, and in the end exactly the writer's events.
     @Test func aReaderRacingAWriterNeverSeesDamage() async throws {
