@@ -236,6 +236,13 @@ public enum EventStoreContract {
         try await c.requireError("sequence number 0") {
             try await store.append(events(account, from: 0), to: account, expecting: .any)
         } matches: { isInvalidAppend($0) }
+        for seconds in [Double.nan, .infinity, 1e17] {
+            var timeless = events(account, count: 2)
+            timeless[1].timestamp = Date(timeIntervalSince1970: seconds)
+            try await c.requireError("a timestamp of \(seconds) s since 1970") {
+                try await store.append(timeless, to: account, expecting: .any)
+            } matches: { isInvalidAppend($0) }
+        }
         try c.requireEqual(try await store.read(account), [], "events after malformed appends")
         try c.requireEqual(try await store.read(other), [], "events of the other stream")
     }

@@ -70,6 +70,15 @@ extension Date {
         Int64((timeIntervalSince1970 * 1000).rounded())
     }
 
+    /// How far from 1970 a date's milliseconds fit the signed 64-bit integer every Dugong store
+    /// keeps them in: ±9.2 × 10^15 s, about ±290 million years.
+    public static let storableSecondsSince1970 = 9.2e15
+
+    /// Whether a store can keep this date: within ``storableSecondsSince1970`` of 1970 (NaN and
+    /// the infinities are not). Appends of other dates are refused
+    /// (``millisecondsSince1970`` traps on them).
+    public var isStorable: Bool { timeIntervalSince1970.magnitude < Self.storableSecondsSince1970 }
+
     /// The date `milliseconds` after 1970-01-01 UTC.
     public init(millisecondsSince1970 milliseconds: Int64) {
         self.init(timeIntervalSince1970: Double(milliseconds) / 1000)

@@ -31,6 +31,11 @@ public struct AppendRequest: Sendable {
                 stream: stream, reason: "sequence numbers start at 1, got \(first.sequenceNumber)")
         }
         for (offset, event) in events.enumerated() {
+            guard event.timestamp.isStorable else {
+                throw EventStoreError.invalidAppend(
+                    stream: stream,
+                    reason: "event \(event.id) has the timestamp \(event.timestamp.timeIntervalSince1970) s since 1970: stores keep milliseconds within ±\(Date.storableSecondsSince1970) s")
+            }
             guard event.stream == stream else {
                 throw EventStoreError.invalidAppend(
                     stream: stream, reason: "event \(event.id) belongs to \(event.stream)")

@@ -39,6 +39,7 @@ extension EventLog {
         progress: (Int, Int) -> Void = { _, _ in }
     ) throws -> CompactionReport {
         guard Directory.exists(directory) else { throw StoreError.notFound(directory: directory) }
+        try validate(options)
         // A dry run writes nothing: it reads beside a writer, as any reader does.
         let lock = dryRun ? nil : try StoreLock.take(in: directory)
         defer { withExtendedLifetime(lock) {} }
@@ -53,6 +54,11 @@ extension EventLog {
         let head = dryRun ? context.head : try StoreFiles.readHead(in: directory)
         context.head = head
         context.lastFileSize = last.originalSize
+        // With the lock, the whole tail as a writable open scans it: after a power cut the head
+        // may be older than what was acknowledged (it is written after each sync, not synced),
+        // and a reader's scan stops at the head's durable end: the events after it would be
+        // left out of the new segments, then deleted with the old ones.
+        context.repairing = !dryRun
         let recovered = Recovery.scan(set.segments, context: context)
         if let damage = recovered.index.damage.first { throw StoreError.damaged(first: damage.error) }
         if !dryRun { try IndexFile.remove(from: directory) }
@@ -278,7 +284,13 @@ struct SegmentSetWriter {
         sequence += 1
         var file: OpenFile?
         if !dryRun {
-            file = OpenFile(try File(path: directory + "/" + name, flags: O_RDWR | O_CREAT | O_TRUNC))
+            let created = try File(path: directory + "/" + name, flags: O_RDWR | O_CREAT | O_TRUNC)
+            // The header first (its capacity set again at the end): a file under a segment's
+            // name begins with one from the start. After a crash in the middle of it, zeros there
+            // were taken for a damaged version 1 segment by a rerun of the upgrade (which then
+            // refused every time), and the file was never removed as an unlisted segment.
+            try header.encoded().withUnsafeBytes { try created.write($0, at: 0) }
+            file = OpenFile(created)
         }
         output = OutputSegment(name: name, header: header, file: file, offset: Layout.segmentHeaderSize, pending: nil, capacity: capacity)
     }

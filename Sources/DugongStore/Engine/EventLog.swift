@@ -153,7 +153,7 @@ public final class EventLog: Sendable {
             durably: true)
     }
 
-    private static func validate(_ options: Options) throws(StoreError) {
+    static func validate(_ options: Options) throws(StoreError) {
         guard options.segmentSize >= 4096, options.segmentSize <= 1 << 30 else {
             throw .invalidArgument("segment size \(options.segmentSize) is outside 4 KiB ... 1 GiB")
         }
@@ -277,6 +277,11 @@ public final class EventLog: Sendable {
                     do throws(StoreError) { try Self.validate(name: events[index].type, what: "event type") } catch { return error }
                     checkedTypes.insert(events[index].type)
                 }
+                // Stored as milliseconds in a signed 64-bit integer (the conversion traps beyond).
+                guard events[index].timestamp.isStorable else {
+                    return .invalidArgument(
+                        "event \(index) of '\(stream)' has the timestamp \(events[index].timestamp.timeIntervalSince1970) s since 1970: a store keeps milliseconds within ±\(Date.storableSecondsSince1970) s")
+                }
                 let size = events[index].data.count + events[index].metadata.count
                 guard size <= options.maximumEventSize else {
                     return .eventTooLarge(stream: stream, index: index, size: size, maximum: options.maximumEventSize)
@@ -379,6 +384,9 @@ public final class EventLog: Sendable {
         if !options.acceptWritesDespiteDamage, let damage = recovery.corruptions.first {
             throw .damaged(first: damage)
         }
+        // Damage accepted, but no segment to write to (the only one listed is missing or its
+        // header damaged): the open made no writer.
+        guard writer != nil else { throw .damaged(first: recovery.corruptions.first ?? .readOnly) }
     }
 
     private func submit<T: Sendable>(

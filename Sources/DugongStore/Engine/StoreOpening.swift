@@ -60,6 +60,12 @@ struct SegmentSet {
                 return SegmentSet(manifest: Manifest(generation: 0, segments: []), segments: [], context: context)
             }
             return try create(in: directory, capacity: capacity)
+        case .missing where writable && createWithCapacity != nil && isInterruptedCreation(of: files, in: directory):
+            // The creation of this store stopped before its manifest (which makes it a store):
+            // nothing was ever written to it. Created again.
+            try Directory.remove(directory + "/" + files[0].fileName)
+            if Directory.fileExists(directory + "/" + Layout.headName) { try Directory.remove(directory + "/" + Layout.headName) }
+            return try create(in: directory, capacity: createWithCapacity!)
         case .missing, .damaged:
             let problem = if case .damaged(let reason) = state { "is damaged (\(reason))" } else { "is missing" }
             context.damage.append(Damage(
@@ -143,6 +149,30 @@ struct SegmentSet {
 
     /// How often a reader opens a segment set again while the manifest keeps changing.
     static let maximumOpenAttempts = 20
+
+    /// Whether `files` are what ``create(in:capacity:)`` leaves when it stops before writing the
+    /// manifest: only the first segment, with an intact header of the first segment of a store,
+    /// and nothing but zeros after it (not a store whose first frames a zeroed page took).
+    private static func isInterruptedCreation(of files: [Layout.SegmentName], in directory: String) -> Bool {
+        guard files == [Layout.SegmentName(firstPosition: 0, generation: 0)],
+            let file = try? File(path: directory + "/" + files[0].fileName, flags: O_RDONLY),
+            let size = try? file.size(), size >= Layout.segmentHeaderSize
+        else { return false }
+        var bytes = [UInt8](repeating: 0, count: 1 << 20)
+        guard let read = try? bytes.withUnsafeMutableBytes({ try file.read(into: $0, at: 0) }), read >= Layout.segmentHeaderSize,
+            let header = try? bytes.withUnsafeBytes({ try SegmentHeader(decoding: $0) }),
+            header.firstPosition == 0, header.sequence == 0, header.previousSalt == 0,
+            bytes.withUnsafeBytes({ Zeros.areAllZero($0, in: Layout.segmentHeaderSize..<read) })
+        else { return false }
+        var offset = read
+        while offset < size {
+            guard let chunk = try? bytes.withUnsafeMutableBytes({ try file.read(into: $0, at: offset) }), chunk > 0,
+                bytes.withUnsafeBytes({ Zeros.areAllZero($0, in: 0..<chunk) })
+            else { return false }
+            offset += chunk
+        }
+        return true
+    }
 
     /// A new store: the first segment, then the manifest naming it.
     private static func create(in directory: String, capacity: Int) throws -> SegmentSet {

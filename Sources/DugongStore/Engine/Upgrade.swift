@@ -27,12 +27,21 @@ extension EventLog {
     ///   ``StoreError/notAStore(directory:reason:)``, ``StoreError/corruption(segment:offset:reason:)``.
     public static func upgrade(at directory: String, options: Options = Options()) throws -> UpgradeReport {
         guard Directory.exists(directory) else { throw StoreError.notFound(directory: directory) }
+        try validate(options)
         let lock = try StoreLock.take(in: directory)
         defer { withExtendedLifetime(lock) {} }
-        if case .intact(let manifest) = try StoreFiles.readManifest(in: directory) {
+        switch try StoreFiles.readManifest(in: directory) {
+        case .intact(let manifest):
             return UpgradeReport(
                 fromVersion: Int(Layout.formatVersion), toVersion: Int(Layout.formatVersion), events: 0,
                 segmentsBefore: manifest.segments.count, segmentsAfter: manifest.segments.count, alreadyCurrent: true)
+        case .damaged(let problem):
+            // Version 1 stores have no manifest: this is a later store (or a newer build's).
+            throw StoreError.corruption(
+                segment: Layout.manifestName, offset: 0,
+                reason: "\(problem): not a version 1 store, nothing to upgrade (`dugong verify` and `dugong salvage` read a damaged store)")
+        case .missing:
+            break
         }
         guard !Directory.fileExists(directory + "/" + Layout.legacyCompactionManifestName) else {
             throw StoreError.notAStore(
@@ -99,21 +108,33 @@ struct LegacyStore {
 
     static func read(directory: String) throws -> LegacyStore {
         var store = LegacyStore()
-        // Segments of a later version without a manifest are what an interrupted upgrade wrote.
+        // Segments of a later version without a manifest, beside version 1 segments, are what an
+        // interrupted upgrade wrote: removed. Without version 1 segments they are a later store
+        // that lost its manifest: nothing is removed, and the upgrade is refused.
         var names: [String] = []
+        var later: [String] = []
+        var temporary: [String] = []
         for entry in try Directory.entries(of: directory) {
             if entry.hasSuffix(Layout.temporarySuffix) {
-                try Directory.remove(directory + "/" + entry)
+                temporary.append(entry)
             } else if Layout.SegmentName(fileName: entry) != nil {
                 let bytes = try File.contents(of: directory + "/" + entry, limit: Int(Int32.max)) ?? []
                 let version = bytes.withUnsafeBytes { SegmentHeader.version(of: $0) }
                 if let version, version > Layout.legacyFormatVersion {
-                    try Directory.remove(directory + "/" + entry)
+                    later.append(entry)
                 } else {
                     names.append(entry)
                 }
             }
         }
+        guard !names.isEmpty else {
+            throw StoreError.notAStore(
+                directory: directory,
+                reason: later.isEmpty
+                    ? "it holds no version 1 segments"
+                    : "it holds segments of a later version and no manifest: not a version 1 store (`dugong verify` and `dugong salvage` read a damaged store)")
+        }
+        for entry in temporary + later { try Directory.remove(directory + "/" + entry) }
         names.sort { Layout.SegmentName(fileName: $0)! < Layout.SegmentName(fileName: $1)! }
         var firstVersion: [StreamKey: (String, Int)] = [:]
         var deletedAt: [StreamKey: (String, Int)] = [:]
@@ -128,6 +149,13 @@ struct LegacyStore {
                 for record in frame.records {
                     switch record {
                     case .event(let event):
+                        // Positions increase through the store (a copy of a frame, which version 1
+                        // did not refuse, would repeat them): the new frames need it.
+                        guard event.position >= store.nextPosition, event.position >= frame.firstPosition else {
+                            throw StoreError.corruption(
+                                segment: name, offset: 0,
+                                reason: "event at position \(event.position) of '\(event.stream)' is before position \(max(store.nextPosition, frame.firstPosition)), where its frame's events start")
+                        }
                         store.nextPosition = max(store.nextPosition, event.position + 1)
                         if firstVersion[StreamKey(event.stream)] == nil { firstVersion[StreamKey(event.stream)] = (event.stream, event.version) }
                     case .streamMetadata(let stream, .delete, let version):
