@@ -9,6 +9,56 @@ struct CommandTests {
         try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
     }
 
+    // Found by a review: inputs that crashed the tool, names it mixed up, stores it left behind.
+    @Test func extremeTimesAreRefusedNotCrashedOn() throws {
+        let store = CLI.storePath("extreme-times")
+        defer { try? FileManager.default.removeItem(atPath: store) }
+        #expect(try CLI.run(["append", store, "s"], input: #"{"type":"T"}"#).status == 0)
+        // A 12-digit year overflowed the seconds; the top of the millisecond range overflowed a
+        // Date's milliseconds on the way back.
+        for time in ["+999999999999-01-01T00:00:00Z", "-999999999999-01-01T00:00:00Z", "+292278994-08-17T07:12:55.807Z"] {
+            let read = try CLI.run(["read-all", store, "--since", time])
+            #expect(read.status == 64, "\(time): \(read.status) \(read.stderr)")
+            let append = try CLI.run(["append", store, "s"], input: #"{"type":"T","timestamp":"\#(time)"}"#)
+            #expect(append.status == 65 && append.stderr.contains("line 1"), "\(time): \(append.status) \(append.stderr)")
+        }
+        #expect(try CLI.run(["read-all", store]).lines.count == 1)
+    }
+
+    // The store tells names apart by their bytes: café spelled NFC and NFD are two streams, for
+    // `import` and `streams --sizes` too (a table keyed by String took them for one).
+    @Test func namesThatDifferOnlyInNormalizationAreTwoStreams() throws {
+        let store = CLI.storePath("normalization")
+        defer { try? FileManager.default.removeItem(atPath: store) }
+        let input = #"{"stream":"caf\u00e9","type":"T","data":{"n":1}}"# + "\n" + #"{"stream":"cafe\u0301","type":"T","data":{"n":22}}"#
+        let imported = try CLI.run(["import", store], input: input)
+        #expect(imported.status == 0, "\(imported.stderr)")
+        let nfc = try CLI.run(["read", store, "caf\u{e9}"])
+        let nfd = try CLI.run(["read", store, "cafe\u{301}"])
+        #expect(nfc.lines.count == 1 && nfd.lines.count == 1, "\(nfc.stdout) \(nfd.stdout)")
+        #expect(try Self.jsonObject(nfc.lines[0])["version"] as? Int == 1 && (try Self.jsonObject(nfd.lines[0]))["version"] as? Int == 1)
+        let sizes = try CLI.run(["streams", store, "--sizes", "--json"])
+        #expect(sizes.status == 0 && sizes.lines.count == 2, "\(sizes.stdout)")
+        #expect(try sizes.lines.compactMap { try Self.jsonObject($0)["bytes"] as? Int }.sorted() == [7, 8], "\(sizes.stdout)")
+    }
+
+    // A command that created the store and then failed with nothing written leaves nothing
+    // behind (a new store reserves a whole segment).
+    @Test func aFailedCommandRemovesTheStoreItCreated() throws {
+        let store = CLI.storePath("leftover")
+        defer { try? FileManager.default.removeItem(atPath: store) }
+        let imported = try CLI.run(["import", store], input: "{")
+        #expect(imported.status == 65)
+        #expect(!FileManager.default.fileExists(atPath: store))
+        let appended = try CLI.run(["append", store, "s", "--expected-version", "3"], input: #"{"type":"T"}"#)
+        #expect(appended.status == 2, "\(appended.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: store))
+        // An existing store stays.
+        #expect(try CLI.run(["append", store, "s"], input: #"{"type":"T"}"#).status == 0)
+        #expect(try CLI.run(["import", store], input: "{").status == 65)
+        #expect(try CLI.run(["read", store, "s"]).lines.count == 1)
+    }
+
     @Test func appendThenReadPrintsTheEventsAsJSONLines() throws {
         let store = CLI.storePath()
         defer { try? FileManager.default.removeItem(atPath: store) }

@@ -79,17 +79,19 @@ struct SimulatedCrashTests {
         var acknowledged = 0
         var cuts = 0
         var failedSyncs = 0
+        var compactions = 0
         for seed in Self.firstSeed..<(Self.firstSeed + UInt64(Self.crashes)) {
             let outcome = await Self.run(seed: seed)
             acknowledged += outcome.acknowledged
             cuts += outcome.cuts
             failedSyncs += outcome.failedSyncs
+            compactions += outcome.compactions
             if !outcome.problems.isEmpty {
                 failures.append((outcome.problems.prefix(5) + ["trace (last 60 operations):"] + outcome.trace.suffix(60)).joined(separator: "\n"))
                 if failures.count >= 3 { break }
             }
         }
-        print("simulated disk: \(Self.crashes) seeds, \(cuts) power cuts, \(failedSyncs) failed syncs, \(acknowledged) events acknowledged, \(failures.count) failing seeds")
+        print("simulated disk: \(Self.crashes) seeds, \(cuts) power cuts, \(failedSyncs) failed syncs, \(compactions) compactions after a cut, \(acknowledged) events acknowledged, \(failures.count) failing seeds")
         #expect(failures.isEmpty, "\(failures.joined(separator: "\n\n"))")
         #expect(cuts >= Self.crashes, "every seed cuts the power at least once")
     }
@@ -100,11 +102,13 @@ struct SimulatedCrashTests {
         var acknowledged = 0
         var cuts = 0
         var failedSyncs = 0
+        var compactions = 0
         var phase = ""
     }
 
     /// One seed: a few rounds of concurrent appends until the power is cut (or a sync fails),
-    /// each followed by a reopen checked against the model. One seed in four starts from a copy
+    /// each followed by a reopen checked against the model (after one cut in three, by an
+    /// offline compaction first, itself cut in one case in two). One seed in four starts from a copy
     /// of the format version 3 fixture (its first write starts a segment of the current version:
     /// power cuts around that roll, and recovery of a store of two versions).
     static func run(seed: UInt64) async -> Outcome {
@@ -250,6 +254,23 @@ struct SimulatedCrashTests {
                 log.close()
                 try disk.materializeCrash()
                 outcome.cuts += 1
+                if Int.random(in: 0..<3, using: &random) == 0 {
+                    // The next thing run after the cut is an offline compaction (no writable
+                    // open first: the head may be older than what was acknowledged); in one
+                    // case in two the power fails during it too.
+                    outcome.phase = "compacting after the cut in round \(round)"
+                    let cutsCompaction = Bool.random(using: &random)
+                    disk.crash(atOperation: cutsCompaction ? disk.operationCount + Int.random(in: 1...60, using: &random) : Int.max)
+                    do {
+                        _ = try EventLog.compact(at: directory.path, options: options)
+                    } catch where disk.hasCrashed {}
+                    if disk.hasCrashed {
+                        try disk.materializeCrash()
+                        outcome.cuts += 1
+                    }
+                    disk.crash(atOperation: Int.max)
+                    outcome.compactions += 1
+                }
             } else {
                 // A sync failed: the store stopped; it is reopened in the same boot (the page
                 // cache still holds what never reached the disk).

@@ -40,5 +40,10 @@ struct PayloadTimestampTests {
         for bad in ["", "2024-13-01T00:00:00Z", "2024-02-30T00:00:00Z", "2024-11-29 09:26:40Z", "2024-11-29T09:26:40.Z", "nan", "2024-11-29T09:26:40"] {
             #expect(PayloadTimestamp.date(from: bad) == nil, "\(bad)")
         }
+        // Years of 12 digits are read, but their seconds overflow (it trapped).
+        for far in ["+999999999999-01-01T00:00:00Z", "-999999999999-12-31T23:59:59Z"] {
+            #expect(PayloadTimestamp.date(from: far) == nil, "\(far)")
+            #expect(PayloadTimestamp.milliseconds(from: far) == nil, "\(far)")
+        }
     }
 }

@@ -60,8 +60,9 @@ public struct AggregateQueryService: Sendable {
         let aggregate = try aggregate(type, origin: origin)
         var events = try await self.events(of: type, id: id, origin: origin, tenantID: tenantID)
         if let sequenceNumber {
-            guard sequenceNumber >= 1, sequenceNumber <= events.count else { return nil }
-            events = Array(events.prefix(sequenceNumber))
+            // By sequence number, not count: a truncated stream's first events are not read.
+            guard sequenceNumber >= 1, events.contains(where: { $0.sequenceNumber == sequenceNumber }) else { return nil }
+            events = Array(events.prefix { $0.sequenceNumber <= sequenceNumber })
         }
         guard !events.isEmpty else { return nil }
         return try Self.replay(aggregate, events, registry: registry)

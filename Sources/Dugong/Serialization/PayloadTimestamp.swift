@@ -158,7 +158,11 @@ public enum PayloadTimestamp {
             return nil
         }
         guard index == bytes.count else { return nil }
-        return (days(fromCivil: year, month, day) * 86_400 + hour * 3600 + minute * 60 + second - offset, fraction)
+        // Years of up to 12 digits are read: their seconds may not fit an Int.
+        let (dayStart, overflowed) = days(fromCivil: year, month, day).multipliedReportingOverflow(by: 86_400)
+        let (seconds, overflowedToo) = dayStart.addingReportingOverflow(hour * 3600 + minute * 60 + second - offset)
+        guard !overflowed, !overflowedToo else { return nil }
+        return (seconds, fraction)
     }
 
     // MARK: Milliseconds (the tool's event timestamps)

@@ -84,7 +84,7 @@ struct Append: AsyncParsableCommand {
         var lines = InputLines()
         while let (number, text) = lines.next() {
             switch try Self.parse(text, line: number) {
-            case .event(let named, _, let event) where named == nil || named == stream:
+            case .event(let named, _, let event) where named == nil || named.map(NameKey.init) == NameKey(stream):
                 events.append(event)
                 lineNumbers.append(number)
             case .event(let named, _, _):
@@ -94,14 +94,17 @@ struct Append: AsyncParsableCommand {
             }
         }
         guard !events.isEmpty else { throw Terminal.fail("no events on stdin", code: ExitStatus.badInput.rawValue) }
+        let existed = FileManager.default.fileExists(atPath: store)
         let log = try StoreAccess.open(store, forWriting: true, creating: true, wait: lock.seconds)
         defer { log.close() }
         do {
             let commit = try await log.append(events, to: stream, expecting: expected)
             Terminal.emit(JSONLines.line(for: commit))
         } catch let error where error.eventIndex.map(lineNumbers.indices.contains) == true {
+            StoreAccess.removeIfEmpty(log, createdAt: store, existed: existed)
             throw StoreAccess.fail(error, path: store, prefix: "line \(lineNumbers[error.eventIndex!]): ")
         } catch {
+            StoreAccess.removeIfEmpty(log, createdAt: store, existed: existed)
             throw StoreAccess.fail(error, path: store)
         }
     }

@@ -10,9 +10,9 @@ struct Salvage {
     /// Where events left out after a lost version go (JSON Lines), if anywhere.
     private let rejectsFile: FileHandle?
     /// The last version exported of each stream.
-    private var exported: [String: Int] = [:]
+    private var exported: [NameKey: Int] = [:]
     /// The streams that lost a version, and which: their later events are left out.
-    private var lost: [String: Int] = [:]
+    private var lost: [NameKey: Int] = [:]
     private var reported: Set<String> = []
     private var events = 0
     private var left = 0
@@ -62,16 +62,16 @@ struct Salvage {
     }
 
     private mutating func take(_ event: StoredEvent) throws {
-        let expected = try exported[event.stream].map { $0 + 1 } ?? (log.info(stream: event.stream)?.firstStoredVersion ?? 1)
-        if lost[event.stream] == nil, event.version == expected {
+        let expected = try exported[NameKey(event.stream)].map { $0 + 1 } ?? (log.info(stream: event.stream)?.firstStoredVersion ?? 1)
+        if lost[NameKey(event.stream)] == nil, event.version == expected {
             Terminal.emit(JSONLines.line(for: event, withPosition: false))
-            exported[event.stream] = event.version
+            exported[NameKey(event.stream)] = event.version
             events += 1
             return
         }
-        if lost[event.stream] == nil {
-            lost[event.stream] = expected
-            let what = exported[event.stream] == nil ? "its first versions (or the record that began it at a later version)" : "version \(expected)"
+        if lost[NameKey(event.stream)] == nil {
+            lost[NameKey(event.stream)] = expected
+            let what = exported[NameKey(event.stream)] == nil ? "its first versions (or the record that began it at a later version)" : "version \(expected)"
             Terminal.error(
                 "dugong: \(JSONLines.quoted(event.stream)) lost \(what): its versions from \(event.version) on (position \(event.position) first) are left out")
         }
@@ -89,12 +89,12 @@ struct Salvage {
     /// them all.
     private func lifecycleLines() throws {
         try Export.lifecycleLines(in: log) { stream, info in
-            let last = exported[stream] ?? info.firstStoredVersion - 1
+            let last = exported[NameKey(stream)] ?? info.firstStoredVersion - 1
             if info.firstVisibleVersion > last + 1, last < info.version {
                 Terminal.error(
                     "dugong: \(JSONLines.quoted(stream)) was truncated before version \(info.firstVisibleVersion); its salvaged versions end at \(last), so all are hidden")
             }
-            return (last, exported[stream] != nil)
+            return (last, exported[NameKey(stream)] != nil)
         }
     }
 }

@@ -64,6 +64,9 @@ struct Export: AsyncParsableCommand {
         } catch let error as StoreError {
             throw StoreAccess.fail(error, path: store)
         }
+        // Damage that held no event (a lifecycle record: a truncation, a tombstone) stops no
+        // read, but the lines above may lack what it held.
+        try StoreAccess.failIfDamaged(log, path: store, what: "lines above")
     }
 
     /// The lines that give an imported copy each stream's state, sorted by name (bytes: the same

@@ -46,6 +46,7 @@ struct Import: AsyncParsableCommand {
 
     func run() async throws {
         if PostgresAccess.isURL(store) { return try await runOnPostgres() }
+        let existed = FileManager.default.fileExists(atPath: store)
         let log = try StoreAccess.open(store, forWriting: true, creating: true, segmentSize: segmentSize, wait: lock.seconds)
         defer { log.close() }
         let importer = Importer(log: log, store: store, batch: batch, acks: acks)
@@ -59,6 +60,7 @@ struct Import: AsyncParsableCommand {
             // The commits sent before the error are acknowledged if they landed.
             await importer.settleSent()
             importer.finish()
+            StoreAccess.removeIfEmpty(log, createdAt: store, existed: existed)
             if let error = error as? StoreError { throw StoreAccess.fail(error, path: store) }
             throw error
         }
@@ -80,9 +82,9 @@ final class Importer {
     /// The pending commit's size as ``EventLog/maximumCommitSize`` counts it.
     private var pendingBytes = 0
     /// Each stream's version as the store and the pending commit leave it.
-    private var versions: [String: Int] = [:]
+    private var versions: [NameKey: Int] = [:]
     /// The streams that are tombstoned (in the store or by an earlier line).
-    private var tombstoned: Set<String> = []
+    private var tombstoned: Set<NameKey> = []
     private var imported = 0
     private var skipped = 0
     private var commits = 0
@@ -96,10 +98,10 @@ final class Importer {
     }
 
     private func version(of stream: String) throws -> Int {
-        if let known = versions[stream] { return known }
+        if let known = versions[NameKey(stream)] { return known }
         let info = try log.info(stream: stream)
-        if info?.isTombstoned == true { tombstoned.insert(stream) }
-        versions[stream] = info?.version ?? 0
+        if info?.isTombstoned == true { tombstoned.insert(NameKey(stream)) }
+        versions[NameKey(stream)] = info?.version ?? 0
         return info?.version ?? 0
     }
 
@@ -114,19 +116,19 @@ final class Importer {
                 throw StoreAccess.fail(error, path: store, prefix: "line \(line): ")
             }
             // One hash of the name for the lookup and the update (a stream per line, interleaved).
-            let slot = versions.index(forKey: stream)
+            let slot = versions.index(forKey: NameKey(stream))
             let current = try slot.map { versions.values[$0] } ?? version(of: stream)
             let version = given ?? current + 1
             if version <= current {
                 // Compared with the store: what is pending is written first.
-                if pending.contains(where: { $0.stream == stream }) || !inFlight.isEmpty { try await drain() }
+                if pending.contains(where: { NameKey($0.stream) == NameKey(stream) }) || !inFlight.isEmpty { try await drain() }
                 try checkStored(event, stream: stream, version: version, line: line)
                 skipped += 1
                 return
             }
             // What the store would refuse is refused here, at its line: the store never refuses
             // a commit, so the next one may be sent before it is acknowledged.
-            guard !tombstoned.contains(stream) else {
+            guard !tombstoned.contains(NameKey(stream)) else {
                 throw Terminal.fail(
                     "line \(line): '\(stream)' is tombstoned: no events can be added to it", code: ExitStatus.conflict.rawValue)
             }
@@ -141,13 +143,13 @@ final class Importer {
             }
             let size = EventLog.commitSize(of: event, in: stream)
             if pendingBytes + size > EventLog.maximumCommitSize { try await flush() }
-            if let last = pending.last, last.stream == stream {
+            if let last = pending.last, NameKey(last.stream) == NameKey(stream) {
                 pending[pending.count - 1].events.append(event)
             } else {
                 pending.append(EventLog.Append(stream: stream, events: [event], expected: .exact(version - 1)))
                 pendingLines.append(line)
             }
-            if let slot { versions.values[slot] = version } else { versions[stream] = version }
+            if let slot { versions.values[slot] = version } else { versions[NameKey(stream)] = version }
             pendingEvents += 1
             pendingBytes += size
             if pendingEvents >= batch { try await flush() }
@@ -159,13 +161,13 @@ final class Importer {
             if current == 0 && before > 1 {
                 // Every version below it was removed where the stream came from.
                 try await change(line: line) { try await $0.beginStream(stream, atVersion: before) }
-                versions[stream] = before - 1
+                versions[NameKey(stream)] = before - 1
             }
             try await change(line: line) { try await $0.truncate(stream: stream, before: before) }
         case .tombstone(let stream):
             try await drain()
             try await change(line: line) { try await $0.tombstone(stream: stream) }
-            tombstoned.insert(stream)
+            tombstoned.insert(NameKey(stream))
         }
     }
 

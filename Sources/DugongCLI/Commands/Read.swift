@@ -192,7 +192,7 @@ struct EventFilter {
     var until: Int64?
     var includeHidden: Bool
     /// Each stream's visibility, looked up once.
-    private var streams: [String: EventLog.StreamInfo] = [:]
+    private var streams: [NameKey: EventLog.StreamInfo] = [:]
 
     init(types: Set<String>, streamPrefix: String?, category: String?, since: Int64?, until: Int64?, includeHidden: Bool) {
         self.types = types
@@ -218,11 +218,11 @@ struct EventFilter {
         if let until, event.timestampMilliseconds >= until { return false }
         if includeHidden { return true }
         let info: EventLog.StreamInfo?
-        if let known = streams[event.stream] {
+        if let known = streams[NameKey(event.stream)] {
             info = known
         } else {
             info = try lookup(event.stream)
-            streams[event.stream] = info
+            streams[NameKey(event.stream)] = info
         }
         guard let info else { return false }
         return !info.isTombstoned && event.version >= info.firstVisibleVersion

@@ -44,7 +44,7 @@ struct Streams: AsyncParsableCommand {
             let bytes = sizes ? try Self.payloadBytes(in: log) : [:]
             for name in names where prefix.map({ name.utf8.starts(with: $0.utf8) }) ?? true {
                 guard let info = try log.info(stream: name) else { continue }
-                emit(name, info, events: info.version - info.firstStoredVersion + 1, bytes: bytes[name] ?? 0)
+                emit(name, info, events: info.version - info.firstStoredVersion + 1, bytes: bytes[NameKey(name)] ?? 0)
             }
         } catch let error as StoreError {
             throw StoreAccess.fail(error, path: store)
@@ -67,13 +67,13 @@ struct Streams: AsyncParsableCommand {
     }
 
     /// Each stream's data and metadata bytes over the whole log (hidden events included).
-    static func payloadBytes(in log: EventLog) throws -> [String: Int] {
-        var bytes: [String: Int] = [:]
+    static func payloadBytes(in log: EventLog) throws -> [NameKey: Int] {
+        var bytes: [NameKey: Int] = [:]
         var position: UInt64 = 0
         while true {
             let page = try log.readAll(from: position, maxCount: 4096)
             guard let last = page.last else { return bytes }
-            for event in page { bytes[event.stream, default: 0] += event.data.count + event.metadata.count }
+            for event in page { bytes[NameKey(event.stream), default: 0] += event.data.count + event.metadata.count }
             position = last.position + 1
         }
     }

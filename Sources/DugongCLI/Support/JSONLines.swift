@@ -53,7 +53,9 @@ enum JSONLines {
     /// parser: importing spends its time here otherwise), or any other ISO 8601 date.
     static func timestamp(parsing text: String) -> Date? {
         var text = text
-        return text.withUTF8(timestamp(utf8:)) ?? PayloadTimestamp.milliseconds(from: text).map(Date.init(millisecondsSince1970:))
+        // Only a time a store keeps (`Date.isStorable`): the milliseconds of one beyond trap.
+        return text.withUTF8(timestamp(utf8:))
+            ?? PayloadTimestamp.milliseconds(from: text).map(Date.init(millisecondsSince1970:)).flatMap { $0.isStorable ? $0 : nil }
     }
 
     private static let daysInMonth = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]

@@ -22,6 +22,15 @@ enum StoreAccess {
         }
     }
 
+    /// After a command that created the store at `path` (it did not exist: `existed` false)
+    /// failed with nothing committed: closes it and removes the directory, so that a failed
+    /// command leaves nothing behind (a new store reserves a whole segment on disk).
+    static func removeIfEmpty(_ log: EventLog, createdAt path: String, existed: Bool) {
+        guard !existed, log.headPosition == 0, (try? log.streamNames().isEmpty) == true else { return }
+        log.close()
+        try? FileManager.default.removeItem(atPath: path)
+    }
+
     /// After a command printed what the index says (streams, statistics): a store with damage
     /// may have lost streams, versions or lifecycle records in it, so the command says so and
     /// ends with the damage status instead of success.

@@ -183,7 +183,10 @@ final class StoreBrowser: StudioSource {
     // MARK: Aggregates
 
     func domainEvent(stream name: String, version: Int) throws -> SerializedDomainEvent? {
-        guard let id = AggregateStreamName.streamID(of: name), let stored = try log.storedEvent(of: name, version: version) else { return nil }
+        // Only a version a read of the stream returns (not one a truncation, delete or tombstone hid).
+        guard let id = AggregateStreamName.streamID(of: name), let info = try log.info(stream: name), !info.readsAsEmpty,
+            version >= info.firstVisibleVersion, let stored = try log.storedEvent(of: name, version: version)
+        else { return nil }
         return try? EventLogStore.domainEvent(stored, of: id)
     }
 
