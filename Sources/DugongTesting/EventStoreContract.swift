@@ -236,6 +236,19 @@ public enum EventStoreContract {
         try await c.requireError("sequence number 0") {
             try await store.append(events(account, from: 0), to: account, expecting: .any)
         } matches: { isInvalidAppend($0) }
+        var repeated = events(account, count: 2)
+        repeated[1].id = repeated[0].id
+        try await c.requireError("an event id twice in one append") {
+            try await store.append(repeated, to: account, expecting: .any)
+        } matches: { isInvalidAppend($0) }
+        for second in [Int.max, Int.min] {
+            var huge = events(account, count: 2)
+            huge[0].sequenceNumber = .max
+            huge[1].sequenceNumber = second
+            try await c.requireError("sequence numbers \(Int.max), \(second)") {
+                try await store.append(huge, to: account, expecting: .any)
+            } matches: { isInvalidAppend($0) }
+        }
         for seconds in [Double.nan, .infinity, 1e17] {
             var timeless = events(account, count: 2)
             timeless[1].timestamp = Date(timeIntervalSince1970: seconds)

@@ -172,7 +172,7 @@ final class Stuck: FileSystem, @unchecked Sendable {
     func synchronize(_ descriptor: Int32, path: String, dataOnly: Bool) throws(SystemError) {}
     func preallocate(_ descriptor: Int32, path: String, size: Int) throws(SystemError) {}
     func punchHole(_ descriptor: Int32, path: String, range: Range<Int>) throws(SystemError) {}
-    func opened(_ descriptor: Int32, path: String, created: Bool) {}
+    func opened(_ descriptor: Int32, path: String, created: Bool, truncated: Bool) {}
     func closed(_ descriptor: Int32) {}
     func rename(_ from: String, to: String) throws(SystemError) {}
     func remove(_ path: String) throws(SystemError) {}

@@ -260,6 +260,7 @@ struct SimulatedCrashTests {
                     // case in two the power fails during it too.
                     outcome.phase = "compacting after the cut in round \(round)"
                     let cutsCompaction = Bool.random(using: &random)
+                    disk.setFaults(SimulatedDisk.Faults())  // (failing syncs in a compaction: not modelled yet)
                     disk.crash(atOperation: cutsCompaction ? disk.operationCount + Int.random(in: 1...60, using: &random) : Int.max)
                     do {
                         _ = try EventLog.compact(at: directory.path, options: options)

@@ -94,7 +94,7 @@ public actor InMemoryEventStore: TransactionalEventStore, GlobalEventLog {
     public func events(from cursor: LogCursor, maxCount: Int) -> [RecordedEvent] {
         guard cursor.transaction == 0, cursor.position < UInt64(log.count), maxCount > 0 else { return [] }
         let start = Int(cursor.position)
-        let end = min(log.count, start + maxCount)
+        let end = start + min(log.count - start, maxCount)
         return (start..<end).map { RecordedEvent(cursor: LogCursor(position: UInt64($0)), event: log[$0]) }
     }
 

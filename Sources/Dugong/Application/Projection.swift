@@ -191,13 +191,17 @@ public actor Projection: CheckpointedReader {
     /// Empties the read model (the `reset` closure) and replays the log from the start.
     @discardableResult
     public func rebuild() async throws -> Int {
-        try await reset()
-        checkpoint = nil  // another instance may have moved it
-        var checkpoint = try await loadedCheckpoint(anywhere: true)
-        try await checkpoint.reset(in: store)
-        self.checkpoint = checkpoint
-        logger.info("rebuilding projection from the start", metadata: ["projection": "\(name)"])
-        return try await catchUp()
+        // Alone, as a catch-up: a catch-up under way would go on applying its batch to the
+        // emptied model, and the rebuild would then apply it again.
+        try await exclusively {
+            try await reset()
+            checkpoint = nil  // another instance may have moved it
+            var checkpoint = try await loadedCheckpoint(anywhere: true)
+            try await checkpoint.reset(in: store)
+            self.checkpoint = checkpoint
+            logger.info("rebuilding projection from the start", metadata: ["projection": "\(name)"])
+            return try await catchUpAlone()
+        }
     }
 }
 

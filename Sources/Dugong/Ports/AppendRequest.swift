@@ -40,14 +40,18 @@ public struct AppendRequest: Sendable {
                 throw EventStoreError.invalidAppend(
                     stream: stream, reason: "event \(event.id) belongs to \(event.stream)")
             }
-            guard event.sequenceNumber == first.sequenceNumber + offset else {
+            guard event.sequenceNumber == first.sequenceNumber &+ offset, event.sequenceNumber >= first.sequenceNumber else {
                 throw EventStoreError.invalidAppend(
                     stream: stream,
-                    reason: "sequence numbers must be contiguous: expected \(first.sequenceNumber + offset), got \(event.sequenceNumber) at index \(offset)")
+                    reason: "sequence numbers must be contiguous: expected \(first.sequenceNumber &+ offset), got \(event.sequenceNumber) at index \(offset)")
             }
         }
         if case .exact(let version) = expected, version < 0 {
             throw EventStoreError.invalidAppend(stream: stream, reason: "expected version \(version) is negative")
+        }
+        // An event id names one event (PostgreSQL kept the first of two and reported both).
+        if events.count > 1, Set(events.map(\.id)).count < events.count {
+            throw EventStoreError.invalidAppend(stream: stream, reason: "an event id appears twice in one append")
         }
         self.events = events
         self.stream = stream

@@ -186,7 +186,8 @@ public enum PayloadTimestamp {
         guard let (seconds, fraction) = text.withUTF8({ parts(Array($0)) }) else { return nil }
         let (whole, overflow) = seconds.multipliedReportingOverflow(by: 1000)
         let millisecond = Int((fraction + "000").prefix(3))!
-        guard !overflow, let result = Int64(exactly: whole + millisecond) else { return nil }
+        let (total, overflowedToo) = whole.addingReportingOverflow(millisecond)
+        guard !overflow, !overflowedToo, let result = Int64(exactly: total) else { return nil }
         return result
     }
 

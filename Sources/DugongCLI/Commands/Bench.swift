@@ -43,6 +43,9 @@ struct Bench: AsyncParsableCommand {
         guard events > 0, batch > 0, streams > 0, writers > 0 else {
             throw ValidationError("--events, --batch, --streams and --writers must be positive")
         }
+        guard writers <= 10_000 else {
+            throw ValidationError("--writers must be at most 10000 (one task each)")
+        }
     }
 
     struct Results: Codable {

@@ -148,7 +148,9 @@ struct ReadAll: AsyncParsableCommand {
                     if count { continue }
                     if collecting {
                         kept.append(event)
-                        if let last, kept.count > last { kept.removeFirst(kept.count - last) }
+                        // Trimmed when twice too many are kept: removing the first one per event
+                        // was quadratic in --last.
+                        if let last, kept.count > 2 * max(last, 1024) { kept.removeFirst(kept.count - last) }
                     } else {
                         printing.append(event)
                         remaining -= 1
@@ -179,7 +181,8 @@ struct ReadAll: AsyncParsableCommand {
             Terminal.emit("\(min(matched, last ?? .max, limit ?? .max))")
             return
         }
-        printer.print((backward ? kept.reversed() : kept).prefix(limit ?? .max))
+        let kept = kept.suffix(last ?? .max)  // --last: the run keeps up to twice as many
+        printer.print((backward ? Array(kept.reversed()) : Array(kept)).prefix(limit ?? .max))
     }
 }
 

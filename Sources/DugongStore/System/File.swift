@@ -12,10 +12,10 @@ struct File: ~Copyable {
     /// `open(2)` with `O_CLOEXEC` added.
     init(path: String, flags: Int32, mode: mode_t = 0o644) throws(SystemError) {
         system = FileSystems.owner(of: path)
-        let existed = flags & O_CREAT != 0 && Directory.fileExists(path)
+        let existed = flags & (O_CREAT | O_TRUNC) != 0 && Directory.fileExists(path)
         descriptor = try retryingOnInterrupt("open", path) { Glibc.open(path, flags | O_CLOEXEC, mode) }
         self.path = path
-        system.opened(descriptor, path: path, created: flags & O_CREAT != 0 && !existed)
+        system.opened(descriptor, path: path, created: flags & O_CREAT != 0 && !existed, truncated: flags & O_TRUNC != 0 && existed)
     }
 
     deinit {

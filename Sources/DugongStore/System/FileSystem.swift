@@ -16,8 +16,9 @@ protocol FileSystem: AnyObject, Sendable {
     func preallocate(_ descriptor: Int32, path: String, size: Int) throws(SystemError)
     /// `fallocate(2)` punching a hole, keeping the size.
     func punchHole(_ descriptor: Int32, path: String, range: Range<Int>) throws(SystemError)
-    /// A file was opened as `descriptor`; `created`: the open made a new directory entry.
-    func opened(_ descriptor: Int32, path: String, created: Bool)
+    /// A file was opened as `descriptor`; `created`: the open made a new directory entry;
+    /// `truncated`: it emptied a file that was there (`O_TRUNC`).
+    func opened(_ descriptor: Int32, path: String, created: Bool, truncated: Bool)
     /// `descriptor` was closed.
     func closed(_ descriptor: Int32)
     func rename(_ from: String, to: String) throws(SystemError)
@@ -51,7 +52,7 @@ final class POSIXFileSystem: FileSystem {
         throw SystemError(call: "fallocate", path: path, code: errno)
     }
 
-    func opened(_ descriptor: Int32, path: String, created: Bool) {}
+    func opened(_ descriptor: Int32, path: String, created: Bool, truncated: Bool) {}
 
     func closed(_ descriptor: Int32) {}
 

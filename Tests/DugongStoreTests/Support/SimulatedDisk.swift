@@ -34,6 +34,8 @@ final class SimulatedDisk: FileSystem, @unchecked Sendable {
         case write(offset: Int, bytes: [UInt8])
         case extend(size: Int)
         case zero(Range<Int>)
+        /// `O_TRUNC` on a file that was there.
+        case truncate
     }
 
     /// A file's content on the disk. @unchecked Sendable: only touched under the disk's lock.
@@ -177,7 +179,7 @@ final class SimulatedDisk: FileSystem, @unchecked Sendable {
         }
     }
 
-    func opened(_ descriptor: Int32, path: String, created: Bool) {
+    func opened(_ descriptor: Int32, path: String, created: Bool, truncated: Bool) {
         lock.withLock { state in
             if created {
                 let inode = Inode()
@@ -185,7 +187,14 @@ final class SimulatedDisk: FileSystem, @unchecked Sendable {
                 state.directoryLog.append(.link(path, inode))
                 if state.trace.count < 100_000 { state.trace.append("   create \(name(path))") }
             }
-            state.descriptors[descriptor] = inode(path, &state)
+            let inode = inode(path, &state)
+            if truncated {
+                // Not durable until a sync of the file, like a write (it was ignored: a file
+                // written again after a crash kept its old tail in the simulation).
+                inode.pending.append(.truncate)
+                if state.trace.count < 100_000 { state.trace.append("   truncate \(name(path))") }
+            }
+            state.descriptors[descriptor] = inode
         }
     }
 
@@ -291,6 +300,8 @@ final class SimulatedDisk: FileSystem, @unchecked Sendable {
         case .zero(let range):
             let end = min(range.upperBound, bytes.count)
             if range.lowerBound < end { bytes.replaceSubrange(range.lowerBound..<end, with: repeatElement(0, count: end - range.lowerBound)) }
+        case .truncate:
+            bytes.removeAll()
         }
     }
 
