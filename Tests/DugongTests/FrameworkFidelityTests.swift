@@ -119,6 +119,17 @@ struct FrameworkFidelityTests {
         await snapshots.save(SerializedSnapshot(stream: stream, sequenceNumber: 2, schemaVersion: 1, data: Data(#"{"pings":40,"stamps":[]}"#.utf8)))
         #expect(try await clocks.load(id)?.state.pings == 40)
         #expect(try await clocks.load(id, skippingSnapshot: true)?.state.pings == 2)
+        // One at a sequence number no event has (a store that took any number): ignored, the
+        // events replayed (a negative one trapped, Int.max overflowed).
+        for impossible in [-1, Int.max] {
+            let store = InMemoryEventStore()
+            let only = InMemorySnapshotStore()
+            let repository = AggregateRepository<Clock>(eventStore: store, snapshotStore: only, registry: try EventRegistry(Clock.self))
+            let id = try #require(try await repository.create { _ in [Pinged()] }.id)
+            await only.save(SerializedSnapshot(
+                stream: StreamID(Clock.self, id: id), sequenceNumber: impossible, schemaVersion: 1, data: Data(#"{"pings":40,"stamps":[]}"#.utf8)))
+            #expect(try await repository.load(id)?.state.pings == 1, "\(impossible)")
+        }
     }
 
     // Item 2 (DugongJS checks a snapshot restores before saving it): one that would not is

@@ -133,6 +133,13 @@ public struct AggregateRepository<State: Aggregate>: Sendable {
             ])
             return nil
         }
+        // A sequence number no event can have (a snapshot store that took any number): unusable.
+        guard snapshot.sequenceNumber >= 0, snapshot.sequenceNumber < Int.max else {
+            logger.warning("ignoring a snapshot at an impossible sequence number", metadata: [
+                "stream": "\(stream(id))", "sequenceNumber": "\(snapshot.sequenceNumber)",
+            ])
+            return nil
+        }
         do {
             guard let state = try Self.decodeState(type, snapshot.data) as? State else { return nil }
             var aggregate = AggregateRoot<State>(restoring: state, id: id, sequenceNumber: snapshot.sequenceNumber)
