@@ -99,18 +99,15 @@ public actor IdempotentHandler {
     }
 
     private func park(_ event: SerializedDomainEvent, position: UInt64?, error: String, alongside: [StreamAppend]) async throws {
-        let version = try await loadedParkedVersion()
         var payload: JSONValue = [
             "error": .string(error), "attempts": .int(retry.maximumAttempts),
             "event": try JSONValue(json: JSONEncoder().encode(event)),
         ]
         if let position { payload["position"] = .int(Int(position)) }
-        var unit = UnitOfWork()
-        unit.add(parkedRecord("MessageParked", payload: payload, version: version))
-        EventStoreConsumedMessages.stage(event.id, by: name, tenantID: event.tenantID, in: &unit)
-        for append in alongside { unit.add(append) }
-        try await unit.commit(to: store)
-        parkedVersion = version + 1
+        try await commitWithParkedRecord("MessageParked", payload: payload) { unit in
+            EventStoreConsumedMessages.stage(event.id, by: name, tenantID: event.tenantID, in: &unit)
+            for append in alongside { unit.add(append) }
+        }
         logger.error("message parked after every attempt failed", metadata: [
             "consumer": "\(name)", "event": "\(event.id)", "error": "\(error)",
         ])
@@ -124,6 +121,28 @@ public actor IdempotentHandler {
                 id: EventID.random(), aggregateID: name, payload: try? payload.jsonData(), sequenceNumber: version + 1,
                 timestamp: .currentMillisecond)],
             expected: version == 0 ? .noStream : .exact(version))
+    }
+
+    /// Commits `unit` (with `others` staged in it) and a record of `type` on the parked stream.
+    /// Another instance of the consumer may have added to that stream since this one last read
+    /// its version: on a conflict there, the version is read again and the commit tried again
+    /// (a version kept from before made every later park conflict, for good).
+    private func commitWithParkedRecord(
+        _ type: String, payload: JSONValue, unit base: UnitOfWork = UnitOfWork(), others: (inout UnitOfWork) -> Void = { _ in }
+    ) async throws {
+        for attempt in 1...3 {
+            let version = try await loadedParkedVersion()
+            var unit = base
+            unit.add(parkedRecord(type, payload: payload, version: version))
+            others(&unit)
+            do {
+                try await unit.commit(to: store)
+                parkedVersion = version + 1
+                return
+            } catch EventStoreError.conflict(let stream, _, _) where stream == parkedStream && attempt < 3 {
+                parkedVersion = nil
+            }
+        }
     }
 
     private func loadedParkedVersion() async throws -> Int {
@@ -172,10 +191,7 @@ public actor IdempotentHandler {
                 logger.warning("parked message failed again", metadata: ["event": "\(message.event.id)", "error": "\(error)"])
                 continue
             }
-            let version = try await loadedParkedVersion()
-            unit.add(parkedRecord("MessageUnparked", payload: ["eventId": .string(message.event.id.uuidString)], version: version))
-            try await unit.commit(to: store)
-            parkedVersion = version + 1
+            try await commitWithParkedRecord("MessageUnparked", payload: ["eventId": .string(message.event.id.uuidString)], unit: unit)
             replayed += 1
         }
         return replayed

@@ -37,6 +37,9 @@ public actor InMemoryMessageBus: MessageProducer, MessageSubscriber {
     private struct Subscription {
         var handler: @Sendable (SerializedDomainEvent) async throws -> Void
         var pending: [SerializedDomainEvent] = []
+        /// A delivery loop is running for this consumer (one at a time: the actor is re-entered
+        /// at every `await`, and two loops delivered its first message twice, then dropped one).
+        var delivering = false
     }
 
     private var subscriptions: [String: [String: Subscription]] = [:]
@@ -46,7 +49,12 @@ public actor InMemoryMessageBus: MessageProducer, MessageSubscriber {
     public func subscribe(
         to channel: String, as consumer: String, handler: @escaping @Sendable (SerializedDomainEvent) async throws -> Void
     ) {
-        subscriptions[channel, default: [:]][consumer] = Subscription(handler: handler)
+        // A new handler for a consumer that is there keeps its queued messages.
+        if subscriptions[channel]?[consumer] != nil {
+            subscriptions[channel]![consumer]!.handler = handler
+        } else {
+            subscriptions[channel, default: [:]][consumer] = Subscription(handler: handler)
+        }
     }
 
     /// Delivers `events` to every subscriber of `channel`.
@@ -68,9 +76,13 @@ public actor InMemoryMessageBus: MessageProducer, MessageSubscriber {
     private func deliver(_ channel: String) async throws {
         var firstError: (any Error)?
         for consumer in subscriptions[channel, default: [:]].keys.sorted() {
-            while let message = subscriptions[channel]?[consumer]?.pending.first {
+            // A loop already delivering to this consumer delivers what was just queued too.
+            guard subscriptions[channel]?[consumer]?.delivering == false else { continue }
+            subscriptions[channel]![consumer]!.delivering = true
+            defer { subscriptions[channel]?[consumer]?.delivering = false }
+            while let subscription = subscriptions[channel]?[consumer], let message = subscription.pending.first {
                 do {
-                    try await subscriptions[channel]![consumer]!.handler(message)
+                    try await subscription.handler(message)
                     subscriptions[channel]![consumer]!.pending.removeFirst()
                 } catch {
                     firstError = firstError ?? error

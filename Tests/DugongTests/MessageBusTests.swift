@@ -1,0 +1,62 @@
+import Dugong
+import Foundation
+import Testing
+
+@Suite("In-memory message bus")
+struct MessageBusTests {
+    actor Seen {
+        var ids: [UUID] = []
+        func add(_ id: UUID) { ids.append(id) }
+    }
+
+    static func event(_ number: Int) -> SerializedDomainEvent {
+        SerializedDomainEvent(
+            origin: "bus", aggregateType: "Thing", eventType: "Happened", version: 1, id: UUID(), aggregateID: "t",
+            payload: Data(#"{"n":\#(number)}"#.utf8), sequenceNumber: number + 1, timestamp: Date(millisecondsSince1970: 1_700_000_000_000))
+    }
+
+    // Publishes racing a handler that suspends: each message is delivered once (two delivery
+    // loops for one consumer delivered its first message twice and dropped another, or trapped
+    // on an empty queue), and a consumer subscribed again keeps its queued messages.
+    @Test func concurrentPublishesDeliverEachMessageOnce() async throws {
+        let bus = InMemoryMessageBus()
+        let seen = Seen()
+        await bus.subscribe(to: "c", as: "x") { event in
+            try await Task.sleep(for: .milliseconds(2))
+            await seen.add(event.id)
+        }
+        let events = (0..<20).map(Self.event)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for event in events { group.addTask { try await bus.publish([event], on: "c") } }
+            try await group.waitForAll()
+        }
+        let ids = await seen.ids
+        #expect(ids.count == events.count)
+        #expect(Set(ids) == Set(events.map(\.id)))
+
+        // A failing handler leaves its message queued; subscribing again keeps it.
+        struct Refused: Error {}
+        await bus.subscribe(to: "d", as: "y") { _ in throw Refused() }
+        let kept = Self.event(99)
+        await #expect(throws: Refused.self) { try await bus.publish([kept], on: "d") }
+        let redelivered = Seen()
+        await bus.subscribe(to: "d", as: "y") { event in await redelivered.add(event.id) }
+        try await bus.redeliver()
+        #expect(await redelivered.ids == [kept.id])
+    }
+
+    // Two instances of one consumer park messages in turn: each reads the parked stream's
+    // version again when the other moved it (a version kept from before made every later park
+    // of the first instance conflict, for good: a stuck consumer).
+    @Test func instancesOfOneConsumerParkInTurn() async throws {
+        struct Refused: Error {}
+        let store = InMemoryEventStore()
+        let failing: IdempotentHandler.Handler = { _, _ in throw Refused() }
+        let first = IdempotentHandler(name: "twin", store: store, retry: RetryPolicy(maximumAttempts: 1), handle: failing)
+        let second = IdempotentHandler(name: "twin", store: store, retry: RetryPolicy(maximumAttempts: 1), handle: failing)
+        #expect(try await first.process(Self.event(1)) == .parked)
+        #expect(try await second.process(Self.event(2)) == .parked)
+        #expect(try await first.process(Self.event(3)) == .parked)
+        #expect(try await second.parked().count == 3)
+    }
+}
