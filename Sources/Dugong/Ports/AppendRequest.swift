@@ -18,8 +18,9 @@ public struct AppendRequest: Sendable {
     public let stream: StreamID
     public let expected: ExpectedVersion
 
-    /// Checks the request's shape: non-empty, every event of `stream`, sequence numbers
-    /// contiguous and starting at 1 or later.
+    /// Checks the request's shape: non-empty, every event of `stream` with a timestamp a store
+    /// keeps (`Date.isStorable`), sequence numbers contiguous and starting at 1 or later (and not
+    /// past `Int.max`), no event id twice.
     ///
     /// - Throws: ``EventStoreError/invalidAppend(stream:reason:)``.
     public init(events: [SerializedDomainEvent], stream: StreamID, expected: ExpectedVersion) throws {

@@ -46,6 +46,8 @@ public actor InMemoryMessageBus: MessageProducer, MessageSubscriber {
 
     public init() {}
 
+    /// Subscribes `consumer` to `channel`; subscribing again replaces its handler and keeps the
+    /// messages queued for it.
     public func subscribe(
         to channel: String, as consumer: String, handler: @escaping @Sendable (SerializedDomainEvent) async throws -> Void
     ) {

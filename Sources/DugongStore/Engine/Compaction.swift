@@ -33,7 +33,9 @@ extension EventLog {
     /// synced; the manifest naming them replaces the old one atomically (the commit point); then
     /// the old segments are removed. A crash before the commit leaves the old store (the next
     /// writable open removes the unlisted new files), after it the new one. A dry run changes
-    /// nothing at all.
+    /// nothing at all. It reads the whole tail as a writable open does (after a power cut the head
+    /// file may be older than the last acknowledged batch), and refuses `options` an open would
+    /// refuse (``StoreError/invalidArgument(_:)``).
     public static func compact(
         at directory: String, options: Options = Options(), dryRun: Bool = false,
         progress: (Int, Int) -> Void = { _, _ in }

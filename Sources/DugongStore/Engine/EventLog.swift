@@ -204,7 +204,7 @@ public final class EventLog: Sendable {
     ///
     /// - Throws: ``StoreError/wrongExpectedVersion(stream:expected:actual:)``,
     ///   ``StoreError/streamTombstoned(stream:)``, ``StoreError/eventTooLarge(stream:index:size:maximum:)``,
-    ///   ``StoreError/invalidArgument(_:)`` (bad names, no events), ``StoreError/failed(reason:)``
+    ///   ``StoreError/invalidArgument(_:)`` (bad names, no events, timestamps a store cannot keep), ``StoreError/failed(reason:)``
     ///   after a failed write or sync, ``StoreError/closed``.
     @discardableResult
     public func append(
@@ -253,7 +253,8 @@ public final class EventLog: Sendable {
 
     /// Checks `events` for `stream` as an append does, without writing anything: the stream
     /// name and event types (1 to ``Options/maximumNameLength`` bytes of UTF-8 without NUL), at
-    /// least one event, and each event's data and metadata within ``Options/maximumEventSize``.
+    /// least one event, each event's data and metadata within ``Options/maximumEventSize``, and
+    /// each timestamp one a store keeps (`Date.isStorable`).
     ///
     /// - Throws: ``StoreError/invalidArgument(_:)`` or ``StoreError/eventTooLarge(stream:index:size:maximum:)``.
     public func validate(_ events: [NewEvent], for stream: String) throws(StoreError) {

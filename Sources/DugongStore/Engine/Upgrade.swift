@@ -19,12 +19,14 @@ extension EventLog {
     /// position, version, id and bytes, every lifecycle record and every snapshot. The old
     /// segments are replaced crash-safely, like a compaction's (the new manifest is the commit
     /// point); running it again after a crash finishes or restarts it. A store already of the
-    /// current version is left as it is.
+    /// current version is left as it is; one of a later version whose manifest is damaged or
+    /// missing is refused, and nothing in it is removed.
     ///
     /// It takes the store's lock and refuses a damaged version 1 store (a torn tail after a
     /// crash is not damage: it was never acknowledged, and is not copied).
     /// - Throws: ``StoreError/locked(directory:)``, ``StoreError/notFound(directory:)``,
-    ///   ``StoreError/notAStore(directory:reason:)``, ``StoreError/corruption(segment:offset:reason:)``.
+    ///   ``StoreError/notAStore(directory:reason:)``, ``StoreError/corruption(segment:offset:reason:)``,
+    ///   ``StoreError/invalidArgument(_:)`` for `options` an open would refuse.
     public static func upgrade(at directory: String, options: Options = Options()) throws -> UpgradeReport {
         guard Directory.exists(directory) else { throw StoreError.notFound(directory: directory) }
         try validate(options)
