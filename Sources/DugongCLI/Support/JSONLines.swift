@@ -94,15 +94,19 @@ enum JSONLines {
     }
 
     /// Stored bytes as the JSON text of a line: the bytes themselves, verbatim, when they are
-    /// JSON on one line (so that import stores them again byte for byte); `{"base64": "…"}`
-    /// otherwise (also for JSON that is itself a single-key `base64` object, so that it is not
-    /// taken for raw bytes, and for JSON nested deeper than ``maximumDepth``); `null` when
-    /// empty.
+    /// JSON on one line with no whitespace around it (so that import, which stores a member's
+    /// value from its first byte to its last, stores them again byte for byte);
+    /// `{"base64": "…"}` otherwise (also for JSON that is itself a single-key `base64` object,
+    /// so that it is not taken for raw bytes, and for JSON nested deeper than
+    /// ``maximumDepth``); `null` when empty.
     static func jsonText(of bytes: Data) -> String {
         guard !bytes.isEmpty else { return "null" }
         // The line adds a level: deeper values would make a line JSON parsers refuse.
         let raw = [UInt8](bytes)
-        if !raw.contains(0x0A), !raw.contains(0x0D), let kind = JSONMembers.kind(ofValue: raw, maximumDepth: maximumDepth) {
+        let whitespace: [UInt8] = [0x20, 0x09, 0x0A, 0x0D]
+        if !raw.contains(0x0A), !raw.contains(0x0D), !whitespace.contains(raw[0]), !whitespace.contains(raw[raw.count - 1]),
+            let kind = JSONMembers.kind(ofValue: raw, maximumDepth: maximumDepth)
+        {
             switch kind {
             case .null:
                 break  // the text "null": not to be read back as no bytes
