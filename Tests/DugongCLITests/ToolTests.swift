@@ -238,4 +238,50 @@ struct ToolTests {
         let json = try CLI.run(["stats", store, "--json"])
         #expect(json.stdout.contains(#""stream" : "acc/1""#), "\(json.stdout)")
     }
+
+    // A directory with no store in it is not an empty clean store: `verify`, `stats` and the
+    // reads say there is no store (66), as for a missing path; `demo` on a store a writer holds
+    // exits 75 like every command that takes the lock.
+    @Test func anEmptyDirectoryIsNoStoreAndALockedDemoIsLocked() async throws {
+        let empty = CLI.storePath("empty")
+        try FileManager.default.createDirectory(atPath: empty, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: empty) }
+        for arguments in [["verify", empty], ["stats", empty], ["streams", empty], ["read-all", empty], ["export", empty], ["read", empty, "s"]] {
+            let result = try CLI.run(arguments)
+            #expect(result.status == 66 && result.stderr.contains("holds no store"), "\(arguments): \(result.status) \(result.stderr)")
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: empty).isEmpty)
+        let store = CLI.storePath("locked-demo")
+        defer { try? FileManager.default.removeItem(atPath: store) }
+        let log = try EventLog.open(at: store, options: .init(createIfMissing: true))
+        defer { log.close() }
+        let demo = try CLI.run(["demo", "--store", store])
+        #expect(demo.status == 75 && demo.stderr.contains("is locked"), "\(demo.status) \(demo.stderr)")
+    }
+
+    // `bench` and `demo` make their store in the temporary directory and remove it, also when
+    // Ctrl-C (SIGINT), SIGTERM or a closed output pipe ends them (each used to skip the removal).
+    @Test func scratchStoresAreRemovedWhenTheCommandIsInterrupted() throws {
+        let temporary = CLI.storePath("scratch-tmp")
+        try FileManager.default.createDirectory(atPath: temporary, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: temporary) }
+        for signal in ["INT", "TERM"] {
+            let script = """
+                TMPDIR='\(temporary)' '\(CLI.binary)' bench --events 5000000 --batch 1 > /dev/null 2>&1 &
+                pid=$!
+                for i in $(seq 1 400); do ls '\(temporary)' | grep -q dugong-bench && break; sleep 0.05; done
+                sleep 0.3
+                ls '\(temporary)' | grep -c dugong-bench
+                kill -\(signal) $pid
+                wait $pid
+                echo "status $?"
+                """
+            let result = try CLI.run(shell: script)
+            #expect(result.stdout.hasPrefix("1\n") && result.stdout.contains("status \(signal == "INT" ? 130 : 143)"), "\(signal): \(result.stdout) \(result.stderr)")
+            #expect(try FileManager.default.contentsOfDirectory(atPath: temporary).isEmpty, "SIG\(signal) left the bench's store")
+        }
+        let piped = try CLI.run(shell: "TMPDIR='\(temporary)' '\(CLI.binary)' demo | head -c 1 > /dev/null")
+        #expect(piped.status == 0, "\(piped.stderr)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: temporary).isEmpty, "a closed pipe left the demo's store")
+    }
 }

@@ -64,9 +64,9 @@ struct Bench: AsyncParsableCommand {
 
     func run() async throws {
         try PostgresAccess.refuse(dir ?? "", "bench measures a directory store on this machine's disk (the Benchmarks package measures PostgreSQL)")
-        let directory = dir ?? FileManager.default.temporaryDirectory
-            .appendingPathComponent("dugong-bench-\(UUID().uuidString.prefix(8))").path
-        defer { if dir == nil { try? FileManager.default.removeItem(atPath: directory) } }
+        let scratch = dir == nil ? ScratchDirectory(prefix: "dugong-bench") : nil
+        defer { scratch?.remove() }
+        let directory = dir ?? scratch!.path
         let log = try StoreAccess.open(directory, forWriting: true, creating: true)
         defer { log.close() }
         guard log.eventCount == 0 else { throw Terminal.fail("\(directory) already holds a store with events; name a new directory", code: ExitStatus.usage.rawValue) }

@@ -56,10 +56,10 @@ struct Demo: AsyncParsableCommand {
             return
         }
         if let store, PostgresAccess.isURL(store) { return try await runOnPostgres() }
-        let directory = store ?? FileManager.default.temporaryDirectory
-            .appendingPathComponent("dugong-demo-\(UUID().uuidString.prefix(8))").path
-        defer { if store == nil { try? FileManager.default.removeItem(atPath: directory) } }
-        let log = try EventLog.open(at: directory, options: .init(createIfMissing: true))
+        let scratch = store == nil ? ScratchDirectory(prefix: "dugong-demo", catchingSignals: !studio) : nil
+        defer { scratch?.remove() }
+        let directory = store ?? scratch!.path
+        let log = try StoreAccess.open(directory, forWriting: true, creating: true)
         defer { log.close() }
         Terminal.emit("Dugong demo: a bank account on a DugongStore in \(directory)\n")
         try await BankAccountStory.run(on: EventLogStore(log: log), snapshots: EventLogSnapshotStore(log: log)) { Terminal.emit($0) }

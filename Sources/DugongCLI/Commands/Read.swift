@@ -128,7 +128,7 @@ struct ReadAll: AsyncParsableCommand {
         guard from.transaction == 0 else {
             throw Terminal.fail("--from \(from) is a PostgreSQL cursor; a directory store's positions are numbers", code: ExitStatus.usage.rawValue)
         }
-        let log = try StoreAccess.open(store)
+        let log = try StoreAccess.open(store, waitingForStore: follow)
         defer { log.close() }
         var filter = self.filter
         var position = from.position

@@ -26,6 +26,7 @@ struct Verify: ParsableCommand {
 
     func run() throws {
         try PostgresAccess.refuse(store, "verify checks a directory store's files; PostgreSQL checks its own pages (`pg_amcheck`), and `dugong export` reads every event")
+        try StoreAccess.refuseIfNoStore(at: store)
         let log: EventLog
         do {
             var options = EventLog.Options()

@@ -45,6 +45,7 @@ enum Terminal {
                 }
                 let code = errno
                 if count < 0, code == EINTR { continue }
+                ScratchDirectory.removeAll()
                 if code == EPIPE {
                     signal(SIGPIPE, SIG_DFL)
                     raise(SIGPIPE)
