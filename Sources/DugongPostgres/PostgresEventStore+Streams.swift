@@ -68,10 +68,18 @@ extension PostgresEventStore {
     }
 
     /// Soft-deletes the stream: it reads as empty at once; later appends continue its versions.
+    /// Its snapshots of the versions it has are hidden too (``PostgresSnapshotStore``): one would
+    /// restore the deleted aggregate; one saved later, of a later version, is served.
     public func delete(streamNamed name: String) async throws {
         try await client.inTransaction(logger: logger) { connection in
             let state = try await Self.version(of: name, on: connection, logger: logger)
             try await Self.setFirstVisibleVersion(of: name, to: state.version + 1, on: connection, logger: logger)
+            // (`greatest` skips a NULL: none hidden yet.)
+            try await connection.query(
+                """
+                UPDATE dugong_streams SET snapshots_hidden_through = greatest(snapshots_hidden_through, \(Int64(state.version)))
+                WHERE stream = \(name)
+                """, logger: logger)
         }
     }
 
@@ -91,8 +99,8 @@ extension PostgresEventStore {
         }
     }
 
-    /// Tombstones the stream: it reads as empty and no append is accepted again (a name never
-    /// seen may be tombstoned: it is reserved for good).
+    /// Tombstones the stream: it reads as empty, no append is accepted again and no snapshot of
+    /// it is served (a name never seen may be tombstoned: it is reserved for good).
     public func tombstone(streamNamed name: String) async throws {
         try await client.query(
             """

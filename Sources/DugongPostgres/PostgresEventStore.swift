@@ -58,13 +58,17 @@ public struct PostgresEventStore: TransactionalEventStore, GlobalEventLog {
         for _ in 0..<16 {
             do {
                 return try await client.inTransaction(logger: logger) { connection in
-                    // Each append is decided against the streams as the appends before it leave them.
-                    var versions: [String: Int] = [:]
+                    // Each append is decided against the streams as the appends before it leave
+                    // them: streams by the bytes of their names, as the table's key tells them
+                    // apart (`String`'s `==` took `café` spelled NFC and NFD for one stream, and
+                    // decided the second's append against the first's version).
+                    var versions: [[UInt8]: Int] = [:]
                     var results: [AppendResult] = []
                     for (index, request) in requests.enumerated() {
                         let name = names[index]
+                        let key = Array(name.utf8)
                         let current: Int
-                        if let known = versions[name] { current = known } else {
+                        if let known = versions[key] { current = known } else {
                             let state = try await Self.version(of: name, on: connection, logger: logger)
                             guard !state.isTombstoned else { throw PostgresStoreError.streamTombstoned(stream: name) }
                             current = state.version
@@ -76,11 +80,11 @@ public struct PostgresEventStore: TransactionalEventStore, GlobalEventLog {
                         switch try request.decide(currentVersion: current, storedEventID: { stored[$0] }) {
                         case .duplicate:
                             results.append(AppendResult(version: current, wasDuplicate: true))
-                            versions[name] = current
+                            versions[key] = current
                         case .write:
                             let cursor = try await Self.insert(rows[index], stream: name, of: request.stream, on: connection, logger: logger)
                             results.append(AppendResult(version: request.lastSequenceNumber, wasDuplicate: false, cursor: cursor))
-                            versions[name] = request.lastSequenceNumber
+                            versions[key] = request.lastSequenceNumber
                         }
                     }
                     return results
@@ -284,41 +288,9 @@ public struct PostgresEventStore: TransactionalEventStore, GlobalEventLog {
     /// `nil` when nothing was inserted (another version, a tombstone, a concurrent append, an
     /// id stored already).
     func insertIfNext(_ rows: [Row], stream name: String) async throws -> LogCursor? {
-        // Columns as arrays (`unnest`): one short statement whatever the number of events, so
-        // that the server parses and binds little (a VALUES list of 15 parameters per event
-        // took it longer than the insert). Arrays hold no NULLs here: nullable columns come
-        // with a flag array.
-        let first = rows[0]
-        var bindings = PostgresBindings(capacity: 20)
-        bindings.append(name)
-        bindings.append(first.sequenceNumber - 1)
-        bindings.append(first.origin)
-        bindings.append(first.aggregateType)
-        bindings.append(first.tenantID)
-        bindings.append(first.aggregateID)
-        bindings.append(rows.map(\.id))
-        bindings.append(rows.map(\.type))
-        bindings.append(rows.map(\.schemaVersion))
-        bindings.append(rows.map(\.timestamp))
-        bindings.append(rows.map { $0.correlationID ?? "" })
-        bindings.append(rows.map { $0.correlationID == nil })
-        bindings.append(rows.map { $0.triggeredByEventID ?? UUID(uuid: (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)) })
-        bindings.append(rows.map { $0.triggeredByEventID == nil })
-        bindings.append(rows.map { $0.triggeredByUserID ?? "" })
-        bindings.append(rows.map { $0.triggeredByUserID == nil })
-        bindings.append(rows.map { ByteBuffer(data: $0.data ?? Data()) })
-        bindings.append(rows.map { $0.data == nil })
-        bindings.append(rows.map { ByteBuffer(data: $0.metadata ?? Data()) })
-        bindings.append(rows.map { $0.metadata == nil })
         let sql = """
             INSERT INTO dugong_events (\(Row.insertedColumns))
-            SELECT $1::text, $3::text, $4::text, $5::text, $6::text, $2::bigint + u.n, u.id, u.type, u.schema_version, u.ts,
-                   CASE WHEN u.c_null THEN NULL ELSE u.c END, CASE WHEN u.te_null THEN NULL ELSE u.te END,
-                   CASE WHEN u.tu_null THEN NULL ELSE u.tu END, CASE WHEN u.d_null THEN NULL ELSE u.d END,
-                   CASE WHEN u.m_null THEN NULL ELSE u.m END
-            FROM unnest($7::uuid[], $8::text[], $9::integer[], $10::bigint[], $11::text[], $12::boolean[], $13::uuid[], $14::boolean[],
-                        $15::text[], $16::boolean[], $17::bytea[], $18::boolean[], $19::bytea[], $20::boolean[])
-                 WITH ORDINALITY AS u(id, type, schema_version, ts, c, c_null, te, te_null, tu, tu_null, d, d_null, m, m_null, n)
+            \(Self.unnestedRows)
             WHERE NOT EXISTS (SELECT 1 FROM dugong_streams WHERE stream = $1 AND tombstoned)
               AND greatest(coalesce((SELECT max(sequence_number) FROM dugong_events WHERE stream = $1), 0),
                            coalesce((SELECT truncate_before FROM dugong_streams WHERE stream = $1), 1) - 1) = $2
@@ -327,7 +299,7 @@ public struct PostgresEventStore: TransactionalEventStore, GlobalEventLog {
             """
         var cursors: [LogCursor] = []
         do {
-            let inserted = try await client.query(PostgresQuery(unsafeSQL: sql, binds: bindings), logger: logger)
+            let inserted = try await client.query(PostgresQuery(unsafeSQL: sql, binds: Self.unnestBindings(rows, stream: name)), logger: logger)
             for try await (transaction, position) in inserted.decode((String, Int64).self) {
                 guard let transaction = UInt64(transaction) else {
                     throw PostgresStoreError.unreadableRow(position: position, reason: "transaction id \(transaction)")
@@ -350,25 +322,74 @@ public struct PostgresEventStore: TransactionalEventStore, GlobalEventLog {
     static func insert(
         _ rows: [Row], stream name: String, of stream: StreamID, on connection: PostgresConnection, logger: Logger
     ) async throws -> LogCursor {
-        var bindings = PostgresBindings(capacity: rows.count * Row.insertedColumnCount)
-        var values: [String] = []
-        values.reserveCapacity(rows.count)
-        for row in rows {
-            let first = bindings.count + 1
-            try row.bind(stream: name, into: &bindings)
-            values.append("(" + (first..<(first + Row.insertedColumnCount)).map { "$\($0)" }.joined(separator: ", ") + ")")
-        }
-        let sql = "INSERT INTO dugong_events (\(Row.insertedColumns)) VALUES " + values.joined(separator: ", ")
-            + " ON CONFLICT (id) DO NOTHING RETURNING id, transaction_id::text, position"
-        let inserted = try await connection.query(PostgresQuery(unsafeSQL: sql, binds: bindings), logger: logger)
+        let sql = """
+            INSERT INTO dugong_events (\(Row.insertedColumns))
+            \(unnestedRows)
+            ORDER BY u.n
+            ON CONFLICT (id) DO NOTHING
+            RETURNING id, transaction_id::text, position
+            """
+        let inserted = try await connection.query(PostgresQuery(unsafeSQL: sql, binds: unnestBindings(rows, stream: name)), logger: logger)
         var cursors: [UUID: LogCursor] = [:]
         for try await (id, transaction, position) in inserted.decode((UUID, String, Int64).self) {
-            cursors[id] = LogCursor(transaction: UInt64(transaction) ?? 0, position: UInt64(position))
+            guard let transaction = UInt64(transaction) else {
+                throw PostgresStoreError.unreadableRow(position: position, reason: "transaction id \(transaction)")
+            }
+            cursors[id] = LogCursor(transaction: transaction, position: UInt64(position))
         }
         for row in rows where cursors[row.id] == nil {
             throw EventStoreError.invalidAppend(stream: stream, reason: "event id \(row.id) is already stored in another stream or version")
         }
-        return cursors[rows[rows.count - 1].id]!
+        guard let last = rows.last.flatMap({ cursors[$0.id] }) else {
+            throw EventStoreError.invalidAppend(stream: stream, reason: "no events")
+        }
+        return last
+    }
+
+    /// The rows of ``unnestBindings(_:stream:)`` as a `SELECT` of ``Row/insertedColumns``, one
+    /// per event (`u.n`: 1, 2, …), for an `INSERT` to follow with its conditions and order.
+    ///
+    /// Columns as arrays (`unnest`): one short statement of 20 parameters whatever the number of
+    /// events. A VALUES list binds 15 parameters per event: the server parsed and bound it for
+    /// longer than the insert took, and PostgreSQL takes at most 65,535 parameters, so an append
+    /// of more than 4,369 events could not be sent at all. Arrays hold no NULLs here: nullable
+    /// columns come with a flag array.
+    static let unnestedRows = """
+        SELECT $1::text, $3::text, $4::text, $5::text, $6::text, $2::bigint + u.n, u.id, u.type, u.schema_version, u.ts,
+               CASE WHEN u.c_null THEN NULL ELSE u.c END, CASE WHEN u.te_null THEN NULL ELSE u.te END,
+               CASE WHEN u.tu_null THEN NULL ELSE u.tu END, CASE WHEN u.d_null THEN NULL ELSE u.d END,
+               CASE WHEN u.m_null THEN NULL ELSE u.m END
+        FROM unnest($7::uuid[], $8::text[], $9::integer[], $10::bigint[], $11::text[], $12::boolean[], $13::uuid[], $14::boolean[],
+                    $15::text[], $16::boolean[], $17::bytea[], $18::boolean[], $19::bytea[], $20::boolean[])
+             WITH ORDINALITY AS u(id, type, schema_version, ts, c, c_null, te, te_null, tu, tu_null, d, d_null, m, m_null, n)
+        """
+
+    /// The parameters of ``unnestedRows``: the stream's raw name ($1), the version before the
+    /// first event ($2: the events' sequence numbers follow it, as an ``Dugong/AppendRequest``'s
+    /// do), the stream's parts ($3 to $6), and each column of the events as an array ($7 to $20).
+    static func unnestBindings(_ rows: [Row], stream name: String) -> PostgresBindings {
+        var bindings = PostgresBindings(capacity: 20)
+        bindings.append(name)
+        bindings.append((rows.first?.sequenceNumber ?? 1) - 1)
+        bindings.append(rows.first?.origin ?? "")
+        bindings.append(rows.first?.aggregateType ?? "")
+        bindings.append(rows.first?.tenantID)
+        bindings.append(rows.first?.aggregateID ?? "")
+        bindings.append(rows.map(\.id))
+        bindings.append(rows.map(\.type))
+        bindings.append(rows.map(\.schemaVersion))
+        bindings.append(rows.map(\.timestamp))
+        bindings.append(rows.map { $0.correlationID ?? "" })
+        bindings.append(rows.map { $0.correlationID == nil })
+        bindings.append(rows.map { $0.triggeredByEventID ?? UUID(uuid: (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)) })
+        bindings.append(rows.map { $0.triggeredByEventID == nil })
+        bindings.append(rows.map { $0.triggeredByUserID ?? "" })
+        bindings.append(rows.map { $0.triggeredByUserID == nil })
+        bindings.append(rows.map { ByteBuffer(data: $0.data ?? Data()) })
+        bindings.append(rows.map { $0.data == nil })
+        bindings.append(rows.map { ByteBuffer(data: $0.metadata ?? Data()) })
+        bindings.append(rows.map { $0.metadata == nil })
+        return bindings
     }
 }
 
@@ -391,7 +412,6 @@ struct Row {
 
     static let insertedColumns =
         "stream, origin, aggregate_type, tenant_id, aggregate_id, sequence_number, id, type, schema_version, timestamp_ms, correlation_id, triggered_by_event_id, triggered_by_user_id, data, metadata"
-    static let insertedColumnCount = 15
     /// (The transaction id is selected as text under a name of its own: an output column named
     /// `transaction_id` would be what `ORDER BY transaction_id` sorts by — as text, putting
     /// transaction 1020 before 983.)
@@ -418,24 +438,6 @@ struct Row {
         triggeredByUserID = event.triggeredByUserID
         data = event.payload
         metadata = try event.metadata.map { try JSONValue.object($0).jsonData() }
-    }
-
-    func bind(stream: String, into bindings: inout PostgresBindings) throws {
-        bindings.append(stream)
-        bindings.append(origin)
-        bindings.append(aggregateType)
-        bindings.append(tenantID)
-        bindings.append(aggregateID)
-        bindings.append(sequenceNumber)
-        bindings.append(id)
-        bindings.append(type)
-        bindings.append(schemaVersion)
-        bindings.append(timestamp)
-        bindings.append(correlationID)
-        bindings.append(triggeredByEventID)
-        bindings.append(triggeredByUserID)
-        try bindings.append(data)
-        try bindings.append(metadata)
     }
 
     /// The events of `rows` (selected with ``columns``), as the framework's events of `stream`.

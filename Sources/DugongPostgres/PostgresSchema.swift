@@ -10,7 +10,7 @@ import PostgresNIO
 /// knows is refused.
 public enum PostgresSchema {
     /// The schema version this build writes and reads.
-    public static let version = 4
+    public static let version = 5
 
     /// The advisory lock every migration takes (an arbitrary constant: "dugong" in ASCII).
     static let lock: Int64 = 0x6475_676F_6E67
@@ -89,6 +89,13 @@ public enum PostgresSchema {
             // events whose truncate_before is above 1 begins there (its earlier versions were
             // removed where it was imported from).
             "ALTER TABLE dugong_streams ADD COLUMN tombstoned boolean NOT NULL DEFAULT false"
+        ],
+        [
+            // Streams' states: the highest version whose snapshots a delete hid (NULL: none),
+            // as the embedded store hides them: a snapshot of a deleted stream would restore the
+            // aggregate its reads no longer show. Streams deleted before this version keep
+            // theirs (a delete was not told apart from a truncation).
+            "ALTER TABLE dugong_streams ADD COLUMN snapshots_hidden_through bigint"
         ],
     ]
 

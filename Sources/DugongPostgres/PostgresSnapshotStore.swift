@@ -7,6 +7,12 @@ import PostgresNIO
 /// The snapshot-store port on PostgreSQL (`dugong_snapshots`), bounded: each stream keeps its
 /// ``keep`` snapshots of the highest sequence numbers; saving one deletes the older ones in the
 /// same transaction.
+///
+/// As the embedded store's, ``latest(for:)`` serves no snapshot of a tombstoned stream, nor one
+/// of a deleted stream at a version it had when it was deleted
+/// (``PostgresEventStore/delete(streamNamed:)``): either would restore an aggregate its reads no
+/// longer show. A truncated stream's snapshots are served (truncating after a snapshot is what
+/// they are for).
 public struct PostgresSnapshotStore: SnapshotStore {
     public let client: PostgresClient
     /// Snapshots kept per stream (at least 1).
@@ -41,8 +47,11 @@ public struct PostgresSnapshotStore: SnapshotStore {
     public func latest(for stream: StreamID) async throws -> SerializedSnapshot? {
         let rows = try await client.query(
             """
-            SELECT sequence_number, schema_version, data FROM dugong_snapshots
-            WHERE stream = \(AggregateStreamName.name(of: stream)) ORDER BY sequence_number DESC LIMIT 1
+            SELECT sn.sequence_number, sn.schema_version, sn.data
+            FROM dugong_snapshots sn LEFT JOIN dugong_streams s ON s.stream = sn.stream
+            WHERE sn.stream = \(AggregateStreamName.name(of: stream)) AND NOT coalesce(s.tombstoned, false)
+              AND (s.snapshots_hidden_through IS NULL OR sn.sequence_number > s.snapshots_hidden_through)
+            ORDER BY sn.sequence_number DESC LIMIT 1
             """, logger: logger)
         for try await (sequence, schema, data) in rows.decode((Int64, Int32, Data).self) {
             return SerializedSnapshot(stream: stream, sequenceNumber: Int(sequence), schemaVersion: Int(schema), data: data)

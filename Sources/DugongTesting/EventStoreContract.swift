@@ -19,6 +19,7 @@ public enum EventStoreContract {
         Check("reading from a sequence number includes it", fromInclusive),
         Check("the last event is the stream's last", lastEvent),
         Check("truncating hides earlier events and appends continue", truncation),
+        Check("truncating before version 0 or past the version + 1 is refused", truncationBounds),
         Check("every envelope field round-trips", envelopeRoundTrip),
         Check("re-appending stored events is an idempotent no-op", idempotentReappend),
         Check("a different event at a stored sequence number is a conflict", conflictingSequenceNumber),
@@ -30,6 +31,7 @@ public enum EventStoreContract {
         Check("malformed appends are refused and write nothing", malformedAppends),
         Check("of 100 concurrent appends at one sequence number exactly one wins", concurrentAppends),
         Check("tenants are isolated", tenantIsolation),
+        Check("names that differ only in Unicode normalization are different streams", normalizationTwins),
         Check("aggregate ids are listed once per aggregate", distinctAggregateIDs),
     ]
 
@@ -108,6 +110,38 @@ public enum EventStoreContract {
         let result = try await store.append(next, to: account, expecting: .exact(5))
         try c.requireEqual(result.version, 6, "version after appending to a truncated stream")
         try c.requireEqual(try await store.read(account), Array(stored[3...]) + next, "events after the append")
+    }
+
+    static func truncationBounds(_ store: any EventStore, _ c: Check.Context) async throws {
+        let stored = events(account, count: 3)
+        try await store.append(stored, to: account, expecting: .noStream)
+        for before in [0, -1, Int.min, 5, Int.max] {
+            try await c.requireError("truncating a stream at version 3 before \(before)") {
+                try await store.truncate(account, before: before)
+            } matches: { _ in true }  // each adapter's own error
+        }
+        try c.requireEqual(try await store.read(account), stored, "events after the refused truncations")
+        let next = events(account, from: 4)
+        try await store.append(next, to: account, expecting: .exact(3))
+        try c.requireEqual(try await store.read(account), stored + next, "events appended after the refused truncations")
+        // The bounds themselves: before 1 hides nothing, before the version + 1 everything (and
+        // the next append is read).
+        try await store.truncate(account, before: 1)
+        try c.requireEqual(try await store.read(account), stored + next, "events after truncating before 1")
+        try await store.truncate(account, before: 5)
+        try c.requireEqual(try await store.read(account), [], "events after truncating before the version + 1")
+        let last = events(account, from: 5)
+        try await store.append(last, to: account, expecting: .exact(4))
+        try c.requireEqual(try await store.read(account), last, "events appended after truncating everything")
+        // A stream without events: before 1 only.
+        let empty = StreamID(origin: "contract", aggregateType: "Account", aggregateID: "a-empty")
+        try await store.truncate(empty, before: 1)
+        try await c.requireError("truncating a stream without events before 2") {
+            try await store.truncate(empty, before: 2)
+        } matches: { _ in true }
+        let first = events(empty)
+        try await store.append(first, to: empty, expecting: .noStream)
+        try c.requireEqual(try await store.read(empty), first, "events of the stream that had none")
     }
 
     static func envelopeRoundTrip(_ store: any EventStore, _ c: Check.Context) async throws {
@@ -308,6 +342,55 @@ public enum EventStoreContract {
         try c.requireEqual(redIDs, ["a-1"], "red tenant's aggregate ids")
         try c.requireEqual(greenIDs, ["a-green"], "green tenant's aggregate ids")
         try c.requireEqual(plainIDs, ["a-1"], "untenanted aggregate ids")
+    }
+
+    /// `café` composed (U+00E9) and decomposed (`e`, U+0301): equal to `String`'s `==`
+    /// (canonical equivalence, as `StreamID`'s), with different bytes. Stores tell names apart
+    /// by their bytes (the embedded store's names and PostgreSQL's keys are bytes).
+    static let composed = "caf\u{E9}"
+    static let decomposed = "cafe\u{301}"
+
+    /// Whether `name` has exactly the bytes of `expected`.
+    static func hasBytes(_ name: String?, of expected: String) -> Bool {
+        name?.utf8.elementsEqual(expected.utf8) == true
+    }
+
+    static func normalizationTwins(_ store: any EventStore, _ c: Check.Context) async throws {
+        let nfc = StreamID(origin: "contract", aggregateType: "Account", aggregateID: composed)
+        let nfd = StreamID(origin: "contract", aggregateType: "Account", aggregateID: decomposed)
+        try c.require(nfc == nfd && !hasBytes(composed, of: decomposed), "the two names are canonically equivalent, with different bytes")
+        let nfcEvents = events(nfc, count: 2)
+        let nfdEvents = events(nfd, count: 1)
+        try await store.append(nfcEvents, to: nfc, expecting: .noStream)
+        let result = try await store.append(nfdEvents, to: nfd, expecting: .noStream)
+        try c.requireEqual(result.version, 1, "version of the NFD name's stream after its first append")
+        // (Events compare their names by `==` too: compared here by id, and the names by bytes.)
+        try c.requireEqual(try await store.read(nfc).map(\.id), nfcEvents.map(\.id), "events of the NFC name")
+        let read = try await store.read(nfd)
+        try c.requireEqual(read.map(\.id), nfdEvents.map(\.id), "events of the NFD name")
+        try c.require(read.allSatisfy { hasBytes($0.aggregateID, of: decomposed) }, "the NFD name's events keep its bytes")
+        try c.requireEqual(try await store.lastEvent(of: nfd)?.id, nfdEvents[0].id, "last event of the NFD name")
+        let ids = try await store.aggregateIDs(origin: "contract", aggregateType: "Account", tenantID: nil)
+        try c.require(
+            ids.count == 2 && ids.contains { hasBytes($0, of: composed) } && ids.contains { hasBytes($0, of: decomposed) },
+            "aggregate ids: both names once, got \(ids.map { $0.unicodeScalars.map { String($0.value, radix: 16) } })")
+        try await store.truncate(nfc, before: 3)
+        try c.requireEqual(try await store.read(nfc), [], "events of the NFC name after truncating it")
+        try c.requireEqual(try await store.read(nfd).map(\.id), nfdEvents.map(\.id), "events of the NFD name after truncating the NFC one")
+
+        // Tenants too.
+        var tenantNFC = account
+        tenantNFC.tenantID = composed
+        var tenantNFD = account
+        tenantNFD.tenantID = decomposed
+        try await store.append(events(tenantNFC, count: 2), to: tenantNFC, expecting: .noStream)
+        try await store.append(events(tenantNFD), to: tenantNFD, expecting: .noStream)
+        try c.requireEqual(try await store.read(tenantNFD).count, 1, "events of the NFD tenant's stream")
+        try c.require(try await store.read(tenantNFD).allSatisfy { hasBytes($0.tenantID, of: decomposed) }, "the NFD tenant's events keep its bytes")
+        for (tenant, spelling) in [(composed, "NFC"), (decomposed, "NFD")] {
+            let tenantIDs = try await store.aggregateIDs(origin: "contract", aggregateType: "Account", tenantID: tenant)
+            try c.requireEqual(tenantIDs, ["a-1"], "aggregate ids of the \(spelling) tenant")
+        }
     }
 
     static func distinctAggregateIDs(_ store: any EventStore, _ c: Check.Context) async throws {

@@ -16,10 +16,12 @@ public enum TransactionalEventStoreContract {
     /// Every check of the suite.
     public static let checks: [Check] = [
         Check("appends to several streams are all stored", allStored),
+        Check("names that differ only in Unicode normalization are different streams in one unit", normalizationTwins),
         Check("one refused append stores none of the others", noneStored),
         Check("appends to one stream in one unit follow each other", sameStreamTwice),
         Check("a retried unit is an idempotent no-op", idempotentRetry),
         Check("of concurrent units sharing a stream exactly one commits", concurrentUnits),
+        Check("an append that repeats an earlier one of its unit is an idempotent no-op", repeatedInOneUnit),
     ]
 
     static func stream(_ id: String) -> StreamID {
@@ -40,6 +42,32 @@ public enum TransactionalEventStoreContract {
         try c.requireEqual(results, [AppendResult(version: 2, wasDuplicate: false), AppendResult(version: 3, wasDuplicate: false)], "results")
         try c.requireEqual(try await store.read(stream("a")), a, "events of a")
         try c.requireEqual(try await store.read(stream("b")), b, "events of b")
+    }
+
+    static func normalizationTwins(_ store: any TransactionalEventStore, _ c: Check.Context) async throws {
+        // `café` spelled NFC and NFD (see EventStoreContract): equal to `==`, different bytes.
+        let nfc = stream(EventStoreContract.composed)
+        let nfd = stream(EventStoreContract.decomposed)
+        let nfcEvents = EventStoreContract.events(nfc, count: 2)
+        let nfdEvents = EventStoreContract.events(nfd)
+        let results = try await store.append([
+            StreamAppend(stream: nfc, events: nfcEvents, expected: .noStream),
+            StreamAppend(stream: nfd, events: nfdEvents, expected: .noStream),
+        ])
+        try c.requireEqual(results.map(\.version), [2, 1], "versions after the unit")
+        try c.requireEqual(try await store.read(nfc).map(\.id), nfcEvents.map(\.id), "events of the NFC name")
+        try c.requireEqual(try await store.read(nfd).map(\.id), nfdEvents.map(\.id), "events of the NFD name")
+        // A stale expectation on the second name: its own conflict, and nothing of the unit stored.
+        try await c.requireError("a unit whose append to the NFD name expects a version it does not have") {
+            try await store.append([
+                StreamAppend(stream: nfc, events: EventStoreContract.events(nfc, from: 3), expected: .exact(2)),
+                StreamAppend(stream: nfd, events: EventStoreContract.events(nfd, from: 3), expected: .exact(2)),
+            ])
+        } matches: { error in
+            guard case .conflict(let stream, let expected, let actual)? = error as? EventStoreError else { return false }
+            return EventStoreContract.hasBytes(stream.aggregateID, of: EventStoreContract.decomposed) && expected == .exact(2) && actual == 1
+        }
+        try c.requireEqual(try await store.read(nfc).count, 2, "events of the NFC name after the refused unit")
     }
 
     static func noneStored(_ store: any TransactionalEventStore, _ c: Check.Context) async throws {
@@ -101,5 +129,37 @@ public enum TransactionalEventStoreContract {
             let own = try await store.read(stream("own-\(index)"))
             try c.requireEqual(own.count, winners.contains(index) ? 1 : 0, "events of own-\(index)")
         }
+    }
+
+    /// One aggregate staged twice in a unit of work: its second append repeats the first's
+    /// events, which are stored once the unit commits, so it is a retry (the port's rule
+    /// "checked against the streams as the appends before it leave them"). And a unit that
+    /// appends to one stream twice, retried whole: both appends are retries.
+    static func repeatedInOneUnit(_ store: any TransactionalEventStore, _ c: Check.Context) async throws {
+        let a = events("a", count: 2)
+        let staged = StreamAppend(stream: stream("a"), events: a, expected: .noStream)
+        let results = try await store.append([staged, staged])
+        try c.requireEqual(results, [AppendResult(version: 2, wasDuplicate: false), AppendResult(version: 2, wasDuplicate: true)], "results")
+        try c.requireEqual(try await store.read(stream("a")), a, "events of a")
+
+        let first = events("b", count: 2)
+        let second = events("b", from: 3)
+        let unit = [
+            StreamAppend(stream: stream("b"), events: first, expected: .noStream),
+            StreamAppend(stream: stream("b"), events: second, expected: .exact(2)),
+        ]
+        try await store.append(unit)
+        let again = try await store.append(unit)
+        try c.requireEqual(again, [AppendResult(version: 3, wasDuplicate: true), AppendResult(version: 3, wasDuplicate: true)], "the unit retried")
+        try c.requireEqual(try await store.read(stream("b")), first + second, "events of b")
+
+        // Two different events at one version in one unit: a conflict, and nothing stored.
+        try await c.requireError("a unit appending two different events at version 1 of one stream") {
+            try await store.append([
+                StreamAppend(stream: stream("c"), events: events("c"), expected: .noStream),
+                StreamAppend(stream: stream("c"), events: events("c"), expected: .noStream),
+            ])
+        } matches: { ($0 as? EventStoreError) == .conflict(stream: stream("c"), expected: .noStream, actual: 1) }
+        try c.requireEqual(try await store.read(stream("c")), [], "events of c after the refused unit")
     }
 }

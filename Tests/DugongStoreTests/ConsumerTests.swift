@@ -105,4 +105,43 @@ struct ConsumerTests {
         try await Transfers.consumer(store, accounts: accounts).catchUp()
         #expect(try await accounts.load("bob")?.state.balance == 0)
     }
+
+    /// A rewind moves a consumer's checkpoint, not its consumed marks: a transfer it made is not
+    /// made again (as its documentation says: each event's effects happen once), and one its
+    /// checkpoint was moved past is made once the checkpoint is back before it.
+    @Test(arguments: Adapter.allCases)
+    func aRewoundConsumerSkipsWhatItConsumedAndHandlesTheRest(_ adapter: Adapter) async throws {
+        let (events, _, release) = try await adapter.make()
+        defer { release() }
+        let store = events as! Projection.Store
+        let accounts = AggregateRepository<BankAccount>(eventStore: store, registry: Transfers.registry)
+        _ = try await accounts.create(id: "ada") { try $0.open(owner: "Ada") }
+        _ = try await accounts.create(id: "bob") { try $0.open(owner: "Bob") }
+        try await accounts.update("ada") { try $0.deposit(100) }
+        _ = try await Transfers.request(10, from: "ada", to: "bob", accounts: accounts)
+        let attempts = Counter()
+        let consumer = Transfers.consumer(store, accounts: accounts, attempts: attempts)
+        try await store.waitForCommittedEvents()
+        try await consumer.catchUp()
+        #expect(try await accounts.load("bob")?.state.balance == 10)
+
+        // Moved past a second transfer: it is skipped.
+        _ = try await Transfers.request(20, from: "ada", to: "bob", accounts: accounts)
+        try await store.waitForCommittedEvents()
+        await consumer.pause()
+        try await consumer.rewind(to: try await store.endCursor())
+        await consumer.resume()
+        #expect(try await consumer.catchUp() == 0)
+        #expect(try await accounts.load("bob")?.state.balance == 10)
+
+        // Back to the start: the first transfer is not made again; the second is made now.
+        await consumer.pause()
+        try await consumer.rewind(to: .start)
+        #expect(try await consumer.cursor() == .start)
+        await consumer.resume()
+        try await store.waitForCommittedEvents()
+        try await consumer.catchUp()
+        #expect(try await accounts.load("bob")?.state.balance == 30)
+        #expect(attempts.value.withLock { $0 } == 2, "each transfer's handler ran once")
+    }
 }

@@ -16,24 +16,27 @@ enum HTTPClient {
 
     /// Sends one request (`Connection: close`) and reads the answer to its end, or until
     /// `until` appears in it (then the connection is closed: a stream of server-sent events).
-    static func send(port: Int, _ target: String, host: String? = nil, headers: [String: String] = [:], until: String? = nil) async throws -> Answer {
-        try await send(port: port, "GET", target, host: host, headers: headers, until: until)
+    static func send(
+        port: Int, _ target: String, host: String? = nil, headers: [String: String] = [:], until: String? = nil, address: String = "127.0.0.1"
+    ) async throws -> Answer {
+        try await send(port: port, "GET", target, host: host, headers: headers, until: until, address: address)
     }
 
     static func send(
         port: Int, _ method: String, _ target: String, host: String? = nil, headers: [String: String] = [:], body: String = "",
-        until: String? = nil
+        until: String? = nil, address: String = "127.0.0.1"
     ) async throws -> Answer {
         try await withCheckedThrowingContinuation { continuation in
             let thread = Thread {
-                continuation.resume(with: Result { try exchange(port: port, method, target, host: host, headers: headers, body: body, until: until) })
+                continuation.resume(with: Result { try exchange(port: port, method, target, host: host, headers: headers, body: body, until: until, address: address) })
             }
             thread.start()
         }
     }
 
     private static func exchange(
-        port: Int, _ method: String, _ target: String, host: String?, headers: [String: String], body: String, until: String?
+        port: Int, _ method: String, _ target: String, host: String?, headers: [String: String], body: String, until: String?,
+        address connectTo: String
     ) throws -> Answer {
         let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard socket >= 0 else { throw Failure(description: "socket: errno \(errno)") }
@@ -43,7 +46,7 @@ enum HTTPClient {
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_addr.s_addr = inet_addr(connectTo)
         let connected = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(socket, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }

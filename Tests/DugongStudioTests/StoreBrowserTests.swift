@@ -136,6 +136,26 @@ struct StoreBrowserTests {
         #expect(rows.count == 1 && rows[0]["name"] as? String == "balances" && rows[0]["cursor"] as? String == "2")
     }
 
+    /// The global log holds what streams no longer show (truncated, deleted, tombstoned): each
+    /// such event is marked hidden (they were shown as any other).
+    @Test func theLogMarksEventsTheirStreamsNoLongerShow() async throws {
+        let fixture = try await StudioFixture.make("hidden")
+        defer { fixture.remove() }
+        try await fixture.log.append([NewEvent(type: "A", data: Data("{}".utf8)), NewEvent(type: "B", data: Data("{}".utf8))], to: "kept/1")
+        try await fixture.log.append([NewEvent(type: "A", data: Data("{}".utf8)), NewEvent(type: "B", data: Data("{}".utf8))], to: "cut/1")
+        try await fixture.log.truncate(stream: "cut/1", before: 2)
+        try await fixture.log.append([NewEvent(type: "A", data: Data("{}".utf8))], to: "gone/1")
+        try await fixture.log.delete(stream: "gone/1")
+        try await fixture.log.append([NewEvent(type: "A", data: Data("{}".utf8))], to: "dead/1")
+        try await fixture.log.tombstone(stream: "dead/1")
+        let browser = try StoreBrowser(log: fixture.log, aggregates: [BankAccount.self])
+        let page = try Self.object(try browser.log(from: nil, limit: 100, filter: .init()))
+        let events = try #require(page["events"] as? [[String: Any]])
+        let hidden = events.filter { $0["hidden"] as? Bool == true }.map { "\($0["stream"]!)@\($0["version"]!)" }
+        #expect(hidden == ["cut/1@1", "gone/1@1", "dead/1@1"])
+        #expect(events.filter { $0["hidden"] as? Bool == false }.count == events.count - 3)
+    }
+
     /// The overview: counts, sizes, frames, what opening found, the aggregates it knows.
     @Test func theOverviewCountsTheStore() async throws {
         let fixture = try await StudioFixture.make("overview")

@@ -124,6 +124,20 @@ struct StudioServerTests {
 
     /// Bound to every address: every request needs the access token (once in the URL, then the
     /// cookie it sets).
+    /// Bound to another loopback address (127.0.0.2), the server answers to that address too
+    /// (it refused every request, its own page's included, with 421).
+    @Test func aServerOnAnotherLoopbackAddressAnswersToIt() async throws {
+        let fixture = try await StudioFixture.make("loopback", readOnly: true)
+        defer { fixture.remove() }
+        try await withStudio(fixture.log, options: .init(host: "127.0.0.2")) { port, studio in
+            #expect(studio.guardian.pageURL()?.host == "127.0.0.2")
+            let own = try await HTTPClient.send(port: port, "/api/overview", host: "127.0.0.2:\(port)", address: "127.0.0.2")
+            let other = try await HTTPClient.send(port: port, "/api/overview", host: "127.0.0.3:\(port)", address: "127.0.0.2")
+            #expect(own.status == 200, "\(own.body)")
+            #expect(other.status == 421 && other.body.contains("127.0.0.2"), "\(other.body)")
+        }
+    }
+
     @Test func offLoopbackEveryRequestNeedsTheAccessToken() async throws {
         let fixture = try await StudioFixture.make("token", readOnly: true)
         defer { fixture.remove() }

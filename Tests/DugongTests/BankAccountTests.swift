@@ -108,7 +108,7 @@ struct QueryServiceTests {
         #expect(try await queries.state(of: "BankAccount", id: "a", asOf: 9) == nil)
         // A truncated stream: "after version N" by sequence number (the first events it read
         // were taken for versions 1...N): version 1 is not there.
-        await store.truncate(StreamID(origin: "bank", aggregateType: "BankAccount", aggregateID: "a"), before: 2)
+        try await store.truncate(StreamID(origin: "bank", aggregateType: "BankAccount", aggregateID: "a"), before: 2)
         #expect(try await queries.state(of: "BankAccount", id: "a", asOf: 1) == nil)
         await #expect(throws: QueryError.unknownAggregateType(origin: "bank", type: "Loan")) {
             try await queries.ids(of: "Loan", tenantID: nil)

@@ -59,4 +59,47 @@ struct MessageBusTests {
         #expect(try await first.process(Self.event(3)) == .parked)
         #expect(try await second.parked().count == 3)
     }
+
+    /// Counts a handler's runs; it fails until told to succeed.
+    actor Runs {
+        var count = 0
+        var failing = true
+        /// Whether this run may succeed (counted when it may).
+        func start() -> Bool {
+            if !failing { count += 1 }
+            return !failing
+        }
+        func succeed() { failing = false }
+    }
+
+    // Two replays of one handler's parked messages at once: each message's handler runs once,
+    // and its effects commit once (an actor is re-entered at every `await`: both calls read
+    // the parked messages, then both ran the handler of each and committed its effects).
+    @Test func concurrentReplaysRunEachParkedMessageOnce() async throws {
+        struct Refused: Error {}
+        let store = InMemoryEventStore()
+        let runs = Runs()
+        let handler = IdempotentHandler(name: "replayer", store: store, retry: RetryPolicy(maximumAttempts: 1)) { event, unit in
+            guard await runs.start() else { throw Refused() }
+            try await Task.sleep(for: .milliseconds(20))  // the other call's turn, if it has one
+            // An effect of its own, committed with the message's removal from the parked list.
+            let effect = StreamID(origin: "bus", aggregateType: "Effect", aggregateID: UUID().uuidString)
+            unit.add(StreamAppend(
+                stream: effect,
+                events: [SerializedDomainEvent(
+                    origin: effect.origin, aggregateType: effect.aggregateType, eventType: "Done", version: 1, id: UUID(),
+                    aggregateID: effect.aggregateID, payload: nil, sequenceNumber: 1, timestamp: Date(millisecondsSince1970: 1_700_000_000_000))],
+                expected: .noStream))
+        }
+        for number in 0..<3 { #expect(try await handler.process(Self.event(number)) == .parked) }
+        await runs.succeed()
+        async let first = handler.replayParked()
+        async let second = handler.replayParked()
+        let replayed = try await [first, second]
+        #expect(replayed.reduce(0, +) == 3 && replayed.contains(0), "\(replayed)")
+        #expect(await runs.count == 3, "each parked message's handler ran once")
+        #expect(try await handler.parked().isEmpty)
+        let effects = await store.events(from: .start, maxCount: 100).filter { $0.event.aggregateType == "Effect" }
+        #expect(effects.count == 3)
+    }
 }

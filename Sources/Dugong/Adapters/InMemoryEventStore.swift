@@ -4,20 +4,56 @@ import Foundation
 /// Safe to use from many tasks at once; appends are serialized by the actor, and appends to
 /// several streams are atomic (``TransactionalEventStore``).
 public actor InMemoryEventStore: TransactionalEventStore, GlobalEventLog {
-    private var streams: [StreamID: [SerializedDomainEvent]] = [:]
+    private var streams: [StreamKey: [SerializedDomainEvent]] = [:]
     /// Per stream, the first sequence number reads return.
-    private var truncateBefore: [StreamID: Int] = [:]
+    private var truncateBefore: [StreamKey: Int] = [:]
     /// Every event in commit order: index = global position.
     private var log: [SerializedDomainEvent] = []
     private var waiters: [Int: CheckedContinuation<Void, Never>] = [:]
     private var nextWaiter = 0
-    /// Aggregate ids per (origin, type, tenant), in order of first append.
-    private var aggregateIDsByKind: [Kind: [String]] = [:]
+    /// Aggregate ids per (origin, type, tenant), in order of first append: keyed by the
+    /// stream with an empty aggregate id.
+    private var aggregateIDsByKind: [StreamKey: [String]] = [:]
 
-    private struct Kind: Hashable {
-        var origin: String
-        var aggregateType: String
-        var tenantID: String?
+    /// A stream told apart as the other adapters tell it: by the UTF-8 bytes of its parts.
+    /// `StreamID`'s `==` is `String`'s, canonical equivalence, which takes `café` spelled NFC
+    /// and NFD for one stream where the embedded store and PostgreSQL keep two.
+    private struct StreamKey: Hashable {
+        let stream: StreamID
+
+        init(_ stream: StreamID) { self.stream = stream }
+
+        /// The key of the kind (origin, aggregate type, tenant) of the streams
+        /// ``InMemoryEventStore/aggregateIDs(origin:aggregateType:tenantID:)`` lists.
+        init(origin: String, aggregateType: String, tenantID: String?) {
+            stream = StreamID(origin: origin, aggregateType: aggregateType, aggregateID: "", tenantID: tenantID)
+        }
+
+        static func == (a: Self, b: Self) -> Bool {
+            guard a.stream.aggregateID.utf8.elementsEqual(b.stream.aggregateID.utf8),
+                a.stream.aggregateType.utf8.elementsEqual(b.stream.aggregateType.utf8),
+                a.stream.origin.utf8.elementsEqual(b.stream.origin.utf8)
+            else { return false }
+            switch (a.stream.tenantID, b.stream.tenantID) {
+            case (nil, nil): return true
+            case (let first?, let second?): return first.utf8.elementsEqual(second.utf8)
+            default: return false
+            }
+        }
+
+        func hash(into hasher: inout Hasher) {
+            for part in [stream.origin, stream.aggregateType, stream.aggregateID] { Self.combine(part, into: &hasher) }
+            if let tenant = stream.tenantID { Self.combine(tenant, into: &hasher) } else { hasher.combine(-1) }
+        }
+
+        /// The part's bytes and their count (so that the parts' boundaries count too).
+        private static func combine(_ part: String, into hasher: inout Hasher) {
+            var part = part
+            part.withUTF8 { bytes in
+                hasher.combine(bytes.count)
+                hasher.combine(bytes: UnsafeRawBufferPointer(bytes))
+            }
+        }
     }
 
     public init() {}
@@ -34,14 +70,15 @@ public actor InMemoryEventStore: TransactionalEventStore, GlobalEventLog {
         // Decide every append against the streams as the ones before it leave them, holding
         // only the new events aside (a trial copy of every stream made each append cost
         // O(streams)); publish them only if all pass.
-        var added: [StreamID: [SerializedDomainEvent]] = [:]
+        var added: [StreamKey: [SerializedDomainEvent]] = [:]
         var pendingLog = 0
         var created: [StreamID] = []
         var results: [AppendResult] = []
         for append in appends {
             let request = try AppendRequest(events: append.events, stream: append.stream, expected: append.expected)
-            let existing = streams[append.stream] ?? []
-            let new = added[append.stream] ?? []
+            let key = StreamKey(append.stream)
+            let existing = streams[key] ?? []
+            let new = added[key] ?? []
             let count = existing.count + new.count
             let decision = try request.decide(currentVersion: count) { version in
                 version <= existing.count ? existing[version - 1].id : new[version - 1 - existing.count].id
@@ -51,7 +88,7 @@ public actor InMemoryEventStore: TransactionalEventStore, GlobalEventLog {
                 continue
             }
             if count == 0 { created.append(append.stream) }
-            added[append.stream, default: []].append(contentsOf: append.events)
+            added[key, default: []].append(contentsOf: append.events)
             assert(count + append.events.count == request.lastSequenceNumber)
             pendingLog += append.events.count
             results.append(AppendResult(
@@ -65,29 +102,54 @@ public actor InMemoryEventStore: TransactionalEventStore, GlobalEventLog {
         waiters.removeAll()
         for waiter in waiting { waiter.resume() }
         for stream in created {
-            let kind = Kind(origin: stream.origin, aggregateType: stream.aggregateType, tenantID: stream.tenantID)
+            let kind = StreamKey(origin: stream.origin, aggregateType: stream.aggregateType, tenantID: stream.tenantID)
             aggregateIDsByKind[kind, default: []].append(stream.aggregateID)
         }
         return results
     }
 
     public func read(_ stream: StreamID, from sequenceNumber: Int) -> [SerializedDomainEvent] {
-        let stored = streams[stream, default: []]
-        let start = max(sequenceNumber, truncateBefore[stream] ?? 1, 1) - 1
+        let stored = streams[StreamKey(stream), default: []]
+        let start = max(sequenceNumber, truncateBefore[StreamKey(stream)] ?? 1, 1) - 1
         return start < stored.count ? Array(stored[start...]) : []
     }
 
     public func lastEvent(of stream: StreamID) -> SerializedDomainEvent? {
-        guard let last = streams[stream]?.last, last.sequenceNumber >= truncateBefore[stream] ?? 1 else { return nil }
+        guard let last = streams[StreamKey(stream)]?.last, last.sequenceNumber >= truncateBefore[StreamKey(stream)] ?? 1 else { return nil }
         return last
     }
 
-    public func truncate(_ stream: StreamID, before version: Int) {
-        truncateBefore[stream] = max(truncateBefore[stream] ?? 1, version)
+    /// Hides the stream's events below `version`, which may be at most its version + 1 (more
+    /// would hide its next appends), as the other adapters take it.
+    ///
+    /// - Throws: ``TruncationError`` when `version` is below 1 or past the stream's version + 1.
+    public func truncate(_ stream: StreamID, before version: Int) throws {
+        let current = streams[StreamKey(stream)]?.count ?? 0
+        guard version >= 1, version <= current + 1 else {
+            throw TruncationError(stream: stream, version: version, streamVersion: current)
+        }
+        truncateBefore[StreamKey(stream)] = max(truncateBefore[StreamKey(stream)] ?? 1, version)
+    }
+
+    /// Why ``truncate(_:before:)`` refused: versions start at 1, and truncating past the
+    /// stream's version + 1 would hide its next appends. (The embedded store refuses the same
+    /// bounds with `StoreError.invalidArgument`, PostgreSQL with `PostgresStoreError.invalidChange`.)
+    public struct TruncationError: Error, Sendable, Equatable, CustomStringConvertible {
+        public var stream: StreamID
+        /// The version it was asked to truncate before.
+        public var version: Int
+        /// The stream's version then.
+        public var streamVersion: Int
+
+        public var description: String {
+            version < 1
+                ? "truncate \(stream) before version \(version): versions start at 1"
+                : "truncate \(stream) before version \(version): its version is \(streamVersion), so at most \(streamVersion + 1) (which hides every version it has)"
+        }
     }
 
     public func aggregateIDs(origin: String, aggregateType: String, tenantID: String?) -> [String] {
-        aggregateIDsByKind[Kind(origin: origin, aggregateType: aggregateType, tenantID: tenantID)] ?? []
+        aggregateIDsByKind[StreamKey(origin: origin, aggregateType: aggregateType, tenantID: tenantID)] ?? []
     }
 
     /// Cursors are positions (transaction 0): an event's index in the log.

@@ -45,6 +45,11 @@ public actor IdempotentHandler {
     private let handle: Handler
     private let logger: Logger
     private var parkedVersion: Int?
+    /// A ``replayParked()`` is under way, and the later calls waiting for it: one at a time (an
+    /// actor is re-entered at every `await`, and two calls both ran a parked message's handler
+    /// and committed its effects twice).
+    private var replaying = false
+    private var waitingReplays: [CheckedContinuation<Void, Never>] = []
 
     public init(
         name: String, store: any TransactionalEventStore, retry: RetryPolicy = RetryPolicy(),
@@ -178,10 +183,21 @@ public actor IdempotentHandler {
     }
 
     /// Runs the handler once more for every parked message; those that succeed leave the list
-    /// (their effects and the removal commit together).
+    /// (their effects and the removal commit together). Calls on one handler run one at a time:
+    /// a call made while another runs waits for it, then replays what is still parked.
     /// - Returns: the number replayed successfully.
     @discardableResult
     public func replayParked() async throws -> Int {
+        while replaying { await withCheckedContinuation { waitingReplays.append($0) } }
+        replaying = true
+        defer {
+            replaying = false
+            if !waitingReplays.isEmpty { waitingReplays.removeFirst().resume() }
+        }
+        return try await replayParkedAlone()
+    }
+
+    private func replayParkedAlone() async throws -> Int {
         var replayed = 0
         for message in try await parked() {
             var unit = UnitOfWork()
@@ -203,6 +219,10 @@ public actor IdempotentHandler {
 /// ``IdempotentHandler`` with the checkpoint's advance, so that the handler's appends, the
 /// consumed mark and the checkpoint commit together: each event's effects happen once, across
 /// crashes and restarts, and poison messages are parked.
+///
+/// Once also across a ``rewind(to:)``: it moves the checkpoint, not the consumed marks, so the
+/// events read again that were consumed are skipped; a consumer to run again on everything is a
+/// new consumer (another name).
 ///
 /// ```swift
 /// let transfers = EventConsumer(name: "transfers", store: store) { event, unit in

@@ -223,7 +223,12 @@ public protocol GlobalLogReader: Actor {
     func pause() async
     /// Lets catch-ups run again.
     func resume()
-    /// Moves the checkpoint to `cursor` (``LogCursor/start``: everything again), paused.
+    /// Moves the checkpoint to `cursor`, paused: the reader reads on from there once resumed.
+    /// A ``Projection`` handles those events again (``LogCursor/start``: everything). An
+    /// ``EventConsumer`` reads them again but skips the ones it consumed (their effects happened
+    /// once, and its consumed marks stay): it handles only those it never did, such as the
+    /// ones a rewind to a later cursor skipped. Its parked messages are run again by
+    /// ``EventConsumer/replayParked()``.
     ///
     /// - Throws: ``CheckpointError/notPaused(name:)`` unless paused;
     ///   ``CheckpointError/pastTheLog(name:cursor:end:)`` for a cursor past every committed event.

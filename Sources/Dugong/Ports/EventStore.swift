@@ -21,7 +21,8 @@
 ///   that have events, for exactly that tenant (`nil` matches only untenanted streams).
 ///
 /// A stream is identified by ``StreamID``, tenant included: the same aggregate id and sequence
-/// number may exist under two tenants.
+/// number may exist under two tenants. Its parts are told apart by their UTF-8 bytes, not by
+/// `String`'s `==` (canonical equivalence): `café` spelled NFC and NFD are two streams.
 public protocol EventStore: Sendable {
     /// Appends `events` to `stream` atomically if the stream is at the expected version.
     /// - Returns: what was done; see ``AppendResult``.
@@ -43,6 +44,10 @@ public protocol EventStore: Sendable {
     /// Hides the events of `stream` below sequence number `version` from reads (a store may
     /// reclaim their space); later appends continue the sequence. ``lastEvent(of:)`` is not
     /// affected unless every event is hidden.
+    ///
+    /// `version` is 1 ... the stream's version + 1 (which hides every event it has; more would
+    /// hide its next appends). Outside that, it throws and changes nothing; the error is the
+    /// adapter's own (`DugongTesting.EventStoreContract` checks that every adapter refuses).
     func truncate(_ stream: StreamID, before version: Int) async throws
 }
 

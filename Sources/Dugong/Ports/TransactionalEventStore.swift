@@ -18,7 +18,8 @@ public struct StreamAppend: Sendable {
 /// the rules of ``EventStore/append(_:to:expecting:)``, checked against the streams as the
 /// appends before it in the same call leave them; if any append is refused, the call throws that
 /// append's error and nothing of any append is stored or visible. Appends to the same stream in
-/// one call follow each other.
+/// one call follow each other; one that repeats events an earlier one stores (an aggregate
+/// staged twice) is an idempotent retry of them.
 public protocol TransactionalEventStore: EventStore {
     /// Appends every append, or none.
     /// - Returns: one result per append, in order.

@@ -61,11 +61,16 @@ final class PostgresImporter {
     let url: String
     let batch: Int
     private var pending: [StreamAppend] = []
+    /// The raw name of the last pending append's stream.
+    private var pendingName: NameKey?
     private var pendingEvents = 0
     private var firstLine = 0
-    /// Each stream's version as the database and the pending commit leave it.
-    private var versions: [String: Int] = [:]
-    private var tombstoned: Set<String> = []
+    /// Each stream's version as the database and the pending commit leave it. Streams are
+    /// told apart by their names' bytes, as the database does (``NameKey``; `String` and
+    /// `StreamID` compare by canonical equivalence, which took `café` spelled NFC and NFD for
+    /// one stream and put the second's events in the first).
+    private var versions: [NameKey: Int] = [:]
+    private var tombstoned: Set<NameKey> = []
     private var imported = 0
     private var skipped = 0
     private var commits = 0
@@ -77,10 +82,10 @@ final class PostgresImporter {
     }
 
     private func version(of name: String) async throws -> Int {
-        if let known = versions[name] { return known }
+        if let known = versions[NameKey(name)] { return known }
         let state = try await database.state(ofStreamNamed: name)
-        if state?.isTombstoned == true { tombstoned.insert(name) }
-        versions[name] = state?.version ?? 0
+        if state?.isTombstoned == true { tombstoned.insert(NameKey(name)) }
+        versions[NameKey(name)] = state?.version ?? 0
         return state?.version ?? 0
     }
 
@@ -133,20 +138,21 @@ final class PostgresImporter {
                 skipped += 1
                 return
             }
-            guard !tombstoned.contains(name) else { throw fail(line, "'\(name)' is tombstoned: no events can be added to it", .conflict) }
+            guard !tombstoned.contains(NameKey(name)) else { throw fail(line, "'\(name)' is tombstoned: no events can be added to it", .conflict) }
             if version > current + 1 {
                 guard current == 0 else { throw fail(line, "version \(version) of '\(name)' does not follow its version \(current)", .badInput) }
                 // The stream began later where it came from (its first versions were removed).
                 try await flush()
                 try await change(line) { try await $0.beginStream(named: name, atVersion: version) }
             }
-            if let last = pending.last, last.stream == stream {
+            if !pending.isEmpty, pendingName == NameKey(name) {
                 pending[pending.count - 1].events.append(domain)
             } else {
                 if pending.isEmpty { firstLine = line }
                 pending.append(StreamAppend(stream: stream, events: [domain], expected: .exact(version - 1)))
+                pendingName = NameKey(name)
             }
-            versions[name] = version
+            versions[NameKey(name)] = version
             pendingEvents += 1
             if pendingEvents >= batch { try await flush() }
         case .truncate(let name, let before):
@@ -155,13 +161,13 @@ final class PostgresImporter {
             if let state = try await database.state(ofStreamNamed: name), state.isTombstoned || state.firstVisibleVersion >= before { return }
             if try await version(of: name) == 0 && before > 1 {
                 try await change(line) { try await $0.beginStream(named: name, atVersion: before) }
-                versions[name] = before - 1
+                versions[NameKey(name)] = before - 1
             }
             try await change(line) { try await $0.truncate(streamNamed: name, before: before) }
         case .tombstone(let name):
             try await flush()
             try await change(line) { try await $0.tombstone(streamNamed: name) }
-            tombstoned.insert(name)
+            tombstoned.insert(NameKey(name))
         }
     }
 
@@ -178,6 +184,7 @@ final class PostgresImporter {
         guard !pending.isEmpty else { return }
         let appends = pending
         pending = []
+        pendingName = nil
         pendingEvents = 0
         do {
             let results = try await database.append(appends)
@@ -223,14 +230,16 @@ extension ReadAll {
             var kept: [StoredEvent] = []
             var matched = 0
             var remaining = collecting ? Int.max : limit ?? .max
-            var states: [String: EventLog.StreamInfo] = [:]
+            // By the names' bytes (``NameKey``): a table keyed by `String` took two streams
+            // spelled NFC and NFD for one, and showed or hid one's events by the other's state.
+            var states: [NameKey: EventLog.StreamInfo] = [:]
             func take(_ page: [RecordedEvent]) throws {
                 var printing: [StoredEvent] = []
                 var cursors: [LogCursor] = []
                 defer { printer.print(printing, cursors: cursors) }
                 for recorded in page where recorded.cursor >= from && remaining > 0 {
                     let event = try recorded.storedEvent()
-                    guard try filter.accepts(event, info: { states[$0] }) else { continue }
+                    guard try filter.accepts(event, info: { states[NameKey($0)] }) else { continue }
                     matched += 1
                     if count { continue }
                     if collecting {
@@ -247,7 +256,7 @@ extension ReadAll {
                 // The states are the snapshot's: read them first from the same moment.
                 var pages: [[RecordedEvent]] = []
                 let snapshot = try await database.forEachCommittedEvent { pages.append($0) }
-                states = Dictionary(snapshot.map { ($0.name, $0.info) }, uniquingKeysWith: { a, _ in a })
+                states = Dictionary(snapshot.map { (NameKey($0.name), $0.info) }, uniquingKeysWith: { a, _ in a })
                 for page in pages { try take(page) }
                 finish(matched: matched, kept: kept, printer: &printer)
                 return
@@ -260,7 +269,7 @@ extension ReadAll {
                     continue
                 }
                 // Lifecycle changes since the last page.
-                states = Dictionary(try await database.streamStates().map { ($0.name, $0.info) }, uniquingKeysWith: { a, _ in a })
+                states = Dictionary(try await database.streamStates().map { (NameKey($0.name), $0.info) }, uniquingKeysWith: { a, _ in a })
                 filter.forgetStreams()
                 try take(page)
                 cursor = page[page.count - 1].next
@@ -272,13 +281,13 @@ extension ReadAll {
 extension Streams {
     func runOnPostgres() async throws {
         try await PostgresAccess.with(store) { database in
-            var bytes: [String: Int] = [:]
+            var bytes: [NameKey: Int] = [:]
             var states: [PostgresEventStore.StreamState]
             if sizes {
                 states = try await database.forEachCommittedEvent { page in
                     for recorded in page {
                         let event = try recorded.storedEvent()
-                        bytes[event.stream, default: 0] += event.data.count + event.metadata.count
+                        bytes[NameKey(event.stream), default: 0] += event.data.count + event.metadata.count
                     }
                 }
             } else {
@@ -286,7 +295,7 @@ extension Streams {
             }
             if let category { states = states.filter { $0.name.utf8.starts(with: (category + "/").utf8) } }
             for state in states where prefix.map({ state.name.utf8.starts(with: $0.utf8) }) ?? true {
-                emit(state.name, state.info, events: state.storedEvents, bytes: bytes[state.name] ?? 0)
+                emit(state.name, state.info, events: state.storedEvents, bytes: bytes[NameKey(state.name)] ?? 0)
             }
         }
     }

@@ -51,10 +51,10 @@ public struct EventLogStore: TransactionalEventStore, GlobalEventLog {
                 }
                 return results.map { $0! }
             } catch StoreError.partialDuplicate(let name, let stored, let appended) {
-                let index = names.firstIndex(of: name) ?? 0
+                let index = Self.index(of: name, in: names)
                 throw EventStoreError.partialDuplicate(stream: appends[index].stream, storedCount: stored, appendedCount: appended)
             } catch StoreError.wrongExpectedVersion(let name, _, let actual) {
-                let index = names.firstIndex(of: name) ?? 0
+                let index = Self.index(of: name, in: names)
                 if try requests[index].decide(currentVersion: actual, storedEventID: { try storedID(names[index], $0) }) == .duplicate {
                     continue  // a concurrent identical append landed first; the next round sees it
                 }
@@ -62,6 +62,13 @@ public struct EventLogStore: TransactionalEventStore, GlobalEventLog {
             }
         }
         throw EventStoreError.conflict(stream: appends[0].stream, expected: appends[0].expected, actual: try currentVersion(names[0]))
+    }
+
+    /// The first append to the engine stream `name`: by its bytes, as the engine names streams
+    /// (`firstIndex(of:)` compares by canonical equivalence, and took an append to `café`
+    /// spelled NFD for the one spelled NFC before it).
+    private static func index(of name: String, in names: [String]) -> Int {
+        names.firstIndex { $0.utf8.elementsEqual(name.utf8) } ?? 0
     }
 
     private func storedID(_ name: String, _ version: Int) throws -> UUID? {

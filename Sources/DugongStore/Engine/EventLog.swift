@@ -228,7 +228,9 @@ public final class EventLog: Sendable {
 
     /// Appends to several streams atomically (a unit of work): each append is checked as
     /// ``append(_:to:expecting:)`` checks it, against the streams as the appends before it leave
-    /// them; if any is refused, nothing is written. They are written in one frame.
+    /// them (so an append that repeats events an earlier one of the call appends is an
+    /// idempotent retry of them); if any is refused, nothing is written. They are written in one
+    /// frame.
     ///
     /// - Returns: one commit per append, in order.
     @discardableResult

@@ -424,13 +424,10 @@ final class Writer: Sendable {
             let append = appends[index]
             let key = HashedStreamKey(append.stream)
             let slot: Int
-            let seenInThisCall: Bool
             if let known = hashed ? slots[key] : batch.callStreams[firstSlot...].firstIndex(of: key) {
                 slot = known
-                seenInThisCall = true
             } else {
                 slot = batch.callViews.count
-                seenInThisCall = false
                 if hashed { slots[key] = slot }
                 let view = view(of: key, in: &batch)
                 batch.callStreams.append(key)
@@ -439,10 +436,11 @@ final class Writer: Sendable {
             let view = batch.callViews[slot]
             if view.isTombstoned { return .failure(.streamTombstoned(stream: append.stream)) }
             do {
+                // Also events an earlier append of this call accepted (the same aggregate staged
+                // twice in a unit of work, or a retried unit that appends to one stream twice):
+                // they are stored once the call commits, so this one is a retry, as the ports
+                // have it. (It was refused, with an error no port has.)
                 if let duplicate = try duplicateCommit(stream: key, events: append.events, expected: append.expected, view: view, in: batch) {
-                    guard !seenInThisCall else {
-                        return .failure(.invalidArgument("the same events appear twice in one atomic append to '\(append.stream)'"))
-                    }
                     batch.plans.append(Plan(append: index, slot: slot, firstVersion: duplicate.firstVersion, duplicate: duplicate))
                     continue
                 }

@@ -82,13 +82,24 @@ struct PostgresBrowser: StudioSource {
         var rows = PageRows(limit: limit)
         var scanned = 0
         var complete = false
+        // Each stream's visibility, looked up once per page (keyed by bytes, as the store's names).
+        var visibleFrom: [[UInt8]: (first: Int, tombstoned: Bool)] = [:]
+        func isHidden(_ event: StoredEvent) async throws -> Bool {
+            let key = Array(event.stream.utf8)
+            if visibleFrom[key] == nil {
+                let state = try await store.state(ofStreamNamed: event.stream)
+                visibleFrom[key] = (state?.firstVisibleVersion ?? 1, state?.isTombstoned ?? false)
+            }
+            let visibility = visibleFrom[key]!
+            return visibility.tombstoned || event.version < visibility.first
+        }
         scan: while !rows.isFull, scanned < StoreBrowser.scanBudget {
             let wanted = min(1024, StoreBrowser.scanBudget - scanned)
             let page = try await store.events(from: next, maxCount: wanted)
             for recorded in page {
                 let event = try recorded.storedEvent()
                 // An event that does not fit starts the next page.
-                if filter.admits(event), !rows.add(event.json(next: recorded.next.description)) { break scan }
+                if filter.admits(event), !rows.add(event.json(next: recorded.next.description, hidden: try await isHidden(event))) { break scan }
                 scanned += 1
                 next = recorded.next
                 if rows.isFull { break scan }

@@ -152,9 +152,10 @@ extension StudioSource {
 }
 
 extension StoredEvent {
-    /// Every field of the event, the framework's envelope when its metadata holds one, and
-    /// `next`: the log cursor after it.
-    func json(next: String) -> String {
+    /// Every field of the event, the framework's envelope when its metadata holds one,
+    /// `next`: the log cursor after it, and `hidden`: whether its stream's reads no longer show
+    /// it (truncated, deleted or tombstoned; the global log still holds it).
+    func json(next: String, hidden: Bool = false) -> String {
         var envelope: String?
         if let id = AggregateStreamName.streamID(of: stream), let domain = try? EventLogStore.domainEvent(self, of: id) {
             envelope = JSONText.object([
@@ -171,6 +172,7 @@ extension StoredEvent {
             "timestamp": JSONText.quoted(PayloadTimestamp.millisecondString(timestampMilliseconds)),
             "timestampMilliseconds": "\(timestampMilliseconds)",
             "data": JSONText.payload(data), "metadata": JSONText.payload(metadata), "envelope": envelope, "next": JSONText.quoted(next),
+            "hidden": "\(hidden)",
         ])
     }
 }

@@ -361,7 +361,8 @@ async function loadLog(reset) {
   $("log-facts").textContent = "looked up to " + page.next + " (the log's end: " + page.head + ")" + (page.complete ? ", all of it" : "");
 }
 function logRow(event) {
-  const tr = row([event.position, element("td", event.stream, "mono"), event.version, event.type, event.timestamp], "pick");
+  const tr = row([event.position, element("td", event.stream, "mono"), event.version + (event.hidden ? " (hidden)" : ""), event.type, event.timestamp], event.hidden ? "pick muted" : "pick");
+  if (event.hidden) tr.title = "its stream no longer shows it: truncated, deleted or tombstoned";
   tr.onclick = () => { location.hash = "#/stream/" + encodeURIComponent(event.stream) + "/" + event.version; };
   return tr;
 }
@@ -420,7 +421,7 @@ async function loadReaders() {
       if (r.paused) {
         button("Resume", () => readerAction(() => api("/api/readers/resume?" + query({ name: r.name }), "POST")));
         button("Rewind…", () => {
-          const to = prompt("Move " + r.name + "'s checkpoint to which cursor? (start: the beginning; its handlers see those events again)", "start");
+          const to = prompt("Move " + r.name + "'s checkpoint to which cursor? (start: the beginning; a projection sees those events again, a consumer only those it has not consumed)", "start");
           if (to) readerAction(() => api("/api/readers/rewind?" + query({ name: r.name, to }), "POST"));
         });
       } else {

@@ -48,13 +48,20 @@ final class RequestGuard: RouterMiddleware, Sendable {
         return URL(string: "http://\(shown):\(port)/" + (isLoopback ? "" : "?token=\(accessToken)"))
     }
 
-    /// The `Host` values this server answers to: on loopback, its own names; elsewhere any
-    /// (the access token is checked instead).
+    /// The names a loopback server answers to: the address it is bound to (as a `Host` header
+    /// spells it: IPv6 in brackets) and the machine's own loopback names.
+    var loopbackNames: [String] {
+        let bound = host.contains(":") ? "[\(host.lowercased())]" : host.lowercased()
+        return ["127.0.0.1", "localhost", "[::1]"] + (["127.0.0.1", "localhost", "[::1]"].contains(bound) ? [] : [bound])
+    }
+
+    /// The `Host` values this server answers to: on loopback, its own names with its port;
+    /// elsewhere any (the access token is checked instead).
     func admits(host header: String?) -> Bool {
         guard isLoopback else { return true }
         guard let header else { return false }
         let port = port.withLock { $0 }
-        return ["127.0.0.1", "localhost", "[::1]"].contains { header.lowercased() == "\($0):\(port)" }
+        return loopbackNames.contains { header.lowercased() == "\($0):\(port)" }
     }
 
     /// Compares in time that does not depend on where they differ.
@@ -67,7 +74,8 @@ final class RequestGuard: RouterMiddleware, Sendable {
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         guard admits(host: request.head.authority) else {
-            return Reply.problem(.misdirectedRequest, "this server answers to 127.0.0.1 and localhost, not to '\(request.head.authority ?? "")'")
+            let names = loopbackNames.joined(separator: ", ")
+            return Reply.problem(.misdirectedRequest, "this server answers to \(names), not to '\(request.head.authority ?? "")'")
         }
         var grantsCookie = false
         if !isLoopback {
