@@ -19,6 +19,21 @@ public struct StreamID: Sendable, Hashable, Codable, CustomStringConvertible {
         self.init(origin: State.origin, aggregateType: State.aggregateType, aggregateID: id, tenantID: tenantID)
     }
 
+    /// Streams are told apart by the bytes of their names' parts, as every store keeps them:
+    /// names that differ only in Unicode normalization (`café` composed and decomposed) are
+    /// two streams, though Swift's `String ==` takes them as one. (Hashing stays `String`'s:
+    /// equal bytes hash alike.)
+    public static func == (a: StreamID, b: StreamID) -> Bool {
+        guard a.aggregateID.utf8.elementsEqual(b.aggregateID.utf8), a.aggregateType.utf8.elementsEqual(b.aggregateType.utf8),
+            a.origin.utf8.elementsEqual(b.origin.utf8)
+        else { return false }
+        switch (a.tenantID, b.tenantID) {
+        case (nil, nil): return true
+        case (let first?, let second?): return first.utf8.elementsEqual(second.utf8)
+        default: return false
+        }
+    }
+
     /// `origin:aggregateType/aggregateID` (`origin:aggregateType@tenant/aggregateID` with a
     /// tenant): how DugongStore names the stream, and how the `dugong` tool prints it (the store
     /// percent-encodes `%`, `:`, `@` and `/` in the first three parts).
