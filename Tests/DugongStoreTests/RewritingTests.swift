@@ -201,4 +201,90 @@ struct RewritingTests {
         #expect(try files() == before)
         #expect(try FollowingTests.contents(last) == bytes)
     }
+
+    // A compaction that committed and crashed before it removed the old set leaves it beside
+    // the new one; the next writable open removes it. It did so before its scan, so when the
+    // new set turned out damaged the old set, the only intact copy of those events, was gone.
+    // It is removed only once the scan found no damage.
+    @Test(arguments: [false, true])
+    func aCompactionsOldSetStaysUntilTheNewOneIsFoundWhole(newSetDamaged: Bool) async throws {
+        let directory = TemporaryDirectory("rewrite-old-set")
+        defer { directory.remove() }
+        _ = try await CompactionTests.populate(directory)
+        let aside = TemporaryDirectory("rewrite-old-set-aside")
+        defer { aside.remove() }
+        try FileManager.default.createDirectory(atPath: aside.path, withIntermediateDirectories: true)
+        let oldSet = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.hasSuffix(Layout.segmentSuffix) }.sorted()
+        for name in oldSet { try FileManager.default.copyItem(atPath: directory.file(name), toPath: aside.file(name)) }
+        _ = try EventLog.compact(at: directory.path, options: CompactionTests.options)
+        let newSet = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.hasSuffix(Layout.segmentSuffix) }.sorted()
+        #expect(Set(newSet).isDisjoint(with: oldSet), "a compaction writes new names")
+        for name in oldSet { try FileManager.default.copyItem(atPath: aside.file(name), toPath: directory.file(name)) }
+        try? FileManager.default.removeItem(atPath: directory.file(Layout.indexName))
+        if newSetDamaged {
+            let handle = try FileHandle(forUpdating: URL(fileURLWithPath: directory.file(newSet[0])))
+            try handle.seek(toOffset: UInt64(Layout.segmentHeaderSize + 100))
+            let byte = try #require(try handle.read(upToCount: 1)).first!
+            try handle.seek(toOffset: UInt64(Layout.segmentHeaderSize + 100))
+            try handle.write(contentsOf: Data([byte ^ 0x5A]))
+            try handle.close()
+        }
+        let log = try Fixture.open(directory, segmentSize: 8192)
+        #expect(log.damageFoundAtOpen.isEmpty == !newSetDamaged)
+        log.close()
+        let left = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.hasSuffix(Layout.segmentSuffix) }.sorted()
+        #expect(left == (newSetDamaged ? (oldSet + newSet).sorted() : newSet), "\(left)")
+    }
+
+    // A segment file with another salt than the manifest lists is not the store's: a writable
+    // open refuses it, and it extended the file to its capacity first.
+    @Test func aSegmentFileWithAnotherSaltIsLeftAsItIs() async throws {
+        let directory = TemporaryDirectory("rewrite-salt")
+        defer { directory.remove() }
+        let other = TemporaryDirectory("rewrite-salt-other")
+        defer { other.remove() }
+        for store in [directory, other] {
+            let log = try Fixture.open(store, segmentSize: 65536)
+            try await log.append(Fixture.events(3), to: "a")
+            log.close()
+        }
+        let name = try #require(try FileManager.default.contentsOfDirectory(atPath: directory.path).first { $0.hasSuffix(Layout.segmentSuffix) })
+        // Shorter than its capacity, as a copy that dropped the zeros after the frames.
+        try FileManager.default.removeItem(atPath: directory.file(name))
+        try Data(try FollowingTests.contents(other.file(name)).prefix(8192)).write(to: URL(fileURLWithPath: directory.file(name)))
+        let before = try FollowingTests.contents(directory.file(name))
+        let log = try Fixture.open(directory, segmentSize: 65536)
+        #expect(log.damageFoundAtOpen.contains { $0.description.contains("another salt") }, "\(log.damageFoundAtOpen)")
+        log.close()
+        #expect(try FollowingTests.contents(directory.file(name)) == before)
+    }
+
+    // Values read from disk are bounded before arithmetic: a manifest whose generation is near
+    // UInt64.max (valid checksum) trapped the writer's next roll; a segment name with an
+    // 11-digit generation is not a segment name.
+    @Test func aForgedGenerationIsDamageNotATrap() async throws {
+        let directory = TemporaryDirectory("rewrite-generation")
+        defer { directory.remove() }
+        let log = try Fixture.open(directory, segmentSize: 8192)
+        try await log.append(Fixture.events(3), to: "a")
+        let listed = log.segmentNames
+        log.close()
+        guard case .intact(let manifest) = try StoreFiles.readManifest(in: directory.path) else {
+            Issue.record("no intact manifest")
+            return
+        }
+        try StoreFiles.writeManifest(Manifest(generation: .max, segments: manifest.segments), in: directory.path)
+        guard case .damaged(let reason) = try StoreFiles.readManifest(in: directory.path) else {
+            Issue.record("a manifest of generation UInt64.max was read as intact")
+            return
+        }
+        #expect(reason.contains("generation"), "\(reason)")
+        let reopened = try Fixture.open(directory, segmentSize: 8192)
+        #expect(reopened.damageFoundAtOpen.contains { $0.description.contains("generation") }, "\(reopened.damageFoundAtOpen)")
+        #expect(reopened.segmentNames == listed)
+        reopened.close()
+        #expect(Layout.SegmentName(fileName: "00000000000000000000-9999999999.dseg")?.generation == 9_999_999_999)
+        #expect(Layout.SegmentName(fileName: "00000000000000000000-10000000000.dseg") == nil)
+        #expect(Layout.SegmentName(fileName: "00000000000000000000-9223372036854775807.dseg") == nil)
+    }
 }

@@ -121,6 +121,8 @@ public final class EventLog: Sendable {
             return EventLog(directory: directory, options: options, lock: lock, recovered: recovered, set: set, writerState: nil, head: nil,
                 seenHead: context.head)
         }
+        // What a crash left out of the manifest goes once the scan found the listed set whole.
+        if recovered.index.damage.isEmpty { try set.removeLeftovers(in: directory) }
         // The saved index describes the store as it is now; once appends begin it would not.
         try IndexFile.remove(from: directory)
         let head = try HeadFile(directory: directory)

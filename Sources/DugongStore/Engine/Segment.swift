@@ -68,11 +68,14 @@ final class Segment: @unchecked Sendable {
 
     /// Opens an existing segment and checks its header.
     ///
-    /// - Parameter extendToCapacity: re-extend a file shorter than its capacity (the active
-    ///   segment after a cut); otherwise only its actual bytes are mapped.
+    /// - Parameters:
+    ///   - extendToCapacity: re-extend a file shorter than its capacity (the active segment
+    ///     after a cut); otherwise only its actual bytes are mapped.
+    ///   - expectedSalt: the salt the manifest lists for the file: a file with another salt is
+    ///     not the listed segment, and is not extended (the caller refuses it).
     /// - Throws: ``StoreError/unsupportedFormat(segment:version:)`` for a segment of another
     ///   format version, ``StoreError/corruption(segment:offset:reason:)`` for a damaged header.
-    static func open(directory: String, name: String, writable: Bool, extendToCapacity: Bool) throws -> Segment {
+    static func open(directory: String, name: String, writable: Bool, extendToCapacity: Bool, expectedSalt: UInt64? = nil) throws -> Segment {
         let path = directory + "/" + name
         let file = try File(path: path, flags: writable ? O_RDWR : O_RDONLY)
         var size = try file.size()
@@ -104,7 +107,7 @@ final class Segment: @unchecked Sendable {
         // Bytes past the capacity were never written by a writer: they are not mapped, and not
         // touched either (nothing is changed before recovery has looked at the store).
         let originalSize = size
-        if extendToCapacity && size < capacity {
+        if extendToCapacity && size < capacity && (expectedSalt == nil || expectedSalt == header.salt) {
             try file.preallocate(size: capacity)
             size = capacity
         }

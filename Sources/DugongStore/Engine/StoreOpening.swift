@@ -11,6 +11,11 @@ struct SegmentSet {
     var segments: [Segment]
     /// Missing files and manifest damage, for ``Recovery/scan(_:from:offset:into:lastBatch:context:)``.
     var context: Recovery.Context
+    /// Segment files a crash left out of the manifest (a compaction's old set, a segment
+    /// created just before its manifest update) that a writable open removes, but only once its
+    /// scan found no damage: until then the old set of a compaction may be the only intact copy
+    /// of events (``removeLeftovers(in:)``).
+    var leftovers: [String] = []
 
     /// Whether the files themselves are in order (no missing file, intact manifest).
     var isIntact: Bool { context.damage.isEmpty && context.missing.isEmpty }
@@ -79,6 +84,7 @@ struct SegmentSet {
         }
         let names = context.damage.isEmpty ? listed.map(\.name) : files.map(\.fileName)
         var segments: [Segment] = []
+        var leftovers: [String] = []
         var missing: [String] = []
         for (number, name) in names.enumerated() {
             let isLast = number == names.count - 1
@@ -88,7 +94,9 @@ struct SegmentSet {
             }
             let segment: Segment
             do {
-                segment = try Segment.open(directory: directory, name: name, writable: writable && isLast, extendToCapacity: writable && isLast)
+                segment = try Segment.open(
+                    directory: directory, name: name, writable: writable && isLast, extendToCapacity: writable && isLast,
+                    expectedSalt: context.damage.isEmpty ? listed[number].salt : nil)
             } catch StoreError.corruption(_, let offset, let reason) {
                 // Nothing of a segment whose header fails its checks can be trusted: it is
                 // damage, as a lost file is, and the other segments stay readable.
@@ -110,12 +118,21 @@ struct SegmentSet {
             manifest = Manifest(generation: manifest.generation, segments: listed)
             let unlisted = files.map(\.fileName).filter { name in !listed.contains { $0.name == name } }
             if !unlisted.isEmpty {
-                try handleUnlisted(unlisted, in: directory, after: segments.last, removing: writable && context.missing.isEmpty, context: &context)
+                let removable = try handleUnlisted(unlisted, in: directory, after: segments.last, context: &context)
+                if writable, context.damage.isEmpty, context.missing.isEmpty { leftovers = removable }
             }
         } else {
             manifest = Manifest(generation: 0, segments: segments.map { Manifest.Entry(name: $0.name, salt: $0.salt) })
         }
-        return SegmentSet(manifest: manifest, segments: segments, context: context)
+        return SegmentSet(manifest: manifest, segments: segments, context: context, leftovers: leftovers)
+    }
+
+    /// Removes ``leftovers`` (the caller holds the lock, and its scan of the set found no damage).
+    mutating func removeLeftovers(in directory: String) throws {
+        guard !leftovers.isEmpty else { return }
+        for name in leftovers { try Directory.remove(directory + "/" + name) }
+        try Directory.synchronize(directory)
+        leftovers = []
     }
 
     /// Opens the segment files as a reader beside a writer: a roll, a compaction or an upgrade
@@ -194,12 +211,12 @@ struct SegmentSet {
 
     /// Segment files the manifest does not list: what a crash left behind (a segment created
     /// just before its manifest update, holding no frame; the new set of a compaction that did
-    /// not commit; the old set of one that did) is removed by a writable open. A segment that
-    /// continues the listed ones and holds frames means the manifest is stale: that is damage,
-    /// and nothing is removed.
+    /// not commit; the old set of one that did) is returned, for a writable open to remove once
+    /// its scan found no damage. A segment that continues the listed ones and holds frames
+    /// means the manifest is stale: that is damage, and nothing is removable.
     private static func handleUnlisted(
-        _ names: [String], in directory: String, after last: Segment?, removing: Bool, context: inout Recovery.Context
-    ) throws {
+        _ names: [String], in directory: String, after last: Segment?, context: inout Recovery.Context
+    ) throws -> [String] {
         var removable: [String] = []
         for name in names {
             let segment: Segment
@@ -224,9 +241,7 @@ struct SegmentSet {
                 removable.append(name)
             }
         }
-        guard removing, context.damage.isEmpty, !removable.isEmpty else { return }
-        for name in removable { try Directory.remove(directory + "/" + name) }
-        try Directory.synchronize(directory)
+        return context.damage.isEmpty ? removable : []
     }
 
     /// Throws ``StoreError/unsupportedFormat(segment:version:)`` when the store is of format

@@ -759,6 +759,11 @@ final class Writer: Sendable {
         try previous.file.synchronizeData()
         let previousName = Layout.SegmentName(fileName: previous.name)
         let generation = previousName?.firstPosition == firstPosition ? (previousName?.generation ?? 0) + 1 : 0
+        guard generation <= Layout.SegmentName.maximumGeneration else {
+            throw StoreError.corruption(
+                segment: previous.name, offset: 0,
+                reason: "a segment after it would need generation \(generation), beyond \(Layout.SegmentName.maximumGeneration) (the file name was not written by this engine)")
+        }
         let name = Layout.SegmentName(firstPosition: firstPosition, generation: generation)
         let header = SegmentHeader(
             firstPosition: firstPosition, capacity: UInt64(capacity),

@@ -41,6 +41,10 @@ enum Layout {
         var firstPosition: UInt64
         var generation: Int
 
+        /// The highest generation a segment file name may carry (10 digits: the manifest's
+        /// bound on a name's length).
+        static let maximumGeneration = 9_999_999_999
+
         static func < (a: Self, b: Self) -> Bool {
             (a.firstPosition, a.generation) < (b.firstPosition, b.generation)
         }
@@ -61,7 +65,8 @@ enum Layout {
                 let position = UInt64(parts[0])
             else { return nil }
             let generation = parts.count == 2 ? Int(parts[1]) : 0
-            guard let generation, parts.count == 1 || (generation > 0 && String(generation) == parts[1]) else { return nil }
+            guard let generation, generation <= Self.maximumGeneration, parts.count == 1 || (generation > 0 && String(generation) == parts[1])
+            else { return nil }
             self.init(firstPosition: position, generation: generation)
         }
 

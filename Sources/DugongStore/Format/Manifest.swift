@@ -11,6 +11,9 @@ struct Manifest: Equatable {
     }
 
     /// Incremented at every rewrite.
+    /// The highest generation a manifest may hold (FORMAT.md §10): a bound on a value read from
+    /// disk, far above what rolls and compactions reach, so that adding 1 never overflows.
+    static let maximumGeneration: UInt64 = 1 << 62
     var generation: UInt64
     var segments: [Entry]
 
@@ -53,6 +56,10 @@ struct Manifest: Equatable {
                     return .failure(ManifestProblem("reserved bytes are not zero"))
                 }
                 let generation = try reader.u64("generation")
+                // Each roll and compaction adds 1: a store never gets near this bound.
+                guard generation <= Self.maximumGeneration else {
+                    return .failure(ManifestProblem("generation \(generation) is beyond \(Self.maximumGeneration)"))
+                }
                 let count = try reader.count("segments", limit: min(Self.maximumSegmentCount, reader.remaining / 9))
                 var segments: [Entry] = []
                 segments.reserveCapacity(count)
