@@ -153,6 +153,19 @@ public enum TransactionalEventStoreContract {
         try c.requireEqual(again, [AppendResult(version: 3, wasDuplicate: true), AppendResult(version: 3, wasDuplicate: true)], "the unit retried")
         try c.requireEqual(try await store.read(stream("b")), first + second, "events of b")
 
+        // The repeat's own expectation holds only after the first append: still a retry. And a
+        // retry's version is its stream's as the appends before it leave it, whatever follows.
+        let d = events("d", count: 2)
+        let repeated = try await store.append([
+            StreamAppend(stream: stream("d"), events: d, expected: .noStream),
+            StreamAppend(stream: stream("d"), events: d, expected: .streamExists),
+            StreamAppend(stream: stream("d"), events: d, expected: .exact(2)),
+            StreamAppend(stream: stream("d"), events: events("d", from: 3), expected: .exact(2)),
+        ])
+        try c.requireEqual(repeated.map(\.version), [2, 2, 2, 3], "versions of a unit repeating its first append")
+        try c.requireEqual(repeated.map(\.wasDuplicate), [false, true, true, false], "which appends were retries")
+        try c.requireEqual(try await store.read(stream("d")).count, 3, "events of d")
+
         // Two different events at one version in one unit: a conflict, and nothing stored.
         try await c.requireError("a unit appending two different events at version 1 of one stream") {
             try await store.append([

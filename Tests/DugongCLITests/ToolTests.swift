@@ -246,7 +246,12 @@ struct ToolTests {
         let empty = CLI.storePath("empty")
         try FileManager.default.createDirectory(atPath: empty, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: empty) }
-        for arguments in [["verify", empty], ["stats", empty], ["streams", empty], ["read-all", empty], ["export", empty], ["read", empty, "s"]] {
+        let reading = [["verify", empty], ["stats", empty], ["streams", empty], ["read-all", empty], ["export", empty], ["read", empty, "s"]]
+        let writing = [
+            ["compact", empty], ["upgrade", empty], ["delete-stream", empty, "s"], ["truncate-stream", empty, "s", "--before", "2"],
+            ["tombstone-stream", empty, "s"],
+        ]
+        for arguments in reading + writing {
             let result = try CLI.run(arguments)
             #expect(result.status == 66 && result.stderr.contains("holds no store"), "\(arguments): \(result.status) \(result.stderr)")
         }
@@ -260,26 +265,48 @@ struct ToolTests {
     }
 
     // `bench` and `demo` make their store in the temporary directory and remove it, also when
-    // Ctrl-C (SIGINT), SIGTERM or a closed output pipe ends them (each used to skip the removal).
+    // Ctrl-C (SIGINT), SIGTERM, SIGHUP or a closed output pipe ends them (each used to skip the
+    // removal). A signal the command inherited as ignored (nohup) stays ignored.
     @Test func scratchStoresAreRemovedWhenTheCommandIsInterrupted() throws {
         let temporary = CLI.storePath("scratch-tmp")
         try FileManager.default.createDirectory(atPath: temporary, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: temporary) }
-        for signal in ["INT", "TERM"] {
-            let script = """
-                TMPDIR='\(temporary)' '\(CLI.binary)' bench --events 5000000 --batch 1 > /dev/null 2>&1 &
-                pid=$!
-                for i in $(seq 1 400); do ls '\(temporary)' | grep -q dugong-bench && break; sleep 0.05; done
-                sleep 0.3
-                ls '\(temporary)' | grep -c dugong-bench
-                kill -\(signal) $pid
-                wait $pid
-                echo "status $?"
-                """
-            let result = try CLI.run(shell: script)
-            #expect(result.stdout.hasPrefix("1\n") && result.stdout.contains("status \(signal == "INT" ? 130 : 143)"), "\(signal): \(result.stdout) \(result.stderr)")
-            #expect(try FileManager.default.contentsOfDirectory(atPath: temporary).isEmpty, "SIG\(signal) left the bench's store")
+        /// Starts `command` (a `dugong` command line, `exec`ed by the shell: it keeps the
+        /// shell's signal dispositions, `setup` included), waits until its scratch store exists.
+        func start(_ command: String, setup: String = "", made prefix: String) throws -> CLI.Running {
+            let running = try CLI.start(["-c", "\(setup) TMPDIR='\(temporary)' exec '\(CLI.binary)' \(command) > /dev/null 2>&1"], executable: "/bin/sh")
+            for _ in 0..<400 where (try? FileManager.default.contentsOfDirectory(atPath: temporary))?.contains(where: { $0.hasPrefix(prefix) }) != true {
+                Thread.sleep(forTimeInterval: 0.05)
+            }
+            Thread.sleep(forTimeInterval: 0.5)
+            #expect(try FileManager.default.contentsOfDirectory(atPath: temporary).contains { $0.hasPrefix(prefix) }, "\(command) made no store")
+            return running
         }
+        func ended(_ running: CLI.Running, by signal: Int32) -> Bool {
+            for _ in 0..<400 where running.process.isRunning { Thread.sleep(forTimeInterval: 0.05) }
+            if running.process.isRunning { running.kill() }  // it did not end: the expectation fails
+            running.process.waitUntilExit()
+            running.remove()
+            return running.process.terminationReason == .uncaughtSignal && running.process.terminationStatus == signal
+        }
+        for signal in [SIGINT, SIGTERM, SIGHUP] {
+            let bench = try start("bench --events 5000000 --batch 1", made: "dugong-bench")
+            kill(bench.process.processIdentifier, signal)
+            #expect(ended(bench, by: signal), "signal \(signal)")
+            #expect(try FileManager.default.contentsOfDirectory(atPath: temporary).isEmpty, "signal \(signal) left the bench's store")
+        }
+        let ignoring = try start("bench --events 5000000 --batch 1", setup: "trap '' HUP;", made: "dugong-bench")
+        kill(ignoring.process.processIdentifier, SIGHUP)
+        Thread.sleep(forTimeInterval: 0.5)
+        #expect(ignoring.process.isRunning, "SIGHUP, ignored when it started, ended it")
+        kill(ignoring.process.processIdentifier, SIGINT)
+        #expect(ended(ignoring, by: SIGINT))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: temporary).isEmpty, "the bench's store was left")
+        // `demo --studio` leaves SIGINT and SIGTERM to the Studio's server; SIGHUP removes its store.
+        let studio = try start("demo --studio --port 0", made: "dugong-demo")
+        kill(studio.process.processIdentifier, SIGHUP)
+        #expect(ended(studio, by: SIGHUP))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: temporary).isEmpty, "SIGHUP left the demo's store")
         let piped = try CLI.run(shell: "TMPDIR='\(temporary)' '\(CLI.binary)' demo | head -c 1 > /dev/null")
         #expect(piped.status == 0, "\(piped.stderr)")
         #expect(try FileManager.default.contentsOfDirectory(atPath: temporary).isEmpty, "a closed pipe left the demo's store")

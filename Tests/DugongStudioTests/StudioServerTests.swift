@@ -122,10 +122,9 @@ struct StudioServerTests {
         }
     }
 
-    /// Bound to every address: every request needs the access token (once in the URL, then the
-    /// cookie it sets).
     /// Bound to another loopback address (127.0.0.2), the server answers to that address too
-    /// (it refused every request, its own page's included, with 421).
+    /// (it refused every request, its own page's included, with 421). A host name that only
+    /// begins with "127." is not a loopback address: it needs the access token.
     @Test func aServerOnAnotherLoopbackAddressAnswersToIt() async throws {
         let fixture = try await StudioFixture.make("loopback", readOnly: true)
         defer { fixture.remove() }
@@ -136,8 +135,16 @@ struct StudioServerTests {
             #expect(own.status == 200, "\(own.body)")
             #expect(other.status == 421 && other.body.contains("127.0.0.2"), "\(other.body)")
         }
+        for host in ["127.example.com", "127.0.0.1.example.com", "127.1"] {
+            #expect(!RequestGuard(host: host).isLoopback, "\(host)")
+        }
+        for host in ["127.0.0.1", "127.3.2.1", "::1", "localhost", "LOCALHOST"] {
+            #expect(RequestGuard(host: host).isLoopback, "\(host)")
+        }
     }
 
+    /// Bound to every address: every request needs the access token (once in the URL, then the
+    /// cookie it sets).
     @Test func offLoopbackEveryRequestNeedsTheAccessToken() async throws {
         let fixture = try await StudioFixture.make("token", readOnly: true)
         defer { fixture.remove() }

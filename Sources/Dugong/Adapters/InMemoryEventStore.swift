@@ -4,57 +4,18 @@ import Foundation
 /// Safe to use from many tasks at once; appends are serialized by the actor, and appends to
 /// several streams are atomic (``TransactionalEventStore``).
 public actor InMemoryEventStore: TransactionalEventStore, GlobalEventLog {
-    private var streams: [StreamKey: [SerializedDomainEvent]] = [:]
+    /// Keyed by `StreamID`, whose `==` compares bytes: names that differ only in Unicode
+    /// normalization are two streams, as in the other adapters.
+    private var streams: [StreamID: [SerializedDomainEvent]] = [:]
     /// Per stream, the first sequence number reads return.
-    private var truncateBefore: [StreamKey: Int] = [:]
+    private var truncateBefore: [StreamID: Int] = [:]
     /// Every event in commit order: index = global position.
     private var log: [SerializedDomainEvent] = []
     private var waiters: [Int: CheckedContinuation<Void, Never>] = [:]
     private var nextWaiter = 0
     /// Aggregate ids per (origin, type, tenant), in order of first append: keyed by the
     /// stream with an empty aggregate id.
-    private var aggregateIDsByKind: [StreamKey: [String]] = [:]
-
-    /// A stream told apart as the other adapters tell it: by the UTF-8 bytes of its parts.
-    /// `StreamID`'s `==` is `String`'s, canonical equivalence, which takes `café` spelled NFC
-    /// and NFD for one stream where the embedded store and PostgreSQL keep two.
-    private struct StreamKey: Hashable {
-        let stream: StreamID
-
-        init(_ stream: StreamID) { self.stream = stream }
-
-        /// The key of the kind (origin, aggregate type, tenant) of the streams
-        /// ``InMemoryEventStore/aggregateIDs(origin:aggregateType:tenantID:)`` lists.
-        init(origin: String, aggregateType: String, tenantID: String?) {
-            stream = StreamID(origin: origin, aggregateType: aggregateType, aggregateID: "", tenantID: tenantID)
-        }
-
-        static func == (a: Self, b: Self) -> Bool {
-            guard a.stream.aggregateID.utf8.elementsEqual(b.stream.aggregateID.utf8),
-                a.stream.aggregateType.utf8.elementsEqual(b.stream.aggregateType.utf8),
-                a.stream.origin.utf8.elementsEqual(b.stream.origin.utf8)
-            else { return false }
-            switch (a.stream.tenantID, b.stream.tenantID) {
-            case (nil, nil): return true
-            case (let first?, let second?): return first.utf8.elementsEqual(second.utf8)
-            default: return false
-            }
-        }
-
-        func hash(into hasher: inout Hasher) {
-            for part in [stream.origin, stream.aggregateType, stream.aggregateID] { Self.combine(part, into: &hasher) }
-            if let tenant = stream.tenantID { Self.combine(tenant, into: &hasher) } else { hasher.combine(-1) }
-        }
-
-        /// The part's bytes and their count (so that the parts' boundaries count too).
-        private static func combine(_ part: String, into hasher: inout Hasher) {
-            var part = part
-            part.withUTF8 { bytes in
-                hasher.combine(bytes.count)
-                hasher.combine(bytes: UnsafeRawBufferPointer(bytes))
-            }
-        }
-    }
+    private var aggregateIDsByKind: [StreamID: [String]] = [:]
 
     public init() {}
 
@@ -70,13 +31,13 @@ public actor InMemoryEventStore: TransactionalEventStore, GlobalEventLog {
         // Decide every append against the streams as the ones before it leave them, holding
         // only the new events aside (a trial copy of every stream made each append cost
         // O(streams)); publish them only if all pass.
-        var added: [StreamKey: [SerializedDomainEvent]] = [:]
+        var added: [StreamID: [SerializedDomainEvent]] = [:]
         var pendingLog = 0
         var created: [StreamID] = []
         var results: [AppendResult] = []
         for append in appends {
             let request = try AppendRequest(events: append.events, stream: append.stream, expected: append.expected)
-            let key = StreamKey(append.stream)
+            let key = append.stream
             let existing = streams[key] ?? []
             let new = added[key] ?? []
             let count = existing.count + new.count
@@ -102,20 +63,20 @@ public actor InMemoryEventStore: TransactionalEventStore, GlobalEventLog {
         waiters.removeAll()
         for waiter in waiting { waiter.resume() }
         for stream in created {
-            let kind = StreamKey(origin: stream.origin, aggregateType: stream.aggregateType, tenantID: stream.tenantID)
+            let kind = StreamID(origin: stream.origin, aggregateType: stream.aggregateType, aggregateID: "", tenantID: stream.tenantID)
             aggregateIDsByKind[kind, default: []].append(stream.aggregateID)
         }
         return results
     }
 
     public func read(_ stream: StreamID, from sequenceNumber: Int) -> [SerializedDomainEvent] {
-        let stored = streams[StreamKey(stream), default: []]
-        let start = max(sequenceNumber, truncateBefore[StreamKey(stream)] ?? 1, 1) - 1
+        let stored = streams[stream, default: []]
+        let start = max(sequenceNumber, truncateBefore[stream] ?? 1, 1) - 1
         return start < stored.count ? Array(stored[start...]) : []
     }
 
     public func lastEvent(of stream: StreamID) -> SerializedDomainEvent? {
-        guard let last = streams[StreamKey(stream)]?.last, last.sequenceNumber >= truncateBefore[StreamKey(stream)] ?? 1 else { return nil }
+        guard let last = streams[stream]?.last, last.sequenceNumber >= truncateBefore[stream] ?? 1 else { return nil }
         return last
     }
 
@@ -124,11 +85,11 @@ public actor InMemoryEventStore: TransactionalEventStore, GlobalEventLog {
     ///
     /// - Throws: ``TruncationError`` when `version` is below 1 or past the stream's version + 1.
     public func truncate(_ stream: StreamID, before version: Int) throws {
-        let current = streams[StreamKey(stream)]?.count ?? 0
+        let current = streams[stream]?.count ?? 0
         guard version >= 1, version <= current + 1 else {
             throw TruncationError(stream: stream, version: version, streamVersion: current)
         }
-        truncateBefore[StreamKey(stream)] = max(truncateBefore[StreamKey(stream)] ?? 1, version)
+        truncateBefore[stream] = max(truncateBefore[stream] ?? 1, version)
     }
 
     /// Why ``truncate(_:before:)`` refused: versions start at 1, and truncating past the
@@ -149,7 +110,7 @@ public actor InMemoryEventStore: TransactionalEventStore, GlobalEventLog {
     }
 
     public func aggregateIDs(origin: String, aggregateType: String, tenantID: String?) -> [String] {
-        aggregateIDsByKind[StreamKey(origin: origin, aggregateType: aggregateType, tenantID: tenantID)] ?? []
+        aggregateIDsByKind[StreamID(origin: origin, aggregateType: aggregateType, aggregateID: "", tenantID: tenantID)] ?? []
     }
 
     /// Cursors are positions (transaction 0): an event's index in the log.

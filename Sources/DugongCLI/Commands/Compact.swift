@@ -27,6 +27,7 @@ struct Compact: ParsableCommand {
 
     func run() throws {
         try PostgresAccess.refuse(store, "compact rewrites a directory store's segments; on PostgreSQL, VACUUM reclaims space")
+        try StoreAccess.refuseIfNoStore(at: store)
         let bar = ProgressBar(dryRun ? "planning" : "compacting")
         let report: CompactionReport
         do {

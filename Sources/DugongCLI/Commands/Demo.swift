@@ -56,7 +56,7 @@ struct Demo: AsyncParsableCommand {
             return
         }
         if let store, PostgresAccess.isURL(store) { return try await runOnPostgres() }
-        let scratch = store == nil ? ScratchDirectory(prefix: "dugong-demo", catchingSignals: !studio) : nil
+        let scratch = store == nil ? ScratchDirectory(prefix: "dugong-demo", catchingInterrupts: !studio) : nil
         defer { scratch?.remove() }
         let directory = store ?? scratch!.path
         let log = try StoreAccess.open(directory, forWriting: true, creating: true)

@@ -55,7 +55,8 @@ struct StudioCommand: AsyncParsableCommand {
             return try await runOnPostgres()
         }
         #if Studio
-        let log = try StoreAccess.open(store, forWriting: allowMaintenance)
+        // Read-only, it follows the log: it may start before the application makes the store.
+        let log = try StoreAccess.open(store, forWriting: allowMaintenance, waitingForStore: !allowMaintenance)
         defer { log.close() }
         try await Self.serve(try Self.studio { try Studio(log: log, options: options) })
         #else

@@ -25,6 +25,7 @@ struct Upgrade: ParsableCommand {
 
     func run() throws {
         try PostgresAccess.refuse(store, "upgrade converts a directory store's files; a PostgreSQL schema is upgraded by any writing command or application (PostgresSchema.migrate)")
+        try StoreAccess.refuseIfNoStore(at: store)
         let report: UpgradeReport
         do {
             report = try LockWait.retrying(for: lock.seconds) { try EventLog.upgrade(at: store) }

@@ -20,15 +20,17 @@ final class ScratchDirectory: Sendable {
     private static let state = Mutex(State())
 
     /// A new directory name `<prefix>-XXXXXXXX` in the temporary directory (`TMPDIR`).
-    /// `catchingSignals` false leaves SIGINT and SIGTERM to a command that handles them itself
-    /// and then unwinds (the Studio's server, `demo --studio`): with these sources made
+    /// `catchingInterrupts` false leaves SIGINT and SIGTERM to a command that handles them
+    /// itself and then unwinds (the Studio's server, `demo --studio`): with these sources made
     /// first, the Studio's own never fired, whether these were cancelled or not (observed
-    /// with this libdispatch), and Ctrl-C no longer stopped it.
-    init(prefix: String, catchingSignals: Bool = true) {
+    /// with this libdispatch), and Ctrl-C no longer stopped it. SIGHUP is caught either way.
+    /// A signal the process inherited as ignored (`nohup`, a background job of a script)
+    /// stays ignored.
+    init(prefix: String, catchingInterrupts: Bool = true) {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("\(prefix)-\(UUID().uuidString.prefix(8))").path
         self.path = path
         Self.state.withLock { state in
-            if state.sources.isEmpty, catchingSignals { state.sources = Self.catchSignals() }
+            if state.sources.isEmpty { state.sources = Self.catchSignals(catchingInterrupts ? [SIGINT, SIGTERM, SIGHUP] : [SIGHUP]) }
             state.live.insert(path)
         }
         // A closed output pipe then fails the write (EPIPE), and Terminal.write removes the
@@ -52,10 +54,15 @@ final class ScratchDirectory: Sendable {
         for path in paths { try? FileManager.default.removeItem(atPath: path) }
     }
 
-    /// One source per signal: each removes the scratch directories, then ends the process by
-    /// the signal's default action.
-    private static func catchSignals() -> [any DispatchSourceSignal] {
-        [SIGINT, SIGTERM, SIGHUP].map { number in
+    /// One source per signal not already ignored: each removes the scratch directories, then
+    /// ends the process by the signal's default action.
+    private static func catchSignals(_ numbers: [Int32]) -> [any DispatchSourceSignal] {
+        numbers.filter { number in
+            var current = sigaction()
+            sigaction(number, nil, &current)
+            // The handler field is a union of two function pointers; SIG_IGN is the value 1.
+            return unsafeBitCast(current.__sigaction_handler, to: Int.self) != 1
+        }.map { number in
             signal(number, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
             source.setEventHandler {

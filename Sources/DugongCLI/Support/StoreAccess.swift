@@ -7,13 +7,14 @@ import Foundation
 enum StoreAccess {
     /// Opens the store at `path` for reading (no lock: works while a writer has it open), or for
     /// writing (takes the lock, waiting for it up to `wait` seconds).
-    /// An empty directory is refused for reading like a missing one, unless `waitingForStore`
-    /// (a follower may start before its writer creates the store).
+    /// Without `creating`, a directory that holds no store (empty, or only a lock file) is
+    /// refused like a missing one (a writable open would make a store there), unless
+    /// `waitingForStore`: a reader that follows the log may start before its writer makes it.
     static func open(
         _ path: String, forWriting: Bool = false, creating: Bool = false, segmentSize: Int? = nil, wait: Double = 0,
         waitingForStore: Bool = false
     ) throws -> EventLog {
-        if !forWriting, !creating, !waitingForStore { try refuseIfNoStore(at: path) }
+        if !creating, !waitingForStore { try refuseIfNoStore(at: path) }
         var options = EventLog.Options(createIfMissing: creating)
         options.readOnly = !forWriting
         if let segmentSize { options.segmentSize = segmentSize }
@@ -26,12 +27,14 @@ enum StoreAccess {
         }
     }
 
-    /// Throws the "no store there" failure (exit status 66) when `path` is an empty directory:
-    /// reading it would report an empty, clean store. (A directory holding other files is
-    /// refused by the open: "is not a Dugong store".)
+    /// Throws the "no store there" failure (exit status 66) when `path` is a directory with
+    /// nothing in it but perhaps a lock file or a temporary file: reading it would report an
+    /// empty, clean store, and writing to it would make one. (A directory holding other files
+    /// is refused by the open: "is not a Dugong store".)
     static func refuseIfNoStore(at path: String) throws {
-        guard let names = try? FileManager.default.contentsOfDirectory(atPath: path), names.isEmpty else { return }  // the open decides
-        throw Terminal.fail("\(path) holds no store (the directory is empty)", code: ExitStatus.notFound.rawValue)
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: path) else { return }  // the open says why
+        guard names.allSatisfy({ $0 == "dugong.lock" || $0.hasSuffix(".tmp") }) else { return }
+        throw Terminal.fail("\(path) holds no store (no manifest and no segment file in it)", code: ExitStatus.notFound.rawValue)
     }
 
     /// After a command that created the store at `path` (it did not exist: `existed` false)

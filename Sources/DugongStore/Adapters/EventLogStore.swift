@@ -26,26 +26,52 @@ public struct EventLogStore: TransactionalEventStore, GlobalEventLog {
         // The engine checks `.exact(first - 1)` atomically; that is the caller's expectation
         // whenever the caller's expectation holds at that version. Otherwise, and after a
         // refusal, the contract's rules decide against the current state.
+        // Streams by their names' bytes, as the engine tells them apart.
+        let keys = names.map { Array($0.utf8) }
         for _ in 0..<8 {
             var results = [AppendResult?](repeating: nil, count: appends.count)
             var engineAppends: [EventLog.Append] = []
             var engineIndex: [Int] = []
+            // What the appends sent to the engine so far leave each stream at, and their events'
+            // ids: an append that repeats them (an aggregate staged twice) is a retry.
+            var unitVersion: [[UInt8]: Int] = [:]
+            var unitIDs: [[UInt8]: [Int: UUID]] = [:]
             for (index, request) in requests.enumerated() {
                 let first = request.events[0].sequenceNumber
                 if request.expected.isSatisfied(byVersion: first - 1) {
                     engineAppends.append(EventLog.Append(stream: names[index], events: encoded[index], expected: .exact(first - 1)))
                     engineIndex.append(index)
+                    unitVersion[keys[index]] = max(unitVersion[keys[index]] ?? 0, request.lastSequenceNumber)
+                    for event in request.events { unitIDs[keys[index], default: [:]][event.sequenceNumber] = event.id }
                 } else {
-                    // Only an idempotent retry can succeed: decide now (throws otherwise).
-                    let current = try currentVersion(names[index])
-                    _ = try request.decide(currentVersion: current) { try storedID(names[index], $0) }
+                    // Only an idempotent retry can succeed: decide now, against the stream as the
+                    // appends before it leave it (throws otherwise).
+                    let current = try unitVersion[keys[index]] ?? currentVersion(names[index])
+                    _ = try request.decide(currentVersion: current) { version in
+                        try unitIDs[keys[index]]?[version] ?? storedID(names[index], version)
+                    }
                     results[index] = AppendResult(version: current, wasDuplicate: true)
                 }
             }
             do {
                 let commits = engineAppends.isEmpty ? [] : try await log.append(engineAppends)
+                // A retry's version is its stream's as the appends before it leave it (after the
+                // commit, the stream's version also counts the appends after it).
+                var versionNow: [[UInt8]: Int] = [:]
                 for (commit, index) in zip(commits, engineIndex) {
-                    let version = commit.wasDuplicate ? try currentVersion(names[index]) : commit.lastVersion
+                    let key = keys[index]
+                    let version: Int
+                    if commit.wasDuplicate {
+                        if versionNow[key] == nil {
+                            let addedLater = zip(commits, engineIndex).filter { !$0.0.wasDuplicate && keys[$0.1] == key }
+                                .reduce(0) { $0 + requests[$1.1].events.count }
+                            versionNow[key] = try currentVersion(names[index]) - addedLater
+                        }
+                        version = versionNow[key]!
+                    } else {
+                        version = commit.lastVersion
+                        versionNow[key] = version
+                    }
                     results[index] = AppendResult(
                         version: version, wasDuplicate: commit.wasDuplicate, cursor: commit.wasDuplicate ? nil : LogCursor(position: commit.lastPosition))
                 }

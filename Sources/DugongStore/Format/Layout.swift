@@ -41,8 +41,8 @@ enum Layout {
         var firstPosition: UInt64
         var generation: Int
 
-        /// The highest generation a segment file name may carry (10 digits: the manifest's
-        /// bound on a name's length).
+        /// The highest generation a segment file name may carry (10 digits, FORMAT.md §1: a
+        /// name stays within the manifest's ``Manifest/maximumNameLength``).
         static let maximumGeneration = 9_999_999_999
 
         static func < (a: Self, b: Self) -> Bool {

@@ -10,10 +10,11 @@ struct Manifest: Equatable {
         var salt: UInt64
     }
 
-    /// Incremented at every rewrite.
-    /// The highest generation a manifest may hold (FORMAT.md §10): a bound on a value read from
-    /// disk, far above what rolls and compactions reach, so that adding 1 never overflows.
+    /// Manifest generations are below this (FORMAT.md §3a): a bound on a value read from disk,
+    /// far above what rolls and compactions reach, so that adding 1 never overflows and never
+    /// makes a manifest the next open refuses.
     static let maximumGeneration: UInt64 = 1 << 62
+    /// Incremented at every rewrite.
     var generation: UInt64
     var segments: [Entry]
 
@@ -57,8 +58,8 @@ struct Manifest: Equatable {
                 }
                 let generation = try reader.u64("generation")
                 // Each roll and compaction adds 1: a store never gets near this bound.
-                guard generation <= Self.maximumGeneration else {
-                    return .failure(ManifestProblem("generation \(generation) is beyond \(Self.maximumGeneration)"))
+                guard generation < Self.maximumGeneration else {
+                    return .failure(ManifestProblem("generation \(generation) is not below \(Self.maximumGeneration)"))
                 }
                 let count = try reader.count("segments", limit: min(Self.maximumSegmentCount, reader.remaining / 9))
                 var segments: [Entry] = []

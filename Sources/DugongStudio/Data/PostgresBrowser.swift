@@ -82,24 +82,14 @@ struct PostgresBrowser: StudioSource {
         var rows = PageRows(limit: limit)
         var scanned = 0
         var complete = false
-        // Each stream's visibility, looked up once per page (keyed by bytes, as the store's names).
-        var visibleFrom: [[UInt8]: (first: Int, tombstoned: Bool)] = [:]
-        func isHidden(_ event: StoredEvent) async throws -> Bool {
-            let key = Array(event.stream.utf8)
-            if visibleFrom[key] == nil {
-                let state = try await store.state(ofStreamNamed: event.stream)
-                visibleFrom[key] = (state?.firstVisibleVersion ?? 1, state?.isTombstoned ?? false)
-            }
-            let visibility = visibleFrom[key]!
-            return visibility.tombstoned || event.version < visibility.first
-        }
+        var hidden = HiddenEvents(store: store)
         scan: while !rows.isFull, scanned < StoreBrowser.scanBudget {
             let wanted = min(1024, StoreBrowser.scanBudget - scanned)
             let page = try await store.events(from: next, maxCount: wanted)
             for recorded in page {
                 let event = try recorded.storedEvent()
                 // An event that does not fit starts the next page.
-                if filter.admits(event), !rows.add(event.json(next: recorded.next.description, hidden: try await isHidden(event))) { break scan }
+                if filter.admits(event), !rows.add(event.json(next: recorded.next.description, hidden: try await hidden.contains(event))) { break scan }
                 scanned += 1
                 next = recorded.next
                 if rows.isFull { break scan }
@@ -170,7 +160,32 @@ struct PostgresBrowser: StudioSource {
         var next = try Self.cursor(cursor)
         let page = try await store.events(from: next, maxCount: 100)
         if let last = page.last { next = last.next }
-        return (try page.map(Self.event), next.description)
+        var hidden = HiddenEvents(store: store)
+        var events: [String] = []
+        for recorded in page {
+            let event = try recorded.storedEvent()
+            events.append(event.json(next: recorded.next.description, hidden: try await hidden.contains(event)))
+        }
+        return (events, next.description)
+    }
+
+    /// Whether events of the log are ones their streams no longer show (truncated, deleted,
+    /// tombstoned): each stream looked up once (keyed by bytes, as the store's names).
+    struct HiddenEvents {
+        let store: PostgresEventStore
+        private var visibleFrom: [[UInt8]: (first: Int, tombstoned: Bool)] = [:]
+
+        init(store: PostgresEventStore) { self.store = store }
+
+        mutating func contains(_ event: StoredEvent) async throws -> Bool {
+            let key = Array(event.stream.utf8)
+            if visibleFrom[key] == nil {
+                let state = try await store.state(ofStreamNamed: event.stream)
+                visibleFrom[key] = (state?.firstVisibleVersion ?? 1, state?.isTombstoned ?? false)
+            }
+            let visibility = visibleFrom[key]!
+            return visibility.tombstoned || event.version < visibility.first
+        }
     }
 
     func waitForEvents(from cursor: String) async throws {

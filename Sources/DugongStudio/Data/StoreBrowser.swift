@@ -140,24 +140,13 @@ final class StoreBrowser: StudioSource {
         var next = position
         var scanned = 0
         let head = log.headPosition
-        // Each stream's visibility, looked up once per page (keyed by bytes: names that differ
-        // only in Unicode normalization are different streams).
-        var visibleFrom: [[UInt8]: (first: Int, tombstoned: Bool)] = [:]
-        func isHidden(_ event: StoredEvent) throws -> Bool {
-            let key = Array(event.stream.utf8)
-            if visibleFrom[key] == nil {
-                let info = try log.info(stream: event.stream)
-                visibleFrom[key] = (info?.firstVisibleVersion ?? 1, info?.isTombstoned ?? false)
-            }
-            let visibility = visibleFrom[key]!
-            return visibility.tombstoned || event.version < visibility.first
-        }
+        var hidden = HiddenEvents(log: log)
         scan: while !page.isFull, scanned < Self.scanBudget, next < head {
             let batch = try log.readAll(from: next, maxCount: min(1024, Self.scanBudget - scanned))
             if batch.isEmpty { break }
             for event in batch {
                 // An event that does not fit starts the next page.
-                if filter.admits(event), !page.add(event.json(next: "\(event.position + 1)", hidden: try isHidden(event))) { break scan }
+                if filter.admits(event), !page.add(event.json(next: "\(event.position + 1)", hidden: try hidden.contains(event))) { break scan }
                 scanned += 1
                 next = event.position + 1
                 if page.isFull { break scan }
@@ -223,7 +212,28 @@ final class StoreBrowser: StudioSource {
         var next = try Self.position(cursor)
         let events = try log.readAll(from: next, maxCount: 100)
         if let last = events.last { next = last.position + 1 }
-        return (events.map(Self.event), "\(next)")
+        var hidden = HiddenEvents(log: log)
+        return (try events.map { $0.json(next: "\($0.position + 1)", hidden: try hidden.contains($0)) }, "\(next)")
+    }
+
+    /// Whether events of the log are ones their streams no longer show (truncated, deleted,
+    /// tombstoned): each stream looked up once (keyed by bytes: names that differ only in
+    /// Unicode normalization are different streams).
+    struct HiddenEvents {
+        let log: EventLog
+        private var visibleFrom: [[UInt8]: (first: Int, tombstoned: Bool)] = [:]
+
+        init(log: EventLog) { self.log = log }
+
+        mutating func contains(_ event: StoredEvent) throws -> Bool {
+            let key = Array(event.stream.utf8)
+            if visibleFrom[key] == nil {
+                let info = try log.info(stream: event.stream)
+                visibleFrom[key] = (info?.firstVisibleVersion ?? 1, info?.isTombstoned ?? false)
+            }
+            let visibility = visibleFrom[key]!
+            return visibility.tombstoned || event.version < visibility.first
+        }
     }
 
     func waitForEvents(from cursor: String) async throws {

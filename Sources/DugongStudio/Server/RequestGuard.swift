@@ -27,9 +27,21 @@ final class RequestGuard: RouterMiddleware, Sendable {
 
     init(host: String) {
         self.host = host
-        isLoopback = ["127.0.0.1", "::1", "localhost"].contains(host) || host.hasPrefix("127.")
+        isLoopback = Self.isLoopbackAddress(host)
         accessToken = Self.randomToken()
         csrfToken = Self.randomToken()
+    }
+
+    /// Whether `host` is `localhost`, `::1` or an IPv4 address in 127.0.0.0/8 written as four
+    /// numbers (a name that only begins with "127." may resolve anywhere).
+    static func isLoopbackAddress(_ host: String) -> Bool {
+        let lowered = host.lowercased()
+        if lowered == "localhost" || lowered == "::1" { return true }
+        let parts = lowered.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 4, parts[0] == "127" else { return false }
+        return parts.allSatisfy { part in
+            !part.isEmpty && part.count <= 3 && part.allSatisfy(\.isASCII) && part.allSatisfy(\.isNumber) && (Int(part) ?? 256) <= 255
+        }
     }
 
     private static func randomToken() -> String {
