@@ -239,9 +239,10 @@ struct ToolTests {
         #expect(json.stdout.contains(#""stream" : "acc/1""#), "\(json.stdout)")
     }
 
-    // A directory with no store in it is not an empty clean store: `verify`, `stats` and the
-    // reads say there is no store (66), as for a missing path; `demo` on a store a writer holds
-    // exits 75 like every command that takes the lock.
+    // A directory with no store in it is not an empty clean store: `verify`, `stats`, the reads,
+    // `compact`, `upgrade` and the stream commands (which made a store there) say there is no
+    // store (66), as for a missing path; `demo` on a store a writer holds exits 75 like every
+    // command that takes the lock.
     @Test func anEmptyDirectoryIsNoStoreAndALockedDemoIsLocked() async throws {
         let empty = CLI.storePath("empty")
         try FileManager.default.createDirectory(atPath: empty, withIntermediateDirectories: true)

@@ -102,4 +102,40 @@ struct MessageBusTests {
         let effects = await store.events(from: .start, maxCount: 100).filter { $0.event.aggregateType == "Effect" }
         #expect(effects.count == 3)
     }
+
+    // Two instances of one consumer (two processes: two handlers on one store) replaying the
+    // same parked messages at once: both may run a message's handler, but its effects commit
+    // once. The second instance's unpark conflicted on the parked stream, read its version
+    // again and committed its own copy of the effects too.
+    @Test func twoInstancesReplayingAtOnceCommitEachMessagesEffectsOnce() async throws {
+        struct Refused: Error {}
+        let store = InMemoryEventStore()
+        let runs = Runs()
+        func instance() -> IdempotentHandler {
+            IdempotentHandler(name: "replayer", store: store, retry: RetryPolicy(maximumAttempts: 1)) { event, unit in
+                guard await runs.start() else { throw Refused() }
+                try await Task.sleep(for: .milliseconds(20))  // the other instance's turn
+                let effect = StreamID(origin: "bus", aggregateType: "Effect", aggregateID: UUID().uuidString)
+                unit.add(StreamAppend(
+                    stream: effect,
+                    events: [SerializedDomainEvent(
+                        origin: effect.origin, aggregateType: effect.aggregateType, eventType: "Done", version: 1, id: UUID(),
+                        aggregateID: effect.aggregateID, payload: Data(event.id.uuidString.utf8), sequenceNumber: 1,
+                        timestamp: Date(millisecondsSince1970: 1_700_000_000_000))],
+                    expected: .noStream))
+            }
+        }
+        let one = instance(), other = instance()
+        for number in 0..<3 { #expect(try await one.process(Self.event(number)) == .parked) }
+        await runs.succeed()
+        async let first = one.replayParked()
+        async let second = other.replayParked()
+        let replayed = try await [first, second]
+        #expect(replayed.reduce(0, +) == 3, "\(replayed)")
+        #expect(try await one.parked().isEmpty)
+        #expect(try await other.parked().isEmpty)
+        let effects = await store.events(from: .start, maxCount: 100).filter { $0.event.aggregateType == "Effect" }
+        #expect(effects.count == 3, "effects committed: \(effects.count)")
+        #expect(Set(effects.compactMap(\.event.payload)).count == 3, "one per message")
+    }
 }

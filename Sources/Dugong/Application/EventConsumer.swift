@@ -132,9 +132,14 @@ public actor IdempotentHandler {
     /// Another instance of the consumer may have added to that stream since this one last read
     /// its version: on a conflict there, the version is read again and the commit tried again
     /// (a version kept from before made every later park conflict, for good).
+    /// Commits `base` with a record appended to the parked stream, whose version is the lock
+    /// among instances of this consumer: on a conflict there the version is read again and, if
+    /// `stillWanted` says so, the commit tried again. - Returns: whether it committed.
+    @discardableResult
     private func commitWithParkedRecord(
-        _ type: String, payload: JSONValue, unit base: UnitOfWork = UnitOfWork(), others: (inout UnitOfWork) -> Void = { _ in }
-    ) async throws {
+        _ type: String, payload: JSONValue, unit base: UnitOfWork = UnitOfWork(), others: (inout UnitOfWork) -> Void = { _ in },
+        stillWanted: () async throws -> Bool = { true }
+    ) async throws -> Bool {
         for attempt in 1...3 {
             let version = try await loadedParkedVersion()
             var unit = base
@@ -143,11 +148,13 @@ public actor IdempotentHandler {
             do {
                 try await unit.commit(to: store)
                 parkedVersion = version + 1
-                return
+                return true
             } catch EventStoreError.conflict(let stream, _, _) where stream == parkedStream && attempt < 3 {
                 parkedVersion = nil
+                guard try await stillWanted() else { return false }
             }
         }
+        return false
     }
 
     private func loadedParkedVersion() async throws -> Int {
@@ -161,7 +168,11 @@ public actor IdempotentHandler {
     public func parked() async throws -> [ParkedMessage] {
         var parked: [UUID: ParkedMessage] = [:]
         var order: [UUID] = []
-        for stored in try await store.read(parkedStream) {
+        let records = try await store.read(parkedStream)
+        // The version this list is as of: a park or unpark decided on it commits at it, so that
+        // another instance's commit in between is a conflict (replayParked relies on it).
+        parkedVersion = records.last?.sequenceNumber
+        for stored in records {
             guard let payload = stored.payload, case .object(let object) = try JSONValue(json: payload) else { continue }
             switch stored.eventType {
             case "MessageParked":
@@ -207,8 +218,13 @@ public actor IdempotentHandler {
                 logger.warning("parked message failed again", metadata: ["event": "\(message.event.id)", "error": "\(error)"])
                 continue
             }
-            try await commitWithParkedRecord("MessageUnparked", payload: ["eventId": .string(message.event.id.uuidString)], unit: unit)
-            replayed += 1
+            // Another instance of this consumer (another process) may have replayed it meanwhile:
+            // its unpark record moved the parked stream, and the message is no longer parked.
+            // Then this instance's effects are dropped, not committed a second time.
+            let committed = try await commitWithParkedRecord(
+                "MessageUnparked", payload: ["eventId": .string(message.event.id.uuidString)], unit: unit,
+                stillWanted: { try await self.parked().contains { $0.event.id == message.event.id } })
+            if committed { replayed += 1 }
         }
         return replayed
     }

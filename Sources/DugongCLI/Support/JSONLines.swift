@@ -240,7 +240,8 @@ enum JSONLines {
                 let date = object.parsedString("timestamp", timestamp(utf8:))
                     ?? (try? object.string("timestamp")).flatMap({ $0.flatMap(timestamp(parsing:)) })
             else {
-                throw InputError("\"timestamp\" must be an ISO 8601 date like 2024-11-29T06:44:55.123Z")
+                throw InputError(
+                    "\"timestamp\" must be an ISO 8601 date like 2024-11-29T06:44:55.123Z, within \(Int(Date.storableSecondsSince1970 / 31_556_952 / 1e6)) million years of 1970 (what a store keeps)")
             }
             event.timestamp = date
         }
