@@ -15,6 +15,15 @@ struct ImportExportTests {
         return result
     }
 
+    /// A stream's events as the engine reads them (a read-only open).
+    static func storedEvents(of stream: String, in store: String) throws -> [StoredEvent] {
+        var options = EventLog.Options()
+        options.readOnly = true
+        let log = try EventLog.open(at: store, options: options)
+        defer { log.close() }
+        return try log.read(stream: stream)
+    }
+
     /// A stream's events as `read` prints them, without positions (a compacted source has gaps).
     static func reading(_ store: String, _ stream: String) throws -> [String] {
         try run(["read", store, stream]).lines.map { $0.replacing(/"position":[0-9]+,/, with: "") }
@@ -321,13 +330,7 @@ struct ImportExportTests {
         }
         _ = try Self.run(["import", target], input: exported)
         #expect(try Self.run(["export", target]).stdout == exported)
-        let log = try EventLog.open(at: target, options: {
-            var options = EventLog.Options()
-            options.readOnly = true
-            return options
-        }())
-        defer { log.close() }
-        let stored = try log.read(stream: "s")
+        let stored = try Self.storedEvents(of: "s", in: target)
         #expect(stored.map(\.data) == payloads)
         #expect(stored.map(\.metadata) == payloads)
     }
@@ -378,13 +381,7 @@ struct ImportExportTests {
         }
         let exported = try Self.run(["export", source]).stdout
         _ = try Self.run(["import", target], input: exported)
-        let log = try EventLog.open(at: target, options: {
-            var options = EventLog.Options()
-            options.readOnly = true
-            return options
-        }())
-        defer { log.close() }
-        let stored = try log.read(stream: "s")
+        let stored = try Self.storedEvents(of: "s", in: target)
         #expect(stored.count == payloads.count)
         for (event, payload) in zip(stored, payloads) where event.data != payload.0 || event.metadata != payload.1 {
             Issue.record("payload changed: \(Array(payload.0)) / \(Array(payload.1)) read back as \(Array(event.data)) / \(Array(event.metadata))")

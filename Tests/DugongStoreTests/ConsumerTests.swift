@@ -14,6 +14,21 @@ final class Counter: Sendable {
 enum Transfers {
     static let registry = try! EventRegistry(BankAccount.self)
 
+    /// A store of `adapter` with accounts "ada" (holding `deposit`) and "bob", and `transfers`
+    /// requests of 10 from ada to bob; `release` frees the store.
+    static func bank(on adapter: Adapter, deposit: Int, transfers: Int) async throws
+        -> (store: Projection.Store, accounts: AggregateRepository<BankAccount>, release: @Sendable () -> Void)
+    {
+        let (events, _, release) = try await adapter.make()
+        let store = events as! Projection.Store
+        let accounts = AggregateRepository<BankAccount>(eventStore: store, registry: registry)
+        _ = try await accounts.create(id: "ada") { try $0.open(owner: "Ada") }
+        _ = try await accounts.create(id: "bob") { try $0.open(owner: "Bob") }
+        try await accounts.update("ada") { try $0.deposit(deposit) }
+        for _ in 0..<transfers { _ = try await request(10, from: "ada", to: "bob", accounts: accounts) }
+        return (store, accounts, release)
+    }
+
     static func consumer(
         _ store: Projection.Store, accounts: AggregateRepository<BankAccount>, attempts: Counter? = nil,
         retry: RetryPolicy = RetryPolicy(maximumAttempts: 3, initialBackoff: .milliseconds(1))
@@ -44,14 +59,8 @@ enum Transfers {
 struct ConsumerTests {
     @Test(arguments: Adapter.allCases)
     func transfersHappenOnceAcrossARestartAndAPoisonMessageIsParked(_ adapter: Adapter) async throws {
-        let (events, _, release) = try await adapter.make()
+        let (store, accounts, release) = try await Transfers.bank(on: adapter, deposit: 1_000, transfers: 3)
         defer { release() }
-        let store = events as! Projection.Store
-        let accounts = AggregateRepository<BankAccount>(eventStore: store, registry: Transfers.registry)
-        _ = try await accounts.create(id: "ada") { try $0.open(owner: "Ada") }
-        _ = try await accounts.create(id: "bob") { try $0.open(owner: "Bob") }
-        try await accounts.update("ada") { try $0.deposit(1_000) }
-        for _ in 0..<3 { _ = try await Transfers.request(10, from: "ada", to: "bob", accounts: accounts) }
 
         // The first instance processes what is there, then "crashes" (is dropped).
         let first = Transfers.consumer(store, accounts: accounts)
@@ -90,14 +99,8 @@ struct ConsumerTests {
 
     @Test(arguments: Adapter.allCases)
     func aMessageAlreadyConsumedIsSkipped(_ adapter: Adapter) async throws {
-        let (events, _, release) = try await adapter.make()
+        let (store, accounts, release) = try await Transfers.bank(on: adapter, deposit: 100, transfers: 1)
         defer { release() }
-        let store = events as! Projection.Store
-        let accounts = AggregateRepository<BankAccount>(eventStore: store, registry: Transfers.registry)
-        _ = try await accounts.create(id: "ada") { try $0.open(owner: "Ada") }
-        _ = try await accounts.create(id: "bob") { try $0.open(owner: "Bob") }
-        try await accounts.update("ada") { try $0.deposit(100) }
-        _ = try await Transfers.request(10, from: "ada", to: "bob", accounts: accounts)
         let withdrawal = try #require(try await store.read(StreamID(BankAccount.self, id: "ada")).last)
         // Marked by hand (as a redelivery would find it): the consumer does not act on it.
         try await EventStoreConsumedMessages(store: store).markConsumed(withdrawal.id, by: "transfers", tenantID: nil)
@@ -111,14 +114,8 @@ struct ConsumerTests {
     /// checkpoint was moved past is made once the checkpoint is back before it.
     @Test(arguments: Adapter.allCases)
     func aRewoundConsumerSkipsWhatItConsumedAndHandlesTheRest(_ adapter: Adapter) async throws {
-        let (events, _, release) = try await adapter.make()
+        let (store, accounts, release) = try await Transfers.bank(on: adapter, deposit: 100, transfers: 1)
         defer { release() }
-        let store = events as! Projection.Store
-        let accounts = AggregateRepository<BankAccount>(eventStore: store, registry: Transfers.registry)
-        _ = try await accounts.create(id: "ada") { try $0.open(owner: "Ada") }
-        _ = try await accounts.create(id: "bob") { try $0.open(owner: "Bob") }
-        try await accounts.update("ada") { try $0.deposit(100) }
-        _ = try await Transfers.request(10, from: "ada", to: "bob", accounts: accounts)
         let attempts = Counter()
         let consumer = Transfers.consumer(store, accounts: accounts, attempts: attempts)
         try await store.waitForCommittedEvents()

@@ -274,11 +274,7 @@ struct SimulatedCrashTests {
                         outcome.failedCompactions += 1
                     }
                     disk.setFaults(SimulatedDisk.Faults())
-                    if disk.hasCrashed {
-                        try disk.materializeCrash()
-                        outcome.cuts += 1
-                    }
-                    disk.crash(atOperation: Int.max)
+                    try Self.settleCut(on: disk, &outcome)
                     outcome.compactions += 1
                 }
             } else {
@@ -290,11 +286,7 @@ struct SimulatedCrashTests {
             }
             disk.setFaults(SimulatedDisk.Faults())
         }
-        if disk.hasCrashed {
-            try disk.materializeCrash()
-            outcome.cuts += 1
-        }
-        disk.crash(atOperation: Int.max)
+        try Self.settleCut(on: disk, &outcome)
         if outcome.problems.isEmpty {
             outcome.phase = "the final check"
             let log = try EventLog.open(at: directory.path, options: options)
@@ -303,7 +295,17 @@ struct SimulatedCrashTests {
         }
     }
 
-    static func commit(stream: String, writer: Int, using random: inout SeededRandom) -> (String, [NewEvent]) {
+    /// A power cut that happened becomes what the disk keeps (and is counted); no cut is planned
+    /// after it.
+    static func settleCut(on disk: SimulatedDisk, _ outcome: inout Outcome) throws {
+        if disk.hasCrashed {
+            try disk.materializeCrash()
+            outcome.cuts += 1
+        }
+        disk.crash(atOperation: Int.max)
+    }
+
+        static func commit(stream: String, writer: Int, using random: inout SeededRandom) -> (String, [NewEvent]) {
         let events = (0..<Int.random(in: 1...5, using: &random)).map { _ -> NewEvent in
             let size = [0, 20, 150, 700].randomElement(using: &random)!
             let noise = (0..<size).map { _ in UInt8.random(in: 97...122, using: &random) }
