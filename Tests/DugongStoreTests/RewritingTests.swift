@@ -158,6 +158,13 @@ struct RewritingTests {
         // marker a close writes).
         try FileManager.default.removeItem(atPath: directory.file(Layout.manifestName))
         try FollowingTests.overwrite(directory.file(first), at: Layout.segmentHeaderSize, with: [UInt8](repeating: 0, count: 4096))
+        // A reader (verify beside a killed first import) sees no store yet, not damage.
+        var readOnly = EventLog.Options()
+        readOnly.readOnly = true
+        let reader = try EventLog.open(at: directory.path, options: readOnly)
+        #expect(reader.damageFoundAtOpen.isEmpty && reader.headPosition == 0, "\(reader.damageFoundAtOpen)")
+        #expect(try reader.verify().isClean)
+        reader.close()
         let log = try Fixture.open(directory)
         try await log.append(Fixture.events(2), to: "a")
         #expect(try log.readAll().count == 2)

@@ -71,6 +71,9 @@ struct SegmentSet {
             try Directory.remove(directory + "/" + files[0].fileName)
             if Directory.fileExists(directory + "/" + Layout.headName) { try Directory.remove(directory + "/" + Layout.headName) }
             return try create(in: directory, capacity: createWithCapacity!)
+        case .missing where !writable && isInterruptedCreation(of: files, in: directory):
+            // The same, seen by a reader: no store yet (nothing was ever written), not damage.
+            return SegmentSet(manifest: Manifest(generation: 0, segments: []), segments: [], context: context)
         case .missing, .damaged:
             let problem = if case .damaged(let reason) = state { "is damaged (\(reason))" } else { "is missing" }
             context.damage.append(Damage(
