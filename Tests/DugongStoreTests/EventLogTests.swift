@@ -355,9 +355,35 @@ struct EventLogTests {
         #expect(throws: StoreError.notFound(directory: directory.path)) {
             try EventLog.open(at: directory.path)
         }
+        // An empty directory holds no store: a writer not asked to create one makes none there
+        // (it made a 64 MiB store), and leaves no lock file; nor with a lock file left in it.
         try FileManager.default.createDirectory(atPath: directory.path, withIntermediateDirectories: true)
+        for _ in 0..<2 {
+            #expect(throws: StoreError.notFound(directory: directory.path)) { try EventLog.open(at: directory.path) }
+            #expect(try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0 != "dugong.lock" }.isEmpty)
+            _ = FileManager.default.createFile(atPath: directory.file("dugong.lock"), contents: nil)
+        }
         _ = FileManager.default.createFile(atPath: directory.file("notes.txt"), contents: Data("hello".utf8))
         #expect(throws: StoreError.self) { try Fixture.open(directory) }
+    }
+
+    @Test func anEmptyDirectoryIsAStoreOnlyWhenOneMayBeCreated() async throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        try FileManager.default.createDirectory(atPath: directory.path, withIntermediateDirectories: true)
+        #expect(throws: StoreError.notFound(directory: directory.path)) { try EventLog.open(at: directory.path) }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory.path).isEmpty)
+        var readOnly = EventLog.Options()
+        readOnly.readOnly = true
+        let reader = try EventLog.open(at: directory.path, options: readOnly)
+        #expect(reader.headPosition == 0 && reader.damageFoundAtOpen.isEmpty)
+        reader.close()
+        let log = try EventLog.open(at: directory.path, options: .init(createIfMissing: true))
+        try await log.append(Fixture.events(1), to: "a")
+        log.close()
+        let reopened = try EventLog.open(at: directory.path)
+        #expect(try reopened.readAll().count == 1)
+        reopened.close()
     }
 
     @Test func aClosedStoreRefusesWork() async throws {

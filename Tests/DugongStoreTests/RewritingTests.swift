@@ -165,6 +165,9 @@ struct RewritingTests {
         #expect(reader.damageFoundAtOpen.isEmpty && reader.headPosition == 0, "\(reader.damageFoundAtOpen)")
         #expect(try reader.verify().isClean)
         reader.close()
+        // A writer not asked to create a store finds none, and leaves the segment as it is.
+        #expect(throws: StoreError.notFound(directory: directory.path)) { try EventLog.open(at: directory.path) }
+        #expect(FileManager.default.fileExists(atPath: directory.file(first)))
         let log = try Fixture.open(directory)
         try await log.append(Fixture.events(2), to: "a")
         #expect(try log.readAll().count == 2)

@@ -83,6 +83,9 @@ public final class EventLog: Sendable {
             }
             guard options.createIfMissing else { throw StoreError.notFound(directory: directory) }
             try Directory.create(directory)
+        } else if !options.readOnly, !options.createIfMissing, try SegmentSet.holdsNoStore(directory) {
+            // (Checked before the lock too, so that a refused open leaves no lock file behind.)
+            throw StoreError.notFound(directory: directory)
         }
         let lock = options.readOnly ? nil : try StoreLock.take(in: directory)
         let writable = !options.readOnly
@@ -93,8 +96,12 @@ public final class EventLog: Sendable {
         while true {
             attempt += 1
             set = writable
-                ? try SegmentSet.open(directory: directory, writable: true, createWithCapacity: options.segmentSize)
+                ? try SegmentSet.open(
+                    directory: directory, writable: true, createWithCapacity: options.createIfMissing ? options.segmentSize : nil)
                 : try SegmentSet.openForReading(directory: directory, afterReadingManifest: options.readingHook)
+            // A writer that may not create a store and found none (it went between the check
+            // above and the lock) makes none.
+            if writable, set.segments.isEmpty, set.isIntact { throw StoreError.notFound(directory: directory) }
             context = set.context
             if writable { context.head = try StoreFiles.readHead(in: directory) }
             context.lastFileSize = set.segments.last?.originalSize

@@ -4,7 +4,8 @@ import Dugong
 public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
     /// Another writer (process, or another open in this process) holds the store's lock.
     case locked(directory: String)
-    /// The directory does not exist and `createIfMissing` is off.
+    /// The directory does not exist, or holds no store (it is empty: a writer opening it
+    /// would make one), and `createIfMissing` is off.
     case notFound(directory: String)
     /// The directory exists but is not a store (files that are not segments).
     case notAStore(directory: String, reason: String)

@@ -65,15 +65,16 @@ struct SegmentSet {
                 return SegmentSet(manifest: Manifest(generation: 0, segments: []), segments: [], context: context)
             }
             return try create(in: directory, capacity: capacity)
-        case .missing where writable && createWithCapacity != nil && isInterruptedCreation(of: files, in: directory):
+        case .missing where isInterruptedCreation(of: files, in: directory):
             // The creation of this store stopped before its manifest (which makes it a store):
-            // nothing was ever written to it. Created again.
+            // nothing was ever written to it. Created again by a writer that may create one; no
+            // store yet (not damage) for the others.
+            guard writable, let capacity = createWithCapacity else {
+                return SegmentSet(manifest: Manifest(generation: 0, segments: []), segments: [], context: context)
+            }
             try Directory.remove(directory + "/" + files[0].fileName)
             if Directory.fileExists(directory + "/" + Layout.headName) { try Directory.remove(directory + "/" + Layout.headName) }
-            return try create(in: directory, capacity: createWithCapacity!)
-        case .missing where !writable && isInterruptedCreation(of: files, in: directory):
-            // The same, seen by a reader: no store yet (nothing was ever written), not damage.
-            return SegmentSet(manifest: Manifest(generation: 0, segments: []), segments: [], context: context)
+            return try create(in: directory, capacity: capacity)
         case .missing, .damaged:
             let problem = if case .damaged(let reason) = state { "is damaged (\(reason))" } else { "is missing" }
             context.damage.append(Damage(
@@ -173,6 +174,24 @@ struct SegmentSet {
     /// Whether `files` are what ``create(in:capacity:)`` leaves when it stops before writing the
     /// manifest: only the first segment, with an intact header of the first segment of a store,
     /// and nothing but zeros after it (not a store whose first frames a zeroed page took).
+    /// Whether `directory` holds no store: neither a manifest nor segment files (a lock,
+    /// head, index or temporary file may be there), or only the first segment of a creation that
+    /// stopped before its manifest (FORMAT.md §1). A directory with other files is not called
+    /// empty: the open says what they are.
+    static func holdsNoStore(_ directory: String) throws -> Bool {
+        let entries = try Directory.entries(of: directory)
+        guard !entries.contains(Layout.manifestName) else { return false }
+        var files: [Layout.SegmentName] = []
+        for entry in entries where !entry.hasSuffix(Layout.temporarySuffix) {
+            if let name = Layout.SegmentName(fileName: entry) {
+                files.append(name)
+            } else if ![Layout.lockFileName, Layout.headName, Layout.indexName].contains(entry) {
+                return false
+            }
+        }
+        return files.isEmpty || isInterruptedCreation(of: files.sorted(), in: directory)
+    }
+
     private static func isInterruptedCreation(of files: [Layout.SegmentName], in directory: String) -> Bool {
         guard files == [Layout.SegmentName(firstPosition: 0, generation: 0)],
             let file = try? File(path: directory + "/" + files[0].fileName, flags: O_RDONLY),
