@@ -34,7 +34,7 @@ struct DecisionModelTests {
         var description: String {
             switch self {
             case .commits(let commits):
-                "commits " + commits.map { "\($0.stream) v\($0.firstVersion)-\($0.lastVersion) @\($0.firstPosition)-\($0.lastPosition)\($0.wasDuplicate ? " dup" : "")" }.joined(separator: ", ")
+                "commits " + commits.map { "\($0.stream) v\($0.firstVersion)-\($0.lastVersion) @\($0.firstPosition)-\($0.lastPosition)\($0.wasDuplicate ? " dup" : "") at v\($0.streamVersion)" }.joined(separator: ", ")
             case .wrongExpectedVersion(let stream, let actual): "wrong expected version on \(stream), actual \(actual)"
             case .partialDuplicate(let stream, let stored, let appended): "partial duplicate on \(stream): \(stored) of \(appended)"
             case .unexpected(let error): "unexpected: \(error)"
@@ -82,7 +82,8 @@ struct DecisionModelTests {
                         // (Also events an earlier append of this call accepted.)
                         commits.append(Commit(
                             stream: append.stream, firstVersion: base + 1, lastVersion: base + count,
-                            firstPosition: stream.positions[base], lastPosition: stream.positions[base + count - 1], wasDuplicate: true))
+                            firstPosition: stream.positions[base], lastPosition: stream.positions[base + count - 1], wasDuplicate: true,
+                            streamVersion: current))
                         continue
                     }
                     if matched > 0, append.expected != .any, append.expected != .streamExists {
@@ -98,7 +99,8 @@ struct DecisionModelTests {
                 trial[append.stream] = changed
                 commits.append(Commit(
                     stream: append.stream, firstVersion: current + 1, lastVersion: current + count,
-                    firstPosition: position, lastPosition: position + UInt64(count) - 1, wasDuplicate: false))
+                    firstPosition: position, lastPosition: position + UInt64(count) - 1, wasDuplicate: false,
+                    streamVersion: current + count))
                 position += UInt64(count)
             }
             streams = trial

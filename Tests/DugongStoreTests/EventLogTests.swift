@@ -85,7 +85,7 @@ struct EventLogTests {
         let log = try Fixture.open(directory)
         defer { log.close() }
         let first = try await log.append(Fixture.events(3), to: "account/1", expecting: .noStream)
-        #expect(first == Commit(stream: "account/1", firstVersion: 1, lastVersion: 3, firstPosition: 0, lastPosition: 2, wasDuplicate: false))
+        #expect(first == Commit(stream: "account/1", firstVersion: 1, lastVersion: 3, firstPosition: 0, lastPosition: 2, wasDuplicate: false, streamVersion: 3))
         let other = try await log.append(Fixture.events(2), to: "account/2", expecting: .noStream)
         #expect(other.firstPosition == 3 && other.lastVersion == 2)
         try await log.append(Fixture.events(2), to: "account/1", expecting: .exact(3))
@@ -218,6 +218,29 @@ struct EventLogTests {
             try await log.append(Fixture.events(1), to: "s/1", expecting: .exact(0))
         }
         #expect(try log.read(stream: "s/1").map(\.id) == events.map(\.id))
+    }
+
+    // A retry's commit says the stream's version as of the retry's decision. The adapter read
+    // it after the commit, when appends decided after the retry (here sent right behind it, in
+    // the same group commit) had moved it on: it reported 5 for a retry decided at 3.
+    @Test func aRetryReportsTheVersionItWasDecidedAt() async throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let log = try Fixture.open(directory)
+        defer { log.close() }
+        let events = Fixture.events(3)
+        try await log.append(events, to: "s/1", expecting: .noStream)
+        let retry = try log.send([EventLog.Append(stream: "s/1", events: events, expected: .exact(0))])
+        let later = try log.send([EventLog.Append(stream: "s/1", events: Fixture.events(2), expected: .exact(3))])
+        let retried = try await retry.commits()[0]
+        #expect(retried.wasDuplicate && retried.lastVersion == 3 && retried.streamVersion == 3)
+        #expect(try await later.commits()[0].streamVersion == 5)
+        // Within one call: a retry after an append to its stream sees that append.
+        let call = try await log.append([
+            EventLog.Append(stream: "s/1", events: Fixture.events(1), expected: .exact(5)),
+            EventLog.Append(stream: "s/1", events: events, expected: .noStream),
+        ])
+        #expect(call.map(\.streamVersion) == [6, 6] && call.map(\.wasDuplicate) == [false, true])
     }
 
     @Test func expectedVersionsAreEnforced() async throws {

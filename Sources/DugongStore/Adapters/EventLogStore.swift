@@ -53,39 +53,34 @@ public struct EventLogStore: TransactionalEventStore, GlobalEventLog {
                     results[index] = AppendResult(version: current, wasDuplicate: true)
                 }
             }
+            let commits: [Commit]
             do {
-                let commits = engineAppends.isEmpty ? [] : try await log.append(engineAppends)
-                // A retry's version is its stream's as the appends before it leave it (after the
-                // commit, the stream's version also counts the appends after it).
-                var versionNow: [[UInt8]: Int] = [:]
-                for (commit, index) in zip(commits, engineIndex) {
-                    let key = keys[index]
-                    let version: Int
-                    if commit.wasDuplicate {
-                        if versionNow[key] == nil {
-                            let addedLater = zip(commits, engineIndex).filter { !$0.0.wasDuplicate && keys[$0.1] == key }
-                                .reduce(0) { $0 + requests[$1.1].events.count }
-                            versionNow[key] = try currentVersion(names[index]) - addedLater
-                        }
-                        version = versionNow[key]!
-                    } else {
-                        version = commit.lastVersion
-                        versionNow[key] = version
-                    }
-                    results[index] = AppendResult(
-                        version: version, wasDuplicate: commit.wasDuplicate, cursor: commit.wasDuplicate ? nil : LogCursor(position: commit.lastPosition))
+                commits = engineAppends.isEmpty ? [] : try await log.append(engineAppends)
+            } catch {
+                // (One `catch` and a `switch`: `catch` clauses with patterns of this typed error
+                // crash Swift 6.3.1's SIL ownership verifier.)
+                switch error {
+                case .partialDuplicate(let name, let stored, let appended):
+                    let index = Self.index(of: name, in: names)
+                    throw EventStoreError.partialDuplicate(stream: appends[index].stream, storedCount: stored, appendedCount: appended)
+                case .wrongExpectedVersion(let name, _, let actual):
+                    let index = Self.index(of: name, in: names)
+                    _ = try requests[index].decide(currentVersion: actual, storedEventID: { try storedID(names[index], $0) })
+                    // A concurrent identical append landed first (a duplicate: the next round
+                    // sees it), or the stream moved between the refusal and this check: again.
+                    continue
+                default:
+                    throw error
                 }
-                return results.map { $0! }
-            } catch StoreError.partialDuplicate(let name, let stored, let appended) {
-                let index = Self.index(of: name, in: names)
-                throw EventStoreError.partialDuplicate(stream: appends[index].stream, storedCount: stored, appendedCount: appended)
-            } catch StoreError.wrongExpectedVersion(let name, _, let actual) {
-                let index = Self.index(of: name, in: names)
-                if try requests[index].decide(currentVersion: actual, storedEventID: { try storedID(names[index], $0) }) == .duplicate {
-                    continue  // a concurrent identical append landed first; the next round sees it
-                }
-                // The stream moved between the refusal and this check: try again.
             }
+            // A retry's version is its stream's as the appends before it left it, which the
+            // engine decided with it (read after the commit, it would count later appends).
+            for (commit, index) in zip(commits, engineIndex) {
+                results[index] = AppendResult(
+                    version: commit.streamVersion, wasDuplicate: commit.wasDuplicate,
+                    cursor: commit.wasDuplicate ? nil : LogCursor(position: commit.lastPosition))
+            }
+            return results.map { $0! }
         }
         throw EventStoreError.conflict(stream: appends[0].stream, expected: appends[0].expected, actual: try currentVersion(names[0]))
     }

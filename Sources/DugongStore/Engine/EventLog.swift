@@ -650,6 +650,11 @@ public struct Commit: Sendable, Hashable {
     public var lastPosition: UInt64
     /// `true` when the events were already stored (an idempotent retry) and nothing was written.
     public var wasDuplicate: Bool
+    /// The stream's version once this append was decided, as the appends before it (in this
+    /// call and before) left it: ``lastVersion`` for events written now; for a retry, the
+    /// version the stream had when the retry was recognized (later appends may have added to
+    /// it since: read after the call, the stream's version would count them too).
+    public var streamVersion: Int
 }
 
 /// The positions a stream read returns and what the events there must be: the index says which

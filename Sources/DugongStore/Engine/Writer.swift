@@ -484,7 +484,8 @@ final class Writer: Sendable {
             batch.nextPosition += UInt64(count)
             commits.append(Commit(
                 stream: stream, firstVersion: plan.firstVersion, lastVersion: plan.firstVersion + count - 1,
-                firstPosition: firstPosition, lastPosition: batch.nextPosition - 1, wasDuplicate: false))
+                firstPosition: firstPosition, lastPosition: batch.nextPosition - 1, wasDuplicate: false,
+                streamVersion: plan.firstVersion + count - 1))
         }
         // Grown geometrically: reserving exactly one more per call rehashed the whole table at
         // every append of a group commit.
@@ -521,7 +522,7 @@ final class Writer: Sendable {
             let positions = try (base + 1...base + events.count).map { try position(of: stream, version: $0, view: view, in: batch) }
             return Commit(
                 stream: stream.name, firstVersion: base + 1, lastVersion: base + events.count,
-                firstPosition: positions.first!, lastPosition: positions.last!, wasDuplicate: true)
+                firstPosition: positions.first!, lastPosition: positions.last!, wasDuplicate: true, streamVersion: current)
         }
         if matched > 0, expected != .any, expected != .streamExists {
             throw StoreError.partialDuplicate(stream: stream.name, storedCount: matched, appendedCount: events.count)
