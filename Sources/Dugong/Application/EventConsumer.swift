@@ -196,6 +196,12 @@ public actor IdempotentHandler {
     /// Runs the handler once more for every parked message; those that succeed leave the list
     /// (their effects and the removal commit together). Calls on one handler run one at a time:
     /// a call made while another runs waits for it, then replays what is still parked.
+    ///
+    /// Two instances of the consumer (two processes) replaying at once may both *run* a
+    /// message's handler; only one commits its effects and removes it from the list, the other's
+    /// are dropped. Effects outside the store (an e-mail, a call to another service) happen at
+    /// least once, as they do after a crash between the handler and its commit: make them
+    /// idempotent, or replay from one instance.
     /// - Returns: the number replayed successfully.
     @discardableResult
     public func replayParked() async throws -> Int {
