@@ -3,10 +3,11 @@ import Dugong
 import Foundation
 import Testing
 
-/// Power cuts and failing syncs on a simulated disk, checked against a model of what was
+/// Power cuts and failing system calls (syncs, writes, a full disk, renames and unlinks; and short
+/// writes) on a simulated disk, checked against a model of what was
 /// acknowledged. `DUGONG_SIMULATED_CRASHES` sets the number of seeds (the long mode); CI runs
 /// a few hundred. A failure names its seed and prints the disk's operation trace.
-@Suite("Simulated disk: power cuts and failing syncs")
+@Suite("Simulated disk: power cuts and failing calls")
 struct SimulatedCrashTests {
     /// What the store must hold: every acknowledged event, and nothing that was never appended.
     struct Model {
@@ -81,6 +82,7 @@ struct SimulatedCrashTests {
         var failedSyncs = 0
         var compactions = 0
         var failedCompactions = 0
+        var injected: [String: Int] = [:]
         for seed in Self.firstSeed..<(Self.firstSeed + UInt64(Self.crashes)) {
             let outcome = await Self.run(seed: seed)
             acknowledged += outcome.acknowledged
@@ -88,13 +90,19 @@ struct SimulatedCrashTests {
             failedSyncs += outcome.failedSyncs
             compactions += outcome.compactions
             failedCompactions += outcome.failedCompactions
+            injected.merge(outcome.injected, uniquingKeysWith: +)
             if !outcome.problems.isEmpty {
                 failures.append((outcome.problems.prefix(5) + ["trace (last 60 operations):"] + outcome.trace.suffix(60)).joined(separator: "\n"))
                 if failures.count >= 3 { break }
             }
         }
-        print("simulated disk: \(Self.crashes) seeds, \(cuts) power cuts, \(failedSyncs) failed syncs, \(compactions) compactions after a cut (\(failedCompactions) stopped by a failing sync), \(acknowledged) events acknowledged, \(failures.count) failing seeds")
+        print("simulated disk: \(Self.crashes) seeds, \(cuts) power cuts, \(failedSyncs) rounds with failing calls, \(compactions) compactions after a cut (\(failedCompactions) stopped by a failing call), \(acknowledged) events acknowledged, \(failures.count) failing seeds; faults injected: \(injected.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", "))")
         #expect(failures.isEmpty, "\(failures.joined(separator: "\n\n"))")
+        if Self.crashes >= 100 {
+            for kind in ["failed sync", "failed write", "short write", "full disk", "failed rename or unlink"] {
+                #expect(injected[kind, default: 0] > 0, "no \(kind) was injected")
+            }
+        }
         #expect(cuts >= Self.crashes, "every seed cuts the power at least once")
     }
 
@@ -106,6 +114,7 @@ struct SimulatedCrashTests {
         var failedSyncs = 0
         var compactions = 0
         var failedCompactions = 0
+        var injected: [String: Int] = [:]
         var phase = ""
     }
 
@@ -151,6 +160,7 @@ struct SimulatedCrashTests {
             outcome.problems.append("seed \(seed), while \(outcome.phase): \(error)")
         }
         outcome.trace = disk.trace
+        outcome.injected = disk.injectedFaults
         return outcome
     }
 
@@ -193,8 +203,11 @@ struct SimulatedCrashTests {
                 log.close()
                 break
             }
+            // One round in four after the first meets failing system calls (each kind on or
+            // off): the store stops at the first, and is reopened in the same boot. Short writes
+            // (not failures) come in any round.
             let failSyncs = round > 0 && Int.random(in: 0..<4, using: &random) == 0
-            disk.setFaults(SimulatedDisk.Faults(failingSync: failSyncs ? 0.05 : 0))
+            disk.setFaults(Self.faults(failing: failSyncs, using: &random))
             disk.crash(atOperation: disk.operationCount + Int.random(in: 1...400, using: &random))
             outcome.phase = "appending in round \(round)"
             let writers = Int.random(in: 1...4, using: &random)
@@ -265,7 +278,9 @@ struct SimulatedCrashTests {
                     outcome.phase = "compacting after the cut in round \(round)"
                     let cutsCompaction = Bool.random(using: &random)
                     let failsSyncs = !cutsCompaction && Bool.random(using: &random)
-                    disk.setFaults(SimulatedDisk.Faults(failingSync: failsSyncs ? 0.25 : 0))
+                    var faults = Self.faults(failing: failsSyncs, using: &random)
+                    if failsSyncs { faults.failingSync = 0.25 }
+                    disk.setFaults(faults)
                     disk.crash(atOperation: cutsCompaction ? disk.operationCount + Int.random(in: 1...60, using: &random) : Int.max)
                     do {
                         _ = try EventLog.compact(at: directory.path, options: options)
@@ -293,6 +308,19 @@ struct SimulatedCrashTests {
             outcome.problems += try model.check(log, seed: seed, round: rounds)
             log.close()
         }
+    }
+
+    /// The faults of a round: with `failing`, failing syncs and each other kind of failing call
+    /// (a write, a full disk, a rename or unlink) on or off; short writes in one round in two.
+    static func faults(failing: Bool, using random: inout SeededRandom) -> SimulatedDisk.Faults {
+        var faults = SimulatedDisk.Faults()
+        faults.shortWrite = Bool.random(using: &random) ? 0.2 : 0
+        guard failing else { return faults }
+        faults.failingSync = 0.05
+        if Bool.random(using: &random) { faults.failingWrite = 0.02 }
+        if Bool.random(using: &random) { faults.fullDisk = 0.05 }
+        if Bool.random(using: &random) { faults.failingDirectoryChange = 0.1 }
+        return faults
     }
 
     /// A power cut that happened becomes what the disk keeps (and is counted); no cut is planned

@@ -26,7 +26,8 @@ struct SeededRandom: RandomNumberGenerator {
 ///   random point (metadata is journaled in order).
 /// - Faults while running, chosen from the seed and the operation number, so that a failure
 ///   replays: failing syncs that mark the pages clean anyway (what Linux does: the data stays
-///   readable but never reaches the disk), failing writes.
+///   readable but never reaches the disk), failing writes, short writes, a full disk (`ENOSPC`
+///   from `fallocate` and from writes past a file's end), failing renames and unlinks.
 /// Every operation is recorded in ``trace``; a failing test prints it with the seed.
 final class SimulatedDisk: FileSystem, @unchecked Sendable {
     // @unchecked: every field is behind `lock`.
@@ -55,6 +56,14 @@ final class SimulatedDisk: FileSystem, @unchecked Sendable {
         var failingSync = 0.0
         /// Chance that a `pwrite` fails before writing.
         var failingWrite = 0.0
+        /// Chance that a `pwrite` of more than one sector writes only its first sectors and
+        /// says so, as POSIX allows; the caller must write the rest.
+        var shortWrite = 0.0
+        /// Chance that an `fallocate` finds the disk full (`ENOSPC`), and then that a `pwrite`
+        /// past the file's end does.
+        var fullDisk = 0.0
+        /// Chance that a `rename` or an `unlink` fails (`EIO`) without doing anything.
+        var failingDirectoryChange = 0.0
     }
 
     private struct State: Sendable {
@@ -68,6 +77,8 @@ final class SimulatedDisk: FileSystem, @unchecked Sendable {
         var crashAt: Int?
         var crashed = false
         var faults = Faults()
+        /// How many faults of each kind were injected.
+        var injected: [String: Int] = [:]
         var trace: [String] = []
     }
 
@@ -103,6 +114,8 @@ final class SimulatedDisk: FileSystem, @unchecked Sendable {
     var operationCount: Int { lock.withLock { $0.operations } }
     var trace: [String] { lock.withLock { $0.trace } }
     var hasCrashed: Bool { lock.withLock { $0.crashed } }
+    /// How many faults of each kind were injected so far.
+    var injectedFaults: [String: Int] { lock.withLock { $0.injected } }
 
     /// Counts an operation; throws EIO when the disk is dead (crashed).
     private func begin(_ state: inout State, _ description: @autoclosure () -> String) throws(SystemError) {
@@ -110,6 +123,12 @@ final class SimulatedDisk: FileSystem, @unchecked Sendable {
         if let crashAt = state.crashAt, state.operations >= crashAt { state.crashed = true }
         if state.trace.count < 100_000 { state.trace.append("\(state.operations) \(description())") }
         if state.crashed { throw SystemError(call: "simulated power cut", path: root, code: EIO) }
+    }
+
+    /// The size of the real file open on `descriptor`.
+    private static func size(of descriptor: Int32) -> Int {
+        var status = stat()
+        return fstat(descriptor, &status) == 0 ? Int(status.st_size) : 0
     }
 
     private func chance(_ probability: Double, _ state: inout State) -> Bool {
@@ -138,8 +157,25 @@ final class SimulatedDisk: FileSystem, @unchecked Sendable {
         try lock.withLock { state throws(SystemError) in
             try begin(&state, "pwrite \(name(path)) \(offset)+\(bytes.count)")
             if chance(state.faults.failingWrite, &state) {
+                state.injected["failed write", default: 0] += 1
                 state.trace.append("  -> EIO")
                 throw SystemError(call: "pwrite", path: path, code: EIO)
+            }
+            if state.faults.fullDisk > 0, offset + bytes.count > Self.size(of: descriptor), chance(state.faults.fullDisk, &state) {
+                state.injected["full disk", default: 0] += 1
+                state.trace.append("  -> ENOSPC")
+                throw SystemError(call: "pwrite", path: path, code: ENOSPC)
+            }
+            // A short write ends at a sector boundary: the disk is taken to write a sector
+            // whole or not at all (a crash tears at sectors), and a write within one sector is
+            // never split by the kernel either.
+            var bytes = bytes
+            let (firstBoundary, lastBoundary) = (offset / 512 + 1, (offset + bytes.count - 1) / 512)
+            if firstBoundary <= lastBoundary, chance(state.faults.shortWrite, &state) {
+                let end = Int.random(in: firstBoundary...lastBoundary, using: &state.random) * 512
+                bytes = UnsafeRawBufferPointer(rebasing: bytes[..<(end - offset)])
+                state.injected["short write", default: 0] += 1
+                state.trace.append("  -> short: \(bytes.count)")
             }
             let written = try POSIXFileSystem.shared.write(descriptor, path: path, bytes, at: offset)
             inode(descriptor, path, &state).pending.append(.write(offset: offset, bytes: Array(bytes.prefix(written))))
@@ -154,6 +190,7 @@ final class SimulatedDisk: FileSystem, @unchecked Sendable {
             if chance(state.faults.failingSync, &state) {
                 // Linux after a failed writeback: the pages are marked clean; the data stays
                 // readable but will not reach the disk unless written again.
+                state.injected["failed sync", default: 0] += 1
                 state.trace.append("  -> EIO, \(file.pending.count) writes dropped")
                 file.pending.removeAll()
                 throw SystemError(call: dataOnly ? "fdatasync" : "fsync", path: path, code: EIO)
@@ -166,6 +203,11 @@ final class SimulatedDisk: FileSystem, @unchecked Sendable {
     func preallocate(_ descriptor: Int32, path: String, size: Int) throws(SystemError) {
         try lock.withLock { state throws(SystemError) in
             try begin(&state, "fallocate \(name(path)) \(size)")
+            if chance(state.faults.fullDisk, &state) {
+                state.injected["full disk", default: 0] += 1
+                state.trace.append("  -> ENOSPC")
+                throw SystemError(call: "fallocate", path: path, code: ENOSPC)
+            }
             try POSIXFileSystem.shared.preallocate(descriptor, path: path, size: size)
             inode(descriptor, path, &state).pending.append(.extend(size: size))
         }
@@ -205,6 +247,11 @@ final class SimulatedDisk: FileSystem, @unchecked Sendable {
     func rename(_ from: String, to: String) throws(SystemError) {
         try lock.withLock { state throws(SystemError) in
             try begin(&state, "rename \(name(from)) \(name(to))")
+            if chance(state.faults.failingDirectoryChange, &state) {
+                state.injected["failed rename or unlink", default: 0] += 1
+                state.trace.append("  -> EIO")
+                throw SystemError(call: "rename", path: from, code: EIO)
+            }
             try POSIXFileSystem.shared.rename(from, to: to)
             let moved = inode(from, &state)
             state.names[from] = nil
@@ -216,6 +263,11 @@ final class SimulatedDisk: FileSystem, @unchecked Sendable {
     func remove(_ path: String) throws(SystemError) {
         try lock.withLock { state throws(SystemError) in
             try begin(&state, "unlink \(name(path))")
+            if chance(state.faults.failingDirectoryChange, &state) {
+                state.injected["failed rename or unlink", default: 0] += 1
+                state.trace.append("  -> EIO")
+                throw SystemError(call: "unlink", path: path, code: EIO)
+            }
             try POSIXFileSystem.shared.remove(path)
             _ = inode(path, &state)
             state.names[path] = nil
