@@ -82,6 +82,7 @@ struct SimulatedCrashTests {
         var failedSyncs = 0
         var compactions = 0
         var failedCompactions = 0
+        var failedOpens = 0
         var injected: [String: Int] = [:]
         for seed in Self.firstSeed..<(Self.firstSeed + UInt64(Self.crashes)) {
             let outcome = await Self.run(seed: seed)
@@ -90,13 +91,14 @@ struct SimulatedCrashTests {
             failedSyncs += outcome.failedSyncs
             compactions += outcome.compactions
             failedCompactions += outcome.failedCompactions
+            failedOpens += outcome.failedOpens
             injected.merge(outcome.injected, uniquingKeysWith: +)
             if !outcome.problems.isEmpty {
                 failures.append((outcome.problems.prefix(5) + ["trace (last 60 operations):"] + outcome.trace.suffix(60)).joined(separator: "\n"))
                 if failures.count >= 3 { break }
             }
         }
-        print("simulated disk: \(Self.crashes) seeds, \(cuts) power cuts, \(failedSyncs) rounds with failing calls, \(compactions) compactions after a cut (\(failedCompactions) stopped by a failing call), \(acknowledged) events acknowledged, \(failures.count) failing seeds; faults injected: \(injected.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", "))")
+        print("simulated disk: \(Self.crashes) seeds, \(cuts) power cuts, \(failedSyncs) rounds with failing calls, \(compactions) compactions after a cut (\(failedCompactions) stopped by a failing call), \(failedOpens) opens stopped by a failing call, \(acknowledged) events acknowledged, \(failures.count) failing seeds; faults injected: \(injected.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", "))")
         #expect(failures.isEmpty, "\(failures.joined(separator: "\n\n"))")
         if Self.crashes >= 100 {
             for kind in ["failed sync", "failed write", "short write", "full disk", "failed rename or unlink"] {
@@ -114,6 +116,7 @@ struct SimulatedCrashTests {
         var failedSyncs = 0
         var compactions = 0
         var failedCompactions = 0
+        var failedOpens = 0
         var injected: [String: Int] = [:]
         var phase = ""
     }
@@ -180,12 +183,23 @@ struct SimulatedCrashTests {
                 disk.crash(atOperation: disk.operationCount + Int.random(in: 1...12, using: &random))
             }
             outcome.phase = "opening in round \(round)"
+            // One open in five meets failing calls too (its recovery writes, syncs, renames and
+            // removes): it fails or succeeds; either way the next open must find every
+            // acknowledged event.
+            let failingOpen = round > 0 && Int.random(in: 0..<5, using: &random) == 0
+            if failingOpen { disk.setFaults(Self.faults(failing: true, using: &random).scaled(by: 4)) }
             let log: EventLog
             do {
                 log = try EventLog.open(at: directory.path, options: options)
+                disk.setFaults(SimulatedDisk.Faults())
             } catch where disk.hasCrashed {
+                disk.setFaults(SimulatedDisk.Faults())
                 try disk.materializeCrash()
                 outcome.cuts += 1
+                continue
+            } catch where failingOpen {
+                disk.setFaults(SimulatedDisk.Faults())
+                outcome.failedOpens += 1
                 continue
             }
             defer { log.close() }

@@ -64,6 +64,16 @@ final class SimulatedDisk: FileSystem, @unchecked Sendable {
         var fullDisk = 0.0
         /// Chance that a `rename` or an `unlink` fails (`EIO`) without doing anything.
         var failingDirectoryChange = 0.0
+
+        /// These faults with every chance of a failing call `factor` times as high (at most 1).
+        func scaled(by factor: Double) -> Faults {
+            var faults = self
+            faults.failingSync = min(1, failingSync * factor)
+            faults.failingWrite = min(1, failingWrite * factor)
+            faults.fullDisk = min(1, fullDisk * factor)
+            faults.failingDirectoryChange = min(1, failingDirectoryChange * factor)
+            return faults
+        }
     }
 
     private struct State: Sendable {
