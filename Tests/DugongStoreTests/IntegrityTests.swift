@@ -57,6 +57,52 @@ struct EngineIntegrityTests {
         try await log.append(Fixture.events(1), to: "s/acked", expecting: .exact(3))
     }
 
+    // A full disk: the append that needed a new segment fails with an error that names the
+    // call, the file and ENOSPC; the store accepts no more writes until it is reopened, and the
+    // reopen (space freed) finds every acknowledged event and takes appends again.
+    @Test func aFullDiskStopsAppendsWithAClearErrorAndLosesNothing() async throws {
+        let (directory, disk) = try Self.simulated("full-disk")
+        defer {
+            disk.unregister()
+            directory.remove()
+        }
+        var options = EventLog.Options(createIfMissing: true)
+        options.segmentSize = 4096
+        var log = try EventLog.open(at: directory.path, options: options)
+        var acknowledged: [UUID] = []
+        func append() async throws {
+            let events = Fixture.events(1, size: 200)
+            try await log.append(events, to: "s/a")
+            acknowledged += events.map(\.id)
+        }
+        for _ in 0..<3 { try await append() }
+        var full = SimulatedDisk.Faults()
+        full.fullDisk = 1
+        disk.setFaults(full)
+        var failure: (any Error)?
+        do {
+            for _ in 0..<40 { try await append() }  // enough to need the next segment (4 KiB each)
+        } catch {
+            failure = error
+        }
+        let error = try #require(failure, "a full disk failed no append")
+        let message = "\(error)"
+        #expect(message.contains("No space left on device") && message.contains("errno \(ENOSPC)") && message.contains(".dseg"), "\(message)")
+        #expect(message.contains("reopen it to recover"), "\(message)")
+        await #expect(throws: StoreError.self) { try await log.append(Fixture.events(1), to: "s/b") }
+        disk.setFaults(SimulatedDisk.Faults())
+        log.close()
+        options.createIfMissing = false
+        log = try EventLog.open(at: directory.path, options: options)
+        defer { log.close() }
+        #expect(log.recovery.corruptions.isEmpty, "\(log.recovery.corruptions)")
+        // (The failed append may be there too: it was never acknowledged.)
+        let stored = try log.read(stream: "s/a").map(\.id)
+        #expect(Array(stored.prefix(acknowledged.count)) == acknowledged && stored.count <= acknowledged.count + 1)
+        try await log.append(Fixture.events(1), to: "s/b")
+        #expect(try log.verify().isClean)
+    }
+
     // 5 and 6. A frame written but never durable (no sync, or a sync that failed and left its
     // pages marked clean) is made durable by the next open before anything is served: a retry
     // acknowledged as a duplicate survives a power cut afterwards.
