@@ -390,6 +390,43 @@ struct EventLogTests {
         #expect(throws: StoreError.self) { try Fixture.open(directory) }
     }
 
+    // A store whose manifest and segments were lost (its head file left) was an empty,
+    // clean store to readers and `verify`, and a writer asked to create a store made a new one
+    // over it. The head file records that events were stored: it is damage. So is a first
+    // segment of zeros without a manifest (otherwise an interrupted creation) beside such a head.
+    @Test func aStoreWhoseFilesWereLostIsDamageNotAnEmptyDirectory() async throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let log = try Fixture.open(directory)
+        try await log.append(Fixture.events(3), to: "s/1")
+        let first = try #require(log.segmentNames.first)
+        log.close()
+        let segment = try FollowingTests.contents(directory.file(first))
+        var readOnly = EventLog.Options()
+        readOnly.readOnly = true
+        for keepsZeroedSegment in [false, true] {
+            for name in try FileManager.default.contentsOfDirectory(atPath: directory.path) where name != "dugong.head" {
+                try FileManager.default.removeItem(atPath: directory.file(name))
+            }
+            if keepsZeroedSegment {
+                var zeroed = segment
+                zeroed.replaceSubrange(Layout.segmentHeaderSize..., with: repeatElement(0, count: segment.count - Layout.segmentHeaderSize))
+                try Data(zeroed).write(to: URL(fileURLWithPath: directory.file(first)))
+            }
+            let reader = try EventLog.open(at: directory.path, options: readOnly)
+            #expect(!reader.damageFoundAtOpen.isEmpty, "an empty store to a reader")
+            #expect(try !reader.verify().isClean)
+            reader.close()
+            for create in [false, true] {
+                let writer = try EventLog.open(at: directory.path, options: .init(createIfMissing: create))
+                #expect(!writer.damageFoundAtOpen.isEmpty)
+                await #expect(throws: StoreError.self) { try await writer.append(Fixture.events(1), to: "s/2") }
+                writer.close()
+            }
+            #expect(!FileManager.default.fileExists(atPath: directory.file("dugong.manifest")), "no new store made over the lost one")
+        }
+    }
+
     @Test func anEmptyDirectoryIsAStoreOnlyWhenOneMayBeCreated() async throws {
         let directory = TemporaryDirectory()
         defer { directory.remove() }

@@ -61,6 +61,14 @@ struct SegmentSet {
                 throw StoreError.notAStore(
                     directory: directory, reason: "it holds other files (\(foreign.prefix(3).joined(separator: ", "))) and no segments")
             }
+            if let lost = lostEvents(in: directory) {
+                // Not an empty directory: a store whose files were lost (FORMAT.md §1).
+                context.damage.append(Damage(
+                    segmentName: Layout.manifestName, offset: 0,
+                    reason: "the manifest and every segment file are missing, but the head file says the store held events before position \(lost)",
+                    positions: 0..<lost))
+                return SegmentSet(manifest: Manifest(generation: 0, segments: []), segments: [], context: context)
+            }
             guard let capacity = createWithCapacity, writable else {
                 return SegmentSet(manifest: Manifest(generation: 0, segments: []), segments: [], context: context)
             }
@@ -189,11 +197,18 @@ struct SegmentSet {
                 return false
             }
         }
-        return files.isEmpty || isInterruptedCreation(of: files.sorted(), in: directory)
+        return files.isEmpty ? lostEvents(in: directory) == nil : isInterruptedCreation(of: files.sorted(), in: directory)
+    }
+
+    /// For a directory without manifest and segments: the head's next position when the head
+    /// file says events were stored (their files were lost), nil otherwise.
+    private static func lostEvents(in directory: String) -> UInt64? {
+        guard let head = try? StoreFiles.readHead(in: directory), head.nextPosition > 0 else { return nil }
+        return head.nextPosition
     }
 
     private static func isInterruptedCreation(of files: [Layout.SegmentName], in directory: String) -> Bool {
-        guard files == [Layout.SegmentName(firstPosition: 0, generation: 0)],
+        guard files == [Layout.SegmentName(firstPosition: 0, generation: 0)], lostEvents(in: directory) == nil,
             let file = try? File(path: directory + "/" + files[0].fileName, flags: O_RDONLY),
             let size = try? file.size(), size >= Layout.segmentHeaderSize
         else { return false }
