@@ -4,8 +4,8 @@ import Foundation
 import Testing
 
 /// Random damage to closed stores: bit flips, zeroed ranges and pages, misdirected writes (bytes
-/// copied from elsewhere in the store), replayed files (an older version put back), lost and
-/// truncated files, appended garbage, in every file the store owns. For each one: nothing read
+/// copied from elsewhere in the store), replayed files (an older version put back), lost files
+/// (one, several, or all but the head), truncated files, appended garbage, in every file the store owns. For each one: nothing read
 /// is ever a wrong event; a read either returns exactly what was stored or throws a typed
 /// error; `verify` reports a problem whenever a byte of a segment, the manifest or the head
 /// changed, and when it says clean every read returns everything; a writable open of a
@@ -55,7 +55,7 @@ struct DamageTests {
     }
 
     enum Damage: CaseIterable {
-        case bitFlip, zeroRange, zeroPage, misdirected, replayed, lostFile, truncated, garbageAppended
+        case bitFlip, zeroRange, zeroPage, misdirected, replayed, lostFile, lostFiles, truncated, garbageAppended
     }
 
     @Test func everyDamageIsDetectedAndNoWrongEventIsReturned() async throws {
@@ -140,6 +140,15 @@ struct DamageTests {
         case .lostFile:
             try FileManager.default.removeItem(at: url)
             return "\(name) lost"
+        case .lostFiles where names.count >= 3:
+            // Several at once, never all (a directory that lost every file is an empty one:
+            // nothing can tell); in one case in three, every file but the head or the index.
+            let kept = Bool.random(using: &random) ? "dugong.head" : "dugong.index"
+            let lost = Int.random(in: 0..<3, using: &random) == 0 && names.contains(kept)
+                ? names.filter { $0 != kept }
+                : Array(names.shuffled(using: &random).prefix(Int.random(in: 2...names.count - 1, using: &random)))
+            for name in lost { try FileManager.default.removeItem(atPath: directory.file(name)) }
+            return "\(lost.sorted().joined(separator: ", ")) lost"
         case .truncated:
             let size = Int.random(in: 0..<max(bytes.count, 1), using: &random)
             try Data(bytes.prefix(size)).write(to: url)

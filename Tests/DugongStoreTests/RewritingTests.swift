@@ -155,8 +155,9 @@ struct RewritingTests {
         let first = try #require(created.segmentNames.first)
         created.close()
         // As the creation left it: no manifest, nothing after the header (not even the close
-        // marker a close writes).
+        // marker a close writes), no index file (only a close saves one).
         try FileManager.default.removeItem(atPath: directory.file(Layout.manifestName))
+        try FileManager.default.removeItem(atPath: directory.file(Layout.indexName))
         try FollowingTests.overwrite(directory.file(first), at: Layout.segmentHeaderSize, with: [UInt8](repeating: 0, count: 4096))
         // A reader (verify beside a killed first import) sees no store yet, not damage.
         var readOnly = EventLog.Options()

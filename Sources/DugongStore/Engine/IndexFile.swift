@@ -111,6 +111,22 @@ enum IndexFile {
         }
     }
 
+    /// Whether `directory` holds an intact index file (its checksum, magic and version hold)
+    /// naming at least one segment: a clean close saved it, so a store was there.
+    static func describesAStore(in directory: String) -> Bool {
+        guard let data = try? File.contents(of: directory + "/" + name, limit: Int(Int32.max)), data.count > 32 else { return false }
+        return data.withUnsafeBytes { raw -> Bool in
+            let body = UnsafeRawBufferPointer(rebasing: raw[0..<(raw.count - 4)])
+            guard Checksum.mask(Checksum.crc32c(body)) == UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: raw.count - 4, as: UInt32.self))
+            else { return false }
+            var reader = ByteReader(body)
+            guard (try? reader.bytes(8, "magic")).map(Array.init) == magic, (try? reader.u16("version")) == version,
+                (try? reader.bytes(22, "reserved, head sequence, next batch")) != nil, let segments = try? reader.count("segments", limit: Int(Int32.max))
+            else { return false }
+            return segments > 0
+        }
+    }
+
     /// What a usable index file holds.
     struct Loaded {
         var index: StreamIndex

@@ -100,6 +100,16 @@ enum Recovery {
             let end = max(start + 1, context.head?.nextPosition ?? 0)
             result.index.record(Damage(
                 segmentName: Layout.manifestName, offset: 0, reason: names.joined(separator: "; "), positions: start..<end))
+        } else if context.damage.contains(where: { $0.segmentName == Layout.manifestName && $0.positions.isEmpty }) {
+            // Without the manifest, nothing says which segments followed the last one found:
+            // lost ones may have held later events of any stream, or the records that hide
+            // earlier ones (a delete, a truncation). Stream reads answer with the damage.
+            let start = result.index.nextPosition
+            let end = max(start + 1, context.head?.nextPosition ?? 0)
+            result.index.record(Damage(
+                segmentName: Layout.manifestName, offset: 0,
+                reason: "segments after the last one found may be missing: the manifest that lists them is missing or damaged",
+                positions: start..<end))
         }
         // The head only ever trails what was durable: positions it records that the log does
         // not hold were acknowledged and are gone (a segment or the manifest replaced by an

@@ -61,12 +61,11 @@ struct SegmentSet {
                 throw StoreError.notAStore(
                     directory: directory, reason: "it holds other files (\(foreign.prefix(3).joined(separator: ", "))) and no segments")
             }
-            if let lost = lostEvents(in: directory) {
+            if let (evidence, positions) = lostStore(in: directory) {
                 // Not an empty directory: a store whose files were lost (FORMAT.md §1).
                 context.damage.append(Damage(
                     segmentName: Layout.manifestName, offset: 0,
-                    reason: "the manifest and every segment file are missing, but the head file says the store held events before position \(lost)",
-                    positions: 0..<lost))
+                    reason: "the manifest and every segment file are missing, but \(evidence)", positions: positions))
                 return SegmentSet(manifest: Manifest(generation: 0, segments: []), segments: [], context: context)
             }
             guard let capacity = createWithCapacity, writable else {
@@ -197,18 +196,22 @@ struct SegmentSet {
                 return false
             }
         }
-        return files.isEmpty ? lostEvents(in: directory) == nil : isInterruptedCreation(of: files.sorted(), in: directory)
+        return files.isEmpty ? lostStore(in: directory) == nil : isInterruptedCreation(of: files.sorted(), in: directory)
     }
 
-    /// For a directory without manifest and segments: the head's next position when the head
-    /// file says events were stored (their files were lost), nil otherwise.
-    private static func lostEvents(in directory: String) -> UInt64? {
-        guard let head = try? StoreFiles.readHead(in: directory), head.nextPosition > 0 else { return nil }
-        return head.nextPosition
+    /// For a directory without manifest and segments: what says a store was there and lost its
+    /// files (a head record of events stored, an intact index file) and the positions lost;
+    /// nil when nothing does.
+    private static func lostStore(in directory: String) -> (evidence: String, positions: Range<UInt64>)? {
+        if let head = try? StoreFiles.readHead(in: directory), head.nextPosition > 0 {
+            return ("the head file says the store held events before position \(head.nextPosition)", 0..<head.nextPosition)
+        }
+        if IndexFile.describesAStore(in: directory) { return ("the index file a clean close saved describes a store", 0..<0) }
+        return nil
     }
 
     private static func isInterruptedCreation(of files: [Layout.SegmentName], in directory: String) -> Bool {
-        guard files == [Layout.SegmentName(firstPosition: 0, generation: 0)], lostEvents(in: directory) == nil,
+        guard files == [Layout.SegmentName(firstPosition: 0, generation: 0)], lostStore(in: directory) == nil,
             let file = try? File(path: directory + "/" + files[0].fileName, flags: O_RDONLY),
             let size = try? file.size(), size >= Layout.segmentHeaderSize
         else { return false }
