@@ -427,6 +427,53 @@ struct EventLogTests {
         }
     }
 
+    // A lost manifest alone: nothing says whether segments followed the last one found (one
+    // may have held a delete of a stream whose events the first one holds). Stream reads answer
+    // with the damage; the log read in order returns every event found, then the damage; the
+    // salvaging read returns them all and names it.
+    @Test func withoutItsManifestAStoreAnswersStreamReadsWithTheDamage() async throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let log = try Fixture.open(directory, segmentSize: 4096)
+        try await log.append(Fixture.events(2, size: 100), to: "s/0")
+        try await log.delete(stream: "s/0")
+        for round in 0..<30 { try await log.append(Fixture.events(2, size: 100), to: "s/\(1 + round % 2)") }
+        let all = try log.readAll(maxCount: 1000)
+        #expect(log.segmentNames.count > 2)
+        let last = try #require(log.segmentNames.last)
+        log.close()
+        try FileManager.default.removeItem(atPath: directory.file(Layout.manifestName))
+        for losesLastSegment in [false, true] {
+            if losesLastSegment { try FileManager.default.removeItem(atPath: directory.file(last)) }
+            var options = EventLog.Options()
+            options.readOnly = true
+            let reader = try EventLog.open(at: directory.path, options: options)
+            defer { reader.close() }
+            #expect(throws: StoreError.self) { try reader.read(stream: "s/0") }
+            #expect(throws: StoreError.self) { try reader.read(stream: "s/1") }
+            var found: [StoredEvent] = []
+            #expect(throws: StoreError.self) {
+                while true {
+                    let batch = try reader.readAll(from: (found.last?.position).map { $0 + 1 } ?? 0, maxCount: 5)
+                    guard !batch.isEmpty else { break }
+                    found += batch
+                }
+            }
+            #expect(found == Array(all.prefix(found.count)) && (losesLastSegment || found == all))
+            var salvaged: [StoredEvent] = []
+            var skipped: [DamagedRegion] = []
+            var next: UInt64 = 0
+            while true {
+                let part = try reader.readAllSkippingDamage(from: next, maxCount: 5)
+                salvaged += part.events
+                skipped += part.skipped
+                if part.next == next { break }
+                next = part.next
+            }
+            #expect(salvaged == found && !skipped.isEmpty, "\(skipped)")
+        }
+    }
+
     @Test func anEmptyDirectoryIsAStoreOnlyWhenOneMayBeCreated() async throws {
         let directory = TemporaryDirectory()
         defer { directory.remove() }

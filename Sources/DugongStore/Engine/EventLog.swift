@@ -473,15 +473,24 @@ public final class EventLog: Sendable {
             }
             let first = max(entry.truncateBefore, entry.removedThrough + 1)
             let last = entry.version
+            // Nothing to return: unless damage after the stream's last event may have held its
+            // later events (a deleted or truncated stream may be appended to again).
+            func nothing() throws(StoreError) -> StreamSlice {
+                let lastPosition = last > entry.removedThrough ? shared.index.positions(of: last...last, in: stream).first : nil
+                if let damage = shared.index.damage.first(where: { damage in lastPosition.map { damage.positions.upperBound > $0 } ?? true }) {
+                    throw damage.error
+                }
+                return empty
+            }
             let range: ClosedRange<Int>
             switch direction {
             case .forward:
                 let start = max(version ?? 1, first, 1)
-                guard start <= last else { return empty }
+                guard start <= last else { return try nothing() }
                 range = start...(start + min(maxCount, last - start + 1) - 1)
             case .backward:
                 let start = min(version ?? last, last)
-                guard start >= first, start >= 1 else { return empty }
+                guard start >= first, start >= 1 else { return try nothing() }
                 range = max(first, start - min(maxCount, start) + 1)...start
             }
             let positions = shared.index.positions(of: range, in: stream)
