@@ -474,6 +474,65 @@ struct EventLogTests {
         }
     }
 
+    // An older manifest put back (it lists fewer segments than the store has): the next
+    // segment continues the log, so the manifest is stale, and what followed it may have held
+    // a delete or later events. Stream reads gave a stale prefix and deleted events without
+    // an error.
+    @Test func aStaleManifestMakesStreamReadsAnswerWithTheDamage() async throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let log = try Fixture.open(directory, segmentSize: 4096)
+        try await log.append(Fixture.events(2, size: 100), to: "s/0")
+        try await log.append(Fixture.events(2, size: 100), to: "s/1")
+        let manifest = try FollowingTests.contents(directory.file(Layout.manifestName))
+        let segments = log.segmentNames.count
+        for _ in 0..<30 { try await log.append(Fixture.events(2, size: 100), to: "s/1") }
+        try await log.delete(stream: "s/0")
+        #expect(log.segmentNames.count > segments)
+        log.close()
+        try Data(manifest).write(to: URL(fileURLWithPath: directory.file(Layout.manifestName)))
+        var options = EventLog.Options()
+        options.readOnly = true
+        let reader = try EventLog.open(at: directory.path, options: options)
+        defer { reader.close() }
+        #expect(!reader.damageFoundAtOpen.isEmpty)
+        #expect(throws: StoreError.self) { try reader.read(stream: "s/0") }
+        #expect(throws: StoreError.self) { try reader.read(stream: "s/1") }
+    }
+
+    // Without the manifest, a segment file of another store among the files found (here named
+    // so that it sorts first) was read as this store's first segment: its events were returned
+    // as this store's. Files that do not form one log are not read at all.
+    @Test func withoutItsManifestFilesThatDoNotFormOneLogAreNotRead() async throws {
+        let directory = TemporaryDirectory()
+        let other = TemporaryDirectory()
+        defer {
+            directory.remove()
+            other.remove()
+        }
+        for (store, stream) in [(directory, "mine"), (other, "theirs")] {
+            let log = try Fixture.open(store, segmentSize: 4096)
+            for _ in 0..<20 { try await log.append(Fixture.events(2, size: 100), to: stream) }
+            log.close()
+        }
+        let mine = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.hasSuffix(".dseg") }.sorted()
+        let theirs = try FileManager.default.contentsOfDirectory(atPath: other.path).filter { $0.hasSuffix(".dseg") }.sorted()
+        #expect(mine.count > 1 && theirs.count > 1)
+        try FileManager.default.removeItem(atPath: directory.file(Layout.manifestName))
+        // Their first segment, under a name (a later generation of position 0) that sorts
+        // between this store's first two.
+        let foreign = try #require(mine.first).replacingOccurrences(of: ".dseg", with: "-1.dseg")
+        try FileManager.default.copyItem(atPath: other.file(theirs[0]), toPath: directory.file(foreign))
+        var options = EventLog.Options()
+        options.readOnly = true
+        let reader = try EventLog.open(at: directory.path, options: options)
+        defer { reader.close() }
+        #expect(reader.damageFoundAtOpen.contains { $0.reason.contains("do not form one log") }, "\(reader.damageFoundAtOpen)")
+        #expect(throws: StoreError.self) { try reader.readAll(maxCount: 1000) }
+        #expect(throws: StoreError.self) { try reader.read(stream: "mine") }
+        #expect(throws: StoreError.self) { try reader.read(stream: "theirs") }
+    }
+
     @Test func anEmptyDirectoryIsAStoreOnlyWhenOneMayBeCreated() async throws {
         let directory = TemporaryDirectory()
         defer { directory.remove() }

@@ -85,6 +85,9 @@ public final class EventLog: Sendable {
             try Directory.create(directory)
         } else if !options.readOnly, !options.createIfMissing, try SegmentSet.holdsNoStore(directory) {
             // (Checked before the lock too, so that a refused open leaves no lock file behind.)
+            // A writer creating the store right now holds its lock: that is `locked`, as it will
+            // be a moment later, not `notFound`.
+            if Directory.fileExists(directory + "/" + Layout.lockFileName) { _ = try StoreLock.take(in: directory) }
             throw StoreError.notFound(directory: directory)
         }
         let lock = options.readOnly ? nil : try StoreLock.take(in: directory)
@@ -103,7 +106,10 @@ public final class EventLog: Sendable {
             // above and the lock) makes none.
             if writable, set.segments.isEmpty, set.isIntact { throw StoreError.notFound(directory: directory) }
             context = set.context
-            if writable { context.head = try StoreFiles.readHead(in: directory) }
+            if writable {
+                context.head = try StoreFiles.readHead(in: directory)
+                if context.head == nil { context.savedIndexNextPosition = try IndexFile.summary(in: directory)?.nextPosition }
+            }
             context.lastFileSize = set.segments.last?.originalSize
             context.thorough = !options.useIndexFile
             context.repairing = writable
@@ -450,8 +456,9 @@ public final class EventLog: Sendable {
     ///
     /// - Throws: ``StoreError/corruption(segment:offset:reason:)`` when an event to return lies in
     ///   a damaged frame, or when damage found at open lies after the first event to return (it
-    ///   may have held a record that hides it, or the stream's later events), or, for a stream
-    ///   with no events, when the store has any damage.
+    ///   may have held a record that hides it, or the stream's later events); with nothing to
+    ///   return (a deleted or truncated stream, a read past its last version), when damage lies
+    ///   after the stream's last event; for a stream with no events, when the store has any damage.
     public func read(
         stream: String, from version: Int? = nil, maxCount: Int = .max, direction: Direction = .forward
     ) throws -> [StoredEvent] {

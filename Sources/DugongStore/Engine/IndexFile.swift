@@ -111,19 +111,39 @@ enum IndexFile {
         }
     }
 
-    /// Whether `directory` holds an intact index file (its checksum, magic and version hold)
-    /// naming at least one segment: a clean close saved it, so a store was there.
-    static func describesAStore(in directory: String) -> Bool {
-        guard let data = try? File.contents(of: directory + "/" + name, limit: Int(Int32.max)), data.count > 32 else { return false }
-        return data.withUnsafeBytes { raw -> Bool in
+    /// What an intact index file (its checksum, magic and version hold) says of the store it
+    /// was saved for, read without the segments: how many segments it listed and the position
+    /// after its last event. A clean close saved it and a writable open removes it, so it is a
+    /// hint that only ever trails the log, as the head is. Nil when there is none or it is not
+    /// intact; throws when it cannot be read.
+    static func summary(in directory: String) throws -> (segments: Int, nextPosition: UInt64)? {
+        guard let data = try File.contents(of: directory + "/" + name, limit: Int(Int32.max)), data.count > 32 else { return nil }
+        return data.withUnsafeBytes { raw -> (Int, UInt64)? in
             let body = UnsafeRawBufferPointer(rebasing: raw[0..<(raw.count - 4)])
             guard Checksum.mask(Checksum.crc32c(body)) == UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: raw.count - 4, as: UInt32.self))
-            else { return false }
+            else { return nil }
             var reader = ByteReader(body)
-            guard (try? reader.bytes(8, "magic")).map(Array.init) == magic, (try? reader.u16("version")) == version,
-                (try? reader.bytes(22, "reserved, head sequence, next batch")) != nil, let segments = try? reader.count("segments", limit: Int(Int32.max))
-            else { return false }
-            return segments > 0
+            do {
+                guard Array(try reader.bytes(8, "magic")) == magic, try reader.u16("version") == version else { return nil }
+                _ = try reader.bytes(22, "reserved, head sequence, next batch")
+                let segments = try reader.count("segments", limit: reader.remaining)
+                for _ in 0..<segments {
+                    _ = try reader.string("segment name")
+                    _ = try reader.u64("salt")
+                    _ = try reader.varint("last frame")
+                    _ = try reader.u32("last frame checksum")
+                    for _ in 0..<(try reader.count("dictionaries", limit: reader.remaining)) {
+                        _ = try reader.varint("dictionary offset")
+                        _ = try reader.lengthPrefixed("dictionary")
+                    }
+                }
+                _ = try reader.varint("scanned end")
+                let nextPosition = try reader.u64("next position")
+                guard nextPosition <= Layout.maximumPosition else { return nil }
+                return (segments, nextPosition)
+            } catch {
+                return nil
+            }
         }
     }
 

@@ -38,6 +38,12 @@ enum Recovery {
         var missing: [Int: [String]] = [:]
         /// Damage found before scanning (manifest, chain): reported first.
         var damage: [Damage] = []
+        /// The manifest is missing, damaged or stale: segments the set does not hold may follow
+        /// its last one (the positions after it count as lost to damage).
+        var segmentsMayFollow = false
+        /// Without a head: the next position the saved index file records (a hint that only
+        /// ever trails the log, as the head does; ``IndexFile/summary(in:)``).
+        var savedIndexNextPosition: UInt64?
         /// The size of the newest segment's file before it was extended at open.
         var lastFileSize: Int?
         /// Check the unused space after a clean close too (verification). Without it, an open
@@ -100,15 +106,15 @@ enum Recovery {
             let end = max(start + 1, context.head?.nextPosition ?? 0)
             result.index.record(Damage(
                 segmentName: Layout.manifestName, offset: 0, reason: names.joined(separator: "; "), positions: start..<end))
-        } else if context.damage.contains(where: { $0.segmentName == Layout.manifestName && $0.positions.isEmpty }) {
-            // Without the manifest, nothing says which segments followed the last one found:
+        } else if context.segmentsMayFollow {
+            // Without an intact, current manifest, nothing says which segments followed the last one found:
             // lost ones may have held later events of any stream, or the records that hide
             // earlier ones (a delete, a truncation). Stream reads answer with the damage.
             let start = result.index.nextPosition
             let end = max(start + 1, context.head?.nextPosition ?? 0)
             result.index.record(Damage(
                 segmentName: Layout.manifestName, offset: 0,
-                reason: "segments after the last one found may be missing: the manifest that lists them is missing or damaged",
+                reason: "segments after the last one found may be missing: the manifest that lists them is missing, damaged or stale",
                 positions: start..<end))
         }
         // The head only ever trails what was durable: positions it records that the log does
@@ -122,6 +128,12 @@ enum Recovery {
                 segmentName: Layout.headName, offset: 0,
                 reason: "the head records positions up to \(head.nextPosition), the log ends at \(result.index.nextPosition): acknowledged events are missing",
                 positions: result.index.nextPosition..<head.nextPosition))
+        }
+        if context.head == nil, let saved = context.savedIndexNextPosition, saved > result.index.nextPosition {
+            result.index.record(Damage(
+                segmentName: Layout.indexName, offset: 0,
+                reason: "the head file is missing, and the index file a clean close saved records positions up to \(saved), the log ends at \(result.index.nextPosition): acknowledged events are missing",
+                positions: result.index.nextPosition..<saved))
         }
         return result
     }

@@ -61,7 +61,7 @@ struct SegmentSet {
                 throw StoreError.notAStore(
                     directory: directory, reason: "it holds other files (\(foreign.prefix(3).joined(separator: ", "))) and no segments")
             }
-            if let (evidence, positions) = lostStore(in: directory) {
+            if let (evidence, positions) = try lostStore(in: directory) {
                 // Not an empty directory: a store whose files were lost (FORMAT.md §1).
                 context.damage.append(Damage(
                     segmentName: Layout.manifestName, offset: 0,
@@ -87,6 +87,7 @@ struct SegmentSet {
             context.damage.append(Damage(
                 segmentName: Layout.manifestName, offset: 0, reason: "the manifest \(problem); using the segment files found",
                 positions: 0..<0))
+            context.segmentsMayFollow = true
             listed = []
             manifest = Manifest(generation: 0, segments: [])
         case .intact(let found):
@@ -133,6 +134,20 @@ struct SegmentSet {
                 if writable, context.damage.isEmpty, context.missing.isEmpty { leftovers = removable }
             }
         } else {
+            // Without the manifest, the files found are the log only if each one follows the one
+            // before it (its header names the previous salt and the next sequence). Otherwise
+            // which of them belong cannot be told (another store's file, a compaction's old or
+            // new set beside the other): nothing of them is served.
+            if let broken = segments.indices.dropFirst().first(where: { index in
+                segments[index].header.previousSalt != segments[index - 1].salt
+                    || segments[index].header.sequence != segments[index - 1].header.sequence &+ 1
+            }) {
+                context.damage.append(Damage(
+                    segmentName: segments[broken].name, offset: 0,
+                    reason: "without the manifest, the segment files found do not form one log (\(segments[broken].name) does not follow \(segments[broken - 1].name)): which of them belong to the store cannot be told; none is read (put the manifest back, or remove the files that do not belong)",
+                    positions: 0..<0))
+                segments = []
+            }
             manifest = Manifest(generation: 0, segments: segments.map { Manifest.Entry(name: $0.name, salt: $0.salt) })
         }
         return SegmentSet(manifest: manifest, segments: segments, context: context, leftovers: leftovers)
@@ -170,6 +185,7 @@ struct SegmentSet {
             // The head read between the two reads of an unchanged manifest names one of its
             // segments (a writer lists a segment in the manifest before it names it in the head).
             result.context.head = try StoreFiles.readHead(in: directory)
+            if result.context.head == nil { result.context.savedIndexNextPosition = try IndexFile.summary(in: directory)?.nextPosition }
             if attempt < maximumOpenAttempts, try File.contents(of: path, limit: limit) != before { continue }
             return result
         }
@@ -178,9 +194,6 @@ struct SegmentSet {
     /// How often a reader opens a segment set again while the manifest keeps changing.
     static let maximumOpenAttempts = 20
 
-    /// Whether `files` are what ``create(in:capacity:)`` leaves when it stops before writing the
-    /// manifest: only the first segment, with an intact header of the first segment of a store,
-    /// and nothing but zeros after it (not a store whose first frames a zeroed page took).
     /// Whether `directory` holds no store: neither a manifest nor segment files (a lock,
     /// head, index or temporary file may be there), or only the first segment of a creation that
     /// stopped before its manifest (FORMAT.md §1). A directory with other files is not called
@@ -196,22 +209,35 @@ struct SegmentSet {
                 return false
             }
         }
-        return files.isEmpty ? lostStore(in: directory) == nil : isInterruptedCreation(of: files.sorted(), in: directory)
+        return files.isEmpty ? try lostStore(in: directory) == nil : isInterruptedCreation(of: files.sorted(), in: directory)
     }
 
     /// For a directory without manifest and segments: what says a store was there and lost its
-    /// files (a head record of events stored, an intact index file) and the positions lost;
-    /// nil when nothing does.
-    private static func lostStore(in directory: String) -> (evidence: String, positions: Range<UInt64>)? {
-        if let head = try? StoreFiles.readHead(in: directory), head.nextPosition > 0 {
+    /// files (a head record of events stored, an index file) and the positions lost; nil when
+    /// nothing does. A file that cannot be read throws (never "no evidence").
+    private static func lostStore(in directory: String) throws -> (evidence: String, positions: Range<UInt64>)? {
+        if let head = try StoreFiles.readHead(in: directory), head.nextPosition > 0 {
             return ("the head file says the store held events before position \(head.nextPosition)", 0..<head.nextPosition)
         }
-        if IndexFile.describesAStore(in: directory) { return ("the index file a clean close saved describes a store", 0..<0) }
+        // Any index file: only a clean close of a store saves one (damaged, it still says so).
+        if Directory.fileExists(directory + "/" + Layout.indexName) {
+            let next = try IndexFile.summary(in: directory)?.nextPosition ?? 0
+            return ("there is an index file, which only a clean close of a store saves", 0..<next)
+        }
         return nil
     }
 
+    /// Whether ``lostStore(in:)`` finds evidence, a file it cannot read counting as evidence.
+    private static func mayBeALostStore(_ directory: String) -> Bool {
+        do { return try lostStore(in: directory) != nil } catch { return true }
+    }
+
+    /// Whether `files` are what ``create(in:capacity:)`` leaves when it stops before writing the
+    /// manifest: only the first segment, with an intact header of the first segment of a store,
+    /// and nothing but zeros after it (not a store whose first frames a zeroed page took), and
+    /// nothing else says a store was there (``lostStore(in:)``).
     private static func isInterruptedCreation(of files: [Layout.SegmentName], in directory: String) -> Bool {
-        guard files == [Layout.SegmentName(firstPosition: 0, generation: 0)], lostStore(in: directory) == nil,
+        guard files == [Layout.SegmentName(firstPosition: 0, generation: 0)], !mayBeALostStore(directory),
             let file = try? File(path: directory + "/" + files[0].fileName, flags: O_RDONLY),
             let size = try? file.size(), size >= Layout.segmentHeaderSize
         else { return false }
@@ -277,6 +303,7 @@ struct SegmentSet {
                     segmentName: name, offset: 0,
                     reason: "segment \(name) continues the log but the manifest does not list it (the manifest is stale)",
                     positions: 0..<0))
+                context.segmentsMayFollow = true
             } else {
                 removable.append(name)
             }
