@@ -537,6 +537,13 @@ struct EventLogTests {
         let directory = TemporaryDirectory()
         defer { directory.remove() }
         try FileManager.default.createDirectory(atPath: directory.path, withIntermediateDirectories: true)
+        // While another writer holds the lock (it is creating the store), `locked`, as it will
+        // be a moment later; once nobody holds it, `notFound`.
+        var creating: StoreLock? = try StoreLock.take(in: directory.path)
+        #expect(throws: StoreError.locked(directory: directory.path)) { try EventLog.open(at: directory.path) }
+        creating = nil
+        _ = creating
+        try FileManager.default.removeItem(atPath: directory.file("dugong.lock"))
         #expect(throws: StoreError.notFound(directory: directory.path)) { try EventLog.open(at: directory.path) }
         #expect(try FileManager.default.contentsOfDirectory(atPath: directory.path).isEmpty)
         var readOnly = EventLog.Options()
