@@ -242,6 +242,34 @@ struct IntegrityTests {
         #expect(Self.positions(try CLI.run(["read-all", store])) == [0, 1, 2, 3, 4, 5], "the segments are still read")
     }
 
+    // 8b. Without its manifest, a stream read fails (nothing says which segments followed the
+    // last one found); `export --skip-damage | import` copies every event found. With the
+    // segments lost too, the head's record of events makes it damage, never an empty store
+    // (verify said clean), and nothing writes a new store over it.
+    @Test func aStoreWithoutItsManifestIsSalvagedAndOneWithoutItsFilesIsDamage() throws {
+        let store = try Self.sixFrames()
+        let copy = CLI.storePath("integrity-salvaged")
+        defer {
+            Self.remove(store)
+            Self.remove(copy)
+        }
+        try FileManager.default.removeItem(atPath: store + "/dugong.manifest")
+        #expect(try CLI.run(["read", store, "s/0"]).status == 1)
+        let salvage = try CLI.run(shell: "'\(CLI.binary)' export '\(store)' --skip-damage | '\(CLI.binary)' import '\(copy)'")
+        #expect(salvage.stderr.contains("imported 6 events"), "\(salvage.stderr)")
+        #expect(Self.positions(try CLI.run(["read-all", copy])) == [0, 1, 2, 3, 4, 5])
+        for name in try FileManager.default.contentsOfDirectory(atPath: store) where name.hasSuffix(".dseg") {
+            try FileManager.default.removeItem(atPath: store + "/" + name)
+        }
+        let before = try FileManager.default.contentsOfDirectory(atPath: store).sorted()
+        let verify = try CLI.run(["verify", store])
+        #expect(verify.status == 1 && verify.stdout.contains("every segment file are missing"), "\(verify.stdout)")
+        #expect(try CLI.run(["read", store, "s/0"]).status == 1)
+        #expect(try CLI.run(["append", store, "s/0"], input: #"{"type":"T"}"#).status == 1)
+        #expect(try CLI.run(["compact", store]).status == 1)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: store).sorted() == before, "nothing written over it")
+    }
+
     // 9. A lost segment file is found, and reads of what it held fail.
     @Test func aLostSegmentIsFound() throws {
         let (store, names) = try Self.compactedStore("integrity-lost")
