@@ -1,11 +1,12 @@
 import Dugong
 @testable import DugongStore
 import Foundation
+import Synchronization
 import Testing
 
 /// Power cuts and failing system calls (syncs, writes, a full disk, renames and unlinks; and short
 /// writes) on a simulated disk, checked against a model of what was
-/// acknowledged. `DUGONG_SIMULATED_CRASHES` sets the number of seeds (the long mode); CI runs
+/// acknowledged (and of what a reader following the log beside the writers was served). `DUGONG_SIMULATED_CRASHES` sets the number of seeds (the long mode); CI runs
 /// a few hundred. A failure names its seed and prints the disk's operation trace.
 @Suite("Simulated disk: power cuts and failing calls")
 struct SimulatedCrashTests {
@@ -83,6 +84,7 @@ struct SimulatedCrashTests {
         var compactions = 0
         var failedCompactions = 0
         var failedOpens = 0
+        var eventsFollowed = 0
         var injected: [String: Int] = [:]
         for seed in Self.firstSeed..<(Self.firstSeed + UInt64(Self.crashes)) {
             let outcome = await Self.run(seed: seed)
@@ -92,15 +94,17 @@ struct SimulatedCrashTests {
             compactions += outcome.compactions
             failedCompactions += outcome.failedCompactions
             failedOpens += outcome.failedOpens
+            eventsFollowed += outcome.eventsFollowed
             injected.merge(outcome.injected, uniquingKeysWith: +)
             if !outcome.problems.isEmpty {
                 failures.append((outcome.problems.prefix(5) + ["trace (last 60 operations):"] + outcome.trace.suffix(60)).joined(separator: "\n"))
                 if failures.count >= 3 { break }
             }
         }
-        print("simulated disk: \(Self.crashes) seeds, \(cuts) power cuts, \(failedSyncs) rounds with failing calls, \(compactions) compactions after a cut (\(failedCompactions) stopped by a failing call), \(failedOpens) opens stopped by a failing call, \(acknowledged) events acknowledged, \(failures.count) failing seeds; faults injected: \(injected.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", "))")
+        print("simulated disk: \(Self.crashes) seeds, \(cuts) power cuts, \(failedSyncs) rounds with failing calls, \(compactions) compactions after a cut (\(failedCompactions) stopped by a failing call), \(failedOpens) opens stopped by a failing call, \(acknowledged) events acknowledged, \(eventsFollowed) events read by a reader beside the writers, \(failures.count) failing seeds; faults injected: \(injected.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", "))")
         #expect(failures.isEmpty, "\(failures.joined(separator: "\n\n"))")
         if Self.crashes >= 100 {
+            #expect(eventsFollowed > 0, "the readers beside the writers read nothing")
             for kind in ["failed sync", "failed write", "short write", "full disk", "failed rename or unlink"] {
                 #expect(injected[kind, default: 0] > 0, "no \(kind) was injected")
             }
@@ -117,6 +121,7 @@ struct SimulatedCrashTests {
         var compactions = 0
         var failedCompactions = 0
         var failedOpens = 0
+        var eventsFollowed = 0
         var injected: [String: Int] = [:]
         var phase = ""
     }
@@ -239,9 +244,27 @@ struct SimulatedCrashTests {
                     for event in events { model.attempted[event.id] = Self.expected(event, in: stream) }
                 }
             }
+            // In one round in two a reader in the same process (read-only, no lock) follows the
+            // log while the writers append and the disk fails: whatever it reads must be an
+            // event that was appended, byte for byte, in gapless log order; it stops at the first
+            // error, which must be typed.
+            let attempted = model.attempted
+            let writersLeft = Countdown(Bool.random(using: &random) ? writers : 0)
+            let eventsFollowed = Tally()
+            let readerPath = directory.path
             let (results, retryProblems) = await withTaskGroup(of: ([(String, [NewEvent], Commit)], [String]).self) { group in
+                if !writersLeft.isDone {
+                    group.addTask {
+                        var options = EventLog.Options()
+                        options.readOnly = true
+                        let (problems, read) = Self.follow(readerPath, options: options, attempted: attempted) { writersLeft.isDone }
+                        eventsFollowed.add(read)
+                        return ([], problems.map { "the reader beside the writers: \($0)" })
+                    }
+                }
                 for plan in plans {
                     group.addTask {
+                        defer { writersLeft.countDown() }
                         var done: [(String, [NewEvent], Commit)] = []
                         var problems: [String] = []
                         for (stream, events, retried) in plan {
@@ -272,6 +295,11 @@ struct SimulatedCrashTests {
                 return (all, problems)
             }
             outcome.problems += retryProblems.map { "seed \(seed) round \(round): \($0)" }
+            // What a reader was served was durable (readers stop at the head's durable end,
+            // which the writer records after each sync): it must survive the cuts as
+            // acknowledged events do.
+            outcome.eventsFollowed += eventsFollowed.events.count
+            for (position, seen) in eventsFollowed.events { model.durable[position] = seen }
             for (stream, events, commit) in results {
                 outcome.acknowledged += events.count
                 for (offset, event) in events.enumerated() {
@@ -335,6 +363,67 @@ struct SimulatedCrashTests {
         if Bool.random(using: &random) { faults.fullDisk = 0.05 }
         if Bool.random(using: &random) { faults.failingDirectoryChange = 0.1 }
         return faults
+    }
+
+    /// A sum kept by concurrent tasks.
+    final class Tally: Sendable {
+        private let seen = Mutex<[UInt64: (Model.Expected, version: Int)]>([:])
+        func add(_ events: [UInt64: (Model.Expected, version: Int)]) { seen.withLock { $0.merge(events) { first, _ in first } } }
+        var events: [UInt64: (Model.Expected, version: Int)] { seen.withLock { $0 } }
+    }
+
+    /// A count shared by concurrent tasks.
+    final class Countdown: Sendable {
+        private let count: Mutex<Int>
+        init(_ count: Int) { self.count = Mutex(count) }
+        func countDown() { count.withLock { $0 = max(0, $0 - 1) } }
+        var isDone: Bool { count.withLock { $0 == 0 } }
+    }
+
+    /// Reads the log at `path` as a follower does (refresh, then what is new) until `done` says
+    /// so or a read fails; what it finds against the events ever appended.
+    static func follow(
+        _ path: String, options: EventLog.Options, attempted: [UUID: Model.Expected], done: () -> Bool
+    ) -> (problems: [String], eventsRead: [UInt64: (Model.Expected, version: Int)]) {
+        var problems: [String] = []
+        var read: [UInt64: (Model.Expected, version: Int)] = [:]
+        let reader: EventLog
+        do {
+            reader = try EventLog.open(at: path, options: options)
+        } catch is StoreError {
+            return ([], [:])
+        } catch is SystemError {
+            return ([], [:])
+        } catch {
+            return (["the open threw an untyped error: \(error)"], [:])
+        }
+        defer { reader.close() }
+        var next: UInt64 = 0
+        var rounds = 0
+        while problems.isEmpty, rounds < 10_000 {
+            rounds += 1
+            let finished = done()
+            do {
+                _ = try reader.refresh()
+                next = try reader.forEachEvent(from: next, maxCount: 512) { event in
+                    if event.position != next { problems.append("read position \(event.position) after \(next)") }
+                    let stored = event.stored
+                    if attempted[stored.id] != Model.expected(stored) {
+                        problems.append("position \(stored.position) read as an event never appended (\(stored.stream) v\(stored.version))")
+                    }
+                    next = stored.position + 1
+                    read[stored.position] = (Model.expected(stored), stored.version)
+                }
+            } catch is StoreError {
+                break
+            } catch is SystemError {
+                break
+            } catch {
+                problems.append("a read threw an untyped error: \(error)")
+            }
+            if finished { break }
+        }
+        return (problems, read)
     }
 
     /// A power cut that happened becomes what the disk keeps (and is counted); no cut is planned
