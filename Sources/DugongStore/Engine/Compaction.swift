@@ -55,9 +55,8 @@ extension EventLog {
             return CompactionReport(eventsBefore: 0, eventsAfter: 0, bytesBefore: 0, bytesAfter: 0, segmentsBefore: 0, segmentsAfter: 0, dryRun: dryRun)
         }
         var context = set.context
-        let head = dryRun ? context.head : try StoreFiles.readHead(in: directory)
-        context.head = head
-        if head == nil { context.savedIndexNextPosition = try IndexFile.summary(in: directory)?.nextPosition }
+        if !dryRun { try context.readHints(in: directory) }
+        let head = context.head
         context.lastFileSize = last.originalSize
         // With the lock, the whole tail as a writable open scans it: after a power cut the head
         // may be older than what was acknowledged (it is written after each sync, not synced),

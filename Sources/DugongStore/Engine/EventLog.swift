@@ -106,10 +106,7 @@ public final class EventLog: Sendable {
             // above and the lock) makes none.
             if writable, set.segments.isEmpty, set.isIntact { throw StoreError.notFound(directory: directory) }
             context = set.context
-            if writable {
-                context.head = try StoreFiles.readHead(in: directory)
-                if context.head == nil { context.savedIndexNextPosition = try IndexFile.summary(in: directory)?.nextPosition }
-            }
+            if writable { try context.readHints(in: directory) }
             context.lastFileSize = set.segments.last?.originalSize
             context.thorough = !options.useIndexFile
             context.repairing = writable

@@ -111,20 +111,28 @@ enum IndexFile {
         }
     }
 
+    /// A reader of the file's bytes after its magic and version, when its checksum, magic and
+    /// version hold.
+    private static func afterMagicAndVersion(_ raw: UnsafeRawBufferPointer) -> ByteReader? {
+        guard raw.count > 20 else { return nil }
+        let body = UnsafeRawBufferPointer(rebasing: raw[0..<(raw.count - 4)])
+        guard Checksum.mask(Checksum.crc32c(body)) == UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: raw.count - 4, as: UInt32.self))
+        else { return nil }
+        var reader = ByteReader(body)
+        guard (try? reader.bytes(8, "magic")).map(Array.init) == magic, (try? reader.u16("version")) == version else { return nil }
+        return reader
+    }
+
     /// What an intact index file (its checksum, magic and version hold) says of the store it
     /// was saved for, read without the segments: how many segments it listed and the position
     /// after its last event. A clean close saved it and a writable open removes it, so it is a
     /// hint that only ever trails the log, as the head is. Nil when there is none or it is not
     /// intact; throws when it cannot be read.
     static func summary(in directory: String) throws -> (segments: Int, nextPosition: UInt64)? {
-        guard let data = try File.contents(of: directory + "/" + name, limit: Int(Int32.max)), data.count > 32 else { return nil }
+        guard let data = try File.contents(of: directory + "/" + name, limit: Int(Int32.max)) else { return nil }
         return data.withUnsafeBytes { raw -> (Int, UInt64)? in
-            let body = UnsafeRawBufferPointer(rebasing: raw[0..<(raw.count - 4)])
-            guard Checksum.mask(Checksum.crc32c(body)) == UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: raw.count - 4, as: UInt32.self))
-            else { return nil }
-            var reader = ByteReader(body)
+            guard var reader = afterMagicAndVersion(raw) else { return nil }
             do {
-                guard Array(try reader.bytes(8, "magic")) == magic, try reader.u16("version") == version else { return nil }
                 _ = try reader.bytes(22, "reserved, head sequence, next batch")
                 let segments = try reader.count("segments", limit: reader.remaining)
                 for _ in 0..<segments {
@@ -159,16 +167,11 @@ enum IndexFile {
     /// Loads the index file if it is intact and describes the first segments of `segments`;
     /// registers the segments' dictionaries. `nil` otherwise (the caller scans everything).
     static func load(from directory: String, segments: [Segment], head: HeadRecord?, registering: Bool = true) -> Loaded? {
-        guard let head, head.cleanClose,
-            let data = try? File.contents(of: directory + "/" + name, limit: Int(Int32.max)), data.count > 20
+        guard let head, head.cleanClose, let data = try? File.contents(of: directory + "/" + name, limit: Int(Int32.max))
         else { return nil }
         return data.withUnsafeBytes { raw -> Loaded? in
-            let body = UnsafeRawBufferPointer(rebasing: raw[0..<(raw.count - 4)])
-            let stored = UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: raw.count - 4, as: UInt32.self))
-            guard Checksum.mask(Checksum.crc32c(body)) == stored else { return nil }
-            var reader = ByteReader(body)
+            guard var reader = afterMagicAndVersion(raw) else { return nil }
             do {
-                guard Array(try reader.bytes(8, "magic")) == magic, try reader.u16("version") == version else { return nil }
                 _ = try reader.u16("reserved")
                 _ = try reader.u32("reserved")
                 guard try reader.u64("head sequence") == head.sequence else { return nil }

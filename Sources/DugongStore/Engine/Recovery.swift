@@ -44,6 +44,13 @@ enum Recovery {
         /// Without a head: the next position the saved index file records (a hint that only
         /// ever trails the log, as the head does; ``IndexFile/summary(in:)``).
         var savedIndexNextPosition: UInt64?
+
+        /// Reads what `directory` says of the log's durable end: the head, and without one the
+        /// saved index file's next position.
+        mutating func readHints(in directory: String) throws {
+            head = try StoreFiles.readHead(in: directory)
+            savedIndexNextPosition = head == nil ? try IndexFile.summary(in: directory)?.nextPosition : nil
+        }
         /// The size of the newest segment's file before it was extended at open.
         var lastFileSize: Int?
         /// Check the unused space after a clean close too (verification). Without it, an open
@@ -101,21 +108,17 @@ enum Recovery {
                 result.endsWithCloseMarker = scanner.lastFrameWasCloseMarker
             }
         }
-        if let names = context.missing[segments.count] {
+        // Segments listed and missing at the end; or, without an intact, current manifest,
+        // nothing says which segments followed the last one found: lost ones may have held
+        // later events of any stream, or the records that hide earlier ones (a delete, a
+        // truncation). The positions after the log's end count as lost: stream reads answer
+        // with the damage.
+        let trailing = context.missing[segments.count]?.joined(separator: "; ") ?? (context.segmentsMayFollow
+            ? "segments after the last one found may be missing: the manifest that lists them is missing, damaged or stale" : nil)
+        if let reason = trailing {
             let start = result.index.nextPosition
             let end = max(start + 1, context.head?.nextPosition ?? 0)
-            result.index.record(Damage(
-                segmentName: Layout.manifestName, offset: 0, reason: names.joined(separator: "; "), positions: start..<end))
-        } else if context.segmentsMayFollow {
-            // Without an intact, current manifest, nothing says which segments followed the last one found:
-            // lost ones may have held later events of any stream, or the records that hide
-            // earlier ones (a delete, a truncation). Stream reads answer with the damage.
-            let start = result.index.nextPosition
-            let end = max(start + 1, context.head?.nextPosition ?? 0)
-            result.index.record(Damage(
-                segmentName: Layout.manifestName, offset: 0,
-                reason: "segments after the last one found may be missing: the manifest that lists them is missing, damaged or stale",
-                positions: start..<end))
+            result.index.record(Damage(segmentName: Layout.manifestName, offset: 0, reason: reason, positions: start..<end))
         }
         // The head only ever trails what was durable: positions it records that the log does
         // not hold were acknowledged and are gone (a segment or the manifest replaced by an

@@ -184,8 +184,7 @@ struct SegmentSet {
             var result = set
             // The head read between the two reads of an unchanged manifest names one of its
             // segments (a writer lists a segment in the manifest before it names it in the head).
-            result.context.head = try StoreFiles.readHead(in: directory)
-            if result.context.head == nil { result.context.savedIndexNextPosition = try IndexFile.summary(in: directory)?.nextPosition }
+            try result.context.readHints(in: directory)
             if attempt < maximumOpenAttempts, try File.contents(of: path, limit: limit) != before { continue }
             return result
         }
