@@ -8,3 +8,28 @@
 int dugong_punch_hole(int descriptor, int64_t offset, int64_t length) {
     return fallocate(descriptor, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)offset, (off_t)length);
 }
+
+// The writer's presence: an open-file-description write lock on byte 0 of the lock file, held
+// besides the flock that excludes other writers. Unlike flock, it can be tested without taking
+// it (F_OFD_GETLK), so readers learn whether a writer has the store open without ever making a
+// writer's open fail. OFD locks and flocks are independent on Linux.
+static struct flock writer_byte(short type) {
+    struct flock lock = {0};
+    lock.l_type = type;
+    lock.l_whence = SEEK_SET;
+    lock.l_start = 0;
+    lock.l_len = 1;
+    lock.l_pid = 0;
+    return lock;
+}
+
+int dugong_mark_writer_present(int descriptor) {
+    struct flock lock = writer_byte(F_WRLCK);
+    return fcntl(descriptor, F_OFD_SETLK, &lock);
+}
+
+int dugong_writer_is_present(int descriptor) {
+    struct flock lock = writer_byte(F_RDLCK);
+    if (fcntl(descriptor, F_OFD_GETLK, &lock) != 0) return -1;
+    return lock.l_type == F_UNLCK ? 0 : 1;
+}

@@ -25,6 +25,65 @@ struct CommandTests {
         #expect(try CLI.run(["read-all", store]).lines.count == 1)
     }
 
+    // Found by a review: a bound finer than a millisecond was cut to its millisecond, so
+    // --since let in an earlier event and --until left out one before it.
+    @Test func timeBoundsFinerThanAMillisecondCompareExactly() throws {
+        let store = CLI.storePath("fine-times")
+        defer { try? FileManager.default.removeItem(atPath: store) }
+        let input = #"{"stream":"a","type":"T","timestamp":"2024-01-01T00:00:00.000Z"}"# + "\n"
+            + #"{"stream":"a","type":"U","timestamp":"2024-01-01T00:00:00.001Z"}"#
+        #expect(try CLI.run(["import", store], input: input).status == 0)
+        let cases: [([String], [String])] = [
+            (["--since", "2024-01-01T00:00:00.0005Z"], ["U"]),
+            (["--until", "2024-01-01T00:00:00.0005Z"], ["T"]),
+            (["--since", "2024-01-01T00:00:00.000000Z"], ["T", "U"]),
+            (["--until", "2024-01-01T00:00:00.0010Z"], ["T"]),
+            (["--since", "2024-01-01T01:00:00.0005+01:00"], ["U"]),
+        ]
+        for (options, types) in cases {
+            let read = try CLI.run(["read-all", store] + options)
+            #expect(read.status == 0, "\(options): \(read.stderr)")
+            #expect(try read.lines.map { try Self.jsonObject($0)["type"] as? String } == types, "\(options): \(read.stdout)")
+        }
+    }
+
+    // Found by a review: append took a line's "version" and stored the event at another one.
+    // Lines with versions (what `read` prints) must get those versions, or nothing is written.
+    @Test func appendHoldsLinesToTheVersionsTheyGive() throws {
+        let store = CLI.storePath("append-versions")
+        defer { try? FileManager.default.removeItem(atPath: store) }
+        let wrong = try CLI.run(["append", store, "a"], input: #"{"type":"T","version":7}"#)
+        #expect(wrong.status == 2 && wrong.stderr.contains("6"), "\(wrong.status) \(wrong.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: store), "the failed append removed the store it created")
+        let lines = #"{"type":"T","version":1,"id":"11111111-1111-1111-1111-111111111111"}"# + "\n"
+            + #"{"type":"T","version":2,"id":"22222222-2222-2222-2222-222222222222"}"#
+        let first = try CLI.run(["append", store, "a"], input: lines)
+        #expect(first.status == 0 && first.stdout.contains(#""firstVersion":1"#), "\(first.stdout) \(first.stderr)")
+        #expect(try CLI.run(["append", store, "a"], input: lines).status == 0, "run again: recognized as the same commit")
+        #expect(try CLI.run(["read", store, "a"]).lines.count == 2)
+        let copied = try CLI.run(["append", store, "b"], input: try CLI.run(["read", store, "a"]).stdout.replacingOccurrences(of: #""stream":"a""#, with: #""stream":"b""#))
+        #expect(copied.status == 0, "lines `read` printed: \(copied.stderr)")
+        let mixed = try CLI.run(["append", store, "a"], input: #"{"type":"T","version":3}"# + "\n" + #"{"type":"T"}"#)
+        #expect(mixed.status == 65 && mixed.stderr.contains("line 2"), "\(mixed.stderr)")
+        let gap = try CLI.run(["append", store, "a"], input: #"{"type":"T","version":3}"# + "\n" + #"{"type":"T","version":5}"#)
+        #expect(gap.status == 65 && gap.stderr.contains("line 2"), "\(gap.stderr)")
+        let disagree = try CLI.run(["append", store, "a", "--expected-version", "no-stream"], input: #"{"type":"T","version":3}"#)
+        #expect(disagree.status == 64, "\(disagree.stderr)")
+        #expect(try CLI.run(["read", store, "a"]).lines.count == 2)
+    }
+
+    // Found by a review: deleting a stream that never had an event wrote a record (the stream
+    // was then listed) while saying it did nothing.
+    @Test func deletingAStreamWithoutEventsWritesNothing() throws {
+        let store = CLI.storePath("delete-nothing")
+        defer { try? FileManager.default.removeItem(atPath: store) }
+        #expect(try CLI.run(["append", store, "a"], input: #"{"type":"T"}"#).status == 0)
+        let deleted = try CLI.run(["delete-stream", store, "never-seen"])
+        #expect(deleted.status == 0 && deleted.stdout.contains("no versions to hide"), "\(deleted.stdout)")
+        #expect(try CLI.run(["streams", store]).lines.count == 1)
+        #expect(!(try CLI.run(["export", store]).stdout.contains("never-seen")))
+    }
+
     // The store tells names apart by their bytes: café spelled NFC and NFD are two streams, for
     // `import` and `streams --sizes` too (a table keyed by String took them for one).
     @Test func namesThatDifferOnlyInNormalizationAreTwoStreams() throws {

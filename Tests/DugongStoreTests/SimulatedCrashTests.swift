@@ -66,6 +66,60 @@ struct SimulatedCrashTests {
             return problems.map { "seed \(seed) round \(round): \($0)" }
         }
 
+        /// Checks what a read-only open (no writer, no recovery written) serves right after a
+        /// cut: every acknowledged event, nothing never appended, versions without gaps. What it
+        /// serves beyond them must survive as acknowledged events do (a reader acted on it).
+        mutating func checkReadOnly(at path: String, seed: UInt64, round: Int) throws -> [String] {
+            var options = EventLog.Options()
+            options.readOnly = true
+            let log: EventLog
+            do {
+                log = try EventLog.open(at: path, options: options)
+            } catch StoreError.notFound where durable.isEmpty {
+                return []
+            }
+            defer { log.close() }
+            var problems: [String] = []
+            var all: [StoredEvent] = []
+            var next: UInt64 = 0
+            while true {
+                let batch = try log.readAll(from: next, maxCount: 4096)
+                guard let last = batch.last else { break }
+                all += batch
+                next = last.position + 1
+            }
+            let byPosition = Dictionary(all.map { ($0.position, $0) }, uniquingKeysWith: { first, _ in first })
+            for (position, (expected, version)) in durable.sorted(by: { $0.key < $1.key }) {
+                guard let event = byPosition[position] else {
+                    problems.append("a read-only open after the cut does not serve the acknowledged event at position \(position) (\(expected.stream) v\(version)); it serves \(all.count) events, through position \(all.last.map { "\($0.position)" } ?? "none")")
+                    break
+                }
+                if Self.expected(event) != expected || event.version != version {
+                    problems.append("a read-only open: position \(position) holds \(event.stream) v\(event.version), acknowledged \(expected.stream) v\(version)")
+                }
+            }
+            var versions: [String: Int] = [:]
+            for event in all {
+                if attempted[event.id] != Self.expected(event) {
+                    problems.append("a read-only open: position \(event.position) holds an event that was never appended (\(event.stream) v\(event.version))")
+                }
+                let expectedVersion = (versions[event.stream] ?? 0) + 1
+                if event.version != expectedVersion {
+                    problems.append("a read-only open: \(event.stream) has version \(event.version) where \(expectedVersion) was expected")
+                }
+                versions[event.stream] = event.version
+                durable[event.position] = (Self.expected(event), event.version)
+            }
+            for (stream, version) in versions {
+                let read = try log.read(stream: stream)
+                if read.count != version || read.last?.version != version {
+                    problems.append("a read-only open: a read of \(stream) returns \(read.count) events, the log holds \(version)")
+                }
+            }
+            if !log.recovery.corruptions.isEmpty { problems.append("a read-only open found damage: \(log.recovery.corruptions)") }
+            return problems.map { "seed \(seed) round \(round): \($0)" }
+        }
+
         static func expected(_ event: StoredEvent) -> Expected {
             Expected(
                 stream: event.stream, id: event.id, type: event.type, timestamp: event.timestampMilliseconds,
@@ -85,6 +139,7 @@ struct SimulatedCrashTests {
         var failedCompactions = 0
         var failedOpens = 0
         var eventsFollowed = 0
+        var readOnlyChecks = 0
         var injected: [String: Int] = [:]
         for seed in Self.firstSeed..<(Self.firstSeed + UInt64(Self.crashes)) {
             let outcome = await Self.run(seed: seed)
@@ -95,16 +150,18 @@ struct SimulatedCrashTests {
             failedCompactions += outcome.failedCompactions
             failedOpens += outcome.failedOpens
             eventsFollowed += outcome.eventsFollowed
+            readOnlyChecks += outcome.readOnlyChecks
             injected.merge(outcome.injected, uniquingKeysWith: +)
             if !outcome.problems.isEmpty {
                 failures.append((outcome.problems.prefix(5) + ["trace (last 60 operations):"] + outcome.trace.suffix(60)).joined(separator: "\n"))
                 if failures.count >= 3 { break }
             }
         }
-        print("simulated disk: \(Self.crashes) seeds, \(cuts) power cuts, \(failedSyncs) rounds with failing calls, \(compactions) compactions after a cut (\(failedCompactions) stopped by a failing call), \(failedOpens) opens stopped by a failing call, \(acknowledged) events acknowledged, \(eventsFollowed) events read by a reader beside the writers, \(failures.count) failing seeds; faults injected: \(injected.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", "))")
+        print("simulated disk: \(Self.crashes) seeds, \(cuts) power cuts, \(failedSyncs) rounds with failing calls, \(compactions) compactions after a cut (\(failedCompactions) stopped by a failing call), \(failedOpens) opens stopped by a failing call, \(acknowledged) events acknowledged, \(eventsFollowed) events read by a reader beside the writers, \(readOnlyChecks) read-only opens with no writer checked, \(failures.count) failing seeds; faults injected: \(injected.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", "))")
         #expect(failures.isEmpty, "\(failures.joined(separator: "\n\n"))")
         if Self.crashes >= 100 {
             #expect(eventsFollowed > 0, "the readers beside the writers read nothing")
+            #expect(readOnlyChecks > 0, "no read-only open without a writer was checked")
             for kind in ["failed sync", "failed write", "short write", "full disk", "failed rename or unlink"] {
                 #expect(injected[kind, default: 0] > 0, "no \(kind) was injected")
             }
@@ -122,6 +179,7 @@ struct SimulatedCrashTests {
         var failedCompactions = 0
         var failedOpens = 0
         var eventsFollowed = 0
+        var readOnlyChecks = 0
         var injected: [String: Int] = [:]
         var phase = ""
     }
@@ -169,6 +227,11 @@ struct SimulatedCrashTests {
         }
         outcome.trace = disk.trace
         outcome.injected = disk.injectedFaults
+        if !outcome.problems.isEmpty, let keep = ProcessInfo.processInfo.environment["DUGONG_KEEP_FAILED_STORE"] {
+            // For a look at what the disk kept (the directory is removed otherwise).
+            try? FileManager.default.copyItem(atPath: directory.path, toPath: keep + "/seed-\(seed)")
+            try? outcome.trace.joined(separator: "\n").write(toFile: keep + "/seed-\(seed).trace", atomically: false, encoding: .utf8)
+        }
         return outcome
     }
 
@@ -313,6 +376,16 @@ struct SimulatedCrashTests {
                 log.close()
                 try disk.materializeCrash()
                 outcome.cuts += 1
+                disk.setFaults(SimulatedDisk.Faults())
+                // In one cut in two a read-only open (a `dugong export`, a follower starting)
+                // comes first: with no writer to recover the store, it must serve every
+                // acknowledged event (the head record naming them may not have survived the cut).
+                if Bool.random(using: &random) {
+                    outcome.phase = "reading without a writer after the cut in round \(round)"
+                    outcome.readOnlyChecks += 1
+                    outcome.problems += try model.checkReadOnly(at: directory.path, seed: seed, round: round)
+                    guard outcome.problems.isEmpty else { break }
+                }
                 if Int.random(in: 0..<3, using: &random) == 0 {
                     // The next thing run after the cut is an offline compaction (no writable
                     // open first: the head may be older than what was acknowledged); in one
@@ -336,10 +409,19 @@ struct SimulatedCrashTests {
                 }
             } else {
                 // A sync failed: the store stopped; it is reopened in the same boot (the page
-                // cache still holds what never reached the disk).
+                // cache still holds what never reached the disk). In one case in two a reader
+                // comes first: what it serves (its own sync makes it durable) must survive the
+                // next cuts.
                 log.close()
                 disk.crash(atOperation: Int.max)
                 outcome.failedSyncs += 1
+                disk.setFaults(SimulatedDisk.Faults())
+                if Bool.random(using: &random) {
+                    outcome.phase = "reading without a writer after a failed call in round \(round)"
+                    outcome.readOnlyChecks += 1
+                    outcome.problems += try model.checkReadOnly(at: directory.path, seed: seed, round: round)
+                    guard outcome.problems.isEmpty else { break }
+                }
             }
             disk.setFaults(SimulatedDisk.Faults())
         }

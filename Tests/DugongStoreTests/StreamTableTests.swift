@@ -62,6 +62,28 @@ struct StreamTableTests {
         #expect(end.damage.map(\.positions) == [(Layout.maximumPosition - 1)..<Layout.maximumPosition])
     }
 
+    // Found by a review: a "versions start at" record after a stream's events hid them (and a
+    // compaction then removed them), and a tombstone's version was not checked (FORMAT.md §6.2).
+    @Test func lifecycleRecordsOnlyWhereTheFormatAllowsThem() {
+        func startAt(_ stream: String, _ version: Int) -> IndexRecord {
+            .record(.streamMetadata(stream: stream, operation: .versionsStartAt, version: version), index: 0)
+        }
+        func events(_ stream: String, from version: Int, at position: UInt64, count: Int) -> IndexRecord {
+            .events(EventRun(stream: stream, firstVersion: version, firstPosition: position, count: count, lastID: UUID()))
+        }
+        var index = StreamIndex()
+        #expect(index.problem(applying: [startAt("a", 4), events("a", from: 4, at: 0, count: 3)]) == nil, "before its first event")
+        index.apply([startAt("a", 4), events("a", from: 4, at: 0, count: 3)], in: FrameLocation(segment: 0, offset: 128), length: 100, rawLength: 100, batch: 0, checksum: 0)
+        #expect(index.problem(applying: [startAt("a", 4)]) != nil, "after its events, in a later frame")
+        #expect(index.problem(applying: [startAt("a", 2)]) != nil)
+        #expect(index.problem(applying: [events("b", from: 1, at: 3, count: 2), startAt("b", 2)]) != nil, "after its events, in the same frame")
+        #expect(index.problem(applying: [startAt("c", 3), startAt("c", 2)]) == nil, "a smaller start again, before any event")
+        #expect(index.problem(applying: [startAt("c", 2), startAt("c", 3)]) != nil)
+        let tombstone = { (version: Int) -> IndexRecord in .record(.streamMetadata(stream: "a", operation: .tombstone, version: version), index: 0) }
+        #expect(index.problem(applying: [tombstone(0)]) == nil)
+        #expect(index.problem(applying: [tombstone(5)]) != nil)
+    }
+
     @Test func rareFieldsAreKeptOnlyForStreamsThatHaveThem() {
         var table = StreamTable()
         let first = table.number(creating: "a").number

@@ -54,4 +54,12 @@ size_t dugong_deflate_bound(size_t length);
 /// system cannot punch holes).
 int dugong_punch_hole(int descriptor, int64_t offset, int64_t length);
 
+/// Marks the writer's presence: an open-file-description write lock (F_OFD_SETLK) on byte 0 of
+/// the file open as `descriptor`, held until it closes. 0, or -1 with errno.
+int dugong_mark_writer_present(int descriptor);
+
+/// Whether another open file description holds that lock (F_OFD_GETLK, nothing taken): 1 if
+/// one does, 0 if none does, -1 with errno when the file system cannot tell.
+int dugong_writer_is_present(int descriptor);
+
 #endif

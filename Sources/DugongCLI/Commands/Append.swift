@@ -61,7 +61,9 @@ struct Append: AsyncParsableCommand {
         discussion: """
             Each line is an event: {"type": "…", "data": …, "metadata": …, "id": "UUID"}; type \
             is required, data and metadata may be any JSON ({"base64": "…"} for raw bytes), id \
-            defaults to a new UUID. All lines form one atomic commit: a bad line (named by its \
+            defaults to a new UUID. A line may give its "version" (lines `dugong read` prints \
+            do): then every line must, and they must be the versions the events get, or nothing \
+            is written (status 2, as with --expected-version). All lines form one atomic commit: a bad line (named by its \
             number) writes nothing. Prints one JSON line once the commit is durable. A \
             concurrency conflict exits with status 2 naming the expected and actual versions.
 
@@ -81,12 +83,14 @@ struct Append: AsyncParsableCommand {
         try PostgresAccess.refuse(store, "append writes raw events to a directory store; on PostgreSQL the framework's events are written by applications (PostgresEventStore) or by `dugong import` of exported lines")
         var events: [NewEvent] = []
         var lineNumbers: [Int] = []
+        var versions: [Int?] = []
         var lines = InputLines()
         while let (number, text) = lines.next() {
             switch try Self.parse(text, line: number) {
-            case .event(let named, _, let event) where named == nil || named.map(NameKey.init) == NameKey(stream):
+            case .event(let named, let version, let event) where named == nil || named.map(NameKey.init) == NameKey(stream):
                 events.append(event)
                 lineNumbers.append(number)
+                versions.append(version)
             case .event(let named, _, _):
                 throw Terminal.fail("line \(number): the event names stream '\(named ?? "")', not '\(stream)'", code: ExitStatus.badInput.rawValue)
             case .truncate, .tombstone:
@@ -94,6 +98,7 @@ struct Append: AsyncParsableCommand {
             }
         }
         guard !events.isEmpty else { throw Terminal.fail("no events on stdin", code: ExitStatus.badInput.rawValue) }
+        let expected = try Self.expectation(expected, versions: versions, lineNumbers: lineNumbers)
         let existed = FileManager.default.fileExists(atPath: store)
         let log = try StoreAccess.open(store, forWriting: true, creating: true, wait: lock.seconds)
         defer { log.close() }
@@ -107,6 +112,39 @@ struct Append: AsyncParsableCommand {
             StoreAccess.removeIfEmpty(log, createdAt: store, existed: existed)
             throw StoreAccess.fail(error, path: store)
         }
+    }
+
+    /// The expected version of the commit: `given`, or, when the lines carry versions (lines
+    /// `read` prints do), the one they imply: they must be the versions the events get, one
+    /// after the other (a stream at another version is a conflict, as with
+    /// `--expected-version`), all lines with one or none.
+    static func expectation(_ given: ExpectedVersion, versions: [Int?], lineNumbers: [Int]) throws -> ExpectedVersion {
+        guard let first = versions.firstIndex(where: { $0 != nil }) else { return given }
+        for (index, version) in versions.enumerated() {
+            guard let version else {
+                throw Terminal.fail(
+                    "line \(lineNumbers[index]): no \"version\", while line \(lineNumbers[first]) has one (give every line its version, or none)",
+                    code: ExitStatus.badInput.rawValue)
+            }
+            guard index == 0 || version == versions[index - 1]! + 1 else {
+                throw Terminal.fail(
+                    "line \(lineNumbers[index]): version \(version) does not follow version \(versions[index - 1]!) (one commit's versions are consecutive)",
+                    code: ExitStatus.badInput.rawValue)
+            }
+        }
+        let after = versions[0]! - 1
+        let agrees = switch given {
+        case .any: true
+        case .noStream: after == 0
+        case .streamExists: after > 0
+        case .exact(let version): version == after
+        }
+        guard agrees else {
+            throw Terminal.fail(
+                "--expected-version \(given) disagrees with the lines' versions, which start at \(after + 1) (the stream at version \(after))",
+                code: ExitStatus.usage.rawValue)
+        }
+        return .exact(after)
     }
 
     static func parse(_ text: [UInt8], line: Int) throws -> JSONLines.Input {
@@ -192,7 +230,10 @@ enum StreamChange {
         do {
             let before = try log.info(stream: stream)
             try await change(log)
-            guard let after = try log.info(stream: stream) else { return }
+            guard let after = try log.info(stream: stream) else {
+                // A delete of a stream without events writes nothing.
+                return Terminal.emit("\(JSONLines.quoted(stream)) has no versions to hide (it has no events)")
+            }
             Terminal.emit(describe(stream, before: before, after: after))
         } catch let error as StoreError {
             throw StoreAccess.fail(error, path: store)

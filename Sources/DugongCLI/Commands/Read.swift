@@ -119,8 +119,18 @@ struct ReadAll: AsyncParsableCommand {
     var filter: EventFilter {
         EventFilter(
             types: Set(types), streamPrefix: streamPrefix, category: category,
-            since: since.flatMap(JSONLines.timestamp(parsing:))?.millisecondsSince1970,
-            until: until.flatMap(JSONLines.timestamp(parsing:))?.millisecondsSince1970, includeHidden: includeHidden)
+            since: since.flatMap(Self.millisecondBound), until: until.flatMap(Self.millisecondBound), includeHidden: includeHidden)
+    }
+
+    /// The first whole millisecond at or after the time `text` names: a stored time is whole
+    /// milliseconds, so a bound with finer digits (`…00.0005Z`) is rounded up, and `--since`
+    /// (at or after) and `--until` (before) then compare exactly.
+    static func millisecondBound(_ text: String) -> Int64? {
+        guard let milliseconds = JSONLines.timestamp(parsing: text)?.millisecondsSince1970 else { return nil }
+        // The time's milliseconds are its first three fraction digits (the rest cut off).
+        guard let dot = text.firstIndex(of: ".") else { return milliseconds }
+        let finer = text[text.index(after: dot)...].prefix(while: \.isASCII).prefix(while: \.isNumber).dropFirst(3)
+        return finer.contains { $0 != "0" } ? milliseconds + 1 : milliseconds
     }
 
     func run() async throws {

@@ -7,8 +7,10 @@ struct Stats: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Show a store's segments, events, streams, sizes and compression.",
         discussion: """
-            Reads without the write lock, so it runs beside a writer. On a damaged store it \
-            prints the statistics of the rest, then names the damage and exits 1. Each segment's \
+            Reads without the write lock, so it runs beside a writer. When the open finds \
+            damage it prints the statistics of the rest, then names the damage and exits 1 (an \
+            open checks the frames written since the last clean close, every frame when the \
+            store has no saved index; `dugong verify` checks them all). Each segment's \
             format version is shown; segments of an older version are read as they are, and \
             `dugong compact` rewrites them in the current one.
 

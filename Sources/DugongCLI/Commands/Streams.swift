@@ -14,9 +14,11 @@ struct Streams: AsyncParsableCommand {
             (deleted, or truncated past its last version) or tombstoned; then how many events \
             the log holds for it (hidden ones too, until compaction removes them). --sizes adds \
             their data and metadata bytes (it reads the whole log once). --json prints JSON \
-            Lines instead. Reads without the write lock. On a damaged store it prints what \
-            the rest of the store says, then names the damage and exits 1: the damage may \
-            have held streams, versions or lifecycle records.
+            Lines instead. Reads without the write lock. When the open (or the read of \
+            --sizes) finds damage it prints what the rest of the store says, then names the \
+            damage and exits 1: the damage may have held streams, versions or lifecycle \
+            records. (An open checks the frames written since the last clean close, every \
+            frame when the store has no saved index; `dugong verify` checks them all.)
 
             Examples:
               dugong streams /var/lib/app/events --category account

@@ -18,13 +18,25 @@ enum StoreAccess {
         var options = EventLog.Options(createIfMissing: creating)
         options.readOnly = !forWriting
         if let segmentSize { options.segmentSize = segmentSize }
+        let existed = FileManager.default.fileExists(atPath: path)
         do {
             return try LockWait.retrying(for: wait) { try EventLog.open(at: path, options: options) }
         } catch let error as StoreError {
+            if case .locked = error {} else if creating, !existed { removeFailedCreation(at: path) }
             throw fail(error, path: path)
         } catch {
+            if creating, !existed { removeFailedCreation(at: path) }
             throw Terminal.fail("cannot open \(path): \(error)", code: ExitStatus.ioFailure.rawValue)
         }
+    }
+
+    /// After the creation of a store at `path` (it did not exist) failed (a full disk): removes
+    /// the directory when it holds only what the creation left, its lock and temporary files.
+    private static func removeFailedCreation(at path: String) {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: path),
+            names.allSatisfy({ $0 == "dugong.lock" || $0.hasSuffix(".tmp") })
+        else { return }
+        try? FileManager.default.removeItem(atPath: path)
     }
 
     /// Throws the "no store there" failure (exit status 66) when `path` is a directory with

@@ -6,7 +6,8 @@ import Glibc
 public struct CompactionReport: Sendable, Codable, Equatable {
     public var eventsBefore: Int
     public var eventsAfter: Int
-    /// Bytes of the segment files on disk (as `du` counts them) before; after: bytes written.
+    /// Bytes of the segment files on disk (as `du` counts them) before and after; after a dry
+    /// run: the bytes it would write.
     public var bytesBefore: Int
     public var bytesAfter: Int
     public var segmentsBefore: Int
@@ -75,7 +76,7 @@ extension EventLog {
         let bytesBefore = set.segments.reduce(0) { total, segment in
             total + ((try? File(path: segment.path, flags: O_RDONLY).allocatedSize()) ?? 0)
         }
-        let report = CompactionReport(
+        var report = CompactionReport(
             eventsBefore: recovered.index.eventCount, eventsAfter: compaction.eventsKept, bytesBefore: bytesBefore,
             bytesAfter: compaction.bytesWritten, segmentsBefore: set.segments.count, segmentsAfter: compaction.written.count,
             dryRun: dryRun)
@@ -85,6 +86,10 @@ extension EventLog {
         try compaction.output.switchOver(
             fromGeneration: set.manifest.generation, removing: oldNames, headSequence: head?.sequence ?? 0,
             nextPosition: recovered.index.nextPosition)
+        // Counted as the bytes before are (a segment takes whole blocks, a short one at least one).
+        report.bytesAfter = compaction.written.reduce(0) { total, segment in
+            total + ((try? File(path: directory + "/" + segment.name, flags: O_RDONLY).allocatedSize()) ?? 0)
+        }
         return report
     }
 }

@@ -36,7 +36,9 @@ extension EventLog {
         let (known, scannedEnd, followed) = core.shared.withLock { ($0.segments, $0.scannedEnd, $0.followed) }
         guard let active = known.last else { return try reopen() }
         let size = try active.file.size()
-        if head?.sequence == followed.headSequence, !active.mayHoldFrame(at: scannedEnd, fileSize: size) { return 0 }
+        if head?.sequence == followed.headSequence, followed.servedWithoutWriter || !active.mayHoldFrame(at: scannedEnd, fileSize: size) {
+            return 0
+        }
         guard case .intact(let manifest) = try StoreFiles.readManifest(in: directory),
             manifest.segments.starts(with: followed.manifest.segments)
         else {
@@ -73,6 +75,14 @@ extension EventLog {
         var context = Recovery.Context()
         context.head = head
         context.lastFileSize = segments.count == known.count ? size : try segments.last!.file.size()
+        // Frames past where the head lets readers serve, and no writer to record them (it
+        // stopped first, or a power cut took its head records): served as a fresh open serves them.
+        let visible = Recovery.visibleEnd(of: segments, head: head)
+        if visible != .max, segments.last!.mayHoldFrame(at: segments.count == known.count ? max(visible, scannedEnd) : visible, fileSize: context.lastFileSize!),
+            !StoreLock.writerIsPresent(in: directory)
+        {
+            return try reopen()
+        }
         return core.shared.withLock { shared in
             let before = shared.index.nextPosition
             let lastBatch = shared.index.lastBatch
@@ -96,7 +106,9 @@ extension EventLog {
         let set = try SegmentSet.openForReading(directory: directory, afterReadingManifest: options.readingHook)
         var context = set.context
         context.lastFileSize = try set.segments.last?.file.size()
-        let result = Recovery.scan(set.segments, context: context)
+        let (result, withoutWriter) = try Self.scanForReading(set.segments, context: context, in: directory) { context in
+            Recovery.scan(set.segments, context: context)
+        }
         return try core.shared.withLock { shared in
             let before = shared.index.nextPosition
             guard result.index.nextPosition >= before else {
@@ -107,9 +119,34 @@ extension EventLog {
             shared.index = result.index
             shared.segments = set.segments
             shared.scannedEnd = result.writeOffset
-            shared.followed = LogCore.Followed(manifest: set.manifest, headSequence: context.head?.sequence)
+            shared.followed = LogCore.Followed(manifest: set.manifest, headSequence: context.head?.sequence, servedWithoutWriter: withoutWriter)
             return Int(result.index.nextPosition - before)
         }
+    }
+
+    /// A reader's scan of `segments` (`scan` scans them with a context). It serves what the
+    /// writer acknowledged: up to the durable end the head records. When frames follow that end
+    /// and no writer has the store open (it stopped before it recorded them, or a power cut took
+    /// the head's record: the head is written without a sync), nothing will record them until a
+    /// writable open, which keeps every whole batch there; the reader serves them as that open
+    /// will, after a sync of the segment so that what it serves is durable. If a writer opened
+    /// meanwhile, the reader serves only what the head records (the writer records the rest).
+    /// - Returns: the scan, and whether it served past the head without a writer.
+    static func scanForReading(
+        _ segments: [Segment], context: Recovery.Context, in directory: String, scan: (Recovery.Context) -> Recovery.Result
+    ) throws -> (Recovery.Result, withoutWriter: Bool) {
+        let visible = Recovery.visibleEnd(of: segments, head: context.head)
+        guard visible != .max, let last = segments.last,
+            last.mayHoldFrame(at: visible, fileSize: context.lastFileSize ?? last.capacity),
+            !StoreLock.writerIsPresent(in: directory)
+        else { return (scan(context), false) }
+        var withoutWriter = context
+        withoutWriter.writerAbsent = true
+        let result = scan(withoutWriter)
+        guard result.writeOffset > visible else { return (result, false) }
+        try last.file.synchronizeData()
+        guard !StoreLock.writerIsPresent(in: directory) else { return (scan(context), false) }
+        return (result, true)
     }
 
     /// Returns once an event at `position` or later is readable, the store closes, or the task

@@ -44,7 +44,7 @@ public final class EventLog: Sendable {
 
     private init(
         directory: String, options: Options, lock: StoreLock?, recovered: Recovery.Result, set: SegmentSet,
-        writerState: Writer.WriterState?, head: HeadFile?, seenHead: HeadRecord?
+        writerState: Writer.WriterState?, head: HeadFile?, seenHead: HeadRecord?, servedWithoutWriter: Bool = false
     ) {
         self.directory = directory
         self.options = options
@@ -52,7 +52,7 @@ public final class EventLog: Sendable {
         core = LogCore(directory: directory, options: options, index: recovered.index, segments: set.segments)
         core.shared.withLock { shared in
             shared.scannedEnd = recovered.writeOffset
-            shared.followed = .init(manifest: set.manifest, headSequence: seenHead?.sequence)
+            shared.followed = .init(manifest: set.manifest, headSequence: seenHead?.sequence, servedWithoutWriter: servedWithoutWriter)
         }
         if let writerState, let head {
             writer = Writer(core: core, head: head, state: writerState)
@@ -96,6 +96,7 @@ public final class EventLog: Sendable {
         var set: SegmentSet
         var context: Recovery.Context
         var recovered: Recovery.Result
+        var withoutWriter = false
         while true {
             attempt += 1
             set = writable
@@ -110,12 +111,20 @@ public final class EventLog: Sendable {
             context.lastFileSize = set.segments.last?.originalSize
             context.thorough = !options.useIndexFile
             context.repairing = writable
-            if options.useIndexFile, set.isIntact, let saved = IndexFile.load(from: directory, segments: set.segments, head: context.head) {
-                recovered = Recovery.scan(
-                    set.segments, from: saved.segmentCount - 1, offset: saved.scannedEnd, into: saved.index,
-                    lastBatch: saved.index.lastBatch, context: context)
+            let segments = set.segments
+            let intact = set.isIntact
+            func scan(_ context: Recovery.Context) -> Recovery.Result {
+                if options.useIndexFile, intact, let saved = IndexFile.load(from: directory, segments: segments, head: context.head) {
+                    return Recovery.scan(
+                        segments, from: saved.segmentCount - 1, offset: saved.scannedEnd, into: saved.index,
+                        lastBatch: saved.index.lastBatch, context: context)
+                }
+                return Recovery.scan(segments, context: context)
+            }
+            if writable {
+                recovered = scan(context)
             } else {
-                recovered = Recovery.scan(set.segments, context: context)
+                (recovered, withoutWriter) = try scanForReading(segments, context: context, in: directory, scan: scan)
             }
             // A reader's scan that found damage may have raced a writer (one that reopened the
             // store after the clean close the head recorded, or rolled a segment): when the head
@@ -129,7 +138,7 @@ public final class EventLog: Sendable {
             // A damaged store opened for writing holds the lock but has no writer: nothing is
             // written, trimmed or recorded, even at close.
             return EventLog(directory: directory, options: options, lock: lock, recovered: recovered, set: set, writerState: nil, head: nil,
-                seenHead: context.head)
+                seenHead: context.head, servedWithoutWriter: withoutWriter)
         }
         // What a crash left out of the manifest goes once the scan found the listed set whole.
         if recovered.index.damage.isEmpty { try set.removeLeftovers(in: directory) }

@@ -23,6 +23,9 @@ final class LogCore: Sendable {
     struct Followed {
         var manifest: Manifest
         var headSequence: UInt64?
+        /// The last scan found no writer and served past the head's durable end: until the
+        /// head changes (a writer's open writes it), nothing after that scan's end is new.
+        var servedWithoutWriter = false
     }
 
     let directory: String

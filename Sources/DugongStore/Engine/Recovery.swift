@@ -60,6 +60,10 @@ enum Recovery {
         /// A writable open: the tail is examined fully, since what is torn is zeroed. A reader
         /// only needs to know where the valid frames end (a writer may be writing there).
         var repairing = false
+        /// A reader found no writer holding the store: it serves the newest segment's whole
+        /// batches past the head's durable end too, as the next writable open keeps them (a
+        /// power cut may have left the head older than what was acknowledged).
+        var writerAbsent = false
     }
 
     /// Scans `segments[first...]` into `index`, the first of them from `offset` (an index file or
@@ -85,7 +89,7 @@ enum Recovery {
             if isLast {
                 let durable = context.head.flatMap { $0.segmentSalt == segment.salt ? $0 : nil }
                 scanner.durableEnd = durable.map { Int($0.durableEnd) } ?? Layout.segmentHeaderSize
-                scanner.visibleEnd = visibleEnd(of: segments, head: context.head)
+                scanner.visibleEnd = context.writerAbsent ? .max : visibleEnd(of: segments, head: context.head)
                 scanner.durableNextPosition = durable?.nextPosition
                 scanner.cleanClose = durable?.cleanClose ?? false
                 scanner.fileSize = context.lastFileSize ?? segment.capacity

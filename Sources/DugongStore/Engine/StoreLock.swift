@@ -1,7 +1,9 @@
 import Glibc
 
-/// The store's write lock: an exclusive `flock` on `dugong.lock`, held while this object lives.
-/// One writer, compaction or upgrade at a time; readers take no lock.
+/// The store's write lock: an exclusive `flock` on `dugong.lock`, held while this object lives,
+/// and beside it the writer's mark (an open-file-description lock on byte 0 of the same file)
+/// that readers test without taking anything (``writerIsPresent(in:)``). One writer,
+/// compaction or upgrade at a time; readers take no lock.
 final class StoreLock: Sendable {
     private let file: File
 
@@ -12,6 +14,17 @@ final class StoreLock: Sendable {
     static func take(in directory: String) throws -> StoreLock {
         let file = try File(path: directory + "/" + Layout.lockFileName, flags: O_RDWR | O_CREAT)
         guard try file.lockExclusively() else { throw StoreError.locked(directory: directory) }
+        try file.markWriter()
         return StoreLock(file)
+    }
+
+    /// Whether a writer (a writable open, a compaction, an upgrade) has the store in `directory`
+    /// open now: tested without taking the lock, so it never makes a writer's open fail. When
+    /// it cannot be told (the lock file unreadable, a file system without such locks): `true`.
+    static func writerIsPresent(in directory: String) -> Bool {
+        let path = directory + "/" + Layout.lockFileName
+        guard Directory.fileExists(path) else { return false }  // a writer creates it before it locks
+        guard let file = try? File(path: path, flags: O_RDONLY) else { return true }
+        return file.holdsWriterMark() ?? true
     }
 }

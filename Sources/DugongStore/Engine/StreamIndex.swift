@@ -239,12 +239,14 @@ struct StreamIndex {
         var budget = lostEventBound
         var marks = lostVersionMarks
         var next = nextPosition
+        var withEvents: Set<StreamKey> = []
         for record in records {
             switch record {
             case .events(let run):
                 guard run.firstPosition >= next else { return "position \(run.firstPosition) is not after \(next - 1)" }
                 next = run.lastPosition + 1
                 let key = StreamKey(run.stream)
+                withEvents.insert(key)
                 let current = versions[key] ?? version(of: run.stream) ?? 0
                 let skipped = run.firstVersion - current - 1
                 guard skipped >= 0 else {
@@ -268,7 +270,14 @@ struct StreamIndex {
                 guard version >= 1, current == 0 || version - 1 <= current else {
                     return "stream '\(name)' declared to start at version \(version) after version \(current)"
                 }
+                // Only before the stream's first event (FORMAT.md §6.2): after its events it
+                // would hide them, and a compaction would remove them.
+                guard !withEvents.contains(key), table.number(of: name).map({ table.entries[$0].count == 0 }) ?? true else {
+                    return "stream '\(name)' declared to start at version \(version) after its events"
+                }
                 versions[key] = max(current, version - 1)
+            case .record(.streamMetadata(let name, .tombstone, let version), _) where version != 0:
+                return "the tombstone of stream '\(name)' holds version \(version), not 0"
             case .record:
                 break
             }

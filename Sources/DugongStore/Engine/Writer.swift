@@ -554,6 +554,7 @@ final class Writer: Sendable {
         }
         switch change {
         case .delete:
+            if view.version == 0 { return .success(()) }  // nothing to hide: nothing written
             batch.builder.appendStreamMetadata(stream: stream, operation: .delete, version: view.version + 1)
         case .truncateBefore(let version):
             // Hiding versions the stream does not have yet would hide its next appends.

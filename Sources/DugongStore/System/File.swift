@@ -148,6 +148,32 @@ struct File: ~Copyable {
     }
 }
 
+extension File {
+    /// Marks this open file as the writer's: an open-file-description write lock on byte 0,
+    /// held until the file closes (beside the `flock`, which it does not affect). Readers test
+    /// it with ``holdsWriterMark()`` without taking anything. Where the file system cannot
+    /// take such locks, nothing is marked (readers then cannot tell, and assume a writer).
+    func markWriter() throws(SystemError) {
+        while dugong_mark_writer_present(descriptor) != 0 {
+            switch errno {
+            case EINTR: continue
+            case EINVAL, EOPNOTSUPP, ENOSYS: return
+            case let code: throw SystemError(call: "fcntl(F_OFD_SETLK)", path: path, code: code)
+            }
+        }
+    }
+
+    /// Whether another open file (in any process, this one included) holds the writer's mark;
+    /// `nil` when the file system cannot tell.
+    func holdsWriterMark() -> Bool? {
+        switch dugong_writer_is_present(descriptor) {
+        case 0: false
+        case 1: true
+        default: nil
+        }
+    }
+}
+
 /// Directory operations: listing, renaming, removing, and making entries durable.
 enum Directory {
     /// Creates `path` (and its parents) if missing, and makes each new entry durable by
