@@ -72,6 +72,22 @@ struct CommandTests {
         #expect(try CLI.run(["read", store, "a"]).lines.count == 2)
     }
 
+    // Found by a review: a name the store refuses (a NUL, too long) was reported without its
+    // line, and an unpaired surrogate as an empty name.
+    @Test func refusedNamesAreReportedWithTheirLine() throws {
+        let store = CLI.storePath("bad-names")
+        defer { try? FileManager.default.removeItem(atPath: store) }
+        let long = String(repeating: "x", count: 1025)
+        for (line, says) in [
+            (#"{"type":"T\u0000"}"#, "NUL"), (#"{"type":"\#(long)"}"#, "1025 bytes"),
+            (#"{"type":"T","stream":"s\ud800"}"#, "unpaired surrogate"),
+        ] {
+            let appended = try CLI.run(["append", store, "s"], input: #"{"type":"Fine"}"# + "\n" + line)
+            #expect(appended.status == 65 && appended.stderr.contains("line 2") && appended.stderr.contains(says), "\(appended.stderr)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: store))
+    }
+
     // Found by a review: deleting a stream that never had an event wrote a record (the stream
     // was then listed) while saying it did nothing.
     @Test func deletingAStreamWithoutEventsWritesNothing() throws {

@@ -189,19 +189,33 @@ enum JSONLines {
     /// ignored).
     private static let eventFields = ["stream", "version", "position", "cursor", "id", "type", "timestamp", "data", "metadata"]
 
+    /// The name (a stream's, an event type's) in member `key`, checked as a store checks names
+    /// (so that the line, not the commit, is named when one is refused); nil when absent.
+    private static func name(_ key: String, in object: JSONMembers) throws -> String? {
+        guard object[key] != nil else { return nil }
+        let name: String
+        do {
+            guard let text = try object.string(key) else { return nil }
+            name = text
+        } catch {
+            throw InputError("\"\(key)\" must be a non-empty string of valid Unicode (\(error))")
+        }
+        let bytes = name.utf8.count
+        guard bytes > 0 else { throw InputError("\"\(key)\" must be a non-empty string") }
+        guard bytes <= EventLog.Options.maximumNameLength else {
+            throw InputError("\"\(key)\" is \(bytes) bytes long, over the maximum of \(EventLog.Options.maximumNameLength)")
+        }
+        guard !name.utf8.contains(0) else { throw InputError("\"\(key)\" contains a NUL character (\\u0000)") }
+        return name
+    }
+
     /// Parses an input line: an event (`type`, optional `data`, `metadata`, `id`, `timestamp`,
     /// `version`, and `stream` for import; `position` is ignored) or a lifecycle change
     /// (`stream` with `truncateBefore` or `tombstone`). Any other field is an error: a
     /// misspelled field would otherwise drop what it holds.
     static func parse(_ line: [UInt8]) throws -> Input {
         let object = try JSONMembers(line)
-        var stream: String?
-        if let name = try? object.string("stream") {
-            guard !name.isEmpty else { throw InputError("\"stream\" must be a non-empty string") }
-            stream = name
-        } else if object["stream"] != nil {
-            throw InputError("\"stream\" must be a non-empty string")
-        }
+        let stream = try name("stream", in: object)
         if object["truncateBefore"] != nil || object["tombstone"] != nil {
             let lifecycle = ["truncateBefore", "tombstone"].filter { object[$0] != nil }
             let keys = object.keys
@@ -224,7 +238,7 @@ enum JSONLines {
         if let unknown = object.unknownKey(among: eventFields) {
             throw InputError("unknown field \"\(unknown)\" (an event has \(eventFields.sorted().joined(separator: ", ")))")
         }
-        guard let type = try? object.string("type"), !type.isEmpty else { throw InputError("\"type\" must be a non-empty string") }
+        guard let type = try name("type", in: object) else { throw InputError("\"type\" must be a non-empty string") }
         let versionProblem = "\"version\" must be an integer, 1 to \(EventLog.maximumVersion)"
         let version = try object.integer("version", versionProblem)
         if let version, version < 1 || version > EventLog.maximumVersion { throw InputError(versionProblem) }

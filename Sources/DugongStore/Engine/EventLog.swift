@@ -155,7 +155,10 @@ public final class EventLog: Sendable {
             seenHead: context.head)
     }
 
-    /// A writable open's repair: the torn last batch is zeroed; the frames after the head's
+    /// A writable open's repair: everything after the valid frames is zeroed (a torn last batch,
+    /// and, torn or not, what the disk may hold under pages that read as zeros: an earlier
+    /// open's zeroing whose sync failed left its pages marked clean, and the torn bytes came
+    /// back at the next power cut, after the segment was sealed); the frames after the head's
     /// durable end, which may never have reached the disk (no sync, or a sync that failed and
     /// left their pages marked clean), are written again and synced; the head records the new
     /// durable end. Only then is anything served or appended.
@@ -163,7 +166,7 @@ public final class EventLog: Sendable {
         _ last: Segment, recovered: inout Recovery.Result, context: Recovery.Context, head: HeadFile,
         state: inout Writer.WriterState
     ) throws {
-        if recovered.tornBytes > 0 { try last.zero(from: recovered.writeOffset) }
+        try last.zero(from: recovered.writeOffset)
         let durable = context.head.flatMap { $0.segmentSalt == last.salt ? Int($0.durableEnd) : nil } ?? Layout.segmentHeaderSize
         try last.makeDurable(min(durable, recovered.writeOffset)..<recovered.writeOffset)
         state.headSequence += 1
