@@ -2,6 +2,7 @@ import ArgumentParser
 import Dugong
 import DugongStore
 import Foundation
+import Glibc
 
 /// Opening a store for a command, with errors a person can act on.
 enum StoreAccess {
@@ -31,11 +32,15 @@ enum StoreAccess {
     }
 
     /// After the creation of a store at `path` (it did not exist) failed (a full disk): removes
-    /// the directory when it holds only what the creation left, its lock and temporary files.
+    /// the directory when it holds only what the creation left, its lock and temporary files,
+    /// and no other process holds the lock (one creating the store meanwhile).
     private static func removeFailedCreation(at path: String) {
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: path),
             names.allSatisfy({ $0 == "dugong.lock" || $0.hasSuffix(".tmp") })
         else { return }
+        let lock = Glibc.open(path + "/dugong.lock", O_RDONLY | O_CLOEXEC)
+        defer { if lock >= 0 { Glibc.close(lock) } }
+        guard lock < 0 || flock(lock, LOCK_EX | LOCK_NB) == 0 else { return }
         try? FileManager.default.removeItem(atPath: path)
     }
 

@@ -36,7 +36,9 @@ extension EventLog {
         let (known, scannedEnd, followed) = core.shared.withLock { ($0.segments, $0.scannedEnd, $0.followed) }
         guard let active = known.last else { return try reopen() }
         let size = try active.file.size()
-        if head?.sequence == followed.headSequence, followed.servedWithoutWriter || !active.mayHoldFrame(at: scannedEnd, fileSize: size) {
+        if head?.sequence == followed.headSequence,
+            followed.servedWithoutWriter ? active.frameMark(at: scannedEnd, fileSize: size) == followed.markAtEnd : !active.mayHoldFrame(at: scannedEnd, fileSize: size)
+        {
             return 0
         }
         guard case .intact(let manifest) = try StoreFiles.readManifest(in: directory),
@@ -119,7 +121,9 @@ extension EventLog {
             shared.index = result.index
             shared.segments = set.segments
             shared.scannedEnd = result.writeOffset
-            shared.followed = LogCore.Followed(manifest: set.manifest, headSequence: context.head?.sequence, servedWithoutWriter: withoutWriter)
+            shared.followed = LogCore.Followed(
+                manifest: set.manifest, headSequence: context.head?.sequence, servedWithoutWriter: withoutWriter,
+                markAtEnd: set.segments.last?.frameMark(at: result.writeOffset, fileSize: context.lastFileSize ?? 0))
             return Int(result.index.nextPosition - before)
         }
     }
@@ -128,10 +132,13 @@ extension EventLog {
     /// writer acknowledged: up to the durable end the head records. When frames follow that end
     /// and no writer has the store open (it stopped before it recorded them, or a power cut took
     /// the head's record: the head is written without a sync), nothing will record them until a
-    /// writable open, which keeps every whole batch there; the reader serves them as that open
-    /// will, after a sync of the segment so that what it serves is durable. If a writer opened
-    /// meanwhile, the reader serves only what the head records (the writer records the rest).
-    /// - Returns: the scan, and whether it served past the head without a writer.
+    /// writable open, which keeps every whole batch there; the reader serves those up to the
+    /// first invalid region, after a sync of the segment so that what it serves is durable. A
+    /// writer that opened meanwhile (there now, or come and gone: its open writes a new head
+    /// record) may have rewritten that region while it was scanned: then the reader serves only
+    /// what the old head records (a refresh serves the rest once recorded).
+    /// - Returns: the scan, and whether it was made without a writer (then nothing after its
+    ///   end is new until the head changes or a frame is written there: ``LogCore/Followed``).
     static func scanForReading(
         _ segments: [Segment], context: Recovery.Context, in directory: String, scan: (Recovery.Context) -> Recovery.Result
     ) throws -> (Recovery.Result, withoutWriter: Bool) {
@@ -143,10 +150,14 @@ extension EventLog {
         var withoutWriter = context
         withoutWriter.writerAbsent = true
         let result = scan(withoutWriter)
-        guard result.writeOffset > visible else { return (result, false) }
-        try last.file.synchronizeData()
-        guard !StoreLock.writerIsPresent(in: directory) else { return (scan(context), false) }
-        return (result, true)
+        if result.writeOffset > visible { try last.file.synchronizeData() }
+        if !StoreLock.writerIsPresent(in: directory), try StoreFiles.readHead(in: directory)?.sequence == context.head?.sequence {
+            return (result, true)
+        }
+        // Scanned again from the start: what the first scan registered (the segments'
+        // dictionaries) is registered again.
+        for segment in segments { segment.forgetDictionaries(from: 0) }
+        return (scan(context), false)
     }
 
     /// Returns once an event at `position` or later is readable, the store closes, or the task
@@ -168,6 +179,14 @@ extension Segment {
     func mayHoldFrame(at offset: Int, fileSize: Int) -> Bool {
         guard offset + Layout.frameHeaderSize <= min(fileSize, capacity) else { return false }
         return withBytes { bytes in bytes.loadUnaligned(fromByteOffset: offset + 4, as: UInt32.self) != 0 }
+    }
+
+    /// The first 8 bytes at `offset` (a frame's checksum and stored length; nil past the file):
+    /// a reader that found no writer and stopped at `offset` looks again only when they change
+    /// (a writer wrote a frame there; its checksum covers the salt and the offset).
+    func frameMark(at offset: Int, fileSize: Int) -> UInt64? {
+        guard offset + 8 <= min(fileSize, capacity) else { return nil }
+        return withBytes { bytes in bytes.loadUnaligned(fromByteOffset: offset, as: UInt64.self) }
     }
 }
 

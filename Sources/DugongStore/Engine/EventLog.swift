@@ -52,7 +52,9 @@ public final class EventLog: Sendable {
         core = LogCore(directory: directory, options: options, index: recovered.index, segments: set.segments)
         core.shared.withLock { shared in
             shared.scannedEnd = recovered.writeOffset
-            shared.followed = .init(manifest: set.manifest, headSequence: seenHead?.sequence, servedWithoutWriter: servedWithoutWriter)
+            shared.followed = .init(
+                manifest: set.manifest, headSequence: seenHead?.sequence, servedWithoutWriter: servedWithoutWriter,
+                markAtEnd: servedWithoutWriter ? set.segments.last?.frameMark(at: recovered.writeOffset, fileSize: set.segments.last?.originalSize ?? 0) : nil)
         }
         if let writerState, let head {
             writer = Writer(core: core, head: head, state: writerState)
@@ -158,7 +160,9 @@ public final class EventLog: Sendable {
     /// A writable open's repair: everything after the valid frames is zeroed (a torn last batch,
     /// and, torn or not, what the disk may hold under pages that read as zeros: an earlier
     /// open's zeroing whose sync failed left its pages marked clean, and the torn bytes came
-    /// back at the next power cut, after the segment was sealed); the frames after the head's
+    /// back at the next power cut, after the segment was sealed), unless a clean close recorded
+    /// that nothing follows (it punched the rest and synced before it wrote that record); the
+    /// frames after the head's
     /// durable end, which may never have reached the disk (no sync, or a sync that failed and
     /// left their pages marked clean), are written again and synced; the head records the new
     /// durable end. Only then is anything served or appended.
@@ -166,8 +170,13 @@ public final class EventLog: Sendable {
         _ last: Segment, recovered: inout Recovery.Result, context: Recovery.Context, head: HeadFile,
         state: inout Writer.WriterState
     ) throws {
-        try last.zero(from: recovered.writeOffset)
         let durable = context.head.flatMap { $0.segmentSalt == last.salt ? Int($0.durableEnd) : nil } ?? Layout.segmentHeaderSize
+        let closedCleanlyHere = recovered.tornBytes == 0
+            && context.head.map { $0.cleanClose && $0.segmentSalt == last.salt && Int($0.durableEnd) == recovered.writeOffset } == true
+        // (With damage accepted, what lies after the valid frames may be damage, not a torn
+        // write: it stays, as nothing is changed in a damaged store but what it appends.)
+        let damaged = !recovered.index.damage.isEmpty
+        if damaged ? recovered.tornBytes > 0 : !closedCleanlyHere { try last.zero(from: recovered.writeOffset) }
         try last.makeDurable(min(durable, recovered.writeOffset)..<recovered.writeOffset)
         state.headSequence += 1
         try head.write(

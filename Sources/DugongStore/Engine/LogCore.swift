@@ -23,9 +23,11 @@ final class LogCore: Sendable {
     struct Followed {
         var manifest: Manifest
         var headSequence: UInt64?
-        /// The last scan found no writer and served past the head's durable end: until the
-        /// head changes (a writer's open writes it), nothing after that scan's end is new.
+        /// The last scan found no writer (and served what lay past the head's durable end):
+        /// until the head changes (a writer's open writes it) or the bytes at that scan's end
+        /// (`markAtEnd`, ``Segment/frameMark(at:fileSize:)``) do, nothing after it is new.
         var servedWithoutWriter = false
+        var markAtEnd: UInt64?
     }
 
     let directory: String

@@ -1,0 +1,97 @@
+import Dugong
+@testable import DugongStore
+import Foundation
+import Testing
+
+/// Readers when no writer holds the store and the head file is older than what was
+/// acknowledged (a power cut takes head records: they are written without a sync). FORMAT.md §8,
+/// Readers, "No writer present".
+@Suite("Readers without a writer")
+struct ReadersWithoutWriterTests {
+    /// A store of several 16 KiB segments (the later ones begin with a dictionary frame) whose
+    /// head file is put back to what it was after the first commits: it names the first segment.
+    static func storeWithAnOldHead(_ directory: TemporaryDirectory) async throws -> (events: Int, head: Data) {
+        let writer = try Fixture.open(directory, segmentSize: 16 << 10, useIndexFile: false)
+        try await writer.append(Fixture.events(5, size: 200), to: "s/0")
+        let head = try Data(contentsOf: URL(fileURLWithPath: directory.file(Layout.headName)))
+        for round in 1..<40 { try await writer.append(Fixture.events(5, size: 200), to: "s/\(round % 4)") }
+        #expect(writer.segmentNames.count >= 3)
+        writer.close()
+        try head.write(to: URL(fileURLWithPath: directory.file(Layout.headName)))
+        return (200, head)
+    }
+
+    static func readOnly() -> EventLog.Options {
+        var options = EventLog.Options()
+        options.readOnly = true
+        options.useIndexFile = false
+        return options
+    }
+
+    @Test func aReaderServesEveryAcknowledgedEventPastAnOldHead() async throws {
+        let directory = TemporaryDirectory("no-writer")
+        defer { directory.remove() }
+        let (events, _) = try await Self.storeWithAnOldHead(directory)
+        let reader = try EventLog.open(at: directory.path, options: Self.readOnly())
+        defer { reader.close() }
+        #expect(try reader.readAll(from: 0, maxCount: 1000).count == events)
+        #expect(try reader.read(stream: "s/3").count == 50)
+        // Nothing new: the follower does not scan the store again at every look.
+        #expect(try reader.refresh() == 0)
+        #expect(try reader.refresh() == 0)
+    }
+
+    // Found by a review: when a writer appeared between the reader's two looks at the lock, the
+    // reader scanned the same segments again, registered their dictionaries a second time and
+    // trapped. It scans again and serves only what the old head records.
+    @Test func aWriterThatAppearsDuringTheScanMakesTheReaderServeOnlyWhatTheHeadRecords() async throws {
+        let directory = TemporaryDirectory("no-writer-race")
+        defer { directory.remove() }
+        _ = try await Self.storeWithAnOldHead(directory)
+        for appears in ["holding the lock", "rewriting the head"] {
+            let set = try SegmentSet.openForReading(directory: directory.path)
+            var context = set.context
+            context.lastFileSize = try set.segments.last?.file.size()
+            var scans = 0
+            var lock: StoreLock?
+            let (result, withoutWriter) = try EventLog.scanForReading(set.segments, context: context, in: directory.path) { context in
+                scans += 1
+                if scans == 1 {
+                    if appears == "holding the lock" {
+                        lock = try? StoreLock.take(in: directory.path)
+                    } else {
+                        // A writer came and went: its open wrote a head record of a new sequence.
+                        var record = context.head!
+                        record.sequence += 1
+                        try? HeadFile(directory: directory.path).write(record, durably: true)
+                    }
+                }
+                return Recovery.scan(set.segments, context: context)
+            }
+            #expect(scans == 2, "\(appears)")
+            #expect(!withoutWriter, "\(appears)")
+            // The old head names the first segment: the sealed ones are served, nothing of the newest.
+            #expect(result.index.nextPosition == set.segments.last!.header.firstPosition, "\(appears): only what the old head records")
+            #expect(result.index.nextPosition < 200)
+            withExtendedLifetime(lock) {}
+        }
+    }
+
+    // A writer that opens afterwards keeps what the reader served, and a reader opened with the
+    // writer present serves only what the head records until the writer records more.
+    @Test func whatAReaderServedWithoutAWriterTheNextWriterKeeps() async throws {
+        let directory = TemporaryDirectory("no-writer-then-writer")
+        defer { directory.remove() }
+        let (events, _) = try await Self.storeWithAnOldHead(directory)
+        let reader = try EventLog.open(at: directory.path, options: Self.readOnly())
+        defer { reader.close() }
+        let served = try reader.readAll(from: 0, maxCount: 1000)
+        #expect(served.count == events)
+        let writer = try Fixture.open(directory, segmentSize: 16 << 10, useIndexFile: false)
+        #expect(try writer.readAll(from: 0, maxCount: 1000) == served)
+        try await writer.append(Fixture.events(1), to: "after")
+        #expect(try reader.refresh() == 1)
+        #expect(try reader.readAll(from: UInt64(events), maxCount: 10).map(\.stream) == ["after"])
+        writer.close()
+    }
+}
