@@ -291,7 +291,7 @@ struct ImportExportTests {
             (#"{"stream":"s","truncateBefore":"x"}"#, #""truncateBefore" must be a version"#),
             (#"{"stream":"","type":"T"}"#, #"line 1: "stream" must be a non-empty string"#),
             (#"{"stream":"s","type":"T","data":{"pad":"\#(String(repeating: "x", count: 5 << 20))"}}"#, "line 1: event 0 of the append to 's' is"),
-            (#"{"stream":"s","type":"T","timestamp":"+300000000-01-01T00:00:00Z"}"#, #"line 1: "timestamp" must be an ISO 8601 date like 2024-11-29T06:44:55.123Z, within 291 million years of 1970"#),
+            (#"{"stream":"s","type":"T","timestamp":"+300000000-01-01T00:00:00Z"}"#, #"line 1: "timestamp" must be an ISO 8601 date like 2024-11-29T06:44:55.123Z (a year past 9999 with its sign: +010000-01-01T00:00:00Z), within 291 million years of 1970"#),
         ]
         for (line, message) in cases {
             let result = try CLI.run(["import", store], input: "{\"stream\":\"ok\",\"type\":\"T\"}\n" + line.replacing("line 1", with: "line 2"))

@@ -255,7 +255,7 @@ enum JSONLines {
                     ?? (try? object.string("timestamp")).flatMap({ $0.flatMap(timestamp(parsing:)) })
             else {
                 throw InputError(
-                    "\"timestamp\" must be an ISO 8601 date like 2024-11-29T06:44:55.123Z, within \(Int(Date.storableSecondsSince1970 / 31_556_952 / 1e6)) million years of 1970 (what a store keeps)")
+                    "\"timestamp\" must be an ISO 8601 date like 2024-11-29T06:44:55.123Z (a year past 9999 with its sign: +010000-01-01T00:00:00Z), within \(Int(Date.storableSecondsSince1970 / 31_556_952 / 1e6)) million years of 1970 (what a store keeps)")
             }
             event.timestamp = date
         }

@@ -105,12 +105,21 @@ extension EventLog {
     /// Opens the segments anew and scans them all (after a compaction or an upgrade replaced
     /// them). Positions never go back: a store that now ends before what was seen is refused.
     private func reopen() throws -> Int {
-        let set = try SegmentSet.openForReading(directory: directory, afterReadingManifest: options.readingHook)
-        var context = set.context
-        context.lastFileSize = try set.segments.last?.file.size()
-        let (result, withoutWriter) = try Self.scanForReading(set.segments, context: context, in: directory) { context in
-            Recovery.scan(set.segments, context: context)
-        }
+        var attempt = 0
+        var set: SegmentSet
+        var context: Recovery.Context
+        var scanned: (Recovery.Result, withoutWriter: Bool)?
+        repeat {
+            attempt += 1
+            set = try SegmentSet.openForReading(directory: directory, afterReadingManifest: options.readingHook)
+            context = set.context
+            context.lastFileSize = try set.segments.last?.file.size()
+            let segments = set.segments
+            scanned = try Self.scanForReading(segments, context: context, in: directory, lastAttempt: attempt >= SegmentSet.maximumOpenAttempts) {
+                Recovery.scan(segments, context: $0)
+            }
+        } while scanned == nil
+        let (result, withoutWriter) = scanned!
         return try core.shared.withLock { shared in
             let before = shared.index.nextPosition
             guard result.index.nextPosition >= before else {
@@ -132,28 +141,35 @@ extension EventLog {
     /// writer acknowledged: up to the durable end the head records. When frames follow that end
     /// and no writer has the store open (it stopped before it recorded them, or a power cut took
     /// the head's record: the head is written without a sync), nothing will record them until a
-    /// writable open, which keeps every whole batch there; the reader serves those up to the
-    /// first invalid region, after a sync of the segment so that what it serves is durable. A
-    /// writer that opened meanwhile (there now, or come and gone: its open writes a new head
-    /// record) may have rewritten that region while it was scanned: then the reader serves only
-    /// what the old head records (a refresh serves the rest once recorded).
+    /// writable open, which keeps every whole batch there; the reader serves them as that open
+    /// keeps them (a torn tail is not served, damage is damage), after a sync of the segment so
+    /// that what it serves is durable. (A writer marks itself present only once its open has
+    /// recorded what it recovered: a reader racing that recovery serves what it will keep.)
     /// - Returns: the scan, and whether it was made without a writer (then nothing after its
-    ///   end is new until the head changes or a frame is written there: ``LogCore/Followed``).
+    ///   end is new until the head changes or a frame is written there: ``LogCore/Followed``);
+    ///   nil when a writer opened meanwhile (there now, or come and gone: its open wrote a head
+    ///   record): the caller opens the files again, and reads the head that writer wrote. On
+    ///   the `lastAttempt`, it serves only what the old head records instead.
     static func scanForReading(
-        _ segments: [Segment], context: Recovery.Context, in directory: String, scan: (Recovery.Context) -> Recovery.Result
-    ) throws -> (Recovery.Result, withoutWriter: Bool) {
+        _ segments: [Segment], context: Recovery.Context, in directory: String, lastAttempt: Bool,
+        scan: (Recovery.Context) -> Recovery.Result
+    ) throws -> (Recovery.Result, withoutWriter: Bool)? {
+        guard let last = segments.last else { return (scan(context), false) }
         let visible = Recovery.visibleEnd(of: segments, head: context.head)
-        guard visible != .max, let last = segments.last,
-            last.mayHoldFrame(at: visible, fileSize: context.lastFileSize ?? last.capacity),
+        // Without a head (or one about no segment of the set) readers serve every frame; with
+        // no writer they tell the tail apart too.
+        let recorded = visible == .max ? Layout.segmentHeaderSize : visible
+        guard last.mayHoldFrame(at: recorded, fileSize: context.lastFileSize ?? last.capacity),
             !StoreLock.writerIsPresent(in: directory)
         else { return (scan(context), false) }
         var withoutWriter = context
         withoutWriter.writerAbsent = true
         let result = scan(withoutWriter)
-        if result.writeOffset > visible { try last.file.synchronizeData() }
+        if result.writeOffset > recorded { try last.file.synchronizeData() }
         if !StoreLock.writerIsPresent(in: directory), try StoreFiles.readHead(in: directory)?.sequence == context.head?.sequence {
             return (result, true)
         }
+        guard lastAttempt else { return nil }
         // Scanned again from the start: what the first scan registered (the segments'
         // dictionaries) is registered again.
         for segment in segments { segment.forgetDictionaries(from: 0) }

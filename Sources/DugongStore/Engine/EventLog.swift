@@ -126,7 +126,11 @@ public final class EventLog: Sendable {
             if writable {
                 recovered = scan(context)
             } else {
-                (recovered, withoutWriter) = try scanForReading(segments, context: context, in: directory, scan: scan)
+                // nil: a writer opened while it scanned; the files and the head are read again.
+                guard let scanned = try scanForReading(
+                    segments, context: context, in: directory, lastAttempt: attempt >= SegmentSet.maximumOpenAttempts, scan: scan)
+                else { continue }
+                (recovered, withoutWriter) = scanned
             }
             // A reader's scan that found damage may have raced a writer (one that reopened the
             // store after the clean close the head recorded, or rolled a segment): when the head
@@ -153,6 +157,7 @@ public final class EventLog: Sendable {
             manifest: set.manifest, headSequence: context.head?.sequence ?? 0)
         state.needsCloseMarker = !recovered.endsWithCloseMarker
         try makeRecoveredDurable(last, recovered: &recovered, context: context, head: head, state: &state)
+        try lock?.markWriter()
         return EventLog(directory: directory, options: options, lock: lock, recovered: recovered, set: set, writerState: state, head: head,
             seenHead: context.head)
     }

@@ -62,7 +62,8 @@ enum Recovery {
         var repairing = false
         /// A reader found no writer holding the store: it serves the newest segment's whole
         /// batches past the head's durable end too, as the next writable open keeps them (a
-        /// power cut may have left the head older than what was acknowledged).
+        /// power cut may have left the head older than what was acknowledged), and tells a torn
+        /// tail from damage there as that open does.
         var writerAbsent = false
     }
 
@@ -95,6 +96,7 @@ enum Recovery {
                 scanner.fileSize = context.lastFileSize ?? segment.capacity
                 scanner.thorough = context.thorough
                 scanner.repairing = context.repairing
+                scanner.writerAbsent = context.writerAbsent
             } else {
                 let next = segments[segmentIndex + 1].header
                 scanner.expectedEnd = next.previousSalt == segment.salt && context.missing[segmentIndex + 1] == nil
@@ -248,6 +250,9 @@ private struct SegmentScan {
     var fileSize = Int.max
     var thorough = false
     var repairing = false
+    /// A reader with no writer present: the tail is told apart as a writable open tells it
+    /// (nothing written), not taken for a write in progress.
+    var writerAbsent = false
     /// Whether the last frame applied was a close marker.
     var lastFrameWasCloseMarker = false
     /// The frames of a batch whose last frame has not been seen yet: applied when it is, dropped
@@ -273,17 +278,18 @@ private struct SegmentScan {
             while true {
                 let problem: String
                 let probe = FrameReader.probe(UnsafeRawBufferPointer(rebasing: bytes[0..<limit]), at: offset, salt: segment.salt)
-                if isLast, offset >= durableEnd, !thorough, !repairing || (cleanClose && offset == durableEnd && pending.isEmpty) {
+                let examinesTail = repairing || writerAbsent
+                if isLast, offset >= durableEnd, !thorough, !examinesTail || (cleanClose && offset == durableEnd && pending.isEmpty) {
                     // The end of the newest segment's frames, as far as this open needs to know:
                     // a reader stops where a writer may be writing (before a batch it has not
                     // finished); after a clean close nothing follows the durable end
                     // (verification checks that).
                     if case .endOfData = probe { return (discardPending() ?? offset, 0) }
-                    if !repairing, case .invalid = probe {
+                    if !examinesTail, case .invalid = probe {
                         let end = discardPending() ?? offset
                         return (end, bytes.count - end)
                     }
-                    if !repairing, offset >= visibleEnd, case .frame(let header) = probe, !header.unsynced {
+                    if !examinesTail, offset >= visibleEnd, case .frame(let header) = probe, !header.unsynced {
                         // Written, perhaps synced, but not acknowledged yet: the writer records
                         // the batch in the head first. Not yet, and never damage.
                         return (discardPending() ?? offset, 0)

@@ -1,9 +1,10 @@
 import Glibc
 
-/// The store's write lock: an exclusive `flock` on `dugong.lock`, held while this object lives,
-/// and beside it the writer's mark (an open-file-description lock on byte 0 of the same file)
-/// that readers test without taking anything (``writerIsPresent(in:)``). One writer,
-/// compaction or upgrade at a time; readers take no lock.
+/// The store's write lock: an exclusive `flock` on `dugong.lock`, held while this object lives;
+/// and, once a writer's open has made what it recovered durable and recorded it in the head,
+/// the writer's mark beside it (an open-file-description lock on byte 0 of the same file) that
+/// readers test without taking anything (``writerIsPresent(in:)``). One writer, compaction or
+/// upgrade at a time; readers take no lock.
 final class StoreLock: Sendable {
     private let file: File
 
@@ -14,8 +15,14 @@ final class StoreLock: Sendable {
     static func take(in directory: String) throws -> StoreLock {
         let file = try File(path: directory + "/" + Layout.lockFileName, flags: O_RDWR | O_CREAT)
         guard try file.lockExclusively() else { throw StoreError.locked(directory: directory) }
-        try file.markWriter()
         return StoreLock(file)
+    }
+
+    /// Marks the writer present: from now on it may write batches a reader must not serve
+    /// before the head records them. Set after its open recorded what it recovered (until then
+    /// a reader serves what the files hold as the recovery keeps it).
+    func markWriter() throws {
+        try file.markWriter()
     }
 
     /// Whether a writer (a writable open, a compaction, an upgrade) has the store in `directory`
