@@ -88,6 +88,38 @@ struct CommandTests {
         #expect(!FileManager.default.fileExists(atPath: store))
     }
 
+    // Found by a black-box test: lines reusing stored ids for other events were taken for a
+    // retry (exit 0, nothing written, an acknowledgement like a new commit's).
+    @Test func linesReusingStoredIdsForOtherEventsAreConflicts() throws {
+        let store = CLI.storePath("reused-ids")
+        defer { try? FileManager.default.removeItem(atPath: store) }
+        let line = #"{"type":"Opened","data":{"owner":"Ada"},"id":"33333333-3333-3333-3333-333333333333"}"#
+        #expect(try CLI.run(["append", store, "a"], input: line).status == 0)
+        let again = try CLI.run(["append", store, "a"], input: line)
+        #expect(again.status == 0 && again.stdout.contains(#""duplicate":true"#), "\(again.stdout)")
+        for changed in [line.replacingOccurrences(of: "Ada", with: "Mallory"), line.replacingOccurrences(of: "Opened", with: "Closed")] {
+            let reused = try CLI.run(["append", store, "a"], input: changed)
+            #expect(reused.status == 2 && reused.stderr.contains("line 1"), "\(reused.status) \(reused.stderr)")
+        }
+        #expect(try CLI.run(["read", store, "a"]).lines.count == 1)
+        // Import: a line at a stored version with the stored id and other data.
+        let exported = try CLI.run(["export", store]).stdout
+        let imported = try CLI.run(["import", store], input: exported.replacingOccurrences(of: "Ada", with: "Eve"))
+        #expect(imported.status == 2 && imported.stderr.contains("other data"), "\(imported.stderr)")
+        #expect(try CLI.run(["import", store], input: exported).status == 0, "the same lines again are skipped")
+    }
+
+    // Found by a black-box test: a failed append that made a store in an empty directory left
+    // the store there (only a directory it created was removed).
+    @Test func aFailedAppendInAnEmptyDirectoryLeavesItEmpty() throws {
+        let store = CLI.storePath("empty-directory")
+        defer { try? FileManager.default.removeItem(atPath: store) }
+        try FileManager.default.createDirectory(atPath: store, withIntermediateDirectories: true)
+        let appended = try CLI.run(["append", store, "a", "--expected-version", "3"], input: #"{"type":"T"}"#)
+        #expect(appended.status == 2)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: store) == [])
+    }
+
     // Found by a review: deleting a stream that never had an event wrote a record (the stream
     // was then listed) while saying it did nothing.
     @Test func deletingAStreamWithoutEventsWritesNothing() throws {

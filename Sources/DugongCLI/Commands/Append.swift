@@ -63,7 +63,10 @@ struct Append: AsyncParsableCommand {
             is required, data and metadata may be any JSON ({"base64": "…"} for raw bytes), id \
             defaults to a new UUID. A line may give its "version" (lines `dugong read` prints \
             do): then every line must, and they must be the versions the events get, or nothing \
-            is written (status 2, as with --expected-version). All lines form one atomic commit: a bad line (named by its \
+            is written (status 2, as with --expected-version). Lines whose ids are stored \
+            already are a retry: nothing is written and the line printed says \
+            "duplicate": true (ids reused for other types, data or metadata: status 2). \
+            All lines form one atomic commit: a bad line (named by its \
             number) writes nothing. Prints one JSON line once the commit is durable. A \
             concurrency conflict exits with status 2 naming the expected and actual versions.
 
@@ -99,18 +102,34 @@ struct Append: AsyncParsableCommand {
         }
         guard !events.isEmpty else { throw Terminal.fail("no events on stdin", code: ExitStatus.badInput.rawValue) }
         let expected = try Self.expectation(expected, versions: versions, lineNumbers: lineNumbers)
-        let existed = FileManager.default.fileExists(atPath: store)
+        let existed = StoreAccess.Existing(store)
         let log = try StoreAccess.open(store, forWriting: true, creating: true, wait: lock.seconds)
         defer { log.close() }
+        let commit: Commit
         do {
-            let commit = try await log.append(events, to: stream, expecting: expected)
-            Terminal.emit(JSONLines.line(for: commit))
+            commit = try await log.append(events, to: stream, expecting: expected)
         } catch let error where error.eventIndex.map(lineNumbers.indices.contains) == true {
             StoreAccess.removeIfEmpty(log, createdAt: store, existed: existed)
             throw StoreAccess.fail(error, path: store, prefix: "line \(lineNumbers[error.eventIndex!]): ")
         } catch {
             StoreAccess.removeIfEmpty(log, createdAt: store, existed: existed)
             throw StoreAccess.fail(error, path: store)
+        }
+        if commit.wasDuplicate { try checkStored(events, as: commit, in: log, lineNumbers: lineNumbers) }
+        Terminal.emit(JSONLines.line(for: commit))
+    }
+
+    /// A commit recognized as stored already (its ids are): the stored events must be the lines'
+    /// events, or the lines reuse ids for other events (status 2; nothing was written).
+    func checkStored(_ events: [NewEvent], as commit: Commit, in log: EventLog, lineNumbers: [Int]) throws {
+        for (offset, event) in events.enumerated() {
+            let version = commit.firstVersion + offset
+            guard let stored = try log.storedEvent(of: stream, version: version) else { continue }
+            if let difference = StoreAccess.difference(stored, event) {
+                throw Terminal.fail(
+                    "line \(lineNumbers[offset]): version \(version) of '\(stream)' is stored with this id (\(event.id.uuidString.lowercased())) and \(difference): nothing was written",
+                    code: ExitStatus.conflict.rawValue)
+            }
         }
     }
 

@@ -46,7 +46,7 @@ struct Import: AsyncParsableCommand {
 
     func run() async throws {
         if PostgresAccess.isURL(store) { return try await runOnPostgres() }
-        let existed = FileManager.default.fileExists(atPath: store)
+        let existed = StoreAccess.Existing(store)
         let log = try StoreAccess.open(store, forWriting: true, creating: true, segmentSize: segmentSize, wait: lock.seconds)
         defer { log.close() }
         let importer = Importer(log: log, store: store, batch: batch, acks: acks)
@@ -189,6 +189,11 @@ final class Importer {
         guard stored.id == event.id else {
             throw Terminal.fail(
                 "line \(line): '\(stream)' has version \(version) already, as another event (id \(stored.id.uuidString.lowercased()), not \(event.id.uuidString.lowercased()))",
+                code: ExitStatus.conflict.rawValue)
+        }
+        if let difference = StoreAccess.difference(stored, event) {
+            throw Terminal.fail(
+                "line \(line): version \(version) of '\(stream)' is stored with this id (\(event.id.uuidString.lowercased())) and \(difference): the line is not the stored event",
                 code: ExitStatus.conflict.rawValue)
         }
     }

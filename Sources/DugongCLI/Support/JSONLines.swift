@@ -167,7 +167,8 @@ enum JSONLines {
     /// The acknowledgement of a durable commit.
     static func line(for commit: Commit) -> String {
         "{\"stream\":\(quoted(commit.stream)),\"firstVersion\":\(commit.firstVersion),\"lastVersion\":\(commit.lastVersion),"
-            + "\"firstPosition\":\(commit.firstPosition),\"lastPosition\":\(commit.lastPosition)}"
+            + "\"firstPosition\":\(commit.firstPosition),\"lastPosition\":\(commit.lastPosition)"
+            + (commit.wasDuplicate ? ",\"duplicate\":true}" : "}")
     }
 
     /// A bad input line: what is wrong with it.

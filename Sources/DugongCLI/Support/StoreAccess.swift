@@ -31,6 +31,19 @@ enum StoreAccess {
         }
     }
 
+    /// What differs between an event stored under an id and a line that gives that id again
+    /// (its type, data or metadata; the time is not compared: a line without one gets the time
+    /// it is read); nil when nothing does. An id names one event: a line that reuses it for
+    /// another is a mistake, not a retry.
+    static func difference(_ stored: StoredEvent, _ line: NewEvent) -> String? {
+        if stored.type != line.type { return "type \(quoted(stored.type)), not \(quoted(line.type))" }
+        if stored.data != line.data { return "other data" }
+        if stored.metadata != line.metadata { return "other metadata" }
+        return nil
+    }
+
+    private static func quoted(_ text: String) -> String { JSONLines.quoted(text) }
+
     /// After the creation of a store at `path` (it did not exist) failed (a full disk): removes
     /// the directory when it holds only what the creation left, its lock and temporary files,
     /// and no other process holds the lock (one creating the store meanwhile).
@@ -54,13 +67,35 @@ enum StoreAccess {
         throw Terminal.fail("\(path) holds no store (no manifest and no segment file in it)", code: ExitStatus.notFound.rawValue)
     }
 
-    /// After a command that created the store at `path` (it did not exist: `existed` false)
-    /// failed with nothing committed: closes it and removes the directory, so that a failed
-    /// command leaves nothing behind (a new store reserves a whole segment on disk).
-    static func removeIfEmpty(_ log: EventLog, createdAt path: String, existed: Bool) {
-        guard !existed, log.headPosition == 0, (try? log.streamNames().isEmpty) == true else { return }
+    /// What was at a store's path before a command that may create the store there.
+    struct Existing {
+        /// A directory (perhaps empty: the command then makes the store in it).
+        var directory: Bool
+        /// A store (a manifest or a segment file in the directory).
+        var store: Bool
+
+        init(_ path: String) {
+            let names = try? FileManager.default.contentsOfDirectory(atPath: path)
+            directory = names != nil
+            store = names?.contains { $0 == "dugong.manifest" || $0.hasSuffix(".dseg") } ?? false
+        }
+    }
+
+    /// After a command that created the store at `path` (there was none: `existed`) failed with
+    /// nothing committed: closes it and removes what it made (the directory, or the files made
+    /// in a directory that was there), so that a failed command leaves nothing behind (a new
+    /// store reserves a whole segment on disk).
+    static func removeIfEmpty(_ log: EventLog, createdAt path: String, existed: Existing) {
+        guard !existed.store, log.headPosition == 0, (try? log.streamNames().isEmpty) == true else { return }
         log.close()
-        try? FileManager.default.removeItem(atPath: path)
+        guard existed.directory else {
+            try? FileManager.default.removeItem(atPath: path)
+            return
+        }
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
+        where name.hasPrefix("dugong.") || name.hasSuffix(".dseg") || name.hasSuffix(".tmp") {
+            try? FileManager.default.removeItem(atPath: path + "/" + name)
+        }
     }
 
     /// After a command printed what the index says (streams, statistics): a store with damage
