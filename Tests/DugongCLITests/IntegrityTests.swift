@@ -233,6 +233,29 @@ struct IntegrityTests {
         #expect(try CLI.run(["export", store]).lines.count == 25)
     }
 
+    // Found by a black-box test: a head file of another size, or with bytes after a record, was
+    // never made whole: `verify` named it after every later append. The writer's open rewrites it.
+    @Test(arguments: ["emptied", "cut", "junk after a record", "longer"])
+    func aHeadFileGoneWrongIsMadeWholeByTheNextWriter(damage: String) throws {
+        let store = CLI.storePath("head-whole")
+        defer { Self.remove(store) }
+        for _ in 0..<3 { #expect(try CLI.run(["append", store, "s"], input: #"{"type":"T"}"#).status == 0) }
+        let path = store + "/dugong.head"
+        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+        switch damage {
+        case "emptied": bytes = []
+        case "cut": bytes.removeLast(448)
+        case "junk after a record": bytes[512 + 100] = 0x5A; bytes[100] = 0x5A
+        default: bytes += [UInt8](repeating: 7, count: 100)
+        }
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        #expect(try CLI.run(["verify", store]).status == 1, "\(damage): verify names it")
+        #expect(try CLI.run(["append", store, "s"], input: #"{"type":"T"}"#).status == 0)
+        let verify = try CLI.run(["verify", store])
+        #expect(verify.status == 0, "\(damage): \(verify.stdout) \(verify.stderr)")
+        #expect(try CLI.run(["read", store, "s"]).lines.count == 4)
+    }
+
     // 7. Compaction keeps a stream's version when it removes all of its events.
     @Test func compactionKeepsTheVersionOfADeletedStream() throws {
         let store = CLI.storePath("integrity-version")

@@ -150,6 +150,13 @@ public final class EventLog: Sendable {
         if recovered.index.damage.isEmpty { try set.removeLeftovers(in: directory) }
         // The saved index describes the store as it is now; once appends begin it would not.
         try IndexFile.remove(from: directory)
+        // A head file gone wrong (verification names it) is a hint the scan did without: it is
+        // made whole again before the writer uses it, or `verify` would name it for ever.
+        if recovered.index.damage.isEmpty, Directory.fileExists(directory + "/" + Layout.headName),
+            !StoreFiles.headProblems(in: directory).isEmpty
+        {
+            try StoreFiles.rewriteHead(in: directory, keeping: context.head)
+        }
         let head = try HeadFile(directory: directory)
         var state = Writer.WriterState(
             activeSegment: set.segments.count - 1, writeOffset: recovered.writeOffset,

@@ -46,6 +46,27 @@ enum StoreFiles {
 }
 
 extension StoreFiles {
+    /// Replaces a head file that verification would call damaged (another size, bytes after a
+    /// record, a damaged slot: a hint file gone wrong, which recovery does without) by a whole
+    /// one holding `record` (the record in effect; nil: none), in its slot and, one sequence
+    /// earlier, in the other, so that both slots hold records as after two writes.
+    static func rewriteHead(in directory: String, keeping record: HeadRecord?) throws {
+        var bytes = [UInt8](repeating: 0, count: 2 * Layout.headSlotSize)
+        if let record {
+            var records = [record]
+            if record.sequence >= 1 {
+                var earlier = record
+                earlier.sequence -= 1
+                records.append(earlier)
+            }
+            for record in records {
+                let start = Int(record.sequence % 2) * Layout.headSlotSize
+                bytes.replaceSubrange(start..<start + HeadRecord.encodedSize, with: record.encoded())
+            }
+        }
+        try Directory.replaceAtomically(directory + "/" + Layout.headName, with: bytes, in: directory)
+    }
+
     /// What is wrong with the head file, for verification: each slot must be all zeros (never
     /// written) or an intact record followed by zeros; the file must exist and be 1024 bytes.
     static func headProblems(in directory: String) -> [(offset: Int, message: String)] {
