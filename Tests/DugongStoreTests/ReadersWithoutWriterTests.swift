@@ -89,7 +89,7 @@ struct ReadersWithoutWriterTests {
     // Found by a black-box test: past an old head (or without one), with no writer, a damaged
     // frame followed by later batches was taken for a write in progress: reads stopped there
     // with no error, leaving out acknowledged events. It is damage, as a writable open finds.
-    @Test(arguments: ["an old head", "no head"])
+    @Test(arguments: ["an old head", "no head", "an old head, a frame zeroed"])
     func damagePastTheHeadIsDamageWithoutAWriter(head: String) async throws {
         let directory = TemporaryDirectory("no-writer-damage")
         defer { directory.remove() }
@@ -99,10 +99,17 @@ struct ReadersWithoutWriterTests {
         let frames = try Fixture.frameOffsets(of: directory.file(newest))
         #expect(frames.count >= 4)
         let handle = try FileHandle(forUpdating: URL(fileURLWithPath: directory.file(newest)))
-        try handle.seek(toOffset: UInt64(frames[2] + 45))
-        let byte = try handle.read(upToCount: 1)!
-        try handle.seek(toOffset: UInt64(frames[2] + 45))
-        try handle.write(contentsOf: Data([byte[0] ^ 0xFF]))
+        if head.hasSuffix("zeroed") {
+            // The first frame past the old head's end (the newest segment's first) reads as
+            // zeros, frames of later batches after it: damage, not the end of the log.
+            try handle.seek(toOffset: UInt64(frames[0]))
+            try handle.write(contentsOf: Data(count: frames[1] - frames[0]))
+        } else {
+            try handle.seek(toOffset: UInt64(frames[2] + 45))
+            let byte = try handle.read(upToCount: 1)!
+            try handle.seek(toOffset: UInt64(frames[2] + 45))
+            try handle.write(contentsOf: Data([byte[0] ^ 0xFF]))
+        }
         try handle.close()
         let reader = try EventLog.open(at: directory.path, options: Self.readOnly())
         defer { reader.close() }

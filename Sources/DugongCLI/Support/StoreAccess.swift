@@ -51,10 +51,17 @@ enum StoreAccess {
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: path),
             names.allSatisfy({ $0 == "dugong.lock" || $0.hasSuffix(".tmp") })
         else { return }
+        whileLocked(path) { try? FileManager.default.removeItem(atPath: path) }
+    }
+
+    /// Runs `body` holding the store's lock, if no other process holds it (nothing is run
+    /// then). A process that was waiting for the lock file removed meanwhile finds it gone
+    /// once it gets it, and tries again (`StoreLock`).
+    private static func whileLocked(_ path: String, _ body: () -> Void) {
         let lock = Glibc.open(path + "/dugong.lock", O_RDONLY | O_CLOEXEC)
         defer { if lock >= 0 { Glibc.close(lock) } }
         guard lock < 0 || flock(lock, LOCK_EX | LOCK_NB) == 0 else { return }
-        try? FileManager.default.removeItem(atPath: path)
+        body()
     }
 
     /// Throws the "no store there" failure (exit status 66) when `path` is a directory with
@@ -88,13 +95,24 @@ enum StoreAccess {
     static func removeIfEmpty(_ log: EventLog, createdAt path: String, existed: Existing) {
         guard !existed.store, log.headPosition == 0, (try? log.streamNames().isEmpty) == true else { return }
         log.close()
-        guard existed.directory else {
-            try? FileManager.default.removeItem(atPath: path)
-            return
-        }
-        for name in (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
-        where name.hasPrefix("dugong.") || name.hasSuffix(".dseg") || name.hasSuffix(".tmp") {
-            try? FileManager.default.removeItem(atPath: path + "/" + name)
+        // The lock again (another process may have taken it as it was released, and written),
+        // and a fresh look: still empty and undamaged.
+        whileLocked(path) {
+            var options = EventLog.Options()
+            options.readOnly = true
+            guard let fresh = try? EventLog.open(at: path, options: options) else { return }
+            let empty = fresh.headPosition == 0 && (try? fresh.streamNames().isEmpty) == true && fresh.recovery.corruptions.isEmpty
+            fresh.close()
+            guard empty else { return }
+            guard existed.directory else {
+                try? FileManager.default.removeItem(atPath: path)
+                return
+            }
+            let made = ["dugong.manifest", "dugong.head", "dugong.index", "dugong.lock"]
+            for name in (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
+            where made.contains(name) || name.hasSuffix(".dseg") || name.hasSuffix(".dseg.tmp") || name.hasSuffix(".manifest.tmp") {
+                try? FileManager.default.removeItem(atPath: path + "/" + name)
+            }
         }
     }
 

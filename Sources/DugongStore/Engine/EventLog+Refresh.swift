@@ -80,7 +80,8 @@ extension EventLog {
         // Frames past where the head lets readers serve, and no writer to record them (it
         // stopped first, or a power cut took its head records): served as a fresh open serves them.
         let visible = Recovery.visibleEnd(of: segments, head: head)
-        if visible != .max, segments.last!.mayHoldFrame(at: segments.count == known.count ? max(visible, scannedEnd) : visible, fileSize: context.lastFileSize!),
+        let recorded = visible == .max ? Layout.segmentHeaderSize : visible
+        if segments.last!.mayHoldFrame(at: segments.count == known.count ? max(recorded, scannedEnd) : recorded, fileSize: context.lastFileSize!),
             !StoreLock.writerIsPresent(in: directory)
         {
             return try reopen()
@@ -115,7 +116,7 @@ extension EventLog {
             context = set.context
             context.lastFileSize = try set.segments.last?.file.size()
             let segments = set.segments
-            scanned = try Self.scanForReading(segments, context: context, in: directory, lastAttempt: attempt >= SegmentSet.maximumOpenAttempts) {
+            scanned = try Self.scanForReading(segments, context: context, in: directory, lastAttempt: attempt >= Self.writerRaceAttempts) {
                 Recovery.scan(segments, context: $0)
             }
         } while scanned == nil
@@ -150,6 +151,10 @@ extension EventLog {
     ///   nil when a writer opened meanwhile (there now, or come and gone: its open wrote a head
     ///   record): the caller opens the files again, and reads the head that writer wrote. On
     ///   the `lastAttempt`, it serves only what the old head records instead.
+    /// How often a reader opens the files again after finding that a writer opened while it
+    /// scanned, before it serves only what the head it read records.
+    static let writerRaceAttempts = 3
+
     static func scanForReading(
         _ segments: [Segment], context: Recovery.Context, in directory: String, lastAttempt: Bool,
         scan: (Recovery.Context) -> Recovery.Result
@@ -157,11 +162,14 @@ extension EventLog {
         guard let last = segments.last else { return (scan(context), false) }
         let visible = Recovery.visibleEnd(of: segments, head: context.head)
         // Without a head (or one about no segment of the set) readers serve every frame; with
-        // no writer they tell the tail apart too.
+        // no writer they tell the tail apart too. After a clean close nothing follows the end
+        // it recorded (a writable open trusts that too, when it finds nothing there). Anything
+        // else is looked at whole: a zero length where a frame should be may hide frames after
+        // it (damage).
         let recorded = visible == .max ? Layout.segmentHeaderSize : visible
-        guard last.mayHoldFrame(at: recorded, fileSize: context.lastFileSize ?? last.capacity),
-            !StoreLock.writerIsPresent(in: directory)
-        else { return (scan(context), false) }
+        let closedCleanly = context.head.map { $0.cleanClose && $0.segmentSalt == last.salt } ?? false
+        let nothingAfterTheCleanClose = closedCleanly && !last.mayHoldFrame(at: recorded, fileSize: context.lastFileSize ?? last.capacity)
+        guard !nothingAfterTheCleanClose, !StoreLock.writerIsPresent(in: directory) else { return (scan(context), false) }
         var withoutWriter = context
         withoutWriter.writerAbsent = true
         let result = scan(withoutWriter)

@@ -128,7 +128,7 @@ public final class EventLog: Sendable {
             } else {
                 // nil: a writer opened while it scanned; the files and the head are read again.
                 guard let scanned = try scanForReading(
-                    segments, context: context, in: directory, lastAttempt: attempt >= SegmentSet.maximumOpenAttempts, scan: scan)
+                    segments, context: context, in: directory, lastAttempt: attempt >= Self.writerRaceAttempts, scan: scan)
                 else { continue }
                 (recovered, withoutWriter) = scanned
             }

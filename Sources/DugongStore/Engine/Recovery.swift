@@ -129,9 +129,10 @@ enum Recovery {
         // The head only ever trails what was durable: positions it records that the log does
         // not hold were acknowledged and are gone (a segment or the manifest replaced by an
         // older version). A plain reader checks only a head about its own segments: a writer
-        // may have added one since it read the manifest (verification checks always).
+        // may have added one since it read the manifest (verification, a writable open and a
+        // reader that found no writer check always).
         if let head = context.head, head.nextPosition > result.index.nextPosition,
-            context.repairing || context.thorough || segments.contains(where: { $0.salt == head.segmentSalt })
+            context.repairing || context.thorough || context.writerAbsent || segments.contains(where: { $0.salt == head.segmentSalt })
         {
             result.index.record(Damage(
                 segmentName: Layout.headName, offset: 0,

@@ -13,8 +13,13 @@ final class StoreLock: Sendable {
     /// Takes the lock of the store in `directory` (creating the lock file).
     /// - Throws: ``StoreError/locked(directory:)`` when another process (or open) holds it.
     static func take(in directory: String) throws -> StoreLock {
-        let file = try File(path: directory + "/" + Layout.lockFileName, flags: O_RDWR | O_CREAT)
+        let path = directory + "/" + Layout.lockFileName
+        let file = try File(path: path, flags: O_RDWR | O_CREAT)
         guard try file.lockExclusively() else { throw StoreError.locked(directory: directory) }
+        // A lock file removed (and perhaps made again) while this open waited for its lock is
+        // not the store's lock any more: another process may lock the new one. Locked, then,
+        // as it was a moment ago (a caller that waits tries again).
+        guard try file.isStill(at: path) else { throw StoreError.locked(directory: directory) }
         return StoreLock(file)
     }
 

@@ -149,6 +149,15 @@ struct File: ~Copyable {
 }
 
 extension File {
+    /// Whether `path` still names this open file (the same device and inode).
+    func isStill(at path: String) throws(SystemError) -> Bool {
+        var open = stat()
+        try retryingOnInterrupt("fstat", self.path) { fstat(descriptor, &open) }
+        var named = stat()
+        guard stat(path, &named) == 0 else { return false }
+        return named.st_dev == open.st_dev && named.st_ino == open.st_ino
+    }
+
     /// Marks this open file as the writer's: an open-file-description write lock on byte 0,
     /// held until the file closes (beside the `flock`, which it does not affect). Readers test
     /// it with ``holdsWriterMark()`` without taking anything. Where the file system cannot
