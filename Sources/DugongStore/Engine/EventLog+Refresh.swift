@@ -138,6 +138,10 @@ extension EventLog {
         }
     }
 
+    /// How often a reader opens the files again after finding that a writer opened while it
+    /// scanned, before it serves only what the head it read records.
+    static let writerRaceAttempts = 3
+
     /// A reader's scan of `segments` (`scan` scans them with a context). It serves what the
     /// writer acknowledged: up to the durable end the head records. When frames follow that end
     /// and no writer has the store open (it stopped before it recorded them, or a power cut took
@@ -151,10 +155,6 @@ extension EventLog {
     ///   nil when a writer opened meanwhile (there now, or come and gone: its open wrote a head
     ///   record): the caller opens the files again, and reads the head that writer wrote. On
     ///   the `lastAttempt`, it serves only what the old head records instead.
-    /// How often a reader opens the files again after finding that a writer opened while it
-    /// scanned, before it serves only what the head it read records.
-    static let writerRaceAttempts = 3
-
     static func scanForReading(
         _ segments: [Segment], context: Recovery.Context, in directory: String, lastAttempt: Bool,
         scan: (Recovery.Context) -> Recovery.Result
