@@ -97,6 +97,11 @@ struct CommandTests {
         #expect(try CLI.run(["append", store, "a"], input: line).status == 0)
         let again = try CLI.run(["append", store, "a"], input: line)
         #expect(again.status == 0 && again.stdout.contains(#""duplicate":true"#), "\(again.stdout)")
+        let decomposed = line.replacingOccurrences(of: "Opened", with: "Op\u{65}\u{301}ned")
+        let composed = line.replacingOccurrences(of: "Opened", with: "Op\u{e9}ned")
+        #expect(try CLI.run(["append", store, "b"], input: composed).status == 0)
+        let normalized = try CLI.run(["append", store, "b"], input: decomposed)
+        #expect(normalized.status == 2, "a type that differs only in its normalization is another type: \(normalized.stderr)")
         for changed in [line.replacingOccurrences(of: "Ada", with: "Mallory"), line.replacingOccurrences(of: "Opened", with: "Closed")] {
             let reused = try CLI.run(["append", store, "a"], input: changed)
             #expect(reused.status == 2 && reused.stderr.contains("line 1"), "\(reused.status) \(reused.stderr)")

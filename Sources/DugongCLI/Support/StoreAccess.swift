@@ -36,7 +36,9 @@ enum StoreAccess {
     /// it is read); nil when nothing does. An id names one event: a line that reuses it for
     /// another is a mistake, not a retry.
     static func difference(_ stored: StoredEvent, _ line: NewEvent) -> String? {
-        if stored.type != line.type { return "type \(quoted(stored.type)), not \(quoted(line.type))" }
+        // By their bytes, as the store tells names apart (Swift's `==` takes café spelled NFC
+        // and NFD for one).
+        if !stored.type.utf8.elementsEqual(line.type.utf8) { return "type \(quoted(stored.type)), not \(quoted(line.type))" }
         if stored.data != line.data { return "other data" }
         if stored.metadata != line.metadata { return "other metadata" }
         return nil
