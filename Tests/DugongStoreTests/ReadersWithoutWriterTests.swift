@@ -22,11 +22,7 @@ struct ReadersWithoutWriterTests {
     }
 
     /// As the tool opens a store for reading (no index file was saved: the writer used none).
-    static func readOnly() -> EventLog.Options {
-        var options = EventLog.Options()
-        options.readOnly = true
-        return options
-    }
+    static func readOnly() -> EventLog.Options { InspectionTests.readOnly() }
 
     @Test func aReaderServesEveryAcknowledgedEventPastAnOldHead() async throws {
         let directory = TemporaryDirectory("no-writer")

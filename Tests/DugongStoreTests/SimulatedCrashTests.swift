@@ -26,9 +26,9 @@ struct SimulatedCrashTests {
         /// Every event ever submitted, by id.
         var attempted: [UUID: Expected] = [:]
 
-        /// Checks the store against the model; then everything it holds counts as durable (a
-        /// writable open made it so).
-        mutating func check(_ log: EventLog, seed: UInt64, round: Int) throws -> [String] {
+        /// Reads the whole log and compares it with the model: acknowledged events missing or
+        /// changed, events never appended, versions with gaps (each problem begins with `who`).
+        func compare(_ log: EventLog, who: String) throws -> (problems: [String], events: [StoredEvent], versions: [String: Int]) {
             var problems: [String] = []
             var all: [StoredEvent] = []
             var next: UInt64 = 0
@@ -39,27 +39,35 @@ struct SimulatedCrashTests {
                 next = last.position + 1
             }
             let byPosition = Dictionary(all.map { ($0.position, $0) }, uniquingKeysWith: { first, _ in first })
+            let missing = durable.keys.filter { byPosition[$0] == nil }.sorted()
+            if let first = missing.first, let (expected, version) = durable[first] {
+                problems.append("\(who)acknowledged event at position \(first) (\(expected.stream) v\(version)) is missing, and \(missing.count - 1) more; \(all.count) events read, through position \(all.last.map { "\($0.position)" } ?? "none")")
+            }
             for (position, (expected, version)) in durable {
-                guard let event = byPosition[position] else {
-                    problems.append("acknowledged event at position \(position) (\(expected.stream) v\(version)) is missing")
-                    continue
-                }
+                guard let event = byPosition[position] else { continue }
                 if Self.expected(event) != expected || event.version != version {
-                    problems.append("position \(position) holds \(event.stream) v\(event.version), acknowledged \(expected.stream) v\(version)")
+                    problems.append("\(who)position \(position) holds \(event.stream) v\(event.version), acknowledged \(expected.stream) v\(version)")
                 }
             }
             var versions: [String: Int] = [:]
             for event in all {
                 if attempted[event.id] != Self.expected(event) {
-                    problems.append("position \(event.position) holds an event that was never appended (\(event.stream) v\(event.version))")
+                    problems.append("\(who)position \(event.position) holds an event that was never appended (\(event.stream) v\(event.version))")
                 }
                 let expectedVersion = (versions[event.stream] ?? 0) + 1
                 if event.version != expectedVersion {
-                    problems.append("\(event.stream) has version \(event.version) where \(expectedVersion) was expected")
+                    problems.append("\(who)\(event.stream) has version \(event.version) where \(expectedVersion) was expected")
                 }
                 versions[event.stream] = event.version
-                durable[event.position] = (Self.expected(event), event.version)
             }
+            return (problems, all, versions)
+        }
+
+        /// Checks the store against the model; then everything it holds counts as durable (a
+        /// writable open made it so).
+        mutating func check(_ log: EventLog, seed: UInt64, round: Int) throws -> [String] {
+            var (problems, all, _) = try compare(log, who: "")
+            for event in all { durable[event.position] = (Self.expected(event), event.version) }
             if !log.recovery.corruptions.isEmpty { problems.append("recovery found damage: \(log.recovery.corruptions)") }
             let report = try log.verify()
             if !report.isClean { problems.append("verify: \(report.problems)") }
@@ -67,10 +75,11 @@ struct SimulatedCrashTests {
         }
 
         /// Checks what a read-only open (no writer, no recovery written) serves right after a
-        /// cut: every acknowledged event, nothing never appended, versions without gaps. What it
-        /// serves beyond them must survive as acknowledged events do (a reader acted on it),
-        /// unless a sync failed since the last writable open (`servedMustSurvive` false): the
-        /// failed batch's pages may read as written and never reach the disk (FORMAT.md §8).
+        /// cut: every acknowledged event, nothing never appended, versions without gaps, and
+        /// each stream whole to a stream read. What it serves beyond them must survive as
+        /// acknowledged events do (a reader acted on it), unless a sync failed since the last
+        /// writable open (`servedMustSurvive` false): the failed batch's pages may read as
+        /// written and never reach the disk (FORMAT.md §8).
         mutating func checkReadOnly(at path: String, seed: UInt64, round: Int, servedMustSurvive: Bool = true) throws -> [String] {
             var options = EventLog.Options()
             options.readOnly = true
@@ -81,36 +90,9 @@ struct SimulatedCrashTests {
                 return []
             }
             defer { log.close() }
-            var problems: [String] = []
-            var all: [StoredEvent] = []
-            var next: UInt64 = 0
-            while true {
-                let batch = try log.readAll(from: next, maxCount: 4096)
-                guard let last = batch.last else { break }
-                all += batch
-                next = last.position + 1
-            }
-            let byPosition = Dictionary(all.map { ($0.position, $0) }, uniquingKeysWith: { first, _ in first })
-            for (position, (expected, version)) in durable.sorted(by: { $0.key < $1.key }) {
-                guard let event = byPosition[position] else {
-                    problems.append("a read-only open after the cut does not serve the acknowledged event at position \(position) (\(expected.stream) v\(version)); it serves \(all.count) events, through position \(all.last.map { "\($0.position)" } ?? "none")")
-                    break
-                }
-                if Self.expected(event) != expected || event.version != version {
-                    problems.append("a read-only open: position \(position) holds \(event.stream) v\(event.version), acknowledged \(expected.stream) v\(version)")
-                }
-            }
-            var versions: [String: Int] = [:]
-            for event in all {
-                if attempted[event.id] != Self.expected(event) {
-                    problems.append("a read-only open: position \(event.position) holds an event that was never appended (\(event.stream) v\(event.version))")
-                }
-                let expectedVersion = (versions[event.stream] ?? 0) + 1
-                if event.version != expectedVersion {
-                    problems.append("a read-only open: \(event.stream) has version \(event.version) where \(expectedVersion) was expected")
-                }
-                versions[event.stream] = event.version
-                if servedMustSurvive { durable[event.position] = (Self.expected(event), event.version) }
+            var (problems, all, versions) = try compare(log, who: "a read-only open after the cut: ")
+            if servedMustSurvive {
+                for event in all { durable[event.position] = (Self.expected(event), event.version) }
             }
             for (stream, version) in versions {
                 let read = try log.read(stream: stream)
