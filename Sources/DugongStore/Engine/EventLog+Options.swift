@@ -22,7 +22,10 @@ extension EventLog {
         /// Open for reading only: no lock is taken (a writer may have the store open), nothing is
         /// repaired, created or removed, and every write throws ``StoreError/readOnly``. A torn
         /// tail is left alone (it may be a write in progress); ``EventLog/refresh()`` picks up
-        /// what a writer appended since. Default `false`.
+        /// what a writer appended since. With no writer running (after a crash or a power cut,
+        /// which may leave the head file older than what was acknowledged), it serves what the
+        /// next writable open will keep, after syncing the newest segment (FORMAT.md §8,
+        /// "No writer present"). Default `false`.
         public var readOnly = false
 
         /// How often a read-only store being followed (``EventLog/subscribe(from:)``,
