@@ -119,6 +119,62 @@ struct ReadersWithoutWriterTests {
         writer.close()
     }
 
+    // A follower opened while the writer was there (it served what the head records), then
+    // the writer went without closing: its refreshes look at the tail as a fresh reader does,
+    // and it then serves what a reader opened afresh serves. Found in review: past a zeroed
+    // frame at the head's end a refresh took the zeros for the end of the log and served stream
+    // reads without the damage error a fresh reader gives, until the reader was opened again.
+    @Test(arguments: ["intact", "the first frame past the head zeroed"])
+    func aFollowerLooksAtTheTailOnceTheWriterIsGone(tail: String) async throws {
+        let directory = TemporaryDirectory("no-writer-follower")
+        defer { directory.remove() }
+        let (events, _) = try await Self.storeWithAnOldHead(directory)
+        if tail != "intact" {
+            let newest = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.hasSuffix(".dseg") }.max()!
+            let frames = try Fixture.frameOffsets(of: directory.file(newest))
+            let handle = try FileHandle(forUpdating: URL(fileURLWithPath: directory.file(newest)))
+            try handle.seek(toOffset: UInt64(frames[0]))
+            try handle.write(contentsOf: Data(count: frames[1] - frames[0]))
+            try handle.close()
+        }
+        // A writer holds the store (its mark set): the reader serves what the old head records.
+        var lock: StoreLock? = try StoreLock.take(in: directory.path)
+        try lock!.markWriter()
+        let reader = try EventLog.open(at: directory.path, options: Self.readOnly())
+        defer { reader.close() }
+        let served = try reader.readAll(from: 0, maxCount: 1000).count
+        #expect(served < events)
+        #expect(try reader.refresh() == 0, "\(tail): the writer is there, nothing recorded since")
+        withExtendedLifetime(lock) {}
+        lock = nil  // the writer is gone (killed: no clean close, its last head records lost)
+        _ = try reader.refresh()
+        let fresh = try EventLog.open(at: directory.path, options: Self.readOnly())
+        defer { fresh.close() }
+        /// What a read returns, or that it threw.
+        func outcome(_ read: () throws -> [StoredEvent]) -> Result<[StoredEvent], StoreError> {
+            Result { () throws(StoreError) in
+                do { return try read() } catch let error as StoreError { throw error } catch { Issue.record("\(error)"); return [] }
+            }
+        }
+        #expect(try reader.readAll(from: 0, maxCount: 1000) == fresh.readAll(from: 0, maxCount: 1000), "\(tail)")
+        for stream in (0..<4).map({ "s/\($0)" }) {
+            let followed = outcome { try reader.read(stream: stream) }
+            let opened = outcome { try fresh.read(stream: stream) }
+            switch (followed, opened) {
+            case (.success(let a), .success(let b)): #expect(a == b, "\(tail), \(stream)")
+            case (.failure, .failure): break
+            default: Issue.record("\(tail), \(stream): the follower's read \(followed), a fresh reader's \(opened)")
+            }
+        }
+        if tail == "intact" {
+            #expect(try reader.readAll(from: 0, maxCount: 1000).count == events)
+        } else {
+            #expect(throws: StoreError.self, "\(tail): a stream read meets the damage") { try reader.read(stream: "s/3") }
+        }
+        // Nothing new after that: later looks do not scan the store again.
+        #expect(try reader.refresh() == 0)
+    }
+
     // A writer that opens afterwards keeps what the reader served, and a reader opened with the
     // writer present serves only what the head records until the writer records more.
     @Test func whatAReaderServedWithoutAWriterTheNextWriterKeeps() async throws {

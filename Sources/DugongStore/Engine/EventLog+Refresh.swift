@@ -13,8 +13,10 @@ extension EventLog {
     /// unchanged, so a reader that goes on from the position after the last event it saw sees
     /// every later event once.
     ///
-    /// The cost is proportional to what is new: with nothing new it reads the head file and
-    /// one frame header; the index is updated in place.
+    /// The cost is proportional to what is new: with nothing new it reads the head file, one
+    /// frame header and whether a writer holds the store (a lock test); the index is updated in
+    /// place. Once the writer is gone without a clean close, the first refresh looks at the
+    /// whole tail as a fresh open does (what follows may be batches no head records, or damage).
     ///
     /// - Returns: how many positions the log grew by (new events).
     /// - Throws: ``StoreError/corruption(segment:offset:reason:)`` when a new segment's header is
@@ -39,7 +41,12 @@ extension EventLog {
         if head?.sequence == followed.headSequence,
             followed.servedWithoutWriter ? active.frameMark(at: scannedEnd, fileSize: size) == followed.markAtEnd : !active.mayHoldFrame(at: scannedEnd, fileSize: size)
         {
-            return 0
+            // Nothing new, unless the writer this reader followed went without a clean close: a
+            // zero length at the end may then hide later batches (damage), which only a look at
+            // the whole tail tells, as a fresh reader looks (once: it serves without a writer then).
+            let closedCleanly = head.map { $0.cleanClose && $0.segmentSalt == active.salt } ?? false
+            if followed.servedWithoutWriter || closedCleanly || StoreLock.writerIsPresent(in: directory) { return 0 }
+            return try reopen()
         }
         guard case .intact(let manifest) = try StoreFiles.readManifest(in: directory),
             manifest.segments.starts(with: followed.manifest.segments)
