@@ -216,6 +216,9 @@ struct CommandTests {
         #expect(exact.status == 2 && exact.stderr.contains("expected version 5, actual version 1"))
         let bad = try CLI.run(["append", store, "s/1", "--expected-version", "sometimes"], input: #"{"type":"B"}"#)
         #expect(bad.status != 0 && bad.stderr.contains("expected-version"))
+        // A negative version is refused as a value (it was read as an unknown option: "Missing value").
+        let negative = try CLI.run(["append", store, "s/1", "--expected-version", "-1"], input: #"{"type":"B"}"#)
+        #expect(negative.status == 64 && negative.stderr.contains("The value '-1' is invalid"), "\(negative.stderr)")
     }
 
     @Test func aBadInputLineIsNamedAndNothingOfItsCommitIsWritten() throws {

@@ -78,7 +78,8 @@ struct Append: AsyncParsableCommand {
 
     @Argument(help: "The store's directory (created if missing).") var store: String
     @Argument(help: "The stream's name.") var stream: String
-    @Option(name: .customLong("expected-version"), help: "any, no-stream, stream-exists or a version number.")
+    // Unconditional: "-1" is a value to refuse with its own message, not a missing value.
+    @Option(name: .customLong("expected-version"), parsing: .unconditional, help: "any, no-stream, stream-exists or a version number.")
     var expected: ExpectedVersion = .any
     @OptionGroup var lock: LockWait
 

@@ -38,7 +38,7 @@ struct Demo: AsyncParsableCommand {
     @Flag(help: "Then serve Dugong Studio on the store, with the accounts' states and diffs, until Ctrl-C (a dugong built with the Studio trait).")
     var studio = false
 
-    @Option(help: "The Studio's port with --studio (0: a free one).")
+    @Option(parsing: .unconditional, help: "The Studio's port with --studio (0: a free one).")
     var port = 0
 
     func validate() throws {

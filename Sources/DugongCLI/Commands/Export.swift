@@ -28,7 +28,7 @@ struct Export: AsyncParsableCommand {
     )
 
     @Argument(help: "The store's directory, or a postgres:// URL.") var store: String
-    @Option(help: "First global position to export (a directory store only).") var from: UInt64 = 0
+    @Option(parsing: .unconditional, help: "First global position to export (a directory store only).") var from: UInt64 = 0
     @Flag(help: "Step over damaged data: export every event that can still be read, and report what was skipped.")
     var skipDamage = false
     @Option(help: ArgumentHelp("With --skip-damage: write the events left out after a lost version of their stream here.", valueName: "file"))

@@ -32,7 +32,7 @@ struct Import: AsyncParsableCommand {
 
     @Argument(help: "The store's directory (created if missing), or a postgres:// URL (tables created if missing).") var store: String
     @Option(parsing: .unconditional, help: "At most this many events per commit.") var batch = 1000
-    @Option(help: "Bytes preallocated for each new segment file, 4096 to 1 GiB (default 64 MiB).")
+    @Option(parsing: .unconditional, help: "Bytes preallocated for each new segment file, 4096 to 1 GiB (default 64 MiB).")
     var segmentSize: Int?
     @Flag(help: "Print one acknowledgement line per durable commit and stream on stdout.") var acks = false
     @OptionGroup var lock: LockWait

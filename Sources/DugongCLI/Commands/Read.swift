@@ -92,7 +92,7 @@ struct ReadAll: AsyncParsableCommand {
     )
 
     @Argument(help: "The store's directory, or a postgres:// URL.") var store: String
-    @Option(help: "First global position to print (on PostgreSQL a cursor TRANSACTION:POSITION, as the lines' \"cursor\" says).")
+    @Option(parsing: .unconditional, help: "First global position to print (on PostgreSQL a cursor TRANSACTION:POSITION, as the lines' \"cursor\" says).")
     var from: LogCursor = .start
     @Option(parsing: .unconditional, help: "Print at most this many events.") var limit: Int?
     @Flag(help: "Keep printing events as they are committed.") var follow = false

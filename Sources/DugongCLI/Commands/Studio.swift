@@ -37,7 +37,7 @@ struct StudioCommand: AsyncParsableCommand {
     )
 
     @Argument(help: "The store's directory, or a postgres:// URL.") var store: String
-    @Option(help: "The port to listen on (0: a free one).") var port = 0
+    @Option(parsing: .unconditional, help: "The port to listen on (0: a free one).") var port = 0
     @Option(help: "The address to listen on; other than a loopback one, requests need the printed token.") var host = "127.0.0.1"
     @Flag(help: "Open the store for writing and offer verify and compact.") var allowMaintenance = false
 
