@@ -33,3 +33,16 @@ int dugong_writer_is_present(int descriptor) {
     if (fcntl(descriptor, F_OFD_GETLK, &lock) != 0) return -1;
     return lock.l_type == F_UNLCK ? 0 : 1;
 }
+
+// The mark on the store's directory too: a lock file removed under the writer takes its mark
+// with it (readers would see no writer), the directory stays the writer's.
+int dugong_mark_directory_writer_present(int descriptor) {
+    struct flock lock = writer_byte(F_RDLCK);
+    return fcntl(descriptor, F_OFD_SETLK, &lock);
+}
+
+int dugong_directory_writer_is_present(int descriptor) {
+    struct flock lock = writer_byte(F_WRLCK);
+    if (fcntl(descriptor, F_OFD_GETLK, &lock) != 0) return -1;
+    return lock.l_type == F_UNLCK ? 0 : 1;
+}

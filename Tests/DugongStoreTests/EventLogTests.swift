@@ -350,6 +350,27 @@ struct EventLogTests {
         again.close()
     }
 
+    // Found by a black-box test: with `dugong.lock` removed under a running writer (a clean-up
+    // script taking it for stale), a second writer locked a new file of that name and both
+    // wrote: the second's acknowledged events were overwritten. The writer also holds the
+    // store's directory, which cannot be replaced under its files.
+    @Test func aWriterWhoseLockFileWasRemovedKeepsTheStore() async throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let log = try Fixture.open(directory)
+        try await log.append(Fixture.events(1), to: "s/1")
+        try FileManager.default.removeItem(atPath: directory.file("dugong.lock"))
+        #expect(throws: StoreError.locked(directory: directory.path)) { try Fixture.open(directory) }
+        #expect(throws: StoreError.locked(directory: directory.path)) { try EventLog.compact(at: directory.path) }
+        #expect(StoreLock.writerIsPresent(in: directory.path), "readers see the writer without its lock file")
+        try await log.append(Fixture.events(1), to: "s/1")
+        log.close()
+        #expect(!StoreLock.writerIsPresent(in: directory.path))
+        let again = try Fixture.open(directory)
+        #expect(try again.read(stream: "s/1").count == 2)
+        again.close()
+    }
+
     @Test func anotherProcessHoldingTheLockIsReported() throws {
         let directory = TemporaryDirectory()
         defer { directory.remove() }

@@ -62,4 +62,12 @@ int dugong_mark_writer_present(int descriptor);
 /// one does, 0 if none does, -1 with errno when the file system cannot tell.
 int dugong_writer_is_present(int descriptor);
 
+/// The same mark on a directory open read-only as `descriptor` (a directory cannot be opened for
+/// writing): an open-file-description read lock on byte 0. 0, or -1 with errno.
+int dugong_mark_directory_writer_present(int descriptor);
+
+/// Whether another open file description holds a lock on byte 0 of the directory open as
+/// `descriptor` (tested as a write lock would be: a read lock conflicts). 1, 0, or -1 with errno.
+int dugong_directory_writer_is_present(int descriptor);
+
 #endif

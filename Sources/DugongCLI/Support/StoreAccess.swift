@@ -56,13 +56,17 @@ enum StoreAccess {
         whileLocked(path) { try? FileManager.default.removeItem(atPath: path) }
     }
 
-    /// Runs `body` holding the store's lock, if no other process holds it (nothing is run
-    /// then). A process that was waiting for the lock file removed meanwhile finds it gone
-    /// once it gets it, and tries again (`StoreLock`).
+    /// Runs `body` holding the store's lock (its lock file's and its directory's, as a
+    /// writer takes them), if no other process holds it (nothing is run then). A process that
+    /// was waiting for the lock file removed meanwhile finds it gone once it gets it, and tries
+    /// again (`StoreLock`).
     private static func whileLocked(_ path: String, _ body: () -> Void) {
         let lock = Glibc.open(path + "/dugong.lock", O_RDONLY | O_CLOEXEC)
         defer { if lock >= 0 { Glibc.close(lock) } }
         guard lock < 0 || flock(lock, LOCK_EX | LOCK_NB) == 0 else { return }
+        let directory = Glibc.open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        defer { if directory >= 0 { Glibc.close(directory) } }
+        guard directory < 0 || flock(directory, LOCK_EX | LOCK_NB) == 0 || errno != EWOULDBLOCK else { return }
         body()
     }
 

@@ -1,14 +1,20 @@
 import Glibc
 
-/// The store's write lock: an exclusive `flock` on `dugong.lock`, held while this object lives;
-/// and, once a writer's open has made what it recovered durable and recorded it in the head,
-/// the writer's mark beside it (an open-file-description lock on byte 0 of the same file) that
-/// readers test without taking anything (``writerIsPresent(in:)``). One writer, compaction or
+/// The store's write lock: an exclusive `flock` on `dugong.lock` and one on the store's directory
+/// (``DirectoryLock``), held while this object lives; and, once a writer's open has made what
+/// it recovered durable and recorded it in the head, the writer's mark beside them (an
+/// open-file-description lock on byte 0 of the lock file and of the directory) that readers
+/// test without taking anything (``writerIsPresent(in:)``). One writer, compaction or
 /// upgrade at a time; readers take no lock.
 final class StoreLock: Sendable {
     private let file: File
+    /// The directory's own lock: kept when the lock file is removed under the writer.
+    private let directoryLock: DirectoryLock?
 
-    private init(_ file: consuming File) { self.file = file }
+    private init(_ file: consuming File, directoryLock: DirectoryLock?) {
+        self.file = file
+        self.directoryLock = directoryLock
+    }
 
     /// Takes the lock of the store in `directory` (creating the lock file).
     /// - Throws: ``StoreError/locked(directory:)`` when another process (or open) holds it.
@@ -20,7 +26,12 @@ final class StoreLock: Sendable {
         // not the store's lock any more: another process may lock the new one. Locked, then,
         // as it was a moment ago (a caller that waits tries again).
         guard try file.isStill(at: path) else { throw StoreError.locked(directory: directory) }
-        return StoreLock(file)
+        // A writer whose lock file was removed still holds the directory.
+        switch DirectoryLock.take(directory) {
+        case .taken(let lock): return StoreLock(file, directoryLock: lock)
+        case .held: throw StoreError.locked(directory: directory)
+        case .unsupported: return StoreLock(file, directoryLock: nil)
+        }
     }
 
     /// Marks the writer present: from now on it may write batches a reader must not serve
@@ -28,6 +39,7 @@ final class StoreLock: Sendable {
     /// a reader serves what the files hold as the recovery keeps it).
     func markWriter() throws {
         try file.markWriter()
+        try directoryLock?.markWriter()
     }
 
     /// Whether a writer (a writable open, a compaction, an upgrade) has the store in `directory`
@@ -35,8 +47,12 @@ final class StoreLock: Sendable {
     /// it cannot be told (the lock file unreadable, a file system without such locks): `true`.
     static func writerIsPresent(in directory: String) -> Bool {
         let path = directory + "/" + Layout.lockFileName
-        guard Directory.fileExists(path) else { return false }  // a writer creates it before it locks
-        guard let file = try? File(path: path, flags: O_RDONLY) else { return true }
-        return file.holdsWriterMark() ?? true
+        if Directory.fileExists(path) {  // a writer creates it before it locks
+            guard let file = try? File(path: path, flags: O_RDONLY) else { return true }
+            if file.holdsWriterMark() ?? true { return true }
+        }
+        // The lock file removed under the writer (or made again by another process) took the
+        // mark with it: the directory's tells.
+        return DirectoryLock.holdsWriterMark(directory)
     }
 }

@@ -125,25 +125,13 @@ struct File: ~Copyable {
         try system.preallocate(descriptor, path: path, size: size)
     }
 
-    /// Takes an exclusive `flock(2)`, trying for up to about 100 ms.
-    ///
-    /// The short wait covers a lock that was just released: a process forked by this one (to
-    /// run another program) shares the lock until it executes that program and closes its
-    /// copies of our descriptors, so a close-then-reopen in a process that spawns children can
-    /// briefly find its own lock held.
+    /// Takes an exclusive `flock(2)`, trying for up to about 100 ms (``exclusiveFlock(_:)``).
     /// - Returns: `false` when another open file description keeps holding the lock.
     func lockExclusively() throws(SystemError) -> Bool {
-        var attempts = 0
-        while true {
-            if flock(descriptor, LOCK_EX | LOCK_NB) == 0 { return true }
-            switch errno {
-            case EINTR: continue
-            case EWOULDBLOCK:
-                attempts += 1
-                if attempts >= 20 { return false }
-                usleep(5_000)
-            case let code: throw SystemError(call: "flock", path: path, code: code)
-            }
+        switch exclusiveFlock(descriptor) {
+        case 0: true
+        case EWOULDBLOCK: false
+        case let code: throw SystemError(call: "flock", path: path, code: code)
         }
     }
 }
