@@ -114,6 +114,32 @@ struct CommandTests {
         #expect(try CLI.run(["import", store], input: exported).status == 0, "the same lines again are skipped")
     }
 
+    // Found by a black-box test with several processes: a retry (lines with the ids of a stored
+    // commit) was recognized only as the stream's last commit; after another process's append
+    // it was written again (exit 0), and an id reused for another event was written too.
+    @Test func aRetryIsRecognizedAfterLaterCommitsAndPartOfOneIsAConflict() throws {
+        let store = CLI.storePath("retry-later")
+        defer { try? FileManager.default.removeItem(atPath: store) }
+        let first = #"{"type":"L1","id":"11111111-1111-1111-1111-111111111111"}"#
+        let second = #"{"type":"L2","id":"22222222-2222-2222-2222-222222222222"}"#
+        #expect(try CLI.run(["append", store, "s"], input: first + "\n" + second).status == 0)
+        #expect(try CLI.run(["append", store, "s"], input: #"{"type":"Z"}"#).status == 0)
+        let retry = try CLI.run(["append", store, "s"], input: first + "\n" + second)
+        #expect(retry.status == 0 && retry.stdout.contains(#""firstVersion":1,"lastVersion":2"#) && retry.stdout.contains(#""duplicate":true"#), "\(retry.stdout) \(retry.stderr)")
+        let tail = try CLI.run(["append", store, "s"], input: second)
+        #expect(tail.status == 0 && tail.stdout.contains(#""firstVersion":2,"lastVersion":2"#), "a commit's last events are a retry of them: \(tail.stdout)")
+        for (input, says) in [
+            (second + "\n" + first, "line 2"),  // out of order
+            (first + "\n" + #"{"type":"New"}"#, "line 2"),  // part of a commit, then a new event
+            (first.replacingOccurrences(of: "L1", with: "Other") + "\n" + second, "line 1"),  // an id reused for another event
+            (first.replacingOccurrences(of: "}", with: #","version":4}"#) + "\n" + second.replacingOccurrences(of: "}", with: #","version":5}"#), "not the line's version 4"),
+        ] {
+            let refused = try CLI.run(["append", store, "s"], input: input)
+            #expect(refused.status == 2 && refused.stderr.contains(says) && refused.stderr.contains("nothing was written"), "\(input): \(refused.status) \(refused.stderr)")
+        }
+        #expect(try CLI.run(["read", store, "s"]).lines.count == 3, "nothing was written again")
+    }
+
     // Found by a black-box test: a failed append that made a store in an empty directory left
     // the store there (only a directory it created was removed).
     @Test func aFailedAppendInAnEmptyDirectoryLeavesItEmpty() throws {

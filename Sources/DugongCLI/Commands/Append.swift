@@ -63,9 +63,10 @@ struct Append: AsyncParsableCommand {
             is required, data and metadata may be any JSON ({"base64": "…"} for raw bytes), id \
             defaults to a new UUID. A line may give its "version" (lines `dugong read` prints \
             do): then every line must, and they must be the versions the events get, or nothing \
-            is written (status 2, as with --expected-version). Lines whose ids are stored \
-            already are a retry: nothing is written and the line printed says \
-            "duplicate": true (ids reused for other types, data or metadata: status 2). \
+            is written (status 2, as with --expected-version). Lines whose ids the stream \
+            holds already, one commit's events in order, are a retry: nothing is written and \
+            the line printed says "duplicate": true (ids reused for other types, data or \
+            metadata, or only some of the lines' ids stored: status 2). \
             All lines form one atomic commit: a bad line (named by its \
             number) writes nothing. Prints one JSON line once the commit is durable. A \
             concurrency conflict exits with status 2 naming the expected and actual versions.
@@ -88,14 +89,16 @@ struct Append: AsyncParsableCommand {
         var events: [NewEvent] = []
         var lineNumbers: [Int] = []
         var versions: [Int?] = []
+        var idsGiven = false
         var lines = InputLines()
         while let (number, text) = lines.next() {
             switch try Self.parse(text, line: number) {
-            case .event(let named, let version, let event) where named == nil || named.map(NameKey.init) == NameKey(stream):
+            case .event(let named, let version, let event, let idGiven) where named == nil || named.map(NameKey.init) == NameKey(stream):
+                idsGiven = idsGiven || idGiven
                 events.append(event)
                 lineNumbers.append(number)
                 versions.append(version)
-            case .event(let named, _, _):
+            case .event(let named, _, _, _):
                 throw Terminal.fail("line \(number): the event names stream '\(named ?? "")', not '\(stream)'", code: ExitStatus.badInput.rawValue)
             case .truncate, .tombstone:
                 throw Terminal.fail("line \(number): not an event (no \"type\")", code: ExitStatus.badInput.rawValue)
@@ -106,9 +109,16 @@ struct Append: AsyncParsableCommand {
         let existed = StoreAccess.Existing(store)
         let log = try StoreAccess.open(store, forWriting: true, creating: true, wait: lock.seconds)
         defer { log.close() }
+        let retried: Int?
+        do {
+            retried = idsGiven ? try storedCommit(of: events, in: log, versions: versions, lineNumbers: lineNumbers) : nil
+        } catch let error as StoreError {
+            throw StoreAccess.fail(error, path: store)
+        }
         let commit: Commit
         do {
-            commit = try await log.append(events, to: stream, expecting: expected)
+            // A retry is appended at the versions it holds: the store answers with that commit.
+            commit = try await log.append(events, to: stream, expecting: retried.map { .exact($0 - 1) } ?? expected)
         } catch let error where error.eventIndex.map(lineNumbers.indices.contains) == true {
             StoreAccess.removeIfEmpty(log, createdAt: store, existed: existed)
             throw StoreAccess.fail(error, path: store, prefix: "line \(lineNumbers[error.eventIndex!]): ")
@@ -118,6 +128,41 @@ struct Append: AsyncParsableCommand {
         }
         if commit.wasDuplicate { try checkStored(events, as: commit, in: log, lineNumbers: lineNumbers) }
         Terminal.emit(JSONLines.line(for: commit))
+    }
+
+    /// The first version of the commit that `events` repeat, when the stream holds their ids
+    /// (a retry of an append whose answer was lost, perhaps after other commits: the store
+    /// itself recognizes a retry without a fixed version only as the stream's last commit); nil
+    /// when it holds none of them. Only some of them, or not as one commit in the lines' order
+    /// or at the lines' versions, is a conflict (status 2): nothing is written.
+    func storedCommit(of events: [NewEvent], in log: EventLog, versions: [Int?], lineNumbers: [Int]) throws -> Int? {
+        let lines = Dictionary(events.enumerated().map { ($1.id, $0) }, uniquingKeysWith: { first, _ in first })
+        var stored: [Int: Int] = [:]  // line index → version
+        try log.forEachEvent(in: stream) { event in
+            if let line = lines[event.id] { stored[line] = event.version }
+        }
+        guard let (line, version) = stored.min(by: { $0.key < $1.key }) else { return nil }
+        let first = version - line
+        for index in events.indices {
+            let id = events[index].id.uuidString.lowercased()
+            let said = stored[index].map { "is version \($0) of '\(stream)'" } ?? "is not in '\(stream)'"
+            if let given = versions[index], given != stored[index] {
+                throw Terminal.fail(
+                    "line \(lineNumbers[index]): its id (\(id)) \(said), not the line's version \(given): nothing was written",
+                    code: ExitStatus.conflict.rawValue)
+            }
+            if stored[index] == nil {
+                throw Terminal.fail(
+                    "line \(lineNumbers[index]): its id (\(id)) \(said), while line \(lineNumbers[line])'s is (version \(version)): a retry repeats its whole commit; nothing was written",
+                    code: ExitStatus.conflict.rawValue)
+            }
+            if stored[index] != first + index {
+                throw Terminal.fail(
+                    "line \(lineNumbers[index]): its id (\(id)) \(said), where a retry of the commit that holds line \(lineNumbers[line])'s id (version \(version)) would have it at version \(first + index): nothing was written",
+                    code: ExitStatus.conflict.rawValue)
+            }
+        }
+        return first
     }
 
     /// A commit recognized as stored already (its ids are): the stored events must be the lines'

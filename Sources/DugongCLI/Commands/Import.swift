@@ -107,9 +107,9 @@ final class Importer {
 
     func take(_ input: JSONLines.Input, line: Int) async throws {
         switch input {
-        case .event(nil, _, _):
+        case .event(nil, _, _, _):
             throw Terminal.fail("line \(line): \"stream\" is missing", code: ExitStatus.badInput.rawValue)
-        case .event(let stream?, let given, let event):
+        case .event(let stream?, let given, let event, _):
             do {
                 try log.validate([event], for: stream)
             } catch {

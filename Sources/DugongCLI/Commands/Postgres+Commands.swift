@@ -95,9 +95,9 @@ final class PostgresImporter {
 
     func take(_ input: JSONLines.Input, line: Int) async throws {
         switch input {
-        case .event(nil, _, _):
+        case .event(nil, _, _, _):
             throw fail(line, "\"stream\" is missing", .badInput)
-        case .event(let name?, let given, let event):
+        case .event(let name?, let given, let event, _):
             guard let stream = AggregateStreamName.streamID(of: name) else {
                 throw fail(
                     line, "'\(name)' is not an aggregate's stream name (as the framework names them: origin, type and id): PostgreSQL holds the framework's aggregates",

@@ -179,8 +179,9 @@ enum JSONLines {
 
     /// One parsed input line.
     enum Input {
-        /// An event; `version` when the line gives one (export's lines do).
-        case event(stream: String?, version: Int?, NewEvent)
+        /// An event; `version` when the line gives one (export's lines do); `idGiven` when its
+        /// id is the line's (else a new one).
+        case event(stream: String?, version: Int?, NewEvent, idGiven: Bool)
         /// `{"stream": …, "truncateBefore": n}` or `{"stream": …, "tombstone": true}` (export's last lines).
         case truncate(stream: String, before: Int)
         case tombstone(stream: String)
@@ -260,6 +261,6 @@ enum JSONLines {
             }
             event.timestamp = date
         }
-        return .event(stream: stream, version: version, event)
+        return .event(stream: stream, version: version, event, idGiven: id != nil)
     }
 }
