@@ -89,7 +89,9 @@ extension EventLog {
             }
         }
         for segment in segments {
-            let size = (try? File(path: segment.path, flags: O_RDONLY).size()) ?? 0
+            // The file this store opened: beside compactions, the name may be another file's by
+            // now (they alternate names), which is no damage of this one.
+            let size = (try? segment.file.size()) ?? 0
             if size > Int(segment.header.capacity) {
                 problems.append(Finding(
                     segment: segment.name, offset: Int(segment.header.capacity), kind: .damagedMetadata,
@@ -232,7 +234,7 @@ extension EventLog {
         let (index, segments) = core.shared.withLock { ($0.index, $0.segments) }
         let files = segments.map { segment in
             Statistics.Segment(
-                name: segment.name, fileBytes: (try? File(path: segment.path, flags: O_RDONLY).allocatedSize()) ?? 0,
+                name: segment.name, fileBytes: (try? segment.file.allocatedSize()) ?? 0,
                 firstPosition: segment.header.firstPosition, formatVersion: Int(segment.header.formatVersion))
         }
         let largest = index.streamOrder.indices.map { Statistics.StreamSize(stream: index.streamOrder[$0], version: index.table.version(of: $0)) }
