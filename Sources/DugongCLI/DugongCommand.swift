@@ -1,4 +1,5 @@
 import ArgumentParser
+import DugongStore
 import Foundation
 import Glibc
 
@@ -41,6 +42,11 @@ struct DugongCommand: AsyncParsableCommand {
             } else {
                 try command.run()
             }
+        } catch let error as DugongStore.SystemError {
+            // A failed system call no command turned into a message of its own (a compaction on
+            // a full disk, a follower's store directory removed): status 74, as the table says.
+            Terminal.error("dugong: \(error)")
+            Glibc.exit(ExitStatus.ioFailure.rawValue)
         } catch {
             // The argument parser's own messages start "Error:"; every message of the tool
             // starts "dugong:" (help and --version go to stdout with status 0).

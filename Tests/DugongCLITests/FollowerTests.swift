@@ -108,6 +108,25 @@ struct FollowerTests {
         #expect(follower.process.isRunning && follower.result().stderr.isEmpty, "\(follower.result().stderr)")
     }
 
+    // Found by a black-box test: a follower whose store directory was removed exited 1
+    // ("damage") on the failed `opendir`; a failed system call is status 74.
+    @Test func aFollowerWhoseStoreIsRemovedExitsWithSeventyFour() async throws {
+        let store = CLI.storePath("follow-removed")
+        defer { try? FileManager.default.removeItem(atPath: store) }
+        #expect(try CLI.run(["append", store, "s"], input: #"{"type":"T"}"#).status == 0)
+        let follower = try CLI.start(["read-all", store, "--follow"])
+        defer {
+            follower.kill()
+            follower.remove()
+        }
+        #expect(try await Self.lines(of: follower, count: 1).count == 1)
+        try FileManager.default.removeItem(atPath: store)
+        for _ in 0..<400 where follower.process.isRunning { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(!follower.process.isRunning)
+        let result = follower.result()
+        #expect(result.status == 74 && result.stderr.contains(store), "\(result.status) \(result.stderr)")
+    }
+
     // Item 3 of the readers issue: the wave-1 follower kept the superseded segments after a
     // compaction and exited 1 ("segment starts at position 0, before the previous segment's end").
     @Test func aFollowerGoesOnAcrossACompaction() async throws {

@@ -51,6 +51,33 @@ struct RecoveryTests {
         }
     }
 
+    // Found by a black-box test: a compaction that failed on a full disk left new segment
+    // files of 0 bytes, which no later open removed (only files with a segment's header were
+    // recognized as leftovers). Unlisted files of a segment's name that hold nothing (empty or
+    // zeros) are removed by a writable open; one holding anything else is left alone.
+    @Test func unlistedSegmentFilesHoldingNothingAreRemovedAtOpen() async throws {
+        let directory = TemporaryDirectory("unlisted-empty")
+        defer { directory.remove() }
+        let log = try Fixture.open(directory)
+        try await log.append(Fixture.events(3), to: "s/1")
+        log.close()
+        let empty = Layout.SegmentName(firstPosition: 0, generation: 1).fileName
+        let zeros = Layout.SegmentName(firstPosition: 0, generation: 2).fileName
+        let junk = Layout.SegmentName(firstPosition: 0, generation: 3).fileName
+        try Data().write(to: URL(fileURLWithPath: directory.file(empty)))
+        try Data(count: 5000).write(to: URL(fileURLWithPath: directory.file(zeros)))
+        try Data("not a segment".utf8).write(to: URL(fileURLWithPath: directory.file(junk)))
+        let reader = try EventLog.open(at: directory.path, options: InspectionTests.readOnly())
+        reader.close()
+        #expect(FileManager.default.fileExists(atPath: directory.file(empty)), "a reader removes nothing")
+        let writer = try Fixture.open(directory)
+        #expect(try writer.read(stream: "s/1").count == 3)
+        writer.close()
+        #expect(!FileManager.default.fileExists(atPath: directory.file(empty)))
+        #expect(!FileManager.default.fileExists(atPath: directory.file(zeros)))
+        #expect(FileManager.default.fileExists(atPath: directory.file(junk)))
+    }
+
     @Test func garbageAfterTheLastFrameIsTruncatedAtOpen() async throws {
         let directory = TemporaryDirectory("garbage")
         defer { directory.remove() }

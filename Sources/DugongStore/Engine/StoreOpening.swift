@@ -291,7 +291,11 @@ struct SegmentSet {
                 removable.append(name)  // a version 1 segment an upgrade replaced
                 continue
             } catch {
-                continue  // not a segment this engine could have written: left alone
+                // Not a segment this engine could have written, left alone; unless it holds
+                // nothing at all (empty or zeros): what a compaction or an upgrade that failed
+                // as it created the file (a full disk) or a power cut left of a new segment.
+                if (try? File(path: directory + "/" + name, flags: O_RDONLY).holdsOnlyZeros()) == true { removable.append(name) }
+                continue
             }
             let continuesTheLog = last.map { segment.header.previousSalt == $0.salt } ?? false
             let holdsFrames = segment.withBytes { bytes in

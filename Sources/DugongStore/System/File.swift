@@ -137,6 +137,22 @@ struct File: ~Copyable {
 }
 
 extension File {
+    /// Whether the file is empty or holds only zero bytes, read with `pread` (a mapping of a
+    /// hole on a full tmpfs faults). Files over 1 GiB are taken as holding data.
+    func holdsOnlyZeros() throws(SystemError) -> Bool {
+        let size = try self.size()
+        guard size <= 1 << 30 else { return false }
+        var chunk = [UInt8](repeating: 0, count: 64 << 10)
+        var offset = 0
+        while offset < size {
+            let read = try chunk.withUnsafeMutableBytes { buffer in Result { () throws(SystemError) in try self.read(into: buffer, at: offset) } }.get()
+            guard read > 0 else { break }
+            guard chunk.withUnsafeBytes({ Zeros.areAllZero($0, in: 0..<read) }) else { return false }
+            offset += read
+        }
+        return true
+    }
+
     /// Whether `path` still names this open file (the same device and inode).
     func isStill(at path: String) throws(SystemError) -> Bool {
         var open = stat()
