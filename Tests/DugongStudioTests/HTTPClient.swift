@@ -115,17 +115,19 @@ enum HTTPClient {
         return nil
     }
 
-    /// A chunked body's data.
+    /// A chunked body's data (parsed as bytes: "\r\n" is one `Character`, which a `String`
+    /// parse stepping over it by two characters also skipped the next chunk's size digit).
     private static func unchunked(_ body: String) -> String {
-        var bytes = Substring(body)
-        var out = ""
-        while let lineEnd = bytes.range(of: "\r\n"), let size = Int(bytes[..<lineEnd.lowerBound], radix: 16), size > 0 {
-            let start = lineEnd.upperBound
-            let utf8 = bytes.utf8
-            let end = utf8.index(start, offsetBy: size)
-            out += String(bytes[start..<end])
-            bytes = bytes[end...].dropFirst(2)
+        let bytes = Array(body.utf8)
+        var out: [UInt8] = []
+        var offset = 0
+        while let lineEnd = (offset..<max(offset, bytes.count - 1)).first(where: { bytes[$0] == 13 && bytes[$0 + 1] == 10 }),
+            let size = Int(String(decoding: bytes[offset..<lineEnd], as: UTF8.self), radix: 16), size > 0,
+            lineEnd + 2 + size <= bytes.count
+        {
+            out += bytes[(lineEnd + 2)..<(lineEnd + 2 + size)]
+            offset = lineEnd + 2 + size + 2
         }
-        return out
+        return String(decoding: out, as: UTF8.self)
     }
 }

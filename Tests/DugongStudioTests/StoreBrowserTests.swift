@@ -97,14 +97,20 @@ struct StoreBrowserTests {
         defer { fixture.remove() }
         let browser = try StoreBrowser(log: fixture.log, aggregates: [BankAccount.self])
 
-        let first = try Self.object(try browser.streams(search: "", after: 0, limit: 2))
+        let first = try Self.object(try browser.streams(search: "", category: nil, after: 0, limit: 2))
         #expect((first["streams"] as? [[String: Any]])?.map { $0["stream"] as? String } == ["bank:BankAccount/ada", "bank:BankAccount/bob"])
         let next = try #require(first["next"] as? Int)
-        let second = try Self.object(try browser.streams(search: "", after: next, limit: 100))
+        let second = try Self.object(try browser.streams(search: "", category: nil, after: next, limit: 100))
         #expect((second["streams"] as? [[String: Any]])?.compactMap { $0["stream"] as? String }.contains("raw/1") == true)
         #expect(second["next"] is NSNull)
-        let searched = try Self.object(try browser.streams(search: "BOB", after: 0, limit: 10))
+        let searched = try Self.object(try browser.streams(search: "BOB", category: nil, after: 0, limit: 10))
         #expect((searched["streams"] as? [[String: Any]])?.count == 1)
+        // A category, and none (found by a black-box test: the page's "(none)" button searched
+        // for "/", which listed the streams that have one).
+        let category = try Self.object(try browser.streams(search: "", category: "raw", after: 0, limit: 100))
+        #expect((category["streams"] as? [[String: Any]])?.compactMap { $0["stream"] as? String } == ["raw/1"])
+        let none = try Self.object(try browser.streams(search: "", category: "", after: 0, limit: 100))
+        #expect((none["streams"] as? [[String: Any]])?.allSatisfy { ($0["stream"] as? String)?.contains("/") == false } == true)
 
         let stream = try Self.object(try #require(try browser.stream("bank:BankAccount/ada", from: 2, limit: 1)))
         let events = try #require(stream["events"] as? [[String: Any]])

@@ -245,6 +245,91 @@ struct StudioServerTests {
         }
     }
 
+    /// The events of a server-sent events body: each `data:` with the `id:` given in its block
+    /// (a body read raw still has its chunks' size lines: other lines, ignored).
+    static func tailEvents(_ body: String) -> [(id: String?, event: [String: Any])] {
+        body.replacingOccurrences(of: "\r", with: "").components(separatedBy: "\n\n").compactMap { block in
+            var id: String?
+            var data: String?
+            for line in block.components(separatedBy: "\n") {
+                if line.hasPrefix("id: ") { id = String(line.dropFirst(4)) }
+                if line.hasPrefix("data: ") { data = String(line.dropFirst(6)) }
+            }
+            guard let data, let event = (try? JSONSerialization.jsonObject(with: Data(data.utf8))) as? [String: Any] else { return nil }
+            return (id, event)
+        }
+    }
+
+    // Found by a black-box test: one `id:` per batch, before its events (a browser that lost
+    // the connection mid-batch went on after events it never got), and a reconnecting page
+    // asked `?from=` its first start, which won over `Last-Event-ID`: events shown twice.
+    @Test func eachTailEventCarriesItsCursorAndAReconnectGoesOnFromTheLastOne() async throws {
+        let fixture = try await StudioFixture.make("tail-ids")
+        defer { fixture.remove() }
+        try await withStudio(fixture.log) { port, _ in
+            let first = try await HTTPClient.send(port: port, "/api/tail?from=0", until: "\"type\":\"Bytes\"")
+            let events = Self.tailEvents(first.body)
+            #expect(events.count >= 4)
+            for (id, event) in events {
+                #expect(id != nil && id == event["next"] as? String, "each event's own cursor: \(String(describing: id)) \(event)")
+            }
+            let resumeAfter = try #require(events[1].id)
+            let again = try await HTTPClient.send(
+                port: port, "/api/tail?from=0", headers: ["Last-Event-ID": resumeAfter], until: "\"type\":\"Bytes\"")
+            let resumed = Self.tailEvents(again.body)
+            #expect(resumed.first.map { "\($0.event["position"] ?? "")" } == resumeAfter, "goes on after the last event the page got")
+            #expect(resumed.count == events.count - 2)
+        }
+    }
+
+    // Found by a black-box test: damage reached by the live tail ended its answer without a
+    // word, and the browser reconnected to it for ever (the same events again and again).
+    @Test func theLiveTailSaysWhereItMetDamageAndEnds() async throws {
+        let fixture = try await StudioFixture.make("tail-damage", readOnly: true)
+        defer { fixture.remove() }
+        let segment = fixture.path + "/00000000000000000000.dseg"
+        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: segment)))
+        var frames: [Int] = []
+        var offset = 128
+        while offset + 40 <= bytes.count {
+            let length = Int(bytes[offset + 4]) | Int(bytes[offset + 5]) << 8 | Int(bytes[offset + 6]) << 16 | Int(bytes[offset + 7]) << 24
+            if length == 0 { break }
+            frames.append(offset)
+            offset += 40 + length
+        }
+        let damaged = try #require(frames.dropFirst(2).first)
+        bytes[damaged + 41] ^= 0xFF
+        let handle = try FileHandle(forUpdating: URL(fileURLWithPath: segment))
+        try handle.seek(toOffset: UInt64(damaged + 41))
+        try handle.write(contentsOf: Data([bytes[damaged + 41]]))
+        try handle.close()
+        try await withStudio(fixture.log) { port, _ in
+            let answer = try await HTTPClient.send(port: port, "/api/tail?from=0")
+            #expect(answer.body.contains("event: damage\ndata: {\"error\":"), "\(answer.body.suffix(300))")
+            #expect(answer.body.contains("checksum"), "says what it met")
+        }
+    }
+
+    // Found by a black-box test: with a live tail open, a stopped Studio (Ctrl-C) kept running
+    // until the page went away: the server's graceful shutdown waits for open answers.
+    @Test func stoppingTheStudioEndsAnOpenLiveTail() async throws {
+        let fixture = try await StudioFixture.make("tail-stop")
+        defer { fixture.remove() }
+        let studio = try Studio(log: fixture.log, aggregates: [BankAccount.self])
+        let (ports, found) = AsyncStream.makeStream(of: Int.self)
+        let serving = Task { try await studio.run { url in found.yield(url.port ?? 0) } }
+        var iterator = ports.makeAsyncIterator()
+        let port = try #require(await iterator.next())
+        async let tail = HTTPClient.send(port: port, "/api/tail?from=0", until: "never sent")
+        try await Task.sleep(for: .milliseconds(500))
+        let stopping = ContinuousClock.now
+        serving.cancel()
+        _ = await serving.result
+        #expect(ContinuousClock.now - stopping < .seconds(5), "stopped within \(ContinuousClock.now - stopping)")
+        let answer = try await tail
+        #expect(answer.body.contains("AccountOpened"))
+    }
+
     /// Read-only really is: every route called with every method leaves every file of the store
     /// as it was.
     @Test func everyRouteWithEveryMethodLeavesTheStoreUnchanged() async throws {

@@ -42,14 +42,14 @@ struct PostgresBrowser: StudioSource {
         Self.categories(of: try await store.streamStates().map(\.name))
     }
 
-    func streams(search: String, after: Int, limit: Int) async throws -> String {
+    func streams(search: String, category: String?, after: Int, limit: Int) async throws -> String {
         let states = try await store.streamStates()
         var rows: [String] = []
         var index = min(after, states.count)
         while index < states.count, rows.count < limit {
             let state = states[index]
             index += 1
-            guard search.isEmpty || state.name.localizedCaseInsensitiveContains(search) else { continue }
+            guard Self.isIn(category, state.name), search.isEmpty || state.name.localizedCaseInsensitiveContains(search) else { continue }
             rows.append(
                 Self.streamRow(
                     state.name, version: state.version, firstVisibleVersion: state.firstVisibleVersion, tombstoned: state.isTombstoned,
@@ -156,15 +156,18 @@ struct PostgresBrowser: StudioSource {
         try await store.endCursor().description
     }
 
-    func tailPage(from cursor: String) async throws -> (events: [String], next: String) {
+    func tailPage(from cursor: String) async throws -> (events: [(json: String, next: String)], next: String) {
         var next = try Self.cursor(cursor)
-        let page = try await store.events(from: next, maxCount: 100)
-        if let last = page.last { next = last.next }
+        let found = try await store.events(from: next, maxCount: 100)
         var hidden = HiddenEvents(store: store)
-        var events: [String] = []
-        for recorded in page {
+        var page = PageRows(limit: 100)
+        var events: [(json: String, next: String)] = []
+        for recorded in found {
             let event = try recorded.storedEvent()
-            events.append(event.json(next: recorded.next.description, hidden: try await hidden.contains(event)))
+            let json = event.json(next: recorded.next.description, hidden: try await hidden.contains(event))
+            guard page.add(json) else { break }
+            events.append((json, recorded.next.description))
+            next = recorded.next
         }
         return (events, next.description)
     }

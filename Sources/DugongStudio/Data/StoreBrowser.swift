@@ -20,6 +20,8 @@ final class StoreBrowser: StudioSource {
 
     /// The most a page holds.
     static let maximumPage = 500
+    /// Events read at a time for a page: events can be large (a page is bounded in bytes too).
+    static let readBatch = 16
     /// The most events one filtered log request looks at (the page goes on from where it stopped).
     static let scanBudget = 20_000
 
@@ -87,7 +89,7 @@ final class StoreBrowser: StudioSource {
 
     /// Streams whose names contain `search` (all when empty), in the order they first
     /// appeared, from the `after`-th stream on; `next` says where the following page starts.
-    func streams(search: String, after: Int, limit: Int) throws -> String {
+    func streams(search: String, category: String?, after: Int, limit: Int) throws -> String {
         let log = self.log
         let names = try log.streamNames()
         var rows: [String] = []
@@ -97,7 +99,8 @@ final class StoreBrowser: StudioSource {
             let name = names[index]
             index += 1
             scanned += 1
-            guard search.isEmpty || name.localizedCaseInsensitiveContains(search), let info = try log.info(stream: name) else { continue }
+            guard Self.isIn(category, name), search.isEmpty || name.localizedCaseInsensitiveContains(search), let info = try log.info(stream: name)
+            else { continue }
             rows.append(
                 Self.streamRow(
                     name, version: info.version, firstVisibleVersion: info.firstVisibleVersion, tombstoned: info.isTombstoned,
@@ -113,15 +116,21 @@ final class StoreBrowser: StudioSource {
         let log = self.log
         guard let info = try log.info(stream: name) else { return nil }
         let first = max(version, info.firstVisibleVersion, 1)
-        let events = info.readsAsEmpty ? [] : try log.read(stream: name, from: first, maxCount: limit)
         var page = PageRows(limit: limit)
         var next: Int?
-        for event in events {
-            guard page.add(Self.event(event)) else {
-                next = event.version
-                break
+        var from = first
+        // A few events at a time: what a page holds is bounded in bytes, not what it reads.
+        reading: while !info.readsAsEmpty, !page.isFull {
+            let events = try log.read(stream: name, from: from, maxCount: Self.readBatch)
+            for event in events {
+                guard page.add(Self.event(event)) else {
+                    next = event.version
+                    break reading
+                }
+                next = event.version < info.version ? event.version + 1 : nil
             }
-            next = event.version < info.version ? event.version + 1 : nil
+            guard events.count == Self.readBatch, let last = events.last else { break }
+            from = last.version + 1
         }
         return JSONText.object([
             "stream": JSONText.quoted(name), "version": "\(info.version)", "firstVisibleVersion": "\(info.firstVisibleVersion)",
@@ -142,7 +151,7 @@ final class StoreBrowser: StudioSource {
         let head = log.headPosition
         var hidden = HiddenEvents(log: log)
         scan: while !page.isFull, scanned < Self.scanBudget, next < head {
-            let batch = try log.readAll(from: next, maxCount: min(1024, Self.scanBudget - scanned))
+            let batch = try log.readAll(from: next, maxCount: min(Self.readBatch, Self.scanBudget - scanned))
             if batch.isEmpty { break }
             for event in batch {
                 // An event that does not fit starts the next page.
@@ -208,12 +217,22 @@ final class StoreBrowser: StudioSource {
 
     func tailStart() throws -> String { "\(log.headPosition)" }
 
-    func tailPage(from cursor: String) throws -> (events: [String], next: String) {
+    func tailPage(from cursor: String) throws -> (events: [(json: String, next: String)], next: String) {
         var next = try Self.position(cursor)
-        let events = try log.readAll(from: next, maxCount: 100)
-        if let last = events.last { next = last.position + 1 }
         var hidden = HiddenEvents(log: log)
-        return (try events.map { $0.json(next: "\($0.position + 1)", hidden: try hidden.contains($0)) }, "\(next)")
+        var page = PageRows(limit: 100)
+        var events: [(json: String, next: String)] = []
+        reading: while !page.isFull {
+            let batch = try log.readAll(from: next, maxCount: Self.readBatch)
+            for event in batch {
+                let json = event.json(next: "\(event.position + 1)", hidden: try hidden.contains(event))
+                guard page.add(json) else { break reading }
+                events.append((json, "\(event.position + 1)"))
+                next = event.position + 1
+            }
+            if batch.count < Self.readBatch { break }
+        }
+        return (events, "\(next)")
     }
 
     /// Whether events of the log are ones their streams no longer show (truncated, deleted,

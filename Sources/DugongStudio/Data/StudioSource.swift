@@ -12,7 +12,8 @@ protocol StudioSource: Sendable {
     var aggregates: AggregateQueryService? { get }
     func overview() async throws -> String
     func categories() async throws -> String
-    func streams(search: String, after: Int, limit: Int) async throws -> String
+    /// `category`: nil for any; "" for streams without one (no "/" in the name).
+    func streams(search: String, category: String?, after: Int, limit: Int) async throws -> String
     /// `nil`: no such stream.
     func stream(_ name: String, from version: Int, limit: Int) async throws -> String?
     func log(from cursor: String?, limit: Int, filter: LogFilter) async throws -> String
@@ -26,8 +27,9 @@ protocol StudioSource: Sendable {
 
     /// The cursor after the last event readable now.
     func tailStart() async throws -> String
-    /// Events from `cursor` on (at most 100) as JSON, and the cursor after them.
-    func tailPage(from cursor: String) async throws -> (events: [String], next: String)
+    /// Events from `cursor` on (at most 100, and about ``PageRows/maximumBytes``) as JSON, each
+    /// with the cursor after it, and the cursor after them all.
+    func tailPage(from cursor: String) async throws -> (events: [(json: String, next: String)], next: String)
     /// Returns once an event at `cursor` or later is readable.
     func waitForEvents(from cursor: String) async throws
 }
@@ -115,6 +117,13 @@ extension StudioSource {
     }
 
     /// Categories (the part of a name before its first `/`) with their numbers of streams.
+    /// Whether stream `name` is in `category` (nil: any; "": none, no "/" in the name), as
+    /// ``categories(of:)`` counts them.
+    static func isIn(_ category: String?, _ name: String) -> Bool {
+        guard let category else { return true }
+        return (name.firstIndex(of: "/").map { String(name[..<$0]) } ?? "") == category
+    }
+
     static func categories(of names: some Sequence<String>) -> String {
         var counts: [String: Int] = [:]
         for name in names {

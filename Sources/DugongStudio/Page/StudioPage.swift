@@ -185,10 +185,13 @@ async function api(path, method) {
   if (!response.ok) throw new Error(body.error || ("HTTP " + response.status));
   return body;
 }
+// Percent-encoded (a space as %20: the server reads "+" as itself, as names may hold it).
 function query(parameters) {
-  const search = new URLSearchParams();
-  for (const [key, value] of Object.entries(parameters)) if (value !== undefined && value !== null && value !== "") search.set(key, value);
-  return search.toString();
+  const pairs = [];
+  for (const [key, value] of Object.entries(parameters)) {
+    if (value !== undefined && value !== null && value !== "") pairs.push(encodeURIComponent(key) + "=" + encodeURIComponent(value));
+  }
+  return pairs.join("&");
 }
 function payloadText(payload) {
   if (payload.json !== undefined) return payload.json;
@@ -246,9 +249,12 @@ $("compact-run").onclick = () => runMaintenance("compact", "Compact the store? I
 
 // ---- Streams
 let streamsNext = 0;
+let streamCategory = null;  // a category button's, "" for streams without one; null: any
 async function loadStreams(reset) {
   if (reset) { streamsNext = 0; clear($("stream-list")); }
-  const page = await api("/api/streams?" + query({ search: $("stream-search").value, after: streamsNext, limit: 100 }));
+  // A category button's category ("" for none) goes as it is, even empty.
+  const category = streamCategory === null ? "" : "&category=" + encodeURIComponent(streamCategory);
+  const page = await api("/api/streams?" + query({ search: $("stream-search").value, after: streamsNext, limit: 100 }) + category);
   for (const s of page.streams) {
     const item = element("li", s.stream + "  (v" + s.version + (s.tombstoned ? ", tombstoned" : "") + ")");
     item.dataset.stream = s.stream;
@@ -264,11 +270,11 @@ async function loadCategories() {
   const box = $("categories"); clear(box);
   for (const c of categories.slice(0, 30)) {
     const button = element("button", (c.category || "(none)") + " · " + c.streams);
-    button.onclick = () => { $("stream-search").value = c.category + "/"; loadStreams(true).catch((e) => showError(e.message)); };
+    button.onclick = () => { streamCategory = c.category; $("stream-search").value = ""; loadStreams(true).catch((e) => showError(e.message)); };
     box.appendChild(button);
   }
 }
-$("stream-search-go").onclick = () => loadStreams(true).catch((e) => showError(e.message));
+$("stream-search-go").onclick = () => { streamCategory = null; loadStreams(true).catch((e) => showError(e.message)); };
 $("stream-search").onkeydown = (event) => { if (event.key === "Enter") $("stream-search-go").click(); };
 $("streams-more").onclick = () => loadStreams(false).catch((e) => showError(e.message));
 
@@ -384,6 +390,13 @@ function startTail() {
   // On a lost connection the browser reconnects by itself, from the last event's cursor
   // (Last-Event-ID).
   tail.onerror = () => { $("tail-state").textContent = "reconnecting…"; };
+  // The log cannot be read further (damage): the server ends the tail; reconnecting would
+  // meet the same damage for ever.
+  tail.addEventListener("damage", (message) => {
+    tail.close(); tail = null; tailPaused = true;
+    $("tail-toggle").textContent = "Resume"; $("tail-state").textContent = "stopped after position " + (tailLast ?? "—");
+    showError(JSON.parse(message.data).error);
+  });
   tail.onopen = () => { $("tail-state").textContent = "following"; };
 }
 $("tail-toggle").onclick = () => {

@@ -52,6 +52,7 @@ extension Studio {
         let guardian = self.guardian
         let maintenance = options.allowMaintenance
         let compaction = options.allowMaintenance && options.allowCompaction
+        let stopping = self.stopping
 
         /// Runs `body`; a bad parameter is a 400, a store error a 500 that says what failed.
         @Sendable func answer(_ body: () async throws -> Response) async -> Response {
@@ -85,7 +86,8 @@ extension Studio {
             await answer {
                 Reply.json(
                     try await source.streams(
-                        search: request.text("search") ?? "", after: try request.number("after", 0, in: 0...Int.max),
+                        search: request.text("search") ?? "", category: request.uri.queryParameters.get("category").map { String($0) },
+                        after: try request.number("after", 0, in: 0...Int.max),
                         limit: try request.number("limit", 50, in: 1...StoreBrowser.maximumPage)))
             }
         }
@@ -135,15 +137,17 @@ extension Studio {
         router.get("/api/tail") { request, _ in
             await answer {
                 var from = try await source.tailStart()
-                // A reconnecting browser says where it was (the last `id:` it got).
-                if let given = request.text("from") ?? request.headers[HTTPField.Name("Last-Event-ID")!] {
+                // A reconnecting browser says where it was (the last `id:` it got), and asks
+                // the address it first asked (whose `from` is where it began): the former wins.
+                let reconnected = request.headers[HTTPField.Name("Last-Event-ID")!].flatMap { $0.isEmpty ? nil : $0 }
+                if let given = reconnected ?? request.text("from") {
                     _ = try await source.tailPage(from: given)  // refuses a cursor this source cannot read
                     from = given
                 }
                 let start = from
                 return Response(
                     status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-store"],
-                    body: ResponseBody { writer in try await Self.tail(source, from: start, into: &writer) })
+                    body: ResponseBody { writer in try await Self.tail(source, from: start, until: stopping, into: &writer) })
             }
         }
         router.get("/api/readers") { _, _ in
@@ -195,16 +199,27 @@ extension Studio {
         case events, quiet, shutdown
     }
 
-    /// Sends the log's events from `position` on as server-sent events (`id:` their position),
-    /// waiting for new ones, with a comment every 15 s so that a closed page ends it; it ends
-    /// when the server shuts down.
-    static func tail(_ source: any StudioSource, from cursor: String, into writer: inout any ResponseBodyWriter) async throws {
+    /// Sends the log's events from `position` on as server-sent events, each with the cursor
+    /// after it as its `id:` (a browser that reconnects says the last one it got: nothing twice,
+    /// nothing skipped), waiting for new ones, with a comment every 15 s so that a closed page
+    /// ends it; it ends when the Studio stops (`stopping`: the server's graceful shutdown waits
+    /// for open answers), and after an `event: damage` when the log cannot be read further (a
+    /// browser would reconnect to the same damage for ever).
+    static func tail(
+        _ source: any StudioSource, from cursor: String, until stopping: StopSignal, into writer: inout any ResponseBodyWriter
+    ) async throws {
         var next = cursor
         // `id:` at once: a browser that loses the connection before the first event comes
         // back from here, not from a later end of the log.
         try await writer.write(ByteBuffer(string: "retry: 1000\nid: \(next)\n\n"))
-        while !Task.isCancelled {
-            let page = try await source.tailPage(from: next)
+        while !Task.isCancelled, !stopping.isStopped {
+            let page: (events: [(json: String, next: String)], next: String)
+            do {
+                page = try await source.tailPage(from: next)
+            } catch {
+                try await writer.write(ByteBuffer(string: "event: damage\ndata: {\"error\":" + JSONText.quoted("\(error)") + "}\n\n"))
+                return
+            }
             if page.events.isEmpty {
                 let after = next
                 let wakeup = try await withThrowingTaskGroup(of: Wakeup.self) { group in
@@ -217,7 +232,7 @@ extension Studio {
                         return .quiet
                     }
                     group.addTask {
-                        try await gracefulShutdown()
+                        try await stopping.wait()
                         return .shutdown
                     }
                     defer { group.cancelAll() }
@@ -231,9 +246,9 @@ extension Studio {
                 continue
             }
             var text = ""
-            for event in page.events { text += "data: \(event)\n\n" }
+            for event in page.events { text += "id: \(event.next)\ndata: \(event.json)\n\n" }
             next = page.next
-            try await writer.write(ByteBuffer(string: "id: \(next)\n" + text))
+            try await writer.write(ByteBuffer(string: text))
         }
     }
 }

@@ -8,6 +8,7 @@ import Foundation
 import Hummingbird
 import Logging
 import ServiceLifecycle
+import Synchronization
 
 /// Dugong Studio: a web inspector of an embedded store, served to a browser on this machine.
 ///
@@ -51,6 +52,8 @@ public struct Studio: Sendable {
     let readers: ReaderControls
     public let options: Options
     let guardian: RequestGuard
+    /// Set when `run` is cancelled: open live tails end then.
+    let stopping = StopSignal()
 
     /// - Parameters:
     ///   - log: the store, open read-only (or for writing, with ``Options/allowMaintenance``).
@@ -95,7 +98,11 @@ public struct Studio: Sendable {
         router.add(middleware: guardian)
         addRoutes(to: router)
         let app = Application(
-            router: router, configuration: .init(address: .hostname(options.host, port: options.port), serverName: "Dugong Studio"),
+            router: router,
+            // A connection that sends no byte for 30 s while its request is unfinished, or
+            // between requests, is closed (answers being sent, the live tail's, are not idle).
+            server: .http1(configuration: .init(idleTimeout: .seconds(30))),
+            configuration: .init(address: .hostname(options.host, port: options.port), serverName: "Dugong Studio"),
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? 0
                 guardian.listening(on: port)
@@ -108,13 +115,28 @@ public struct Studio: Sendable {
         let serving = Task { try await services.run() }
         try await withTaskCancellationHandler {
             try await serving.value
-        } onCancel: {
+        } onCancel: { [stopping] in
+            stopping.stop()
             Task { await services.triggerGracefulShutdown() }
         }
     }
 }
 
 /// Why a Studio cannot start.
+/// Set once, when the Studio stops; what waits for it (a live tail) then ends.
+final class StopSignal: Sendable {
+    private let stopped = Atomic<Bool>(false)
+
+    func stop() { stopped.store(true, ordering: .releasing) }
+
+    var isStopped: Bool { stopped.load(ordering: .acquiring) }
+
+    /// Returns once stopped (looking every 100 ms); throws when the task is cancelled.
+    func wait() async throws {
+        while !isStopped { try await Task.sleep(for: .milliseconds(100)) }
+    }
+}
+
 public enum StudioError: Error, Sendable, Equatable, CustomStringConvertible {
     case maintenanceNeedsAWritableStore
     case noMaintenanceOnPostgres
