@@ -127,7 +127,7 @@ struct CommandTests {
         let retry = try CLI.run(["append", store, "s"], input: first + "\n" + second)
         #expect(retry.status == 0 && retry.stdout.contains(#""firstVersion":1,"lastVersion":2"#) && retry.stdout.contains(#""duplicate":true"#), "\(retry.stdout) \(retry.stderr)")
         let tail = try CLI.run(["append", store, "s"], input: second)
-        #expect(tail.status == 0 && tail.stdout.contains(#""firstVersion":2,"lastVersion":2"#), "a commit's last events are a retry of them: \(tail.stdout)")
+        #expect(tail.status == 2 && tail.stderr.contains("not as one commit of its own"), "a commit's last event alone is part of it: \(tail.stderr)")
         for (input, says) in [
             (second + "\n" + first, "line 2"),  // out of order
             (first + "\n" + #"{"type":"New"}"#, "line 2"),  // part of a commit, then a new event
@@ -138,6 +138,30 @@ struct CommandTests {
             #expect(refused.status == 2 && refused.stderr.contains(says) && refused.stderr.contains("nothing was written"), "\(input): \(refused.status) \(refused.stderr)")
         }
         #expect(try CLI.run(["read", store, "s"]).lines.count == 3, "nothing was written again")
+        // From a review: part of a commit, or parts of two, are not a commit of their own; an
+        // expected version the stored commit does not meet is a conflict as it was before.
+        let third = #"{"type":"L3","id":"44444444-4444-4444-4444-444444444444"}"#
+        #expect(try CLI.run(["append", store, "t"], input: [first, second, third].joined(separator: "\n")).status == 0)
+        #expect(try CLI.run(["append", store, "t"], input: #"{"type":"L4","id":"55555555-5555-5555-5555-555555555555"}"#).status == 0)
+        for (input, says) in [
+            (second + "\n" + third, "not as one commit of its own"),
+            (third + "\n" + #"{"type":"L4","id":"55555555-5555-5555-5555-555555555555"}"#, "not as one commit of its own"),
+        ] {
+            let refused = try CLI.run(["append", store, "t"], input: input)
+            #expect(refused.status == 2 && refused.stderr.contains(says), "\(refused.stderr)")
+        }
+        let whole = [first, second, third].joined(separator: "\n")
+        let wrongExpectation = try CLI.run(["append", store, "t", "--expected-version", "9"], input: whole)
+        #expect(wrongExpectation.status == 2 && wrongExpectation.stderr.contains("does not hold"), "\(wrongExpectation.stderr)")
+        #expect(try CLI.run(["append", store, "t", "--expected-version", "0"], input: whole).stdout.contains(#""duplicate":true"#))
+        // A commit that repeats an id, and a commit its stream no longer shows (truncated).
+        let repeated = #"{"type":"R","id":"66666666-6666-6666-6666-666666666666"}"#
+        #expect(try CLI.run(["append", store, "u"], input: repeated + "\n" + repeated).status == 0)
+        #expect(try CLI.run(["append", store, "u"], input: repeated + "\n" + repeated).stdout.contains(#""duplicate":true"#))
+        #expect(try CLI.run(["truncate-stream", store, "t", "--before", "3"]).status == 0)
+        let hidden = try CLI.run(["append", store, "t"], input: whole)
+        #expect(hidden.status == 0 && hidden.stdout.contains(#""firstVersion":1,"lastVersion":3"#) && hidden.stdout.contains(#""duplicate":true"#), "\(hidden.stdout) \(hidden.stderr)")
+        #expect(try CLI.run(["read", store, "t"]).lines.count == 2, "versions 3 and 4, nothing written again")
     }
 
     // Found by a black-box test: a failed append that made a store in an empty directory left

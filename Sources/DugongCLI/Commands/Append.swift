@@ -64,9 +64,11 @@ struct Append: AsyncParsableCommand {
             defaults to a new UUID. A line may give its "version" (lines `dugong read` prints \
             do): then every line must, and they must be the versions the events get, or nothing \
             is written (status 2, as with --expected-version). Lines whose ids the stream \
-            holds already, one commit's events in order, are a retry: nothing is written and \
-            the line printed says "duplicate": true (ids reused for other types, data or \
-            metadata, or only some of the lines' ids stored: status 2). \
+            holds already as one commit of its own, in order, are a retry (the stream is read \
+            to find them): nothing is written and the line printed says "duplicate": true \
+            (ids reused for other types, data or metadata, only some of the lines' ids \
+            stored, part of a commit, or an --expected-version the stored commit does not \
+            meet: status 2). \
             All lines form one atomic commit: a bad line (named by its \
             number) writes nothing. Prints one JSON line once the commit is durable. A \
             concurrency conflict exits with status 2 naming the expected and actual versions.
@@ -111,7 +113,7 @@ struct Append: AsyncParsableCommand {
         defer { log.close() }
         let retried: Int?
         do {
-            retried = idsGiven ? try storedCommit(of: events, in: log, versions: versions, lineNumbers: lineNumbers) : nil
+            retried = idsGiven ? try storedCommit(of: events, expected: expected, in: log, versions: versions, lineNumbers: lineNumbers) : nil
         } catch let error as StoreError {
             throw StoreAccess.fail(error, path: store)
         }
@@ -130,37 +132,65 @@ struct Append: AsyncParsableCommand {
         Terminal.emit(JSONLines.line(for: commit))
     }
 
-    /// The first version of the commit that `events` repeat, when the stream holds their ids
+    /// The first version of the append that `events` repeat, when the stream holds their ids
     /// (a retry of an append whose answer was lost, perhaps after other commits: the store
     /// itself recognizes a retry without a fixed version only as the stream's last commit); nil
-    /// when it holds none of them. Only some of them, or not as one commit in the lines' order
-    /// or at the lines' versions, is a conflict (status 2): nothing is written.
-    func storedCommit(of events: [NewEvent], in log: EventLog, versions: [Int?], lineNumbers: [Int]) throws -> Int? {
-        let lines = Dictionary(events.enumerated().map { ($1.id, $0) }, uniquingKeysWith: { first, _ in first })
-        var stored: [Int: Int] = [:]  // line index → version
-        try log.forEachEvent(in: stream) { event in
-            if let line = lines[event.id] { stored[line] = event.version }
+    /// when it holds none of them. Versions reads no longer show (truncated, deleted, not yet
+    /// compacted away) count. Only some of them, another order, other versions than the lines
+    /// give, part of an append or parts of two, or an `--expected-version` the stored append
+    /// does not meet, is a conflict (status 2): nothing is written.
+    func storedCommit(
+        of events: [NewEvent], expected: ExpectedVersion, in log: EventLog, versions: [Int?], lineNumbers: [Int]
+    ) throws -> Int? {
+        guard let info = try log.info(stream: stream), !info.isTombstoned else { return nil }  // a tombstone refuses anyway
+        let wanted = Set(events.map(\.id))
+        var found: [UUID: [Int]] = [:]  // each wanted id's versions, in order
+        var endsAppend: [Int: Bool] = [:]
+        func note(_ id: UUID, _ version: Int, _ ends: Bool) {
+            guard wanted.contains(id) else { return }
+            found[id, default: []].append(version)
+            endsAppend[version] = ends
         }
-        guard let (line, version) = stored.min(by: { $0.key < $1.key }) else { return nil }
+        for version in 1..<max(1, min(info.firstVisibleVersion, info.version + 1)) {
+            if let event = try log.storedEvent(of: stream, version: version) { note(event.id, version, event.endsCommit) }
+        }
+        if !info.readsAsEmpty { try log.forEachEvent(in: stream) { note($0.id, $0.version, $0.endsCommit) } }
+        // Each line takes the next stored version of its id (an append may repeat an id).
+        var taken: [UUID: Int] = [:]
+        let stored: [Int?] = events.map { event in
+            let index = taken[event.id, default: 0]
+            taken[event.id] = index + 1
+            return found[event.id].flatMap { index < $0.count ? $0[index] : nil }
+        }
+        guard let line = stored.firstIndex(where: { $0 != nil }), let version = stored[line] else { return nil }
         let first = version - line
+        func refuse(_ message: String) -> Error { Terminal.fail(message + ": nothing was written", code: ExitStatus.conflict.rawValue) }
         for index in events.indices {
             let id = events[index].id.uuidString.lowercased()
             let said = stored[index].map { "is version \($0) of '\(stream)'" } ?? "is not in '\(stream)'"
             if let given = versions[index], given != stored[index] {
-                throw Terminal.fail(
-                    "line \(lineNumbers[index]): its id (\(id)) \(said), not the line's version \(given): nothing was written",
-                    code: ExitStatus.conflict.rawValue)
+                throw refuse("line \(lineNumbers[index]): its id (\(id)) \(said), not the line's version \(given)")
             }
             if stored[index] == nil {
-                throw Terminal.fail(
-                    "line \(lineNumbers[index]): its id (\(id)) \(said), while line \(lineNumbers[line])'s is (version \(version)): a retry repeats its whole commit; nothing was written",
-                    code: ExitStatus.conflict.rawValue)
+                throw refuse("line \(lineNumbers[index]): its id (\(id)) \(said), while line \(lineNumbers[line])'s is (version \(version)): a retry repeats its whole commit")
             }
             if stored[index] != first + index {
-                throw Terminal.fail(
-                    "line \(lineNumbers[index]): its id (\(id)) \(said), where a retry of the commit that holds line \(lineNumbers[line])'s id (version \(version)) would have it at version \(first + index): nothing was written",
-                    code: ExitStatus.conflict.rawValue)
+                throw refuse(
+                    "line \(lineNumbers[index]): its id (\(id)) \(said), where a retry of the commit that holds line \(lineNumbers[line])'s id (version \(version)) would have it at version \(first + index)")
             }
+        }
+        let last = first + events.count - 1
+        let before = first > 1 ? try log.storedEvent(of: stream, version: first - 1) : nil
+        guard (first..<last).allSatisfy({ endsAppend[$0] == false }), endsAppend[last] == true, before?.endsCommit ?? true else {
+            throw refuse("lines \(lineNumbers[0])–\(lineNumbers[events.count - 1]): the stream holds their ids at versions \(first)–\(last), but not as one commit of its own (part of one, or parts of two)")
+        }
+        let met = switch expected {
+        case .exact(let after): after == first - 1
+        case .noStream: first == 1
+        case .any, .streamExists: true
+        }
+        guard met else {
+            throw refuse("the expected version (\(expected)) does not hold for the commit these lines repeat (versions \(first)–\(last), after version \(first - 1))")
         }
         return first
     }
