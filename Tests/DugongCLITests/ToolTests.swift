@@ -1,5 +1,6 @@
 import DugongStore
 import Foundation
+import Glibc
 import Testing
 
 /// The tool issue's defects 6, 8 and 9, and the exit statuses scripts rely on.
@@ -22,6 +23,30 @@ struct ToolTests {
 
     // Defect 8: lifecycle commands said nothing; tombstoning a name never used is allowed and
     // said; truncating past the next version is refused (see ImportExportTests).
+    // From a black-box test: wrong addresses were a failed system call (74) and a port in use
+    // named neither; wrong arguments are 64, and a port in use names where it was asked.
+    @Test func theStudioRefusesWrongAddressesAndNamesAPortInUse() throws {
+        let store = CLI.storePath("studio-args")
+        defer { try? FileManager.default.removeItem(atPath: store) }
+        #expect(try CLI.run(["append", store, "s"], input: #"{"type":"T"}"#).status == 0)
+        for arguments in [["--host", ""], ["--host", "a b"], ["--port", "-1"], ["--port", "70000"]] {
+            let refused = try CLI.run(["studio", store] + arguments)
+            #expect(refused.status == 64, "\(arguments): \(refused.status) \(refused.stderr)")
+        }
+        let holder = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(holder) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(holder, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        #expect(bound == 0 && listen(holder, 1) == 0)
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(holder, $0, &length) } }
+        let port = Int(UInt16(bigEndian: address.sin_port))
+        let inUse = try CLI.run(["studio", store, "--port", "\(port)"])
+        #expect(inUse.status == 74 && inUse.stderr.contains("127.0.0.1 port \(port)"), "\(inUse.status) \(inUse.stderr)")
+    }
+
     @Test func lifecycleCommandsSayWhatTheyDid() throws {
         let store = CLI.storePath("lifecycle")
         defer { try? FileManager.default.removeItem(atPath: store) }

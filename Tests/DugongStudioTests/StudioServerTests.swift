@@ -36,6 +36,8 @@ func withStudio<R: Sendable>(_ studio: Studio, _ body: (Int) async throws -> R) 
 
 @Suite("Studio: the server")
 struct StudioServerTests {
+    /// The stream of the fixture's checkpoint "balances", percent-encoded.
+    static let checkpointStream = "$dugong:Checkpoint/balances".addingPercentEncoding(withAllowedCharacters: .alphanumerics)!
     static func json(_ answer: HTTPClient.Answer) -> [String: Any]? {
         (try? JSONSerialization.jsonObject(with: Data(answer.body.utf8))) as? [String: Any]
     }
@@ -71,6 +73,9 @@ struct StudioServerTests {
                 ("/api/aggregate-event?stream=bank:BankAccount/ada", 400, "version"),
                 ("/api/aggregate-event?stream=bank:BankAccount/ada&version=99", 404, "version 99"),
                 ("/api/aggregate-event?stream=raw/1&version=1", 404, "not an aggregate"),
+                // From a black-box test: a checkpoint's stream is named like an aggregate's (500 before).
+                ("/api/aggregate-event?stream=\(Self.checkpointStream)&version=1", 404, "aggregate type the Studio knows"),
+                ("/api/aggregate-event?stream=bank:BankAccount/ada&version=0", 400, "version"),
                 ("/api/aggregate-event?stream=bank:BankAccount/ada&at=1970-01-01T00:00:00Z", 404, "no event at or before"),
                 ("/api/tail?from=x", 400, "from"),
                 ("/api/nothing", 404, ""),

@@ -43,6 +43,7 @@ struct StudioCommand: AsyncParsableCommand {
 
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be between 0 and 65535, not \(port)") }
+        guard !host.isEmpty, !host.contains(where: \.isWhitespace) else { throw ValidationError("--host must be an address or a name, not '\(host)'") }
     }
 
     func run() async throws {
@@ -100,7 +101,9 @@ struct StudioCommand: AsyncParsableCommand {
         } catch is CancellationError {
             // Stopped by a signal.
         } catch {
-            throw Terminal.fail("the Studio stopped: \(error)", code: ExitStatus.ioFailure.rawValue)
+            throw Terminal.fail(
+                "the Studio stopped on \(studio.options.host) port \(studio.options.port == 0 ? "(any free one)" : "\(studio.options.port)"): \(error)",
+                code: ExitStatus.ioFailure.rawValue)
         }
     }
     #endif

@@ -94,9 +94,15 @@ extension StudioSource {
             let event = try await domainEvent(stream: name, version: version)
         else { return nil }
         func state(_ sequenceNumber: Int) async throws -> JSONValue? {
-            sequenceNumber < 1 ? nil
-                : try await aggregates.state(
+            guard sequenceNumber >= 1 else { return nil }
+            do {
+                return try await aggregates.state(
                     of: id.aggregateType, id: id.aggregateID, origin: id.origin, tenantID: id.tenantID, asOf: sequenceNumber)
+            } catch QueryError.unknownAggregateType(let origin, let type) {
+                // A stream named like an aggregate's (the framework's checkpoints are) whose type
+                // the Studio was not given: nothing to show, not a failure (404).
+                throw Refusal(status: 404, message: "'\(name)' is not a stream of an aggregate type the Studio knows (\(type) of origin \(origin))")
+            }
         }
         let before = try await state(version - 1)
         let after = try await state(version)

@@ -120,7 +120,7 @@ extension Studio {
                     return Reply.problem(.notFound, "states need the application's aggregate types: embed DugongStudio in the application")
                 }
                 guard let name = request.text("stream") else { throw Refusal.badParameter("stream is missing") }
-                var version = try request.number("version", 0, in: 0...Int.max)
+                var version = try request.number("version", 0, in: 1...Int.max)
                 if let milliseconds = try request.time("at") {
                     guard let found = try await source.version(of: name, asOf: milliseconds) else {
                         return Reply.problem(.notFound, "'\(name)' has no event at or before that time")
