@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <linux/falloc.h>
+#include <unistd.h>
 
 #include "dugong_shims.h"
 
@@ -45,4 +46,10 @@ int dugong_directory_writer_is_present(int descriptor) {
     struct flock lock = writer_byte(F_WRLCK);
     if (fcntl(descriptor, F_OFD_GETLK, &lock) != 0) return -1;
     return lock.l_type == F_UNLCK ? 0 : 1;
+}
+
+// Holes are skipped when a reader looks for zeros: on tmpfs, reading a hole through a mapping
+// allocates its pages (and faults when the file system is full).
+int64_t dugong_seek_data_or_hole(int descriptor, int64_t offset, int hole) {
+    return (int64_t)lseek(descriptor, (off_t)offset, hole ? SEEK_HOLE : SEEK_DATA);
 }

@@ -62,6 +62,11 @@ int dugong_mark_writer_present(int descriptor);
 /// one does, 0 if none does, -1 with errno when the file system cannot tell.
 int dugong_writer_is_present(int descriptor);
 
+/// lseek(descriptor, offset, SEEK_DATA) (`hole` 0) or SEEK_HOLE (`hole` 1): the next offset at
+/// or after `offset` that holds data, or that begins a hole (the end of the file counts as one).
+/// -1 with errno (ENXIO: none after `offset`; EINVAL where the file system cannot tell).
+int64_t dugong_seek_data_or_hole(int descriptor, int64_t offset, int hole);
+
 /// The same mark on a directory open read-only as `descriptor` (a directory cannot be opened for
 /// writing): an open-file-description read lock on byte 0. 0, or -1 with errno.
 int dugong_mark_directory_writer_present(int descriptor);

@@ -200,14 +200,16 @@ enum Recovery {
     /// The next offset after `offset` where a valid frame of `segment` starts, with its header.
     /// Zero runs are skipped eight bytes at a time, and cheap header checks come before the
     /// checksum, so that megabytes of zeros or garbage scan fast.
-    static func resynchronize(_ bytes: UnsafeRawBufferPointer, after offset: Int, salt: UInt64, limit: Int? = nil) -> (Int, FrameHeader)? {
+    static func resynchronize(
+        _ bytes: UnsafeRawBufferPointer, after offset: Int, salt: UInt64, limit: Int? = nil, in segment: Segment? = nil
+    ) -> (Int, FrameHeader)? {
         let end = min(limit ?? bytes.count, bytes.count)
         var candidate = offset + 1
         let last = end - Layout.frameHeaderSize
         let known = Layout.frameCompressed | Layout.frameUsesDictionary | Layout.frameEndsBatch | Layout.frameUnsynced
         while candidate <= last {
             // A frame's stored length (bytes 4 ..< 8) is never zero.
-            let nonzero = Zeros.firstNonzero(in: bytes, from: candidate + 4)
+            let nonzero = segment?.firstNonzero(in: bytes, (candidate + 4)..<bytes.count) ?? Zeros.firstNonzero(in: bytes, from: candidate + 4)
             if nonzero > candidate + 7 {
                 candidate = nonzero - 7
                 continue
@@ -387,11 +389,11 @@ private struct SegmentScan {
 
     /// An invalid region at `offset`: damage (returns where scanning resumes) or the end.
     private mutating func handle(_ problem: String, in bytes: UnsafeRawBufferPointer, at offset: Int, limit: Int) -> Int? {
-        let next = Recovery.resynchronize(bytes, after: offset, salt: segment.salt, limit: limit)
+        let next = Recovery.resynchronize(bytes, after: offset, salt: segment.salt, limit: limit, in: segment)
         if isLast && offset >= durableEnd && (next == nil || tailIsTorn(bytes, after: next!.0)) {
             return nil  // the tail: decided by tailEnd
         }
-        if !isLast && next == nil && expectedEnd == nil && Zeros.areAllZero(bytes, in: offset..<bytes.count) {
+        if !isLast && next == nil && expectedEnd == nil && segment.areAllZero(bytes, in: offset..<bytes.count) {
             return nil  // a sealed segment of unknown end (broken chain) ends in zeros
         }
         // Damage: the frames of the batch before it are real (their batch was synced).
@@ -417,7 +419,7 @@ private struct SegmentScan {
         var batches = Set<UInt64>()
         var cursor = offset
         while let (found, header) = FrameReader.probe(bytes, at: cursor, salt: segment.salt).frame(at: cursor)
-            ?? Recovery.resynchronize(bytes, after: cursor, salt: segment.salt)
+            ?? Recovery.resynchronize(bytes, after: cursor, salt: segment.salt, in: segment)
         {
             if !header.unsynced { batches.insert(header.batch) }
             if batches.count > 1 { return false }
@@ -452,8 +454,8 @@ private struct SegmentScan {
                 segmentName: segment.name, offset: offset,
                 reason: "frames end at \(offset), the next segment says \(expectedEnd)",
                 positions: index.nextPosition..<max(index.nextPosition, nextSegmentStart ?? 0), length: max(expectedEnd - offset, 0)))
-        } else if offset < bytes.count, !Zeros.areAllZero(bytes, in: offset..<bytes.count) {
-            let nonzero = Zeros.firstNonzero(in: bytes, from: offset)
+        } else if offset < bytes.count, !segment.areAllZero(bytes, in: offset..<bytes.count) {
+            let nonzero = segment.firstNonzero(in: bytes, offset..<bytes.count)
             index.record(Damage(
                 segmentName: segment.name, offset: nonzero, reason: "nonzero bytes after the segment's last frame",
                 positions: index.nextPosition..<index.nextPosition, length: bytes.count - nonzero))
@@ -471,11 +473,11 @@ private struct SegmentScan {
         }
         let end = min(fileSize, bytes.count)
         if cleanClose && offset == durableEnd && !thorough && pending.isEmpty { return (offset, 0) }
-        let clean = offset >= end || Zeros.areAllZero(bytes, in: offset..<end)
+        let clean = offset >= end || segment.areAllZero(bytes, in: offset..<end)
         if clean && pending.isEmpty { return (offset, 0) }
         if cleanClose {
             commitPending()
-            let nonzero = clean ? offset : Zeros.firstNonzero(in: bytes, from: offset)
+            let nonzero = clean ? offset : segment.firstNonzero(in: bytes, offset..<bytes.count)
             index.record(Damage(
                 segmentName: segment.name, offset: nonzero,
                 reason: clean ? "the last batch before a clean close did not end" : "bytes after the end recorded by a clean close",

@@ -161,3 +161,29 @@ final class Segment: @unchecked Sendable {
         try map.withBytes(0..<map.count) { bytes in try body(bytes) }
     }
 }
+
+extension Segment {
+    /// The first nonzero byte of `bytes` (this segment's mapping) in `range`, or
+    /// `range.upperBound`, stepping over the file's holes without reading them: they read as
+    /// zeros, and reading one through a mapping on tmpfs allocates its pages (a verify
+    /// re-inflated every punched tail to the segment's size) and faults when it is full
+    /// (`SIGBUS`). Where the file system cannot tell holes (`lseek` `SEEK_DATA`), every byte is read.
+    func firstNonzero(in bytes: UnsafeRawBufferPointer, _ range: Range<Int>) -> Int {
+        let upper = min(range.upperBound, bytes.count)
+        var offset = range.lowerBound
+        while offset < upper {
+            let data = file.dataStart(atOrAfter: offset) ?? offset
+            guard data < upper else { return range.upperBound }
+            let hole = max(min(file.holeStart(atOrAfter: data) ?? upper, upper), data + 1)
+            let found = Zeros.firstNonzero(in: UnsafeRawBufferPointer(rebasing: bytes[..<hole]), from: data)
+            if found < hole { return found }
+            offset = hole
+        }
+        return range.upperBound
+    }
+
+    /// Whether `bytes[range]` are all zero (holes not read: ``firstNonzero(in:_:)``).
+    func areAllZero(_ bytes: UnsafeRawBufferPointer, in range: Range<Int>) -> Bool {
+        firstNonzero(in: bytes, range) >= range.upperBound
+    }
+}

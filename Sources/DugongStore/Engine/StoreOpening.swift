@@ -299,7 +299,7 @@ struct SegmentSet {
             }
             let continuesTheLog = last.map { segment.header.previousSalt == $0.salt } ?? false
             let holdsFrames = segment.withBytes { bytes in
-                Recovery.resynchronize(bytes, after: Layout.segmentHeaderSize - 1, salt: segment.salt) != nil
+                Recovery.resynchronize(bytes, after: Layout.segmentHeaderSize - 1, salt: segment.salt, in: segment) != nil
             }
             if continuesTheLog && holdsFrames {
                 context.damage.append(Damage(

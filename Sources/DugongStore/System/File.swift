@@ -137,6 +137,25 @@ struct File: ~Copyable {
 }
 
 extension File {
+    /// The offset of the first byte at or after `offset` that is not in a hole (`lseek`
+    /// `SEEK_DATA`): the file's size when only holes follow; nil when it cannot be told.
+    func dataStart(atOrAfter offset: Int) -> Int? {
+        seek(offset, hole: false)
+    }
+
+    /// The offset of the first hole at or after `offset` (`SEEK_HOLE`; the file's end counts as
+    /// one); nil when it cannot be told.
+    func holeStart(atOrAfter offset: Int) -> Int? {
+        seek(offset, hole: true)
+    }
+
+    private func seek(_ offset: Int, hole: Bool) -> Int? {
+        let found = dugong_seek_data_or_hole(descriptor, Int64(offset), hole ? 1 : 0)
+        if found >= 0 { return Int(found) }
+        if errno == ENXIO { return try? size() }  // nothing of that kind after `offset`
+        return nil
+    }
+
     /// Whether the file is empty or holds only zero bytes, read with `pread` (a mapping of a
     /// hole on a full tmpfs faults). Files over 1 GiB are taken as holding data.
     func holdsOnlyZeros() throws(SystemError) -> Bool {
