@@ -9,7 +9,7 @@ enum StudioReadmeSnippets {
     static func embed(_ log: EventLog) throws {
         let studio = try Studio(log: log, aggregates: [BankAccount.self])  // read-only unless options say otherwise
         let serving = Task { try await studio.run { url in print("Dugong Studio: \(url)") } }
-        serving.cancel()                                                   // stops it; open pages are answered first
+        serving.cancel()                                                   // stops it; open answers end first (live tails too)
     }
 }
 #endif
