@@ -170,13 +170,24 @@ extension Segment {
     /// (`SIGBUS`). Where the file system cannot tell holes (`lseek` `SEEK_DATA`), every byte is read.
     func firstNonzero(in bytes: UnsafeRawBufferPointer, _ range: Range<Int>) -> Int {
         let upper = min(range.upperBound, bytes.count)
-        var offset = range.lowerBound
+        guard range.lowerBound < upper else { return range.upperBound }
+        /// The first nonzero byte of `bytes[from..<to]`, or nil.
+        func scan(_ from: Int, _ to: Int) -> Int? {
+            let found = Zeros.firstNonzero(in: UnsafeRawBufferPointer(rebasing: bytes[..<to]), from: from)
+            return found < to ? found : nil
+        }
+        // The rest of the page at the start is read as it is: what is nonzero is mostly right
+        // there (a scan over garbage asks nothing of the file system); only a run of zeros to
+        // the page's end asks where data lies, once per run.
+        let pageEnd = min((range.lowerBound / 4096 + 1) * 4096, upper)
+        if let found = scan(range.lowerBound, pageEnd) { return found }
+        var offset = pageEnd
         while offset < upper {
-            let data = file.dataStart(atOrAfter: offset) ?? offset
-            guard data < upper else { return range.upperBound }
-            let hole = max(min(file.holeStart(atOrAfter: data) ?? upper, upper), data + 1)
-            let found = Zeros.firstNonzero(in: UnsafeRawBufferPointer(rebasing: bytes[..<hole]), from: data)
-            if found < hole { return found }
+            guard let data = file.dataStart(atOrAfter: offset) else { return scan(offset, upper) ?? range.upperBound }  // cannot tell
+            guard data < upper else { return range.upperBound }  // holes (or the file's end) up to `upper`
+            let start = max(data, offset)
+            let hole = min(max(file.holeStart(atOrAfter: start) ?? upper, start + 1), upper)
+            if let found = scan(start, hole) { return found }
             offset = hole
         }
         return range.upperBound

@@ -138,13 +138,13 @@ struct File: ~Copyable {
 
 extension File {
     /// The offset of the first byte at or after `offset` that is not in a hole (`lseek`
-    /// `SEEK_DATA`): the file's size when only holes follow; nil when it cannot be told.
+    /// `SEEK_DATA`): `Int.max` when only holes (or nothing) follow; nil when it cannot be told.
     func dataStart(atOrAfter offset: Int) -> Int? {
         seek(offset, hole: false)
     }
 
     /// The offset of the first hole at or after `offset` (`SEEK_HOLE`; the file's end counts as
-    /// one); nil when it cannot be told.
+    /// one): `Int.max` past the file's end; nil when it cannot be told.
     func holeStart(atOrAfter offset: Int) -> Int? {
         seek(offset, hole: true)
     }
@@ -152,7 +152,7 @@ extension File {
     private func seek(_ offset: Int, hole: Bool) -> Int? {
         let found = dugong_seek_data_or_hole(descriptor, Int64(offset), hole ? 1 : 0)
         if found >= 0 { return Int(found) }
-        if errno == ENXIO { return try? size() }  // nothing of that kind after `offset`
+        if errno == ENXIO { return .max }  // nothing of that kind after `offset` (past the end)
         return nil
     }
 

@@ -122,7 +122,6 @@ extension StudioSource {
         ])
     }
 
-    /// Categories (the part of a name before its first `/`) with their numbers of streams.
     /// Whether stream `name` is in `category` (nil: any; "": none, no "/" in the name), as
     /// ``categories(of:)`` counts them.
     static func isIn(_ category: String?, _ name: String) -> Bool {
@@ -130,6 +129,7 @@ extension StudioSource {
         return (name.firstIndex(of: "/").map { String(name[..<$0]) } ?? "") == category
     }
 
+    /// Categories (the part of a name before its first `/`) with their numbers of streams.
     static func categories(of names: some Sequence<String>) -> String {
         var counts: [String: Int] = [:]
         for name in names {

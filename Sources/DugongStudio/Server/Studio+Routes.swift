@@ -147,7 +147,12 @@ extension Studio {
                 let start = from
                 return Response(
                     status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-store"],
-                    body: ResponseBody { writer in try await Self.tail(source, from: start, until: stopping, into: &writer) })
+                    body: ResponseBody { writer in
+                        try await Self.tail(source, from: start, until: stopping, into: &writer)
+                        // The body's end (the last chunk): without it the answer stays open, and
+                        // the server's shutdown and the client wait for it.
+                        try await writer.finish(nil)
+                    })
             }
         }
         router.get("/api/readers") { _, _ in
@@ -216,10 +221,12 @@ extension Studio {
             let page: (events: [(json: String, next: String)], next: String)
             do {
                 page = try await source.tailPage(from: next)
-            } catch {
+            } catch let error as StoreError where error.isDamage {
                 try await writer.write(ByteBuffer(string: "event: damage\ndata: {\"error\":" + JSONText.quoted("\(error)") + "}\n\n"))
                 return
             }
+            // Other failures (a database connection lost) end the answer with an error: the
+            // browser reconnects from the last event it got.
             if page.events.isEmpty {
                 let after = next
                 let wakeup = try await withThrowingTaskGroup(of: Wakeup.self) { group in
@@ -252,4 +259,14 @@ extension Studio {
         }
     }
 }
+extension StoreError {
+    /// Damage in the store: reading further meets it again.
+    var isDamage: Bool {
+        switch self {
+        case .corruption, .damaged: true
+        default: false
+        }
+    }
+}
+
 #endif

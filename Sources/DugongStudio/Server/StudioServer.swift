@@ -111,18 +111,22 @@ public struct Studio: Sendable {
             logger: logger)
         let services = ServiceGroup(services: [app], gracefulShutdownSignals: [], logger: logger)
         // Cancelling the caller shuts the server down gracefully (open answers end, the live
-        // tails among them); cancelling the server's own task would cut them off.
+        // tails among them); what is still open 2 s later (a client that stopped reading, so a
+        // write waits for ever) is cut off by cancelling the server's own task.
         let serving = Task { try await services.run() }
         try await withTaskCancellationHandler {
             try await serving.value
         } onCancel: { [stopping] in
             stopping.stop()
-            Task { await services.triggerGracefulShutdown() }
+            Task {
+                await services.triggerGracefulShutdown()
+                try? await Task.sleep(for: .seconds(2))
+                serving.cancel()
+            }
         }
     }
 }
 
-/// Why a Studio cannot start.
 /// Set once, when the Studio stops; what waits for it (a live tail) then ends.
 final class StopSignal: Sendable {
     private let stopped = Atomic<Bool>(false)
@@ -137,6 +141,7 @@ final class StopSignal: Sendable {
     }
 }
 
+/// Why a Studio cannot start.
 public enum StudioError: Error, Sendable, Equatable, CustomStringConvertible {
     case maintenanceNeedsAWritableStore
     case noMaintenanceOnPostgres
