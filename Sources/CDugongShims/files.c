@@ -24,29 +24,30 @@ static struct flock writer_byte(short type) {
     return lock;
 }
 
-int dugong_mark_writer_present(int descriptor) {
-    struct flock lock = writer_byte(F_WRLCK);
+// Sets the mark as a lock of `type` (F_OFD_SETLK): 0, or -1 with errno.
+static int set_mark(int descriptor, short type) {
+    struct flock lock = writer_byte(type);
     return fcntl(descriptor, F_OFD_SETLK, &lock);
 }
 
-int dugong_writer_is_present(int descriptor) {
-    struct flock lock = writer_byte(F_RDLCK);
+// Whether another open file description holds a lock that conflicts with one of `type`
+// (F_OFD_GETLK, nothing taken): 1, 0, or -1 with errno.
+static int holds_mark(int descriptor, short type) {
+    struct flock lock = writer_byte(type);
     if (fcntl(descriptor, F_OFD_GETLK, &lock) != 0) return -1;
     return lock.l_type == F_UNLCK ? 0 : 1;
 }
+
+int dugong_mark_writer_present(int descriptor) { return set_mark(descriptor, F_WRLCK); }
+
+int dugong_writer_is_present(int descriptor) { return holds_mark(descriptor, F_RDLCK); }
 
 // The mark on the store's directory too: a lock file removed under the writer takes its mark
-// with it (readers would see no writer), the directory stays the writer's.
-int dugong_mark_directory_writer_present(int descriptor) {
-    struct flock lock = writer_byte(F_RDLCK);
-    return fcntl(descriptor, F_OFD_SETLK, &lock);
-}
+// with it (readers would see no writer), the directory stays the writer's. A directory opens
+// read-only only, so its mark is a read lock, and it is tested as a write lock would be.
+int dugong_mark_directory_writer_present(int descriptor) { return set_mark(descriptor, F_RDLCK); }
 
-int dugong_directory_writer_is_present(int descriptor) {
-    struct flock lock = writer_byte(F_WRLCK);
-    if (fcntl(descriptor, F_OFD_GETLK, &lock) != 0) return -1;
-    return lock.l_type == F_UNLCK ? 0 : 1;
-}
+int dugong_directory_writer_is_present(int descriptor) { return holds_mark(descriptor, F_WRLCK); }
 
 // Holes are skipped when a reader looks for zeros: on tmpfs, reading a hole through a mapping
 // allocates its pages (and faults when the file system is full).
