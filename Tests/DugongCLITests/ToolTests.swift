@@ -45,6 +45,11 @@ struct ToolTests {
         let port = Int(UInt16(bigEndian: address.sin_port))
         let inUse = try CLI.run(["studio", store, "--port", "\(port)"])
         #expect(inUse.status == 74 && inUse.stderr.contains("127.0.0.1 port \(port)"), "\(inUse.status) \(inUse.stderr)")
+        // From a black-box test: on every address (0.0.0.0) it printed an address that another
+        // machine cannot open, and said nothing more.
+        let everywhere = try CLI.run(shell: "timeout -s INT 6 '\(CLI.binary)' studio '\(store)' --host 0.0.0.0 --port 0")
+        #expect(everywhere.stdout.contains("Dugong Studio: http://0.0.0.0:"), "\(everywhere.stdout) \(everywhere.stderr)")
+        #expect(everywhere.stdout.contains("this machine's name or address in place of 0.0.0.0"), "\(everywhere.stdout)")
     }
 
     @Test func lifecycleCommandsSayWhatTheyDid() throws {

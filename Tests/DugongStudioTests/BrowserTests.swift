@@ -179,6 +179,10 @@ struct BrowserTests {
                 _ = try await browser.run("Array.from(document.querySelectorAll('#categories button')).find((b) => b.textContent.startsWith('(none)')).click();")
                 let uncategorized = try await browser.text(of: "#stream-list", when: { $0.contains("order 42") })
                 #expect(!uncategorized.contains("bank:BankAccount/ada"), "\(uncategorized)")
+                // The count says how many matched, of the store's streams (it said "1 shown of
+                // N", as if N were the matches).
+                let count = try await browser.text(of: "#streams-count", when: { $0.contains("matching") })
+                #expect(count.hasPrefix("1 matching, of ") && count.hasSuffix(" streams"), "\(count)")
                 try await browser.click("#stream-list li[data-stream='order 42']")
                 try await browser.text(of: "#events", when: { $0.contains("Money Deposited") })
                 _ = try await browser.run("document.getElementById('stream-search').value = '';")

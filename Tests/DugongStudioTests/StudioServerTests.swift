@@ -78,6 +78,9 @@ struct StudioServerTests {
                 ("/api/aggregate-event?stream=bank:BankAccount/ada&version=0", 400, "version"),
                 ("/api/aggregate-event?stream=bank:BankAccount/ada&at=1970-01-01T00:00:00Z", 404, "no event at or before"),
                 ("/api/tail?from=x", 400, "from"),
+                // A cursor past the head was accepted: the page waited there, missing the events
+                // appended up to it.
+                ("/api/tail?from=1000000", 400, "past the log's head"),
                 ("/api/nothing", 404, ""),
             ]
             for (target, status, words) in refused {

@@ -85,6 +85,12 @@ struct StudioCommand: AsyncParsableCommand {
         let serving = Task {
             try await studio.run(logger: logger) { url in
                 Terminal.emit("Dugong Studio: \(url.absoluteString)  (Ctrl-C stops it)")
+                // A wildcard address is where it listens, not an address another machine opens.
+                if ["0.0.0.0", "::", "[::]", "::0"].contains(studio.options.host) {
+                    Terminal.emit(
+                        "  (listening on every address of this machine: from another machine, open it with this machine's name or address in place of \(studio.options.host))"
+                    )
+                }
             }
         }
         // Ctrl-C and SIGTERM stop the server; the caller then closes the store.

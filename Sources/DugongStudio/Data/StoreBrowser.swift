@@ -219,6 +219,10 @@ final class StoreBrowser: StudioSource {
 
     func tailPage(from cursor: String) throws -> (events: [(json: String, next: String)], next: String) {
         var next = try Self.position(cursor)
+        // A cursor past the head (another store's, or made up) would wait there and never show
+        // the events appended up to it.
+        let head = log.headPosition
+        guard next <= head else { throw Refusal.badParameter("from \(next) is past the log's head (\(head)): no event has it yet") }
         var hidden = HiddenEvents(log: log)
         var page = PageRows(limit: 100)
         var events: [(json: String, next: String)] = []

@@ -263,7 +263,11 @@ async function loadStreams(reset) {
   }
   streamsNext = page.next;
   $("streams-more").hidden = page.next === null;
-  $("streams-count").textContent = $("stream-list").children.length + " shown of " + page.total.toLocaleString();
+  // The total is the store's: with a search or a category, say how many of them matched so far.
+  const shown = $("stream-list").children.length, total = page.total.toLocaleString() + " streams";
+  const filtered = $("stream-search").value !== "" || streamCategory !== null;
+  $("streams-count").textContent = !filtered ? shown + " shown of " + total
+    : shown + (page.next === null ? " matching, of " : " matching so far (more to look at), of ") + total;
 }
 async function loadCategories() {
   const categories = await api("/api/categories");
