@@ -318,6 +318,14 @@ struct StudioServerTests {
             #expect(answer.body.contains("event: damage\ndata: {\"error\":"), "\(answer.body.suffix(300))")
             #expect(answer.body.contains("checksum"), "says what it met")
             #expect(answer.body.hasSuffix("\r\n0\r\n\r\n"), "the answer ends: \(answer.body.suffix(100))")
+            // Health says so from then on (it showed only damage found at open: "healthy").
+            let overview = try #require(Self.json(try await HTTPClient.send(port: port, "/api/overview")))
+            let seen = overview["damageSeen"] as? [String] ?? []
+            #expect(seen.count == 1 && seen[0].contains("checksum"), "\(overview)")
+            // A page's read that meets it answers 500 marked as damage (the page then reloads
+            // the overview for its badge).
+            let log = try await HTTPClient.send(port: port, "/api/log?from=0&limit=500")
+            #expect(log.status == 500 && (Self.json(log)?["damage"] as? Bool) == true, "\(log.status) \(log.body.prefix(300))")
         }
     }
 

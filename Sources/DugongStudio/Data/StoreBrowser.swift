@@ -17,6 +17,14 @@ final class StoreBrowser: StudioSource {
     private let aggregateTypes: [any Aggregate.Type]
     /// The last verify and compaction of this session, as JSON.
     private let lastRuns = Mutex<(verify: String?, compact: String?)>((nil, nil))
+    /// Damage reads met since the Studio opened the store (the first few, each once).
+    private let damageSeen = Mutex<[String]>([])
+
+    func noteDamage(_ description: String) {
+        damageSeen.withLock { seen in
+            if seen.count < 10, !seen.contains(description) { seen.append(description) }
+        }
+    }
 
     /// The most a page holds.
     static let maximumPage = 500
@@ -73,6 +81,7 @@ final class StoreBrowser: StudioSource {
             "segments": JSONText.array(segments),
             "tornBytesAtOpen": "\(log.recovery.tornBytesDiscarded)",
             "damageAtOpen": JSONText.array(damage),
+            "damageSeen": JSONText.array(damageSeen.withLock { $0 }.map(JSONText.quoted)),
             "lastVerify": runs.verify,
             "lastCompaction": runs.compact,
             "aggregates": aggregates.map { service in

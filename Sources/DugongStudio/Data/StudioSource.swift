@@ -32,6 +32,12 @@ protocol StudioSource: Sendable {
     func tailPage(from cursor: String) async throws -> (events: [(json: String, next: String)], next: String)
     /// Returns once an event at `cursor` or later is readable.
     func waitForEvents(from cursor: String) async throws
+    /// Damage a read of this Studio met (the overview's health shows it from then on).
+    func noteDamage(_ description: String)
+}
+
+extension StudioSource {
+    func noteDamage(_ description: String) {}
 }
 
 /// What the log's page is filtered by.

@@ -182,6 +182,8 @@ function showError(message) { $("error").textContent = message || ""; }
 async function api(path, method) {
   const response = await fetch(path, { method: method || "GET", headers: method === "POST" ? { "X-Dugong-CSRF": csrf } : {} });
   const body = await response.json().catch(() => ({ error: "unreadable answer (" + response.status + ")" }));
+  // Damage a read met: the health badge says so (the overview now lists it).
+  if (body.damage === true && path !== "/api/overview") loadOverview().catch(() => {});
   if (!response.ok) throw new Error(body.error || ("HTTP " + response.status));
   return body;
 }
@@ -204,7 +206,7 @@ function payloadText(payload) {
 async function loadOverview() {
   overview = await api("/api/overview");
   $("store").textContent = overview.directory + " · " + overview.events.toLocaleString() + " events · " + overview.streams.toLocaleString() + " streams";
-  const damaged = overview.damageAtOpen.length > 0 || (overview.lastVerify && !overview.lastVerify.clean);
+  const damaged = overview.damageAtOpen.length > 0 || (overview.damageSeen || []).length > 0 || (overview.lastVerify && !overview.lastVerify.clean);
   $("health-badge").textContent = damaged ? "damage found" : (overview.tornBytesAtOpen > 0 ? "torn tail" : "healthy");
   $("health-badge").className = "badge " + (damaged ? "bad" : "good");
 }
@@ -224,6 +226,7 @@ function renderHealth() {
     ["payload bytes before compression", o.rawPayloadBytes.toLocaleString()], ["compression", o.compressionRatio + " : 1"],
     ["torn tail at open", o.tornBytesAtOpen + " bytes"],
     ["damage found at open", o.damageAtOpen.length ? o.damageAtOpen.join("\n") : "none"],
+    ["damage reads met (this session)", o.damageSeen.length ? o.damageSeen.join("\n") : "none"],
     ["last verify (this session)", o.lastVerify ? (o.lastVerify.clean ? "clean" : "PROBLEMS: " + o.lastVerify.problems.join("; ")) + " at " + o.lastVerify.at : "not run"],
     ["last compaction (this session)", o.lastCompaction ? o.lastCompaction.eventsBefore + " → " + o.lastCompaction.eventsAfter + " events, " + o.lastCompaction.bytesBefore + " → " + o.lastCompaction.bytesAfter + " bytes" : "not run"],
   ];
@@ -400,6 +403,7 @@ function startTail() {
     tail.close(); tail = null; tailPaused = true;
     $("tail-toggle").textContent = "Resume"; $("tail-state").textContent = "stopped after position " + (tailLast ?? "—");
     showError(JSON.parse(message.data).error);
+    loadOverview().catch(() => {});
   });
   tail.onopen = () => { $("tail-state").textContent = "following"; };
 }

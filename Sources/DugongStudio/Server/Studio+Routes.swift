@@ -60,6 +60,10 @@ extension Studio {
                 return try await body()
             } catch let refusal as Refusal {
                 return Reply.problem(HTTPResponse.Status(code: refusal.status), refusal.message)
+            } catch let error as StoreError where error.isDamage {
+                // Health says so from now on (it showed only damage found at open).
+                source.noteDamage("\(error)")
+                return Reply.json("{\"error\":" + JSONText.quoted("\(error)") + ",\"damage\":true}", status: .internalServerError)
             } catch {
                 return Reply.problem(.internalServerError, "\(error)")
             }
@@ -222,6 +226,7 @@ extension Studio {
             do {
                 page = try await source.tailPage(from: next)
             } catch let error as StoreError where error.isDamage {
+                source.noteDamage("\(error)")
                 try await writer.write(ByteBuffer(string: "event: damage\ndata: {\"error\":" + JSONText.quoted("\(error)") + "}\n\n"))
                 return
             }
