@@ -94,6 +94,11 @@ struct StudioServerTests {
             let page = try await HTTPClient.send(port: port, "/")
             #expect(page.status == 200 && page.headers["content-type"]?.hasPrefix("text/html") == true)
             #expect(!page.body.contains("http://") && !page.body.contains("https://") && !page.body.contains("src="), "self-contained")
+            // HEAD is GET without the body (it was 404, from a black-box test).
+            for target in ["/", "/api/overview", "/api/stream?name=bank:BankAccount/ada"] {
+                let head = try await HTTPClient.send(port: port, "HEAD", target)
+                #expect(head.status == 200 && head.body.isEmpty, "HEAD \(target): \(head.status) \(head.body.prefix(100))")
+            }
         }
     }
 

@@ -94,7 +94,8 @@ public struct Studio: Sendable {
     /// when the address is not a loopback one) once the server listens.
     public func run(logger: Logger = Logger(label: "dugong.studio"), ready: @escaping @Sendable (URL) async -> Void = { _ in }) async throws {
         let guardian = self.guardian
-        let router = Router()
+        // HEAD answers as GET does, without the body (it was 404: `curl -I` said "not found").
+        let router = Router(options: .autoGenerateHeadEndpoints)
         router.add(middleware: guardian)
         addRoutes(to: router)
         let app = Application(
