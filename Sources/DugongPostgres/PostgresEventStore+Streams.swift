@@ -95,6 +95,9 @@ extension PostgresEventStore {
                 throw PostgresStoreError.invalidChange(
                     "truncate '\(name)' before version \(version): its version is \(state.version), so at most \(state.version + 1)")
             }
+            // No version is below 1: nothing to hide, nothing written (a row would make a stream
+            // of a name never used), as the embedded store does.
+            if version == 1 { return }
             try await Self.setFirstVisibleVersion(of: name, to: version, on: connection, logger: logger)
         }
     }

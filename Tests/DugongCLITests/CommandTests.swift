@@ -185,6 +185,15 @@ struct CommandTests {
         #expect(deleted.status == 0 && deleted.stdout.contains("no versions to hide"), "\(deleted.stdout)")
         #expect(try CLI.run(["streams", store]).lines.count == 1)
         #expect(!(try CLI.run(["export", store]).stdout.contains("never-seen")))
+        // Truncating before version 1 hides nothing either: it made a stream of the name (read
+        // exit 0, listed, exported), which a compaction then dropped.
+        let truncated = try CLI.run(["truncate-stream", store, "never-seen", "--before", "1"])
+        #expect(truncated.status == 0 && truncated.stdout.contains("no versions to hide"), "\(truncated.stdout)")
+        #expect(try CLI.run(["read", store, "never-seen"]).status == 66)
+        #expect(try CLI.run(["streams", store]).lines.count == 1)
+        let imported = try CLI.run(["import", store], input: #"{"stream":"new/2","truncateBefore":1}"#)
+        let exported = try CLI.run(["export", store]).stdout
+        #expect(imported.status == 0 && !exported.contains("new/2"), "\(imported.stderr)")
     }
 
     // The store tells names apart by their bytes: café spelled NFC and NFD are two streams, for

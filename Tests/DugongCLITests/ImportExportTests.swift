@@ -251,6 +251,20 @@ struct ImportExportTests {
         #expect(past.status == 65 && past.stderr.contains("would pass the largest version"), "\(past.stderr)")
         #expect(try CLI.run(["verify", store]).status == 0)
         #expect(try CLI.run(["append", store, "other"], input: #"{"type":"A"}"#).status == 0)
+        // Deleted at the largest version and compacted: the export says it begins past it
+        // (2^62), which import refused (exit 65), breaking export → import → export.
+        let deleted = try CLI.run(["delete-stream", store, "c"])
+        #expect(deleted.stdout.contains("no appends are possible"), "\(deleted.stdout)")
+        #expect(try CLI.run(["compact", store]).status == 0)
+        let exported = try CLI.run(["export", store])
+        #expect(exported.stdout.contains(#"{"stream":"c","truncateBefore":4611686018427387904}"#), "\(exported.stdout)")
+        let copy = CLI.storePath("limit-copy")
+        defer { try? FileManager.default.removeItem(atPath: copy) }
+        let reimported = try CLI.run(["import", copy], input: exported.stdout)
+        #expect(reimported.status == 0, "\(reimported.stderr)")
+        #expect(try CLI.run(["export", copy]).stdout == exported.stdout)
+        #expect(try CLI.run(["append", copy, "c"], input: #"{"type":"A"}"#).status == 65)
+        #expect(try CLI.run(["verify", copy]).status == 0)
     }
 
     // Defect 3: an interleaved file (every real export) is packed into commits of --batch events

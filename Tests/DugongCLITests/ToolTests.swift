@@ -67,6 +67,24 @@ struct ToolTests {
         #expect(append.status == 2 && append.stderr.contains("tombstoned"), "\(append.stderr)")
     }
 
+    // From a model-based test: a dry run's "bytes after" were the bytes it would write ("about
+    // 438"), the run's the blocks the files take ("8192"). Now both in blocks.
+    @Test func aDryRunCountsBytesAsTheCompactionDoes() throws {
+        let store = CLI.storePath("dry-units")
+        defer { try? FileManager.default.removeItem(atPath: store) }
+        let lines = (0..<300).map { #"{"stream":"s/\#($0 % 7)","type":"T","data":{"n":\#($0)}}"# }
+        #expect(try CLI.run(["import", store, "--segment-size", "8192"], input: lines.joined(separator: "\n")).status == 0)
+        #expect(try CLI.run(["delete-stream", store, "s/3"]).status == 0)
+        func bytesAfter(_ arguments: [String]) throws -> Int {
+            let report = try CLI.run(["compact", store, "--json"] + arguments)
+            let object = try JSONSerialization.jsonObject(with: Data(report.stdout.utf8)) as? [String: Any]
+            return try #require(object?["bytesAfter"] as? Int, "\(report.stdout) \(report.stderr)")
+        }
+        let planned = try bytesAfter(["--dry-run"])
+        let done = try bytesAfter([])
+        #expect(planned == done, "dry run \(planned), run \(done)")
+    }
+
     // Defect 9: a dry run writes nothing, so it runs beside a writer.
     @Test func aDryRunCompactionRunsBesideAWriter() async throws {
         let store = CLI.storePath("dry")
@@ -160,6 +178,35 @@ struct ToolTests {
         #expect(try CLI.run(["read-all", store, "--count", "--include-hidden", "--last", "2"]).stdout == "2\n")
         #expect(try CLI.run(["read-all", store, "--count", "--include-hidden", "--limit", "4"]).stdout == "4\n")
         #expect(try CLI.run(["read-all", store, "--since", "yesterday"]).status == 64)
+    }
+
+    // From a model-based test of the query commands: `--last` from 2^62 on crashed (an overflow);
+    // `--type` took canonically equivalent types for one; `read-all --category acc/1` matched
+    // `acc/1/2` (whose category is `acc`); `streams --category` left out streams without events
+    // and listed the others in the order of their first event, not as `streams` does.
+    @Test func filtersCompareBytesAndCategoriesAreTheNameBeforeItsFirstSlash() throws {
+        let store = CLI.storePath("filters-bytes")
+        defer { try? FileManager.default.removeItem(atPath: store) }
+        let lines = [
+            #"{"stream":"z/0","type":"caf\u00e9"}"#, #"{"stream":"acc/x","truncateBefore":1}"#,
+            #"{"stream":"acc/y","type":"cafe\u0301"}"#, #"{"stream":"acc/x","type":"\u212b"}"#, #"{"stream":"acc/1/2","type":"A"}"#,
+        ]
+        #expect(try CLI.run(["import", store], input: lines.joined(separator: "\n")).status == 0)
+        #expect(try CLI.run(["tombstone-stream", store, "acc/reserved"]).status == 0)
+        #expect(try CLI.run(["tombstone-stream", store, "acc"]).status == 0)  // no "/": of no category
+        let huge = try CLI.run(["read-all", store, "--last", "4611686018427387904"])
+        #expect(huge.status == 0 && huge.lines.count == 4, "\(huge.status) \(huge.stderr.prefix(300))")
+        #expect(try CLI.run(["read-all", store, "--last", "\(Int.max)", "--backward"]).lines.count == 4)
+        #expect(try CLI.run(["read-all", store, "--type", "caf\u{e9}", "--count"]).stdout == "1\n")
+        #expect(try CLI.run(["read-all", store, "--type", "caf\u{e9}", "--type", "cafe\u{301}", "--count"]).stdout == "2\n")
+        #expect(try CLI.run(["read-all", store, "--type", "\u{c5}", "--count"]).stdout == "0\n")
+        #expect(try CLI.run(["read-all", store, "--category", "acc/1", "--count"]).stdout == "0\n")
+        #expect(try CLI.run(["read-all", store, "--category", "acc", "--count"]).stdout == "3\n")
+        let all = try CLI.run(["streams", store]).lines.map { String($0.split(separator: " ")[0]) }
+        let accounts = try CLI.run(["streams", store, "--category", "acc"]).lines.map { String($0.split(separator: " ")[0]) }
+        #expect(accounts == all.filter { $0.hasPrefix("acc/") }, "\(accounts) of \(all)")
+        #expect(accounts.contains("acc/reserved") && accounts.contains("acc/1/2"), "\(accounts)")
+        #expect(try CLI.run(["streams", store, "--category", "acc/1"]).lines.isEmpty)
     }
 
     // Output that cannot be written is a failure with a message (exit 74), never a crash or

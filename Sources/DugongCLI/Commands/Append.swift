@@ -345,7 +345,10 @@ enum StreamChange {
         let hidden = after.firstVisibleVersion - 1
         if hidden == 0 { return "\(name) has no versions to hide (it is at version \(after.version))" }
         let visible = after.readsAsEmpty ? "no version is visible" : "versions \(after.firstVisibleVersion)...\(after.version) are visible"
-        return "\(name) hides versions 1...\(hidden): \(visible); appends continue at version \(after.version + 1)"
+        // At the largest version no append is possible (it said "continue at 2^62").
+        let next = after.version >= (1 << 62) - 1
+            ? "it is at the largest version (2^62 - 1): no appends are possible" : "appends continue at version \(after.version + 1)"
+        return "\(name) hides versions 1...\(hidden): \(visible); \(next)"
     }
 }
 

@@ -293,7 +293,7 @@ extension Streams {
             } else {
                 states = try await database.streamStates()
             }
-            if let category { states = states.filter { $0.name.utf8.starts(with: (category + "/").utf8) } }
+            if let category { states = states.filter { isStream($0.name, ofCategory: category) } }
             for state in states where prefix.map({ state.name.utf8.starts(with: $0.utf8) }) ?? true {
                 emit(state.name, state.info, events: state.storedEvents, bytes: bytes[NameKey(state.name)] ?? 0)
             }

@@ -118,7 +118,7 @@ struct ReadAll: AsyncParsableCommand {
 
     var filter: EventFilter {
         EventFilter(
-            types: Set(types), streamPrefix: streamPrefix, category: category,
+            types: types, streamPrefix: streamPrefix, category: category,
             since: since.flatMap(Self.millisecondBound), until: until.flatMap(Self.millisecondBound), includeHidden: includeHidden)
     }
 
@@ -160,7 +160,8 @@ struct ReadAll: AsyncParsableCommand {
                         kept.append(event)
                         // Trimmed when twice too many are kept: removing the first one per event
                         // was quadratic in --last.
-                        if let last, kept.count > 2 * max(last, 1024) { kept.removeFirst(kept.count - last) }
+                        // (A --last past Int.max / 2 overflowed the bound: a crash.)
+                        if let last, kept.count / 2 > max(last, 1024) { kept.removeFirst(kept.count - last) }
                     } else {
                         printing.append(event)
                         remaining -= 1
@@ -198,7 +199,8 @@ struct ReadAll: AsyncParsableCommand {
 
 /// Which events `read-all` prints.
 struct EventFilter {
-    var types: Set<String>
+    /// By bytes, as the store keeps types (`String`'s `==` took `café` in NFC and NFD for one).
+    var types: Set<NameKey>
     var streamPrefix: String?
     var category: String?
     var since: Int64?
@@ -207,8 +209,8 @@ struct EventFilter {
     /// Each stream's visibility, looked up once.
     private var streams: [NameKey: EventLog.StreamInfo] = [:]
 
-    init(types: Set<String>, streamPrefix: String?, category: String?, since: Int64?, until: Int64?, includeHidden: Bool) {
-        self.types = types
+    init(types: [String], streamPrefix: String?, category: String?, since: Int64?, until: Int64?, includeHidden: Bool) {
+        self.types = Set(types.map(NameKey.init))
         self.streamPrefix = streamPrefix
         self.category = category
         self.since = since
@@ -224,9 +226,9 @@ struct EventFilter {
 
     /// `info` tells a stream's state (looked up once per stream until ``forgetStreams()``).
     mutating func accepts(_ event: StoredEvent, info lookup: (String) throws -> EventLog.StreamInfo?) throws -> Bool {
-        if !types.isEmpty && !types.contains(event.type) { return false }
+        if !types.isEmpty && !types.contains(NameKey(event.type)) { return false }
         if let streamPrefix, !event.stream.utf8.starts(with: streamPrefix.utf8) { return false }
-        if let category, !event.stream.utf8.starts(with: (category + "/").utf8) { return false }
+        if let category, !isStream(event.stream, ofCategory: category) { return false }
         if let since, event.timestampMilliseconds < since { return false }
         if let until, event.timestampMilliseconds >= until { return false }
         if includeHidden { return true }

@@ -37,12 +37,9 @@ struct Streams: AsyncParsableCommand {
         let log = try StoreAccess.open(store)
         defer { log.close() }
         do {
-            let names: [String]
-            if let category {
-                names = try log.streams(inCategory: category)
-            } else {
-                names = try log.streamNames()
-            }
+            // With --category, the same list filtered (the engine's category list holds only
+            // streams with events, in the order of their first event).
+            let names = try log.streamNames().filter { name in category.map { isStream(name, ofCategory: $0) } ?? true }
             let bytes = sizes ? try Self.payloadBytes(in: log) : [:]
             for name in names where prefix.map({ name.utf8.starts(with: $0.utf8) }) ?? true {
                 guard let info = try log.info(stream: name) else { continue }

@@ -7,7 +7,7 @@ public struct CompactionReport: Sendable, Codable, Equatable {
     public var eventsBefore: Int
     public var eventsAfter: Int
     /// Bytes of the segment files on disk (as `du` counts them) before and after; after a dry
-    /// run: the bytes it would write.
+    /// run: an estimate in the same unit (each segment it would write, in whole 4 KiB blocks).
     public var bytesBefore: Int
     public var bytesAfter: Int
     public var segmentsBefore: Int
@@ -82,7 +82,12 @@ extension EventLog {
             dryRun: dryRun)
         let oldNames = set.segments.map(\.name)
         set.segments.removeAll()
-        guard !dryRun else { return report }
+        guard !dryRun else {
+            // In blocks, as the real run counts them (it printed the bytes it would write: "about
+            // 438 after" where the run then said "8192 after").
+            report.bytesAfter = compaction.written.reduce(0) { total, segment in total + (segment.end + 4095) / 4096 * 4096 }
+            return report
+        }
         try compaction.output.switchOver(
             fromGeneration: set.manifest.generation, removing: oldNames, headSequence: head?.sequence ?? 0,
             nextPosition: recovered.index.nextPosition)

@@ -392,11 +392,12 @@ public final class EventLog: Sendable {
     /// the same version does nothing, so an import can be re-run.
     ///
     /// - Throws: ``StoreError/invalidArgument(_:)`` when the stream has events or began
-    ///   elsewhere already, or `version` is outside 1 ... 2^62.
+    ///   elsewhere already, or `version` is outside 1 ... 2^62 (2^62: the stream is at the last
+    ///   version, 2^62 − 1, and takes no appends: what a compaction keeps of a stream deleted there).
     public func beginStream(_ stream: String, atVersion version: Int) async throws(StoreError) {
         try Self.validate(stream: stream)
-        guard version >= 1, version <= Layout.maximumVersion else {
-            throw .invalidArgument("a stream begins at a version in 1 ... \(Layout.maximumVersion) (2^62 - 1), not \(version)")
+        guard version >= 1, version <= Layout.maximumVersion + 1 else {
+            throw .invalidArgument("a stream begins at a version in 1 ... \(Layout.maximumVersion + 1) (2^62), not \(version)")
         }
         try checkWritable()
         try await submit { done in .streamMetadata(stream: stream, change: .beginAt(version), done: done) }

@@ -557,6 +557,9 @@ final class Writer: Sendable {
             if view.version == 0 { return .success(()) }  // nothing to hide: nothing written
             batch.builder.appendStreamMetadata(stream: stream, operation: .delete, version: view.version + 1)
         case .truncateBefore(let version):
+            // No version is below 1: nothing to hide, nothing written (a record would make a
+            // stream of a name never used, which a compaction then dropped again).
+            if version <= 1 { return .success(()) }
             // Hiding versions the stream does not have yet would hide its next appends.
             guard version <= view.version + 1 else {
                 return .failure(.invalidArgument(

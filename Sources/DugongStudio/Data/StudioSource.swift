@@ -48,9 +48,11 @@ struct LogFilter: Sendable {
     var since: Int64?
     var until: Int64?
 
+    /// Types and names compared by bytes, as the store tells them apart (`String`'s `==` and
+    /// `hasPrefix` compare canonically equivalent text as equal, and Characters, not bytes).
     func admits(_ event: StoredEvent) -> Bool {
-        if let type, event.type != type { return false }
-        if let streamPrefix, !event.stream.hasPrefix(streamPrefix) { return false }
+        if let type, !event.type.utf8.elementsEqual(type.utf8) { return false }
+        if let streamPrefix, !event.stream.utf8.starts(with: streamPrefix.utf8) { return false }
         if let since, event.timestampMilliseconds < since { return false }
         if let until, event.timestampMilliseconds > until { return false }
         return true
@@ -132,7 +134,8 @@ extension StudioSource {
     /// ``categories(of:)`` counts them.
     static func isIn(_ category: String?, _ name: String) -> Bool {
         guard let category else { return true }
-        return (name.firstIndex(of: "/").map { String(name[..<$0]) } ?? "") == category
+        let bytes = name.utf8
+        return (bytes.firstIndex(of: UInt8(ascii: "/")).map { bytes[..<$0] } ?? bytes[bytes.endIndex...]).elementsEqual(category.utf8)
     }
 
     /// Categories (the part of a name before its first `/`) with their numbers of streams.
