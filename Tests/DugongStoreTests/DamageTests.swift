@@ -397,6 +397,94 @@ struct DamageTests {
     }
 }
 
+/// Found by an independent writer of FORMAT.md: damage and frames that the log's order had to
+/// notice but did not.
+@Suite("Damage that holds no positions")
+struct PositionlessDamageTests {
+    /// Every event a read in log order returns, until it throws (`nil` error: it reached the end).
+    static func readAll(_ log: EventLog) -> (events: [StoredEvent], error: (any Error)?) {
+        var events: [StoredEvent] = []
+        var position: UInt64 = 0
+        do {
+            while true {
+                let page = try log.readAll(from: position, maxCount: 3)
+                guard let last = page.last else { return (events, nil) }
+                events += page
+                position = last.position + 1
+            }
+        } catch {
+            return (events, error)
+        }
+    }
+
+    // A damaged frame of lifecycle records (a truncation, a tombstone) held no positions: a read
+    // in log order went past it and returned, with no error, the events it had hidden.
+    @Test func aDamagedFrameOfLifecycleRecordsStopsAReadInLogOrder() async throws {
+        let directory = TemporaryDirectory("positionless")
+        defer { directory.remove() }
+        var log = try Fixture.open(directory, useIndexFile: false)
+        try await log.append(Fixture.events(2, size: 40), to: "a/1")
+        try await log.append(Fixture.events(1, size: 40), to: "b/1")
+        let segment = directory.path + "/00000000000000000000.dseg"
+        let before = try Set(Fixture.frameOffsets(of: segment))
+        try await log.truncate(stream: "a/1", before: 3)
+        try await log.tombstone(stream: "b/1")
+        let lifecycle = try Fixture.frameOffsets(of: segment).filter { !before.contains($0) }
+        try #require(!lifecycle.isEmpty)
+        try await log.append(Fixture.events(2, size: 40), to: "c/1")
+        log.close()
+        // One byte of the first lifecycle frame's payload: its checksum no longer holds.
+        let handle = try FileHandle(forUpdating: URL(fileURLWithPath: segment))
+        try handle.seek(toOffset: UInt64(lifecycle[0] + 41))
+        let byte = try #require(try handle.read(upToCount: 1)).first!
+        try handle.seek(toOffset: UInt64(lifecycle[0] + 41))
+        try handle.write(contentsOf: Data([byte ^ 0x5A]))
+        try handle.close()
+        var options = EventLog.Options()
+        options.readOnly = true
+        options.useIndexFile = false
+        log = try EventLog.open(at: directory.path, options: options)
+        defer { log.close() }
+        let (events, error) = Self.readAll(log)
+        #expect(error != nil, "a read in log order reached the end past the damage: \(events.map(\.stream))")
+        #expect(events.allSatisfy { $0.position < 3 }, "returned events after the damage: \(events.map(\.position))")
+        #expect(!(try log.verify().isClean))
+    }
+
+    /// Opens `directory` read-only, scanning every frame (no saved index).
+    static func scanned(_ directory: TemporaryDirectory) throws -> EventLog {
+        var options = EventLog.Options()
+        options.readOnly = true
+        options.useIndexFile = false
+        return try EventLog.open(at: directory.path, options: options)
+    }
+
+    // Batch numbers go up by one (FORMAT §4); a skipped number was accepted.
+    @Test func aSkippedBatchNumberIsDamage() async throws {
+        let directory = TemporaryDirectory("skipped-batch")
+        defer { directory.remove() }
+        let log = try Fixture.open(directory, useIndexFile: false)
+        for round in 0..<3 { try await log.append(Fixture.events(1, size: 40), to: "s/\(round)") }
+        log.close()
+        let segment = directory.path + "/00000000000000000000.dseg"
+        let last = try #require(try Fixture.frameOffsets(of: segment).last)
+        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: segment)))
+        let salt = bytes[40..<48].reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+        var batch = bytes[(last + 32)..<(last + 40)].reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+        batch += 1
+        for index in 0..<8 { bytes[last + 32 + index] = UInt8(truncatingIfNeeded: batch >> (8 * index)) }
+        let stored = Int(bytes[last + 4]) | Int(bytes[last + 5]) << 8 | Int(bytes[last + 6]) << 16 | Int(bytes[last + 7]) << 24
+        let checksum = bytes[(last + 4)..<(last + 40 + stored)].withUnsafeBytes { FrameHeader.checksum(salt: salt, offset: last, covering: $0) }
+        for index in 0..<4 { bytes[last + index] = UInt8(truncatingIfNeeded: checksum >> (8 * index)) }
+        try Data(bytes).write(to: URL(fileURLWithPath: segment))
+        try? FileManager.default.removeItem(atPath: directory.path + "/dugong.index")
+        let reader = try Self.scanned(directory)
+        defer { reader.close() }
+        let report = try reader.verify()
+        #expect(report.problems.contains { $0.description.contains("follows the end of batch") }, "\(report.problems)")
+    }
+}
+
 extension Sequence {
     func asyncMap<T>(_ transform: (Element) async throws -> T) async rethrows -> [T] {
         var results: [T] = []

@@ -331,7 +331,14 @@ private struct SegmentScan {
         guard header.firstPosition >= next else {
             return "frame starts at position \(header.firstPosition), before \(next)"
         }
-        if let lastBatch, afterDamage ? header.batch < lastBatch : header.batch < lastBatch || (header.batch == lastBatch) == lastEndedBatch {
+        // The next batch is the last one + 1 (FORMAT §4): a skipped number was accepted (after
+        // damage, here or in an earlier segment, which may have held batches, only an earlier
+        // one is damage).
+        if let lastBatch,
+            afterDamage || !index.damage.isEmpty
+                ? header.batch < lastBatch
+                : header.batch != (lastEndedBatch ? lastBatch + 1 : lastBatch)
+        {
             return lastEndedBatch
                 ? "frame of batch \(header.batch) follows the end of batch \(lastBatch)"
                 : "frame of batch \(header.batch) follows batch \(lastBatch), which did not end"

@@ -86,7 +86,7 @@ struct SegmentSet {
             let problem = if case .damaged(let reason) = state { "is damaged (\(reason))" } else { "is missing" }
             context.damage.append(Damage(
                 segmentName: Layout.manifestName, offset: 0, reason: "the manifest \(problem); using the segment files found",
-                positions: 0..<0))
+                positions: 0..<0, concernsTheWholeStore: true))
             context.segmentsMayFollow = true
             listed = []
             manifest = Manifest(generation: 0, segments: [])
@@ -145,7 +145,7 @@ struct SegmentSet {
                 context.damage.append(Damage(
                     segmentName: segments[broken].name, offset: 0,
                     reason: "without the manifest, the segment files found do not form one log (\(segments[broken].name) does not follow \(segments[broken - 1].name)): which of them belong to the store cannot be told; none is read (put the manifest back, or remove the files that do not belong)",
-                    positions: 0..<0))
+                    positions: 0..<0, concernsTheWholeStore: true))
                 segments = []
             }
             manifest = Manifest(generation: 0, segments: segments.map { Manifest.Entry(name: $0.name, salt: $0.salt) })
@@ -305,7 +305,7 @@ struct SegmentSet {
                 context.damage.append(Damage(
                     segmentName: name, offset: 0,
                     reason: "segment \(name) continues the log but the manifest does not list it (the manifest is stale)",
-                    positions: 0..<0))
+                    positions: 0..<0, concernsTheWholeStore: true))
                 context.segmentsMayFollow = true
             } else {
                 removable.append(name)

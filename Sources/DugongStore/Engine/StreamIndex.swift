@@ -25,6 +25,10 @@ struct Damage: Sendable, Equatable {
     var positions: Range<UInt64>
     /// Bytes of the damaged region (0 when unknown, e.g. a missing file).
     var length: Int = 0
+    /// Damage of the store's files as a whole (a missing or stale manifest, segment files that
+    /// do not form one log), not at a point of the log: with no positions, it stops no read in
+    /// log order (what it may have lost is recorded after the log's end).
+    var concernsTheWholeStore = false
 
     var error: StoreError { .corruption(segment: segmentName, offset: offset, reason: reason) }
 }
