@@ -45,7 +45,7 @@ extension PostgresEventStore {
     static func states(where condition: String, _ name: String? = nil, on connection: PostgresConnection, logger: Logger) async throws -> [StreamState] {
         var bindings = PostgresBindings()
         if let name { bindings.append(name) }
-        let rows = try await connection.query(
+        let rows = try await connection.openQuery(
             PostgresQuery(
                 unsafeSQL: """
                     SELECT stream, coalesce(e.version, 0), coalesce(e.first_version, 0), coalesce(e.events, 0),
@@ -75,7 +75,7 @@ extension PostgresEventStore {
             let state = try await Self.version(of: name, on: connection, logger: logger)
             try await Self.setFirstVisibleVersion(of: name, to: state.version + 1, on: connection, logger: logger)
             // (`greatest` skips a NULL: none hidden yet.)
-            try await connection.query(
+            try await connection.openQuery(
                 """
                 UPDATE dugong_streams SET snapshots_hidden_through = greatest(snapshots_hidden_through, \(Int64(state.version)))
                 WHERE stream = \(name)
@@ -131,7 +131,7 @@ extension PostgresEventStore {
 
     /// Raises the stream's first visible version (never lowers it).
     static func setFirstVisibleVersion(of name: String, to version: Int, on connection: PostgresConnection, logger: Logger) async throws {
-        try await connection.query(
+        try await connection.openQuery(
             """
             INSERT INTO dugong_streams (stream, truncate_before) VALUES (\(name), \(Int64(version)))
             ON CONFLICT (stream) DO UPDATE SET truncate_before = greatest(dugong_streams.truncate_before, excluded.truncate_before)
@@ -171,10 +171,10 @@ extension PostgresEventStore {
     public func forEachCommittedEvent(pageSize: Int = 4096, _ body: ([RecordedEvent]) async throws -> Void) async throws -> [StreamState] {
         precondition(pageSize > 0, "a page holds at least one event")
         return try await client.inTransaction(logger: logger) { connection in
-            try await connection.query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY", logger: logger)
+            try await connection.openQuery("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY", logger: logger)
             var cursor = LogCursor.start
             while true {
-                let rows = try await connection.query(
+                let rows = try await connection.openQuery(
                     """
                     SELECT \(unescaped: Row.columns) FROM dugong_events
                     WHERE (transaction_id, position) >= (\(String(cursor.transaction))::xid8, \(Int64(clamping: cursor.position)))

@@ -259,7 +259,7 @@ public struct PostgresEventStore: TransactionalEventStore, GlobalEventLog {
     /// A stream's version (its last event's sequence number, or below where it begins when it
     /// has none) and whether it is tombstoned.
     static func version(of name: String, on connection: PostgresConnection, logger: Logger) async throws -> (version: Int, isTombstoned: Bool) {
-        let rows = try await connection.query(
+        let rows = try await connection.openQuery(
             """
             SELECT greatest(coalesce((SELECT max(sequence_number) FROM dugong_events WHERE stream = \(name)), 0),
                             coalesce(s.truncate_before, 1) - 1),
@@ -273,7 +273,7 @@ public struct PostgresEventStore: TransactionalEventStore, GlobalEventLog {
     static func storedIDs(
         of name: String, from first: Int, through last: Int, on connection: PostgresConnection, logger: Logger
     ) async throws -> [Int: UUID] {
-        let rows = try await connection.query(
+        let rows = try await connection.openQuery(
             """
             SELECT sequence_number, id FROM dugong_events
             WHERE stream = \(name) AND sequence_number BETWEEN \(Int64(first)) AND \(Int64(last))
@@ -329,7 +329,7 @@ public struct PostgresEventStore: TransactionalEventStore, GlobalEventLog {
             ON CONFLICT (id) DO NOTHING
             RETURNING id, transaction_id::text, position
             """
-        let inserted = try await connection.query(PostgresQuery(unsafeSQL: sql, binds: unnestBindings(rows, stream: name)), logger: logger)
+        let inserted = try await connection.openQuery(PostgresQuery(unsafeSQL: sql, binds: unnestBindings(rows, stream: name)), logger: logger)
         var cursors: [UUID: LogCursor] = [:]
         for try await (id, transaction, position) in inserted.decode((UUID, String, Int64).self) {
             guard let transaction = UInt64(transaction) else {

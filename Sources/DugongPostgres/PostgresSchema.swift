@@ -109,12 +109,12 @@ public enum PostgresSchema {
         for (index, statements) in migrations.enumerated() {
             let target = index + 1
             try await client.inTransaction(logger: logger) { connection in
-                try await connection.query("SELECT pg_advisory_xact_lock(\(lock))", logger: logger)
+                try await connection.openQuery("SELECT pg_advisory_xact_lock(\(lock))", logger: logger)
                 let applied = try await appliedVersion(connection, logger: logger)
                 guard applied <= version else { throw PostgresStoreError.schemaTooNew(found: applied, supported: version) }
                 guard applied < target else { return }
-                for statement in statements { try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger) }
-                try await connection.query("INSERT INTO dugong_schema (version) VALUES (\(target))", logger: logger)
+                for statement in statements { try await connection.openQuery(PostgresQuery(unsafeSQL: statement), logger: logger) }
+                try await connection.openQuery("INSERT INTO dugong_schema (version) VALUES (\(target))", logger: logger)
                 logger.info("applied schema version \(target)")
             }
         }
@@ -124,7 +124,7 @@ public enum PostgresSchema {
     }
 
     static func appliedVersion(_ connection: PostgresConnection, logger: Logger) async throws -> Int {
-        let rows = try await connection.query("SELECT coalesce(max(version), 0) FROM dugong_schema", logger: logger)
+        let rows = try await connection.openQuery("SELECT coalesce(max(version), 0) FROM dugong_schema", logger: logger)
         for try await version in rows.decode(Int.self) { return version }
         return 0
     }
@@ -158,16 +158,45 @@ public enum PostgresStoreError: Error, Sendable, Equatable, CustomStringConverti
 
 #if Postgres
 extension PostgresClient {
-    /// `withTransaction`, throwing what failed (the closure's error, else the commit's) instead
-    /// of PostgresNIO's wrapper, so that the ports' own errors reach the caller as they are.
+    /// A transaction on one connection, throwing what failed (the body's error, else the
+    /// commit's) as it is, so that the ports' own errors reach the caller. Not PostgresNIO's
+    /// `withTransaction`: on a connection the server closed while it was leased (a backend
+    /// terminated, a server crash), PostgresNIO 1.33 writes the next query to the closed channel
+    /// and its answer never comes; its `ROLLBACK` after the failure hung for ever, and so did
+    /// `dugong export`. Every query here goes through ``PostgresConnection/openQuery(_:logger:)``.
     func inTransaction<Result>(
         logger: Logger, isolation: isolated (any Actor)? = #isolation, _ body: (PostgresConnection) async throws -> sending Result
     ) async throws -> sending Result {
-        do {
-            return try await withTransaction(logger: logger, isolation: isolation, body)
-        } catch let error as PostgresTransactionError {
-            throw error.closureError ?? error.commitError ?? error.beginError ?? error
+        try await withConnection(isolation: isolation) { connection in
+            try await connection.openQuery("BEGIN;", logger: logger)
+            let value: Result
+            do {
+                value = try await body(connection)
+            } catch {
+                if !connection.isClosed { _ = try? await connection.query("ROLLBACK;", logger: logger) }
+                throw error
+            }
+            try await connection.openQuery("COMMIT;", logger: logger)
+            return value
         }
+    }
+}
+
+/// The connection to PostgreSQL closed while a transaction used it (the server restarted, or
+/// the connection was terminated): what that transaction wrote was rolled back.
+public struct PostgresConnectionLost: Error, CustomStringConvertible {
+    public var description: String {
+        "the server closed the connection during a transaction (it restarted, or the connection was terminated); the transaction was not committed"
+    }
+}
+
+extension PostgresConnection {
+    /// `query`, refused at once on a connection the server has closed (PostgresNIO would wait
+    /// for its answer for ever).
+    @discardableResult
+    func openQuery(_ query: PostgresQuery, logger: Logger) async throws -> PostgresRowSequence {
+        guard !isClosed else { throw PostgresConnectionLost() }
+        return try await self.query(query, logger: logger)
     }
 }
 #endif

@@ -28,13 +28,13 @@ public struct PostgresSnapshotStore: SnapshotStore {
     public func save(_ snapshot: SerializedSnapshot) async throws {
         let name = AggregateStreamName.name(of: snapshot.stream)
         try await client.inTransaction(logger: logger) { connection in
-            try await connection.query(
+            try await connection.openQuery(
                 """
                 INSERT INTO dugong_snapshots (stream, sequence_number, schema_version, data)
                 VALUES (\(name), \(Int64(snapshot.sequenceNumber)), \(Int32(clamping: snapshot.schemaVersion)), \(snapshot.data))
                 ON CONFLICT (stream, sequence_number) DO UPDATE SET schema_version = excluded.schema_version, data = excluded.data
                 """, logger: logger)
-            try await connection.query(
+            try await connection.openQuery(
                 """
                 DELETE FROM dugong_snapshots WHERE stream = \(name) AND sequence_number < (
                     SELECT min(sequence_number) FROM (

@@ -547,3 +547,41 @@ struct PostgresRestartTests {
     }
 }
 #endif
+
+@Suite("PostgreSQL: a connection the server closes", .enabled(if: TestServer.isAvailable, "DUGONG_POSTGRES_URL is not set: no PostgreSQL server"))
+struct ClosedConnectionTests {
+    // Found by a black-box test: `dugong export` (and an import during a server restart) hung
+    // for ever, with no message, when the server closed the connection of its transaction
+    // between two queries: PostgresNIO wrote the next query (then the ROLLBACK) to the closed
+    // channel and waited for an answer that never came.
+    @Test(.timeLimit(.minutes(1))) func aTransactionWhoseConnectionTheServerClosedFailsAtOnce() async throws {
+        try await TestServer.withFreshDatabase { client, url in
+            let store = PostgresEventStore(client: client)
+            let stream = StreamID(origin: "o", aggregateType: "Thing", aggregateID: "1")
+            let events = (1...6).map { sequence in
+                SerializedDomainEvent(
+                    origin: "o", aggregateType: "Thing", eventType: "Happened", version: 1, id: UUID(), aggregateID: "1",
+                    payload: Data("{}".utf8), sequenceNumber: sequence, timestamp: Date(millisecondsSince1970: 1_700_000_000_000))
+            }
+            _ = try await store.append(events, to: stream, expecting: .noStream)
+            // The reader on a client of its own, whose pool is not waited for (one whose
+            // connection the server closed may not finish stopping).
+            let readerClient = PostgresClient(configuration: try PostgresConnectionURL.configuration(from: url))
+            let pool = Task { await readerClient.run() }
+            defer { pool.cancel() }
+            let reader = PostgresEventStore(client: readerClient)
+            var pages = 0
+            await #expect(throws: PostgresConnectionLost.self) {
+                _ = try await reader.forEachCommittedEvent(pageSize: 2) { _ in
+                    pages += 1
+                    guard pages == 1 else { return }
+                    try await client.query(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND state = 'idle in transaction'",
+                        logger: PostgresTestDatabase.quiet)
+                    try await Task.sleep(for: .milliseconds(500))  // the close reaches the client
+                }
+            }
+            #expect(pages == 1)
+        }
+    }
+}

@@ -25,20 +25,23 @@ extension PostgresAccess {
             throw Terminal.fail("\(error)", code: ExitStatus.usage.rawValue)
         }
         let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
-        return try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { await client.run() }
-            defer { group.cancelAll() }
-            do {
-                try await probe(client)
-                if creating {
-                    try await PostgresSchema.migrate(client, logger: logger)
-                } else {
-                    try await checkSchema(client, url: url)
-                }
-                return try await body(PostgresEventStore(client: client, logger: logger))
-            } catch {
-                throw fail(error, url: url)
+        // The pool runs beside the command and is cancelled when it ends, without waiting for
+        // its shutdown: after a connection the server dropped (a backend terminated, a server
+        // crash), the pool's shutdown never finished, and a task group waiting for it kept the
+        // command from ever exiting (`export` hung, exit status never given). The process ends
+        // right after, which closes every connection.
+        let pool = Task { await client.run() }
+        defer { pool.cancel() }
+        do {
+            try await probe(client)
+            if creating {
+                try await PostgresSchema.migrate(client, logger: logger)
+            } else {
+                try await checkSchema(client, url: url)
             }
+            return try await body(PostgresEventStore(client: client, logger: logger))
+        } catch {
+            throw fail(error, url: url)
         }
     }
 
@@ -107,8 +110,11 @@ extension PostgresAccess {
         case let error as PSQLError:
             if let server = error.serverInfo?[.message] {
                 (message, status) = ("\(where_): the server says: \(server) (SQLSTATE \(error.serverInfo?[.sqlState] ?? "?"))", .ioFailure)
+            } else if error.code == .serverClosedConnection || error.code == .clientClosedConnection {
+                // (A PSQLError's own description is a placeholder that names nothing.)
+                (message, status) = ("\(where_): the server closed the connection (it restarted, or the connection was terminated)", .ioFailure)
             } else {
-                let cause = error.underlying.map { "\($0)" } ?? "\(error.code)"
+                let cause = error.underlying.flatMap { $0 is PSQLError ? nil : "\($0)" } ?? "\(error.code)"
                 (message, status) = ("cannot reach \(where_): \(cause)", .ioFailure)
             }
         case is Unreachable:
