@@ -71,8 +71,14 @@ extension PostgresEventStore {
     /// Its snapshots of the versions it has are hidden too (``PostgresSnapshotStore``): one would
     /// restore the deleted aggregate; one saved later, of a later version, is served.
     public func delete(streamNamed name: String) async throws {
+        try Self.validate(name)
         try await client.inTransaction(logger: logger) { connection in
             let state = try await Self.version(of: name, on: connection, logger: logger)
+            // As the embedded store: a tombstoned stream refuses it (it said "tombstoned already"
+            // and recorded a truncation), and one without versions has nothing to hide (a row
+            // made a stream of a name never used).
+            if state.isTombstoned { throw PostgresStoreError.streamTombstoned(stream: name) }
+            if state.version == 0 { return }
             try await Self.setFirstVisibleVersion(of: name, to: state.version + 1, on: connection, logger: logger)
             // (`greatest` skips a NULL: none hidden yet.)
             try await connection.openQuery(
@@ -89,8 +95,10 @@ extension PostgresEventStore {
     /// - Throws: ``PostgresStoreError/invalidChange(_:)`` when `version` is out of range.
     public func truncate(streamNamed name: String, before version: Int) async throws {
         guard version >= 1 else { throw PostgresStoreError.invalidChange("truncate before version \(version): versions start at 1") }
+        try Self.validate(name)
         try await client.inTransaction(logger: logger) { connection in
             let state = try await Self.version(of: name, on: connection, logger: logger)
+            if state.isTombstoned { throw PostgresStoreError.streamTombstoned(stream: name) }
             guard version <= state.version + 1 else {
                 throw PostgresStoreError.invalidChange(
                     "truncate '\(name)' before version \(version): its version is \(state.version), so at most \(state.version + 1)")
@@ -105,12 +113,27 @@ extension PostgresEventStore {
     /// Tombstones the stream: it reads as empty, no append is accepted again and no snapshot of
     /// it is served (a name never seen may be tombstoned: it is reserved for good).
     public func tombstone(streamNamed name: String) async throws {
+        try Self.validate(name)
         try await client.query(
             """
             INSERT INTO dugong_streams (stream, tombstoned) VALUES (\(name), true)
             ON CONFLICT (stream) DO UPDATE SET tombstoned = true
             """, logger: logger)
     }
+
+    /// The bounds the embedded store puts on a stream name (its lifecycle commands took an empty
+    /// name or one of 2,004 bytes, which a directory store then refused to import).
+    static func validate(_ name: String) throws {
+        let bytes = name.utf8.count
+        guard bytes > 0 else { throw PostgresStoreError.invalidChange("stream name is empty") }
+        guard bytes <= maximumNameLength else {
+            throw PostgresStoreError.invalidChange("stream name is \(bytes) bytes long, over the maximum of \(maximumNameLength)")
+        }
+        guard !name.utf8.contains(0) else { throw PostgresStoreError.invalidChange("stream name contains a NUL byte") }
+    }
+
+    /// The longest stream name, in UTF-8 bytes (the embedded store's bound).
+    static let maximumNameLength = 1024
 
     /// Declares that the stream, which has no events yet, begins at `version`: its earlier
     /// versions are not in this database (they were removed where it came from). Doing it again

@@ -165,8 +165,27 @@ struct PostgresToolTests {
             #expect(noEnvelope.status == 65 && noEnvelope.stderr.contains("envelope"), "\(noEnvelope.stderr)")
             let extra = try Tool.run(["import", url], input: #"{"stream":"bank:BankAccount/1","type":"X","metadata":{"schemaVersion":1,"zz":2}}"# + "\n")
             #expect(extra.status == 65 && extra.stderr.contains("byte for byte"), "\(extra.stderr)")
+            // From a black-box test: a name spelled otherwise than the framework spells it was
+            // stored under the framework's spelling, silently ("%61:T/x" became "a:T/x").
+            let respelled = try Tool.run(["import", url], input: #"{"stream":"%61:T/x","type":"X","metadata":{"schemaVersion":1}}"# + "\n")
+            #expect(respelled.status == 65 && respelled.stderr.contains("'a:T/x'"), "\(respelled.stderr)")
+            // Lifecycle commands bound names as a directory store does (an empty one was
+            // accepted, and its export could not be imported into a directory).
+            #expect(try Tool.run(["delete-stream", url, ""]).status == 65)
+            #expect(try Tool.run(["tombstone-stream", url, String(repeating: "n", count: 1025)]).status == 65)
             // Nothing of the refused lines was written.
             #expect(try Tool.run(["export", url]).stdout.isEmpty)
+            // Deleting a name never used writes nothing (it made a hidden stream, read exit 0).
+            #expect(try Tool.run(["delete-stream", url, "bank:BankAccount/never"]).status == 0)
+            #expect(try Tool.run(["export", url]).stdout.isEmpty)
+            // A tombstoned stream refuses a delete and a truncation (exit 0, "tombstoned already").
+            #expect(try Tool.run(["tombstone-stream", url, "bank:BankAccount/gone"]).status == 0)
+            let deleteTombstoned = try Tool.run(["delete-stream", url, "bank:BankAccount/gone"])
+            #expect(deleteTombstoned.status == 2 && deleteTombstoned.stderr.contains("tombstoned"), "\(deleteTombstoned.stderr)")
+            #expect(try Tool.run(["truncate-stream", url, "bank:BankAccount/gone", "--before", "1"]).status == 2)
+            // A bare position is not a PostgreSQL cursor (it was read as 0:N: everything).
+            let position = try Tool.run(["read-all", url, "--from", "30"])
+            #expect(position.status == 64 && position.stderr.contains("TRANSACTION:POSITION"), "\(position.stderr)")
             let unreachable = try Tool.run(["read-all", "postgres://dugong@/postgres?host=/nonexistent-socket-directory"])
             #expect(unreachable.status == 74 && unreachable.stderr.contains("cannot reach"), "\(unreachable.stderr)")
         }

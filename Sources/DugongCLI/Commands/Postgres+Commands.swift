@@ -103,6 +103,15 @@ final class PostgresImporter {
                     line, "'\(name)' is not an aggregate's stream name (as the framework names them: origin, type and id): PostgreSQL holds the framework's aggregates",
                     .badInput)
             }
+            // PostgreSQL keeps a stream as its origin, type, id and tenant: a name spelled other
+            // than the framework spells them ("%61:T/x" for "a:T/x") was stored under the
+            // framework's spelling, silently (and two such names became one stream).
+            let spelled = AggregateStreamName.name(of: stream)
+            guard spelled.utf8.elementsEqual(name.utf8) else {
+                throw fail(
+                    line, "'\(name)' is not spelled as the framework spells stream names ('\(spelled)'): PostgreSQL keeps a stream as its origin, type, id and tenant, so it would become '\(spelled)'",
+                    .badInput)
+            }
             let current = try await version(of: name)
             let version = given ?? current + 1
             guard version >= 1, version <= Int(Int64.max) else { throw fail(line, "version \(version) is out of range", .badInput) }
@@ -223,6 +232,13 @@ extension ReadAll {
     /// transaction is open); with it, the global log as projections read it (rows of
     /// transactions older than every open one, so that none committing late is skipped).
     func runOnPostgres() async throws {
+        // A bare number (a directory store's position, or the lines' "position") was taken as
+        // the cursor 0:N, which is before every event: everything was printed.
+        if from.transaction == 0, from != .start {
+            throw Terminal.fail(
+                "--from \(from.position) is a position; on PostgreSQL --from takes a cursor TRANSACTION:POSITION, as the lines' \"cursor\" field says",
+                code: ExitStatus.usage.rawValue)
+        }
         try await PostgresAccess.with(store) { database in
             var filter = self.filter
             var printer = EventPrinter(format: format)
