@@ -93,6 +93,8 @@ public struct PostgresEventStore: TransactionalEventStore, GlobalEventLog {
                 && error.serverInfo?[.constraintName] == "dugong_events_stream_sequence"
             {
                 continue
+            } catch is ConcurrentAppend {
+                continue
             }
         }
         throw EventStoreError.conflict(stream: appends[0].stream, expected: appends[0].expected, actual: try await version(of: names[0]))
@@ -314,6 +316,9 @@ public struct PostgresEventStore: TransactionalEventStore, GlobalEventLog {
         return cursors.max()
     }
 
+    /// A concurrent append committed the same events first: the append is decided again.
+    struct ConcurrentAppend: Error {}
+
     /// Inserts the events in one statement; returns the last one's cursor.
     ///
     /// `ON CONFLICT (id) DO NOTHING` is targeted at the id alone (an untargeted one would also
@@ -337,8 +342,23 @@ public struct PostgresEventStore: TransactionalEventStore, GlobalEventLog {
             }
             cursors[id] = LogCursor(transaction: transaction, position: UInt64(position))
         }
-        for row in rows where cursors[row.id] == nil {
-            throw EventStoreError.invalidAppend(stream: stream, reason: "event id \(row.id) is already stored in another stream or version")
+        let missing = rows.filter { cursors[$0.id] == nil }
+        if !missing.isEmpty {
+            // Ids this stream holds now at the very versions: a concurrent append of the same
+            // events (two imports of one file) committed while this one waited on the id's key.
+            // Decided again (a retry, a duplicate); it was "already stored in another stream".
+            let sameHere = try await connection.openQuery(
+                PostgresQuery(
+                    unsafeSQL: "SELECT count(*) FROM dugong_events WHERE stream = $1 AND (id, sequence_number) IN (SELECT * FROM unnest($2::uuid[], $3::bigint[]))",
+                    binds: {
+                        var binds = PostgresBindings()
+                        binds.append(name)
+                        binds.append(missing.map(\.id))
+                        binds.append(missing.map(\.sequenceNumber))
+                        return binds
+                    }()), logger: logger)
+            for try await count in sameHere.decode(Int64.self) where count == missing.count { throw ConcurrentAppend() }
+            throw EventStoreError.invalidAppend(stream: stream, reason: "event id \(missing[0].id) is already stored in another stream or version")
         }
         guard let last = rows.last.flatMap({ cursors[$0.id] }) else {
             throw EventStoreError.invalidAppend(stream: stream, reason: "no events")

@@ -197,11 +197,15 @@ final class PostgresImporter {
         pendingEvents = 0
         do {
             let results = try await database.append(appends)
-            for (append, result) in zip(appends, results) where !result.wasDuplicate { imported += append.events.count }
+            // Appends another import stored meanwhile (the same file run twice at once) were
+            // duplicates: skipped, not imported ("imported 0 events in 2 commits; skipped 0").
+            for (append, result) in zip(appends, results) {
+                if result.wasDuplicate { skipped += append.events.count } else { imported += append.events.count }
+            }
+            if results.contains(where: { !$0.wasDuplicate }) { commits += 1 }
         } catch {
             throw PostgresAccess.fail(error, url: url, prefix: "the commit of lines \(firstLine)...: ")
         }
-        commits += 1
     }
 
     func finish() {
