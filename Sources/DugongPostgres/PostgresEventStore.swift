@@ -316,6 +316,14 @@ public struct PostgresEventStore: TransactionalEventStore, GlobalEventLog {
         return cursors.max()
     }
 
+    /// Checks that PostgreSQL can hold `event` as it is (its texts, its schema version), as an
+    /// append does before it writes.
+    ///
+    /// - Throws: ``EventStoreError/invalidAppend(stream:reason:)`` saying what it cannot hold.
+    public static func checkedRow(_ event: SerializedDomainEvent) throws {
+        _ = try Row(event)
+    }
+
     /// A concurrent append committed the same events first: the append is decided again.
     struct ConcurrentAppend: Error {}
 
@@ -452,6 +460,17 @@ struct Row {
                 reason: "schema version \(event.version) of event \(event.id) is outside the 32 bits PostgreSQL stores")
         }
         self.schemaVersion = schemaVersion
+        // PostgreSQL's text cannot hold a NUL: the server refused the whole statement with an
+        // encoding error (a failed system call to the tool, exit 74) instead of bad input.
+        let texts: [(String, String?)] = [
+            ("origin", event.origin), ("aggregate type", event.aggregateType), ("tenant", event.tenantID), ("aggregate id", event.aggregateID),
+            ("event type", event.eventType), ("correlation id", event.correlationID), ("triggering user id", event.triggeredByUserID),
+        ]
+        if let (field, _) = texts.first(where: { $0.1?.utf8.contains(0) ?? false }) {
+            throw EventStoreError.invalidAppend(
+                stream: StreamID(origin: event.origin, aggregateType: event.aggregateType, aggregateID: event.aggregateID, tenantID: event.tenantID),
+                reason: "the \(field) of event \(event.id) holds a NUL character, which PostgreSQL's text cannot hold")
+        }
         timestamp = event.timestamp.millisecondsSince1970
         correlationID = event.correlationID
         triggeredByEventID = event.triggeredByEventID

@@ -169,6 +169,13 @@ struct PostgresToolTests {
             // stored under the framework's spelling, silently ("%61:T/x" became "a:T/x").
             let respelled = try Tool.run(["import", url], input: #"{"stream":"%61:T/x","type":"X","metadata":{"schemaVersion":1}}"# + "\n")
             #expect(respelled.status == 65 && respelled.stderr.contains("'a:T/x'"), "\(respelled.stderr)")
+            // A NUL in the envelope's texts or the name's parts failed the whole commit as a
+            // failed system call (74) naming the commit's first line; bad input of its line now.
+            let nul = try Tool.run(
+                ["import", url], input: #"{"stream":"bank:BankAccount/1","type":"X","metadata":{"correlationId":"\u0000","schemaVersion":1}}"# + "\n")
+            #expect(nul.status == 65 && nul.stderr.contains("line 1") && nul.stderr.contains("NUL"), "\(nul.stderr)")
+            let nulTenant = try Tool.run(["import", url], input: #"{"stream":"bank:BankAccount@%00/1","type":"X","metadata":{"schemaVersion":1}}"# + "\n")
+            #expect(nulTenant.status == 65 && nulTenant.stderr.contains("NUL"), "\(nulTenant.stderr)")
             // Lifecycle commands bound names as a directory store does (an empty one was
             // accepted, and its export could not be imported into a directory).
             #expect(try Tool.run(["delete-stream", url, ""]).status == 65)

@@ -124,6 +124,13 @@ final class PostgresImporter {
             } catch {
                 throw fail(line, "the metadata is not the framework's envelope ({\"schemaVersion\": …}): PostgreSQL holds the framework's events", .badInput)
             }
+            // Checked here too, for the line's number (the adapter names only the commit's).
+            do {
+                try PostgresEventStore.checkedRow(domain)
+            } catch let error as EventStoreError {
+                if case .invalidAppend(_, let reason) = error { throw fail(line, reason, .badInput) }
+                throw error
+            }
             // Only what reads back byte for byte is written: `export` must print this very line.
             let form = try EventLogStore.storedForm(of: domain)
             guard form.data == event.data, form.metadata == event.metadata else {
