@@ -267,6 +267,21 @@ struct ImportExportTests {
         #expect(try CLI.run(["verify", copy]).status == 0)
     }
 
+    // From a black-box test: a PostgreSQL store holds events of any size, and its export did not
+    // import into a directory ("over the maximum of 4194304"). An import takes what the format
+    // holds (256 MiB); `append` keeps the 4 MiB an application's open allows by default.
+    @Test func anImportTakesEventsLargerThanAnAppend() throws {
+        let store = CLI.storePath("large-import")
+        defer { try? FileManager.default.removeItem(atPath: store) }
+        let large = #"{"stream":"s","version":1,"type":"Big","data":{"x":""# + String(repeating: "a", count: 5 << 20) + #""}}"#
+        let imported = try CLI.run(["import", store], input: large)
+        #expect(imported.status == 0, "\(imported.stderr.prefix(300))")
+        let exported = try CLI.run(["export", store]).stdout
+        #expect(exported.utf8.count > 5 << 20 && exported.contains(#""data":{"x":"aaaa"#))
+        let appended = try CLI.run(["append", store, "t"], input: #"{"type":"Big","data":{"x":""# + String(repeating: "a", count: 5 << 20) + #""}}"#)
+        #expect(appended.status == 65 && appended.stderr.contains("over the maximum"), "\(appended.stderr.prefix(300))")
+    }
+
     // Defect 3: an interleaved file (every real export) is packed into commits of --batch events
     // over many streams, not one commit per stream change.
     @Test func interleavedInputIsPackedIntoCommitsOfTheBatchSize() throws {

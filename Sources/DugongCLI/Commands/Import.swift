@@ -44,10 +44,17 @@ struct Import: AsyncParsableCommand {
         }
     }
 
+    /// The largest event an import takes: the most `EventLog.Options.maximumEventSize` allows.
+    static let largestEvent = 256 << 20
+
     func run() async throws {
         if PostgresAccess.isURL(store) { return try await runOnPostgres() }
         let existed = StoreAccess.Existing(store)
-        let log = try StoreAccess.open(store, forWriting: true, creating: true, segmentSize: segmentSize, wait: lock.seconds)
+        // Events as large as the format holds (256 MiB), not the 4 MiB an application's open
+        // allows by default: what another store exported (a PostgreSQL one has no such bound)
+        // must come back in.
+        let log = try StoreAccess.open(
+            store, forWriting: true, creating: true, segmentSize: segmentSize, wait: lock.seconds, maximumEventSize: Self.largestEvent)
         defer { log.close() }
         let importer = Importer(log: log, store: store, batch: batch, acks: acks)
         var lines = InputLines()

@@ -13,12 +13,13 @@ enum StoreAccess {
     /// `waitingForStore`: a reader that follows the log may start before its writer makes it.
     static func open(
         _ path: String, forWriting: Bool = false, creating: Bool = false, segmentSize: Int? = nil, wait: Double = 0,
-        waitingForStore: Bool = false
+        waitingForStore: Bool = false, maximumEventSize: Int? = nil
     ) throws -> EventLog {
         if !creating, !waitingForStore { try refuseIfNoStore(at: path) }
         var options = EventLog.Options(createIfMissing: creating)
         options.readOnly = !forWriting
         if let segmentSize { options.segmentSize = segmentSize }
+        if let maximumEventSize { options.maximumEventSize = maximumEventSize }
         let existed = FileManager.default.fileExists(atPath: path)
         do {
             return try LockWait.retrying(for: wait) { try EventLog.open(at: path, options: options) }
