@@ -195,6 +195,14 @@ struct PostgresToolTests {
             #expect(position.status == 64 && position.stderr.contains("TRANSACTION:POSITION"), "\(position.stderr)")
             let unreachable = try Tool.run(["read-all", "postgres://dugong@/postgres?host=/nonexistent-socket-directory"])
             #expect(unreachable.status == 74 && unreachable.stderr.contains("cannot reach"), "\(unreachable.stderr)")
+            // A database that does not exist: what the server says, at once (it was "cannot
+            // reach … within 10 s", after 10 s).
+            var missing = try #require(URLComponents(string: url))
+            missing.path = "/no_such_database"
+            let started = ContinuousClock.now
+            let noDatabase = try Tool.run(["read-all", try #require(missing.string), "--count"])
+            #expect(noDatabase.status == 74 && noDatabase.stderr.contains("does not exist (SQLSTATE 3D000)"), "\(noDatabase.stderr)")
+            #expect(ContinuousClock.now - started < .seconds(8), "not after the 10 s a silent server gets")
         }
     }
 

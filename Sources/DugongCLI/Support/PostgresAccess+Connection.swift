@@ -5,6 +5,7 @@ import DugongPostgres
 import Foundation
 import Logging
 import PostgresNIO
+import Synchronization
 
 extension PostgresAccess {
     /// Quiet: the tool says what matters itself.
@@ -24,7 +25,10 @@ extension PostgresAccess {
         } catch {
             throw Terminal.fail("\(error)", code: ExitStatus.usage.rawValue)
         }
-        let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
+        let failures = ConnectionFailures()
+        var background = Logger(label: "dugong") { label in ConnectionFailures.Handler(failures: failures, label: label) }
+        background.logLevel = .info
+        let client = PostgresClient(configuration: configuration, backgroundLogger: background)
         // The pool runs beside the command and is cancelled when it ends, without waiting for
         // its shutdown: after a connection the server dropped (a backend terminated, a server
         // crash), the pool's shutdown never finished, and a task group waiting for it kept the
@@ -33,7 +37,7 @@ extension PostgresAccess {
         let pool = Task { await client.run() }
         defer { pool.cancel() }
         do {
-            try await probe(client)
+            try await probe(client, failures: failures)
             if creating {
                 try await PostgresSchema.migrate(client, logger: logger)
             } else {
@@ -48,21 +52,65 @@ extension PostgresAccess {
     /// How long the first connection may take: the pool would keep trying for a minute.
     static let connectTimeout = Duration.seconds(10)
 
-    private struct Unreachable: Error {}
+    private struct Unreachable: Error {
+        /// What the server answered to the pool's last attempt, when it answered.
+        var serverSaid: String?
+    }
 
-    /// One query, within ``connectTimeout``.
-    private static func probe(_ client: PostgresClient) async throws {
+    /// One query, within ``connectTimeout``; at once when the server refuses the connection
+    /// with a reason (a database or role that does not exist: waiting changes nothing).
+    private static func probe(_ client: PostgresClient, failures: ConnectionFailures) async throws {
         try await withThrowingTaskGroup(of: Bool.self) { group in
             group.addTask {
                 try await client.query("SELECT 1", logger: logger)
                 return true
             }
             group.addTask {
-                try await Task.sleep(for: connectTimeout)
+                let deadline = ContinuousClock.now + connectTimeout
+                while ContinuousClock.now < deadline, failures.serverSaid == nil { try await Task.sleep(for: .milliseconds(50)) }
                 return false
             }
             defer { group.cancelAll() }
-            guard try await group.next() == true else { throw Unreachable() }
+            guard try await group.next() == true else { throw Unreachable(serverSaid: failures.serverSaid) }
+        }
+    }
+
+    /// The reason the server gave the connection pool for its last failed connection
+    /// (PostgresNIO logs it, at `info`, and retries; the tool said only "cannot reach … within
+    /// 10 s" of a database that does not exist).
+    final class ConnectionFailures: Sendable {
+        private let last = Mutex<String?>(nil)
+
+        var serverSaid: String? { last.withLock { $0 } }
+
+        struct Handler: LogHandler {
+            let failures: ConnectionFailures
+            let label: String
+            var metadata: Logger.Metadata = [:]
+            var logLevel: Logger.Level = .info
+
+            subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+                get { metadata[key] }
+                set { metadata[key] = newValue }
+            }
+
+            func log(event: LogEvent) {
+                if event.message.description == "Connection creation failed" {
+                    // `String(reflecting:)` of a PSQLError: "…serverInfo: [… message: TEXT, …, sqlState: CODE…]".
+                    let text = (event.metadata ?? [:]).values.map(\.description).joined(separator: " ")
+                    if let message = text.firstMatch(of: /message: (.+?)(?:, [A-Za-z]+: |\])/)?.1,
+                        let state = text.firstMatch(of: /sqlState: ([0-9A-Z]{5})/)?.1
+                    {
+                        failures.last.withLock { $0 = "\(message) (SQLSTATE \(state))" }
+                    }
+                }
+                // What the quiet logger printed before: errors.
+                if event.level >= .error {
+                    var stream = StreamLogHandler.standardError(label: label)
+                    stream.logLevel = .error
+                    stream.log(event: event)
+                }
+            }
         }
     }
 
@@ -117,11 +165,15 @@ extension PostgresAccess {
                 let cause = error.underlying.flatMap { $0 is PSQLError ? nil : "\($0)" } ?? "\(error.code)"
                 (message, status) = ("cannot reach \(where_): \(cause)", .ioFailure)
             }
-        case is Unreachable:
-            (message, status) = (
-                "cannot reach \(where_) within \(connectTimeout) (is the server running, and are the host, port, socket directory and database right?)",
-                .ioFailure
-            )
+        case let error as Unreachable:
+            if let said = error.serverSaid {
+                (message, status) = ("cannot connect to \(where_): the server says: \(said)", .ioFailure)
+            } else {
+                (message, status) = (
+                    "cannot reach \(where_) within \(connectTimeout) (is the server running, and are the host, port, socket directory and database right?)",
+                    .ioFailure
+                )
+            }
         default:
             (message, status) = ("\(where_): \(error)", .ioFailure)
         }
