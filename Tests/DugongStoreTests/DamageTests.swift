@@ -399,8 +399,8 @@ struct DamageTests {
 
 /// Found by an independent writer of FORMAT.md: damage and frames that the log's order had to
 /// notice but did not.
-@Suite("What an independent writer of FORMAT.md found")
-struct IndependentWriterFindingsTests {
+@Suite("Damage that holds no positions")
+struct PositionlessDamageTests {
     /// Every event a read in log order returns, until it throws (`nil` error: it reached the end).
     static func readAll(_ log: EventLog) -> (events: [StoredEvent], error: (any Error)?) {
         var events: [StoredEvent] = []
@@ -457,24 +457,6 @@ struct IndependentWriterFindingsTests {
         options.readOnly = true
         options.useIndexFile = false
         return try EventLog.open(at: directory.path, options: options)
-    }
-
-    // The head file is optional (FORMAT §1; §12's example has none): `verify` called its absence
-    // damage. A warning now; reads serve every frame.
-    @Test func aStoreWithoutAHeadFileVerifiesWithAWarning() async throws {
-        let directory = TemporaryDirectory("no-head")
-        defer { directory.remove() }
-        let log = try Fixture.open(directory, useIndexFile: false)
-        try await log.append(Fixture.events(3, size: 40), to: "s")
-        log.close()
-        try FileManager.default.removeItem(atPath: directory.path + "/dugong.head")
-        try? FileManager.default.removeItem(atPath: directory.path + "/dugong.index")
-        let reader = try Self.scanned(directory)
-        defer { reader.close() }
-        let report = try reader.verify()
-        #expect(report.isClean, "\(report.problems)")
-        #expect(report.warnings.contains { $0.message.contains("head file is missing") }, "\(report.warnings)")
-        #expect(try reader.read(stream: "s").count == 3)
     }
 
     // Batch numbers go up by one (FORMAT §4); a skipped number was accepted.

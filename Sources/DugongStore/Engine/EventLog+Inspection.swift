@@ -87,13 +87,6 @@ extension EventLog {
             for (offset, message) in headProblems {
                 problems.append(Finding(segment: Layout.headName, offset: offset, kind: .damagedMetadata, message: message))
             }
-            if !Directory.fileExists(directory + "/" + Layout.headName) {
-                // A store FORMAT.md describes may have none (its worked example has none): it was
-                // reported as damage. A writer's open writes one again.
-                warnings.append(Finding(
-                    segment: Layout.headName, offset: 0, kind: .damagedMetadata,
-                    message: "the head file is missing: recovery knows no durable end (a torn last batch cannot be told from damage); the next writable open writes it again"))
-            }
         }
         for segment in segments {
             // The file this store opened: beside compactions, the name may be another file's by

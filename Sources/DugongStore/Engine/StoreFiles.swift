@@ -71,11 +71,8 @@ extension StoreFiles {
     /// written) or an intact record followed by zeros; the file must exist and be 1024 bytes.
     static func headProblems(in directory: String) -> [(offset: Int, message: String)] {
         let path = directory + "/" + Layout.headName
-        // Optional (FORMAT.md §1): without it recovery knows less, and verification says so
-        // as a warning; a missing file that lost acknowledged positions is damage recovery finds
-        // (the saved index's end past the log's).
         guard let bytes = try? File.contents(of: path, limit: 1 << 20) else {
-            return Directory.fileExists(path) ? [(0, "the head file cannot be read")] : []
+            return [(0, "the head file is missing")]
         }
         var problems: [(Int, String)] = []
         // Every record was written to slot `sequence mod 2`: once the sequence passed 1, both
