@@ -173,7 +173,14 @@ extension PostgresClient {
             do {
                 value = try await body(connection)
             } catch {
-                if !connection.isClosed { _ = try? await connection.query("ROLLBACK;", logger: logger) }
+                // A connection whose ROLLBACK failed may still be in the transaction: closed, so
+                // that the pool never hands it out (the next user's COMMIT would commit this one's
+                // rows).
+                do {
+                    try await connection.openQuery("ROLLBACK;", logger: logger)
+                } catch {
+                    if !connection.isClosed { try? await connection.close().get() }
+                }
                 throw error
             }
             try await connection.openQuery("COMMIT;", logger: logger)

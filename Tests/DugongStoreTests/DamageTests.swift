@@ -451,6 +451,48 @@ struct PositionlessDamageTests {
         #expect(!(try log.verify().isClean))
     }
 
+    // From a review: a follower at the head waited for ever when the damage there held no
+    // positions (its wait looked for positions after it); the salvaging read did not report it.
+    @Test func aFollowerAtPositionlessDamageWakesAndSalvageReportsIt() async throws {
+        let directory = TemporaryDirectory("positionless-end")
+        defer { directory.remove() }
+        let log = try Fixture.open(directory, useIndexFile: false)
+        try await log.append(Fixture.events(2, size: 40), to: "a/1")
+        try await log.truncate(stream: "a/1", before: 2)
+        log.close()
+        let segment = directory.path + "/00000000000000000000.dseg"
+        let frames = try Fixture.frameOffsets(of: segment)
+        // The truncation's frame: the one before the close marker (the last frame).
+        let lifecycle = frames[frames.count - 2]
+        let handle = try FileHandle(forUpdating: URL(fileURLWithPath: segment))
+        try handle.seek(toOffset: UInt64(lifecycle + 41))
+        let byte = try #require(try handle.read(upToCount: 1)).first!
+        try handle.seek(toOffset: UInt64(lifecycle + 41))
+        try handle.write(contentsOf: Data([byte ^ 0x5A]))
+        try handle.close()
+        try? FileManager.default.removeItem(atPath: directory.path + "/dugong.index")
+        let reader = try Self.scanned(directory)
+        defer { reader.close() }
+        let head = reader.headPosition
+        #expect(throws: StoreError.self) { _ = try reader.readAll(from: head, maxCount: 10) }
+        let woke = await withTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                do { try await reader.waitForEvents(after: head) } catch {}
+                return true
+            }
+            group.addTask {
+                try? await Task.sleep(for: .seconds(30))
+                return false
+            }
+            let first = await group.next() ?? false
+            group.cancelAll()
+            return first
+        }
+        #expect(woke, "the wait at the damage never returned")
+        let salvaged = try reader.readAllSkippingDamage(from: 0, maxCount: 100)
+        #expect(!salvaged.skipped.isEmpty, "the salvage did not report the damage")
+    }
+
     /// Opens `directory` read-only, scanning every frame (no saved index).
     static func scanned(_ directory: TemporaryDirectory) throws -> EventLog {
         var options = EventLog.Options()

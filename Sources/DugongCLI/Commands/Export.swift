@@ -64,8 +64,8 @@ struct Export: AsyncParsableCommand {
         } catch let error as StoreError {
             throw StoreAccess.fail(error, path: store)
         }
-        // Damage that held no event (a lifecycle record: a truncation, a tombstone) stops no
-        // read, but the lines above may lack what it held.
+        // Damage the reads did not meet (of the store as a whole: a manifest) may have held
+        // what the lines above lack.
         try StoreAccess.failIfDamaged(log, path: store, what: "lines above")
     }
 

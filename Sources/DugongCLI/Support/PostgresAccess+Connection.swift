@@ -67,7 +67,7 @@ extension PostgresAccess {
             }
             group.addTask {
                 let deadline = ContinuousClock.now + connectTimeout
-                while ContinuousClock.now < deadline, failures.serverSaid == nil { try await Task.sleep(for: .milliseconds(50)) }
+                while ContinuousClock.now < deadline, !failures.isFinal { try await Task.sleep(for: .milliseconds(50)) }
                 return false
             }
             defer { group.cancelAll() }
@@ -79,9 +79,14 @@ extension PostgresAccess {
     /// (PostgresNIO logs it, at `info`, and retries; the tool said only "cannot reach … within
     /// 10 s" of a database that does not exist).
     final class ConnectionFailures: Sendable {
-        private let last = Mutex<String?>(nil)
+        private let last = Mutex<(said: String, state: String)?>(nil)
 
-        var serverSaid: String? { last.withLock { $0 } }
+        var serverSaid: String? { last.withLock { $0?.said } }
+
+        /// Whether the reason is one that waiting does not change: no such database, no such
+        /// role, a refused password or permission. A server starting up (57P03) or full (53300)
+        /// is waited for as before, within ``connectTimeout``.
+        var isFinal: Bool { last.withLock { $0.map { ["3D000", "28000", "28P01", "42501"].contains($0.state) } ?? false } }
 
         struct Handler: LogHandler {
             let failures: ConnectionFailures
@@ -101,7 +106,7 @@ extension PostgresAccess {
                     if let message = text.firstMatch(of: /message: (.+?)(?:, [A-Za-z]+: |\])/)?.1,
                         let state = text.firstMatch(of: /sqlState: ([0-9A-Z]{5})/)?.1
                     {
-                        failures.last.withLock { $0 = "\(message) (SQLSTATE \(state))" }
+                        failures.last.withLock { $0 = ("\(message) (SQLSTATE \(state))", String(state)) }
                     }
                 }
                 // What the quiet logger printed before: errors.

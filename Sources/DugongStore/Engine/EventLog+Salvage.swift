@@ -48,9 +48,7 @@ extension EventLog {
                 let gapEnd = frame?.firstPosition ?? index.nextPosition
                 // Damage that held positions from `next` to the next readable frame (or, at the
                 // end, damage whose positions cannot be told).
-                let gap = index.damage.filter { damage in
-                    next < gapEnd ? damage.positions.overlaps(next..<gapEnd) : false
-                }
+                let gap = index.damage.filter { $0.stopsARead(from: next, before: gapEnd) }
                 return (gap, gapEnd, frame.map { (shared.segments[$0.location.segment], $0) })
             }
             for damage in step.gap {

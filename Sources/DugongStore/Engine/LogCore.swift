@@ -186,20 +186,8 @@ final class LogCore: Sendable {
                 let index = shared.index
                 let frameIndex = index.frameIndex(atOrAfter: next)
                 let gapEnd = frameIndex < index.eventFrames.count ? index.eventFrames[frameIndex].firstPosition : index.nextPosition
-                // Damage between here and the next frame stops the read. Damage that held no
-                // positions (a frame of lifecycle records or snapshots, a broken chain, bytes
-                // past a sealed segment's end) lies at one point of the log: the events before
-                // it came first, those from its position on after it. Its empty range overlaps
-                // nothing, so a read in log order went past it (exit 0 with the events a lost
-                // truncation or tombstone had hidden).
-                func stops(_ damage: Damage) -> Bool {
-                    guard next <= gapEnd else { return false }
-                    if damage.positions.isEmpty {
-                        return !damage.concernsTheWholeStore && damage.positions.lowerBound >= next && damage.positions.lowerBound <= gapEnd
-                    }
-                    return damage.positions.overlaps(next..<gapEnd)
-                }
-                if let damage = index.damage.first(where: stops) {
+                // Damage between here and the next frame stops the read (``Damage/stopsARead(from:before:)``).
+                if let damage = index.damage.first(where: { $0.stopsARead(from: next, before: gapEnd) }) {
                     if lent == 0 { throw damage.error }
                     return nil
                 }

@@ -65,7 +65,8 @@ struct SegmentSet {
                 // Not an empty directory: a store whose files were lost (FORMAT.md §1).
                 context.damage.append(Damage(
                     segmentName: Layout.manifestName, offset: 0,
-                    reason: "the manifest and every segment file are missing, but \(evidence)", positions: positions))
+                    reason: "the manifest and every segment file are missing, but \(evidence)", positions: positions,
+                    concernsTheWholeStore: true))
                 return SegmentSet(manifest: Manifest(generation: 0, segments: []), segments: [], context: context)
             }
             guard let capacity = createWithCapacity, writable else {

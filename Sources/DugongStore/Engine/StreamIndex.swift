@@ -31,6 +31,23 @@ struct Damage: Sendable, Equatable {
     var concernsTheWholeStore = false
 
     var error: StoreError { .corruption(segment: segmentName, offset: offset, reason: reason) }
+
+    /// Whether a read in log order from `next` meets it before the frame that starts at
+    /// `gapEnd` (or the log's end). Damage that held no positions (a frame of lifecycle records
+    /// or snapshots, a broken chain, bytes after a sealed segment's frames) lies at one point of
+    /// the log, the log's next position when recovery met it: the events before it came first,
+    /// those from there on after it (its empty range overlaps nothing: reads went past it).
+    /// Damage of the store as a whole has no place in the log.
+    func stopsARead(from next: UInt64, before gapEnd: UInt64) -> Bool {
+        guard next <= gapEnd else { return false }
+        if positions.isEmpty { return !concernsTheWholeStore && positions.lowerBound >= next && positions.lowerBound <= gapEnd }
+        return positions.overlaps(next..<gapEnd)
+    }
+
+    /// Whether a read in log order from `position` on reaches it.
+    func liesAtOrAfter(_ position: UInt64) -> Bool {
+        positions.isEmpty ? !concernsTheWholeStore && positions.lowerBound >= position : positions.upperBound > position
+    }
 }
 
 /// A stream name as the index keys it: compared and hashed by its UTF-8 bytes. Swift's `String`
@@ -407,7 +424,9 @@ struct StreamIndex {
     /// at the end may hold no event (a compaction removed the last events; they stay taken).
     func hasEvents(atOrAfter position: UInt64) -> Bool {
         if let last = eventFrames.last, last.lastPosition >= position { return true }
-        return damage.contains { $0.positions.upperBound > position }
+        // (Damage that held no positions too: a follower waited for ever at one, while a read
+        // from there throws it.)
+        return damage.contains { $0.liesAtOrAfter(position) }
     }
 
     /// The damage that covers `position`, if any.
