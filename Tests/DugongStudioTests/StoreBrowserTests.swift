@@ -76,6 +76,18 @@ struct StoreBrowserTests {
         #expect(JSONText.quoted("a\u{0}\n\u{2028}") == #""a\u0000\n\u2028""#)
     }
 
+    // From a review: categories were counted by `String`, which takes `café` in NFC and NFD for
+    // one: one button, whose filter (by bytes) listed only one of the two.
+    @Test func categoriesAreToldApartByTheirBytes() throws {
+        let json = StoreBrowser.categories(of: ["caf\u{E9}/1", "cafe\u{301}/2", "caf\u{E9}/3", "plain"])
+        let rows = try #require(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [[String: Any]])
+        let counts = rows.map { ($0["category"] as? String ?? "?", $0["streams"] as? Int ?? -1) }
+        #expect(counts.count == 3, "\(counts)")
+        #expect(counts.contains { $0.0.utf8.elementsEqual("caf\u{E9}".utf8) && $0.1 == 2 }, "\(counts)")
+        #expect(counts.contains { $0.0.utf8.elementsEqual("cafe\u{301}".utf8) && $0.1 == 1 }, "\(counts)")
+        #expect(counts.contains { $0.0 == "" && $0.1 == 1 }, "\(counts)")
+    }
+
     @Test func changesAreListedByPath() {
         let before: JSONValue = ["owner": "Ada", "balance": 100, "tags": ["a"], "sequenceNumber": 2]
         let after: JSONValue = ["owner": "Ada", "balance": 70, "tags": ["a", "b"], "closed": true, "sequenceNumber": 3]

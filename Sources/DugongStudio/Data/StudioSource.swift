@@ -138,14 +138,19 @@ extension StudioSource {
         return (bytes.firstIndex(of: UInt8(ascii: "/")).map { bytes[..<$0] } ?? bytes[bytes.endIndex...]).elementsEqual(category.utf8)
     }
 
-    /// Categories (the part of a name before its first `/`) with their numbers of streams.
+    /// Categories (the part of a name before its first `/`) with their numbers of streams,
+    /// told apart by their bytes as the filter tells them (keyed by `String`, `café` in NFC and
+    /// NFD were one button that listed only one of them).
     static func categories(of names: some Sequence<String>) -> String {
-        var counts: [String: Int] = [:]
+        var counts: [[UInt8]: Int] = [:]
         for name in names {
-            let category = name.firstIndex(of: "/").map { String(name[..<$0]) } ?? ""
-            counts[category, default: 0] += 1
+            let bytes = name.utf8
+            counts[bytes.firstIndex(of: UInt8(ascii: "/")).map { Array(bytes[..<$0]) } ?? [], default: 0] += 1
         }
-        return JSONText.array(counts.sorted { $0.key < $1.key }.map { JSONText.object(["category": JSONText.quoted($0.key), "streams": "\($0.value)"]) })
+        return JSONText.array(
+            counts.sorted { $0.key.lexicographicallyPrecedes($1.key) }.map { category, streams in
+                JSONText.object(["category": JSONText.quoted(String(decoding: category, as: UTF8.self)), "streams": "\(streams)"])
+            })
     }
 
     /// A stream's row in the streams list.
