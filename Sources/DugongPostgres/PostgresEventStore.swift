@@ -321,7 +321,7 @@ public struct PostgresEventStore: TransactionalEventStore, GlobalEventLog {
     ///
     /// - Throws: ``EventStoreError/invalidAppend(stream:reason:)`` saying what it cannot hold.
     public static func checkedRow(_ event: SerializedDomainEvent) throws {
-        _ = try Row(event)
+        try Row.check(event)
     }
 
     /// A concurrent append committed the same events first: the append is decided again.
@@ -446,7 +446,27 @@ struct Row {
     static let columns =
         "position, transaction_id::text AS transaction_text, origin, aggregate_type, tenant_id, aggregate_id, sequence_number, id, type, schema_version, timestamp_ms, correlation_id, triggered_by_event_id, triggered_by_user_id, data, metadata"
 
+    /// What PostgreSQL cannot hold of `event` as it is: a schema version past 32 bits, a NUL in
+    /// a text column (the server refused the whole statement with an encoding error: a failed
+    /// system call to the tool, exit 74, instead of bad input).
+    static func check(_ event: SerializedDomainEvent) throws {
+        let stream = { StreamID(origin: event.origin, aggregateType: event.aggregateType, aggregateID: event.aggregateID, tenantID: event.tenantID) }
+        guard Int32(exactly: event.version) != nil else {
+            throw EventStoreError.invalidAppend(
+                stream: stream(), reason: "schema version \(event.version) of event \(event.id) is outside the 32 bits PostgreSQL stores")
+        }
+        let texts: [(String, String?)] = [
+            ("origin", event.origin), ("aggregate type", event.aggregateType), ("tenant", event.tenantID), ("aggregate id", event.aggregateID),
+            ("event type", event.eventType), ("correlation id", event.correlationID), ("triggering user id", event.triggeredByUserID),
+        ]
+        if let (field, _) = texts.first(where: { $0.1?.utf8.contains(0) ?? false }) {
+            throw EventStoreError.invalidAppend(
+                stream: stream(), reason: "the \(field) of event \(event.id) holds a NUL character, which PostgreSQL's text cannot hold")
+        }
+    }
+
     init(_ event: SerializedDomainEvent) throws {
+        try Self.check(event)
         id = event.id
         origin = event.origin
         aggregateType = event.aggregateType
@@ -454,23 +474,7 @@ struct Row {
         aggregateID = event.aggregateID
         sequenceNumber = Int64(event.sequenceNumber)
         type = event.eventType
-        guard let schemaVersion = Int32(exactly: event.version) else {
-            throw EventStoreError.invalidAppend(
-                stream: StreamID(origin: event.origin, aggregateType: event.aggregateType, aggregateID: event.aggregateID, tenantID: event.tenantID),
-                reason: "schema version \(event.version) of event \(event.id) is outside the 32 bits PostgreSQL stores")
-        }
-        self.schemaVersion = schemaVersion
-        // PostgreSQL's text cannot hold a NUL: the server refused the whole statement with an
-        // encoding error (a failed system call to the tool, exit 74) instead of bad input.
-        let texts: [(String, String?)] = [
-            ("origin", event.origin), ("aggregate type", event.aggregateType), ("tenant", event.tenantID), ("aggregate id", event.aggregateID),
-            ("event type", event.eventType), ("correlation id", event.correlationID), ("triggering user id", event.triggeredByUserID),
-        ]
-        if let (field, _) = texts.first(where: { $0.1?.utf8.contains(0) ?? false }) {
-            throw EventStoreError.invalidAppend(
-                stream: StreamID(origin: event.origin, aggregateType: event.aggregateType, aggregateID: event.aggregateID, tenantID: event.tenantID),
-                reason: "the \(field) of event \(event.id) holds a NUL character, which PostgreSQL's text cannot hold")
-        }
+        schemaVersion = Int32(event.version)  // (checked above)
         timestamp = event.timestamp.millisecondsSince1970
         correlationID = event.correlationID
         triggeredByEventID = event.triggeredByEventID

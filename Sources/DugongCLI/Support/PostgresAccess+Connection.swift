@@ -30,10 +30,9 @@ extension PostgresAccess {
         background.logLevel = .info
         let client = PostgresClient(configuration: configuration, backgroundLogger: background)
         // The pool runs beside the command and is cancelled when it ends, without waiting for
-        // its shutdown: after a connection the server dropped (a backend terminated, a server
-        // crash), the pool's shutdown never finished, and a task group waiting for it kept the
-        // command from ever exiting (`export` hung, exit status never given). The process ends
-        // right after, which closes every connection.
+        // its shutdown: the process ends right after, which closes every connection. (A hang
+        // after a connection the server dropped was the next query's, not the shutdown's:
+        // PostgresSchema's `inTransaction`.)
         let pool = Task { await client.run() }
         defer { pool.cancel() }
         do {

@@ -134,8 +134,13 @@ extension StudioSource {
     /// ``categories(of:)`` counts them.
     static func isIn(_ category: String?, _ name: String) -> Bool {
         guard let category else { return true }
-        let bytes = name.utf8
-        return (bytes.firstIndex(of: UInt8(ascii: "/")).map { bytes[..<$0] } ?? bytes[bytes.endIndex...]).elementsEqual(category.utf8)
+        return categoryBytes(of: name).elementsEqual(category.utf8)
+    }
+
+    /// The bytes of a name's category: those before its first `/` ("" without one).
+    static func categoryBytes(of name: String) -> Substring.UTF8View {
+        let bytes = name[...].utf8
+        return bytes[..<(bytes.firstIndex(of: UInt8(ascii: "/")) ?? bytes.startIndex)]
     }
 
     /// Categories (the part of a name before its first `/`) with their numbers of streams,
@@ -144,8 +149,7 @@ extension StudioSource {
     static func categories(of names: some Sequence<String>) -> String {
         var counts: [[UInt8]: Int] = [:]
         for name in names {
-            let bytes = name.utf8
-            counts[bytes.firstIndex(of: UInt8(ascii: "/")).map { Array(bytes[..<$0]) } ?? [], default: 0] += 1
+            counts[Array(categoryBytes(of: name)), default: 0] += 1
         }
         return JSONText.array(
             counts.sorted { $0.key.lexicographicallyPrecedes($1.key) }.map { category, streams in
