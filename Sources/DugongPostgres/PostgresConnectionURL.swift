@@ -40,9 +40,30 @@ extension PostgresConnectionURL {
         guard let user = url.user, !user.isEmpty else { throw PostgresStoreError.invalidURL("no user in '\(shown)'") }
         let database = url.path.hasPrefix("/") ? String(url.path.dropFirst()) : url.path
         let port = url.port ?? 5432
+        // libpq refuses a parameter it does not know; so does this reader, and one libpq knows
+        // but this one does not use (`sslcert`, `target_session_attrs`, …) is refused too, rather
+        // than connecting otherwise than the URL asks. Each may be given once.
+        var given: Set<String> = []
+        for item in url.queryItems ?? [] {
+            guard Self.parameters.contains(item.name) else {
+                throw PostgresStoreError.invalidURL(
+                    "parameter '\(item.name)' in '\(shown)' is not supported: expected "
+                        + Self.parameters.sorted().joined(separator: ", "))
+            }
+            guard item.value != nil else {
+                throw PostgresStoreError.invalidURL("parameter '\(item.name)' in '\(shown)' has no value: expected \(item.name)=…")
+            }
+            guard given.insert(item.name).inserted else {
+                throw PostgresStoreError.invalidURL("parameter '\(item.name)' given twice in '\(shown)'")
+            }
+        }
         func parameter(_ name: String) -> String? { url.queryItems?.first(where: { $0.name == name })?.value }
+        if let host = parameter("host"), !host.hasPrefix("/") {
+            throw PostgresStoreError.invalidURL(
+                "host '\(host)' in '\(shown)': the host parameter names a Unix socket's directory (an absolute path); put a server's name after the '@'")
+        }
         var configuration: PostgresClient.Configuration
-        if let socketDirectory = parameter("host"), socketDirectory.hasPrefix("/") {
+        if let socketDirectory = parameter("host") {
             let password = url.password ?? environment["PGPASSWORD"]
                 ?? passwordFile(environment, host: socketDirectory, port: port, database: database, user: user)
             configuration = PostgresClient.Configuration(
@@ -66,6 +87,9 @@ extension PostgresConnectionURL {
         if let text = parameter("options") { configuration.options.additionalStartupParameters += try settings(text, shown: shown) }
         return configuration
     }
+
+    /// The query parameters this reader uses (each with libpq's meaning).
+    static let parameters: Set<String> = ["host", "sslmode", "sslrootcert", "connect_timeout", "application_name", "options"]
 
     /// libpq's `options`: server settings as `-c name=value` (or `-cname=value`), separated by
     /// spaces, e.g. `options=-c%20statement_timeout%3D5000` for statements of at most 5 s.

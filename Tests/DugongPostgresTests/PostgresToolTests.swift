@@ -124,6 +124,11 @@ struct PostgresToolTests {
             #expect(all.status == 0)
             let lines = all.stdout.split(separator: "\n")
             #expect(lines.count > 5 && lines.allSatisfy { $0.contains("\"cursor\":\"") })
+            // --last and --backward print the same lines, cursors included (they had none).
+            let lastTwo = try Tool.run(["read-all", url, "--last", "2"]).stdout.split(separator: "\n")
+            #expect(lastTwo == lines.suffix(2))
+            let backward = try Tool.run(["read-all", url, "--backward", "--limit", "3"]).stdout.split(separator: "\n")
+            #expect(backward == Array(lines.reversed().prefix(3)))
             let stream = try #require(
                 lines.compactMap { (try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any] }
                     .compactMap { $0["stream"] as? String }.first { $0.hasPrefix("bank:BankAccount/") })

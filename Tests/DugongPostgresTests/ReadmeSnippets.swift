@@ -40,7 +40,12 @@ struct PostgresConnectionURLTests {
             environment: [:])
         #expect(tuned.options.connectTimeout == .seconds(3))
         #expect(tuned.options.additionalStartupParameters.map { "\($0.0)=\($0.1)" } == ["application_name=billing", "statement_timeout=5000", "lock_timeout=100"])
-        for bad in ["connect_timeout=0", "connect_timeout=soon", "options=statement_timeout%3D5", "options=-c%20%3D5"] {
+        // Unknown parameters (libpq refuses them too), ones this reader does not use, a parameter
+        // given twice and a host parameter that is not a socket directory are refused.
+        for bad in [
+            "connect_timeout=0", "connect_timeout=soon", "options=statement_timeout%3D5", "options=-c%20%3D5", "bogus=1",
+            "sslcert=/c.pem", "sslmode=require&sslmode=disable", "host=db.internal", "Sslmode=require", "sslmode",
+        ] {
             #expect(throws: PostgresStoreError.self, "\(bad)") { try PostgresConnectionURL.configuration(from: "postgres://app@h/d?\(bad)", environment: [:]) }
         }
         for mode in ["disable", "prefer", "require", "verify-ca", "verify-full"] {

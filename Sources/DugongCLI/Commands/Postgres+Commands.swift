@@ -255,6 +255,7 @@ extension ReadAll {
             var printer = EventPrinter(format: format)
             let collecting = last != nil || backward || count
             var kept: [StoredEvent] = []
+            var keptCursors: [LogCursor] = []
             var matched = 0
             var remaining = collecting ? Int.max : limit ?? .max
             // By the names' bytes (``NameKey``): a table keyed by `String` took two streams
@@ -271,7 +272,9 @@ extension ReadAll {
                     if count { continue }
                     if collecting {
                         kept.append(event)
-                        if let last, kept.count > last { kept.removeFirst(kept.count - last) }
+                        keptCursors.append(recorded.cursor)
+                        trim(&kept)
+                        trim(&keptCursors)
                     } else {
                         printing.append(event)
                         cursors.append(recorded.cursor)
@@ -285,7 +288,7 @@ extension ReadAll {
                 let snapshot = try await database.forEachCommittedEvent { pages.append($0) }
                 states = Dictionary(snapshot.map { (NameKey($0.name), $0.info) }, uniquingKeysWith: { a, _ in a })
                 for page in pages { try take(page) }
-                finish(matched: matched, kept: kept, printer: &printer)
+                finish(matched: matched, kept: kept, cursors: keptCursors, printer: &printer)
                 return
             }
             var cursor = from

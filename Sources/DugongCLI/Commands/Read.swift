@@ -158,10 +158,7 @@ struct ReadAll: AsyncParsableCommand {
                     if count { continue }
                     if collecting {
                         kept.append(event)
-                        // Trimmed when twice too many are kept: removing the first one per event
-                        // was quadratic in --last.
-                        // (A --last past Int.max / 2 overflowed the bound: a crash.)
-                        if let last, kept.count / 2 > max(last, 1024) { kept.removeFirst(kept.count - last) }
+                        trim(&kept)
                     } else {
                         printing.append(event)
                         remaining -= 1
@@ -185,15 +182,27 @@ struct ReadAll: AsyncParsableCommand {
         finish(matched: matched, kept: kept, printer: &printer)
     }
 
-    /// After the range was read: the count, or the events kept for --last and --backward.
-    func finish(matched: Int, kept: [StoredEvent], printer: inout EventPrinter) {
+    /// After the range was read: the count, or the events kept for --last and --backward (with
+    /// their cursors on PostgreSQL, one per event).
+    func finish(matched: Int, kept: [StoredEvent], cursors: [LogCursor]? = nil, printer: inout EventPrinter) {
         if count {
             // What would be printed: --last and --limit bound it as they bound the lines.
             Terminal.emit("\(min(matched, last ?? .max, limit ?? .max))")
             return
         }
-        let kept = kept.suffix(last ?? .max)  // --last: the run keeps up to twice as many
-        printer.print((backward ? Array(kept.reversed()) : Array(kept)).prefix(limit ?? .max))
+        precondition(cursors == nil || cursors!.count == kept.count, "one cursor per kept event")
+        // --last: the run keeps up to twice as many.
+        func ordered<T>(_ items: [T]) -> [T] {
+            let kept = items.suffix(last ?? .max)
+            return Array((backward ? Array(kept.reversed()) : Array(kept)).prefix(limit ?? .max))
+        }
+        printer.print(ordered(kept), cursors: cursors.map(ordered))
+    }
+
+    /// Keeps at most twice `--last` events: removing the first one per event was quadratic in
+    /// --last, and a --last past Int.max / 2 overflowed the bound (a crash).
+    func trim<T>(_ kept: inout [T]) {
+        if let last, kept.count / 2 > max(last, 1024) { kept.removeFirst(kept.count - last) }
     }
 }
 
