@@ -33,6 +33,7 @@ public enum EventStoreContract {
         Check("tenants are isolated", tenantIsolation),
         Check("names that differ only in Unicode normalization are different streams", normalizationTwins),
         Check("aggregate ids are listed once per aggregate", distinctAggregateIDs),
+        Check("random appends, retries, truncations and reads agree with a model of the contract", randomOperationsAgreeWithTheModel),
     ]
 
     // MARK: Fixtures
