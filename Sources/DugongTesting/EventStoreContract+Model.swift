@@ -79,6 +79,24 @@ struct ContractModel {
             }
         }
 
+        /// Whether the append may go through (write or be a duplicate).
+        var mayGoThrough: Bool {
+            switch self {
+            case .written, .duplicate: true
+            case .either(let a, let b): a.mayGoThrough || b.mayGoThrough
+            default: false
+            }
+        }
+
+        /// Whether the append may be refused.
+        var mayBeRefused: Bool {
+            switch self {
+            case .written, .duplicate: false
+            case .either(let a, let b): a.mayBeRefused || b.mayBeRefused
+            default: true
+            }
+        }
+
         func admits(_ actual: Outcome) -> Bool {
             if case .either(let a, let b) = self { return a.admits(actual) || b.admits(actual) }
             return self == actual
@@ -90,8 +108,12 @@ struct ContractModel {
         let stream = streams[index]
         let roll = random.below(100)
         switch roll {
-        case 0..<40: try await append(to: index, store, c, label: label)
-        case 40..<55: try await retry(in: index, store, c, label: label)
+        case 0..<30: try await perform([plan(index)], store, c, label: label)
+        case 30..<45: try await perform([plan(index, retrying: true)], store, c, label: label)
+        case 45..<55:
+            // A unit of work (several appends, to one stream or several, atomically), where the
+            // adapter takes them; otherwise appends one after the other.
+            try await performUnit(of: 2 + random.below(3), store, c, label: label)
         case 55..<65: try await truncate(index, store, c, label: label)
         case 65..<88:
             let from = random.below(stream.version + 5) - 2
@@ -117,9 +139,41 @@ struct ContractModel {
         }
     }
 
-    mutating func append(to index: Int, _ store: any EventStore, _ c: EventStoreContract.Check.Context, label: String) async throws {
+    /// One append: its events, the caller's expectation, and what the contract says comes of it.
+    struct Planned {
+        var index: Int
+        var events: [SerializedDomainEvent]
+        var expected: ExpectedVersion
+        var outcome: Outcome
+    }
+
+    /// An append to stream `index` (new events, or with `retrying` stored ones again) and its
+    /// outcome against the streams as the model holds them now.
+    mutating func plan(_ index: Int, retrying: Bool = false) -> Planned {
         let stream = streams[index]
         let version = stream.version
+        let expected = expectation(version: version)
+        func conflict(at first: Int) -> Outcome {
+            // A conflict reports the caller's expectation or, for `any`, the version the
+            // events' numbers imply.
+            if case .any = expected { return .conflict(expected: .exact(first - 1), actual: version) }
+            return .conflict(expected: expected, actual: version)
+        }
+        if retrying, let chosen = stream.appends.isEmpty ? nil : stream.appends[random.below(stream.appends.count)] {
+            if random.below(3) == 0, let last = stream.appends.last, last.last?.sequenceNumber == version {
+                // The stream's last append again with new events after it: a partial duplicate.
+                let fresh = (0..<(1 + random.below(3))).map { makeEvent(stream.id, sequenceNumber: version + 1 + $0) }
+                let partial: Outcome = .partialDuplicate(stored: last.count, appended: last.count + fresh.count)
+                let hidden = last[0].sequenceNumber < stream.hiddenBelow
+                return Planned(index: index, events: last + fresh, expected: expected, outcome: hidden ? .either(partial, conflict(at: last[0].sequenceNumber)) : partial)
+            }
+            // Stored events retried whole: a duplicate whatever the expectation, reporting the
+            // stream's version. Events a truncation hid may no longer be known to the store: the
+            // contract does not say, so a conflict is accepted for them (nothing is written).
+            let duplicate: Outcome = .duplicate(version: version)
+            let hidden = chosen[0].sequenceNumber < stream.hiddenBelow
+            return Planned(index: index, events: chosen, expected: expected, outcome: hidden ? .either(duplicate, conflict(at: chosen[0].sequenceNumber)) : duplicate)
+        }
         let first: Int
         switch random.below(10) {
         case 0: first = version + 2  // a gap
@@ -127,80 +181,92 @@ struct ContractModel {
         default: first = version + 1
         }
         let events = (0..<(1 + random.below(4))).map { makeEvent(stream.id, sequenceNumber: first + $0) }
-        let expected = expectation(version: version)
         let outcome: Outcome
         if first <= version {
-            // "A different event already holds one of the sequence numbers": a conflict, which
-            // reports the caller's expectation or, for `any`, the version its numbers imply.
-            if case .any = expected { outcome = .conflict(expected: .exact(first - 1), actual: version) }
-            else { outcome = .conflict(expected: expected, actual: version) }
+            outcome = conflict(at: first)  // a different event holds the number
         } else if first == version + 1 {
-            outcome = expected.isSatisfied(byVersion: version) ? .written(version: version + events.count) : .conflict(expected: expected, actual: version)
+            outcome = expected.isSatisfied(byVersion: version) ? .written(version: version + events.count) : conflict(at: first)
         } else if expected.isSatisfied(byVersion: version) {
             outcome = .invalid
         } else {
             // A gap under an expectation that does not hold: the contract names both errors.
-            outcome = .either(.invalid, .conflict(expected: expected, actual: version))
+            outcome = .either(.invalid, conflict(at: first))
         }
-        try await check(events, to: index, expecting: expected, outcome: outcome, store, c, label: label)
+        return Planned(index: index, events: events, expected: expected, outcome: outcome)
     }
 
-    mutating func retry(in index: Int, _ store: any EventStore, _ c: EventStoreContract.Check.Context, label: String) async throws {
-        let stream = streams[index]
-        guard let chosen = stream.appends.isEmpty ? nil : stream.appends[random.below(stream.appends.count)] else {
-            return try await append(to: index, store, c, label: label)
-        }
-        let expected = expectation(version: stream.version)
-        let hidden = chosen[0].sequenceNumber < stream.hiddenBelow
-        if random.below(3) == 0, let last = stream.appends.last, last.last?.sequenceNumber == stream.version {
-            // The stream's last append again with new events after it: a partial duplicate
-            // (only the stored ones are the same; part of it may be hidden by truncation now).
-            let fresh = (0..<(1 + random.below(3))).map { makeEvent(stream.id, sequenceNumber: stream.version + 1 + $0) }
-            let outcome: Outcome = .partialDuplicate(stored: last.count, appended: last.count + fresh.count)
-            let hiddenLast = last[0].sequenceNumber < stream.hiddenBelow
-            let conflict: Outcome =
-                if case .any = expected { .conflict(expected: .exact(last[0].sequenceNumber - 1), actual: stream.version) }
-                else { .conflict(expected: expected, actual: stream.version) }
-            return try await check(
-                last + fresh, to: index, expecting: expected, outcome: hiddenLast ? .either(outcome, conflict) : outcome, store, c, label: label)
-        }
-        // Stored events retried whole: a duplicate whatever the expectation, reporting the
-        // stream's version. Events a truncation hid may no longer be known to the store: the
-        // contract does not say, so a conflict is accepted for them (nothing is written).
-        let duplicate: Outcome = .duplicate(version: stream.version)
-        let conflict: Outcome =
-            if case .any = expected { .conflict(expected: .exact(chosen[0].sequenceNumber - 1), actual: stream.version) }
-            else { .conflict(expected: expected, actual: stream.version) }
-        try await check(chosen, to: index, expecting: expected, outcome: hidden ? .either(duplicate, conflict) : duplicate, store, c, label: label)
+    /// What the model holds after a planned append that wrote.
+    mutating func apply(_ planned: Planned) {
+        guard case .written = planned.outcome else { return }
+        streams[planned.index].events += planned.events
+        streams[planned.index].appends.append(planned.events)
     }
 
-    mutating func check(
-        _ events: [SerializedDomainEvent], to index: Int, expecting expected: ExpectedVersion, outcome: Outcome,
-        _ store: any EventStore, _ c: EventStoreContract.Check.Context, label: String
-    ) async throws {
-        let id = streams[index].id
-        let what = "\(label): append of \(events.count) at \(events[0].sequenceNumber) to \(id) (version \(streams[index].version)) expecting \(expected)"
-        let actual: Outcome
+    /// A unit of `count` appends: each planned against the streams as the ones before it leave
+    /// them; the first refused one's error is the unit's, and then nothing of it is stored.
+    mutating func performUnit(of count: Int, _ store: any EventStore, _ c: EventStoreContract.Check.Context, label: String) async throws {
+        guard store is any TransactionalEventStore else {
+            for _ in 0..<count { try await perform([plan(random.below(streams.count), retrying: random.below(3) == 0)], store, c, label: label) }
+            return
+        }
+        let before = streams
+        var unit: [Planned] = []
+        for _ in 0..<count {
+            let planned = plan(random.below(streams.count), retrying: random.below(3) == 0)
+            unit.append(planned)
+            apply(planned)
+        }
+        streams = before
+        // A unit holding an append the contract leaves open (a retry of events a truncation hid)
+        // could go either way as a whole: its appends go one by one instead.
+        if unit.contains(where: { $0.outcome.mayGoThrough && $0.outcome.mayBeRefused }) {
+            for planned in unit { try await perform([plan(planned.index, retrying: random.below(3) == 0)], store, c, label: label) }
+            return
+        }
+        try await perform(unit, store, c, label: label)
+    }
+
+    /// Performs the appends (one alone, or several as one unit) and compares each outcome.
+    mutating func perform(_ unit: [Planned], _ store: any EventStore, _ c: EventStoreContract.Check.Context, label: String) async throws {
+        let what =
+            "\(label): " + unit.map { "append of \($0.events.count) at \($0.events[0].sequenceNumber) to \(streams[$0.index].id) expecting \($0.expected)" }
+            .joined(separator: ", ") + (unit.count > 1 ? " in one unit" : "")
+        let refused = unit.firstIndex { !$0.outcome.mayGoThrough }
+        var results: [AppendResult] = []
+        let actual: Outcome?
         do {
-            let result = try await store.append(events, to: id, expecting: expected)
-            actual = result.wasDuplicate ? .duplicate(version: result.version) : .written(version: result.version)
-        } catch let error as EventStoreError {
-            switch error {
-            case .conflict(let stream, let expected, let version):
-                try c.requireEqual(stream, id, "\(what): the conflict's stream")
-                actual = .conflict(expected: expected, actual: version)
-            case .partialDuplicate(let stream, let stored, let appended):
-                try c.requireEqual(stream, id, "\(what): the partial duplicate's stream")
-                actual = .partialDuplicate(stored: stored, appended: appended)
-            case .invalidAppend(let stream, _):
-                try c.requireEqual(stream, id, "\(what): the invalid append's stream")
-                actual = .invalid
+            if unit.count == 1 {
+                results = [try await store.append(unit[0].events, to: streams[unit[0].index].id, expecting: unit[0].expected)]
+            } else {
+                guard let units = store as? any TransactionalEventStore else { preconditionFailure("units only where the adapter takes them") }
+                results = try await units.append(unit.map { StreamAppend(stream: streams[$0.index].id, events: $0.events, expected: $0.expected) })
             }
+            actual = nil
+        } catch let error as EventStoreError {
+            let stream: StreamID
+            switch error {
+            case .conflict(let id, let expected, let version): (stream, actual) = (id, .conflict(expected: expected, actual: version))
+            case .partialDuplicate(let id, let stored, let appended): (stream, actual) = (id, .partialDuplicate(stored: stored, appended: appended))
+            case .invalidAppend(let id, _): (stream, actual) = (id, .invalid)
+            }
+            if let refused { try c.requireEqual(stream, streams[unit[refused].index].id, "\(what): the refused append's stream") }
         }
-        try c.require(outcome.admits(actual), "\(what): expected \(outcome), got \(actual)")
-        if case .written = actual {
-            streams[index].events += events
-            streams[index].appends.append(events)
+        if let refused {
+            try c.require(actual.map { unit[refused].outcome.admits($0) } ?? false, "\(what): expected \(unit[refused].outcome), got \(actual.map { "\($0)" } ?? "\(results)")")
+            return  // nothing of the unit is stored: the model keeps its streams
+        }
+        if let actual {
+            // Only an append the contract leaves open may be refused here (a unit holds none).
+            try c.require(unit.count == 1 && unit[0].outcome.admits(actual), "\(what): expected \(unit.map(\.outcome)), got \(actual)")
+            return
+        }
+        try c.requireEqual(results.count, unit.count, "\(what): results")
+        for (planned, result) in zip(unit, results) {
+            let got: Outcome = result.wasDuplicate ? .duplicate(version: result.version) : .written(version: result.version)
+            try c.require(
+                planned.outcome.admits(got),
+                "\(what): expected \(planned.outcome), got \(got) (all: expected \(unit.map(\.outcome)), got \(results.map { "\($0.wasDuplicate ? "duplicate" : "written"), version \($0.version)" }))")
+            apply(planned)
         }
     }
 

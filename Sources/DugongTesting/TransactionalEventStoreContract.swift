@@ -22,7 +22,53 @@ public enum TransactionalEventStoreContract {
         Check("a retried unit is an idempotent no-op", idempotentRetry),
         Check("of concurrent units sharing a stream exactly one commits", concurrentUnits),
         Check("an append that repeats an earlier one of its unit is an idempotent no-op", repeatedInOneUnit),
+        Check("of several refused appends, the unit's error is the first one's", firstRefusalIsTheError),
+        Check("retries of stored events in one unit report the stream's version", retriesReportTheVersion),
     ]
+
+    static func firstRefusalIsTheError(_ store: any TransactionalEventStore, _ c: Check.Context) async throws {
+        let a = events("a", count: 3)
+        try await store.append([StreamAppend(stream: stream("a"), events: a, expected: .noStream)])
+        try await store.append([StreamAppend(stream: stream("b"), events: events("b", count: 2), expected: .noStream)])
+        // The first is stale (another event holds version 2 of a), the second expects b empty.
+        // (An adapter that decided the second before the first reported b's conflict.)
+        try await c.requireError("a unit with two refused appends") {
+            try await store.append([
+                StreamAppend(stream: stream("a"), events: events("a", from: 2), expected: .any),
+                StreamAppend(stream: stream("b"), events: events("b", from: 3), expected: .noStream),
+            ])
+        } matches: { ($0 as? EventStoreError) == .conflict(stream: stream("a"), expected: .exact(1), actual: 3) }
+        // The same stream twice: the first append is fine, the second stale.
+        try await c.requireError("a unit whose second append to a stream is stale") {
+            try await store.append([
+                StreamAppend(stream: stream("a"), events: events("a", from: 4), expected: .exact(3)),
+                StreamAppend(stream: stream("a"), events: events("a", from: 2), expected: .any),
+                StreamAppend(stream: stream("b"), events: events("b", from: 1), expected: .exact(7)),
+            ])
+        } matches: { ($0 as? EventStoreError) == .conflict(stream: stream("a"), expected: .exact(1), actual: 4) }
+        try c.requireEqual(try await store.read(stream("a")), a, "events of a")
+    }
+
+    static func retriesReportTheVersion(_ store: any TransactionalEventStore, _ c: Check.Context) async throws {
+        let first = events("a", count: 3)
+        let second = events("a", from: 4, count: 3)
+        try await store.append([StreamAppend(stream: stream("a"), events: first, expected: .noStream)])
+        try await store.append([StreamAppend(stream: stream("a"), events: second, expected: .exact(3))])
+        let next = events("a", from: 7)
+        // Both retries repeat stored events below the stream's version 6; the second's
+        // expectation does not hold at its events' start. (An adapter took the first retry's
+        // last number, 3, for the stream's version, and reported it for the second.)
+        let results = try await store.append([
+            StreamAppend(stream: stream("a"), events: first, expected: .any),
+            StreamAppend(stream: stream("a"), events: Array(first[1...]), expected: .noStream),
+            StreamAppend(stream: stream("a"), events: next, expected: .exact(6)),
+        ])
+        try c.requireEqual(
+            results,
+            [AppendResult(version: 6, wasDuplicate: true), AppendResult(version: 6, wasDuplicate: true), AppendResult(version: 7, wasDuplicate: false)],
+            "results")
+        try c.requireEqual(try await store.read(stream("a")), first + second + next, "events of a")
+    }
 
     static func stream(_ id: String) -> StreamID {
         StreamID(origin: "contract", aggregateType: "Account", aggregateID: id)

@@ -45,10 +45,20 @@ public struct EventLogStore: TransactionalEventStore, GlobalEventLog {
                     for event in request.events { unitIDs[keys[index], default: [:]][event.sequenceNumber] = event.id }
                 } else {
                     // Only an idempotent retry can succeed: decide now, against the stream as the
-                    // appends before it leave it (throws otherwise).
-                    let current = try unitVersion[keys[index]] ?? currentVersion(names[index])
-                    _ = try request.decide(currentVersion: current) { version in
-                        try unitIDs[keys[index]]?[version] ?? storedID(names[index], version)
+                    // appends before it leave it (throws otherwise). Those that go to the engine
+                    // write or repeat stored events: the stream is then at the higher of its
+                    // version and their last sequence number (a retry of stored events taken as
+                    // the stream's end made a later retry report that as the version).
+                    let current = try max(unitVersion[keys[index]] ?? 0, currentVersion(names[index]))
+                    do {
+                        _ = try request.decide(currentVersion: current) { version in
+                            try unitIDs[keys[index]]?[version] ?? storedID(names[index], version)
+                        }
+                    } catch {
+                        // The unit's error is its first refused append's: one before this one,
+                        // which the engine has not decided yet, may be refused too.
+                        try refuseInOrder(requests, names: names, keys: keys, through: index)
+                        throw error
                     }
                     results[index] = AppendResult(version: current, wasDuplicate: true)
                 }
@@ -60,14 +70,13 @@ public struct EventLogStore: TransactionalEventStore, GlobalEventLog {
                 // (One `catch` and a `switch`: `catch` clauses with patterns of this typed error
                 // crash Swift 6.3.1's SIL ownership verifier.)
                 switch error {
-                case .partialDuplicate(let name, let stored, let appended):
-                    let index = Self.index(of: name, in: names)
-                    throw EventStoreError.partialDuplicate(stream: appends[index].stream, storedCount: stored, appendedCount: appended)
-                case .wrongExpectedVersion(let name, _, let actual):
-                    let index = Self.index(of: name, in: names)
-                    _ = try requests[index].decide(currentVersion: actual, storedEventID: { try storedID(names[index], $0) })
-                    // A concurrent identical append landed first (a duplicate: the next round
-                    // sees it), or the stream moved between the refusal and this check: again.
+                case .partialDuplicate, .wrongExpectedVersion:
+                    // The engine names one stream; the unit's error is its first refused append's
+                    // (the engine's stream may take two appends, and an earlier one may be refused
+                    // too): decide them in order against the streams as they are now.
+                    try refuseInOrder(requests, names: names, keys: keys, through: requests.count - 1)
+                    // None is refused: a concurrent identical append landed first (a duplicate:
+                    // the next round sees it), or a stream moved since the refusal: again.
                     continue
                 default:
                     throw error
@@ -85,11 +94,23 @@ public struct EventLogStore: TransactionalEventStore, GlobalEventLog {
         throw EventStoreError.conflict(stream: appends[0].stream, expected: appends[0].expected, actual: try currentVersion(names[0]))
     }
 
-    /// The first append to the engine stream `name`: by its bytes, as the engine names streams
-    /// (`firstIndex(of:)` compares by canonical equivalence, and took an append to `café`
-    /// spelled NFD for the one spelled NFC before it).
-    private static func index(of name: String, in names: [String]) -> Int {
-        names.firstIndex { $0.utf8.elementsEqual(name.utf8) } ?? 0
+    /// Decides a unit's appends up to `last` in order against the streams as they are now, each
+    /// as the appends before it leave them, and throws the first one the contract refuses (by
+    /// the names' bytes, as the engine tells streams apart).
+    private func refuseInOrder(_ requests: [AppendRequest], names: [String], keys: [[UInt8]], through last: Int) throws {
+        var versions: [[UInt8]: Int] = [:]
+        var ids: [[UInt8]: [Int: UUID]] = [:]
+        for index in 0...last {
+            let key = keys[index]
+            let current = try versions[key] ?? currentVersion(names[index])
+            let decision = try requests[index].decide(currentVersion: current) { version in
+                try ids[key]?[version] ?? storedID(names[index], version)
+            }
+            if decision == .write {
+                versions[key] = requests[index].lastSequenceNumber
+                for event in requests[index].events { ids[key, default: [:]][event.sequenceNumber] = event.id }
+            }
+        }
     }
 
     private func storedID(_ name: String, _ version: Int) throws -> UUID? {
