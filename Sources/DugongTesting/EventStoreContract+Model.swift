@@ -27,6 +27,7 @@ extension EventStoreContract {
                 try await store.read(model.streams[index].id), model.streams[index].visible(from: 1),
                 "seed \(seed): stream \(model.streams[index].id) at the end")
         }
+        if let log = store as? any GlobalEventLog { try await model.checkGlobalOrder(log, c, label: "seed \(seed)") }
     }
 }
 
@@ -55,6 +56,8 @@ struct ContractModel {
         StreamID(origin: "contract", aggregateType: "Ledger", aggregateID: "m-1"),
     ].map { Stream(id: $0) }
     var random: SplitMix
+    /// Every event written, in the order written, with its stream's index.
+    var written: [(Int, SerializedDomainEvent)] = []
 
     init(seed: UInt64) { random = SplitMix(seed: seed) }
 
@@ -200,6 +203,36 @@ struct ContractModel {
         guard case .written = planned.outcome else { return }
         streams[planned.index].events += planned.events
         streams[planned.index].appends.append(planned.events)
+        written += planned.events.map { (planned.index, $0) }
+    }
+
+    /// The global log holds every written event in the order they were written (one at a
+    /// time, so commit order), each once, with ascending cursors; events a truncation hid may
+    /// be left out (the contract says readable events).
+    func checkGlobalOrder(_ log: any GlobalEventLog, _ c: EventStoreContract.Check.Context, label: String) async throws {
+        var recorded: [RecordedEvent] = []
+        var cursor = LogCursor.start
+        while true {
+            let page = try await log.events(from: cursor, maxCount: 1000)
+            guard let last = page.last else { break }
+            recorded += page
+            cursor = last.next
+        }
+        for (a, b) in zip(recorded, recorded.dropFirst()) {
+            try c.require(a.cursor < b.cursor, "\(label): global log: cursor \(b.cursor) after \(a.cursor)")
+        }
+        var expected = written[...]
+        for event in recorded.map(\.event) {
+            while let (index, next) = expected.first, next.id != event.id, next.sequenceNumber < streams[index].hiddenBelow {
+                expected.removeFirst()  // hidden, and left out
+            }
+            try c.require(
+                expected.first?.1 == event,
+                "\(label): global log: \(event.stream) version \(event.sequenceNumber) where \(expected.first.map { "\($0.1.stream) version \($0.1.sequenceNumber)" } ?? "the end") was written")
+            expected.removeFirst()
+        }
+        let missing = expected.filter { $0.1.sequenceNumber >= streams[$0.0].hiddenBelow }
+        try c.require(missing.isEmpty, "\(label): global log: \(missing.count) written events missing, the first \(missing.first.map { "\($0.1.stream) version \($0.1.sequenceNumber)" } ?? "")")
     }
 
     /// A unit of `count` appends: each planned against the streams as the ones before it leave
@@ -209,14 +242,14 @@ struct ContractModel {
             for _ in 0..<count { try await perform([plan(random.below(streams.count), retrying: random.below(3) == 0)], store, c, label: label) }
             return
         }
-        let before = streams
+        let (streamsBefore, writtenBefore) = (streams, written)
         var unit: [Planned] = []
         for _ in 0..<count {
             let planned = plan(random.below(streams.count), retrying: random.below(3) == 0)
             unit.append(planned)
             apply(planned)
         }
-        streams = before
+        (streams, written) = (streamsBefore, writtenBefore)
         // A unit holding an append the contract leaves open (a retry of events a truncation hid)
         // could go either way as a whole: its appends go one by one instead.
         if unit.contains(where: { $0.outcome.mayGoThrough && $0.outcome.mayBeRefused }) {
