@@ -39,12 +39,17 @@ struct CommandTests {
             (["--since", "2024-01-01T00:00:00.000000Z"], ["T", "U"]),
             (["--until", "2024-01-01T00:00:00.0010Z"], ["T"]),
             (["--since", "2024-01-01T01:00:00.0005+01:00"], ["U"]),
+            // A date alone is its midnight UTC (it was refused as "not an ISO 8601 time").
+            (["--since", "2024-01-01"], ["T", "U"]),
+            (["--until", "2024-01-01"], []),
+            (["--since", "2023-12-31", "--until", "2024-01-02"], ["T", "U"]),
         ]
         for (options, types) in cases {
             let read = try CLI.run(["read-all", store] + options)
             #expect(read.status == 0, "\(options): \(read.stderr)")
             #expect(try read.lines.map { try Self.jsonObject($0)["type"] as? String } == types, "\(options): \(read.stdout)")
         }
+        #expect(try CLI.run(["read-all", store, "--since", "2024-1-1"]).status == 64)
     }
 
     // Found by a review: append took a line's "version" and stored the event at another one.
@@ -298,6 +303,53 @@ struct CommandTests {
         #expect(try all.lines.map { try Self.jsonObject($0)["type"] as? String } == ["A", "B"], "nothing of b/1's commit")
     }
 
+    /// The README's limits, at the line and one past it (a check reached only past them), and
+    /// two output rules the README states.
+    @Test func limitsHoldExactlyAtTheirBounds() throws {
+        let store = CLI.storePath()
+        defer { try? FileManager.default.removeItem(atPath: store) }
+        let longest = String(repeating: "é", count: 512)  // 1,024 bytes
+        #expect(try CLI.run(["append", store, longest], input: #"{"type":"T"}"#).status == 0)
+        #expect(try CLI.run(["append", store, longest + "x"], input: #"{"type":"T"}"#).status == 65)
+        #expect(try CLI.run(["append", store, "s/1"], input: #"{"type":"\#(longest)"}"#).status == 0)
+        // 4 MiB of data and metadata: data as base64 of 4 MiB − 2 bytes, metadata `{}`.
+        let fourMiB = Data(repeating: 7, count: 4 << 20 - 2).base64EncodedString()
+        #expect(try CLI.run(["append", store, "big"], input: #"{"type":"T","data":{"base64":"\#(fourMiB)"},"metadata":{}}"#).status == 0)
+        let over = Data(repeating: 7, count: 4 << 20 - 1).base64EncodedString()
+        #expect(try CLI.run(["append", store, "big"], input: #"{"type":"T","data":{"base64":"\#(over)"},"metadata":{}}"#).status == 65)
+        for (size, status) in [("4095", 64), ("4096", 0), ("1073741824", 0), ("1073741825", 64)] {
+            let other = CLI.storePath()
+            defer { try? FileManager.default.removeItem(atPath: other) }
+            #expect(try CLI.run(["import", other, "--segment-size", size], input: #"{"stream":"s","type":"T"}"#).status == status, "\(size)")
+        }
+        // The bytes `null` and JSON with spaces around it print as base64 (as JSON they would
+        // read back otherwise).
+        for bytes in ["null", " 1", "1 "] {
+            let encoded = Data(bytes.utf8).base64EncodedString()
+            #expect(try CLI.run(["append", store, "odd"], input: #"{"type":"T","data":{"base64":"\#(encoded)"}}"#).status == 0)
+            let read = try CLI.run(["read", store, "odd", "--backward", "--limit", "1"])
+            #expect(read.stdout.contains(#""data":{"base64":"\#(encoded)"}"#), "\(bytes): \(read.stdout)")
+        }
+        // read-all --backward goes from the log's end down to --from.
+        let positions = try CLI.run(["read-all", store, "--from", "2", "--backward"]).lines.map { try Self.jsonObject($0)["position"] as? Int }
+        #expect(positions == [5, 4, 3, 2], "\(positions)")
+    }
+
+    /// `--acks`: one line per run of one stream's lines in each durable commit (the help said
+    /// one per commit).
+    @Test func importAcknowledgesEachRunOfAStreamsLines() throws {
+        let store = CLI.storePath()
+        defer { try? FileManager.default.removeItem(atPath: store) }
+        let input = ["a/1", "b/1", "a/1", "c/1", "c/1"].map { #"{"stream":"\#($0)","type":"X"}"# }.joined(separator: "\n")
+        let imported = try CLI.run(["import", store, "--acks", "--batch", "3"], input: input)
+        #expect(imported.status == 0 && imported.stderr.contains("imported 5 events in 2 commits"), "\(imported.stderr)")
+        let acks = try imported.lines.map { line -> String in
+            let object = try Self.jsonObject(line)
+            return "\(object["stream"] as? String ?? "?") \(object["firstVersion"] as? Int ?? 0)-\(object["lastVersion"] as? Int ?? 0)"
+        }
+        #expect(acks == ["a/1 1-1", "b/1 1-1", "a/1 2-2", "c/1 1-2"], "\(imported.stdout)")
+    }
+
     @Test func aLockedStoreIsReported() async throws {
         let store = CLI.storePath()
         defer { try? FileManager.default.removeItem(atPath: store) }
@@ -457,6 +509,12 @@ struct CommandTests {
         try Data("hi".utf8).write(to: notAStore.appendingPathComponent("notes.txt"))
         let wrong = try CLI.run(["stats", notAStore.path])
         #expect(wrong.status == 66 && wrong.stderr.contains("is not a Dugong store"))
+        // Writers refuse it too, and leave nothing in it (they left a dugong.lock).
+        for writer in [["append", notAStore.path, "s/1"], ["import", notAStore.path], ["compact", notAStore.path], ["upgrade", notAStore.path], ["bench", "--dir", notAStore.path]] {
+            let refused = try CLI.run(writer, input: #"{"type":"A","stream":"s/1"}"# + "\n")
+            #expect([64, 66].contains(refused.status), "\(writer): \(refused.status) \(refused.stderr)")
+            #expect(try FileManager.default.contentsOfDirectory(atPath: notAStore.path) == ["notes.txt"], "\(writer)")
+        }
     }
 
     @Test func benchAndDemoRun() throws {

@@ -109,7 +109,7 @@ struct ReadmeSnippets {
         try await totals.catchUp()                                    // everything committed so far
         let result = try await accounts.commit(&account)!
         try await totals.waitUntilCaughtUp(with: result.cursor!)      // read-your-writes
-        try await totals.rebuild()                                    // empty the model, replay from the start
+        try await totals.rebuild()                                    // replay from the start (after `reset:`, if given)
         #expect(await model.events == 4 + 4)
 
         let transfers = EventConsumer(name: "transfers", store: store) { event, unit in

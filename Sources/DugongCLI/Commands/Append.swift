@@ -10,15 +10,19 @@ struct InputLines: Sequence, IteratorProtocol {
     private(set) var number = 0
     private var buffer: [UInt8] = []
     private var start = 0
+    /// Bytes from `start` up to here hold no newline: a long line is scanned once, not once
+    /// per read (which made a 256 MiB line take hours).
+    private var scanned = 0
     private var atEnd = false
     /// Where reads land before they join `buffer`.
     private var chunk: [UInt8] = []
 
     mutating func next() -> (number: Int, text: [UInt8])? {
         while true {
-            if let newline = buffer[start...].firstIndex(of: 0x0A) {
+            if let newline = buffer[Swift.max(start, scanned)...].firstIndex(of: 0x0A) {
                 let line = Array(buffer[start..<newline])
                 start = newline + 1
+                scanned = start
                 number += 1
                 if !Self.isBlank(line) { return (number, line) }
                 continue
@@ -32,6 +36,7 @@ struct InputLines: Sequence, IteratorProtocol {
             }
             buffer.removeFirst(start)
             start = 0
+            scanned = buffer.count
             let read = readMore()
             if read == 0 { atEnd = true }
         }

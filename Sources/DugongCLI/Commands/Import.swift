@@ -22,8 +22,9 @@ struct Import: AsyncParsableCommand {
             Positions in the input are ignored: the store assigns them, in input order.
 
             A bad line stops the import, naming its line number; nothing of its commit is \
-            written, the commits before it are. A summary goes to stderr; with --acks, one line \
-            per durable commit goes to stdout.
+            written, the commits before it are. A summary goes to stderr; with --acks, stdout gets \
+            one line per durable commit and stream (one for each run of one stream's lines in \
+            the commit).
 
             Example:
               dugong export old-store | dugong import new-store
@@ -34,7 +35,7 @@ struct Import: AsyncParsableCommand {
     @Option(parsing: .unconditional, help: "At most this many events per commit.") var batch = 1000
     @Option(parsing: .unconditional, help: "Bytes preallocated for each new segment file, 4096 to 1 GiB (default 64 MiB).")
     var segmentSize: Int?
-    @Flag(help: "Print one acknowledgement line per durable commit and stream on stdout.") var acks = false
+    @Flag(help: "Print an acknowledgement line on stdout per durable commit and stream (per run of one stream's lines).") var acks = false
     @OptionGroup var lock: LockWait
 
     func validate() throws {

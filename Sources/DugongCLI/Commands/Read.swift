@@ -24,7 +24,7 @@ struct Read: AsyncParsableCommand {
 
     @Argument(help: "The store's directory, or a postgres:// URL.") var store: String
     @Argument(help: "The stream's name.") var stream: String
-    @Option(parsing: .unconditional, help: "First version to print (the last one with --backward).") var from: Int?
+    @Option(parsing: .unconditional, help: "First version to print (with --backward, the highest: printing goes down from it).") var from: Int?
     @Option(parsing: .unconditional, help: "Print at most this many events.") var limit: Int?
     @Flag(help: "Newest first.") var backward = false
     @Option(help: "jsonl (one JSON object per line, the default) or table (aligned columns for people, the data cut to 60 characters).")
@@ -92,15 +92,15 @@ struct ReadAll: AsyncParsableCommand {
     )
 
     @Argument(help: "The store's directory, or a postgres:// URL.") var store: String
-    @Option(parsing: .unconditional, help: "First global position to print (on PostgreSQL a cursor TRANSACTION:POSITION, as the lines' \"cursor\" says).")
+    @Option(parsing: .unconditional, help: "First global position to print; with --backward, the lowest (printing starts at the log's end) (on PostgreSQL a cursor TRANSACTION:POSITION, as the lines' \"cursor\" says).")
     var from: LogCursor = .start
     @Option(parsing: .unconditional, help: "Print at most this many events.") var limit: Int?
     @Flag(help: "Keep printing events as they are committed.") var follow = false
     @Option(name: .customLong("type"), help: "Only events of this type (repeat for several).") var types: [String] = []
     @Option(help: "Only streams whose name starts with this.") var streamPrefix: String?
     @Option(help: "Only streams of this category (the name before its first \"/\").") var category: String?
-    @Option(help: "Only events at or after this time (ISO 8601).") var since: String?
-    @Option(help: "Only events before this time (ISO 8601).") var until: String?
+    @Option(help: "Only events at or after this time (ISO 8601; a date alone is its midnight UTC).") var since: String?
+    @Option(help: "Only events before this time (ISO 8601; a date alone is its midnight UTC).") var until: String?
     @Option(parsing: .unconditional, help: "Only the last N events that match.") var last: Int?
     @Flag(help: "Newest first.") var backward = false
     @Flag(help: "Print only the number of events that match.") var count = false
@@ -112,8 +112,8 @@ struct ReadAll: AsyncParsableCommand {
         if let limit, limit < 0 { throw ValidationError("--limit must not be negative") }
         if let last, last < 0 { throw ValidationError("--last must not be negative") }
         if follow && (last != nil || backward || count) { throw ValidationError("--follow goes with neither --last, --backward nor --count") }
-        if let since, JSONLines.timestamp(parsing: since) == nil { throw ValidationError("--since is not an ISO 8601 time like 2026-11-01T00:00:00.000Z") }
-        if let until, JSONLines.timestamp(parsing: until) == nil { throw ValidationError("--until is not an ISO 8601 time like 2026-11-01T00:00:00.000Z") }
+        if let since, Self.millisecondBound(since) == nil { throw ValidationError("--since is not an ISO 8601 time like 2026-11-01T00:00:00.000Z or a date like 2026-11-01") }
+        if let until, Self.millisecondBound(until) == nil { throw ValidationError("--until is not an ISO 8601 time like 2026-11-01T00:00:00.000Z or a date like 2026-11-01") }
     }
 
     var filter: EventFilter {
@@ -126,6 +126,10 @@ struct ReadAll: AsyncParsableCommand {
     /// milliseconds, so a bound with finer digits (`…00.0005Z`) is rounded up, and `--since`
     /// (at or after) and `--until` (before) then compare exactly.
     static func millisecondBound(_ text: String) -> Int64? {
+        // A calendar date alone (YYYY-MM-DD): its first moment in UTC.
+        if text.utf8.count == 10, text.wholeMatch(of: /[0-9]{4}-[0-9]{2}-[0-9]{2}/) != nil {
+            return millisecondBound(text + "T00:00:00Z")
+        }
         guard let milliseconds = JSONLines.timestamp(parsing: text)?.millisecondsSince1970 else { return nil }
         // The time's milliseconds are its first three fraction digits (the rest cut off).
         guard let dot = text.firstIndex(of: ".") else { return milliseconds }

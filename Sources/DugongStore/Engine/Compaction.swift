@@ -43,6 +43,8 @@ extension EventLog {
     ) throws -> CompactionReport {
         guard Directory.exists(directory) else { throw StoreError.notFound(directory: directory) }
         try validate(options)
+        // A directory of other files is refused before the lock (which would leave a lock file).
+        if let foreign = try SegmentSet.foreignFiles(in: directory) { throw SegmentSet.notAStore(directory, holding: foreign) }
         // A dry run writes nothing: it reads beside a writer, as any reader does.
         let lock = dryRun ? nil : try StoreLock.take(in: directory)
         defer { withExtendedLifetime(lock) {} }

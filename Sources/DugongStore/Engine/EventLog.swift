@@ -92,6 +92,11 @@ public final class EventLog: Sendable {
             if Directory.fileExists(directory + "/" + Layout.lockFileName) { _ = try StoreLock.take(in: directory) }
             throw StoreError.notFound(directory: directory)
         }
+        // A directory of other files is refused before the lock, which would leave a lock file
+        // in it (the open under the lock refuses it too, should one appear meanwhile).
+        if !options.readOnly, let foreign = try SegmentSet.foreignFiles(in: directory) {
+            throw SegmentSet.notAStore(directory, holding: foreign)
+        }
         let lock = options.readOnly ? nil : try StoreLock.take(in: directory)
         let writable = !options.readOnly
         var attempt = 0

@@ -58,7 +58,7 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
         case .corruption(let segment, let offset, let reason):
             "corruption in segment \(segment) at offset \(offset): \(reason)"
         case .damaged(let first):
-            "the store is damaged and opened for reading only (\(first)); run `dugong verify`, or open with acceptWritesDespiteDamage"
+            "the store is damaged and opened for reading only (\(first)); `dugong verify` lists the damage, and `dugong export --skip-damage` copies what is readable into a new store with `dugong import` (in code, `EventLog.Options.acceptWritesDespiteDamage` opens it for writing as it is)"
         case .failed(let reason):
             "the store failed and accepts no more writes (reopen it to recover): \(reason)"
         case .unsupportedFormat(let segment, let version) where version == 1:

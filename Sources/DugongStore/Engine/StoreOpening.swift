@@ -57,10 +57,7 @@ struct SegmentSet {
         }
         switch state {
         case .missing where files.isEmpty:
-            guard foreign.isEmpty else {
-                throw StoreError.notAStore(
-                    directory: directory, reason: "it holds other files (\(foreign.prefix(3).joined(separator: ", "))) and no segments")
-            }
+            guard foreign.isEmpty else { throw notAStore(directory, holding: foreign) }
             if let (evidence, positions) = try lostStore(in: directory) {
                 // Not an empty directory: a store whose files were lost (FORMAT.md §1).
                 context.damage.append(Damage(
@@ -198,6 +195,20 @@ struct SegmentSet {
     /// head, index or temporary file may be there), or only the first segment of a creation that
     /// stopped before its manifest (FORMAT.md §1). A directory with other files is not called
     /// empty: the open says what they are.
+    /// A directory that holds other files and none of a store's (so that a writer refuses it
+    /// before it makes a lock file there): those files; nil otherwise.
+    static func foreignFiles(in directory: String) throws -> [String]? {
+        let entries = try Directory.entries(of: directory)
+        let storeFiles = [Layout.manifestName, Layout.headName, Layout.indexName, Layout.legacyCompactionManifestName]
+        guard !entries.contains(where: { storeFiles.contains($0) || Layout.SegmentName(fileName: $0) != nil }) else { return nil }
+        let foreign = entries.filter { $0 != Layout.lockFileName && !$0.hasSuffix(Layout.temporarySuffix) }
+        return foreign.isEmpty ? nil : foreign.sorted()
+    }
+
+    static func notAStore(_ directory: String, holding foreign: [String]) -> StoreError {
+        .notAStore(directory: directory, reason: "it holds other files (\(foreign.prefix(3).joined(separator: ", "))) and no segments")
+    }
+
     static func holdsNoStore(_ directory: String) throws -> Bool {
         let entries = try Directory.entries(of: directory)
         guard !entries.contains(Layout.manifestName) else { return false }

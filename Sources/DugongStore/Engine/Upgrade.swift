@@ -30,6 +30,8 @@ extension EventLog {
     public static func upgrade(at directory: String, options: Options = Options()) throws -> UpgradeReport {
         guard Directory.exists(directory) else { throw StoreError.notFound(directory: directory) }
         try validate(options)
+        // A directory of other files is refused before the lock (which would leave a lock file).
+        if let foreign = try SegmentSet.foreignFiles(in: directory) { throw SegmentSet.notAStore(directory, holding: foreign) }
         let lock = try StoreLock.take(in: directory)
         defer { withExtendedLifetime(lock) {} }
         switch try StoreFiles.readManifest(in: directory) {
