@@ -50,7 +50,7 @@ struct Stats: AsyncParsableCommand {
                     + "`dugong compact \(store)` rewrites them in format version \(EventLog.formatVersion)")
         }
         if !stats.largestStreams.isEmpty {
-            Terminal.emit("largest streams:")
+            Terminal.emit("streams with the most versions (deleted and truncated ones too):")
             for stream in stats.largestStreams { Terminal.emit("  \(Streams.escaped(stream.stream))  \(stream.version) versions") }
         }
         try StoreAccess.failIfDamaged(log, path: store, what: "the counts above")
