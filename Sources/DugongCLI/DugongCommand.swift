@@ -19,6 +19,19 @@ struct DugongCommand: AsyncParsableCommand {
 
     /// Names a mistyped command's closest match before the argument parser sees it.
     static func main() async {
+        // A write past the file-size limit (`ulimit -f`) fails with EFBIG, reported as any
+        // failed call is, instead of killing the process by SIGXFSZ mid-compaction.
+        signal(SIGXFSZ, SIG_IGN)
+        // A closed output pipe is an EPIPE that ``Terminal/write(_:to:)`` handles: a reader
+        // then ends as SIGPIPE would end it, a writer says what it committed.
+        signal(SIGPIPE, SIG_IGN)
+        // Every segment of a store is open while it is: take the hard limit of open files, not
+        // a soft 1,024 that shuts every command out of a store of ~1,000 segments.
+        var files = rlimit()
+        if getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &files) == 0, files.rlim_cur < files.rlim_max {
+            files.rlim_cur = files.rlim_max
+            _ = setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &files)
+        }
         // Names are bytes of UTF-8: an argument that is not would be changed (to U+FFFD) and
         // name another stream.
         for index in 1..<Int(CommandLine.argc) {

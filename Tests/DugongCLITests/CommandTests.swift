@@ -335,6 +335,51 @@ struct CommandTests {
         #expect(positions == [5, 4, 3, 2], "\(positions)")
     }
 
+    /// Found by a black-box test in a hostile environment (each case was a wrong exit 0, a
+    /// hang or a death by signal).
+    @Test func aHostileEnvironmentGetsTypedErrors() throws {
+        let store = CLI.storePath()
+        defer { try? FileManager.default.removeItem(atPath: store) }
+        let d = CLI.binary
+        // A non-blocking stdin is waited on: both lines land (the first alone did, exit 0).
+        let nonBlocking = try CLI.run(shell: """
+            python3 -c '
+            import os, fcntl, subprocess, time
+            r, w = os.pipe(); fcntl.fcntl(r, fcntl.F_SETFL, os.O_NONBLOCK)
+            p = subprocess.Popen(["\(d)", "append", "\(store)", "acct"], stdin=r); os.close(r)
+            os.write(w, b"{\\"type\\":\\"A\\"}\\n"); time.sleep(0.5)
+            os.write(w, b"{\\"type\\":\\"B\\"}\\n"); os.close(w)
+            raise SystemExit(p.wait())'
+            """)
+        #expect(nonBlocking.status == 0, "\(nonBlocking.stderr)")
+        #expect(try CLI.run(["read", store, "acct"]).lines.count == 2)
+        // stdin that cannot be read (a directory) is an error, not the end of the input.
+        let directoryInput = try CLI.run(shell: "'\(d)' import '\(store)' < /")
+        #expect(directoryInput.status == 74 && directoryInput.stderr.contains("cannot read stdin"), "\(directoryInput.stderr)")
+        // A writer whose reader went away says what it did (it died by SIGPIPE, silent).
+        let piped = try CLI.run(shell: "{ echo '{\"type\":\"C\"}' | '\(d)' append '\(store)' acct; echo \"status $?\" >&2; } | (exec <&-; sleep 1)")
+        #expect(piped.stderr.contains("status 74") && piped.stderr.contains("stays committed"), "\(piped.stderr)")
+        // A FIFO where a store file belongs: no hang in open(); the saved index is only a
+        // shortcut (a scan replaces it), the manifest is not.
+        for (name, statuses) in [("dugong.index", [0]), ("dugong.manifest", [1, 74])] as [(String, [Int32])] {
+            let path = store + "/" + name
+            let saved = store + "/saved"
+            try? FileManager.default.moveItem(atPath: path, toPath: saved)
+            #expect(mkfifo(path, 0o644) == 0)
+            let fifo = try CLI.run(shell: "timeout 20 '\(d)' verify '\(store)'")
+            #expect(statuses.contains(fifo.status), "\(name): \(fifo.status) \(fifo.stderr)")
+            try FileManager.default.removeItem(atPath: path)
+            try? FileManager.default.moveItem(atPath: saved, toPath: path)
+        }
+        // A compaction past the file-size limit: 74 (it died by SIGXFSZ).
+        let lines = (0..<400).map { #"{"stream":"s/\#($0 % 4)","type":"T","data":{"n":\#($0),"pad":"\#(String(repeating: "x", count: 60))"}}"# }
+        #expect(try CLI.run(["import", store, "--segment-size", "8192"], input: lines.joined(separator: "\n")).status == 0)
+        #expect(try CLI.run(["delete-stream", store, "s/1"]).status == 0)
+        let limited = try CLI.run(shell: "ulimit -f 12; '\(d)' compact '\(store)'")
+        #expect(limited.status == 74, "\(limited.status) \(limited.stderr)")
+        #expect(try CLI.run(["verify", store]).status == 0)
+    }
+
     /// `--acks`: one line per run of one stream's lines in each durable commit (the help said
     /// one per commit).
     @Test func importAcknowledgesEachRunOfAStreamsLines() throws {

@@ -8,6 +8,42 @@ import Testing
 /// commits cut by a power failure, syncs that fail, recovery's own durability, bounds.
 @Suite("Integrity: crashes and bounds")
 struct EngineIntegrityTests {
+    /// Found by a black-box test: a store's directory renamed (and a new one made at its path)
+    /// while a writer ran. The writer went on acknowledging, made new segments, the manifest and
+    /// the index by path in the new directory, and wrote over another store's manifest there;
+    /// the moved store lost the events of those segments. Now the writer checks the path still
+    /// leads to its directory before it creates a file, and fails instead.
+    @Test func aWriterWhoseDirectoryIsMovedCreatesNothingUnderTheOldPath() async throws {
+        let directory = TemporaryDirectory("moved")
+        let moved = directory.path + "-moved"
+        defer {
+            directory.remove()
+            try? FileManager.default.removeItem(atPath: moved)
+        }
+        var options = EventLog.Options(createIfMissing: true)
+        options.segmentSize = 4096
+        let log = try EventLog.open(at: directory.path, options: options)
+        var acknowledged = try await log.append(Fixture.events(1, size: 900), to: "s/1").lastVersion
+        try FileManager.default.moveItem(atPath: directory.path, toPath: moved)
+        try FileManager.default.createDirectory(atPath: directory.path, withIntermediateDirectories: false)
+        var refused = false
+        for _ in 0..<12 {
+            do {
+                acknowledged = try await log.append(Fixture.events(1, size: 900), to: "s/1").lastVersion
+            } catch {
+                refused = true
+                break
+            }
+        }
+        log.close()
+        #expect(refused, "a segment roll past 4 KiB was reached")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory.path) == [])
+        let reopened = try EventLog.open(at: moved, options: InspectionTests.readOnly())
+        defer { reopened.close() }
+        #expect(try reopened.verify().isClean)
+        #expect(try reopened.read(stream: "s/1").count == acknowledged)
+    }
+
     /// A store on a simulated disk.
     static func simulated(_ label: String) throws -> (TemporaryDirectory, SimulatedDisk) {
         let directory = TemporaryDirectory(label)

@@ -6,7 +6,7 @@ import Glibc
 
 /// Reads stdin line by line, as bytes, in large reads; numbers lines from 1 and skips blank
 /// ones.
-struct InputLines: Sequence, IteratorProtocol {
+struct InputLines {
     private(set) var number = 0
     private var buffer: [UInt8] = []
     private var start = 0
@@ -17,7 +17,10 @@ struct InputLines: Sequence, IteratorProtocol {
     /// Where reads land before they join `buffer`.
     private var chunk: [UInt8] = []
 
-    mutating func next() -> (number: Int, text: [UInt8])? {
+    /// The next non-blank line and its number; nil at the end of stdin.
+    /// - Throws: exit status 74 when stdin cannot be read (a read error was taken for the end:
+    ///   a commit of the lines read so far, exit 0).
+    mutating func next() throws -> (number: Int, text: [UInt8])? {
         while true {
             if let newline = buffer[Swift.max(start, scanned)...].firstIndex(of: 0x0A) {
                 let line = Array(buffer[start..<newline])
@@ -37,7 +40,7 @@ struct InputLines: Sequence, IteratorProtocol {
             buffer.removeFirst(start)
             start = 0
             scanned = buffer.count
-            let read = readMore()
+            let read = try readMore()
             if read == 0 { atEnd = true }
         }
     }
@@ -47,14 +50,27 @@ struct InputLines: Sequence, IteratorProtocol {
     }
 
     /// Reads up to 1 MiB of stdin onto the end of ``buffer``; returns how much (0: the end).
-    private mutating func readMore() -> Int {
+    /// A stdin in non-blocking mode (a producer's pipe may be) is waited on, not taken to be
+    /// at its end.
+    private mutating func readMore() throws -> Int {
         if chunk.isEmpty { chunk = [UInt8](repeating: 0, count: 1 << 20) }
         while true {
             let count = chunk.withUnsafeMutableBytes { Glibc.read(STDIN_FILENO, $0.baseAddress!, $0.count) }
-            if count < 0 && errno == EINTR { continue }
-            guard count > 0 else { return 0 }
-            buffer.append(contentsOf: chunk[0..<count])
-            return count
+            if count > 0 {
+                buffer.append(contentsOf: chunk[0..<count])
+                return count
+            }
+            if count == 0 { return 0 }
+            let failure = errno
+            switch failure {
+            case EINTR:
+                continue
+            case EAGAIN, EWOULDBLOCK:
+                var ready = pollfd(fd: STDIN_FILENO, events: Int16(POLLIN), revents: 0)
+                _ = poll(&ready, 1, -1)
+            default:
+                throw Terminal.fail("cannot read stdin: \(String(cString: strerror(failure)))", code: ExitStatus.ioFailure.rawValue)
+            }
         }
     }
 }
@@ -98,7 +114,7 @@ struct Append: AsyncParsableCommand {
         var versions: [Int?] = []
         var idsGiven = false
         var lines = InputLines()
-        while let (number, text) = lines.next() {
+        while let (number, text) = try lines.next() {
             switch try Self.parse(text, line: number) {
             case .event(let named, let version, let event, let idGiven) where named == nil || named.map(NameKey.init) == NameKey(stream):
                 idsGiven = idsGiven || idGiven

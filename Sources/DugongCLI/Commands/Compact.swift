@@ -31,6 +31,7 @@ struct Compact: ParsableCommand {
         let bar = ProgressBar(dryRun ? "planning" : "compacting")
         let report: CompactionReport
         do {
+            Terminal.mayHaveWritten = !dryRun
             report = try LockWait.retrying(for: lock.seconds) { try EventLog.compact(at: store, dryRun: dryRun) { bar.update($0, of: $1) } }
         } catch let error as StoreError {
             bar.finish()

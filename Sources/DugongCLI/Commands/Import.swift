@@ -60,7 +60,7 @@ struct Import: AsyncParsableCommand {
         let importer = Importer(log: log, store: store, batch: batch, acks: acks)
         var lines = InputLines()
         do {
-            while let (number, text) = lines.next() {
+            while let (number, text) = try lines.next() {
                 try await importer.take(try Append.parse(text, line: number), line: number)
             }
             try await importer.drain()

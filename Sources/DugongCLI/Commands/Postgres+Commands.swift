@@ -42,7 +42,7 @@ extension Import {
             let importer = PostgresImporter(database: database, url: store, batch: batch)
             var lines = InputLines()
             do {
-                while let (number, text) = lines.next() {
+                while let (number, text) = try lines.next() {
                     try await importer.take(try Append.parse(text, line: number), line: number)
                 }
                 try await importer.flush()

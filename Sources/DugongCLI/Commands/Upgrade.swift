@@ -28,6 +28,7 @@ struct Upgrade: ParsableCommand {
         try StoreAccess.refuseIfNoStore(at: store)
         let report: UpgradeReport
         do {
+            Terminal.mayHaveWritten = true
             report = try LockWait.retrying(for: lock.seconds) { try EventLog.upgrade(at: store) }
         } catch let error as StoreError {
             throw StoreAccess.fail(error, path: store)

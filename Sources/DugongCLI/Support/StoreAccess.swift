@@ -16,6 +16,7 @@ enum StoreAccess {
         waitingForStore: Bool = false, maximumEventSize: Int? = nil
     ) throws -> EventLog {
         if !creating, !waitingForStore { try refuseIfNoStore(at: path) }
+        if forWriting { Terminal.mayHaveWritten = true }
         var options = EventLog.Options(createIfMissing: creating)
         options.readOnly = !forWriting
         if let segmentSize { options.segmentSize = segmentSize }

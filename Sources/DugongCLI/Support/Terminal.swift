@@ -30,9 +30,15 @@ enum Terminal {
         write(line + "\n", to: STDOUT_FILENO)
     }
 
+    /// Set once a command may have written to a store: output that cannot be written then
+    /// ends it with status 74 and a message that says so, also when the reader went away
+    /// (a writer killed by SIGPIPE said nothing of the commit it had made).
+    nonisolated(unsafe) static var mayHaveWritten = false
+
     /// Writes `text` whole to a standard stream. A reader that went away (a closed pipe) ends
-    /// the process as a pipe's SIGPIPE does; any other failure (a full disk) ends it with status
-    /// 74 and a message: output is never lost without a word.
+    /// a reading command as a pipe's SIGPIPE does; any other failure (a full disk), or any
+    /// failure of a writing command, ends it with status 74 and a message: output is never
+    /// lost without a word.
     static func write(_ text: String, to descriptor: Int32) {
         var text = text
         text.withUTF8 { bytes in
@@ -46,13 +52,14 @@ enum Terminal {
                 let code = errno
                 if count < 0, code == EINTR { continue }
                 ScratchDirectory.removeAll()
-                if code == EPIPE {
+                if code == EPIPE, !mayHaveWritten {
                     signal(SIGPIPE, SIG_DFL)
                     raise(SIGPIPE)
                 }
                 if descriptor != STDERR_FILENO {
                     let reason = String(cString: strerror(code))
-                    _ = "dugong: cannot write the output: \(reason)\n".withCString { Glibc.write(STDERR_FILENO, $0, strlen($0)) }
+                    let written = mayHaveWritten ? " (what was committed before it stays committed: `dugong read` shows it)" : ""
+                    _ = "dugong: cannot write the output: \(reason)\(written)\n".withCString { Glibc.write(STDERR_FILENO, $0, strlen($0)) }
                 }
                 Glibc.exit(ExitStatus.ioFailure.rawValue)
             }

@@ -234,7 +234,7 @@ public final class EventLog: Sendable {
     /// Saves the index for the next open; best effort (without it the next open scans).
     private func saveIndex(scannedEnd: Int, headSequence: UInt64) {
         let (index, segments, failed) = core.shared.withLock { ($0.index, $0.segments, $0.failure != nil) }
-        guard !failed, recovery.corruptions.isEmpty else { return }
+        guard !failed, recovery.corruptions.isEmpty, (try? core.checkDirectoryIsInPlace()) != nil else { return }
         do {
             try IndexFile.write(index, segments: segments, scannedEnd: scannedEnd, headSequence: headSequence, to: directory)
         } catch {

@@ -774,6 +774,7 @@ final class Writer: Sendable {
             firstPosition: firstPosition, capacity: UInt64(capacity),
             createdMilliseconds: Date.currentMillisecond.millisecondsSince1970, salt: SegmentHeader.newSalt(),
             sequence: previous.header.sequence + 1, previousSalt: previous.salt, previousEnd: UInt64(state.writeOffset))
+        try core.checkDirectoryIsInPlace()
         let segment = try Segment.create(directory: core.directory, header: header, name: name.fileName)
         var manifest = state.manifest
         manifest.generation += 1

@@ -13,7 +13,16 @@ struct File: ~Copyable {
     init(path: String, flags: Int32, mode: mode_t = 0o644) throws(SystemError) {
         system = FileSystems.owner(of: path)
         let existed = flags & (O_CREAT | O_TRUNC) != 0 && Directory.fileExists(path)
-        descriptor = try retryingOnInterrupt("open", path) { Glibc.open(path, flags | O_CLOEXEC, mode) }
+        // Without blocking: a FIFO put where a store file belongs made every command hang in
+        // `open` (O_NONBLOCK changes nothing for regular files). Only regular files (and
+        // directories, whose reads fail with a message) are taken.
+        let descriptor = try retryingOnInterrupt("open", path) { Glibc.open(path, flags | O_CLOEXEC | O_NONBLOCK, mode) }
+        var status = stat()
+        if fstat(descriptor, &status) == 0, ![S_IFREG, S_IFDIR].contains(status.st_mode & S_IFMT) {
+            _ = Glibc.close(descriptor)
+            throw SystemError(call: "open (not a regular file)", path: path, code: EINVAL)
+        }
+        self.descriptor = descriptor
         self.path = path
         system.opened(descriptor, path: path, created: flags & O_CREAT != 0 && !existed, truncated: flags & O_TRUNC != 0 && existed)
     }
@@ -242,6 +251,14 @@ enum Directory {
     }
 
     /// Whether `path` exists and is a directory.
+    /// What tells one directory from another (device and inode), or nil when `path` cannot
+    /// be looked up.
+    static func identity(of path: String) -> [UInt64]? {
+        var status = stat()
+        guard stat(path, &status) == 0 else { return nil }
+        return [UInt64(status.st_dev), UInt64(status.st_ino)]
+    }
+
     static func exists(_ path: String) -> Bool {
         var status = stat()
         return stat(path, &status) == 0 && (status.st_mode & S_IFMT) == S_IFDIR
