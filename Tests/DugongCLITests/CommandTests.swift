@@ -371,6 +371,12 @@ struct CommandTests {
             try FileManager.default.removeItem(atPath: path)
             try? FileManager.default.moveItem(atPath: saved, toPath: path)
         }
+        // A store behind a loop of symbolic links is not "not found" (66): the lookup failed.
+        let loop = store + "-loop"
+        try FileManager.default.createSymbolicLink(atPath: loop, withDestinationPath: loop)
+        defer { try? FileManager.default.removeItem(atPath: loop) }
+        let looped = try CLI.run(["verify", loop])
+        #expect(looped.status == 74 && looped.stderr.contains("symbolic links"), "\(looped.status) \(looped.stderr)")
         // A compaction past the file-size limit: 74 (it died by SIGXFSZ).
         let lines = (0..<400).map { #"{"stream":"s/\#($0 % 4)","type":"T","data":{"n":\#($0),"pad":"\#(String(repeating: "x", count: 60))"}}"# }
         #expect(try CLI.run(["import", store, "--segment-size", "8192"], input: lines.joined(separator: "\n")).status == 0)

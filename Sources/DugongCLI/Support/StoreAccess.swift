@@ -145,6 +145,8 @@ enum StoreAccess {
         switch error {
         case .notFound: "\(path) does not exist (no store there)"
         case .locked: "\(path) is locked by another process: a writer has the store open"
+        // The library's "reopen it to recover" is the next command's open: say what failed.
+        case .failed(let reason): "the write failed, and nothing after it was acknowledged: \(reason) (the next command's open recovers the store)"
         default: "\(error)"
         }
     }

@@ -41,7 +41,10 @@ extension EventLog {
         at directory: String, options: Options = Options(), dryRun: Bool = false,
         progress: (Int, Int) -> Void = { _, _ in }
     ) throws -> CompactionReport {
-        guard Directory.exists(directory) else { throw StoreError.notFound(directory: directory) }
+        if !Directory.exists(directory) {
+            try Directory.checkLookup(directory)
+            throw StoreError.notFound(directory: directory)
+        }
         try validate(options)
         // A directory of other files is refused before the lock (which would leave a lock file).
         if let foreign = try SegmentSet.foreignFiles(in: directory) { throw SegmentSet.notAStore(directory, holding: foreign) }

@@ -80,6 +80,7 @@ public final class EventLog: Sendable {
     public static func open(at directory: String, options: Options = Options()) throws -> EventLog {
         try validate(options)
         if !Directory.exists(directory) {
+            try Directory.checkLookup(directory)
             guard !Directory.fileExists(directory) else {
                 throw StoreError.notAStore(directory: directory, reason: "it is a file, not a directory")
             }

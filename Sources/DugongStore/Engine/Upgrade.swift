@@ -28,7 +28,10 @@ extension EventLog {
     ///   ``StoreError/notAStore(directory:reason:)``, ``StoreError/corruption(segment:offset:reason:)``,
     ///   ``StoreError/invalidArgument(_:)`` for `options` an open would refuse.
     public static func upgrade(at directory: String, options: Options = Options()) throws -> UpgradeReport {
-        guard Directory.exists(directory) else { throw StoreError.notFound(directory: directory) }
+        if !Directory.exists(directory) {
+            try Directory.checkLookup(directory)
+            throw StoreError.notFound(directory: directory)
+        }
         try validate(options)
         // A directory of other files is refused before the lock (which would leave a lock file).
         if let foreign = try SegmentSet.foreignFiles(in: directory) { throw SegmentSet.notAStore(directory, holding: foreign) }

@@ -264,6 +264,16 @@ enum Directory {
         return stat(path, &status) == 0 && (status.st_mode & S_IFMT) == S_IFDIR
     }
 
+    /// Throws when `path` cannot be looked up for another reason than its absence (a parent
+    /// it may not search, a loop of symbolic links): such a store is there, not "not found".
+    static func checkLookup(_ path: String) throws(SystemError) {
+        var status = stat()
+        guard stat(path, &status) != 0 else { return }
+        let code = errno
+        guard code != ENOENT, code != ENOTDIR else { return }
+        throw SystemError(call: "stat", path: path, code: code)
+    }
+
     /// The names of the entries of `path`, without `.` and `..`, sorted.
     static func entries(of path: String) throws(SystemError) -> [String] {
         guard let directory = opendir(path) else { throw SystemError(call: "opendir", path: path, code: errno) }
