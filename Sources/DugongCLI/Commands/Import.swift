@@ -32,7 +32,7 @@ struct Import: AsyncParsableCommand {
     )
 
     @Argument(help: "The store's directory (created if missing), or a postgres:// URL (tables created if missing).") var store: String
-    @Option(parsing: .unconditional, help: "At most this many events per commit.") var batch = 1000
+    @Option(parsing: .unconditional, help: "At most this many events per commit (and at most 32 MiB of them; a larger event goes alone).") var batch = 1000
     @Option(parsing: .unconditional, help: "Bytes preallocated for each new segment file, 4096 to 1 GiB (default 64 MiB).")
     var segmentSize: Int?
     @Flag(help: "Print an acknowledgement line on stdout per durable commit and stream (per run of one stream's lines).") var acks = false
@@ -150,7 +150,7 @@ final class Importer {
                 try await change(line: line) { try await $0.beginStream(stream, atVersion: version) }
             }
             let size = EventLog.commitSize(of: event, in: stream)
-            if pendingBytes + size > EventLog.maximumCommitSize { try await flush() }
+            if pendingBytes + size > Self.commitBytes { try await flush() }
             if let last = pending.last, NameKey(last.stream) == NameKey(stream) {
                 pending[pending.count - 1].events.append(event)
             } else {
@@ -220,6 +220,10 @@ final class Importer {
     /// what the store would refuse, so only a failing disk fails a commit, and then the writer
     /// fails every later one: a commit after a failed one is never written.
     private var inFlight: [(commit: SentCommit, firstLine: Int)] = []
+    /// A commit packs at most this many bytes of events (one larger event goes alone): with
+    /// 512 MiB commits (the store's bound) three in memory at once took gigabytes, and an
+    /// import of large events died when the memory ran out.
+    static let commitBytes = min(EventLog.maximumCommitSize, 32 << 20)
     private static let commitsInFlight = 2
 
     /// Sends the pending commit (one sync), once fewer than ``commitsInFlight`` are unacknowledged.
