@@ -29,8 +29,15 @@ struct DugongCommand: AsyncParsableCommand {
         // a soft 1,024 that shuts every command out of a store of ~1,000 segments.
         var files = rlimit()
         if getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &files) == 0, files.rlim_cur < files.rlim_max {
+            let soft = files.rlim_cur
             files.rlim_cur = files.rlim_max
-            _ = setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &files)
+            if setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &files) != 0 {
+                // A hard limit above the kernel's fs.nr_open cannot be taken: that bound then.
+                let bound = (try? String(contentsOfFile: "/proc/sys/fs/nr_open", encoding: .utf8))
+                    .flatMap { rlim_t($0.trimmingCharacters(in: .whitespacesAndNewlines)) } ?? soft
+                files.rlim_cur = max(soft, min(files.rlim_max, bound))
+                _ = setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &files)
+            }
         }
         // Names are bytes of UTF-8: an argument that is not would be changed (to U+FFFD) and
         // name another stream.

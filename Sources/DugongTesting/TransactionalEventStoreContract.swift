@@ -24,7 +24,26 @@ public enum TransactionalEventStoreContract {
         Check("an append that repeats an earlier one of its unit is an idempotent no-op", repeatedInOneUnit),
         Check("of several refused appends, the unit's error is the first one's", firstRefusalIsTheError),
         Check("retries of stored events in one unit report the stream's version", retriesReportTheVersion),
+        Check("an event id stored at another version, below a truncation, is no retry", hiddenIDAtAnotherVersion),
     ]
+
+    static func hiddenIDAtAnotherVersion(_ store: any TransactionalEventStore, _ c: Check.Context) async throws {
+        let stored = events("s", count: 3)
+        try await store.append([StreamAppend(stream: stream("s"), events: stored, expected: .noStream)])
+        try await store.truncate(stream("s"), before: 3)
+        // The third event's id again, at version 1 (which holds the first event, hidden). An
+        // adapter read "from version 1", got the first visible event, the third, and took this
+        // for a retry of it.
+        var again = events("s")
+        again[0].id = stored[2].id
+        try await c.requireError("the third event's id at version 1, in a unit") {
+            try await store.append([
+                StreamAppend(stream: stream("t"), events: events("t"), expected: .noStream),
+                StreamAppend(stream: stream("s"), events: again, expected: .any),
+            ])
+        } matches: { ($0 as? EventStoreError) == .conflict(stream: stream("s"), expected: .exact(0), actual: 3) }
+        try c.requireEqual(try await store.read(stream("t")), [], "events of t")
+    }
 
     static func firstRefusalIsTheError(_ store: any TransactionalEventStore, _ c: Check.Context) async throws {
         let a = events("a", count: 3)

@@ -13,6 +13,42 @@ struct EngineIntegrityTests {
     /// the index by path in the new directory, and wrote over another store's manifest there;
     /// the moved store lost the events of those segments. Now the writer checks the path still
     /// leads to its directory before it creates a file, and fails instead.
+    /// The same for a compaction (from a review: it created, replaced and removed files by
+    /// path, and removed a new store's first segment at the old path, which every store's first
+    /// segment is named like). Moved at each step, it stops before touching the old path.
+    @Test(arguments: [EventLog.CompactionStep.wroteNewSegments, .wroteManifest, .removedOld(0)])
+    func aCompactionWhoseDirectoryIsMovedTouchesNothingUnderTheOldPath(step: EventLog.CompactionStep) async throws {
+        let directory = TemporaryDirectory("moved-compaction")
+        let moved = directory.path + "-moved"
+        defer {
+            directory.remove()
+            try? FileManager.default.removeItem(atPath: moved)
+        }
+        var options = EventLog.Options(createIfMissing: true)
+        options.segmentSize = 4096
+        let log = try EventLog.open(at: directory.path, options: options)
+        for round in 0..<6 { try await log.append(Fixture.events(2, size: 700), to: "s/\(round % 2)") }
+        try await log.delete(stream: "s/0")
+        log.close()
+        // A store of its own at the old path once the directory moved.
+        let path = directory.path
+        options.compactionFaults = { reached in
+            guard reached == step else { return }
+            try FileManager.default.moveItem(atPath: path, toPath: moved)
+            let other = try EventLog.open(at: path, options: .init(createIfMissing: true))
+            defer { other.close() }
+            _ = try other.readAll()
+        }
+        #expect(throws: (any Error).self) { try EventLog.compact(at: directory.path, options: options) }
+        let other = try EventLog.open(at: directory.path, options: InspectionTests.readOnly())
+        #expect(try other.verify().isClean, "the store at the old path")
+        other.close()
+        let reopened = try EventLog.open(at: moved, options: InspectionTests.readOnly())
+        defer { reopened.close() }
+        #expect(try reopened.verify().isClean, "the moved store")
+        #expect(try reopened.read(stream: "s/1").count == 6)
+    }
+
     @Test func aWriterWhoseDirectoryIsMovedCreatesNothingUnderTheOldPath() async throws {
         let directory = TemporaryDirectory("moved")
         let moved = directory.path + "-moved"

@@ -19,6 +19,8 @@ extension PostgresAccess {
     /// commands (`creating`) create or upgrade the tables; reading ones need them at this
     /// build's version and change nothing.
     static func with<R>(_ url: String, creating: Bool = false, _ body: (PostgresEventStore) async throws -> R) async throws -> R {
+        // The commands that may create the schema are the ones that write (Terminal.write).
+        if creating { Terminal.mayHaveWritten = true }
         let configuration: PostgresClient.Configuration
         do {
             configuration = try PostgresConnectionURL.configuration(from: url)

@@ -113,8 +113,11 @@ public struct EventLogStore: TransactionalEventStore, GlobalEventLog {
         }
     }
 
+    /// The id of the event stored at `version`; nil when none is (a read from a hidden version
+    /// starts at the first visible one: its id was taken for the hidden event's).
     private func storedID(_ name: String, _ version: Int) throws -> UUID? {
-        try log.read(stream: name, from: version, maxCount: 1).first?.id
+        guard let event = try log.read(stream: name, from: version, maxCount: 1).first, event.version == version else { return nil }
+        return event.id
     }
 
     private func currentVersion(_ name: String) throws -> Int {

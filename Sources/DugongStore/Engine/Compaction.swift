@@ -71,12 +71,16 @@ extension EventLog {
         context.repairing = !dryRun
         let recovered = Recovery.scan(set.segments, context: context)
         if let damage = recovered.index.damage.first { throw StoreError.damaged(first: damage.error) }
-        if !dryRun { try IndexFile.remove(from: directory) }
+        if !dryRun {
+            try Directory.checkStill(directory, is: lock?.directoryIdentity)
+            try IndexFile.remove(from: directory)
+        }
         let existing = Set(try Directory.entries(of: directory))
         var compaction = Compaction(
             directory: directory, options: options, index: recovered.index, segments: set.segments,
             takenNames: existing, dryRun: dryRun, sequence: last.header.sequence + 1,
             nextBatch: max(head?.nextBatch ?? 0, recovered.lastBatch.map { $0 + 1 } ?? 0))
+        compaction.output.directoryIdentity = lock?.directoryIdentity
         try compaction.run(progress: progress)
         let bytesBefore = set.segments.reduce(0) { total, segment in
             total + ((try? File(path: segment.path, flags: O_RDONLY).allocatedSize()) ?? 0)
@@ -195,6 +199,9 @@ struct Compaction {
 /// manifest naming them replaces the old one (the commit point) and the old files go.
 struct SegmentSetWriter {
     let directory: String
+    /// The directory the compaction or upgrade locked (``StoreLock/directoryIdentity``): files
+    /// are created, replaced and removed by path only while the path still leads there.
+    var directoryIdentity: [UInt64]?
     let options: EventLog.Options
     /// Names in the directory now: new segments never reuse them.
     let takenNames: Set<String>
@@ -303,6 +310,7 @@ struct SegmentSetWriter {
         sequence += 1
         var file: OpenFile?
         if !dryRun {
+            try Directory.checkStill(directory, is: directoryIdentity)
             let created = try File(path: directory + "/" + name, flags: O_RDWR | O_CREAT | O_TRUNC)
             // The header first (its capacity set again at the end): a file under a segment's
             // name begins with one from the start. After a crash in the middle of it, zeros there
@@ -341,13 +349,16 @@ struct SegmentSetWriter {
         try fault(.wroteNewSegments)
         let manifest = Manifest(
             generation: generation + 1, segments: written.map { Manifest.Entry(name: $0.name, salt: $0.header.salt) })
+        try Directory.checkStill(directory, is: directoryIdentity)
         try StoreFiles.writeManifest(manifest, in: directory)
         try fault(.wroteManifest)
         for (number, name) in oldNames.enumerated() {
+            try Directory.checkStill(directory, is: directoryIdentity)
             try Directory.remove(directory + "/" + name)
             try fault(.removedOld(number))
         }
         try Directory.synchronize(directory)
+        try Directory.checkStill(directory, is: directoryIdentity)
         let active = written.last!
         let record = HeadRecord(
             sequence: headSequence + 1, segmentSalt: active.header.salt, durableEnd: UInt64(active.end),

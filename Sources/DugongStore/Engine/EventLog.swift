@@ -49,7 +49,8 @@ public final class EventLog: Sendable {
         self.directory = directory
         self.options = options
         self.lock = Mutex(lock)
-        core = LogCore(directory: directory, options: options, index: recovered.index, segments: set.segments)
+        core = LogCore(
+            directory: directory, options: options, index: recovered.index, segments: set.segments, directoryIdentity: lock?.directoryIdentity)
         core.shared.withLock { shared in
             shared.scannedEnd = recovered.writeOffset
             shared.followed = .init(
@@ -156,6 +157,8 @@ public final class EventLog: Sendable {
         if recovered.index.damage.isEmpty { try set.removeLeftovers(in: directory) }
         // The saved index describes the store as it is now; once appends begin it would not.
         try IndexFile.remove(from: directory)
+        // The directory moved while the open scanned: the files below would go to the path's.
+        try Directory.checkStill(directory, is: lock?.directoryIdentity)
         // A head file gone wrong (verification names it) is a hint the scan did without: it is
         // made whole again before the writer uses it, or `verify` would name it for ever.
         if recovered.index.damage.isEmpty, Directory.fileExists(directory + "/" + Layout.headName),

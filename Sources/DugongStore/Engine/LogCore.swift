@@ -37,13 +37,13 @@ final class LogCore: Sendable {
     /// The frames stream reads decoded last: reads of streams written together find them here.
     let lentFrames = LentFrameCache(capacity: 8)
 
-    /// The store's directory as it was opened: a writer creates files by path, and checks
+    /// The directory a writer locked (nil for readers): it creates files by path, and checks
     /// that the path still leads there first (see ``checkDirectoryIsInPlace()``).
     let directoryIdentity: [UInt64]?
 
-    init(directory: String, options: EventLog.Options, index: StreamIndex, segments: [Segment]) {
+    init(directory: String, options: EventLog.Options, index: StreamIndex, segments: [Segment], directoryIdentity: [UInt64]? = nil) {
         self.directory = directory
-        directoryIdentity = Directory.identity(of: directory)
+        self.directoryIdentity = directoryIdentity
         self.options = options
         shared = Mutex(Shared(index: index, segments: segments))
         cache = FrameCache(capacity: options.frameCacheCapacity)
@@ -53,8 +53,7 @@ final class LogCore: Sendable {
     /// by path (a new segment, the manifest, the saved index) would land in another directory,
     /// perhaps another store, while the segments and head open here stay in the moved one.
     func checkDirectoryIsInPlace() throws(SystemError) {
-        guard let opened = directoryIdentity, Directory.identity(of: directory) != opened else { return }
-        throw SystemError(call: "stat (the store's directory was moved or replaced while it was open)", path: directory, code: ESTALE)
+        try Directory.checkStill(directory, is: directoryIdentity)
     }
 
     /// Throws when the store is closed.

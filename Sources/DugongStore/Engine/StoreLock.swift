@@ -11,9 +11,14 @@ final class StoreLock: Sendable {
     /// The directory's own lock: kept when the lock file is removed under the writer.
     private let directoryLock: DirectoryLock?
 
-    private init(_ file: consuming File, directoryLock: DirectoryLock?) {
+    /// The directory the lock was taken in (device and inode): a writer creates files by
+    /// path only while the path still leads there (``Directory/checkStill(_:is:)``).
+    let directoryIdentity: [UInt64]?
+
+    private init(_ file: consuming File, directoryLock: DirectoryLock?, directory: String) {
         self.file = file
         self.directoryLock = directoryLock
+        directoryIdentity = directoryLock?.identity ?? Directory.identity(of: directory)
     }
 
     /// Takes the lock of the store in `directory` (creating the lock file).
@@ -28,9 +33,9 @@ final class StoreLock: Sendable {
         guard try file.isStill(at: path) else { throw StoreError.locked(directory: directory) }
         // A writer whose lock file was removed still holds the directory.
         switch DirectoryLock.take(directory) {
-        case .taken(let lock): return StoreLock(file, directoryLock: lock)
+        case .taken(let lock): return StoreLock(file, directoryLock: lock, directory: directory)
         case .held: throw StoreError.locked(directory: directory)
-        case .unsupported: return StoreLock(file, directoryLock: nil)
+        case .unsupported: return StoreLock(file, directoryLock: nil, directory: directory)
         }
     }
 

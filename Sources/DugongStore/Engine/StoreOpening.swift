@@ -191,10 +191,6 @@ struct SegmentSet {
     /// How often a reader opens a segment set again while the manifest keeps changing.
     static let maximumOpenAttempts = 20
 
-    /// Whether `directory` holds no store: neither a manifest nor segment files (a lock,
-    /// head, index or temporary file may be there), or only the first segment of a creation that
-    /// stopped before its manifest (FORMAT.md §1). A directory with other files is not called
-    /// empty: the open says what they are.
     /// A directory that holds other files and none of a store's (so that a writer refuses it
     /// before it makes a lock file there): those files; nil otherwise.
     static func foreignFiles(in directory: String) throws -> [String]? {
@@ -209,6 +205,10 @@ struct SegmentSet {
         .notAStore(directory: directory, reason: "it holds other files (\(foreign.prefix(3).joined(separator: ", "))) and no segments")
     }
 
+    /// Whether `directory` holds no store: neither a manifest nor segment files (a lock,
+    /// head, index or temporary file may be there), or only the first segment of a creation that
+    /// stopped before its manifest (FORMAT.md §1). A directory with other files is not called
+    /// empty: the open says what they are.
     static func holdsNoStore(_ directory: String) throws -> Bool {
         let entries = try Directory.entries(of: directory)
         guard !entries.contains(Layout.manifestName) else { return false }

@@ -57,10 +57,12 @@ extension EventLog {
         }
         let legacy = try LegacyStore.read(directory: directory)
         guard !legacy.segments.isEmpty else { throw StoreError.notAStore(directory: directory, reason: "it holds no version 1 segments") }
+        try Directory.checkStill(directory, is: lock.directoryIdentity)
         try IndexFile.remove(from: directory)
         var output = SegmentSetWriter(
             directory: directory, options: options, takenNames: Set(try Directory.entries(of: directory)), dryRun: false,
             sequence: 0, nextBatch: 0, firstPosition: legacy.segments[0].firstPosition)
+        output.directoryIdentity = lock.directoryIdentity
         var first = FrameBuilder(nextPosition: output.cursor)
         for (stream, version) in legacy.versionsStartAt {
             first.appendStreamMetadata(stream: stream, operation: .versionsStartAt, version: version)

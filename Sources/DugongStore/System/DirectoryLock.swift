@@ -17,6 +17,9 @@ final class DirectoryLock: Sendable {
 
     deinit { _ = Glibc.close(descriptor) }
 
+    /// The locked directory's identity (``Directory/identity(of:)``), from its descriptor.
+    var identity: [UInt64]? { Directory.identity(ofOpen: descriptor) }
+
     enum Attempt {
         case taken(DirectoryLock)
         /// Another open file description holds it.

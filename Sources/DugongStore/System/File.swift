@@ -22,6 +22,9 @@ struct File: ~Copyable {
             _ = Glibc.close(descriptor)
             throw SystemError(call: "open (not a regular file)", path: path, code: EINVAL)
         }
+        // Cleared again: on a regular file it could still make a call fail with EWOULDBLOCK
+        // where it should wait (a file lease held by an NFS or Samba server).
+        _ = fcntl(descriptor, F_SETFL, fcntl(descriptor, F_GETFL) & ~O_NONBLOCK)
         self.descriptor = descriptor
         self.path = path
         system.opened(descriptor, path: path, created: flags & O_CREAT != 0 && !existed, truncated: flags & O_TRUNC != 0 && existed)
@@ -250,7 +253,6 @@ enum Directory {
         try synchronize(directory)
     }
 
-    /// Whether `path` exists and is a directory.
     /// What tells one directory from another (device and inode), or nil when `path` cannot
     /// be looked up.
     static func identity(of path: String) -> [UInt64]? {
@@ -259,6 +261,27 @@ enum Directory {
         return [UInt64(status.st_dev), UInt64(status.st_ino)]
     }
 
+    /// The identity of the directory open as `descriptor` (``identity(of:)``).
+    static func identity(ofOpen descriptor: Int32) -> [UInt64]? {
+        var status = stat()
+        guard fstat(descriptor, &status) == 0 else { return nil }
+        return [UInt64(status.st_dev), UInt64(status.st_ino)]
+    }
+
+    /// Throws unless `path` still leads to the directory whose identity is `opened` (nil: not
+    /// known, nothing checked). A writer creates files by path: after the store's directory was
+    /// moved (or replaced, a symbolic link repointed, the working directory changed under a
+    /// relative path) they would land in another directory, perhaps another store's. Checked
+    /// before each file a writer creates or removes; what is left is the moment between the
+    /// check and the call.
+    static func checkStill(_ path: String, is opened: [UInt64]?) throws(SystemError) {
+        guard let opened, identity(of: path) != opened else { return }
+        throw SystemError(
+            call: "stat (the path no longer leads to the store's directory: it was moved or replaced while the store was open)",
+            path: path, code: ESTALE)
+    }
+
+    /// Whether `path` exists and is a directory.
     static func exists(_ path: String) -> Bool {
         var status = stat()
         return stat(path, &status) == 0 && (status.st_mode & S_IFMT) == S_IFDIR
