@@ -227,6 +227,75 @@ struct FollowingTests {
         reopened.close()
     }
 
+    /// How a store is put back from a copy under a follower.
+    enum PutBack: CaseIterable, Sendable {
+        /// The store's directory removed and the copy renamed into its place (new files).
+        case renamed
+        /// Every file of the copy written over the store's own (`cp copy/* store/`: same files).
+        case writtenOverInPlace
+    }
+
+    // A store put back from an older copy under a follower: whether the copy ends before what
+    // the reader served or a writer has since appended past it (the positions it served now
+    // hold other events), and whether the copy's files are new or written over the old ones in
+    // place, the next refresh throws, naming the older copy. Before, the reader went on with
+    // the files it had open, and after the copy's appends read them against the copy's head:
+    // "zeros where a frame should be" (the tool's `read-all --follow` exited 1 with that).
+    @Test(arguments: PutBack.allCases, [false, true])
+    func aStorePutBackFromAnOlderCopyMakesTheFollowersRefreshThrow(putBack: PutBack, appendedPast: Bool) async throws {
+        let directory = TemporaryDirectory("follow-copy")
+        let copy = TemporaryDirectory("follow-copy-backup")
+        defer {
+            directory.remove()
+            copy.remove()
+        }
+        var writer = try Fixture.open(directory)
+        for _ in 0..<3 { try await writer.append(Fixture.events(1), to: "s") }
+        writer.close()
+        try FileManager.default.copyItem(atPath: directory.path, toPath: copy.path)
+        writer = try Fixture.open(directory)
+        for _ in 0..<3 { try await writer.append(Fixture.events(1), to: "s") }
+        let reader = try EventLog.open(at: directory.path, options: InspectionTests.readOnly())
+        defer { reader.close() }
+        let served = try reader.readAll(maxCount: .max)
+        #expect(served.count == 6)
+        writer.close()
+        #expect(try reader.refresh() == 0)
+
+        switch putBack {
+        case .renamed:
+            try FileManager.default.removeItem(atPath: directory.path)
+            try FileManager.default.moveItem(atPath: copy.path, toPath: directory.path)
+        case .writtenOverInPlace:
+            for name in try FileManager.default.contentsOfDirectory(atPath: copy.path) {
+                try Data(contentsOf: URL(fileURLWithPath: copy.file(name))).write(to: URL(fileURLWithPath: directory.file(name)))
+            }
+        }
+        if appendedPast {
+            writer = try Fixture.open(directory)
+            for _ in 0..<10 { try await writer.append(Fixture.events(1), to: "s") }
+            writer.close()
+        }
+        #expect(throws: StoreError.self) {
+            do {
+                try reader.refresh()
+            } catch let error as StoreError {
+                #expect(error.description.contains("older copy"), "\(error)")
+                throw error
+            }
+        }
+        // Never other events at the positions it served: with its own files open, what it
+        // served; with them written over, no more than the frames they still hold (a read
+        // checks each frame's checksum against the index: a read stops, or throws, at the first
+        // frame that changed).
+        let after = (try? reader.readAll(maxCount: .max)) ?? []
+        if putBack == .renamed {
+            #expect(after.map(\.id) == served.map(\.id))
+        } else {
+            #expect(served.map(\.id).starts(with: after.map(\.id)) && after.count < served.count)
+        }
+    }
+
     // A subscription on a read-only store follows a writer through restarts and a compaction:
     // every event once, in order; one started after the compaction never sees what it removed.
     @Test func aSubscriptionFollowsRestartsAndCompactions() async throws {

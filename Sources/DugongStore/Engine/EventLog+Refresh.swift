@@ -20,8 +20,9 @@ extension EventLog {
     ///
     /// - Returns: how many positions the log grew by (new events).
     /// - Throws: ``StoreError/corruption(segment:offset:reason:)`` when a new segment's header is
-    ///   damaged, or when the store now ends before what this reader already saw (it was
-    ///   replaced by an older copy); on stores opened for writing it does nothing.
+    ///   damaged, or when the store was put back from an older copy: it now ends before what
+    ///   this reader already saw, or holds other events where it saw some (a writer appended
+    ///   to the copy). On stores opened for writing it does nothing.
     @discardableResult
     public func refresh() throws -> Int {
         try core.checkOpen()
@@ -47,6 +48,17 @@ extension EventLog {
             let closedCleanly = head.map { $0.cleanClose && $0.segmentSalt == active.salt } ?? false
             if followed.servedWithoutWriter || closedCleanly || StoreLock.writerIsPresent(in: directory) { return 0 }
             return try reopen()
+        }
+        // The active segment's path naming another file: the store was put back from a copy
+        // (or replaced by another store). Scanned where it stood, the old file would be read
+        // against the new one's head.
+        guard try active.file.isStill(at: directory + "/" + active.name) else { return try reopen() }
+        // The last frame served, still in its place: a copy written over the files in place
+        // (same inodes) has other frames there (``replacedFrame(seen:in:now:in:)``).
+        if let last = core.shared.withLock({ $0.index.eventFrames.last }), known.indices.contains(last.location.segment) {
+            let segment = known[last.location.segment]
+            let mark = segment.frameMark(at: last.location.offset, fileSize: segment === active ? size : try segment.file.size())
+            if mark.map({ UInt32(truncatingIfNeeded: UInt64(littleEndian: $0)) }) != last.checksum { return try reopen() }  // (the checksum: its first 4 bytes)
         }
         guard case .intact(let manifest) = try StoreFiles.readManifest(in: directory),
             manifest.segments.starts(with: followed.manifest.segments)
@@ -135,6 +147,7 @@ extension EventLog {
                     segment: Layout.manifestName, offset: 0,
                     reason: "the store now ends at position \(result.index.nextPosition), before position \(before) this reader already saw (it was replaced by an older copy)")
             }
+            if let replaced = Self.replacedFrame(seen: shared.index, in: shared.segments, now: result.index, in: set.segments) { throw replaced }
             shared.index = result.index
             shared.segments = set.segments
             shared.scannedEnd = result.writeOffset
@@ -143,6 +156,32 @@ extension EventLog {
                 markAtEnd: set.segments.last?.frameMark(at: result.writeOffset, fileSize: context.lastFileSize ?? 0))
             return Int(result.index.nextPosition - before)
         }
+    }
+
+    /// Whether the files opened anew still hold the last frame this reader served. A writer
+    /// never changes a frame it wrote, and only a compaction or an upgrade replaces a segment
+    /// (with new salts): while the segment that held that frame is there (its salt), the frame
+    /// must be there too, at its offset with its checksum. Not there, and no damage in its
+    /// place, the store was put back from an older copy that a writer then appended to, and
+    /// the positions this reader served now hold other events.
+    /// - Returns: the error to throw, or nil.
+    static func replacedFrame(seen: StreamIndex, in seenSegments: [Segment], now: StreamIndex, in segments: [Segment]) -> StoreError? {
+        guard let last = seen.eventFrames.last, seenSegments.indices.contains(last.location.segment) else { return nil }
+        let salt = seenSegments[last.location.segment].salt
+        guard let segment = segments.firstIndex(where: { $0.salt == salt }) else { return nil }  // compacted or upgraded
+        let found = now.frameIndex(atOrAfter: last.lastPosition)
+        if found < now.eventFrames.count {
+            let frame = now.eventFrames[found]
+            if frame.location == FrameLocation(segment: segment, offset: last.location.offset), frame.checksum == last.checksum,
+                frame.firstPosition == last.firstPosition, frame.lastPosition == last.lastPosition
+            {
+                return nil
+            }
+        }
+        if now.damage(covering: last.lastPosition) != nil { return nil }  // damage, which reads report
+        return StoreError.corruption(
+            segment: segments[segment].name, offset: last.location.offset,
+            reason: "the frame of positions \(last.firstPosition)...\(last.lastPosition) this reader served is not there now: the store was replaced by an older copy, and the positions it served hold other events")
     }
 
     /// How often a reader opens the files again after finding that a writer opened while it
