@@ -132,3 +132,106 @@ struct CompactionTests {
         #expect(leftovers.isEmpty, "\(leftovers)")
     }
 }
+
+/// A disk that fills up: the real calls, until `budget` bytes have been written (or
+/// preallocated) under its directory; then writes and preallocations fail with ENOSPC.
+final class FillingDisk: FileSystem, @unchecked Sendable {
+    private let budget: Mutex<Int>
+    let root: String
+
+    init(root: String, budget: Int) {
+        self.root = root
+        self.budget = Mutex(budget)
+        FileSystems.register(self, for: root)
+    }
+
+    func unregister() { FileSystems.unregister(root) }
+
+    private func spend(_ bytes: Int, _ call: String, _ path: String) throws(SystemError) {
+        let left = budget.withLock { budget in
+            budget -= bytes
+            return budget
+        }
+        guard left >= 0 else { throw SystemError(call: call, path: path, code: ENOSPC) }
+    }
+
+    func write(_ descriptor: Int32, path: String, _ bytes: UnsafeRawBufferPointer, at offset: Int) throws(SystemError) -> Int {
+        try spend(bytes.count, "pwrite", path)
+        return try POSIXFileSystem.shared.write(descriptor, path: path, bytes, at: offset)
+    }
+
+    func synchronize(_ descriptor: Int32, path: String, dataOnly: Bool) throws(SystemError) {
+        try POSIXFileSystem.shared.synchronize(descriptor, path: path, dataOnly: dataOnly)
+    }
+
+    func preallocate(_ descriptor: Int32, path: String, size: Int) throws(SystemError) {
+        try spend(size, "posix_fallocate", path)
+        try POSIXFileSystem.shared.preallocate(descriptor, path: path, size: size)
+    }
+
+    func punchHole(_ descriptor: Int32, path: String, range: Range<Int>) throws(SystemError) {
+        try POSIXFileSystem.shared.punchHole(descriptor, path: path, range: range)
+    }
+
+    func opened(_ descriptor: Int32, path: String, created: Bool, truncated: Bool) {}
+    func closed(_ descriptor: Int32) {}
+    func rename(_ from: String, to: String) throws(SystemError) { try POSIXFileSystem.shared.rename(from, to: to) }
+    func remove(_ path: String) throws(SystemError) { try POSIXFileSystem.shared.remove(path) }
+    func synchronizeDirectory(_ path: String) throws(SystemError) { try POSIXFileSystem.shared.synchronizeDirectory(path) }
+}
+
+@Suite("Compaction on a full disk")
+struct CompactionSpaceTests {
+    static func files(_ directory: TemporaryDirectory) throws -> Set<String> {
+        Set(try FileManager.default.contentsOfDirectory(atPath: directory.path))
+    }
+
+    // A compaction that runs out of space removes the segments it wrote (before, they stayed
+    // until a writable open, and trying `compact` again on the full disk never freed them), and
+    // one that starts removes what an earlier one that crashed left (unlisted segments, temporary
+    // files). Whatever the point where the disk fills, the store is as it was. An index save
+    // that fails leaves no temporary file either.
+    @Test func aCompactionOutOfSpaceGivesTheSpaceBackAndTheNextOneClearsWhatACrashLeft() async throws {
+        let directory = TemporaryDirectory("compact-full")
+        defer { directory.remove() }
+        let (visible, all) = try await CompactionTests.populate(directory)
+        let before = try Self.files(directory)
+        // What a compaction that crashed on a full disk leaves: a new segment of zeros, unlisted,
+        // and a manifest's temporary file.
+        let crashed = Layout.SegmentName(firstPosition: 0, generation: 7).fileName
+        #expect(!before.contains(crashed))
+        try Data(count: 1 << 20).write(to: URL(fileURLWithPath: directory.file(crashed)))
+        try Data(count: 100).write(to: URL(fileURLWithPath: directory.file(Layout.manifestName + Layout.temporarySuffix)))
+        var options = CompactionTests.options
+        var failures = 0
+        for budget in stride(from: 0, to: 40_000, by: 250) {
+            let disk = FillingDisk(root: directory.path, budget: budget)
+            do {
+                _ = try EventLog.compact(at: directory.path, options: options)
+                disk.unregister()
+                break
+            } catch let error as SystemError {
+                disk.unregister()
+                #expect(error.code == ENOSPC, "\(error)")
+                failures += 1
+                let extra = try Self.files(directory).subtracting(before)
+                #expect(extra.isEmpty, "budget \(budget): only the store's files stay")
+                try CompactionTests.check(directory, visible: visible, all: all)
+            }
+        }
+        #expect(failures > 3, "the disk filled at several points")
+        options.readOnly = true
+        let reader = try EventLog.open(at: directory.path, options: options)
+        defer { reader.close() }
+        #expect(try reader.verify().isClean)
+        #expect(try reader.readAll(maxCount: 1000).count == visible.values.reduce(0) { $0 + $1.count }, "it compacted at last")
+
+        // An index save that fails (at the writer's close) leaves no temporary file.
+        let writer = try Fixture.open(directory, segmentSize: 8192)
+        try await writer.append(Fixture.events(3), to: "s/9")
+        let disk = FillingDisk(root: directory.path, budget: 0)
+        writer.close()
+        disk.unregister()
+        #expect(try Self.files(directory).allSatisfy { !$0.hasSuffix(Layout.temporarySuffix) })
+    }
+}

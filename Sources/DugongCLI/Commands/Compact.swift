@@ -12,7 +12,8 @@ struct Compact: ParsableCommand {
             without superseded snapshots, re-packs events into large compressed frames and merges \
             small segments. Surviving events keep their global positions, versions and bytes. \
             Crash-safe: a crash at any step leaves either the old set of segments or the new one, \
-            and the next open cleans up. Prints events and bytes before and after.
+            and the next writable open or compaction cleans up; one that fails (a full disk) \
+            removes what it wrote. Prints events and bytes before and after.
 
             Examples:
               dugong compact /var/lib/app/events --dry-run

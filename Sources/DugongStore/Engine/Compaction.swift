@@ -33,7 +33,8 @@ extension EventLog {
     /// on the store as a reader sees it). Crash-safe: the new segments are written under new names and
     /// synced; the manifest naming them replaces the old one atomically (the commit point); then
     /// the old segments are removed. A crash before the commit leaves the old store (the next
-    /// writable open removes the unlisted new files), after it the new one. A dry run changes
+    /// writable open or compaction removes the unlisted new files), after it the new one; an
+    /// error before the commit (a full disk) removes the new files at once. A dry run changes
     /// nothing at all. It reads the whole tail as a writable open does (after a power cut the head
     /// file may be older than the last acknowledged batch), and refuses `options` an open would
     /// refuse (``StoreError/invalidArgument(_:)``).
@@ -54,7 +55,7 @@ extension EventLog {
         // Opened as a reader would: nothing is repaired or removed; a torn tail is not copied.
         var set = dryRun
             ? try SegmentSet.openForReading(directory: directory)
-            : try SegmentSet.open(directory: directory, writable: false, createWithCapacity: nil)
+            : try SegmentSet.open(directory: directory, writable: false, holdingLock: true, createWithCapacity: nil)
         guard let last = set.segments.last else {
             // No segment: an empty directory, or a store whose files were lost (damage).
             if let damage = set.context.damage.first { throw damage.error }
@@ -74,6 +75,9 @@ extension EventLog {
         if !dryRun {
             try Directory.checkStill(directory, is: lock?.directoryIdentity)
             try IndexFile.remove(from: directory)
+            // What an earlier compaction that failed (a full disk) or crashed left: on a full
+            // disk, trying again must free that space first.
+            try set.removeLeftovers(in: directory)
         }
         let existing = Set(try Directory.entries(of: directory))
         var compaction = Compaction(
@@ -81,7 +85,12 @@ extension EventLog {
             takenNames: existing, dryRun: dryRun, sequence: last.header.sequence + 1,
             nextBatch: max(head?.nextBatch ?? 0, recovered.lastBatch.map { $0 + 1 } ?? 0))
         compaction.output.directoryIdentity = lock?.directoryIdentity
-        try compaction.run(progress: progress)
+        do {
+            try compaction.run(progress: progress)
+        } catch {
+            compaction.output.removeUncommitted()
+            throw error
+        }
         let bytesBefore = set.segments.reduce(0) { total, segment in
             total + ((try? File(path: segment.path, flags: O_RDONLY).allocatedSize()) ?? 0)
         }
@@ -316,7 +325,12 @@ struct SegmentSetWriter {
             // name begins with one from the start. After a crash in the middle of it, zeros there
             // were taken for a damaged version 1 segment by a rerun of the upgrade (which then
             // refused every time), and the file was never removed as an unlisted segment.
-            try header.encoded().withUnsafeBytes { try created.write($0, at: 0) }
+            do {
+                try header.encoded().withUnsafeBytes { try created.write($0, at: 0) }
+            } catch {
+                try? Directory.remove(directory + "/" + name)  // (not yet known to removeUncommitted)
+                throw error
+            }
             file = OpenFile(created)
         }
         output = OutputSegment(name: name, header: header, file: file, offset: Layout.segmentHeaderSize, pending: nil, capacity: capacity)
@@ -341,16 +355,37 @@ struct SegmentSetWriter {
         try opened.file.synchronize()
     }
 
+    /// After a failure before the commit: removes the new segments written so far, so that a
+    /// compaction or an upgrade that failed for want of space gives that space back. Best
+    /// effort, and nothing once the path no longer leads to the locked directory: a file left
+    /// is an unlisted segment, which the next writable open or compaction removes.
+    func removeUncommitted() {
+        guard !dryRun, (try? Directory.checkStill(directory, is: directoryIdentity)) != nil else { return }
+        for name in written.map(\.name) + (output.map { [$0.name] } ?? []) { try? Directory.remove(directory + "/" + name) }
+    }
+
     /// The commit: the new manifest replaces the old one; then the old files go and the head
     /// names the new active segment. Each stage is durable before the next.
     func switchOver(fromGeneration generation: UInt64, removing oldNames: [String], headSequence: UInt64, nextPosition: UInt64) throws {
         let fault = options.compactionFaults ?? { _ in }
-        try Directory.synchronize(directory)
-        try fault(.wroteNewSegments)
+        do {
+            try Directory.synchronize(directory)
+            try fault(.wroteNewSegments)
+            try Directory.checkStill(directory, is: directoryIdentity)
+        } catch {
+            removeUncommitted()
+            throw error
+        }
         let manifest = Manifest(
             generation: generation + 1, segments: written.map { Manifest.Entry(name: $0.name, salt: $0.header.salt) })
-        try Directory.checkStill(directory, is: directoryIdentity)
-        try StoreFiles.writeManifest(manifest, in: directory)
+        // The commit point. After an error the new segments go only if the old manifest is
+        // still the one there (a rename that took effect before a failed sync committed).
+        do {
+            try StoreFiles.writeManifest(manifest, in: directory)
+        } catch {
+            if case .intact(let found)? = try? StoreFiles.readManifest(in: directory), found.generation == generation { removeUncommitted() }
+            throw error
+        }
         try fault(.wroteManifest)
         for (number, name) in oldNames.enumerated() {
             try Directory.checkStill(directory, is: directoryIdentity)

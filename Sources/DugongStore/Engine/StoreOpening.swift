@@ -23,23 +23,25 @@ struct SegmentSet {
     /// Opens the segment files of `directory`.
     ///
     /// - Parameters:
-    ///   - writable: the caller holds the lock: temporary files and segments a crash left out
-    ///     of the manifest are removed, and the newest segment is opened for writing and
-    ///     extended to its capacity.
+    ///   - writable: the caller holds the lock and writes: the newest segment is opened for
+    ///     writing and extended to its capacity.
+    ///   - holdingLock: the caller holds the lock (`nil`: when `writable`): temporary files are
+    ///     removed, and segments a crash left out of the manifest become ``leftovers``.
     ///   - createWithCapacity: when the directory holds no store, create one (first segment,
     ///     manifest) with this segment capacity; `nil` to refuse.
     /// - Throws: ``StoreError/notAStore(directory:reason:)``, ``StoreError/unsupportedFormat(segment:version:)``,
     ///   ``StoreError/unsupportedFormat(segment:version:)`` for a segment of another format
     ///   version. A segment whose header is damaged is damage in the set's context, as a missing one.
     static func open(
-        directory: String, writable: Bool, createWithCapacity: Int?, afterReadingManifest: (() -> Void)? = nil
+        directory: String, writable: Bool, holdingLock: Bool? = nil, createWithCapacity: Int?, afterReadingManifest: (() -> Void)? = nil
     ) throws -> SegmentSet {
+        let locked = holdingLock ?? writable
         let entries = try Directory.entries(of: directory)
         var files: [Layout.SegmentName] = []
         var foreign: [String] = []
         for entry in entries {
             if entry.hasSuffix(Layout.temporarySuffix) {
-                if writable { try Directory.remove(directory + "/" + entry) }
+                if locked { try Directory.remove(directory + "/" + entry) }
             } else if let name = Layout.SegmentName(fileName: entry) {
                 files.append(name)
             } else if ![Layout.lockFileName, Layout.manifestName, Layout.headName, Layout.indexName].contains(entry) {
@@ -129,7 +131,7 @@ struct SegmentSet {
             let unlisted = files.map(\.fileName).filter { name in !listed.contains { $0.name == name } }
             if !unlisted.isEmpty {
                 let removable = try handleUnlisted(unlisted, in: directory, after: segments.last, context: &context)
-                if writable, context.damage.isEmpty, context.missing.isEmpty { leftovers = removable }
+                if locked, context.damage.isEmpty, context.missing.isEmpty { leftovers = removable }
             }
         } else {
             // Without the manifest, the files found are the log only if each one follows the one

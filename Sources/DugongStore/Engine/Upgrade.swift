@@ -67,10 +67,28 @@ extension EventLog {
         for (stream, version) in legacy.versionsStartAt {
             first.appendStreamMetadata(stream: stream, operation: .versionsStartAt, version: version)
         }
-        if !first.isEmpty { try output.write(first) }
         var events = 0
+        do {
+            try output.write(legacy, first: first, events: &events)
+        } catch {
+            output.removeUncommitted()
+            throw error
+        }
+        try output.switchOver(
+            fromGeneration: 0, removing: legacy.segments.map(\.name), headSequence: 0, nextPosition: legacy.nextPosition)
+        return UpgradeReport(
+            fromVersion: Int(Layout.legacyFormatVersion), toVersion: Int(Layout.formatVersion), events: events,
+            segmentsBefore: legacy.segments.count, segmentsAfter: output.written.count, alreadyCurrent: false)
+    }
+}
+
+extension SegmentSetWriter {
+    /// The version 1 store's frames, after `first` (its streams' first versions), and the empty
+    /// active segment: the new set of an upgrade. Counts the events into `events`.
+    fileprivate mutating func write(_ legacy: LegacyStore, first: FrameBuilder, events: inout Int) throws {
+        if !first.isEmpty { try write(first) }
         for frame in legacy.frames {
-            var builder = FrameBuilder(nextPosition: max(output.cursor, frame.firstPosition))
+            var builder = FrameBuilder(nextPosition: max(cursor, frame.firstPosition))
             for record in frame.records {
                 switch record {
                 case .event(let event):
@@ -84,14 +102,9 @@ extension EventLog {
                     break  // dictionaries belong to their segment; the new segments have none
                 }
             }
-            if !builder.isEmpty { try output.write(builder) }
+            if !builder.isEmpty { try write(builder) }
         }
-        try output.finish(nextPosition: legacy.nextPosition)
-        try output.switchOver(
-            fromGeneration: 0, removing: legacy.segments.map(\.name), headSequence: 0, nextPosition: legacy.nextPosition)
-        return UpgradeReport(
-            fromVersion: Int(Layout.legacyFormatVersion), toVersion: Int(Layout.formatVersion), events: events,
-            segmentsBefore: legacy.segments.count, segmentsAfter: output.written.count, alreadyCurrent: false)
+        try finish(nextPosition: legacy.nextPosition)
     }
 }
 

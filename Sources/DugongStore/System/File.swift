@@ -243,12 +243,17 @@ enum Directory {
 
     /// Replaces the file at `path` with `bytes` atomically: a temporary file is written and
     /// synced, renamed over `path`, and the directory synced. A crash leaves the old file or the
-    /// new one, never a mix.
+    /// new one, never a mix; a failed write or sync (a full disk) removes the temporary file.
     static func replaceAtomically(_ path: String, with bytes: [UInt8], in directory: String) throws {
         let temporary = path + Layout.temporarySuffix
         let file = try File(path: temporary, flags: O_RDWR | O_CREAT | O_TRUNC)
-        try bytes.withUnsafeBytes { try file.write($0, at: 0) }
-        try file.synchronize()
+        do {
+            try bytes.withUnsafeBytes { try file.write($0, at: 0) }
+            try file.synchronize()
+        } catch {
+            try? remove(temporary)
+            throw error
+        }
         try rename(temporary, to: path)
         try synchronize(directory)
     }
