@@ -55,11 +55,11 @@ struct ContractModel {
         StreamID(origin: "contract", aggregateType: "Account", aggregateID: "cafe\u{301}"),
         StreamID(origin: "contract", aggregateType: "Ledger", aggregateID: "m-1"),
     ].map { Stream(id: $0) }
-    var random: SplitMix
+    var random: SeededRandom
     /// Every event written, in the order written, with its stream's index.
     var written: [(Int, SerializedDomainEvent)] = []
 
-    init(seed: UInt64) { random = SplitMix(seed: seed) }
+    init(seed: UInt64) { random = SeededRandom(seed: seed) }
 
     /// The outcome of an append as the contract states it.
     enum Outcome: Equatable, CustomStringConvertible {
@@ -362,17 +362,3 @@ struct ContractModel {
     }
 }
 
-/// A small seeded generator (SplitMix64), so that a failing run can be repeated.
-struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    /// A number in 0 ..< bound.
-    mutating func below(_ bound: Int) -> Int { Int(next() % UInt64(bound)) }
-}

@@ -376,14 +376,8 @@ struct ImportExportTests {
             try? FileManager.default.removeItem(atPath: source)
             try? FileManager.default.removeItem(atPath: target)
         }
-        var state: UInt64 = 0x9E37_79B9_7F4A_7C15
-        func next(_ bound: Int) -> Int {  // SplitMix64
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return Int((z ^ (z >> 31)) % UInt64(bound))
-        }
+        var random = SeededRandom(seed: 0x9E37_79B9_7F4A_7C15)
+        func next(_ bound: Int) -> Int { random.below(bound) }
         let spaces = [" ", "\t", "\n", "\r", ""]
         let values = [
             "null", "true", "0", "-1.5e3", "\"\"", "\"a\\u00e9\\n\"", "{}", "[]", #"{"base64":"AP8Q"}"#, #"{ "base64" : "AP8Q" }"#,

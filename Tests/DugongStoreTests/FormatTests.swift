@@ -1,4 +1,5 @@
 import CDugongShims
+import Dugong
 @testable import DugongStore
 import Foundation
 import Testing

@@ -6,18 +6,12 @@ import Foundation
 /// "meta":{…}}`) with 16-byte ids, the same sequence for the same seed. Used by `dugong bench`
 /// and the Benchmarks package.
 public struct SyntheticEvents: Sendable {
-    private var state: UInt64
+    private var random: SeededRandom
 
-    public init(seed: UInt64 = 0x5EED) { state = seed }
+    public init(seed: UInt64 = 0x5EED) { random = SeededRandom(seed: seed) }
 
     /// The next pseudo-random number (SplitMix64).
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+    public mutating func next() -> UInt64 { random.next() }
 
     /// The event types, in the proportions they occur (one third each).
     public static let types = ["MoneyDeposited", "MoneyWithdrawn", "InterestAccrued"]

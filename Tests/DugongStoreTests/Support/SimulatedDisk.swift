@@ -1,20 +1,8 @@
+import Dugong
 @testable import DugongStore
 import Foundation
 import Glibc
 import Synchronization
-
-/// A deterministic pseudo-random generator (SplitMix64): a simulation replays from its seed.
-struct SeededRandom: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 /// A disk under a store's directory that keeps apart what was made durable and what was only
 /// written, as a power cut would see it. The real files hold what the page cache holds (so the
