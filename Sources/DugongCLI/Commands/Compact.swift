@@ -39,6 +39,7 @@ struct Compact: ParsableCommand {
             throw StoreAccess.fail(error, path: store)
         }
         bar.finish()
+        if let problem = report.unfinishedCleanup { Terminal.error(Compact.tookEffect(problem)) }
         if json {
             Terminal.emit(try Verify.encode(report))
             return
@@ -47,5 +48,13 @@ struct Compact: ParsableCommand {
         Terminal.emit("events: \(report.eventsBefore) before, \(verb) \(report.eventsAfter)")
         Terminal.emit("bytes: \(report.bytesBefore) before, \(dryRun ? "about " : "")\(report.bytesAfter) after")
         Terminal.emit("segments: \(report.segmentsBefore) before, \(report.segmentsAfter) after")
+    }
+}
+
+extension Compact {
+    /// The warning for a compaction or an upgrade whose switch took effect before a later step
+    /// failed (the command then exits 0: the store is the new one, and nothing is lost).
+    static func tookEffect(_ problem: String) -> String {
+        "dugong: warning: the rewrite took effect (the store is the new set of segments), but a step after it failed: \(problem); the next writable open or compaction removes the old segments left"
     }
 }

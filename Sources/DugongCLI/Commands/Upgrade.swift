@@ -33,6 +33,7 @@ struct Upgrade: ParsableCommand {
         } catch let error as StoreError {
             throw StoreAccess.fail(error, path: store)
         }
+        if let problem = report.unfinishedCleanup { Terminal.error(Compact.tookEffect(problem)) }
         if json {
             Terminal.emit(try Verify.encode(report))
         } else if report.alreadyCurrent {

@@ -14,6 +14,11 @@ public struct CompactionReport: Sendable, Codable, Equatable {
     public var segmentsAfter: Int
     /// Whether nothing was written (`dryRun`).
     public var dryRun: Bool
+    /// Set when the compaction took effect (the new segments are the store) but a step after
+    /// its commit failed: removing an old segment, or writing the head file. Nothing is lost;
+    /// the next writable open or compaction removes the old segments left. Nil when every step
+    /// succeeded.
+    public var unfinishedCleanup: String? = nil
 }
 
 extension EventLog {
@@ -106,7 +111,7 @@ extension EventLog {
             report.bytesAfter = compaction.written.reduce(0) { total, segment in total + (segment.end + 4095) / 4096 * 4096 }
             return report
         }
-        try compaction.output.switchOver(
+        report.unfinishedCleanup = try compaction.output.switchOver(
             fromGeneration: set.manifest.generation, removing: oldNames, headSequence: head?.sequence ?? 0,
             nextPosition: recovered.index.nextPosition)
         // Counted as the bytes before are (a segment takes whole blocks, a short one at least one).
@@ -366,7 +371,10 @@ struct SegmentSetWriter {
 
     /// The commit: the new manifest replaces the old one; then the old files go and the head
     /// names the new active segment. Each stage is durable before the next.
-    func switchOver(fromGeneration generation: UInt64, removing oldNames: [String], headSequence: UInt64, nextPosition: UInt64) throws {
+    /// - Returns: what failed after the commit (the switch took effect: nothing is thrown then,
+    ///   the caller reports it), or nil.
+    /// - Throws: what failed before the commit (the old store is in effect).
+    func switchOver(fromGeneration generation: UInt64, removing oldNames: [String], headSequence: UInt64, nextPosition: UInt64) throws -> String? {
         let fault = options.compactionFaults ?? { _ in }
         do {
             try Directory.synchronize(directory)
@@ -386,19 +394,24 @@ struct SegmentSetWriter {
             if case .intact(let found)? = try? StoreFiles.readManifest(in: directory), found.generation == generation { removeUncommitted() }
             throw error
         }
-        try fault(.wroteManifest)
-        for (number, name) in oldNames.enumerated() {
+        do {
+            try fault(.wroteManifest)
+            for (number, name) in oldNames.enumerated() {
+                try Directory.checkStill(directory, is: directoryIdentity)
+                try Directory.remove(directory + "/" + name)
+                try fault(.removedOld(number))
+            }
+            try Directory.synchronize(directory)
             try Directory.checkStill(directory, is: directoryIdentity)
-            try Directory.remove(directory + "/" + name)
-            try fault(.removedOld(number))
+            let active = written.last!
+            let record = HeadRecord(
+                sequence: headSequence + 1, segmentSalt: active.header.salt, durableEnd: UInt64(active.end),
+                nextPosition: nextPosition, nextBatch: nextBatch, cleanClose: true)
+            try HeadFile(directory: directory).write(record, durably: true)
+            try fault(.wroteHead)
+        } catch {
+            return "\(error)"
         }
-        try Directory.synchronize(directory)
-        try Directory.checkStill(directory, is: directoryIdentity)
-        let active = written.last!
-        let record = HeadRecord(
-            sequence: headSequence + 1, segmentSalt: active.header.salt, durableEnd: UInt64(active.end),
-            nextPosition: nextPosition, nextBatch: nextBatch, cleanClose: true)
-        try HeadFile(directory: directory).write(record, durably: true)
-        try fault(.wroteHead)
+        return nil
     }
 }

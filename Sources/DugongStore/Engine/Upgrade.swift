@@ -12,6 +12,10 @@ public struct UpgradeReport: Sendable, Codable, Equatable {
     public var segmentsAfter: Int
     /// The store already was of the current version: nothing was changed.
     public var alreadyCurrent: Bool
+    /// Set when the upgrade took effect but a step after its commit failed (removing a version
+    /// 1 segment, writing the head file): nothing is lost, and the next writable open or
+    /// compaction removes the old segments left (``CompactionReport/unfinishedCleanup``).
+    public var unfinishedCleanup: String? = nil
 }
 
 extension EventLog {
@@ -74,11 +78,12 @@ extension EventLog {
             output.removeUncommitted()
             throw error
         }
-        try output.switchOver(
+        let unfinished = try output.switchOver(
             fromGeneration: 0, removing: legacy.segments.map(\.name), headSequence: 0, nextPosition: legacy.nextPosition)
         return UpgradeReport(
             fromVersion: Int(Layout.legacyFormatVersion), toVersion: Int(Layout.formatVersion), events: events,
-            segmentsBefore: legacy.segments.count, segmentsAfter: output.written.count, alreadyCurrent: false)
+            segmentsBefore: legacy.segments.count, segmentsAfter: output.written.count, alreadyCurrent: false,
+            unfinishedCleanup: unfinished)
     }
 }
 
