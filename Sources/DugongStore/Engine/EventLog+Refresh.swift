@@ -147,6 +147,12 @@ extension EventLog {
                     segment: Layout.manifestName, offset: 0,
                     reason: "the store now ends at position \(result.index.nextPosition), before position \(before) this reader already saw (it was replaced by an older copy)")
             }
+            // A manifest's generation only grows (every roll, compaction and upgrade adds one).
+            if set.isIntact, set.manifest.generation < shared.followed.manifest.generation {
+                throw StoreError.corruption(
+                    segment: Layout.manifestName, offset: 0,
+                    reason: "the manifest's generation is \(set.manifest.generation), before generation \(shared.followed.manifest.generation) this reader already saw: the store was replaced by an older copy")
+            }
             if let replaced = Self.replacedFrame(seen: shared.index, in: shared.segments, now: result.index, in: set.segments) { throw replaced }
             shared.index = result.index
             shared.segments = set.segments
