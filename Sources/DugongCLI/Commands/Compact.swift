@@ -55,6 +55,6 @@ extension Compact {
     /// The warning for a compaction or an upgrade whose switch took effect before a later step
     /// failed (the command then exits 0: the store is the new one, and nothing is lost).
     static func tookEffect(_ problem: String) -> String {
-        "dugong: warning: the rewrite took effect (the store is the new set of segments), but a step after it failed: \(problem); the next writable open or compaction removes the old segments left"
+        "dugong: warning: the rewrite took effect (the store is the new set of segments), but a step after it failed: \(problem); nothing is lost, and the next writable open finishes it (removes the old segments left, rewrites the head file)"
     }
 }

@@ -16,8 +16,8 @@ public struct CompactionReport: Sendable, Codable, Equatable {
     public var dryRun: Bool
     /// Set when the compaction took effect (the new segments are the store) but a step after
     /// its commit failed: removing an old segment, or writing the head file. Nothing is lost;
-    /// the next writable open or compaction removes the old segments left. Nil when every step
-    /// succeeded.
+    /// the next writable open finishes it (removes the old segments left, rewrites the head
+    /// file, which verification names until then). Nil when every step succeeded.
     public var unfinishedCleanup: String? = nil
 }
 
@@ -82,7 +82,7 @@ extension EventLog {
             try IndexFile.remove(from: directory)
             // What an earlier compaction that failed (a full disk) or crashed left: on a full
             // disk, trying again must free that space first.
-            try set.removeLeftovers(in: directory)
+            try set.removeLeftovers(in: directory, locked: lock?.directoryIdentity)
         }
         let existing = Set(try Directory.entries(of: directory))
         var compaction = Compaction(
@@ -333,7 +333,9 @@ struct SegmentSetWriter {
             do {
                 try header.encoded().withUnsafeBytes { try created.write($0, at: 0) }
             } catch {
-                try? Directory.remove(directory + "/" + name)  // (not yet known to removeUncommitted)
+                if (try? Directory.checkStill(directory, is: directoryIdentity)) != nil {
+                    try? Directory.remove(directory + "/" + name)  // (not yet known to removeUncommitted)
+                }
                 throw error
             }
             file = OpenFile(created)
@@ -365,8 +367,11 @@ struct SegmentSetWriter {
     /// effort, and nothing once the path no longer leads to the locked directory: a file left
     /// is an unlisted segment, which the next writable open or compaction removes.
     func removeUncommitted() {
-        guard !dryRun, (try? Directory.checkStill(directory, is: directoryIdentity)) != nil else { return }
-        for name in written.map(\.name) + (output.map { [$0.name] } ?? []) { try? Directory.remove(directory + "/" + name) }
+        guard !dryRun else { return }
+        for name in written.map(\.name) + (output.map { [$0.name] } ?? []) {
+            guard (try? Directory.checkStill(directory, is: directoryIdentity)) != nil else { return }
+            try? Directory.remove(directory + "/" + name)
+        }
     }
 
     /// The commit: the new manifest replaces the old one; then the old files go and the head
@@ -391,7 +396,11 @@ struct SegmentSetWriter {
         do {
             try StoreFiles.writeManifest(manifest, in: directory)
         } catch {
-            if case .intact(let found)? = try? StoreFiles.readManifest(in: directory), found.generation == generation { removeUncommitted() }
+            switch try? StoreFiles.readManifest(in: directory) {
+            case .intact(let found)? where found.generation == generation: removeUncommitted()
+            case .missing? where generation == 0: removeUncommitted()  // an upgrade: version 1 stores have none
+            default: break
+            }
             throw error
         }
         do {

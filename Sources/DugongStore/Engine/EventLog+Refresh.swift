@@ -54,7 +54,7 @@ extension EventLog {
         // against the new one's head.
         guard try active.file.isStill(at: directory + "/" + active.name) else { return try reopen() }
         // The last frame served, still in its place: a copy written over the files in place
-        // (same inodes) has other frames there (``replacedFrame(seen:in:now:in:)``).
+        // (same inodes) has other frames there (``replacement(seen:in:following:now:in:)``).
         if let last = core.shared.withLock({ $0.index.eventFrames.last }), known.indices.contains(last.location.segment) {
             let segment = known[last.location.segment]
             let mark = segment.frameMark(at: last.location.offset, fileSize: segment === active ? size : try segment.file.size())
@@ -147,13 +147,9 @@ extension EventLog {
                     segment: Layout.manifestName, offset: 0,
                     reason: "the store now ends at position \(result.index.nextPosition), before position \(before) this reader already saw (it was replaced by an older copy)")
             }
-            // A manifest's generation only grows (every roll, compaction and upgrade adds one).
-            if set.isIntact, set.manifest.generation < shared.followed.manifest.generation {
-                throw StoreError.corruption(
-                    segment: Layout.manifestName, offset: 0,
-                    reason: "the manifest's generation is \(set.manifest.generation), before generation \(shared.followed.manifest.generation) this reader already saw: the store was replaced by an older copy")
+            if let replaced = Self.replacement(seen: shared.index, in: shared.segments, following: shared.followed.manifest, now: result.index, in: set) {
+                throw replaced
             }
-            if let replaced = Self.replacedFrame(seen: shared.index, in: shared.segments, now: result.index, in: set.segments) { throw replaced }
             shared.index = result.index
             shared.segments = set.segments
             shared.scannedEnd = result.writeOffset
@@ -164,29 +160,43 @@ extension EventLog {
         }
     }
 
-    /// Whether the files opened anew still hold the last frame this reader served. A writer
-    /// never changes a frame it wrote, and only a compaction or an upgrade replaces a segment
-    /// (with new salts): while the segment that held that frame is there (its salt), the frame
-    /// must be there too, at its offset with its checksum. Not there, and no damage in its
-    /// place, the store was put back from an older copy that a writer then appended to, and
-    /// the positions this reader served now hold other events.
+    /// Whether the files opened anew are the store this reader followed, grown, rolled or
+    /// compacted, and not an older copy put back in its place (the positions it served would
+    /// hold other events once a writer appended to the copy). A writer never changes a frame it
+    /// wrote, and only a compaction or an upgrade replaces segments, every one of them, with new
+    /// salts. So:
+    /// - while a segment this reader read is in the new set, the last frame it served must be
+    ///   there too: its segment (salt) listed, the frame at its offset with its checksum;
+    /// - when none is (a compaction or an upgrade since), the manifest's generation, which
+    ///   every roll, compaction and upgrade raises by one, must not be below the one followed.
+    /// Damage in the new files, or a set that is not whole, is left to the reads to report.
     /// - Returns: the error to throw, or nil.
-    static func replacedFrame(seen: StreamIndex, in seenSegments: [Segment], now: StreamIndex, in segments: [Segment]) -> StoreError? {
+    static func replacement(
+        seen: StreamIndex, in seenSegments: [Segment], following manifest: Manifest, now: StreamIndex, in set: SegmentSet
+    ) -> StoreError? {
+        guard set.isIntact, now.damage.isEmpty else { return nil }
+        let seenSalts = Set(seenSegments.map(\.salt))
+        guard set.segments.contains(where: { seenSalts.contains($0.salt) }) else {
+            guard set.manifest.generation < manifest.generation else { return nil }
+            return StoreError.corruption(
+                segment: Layout.manifestName, offset: 0,
+                reason: "the manifest's generation is \(set.manifest.generation), before generation \(manifest.generation) this reader already saw: the store was replaced by an older copy")
+        }
         guard let last = seen.eventFrames.last, seenSegments.indices.contains(last.location.segment) else { return nil }
         let salt = seenSegments[last.location.segment].salt
-        guard let segment = segments.firstIndex(where: { $0.salt == salt }) else { return nil }  // compacted or upgraded
-        let found = now.frameIndex(atOrAfter: last.lastPosition)
-        if found < now.eventFrames.count {
-            let frame = now.eventFrames[found]
-            if frame.location == FrameLocation(segment: segment, offset: last.location.offset), frame.checksum == last.checksum,
-                frame.firstPosition == last.firstPosition, frame.lastPosition == last.lastPosition
-            {
-                return nil
+        if let segment = set.segments.firstIndex(where: { $0.salt == salt }) {
+            let found = now.frameIndex(atOrAfter: last.lastPosition)
+            if found < now.eventFrames.count {
+                let frame = now.eventFrames[found]
+                if frame.location == FrameLocation(segment: segment, offset: last.location.offset), frame.checksum == last.checksum,
+                    frame.firstPosition == last.firstPosition, frame.lastPosition == last.lastPosition
+                {
+                    return nil
+                }
             }
         }
-        if now.damage(covering: last.lastPosition) != nil { return nil }  // damage, which reads report
         return StoreError.corruption(
-            segment: segments[segment].name, offset: last.location.offset,
+            segment: seenSegments[last.location.segment].name, offset: last.location.offset,
             reason: "the frame of positions \(last.firstPosition)...\(last.lastPosition) this reader served is not there now: the store was replaced by an older copy, and the positions it served hold other events")
     }
 

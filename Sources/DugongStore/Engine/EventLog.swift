@@ -154,7 +154,7 @@ public final class EventLog: Sendable {
                 seenHead: context.head, servedWithoutWriter: withoutWriter)
         }
         // What a crash left out of the manifest goes once the scan found the listed set whole.
-        if recovered.index.damage.isEmpty { try set.removeLeftovers(in: directory) }
+        if recovered.index.damage.isEmpty { try set.removeLeftovers(in: directory, locked: lock?.directoryIdentity) }
         // The saved index describes the store as it is now; once appends begin it would not.
         try IndexFile.remove(from: directory)
         // The directory moved while the open scanned: the files below would go to the path's.

@@ -153,10 +153,14 @@ struct SegmentSet {
         return SegmentSet(manifest: manifest, segments: segments, context: context, leftovers: leftovers)
     }
 
-    /// Removes ``leftovers`` (the caller holds the lock, and its scan of the set found no damage).
-    mutating func removeLeftovers(in directory: String) throws {
+    /// Removes ``leftovers`` (the caller holds the lock, and its scan of the set found no damage),
+    /// each only while the path still leads to the directory `locked` (its identity).
+    mutating func removeLeftovers(in directory: String, locked identity: [UInt64]?) throws {
         guard !leftovers.isEmpty else { return }
-        for name in leftovers { try Directory.remove(directory + "/" + name) }
+        for name in leftovers {
+            try Directory.checkStill(directory, is: identity)
+            try Directory.remove(directory + "/" + name)
+        }
         try Directory.synchronize(directory)
         leftovers = []
     }

@@ -13,8 +13,8 @@ public struct UpgradeReport: Sendable, Codable, Equatable {
     /// The store already was of the current version: nothing was changed.
     public var alreadyCurrent: Bool
     /// Set when the upgrade took effect but a step after its commit failed (removing a version
-    /// 1 segment, writing the head file): nothing is lost, and the next writable open or
-    /// compaction removes the old segments left (``CompactionReport/unfinishedCleanup``).
+    /// 1 segment, writing the head file): nothing is lost, and the next writable open
+    /// finishes it (``CompactionReport/unfinishedCleanup``).
     public var unfinishedCleanup: String? = nil
 }
 
