@@ -238,6 +238,48 @@ struct ImportExportTests {
         #expect(again.status == 0 && again.stderr.contains("imported 0 events in 0 commits; skipped 3"), "\(again.stderr)")
     }
 
+    // A stream that begins at a later version (its first versions were removed where it came
+    // from) is recorded with the commit of its first event: a bad line later in that commit
+    // writes nothing of it (from a black-box test: the record was committed on its own first,
+    // so a failed import left the stream begun at version 2, and `--expected-version
+    // no-stream` appends and the corrected import then failed).
+    @Test func aBadLineWritesNothingOfItsCommitNotEvenWhereAStreamBegins() throws {
+        let store = CLI.storePath("begin-then-bad")
+        defer { try? FileManager.default.removeItem(atPath: store) }
+        let begins = #"{"stream":"x","version":2,"id":"00000000-0000-0000-0000-000000000002","type":"T"}"#
+        let created = try CLI.run(["import", store], input: begins + "\nnot json\n")
+        #expect(created.status == 65, "\(created.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: store), "the store it created is removed again")
+
+        _ = try Self.run(["import", store], input: #"{"stream":"a","version":1,"type":"T"}"# + "\n")
+        let failed = try CLI.run(["import", store], input: begins + "\nnot json\n")
+        #expect(failed.status == 65, "\(failed.stderr)")
+        #expect(try Self.run(["export", store]).lines.count == 1, "only a's event")
+        #expect(try CLI.run(["streams", store]).stdout.contains("\"x\"") == false)
+        // The corrected input goes in whole, from version 2.
+        let fixed = try Self.run(["import", store, "--acks"], input: begins + "\n")
+        #expect(fixed.lines.count == 1 && fixed.stderr.contains("imported 1 event in 1 commit"), "\(fixed.stderr)")
+        #expect(try Self.run(["export", store]).lines.contains(#"{"stream":"x","truncateBefore":2}"#))
+    }
+
+    // Lifecycle lines are commits of their own: `--acks` acknowledges each once it is durable
+    // (as export prints it) and the summary counts it; one already so writes nothing.
+    @Test func lifecycleLinesAreAcknowledgedAndCounted() throws {
+        let store = CLI.storePath("lifecycle-acks")
+        defer { try? FileManager.default.removeItem(atPath: store) }
+        let lines = [
+            #"{"stream":"a","version":1,"id":"00000000-0000-0000-0000-00000000000a","type":"T"}"#,
+            #"{"stream":"a","version":2,"id":"00000000-0000-0000-0000-00000000000b","type":"T"}"#,
+            #"{"stream":"a","truncateBefore":2}"#, #"{"stream":"gone","tombstone":true}"#,
+        ].joined(separator: "\n")
+        let first = try Self.run(["import", store, "--acks"], input: lines)
+        #expect(first.lines.count == 3, "\(first.stdout)")
+        #expect(first.lines.suffix(2) == [#"{"stream":"a","truncateBefore":2}"#, #"{"stream":"gone","tombstone":true}"#])
+        #expect(first.stderr.contains("imported 2 events in 3 commits"), "\(first.stderr)")
+        let again = try Self.run(["import", store, "--acks"], input: lines)
+        #expect(again.stdout.isEmpty && again.stderr.contains("imported 0 events in 0 commits; skipped 2"), "\(again.stderr)")
+    }
+
     // Versions stay below 2^62: an import line past it is bad input, and an append that would
     // pass it is refused before anything is written (it wrote a version the store then read
     // as damage).

@@ -35,7 +35,7 @@ struct Import: AsyncParsableCommand {
     @Option(parsing: .unconditional, help: "At most this many events per commit (and at most 32 MiB of them; a larger event goes alone).") var batch = 1000
     @Option(parsing: .unconditional, help: "Bytes preallocated for each new segment file, 4096 to 1 GiB (default 64 MiB).")
     var segmentSize: Int?
-    @Flag(help: "Print an acknowledgement line on stdout per durable commit and stream (per run of one stream's lines).") var acks = false
+    @Flag(help: "Print an acknowledgement line on stdout per durable commit and stream (per run of one stream's lines), and a lifecycle line (truncateBefore, tombstone) once it is durable.") var acks = false
     @OptionGroup var lock: LockWait
 
     func validate() throws {
@@ -87,6 +87,9 @@ final class Importer {
     private var pendingEvents = 0
     /// The line of each pending append's first event (for errors).
     private var pendingLines: [Int] = []
+    /// Streams of the pending commit that begin at a later version (``EventLog/beginStream(_:atVersion:)``),
+    /// recorded just before the commit is sent.
+    private var pendingBegins: [(stream: String, version: Int, line: Int)] = []
     /// The pending commit's size as ``EventLog/maximumCommitSize`` counts it.
     private var pendingBytes = 0
     /// Each stream's version as the store and the pending commit leave it.
@@ -145,9 +148,10 @@ final class Importer {
                     throw Terminal.fail(
                         "line \(line): version \(version) of '\(stream)' does not follow its version \(current)", code: ExitStatus.badInput.rawValue)
                 }
-                // The stream began later where it came from (its first versions were removed).
-                try await drain()
-                try await change(line: line) { try await $0.beginStream(stream, atVersion: version) }
+                // The stream began later where it came from (its first versions were removed):
+                // recorded with the commit that holds its first event, not before (a bad line
+                // later in that commit writes nothing of it, this record included).
+                pendingBegins.append((stream, version, line))
             }
             let size = EventLog.commitSize(of: event, in: stream)
             if pendingBytes + size > Self.commitBytes { try await flush() }
@@ -172,11 +176,24 @@ final class Importer {
                 versions[NameKey(stream)] = before - 1
             }
             try await change(line: line) { try await $0.truncate(stream: stream, before: before) }
+            acknowledge(change: #"{"stream":\#(JSONLines.quoted(stream)),"truncateBefore":\#(before)}"#)
         case .tombstone(let stream):
             try await drain()
+            if try log.info(stream: stream)?.isTombstoned == true {  // already so: nothing to write
+                tombstoned.insert(NameKey(stream))
+                return
+            }
             try await change(line: line) { try await $0.tombstone(stream: stream) }
             tombstoned.insert(NameKey(stream))
+            acknowledge(change: #"{"stream":\#(JSONLines.quoted(stream)),"tombstone":true}"#)
         }
+    }
+
+    /// A lifecycle line, durable: a commit of its own (counted, and acknowledged with `--acks`
+    /// as `export` prints such a line).
+    private func acknowledge(change line: String) {
+        commits += 1
+        if acks { Terminal.emit(line) }
     }
 
     /// A line whose version the stream has: the stored event must be the same one (an import
@@ -230,6 +247,15 @@ final class Importer {
     func flush() async throws {
         while inFlight.count >= Self.commitsInFlight { try await settle() }
         guard !pending.isEmpty else { return }
+        if !pendingBegins.isEmpty {
+            // Every line of the commit was checked: only a failing disk fails these now, as
+            // it would fail the commit.
+            while !inFlight.isEmpty { try await settle() }
+            for begin in pendingBegins {
+                try await change(line: begin.line) { try await $0.beginStream(begin.stream, atVersion: begin.version) }
+            }
+            pendingBegins = []
+        }
         let appends = pending
         let firstLine = pendingLines.first!
         pending = []
