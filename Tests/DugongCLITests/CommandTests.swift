@@ -522,6 +522,10 @@ struct CommandTests {
         let before = try CLI.run(["stats", store])
         #expect(before.status == 0 && before.stdout.contains("format version 3"), "\(before.stdout)")
         #expect(before.stdout.contains("3 segment(s) of an older format version") && before.stdout.contains("dugong compact \(store)"))
+        // `upgrade` (version 1 stores) names them too, instead of "already format version 4".
+        let upgrade = try CLI.run(["upgrade", store])
+        #expect(upgrade.status == 0 && upgrade.stdout.contains("format versions 3 to \(EventLog.formatVersion)"), "\(upgrade.stdout)")
+        #expect(try Self.jsonObject(try CLI.run(["upgrade", store, "--json"]).stdout)["fromVersion"] as? Int == 3)
         #expect(try CLI.run(["compact", store]).status == 0)
         let after = try CLI.run(["stats", store])
         #expect(after.status == 0 && !after.stdout.contains("older format version") && !after.stdout.contains("format version 3"), "\(after.stdout)")

@@ -10,8 +10,9 @@ struct Upgrade: ParsableCommand {
             Takes the write lock, reads every segment of the old format and writes the store \
             again in the current one: every event keeps its position, version, id and bytes; \
             lifecycle records and snapshots are kept. Crash-safe: a crash leaves the old store \
-            (run the command again) or the new one. A store already in the current format is \
-            left alone. A damaged old store is refused; a torn tail (a write that never \
+            or the new one; run the command again either way (on the new one it finishes what \
+            the crash left: the old files, the head file). A store already in the current \
+            format is left alone. A damaged old store is refused; a torn tail (a write that never \
             completed) is not copied.
 
             Example:
@@ -36,6 +37,9 @@ struct Upgrade: ParsableCommand {
         if let problem = report.unfinishedCleanup { Terminal.error(Compact.tookEffect(problem)) }
         if json {
             Terminal.emit(try Verify.encode(report))
+        } else if report.alreadyCurrent, report.fromVersion < report.toVersion {
+            Terminal.emit(
+                "segments of format versions \(report.fromVersion) to \(report.toVersion), all read by this build: nothing to do (`dugong compact` rewrites the older ones in version \(report.toVersion))")
         } else if report.alreadyCurrent {
             Terminal.emit("already format version \(report.toVersion): nothing to do")
         } else {

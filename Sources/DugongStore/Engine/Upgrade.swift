@@ -3,7 +3,8 @@ import Glibc
 
 /// What ``EventLog/upgrade(at:)`` did.
 public struct UpgradeReport: Sendable, Codable, Equatable {
-    /// The format version the store had, and the one it has now.
+    /// The format version the store had (of its oldest segment, when it was already current:
+    /// this build reads versions 2 to the current one as they are), and the one it has now.
     public var fromVersion: Int
     public var toVersion: Int
     /// Events copied (every event of the old store).
@@ -23,7 +24,9 @@ extension EventLog {
     /// position, version, id and bytes, every lifecycle record and every snapshot. The old
     /// segments are replaced crash-safely, like a compaction's (the new manifest is the commit
     /// point); running it again after a crash finishes or restarts it. A store already of the
-    /// current version is left as it is; one of a later version whose manifest is damaged or
+    /// current version is left as it is, but for what an upgrade or a compaction interrupted
+    /// after its commit left (unlisted old segments, a missing or damaged head file), which a
+    /// writable open finishes; one of a later version whose manifest is damaged or
     /// missing is refused, and nothing in it is removed.
     ///
     /// It takes the store's lock and refuses a damaged version 1 store (a torn tail after a
@@ -39,13 +42,26 @@ extension EventLog {
         try validate(options)
         // A directory of other files is refused before the lock (which would leave a lock file).
         if let foreign = try SegmentSet.foreignFiles(in: directory) { throw SegmentSet.notAStore(directory, holding: foreign) }
-        let lock = try StoreLock.take(in: directory)
-        defer { withExtendedLifetime(lock) {} }
+        var held: StoreLock? = try StoreLock.take(in: directory)
+        defer { withExtendedLifetime(held) {} }
         switch try StoreFiles.readManifest(in: directory) {
         case .intact(let manifest):
-            return UpgradeReport(
-                fromVersion: Int(Layout.formatVersion), toVersion: Int(Layout.formatVersion), events: 0,
+            let report = UpgradeReport(
+                fromVersion: try Self.oldestFormatVersion(of: manifest, in: directory), toVersion: Int(Layout.formatVersion), events: 0,
                 segmentsBefore: manifest.segments.count, segmentsAfter: manifest.segments.count, alreadyCurrent: true)
+            // An upgrade (or a compaction) interrupted after its commit left the old segments,
+            // or no head file: what a writable open finishes, and so this run, the one its
+            // message says to run again (verification names the head file until then).
+            let listed = Set(manifest.segments.map(\.name))
+            let unlisted = try Directory.entries(of: directory).contains { Layout.SegmentName(fileName: $0) != nil && !listed.contains($0) }
+            if unlisted || !StoreFiles.headProblems(in: directory).isEmpty {
+                held = nil
+                var writable = options
+                writable.readOnly = false
+                writable.createIfMissing = false
+                try EventLog.open(at: directory, options: writable).close()
+            }
+            return report
         case .damaged(let problem):
             // Version 1 stores have no manifest: this is a later store (or a newer build's).
             throw StoreError.corruption(
@@ -61,12 +77,12 @@ extension EventLog {
         }
         let legacy = try LegacyStore.read(directory: directory)
         guard !legacy.segments.isEmpty else { throw StoreError.notAStore(directory: directory, reason: "it holds no version 1 segments") }
-        try Directory.checkStill(directory, is: lock.directoryIdentity)
+        try Directory.checkStill(directory, is: held?.directoryIdentity)
         try IndexFile.remove(from: directory)
         var output = SegmentSetWriter(
             directory: directory, options: options, takenNames: Set(try Directory.entries(of: directory)), dryRun: false,
             sequence: 0, nextBatch: 0, firstPosition: legacy.segments[0].firstPosition)
-        output.directoryIdentity = lock.directoryIdentity
+        output.directoryIdentity = held?.directoryIdentity
         var first = FrameBuilder(nextPosition: output.cursor)
         for (stream, version) in legacy.versionsStartAt {
             first.appendStreamMetadata(stream: stream, operation: .versionsStartAt, version: version)
@@ -84,6 +100,23 @@ extension EventLog {
             fromVersion: Int(Layout.legacyFormatVersion), toVersion: Int(Layout.formatVersion), events: events,
             segmentsBefore: legacy.segments.count, segmentsAfter: output.written.count, alreadyCurrent: false,
             unfinishedCleanup: unfinished)
+    }
+}
+
+extension EventLog {
+    /// The format version of the oldest segment the manifest lists (this build reads versions
+    /// 2 to the current one; a compaction rewrites older ones in the current version).
+    static func oldestFormatVersion(of manifest: Manifest, in directory: String) throws -> Int {
+        var oldest = Int(Layout.formatVersion)
+        for entry in manifest.segments where Directory.fileExists(directory + "/" + entry.name) {
+            let file = try File(path: directory + "/" + entry.name, flags: O_RDONLY)
+            var bytes = [UInt8](repeating: 0, count: 10)
+            let read = try bytes.withUnsafeMutableBytes { try file.read(into: $0, at: 0) }
+            if let version = bytes.withUnsafeBytes({ SegmentHeader.version(of: UnsafeRawBufferPointer(rebasing: $0[0..<read])) }) {
+                oldest = min(oldest, Int(version))
+            }
+        }
+        return oldest
     }
 }
 
