@@ -334,6 +334,15 @@ struct ToolTests {
             #expect(result.status == 66 && result.stderr.contains("holds no store"), "\(arguments): \(result.status) \(result.stderr)")
         }
         #expect(try FileManager.default.contentsOfDirectory(atPath: empty).isEmpty)
+        // A regular file at the path: every command says so, with the same words (`compact`
+        // and `upgrade` said "does not exist").
+        let file = empty + "/file"
+        try Data("x".utf8).write(to: URL(fileURLWithPath: file))
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        for arguments in (reading + writing).map({ $0.map { $0 == empty ? file : $0 } }) {
+            let result = try CLI.run(arguments)
+            #expect(result.status == 66 && result.stderr.contains("it is a file, not a directory"), "\(arguments): \(result.status) \(result.stderr)")
+        }
         let store = CLI.storePath("locked-demo")
         defer { try? FileManager.default.removeItem(atPath: store) }
         let log = try EventLog.open(at: store, options: .init(createIfMissing: true))

@@ -48,7 +48,7 @@ extension EventLog {
         progress: (Int, Int) -> Void = { _, _ in }
     ) throws -> CompactionReport {
         if !Directory.exists(directory) {
-            try Directory.checkLookup(directory)
+            try refuseAsAFile(directory)
             throw StoreError.notFound(directory: directory)
         }
         try validate(options)

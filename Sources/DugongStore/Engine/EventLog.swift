@@ -81,10 +81,7 @@ public final class EventLog: Sendable {
     public static func open(at directory: String, options: Options = Options()) throws -> EventLog {
         try validate(options)
         if !Directory.exists(directory) {
-            try Directory.checkLookup(directory)
-            guard !Directory.fileExists(directory) else {
-                throw StoreError.notAStore(directory: directory, reason: "it is a file, not a directory")
-            }
+            try refuseAsAFile(directory)
             guard options.createIfMissing else { throw StoreError.notFound(directory: directory) }
             try Directory.create(directory)
         } else if !options.readOnly, !options.createIfMissing, try SegmentSet.holdsNoStore(directory) {
@@ -205,6 +202,16 @@ public final class EventLog: Sendable {
                 sequence: state.headSequence, segmentSalt: last.salt, durableEnd: UInt64(recovered.writeOffset),
                 nextPosition: recovered.index.nextPosition, nextBatch: state.nextBatch, cleanClose: false),
             durably: true)
+    }
+
+    /// For a store path that is not a directory: throws the lookup's error (a parent without
+    /// search permission, a loop of symbolic links), or ``StoreError/notAStore(directory:reason:)``
+    /// when it is a file; returns when nothing is there.
+    static func refuseAsAFile(_ directory: String) throws {
+        try Directory.checkLookup(directory)
+        guard !Directory.fileExists(directory) else {
+            throw StoreError.notAStore(directory: directory, reason: "it is a file, not a directory")
+        }
     }
 
     static func validate(_ options: Options) throws(StoreError) {

@@ -36,7 +36,7 @@ extension EventLog {
     ///   ``StoreError/invalidArgument(_:)`` for `options` an open would refuse.
     public static func upgrade(at directory: String, options: Options = Options()) throws -> UpgradeReport {
         if !Directory.exists(directory) {
-            try Directory.checkLookup(directory)
+            try refuseAsAFile(directory)
             throw StoreError.notFound(directory: directory)
         }
         try validate(options)
