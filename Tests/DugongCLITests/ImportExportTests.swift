@@ -363,6 +363,8 @@ struct ImportExportTests {
             (#"{"stream":"","type":"T"}"#, #"line 1: "stream" must be a non-empty string"#),
             // (An event over 4 MiB is an import's since it takes what the format holds, 256
             // MiB: `anImportTakesEventsLargerThanAnAppend`, where `append` names its line.)
+            // A line nested deeper than 512 levels (its object is one: data nested 512 deep).
+            (#"{"stream":"s","type":"T","data":"# + String(repeating: "[", count: 512) + String(repeating: "]", count: 512) + "}", "nested deeper than 512 levels"),
             (#"{"stream":"s","type":"T","timestamp":"+300000000-01-01T00:00:00Z"}"#, #"line 1: "timestamp" must be an ISO 8601 date like 2024-11-29T06:44:55.123Z (a year past 9999 with its sign: +010000-01-01T00:00:00Z), within 291 million years of 1970"#),
         ]
         for (line, message) in cases {

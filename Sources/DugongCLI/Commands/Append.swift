@@ -83,8 +83,9 @@ struct Append: AsyncParsableCommand {
             Each line is an event: {"type": "…", "data": …, "metadata": …, "id": "UUID"}; type \
             is required, data and metadata may be any JSON ({"base64": "…"} for raw bytes), id \
             defaults to a new UUID. A line may give its "version" (lines `dugong read` prints \
-            do): then every line must, and they must be the versions the events get, or nothing \
-            is written (status 2, as with --expected-version). Lines whose ids the stream \
+            do): then every line must, each one more than the line before (or status 65), and \
+            they must be the versions the events get, or nothing is written (status 2, as with \
+            --expected-version). Lines whose ids the stream \
             holds already as one commit of its own, in order, are a retry (the stream is read \
             to find them): nothing is written and the line printed says "duplicate": true \
             (ids reused for other types, data or metadata, only some of the lines' ids \

@@ -47,7 +47,9 @@ struct JSONMembers {
         scanner.skipWhitespace()
         guard scanner.peek == UInt8(ascii: "{") else { throw JSONLines.InputError("not a JSON object") }
         scanner.index += 1
-        try scanner.members(depth: 1) { keyRange, kind, valueRange in
+        // The line's object is the first level: its members' values are at the second (a value
+        // nested 512 levels deep made a line of 513, which README says is refused).
+        try scanner.members(depth: 2) { keyRange, kind, valueRange in
             let escaped = bytes[keyRange].contains(UInt8(ascii: "\\")) ? try Self.decodeString(bytes, keyRange) : nil
             let entry = Entry(keyRange: keyRange, escapedKey: escaped, member: Member(kind: kind, range: valueRange))
             guard !list.contains(where: { sameKey($0, entry) }) else {
