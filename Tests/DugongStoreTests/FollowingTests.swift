@@ -550,6 +550,90 @@ struct FollowingTests {
         #expect(stored.allSatisfy { seenPositions.contains($0.position) }, "seed \(seed): skips only what a compaction removed")
     }
 
+    // Copies put back over random histories (appends over rolling 8 KiB segments, deletions,
+    // compactions, writer restarts): at random moments the writer stops and the store's
+    // directory is replaced by a copy taken earlier (renamed into place), after which a writer
+    // may append to it. Whatever the history, a refresh either throws, or afterwards serves
+    // exactly what a fresh reader of the directory serves; and it must throw when a position it
+    // served holds another event in the store now, or the store ends before it. (It found a
+    // copy's head reaching the sequence the reader followed, a copy's rolls raising the
+    // manifest's generation past the one followed, and a copy of another branch of history
+    // whose compaction had removed the last event served. `DUGONG_TRACE=<seed>` prints a
+    // history's steps and views.)
+    @Test(arguments: 0..<histories)
+    func aFollowerNeverServesAnotherHistoryAfterACopyIsPutBack(seed: Int) async throws {
+        let directory = TemporaryDirectory("follow-putback")
+        defer { directory.remove() }
+        var random = SeededRandom(seed: UInt64(seed) &* 0x2545_F491 &+ 99)
+        var options = EventLog.Options(createIfMissing: true)
+        options.segmentSize = 8192
+        options.targetFrameSize = 2048
+        var writer: EventLog? = try EventLog.open(at: directory.path, options: options)
+        var reader = try EventLog.open(at: directory.path, options: InspectionTests.readOnly())
+        defer { reader.close() }
+        var copies: [TemporaryDirectory] = []
+        defer { for copy in copies { copy.remove() } }
+        var streams = ["s/0"]
+        var thrown = 0
+        var putBacks = 0
+        func closeWriter() {
+            writer?.close()
+            writer = nil
+        }
+        let trace = ProcessInfo.processInfo.environment["DUGONG_TRACE"] == "\(seed)"
+        for step in 0..<80 {
+            let choice = random.below(12)
+            if trace { print("step \(step): \(choice) copies \(copies.count)") }
+            switch choice {
+            case 0 where writer != nil:
+                try await writer!.delete(stream: streams[random.below(streams.count)])
+            case 1:
+                closeWriter()
+                _ = try EventLog.compact(at: directory.path, options: options)
+            case 2:
+                closeWriter()
+                let copy = TemporaryDirectory("follow-putback-copy")
+                try FileManager.default.copyItem(atPath: directory.path, toPath: copy.path)
+                copies.append(copy)
+            case 3 where !copies.isEmpty:
+                closeWriter()
+                let copy = copies[random.below(copies.count)]
+                try FileManager.default.removeItem(atPath: directory.path)
+                try FileManager.default.copyItem(atPath: copy.path, toPath: directory.path)
+                putBacks += 1
+            default:
+                if writer == nil { writer = try EventLog.open(at: directory.path, options: options) }
+                if random.below(4) == 0 { streams.append("s/\(streams.count)") }
+                let stream = streams[random.below(streams.count)]
+                try await writer!.append(Fixture.events(1 + random.below(3), size: random.below(1200)), to: stream)
+            }
+            guard random.below(3) == 0 || step == 79 else { continue }
+            let served = try reader.readAll(maxCount: .max)
+            let fresh = try EventLog.open(at: directory.path, options: InspectionTests.readOnly())
+            let now = try fresh.readAll(maxCount: .max)
+            let head = fresh.headPosition
+            fresh.close()
+            let stored = Dictionary(uniqueKeysWithValues: now.map { ($0.position, $0.id) })
+            let otherHistory = served.contains { event in stored[event.position].map { $0 != event.id } ?? false }
+                || (served.last.map { $0.position >= head } ?? false)
+            do {
+                try reader.refresh()
+                if trace { print("  served \(served.map { "\($0.position):\($0.stream):\($0.id.uuidString.prefix(4))" })\n  now \(now.map { "\($0.position):\($0.stream):\($0.id.uuidString.prefix(4))" })") }
+            let differing = served.first { event in stored[event.position].map { $0 != event.id } ?? false }
+                #expect(!otherHistory, "seed \(seed), step \(step): the store holds other events where the reader served some, and refresh() did not throw (served \(served.count) to \(served.last?.position ?? 0), head now \(head), first differing \(differing.map { "\($0.position)" } ?? "none"), put backs \(putBacks))")
+                let read = try reader.readAll(maxCount: .max)
+                #expect(read.map(\.position) == now.map(\.position) && read.map(\.id) == now.map(\.id), "seed \(seed), step \(step): what a fresh reader serves")
+            } catch let error as StoreError {
+                #expect(error.description.contains("older copy"), "seed \(seed), step \(step): \(error)")
+                thrown += 1
+                reader.close()
+                reader = try EventLog.open(at: directory.path, options: InspectionTests.readOnly())
+            }
+        }
+        closeWriter()
+        #expect(thrown <= putBacks, "seed \(seed): refresh() threw only after a copy was put back")
+    }
+
     // A reader refreshing in a tight loop beside a writer that appends multi-frame batches and
     // rolls segments: never damage, never an error, and in the end exactly the writer's events.
     @Test func aReaderRacingAWriterNeverSeesDamage() async throws {

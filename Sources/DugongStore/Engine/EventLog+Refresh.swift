@@ -39,6 +39,21 @@ extension EventLog {
         let (known, scannedEnd, followed) = core.shared.withLock { ($0.segments, $0.scannedEnd, $0.followed) }
         guard let active = known.last else { return try reopen() }
         let size = try active.file.size()
+        // The active segment's path naming another file: the store was put back from a copy
+        // (or replaced by another store). Scanned where it stood, the old file would be read
+        // against the new one's head. Checked before "nothing new" too: a copy's writer may
+        // have brought its head to the very sequence this reader followed (a random history
+        // found it often), and with nothing after the reader's end in its old file, the copy
+        // went unseen for as long as nothing more was written. (A `stat` and an `fstat` per
+        // refresh; a follower refreshes every 10 ms.)
+        guard try active.file.isStill(at: directory + "/" + active.name) else { return try reopen() }
+        // The last frame served, still in its place: a copy written over the files in place
+        // (same inodes) has other frames there (``replacement(seen:in:now:in:)``).
+        if let last = core.shared.withLock({ $0.index.eventFrames.last }), known.indices.contains(last.location.segment) {
+            let segment = known[last.location.segment]
+            let mark = segment.frameMark(at: last.location.offset, fileSize: segment === active ? size : try segment.file.size())
+            if mark.map({ UInt32(truncatingIfNeeded: UInt64(littleEndian: $0)) }) != last.checksum { return try reopen() }  // (the checksum: its first 4 bytes)
+        }
         if head?.sequence == followed.headSequence,
             followed.servedWithoutWriter ? active.frameMark(at: scannedEnd, fileSize: size) == followed.markAtEnd : !active.mayHoldFrame(at: scannedEnd, fileSize: size)
         {
@@ -48,17 +63,6 @@ extension EventLog {
             let closedCleanly = head.map { $0.cleanClose && $0.segmentSalt == active.salt } ?? false
             if followed.servedWithoutWriter || closedCleanly || StoreLock.writerIsPresent(in: directory) { return 0 }
             return try reopen()
-        }
-        // The active segment's path naming another file: the store was put back from a copy
-        // (or replaced by another store). Scanned where it stood, the old file would be read
-        // against the new one's head.
-        guard try active.file.isStill(at: directory + "/" + active.name) else { return try reopen() }
-        // The last frame served, still in its place: a copy written over the files in place
-        // (same inodes) has other frames there (``replacement(seen:in:following:now:in:)``).
-        if let last = core.shared.withLock({ $0.index.eventFrames.last }), known.indices.contains(last.location.segment) {
-            let segment = known[last.location.segment]
-            let mark = segment.frameMark(at: last.location.offset, fileSize: segment === active ? size : try segment.file.size())
-            if mark.map({ UInt32(truncatingIfNeeded: UInt64(littleEndian: $0)) }) != last.checksum { return try reopen() }  // (the checksum: its first 4 bytes)
         }
         guard case .intact(let manifest) = try StoreFiles.readManifest(in: directory),
             manifest.segments.starts(with: followed.manifest.segments)
@@ -147,7 +151,7 @@ extension EventLog {
                     segment: Layout.manifestName, offset: 0,
                     reason: "the store now ends at position \(result.index.nextPosition), before position \(before) this reader already saw (it was replaced by an older copy)")
             }
-            if let replaced = Self.replacement(seen: shared.index, in: shared.segments, following: shared.followed.manifest, now: result.index, in: set) {
+            if let replaced = Self.replacement(seen: shared.index, in: shared.segments, now: result.index, in: set) {
                 throw replaced
             }
             shared.index = result.index
@@ -163,41 +167,50 @@ extension EventLog {
     /// Whether the files opened anew are the store this reader followed, grown, rolled or
     /// compacted, and not an older copy put back in its place (the positions it served would
     /// hold other events once a writer appended to the copy). A writer never changes a frame it
-    /// wrote, and only a compaction or an upgrade replaces segments, every one of them, with new
-    /// salts. So:
-    /// - while a segment this reader read is in the new set, the last frame it served must be
-    ///   there too: its segment (salt) listed, the frame at its offset with its checksum;
-    /// - when none is (a compaction or an upgrade since), the manifest's generation, which
-    ///   every roll, compaction and upgrade raises by one, must not be below the one followed.
+    /// wrote, and a compaction keeps every event it keeps at its position. So:
+    /// - while the segment (salt) of the last frame this reader served is in the new set, that
+    ///   frame must be there, at its offset with its checksum;
+    /// - otherwise (a compaction or an upgrade since, or a copy from before a roll or before a
+    ///   compaction this reader followed), the last event it served must be at its position
+    ///   with its id, or no event may be there (a compaction removed it).
     /// Damage in the new files, or a set that is not whole, is left to the reads to report.
+    /// (The manifest's generation is no clock for this: a copy's writer raises it at each roll.)
     /// - Returns: the error to throw, or nil.
-    static func replacement(
-        seen: StreamIndex, in seenSegments: [Segment], following manifest: Manifest, now: StreamIndex, in set: SegmentSet
-    ) -> StoreError? {
+    static func replacement(seen: StreamIndex, in seenSegments: [Segment], now: StreamIndex, in set: SegmentSet) -> StoreError? {
         guard set.isIntact, now.damage.isEmpty else { return nil }
-        let seenSalts = Set(seenSegments.map(\.salt))
-        guard set.segments.contains(where: { seenSalts.contains($0.salt) }) else {
-            guard set.manifest.generation < manifest.generation else { return nil }
-            return StoreError.corruption(
-                segment: Layout.manifestName, offset: 0,
-                reason: "the manifest's generation is \(set.manifest.generation), before generation \(manifest.generation) this reader already saw: the store was replaced by an older copy")
-        }
         guard let last = seen.eventFrames.last, seenSegments.indices.contains(last.location.segment) else { return nil }
-        let salt = seenSegments[last.location.segment].salt
-        if let segment = set.segments.firstIndex(where: { $0.salt == salt }) {
-            let found = now.frameIndex(atOrAfter: last.lastPosition)
-            if found < now.eventFrames.count {
-                let frame = now.eventFrames[found]
-                if frame.location == FrameLocation(segment: segment, offset: last.location.offset), frame.checksum == last.checksum,
-                    frame.firstPosition == last.firstPosition, frame.lastPosition == last.lastPosition
-                {
-                    return nil
-                }
-            }
+        let seenSegment = seenSegments[last.location.segment]
+        let found = now.frameIndex(atOrAfter: last.lastPosition)
+        let frame = found < now.eventFrames.count ? now.eventFrames[found] : nil
+        let replaced = StoreError.corruption(
+            segment: seenSegment.name, offset: last.location.offset,
+            reason: "the events this reader served up to position \(last.lastPosition) are not the ones the store holds now: the store was replaced by an older copy, and positions it served hold other events")
+        if let segment = set.segments.firstIndex(where: { $0.salt == seenSegment.salt }) {
+            guard let frame, frame.location == FrameLocation(segment: segment, offset: last.location.offset), frame.checksum == last.checksum,
+                frame.firstPosition == last.firstPosition, frame.lastPosition == last.lastPosition
+            else { return replaced }
+            return nil
         }
-        return StoreError.corruption(
-            segment: seenSegments[last.location.segment].name, offset: last.location.offset,
-            reason: "the frame of positions \(last.firstPosition)...\(last.lastPosition) this reader served is not there now: the store was replaced by an older copy, and the positions it served hold other events")
+        // The newest event the new files hold at or before the last position served, and the
+        // event this reader served there: the same, or the new files are another history (a
+        // compaction removes events, it never brings back one this reader saw removed).
+        func events(of frame: EventFrame, in segment: Segment) -> [StoredEvent]? {
+            guard let records = try? FrameCache.records(at: frame.location.offset, in: segment, checksum: frame.checksum) else { return nil }
+            return records.compactMap { if case .event(let event) = $0 { event } else { nil } }
+        }
+        var candidate = found < now.eventFrames.count && now.eventFrames[found].firstPosition <= last.lastPosition ? found : found - 1
+        var newest: StoredEvent?
+        while newest == nil, candidate >= 0, found - candidate < 3 {
+            let frame = now.eventFrames[candidate]
+            guard let decoded = events(of: frame, in: set.segments[frame.location.segment]) else { return nil }  // damage: reads report it
+            newest = decoded.last { $0.position <= last.lastPosition }
+            candidate -= 1
+        }
+        guard let newest else { return nil }  // nothing at or before it (a compaction removed it all)
+        let served = seen.frameIndex(atOrAfter: newest.position)
+        guard served < seen.eventFrames.count, let mine = events(of: seen.eventFrames[served], in: seenSegments[seen.eventFrames[served].location.segment])
+        else { return replaced }  // its own files changed under it (written over in place)
+        return mine.first { $0.position == newest.position }?.id == newest.id ? nil : replaced
     }
 
     /// How often a reader opens the files again after finding that a writer opened while it
