@@ -46,8 +46,12 @@ struct DugongCommand: AsyncParsableCommand {
             Terminal.error("dugong: argument \(index) is not valid UTF-8")
             Glibc.exit(ExitStatus.usage.rawValue)
         }
-        if let first = CommandLine.arguments.dropFirst().first, !first.hasPrefix("-") {
-            let names = configuration.subcommands.map { $0._commandName } + ["help"]
+        // (`dugong help X` too: the argument parser prints the general help for an unknown X,
+        // with exit status 0.)
+        let arguments = CommandLine.arguments.dropFirst()
+        let named = arguments.first == "help" ? arguments.dropFirst().first : arguments.first
+        if let first = named, !first.hasPrefix("-") {
+            let names = configuration.subcommands.map { $0._commandName } + (named == arguments.first ? ["help"] : [])
             if !names.contains(first) {
                 let closest = names.min { distance(first, $0) < distance(first, $1) }
                 let hint = closest.flatMap { distance(first, $0) <= 2 ? "; did you mean '\($0)'?" : nil } ?? ""

@@ -134,6 +134,10 @@ struct ToolTests {
         #expect(help.status == 0 && help.stdout.contains("USAGE: dugong read") && help.stderr.isEmpty, "\(help.stdout)")
         let typo = try CLI.run(["raed", "/tmp/x", "s"])
         #expect(typo.status == 64 && typo.stderr.contains("did you mean 'read'?"), "\(typo.stderr)")
+        let helpTypo = try CLI.run(["help", "raed"])
+        #expect(helpTypo.status == 64 && helpTypo.stderr.contains("did you mean 'read'?"), "\(helpTypo.stderr)")
+        let helpOf = try CLI.run(["help", "read"])
+        #expect(helpOf.status == 0 && helpOf.stdout.contains("USAGE: dugong read"), "\(helpOf.stdout)")
         let version = try CLI.run(["--version"])
         #expect(version.status == 0 && version.stdout.contains("store format version 4; reads 2 to 4"), "\(version.stdout)")
     }

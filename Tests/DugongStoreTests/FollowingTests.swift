@@ -27,6 +27,24 @@ struct FollowingTests {
         #expect(written == bytes.count)
     }
 
+    /// Puts a copy back as `rsync --inplace --delete` would: every file of the copy written over
+    /// the store's file of that name (truncated first: the same inode, shorter or longer), and
+    /// the store's files the copy does not have removed.
+    static func writeOver(_ store: String, from copy: String) throws {
+        let names = try FileManager.default.contentsOfDirectory(atPath: copy)
+        for name in names {
+            let bytes = try contents(copy + "/" + name)
+            let descriptor = Glibc.open(store + "/" + name, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+            try #require(descriptor >= 0)
+            defer { Glibc.close(descriptor) }
+            let written = bytes.withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress, $0.count) }
+            try #require(written == bytes.count)
+        }
+        for name in try FileManager.default.contentsOfDirectory(atPath: store) where !names.contains(name) {
+            try FileManager.default.removeItem(atPath: store + "/" + name)
+        }
+    }
+
     static func segmentPath(_ directory: TemporaryDirectory, _ log: EventLog) -> String {
         directory.file(log.segmentNames.last!)
     }
@@ -227,6 +245,61 @@ struct FollowingTests {
         reopened.close()
     }
 
+    // Segment files shrunk under a reader by another program (a copy written over them in
+    // place, `truncate`), sealed or active, to the header or to half: its reads must throw or
+    // serve what the files still hold, never fault on a page past the file's new end (`SIGBUS`).
+    @Test(arguments: [false, true], [false, true])
+    func aReadOfASegmentShrunkUnderTheReaderThrowsInsteadOfFaulting(sealed: Bool, toHalf: Bool) async throws {
+        let directory = TemporaryDirectory("follow-shrunk")
+        defer { directory.remove() }
+        let writer = try Fixture.open(directory, segmentSize: 16384)
+        for index in 0..<24 { try await writer.append(Fixture.events(1, size: 1500), to: "s/\(index % 3)") }
+        writer.close()
+        var options = InspectionTests.readOnly()
+        options.frameCacheCapacity = 0
+        let reader = try EventLog.open(at: directory.path, options: options)
+        defer { reader.close() }
+        let served = try reader.readAll(maxCount: .max)
+        let names = reader.segmentNames
+        try #require(names.count >= 3)
+        let path = directory.file(sealed ? names[0] : names[names.count - 1])
+        let size = try FileManager.default.attributesOfItem(atPath: path)[.size] as! Int
+        let zeroPages = MappedRegion.pagesReadPastTheEnd
+        #expect(truncate(path, off_t(toHalf ? size / 2 : Fixture.headerSize)) == 0)
+        // Reads of every event reach the shortened file's frames past its end: one throws (a
+        // read returns the events before a damaged frame, and the next read from there throws).
+        var next: UInt64 = 0
+        var thrown = false
+        while !thrown, next < UInt64(served.count) {
+            do {
+                let batch = try reader.readAll(from: next, maxCount: .max)
+                #expect(batch.map(\.id) == served[Int(next)..<Int(next) + batch.count].map(\.id))
+                if batch.isEmpty { break }
+                next += UInt64(batch.count)
+            } catch let error as StoreError {
+                #expect(error.description.contains("shorter than"), "\(error)")
+                thrown = true
+            }
+        }
+        #expect(thrown, "read \(next) of \(served.count) events")
+        for _ in 0..<2 {
+            if let read = try? reader.readAll(maxCount: .max) {
+                #expect(served.map(\.id).starts(with: read.map(\.id)))
+            }
+            for stream in ["s/0", "s/1", "s/2"] {
+                if let read = try? reader.read(stream: stream) {
+                    #expect(served.filter { $0.stream == stream }.map(\.id).starts(with: read.map(\.id)))
+                }
+            }
+            _ = try? reader.refresh()
+        }
+        #expect(MappedRegion.pagesReadPastTheEnd > zeroPages)
+        // Opened again: the shortened file is damage, found and named.
+        let reopened = try EventLog.open(at: directory.path, options: InspectionTests.readOnly())
+        #expect(!(try reopened.verify().isClean))
+        reopened.close()
+    }
+
     /// How a store is put back from a copy under a follower.
     enum PutBack: CaseIterable, Sendable {
         /// The store's directory removed and the copy renamed into its place (new files).
@@ -285,13 +358,7 @@ struct FollowingTests {
             try FileManager.default.removeItem(atPath: directory.path)
             try FileManager.default.moveItem(atPath: copy.path, toPath: directory.path)
         case .writtenOverInPlace:
-            let names = try FileManager.default.contentsOfDirectory(atPath: copy.path)
-            for name in names {
-                try Data(contentsOf: URL(fileURLWithPath: copy.file(name))).write(to: URL(fileURLWithPath: directory.file(name)))
-            }
-            for name in try FileManager.default.contentsOfDirectory(atPath: directory.path) where !names.contains(name) {
-                try FileManager.default.removeItem(atPath: directory.file(name))
-            }
+            try Self.writeOver(directory.path, from: copy.path)
         }
         if appendedPast {
             writer = try Fixture.open(directory, segmentSize: segmentSize)
@@ -472,6 +539,15 @@ struct FollowingTests {
     /// Random histories checked for (`DUGONG_FOLLOWER_HISTORIES`, 6 by default).
     static let histories = Int(ProcessInfo.processInfo.environment["DUGONG_FOLLOWER_HISTORIES"] ?? "") ?? 6
 
+    /// The writers' options of the random histories: 8 KiB segments (rolls) and frames of
+    /// several commits.
+    static var randomHistoryOptions: EventLog.Options {
+        var options = EventLog.Options(createIfMissing: true)
+        options.segmentSize = 8192
+        options.targetFrameSize = 2048
+        return options
+    }
+
     // Readers against a model, over random histories rather than listed cases: appends of 1 to
     // 4 events of up to 1.5 KB (8 KiB segments: rolls, frames of several commits), deletions of
     // streams, compactions (which remove deleted streams' events, the log's last ones too, and
@@ -484,9 +560,7 @@ struct FollowingTests {
         let directory = TemporaryDirectory("follow-model")
         defer { directory.remove() }
         var random = SeededRandom(seed: UInt64(seed) &* 0x9E37_79B9 &+ 17)
-        var options = EventLog.Options(createIfMissing: true)
-        options.segmentSize = 8192
-        options.targetFrameSize = 2048
+        let options = Self.randomHistoryOptions
         var writer: EventLog? = try EventLog.open(at: directory.path, options: options)
         let reader = try EventLog.open(at: directory.path, options: InspectionTests.readOnly())
         defer { reader.close() }
@@ -565,9 +639,7 @@ struct FollowingTests {
         let directory = TemporaryDirectory("follow-putback")
         defer { directory.remove() }
         var random = SeededRandom(seed: UInt64(seed) &* 0x2545_F491 &+ 99)
-        var options = EventLog.Options(createIfMissing: true)
-        options.segmentSize = 8192
-        options.targetFrameSize = 2048
+        let options = Self.randomHistoryOptions
         var writer: EventLog? = try EventLog.open(at: directory.path, options: options)
         var reader = try EventLog.open(at: directory.path, options: InspectionTests.readOnly())
         defer { reader.close() }
@@ -576,6 +648,7 @@ struct FollowingTests {
         var streams = ["s/0"]
         var thrown = 0
         var putBacks = 0
+        var served: [StoredEvent] = []  // what the reader serves since its last refresh
         func closeWriter() {
             writer?.close()
             writer = nil
@@ -598,9 +671,27 @@ struct FollowingTests {
             case 3 where !copies.isEmpty:
                 closeWriter()
                 let copy = copies[random.below(copies.count)]
-                try FileManager.default.removeItem(atPath: directory.path)
-                try FileManager.default.copyItem(atPath: copy.path, toPath: directory.path)
                 putBacks += 1
+                guard random.below(2) == 0 else {
+                    try FileManager.default.removeItem(atPath: directory.path)
+                    try FileManager.default.copyItem(atPath: copy.path, toPath: directory.path)
+                    break
+                }
+                // Written over in place: the files the reader has mapped change under it, and
+                // may get shorter. Its reads before the next refresh must not fault, and serve
+                // no more than a prefix of what it served (a changed frame's checksum does not
+                // match the index: the read stops or throws).
+                let before = streams.map { try? reader.read(stream: $0) }
+                try Self.writeOver(directory.path, from: copy.path)
+                if trace { print("  written over in place") }
+                if let stale = try? reader.readAll(maxCount: .max) {
+                    #expect(served.map(\.id).starts(with: stale.map(\.id)), "seed \(seed), step \(step): a read after the copy was written over in place")
+                }
+                for (stream, before) in zip(streams, before) {
+                    if let stale = try? reader.read(stream: stream) {
+                        #expect((before ?? []).map(\.id).starts(with: stale.map(\.id)), "seed \(seed), step \(step): a read of \(stream) after the copy was written over in place")
+                    }
+                }
             default:
                 if writer == nil { writer = try EventLog.open(at: directory.path, options: options) }
                 if random.below(4) == 0 { streams.append("s/\(streams.count)") }
@@ -608,7 +699,6 @@ struct FollowingTests {
                 try await writer!.append(Fixture.events(1 + random.below(3), size: random.below(1200)), to: stream)
             }
             guard random.below(3) == 0 || step == 79 else { continue }
-            let served = try reader.readAll(maxCount: .max)
             let fresh = try EventLog.open(at: directory.path, options: InspectionTests.readOnly())
             let now = try fresh.readAll(maxCount: .max)
             let head = fresh.headPosition
@@ -623,11 +713,13 @@ struct FollowingTests {
                 #expect(!otherHistory, "seed \(seed), step \(step): the store holds other events where the reader served some, and refresh() did not throw (served \(served.count) to \(served.last?.position ?? 0), head now \(head), first differing \(differing.map { "\($0.position)" } ?? "none"), put backs \(putBacks))")
                 let read = try reader.readAll(maxCount: .max)
                 #expect(read.map(\.position) == now.map(\.position) && read.map(\.id) == now.map(\.id), "seed \(seed), step \(step): what a fresh reader serves")
+                served = read
             } catch let error as StoreError {
                 #expect(error.description.contains("older copy"), "seed \(seed), step \(step): \(error)")
                 thrown += 1
                 reader.close()
                 reader = try EventLog.open(at: directory.path, options: InspectionTests.readOnly())
+                served = try reader.readAll(maxCount: .max)
             }
         }
         closeWriter()

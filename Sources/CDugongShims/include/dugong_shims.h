@@ -75,4 +75,18 @@ int dugong_mark_directory_writer_present(int descriptor);
 /// `descriptor` (tested as a write lock would be: a read lock conflicts). 1, 0, or -1 with errno.
 int dugong_directory_writer_is_present(int descriptor);
 
+/// Registers the mapping of `length` bytes at `start` (a segment file's, read-only and shared)
+/// so that a read through it past the file's end, once another program shortened the file, gets
+/// a page of zeros instead of ending the process with SIGBUS. The first call installs the
+/// SIGBUS handler (a SIGBUS elsewhere goes to the handler installed before). Returns the slot
+/// to pass to dugong_mapping_unregister before the mapping is removed, or -1 when all 65,536
+/// slots are taken (the mapping is then not guarded).
+long dugong_mapping_register(const void *start, size_t length);
+
+/// Forgets a registered mapping (a slot from dugong_mapping_register; -1 is ignored).
+void dugong_mapping_unregister(long slot);
+
+/// How many pages of zeros the SIGBUS handler has mapped in this process.
+long dugong_mapping_zero_pages(void);
+
 #endif

@@ -86,11 +86,10 @@ struct Export: AsyncParsableCommand {
             let (last, hasEvents) = exported(stream, info)
             var before = min(info.firstVisibleVersion, last + 1)
             if !hasEvents && last > 0 { before = last + 1 }
-            let name = JSONLines.quoted(stream)
             if before > 1 || (info.version == 0 && !info.isTombstoned) {
-                Terminal.emit("{\"stream\":\(name),\"truncateBefore\":\(max(before, 1))}")
+                Terminal.emit(JSONLines.truncation(of: stream, before: max(before, 1)))
             }
-            if info.isTombstoned { Terminal.emit("{\"stream\":\(name),\"tombstone\":true}") }
+            if info.isTombstoned { Terminal.emit(JSONLines.tombstone(of: stream)) }
         }
     }
 }

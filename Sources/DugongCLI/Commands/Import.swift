@@ -176,7 +176,7 @@ final class Importer {
                 versions[NameKey(stream)] = before - 1
             }
             try await change(line: line) { try await $0.truncate(stream: stream, before: before) }
-            acknowledge(change: #"{"stream":\#(JSONLines.quoted(stream)),"truncateBefore":\#(before)}"#)
+            acknowledge(change: JSONLines.truncation(of: stream, before: before))
         case .tombstone(let stream):
             try await drain()
             if try log.info(stream: stream)?.isTombstoned == true {  // already so: nothing to write
@@ -185,7 +185,7 @@ final class Importer {
             }
             try await change(line: line) { try await $0.tombstone(stream: stream) }
             tombstoned.insert(NameKey(stream))
-            acknowledge(change: #"{"stream":\#(JSONLines.quoted(stream)),"tombstone":true}"#)
+            acknowledge(change: JSONLines.tombstone(of: stream))
         }
     }
 

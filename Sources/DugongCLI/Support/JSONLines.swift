@@ -141,6 +141,14 @@ enum JSONLines {
         return Data(object.raw(key)!)
     }
 
+    /// A stream's truncation as `export` prints it and `import` reads and acknowledges it.
+    static func truncation(of stream: String, before version: Int) -> String {
+        "{\"stream\":\(quoted(stream)),\"truncateBefore\":\(version)}"
+    }
+
+    /// A stream's tombstone as `export` prints it and `import` reads and acknowledges it.
+    static func tombstone(of stream: String) -> String { "{\"stream\":\(quoted(stream)),\"tombstone\":true}" }
+
     static func quoted(_ text: String) -> String {
         String(decoding: (try? JSONValue.string(text).jsonData()) ?? Data("\"\"".utf8), as: UTF8.self)
     }

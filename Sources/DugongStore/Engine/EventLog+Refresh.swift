@@ -207,8 +207,14 @@ extension EventLog {
             candidate -= 1
         }
         guard let newest else { return nil }  // nothing at or before it (a compaction removed it all)
+        // What this reader served there, from its own files: written over in place, they may
+        // be shorter now (a read through the mapping past a file's end is `SIGBUS`).
         let served = seen.frameIndex(atOrAfter: newest.position)
-        guard served < seen.eventFrames.count, let mine = events(of: seen.eventFrames[served], in: seenSegments[seen.eventFrames[served].location.segment])
+        guard served < seen.eventFrames.count else { return replaced }
+        let servedFrame = seen.eventFrames[served]
+        let servedSegment = seenSegments[servedFrame.location.segment]
+        guard let size = try? servedSegment.file.size(), servedSegment.holdsWholeFrame(at: servedFrame.location.offset, fileSize: size),
+            let mine = events(of: servedFrame, in: servedSegment)
         else { return replaced }  // its own files changed under it (written over in place)
         return mine.first { $0.position == newest.position }?.id == newest.id ? nil : replaced
     }
@@ -278,6 +284,17 @@ extension Segment {
     func mayHoldFrame(at offset: Int, fileSize: Int) -> Bool {
         guard offset + Layout.frameHeaderSize <= min(fileSize, capacity) else { return false }
         return withBytes { bytes in bytes.loadUnaligned(fromByteOffset: offset + 4, as: UInt32.self) != 0 }
+    }
+
+    /// Whether the header and the stored bytes of a frame at `offset` lie within `fileSize`
+    /// (and the mapping): checked before a frame of a file that may have been written over in
+    /// place, and shortened, is read again (a read through the mapping past a file's end is
+    /// `SIGBUS`).
+    func holdsWholeFrame(at offset: Int, fileSize: Int) -> Bool {
+        let end = min(fileSize, map.count)
+        guard offset >= 0, offset + Layout.frameHeaderSize <= end else { return false }
+        let stored = withBytes { bytes in UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: offset + 4, as: UInt32.self)) }
+        return offset + Layout.frameHeaderSize + Int(stored) <= end
     }
 
     /// The first 8 bytes at `offset` (a frame's checksum and stored length; nil past the file):

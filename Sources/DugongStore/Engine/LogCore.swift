@@ -515,17 +515,17 @@ final class FrameCache: Sendable {
             if let checksum, header.checksum != checksum {
                 throw StoreError.corruption(
                     segment: segment.name, offset: offset,
-                    reason: "the frame here is not the one the index was built from (checksum \(String(header.checksum, radix: 16)), the index has \(String(checksum, radix: 16))): the index file does not describe the segments (remove dugong.index to rebuild it) or the frame was rewritten")
+                    reason: "the frame here is not the one the index was built from (checksum \(String(header.checksum, radix: 16)), the index has \(String(checksum, radix: 16))): the index file does not describe the segments (remove dugong.index to rebuild it) or the frame was rewritten\(segment.shortenedNote)")
             }
             do {
                 return try decoder(header, bytes, segment.dictionaryAndCheck(before: offset))
             } catch {
-                throw StoreError.corruption(segment: segment.name, offset: offset, reason: "\(error)")
+                throw StoreError.corruption(segment: segment.name, offset: offset, reason: "\(error)\(segment.shortenedNote)")
             }
         case .endOfData:
-            throw StoreError.corruption(segment: segment.name, offset: offset, reason: "frame is all zeros")
+            throw StoreError.corruption(segment: segment.name, offset: offset, reason: "frame is all zeros\(segment.shortenedNote)")
         case .invalid(let reason):
-            throw StoreError.corruption(segment: segment.name, offset: offset, reason: reason)
+            throw StoreError.corruption(segment: segment.name, offset: offset, reason: reason + segment.shortenedNote)
         }
     }
 }

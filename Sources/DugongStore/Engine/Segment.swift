@@ -157,6 +157,14 @@ final class Segment: @unchecked Sendable {
     }
 
     @inline(__always)
+    /// Said after damage found in a read: the file is shorter now than what this process
+    /// mapped (another program shortened it, or wrote a copy over it in place: the map reads
+    /// zeros past the file's end, ``MappedRegion``). Empty otherwise.
+    var shortenedNote: String {
+        guard let size = try? file.size(), size < map.count else { return "" }
+        return " (the file is \(size) bytes now, shorter than the \(map.count) this reader mapped: another program shortened it or wrote over it)"
+    }
+
     func withBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
         try map.withBytes(0..<map.count) { bytes in try body(bytes) }
     }

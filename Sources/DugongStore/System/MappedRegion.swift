@@ -1,11 +1,19 @@
+import CDugongShims
 import Glibc
 
 /// A read-only, shared memory map of a file's first `count` bytes, unmapped when the owner goes
 /// away. Pages the writer fills later through `pwrite` become visible through the map (Linux's
 /// page cache is unified).
+///
+/// Guarded against files shortened under it: another program may truncate a segment file, or
+/// write a copy over it in place, and a read through a map past its file's end would end the
+/// process with `SIGBUS`. The map is registered with the shims' `SIGBUS` handler, which maps a
+/// page of zeros there instead: the read finds zeros where a frame was, and its checksum fails
+/// (``StoreError/corruption(segment:offset:reason:)``).
 struct MappedRegion: ~Copyable {
     private let base: UnsafeRawPointer
     let count: Int
+    private let guardSlot: Int
 
     /// `mmap(2)` of `count` bytes of `file` from offset 0.
     init(file: borrowing File, count: Int) throws(SystemError) {
@@ -16,9 +24,16 @@ struct MappedRegion: ~Copyable {
         }
         base = UnsafeRawPointer(address)
         self.count = count
+        guardSlot = dugong_mapping_register(address, count)
     }
 
-    deinit { munmap(UnsafeMutableRawPointer(mutating: base), count) }
+    deinit {
+        dugong_mapping_unregister(guardSlot)
+        munmap(UnsafeMutableRawPointer(mutating: base), count)
+    }
+
+    /// How many pages of zeros this process got in place of pages past a shortened file's end.
+    static var pagesReadPastTheEnd: Int { dugong_mapping_zero_pages() }
 
     /// Drops the pages holding `range` from this process's page tables (`madvise(2)`
     /// `MADV_DONTNEED`), for bytes that were copied out and are not needed again soon: they stop
