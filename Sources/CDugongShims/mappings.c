@@ -1,90 +1,155 @@
 // Reads through a file mapping past the file's end fault with SIGBUS. Another program may
 // shorten a segment file a DugongStore reader has mapped (a copy written over the store in
 // place, `truncate`), and nothing can check the size and then read without a window between
-// the two. So the store's mappings are registered here, and a SIGBUS at an address inside one
-// of them maps a page of zeros over the faulting page and returns: the read goes on, finds
+// the two. So the store's mappings are registered here with their file's descriptor, and a
+// SIGBUS at an address inside one of them, on a page that lies wholly past the file's current
+// end (fstat), maps a page of zeros over the faulting page and returns: the read goes on, finds
 // zeros where the frame's bytes were, and fails the frame's checksum (a typed error, not a
-// crash). Any other SIGBUS goes to the handler that was installed before (the Swift runtime's
-// backtracer, or the default action). The handler uses only atomics and async-signal-safe
-// system calls (mmap).
+// crash). The slot is marked patched, so that the engine opens the file again (new maps) rather
+// than keep reading the zeros once the file is whole again. Any other SIGBUS (an I/O error on
+// a page the file still has, a fault outside the store's maps, a signal sent by kill) goes to
+// the handler installed before (the Swift runtime's backtracer, or the default action).
+//
+// The handler uses only atomics and plain system calls (fstat is async-signal-safe; mmap is
+// not listed by POSIX but is a bare system call in glibc), and saves errno.
 
 #define _GNU_SOURCE
 #include "dugong_shims.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
-// Slots of registered mappings: a slot is free when its start is 0. Registration claims a
-// free slot with a compare-and-swap on its end (0 → end) and then publishes the start.
+// A slot is claimed with a compare-and-swap on `used` (0 → 1), and its fields are written
+// between two increments of `sequence` (odd while they change), as in a seqlock: the handler
+// takes a slot's fields only when it read the same even sequence before and after them.
 #define DUGONG_MAPPING_SLOTS 65536
-static _Atomic uintptr_t mapping_start[DUGONG_MAPPING_SLOTS];
-static _Atomic uintptr_t mapping_end[DUGONG_MAPPING_SLOTS];
-static _Atomic long mappings_high_water;  // slots below this may be in use
-static _Atomic long zero_pages;           // pages of zeros mapped by the handler
+struct mapping_slot {
+    _Atomic unsigned long sequence;
+    _Atomic int used;
+    _Atomic uintptr_t start;
+    _Atomic uintptr_t end;
+    _Atomic int descriptor;
+    _Atomic int patched;
+};
+static struct mapping_slot slots[DUGONG_MAPPING_SLOTS];
+static _Atomic long high_water;      // slots below this may be in use
+static _Atomic long next_free_hint;  // where registration starts looking
+static _Atomic long zero_pages;      // pages of zeros mapped by the handler
 static struct sigaction previous_action;
+static long page_size;
 static pthread_once_t install_once = PTHREAD_ONCE_INIT;
 
-static int is_registered(uintptr_t address) {
-    long high = atomic_load(&mappings_high_water);
-    for (long slot = 0; slot < high; slot++) {
-        uintptr_t start = atomic_load(&mapping_start[slot]);
-        if (start != 0 && address >= start && address < atomic_load(&mapping_end[slot])) return 1;
-    }
-    return 0;
-}
-
-static void on_bus_error(int signal_number, siginfo_t *info, void *context) {
-    uintptr_t address = (uintptr_t)info->si_addr;
-    if (info->si_code == BUS_ADRERR && is_registered(address)) {
-        long page = sysconf(_SC_PAGESIZE);
-        void *first = (void *)(address & ~(uintptr_t)(page - 1));
-        if (mmap(first, (size_t)page, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) != MAP_FAILED) {
-            atomic_fetch_add(&zero_pages, 1);
-            return;  // the faulting read runs again, on zeros
-        }
-    }
-    if (previous_action.sa_flags & SA_SIGINFO) {
-        previous_action.sa_sigaction(signal_number, info, context);
-    } else if (previous_action.sa_handler != SIG_DFL && previous_action.sa_handler != SIG_IGN) {
-        previous_action.sa_handler(signal_number);
-    } else {
-        // The default action: restored, and the faulting read runs again and ends the process.
-        signal(SIGBUS, SIG_DFL);
-    }
-}
-
-static void install(void) {
-    struct sigaction action;
-    memset(&action, 0, sizeof action);
-    action.sa_sigaction = on_bus_error;
-    action.sa_flags = SA_SIGINFO | SA_ONSTACK;
-    sigemptyset(&action.sa_mask);
-    sigaction(SIGBUS, &action, &previous_action);
-}
-
-long dugong_mapping_register(const void *start, size_t length) {
-    pthread_once(&install_once, install);
-    uintptr_t end = (uintptr_t)start + length;
-    for (long slot = 0; slot < DUGONG_MAPPING_SLOTS; slot++) {
-        uintptr_t expected = 0;
-        if (atomic_compare_exchange_strong(&mapping_end[slot], &expected, end)) {
-            atomic_store(&mapping_start[slot], (uintptr_t)start);
-            long high = atomic_load(&mappings_high_water);
-            while (high < slot + 1 && !atomic_compare_exchange_weak(&mappings_high_water, &high, slot + 1)) {}
-            return slot;
+// The slot whose mapping holds `address`, with its fields as one registration wrote them;
+// -1 when none does.
+static long slot_holding(uintptr_t address, uintptr_t *start, int *descriptor) {
+    long high = atomic_load(&high_water);
+    for (long index = 0; index < high; index++) {
+        struct mapping_slot *slot = &slots[index];
+        unsigned long before = atomic_load(&slot->sequence);
+        if (before & 1) continue;
+        uintptr_t first = atomic_load(&slot->start), last = atomic_load(&slot->end);
+        int file = atomic_load(&slot->descriptor);
+        if (atomic_load(&slot->sequence) != before) continue;
+        if (first != 0 && address >= first && address < last) {
+            *start = first;
+            *descriptor = file;
+            return index;
         }
     }
     return -1;
 }
 
-void dugong_mapping_unregister(long slot) {
-    if (slot < 0 || slot >= DUGONG_MAPPING_SLOTS) return;
-    atomic_store(&mapping_start[slot], 0);
-    atomic_store(&mapping_end[slot], 0);
+static void pass_on(int signal_number, siginfo_t *info, void *context) {
+    if (previous_action.sa_flags & SA_SIGINFO) {
+        previous_action.sa_sigaction(signal_number, info, context);
+    } else if (previous_action.sa_handler != SIG_DFL && previous_action.sa_handler != SIG_IGN) {
+        previous_action.sa_handler(signal_number);
+    } else {
+        // The default action, restored: a fault runs the faulting read again, which ends the
+        // process; a signal sent by another process is raised again.
+        signal(SIGBUS, SIG_DFL);
+        if (info->si_code <= 0) raise(SIGBUS);
+    }
+}
+
+static void on_bus_error(int signal_number, siginfo_t *info, void *context) {
+    int saved_errno = errno;
+    uintptr_t address = (uintptr_t)info->si_addr;
+    uintptr_t start = 0;
+    int descriptor = -1;
+    long index = info->si_code == BUS_ADRERR ? slot_holding(address, &start, &descriptor) : -1;
+    if (index >= 0) {
+        uintptr_t page = address & ~(uintptr_t)(page_size - 1);
+        struct stat status;
+        // Only a page wholly past the file's end (the map starts at offset 0): a fault on a page
+        // the file still has is an I/O error, not ours to hide.
+        if (fstat(descriptor, &status) == 0 && (off_t)(page - start) >= status.st_size &&
+            mmap((void *)page, (size_t)page_size, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) != MAP_FAILED) {
+            atomic_store(&slots[index].patched, 1);
+            atomic_fetch_add(&zero_pages, 1);
+            errno = saved_errno;
+            return;  // the faulting read runs again, on zeros
+        }
+    }
+    errno = saved_errno;
+    pass_on(signal_number, info, context);
+}
+
+static void install(void) {
+    page_size = sysconf(_SC_PAGESIZE);
+    // The action in place first: a SIGBUS between the installation and the write-back of the old
+    // action would otherwise be passed on to nothing.
+    sigaction(SIGBUS, NULL, &previous_action);
+    struct sigaction action;
+    memset(&action, 0, sizeof action);
+    action.sa_sigaction = on_bus_error;
+    action.sa_flags = SA_SIGINFO | SA_ONSTACK;
+    sigemptyset(&action.sa_mask);
+    sigaction(SIGBUS, &action, NULL);
+}
+
+long dugong_mapping_register(const void *start, size_t length, int descriptor) {
+    pthread_once(&install_once, install);
+    long hint = atomic_load(&next_free_hint);
+    for (long step = 0; step < DUGONG_MAPPING_SLOTS; step++) {
+        long index = (hint + step) % DUGONG_MAPPING_SLOTS;
+        struct mapping_slot *slot = &slots[index];
+        int free_slot = 0;
+        if (atomic_load(&slot->used) != 0 || !atomic_compare_exchange_strong(&slot->used, &free_slot, 1)) continue;
+        long high = atomic_load(&high_water);
+        while (high < index + 1 && !atomic_compare_exchange_weak(&high_water, &high, index + 1)) {}
+        atomic_fetch_add(&slot->sequence, 1);
+        atomic_store(&slot->descriptor, descriptor);
+        atomic_store(&slot->end, (uintptr_t)start + length);
+        atomic_store(&slot->patched, 0);
+        atomic_store(&slot->start, (uintptr_t)start);
+        atomic_fetch_add(&slot->sequence, 1);
+        atomic_store(&next_free_hint, (index + 1) % DUGONG_MAPPING_SLOTS);
+        return index;
+    }
+    return -1;
+}
+
+void dugong_mapping_unregister(long index) {
+    if (index < 0 || index >= DUGONG_MAPPING_SLOTS) return;
+    struct mapping_slot *slot = &slots[index];
+    atomic_fetch_add(&slot->sequence, 1);
+    atomic_store(&slot->start, 0);
+    atomic_store(&slot->end, 0);
+    atomic_store(&slot->descriptor, -1);
+    atomic_fetch_add(&slot->sequence, 1);
+    atomic_store(&slot->used, 0);
+}
+
+int dugong_mapping_was_patched(long index) {
+    if (index < 0 || index >= DUGONG_MAPPING_SLOTS) return 0;
+    return atomic_load(&slots[index].patched);
 }
 
 long dugong_mapping_zero_pages(void) { return atomic_load(&zero_pages); }

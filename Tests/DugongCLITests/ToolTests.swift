@@ -142,6 +142,31 @@ struct ToolTests {
         #expect(version.status == 0 && version.stdout.contains("store format version 4; reads 2 to 4"), "\(version.stdout)")
     }
 
+    // The tool's writers and compaction keep the segment size a store was made with (a
+    // black-box run: after `import --segment-size 4096`, the first `append` made a 64 MiB
+    // segment, and `compact` a 64 MiB active one, which a small disk could not take).
+    @Test func theToolKeepsAStoresSegmentSize() throws {
+        let store = CLI.storePath("segment-size")
+        defer { try? FileManager.default.removeItem(atPath: store) }
+        let pad = String(repeating: "x", count: 300)
+        let lines = (0..<40).map { #"{"stream":"s","type":"T","data":{"n":\#($0),"pad":"\#(pad)"}}"# }.joined(separator: "\n")
+        let imported = try CLI.run(["import", store, "--segment-size", "4096", "--batch", "1"], input: lines)
+        #expect(imported.status == 0, "\(imported.stderr)")
+        func largest() throws -> Int {
+            try FileManager.default.contentsOfDirectory(atPath: store).filter { $0.hasSuffix(".dseg") }.map {
+                try FileManager.default.attributesOfItem(atPath: store + "/" + $0)[.size] as! Int
+            }.max() ?? 0
+        }
+        for _ in 0..<12 {
+            let appended = try CLI.run(["append", store, "t"], input: #"{"type":"T","data":{"pad":"\#(pad)"}}"#)
+            #expect(appended.status == 0, "\(appended.stderr)")
+        }
+        #expect(try largest() == 4096)
+        #expect(try CLI.run(["compact", store]).status == 0)
+        #expect(try CLI.run(["append", store, "t"], input: #"{"type":"T"}"#).status == 0)
+        #expect(try largest() <= 4096)
+    }
+
     // Reading like people expect: streams with their states; read-all visible-only by default,
     // filtered by type, category, prefix and time, counted, the last N, newest first.
     @Test func streamsAndReadAllFilters() throws {

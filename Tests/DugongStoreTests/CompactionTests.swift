@@ -187,6 +187,54 @@ final class FillingDisk: FileSystem, @unchecked Sendable {
     func synchronizeDirectory(_ path: String) throws(SystemError) { try POSIXFileSystem.shared.synchronizeDirectory(path) }
 }
 
+/// New segments of an existing store, from its writers and its compactions, are as large as its
+/// own unless a size is set (a black-box run: a store made with 4 KiB segments got a 64 MiB one
+/// at the tool's first `append`, and after a `compact` a 64 MiB active segment, which on a small
+/// disk left it unable to take a write).
+@Suite("Segment sizes")
+struct SegmentSizeTests {
+    static func capacities(_ directory: TemporaryDirectory) throws -> [Int] {
+        let log = try EventLog.open(at: directory.path, options: InspectionTests.readOnly())
+        defer { log.close() }
+        return try log.segmentNames.map { name in
+            let file = try FileHandle(forReadingFrom: URL(fileURLWithPath: directory.file(name)))
+            defer { try? file.close() }
+            let bytes = Array(file.readData(ofLength: Layout.segmentHeaderSize))
+            return Int(try bytes.withUnsafeBytes { try SegmentHeader(decoding: $0) }.capacity)
+        }
+    }
+
+    @Test func writersAndCompactionsKeepTheStoresSegmentSize() async throws {
+        let directory = TemporaryDirectory("segment-size")
+        defer { directory.remove() }
+        let created = try Fixture.open(directory, segmentSize: 8192)
+        try await created.append(Fixture.events(1, size: 100), to: "s")
+        created.close()
+        // Opened with the default options: rolls make segments of the store's 8 KiB.
+        let writer = try EventLog.open(at: directory.path, options: .init())
+        for index in 0..<30 { try await writer.append(Fixture.events(1, size: 900), to: "s/\(index % 3)") }
+        try await writer.delete(stream: "s/0")
+        writer.close()
+        let written = try Self.capacities(directory)
+        #expect(written.count > 3 && written.allSatisfy { $0 == 8192 }, "\(written)")
+        // Compacted with the default options: the active segment 8 KiB (the sealed ones are as
+        // long as their frames: a compacted frame of up to 64 KiB of events goes alone in a
+        // segment when it is larger than one).
+        _ = try EventLog.compact(at: directory.path)
+        let compacted = try Self.capacities(directory)
+        #expect(compacted.last == 8192 && compacted.allSatisfy { $0 < 64 << 10 }, "\(compacted)")
+        // A size set explicitly is the size from then on.
+        var options = EventLog.Options()
+        options.segmentSize = 16384
+        let larger = try EventLog.open(at: directory.path, options: options)
+        for _ in 0..<20 { try await larger.append(Fixture.events(1, size: 900), to: "s/1") }
+        larger.close()
+        #expect(try Self.capacities(directory).last == 16384)
+        // A new store: 64 MiB.
+        #expect(EventLog.Options().segmentSize == 64 << 20)
+    }
+}
+
 @Suite("Compaction on a full disk")
 struct CompactionSpaceTests {
     static func files(_ directory: TemporaryDirectory) throws -> Set<String> {
@@ -240,6 +288,38 @@ struct CompactionSpaceTests {
         writer.close()
         disk.unregister()
         #expect(try Self.files(directory).allSatisfy { !$0.hasSuffix(Layout.temporarySuffix) })
+    }
+
+    // A writer whose segment roll finds the disk full: the append fails, and the temporary file
+    // of the new segment is removed (a black-box run found an empty `*.dseg.tmp` left after the
+    // tool's import on a full disk), whatever the point where the disk fills; what was
+    // acknowledged is there.
+    @Test func aRollOnAFullDiskLeavesNoTemporaryFile() async throws {
+        for budget in stride(from: 5_000, to: 30_000, by: 1_500) {
+            let directory = TemporaryDirectory("roll-full")
+            defer { directory.remove() }
+            var acknowledged: [UUID] = []
+            do {
+                let writer = try Fixture.open(directory, segmentSize: 8192)
+                defer { writer.close() }
+                let disk = FillingDisk(root: directory.path, budget: budget)
+                defer { disk.unregister() }
+                for _ in 0..<60 {
+                    let events = Fixture.events(1, size: 900)
+                    do {
+                        try await writer.append(events, to: "s")
+                        acknowledged += events.map(\.id)
+                    } catch {
+                        break
+                    }
+                }
+            }
+            let files = try Self.files(directory)
+            #expect(files.allSatisfy { !$0.hasSuffix(Layout.temporarySuffix) }, "budget \(budget): \(files)")
+            let reader = try EventLog.open(at: directory.path, options: InspectionTests.readOnly())
+            defer { reader.close() }
+            #expect(try reader.read(stream: "s").map(\.id).starts(with: acknowledged), "budget \(budget)")
+        }
     }
 
     // The same for an upgrade of a version 1 store (which has no manifest: from a review, the

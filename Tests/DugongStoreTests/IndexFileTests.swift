@@ -120,6 +120,41 @@ struct IndexFileTests {
         #expect(try Self.observe(log) == expected)
     }
 
+    // Another store's index put in a store's directory: opens do not use it (its segments are
+    // not these), and verification says so in a warning (a black-box run found it said nothing,
+    // where README promises it says when the saved index does not describe the segments).
+    @Test func verificationWarnsOfAnotherStoresIndex() async throws {
+        let directory = TemporaryDirectory("index-foreign")
+        let other = TemporaryDirectory("index-foreign-other")
+        defer {
+            directory.remove()
+            other.remove()
+        }
+        try await Self.populate(directory)
+        try await Self.populate(other)
+        var options = InspectionTests.readOnly()
+        options.useIndexFile = false
+        func warnings() throws -> [EventLog.Finding] {
+            let log = try EventLog.open(at: directory.path, options: options)
+            defer { log.close() }
+            let report = try log.verify()
+            #expect(report.isClean, "\(report.problems)")
+            return report.warnings.filter { $0.kind == .indexMismatch }
+        }
+        #expect(try warnings().isEmpty, "its own index")
+        let before = try EventLog.open(at: directory.path, options: options)
+        let expected = try before.readAll(maxCount: .max).map(\.id)
+        before.close()
+        try FileManager.default.removeItem(atPath: directory.file("dugong.index"))
+        try FileManager.default.copyItem(atPath: other.file("dugong.index"), toPath: directory.file("dugong.index"))
+        let found = try warnings()
+        #expect(found.count == 1 && found.first?.message.contains("does not describe these segments") == true, "\(found)")
+        let log = try Fixture.open(directory, segmentSize: 8192)
+        #expect(try log.readAll(maxCount: .max).map(\.id) == expected)
+        log.close()
+        #expect(try warnings().isEmpty, "replaced at the writer's clean close")
+    }
+
     @Test func damageInAFrameTheIndexCoversIsCaughtOnReadAndByVerify() async throws {
         let directory = TemporaryDirectory("index-frame-damage")
         defer { directory.remove() }

@@ -51,6 +51,37 @@ struct EngineIntegrityTests {
         #expect(try reopened.read(stream: "s/1").count == 6)
     }
 
+    // A writer whose active segment another program removes or shortens: what it writes there
+    // is not in the store, so it acknowledges nothing more and stops, with an error that says
+    // why (a black-box run: it went on acknowledging commits, ~1,300 of which were gone). Both
+    // durabilities: without syncs the check follows the write.
+    @Test(arguments: [false, true], [EventLog.Durability.synchronous, .unsafeNoSync])
+    func aWriterWhoseSegmentIsRemovedOrShortenedAcknowledgesNothingMore(removed: Bool, durability: EventLog.Durability) async throws {
+        let directory = TemporaryDirectory("segment-tampered")
+        defer { directory.remove() }
+        var options = EventLog.Options(createIfMissing: true)
+        options.segmentSize = 65536
+        options.durability = durability
+        let log = try EventLog.open(at: directory.path, options: options)
+        defer { log.close() }
+        try await log.append(Fixture.events(3), to: "s")
+        let segment = directory.file(log.segmentNames.last!)
+        if removed {
+            try FileManager.default.removeItem(atPath: segment)
+        } else {
+            #expect(truncate(segment, 4096) == 0)
+        }
+        await #expect(throws: StoreError.self) {
+            do {
+                try await log.append(Fixture.events(1), to: "s")
+            } catch let error as StoreError {
+                #expect(error.description.contains(removed ? "removed by another program" : "another program shortened it"), "\(error)")
+                throw error
+            }
+        }
+        await #expect(throws: StoreError.self) { try await log.append(Fixture.events(1), to: "s") }
+    }
+
     @Test func aWriterWhoseDirectoryIsMovedCreatesNothingUnderTheOldPath() async throws {
         let directory = TemporaryDirectory("moved")
         let moved = directory.path + "-moved"

@@ -75,16 +75,22 @@ int dugong_mark_directory_writer_present(int descriptor);
 /// `descriptor` (tested as a write lock would be: a read lock conflicts). 1, 0, or -1 with errno.
 int dugong_directory_writer_is_present(int descriptor);
 
-/// Registers the mapping of `length` bytes at `start` (a segment file's, read-only and shared)
-/// so that a read through it past the file's end, once another program shortened the file, gets
-/// a page of zeros instead of ending the process with SIGBUS. The first call installs the
-/// SIGBUS handler (a SIGBUS elsewhere goes to the handler installed before). Returns the slot
-/// to pass to dugong_mapping_unregister before the mapping is removed, or -1 when all 65,536
-/// slots are taken (the mapping is then not guarded).
-long dugong_mapping_register(const void *start, size_t length);
+/// Registers the mapping of `length` bytes at `start` of the file open as `descriptor` (from
+/// offset 0; a segment file's, read-only and shared) so that a read through it past the file's
+/// end, once another program shortened the file, gets a page of zeros instead of ending the
+/// process with SIGBUS (only a page wholly past the file's current end: any other fault, an I/O
+/// error among them, goes on to the handler installed before). The first call installs the
+/// SIGBUS handler. The descriptor must stay open until dugong_mapping_unregister. Returns the
+/// slot, or -1 when all 65,536 slots are taken (the mapping is then not guarded).
+long dugong_mapping_register(const void *start, size_t length, int descriptor);
 
-/// Forgets a registered mapping (a slot from dugong_mapping_register; -1 is ignored).
+/// Forgets a registered mapping (a slot from dugong_mapping_register; -1 is ignored). Call it
+/// before the mapping is removed and the descriptor closed.
 void dugong_mapping_unregister(long slot);
+
+/// Whether the SIGBUS handler mapped a page of zeros into the slot's mapping: it no longer shows
+/// the file there (even once the file is whole again), and must be mapped anew.
+int dugong_mapping_was_patched(long slot);
 
 /// How many pages of zeros the SIGBUS handler has mapped in this process.
 long dugong_mapping_zero_pages(void);

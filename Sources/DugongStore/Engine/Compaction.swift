@@ -86,7 +86,7 @@ extension EventLog {
         }
         let existing = Set(try Directory.entries(of: directory))
         var compaction = Compaction(
-            directory: directory, options: options, index: recovered.index, segments: set.segments,
+            directory: directory, options: options.adoptingSegmentSize(of: set.segments), index: recovered.index, segments: set.segments,
             takenNames: existing, dryRun: dryRun, sequence: last.header.sequence + 1,
             nextBatch: max(head?.nextBatch ?? 0, recovered.lastBatch.map { $0 + 1 } ?? 0))
         compaction.output.directoryIdentity = lock?.directoryIdentity

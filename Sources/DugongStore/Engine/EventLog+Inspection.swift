@@ -153,6 +153,8 @@ extension EventLog {
         }
         if let problem = indexFileProblem(scanned: index, segments: segments) {
             problems.append(Finding(segment: Layout.indexName, offset: 0, kind: .indexMismatch, message: problem))
+        } else if let unused = unusedIndexFile(segments: segments) {
+            warnings.append(Finding(segment: Layout.indexName, offset: 0, kind: .indexMismatch, message: unused))
         }
         progress(index.eventFrames.count, index.eventFrames.count)
         return VerificationReport(
@@ -188,6 +190,18 @@ extension EventLog {
             else { return "dugong.index places the versions of '\(name)' elsewhere than the segments do" + advice }
         }
         return nil
+    }
+
+    /// What to say of a `dugong.index` that opens do not use although the head records a clean
+    /// close (the index saved at that close would be used): another store's, or one from before
+    /// a change to the segments or the head. Harmless (opens scan instead, and the next clean
+    /// close replaces it), but worth knowing.
+    private func unusedIndexFile(segments: [Segment]) -> String? {
+        guard !options.useIndexFile, FileManager.default.fileExists(atPath: directory + "/" + Layout.indexName),
+            let head = try? StoreFiles.readHead(in: directory), head.cleanClose,
+            IndexFile.load(from: directory, segments: segments, head: head, registering: false) == nil
+        else { return nil }
+        return "dugong.index does not describe these segments and this head (another store's, or saved before a change): opens do not use it and scan the segments instead; the next clean close of a writer replaces it"
     }
 
     /// Sizes and counts of a store, for `dugong stats`.

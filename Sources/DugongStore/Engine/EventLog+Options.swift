@@ -3,9 +3,18 @@ extension EventLog {
     public struct Options: Sendable {
         /// Create the directory and an empty store when there is none. Default `false`.
         public var createIfMissing = false
-        /// Bytes preallocated for each segment file. Default 64 MiB. A commit larger than this
-        /// gets a segment of its own, as large as it needs.
-        public var segmentSize = 64 << 20
+        /// Bytes preallocated for each new segment file (4 KiB to 1 GiB). A commit larger than
+        /// this gets a segment of its own, as large as it needs. Default: for a store that exists,
+        /// its own size (its active segment's capacity: what it was created, last rolled or last
+        /// compacted with), so that the segments its writers and compactions add are as large as
+        /// the ones it has; for a new store, 64 MiB. Set it to change a store's size from here on.
+        public var segmentSize: Int {
+            get { chosenSegmentSize ?? Self.defaultSegmentSize }
+            set { chosenSegmentSize = newValue }
+        }
+        /// The size set, or nil for the default (the store's own, or 64 MiB).
+        var chosenSegmentSize: Int?
+        static let defaultSegmentSize = 64 << 20
         /// The largest event accepted, data and metadata together. Default 4 MiB.
         public var maximumEventSize = 4 << 20
         /// When an append returns. Default ``Durability/synchronous``.
@@ -77,5 +86,19 @@ extension EventLog {
         /// After its frame is written to the page cache, without any sync: a process crash loses
         /// nothing, but a power failure or kernel crash may lose acknowledged appends.
         case unsafeNoSync
+    }
+}
+
+extension EventLog.Options {
+    /// These options with ``segmentSize`` the store's own when none was set: the capacity of
+    /// its active (last) segment, which its creation, its last roll or its last compaction gave
+    /// the size in effect (or, after a roll for one commit larger than that, the commit's size).
+    /// (Not the smallest among the segments: a compaction's sealed segments are only as long as
+    /// their frames.)
+    func adoptingSegmentSize(of segments: [Segment]) -> Self {
+        guard chosenSegmentSize == nil, let active = segments.last else { return self }
+        var options = self
+        options.chosenSegmentSize = min(max(Int(active.header.capacity), 4096), 1 << 30)
+        return options
     }
 }

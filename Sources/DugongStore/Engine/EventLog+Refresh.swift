@@ -38,6 +38,11 @@ extension EventLog {
         let head = try StoreFiles.readHead(in: directory)
         let (known, scannedEnd, followed) = core.shared.withLock { ($0.segments, $0.scannedEnd, $0.followed) }
         guard let active = known.last else { return try reopen() }
+        // A map that read past its file's end while another program had the file shorter holds
+        // zeros there for good (``MappedRegion``): the files are mapped anew, whatever they hold
+        // now (a scan through the old maps would take the zeros for the end of the log, or for
+        // damage).
+        if MappedRegion.pagesReadPastTheEnd > 0, known.contains(where: { $0.map.wasPatched }) { return try reopen() }
         let size = try active.file.size()
         // The active segment's path naming another file: the store was put back from a copy
         // (or replaced by another store). Scanned where it stood, the old file would be read

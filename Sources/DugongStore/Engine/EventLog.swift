@@ -171,8 +171,10 @@ public final class EventLog: Sendable {
         state.needsCloseMarker = !recovered.endsWithCloseMarker
         try makeRecoveredDurable(last, recovered: &recovered, context: context, head: head, state: &state)
         try lock?.markWriter()
-        return EventLog(directory: directory, options: options, lock: lock, recovered: recovered, set: set, writerState: state, head: head,
-            seenHead: context.head)
+        // New segments as large as the store's, unless a size was set.
+        return EventLog(
+            directory: directory, options: options.adoptingSegmentSize(of: set.segments), lock: lock, recovered: recovered, set: set,
+            writerState: state, head: head, seenHead: context.head)
     }
 
     /// A writable open's repair: everything after the valid frames is zeroed (a torn last batch,

@@ -10,8 +10,10 @@ final class Segment: @unchecked Sendable {
     let name: String
     let path: String
     let header: SegmentHeader
-    let file: File
+    // (The map before the file: stored properties go in the order they are declared, and the
+    // map's guard against shortened files uses the file's descriptor until the map is gone.)
     let map: MappedRegion
+    let file: File
     /// The dictionary records of the segment, by the offset of their frame, ascending, each with
     /// its ``FrameHeader/dictionaryCheck`` (computed once: a CRC of 4 KiB per small frame read was
     /// a tenth of a stream read's work).
@@ -117,16 +119,22 @@ final class Segment: @unchecked Sendable {
 
     /// Creates a segment crash-safely: a temporary file is preallocated, given its header and
     /// synced, then renamed into place and the directory synced, so that a segment file is never
-    /// seen without its header.
+    /// seen without its header. A failed preallocation, write or sync (a full disk) removes the
+    /// temporary file.
     static func create(directory: String, header: SegmentHeader, name: String) throws -> Segment {
         let path = directory + "/" + name
         let temporary = path + Layout.temporarySuffix
         let capacity = Int(header.capacity)
         do {
             let file = try File(path: temporary, flags: O_RDWR | O_CREAT | O_TRUNC)
-            try file.preallocate(size: capacity)
-            try header.encoded().withUnsafeBytes { try file.write($0, at: 0) }
-            try file.synchronize()
+            do {
+                try file.preallocate(size: capacity)
+                try header.encoded().withUnsafeBytes { try file.write($0, at: 0) }
+                try file.synchronize()
+            } catch {
+                try? Directory.remove(temporary)
+                throw error
+            }
         }
         try Directory.rename(temporary, to: path)
         try Directory.synchronize(directory)
@@ -156,15 +164,34 @@ final class Segment: @unchecked Sendable {
         try file.synchronizeData()
     }
 
-    @inline(__always)
+    /// Throws when another program removed the writer's segment file, or shortened it, since the
+    /// writer opened it (the writer keeps the file as long as its capacity and never removes
+    /// it): what the writer wrote there is not in the store, so nothing it wrote is acknowledged,
+    /// and the writer stops. Checked after each batch is written and synced (an `fstat`).
+    func checkStillWritable() throws {
+        let (links, size) = try file.linksAndSize()
+        guard links > 0, size >= capacity else {
+            throw StoreError.failed(
+                reason: links == 0
+                    ? "segment \(name) was removed by another program while this writer had it open: what it wrote there is not in the store; the writer stops (open the store again)"
+                    : "segment \(name) is \(size) bytes, shorter than the \(capacity) this writer keeps it at: another program shortened it, and what was written there is lost; the writer stops (open the store again: verification names the damage)")
+        }
+    }
+
     /// Said after damage found in a read: the file is shorter now than what this process
     /// mapped (another program shortened it, or wrote a copy over it in place: the map reads
     /// zeros past the file's end, ``MappedRegion``). Empty otherwise.
     var shortenedNote: String {
-        guard let size = try? file.size(), size < map.count else { return "" }
-        return " (the file is \(size) bytes now, shorter than the \(map.count) this reader mapped: another program shortened it or wrote over it)"
+        if let size = try? file.size(), size < map.count {
+            return " (the file is \(size) bytes now, shorter than the \(map.count) this reader mapped: another program shortened it or wrote over it)"
+        }
+        if map.wasPatched {
+            return " (the file was shorter than this reader mapped while it read it: another program shortened it or wrote over it; open the store again)"
+        }
+        return ""
     }
 
+    @inline(__always)
     func withBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
         try map.withBytes(0..<map.count) { bytes in try body(bytes) }
     }

@@ -696,6 +696,7 @@ final class Writer: Sendable {
     private func makeDurable(_ pending: PendingSync) throws {
         try core.options.faults?(.sync)
         try pending.segment.file.synchronizeData()
+        try pending.segment.checkStillWritable()
         try head.write(pending.head, durably: false)
     }
 
@@ -743,6 +744,7 @@ final class Writer: Sendable {
         assert(bytes.count == group.bytes)
         try core.options.faults?(.write)
         try bytes.withUnsafeBytes { try segment.file.write($0, at: start) }
+        if core.options.durability != .synchronous, !forceSync { try segment.checkStillWritable() }  // (else after the sync)
         state.writeOffset += bytes.count
         state.nextBatch += 1
         state.needsCloseMarker = group.frames.last?.records != [.record(.close, index: 0)]

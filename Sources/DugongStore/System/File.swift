@@ -42,6 +42,13 @@ struct File: ~Copyable {
         return Int(status.st_size)
     }
 
+    /// How many names the file has (0 once it was removed while open) and its size (`fstat(2)`).
+    func linksAndSize() throws(SystemError) -> (links: Int, size: Int) {
+        var status = stat()
+        try retryingOnInterrupt("fstat", path) { fstat(descriptor, &status) }
+        return (Int(status.st_nlink), Int(status.st_size))
+    }
+
     /// The bytes the file's blocks take on disk (`fstat(2)`'s `st_blocks` × 512): what `du`
     /// counts. Less than ``size()`` where holes were punched.
     func allocatedSize() throws(SystemError) -> Int {

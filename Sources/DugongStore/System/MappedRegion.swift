@@ -8,8 +8,9 @@ import Glibc
 /// Guarded against files shortened under it: another program may truncate a segment file, or
 /// write a copy over it in place, and a read through a map past its file's end would end the
 /// process with `SIGBUS`. The map is registered with the shims' `SIGBUS` handler, which maps a
-/// page of zeros there instead: the read finds zeros where a frame was, and its checksum fails
-/// (``StoreError/corruption(segment:offset:reason:)``).
+/// page of zeros there instead (only past the file's current end): the read finds zeros where
+/// a frame was, and its checksum fails (``StoreError/corruption(segment:offset:reason:)``).
+/// Such a map is ``wasPatched`` for good: it must be mapped anew to show the file again.
 struct MappedRegion: ~Copyable {
     private let base: UnsafeRawPointer
     let count: Int
@@ -24,13 +25,17 @@ struct MappedRegion: ~Copyable {
         }
         base = UnsafeRawPointer(address)
         self.count = count
-        guardSlot = dugong_mapping_register(address, count)
+        guardSlot = dugong_mapping_register(address, count, file.descriptor)
     }
 
     deinit {
         dugong_mapping_unregister(guardSlot)
         munmap(UnsafeMutableRawPointer(mutating: base), count)
     }
+
+    /// Whether a read past the file's end got a page of zeros in this map (the file was
+    /// shortened under it): those pages no longer show the file, even once it is whole again.
+    var wasPatched: Bool { dugong_mapping_was_patched(guardSlot) != 0 }
 
     /// How many pages of zeros this process got in place of pages past a shortened file's end.
     static var pagesReadPastTheEnd: Int { dugong_mapping_zero_pages() }
