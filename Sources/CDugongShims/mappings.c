@@ -42,6 +42,11 @@ static _Atomic long high_water;      // slots below this may be in use
 static _Atomic long next_free_hint;  // where registration starts looking
 static _Atomic long zero_pages;      // pages of zeros mapped by the handler
 static struct sigaction previous_action;
+// The address whose fault this thread last let run again, and how often in a row (initial-exec
+// thread-local storage: the shims are linked into the program, so reading it in a signal
+// handler allocates nothing).
+static __thread __attribute__((tls_model("initial-exec"))) uintptr_t retried_address;
+static __thread __attribute__((tls_model("initial-exec"))) int retries;
 static long page_size;
 static pthread_once_t install_once = PTHREAD_ONCE_INIT;
 
@@ -70,6 +75,8 @@ static void pass_on(int signal_number, siginfo_t *info, void *context) {
         previous_action.sa_sigaction(signal_number, info, context);
     } else if (previous_action.sa_handler != SIG_DFL && previous_action.sa_handler != SIG_IGN) {
         previous_action.sa_handler(signal_number);
+    } else if (previous_action.sa_handler == SIG_IGN && info->si_code <= 0) {
+        return;  // sent by another process, and ignored before this handler
     } else {
         // The default action, restored: a fault runs the faulting read again, which ends the
         // process; a signal sent by another process is raised again.
@@ -87,14 +94,28 @@ static void on_bus_error(int signal_number, siginfo_t *info, void *context) {
     if (index >= 0) {
         uintptr_t page = address & ~(uintptr_t)(page_size - 1);
         struct stat status;
-        // Only a page wholly past the file's end (the map starts at offset 0): a fault on a page
-        // the file still has is an I/O error, not ours to hide.
-        if (fstat(descriptor, &status) == 0 && (off_t)(page - start) >= status.st_size &&
-            mmap((void *)page, (size_t)page_size, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) != MAP_FAILED) {
-            atomic_store(&slots[index].patched, 1);
-            atomic_fetch_add(&zero_pages, 1);
-            errno = saved_errno;
-            return;  // the faulting read runs again, on zeros
+        if (fstat(descriptor, &status) == 0) {
+            // Only a page wholly past the file's end (the map starts at offset 0) is patched.
+            if ((off_t)(page - start) >= status.st_size &&
+                mmap((void *)page, (size_t)page_size, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) != MAP_FAILED) {
+                atomic_store(&slots[index].patched, 1);
+                atomic_fetch_add(&zero_pages, 1);
+                retried_address = 0;
+                errno = saved_errno;
+                return;  // the faulting read runs again, on zeros
+            }
+            // A page the file has (again: it grew back between the fault and the fstat, as a
+            // copy written over it does): the read is tried again, a few times; a fault that
+            // stays (an I/O error) goes on.
+            if ((off_t)(page - start) < status.st_size) {
+                retries = retried_address == address ? retries + 1 : 1;
+                retried_address = address;
+                if (retries <= 3) {
+                    errno = saved_errno;
+                    return;
+                }
+                retried_address = 0;
+            }
         }
     }
     errno = saved_errno;

@@ -233,6 +233,31 @@ struct SegmentSizeTests {
         // A new store: 64 MiB.
         #expect(EventLog.Options().segmentSize == 64 << 20)
     }
+
+    // A commit larger than the store's size gets a segment of its own, as large as it needs; the
+    // store's size stays its own (from a review: that segment's capacity, active at the close,
+    // was taken for the store's size, and every later segment got it).
+    @Test func aSegmentForOneLargeCommitDoesNotBecomeTheStoresSize() async throws {
+        let directory = TemporaryDirectory("segment-size-large")
+        defer { directory.remove() }
+        let created = try Fixture.open(directory, segmentSize: 8192)
+        try await created.append(Fixture.events(1, size: 100), to: "s")
+        // Compressible, but not into what is left of the segment: its new segment, sized for
+        // the raw bytes, has room left, for the close too.
+        var random = SeededRandom(seed: 7)
+        let compressible = (0..<3).map { _ in NewEvent(type: "Large", data: Data((0..<30_000).map { _ in UInt8(65 + random.below(4)) })) }
+        try await created.append(compressible, to: "large")
+        created.close()
+        let large = try Self.capacities(directory)
+        #expect(large.count == 2 && large.last! > 8192, "the large commit's segment is the active one: \(large)")
+        let writer = try EventLog.open(at: directory.path, options: .init())
+        for _ in 0..<120 { try await writer.append(Fixture.events(1, size: 900), to: "s") }  // past the large one's room
+        writer.close()
+        let after = try Self.capacities(directory)
+        #expect(after.count > 3 && after.dropFirst(2).allSatisfy { $0 == 8192 }, "\(after)")
+        _ = try EventLog.compact(at: directory.path)
+        #expect(try Self.capacities(directory).last == 8192)
+    }
 }
 
 @Suite("Compaction on a full disk")

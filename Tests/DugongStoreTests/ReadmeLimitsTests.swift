@@ -21,7 +21,7 @@ struct ReadmeLimitsTests {
         #expect(EventLog.Options.maximumNameLength == 1024 && readme.contains("1 to 1,024 bytes of UTF-8"))
         #expect(Layout.maximumPosition == 1 << 62 && readme.contains("below 2^62"))
         #expect(EventLog.maximumVersion == (1 << 62) - 1)
-        #expect(options.segmentSize == 64 << 20 && readme.contains("4 KiB to 1 GiB (64 MiB by default)"))
+        #expect(options.segmentSize == 64 << 20 && readme.contains("4 KiB to 1 GiB (by default an existing store's own size, as its segments' capacities tell, and 64 MiB for a new store"))
         #expect(Manifest.maximumSegmentCount == 1_048_576 && readme.contains("| segments in a store | 1,048,576"))
         // The engine is Linux-only: the manifest names no platform it does not build on.
         #expect(!(try Self.text("Package.swift")).contains("platforms:"))

@@ -197,8 +197,11 @@ extension EventLog {
     /// a change to the segments or the head. Harmless (opens scan instead, and the next clean
     /// close replaces it), but worth knowing.
     private func unusedIndexFile(segments: [Segment]) -> String? {
+        // (Only against the head this log opened or last refreshed with: beside a writer, a
+        // later clean close saves an index of segments it has not mapped.)
         guard !options.useIndexFile, FileManager.default.fileExists(atPath: directory + "/" + Layout.indexName),
             let head = try? StoreFiles.readHead(in: directory), head.cleanClose,
+            head.sequence == core.shared.withLock({ $0.followed.headSequence }),
             IndexFile.load(from: directory, segments: segments, head: head, registering: false) == nil
         else { return nil }
         return "dugong.index does not describe these segments and this head (another store's, or saved before a change): opens do not use it and scan the segments instead; the next clean close of a writer replaces it"

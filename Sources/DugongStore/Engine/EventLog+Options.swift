@@ -5,9 +5,10 @@ extension EventLog {
         public var createIfMissing = false
         /// Bytes preallocated for each new segment file (4 KiB to 1 GiB). A commit larger than
         /// this gets a segment of its own, as large as it needs. Default: for a store that exists,
-        /// its own size (its active segment's capacity: what it was created, last rolled or last
-        /// compacted with), so that the segments its writers and compactions add are as large as
-        /// the ones it has; for a new store, 64 MiB. Set it to change a store's size from here on.
+        /// its own size (what it was created, rolled or last compacted with, as its segments'
+        /// capacities tell), so that the segments its writers and compactions add are as large
+        /// as the ones it has; for a new store, 64 MiB. Set it to change a store's size from here
+        /// on.
         public var segmentSize: Int {
             get { chosenSegmentSize ?? Self.defaultSegmentSize }
             set { chosenSegmentSize = newValue }
@@ -90,15 +91,20 @@ extension EventLog {
 }
 
 extension EventLog.Options {
-    /// These options with ``segmentSize`` the store's own when none was set: the capacity of
-    /// its active (last) segment, which its creation, its last roll or its last compaction gave
-    /// the size in effect (or, after a roll for one commit larger than that, the commit's size).
-    /// (Not the smallest among the segments: a compaction's sealed segments are only as long as
-    /// their frames.)
+    /// These options with ``segmentSize`` the store's own when none was set: the smallest
+    /// capacity among its segments that were preallocated past their frames (the active one,
+    /// and each whose frames end before its capacity: the next segment's header records where
+    /// they end). Those were made by the store's creation, a writer's roll or a compaction's
+    /// last segment with the size in effect, or, for one commit larger than that, larger; a
+    /// compaction's sealed segments are only as long as their frames and say nothing of it.
     func adoptingSegmentSize(of segments: [Segment]) -> Self {
         guard chosenSegmentSize == nil, let active = segments.last else { return self }
+        var smallest = Int(active.header.capacity)
+        for (segment, next) in zip(segments, segments.dropFirst()) where segment.header.capacity > next.header.previousEnd {
+            smallest = min(smallest, Int(segment.header.capacity))
+        }
         var options = self
-        options.chosenSegmentSize = min(max(Int(active.header.capacity), 4096), 1 << 30)
+        options.chosenSegmentSize = min(max(smallest, 4096), 1 << 30)
         return options
     }
 }

@@ -131,12 +131,12 @@ final class Segment: @unchecked Sendable {
                 try file.preallocate(size: capacity)
                 try header.encoded().withUnsafeBytes { try file.write($0, at: 0) }
                 try file.synchronize()
+                try Directory.rename(temporary, to: path)
             } catch {
                 try? Directory.remove(temporary)
                 throw error
             }
         }
-        try Directory.rename(temporary, to: path)
         try Directory.synchronize(directory)
         let file = try File(path: path, flags: O_RDWR)
         let map = try MappedRegion(file: file, count: capacity)
@@ -170,7 +170,9 @@ final class Segment: @unchecked Sendable {
     /// and the writer stops. Checked after each batch is written and synced (an `fstat`).
     func checkStillWritable() throws {
         let (links, size) = try file.linksAndSize()
-        guard links > 0, size >= capacity else {
+        // (A link count of 0 confirmed by the path: some FUSE file systems report 0 for files
+        // that are there.)
+        guard links > 0 || (try? file.isStill(at: path)) == true, size >= capacity else {
             throw StoreError.failed(
                 reason: links == 0
                     ? "segment \(name) was removed by another program while this writer had it open: what it wrote there is not in the store; the writer stops (open the store again)"
