@@ -172,9 +172,10 @@ final class Segment: @unchecked Sendable {
         let (links, size) = try file.linksAndSize()
         // (A link count of 0 confirmed by the path: some FUSE file systems report 0 for files
         // that are there.)
-        guard links > 0 || (try? file.isStill(at: path)) == true, size >= capacity else {
+        let named = links > 0 || (try? file.isStill(at: path)) == true
+        guard named, size >= capacity else {
             throw StoreError.failed(
-                reason: links == 0
+                reason: !named
                     ? "segment \(name) was removed by another program while this writer had it open: what it wrote there is not in the store; the writer stops (open the store again)"
                     : "segment \(name) is \(size) bytes, shorter than the \(capacity) this writer keeps it at: another program shortened it, and what was written there is lost; the writer stops (open the store again: verification names the damage)")
         }
