@@ -463,4 +463,32 @@ struct IntegrityTests {
         #expect(try CLI.run(["upgrade", store]).stdout.contains("nothing to do"))
         #expect(try CLI.run(["append", store, "order/0", "--expected-version", "14"], input: #"{"type":"T"}"#).status == 0)
     }
+
+    // A version 1 store does not record its segment size: `--segment-size` gives the new one,
+    // which later writers and compactions keep (without it: 64 MiB).
+    @Test func anUpgradeTakesTheSegmentSizeItIsGiven() throws {
+        let (_, store) = try Self.copyOfFixture("v1-store")
+        defer { Self.remove(store) }
+        #expect(try CLI.run(["upgrade", store, "--segment-size", "100"]).status == 64)
+        let upgrade = try CLI.run(["upgrade", store, "--segment-size", "8192"])
+        #expect(upgrade.status == 0 && upgrade.stdout.contains("70 events"), "\(upgrade.stdout) \(upgrade.stderr)")
+        func sizes() throws -> [Int] {
+            try FileManager.default.contentsOfDirectory(atPath: store).filter { $0.hasSuffix(".dseg") }.map {
+                try FileManager.default.attributesOfItem(atPath: store + "/" + $0)[.size] as! Int
+            }
+        }
+        #expect(try sizes().allSatisfy { $0 <= 8192 })
+        // Letters that do not compress away, even together: 30 appends fill several segments.
+        for _ in 0..<30 {
+            let pad = String((0..<500).map { _ in "abcdefghijklmnopqrstuvwxyz".randomElement()! })
+            #expect(try CLI.run(["append", store, "padding"], input: #"{"type":"T","data":{"p":"\#(pad)"}}"#).status == 0)
+        }
+        let appended = try sizes()
+        #expect(appended.max() == 8192 && appended.count > 4, "\(appended)")
+        #expect(try CLI.run(["compact", store]).status == 0)
+        #expect(try CLI.run(["append", store, "padding"], input: #"{"type":"T"}"#).status == 0)
+        let compacted = try sizes()
+        #expect(compacted.allSatisfy { $0 <= 8192 } && compacted.count > 2, "\(compacted)")
+        #expect(try CLI.run(["verify", store]).status == 0)
+    }
 }

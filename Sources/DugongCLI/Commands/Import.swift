@@ -40,9 +40,7 @@ struct Import: AsyncParsableCommand {
 
     func validate() throws {
         guard batch > 0 else { throw ValidationError("--batch must be positive") }
-        if let segmentSize, segmentSize < 4096 || segmentSize > 1 << 30 {
-            throw ValidationError("--segment-size must be 4096 to 1073741824 bytes")
-        }
+        try StoreAccess.validate(segmentSize: segmentSize)
     }
 
     /// The largest event an import takes: the most `EventLog.Options.maximumEventSize` allows.

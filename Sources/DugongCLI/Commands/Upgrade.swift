@@ -13,24 +13,33 @@ struct Upgrade: ParsableCommand {
             or the new one; run the command again either way (on the new one it finishes what \
             the crash left: the old files, the head file). A store already in the current \
             format is left alone. A damaged old store is refused; a torn tail (a write that never \
-            completed) is not copied.
+            completed) is not copied. A version 1 store does not record its segment size: \
+            the new segments get 64 MiB unless --segment-size says otherwise, and later \
+            writers and compactions keep that size.
 
-            Example:
+            Examples:
               dugong upgrade /var/lib/app/events
+              dugong upgrade /var/lib/app/events --segment-size 8388608
             """
     )
 
     @Argument(help: "The store's directory.") var store: String
     @Flag(help: "Print the report as JSON.") var json = false
+    @Option(parsing: .unconditional, help: "Bytes preallocated for each segment file of the converted store, 4096 to 1 GiB (default: 64 MiB; a current store keeps its own).")
+    var segmentSize: Int?
     @OptionGroup var lock: LockWait
+
+    func validate() throws { try StoreAccess.validate(segmentSize: segmentSize) }
 
     func run() throws {
         try PostgresAccess.refuse(store, "upgrade converts a directory store's files; a PostgreSQL schema is upgraded by any writing command or application (PostgresSchema.migrate)")
         try StoreAccess.refuseIfNoStore(at: store)
         let report: UpgradeReport
+        var options = EventLog.Options()
+        if let segmentSize { options.segmentSize = segmentSize }
         do {
             Terminal.mayHaveWritten = true
-            report = try LockWait.retrying(for: lock.seconds) { try EventLog.upgrade(at: store) }
+            report = try LockWait.retrying(for: lock.seconds) { try EventLog.upgrade(at: store, options: options) }
         } catch let error as StoreError {
             throw StoreAccess.fail(error, path: store)
         }

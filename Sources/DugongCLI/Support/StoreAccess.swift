@@ -33,6 +33,13 @@ enum StoreAccess {
         }
     }
 
+    /// Refuses a `--segment-size` outside what the engine takes (4 KiB to 1 GiB).
+    static func validate(segmentSize: Int?) throws {
+        if let segmentSize, segmentSize < 4096 || segmentSize > 1 << 30 {
+            throw ValidationError("--segment-size must be 4096 to 1073741824 bytes")
+        }
+    }
+
     /// What differs between an event stored under an id and a line that gives that id again
     /// (its type, data or metadata; the time is not compared: a line without one gets the time
     /// it is read); nil when nothing does. An id names one event: a line that reuses it for

@@ -132,6 +132,11 @@ struct Compaction {
     /// enough that reading one stream does not decompress much else.
     static let frameSize = 64 << 10
 
+    /// ``frameSize``, or half a segment's room for frames when segments are smaller than twice
+    /// that: a frame of events that do not compress still fits the store's segment size (a
+    /// compaction of a store of 8 KiB segments wrote 20 KiB ones).
+    let frameLimit: Int
+
     private(set) var eventsKept = 0
     private var builder: FrameBuilder?
 
@@ -141,6 +146,7 @@ struct Compaction {
     ) {
         self.index = index
         self.segments = segments
+        frameLimit = min(Self.frameSize, (options.segmentSize - Layout.segmentHeaderSize) / 2)
         output = SegmentSetWriter(
             directory: directory, options: options, takenNames: takenNames, dryRun: dryRun, sequence: sequence,
             nextBatch: nextBatch, firstPosition: segments.first?.header.firstPosition ?? 0)
@@ -176,7 +182,7 @@ struct Compaction {
                     }
                 }
             }
-            if first.payloadSize >= Self.frameSize {
+            if first.payloadSize >= frameLimit {
                 try output.write(first)
                 first = FrameBuilder(nextPosition: output.cursor)
             }
@@ -193,7 +199,7 @@ struct Compaction {
                 if builder == nil { builder = FrameBuilder(nextPosition: event.position) }
                 builder!.appendKeepingPosition(event)
                 eventsKept += 1
-                if builder!.payloadSize >= Self.frameSize {
+                if builder!.payloadSize >= frameLimit {
                     try output.write(builder!)
                     builder = nil
                 }

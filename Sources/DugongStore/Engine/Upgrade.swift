@@ -30,7 +30,9 @@ extension EventLog {
     /// missing is refused, and nothing in it is removed.
     ///
     /// It takes the store's lock and refuses a damaged version 1 store (a torn tail after a
-    /// crash is not damage: it was never acknowledged, and is not copied).
+    /// crash is not damage: it was never acknowledged, and is not copied). A version 1 store
+    /// does not record its segment size (its files were as long as their frames): the new
+    /// segments take `options.segmentSize`, 64 MiB unless set, which later opens then keep.
     /// - Throws: ``StoreError/locked(directory:)``, ``StoreError/notFound(directory:)``,
     ///   ``StoreError/notAStore(directory:reason:)``, ``StoreError/corruption(segment:offset:reason:)``,
     ///   ``StoreError/invalidArgument(_:)`` for `options` an open would refuse.
@@ -59,6 +61,7 @@ extension EventLog {
                 var writable = options
                 writable.readOnly = false
                 writable.createIfMissing = false
+                writable.chosenSegmentSize = nil  // the store's own: a size is for a conversion
                 try EventLog.open(at: directory, options: writable).close()
             }
             return report
