@@ -6,9 +6,15 @@
 // end (fstat), maps a page of zeros over the faulting page and returns: the read goes on, finds
 // zeros where the frame's bytes were, and fails the frame's checksum (a typed error, not a
 // crash). The slot is marked patched, so that the engine opens the file again (new maps) rather
-// than keep reading the zeros once the file is whole again. Any other SIGBUS (an I/O error on
-// a page the file still has, a fault outside the store's maps, a signal sent by kill) goes to
-// the handler installed before (the Swift runtime's backtracer, or the default action).
+// than keep reading the zeros once the file is whole again.
+//
+// A fault on a page the file has is tried again a few times (the file may have grown back
+// between the fault and the fstat: a copy written over it in place). One that stays is the
+// disk's error (an I/O error; a hole that a full tmpfs cannot fill): that page gets zeros too,
+// but the slot is marked unreadable first, and the engine checks that mark wherever zeros would
+// mean something (the end of the log, a torn tail, bytes to write again) and fails with an I/O
+// error instead. Any other SIGBUS (a fault outside the store's maps, a signal sent by kill)
+// goes to the handler installed before (the Swift runtime's backtracer, or the default action).
 //
 // The handler uses only atomics and plain system calls (fstat is async-signal-safe; mmap is
 // not listed by POSIX but is a bare system call in glibc), and saves errno.
@@ -36,11 +42,13 @@ struct mapping_slot {
     _Atomic uintptr_t end;
     _Atomic int descriptor;
     _Atomic int patched;
+    _Atomic int unreadable;
 };
 static struct mapping_slot slots[DUGONG_MAPPING_SLOTS];
 static _Atomic long high_water;      // slots below this may be in use
 static _Atomic long next_free_hint;  // where registration starts looking
-static _Atomic long zero_pages;      // pages of zeros mapped by the handler
+static _Atomic long zero_pages;      // pages of zeros mapped by the handler past a file's end
+static _Atomic long unreadable_pages;  // pages of zeros mapped in place of pages the disk failed
 static struct sigaction previous_action;
 // The address whose fault this thread last let run again, and how often in a row (initial-exec
 // thread-local storage: the shims are linked into the program, so reading it in a signal
@@ -85,6 +93,12 @@ static void pass_on(int signal_number, siginfo_t *info, void *context) {
     }
 }
 
+// Maps a page of zeros at `page` (read-only, private): the faulting read then runs again on
+// zeros. Returns whether it could.
+static int map_zeros(uintptr_t page) {
+    return mmap((void *)page, (size_t)page_size, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) != MAP_FAILED;
+}
+
 static void on_bus_error(int signal_number, siginfo_t *info, void *context) {
     int saved_errno = errno;
     uintptr_t address = (uintptr_t)info->si_addr;
@@ -95,9 +109,8 @@ static void on_bus_error(int signal_number, siginfo_t *info, void *context) {
         uintptr_t page = address & ~(uintptr_t)(page_size - 1);
         struct stat status;
         if (fstat(descriptor, &status) == 0) {
-            // Only a page wholly past the file's end (the map starts at offset 0) is patched.
-            if ((off_t)(page - start) >= status.st_size &&
-                mmap((void *)page, (size_t)page_size, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) != MAP_FAILED) {
+            // A page wholly past the file's end (the map starts at offset 0): zeros.
+            if ((off_t)(page - start) >= status.st_size && map_zeros(page)) {
                 atomic_store(&slots[index].patched, 1);
                 atomic_fetch_add(&zero_pages, 1);
                 retried_address = 0;
@@ -105,8 +118,7 @@ static void on_bus_error(int signal_number, siginfo_t *info, void *context) {
                 return;  // the faulting read runs again, on zeros
             }
             // A page the file has (again: it grew back between the fault and the fstat, as a
-            // copy written over it does): the read is tried again, a few times; a fault that
-            // stays (an I/O error) goes on.
+            // copy written over it does): the read is tried again, a few times.
             if ((off_t)(page - start) < status.st_size) {
                 retries = retried_address == address ? retries + 1 : 1;
                 retried_address = address;
@@ -115,6 +127,15 @@ static void on_bus_error(int signal_number, siginfo_t *info, void *context) {
                     return;
                 }
                 retried_address = 0;
+                // A fault that stays is the disk's: zeros, marked unreadable before any thread
+                // can read them, so that the engine reports an I/O error instead of taking them
+                // for what the file holds.
+                atomic_store(&slots[index].unreadable, 1);
+                atomic_fetch_add(&unreadable_pages, 1);
+                if (map_zeros(page)) {
+                    errno = saved_errno;
+                    return;
+                }
             }
         }
     }
@@ -149,6 +170,7 @@ long dugong_mapping_register(const void *start, size_t length, int descriptor) {
         atomic_store(&slot->descriptor, descriptor);
         atomic_store(&slot->end, (uintptr_t)start + length);
         atomic_store(&slot->patched, 0);
+        atomic_store(&slot->unreadable, 0);
         atomic_store(&slot->start, (uintptr_t)start);
         atomic_fetch_add(&slot->sequence, 1);
         atomic_store(&next_free_hint, (index + 1) % DUGONG_MAPPING_SLOTS);
@@ -174,3 +196,10 @@ int dugong_mapping_was_patched(long index) {
 }
 
 long dugong_mapping_zero_pages(void) { return atomic_load(&zero_pages); }
+
+int dugong_mapping_was_unreadable(long index) {
+    if (index < 0 || index >= DUGONG_MAPPING_SLOTS) return 0;
+    return atomic_load(&slots[index].unreadable);
+}
+
+long dugong_mapping_unreadable_pages(void) { return atomic_load(&unreadable_pages); }

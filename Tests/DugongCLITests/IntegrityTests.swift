@@ -492,3 +492,90 @@ struct IntegrityTests {
         #expect(try CLI.run(["verify", store]).status == 0)
     }
 }
+
+/// Pages the disk fails. A read through a segment's memory map of a page the disk cannot give
+/// (an I/O error; here a hole in a file on a full tmpfs, which cannot be filled) is `SIGBUS`:
+/// it ended every reading command (`read-all`, `read`, `verify`, `export`, a writer's open that
+/// scans) with "Bus error". Now each fails with an I/O error (74) naming the file, nothing acts
+/// on the zeros the process is shown in place of the page (a writer does not take them for a
+/// torn tail), and the file is left as it was.
+@Suite("Integrity: pages the disk fails")
+struct UnreadablePageTests {
+    /// Mounting a tmpfs in a mount namespace of its own needs root (`unshare -m`), `mount` and
+    /// `fallocate`: elsewhere the test does not run.
+    static let canMountTmpfs: Bool = {
+        guard getuid() == 0, let result = try? CLI.run(shell: "unshare -m true && command -v fallocate && command -v mount") else { return false }
+        return result.status == 0
+    }()
+
+    @Test(.enabled(if: canMountTmpfs)) func aPageTheDiskFailsIsAnIOErrorNotACrash() throws {
+        let mountPoint = CLI.storePath("tmpfs")
+        try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: true)
+        let logs = CLI.storePath("unreadable-logs")
+        try FileManager.default.createDirectory(atPath: logs, withIntermediateDirectories: true)
+        defer {
+            try? FileManager.default.removeItem(atPath: mountPoint)
+            try? FileManager.default.removeItem(atPath: logs)
+        }
+        // Every command's status on a line "== NAME STATUS" and its stderr in $logs/NAME (the
+        // tmpfs is full: nothing can be written there).
+        let script = #"""
+            set -u
+            D='\#(CLI.binary)'; m='\#(mountPoint)'; logs='\#(logs)'
+            mount -t tmpfs -o size=1m none "$m" || exit 99
+            for i in $(seq 200); do
+              printf '{"stream":"s/%d","type":"T","data":{"i":%d,"pad":"%s"}}\n' $((i % 7)) $i "$(head -c 60 /dev/urandom | base64 -w0)"
+            done > "$logs/events"
+            "$D" import "$m/store" --segment-size 65536 --batch 10 < "$logs/events" > /dev/null || exit 98
+            seg=$(ls "$m"/store/*.dseg | head -1)
+            fallocate -p -o 8192 -l 4096 "$seg"
+            cp "$m/store/dugong.index" "$logs/index"
+            dd if=/dev/zero of="$m/fill" bs=4k 2> /dev/null
+            before=$(md5sum < "$seg")
+            run() { name=$1; shift; "$@" > /dev/null 2> "$logs/$name" < /dev/null; echo "== $name $?"; }
+            run read-all "$D" read-all "$m/store"
+            run read "$D" read "$m/store" s/3
+            run verify "$D" verify "$m/store"
+            run export "$D" export "$m/store"
+            rm "$m/store/dugong.index"
+            echo '{"type":"T"}' | "$D" append "$m/store" s/1 > /dev/null 2> "$logs/append"; echo "== append $?"
+            run compact "$D" compact "$m/store"
+            run follow timeout 5 "$D" read-all "$m/store" --follow
+            [ "$before" = "$(md5sum < "$seg")" ] && echo "== unchanged 0" || echo "== unchanged 1"
+            rm "$m/fill"
+            run freed "$D" read-all "$m/store"
+            """#
+        let result = try CLI.run(shell: "unshare -m bash -c \(Self.quoted(script))")
+        var statuses: [String: Int] = [:]
+        for line in result.lines where line.hasPrefix("== ") {
+            let parts = line.split(separator: " ")
+            statuses[String(parts[1])] = Int(parts[2])
+        }
+        #expect(result.status == 0 && statuses.count == 9, "\(result.stdout) \(result.stderr)")
+        // Reads through the saved index decode the frame that lies over the hole: an I/O error.
+        for name in ["read-all", "read", "verify", "export"] {
+            let stderr = (try? String(contentsOfFile: logs + "/" + name, encoding: .utf8)) ?? ""
+            #expect(statuses[name] == 74, "\(name): \(statuses[name] ?? -1) \(stderr)")
+            #expect(stderr.contains("Input/output error") && stderr.contains(".dseg") && !stderr.contains("Bus error"), "\(name): \(stderr)")
+        }
+        // A scan without the index reads the frame there (an I/O error), or, where a frame
+        // header would start in the hole, steps over it as the file system reports it (holes
+        // read as zeros, `SEEK_DATA`) and finds damage: either way an error that names the
+        // segment, and nothing written.
+        for name in ["append", "compact", "follow"] {
+            let stderr = (try? String(contentsOfFile: logs + "/" + name, encoding: .utf8)) ?? ""
+            #expect(statuses[name] == 74 || statuses[name] == 1, "\(name): \(statuses[name] ?? -1) \(stderr)")
+            #expect(stderr.contains(".dseg") && !stderr.contains("Bus error"), "\(name): \(stderr)")
+        }
+        #expect(statuses["unchanged"] == 0, "the segment file was left as it was")
+        // With room again, the hole reads as zeros: damage, found and named (the punched page
+        // is gone), not an I/O error.
+        let freed = (try? String(contentsOfFile: logs + "/freed", encoding: .utf8)) ?? ""
+        #expect(statuses["freed"] == 1 && freed.contains("corruption"), "\(freed)")
+    }
+
+    /// `script` as one single-quoted shell word.
+    static func quoted(_ script: String) -> String {
+        "'" + script.replacingOccurrences(of: "'", with: #"'\''"#) + "'"
+    }
+}

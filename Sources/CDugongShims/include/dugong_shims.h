@@ -78,9 +78,9 @@ int dugong_directory_writer_is_present(int descriptor);
 /// Registers the mapping of `length` bytes at `start` of the file open as `descriptor` (from
 /// offset 0; a segment file's, read-only and shared) so that a read through it past the file's
 /// end, once another program shortened the file, gets a page of zeros instead of ending the
-/// process with SIGBUS (only a page wholly past the file's current end: any other fault, an I/O
-/// error among them, goes on to the handler installed before). The first call installs the
-/// SIGBUS handler. The descriptor must stay open until dugong_mapping_unregister. Returns the
+/// process with SIGBUS; so does a page the file has whose fault stays after three tries (an I/O
+/// error), but the mapping is then marked unreadable (dugong_mapping_was_unreadable). Other
+/// faults go on to the handler installed before. The first call installs the SIGBUS handler. The descriptor must stay open until dugong_mapping_unregister. Returns the
 /// slot, or -1 when all 65,536 slots are taken (the mapping is then not guarded).
 long dugong_mapping_register(const void *start, size_t length, int descriptor);
 
@@ -92,7 +92,15 @@ void dugong_mapping_unregister(long slot);
 /// the file there (even once the file is whole again), and must be mapped anew.
 int dugong_mapping_was_patched(long slot);
 
-/// How many pages of zeros the SIGBUS handler has mapped in this process.
+/// How many pages of zeros the SIGBUS handler has mapped in this process past files' ends.
 long dugong_mapping_zero_pages(void);
+
+/// Whether a page of the slot's mapping that the file has could not be read (the disk failed
+/// it three times): the mapping shows zeros there, which are not the file's bytes.
+int dugong_mapping_was_unreadable(long slot);
+
+/// How many pages of zeros the SIGBUS handler has mapped in this process in place of pages
+/// the disk failed.
+long dugong_mapping_unreadable_pages(void);
 
 #endif

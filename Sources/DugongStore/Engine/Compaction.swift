@@ -76,6 +76,7 @@ extension EventLog {
         // left out of the new segments, then deleted with the old ones.
         context.repairing = !dryRun
         let recovered = Recovery.scan(set.segments, context: context)
+        try recovered.checkReadable()
         if let damage = recovered.index.damage.first { throw StoreError.damaged(first: damage.error) }
         if !dryRun {
             try Directory.checkStill(directory, is: lock?.directoryIdentity)

@@ -38,11 +38,15 @@ extension EventLog {
         let head = try StoreFiles.readHead(in: directory)
         let (known, scannedEnd, followed) = core.shared.withLock { ($0.segments, $0.scannedEnd, $0.followed) }
         guard let active = known.last else { return try reopen() }
-        // A map that read past its file's end while another program had the file shorter holds
-        // zeros there for good (``MappedRegion``): the files are mapped anew, whatever they hold
-        // now (a scan through the old maps would take the zeros for the end of the log, or for
-        // damage).
-        if MappedRegion.pagesReadPastTheEnd > 0, known.contains(where: { $0.map.wasPatched }) { return try reopen() }
+        // A map that read past its file's end while another program had the file shorter, or
+        // a page the disk failed, holds zeros there for good (``MappedRegion``): the files are
+        // mapped anew, whatever they hold now (a scan through the old maps would take the zeros
+        // for the end of the log, or for damage).
+        if MappedRegion.pagesReadPastTheEnd > 0 || MappedRegion.unreadablePages > 0,
+            known.contains(where: { $0.map.wasPatched || $0.map.hadUnreadablePage })
+        {
+            return try reopen()
+        }
         let size = try active.file.size()
         // The active segment's path naming another file: the store was put back from a copy
         // (or replaced by another store). Scanned where it stood, the old file would be read
@@ -114,7 +118,7 @@ extension EventLog {
         {
             return try reopen()
         }
-        return core.shared.withLock { shared in
+        return try core.shared.withLock { shared in
             let before = shared.index.nextPosition
             let lastBatch = shared.index.lastBatch
             // The index is moved, not copied, into the scan: it is updated in place, at a cost
@@ -126,6 +130,8 @@ extension EventLog {
             shared.segments = segments
             shared.scannedEnd = result.writeOffset
             shared.followed = LogCore.Followed(manifest: manifest, headSequence: head?.sequence)
+            // (The next refresh maps the files anew: the map that failed is one it reopens for.)
+            try result.checkReadable()
             assert(shared.index.nextPosition >= before, "an incremental scan only adds")
             return Int(shared.index.nextPosition - before)
         }
@@ -149,6 +155,7 @@ extension EventLog {
             }
         } while scanned == nil
         let (result, withoutWriter) = scanned!
+        try result.checkReadable()
         return try core.shared.withLock { shared in
             let before = shared.index.nextPosition
             guard result.index.nextPosition >= before else {

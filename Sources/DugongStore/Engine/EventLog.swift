@@ -143,6 +143,8 @@ public final class EventLog: Sendable {
                 try StoreFiles.readHead(in: directory)?.sequence != context.head?.sequence
             else { break }
         }
+        // Zeros in place of pages the disk failed: not the log's end, nor a torn tail to zero.
+        try recovered.checkReadable()
         let acceptsWrites = recovered.index.damage.isEmpty || options.acceptWritesDespiteDamage
         guard writable, acceptsWrites, let last = set.segments.last else {
             // A damaged store opened for writing holds the lock but has no writer: nothing is

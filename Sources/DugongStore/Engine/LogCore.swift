@@ -513,6 +513,7 @@ final class FrameCache: Sendable {
         switch FrameReader.probe(bytes, at: offset, salt: segment.salt) {
         case .frame(let header):
             if let checksum, header.checksum != checksum {
+                try segment.checkReadable()
                 throw StoreError.corruption(
                     segment: segment.name, offset: offset,
                     reason: "the frame here is not the one the index was built from (checksum \(String(header.checksum, radix: 16)), the index has \(String(checksum, radix: 16))): the index file does not describe the segments (remove dugong.index to rebuild it) or the frame was rewritten\(segment.shortenedNote)")
@@ -520,11 +521,14 @@ final class FrameCache: Sendable {
             do {
                 return try decoder(header, bytes, segment.dictionaryAndCheck(before: offset))
             } catch {
+                try segment.checkReadable()
                 throw StoreError.corruption(segment: segment.name, offset: offset, reason: "\(error)\(segment.shortenedNote)")
             }
         case .endOfData:
+            try segment.checkReadable()
             throw StoreError.corruption(segment: segment.name, offset: offset, reason: "frame is all zeros\(segment.shortenedNote)")
         case .invalid(let reason):
+            try segment.checkReadable()
             throw StoreError.corruption(segment: segment.name, offset: offset, reason: reason + segment.shortenedNote)
         }
     }

@@ -27,6 +27,15 @@ enum Recovery {
         var lastBatch: UInt64?
         /// Whether the newest segment's last valid frame is a close marker.
         var endsWithCloseMarker = false
+        /// Set when the disk failed a page of a scanned segment (its map shows zeros there):
+        /// the result may rest on those zeros, so whoever scanned throws this instead of using
+        /// it (a writer must not take them for a torn tail, nor a reader for the log's end).
+        var unreadable: SystemError?
+
+        /// Throws ``unreadable``.
+        func checkReadable() throws(SystemError) {
+            if let unreadable { throw unreadable }
+        }
     }
 
     /// What is known about a segment set beyond its files.
@@ -107,6 +116,7 @@ enum Recovery {
             scanner.lastFrameWasCloseMarker = resuming && (context.head?.cleanClose ?? false)
             let end = scanner.run(from: resuming ? offset : Layout.segmentHeaderSize)
             result.index = scanner.index.take()
+            do { try segment.checkReadable() } catch { result.unreadable = result.unreadable ?? error }
             result.lastBatch = scanner.lastBatch
             if isLast {
                 result.writeOffset = end.offset

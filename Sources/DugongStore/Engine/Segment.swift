@@ -159,6 +159,7 @@ final class Segment: @unchecked Sendable {
         precondition(range.lowerBound >= 0 && range.upperBound <= capacity)
         if !range.isEmpty {
             let bytes = withBytes { Array($0[range]) }
+            try checkReadable()  // zeros in place of what the disk failed are not written back
             try bytes.withUnsafeBytes { try file.write($0, at: range.lowerBound) }
         }
         try file.synchronizeData()
@@ -179,6 +180,14 @@ final class Segment: @unchecked Sendable {
                     ? "segment \(name) was removed by another program while this writer had it open: what it wrote there is not in the store; the writer stops (open the store again)"
                     : "segment \(name) is \(size) bytes, shorter than the \(capacity) this writer keeps it at: another program shortened it, and what was written there is lost; the writer stops (open the store again: verification names the damage)")
         }
+    }
+
+    /// Throws when a page of this segment's map could not be read (the disk failed it, and the
+    /// map shows zeros there): whatever was concluded from the bytes may rest on those zeros.
+    /// One load of a process-wide counter while no page ever failed.
+    func checkReadable() throws(SystemError) {
+        guard MappedRegion.unreadablePages > 0, map.hadUnreadablePage else { return }
+        throw SystemError(call: "read of a mapped page", path: path, code: EIO)
     }
 
     /// Said after damage found in a read: the file is shorter now than what this process

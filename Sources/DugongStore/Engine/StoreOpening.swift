@@ -319,6 +319,7 @@ struct SegmentSet {
             let holdsFrames = segment.withBytes { bytes in
                 Recovery.resynchronize(bytes, after: Layout.segmentHeaderSize - 1, salt: segment.salt, in: segment) != nil
             }
+            try segment.checkReadable()  // zeros the disk put there do not make it removable
             if continuesTheLog && holdsFrames {
                 context.damage.append(Damage(
                     segmentName: name, offset: 0,

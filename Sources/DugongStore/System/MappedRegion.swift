@@ -11,6 +11,9 @@ import Glibc
 /// page of zeros there instead (only past the file's current end): the read finds zeros where
 /// a frame was, and its checksum fails (``StoreError/corruption(segment:offset:reason:)``).
 /// Such a map is ``wasPatched`` for good: it must be mapped anew to show the file again.
+/// A page the file has that faults three times in a row (the disk's error) gets zeros too, and
+/// the map is ``hadUnreadablePage``: those zeros are not the file's bytes, and the engine fails
+/// with an I/O error wherever it would otherwise act on them.
 struct MappedRegion: ~Copyable {
     private let base: UnsafeRawPointer
     let count: Int
@@ -39,6 +42,13 @@ struct MappedRegion: ~Copyable {
 
     /// How many pages of zeros this process got in place of pages past a shortened file's end.
     static var pagesReadPastTheEnd: Int { dugong_mapping_zero_pages() }
+
+    /// Whether a page of this map that the file has could not be read (the disk failed it):
+    /// the map shows zeros there, for good.
+    var hadUnreadablePage: Bool { dugong_mapping_was_unreadable(guardSlot) != 0 }
+
+    /// How many pages of zeros this process got in place of pages the disk failed.
+    static var unreadablePages: Int { dugong_mapping_unreadable_pages() }
 
     /// Drops the pages holding `range` from this process's page tables (`madvise(2)`
     /// `MADV_DONTNEED`), for bytes that were copied out and are not needed again soon: they stop
