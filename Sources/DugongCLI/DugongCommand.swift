@@ -18,6 +18,10 @@ struct DugongCommand: AsyncParsableCommand {
     )
 
     /// Names a mistyped command's closest match before the argument parser sees it.
+    /// Fewer file descriptors than this and the tool refuses to start: stdin, stdout and stderr,
+    /// the runtime's event loop, a store's lock, directory, head and manifest, with room to spare.
+    static let minimumFiles: rlim_t = 16
+
     static func main() async {
         // A write past the file-size limit (`ulimit -f`) fails with EFBIG, reported as any
         // failed call is, instead of killing the process by SIGXFSZ mid-compaction.
@@ -38,6 +42,12 @@ struct DugongCommand: AsyncParsableCommand {
                 files.rlim_cur = max(soft, min(files.rlim_max, bound))
                 _ = setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &files)
             }
+        }
+        // With a handful of descriptors the runtime's own event loop fails to start (libdispatch
+        // ends the process with SIGILL when eventfd fails): refused with a message first.
+        if getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &files) == 0, files.rlim_cur < Self.minimumFiles {
+            Terminal.error("dugong: this process may open \(files.rlim_cur) files; it needs at least \(Self.minimumFiles) (and one more per segment of the store): raise `ulimit -n`")
+            Glibc.exit(ExitStatus.ioFailure.rawValue)
         }
         // Names are bytes of UTF-8: an argument that is not would be changed (to U+FFFD) and
         // name another stream.
@@ -69,7 +79,7 @@ struct DugongCommand: AsyncParsableCommand {
         } catch let error as DugongStore.SystemError {
             // A failed system call no command turned into a message of its own (a compaction on
             // a full disk, a follower's store directory removed): status 74, as the table says.
-            Terminal.error("dugong: \(error)")
+            Terminal.error("dugong: \(error)\(StoreAccess.hint(for: error))")
             Glibc.exit(ExitStatus.ioFailure.rawValue)
         } catch {
             // The argument parser's own messages start "Error:"; every message of the tool

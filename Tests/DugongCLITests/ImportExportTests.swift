@@ -457,3 +457,90 @@ struct ImportExportTests {
         }
     }
 }
+
+/// What a black-box run of the tool found about its input and its limits.
+@Suite("Input and limits")
+struct InputAndLimitTests {
+    // An event larger than a commit's bytes goes alone: a bad line after it took it along (the
+    // commit was sent only when the next line joined it).
+    @Test func anEventLargerThanACommitIsWrittenBeforeABadLineAfterIt() throws {
+        let store = CLI.storePath("large-then-bad")
+        defer { try? FileManager.default.removeItem(atPath: store) }
+        let large = String(repeating: "a", count: 33 << 20)
+        let input = #"{"stream":"s","type":"A"}"# + "\n" + #"{"stream":"big","type":"A","data":"\#(large)"}"# + "\nbad\n"
+        let imported = try CLI.run(["import", store], input: input)
+        #expect(imported.status == 65 && imported.stderr.contains("line 3"), "\(imported.stderr)")
+        #expect(try CLI.run(["read-all", store, "--count"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "2")
+    }
+
+    // Input without newlines grew in memory until the process died (`< /dev/zero`): a line
+    // longer than any the command takes is refused as it is read.
+    @Test func aLineLongerThanAnyEventIsRefusedBeforeItIsReadWhole() throws {
+        let store = CLI.storePath("long-line")
+        defer { try? FileManager.default.removeItem(atPath: store) }
+        let appended = try CLI.run(shell: "head -c 50000000 /dev/zero | '\(CLI.binary)' append '\(store)' s")
+        #expect(appended.status == 65 && appended.stderr.contains("line 1: longer than"), "\(appended.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: store + "/dugong.manifest"))
+        // An event of the most data the command takes, as base64, is not refused for its length.
+        let most = Data(repeating: 7, count: 4 << 20).base64EncodedString()
+        let largest = try CLI.run(["append", store, "s"], input: #"{"type":"T","data":{"base64":"\#(most)"}}"#)
+        #expect(largest.status == 0, "\(largest.stderr)")
+    }
+
+    // A producer that waits for an acknowledgement before it writes more got none: acks trailed
+    // by two commits until more input came (or its end).
+    @Test func importAcknowledgesWhatItReadBeforeItWaitsForMoreInput() throws {
+        let store = CLI.storePath("acks-stream")
+        let work = CLI.storePath("acks-work")
+        try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+        defer {
+            try? FileManager.default.removeItem(atPath: store)
+            try? FileManager.default.removeItem(atPath: work)
+        }
+        let script = """
+            cd '\(work)' && mkfifo input
+            '\(CLI.binary)' import '\(store)' --acks < input > acks 2> /dev/null &
+            exec 7> input
+            echo '{"stream":"k","type":"A"}' >&7
+            for i in $(seq 100); do [ -s acks ] && break; sleep 0.05; done
+            echo "before the end: $(wc -l < acks)"
+            echo '{"stream":"k","type":"A"}' >&7
+            for i in $(seq 100); do [ "$(wc -l < acks)" -ge 2 ] && break; sleep 0.05; done
+            echo "second: $(wc -l < acks)"
+            exec 7>&-
+            wait
+            """
+        let result = try CLI.run(shell: script)
+        #expect(result.stdout.contains("before the end: 1") && result.stdout.contains("second: 2"), "\(result.stdout) \(result.stderr)")
+    }
+
+    // With a handful of file descriptors the runtime's event loop failed to start (SIGILL); with
+    // more segments than descriptors, the message now says what to raise.
+    @Test func tooFewFileDescriptorsAreRefusedWithWhatToRaise() throws {
+        let store = CLI.storePath("few-files")
+        defer { try? FileManager.default.removeItem(atPath: store) }
+        let lines = (0..<30).map { _ in #"{"stream":"s","type":"T","data":{"p":"\#(String((0..<3000).map { _ in "abcdefghij".randomElement()! }))"}}"# }
+        #expect(try CLI.run(["import", store, "--batch", "1", "--segment-size", "4096"], input: lines.joined(separator: "\n")).status == 0)
+        for limit in [4, 8] {
+            let few = try CLI.run(shell: "ulimit -n \(limit) && '\(CLI.binary)' read '\(store)' s")
+            #expect(few.status == 74 && few.stderr.contains("ulimit -n"), "\(limit): \(few.status) \(few.stderr)")
+        }
+        let segments = try FileManager.default.contentsOfDirectory(atPath: store).filter { $0.hasSuffix(".dseg") }.count
+        #expect(segments > 20)
+        let short = try CLI.run(shell: "ulimit -n 20 && '\(CLI.binary)' read-all '\(store)'")
+        #expect(short.status == 74 && short.stderr.contains("Too many open files") && short.stderr.contains("ulimit -n"), "\(short.stderr)")
+        #expect(try CLI.run(shell: "ulimit -n \(segments + 20) && '\(CLI.binary)' read-all '\(store)' --count").stdout.hasPrefix("30"))
+    }
+
+    // A name in a message is escaped as in listings (a newline in it broke the message's line;
+    // right-to-left overrides showed its characters in another order).
+    @Test func namesInMessagesAndListingsCannotReorderOrBreakLines() throws {
+        let store = CLI.storePath("names-shown")
+        defer { try? FileManager.default.removeItem(atPath: store) }
+        #expect(try CLI.run(["append", store, "a\u{202E}b"], input: #"{"type":"T"}"#).status == 0)
+        let missing = try CLI.run(["read", store, "no\nsuch"])
+        #expect(missing.status == 66 && missing.stderr.contains(#"no\nsuch"#) && missing.stderr.split(separator: "\n").count == 1, "\(missing.stderr)")
+        let streams = try CLI.run(["streams", store])
+        #expect(streams.stdout.contains(#"a\u{202e}b"#) && !streams.stdout.contains("\u{202E}"), "\(streams.stdout)")
+    }
+}

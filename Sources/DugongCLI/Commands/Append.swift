@@ -5,8 +5,13 @@ import Foundation
 import Glibc
 
 /// Reads stdin line by line, as bytes, in large reads; numbers lines from 1 and skips blank
-/// ones.
+/// ones. A line longer than any line of an event the command takes is refused before it is
+/// read whole (input without newlines, `< /dev/zero`, grew in memory until the process died).
 struct InputLines {
+    /// The longest line: an event of the most data and metadata the command takes, both as
+    /// base64 (4/3 of the bytes: raw JSON takes as many bytes as it stores), and 1 MiB for its
+    /// other fields, escapes and spaces.
+    let maximumLength: Int
     private(set) var number = 0
     private var buffer: [UInt8] = []
     private var start = 0
@@ -16,6 +21,20 @@ struct InputLines {
     private var atEnd = false
     /// Where reads land before they join `buffer`.
     private var chunk: [UInt8] = []
+
+    /// Lines for a command whose events hold at most `maximumEventSize` bytes of data and
+    /// metadata.
+    init(maximumEventSize: Int) {
+        maximumLength = maximumEventSize / 3 * 4 + 4 + (1 << 20)
+    }
+
+    /// Whether ``next()`` returns without waiting for more input: a whole line is buffered, or
+    /// stdin has bytes (or its end) to read now.
+    func isReady() -> Bool {
+        if atEnd || buffer[Swift.max(start, scanned)...].contains(0x0A) { return true }
+        var ready = pollfd(fd: STDIN_FILENO, events: Int16(POLLIN), revents: 0)
+        return poll(&ready, 1, 0) != 0
+    }
 
     /// The next non-blank line and its number; nil at the end of stdin.
     /// - Throws: exit status 74 when stdin cannot be read (a read error was taken for the end:
@@ -40,6 +59,11 @@ struct InputLines {
             buffer.removeFirst(start)
             start = 0
             scanned = buffer.count
+            guard buffer.count <= maximumLength else {
+                throw Terminal.fail(
+                    "line \(number + 1): longer than \(maximumLength) bytes without its end: no line of an event this command takes is (data and metadata of at most \(maximumLength / 4 * 3 - (1 << 20)) bytes, as base64)",
+                    code: ExitStatus.badInput.rawValue)
+            }
             let read = try readMore()
             if read == 0 { atEnd = true }
         }
@@ -114,7 +138,7 @@ struct Append: AsyncParsableCommand {
         var lineNumbers: [Int] = []
         var versions: [Int?] = []
         var idsGiven = false
-        var lines = InputLines()
+        var lines = InputLines(maximumEventSize: EventLog.Options().maximumEventSize)
         while let (number, text) = try lines.next() {
             switch try Self.parse(text, line: number) {
             case .event(let named, let version, let event, let idGiven) where named == nil || named.map(NameKey.init) == NameKey(stream):

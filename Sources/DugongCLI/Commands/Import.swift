@@ -35,7 +35,7 @@ struct Import: AsyncParsableCommand {
     @Option(parsing: .unconditional, help: "At most this many events per commit (and at most 32 MiB of them; a larger event goes alone).") var batch = 1000
     @Option(parsing: .unconditional, help: "Bytes preallocated for each new segment file, 4096 to 1 GiB (default: an existing store's own size; 64 MiB for a new store). Later writers and compactions keep the size.")
     var segmentSize: Int?
-    @Flag(help: "Print an acknowledgement line on stdout per durable commit and stream (per run of one stream's lines), and a lifecycle line (truncateBefore, tombstone) once it is durable.") var acks = false
+    @Flag(help: "Print an acknowledgement line on stdout per durable commit and stream (per run of one stream's lines), and a lifecycle line (truncateBefore, tombstone) once it is durable; what was read is committed and acknowledged before the import waits for more input.") var acks = false
     @OptionGroup var lock: LockWait
 
     func validate() throws {
@@ -56,9 +56,14 @@ struct Import: AsyncParsableCommand {
             store, forWriting: true, creating: true, segmentSize: segmentSize, wait: lock.seconds, maximumEventSize: Self.largestEvent)
         defer { log.close() }
         let importer = Importer(log: log, store: store, batch: batch, acks: acks)
-        var lines = InputLines()
+        var lines = InputLines(maximumEventSize: Self.largestEvent)
         do {
-            while let (number, text) = try lines.next() {
+            while true {
+                // A producer that waits for acknowledgements before it writes more gets them:
+                // what was read is committed, and the commits acknowledged, before the import
+                // waits for input (they trailed by two commits until more input came).
+                if acks, !lines.isReady() { try await importer.drain() }
+                guard let (number, text) = try lines.next() else { break }
                 try await importer.take(try Append.parse(text, line: number), line: number)
             }
             try await importer.drain()
@@ -162,7 +167,9 @@ final class Importer {
             if let slot { versions.values[slot] = version } else { versions[NameKey(stream)] = version }
             pendingEvents += 1
             pendingBytes += size
-            if pendingEvents >= batch { try await flush() }
+            // Full (by count, or by bytes: one event larger than a commit's bytes goes alone):
+            // sent now, so that a bad line after it does not take it along.
+            if pendingEvents >= batch || pendingBytes >= Self.commitBytes { try await flush() }
         case .truncate(let stream, let before):
             try await drain()
             // Already so (an import run again; a tombstoned stream hides every version): nothing to write.

@@ -40,7 +40,7 @@ extension Import {
         if lock.seconds != 0 { throw Terminal.fail("--wait is a directory store's option (PostgreSQL takes many writers)", code: ExitStatus.usage.rawValue) }
         try await PostgresAccess.with(store, creating: true) { database in
             let importer = PostgresImporter(database: database, url: store, batch: batch)
-            var lines = InputLines()
+            var lines = InputLines(maximumEventSize: Import.largestEvent)
             do {
                 while let (number, text) = try lines.next() {
                     try await importer.take(try Append.parse(text, line: number), line: number)
@@ -227,7 +227,7 @@ extension Read {
             let events = try await database.recordedEvents(
                 ofStreamNamed: stream, from: from, maxCount: limit ?? .max, backward: backward)
             guard let state = try await database.state(ofStreamNamed: stream) else {
-                throw Terminal.fail("\(PostgresAccess.redacted(store)) has no stream '\(stream)'", code: ExitStatus.notFound.rawValue)
+                throw Terminal.fail("\(PostgresAccess.redacted(store)) has no stream '\(Streams.escaped(stream))'", code: ExitStatus.notFound.rawValue)
             }
             var printer = EventPrinter(format: format)
             printer.print(try events.map { try $0.storedEvent() }, cursors: events.map(\.cursor))

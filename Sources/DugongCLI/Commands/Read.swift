@@ -45,7 +45,7 @@ struct Read: AsyncParsableCommand {
             let events = try log.read(
                 stream: stream, from: from, maxCount: limit ?? .max, direction: backward ? .backward : .forward)
             guard let info = try log.info(stream: stream) else {
-                throw Terminal.fail("\(store) has no stream '\(stream)'", code: ExitStatus.notFound.rawValue)
+                throw Terminal.fail("\(store) has no stream '\(Streams.escaped(stream))'", code: ExitStatus.notFound.rawValue)
             }
             print(events, info: info)
         } catch let error as StoreError {

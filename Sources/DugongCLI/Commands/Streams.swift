@@ -77,8 +77,9 @@ struct Streams: AsyncParsableCommand {
         }
     }
 
-    /// A name for a terminal: control characters (and backslashes) as escapes, so that a name
-    /// cannot move the cursor or hide itself.
+    /// A name for a terminal: control characters, bidirectional overrides and isolates (and
+    /// backslashes) as escapes, so that a name cannot move the cursor, hide itself or show its
+    /// characters in another order.
     static func escaped(_ name: String) -> String {
         var result = ""
         for scalar in name.unicodeScalars {
@@ -88,7 +89,9 @@ struct Streams: AsyncParsableCommand {
             case "\t": result += "\\t"
             case "\r": result += "\\r"
             default:
-                if scalar.value < 0x20 || (0x7F..<0xA0).contains(scalar.value) || scalar == "\u{2028}" || scalar == "\u{2029}" {
+                if scalar.value < 0x20 || (0x7F..<0xA0).contains(scalar.value) || scalar == "\u{2028}" || scalar == "\u{2029}"
+                    || (0x202A...0x202E).contains(scalar.value) || (0x2066...0x2069).contains(scalar.value)
+                {
                     result += "\\u{\(String(scalar.value, radix: 16))}"
                 } else {
                     result.unicodeScalars.append(scalar)

@@ -29,8 +29,19 @@ enum StoreAccess {
             throw fail(error, path: path)
         } catch {
             if creating, !existed { removeFailedCreation(at: path) }
-            throw Terminal.fail("cannot open \(path): \(error)", code: ExitStatus.ioFailure.rawValue)
+            throw Terminal.fail("cannot open \(path): \(error)\(hint(for: error))", code: ExitStatus.ioFailure.rawValue)
         }
+    }
+
+    /// What to do about a failed system call, when there is something to say: the files a
+    /// process may open run out first on a store of many segments (one descriptor each).
+    static func hint(for error: Error) -> String {
+        guard let error = error as? DugongStore.SystemError, error.code == EMFILE || error.code == ENFILE else { return "" }
+        var files = rlimit()
+        let limit = getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &files) == 0 ? " (\(files.rlim_cur) here)" : ""
+        return error.code == EMFILE
+            ? "; a store keeps one file open per segment: raise the files this process may open (`ulimit -n`\(limit))"
+            : "; the system's table of open files is full (fs.file-max)"
     }
 
     /// Refuses a `--segment-size` outside what the engine takes (4 KiB to 1 GiB).
