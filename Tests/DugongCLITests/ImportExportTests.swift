@@ -532,6 +532,21 @@ struct InputAndLimitTests {
         #expect(try CLI.run(shell: "ulimit -n \(segments + 20) && '\(CLI.binary)' read-all '\(store)' --count").stdout.hasPrefix("30"))
     }
 
+    // A time before year 1 starts with "-": it is the value of --since and --until, not an
+    // option ("Missing value for '--since'"). Digits past the millisecond are dropped.
+    @Test func timesBeforeYearOneAreValuesOfSinceAndUntil() throws {
+        let store = CLI.storePath("negative-years")
+        defer { try? FileManager.default.removeItem(atPath: store) }
+        let lines = [
+            #"{"stream":"s","type":"T","timestamp":"-000100-06-01T00:00:00.9999Z"}"#,
+            #"{"stream":"s","type":"T","timestamp":"2026-01-01T00:00:00+02:00"}"#,
+        ]
+        #expect(try CLI.run(["import", store], input: lines.joined(separator: "\n")).status == 0)
+        let early = try CLI.run(["read-all", store, "--since", "-000200-01-01T00:00:00Z", "--until", "-000001-01-01T00:00:00Z"])
+        #expect(early.status == 0 && early.lines.count == 1 && early.stdout.contains(#""timestamp":"-000100-06-01T00:00:00.999Z""#), "\(early.stdout) \(early.stderr)")
+        #expect(try CLI.run(["read-all", store, "--since", "-000001-01-01T00:00:00Z"]).stdout.contains("2025-12-31T22:00:00.000Z"))
+    }
+
     // A name in a message is escaped as in listings (a newline in it broke the message's line;
     // right-to-left overrides showed its characters in another order).
     @Test func namesInMessagesAndListingsCannotReorderOrBreakLines() throws {
