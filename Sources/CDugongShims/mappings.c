@@ -29,6 +29,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 // A slot is claimed with a compare-and-swap on `used` (0 → 1), and its fields are written
@@ -55,6 +56,14 @@ static struct sigaction previous_action;
 // handler allocates nothing).
 static __thread __attribute__((tls_model("initial-exec"))) uintptr_t retried_address;
 static __thread __attribute__((tls_model("initial-exec"))) int retries;
+static __thread __attribute__((tls_model("initial-exec"))) long long retried_at;
+// The address whose page this thread last covered with zeros, and when: a fault there again at
+// once means the zeros did not clear it (an address outside the page that faulted), and it goes
+// on rather than loop.
+static __thread __attribute__((tls_model("initial-exec"))) uintptr_t zeroed_address;
+static __thread __attribute__((tls_model("initial-exec"))) long long zeroed_at;
+// Faults further apart than this are not one read tried again.
+#define DUGONG_FAULT_WINDOW_NS 100000000LL
 static long page_size;
 static pthread_once_t install_once = PTHREAD_ONCE_INIT;
 
@@ -93,10 +102,19 @@ static void pass_on(int signal_number, siginfo_t *info, void *context) {
     }
 }
 
-// Maps a page of zeros at `page` (read-only, private): the faulting read then runs again on
-// zeros. Returns whether it could.
-static int map_zeros(uintptr_t page) {
-    return mmap((void *)page, (size_t)page_size, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) != MAP_FAILED;
+static long long monotonic_ns(void) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);  // async-signal-safe
+    return (long long)now.tv_sec * 1000000000LL + now.tv_nsec;
+}
+
+// Maps a page of zeros at `page` (read-only, private) for the fault at `address`: the faulting
+// read then runs again on zeros. Returns whether it could.
+static int map_zeros(uintptr_t page, uintptr_t address) {
+    if (mmap((void *)page, (size_t)page_size, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == MAP_FAILED) return 0;
+    zeroed_address = address;
+    zeroed_at = monotonic_ns();
+    return 1;
 }
 
 static void on_bus_error(int signal_number, siginfo_t *info, void *context) {
@@ -105,23 +123,30 @@ static void on_bus_error(int signal_number, siginfo_t *info, void *context) {
     uintptr_t start = 0;
     int descriptor = -1;
     long index = info->si_code == BUS_ADRERR ? slot_holding(address, &start, &descriptor) : -1;
+    long long now = index >= 0 ? monotonic_ns() : 0;
+    if (index >= 0 && address == zeroed_address && now - zeroed_at < DUGONG_FAULT_WINDOW_NS) index = -1;  // zeros did not help
     if (index >= 0) {
         uintptr_t page = address & ~(uintptr_t)(page_size - 1);
         struct stat status;
         if (fstat(descriptor, &status) == 0) {
             // A page wholly past the file's end (the map starts at offset 0): zeros.
-            if ((off_t)(page - start) >= status.st_size && map_zeros(page)) {
+            if ((off_t)(page - start) >= status.st_size) {
+                // Marked before any thread can read the zeros (a mark without them only makes
+                // the engine map the file anew).
                 atomic_store(&slots[index].patched, 1);
                 atomic_fetch_add(&zero_pages, 1);
-                retried_address = 0;
-                errno = saved_errno;
-                return;  // the faulting read runs again, on zeros
+                if (map_zeros(page, address)) {
+                    retried_address = 0;
+                    errno = saved_errno;
+                    return;  // the faulting read runs again, on zeros
+                }
             }
             // A page the file has (again: it grew back between the fault and the fstat, as a
             // copy written over it does): the read is tried again, a few times.
             if ((off_t)(page - start) < status.st_size) {
-                retries = retried_address == address ? retries + 1 : 1;
+                retries = retried_address == address && now - retried_at < DUGONG_FAULT_WINDOW_NS ? retries + 1 : 1;
                 retried_address = address;
+                retried_at = now;
                 if (retries <= 3) {
                     errno = saved_errno;
                     return;
@@ -132,7 +157,7 @@ static void on_bus_error(int signal_number, siginfo_t *info, void *context) {
                 // for what the file holds.
                 atomic_store(&slots[index].unreadable, 1);
                 atomic_fetch_add(&unreadable_pages, 1);
-                if (map_zeros(page)) {
+                if (map_zeros(page, address)) {
                     errno = saved_errno;
                     return;
                 }

@@ -17,11 +17,11 @@ struct DugongCommand: AsyncParsableCommand {
         ]
     )
 
-    /// Names a mistyped command's closest match before the argument parser sees it.
     /// Fewer file descriptors than this and the tool refuses to start: stdin, stdout and stderr,
     /// the runtime's event loop, a store's lock, directory, head and manifest, with room to spare.
     static let minimumFiles: rlim_t = 16
 
+    /// Names a mistyped command's closest match before the argument parser sees it.
     static func main() async {
         // A write past the file-size limit (`ulimit -f`) fails with EFBIG, reported as any
         // failed call is, instead of killing the process by SIGXFSZ mid-compaction.

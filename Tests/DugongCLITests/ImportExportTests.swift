@@ -502,10 +502,10 @@ struct InputAndLimitTests {
             '\(CLI.binary)' import '\(store)' --acks < input > acks 2> /dev/null &
             exec 7> input
             echo '{"stream":"k","type":"A"}' >&7
-            for i in $(seq 100); do [ -s acks ] && break; sleep 0.05; done
+            for i in $(seq 600); do [ -s acks ] && break; sleep 0.05; done
             echo "before the end: $(wc -l < acks)"
-            echo '{"stream":"k","type":"A"}' >&7
-            for i in $(seq 100); do [ "$(wc -l < acks)" -ge 2 ] && break; sleep 0.05; done
+            printf '{"stream":"k","type":"A"}\n\n\n' >&7
+            for i in $(seq 600); do [ "$(wc -l < acks)" -ge 2 ] && break; sleep 0.05; done
             echo "second: $(wc -l < acks)"
             exec 7>&-
             wait

@@ -8,9 +8,12 @@ import Glibc
 /// ones. A line longer than any line of an event the command takes is refused before it is
 /// read whole (input without newlines, `< /dev/zero`, grew in memory until the process died).
 struct InputLines {
-    /// The longest line: an event of the most data and metadata the command takes, both as
-    /// base64 (4/3 of the bytes: raw JSON takes as many bytes as it stores), and 1 MiB for its
-    /// other fields, escapes and spaces.
+    /// The most data and metadata an event of the command holds.
+    let maximumEventSize: Int
+    /// The longest line: twice what an event of the most data and metadata takes as base64
+    /// (8/3 of its bytes: raw JSON takes as many bytes as it stores, and some encoders escape
+    /// characters of base64, `\u002B` for `+`), and 1 MiB for its other fields and spaces. A
+    /// bound against input without an end, not a limit on events.
     let maximumLength: Int
     private(set) var number = 0
     private var buffer: [UInt8] = []
@@ -25,13 +28,21 @@ struct InputLines {
     /// Lines for a command whose events hold at most `maximumEventSize` bytes of data and
     /// metadata.
     init(maximumEventSize: Int) {
-        maximumLength = maximumEventSize / 3 * 4 + 4 + (1 << 20)
+        self.maximumEventSize = maximumEventSize
+        maximumLength = (maximumEventSize / 3 + 1) * 8 + (1 << 20)
     }
 
-    /// Whether ``next()`` returns without waiting for more input: a whole line is buffered, or
-    /// stdin has bytes (or its end) to read now.
-    func isReady() -> Bool {
-        if atEnd || buffer[Swift.max(start, scanned)...].contains(0x0A) { return true }
+    /// Whether ``next()`` returns without waiting for more input: a whole line that is not
+    /// blank is buffered (blank ones before it are passed over, as ``next()`` would), or stdin
+    /// has bytes (or its end) to read now.
+    mutating func isReady() -> Bool {
+        while let newline = buffer[Swift.max(start, scanned)...].firstIndex(of: 0x0A) {
+            guard Self.isBlank(Array(buffer[start..<newline])) else { return true }
+            start = newline + 1
+            scanned = start
+            number += 1
+        }
+        if atEnd { return true }
         var ready = pollfd(fd: STDIN_FILENO, events: Int16(POLLIN), revents: 0)
         return poll(&ready, 1, 0) != 0
     }
@@ -61,7 +72,7 @@ struct InputLines {
             scanned = buffer.count
             guard buffer.count <= maximumLength else {
                 throw Terminal.fail(
-                    "line \(number + 1): longer than \(maximumLength) bytes without its end: no line of an event this command takes is (data and metadata of at most \(maximumLength / 4 * 3 - (1 << 20)) bytes, as base64)",
+                    "line \(number + 1): longer than \(maximumLength) bytes without its end: no line of an event this command takes is (data and metadata of at most \(maximumEventSize) bytes)",
                     code: ExitStatus.badInput.rawValue)
             }
             let read = try readMore()

@@ -93,6 +93,9 @@ extension EventLog {
         compaction.output.directoryIdentity = lock?.directoryIdentity
         do {
             try compaction.run(progress: progress)
+            // Every frame read was checked for pages the disk failed; the old segments are still
+            // checked as a whole before they are replaced (and removed).
+            for segment in set.segments { try segment.checkReadable() }
         } catch {
             compaction.output.removeUncommitted()
             throw error

@@ -116,6 +116,8 @@ extension EventLog {
                     if case .event(let event) = $0 { return event }
                     return nil
                 }
+            } catch let error as SystemError {
+                throw error  // a page the disk failed: not damage, and nothing verified
             } catch {
                 problems.append(Finding(segment: segment.name, offset: frame.location.offset, kind: .damagedFrame, message: "\(error)"))
                 continue

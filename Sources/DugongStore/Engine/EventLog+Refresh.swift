@@ -188,7 +188,7 @@ extension EventLog {
     /// Damage in the new files, or a set that is not whole, is left to the reads to report.
     /// (The manifest's generation is no clock for this: a copy's writer raises it at each roll.)
     /// - Returns: the error to throw, or nil.
-    static func replacement(seen: StreamIndex, in seenSegments: [Segment], now: StreamIndex, in set: SegmentSet) -> StoreError? {
+    static func replacement(seen: StreamIndex, in seenSegments: [Segment], now: StreamIndex, in set: SegmentSet) -> (any Error)? {
         guard set.isIntact, now.damage.isEmpty else { return nil }
         guard let last = seen.eventFrames.last, seenSegments.indices.contains(last.location.segment) else { return nil }
         let seenSegment = seenSegments[last.location.segment]
@@ -227,7 +227,13 @@ extension EventLog {
         let servedSegment = seenSegments[servedFrame.location.segment]
         guard let size = try? servedSegment.file.size(), servedSegment.holdsWholeFrame(at: servedFrame.location.offset, fileSize: size),
             let mine = events(of: servedFrame, in: servedSegment)
-        else { return replaced }  // its own files changed under it (written over in place)
+        else {
+            // What it served cannot be read again: the disk failed a page of it (nothing can be
+            // compared: an I/O error, which a new open of the store does not meet), or its own
+            // files changed under it (written over in place).
+            do { try servedSegment.checkReadable() } catch { return error }
+            return replaced
+        }
         return mine.first { $0.position == newest.position }?.id == newest.id ? nil : replaced
     }
 

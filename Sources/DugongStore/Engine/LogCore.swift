@@ -518,12 +518,17 @@ final class FrameCache: Sendable {
                     segment: segment.name, offset: offset,
                     reason: "the frame here is not the one the index was built from (checksum \(String(header.checksum, radix: 16)), the index has \(String(checksum, radix: 16))): the index file does not describe the segments (remove dugong.index to rebuild it) or the frame was rewritten\(segment.shortenedNote)")
             }
+            let decoded: R
             do {
-                return try decoder(header, bytes, segment.dictionaryAndCheck(before: offset))
+                decoded = try decoder(header, bytes, segment.dictionaryAndCheck(before: offset))
             } catch {
                 try segment.checkReadable()
                 throw StoreError.corruption(segment: segment.name, offset: offset, reason: "\(error)\(segment.shortenedNote)")
             }
+            // The checksum held, but the decoder read the bytes again: a page that failed in
+            // between shows zeros the checksum never saw (one load while no page ever failed).
+            try segment.checkReadable()
+            return decoded
         case .endOfData:
             try segment.checkReadable()
             throw StoreError.corruption(segment: segment.name, offset: offset, reason: "frame is all zeros\(segment.shortenedNote)")
