@@ -57,19 +57,22 @@ static struct sigaction previous_action;
 static __thread __attribute__((tls_model("initial-exec"))) uintptr_t retried_address;
 static __thread __attribute__((tls_model("initial-exec"))) int retries;
 static __thread __attribute__((tls_model("initial-exec"))) long long retried_at;
-// The address whose page this thread last covered with zeros, and when: a fault there again at
-// once means the zeros did not clear it (an address outside the page that faulted), and it goes
-// on rather than loop.
+// The address whose page this thread last covered with zeros, in which registration of its slot
+// (a map made anew may lie at the same address), and when: a fault there again at once, in the
+// same map, means the zeros did not clear it (an address outside the page that faulted), and it
+// goes on rather than loop.
 static __thread __attribute__((tls_model("initial-exec"))) uintptr_t zeroed_address;
+static __thread __attribute__((tls_model("initial-exec"))) unsigned long zeroed_registration;
 static __thread __attribute__((tls_model("initial-exec"))) long long zeroed_at;
+static __thread __attribute__((tls_model("initial-exec"))) unsigned long retried_registration;
 // Faults further apart than this are not one read tried again.
 #define DUGONG_FAULT_WINDOW_NS 100000000LL
 static long page_size;
 static pthread_once_t install_once = PTHREAD_ONCE_INIT;
 
-// The slot whose mapping holds `address`, with its fields as one registration wrote them;
-// -1 when none does.
-static long slot_holding(uintptr_t address, uintptr_t *start, int *descriptor) {
+// The slot whose mapping holds `address`, with its fields as one registration wrote them (and
+// that registration's sequence number); -1 when none does.
+static long slot_holding(uintptr_t address, uintptr_t *start, int *descriptor, unsigned long *registration) {
     long high = atomic_load(&high_water);
     for (long index = 0; index < high; index++) {
         struct mapping_slot *slot = &slots[index];
@@ -81,6 +84,7 @@ static long slot_holding(uintptr_t address, uintptr_t *start, int *descriptor) {
         if (first != 0 && address >= first && address < last) {
             *start = first;
             *descriptor = file;
+            *registration = (unsigned long)index << 40 | (before & ((1UL << 40) - 1));  // slot and sequence
             return index;
         }
     }
@@ -110,9 +114,10 @@ static long long monotonic_ns(void) {
 
 // Maps a page of zeros at `page` (read-only, private) for the fault at `address`: the faulting
 // read then runs again on zeros. Returns whether it could.
-static int map_zeros(uintptr_t page, uintptr_t address) {
+static int map_zeros(uintptr_t page, uintptr_t address, unsigned long registration) {
     if (mmap((void *)page, (size_t)page_size, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == MAP_FAILED) return 0;
     zeroed_address = address;
+    zeroed_registration = registration;
     zeroed_at = monotonic_ns();
     return 1;
 }
@@ -122,9 +127,12 @@ static void on_bus_error(int signal_number, siginfo_t *info, void *context) {
     uintptr_t address = (uintptr_t)info->si_addr;
     uintptr_t start = 0;
     int descriptor = -1;
-    long index = info->si_code == BUS_ADRERR ? slot_holding(address, &start, &descriptor) : -1;
+    unsigned long registration = 0;
+    long index = info->si_code == BUS_ADRERR ? slot_holding(address, &start, &descriptor, &registration) : -1;
     long long now = index >= 0 ? monotonic_ns() : 0;
-    if (index >= 0 && address == zeroed_address && now - zeroed_at < DUGONG_FAULT_WINDOW_NS) index = -1;  // zeros did not help
+    if (index >= 0 && address == zeroed_address && registration == zeroed_registration && now - zeroed_at < DUGONG_FAULT_WINDOW_NS) {
+        index = -1;  // the zeros this thread put there, in this map, did not clear the fault
+    }
     if (index >= 0) {
         uintptr_t page = address & ~(uintptr_t)(page_size - 1);
         struct stat status;
@@ -135,7 +143,7 @@ static void on_bus_error(int signal_number, siginfo_t *info, void *context) {
                 // the engine map the file anew).
                 atomic_store(&slots[index].patched, 1);
                 atomic_fetch_add(&zero_pages, 1);
-                if (map_zeros(page, address)) {
+                if (map_zeros(page, address, registration)) {
                     retried_address = 0;
                     errno = saved_errno;
                     return;  // the faulting read runs again, on zeros
@@ -144,8 +152,10 @@ static void on_bus_error(int signal_number, siginfo_t *info, void *context) {
             // A page the file has (again: it grew back between the fault and the fstat, as a
             // copy written over it does): the read is tried again, a few times.
             if ((off_t)(page - start) < status.st_size) {
-                retries = retried_address == address && now - retried_at < DUGONG_FAULT_WINDOW_NS ? retries + 1 : 1;
+                int again = retried_address == address && retried_registration == registration && now - retried_at < DUGONG_FAULT_WINDOW_NS;
+                retries = again ? retries + 1 : 1;
                 retried_address = address;
+                retried_registration = registration;
                 retried_at = now;
                 if (retries <= 3) {
                     errno = saved_errno;
@@ -157,7 +167,7 @@ static void on_bus_error(int signal_number, siginfo_t *info, void *context) {
                 // for what the file holds.
                 atomic_store(&slots[index].unreadable, 1);
                 atomic_fetch_add(&unreadable_pages, 1);
-                if (map_zeros(page, address)) {
+                if (map_zeros(page, address, registration)) {
                     errno = saved_errno;
                     return;
                 }
