@@ -547,6 +547,26 @@ struct InputAndLimitTests {
         #expect(try CLI.run(["read-all", store, "--since", "-000001-01-01T00:00:00Z"]).stdout.contains("2025-12-31T22:00:00.000Z"))
     }
 
+    // A creator that cannot create (a non-root user under `umask 777` makes a directory it may
+    // not read) left that directory behind; it is removed as every failed creation's is. Needs
+    // root (to run as `nobody`) and a binary `nobody` may run.
+    static let canRunAsNobody: Bool = {
+        guard getuid() == 0, let result = try? CLI.run(shell: "runuser -u nobody -- test -x '\(CLI.binary)'") else { return false }
+        return result.status == 0
+    }()
+
+    @Test(.enabled(if: canRunAsNobody)) func aCreationThatFailsUnderUmask777LeavesNoDirectory() throws {
+        let parent = CLI.storePath("umask")
+        try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: parent) }
+        chmod(parent, 0o777)
+        try Data(#"{"type":"T"}"#.utf8).write(to: URL(fileURLWithPath: parent + "/in"))
+        chmod(parent + "/in", 0o644)
+        let result = try CLI.run(shell: "runuser -u nobody -- sh -c \"umask 777; '\(CLI.binary)' append '\(parent)/store' s < '\(parent)/in'\"")
+        #expect(result.status == 74, "\(result.stderr)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: parent) == ["in"])
+    }
+
     // A name in a message is escaped as in listings (a newline in it broke the message's line;
     // right-to-left overrides showed its characters in another order).
     @Test func namesInMessagesAndListingsCannotReorderOrBreakLines() throws {

@@ -70,9 +70,13 @@ enum StoreAccess {
     /// the directory when it holds only what the creation left, its lock and temporary files,
     /// and no other process holds the lock (one creating the store meanwhile).
     private static func removeFailedCreation(at path: String) {
-        guard let names = try? FileManager.default.contentsOfDirectory(atPath: path),
-            names.allSatisfy({ $0 == "dugong.lock" || $0.hasSuffix(".tmp") })
-        else { return }
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: path) else {
+            // A directory it may not read (made under `umask 777`, say) holds nothing it made:
+            // removed if empty (rmdir removes nothing else).
+            _ = Glibc.rmdir(path)
+            return
+        }
+        guard names.allSatisfy({ $0 == "dugong.lock" || $0.hasSuffix(".tmp") }) else { return }
         whileLocked(path) { try? FileManager.default.removeItem(atPath: path) }
     }
 
