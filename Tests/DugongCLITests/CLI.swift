@@ -73,6 +73,13 @@ enum CLI {
         return Running(process: process, directory: directory)
     }
 
+    /// Whether this process runs as root and `script` succeeds: what tests that mount file
+    /// systems or run as another user need (elsewhere they do not run).
+    static func rootCan(_ script: String) -> Bool {
+        guard getuid() == 0, let result = try? run(shell: script) else { return false }
+        return result.status == 0
+    }
+
     /// A fresh path for a store (not created).
     static func storePath(_ label: String = "store") -> String {
         FileManager.default.temporaryDirectory.appendingPathComponent("dugong-cli-\(label)-\(UUID().uuidString.prefix(8))").path

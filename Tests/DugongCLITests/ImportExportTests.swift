@@ -550,10 +550,7 @@ struct InputAndLimitTests {
     // A creator that cannot create (a non-root user under `umask 777` makes a directory it may
     // not read) left that directory behind; it is removed as every failed creation's is. Needs
     // root (to run as `nobody`) and a binary `nobody` may run.
-    static let canRunAsNobody: Bool = {
-        guard getuid() == 0, let result = try? CLI.run(shell: "runuser -u nobody -- test -x '\(CLI.binary)'") else { return false }
-        return result.status == 0
-    }()
+    static let canRunAsNobody = CLI.rootCan("runuser -u nobody -- test -x '\(CLI.binary)'")
 
     @Test(.enabled(if: canRunAsNobody)) func aCreationThatFailsUnderUmask777LeavesNoDirectory() throws {
         let parent = CLI.storePath("umask")

@@ -503,10 +503,7 @@ struct IntegrityTests {
 struct UnreadablePageTests {
     /// Mounting a tmpfs in a mount namespace of its own needs root (`unshare -m`), `mount` and
     /// `fallocate`: elsewhere the test does not run.
-    static let canMountTmpfs: Bool = {
-        guard getuid() == 0, let result = try? CLI.run(shell: "unshare -m true && command -v fallocate && command -v mount") else { return false }
-        return result.status == 0
-    }()
+    static let canMountTmpfs = CLI.rootCan("unshare -m true && command -v fallocate && command -v mount")
 
     @Test(.enabled(if: canMountTmpfs)) func aPageTheDiskFailsIsAnIOErrorNotACrash() throws {
         let mountPoint = CLI.storePath("tmpfs")
