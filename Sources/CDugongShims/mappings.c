@@ -238,3 +238,15 @@ int dugong_mapping_was_unreadable(long index) {
 }
 
 long dugong_mapping_unreadable_pages(void) { return atomic_load(&unreadable_pages); }
+
+int dugong_mapping_fail_page(long index, const void *page) {
+    if (index < 0 || index >= DUGONG_MAPPING_SLOTS) return 0;
+    pthread_once(&install_once, install);  // page_size
+    struct mapping_slot *slot = &slots[index];
+    uintptr_t address = (uintptr_t)page;
+    if (address % (uintptr_t)page_size != 0 || address < atomic_load(&slot->start) || address >= atomic_load(&slot->end)) return 0;
+    // As the handler does for a fault that stays: the mark first, then the zeros.
+    atomic_store(&slot->unreadable, 1);
+    atomic_fetch_add(&unreadable_pages, 1);
+    return mmap((void *)address, (size_t)page_size, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) != MAP_FAILED;
+}

@@ -103,4 +103,11 @@ int dugong_mapping_was_unreadable(long slot);
 /// the disk failed.
 long dugong_mapping_unreadable_pages(void);
 
+/// The simulated disk's failing page (tests only): does to the page at `page` (page-aligned,
+/// inside the slot's mapping) what the SIGBUS handler does to a page whose fault stays: marks
+/// the slot unreadable, counts it, and maps a page of zeros there. The caller keeps the mapping
+/// alive during the call. Returns 1, or 0 when the page is not in the slot's mapping or the
+/// zeros could not be mapped.
+int dugong_mapping_fail_page(long slot, const void *page);
+
 #endif

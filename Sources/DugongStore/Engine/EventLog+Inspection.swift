@@ -68,7 +68,7 @@ extension EventLog {
     /// Open the store with ``Options/readOnly`` to verify a store another process is writing.
     /// - Parameter progress: called with (frames checked, frames in all) now and then.
     public func verify(progress: (Int, Int) -> Void = { _, _ in }) throws -> VerificationReport {
-        try core.checkOpen()
+        try core.checkReadable()
         let (index, segments) = core.shared.withLock { ($0.index, $0.segments) }
         var problems: [Finding] = []
         var warnings: [Finding] = []
@@ -249,7 +249,7 @@ extension EventLog {
 
     /// Counts and sizes of the store.
     public func statistics() throws -> Statistics {
-        try core.checkOpen()
+        try core.checkReadable()
         let (index, segments) = core.shared.withLock { ($0.index, $0.segments) }
         let files = segments.map { segment in
             Statistics.Segment(
@@ -268,7 +268,7 @@ extension EventLog {
     /// Every stream the store knows (with events, snapshots or lifecycle records), in the
     /// order it first appeared.
     public func streamNames() throws -> [String] {
-        try core.checkOpen()
+        try core.checkReadable()
         return core.shared.withLock { $0.index.streamOrder }
     }
 }

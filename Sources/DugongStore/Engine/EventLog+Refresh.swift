@@ -36,8 +36,8 @@ extension EventLog {
         // The head before the manifest: a writer lists a segment in the manifest before it
         // names it in the head, so the manifest read next lists the head's segment.
         let head = try StoreFiles.readHead(in: directory)
-        let (known, scannedEnd, followed) = core.shared.withLock { ($0.segments, $0.scannedEnd, $0.followed) }
-        guard let active = known.last else { return try reopen() }
+        let (known, scannedEnd, followed, unreadable) = core.shared.withLock { ($0.segments, $0.scannedEnd, $0.followed, $0.unreadable) }
+        guard let active = known.last, unreadable == nil else { return try reopen() }
         // A map that read past its file's end while another program had the file shorter, or
         // a page the disk failed, holds zeros there for good (``MappedRegion``): the files are
         // mapped anew, whatever they hold now (a scan through the old maps would take the zeros
@@ -130,8 +130,13 @@ extension EventLog {
             shared.segments = segments
             shared.scannedEnd = result.writeOffset
             shared.followed = LogCore.Followed(manifest: manifest, headSequence: head?.sequence)
-            // (The next refresh maps the files anew: the map that failed is one it reopens for.)
-            try result.checkReadable()
+            if let unreadable = result.unreadable {
+                // The index was updated in place and may hold damage that is only the zeros
+                // the scan read: reads fail with the disk's error until the next refresh maps
+                // the files anew (the map that failed is one it reopens for).
+                shared.unreadable = unreadable
+                throw unreadable
+            }
             assert(shared.index.nextPosition >= before, "an incremental scan only adds")
             return Int(shared.index.nextPosition - before)
         }
@@ -169,6 +174,7 @@ extension EventLog {
             shared.index = result.index
             shared.segments = set.segments
             shared.scannedEnd = result.writeOffset
+            shared.unreadable = nil
             shared.followed = LogCore.Followed(
                 manifest: set.manifest, headSequence: context.head?.sequence, servedWithoutWriter: withoutWriter,
                 markAtEnd: set.segments.last?.frameMark(at: result.writeOffset, fileSize: context.lastFileSize ?? 0))

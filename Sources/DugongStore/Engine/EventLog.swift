@@ -519,7 +519,7 @@ public final class EventLog: Sendable {
 
     /// The events a stream read returns, in its order (see ``read(stream:from:maxCount:direction:)``).
     func slice(of stream: String, from version: Int?, maxCount: Int, direction: Direction) throws -> StreamSlice {
-        try core.checkOpen()
+        try core.checkReadable()
         let empty = StreamSlice(stream: stream, positions: [], firstVersion: 1, forward: true)
         guard maxCount > 0 else { return empty }
         return try core.shared.withLock { shared in
@@ -571,18 +571,21 @@ public final class EventLog: Sendable {
     ///
     /// - Throws: ``StoreError/corruption(segment:offset:reason:)`` when damage holds it.
     public func storedEvent(of stream: String, version: Int) throws -> StoredEvent? {
-        try core.checkOpen()
+        try core.checkReadable()
         guard let position = core.shared.withLock({ $0.index.position(of: version, in: stream) }) else { return nil }
         return try core.events(StreamSlice(stream: stream, positions: [position], firstVersion: version, forward: true)).first
     }
 
     /// Up to `maxCount` events in log order from global position `position` (inclusive),
-    /// including those of deleted streams that compaction has not reclaimed yet.
+    /// including those of deleted streams that compaction has not reclaimed yet. Fewer than
+    /// `maxCount` does not mean the log ends there: a page stops before a frame it cannot read,
+    /// and the next call (from the position after its last event) throws; read on until a page
+    /// is empty.
     ///
     /// - Throws: ``StoreError/corruption(segment:offset:reason:)`` when the first event to
     ///   return lies in a damaged frame; events before damage are returned first.
     public func readAll(from position: UInt64 = 0, maxCount: Int = 4096) throws -> [StoredEvent] {
-        try core.checkOpen()
+        try core.checkReadable()
         guard maxCount > 0 else { return [] }
         return try core.eventsInLog(from: position, maxCount: maxCount)
     }
@@ -590,7 +593,7 @@ public final class EventLog: Sendable {
     /// The latest snapshot of `stream`, or `nil` (also when the stream was deleted after it or
     /// tombstoned).
     public func latestSnapshot(of stream: String) throws -> StoredSnapshot? {
-        try core.checkOpen()
+        try core.checkReadable()
         let found: (Segment, StreamIndex.SnapshotReference)? = try core.shared.withLock { shared in
             // Damage may have held a later snapshot or a delete that hides this one.
             if let damage = shared.index.damage.first { throw damage.error }
@@ -632,7 +635,7 @@ public final class EventLog: Sendable {
 
     /// The stream's version and lifecycle, or `nil` when the store has never seen it.
     public func info(stream: String) throws -> StreamInfo? {
-        try core.checkOpen()
+        try core.checkReadable()
         return core.shared.withLock { shared in
             shared.index.stream(stream).map {
                 StreamInfo(
@@ -647,7 +650,7 @@ public final class EventLog: Sendable {
     ///
     /// - Complexity: O(k) for k streams in the category; no event is read.
     public func streams(inCategory category: String) throws -> [String] {
-        try core.checkOpen()
+        try core.checkReadable()
         return core.shared.withLock { $0.index.streams(inCategory: category) }
     }
 

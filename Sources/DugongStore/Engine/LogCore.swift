@@ -16,6 +16,10 @@ final class LogCore: Sendable {
         var scannedEnd = Layout.segmentHeaderSize
         /// What a read-only store last saw of the writer's files.
         var followed = Followed(manifest: Manifest(generation: 0, segments: []), headSequence: nil)
+        /// Set when a read-only store's refresh met a page the disk failed after it had
+        /// updated the index in place (the index may hold damage that is only the zeros it
+        /// read): reads throw this until a refresh maps the files anew.
+        var unreadable: SystemError?
     }
 
     /// The manifest the segments came from and the head record last read: a refresh with the
@@ -59,6 +63,14 @@ final class LogCore: Sendable {
     /// Throws when the store is closed.
     func checkOpen() throws(StoreError) {
         if shared.withLock({ $0.isClosed }) { throw .closed }
+    }
+
+    /// Throws when the store is closed, or when a refresh met a page the disk failed
+    /// (``Shared/unreadable``): what reads would find may rest on its zeros.
+    func checkReadable() throws {
+        let (closed, unreadable) = shared.withLock { ($0.isClosed, $0.unreadable) }
+        if closed { throw StoreError.closed }
+        if let unreadable { throw unreadable }
     }
 
     // MARK: Reading events
@@ -195,6 +207,7 @@ final class LogCore: Sendable {
         let reading = FrameLending()
         while lent < maxCount {
             let step: (Segment, EventFrame)? = try shared.withLock { shared in
+                if let unreadable = shared.unreadable { throw unreadable }
                 let index = shared.index
                 let frameIndex = index.frameIndex(atOrAfter: next)
                 let gapEnd = frameIndex < index.eventFrames.count ? index.eventFrames[frameIndex].firstPosition : index.nextPosition

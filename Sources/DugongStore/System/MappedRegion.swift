@@ -29,9 +29,11 @@ struct MappedRegion: ~Copyable {
         base = UnsafeRawPointer(address)
         self.count = count
         guardSlot = dugong_mapping_register(address, count, file.descriptor)
+        PageFailures.mapped(path: file.path, base: base, count: count, slot: guardSlot)
     }
 
     deinit {
+        PageFailures.unmapping(slot: guardSlot)
         dugong_mapping_unregister(guardSlot)
         munmap(UnsafeMutableRawPointer(mutating: base), count)
     }

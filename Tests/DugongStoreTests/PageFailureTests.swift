@@ -1,0 +1,274 @@
+import Dugong
+import Foundation
+import Synchronization
+import Testing
+
+@testable import DugongStore
+
+/// Pages the disk fails, at random: the class of faults where a mapped page of a segment cannot
+/// be read (an I/O error; the map shows zeros there, ``MappedRegion/hadUnreadablePage``). The
+/// simulated disk (``PageFailures``) fails pages of live maps between operations, and pages of
+/// new maps as they are made (an open's scan, a refresh's, a compaction's). Whatever fails,
+/// what must hold: every operation either does what it says, with the acknowledged events'
+/// exact bytes and order, or throws the I/O error; never damage reported (the files are whole),
+/// never other events, never a crash; and once the disk reads again (a new process: new maps),
+/// every acknowledged event is there and the store verifies clean.
+@Suite("Pages the disk fails, at random")
+struct PageFailureTests {
+    /// An acknowledged event: where it was put, and what was appended.
+    struct Acknowledged {
+        var stream: String
+        var version: Int
+        var position: UInt64
+        var event: NewEvent
+
+        func isStored(as stored: StoredEvent) -> Bool {
+            stored.stream == stream && stored.version == version && stored.position == position && stored.id == event.id
+                && stored.type == event.type && stored.timestamp == event.timestamp && stored.data == event.data
+                && stored.metadata == event.metadata
+        }
+    }
+
+    /// The disk failing pages of live maps from a thread of its own, every few hundred
+    /// microseconds, at most 40 times.
+    final class FailingThread: Sendable {
+        let count = Atomic<Int>(0)
+        private let stopping = Atomic<Bool>(false)
+        private let stopped = Atomic<Bool>(true)
+
+        func start(under directory: String, seed: UInt64) {
+            stopped.store(false, ordering: .releasing)
+            Thread { [self] in
+                var random = SeededRandom(seed: seed)
+                while !stopping.load(ordering: .acquiring), count.load(ordering: .relaxed) < 40 {
+                    usleep(UInt32(100 + random.below(900)))
+                    if PageFailures.failPage(under: directory, choice: random.below(1 << 20)) != nil { count.add(1, ordering: .relaxed) }
+                }
+                stopped.store(true, ordering: .releasing)
+            }.start()
+        }
+
+        /// Stops the thread and waits until it has.
+        func stop() {
+            stopping.store(true, ordering: .releasing)
+            while !stopped.load(ordering: .acquiring) { usleep(100) }
+        }
+    }
+
+    /// Whether `error` is what a failed page must give: the I/O error, as itself or as the reason
+    /// a writer stopped.
+    static func isReadError(_ error: any Error) -> Bool {
+        if let error = error as? SystemError { return error.code == EIO }
+        if case .failed(let reason) = error as? StoreError { return reason.contains("(errno \(EIO))") }
+        return false
+    }
+
+    /// `events` are `model`'s first events in order (a reader's view is a prefix of the log).
+    static func arePrefix(_ events: [StoredEvent], of model: [Acknowledged]) -> Bool {
+        events.count <= model.count && zip(events, model).allSatisfy { $1.isStored(as: $0) }
+    }
+
+    /// `events` are the first events of `stream` in `model`, in order.
+    static func arePrefix(_ events: [StoredEvent], ofStream stream: String, in model: [Acknowledged]) -> Bool {
+        arePrefix(events, of: model.filter { $0.stream == stream })
+    }
+
+    /// Every event from `position` on, page after page until one is empty, as the pages of
+    /// ``EventLog/readAll(from:maxCount:)`` are meant to be read (a page ends before a frame
+    /// that cannot be read; the next one throws).
+    static func readEverything(_ log: EventLog, from position: Int = 0) throws -> [StoredEvent] {
+        var events: [StoredEvent] = []
+        while true {
+            let page = try log.readAll(from: UInt64(position + events.count), maxCount: 64)
+            if page.isEmpty { return events }
+            events += page
+        }
+    }
+
+    @Test func everyOperationReadsTheTruthOrSaysTheDiskFailed() async throws {
+        let histories = ProcessInfo.processInfo.environment["DUGONG_PAGE_FAILURE_HISTORIES"].flatMap(Int.init) ?? 150
+        var outcomes = (succeeded: 0, readErrors: 0, pagesFailed: 0)
+        for seed in 0..<UInt64(histories) {
+            let counts = try await Self.run(seed: seed)
+            outcomes.succeeded += counts.succeeded
+            outcomes.readErrors += counts.readErrors
+            outcomes.pagesFailed += counts.pagesFailed
+        }
+        // The faults were met, and most operations still went through.
+        #expect(outcomes.pagesFailed > histories * 3 && outcomes.readErrors > histories, "\(outcomes)")
+        #expect(outcomes.succeeded > outcomes.readErrors, "\(outcomes)")
+    }
+
+    static func run(seed: UInt64) async throws -> (succeeded: Int, readErrors: Int, pagesFailed: Int) {
+        var random = SeededRandom(seed: seed &* 104_729 &+ 3)
+        let directory = TemporaryDirectory("page-failures")
+        defer { directory.remove() }
+        var options = EventLog.Options(createIfMissing: true)
+        options.segmentSize = [4096, 8192, 16384][random.below(3)]
+        options.useIndexFile = random.below(2) == 0
+        var readOnly = options
+        readOnly.readOnly = true
+        readOnly.createIfMissing = false
+        var writer: EventLog? = try EventLog.open(at: directory.path, options: options)
+        defer { writer?.close() }
+        var reader = try EventLog.open(at: directory.path, options: readOnly)
+        defer { reader.close() }
+
+        // New maps fail a page with this probability (a seeded generator of their own: maps are
+        // made on the caller's thread here).
+        let mapFailures = Mutex((random: SeededRandom(seed: seed &+ 17), failed: 0))
+        PageFailures.watch(directory.path) { _, count in
+            mapFailures.withLock { state in
+                guard state.random.below(10) == 0 else { return nil }
+                state.failed += 1
+                return state.random.below(count)
+            }
+        }
+        defer { PageFailures.stopWatching(directory.path) }
+
+        // In every other history the disk also fails pages while operations run (a thread of
+        // its own, every few hundred microseconds at most 40 times): between a frame's checksum
+        // and its decoding, in the middle of a scan.
+        let failing = FailingThread()
+        if seed % 2 == 1 { failing.start(under: directory.path, seed: seed &+ 29) }
+        defer { failing.stop() }
+
+        var model: [Acknowledged] = []
+        var counts = (succeeded: 0, readErrors: 0, pagesFailed: 0)
+        var step = 0
+        /// Runs an operation; an error must be the failed page's.
+        func attempt(_ what: String, _ body: () async throws -> Void) async {
+            do {
+                try await body()
+                counts.succeeded += 1
+            } catch {
+                #expect(isReadError(error), "seed \(seed), step \(step), \(what): \(error)")
+                counts.readErrors += 1
+            }
+        }
+        /// Runs `body` again until it does not meet a failed page (at most 50 times).
+        func settle<R>(_ what: String, _ body: () throws -> R) throws -> R {
+            for _ in 0..<49 {
+                do {
+                    return try body()
+                } catch {
+                    #expect(isReadError(error), "seed \(seed), step \(step), \(what): \(error)")
+                    counts.readErrors += 1
+                }
+            }
+            return try body()
+        }
+        /// Opens the writer again (its scan may meet a failed page).
+        func reopenWriter() throws {
+            writer?.close()
+            writer = nil
+            writer = try settle("reopening the writer") { try EventLog.open(at: directory.path, options: options) }
+        }
+        /// An append that threw, found stored after all: its events join the model.
+        func adopt(_ stored: [StoredEvent], stream: String, events: [NewEvent]) {
+            #expect(stored.isEmpty || stored.count == events.count, "seed \(seed), step \(step): a commit is all or nothing")
+            for (offset, event) in zip(stored, events).map({ $0 }).enumerated() {
+                let expected = Acknowledged(
+                    stream: stream, version: model.count(where: { $0.stream == stream }) + 1, position: UInt64(model.count), event: event.1)
+                #expect(expected.isStored(as: event.0), "seed \(seed), step \(step): event \(offset) of a commit that threw")
+                model.append(expected)
+            }
+        }
+        let streams = (0..<5).map { "account-\($0)" }
+
+        for current in 0..<48 {
+            step = current
+            guard let log = writer else { break }
+            switch random.below(14) {
+            case 0...3:
+                let stream = streams[random.below(streams.count)]
+                let count = 1 + random.below(4)
+                let size = random.below(options.segmentSize / 3 / count)
+                let compressible = random.below(2) == 0
+                let events = (0..<count).map { _ in
+                    NewEvent(
+                        type: "Moved", timestamp: Date(millisecondsSince1970: 1_700_000_000_000 + Int64(random.below(1 << 30))),
+                        data: Data((0..<size).map { _ in compressible ? UInt8(97 + random.below(4)) : UInt8(truncatingIfNeeded: random.next()) }),
+                        metadata: random.below(3) == 0 ? Data("{\"seed\":\(seed)}".utf8) : Data())
+                }
+                do {
+                    let commit = try await log.append(events, to: stream)
+                    #expect(commit.firstPosition == UInt64(model.count), "seed \(seed), step \(step): gapless positions")
+                    for (offset, event) in events.enumerated() {
+                        model.append(Acknowledged(stream: stream, version: commit.firstVersion + offset, position: commit.firstPosition + UInt64(offset), event: event))
+                    }
+                    counts.succeeded += 1
+                } catch {
+                    // Not acknowledged: after a reopen the commit is wholly there or not at all.
+                    #expect(isReadError(error), "seed \(seed), step \(step), append: \(error)")
+                    counts.readErrors += 1
+                    // Reopened as often as it takes: each open maps the files anew.
+                    let stored = try settle("reading back") {
+                        writer?.close()
+                        writer = try EventLog.open(at: directory.path, options: options)
+                        return try readEverything(writer!, from: model.count)
+                    }
+                    adopt(stored, stream: stream, events: events)
+                }
+            case 4:
+                let stream = streams[random.below(streams.count)]
+                await attempt("writer's stream read") {
+                    let events = try log.read(stream: stream)
+                    #expect(events.count == model.count(where: { $0.stream == stream }) && arePrefix(events, ofStream: stream, in: model), "seed \(seed), step \(step): \(stream)")
+                }
+            case 5:
+                let from = random.below(model.count + 1)
+                await attempt("writer's read of everything") {
+                    let events = try readEverything(log, from: from)
+                    #expect(events.count == model.count - from && arePrefix(events, of: Array(model[from...])), "seed \(seed), step \(step)")
+                }
+            case 6:
+                await attempt("refresh") { _ = try reader.refresh() }
+                await attempt("reader's read of everything") {
+                    let events = try readEverything(reader)
+                    #expect(arePrefix(events, of: model), "seed \(seed), step \(step)")
+                }
+            case 7:
+                let stream = streams[random.below(streams.count)]
+                await attempt("reader's stream read") {
+                    let events = try reader.read(stream: stream)
+                    #expect(arePrefix(events, ofStream: stream, in: model), "seed \(seed), step \(step): \(stream)")
+                }
+            case 8, 9:
+                if PageFailures.failPage(under: directory.path, choice: random.below(1 << 20)) != nil { counts.pagesFailed += 1 }
+            case 10:
+                try reopenWriter()
+            case 11:
+                writer?.close()
+                writer = nil
+                await attempt("compaction") { _ = try EventLog.compact(at: directory.path, options: options) }
+                try reopenWriter()
+            case 12:
+                let which = random.below(2) == 0 ? log : reader
+                await attempt("verification") {
+                    let report = try which.verify()
+                    #expect(report.isClean, "seed \(seed), step \(step): \(report)")
+                }
+            default:
+                reader.close()
+                reader = try settle("reopening the reader") { try EventLog.open(at: directory.path, options: readOnly) }
+            }
+        }
+        failing.stop()
+        counts.pagesFailed += mapFailures.withLock { $0.failed } + failing.count.load(ordering: .relaxed)
+
+        // The disk reads again: maps made anew show the files, and they hold every acknowledged
+        // event, and nothing else.
+        writer?.close()
+        writer = nil
+        reader.close()
+        PageFailures.stopWatching(directory.path)
+        let fresh = try EventLog.open(at: directory.path, options: options)
+        defer { fresh.close() }
+        let all = try readEverything(fresh)
+        #expect(all.count == model.count && arePrefix(all, of: model), "seed \(seed): \(all.count) events, \(model.count) acknowledged")
+        let report = try fresh.verify()
+        #expect(report.isClean, "seed \(seed): \(report)")
+        return counts
+    }
+}
