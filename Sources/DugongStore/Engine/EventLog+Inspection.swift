@@ -69,7 +69,9 @@ extension EventLog {
     /// - Parameter progress: called with (frames checked, frames in all) now and then.
     public func verify(progress: (Int, Int) -> Void = { _, _ in }) throws -> VerificationReport {
         try core.checkReadable()
-        let (index, segments) = core.shared.withLock { ($0.index, $0.segments) }
+        let (index, segments) = core.shared.withLock { shared in
+            (shared.index, shared.segments.indices.map { core.segmentForReading($0, in: &shared) })
+        }
         var problems: [Finding] = []
         var warnings: [Finding] = []
         for damage in index.damage {

@@ -600,7 +600,7 @@ public final class EventLog: Sendable {
             guard let entry = shared.index.stream(stream), !entry.isTombstoned, let reference = entry.snapshot,
                 reference.version > entry.snapshotsHiddenThrough
             else { return nil }
-            return (shared.segments[reference.location.segment], reference)
+            return (core.segmentForReading(reference.location.segment, in: &shared), reference)
         }
         guard let (segment, reference) = found else { return nil }
         let records = try FrameCache.records(at: reference.location.offset, in: segment)

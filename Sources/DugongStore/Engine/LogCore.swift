@@ -60,6 +60,26 @@ final class LogCore: Sendable {
         try Directory.checkStill(directory, is: directoryIdentity)
     }
 
+    /// Segment `number`, to read from. A writer keeps its segments open (a read-only store's
+    /// `refresh()` opens them anew), so a sealed segment whose map had a page the disk failed,
+    /// which shows zeros there for good (``MappedRegion/hadUnreadablePage``), is mapped anew
+    /// first: the disk may give the page now, and if not, the new map is marked in its turn.
+    /// The segment being written keeps its map (the writer writes through it) until it is sealed.
+    /// One load of a process-wide counter while no page ever failed.
+    func segmentForReading(_ number: Int, in shared: inout Shared) -> Segment {
+        let segment = shared.segments[number]
+        guard MappedRegion.unreadablePages > 0, !options.readOnly, number < shared.segments.count - 1,
+            segment.map.hadUnreadablePage,
+            // The same file (its salt): the directory's path may lead elsewhere by now.
+            let fresh = try? Segment.open(directory: directory, name: segment.name, writable: false, extendToCapacity: false),
+            fresh.salt == segment.salt
+        else { return segment }
+        // A sealed segment gets no more dictionaries: these are all of them.
+        for (offset, bytes) in segment.dictionaries { fresh.register(dictionary: bytes, at: offset) }
+        shared.segments[number] = fresh
+        return fresh
+    }
+
     /// Throws when the store is closed.
     func checkOpen() throws(StoreError) {
         if shared.withLock({ $0.isClosed }) { throw .closed }
@@ -163,7 +183,7 @@ final class LogCore: Sendable {
                 }
                 if !runs.isEmpty { runs[runs.count - 1].indices = start..<number }
                 let frame = frames[frameIndex]
-                runs.append(FrameRun(segment: shared.segments[frame.location.segment], frame: frame, indices: number..<(number + 1)))
+                runs.append(FrameRun(segment: segmentForReading(frame.location.segment, in: &shared), frame: frame, indices: number..<(number + 1)))
                 (first, last, start) = (frame.firstPosition, frame.lastPosition, number)
             }
             runs[runs.count - 1].indices = start..<positions.count
@@ -218,7 +238,7 @@ final class LogCore: Sendable {
                 }
                 guard frameIndex < index.eventFrames.count else { return nil }
                 let frame = index.eventFrames[frameIndex]
-                return (shared.segments[frame.location.segment], frame)
+                return (segmentForReading(frame.location.segment, in: &shared), frame)
             }
             guard let (segment, frame) = step else { break }
             let decoded = try reading.lend(frame, in: segment, failingQuietly: lent > 0) { fields, names in
@@ -359,34 +379,11 @@ final class DecodedFrame: @unchecked Sendable {  // immutable after init
         try FrameReader.eventFields(
             of: header, in: bytes, at: offset, dictionary: dictionary, scratch: scratch, formatVersion: formatVersion,
             names: &names, into: &events, frameNames: &frameNames)
-        let fields = events.withEvents { Array($0) }
+        fields = events.withEvents { Array($0) }
         self.names = frameNames.names
-        if header.isCompressed {
-            // The events point into the scratch buffer, inflated for this frame alone: it becomes
-            // the frame's.
-            payload = scratch.handOver()
-            self.fields = fields
-            return
-        }
-        // The events point into the mapped segment: copy the payload and point them at the copy.
-        let start = offset + Layout.frameHeaderSize
-        let source = UnsafeRawBufferPointer(rebasing: bytes[start..<(start + Int(header.storedLength))])
-        payload = .allocate(byteCount: source.count, alignment: 8)
-        payload.copyMemory(from: source)
-        let base = source.baseAddress!
-        let moved = UnsafeRawPointer(payload.baseAddress!)
-        func rebase(_ range: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer {
-            guard let start = range.baseAddress else { return range }
-            precondition(start >= base && start + range.count <= base + source.count, "a field lies in its frame's payload")
-            return UnsafeRawBufferPointer(start: moved + (start - base), count: range.count)
-        }
-        self.fields = fields.map { event in
-            var event = event
-            event.idBytes = rebase(event.idBytes)
-            event.data = rebase(event.data)
-            event.metadata = rebase(event.metadata)
-            return event
-        }
+        // The events point into the scratch buffer (the payload inflated, or copied from the
+        // map, for this frame alone): it becomes the frame's.
+        payload = scratch.handOver()
     }
 
     /// Bytes of payload it holds (frames above ``LentFrameCache/largestKept`` are not kept).

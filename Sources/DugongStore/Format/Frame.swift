@@ -411,15 +411,22 @@ enum FrameReader {
         }
     }
 
-    /// Calls `body` with the frame's raw payload: the stored bytes, or their decompressed form (in
-    /// `scratch` when given, else in an array of its own).
+    /// Calls `body` with the frame's raw payload: its decompressed form, or the stored bytes of
+    /// an uncompressed frame, in `scratch` when given (copied: the events lent from it must not
+    /// read the mapped segment after the frame's checks, when a page the disk fails there would
+    /// show them zeros), else in place or in an array of its own.
     private static func payload<R>(
         of header: FrameHeader, in bytes: UnsafeRawBufferPointer, at offset: Int, dictionary: [UInt8],
         dictionaryCheck: UInt16? = nil, scratch: ScratchBuffer? = nil, codec: Codec, _ body: (UnsafeRawBufferPointer) throws -> R
     ) throws -> R {
         let start = offset + Layout.frameHeaderSize
         let stored = UnsafeRawBufferPointer(rebasing: bytes[start..<start + Int(header.storedLength)])
-        guard header.isCompressed else { return try body(stored) }
+        guard header.isCompressed else {
+            guard let scratch else { return try body(stored) }
+            let copy = scratch.bytes(count: stored.count)
+            if let base = stored.baseAddress, let target = copy.baseAddress { target.copyMemory(from: base, byteCount: stored.count) }
+            return try body(UnsafeRawBufferPointer(copy))
+        }
         if header.usesDictionary && dictionary.isEmpty {
             throw FrameDamage("compressed with a dictionary, but no dictionary precedes it in its segment")
         }

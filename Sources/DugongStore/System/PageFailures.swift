@@ -67,6 +67,17 @@ enum PageFailures {
         }
     }
 
+    /// Fails the page holding `offset` in every live map of the file at `path` (under a watched
+    /// directory). Returns how many maps it failed a page of.
+    @discardableResult
+    static func failPage(of path: String, at offset: Int) -> Int {
+        state.withLock { state in
+            let maps = state.live.filter { $0.value.path == path && offset < $0.value.count }
+            for (slot, map) in maps { fail(slot: slot, base: map.base, offset: offset / pageSize * pageSize) }
+            return maps.count
+        }
+    }
+
     /// A map was made (``MappedRegion``'s initializer).
     static func mapped(path: String, base: UnsafeRawPointer, count: Int, slot: Int) {
         guard watching.load(ordering: .sequentiallyConsistent) > 0, slot >= 0 else { return }
