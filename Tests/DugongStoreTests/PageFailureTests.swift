@@ -35,6 +35,8 @@ struct PageFailureTests {
         let count = Atomic<Int>(0)
         private let stopping = Atomic<Bool>(false)
         private let stopped = Atomic<Bool>(true)
+        private let pausing = Atomic<Bool>(false)
+        private let paused = Atomic<Bool>(false)
 
         func start(under directory: String, seed: UInt64) {
             stopped.store(false, ordering: .releasing)
@@ -42,11 +44,25 @@ struct PageFailureTests {
                 var random = SeededRandom(seed: seed)
                 while !stopping.load(ordering: .acquiring), count.load(ordering: .relaxed) < 40 {
                     usleep(UInt32(100 + random.below(900)))
+                    // Acknowledged only here, after the failure before it is done.
+                    if pausing.load(ordering: .acquiring) {
+                        paused.store(true, ordering: .releasing)
+                        continue
+                    }
                     if PageFailures.failPage(under: directory, choice: random.below(1 << 20)) != nil { count.add(1, ordering: .relaxed) }
                 }
                 stopped.store(true, ordering: .releasing)
             }.start()
         }
+
+        /// Holds the thread's failures until ``resume()``; returns once none is under way.
+        func pause() {
+            paused.store(false, ordering: .releasing)
+            pausing.store(true, ordering: .releasing)
+            while !paused.load(ordering: .acquiring), !stopped.load(ordering: .acquiring) { usleep(100) }
+        }
+
+        func resume() { pausing.store(false, ordering: .releasing) }
 
         /// Stops the thread and waits until it has.
         func stop() {
@@ -174,6 +190,59 @@ struct PageFailureTests {
         #expect(seen == all)
     }
 
+    /// A reader whose refresh met a failed page while it scanned new frames (its index may then
+    /// hold damage that is only zeros) throws the I/O error rather than that damage, and its
+    /// next read refreshes first: once the disk gives the page, reads and a subscription go on,
+    /// also after a compaction removed the file of that page (the reader compares what it
+    /// served with the new files through a new map of the old one).
+    @Test(arguments: [false, true])
+    func aReaderWhoseRefreshMetAFailedPageReadsAgainOnceTheDiskGivesIt(compacting: Bool) async throws {
+        let directory = TemporaryDirectory("page-failure-refresh")
+        defer { directory.remove() }
+        PageFailures.watch(directory.path)
+        defer { PageFailures.stopWatching(directory.path) }
+        let writer = try Fixture.open(directory)
+        defer { writer.close() }
+        try await writer.append(Fixture.events(1), to: "first")
+        var options = InspectionTests.readOnly()
+        let segment = directory.file(writer.segmentNames[0])
+        // Once: the page after the first (where the next commit's frame goes on) fails as the
+        // refresh is about to scan it.
+        let failed = Mutex(0)
+        options.incrementalScanHook = {
+            failed.withLock { count in
+                if count == 0 { count = PageFailures.failPage(of: segment, at: 4096) }
+            }
+        }
+        let reader = try EventLog.open(at: directory.path, options: options)
+        defer { reader.close() }
+        var random = SeededRandom(seed: 9)
+        let large = (0..<3).map { _ in NewEvent(type: "Noise", data: Data((0..<3000).map { _ in UInt8(truncatingIfNeeded: random.next()) })) }
+        try await writer.append(large, to: "noise")
+        #expect {
+            try reader.refresh()
+        } throws: { error in
+            (error as? SystemError)?.code == EIO
+        }
+        let failures = failed.withLock { $0 }
+        #expect(failures == 2, "the page failed in the writer's map and the reader's, during the refresh's scan")
+        if compacting {
+            writer.close()
+            _ = try EventLog.compact(at: directory.path)
+            #expect(!FileManager.default.fileExists(atPath: segment))
+        }
+        // The disk gives the page again (a new map reads the file): the next read maps anew.
+        let all = try Self.readEverything(reader)
+        #expect(all.map(\.data) == [Fixture.events(1)[0].data] + large.map(\.data))
+        var seen = 0
+        for try await event in reader.subscribe(from: 0) {
+            seen += 1
+            if event.position == 3 { break }
+        }
+        #expect(seen == 4)
+        #expect(try reader.verify().isClean)
+    }
+
     static func run(seed: UInt64) async throws -> (succeeded: Int, readErrors: Int, pagesFailed: Int) {
         var random = SeededRandom(seed: seed &* 104_729 &+ 3)
         let directory = TemporaryDirectory("page-failures")
@@ -189,12 +258,12 @@ struct PageFailureTests {
         var reader = try EventLog.open(at: directory.path, options: readOnly)
         defer { reader.close() }
 
-        // New maps fail a page with this probability (a seeded generator of their own: maps are
-        // made on the caller's thread here).
-        let mapFailures = Mutex((random: SeededRandom(seed: seed &+ 17), failed: 0))
+        // One new map in ten fails a page (a generator of its own: the writer's thread makes the
+        // maps of the segments it rolls to).
+        let mapFailures = Mutex((random: SeededRandom(seed: seed &+ 17), failed: 0, paused: false))
         PageFailures.watch(directory.path) { _, count in
             mapFailures.withLock { state in
-                guard state.random.below(10) == 0 else { return nil }
+                guard state.random.below(10) == 0, !state.paused else { return nil }
                 state.failed += 1
                 return state.random.below(count)
             }
@@ -254,7 +323,7 @@ struct PageFailureTests {
         for current in 0..<48 {
             step = current
             guard let log = writer else { break }
-            switch random.below(14) {
+            switch random.below(15) {
             case 0...3:
                 let stream = streams[random.below(streams.count)]
                 let count = 1 + random.below(4)
@@ -326,6 +395,29 @@ struct PageFailureTests {
                     let report = try which.verify()
                     #expect(report.isClean, "seed \(seed), step \(step): \(report)")
                 }
+            case 14:
+                // The disk gives every page again for a moment: a reader's refresh maps anew
+                // what failed and serves every acknowledged event; a writer's reads work again
+                // but for a failed page of the segment it writes (it keeps that map).
+                failing.pause()
+                mapFailures.withLock { $0.paused = true }
+                do {
+                    _ = try reader.refresh()
+                    let events = try readEverything(reader)
+                    #expect(events.count == model.count && arePrefix(events, of: model), "seed \(seed), step \(step): \(events.count) of \(model.count)")
+                } catch {
+                    Issue.record("seed \(seed), step \(step): the reader after the disk healed: \(error)")
+                }
+                if !log.core.shared.withLock({ $0.segments.last!.map.hadUnreadablePage }) {
+                    do {
+                        let events = try readEverything(log)
+                        #expect(events.count == model.count && arePrefix(events, of: model), "seed \(seed), step \(step)")
+                    } catch {
+                        Issue.record("seed \(seed), step \(step): the writer after the disk healed: \(error)")
+                    }
+                }
+                mapFailures.withLock { $0.paused = false }
+                failing.resume()
             default:
                 reader.close()
                 reader = try settle("reopening the reader") { try EventLog.open(at: directory.path, options: readOnly) }

@@ -68,9 +68,10 @@ extension EventLog {
     /// Open the store with ``Options/readOnly`` to verify a store another process is writing.
     /// - Parameter progress: called with (frames checked, frames in all) now and then.
     public func verify(progress: (Int, Int) -> Void = { _, _ in }) throws -> VerificationReport {
-        try core.checkReadable()
-        let (index, segments) = core.shared.withLock { shared in
-            (shared.index, shared.segments.indices.map { core.segmentForReading($0, in: &shared) })
+        try prepareToRead()
+        let (index, segments) = try core.shared.withLock { shared in
+            try shared.checkReadable()
+            return (shared.index, shared.segments.indices.map { core.segmentForReading($0, in: &shared) })
         }
         var problems: [Finding] = []
         var warnings: [Finding] = []
@@ -251,8 +252,11 @@ extension EventLog {
 
     /// Counts and sizes of the store.
     public func statistics() throws -> Statistics {
-        try core.checkReadable()
-        let (index, segments) = core.shared.withLock { ($0.index, $0.segments) }
+        try prepareToRead()
+        let (index, segments) = try core.shared.withLock { shared in
+            try shared.checkReadable()
+            return (shared.index, shared.segments)
+        }
         let files = segments.map { segment in
             Statistics.Segment(
                 name: segment.name, fileBytes: (try? segment.file.allocatedSize()) ?? 0,
@@ -270,7 +274,10 @@ extension EventLog {
     /// Every stream the store knows (with events, snapshots or lifecycle records), in the
     /// order it first appeared.
     public func streamNames() throws -> [String] {
-        try core.checkReadable()
-        return core.shared.withLock { $0.index.streamOrder }
+        try prepareToRead()
+        return try core.shared.withLock { shared in
+            try shared.checkReadable()
+            return shared.index.streamOrder
+        }
     }
 }

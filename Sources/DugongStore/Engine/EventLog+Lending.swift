@@ -23,7 +23,7 @@ extension EventLog {
     public func forEachEvent(
         from position: UInt64 = 0, maxCount: Int = .max, _ body: (borrowing EventView) throws -> Void
     ) throws -> UInt64 {
-        try core.checkReadable()
+        try prepareToRead()
         guard maxCount > 0 else { return position }
         return try core.lendEventsInLog(from: position, maxCount: maxCount, body)
     }

@@ -65,6 +65,9 @@ extension EventLog {
         /// Test hook: called when a read-only open or refresh has read the manifest, before it
         /// opens the segments the manifest lists.
         var readingHook: (@Sendable () -> Void)?
+        /// Test hook: called when a read-only store's refresh is about to scan the new frames
+        /// through the maps it has (not when it opens the files anew).
+        var incrementalScanHook: (@Sendable () -> Void)?
 
         /// The longest stream name or event type, in UTF-8 bytes.
         public static let maximumNameLength = 1024

@@ -32,6 +32,16 @@ extension EventLog {
         return grew
     }
 
+    /// Before a read: throws when the store is closed. A read-only store whose `refresh()` met
+    /// a page the disk failed (``LogCore/Shared/unreadable``: its index may hold damage that is
+    /// only the zeros read there) refreshes first, mapping the files anew; while the disk still
+    /// fails the page, the read throws that I/O error. (Reads check the mark again in the lock
+    /// in which they read the index: another thread's refresh may set it meanwhile.)
+    func prepareToRead() throws {
+        try core.checkOpen()
+        if options.readOnly, core.shared.withLock({ $0.unreadable != nil }) { _ = try refresh() }
+    }
+
     private func refreshOnce() throws -> Int {
         // The head before the manifest: a writer lists a segment in the manifest before it
         // names it in the head, so the manifest read next lists the head's segment.
@@ -118,6 +128,7 @@ extension EventLog {
         {
             return try reopen()
         }
+        options.incrementalScanHook?()
         return try core.shared.withLock { shared in
             let before = shared.index.nextPosition
             let lastBatch = shared.index.lastBatch
@@ -230,7 +241,12 @@ extension EventLog {
         let served = seen.frameIndex(atOrAfter: newest.position)
         guard served < seen.eventFrames.count else { return replaced }
         let servedFrame = seen.eventFrames[served]
-        let servedSegment = seenSegments[servedFrame.location.segment]
+        var servedSegment = seenSegments[servedFrame.location.segment]
+        // A map that had a page the disk failed shows zeros there for good: the same file (its
+        // name may be gone by now, after a compaction) in a new map reads it again.
+        if MappedRegion.unreadablePages > 0, servedSegment.map.hadUnreadablePage, let fresh = try? servedSegment.mappedAnew() {
+            servedSegment = fresh
+        }
         guard let size = try? servedSegment.file.size(), servedSegment.holdsWholeFrame(at: servedFrame.location.offset, fileSize: size),
             let mine = events(of: servedFrame, in: servedSegment)
         else {

@@ -32,16 +32,19 @@ extension EventLog {
     /// - Returns: the events; the damage stepped over (regions found at open, once each as the
     ///   read passes them, and frames that fail their checks now); and the position to go on
     ///   from (``headPosition`` once everything was read).
+    /// - Throws: ``StoreError/closed``, or the I/O error (`SystemError`, `EIO`) of a page the
+    ///   disk failed: what could not be read is not damage, and is not stepped over.
     public func readAllSkippingDamage(
         from position: UInt64, maxCount: Int = 4096
-    ) throws(StoreError) -> (events: [StoredEvent], skipped: [DamagedRegion], next: UInt64) {
-        try core.checkOpen()
+    ) throws -> (events: [StoredEvent], skipped: [DamagedRegion], next: UInt64) {
+        try prepareToRead()
         precondition(maxCount > 0)
         var events: [StoredEvent] = []
         var skipped: [DamagedRegion] = []
         var next = position
         while events.count < maxCount {
-            let step = core.shared.withLock { shared -> (gap: [Damage], gapEnd: UInt64, frame: (Segment, EventFrame)?) in
+            let step = try core.shared.withLock { shared -> (gap: [Damage], gapEnd: UInt64, frame: (Segment, EventFrame)?) in
+                try shared.checkReadable()
                 let index = shared.index
                 let frameIndex = index.frameIndex(atOrAfter: next)
                 let frame = frameIndex < index.eventFrames.count ? index.eventFrames[frameIndex] : nil
@@ -49,7 +52,7 @@ extension EventLog {
                 // Damage that held positions from `next` to the next readable frame (or, at the
                 // end, damage whose positions cannot be told).
                 let gap = index.damage.filter { $0.stopsARead(from: next, before: gapEnd) }
-                return (gap, gapEnd, frame.map { (shared.segments[$0.location.segment], $0) })
+                return (gap, gapEnd, frame.map { (core.segmentForReading($0.location.segment, in: &shared), $0) })
             }
             for damage in step.gap {
                 skipped.append(DamagedRegion(file: damage.segmentName, offset: damage.offset, reason: damage.reason, positions: damage.positions))
@@ -64,6 +67,8 @@ extension EventLog {
                         return (events, skipped, event.position + 1)
                     }
                 }
+            } catch let error as SystemError {
+                throw error  // the disk's error (a page it failed): not damage
             } catch {
                 var reason = "\(error)"
                 if case .corruption(_, _, let why) = error as? StoreError { reason = why }

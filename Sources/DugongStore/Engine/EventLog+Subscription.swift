@@ -46,6 +46,7 @@ public struct EventSubscription: AsyncSequence, Sendable {
                 }
                 try Task.checkCancellation()
                 if core.shared.withLock({ $0.isClosed }) { return nil }
+                try log.prepareToRead()
                 buffer = try core.eventsInLog(from: next, maxCount: Self.batchSize)
                 bufferIndex = 0
                 if let last = buffer.last {

@@ -519,10 +519,11 @@ public final class EventLog: Sendable {
 
     /// The events a stream read returns, in its order (see ``read(stream:from:maxCount:direction:)``).
     func slice(of stream: String, from version: Int?, maxCount: Int, direction: Direction) throws -> StreamSlice {
-        try core.checkReadable()
+        try prepareToRead()
         let empty = StreamSlice(stream: stream, positions: [], firstVersion: 1, forward: true)
         guard maxCount > 0 else { return empty }
         return try core.shared.withLock { shared in
+            try shared.checkReadable()
             let entry = shared.index.stream(stream)
             guard let entry, !entry.isTombstoned, entry.version > 0 else {
                 // Damage may have held this stream's events or its lifecycle records.
@@ -571,8 +572,11 @@ public final class EventLog: Sendable {
     ///
     /// - Throws: ``StoreError/corruption(segment:offset:reason:)`` when damage holds it.
     public func storedEvent(of stream: String, version: Int) throws -> StoredEvent? {
-        try core.checkReadable()
-        guard let position = core.shared.withLock({ $0.index.position(of: version, in: stream) }) else { return nil }
+        try prepareToRead()
+        guard let position = try core.shared.withLock({ shared in
+            try shared.checkReadable()
+            return shared.index.position(of: version, in: stream)
+        }) else { return nil }
         return try core.events(StreamSlice(stream: stream, positions: [position], firstVersion: version, forward: true)).first
     }
 
@@ -585,7 +589,7 @@ public final class EventLog: Sendable {
     /// - Throws: ``StoreError/corruption(segment:offset:reason:)`` when the first event to
     ///   return lies in a damaged frame; events before damage are returned first.
     public func readAll(from position: UInt64 = 0, maxCount: Int = 4096) throws -> [StoredEvent] {
-        try core.checkReadable()
+        try prepareToRead()
         guard maxCount > 0 else { return [] }
         return try core.eventsInLog(from: position, maxCount: maxCount)
     }
@@ -593,8 +597,9 @@ public final class EventLog: Sendable {
     /// The latest snapshot of `stream`, or `nil` (also when the stream was deleted after it or
     /// tombstoned).
     public func latestSnapshot(of stream: String) throws -> StoredSnapshot? {
-        try core.checkReadable()
+        try prepareToRead()
         let found: (Segment, StreamIndex.SnapshotReference)? = try core.shared.withLock { shared in
+            try shared.checkReadable()
             // Damage may have held a later snapshot or a delete that hides this one.
             if let damage = shared.index.damage.first { throw damage.error }
             guard let entry = shared.index.stream(stream), !entry.isTombstoned, let reference = entry.snapshot,
@@ -635,9 +640,10 @@ public final class EventLog: Sendable {
 
     /// The stream's version and lifecycle, or `nil` when the store has never seen it.
     public func info(stream: String) throws -> StreamInfo? {
-        try core.checkReadable()
-        return core.shared.withLock { shared in
-            shared.index.stream(stream).map {
+        try prepareToRead()
+        return try core.shared.withLock { shared in
+            try shared.checkReadable()
+            return shared.index.stream(stream).map {
                 StreamInfo(
                     version: $0.version, firstVisibleVersion: $0.truncateBefore, isTombstoned: $0.isTombstoned,
                     firstStoredVersion: $0.removedThrough + 1)
@@ -650,8 +656,11 @@ public final class EventLog: Sendable {
     ///
     /// - Complexity: O(k) for k streams in the category; no event is read.
     public func streams(inCategory category: String) throws -> [String] {
-        try core.checkReadable()
-        return core.shared.withLock { $0.index.streams(inCategory: category) }
+        try prepareToRead()
+        return try core.shared.withLock { shared in
+            try shared.checkReadable()
+            return shared.index.streams(inCategory: category)
+        }
     }
 
     /// The global position the next event will get; every durable event is below it.

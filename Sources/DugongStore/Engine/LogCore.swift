@@ -20,6 +20,11 @@ final class LogCore: Sendable {
         /// updated the index in place (the index may hold damage that is only the zeros it
         /// read): reads throw this until a refresh maps the files anew.
         var unreadable: SystemError?
+
+        /// Throws ``unreadable``: called in the same lock as a read of the index.
+        func checkReadable() throws(SystemError) {
+            if let unreadable { throw unreadable }
+        }
     }
 
     /// The manifest the segments came from and the head record last read: a refresh with the
@@ -69,13 +74,8 @@ final class LogCore: Sendable {
     func segmentForReading(_ number: Int, in shared: inout Shared) -> Segment {
         let segment = shared.segments[number]
         guard MappedRegion.unreadablePages > 0, !options.readOnly, number < shared.segments.count - 1,
-            segment.map.hadUnreadablePage,
-            // The same file (its salt): the directory's path may lead elsewhere by now.
-            let fresh = try? Segment.open(directory: directory, name: segment.name, writable: false, extendToCapacity: false),
-            fresh.salt == segment.salt
+            segment.map.hadUnreadablePage, let fresh = try? segment.mappedAnew()
         else { return segment }
-        // A sealed segment gets no more dictionaries: these are all of them.
-        for (offset, bytes) in segment.dictionaries { fresh.register(dictionary: bytes, at: offset) }
         shared.segments[number] = fresh
         return fresh
     }
@@ -83,14 +83,6 @@ final class LogCore: Sendable {
     /// Throws when the store is closed.
     func checkOpen() throws(StoreError) {
         if shared.withLock({ $0.isClosed }) { throw .closed }
-    }
-
-    /// Throws when the store is closed, or when a refresh met a page the disk failed
-    /// (``Shared/unreadable``): what reads would find may rest on its zeros.
-    func checkReadable() throws {
-        let (closed, unreadable) = shared.withLock { ($0.isClosed, $0.unreadable) }
-        if closed { throw StoreError.closed }
-        if let unreadable { throw unreadable }
     }
 
     // MARK: Reading events
@@ -163,6 +155,7 @@ final class LogCore: Sendable {
     private func locate(_ positions: [UInt64]) throws -> [FrameRun] {
         precondition(!positions.isEmpty)
         return try shared.withLock { shared in
+            try shared.checkReadable()
             let frames = shared.index.eventFrames
             var runs: [FrameRun] = []
             // The current run's frame's positions (a stream's positions come in runs within a
@@ -227,7 +220,7 @@ final class LogCore: Sendable {
         let reading = FrameLending()
         while lent < maxCount {
             let step: (Segment, EventFrame)? = try shared.withLock { shared in
-                if let unreadable = shared.unreadable { throw unreadable }
+                try shared.checkReadable()
                 let index = shared.index
                 let frameIndex = index.frameIndex(atOrAfter: next)
                 let gapEnd = frameIndex < index.eventFrames.count ? index.eventFrames[frameIndex].firstPosition : index.nextPosition
@@ -301,8 +294,7 @@ final class FrameLending {
     init(cache: LentFrameCache? = nil) { self.cache = cache }
 
     /// Verifies and decodes `frame`, checks it holds the positions the index expects, and calls
-    /// `body` with its events (lent from the scratch buffer or the mapped segment, valid during
-    /// the call) and the names they refer to. Decoding failures throw ``StoreError/corruption(segment:offset:reason:)``, or
+    /// `body` with its events (lent from the scratch buffer, valid during the call) and the names they refer to. Decoding failures throw ``StoreError/corruption(segment:offset:reason:)``, or
     /// with `failingQuietly` return false; what `body` throws passes through.
     @discardableResult
     func lend(

@@ -182,6 +182,18 @@ final class Segment: @unchecked Sendable {
         }
     }
 
+    /// The same file (through another descriptor: its name may be gone or another file's by now)
+    /// in a new map of the same length, with the same dictionaries: a map that had a page the
+    /// disk failed shows zeros there for good (``MappedRegion/hadUnreadablePage``), a new one
+    /// reads the file again. For a segment that gets no more frames.
+    func mappedAnew() throws -> Segment {
+        let file = try file.duplicate()
+        let map = try MappedRegion(file: file, count: map.count)
+        let fresh = Segment(name: name, path: path, header: header, file: file, map: map, originalSize: originalSize)
+        for (offset, bytes) in dictionaries { fresh.register(dictionary: bytes, at: offset) }
+        return fresh
+    }
+
     /// Throws when a page of this segment's map could not be read (the disk failed it, and the
     /// map shows zeros there): whatever was concluded from the bytes may rest on those zeros.
     /// One load of a process-wide counter while no page ever failed.

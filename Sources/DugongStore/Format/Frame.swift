@@ -389,8 +389,8 @@ enum FrameReader {
     }
 
     /// Decodes a verified frame's events into `events` and their names into `frameNames` (both
-    /// emptied first), lent from the mapped bytes or from `scratch` (the payload decompressed):
-    /// valid until `scratch` is used again. `names` may come from earlier frames (names repeat
+    /// emptied first), lent from `scratch` (the payload decompressed, or copied from the mapped
+    /// bytes): valid until `scratch` is used again. `names` may come from earlier frames (names repeat
     /// across frames too).
     static func eventFields(
         of header: FrameHeader, in bytes: UnsafeRawBufferPointer, at offset: Int, dictionary: (bytes: [UInt8], check: UInt16),

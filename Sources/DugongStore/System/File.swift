@@ -30,6 +30,20 @@ struct File: ~Copyable {
         system.opened(descriptor, path: path, created: flags & O_CREAT != 0 && !existed, truncated: flags & O_TRUNC != 0 && existed)
     }
 
+    private init(descriptor: Int32, path: String, system: any FileSystem) {
+        self.descriptor = descriptor
+        self.path = path
+        self.system = system
+    }
+
+    /// Another descriptor of the same open file (`fcntl(2)` `F_DUPFD_CLOEXEC`): it reaches the
+    /// file even once its name was removed or given to another file.
+    func duplicate() throws(SystemError) -> File {
+        let copy = try retryingOnInterrupt("fcntl", path) { fcntl(descriptor, F_DUPFD_CLOEXEC, 0) }
+        system.opened(copy, path: path, created: false, truncated: false)
+        return File(descriptor: copy, path: path, system: system)
+    }
+
     deinit {
         system.closed(descriptor)
         _ = Glibc.close(descriptor)
