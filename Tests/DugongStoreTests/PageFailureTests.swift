@@ -124,70 +124,77 @@ struct PageFailureTests {
         #expect(outcomes.succeeded > outcomes.readErrors, "\(outcomes)")
     }
 
+    /// Runs `body` with a new directory whose maps ``PageFailures`` lists, and removes it.
+    static func withWatchedDirectory(_ label: String, _ body: (TemporaryDirectory) async throws -> Void) async throws {
+        let directory = TemporaryDirectory(label)
+        PageFailures.watch(directory.path)
+        defer {
+            PageFailures.stopWatching(directory.path)
+            directory.remove()
+        }
+        try await body(directory)
+    }
+
     /// A writer keeps its segments open; a sealed one whose page failed is mapped anew for the
     /// next read, so its reads work again once the disk gives the page. The segment it writes
     /// keeps its map: reads of a failed page there fail until the store is opened again.
     @Test func aWriterReadsASealedSegmentAgainOnceTheDiskGivesItsPage() async throws {
-        let directory = TemporaryDirectory("page-failure-writer")
-        defer { directory.remove() }
-        PageFailures.watch(directory.path)
-        defer { PageFailures.stopWatching(directory.path) }
-        var log = try Fixture.open(directory, segmentSize: 4096)
-        defer { log.close() }
-        for commit in 0..<12 { try await log.append(Fixture.events(2, size: 600), to: "s/\(commit % 3)") }
-        let segments = log.segmentNames
-        #expect(segments.count >= 3, "\(segments)")
-        let all = try Self.readEverything(log)
-        #expect(all.count == 24)
+        try await Self.withWatchedDirectory("page-failure-writer") { directory in
+            var log = try Fixture.open(directory, segmentSize: 4096)
+            defer { log.close() }
+            for commit in 0..<12 { try await log.append(Fixture.events(2, size: 600), to: "s/\(commit % 3)") }
+            let segments = log.segmentNames
+            #expect(segments.count >= 3, "\(segments)")
+            let all = try Self.readEverything(log)
+            #expect(all.count == 24)
 
-        // The first segment's first page (its header and first frames, stream s/0's first events).
-        log.dropCaches()
-        #expect(PageFailures.failPage(of: directory.file(segments[0]), at: 0) == 1)
-        #expect(try log.read(stream: "s/0") == all.filter { $0.stream == "s/0" }, "read through a new map")
-        #expect(try Self.readEverything(log) == all)
-        #expect(try log.verify().isClean)
+            // The first segment's first page (its header and first frames, stream s/0's first events).
+            log.dropCaches()
+            #expect(PageFailures.failPage(of: directory.file(segments[0]), at: 0) == 1)
+            #expect(try log.read(stream: "s/0") == all.filter { $0.stream == "s/0" }, "read through a new map")
+            #expect(try Self.readEverything(log) == all)
+            #expect(try log.verify().isClean)
 
-        // The segment being written.
-        log.dropCaches()
-        #expect(PageFailures.failPage(of: directory.file(segments.last!), at: 0) == 1)
-        for _ in 0..<2 {
-            #expect {
-                _ = try Self.readEverything(log)
-            } throws: { error in
-                (error as? SystemError)?.code == EIO && "\(error)".contains(segments.last!)
+            // The segment being written.
+            log.dropCaches()
+            #expect(PageFailures.failPage(of: directory.file(segments.last!), at: 0) == 1)
+            for _ in 0..<2 {
+                #expect {
+                    _ = try Self.readEverything(log)
+                } throws: { error in
+                    (error as? SystemError)?.code == EIO && "\(error)".contains(segments.last!)
+                }
             }
+            log.close()
+            log = try Fixture.open(directory, segmentSize: 4096)
+            #expect(try Self.readEverything(log) == all)
+            // Appends go on, and roll on to new segments, after it.
+            for commit in 0..<6 { try await log.append(Fixture.events(2, size: 600), to: "s/\(commit % 3)") }
+            #expect(try Self.readEverything(log).count == 36)
         }
-        log.close()
-        log = try Fixture.open(directory, segmentSize: 4096)
-        #expect(try Self.readEverything(log) == all)
-        // Appends go on, and roll on to new segments, after it.
-        for commit in 0..<6 { try await log.append(Fixture.events(2, size: 600), to: "s/\(commit % 3)") }
-        #expect(try Self.readEverything(log).count == 36)
     }
 
     /// Events lent from a frame stored uncompressed come from a copy made before the frame's
     /// checks ended, not from the map: a page that fails while they are lent does not show them
     /// zeros (`readAll` returned such events, ids and data of zeros, with no error).
     @Test func eventsLentFromAnUncompressedFrameAreNotReadFromTheMap() async throws {
-        let directory = TemporaryDirectory("page-failure-lending")
-        defer { directory.remove() }
-        PageFailures.watch(directory.path)
-        defer { PageFailures.stopWatching(directory.path) }
-        let log = try Fixture.open(directory)
-        defer { log.close() }
-        var random = SeededRandom(seed: 5)
-        let events = (0..<4).map { _ in NewEvent(type: "Noise", data: Data((0..<500).map { _ in UInt8(truncatingIfNeeded: random.next()) })) }
-        try await log.append(events, to: "noise")
-        let all = try log.readAll()
-        #expect(all.map(\.data) == events.map(\.data))
-        log.dropCaches()
-        var seen: [StoredEvent] = []
-        try log.forEachEvent(from: 0) { event in
-            // The frame's page fails once the first event is lent (the checks are over by then).
-            if seen.isEmpty { #expect(PageFailures.failPage(of: directory.file(log.segmentNames[0]), at: 0) == 1) }
-            seen.append(event.stored)
+        try await Self.withWatchedDirectory("page-failure-lending") { directory in
+            let log = try Fixture.open(directory)
+            defer { log.close() }
+            var random = SeededRandom(seed: 5)
+            let events = (0..<4).map { _ in NewEvent(type: "Noise", data: Data((0..<500).map { _ in UInt8(truncatingIfNeeded: random.next()) })) }
+            try await log.append(events, to: "noise")
+            let all = try log.readAll()
+            #expect(all.map(\.data) == events.map(\.data))
+            log.dropCaches()
+            var seen: [StoredEvent] = []
+            try log.forEachEvent(from: 0) { event in
+                // The frame's page fails once the first event is lent (the checks are over by then).
+                if seen.isEmpty { #expect(PageFailures.failPage(of: directory.file(log.segmentNames[0]), at: 0) == 1) }
+                seen.append(event.stored)
+            }
+            #expect(seen == all)
         }
-        #expect(seen == all)
     }
 
     /// A reader whose refresh met a failed page while it scanned new frames (its index may then
@@ -197,50 +204,48 @@ struct PageFailureTests {
     /// served with the new files through a new map of the old one).
     @Test(arguments: [false, true])
     func aReaderWhoseRefreshMetAFailedPageReadsAgainOnceTheDiskGivesIt(compacting: Bool) async throws {
-        let directory = TemporaryDirectory("page-failure-refresh")
-        defer { directory.remove() }
-        PageFailures.watch(directory.path)
-        defer { PageFailures.stopWatching(directory.path) }
-        let writer = try Fixture.open(directory)
-        defer { writer.close() }
-        try await writer.append(Fixture.events(1), to: "first")
-        var options = InspectionTests.readOnly()
-        let segment = directory.file(writer.segmentNames[0])
-        // Once: the page after the first (where the next commit's frame goes on) fails as the
-        // refresh is about to scan it.
-        let failed = Mutex(0)
-        options.incrementalScanHook = {
-            failed.withLock { count in
-                if count == 0 { count = PageFailures.failPage(of: segment, at: 4096) }
+        try await Self.withWatchedDirectory("page-failure-refresh") { directory in
+            let writer = try Fixture.open(directory)
+            defer { writer.close() }
+            try await writer.append(Fixture.events(1), to: "first")
+            var options = InspectionTests.readOnly()
+            let segment = directory.file(writer.segmentNames[0])
+            // Once: the page after the first (where the next commit's frame goes on) fails as the
+            // refresh is about to scan it.
+            let failed = Mutex(0)
+            options.incrementalScanHook = {
+                failed.withLock { count in
+                    if count == 0 { count = PageFailures.failPage(of: segment, at: 4096) }
+                }
             }
+            let reader = try EventLog.open(at: directory.path, options: options)
+            defer { reader.close() }
+            var random = SeededRandom(seed: 9)
+            let large = (0..<3).map { _ in NewEvent(type: "Noise", data: Data((0..<3000).map { _ in UInt8(truncatingIfNeeded: random.next()) })) }
+            try await writer.append(large, to: "noise")
+            #expect {
+                try reader.refresh()
+            } throws: { error in
+                (error as? SystemError)?.code == EIO
+            }
+            let failures = failed.withLock { $0 }
+            #expect(failures == 2, "the page failed in the writer's map and the reader's, during the refresh's scan")
+            if compacting {
+                writer.close()
+                _ = try EventLog.compact(at: directory.path)
+                #expect(!FileManager.default.fileExists(atPath: segment))
+            }
+            // The disk gives the page again (a new map reads the file): the next read maps anew.
+            let all = try Self.readEverything(reader)
+            #expect(all.map(\.data) == [Fixture.events(1)[0].data] + large.map(\.data))
+            var seen = 0
+            for try await event in reader.subscribe(from: 0) {
+                seen += 1
+                if event.position == 3 { break }
+            }
+            #expect(seen == 4)
+            #expect(try reader.verify().isClean)
         }
-        let reader = try EventLog.open(at: directory.path, options: options)
-        defer { reader.close() }
-        var random = SeededRandom(seed: 9)
-        let large = (0..<3).map { _ in NewEvent(type: "Noise", data: Data((0..<3000).map { _ in UInt8(truncatingIfNeeded: random.next()) })) }
-        try await writer.append(large, to: "noise")
-        #expect {
-            try reader.refresh()
-        } throws: { error in
-            (error as? SystemError)?.code == EIO
-        }
-        let failures = failed.withLock { $0 }
-        #expect(failures == 2, "the page failed in the writer's map and the reader's, during the refresh's scan")
-        if compacting {
-            writer.close()
-            _ = try EventLog.compact(at: directory.path)
-            #expect(!FileManager.default.fileExists(atPath: segment))
-        }
-        // The disk gives the page again (a new map reads the file): the next read maps anew.
-        let all = try Self.readEverything(reader)
-        #expect(all.map(\.data) == [Fixture.events(1)[0].data] + large.map(\.data))
-        var seen = 0
-        for try await event in reader.subscribe(from: 0) {
-            seen += 1
-            if event.position == 3 { break }
-        }
-        #expect(seen == 4)
-        #expect(try reader.verify().isClean)
     }
 
     static func run(seed: UInt64) async throws -> (succeeded: Int, readErrors: Int, pagesFailed: Int) {
