@@ -577,6 +577,10 @@ struct CommandTests {
         #expect(bench.status == 0, "\(bench.stderr)")
         let results = try Self.jsonObject(bench.stdout)
         #expect(results["verifiedClean"] as? Bool == true && (results["appendEventsPerSecond"] as? Double ?? 0) > 0)
+        #expect(results["streams"] as? Int == 20)
+        // 7 events in one commit reach one stream, whatever --streams asks.
+        let small = try CLI.run(["bench", "--events", "7", "--streams", "100"])
+        #expect(small.status == 0 && small.stdout.contains("7 events of ~") && small.stdout.contains("100 per commit, 1 stream,") && small.stdout.contains("replay one stream (1 stream,"), "\(small.stdout)")
         let demo = try CLI.run(["demo", "--in-memory"])
         #expect(demo.status == 0 && demo.stdout.contains("conflict caught"))
     }

@@ -30,7 +30,7 @@ struct Bench: AsyncParsableCommand {
     @Option(parsing: .unconditional, help: "Events per commit.")
     var batch = 100
 
-    @Option(parsing: .unconditional, help: "Streams the events are spread over.")
+    @Option(parsing: .unconditional, help: "Streams the events are spread over (at most one per commit: fewer when there are fewer commits).")
     var streams = 1_000
 
     @Option(parsing: .unconditional, help: "Concurrent appenders (group commit shares frames and syncs among them).")
@@ -88,6 +88,9 @@ struct Bench: AsyncParsableCommand {
             remaining -= count
             commitIndex += 1
         }
+
+        // One stream per commit at most: fewer commits than --streams reach fewer streams.
+        let streams = min(streams, commits.count)
 
         let clock = ContinuousClock()
         let appending = ProgressBar("appending")
@@ -147,13 +150,14 @@ struct Bench: AsyncParsableCommand {
             Terminal.emit(String(decoding: try encoder.encode(results), as: UTF8.self))
             return
         }
-        Terminal.emit("dugong bench: \(events) events of ~\(Int(results.payloadBytesPerEvent)) B, \(batch) per commit, \(streams) streams, \(writers) writer(s), durable")
+        let plural = { (count: Int, noun: String) in "\(count) \(noun)\(count == 1 ? "" : "s")" }
+        Terminal.emit("dugong bench: \(events) events of ~\(Int(results.payloadBytesPerEvent)) B, \(batch) per commit, \(plural(streams, "stream")), \(writers) writer(s), durable")
         Terminal.emit("")
         Terminal.emit("| measure | value |")
         Terminal.emit("|---|---|")
         Terminal.emit("| append | \(Int(results.appendEventsPerSecond)) events/s, \(String(format: "%.1f", results.appendMegabytesPerSecond)) MB/s of event data |")
         Terminal.emit("| replay everything | \(Int(results.replayAllEventsPerSecond)) events/s |")
-        Terminal.emit("| replay one stream (\(sampled.count) streams, cold cache) | \(Int(results.replayStreamEventsPerSecond)) events/s |")
+        Terminal.emit("| replay one stream (\(plural(sampled.count, "stream")), cold cache) | \(Int(results.replayStreamEventsPerSecond)) events/s |")
         Terminal.emit("| on disk | \(String(format: "%.1f", results.bytesPerEvent)) bytes/event (frames), \(String(format: "%.2f", results.payloadBytesPerEvent / results.bytesPerEvent))× smaller than the JSON |")
         Terminal.emit("| verify | \(verification.isClean ? "clean" : "\(verification.problems.count) problem(s)"): \(verification.frames) frames, \(verification.events) events |")
         if !verification.isClean { throw Terminal.fail("the store did not verify clean: \(verification.problems.first!)", code: ExitStatus.damaged.rawValue) }
