@@ -17,7 +17,9 @@ final class Segment: @unchecked Sendable {
     /// The dictionary records of the segment, by the offset of their frame, ascending, each with
     /// its ``FrameHeader/dictionaryCheck`` (computed once: a CRC of 4 KiB per small frame read was
     /// a tenth of a stream read's work).
-    private let dictionaryList = Mutex<[(offset: Int, bytes: [UInt8], check: UInt16)]>([])
+    /// (Shared with the segment's maps made anew, ``mappedAnew()``: a dictionary the writer
+    /// registers through one is known to the other.)
+    private let dictionaryList: DictionaryList
 
     var capacity: Int { map.count }
     /// The file's size when it was opened, before a writable open extended it.
@@ -26,7 +28,7 @@ final class Segment: @unchecked Sendable {
     /// Records a dictionary found (or written) in the frame at `offset`; it applies to the
     /// frames after that one.
     func register(dictionary bytes: [UInt8], at offset: Int) {
-        dictionaryList.withLock { list in
+        dictionaryList.entries.withLock { list in
             precondition(list.last.map { $0.offset < offset } ?? true, "dictionaries are registered in order")
             list.append((offset, bytes, FrameBuilder.check(of: bytes)))
         }
@@ -34,30 +36,32 @@ final class Segment: @unchecked Sendable {
 
     /// Forgets the dictionaries registered at `offset` or later (their frames were a torn batch).
     func forgetDictionaries(from offset: Int) {
-        dictionaryList.withLock { list in list.removeAll { $0.offset >= offset } }
+        dictionaryList.entries.withLock { list in list.removeAll { $0.offset >= offset } }
     }
 
     /// The dictionary in effect for the frame at `offset`: the last one in an earlier frame.
     func dictionary(before offset: Int) -> [UInt8] {
-        dictionaryList.withLock { list in list.last { $0.offset < offset }?.bytes ?? [] }
+        dictionaryList.entries.withLock { list in list.last { $0.offset < offset }?.bytes ?? [] }
     }
 
     /// ``dictionary(before:)`` and its ``FrameHeader/dictionaryCheck``.
     func dictionaryAndCheck(before offset: Int) -> (bytes: [UInt8], check: UInt16) {
-        dictionaryList.withLock { list in list.last { $0.offset < offset }.map { ($0.bytes, $0.check) } ?? ([], 0) }
+        dictionaryList.entries.withLock { list in list.last { $0.offset < offset }.map { ($0.bytes, $0.check) } ?? ([], 0) }
     }
 
     /// Every dictionary registered, by frame offset.
     var dictionaries: [(offset: Int, bytes: [UInt8])] {
-        dictionaryList.withLock { $0.map { ($0.offset, $0.bytes) } }
+        dictionaryList.entries.withLock { $0.map { ($0.offset, $0.bytes) } }
     }
 
     /// Whether a frame written at the end now would have a dictionary.
-    var hasDictionary: Bool { dictionaryList.withLock { !$0.isEmpty } }
+    var hasDictionary: Bool { dictionaryList.entries.withLock { !$0.isEmpty } }
 
     private init(
-        name: String, path: String, header: SegmentHeader, file: consuming File, map: consuming MappedRegion, originalSize: Int
+        name: String, path: String, header: SegmentHeader, file: consuming File, map: consuming MappedRegion, originalSize: Int,
+        dictionaries: DictionaryList = DictionaryList()
     ) {
+        dictionaryList = dictionaries
         self.originalSize = originalSize
         self.name = name
         self.path = path
@@ -183,15 +187,13 @@ final class Segment: @unchecked Sendable {
     }
 
     /// The same file (through another descriptor: its name may be gone or another file's by now)
-    /// in a new map of the same length, with the same dictionaries: a map that had a page the
-    /// disk failed shows zeros there for good (``MappedRegion/hadUnreadablePage``), a new one
-    /// reads the file again. For a segment that gets no more frames.
+    /// in a new map of the same length, sharing the dictionaries: a map that had a page the disk
+    /// failed shows zeros there for good (``MappedRegion/hadUnreadablePage``), a new one reads
+    /// the file again. Writes through either go to the same file.
     func mappedAnew() throws -> Segment {
         let file = try file.duplicate()
         let map = try MappedRegion(file: file, count: map.count)
-        let fresh = Segment(name: name, path: path, header: header, file: file, map: map, originalSize: originalSize)
-        for (offset, bytes) in dictionaries { fresh.register(dictionary: bytes, at: offset) }
-        return fresh
+        return Segment(name: name, path: path, header: header, file: file, map: map, originalSize: originalSize, dictionaries: dictionaryList)
     }
 
     /// Throws when a page of this segment's map could not be read (the disk failed it, and the
@@ -219,6 +221,12 @@ final class Segment: @unchecked Sendable {
     func withBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
         try map.withBytes(0..<map.count) { bytes in try body(bytes) }
     }
+}
+
+/// The dictionary records of a segment, by the offset of their frame, ascending, each with its
+/// ``FrameHeader/dictionaryCheck``.
+final class DictionaryList: Sendable {
+    let entries = Mutex<[(offset: Int, bytes: [UInt8], check: UInt16)]>([])
 }
 
 extension Segment {
