@@ -181,6 +181,7 @@ final class FillingDisk: FileSystem, @unchecked Sendable {
     }
 
     func opened(_ descriptor: Int32, path: String, created: Bool, truncated: Bool) {}
+    func duplicated(_ descriptor: Int32, as copy: Int32) {}
     func closed(_ descriptor: Int32) {}
     func rename(_ from: String, to: String) throws(SystemError) { try POSIXFileSystem.shared.rename(from, to: to) }
     func remove(_ path: String) throws(SystemError) { try POSIXFileSystem.shared.remove(path) }

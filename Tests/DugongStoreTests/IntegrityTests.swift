@@ -324,6 +324,7 @@ final class Stuck: FileSystem, @unchecked Sendable {
     func preallocate(_ descriptor: Int32, path: String, size: Int) throws(SystemError) {}
     func punchHole(_ descriptor: Int32, path: String, range: Range<Int>) throws(SystemError) {}
     func opened(_ descriptor: Int32, path: String, created: Bool, truncated: Bool) {}
+    func duplicated(_ descriptor: Int32, as copy: Int32) {}
     func closed(_ descriptor: Int32) {}
     func rename(_ from: String, to: String) throws(SystemError) {}
     func remove(_ path: String) throws(SystemError) {}

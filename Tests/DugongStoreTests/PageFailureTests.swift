@@ -253,6 +253,55 @@ struct PageFailureTests {
         }
     }
 
+    /// While the disk keeps failing a page (every new map of the file fails it again), every
+    /// read that needs that segment throws the I/O error, through a writer and a reader, a
+    /// salvage and a subscription too, and none reports damage; what needs no frame answers.
+    /// Once the disk gives the page, the same stores read everything, and verify clean.
+    @Test func whileTheDiskFailsAPageItsReadsSaySoAndNoneReportsDamage() async throws {
+        let directory = TemporaryDirectory("page-failure-persistent")
+        defer { directory.remove() }
+        let failing = Mutex<String?>(nil)  // the file whose second page every new map fails
+        PageFailures.watch(directory.path) { path, count in
+            failing.withLock { $0 == path } && count > 4096 ? 4096 : nil
+        }
+        defer { PageFailures.stopWatching(directory.path) }
+        let writer = try Fixture.open(directory)
+        defer { writer.close() }
+        var random = SeededRandom(seed: 11)
+        for _ in 0..<10 {
+            try await writer.append([NewEvent(type: "Noise", data: Data((0..<1000).map { _ in UInt8(truncatingIfNeeded: random.next()) }))], to: "noise")
+        }
+        let reader = try EventLog.open(at: directory.path, options: InspectionTests.readOnly())
+        defer { reader.close() }
+        let all = try Self.readEverything(writer)
+        #expect(all.count == 10)
+        let segment = directory.file(writer.segmentNames[0])
+        failing.withLock { $0 = segment }
+        #expect(PageFailures.failPage(of: segment, at: 4096) == 2)
+        func isReadError(_ error: any Error) -> Bool { (error as? SystemError)?.code == EIO && "\(error)".contains(segment) }
+        for log in [writer, reader] {
+            log.dropCaches()
+            for _ in 0..<2 {
+                #expect(performing: { try log.read(stream: "noise") }, throws: isReadError)
+                #expect(performing: { try Self.readEverything(log) }, throws: isReadError)
+                #expect(performing: { try log.verify() }, throws: isReadError)
+                #expect(performing: { try log.readAllSkippingDamage(from: 0) }, throws: isReadError)
+                #expect(try log.info(stream: "noise")?.version == 10)
+                #expect(try log.streamNames() == ["noise"])
+            }
+        }
+        await #expect(performing: {
+            for try await _ in reader.subscribe(from: 0) {}
+        }, throws: isReadError)
+
+        failing.withLock { $0 = nil }
+        for log in [writer, reader] {
+            #expect(try Self.readEverything(log) == all)
+            #expect(try log.read(stream: "noise") == all)
+            #expect(try log.verify().isClean)
+        }
+    }
+
     static func run(seed: UInt64) async throws -> (succeeded: Int, readErrors: Int, pagesFailed: Int) {
         var random = SeededRandom(seed: seed &* 104_729 &+ 3)
         let directory = TemporaryDirectory("page-failures")

@@ -46,7 +46,11 @@ public struct EventSubscription: AsyncSequence, Sendable {
                 }
                 try Task.checkCancellation()
                 if core.shared.withLock({ $0.isClosed }) { return nil }
-                try log.prepareToRead()
+                do {
+                    try log.prepareToRead()
+                } catch StoreError.closed {
+                    return nil  // closed since the check above
+                }
                 buffer = try core.eventsInLog(from: next, maxCount: Self.batchSize)
                 bufferIndex = 0
                 if let last = buffer.last {

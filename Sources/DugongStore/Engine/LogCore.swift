@@ -65,16 +65,15 @@ final class LogCore: Sendable {
         try Directory.checkStill(directory, is: directoryIdentity)
     }
 
-    /// Segment `number`, to read from. A writer keeps its segments open (a read-only store's
-    /// `refresh()` opens them anew), so a segment whose map had a page the disk failed, which
-    /// shows zeros there for good (``MappedRegion/hadUnreadablePage``), is mapped anew first: the
-    /// disk may give the page now, and if not, the new map is marked in its turn. The segment
-    /// being written too: the writer takes it from here for each batch, and writes through
-    /// either to the same file; the two share their dictionaries (``Segment/mappedAnew()``).
-    /// One load of a process-wide counter while no page ever failed.
+    /// Segment `number`, to read from. A segment whose map had a page the disk failed, which
+    /// shows zeros there for good (``MappedRegion/hadUnreadablePage``), is mapped anew first
+    /// (the same file, the same length): the disk may give the page now, and if not, the new map
+    /// is marked in its turn. The segment a writer writes too: it takes it from here for each
+    /// batch, and writes through either to the same file; the two share their dictionaries
+    /// (``Segment/mappedAnew()``). One load of a process-wide counter while no page ever failed.
     func segmentForReading(_ number: Int, in shared: inout Shared) -> Segment {
         let segment = shared.segments[number]
-        guard MappedRegion.unreadablePages > 0, !options.readOnly, segment.map.hadUnreadablePage,
+        guard MappedRegion.unreadablePages > 0, segment.map.hadUnreadablePage,
             let fresh = try? segment.mappedAnew()
         else { return segment }
         shared.segments[number] = fresh

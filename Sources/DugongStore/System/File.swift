@@ -40,7 +40,7 @@ struct File: ~Copyable {
     /// file even once its name was removed or given to another file.
     func duplicate() throws(SystemError) -> File {
         let copy = try retryingOnInterrupt("fcntl", path) { fcntl(descriptor, F_DUPFD_CLOEXEC, 0) }
-        system.opened(copy, path: path, created: false, truncated: false)
+        system.duplicated(descriptor, as: copy)
         return File(descriptor: copy, path: path, system: system)
     }
 

@@ -19,6 +19,9 @@ protocol FileSystem: AnyObject, Sendable {
     /// A file was opened as `descriptor`; `created`: the open made a new directory entry;
     /// `truncated`: it emptied a file that was there (`O_TRUNC`).
     func opened(_ descriptor: Int32, path: String, created: Bool, truncated: Bool)
+    /// `copy` was made as another descriptor of the file open as `descriptor` (`dup`): the same
+    /// file, whatever its path names now.
+    func duplicated(_ descriptor: Int32, as copy: Int32)
     /// `descriptor` was closed.
     func closed(_ descriptor: Int32)
     func rename(_ from: String, to: String) throws(SystemError)
@@ -53,6 +56,8 @@ final class POSIXFileSystem: FileSystem {
     }
 
     func opened(_ descriptor: Int32, path: String, created: Bool, truncated: Bool) {}
+
+    func duplicated(_ descriptor: Int32, as copy: Int32) {}
 
     func closed(_ descriptor: Int32) {}
 

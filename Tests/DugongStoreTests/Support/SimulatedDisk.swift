@@ -238,6 +238,10 @@ final class SimulatedDisk: FileSystem, @unchecked Sendable {
         }
     }
 
+    func duplicated(_ descriptor: Int32, as copy: Int32) {
+        lock.withLock { state in state.descriptors[copy] = state.descriptors[descriptor] }
+    }
+
     func closed(_ descriptor: Int32) {
         _ = lock.withLock { $0.descriptors.removeValue(forKey: descriptor) }
     }
