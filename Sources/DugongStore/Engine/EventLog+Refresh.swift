@@ -131,6 +131,7 @@ extension EventLog {
         options.incrementalScanHook?()
         return try core.shared.withLock { shared in
             let before = shared.index.nextPosition
+            let (eventsBefore, damageBefore) = (shared.index.eventCount, shared.index.damage.count)
             let lastBatch = shared.index.lastBatch
             // The index is moved, not copied, into the scan: it is updated in place, at a cost
             // proportional to the new frames.
@@ -145,7 +146,8 @@ extension EventLog {
                 // The index was updated in place and may hold damage that is only the zeros
                 // the scan read: reads fail with the disk's error until the next refresh maps
                 // the files anew (the map that failed is one it reopens for).
-                shared.unreadable = unreadable
+                shared.unreadable = LogCore.Unreadable(
+                    error: unreadable, headPosition: before, eventCount: eventsBefore, damageCount: damageBefore)
                 throw unreadable
             }
             assert(shared.index.nextPosition >= before, "an incremental scan only adds")

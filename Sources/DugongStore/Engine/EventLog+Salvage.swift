@@ -21,7 +21,7 @@ extension EventLog {
     /// The damage found when the store was opened, in the order it was found.
     public var damageFoundAtOpen: [DamagedRegion] {
         core.shared.withLock { shared in
-            shared.index.damage.map { DamagedRegion(file: $0.segmentName, offset: $0.offset, reason: $0.reason, positions: $0.positions) }
+            shared.damage.map { DamagedRegion(file: $0.segmentName, offset: $0.offset, reason: $0.reason, positions: $0.positions) }
         }
     }
 

@@ -665,12 +665,12 @@ public final class EventLog: Sendable {
 
     /// The global position the next event will get; every durable event is below it.
     public var headPosition: UInt64 {
-        core.shared.withLock { $0.index.nextPosition }
+        core.shared.withLock { $0.headPosition }
     }
 
     /// The number of events in the log (including those hidden by deletes and truncation).
     public var eventCount: Int {
-        core.shared.withLock { $0.index.eventCount }
+        core.shared.withLock { $0.eventCount }
     }
 
     /// Bytes of frames in the segments: what the events, snapshots and stream metadata take on

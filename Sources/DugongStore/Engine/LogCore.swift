@@ -18,13 +18,27 @@ final class LogCore: Sendable {
         var followed = Followed(manifest: Manifest(generation: 0, segments: []), headSequence: nil)
         /// Set when a read-only store's refresh met a page the disk failed after it had
         /// updated the index in place (the index may hold damage that is only the zeros it
-        /// read): reads throw this until a refresh maps the files anew.
-        var unreadable: SystemError?
+        /// read): reads throw its error until a refresh maps the files anew.
+        var unreadable: Unreadable?
 
-        /// Throws ``unreadable``: called in the same lock as a read of the index.
+        /// Throws ``unreadable``'s error: called in the same lock as a read of the index.
         func checkReadable() throws(SystemError) {
-            if let unreadable { throw unreadable }
+            if let unreadable { throw unreadable.error }
         }
+
+        /// The index's head position, event count and damage found, as they were before a
+        /// refresh that met a failed page changed the index: what it added may rest on zeros.
+        var headPosition: UInt64 { unreadable?.headPosition ?? index.nextPosition }
+        var eventCount: Int { unreadable?.eventCount ?? index.eventCount }
+        var damage: ArraySlice<Damage> { index.damage.prefix(unreadable?.damageCount ?? index.damage.count) }
+    }
+
+    /// The error of a refresh that met a page the disk failed, and the index's figures before it.
+    struct Unreadable {
+        var error: SystemError
+        var headPosition: UInt64
+        var eventCount: Int
+        var damageCount: Int
     }
 
     /// The manifest the segments came from and the head record last read: a refresh with the
