@@ -69,8 +69,7 @@ extension EventLog {
     /// - Parameter progress: called with (frames checked, frames in all) now and then.
     public func verify(progress: (Int, Int) -> Void = { _, _ in }) throws -> VerificationReport {
         try prepareToRead()
-        let (index, segments) = try core.shared.withLock { shared in
-            try shared.checkReadable()
+        let (index, segments) = try core.withReadableState { shared in
             return (shared.index, shared.segments.indices.map { core.segmentForReading($0, in: &shared) })
         }
         var problems: [Finding] = []
@@ -253,8 +252,7 @@ extension EventLog {
     /// Counts and sizes of the store.
     public func statistics() throws -> Statistics {
         try prepareToRead()
-        let (index, segments) = try core.shared.withLock { shared in
-            try shared.checkReadable()
+        let (index, segments) = try core.withReadableState { shared in
             return (shared.index, shared.segments)
         }
         let files = segments.map { segment in
@@ -275,8 +273,7 @@ extension EventLog {
     /// order it first appeared.
     public func streamNames() throws -> [String] {
         try prepareToRead()
-        return try core.shared.withLock { shared in
-            try shared.checkReadable()
+        return try core.withReadableState { shared in
             return shared.index.streamOrder
         }
     }

@@ -243,12 +243,9 @@ extension EventLog {
         let served = seen.frameIndex(atOrAfter: newest.position)
         guard served < seen.eventFrames.count else { return replaced }
         let servedFrame = seen.eventFrames[served]
-        var servedSegment = seenSegments[servedFrame.location.segment]
         // A map that had a page the disk failed shows zeros there for good: the same file (its
         // name may be gone by now, after a compaction) in a new map reads it again.
-        if MappedRegion.unreadablePages > 0, servedSegment.map.hadUnreadablePage, let fresh = try? servedSegment.mappedAnew() {
-            servedSegment = fresh
-        }
+        let servedSegment = seenSegments[servedFrame.location.segment].mappedAnewIfUnreadable() ?? seenSegments[servedFrame.location.segment]
         guard let size = try? servedSegment.file.size(), servedSegment.holdsWholeFrame(at: servedFrame.location.offset, fileSize: size),
             let mine = events(of: servedFrame, in: servedSegment)
         else {

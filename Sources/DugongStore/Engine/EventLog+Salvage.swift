@@ -43,8 +43,7 @@ extension EventLog {
         var skipped: [DamagedRegion] = []
         var next = position
         while events.count < maxCount {
-            let step = try core.shared.withLock { shared -> (gap: [Damage], gapEnd: UInt64, frame: (Segment, EventFrame)?) in
-                try shared.checkReadable()
+            let step = try core.withReadableState { shared -> (gap: [Damage], gapEnd: UInt64, frame: (Segment, EventFrame)?) in
                 let index = shared.index
                 let frameIndex = index.frameIndex(atOrAfter: next)
                 let frame = frameIndex < index.eventFrames.count ? index.eventFrames[frameIndex] : nil

@@ -522,8 +522,7 @@ public final class EventLog: Sendable {
         try prepareToRead()
         let empty = StreamSlice(stream: stream, positions: [], firstVersion: 1, forward: true)
         guard maxCount > 0 else { return empty }
-        return try core.shared.withLock { shared in
-            try shared.checkReadable()
+        return try core.withReadableState { shared in
             let entry = shared.index.stream(stream)
             guard let entry, !entry.isTombstoned, entry.version > 0 else {
                 // Damage may have held this stream's events or its lifecycle records.
@@ -573,8 +572,7 @@ public final class EventLog: Sendable {
     /// - Throws: ``StoreError/corruption(segment:offset:reason:)`` when damage holds it.
     public func storedEvent(of stream: String, version: Int) throws -> StoredEvent? {
         try prepareToRead()
-        guard let position = try core.shared.withLock({ shared in
-            try shared.checkReadable()
+        guard let position = try core.withReadableState({ shared in
             return shared.index.position(of: version, in: stream)
         }) else { return nil }
         return try core.events(StreamSlice(stream: stream, positions: [position], firstVersion: version, forward: true)).first
@@ -598,8 +596,7 @@ public final class EventLog: Sendable {
     /// tombstoned).
     public func latestSnapshot(of stream: String) throws -> StoredSnapshot? {
         try prepareToRead()
-        let found: (Segment, StreamIndex.SnapshotReference)? = try core.shared.withLock { shared in
-            try shared.checkReadable()
+        let found: (Segment, StreamIndex.SnapshotReference)? = try core.withReadableState { shared in
             // Damage may have held a later snapshot or a delete that hides this one.
             if let damage = shared.index.damage.first { throw damage.error }
             guard let entry = shared.index.stream(stream), !entry.isTombstoned, let reference = entry.snapshot,
@@ -641,8 +638,7 @@ public final class EventLog: Sendable {
     /// The stream's version and lifecycle, or `nil` when the store has never seen it.
     public func info(stream: String) throws -> StreamInfo? {
         try prepareToRead()
-        return try core.shared.withLock { shared in
-            try shared.checkReadable()
+        return try core.withReadableState { shared in
             return shared.index.stream(stream).map {
                 StreamInfo(
                     version: $0.version, firstVisibleVersion: $0.truncateBefore, isTombstoned: $0.isTombstoned,
@@ -657,8 +653,7 @@ public final class EventLog: Sendable {
     /// - Complexity: O(k) for k streams in the category; no event is read.
     public func streams(inCategory category: String) throws -> [String] {
         try prepareToRead()
-        return try core.shared.withLock { shared in
-            try shared.checkReadable()
+        return try core.withReadableState { shared in
             return shared.index.streams(inCategory: category)
         }
     }

@@ -86,12 +86,19 @@ final class LogCore: Sendable {
     /// batch, and writes through either to the same file; the two share their dictionaries
     /// (``Segment/mappedAnew()``). One load of a process-wide counter while no page ever failed.
     func segmentForReading(_ number: Int, in shared: inout Shared) -> Segment {
-        let segment = shared.segments[number]
-        guard MappedRegion.unreadablePages > 0, segment.map.hadUnreadablePage,
-            let fresh = try? segment.mappedAnew()
-        else { return segment }
+        guard let fresh = shared.segments[number].mappedAnewIfUnreadable() else { return shared.segments[number] }
         shared.segments[number] = fresh
         return fresh
+    }
+
+    /// Runs `body` on the shared state in its lock, once the mark of a refresh that met a page
+    /// the disk failed (``Shared/unreadable``) is checked in that same lock: every read of the
+    /// index goes through here (a refresh in another thread may set the mark at any time).
+    func withReadableState<R>(_ body: (inout Shared) throws -> R) throws -> R {
+        try shared.withLock { shared in
+            try shared.checkReadable()
+            return try body(&shared)
+        }
     }
 
     /// Throws when the store is closed.
@@ -168,8 +175,7 @@ final class LogCore: Sendable {
     /// tuple witness) was ~100 instructions per event read.
     private func locate(_ positions: [UInt64]) throws -> [FrameRun] {
         precondition(!positions.isEmpty)
-        return try shared.withLock { shared in
-            try shared.checkReadable()
+        return try withReadableState { shared in
             let frames = shared.index.eventFrames
             var runs: [FrameRun] = []
             // The current run's frame's positions (a stream's positions come in runs within a
@@ -233,8 +239,7 @@ final class LogCore: Sendable {
         var next = position
         let reading = FrameLending()
         while lent < maxCount {
-            let step: (Segment, EventFrame)? = try shared.withLock { shared in
-                try shared.checkReadable()
+            let step: (Segment, EventFrame)? = try withReadableState { shared in
                 let index = shared.index
                 let frameIndex = index.frameIndex(atOrAfter: next)
                 let gapEnd = frameIndex < index.eventFrames.count ? index.eventFrames[frameIndex].firstPosition : index.nextPosition
@@ -308,7 +313,8 @@ final class FrameLending {
     init(cache: LentFrameCache? = nil) { self.cache = cache }
 
     /// Verifies and decodes `frame`, checks it holds the positions the index expects, and calls
-    /// `body` with its events (lent from the scratch buffer, valid during the call) and the names they refer to. Decoding failures throw ``StoreError/corruption(segment:offset:reason:)``, or
+    /// `body` with its events (lent from the scratch buffer, valid during the call) and the
+    /// names they refer to. Decoding failures throw ``StoreError/corruption(segment:offset:reason:)``, or
     /// with `failingQuietly` return false; what `body` throws passes through.
     @discardableResult
     func lend(

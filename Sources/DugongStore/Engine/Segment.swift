@@ -196,6 +196,13 @@ final class Segment: @unchecked Sendable {
         return Segment(name: name, path: path, header: header, file: file, map: map, originalSize: originalSize, dictionaries: dictionaryList)
     }
 
+    /// ``mappedAnew()`` when this segment's map had a page the disk failed (nil otherwise, or
+    /// when it cannot be mapped anew). One load of a process-wide counter while no page ever failed.
+    func mappedAnewIfUnreadable() -> Segment? {
+        guard MappedRegion.unreadablePages > 0, map.hadUnreadablePage else { return nil }
+        return try? mappedAnew()
+    }
+
     /// Throws when a page of this segment's map could not be read (the disk failed it, and the
     /// map shows zeros there): whatever was concluded from the bytes may rest on those zeros.
     /// One load of a process-wide counter while no page ever failed.

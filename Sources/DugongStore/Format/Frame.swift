@@ -390,8 +390,8 @@ enum FrameReader {
 
     /// Decodes a verified frame's events into `events` and their names into `frameNames` (both
     /// emptied first), lent from `scratch` (the payload decompressed, or copied from the mapped
-    /// bytes): valid until `scratch` is used again. `names` may come from earlier frames (names repeat
-    /// across frames too).
+    /// bytes): valid until `scratch` is used again. `names` may come from earlier frames (names
+    /// repeat across frames too).
     static func eventFields(
         of header: FrameHeader, in bytes: UnsafeRawBufferPointer, at offset: Int, dictionary: (bytes: [UInt8], check: UInt16),
         scratch: ScratchBuffer, formatVersion: UInt16, names: inout NameTable, into events: inout FrameEvents,
@@ -424,7 +424,7 @@ enum FrameReader {
         guard header.isCompressed else {
             guard let scratch else { return try body(stored) }
             let copy = scratch.bytes(count: stored.count)
-            if let base = stored.baseAddress, let target = copy.baseAddress { target.copyMemory(from: base, byteCount: stored.count) }
+            copy.copyMemory(from: stored)
             return try body(UnsafeRawBufferPointer(copy))
         }
         if header.usesDictionary && dictionary.isEmpty {
