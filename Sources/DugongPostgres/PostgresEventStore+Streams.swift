@@ -114,11 +114,11 @@ extension PostgresEventStore {
     /// it is served (a name never seen may be tombstoned: it is reserved for good).
     public func tombstone(streamNamed name: String) async throws {
         try Self.validate(name)
-        try await client.query(
+        try await client.execute(
             """
             INSERT INTO dugong_streams (stream, tombstoned) VALUES (\(name), true)
             ON CONFLICT (stream) DO UPDATE SET tombstoned = true
-            """, logger: logger)
+            """, logger: logger, ifLost: .unknown)
     }
 
     /// The bounds the embedded store puts on a stream name (its lifecycle commands took an empty
@@ -172,7 +172,7 @@ extension PostgresEventStore {
         guard maxCount > 0 else { return [] }
         let bound = Int64(version ?? (backward ? Int(Int64.max) : 1))
         let visible = includeHidden ? "1" : Self.firstVisibleVersion
-        let rows = try await client.query(
+        return try await client.withRows(
             PostgresQuery(
                 unsafeSQL: """
                     SELECT \(Row.columns) FROM dugong_events
@@ -184,8 +184,7 @@ extension PostgresEventStore {
                     bindings.append(bound)
                     bindings.append(Int64(clamping: maxCount))
                     return bindings
-                }()), logger: logger)
-        return try await Row.recorded(rows)
+                }()), logger: logger) { try await Row.recorded($0) }
     }
 
     /// Every committed event, in pages of `pageSize` in the order (transaction, position), and
@@ -225,19 +224,20 @@ extension PostgresEventStore {
     }
 
     public func statistics() async throws -> Statistics {
-        let rows = try await client.query(
+        try await client.withRows(
             """
             SELECT (SELECT coalesce(max(version), 0) FROM dugong_schema),
                    (SELECT count(*) FROM dugong_events),
                    (SELECT count(*) FROM (SELECT stream FROM dugong_events UNION SELECT stream FROM dugong_streams) s),
                    pg_total_relation_size('dugong_events'),
                    (SELECT coalesce(sum(coalesce(octet_length(data), 0) + coalesce(octet_length(metadata), 0)), 0)::bigint FROM dugong_events)
-            """, logger: logger)
-        for try await (schema, events, streams, table, payload) in rows.decode((Int32, Int64, Int64, Int64, Int64).self) {
-            return Statistics(
-                schemaVersion: Int(schema), events: Int(events), streams: Int(streams), tableBytes: Int(table), payloadBytes: Int(payload))
+            """, logger: logger) { rows in
+            for try await (schema, events, streams, table, payload) in rows.decode((Int32, Int64, Int64, Int64, Int64).self) {
+                return Statistics(
+                    schemaVersion: Int(schema), events: Int(events), streams: Int(streams), tableBytes: Int(table), payloadBytes: Int(payload))
+            }
+            throw PostgresStoreError.unreadableRow(position: 0, reason: "no statistics")
         }
-        throw PostgresStoreError.unreadableRow(position: 0, reason: "no statistics")
     }
 }
 #endif

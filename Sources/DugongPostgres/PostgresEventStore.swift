@@ -102,24 +102,22 @@ public struct PostgresEventStore: TransactionalEventStore, GlobalEventLog {
 
     public func read(_ stream: StreamID, from sequenceNumber: Int) async throws -> [SerializedDomainEvent] {
         let name = AggregateStreamName.name(of: stream)
-        let rows = try await client.query(
+        return try await client.withRows(
             """
             SELECT \(unescaped: Row.columns) FROM dugong_events
             WHERE stream = \(name) AND sequence_number >= greatest(\(Int64(max(sequenceNumber, 1))), \(unescaped: Self.firstVisibleVersion))
             ORDER BY sequence_number
-            """, logger: logger)
-        return try await Row.events(rows, of: stream)
+            """, logger: logger) { try await Row.events($0, of: stream) }
     }
 
     public func lastEvent(of stream: StreamID) async throws -> SerializedDomainEvent? {
         let name = AggregateStreamName.name(of: stream)
-        let rows = try await client.query(
+        return try await client.withRows(
             """
             SELECT \(unescaped: Row.columns) FROM dugong_events
             WHERE stream = \(name) AND sequence_number >= \(unescaped: Self.firstVisibleVersion)
             ORDER BY sequence_number DESC LIMIT 1
-            """, logger: logger)
-        return try await Row.events(rows, of: stream).first
+            """, logger: logger) { try await Row.events($0, of: stream).first }
     }
 
     /// Hides the stream's versions below `version` (``truncate(streamNamed:before:)``).
@@ -129,15 +127,16 @@ public struct PostgresEventStore: TransactionalEventStore, GlobalEventLog {
 
     public func aggregateIDs(origin: String, aggregateType: String, tenantID: String?) async throws -> [String] {
         // In order of each aggregate's first event.
-        let rows = try await client.query(
+        return try await client.withRows(
             """
             SELECT aggregate_id FROM dugong_events
             WHERE origin = \(origin) AND aggregate_type = \(aggregateType) AND tenant_id IS NOT DISTINCT FROM \(tenantID)
             GROUP BY aggregate_id ORDER BY min(position)
-            """, logger: logger)
-        var ids: [String] = []
-        for try await id in rows.decode(String.self) { ids.append(id) }
-        return ids
+            """, logger: logger) { rows in
+            var ids: [String] = []
+            for try await id in rows.decode(String.self) { ids.append(id) }
+            return ids
+        }
     }
 
     // MARK: The global log
@@ -152,38 +151,39 @@ public struct PostgresEventStore: TransactionalEventStore, GlobalEventLog {
     /// server, holds readers back while it runs.
     public func events(from cursor: LogCursor, maxCount: Int) async throws -> [RecordedEvent] {
         guard maxCount > 0 else { return [] }
-        let rows = try await client.query(
+        return try await client.withRows(
             """
             SELECT \(unescaped: Row.columns) FROM dugong_events
             WHERE (transaction_id, position) >= (\(String(cursor.transaction))::xid8, \(Int64(clamping: cursor.position)))
               AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
             ORDER BY transaction_id, position
             LIMIT \(Int64(maxCount))
-            """, logger: logger)
-        return try await Row.recorded(rows)
+            """, logger: logger) { try await Row.recorded($0) }
     }
 
     /// A cursor after every readable event: the oldest transaction still open (every readable
     /// row's is older; every row readable later has one at least as new), position 0.
     public func endCursor() async throws -> LogCursor {
-        let rows = try await client.query("SELECT pg_snapshot_xmin(pg_current_snapshot())::text", logger: logger)
-        for try await text in rows.decode(String.self) {
-            guard let transaction = UInt64(text) else { throw PostgresStoreError.unreadableRow(position: 0, reason: "snapshot xmin \(text)") }
-            return LogCursor(transaction: transaction, position: 0)
+        try await client.withRows("SELECT pg_snapshot_xmin(pg_current_snapshot())::text", logger: logger) { rows in
+            for try await text in rows.decode(String.self) {
+                guard let transaction = UInt64(text) else { throw PostgresStoreError.unreadableRow(position: 0, reason: "snapshot xmin \(text)") }
+                return LogCursor(transaction: transaction, position: 0)
+            }
+            throw PostgresStoreError.unreadableRow(position: 0, reason: "no snapshot")
         }
-        throw PostgresStoreError.unreadableRow(position: 0, reason: "no snapshot")
     }
 
     /// The next transaction id as of now, position 0: every transaction committed so far has
     /// a lower one, so once ``endCursor()`` (the oldest open transaction) reaches it, all of
     /// them are readable.
     public func committedEnd() async throws -> LogCursor {
-        let rows = try await client.query("SELECT pg_snapshot_xmax(pg_current_snapshot())::text", logger: logger)
-        for try await text in rows.decode(String.self) {
-            guard let transaction = UInt64(text) else { throw PostgresStoreError.unreadableRow(position: 0, reason: "snapshot xmax \(text)") }
-            return LogCursor(transaction: transaction, position: 0)
+        try await client.withRows("SELECT pg_snapshot_xmax(pg_current_snapshot())::text", logger: logger) { rows in
+            for try await text in rows.decode(String.self) {
+                guard let transaction = UInt64(text) else { throw PostgresStoreError.unreadableRow(position: 0, reason: "snapshot xmax \(text)") }
+                return LogCursor(transaction: transaction, position: 0)
+            }
+            throw PostgresStoreError.unreadableRow(position: 0, reason: "no snapshot")
         }
-        throw PostgresStoreError.unreadableRow(position: 0, reason: "no snapshot")
     }
 
     /// Returns once an event at or after `cursor` is readable, or the task is cancelled. It
@@ -226,23 +226,25 @@ public struct PostgresEventStore: TransactionalEventStore, GlobalEventLog {
     /// transaction id) has run: readers of the global log see no event of a later transaction
     /// until it ends. `nil` when none is open.
     public func oldestOpenTransactionAge() async throws -> Duration? {
-        let rows = try await client.query(
+        try await client.withRows(
             "SELECT extract(epoch FROM now() - min(xact_start))::float8 FROM pg_stat_activity WHERE backend_xid IS NOT NULL",
-            logger: logger)
-        for try await seconds in rows.decode(Double?.self) { return seconds.map { .milliseconds(Int64(($0 * 1000).rounded())) } }
-        return nil
+            logger: logger) { rows in
+            for try await seconds in rows.decode(Double?.self) { return seconds.map { .milliseconds(Int64(($0 * 1000).rounded())) } }
+            return nil
+        }
     }
 
     /// A reader's lag: how many events are readable from `cursor` on.
     public func lag(from cursor: LogCursor) async throws -> Int {
-        let rows = try await client.query(
+        try await client.withRows(
             """
             SELECT count(*) FROM dugong_events
             WHERE (transaction_id, position) >= (\(String(cursor.transaction))::xid8, \(Int64(clamping: cursor.position)))
               AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
-            """, logger: logger)
-        for try await count in rows.decode(Int64.self) { return Int(count) }
-        return 0
+            """, logger: logger) { rows in
+            for try await count in rows.decode(Int64.self) { return Int(count) }
+            return 0
+        }
     }
 
     // MARK: Statements
@@ -299,14 +301,20 @@ public struct PostgresEventStore: TransactionalEventStore, GlobalEventLog {
             ORDER BY u.n
             RETURNING transaction_id::text, position
             """
-        var cursors: [LogCursor] = []
+        let cursors: [LogCursor]
         do {
-            let inserted = try await client.query(PostgresQuery(unsafeSQL: sql, binds: Self.unnestBindings(rows, stream: name)), logger: logger)
-            for try await (transaction, position) in inserted.decode((String, Int64).self) {
-                guard let transaction = UInt64(transaction) else {
-                    throw PostgresStoreError.unreadableRow(position: position, reason: "transaction id \(transaction)")
+            // It commits on its own: a connection lost before the answer leaves it unknown.
+            cursors = try await client.withRows(
+                PostgresQuery(unsafeSQL: sql, binds: Self.unnestBindings(rows, stream: name)), logger: logger, ifLost: .unknown
+            ) { inserted in
+                var cursors: [LogCursor] = []
+                for try await (transaction, position) in inserted.decode((String, Int64).self) {
+                    guard let transaction = UInt64(transaction) else {
+                        throw PostgresStoreError.unreadableRow(position: position, reason: "transaction id \(transaction)")
+                    }
+                    cursors.append(LogCursor(transaction: transaction, position: UInt64(position)))
                 }
-                cursors.append(LogCursor(transaction: transaction, position: UInt64(position)))
+                return cursors
             }
         } catch let error as PSQLError where error.serverInfo?[.sqlState] == "23505" {
             return nil  // a concurrent append, or an id stored already: decided in a transaction

@@ -1,6 +1,7 @@
 #if Postgres
 import Logging
 import PostgresNIO
+import Synchronization
 
 /// The tables the adapters use, created and upgraded by ``PostgresSchema/migrate(_:logger:)``.
 ///
@@ -104,7 +105,7 @@ public enum PostgresSchema {
     /// - Throws: ``PostgresStoreError/schemaTooNew(found:supported:)`` when the database was
     ///   migrated by a newer build; what the server reports otherwise.
     public static func migrate(_ client: PostgresClient, logger: Logger = Logger(label: "dugong.postgres")) async throws {
-        try await client.query("CREATE TABLE IF NOT EXISTS dugong_schema (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())", logger: logger)
+        try await client.execute("CREATE TABLE IF NOT EXISTS dugong_schema (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())", logger: logger, ifLost: .unknown)
         precondition(migrations.count == version, "one migration per schema version")
         for (index, statements) in migrations.enumerated() {
             let target = index + 1
@@ -183,27 +184,118 @@ extension PostgresClient {
                 }
                 throw error
             }
-            try await connection.openQuery("COMMIT;", logger: logger)
+            try await connection.openQuery("COMMIT;", logger: logger, ifLost: .unknown)
             return value
         }
     }
 }
 
-/// The connection to PostgreSQL closed while a transaction used it (the server restarted, or
-/// the connection was terminated): what that transaction wrote was rolled back.
+/// The connection to PostgreSQL closed before a statement's answer came (the server restarted,
+/// or the connection was terminated).
+///
+/// ``mayHaveCommitted`` says whether what was sent may have been committed all the same: when
+/// the connection closed during a `COMMIT` or a statement that commits on its own, the server
+/// may have committed before the close. An append sent again with the same events is then
+/// recognized as a retry (``Dugong/AppendResult/wasDuplicate``), so sending it again is safe.
 public struct PostgresConnectionLost: Error, CustomStringConvertible {
+    /// What became of the statement's writes.
+    public enum Outcome: Sendable {
+        /// Not committed: the connection closed inside a transaction before its `COMMIT`, or
+        /// before the statement was sent.
+        case notCommitted
+        /// Unknown: the connection closed while a `COMMIT` (or a statement that commits on
+        /// its own) waited for its answer.
+        case unknown
+    }
+
+    public var outcome: Outcome
+    /// Whether the writes may have been committed (``Outcome/unknown``).
+    public var mayHaveCommitted: Bool { outcome == .unknown }
+
+    public init(outcome: Outcome = .notCommitted) {
+        self.outcome = outcome
+    }
+
     public var description: String {
-        "the server closed the connection during a transaction (it restarted, or the connection was terminated); the transaction was not committed"
+        switch outcome {
+        case .notCommitted:
+            "the server closed the connection (it restarted, or the connection was terminated); nothing was committed"
+        case .unknown:
+            "the server closed the connection (it restarted, or the connection was terminated) before answering a commit: it may have committed; an append sent again with the same events is recognized as a retry"
+        }
     }
 }
 
 extension PostgresConnection {
-    /// `query`, refused at once on a connection the server has closed (PostgresNIO would wait
-    /// for its answer for ever).
+    /// `query`, refused at once on a connection the server has closed, and failed when the
+    /// connection closes before the answer comes.
+    ///
+    /// PostgresNIO 1.33 writes a query to its channel without a promise: a query written to a
+    /// channel that has just closed (the server terminated the backend) is dropped, and its
+    /// answer never comes. So the query runs in a task of its own, and a watcher looks every
+    /// 100 ms whether the connection has closed; the first of the two to finish answers.
+    /// (A query that has reached the connection fails when it closes, as it should; the
+    /// watcher only ends the wait for one that never did.)
+    ///
+    /// - Parameter outcome: what a close before the answer means for what the query writes:
+    ///   ``PostgresConnectionLost/Outcome/unknown`` for a `COMMIT` and a statement that commits
+    ///   on its own.
     @discardableResult
-    func openQuery(_ query: PostgresQuery, logger: Logger) async throws -> PostgresRowSequence {
+    func openQuery(_ query: PostgresQuery, logger: Logger, ifLost outcome: PostgresConnectionLost.Outcome = .notCommitted) async throws -> PostgresRowSequence {
         guard !isClosed else { throw PostgresConnectionLost() }
-        return try await self.query(query, logger: logger)
+        let answer = FirstAnswer<PostgresRowSequence>()
+        return try await withCheckedThrowingContinuation { continuation in
+            answer.awaiting(continuation)
+            let watcher = Task {
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: .milliseconds(100))
+                    if isClosed { return answer.give(.failure(PostgresConnectionLost(outcome: outcome))) }
+                }
+            }
+            Task {
+                do {
+                    answer.give(.success(try await self.query(query, logger: logger)))
+                } catch {
+                    answer.give(.failure(error))
+                }
+                watcher.cancel()
+            }
+        }
+    }
+}
+
+/// The first of several results given, handed to the one waiting continuation.
+final class FirstAnswer<Value: Sendable>: Sendable {
+    private let waiting = Mutex<CheckedContinuation<Value, any Error>?>(nil)
+
+    func awaiting(_ continuation: CheckedContinuation<Value, any Error>) {
+        waiting.withLock { $0 = continuation }
+    }
+
+    func give(_ result: Result<Value, any Error>) {
+        waiting.withLock { continuation in
+            continuation?.resume(with: result)
+            continuation = nil
+        }
+    }
+}
+
+extension PostgresClient {
+    /// `query` on a pooled connection through ``PostgresConnection/openQuery(_:logger:ifLost:)``
+    /// (PostgresNIO's own `query` waits for ever when the connection it leased has just
+    /// closed), its rows read by `body` while the connection is held.
+    package func withRows<Result>(
+        _ query: PostgresQuery, logger: Logger, ifLost outcome: PostgresConnectionLost.Outcome = .notCommitted,
+        isolation: isolated (any Actor)? = #isolation, _ body: (PostgresRowSequence) async throws -> sending Result
+    ) async throws -> sending Result {
+        try await withConnection(isolation: isolation) { connection in
+            try await body(try await connection.openQuery(query, logger: logger, ifLost: outcome))
+        }
+    }
+
+    /// ``withRows(_:logger:ifLost:isolation:_:)`` for a statement whose rows are not read.
+    package func execute(_ query: PostgresQuery, logger: Logger, ifLost outcome: PostgresConnectionLost.Outcome = .notCommitted) async throws {
+        try await withRows(query, logger: logger, ifLost: outcome) { _ in }
     }
 }
 #endif

@@ -45,18 +45,19 @@ public struct PostgresSnapshotStore: SnapshotStore {
     }
 
     public func latest(for stream: StreamID) async throws -> SerializedSnapshot? {
-        let rows = try await client.query(
+        try await client.withRows(
             """
             SELECT sn.sequence_number, sn.schema_version, sn.data
             FROM dugong_snapshots sn LEFT JOIN dugong_streams s ON s.stream = sn.stream
             WHERE sn.stream = \(AggregateStreamName.name(of: stream)) AND NOT coalesce(s.tombstoned, false)
               AND (s.snapshots_hidden_through IS NULL OR sn.sequence_number > s.snapshots_hidden_through)
             ORDER BY sn.sequence_number DESC LIMIT 1
-            """, logger: logger)
-        for try await (sequence, schema, data) in rows.decode((Int64, Int32, Data).self) {
-            return SerializedSnapshot(stream: stream, sequenceNumber: Int(sequence), schemaVersion: Int(schema), data: data)
+            """, logger: logger) { rows in
+            for try await (sequence, schema, data) in rows.decode((Int64, Int32, Data).self) {
+                return SerializedSnapshot(stream: stream, sequenceNumber: Int(sequence), schemaVersion: Int(schema), data: data)
+            }
+            return nil
         }
-        return nil
     }
 }
 #endif

@@ -63,7 +63,7 @@ extension PostgresAccess {
     private static func probe(_ client: PostgresClient, failures: ConnectionFailures) async throws {
         try await withThrowingTaskGroup(of: Bool.self) { group in
             group.addTask {
-                try await client.query("SELECT 1", logger: logger)
+                try await client.execute("SELECT 1", logger: logger)
                 return true
             }
             group.addTask {
@@ -124,10 +124,15 @@ extension PostgresAccess {
     /// said, and nothing changed.
     private static func checkSchema(_ client: PostgresClient, url: String) async throws {
         var applied = 0
-        let tables = try await client.query("SELECT to_regclass('dugong_schema') IS NOT NULL", logger: logger)
-        for try await exists in tables.decode(Bool.self) where exists {
-            let rows = try await client.query("SELECT coalesce(max(version), 0) FROM dugong_schema", logger: logger)
-            for try await version in rows.decode(Int.self) { applied = version }
+        let exists = try await client.withRows("SELECT to_regclass('dugong_schema') IS NOT NULL", logger: logger) { rows in
+            try await rows.decode(Bool.self).contains(true)
+        }
+        if exists {
+            applied = try await client.withRows("SELECT coalesce(max(version), 0) FROM dugong_schema", logger: logger) { rows in
+                var applied = 0
+                for try await version in rows.decode(Int.self) { applied = version }
+                return applied
+            }
         }
         if applied == 0 {
             throw Terminal.fail(

@@ -1,0 +1,263 @@
+#if Postgres
+import Dugong
+import DugongPostgres
+import DugongTesting
+import Foundation
+import PostgresNIO
+import Synchronization
+import Testing
+
+/// Connections the server kills at random, as a failover, a restart or an administrator does:
+/// a model of what was acknowledged checked against what the store and its readers give.
+@Suite("PostgreSQL: connections killed at random", .enabled(if: TestServer.isAvailable, "DUGONG_POSTGRES_URL is not set: no PostgreSQL server"))
+struct PostgresFaultTests {
+    /// Commits per writer (`DUGONG_POSTGRES_FAULT_COMMITS`; 40 by default, 4 writers).
+    static let commitsPerWriter = Int(ProcessInfo.processInfo.environment["DUGONG_POSTGRES_FAULT_COMMITS"] ?? "") ?? 40
+    static let writers = 4
+    static let streamsPerWriter = 3
+
+    /// Four writers append (one stream, or two streams in one transaction; every kind of
+    /// expected version) while a killer terminates random backends of the database every few
+    /// milliseconds: writers' statements, open transactions, the readers' and the notification
+    /// listener's connections. A writer whose append threw does what a careful client does: it
+    /// sends the same append again (same ids, same sequence numbers) until it succeeds. Two
+    /// readers follow the global log meanwhile, one polling and one waiting for notifications.
+    ///
+    /// Then: every stream holds exactly the events acknowledged, byte for byte and in order; an
+    /// append answered on its first try was written (not a duplicate); a retried append is
+    /// written or a duplicate as a whole, never split between its streams; the global log holds
+    /// each acknowledged event once, each stream's in ascending order, and both readers read
+    /// exactly that log, in the same order; no append was refused for a conflict it did not make.
+    @Test(.timeLimit(.minutes(3))) func killedConnectionsLoseNoAcknowledgedEventAndReadersSkipNone() async throws {
+        let seed = UInt64(ProcessInfo.processInfo.environment["DUGONG_POSTGRES_FAULT_SEED"] ?? "") ?? UInt64.random(in: 1...1_000_000)
+        try await TestServer.withFreshDatabase { client in
+            let store = PostgresEventStore(client: client, pollInterval: .milliseconds(20))
+            let stop = Flag()
+            let killer = Task { await Self.killBackends(client, seed: seed, until: stop) }
+            let followers = [false, true].map { waits in Task { await Self.follow(store, waitingForNotifications: waits) } }
+            var outcomes: [WriterOutcome] = []
+            do {
+                try await withThrowingTaskGroup(of: WriterOutcome.self) { group in
+                    for writer in 0..<Self.writers {
+                        group.addTask { try await Self.write(store, writer: writer, seed: seed) }
+                    }
+                    for try await outcome in group { outcomes.append(outcome) }
+                }
+            } catch {
+                stop.set()
+                for follower in followers { follower.cancel() }
+                _ = await killer.value
+                throw error
+            }
+            stop.set()
+            let kills = await killer.value
+
+            // The readers stop at a last event appended once nothing is killed any more.
+            let sentinelStream = StreamID(origin: "faults", aggregateType: "End", aggregateID: "end")
+            let sentinel = Self.event(of: sentinelStream, sequenceNumber: 1, payload: Data("end".utf8))
+            // The pool may still hold connections killed last: the first use of each fails.
+            let last = try await Self.retrying { try await store.append([sentinel], to: sentinelStream, expecting: .noStream) }
+            try await Self.retrying { try await GlobalEventLogContract.settle(store, past: last.cursor) }
+            var log: [RecordedEvent] = []
+            var cursor = LogCursor.start
+            while true {
+                let batch = try await Self.retrying { try await store.events(from: cursor, maxCount: 500) }
+                guard let next = batch.last?.next else { break }
+                log += batch
+                cursor = next
+            }
+            let read = [await followers[0].value, await followers[1].value]
+
+            let context = "seed \(seed) (replay with DUGONG_POSTGRES_FAULT_SEED=\(seed))"
+            var acknowledged: [StreamID: [SerializedDomainEvent]] = [:]
+            for outcome in outcomes { acknowledged.merge(outcome.streams) { _, new in new } }
+            for (stream, events) in acknowledged {
+                let stored = try await Self.retrying { try await store.read(stream) }
+                #expect(stored == events, "\(stream): \(stored.count) events stored, \(events.count) acknowledged; \(context)")
+            }
+            let expectedIDs = Set(acknowledged.values.joined().map(\.id)).union([sentinel.id])
+            #expect(log.count == expectedIDs.count && Set(log.map(\.event.id)) == expectedIDs,
+                    "the global log holds \(log.count) events, \(expectedIDs.count) acknowledged; \(context)")
+            var lastSequence: [StreamID: Int] = [:]
+            for recorded in log {
+                let previous = lastSequence[recorded.event.stream, default: 0]
+                #expect(recorded.event.sequenceNumber == previous + 1, "\(recorded.event.stream) out of order in the global log; \(context)")
+                lastSequence[recorded.event.stream] = recorded.event.sequenceNumber
+            }
+            for (index, events) in read.enumerated() {
+                let name = index == 0 ? "the polling reader" : "the waiting reader"
+                #expect(events.map(\.cursor) == log.map(\.cursor) && events.map(\.event) == log.map(\.event),
+                        "\(name) read \(events.count) events, the log holds \(log.count); \(context)")
+            }
+            let total = outcomes.reduce(into: WriterOutcome()) { $0.add($1) }
+            #expect(total.refusals.isEmpty, "appends refused with a conflict no one made: \(total.refusals); \(context)")
+            print("""
+                PostgreSQL faults, \(context): \(total.commits) commits (\(total.transactions) of two streams), \
+                \(kills) backends killed, \(total.failedAttempts) attempts failed, \(total.retried) commits retried \
+                (\(total.duplicates) found already written), \(acknowledged.values.joined().count) events; \
+                errors: \(total.errors.sorted { $0.key < $1.key }.map { "\($0.key) ×\($0.value)" }.joined(separator: ", "))
+                """)
+            #expect(kills > 0, "the killer killed nothing: the test tested nothing")
+        }
+    }
+
+    // MARK: The model's parts
+
+    /// `body`, again after an error of a lost connection (at most 20 times).
+    static func retrying<R>(_ body: () async throws -> R) async throws -> R {
+        for _ in 0..<19 {
+            do {
+                return try await body()
+            } catch let error as EventStoreError {
+                throw error  // a decision, not a lost connection
+            } catch {
+                try await Task.sleep(for: .milliseconds(20))
+            }
+        }
+        return try await body()
+    }
+
+    /// What one writer did: its streams' acknowledged events, and counts.
+    struct WriterOutcome: Sendable {
+        var streams: [StreamID: [SerializedDomainEvent]] = [:]
+        var commits = 0
+        var transactions = 0
+        var failedAttempts = 0
+        var retried = 0
+        var duplicates = 0
+        var errors: [String: Int] = [:]
+        var refusals: [String] = []
+
+        mutating func add(_ other: WriterOutcome) {
+            commits += other.commits
+            transactions += other.transactions
+            failedAttempts += other.failedAttempts
+            retried += other.retried
+            duplicates += other.duplicates
+            errors.merge(other.errors, uniquingKeysWith: +)
+            refusals += other.refusals
+        }
+    }
+
+    final class Flag: Sendable {
+        private let raised = Atomic(false)
+        func set() { raised.store(true, ordering: .releasing) }
+        var isSet: Bool { raised.load(ordering: .acquiring) }
+    }
+
+    static func event(of stream: StreamID, sequenceNumber: Int, payload: Data?) -> SerializedDomainEvent {
+        SerializedDomainEvent(
+            origin: stream.origin, aggregateType: stream.aggregateType, eventType: "Happened", version: 1, id: UUID(),
+            aggregateID: stream.aggregateID, payload: payload, sequenceNumber: sequenceNumber,
+            timestamp: Date(millisecondsSince1970: 1_700_000_000_000 + Int64(sequenceNumber)))
+    }
+
+    /// One writer's commits to its own streams (no one else writes them: every conflict is a
+    /// fault of the store), each sent again after a failure until it is answered.
+    static func write(_ store: PostgresEventStore, writer: Int, seed: UInt64) async throws -> WriterOutcome {
+        var random = SeededRandom(seed: seed &+ UInt64(writer) &* 7919)
+        let streams = (0..<streamsPerWriter).map { StreamID(origin: "faults", aggregateType: "Account", aggregateID: "w\(writer)-\($0)") }
+        var outcome = WriterOutcome()
+        for stream in streams { outcome.streams[stream] = [] }
+        for _ in 0..<commitsPerWriter {
+            let first = random.below(streams.count)
+            let chosen = random.below(10) < 3 ? [first, (first + 1 + random.below(streams.count - 1)) % streams.count] : [first]
+            let appends = chosen.map { index in
+                let stream = streams[index]
+                let version = outcome.streams[stream]!.count
+                let events = (1...(1 + random.below(4))).map { offset in
+                    let bytes = (0..<random.below(300)).map { _ in UInt8(truncatingIfNeeded: random.next()) }
+                    return event(of: stream, sequenceNumber: version + offset, payload: random.below(8) == 0 ? nil : Data(bytes))
+                }
+                let expectations: [ExpectedVersion] = version == 0 ? [.noStream, .exact(0), .any] : [.exact(version), .streamExists, .any]
+                return StreamAppend(stream: stream, events: events, expected: expectations[random.below(expectations.count)])
+            }
+            var attempts = 0
+            while true {
+                attempts += 1
+                do {
+                    let results = try await store.append(appends)
+                    #expect(results.count == appends.count)
+                    for (append, result) in zip(appends, results) {
+                        #expect(result.version == append.events.last!.sequenceNumber, "\(append.stream): version \(result.version) after an append through \(append.events.last!.sequenceNumber)")
+                    }
+                    if attempts == 1 {
+                        #expect(results.allSatisfy { !$0.wasDuplicate }, "a first attempt found its events already written")
+                    } else {
+                        outcome.retried += 1
+                        let duplicates = results.filter(\.wasDuplicate).count
+                        #expect(duplicates == 0 || duplicates == results.count, "a transaction's appends were written in part: \(results)")
+                        if duplicates > 0 { outcome.duplicates += 1 }
+                    }
+                    break
+                } catch let error as EventStoreError {
+                    outcome.refusals.append("\(error)")
+                    // The model cannot go on past a refusal it did not expect.
+                    return outcome
+                } catch {
+                    outcome.failedAttempts += 1
+                    outcome.errors["\(type(of: error))", default: 0] += 1
+                    guard attempts < 200 else { throw error }
+                    try await Task.sleep(for: .milliseconds(2 + random.below(10)))
+                }
+            }
+            for append in appends { outcome.streams[append.stream]! += append.events }
+            outcome.commits += 1
+            if appends.count > 1 { outcome.transactions += 1 }
+        }
+        return outcome
+    }
+
+    /// Terminates a random backend of the test's database (other than its own) every 2–25 ms
+    /// until `stop`; one time in three only a backend idle in a transaction. Returns how many
+    /// it terminated.
+    static func killBackends(_ client: PostgresClient, seed: UInt64, until stop: Flag) async -> Int {
+        var random = SeededRandom(seed: seed ^ 0x6B69_6C6C)
+        var kills = 0
+        while !stop.isSet {
+            try? await Task.sleep(for: .milliseconds(2 + random.below(24)))
+            let state = random.below(3) == 0 ? "AND state = 'idle in transaction'" : ""
+            let query = PostgresQuery(unsafeSQL: """
+                SELECT count(*) FROM (
+                  SELECT pg_terminate_backend(pid) AS killed FROM pg_stat_activity
+                  WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend' \(state)
+                  ORDER BY random() LIMIT 1) AS chosen
+                WHERE killed
+                """)
+            do {
+                // (Not PostgresNIO's `query`: on a connection just closed it waits for ever.)
+                kills += try await client.withRows(query, logger: PostgresTestDatabase.quiet) { rows in
+                    var killed = 0
+                    for try await count in rows.decode(Int64.self) { killed += Int(count) }
+                    return killed
+                }
+            } catch {
+                // The killer's own connection may be one a kill left dead in the pool.
+            }
+        }
+        return kills
+    }
+
+    /// Reads the global log from its start, as a projection does, through every failure,
+    /// until it has read the sentinel (stream `faults:End/end`).
+    static func follow(_ store: PostgresEventStore, waitingForNotifications: Bool) async -> [RecordedEvent] {
+        var read: [RecordedEvent] = []
+        var cursor = LogCursor.start
+        while read.last?.event.aggregateType != "End", !Task.isCancelled {
+            do {
+                if waitingForNotifications { try await store.waitForEvents(from: cursor) }
+                let batch = try await store.events(from: cursor, maxCount: 1 + read.count % 23)
+                if let next = batch.last?.next {
+                    read += batch
+                    cursor = next
+                } else if !waitingForNotifications {
+                    try await Task.sleep(for: .milliseconds(3))
+                }
+            } catch {
+                try? await Task.sleep(for: .milliseconds(5))
+            }
+        }
+        return read
+    }
+}
+#endif
