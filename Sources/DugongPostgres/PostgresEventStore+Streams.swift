@@ -114,11 +114,15 @@ extension PostgresEventStore {
     /// it is served (a name never seen may be tombstoned: it is reserved for good).
     public func tombstone(streamNamed name: String) async throws {
         try Self.validate(name)
-        try await client.execute(
-            """
-            INSERT INTO dugong_streams (stream, tombstoned) VALUES (\(name), true)
-            ON CONFLICT (stream) DO UPDATE SET tombstoned = true
-            """, logger: logger, ifLost: .unknown)
+        // In a transaction: a statement that commits by itself is answered before it commits
+        // (``insertIfNext(_:stream:)`` says why).
+        try await client.inTransaction(logger: logger) { connection in
+            try await connection.openQuery(
+                """
+                INSERT INTO dugong_streams (stream, tombstoned) VALUES (\(name), true)
+                ON CONFLICT (stream) DO UPDATE SET tombstoned = true
+                """, logger: logger)
+        }
     }
 
     /// The bounds the embedded store puts on a stream name (its lifecycle commands took an empty

@@ -105,7 +105,7 @@ public enum PostgresSchema {
     /// - Throws: ``PostgresStoreError/schemaTooNew(found:supported:)`` when the database was
     ///   migrated by a newer build; what the server reports otherwise.
     public static func migrate(_ client: PostgresClient, logger: Logger = Logger(label: "dugong.postgres")) async throws {
-        try await client.execute("CREATE TABLE IF NOT EXISTS dugong_schema (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())", logger: logger, ifLost: .unknown)
+        try await client.execute("CREATE TABLE IF NOT EXISTS dugong_schema (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())", logger: logger)
         precondition(migrations.count == version, "one migration per schema version")
         for (index, statements) in migrations.enumerated() {
             let target = index + 1
@@ -238,8 +238,7 @@ extension PostgresConnection {
     /// watcher only ends the wait for one that never did.)
     ///
     /// - Parameter outcome: what a close before the answer means for what the query writes:
-    ///   ``PostgresConnectionLost/Outcome/unknown`` for a `COMMIT` and a statement that commits
-    ///   on its own.
+    ///   ``PostgresConnectionLost/Outcome/unknown`` for a `COMMIT`.
     @discardableResult
     func openQuery(_ query: PostgresQuery, logger: Logger, ifLost outcome: PostgresConnectionLost.Outcome = .notCommitted) async throws -> PostgresRowSequence {
         guard !isClosed else { throw PostgresConnectionLost() }
@@ -284,18 +283,23 @@ extension PostgresClient {
     /// `query` on a pooled connection through ``PostgresConnection/openQuery(_:logger:ifLost:)``
     /// (PostgresNIO's own `query` waits for ever when the connection it leased has just
     /// closed), its rows read by `body` while the connection is held.
+    ///
+    /// For reads and statements that may run again. A write whose success matters goes in
+    /// ``inTransaction(logger:isolation:_:)``: a statement that commits by itself is answered
+    /// (at its CommandComplete) before PostgreSQL commits it (at the protocol's Sync), so a
+    /// connection lost in between acknowledges what was never committed.
     package func withRows<Result>(
-        _ query: PostgresQuery, logger: Logger, ifLost outcome: PostgresConnectionLost.Outcome = .notCommitted,
+        _ query: PostgresQuery, logger: Logger,
         isolation: isolated (any Actor)? = #isolation, _ body: (PostgresRowSequence) async throws -> sending Result
     ) async throws -> sending Result {
         try await withConnection(isolation: isolation) { connection in
-            try await body(try await connection.openQuery(query, logger: logger, ifLost: outcome))
+            try await body(try await connection.openQuery(query, logger: logger))
         }
     }
 
-    /// ``withRows(_:logger:ifLost:isolation:_:)`` for a statement whose rows are not read.
-    package func execute(_ query: PostgresQuery, logger: Logger, ifLost outcome: PostgresConnectionLost.Outcome = .notCommitted) async throws {
-        try await withRows(query, logger: logger, ifLost: outcome) { _ in }
+    /// ``withRows(_:logger:isolation:_:)`` for a statement whose rows are not read.
+    package func execute(_ query: PostgresQuery, logger: Logger) async throws {
+        try await withRows(query, logger: logger) { _ in }
     }
 }
 #endif
