@@ -117,7 +117,7 @@ extension PostgresEventStore {
         // In a transaction: a statement that commits by itself is answered before it commits
         // (``insertIfNext(_:stream:)`` says why).
         try await client.inTransaction(logger: logger) { connection in
-            try await connection.openQuery(
+            _ = try await connection.openQuery(
                 """
                 INSERT INTO dugong_streams (stream, tombstoned) VALUES (\(name), true)
                 ON CONFLICT (stream) DO UPDATE SET tombstoned = true

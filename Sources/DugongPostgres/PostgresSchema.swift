@@ -105,12 +105,18 @@ public enum PostgresSchema {
     /// - Throws: ``PostgresStoreError/schemaTooNew(found:supported:)`` when the database was
     ///   migrated by a newer build; what the server reports otherwise.
     public static func migrate(_ client: PostgresClient, logger: Logger = Logger(label: "dugong.postgres")) async throws {
-        try await client.execute("CREATE TABLE IF NOT EXISTS dugong_schema (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())", logger: logger)
         precondition(migrations.count == version, "one migration per schema version")
         for (index, statements) in migrations.enumerated() {
             let target = index + 1
             try await client.inTransaction(logger: logger) { connection in
-                try await connection.openQuery("SELECT pg_advisory_xact_lock(\(lock))", logger: logger)
+                // The lock's row read to its end: a statement that returns rows is answered
+                // before it has run, and its error (a lock timeout) comes with the rows.
+                for try await _ in try await connection.openQuery("SELECT pg_advisory_xact_lock(\(lock))", logger: logger) {}
+                // Under the lock and in the transaction: instances that start together do not
+                // race to create it (PostgreSQL's `IF NOT EXISTS` is not safe against that).
+                try await connection.openQuery(
+                    "CREATE TABLE IF NOT EXISTS dugong_schema (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())",
+                    logger: logger)
                 let applied = try await appliedVersion(connection, logger: logger)
                 guard applied <= version else { throw PostgresStoreError.schemaTooNew(found: applied, supported: version) }
                 guard applied < target else { return }
@@ -211,9 +217,27 @@ public struct PostgresConnectionLost: Error, CustomStringConvertible {
     public var outcome: Outcome
     /// Whether the writes may have been committed (``Outcome/unknown``).
     public var mayHaveCommitted: Bool { outcome == .unknown }
+    /// What PostgresNIO reported, when it reported the loss (`nil` when the adapter saw the
+    /// connection closed).
+    public var underlying: (any Error)?
 
-    public init(outcome: Outcome = .notCommitted) {
+    public init(outcome: Outcome = .notCommitted, underlying: (any Error)? = nil) {
         self.outcome = outcome
+        self.underlying = underlying
+    }
+
+    /// Whether `error`, from a statement on `connection`, is the connection's loss: it has
+    /// closed, or the server said it is ending the session (SQLSTATE class 08, or 57P01–57P03:
+    /// terminated by an administrator, a crash, a shutdown).
+    static func isLoss(_ error: any Error, on connection: PostgresConnection) -> Bool {
+        if connection.isClosed { return true }
+        guard let error = error as? PSQLError else { return false }
+        switch error.code {
+        case .serverClosedConnection, .uncleanShutdown, .clientClosedConnection, .connectionError: return true
+        default: break
+        }
+        guard let state = error.serverInfo?[.sqlState] else { return false }
+        return state.hasPrefix("08") || ["57P01", "57P02", "57P03"].contains(state)
     }
 
     public var description: String {
@@ -241,21 +265,22 @@ extension PostgresConnection {
     ///   ``PostgresConnectionLost/Outcome/unknown`` for a `COMMIT`.
     @discardableResult
     func openQuery(_ query: PostgresQuery, logger: Logger, ifLost outcome: PostgresConnectionLost.Outcome = .notCommitted) async throws -> PostgresRowSequence {
-        guard !isClosed else { throw PostgresConnectionLost() }
+        guard !isClosed else { throw PostgresConnectionLost(underlying: nil) }
         let answer = FirstAnswer<PostgresRowSequence>()
         return try await withCheckedThrowingContinuation { continuation in
             answer.awaiting(continuation)
             let watcher = Task {
                 while !Task.isCancelled {
                     try? await Task.sleep(for: .milliseconds(100))
-                    if isClosed { return answer.give(.failure(PostgresConnectionLost(outcome: outcome))) }
+                    if isClosed { return answer.give(.failure(PostgresConnectionLost(outcome: outcome, underlying: nil))) }
                 }
             }
             Task {
                 do {
                     answer.give(.success(try await self.query(query, logger: logger)))
                 } catch {
-                    answer.give(.failure(error))
+                    // A lost connection is said as one, with what it means for the writes.
+                    answer.give(.failure(PostgresConnectionLost.isLoss(error, on: self) ? PostgresConnectionLost(outcome: outcome, underlying: error) : error))
                 }
                 watcher.cancel()
             }
@@ -299,7 +324,9 @@ extension PostgresClient {
 
     /// ``withRows(_:logger:isolation:_:)`` for a statement whose rows are not read.
     package func execute(_ query: PostgresQuery, logger: Logger) async throws {
-        try await withRows(query, logger: logger) { _ in }
+        // Read to the end: a statement that returns rows is answered before it has run, and
+        // its error comes with the rows.
+        try await withRows(query, logger: logger) { rows in for try await _ in rows {} }
     }
 }
 #endif

@@ -34,7 +34,7 @@ public final class PostgresTestDatabase: Sendable {
     /// to connect to for that, such as `postgres`) and migrates it (``PostgresSchema``).
     public static func create(onServer serverURL: String, logger: Logger = quiet) async throws -> PostgresTestDatabase {
         let name = "dugong_test_\(UUID().uuidString.prefix(8).lowercased())"
-        try await onServer(serverURL) { try await $0.query("CREATE DATABASE \(unescaped: name)", logger: logger) }
+        try await onServer(serverURL) { try await $0.execute("CREATE DATABASE \(unescaped: name)", logger: logger) }
         var components = URLComponents(string: serverURL)
         components?.path = "/" + name
         guard let url = components?.string else { throw PostgresStoreError.invalidURL("\(serverURL) has no path to replace") }
@@ -55,7 +55,7 @@ public final class PostgresTestDatabase: Sendable {
     public func drop() async throws {
         running.cancel()
         await running.value
-        try await Self.onServer(serverURL) { try await $0.query("DROP DATABASE IF EXISTS \(unescaped: name) WITH (FORCE)", logger: Self.quiet) }
+        try await Self.onServer(serverURL) { try await $0.execute("DROP DATABASE IF EXISTS \(unescaped: name) WITH (FORCE)", logger: Self.quiet) }
     }
 
     /// Runs `body` with a client of the server's database while its pool runs.
