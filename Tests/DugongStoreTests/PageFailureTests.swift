@@ -385,7 +385,7 @@ struct PageFailureTests {
         for current in 0..<48 {
             step = current
             guard let log = writer else { break }
-            switch random.below(15) {
+            switch random.below(16) {
             case 0...3:
                 let stream = streams[random.below(streams.count)]
                 let count = 1 + random.below(4)
@@ -478,6 +478,25 @@ struct PageFailureTests {
                 }
                 mapFailures.withLock { $0.paused = false }
                 failing.resume()
+            case 15:
+                // Salvage (`dugong export --skip-damage`) through the writer or the reader: a
+                // failed page is the disk's error, never damage to step over.
+                let salvaging = random.below(2) == 0 ? log : reader
+                await attempt("salvage") {
+                    var events: [StoredEvent] = []
+                    var position: UInt64 = 0
+                    for _ in 0..<10_000 {
+                        let page = try salvaging.readAllSkippingDamage(from: position, maxCount: 1 + random.below(64))
+                        #expect(page.skipped.isEmpty, "seed \(seed), step \(step): salvage stepped over \(page.skipped)")
+                        events += page.events
+                        guard page.next > position else { break }
+                        position = page.next
+                    }
+                    #expect(arePrefix(events, of: model), "seed \(seed), step \(step): salvage")
+                    if salvaging === log {
+                        #expect(events.count == model.count, "seed \(seed), step \(step): the writer salvaged \(events.count) of \(model.count)")
+                    }
+                }
             default:
                 reader.close()
                 reader = try settle("reopening the reader") { try EventLog.open(at: directory.path, options: readOnly) }
