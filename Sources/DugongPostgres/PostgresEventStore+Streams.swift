@@ -115,7 +115,7 @@ extension PostgresEventStore {
     public func tombstone(streamNamed name: String) async throws {
         try Self.validate(name)
         // In a transaction: a statement that commits by itself is answered before it commits
-        // (``insertIfNext(_:stream:)`` says why).
+        // (``PostgresClient/withRows(_:logger:isolation:_:)`` says why).
         try await client.inTransaction(logger: logger) { connection in
             _ = try await connection.openQuery(
                 """

@@ -14,7 +14,10 @@ import PostgresNIO
 /// let store = PostgresEventStore(client: client)
 /// ```
 ///
-/// Appends are one transaction each: the stream's version read, the contract's decision
+/// An append to one stream at the version its events follow is written in a transaction
+/// shared with the other such appends waiting at the time (``GroupCommit``: one `INSERT`, each
+/// append guarded by its own stream's version). Any other append, and one whose guard failed,
+/// is one transaction: the stream's version read, the contract's decision
 /// (``Dugong/AppendRequest``), the events inserted in one statement. Of concurrent appends at one
 /// version the unique key `(stream, sequence_number)` lets exactly one through; the others see
 /// the new version and are decided again (a conflict, or an idempotent retry). Data and
@@ -29,12 +32,15 @@ public struct PostgresEventStore: TransactionalEventStore, GlobalEventLog {
     let logger: Logger
     /// The commits' notifications, one listening connection for all of this store's waiting readers.
     let commits: CommitNotifications
+    /// Concurrent single-stream appends, written together.
+    let groupCommit: GroupCommit
 
     public init(client: PostgresClient, pollInterval: Duration = .milliseconds(100), logger: Logger = Logger(label: "dugong.postgres")) {
         self.client = client
         self.pollInterval = max(pollInterval, .milliseconds(1))
         self.logger = logger
         commits = CommitNotifications(client: client, logger: logger)
+        groupCommit = GroupCommit(client: client, logger: logger)
     }
 
     /// Appends to several streams in one transaction: all or none (``Dugong/TransactionalEventStore``).
@@ -45,10 +51,10 @@ public struct PostgresEventStore: TransactionalEventStore, GlobalEventLog {
         let names = appends.map { AggregateStreamName.name(of: $0.stream) }
         let rows = try appends.map { try $0.events.map(Row.init) }
         // One stream whose expectation holds at the version its events follow: one guarded
-        // statement in a transaction of its own. Anything else (another version, a tombstone,
-        // a race, a duplicate id) is decided in a transaction below.
+        // statement, in a transaction shared with other callers' such appends. Anything else
+        // (another version, a tombstone, a race, a duplicate id) is decided in a transaction below.
         if appends.count == 1, requests[0].expected.isSatisfied(byVersion: requests[0].events[0].sequenceNumber - 1),
-            let cursor = try await insertIfNext(rows[0], stream: names[0])
+            let cursor = try await groupCommit.insertIfNext(rows[0], stream: names[0])
         {
             return [AppendResult(version: requests[0].lastSequenceNumber, wasDuplicate: false, cursor: cursor)]
         }
@@ -95,6 +101,8 @@ public struct PostgresEventStore: TransactionalEventStore, GlobalEventLog {
                 continue
             } catch is ConcurrentAppend {
                 continue
+            } catch let error as PSQLError where ["40P01", "40001"].contains(error.serverInfo?[.sqlState]) {
+                continue  // chosen to end a deadlock (with a batch, or another transaction of several streams): rolled back
             }
         }
         throw EventStoreError.conflict(stream: appends[0].stream, expected: appends[0].expected, actual: try await version(of: names[0]))
@@ -287,46 +295,6 @@ public struct PostgresEventStore: TransactionalEventStore, GlobalEventLog {
         return ids
     }
 
-    /// Inserts the events of one stream in one statement if the stream's version is the one
-    /// before the first event's and it is not tombstoned; returns the last event's cursor, or
-    /// `nil` when nothing was inserted (another version, a tombstone, a concurrent append, an
-    /// id stored already).
-    func insertIfNext(_ rows: [Row], stream name: String) async throws -> LogCursor? {
-        let sql = """
-            INSERT INTO dugong_events (\(Row.insertedColumns))
-            \(Self.unnestedRows)
-            WHERE NOT EXISTS (SELECT 1 FROM dugong_streams WHERE stream = $1 AND tombstoned)
-              AND greatest(coalesce((SELECT max(sequence_number) FROM dugong_events WHERE stream = $1), 0),
-                           coalesce((SELECT truncate_before FROM dugong_streams WHERE stream = $1), 1) - 1) = $2
-            ORDER BY u.n
-            RETURNING transaction_id::text, position
-            """
-        let cursors: [LogCursor]
-        do {
-            // In a transaction of its own, not one that commits by itself: PostgreSQL commits
-            // such a statement's implicit transaction at the protocol's Sync, after the rows
-            // and the CommandComplete that PostgresNIO answers with; a connection lost between
-            // the two acknowledged events that were never committed (found by the test that
-            // kills backends at random). `COMMIT` answers once it has committed.
-            cursors = try await client.inTransaction(logger: logger) { connection in
-                let inserted = try await connection.openQuery(PostgresQuery(unsafeSQL: sql, binds: Self.unnestBindings(rows, stream: name)), logger: logger)
-                var cursors: [LogCursor] = []
-                for try await (transaction, position) in inserted.decode((String, Int64).self) {
-                    guard let transaction = UInt64(transaction) else {
-                        throw PostgresStoreError.unreadableRow(position: position, reason: "transaction id \(transaction)")
-                    }
-                    cursors.append(LogCursor(transaction: transaction, position: UInt64(position)))
-                }
-                return cursors
-            }
-        } catch let error as PSQLError where error.serverInfo?[.sqlState] == "23505" {
-            return nil  // a concurrent append, or an id stored already: decided in a transaction
-        }
-        guard !cursors.isEmpty else { return nil }
-        assert(cursors.count == rows.count, "the statement inserts all of the rows or none")
-        return cursors.max()
-    }
-
     /// Checks that PostgreSQL can hold `event` as it is (its texts, its schema version), as an
     /// append does before it writes.
     ///
@@ -394,13 +362,8 @@ public struct PostgresEventStore: TransactionalEventStore, GlobalEventLog {
     /// of more than 4,369 events could not be sent at all. Arrays hold no NULLs here: nullable
     /// columns come with a flag array.
     static let unnestedRows = """
-        SELECT $1::text, $3::text, $4::text, $5::text, $6::text, $2::bigint + u.n, u.id, u.type, u.schema_version, u.ts,
-               CASE WHEN u.c_null THEN NULL ELSE u.c END, CASE WHEN u.te_null THEN NULL ELSE u.te END,
-               CASE WHEN u.tu_null THEN NULL ELSE u.tu END, CASE WHEN u.d_null THEN NULL ELSE u.d END,
-               CASE WHEN u.m_null THEN NULL ELSE u.m END
-        FROM unnest($7::uuid[], $8::text[], $9::integer[], $10::bigint[], $11::text[], $12::boolean[], $13::uuid[], $14::boolean[],
-                    $15::text[], $16::boolean[], $17::bytea[], $18::boolean[], $19::bytea[], $20::boolean[])
-             WITH ORDINALITY AS u(id, type, schema_version, ts, c, c_null, te, te_null, tu, tu_null, d, d_null, m, m_null, n)
+        SELECT $1::text, $3::text, $4::text, $5::text, $6::text, $2::bigint + u.n, \(Row.unnestedEventColumns)
+        FROM unnest(\(Row.eventArrays(from: 7))) WITH ORDINALITY AS u(\(Row.eventArrayNames), n)
         """
 
     /// The parameters of ``unnestedRows``: the stream's raw name ($1), the version before the
@@ -414,6 +377,32 @@ public struct PostgresEventStore: TransactionalEventStore, GlobalEventLog {
         bindings.append(rows.first?.aggregateType ?? "")
         bindings.append(rows.first?.tenantID)
         bindings.append(rows.first?.aggregateID ?? "")
+        Row.appendEventArrays(rows, to: &bindings)
+        return bindings
+    }
+}
+
+extension Row {
+    /// The names ``eventArrays(from:)`` unnest to, in order.
+    static let eventArrayNames = "id, type, schema_version, ts, c, c_null, te, te_null, tu, tu_null, d, d_null, m, m_null"
+
+    /// The 14 parameters of ``appendEventArrays(_:to:)``, from `$first`, typed for `unnest`.
+    static func eventArrays(from first: Int) -> String {
+        ["uuid", "text", "integer", "bigint", "text", "boolean", "uuid", "boolean", "text", "boolean", "bytea", "boolean", "bytea", "boolean"]
+            .enumerated().map { "$\(first + $0.offset)::\($0.element)[]" }.joined(separator: ", ")
+    }
+
+    /// The inserted columns from `id` on (``insertedColumns``), of the unnested row `u`.
+    static let unnestedEventColumns = """
+        u.id, u.type, u.schema_version, u.ts,
+               CASE WHEN u.c_null THEN NULL ELSE u.c END, CASE WHEN u.te_null THEN NULL ELSE u.te END,
+               CASE WHEN u.tu_null THEN NULL ELSE u.tu END, CASE WHEN u.d_null THEN NULL ELSE u.d END,
+               CASE WHEN u.m_null THEN NULL ELSE u.m END
+        """
+
+    /// Each column of the events from `id` on as an array: 14 parameters. Arrays hold no NULLs
+    /// here: nullable columns come with a flag array.
+    static func appendEventArrays(_ rows: [Row], to bindings: inout PostgresBindings) {
         bindings.append(rows.map(\.id))
         bindings.append(rows.map(\.type))
         bindings.append(rows.map(\.schemaVersion))
@@ -428,7 +417,6 @@ public struct PostgresEventStore: TransactionalEventStore, GlobalEventLog {
         bindings.append(rows.map { $0.data == nil })
         bindings.append(rows.map { ByteBuffer(data: $0.metadata ?? Data()) })
         bindings.append(rows.map { $0.metadata == nil })
-        return bindings
     }
 }
 

@@ -200,8 +200,7 @@ extension PostgresClient {
 /// or the connection was terminated).
 ///
 /// ``mayHaveCommitted`` says whether what was sent may have been committed all the same: when
-/// the connection closed during a `COMMIT` or a statement that commits on its own, the server
-/// may have committed before the close. An append sent again with the same events is then
+/// the connection closed during a `COMMIT`, the server may have committed before the close. An append sent again with the same events is then
 /// recognized as a retry (``Dugong/AppendResult/wasDuplicate``), so sending it again is safe.
 public struct PostgresConnectionLost: Error, CustomStringConvertible {
     /// What became of the statement's writes.
@@ -209,8 +208,7 @@ public struct PostgresConnectionLost: Error, CustomStringConvertible {
         /// Not committed: the connection closed inside a transaction before its `COMMIT`, or
         /// before the statement was sent.
         case notCommitted
-        /// Unknown: the connection closed while a `COMMIT` (or a statement that commits on
-        /// its own) waited for its answer.
+        /// Unknown: the connection closed while a `COMMIT` waited for its answer.
         case unknown
     }
 

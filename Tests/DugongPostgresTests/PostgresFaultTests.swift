@@ -11,13 +11,13 @@ import Testing
 /// a model of what was acknowledged checked against what the store and its readers give.
 @Suite("PostgreSQL: connections killed at random", .enabled(if: TestServer.isAvailable, "DUGONG_POSTGRES_URL is not set: no PostgreSQL server"))
 struct PostgresFaultTests {
-    /// Commits per writer (`DUGONG_POSTGRES_FAULT_COMMITS`; 250 by default, 4 writers; 2,000 by hand).
-    static let commitsPerWriter = Int(ProcessInfo.processInfo.environment["DUGONG_POSTGRES_FAULT_COMMITS"] ?? "") ?? 250
-    static let writers = 4
+    /// Commits per writer (`DUGONG_POSTGRES_FAULT_COMMITS`; 125 by default, 8 writers; 2,000 by hand).
+    static let commitsPerWriter = Int(ProcessInfo.processInfo.environment["DUGONG_POSTGRES_FAULT_COMMITS"] ?? "") ?? 125
+    static let writers = 8
     static let streamsPerWriter = 3
 
-    /// Four writers append (one stream, or two streams in one transaction; every kind of
-    /// expected version) while a killer terminates random backends of the database every few
+    /// Eight writers append (one stream, or two streams in one transaction; every kind of
+    /// expected version; single-stream appends of several writers share transactions) while a killer terminates random backends of the database every few
     /// milliseconds: writers' statements, open transactions, the readers' and the notification
     /// listener's connections. A writer whose append threw does what a careful client does: it
     /// sends the same append again (same ids, same sequence numbers) until it succeeds. Two
@@ -27,7 +27,8 @@ struct PostgresFaultTests {
     /// append answered on its first try was written (not a duplicate); a retried append is
     /// written or a duplicate as a whole, never split between its streams; the global log holds
     /// each acknowledged event once, each stream's in ascending order, and both readers read
-    /// exactly that log, in the same order; no append was refused for a conflict it did not make.
+    /// exactly that log, in the same order; the cursor an append was answered with is its last
+    /// event's in that log; no append was refused for a conflict it did not make.
     @Test(.timeLimit(.minutes(3))) func killedConnectionsLoseNoAcknowledgedEventAndReadersSkipNone() async throws {
         let seed = UInt64(ProcessInfo.processInfo.environment["DUGONG_POSTGRES_FAULT_SEED"] ?? "") ?? UInt64.random(in: 1...1_000_000)
         try await TestServer.withFreshDatabase { client in
@@ -92,10 +93,13 @@ struct PostgresFaultTests {
                         "\(name) read \(events.count) events, the log holds \(log.count); \(context)")
             }
             let total = outcomes.reduce(into: WriterOutcome()) { $0.add($1) }
+            let logged = Dictionary(uniqueKeysWithValues: log.map { ($0.event.id, $0.cursor) })
+            let misplaced = total.cursors.filter { logged[$0.key] != $0.value }
+            #expect(misplaced.isEmpty, "\(misplaced.count) appends answered with another cursor than their last event's, e.g. \(misplaced.first.map { "\($0.value) for \($0.key), logged at \(logged[$0.key].map { "\($0)" } ?? "nowhere")" } ?? ""); \(context)")
             #expect(total.refusals.isEmpty, "appends refused with a conflict no one made: \(total.refusals); \(context)")
             print("""
                 PostgreSQL faults, \(context): \(total.commits) commits (\(total.transactions) of two streams), \
-                \(kills) backends killed, \(total.failedAttempts) attempts failed, \(total.retried) commits retried \
+                \(total.cursors.count) cursors checked, \(kills) backends killed, \(total.failedAttempts) attempts failed, \(total.retried) commits retried \
                 (\(total.duplicates) found already written), \(acknowledged.values.joined().count) events; \
                 errors: \(total.errors.sorted { $0.key < $1.key }.map { "\($0.key) ×\($0.value)" }.joined(separator: ", "))
                 """)
@@ -129,8 +133,11 @@ struct PostgresFaultTests {
         var duplicates = 0
         var errors: [String: Int] = [:]
         var refusals: [String] = []
+        /// The cursor each written append was answered with, by its last event's id.
+        var cursors: [UUID: LogCursor] = [:]
 
         mutating func add(_ other: WriterOutcome) {
+            cursors.merge(other.cursors) { first, _ in first }
             commits += other.commits
             transactions += other.transactions
             failedAttempts += other.failedAttempts
@@ -185,6 +192,10 @@ struct PostgresFaultTests {
                     #expect(results.count == appends.count)
                     for (append, result) in zip(appends, results) {
                         #expect(result.version == append.events.last!.sequenceNumber, "\(append.stream): version \(result.version) after an append through \(append.events.last!.sequenceNumber)")
+                        if !result.wasDuplicate {
+                            #expect(result.cursor != nil, "\(append.stream): written without a cursor")
+                            outcome.cursors[append.events.last!.id] = result.cursor
+                        }
                     }
                     if attempts == 1 {
                         #expect(results.allSatisfy { !$0.wasDuplicate }, "a first attempt found its events already written")
@@ -221,14 +232,19 @@ struct PostgresFaultTests {
     }
 
     /// Terminates a random backend of the test's database (other than its own) every 2–25 ms
-    /// until `stop`; one time in three only a backend idle in a transaction. Returns how many
-    /// it terminated.
+    /// until `stop`; one time in three only a backend idle in a transaction, one time in three
+    /// only one running a `COMMIT` (whose answer is then lost: the append may have been
+    /// committed). Returns how many it terminated.
     static func killBackends(_ client: PostgresClient, seed: UInt64, until stop: Flag) async -> Int {
         var random = SeededRandom(seed: seed ^ 0x6B69_6C6C)
         var kills = 0
         while !stop.isSet {
             try? await Task.sleep(for: .milliseconds(2 + random.below(24)))
-            let state = random.below(3) == 0 ? "AND state = 'idle in transaction'" : ""
+            let state = switch random.below(3) {
+            case 0: "AND state = 'idle in transaction'"
+            case 1: "AND state = 'active' AND query = 'COMMIT;'"
+            default: ""
+            }
             let query = PostgresQuery(unsafeSQL: """
                 SELECT count(*) FROM (
                   SELECT pg_terminate_backend(pid) AS killed FROM pg_stat_activity
