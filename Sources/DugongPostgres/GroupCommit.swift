@@ -14,7 +14,10 @@ import Synchronization
 /// `INSERT`s that commit by themselves (which acknowledge before they have committed, see
 /// ``PostgresClient/withRows(_:logger:isolation:_:)``). A batch pays them once.
 ///
-/// - At most ``concurrentBatches`` batches run at once (one gathers while another commits).
+/// - At most ``concurrentBatches`` batches run at once: a batch starts at once when fewer run
+///   (an append alone waits for no one), and takes every append waiting when it starts.
+/// - The batcher belongs to one ``PostgresEventStore`` value (and the copies of it): share one
+///   store across requests, rather than making one per request.
 /// - A batch never holds two appends to one stream, nor a stream that the other batch holds:
 ///   an append to such a stream waits for the next batch, so that each append is decided
 ///   against its stream's version as the appends before it left it.
@@ -26,7 +29,8 @@ import Synchronization
 ///     append is decided again on its own (``PostgresEventStore/append(_:)``);
 ///   - ``PostgresConnectionLost`` with ``PostgresConnectionLost/Outcome/unknown`` when the
 ///     connection closed while the batch's `COMMIT` waited for its answer: every append of
-///     the batch may have been committed, and each caller is told so.
+///     the batch may have been committed, and each caller is told so (also the callers whose
+///     guard had kept their rows out: sent again, they are decided again).
 final class GroupCommit: Sendable {
     /// Batches running at once.
     static let concurrentBatches = 2
@@ -34,6 +38,10 @@ final class GroupCommit: Sendable {
     static let maximumAppends = 128
     /// Events in one batch at most (a larger append is a batch of its own).
     static let maximumEvents = 8_192
+    /// Bytes of data and metadata in one batch at most (a larger append is a batch of its own):
+    /// far below PostgreSQL's 1 GB for one parameter, which many callers' appends together
+    /// could pass where each alone would not.
+    static let maximumBytes = 16 << 20
 
     private let client: PostgresClient
     private let logger: Logger
@@ -42,6 +50,8 @@ final class GroupCommit: Sendable {
     /// One caller's append, waiting for its batch.
     private struct Waiting: Sendable {
         var rows: [Row]
+        /// Bytes of the events' data and metadata.
+        var bytes: Int
         /// The stream's raw name and its bytes (streams are told apart by the bytes, as the
         /// table's key does).
         var name: String
@@ -77,7 +87,8 @@ final class GroupCommit: Sendable {
         precondition(!rows.isEmpty, "an append holds at least one event")
         return try await withCheckedThrowingContinuation { continuation in
             let startsBatch = state.withLock { state in
-                state.waiting.append(Waiting(rows: rows, name: name, key: Array(name.utf8), answer: continuation))
+                let bytes = rows.reduce(0) { $0 + ($1.data?.count ?? 0) + ($1.metadata?.count ?? 0) }
+                state.waiting.append(Waiting(rows: rows, bytes: bytes, name: name, key: Array(name.utf8), answer: continuation))
                 guard state.runningBatches < Self.concurrentBatches else { return false }
                 state.runningBatches += 1
                 return true
@@ -109,22 +120,28 @@ final class GroupCommit: Sendable {
     }
 
     /// The next batch: the waiting appends in the order they came, skipping those whose
-    /// stream is in a batch already, up to the batch's limits (always at least one).
+    /// stream is in a batch already, up to the batch's limits (always at least one); then in
+    /// the order of their streams' bytes, so that two batches (of two instances of an
+    /// application) take the streams' index entries in one order and never deadlock.
     private static func take(from state: inout State) -> [Waiting] {
         var batch: [Waiting] = []
         var events = 0
+        var bytes = 0
         var left: [Waiting] = []
         for waiting in state.waiting {
-            let fits = batch.isEmpty || (batch.count < maximumAppends && events + waiting.rows.count <= maximumEvents)
+            let fits = batch.isEmpty
+                || (batch.count < maximumAppends && events + waiting.rows.count <= maximumEvents && bytes + waiting.bytes <= maximumBytes)
             if fits, !state.streamsInBatches.contains(waiting.key) {
                 state.streamsInBatches.insert(waiting.key)
                 batch.append(waiting)
                 events += waiting.rows.count
+                bytes += waiting.bytes
             } else {
                 left.append(waiting)
             }
         }
         state.waiting = left
+        batch.sort { $0.key.lexicographicallyPrecedes($1.key) }
         if !batch.isEmpty {
             state.batchesTaken += 1
             state.appendsTaken += batch.count
@@ -139,17 +156,20 @@ final class GroupCommit: Sendable {
         do {
             let cursors = try await client.inTransaction(logger: logger) { connection in
                 let inserted = try await connection.openQuery(query, logger: logger)
-                var cursors: [UUID: LogCursor] = [:]
-                for try await (id, transaction, position) in inserted.decode((UUID, String, Int64).self) {
+                // Rows by their stream's bytes and sequence number, which a batch holds once each
+                // (not by event id: two appends of a batch may carry one id, and the one whose
+                // guard failed must not be answered with the other's row).
+                var cursors: [InsertedEvent: LogCursor] = [:]
+                for try await (stream, sequenceNumber, transaction, position) in inserted.decode((String, Int64, String, Int64).self) {
                     guard let transaction = UInt64(transaction) else {
                         throw PostgresStoreError.unreadableRow(position: position, reason: "transaction id \(transaction)")
                     }
-                    cursors[id] = LogCursor(transaction: transaction, position: UInt64(position))
+                    cursors[InsertedEvent(stream: Array(stream.utf8), sequenceNumber: sequenceNumber)] = LogCursor(transaction: transaction, position: UInt64(position))
                 }
                 // Each append's rows are all inserted or none (its guard holds for all of them):
                 // anything else is refused before the commit.
                 for waiting in batch {
-                    let found = waiting.rows.count(where: { cursors[$0.id] != nil })
+                    let found = waiting.rows.count(where: { cursors[InsertedEvent(stream: waiting.key, sequenceNumber: $0.sequenceNumber)] != nil })
                     guard found == 0 || found == waiting.rows.count else {
                         throw GroupCommitInvariant(reason: "\(found) of the \(waiting.rows.count) events of an append to '\(waiting.name)' inserted")
                     }
@@ -159,7 +179,7 @@ final class GroupCommit: Sendable {
             }
             return batch.map { waiting in
                 // Positions rise with the order of the rows: the last event's is the largest.
-                .success(cursors[waiting.rows[waiting.rows.count - 1].id])
+                .success(cursors[InsertedEvent(stream: waiting.key, sequenceNumber: waiting.rows[waiting.rows.count - 1].sequenceNumber)])
             }
         } catch let lost as PostgresConnectionLost where lost.mayHaveCommitted {
             return batch.map { _ in .failure(lost) }
@@ -169,6 +189,12 @@ final class GroupCommit: Sendable {
             logger.debug("a batch of \(batch.count) appends was rolled back: \(String(reflecting: error))")
             return batch.map { _ in .success(nil) }
         }
+    }
+
+    /// An inserted row: its stream's raw name as bytes, its sequence number.
+    private struct InsertedEvent: Hashable {
+        var stream: [UInt8]
+        var sequenceNumber: Int64
     }
 
     /// Found false after an insert: the batch is rolled back.
@@ -196,7 +222,7 @@ final class GroupCommit: Sendable {
              WITH ORDINALITY AS u(k, sequence_number, \(Row.eventArrayNames), n)
         JOIN m ON m.k = u.k
         ORDER BY u.n
-        RETURNING id, transaction_id::text, position
+        RETURNING stream, sequence_number, transaction_id::text, position
         """
 
     /// The parameters of ``guardedInsert``: per append ($1 to $7) its stream's raw name, the

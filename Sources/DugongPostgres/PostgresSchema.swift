@@ -190,7 +190,17 @@ extension PostgresClient {
                 }
                 throw error
             }
-            try await connection.openQuery("COMMIT;", logger: logger, ifLost: .unknown)
+            do {
+                try await connection.openQuery("COMMIT;", logger: logger, ifLost: .unknown)
+            } catch let error as PSQLError where error.code == .server && !PostgresConnectionLost.isLoss(error, on: connection) {
+                throw error  // the server refused to commit: rolled back
+            } catch let error as PostgresConnectionLost {
+                throw error
+            } catch {
+                // Anything else (a message PostgresNIO could not read, a cancellation) may have
+                // come after the server committed.
+                throw PostgresConnectionLost(outcome: .unknown, underlying: error)
+            }
             return value
         }
     }
