@@ -7,9 +7,10 @@ import PostgresNIO
 import Synchronization
 import Testing
 
-/// Connections the server kills at random, as a failover, a restart or an administrator does:
-/// a model of what was acknowledged checked against what the store and its readers give.
-@Suite("PostgreSQL: connections killed at random", .enabled(if: TestServer.isAvailable, "DUGONG_POSTGRES_URL is not set: no PostgreSQL server"))
+/// Connections the server kills at random, as a failover, a restart or an administrator does,
+/// and a server that crashes and restarts: a model of what was acknowledged checked against
+/// what the store and its readers give.
+@Suite("PostgreSQL: connections killed and servers crashed at random", .enabled(if: TestServer.isAvailable, "DUGONG_POSTGRES_URL is not set: no PostgreSQL server"))
 struct PostgresFaultTests {
     /// Commits per writer (`DUGONG_POSTGRES_FAULT_COMMITS`; 125 by default, 8 writers; 2,000 by hand).
     static let commitsPerWriter = Int(ProcessInfo.processInfo.environment["DUGONG_POSTGRES_FAULT_COMMITS"] ?? "") ?? 125
@@ -32,79 +33,116 @@ struct PostgresFaultTests {
     @Test(.timeLimit(.minutes(3))) func killedConnectionsLoseNoAcknowledgedEventAndReadersSkipNone() async throws {
         let seed = UInt64(ProcessInfo.processInfo.environment["DUGONG_POSTGRES_FAULT_SEED"] ?? "") ?? UInt64.random(in: 1...1_000_000)
         try await TestServer.withFreshDatabase { client in
-            let store = PostgresEventStore(client: client, pollInterval: .milliseconds(20))
-            let stop = Flag()
-            let killer = Task { await Self.killBackends(client, seed: seed, until: stop) }
-            let followers = [false, true].map { waits in Task { await Self.follow(store, waitingForNotifications: waits) } }
-            var outcomes: [WriterOutcome] = []
-            do {
-                try await withThrowingTaskGroup(of: WriterOutcome.self) { group in
-                    for writer in 0..<Self.writers {
-                        group.addTask { try await Self.write(store, writer: writer, seed: seed) }
-                    }
-                    for try await outcome in group { outcomes.append(outcome) }
-                }
-            } catch {
-                stop.set()
-                for follower in followers { follower.cancel() }
-                _ = await killer.value
-                throw error
+            try await Self.appendAndFollow(client, seed: seed, commitsPerWriter: Self.commitsPerWriter, faults: "backends killed") { stop in
+                await Self.killBackends(client, seed: seed, until: stop)
             }
-            stop.set()
-            let kills = await killer.value
-
-            // The readers stop at a last event appended once nothing is killed any more.
-            let sentinelStream = StreamID(origin: "faults", aggregateType: "End", aggregateID: "end")
-            let sentinel = Self.event(of: sentinelStream, sequenceNumber: 1, payload: Data("end".utf8))
-            // The pool may still hold connections killed last: the first use of each fails.
-            let last = try await Self.retrying { try await store.append([sentinel], to: sentinelStream, expecting: .noStream) }
-            try await Self.retrying { try await GlobalEventLogContract.settle(store, past: last.cursor) }
-            var log: [RecordedEvent] = []
-            var cursor = LogCursor.start
-            while true {
-                let batch = try await Self.retrying { try await store.events(from: cursor, maxCount: 500) }
-                guard let next = batch.last?.next else { break }
-                log += batch
-                cursor = next
-            }
-            let read = [await followers[0].value, await followers[1].value]
-
-            let context = "seed \(seed) (replay with DUGONG_POSTGRES_FAULT_SEED=\(seed))"
-            var acknowledged: [StreamID: [SerializedDomainEvent]] = [:]
-            for outcome in outcomes { acknowledged.merge(outcome.streams) { _, new in new } }
-            for (stream, events) in acknowledged {
-                let stored = try await Self.retrying { try await store.read(stream) }
-                let differs = zip(stored, events).enumerated().first { $0.element.0 != $0.element.1 }?.offset
-                #expect(stored.count == events.count && differs == nil,
-                        "\(stream): \(stored.count) events stored, \(events.count) acknowledged, first difference at \(differs.map { "sequence number \($0 + 1)" } ?? "none"); \(context)")
-            }
-            let expectedIDs = Set(acknowledged.values.joined().map(\.id)).union([sentinel.id])
-            #expect(log.count == expectedIDs.count && Set(log.map(\.event.id)) == expectedIDs,
-                    "the global log holds \(log.count) events, \(expectedIDs.count) acknowledged; \(context)")
-            var lastSequence: [StreamID: Int] = [:]
-            for recorded in log {
-                let previous = lastSequence[recorded.event.stream, default: 0]
-                #expect(recorded.event.sequenceNumber == previous + 1, "\(recorded.event.stream) out of order in the global log; \(context)")
-                lastSequence[recorded.event.stream] = recorded.event.sequenceNumber
-            }
-            for (index, events) in read.enumerated() {
-                let name = index == 0 ? "the polling reader" : "the waiting reader"
-                #expect(events.map(\.cursor) == log.map(\.cursor) && events.map(\.event) == log.map(\.event),
-                        "\(name) read \(events.count) events, the log holds \(log.count); \(context)")
-            }
-            let total = outcomes.reduce(into: WriterOutcome()) { $0.add($1) }
-            let logged = Dictionary(uniqueKeysWithValues: log.map { ($0.event.id, $0.cursor) })
-            let misplaced = total.cursors.filter { logged[$0.key] != $0.value }
-            #expect(misplaced.isEmpty, "\(misplaced.count) appends answered with another cursor than their last event's, e.g. \(misplaced.first.map { "\($0.value) for \($0.key), logged at \(logged[$0.key].map { "\($0)" } ?? "nowhere")" } ?? ""); \(context)")
-            #expect(total.refusals.isEmpty, "appends refused with a conflict no one made: \(total.refusals); \(context)")
-            print("""
-                PostgreSQL faults, \(context): \(total.commits) commits (\(total.transactions) of two streams), \
-                \(total.cursors.count) cursors checked, \(kills) backends killed, \(total.failedAttempts) attempts failed, \(total.retried) commits retried \
-                (\(total.duplicates) found already written), \(acknowledged.values.joined().count) events; \
-                errors: \(total.errors.sorted { $0.key < $1.key }.map { "\($0.key) ×\($0.value)" }.joined(separator: ", "))
-                """)
-            #expect(kills > 0 && total.failedAttempts > 0, "no append failed: the test tested nothing")
         }
+    }
+
+    /// Server crashes per run at most (`DUGONG_POSTGRES_CRASHES`; 4 by default, 40 by hand);
+    /// the writers make 40 commits each per crash.
+    static let crashes = Int(ProcessInfo.processInfo.environment["DUGONG_POSTGRES_CRASHES"] ?? "") ?? 4
+
+    /// The same writers and readers on a server of the test's own that crashes (an immediate
+    /// stop: every backend ends at once, committed or not, answered or not) and restarts, again
+    /// and again; the same checks. Unlike a terminated backend, a crash can end one whose
+    /// `COMMIT` has committed and not been answered: its append must say it may have been
+    /// committed, and its retry must find it written.
+    @Test(.timeLimit(.minutes(10))) func serverCrashesLoseNoAcknowledgedEventAndReadersSkipNone() async throws {
+        let seed = UInt64(ProcessInfo.processInfo.environment["DUGONG_POSTGRES_FAULT_SEED"] ?? "") ?? UInt64.random(in: 1...1_000_000)
+        try await OwnServer.with { url, directory in
+            let database = try await PostgresTestDatabase.create(onServer: url)
+            let result: Result<Void, any Error>
+            do {
+                result = .success(
+                    try await Self.appendAndFollow(database.client, seed: seed, commitsPerWriter: 40 * Self.crashes, faults: "server crashes") { stop in
+                        await Self.crashServer(in: directory, seed: seed, until: stop)
+                    })
+            } catch {
+                result = .failure(error)
+            }
+            try await database.drop()
+            try result.get()
+        }
+    }
+
+    /// The writers and the readers, with `faults` running until the writers are done (it
+    /// returns how many faults it made); then the checks.
+    static func appendAndFollow(
+        _ client: PostgresClient, seed: UInt64, commitsPerWriter: Int, faults name: String, _ faults: @escaping @Sendable (Flag) async -> Int
+    ) async throws {
+        let store = PostgresEventStore(client: client, pollInterval: .milliseconds(20))
+        let stop = Flag()
+        let killer = Task { await faults(stop) }
+        let followers = [false, true].map { waits in Task { await Self.follow(store, waitingForNotifications: waits) } }
+        var outcomes: [WriterOutcome] = []
+        do {
+            try await withThrowingTaskGroup(of: WriterOutcome.self) { group in
+                for writer in 0..<Self.writers {
+                    group.addTask { try await Self.write(store, writer: writer, seed: seed, commits: commitsPerWriter) }
+                }
+                for try await outcome in group { outcomes.append(outcome) }
+            }
+        } catch {
+            stop.set()
+            for follower in followers { follower.cancel() }
+            _ = await killer.value
+            throw error
+        }
+        stop.set()
+        let kills = await killer.value
+
+        // The readers stop at a last event appended once the faults have stopped.
+        let sentinelStream = StreamID(origin: "faults", aggregateType: "End", aggregateID: "end")
+        let sentinel = Self.event(of: sentinelStream, sequenceNumber: 1, payload: Data("end".utf8))
+        // The pool may still hold connections killed last: the first use of each fails.
+        let last = try await Self.retrying { try await store.append([sentinel], to: sentinelStream, expecting: .noStream) }
+        try await Self.retrying { try await GlobalEventLogContract.settle(store, past: last.cursor) }
+        var log: [RecordedEvent] = []
+        var cursor = LogCursor.start
+        while true {
+            let batch = try await Self.retrying { try await store.events(from: cursor, maxCount: 500) }
+            guard let next = batch.last?.next else { break }
+            log += batch
+            cursor = next
+        }
+        let read = [await followers[0].value, await followers[1].value]
+
+        let context = "seed \(seed) (replay with DUGONG_POSTGRES_FAULT_SEED=\(seed))"
+        var acknowledged: [StreamID: [SerializedDomainEvent]] = [:]
+        for outcome in outcomes { acknowledged.merge(outcome.streams) { _, new in new } }
+        for (stream, events) in acknowledged {
+            let stored = try await Self.retrying { try await store.read(stream) }
+            let differs = zip(stored, events).enumerated().first { $0.element.0 != $0.element.1 }?.offset
+            #expect(stored.count == events.count && differs == nil,
+                    "\(stream): \(stored.count) events stored, \(events.count) acknowledged, first difference at \(differs.map { "sequence number \($0 + 1)" } ?? "none"); \(context)")
+        }
+        let expectedIDs = Set(acknowledged.values.joined().map(\.id)).union([sentinel.id])
+        #expect(log.count == expectedIDs.count && Set(log.map(\.event.id)) == expectedIDs,
+                "the global log holds \(log.count) events, \(expectedIDs.count) acknowledged; \(context)")
+        var lastSequence: [StreamID: Int] = [:]
+        for recorded in log {
+            let previous = lastSequence[recorded.event.stream, default: 0]
+            #expect(recorded.event.sequenceNumber == previous + 1, "\(recorded.event.stream) out of order in the global log; \(context)")
+            lastSequence[recorded.event.stream] = recorded.event.sequenceNumber
+        }
+        for (index, events) in read.enumerated() {
+            let name = index == 0 ? "the polling reader" : "the waiting reader"
+            #expect(events.map(\.cursor) == log.map(\.cursor) && events.map(\.event) == log.map(\.event),
+                    "\(name) read \(events.count) events, the log holds \(log.count); \(context)")
+        }
+        let total = outcomes.reduce(into: WriterOutcome()) { $0.add($1) }
+        let logged = Dictionary(uniqueKeysWithValues: log.map { ($0.event.id, $0.cursor) })
+        let misplaced = total.cursors.filter { logged[$0.key] != $0.value }
+        #expect(misplaced.isEmpty, "\(misplaced.count) appends answered with another cursor than their last event's, e.g. \(misplaced.first.map { "\($0.value) for \($0.key), logged at \(logged[$0.key].map { "\($0)" } ?? "nowhere")" } ?? ""); \(context)")
+        #expect(total.refusals.isEmpty, "appends refused with a conflict no one made: \(total.refusals); \(context)")
+        print("""
+            PostgreSQL faults, \(context): \(total.commits) commits (\(total.transactions) of two streams), \
+            \(total.cursors.count) cursors checked, \(kills) \(name), \(total.failedAttempts) attempts failed, \(total.retried) commits retried \
+            (\(total.duplicates) found already written), \(acknowledged.values.joined().count) events; \
+            errors: \(total.errors.sorted { $0.key < $1.key }.map { "\($0.key) ×\($0.value)" }.joined(separator: ", "))
+            """)
+        #expect(kills > 0 && total.failedAttempts > 0, "no append failed: the test tested nothing")
     }
 
     // MARK: The model's parts
@@ -163,12 +201,12 @@ struct PostgresFaultTests {
 
     /// One writer's commits to its own streams (no one else writes them: every conflict is a
     /// fault of the store), each sent again after a failure until it is answered.
-    static func write(_ store: PostgresEventStore, writer: Int, seed: UInt64) async throws -> WriterOutcome {
+    static func write(_ store: PostgresEventStore, writer: Int, seed: UInt64, commits: Int) async throws -> WriterOutcome {
         var random = SeededRandom(seed: seed &+ UInt64(writer) &* 7919)
         let streams = (0..<streamsPerWriter).map { StreamID(origin: "faults", aggregateType: "Account", aggregateID: "w\(writer)-\($0)") }
         var outcome = WriterOutcome()
         for stream in streams { outcome.streams[stream] = [] }
-        for _ in 0..<commitsPerWriter {
+        for _ in 0..<commits {
             let first = random.below(streams.count)
             let chosen = random.below(10) < 3 ? [first, (first + 1 + random.below(streams.count - 1)) % streams.count] : [first]
             let appends = chosen.map { index in
@@ -182,6 +220,7 @@ struct PostgresFaultTests {
                 return StreamAppend(stream: stream, events: events, expected: expectations[random.below(expectations.count)])
             }
             var attempts = 0
+            let deadline = ContinuousClock.now + .seconds(60)  // (a server restarting takes a while)
             // Whether a failed attempt may have committed: only a lost connection that says
             // "nothing was committed" rules it out.
             var mayHaveCommitted = false
@@ -220,7 +259,7 @@ struct PostgresFaultTests {
                         outcome.errors["\(type(of: error))", default: 0] += 1
                         mayHaveCommitted = true
                     }
-                    guard attempts < 200 else { throw error }
+                    guard ContinuousClock.now < deadline else { throw error }
                     try await Task.sleep(for: .milliseconds(2 + random.below(10)))
                 }
             }
@@ -264,6 +303,26 @@ struct PostgresFaultTests {
             }
         }
         return kills
+    }
+
+    /// Crashes the server of `directory` and starts it again (``OwnServer``) every 0.2–1 s
+    /// until `stop`, at most ``crashes`` times. Returns how many crashes it made.
+    static func crashServer(in directory: String, seed: UInt64, until stop: Flag) async -> Int {
+        var random = SeededRandom(seed: seed ^ 0x63_7261_7368)
+        var crashes = 0
+        while !stop.isSet, crashes < Self.crashes {
+            try? await Task.sleep(for: .milliseconds(200 + random.below(800)))
+            guard !stop.isSet else { break }
+            // On a thread of its own: the script blocks for the restart's second or so, which
+            // would hold one of the few threads that run the writers' tasks.
+            let restarted = await withCheckedContinuation { (done: CheckedContinuation<Bool, Never>) in
+                Thread { done.resume(returning: (try? OwnServer.run("crash-restart", directory)) != nil) }.start()
+            }
+            #expect(restarted, "the server did not restart")
+            guard restarted else { break }
+            crashes += 1
+        }
+        return crashes
     }
 
     /// Reads the global log from its start, as a projection does, through every failure,
