@@ -247,5 +247,33 @@ struct BrowserTests {
             await browser.stop()
         }
     }
+
+    /// Off loopback the page carries the access token of its address to every request it makes,
+    /// its live log's too, without a cookie: streams, events and the tail all work.
+    @Test func offLoopbackThePageSendsTheAccessTokenWithoutACookie() async throws {
+        let fixture = try await StudioFixture.make("browser-token")
+        defer { fixture.remove() }
+        try await withStudio(fixture.log, options: .init(host: "0.0.0.0")) { port, studio in
+            let browser = try await Browser.start()
+            do {
+                try await browser.open("http://127.0.0.1:\(port)/?token=\(studio.guardian.accessToken)")
+                try await browser.text(of: "#stream-list", when: { $0.contains("bank:BankAccount/ada") })
+                try await browser.click("#stream-list li[data-stream='bank:BankAccount/ada']")
+                try await browser.text(of: "#events", when: { $0.contains("MoneyDeposited") })
+                #expect(try await browser.run("return document.cookie;") as? String == "")
+                try await browser.open("http://127.0.0.1:\(port)/?token=\(studio.guardian.accessToken)#/log")
+                try await browser.text(of: "#log-rows", when: { $0.contains("AccountOpened") })
+                try await browser.click("#tail-toggle")
+                try await browser.text(of: "#tail-state", when: { $0 == "following" })
+                try await fixture.log.append([NewEvent(type: "ArrivedWithToken", data: Data("{}".utf8))], to: "live/1")
+                try await browser.text(of: "#log-rows", when: { $0.contains("ArrivedWithToken") })
+            } catch {
+                let shown = (try? await browser.run("return document.body.innerText;") as? String) ?? ""
+                await browser.stop()
+                throw Browser.Failure(description: "\(error)\n--- the page said:\n\(shown.prefix(1500))")
+            }
+            await browser.stop()
+        }
+    }
 }
 #endif

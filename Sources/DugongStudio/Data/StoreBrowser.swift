@@ -44,22 +44,36 @@ final class StoreBrowser: StudioSource {
 
     /// Questions about the aggregates, on the store as it is now (compaction reopens it).
     var aggregates: AggregateQueryService? {
-        aggregateTypes.isEmpty ? nil : try? AggregateQueryService(store: EventLogStore(log: log), aggregates: aggregateTypes)
+        // (The store as it is: the reads the service makes go through ``log``'s checks.)
+        aggregateTypes.isEmpty ? nil : try? AggregateQueryService(store: EventLogStore(log: current.withLock { $0 }), aggregates: aggregateTypes)
     }
 
     /// The store, refreshed first when it is open read-only (another process may write it;
     /// damage in what it wrote is reported by the reads that reach it).
+    ///
+    /// - Throws: the refresh's damage: the store was put back from an older copy, or lost
+    ///   events this Studio has shown (served as they were, silently, before).
     var log: EventLog {
-        let log = current.withLock { $0 }
-        if log.options.readOnly { _ = try? log.refresh() }
-        return log
+        get throws {
+            let log = current.withLock { $0 }
+            if log.options.readOnly {
+                do {
+                    try log.refresh()
+                } catch let error as StoreError where error.isDamage {
+                    throw error
+                } catch {
+                    // (Anything else, an I/O error, is met again by the reads if it lasts.)
+                }
+            }
+            return log
+        }
     }
 
     // MARK: Store
 
     /// The store's counts, sizes, what opening it found, and this session's verify and compaction.
     func overview() throws -> String {
-        let log = self.log
+        let log = try self.log
         let statistics = try log.statistics()
         let segments = statistics.segments.map {
             JSONText.object(["name": JSONText.quoted($0.name), "bytes": "\($0.fileBytes)", "firstPosition": "\($0.firstPosition)"])
@@ -99,7 +113,7 @@ final class StoreBrowser: StudioSource {
     /// Streams whose names contain `search` (all when empty), in the order they first
     /// appeared, from the `after`-th stream on; `next` says where the following page starts.
     func streams(search: String, category: String?, after: Int, limit: Int) throws -> String {
-        let log = self.log
+        let log = try self.log
         let names = try log.streamNames()
         var rows: [String] = []
         var index = min(after, names.count)
@@ -122,7 +136,7 @@ final class StoreBrowser: StudioSource {
 
     /// A page of a stream's events from version `from` on.
     func stream(_ name: String, from version: Int, limit: Int) throws -> String? {
-        let log = self.log
+        let log = try self.log
         guard let info = try log.info(stream: name) else { return nil }
         let first = max(version, info.firstVisibleVersion, 1)
         var page = PageRows(limit: limit)
@@ -153,7 +167,7 @@ final class StoreBrowser: StudioSource {
     /// no more than ``scanBudget`` events; `next` is where the following page starts.
     func log(from cursor: String?, limit: Int, filter: LogFilter) throws -> String {
         let position = try Self.position(cursor ?? "0")
-        let log = self.log
+        let log = try self.log
         var page = PageRows(limit: limit)
         var next = position
         var scanned = 0
@@ -181,7 +195,7 @@ final class StoreBrowser: StudioSource {
     /// The framework's checkpoints in the store (projections and consumers) and how far each
     /// is behind the log's head.
     func checkpoints() throws -> String {
-        let log = self.log
+        let log = try self.log
         let head = log.headPosition
         var rows: [String] = []
         for name in try log.streams(inCategory: Self.checkpointCategory) {
@@ -203,6 +217,7 @@ final class StoreBrowser: StudioSource {
 
     func domainEvent(stream name: String, version: Int) throws -> SerializedDomainEvent? {
         // Only a version a read of the stream returns (not one a truncation, delete or tombstone hid).
+        let log = try self.log
         guard let id = AggregateStreamName.streamID(of: name), let info = try log.info(stream: name), !info.readsAsEmpty,
             version >= info.firstVisibleVersion, let stored = try log.storedEvent(of: name, version: version)
         else { return nil }
@@ -210,6 +225,7 @@ final class StoreBrowser: StudioSource {
     }
 
     func version(of name: String, asOf milliseconds: Int64) throws -> Int? {
+        let log = try self.log
         guard let info = try log.info(stream: name), !info.readsAsEmpty else { return nil }
         var found: Int?
         var version = info.firstVisibleVersion
@@ -224,10 +240,11 @@ final class StoreBrowser: StudioSource {
 
     // MARK: The live tail
 
-    func tailStart() throws -> String { "\(log.headPosition)" }
+    func tailStart() throws -> String { "\(try log.headPosition)" }
 
     func tailPage(from cursor: String) throws -> (events: [(json: String, next: String)], next: String) {
         var next = try Self.position(cursor)
+        let log = try self.log
         // A cursor past the head (another store's, or made up) would wait there and never show
         // the events appended up to it.
         let head = log.headPosition
@@ -269,7 +286,7 @@ final class StoreBrowser: StudioSource {
     }
 
     func waitForEvents(from cursor: String) async throws {
-        try await log.waitForEvents(after: try Self.position(cursor))
+        try await self.log.waitForEvents(after: try Self.position(cursor))
     }
 
     /// A position of this store's log, from the page.
@@ -281,7 +298,7 @@ final class StoreBrowser: StudioSource {
     // MARK: Maintenance
 
     func verify() throws -> String {
-        let report = try log.verify()
+        let report = try self.log.verify()
         let json = JSONText.object([
             "at": JSONText.quoted(PayloadTimestamp.millisecondString(Int64(Date().timeIntervalSince1970 * 1000))),
             "clean": "\(report.isClean)", "segments": "\(report.segments)", "frames": "\(report.frames)", "events": "\(report.events)",

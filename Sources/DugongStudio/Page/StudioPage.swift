@@ -160,6 +160,9 @@ button.primary { background:var(--accent); color:#fff; border-color:var(--accent
 <script>
 "use strict";
 const csrf = document.querySelector('meta[name="dugong-csrf"]').content;
+// Off loopback, the access token of the URL the page was opened with, sent with each request
+// (never a cookie: a cookie would go to every other service of the same host, whatever its port).
+const accessToken = new URLSearchParams(location.search).get("token");
 const maintenance = {{MAINTENANCE}};
 const compaction = {{COMPACTION}};
 const $ = (id) => document.getElementById(id);
@@ -180,7 +183,9 @@ function clear(node) { while (node.firstChild) node.removeChild(node.firstChild)
 function showError(message) { $("error").textContent = message || ""; }
 
 async function api(path, method) {
-  const response = await fetch(path, { method: method || "GET", headers: method === "POST" ? { "X-Dugong-CSRF": csrf } : {} });
+  const headers = method === "POST" ? { "X-Dugong-CSRF": csrf } : {};
+  if (accessToken) headers["Authorization"] = "Bearer " + accessToken;
+  const response = await fetch(path, { method: method || "GET", headers: headers });
   const body = await response.json().catch(() => ({ error: "unreadable answer (" + response.status + ")" }));
   // Damage a read met: the health badge says so (the overview now lists it).
   if (body.damage === true && path !== "/api/overview") loadOverview().catch(() => {});
@@ -384,8 +389,8 @@ $("log-next").onclick = () => loadLog(false).catch((e) => showError(e.message));
 
 let tail = null, tailPaused = false, tailNext = null, tailLast = null;
 function startTail() {
-  const from = tailNext === null ? "" : "?from=" + encodeURIComponent(tailNext);
-  tail = new EventSource("/api/tail" + from);
+  // (An EventSource sends no headers of the page's: the access token goes in the address.)
+  tail = new EventSource("/api/tail?" + query({ from: tailNext, token: accessToken }));
   tail.onmessage = (message) => {
     const event = JSON.parse(message.data);
     tailNext = event.next;
@@ -396,7 +401,16 @@ function startTail() {
   };
   // On a lost connection the browser reconnects by itself, from the last event's cursor
   // (Last-Event-ID).
-  tail.onerror = () => { $("tail-state").textContent = "reconnecting…"; };
+  // A refused reconnection (not an event stream) closes it for good: say so.
+  tail.onerror = () => {
+    if (tail && tail.readyState === EventSource.CLOSED) {
+      tail = null; tailPaused = true;
+      $("tail-toggle").textContent = "Resume"; $("tail-state").textContent = "stopped after position " + (tailLast ?? "—");
+      showError("the live log stopped: the Studio refused to go on (reload the page)");
+    } else {
+      $("tail-state").textContent = "reconnecting…";
+    }
+  };
   // The log cannot be read further (damage): the server ends the tail; reconnecting would
   // meet the same damage for ever.
   tail.addEventListener("damage", (message) => {

@@ -8,7 +8,9 @@ import Synchronization
 /// - on loopback, its `Host` names this server (a page of another site that a DNS rebinding
 ///   points at this port sends its own name: refused);
 /// - off loopback (where the machine's names are not known), it carries the access token
-///   (`?token=` once, then the cookie the page sets) instead;
+///   instead: `?token=` (the page's address, and its live log's), or `Authorization: Bearer`
+///   (the page's requests). Never a cookie: a browser sends a host's cookies to every port of
+///   that host, so any other service there would receive the token;
 /// - a request that changes something (`POST`) carries the page's CSRF token in
 ///   `X-Dugong-CSRF` (another site's page can neither read it nor send the header).
 final class RequestGuard: RouterMiddleware, Sendable {
@@ -22,7 +24,6 @@ final class RequestGuard: RouterMiddleware, Sendable {
     let csrfToken: String
     private let port = Mutex(0)
 
-    static let cookie = "dugong_studio"
     static let csrfHeader = HTTPField.Name("X-Dugong-CSRF")!
 
     init(host: String) {
@@ -89,13 +90,12 @@ final class RequestGuard: RouterMiddleware, Sendable {
             let names = loopbackNames.joined(separator: ", ")
             return Reply.problem(.misdirectedRequest, "this server answers to \(names), not to '\(request.head.authority ?? "")'")
         }
-        var grantsCookie = false
         if !isLoopback {
-            let presented = request.uri.queryParameters.get("token").map { String($0) } ?? request.cookies[Self.cookie]?.value
+            let bearer = request.headers[.authorization].flatMap { $0.hasPrefix("Bearer ") ? String($0.dropFirst(7)) : nil }
+            let presented = request.uri.queryParameters.get("token").map { String($0) } ?? bearer
             guard Self.same(presented, accessToken) else {
                 return Reply.problem(.unauthorized, "this Studio is reachable from other machines: open the URL with the access token it printed")
             }
-            grantsCookie = request.uri.queryParameters.get("token") != nil
         }
         switch request.method {
         case .get, .head:
@@ -107,11 +107,7 @@ final class RequestGuard: RouterMiddleware, Sendable {
         default:
             return Reply.problem(.methodNotAllowed, "\(request.method) is not supported: the Studio reads with GET and changes with POST")
         }
-        var response = try await next(request, context)
-        if grantsCookie {
-            response.headers[.setCookie] = "\(Self.cookie)=\(accessToken); Path=/; HttpOnly; SameSite=Strict"
-        }
-        return response
+        return try await next(request, context)
     }
 }
 #endif

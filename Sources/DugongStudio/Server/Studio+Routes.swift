@@ -140,15 +140,25 @@ extension Studio {
         }
         router.get("/api/tail") { request, _ in
             await answer {
-                var from = try await source.tailStart()
-                // A reconnecting browser says where it was (the last `id:` it got), and asks
-                // the address it first asked (whose `from` is where it began): the former wins.
-                let reconnected = request.headers[HTTPField.Name("Last-Event-ID")!].flatMap { $0.isEmpty ? nil : $0 }
-                if let given = reconnected ?? request.text("from") {
-                    _ = try await source.tailPage(from: given)  // refuses a cursor this source cannot read
-                    from = given
+                let start: String
+                do {
+                    var from = try await source.tailStart()
+                    // A reconnecting browser says where it was (the last `id:` it got), and asks
+                    // the address it first asked (whose `from` is where it began): the former wins.
+                    let reconnected = request.headers[HTTPField.Name("Last-Event-ID")!].flatMap { $0.isEmpty ? nil : $0 }
+                    if let given = reconnected ?? request.text("from") {
+                        _ = try await source.tailPage(from: given)  // refuses a cursor this source cannot read
+                        from = given
+                    }
+                    start = from
+                } catch let error as StoreError where error.isDamage {
+                    // An event stream that says so: an error answer would leave a reconnecting
+                    // browser nothing to show but "reconnecting".
+                    source.noteDamage("\(error)")
+                    return Response(
+                        status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-store"],
+                        body: ResponseBody(byteBuffer: ByteBuffer(string: Self.damageEvent(error))))
                 }
-                let start = from
                 return Response(
                     status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-store"],
                     body: ResponseBody { writer in
@@ -227,28 +237,21 @@ extension Studio {
                 page = try await source.tailPage(from: next)
             } catch let error as StoreError where error.isDamage {
                 source.noteDamage("\(error)")
-                try await writer.write(ByteBuffer(string: "event: damage\ndata: {\"error\":" + JSONText.quoted("\(error)") + "}\n\n"))
+                try await writer.write(ByteBuffer(string: damageEvent(error)))
                 return
             }
             // Other failures (a database connection lost) end the answer with an error: the
             // browser reconnects from the last event it got.
             if page.events.isEmpty {
                 let after = next
-                let wakeup = try await withThrowingTaskGroup(of: Wakeup.self) { group in
-                    group.addTask {
-                        try await source.waitForEvents(from: after)
-                        return .events
-                    }
-                    group.addTask {
-                        try await Task.sleep(for: .seconds(15))
-                        return .quiet
-                    }
-                    group.addTask {
-                        try await stopping.wait()
-                        return .shutdown
-                    }
-                    defer { group.cancelAll() }
-                    return try await group.next() ?? .shutdown
+                let wakeup: Wakeup
+                do {
+                    wakeup = try await Self.wake(source, after: after, until: stopping)
+                } catch let error as StoreError where error.isDamage {
+                    // (The store put back from an older copy: the wait's refresh says so.)
+                    source.noteDamage("\(error)")
+                    try await writer.write(ByteBuffer(string: damageEvent(error)))
+                    return
                 }
                 switch wakeup {
                 case .events: continue
@@ -261,6 +264,31 @@ extension Studio {
             for event in page.events { text += "id: \(event.next)\ndata: \(event.json)\n\n" }
             next = page.next
             try await writer.write(ByteBuffer(string: text))
+        }
+    }
+
+    /// The tail's last event when the log cannot be read further.
+    static func damageEvent(_ error: StoreError) -> String {
+        "event: damage\ndata: {\"error\":" + JSONText.quoted("\(error)") + "}\n\n"
+    }
+
+    /// What ends the live tail's wait after `after`: events, 15 s of quiet, or the Studio's stop.
+    private static func wake(_ source: any StudioSource, after: String, until stopping: StopSignal) async throws -> Wakeup {
+        try await withThrowingTaskGroup(of: Wakeup.self) { group in
+            group.addTask {
+                try await source.waitForEvents(from: after)
+                return .events
+            }
+            group.addTask {
+                try await Task.sleep(for: .seconds(15))
+                return .quiet
+            }
+            group.addTask {
+                try await stopping.wait()
+                return .shutdown
+            }
+            defer { group.cancelAll() }
+            return try await group.next() ?? .shutdown
         }
     }
 }
