@@ -154,6 +154,24 @@ struct StoreBrowserTests {
         #expect(rows.count == 1 && rows[0]["name"] as? String == "balances" && rows[0]["cursor"] as? String == "2")
     }
 
+    /// A projection that has read everything is 0 behind, though its own save came after its
+    /// cursor (it showed 1; found by an adversarial test); an event after it makes it 1.
+    @Test func aCheckpointIsNotBehindItsOwnSaves() async throws {
+        let fixture = try await StudioFixture.make("caught-up")
+        defer { fixture.remove() }
+        let store = EventLogStore(log: fixture.log)
+        var checkpoint = try await Checkpoint.load("caught-up", from: store)
+        try await checkpoint.save(LogCursor(position: fixture.log.headPosition), to: store)
+        let browser = try StoreBrowser(log: fixture.log, aggregates: [BankAccount.self])
+        func behind() throws -> Int? {
+            let rows = try Self.object(try browser.checkpoints())["checkpoints"] as? [[String: Any]]
+            return rows?.first { $0["name"] as? String == "caught-up" }?["behind"] as? Int
+        }
+        #expect(try behind() == 0)
+        try await fixture.log.append([NewEvent(type: "Next", data: Data("{}".utf8))], to: "later/1")
+        #expect(try behind() == 1)
+    }
+
     /// The global log holds what streams no longer show (truncated, deleted, tombstoned): each
     /// such event is marked hidden (they were shown as any other).
     @Test func theLogMarksEventsTheirStreamsNoLongerShow() async throws {

@@ -199,15 +199,22 @@ final class StoreBrowser: StudioSource {
         let head = log.headPosition
         var rows: [String] = []
         for name in try log.streams(inCategory: Self.checkpointCategory) {
-            guard let last = try log.read(stream: name, direction: .backward).first else { continue }
+            let recent = try log.read(stream: name, maxCount: 64, direction: .backward)
+            guard let last = recent.first else { continue }
             let cursor = Self.checkpointCursor(last.data)
+            // Its own saves from its cursor on are not events it is behind on (a caught-up
+            // projection showed "1 behind": its last save).
+            let ownSaves = cursor.map { cursor in UInt64(recent.prefix { $0.position >= cursor.position }.count) } ?? 0
             rows.append(
                 JSONText.object([
                     "name": JSONText.quoted(String(name.dropFirst(Self.checkpointCategory.count + 1))),
                     "cursor": cursor.map { JSONText.quoted($0.description) } ?? "null",
                     "savedAt": JSONText.quoted(PayloadTimestamp.millisecondString(last.timestampMilliseconds)),
                     // Positions, not events: compaction leaves gaps.
-                    "behind": cursor.map { "\(head - min($0.position, head))" } ?? "null",
+                    "behind": cursor.map { cursor in
+                        let after = head - min(cursor.position, head)
+                        return "\(after - min(ownSaves, after))"
+                    } ?? "null",
                 ]))
         }
         return JSONText.object(["head": JSONText.quoted("\(head)"), "checkpoints": JSONText.array(rows)])
