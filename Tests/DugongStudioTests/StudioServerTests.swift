@@ -119,7 +119,13 @@ struct StudioServerTests {
         defer { fixture.remove() }
         try await withStudio(fixture.log) { port, studio in
             let rebound = try await HTTPClient.send(port: port, "/api/overview", host: "attacker.example:\(port)")
-            #expect(rebound.status == 421)
+            #expect(rebound.status == 421 && rebound.body.contains("127.0.0.1:\(port)"), "\(rebound.body)")
+            // Two Host headers (found by an adversarial test: the second, foreign, was let through).
+            let twice = try await HTTPClient.send(port: port, "/api/overview", headers: ["Host": "attacker.example"])
+            #expect(twice.status == 400, "\(twice.status) \(twice.body)")
+            // A path no route knows says so, as every other refusal does (its body was empty).
+            let unknown = try await HTTPClient.send(port: port, "/api/nothing-here")
+            #expect(unknown.status == 404 && (Self.json(unknown)?["error"] as? String)?.contains("/api/nothing-here") == true, "\(unknown.body)")
             #expect(try await HTTPClient.send(port: port, "/api/overview", host: "localhost:\(port)").status == 200)
             #expect(try await HTTPClient.send(port: port, "/api/overview", host: "127.0.0.1:1").status == 421)
             #expect(try await HTTPClient.send(port: port, "DELETE", "/api/overview").status == 405)

@@ -25,6 +25,7 @@ final class RequestGuard: RouterMiddleware, Sendable {
     private let port = Mutex(0)
 
     static let csrfHeader = HTTPField.Name("X-Dugong-CSRF")!
+    static let hostField = HTTPField.Name("Host")!
 
     init(host: String) {
         self.host = host
@@ -86,9 +87,15 @@ final class RequestGuard: RouterMiddleware, Sendable {
     }
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        // One Host only (RFC 9112: two are refused; which one a proxy would read is unknown).
+        // The first is the request's authority; any other stays among the headers.
+        guard request.headers[values: Self.hostField].isEmpty else {
+            return Reply.problem(.badRequest, "a request has one Host header")
+        }
         guard admits(host: request.head.authority) else {
-            let names = loopbackNames.joined(separator: ", ")
-            return Reply.problem(.misdirectedRequest, "this server answers to \(names), not to '\(request.head.authority ?? "")'")
+            let port = port.withLock { $0 }
+            let names = loopbackNames.map { "\($0):\(port)" }.joined(separator: ", ")
+            return Reply.problem(.misdirectedRequest, "this server answers to \(names), not to '\(request.head.authority ?? "")' (open the address it printed)")
         }
         if !isLoopback {
             let bearer = request.headers[.authorization].flatMap { $0.hasPrefix("Bearer ") ? String($0.dropFirst(7)) : nil }
@@ -107,7 +114,13 @@ final class RequestGuard: RouterMiddleware, Sendable {
         default:
             return Reply.problem(.methodNotAllowed, "\(request.method) is not supported: the Studio reads with GET and changes with POST")
         }
-        return try await next(request, context)
+        do {
+            return try await next(request, context)
+        } catch let error as HTTPError where error.status == .notFound {
+            // (The router's answer to a path it does not know: an empty body, where every other
+            // refusal says what is wrong.)
+            return Reply.problem(.notFound, "no such page or API route: \(request.method) \(request.uri.path)")
+        }
     }
 }
 #endif
