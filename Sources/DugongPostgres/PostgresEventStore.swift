@@ -61,6 +61,7 @@ public struct PostgresEventStore: TransactionalEventStore, GlobalEventLog {
         // A concurrent append may take a version between the read and the insert: the unique
         // key refuses the insert, the transaction rolls back, and the next round decides
         // against the new version.
+        var lastRollback: PSQLError?
         for _ in 0..<16 {
             do {
                 return try await client.inTransaction(logger: logger) { connection in
@@ -98,13 +99,19 @@ public struct PostgresEventStore: TransactionalEventStore, GlobalEventLog {
             } catch let error as PSQLError where error.serverInfo?[.sqlState] == "23505"
                 && error.serverInfo?[.constraintName] == "dugong_events_stream_sequence"
             {
+                lastRollback = nil
                 continue
             } catch is ConcurrentAppend {
+                lastRollback = nil
                 continue
             } catch let error as PSQLError where ["40P01", "40001"].contains(error.serverInfo?[.sqlState]) {
-                continue  // chosen to end a deadlock (with a batch, or another transaction of several streams): rolled back
+                lastRollback = error  // chosen to end a deadlock (with a batch, or another transaction of several streams): rolled back
+                continue
             }
         }
+        // Sixteen rounds lost: to concurrent appends (a conflict), or to the server's rollbacks
+        // (said as they are: not a conflict with the version the append expected).
+        if let lastRollback { throw lastRollback }
         throw EventStoreError.conflict(stream: appends[0].stream, expected: appends[0].expected, actual: try await version(of: names[0]))
     }
 
