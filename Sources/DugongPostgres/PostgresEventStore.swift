@@ -135,6 +135,11 @@ public struct PostgresEventStore: TransactionalEventStore, GlobalEventLog {
             """, logger: logger) { try await Row.events($0, of: stream).first }
     }
 
+    /// The stream's version, its hidden events included.
+    public func streamVersion(of stream: StreamID) async throws -> Int {
+        try await version(of: AggregateStreamName.name(of: stream))
+    }
+
     /// Hides the stream's versions below `version` (``truncate(streamNamed:before:)``).
     public func truncate(_ stream: StreamID, before version: Int) async throws {
         try await truncate(streamNamed: AggregateStreamName.name(of: stream), before: version)

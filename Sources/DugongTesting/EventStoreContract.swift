@@ -131,6 +131,10 @@ public enum EventStoreContract {
         try c.requireEqual(try await store.read(account), stored + next, "events after truncating before 1")
         try await store.truncate(account, before: 5)
         try c.requireEqual(try await store.read(account), [], "events after truncating before the version + 1")
+        // Every event hidden (a delete): no last event, the version kept (a reader of the
+        // framework's own streams saves after it; it tried 0, refused for ever).
+        try c.requireEqual(try await store.lastEvent(of: account), nil, "last event after truncating everything")
+        try c.requireEqual(try await store.streamVersion(of: account), 4, "version after truncating everything")
         let last = events(account, from: 5)
         try await store.append(last, to: account, expecting: .exact(4))
         try c.requireEqual(try await store.read(account), last, "events appended after truncating everything")
@@ -141,8 +145,10 @@ public enum EventStoreContract {
             try await store.truncate(empty, before: 2)
         } matches: { _ in true }
         let first = events(empty)
+        try c.requireEqual(try await store.streamVersion(of: empty), 0, "version of a stream without events")
         try await store.append(first, to: empty, expecting: .noStream)
         try c.requireEqual(try await store.read(empty), first, "events of the stream that had none")
+        try c.requireEqual(try await store.streamVersion(of: empty), 1, "version of a stream with one event")
     }
 
     static func envelopeRoundTrip(_ store: any EventStore, _ c: Check.Context) async throws {

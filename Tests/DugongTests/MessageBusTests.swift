@@ -60,6 +60,61 @@ struct MessageBusTests {
         #expect(try await second.parked().count == 3)
     }
 
+    // The framework's own streams deleted as an operator would (every event hidden; the store
+    // keeps the version): a projection replays from the start and saves its checkpoint again,
+    // and a handler parks again (found by a review: both saved after version 0, refused with a
+    // conflict for ever).
+    @Test func readersGoOnAfterTheirOwnStreamsAreDeleted() async throws {
+        struct Refused: Error {}
+        let store = InMemoryEventStore()
+        for number in 0..<3 { try await store.append([Self.event(number)], to: Self.event(number).stream, expecting: .exact(number)) }
+        let seen = Seen()
+        let projection = Projection(name: "totals", store: store) { recorded in await seen.add(recorded.event.id) }
+        try await projection.catchUp()
+        let checkpoint = StreamID(origin: Checkpoint.origin, aggregateType: "Checkpoint", aggregateID: projection.checkpointName)
+        #expect(try await store.streamVersion(of: checkpoint) == 1)
+        try await store.truncate(checkpoint, before: store.streamVersion(of: checkpoint) + 1)
+        let restarted = Projection(name: "totals", store: store) { recorded in await seen.add(recorded.event.id) }
+        try await restarted.catchUp()
+        let replayed = await seen.ids.count
+        #expect(replayed == 6, "the three events again, from the start: \(replayed) seen")
+        try await store.append([Self.event(3)], to: Self.event(3).stream, expecting: .exact(3))
+        try await restarted.catchUp()
+        #expect(await seen.ids.count == 7)
+
+        let handler = IdempotentHandler(name: "parker", store: store, retry: RetryPolicy(maximumAttempts: 1)) { _, _ in throw Refused() }
+        #expect(try await handler.process(Self.event(10)) == .parked)
+        let parked = StreamID(origin: Checkpoint.origin, aggregateType: "Parked", aggregateID: "parker")
+        #expect(try await store.streamVersion(of: parked) == 1)
+        try await store.truncate(parked, before: store.streamVersion(of: parked) + 1)
+        let again = IdempotentHandler(name: "parker", store: store, retry: RetryPolicy(maximumAttempts: 1)) { _, _ in throw Refused() }
+        #expect(try await again.parked().isEmpty)
+        #expect(try await again.process(Self.event(11)) == .parked)
+        #expect(try await again.parked().count == 1)
+    }
+
+    // A handler cancelled (the application stopping) is not a failure of its message: it is
+    // not parked and not marked consumed (it was, on the last attempt). A parked record whose
+    // position is out of bounds lists the message without one (a negative one stopped the process).
+    @Test func aCancelledHandlerParksNothingAndBadParkedPositionsAreBounded() async throws {
+        let store = InMemoryEventStore()
+        let cancelled = IdempotentHandler(name: "stopping", store: store, retry: RetryPolicy(maximumAttempts: 1)) { _, _ in throw CancellationError() }
+        await #expect(throws: CancellationError.self) { try await cancelled.process(Self.event(1)) }
+        #expect(try await cancelled.parked().isEmpty)
+        let event = Self.event(2)
+        let record = SerializedDomainEvent(
+            origin: Checkpoint.origin, aggregateType: "Parked", eventType: "MessageParked", version: 1, id: UUID(), aggregateID: "odd",
+            payload: try JSONValue.object([
+                "error": .string("failed"), "attempts": .int(1), "position": .int(-1),
+                "event": try JSONValue(json: JSONEncoder().encode(event)),
+            ]).jsonData(),
+            sequenceNumber: 1, timestamp: Date(millisecondsSince1970: 1_700_000_000_000))
+        try await store.append([record], to: record.stream, expecting: .noStream)
+        let odd = IdempotentHandler(name: "odd", store: store) { _, _ in }
+        let parked = try await odd.parked()
+        #expect(parked.count == 1 && parked.first?.position == nil && parked.first?.event.id == event.id)
+    }
+
     /// Counts a handler's runs; it fails until told to succeed.
     actor Runs {
         var count = 0

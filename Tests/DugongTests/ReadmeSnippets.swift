@@ -108,7 +108,9 @@ struct ReadmeSnippets {
         }
         try await totals.catchUp()                                    // everything committed so far
         let result = try await accounts.commit(&account)!
-        try await totals.waitUntilCaughtUp(with: result.cursor!)      // read-your-writes
+        if let cursor = result.cursor {                               // nil for a retry found already written
+            try await totals.waitUntilCaughtUp(with: cursor)          // read-your-writes
+        }
         try await totals.rebuild()                                    // replay from the start (after `reset:`, if given)
         #expect(await model.events == 4 + 4)
 

@@ -80,6 +80,11 @@ public actor InMemoryEventStore: TransactionalEventStore, GlobalEventLog {
         return last
     }
 
+    /// The stream's version, its hidden events included.
+    public func streamVersion(of stream: StreamID) -> Int {
+        streams[stream]?.count ?? 0
+    }
+
     /// Hides the stream's events below `version`, which may be at most its version + 1 (more
     /// would hide its next appends), as the other adapters take it.
     ///

@@ -87,6 +87,8 @@ public actor IdempotentHandler {
                 try await unit.commit(to: store)
                 return .handled
             } catch {
+                // Cancelled (the application stopping): not the message's failure, never parked.
+                if error is CancellationError || Task.isCancelled { throw error }
                 lastError = error
                 logger.warning("handler failed", metadata: [
                     "consumer": "\(name)", "event": "\(event.id)", "attempt": "\(attempt)", "error": "\(error)",
@@ -108,7 +110,7 @@ public actor IdempotentHandler {
             "error": .string(error), "attempts": .int(retry.maximumAttempts),
             "event": try JSONValue(json: JSONEncoder().encode(event)),
         ]
-        if let position { payload["position"] = .int(Int(position)) }
+        if let position { payload["position"] = position <= UInt64(Int.max) ? .int(Int(position)) : .uint(position) }
         try await commitWithParkedRecord("MessageParked", payload: payload) { unit in
             EventStoreConsumedMessages.stage(event.id, by: name, tenantID: event.tenantID, in: &unit)
             for append in alongside { unit.add(append) }
@@ -159,7 +161,7 @@ public actor IdempotentHandler {
 
     private func loadedParkedVersion() async throws -> Int {
         if let parkedVersion { return parkedVersion }
-        let version = try await store.lastEvent(of: parkedStream)?.sequenceNumber ?? 0
+        let version = try await store.streamVersion(of: parkedStream)
         parkedVersion = version
         return version
     }
@@ -171,7 +173,7 @@ public actor IdempotentHandler {
         let records = try await store.read(parkedStream)
         // The version this list is as of: a park or unpark decided on it commits at it, so that
         // another instance's commit in between is a conflict (replayParked relies on it).
-        parkedVersion = records.last?.sequenceNumber
+        if let last = records.last { parkedVersion = last.sequenceNumber } else { parkedVersion = try await store.streamVersion(of: parkedStream) }
         for stored in records {
             guard let payload = stored.payload, case .object(let object) = try JSONValue(json: payload) else { continue }
             switch stored.eventType {
@@ -180,7 +182,12 @@ public actor IdempotentHandler {
                     case .int(let attempts)? = object["attempts"]
                 else { continue }
                 var position: UInt64?
-                if case .int(let value)? = object["position"] { position = UInt64(value) }
+                // (Bounded: a negative number here stopped the process.)
+                switch object["position"] {
+                case .int(let value)?: position = UInt64(exactly: value)
+                case .uint(let value)?: position = value
+                default: break
+                }
                 let event = try JSONDecoder().decode(SerializedDomainEvent.self, from: try eventJSON.jsonData())
                 parked[event.id] = ParkedMessage(position: position, event: event, error: error, attempts: attempts)
                 order.append(event.id)

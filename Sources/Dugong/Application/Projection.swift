@@ -25,7 +25,11 @@ public struct Checkpoint: Sendable, Equatable {
     /// Stored as `{"position": P}`, with `"transaction": T` beside it when the cursor's
     /// transaction is not 0 (so checkpoints saved before cursors had transactions read as they were).
     public static func load(_ name: String, from store: any EventStore) async throws -> Checkpoint {
-        guard let last = try await store.lastEvent(of: stream(name)) else { return Checkpoint(name: name, cursor: .start, version: 0) }
+        guard let last = try await store.lastEvent(of: stream(name)) else {
+            // Never saved, or its events hidden (the stream deleted): from the start, saved after
+            // the version the stream keeps (saving after 0 was refused for ever).
+            return Checkpoint(name: name, cursor: .start, version: try await store.streamVersion(of: stream(name)))
+        }
         func number(_ value: JSONValue?) -> UInt64?? {
             switch value {
             case nil: .some(nil)
@@ -119,7 +123,9 @@ public enum CheckpointError: Error, Sendable, Equatable, CustomStringConvertible
 ///     await model.apply(event)
 /// }
 /// try await balances.catchUp()                                // everything committed so far
-/// try await balances.waitUntilCaughtUp(with: result.cursor!)   // read-your-writes
+/// if let cursor = result.cursor {                              // nil for a retry found already written
+///     try await balances.waitUntilCaughtUp(with: cursor)        // read-your-writes
+/// }
 /// ```
 ///
 /// Run one instance per projection name: two instances saving the same checkpoint meet a

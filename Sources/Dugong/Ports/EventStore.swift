@@ -41,6 +41,12 @@ public protocol EventStore: Sendable {
     /// adapters able to read backwards replace.
     func lastEvent(of stream: StreamID) async throws -> SerializedDomainEvent?
 
+    /// The stream's version: the sequence number its next append follows, hidden events
+    /// included (a stream whose events are all hidden, as a delete leaves it, keeps its version;
+    /// 0 when it never had an event). Has a default (``lastEvent(of:)``'s sequence number, which
+    /// is 0 for such a stream) that adapters replace.
+    func streamVersion(of stream: StreamID) async throws -> Int
+
     /// Hides the events of `stream` below sequence number `version` from reads (a store may
     /// reclaim their space); later appends continue the sequence. ``lastEvent(of:)`` is not
     /// affected unless every event is hidden.
@@ -61,6 +67,11 @@ extension EventStore {
     /// this default reads the whole stream.
     public func lastEvent(of stream: StreamID) async throws -> SerializedDomainEvent? {
         try await read(stream).last
+    }
+
+    /// The stream's version as far as reads show it: adapters that hide events replace it.
+    public func streamVersion(of stream: StreamID) async throws -> Int {
+        try await lastEvent(of: stream)?.sequenceNumber ?? 0
     }
 }
 

@@ -146,6 +146,11 @@ public struct EventLogStore: TransactionalEventStore, GlobalEventLog {
         return last
     }
 
+    /// The stream's version, its hidden events included (``EventLog/info(stream:)``).
+    public func streamVersion(of stream: StreamID) async throws -> Int {
+        try log.info(stream: AggregateStreamName.name(of: stream))?.version ?? 0
+    }
+
     public func aggregateIDs(origin: String, aggregateType: String, tenantID: String?) async throws -> [String] {
         let category = AggregateStreamName.category(origin: origin, aggregateType: aggregateType, tenantID: tenantID)
         return try log.streams(inCategory: category).compactMap { AggregateStreamName.streamID(of: $0)?.aggregateID }
