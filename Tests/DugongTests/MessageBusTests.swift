@@ -115,6 +115,50 @@ struct MessageBusTests {
         #expect(parked.count == 1 && parked.first?.position == nil && parked.first?.event.id == event.id)
     }
 
+    /// A read model that counts what it applied and its resets; it fails once at the event it
+    /// is armed for.
+    actor CountingModel {
+        var applied = 0
+        var resets = 0
+        var failAt: Int?
+        func apply() throws {
+            if let failAt, applied + 1 == failAt {
+                self.failAt = nil
+                throw CancellationError()
+            }
+            applied += 1
+        }
+        func reset() {
+            applied = 0
+            resets += 1
+        }
+        func fail(at count: Int) { failAt = count }
+        /// Applied, resets.
+        var counts: [Int] { [applied, resets] }
+    }
+
+    // A rebuild that stops halfway (its replay failed after it emptied the model and applied
+    // part of the log) is finished by the next catch-up, of this instance or a restarted one:
+    // the model emptied again and replayed once (found by a review: the replay went on over
+    // what it had applied, or, when its checkpoint's save failed, from the old checkpoint over
+    // an emptied model).
+    @Test func aRebuildThatStopsHalfwayIsFinishedByTheNextCatchUp() async throws {
+        let store = InMemoryEventStore()
+        for number in 0..<3 { try await store.append([Self.event(number)], to: Self.event(number).stream, expecting: .exact(number)) }
+        let model = CountingModel()
+        let make = { Projection(name: "sums", store: store, reset: { await model.reset() }) { _ in try await model.apply() } }
+        let first = make()
+        try await first.catchUp()
+        await model.fail(at: 2)
+        await #expect(throws: CancellationError.self) { try await first.rebuild() }
+        #expect(await model.counts == [1, 1])
+        let restarted = make()
+        try await restarted.catchUp()
+        #expect(await model.counts == [3, 2], "replayed once more, from an emptied model")
+        try await restarted.catchUp()
+        #expect(await model.counts == [3, 2], "finished: no more resets")
+    }
+
     /// Counts a handler's runs; it fails until told to succeed.
     actor Runs {
         var count = 0

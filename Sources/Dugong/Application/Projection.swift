@@ -15,6 +15,10 @@ public struct Checkpoint: Sendable, Equatable {
     public private(set) var cursor: LogCursor
     /// The sequence number of the checkpoint's last event (0: never saved).
     private var version: Int
+    /// Saved by a rebuild before it empties the read model (`"rebuilding": true`), until its
+    /// replay saves a checkpoint: a reader that finds it set empties the model again and
+    /// replays from the start (the rebuild stopped between the two).
+    public private(set) var isRebuilding = false
 
     static func stream(_ name: String) -> StreamID {
         StreamID(origin: origin, aggregateType: "Checkpoint", aggregateID: name)
@@ -23,7 +27,8 @@ public struct Checkpoint: Sendable, Equatable {
     /// The stored checkpoint of `name`, or ``LogCursor/start``.
     ///
     /// Stored as `{"position": P}`, with `"transaction": T` beside it when the cursor's
-    /// transaction is not 0 (so checkpoints saved before cursors had transactions read as they were).
+    /// transaction is not 0 (so checkpoints saved before cursors had transactions read as they
+    /// were), and `"rebuilding": true` while a rebuild has not saved its first batch.
     public static func load(_ name: String, from store: any EventStore) async throws -> Checkpoint {
         guard let last = try await store.lastEvent(of: stream(name)) else {
             // Never saved, or its events hidden (the stream deleted): from the start, saved after
@@ -41,19 +46,27 @@ public struct Checkpoint: Sendable, Equatable {
         guard let payload = last.payload, case .object(let object) = try JSONValue(json: payload),
             case .some(.some(let position)) = number(object["position"]), case .some(let transaction) = number(object["transaction"])
         else { throw CheckpointError.unreadable(name: name) }
-        return Checkpoint(name: name, cursor: LogCursor(transaction: transaction ?? 0, position: position), version: last.sequenceNumber)
+        var checkpoint = Checkpoint(name: name, cursor: LogCursor(transaction: transaction ?? 0, position: position), version: last.sequenceNumber)
+        checkpoint.isRebuilding = object["rebuilding"] == .bool(true)
+        return checkpoint
     }
 
     /// Stages "read on from `cursor`" into `unit`, to commit with the reader's own appends.
     public mutating func advance(to cursor: LogCursor, in unit: inout UnitOfWork) throws {
+        try advance(to: cursor, rebuilding: false, in: &unit)
+    }
+
+    private mutating func advance(to cursor: LogCursor, rebuilding: Bool, in unit: inout UnitOfWork) throws {
         var stored: JSONObject = ["position": Self.json(cursor.position)]
         if cursor.transaction != 0 { stored["transaction"] = Self.json(cursor.transaction) }
+        if rebuilding { stored["rebuilding"] = .bool(true) }
         let event = SerializedDomainEvent(
             origin: Self.origin, aggregateType: "Checkpoint", eventType: "CheckpointSaved", version: 1, id: EventID.random(),
             aggregateID: name, payload: try JSONValue.object(stored).jsonData(),
             sequenceNumber: version + 1, timestamp: .currentMillisecond)
         unit.add(StreamAppend(stream: Self.stream(name), events: [event], expected: version == 0 ? .noStream : .exact(version)))
         self.cursor = cursor
+        isRebuilding = rebuilding
         version += 1
     }
 
@@ -64,9 +77,13 @@ public struct Checkpoint: Sendable, Equatable {
     /// Saves "read on from `cursor`" on its own. Every ``truncationInterval`` saves, the
     /// checkpoint's older events are truncated (only the last one matters).
     public mutating func save(_ cursor: LogCursor, to store: any TransactionalEventStore) async throws {
+        try await save(cursor, rebuilding: false, to: store)
+    }
+
+    private mutating func save(_ cursor: LogCursor, rebuilding: Bool, to store: any TransactionalEventStore) async throws {
         var unit = UnitOfWork()
         var next = self
-        try next.advance(to: cursor, in: &unit)
+        try next.advance(to: cursor, rebuilding: rebuilding, in: &unit)
         try await unit.commit(to: store)
         self = next
         await truncateIfDue(in: store)
@@ -91,6 +108,12 @@ public struct Checkpoint: Sendable, Equatable {
     /// A checkpoint back at ``LogCursor/start`` (for a rebuild); its stream keeps its history.
     public mutating func reset(in store: any TransactionalEventStore) async throws {
         try await save(.start, to: store)
+    }
+
+    /// A checkpoint back at ``LogCursor/start`` marked ``isRebuilding``: saved by a rebuild
+    /// before it empties the read model.
+    mutating func markRebuilding(in store: any TransactionalEventStore) async throws {
+        try await save(.start, rebuilding: true, to: store)
     }
 }
 
@@ -172,8 +195,14 @@ public actor Projection: CheckpointedReader {
         try await exclusively { try await catchUpAlone() }
     }
 
-    private func catchUpAlone() async throws -> Int {
+    private func catchUpAlone(modelEmptied: Bool = false) async throws -> Int {
         var checkpoint = try await loadedCheckpoint()
+        if checkpoint.isRebuilding && !modelEmptied {
+            // A rebuild stopped after it marked the checkpoint and before its replay saved one:
+            // the model may hold part of the replay. Emptied again, replayed from the start.
+            logger.info("finishing an interrupted rebuild from the start", metadata: ["projection": "\(name)"])
+            try await reset()
+        }
         var handled = 0
         while true {
             let batch = try await store.events(from: checkpoint.cursor, maxCount: batchSize)
@@ -191,6 +220,11 @@ public actor Projection: CheckpointedReader {
             self.checkpoint = checkpoint
             handled += handledInBatch
         }
+        if checkpoint.isRebuilding {
+            // Replayed to the end without a save (no event to handle): the mark is cleared.
+            try await checkpoint.save(checkpoint.cursor, to: store)
+            self.checkpoint = checkpoint
+        }
         return handled
     }
 
@@ -200,13 +234,16 @@ public actor Projection: CheckpointedReader {
         // Alone, as a catch-up: a catch-up under way would go on applying its batch to the
         // emptied model, and the rebuild would then apply it again.
         try await exclusively {
-            try await reset()
             checkpoint = nil  // another instance may have moved it
             var checkpoint = try await loadedCheckpoint(anywhere: true)
-            try await checkpoint.reset(in: store)
+            // Marked first, then emptied: a rebuild that stops anywhere after the mark is
+            // finished by the next catch-up (it emptied the model, then failed to save the
+            // checkpoint, and the next catch-up went on from the old one over the empty model).
+            try await checkpoint.markRebuilding(in: store)
             self.checkpoint = checkpoint
+            try await reset()
             logger.info("rebuilding projection from the start", metadata: ["projection": "\(name)"])
-            return try await catchUpAlone()
+            return try await catchUpAlone(modelEmptied: true)
         }
     }
 }
