@@ -159,6 +159,36 @@ struct MessageBusTests {
         #expect(await model.counts == [3, 2], "finished: no more resets")
     }
 
+    /// A producer that counts what it was given, suspending in each publish.
+    actor CountingProducer: MessageProducer {
+        var published: [UUID] = []
+        func publish(_ events: [SerializedDomainEvent], on channel: String) async throws {
+            await Task.yield()
+            published += events.map(\.id)
+        }
+    }
+
+    // Relays called at once publish each event once (found by a review: both read the same
+    // batch from the checkpoint they shared and published it twice); a relay checkpoint past
+    // the log (a store moved with its checkpoints) is refused, as the readers' are.
+    @Test func concurrentRelaysPublishEachEventOnceAndACheckpointPastTheLogIsRefused() async throws {
+        let store = InMemoryEventStore()
+        for number in 0..<5 { try await store.append([Self.event(number)], to: Self.event(number).stream, expecting: .exact(number)) }
+        let producer = CountingProducer()
+        let relay = MessageRelay(name: "out", store: store, producer: producer)
+        async let first = relay.relay()
+        async let second = relay.relay()
+        let counts = try await [first, second]
+        let published = await producer.published
+        #expect(counts.reduce(0, +) == 5 && published.count == 5 && Set(published).count == 5, "\(counts), \(published.count) published")
+
+        var moved = try await Checkpoint.load("relay:elsewhere", from: store)
+        try await moved.save(LogCursor(position: 1_000), to: store)
+        await #expect(throws: CheckpointError.self) {
+            try await MessageRelay(name: "elsewhere", store: store, producer: producer).relay()
+        }
+    }
+
     /// Counts a handler's runs; it fails until told to succeed.
     actor Runs {
         var count = 0

@@ -103,6 +103,10 @@ public actor MessageRelay {
     private let store: Projection.Store
     private let producer: any MessageProducer
     private var checkpoint: Checkpoint?
+    /// Whether a relay runs, and the calls waiting for it: one at a time (an actor is re-entered
+    /// at every `await`, and two calls at once published one batch twice).
+    private var running = false
+    private var waiting: [CheckedContinuation<Void, Never>] = []
 
     public init(name: String, store: Projection.Store, producer: any MessageProducer) {
         self.name = name
@@ -111,9 +115,24 @@ public actor MessageRelay {
     }
 
     /// Publishes everything committed since the last call, in order, saving the checkpoint
-    /// after each batch. - Returns: the number of events published.
+    /// after each batch; a call made while another runs waits for it. - Returns: the number
+    /// of events published.
+    ///
+    /// - Throws: ``CheckpointError/pastTheLog(name:cursor:end:)`` when the checkpoint is past
+    ///   every event of the store (it came with the store from another one): relaying from it
+    ///   would skip, for good, the events committed until the log passed it.
     @discardableResult
     public func relay() async throws -> Int {
+        while running { await withCheckedContinuation { waiting.append($0) } }
+        running = true
+        defer {
+            running = false
+            if !waiting.isEmpty { waiting.removeFirst().resume() }
+        }
+        return try await relayAlone()
+    }
+
+    private func relayAlone() async throws -> Int {
         var checkpoint = try await loaded()
         var published = 0
         while true {
@@ -148,6 +167,8 @@ public actor MessageRelay {
     private func loaded() async throws -> Checkpoint {
         if let checkpoint { return checkpoint }
         let loaded = try await Checkpoint.load("relay:" + name, from: store)
+        let end = try await store.committedEnd()
+        guard loaded.cursor <= end else { throw CheckpointError.pastTheLog(name: "relay:" + name, cursor: loaded.cursor, end: end) }
         checkpoint = loaded
         return loaded
     }
