@@ -347,3 +347,14 @@ final class StoreBrowser: StudioSource {
     }
 
 }
+
+extension StoreError {
+    /// Damage in the store: reading further meets it again. (Here, not beside the routes: this
+    /// file is built without the Studio trait too.)
+    var isDamage: Bool {
+        switch self {
+        case .corruption, .damaged: true
+        default: false
+        }
+    }
+}

@@ -292,14 +292,5 @@ extension Studio {
         }
     }
 }
-extension StoreError {
-    /// Damage in the store: reading further meets it again.
-    var isDamage: Bool {
-        switch self {
-        case .corruption, .damaged: true
-        default: false
-        }
-    }
-}
 
 #endif
