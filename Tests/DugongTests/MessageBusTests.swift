@@ -189,6 +189,50 @@ struct MessageBusTests {
         }
     }
 
+    /// The replaying instance's hook: run once, at its first message.
+    actor Once {
+        var action: (@Sendable () async throws -> Void)?
+        func set(_ action: @escaping @Sendable () async throws -> Void) { self.action = action }
+        func take() -> (@Sendable () async throws -> Void)? {
+            defer { action = nil }
+            return action
+        }
+    }
+
+    // Two instances replay one handler's parked messages at once: B read the list, A replayed
+    // every message meanwhile, B's first commit conflicted. Each message's effects commit once
+    // (found by a review: B went on with its stale list at the fresh version and committed the
+    // second message's effects again).
+    @Test func twoInstancesReplayingParkedMessagesCommitEachMessagesEffectsOnce() async throws {
+        let store = InMemoryEventStore()
+        let failing = Runs()
+        let once = Once()
+        // Each commit's effect: an event in a stream of its own (two commits, two streams).
+        let handler: @Sendable (String) -> IdempotentHandler.Handler = { instance in
+            { event, unit in
+                guard await failing.start() else { throw NotYet() }
+                if let action = await once.take() { try await action() }
+                let effect = StreamID(origin: "effects", aggregateType: "Effect", aggregateID: "\(event.id)-\(instance)-\(UUID())")
+                unit.add(StreamAppend(stream: effect, events: [SerializedDomainEvent(
+                    origin: "effects", aggregateType: "Effect", eventType: "Done", version: 1, id: UUID(), aggregateID: effect.aggregateID,
+                    payload: Data("{}".utf8), sequenceNumber: 1, timestamp: Date(millisecondsSince1970: 1_700_000_000_000))], expected: .noStream))
+            }
+        }
+        let a = IdempotentHandler(name: "twin-replay", store: store, retry: RetryPolicy(maximumAttempts: 1), handle: handler("a"))
+        let b = IdempotentHandler(name: "twin-replay", store: store, retry: RetryPolicy(maximumAttempts: 1), handle: handler("b"))
+        #expect(try await a.process(Self.event(1)) == .parked)
+        #expect(try await a.process(Self.event(2)) == .parked)
+        await failing.succeed()
+        await once.set { _ = try await a.replayParked() }
+        _ = try await b.replayParked()
+        let effects = await store.aggregateIDs(origin: "effects", aggregateType: "Effect", tenantID: nil)
+        #expect(effects.count == 2, "effects committed: \(effects)")
+        let left = try await a.parked().count + b.parked().count
+        #expect(left == 0)
+    }
+
+    struct NotYet: Error {}
+
     /// Counts a handler's runs; it fails until told to succeed.
     actor Runs {
         var count = 0

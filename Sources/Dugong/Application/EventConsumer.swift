@@ -223,7 +223,18 @@ public actor IdempotentHandler {
 
     private func replayParkedAlone() async throws -> Int {
         var replayed = 0
-        for message in try await parked() {
+        let listing = try await parked()
+        var listedAt = parkedVersion
+        for message in listing {
+            // The list moved since it was read (this instance's own unpark, or another
+            // instance's replay, seen at a conflict): the message goes on only if still parked.
+            // (After such a conflict the version was fresh and the list stale: a message the
+            // other instance had replayed committed its effects a second time.)
+            if parkedVersion != listedAt {
+                let current = try await parked()
+                listedAt = parkedVersion
+                guard current.contains(where: { $0.event.id == message.event.id }) else { continue }
+            }
             var unit = UnitOfWork()
             do {
                 try await handle(message.event, &unit)
