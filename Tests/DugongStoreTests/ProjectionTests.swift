@@ -102,6 +102,53 @@ struct ProjectionTests {
         #expect(await !projection.isPaused)
     }
 
+    /// Pauses and resumes made while a catch-up runs take effect in the order they were made: a
+    /// resume while a pause waits for the catch-up is not lost (the reader stayed paused for
+    /// good), and two pauses are ended by one resume.
+    @Test(.timeLimit(.minutes(1)), arguments: Adapter.allCases)
+    func aResumeWhileAPauseWaitsIsNotLost(_ adapter: Adapter) async throws {
+        let (store, release) = try await Self.make(adapter)
+        defer { release() }
+        let accounts = AggregateRepository<BankAccount>(eventStore: store, registry: try EventRegistry(BankAccount.self))
+        let id = try #require(try await accounts.create { try $0.open(owner: "Ada") }.id)
+        try await store.waitForCommittedEvents()
+        let entered = Mutex(0)
+        let (go, letGo) = AsyncStream.makeStream(of: Void.self)
+        let projection = Projection(name: "held", store: store) { recorded in
+            guard recorded.event.aggregateType == BankAccount.aggregateType else { return }
+            let count = entered.withLock { $0 += 1; return $0 }
+            if count == 1 { for await _ in go { break } }  // the first event waits to be let go
+        }
+        func whenHandlerEntered(_ count: Int) async throws {
+            while entered.withLock({ $0 }) < count { try await Task.sleep(for: .milliseconds(5)) }
+        }
+
+        // A resume while the pause waits for the catch-up: the reader ends up running.
+        let catchingUp = Task { try await projection.catchUp() }
+        try await whenHandlerEntered(1)
+        let pausing = Task { await projection.pause() }
+        try await Task.sleep(for: .milliseconds(100))
+        #expect(await projection.isPaused, "paused at once, though the catch-up runs on")
+        await projection.resume()
+        letGo.yield()
+        #expect(try await catchingUp.value == 1)
+        await pausing.value
+        #expect(await !projection.isPaused, "the resume made after the pause holds")
+        try await accounts.update(id) { try $0.deposit(5) }
+        try await store.waitForCommittedEvents()
+        let reading = Task { try await projection.catchUp() }
+        try await whenHandlerEntered(2)
+        #expect(try await reading.value == 1)
+
+        // Two pauses, one resume: not paused.
+        await projection.pause()
+        await projection.pause()
+        #expect(await projection.isPaused)
+        await projection.resume()
+        #expect(await !projection.isPaused)
+        #expect(try await projection.catchUp() == 0)
+    }
+
     @Test(arguments: Adapter.allCases)
     func totalsPerOwnerCatchUpResumeAndRebuild(_ adapter: Adapter) async throws {
         let (store, release) = try await Self.make(adapter)

@@ -1,5 +1,6 @@
 import Dugong
 import Foundation
+import Synchronization
 import Testing
 
 @Suite("In-memory message bus")
@@ -229,6 +230,44 @@ struct MessageBusTests {
         #expect(effects.count == 2, "effects committed: \(effects)")
         let left = try await a.parked().count + b.parked().count
         #expect(left == 0)
+    }
+
+    // A parked message whose effects meet a conflict on their own stream during a replay (a
+    // commit moved it while the handler ran) is run again; with no attempts left it stays
+    // parked, and the replay goes on with the next message (found by a review: the conflict
+    // ended the replay, and the messages after it were not replayed).
+    @Test(arguments: [1, 3])
+    func aConflictOnAMessagesEffectsDoesNotEndTheReplay(attempts: Int) async throws {
+        let store = InMemoryEventStore()
+        let failing = Runs()
+        let counter = StreamID(origin: "effects", aggregateType: "Counter", aggregateID: "shared")
+        @Sendable func counterEvent(_ number: Int) -> SerializedDomainEvent {
+            SerializedDomainEvent(
+                origin: counter.origin, aggregateType: counter.aggregateType, eventType: "Counted", version: 1, id: UUID(),
+                aggregateID: counter.aggregateID, payload: Data("{}".utf8), sequenceNumber: number,
+                timestamp: Date(millisecondsSince1970: 1_700_000_000_000))
+        }
+        let interfered = Mutex(false)
+        let handler = IdempotentHandler(name: "conflicted", store: store, retry: RetryPolicy(maximumAttempts: attempts, initialBackoff: .zero)) { event, unit in
+            guard await failing.start() else { throw NotYet() }
+            let version = try await store.streamVersion(of: counter)
+            // The second message's first run: another commit moves the counter under it.
+            if event.payload == Self.event(2).payload, !interfered.withLock({ $0 }) {
+                interfered.withLock { $0 = true }
+                try await store.append([counterEvent(version + 1)], to: counter, expecting: version == 0 ? .noStream : .exact(version))
+            }
+            unit.add(StreamAppend(stream: counter, events: [counterEvent(version + 1)], expected: version == 0 ? .noStream : .exact(version)))
+        }
+        for number in 1...3 { #expect(try await handler.process(Self.event(number)) == .parked) }
+        await failing.succeed()
+        let replayed = try await handler.replayParked()
+        let parked = try await handler.parked().map(\.event.payload)
+        if attempts == 1 {
+            #expect(replayed == 2 && parked == [Self.event(2).payload], "\(replayed) replayed; parked: \(parked)")
+        } else {
+            #expect(replayed == 3 && parked.isEmpty, "\(replayed) replayed; parked: \(parked)")
+        }
+        #expect(try await store.streamVersion(of: counter) == 1 + replayed, "one count per replayed message, and the interfering one")
     }
 
     struct NotYet: Error {}

@@ -45,11 +45,9 @@ public actor IdempotentHandler {
     private let handle: Handler
     private let logger: Logger
     private var parkedVersion: Int?
-    /// A ``replayParked()`` is under way, and the later calls waiting for it: one at a time (an
-    /// actor is re-entered at every `await`, and two calls both ran a parked message's handler
+    /// One ``replayParked()`` at a time (an actor is re-entered at every `await`, and two calls both ran a parked message's handler
     /// and committed its effects twice).
-    private var replaying = false
-    private var waitingReplays: [CheckedContinuation<Void, Never>] = []
+    private let replays = SerialGate()
 
     public init(
         name: String, store: any TransactionalEventStore, retry: RetryPolicy = RetryPolicy(),
@@ -130,10 +128,6 @@ public actor IdempotentHandler {
             expected: version == 0 ? .noStream : .exact(version))
     }
 
-    /// Commits `unit` (with `others` staged in it) and a record of `type` on the parked stream.
-    /// Another instance of the consumer may have added to that stream since this one last read
-    /// its version: on a conflict there, the version is read again and the commit tried again
-    /// (a version kept from before made every later park conflict, for good).
     /// Commits `base` with a record appended to the parked stream, whose version is the lock
     /// among instances of this consumer: on a conflict there the version is read again and, if
     /// `stillWanted` says so, the commit tried again. - Returns: whether it committed.
@@ -201,7 +195,9 @@ public actor IdempotentHandler {
     }
 
     /// Runs the handler once more for every parked message; those that succeed leave the list
-    /// (their effects and the removal commit together). Calls on one handler run one at a time:
+    /// (their effects and the removal commit together), those that fail stay and the replay goes
+    /// on. A message whose effects meet a conflict (a stream it appends to moved while its
+    /// handler ran) is run again at once, up to the retry policy's attempts. Calls on one handler run one at a time:
     /// a call made while another runs waits for it, then replays what is still parked.
     ///
     /// Two instances of the consumer (two processes) replaying at once may both *run* a
@@ -212,13 +208,7 @@ public actor IdempotentHandler {
     /// - Returns: the number replayed successfully.
     @discardableResult
     public func replayParked() async throws -> Int {
-        while replaying { await withCheckedContinuation { waitingReplays.append($0) } }
-        replaying = true
-        defer {
-            replaying = false
-            if !waitingReplays.isEmpty { waitingReplays.removeFirst().resume() }
-        }
-        return try await replayParkedAlone()
+        try await replays.run { try await replayParkedAlone() }
     }
 
     private func replayParkedAlone() async throws -> Int {
@@ -235,22 +225,41 @@ public actor IdempotentHandler {
                 listedAt = parkedVersion
                 guard current.contains(where: { $0.event.id == message.event.id }) else { continue }
             }
+            if try await replay(message) { replayed += 1 }
+        }
+        return replayed
+    }
+
+    /// Runs a parked message's handler and commits its effects with the message's removal from
+    /// the list. A conflict on a stream of its effects (the handler decided on a version another
+    /// commit moved meanwhile) runs it again, up to the retry policy's attempts; a handler that
+    /// fails, or whose effects still conflict, leaves the message parked. - Returns: whether it
+    /// committed.
+    private func replay(_ message: ParkedMessage) async throws -> Bool {
+        for attempt in 1...retry.maximumAttempts {
             var unit = UnitOfWork()
             do {
                 try await handle(message.event, &unit)
             } catch {
+                if error is CancellationError || Task.isCancelled { throw error }
                 logger.warning("parked message failed again", metadata: ["event": "\(message.event.id)", "error": "\(error)"])
-                continue
+                return false
             }
-            // Another instance of this consumer (another process) may have replayed it meanwhile:
-            // its unpark record moved the parked stream, and the message is no longer parked.
-            // Then this instance's effects are dropped, not committed a second time.
-            let committed = try await commitWithParkedRecord(
-                "MessageUnparked", payload: ["eventId": .string(message.event.id.uuidString)], unit: unit,
-                stillWanted: { try await self.parked().contains { $0.event.id == message.event.id } })
-            if committed { replayed += 1 }
+            do {
+                // Another instance of this consumer (another process) may have replayed it
+                // meanwhile: its unpark record moved the parked stream, and the message is no
+                // longer parked. Then this instance's effects are dropped, not committed twice.
+                return try await commitWithParkedRecord(
+                    "MessageUnparked", payload: ["eventId": .string(message.event.id.uuidString)], unit: unit,
+                    stillWanted: { try await self.parked().contains { $0.event.id == message.event.id } })
+            } catch EventStoreError.conflict(let stream, let expected, let actual) where stream != parkedStream {
+                logger.warning("parked message's effects conflicted", metadata: [
+                    "event": "\(message.event.id)", "stream": "\(stream)", "expected": "\(expected)", "actual": "\(actual)",
+                    "attempt": "\(attempt)",
+                ])
+            }
         }
-        return replayed
+        return false
     }
 }
 
@@ -281,7 +290,7 @@ public actor EventConsumer: CheckpointedReader {
     public let handler: IdempotentHandler
     var checkpoint: Checkpoint?
     public nonisolated var checkpointName: String { "consumer:" + name }
-    var gate = ReaderGate()
+    let gate = SerialGate()
 
     public init(
         name: String, store: Projection.Store, retry: RetryPolicy = RetryPolicy(),
@@ -296,7 +305,7 @@ public actor EventConsumer: CheckpointedReader {
     /// - Returns: the number of events handled or parked.
     @discardableResult
     public func catchUp() async throws -> Int {
-        try await exclusively { try await catchUpAlone() }
+        try await gate.run { try await catchUpAlone() }
     }
 
     private func catchUpAlone() async throws -> Int {

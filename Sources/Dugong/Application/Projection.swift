@@ -169,7 +169,7 @@ public actor Projection: CheckpointedReader {
     private let reset: @Sendable () async throws -> Void
     var checkpoint: Checkpoint?
     public nonisolated var checkpointName: String { "projection:" + name }
-    var gate = ReaderGate()
+    let gate = SerialGate()
     private let logger: Logger
 
     /// - Parameters:
@@ -192,7 +192,7 @@ public actor Projection: CheckpointedReader {
     /// - Returns: the number of events handled.
     @discardableResult
     public func catchUp() async throws -> Int {
-        try await exclusively { try await catchUpAlone() }
+        try await gate.run { try await catchUpAlone() }
     }
 
     private func catchUpAlone(modelEmptied: Bool = false) async throws -> Int {
@@ -233,7 +233,7 @@ public actor Projection: CheckpointedReader {
     public func rebuild() async throws -> Int {
         // Alone, as a catch-up: a catch-up under way would go on applying its batch to the
         // emptied model, and the rebuild would then apply it again.
-        try await exclusively {
+        try await gate.run {
             checkpoint = nil  // another instance may have moved it
             var checkpoint = try await loadedCheckpoint(anywhere: true)
             // Marked first, then emptied: a rebuild that stops anywhere after the mark is
@@ -304,14 +304,8 @@ extension GlobalLogReader {
 protocol CheckpointedReader: GlobalLogReader {
     var store: Projection.Store { get }
     var checkpoint: Checkpoint? { get set }
-    var gate: ReaderGate { get set }
-}
-
-/// Lets one catch-up run at a time; a pause holds it.
-struct ReaderGate {
-    var busy = false
-    var paused = false
-    var waiting: [CheckedContinuation<Void, Never>] = []
+    /// One catch-up (rebuild, rewind) at a time; a pause holds them.
+    var gate: SerialGate { get }
 }
 
 extension CheckpointedReader {
@@ -333,38 +327,23 @@ extension CheckpointedReader {
         return loaded
     }
 
-    func exclusively<T>(_ body: () async throws -> T) async throws -> T {
-        await takeGate()
-        defer { releaseGate() }
-        return try await body()
-    }
-
-    private func takeGate() async {
-        while gate.busy { await withCheckedContinuation { gate.waiting.append($0) } }
-        gate.busy = true
-    }
-
-    private func releaseGate() {
-        gate.busy = false
-        if !gate.waiting.isEmpty { gate.waiting.removeFirst().resume() }
-    }
-
-    public var isPaused: Bool { gate.paused }
+    public var isPaused: Bool { gate.isPaused }
 
     public func pause() async {
-        guard !gate.paused else { return }
-        await takeGate()
-        gate.paused = true
+        await gate.pause()
     }
 
     public func resume() {
-        guard gate.paused else { return }
-        gate.paused = false
-        releaseGate()
+        gate.resume()
     }
 
     public func rewind(to cursor: LogCursor) async throws {
-        guard gate.paused else { throw CheckpointError.notPaused(name: checkpointName) }
+        guard gate.isPaused else { throw CheckpointError.notPaused(name: checkpointName) }
+        // Alone: a resume during the rewind lets catch-ups run only once the checkpoint moved.
+        try await gate.run(evenIfPaused: true) { try await rewindAlone(to: cursor) }
+    }
+
+    private func rewindAlone(to cursor: LogCursor) async throws {
         checkpoint = nil  // another instance may have moved it
         var checkpoint = try await loadedCheckpoint(anywhere: true)
         let end = try await store.committedEnd()

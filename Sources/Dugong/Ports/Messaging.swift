@@ -103,10 +103,9 @@ public actor MessageRelay {
     private let store: Projection.Store
     private let producer: any MessageProducer
     private var checkpoint: Checkpoint?
-    /// Whether a relay runs, and the calls waiting for it: one at a time (an actor is re-entered
-    /// at every `await`, and two calls at once published one batch twice).
-    private var running = false
-    private var waiting: [CheckedContinuation<Void, Never>] = []
+    /// One relay at a time (an actor is re-entered at every `await`, and two calls at once
+    /// published one batch twice).
+    private let relays = SerialGate()
 
     public init(name: String, store: Projection.Store, producer: any MessageProducer) {
         self.name = name
@@ -123,13 +122,7 @@ public actor MessageRelay {
     ///   would skip, for good, the events committed until the log passed it.
     @discardableResult
     public func relay() async throws -> Int {
-        while running { await withCheckedContinuation { waiting.append($0) } }
-        running = true
-        defer {
-            running = false
-            if !waiting.isEmpty { waiting.removeFirst().resume() }
-        }
-        return try await relayAlone()
+        try await relays.run { try await relayAlone() }
     }
 
     private func relayAlone() async throws -> Int {
