@@ -112,6 +112,33 @@ struct StudioServerTests {
         }
     }
 
+    /// An aggregate's states on a truncated stream: from its latest snapshot where it covers the
+    /// hidden events, else a 410 that says why (a 500 before: the states were replayed from
+    /// nothing).
+    @Test func statesOfATruncatedStreamComeFromTheSnapshotOrAreGone() async throws {
+        let fixture = try await StudioFixture.make("truncated")
+        defer { fixture.remove() }
+        let store = EventLogStore(log: fixture.log)
+        let accounts = AggregateRepository<BankAccount>(
+            eventStore: store, snapshotStore: EventLogSnapshotStore(log: fixture.log), registry: try EventRegistry(BankAccount.self))
+        var ada = try #require(try await accounts.load("ada"))  // versions 1...3, balance 70
+        try await accounts.snapshot(&ada)
+        try await accounts.update("ada") { try $0.deposit(5) }
+        try await store.truncate(StreamID(BankAccount.self, id: "ada"), before: 4)
+        _ = try await accounts.create(id: "cy") { try $0.open(owner: "Cy") }
+        try await accounts.update("cy") { try $0.deposit(10) }
+        try await store.truncate(StreamID(BankAccount.self, id: "cy"), before: 2)
+        try await withStudio(fixture.log) { port, _ in
+            let restored = try await HTTPClient.send(port: port, "/api/aggregate-event?stream=bank:BankAccount/ada&version=4")
+            let json = try #require(Self.json(restored), "\(restored.status) \(restored.body.prefix(300))")
+            #expect((json["before"] as? String)?.contains("\"balance\": 70") == true && (json["after"] as? String)?.contains("\"balance\": 75") == true,
+                "\(restored.body.prefix(400))")
+            let gone = try await HTTPClient.send(port: port, "/api/aggregate-event?stream=bank:BankAccount/cy&version=2")
+            #expect(gone.status == 410 && (Self.json(gone)?["error"] as? String)?.contains("before version 2 were truncated") == true,
+                "\(gone.status) \(gone.body.prefix(300))")
+        }
+    }
+
     /// The Host must name this server; changes need the page's CSRF token and maintenance;
     /// methods other than GET, HEAD and POST are refused.
     @Test func foreignHostsMissingTokensAndOtherMethodsAreRefused() async throws {

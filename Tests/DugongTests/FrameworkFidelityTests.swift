@@ -132,6 +132,47 @@ struct FrameworkFidelityTests {
         }
     }
 
+    // Time travel on a truncated stream (found by a review: `load(asOf:)` counted the events
+    // it read, so a version past the truncation was "not there" (nil), and a state it did find
+    // was replayed from nothing and threw). States the latest snapshot and the visible events
+    // make are what they were before the truncation; those that need hidden events throw
+    // `RepositoryError.truncated`, never a wrong state and never nil.
+    @Test func timeTravelOnATruncatedStreamRestoresFromTheSnapshotOrSaysWhyNot() async throws {
+        let store = InMemoryEventStore()
+        let snapshots = InMemorySnapshotStore()
+        let clocks = AggregateRepository<Clock>(eventStore: store, snapshotStore: snapshots, registry: try EventRegistry(Clock.self))
+        let id = try #require(try await clocks.create { _ in [Pinged()] }.id)
+        for version in 2...7 {
+            let event: any DomainEvent = version.isMultiple(of: 2) ? Stamped(at: Date(timeIntervalSince1970: Double(version))) : Pinged()
+            try await clocks.update(id) { _ in [event] }
+        }
+        let stream = StreamID(Clock.self, id: id)
+        #expect(await snapshots.latest(for: stream)?.sequenceNumber == 6)
+        var before: [Int: Clock] = [:]
+        for version in 1...7 { before[version] = try #require(try await clocks.load(id, asOf: version)).state }
+        let queries = try AggregateQueryService(store: store, snapshotStore: snapshots, aggregates: [Clock.self])
+        let stateBefore6 = try #require(try await queries.state(of: Clock.aggregateType, id: id, asOf: 6))
+
+        try await store.truncate(stream, before: 7)  // versions 1...6 hidden; the snapshot is at 6
+        func isTruncated(_ error: any Error) -> Bool { (error as? RepositoryError) == .truncated(stream, firstVersion: 7) }
+        #expect(try await clocks.load(id, asOf: 7)?.state == before[7])
+        #expect(try await clocks.load(id, asOf: 6)?.state == before[6], "the snapshot alone")
+        #expect(try await clocks.load(id, asOf: 6)?.sequenceNumber == 6)
+        for version in 1...5 {
+            await #expect(performing: { try await clocks.load(id, asOf: version) }, throws: isTruncated)
+        }
+        #expect(try await clocks.load(id, asOf: 8) == nil, "no such event")
+        #expect(try await clocks.load(id)?.state == before[7])
+        await #expect(performing: { try await clocks.load(id, skippingSnapshot: true) }, throws: isTruncated)
+        #expect(try await clocks.load(id, asOf: .distantFuture)?.state == before[7])
+        await #expect(performing: { try await clocks.load(id, asOf: .distantPast) }, throws: isTruncated)
+        #expect(try await queries.state(of: Clock.aggregateType, id: id, asOf: 6) == stateBefore6)
+        await #expect(performing: { try await queries.state(of: Clock.aggregateType, id: id, asOf: 5) }, throws: isTruncated)
+        let withoutSnapshots = try AggregateQueryService(store: store, aggregates: [Clock.self])
+        await #expect(performing: { try await withoutSnapshots.state(of: Clock.aggregateType, id: id, asOf: 7) }, throws: isTruncated)
+        #expect("\(RepositoryError.truncated(stream, firstVersion: 7))".contains("before version 7 were truncated"))
+    }
+
     // Item 2 (DugongJS checks a snapshot restores before saving it): one that would not is
     // refused (on demand) or skipped (by the policy), never saved.
     @Test func aSnapshotThatWouldNotRestoreTheStateIsNotSaved() async throws {

@@ -11,14 +11,20 @@ import Foundation
 /// ```
 public struct AggregateQueryService: Sendable {
     public let store: any EventStore
+    /// Where states of truncated streams are restored from (their first events are hidden).
+    public let snapshotStore: (any SnapshotStore)?
     private let aggregates: [any Aggregate.Type]
     private let registry: EventRegistry
     /// The origin that `origin: nil` means (DugongJS: the server's own).
     public let defaultOrigin: String?
 
+    /// - Parameter snapshotStore: the snapshots that restore the states of truncated streams.
     /// - Throws: ``EventRegistryError`` when two of the aggregates' event types conflict.
-    public init(store: any EventStore, aggregates: [any Aggregate.Type], defaultOrigin: String? = nil) throws(EventRegistryError) {
+    public init(
+        store: any EventStore, snapshotStore: (any SnapshotStore)? = nil, aggregates: [any Aggregate.Type], defaultOrigin: String? = nil
+    ) throws(EventRegistryError) {
         self.store = store
+        self.snapshotStore = snapshotStore
         self.aggregates = aggregates
         var registry = EventRegistry()
         for aggregate in aggregates { try registry.register(aggregate) }
@@ -53,26 +59,22 @@ public struct AggregateQueryService: Sendable {
 
     /// The aggregate's state after event `sequenceNumber` (the latest when `nil`) as JSON;
     /// `nil` when it has no such event. The state type must be `Encodable` (every
-    /// ``SnapshottableAggregate`` is).
+    /// ``SnapshottableAggregate`` is). Replayed from the aggregate's first event, or, on a
+    /// truncated stream, from its latest snapshot (``AggregateRepository/load(_:asOf:)``).
+    /// - Throws: ``RepositoryError/truncated(_:firstVersion:)`` for a state that needs events
+    ///   the stream's truncation hides.
     public func state(
         of type: String, id: String, origin: String? = nil, tenantID: String? = nil, asOf sequenceNumber: Int? = nil
     ) async throws -> JSONValue? {
         let aggregate = try aggregate(type, origin: origin)
-        var events = try await self.events(of: type, id: id, origin: origin, tenantID: tenantID)
-        if let sequenceNumber {
-            // By sequence number, not count: a truncated stream's first events are not read.
-            guard sequenceNumber >= 1, events.contains(where: { $0.sequenceNumber == sequenceNumber }) else { return nil }
-            events = Array(events.prefix { $0.sequenceNumber <= sequenceNumber })
-        }
-        guard !events.isEmpty else { return nil }
-        return try Self.replay(aggregate, events, registry: registry)
+        if let sequenceNumber, sequenceNumber < 1 { return nil }
+        return try await state(aggregate, id: id, tenantID: tenantID, asOf: sequenceNumber)
     }
 
-    private static func replay<State: Aggregate>(
-        _: State.Type, _ events: [SerializedDomainEvent], registry: EventRegistry
-    ) throws -> JSONValue {
-        var root = AggregateRoot<State>(id: events[0].aggregateID)
-        try root.apply(events, decodingWith: registry)
+    private func state<State: Aggregate>(_: State.Type, id: String, tenantID: String?, asOf sequenceNumber: Int?) async throws -> JSONValue? {
+        let repository = AggregateRepository<State>(
+            eventStore: store, snapshotStore: snapshotStore, registry: registry, context: EventContext(tenantID: tenantID))
+        guard let root = try await repository.load(id, through: sequenceNumber) else { return nil }
         guard let encodable = root.state as? any Encodable else {
             throw QueryError.stateNotEncodable(type: State.aggregateType)
         }

@@ -28,6 +28,10 @@ public enum RepositoryError: Error, Sendable, Equatable, CustomStringConvertible
     /// A snapshot was not saved: the state it would restore differs from the state (a
     /// `Codable` conformance that leaves something out or changes it).
     case snapshotNotRestorable(StreamID, reason: String)
+    /// The state asked for needs events that the stream's truncation hides (those before
+    /// `firstVersion`), and no usable snapshot (of the state's schema version, between them and
+    /// the state asked for) restores them.
+    case truncated(StreamID, firstVersion: Int)
 
     public var description: String {
         switch self {
@@ -35,6 +39,8 @@ public enum RepositoryError: Error, Sendable, Equatable, CustomStringConvertible
         case .tooManyConflicts(let stream, let attempts): "\(stream): a concurrency conflict on each of \(attempts) attempts"
         case .readOnly(let type, let origin): "\(type) is owned by \(origin): it is read-only here"
         case .snapshotNotRestorable(let stream, let reason): "\(stream): no snapshot saved: \(reason)"
+        case .truncated(let stream, let first):
+            "\(stream): its events before version \(first) were truncated, and no usable snapshot (of the state's schema version, from version \(first - 1) up to the state asked for) restores them: this state cannot be rebuilt"
         }
     }
 }
@@ -89,34 +95,72 @@ public struct AggregateRepository<State: Aggregate>: Sendable {
     ///
     /// - Returns: the aggregate (also when it is deleted: see ``AggregateRoot/isDeleted``), or
     ///   `nil` when it has no events.
+    /// - Throws: ``RepositoryError/truncated(_:firstVersion:)`` when the stream was truncated
+    ///   and no usable snapshot covers the events it hides.
     ///
     /// - Parameter skippingSnapshot: replay every event even when a snapshot exists (to check a
     ///   snapshot, or after changing how the state is built from events).
     public func load(_ id: String, skippingSnapshot: Bool = false) async throws -> AggregateRoot<State>? {
         if !skippingSnapshot, let restored = try await loadFromSnapshot(id) { return restored }
-        return try await replay(id, from: try await eventStore.read(stream(id)))
+        let events = try await eventStore.read(stream(id))
+        guard let last = events.last else { return nil }
+        return try await rebuild(id, from: events[...], through: last.sequenceNumber, firstVisible: events[0].sequenceNumber, usingSnapshot: false)
     }
 
     /// The aggregate as it was after event `sequenceNumber` (time travel); `nil` when it had no
-    /// such event.
+    /// such event. On a truncated stream, from the latest snapshot when it lies between the
+    /// hidden events and `sequenceNumber`.
+    /// - Throws: ``RepositoryError/truncated(_:firstVersion:)`` for a state that needs events
+    ///   the stream's truncation hides.
     public func load(_ id: String, asOf sequenceNumber: Int) async throws -> AggregateRoot<State>? {
         guard sequenceNumber >= 1 else { return nil }
+        return try await load(id, through: sequenceNumber)
+    }
+
+    /// The aggregate after event `sequenceNumber` (the latest when `nil`), replayed from the
+    /// start, or from a snapshot only where truncation hides the start; `nil` when it has no
+    /// such event.
+    func load(_ id: String, through sequenceNumber: Int?) async throws -> AggregateRoot<State>? {
         let events = try await eventStore.read(stream(id))
-        guard events.count >= sequenceNumber else { return nil }
-        return try await replay(id, from: Array(events.prefix(sequenceNumber)))
+        // By sequence number, not count: a truncated stream's first events are not read.
+        guard let last = events.last, last.sequenceNumber >= sequenceNumber ?? 0 else { return nil }
+        let target = sequenceNumber ?? last.sequenceNumber
+        return try await rebuild(
+            id, from: events.prefix { $0.sequenceNumber <= target }, through: target, firstVisible: events[0].sequenceNumber, usingSnapshot: true)
     }
 
     /// The aggregate as it was at `date`: after its last event with a timestamp at or before
     /// it; `nil` when it did not exist yet.
+    /// - Throws: ``RepositoryError/truncated(_:firstVersion:)`` for a state that needs events
+    ///   the stream's truncation hides (a date before its first visible event included: the
+    ///   aggregate may have existed then).
     public func load(_ id: String, asOf date: Date) async throws -> AggregateRoot<State>? {
-        let events = try await eventStore.read(stream(id)).prefix { $0.timestamp <= date }
-        return try await replay(id, from: Array(events))
+        let events = try await eventStore.read(stream(id))
+        let wanted = events.prefix { $0.timestamp <= date }
+        guard let last = wanted.last else {
+            if let first = events.first, first.sequenceNumber > 1 { throw RepositoryError.truncated(stream(id), firstVersion: first.sequenceNumber) }
+            return nil
+        }
+        return try await rebuild(id, from: wanted, through: last.sequenceNumber, firstVisible: events[0].sequenceNumber, usingSnapshot: true)
     }
 
-    private func replay(_ id: String, from events: [SerializedDomainEvent]) async throws -> AggregateRoot<State>? {
-        guard !events.isEmpty else { return nil }
-        var aggregate = AggregateRoot<State>(id: id)
-        try apply(events, to: &aggregate)
+    /// The aggregate after its event `target`, from `events`: the stream's visible events from
+    /// its first (`firstVisible`) up to `target`. Replayed from the start when the stream was
+    /// not truncated; otherwise, if `usingSnapshot`, from the latest snapshot when it lies
+    /// between the hidden events and `target`.
+    private func rebuild(
+        _ id: String, from events: ArraySlice<SerializedDomainEvent>, through target: Int, firstVisible: Int, usingSnapshot: Bool
+    ) async throws -> AggregateRoot<State> {
+        if firstVisible == 1 {
+            var aggregate = AggregateRoot<State>(id: id)
+            try apply(Array(events), to: &aggregate)
+            assert(aggregate.sequenceNumber == target, "rebuilt to \(aggregate.sequenceNumber), not \(target)")
+            return aggregate
+        }
+        guard usingSnapshot, var aggregate = try await usableSnapshot(id),
+            aggregate.sequenceNumber >= min(firstVisible - 1, target), aggregate.sequenceNumber <= target
+        else { throw RepositoryError.truncated(stream(id), firstVersion: firstVisible) }
+        try apply(events.filter { $0.sequenceNumber > aggregate.sequenceNumber }, to: &aggregate)
         return aggregate
     }
 
@@ -124,7 +168,24 @@ public struct AggregateRepository<State: Aggregate>: Sendable {
         try aggregate.apply(events, decodingWith: registry)
     }
 
+    /// The latest snapshot with the events after it applied; `nil` when there is no usable one
+    /// (then the caller replays the events).
     private func loadFromSnapshot(_ id: String) async throws -> AggregateRoot<State>? {
+        guard var aggregate = try await usableSnapshot(id) else { return nil }
+        do {
+            try apply(try await eventStore.read(stream(id), from: aggregate.sequenceNumber + 1), to: &aggregate)
+            return aggregate
+        } catch {
+            logger.warning("snapshot cannot be restored; rebuilding from the events", metadata: [
+                "stream": "\(stream(id))", "sequenceNumber": "\(aggregate.sequenceNumber)", "error": "\(error)",
+            ])
+            return nil
+        }
+    }
+
+    /// The aggregate as its latest snapshot restores it (no event after it applied); `nil`
+    /// when there is none, or none of the state's schema version, or one that does not decode.
+    private func usableSnapshot(_ id: String) async throws -> AggregateRoot<State>? {
         guard let snapshotStore, let type = State.self as? any SnapshottableAggregate.Type else { return nil }
         guard let snapshot = try await snapshotStore.latest(for: stream(id)) else { return nil }
         guard snapshot.schemaVersion == type.snapshotSchemaVersion else {
@@ -142,9 +203,7 @@ public struct AggregateRepository<State: Aggregate>: Sendable {
         }
         do {
             guard let state = try Self.decodeState(type, snapshot.data) as? State else { return nil }
-            var aggregate = AggregateRoot<State>(restoring: state, id: id, sequenceNumber: snapshot.sequenceNumber)
-            try apply(try await eventStore.read(stream(id), from: snapshot.sequenceNumber + 1), to: &aggregate)
-            return aggregate
+            return AggregateRoot<State>(restoring: state, id: id, sequenceNumber: snapshot.sequenceNumber)
         } catch {
             logger.warning("snapshot cannot be restored; rebuilding from the events", metadata: [
                 "stream": "\(stream(id))", "sequenceNumber": "\(snapshot.sequenceNumber)", "error": "\(error)",

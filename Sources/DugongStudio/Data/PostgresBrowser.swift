@@ -16,7 +16,8 @@ struct PostgresBrowser: StudioSource {
     init(store: PostgresEventStore, label: String, aggregates: [any Aggregate.Type]) throws {
         self.store = store
         self.label = label
-        self.aggregates = aggregates.isEmpty ? nil : try AggregateQueryService(store: store, aggregates: aggregates)
+        self.aggregates = aggregates.isEmpty
+            ? nil : try AggregateQueryService(store: store, snapshotStore: PostgresSnapshotStore(client: store.client), aggregates: aggregates)
     }
 
     func overview() async throws -> String {

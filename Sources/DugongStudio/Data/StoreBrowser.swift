@@ -45,7 +45,10 @@ final class StoreBrowser: StudioSource {
     /// Questions about the aggregates, on the store as it is now (compaction reopens it).
     var aggregates: AggregateQueryService? {
         // (The store as it is: the reads the service makes go through ``log``'s checks.)
-        aggregateTypes.isEmpty ? nil : try? AggregateQueryService(store: EventLogStore(log: current.withLock { $0 }), aggregates: aggregateTypes)
+        let log = current.withLock { $0 }
+        return aggregateTypes.isEmpty
+            ? nil
+            : try? AggregateQueryService(store: EventLogStore(log: log), snapshotStore: EventLogSnapshotStore(log: log), aggregates: aggregateTypes)
     }
 
     /// The store, refreshed first when it is open read-only (another process may write it;

@@ -110,6 +110,10 @@ extension StudioSource {
                 // A stream named like an aggregate's (the framework's checkpoints are) whose type
                 // the Studio was not given: nothing to show, not a failure (404).
                 throw Refusal(status: 404, message: "'\(name)' is not a stream of an aggregate type the Studio knows (\(type) of origin \(origin))")
+            } catch let error as RepositoryError {
+                // A state the stream's truncation hides (no snapshot restores it): gone (410).
+                guard case .truncated = error else { throw error }
+                throw Refusal(status: 410, message: "\(error)")
             }
         }
         let before = try await state(version - 1)
