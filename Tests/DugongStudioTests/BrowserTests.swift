@@ -231,6 +231,21 @@ struct BrowserTests {
                 try await browser.click("#tail-toggle")
                 try await browser.text(of: "#log-rows", when: { $0.contains("ArrivedWhilePaused") })
                 try await browser.screenshot("live-tail")
+                // Paused, then a filtered page: the tail starts again from that page, keeping to
+                // its filter (from a review: resumed, it went on from its old cursor into the
+                // new page, and "Follow live" showed every event whatever the filter).
+                try await browser.click("#tail-toggle")
+                try await browser.text(of: "#tail-state", when: { $0.hasPrefix("paused") })
+                try await fixture.log.append([NewEvent(type: "LeftOut", data: Data("{}".utf8))], to: "live/1")
+                _ = try await browser.run("document.getElementById('filter-type').value = 'Kept';")
+                try await browser.click("#filter-go")
+                try await browser.text(of: "#tail-toggle", when: { $0 == "Follow live" })
+                try await browser.click("#tail-toggle")
+                try await browser.text(of: "#tail-state", when: { $0 == "following" })
+                try await fixture.log.append(
+                    [NewEvent(type: "LeftOut", data: Data("{}".utf8)), NewEvent(type: "Kept", data: Data("{}".utf8))], to: "live/1")
+                let kept = try await browser.text(of: "#log-rows", when: { $0.contains("Kept") })
+                #expect(!kept.contains("LeftOut") && !kept.contains("ArrivedWhilePaused"), "\(kept)")
 
                 // Health and checkpoints.
                 try await browser.open(page + "#/health")

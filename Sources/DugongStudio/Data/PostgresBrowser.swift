@@ -157,7 +157,7 @@ struct PostgresBrowser: StudioSource {
         try await store.endCursor().description
     }
 
-    func tailPage(from cursor: String) async throws -> (events: [(json: String, next: String)], next: String) {
+    func tailPage(from cursor: String, filter: LogFilter) async throws -> (events: [(json: String, next: String)], next: String) {
         var next = try Self.cursor(cursor)
         let found = try await store.events(from: next, maxCount: 100)
         var hidden = HiddenEvents(store: store)
@@ -165,9 +165,11 @@ struct PostgresBrowser: StudioSource {
         var events: [(json: String, next: String)] = []
         for recorded in found {
             let event = try recorded.storedEvent()
-            let json = event.json(next: recorded.next.description, hidden: try await hidden.contains(event))
-            guard page.add(json) else { break }
-            events.append((json, recorded.next.description))
+            if filter.admits(event) {
+                let json = event.json(next: recorded.next.description, hidden: try await hidden.contains(event))
+                guard page.add(json) else { break }
+                events.append((json, recorded.next.description))
+            }
             next = recorded.next
         }
         return (events, next.description)

@@ -176,8 +176,18 @@ final class StoreBrowser: StudioSource {
         var scanned = 0
         let head = log.headPosition
         var hidden = HiddenEvents(log: log)
+        var damage: StoreError?
         scan: while !page.isFull, scanned < Self.scanBudget, next < head {
-            let batch = try log.readAll(from: next, maxCount: min(Self.readBatch, Self.scanBudget - scanned))
+            var batch: [StoredEvent]
+            do {
+                batch = try log.readAll(from: next, maxCount: min(Self.readBatch, Self.scanBudget - scanned))
+            } catch let error as StoreError where error.isDamage {
+                // The events before the damage are served (the page ends at it, and the next
+                // page's request meets it); the whole batch's error hid them.
+                batch = Self.readable(log, from: next, upTo: min(Self.readBatch, Self.scanBudget - scanned))
+                if batch.isEmpty && page.isEmpty { throw error }
+                damage = error
+            }
             if batch.isEmpty { break }
             for event in batch {
                 // An event that does not fit starts the next page.
@@ -186,11 +196,24 @@ final class StoreBrowser: StudioSource {
                 next = event.position + 1
                 if page.isFull { break scan }
             }
+            if damage != nil { break }
         }
         return JSONText.object([
             "events": page.json, "next": JSONText.quoted("\(next)"), "head": JSONText.quoted("\(head)"), "scanned": "\(scanned)",
-            "complete": "\(next >= head)",
+            "complete": "\(next >= head)", "damage": damage.map { JSONText.quoted("\($0)") } ?? "null",
         ])
+    }
+
+    /// The events from `position` on, one read each, up to `limit` or the first that cannot be
+    /// read.
+    private static func readable(_ log: EventLog, from position: UInt64, upTo limit: Int) -> [StoredEvent] {
+        var events: [StoredEvent] = []
+        var next = position
+        while events.count < limit, let event = try? log.readAll(from: next, maxCount: 1).first {
+            events.append(event)
+            next = event.position + 1
+        }
+        return events
     }
 
     // MARK: Checkpoints
@@ -252,7 +275,7 @@ final class StoreBrowser: StudioSource {
 
     func tailStart() throws -> String { "\(try log.headPosition)" }
 
-    func tailPage(from cursor: String) throws -> (events: [(json: String, next: String)], next: String) {
+    func tailPage(from cursor: String, filter: LogFilter) throws -> (events: [(json: String, next: String)], next: String) {
         var next = try Self.position(cursor)
         let log = try self.log
         // A cursor past the head (another store's, or made up) would wait there and never show
@@ -265,9 +288,11 @@ final class StoreBrowser: StudioSource {
         reading: while !page.isFull {
             let batch = try log.readAll(from: next, maxCount: Self.readBatch)
             for event in batch {
-                let json = event.json(next: "\(event.position + 1)", hidden: try hidden.contains(event))
-                guard page.add(json) else { break reading }
-                events.append((json, "\(event.position + 1)"))
+                if filter.admits(event) {
+                    let json = event.json(next: "\(event.position + 1)", hidden: try hidden.contains(event))
+                    guard page.add(json) else { break reading }
+                    events.append((json, "\(event.position + 1)"))
+                }
                 next = event.position + 1
             }
             if batch.count < Self.readBatch { break }

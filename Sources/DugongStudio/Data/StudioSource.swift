@@ -29,7 +29,7 @@ protocol StudioSource: Sendable {
     func tailStart() async throws -> String
     /// Events from `cursor` on (at most 100, and about ``PageRows/maximumBytes``) as JSON, each
     /// with the cursor after it, and the cursor after them all.
-    func tailPage(from cursor: String) async throws -> (events: [(json: String, next: String)], next: String)
+    func tailPage(from cursor: String, filter: LogFilter) async throws -> (events: [(json: String, next: String)], next: String)
     /// Returns once an event at `cursor` or later is readable.
     func waitForEvents(from cursor: String) async throws
     /// Damage a read of this Studio met (the overview's health shows it from then on).
@@ -44,7 +44,8 @@ extension StudioSource {
 struct LogFilter: Sendable {
     var type: String?
     var streamPrefix: String?
-    /// Milliseconds since 1970, inclusive.
+    /// Milliseconds since 1970: events at or after `since` and before `until` (exclusive, as
+    /// `dugong read-all --until`).
     var since: Int64?
     var until: Int64?
 
@@ -54,7 +55,7 @@ struct LogFilter: Sendable {
         if let type, !event.type.utf8.elementsEqual(type.utf8) { return false }
         if let streamPrefix, !event.stream.utf8.starts(with: streamPrefix.utf8) { return false }
         if let since, event.timestampMilliseconds < since { return false }
-        if let until, event.timestampMilliseconds > until { return false }
+        if let until, event.timestampMilliseconds >= until { return false }
         return true
     }
 }
@@ -72,6 +73,7 @@ struct PageRows {
     }
 
     var isFull: Bool { rows.count >= limit || bytes >= Self.maximumBytes }
+    var isEmpty: Bool { rows.isEmpty }
 
     /// Adds `row` unless the page is full or the row would take it past its bytes.
     mutating func add(_ row: String) -> Bool {

@@ -123,7 +123,7 @@ button.primary { background:var(--accent); color:#fff; border-color:var(--accent
         <input id="filter-type" placeholder="event type" aria-label="event type">
         <input id="filter-stream" placeholder="stream prefix" aria-label="stream prefix">
         <input id="filter-since" placeholder="since (2026-11-30T12:00:00Z)" aria-label="since">
-        <input id="filter-until" placeholder="until" aria-label="until">
+        <input id="filter-until" placeholder="until (exclusive)" aria-label="until (exclusive)">
         <input id="filter-from" placeholder="from (a cursor)" size="12" aria-label="from cursor">
         <button id="filter-go" class="primary">Show</button>
         <button id="tail-toggle">Follow live</button>
@@ -370,6 +370,11 @@ async function loadLog(reset) {
     logFilter = { type: $("filter-type").value, stream: $("filter-stream").value, since: $("filter-since").value, until: $("filter-until").value };
     logNext = $("filter-from").value || "";
     clear($("log-rows"));
+    // A new page ends the live log: following again starts at this page's end, with its filter
+    // (a paused tail resumed after it mixed its old cursor into the new page).
+    if (tail) { tail.close(); tail = null; }
+    tailPaused = false; tailNext = null; tailLast = null;
+    $("tail-toggle").textContent = "Follow live"; $("tail-state").textContent = "";
   }
   const page = await api("/api/log?" + query({ ...logFilter, from: logNext, limit: 100 }));
   for (const event of page.events) $("log-rows").appendChild(logRow(event));
@@ -377,6 +382,8 @@ async function loadLog(reset) {
   logHead = page.head;
   $("log-next").hidden = page.complete;
   $("log-facts").textContent = "looked up to " + page.next + " (the log's end: " + page.head + ")" + (page.complete ? ", all of it" : "");
+  // The events before damage are shown; the page ends at it.
+  if (page.damage) showError(page.damage);
 }
 function logRow(event) {
   const tr = row([event.position, element("td", event.stream, "mono"), event.version + (event.hidden ? " (hidden)" : ""), event.type, event.timestamp], event.hidden ? "pick muted" : "pick");
@@ -390,7 +397,8 @@ $("log-next").onclick = () => loadLog(false).catch((e) => showError(e.message));
 let tail = null, tailPaused = false, tailNext = null, tailLast = null;
 function startTail() {
   // (An EventSource sends no headers of the page's: the access token goes in the address.)
-  tail = new EventSource("/api/tail?" + query({ from: tailNext, token: accessToken }));
+  // With the log's filter: the live log shows what the page does.
+  tail = new EventSource("/api/tail?" + query({ ...logFilter, from: tailNext, token: accessToken }));
   tail.onmessage = (message) => {
     const event = JSON.parse(message.data);
     tailNext = event.next;

@@ -43,6 +43,16 @@ extension Request {
         if let milliseconds = PayloadTimestamp.milliseconds(from: text) { return milliseconds }
         throw Refusal.badParameter("\(name) must be a time such as 2026-11-30T12:00:00Z, not '\(text)'")
     }
+
+    /// The log's filter: `type`, `stream` (a prefix), `since` (at or after) and `until`
+    /// (before), as `dugong read-all` takes them.
+    func logFilter() throws -> LogFilter {
+        let filter = LogFilter(type: text("type"), streamPrefix: text("stream"), since: try time("since"), until: try time("until"))
+        if let since = filter.since, let until = filter.until, since >= until {
+            throw Refusal.badParameter("since is not before until (until is exclusive)")
+        }
+        return filter
+    }
 }
 
 extension Studio {
@@ -107,12 +117,8 @@ extension Studio {
         }
         router.get("/api/log") { request, _ in
             await answer {
-                let filter = LogFilter(
-                    type: request.text("type"), streamPrefix: request.text("stream"), since: try request.time("since"), until: try request.time("until"))
-                if let since = filter.since, let until = filter.until, since > until {
-                    throw Refusal.badParameter("since is after until")
-                }
-                return Reply.json(try await source.log(from: request.text("from"), limit: try request.number("limit", 50, in: 1...StoreBrowser.maximumPage), filter: filter))
+                let limit = try request.number("limit", 50, in: 1...StoreBrowser.maximumPage)
+                return Reply.json(try await source.log(from: request.text("from"), limit: limit, filter: try request.logFilter()))
             }
         }
         router.get("/api/checkpoints") { _, _ in
@@ -141,13 +147,14 @@ extension Studio {
         router.get("/api/tail") { request, _ in
             await answer {
                 let start: String
+                let filter = try request.logFilter()
                 do {
                     var from = try await source.tailStart()
                     // A reconnecting browser says where it was (the last `id:` it got), and asks
                     // the address it first asked (whose `from` is where it began): the former wins.
                     let reconnected = request.headers[HTTPField.Name("Last-Event-ID")!].flatMap { $0.isEmpty ? nil : $0 }
                     if let given = reconnected ?? request.text("from") {
-                        _ = try await source.tailPage(from: given)  // refuses a cursor this source cannot read
+                        _ = try await source.tailPage(from: given, filter: filter)  // refuses a cursor this source cannot read
                         from = given
                     }
                     start = from
@@ -162,7 +169,7 @@ extension Studio {
                 return Response(
                     status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-store"],
                     body: ResponseBody { writer in
-                        try await Self.tail(source, from: start, until: stopping, into: &writer)
+                        try await Self.tail(source, from: start, filter: filter, until: stopping, into: &writer)
                         // The body's end (the last chunk): without it the answer stays open, and
                         // the server's shutdown and the client wait for it.
                         try await writer.finish(nil)
@@ -218,14 +225,16 @@ extension Studio {
         case events, quiet, shutdown
     }
 
-    /// Sends the log's events from `position` on as server-sent events, each with the cursor
-    /// after it as its `id:` (a browser that reconnects says the last one it got: nothing twice,
-    /// nothing skipped), waiting for new ones, with a comment every 15 s so that a closed page
+    /// Sends the log's events from `position` on that `filter` admits as server-sent events,
+    /// each with the cursor after it as its `id:` (a browser that reconnects says the last one
+    /// it got: nothing twice, nothing skipped; an `id:` alone after events the filter left out),
+    /// waiting for new ones, with a comment every 15 s so that a closed page
     /// ends it; it ends when the Studio stops (`stopping`: the server's graceful shutdown waits
     /// for open answers), and after an `event: damage` when the log cannot be read further (a
     /// browser would reconnect to the same damage for ever).
     static func tail(
-        _ source: any StudioSource, from cursor: String, until stopping: StopSignal, into writer: inout any ResponseBodyWriter
+        _ source: any StudioSource, from cursor: String, filter: LogFilter, until stopping: StopSignal,
+        into writer: inout any ResponseBodyWriter
     ) async throws {
         var next = cursor
         // `id:` at once: a browser that loses the connection before the first event comes
@@ -234,7 +243,7 @@ extension Studio {
         while !Task.isCancelled, !stopping.isStopped {
             let page: (events: [(json: String, next: String)], next: String)
             do {
-                page = try await source.tailPage(from: next)
+                page = try await source.tailPage(from: next, filter: filter)
             } catch let error as StoreError where error.isDamage {
                 source.noteDamage("\(error)")
                 try await writer.write(ByteBuffer(string: damageEvent(error)))
@@ -242,6 +251,12 @@ extension Studio {
             }
             // Other failures (a database connection lost) end the answer with an error: the
             // browser reconnects from the last event it got.
+            if page.events.isEmpty, page.next != next {
+                // Events the filter left out: the browser reconnects after them.
+                next = page.next
+                try await writer.write(ByteBuffer(string: "id: \(next)\n\n"))
+                continue
+            }
             if page.events.isEmpty {
                 let after = next
                 let wakeup: Wakeup
