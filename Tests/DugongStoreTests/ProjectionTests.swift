@@ -149,6 +149,30 @@ struct ProjectionTests {
         #expect(try await projection.catchUp() == 0)
     }
 
+    /// A catch-up waiting on a paused reader ends when its task is cancelled, and does not run
+    /// later (found by a review: it waited until a resume, holding a graceful shutdown, then ran).
+    @Test(.timeLimit(.minutes(1)), arguments: Adapter.allCases)
+    func aCatchUpWaitingOnAPauseEndsWhenCancelled(_ adapter: Adapter) async throws {
+        let (store, release) = try await Self.make(adapter)
+        defer { release() }
+        let accounts = AggregateRepository<BankAccount>(eventStore: store, registry: try EventRegistry(BankAccount.self))
+        _ = try await accounts.create { try $0.open(owner: "Ada") }
+        try await store.waitForCommittedEvents()
+        let handled = Mutex(0)
+        let projection = Projection(name: "cancelled", store: store) { recorded in
+            if recorded.event.aggregateType == BankAccount.aggregateType { handled.withLock { $0 += 1 } }
+        }
+        await projection.pause()
+        let waiting = Task { try await projection.catchUp() }
+        try await Task.sleep(for: .milliseconds(100))
+        waiting.cancel()
+        await #expect(throws: CancellationError.self) { try await waiting.value }
+        await projection.resume()
+        try await Task.sleep(for: .milliseconds(100))
+        #expect(handled.withLock { $0 } == 0, "the cancelled catch-up did not run")
+        #expect(try await projection.catchUp() == 1)
+    }
+
     @Test(arguments: Adapter.allCases)
     func totalsPerOwnerCatchUpResumeAndRebuild(_ adapter: Adapter) async throws {
         let (store, release) = try await Self.make(adapter)

@@ -170,7 +170,57 @@ struct FrameworkFidelityTests {
         await #expect(performing: { try await queries.state(of: Clock.aggregateType, id: id, asOf: 5) }, throws: isTruncated)
         let withoutSnapshots = try AggregateQueryService(store: store, aggregates: [Clock.self])
         await #expect(performing: { try await withoutSnapshots.state(of: Clock.aggregateType, id: id, asOf: 7) }, throws: isTruncated)
-        #expect("\(RepositoryError.truncated(stream, firstVersion: 7))".contains("before version 7 were truncated"))
+        #expect("\(RepositoryError.truncated(stream, firstVersion: 7))".contains("before version 7 are hidden"))
+    }
+
+    // A stream truncated past its end (every event hidden) with a snapshot below its version:
+    // loading showed the snapshot's state as the latest (a wrong state), time travel answered
+    // nil for versions it had (found by a review). Its state at the snapshot's version is the
+    // snapshot's; every other needs hidden events. An event after the snapshot the registry
+    // cannot decode is that error, not "hidden". A snapshot past the stream's version is ignored.
+    @Test func aStreamThatHidesEveryEventShowsOnlyWhatItsSnapshotRestores() async throws {
+        let store = InMemoryEventStore()
+        let snapshots = InMemorySnapshotStore()
+        let clocks = AggregateRepository<Clock>(eventStore: store, snapshotStore: snapshots, registry: try EventRegistry(Clock.self))
+        let id = try #require(try await clocks.create { _ in [Pinged()] }.id)
+        for _ in 2...7 { try await clocks.update(id) { _ in [Pinged()] } }
+        let stream = StreamID(Clock.self, id: id)
+        #expect(await snapshots.latest(for: stream)?.sequenceNumber == 6)
+        let sixth = try #require(try await clocks.load(id, asOf: 6)).state
+        try await store.truncate(stream, before: 8)
+        func isHidden(_ error: any Error) -> Bool { (error as? RepositoryError) == .truncated(stream, firstVersion: 8) }
+        await #expect(performing: { try await clocks.load(id) }, throws: isHidden)
+        await #expect(performing: { try await clocks.load(id, asOf: 7) }, throws: isHidden)
+        await #expect(performing: { try await clocks.load(id, asOf: 3) }, throws: isHidden)
+        await #expect(performing: { try await clocks.load(id, asOf: .distantFuture) }, throws: isHidden)
+        #expect(try await clocks.load(id, asOf: 6)?.state == sixth)
+        #expect(try await clocks.load(id, asOf: 8) == nil)
+        let queries = try AggregateQueryService(store: store, snapshotStore: snapshots, aggregates: [Clock.self])
+        await #expect(performing: { try await queries.state(of: Clock.aggregateType, id: id) }, throws: isHidden)
+
+        // Ending at the snapshot: its state is the latest.
+        let other = try #require(try await clocks.create { _ in [Pinged()] }.id)
+        try await clocks.update(other) { _ in [Pinged()] }
+        let second = try #require(try await clocks.load(other)).state
+        try await store.truncate(StreamID(Clock.self, id: other), before: 3)
+        #expect(try await clocks.load(other)?.state == second)
+        #expect(try await clocks.load(other, asOf: 2)?.state == second)
+
+        // A snapshot past the stream's version (another life of the stream): ignored.
+        let third = try #require(try await clocks.create { _ in [Pinged()] }.id)
+        await snapshots.save(SerializedSnapshot(
+            stream: StreamID(Clock.self, id: third), sequenceNumber: 9, schemaVersion: 1, data: Data(#"{"pings":40,"stamps":[]}"#.utf8)))
+        #expect(try await clocks.load(third)?.state.pings == 1)
+
+        // An event after the snapshot that does not decode: that error, not "hidden".
+        let fourth = try #require(try await clocks.create { _ in [Pinged()] }.id)
+        try await clocks.update(fourth) { _ in [Pinged()] }
+        let fourthStream = StreamID(Clock.self, id: fourth)
+        try await store.append([SerializedDomainEvent(
+            origin: Clock.origin, aggregateType: Clock.aggregateType, eventType: "Unknown", version: 1, id: UUID(), aggregateID: fourth,
+            payload: Data("{}".utf8), sequenceNumber: 3, timestamp: Date())], to: fourthStream, expecting: .exact(2))
+        try await store.truncate(fourthStream, before: 3)
+        await #expect(performing: { try await clocks.load(fourth) }, throws: { !isHidden($0) && ($0 as? RepositoryError) == nil })
     }
 
     // Item 2 (DugongJS checks a snapshot restores before saving it): one that would not is

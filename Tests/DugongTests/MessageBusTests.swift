@@ -270,6 +270,63 @@ struct MessageBusTests {
         #expect(try await store.streamVersion(of: counter) == 1 + replayed, "one count per replayed message, and the interfering one")
     }
 
+    // Effects that cannot be committed for another reason than a conflict (here an invalid
+    // append) leave their message parked, and the replay goes on (found by a review: the error
+    // ended the replay, and the oldest such message blocked every later one for good).
+    @Test func effectsThatCannotBeCommittedLeaveTheirMessageParkedAndTheReplayGoesOn() async throws {
+        let store = InMemoryEventStore()
+        let failing = Runs()
+        let handler = IdempotentHandler(name: "invalid", store: store, retry: RetryPolicy(maximumAttempts: 2, initialBackoff: .zero)) { event, unit in
+            guard await failing.start() else { throw NotYet() }
+            let effect = StreamID(origin: "effects", aggregateType: "Effect", aggregateID: UUID().uuidString)
+            // The first message's effect claims version 5 of a new stream: refused.
+            let number = event.payload == Self.event(1).payload ? 5 : 1
+            unit.add(StreamAppend(stream: effect, events: [SerializedDomainEvent(
+                origin: "effects", aggregateType: "Effect", eventType: "Done", version: 1, id: UUID(), aggregateID: effect.aggregateID,
+                payload: Data("{}".utf8), sequenceNumber: number, timestamp: Date(millisecondsSince1970: 1_700_000_000_000))], expected: .noStream))
+        }
+        for number in 1...3 { #expect(try await handler.process(Self.event(number)) == .parked) }
+        await failing.succeed()
+        #expect(try await handler.replayParked() == 2)
+        #expect(try await handler.parked().map(\.event.payload) == [Self.event(1).payload])
+    }
+
+    // Instance A's replay of a message whose effects conflict, while instance B replays the
+    // same message and A's list is shown meanwhile (which read the parked stream's version
+    // again): the message's effects commit once (found by a review: A ran it again and
+    // committed its unpark at the version the listing read, after B's unpark).
+    @Test func aReplayRunAgainAfterAConflictDoesNotCommitEffectsAnotherInstanceCommitted() async throws {
+        let store = InMemoryEventStore()
+        let failing = Runs()
+        let once = Once()
+        let counter = StreamID(origin: "effects", aggregateType: "Counter", aggregateID: "shared")
+        let handler: @Sendable (String) -> IdempotentHandler.Handler = { instance in
+            { event, unit in
+                guard await failing.start() else { throw NotYet() }
+                let version = try await store.streamVersion(of: counter)
+                if let action = await once.take() { try await action() }
+                unit.add(StreamAppend(stream: counter, events: [SerializedDomainEvent(
+                    origin: counter.origin, aggregateType: counter.aggregateType, eventType: "Counted", version: 1, id: UUID(),
+                    aggregateID: counter.aggregateID, payload: Data(instance.utf8), sequenceNumber: version + 1,
+                    timestamp: Date(millisecondsSince1970: 1_700_000_000_000))], expected: version == 0 ? .noStream : .exact(version)))
+            }
+        }
+        let retry = RetryPolicy(maximumAttempts: 3, initialBackoff: .zero)
+        let a = IdempotentHandler(name: "twins", store: store, retry: retry, handle: handler("a"))
+        let b = IdempotentHandler(name: "twins", store: store, retry: retry, handle: handler("b"))
+        #expect(try await a.process(Self.event(1)) == .parked)
+        await failing.succeed()
+        // A's first run: B replays the message, then A's list is shown.
+        await once.set {
+            _ = try await b.replayParked()
+            _ = try await a.parked()
+        }
+        #expect(try await a.replayParked() == 0, "B replayed it")
+        #expect(try await store.streamVersion(of: counter) == 1, "its effects committed once")
+        #expect(try await a.parked().isEmpty)
+        #expect(try await b.parked().isEmpty)
+    }
+
     struct NotYet: Error {}
 
     /// Counts a handler's runs; it fails until told to succeed.

@@ -28,9 +28,9 @@ public enum RepositoryError: Error, Sendable, Equatable, CustomStringConvertible
     /// A snapshot was not saved: the state it would restore differs from the state (a
     /// `Codable` conformance that leaves something out or changes it).
     case snapshotNotRestorable(StreamID, reason: String)
-    /// The state asked for needs events that the stream's truncation hides (those before
-    /// `firstVersion`), and no usable snapshot (of the state's schema version, between them and
-    /// the state asked for) restores them.
+    /// The state asked for needs events that the stream hides (those before `firstVersion`:
+    /// truncated, or deleted before later appends), and its latest snapshot (of the state's
+    /// schema version, between them and the state asked for) does not restore them.
     case truncated(StreamID, firstVersion: Int)
 
     public var description: String {
@@ -40,7 +40,7 @@ public enum RepositoryError: Error, Sendable, Equatable, CustomStringConvertible
         case .readOnly(let type, let origin): "\(type) is owned by \(origin): it is read-only here"
         case .snapshotNotRestorable(let stream, let reason): "\(stream): no snapshot saved: \(reason)"
         case .truncated(let stream, let first):
-            "\(stream): its events before version \(first) were truncated, and no usable snapshot (of the state's schema version, from version \(first - 1) up to the state asked for) restores them: this state cannot be rebuilt"
+            "\(stream): its events before version \(first) are hidden (truncated, or deleted before later appends), and its latest snapshot (of the state's schema version, from version \(first - 1) up to the state asked for) does not restore them: this state cannot be rebuilt"
         }
     }
 }
@@ -94,12 +94,15 @@ public struct AggregateRepository<State: Aggregate>: Sendable {
     /// or from all its events when there is no usable snapshot. Loading never writes a snapshot.
     ///
     /// - Returns: the aggregate (also when it is deleted: see ``AggregateRoot/isDeleted``), or
-    ///   `nil` when it has no events.
-    /// - Throws: ``RepositoryError/truncated(_:firstVersion:)`` when the stream was truncated
-    ///   and no usable snapshot covers the events it hides.
+    ///   `nil` when it has no events, or all of them are hidden (a deleted stream, or one
+    ///   truncated past its end) and no snapshot restores its state.
+    /// - Throws: ``RepositoryError/truncated(_:firstVersion:)`` when events the stream hides
+    ///   (truncated or deleted before later appends) are needed and the latest snapshot does
+    ///   not restore them.
     ///
     /// - Parameter skippingSnapshot: replay every event even when a snapshot exists (to check a
-    ///   snapshot, or after changing how the state is built from events).
+    ///   snapshot, or after changing how the state is built from events); on a truncated stream
+    ///   that throws.
     public func load(_ id: String, skippingSnapshot: Bool = false) async throws -> AggregateRoot<State>? {
         if !skippingSnapshot, let restored = try await loadFromSnapshot(id) { return restored }
         let events = try await eventStore.read(stream(id))
@@ -108,46 +111,65 @@ public struct AggregateRepository<State: Aggregate>: Sendable {
     }
 
     /// The aggregate as it was after event `sequenceNumber` (time travel); `nil` when it had no
-    /// such event. On a truncated stream, from the latest snapshot when it lies between the
-    /// hidden events and `sequenceNumber`.
+    /// such event. On a stream whose first events are hidden (truncated), from the latest
+    /// snapshot when it lies between them and `sequenceNumber`.
     /// - Throws: ``RepositoryError/truncated(_:firstVersion:)`` for a state that needs events
-    ///   the stream's truncation hides.
+    ///   the stream hides.
     public func load(_ id: String, asOf sequenceNumber: Int) async throws -> AggregateRoot<State>? {
         guard sequenceNumber >= 1 else { return nil }
         return try await load(id, through: sequenceNumber)
     }
 
     /// The aggregate after event `sequenceNumber` (the latest when `nil`), replayed from the
-    /// start, or from a snapshot only where truncation hides the start; `nil` when it has no
+    /// start, or from a snapshot only where the stream hides its start; `nil` when it has no
     /// such event.
     func load(_ id: String, through sequenceNumber: Int?) async throws -> AggregateRoot<State>? {
         let events = try await eventStore.read(stream(id))
+        guard let first = events.first, let last = events.last else { return try await loadHidden(id, through: sequenceNumber) }
         // By sequence number, not count: a truncated stream's first events are not read.
-        guard let last = events.last, last.sequenceNumber >= sequenceNumber ?? 0 else { return nil }
+        guard last.sequenceNumber >= sequenceNumber ?? 0 else { return nil }
         let target = sequenceNumber ?? last.sequenceNumber
         return try await rebuild(
-            id, from: events.prefix { $0.sequenceNumber <= target }, through: target, firstVisible: events[0].sequenceNumber, usingSnapshot: true)
+            id, from: events.prefix { $0.sequenceNumber <= target }, through: target, firstVisible: first.sequenceNumber, usingSnapshot: true)
     }
 
     /// The aggregate as it was at `date`: after its last event with a timestamp at or before
     /// it; `nil` when it did not exist yet.
     /// - Throws: ``RepositoryError/truncated(_:firstVersion:)`` for a state that needs events
-    ///   the stream's truncation hides (a date before its first visible event included: the
-    ///   aggregate may have existed then).
+    ///   the stream hides (a date before its first visible event included: the aggregate may
+    ///   have existed then).
     public func load(_ id: String, asOf date: Date) async throws -> AggregateRoot<State>? {
         let events = try await eventStore.read(stream(id))
-        let wanted = events.prefix { $0.timestamp <= date }
-        guard let last = wanted.last else {
-            if let first = events.first, first.sequenceNumber > 1 { throw RepositoryError.truncated(stream(id), firstVersion: first.sequenceNumber) }
+        guard let first = events.first else {
+            // Every event hidden: which of them the date would pick is not known.
+            let version = try await eventStore.streamVersion(of: stream(id))
+            if version > 0, try await usableSnapshot(id) != nil { throw RepositoryError.truncated(stream(id), firstVersion: version + 1) }
             return nil
         }
-        return try await rebuild(id, from: wanted, through: last.sequenceNumber, firstVisible: events[0].sequenceNumber, usingSnapshot: true)
+        let wanted = events.prefix { $0.timestamp <= date }
+        guard let last = wanted.last else {
+            if first.sequenceNumber > 1 { throw RepositoryError.truncated(stream(id), firstVersion: first.sequenceNumber) }
+            return nil
+        }
+        return try await rebuild(id, from: wanted, through: last.sequenceNumber, firstVisible: first.sequenceNumber, usingSnapshot: true)
+    }
+
+    /// The aggregate after event `sequenceNumber` (the latest when `nil`) of a stream that
+    /// shows no event: none (`nil`), or all hidden. Then only a snapshot at exactly that
+    /// version shows its state; without a usable snapshot the aggregate is gone (`nil`, as a
+    /// deleted stream, whose snapshots are hidden too, is).
+    private func loadHidden(_ id: String, through sequenceNumber: Int?) async throws -> AggregateRoot<State>? {
+        let version = try await eventStore.streamVersion(of: stream(id))
+        let target = sequenceNumber ?? version
+        guard version > 0, target <= version, let snapshot = try await usableSnapshot(id), snapshot.sequenceNumber <= version else { return nil }
+        guard snapshot.sequenceNumber == target else { throw RepositoryError.truncated(stream(id), firstVersion: version + 1) }
+        return snapshot
     }
 
     /// The aggregate after its event `target`, from `events`: the stream's visible events from
-    /// its first (`firstVisible`) up to `target`. Replayed from the start when the stream was
-    /// not truncated; otherwise, if `usingSnapshot`, from the latest snapshot when it lies
-    /// between the hidden events and `target`.
+    /// its first (`firstVisible`) up to `target`. Replayed from the start when the stream hides
+    /// none; otherwise, if `usingSnapshot`, from the latest snapshot when it lies between the
+    /// hidden events and `target`.
     private func rebuild(
         _ id: String, from events: ArraySlice<SerializedDomainEvent>, through target: Int, firstVisible: Int, usingSnapshot: Bool
     ) async throws -> AggregateRoot<State> {
@@ -170,14 +192,31 @@ public struct AggregateRepository<State: Aggregate>: Sendable {
 
     /// The latest snapshot with the events after it applied; `nil` when there is no usable one
     /// (then the caller replays the events).
+    /// - Throws: ``RepositoryError/truncated(_:firstVersion:)`` when the stream hides the events
+    ///   after it; what decoding an event after it throws.
     private func loadFromSnapshot(_ id: String) async throws -> AggregateRoot<State>? {
         guard var aggregate = try await usableSnapshot(id) else { return nil }
+        let after = try await eventStore.read(stream(id), from: aggregate.sequenceNumber + 1)
+        if after.isEmpty {
+            // Nothing after it: the stream ends at the snapshot, or hides what comes after (it
+            // was truncated past its end: its state there cannot be rebuilt), or never reached
+            // it (a snapshot of another life of the stream).
+            let version = try await eventStore.streamVersion(of: stream(id))
+            if version == aggregate.sequenceNumber { return aggregate }
+            if version > aggregate.sequenceNumber { throw RepositoryError.truncated(stream(id), firstVersion: version + 1) }
+            logger.warning("ignoring a snapshot past the stream's version", metadata: [
+                "stream": "\(stream(id))", "sequenceNumber": "\(aggregate.sequenceNumber)", "version": "\(version)",
+            ])
+            return nil
+        }
         do {
-            try apply(try await eventStore.read(stream(id), from: aggregate.sequenceNumber + 1), to: &aggregate)
+            try apply(after, to: &aggregate)
             return aggregate
-        } catch {
-            logger.warning("snapshot cannot be restored; rebuilding from the events", metadata: [
-                "stream": "\(stream(id))", "sequenceNumber": "\(aggregate.sequenceNumber)", "error": "\(error)",
+        } catch AggregateError.sequenceNumberMismatch(_, let expected, let actual) {
+            // The events after it do not follow it (a truncation hid some): rebuilt from the
+            // events, or refused there if they cannot be.
+            logger.warning("the events after the snapshot do not follow it; rebuilding from the events", metadata: [
+                "stream": "\(stream(id))", "sequenceNumber": "\(aggregate.sequenceNumber)", "expected": "\(expected)", "actual": "\(actual)",
             ])
             return nil
         }

@@ -129,13 +129,11 @@ public actor IdempotentHandler {
     }
 
     /// Commits `base` with a record appended to the parked stream, whose version is the lock
-    /// among instances of this consumer: on a conflict there the version is read again and, if
-    /// `stillWanted` says so, the commit tried again. - Returns: whether it committed.
-    @discardableResult
+    /// among instances of this consumer: on a conflict there the version is read again and the
+    /// commit tried again (a park does not depend on what the list holds).
     private func commitWithParkedRecord(
-        _ type: String, payload: JSONValue, unit base: UnitOfWork = UnitOfWork(), others: (inout UnitOfWork) -> Void = { _ in },
-        stillWanted: () async throws -> Bool = { true }
-    ) async throws -> Bool {
+        _ type: String, payload: JSONValue, unit base: UnitOfWork = UnitOfWork(), others: (inout UnitOfWork) -> Void = { _ in }
+    ) async throws {
         for attempt in 1...3 {
             let version = try await loadedParkedVersion()
             var unit = base
@@ -144,13 +142,11 @@ public actor IdempotentHandler {
             do {
                 try await unit.commit(to: store)
                 parkedVersion = version + 1
-                return true
+                return
             } catch EventStoreError.conflict(let stream, _, _) where stream == parkedStream && attempt < 3 {
                 parkedVersion = nil
-                guard try await stillWanted() else { return false }
             }
         }
-        return false
     }
 
     private func loadedParkedVersion() async throws -> Int {
@@ -162,12 +158,17 @@ public actor IdempotentHandler {
 
     /// The parked messages not replayed successfully since, oldest first.
     public func parked() async throws -> [ParkedMessage] {
+        try await parkedList().messages
+    }
+
+    /// The parked messages, and the parked stream's version they are as of: an unpark decided
+    /// on them commits at that version, so that another instance's change in between is a
+    /// conflict.
+    private func parkedList() async throws -> (messages: [ParkedMessage], version: Int) {
         var parked: [UUID: ParkedMessage] = [:]
         var order: [UUID] = []
         let records = try await store.read(parkedStream)
-        // The version this list is as of: a park or unpark decided on it commits at it, so that
-        // another instance's commit in between is a conflict (replayParked relies on it).
-        if let last = records.last { parkedVersion = last.sequenceNumber } else { parkedVersion = try await store.streamVersion(of: parkedStream) }
+        let version = if let last = records.last { last.sequenceNumber } else { try await store.streamVersion(of: parkedStream) }
         for stored in records {
             guard let payload = stored.payload, case .object(let object) = try JSONValue(json: payload) else { continue }
             switch stored.eventType {
@@ -191,13 +192,14 @@ public actor IdempotentHandler {
                 continue
             }
         }
-        return order.compactMap { parked[$0] }
+        return (order.compactMap { parked[$0] }, version)
     }
 
     /// Runs the handler once more for every parked message; those that succeed leave the list
-    /// (their effects and the removal commit together), those that fail stay and the replay goes
-    /// on. A message whose effects meet a conflict (a stream it appends to moved while its
-    /// handler ran) is run again at once, up to the retry policy's attempts. Calls on one handler run one at a time:
+    /// (their effects and the removal commit together), those that fail (the handler throws,
+    /// or its effects cannot be committed) stay, and the replay goes on. A message whose effects
+    /// meet a conflict (a stream it appends to moved while its handler ran) is run again, up to
+    /// the retry policy's attempts, with its backoff. Calls on one handler run one at a time:
     /// a call made while another runs waits for it, then replays what is still parked.
     ///
     /// Two instances of the consumer (two processes) replaying at once may both *run* a
@@ -213,50 +215,77 @@ public actor IdempotentHandler {
 
     private func replayParkedAlone() async throws -> Int {
         var replayed = 0
-        let listing = try await parked()
-        var listedAt = parkedVersion
-        for message in listing {
-            // The list moved since it was read (this instance's own unpark, or another
-            // instance's replay, seen at a conflict): the message goes on only if still parked.
-            // (After such a conflict the version was fresh and the list stale: a message the
-            // other instance had replayed committed its effects a second time.)
-            if parkedVersion != listedAt {
-                let current = try await parked()
-                listedAt = parkedVersion
-                guard current.contains(where: { $0.event.id == message.event.id }) else { continue }
-            }
-            if try await replay(message) { replayed += 1 }
+        let (listing, version) = try await parkedList()
+        var known = KnownParked(version: version, ids: Set(listing.map(\.event.id)))
+        for message in listing where known.ids.contains(message.event.id) {
+            if try await replay(message, known: &known) { replayed += 1 }
         }
         return replayed
     }
 
+    /// The parked stream's version, and the messages parked as of it. Each unpark commits at
+    /// that version, never at one read for another purpose meanwhile (a list shown, a park):
+    /// a message another instance replayed in between would commit its effects twice.
+    private struct KnownParked {
+        var version: Int
+        var ids: Set<UUID>
+    }
+
     /// Runs a parked message's handler and commits its effects with the message's removal from
-    /// the list. A conflict on a stream of its effects (the handler decided on a version another
-    /// commit moved meanwhile) runs it again, up to the retry policy's attempts; a handler that
-    /// fails, or whose effects still conflict, leaves the message parked. - Returns: whether it
+    /// the list, at the version `known` says the message is parked at. Another instance's change
+    /// to the list in between is a conflict on the parked stream: the list is read again, and
+    /// the effects go in only if the message is still parked. A conflict on a stream of its
+    /// effects (a stream it appends to moved while its handler ran) runs it again, up to the
+    /// retry policy's attempts, with its backoff. A handler that fails, effects that cannot be
+    /// committed, or conflicts on every attempt leave the message parked. - Returns: whether it
     /// committed.
-    private func replay(_ message: ParkedMessage) async throws -> Bool {
+    private func replay(_ message: ParkedMessage, known: inout KnownParked) async throws -> Bool {
+        let id = message.event.id
+        var backoff = retry.initialBackoff
         for attempt in 1...retry.maximumAttempts {
-            var unit = UnitOfWork()
+            var effects = UnitOfWork()
             do {
-                try await handle(message.event, &unit)
+                try await handle(message.event, &effects)
             } catch {
                 if error is CancellationError || Task.isCancelled { throw error }
-                logger.warning("parked message failed again", metadata: ["event": "\(message.event.id)", "error": "\(error)"])
+                logger.warning("parked message failed again", metadata: ["event": "\(id)", "error": "\(error)"])
                 return false
             }
-            do {
-                // Another instance of this consumer (another process) may have replayed it
-                // meanwhile: its unpark record moved the parked stream, and the message is no
-                // longer parked. Then this instance's effects are dropped, not committed twice.
-                return try await commitWithParkedRecord(
-                    "MessageUnparked", payload: ["eventId": .string(message.event.id.uuidString)], unit: unit,
-                    stillWanted: { try await self.parked().contains { $0.event.id == message.event.id } })
-            } catch EventStoreError.conflict(let stream, let expected, let actual) where stream != parkedStream {
-                logger.warning("parked message's effects conflicted", metadata: [
-                    "event": "\(message.event.id)", "stream": "\(stream)", "expected": "\(expected)", "actual": "\(actual)",
-                    "attempt": "\(attempt)",
-                ])
+            var listReads = 0
+            while known.ids.contains(id) {
+                var unit = effects
+                unit.add(parkedRecord("MessageUnparked", payload: ["eventId": .string(id.uuidString)], version: known.version))
+                do {
+                    try await unit.commit(to: store)
+                    known.version += 1
+                    known.ids.remove(id)
+                    parkedVersion = nil  // (a park reads the version afresh)
+                    return true
+                } catch EventStoreError.conflict(let stream, _, _) where stream == parkedStream && listReads < 3 {
+                    // Another instance parked or replayed meanwhile: read the list again.
+                    listReads += 1
+                    let (listing, version) = try await parkedList()
+                    known = KnownParked(version: version, ids: Set(listing.map(\.event.id)))
+                } catch EventStoreError.conflict(let stream, let expected, let actual) where stream != parkedStream {
+                    logger.warning("parked message's effects conflicted", metadata: [
+                        "event": "\(id)", "stream": "\(stream)", "expected": "\(expected)", "actual": "\(actual)", "attempt": "\(attempt)",
+                    ])
+                    // Still parked? (Not run again, its effects outside the store with it, if
+                    // another instance replayed it meanwhile.)
+                    let (listing, version) = try await parkedList()
+                    known = KnownParked(version: version, ids: Set(listing.map(\.event.id)))
+                    break
+                } catch {
+                    if error is CancellationError || Task.isCancelled { throw error }
+                    logger.warning("parked message's effects could not be committed", metadata: ["event": "\(id)", "error": "\(error)"])
+                    return false
+                }
+            }
+            // Replayed by another instance meanwhile: its effects are in; these are dropped.
+            guard known.ids.contains(id) else { return false }
+            if attempt < retry.maximumAttempts {
+                try await Task.sleep(for: backoff)
+                backoff *= 2
             }
         }
         return false

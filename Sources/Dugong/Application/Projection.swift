@@ -228,7 +228,8 @@ public actor Projection: CheckpointedReader {
         return handled
     }
 
-    /// Empties the read model (the `reset` closure) and replays the log from the start.
+    /// Empties the read model (the `reset` closure) and replays the log from the start. Waits,
+    /// as a catch-up does, while the projection is paused.
     @discardableResult
     public func rebuild() async throws -> Int {
         // Alone, as a catch-up: a catch-up under way would go on applying its batch to the
@@ -257,12 +258,19 @@ public protocol GlobalLogReader: Actor {
     nonisolated var log: any GlobalEventLog { get }
     /// Where it reads on from: past every event it has processed.
     func cursor() async throws -> LogCursor
-    /// Processes every event committed so far. - Returns: how many it handled.
+    /// Processes every event committed so far (waiting while paused, or while another
+    /// catch-up runs). - Returns: how many it handled.
+    ///
+    /// - Throws: `CancellationError` when the task is cancelled while it waits.
     func catchUp() async throws -> Int
     /// Whether ``pause()`` holds it.
     var isPaused: Bool { get }
-    /// Lets a catch-up under way finish, then holds every later one (``run()`` waits) until
-    /// ``resume()``: for moving its checkpoint (``rewind(to:)``) while nothing reads.
+    /// Holds every later catch-up (``run()`` waits) until ``resume()``, and returns once a
+    /// catch-up under way has finished: for moving its checkpoint (``rewind(to:)``) while
+    /// nothing reads. A ``resume()`` made while it waits ends the pause.
+    ///
+    /// Not from inside the reader's own handler: it would wait for the catch-up that called it
+    /// (so would ``catchUp()`` and a rebuild).
     func pause() async
     /// Lets catch-ups run again.
     func resume()
@@ -311,19 +319,29 @@ protocol CheckpointedReader: GlobalLogReader {
 extension CheckpointedReader {
     /// Where the reader reads on from.
     public func cursor() async throws -> LogCursor {
-        try await loadedCheckpoint().cursor
+        // Read, not kept: only the gate's holder (a catch-up, rebuild or rewind) sets the
+        // checkpoint. (Kept from here, a value read before a rewind's save replaced the rewound
+        // one once both awaits ended, and the reader went back to its old cursor.)
+        if let checkpoint { return checkpoint.cursor }
+        return try await freshCheckpoint(anywhere: false).cursor
     }
 
-    /// The checkpoint, loaded once. One past every event the store has committed (another
-    /// store's) is refused unless `anywhere` (a rebuild, which starts over).
+    /// The checkpoint, loaded once (call it holding the gate). One past every event the store
+    /// has committed (another store's) is refused unless `anywhere` (a rebuild, which starts
+    /// over).
     func loadedCheckpoint(anywhere: Bool = false) async throws -> Checkpoint {
         if let checkpoint { return checkpoint }
+        let loaded = try await freshCheckpoint(anywhere: anywhere)
+        checkpoint = loaded
+        return loaded
+    }
+
+    private func freshCheckpoint(anywhere: Bool) async throws -> Checkpoint {
         let loaded = try await Checkpoint.load(checkpointName, from: store)
         let end = try await store.committedEnd()
         guard anywhere || loaded.cursor <= end else {
             throw CheckpointError.pastTheLog(name: checkpointName, cursor: loaded.cursor, end: end)
         }
-        checkpoint = loaded
         return loaded
     }
 
@@ -340,10 +358,13 @@ extension CheckpointedReader {
     public func rewind(to cursor: LogCursor) async throws {
         guard gate.isPaused else { throw CheckpointError.notPaused(name: checkpointName) }
         // Alone: a resume during the rewind lets catch-ups run only once the checkpoint moved.
+        // (The pause is looked at again inside: a resume while it waited for the gate ends it.)
         try await gate.run(evenIfPaused: true) { try await rewindAlone(to: cursor) }
     }
 
     private func rewindAlone(to cursor: LogCursor) async throws {
+        // Resumed while the rewind waited for a catch-up to end: a catch-up may have run since.
+        guard gate.isPaused else { throw CheckpointError.notPaused(name: checkpointName) }
         checkpoint = nil  // another instance may have moved it
         var checkpoint = try await loadedCheckpoint(anywhere: true)
         let end = try await store.committedEnd()

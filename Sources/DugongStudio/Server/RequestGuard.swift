@@ -27,11 +27,18 @@ final class RequestGuard: RouterMiddleware, Sendable {
     static let csrfHeader = HTTPField.Name("X-Dugong-CSRF")!
     static let hostField = HTTPField.Name("Host")!
 
+    /// - Parameter host: the address it listens on; an IPv6 one bare or in brackets (`[::1]`).
     init(host: String) {
+        let host = Self.bare(host)
         self.host = host
         isLoopback = Self.isLoopbackAddress(host)
         accessToken = Self.randomToken()
         csrfToken = Self.randomToken()
+    }
+
+    /// An IPv6 address without the brackets a URL puts around it; any other as it is.
+    static func bare(_ host: String) -> String {
+        host.count > 2 && host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
     }
 
     /// Whether `host` is `localhost`, `::1` or an IPv4 address in 127.0.0.0/8 written as four

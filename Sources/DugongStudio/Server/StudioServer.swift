@@ -103,7 +103,7 @@ public struct Studio: Sendable {
             // A connection that sends no byte for 30 s while its request is unfinished, or
             // between requests, is closed (answers being sent, the live tail's, are not idle).
             server: .http1(configuration: .init(idleTimeout: .seconds(30))),
-            configuration: .init(address: .hostname(options.host, port: options.port), serverName: "Dugong Studio"),
+            configuration: .init(address: .hostname(RequestGuard.bare(options.host), port: options.port), serverName: "Dugong Studio"),
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? 0
                 guardian.listening(on: port)
