@@ -33,9 +33,12 @@ enum IndexFile {
             writer.u64(segment.salt)
             // The segment's last frame: checked at load, so that a segment replaced by an older
             // version of itself (or cut short) is not taken for the one the index describes.
-            let last = index.eventFrames.last { $0.location.segment == number }?.location.offset ?? 0
-            writer.varint(UInt64(last))
-            writer.u32(last == 0 ? 0 : segment.withBytes { $0.loadUnaligned(fromByteOffset: last, as: UInt32.self) })
+            // (The checksum the index holds for it, which a read checks: not the segment's bytes,
+            // read unchecked through the map, which a file cut short under the store would
+            // have made a fault.)
+            let last = index.eventFrames.last { $0.location.segment == number }
+            writer.varint(UInt64(last?.location.offset ?? 0))
+            writer.u32(last?.checksum ?? 0)
             let dictionaries = segment.dictionaries
             writer.varint(UInt64(dictionaries.count))
             for (offset, bytes) in dictionaries {

@@ -64,10 +64,11 @@ extension Studio {
         let compaction = options.allowMaintenance && options.allowCompaction
         let stopping = self.stopping
 
-        /// Runs `body`; a bad parameter is a 400, a store error a 500 that says what failed.
+        /// Runs `body` on the Studio's own threads (``ReadThreads``); a bad parameter is a 400,
+        /// a store error a 500 that says what failed.
         @Sendable func answer(_ body: () async throws -> Response) async -> Response {
             do {
-                return try await body()
+                return try await withTaskExecutorPreference(ReadThreads.shared) { try await body() }
             } catch let refusal as Refusal {
                 return Reply.problem(HTTPResponse.Status(code: refusal.status), refusal.message)
             } catch let error as StoreError where error.isDamage {
@@ -169,7 +170,9 @@ extension Studio {
                 return Response(
                     status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-store"],
                     body: ResponseBody { writer in
-                        try await Self.tail(source, from: start, filter: filter, until: stopping, into: &writer)
+                        try await withTaskExecutorPreference(ReadThreads.shared) {
+                            try await Self.tail(source, from: start, filter: filter, until: stopping, into: &writer)
+                        }
                         // The body's end (the last chunk): without it the answer stays open, and
                         // the server's shutdown and the client wait for it.
                         try await writer.finish(nil)

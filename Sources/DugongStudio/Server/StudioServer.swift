@@ -72,6 +72,14 @@ public struct Studio: Sendable {
         guardian = RequestGuard(host: options.host)
     }
 
+    /// A Studio of `source` (tests give one of their own).
+    init(source: any StudioSource, options: Options = Options()) {
+        self.source = source
+        readers = ReaderControls(readers: [])
+        self.options = options
+        guardian = RequestGuard(host: options.host)
+    }
+
     #if Postgres
     /// A Studio of a PostgreSQL database: it never changes the database (verify and compaction
     /// are PostgreSQL's own); with maintenance, the running readers' controls.
