@@ -261,6 +261,21 @@ struct StudioServerTests {
             // The store reads on after its reopening, aggregates too.
             #expect(try await HTTPClient.send(port: port, "/api/stream?name=bank:BankAccount/ada").status == 200)
             #expect(try await HTTPClient.send(port: port, "/api/aggregate-event?stream=bank:BankAccount/ada&version=2").status == 200)
+            // Requests in flight while it compacts are answered from the store reopened (found
+            // by a black-box test: "the store is closed").
+            let browser = try #require(studio.source as? StoreBrowser)
+            for batch in 0..<40 {
+                try await browser.log.append(
+                    (0..<100).map { NewEvent(type: "Filler", data: Data(#"{"batch":\#(batch),"n":\#($0),"text":"some words to scan"}"#.utf8)) }, to: "filler/\(batch % 7)")
+            }
+            let reads = (0..<40).map { number in
+                Task { try await HTTPClient.send(port: port, number.isMultiple(of: 2) ? "/api/log?limit=500" : "/api/stream?name=bank:BankAccount/ada") }
+            }
+            for _ in 0..<3 { #expect(try await HTTPClient.send(port: port, "POST", "/api/compact", headers: csrf).status == 200) }
+            for read in reads {
+                let answer = try await read.value
+                #expect(answer.status == 200, "\(answer.status) \(answer.body.prefix(200))")
+            }
         }
     }
 

@@ -68,7 +68,14 @@ extension Studio {
         /// a store error a 500 that says what failed.
         @Sendable func answer(_ body: () async throws -> Response) async -> Response {
             do {
-                return try await withTaskExecutorPreference(ReadThreads.shared) { try await body() }
+                return try await withTaskExecutorPreference(ReadThreads.shared) {
+                    // This Studio's compactions close the store under the requests in flight and
+                    // open it again: such a request runs again, on the store as it is now.
+                    for _ in 1..<4 where compaction {
+                        do { return try await body() } catch StoreError.closed {}
+                    }
+                    return try await body()
+                }
             } catch let refusal as Refusal {
                 return Reply.problem(HTTPResponse.Status(code: refusal.status), refusal.message)
             } catch let error as StoreError where error.isDamage {
