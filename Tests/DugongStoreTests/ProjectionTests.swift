@@ -192,6 +192,41 @@ struct ProjectionTests {
         #expect(try await projection.catchUp() == 1)
     }
 
+    /// A pause returns while writers keep the log growing (found by a review: the catch-up
+    /// under way read on until a batch came back empty, which steady writes never let happen,
+    /// and the pause waited for it for ever). Here the handler itself appends an event for each
+    /// it handles.
+    @Test(arguments: Adapter.allCases)
+    func aPauseReturnsWhileTheLogKeepsGrowing(_ adapter: Adapter) async throws {
+        let (store, release) = try await Self.make(adapter)
+        defer { release() }
+        let feed = StreamID(origin: "tests", aggregateType: "Feed", aggregateID: "growing")
+        @Sendable func item(_ number: Int) -> SerializedDomainEvent {
+            SerializedDomainEvent(
+                origin: feed.origin, aggregateType: feed.aggregateType, eventType: "Item", version: 1, id: UUID(), aggregateID: feed.aggregateID,
+                payload: Data("{}".utf8), sequenceNumber: number, timestamp: Date(millisecondsSince1970: 1_700_000_000_000))
+        }
+        _ = try await store.append([item(1)], to: feed, expecting: .noStream)
+        try await store.waitForCommittedEvents()
+        let handled = Mutex(0)
+        let cap = 3_000
+        let projection = Projection(name: "growing", store: store, batchSize: 5) { recorded in
+            guard recorded.event.aggregateType == "Feed" else { return }
+            let count = handled.withLock { $0 += 1; return $0 }
+            guard count < cap else { return }
+            _ = try await store.append([item(recorded.event.sequenceNumber + 1)], to: feed, expecting: .exact(recorded.event.sequenceNumber))
+            try await store.waitForCommittedEvents()
+        }
+        let reading = Task { try await projection.catchUp() }
+        while handled.withLock({ $0 }) < 10 { try await Task.sleep(for: .milliseconds(5)) }
+        await projection.pause()
+        let atPause = handled.withLock { $0 }
+        #expect(atPause < cap / 2, "the pause waited for \(atPause) events")
+        _ = try await Self.value(of: reading)
+        #expect(await projection.isPaused)
+        await projection.resume()
+    }
+
     @Test(arguments: Adapter.allCases)
     func totalsPerOwnerCatchUpResumeAndRebuild(_ adapter: Adapter) async throws {
         let (store, release) = try await Self.make(adapter)

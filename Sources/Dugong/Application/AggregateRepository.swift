@@ -98,11 +98,12 @@ public struct AggregateRepository<State: Aggregate>: Sendable {
     ///   truncated past its end) and no snapshot restores its state.
     /// - Throws: ``RepositoryError/truncated(_:firstVersion:)`` when events the stream hides
     ///   (truncated or deleted before later appends) are needed and the latest snapshot does
-    ///   not restore them.
+    ///   not restore them. (A stream that hides every event and has no usable snapshot reads as
+    ///   deleted: `nil`; the store does not tell the two apart.)
     ///
     /// - Parameter skippingSnapshot: replay every event even when a snapshot exists (to check a
-    ///   snapshot, or after changing how the state is built from events); on a truncated stream
-    ///   that throws.
+    ///   snapshot, or after changing how the state is built from events); on a stream whose
+    ///   first events are hidden that throws.
     public func load(_ id: String, skippingSnapshot: Bool = false) async throws -> AggregateRoot<State>? {
         if !skippingSnapshot, let restored = try await loadFromSnapshot(id) { return restored }
         let events = try await eventStore.read(stream(id))
@@ -124,6 +125,16 @@ public struct AggregateRepository<State: Aggregate>: Sendable {
     /// start, or from a snapshot only where the stream hides its start; `nil` when it has no
     /// such event.
     func load(_ id: String, through sequenceNumber: Int?) async throws -> AggregateRoot<State>? {
+        do {
+            return try await loadOnce(id, through: sequenceNumber)
+        } catch RepositoryError.truncated where sequenceNumber == nil {
+            // The latest state: a commit and a snapshot between the read of the events and
+            // the read of the snapshot make a snapshot past the events read. Once more.
+            return try await loadOnce(id, through: nil)
+        }
+    }
+
+    private func loadOnce(_ id: String, through sequenceNumber: Int?) async throws -> AggregateRoot<State>? {
         let events = try await eventStore.read(stream(id))
         guard let first = events.first, let last = events.last else { return try await loadHidden(id, through: sequenceNumber) }
         // By sequence number, not count: a truncated stream's first events are not read.
@@ -143,7 +154,9 @@ public struct AggregateRepository<State: Aggregate>: Sendable {
         guard let first = events.first else {
             // Every event hidden: which of them the date would pick is not known.
             let version = try await eventStore.streamVersion(of: stream(id))
-            if version > 0, try await usableSnapshot(id) != nil { throw RepositoryError.truncated(stream(id), firstVersion: version + 1) }
+            if version > 0, let snapshot = try await usableSnapshot(id), snapshot.sequenceNumber <= version {
+                throw RepositoryError.truncated(stream(id), firstVersion: version + 1)
+            }
             return nil
         }
         let wanted = events.prefix { $0.timestamp <= date }
@@ -196,18 +209,23 @@ public struct AggregateRepository<State: Aggregate>: Sendable {
     ///   after it; what decoding an event after it throws.
     private func loadFromSnapshot(_ id: String) async throws -> AggregateRoot<State>? {
         guard var aggregate = try await usableSnapshot(id) else { return nil }
-        let after = try await eventStore.read(stream(id), from: aggregate.sequenceNumber + 1)
+        var after = try await eventStore.read(stream(id), from: aggregate.sequenceNumber + 1)
         if after.isEmpty {
             // Nothing after it: the stream ends at the snapshot, or hides what comes after (it
             // was truncated past its end: its state there cannot be rebuilt), or never reached
             // it (a snapshot of another life of the stream).
             let version = try await eventStore.streamVersion(of: stream(id))
             if version == aggregate.sequenceNumber { return aggregate }
-            if version > aggregate.sequenceNumber { throw RepositoryError.truncated(stream(id), firstVersion: version + 1) }
-            logger.warning("ignoring a snapshot past the stream's version", metadata: [
-                "stream": "\(stream(id))", "sequenceNumber": "\(aggregate.sequenceNumber)", "version": "\(version)",
-            ])
-            return nil
+            guard version > aggregate.sequenceNumber else {
+                logger.warning("ignoring a snapshot past the stream's version", metadata: [
+                    "stream": "\(stream(id))", "sequenceNumber": "\(aggregate.sequenceNumber)", "version": "\(version)",
+                ])
+                return nil
+            }
+            // Or another writer committed after the read (a snapshot is often taken at the
+            // stream's end): read again before saying anything is hidden.
+            after = try await eventStore.read(stream(id), from: aggregate.sequenceNumber + 1)
+            if after.isEmpty { throw RepositoryError.truncated(stream(id), firstVersion: version + 1) }
         }
         do {
             try apply(after, to: &aggregate)

@@ -231,6 +231,18 @@ public actor IdempotentHandler {
         var ids: Set<UUID>
     }
 
+    /// The parked list read again, or `nil` when it cannot be (said in the log: the message stays
+    /// parked, and the replay goes on with the next).
+    private func freshParkedList(for id: UUID) async -> KnownParked? {
+        do {
+            let (listing, version) = try await parkedList()
+            return KnownParked(version: version, ids: Set(listing.map(\.event.id)))
+        } catch {
+            logger.warning("the parked list could not be read again; the message stays parked", metadata: ["event": "\(id)", "error": "\(error)"])
+            return nil
+        }
+    }
+
     /// Runs a parked message's handler and commits its effects with the message's removal from
     /// the list, at the version `known` says the message is parked at. Another instance's change
     /// to the list in between is a conflict on the parked stream: the list is read again, and
@@ -261,19 +273,23 @@ public actor IdempotentHandler {
                     known.ids.remove(id)
                     parkedVersion = nil  // (a park reads the version afresh)
                     return true
-                } catch EventStoreError.conflict(let stream, _, _) where stream == parkedStream && listReads < 3 {
+                } catch EventStoreError.conflict(let stream, _, _) where stream == parkedStream {
                     // Another instance parked or replayed meanwhile: read the list again.
                     listReads += 1
-                    let (listing, version) = try await parkedList()
-                    known = KnownParked(version: version, ids: Set(listing.map(\.event.id)))
-                } catch EventStoreError.conflict(let stream, let expected, let actual) where stream != parkedStream {
+                    guard listReads <= 3 else {
+                        logger.warning("the parked list kept moving; the message stays parked", metadata: ["event": "\(id)"])
+                        return false
+                    }
+                    guard let fresh = await freshParkedList(for: id) else { return false }
+                    known = fresh
+                } catch EventStoreError.conflict(let stream, let expected, let actual) {
                     logger.warning("parked message's effects conflicted", metadata: [
                         "event": "\(id)", "stream": "\(stream)", "expected": "\(expected)", "actual": "\(actual)", "attempt": "\(attempt)",
                     ])
                     // Still parked? (Not run again, its effects outside the store with it, if
                     // another instance replayed it meanwhile.)
-                    let (listing, version) = try await parkedList()
-                    known = KnownParked(version: version, ids: Set(listing.map(\.event.id)))
+                    guard let fresh = await freshParkedList(for: id) else { return false }
+                    known = fresh
                     break
                 } catch {
                     if error is CancellationError || Task.isCancelled { throw error }
@@ -364,6 +380,8 @@ public actor EventConsumer: CheckpointedReader {
                     checkpoint = current
                 }
             }
+            // Paused meanwhile: the pause waits for this catch-up, which ends here.
+            if gate.isPaused { break }
         }
         return handled
     }

@@ -219,6 +219,9 @@ public actor Projection: CheckpointedReader {
             }
             self.checkpoint = checkpoint
             handled += handledInBatch
+            // Paused meanwhile: the pause waits for this catch-up, which ends here (under
+            // steady writes it would never end).
+            if gate.isPaused { break }
         }
         if checkpoint.isRebuilding {
             // Replayed to the end without a save (no event to handle): the mark is cleared.
@@ -235,8 +238,10 @@ public actor Projection: CheckpointedReader {
         // Alone, as a catch-up: a catch-up under way would go on applying its batch to the
         // emptied model, and the rebuild would then apply it again.
         try await gate.run {
-            checkpoint = nil  // another instance may have moved it
-            var checkpoint = try await loadedCheckpoint(anywhere: true)
+            // Read again (another instance may have moved it), kept only once marked: a failed
+            // mark leaves the one it had (a checkpoint past the log, kept unchecked, would have
+            // held the reader there).
+            var checkpoint = try await freshCheckpoint(anywhere: true)
             // Marked first, then emptied: a rebuild that stops anywhere after the mark is
             // finished by the next catch-up (it emptied the model, then failed to save the
             // checkpoint, and the next catch-up went on from the old one over the empty model).
@@ -266,8 +271,10 @@ public protocol GlobalLogReader: Actor {
     /// Whether ``pause()`` holds it.
     var isPaused: Bool { get }
     /// Holds every later catch-up (``run()`` waits) until ``resume()``, and returns once a
-    /// catch-up under way has finished: for moving its checkpoint (``rewind(to:)``) while
-    /// nothing reads. A ``resume()`` made while it waits ends the pause.
+    /// catch-up under way has finished (it ends after its batch): for moving its checkpoint
+    /// (``rewind(to:)``) while nothing reads. A ``resume()`` made while it waits ends the pause.
+    /// Cancelled while it waits, it returns at once, paused (the catch-up may still run: a
+    /// rewind waits for it).
     ///
     /// Not from inside the reader's own handler: it would wait for the catch-up that called it
     /// (so would ``catchUp()`` and a rebuild).
@@ -336,7 +343,8 @@ extension CheckpointedReader {
         return loaded
     }
 
-    private func freshCheckpoint(anywhere: Bool) async throws -> Checkpoint {
+    /// The checkpoint as stored, not kept.
+    func freshCheckpoint(anywhere: Bool) async throws -> Checkpoint {
         let loaded = try await Checkpoint.load(checkpointName, from: store)
         let end = try await store.committedEnd()
         guard anywhere || loaded.cursor <= end else {
@@ -365,8 +373,8 @@ extension CheckpointedReader {
     private func rewindAlone(to cursor: LogCursor) async throws {
         // Resumed while the rewind waited for a catch-up to end: a catch-up may have run since.
         guard gate.isPaused else { throw CheckpointError.notPaused(name: checkpointName) }
-        checkpoint = nil  // another instance may have moved it
-        var checkpoint = try await loadedCheckpoint(anywhere: true)
+        // Read again (another instance may have moved it), kept only once saved.
+        var checkpoint = try await freshCheckpoint(anywhere: true)
         let end = try await store.committedEnd()
         guard cursor <= end else { throw CheckpointError.pastTheLog(name: checkpointName, cursor: cursor, end: end) }
         try await checkpoint.save(cursor, to: store)
