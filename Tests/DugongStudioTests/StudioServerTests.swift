@@ -357,10 +357,11 @@ struct StudioServerTests {
             }
             let events = Self.tailEvents(try await tail.body)
             #expect(events.map { $0.event["position"] as? Int } == [Int(head) + 2], "\(events)")
-            // An `id:` alone (no event) moved the cursor past the events left out.
+            // An `event: cursor` moved the cursor past the events left out.
             let moved = try await tail.body.replacingOccurrences(of: "\r", with: "").components(separatedBy: "\n\n").compactMap { block -> UInt64? in
                 let lines = block.split(separator: "\n")
-                guard !lines.contains(where: { $0.hasPrefix("data: ") }), let id = lines.first(where: { $0.hasPrefix("id: ") }) else { return nil }
+                guard lines.contains("event: cursor"), let id = lines.first(where: { $0.hasPrefix("id: ") }) else { return nil }
+                #expect(lines.contains("data: {\"next\":\"\(id.dropFirst(4))\"}"), "\(lines)")
                 return UInt64(id.dropFirst(4))
             }
             #expect(moved.contains { $0 >= head }, "the cursor moved past the fixture's events: \(moved)")
@@ -457,6 +458,8 @@ struct StudioServerTests {
         body.replacingOccurrences(of: "\r", with: "").components(separatedBy: "\n\n").compactMap { block in
             var id: String?
             var data: String?
+            // Named events (`damage`, `cursor`) are not the log's events.
+            guard !block.components(separatedBy: "\n").contains(where: { $0.hasPrefix("event: ") }) else { return nil }
             for line in block.components(separatedBy: "\n") {
                 if line.hasPrefix("id: ") { id = String(line.dropFirst(4)) }
                 if line.hasPrefix("data: ") { data = String(line.dropFirst(6)) }
@@ -488,11 +491,8 @@ struct StudioServerTests {
         }
     }
 
-    // Found by a black-box test: damage reached by the live tail ended its answer without a
-    // word, and the browser reconnected to it for ever (the same events again and again).
-    @Test func theLiveTailSaysWhereItMetDamageAndEnds() async throws {
-        let fixture = try await StudioFixture.make("tail-damage", readOnly: true)
-        defer { fixture.remove() }
+    /// Flips a byte in the fixture's third frame (its checksum then fails).
+    static func damageTheThirdFrame(of fixture: StudioFixture) throws {
         let segment = fixture.path + "/00000000000000000000.dseg"
         var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: segment)))
         var frames: [Int] = []
@@ -509,6 +509,31 @@ struct StudioServerTests {
         try handle.seek(toOffset: UInt64(damaged + 41))
         try handle.write(contentsOf: Data([bytes[damaged + 41]]))
         try handle.close()
+    }
+
+    /// A page of the log that reaches damage: the events before it, and what it met, also when
+    /// a filter admits none of them (it answered 500, without where it stopped); Health says
+    /// so (only the tail told it before).
+    @Test func aPageThatReachesDamageShowsWhatCameBeforeAndHealthSaysSo() async throws {
+        let fixture = try await StudioFixture.make("log-damage", readOnly: true)
+        defer { fixture.remove() }
+        try Self.damageTheThirdFrame(of: fixture)
+        try await withStudio(fixture.log) { port, _ in
+            let filtered = try await HTTPClient.send(port: port, "/api/log?from=0&type=NoSuchType")
+            let page = try #require(Self.json(filtered), "\(filtered.status) \(filtered.body.prefix(300))")
+            #expect((page["events"] as? [Any])?.isEmpty == true && (page["damage"] as? String)?.contains("checksum") == true)
+            #expect(Int(page["next"] as? String ?? "") ?? 0 >= 2, "where it stopped: \(page)")
+            let overview = try #require(Self.json(try await HTTPClient.send(port: port, "/api/overview")))
+            #expect((overview["damageSeen"] as? [String] ?? []).count == 1, "\(overview)")
+        }
+    }
+
+    // Found by a black-box test: damage reached by the live tail ended its answer without a
+    // word, and the browser reconnected to it for ever (the same events again and again).
+    @Test func theLiveTailSaysWhereItMetDamageAndEnds() async throws {
+        let fixture = try await StudioFixture.make("tail-damage", readOnly: true)
+        defer { fixture.remove() }
+        try Self.damageTheThirdFrame(of: fixture)
         try await withStudio(fixture.log) { port, _ in
             // Read raw to the body's last chunk (from a review: the answer never ended, so a
             // keep-alive client, as a browser is, waited for ever).

@@ -178,15 +178,18 @@ final class StoreBrowser: StudioSource {
         var hidden = HiddenEvents(log: log)
         var damage: StoreError?
         scan: while !page.isFull, scanned < Self.scanBudget, next < head {
-            var batch: [StoredEvent]
+            let batch: [StoredEvent]
             do {
                 batch = try log.readAll(from: next, maxCount: min(Self.readBatch, Self.scanBudget - scanned))
             } catch let error as StoreError where error.isDamage {
-                // The events before the damage are served (the page ends at it, and the next
-                // page's request meets it); the whole batch's error hid them.
-                batch = Self.readable(log, from: next, upTo: min(Self.readBatch, Self.scanBudget - scanned))
-                if batch.isEmpty && page.isEmpty { throw error }
+                // (A read stops before damage it reaches; it throws when the damage comes first.)
+                // The events before it are served, the page ends at it and says so, and the
+                // next page's request meets it; the error alone hid them. Reached at once: the
+                // error.
+                noteDamage("\(error)")
+                if next == position { throw error }
                 damage = error
+                break
             }
             if batch.isEmpty { break }
             for event in batch {
@@ -196,24 +199,11 @@ final class StoreBrowser: StudioSource {
                 next = event.position + 1
                 if page.isFull { break scan }
             }
-            if damage != nil { break }
         }
         return JSONText.object([
             "events": page.json, "next": JSONText.quoted("\(next)"), "head": JSONText.quoted("\(head)"), "scanned": "\(scanned)",
             "complete": "\(next >= head)", "damage": damage.map { JSONText.quoted("\($0)") } ?? "null",
         ])
-    }
-
-    /// The events from `position` on, one read each, up to `limit` or the first that cannot be
-    /// read.
-    private static func readable(_ log: EventLog, from position: UInt64, upTo limit: Int) -> [StoredEvent] {
-        var events: [StoredEvent] = []
-        var next = position
-        while events.count < limit, let event = try? log.readAll(from: next, maxCount: 1).first {
-            events.append(event)
-            next = event.position + 1
-        }
-        return events
     }
 
     // MARK: Checkpoints
@@ -285,8 +275,20 @@ final class StoreBrowser: StudioSource {
         var hidden = HiddenEvents(log: log)
         var page = PageRows(limit: 100)
         var events: [(json: String, next: String)] = []
-        reading: while !page.isFull {
-            let batch = try log.readAll(from: next, maxCount: Self.readBatch)
+        let start = next
+        var scanned = 0
+        // Bounded as a page of the log is (a filter that admits nothing would read the whole
+        // log in one call): the tail sends the cursor and comes back.
+        reading: while !page.isFull, scanned < Self.scanBudget {
+            let batch: [StoredEvent]
+            do {
+                batch = try log.readAll(from: next, maxCount: min(Self.readBatch, Self.scanBudget - scanned))
+            } catch let error as StoreError where error.isDamage && next != start {
+                // The events before the damage first; the next call meets it.
+                noteDamage("\(error)")
+                break reading
+            }
+            scanned += batch.count
             for event in batch {
                 if filter.admits(event) {
                     let json = event.json(next: "\(event.position + 1)", hidden: try hidden.contains(event))

@@ -118,7 +118,16 @@ extension StudioSource {
                 throw Refusal(status: 410, message: "\(error)")
             }
         }
-        let before = try await state(version - 1)
+        // The state before the stream's first visible event may be hidden (truncated, and no
+        // snapshot restores it) while the state after it is not: shown as hidden, not as gone.
+        var beforeHidden = false
+        let before: JSONValue?
+        do {
+            before = try await state(version - 1)
+        } catch let refusal as Refusal where refusal.status == 410 {
+            before = nil
+            beforeHidden = true
+        }
         let after = try await state(version)
         func text(_ value: JSONValue?) -> String {
             guard let value, let data = try? value.jsonData() else { return "null" }
@@ -126,8 +135,8 @@ extension StudioSource {
         }
         return JSONText.object([
             "stream": JSONText.quoted(name), "version": "\(version)",
-            "before": text(before), "after": text(after),
-            "changes": JSONText.array(StateDifference.between(before, after).map(\.json)),
+            "before": text(before), "beforeHidden": "\(beforeHidden)", "after": text(after),
+            "changes": JSONText.array(beforeHidden ? [] : StateDifference.between(before, after).map(\.json)),
             "context": JSONText.object([
                 "correlationID": JSONText.quoted(event.correlationID),
                 "triggeredByEventID": JSONText.quoted(event.triggeredByEventID?.uuidString.lowercased()),

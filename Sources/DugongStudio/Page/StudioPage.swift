@@ -345,10 +345,10 @@ async function showAggregate(stream, at) {
     $("travel-version").value = answer.version;
     const changes = $("changes"); clear(changes);
     for (const c of answer.changes) changes.appendChild(row([element("td", c.path, "mono"), element("td", c.before ?? "—", "mono changed-before"), element("td", c.after ?? "—", "mono changed-after")]));
-    if (!answer.changes.length) changes.appendChild(row([element("td", "no field changed", "muted"), "", ""]));
+    if (!answer.changes.length) changes.appendChild(row([element("td", answer.beforeHidden ? "the state before is hidden" : "no field changed", "muted"), "", ""]));
     const context = $("context"); clear(context);
     for (const [name, value] of Object.entries(answer.context)) context.appendChild(row([element("th", name), element("td", value ?? "—", "mono")]));
-    $("state-before").textContent = answer.before ?? "(no state yet)";
+    $("state-before").textContent = answer.before ?? (answer.beforeHidden ? "(hidden: the stream was truncated before this event, and no snapshot restores that state)" : "(no state yet)");
     $("state-after").textContent = answer.after ?? "(none)";
     $("aggregate-body").hidden = false;
   } catch (error) { $("aggregate-message").textContent = error.message; }
@@ -365,10 +365,19 @@ $("travel-go").onclick = () => {
 let logNext = null;
 let logHead = null;  // the log's end when the page was loaded: a live tail starts there
 let logFilter = {};
+let logGeneration = 0;  // a page answered after a newer one was asked for is dropped
 async function loadLog(reset) {
+  const generation = ++logGeneration;
+  let filter = logFilter, from = logNext;
   if (reset) {
-    logFilter = { type: $("filter-type").value, stream: $("filter-stream").value, since: $("filter-since").value, until: $("filter-until").value };
-    logNext = $("filter-from").value || "";
+    filter = { type: $("filter-type").value, stream: $("filter-stream").value, since: $("filter-since").value, until: $("filter-until").value };
+    from = $("filter-from").value || "";
+  }
+  const page = await api("/api/log?" + query({ ...filter, from, limit: 100 }));
+  if (generation !== logGeneration) return;
+  if (reset) {
+    // Kept once the server took it (a refused filter kept the page and its live log as they were).
+    logFilter = filter;
     clear($("log-rows"));
     // A new page ends the live log: following again starts at this page's end, with its filter
     // (a paused tail resumed after it mixed its old cursor into the new page).
@@ -376,14 +385,13 @@ async function loadLog(reset) {
     tailPaused = false; tailNext = null; tailLast = null;
     $("tail-toggle").textContent = "Follow live"; $("tail-state").textContent = "";
   }
-  const page = await api("/api/log?" + query({ ...logFilter, from: logNext, limit: 100 }));
   for (const event of page.events) $("log-rows").appendChild(logRow(event));
   logNext = page.next;
   logHead = page.head;
   $("log-next").hidden = page.complete;
   $("log-facts").textContent = "looked up to " + page.next + " (the log's end: " + page.head + ")" + (page.complete ? ", all of it" : "");
-  // The events before damage are shown; the page ends at it.
-  if (page.damage) showError(page.damage);
+  // The events before damage are shown; the page ends at it (and Health says so).
+  if (page.damage) { showError(page.damage); loadOverview().catch(() => {}); }
 }
 function logRow(event) {
   const tr = row([event.position, element("td", event.stream, "mono"), event.version + (event.hidden ? " (hidden)" : ""), event.type, event.timestamp], event.hidden ? "pick muted" : "pick");
@@ -399,6 +407,8 @@ function startTail() {
   // (An EventSource sends no headers of the page's: the access token goes in the address.)
   // With the log's filter: the live log shows what the page does.
   tail = new EventSource("/api/tail?" + query({ ...logFilter, from: tailNext, token: accessToken }));
+  // Events the filter left out: resumed, the tail goes on after them.
+  tail.addEventListener("cursor", (message) => { tailNext = JSON.parse(message.data).next; });
   tail.onmessage = (message) => {
     const event = JSON.parse(message.data);
     tailNext = event.next;
@@ -437,6 +447,7 @@ $("tail-toggle").onclick = () => {
     if (!tailPaused) {
       // From the end of the page loaded: nothing committed since is missed.
       tailNext = logHead;
+      logGeneration++;  // a page still on its way is not mixed into the live log
       clear($("log-rows")); $("log-next").hidden = true;
       $("log-facts").textContent = "new events appear at the top as they are committed";
     }
@@ -504,7 +515,7 @@ async function route() {
         else await openStream(name, version ? Math.max(1, version - 10) : 1, version);
       }
     } else if (tab === "log") {
-      if (!$("log-rows").children.length && !tail) await loadLog(true);
+      if (!$("log-rows").children.length && !tail && !tailPaused) await loadLog(true);
     } else if (tab === "health") {
       await loadOverview(); renderHealth();
     } else if (tab === "checkpoints") {

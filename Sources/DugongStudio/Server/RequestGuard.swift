@@ -82,7 +82,8 @@ final class RequestGuard: RouterMiddleware, Sendable {
         guard isLoopback else { return true }
         guard let header else { return false }
         let port = port.withLock { $0 }
-        return loopbackNames.contains { header.lowercased() == "\($0):\(port)" }
+        // (On port 80 a browser sends the name alone.)
+        return loopbackNames.contains { header.lowercased() == "\($0):\(port)" || (port == 80 && header.lowercased() == $0) }
     }
 
     /// Compares in time that does not depend on where they differ.

@@ -237,7 +237,8 @@ extension Studio {
 
     /// Sends the log's events from `position` on that `filter` admits as server-sent events,
     /// each with the cursor after it as its `id:` (a browser that reconnects says the last one
-    /// it got: nothing twice, nothing skipped; an `id:` alone after events the filter left out),
+    /// it got: nothing twice, nothing skipped; an `event: cursor` after events the filter left
+    /// out),
     /// waiting for new ones, with a comment every 15 s so that a closed page
     /// ends it; it ends when the Studio stops (`stopping`: the server's graceful shutdown waits
     /// for open answers), and after an `event: damage` when the log cannot be read further (a
@@ -262,9 +263,10 @@ extension Studio {
             // Other failures (a database connection lost) end the answer with an error: the
             // browser reconnects from the last event it got.
             if page.events.isEmpty, page.next != next {
-                // Events the filter left out: the browser reconnects after them.
+                // Events the filter left out: the browser reconnects after them, and the page
+                // resumes after them (`event: cursor`).
                 next = page.next
-                try await writer.write(ByteBuffer(string: "id: \(next)\n\n"))
+                try await writer.write(ByteBuffer(string: "event: cursor\nid: \(next)\ndata: {\"next\":\"\(next)\"}\n\n"))
                 continue
             }
             if page.events.isEmpty {
