@@ -210,13 +210,20 @@ struct ProjectionTests {
         try await store.waitForCommittedEvents()
         let handled = Mutex(0)
         let cap = 3_000
+        let reader = Mutex<Projection?>(nil)
         let projection = Projection(name: "growing", store: store, batchSize: 5) { recorded in
             guard recorded.event.aggregateType == "Feed" else { return }
             let count = handled.withLock { $0 += 1; return $0 }
             guard count < cap else { return }
+            // From the tenth on, each waits for the pause to be asked for (whatever the
+            // machine's speed, the pause then comes while the log still grows).
+            if count >= 10, let projection = reader.withLock({ $0 }) {
+                while !(await projection.isPaused) { try await Task.sleep(for: .milliseconds(1)) }
+            }
             _ = try await store.append([item(recorded.event.sequenceNumber + 1)], to: feed, expecting: .exact(recorded.event.sequenceNumber))
             try await store.waitForCommittedEvents()
         }
+        reader.withLock { $0 = projection }
         let reading = Task { try await projection.catchUp() }
         while handled.withLock({ $0 }) < 10 { try await Task.sleep(for: .milliseconds(5)) }
         await projection.pause()

@@ -232,12 +232,13 @@ public actor IdempotentHandler {
     }
 
     /// The parked list read again, or `nil` when it cannot be (said in the log: the message stays
-    /// parked, and the replay goes on with the next).
-    private func freshParkedList(for id: UUID) async -> KnownParked? {
+    /// parked, and the replay goes on with the next). - Throws: `CancellationError`.
+    private func freshParkedList(for id: UUID) async throws -> KnownParked? {
         do {
             let (listing, version) = try await parkedList()
             return KnownParked(version: version, ids: Set(listing.map(\.event.id)))
         } catch {
+            if error is CancellationError || Task.isCancelled { throw error }
             logger.warning("the parked list could not be read again; the message stays parked", metadata: ["event": "\(id)", "error": "\(error)"])
             return nil
         }
@@ -280,7 +281,7 @@ public actor IdempotentHandler {
                         logger.warning("the parked list kept moving; the message stays parked", metadata: ["event": "\(id)"])
                         return false
                     }
-                    guard let fresh = await freshParkedList(for: id) else { return false }
+                    guard let fresh = try await freshParkedList(for: id) else { return false }
                     known = fresh
                 } catch EventStoreError.conflict(let stream, let expected, let actual) {
                     logger.warning("parked message's effects conflicted", metadata: [
@@ -288,7 +289,7 @@ public actor IdempotentHandler {
                     ])
                     // Still parked? (Not run again, its effects outside the store with it, if
                     // another instance replayed it meanwhile.)
-                    guard let fresh = await freshParkedList(for: id) else { return false }
+                    guard let fresh = try await freshParkedList(for: id) else { return false }
                     known = fresh
                     break
                 } catch {

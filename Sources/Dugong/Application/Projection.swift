@@ -127,6 +127,9 @@ public enum CheckpointError: Error, Sendable, Equatable, CustomStringConvertible
     case pastTheLog(name: String, cursor: LogCursor, end: LogCursor)
     /// A rewind needs the reader paused (``GlobalLogReader/pause()``).
     case notPaused(name: String)
+    /// A rewind of a projection whose rebuild has not finished (its read model was emptied):
+    /// only the start keeps the model whole; the next catch-up finishes the rebuild.
+    case unfinishedRebuild(name: String)
 
     public var description: String {
         switch self {
@@ -134,6 +137,8 @@ public enum CheckpointError: Error, Sendable, Equatable, CustomStringConvertible
         case .pastTheLog(let name, let cursor, let end):
             "the checkpoint of '\(name)' is at \(cursor), past every event of this store (its end is \(end)): it comes from another store; rebuild the reader, or delete its checkpoint stream"
         case .notPaused(let name): "'\(name)' is reading: pause it before moving its checkpoint"
+        case .unfinishedRebuild(let name):
+            "'\(name)' has a rebuild that has not finished (its read model was emptied): resume it to finish the rebuild, or rewind it to the start"
         }
     }
 }
@@ -224,7 +229,8 @@ public actor Projection: CheckpointedReader {
             if gate.isPaused { break }
         }
         if checkpoint.isRebuilding {
-            // Replayed to the end without a save (no event to handle): the mark is cleared.
+            // Replayed to the end, or to a pause, without a save (no event to handle): the mark
+            // is cleared at a cursor the model holds everything before.
             try await checkpoint.save(checkpoint.cursor, to: store)
             self.checkpoint = checkpoint
         }
@@ -232,7 +238,9 @@ public actor Projection: CheckpointedReader {
     }
 
     /// Empties the read model (the `reset` closure) and replays the log from the start. Waits,
-    /// as a catch-up does, while the projection is paused.
+    /// as a catch-up does, while the projection is paused; a pause made while it replays ends it
+    /// after its batch, and the next catch-up after ``resume()`` finishes it (the count returned
+    /// is then of the events replayed so far).
     @discardableResult
     public func rebuild() async throws -> Int {
         // Alone, as a catch-up: a catch-up under way would go on applying its batch to the
@@ -375,6 +383,14 @@ extension CheckpointedReader {
         guard gate.isPaused else { throw CheckpointError.notPaused(name: checkpointName) }
         // Read again (another instance may have moved it), kept only once saved.
         var checkpoint = try await freshCheckpoint(anywhere: true)
+        if checkpoint.isRebuilding {
+            // Its model was emptied for a rebuild that has not finished: moved anywhere but the
+            // start (where the mark already has it), the rest of the log would go into an
+            // emptied model. (A save here cleared the mark.)
+            guard cursor == .start else { throw CheckpointError.unfinishedRebuild(name: checkpointName) }
+            self.checkpoint = checkpoint
+            return
+        }
         let end = try await store.committedEnd()
         guard cursor <= end else { throw CheckpointError.pastTheLog(name: checkpointName, cursor: cursor, end: end) }
         try await checkpoint.save(cursor, to: store)

@@ -365,7 +365,8 @@ $("travel-go").onclick = () => {
 let logNext = null;
 let logHead = null;  // the log's end when the page was loaded: a live tail starts there
 let logFilter = {};
-let logGeneration = 0;  // a page answered after a newer one was asked for is dropped
+// A page answered after a newer one was shown is dropped (a newer one refused does not drop it).
+let logGeneration = 0, logShown = 0;
 async function loadLog(reset) {
   const generation = ++logGeneration;
   let filter = logFilter, from = logNext;
@@ -374,7 +375,8 @@ async function loadLog(reset) {
     from = $("filter-from").value || "";
   }
   const page = await api("/api/log?" + query({ ...filter, from, limit: 100 }));
-  if (generation !== logGeneration) return;
+  if (generation < logShown) return;
+  logShown = generation;
   if (reset) {
     // Kept once the server took it (a refused filter kept the page and its live log as they were).
     logFilter = filter;
@@ -447,7 +449,7 @@ $("tail-toggle").onclick = () => {
     if (!tailPaused) {
       // From the end of the page loaded: nothing committed since is missed.
       tailNext = logHead;
-      logGeneration++;  // a page still on its way is not mixed into the live log
+      logShown = ++logGeneration;  // a page still on its way is not mixed into the live log
       clear($("log-rows")); $("log-next").hidden = true;
       $("log-facts").textContent = "new events appear at the top as they are committed";
     }
