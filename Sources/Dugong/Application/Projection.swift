@@ -297,7 +297,9 @@ public protocol GlobalLogReader: Actor {
     /// ``EventConsumer/replayParked()``.
     ///
     /// - Throws: ``CheckpointError/notPaused(name:)`` unless paused;
-    ///   ``CheckpointError/pastTheLog(name:cursor:end:)`` for a cursor past every committed event.
+    ///   ``CheckpointError/pastTheLog(name:cursor:end:)`` for a cursor past every committed event;
+    ///   ``CheckpointError/unfinishedRebuild(name:)`` for a projection whose rebuild has not
+    ///   finished, unless to the start.
     func rewind(to cursor: LogCursor) async throws
 }
 
