@@ -383,6 +383,14 @@ struct StudioServerTests {
             let after = try await events("&since=\(last)")
             #expect(before.count + after.count == all.count && !after.isEmpty, "\(before.count) + \(after.count) of \(all.count)")
             #expect(!before.contains { $0["timestamp"] as? String == last })
+            // As the tool takes them: a date alone is its midnight UTC, and digits past the
+            // milliseconds round up (a bound just after the last event leaves it out).
+            let day = String(last.prefix(10))
+            let sinceDay = try await events("&since=\(day)")
+            #expect(sinceDay.count == all.count { ($0["timestamp"] as? String ?? "") >= day + "T00:00:00.000Z" } && !sinceDay.isEmpty)
+            #expect(try await events("&until=\(day)").count == all.count { ($0["timestamp"] as? String ?? "") < day + "T00:00:00.000Z" })
+            let justAfter = try await events("&since=\(last.dropLast())1Z")
+            #expect(!justAfter.contains { $0["timestamp"] as? String == last }, "\(last.dropLast())1Z")
         }
     }
 

@@ -191,6 +191,21 @@ public enum PayloadTimestamp {
         return result
     }
 
+    /// The first whole millisecond since 1970 at or after the instant `text` names, for the bounds
+    /// of a time range (`dugong read-all --since/--until`, the Studio's filter): as
+    /// ``milliseconds(from:)``, except that fraction digits beyond the third round up instead of
+    /// being dropped (stored times are whole milliseconds, so "at or after" and "before" then
+    /// compare exactly), and that a calendar date alone (`2026-11-30`) is its first moment in UTC.
+    public static func bound(from text: String) -> Int64? {
+        if text.utf8.count == 10, text.wholeMatch(of: /[0-9]{4}-[0-9]{2}-[0-9]{2}/) != nil {
+            return bound(from: text + "T00:00:00Z")
+        }
+        guard let milliseconds = milliseconds(from: text) else { return nil }
+        guard let dot = text.firstIndex(of: ".") else { return milliseconds }
+        let finer = text[text.index(after: dot)...].prefix(while: \.isASCII).prefix(while: \.isNumber).dropFirst(3)
+        return finer.contains { $0 != "0" } ? milliseconds.addingReportingOverflow(1).partialValue : milliseconds
+    }
+
     /// `whole + 0.fraction` as decimal text that `Double` parses exactly rounded.
     private static func decimal(_ whole: Int, _ fraction: String) -> String {
         guard !fraction.isEmpty else { return String(whole) }

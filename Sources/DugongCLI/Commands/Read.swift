@@ -127,15 +127,9 @@ struct ReadAll: AsyncParsableCommand {
     /// milliseconds, so a bound with finer digits (`…00.0005Z`) is rounded up, and `--since`
     /// (at or after) and `--until` (before) then compare exactly.
     static func millisecondBound(_ text: String) -> Int64? {
-        // A calendar date alone (YYYY-MM-DD): its first moment in UTC.
-        if text.utf8.count == 10, text.wholeMatch(of: /[0-9]{4}-[0-9]{2}-[0-9]{2}/) != nil {
-            return millisecondBound(text + "T00:00:00Z")
-        }
-        guard let milliseconds = JSONLines.timestamp(parsing: text)?.millisecondsSince1970 else { return nil }
-        // The time's milliseconds are its first three fraction digits (the rest cut off).
-        guard let dot = text.firstIndex(of: ".") else { return milliseconds }
-        let finer = text[text.index(after: dot)...].prefix(while: \.isASCII).prefix(while: \.isNumber).dropFirst(3)
-        return finer.contains { $0 != "0" } ? milliseconds + 1 : milliseconds
+        // Only a time a store keeps (`Date.isStorable`), as an event line's timestamp.
+        guard let bound = PayloadTimestamp.bound(from: text), Date(millisecondsSince1970: bound).isStorable else { return nil }
+        return bound
     }
 
     func run() async throws {

@@ -35,12 +35,13 @@ extension Request {
         uri.queryParameters.get(name).map { String($0) }.flatMap { $0.isEmpty ? nil : $0 }
     }
 
-    /// A time parameter: ISO 8601 (`2026-11-30T12:00:00Z`, milliseconds optional) or
-    /// milliseconds since 1970.
+    /// A time parameter: ISO 8601 (`2026-11-30T12:00:00Z`, milliseconds optional; a date alone is
+    /// its midnight UTC, and digits past the milliseconds round up, as `dugong read-all` takes
+    /// them) or milliseconds since 1970.
     func time(_ name: String) throws -> Int64? {
         guard let text = text(name) else { return nil }
         if let milliseconds = Int64(text) { return milliseconds }
-        if let milliseconds = PayloadTimestamp.milliseconds(from: text) { return milliseconds }
+        if let milliseconds = PayloadTimestamp.bound(from: text) { return milliseconds }
         throw Refusal.badParameter("\(name) must be a time such as 2026-11-30T12:00:00Z, not '\(text)'")
     }
 
