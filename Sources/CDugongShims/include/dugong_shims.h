@@ -9,6 +9,10 @@
 /// dugong_crc32c(0, "123456789", 9) == 0xE3069283. Uses SSE4.2 when the CPU has it.
 uint32_t dugong_crc32c(uint32_t crc, const void *data, size_t length);
 
+/// Asks the processor to bring the cache line holding `address` in ahead of a read. A hint:
+/// it never faults, whatever the address (an unmapped one is ignored).
+static inline void dugong_prefetch(const void *address) { __builtin_prefetch(address, 0, 3); }
+
 /// Same as dugong_crc32c, always with the portable table code (for tests).
 uint32_t dugong_crc32c_portable(uint32_t crc, const void *data, size_t length);
 
