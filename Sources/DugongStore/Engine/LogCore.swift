@@ -134,37 +134,39 @@ final class LogCore: Sendable {
         let positions = slice.positions
         guard !positions.isEmpty else { return }
         let reading = FrameLending(cache: lentFrames)
-        let runs = try locate(positions)
-        for number in runs.indices {
-            // The run's parts, not the run, in the closure (a copy of the run per use retained
-            // and released its segment: ~100 instructions per frame).
-            let (frame, segment, indices) = (runs[number].frame, runs[number].segment, runs[number].indices)
-            // The next frame's first bytes on their way while this one is decoded: frames of a
-            // stream written in small commits lie far apart, and each one's header was a miss
-            // to memory (~17 % of such a read's time).
-            if number + 1 < runs.count {
-                let next = runs[number + 1].frame.location.offset
-                runs[number + 1].segment.map.prefetch(next..<(next + Self.prefetchedFrameBytes))
-            }
-            // A frame mostly of other streams' events (a burst of commits written together) is
-            // kept for the next reads, which likely want its other events; one this read mostly
-            // wants (its stream's commit) is decoded into the read's scratch buffer.
-            let share = UInt64(indices.count) * 4 <= frame.lastPosition - frame.firstPosition + 1
-            try reading.lend(frame, in: segment, keeping: share) { fields, names in
-                for number in indices {
-                    let position = positions[number]
-                    let guess = Int(position - frame.firstPosition)
-                    let index = guess < fields.count && fields[guess].position == position
-                        ? guess : fields.firstIndex { $0.position == position }
-                    guard let index else {
-                        throw StoreError.corruption(
-                            segment: segment.name, offset: frame.location.offset, reason: "frame does not hold position \(position)")
+        // Through a buffer: an element's fields read from it in place (each `runs[i].field` of the
+        // array copied the whole run, retaining and releasing its segment: 3 per frame).
+        try locate(positions).withUnsafeBufferPointer { runs in
+            for number in runs.indices {
+                let run = runs.baseAddress! + number
+                let (frame, segment, indices) = (run.pointee.frame, run.pointee.segment, run.pointee.indices)
+                // The next frame's first bytes on their way while this one is decoded: frames of a
+                // stream written in small commits lie far apart, and each one's header was a miss
+                // to memory (~17 % of such a read's time).
+                if number + 1 < runs.count {
+                    let next = (run + 1).pointee.frame.location.offset
+                    (run + 1).pointee.segment.map.prefetch(next..<(next + Self.prefetchedFrameBytes))
+                }
+                // A frame mostly of other streams' events (a burst of commits written together) is
+                // kept for the next reads, which likely want its other events; one this read mostly
+                // wants (its stream's commit) is decoded into the read's scratch buffer.
+                let share = UInt64(indices.count) * 4 <= frame.lastPosition - frame.firstPosition + 1
+                try reading.lend(frame, in: segment, keeping: share) { fields, names in
+                    for number in indices {
+                        let position = positions[number]
+                        let guess = Int(position - frame.firstPosition)
+                        let index = guess < fields.count && fields[guess].position == position
+                            ? guess : fields.firstIndex { $0.position == position }
+                        guard let index else {
+                            throw StoreError.corruption(
+                                segment: segment.name, offset: frame.location.offset, reason: "frame does not hold position \(position)")
+                        }
+                        let event = fields.baseAddress! + index
+                        if let problem = slice.problem(stream: names[Int(event.pointee.streamName)], version: event.pointee.version, at: number) {
+                            throw StoreError.corruption(segment: segment.name, offset: frame.location.offset, reason: problem)
+                        }
+                        try body(EventView(event, names: names))
                     }
-                    let event = fields.baseAddress! + index
-                    if let problem = slice.problem(stream: names[Int(event.pointee.streamName)], version: event.pointee.version, at: number) {
-                        throw StoreError.corruption(segment: segment.name, offset: frame.location.offset, reason: problem)
-                    }
-                    try body(EventView(event, names: names))
                 }
             }
         }
