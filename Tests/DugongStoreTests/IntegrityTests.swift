@@ -162,6 +162,52 @@ struct EngineIntegrityTests {
         try await log.append(Fixture.events(1), to: "s/acked", expecting: .exact(3))
     }
 
+    // 4b. Without a whole head file nothing tells a torn write from acknowledged frames that
+    // were lost: invalid bytes after the last valid frame are damage, never cut off (the next
+    // writer then handed their versions and positions to other events, and verify said clean).
+    @Test(arguments: ["missing", "no intact record", "newest record lost"])
+    func withoutAWholeHeadFileAnInvalidTailIsDamageNotATornWrite(head: String) async throws {
+        let directory = TemporaryDirectory("tail-without-head")
+        defer { directory.remove() }
+        var options = EventLog.Options(createIfMissing: true)
+        options.segmentSize = 64 << 10
+        var log = try EventLog.open(at: directory.path, options: options)
+        for _ in 0..<3 { try await log.append(Fixture.events(1), to: "s") }  // three acknowledged frames
+        log.close()
+        let path = directory.file("00000000000000000000.dseg")
+        let third = try #require(try Fixture.eventFrameOffsets(of: path).last)
+        let headPath = directory.file(Layout.headName)
+        switch head {
+        case "missing":
+            try FileManager.default.removeItem(atPath: headPath)
+        case "no intact record":
+            try Data(count: 2 * Layout.headSlotSize).write(to: URL(fileURLWithPath: headPath))
+        default:
+            // A record as an older head says (the third frame after its durable end), then a
+            // newer one in the other slot, which is then lost.
+            try Fixture.simulateCrash(directory, durableEnd: third)
+            try Fixture.simulateCrash(directory)
+            let newest = try #require(try StoreFiles.readHead(in: directory.path))
+            let slot = Int(newest.sequence % 2) * Layout.headSlotSize
+            var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: headPath)))
+            bytes.replaceSubrange(slot..<slot + Layout.headSlotSize, with: repeatElement(0, count: Layout.headSlotSize))
+            try Data(bytes).write(to: URL(fileURLWithPath: headPath))
+        }
+        try? FileManager.default.removeItem(atPath: directory.file(Layout.indexName))
+        // The third event's frame damaged from its 48th byte on, and everything after it.
+        var segment = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+        segment.replaceSubrange((third + 48)..., with: repeatElement(0, count: segment.count - third - 48))
+        try Data(segment).write(to: URL(fileURLWithPath: path))
+
+        log = try EventLog.open(at: directory.path)
+        defer { log.close() }
+        #expect(log.recovery.corruptions.contains { "\($0)".contains("head file") }, "\(head): \(log.recovery.corruptions)")
+        #expect(log.recovery.tornBytesDiscarded == 0)
+        #expect(throws: StoreError.self) { try log.read(stream: "s") }
+        await #expect(throws: StoreError.self) { try await log.append(Fixture.events(1), to: "s") }
+        #expect([UInt8](try Data(contentsOf: URL(fileURLWithPath: path))).prefix(segment.count) == segment[...], "nothing zeroed or trimmed")
+    }
+
     // A full disk: the append that needed a new segment fails with an error that names the
     // call, the file and ENOSPC; the store accepts no more writes until it is reopened, and the
     // reopen (space freed) finds every acknowledged event and takes appends again.

@@ -53,12 +53,17 @@ enum Recovery {
         /// Without a head: the next position the saved index file records (a hint that only
         /// ever trails the log, as the head does; ``IndexFile/summary(in:)``).
         var savedIndexNextPosition: UInt64?
+        /// The head file is as writers leave it (verification names nothing in it). When it is
+        /// missing or damaged, nothing tells which of the newest segment's frames were
+        /// acknowledged: what is invalid after its last valid frame is damage, not a torn write.
+        var headIsWhole = true
 
         /// Reads what `directory` says of the log's durable end: the head, and without one the
         /// saved index file's next position.
         mutating func readHints(in directory: String) throws {
             head = try StoreFiles.readHead(in: directory)
             savedIndexNextPosition = head == nil ? try IndexFile.summary(in: directory)?.nextPosition : nil
+            headIsWhole = StoreFiles.headProblems(in: directory).isEmpty
         }
         /// The size of the newest segment's file before it was extended at open.
         var lastFileSize: Int?
@@ -106,6 +111,7 @@ enum Recovery {
                 scanner.thorough = context.thorough
                 scanner.repairing = context.repairing
                 scanner.writerAbsent = context.writerAbsent
+                scanner.headIsWhole = context.headIsWhole
             } else {
                 let next = segments[segmentIndex + 1].header
                 scanner.expectedEnd = next.previousSalt == segment.salt && context.missing[segmentIndex + 1] == nil
@@ -266,6 +272,9 @@ private struct SegmentScan {
     /// A reader with no writer present: the tail is told apart as a writable open tells it
     /// (nothing written), not taken for a write in progress.
     var writerAbsent = false
+    /// The head file is whole (``Recovery/Context/headIsWhole``): only then is an invalid tail
+    /// after its durable end a torn write.
+    var headIsWhole = true
     /// Whether the last frame applied was a close marker.
     var lastFrameWasCloseMarker = false
     /// The frames of a batch whose last frame has not been seen yet: applied when it is, dropped
@@ -498,6 +507,20 @@ private struct SegmentScan {
             index.record(Damage(
                 segmentName: segment.name, offset: nonzero,
                 reason: clean ? "the last batch before a clean close did not end" : "bytes after the end recorded by a clean close",
+                positions: index.nextPosition..<index.nextPosition, length: end - nonzero))
+            return (offset, 0)
+        }
+        if !headIsWhole {
+            // The head that would tell a torn write from lost acknowledged frames is missing or
+            // damaged (every store has one from its creation; a power cut leaves it older, never
+            // damaged): the frames after it may have been acknowledged. Kept as found.
+            commitPending()
+            let nonzero = clean ? offset : segment.firstNonzero(in: bytes, offset..<bytes.count)
+            index.record(Damage(
+                segmentName: segment.name, offset: nonzero,
+                reason: clean
+                    ? "the last batch did not end, and the head file that would tell whether it was acknowledged is missing or damaged"
+                    : "invalid bytes after the last valid frame, and the head file that would tell a torn write from lost acknowledged frames is missing or damaged",
                 positions: index.nextPosition..<index.nextPosition, length: end - nonzero))
             return (offset, 0)
         }
