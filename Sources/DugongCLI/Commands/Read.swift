@@ -71,7 +71,9 @@ struct ReadAll: AsyncParsableCommand {
         discussion: """
             Same lines as `dugong read` (or its --format table), from global position --from on. Only visible events \
             by default: events of deleted, truncated or tombstoned streams that compaction has \
-            not removed yet are left out unless --include-hidden is given. Filters combine: \
+            not removed yet are left out unless --include-hidden is given (on a store with damage \
+            found at open, which may have held what hides events, only --include-hidden reads: \
+            up to the damage, then exit 1). Filters combine: \
             --type (repeatable), --stream-prefix, --category (the part of a stream name before \
             its first "/"), --since and --until (ISO 8601 timestamps, --until exclusive). \
             --count prints only how many events match; --last N the last N that match; \
@@ -141,6 +143,15 @@ struct ReadAll: AsyncParsableCommand {
         defer { log.close() }
         var filter = self.filter
         var position = from.position
+        // Which events are visible comes from the streams' lifecycle records (a delete, a
+        // truncation, a tombstone), each after the events it hides: damage found at open in the
+        // range read (or where no position tells) may have held one, and the events before it
+        // are then of unknown visibility. Nothing is printed rather than what may be hidden.
+        if !filter.includeHidden, let damage = log.damageFoundAtOpen.first(where: { $0.positions.isEmpty || $0.positions.upperBound > position }) {
+            throw Terminal.fail(
+                "\(store) is damaged (\(damage)): the damage may have held a delete, truncation or tombstone that hides events before it, so which events are visible is unknown; --include-hidden prints every event up to the damage, hidden or not, and `dugong export --skip-damage` copies out what is readable",
+                code: ExitStatus.damaged.rawValue)
+        }
         // Printed at once, or (--last, --backward, --count) kept until the end.
         let collecting = last != nil || backward || count
         var kept: [StoredEvent] = []
