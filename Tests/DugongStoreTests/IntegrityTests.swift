@@ -208,6 +208,30 @@ struct EngineIntegrityTests {
         #expect([UInt8](try Data(contentsOf: URL(fileURLWithPath: path))).prefix(segment.count) == segment[...], "nothing zeroed or trimmed")
     }
 
+    // 4c. Bytes after a clean close's durable end are damage (FORMAT.md §8): a writable open
+    // finds them and changes nothing. It did not look there, and its close punched them away.
+    @Test func bytesAfterACleanCloseAreDamageAWritableOpenFinds() async throws {
+        let directory = TemporaryDirectory("after-clean-close")
+        defer { directory.remove() }
+        var options = EventLog.Options(createIfMissing: true)
+        options.segmentSize = 64 << 10
+        var log = try EventLog.open(at: directory.path, options: options)
+        try await log.append(Fixture.events(1), to: "s")
+        log.close()
+        let path = directory.file("00000000000000000000.dseg")
+        let garbage = Array("GARBAGE!".utf8)
+        let handle = try FileHandle(forUpdating: URL(fileURLWithPath: path))
+        try handle.seek(toOffset: 40_000)
+        try handle.write(contentsOf: garbage)
+        try handle.close()
+        log = try EventLog.open(at: directory.path, options: options)
+        #expect(log.recovery.corruptions.contains { "\($0)".contains("clean close") }, "\(log.recovery.corruptions)")
+        await #expect(throws: StoreError.self) { try await log.append(Fixture.events(1), to: "s") }
+        #expect(throws: StoreError.self, "the bytes may have held the stream's later events") { try log.read(stream: "s") }
+        log.close()
+        #expect(Array([UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))[40_000..<40_008]) == garbage, "left as found")
+    }
+
     // A full disk: the append that needed a new segment fails with an error that names the
     // call, the file and ENOSPC; the store accepts no more writes until it is reopened, and the
     // reopen (space freed) finds every acknowledged event and takes appends again.

@@ -306,7 +306,12 @@ private struct SegmentScan {
                     // a reader stops where a writer may be writing (before a batch it has not
                     // finished); after a clean close nothing follows the durable end
                     // (verification checks that).
-                    if case .endOfData = probe { return (discardPending() ?? offset, 0) }
+                    if case .endOfData = probe {
+                        // A writable open (or a reader with no writer) checks that only zeros
+                        // follow a clean close: bytes there are damage, which the writer's next
+                        // close would otherwise punch away unseen. (Holes are skipped unread.)
+                        return examinesTail ? tailEnd(bytes, at: offset) : (discardPending() ?? offset, 0)
+                    }
                     if !examinesTail, case .invalid = probe {
                         let end = discardPending() ?? offset
                         return (end, bytes.count - end)
@@ -498,7 +503,7 @@ private struct SegmentScan {
             return (offset, 0)
         }
         let end = min(fileSize, bytes.count)
-        if cleanClose && offset == durableEnd && !thorough && pending.isEmpty { return (offset, 0) }
+        if cleanClose && offset == durableEnd && !thorough && !repairing && !writerAbsent && pending.isEmpty { return (offset, 0) }
         let clean = offset >= end || segment.areAllZero(bytes, in: offset..<end)
         if clean && pending.isEmpty { return (offset, 0) }
         if cleanClose {
