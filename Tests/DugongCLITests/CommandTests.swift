@@ -159,6 +159,14 @@ struct CommandTests {
         let wrongExpectation = try CLI.run(["append", store, "t", "--expected-version", "9"], input: whole)
         #expect(wrongExpectation.status == 2 && wrongExpectation.stderr.contains("does not hold"), "\(wrongExpectation.stderr)")
         #expect(try CLI.run(["append", store, "t", "--expected-version", "0"], input: whole).stdout.contains(#""duplicate":true"#))
+        // Lines that repeat a stored id more often than the stream holds it: said so (the message
+        // said the id was not in the stream).
+        let twice = try CLI.run(["append", store, "t"], input: first + "\n" + first)
+        #expect(twice.status == 2 && twice.stderr.contains("comes more often in the lines than in 't'"), "\(twice.stderr)")
+        // The commit that began the stream did not find it existing: stream-exists does not hold.
+        let notExisting = try CLI.run(["append", store, "t", "--expected-version", "stream-exists"], input: whole)
+        #expect(notExisting.status == 2 && notExisting.stderr.contains("does not hold"), "\(notExisting.stderr)")
+        #expect(try CLI.run(["append", store, "t", "--expected-version", "any"], input: whole).stdout.contains(#""duplicate":true"#))
         // A commit that repeats an id, and a commit its stream no longer shows (truncated).
         let repeated = #"{"type":"R","id":"66666666-6666-6666-6666-666666666666"}"#
         #expect(try CLI.run(["append", store, "u"], input: repeated + "\n" + repeated).status == 0)

@@ -224,7 +224,15 @@ struct Append: AsyncParsableCommand {
         func refuse(_ message: String) -> Error { Terminal.fail(message + ": nothing was written", code: ExitStatus.conflict.rawValue) }
         for index in events.indices {
             let id = events[index].id.uuidString.lowercased()
-            let said = stored[index].map { "is version \($0) of '\(stream)'" } ?? "is not in '\(stream)'"
+            let said: String
+            if let at = stored[index] {
+                said = "is version \(at) of '\(stream)'"
+            } else if let held = found[events[index].id], !held.isEmpty {
+                // The lines repeat an id more often than the stream holds it.
+                said = "comes more often in the lines than in '\(stream)', which holds it at version\(held.count == 1 ? "" : "s") \(held.map(String.init).joined(separator: ", "))"
+            } else {
+                said = "is not in '\(stream)'"
+            }
             if let given = versions[index], given != stored[index] {
                 throw refuse("line \(lineNumbers[index]): its id (\(id)) \(said), not the line's version \(given)")
             }
@@ -244,7 +252,8 @@ struct Append: AsyncParsableCommand {
         let met = switch expected {
         case .exact(let after): after == first - 1
         case .noStream: first == 1
-        case .any, .streamExists: true
+        case .streamExists: first > 1  // the stream existed before the commit (not the one that began it)
+        case .any: true
         }
         guard met else {
             throw refuse("the expected version (\(expected)) does not hold for the commit these lines repeat (versions \(first)–\(last), after version \(first - 1))")
