@@ -96,7 +96,8 @@ enum JSONLines {
     /// Stored bytes as the JSON text of a line: the bytes themselves, verbatim, when they are
     /// JSON on one line with no whitespace around it (so that import, which stores a member's
     /// value from its first byte to its last, stores them again byte for byte);
-    /// `{"base64": "…"}` otherwise (also for JSON that is itself a single-key `base64` object,
+    /// `{"base64": "…"}` otherwise (also for JSON that is itself a single-key `base64` object
+    /// with a string value,
     /// so that it is not taken for raw bytes, and for JSON nested deeper than
     /// ``maximumDepth``); `null` when empty.
     static func jsonText(of bytes: Data) -> String {
