@@ -41,6 +41,20 @@ struct FrameSearchTests {
         return frames
     }
 
+    /// Frames an index file may claim (positions that overlap, far from the one looked for):
+    /// the guesses stay within the frames, and the answer is still bisection's.
+    @Test func framesAnIndexFileMayClaimDoNotMisleadTheSearch() {
+        let frames = (0..<10).map { number in
+            EventFrame(location: FrameLocation(segment: 0, offset: number * 64), firstPosition: 1 << 61, lastPosition: 1 << 61, checksum: 0)
+        }
+        let index = StreamIndex(
+            restoring: StreamTable(), categories: [:], frames: frames, nextPosition: (1 << 61) + 1,
+            eventCount: 0, frameBytes: 0, rawPayloadBytes: 0, lastBatch: nil)
+        for position: UInt64 in [0, 1, (1 << 61) - 1, 1 << 61, (1 << 61) + 1, 1 << 62] {
+            #expect(index.frameIndex(atOrAfter: position) == Self.reference(frames, position), "position \(position)")
+        }
+    }
+
     @Test(arguments: 0..<5)
     func theSearchFindsWhatBisectionFinds(shape: Int) {
         var random = SeededRandom(seed: 0xF4A3E_0000 + UInt64(shape))

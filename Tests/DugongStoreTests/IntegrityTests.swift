@@ -208,6 +208,30 @@ struct EngineIntegrityTests {
         #expect([UInt8](try Data(contentsOf: URL(fileURLWithPath: path))).prefix(segment.count) == segment[...], "nothing zeroed or trimmed")
     }
 
+    // 4b'. A writer that finds no intact head record starts again at sequence 1: it fills both
+    // slots with synced records, so that its later records (not synced) can only ever leave an
+    // older record behind at a power cut, never a slot of zeros, which is a damaged head.
+    @Test func aWriterStartingANewHeadFileFillsBothSlots() async throws {
+        let directory = TemporaryDirectory("head-restart")
+        defer { directory.remove() }
+        var options = EventLog.Options(createIfMissing: true)
+        options.segmentSize = 64 << 10
+        var log = try EventLog.open(at: directory.path, options: options)
+        try await log.append(Fixture.events(1), to: "s")
+        log.close()
+        try FileManager.default.removeItem(atPath: directory.file(Layout.headName))
+        log = try EventLog.open(at: directory.path, options: options)
+        defer { log.close() }
+        #expect(log.recovery.corruptions.isEmpty, "\(log.recovery.corruptions)")
+        let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: directory.file(Layout.headName))))
+        let slots = [0, Layout.headSlotSize].map { start in
+            bytes.withUnsafeBytes { HeadRecord.decode(UnsafeRawBufferPointer(rebasing: $0[start..<start + HeadRecord.encodedSize])) }
+        }
+        #expect(slots.allSatisfy { $0 != nil }, "both slots hold a record: \(slots)")
+        try await log.append(Fixture.events(1), to: "s")
+        #expect(StoreFiles.headProblems(in: directory.path).isEmpty)
+    }
+
     // 4c. Bytes after a clean close's durable end are damage (FORMAT.md §8): a writable open
     // finds them and changes nothing. It did not look there, and its close punched them away.
     @Test func bytesAfterACleanCloseAreDamageAWritableOpenFinds() async throws {

@@ -144,10 +144,10 @@ struct ReadAll: AsyncParsableCommand {
         var filter = self.filter
         var position = from.position
         // Which events are visible comes from the streams' lifecycle records (a delete, a
-        // truncation, a tombstone), each after the events it hides: damage found at open in the
-        // range read (or where no position tells) may have held one, and the events before it
-        // are then of unknown visibility. Nothing is printed rather than what may be hidden.
-        if !filter.includeHidden, let damage = log.damageFoundAtOpen.first(where: { $0.positions.isEmpty || $0.positions.upperBound > position }) {
+        // truncation, a tombstone), each after the events it hides: damage found at open past
+        // `--from` (or at no known place) may have held one, and the events before it are then
+        // of unknown visibility. Nothing is printed rather than what may be hidden.
+        if !filter.includeHidden, let damage = log.damageFoundAtOpen.first(where: { $0.positions.upperBound > position || $0.positions.upperBound == 0 }) {
             throw Terminal.fail(
                 "\(store) is damaged (\(damage)): the damage may have held a delete, truncation or tombstone that hides events before it, so which events are visible is unknown; --include-hidden prints every event up to the damage, hidden or not, and `dugong export --skip-damage` copies out what is readable",
                 code: ExitStatus.damaged.rawValue)

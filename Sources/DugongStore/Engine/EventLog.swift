@@ -201,11 +201,19 @@ public final class EventLog: Sendable {
         if damaged ? recovered.tornBytes > 0 : !closedCleanlyHere { try last.zero(from: recovered.writeOffset) }
         try last.makeDurable(min(durable, recovered.writeOffset)..<recovered.writeOffset)
         state.headSequence += 1
-        try head.write(
-            HeadRecord(
-                sequence: state.headSequence, segmentSalt: last.salt, durableEnd: UInt64(recovered.writeOffset),
-                nextPosition: recovered.index.nextPosition, nextBatch: state.nextBatch, cleanClose: false),
-            durably: true)
+        var record = HeadRecord(
+            sequence: state.headSequence, segmentSalt: last.salt, durableEnd: UInt64(recovered.writeOffset),
+            nextPosition: recovered.index.nextPosition, nextBatch: state.nextBatch, cleanClose: false)
+        try head.write(record, durably: true)
+        if record.sequence < 2 {
+            // A head without an intact record (a lost file, an upgrade cut after its switch)
+            // starts again at 1, its other slot zeros. The writer's next records are not synced:
+            // a power cut could keep a later one and lose the one before it, leaving zeros in a
+            // slot, which recovery takes for a damaged head. Both slots get a synced record.
+            state.headSequence += 1
+            record.sequence = state.headSequence
+            try head.write(record, durably: true)
+        }
     }
 
     /// For a store path that is not a directory: throws the lookup's error (a parent without

@@ -436,7 +436,9 @@ struct StreamIndex {
             high -= 1  // frames[high] ends at or after `position` now
             for _ in 0..<3 where low < high {
                 let span = Double(highValue) - Double(lowValue)
-                let share = span > 0 ? (Double(position) - Double(lowValue)) / span : 0
+                // (Within 0...1: an index file with overlapping frames must not make a guess
+                // that overflows `Int`.)
+                let share = span > 0 ? min(max((Double(position) - Double(lowValue)) / span, 0), 1) : 0
                 let guess = low + Int((share * Double(high - low)).rounded(.down))
                 let middle = min(max(guess, low), high - 1)
                 if frames[middle].lastPosition < position {
