@@ -162,6 +162,17 @@ struct EngineIntegrityTests {
         try await log.append(Fixture.events(1), to: "s/acked", expecting: .exact(3))
     }
 
+    /// Options for small stores (64 KiB segments), and such a store in `directory` holding
+    /// `commits` one-event commits to "s", closed.
+    static func closedStore(in directory: TemporaryDirectory, commits: Int) async throws -> EventLog.Options {
+        var options = EventLog.Options(createIfMissing: true)
+        options.segmentSize = 64 << 10
+        let log = try EventLog.open(at: directory.path, options: options)
+        for _ in 0..<commits { try await log.append(Fixture.events(1), to: "s") }  // a frame each, acknowledged
+        log.close()
+        return options
+    }
+
     // 4b. Without a whole head file nothing tells a torn write from acknowledged frames that
     // were lost: invalid bytes after the last valid frame are damage, never cut off (the next
     // writer then handed their versions and positions to other events, and verify said clean).
@@ -169,11 +180,7 @@ struct EngineIntegrityTests {
     func withoutAWholeHeadFileAnInvalidTailIsDamageNotATornWrite(head: String) async throws {
         let directory = TemporaryDirectory("tail-without-head")
         defer { directory.remove() }
-        var options = EventLog.Options(createIfMissing: true)
-        options.segmentSize = 64 << 10
-        var log = try EventLog.open(at: directory.path, options: options)
-        for _ in 0..<3 { try await log.append(Fixture.events(1), to: "s") }  // three acknowledged frames
-        log.close()
+        _ = try await Self.closedStore(in: directory, commits: 3)
         let path = directory.file("00000000000000000000.dseg")
         let third = try #require(try Fixture.eventFrameOffsets(of: path).last)
         let headPath = directory.file(Layout.headName)
@@ -199,7 +206,7 @@ struct EngineIntegrityTests {
         segment.replaceSubrange((third + 48)..., with: repeatElement(0, count: segment.count - third - 48))
         try Data(segment).write(to: URL(fileURLWithPath: path))
 
-        log = try EventLog.open(at: directory.path)
+        let log = try EventLog.open(at: directory.path)
         defer { log.close() }
         #expect(log.recovery.corruptions.contains { "\($0)".contains("head file") }, "\(head): \(log.recovery.corruptions)")
         #expect(log.recovery.tornBytesDiscarded == 0)
@@ -214,13 +221,9 @@ struct EngineIntegrityTests {
     @Test func aWriterStartingANewHeadFileFillsBothSlots() async throws {
         let directory = TemporaryDirectory("head-restart")
         defer { directory.remove() }
-        var options = EventLog.Options(createIfMissing: true)
-        options.segmentSize = 64 << 10
-        var log = try EventLog.open(at: directory.path, options: options)
-        try await log.append(Fixture.events(1), to: "s")
-        log.close()
+        let options = try await Self.closedStore(in: directory, commits: 1)
         try FileManager.default.removeItem(atPath: directory.file(Layout.headName))
-        log = try EventLog.open(at: directory.path, options: options)
+        let log = try EventLog.open(at: directory.path, options: options)
         defer { log.close() }
         #expect(log.recovery.corruptions.isEmpty, "\(log.recovery.corruptions)")
         let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: directory.file(Layout.headName))))
@@ -237,18 +240,14 @@ struct EngineIntegrityTests {
     @Test func bytesAfterACleanCloseAreDamageAWritableOpenFinds() async throws {
         let directory = TemporaryDirectory("after-clean-close")
         defer { directory.remove() }
-        var options = EventLog.Options(createIfMissing: true)
-        options.segmentSize = 64 << 10
-        var log = try EventLog.open(at: directory.path, options: options)
-        try await log.append(Fixture.events(1), to: "s")
-        log.close()
+        let options = try await Self.closedStore(in: directory, commits: 1)
         let path = directory.file("00000000000000000000.dseg")
         let garbage = Array("GARBAGE!".utf8)
         let handle = try FileHandle(forUpdating: URL(fileURLWithPath: path))
         try handle.seek(toOffset: 40_000)
         try handle.write(contentsOf: garbage)
         try handle.close()
-        log = try EventLog.open(at: directory.path, options: options)
+        let log = try EventLog.open(at: directory.path, options: options)
         #expect(log.recovery.corruptions.contains { "\($0)".contains("clean close") }, "\(log.recovery.corruptions)")
         await #expect(throws: StoreError.self) { try await log.append(Fixture.events(1), to: "s") }
         #expect(throws: StoreError.self, "the bytes may have held the stream's later events") { try log.read(stream: "s") }
