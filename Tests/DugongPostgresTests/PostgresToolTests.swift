@@ -214,6 +214,68 @@ struct PostgresToolTests {
     // From a black-box test: two imports of the same file at once; the one that lost the race
     // to each id's key said "event id … is already stored in another stream or version" (65)
     // of events stored in the very stream and versions: a retry, not bad input.
+    /// A line run again whose id is stored but whose type, data or metadata are not: a conflict
+    /// that says what differs, as in a directory store (it was skipped as imported already,
+    /// exit 0, and the store kept the old payload).
+    @Test func aChangedLineImportedAgainIsAConflictAsInADirectory() async throws {
+        try await TestServer.withFreshDatabase { _, url in
+            try await Tool.withDirectory { directory in
+                let line = #"{"stream":"a:T/x","version":1,"id":"11111111-1111-1111-1111-111111111111","type":"E","timestamp":"2026-01-01T00:00:00.000Z","data":{"amount":100},"metadata":{"schemaVersion":1}}"#
+                for store in [url, directory] {
+                    #expect(try Tool.run(["import", store], input: line + "\n").status == 0)
+                    #expect(try Tool.run(["import", store], input: line + "\n").status == 0, "the same line again: nothing to do")
+                    for (changed, says) in [
+                        (line.replacingOccurrences(of: "100", with: "999"), "other data"),
+                        (line.replacingOccurrences(of: #""type":"E""#, with: #""type":"F""#), "type"),
+                    ] {
+                        let again = try Tool.run(["import", store], input: changed + "\n")
+                        #expect(again.status == 2 && again.stderr.contains(says) && again.stderr.contains("not the stored event"), "\(store): \(again.stderr)")
+                    }
+                    #expect(try Tool.run(["export", store]).stdout.contains(#""amount":100"#))
+                }
+            }
+        }
+    }
+
+    /// A bad line writes nothing of its commit on PostgreSQL either: the record that a stream
+    /// begins later is written with the commit holding its first event (it was written at once,
+    /// with the commits before it, and a corrected file then met a stream begun at version 5).
+    @Test func aBadLineWritesNothingOfItsCommitOnPostgresAsInADirectory() async throws {
+        try await TestServer.withFreshDatabase { _, url in
+            try await Tool.withDirectory { directory in
+                let metadata = #""metadata":{"schemaVersion":1}"#
+                let lines = [
+                    #"{"stream":"a:T/1","version":1,"type":"E","data":1,\#(metadata)}"#,
+                    #"{"stream":"a:T/3","version":5,"type":"E","data":1,\#(metadata)}"#,
+                    #"{"stream":"a:T/3","version":6,"type":"E","data":1,\#(metadata)}"#,
+                    #"{"bad json"#,
+                ].joined(separator: "\n") + "\n"
+                for store in [directory, url] {
+                    let refused = try Tool.run(["import", store], input: lines)
+                    #expect(refused.status == 65 && refused.stderr.contains("line 4") && refused.stderr.contains("imported 0 events"), "\(store): \(refused.stderr)")
+                }
+                #expect(try Tool.run(["export", url]).stdout.isEmpty, "nothing of the commit")
+                #expect(try Tool.run(["streams", url]).stdout.isEmpty)
+            }
+        }
+    }
+
+    /// Commits pack at most 32 MiB of events on PostgreSQL too (one larger event goes alone):
+    /// the whole batch went in one transaction, and large events over 1 GiB failed.
+    @Test func largeEventsArePackedAsInADirectory() async throws {
+        try await TestServer.withFreshDatabase { _, url in
+            try await Tool.withDirectory { directory in
+                let large = String(repeating: "x", count: 11 << 20)
+                let lines = (1...3).map { #"{"stream":"a:T/big","version":\#($0),"type":"E","data":"\#(large)","metadata":{"schemaVersion":1}}"# }
+                    .joined(separator: "\n") + "\n"
+                for store in [directory, url] {
+                    let imported = try Tool.run(["import", store], input: lines)
+                    #expect(imported.status == 0 && imported.stderr.contains("imported 3 events in 2 commits"), "\(store): \(imported.stderr)")
+                }
+            }
+        }
+    }
+
     @Test func twoImportsOfOneFileAtOnceBothSucceed() async throws {
         try await TestServer.withFreshDatabase { _, url in
             #expect(try Tool.run(["import", url]).status == 0)  // the tables, before the race

@@ -64,6 +64,15 @@ final class PostgresImporter {
     /// The raw name of the last pending append's stream.
     private var pendingName: NameKey?
     private var pendingEvents = 0
+    /// The pending commit's bytes, as a directory store's import counts them (at most
+    /// ``Importer/commitBytes``; one larger event goes alone): the whole batch went in one
+    /// transaction, and a batch of large events over 1 GiB failed as "the server closed the
+    /// connection".
+    private var pendingBytes = 0
+    /// Streams that begin later than version 1 (their first versions were removed where they
+    /// came from), recorded when the commit holding their first event is written: recorded at
+    /// once, a bad line later left the record (and the commits before it) behind.
+    private var pendingBegins: [(name: String, version: Int, line: Int)] = []
     private var firstLine = 0
     /// Each stream's version as the database and the pending commit leave it. Streams are
     /// told apart by their names' bytes, as the database does (``NameKey``; `String` and
@@ -151,15 +160,31 @@ final class PostgresImporter {
                         "'\(name)' has version \(version) already, as another event (id \(existing.event.id.uuidString.lowercased()), not \(event.id.uuidString.lowercased()))",
                         .conflict)
                 }
+                // The same id is not enough, as in a directory store: a line whose type, data or
+                // metadata differ is not the stored event (it was skipped as imported already).
+                let held = try EventLogStore.storedForm(of: existing.event)
+                let stored = StoredEvent(
+                    stream: name, version: version, position: 0, id: held.id, type: held.type,
+                    timestampMilliseconds: held.timestamp.millisecondsSince1970, data: held.data, metadata: held.metadata)
+                if let difference = StoreAccess.difference(stored, event) {
+                    throw fail(
+                        line,
+                        "version \(version) of '\(name)' is stored with this id (\(event.id.uuidString.lowercased())) and \(difference): the line is not the stored event",
+                        .conflict)
+                }
                 skipped += 1
                 return
             }
             guard !tombstoned.contains(NameKey(name)) else { throw fail(line, "'\(name)' is tombstoned: no events can be added to it", .conflict) }
             if version > current + 1 {
                 guard current == 0 else { throw fail(line, "version \(version) of '\(name)' does not follow its version \(current)", .badInput) }
-                // The stream began later where it came from (its first versions were removed).
-                try await flush()
-                try await change(line) { try await $0.beginStream(named: name, atVersion: version) }
+            }
+            let size = EventLog.commitSize(of: event, in: name)
+            if pendingBytes + size > Importer.commitBytes { try await flush() }
+            if version > current + 1 {
+                // The stream began later where it came from (its first versions were removed):
+                // recorded with the commit that holds its first event.
+                pendingBegins.append((name, version, line))
             }
             if !pending.isEmpty, pendingName == NameKey(name) {
                 pending[pending.count - 1].events.append(domain)
@@ -170,7 +195,8 @@ final class PostgresImporter {
             }
             versions[NameKey(name)] = version
             pendingEvents += 1
-            if pendingEvents >= batch { try await flush() }
+            pendingBytes += size
+            if pendingEvents >= batch || pendingBytes >= Importer.commitBytes { try await flush() }
         case .truncate(let name, let before):
             try await flush()
             // Already so (an import run again; a tombstoned stream hides every version).
@@ -195,13 +221,21 @@ final class PostgresImporter {
         }
     }
 
-    /// Writes the pending events in one transaction.
+    /// Writes the pending events in one transaction (after the beginnings of streams whose
+    /// first events they hold, each a transaction of its own: a failure between them leaves a
+    /// stream that begins later and holds nothing yet, which the import run again fills).
     func flush() async throws {
         guard !pending.isEmpty else { return }
         let appends = pending
+        let begins = pendingBegins
         pending = []
+        pendingBegins = []
         pendingName = nil
         pendingEvents = 0
+        pendingBytes = 0
+        for begin in begins {
+            try await change(begin.line) { try await $0.beginStream(named: begin.name, atVersion: begin.version) }
+        }
         do {
             let results = try await database.append(appends)
             // Appends another import stored meanwhile (the same file run twice at once) were

@@ -185,6 +185,10 @@ extension PostgresAccess {
                     .ioFailure
                 )
             }
+        case _ where String(describing: type(of: error)) == "ConnectionPoolError":
+            // PostgresNIO's pool gave up after its new connections kept failing (about a
+            // minute: a follower waiting through a restart); its own words name its internals.
+            (message, status) = ("cannot reach \(where_): new connections kept failing (the server stopped, or is unreachable)", .ioFailure)
         default:
             (message, status) = ("\(where_): \(error)", .ioFailure)
         }
