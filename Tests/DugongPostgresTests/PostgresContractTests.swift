@@ -571,9 +571,26 @@ struct ClosedConnectionTests {
                 _ = try await store.forEachCommittedEvent(pageSize: 2) { _ in
                     pages += 1
                     guard pages == 1 else { return }
-                    try await client.query(
-                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND state = 'idle in transaction'",
-                        logger: PostgresTestDatabase.quiet)
+                    // The page's rows can arrive before its backend reports itself idle in its
+                    // transaction (a CI run's terminate found nobody): look until it does.
+                    let deadline = ContinuousClock.now + .seconds(30)
+                    var terminated = 0
+                    while terminated == 0, ContinuousClock.now < deadline {
+                        terminated = try await client.withRows(
+                            """
+                            SELECT count(*) FROM (
+                              SELECT pg_terminate_backend(pid) AS killed FROM pg_stat_activity
+                              WHERE datname = current_database() AND state = 'idle in transaction' AND pid <> pg_backend_pid()) AS chosen
+                            WHERE killed
+                            """, logger: PostgresTestDatabase.quiet
+                        ) { rows in
+                            var count = 0
+                            for try await found in rows.decode(Int64.self) { count += Int(found) }
+                            return count
+                        }
+                        if terminated == 0 { try await Task.sleep(for: .milliseconds(10)) }
+                    }
+                    #expect(terminated == 1, "the transaction's backend was terminated")
                     try await Task.sleep(for: .milliseconds(500))  // the close reaches the client
                 }
             }

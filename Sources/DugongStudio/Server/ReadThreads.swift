@@ -12,8 +12,13 @@ import Foundation
 /// under load Linux's dispatch ran no more of its work at once than there are cores, blocked
 /// or not.) More requests at once than there are threads wait their turn.
 final class ReadThreads: TaskExecutor, @unchecked Sendable {
-    /// The Studio's: 16 threads.
-    static let shared = ReadThreads(count: 16)
+    /// The Studio's: 16 threads, or twice as many as the cooperative pool has (one per core)
+    /// on a machine of more than 8 cores, so that more reads than there are cores can stall
+    /// and leave threads for the others.
+    static let shared = ReadThreads(count: max(16, 2 * ProcessInfo.processInfo.activeProcessorCount))
+
+    /// How many threads run the Studio's requests.
+    let count: Int
 
     // @unchecked Sendable: `jobs` is read and written only with `condition` locked.
     private let condition = NSCondition()
@@ -22,6 +27,7 @@ final class ReadThreads: TaskExecutor, @unchecked Sendable {
 
     private init(count: Int) {
         precondition(count > 0)
+        self.count = count
         for number in 0..<count {
             let thread = Thread { [self] in work() }
             thread.name = "dugong-studio-\(number)"
