@@ -550,8 +550,9 @@ struct CommandTests {
         }
         _ = try CLI.run(["append", store, "s/1"], input: #"{"type":"Second"}"#)
         _ = try CLI.run(["append", store, "s/2"], input: #"{"type":"Third"}"#)
+        // (Up to 20 s, as the follower tests wait: a process starting while many run is slow.)
         var lines: [String] = []
-        for _ in 0..<100 where lines.count < 3 {
+        for _ in 0..<400 where lines.count < 3 {
             try await Task.sleep(for: .milliseconds(50))
             lines = follower.result().lines
         }

@@ -25,7 +25,10 @@ struct InspectionTests {
     func readingAStoreOnTmpfsDoesNotAllocateItsHoles() async throws {
         let path = "/dev/shm/dugong-tests-holes-\(UUID().uuidString.prefix(8))"
         defer { try? FileManager.default.removeItem(atPath: path) }
-        let writer = try EventLog.open(at: path, options: .init(createIfMissing: true))
+        // (4 MiB segments: a container's /dev/shm may hold no more than 64 MiB.)
+        var creating = EventLog.Options(createIfMissing: true)
+        creating.segmentSize = 4 << 20
+        let writer = try EventLog.open(at: path, options: creating)
         try await writer.append(Fixture.events(3), to: "s/1")
         writer.close()
         let segment = try #require(writer.segmentNames.first.map { path + "/" + $0 })

@@ -146,7 +146,9 @@ struct ProjectionTests {
         let catchingUp = Task { try await projection.catchUp() }
         try await whenHandlerEntered(1)
         let pausing = Task { await projection.pause() }
-        try await Task.sleep(for: .milliseconds(100))
+        // (Until the task has run: a fixed wait could end first under load.)
+        let pausedBy = ContinuousClock.now + .seconds(20)
+        while await !projection.isPaused, ContinuousClock.now < pausedBy { try await Task.sleep(for: .milliseconds(5)) }
         #expect(await projection.isPaused, "paused at once, though the catch-up runs on")
         await projection.resume()
         letGo.yield()

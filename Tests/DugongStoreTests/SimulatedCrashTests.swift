@@ -124,6 +124,7 @@ struct SimulatedCrashTests {
         var failedOpens = 0
         var eventsFollowed = 0
         var readOnlyChecks = 0
+        var headsLost = 0
         var injected: [String: Int] = [:]
         for seed in Self.firstSeed..<(Self.firstSeed + UInt64(Self.crashes)) {
             let outcome = await Self.run(seed: seed)
@@ -135,17 +136,19 @@ struct SimulatedCrashTests {
             failedOpens += outcome.failedOpens
             eventsFollowed += outcome.eventsFollowed
             readOnlyChecks += outcome.readOnlyChecks
+            headsLost += outcome.headsLost
             injected.merge(outcome.injected, uniquingKeysWith: +)
             if !outcome.problems.isEmpty {
                 failures.append((outcome.problems.prefix(5) + ["trace (last 60 operations):"] + outcome.trace.suffix(60)).joined(separator: "\n"))
                 if failures.count >= 3 { break }
             }
         }
-        print("simulated disk: \(Self.crashes) seeds, \(cuts) power cuts, \(failedSyncs) rounds with failing calls, \(compactions) compactions after a cut (\(failedCompactions) stopped by a failing call), \(failedOpens) opens stopped by a failing call, \(acknowledged) events acknowledged, \(eventsFollowed) events read by a reader beside the writers, \(readOnlyChecks) read-only opens with no writer checked, \(failures.count) failing seeds; faults injected: \(injected.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", "))")
+        print("simulated disk: \(Self.crashes) seeds, \(cuts) power cuts, \(failedSyncs) rounds with failing calls, \(compactions) compactions after a cut (\(failedCompactions) stopped by a failing call), \(failedOpens) opens stopped by a failing call, \(acknowledged) events acknowledged, \(eventsFollowed) events read by a reader beside the writers, \(readOnlyChecks) read-only opens with no writer checked, \(headsLost) head files lost, \(failures.count) failing seeds; faults injected: \(injected.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", "))")
         #expect(failures.isEmpty, "\(failures.joined(separator: "\n\n"))")
         if Self.crashes >= 100 {
             #expect(eventsFollowed > 0, "the readers beside the writers read nothing")
             #expect(readOnlyChecks > 0, "no read-only open without a writer was checked")
+            #expect(headsLost > 0, "no head file was lost")
             for kind in ["failed sync", "failed write", "short write", "full disk", "failed rename or unlink"] {
                 #expect(injected[kind, default: 0] > 0, "no \(kind) was injected")
             }
@@ -164,6 +167,7 @@ struct SimulatedCrashTests {
         var failedOpens = 0
         var eventsFollowed = 0
         var readOnlyChecks = 0
+        var headsLost = 0
         var injected: [String: Int] = [:]
         var phase = ""
     }
@@ -240,7 +244,7 @@ struct SimulatedCrashTests {
             // acknowledged event.
             let failingOpen = round > 0 && Int.random(in: 0..<5, using: &random) == 0
             if failingOpen { disk.setFaults(Self.faults(failing: true, using: &random).scaled(by: 4)) }
-            let log: EventLog
+            var log: EventLog
             do {
                 log = try EventLog.open(at: directory.path, options: options)
                 disk.setFaults(SimulatedDisk.Faults())
@@ -269,12 +273,45 @@ struct SimulatedCrashTests {
                 log.close()
                 break
             }
+            let headLost = Int.random(in: 0..<4, using: &random) == 0
+            if headLost {
+                // The head file is lost (a clean close first: it is then the only thing
+                // missing). The writer that opens it next starts a new one, and in one case in
+                // two the power fails while it does; every acknowledged event stays, and the
+                // power cuts of this round meet a head file that began afresh.
+                outcome.phase = "opening without the head file in round \(round)"
+                log.close()
+                try disk.remove(directory.path + "/" + Layout.headName)
+                try disk.synchronizeDirectory(directory.path)
+                outcome.headsLost += 1
+                if Bool.random(using: &random) { disk.crash(atOperation: disk.operationCount + Int.random(in: 1...10, using: &random)) }
+                do {
+                    log = try EventLog.open(at: directory.path, options: options)
+                } catch where disk.hasCrashed {
+                    try disk.materializeCrash()
+                    outcome.cuts += 1
+                    continue
+                }
+                if disk.hasCrashed {
+                    log.close()
+                    try disk.materializeCrash()
+                    outcome.cuts += 1
+                    continue
+                }
+                disk.crash(atOperation: Int.max)
+                outcome.problems += try model.check(log, seed: seed, round: round)
+                guard outcome.problems.isEmpty else {
+                    log.close()
+                    break
+                }
+            }
             // One round in four after the first meets failing system calls (each kind on or
             // off): the store stops at the first, and is reopened in the same boot. Short writes
             // (not failures) come in any round.
             let failSyncs = round > 0 && Int.random(in: 0..<4, using: &random) == 0
             disk.setFaults(Self.faults(failing: failSyncs, using: &random))
-            disk.crash(atOperation: disk.operationCount + Int.random(in: 1...400, using: &random))
+            // (Soon after a new head file: its first records are the ones a cut can lose.)
+            disk.crash(atOperation: disk.operationCount + Int.random(in: 1...(headLost ? 20 : 400), using: &random))
             outcome.phase = "appending in round \(round)"
             let writers = Int.random(in: 1...4, using: &random)
             // Some commits are sent again once acknowledged, with the version they were written
@@ -299,6 +336,7 @@ struct SimulatedCrashTests {
             let writersLeft = Countdown(Bool.random(using: &random) ? writers : 0)
             let eventsFollowed = Tally()
             let readerPath = directory.path
+            let writer = log
             let (results, retryProblems) = await withTaskGroup(of: ([(String, [NewEvent], Commit)], [String]).self) { group in
                 if !writersLeft.isDone {
                     group.addTask {
@@ -316,10 +354,10 @@ struct SimulatedCrashTests {
                         var problems: [String] = []
                         for (stream, events, retried) in plan {
                             do {
-                                let commit = try await log.append(events, to: stream)
+                                let commit = try await writer.append(events, to: stream)
                                 done.append((stream, events, commit))
                                 guard retried else { continue }
-                                let again = try await log.append(events, to: stream, expecting: .exact(commit.firstVersion - 1))
+                                let again = try await writer.append(events, to: stream, expecting: .exact(commit.firstVersion - 1))
                                 if !again.wasDuplicate || again.firstPosition != commit.firstPosition || again.lastPosition != commit.lastPosition {
                                     problems.append("a retry of \(stream) v\(commit.firstVersion)...v\(commit.lastVersion) was not the same commit: \(again)")
                                 }

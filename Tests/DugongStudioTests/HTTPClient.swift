@@ -16,19 +16,26 @@ enum HTTPClient {
 
     /// Sends one request (`Connection: close`) and reads the answer to its end, or until
     /// `until` appears in it (then the connection is closed: a stream of server-sent events).
+    /// `answering` is called once, when the answer's first bytes arrive.
     static func send(
-        port: Int, _ target: String, host: String? = nil, headers: [String: String] = [:], until: String? = nil, address: String = "127.0.0.1"
+        port: Int, _ target: String, host: String? = nil, headers: [String: String] = [:], until: String? = nil, address: String = "127.0.0.1",
+        answering: (@Sendable () -> Void)? = nil
     ) async throws -> Answer {
-        try await send(port: port, "GET", target, host: host, headers: headers, until: until, address: address)
+        try await send(port: port, "GET", target, host: host, headers: headers, until: until, address: address, answering: answering)
     }
 
     static func send(
         port: Int, _ method: String, _ target: String, host: String? = nil, headers: [String: String] = [:], body: String = "",
-        until: String? = nil, address: String = "127.0.0.1"
+        until: String? = nil, address: String = "127.0.0.1", answering: (@Sendable () -> Void)? = nil
     ) async throws -> Answer {
         try await withCheckedThrowingContinuation { continuation in
             let thread = Thread {
-                continuation.resume(with: Result { try exchange(port: port, method, target, host: host, headers: headers, body: body, until: until, address: address) })
+                continuation.resume(
+                    with: Result {
+                        try exchange(
+                            port: port, method, target, host: host, headers: headers, body: body, until: until, address: address,
+                            answering: answering)
+                    })
             }
             thread.start()
         }
@@ -36,7 +43,7 @@ enum HTTPClient {
 
     private static func exchange(
         port: Int, _ method: String, _ target: String, host: String?, headers: [String: String], body: String, until: String?,
-        address connectTo: String
+        address connectTo: String, answering: (@Sendable () -> Void)?
     ) throws -> Answer {
         let isIPv6 = connectTo.contains(":")
         let socket = Glibc.socket(isIPv6 ? AF_INET6 : AF_INET, Int32(SOCK_STREAM.rawValue), 0)
@@ -87,6 +94,7 @@ enum HTTPClient {
                 throw Failure(description: "recv: errno \(errno) after \(received.count) bytes")
             }
             if count == 0 { break }
+            if received.isEmpty { answering?() }
             received += buffer[0..<count]
             if let until, String(decoding: received, as: UTF8.self).contains(until) { break }
             if let length = contentLength(received), let head = headEnd(received), received.count - head >= length { break }

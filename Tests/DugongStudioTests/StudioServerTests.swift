@@ -578,15 +578,22 @@ struct StudioServerTests {
         let serving = Task { try await studio.run { url in found.yield(url.port ?? 0) } }
         var iterator = ports.makeAsyncIterator()
         let port = try #require(await iterator.next())
-        async let tail = HTTPClient.send(port: port, "/api/tail?from=0", until: "\r\n0\r\n\r\n")
-        try await Task.sleep(for: .milliseconds(500))
+        let (answering, answered) = AsyncStream.makeStream(of: Void.self)
+        let tail = Task {
+            defer { answered.finish() }
+            return try await HTTPClient.send(port: port, "/api/tail?from=0", until: "\r\n0\r\n\r\n") { answered.yield() }
+        }
+        // The tail is open once its answer begins (a fixed wait could stop the server before the
+        // tail connected, under load).
+        var begun = answering.makeAsyncIterator()
+        _ = await begun.next()
         let stopping = ContinuousClock.now
         serving.cancel()
         _ = await serving.result
         // Before, it waited for the page to go: here the test's client, which gives up after 60 s.
         // (A bound well under that: a full test run on two cores can take seconds to stop it.)
         #expect(ContinuousClock.now - stopping < .seconds(40), "stopped within \(ContinuousClock.now - stopping)")
-        let answer = try await tail
+        let answer = try await tail.value
         #expect(answer.status == 200 && answer.body.hasSuffix("\r\n0\r\n\r\n"), "the tail was answered, then ended: \(answer.body.suffix(100))")
     }
 
