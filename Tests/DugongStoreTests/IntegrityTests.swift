@@ -232,7 +232,7 @@ struct EngineIntegrityTests {
         }
         #expect(slots.allSatisfy { $0 != nil }, "both slots hold a record: \(slots)")
         try await log.append(Fixture.events(1), to: "s")
-        #expect(StoreFiles.headProblems(in: directory.path).isEmpty)
+        #expect(StoreFiles.headProblems(in: directory.path, lookingTwice: false).isEmpty)
     }
 
     // 4c. Bytes after a clean close's durable end are damage (FORMAT.md §8): a writable open

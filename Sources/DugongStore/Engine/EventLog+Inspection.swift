@@ -79,14 +79,7 @@ extension EventLog {
             problems.append(Finding(segment: damage.segmentName, offset: damage.offset, kind: kind, message: damage.reason))
         }
         if !segments.isEmpty {
-            var headProblems = StoreFiles.headProblems(in: directory)
-            if !headProblems.isEmpty, options.readOnly {
-                // A writer may have been writing a slot as it was read: a slot really damaged
-                // is damaged in a second look too.
-                usleep(20_000)
-                headProblems = StoreFiles.headProblems(in: directory)
-            }
-            for (offset, message) in headProblems {
+            for (offset, message) in StoreFiles.headProblems(in: directory, lookingTwice: options.readOnly) {
                 problems.append(Finding(segment: Layout.headName, offset: offset, kind: .damagedMetadata, message: message))
             }
         }

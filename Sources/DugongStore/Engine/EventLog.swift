@@ -161,7 +161,7 @@ public final class EventLog: Sendable {
         // A head file gone wrong (verification names it) is a hint the scan did without: it is
         // made whole again before the writer uses it, or `verify` would name it for ever.
         if recovered.index.damage.isEmpty, Directory.fileExists(directory + "/" + Layout.headName),
-            !StoreFiles.headProblems(in: directory).isEmpty
+            !StoreFiles.headProblems(in: directory, lookingTwice: false).isEmpty
         {
             try StoreFiles.rewriteHead(in: directory, keeping: context.head)
         }

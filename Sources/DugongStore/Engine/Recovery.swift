@@ -63,11 +63,7 @@ enum Recovery {
         mutating func readHints(in directory: String) throws {
             head = try StoreFiles.readHead(in: directory)
             savedIndexNextPosition = head == nil ? try IndexFile.summary(in: directory)?.nextPosition : nil
-            // A second look, as verification's: a writer may have been writing a slot as it was read.
-            headIsWhole = StoreFiles.headProblems(in: directory).isEmpty || {
-                usleep(20_000)
-                return StoreFiles.headProblems(in: directory).isEmpty
-            }()
+            headIsWhole = StoreFiles.headProblems(in: directory, lookingTwice: true).isEmpty
         }
         /// The size of the newest segment's file before it was extended at open.
         var lastFileSize: Int?

@@ -56,7 +56,7 @@ extension EventLog {
             // message says to run again (verification names the head file until then).
             let listed = Set(manifest.segments.map(\.name))
             let unlisted = try Directory.entries(of: directory).contains { Layout.SegmentName(fileName: $0) != nil && !listed.contains($0) }
-            if unlisted || !StoreFiles.headProblems(in: directory).isEmpty {
+            if unlisted || !StoreFiles.headProblems(in: directory, lookingTwice: false).isEmpty {
                 held = nil
                 var writable = options
                 writable.readOnly = false
