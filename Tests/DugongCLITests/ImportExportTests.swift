@@ -174,7 +174,13 @@ struct ImportExportTests {
             #"{"stream":"b","version":2,"type":"B","id":"00000000-0000-0000-0000-00000000000b"}"#,
         ]
         let below = try CLI.run(["import", store], input: lines.joined(separator: "\n"))
-        #expect(below.status == 2 && below.stderr.contains("line 2: version 2 of 'b' is no longer in the store"), "\(below.stderr)")
+        #expect(
+            below.status == 2 && below.stderr.contains("line 2: version 2 of 'b' is before the version the stream begins at (3, line 1)")
+                && below.stderr.contains("imported 0 events"), "\(below.stderr)")
+        // The same once the beginning is stored.
+        _ = try Self.run(["import", store], input: lines[0])
+        let belowStored = try CLI.run(["import", store], input: lines[1])
+        #expect(belowStored.status == 2 && belowStored.stderr.contains("line 1: version 2 of 'b' is no longer in the store"), "\(belowStored.stderr)")
         _ = try CLI.run(["import", store], input: #"{"stream":"h","version":1,"type":"A","id":"00000000-0000-0000-0000-00000000000c"}"#)
         _ = try CLI.run(["delete-stream", store, "h"])
         let hidden = try CLI.run(["import", store], input: #"{"stream":"h","version":1,"type":"A","id":"00000000-0000-0000-0000-00000000000d"}"#)
@@ -372,6 +378,68 @@ struct ImportExportTests {
             let expected = message.replacing("line 1", with: "line 2")
             #expect(result.status == 65 && result.stderr.contains(expected), "\(line.prefix(80)): \(result.stderr)")
         }
+    }
+
+    // Found by a black-box test: Foundation's decoder took an `=` inside a group ("QQ=Q") and
+    // stored bytes it made up, and took extra padding and bits past the last byte; unpadded
+    // text was refused. Now only what `export` prints is taken.
+    @Test func base64IsTakenOnlyAsExportPrintsIt() throws {
+        let store = CLI.storePath("base64")
+        defer { try? FileManager.default.removeItem(atPath: store) }
+        for text in ["QQ=Q", "AA=C", "=AAA", "AAEC=", "AAEC====", "AAF=", "AB==", "AAE", "A", "AA AA", "AA\\nAA", "AA-_", "AAE=AAE="] {
+            let refused = try CLI.run(["append", store, "s"], input: #"{"type":"T","data":{"base64":"\#(text)"}}"#)
+            #expect(refused.status == 65 && refused.stderr.contains("invalid base64"), "\(text): \(refused.status) \(refused.stderr)")
+        }
+        let valid: [(String, [UInt8])] = [("", []), ("AA==", [0]), ("AAE=", [0, 1]), ("AAEC", [0, 1, 2]), ("/+8Q", [0xFF, 0xEF, 0x10]), ("AP8QAA==", [0, 0xFF, 0x10, 0])]
+        for (text, _) in valid { _ = try Self.run(["append", store, "s"], input: #"{"type":"T","data":{"base64":"\#(text)"}}"#) }
+        #expect(try Self.storedEvents(of: "s", in: store).map { [UInt8]($0.data) } == valid.map(\.1))
+    }
+
+    // Found by a black-box test: a line at a version an earlier line of the same input gave
+    // (another event, or before the version the stream began at) was compared with the store
+    // after writing the earlier lines: exit 2, and part of the commit written.
+    @Test func aLineConflictingWithAnEarlierLineWritesNothingOfItsCommit() throws {
+        let store = CLI.storePath("earlier-line")
+        defer { try? FileManager.default.removeItem(atPath: store) }
+        func id(_ n: Int) -> String { "00000000-0000-4000-8000-00000000000\(n)" }
+        _ = try Self.run(["import", store], input: #"{"stream":"other","type":"T"}"#)
+        let cases: [([String], String)] = [
+            ([#"{"stream":"w","version":2,"id":"\#(id(1))","type":"T"}"#, #"{"stream":"w","version":1,"id":"\#(id(2))","type":"T"}"#],
+             "line 2: version 1 of 'w' is before the version the stream begins at (2, line 1)"),
+            ([#"{"stream":"w","version":1,"id":"\#(id(1))","type":"T"}"#, #"{"stream":"w","version":2,"id":"\#(id(2))","type":"T"}"#,
+              #"{"stream":"w","version":1,"id":"\#(id(3))","type":"T"}"#],
+             "line 3: 'w' has version 1 from an earlier line of this input, as another event"),
+            ([#"{"stream":"w","version":1,"id":"\#(id(1))","type":"T"}"#, #"{"stream":"w","version":1,"id":"\#(id(1))","type":"U"}"#],
+             #"line 2: version 1 of 'w' has this id (\#(id(1))) in an earlier line of this input, and type "T", not "U""#),
+            ([#"{"stream":"w","version":1,"id":"\#(id(1))","type":"T"}"#, #"{"stream":"w","type":"T"}"#, #"{"stream":"w","version":2,"id":"\#(id(2))","type":"T"}"#],
+             "line 3: 'w' has version 2 from an earlier line of this input, as another event"),
+        ]
+        for (lines, message) in cases {
+            let refused = try CLI.run(["import", store], input: lines.joined(separator: "\n"))
+            #expect(refused.status == 2 && refused.stderr.contains(message) && refused.stderr.contains("imported 0 events"), "\(refused.stderr)")
+            #expect(try Self.run(["export", store]).lines.count == 1, "nothing of the commit: \(lines)")
+        }
+        // A line repeated in the same input is the same event: skipped.
+        let repeated = #"{"stream":"w","version":1,"id":"\#(id(1))","type":"T","data":{"a":1}}"#
+        let imported = try Self.run(["import", store], input: repeated + "\n" + repeated)
+        #expect(imported.stderr.contains("imported 1 event in 1 commit; skipped 1"), "\(imported.stderr)")
+    }
+
+    // Found by a black-box test: a string, number or literal counted as a level, so data at the
+    // documented depths was refused (an input line) or printed as base64 (stored data).
+    @Test func onlyObjectsAndArraysCountAsLevels() throws {
+        let store = CLI.storePath("levels")
+        defer { try? FileManager.default.removeItem(atPath: store) }
+        func nested(_ depth: Int, around value: String) -> String { String(repeating: "[", count: depth) + value + String(repeating: "]", count: depth) }
+        // The line's object and 511 arrays: 512 levels, taken; one more is refused.
+        _ = try Self.run(["append", store, "deep"], input: #"{"type":"T","data":"# + nested(511, around: "1") + "}")
+        let refused = try CLI.run(["append", store, "deeper"], input: #"{"type":"T","data":"# + nested(512, around: "1") + "}")
+        #expect(refused.status == 65 && refused.stderr.contains("nested deeper than 512 levels"), "\(refused.stderr)")
+        // Data 500 levels deep is printed as JSON, 501 as base64.
+        _ = try Self.run(["append", store, "printed"], input: #"{"type":"T","data":"# + nested(500, around: #""x""#) + "}")
+        _ = try Self.run(["append", store, "encoded"], input: #"{"type":"T","data":"# + nested(501, around: #""x""#) + "}")
+        #expect(try Self.run(["read", store, "printed"]).stdout.contains(#""data":[[["#))
+        #expect(try Self.run(["read", store, "encoded"]).stdout.contains(#""data":{"base64":"#))
     }
 
     // Payload bytes move unchanged: JSON is printed as stored (key order, number spelling,

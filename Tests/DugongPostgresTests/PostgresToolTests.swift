@@ -261,6 +261,30 @@ struct PostgresToolTests {
         }
     }
 
+    /// A line at a version an earlier line of the same commit gave, as another event, is a
+    /// conflict that writes nothing of the commit (the earlier lines were written first, to
+    /// compare with the store).
+    @Test func aLineConflictingWithAnEarlierLineWritesNothingOnPostgresAsInADirectory() async throws {
+        try await TestServer.withFreshDatabase { _, url in
+            try await Tool.withDirectory { directory in
+                let metadata = #""metadata":{"schemaVersion":1}"#
+                let lines = [
+                    #"{"stream":"a:T/1","version":1,"id":"00000000-0000-4000-8000-000000000001","type":"E",\#(metadata)}"#,
+                    #"{"stream":"a:T/1","version":2,"id":"00000000-0000-4000-8000-000000000002","type":"E",\#(metadata)}"#,
+                    #"{"stream":"a:T/1","version":1,"id":"00000000-0000-4000-8000-000000000001","type":"E",\#(metadata)}"#,
+                    #"{"stream":"a:T/1","version":2,"id":"00000000-0000-4000-8000-000000000003","type":"E",\#(metadata)}"#,
+                ].joined(separator: "\n") + "\n"
+                for store in [directory, url] {
+                    let refused = try Tool.run(["import", store], input: lines)
+                    #expect(
+                        refused.status == 2 && refused.stderr.contains("line 4: 'a:T/1' has version 2 from an earlier line of this input")
+                            && refused.stderr.contains("imported 0 events"), "\(store): \(refused.stderr)")
+                }
+                #expect(try Tool.run(["export", url]).stdout.isEmpty, "nothing of the commit")
+            }
+        }
+    }
+
     /// Commits pack at most 32 MiB of events on PostgreSQL too (one larger event goes alone):
     /// the whole batch went in one transaction, and large events over 1 GiB failed.
     @Test func largeEventsArePackedAsInADirectory() async throws {

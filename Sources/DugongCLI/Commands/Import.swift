@@ -134,8 +134,26 @@ final class Importer {
             let current = try slot.map { versions.values[$0] } ?? version(of: stream)
             let version = given ?? current + 1
             if version <= current {
-                // Compared with the store: what is pending is written first.
-                if pending.contains(where: { NameKey($0.stream) == NameKey(stream) }) || !inFlight.isEmpty { try await drain() }
+                // A version an earlier line of this commit gave: compared with that line, and
+                // nothing is written to find out (a conflict leaves nothing of the commit).
+                if let earlier = pendingEvent(of: stream, version: version) {
+                    if let conflict = StoreAccess.conflictWithEarlierLine(
+                        id: earlier.id, type: earlier.type, data: earlier.data, metadata: earlier.metadata, line: event, stream: stream,
+                        version: version)
+                    {
+                        throw Terminal.fail("line \(line): \(conflict)", code: ExitStatus.conflict.rawValue)
+                    }
+                    skipped += 1
+                    return
+                }
+                if let begin = pendingBegins.first(where: { NameKey($0.stream) == NameKey(stream) }) {
+                    throw Terminal.fail(
+                        "line \(line): version \(version) of '\(stream)' is before the version the stream begins at (\(begin.version), line \(begin.line)), so the line cannot be compared with it",
+                        code: ExitStatus.conflict.rawValue)
+                }
+                // Below what is pending: in the store, or in a commit sent, compared once it is
+                // acknowledged.
+                while !inFlight.isEmpty { try await settle() }
                 try checkStored(event, stream: stream, version: version, line: line)
                 skipped += 1
                 return
@@ -192,6 +210,16 @@ final class Importer {
             tombstoned.insert(NameKey(stream))
             acknowledge(change: JSONLines.tombstone(of: stream))
         }
+    }
+
+    /// The event an earlier line gave `version` of `stream` in the commit being packed.
+    private func pendingEvent(of stream: String, version: Int) -> NewEvent? {
+        for append in pending.reversed() where NameKey(append.stream) == NameKey(stream) {
+            guard case .exact(let before) = append.expected else { continue }
+            let offset = version - before - 1
+            if offset >= 0, offset < append.events.count { return append.events[offset] }
+        }
+        return nil
     }
 
     /// A lifecycle line, durable: a commit of its own (counted, and acknowledged with `--acks`

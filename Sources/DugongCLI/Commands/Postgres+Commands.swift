@@ -148,8 +148,25 @@ final class PostgresImporter {
                     .badInput)
             }
             if version <= current {
+                // A version an earlier line of this commit gave: compared with that line, and
+                // nothing is written to find out (a conflict leaves nothing of the commit).
+                if let earlier = try pendingEvent(of: name, version: version) {
+                    if let conflict = StoreAccess.conflictWithEarlierLine(
+                        id: earlier.id, type: earlier.type, data: earlier.data, metadata: earlier.metadata, line: event, stream: name,
+                        version: version)
+                    {
+                        throw fail(line, conflict, .conflict)
+                    }
+                    skipped += 1
+                    return
+                }
+                if let begin = pendingBegins.first(where: { NameKey($0.name) == NameKey(name) }) {
+                    throw fail(
+                        line,
+                        "version \(version) of '\(name)' is before the version the stream begins at (\(begin.version), line \(begin.line)), so the line cannot be compared with it",
+                        .conflict)
+                }
                 // An import run again: the stored event must be this one.
-                try await flush()
                 let existing = try await database.recordedEvents(ofStreamNamed: name, from: version, maxCount: 1, includeHidden: true).first
                 guard let existing, existing.event.sequenceNumber == version else {
                     throw fail(line, "version \(version) of '\(name)' is before the version the stream begins at, so the line cannot be compared with it", .conflict)
@@ -211,6 +228,16 @@ final class PostgresImporter {
             try await change(line) { try await $0.tombstone(streamNamed: name) }
             tombstoned.insert(NameKey(name))
         }
+    }
+
+    /// The event (as stored) an earlier line gave `version` of `name` in the commit being packed.
+    private func pendingEvent(of name: String, version: Int) throws -> NewEvent? {
+        for append in pending.reversed() where NameKey(AggregateStreamName.name(of: append.stream)) == NameKey(name) {
+            guard case .exact(let before) = append.expected else { continue }
+            let offset = version - before - 1
+            if offset >= 0, offset < append.events.count { return try EventLogStore.storedForm(of: append.events[offset]) }
+        }
+        return nil
     }
 
     private func change(_ line: Int, _ body: (PostgresEventStore) async throws -> Void) async throws {

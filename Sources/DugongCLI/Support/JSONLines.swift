@@ -134,12 +134,50 @@ enum JSONLines {
         guard let member = object[key], member.kind != .null else { return Data() }
         if object.isBase64Object(key) {
             let inner = try JSONMembers(Array(object.raw(key)!))
-            guard let text = try inner.string("base64"), let data = Data(base64Encoded: text) else {
-                throw InputError("\"base64\" holds invalid base64")
+            guard let text = try inner.string("base64"), let data = decodeBase64(text) else {
+                throw InputError("\"base64\" holds invalid base64 (standard base64 with its padding, as `export` prints it)")
             }
             return data
         }
         return Data(object.raw(key)!)
+    }
+
+    /// The bytes of standard base64 as `export` writes it (RFC 4648 §4): the standard alphabet
+    /// in groups of four, `=` only to pad the last group, and no bits set past the last byte.
+    /// Anything else is `nil`: there is no one right guess at what it meant (Foundation's
+    /// decoder took an `=` inside a group and made up bytes).
+    static func decodeBase64(_ text: String) -> Data? {
+        let characters = Array(text.utf8)
+        guard characters.count % 4 == 0 else { return nil }
+        func sextet(_ character: UInt8) -> UInt32? {
+            switch character {
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"): UInt32(character - UInt8(ascii: "A"))
+            case UInt8(ascii: "a")...UInt8(ascii: "z"): UInt32(character - UInt8(ascii: "a")) + 26
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): UInt32(character - UInt8(ascii: "0")) + 52
+            case UInt8(ascii: "+"): 62
+            case UInt8(ascii: "/"): 63
+            default: nil
+            }
+        }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(characters.count / 4 * 3)
+        for start in stride(from: 0, to: characters.count, by: 4) {
+            let group = characters[start..<start + 4]
+            let isLast = start + 4 == characters.count
+            let padding = isLast ? group.reversed().prefix { $0 == UInt8(ascii: "=") }.count : 0
+            guard padding <= 2 else { return nil }
+            var value: UInt32 = 0
+            for character in group.prefix(4 - padding) {
+                guard let bits = sextet(character) else { return nil }
+                value = value << 6 | bits
+            }
+            value <<= UInt32(6 * padding)
+            let kept = 3 - padding
+            // Bits past the last byte must be 0 (else two texts would mean the same bytes).
+            guard value & ((1 << UInt32(8 * (3 - kept))) - 1) == 0 else { return nil }
+            for index in 0..<kept { bytes.append(UInt8(truncatingIfNeeded: value >> UInt32(16 - 8 * index))) }
+        }
+        return Data(bytes)
     }
 
     /// A stream's truncation as `export` prints it and `import` reads and acknowledges it.

@@ -225,10 +225,13 @@ struct JSONMembers {
             while let byte = peek, byte == 0x20 || byte == 0x09 || byte == 0x0A || byte == 0x0D { index += 1 }
         }
 
-        /// A value; returns its kind.
+        /// A value; returns its kind. `depth` is the level an object or array there would be
+        /// (only they nest: a string, number or literal adds no level).
         mutating func value(depth: Int) throws -> Kind {
-            guard depth <= maximumDepth else {
-                throw JSONLines.InputError("JSON nested deeper than \(maximumDepth) levels")
+            if peek == UInt8(ascii: "{") || peek == UInt8(ascii: "[") {
+                guard depth <= maximumDepth else {
+                    throw JSONLines.InputError("JSON nested deeper than \(maximumDepth) levels")
+                }
             }
             switch peek {
             case UInt8(ascii: "\""):

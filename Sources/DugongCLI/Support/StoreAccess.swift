@@ -56,12 +56,28 @@ enum StoreAccess {
     /// it is read); nil when nothing does. An id names one event: a line that reuses it for
     /// another is a mistake, not a retry.
     static func difference(_ stored: StoredEvent, _ line: NewEvent) -> String? {
+        difference(type: stored.type, data: stored.data, metadata: stored.metadata, line)
+    }
+
+    /// ``difference(_:_:)`` for an event given by its fields.
+    static func difference(type: String, data: Data, metadata: Data, _ line: NewEvent) -> String? {
         // By their bytes, as the store tells names apart (Swift's `==` takes café spelled NFC
         // and NFD for one).
-        if !stored.type.utf8.elementsEqual(line.type.utf8) { return "type \(quoted(stored.type)), not \(quoted(line.type))" }
-        if stored.data != line.data { return "other data" }
-        if stored.metadata != line.metadata { return "other metadata" }
+        if !type.utf8.elementsEqual(line.type.utf8) { return "type \(quoted(type)), not \(quoted(line.type))" }
+        if data != line.data { return "other data" }
+        if metadata != line.metadata { return "other metadata" }
         return nil
+    }
+
+    /// Why an import's line, at a version an earlier line of the same input gave to an event
+    /// not yet written, is not that event (nil: it is, the line repeated, to be skipped). The
+    /// earlier line's commit is not written to find out: a conflict leaves nothing of it.
+    static func conflictWithEarlierLine(id: UUID, type: String, data: Data, metadata: Data, line event: NewEvent, stream: String, version: Int) -> String? {
+        guard id == event.id else {
+            return "'\(stream)' has version \(version) from an earlier line of this input, as another event (id \(id.uuidString.lowercased()), not \(event.id.uuidString.lowercased()))"
+        }
+        guard let difference = difference(type: type, data: data, metadata: metadata, event) else { return nil }
+        return "version \(version) of '\(stream)' has this id (\(event.id.uuidString.lowercased())) in an earlier line of this input, and \(difference): the line is not that event"
     }
 
     private static func quoted(_ text: String) -> String { JSONLines.quoted(text) }
