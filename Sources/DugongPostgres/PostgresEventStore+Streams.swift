@@ -101,7 +101,7 @@ extension PostgresEventStore {
             if state.isTombstoned { throw PostgresStoreError.streamTombstoned(stream: name) }
             guard version <= state.version + 1 else {
                 throw PostgresStoreError.invalidChange(
-                    "truncate '\(name)' before version \(version): its version is \(state.version), so at most \(state.version + 1)")
+                    "truncate '\(name)' before version \(version): the stream is at version \(state.version), so at most \(state.version + 1) (which hides every version it has)")
             }
             // No version is below 1: nothing to hide, nothing written (a row would make a stream
             // of a name never used), as the embedded store does.

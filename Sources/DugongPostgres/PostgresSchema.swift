@@ -157,7 +157,7 @@ public enum PostgresStoreError: Error, Sendable, Equatable, CustomStringConverti
         case .unreadableRow(let position, let reason): "the event at position \(position) cannot be read: \(reason)"
         case .invalidURL(let reason): "invalid PostgreSQL URL: \(reason)"
         case .streamTombstoned(let stream): "stream '\(stream)' is tombstoned: it can never be appended to again"
-        case .invalidChange(let reason): reason
+        case .invalidChange(let reason): "invalid argument: \(reason)"
         }
     }
 }

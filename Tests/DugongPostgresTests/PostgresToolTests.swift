@@ -285,6 +285,31 @@ struct PostgresToolTests {
         }
     }
 
+    /// Lifecycle changes are said and counted on PostgreSQL as on a directory (from a black-box
+    /// comparison: a delete of a stream without events said nothing, an import's summary did
+    /// not count lifecycle lines, and a truncation past the end was worded otherwise).
+    @Test func lifecycleChangesAreSaidAndCountedAsInADirectory() async throws {
+        try await TestServer.withFreshDatabase { _, url in
+            try await Tool.withDirectory { directory in
+                let metadata = #""metadata":{"schemaVersion":1}"#
+                let lines = [
+                    #"{"stream":"a:T/1","type":"E",\#(metadata)}"#, #"{"stream":"a:T/1","type":"E",\#(metadata)}"#,
+                    #"{"stream":"a:T/1","truncateBefore":2}"#, #"{"stream":"a:T/2","tombstone":true}"#, #"{"stream":"a:T/2","tombstone":true}"#,
+                ].joined(separator: "\n") + "\n"
+                var said: [[String]] = []
+                for store in [directory, url] {
+                    let imported = try Tool.run(["import", store], input: lines)
+                    let deleted = try Tool.run(["delete-stream", store, "a:T/never"])
+                    let truncated = try Tool.run(["truncate-stream", store, "a:T/never", "--before", "3"])
+                    said.append([imported.stderr, deleted.stdout, "\(truncated.status) " + truncated.stderr])
+                }
+                #expect(said[0] == said[1])
+                #expect(said[0].first?.contains("imported 2 events in 3 commits") == true, "\(said)")
+                #expect(said[0].dropFirst().first?.contains("has no versions to hide") == true, "\(said)")
+            }
+        }
+    }
+
     /// Commits pack at most 32 MiB of events on PostgreSQL too (one larger event goes alone):
     /// the whole batch went in one transaction, and large events over 1 GiB failed.
     @Test func largeEventsArePackedAsInADirectory() async throws {

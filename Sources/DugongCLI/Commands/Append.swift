@@ -393,13 +393,16 @@ enum StreamChange {
             try await change(log)
             guard let after = try log.info(stream: stream) else {
                 // A delete of a stream without events writes nothing.
-                return Terminal.emit("\(JSONLines.quoted(stream)) has no versions to hide (it has no events)")
+                return Terminal.emit(noVersionsToHide(stream))
             }
             Terminal.emit(describe(stream, before: before, after: after))
         } catch let error as StoreError {
             throw StoreAccess.fail(error, path: store)
         }
     }
+
+    /// What a delete of a stream without events (which writes nothing) says.
+    static func noVersionsToHide(_ stream: String) -> String { "\(JSONLines.quoted(stream)) has no versions to hide (it has no events)" }
 
     static func describe(_ stream: String, before: EventLog.StreamInfo?, after: EventLog.StreamInfo) -> String {
         let name = JSONLines.quoted(stream)

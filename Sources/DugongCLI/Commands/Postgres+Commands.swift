@@ -223,9 +223,13 @@ final class PostgresImporter {
                 versions[NameKey(name)] = before - 1
             }
             try await change(line) { try await $0.truncate(streamNamed: name, before: before) }
+            commits += 1  // a commit of its own, counted as a directory store counts it
         case .tombstone(let name):
             try await flush()
-            try await change(line) { try await $0.tombstone(streamNamed: name) }
+            if try await database.state(ofStreamNamed: name)?.isTombstoned != true {
+                try await change(line) { try await $0.tombstone(streamNamed: name) }
+                commits += 1
+            }
             tombstoned.insert(NameKey(name))
         }
     }
@@ -452,7 +456,7 @@ extension StreamChange {
         try await PostgresAccess.with(url, creating: true) { database in
             let before = try await database.state(ofStreamNamed: stream)
             try await change(database)
-            guard let after = try await database.state(ofStreamNamed: stream) else { return }
+            guard let after = try await database.state(ofStreamNamed: stream) else { return Terminal.emit(noVersionsToHide(stream)) }
             Terminal.emit(describe(stream, before: before?.info, after: after.info))
         }
     }
