@@ -285,6 +285,27 @@ struct PostgresToolTests {
         }
     }
 
+    /// README: PostgreSQL keeps an id once per database, where a directory store takes the
+    /// same id in another stream or twice in one append as given (it said neither store looks
+    /// ids up across streams).
+    @Test func anIdIsKeptOncePerDatabaseOnPostgresAndAsGivenInADirectory() async throws {
+        try await TestServer.withFreshDatabase { _, url in
+            let line = { (stream: Int, type: String) in
+                #"{"stream":"a:T/\#(stream)","id":"00000000-0000-4000-8000-000000000001","type":"\#(type)","metadata":{"schemaVersion":1}}"#
+            }
+            for lines in [[line(1, "A"), line(2, "A")], [line(3, "A"), line(3, "B")]] {
+                let input = lines.joined(separator: "\n") + "\n"
+                let refused = try Tool.run(["import", url], input: input)
+                #expect(refused.status == 65 && refused.stderr.contains("imported 0 events"), "\(refused.stderr)")
+                try await Tool.withDirectory { directory in
+                    let taken = try Tool.run(["import", directory], input: input)
+                    #expect(taken.status == 0 && taken.stderr.contains("imported 2 events"), "\(taken.stderr)")
+                }
+            }
+            #expect(try Tool.run(["export", url]).stdout.isEmpty)
+        }
+    }
+
     /// Lifecycle changes are said and counted on PostgreSQL as on a directory (from a black-box
     /// comparison: a delete of a stream without events said nothing, an import's summary did
     /// not count lifecycle lines, and a truncation past the end was worded otherwise).
