@@ -246,6 +246,17 @@ struct BrowserTests {
                     [NewEvent(type: "LeftOut", data: Data("{}".utf8)), NewEvent(type: "Kept", data: Data("{}".utf8))], to: "live/1")
                 let kept = try await browser.text(of: "#log-rows", when: { $0.contains("Kept") })
                 #expect(!kept.contains("LeftOut") && !kept.contains("ArrivedWhilePaused"), "\(kept)")
+                // "Follow live" clicked while a new filter's page is on its way follows the new
+                // filter (it followed the old one, and the new page was dropped).
+                try await browser.click("#filter-go")
+                try await browser.text(of: "#tail-toggle", when: { $0 == "Follow live" })
+                _ = try await browser.run(
+                    "document.getElementById('filter-type').value = 'Second'; document.getElementById('filter-go').click(); document.getElementById('tail-toggle').click();")
+                try await browser.text(of: "#tail-state", when: { $0 == "following" })
+                try await fixture.log.append(
+                    [NewEvent(type: "Kept", data: Data("{}".utf8)), NewEvent(type: "Second", data: Data("{}".utf8))], to: "live/1")
+                let second = try await browser.text(of: "#log-rows", when: { $0.contains("Second") })
+                #expect(!second.contains("Kept"), "\(second)")
 
                 // Health and checkpoints.
                 try await browser.open(page + "#/health")

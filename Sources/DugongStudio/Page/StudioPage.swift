@@ -401,7 +401,14 @@ function logRow(event) {
   tr.onclick = () => { location.hash = "#/stream/" + encodeURIComponent(event.stream) + "/" + event.version; };
   return tr;
 }
-$("filter-go").onclick = () => loadLog(true).catch((e) => showError(e.message));
+// A filter applied, its page still on its way: "Follow live" waits for it (it followed the old
+// filter, and the new page was dropped).
+let logReset = null;
+$("filter-go").onclick = () => {
+  const loading = loadLog(true);
+  logReset = loading;
+  loading.catch((e) => showError(e.message)).finally(() => { if (logReset === loading) logReset = null; });
+};
 $("log-next").onclick = () => loadLog(false).catch((e) => showError(e.message));
 
 let tail = null, tailPaused = false, tailNext = null, tailLast = null;
@@ -441,11 +448,17 @@ function startTail() {
   });
   tail.onopen = () => { $("tail-state").textContent = "following"; };
 }
-$("tail-toggle").onclick = () => {
+$("tail-toggle").onclick = async () => {
   if (tail) {
     tail.close(); tail = null; tailPaused = true;
     $("tail-toggle").textContent = "Resume"; $("tail-state").textContent = "paused after position " + (tailLast ?? "—");
   } else {
+    if (logReset) {
+      $("tail-state").textContent = "connecting…";
+      // (Refused, the filter before it stays; its page ended a paused tail: following starts anew.)
+      await logReset.catch(() => {});
+      if (tail) return;  // a second click started it meanwhile
+    }
     if (!tailPaused) {
       // From the end of the page loaded: nothing committed since is missed.
       tailNext = logHead;
