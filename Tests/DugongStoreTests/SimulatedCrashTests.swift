@@ -259,13 +259,7 @@ struct SimulatedCrashTests {
                 continue
             }
             defer { log.close() }
-            if disk.hasCrashed {
-                // The power failed in a step of the open that does not report it (best effort).
-                log.close()
-                try disk.materializeCrash()
-                outcome.cuts += 1
-                continue
-            }
+            if try Self.cutDuringOpen(of: log, on: disk, &outcome) { continue }
             disk.crash(atOperation: Int.max)
             outcome.phase = "checking round \(round)"
             outcome.problems += try model.check(log, seed: seed, round: round)
@@ -292,12 +286,7 @@ struct SimulatedCrashTests {
                     outcome.cuts += 1
                     continue
                 }
-                if disk.hasCrashed {
-                    log.close()
-                    try disk.materializeCrash()
-                    outcome.cuts += 1
-                    continue
-                }
+                if try Self.cutDuringOpen(of: log, on: disk, &outcome) { continue }
                 disk.crash(atOperation: Int.max)
                 outcome.problems += try model.check(log, seed: seed, round: round)
                 guard outcome.problems.isEmpty else {
@@ -453,6 +442,16 @@ struct SimulatedCrashTests {
             outcome.problems += try model.check(log, seed: seed, round: rounds)
             log.close()
         }
+    }
+
+    /// Whether the power failed in a step of an open that does not report it (best effort):
+    /// then the store is closed and the cut materialized.
+    static func cutDuringOpen(of log: EventLog, on disk: SimulatedDisk, _ outcome: inout Outcome) throws -> Bool {
+        guard disk.hasCrashed else { return false }
+        log.close()
+        try disk.materializeCrash()
+        outcome.cuts += 1
+        return true
     }
 
     /// The faults of a round: with `failing`, failing syncs and each other kind of failing call
