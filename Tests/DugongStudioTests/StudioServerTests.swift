@@ -139,6 +139,22 @@ struct StudioServerTests {
         }
     }
 
+    // Found by a black-box test: `%ff` was decoded to U+FFFD, and a stream named "\u{FFFD}"
+    // was served for it; `%zz` was taken as the text "%zz".
+    @Test func parametersThatAreNotPercentEncodedUTF8AreRefused() async throws {
+        let fixture = try await StudioFixture.make("encoding")
+        defer { fixture.remove() }
+        try await fixture.log.append([NewEvent(type: "Secret", data: Data("{}".utf8))], to: "\u{FFFD}\u{FFFD}")
+        try await withStudio(fixture.log) { port, _ in
+            for target in ["/api/stream?name=%ff%fe", "/api/log?stream=%ff", "/api/stream?name=%zz", "/api/log?type=%", "/api/log?type=%e"] {
+                let refused = try await HTTPClient.send(port: port, target)
+                #expect(refused.status == 400 && !refused.body.contains("Secret"), "\(target): \(refused.status) \(refused.body.prefix(200))")
+            }
+            let named = try await HTTPClient.send(port: port, "/api/stream?name=%EF%BF%BD%EF%BF%BD")
+            #expect(named.status == 200 && named.body.contains("Secret"), "\(named.status) \(named.body.prefix(200))")
+        }
+    }
+
     /// The Host must name this server; changes need the page's CSRF token and maintenance;
     /// methods other than GET, HEAD and POST are refused.
     @Test func foreignHostsMissingTokensAndOtherMethodsAreRefused() async throws {
@@ -403,18 +419,29 @@ struct StudioServerTests {
         /// How many stalls were under way when the overview was read.
         let stallsSeenByOverview = Mutex<Int?>(nil)
         let letGo = DispatchSemaphore(value: 0)
+        /// Set once the test is done with stalls: reads go on at once.
+        let done = Mutex(false)
+        /// The threads stalls ran on that are not the Studio's own.
+        let otherThreads = Mutex<[String]>([])
         init(inner: StoreBrowser) { self.inner = inner }
         var aggregates: AggregateQueryService? { inner.aggregates }
         func overview() async throws -> String {
             stallsSeenByOverview.withLock { $0 = stalled.withLock { $0.now } }
             return try inner.overview()
         }
-        func categories() async throws -> String {
+        /// Blocks the thread, as a synchronous read does; for 15 s at most (on the cooperative
+        /// pool, the stalls would otherwise hold the whole test run).
+        func stall() {
+            guard !done.withLock({ $0 }) else { return }
+            // (Checked directly: with no load Linux's dispatch may run more blocked work at
+            // once than it has cores, so stalls on its pool do not always show.)
+            if !ReadThreads.shared.runsTheCurrentThread { otherThreads.withLock { $0.append(Thread.current.name ?? "unnamed") } }
             stalled.withLock { $0.begun += 1; $0.now += 1 }
-            // Blocks the thread, as a synchronous read does; for 15 s at most (on the
-            // cooperative pool, the stalls would otherwise hold the whole test run).
             _ = letGo.wait(timeout: .now() + 15)
             stalled.withLock { $0.now -= 1 }
+        }
+        func categories() async throws -> String {
+            stall()
             return try inner.categories()
         }
         func streams(search: String, category: String?, after: Int, limit: Int) async throws -> String {
@@ -431,7 +458,8 @@ struct StudioServerTests {
         func compact() async throws -> String { try inner.compact() }
         func tailStart() async throws -> String { try inner.tailStart() }
         func tailPage(from cursor: String, filter: LogFilter) async throws -> (events: [(json: String, next: String)], next: String) {
-            try inner.tailPage(from: cursor, filter: filter)
+            stall()
+            return try inner.tailPage(from: cursor, filter: filter)
         }
         func waitForEvents(from cursor: String) async throws { try await inner.waitForEvents(from: cursor) }
     }
@@ -440,7 +468,12 @@ struct StudioServerTests {
     /// (found by a black-box test: four large scans at once held every other request, and the
     /// cooperative pool has a thread per core): with more of them stalled than this machine has
     /// cores, another request is answered.
-    @Test func stalledReadsDoNotHoldOtherRequests() async throws {
+    /// Live tails' reads too (found by a black-box test: tails catching up on a long log held
+    /// the cooperative pool, and the overview waited for them).
+    /// (`/api/tail` without `from`: its first read is the body's, after the answer's head. One
+    /// case at a time: both at once stall more threads than there are.)
+    @Test(.serialized, arguments: ["/api/categories", "/api/tail"])
+    func stalledReadsDoNotHoldOtherRequests(_ route: String) async throws {
         let fixture = try await StudioFixture.make("stalls", readOnly: true)
         defer { fixture.remove() }
         let source = StallingSource(inner: try StoreBrowser(log: fixture.log, aggregates: []))
@@ -449,7 +482,9 @@ struct StudioServerTests {
         #expect(stalls < ReadThreads.shared.count, "threads left for the other requests")
         let studio = Studio(source: source)
         try await withStudio(studio) { port in
-            let requests = (0..<stalls).map { _ in Task { try await HTTPClient.send(port: port, "/api/categories") } }
+            let requests = (0..<stalls).map { _ in
+                Task { try await HTTPClient.send(port: port, route, until: route.contains("tail") ? "retry: " : nil) }
+            }
             // (On the cooperative pool, no more than its threads would stall: the rest wait.)
             let deadline = ContinuousClock.now + .seconds(10)
             while source.stalled.withLock({ $0.now }) < stalls, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
@@ -457,6 +492,8 @@ struct StudioServerTests {
             let overview = try await HTTPClient.send(port: port, "/api/overview")
             #expect(overview.status == 200, "\(overview.status) \(overview.body.prefix(200))")
             #expect(source.stallsSeenByOverview.withLock { $0 } == stalls, "answered while every stall held its thread")
+            #expect(source.otherThreads.withLock { $0 }.isEmpty, "reads on the Studio's threads: \(source.otherThreads.withLock { $0 })")
+            source.done.withLock { $0 = true }
             for _ in 0..<stalls { source.letGo.signal() }
             for request in requests { #expect(try await request.value.status == 200) }
         }

@@ -1,5 +1,6 @@
 #if Studio
 import Foundation
+import Synchronization
 
 /// Where the Studio's requests run (the live tail's excepted): on threads of their own, not
 /// Swift's cooperative pool. A request reads the store synchronously (pages faulted in, frames
@@ -19,6 +20,8 @@ final class ReadThreads: TaskExecutor, @unchecked Sendable {
 
     /// How many threads run the Studio's requests.
     let count: Int
+    /// The threads' identifiers, for ``runsTheCurrentThread``.
+    private let threads = Mutex<Set<pthread_t>>([])
 
     // @unchecked Sendable: `jobs` is read and written only with `condition` locked.
     private let condition = NSCondition()
@@ -35,6 +38,9 @@ final class ReadThreads: TaskExecutor, @unchecked Sendable {
         }
     }
 
+    /// Whether the calling code runs on one of these threads.
+    var runsTheCurrentThread: Bool { threads.withLock { $0.contains(pthread_self()) } }
+
     func enqueue(_ job: consuming ExecutorJob) {
         let job = UnownedJob(job)
         condition.lock()
@@ -46,6 +52,7 @@ final class ReadThreads: TaskExecutor, @unchecked Sendable {
     /// Each thread's life: the next job, run, for ever (the executor lives as long as the
     /// process).
     private func work() {
+        threads.withLock { _ = $0.insert(pthread_self()) }
         let executor = asUnownedTaskExecutor()
         while true {
             condition.lock()

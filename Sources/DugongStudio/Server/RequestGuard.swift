@@ -86,6 +86,40 @@ final class RequestGuard: RouterMiddleware, Sendable {
         return loopbackNames.contains { header.lowercased() == "\($0):\(port)" || (port == 80 && header.lowercased() == $0) }
     }
 
+    /// What is wrong with a query's encoding, if anything: a `%` not followed by two hex digits,
+    /// or bytes that are not UTF-8 once decoded. (The parameters' decoder replaced such bytes
+    /// with U+FFFD, and a stream named with that character was served for `%ff`.)
+    static func queryProblem(_ query: String?) -> String? {
+        guard let query else { return nil }
+        for component in query.split(separator: "&", omittingEmptySubsequences: true) {
+            var bytes: [UInt8] = []
+            var iterator = component.utf8.makeIterator()
+            while let byte = iterator.next() {
+                guard byte == UInt8(ascii: "%") else {
+                    bytes.append(byte == UInt8(ascii: "+") ? UInt8(ascii: " ") : byte)
+                    continue
+                }
+                guard let high = iterator.next().flatMap(Self.hexValue), let low = iterator.next().flatMap(Self.hexValue) else {
+                    return "the query's \(String(component.prefix(80)).debugDescription) has a '%' not followed by two hex digits"
+                }
+                bytes.append(high << 4 | low)
+            }
+            guard String(validating: bytes, as: UTF8.self) != nil else {
+                return "the query's \(String(component.prefix(80)).debugDescription) is not UTF-8 once decoded"
+            }
+        }
+        return nil
+    }
+
+    private static func hexValue(_ digit: UInt8) -> UInt8? {
+        switch digit {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): digit - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): digit - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): digit - UInt8(ascii: "A") + 10
+        default: nil
+        }
+    }
+
     /// Compares in time that does not depend on where they differ.
     static func same(_ presented: String?, _ token: String) -> Bool {
         guard let presented else { return false }
@@ -112,6 +146,7 @@ final class RequestGuard: RouterMiddleware, Sendable {
                 return Reply.problem(.unauthorized, "this Studio is reachable from other machines: open the URL with the access token it printed")
             }
         }
+        if let problem = Self.queryProblem(request.uri.query) { return Reply.problem(.badRequest, problem) }
         switch request.method {
         case .get, .head:
             break

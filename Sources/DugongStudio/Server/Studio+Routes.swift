@@ -158,15 +158,16 @@ extension Studio {
                 let start: String
                 let filter = try request.logFilter()
                 do {
-                    var from = try await source.tailStart()
                     // A reconnecting browser says where it was (the last `id:` it got), and asks
                     // the address it first asked (whose `from` is where it began): the former wins.
                     let reconnected = request.headers[HTTPField.Name("Last-Event-ID")!].flatMap { $0.isEmpty ? nil : $0 }
-                    if let given = reconnected ?? request.text("from") {
-                        _ = try await source.tailPage(from: given, filter: filter)  // refuses a cursor this source cannot read
-                        from = given
+                    let given = reconnected ?? request.text("from")
+                    start = try await withTaskExecutorPreference(ReadThreads.shared) {
+                        // (Refuses a cursor this source cannot read.)
+                        guard let given else { return try await source.tailStart() }
+                        _ = try await source.tailPage(from: given, filter: filter)
+                        return given
                     }
-                    start = from
                 } catch let error as StoreError where error.isDamage {
                     // An event stream that says so: an error answer would leave a reconnecting
                     // browser nothing to show but "reconnecting".
@@ -179,8 +180,9 @@ extension Studio {
                     status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-store"],
                     body: ResponseBody { writer in
                         // (On the cooperative pool, as Hummingbird runs it: the tail mostly waits,
-                        // each step reads a bounded page, and its end at a stop must not wait for
-                        // the Studio's threads, which a full test run keeps busy past the 2 s cutoff.)
+                        // and its end at a stop must not wait for the Studio's threads. Its
+                        // reads run on them: tails catching up on a long log held every thread
+                        // of the pool, and every other request waited.)
                         try await Self.tail(source, from: start, filter: filter, until: stopping, into: &writer)
                         // The body's end (the last chunk): without it the answer stays open, and
                         // the server's shutdown and the client wait for it.
@@ -256,7 +258,7 @@ extension Studio {
         while !Task.isCancelled, !stopping.isStopped {
             let page: (events: [(json: String, next: String)], next: String)
             do {
-                page = try await source.tailPage(from: next, filter: filter)
+                page = try await withTaskExecutorPreference(ReadThreads.shared) { try await source.tailPage(from: next, filter: filter) }
             } catch let error as StoreError where error.isDamage {
                 source.noteDamage("\(error)")
                 try await writer.write(ByteBuffer(string: damageEvent(error)))
