@@ -539,8 +539,10 @@ struct StudioServerTests {
     }
 
     /// Flips a byte in the fixture's third frame (its checksum then fails).
-    static func damageTheThirdFrame(of fixture: StudioFixture) throws {
-        let segment = fixture.path + "/00000000000000000000.dseg"
+    static func damageTheThirdFrame(of fixture: StudioFixture) throws { try damageTheThirdFrame(ofStoreAt: fixture.path) }
+
+    static func damageTheThirdFrame(ofStoreAt path: String) throws {
+        let segment = path + "/00000000000000000000.dseg"
         var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: segment)))
         var frames: [Int] = []
         var offset = 128
@@ -573,6 +575,33 @@ struct StudioServerTests {
             let overview = try #require(Self.json(try await HTTPClient.send(port: port, "/api/overview")))
             #expect((overview["damageSeen"] as? [String] ?? []).count == 1, "\(overview)")
         }
+    }
+
+    // Found by a black-box test: on a store whose damage found at open held a truncation, the
+    // log served the truncated events with `"hidden":false` (`dugong read-all` refuses such a
+    // read). Events before damage found at open are `"hidden": null` (unknown), after it known.
+    @Test func eventsBeforeDamageFoundAtOpenHaveAnUnknownVisibility() async throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("dugong-studio-hidden-\(UUID().uuidString.prefix(8))").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        do {
+            let writer = try EventLog.open(at: path, options: .init(createIfMissing: true))
+            defer { writer.close() }
+            try await writer.append([NewEvent(type: "A", data: Data("{}".utf8))], to: "s")
+            try await writer.append([NewEvent(type: "B", data: Data("{}".utf8))], to: "s")
+            try await writer.truncate(stream: "s", before: 2)  // the third frame
+            try await writer.append([NewEvent(type: "C", data: Data("{}".utf8))], to: "s")
+        }
+        try Self.damageTheThirdFrame(ofStoreAt: path)
+        try? FileManager.default.removeItem(atPath: path + "/dugong.index")
+        var options = EventLog.Options()
+        options.readOnly = true
+        let log = try EventLog.open(at: path, options: options)
+        defer { log.close() }
+        #expect(!log.damageFoundAtOpen.isEmpty)
+        let page = try #require(Self.json(HTTPClient.Answer(status: 200, headers: [:], body: try StoreBrowser(log: log, aggregates: []).log(from: "0", limit: 100, filter: LogFilter()))))
+        let events = page["events"] as? [[String: Any]] ?? []
+        #expect(events.map { $0["type"] as? String } == ["A", "B"], "the events before the damage: \(page)")
+        #expect(events.allSatisfy { $0["hidden"] is NSNull }, "unknown, not false: \(events)")
     }
 
     // Found by a black-box test: damage reached by the live tail ended its answer without a

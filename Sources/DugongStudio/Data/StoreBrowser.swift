@@ -194,7 +194,7 @@ final class StoreBrowser: StudioSource {
             if batch.isEmpty { break }
             for event in batch {
                 // An event that does not fit starts the next page.
-                if filter.admits(event), !page.add(event.json(next: "\(event.position + 1)", hidden: try hidden.contains(event))) { break scan }
+                if filter.admits(event), !page.add(event.json(next: "\(event.position + 1)", hidden: try hidden.contains(event), mayBeHidden: hidden.mayBeHidden(event))) { break scan }
                 scanned += 1
                 next = event.position + 1
                 if page.isFull { break scan }
@@ -291,7 +291,7 @@ final class StoreBrowser: StudioSource {
             scanned += batch.count
             for event in batch {
                 if filter.admits(event) {
-                    let json = event.json(next: "\(event.position + 1)", hidden: try hidden.contains(event))
+                    let json = event.json(next: "\(event.position + 1)", hidden: try hidden.contains(event), mayBeHidden: hidden.mayBeHidden(event))
                     guard page.add(json) else { break reading }
                     events.append((json, "\(event.position + 1)"))
                 }
@@ -308,8 +308,21 @@ final class StoreBrowser: StudioSource {
     struct HiddenEvents {
         let log: EventLog
         private var visibleFrom: [[UInt8]: (first: Int, tombstoned: Bool)] = [:]
+        /// Where damage found at open ends: it may have held a delete, truncation or tombstone,
+        /// which hides only events before it, so whether those are hidden is unknown (0: its
+        /// positions cannot be told, and no event's visibility is known).
+        private let damageEnds: [UInt64]
 
-        init(log: EventLog) { self.log = log }
+        init(log: EventLog) {
+            self.log = log
+            damageEnds = log.damageFoundAtOpen.map(\.positions.upperBound)
+        }
+
+        /// Whether a record that would hide `event` may have been lost to damage found at open
+        /// (an event known to be hidden stays hidden: a lost record only hides more).
+        func mayBeHidden(_ event: StoredEvent) -> Bool {
+            damageEnds.contains { $0 > event.position || $0 == 0 }
+        }
 
         mutating func contains(_ event: StoredEvent) throws -> Bool {
             let key = Array(event.stream.utf8)

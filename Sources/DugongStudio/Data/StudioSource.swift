@@ -202,8 +202,10 @@ extension StudioSource {
 extension StoredEvent {
     /// Every field of the event, the framework's envelope when its metadata holds one,
     /// `next`: the log cursor after it, and `hidden`: whether its stream's reads no longer show
-    /// it (truncated, deleted or tombstoned; the global log still holds it).
-    func json(next: String, hidden: Bool = false) -> String {
+    /// it (truncated, deleted or tombstoned; the global log still holds it). With `mayBeHidden`
+    /// (an event before damage found at open, which may have held what hides it) and `hidden`
+    /// false, `hidden` is `null`: unknown.
+    func json(next: String, hidden: Bool = false, mayBeHidden: Bool = false) -> String {
         var envelope: String?
         if let id = AggregateStreamName.streamID(of: stream), let domain = try? EventLogStore.domainEvent(self, of: id) {
             envelope = JSONText.object([
@@ -220,7 +222,7 @@ extension StoredEvent {
             "timestamp": JSONText.quoted(PayloadTimestamp.millisecondString(timestampMilliseconds)),
             "timestampMilliseconds": "\(timestampMilliseconds)",
             "data": JSONText.payload(data), "metadata": JSONText.payload(metadata), "envelope": envelope, "next": JSONText.quoted(next),
-            "hidden": "\(hidden)",
+            "hidden": hidden ? "true" : mayBeHidden ? "null" : "false",
         ])
     }
 }

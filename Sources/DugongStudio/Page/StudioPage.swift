@@ -396,8 +396,11 @@ async function loadLog(reset) {
   if (page.damage) { showError(page.damage); loadOverview().catch(() => {}); }
 }
 function logRow(event) {
-  const tr = row([event.position, element("td", event.stream, "mono"), event.version + (event.hidden ? " (hidden)" : ""), event.type, event.timestamp], event.hidden ? "pick muted" : "pick");
+  // (hidden null: unknown, the damage found at open may have held what hides it.)
+  const unknown = event.hidden === null;
+  const tr = row([event.position, element("td", event.stream, "mono"), event.version + (event.hidden ? " (hidden)" : unknown ? " (hidden?)" : ""), event.type, event.timestamp], event.hidden ? "pick muted" : "pick");
   if (event.hidden) tr.title = "its stream no longer shows it: truncated, deleted or tombstoned";
+  if (unknown) tr.title = "damage found at open may have held a delete, truncation or tombstone that hides it: whether its stream shows it is unknown";
   tr.onclick = () => { location.hash = "#/stream/" + encodeURIComponent(event.stream) + "/" + event.version; };
   return tr;
 }
