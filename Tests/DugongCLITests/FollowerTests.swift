@@ -153,6 +153,68 @@ struct FollowerTests {
         #expect(try Self.seen(inLines: late.lines).map(\.position) == [2, 3])
     }
 
+    // Found by a black-box review: a follower behind the writer read from the view it had
+    // opened until it reached that view's end, so with a backlog and a slow reader of its output
+    // it printed every event of streams deleted, truncated or tombstoned (and compacted) since:
+    // 10,000 lines of a deleted stream in the review's case.
+    @Test func aFollowerWhoseOutputIsReadSlowlyDoesNotPrintWhatWasHiddenOrRemovedMeanwhile() async throws {
+        let store = CLI.storePath("follow-slow-reader")
+        defer { try? FileManager.default.removeItem(atPath: store) }
+        let perStream = 4_000
+        let streams = ["a", "b", "c", "d", "e"]
+        var input = ""
+        for stream in streams {
+            for _ in 0..<perStream { input += #"{"stream":"\#(stream)","type":"T","data":{"n":1}}"# + "\n" }
+        }
+        #expect(try CLI.run(["import", store], input: input).status == 0)
+        // The follower's first line is read, then nothing until the store changed: it fills the
+        // pipe and waits in its writes, far behind (stream "a" alone fills the pipe many times).
+        let marks = CLI.storePath("follow-slow-reader-marks")
+        try FileManager.default.createDirectory(atPath: marks, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: marks) }
+        let reader = try CLI.start([
+            "-c",
+            """
+            cd '\(marks)' && mkfifo lines && { '\(CLI.binary)' read-all '\(store)' --follow > lines & echo $! > pid; } && \
+            { IFS= read -r first; printf '%s\\n' "$first"; touch reading; while [ ! -e go ]; do sleep 0.02; done; cat; } < lines
+            """,
+        ], executable: "/bin/sh")
+        defer {
+            if let text = try? String(contentsOfFile: marks + "/pid", encoding: .utf8),
+                let follower = pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines))
+            {
+                Glibc.kill(follower, SIGKILL)  // then `cat` meets the end of its input
+            }
+            reader.process.waitUntilExit()
+            reader.remove()
+        }
+        let deadline = Date().addingTimeInterval(20)
+        while !FileManager.default.fileExists(atPath: marks + "/reading"), Date() < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        try #require(FileManager.default.fileExists(atPath: marks + "/reading"), "the follower printed nothing")
+        try await Task.sleep(for: .milliseconds(200))
+        // Hidden and compacted away, then hidden only (not compacted).
+        #expect(try CLI.run(["delete-stream", store, "b"]).status == 0)
+        #expect(try CLI.run(["truncate-stream", store, "c", "--before", "3001"]).status == 0)
+        #expect(try CLI.run(["compact", store]).status == 0)
+        #expect(try CLI.run(["tombstone-stream", store, "d"]).status == 0)
+        #expect(try CLI.run(["truncate-stream", store, "e", "--before", "2"]).status == 0)
+        #expect(FileManager.default.createFile(atPath: marks + "/go", contents: nil))
+        let expected = perStream + (perStream - 3000) + (perStream - 1)
+        let lines = try await Self.lines(of: reader, count: expected, seconds: 60)
+        try await Task.sleep(for: .milliseconds(300))  // (and no more after those)
+        let seen = try Self.seen(inLines: reader.result().lines)
+        #expect(seen.count == lines.count && seen.count == expected, "\(seen.count) lines, expected \(expected)")
+        #expect(zip(seen, seen.dropFirst()).allSatisfy { $0.position < $1.position }, "in order")
+        // (Counts and ranges in the messages: the versions themselves are thousands.)
+        func versions(of stream: String) -> String {
+            let versions = seen.filter { $0.stream == stream }.map(\.version)
+            guard let first = versions.first, let last = versions.last else { return "none" }
+            return versions == Array(first...last) ? "\(first)...\(last)" : "\(versions.count) versions, not consecutive"
+        }
+        let printed = streams.map { versions(of: $0) }
+        #expect(printed == ["1...\(perStream)", "none", "3001...\(perStream)", "none", "2...\(perStream)"])
+    }
+
     // A follower in another process sees a commit within 100 ms of its acknowledgement (median;
     // it looks every 10 ms). Measured against a writer in this process.
     @Test func aFollowerInAnotherProcessSeesACommitSoonAfterItsAcknowledgement() async throws {

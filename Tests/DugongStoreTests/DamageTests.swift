@@ -306,15 +306,15 @@ struct DamageTests {
             do {
                 var writable = EventLog.Options()
                 writable.segmentSize = 4096
+                let sizes = try Self.fileSizes(directory)
                 let log = try EventLog.open(at: directory.path, options: writable)
                 let damaged = !log.recovery.corruptions.isEmpty
                 log.close()
                 let after = try Self.coveredBytes(directory)
-                // Files may only have grown by zeros (the active segment is preallocated again).
-                let changed = covered.filter { name, before in
-                    guard let now = after[name] else { return true }
-                    return Array(now.prefix(before.count)) != before || now.dropFirst(before.count).contains { $0 != 0 }
-                }
+                // Not even grown: a writer extends its segment only once the store is whole (a
+                // segment cut short, extended, read as a frame that fails its checksum).
+                let changed = covered.filter { name, before in after[name] != before }
+                    .merging(try Self.fileSizes(directory).filter { sizes[$0.key] != $0.value }.mapValues { _ in [] }) { a, _ in a }
                 if damaged, !changed.isEmpty {
                     failures.append("a writable open changed a damaged store: \(changed.keys.sorted())")
                 }
@@ -380,6 +380,15 @@ struct DamageTests {
         let names = try FileManager.default.contentsOfDirectory(atPath: directory.path)
         guard !names.contains(where: { $0.hasSuffix(".dseg") || $0 == "dugong.manifest" || $0 == "dugong.index" }) else { return false }
         return ((try? StoreFiles.readHead(in: directory.path))?.nextPosition ?? 0) == 0
+    }
+
+    /// The size of each segment file.
+    static func fileSizes(_ directory: TemporaryDirectory) throws -> [String: Int] {
+        var sizes: [String: Int] = [:]
+        for name in try FileManager.default.contentsOfDirectory(atPath: directory.path) where name.hasSuffix(".dseg") {
+            sizes[name] = try FileManager.default.attributesOfItem(atPath: directory.file(name))[.size] as? Int
+        }
+        return sizes
     }
 
     static func coveredBytes(_ directory: TemporaryDirectory) throws -> [String: [UInt8]] {
@@ -524,6 +533,35 @@ struct PositionlessDamageTests {
         defer { reader.close() }
         let report = try reader.verify()
         #expect(report.problems.contains { $0.description.contains("follows the end of batch") }, "\(report.problems)")
+    }
+
+    // Found by a black-box review: a writable open extended its last segment to its capacity
+    // before the scan found the damage, so a segment cut short grew (6,000 bytes to 64 MiB) and
+    // its cut frame then read as a checksum mismatch, where README says a damaged store is not
+    // changed.
+    @Test func aWritableOpenOfASegmentCutShortLeavesItsSize() async throws {
+        let directory = TemporaryDirectory("cut-segment")
+        defer { directory.remove() }
+        let log = try Fixture.open(directory, segmentSize: 1 << 20, useIndexFile: false)
+        for round in 0..<40 { try await log.append(Fixture.events(5, size: 200), to: "s/\(round)") }
+        log.close()
+        let segment = directory.path + "/00000000000000000000.dseg"
+        let frames = try Fixture.frameOffsets(of: segment)
+        let cut = frames[frames.count / 2] + 50  // (acknowledged events are cut off)
+        #expect(truncate(segment, off_t(cut)) == 0)
+        let before = try Self.scanned(directory)
+        let found = try before.verify().problems.map(\.description)
+        before.close()
+        #expect(!found.isEmpty, "a segment cut short is damage")
+        var options = EventLog.Options()
+        options.useIndexFile = false
+        let writable = try EventLog.open(at: directory.path, options: options)
+        #expect(!writable.recovery.corruptions.isEmpty)
+        writable.close()
+        #expect(try FileManager.default.attributesOfItem(atPath: segment)[.size] as? Int == cut, "the damaged segment was extended")
+        let after = try Self.scanned(directory)
+        defer { after.close() }
+        #expect(try after.verify().problems.map(\.description) == found)
     }
 }
 

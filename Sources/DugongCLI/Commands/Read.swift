@@ -81,8 +81,11 @@ struct ReadAll: AsyncParsableCommand {
 
             With --follow it keeps printing new events as a writer in another process commits \
             them (it reads without the write lock, and looks for new commits every 10 ms), \
-            through the writer's restarts and compactions: every event once, in order; events a \
-            compaction removed before they were printed are skipped. Stop it with Ctrl-C.
+            through the writer's restarts and compactions: every event once, in order. Before each \
+            batch of at most 256 lines it looks again at what the writer changed (at most every \
+            10 ms), so events hidden by a delete, truncation or tombstone, or removed by a \
+            compaction, are not printed once it has looked, even when it is far behind or its \
+            output is read slowly. Stop it with Ctrl-C.
 
             Examples:
               dugong read-all /var/lib/app/events --from 1000 --follow
@@ -158,9 +161,20 @@ struct ReadAll: AsyncParsableCommand {
         var matched = 0
         var remaining = collecting ? Int.max : limit ?? .max
         var printer = EventPrinter(format: format)
+        var lookedAt = ContinuousClock.now
         do {
             while remaining > 0 {
-                let page = try log.readAll(from: position, maxCount: 4096)
+                // A follower behind the writer (a backlog, or a slow reader of its output that
+                // holds up its writes) looks at what the writer did meanwhile before each page,
+                // at most every follow interval: read from the view it opened, it printed events
+                // that a delete, truncation or tombstone had hidden since, or a compaction had
+                // removed. A page is small, so a change is seen within one page's lines.
+                if follow, ContinuousClock.now - lookedAt >= log.options.followInterval {
+                    try log.refresh()
+                    filter.forgetStreams()
+                    lookedAt = .now
+                }
+                let page = try log.readAll(from: position, maxCount: follow ? Self.followPage : 4096)
                 var printing: [StoredEvent] = []
                 defer { printer.print(printing) }
                 for event in page where try filter.accepts(event, in: log) {
@@ -185,12 +199,16 @@ struct ReadAll: AsyncParsableCommand {
                     usleep(UInt32(seconds * 1_000_000 + attoseconds / 1_000_000_000_000))
                 }
                 filter.forgetStreams()  // lifecycle changes the writer made
+                lookedAt = .now
             }
         } catch let error as StoreError {
             throw StoreAccess.fail(error, path: store)
         }
         finish(matched: matched, kept: kept, printer: &printer)
     }
+
+    /// The most events a follower filters and prints between two looks at the writer's changes.
+    static let followPage = 256
 
     /// After the range was read: the count, or the events kept for --last and --backward (with
     /// their cursors on PostgreSQL, one per event).

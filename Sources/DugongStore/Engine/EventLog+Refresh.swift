@@ -93,7 +93,7 @@ extension EventLog {
             // The entries after those followed (not after the segments open: a listed segment
             // that is missing or damaged has an entry and no segment).
             for entry in manifest.segments.dropFirst(followed.manifest.segments.count) {
-                let segment = try Segment.open(directory: directory, name: entry.name, writable: false, extendToCapacity: false)
+                let segment = try Segment.open(directory: directory, name: entry.name, writable: false)
                 guard segment.salt == entry.salt else { return try reopen() }
                 segments.append(segment)
             }
@@ -108,7 +108,7 @@ extension EventLog {
                 // The file grew past what was mapped (a writer extended it, e.g. the short
                 // segment a compaction leaves): map it again, keeping the dictionaries already
                 // found. Scanned as mapped, its frames would end early: damage that is not there.
-                let grown = try Segment.open(directory: directory, name: active.name, writable: false, extendToCapacity: false)
+                let grown = try Segment.open(directory: directory, name: active.name, writable: false)
                 guard grown.salt == active.salt else { return try reopen() }
                 for (offset, bytes) in active.dictionaries { grown.register(dictionary: bytes, at: offset) }
                 segments[known.count - 1] = grown

@@ -146,12 +146,15 @@ public final class EventLog: Sendable {
         // Zeros in place of pages the disk failed: not the log's end, nor a torn tail to zero.
         try recovered.checkReadable()
         let acceptsWrites = recovered.index.damage.isEmpty || options.acceptWritesDespiteDamage
-        guard writable, acceptsWrites, let last = set.segments.last else {
+        guard writable, acceptsWrites, let found = set.segments.last else {
             // A damaged store opened for writing holds the lock but has no writer: nothing is
-            // written, trimmed or recorded, even at close.
+            // written, trimmed, extended or recorded, even at close.
             return EventLog(directory: directory, options: options, lock: lock, recovered: recovered, set: set, writerState: nil, head: nil,
                 seenHead: context.head, servedWithoutWriter: withoutWriter)
         }
+        // The writer's segment, as long as its capacity again (it was scanned at the size found).
+        let last = try found.extendedToCapacity()
+        set.segments[set.segments.count - 1] = last
         // What a crash left out of the manifest goes once the scan found the listed set whole.
         if recovered.index.damage.isEmpty { try set.removeLeftovers(in: directory, locked: lock?.directoryIdentity) }
         // The saved index describes the store as it is now; once appends begin it would not.

@@ -74,17 +74,15 @@ final class Segment: @unchecked Sendable {
 
     /// Opens an existing segment and checks its header.
     ///
-    /// - Parameters:
-    ///   - extendToCapacity: re-extend a file shorter than its capacity (the active segment
-    ///     after a cut); otherwise only its actual bytes are mapped.
-    ///   - expectedSalt: the salt the manifest lists for the file: a file with another salt is
-    ///     not the listed segment, and is not extended (the caller refuses it).
+    /// Only the file's bytes are mapped (up to its capacity); a writer extends its last segment
+    /// with ``extendedToCapacity()`` once recovery has found the store whole.
+    ///
     /// - Throws: ``StoreError/unsupportedFormat(segment:version:)`` for a segment of another
     ///   format version, ``StoreError/corruption(segment:offset:reason:)`` for a damaged header.
-    static func open(directory: String, name: String, writable: Bool, extendToCapacity: Bool, expectedSalt: UInt64? = nil) throws -> Segment {
+    static func open(directory: String, name: String, writable: Bool) throws -> Segment {
         let path = directory + "/" + name
         let file = try File(path: path, flags: writable ? O_RDWR : O_RDONLY)
-        var size = try file.size()
+        let size = try file.size()
         var headerBytes = [UInt8](repeating: 0, count: Layout.segmentHeaderSize)
         let read = try headerBytes.withUnsafeMutableBytes { try file.read(into: $0, at: 0) }
         let header: SegmentHeader
@@ -109,16 +107,26 @@ final class Segment: @unchecked Sendable {
             throw StoreError.corruption(
                 segment: name, offset: 16, reason: "header says first position \(header.firstPosition), file name says \(expected)")
         }
-        let capacity = Int(header.capacity)
         // Bytes past the capacity were never written by a writer: they are not mapped, and not
         // touched either (nothing is changed before recovery has looked at the store).
-        let originalSize = size
-        if extendToCapacity && size < capacity && (expectedSalt == nil || expectedSalt == header.salt) {
-            try file.preallocate(size: capacity)
-            size = capacity
-        }
-        let map = try MappedRegion(file: file, count: max(min(size, capacity), 1))
-        return Segment(name: name, path: path, header: header, file: file, map: map, originalSize: min(originalSize, capacity))
+        let mapped = min(size, Int(header.capacity))
+        let map = try MappedRegion(file: file, count: max(mapped, 1))
+        return Segment(name: name, path: path, header: header, file: file, map: map, originalSize: mapped)
+    }
+
+    /// This segment grown to the capacity its header gives (the last segment after a cut, or
+    /// the short one a compaction leaves), mapped anew and sharing the dictionaries; itself when
+    /// it has that size already. Only a writer calls it, once recovery found the store whole
+    /// (or the damage accepted): a writable open of a damaged store changes none of its files,
+    /// and the scan reads the file at the size it had.
+    func extendedToCapacity() throws -> Segment {
+        let full = Int(header.capacity)
+        guard map.count < full else { return self }
+        try file.preallocate(size: full)
+        let file = try file.duplicate()
+        let map = try MappedRegion(file: file, count: full)
+        assert(map.count == Int(header.capacity), "a writer's segment is mapped to its capacity")
+        return Segment(name: name, path: path, header: header, file: file, map: map, originalSize: originalSize, dictionaries: dictionaryList)
     }
 
     /// Creates a segment crash-safely: a temporary file is preallocated, given its header and

@@ -106,9 +106,7 @@ struct SegmentSet {
             }
             let segment: Segment
             do {
-                segment = try Segment.open(
-                    directory: directory, name: name, writable: writable && isLast, extendToCapacity: writable && isLast,
-                    expectedSalt: context.damage.isEmpty ? listed[number].salt : nil)
+                segment = try Segment.open(directory: directory, name: name, writable: writable && isLast)
             } catch StoreError.corruption(_, let offset, let reason) {
                 // Nothing of a segment whose header fails its checks can be trusted: it is
                 // damage, as a lost file is, and the other segments stay readable.
@@ -304,7 +302,7 @@ struct SegmentSet {
         for name in names {
             let segment: Segment
             do {
-                segment = try Segment.open(directory: directory, name: name, writable: false, extendToCapacity: false)
+                segment = try Segment.open(directory: directory, name: name, writable: false)
             } catch StoreError.unsupportedFormat(_, let version) where version == Layout.legacyFormatVersion {
                 removable.append(name)  // a version 1 segment an upgrade replaced
                 continue
