@@ -139,13 +139,16 @@ struct StoreBrowserTests {
         #expect((rawEvents[1]["data"] as? [String: Any])?["text"] as? String == "not json <script>alert(1)</script>")
         #expect((rawEvents[2]["data"] as? [String: Any])?["base64"] as? String == Data([0xFF, 0x00, 0xFE]).base64EncodedString())
 
-        // The log: filtered by type, paged by position; a position past the end is an empty page.
+        // The log: filtered by type, paged by position; the head's position is an empty page, a
+        // position past it is refused, as the live tail refuses it (it answered "complete").
         let deposits = try Self.object(try browser.log(from: nil, limit: 10, filter: .init(type: "MoneyDeposited")))
         #expect((deposits["events"] as? [[String: Any]])?.count == 1 && deposits["complete"] as? Bool == true)
         let byPrefix = try Self.object(try browser.log(from: nil, limit: 2, filter: .init(streamPrefix: "bank:")))
         #expect((byPrefix["events"] as? [[String: Any]])?.count == 2 && byPrefix["complete"] as? Bool == false)
-        let past = try Self.object(try browser.log(from: "1000000", limit: 10, filter: .init()))
-        #expect((past["events"] as? [[String: Any]])?.isEmpty == true && past["complete"] as? Bool == true)
+        let head = try #require(try Self.object(try browser.log(from: nil, limit: 1, filter: .init()))["head"] as? String)
+        let atHead = try Self.object(try browser.log(from: head, limit: 10, filter: .init()))
+        #expect((atHead["events"] as? [[String: Any]])?.isEmpty == true && atHead["complete"] as? Bool == true)
+        #expect(throws: Refusal.self) { try browser.log(from: "\(UInt64(head)! + 1)", limit: 10, filter: .init()) }
         let future = try Self.object(try browser.log(from: nil, limit: 10, filter: .init(since: Int64(Date().timeIntervalSince1970 * 1000) + 3_600_000)))
         #expect((future["events"] as? [[String: Any]])?.isEmpty == true)
 

@@ -51,7 +51,7 @@ struct StudioServerTests {
                 "/api/overview", "/api/categories", "/api/streams", "/api/streams?search=ada&after=0&limit=500",
                 "/api/stream?name=bank:BankAccount/ada", "/api/stream?name=raw/1&from=2&limit=1", "/api/stream?name=bank:BankAccount/ada&from=99",
                 "/api/log", "/api/log?type=MoneyDeposited&stream=bank:&since=2000-01-01T00:00:00Z&until=4102444800000",
-                "/api/log?from=18446744073709551615", "/api/checkpoints",
+                "/api/log?from=8", "/api/checkpoints",
                 "/api/aggregate-event?stream=bank:BankAccount/ada&version=2",
                 "/api/aggregate-event?stream=bank:BankAccount/ada&at=2100-01-01T00:00:00Z",
             ]
@@ -81,6 +81,9 @@ struct StudioServerTests {
                 // A cursor past the head was accepted: the page waited there, missing the events
                 // appended up to it.
                 ("/api/tail?from=1000000", 400, "past the log's head"),
+                // So is a page of the log past the head (it answered "complete").
+                ("/api/log?from=1000000", 400, "past the log's head"),
+                ("/api/log?from=18446744073709551615", 400, "past the log's head"),
                 ("/api/nothing", 404, ""),
             ]
             for (target, status, words) in refused {
@@ -146,7 +149,11 @@ struct StudioServerTests {
         defer { fixture.remove() }
         try await fixture.log.append([NewEvent(type: "Secret", data: Data("{}".utf8))], to: "\u{FFFD}\u{FFFD}")
         try await withStudio(fixture.log) { port, _ in
-            for target in ["/api/stream?name=%ff%fe", "/api/log?stream=%ff", "/api/stream?name=%zz", "/api/log?type=%", "/api/log?type=%e"] {
+            // (And a parameter given twice: the first was taken, silently.)
+            for target in [
+                "/api/stream?name=%ff%fe", "/api/log?stream=%ff", "/api/stream?name=%zz", "/api/log?type=%", "/api/log?type=%e",
+                "/api/stream?name=%EF%BF%BD%EF%BF%BD&name=other", "/api/log?type=Secret&limit=5&type=Other",
+            ] {
                 let refused = try await HTTPClient.send(port: port, target)
                 #expect(refused.status == 400 && !refused.body.contains("Secret"), "\(target): \(refused.status) \(refused.body.prefix(200))")
             }
@@ -226,6 +233,8 @@ struct StudioServerTests {
             #expect(first.status == 200 && first.headers["set-cookie"] == nil)
             #expect(try await HTTPClient.send(port: port, "/api/overview?token=\(token)").status == 200)
             #expect(try await HTTPClient.send(port: port, "/api/overview", headers: ["Authorization": "Bearer \(token)"]).status == 200)
+            // The scheme's name in any case (it was refused in lower case).
+            #expect(try await HTTPClient.send(port: port, "/api/overview", headers: ["Authorization": "bearer \(token)"]).status == 200)
             // One digit off (another than its last: a token ending in 0 made this the token).
             let wrong = token.dropLast() + (token.hasSuffix("0") ? "1" : "0")
             #expect(try await HTTPClient.send(port: port, "/api/overview", headers: ["Authorization": "Bearer \(wrong)"]).status == 401)

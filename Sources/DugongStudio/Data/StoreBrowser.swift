@@ -175,6 +175,9 @@ final class StoreBrowser: StudioSource {
         var next = position
         var scanned = 0
         let head = log.headPosition
+        // As the live tail refuses it: a page past the head answered "complete", as if the log
+        // ended there.
+        guard position <= head else { throw Refusal.badParameter("from \(position) is past the log's head (\(head)): no event has it yet") }
         var hidden = HiddenEvents(log: log)
         var damage: StoreError?
         scan: while !page.isFull, scanned < Self.scanBudget, next < head {

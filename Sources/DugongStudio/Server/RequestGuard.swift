@@ -86,11 +86,13 @@ final class RequestGuard: RouterMiddleware, Sendable {
         return loopbackNames.contains { header.lowercased() == "\($0):\(port)" || (port == 80 && header.lowercased() == $0) }
     }
 
-    /// What is wrong with a query's encoding, if anything: a `%` not followed by two hex digits,
-    /// or bytes that are not UTF-8 once decoded. (The parameters' decoder replaced such bytes
-    /// with U+FFFD, and a stream named with that character was served for `%ff`.)
+    /// What is wrong with a query, if anything: a `%` not followed by two hex digits, bytes that
+    /// are not UTF-8 once decoded (the parameters' decoder replaced such bytes with U+FFFD, and a
+    /// stream named with that character was served for `%ff`), or a parameter given twice
+    /// (which one counts would be a guess: the first one was taken, silently).
     static func queryProblem(_ query: String?) -> String? {
         guard let query else { return nil }
+        var names: Set<[UInt8]> = []
         for component in query.split(separator: "&", omittingEmptySubsequences: true) {
             var bytes: [UInt8] = []
             var iterator = component.utf8.makeIterator()
@@ -104,8 +106,12 @@ final class RequestGuard: RouterMiddleware, Sendable {
                 }
                 bytes.append(high << 4 | low)
             }
-            guard String(validating: bytes, as: UTF8.self) != nil else {
+            guard let decoded = String(validating: bytes, as: UTF8.self) else {
                 return "the query's \(String(component.prefix(80)).debugDescription) is not UTF-8 once decoded"
+            }
+            let name = decoded.prefix { $0 != "=" }
+            guard names.insert(Array(name.utf8)).inserted else {
+                return "the query gives \(String(name.prefix(80)).debugDescription) more than once"
             }
         }
         return nil
@@ -140,7 +146,8 @@ final class RequestGuard: RouterMiddleware, Sendable {
             return Reply.problem(.misdirectedRequest, "this server answers to \(names), not to '\(request.head.authority ?? "")' (open the address it printed)")
         }
         if !isLoopback {
-            let bearer = request.headers[.authorization].flatMap { $0.hasPrefix("Bearer ") ? String($0.dropFirst(7)) : nil }
+            // (The scheme's name is case-insensitive, RFC 9110 §11.1.)
+            let bearer = request.headers[.authorization].flatMap { $0.lowercased().hasPrefix("bearer ") ? String($0.dropFirst(7)) : nil }
             let presented = request.uri.queryParameters.get("token").map { String($0) } ?? bearer
             guard Self.same(presented, accessToken) else {
                 return Reply.problem(.unauthorized, "this Studio is reachable from other machines: open the URL with the access token it printed")
