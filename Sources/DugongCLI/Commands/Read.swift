@@ -162,22 +162,31 @@ struct ReadAll: AsyncParsableCommand {
         var remaining = collecting ? Int.max : limit ?? .max
         var printer = EventPrinter(format: format)
         var lookedAt = ContinuousClock.now
+        // A follower behind the writer (a backlog, or a slow reader of its output that holds up
+        // its writes) looks at what the writer did meanwhile before each batch of lines it
+        // prints, at most every follow interval. Read from the view it opened, it printed events
+        // that a delete, truncation or tombstone had hidden since, or that a compaction had
+        // removed (compaction removes only hidden events: a stream's state looked up anew tells
+        // both, for the events of a page read before too).
+        func lookAgain() throws {
+            guard follow, ContinuousClock.now - lookedAt >= log.options.followInterval else { return }
+            try log.refresh()
+            filter.forgetStreams()
+            lookedAt = .now
+        }
         do {
             while remaining > 0 {
-                // A follower behind the writer (a backlog, or a slow reader of its output that
-                // holds up its writes) looks at what the writer did meanwhile before each page,
-                // at most every follow interval: read from the view it opened, it printed events
-                // that a delete, truncation or tombstone had hidden since, or a compaction had
-                // removed. A page is small, so a change is seen within one page's lines.
-                if follow, ContinuousClock.now - lookedAt >= log.options.followInterval {
-                    try log.refresh()
-                    filter.forgetStreams()
-                    lookedAt = .now
-                }
-                let page = try log.readAll(from: position, maxCount: follow ? Self.followPage : 4096)
+                try lookAgain()
+                let page = try log.readAll(from: position, maxCount: 4096)
                 var printing: [StoredEvent] = []
                 defer { printer.print(printing) }
-                for event in page where try filter.accepts(event, in: log) {
+                for event in page {
+                    if follow, printing.count == Self.followBatch {
+                        printer.print(printing)
+                        printing.removeAll(keepingCapacity: true)
+                        try lookAgain()
+                    }
+                    guard try filter.accepts(event, in: log) else { continue }
                     matched += 1
                     if count { continue }
                     if collecting {
@@ -207,8 +216,8 @@ struct ReadAll: AsyncParsableCommand {
         finish(matched: matched, kept: kept, printer: &printer)
     }
 
-    /// The most events a follower filters and prints between two looks at the writer's changes.
-    static let followPage = 256
+    /// The most lines a follower prints between two looks at the writer's changes.
+    static let followBatch = 256
 
     /// After the range was read: the count, or the events kept for --last and --backward (with
     /// their cursors on PostgreSQL, one per event).
