@@ -476,6 +476,9 @@ struct CompactionSpaceTests {
         #expect(try !verification().isClean, "the head file is missing (the test's premise)")
         let again = try EventLog.upgrade(at: directory.path)
         #expect(again.alreadyCurrent && again.fromVersion == Int(Layout.formatVersion))
+        // What it did is said (it said "nothing to do" while it wrote files, a black-box review).
+        #expect(again.finished?.contains("head file written again") == true, "\(again.finished ?? "nil")")
+        #expect(try EventLog.upgrade(at: directory.path).finished == nil, "then nothing is left to do")
         let report = try verification()
         #expect(report.isClean, "\(report.problems)")
         let manifest = try #require({ if case .intact(let found) = try StoreFiles.readManifest(in: directory.path) { found } else { nil } }())

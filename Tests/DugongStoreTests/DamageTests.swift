@@ -535,6 +535,51 @@ struct PositionlessDamageTests {
         #expect(report.problems.contains { $0.description.contains("follows the end of batch") }, "\(report.problems)")
     }
 
+    // Found by a black-box review: one damaged byte in a segment's version field made every
+    // command refuse the store as "another format" (66): nothing verified or copied out. A
+    // version the header's checksum does not confirm is damage; one it confirms is a format.
+    @Test func aVersionFieldTheChecksumDoesNotConfirmIsDamage() async throws {
+        let directory = TemporaryDirectory("version-byte")
+        defer { directory.remove() }
+        let log = try Fixture.open(directory, segmentSize: 16384, useIndexFile: false)
+        for round in 0..<30 { try await log.append(Fixture.events(10, size: 200), to: "s/\(round % 3)") }
+        log.close()
+        let names = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.hasSuffix(".dseg") }.sorted()
+        try #require(names.count >= 3)
+        let path = directory.path + "/" + names[1]
+        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+        let pristine = bytes
+        for version: UInt16 in [90, 5, 0] {
+            bytes[8] = UInt8(truncatingIfNeeded: version)
+            bytes[9] = UInt8(truncatingIfNeeded: version >> 8)
+            try Data(bytes).write(to: URL(fileURLWithPath: path))
+            let reader = try Self.scanned(directory)
+            let problems = try reader.verify().problems.map(\.description)
+            reader.close()
+            #expect(problems.contains { $0.contains(names[1]) && $0.contains("version field says \(version)") }, "\(version): \(problems)")
+            var options = EventLog.Options()
+            options.useIndexFile = false
+            let writable = try EventLog.open(at: directory.path, options: options)
+            #expect(!writable.recovery.corruptions.isEmpty)
+            await #expect(throws: StoreError.self) { try await writable.append(Fixture.events(1, size: 10), to: "s/0") }
+            writable.close()
+        }
+        // The same version with the checksum made to hold: a segment of another format.
+        let checksum = Checksum.mask(bytes.withUnsafeBytes { Checksum.crc32c(UnsafeRawBufferPointer(rebasing: $0[0..<124])) })
+        for index in 0..<4 { bytes[124 + index] = UInt8(truncatingIfNeeded: checksum >> (8 * index)) }
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        #expect {
+            _ = try Self.scanned(directory)
+        } throws: { error in
+            if case StoreError.unsupportedFormat(let segment, 0) = error { return segment == names[1] }
+            return false
+        }
+        try Data(pristine).write(to: URL(fileURLWithPath: path))
+        let restored = try Self.scanned(directory)
+        defer { restored.close() }
+        #expect(try restored.verify().isClean)
+    }
+
     // Found by a black-box review: a writable open extended its last segment to its capacity
     // before the scan found the damage, so a segment cut short grew (6,000 bytes to 64 MiB) and
     // its cut frame then read as a checksum mismatch, where README says a damaged store is not

@@ -49,6 +49,8 @@ struct Upgrade: ParsableCommand {
         } else if report.alreadyCurrent, report.fromVersion < report.toVersion {
             Terminal.emit(
                 "segments of format versions \(report.fromVersion) to \(report.toVersion), all read by this build: nothing to do (`dugong compact` rewrites the older ones in version \(report.toVersion))")
+        } else if report.alreadyCurrent, let finished = report.finished {
+            Terminal.emit("already format version \(report.toVersion); finished what an interrupted upgrade or compaction left: \(finished)")
         } else if report.alreadyCurrent {
             Terminal.emit("already format version \(report.toVersion): nothing to do")
         } else {

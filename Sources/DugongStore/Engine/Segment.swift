@@ -89,14 +89,21 @@ final class Segment: @unchecked Sendable {
         do {
             header = try headerBytes.withUnsafeBytes { try SegmentHeader(decoding: UnsafeRawBufferPointer(rebasing: $0[0..<read])) }
         } catch SegmentHeader.Problem.unsupportedVersion(let version) {
-            // A version 1 header is believed only when its own checksum holds.
-            if version == Layout.legacyFormatVersion, read >= Layout.legacySegmentHeaderSize {
+            // A version field is believed only when the header's checksum holds: version 1's of
+            // its own layout; any other's of this layout, which every later version keeps
+            // (FORMAT.md §3). One damaged byte there made the whole store "another format":
+            // nothing opened, not even to verify or to copy the rest out.
+            let legacy = version == Layout.legacyFormatVersion
+            let (end, checksumOffset) = legacy
+                ? (Layout.legacySegmentHeaderSize, 60) : (Layout.segmentHeaderSize, Layout.segmentHeaderChecksumOffset)
+            if read >= end {
                 let intact = headerBytes.withUnsafeBytes { bytes in
-                    Checksum.mask(Checksum.crc32c(UnsafeRawBufferPointer(rebasing: bytes[0..<60])))
-                        == UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: 60, as: UInt32.self))
+                    Checksum.mask(Checksum.crc32c(UnsafeRawBufferPointer(rebasing: bytes[0..<checksumOffset])))
+                        == UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: checksumOffset, as: UInt32.self))
                 }
                 guard intact else {
-                    throw StoreError.corruption(segment: name, offset: 8, reason: "segment header damaged (its version field says 1, its checksum fails)")
+                    throw StoreError.corruption(
+                        segment: name, offset: 8, reason: "segment header damaged (its version field says \(version), its checksum fails)")
                 }
             }
             throw StoreError.unsupportedFormat(segment: name, version: Int(version))

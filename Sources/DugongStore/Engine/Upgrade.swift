@@ -17,6 +17,10 @@ public struct UpgradeReport: Sendable, Codable, Equatable {
     /// 1 segment, writing the head file): nothing is lost, and the next writable open
     /// finishes it (``CompactionReport/unfinishedCleanup``).
     public var unfinishedCleanup: String? = nil
+    /// On a store already current: what an interrupted upgrade or compaction left that this run
+    /// finished (segments left out of the manifest removed, the head file written again), or nil
+    /// when no file was changed.
+    public var finished: String? = nil
 }
 
 extension EventLog {
@@ -48,7 +52,7 @@ extension EventLog {
         defer { withExtendedLifetime(held) {} }
         switch try StoreFiles.readManifest(in: directory) {
         case .intact(let manifest):
-            let report = UpgradeReport(
+            var report = UpgradeReport(
                 fromVersion: try Self.oldestFormatVersion(of: manifest, in: directory), toVersion: Int(Layout.formatVersion), events: 0,
                 segmentsBefore: manifest.segments.count, segmentsAfter: manifest.segments.count, alreadyCurrent: true)
             // An upgrade (or a compaction) interrupted after its commit left the old segments,
@@ -56,13 +60,21 @@ extension EventLog {
             // message says to run again (verification names the head file until then).
             let listed = Set(manifest.segments.map(\.name))
             let unlisted = try Directory.entries(of: directory).contains { Layout.SegmentName(fileName: $0) != nil && !listed.contains($0) }
-            if unlisted || !StoreFiles.headProblems(in: directory, lookingTwice: false).isEmpty {
+            let headProblems = StoreFiles.headProblems(in: directory, lookingTwice: false)
+            if unlisted || !headProblems.isEmpty {
                 held = nil
                 var writable = options
                 writable.readOnly = false
                 writable.createIfMissing = false
                 writable.chosenSegmentSize = nil  // the store's own: a size is for a conversion
-                try EventLog.open(at: directory, options: writable).close()
+                let log = try EventLog.open(at: directory, options: writable)
+                defer { log.close() }
+                // A damaged store is not changed by the open: said, not "nothing to do".
+                if let damage = log.recovery.corruptions.first { throw damage }
+                report.finished = [
+                    unlisted ? "segment files left out of the manifest removed" : nil,
+                    headProblems.isEmpty ? nil : "the head file written again (\(headProblems.map(\.message).joined(separator: "; ")))",
+                ].compactMap { $0 }.joined(separator: ", ")
             }
             return report
         case .damaged(let problem):
