@@ -535,6 +535,15 @@ struct PositionlessDamageTests {
         #expect(report.problems.contains { $0.description.contains("follows the end of batch") }, "\(report.problems)")
     }
 
+    // Found by a black-box review: damage of the manifest or the index was "corruption in
+    // segment dugong.manifest".
+    @Test func damageNamesTheFileAsWhatItIs() {
+        #expect("\(StoreError.corruption(segment: "dugong.manifest", offset: 0, reason: "x"))" == "corruption in dugong.manifest at offset 0: x")
+        #expect(
+            "\(StoreError.corruption(segment: "00000000000000000000.dseg", offset: 128, reason: "x"))"
+                == "corruption in segment 00000000000000000000.dseg at offset 128: x")
+    }
+
     // Found by a black-box review: one damaged byte in a segment's version field made every
     // command refuse the store as "another format" (66): nothing verified or copied out. A
     // version the header's checksum does not confirm is damage; one it confirms is a format.

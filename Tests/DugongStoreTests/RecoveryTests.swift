@@ -233,6 +233,9 @@ struct RecoveryTests {
         #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == bytes, "nothing was repaired or removed")
         bytes[20] ^= 0xFF
         bytes[8] = 9
+        // (With the header's checksum made to hold for it: one that fails is damage, above.)
+        let checksum = Checksum.mask(bytes.withUnsafeBytes { Checksum.crc32c(UnsafeRawBufferPointer(rebasing: $0[0..<124])) })
+        for index in 0..<4 { bytes[124 + index] = UInt8(truncatingIfNeeded: checksum >> (8 * index)) }
         try bytes.write(to: URL(fileURLWithPath: path))
         #expect {
             try Fixture.open(directory, segmentSize: 4096)

@@ -56,7 +56,8 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
         case .eventTooLarge(let stream, let index, let size, let maximum):
             "event \(index) of the append to '\(stream)' is \(size) bytes (data + metadata), over the maximum of \(maximum)"
         case .corruption(let segment, let offset, let reason):
-            "corruption in segment \(segment) at offset \(offset): \(reason)"
+            // (The manifest, the head and the index are files of the store, not segments.)
+            "corruption in \(segment.hasSuffix(Layout.segmentSuffix) ? "segment " : "")\(segment) at offset \(offset): \(reason)"
         case .damaged(let first):
             "the store is damaged and opened for reading only (\(first)); `dugong verify` lists the damage, and `dugong export --skip-damage` copies what is readable into a new store with `dugong import` (in code, `EventLog.Options.acceptWritesDespiteDamage` opens it for writing as it is)"
         case .failed(let reason):

@@ -319,7 +319,13 @@ extension Studio {
                 return .shutdown
             }
             defer { group.cancelAll() }
-            return try await group.next() ?? .shutdown
+            do {
+                return try await group.next() ?? .shutdown
+            } catch where Task.isCancelled || stopping.isStopped {
+                // The server stopping cancels its answers' tasks too: the sleep's cancellation
+                // came first now and then, and the tail ended without its last chunk.
+                return .shutdown
+            }
         }
     }
 }
