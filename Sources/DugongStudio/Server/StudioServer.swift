@@ -39,6 +39,9 @@ public struct Studio: Sendable {
         /// only for a Studio that owns the store (`dugong studio`), never beside an application
         /// that appends to it.
         public var allowCompaction = false
+        /// How long open answers (live tails) get to end after a stop before they are cut off
+        /// (tests that stop a Studio on a loaded machine give them longer).
+        var stopGrace: Duration = .seconds(2)
 
         public init(host: String = "127.0.0.1", port: Int = 0, allowMaintenance: Bool = false, allowCompaction: Bool = false) {
             self.host = host
@@ -120,16 +123,16 @@ public struct Studio: Sendable {
             logger: logger)
         let services = ServiceGroup(services: [app], gracefulShutdownSignals: [], logger: logger)
         // Cancelling the caller shuts the server down gracefully (open answers end, the live
-        // tails among them); what is still open 2 s later (a client that stopped reading, so a
+        // tails among them); what is still open 2 s later (`stopGrace`: a client that stopped reading, so a
         // write waits for ever) is cut off by cancelling the server's own task.
         let serving = Task { try await services.run() }
         try await withTaskCancellationHandler {
             try await serving.value
         } onCancel: { [stopping] in
             stopping.stop()
-            Task {
+            Task { [grace = options.stopGrace] in
                 await services.triggerGracefulShutdown()
-                try? await Task.sleep(for: .seconds(2))
+                try? await Task.sleep(for: grace)
                 serving.cancel()
             }
         }
