@@ -3,6 +3,7 @@ import DugongPostgres
 import Foundation
 import Logging
 import PostgresNIO
+import Synchronization
 
 /// A throwaway database on a PostgreSQL server, with Dugong's tables: for the tests of an
 /// application (and of the adapters) on PostgreSQL.
@@ -52,10 +53,34 @@ public final class PostgresTestDatabase: Sendable {
     }
 
     /// Stops the client and drops the database (closing what else is connected to it).
-    public func drop() async throws {
+    ///
+    /// The client's run is given `stopping` to end: a test whose server closed a connection
+    /// under it once kept a full test run waiting here (a pool's run ends only when each of its
+    /// connections is back). Then the database is dropped anyway, with its connections, and
+    /// the wait is reported on standard error.
+    public func drop(stopping: Duration = .seconds(20)) async throws {
         running.cancel()
-        await running.value
+        if await !Self.ends(running, within: stopping) {
+            FileHandle.standardError.write(Data(
+                "PostgresTestDatabase: the client of \(name) did not stop within \(stopping) (a connection still leased); dropping the database anyway\n".utf8))
+        }
         try await Self.onServer(serverURL) { try await $0.execute("DROP DATABASE IF EXISTS \(unescaped: name) WITH (FORCE)", logger: Self.quiet) }
+    }
+
+    /// Whether `task` ended within `limit` (a task's value cannot be waited for with a limit:
+    /// the wait is not cancellable, so it runs apart and is left behind when it is late).
+    private static func ends(_ task: Task<Void, Never>, within limit: Duration) async -> Bool {
+        let first = Mutex<CheckedContinuation<Bool, Never>?>(nil)
+        let give: @Sendable (Bool) -> Void = { ended in first.withLock { $0?.resume(returning: ended); $0 = nil } }
+        return await withCheckedContinuation { continuation in
+            first.withLock { $0 = continuation }
+            let late = Task { try? await Task.sleep(for: limit); give(false) }
+            Task {
+                await task.value
+                give(true)
+                late.cancel()
+            }
+        }
     }
 
     /// Runs `body` with a client of the server's database while its pool runs.

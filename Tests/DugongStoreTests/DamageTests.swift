@@ -617,6 +617,51 @@ struct PositionlessDamageTests {
         defer { after.close() }
         #expect(try after.verify().problems.map(\.description) == found)
     }
+
+    // Found by a black-box review (a double fault): a writer stopped without closing (killed, or
+    // the power failed), then the newest segment was cut at a frame boundary and the head file
+    // was lost, or left older than the cut (head records are not synced). Nothing in the frames
+    // that remain tells that cut from their clean end: a writable open appended after them and
+    // gave the lost events' positions again, and verification named only the head. A writer
+    // keeps its newest segment at its capacity, so a shorter one holding frames was cut.
+    @Test(arguments: [true, false]) func aNewestSegmentCutAfterAnUncleanStopIsDamage(headLost: Bool) async throws {
+        let source = TemporaryDirectory("unclean-source")
+        let copy = TemporaryDirectory("unclean-cut")
+        defer {
+            source.remove()
+            copy.remove()
+        }
+        let writer = try Fixture.open(source, segmentSize: 1 << 16, useIndexFile: false)
+        for round in 0..<10 { try await writer.append(Fixture.events(2, size: 100), to: "s/\(round)") }
+        // The files as a writer that never closes leaves them (every append synced).
+        try FileManager.default.createDirectory(atPath: copy.path, withIntermediateDirectories: true)
+        for name in try FileManager.default.contentsOfDirectory(atPath: source.path) where name != "dugong.lock" {
+            try FileManager.default.copyItem(atPath: source.file(name), toPath: copy.file(name))
+        }
+        writer.close()
+        let segment = copy.file("00000000000000000000.dseg")
+        let frames = try Fixture.frameOffsets(of: segment)
+        #expect(frames.count == 10, "one frame per commit, no close marker")
+        if headLost {
+            try FileManager.default.removeItem(atPath: copy.file("dugong.head"))
+        } else {
+            try Fixture.simulateCrash(copy, durableEnd: frames[3], nextPosition: 6)
+        }
+        let cut = frames[6]
+        #expect(truncate(segment, off_t(cut)) == 0)
+        let scanned = try Self.scanned(copy)
+        let found = try scanned.verify().problems.map(\.description)
+        #expect(scanned.eventCount == 12)
+        scanned.close()
+        #expect(found.contains { $0.contains("ends at \(cut), short of its capacity") }, "\(found)")
+        var options = EventLog.Options()
+        options.useIndexFile = false
+        let writable = try EventLog.open(at: copy.path, options: options)
+        #expect(!writable.recovery.corruptions.isEmpty)
+        await #expect(throws: StoreError.self) { try await writable.append(Fixture.events(1), to: "s/new") }
+        writable.close()
+        #expect(try FileManager.default.attributesOfItem(atPath: segment)[.size] as? Int == cut, "the cut segment was extended")
+    }
 }
 
 extension Sequence {

@@ -35,7 +35,8 @@ struct RecoveryTests {
             let directory = TemporaryDirectory("torn")
             defer { directory.remove() }
             try FileManager.default.createDirectory(atPath: directory.path, withIntermediateDirectories: true)
-            try original.prefix(cut).write(to: URL(fileURLWithPath: directory.file(Self.segment)))
+            // A torn write leaves the file at its size (a cut file is damage).
+            try (original.prefix(cut) + Data(count: original.count - cut)).write(to: URL(fileURLWithPath: directory.file(Self.segment)))
             for (name, bytes) in metadata { try bytes.write(to: URL(fileURLWithPath: directory.file(name))) }
             let log = try Fixture.open(directory, segmentSize: 4096)
             #expect(try log.readAll() == Array(all.prefix(3)), "cut at \(cut)")
@@ -67,12 +68,23 @@ struct RecoveryTests {
         try Data().write(to: URL(fileURLWithPath: directory.file(empty)))
         try Data(count: 5000).write(to: URL(fileURLWithPath: directory.file(zeros)))
         try Data("not a segment".utf8).write(to: URL(fileURLWithPath: directory.file(junk)))
+        // An old segment a compaction killed before it removed them left beside the new set.
+        let oldSet = Layout.SegmentName(firstPosition: 0, generation: 4).fileName
+        try FileManager.default.copyItem(atPath: directory.file(Self.segment), toPath: directory.file(oldSet))
         let reader = try EventLog.open(at: directory.path, options: InspectionTests.readOnly())
+        // Verification names what the next writer removes, as a warning: the store is whole.
+        let report = try reader.verify()
         reader.close()
+        #expect(report.isClean)
+        #expect(report.warnings.filter { $0.kind == .leftoverFile }.map(\.segment).sorted() == [empty, zeros, oldSet].sorted())
         #expect(FileManager.default.fileExists(atPath: directory.file(empty)), "a reader removes nothing")
         let writer = try Fixture.open(directory)
         #expect(try writer.read(stream: "s/1").count == 3)
         writer.close()
+        #expect(!FileManager.default.fileExists(atPath: directory.file(oldSet)))
+        let again = try EventLog.open(at: directory.path, options: InspectionTests.readOnly())
+        #expect(try again.verify().warnings.isEmpty)
+        again.close()
         #expect(!FileManager.default.fileExists(atPath: directory.file(empty)))
         #expect(!FileManager.default.fileExists(atPath: directory.file(zeros)))
         #expect(FileManager.default.fileExists(atPath: directory.file(junk)))

@@ -85,7 +85,9 @@ struct ReadAll: AsyncParsableCommand {
             batch of at most 256 lines it looks again at what the writer changed (at most every \
             10 ms), so events hidden by a delete, truncation or tombstone, or removed by a \
             compaction, are not printed once it has looked, even when it is far behind or its \
-            output is read slowly. Stop it with Ctrl-C.
+            output is read slowly. The filters apply to what it follows; --until does not end \
+            it (timestamps are the events' own, not in log order: a later commit may hold an \
+            earlier time). Stop it with Ctrl-C.
 
             Examples:
               dugong read-all /var/lib/app/events --from 1000 --follow

@@ -21,6 +21,10 @@ extension EventLog {
             /// Bytes after the last frame of the newest segment: a write that never completed
             /// (discarded at the next open for writing). A warning, not a problem.
             case tornTail = "torn-tail"
+            /// A segment file the manifest does not list, which the next open for writing
+            /// removes: what an interrupted compaction, upgrade or roll left (or a roll in
+            /// progress, beside a writer). A warning, not a problem.
+            case leftoverFile = "leftover-file"
         }
 
         public var segment: String
@@ -98,6 +102,11 @@ extension EventLog {
             warnings.append(Finding(
                 segment: last.name, offset: offset, kind: .tornTail,
                 message: "\(recovery.tornBytesDiscarded) bytes after the last valid frame: an incomplete write, discarded at the next open for writing (or a write in progress)"))
+        }
+        for name in recovery.leftoverFiles {
+            warnings.append(Finding(
+                segment: name, offset: 0, kind: .leftoverFile,
+                message: "a segment file the manifest does not list (left by an interrupted compaction, upgrade or roll, or a roll in progress): not part of the store; the next open for writing removes it"))
         }
         var previousPosition: UInt64?
         var expectedVersion: [StreamKey: Int] = [:]

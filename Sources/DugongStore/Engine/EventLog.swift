@@ -40,6 +40,10 @@ public final class EventLog: Sendable {
         public var tornBytesDiscarded: Int
         /// Damaged regions found; their events throw ``StoreError/corruption(segment:offset:reason:)`` when read.
         public var corruptions: [StoreError]
+        /// Segment files the manifest does not list that an open for writing removes once it
+        /// found the store whole (what an interrupted compaction, upgrade or roll left): a
+        /// read-only open leaves them in place and names them here.
+        public var leftoverFiles: [String] = []
     }
 
     private init(
@@ -63,7 +67,7 @@ public final class EventLog: Sendable {
             writer = nil
         }
         recovery = RecoveryReport(
-            tornBytesDiscarded: recovered.tornBytes, corruptions: recovered.index.damage.map(\.error))
+            tornBytesDiscarded: recovered.tornBytes, corruptions: recovered.index.damage.map(\.error), leftoverFiles: set.leftovers)
     }
 
     deinit { close() }

@@ -504,6 +504,20 @@ private struct SegmentScan {
         }
         let end = min(fileSize, bytes.count)
         if cleanClose && offset == durableEnd && !thorough && !repairing && !writerAbsent && pending.isEmpty { return (offset, 0) }
+        let capacity = Int(segment.header.capacity)
+        if end < capacity, end > Layout.segmentHeaderSize, !(cleanClose && offset == durableEnd && pending.isEmpty) {
+            // The file was cut: a writer keeps its newest segment at its capacity, synced before
+            // it writes a frame there (only a compaction or an upgrade leaves one shorter, as its
+            // header alone, and no power cut shortens a file). What followed the cut may have been
+            // acknowledged, whatever the head says (it may be older than the truth, or lost): the
+            // frames there are kept as found, and nothing is zeroed or extended.
+            commitPending()
+            index.record(Damage(
+                segmentName: segment.name, offset: end,
+                reason: "the segment file ends at \(end), short of its capacity \(capacity): it was cut, and what followed may have been acknowledged events",
+                positions: index.nextPosition..<index.nextPosition, length: capacity - end))
+            return (offset, 0)
+        }
         let clean = offset >= end || segment.areAllZero(bytes, in: offset..<end)
         if clean && pending.isEmpty { return (offset, 0) }
         if cleanClose {

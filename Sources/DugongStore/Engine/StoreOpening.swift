@@ -14,7 +14,8 @@ struct SegmentSet {
     /// Segment files a crash left out of the manifest (a compaction's old set, a segment
     /// created just before its manifest update) that a writable open removes, but only once its
     /// scan found no damage: until then the old set of a compaction may be the only intact copy
-    /// of events (``removeLeftovers(in:)``).
+    /// of events (``removeLeftovers(in:)``, only by a caller holding the lock; a reader's list
+    /// names what verification warns of).
     var leftovers: [String] = []
 
     /// Whether the files themselves are in order (no missing file, intact manifest).
@@ -24,9 +25,9 @@ struct SegmentSet {
     ///
     /// - Parameters:
     ///   - writable: the caller holds the lock and writes: the newest segment is opened for
-    ///     writing and extended to its capacity.
+    ///     writing (extended to its capacity once recovery found the store whole).
     ///   - holdingLock: the caller holds the lock (`nil`: when `writable`): temporary files are
-    ///     removed, and segments a crash left out of the manifest become ``leftovers``.
+    ///     removed.
     ///   - createWithCapacity: when the directory holds no store, create one (first segment,
     ///     manifest) with this segment capacity; `nil` to refuse.
     /// - Throws: ``StoreError/notAStore(directory:reason:)``, ``StoreError/unsupportedFormat(segment:version:)``,
@@ -129,7 +130,7 @@ struct SegmentSet {
             let unlisted = files.map(\.fileName).filter { name in !listed.contains { $0.name == name } }
             if !unlisted.isEmpty {
                 let removable = try handleUnlisted(unlisted, in: directory, after: segments.last, context: &context)
-                if locked, context.damage.isEmpty, context.missing.isEmpty { leftovers = removable }
+                if context.damage.isEmpty, context.missing.isEmpty { leftovers = removable }
             }
         } else {
             // Without the manifest, the files found are the log only if each one follows the one
