@@ -52,6 +52,23 @@ struct ToolTests {
         #expect(everywhere.stdout.contains("this machine's name or address in place of 0.0.0.0"), "\(everywhere.stdout)")
     }
 
+    // From a black-box review: on a damaged store, `studio --allow-maintenance` started as if
+    // maintenance were possible, and its compact was then refused without a word at the start.
+    @Test func theStudioSaysAtStartThatADamagedStoreTakesNoMaintenance() throws {
+        let store = CLI.storePath("studio-damaged")
+        defer { try? FileManager.default.removeItem(atPath: store) }
+        #expect(try CLI.run(["append", store, "s"], input: #"{"type":"T","data":{"n":1}}"#).status == 0)
+        // Without the saved index every frame is checked at open; a byte of the first frame flipped.
+        try FileManager.default.removeItem(atPath: store + "/dugong.index")
+        let segment = try FileHandle(forUpdating: URL(fileURLWithPath: store + "/00000000000000000000.dseg"))
+        try segment.seek(toOffset: 140)
+        try segment.write(contentsOf: Data([0xA5]))
+        try segment.close()
+        let started = try CLI.run(shell: "timeout -s INT 6 '\(CLI.binary)' studio '\(store)' --allow-maintenance --port 0")
+        #expect(started.stdout.contains("Dugong Studio: http://127.0.0.1:"), "\(started.stdout) \(started.stderr)")
+        #expect(started.stderr.contains("has damage") && started.stderr.contains("compact is refused"), "\(started.stderr)")
+    }
+
     @Test func lifecycleCommandsSayWhatTheyDid() throws {
         let store = CLI.storePath("lifecycle")
         defer { try? FileManager.default.removeItem(atPath: store) }

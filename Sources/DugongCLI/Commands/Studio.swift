@@ -59,6 +59,11 @@ struct StudioCommand: AsyncParsableCommand {
         // Read-only, it follows the log: it may start before the application makes the store.
         let log = try StoreAccess.open(store, forWriting: allowMaintenance, waitingForStore: !allowMaintenance)
         defer { log.close() }
+        if allowMaintenance, let first = log.recovery.corruptions.first {
+            // Opened for writing, a damaged store takes no writes: nothing to maintain but to look.
+            Terminal.error(
+                "dugong: warning: \(store) has damage (\(log.recovery.corruptions.count) region(s); the first: \(first)); it takes no writes, and the Studio's compact is refused: `dugong verify` names the damage, `dugong export --skip-damage` copies out what is readable")
+        }
         try await Self.serve(try Self.studio { try Studio(log: log, options: options) })
         #else
         throw Terminal.fail("this dugong was built without the Studio: build it with `swift build --traits Studio`", code: ExitStatus.usage.rawValue)
