@@ -121,18 +121,20 @@ final class Segment: @unchecked Sendable {
         return Segment(name: name, path: path, header: header, file: file, map: map, originalSize: mapped)
     }
 
-    /// This segment grown to the capacity its header gives (the short one a compaction or an
-    /// upgrade leaves, or a cut one whose damage the caller accepted), mapped anew and sharing the dictionaries; itself when
-    /// it has that size already. Only a writer calls it, once recovery found the store whole
-    /// (or the damage accepted): a writable open of a damaged store changes none of its files,
-    /// and the scan reads the file at the size it had.
+    /// This segment at the capacity its header gives, and that size synced, before a writer
+    /// puts a frame there: a newest segment shorter than its capacity that holds frames is
+    /// damage (a cut), so no power cut may leave one. It is extended and synced even when its
+    /// size reads full already: a sync that failed may have left the extension unwritten while
+    /// the file's size shows it. Remapped when it was short (the one a compaction or an upgrade
+    /// leaves, or a cut one whose damage the caller accepted), sharing the dictionaries;
+    /// otherwise itself. Only a writer calls it, once recovery found the store whole (or the
+    /// damage accepted): a writable open of a damaged store changes none of its files, and the
+    /// scan reads the file at the size it had.
     func extendedToCapacity() throws -> Segment {
         let full = Int(header.capacity)
-        guard map.count < full else { return self }
         try file.preallocate(size: full)
-        // Synced before a frame goes there: no power cut may then leave the file cut after
-        // frames (a newest segment shorter than its capacity that holds frames is damage).
         try file.synchronize()
+        guard map.count < full else { return self }
         let file = try file.duplicate()
         let map = try MappedRegion(file: file, count: full)
         assert(map.count == Int(header.capacity), "a writer's segment is mapped to its capacity")
