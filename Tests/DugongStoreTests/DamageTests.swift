@@ -662,6 +662,42 @@ struct PositionlessDamageTests {
         writable.close()
         #expect(try FileManager.default.attributesOfItem(atPath: segment)[.size] as? Int == cut, "the cut segment was extended")
     }
+
+    // Found by a black-box review (three faults at once): the manifest replaced by an older
+    // copy, the segment after the ones it lists lost, and the head file lost. The segment after
+    // that one, unlisted, was taken for what a compaction left: `verify` only warned of it, and
+    // the next writer removed it with its acknowledged events. Frames that begin past the log's
+    // end are damage; the file is kept.
+    @Test func anUnlistedSegmentBeginningPastTheLogsEndIsDamageAndKept() async throws {
+        let directory = TemporaryDirectory("unlisted-later")
+        defer { directory.remove() }
+        let writer = try Fixture.open(directory, segmentSize: 4096, useIndexFile: false)
+        try await writer.append(Fixture.events(2, size: 100), to: "s/0")
+        let olderManifest = try Data(contentsOf: URL(fileURLWithPath: directory.file("dugong.manifest")))
+        var round = 1
+        while writer.segmentNames.count < 3 {
+            try await writer.append(Fixture.events(2, size: 300), to: "s/\(round % 4)")
+            round += 1
+        }
+        let names = writer.segmentNames
+        writer.close()
+        try olderManifest.write(to: URL(fileURLWithPath: directory.file("dugong.manifest")))
+        try FileManager.default.removeItem(atPath: directory.file(names[1]))
+        try FileManager.default.removeItem(atPath: directory.file("dugong.head"))
+        try FileManager.default.removeItem(atPath: directory.file("dugong.index"))  // (it would tell)
+        let reader = try Self.scanned(directory)
+        let report = try reader.verify()
+        reader.close()
+        #expect(report.problems.contains { $0.segment == names[2] && $0.message.contains("past the log's end") }, "\(report.problems)")
+        #expect(!report.warnings.contains { $0.kind == .leftoverFile }, "\(report.warnings)")
+        var options = EventLog.Options()
+        options.useIndexFile = false
+        let writable = try EventLog.open(at: directory.path, options: options)
+        #expect(!writable.recovery.corruptions.isEmpty)
+        await #expect(throws: StoreError.self) { try await writable.append(Fixture.events(1), to: "s/new") }
+        writable.close()
+        #expect(FileManager.default.fileExists(atPath: directory.file(names[2])), "the segment was removed")
+    }
 }
 
 extension Sequence {

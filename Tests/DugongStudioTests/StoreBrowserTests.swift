@@ -228,6 +228,30 @@ struct StoreBrowserTests {
         #expect(second["complete"] as? Bool == true && (second["scanned"] as? Int ?? 0) < 20_000)
     }
 
+    // From a black-box review: a log whose last positions a compaction removed never came to
+    // its end: the page from there was empty, with the same `next`, and "complete" false, for
+    // ever. Nothing stored from `next` on means the page reaches the head.
+    @Test func aLogEndingInCompactedPositionsComesToItsEnd() async throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("dugong-studio-compacted-\(UUID().uuidString.prefix(8))").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let writer = try EventLog.open(at: path, options: .init(createIfMissing: true))
+        try await writer.append([NewEvent(type: "A", data: Data("{}".utf8))], to: "a")
+        try await writer.append([NewEvent(type: "B", data: Data("{}".utf8)), NewEvent(type: "B", data: Data("{}".utf8))], to: "b")
+        try await writer.delete(stream: "b")
+        writer.close()
+        #expect(try EventLog.compact(at: path).eventsAfter == 1)
+        var options = EventLog.Options()
+        options.readOnly = true
+        let log = try EventLog.open(at: path, options: options)
+        defer { log.close() }
+        let browser = try StoreBrowser(log: log, aggregates: [])
+        let first = try Self.object(try browser.log(from: nil, limit: 100, filter: .init()))
+        #expect((first["events"] as? [Any])?.count == 1)
+        #expect(first["next"] as? String == "3" && first["complete"] as? Bool == true, "\(first)")
+        let after = try Self.object(try browser.log(from: "1", limit: 100, filter: .init()))
+        #expect(after["next"] as? String == "3" && after["complete"] as? Bool == true, "\(after)")
+    }
+
     /// A page holds at most about 2 MiB of events (at least one): large events page by few.
     @Test func pagesAreBoundedInBytes() async throws {
         let fixture = try await StudioFixture.make("bytes")

@@ -67,7 +67,7 @@ public final class EventLog: Sendable {
             writer = nil
         }
         recovery = RecoveryReport(
-            tornBytesDiscarded: recovered.tornBytes, corruptions: recovered.index.damage.map(\.error), leftoverFiles: set.leftovers)
+            tornBytesDiscarded: recovered.tornBytes, corruptions: recovered.index.damage.map(\.error), leftoverFiles: recovered.index.damage.isEmpty ? set.leftovers : [])
     }
 
     deinit { close() }

@@ -65,6 +65,10 @@ enum Recovery {
             savedIndexNextPosition = head == nil ? try IndexFile.summary(in: directory)?.nextPosition : nil
             headIsWhole = StoreFiles.headProblems(in: directory, lookingTwice: true).isEmpty
         }
+        /// Unlisted segment files holding frames that do not continue the log, with their first
+        /// positions: what a compaction or an upgrade replaced begins inside the log; one that
+        /// begins past its end may hold acknowledged events a stale manifest lost.
+        var unlistedFrames: [(name: String, firstPosition: UInt64)] = []
         /// The size of the newest segment's file before it was extended at open.
         var lastFileSize: Int?
         /// Check the unused space after a clean close too (verification). Without it, an open
@@ -141,6 +145,15 @@ enum Recovery {
             let start = result.index.nextPosition
             let end = max(start + 1, context.head?.nextPosition ?? 0)
             result.index.record(Damage(segmentName: Layout.manifestName, offset: 0, reason: reason, positions: start..<end))
+        }
+        // An unlisted segment whose frames begin past the log's end is not a replaced one (those
+        // begin inside the log; a roll's new segment holds no frame before the manifest lists
+        // it): its events may be acknowledged ones, and the segments between lost. It is kept.
+        for (name, firstPosition) in context.unlistedFrames where firstPosition > result.index.nextPosition {
+            result.index.record(Damage(
+                segmentName: name, offset: 0,
+                reason: "segment \(name), which the manifest does not list, holds frames from position \(firstPosition), past the log's end \(result.index.nextPosition): the manifest is stale or segments are missing, and the events between may have been acknowledged",
+                positions: result.index.nextPosition..<firstPosition))
         }
         // The head only ever trails what was durable: positions it records that the log does
         // not hold were acknowledged and are gone (a segment or the manifest replaced by an

@@ -326,6 +326,7 @@ struct SegmentSet {
                     positions: 0..<0, concernsTheWholeStore: true))
                 context.segmentsMayFollow = true
             } else {
+                if holdsFrames { context.unlistedFrames.append((name, segment.header.firstPosition)) }
                 removable.append(name)
             }
         }
