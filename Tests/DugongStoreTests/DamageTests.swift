@@ -663,6 +663,44 @@ struct PositionlessDamageTests {
         #expect(try FileManager.default.attributesOfItem(atPath: segment)[.size] as? Int == cut, "the cut segment was extended")
     }
 
+    // Found by a black-box review: an older copy of the head file put back (a clean close's,
+    // or one from before a roll), and the newest segment cut where that head says its frames
+    // end, or a rolled segment cut to its header. The head looked true and nothing read as lost:
+    // a clean close keeps the size, and a roll makes its segment at its capacity.
+    @Test(arguments: ["clean close", "roll"]) func aNewestSegmentCutWhereAnOlderHeadSaysItEndsIsDamage(_ older: String) async throws {
+        let directory = TemporaryDirectory("older-head-cut")
+        defer { directory.remove() }
+        var writer = try Fixture.open(directory, segmentSize: 4096, useIndexFile: false)
+        try await writer.append(Fixture.events(2, size: 100), to: "s/0")
+        if older == "clean close" { writer.close() }
+        let olderHead = try Data(contentsOf: URL(fileURLWithPath: directory.file("dugong.head")))
+        if older == "clean close" { writer = try Fixture.open(directory, segmentSize: 4096, useIndexFile: false) }
+        var round = 1
+        while older == "roll" ? writer.segmentNames.count < 2 : round < 4 {
+            try await writer.append(Fixture.events(2, size: 300), to: "s/\(round % 3)")
+            round += 1
+        }
+        let names = writer.segmentNames
+        writer.close()
+        try olderHead.write(to: URL(fileURLWithPath: directory.file("dugong.head")))
+        try? FileManager.default.removeItem(atPath: directory.file("dugong.index"))
+        let segment = directory.file(names.last!)
+        let recorded = try #require(try StoreFiles.readHead(in: directory.path))
+        #expect(recorded.cleanClose == (older == "clean close"))
+        let cut = older == "roll" ? Fixture.headerSize : Int(recorded.durableEnd)
+        #expect(truncate(segment, off_t(cut)) == 0)
+        let scanned = try Self.scanned(directory)
+        let found = try scanned.verify().problems.map(\.description)
+        scanned.close()
+        #expect(found.contains { $0.contains("ends at \(cut), short of its capacity") }, "\(found)")
+        var options = EventLog.Options()
+        options.useIndexFile = false
+        let writable = try EventLog.open(at: directory.path, options: options)
+        #expect(!writable.recovery.corruptions.isEmpty)
+        writable.close()
+        #expect(try FileManager.default.attributesOfItem(atPath: segment)[.size] as? Int == cut)
+    }
+
     // Found by a black-box review (three faults at once): the manifest replaced by an older
     // copy, the segment after the ones it lists lost, and the head file lost. The segment after
     // that one, unlisted, was taken for what a compaction left: `verify` only warned of it, and

@@ -116,6 +116,9 @@ enum Recovery {
                 scanner.repairing = context.repairing
                 scanner.writerAbsent = context.writerAbsent
                 scanner.headIsWhole = context.headIsWhole
+                scanner.headNamesAnEarlierSegment = context.head.map { head in
+                    segments[..<segmentIndex].contains { $0.salt == head.segmentSalt }
+                } ?? false
             } else {
                 let next = segments[segmentIndex + 1].header
                 scanner.expectedEnd = next.previousSalt == segment.salt && context.missing[segmentIndex + 1] == nil
@@ -288,6 +291,9 @@ private struct SegmentScan {
     /// The head file is whole (``Recovery/Context/headIsWhole``): only then is an invalid tail
     /// after its durable end a torn write.
     var headIsWhole = true
+    /// The newest segment: the head in effect is about an earlier segment of the set (a roll
+    /// whose head record is not written yet: the roll made this segment at its capacity).
+    var headNamesAnEarlierSegment = false
     /// Whether the last frame applied was a close marker.
     var lastFrameWasCloseMarker = false
     /// The frames of a batch whose last frame has not been seen yet: applied when it is, dropped
@@ -518,12 +524,15 @@ private struct SegmentScan {
         let end = min(fileSize, bytes.count)
         if cleanClose && offset == durableEnd && !thorough && !repairing && !writerAbsent && pending.isEmpty { return (offset, 0) }
         let capacity = Int(segment.header.capacity)
-        if end < capacity, end > Layout.segmentHeaderSize, !(cleanClose && offset == durableEnd && pending.isEmpty) {
+        // (Builds of earlier format versions did not keep that size: their segments are not judged by it.)
+        if end < capacity, end > Layout.segmentHeaderSize || headNamesAnEarlierSegment, segment.header.formatVersion == Layout.formatVersion {
             // The file was cut: a writer keeps its newest segment at its capacity, synced before
-            // it writes a frame there (only a compaction or an upgrade leaves one shorter, as its
-            // header alone, and no power cut shortens a file). What followed the cut may have been
-            // acknowledged, whatever the head says (it may be older than the truth, or lost): the
-            // frames there are kept as found, and nothing is zeroed or extended.
+            // it writes a frame there, and a clean close keeps the size (only a compaction or an
+            // upgrade leaves one shorter, as its header alone, and names it in the head, or the
+            // head still names a segment it replaced; no power cut shortens a file). What
+            // followed the cut may have been acknowledged, whatever the head says (it may be
+            // older than the truth, an older copy, or lost): the frames there are kept as found,
+            // and nothing is zeroed or extended.
             commitPending()
             index.record(Damage(
                 segmentName: segment.name, offset: end,
