@@ -647,19 +647,29 @@ struct PositionlessDamageTests {
         } else {
             try Fixture.simulateCrash(copy, durableEnd: frames[3], nextPosition: 6)
         }
-        let cut = frames[6]
-        #expect(truncate(segment, off_t(cut)) == 0)
-        let scanned = try Self.scanned(copy)
-        let found = try scanned.verify().problems.map(\.description)
-        #expect(scanned.eventCount == 12)
-        scanned.close()
-        #expect(found.contains { $0.contains("ends at \(cut), short of its capacity") }, "\(found)")
+        try await Self.expectCutIsDamage(copy, segment: segment, at: frames[6], eventsLeft: 12)
+    }
+
+    /// Opens `directory` for writing and expects damage found and no write taken.
+    static func expectTakesNoWrites(_ directory: TemporaryDirectory) async throws {
         var options = EventLog.Options()
         options.useIndexFile = false
-        let writable = try EventLog.open(at: copy.path, options: options)
+        let writable = try EventLog.open(at: directory.path, options: options)
         #expect(!writable.recovery.corruptions.isEmpty)
         await #expect(throws: StoreError.self) { try await writable.append(Fixture.events(1), to: "s/new") }
         writable.close()
+    }
+
+    /// Cuts `segment` at `cut`, then expects the cut named as damage by `verify`, the events
+    /// before it read, a writable open that takes no writes, and the file's size unchanged.
+    static func expectCutIsDamage(_ directory: TemporaryDirectory, segment: String, at cut: Int, eventsLeft: Int) async throws {
+        #expect(truncate(segment, off_t(cut)) == 0)
+        let scanned = try Self.scanned(directory)
+        let found = try scanned.verify().problems.map(\.description)
+        #expect(scanned.eventCount == eventsLeft)
+        scanned.close()
+        #expect(found.contains { $0.contains("ends at \(cut), short of its capacity") }, "\(found)")
+        try await Self.expectTakesNoWrites(directory)
         #expect(try FileManager.default.attributesOfItem(atPath: segment)[.size] as? Int == cut, "the cut segment was extended")
     }
 
@@ -687,18 +697,10 @@ struct PositionlessDamageTests {
         let segment = directory.file(names.last!)
         let recorded = try #require(try StoreFiles.readHead(in: directory.path))
         #expect(recorded.cleanClose == (older == "clean close"))
-        let cut = older == "roll" ? Fixture.headerSize : Int(recorded.durableEnd)
-        #expect(truncate(segment, off_t(cut)) == 0)
-        let scanned = try Self.scanned(directory)
-        let found = try scanned.verify().problems.map(\.description)
-        scanned.close()
-        #expect(found.contains { $0.contains("ends at \(cut), short of its capacity") }, "\(found)")
-        var options = EventLog.Options()
-        options.useIndexFile = false
-        let writable = try EventLog.open(at: directory.path, options: options)
-        #expect(!writable.recovery.corruptions.isEmpty)
-        writable.close()
-        #expect(try FileManager.default.attributesOfItem(atPath: segment)[.size] as? Int == cut)
+        // Left before the cut: the first segment's events (a roll), the first commit (a clean close).
+        try await Self.expectCutIsDamage(
+            directory, segment: segment, at: older == "roll" ? Fixture.headerSize : Int(recorded.durableEnd),
+            eventsLeft: older == "roll" ? 2 * (round - 1) : 2)
     }
 
     // Found by a black-box review (three faults at once): the manifest replaced by an older
@@ -728,12 +730,7 @@ struct PositionlessDamageTests {
         reader.close()
         #expect(report.problems.contains { $0.segment == names[2] && $0.message.contains("past the log's end") }, "\(report.problems)")
         #expect(!report.warnings.contains { $0.kind == .leftoverFile }, "\(report.warnings)")
-        var options = EventLog.Options()
-        options.useIndexFile = false
-        let writable = try EventLog.open(at: directory.path, options: options)
-        #expect(!writable.recovery.corruptions.isEmpty)
-        await #expect(throws: StoreError.self) { try await writable.append(Fixture.events(1), to: "s/new") }
-        writable.close()
+        try await Self.expectTakesNoWrites(directory)
         #expect(FileManager.default.fileExists(atPath: directory.file(names[2])), "the segment was removed")
     }
 }
