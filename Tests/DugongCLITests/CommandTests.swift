@@ -477,6 +477,24 @@ struct CommandTests {
         #expect(problem["kind"] as? String == "damaged-frame")
     }
 
+    // README: verify warns, exit 0, of segment files the manifest does not list, which the next
+    // writer removes (here a copy of the segment, as a compaction killed before it removed the
+    // old set leaves it).
+    @Test func verifyWarnsOfALeftoverSegmentAndTheNextWriterRemovesIt() throws {
+        let store = CLI.storePath("leftover")
+        defer { try? FileManager.default.removeItem(atPath: store) }
+        #expect(try CLI.run(["append", store, "s"], input: #"{"type":"T"}"#).status == 0)
+        let leftover = store + "/00000000000000000000-1.dseg"
+        try FileManager.default.copyItem(atPath: store + "/00000000000000000000.dseg", toPath: leftover)
+        let warned = try CLI.run(["verify", store])
+        #expect(warned.status == 0, "\(warned.stdout) \(warned.stderr)")
+        #expect(warned.stdout.contains("warning: 00000000000000000000-1.dseg at offset 0: leftover-file"), "\(warned.stdout)")
+        #expect(try CLI.run(["append", store, "s"], input: #"{"type":"T"}"#).status == 0)
+        #expect(!FileManager.default.fileExists(atPath: leftover))
+        let after = try CLI.run(["verify", store])
+        #expect(after.status == 0 && !after.stdout.contains("warning"), "\(after.stdout)")
+    }
+
     @Test func exportImportExportRoundTripsIdentically() throws {
         let source = CLI.storePath("source")
         let target = CLI.storePath("target")
