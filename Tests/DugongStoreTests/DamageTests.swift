@@ -50,20 +50,35 @@ struct DamageTests {
             streams[stream] = try log.read(stream: stream)
             snapshots[stream] = try log.latestSnapshot(of: stream)
         }
+        guard shape >= 4 else {
+            log.close()
+            return Template(directory: directory, older: older, events: events, streams: streams, snapshots: snapshots)
+        }
+        // The files as a writer that stops without closing leaves them (killed, or the power
+        // failed; every append was synced): no close marker, no saved index.
+        let unclean = TemporaryDirectory("damage-template-unclean")
+        try FileManager.default.createDirectory(atPath: unclean.path, withIntermediateDirectories: true)
+        for name in try FileManager.default.contentsOfDirectory(atPath: directory.path) where name != "dugong.lock" {
+            try FileManager.default.copyItem(atPath: directory.file(name), toPath: unclean.file(name))
+        }
         log.close()
-        return Template(directory: directory, older: older, events: events, streams: streams, snapshots: snapshots)
+        directory.remove()
+        return Template(directory: unclean, older: older, events: events, streams: streams, snapshots: snapshots)
     }
 
     enum Damage: CaseIterable {
         case bitFlip, zeroRange, zeroPage, misdirected, replayed, lostFile, lostFiles, truncated, garbageAppended
         /// A file of another store put in (in place of this store's file of that name, or beside).
         case foreignFile
+        /// A segment zeroed from a frame's start to its end, its size kept (nothing but what
+        /// records where the frames end can tell); in one case in two the head file is lost too.
+        case zeroedFromAFrame
         /// Two of the others at once.
         case twoDamages
     }
 
     @Test func everyDamageIsDetectedAndNoWrongEventIsReturned() async throws {
-        let templates = try await (0..<4).asyncMap { try await Self.makeTemplate(shape: $0) }
+        let templates = try await (0..<6).asyncMap { try await Self.makeTemplate(shape: $0) }
         defer { for template in templates { template.directory.remove() } }
         var failures: [String] = []
         var detected = 0
@@ -130,6 +145,18 @@ struct DamageTests {
             if existed { try FileManager.default.removeItem(atPath: target) }
             try FileManager.default.copyItem(atPath: other.directory.file(name), toPath: target)
             return "\(name) of another store put \(existed ? "in place of this one's" : "beside this store's files")"
+        case .zeroedFromAFrame:
+            let segments = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.hasSuffix(".dseg") }.sorted()
+            guard let name = segments.randomElement(using: &random),
+                let start = try Fixture.frameOffsets(of: directory.file(name)).randomElement(using: &random)
+            else { return "nothing (no frame)" }
+            let url = URL(fileURLWithPath: directory.file(name))
+            var bytes = [UInt8](try Data(contentsOf: url))
+            bytes.replaceSubrange(start..<bytes.count, with: repeatElement(0, count: bytes.count - start))
+            try Data(bytes).write(to: url)
+            let headLost = Bool.random(using: &random) && FileManager.default.fileExists(atPath: directory.file("dugong.head"))
+            if headLost { try FileManager.default.removeItem(atPath: directory.file("dugong.head")) }
+            return "\(name) zeroed from the frame at \(start)\(headLost ? ", the head file lost" : "")"
         default:
             break
         }
@@ -294,35 +321,56 @@ struct DamageTests {
                 if report.isClean && !complete { failures.append("verify is clean but reads did not return everything") }
                 // (A file the store does not list, put beside its files, is not part of it: a
                 // reader ignores it, FORMAT.md §3a.)
-                if report.isClean && covered.filter({ pristine[$0.key] != nil }) != pristine {
+                // (Nor are bytes after a store's last valid frame that verification calls a torn
+                // tail: a writer that did not close may have left them; they were never acknowledged.)
+                var compared = covered.filter { pristine[$0.key] != nil }
+                var expected = pristine
+                for torn in report.warnings where torn.kind == .tornTail {
+                    compared[torn.segment] = compared[torn.segment].map { Array($0.prefix(torn.offset)) }
+                    expected[torn.segment] = expected[torn.segment].map { Array($0.prefix(torn.offset)) }
+                }
+                if report.isClean && compared != expected {
                     failures.append("verify is clean but a covered byte changed")
                 }
                 if !report.isClean { errors += 1 }
             }
         }
         if !complete && errors == 0 { failures.append("events went missing without an error") }
-        // A writable open of a damaged store changes none of the bytes verification covers.
-        if covered != pristine {
-            do {
-                var writable = EventLog.Options()
-                writable.segmentSize = 4096
-                let sizes = try Self.fileSizes(directory)
-                let log = try EventLog.open(at: directory.path, options: writable)
-                let damaged = !log.recovery.corruptions.isEmpty
-                log.close()
-                let after = try Self.coveredBytes(directory)
-                // Not even grown: a writer extends its segment only once the store is whole (a
-                // segment cut short, extended, read as a frame that fails its checksum).
-                let changed = covered.filter { name, before in after[name] != before }
-                    .merging(try Self.fileSizes(directory).filter { sizes[$0.key] != $0.value }.mapValues { _ in [] }) { a, _ in a }
-                if damaged, !changed.isEmpty {
-                    failures.append("a writable open changed a damaged store: \(changed.keys.sorted())")
+        // A writable open of a damaged store changes none of the bytes verification covers; one
+        // that takes writes never gives an acknowledged position or version again (that would
+        // hide lost events for ever: a cut at a frame's end with the head file lost did).
+        do {
+            var writable = EventLog.Options()
+            writable.segmentSize = 4096
+            let sizes = try Self.fileSizes(directory)
+            let log = try EventLog.open(at: directory.path, options: writable)
+            let damaged = !log.recovery.corruptions.isEmpty
+            if !damaged {
+                let next = template.events.last.map { $0.position + 1 } ?? 0
+                if log.headPosition < next {
+                    failures.append("a writer took writes at position \(log.headPosition), before \(next): acknowledged positions would be given again")
                 }
-            } catch is StoreError {
-                // Refused: fine.
-            } catch {
-                failures.append("a writable open threw an untyped error: \(error)")
+                for (stream, expected) in template.streams {
+                    guard let last = expected.last?.version else { continue }
+                    let version = (try? log.info(stream: stream))??.version ?? 0
+                    if version < last {
+                        failures.append("a writer took writes with \(stream) at version \(version), before \(last): acknowledged versions would be given again")
+                    }
+                }
             }
+            log.close()
+            let after = try Self.coveredBytes(directory)
+            // Not even grown: a writer extends its segment only once the store is whole (a
+            // segment cut short, extended, read as a frame that fails its checksum).
+            let changed = covered.filter { name, before in after[name] != before }
+                .merging(try Self.fileSizes(directory).filter { sizes[$0.key] != $0.value }.mapValues { _ in [] }) { a, _ in a }
+            if damaged, !changed.isEmpty {
+                failures.append("a writable open changed a damaged store: \(changed.keys.sorted())")
+            }
+        } catch is StoreError {
+            // Refused: fine.
+        } catch {
+            failures.append("a writable open threw an untyped error: \(error)")
         }
         return (failures, errors > 0)
     }
@@ -648,6 +696,87 @@ struct PositionlessDamageTests {
             try Fixture.simulateCrash(copy, durableEnd: frames[3], nextPosition: 6)
         }
         try await Self.expectCutIsDamage(copy, segment: segment, at: frames[6], eventsLeft: 12)
+    }
+
+    // Found by a black-box review (a double fault): a writer stopped without closing, the head
+    // file was lost or damaged, and the newest segment's last frames were zeroed from a frame's
+    // start (its size kept). The frames left end as a crash leaves them: a writable open took
+    // them for the log's end, appended and gave the lost events' positions again. Without the
+    // head nothing tells that from a crash, so frames not followed by a clean close's marker are
+    // damage then, zeroed or not (a clean close's store with its head lost opens writable:
+    // IntegrityTests' aWriterStartingANewHeadFileFillsBothSlots).
+    @Test(arguments: ["missing", "damaged"], ["zeroed at a frame boundary", "as written"])
+    func framesWithoutACleanCloseAndNoHeadToSayWhereTheyEndedAreDamage(head: String, tail: String) async throws {
+        let source = TemporaryDirectory("unclean-source")
+        let copy = TemporaryDirectory("unclean-headless")
+        defer {
+            source.remove()
+            copy.remove()
+        }
+        let writer = try Fixture.open(source, segmentSize: 1 << 16, useIndexFile: false)
+        for round in 0..<10 { try await writer.append(Fixture.events(2, size: 100), to: "s/\(round)") }
+        try FileManager.default.createDirectory(atPath: copy.path, withIntermediateDirectories: true)
+        for name in try FileManager.default.contentsOfDirectory(atPath: source.path) where name != "dugong.lock" {
+            try FileManager.default.copyItem(atPath: source.file(name), toPath: copy.file(name))
+        }
+        writer.close()
+        let segment = copy.file("00000000000000000000.dseg")
+        let frames = try Fixture.frameOffsets(of: segment)
+        #expect(frames.count == 10, "one frame per commit, no close marker")
+        if head == "missing" {
+            try FileManager.default.removeItem(atPath: copy.file("dugong.head"))
+        } else {
+            let handle = try FileHandle(forUpdating: URL(fileURLWithPath: copy.file("dugong.head")))
+            try handle.seek(toOffset: 20)
+            try handle.write(contentsOf: Data([0xA5]))
+            try handle.close()
+        }
+        let size = try FileManager.default.attributesOfItem(atPath: segment)[.size] as! Int
+        if tail == "zeroed at a frame boundary" {
+            let handle = try FileHandle(forUpdating: URL(fileURLWithPath: segment))
+            try handle.seek(toOffset: UInt64(frames[6]))
+            try handle.write(contentsOf: Data(count: size - frames[6]))
+            try handle.close()
+        }
+        let before = [UInt8](try Data(contentsOf: URL(fileURLWithPath: segment)))
+        // A reader with no writer present finds it at open, and serves what is there.
+        let scanned = try Self.scanned(copy)
+        #expect(scanned.recovery.corruptions.contains { "\($0)".contains("without the marker of a clean close") })
+        let found = try scanned.verify().problems.map(\.description)
+        #expect(scanned.eventCount == (tail == "as written" ? 20 : 12))
+        scanned.close()
+        #expect(found.contains { $0.contains("without the marker of a clean close") }, "\(found)")
+        try await Self.expectTakesNoWrites(copy)
+        #expect([UInt8](try Data(contentsOf: URL(fileURLWithPath: segment))) == before, "the segment was changed")
+    }
+
+    // Found by the random damage trials: with the manifest lost, another store's segment put in
+    // place of a one-segment store's read as the store (one log, nothing broken): its events were
+    // returned as this store's. The head names a segment that none of the files is.
+    @Test func anotherStoresSegmentInPlaceOfALostManifestsIsNotRead() async throws {
+        let mine = TemporaryDirectory("mine")
+        let other = TemporaryDirectory("other")
+        defer {
+            mine.remove()
+            other.remove()
+        }
+        for directory in [mine, other] {
+            let log = try Fixture.open(directory, segmentSize: 1 << 16, useIndexFile: false)
+            try await log.append(Fixture.events(3, size: 50), to: "s/1")
+            log.close()
+        }
+        let segment = "00000000000000000000.dseg"
+        try FileManager.default.removeItem(atPath: mine.file(segment))
+        try FileManager.default.copyItem(atPath: other.file(segment), toPath: mine.file(segment))
+        try FileManager.default.removeItem(atPath: mine.file("dugong.manifest"))
+        try? FileManager.default.removeItem(atPath: mine.file("dugong.index"))
+        let reader = try Self.scanned(mine)
+        #expect(reader.recovery.corruptions.contains { "\($0)".contains("none of the segment files found is") }, "\(reader.recovery.corruptions)")
+        #expect(((try? reader.readAll()) ?? []).isEmpty, "another store's events were read")
+        #expect(throws: StoreError.self) { try reader.read(stream: "s/1") }
+        #expect(try !reader.verify().isClean)
+        reader.close()
+        try await Self.expectTakesNoWrites(mine)
     }
 
     /// Opens `directory` for writing and expects damage found and no write taken.

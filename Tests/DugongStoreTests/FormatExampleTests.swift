@@ -67,6 +67,17 @@ struct FormatExampleTests {
         Manifest(generation: 1, segments: [Manifest.Entry(name: "00000000000000000000.dseg", salt: salt)]).encoded()
     }
 
+    /// The example store's head record (slot 1 of its head file), and the whole file.
+    static func exampleHeadRecord() -> [UInt8] {
+        HeadRecord(sequence: 1, segmentSalt: salt, durableEnd: 0x15f, nextPosition: 2, nextBatch: 2, cleanClose: false).encoded()
+    }
+
+    static func exampleHeadFile(record: [UInt8]) -> [UInt8] {
+        var file = [UInt8](repeating: 0, count: 2 * Layout.headSlotSize)
+        file.replaceSubrange(Layout.headSlotSize..<Layout.headSlotSize + record.count, with: record)
+        return file
+    }
+
     /// The bytes of the first ```text block after `marker` in FORMAT.md: each line is
     /// `offset: byte byte … | comment`.
     static func documentedBytes(after marker: String = "<!-- hex-example -->") throws -> [UInt8] {
@@ -96,6 +107,8 @@ struct FormatExampleTests {
         #expect(documented == generated, "FORMAT.md's example differs from the engine's output:\n\(Self.hexDump(generated))")
         let manifest = try Self.documentedBytes(after: "<!-- hex-example-manifest -->")
         #expect(manifest == Self.exampleManifest(), "FORMAT.md's manifest differs:\n\(Self.hexDump(Self.exampleManifest()))")
+        let head = try Self.documentedBytes(after: "<!-- hex-example-head -->")
+        #expect(head == Self.exampleHeadRecord(), "FORMAT.md's head record differs:\n\(Self.hexDump(Self.exampleHeadRecord()))")
     }
 
     /// FORMAT.md's compressed frame: three events of `account/1`, at offset 128 of a segment of
@@ -141,6 +154,18 @@ struct FormatExampleTests {
         bytes += [UInt8](repeating: 0, count: 4096 - bytes.count)
         try Data(bytes).write(to: URL(fileURLWithPath: directory.file("00000000000000000000.dseg")))
         try Data(try Self.documentedBytes(after: "<!-- hex-example-manifest -->")).write(to: URL(fileURLWithPath: directory.file("dugong.manifest")))
+        let head = Self.exampleHeadFile(record: try Self.documentedBytes(after: "<!-- hex-example-head -->"))
+        try Data(head).write(to: URL(fileURLWithPath: directory.file(Layout.headName)))
+        // The head is what tells this crash's end from frames cut off: without it, damage.
+        try FileManager.default.removeItem(atPath: directory.file(Layout.headName))
+        do {
+            var options = EventLog.Options()
+            options.readOnly = true
+            let headless = try EventLog.open(at: directory.path, options: options)
+            defer { headless.close() }
+            #expect(headless.recovery.corruptions.contains { "\($0)".contains("without the marker of a clean close") })
+        }
+        try Data(head).write(to: URL(fileURLWithPath: directory.file(Layout.headName)))
         let log = try EventLog.open(at: directory.path)
         defer { log.close() }
         #expect(log.recovery.tornBytesDiscarded == 0 && log.recovery.corruptions.isEmpty)

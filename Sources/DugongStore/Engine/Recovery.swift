@@ -541,7 +541,21 @@ private struct SegmentScan {
             return (offset, 0)
         }
         let clean = offset >= end || segment.areAllZero(bytes, in: offset..<end)
-        if clean && pending.isEmpty { return (offset, 0) }
+        if clean && pending.isEmpty {
+            if !headIsWhole, !lastFrameWasCloseMarker, offset > Layout.segmentHeaderSize, thorough || repairing || writerAbsent {
+                // Frames that end in zeros at a frame's end, with no close marker after them:
+                // a crash, or a cut of acknowledged frames at a frame boundary. Only the head
+                // tells the two apart (every writable open, compaction and upgrade leaves it
+                // whole, and a power cut leaves it older, never damaged), and it is missing or
+                // damaged. (A compaction's or an upgrade's newest segment holds no frame; a clean
+                // close ends the frames with its marker.) The frames are kept as found.
+                index.record(Damage(
+                    segmentName: segment.name, offset: offset,
+                    reason: "the newest segment's frames end at \(offset) without the marker of a clean close, and the head file that records how far acknowledged frames reached is missing or damaged: acknowledged events after position \(index.nextPosition) may have been lost",
+                    positions: index.nextPosition..<index.nextPosition))
+            }
+            return (offset, 0)
+        }
         if cleanClose {
             commitPending()
             let nonzero = clean ? offset : segment.firstNonzero(in: bytes, offset..<bytes.count)

@@ -146,6 +146,18 @@ struct SegmentSet {
                     reason: "without the manifest, the segment files found do not form one log (\(segments[broken].name) does not follow \(segments[broken - 1].name)): which of them belong to the store cannot be told; none is read (put the manifest back, or remove the files that do not belong)",
                     positions: 0..<0, concernsTheWholeStore: true))
                 segments = []
+            } else if !segments.isEmpty, let head = try StoreFiles.readHead(in: directory),
+                !segments.contains(where: { $0.salt == head.segmentSalt })
+            {
+                // One log, but not the store's, as far as the head knows: it names a segment
+                // none of them is (only a compaction's or an upgrade's switch leaves a head about
+                // a segment the set does not hold, and that switch is the manifest's, which is
+                // then there). Another store's file put in place of this one's reads as valid.
+                context.damage.append(Damage(
+                    segmentName: Layout.headName, offset: 0,
+                    reason: "without the manifest, the head file names a segment (salt \(String(head.segmentSalt, radix: 16))) that none of the segment files found is: which of them belong to the store cannot be told; none is read (put the manifest back, or the files that belong)",
+                    positions: 0..<0, concernsTheWholeStore: true))
+                segments = []
             }
             manifest = Manifest(generation: 0, segments: segments.map { Manifest.Entry(name: $0.name, salt: $0.salt) })
         }
