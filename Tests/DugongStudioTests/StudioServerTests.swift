@@ -85,6 +85,13 @@ struct StudioServerTests {
                 ("/api/log?from=1000000", 400, "past the log's head"),
                 ("/api/log?from=18446744073709551615", 400, "past the log's head"),
                 ("/api/nothing", 404, ""),
+                // A parameter the route does not take was ignored, silently (a typo read as
+                // the default); so was a time given with a version (the time won).
+                ("/api/streams?limt=5", 400, "takes no parameter \"limt\" (it takes: after, category, limit, search)"),
+                ("/api/overview?page=2", 400, "(it takes: none)"),
+                ("/api/aggregate-event?stream=bank:BankAccount/ada&version=2&at=2100-01-01T00:00:00Z", 400, "not both"),
+                // A route asked with the method it does not answer said "no such route".
+                ("/api/verify", 405, "answers POST only, not GET"),
             ]
             for (target, status, words) in refused {
                 let answer = try await HTTPClient.send(port: port, target)
@@ -179,6 +186,16 @@ struct StudioServerTests {
             #expect(try await HTTPClient.send(port: port, "/api/overview", host: "localhost:\(port)").status == 200)
             #expect(try await HTTPClient.send(port: port, "/api/overview", host: "127.0.0.1:1").status == 421)
             #expect(try await HTTPClient.send(port: port, "DELETE", "/api/overview").status == 405)
+            let posted = try await HTTPClient.send(port: port, "POST", "/api/overview", headers: ["X-Dugong-CSRF": studio.guardian.csrfToken])
+            #expect(posted.status == 405 && posted.headers["allow"] == "GET, HEAD", "\(posted.status) \(posted.headers)")
+            #expect(try await HTTPClient.send(port: port, "GET", "/api/compact").headers["allow"] == "POST")
+            // The guard's table of routes names only routes there are.
+            for (path, route) in RequestGuard.routes {
+                let method = route.method == .get ? "GET" : "POST"
+                let answer = try await HTTPClient.send(
+                    port: port, method, path, headers: ["X-Dugong-CSRF": studio.guardian.csrfToken], until: path == "/api/tail" ? "retry" : nil)
+                #expect(answer.status != 404 || !answer.body.contains("no such page"), "\(method) \(path): \(answer.status) \(answer.body)")
+            }
             let noToken = try await HTTPClient.send(port: port, "POST", "/api/verify")
             #expect(noToken.status == 403 && (Self.json(noToken)?["error"] as? String)?.contains("CSRF") == true)
             let readOnly = try await HTTPClient.send(port: port, "POST", "/api/verify", headers: ["X-Dugong-CSRF": studio.guardian.csrfToken])

@@ -86,6 +86,39 @@ final class RequestGuard: RouterMiddleware, Sendable {
         return loopbackNames.contains { header.lowercased() == "\($0):\(port)" || (port == 80 && header.lowercased() == $0) }
     }
 
+    /// The API's routes: the method each answers (GET also answers HEAD) and the query
+    /// parameters it takes besides `token`. Another method is refused with 405 and `Allow`, and
+    /// any other parameter with 400: a misspelt one (`?limt=5`) was ignored without a word, and
+    /// a GET of a POST route read "no such route". (`addRoutes` registers the handlers; the
+    /// Studio's tests ask every route with every method.)
+    static let routes: [String: (method: HTTPRequest.Method, parameters: Set<String>)] = {
+        let filter: Set<String> = ["type", "stream", "since", "until"]
+        var routes: [String: (method: HTTPRequest.Method, parameters: Set<String>)] = [
+            "/api/overview": (.get, []), "/api/categories": (.get, []), "/api/checkpoints": (.get, []), "/api/readers": (.get, []),
+            "/api/streams": (.get, ["search", "category", "after", "limit"]), "/api/stream": (.get, ["name", "from", "limit"]),
+            "/api/log": (.get, filter.union(["from", "limit"])), "/api/tail": (.get, filter.union(["from"])),
+            "/api/aggregate-event": (.get, ["stream", "version", "at"]), "/api/readers/parked": (.get, ["name"]),
+            "/api/readers/rewind": (.post, ["name", "to"]), "/api/verify": (.post, []), "/api/compact": (.post, []),
+        ]
+        for action in ["pause", "resume", "replay"] { routes["/api/readers/\(action)"] = (.post, ["name"]) }
+        return routes
+    }()
+
+    /// Why `request` does not fit its route (a 405 or a 400), if it does not.
+    static func routeProblem(_ request: Request) -> Response? {
+        guard let route = routes[request.uri.path] else { return nil }
+        guard request.method == route.method || (request.method == .head && route.method == .get) else {
+            var refusal = Reply.problem(.methodNotAllowed, "\(request.uri.path) answers \(route.method) only, not \(request.method)")
+            refusal.headers[HTTPField.Name("Allow")!] = route.method == .get ? "GET, HEAD" : "POST"
+            return refusal
+        }
+        for (name, _) in request.uri.queryParameters where name != "token" && !route.parameters.contains(String(name)) {
+            let taken = route.parameters.isEmpty ? "none" : route.parameters.sorted().joined(separator: ", ")
+            return Reply.problem(.badRequest, "\(request.uri.path) takes no parameter \(String(name.prefix(80)).debugDescription) (it takes: \(taken))")
+        }
+        return nil
+    }
+
     /// What is wrong with a query, if anything: a `%` not followed by two hex digits, bytes that
     /// are not UTF-8 once decoded (the parameters' decoder replaced such bytes with U+FFFD, and a
     /// stream named with that character was served for `%ff`), or a parameter given twice
@@ -154,6 +187,7 @@ final class RequestGuard: RouterMiddleware, Sendable {
             }
         }
         if let problem = Self.queryProblem(request.uri.query) { return Reply.problem(.badRequest, problem) }
+        if let refusal = Self.routeProblem(request) { return refusal }
         switch request.method {
         case .get, .head:
             break

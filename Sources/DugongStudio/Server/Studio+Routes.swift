@@ -140,6 +140,9 @@ extension Studio {
                 }
                 guard let name = request.text("stream") else { throw Refusal.badParameter("stream is missing") }
                 var version = try request.number("version", 0, in: 1...Int.max)
+                if request.text("at") != nil, version != 0 {
+                    throw Refusal.badParameter("give version or at (a time), not both")
+                }
                 if let milliseconds = try request.time("at") {
                     guard let found = try await source.version(of: name, asOf: milliseconds) else {
                         return Reply.problem(.notFound, "'\(name)' has no event at or before that time")
