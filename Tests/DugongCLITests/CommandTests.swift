@@ -557,6 +557,24 @@ struct CommandTests {
         #expect(after.status == 0 && !after.stdout.contains("older format version") && !after.stdout.contains("format version 3"), "\(after.stdout)")
     }
 
+    // Found by a black-box review: `upgrade` of a store whose manifest was lost said it was not
+    // a store (exit 66), of one whose manifest was damaged that it was damaged (exit 1), and
+    // both named a `dugong salvage` there is not.
+    @Test(arguments: ["lost", "damaged"]) func upgradeOfAStoreWhoseManifestWasLostOrDamagedSaysItIsDamaged(_ manifest: String) throws {
+        let store = CLI.storePath()
+        defer { try? FileManager.default.removeItem(atPath: store) }
+        #expect(try CLI.run(["append", store, "s/1"], input: #"{"type":"First"}"#).status == 0)
+        if manifest == "lost" {
+            try FileManager.default.removeItem(atPath: store + "/dugong.manifest")
+        } else {
+            try Data("not a manifest".utf8).write(to: URL(fileURLWithPath: store + "/dugong.manifest"))
+        }
+        let upgrade = try CLI.run(["upgrade", store])
+        #expect(upgrade.status == 1, "\(manifest): \(upgrade.status) \(upgrade.stderr)")
+        #expect(upgrade.stderr.contains("dugong export --skip-damage") && !upgrade.stderr.contains("salvage"), "\(upgrade.stderr)")
+        #expect(try CLI.run(["export", store, "--skip-damage"]).stdout.contains("First"))
+    }
+
     @Test func readAllFollowPrintsEventsAsTheyAreCommitted() async throws {
         let store = CLI.storePath()
         defer { try? FileManager.default.removeItem(atPath: store) }

@@ -37,6 +37,10 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The store was closed.
     case closed
 
+    /// What a person can do with a damaged store.
+    static let damagedStoreAdvice =
+        "`dugong verify` lists the damage, and `dugong export --skip-damage` copies what is readable into a new store with `dugong import`"
+
     public var description: String {
         switch self {
         case .locked(let directory):
@@ -59,7 +63,7 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
             // (The manifest, the head and the index are files of the store, not segments.)
             "corruption in \(segment.hasSuffix(Layout.segmentSuffix) ? "segment " : "")\(segment) at offset \(offset): \(reason)"
         case .damaged(let first):
-            "the store is damaged and opened for reading only (\(first)); `dugong verify` lists the damage, and `dugong export --skip-damage` copies what is readable into a new store with `dugong import` (in code, `EventLog.Options.acceptWritesDespiteDamage` opens it for writing as it is)"
+            "the store is damaged and opened for reading only (\(first)); \(Self.damagedStoreAdvice) (in code, `EventLog.Options.acceptWritesDespiteDamage` opens it for writing as it is)"
         case .failed(let reason):
             "the store failed and accepts no more writes (reopen it to recover): \(reason)"
         case .unsupportedFormat(let segment, let version) where version == 1:

@@ -81,7 +81,7 @@ extension EventLog {
             // Version 1 stores have no manifest: this is a later store (or a newer build's).
             throw StoreError.corruption(
                 segment: Layout.manifestName, offset: 0,
-                reason: "\(problem): not a version 1 store, nothing to upgrade (`dugong verify` and `dugong salvage` read a damaged store)")
+                reason: "\(problem): not a version 1 store, nothing to upgrade; \(StoreError.damagedStoreAdvice)")
         case .missing:
             break
         }
@@ -203,11 +203,13 @@ struct LegacyStore {
             }
         }
         guard !names.isEmpty else {
-            throw StoreError.notAStore(
-                directory: directory,
-                reason: later.isEmpty
-                    ? "it holds no version 1 segments"
-                    : "it holds segments of a later version and no manifest: not a version 1 store (`dugong verify` and `dugong salvage` read a damaged store)")
+            // A later store that lost its manifest is damaged, as one whose manifest is damaged.
+            guard later.isEmpty else {
+                throw StoreError.corruption(
+                    segment: Layout.manifestName, offset: 0,
+                    reason: "the manifest is missing and the segments are of a later version: not a version 1 store, nothing to upgrade; \(StoreError.damagedStoreAdvice)")
+            }
+            throw StoreError.notAStore(directory: directory, reason: "it holds no version 1 segments")
         }
         for entry in temporary + later { try Directory.remove(directory + "/" + entry) }
         names.sort { Layout.SegmentName(fileName: $0)! < Layout.SegmentName(fileName: $1)! }
