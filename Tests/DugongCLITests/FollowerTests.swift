@@ -108,6 +108,41 @@ struct FollowerTests {
         #expect(follower.process.isRunning && follower.result().stderr.isEmpty, "\(follower.result().stderr)")
     }
 
+    // Found by review: a follower waiting at the end of a store whose segment was then cut
+    // waited for ever, silent, where a fresh reader reports the damage: after a clean close (the
+    // cut through the frames before its recorded end), and under a writer (which failed at its
+    // next commit and went; the cut past the frames). It exits 1 and says so.
+    @Test(arguments: ["after a clean close", "under a writer"]) func aFollowerOfAStoreCutWhileItWaitsSaysSoAndExits(_ when: String) async throws {
+        let store = CLI.storePath("follow-cut")
+        defer { try? FileManager.default.removeItem(atPath: store) }
+        var writer: EventLog?
+        if when == "under a writer" {
+            writer = try EventLog.open(at: store, options: .init(createIfMissing: true))
+            for round in 0..<5 { _ = try await writer!.append([NewEvent(type: "T", data: Data("{\"i\":\(round)}".utf8))], to: "s") }
+        } else {
+            for _ in 0..<5 { #expect(try CLI.run(["append", store, "s"], input: Self.event("T", pad: 40)).status == 0) }
+        }
+        let follower = try CLI.start(["read-all", store, "--follow"])
+        defer {
+            follower.kill()
+            follower.remove()
+        }
+        #expect(try await Self.lines(of: follower, count: 5).count == 5)
+        let segment = store + "/00000000000000000000.dseg"
+        #expect(truncate(segment, off_t(try Self.endOfFrames(segment) + (writer == nil ? -10 : 100))) == 0)
+        if let writer {
+            await #expect(throws: StoreError.self) { _ = try await writer.append([NewEvent(type: "T", data: Data("{}".utf8))], to: "s") }
+            writer.close()
+        }
+        let deadline = Date().addingTimeInterval(20)
+        while follower.process.isRunning, Date() < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        let result = follower.result()
+        #expect(result.status == 1 && result.stderr.contains("00000000000000000000.dseg"), "\(result.status) \(result.stderr)")
+        // (Under a writer, the append that failed wrote and synced its frame before it found
+        // the cut: like a commit cut off by a crash before its answer, it may be there.)
+        #expect(result.lines.count == 5 || (writer != nil && result.lines.count == 6), "\(result.lines)")
+    }
+
     // Found by a black-box test: a follower whose store directory was removed exited 1
     // ("damage") on the failed `opendir`; a failed system call is status 74.
     @Test func aFollowerWhoseStoreIsRemovedExitsWithSeventyFour() async throws {

@@ -24,6 +24,65 @@ struct ReadersWithoutWriterTests {
     /// As the tool opens a store for reading (no index file was saved: the writer used none).
     static func readOnly() -> EventLog.Options { InspectionTests.readOnly() }
 
+    // Found by review: a follower opened beside a writer, then the segment was cut under the
+    // writer (which failed and went): a fresh reader finds the cut, the follower went on
+    // waiting at the end, silent, for ever.
+    @Test(arguments: [-50, 1000], [false, true])
+    func aFollowerFindsASegmentCutUnderTheWriterOnceTheWriterIsGone(cutAfterTheFrames: Int, reopened: Bool) async throws {
+        let directory = TemporaryDirectory("cut-under-writer")
+        defer { directory.remove() }
+        var writer = try Fixture.open(directory, segmentSize: 1 << 16, useIndexFile: false)
+        for round in 0..<10 { try await writer.append(Fixture.events(2, size: 100), to: "s/\(round % 3)") }
+        if reopened {
+            // (As the tool's commands do: each closes the store, the next one opens it again.)
+            writer.close()
+            writer = try Fixture.open(directory, segmentSize: 1 << 16, useIndexFile: false)
+        }
+        let reader = try EventLog.open(at: directory.path, options: Self.readOnly())
+        defer { reader.close() }
+        #expect(try reader.readAll().count == 20)
+        let segment = directory.file("00000000000000000000.dseg")
+        #expect(truncate(segment, off_t(try Fixture.endOfFrames(of: segment) + cutAfterTheFrames)) == 0)
+        await #expect(throws: StoreError.self) { try await writer.append(Fixture.events(1), to: "s/new") }
+        writer.close()
+        let fresh = try EventLog.open(at: directory.path, options: Self.readOnly())
+        defer { fresh.close() }
+        #expect(!fresh.damageFoundAtOpen.isEmpty)
+        do {
+            // (A refresh while the closed writer's lock is still let go sees a writer there and
+            // waits for it, as it should: the next ones look.)
+            for _ in 0..<100 where reader.damageFoundAtOpen.isEmpty {
+                _ = try reader.refresh()
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            #expect(reader.damageFoundAtOpen.map(\.reason) == fresh.damageFoundAtOpen.map(\.reason))
+        } catch {
+            // A cut through frames the follower had served: the store now ends before what it
+            // saw, which the refresh says. (Not a cut past the frames: nothing served was lost.)
+            #expect(cutAfterTheFrames < 0 && error is StoreError, "\(error)")
+        }
+    }
+
+    // The same after a clean close, the cut reaching the frames before the recorded end:
+    // nothing new was written, and the follower's look found "nothing new" and never looked
+    // at the file's size. (A cut past the recorded end is found by `verify` and writable opens:
+    // a reader trusts a clean close's record that nothing follows.)
+    @Test func aFollowerFindsASegmentCutAfterACleanClose() async throws {
+        let directory = TemporaryDirectory("cut-after-close")
+        defer { directory.remove() }
+        let writer = try Fixture.open(directory, segmentSize: 1 << 16, useIndexFile: false)
+        for round in 0..<10 { try await writer.append(Fixture.events(2, size: 100), to: "s/\(round % 3)") }
+        writer.close()
+        let reader = try EventLog.open(at: directory.path, options: Self.readOnly())
+        defer { reader.close() }
+        #expect(try reader.readAll().count == 20 && reader.damageFoundAtOpen.isEmpty)
+        let segment = directory.file("00000000000000000000.dseg")
+        let closeMarker = try #require(try Fixture.frameOffsets(of: segment).last)
+        #expect(truncate(segment, off_t(closeMarker + 10)) == 0)
+        _ = try reader.refresh()
+        #expect(reader.damageFoundAtOpen.contains { $0.reason.contains("before the durable end") }, "\(reader.damageFoundAtOpen)")
+    }
+
     @Test func aReaderServesEveryAcknowledgedEventPastAnOldHead() async throws {
         let directory = TemporaryDirectory("no-writer")
         defer { directory.remove() }

@@ -718,8 +718,11 @@ def scan_store(path, quiet=False):
     # head consistency
     if manifest is None and head and st.seginfo and not any(s["hdr"]["salt"] == head["salt"] for s in st.seginfo):
         issue("no manifest, and the head names a segment none of the files is: which belong cannot be told (§3a)")
+    if head and st.seginfo and not any(s["hdr"]["salt"] == head["salt"] for s in st.seginfo) and newest and [r["rec"] for r in newest[-1]["recs"]] != ["close"]:
+        issue("the head names no segment of the set while the newest segment holds frames a close marker does not end: damage (§8)")
     newest = [f for f in FRAMELOG if st.seginfo and f["seg"] == len(st.seginfo) - 1]
-    if head is None and newest and [r["rec"] for r in newest[-1]["recs"]] != ["close"]:
+    newest_size = st.seginfo[-1]["filesize"] if st.seginfo else 0
+    if head is None and (newest or newest_size > 128) and (not newest or [r["rec"] for r in newest[-1]["recs"]] != ["close"]):
         issue("no intact head record, and the newest segment's frames do not end with a close marker: damage (§8)")
     if head and not head["clean"]:
         print("NOTE: head is not a clean close (durable end %d, next position %d): frames after it are the unacknowledged last batch (§8)" % (head["durable_end"], head["next_position"]))

@@ -184,7 +184,10 @@ enum StoreAccess {
         case .notFound: "\(path) does not exist (no store there)"
         case .locked: "\(path) is locked by another process: a writer has the store open"
         // The library's "reopen it to recover" is the next command's open: say what failed.
-        case .failed(let reason): "the write failed, and nothing after it was acknowledged: \(reason) (the next command's open recovers the store)"
+        // (Not "recovers" alone: after a segment cut or removed under the writer, that open
+        // finds damage.)
+        case .failed(let reason):
+            "the write failed, and nothing after it was acknowledged: \(reason) (the next command's open recovers what is on disk, or reports it damaged)"
         default: "\(error)"
         }
     }

@@ -58,6 +58,17 @@ extension EventLog {
             return try reopen()
         }
         let size = try active.file.size()
+        // The newest segment shorter than its capacity: cut (a writer keeps the size, FORMAT.md
+        // §8). With no writer, a fresh look finds it as a fresh reader does (a writer present
+        // fails at its next batch, and goes); after a clean close, a fresh reader trusts the
+        // recorded end and looks only when the cut reached the frames before it. Once found, the
+        // damage is in the index: a look per refresh, not a scan.
+        let closedCleanlyWithin = head.map { $0.cleanClose && $0.segmentSalt == active.salt && Int($0.durableEnd) <= size } ?? false
+        if size < Int(active.header.capacity), size > Layout.segmentHeaderSize, active.header.formatVersion == Layout.formatVersion,
+            !closedCleanlyWithin, core.shared.withLock({ $0.index.damage.isEmpty }), !StoreLock.writerIsPresent(in: directory)
+        {
+            return try reopen()
+        }
         // The active segment's path naming another file: the store was put back from a copy
         // (or replaced by another store). Scanned where it stood, the old file would be read
         // against the new one's head. Checked before "nothing new" too: a copy's writer may

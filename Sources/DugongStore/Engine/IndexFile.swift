@@ -127,20 +127,20 @@ enum IndexFile {
     }
 
     /// What an intact index file (its checksum, magic and version hold) says of the store it
-    /// was saved for, read without the segments: how many segments it listed and the position
-    /// after its last event. A clean close saved it and a writable open removes it, so it is a
+    /// was saved for, read without the segments: the salts of the segments it listed and the
+    /// position after its last event. A clean close saved it and a writable open removes it, so it is a
     /// hint that only ever trails the log, as the head is. Nil when there is none or it is not
     /// intact; throws when it cannot be read.
-    static func summary(in directory: String) throws -> (segments: Int, nextPosition: UInt64)? {
+    static func summary(in directory: String) throws -> (salts: [UInt64], nextPosition: UInt64)? {
         guard let data = try File.contents(of: directory + "/" + name, limit: Int(Int32.max)) else { return nil }
-        return data.withUnsafeBytes { raw -> (Int, UInt64)? in
+        return data.withUnsafeBytes { raw -> ([UInt64], UInt64)? in
             guard var reader = afterMagicAndVersion(raw) else { return nil }
             do {
                 _ = try reader.bytes(22, "reserved, head sequence, next batch")
-                let segments = try reader.count("segments", limit: reader.remaining)
-                for _ in 0..<segments {
+                var salts: [UInt64] = []
+                for _ in 0..<(try reader.count("segments", limit: reader.remaining)) {
                     _ = try reader.string("segment name")
-                    _ = try reader.u64("salt")
+                    salts.append(try reader.u64("salt"))
                     _ = try reader.varint("last frame")
                     _ = try reader.u32("last frame checksum")
                     for _ in 0..<(try reader.count("dictionaries", limit: reader.remaining)) {
@@ -151,7 +151,7 @@ enum IndexFile {
                 _ = try reader.varint("scanned end")
                 let nextPosition = try reader.u64("next position")
                 guard nextPosition <= Layout.maximumPosition else { return nil }
-                return (segments, nextPosition)
+                return (salts, nextPosition)
             } catch {
                 return nil
             }

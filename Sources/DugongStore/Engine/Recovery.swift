@@ -116,6 +116,7 @@ enum Recovery {
                 scanner.repairing = context.repairing
                 scanner.writerAbsent = context.writerAbsent
                 scanner.headIsWhole = context.headIsWhole
+                scanner.headNamesNoSegment = context.head.map { head in !segments.contains { $0.salt == head.segmentSalt } } ?? false
                 scanner.headNamesAnEarlierSegment = context.head.map { head in
                     segments[..<segmentIndex].contains { $0.salt == head.segmentSalt }
                 } ?? false
@@ -291,6 +292,10 @@ private struct SegmentScan {
     /// The head file is whole (``Recovery/Context/headIsWhole``): only then is an invalid tail
     /// after its durable end a torn write.
     var headIsWhole = true
+    /// The head in effect is about no segment of the set: what a compaction's or an upgrade's
+    /// switch leaves (its newest segment holds no frame until a writer's open has written a
+    /// head about it), or another store's head put in place.
+    var headNamesNoSegment = false
     /// The newest segment: the head in effect is about an earlier segment of the set (a roll
     /// whose head record is not written yet: the roll made this segment at its capacity).
     var headNamesAnEarlierSegment = false
@@ -541,17 +546,21 @@ private struct SegmentScan {
             return (offset, 0)
         }
         let clean = offset >= end || segment.areAllZero(bytes, in: offset..<end)
+        // Whether the head tells which frames were acknowledged: not when it is missing or
+        // damaged, nor when it names no segment of the set while this one holds frames (no
+        // switch leaves that: it is another store's head).
+        let headTells = headIsWhole && !(headNamesNoSegment && (offset > Layout.segmentHeaderSize || !pending.isEmpty))
         if clean && pending.isEmpty {
-            if !headIsWhole, !lastFrameWasCloseMarker, offset > Layout.segmentHeaderSize, thorough || repairing || writerAbsent {
-                // Frames that end in zeros at a frame's end, with no close marker after them:
-                // a crash, or a cut of acknowledged frames at a frame boundary. Only the head
-                // tells the two apart (every writable open, compaction and upgrade leaves it
-                // whole, and a power cut leaves it older, never damaged), and it is missing or
-                // damaged. (A compaction's or an upgrade's newest segment holds no frame; a clean
-                // close ends the frames with its marker.) The frames are kept as found.
+            if !headTells, !lastFrameWasCloseMarker, end > Layout.segmentHeaderSize, thorough || repairing || writerAbsent {
+                // Frames (or none) that end in zeros at a frame's end, with no close marker
+                // after them: a crash, or a cut of acknowledged frames at a frame boundary. Only
+                // the head tells the two apart (every writable open, compaction and upgrade
+                // leaves it whole, and a power cut leaves it older, never damaged), and it is
+                // missing or damaged. (A compaction's or an upgrade's newest segment is its
+                // header alone; a clean close ends the frames with its marker.) Kept as found.
                 index.record(Damage(
                     segmentName: segment.name, offset: offset,
-                    reason: "the newest segment's frames end at \(offset) without the marker of a clean close, and the head file that records how far acknowledged frames reached is missing or damaged: acknowledged events after position \(index.nextPosition) may have been lost",
+                    reason: "the newest segment's frames end at \(offset) without the marker of a clean close, and the head file that records how far acknowledged frames reached is missing or damaged: acknowledged events from position \(index.nextPosition) on may have been lost",
                     positions: index.nextPosition..<index.nextPosition))
             }
             return (offset, 0)
@@ -565,7 +574,7 @@ private struct SegmentScan {
                 positions: index.nextPosition..<index.nextPosition, length: end - nonzero))
             return (offset, 0)
         }
-        if !headIsWhole {
+        if !headTells {
             // The head that would tell a torn write from lost acknowledged frames is missing or
             // damaged (every store has one from its creation; a power cut leaves it older, never
             // damaged): the frames after it may have been acknowledged. Kept as found.

@@ -65,7 +65,7 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
         case .damaged(let first):
             "the store is damaged and opened for reading only (\(first)); \(Self.damagedStoreAdvice) (in code, `EventLog.Options.acceptWritesDespiteDamage` opens it for writing as it is)"
         case .failed(let reason):
-            "the store failed and accepts no more writes (reopen it to recover): \(reason)"
+            "the store failed and accepts no more writes (reopen it to recover: the open keeps what is on disk, or finds it damaged): \(reason)"
         case .unsupportedFormat(let segment, let version) where version == 1:
             "segment \(segment) is of format version 1, which this build does not open: convert the store with `dugong upgrade <store>` (it keeps every event, position and version)"
         case .unsupportedFormat(let segment, let version):

@@ -146,22 +146,31 @@ struct SegmentSet {
                     reason: "without the manifest, the segment files found do not form one log (\(segments[broken].name) does not follow \(segments[broken - 1].name)): which of them belong to the store cannot be told; none is read (put the manifest back, or remove the files that do not belong)",
                     positions: 0..<0, concernsTheWholeStore: true))
                 segments = []
-            } else if !segments.isEmpty, let head = try StoreFiles.readHead(in: directory),
-                !segments.contains(where: { $0.salt == head.segmentSalt })
+            } else if !segments.isEmpty, let (file, salts) = try Self.vouchingSalts(in: directory),
+                !segments.contains(where: { salts.contains($0.salt) })
             {
-                // One log, but not the store's, as far as the head knows: it names a segment
-                // none of them is (only a compaction's or an upgrade's switch leaves a head about
-                // a segment the set does not hold, and that switch is the manifest's, which is
-                // then there). Another store's file put in place of this one's reads as valid.
+                // One log, but not the store's, as far as the head (or, without one, the index a
+                // clean close saved) knows: it names segments none of them is (only a
+                // compaction's or an upgrade's switch leaves a head about a segment the set does
+                // not hold, and that switch is the manifest's, which is then there). Another
+                // store's file put in place of this one's reads as valid.
                 context.damage.append(Damage(
-                    segmentName: Layout.headName, offset: 0,
-                    reason: "without the manifest, the head file names a segment (salt \(String(head.segmentSalt, radix: 16))) that none of the segment files found is: which of them belong to the store cannot be told; none is read (put the manifest back, or the files that belong)",
+                    segmentName: file, offset: 0,
+                    reason: "without the manifest, \(file) names segments (salt \(salts.map { String($0, radix: 16) }.joined(separator: ", "))) that none of the segment files found is: which of them belong to the store cannot be told; none is read (put the manifest back, or the files that belong)",
                     positions: 0..<0, concernsTheWholeStore: true))
                 segments = []
             }
             manifest = Manifest(generation: 0, segments: segments.map { Manifest.Entry(name: $0.name, salt: $0.salt) })
         }
         return SegmentSet(manifest: manifest, segments: segments, context: context, leftovers: leftovers)
+    }
+
+    /// What names the store's segments when the manifest does not: the intact head's segment,
+    /// or without one the segments of an intact index file (a clean close's). With the file.
+    private static func vouchingSalts(in directory: String) throws -> (file: String, salts: [UInt64])? {
+        if let head = try StoreFiles.readHead(in: directory) { return (Layout.headName, [head.segmentSalt]) }
+        if let index = try IndexFile.summary(in: directory), !index.salts.isEmpty { return (IndexFile.name, index.salts) }
+        return nil
     }
 
     /// Removes ``leftovers`` (the caller holds the lock, and its scan of the set found no damage),
