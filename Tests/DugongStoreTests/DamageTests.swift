@@ -673,23 +673,9 @@ struct PositionlessDamageTests {
     // gave the lost events' positions again, and verification named only the head. A writer
     // keeps its newest segment at its capacity, so a shorter one holding frames was cut.
     @Test(arguments: [true, false]) func aNewestSegmentCutAfterAnUncleanStopIsDamage(headLost: Bool) async throws {
-        let source = TemporaryDirectory("unclean-source")
         let copy = TemporaryDirectory("unclean-cut")
-        defer {
-            source.remove()
-            copy.remove()
-        }
-        let writer = try Fixture.open(source, segmentSize: 1 << 16, useIndexFile: false)
-        for round in 0..<10 { try await writer.append(Fixture.events(2, size: 100), to: "s/\(round)") }
-        // The files as a writer that never closes leaves them (every append synced).
-        try FileManager.default.createDirectory(atPath: copy.path, withIntermediateDirectories: true)
-        for name in try FileManager.default.contentsOfDirectory(atPath: source.path) where name != "dugong.lock" {
-            try FileManager.default.copyItem(atPath: source.file(name), toPath: copy.file(name))
-        }
-        writer.close()
-        let segment = copy.file("00000000000000000000.dseg")
-        let frames = try Fixture.frameOffsets(of: segment)
-        #expect(frames.count == 10, "one frame per commit, no close marker")
+        defer { copy.remove() }
+        let (segment, frames) = try await Self.storeLeftByAWriterThatNeverClosed(in: copy)
         if headLost {
             try FileManager.default.removeItem(atPath: copy.file("dugong.head"))
         } else {
@@ -713,22 +699,9 @@ struct PositionlessDamageTests {
         // beside a newest segment without frames, is what a compaction's switch leaves when the
         // power fails before it writes the head, and the next writer's open extended the segment.)
         if head == "another store's", tail == "zeroed from its header" { return }
-        let source = TemporaryDirectory("unclean-source")
         let copy = TemporaryDirectory("unclean-headless")
-        defer {
-            source.remove()
-            copy.remove()
-        }
-        let writer = try Fixture.open(source, segmentSize: 1 << 16, useIndexFile: false)
-        for round in 0..<10 { try await writer.append(Fixture.events(2, size: 100), to: "s/\(round)") }
-        try FileManager.default.createDirectory(atPath: copy.path, withIntermediateDirectories: true)
-        for name in try FileManager.default.contentsOfDirectory(atPath: source.path) where name != "dugong.lock" {
-            try FileManager.default.copyItem(atPath: source.file(name), toPath: copy.file(name))
-        }
-        writer.close()
-        let segment = copy.file("00000000000000000000.dseg")
-        let frames = try Fixture.frameOffsets(of: segment)
-        #expect(frames.count == 10, "one frame per commit, no close marker")
+        defer { copy.remove() }
+        let (segment, frames) = try await Self.storeLeftByAWriterThatNeverClosed(in: copy)
         switch head {
         case "missing":
             try FileManager.default.removeItem(atPath: copy.file("dugong.head"))
@@ -795,6 +768,25 @@ struct PositionlessDamageTests {
         #expect(try !reader.verify().isClean)
         reader.close()
         try await Self.expectTakesNoWrites(mine)
+    }
+
+    /// In `copy`: the files of a one-segment store (64 KiB) as a writer that never closed
+    /// leaves them, after 10 commits of 2 events (every append synced; no close marker, no
+    /// saved index). - Returns: its segment's path and the offsets of its 10 frames.
+    static func storeLeftByAWriterThatNeverClosed(in copy: TemporaryDirectory) async throws -> (segment: String, frames: [Int]) {
+        let source = TemporaryDirectory("unclean-source")
+        defer { source.remove() }
+        let writer = try Fixture.open(source, segmentSize: 1 << 16, useIndexFile: false)
+        for round in 0..<10 { try await writer.append(Fixture.events(2, size: 100), to: "s/\(round)") }
+        try FileManager.default.createDirectory(atPath: copy.path, withIntermediateDirectories: true)
+        for name in try FileManager.default.contentsOfDirectory(atPath: source.path) where name != "dugong.lock" {
+            try FileManager.default.copyItem(atPath: source.file(name), toPath: copy.file(name))
+        }
+        writer.close()
+        let segment = copy.file("00000000000000000000.dseg")
+        let frames = try Fixture.frameOffsets(of: segment)
+        #expect(frames.count == 10, "one frame per commit, no close marker")
+        return (segment, frames)
     }
 
     /// Opens `directory` for writing and expects damage found and no write taken.
