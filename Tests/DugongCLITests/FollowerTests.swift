@@ -109,18 +109,27 @@ struct FollowerTests {
     }
 
     // Found by review: a follower waiting at the end of a store whose segment was then cut
-    // waited for ever, silent, where a fresh reader reports the damage: after a clean close (the
-    // cut through the frames before its recorded end), and under a writer (which failed at its
-    // next commit and went; the cut past the frames). It exits 1 and says so.
-    @Test(arguments: ["after a clean close", "under a writer"]) func aFollowerOfAStoreCutWhileItWaitsSaysSoAndExits(_ when: String) async throws {
+    // waited for ever, silent, where a fresh reader reports the damage: under a writer (which
+    // failed at its next commit and went; the cut past the frames), and after a clean close,
+    // through its marker or to the segment's header, or with the segment put back from an older
+    // copy (a black-box review: the damage lay in what the follower had printed, so no read of
+    // it ever met it). It exits 1 and names the damage.
+    @Test(arguments: ["under a writer", "cut through the marker", "cut to the header", "an older copy put back"])
+    func aFollowerOfAStoreDamagedWhileItWaitsSaysSoAndExits(_ damage: String) async throws {
         let store = CLI.storePath("follow-cut")
         defer { try? FileManager.default.removeItem(atPath: store) }
+        let segment = store + "/00000000000000000000.dseg"
+        let older = store + ".older"
+        defer { try? FileManager.default.removeItem(atPath: older) }
         var writer: EventLog?
-        if when == "under a writer" {
+        if damage == "under a writer" {
             writer = try EventLog.open(at: store, options: .init(createIfMissing: true))
             for round in 0..<5 { _ = try await writer!.append([NewEvent(type: "T", data: Data("{\"i\":\(round)}".utf8))], to: "s") }
         } else {
-            for _ in 0..<5 { #expect(try CLI.run(["append", store, "s"], input: Self.event("T", pad: 40)).status == 0) }
+            for round in 0..<5 {
+                #expect(try CLI.run(["append", store, "s"], input: Self.event("T", pad: 40)).status == 0)
+                if round == 2 { try FileManager.default.copyItem(atPath: segment, toPath: older) }
+            }
         }
         let follower = try CLI.start(["read-all", store, "--follow"])
         defer {
@@ -128,8 +137,14 @@ struct FollowerTests {
             follower.remove()
         }
         #expect(try await Self.lines(of: follower, count: 5).count == 5)
-        let segment = store + "/00000000000000000000.dseg"
-        #expect(truncate(segment, off_t(try Self.endOfFrames(segment) + (writer == nil ? -10 : 100))) == 0)
+        switch damage {
+        case "under a writer": #expect(truncate(segment, off_t(try Self.endOfFrames(segment) + 100)) == 0)
+        case "cut through the marker": #expect(truncate(segment, off_t(try Self.endOfFrames(segment) - 10)) == 0)
+        case "cut to the header": #expect(truncate(segment, 128) == 0)
+        default:
+            try FileManager.default.removeItem(atPath: segment)
+            try FileManager.default.copyItem(atPath: older, toPath: segment)
+        }
         if let writer {
             await #expect(throws: StoreError.self) { _ = try await writer.append([NewEvent(type: "T", data: Data("{}".utf8))], to: "s") }
             writer.close()
@@ -137,7 +152,7 @@ struct FollowerTests {
         let deadline = Date().addingTimeInterval(20)
         while follower.process.isRunning, Date() < deadline { try await Task.sleep(for: .milliseconds(20)) }
         let result = follower.result()
-        #expect(result.status == 1 && result.stderr.contains("00000000000000000000.dseg"), "\(result.status) \(result.stderr)")
+        #expect(result.status == 1 && result.stderr.contains("00000000000000000000.dseg at offset"), "\(damage): \(result.status) \(result.stderr)")
         // (Under a writer, the append that failed wrote and synced its frame before it found
         // the cut: like a commit cut off by a crash before its answer, it may be there.)
         #expect(result.lines.count == 5 || (writer != nil && result.lines.count == 6), "\(result.lines)")

@@ -170,9 +170,22 @@ struct ReadAll: AsyncParsableCommand {
         // that a delete, truncation or tombstone had hidden since, or that a compaction had
         // removed (compaction removes only hidden events: a stream's state looked up anew tells
         // both, for the events of a page read before too).
+        // Damage a refresh finds, anywhere (in what was printed too: a segment cut, removed or
+        // put back from a copy), ends a follower: it would wait at the end for ever, silent,
+        // where a fresh reader reports it.
+        let damagedAtStart = log.damageFoundAtOpen
+        func refresh() throws -> Int {
+            let grew = try log.refresh()
+            if let found = log.damageFoundAtOpen.first(where: { !damagedAtStart.contains($0) }) {
+                throw Terminal.fail(
+                    "\(store) was damaged while it was followed (\(found)); `dugong verify` lists the damage",
+                    code: ExitStatus.damaged.rawValue)
+            }
+            return grew
+        }
         func lookAgain() throws {
             guard follow, ContinuousClock.now - lookedAt >= log.options.followInterval else { return }
-            try log.refresh()
+            _ = try refresh()
             filter.forgetStreams()
             lookedAt = .now
         }
@@ -205,7 +218,7 @@ struct ReadAll: AsyncParsableCommand {
                     continue
                 }
                 guard follow else { break }
-                if try log.refresh() == 0 {
+                if try refresh() == 0 {
                     let (seconds, attoseconds) = log.options.followInterval.components
                     usleep(UInt32(seconds * 1_000_000 + attoseconds / 1_000_000_000_000))
                 }

@@ -64,8 +64,10 @@ extension EventLog {
         // recorded end and looks only when the cut reached the frames before it. Once found, the
         // damage is in the index: a look per refresh, not a scan.
         let closedCleanlyWithin = head.map { $0.cleanClose && $0.segmentSalt == active.salt && Int($0.durableEnd) <= size } ?? false
-        if size < Int(active.header.capacity), size > Layout.segmentHeaderSize, active.header.formatVersion == Layout.formatVersion,
-            !closedCleanlyWithin, core.shared.withLock({ $0.index.damage.isEmpty }), !StoreLock.writerIsPresent(in: directory)
+        let cutBeforeTheRecordedEnd = head.map { $0.segmentSalt == active.salt && Int($0.durableEnd) > size } ?? false
+        if size < Int(active.header.capacity), size > Layout.segmentHeaderSize || cutBeforeTheRecordedEnd,
+            active.header.formatVersion == Layout.formatVersion, !closedCleanlyWithin,
+            core.shared.withLock({ $0.index.damage.isEmpty }), !StoreLock.writerIsPresent(in: directory)
         {
             return try reopen()
         }
@@ -188,6 +190,8 @@ extension EventLog {
         return try core.shared.withLock { shared in
             let before = shared.index.nextPosition
             guard result.index.nextPosition >= before else {
+                // (Damage found is the cause to name: a cut through what was seen, not a copy.)
+                if let damage = result.index.damage.first { throw damage.error }
                 throw StoreError.corruption(
                     segment: Layout.manifestName, offset: 0,
                     reason: "the store now ends at position \(result.index.nextPosition), before position \(before) this reader already saw (it was replaced by an older copy)")
