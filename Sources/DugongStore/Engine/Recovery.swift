@@ -550,6 +550,7 @@ private struct SegmentScan {
         // damaged, nor when it names no segment of the set while this one holds frames (no
         // switch leaves that: it is another store's head).
         let headTells = headIsWhole && !(headNamesNoSegment && (offset > Layout.segmentHeaderSize || !pending.isEmpty))
+        let headProblem = headIsWhole ? "names none of the store's segments (another store's)" : "is missing or damaged"
         if clean && pending.isEmpty {
             if !headTells, !lastFrameWasCloseMarker, end > Layout.segmentHeaderSize, thorough || repairing || writerAbsent {
                 // Frames (or none) that end in zeros at a frame's end, with no close marker
@@ -560,7 +561,7 @@ private struct SegmentScan {
                 // header alone; a clean close ends the frames with its marker.) Kept as found.
                 index.record(Damage(
                     segmentName: segment.name, offset: offset,
-                    reason: "the newest segment's frames end at \(offset) without the marker of a clean close, and the head file that records how far acknowledged frames reached is missing or damaged: acknowledged events from position \(index.nextPosition) on may have been lost",
+                    reason: "the newest segment's frames end at \(offset) without the marker of a clean close, and the head file that records how far acknowledged frames reached \(headProblem): acknowledged events from position \(index.nextPosition) on may have been lost",
                     positions: index.nextPosition..<index.nextPosition))
             }
             return (offset, 0)
@@ -583,8 +584,8 @@ private struct SegmentScan {
             index.record(Damage(
                 segmentName: segment.name, offset: nonzero,
                 reason: clean
-                    ? "the last batch did not end, and the head file that would tell whether it was acknowledged is missing or damaged"
-                    : "invalid bytes after the last valid frame, and the head file that would tell a torn write from lost acknowledged frames is missing or damaged",
+                    ? "the last batch did not end, and the head file that would tell whether it was acknowledged \(headProblem)"
+                    : "invalid bytes after the last valid frame, and the head file that would tell a torn write from lost acknowledged frames \(headProblem)",
                 positions: index.nextPosition..<index.nextPosition, length: end - nonzero))
             return (offset, 0)
         }
