@@ -83,6 +83,53 @@ struct ReadersWithoutWriterTests {
         #expect(reader.damageFoundAtOpen.contains { $0.reason.contains("before the durable end") }, "\(reader.damageFoundAtOpen)")
     }
 
+    // Left by session 31 (the CLI's follower was fixed then, the library's not): a
+    // subscription, or a projection's wait, on a store damaged in what it had delivered waited
+    // for ever, silent, where a fresh reader reports the damage.
+    @Test(arguments: ["cut through the close marker", "cut to the header", "an older copy put back"])
+    func aSubscriptionEndsWithTheDamageFoundWhileItWaits(_ damage: String) async throws {
+        let directory = TemporaryDirectory("subscription-damage")
+        defer { directory.remove() }
+        let segment = directory.file("00000000000000000000.dseg")
+        var older: Data?
+        for round in 0..<5 {
+            let writer = try Fixture.open(directory, segmentSize: 1 << 16, useIndexFile: false)
+            try await writer.append(Fixture.events(2, size: 100), to: "s/\(round % 3)")
+            writer.close()
+            if round == 2 { older = try Data(contentsOf: URL(fileURLWithPath: segment)) }
+        }
+        let reader = try EventLog.open(at: directory.path, options: Self.readOnly())
+        defer { reader.close() }
+        let subscription = Task {
+            var delivered = 0
+            for try await _ in reader.subscribe() { delivered += 1 }
+            return delivered
+        }
+        try await Task.sleep(for: .milliseconds(200))
+        switch damage {
+        case "cut through the close marker": #expect(truncate(segment, off_t(try Fixture.endOfFrames(of: segment) - 10)) == 0)
+        case "cut to the header": #expect(truncate(segment, 128) == 0)
+        default: try #require(older).write(to: URL(fileURLWithPath: segment))
+        }
+        let fresh = try EventLog.open(at: directory.path, options: Self.readOnly())
+        let found = fresh.damageFoundAtOpen
+        fresh.close()
+        #expect(!found.isEmpty)
+        let ended = Task {
+            try await Task.sleep(for: .seconds(20))
+            subscription.cancel()
+        }
+        defer { ended.cancel() }
+        do {
+            let delivered = try await subscription.value
+            Issue.record("\(damage): the subscription ended without an error after \(delivered) events")
+        } catch let error as StoreError {
+            #expect("\(error)".contains("00000000000000000000.dseg at offset"), "\(damage): \(error)")
+        } catch is CancellationError {
+            Issue.record("\(damage): the subscription still waited, silent, 20 s after the damage")
+        }
+    }
+
     @Test func aReaderServesEveryAcknowledgedEventPastAnOldHead() async throws {
         let directory = TemporaryDirectory("no-writer")
         defer { directory.remove() }

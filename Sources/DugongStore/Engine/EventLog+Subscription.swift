@@ -1,7 +1,9 @@
 extension EventLog {
     /// Every event from global position `position` on, in log order: first the events already
     /// stored (catch-up), then each new one as soon as its commit is acknowledged (live tail).
-    /// The sequence ends when the store closes; it throws on damage.
+    /// The sequence ends when the store closes; it throws on damage: in the events it reads,
+    /// and, on a read-only store, damage a refresh finds anywhere after the subscription began
+    /// (a segment cut, removed or put back from an older copy, in what it delivered too).
     ///
     /// On a read-only store it follows a writer in another process through its restarts,
     /// segment rolls and compactions (see ``refresh()``): each event is delivered once, in
@@ -35,6 +37,9 @@ public struct EventSubscription: AsyncSequence, Sendable {
         var next: UInt64
         var buffer: [StoredEvent] = []
         var bufferIndex = 0
+        /// The damage known when the first event was asked for: other damage found later ends
+        /// the subscription.
+        var damageKnown: [DamagedRegion]?
         /// Events read at a time while catching up.
         static let batchSize = 512
 
@@ -47,7 +52,10 @@ public struct EventSubscription: AsyncSequence, Sendable {
                 try Task.checkCancellation()
                 if core.shared.withLock({ $0.isClosed }) { return nil }
                 do {
+                    let known = damageKnown ?? log.damageFoundAtOpen
+                    damageKnown = known
                     try log.prepareToRead()
+                    try log.throwDamage(foundAfter: known)
                 } catch StoreError.closed {
                     return nil  // closed since the check above
                 }
@@ -57,7 +65,7 @@ public struct EventSubscription: AsyncSequence, Sendable {
                     next = last.position + 1
                     continue
                 }
-                try await log.waitForEvents(after: next)
+                try await log.waitForEvents(after: next, damageKnown: damageKnown ?? [])
             }
         }
     }
