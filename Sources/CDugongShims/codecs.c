@@ -104,13 +104,13 @@ int dugong_inflate_raw(const void *source, size_t length, void *destination, siz
     return status == Z_STREAM_END && z->total_out == expected && z->avail_in == 0 ? 0 : -1;
 }
 
-long dugong_zstd_compress(const void *source, size_t length, void *destination, size_t capacity, int level,
-                          const void *dictionary, size_t dictionary_length) {
+// The thread's compressor, made on first use.
+static ZSTD_CCtx *thread_compressor(void) {
     streams *s = thread_streams();
-    if (!s) return -2;
+    if (!s) return NULL;
     if (!s->compressor) {
         s->compressor = ZSTD_createCCtx();
-        if (!s->compressor) return -2;
+        if (!s->compressor) return NULL;
         // The frame header carries neither the content size (the frame header of the store
         // has it), nor a checksum (CRC-32C covers the stored bytes), nor a dictionary id (a
         // raw-content dictionary has none).
@@ -119,12 +119,26 @@ long dugong_zstd_compress(const void *source, size_t length, void *destination, 
             ZSTD_isError(ZSTD_CCtx_setParameter(s->compressor, ZSTD_c_dictIDFlag, 0))) {
             ZSTD_freeCCtx(s->compressor);
             s->compressor = NULL;
-            return -2;
+            return NULL;
         }
         s->compressor_level = 0;
     }
-    ZSTD_CCtx *c = s->compressor;
-    if (ZSTD_isError(ZSTD_CCtx_reset(c, ZSTD_reset_session_only))) return -2;
+    return s->compressor;
+}
+
+static long compressed_length(size_t written) {
+    if (!ZSTD_isError(written)) return (long)written;
+    return ZSTD_getErrorCode(written) == ZSTD_error_dstSize_tooSmall ? -1 : -2;
+}
+
+long dugong_zstd_compress(const void *source, size_t length, void *destination, size_t capacity, int level,
+                          const void *dictionary, size_t dictionary_length) {
+    ZSTD_CCtx *c = thread_compressor();
+    if (!c) return -2;
+    streams *s = thread_streams();
+    // No digest left referenced (dugong_zstd_compress_digested lets go of its own; this makes
+    // sure): a prefix below replaces it, but a frame without a dictionary would use it.
+    if (ZSTD_isError(ZSTD_CCtx_reset(c, ZSTD_reset_session_only)) || ZSTD_isError(ZSTD_CCtx_refCDict(c, NULL))) return -2;
     if (s->compressor_level != level) {
         if (ZSTD_isError(ZSTD_CCtx_setParameter(c, ZSTD_c_compressionLevel, level))) return -2;
         s->compressor_level = level;
@@ -132,9 +146,34 @@ long dugong_zstd_compress(const void *source, size_t length, void *destination, 
     // A prefix is the dictionary's bytes as if they came just before the payload (a raw-content
     // dictionary); it applies to the next frame only.
     if (dictionary_length > 0 && ZSTD_isError(ZSTD_CCtx_refPrefix(c, dictionary, dictionary_length))) return -2;
+    return compressed_length(ZSTD_compress2(c, destination, capacity, source, length));
+}
+
+static int begins_with_dictionary_magic(const void *dictionary, size_t length) {
+    const unsigned char *d = dictionary;
+    return length >= 4 && (d[0] | d[1] << 8 | d[2] << 16 | (uint32_t)d[3] << 24) == ZSTD_MAGIC_DICTIONARY;
+}
+
+void *dugong_zstd_digest(const void *dictionary, size_t length, int level) {
+    // ZSTD_createCDict takes bytes without the magic as raw content (its "auto" type).
+    if (length == 0 || begins_with_dictionary_magic(dictionary, length)) return NULL;
+    return ZSTD_createCDict(dictionary, length, level);
+}
+
+void dugong_zstd_digest_free(void *digest) { ZSTD_freeCDict(digest); }
+
+long dugong_zstd_compress_digested(const void *source, size_t length, void *destination, size_t capacity,
+                                   const void *digest) {
+    ZSTD_CCtx *c = thread_compressor();
+    if (!c || !digest) return -2;
+    if (ZSTD_isError(ZSTD_CCtx_reset(c, ZSTD_reset_session_only))) return -2;
+    if (ZSTD_isError(ZSTD_CCtx_refCDict(c, digest))) return -2;
     size_t written = ZSTD_compress2(c, destination, capacity, source, length);
-    if (!ZSTD_isError(written)) return (long)written;
-    return ZSTD_getErrorCode(written) == ZSTD_error_dstSize_tooSmall ? -1 : -2;
+    // A digest stays referenced by the context (a session reset keeps it) until another
+    // replaces it: it is let go after the frame. A frame that did not fit leaves the context
+    // mid-frame, where it cannot be let go: the session is reset first.
+    if (ZSTD_isError(ZSTD_CCtx_reset(c, ZSTD_reset_session_only)) || ZSTD_isError(ZSTD_CCtx_refCDict(c, NULL))) return -2;
+    return compressed_length(written);
 }
 
 int dugong_zstd_decompress(const void *source, size_t length, void *destination, size_t expected,
@@ -157,9 +196,7 @@ int dugong_zstd_decompress(const void *source, size_t length, void *destination,
     if (ZSTD_isError(ZSTD_DCtx_reset(d, ZSTD_reset_session_only))) return -1;
     // Output room of exactly `expected`: a frame that would decode to more fails.
     size_t produced;
-    const unsigned char *dict = dictionary;
-    if (dictionary_length >= 4 &&
-        (dict[0] | dict[1] << 8 | dict[2] << 16 | (uint32_t)dict[3] << 24) == ZSTD_MAGIC_DICTIONARY) {
+    if (begins_with_dictionary_magic(dictionary, dictionary_length)) {
         // Raw content that begins like a Zstandard dictionary: ZSTD_decompress_usingDict would
         // parse it as one, so it goes in as a prefix, which is raw content always.
         if (ZSTD_isError(ZSTD_DCtx_refPrefix(d, dictionary, dictionary_length))) return -1;

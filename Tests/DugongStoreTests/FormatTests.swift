@@ -69,11 +69,16 @@ struct FormatTests {
     /// With a dictionary, a payload decompresses only with the same dictionary (Zstandard's
     /// raw-content dictionaries carry no id, like DEFLATE's: the frame's dictionary check is
     /// what tells a wrong one; FORMAT.md §7).
-    @Test(arguments: [Codec.deflate, .zstandard])
-    func aDictionaryIsNeededToDecompress(codec: Codec) throws {
+    /// (`prepared`: the dictionary as the writer holds it, digested once for Zstandard.)
+    @Test(arguments: [Codec.deflate, .zstandard], [false, true])
+    func aDictionaryIsNeededToDecompress(codec: Codec, prepared: Bool) throws {
         let dictionary = Array(String(repeating: #"{"type":"MoneyDeposited","amount":1,"currency":"EUR","user":"u-7"}"#, count: 60).utf8)
         let payload = Array(#"{"type":"MoneyDeposited","amount":2,"currency":"EUR","user":"u-8"}"#.utf8)
-        let with = try #require(payload.withUnsafeBytes { Compression.compress($0, dictionary: dictionary, codec: codec) })
+        let with = try #require(payload.withUnsafeBytes {
+            prepared
+                ? Compression.compress($0, dictionary: PresetDictionary(dictionary, codec: codec), codec: codec)
+                : Compression.compress($0, dictionary: dictionary, codec: codec)
+        })
         let without = payload.withUnsafeBytes { Compression.compress($0, codec: codec) }
         #expect(with.count < (without?.count ?? payload.count))
         #expect(with.withUnsafeBytes { Compression.decompress($0, count: payload.count, dictionary: dictionary, codec: codec) } == payload)
@@ -89,14 +94,40 @@ struct FormatTests {
     @Test func aDictionaryBeginningLikeAZstandardDictionaryIsRawContent() throws {
         let text = Array(String(repeating: #"{"type":"MoneyDeposited","amount":1,"currency":"EUR","user":"u-7"}"#, count: 60).utf8)
         let payload = Array(#"{"type":"MoneyDeposited","amount":2,"currency":"EUR","user":"u-8"}"#.utf8)
-        for dictionary in [[0x37, 0xA4, 0x30, 0xEC] + text, text, [0x37, 0xA4, 0x30, 0xEC, 0, 0, 0, 0] + text] {
-            let frame = try #require(payload.withUnsafeBytes { Compression.compress($0, dictionary: dictionary, codec: .zstandard) })
+        let dictionaries = [[0x37, 0xA4, 0x30, 0xEC] + text, text, [0x37, 0xA4, 0x30, 0xEC, 0, 0, 0, 0] + text]
+        for (dictionary, prepared) in dictionaries.flatMap({ [($0, false), ($0, true)] }) {
+            let frame = try #require(payload.withUnsafeBytes {
+                prepared
+                    ? Compression.compress($0, dictionary: PresetDictionary(dictionary, codec: .zstandard), codec: .zstandard)
+                    : Compression.compress($0, dictionary: dictionary, codec: .zstandard)
+            })
             #expect(frame.withUnsafeBytes { Compression.decompress($0, count: payload.count, dictionary: dictionary, codec: .zstandard) } == payload)
             // The dictionary was used: without it (or with another) the bytes do not come back.
             #expect(frame.withUnsafeBytes { Compression.decompress($0, count: payload.count, codec: .zstandard) } != payload)
             #expect(frame.withUnsafeBytes {
                 Compression.decompress($0, count: payload.count, dictionary: Array(dictionary.reversed()), codec: .zstandard)
             } != payload)
+        }
+    }
+
+    /// Found when dictionaries came to be digested: a payload that did not fit (noise) left the
+    /// thread's compressor mid-frame with the digest still referenced, and the next frame,
+    /// compressed without a dictionary, was compressed with it; no reader could decode it (the
+    /// follower and compaction tests found stores damaged at once).
+    @Test func aFrameThatDoesNotFitLeavesNoDictionaryBehind() throws {
+        var random = SeededRandom(seed: 5)
+        let noise = (0..<2_000).map { _ in UInt8(truncatingIfNeeded: random.below(256)) }
+        let dictionary = PresetDictionary(Array(String(repeating: #"{"type":"MoneyDeposited","amount":1}"#, count: 100).utf8), codec: .zstandard)
+        let payload = Array(String(repeating: #"{"type":"MoneyDeposited","amount":2}"#, count: 20).utf8)
+        for _ in 0..<2 {
+            #expect(noise.withUnsafeBytes { Compression.compress($0, dictionary: dictionary, codec: .zstandard) } == nil)
+            let frame = try #require(payload.withUnsafeBytes { Compression.compress($0, codec: .zstandard) })
+            let decodes = frame.withUnsafeBytes { Compression.decompress($0, count: payload.count, codec: .zstandard) } == payload
+            #expect(decodes, "a frame compressed without a dictionary decodes without one")
+            let withDictionary = try #require(payload.withUnsafeBytes { Compression.compress($0, dictionary: dictionary, codec: .zstandard) })
+            #expect(withDictionary.withUnsafeBytes {
+                Compression.decompress($0, count: payload.count, dictionary: dictionary.bytes, codec: .zstandard)
+            } == payload)
         }
     }
 
@@ -111,8 +142,12 @@ struct FormatTests {
             while payload.count < size {
                 payload += Array(#"{"type":"MoneyDeposited","amount":\#(random.below(100_000)),"user":"u-\#(random.below(10_000))"}"#.utf8)
             }
-            for dictionary in [[], Array(payload.prefix(4096).reversed())] {
-                let frame = try #require(payload.withUnsafeBytes { Compression.compress($0, dictionary: dictionary, codec: .zstandard) })
+            for (dictionary, prepared) in [([], false), (Array(payload.prefix(4096).reversed()), false), (Array(payload.prefix(4096).reversed()), true)] {
+                let frame = try #require(payload.withUnsafeBytes {
+                    prepared
+                        ? Compression.compress($0, dictionary: PresetDictionary(dictionary, codec: .zstandard), codec: .zstandard)
+                        : Compression.compress($0, dictionary: dictionary, codec: .zstandard)
+                })
                 #expect(Array(frame.prefix(4)) == [0x28, 0xB5, 0x2F, 0xFD])
                 let descriptor = frame[4]
                 #expect(descriptor & 0xC0 == 0, "no content size")
@@ -242,7 +277,7 @@ struct DictionaryTests {
             metadata: Data(), endsCommit: true)
         builder.append(event)
         let plain = builder.sealed(codec: .current).encoded(salt: 1, offset: 0)
-        let withDictionary = builder.sealed(dictionary: dictionary, codec: .current).encoded(salt: 1, offset: 0)
+        let withDictionary = builder.sealed(dictionary: PresetDictionary(dictionary, codec: .current), codec: .current).encoded(salt: 1, offset: 0)
         #expect(withDictionary.count < plain.count)
         let header = try #require(Self.header(withDictionary))
         #expect(header.isCompressed && header.usesDictionary)

@@ -42,6 +42,22 @@ int dugong_inflate_raw(const void *source, size_t length, void *destination, siz
 long dugong_zstd_compress(const void *source, size_t length, void *destination, size_t capacity, int level,
                           const void *dictionary, size_t dictionary_length);
 
+/// A raw-content dictionary digested once for the compressor at `level` (libzstd's CDict, a
+/// copy of the bytes with the compressor's tables filled from them), for
+/// dugong_zstd_compress_digested. NULL when it cannot be made, and for bytes that begin with
+/// Zstandard's dictionary magic, which libzstd would parse as a Zstandard dictionary: those go
+/// in as a prefix per frame (dugong_zstd_compress). Free it with dugong_zstd_digest_free.
+void *dugong_zstd_digest(const void *dictionary, size_t length, int level);
+
+/// Frees a digest of dugong_zstd_digest (NULL: nothing).
+void dugong_zstd_digest_free(void *digest);
+
+/// dugong_zstd_compress with a digested dictionary (at the level it was digested for): the
+/// same kind of frame, without loading the dictionary's bytes into the compressor's tables
+/// for every frame.
+long dugong_zstd_compress_digested(const void *source, size_t length, void *destination, size_t capacity,
+                                   const void *digest);
+
 /// Decompresses `source`, which must be exactly one Zstandard frame made with the raw-content
 /// dictionary `dictionary` (NULL or length 0: none), into exactly `expected` bytes at
 /// `destination`. Returns 0 on success, -1 when the bytes are not one such frame or do not

@@ -65,6 +65,18 @@ final class Writer: Sendable {
         var recentPayload: [UInt8] = []
         /// Whether frames were written after the last close marker (a clean close writes one).
         var needsCloseMarker = true
+        /// The dictionary frames were compressed with last, prepared for its codec.
+        var lastPreset: PresetDictionary?
+
+        /// `bytes` (a segment's current dictionary; empty: none) prepared for `codec`: the one
+        /// used last when it holds the same bytes (the same array each frame, whose comparison
+        /// then stops at its storage), else a new one.
+        mutating func preset(_ bytes: [UInt8], _ codec: Codec) -> PresetDictionary? {
+            guard !bytes.isEmpty else { return nil }
+            if let lastPreset, lastPreset.codec == codec, lastPreset.bytes == bytes { return lastPreset }
+            lastPreset = PresetDictionary(bytes, codec: codec)
+            return lastPreset
+        }
     }
 
     /// How much recent payload a segment's dictionary holds: 4 KiB, less for tiny segments.
@@ -651,9 +663,10 @@ final class Writer: Sendable {
                 var segment = core.shared.withLock { $0.segments[state.activeSegment] }
                 let olderFormat = segment.header.formatVersion < Layout.formatVersion
                 var dictionary = olderFormat ? nil : dictionaryFrame(for: segment, before: frame, state)
+                let codec = Codec(formatVersion: segment.header.formatVersion)
                 var sealed = frame.sealed(
-                    dictionary: dictionary == nil ? segment.dictionary(before: state.writeOffset + group.bytes) : state.recentPayload,
-                    codec: Codec(formatVersion: segment.header.formatVersion))
+                    dictionary: state.preset(dictionary == nil ? segment.dictionary(before: state.writeOffset + group.bytes) : state.recentPayload, codec),
+                    codec: codec)
                 let dictionaryLength = dictionary?.totalLength ?? 0
                 if olderFormat || state.writeOffset + group.bytes + dictionaryLength + sealed.totalLength > segment.capacity {
                     written += try flush(&group, &state, forceSync: forceSync, deferringSync: false).frames
@@ -662,7 +675,7 @@ final class Writer: Sendable {
                     let needed = Layout.segmentHeaderSize + dictionaryRoom + Layout.frameHeaderSize + frame.payloadSize
                     segment = try roll(&state, firstPosition: frame.firstPosition, capacity: max(core.options.segmentSize, needed))
                     dictionary = dictionaryFrame(for: segment, before: frame, state)
-                    sealed = frame.sealed(dictionary: dictionary == nil ? [] : state.recentPayload, codec: .current)
+                    sealed = frame.sealed(dictionary: dictionary == nil ? nil : state.preset(state.recentPayload, .current), codec: .current)
                 }
                 assert(segment.header.formatVersion == Layout.formatVersion, "frames go only into segments of the current version")
                 if let dictionary {

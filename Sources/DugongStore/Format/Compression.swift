@@ -33,10 +33,8 @@ enum Compression {
     /// Compresses `bytes` (with `dictionary` when it is not empty); `nil` when the payload is
     /// under 64 bytes or compression does not save at least 1/8 of its size.
     static func compress(_ bytes: UnsafeRawBufferPointer, dictionary: [UInt8] = [], codec: Codec) -> [UInt8]? {
-        guard bytes.count >= 64 else { return nil }
-        var produced = 0
-        let output = [UInt8](unsafeUninitializedCapacity: bytes.count - bytes.count / 8) { out, initialized in
-            produced = dictionary.withUnsafeBytes { dictionary in
+        compress(bytes) { out in
+            dictionary.withUnsafeBytes { dictionary in
                 switch codec {
                 case .deflate:
                     dugong_deflate_raw(
@@ -48,7 +46,30 @@ enum Compression {
                         dictionary.baseAddress, dictionary.count)
                 }
             }
+        }
+    }
+
+    /// ``compress(_:dictionary:codec:)`` with a dictionary prepared for `codec` (its digest
+    /// when it has one): the same stored form.
+    static func compress(_ bytes: UnsafeRawBufferPointer, dictionary: PresetDictionary?, codec: Codec) -> [UInt8]? {
+        guard let dictionary else { return compress(bytes, codec: codec) }
+        guard let digest = dictionary.digest, codec == dictionary.codec, bytes.count < PresetDictionary.digestUseLimit else {
+            return compress(bytes, dictionary: dictionary.bytes, codec: codec)
+        }
+        return compress(bytes) { out in
+            dugong_zstd_compress_digested(bytes.baseAddress, bytes.count, out.baseAddress, out.count, digest)
+        }
+    }
+
+    /// `bytes` compressed by `codec` into room of 7/8 of their size: `codec` returns the bytes
+    /// it wrote, or a negative number when they do not fit or it failed.
+    private static func compress(_ bytes: UnsafeRawBufferPointer, with codec: (UnsafeMutableBufferPointer<UInt8>) -> Int) -> [UInt8]? {
+        guard bytes.count >= 64 else { return nil }
+        var produced = 0
+        let output = [UInt8](unsafeUninitializedCapacity: bytes.count - bytes.count / 8) { out, initialized in
+            produced = codec(out)
             // The codec wrote exactly `produced` bytes when it succeeded; nothing is read otherwise.
+            precondition(produced <= out.count, "a codec wrote past its room")
             initialized = max(produced, 0)
         }
         return produced > 0 ? output : nil
@@ -92,4 +113,39 @@ enum Compression {
             }
         } == 0
     }
+}
+
+/// A segment's current dictionary (FORMAT.md §6.4, §7) as the writer compresses with it: its
+/// bytes, its check (the frame header's, §4) and, for Zstandard, the bytes digested once into
+/// the compressor's tables. Loading 4 KiB of raw content into those tables for every frame was
+/// most of a small frame's compression (callgrind, the Benchmarks package's events, one
+/// 2-event frame: ~52,000 instructions with the bytes as a prefix, ~22,000 with the digest).
+/// The frames are the same kind of Zstandard frame: a reader needs only the bytes.
+final class PresetDictionary: @unchecked Sendable {
+    /// Payloads this long or longer are compressed with the bytes as a prefix: from about
+    /// there libzstd copies a digest's tables into the compressor instead of consulting them
+    /// in place, and the digest stopped paying (measured with `tools/codec/codec_compare.c`,
+    /// the Benchmarks package's events: frames of 2, 10 and 20 events 57 %, 34 % and 23 % fewer
+    /// instructions; of 40 events 16 % fewer; of 60 and 80 events 6–7 % more).
+    static let digestUseLimit = 8 << 10
+
+    // Unchecked: every property is set once, in `init`; libzstd's digest (a `ZSTD_CDict`) is
+    // only read after it is made, and may be used by any number of threads at once.
+    let bytes: [UInt8]
+    let codec: Codec
+    let check: UInt16
+    /// libzstd's `ZSTD_CDict`, owned; nil for DEFLATE, and for bytes that begin with
+    /// Zstandard's dictionary magic (compressed with the bytes as a prefix per frame instead).
+    fileprivate let digest: UnsafeMutableRawPointer?
+
+    init(_ bytes: [UInt8], codec: Codec) {
+        precondition(!bytes.isEmpty && bytes.count <= Layout.maximumDictionarySize, "a dictionary takes 1 to \(Layout.maximumDictionarySize) bytes")
+        self.bytes = bytes
+        self.codec = codec
+        check = FrameBuilder.check(of: bytes)
+        digest = codec == .zstandard
+            ? bytes.withUnsafeBytes { dugong_zstd_digest($0.baseAddress, $0.count, Int32(Compression.zstandardLevel)) } : nil
+    }
+
+    deinit { dugong_zstd_digest_free(digest) }
 }
