@@ -23,6 +23,17 @@ struct DugongCommand: AsyncParsableCommand {
 
     /// Names a mistyped command's closest match before the argument parser sees it.
     static func main() async {
+        // A standard stream started closed (`>&-`) is opened on /dev/null, read-only: otherwise
+        // the next file opened takes its number, and output meant for it goes there (a write
+        // to stdout then fails, as it would to the closed stream: status 74). Store files never
+        // take these numbers in any case (``File``).
+        for stream in [STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO] where fcntl(stream, F_GETFD) == -1 && errno == EBADF {
+            let null = Glibc.open("/dev/null", O_RDONLY)
+            if null >= 0, null != stream {
+                _ = dup2(null, stream)
+                _ = Glibc.close(null)
+            }
+        }
         // A write past the file-size limit (`ulimit -f`) fails with EFBIG, reported as any
         // failed call is, instead of killing the process by SIGXFSZ mid-compaction.
         signal(SIGXFSZ, SIG_IGN)

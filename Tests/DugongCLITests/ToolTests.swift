@@ -275,6 +275,30 @@ struct ToolTests {
         #expect(closed.stdout == "141\n" && closed.stderr.isEmpty, "\(closed.stdout) \(closed.stderr)")
     }
 
+    // A standard stream closed when the tool starts (`>&-`): the next file opened took its
+    // number, and output meant for it went to that file (exit 74, "Invalid argument": the
+    // runtime's event loop had it). A store file there would have received the output.
+    @Test func aClosedStandardStreamIsNeitherWrittenNorTakenByAStoreFile() throws {
+        let store = CLI.storePath("closed-streams")
+        defer { try? FileManager.default.removeItem(atPath: store) }
+        _ = try CLI.run(["import", store], input: (0..<20).map { #"{"stream":"s/\#($0 % 3)","type":"T","data":{"i":\#($0)}}"# }.joined(separator: "\n"))
+        let binary = "'\(CLI.binary)'"
+        for command in ["read-all", "stats", "verify", "export"] {
+            let closed = try CLI.run(shell: "\(binary) \(command) '\(store)' >&-")
+            #expect(closed.status == 74 && closed.stderr.contains("cannot write the output: Bad file descriptor"), "\(command): \(closed.status) \(closed.stderr)")
+        }
+        let appended = try CLI.run(shell: "echo '{\"type\":\"T\",\"data\":{\"i\":20}}' | \(binary) append '\(store)' s/9 >&-")
+        #expect(appended.status == 74 && appended.stderr.contains("cannot write the output: Bad file descriptor"), "\(appended.stderr)")
+        // Stdin and stderr closed: the output is whole, the store untouched.
+        let read = try CLI.run(shell: "\(binary) read-all '\(store)' <&- 2>&-")
+        #expect(read.status == 0 && read.lines.count == 21, "\(read.status) \(read.lines.count)")
+        let quiet = try CLI.run(shell: "echo '{\"type\":\"T\"}' | \(binary) append '\(store)' s/9 2>&-")
+        #expect(quiet.status == 0)
+        let verified = try CLI.run(["verify", store])
+        #expect(verified.status == 0 && verified.stdout.hasPrefix("clean: 1 segments"), "\(verified.stdout)")
+        #expect(try CLI.run(["read-all", store]).lines.count == 22)
+    }
+
     // Control characters in names never reach the terminal raw, in errors either.
     @Test func errorsEscapeControlCharactersInNames() throws {
         let store = CLI.storePath("escapes")

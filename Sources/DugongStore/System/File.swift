@@ -16,7 +16,8 @@ struct File: ~Copyable {
         // Without blocking: a FIFO put where a store file belongs made every command hang in
         // `open` (O_NONBLOCK changes nothing for regular files). Only regular files (and
         // directories, whose reads fail with a message) are taken.
-        let descriptor = try retryingOnInterrupt("open", path) { Glibc.open(path, flags | O_CLOEXEC | O_NONBLOCK, mode) }
+        let descriptor = try Self.aboveStandardStreams(
+            try retryingOnInterrupt("open", path) { Glibc.open(path, flags | O_CLOEXEC | O_NONBLOCK, mode) }, path: path)
         var status = stat()
         if fstat(descriptor, &status) == 0, ![S_IFREG, S_IFDIR].contains(status.st_mode & S_IFMT) {
             _ = Glibc.close(descriptor)
@@ -30,6 +31,19 @@ struct File: ~Copyable {
         system.opened(descriptor, path: path, created: flags & O_CREAT != 0 && !existed, truncated: flags & O_TRUNC != 0 && existed)
     }
 
+    /// The lowest number a store file's descriptor takes. In a process that started with
+    /// stdin, stdout or stderr closed, a file opened next takes that number, and whatever the
+    /// process then writes to the stream (a `print`) would land in the file: a segment, the
+    /// head, the manifest. (SQLite keeps its files off these numbers for the same reason.)
+    static let lowestDescriptor: Int32 = 3
+
+    /// `descriptor`, or a copy of it at ``lowestDescriptor`` or above (the original closed).
+    private static func aboveStandardStreams(_ descriptor: Int32, path: String) throws(SystemError) -> Int32 {
+        guard descriptor < lowestDescriptor else { return descriptor }
+        defer { _ = Glibc.close(descriptor) }
+        return try retryingOnInterrupt("fcntl", path) { fcntl(descriptor, F_DUPFD_CLOEXEC, lowestDescriptor) }
+    }
+
     private init(descriptor: Int32, path: String, system: any FileSystem) {
         self.descriptor = descriptor
         self.path = path
@@ -39,7 +53,7 @@ struct File: ~Copyable {
     /// Another descriptor of the same open file (`fcntl(2)` `F_DUPFD_CLOEXEC`): it reaches the
     /// file even once its name was removed or given to another file.
     func duplicate() throws(SystemError) -> File {
-        let copy = try retryingOnInterrupt("fcntl", path) { fcntl(descriptor, F_DUPFD_CLOEXEC, 0) }
+        let copy = try retryingOnInterrupt("fcntl", path) { fcntl(descriptor, F_DUPFD_CLOEXEC, Self.lowestDescriptor) }
         system.duplicated(descriptor, as: copy)
         return File(descriptor: copy, path: path, system: system)
     }
