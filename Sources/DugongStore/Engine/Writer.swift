@@ -60,8 +60,8 @@ final class Writer: Sendable {
         var manifest: Manifest
         /// The sequence of the last head record written.
         var headSequence: UInt64
-        /// The last ``Layout/dictionarySize`` bytes of raw payload written: the next segment's
-        /// dictionary.
+        /// The raw payload written last, up to twice the dictionary's size: its last
+        /// `dictionarySize` bytes (the writer's) are the next segment's dictionary.
         var recentPayload: [UInt8] = []
         /// Whether frames were written after the last close marker (a clean close writes one).
         var needsCloseMarker = true
@@ -71,6 +71,25 @@ final class Writer: Sendable {
         /// `bytes` (a segment's current dictionary; empty: none) prepared for `codec`: the one
         /// used last when it holds the same bytes (the same array each frame, whose comparison
         /// then stops at its storage), else a new one.
+        /// Keeps `payload` as the payload written last (``recentPayload``), in room of twice
+        /// `size` bytes: the oldest bytes go in one move when they would overflow it, instead
+        /// of two new arrays and a copy of `size` bytes per frame.
+        mutating func remember(_ payload: UnsafeRawBufferPointer, keeping size: Int) {
+            if payload.count >= size {
+                recentPayload.removeAll(keepingCapacity: true)
+                recentPayload.append(contentsOf: UnsafeRawBufferPointer(rebasing: payload[(payload.count - size)...]))
+            } else {
+                if recentPayload.count + payload.count > 2 * size { recentPayload.removeFirst(recentPayload.count - size) }
+                recentPayload.append(contentsOf: payload)
+            }
+            assert(recentPayload.count <= 2 * size)
+        }
+
+        /// The last `size` bytes of payload written, once so many were.
+        func recentBytes(_ size: Int) -> [UInt8]? {
+            recentPayload.count >= size ? Array(recentPayload.suffix(size)) : nil
+        }
+
         mutating func preset(_ bytes: [UInt8], _ codec: Codec) -> PresetDictionary? {
             guard !bytes.isEmpty else { return nil }
             if let lastPreset, lastPreset.codec == codec, lastPreset.bytes == bytes { return lastPreset }
@@ -665,9 +684,9 @@ final class Writer: Sendable {
                 var dictionary = olderFormat ? nil : dictionaryFrame(for: segment, before: frame, state)
                 let codec = Codec(formatVersion: segment.header.formatVersion)
                 var sealed = frame.sealed(
-                    dictionary: state.preset(dictionary == nil ? segment.dictionary(before: state.writeOffset + group.bytes) : state.recentPayload, codec),
+                    dictionary: state.preset(dictionary?.bytes ?? segment.dictionary(before: state.writeOffset + group.bytes), codec),
                     codec: codec)
-                let dictionaryLength = dictionary?.totalLength ?? 0
+                let dictionaryLength = dictionary?.frame.totalLength ?? 0
                 if olderFormat || state.writeOffset + group.bytes + dictionaryLength + sealed.totalLength > segment.capacity {
                     written += try flush(&group, &state, forceSync: forceSync, deferringSync: false).frames
                     // A new segment large enough for a dictionary frame and this frame stored as is.
@@ -675,23 +694,17 @@ final class Writer: Sendable {
                     let needed = Layout.segmentHeaderSize + dictionaryRoom + Layout.frameHeaderSize + frame.payloadSize
                     segment = try roll(&state, firstPosition: frame.firstPosition, capacity: max(core.options.segmentSize, needed))
                     dictionary = dictionaryFrame(for: segment, before: frame, state)
-                    sealed = frame.sealed(dictionary: dictionary == nil ? nil : state.preset(state.recentPayload, .current), codec: .current)
+                    sealed = frame.sealed(dictionary: dictionary == nil ? nil : state.preset(dictionary!.bytes, .current), codec: .current)
                 }
                 assert(segment.header.formatVersion == Layout.formatVersion, "frames go only into segments of the current version")
                 if let dictionary {
-                    segment.register(dictionary: state.recentPayload, at: state.writeOffset + group.bytes)
-                    group.frames.append(dictionary)
-                    group.bytes += dictionary.totalLength
+                    segment.register(dictionary: dictionary.bytes, at: state.writeOffset + group.bytes)
+                    group.frames.append(dictionary.frame)
+                    group.bytes += dictionary.frame.totalLength
                 }
                 group.frames.append(sealed)
                 group.bytes += sealed.totalLength
-                frame.payload.withUnsafeBytes { payload in
-                    if payload.count >= dictionarySize {
-                        state.recentPayload = Array(payload.suffix(dictionarySize))
-                    } else {
-                        state.recentPayload = Array((state.recentPayload + payload).suffix(dictionarySize))
-                    }
-                }
+                frame.payload.withUnsafeBytes { state.remember($0, keeping: dictionarySize) }
             }
             let last = try flush(&group, &state, forceSync: forceSync, deferringSync: !forceSync)
             return (written + last.frames, last.pending)
@@ -720,13 +733,13 @@ final class Writer: Sendable {
         if let failure = core.shared.withLock({ $0.failure }) { throw StoreError.failed(reason: failure) }
     }
 
-    /// The dictionary frame to write before `frame` when `segment` has no dictionary yet and
-    /// enough payload has been written to make one.
-    private func dictionaryFrame(for segment: Segment, before frame: FrameBuilder, _ state: WriterState) -> SealedFrame? {
-        guard !segment.hasDictionary, state.recentPayload.count == dictionarySize else { return nil }
+    /// The dictionary frame to write before `frame`, and its dictionary, when `segment` has no
+    /// dictionary yet and enough payload has been written to make one.
+    private func dictionaryFrame(for segment: Segment, before frame: FrameBuilder, _ state: WriterState) -> (frame: SealedFrame, bytes: [UInt8])? {
+        guard !segment.hasDictionary, let bytes = state.recentBytes(dictionarySize) else { return nil }
         var dictionary = FrameBuilder(nextPosition: frame.firstPosition)
-        dictionary.appendDictionary(state.recentPayload)
-        return dictionary.sealed(codec: Codec(formatVersion: segment.header.formatVersion))
+        dictionary.appendDictionary(bytes)
+        return (dictionary.sealed(codec: Codec(formatVersion: segment.header.formatVersion)), bytes)
     }
 
     /// Writes a group's frames at the end of the active segment as one batch, syncs, and records
