@@ -19,6 +19,35 @@ struct LendingReadTests {
         return log
     }
 
+    /// A read takes a frame's names again from the frame before when they are the same (the
+    /// frames of a stream's commits): names longer than 16 bytes whose first and last 8 bytes
+    /// and length agree are told apart byte for byte, as streams and as types, whichever order
+    /// the frames come in.
+    @Test func namesAlikeButForTheirMiddleAreToldApartFromFrameToFrame() async throws {
+        let directory = TemporaryDirectory("names-alike")
+        defer { directory.remove() }
+        let log = try Fixture.open(directory)
+        defer { log.close() }
+        let streams = ["account/aaaaaaaa-1-zzzzzzzz", "account/aaaaaaaa-2-zzzzzzzz", "short/1"]
+        let types = ["Deposited.v1.aaaaaa-X-bbbbbbbb", "Deposited.v1.aaaaaa-Y-bbbbbbbb", "T"]
+        var random = SeededRandom(seed: 9)
+        var expected: [(stream: String, type: String)] = []
+        for _ in 0..<60 {
+            let stream = streams[random.below(3)]
+            let kinds = (0..<(1 + random.below(3))).map { _ in types[random.below(3)] }
+            try await log.append(kinds.map { Fixture.events(1, type: $0)[0] }, to: stream)
+            expected += kinds.map { (stream, $0) }
+        }
+        var lent: [(stream: String, type: String)] = []
+        try log.forEachEvent { lent.append(($0.stream, $0.type)) }
+        #expect(lent.map(\.stream) == expected.map(\.stream) && lent.map(\.type) == expected.map(\.type))
+        for stream in streams {
+            var read: [String] = []
+            try log.forEachEvent(in: stream) { read.append($0.stream + " " + $0.type) }
+            #expect(read == expected.filter { $0.stream == stream }.map { $0.stream + " " + $0.type })
+        }
+    }
+
     @Test func theLogLentInAnyPagesIsWhatReadAllReturns() async throws {
         let directory = TemporaryDirectory("lending")
         defer { directory.remove() }

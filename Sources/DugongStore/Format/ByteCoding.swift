@@ -188,6 +188,7 @@ struct ByteReader {
         guard raw.count >= 1, raw.count <= Layout.maximumNameLength else { throw badLength(of: what, raw.count, at: start) }
         let key = NameKey(raw)
         if let entry = frameNames.entry(key, raw) { return entry }
+        if let entry = frameNames.reuse(key, raw) { return entry }
         if let known = names.name(key, raw) { return frameNames.add(known, key, raw) }
         let text = try Self.validName(raw, what, at: start)
         names.remember(text)

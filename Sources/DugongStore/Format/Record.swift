@@ -157,6 +157,24 @@ struct FrameNames {
         }
     }
 
+    /// The next entry, taken again from the frame decoded before when it names the same name
+    /// as `raw` (its key `key`): a stream's frames name its stream, and often the same types,
+    /// in the same order. Spares the read's name table and a string's release and retain.
+    @inline(__always)
+    mutating func reuse(_ key: NameKey, _ raw: UnsafeRawBufferPointer) -> Int32? {
+        guard count < storage.count, found[count].key == key else { return nil }
+        // (The entry's bytes lay in the payload before: its string is what is compared.)
+        if key.count > 16 {
+            let same = storage[count].utf8.withContiguousStorageIfAvailable { utf8 in
+                utf8.count == raw.count && memcmp(utf8.baseAddress!, raw.baseAddress!, raw.count) == 0
+            }
+            guard same == true else { return nil }
+        }
+        found[count].bytes = raw
+        count += 1
+        return Int32(truncatingIfNeeded: count - 1)
+    }
+
     /// Adds an entry for `name`, whose UTF-8 is `raw` in the payload being decoded.
     mutating func add(_ name: String, _ key: NameKey, _ raw: UnsafeRawBufferPointer) -> Int32 {
         assert(storage.count == found.count && count <= storage.count)
