@@ -401,7 +401,7 @@ struct EventLogTests {
         }
         // An empty directory holds no store: a writer not asked to create one makes none there
         // (it made a 64 MiB store), and leaves no lock file; nor with a lock file left in it.
-        try FileManager.default.createDirectory(atPath: directory.path, withIntermediateDirectories: true)
+        try directory.create()
         for _ in 0..<2 {
             #expect(throws: StoreError.notFound(directory: directory.path)) { try EventLog.open(at: directory.path) }
             #expect(try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0 != "dugong.lock" }.isEmpty)
@@ -557,7 +557,7 @@ struct EventLogTests {
     @Test func anEmptyDirectoryIsAStoreOnlyWhenOneMayBeCreated() async throws {
         let directory = TemporaryDirectory()
         defer { directory.remove() }
-        try FileManager.default.createDirectory(atPath: directory.path, withIntermediateDirectories: true)
+        try directory.create()
         // While another writer holds the lock (it is creating the store), `locked`, as it will
         // be a moment later; once nobody holds it, `notFound`.
         var creating: StoreLock? = try StoreLock.take(in: directory.path)

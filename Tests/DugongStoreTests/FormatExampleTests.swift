@@ -149,7 +149,7 @@ struct FormatExampleTests {
     @Test func theDocumentedBytesOpenAsAStore() throws {
         let directory = TemporaryDirectory("example")
         defer { directory.remove() }
-        try FileManager.default.createDirectory(atPath: directory.path, withIntermediateDirectories: true)
+        try directory.create()
         var bytes = try Self.documentedBytes()
         bytes += [UInt8](repeating: 0, count: 4096 - bytes.count)
         try Data(bytes).write(to: URL(fileURLWithPath: directory.file("00000000000000000000.dseg")))

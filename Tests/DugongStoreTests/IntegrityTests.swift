@@ -116,7 +116,7 @@ struct EngineIntegrityTests {
     /// A store on a simulated disk.
     static func simulated(_ label: String) throws -> (TemporaryDirectory, SimulatedDisk) {
         let directory = TemporaryDirectory(label)
-        try FileManager.default.createDirectory(atPath: directory.path, withIntermediateDirectories: true)
+        try directory.create()
         return (directory, SimulatedDisk(root: directory.path, seed: 7))
     }
 
@@ -399,7 +399,7 @@ struct EngineIntegrityTests {
 
     @Test func aWriteThatMakesNoProgressIsAnError() throws {
         let directory = TemporaryDirectory("stuck")
-        try FileManager.default.createDirectory(atPath: directory.path, withIntermediateDirectories: true)
+        try directory.create()
         FileSystems.register(Stuck(), for: directory.path)
         defer {
             FileSystems.unregister(directory.path)

@@ -9,7 +9,7 @@ struct MappedRegionTests {
     @Test func releasedPagesReadBackTheFilesBytes() throws {
         let directory = TemporaryDirectory("mapped")
         defer { directory.remove() }
-        try FileManager.default.createDirectory(atPath: directory.path, withIntermediateDirectories: true)
+        try directory.create()
         let path = directory.file("region")
         var bytes = (0..<(300 << 10)).map { UInt8(truncatingIfNeeded: $0 &* 2_654_435_761 >> 13) }
         let file = try File(path: path, flags: O_RDWR | O_CREAT)

@@ -34,7 +34,7 @@ struct RecoveryTests {
         for cut in lastStart..<end {
             let directory = TemporaryDirectory("torn")
             defer { directory.remove() }
-            try FileManager.default.createDirectory(atPath: directory.path, withIntermediateDirectories: true)
+            try directory.create()
             // A torn write leaves the file at its size (a cut file is damage).
             try (original.prefix(cut) + Data(count: original.count - cut)).write(to: URL(fileURLWithPath: directory.file(Self.segment)))
             for (name, bytes) in metadata { try bytes.write(to: URL(fileURLWithPath: directory.file(name))) }

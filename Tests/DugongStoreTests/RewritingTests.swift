@@ -127,7 +127,7 @@ struct RewritingTests {
     // only once it is complete (see SegmentSetWriter.startOutput).
     @Test func aSegmentBeingRewrittenBeginsWithItsHeader() throws {
         let directory = TemporaryDirectory("rewrite-header-first")
-        try FileManager.default.createDirectory(atPath: directory.path, withIntermediateDirectories: true)
+        try directory.create()
         defer { directory.remove() }
         var output = SegmentSetWriter(
             directory: directory.path, options: EventLog.Options(), takenNames: [], dryRun: false, sequence: 0, nextBatch: 0, firstPosition: 0)

@@ -9,6 +9,9 @@ struct TemporaryDirectory: Sendable {
             .appendingPathComponent("dugong-tests-\(label)-\(UUID().uuidString.prefix(8))").path
     }
 
+    /// Creates the directory (a store's open creates it; other tests need it first).
+    func create() throws { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) }
+
     /// A path inside the directory.
     func file(_ name: String) -> String { path + "/" + name }
 
