@@ -2,6 +2,7 @@ import Dugong
 @testable import DugongStore
 import Foundation
 import Testing
+import Synchronization
 
 /// Readers when no writer holds the store and the head file is older than what was
 /// acknowledged (a power cut takes head records: they are written without a sync). FORMAT.md §8,
@@ -127,6 +128,71 @@ struct ReadersWithoutWriterTests {
             #expect("\(error)".contains("00000000000000000000.dseg at offset"), "\(damage): \(error)")
         } catch is CancellationError {
             Issue.record("\(damage): the subscription still waited, silent, 20 s after the damage")
+        }
+    }
+
+    // Found by review (helper 60): damage known when a subscription began was thrown as new
+    // once a scan again described it, its reason naming the durable end as it was then.
+    @Test func aSubscriptionTakesDamageItKnewForKnownWhenAScanDescribesItAnew() async throws {
+        let directory = TemporaryDirectory("subscription-known-damage")
+        defer { directory.remove() }
+        let segment = directory.file("00000000000000000000.dseg")
+        // Writers that fail (an injected failed sync) and go without a clean close: a reader
+        // opening after them scans the segment.
+        let armed = Mutex(false)
+        var options = EventLog.Options(createIfMissing: true)
+        options.useIndexFile = false
+        options.faults = { point in
+            if point == .sync, armed.withLock({ $0 }) { throw FailureTests.InjectedFailure() }
+        }
+        func appendThenFail(_ writer: EventLog) async throws {
+            armed.withLock { $0 = true }
+            await #expect(throws: StoreError.self) { try await writer.append(Fixture.events(1), to: "s/failed") }
+            writer.close()
+            armed.withLock { $0 = false }
+        }
+        do {
+            let writer = try EventLog.open(at: directory.path, options: options)
+            for round in 0..<6 { try await writer.append(Fixture.events(2, size: 100), to: "s/\(round % 3)") }
+            try await appendThenFail(writer)
+        }
+        // A byte of the third frame changed: its checksum fails, before the durable end.
+        let third = try Fixture.frameOffsets(of: segment)[2]
+        let handle = try FileHandle(forUpdating: URL(fileURLWithPath: segment))
+        try handle.seek(toOffset: UInt64(third + 60))
+        let byte = try handle.read(upToCount: 1)![0]
+        try handle.seek(toOffset: UInt64(third + 60))
+        try handle.write(contentsOf: [byte ^ 0xFF])
+        try handle.close()
+        let reader = try EventLog.open(at: directory.path, options: Self.readOnly())
+        defer { reader.close() }
+        let known = reader.damageFoundAtOpen
+        #expect(known.count == 1 && known[0].reason.contains("durable end"), "\(known)")
+        let subscription = Task {
+            var delivered = 0
+            for try await _ in reader.subscribe(from: reader.headPosition) { delivered += 1 }
+            return delivered
+        }
+        // A writer despite the damage appends (the durable end moves on), then fails and goes
+        // without a clean close: the reader's next look scans the segment again.
+        options.acceptWritesDespiteDamage = true
+        let writer = try EventLog.open(at: directory.path, options: options)
+        try await writer.append(Fixture.events(1), to: "s/new")
+        try await appendThenFail(writer)
+        for _ in 0..<100 where reader.damageFoundAtOpen.map(\.reason) == known.map(\.reason) {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        #expect(reader.damageFoundAtOpen.map(\.reason) != known.map(\.reason), "the scan again describes the damage anew")
+        #expect(reader.damageFoundAtOpen.count == 1 && reader.damageFoundAtOpen[0].isAmong(known))
+        try await Task.sleep(for: .milliseconds(200))
+        subscription.cancel()
+        do {
+            let delivered = try await subscription.value
+            Issue.record("the subscription ended after \(delivered) events")
+        } catch is CancellationError {
+            // Still following when cancelled: nothing new was damaged.
+        } catch {
+            Issue.record("\(error)")
         }
     }
 

@@ -176,7 +176,7 @@ struct ReadAll: AsyncParsableCommand {
         let damagedAtStart = log.damageFoundAtOpen
         func refresh() throws -> Int {
             let grew = try log.refresh()
-            if let found = log.damageFoundAtOpen.first(where: { !damagedAtStart.contains($0) }) {
+            if let found = log.damageFoundAtOpen.first(where: { !$0.isAmong(damagedAtStart) }) {
                 throw Terminal.fail(
                     "\(store) was damaged while it was followed (\(found)); `dugong verify` lists the damage",
                     code: ExitStatus.damaged.rawValue)

@@ -343,9 +343,10 @@ extension EventLog {
         }
     }
 
-    /// Throws the first damage found that `known` does not hold.
+    /// Throws the first damage found that `known` does not hold (by file and offset: a scan
+    /// again describes the same damage anew, its reason naming the durable end as it is now).
     func throwDamage(foundAfter known: [DamagedRegion]) throws {
-        guard let found = damageFoundAtOpen.first(where: { !known.contains($0) }) else { return }
+        guard let found = damageFoundAtOpen.first(where: { !$0.isAmong(known) }) else { return }
         let held = found.positions.isEmpty ? "" : found.positions.count == 1 ? " (position \(found.positions.lowerBound))" : " (positions \(found.positions.lowerBound)...\(found.positions.upperBound - 1))"
         throw StoreError.corruption(
             segment: found.file, offset: found.offset,

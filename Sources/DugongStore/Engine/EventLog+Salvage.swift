@@ -11,6 +11,14 @@ public struct DamagedRegion: Sendable, Equatable, CustomStringConvertible {
     /// The positions the region held (empty when it held none or they cannot be told).
     public var positions: Range<UInt64>
 
+    /// Whether `regions` holds this damage: a region of the same file at the same offset,
+    /// whatever its reason and positions say now (a scan again describes damage anew: its
+    /// reason may name the durable end as it is then, its positions end where the log then
+    /// goes on).
+    public func isAmong(_ regions: [DamagedRegion]) -> Bool {
+        regions.contains { $0.file == file && $0.offset == offset }
+    }
+
     public var description: String {
         let held = positions.isEmpty ? "no position known" : positions.count == 1 ? "position \(positions.lowerBound)" : "positions \(positions.lowerBound)...\(positions.upperBound - 1)"
         return "\(file) at offset \(offset) (\(held)): \(reason)"

@@ -13,11 +13,20 @@ struct File: ~Copyable {
     init(path: String, flags: Int32, mode: mode_t = 0o644) throws(SystemError) {
         system = FileSystems.owner(of: path)
         let existed = flags & (O_CREAT | O_TRUNC) != 0 && Directory.fileExists(path)
+        let created = flags & O_CREAT != 0 && !existed, truncated = flags & O_TRUNC != 0 && existed
         // Without blocking: a FIFO put where a store file belongs made every command hang in
         // `open` (O_NONBLOCK changes nothing for regular files). Only regular files (and
         // directories, whose reads fail with a message) are taken.
-        let descriptor = try Self.aboveStandardStreams(
-            try retryingOnInterrupt("open", path) { Glibc.open(path, flags | O_CLOEXEC | O_NONBLOCK, mode) }, path: path)
+        let opened = try retryingOnInterrupt("open", path) { Glibc.open(path, flags | O_CLOEXEC | O_NONBLOCK, mode) }
+        let descriptor: Int32
+        do {
+            descriptor = try Self.aboveStandardStreams(opened, path: path)
+        } catch {
+            // The open made or emptied the file all the same: its file system is told.
+            system.opened(opened, path: path, created: created, truncated: truncated)
+            system.closed(opened)
+            throw error
+        }
         var status = stat()
         if fstat(descriptor, &status) == 0, ![S_IFREG, S_IFDIR].contains(status.st_mode & S_IFMT) {
             _ = Glibc.close(descriptor)
@@ -28,7 +37,7 @@ struct File: ~Copyable {
         _ = fcntl(descriptor, F_SETFL, fcntl(descriptor, F_GETFL) & ~O_NONBLOCK)
         self.descriptor = descriptor
         self.path = path
-        system.opened(descriptor, path: path, created: flags & O_CREAT != 0 && !existed, truncated: flags & O_TRUNC != 0 && existed)
+        system.opened(descriptor, path: path, created: created, truncated: truncated)
     }
 
     /// The lowest number a store file's descriptor takes. In a process that started with
