@@ -129,6 +129,16 @@ struct ReadersWithoutWriterTests {
         } catch is CancellationError {
             Issue.record("\(damage): the subscription still waited, silent, 20 s after the damage")
         }
+        // A wait begun afterwards says so too (helper 60's F3: each wait compared with the
+        // damage known when it began, so damage another refresh found was never told): the
+        // damage was found since the store was opened, whichever refresh found it.
+        let waiter = Task { try await reader.waitForEvents(after: 1_000) }
+        let stop = Task {
+            try await Task.sleep(for: .seconds(5))
+            waiter.cancel()
+        }
+        defer { stop.cancel() }
+        await #expect(throws: StoreError.self, "\(damage): a later wait") { try await waiter.value }
     }
 
     // Found by review (helper 60): damage known when a subscription began was thrown as new

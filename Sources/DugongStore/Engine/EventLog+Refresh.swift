@@ -323,30 +323,26 @@ extension EventLog {
     /// is cancelled. A read-only store looks for new commits every ``Options/followInterval``.
     ///
     /// - Throws: what ``refresh()`` throws (read-only stores), e.g. damage in the new frames;
-    ///   and ``StoreError/corruption(segment:offset:reason:)`` for damage a refresh finds that
-    ///   was not found before the wait, wherever it lies (a segment cut, removed or put back
-    ///   from an older copy while the store was followed: a follower would otherwise wait at
-    ///   the end for ever, silent, where a fresh reader reports the damage).
+    ///   and ``StoreError/corruption(segment:offset:reason:)`` for damage that a refresh found
+    ///   since the store was opened, wherever it lies (a segment cut, removed or put back from
+    ///   an older copy while the store was followed: a follower would otherwise wait at the end
+    ///   for ever, silent, where a fresh reader reports the damage), whichever refresh found it.
     public func waitForEvents(after position: UInt64) async throws {
-        try await waitForEvents(after: position, damageKnown: damageFoundAtOpen)
-    }
-
-    /// ``waitForEvents(after:)``, with the damage found before as `damageKnown` (a
-    /// subscription's: what it found when it began).
-    func waitForEvents(after position: UInt64, damageKnown: [DamagedRegion]) async throws {
         guard options.readOnly else { return await core.waitForEvents(after: position) }
+        try throwDamageFoundSinceOpen()
         while !Task.isCancelled, core.shared.withLock({ !$0.isClosed && !$0.index.hasEvents(atOrAfter: position) }) {
             let grew = try refresh()
-            try throwDamage(foundAfter: damageKnown)
+            try throwDamageFoundSinceOpen()
             if grew > 0 { continue }
             try? await Task.sleep(for: options.followInterval)
         }
     }
 
-    /// Throws the first damage found that `known` does not hold (by file and offset: a scan
-    /// again describes the same damage anew, its reason naming the durable end as it is now).
-    func throwDamage(foundAfter known: [DamagedRegion]) throws {
-        guard let found = damageFoundAtOpen.first(where: { !$0.isAmong(known) }) else { return }
+    /// Throws the first damage found since the open (told from the open's by file and offset:
+    /// a scan again describes the same damage anew, its reason naming the durable end as it is
+    /// now).
+    func throwDamageFoundSinceOpen() throws {
+        guard let found = damageFoundAtOpen.first(where: { !$0.isAmong(damageAtOpen) }) else { return }
         let held = found.positions.isEmpty ? "" : found.positions.count == 1 ? " (position \(found.positions.lowerBound))" : " (positions \(found.positions.lowerBound)...\(found.positions.upperBound - 1))"
         throw StoreError.corruption(
             segment: found.file, offset: found.offset,

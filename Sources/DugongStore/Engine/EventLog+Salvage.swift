@@ -19,6 +19,11 @@ public struct DamagedRegion: Sendable, Equatable, CustomStringConvertible {
         regions.contains { $0.file == file && $0.offset == offset }
     }
 
+    /// The engine's damage entries as regions.
+    static func regions(of damage: some Collection<Damage>) -> [DamagedRegion] {
+        damage.map { DamagedRegion(file: $0.segmentName, offset: $0.offset, reason: $0.reason, positions: $0.positions) }
+    }
+
     public var description: String {
         let held = positions.isEmpty ? "no position known" : positions.count == 1 ? "position \(positions.lowerBound)" : "positions \(positions.lowerBound)...\(positions.upperBound - 1)"
         return "\(file) at offset \(offset) (\(held)): \(reason)"
@@ -28,9 +33,7 @@ public struct DamagedRegion: Sendable, Equatable, CustomStringConvertible {
 extension EventLog {
     /// The damage found when the store was opened, in the order it was found.
     public var damageFoundAtOpen: [DamagedRegion] {
-        core.shared.withLock { shared in
-            shared.damage.map { DamagedRegion(file: $0.segmentName, offset: $0.offset, reason: $0.reason, positions: $0.positions) }
-        }
+        core.shared.withLock { shared in DamagedRegion.regions(of: shared.damage) }
     }
 
     /// Up to `maxCount` readable events in log order from `position` on, stepping over damage

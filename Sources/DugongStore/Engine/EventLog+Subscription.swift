@@ -2,8 +2,8 @@ extension EventLog {
     /// Every event from global position `position` on, in log order: first the events already
     /// stored (catch-up), then each new one as soon as its commit is acknowledged (live tail).
     /// The sequence ends when the store closes; it throws on damage: in the events it reads,
-    /// and, on a read-only store, damage a refresh finds anywhere after the subscription began
-    /// (a segment cut, removed or put back from an older copy, in what it delivered too).
+    /// and, on a read-only store, damage a refresh found anywhere since the store was opened (a
+    /// segment cut, removed or put back from an older copy, in what it delivered too).
     ///
     /// On a read-only store it follows a writer in another process through its restarts,
     /// segment rolls and compactions (see ``refresh()``): each event is delivered once, in
@@ -37,9 +37,6 @@ public struct EventSubscription: AsyncSequence, Sendable {
         var next: UInt64
         var buffer: [StoredEvent] = []
         var bufferIndex = 0
-        /// The damage known when the first event was asked for: other damage found later ends
-        /// the subscription.
-        var damageKnown: [DamagedRegion]?
         /// Events read at a time while catching up.
         static let batchSize = 512
 
@@ -52,10 +49,8 @@ public struct EventSubscription: AsyncSequence, Sendable {
                 try Task.checkCancellation()
                 if core.shared.withLock({ $0.isClosed }) { return nil }
                 do {
-                    let known = damageKnown ?? log.damageFoundAtOpen
-                    damageKnown = known
                     try log.prepareToRead()
-                    try log.throwDamage(foundAfter: known)
+                    if log.options.readOnly { try log.throwDamageFoundSinceOpen() }
                 } catch StoreError.closed {
                     return nil  // closed since the check above
                 }
@@ -65,7 +60,7 @@ public struct EventSubscription: AsyncSequence, Sendable {
                     next = last.position + 1
                     continue
                 }
-                try await log.waitForEvents(after: next, damageKnown: damageKnown ?? [])
+                try await log.waitForEvents(after: next)
             }
         }
     }

@@ -32,6 +32,9 @@ public final class EventLog: Sendable {
 
     /// What recovery found when the store was opened.
     public let recovery: RecoveryReport
+    /// The damage this open found: what a refresh finds besides it ends waits for new events
+    /// (``waitForEvents(after:)``, ``subscribe(from:)``).
+    let damageAtOpen: [DamagedRegion]
 
     /// What opening the store found and repaired.
     public struct RecoveryReport: Sendable, Equatable {
@@ -68,6 +71,7 @@ public final class EventLog: Sendable {
         }
         recovery = RecoveryReport(
             tornBytesDiscarded: recovered.tornBytes, corruptions: recovered.index.damage.map(\.error), leftoverFiles: recovered.index.damage.isEmpty ? set.leftovers : [])
+        damageAtOpen = DamagedRegion.regions(of: recovered.index.damage)
     }
 
     deinit { close() }
