@@ -50,6 +50,9 @@ final class StoreLock: Sendable {
     /// Whether a writer (a writable open, a compaction, an upgrade) has the store in `directory`
     /// open now: tested without taking the lock, so it never makes a writer's open fail. When
     /// it cannot be told (the lock file unreadable, a file system without such locks): `true`.
+    /// A writer that closed a moment ago may still be present: a child process its program was
+    /// spawning then holds a copy of every descriptor until it starts its program, and with
+    /// them the marks (a reader then serves what the head records, as with a writer there).
     static func writerIsPresent(in directory: String) -> Bool {
         let path = directory + "/" + Layout.lockFileName
         if Directory.fileExists(path) {  // a writer creates it before it locks

@@ -687,7 +687,10 @@ final class Writer: Sendable {
                     dictionary: state.preset(dictionary?.bytes ?? segment.dictionary(before: state.writeOffset + group.bytes), codec),
                     codec: codec)
                 let dictionaryLength = dictionary?.frame.totalLength ?? 0
-                if olderFormat || state.writeOffset + group.bytes + dictionaryLength + sealed.totalLength > segment.capacity {
+                // A frame never ends exactly at the capacity: a segment whose frames do is a
+                // compaction's sealed one to a later open, which then does not learn the store's
+                // segment size from it (``EventLog/Options/adoptingSegmentSize(of:)``).
+                if olderFormat || state.writeOffset + group.bytes + dictionaryLength + sealed.totalLength >= segment.capacity {
                     written += try flush(&group, &state, forceSync: forceSync, deferringSync: false).frames
                     // A new segment large enough for a dictionary frame and this frame stored as is.
                     let dictionaryRoom = Layout.frameHeaderSize + 4 + dictionarySize
