@@ -789,4 +789,69 @@ struct FollowingTests {
         #expect(reader.recovery.corruptions.isEmpty)
         #expect(try reader.readAll(maxCount: .max) == written)
     }
+
+    // Helper 60's F2 (session 32) asked whether a refresh that opens the files anew could take
+    // a writer's work for damage when the writer came between the refresh's read of the head and
+    // its scan. Here the segment's path names a new file (as when a copy is put back), and a
+    // writer reopens the store after the clean close the head records and appends meanwhile:
+    // the frames after the clean close are not served before a head records them, nor are they
+    // damage; the next refresh serves them.
+    @Test func aRefreshThatRacedAWriterPastACleanCloseServesItsEventsNext() async throws {
+        let directory = TemporaryDirectory("follow-race-clean-close")
+        let later = TemporaryDirectory("follow-race-later")
+        defer {
+            directory.remove()
+            later.remove()
+        }
+        do {
+            let writer = try Fixture.open(directory, segmentSize: 1 << 16, useIndexFile: false)
+            for round in 0..<5 { try await writer.append(Fixture.events(2, size: 100), to: "s/\(round % 2)") }
+            writer.close()
+        }
+        let segment = "00000000000000000000.dseg"
+        // The store as it is once a writer reopened it and appended: its segment and its head.
+        try FileManager.default.copyItem(atPath: directory.path, toPath: later.path)
+        let grown: (segment: Data, head: Data)
+        do {
+            let writer = try Fixture.open(later, segmentSize: 1 << 16, useIndexFile: false)
+            try await writer.append(Fixture.events(1), to: "s/new")
+            grown = (try Data(contentsOf: URL(fileURLWithPath: later.file(segment))), try Data(contentsOf: URL(fileURLWithPath: later.file(Layout.headName))))
+            writer.close()
+        }
+        let armed = Shared(false)
+        let writerLock = Shared<StoreLock?>(nil)
+        var options = InspectionTests.readOnly()
+        let path = directory.path
+        options.scanningHook = {
+            guard armed.withLock({ armed in defer { armed = false }; return armed }) else { return }
+            // The writer opens (its mark set), appends and records the new end in the head, in place.
+            do {
+                let lock = try StoreLock.take(in: path)
+                try lock.markWriter()
+                writerLock.withLock { $0 = lock }
+                let file = try FileHandle(forUpdating: URL(fileURLWithPath: path + "/" + segment))
+                try file.write(contentsOf: grown.segment)
+                try file.close()
+                let head = try FileHandle(forUpdating: URL(fileURLWithPath: path + "/" + Layout.headName))
+                try head.write(contentsOf: grown.head)
+                try head.close()
+            } catch {
+                Issue.record("\(error)")
+            }
+        }
+        let reader = try EventLog.open(at: directory.path, options: options)
+        defer { reader.close() }
+        #expect(try reader.readAll().count == 10)
+        // The same bytes under a new file: the next refresh opens the files anew.
+        try FileManager.default.copyItem(atPath: directory.file(segment), toPath: directory.file("copy"))
+        #expect(rename(directory.file("copy"), directory.file(segment)) == 0)
+        armed.withLock { $0 = true }
+        #expect(try reader.refresh() == 0, "what the head it read records")
+        #expect(!armed.withLock { $0 }, "the writer came during the refresh")
+        #expect(reader.damageFoundAtOpen.isEmpty, "\(reader.damageFoundAtOpen)")
+        #expect(try reader.refresh() == 1)
+        #expect(reader.damageFoundAtOpen.isEmpty, "\(reader.damageFoundAtOpen)")
+        #expect(try reader.read(stream: "s/new").count == 1)
+        writerLock.withLock { $0 = nil }
+    }
 }

@@ -65,6 +65,9 @@ extension EventLog {
         /// Test hook: called when a read-only open or refresh has read the manifest, before it
         /// opens the segments the manifest lists.
         var readingHook: (@Sendable () -> Void)?
+        /// Test hook: called when a read-only open or refresh has opened the files and read the
+        /// head, just before it scans them all.
+        var scanningHook: (@Sendable () -> Void)?
         /// Test hook: called when a read-only store's refresh is about to scan the new frames
         /// through the maps it has (not when it opens the files anew).
         var incrementalScanHook: (@Sendable () -> Void)?

@@ -182,7 +182,8 @@ extension EventLog {
             context.lastFileSize = try set.segments.last?.file.size()
             let segments = set.segments
             scanned = try Self.scanForReading(segments, context: context, in: directory, lastAttempt: attempt >= Self.writerRaceAttempts) {
-                Recovery.scan(segments, context: $0)
+                options.scanningHook?()
+                return Recovery.scan(segments, context: $0)
             }
         } while scanned == nil
         let (result, withoutWriter) = scanned!

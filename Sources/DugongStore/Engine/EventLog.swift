@@ -128,6 +128,7 @@ public final class EventLog: Sendable {
             let segments = set.segments
             let intact = set.isIntact
             func scan(_ context: Recovery.Context) -> Recovery.Result {
+                if !writable { options.scanningHook?() }
                 if options.useIndexFile, intact, let saved = IndexFile.load(from: directory, segments: segments, head: context.head) {
                     return Recovery.scan(
                         segments, from: saved.segmentCount - 1, offset: saved.scannedEnd, into: saved.index,
