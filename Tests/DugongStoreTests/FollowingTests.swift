@@ -799,10 +799,7 @@ struct FollowingTests {
     @Test func aRefreshThatRacedAWriterPastACleanCloseServesItsEventsNext() async throws {
         let directory = TemporaryDirectory("follow-race-clean-close")
         let later = TemporaryDirectory("follow-race-later")
-        defer {
-            directory.remove()
-            later.remove()
-        }
+        defer { [directory, later].forEach { $0.remove() } }
         do {
             let writer = try Fixture.open(directory, segmentSize: 1 << 16, useIndexFile: false)
             for round in 0..<5 { try await writer.append(Fixture.events(2, size: 100), to: "s/\(round % 2)") }
