@@ -344,10 +344,9 @@ extension EventLog {
     /// now).
     func throwDamageFoundSinceOpen() throws {
         guard let found = damageFoundAtOpen.first(where: { !$0.isAmong(damageAtOpen) }) else { return }
-        let held = found.positions.isEmpty ? "" : found.positions.count == 1 ? " (position \(found.positions.lowerBound))" : " (positions \(found.positions.lowerBound)...\(found.positions.upperBound - 1))"
         throw StoreError.corruption(
             segment: found.file, offset: found.offset,
-            reason: "\(found.reason)\(held); found while the store was followed, \(StoreError.damagedStoreAdvice)")
+            reason: "\(found.reason)\(found.heldPositions.map { " (\($0))" } ?? ""); found while the store was followed, \(StoreError.damagedStoreAdvice)")
     }
 }
 

@@ -25,8 +25,12 @@ public struct DamagedRegion: Sendable, Equatable, CustomStringConvertible {
     }
 
     public var description: String {
-        let held = positions.isEmpty ? "no position known" : positions.count == 1 ? "position \(positions.lowerBound)" : "positions \(positions.lowerBound)...\(positions.upperBound - 1)"
-        return "\(file) at offset \(offset) (\(held)): \(reason)"
+        "\(file) at offset \(offset) (\(heldPositions ?? "no position known")): \(reason)"
+    }
+
+    /// "position P" or "positions P...Q"; nil when none is known.
+    var heldPositions: String? {
+        positions.isEmpty ? nil : positions.count == 1 ? "position \(positions.lowerBound)" : "positions \(positions.lowerBound)...\(positions.upperBound - 1)"
     }
 }
 
