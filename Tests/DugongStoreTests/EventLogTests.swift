@@ -68,6 +68,16 @@ enum Fixture {
             sequence: head.sequence + 1, segmentSalt: try salt(of: last), durableEnd: UInt64(try durableEnd ?? endOfFrames(of: last)),
             nextPosition: nextPosition ?? head.nextPosition, nextBatch: head.nextBatch, cleanClose: false)
         try HeadFile(directory: directory.path).write(record, durably: false)
+        untilTheWriterIsGone(directory)
+    }
+
+    /// Waits until no writer's mark is left on a store whose writer closed. A child process that
+    /// another test was spawning then holds the writer's descriptors, marks and all, until it
+    /// starts its program (found by a CI run: a reader opened meanwhile saw a writer and served
+    /// only what the head records). No new copy can be made once the writer's files are closed.
+    static func untilTheWriterIsGone(_ directory: TemporaryDirectory) {
+        for _ in 0..<500 where StoreLock.writerIsPresent(in: directory.path) { usleep(10_000) }
+        #expect(!StoreLock.writerIsPresent(in: directory.path), "the writer's mark outlived it")
     }
 
     /// The salt in a segment file's header (offset 40).

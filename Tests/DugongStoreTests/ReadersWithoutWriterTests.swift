@@ -19,17 +19,8 @@ struct ReadersWithoutWriterTests {
         #expect(writer.segmentNames.count >= 3)
         writer.close()
         try head.write(to: URL(fileURLWithPath: directory.file(Layout.headName)))
-        try await untilTheWriterIsGone(directory)
+        Fixture.untilTheWriterIsGone(directory)
         return (200, head)
-    }
-
-    /// Waits until no writer's mark is left on the store. A child process that another test was
-    /// spawning when the writer closed holds the writer's descriptors, marks and all, until it
-    /// starts its program (found by a CI run: a reader opened then saw a writer and served only
-    /// what the old head records). No new copy can be made once the writer's files are closed.
-    static func untilTheWriterIsGone(_ directory: TemporaryDirectory) async throws {
-        for _ in 0..<500 where StoreLock.writerIsPresent(in: directory.path) { try await Task.sleep(for: .milliseconds(10)) }
-        #expect(!StoreLock.writerIsPresent(in: directory.path), "the writer's mark outlived it")
     }
 
     /// As the tool opens a store for reading (no index file was saved: the writer used none).
@@ -339,7 +330,7 @@ struct ReadersWithoutWriterTests {
         #expect(try reader.refresh() == 0, "\(tail): the writer is there, nothing recorded since")
         withExtendedLifetime(lock) {}
         lock = nil  // the writer is gone (killed: no clean close, its last head records lost)
-        try await Self.untilTheWriterIsGone(directory)
+        Fixture.untilTheWriterIsGone(directory)
         _ = try reader.refresh()
         let fresh = try EventLog.open(at: directory.path, options: Self.readOnly())
         defer { fresh.close() }
