@@ -133,6 +133,14 @@ final class Importer {
             let slot = versions.index(forKey: NameKey(stream))
             let current = try slot.map { versions.values[$0] } ?? version(of: stream)
             let version = given ?? current + 1
+            // (A given version is within bounds; the next one may not be. Found by a black-box
+            // run: the store refused the commit, after its record of where the stream begins
+            // was written.)
+            guard version <= EventLog.maximumVersion else {
+                throw Terminal.fail(
+                    "line \(line): '\(stream)' would pass the largest version, \(EventLog.maximumVersion) (2^62 - 1)",
+                    code: ExitStatus.badInput.rawValue)
+            }
             if version <= current {
                 // A version an earlier line of this commit gave: compared with that line, and
                 // nothing is written to find out (a conflict leaves nothing of the commit).

@@ -53,10 +53,15 @@ enum JSONLines {
     /// parser: importing spends its time here otherwise), or any other ISO 8601 date.
     static func timestamp(parsing text: String) -> Date? {
         var text = text
-        // Only a time a store keeps (`Date.isStorable`): the milliseconds of one beyond trap.
         return text.withUTF8(timestamp(utf8:))
-            ?? PayloadTimestamp.milliseconds(from: text).map(Date.init(millisecondsSince1970:)).flatMap { $0.isStorable ? $0 : nil }
+            ?? PayloadTimestamp.milliseconds(from: text).flatMap { $0.magnitude < exactMilliseconds ? Date(millisecondsSince1970: $0) : nil }
     }
+
+    /// How far from 1970, in milliseconds, a `Date` (seconds in a `Double`) holds every whole
+    /// millisecond exactly: 2^50 ms, about 35,000 years. Beyond it an event's timestamp would be
+    /// stored as a neighbouring millisecond (found by a black-box run: `+300000-01-01T00:00:00.123Z`
+    /// read back as `.124Z`, with exit 0), so the tool refuses it.
+    static let exactMilliseconds: UInt64 = 1 << 50
 
     private static let daysInMonth = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
 
@@ -304,7 +309,7 @@ enum JSONLines {
                     ?? (try? object.string("timestamp")).flatMap({ $0.flatMap(timestamp(parsing:)) })
             else {
                 throw InputError(
-                    "\"timestamp\" must be an ISO 8601 date like 2024-11-29T06:44:55.123Z (a year past 9999 with its sign: +010000-01-01T00:00:00Z), within \(Int(Date.storableSecondsSince1970 / 31_556_952 / 1e6)) million years of 1970 (what a store keeps)")
+                    "\"timestamp\" must be an ISO 8601 date like 2024-11-29T06:44:55.123Z (a year past 9999 with its sign: +010000-01-01T00:00:00Z), within 35,000 years (2^50 ms) of 1970, where a timestamp is kept to the millisecond")
             }
             event.timestamp = date
         }
