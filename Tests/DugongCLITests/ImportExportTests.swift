@@ -405,6 +405,39 @@ struct ImportExportTests {
         #expect(try CLI.run(["read", store, "s"]).lines.count == 2)
     }
 
+    // What `import --segment-size` says it does (its help was wrong for an existing store, found
+    // by a black-box run): the size of a store it creates is kept by later writers; on an
+    // existing store only that import's new segments get it.
+    @Test func anImportsSegmentSizeHoldsAsItsHelpSays() throws {
+        let store = CLI.storePath("segment-size")
+        defer { try? FileManager.default.removeItem(atPath: store) }
+        var random = SystemRandomNumberGenerator()
+        let lines = (0..<6).map { _ in
+            let noise = Data((0..<2000).map { _ in UInt8.random(in: 0...255, using: &random) }).base64EncodedString()
+            return #"{"stream":"s","type":"T","data":{"base64":"\#(noise)"}}"#
+        }
+        /// The capacities of the segments no earlier call saw.
+        var seen: Set<String> = []
+        func newCapacities() throws -> [UInt64] {
+            let names = try FileManager.default.contentsOfDirectory(atPath: store).filter { $0.hasSuffix(".dseg") && !seen.contains($0) }.sorted()
+            seen.formUnion(names)
+            return try names.map { name in
+                let header = try Data(contentsOf: URL(fileURLWithPath: store + "/" + name)).prefix(32)
+                return header.suffix(8).enumerated().reduce(0) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) }
+            }
+        }
+        #expect(try CLI.run(["import", store, "--segment-size", "4096"], input: lines[0]).status == 0)
+        #expect(try newCapacities() == [4096])
+        #expect(try CLI.run(["import", store, "--batch", "1"], input: lines.joined(separator: "\n")).status == 0)
+        #expect(try newCapacities().allSatisfy { $0 == 4096 }, "a later writer keeps the size the store was made with")
+        #expect(try CLI.run(["import", store, "--batch", "1", "--segment-size", "16384"], input: lines.joined(separator: "\n")).status == 0)
+        let grown = try newCapacities()
+        #expect(!grown.isEmpty && grown.allSatisfy { $0 == 16384 }, "\(grown)")
+        #expect(try CLI.run(["import", store, "--batch", "1"], input: lines.joined(separator: "\n")).status == 0)
+        #expect(try newCapacities().allSatisfy { $0 == 4096 }, "later writers take the smallest size among the segments")
+        #expect(try CLI.run(["verify", store]).status == 0)
+    }
+
     // Every millisecond within the range the tool takes is kept exactly: what `export` prints is
     // what was given, near both ends of the range and at every digit of the milliseconds.
     @Test func timestampsAreKeptToTheMillisecondAcrossTheirRange() throws {

@@ -19,6 +19,14 @@ struct ToolTests {
         #expect(read.status == 0 && read.lines.count >= 3, "\(read.stderr)")
         let missing = try CLI.run(["read", store, "no/such-stream"])
         #expect(missing.status == 66 && missing.stderr.contains("has no stream 'no/such-stream'"), "\(missing.stderr)")
+        // A name no stream can have is a bad value (65), as the writing commands answer; it
+        // read as "no stream" (66: found by a black-box run).
+        for (name, problem) in [("", "is empty"), (String(repeating: "a", count: 1025), "is 1025 bytes long")] {
+            let bad = try CLI.run(["read", store, name])
+            #expect(bad.status == 65 && bad.stderr.contains("the stream name \(problem)"), "\(bad.status) \(bad.stderr)")
+            let tombstone = try CLI.run(["tombstone-stream", store, name])
+            #expect(tombstone.status == 65, "\(tombstone.stderr)")
+        }
     }
 
     // Defect 8: lifecycle commands said nothing; tombstoning a name never used is allowed and

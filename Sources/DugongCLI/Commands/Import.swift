@@ -33,7 +33,7 @@ struct Import: AsyncParsableCommand {
 
     @Argument(help: "The store's directory (created if missing), or a postgres:// URL (tables created if missing).") var store: String
     @Option(parsing: .unconditional, help: "At most this many events per commit (and at most 32 MiB of them; a larger event goes alone).") var batch = 1000
-    @Option(parsing: .unconditional, help: "Bytes preallocated for each new segment file, 4096 to 1 GiB (default: an existing store's own size; 64 MiB for a new store). Later writers and compactions keep the size.")
+    @Option(parsing: .unconditional, help: "Bytes preallocated for each new segment file, 4096 to 1 GiB (default: an existing store's own size; 64 MiB for a new store). Later writers and compactions keep the size of a store this creates; on an existing store only this import's new segments get it (later writers take the smallest size among the store's segments).")
     var segmentSize: Int?
     @Flag(help: "Print an acknowledgement line on stdout per durable commit and stream (per run of one stream's lines), and a lifecycle line (truncateBefore, tombstone) once it is durable; what was read is committed and acknowledged before the import waits for more input.") var acks = false
     @OptionGroup var lock: LockWait
