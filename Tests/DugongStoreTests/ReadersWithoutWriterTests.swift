@@ -142,6 +142,54 @@ struct ReadersWithoutWriterTests {
         await #expect(throws: StoreError.self, "\(damage): a later wait") { try await waiter.value }
     }
 
+    // Found by a black-box run (helper 61): a follower never looked again at the segments
+    // before the newest, so one removed or cut under it went unseen (`read-all --follow` waited
+    // on, or went on following a live writer), where a fresh reader reports it. A refresh now
+    // looks at them once a second.
+    @Test(arguments: ["removed", "cut"], [false, true])
+    func aSubscriptionEndsWhenASegmentBeforeTheNewestIsCutOrRemoved(_ damage: String, besideAWriter: Bool) async throws {
+        let directory = TemporaryDirectory("older-segment-damage")
+        defer { directory.remove() }
+        let writer = try Fixture.open(directory, segmentSize: 4096, useIndexFile: false)
+        defer { writer.close() }
+        for round in 0..<40 { try await writer.append(Fixture.events(2, size: 100), to: "s/\(round % 3)") }
+        if !besideAWriter {
+            writer.close()
+            Fixture.untilTheWriterIsGone(directory)
+        }
+        let segments = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.hasSuffix(".dseg") }.sorted()
+        try #require(segments.count >= 3, "\(segments)")
+        let reader = try EventLog.open(at: directory.path, options: Self.readOnly())
+        defer { reader.close() }
+        let subscription = Task {
+            var delivered = 0
+            for try await _ in reader.subscribe() { delivered += 1 }
+            return delivered
+        }
+        try await Task.sleep(for: .milliseconds(300))
+        let first = directory.file(segments[0])
+        if damage == "removed" {
+            try FileManager.default.removeItem(atPath: first)
+        } else {
+            #expect(truncate(first, 1000) == 0)
+        }
+        // (Beside a writer, the follower has new events to follow after the damage.)
+        if besideAWriter { try await writer.append(Fixture.events(1), to: "s/after") }
+        let ended = Task {
+            try await Task.sleep(for: .seconds(20))
+            subscription.cancel()
+        }
+        defer { ended.cancel() }
+        do {
+            let delivered = try await subscription.value
+            Issue.record("\(damage): the subscription ended without an error after \(delivered) events")
+        } catch let error as StoreError {
+            #expect("\(error)".contains(segments[0]), "\(damage): \(error)")
+        } catch is CancellationError {
+            Issue.record("\(damage), beside a writer: \(besideAWriter): the subscription still waited, silent, 20 s after the damage")
+        }
+    }
+
     // Found by review (helper 60): damage known when a subscription began was thrown as new
     // once a scan again described it, its reason naming the durable end as it was then.
     @Test func aSubscriptionTakesDamageItKnewForKnownWhenAScanDescribesItAnew() async throws {

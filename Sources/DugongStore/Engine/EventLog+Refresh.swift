@@ -27,7 +27,7 @@ extension EventLog {
     public func refresh() throws -> Int {
         try core.checkOpen()
         guard options.readOnly else { return 0 }
-        let grew = try refreshing.withLock { _ in try refreshOnce() }
+        let grew = try refreshing.withLock { olderSegmentsLookedAt in try refreshOnce(&olderSegmentsLookedAt) }
         if grew > 0 { core.wakeWaiters() }
         return grew
     }
@@ -42,7 +42,11 @@ extension EventLog {
         if options.readOnly, core.shared.withLock({ $0.unreadable != nil }) { _ = try refresh() }
     }
 
-    private func refreshOnce() throws -> Int {
+    /// How often a refresh looks at the segments before the newest (a `stat` and two `fstat`s
+    /// each): a follower finds one cut, removed or replaced within about this time.
+    static let olderSegmentsLookInterval = Duration.seconds(1)
+
+    private func refreshOnce(_ olderSegmentsLookedAt: inout ContinuousClock.Instant?) throws -> Int {
         // The head before the manifest: a writer lists a segment in the manifest before it
         // names it in the head, so the manifest read next lists the head's segment.
         let head = try StoreFiles.readHead(in: directory)
@@ -56,6 +60,19 @@ extension EventLog {
             known.contains(where: { $0.map.wasPatched || $0.map.hadUnreadablePage })
         {
             return try reopen()
+        }
+        // A segment before the newest cut, removed or replaced under the follower (found by a
+        // black-box run: `read-all --follow` waited on, silent, where a fresh reader reports
+        // the missing segment): the files are opened anew and scanned as a fresh reader does,
+        // which finds the damage (a compaction that removed it left a new manifest: no damage).
+        let now = ContinuousClock.now
+        if known.count > 1, olderSegmentsLookedAt.map({ now - $0 >= Self.olderSegmentsLookInterval }) ?? true {
+            olderSegmentsLookedAt = now
+            for segment in known.dropLast() {
+                guard try segment.file.isStill(at: directory + "/" + segment.name), try segment.file.size() >= segment.capacity else {
+                    return try reopen()
+                }
+            }
         }
         let size = try active.file.size()
         // The newest segment shorter than its capacity: cut (a writer keeps the size, FORMAT.md

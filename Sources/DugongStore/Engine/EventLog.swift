@@ -28,7 +28,8 @@ public final class EventLog: Sendable {
     let writer: Writer?
     private let lock: Mutex<StoreLock?>
     /// Held by a refresh: one at a time.
-    let refreshing = Mutex<Void>(())
+    /// Held by a refresh; when it last looked at the older segments (``refresh()``).
+    let refreshing = Mutex<ContinuousClock.Instant?>(nil)
 
     /// What recovery found when the store was opened.
     public let recovery: RecoveryReport
