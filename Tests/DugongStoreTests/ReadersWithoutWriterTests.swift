@@ -23,6 +23,34 @@ struct ReadersWithoutWriterTests {
         return (200, head)
     }
 
+    /// A subscription to `reader` from the start, counting what it delivers.
+    static func counting(_ reader: EventLog) -> Task<Int, any Error> {
+        Task {
+            var delivered = 0
+            for try await _ in reader.subscribe() { delivered += 1 }
+            return delivered
+        }
+    }
+
+    /// Expects `subscription` to end within 20 s with a store error whose text holds `naming`.
+    static func expectEnds(_ subscription: Task<Int, any Error>, naming: String, _ label: String) async {
+        let ended = Task {
+            try await Task.sleep(for: .seconds(20))
+            subscription.cancel()
+        }
+        defer { ended.cancel() }
+        do {
+            let delivered = try await subscription.value
+            Issue.record("\(label): the subscription ended without an error after \(delivered) events")
+        } catch let error as StoreError {
+            #expect("\(error)".contains(naming), "\(label): \(error)")
+        } catch is CancellationError {
+            Issue.record("\(label): the subscription still waited, silent, 20 s after the damage")
+        } catch {
+            Issue.record("\(label): \(error)")
+        }
+    }
+
     /// As the tool opens a store for reading (no index file was saved: the writer used none).
     static func readOnly() -> EventLog.Options { InspectionTests.readOnly() }
 
@@ -102,11 +130,7 @@ struct ReadersWithoutWriterTests {
         }
         let reader = try EventLog.open(at: directory.path, options: Self.readOnly())
         defer { reader.close() }
-        let subscription = Task {
-            var delivered = 0
-            for try await _ in reader.subscribe() { delivered += 1 }
-            return delivered
-        }
+        let subscription = Self.counting(reader)
         try await Task.sleep(for: .milliseconds(200))
         switch damage {
         case "cut through the close marker": #expect(truncate(segment, off_t(try Fixture.endOfFrames(of: segment) - 10)) == 0)
@@ -117,19 +141,7 @@ struct ReadersWithoutWriterTests {
         let found = fresh.damageFoundAtOpen
         fresh.close()
         #expect(!found.isEmpty)
-        let ended = Task {
-            try await Task.sleep(for: .seconds(20))
-            subscription.cancel()
-        }
-        defer { ended.cancel() }
-        do {
-            let delivered = try await subscription.value
-            Issue.record("\(damage): the subscription ended without an error after \(delivered) events")
-        } catch let error as StoreError {
-            #expect("\(error)".contains("00000000000000000000.dseg at offset"), "\(damage): \(error)")
-        } catch is CancellationError {
-            Issue.record("\(damage): the subscription still waited, silent, 20 s after the damage")
-        }
+        await Self.expectEnds(subscription, naming: "00000000000000000000.dseg at offset", damage)
         // A wait begun afterwards says so too (helper 60's F3: each wait compared with the
         // damage known when it began, so damage another refresh found was never told): the
         // damage was found since the store was opened, whichever refresh found it.
@@ -161,11 +173,7 @@ struct ReadersWithoutWriterTests {
         try #require(segments.count >= 3, "\(segments)")
         let reader = try EventLog.open(at: directory.path, options: Self.readOnly())
         defer { reader.close() }
-        let subscription = Task {
-            var delivered = 0
-            for try await _ in reader.subscribe() { delivered += 1 }
-            return delivered
-        }
+        let subscription = Self.counting(reader)
         try await Task.sleep(for: .milliseconds(300))
         let first = directory.file(segments[0])
         if damage == "removed" {
@@ -175,19 +183,7 @@ struct ReadersWithoutWriterTests {
         }
         // (Beside a writer, the follower has new events to follow after the damage.)
         if besideAWriter { try await writer.append(Fixture.events(1), to: "s/after") }
-        let ended = Task {
-            try await Task.sleep(for: .seconds(20))
-            subscription.cancel()
-        }
-        defer { ended.cancel() }
-        do {
-            let delivered = try await subscription.value
-            Issue.record("\(damage): the subscription ended without an error after \(delivered) events")
-        } catch let error as StoreError {
-            #expect("\(error)".contains(segments[0]), "\(damage): \(error)")
-        } catch is CancellationError {
-            Issue.record("\(damage), beside a writer: \(besideAWriter): the subscription still waited, silent, 20 s after the damage")
-        }
+        await Self.expectEnds(subscription, naming: segments[0], "\(damage), beside a writer: \(besideAWriter)")
     }
 
     // Found by review (helper 60): damage known when a subscription began was thrown as new
