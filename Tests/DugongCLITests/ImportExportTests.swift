@@ -411,11 +411,13 @@ struct ImportExportTests {
     @Test func anImportsSegmentSizeHoldsAsItsHelpSays() throws {
         let store = CLI.storePath("segment-size")
         defer { try? FileManager.default.removeItem(atPath: store) }
+        // Incompressible events of 1,000 bytes: a frame (of one commit, or two sent together)
+        // and a dictionary frame fit any segment here, so none is made larger for one commit.
         var random = SystemRandomNumberGenerator()
-        let lines = (0..<6).map { _ in
-            let noise = Data((0..<2000).map { _ in UInt8.random(in: 0...255, using: &random) }).base64EncodedString()
+        let lines = (0..<40).map { _ in
+            let noise = Data((0..<1000).map { _ in UInt8.random(in: 0...255, using: &random) }).base64EncodedString()
             return #"{"stream":"s","type":"T","data":{"base64":"\#(noise)"}}"#
-        }
+        }.joined(separator: "\n")
         /// The capacities of the segments no earlier call saw.
         var seen: Set<String> = []
         func newCapacities() throws -> [UInt64] {
@@ -426,15 +428,18 @@ struct ImportExportTests {
                 return header.suffix(8).enumerated().reduce(0) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) }
             }
         }
-        #expect(try CLI.run(["import", store, "--segment-size", "4096"], input: lines[0]).status == 0)
-        #expect(try newCapacities() == [4096])
-        #expect(try CLI.run(["import", store, "--batch", "1"], input: lines.joined(separator: "\n")).status == 0)
-        #expect(try newCapacities().allSatisfy { $0 == 4096 }, "a later writer keeps the size the store was made with")
-        #expect(try CLI.run(["import", store, "--batch", "1", "--segment-size", "16384"], input: lines.joined(separator: "\n")).status == 0)
+        #expect(try CLI.run(["import", store, "--batch", "1", "--segment-size", "16384"], input: lines).status == 0)
+        let made = try newCapacities()
+        #expect(made.count > 1 && made.allSatisfy { $0 == 16384 }, "\(made)")
+        #expect(try CLI.run(["import", store, "--batch", "1"], input: lines).status == 0)
+        let kept = try newCapacities()
+        #expect(!kept.isEmpty && kept.allSatisfy { $0 == 16384 }, "a later writer keeps the size the store was made with: \(kept)")
+        #expect(try CLI.run(["import", store, "--batch", "1", "--segment-size", "65536"], input: lines).status == 0)
         let grown = try newCapacities()
-        #expect(!grown.isEmpty && grown.allSatisfy { $0 == 16384 }, "\(grown)")
-        #expect(try CLI.run(["import", store, "--batch", "1"], input: lines.joined(separator: "\n")).status == 0)
-        #expect(try newCapacities().allSatisfy { $0 == 4096 }, "later writers take the smallest size among the segments")
+        #expect(!grown.isEmpty && grown.allSatisfy { $0 == 65536 }, "\(grown)")
+        #expect(try CLI.run(["import", store, "--batch", "1"], input: lines).status == 0)
+        let later = try newCapacities()
+        #expect(!later.isEmpty && later.allSatisfy { $0 == 16384 }, "later writers take the smallest size among the segments: \(later)")
         #expect(try CLI.run(["verify", store]).status == 0)
     }
 
