@@ -186,6 +186,29 @@ struct ReadersWithoutWriterTests {
         await Self.expectEnds(subscription, naming: segments[0], "\(damage), beside a writer: \(besideAWriter)")
     }
 
+    // In a store of more segments than a refresh looks at each second, the looks take them in
+    // turn: the damaged one is found at a later look.
+    @Test func theLooksAtOlderSegmentsTakeThemInTurn() async throws {
+        let directory = TemporaryDirectory("older-segments-in-turn")
+        defer { directory.remove() }
+        do {
+            let writer = try Fixture.open(directory, segmentSize: 4096, useIndexFile: false)
+            for round in 0..<40 { try await writer.append(Fixture.events(2, size: 100), to: "s/\(round % 3)") }
+            writer.close()
+        }
+        Fixture.untilTheWriterIsGone(directory)
+        let segments = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.hasSuffix(".dseg") }.sorted()
+        try #require(segments.count >= 4, "\(segments)")
+        var options = Self.readOnly()
+        options.olderSegmentsPerLook = 1
+        let reader = try EventLog.open(at: directory.path, options: options)
+        defer { reader.close() }
+        let subscription = Self.counting(reader)
+        try await Task.sleep(for: .milliseconds(300))
+        try FileManager.default.removeItem(atPath: directory.file(segments[2]))
+        await Self.expectEnds(subscription, naming: segments[2], "one segment a look")
+    }
+
     // Found by review (helper 60): damage known when a subscription began was thrown as new
     // once a scan again described it, its reason naming the durable end as it was then.
     @Test func aSubscriptionTakesDamageItKnewForKnownWhenAScanDescribesItAnew() async throws {

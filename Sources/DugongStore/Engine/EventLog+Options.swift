@@ -68,6 +68,9 @@ extension EventLog {
         /// Test hook: called when a read-only open or refresh has opened the files and read the
         /// head, just before it scans them all.
         var scanningHook: (@Sendable () -> Void)?
+        /// How many segments before the newest a read-only store's refresh looks at, at most,
+        /// once a second (in turn); a test sets fewer.
+        var olderSegmentsPerLook = 256
         /// Test hook: called when a read-only store's refresh is about to scan the new frames
         /// through the maps it has (not when it opens the files anew).
         var incrementalScanHook: (@Sendable () -> Void)?

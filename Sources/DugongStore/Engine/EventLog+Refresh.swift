@@ -27,7 +27,7 @@ extension EventLog {
     public func refresh() throws -> Int {
         try core.checkOpen()
         guard options.readOnly else { return 0 }
-        let grew = try refreshing.withLock { olderSegmentsLookedAt in try refreshOnce(&olderSegmentsLookedAt) }
+        let grew = try refreshing.withLock { look in try refreshOnce(&look) }
         if grew > 0 { core.wakeWaiters() }
         return grew
     }
@@ -42,11 +42,13 @@ extension EventLog {
         if options.readOnly, core.shared.withLock({ $0.unreadable != nil }) { _ = try refresh() }
     }
 
-    /// How often a refresh looks at the segments before the newest (a `stat` and two `fstat`s
-    /// each): a follower finds one cut, removed or replaced within about this time.
+    /// How often a refresh looks at segments before the newest (a `stat` and two `fstat`s
+    /// each), at most ``Options/olderSegmentsPerLook`` of them each time, in turn: a follower
+    /// finds one cut, removed or replaced within about a second in a store of up to 256
+    /// segments (16 GiB of the default size), and at a bounded cost per second in a larger one.
     static let olderSegmentsLookInterval = Duration.seconds(1)
 
-    private func refreshOnce(_ olderSegmentsLookedAt: inout ContinuousClock.Instant?) throws -> Int {
+    private func refreshOnce(_ look: inout OlderSegmentsLook) throws -> Int {
         // The head before the manifest: a writer lists a segment in the manifest before it
         // names it in the head, so the manifest read next lists the head's segment.
         let head = try StoreFiles.readHead(in: directory)
@@ -66,13 +68,17 @@ extension EventLog {
         // the missing segment): the files are opened anew and scanned as a fresh reader does,
         // which finds the damage (a compaction that removed it left a new manifest: no damage).
         let now = ContinuousClock.now
-        if known.count > 1, olderSegmentsLookedAt.map({ now - $0 >= Self.olderSegmentsLookInterval }) ?? true {
-            olderSegmentsLookedAt = now
-            for segment in known.dropLast() {
+        let older = known.count - 1
+        if older > 0, look.at.map({ now - $0 >= Self.olderSegmentsLookInterval }) ?? true {
+            look.at = now
+            let count = min(older, max(options.olderSegmentsPerLook, 1))
+            for step in 0..<count {
+                let segment = known[(look.next + step) % older]
                 guard try segment.file.isStill(at: directory + "/" + segment.name), try segment.file.size() >= segment.capacity else {
                     return try reopen()
                 }
             }
+            look.next = (look.next + count) % older
         }
         let size = try active.file.size()
         // The newest segment shorter than its capacity: cut (a writer keeps the size, FORMAT.md

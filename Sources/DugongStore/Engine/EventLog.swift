@@ -28,8 +28,15 @@ public final class EventLog: Sendable {
     let writer: Writer?
     private let lock: Mutex<StoreLock?>
     /// Held by a refresh: one at a time.
-    /// Held by a refresh; when it last looked at the older segments (``refresh()``).
-    let refreshing = Mutex<ContinuousClock.Instant?>(nil)
+    /// Held by a refresh; where it last looked at the segments before the newest (``refresh()``).
+    let refreshing = Mutex(OlderSegmentsLook())
+
+    /// When a read-only store's refresh last looked at the segments before the newest, and
+    /// where its next look begins (it looks at a bounded number of them at a time, in turn).
+    struct OlderSegmentsLook {
+        var at: ContinuousClock.Instant?
+        var next = 0
+    }
 
     /// What recovery found when the store was opened.
     public let recovery: RecoveryReport
