@@ -23,7 +23,7 @@ struct ToolTests {
         // read as "no stream" (66: found by a black-box run).
         for (name, problem) in [("", "is empty"), (String(repeating: "a", count: 1025), "is 1025 bytes long")] {
             let bad = try CLI.run(["read", store, name])
-            #expect(bad.status == 65 && bad.stderr.contains("the stream name \(problem)"), "\(bad.status) \(bad.stderr)")
+            #expect(bad.status == 65 && bad.stderr.contains("stream name \(problem)"), "\(bad.status) \(bad.stderr)")
             let tombstone = try CLI.run(["tombstone-stream", store, name])
             #expect(tombstone.status == 65, "\(tombstone.stderr)")
         }

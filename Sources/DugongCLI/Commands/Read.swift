@@ -38,11 +38,10 @@ struct Read: AsyncParsableCommand {
     func run() async throws {
         // A name no stream can have is a bad value (65), as the writing commands say, not
         // "no such stream" (66; found by a black-box run).
-        let bytes = stream.utf8.count
-        guard bytes > 0, bytes <= EventLog.Options.maximumNameLength, !stream.utf8.contains(0) else {
-            let problem = bytes == 0 ? "is empty" : bytes > EventLog.Options.maximumNameLength
-                ? "is \(bytes) bytes long, over the maximum of \(EventLog.Options.maximumNameLength)" : "contains a NUL byte"
-            throw Terminal.fail("the stream name \(problem)", code: ExitStatus.badInput.rawValue)
+        do {
+            try EventLog.validate(stream: stream)
+        } catch {
+            throw StoreAccess.fail(error, path: store)
         }
         if PostgresAccess.isURL(store) { return try await runOnPostgres() }
         let log = try StoreAccess.open(store)

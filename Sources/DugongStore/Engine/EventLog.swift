@@ -27,8 +27,7 @@ public final class EventLog: Sendable {
     /// The writer thread; `nil` for a read-only store.
     let writer: Writer?
     private let lock: Mutex<StoreLock?>
-    /// Held by a refresh: one at a time.
-    /// Held by a refresh; where it last looked at the segments before the newest (``refresh()``).
+    /// Held by a refresh (one at a time); where it last looked at the segments before the newest (``refresh()``).
     let refreshing = Mutex(OlderSegmentsLook())
 
     /// When a read-only store's refresh last looked at the segments before the newest, and
@@ -508,7 +507,10 @@ public final class EventLog: Sendable {
         return name
     }
 
-    static func validate(stream: String) throws(StoreError) {
+    /// Checks that `stream` is a name a stream can have: 1 to ``Options/maximumNameLength``
+    /// UTF-8 bytes, no NUL.
+    /// - Throws: ``StoreError/invalidArgument(_:)`` naming what is wrong.
+    public static func validate(stream: String) throws(StoreError) {
         try validate(name: stream, what: "stream name")
     }
 
