@@ -76,10 +76,20 @@ struct EngineIntegrityTests {
                 try await log.append(Fixture.events(1), to: "s")
             } catch let error as StoreError {
                 #expect(error.description.contains(removed ? "removed by another program" : "another program shortened it"), "\(error)")
+                #expect(error.description.components(separatedBy: "the store failed").count == 2, "said once: \(error)")
                 throw error
             }
         }
-        await #expect(throws: StoreError.self) { try await log.append(Fixture.events(1), to: "s") }
+        // The next append is refused with the same reason, told once (it was told twice).
+        await #expect(throws: StoreError.self) {
+            do {
+                try await log.append(Fixture.events(1), to: "s")
+            } catch let error as StoreError {
+                #expect(error.description.contains(removed ? "removed by another program" : "another program shortened it"), "\(error)")
+                #expect(error.description.components(separatedBy: "the store failed").count == 2, "said once: \(error)")
+                throw error
+            }
+        }
     }
 
     @Test func aWriterWhoseDirectoryIsMovedCreatesNothingUnderTheOldPath() async throws {

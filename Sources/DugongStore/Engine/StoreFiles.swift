@@ -29,13 +29,18 @@ enum StoreFiles {
     /// The head record with the highest sequence among the intact slots, or `nil`.
     static func readHead(in directory: String) throws -> HeadRecord? {
         let path = directory + "/" + Layout.headName
-        guard Directory.fileExists(path) else { return nil }
-        // Only the two slots are read: a longer file is damage that verification reports.
-        let file = try File(path: path, flags: O_RDONLY)
-        var bytes = [UInt8](repeating: 0, count: 2 * Layout.headSlotSize)
-        let read = try bytes.withUnsafeMutableBytes { try file.read(into: $0, at: 0) }
-        bytes.removeLast(bytes.count - read)
-        return bytes.withUnsafeBytes { newestRecord(in: $0) }
+        // Opened without asking first whether it exists: a head removed between the question
+        // and the open is a lost head, as one missing before, not an error.
+        do {
+            let file = try File(path: path, flags: O_RDONLY)
+            // Only the two slots are read: a longer file is damage that verification reports.
+            var bytes = [UInt8](repeating: 0, count: 2 * Layout.headSlotSize)
+            let read = try bytes.withUnsafeMutableBytes { try file.read(into: $0, at: 0) }
+            bytes.removeLast(bytes.count - read)
+            return bytes.withUnsafeBytes { newestRecord(in: $0) }
+        } catch let error as SystemError where error.code == ENOENT && error.call == "open" {
+            return nil
+        }
     }
 
     /// The record with the highest sequence among the intact slots of a head file's `bytes`.

@@ -113,6 +113,10 @@ struct SegmentSet {
                 // damage, as a lost file is, and the other segments stay readable.
                 missing.append("segment file \(name) has a damaged header (at offset \(offset): \(reason))")
                 continue
+            } catch let error as SystemError where error.code == ENOENT {
+                // Removed since it was found (a reader's caller retries when the manifest changed).
+                missing.append("segment file \(name) listed in the manifest is missing")
+                continue
             }
             if context.damage.isEmpty, segment.salt != listed[number].salt {
                 missing.append("segment file \(name) is not the segment the manifest lists (another salt)")

@@ -387,8 +387,12 @@ final class Writer: Sendable {
 
     /// Fails the store (keeping the first failure's reason) and `operations`.
     private func fail(_ operations: [Operation], _ error: any Error) {
+        // A failure already told as one (`failed(reason:)`) keeps its reason: the message says
+        // "the store failed" once.
+        let told: String
+        if case .failed(let reason)? = error as? StoreError { told = reason } else { told = "\(error)" }
         let reason = core.shared.withLock { shared in
-            if shared.failure == nil { shared.failure = "\(error)" }
+            if shared.failure == nil { shared.failure = told }
             return shared.failure!
         }
         for operation in operations { operation.fail(.failed(reason: reason)) }
