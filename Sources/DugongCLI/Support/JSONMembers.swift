@@ -200,7 +200,7 @@ struct JSONMembers {
         return String(scalars)
     }
 
-    private static func hex(_ digits: ArraySlice<UInt8>) -> Int {
+    fileprivate static func hex(_ digits: ArraySlice<UInt8>) -> Int {
         digits.reduce(0) { value, digit in
             value * 16 + Int(digit <= UInt8(ascii: "9") ? digit - UInt8(ascii: "0") : (digit | 0x20) - UInt8(ascii: "a") + 10)
         }
@@ -339,8 +339,20 @@ struct JSONMembers {
                         UInt8(ascii: "n"), UInt8(ascii: "r"), UInt8(ascii: "t"):
                         continue
                     case UInt8(ascii: "u"):
-                        guard index + 4 <= bytes.count, bytes[index..<(index + 4)].allSatisfy({ $0.isHexDigit }) else { throw invalid() }
-                        index += 4
+                        let code = try escapedCode()
+                        // A surrogate only as a pair, high then low: an escape of half a
+                        // character is not Unicode text (Foundation's parser refuses the line),
+                        // as raw surrogate bytes are not UTF-8 (`utf8Sequence`).
+                        if (0xD800..<0xDC00).contains(code) {
+                            let at = index
+                            guard peek == UInt8(ascii: "\\"), index + 1 < bytes.count, bytes[index + 1] == UInt8(ascii: "u") else {
+                                throw unpaired(code, at: at - 6)
+                            }
+                            index += 2
+                            guard (0xDC00..<0xE000).contains(try escapedCode()) else { throw unpaired(code, at: at - 6) }
+                        } else if (0xDC00..<0xE000).contains(code) {
+                            throw unpaired(code, at: index - 6)
+                        }
                     default:
                         throw invalid()
                     }
@@ -352,6 +364,17 @@ struct JSONMembers {
                     continue
                 }
             }
+        }
+
+        /// The four hex digits of a `\u` escape (after the `u`), as a number.
+        mutating func escapedCode() throws -> Int {
+            guard index + 4 <= bytes.count, bytes[index..<(index + 4)].allSatisfy({ $0.isHexDigit }) else { throw invalid() }
+            index += 4
+            return JSONMembers.hex(bytes[(index - 4)..<index])
+        }
+
+        func unpaired(_ code: Int, at offset: Int) -> JSONLines.InputError {
+            JSONLines.InputError("not valid JSON: an unpaired surrogate, \\u\(String(code, radix: 16, uppercase: true)), at byte \(offset + 1) (a character above U+FFFF is escaped as a pair, \\uD83D\\uDE00)")
         }
 
         /// The bytes after `lead` of one UTF-8 sequence (RFC 3629: no overlong forms, no
