@@ -123,23 +123,28 @@ struct File: ~Copyable {
     /// The whole content of the file at `path`, or `nil` when there is no such file.
     /// - Parameter limit: a larger file throws `EFBIG` instead of being read.
     static func contents(of path: String, limit: Int) throws -> [UInt8]? {
-        guard Directory.fileExists(path) else { return nil }
-        let file = try File(path: path, flags: O_RDONLY)
-        let size = try file.size()
-        guard size <= limit else { throw SystemError(call: "read", path: path, code: EFBIG) }
-        // Read into uninitialized room: no zeroing first and no copy after (a 46 MB index file
-        // was zeroed, read and copied again).
-        var failure: SystemError?
-        let bytes = [UInt8](unsafeUninitializedCapacity: size) { buffer, initialized in
-            do throws(SystemError) {
-                initialized = try file.read(into: UnsafeMutableRawBufferPointer(buffer), at: 0)
-            } catch {
-                failure = error
-                initialized = 0
+        // Opened without asking first whether it exists: a file removed between the question
+        // and the open (a reader beside a writer, or beside another program) is one missing.
+        do {
+            let file = try File(path: path, flags: O_RDONLY)
+            let size = try file.size()
+            guard size <= limit else { throw SystemError(call: "read", path: path, code: EFBIG) }
+            // Read into uninitialized room: no zeroing first and no copy after (a 46 MB index
+            // file was zeroed, read and copied again).
+            var failure: SystemError?
+            let bytes = [UInt8](unsafeUninitializedCapacity: size) { buffer, initialized in
+                do throws(SystemError) {
+                    initialized = try file.read(into: UnsafeMutableRawBufferPointer(buffer), at: 0)
+                } catch {
+                    failure = error
+                    initialized = 0
+                }
             }
+            if let failure { throw failure }
+            return bytes
+        } catch let error as SystemError where error.code == ENOENT && error.call == "open" {
+            return nil
         }
-        if let failure { throw failure }
-        return bytes
     }
 
     /// Makes the file's data durable (`fdatasync(2)`).
