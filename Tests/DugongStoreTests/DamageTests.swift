@@ -22,6 +22,21 @@ struct DamageTests {
         let events: [StoredEvent]
         let streams: [String: [StoredEvent]]
         let snapshots: [String: StoredSnapshot?]
+        /// Every event after a compaction of the undamaged store.
+        var compacted: [StoredEvent] = []
+    }
+
+    /// The events of a copy of `directory` compacted.
+    static func compactedEvents(of directory: TemporaryDirectory) throws -> [StoredEvent] {
+        let copy = TemporaryDirectory("damage-template-compacted")
+        defer { copy.remove() }
+        try FileManager.default.copyItem(atPath: directory.path, toPath: copy.path)
+        _ = try EventLog.compact(at: copy.path)
+        var options = EventLog.Options()
+        options.readOnly = true
+        let log = try EventLog.open(at: copy.path, options: options)
+        defer { log.close() }
+        return try log.readAll(maxCount: 10_000)
     }
 
     static func makeTemplate(shape: Int) async throws -> Template {
@@ -52,7 +67,9 @@ struct DamageTests {
         }
         guard shape >= 4 else {
             log.close()
-            return Template(directory: directory, older: older, events: events, streams: streams, snapshots: snapshots)
+            var template = Template(directory: directory, older: older, events: events, streams: streams, snapshots: snapshots)
+            template.compacted = try compactedEvents(of: directory)
+            return template
         }
         // The files as a writer that stops without closing leaves them (killed, or the power
         // failed; every append was synced): no close marker, no saved index.
@@ -63,7 +80,9 @@ struct DamageTests {
         }
         log.close()
         directory.remove()
-        return Template(directory: unclean, older: older, events: events, streams: streams, snapshots: snapshots)
+        var template = Template(directory: unclean, older: older, events: events, streams: streams, snapshots: snapshots)
+        template.compacted = try compactedEvents(of: unclean)
+        return template
     }
 
     enum Damage: CaseIterable {
@@ -113,7 +132,8 @@ struct DamageTests {
         let others = templates.filter { $0.directory.path != template.directory.path }
         let description = try Self.damage(directory, kind, template: template, others: others, using: &random)
         if try Self.leavesNothingThatTells(directory) { return (description + nothingLeftMark, ([], false)) }
-        let problems = try Self.check(directory, template: template)
+        var problems = try Self.check(directory, template: template)
+        problems.failures += try Self.compactionFailures(directory, template: template)
         if only != nil {
             print("trial \(trial): \(description), template \(template.directory.path), copy \(directory.path)")
             _ = try? FileManager.default.copyItem(atPath: directory.path, toPath: "/tmp/damage-trial")
@@ -373,6 +393,31 @@ struct DamageTests {
             failures.append("a writable open threw an untyped error: \(error)")
         }
         return (failures, errors > 0)
+    }
+
+    /// A compaction of the damaged store (after the checks, which change nothing in it) refuses
+    /// with a typed error, or leaves exactly what a compaction of the undamaged store leaves: it
+    /// never rewrites damage into a store that reads as whole.
+    static func compactionFailures(_ directory: TemporaryDirectory, template: Template) throws -> [String] {
+        do {
+            _ = try EventLog.compact(at: directory.path)
+        } catch is StoreError {
+            return []
+        } catch {
+            return ["a compaction threw an untyped error: \(error)"]
+        }
+        var options = EventLog.Options()
+        options.readOnly = true
+        do {
+            let log = try EventLog.open(at: directory.path, options: options)
+            defer { log.close() }
+            let events = try log.readAll(maxCount: 10_000)
+            guard events != template.compacted else { return [] }
+            let wrong = events.filter { !template.compacted.contains($0) }.count
+            return ["a compaction went ahead and left \(events.count) events, not the \(template.compacted.count) a compaction of the undamaged store leaves (\(wrong) of them not among those)"]
+        } catch is StoreError {
+            return ["a compaction went ahead and left a store that does not read"]
+        }
     }
 
     /// Reading while stepping over damage (`export --skip-damage`) returns only stored events,

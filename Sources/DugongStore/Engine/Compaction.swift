@@ -62,8 +62,11 @@ extension EventLog {
             ? try SegmentSet.openForReading(directory: directory)
             : try SegmentSet.open(directory: directory, writable: false, holdingLock: true, createWithCapacity: nil)
         guard let last = set.segments.last else {
-            // No segment: an empty directory, or a store whose files were lost (damage).
+            // No segment: an empty directory, or a store whose files were lost (damage); also
+            // when every segment the manifest lists is missing or another one (another salt),
+            // which only a scan records (it compacted nothing and said so, with exit 0).
             if let damage = set.context.damage.first { throw damage.error }
+            if let damage = Recovery.scan([], context: set.context).index.damage.first { throw StoreError.damaged(first: damage.error) }
             return CompactionReport(eventsBefore: 0, eventsAfter: 0, bytesBefore: 0, bytesAfter: 0, segmentsBefore: 0, segmentsAfter: 0, dryRun: dryRun)
         }
         var context = set.context
