@@ -525,4 +525,61 @@ struct CompactionSpaceTests {
         let manifest = try #require({ if case .intact(let found) = try StoreFiles.readManifest(in: directory.path) { found } else { nil } }())
         #expect(try Self.files(directory).filter { $0.hasSuffix(".dseg") } == Set(manifest.segments.map(\.name)), "no old file left")
     }
+
+    // Found by a black-box run: a cleanly closed version 1 store whose segment was cut short
+    // (or whose last frame failed its checksum) was upgraded with what was left, 29 of its 70
+    // events, exit 0, and its files removed: version 1 reads a bad tail as a torn write. Its
+    // index file, saved at the clean close, says where its frames ended: the upgrade refuses,
+    // and changes nothing. Without that file a bad tail is still a torn write.
+    @Test(arguments: [("cut", 5000), ("cut", 11_000), ("cut", 64), ("flip", 11_800), ("flip", 11_000)])
+    func anUpgradeRefusesAVersionOneStoreCutShortAfterACleanClose(damage: String, at offset: Int) throws {
+        let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/v1-store")
+        let segment = "00000000000000000000.dseg"
+        for withIndexFile in [true, false] {
+            let directory = TemporaryDirectory("upgrade-cut")
+            defer { directory.remove() }
+            try FileManager.default.copyItem(atPath: fixture.path, toPath: directory.path)
+            if !withIndexFile { try FileManager.default.removeItem(atPath: directory.file(Layout.indexName)) }
+            let url = URL(fileURLWithPath: directory.file(segment))
+            var bytes = [UInt8](try Data(contentsOf: url))
+            #expect(bytes.count == 11_881, "the fixture's one segment")
+            if damage == "cut" { bytes.removeLast(bytes.count - offset) } else { bytes[offset] ^= 0x40 }
+            try Data(bytes).write(to: url)
+            let before = try Self.files(directory)
+            if withIndexFile {
+                #expect {
+                    try EventLog.upgrade(at: directory.path)
+                } throws: { error in
+                    guard case StoreError.corruption(let name, _, let reason) = error else { return false }
+                    // (A bad frame that others follow was refused before: damage as it is.)
+                    return name == segment
+                        && (reason.contains("index file a clean close saved") && reason.contains("not a torn write") || reason.contains("damaged version 1 frame"))
+                }
+                #expect(try Self.files(directory).subtracting([Layout.lockFileName]) == before.subtracting([Layout.lockFileName]), "nothing changed")
+                #expect(try Data(contentsOf: url) == Data(bytes))
+            } else {
+                // A torn write as far as anything can tell, when it is the last frame that is
+                // bad: what is left is upgraded; a frame before others that fails is damage.
+                do {
+                    let report = try EventLog.upgrade(at: directory.path)
+                    #expect(report.events < 70)
+                } catch let error as StoreError {
+                    #expect(damage == "flip" && "\(error)".contains("damaged version 1 frame"), "\(error)")
+                }
+            }
+        }
+    }
+
+    /// A version 1 index file's end, as the upgrade reads it, on the fixture's: its one segment,
+    /// the end of its frames and its next position (70 events, so positions up to 70 at least).
+    @Test func theVersionOneIndexFileTellsWhereTheFramesEnded() throws {
+        let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/v1-store")
+        let bytes = [UInt8](try Data(contentsOf: fixture.appendingPathComponent(Layout.indexName)))
+        let recorded = try #require(bytes.withUnsafeBytes { LegacyStore.legacyIndexEnd(in: $0) })
+        #expect(recorded.segments == ["00000000000000000000.dseg"])
+        #expect(recorded.scannedEnd == 11_881 && recorded.nextPosition >= 70, "\(recorded)")
+        var damaged = bytes
+        damaged[30] ^= 1
+        #expect(damaged.withUnsafeBytes { LegacyStore.legacyIndexEnd(in: $0) } == nil, "its checksum fails")
+    }
 }

@@ -13,7 +13,8 @@ struct Upgrade: ParsableCommand {
             or the new one; run the command again either way (on the new one it finishes what \
             the crash left: the old files, the head file). A store already in the current \
             format is left alone. A damaged old store is refused; a torn tail (a write that never \
-            completed) is not copied. A version 1 store does not record its segment size: \
+            completed) is not copied, unless the index file a clean close saved says the frames \
+            went further: then it is damage, refused too. A version 1 store does not record its segment size: \
             the new segments get 64 MiB unless --segment-size says otherwise, and later \
             writers and compactions keep that size.
 
