@@ -77,6 +77,21 @@ struct ToolTests {
         #expect(started.stderr.contains("has damage") && started.stderr.contains("compact is refused"), "\(started.stderr)")
     }
 
+    // From a black-box run: on an empty directory (a mistyped path, say) the Studio served an
+    // empty store without a word. It still serves it (it follows the log, and may start before
+    // the application makes the store), and says so at start; on a store, nothing is said.
+    @Test func theStudioSaysAtStartThatADirectoryHoldsNoStoreYet() throws {
+        let empty = CLI.storePath("studio-empty")
+        try FileManager.default.createDirectory(atPath: empty, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: empty) }
+        let started = try CLI.run(shell: "timeout -s INT 4 '\(CLI.binary)' studio '\(empty)' --port 0")
+        #expect(started.stdout.contains("Dugong Studio: http://127.0.0.1:"), "\(started.stdout) \(started.stderr)")
+        #expect(started.stderr.contains("holds no store yet") && started.stderr.contains("check the path"), "\(started.stderr)")
+        #expect(try CLI.run(["append", empty, "s"], input: #"{"type":"T"}"#).status == 0)
+        let store = try CLI.run(shell: "timeout -s INT 4 '\(CLI.binary)' studio '\(empty)' --port 0")
+        #expect(store.stdout.contains("Dugong Studio: http://127.0.0.1:") && !store.stderr.contains("holds no store"), "\(store.stderr)")
+    }
+
     @Test func lifecycleCommandsSayWhatTheyDid() throws {
         let store = CLI.storePath("lifecycle")
         defer { try? FileManager.default.removeItem(atPath: store) }

@@ -16,7 +16,9 @@ struct StudioCommand: AsyncParsableCommand {
         abstract: "Inspect a store in the browser: streams, events, the log live, health, checkpoints.",
         discussion: """
             Serves Dugong Studio on http://127.0.0.1:PORT/ until interrupted (Ctrl-C) and prints \
-            its URL. Read-only: the store is opened as a reader, beside a running application. \
+            its URL. Read-only: the store is opened as a reader, beside a running application \
+            (a directory that holds no store yet is shown once the application creates the store \
+            there, with a warning at start). \
             With --allow-maintenance the store is opened for writing (stop the application \
             first) and the page offers verify and compact, each after a confirmation. A \
             postgres:// URL in place of the directory shows that database, read-only (a dugong \
@@ -57,8 +59,14 @@ struct StudioCommand: AsyncParsableCommand {
         }
         #if Studio
         // Read-only, it follows the log: it may start before the application makes the store.
+        // It says so (a mistyped path looked like a healthy, empty store).
+        let empty = !allowMaintenance && StoreAccess.holdsNoStore(at: store)
         let log = try StoreAccess.open(store, forWriting: allowMaintenance, waitingForStore: !allowMaintenance)
         defer { log.close() }
+        if empty {
+            Terminal.error(
+                "dugong: warning: \(store) holds no store yet (no manifest and no segment file in it): the Studio shows it once an application creates it there; check the path if that is not what you meant")
+        }
         if allowMaintenance, let first = log.recovery.corruptions.first {
             // Opened for writing, a damaged store takes no writes: nothing to maintain but to look.
             Terminal.error(

@@ -115,9 +115,15 @@ enum StoreAccess {
     /// empty, clean store, and writing to it would make one. (A directory holding other files
     /// is refused by the open: "is not a Dugong store".)
     static func refuseIfNoStore(at path: String) throws {
-        guard let names = try? FileManager.default.contentsOfDirectory(atPath: path) else { return }  // the open says why
-        guard names.allSatisfy({ $0 == "dugong.lock" || $0.hasSuffix(".tmp") }) else { return }
+        guard holdsNoStore(at: path) else { return }
         throw Terminal.fail("\(path) holds no store (no manifest and no segment file in it)", code: ExitStatus.notFound.rawValue)
+    }
+
+    /// Whether `path` is a directory with nothing in it but perhaps a lock file or a temporary
+    /// file (not: a missing path or one that cannot be listed, which the open explains).
+    static func holdsNoStore(at path: String) -> Bool {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: path) else { return false }
+        return names.allSatisfy { $0 == "dugong.lock" || $0.hasSuffix(".tmp") }
     }
 
     /// What was at a store's path before a command that may create the store there.
