@@ -210,7 +210,12 @@ extension EventLog {
             head.sequence == core.shared.withLock({ $0.followed.headSequence }),
             IndexFile.load(from: directory, segments: segments, head: head, registering: false) == nil
         else { return nil }
-        return "dugong.index does not describe these segments and this head (another store's, or saved before a change): opens do not use it and scan the segments instead; the next clean close of a writer replaces it"
+        let scanInstead = "opens do not use it and scan the segments instead; the next clean close of a writer replaces it"
+        // An index file of an earlier layout (an older build's) is not "another store's".
+        if let layout = IndexFile.layoutVersion(in: directory), layout != IndexFile.version {
+            return "dugong.index is of layout version \(layout), an older build's (this one reads \(IndexFile.version)): \(scanInstead)"
+        }
+        return "dugong.index does not describe these segments and this head (another store's, or saved before a change): \(scanInstead)"
     }
 
     /// Sizes and counts of a store, for `dugong stats`.

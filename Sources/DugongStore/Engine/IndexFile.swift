@@ -16,6 +16,20 @@ enum IndexFile {
     /// ignored and the index rebuilt by scanning).
     static let version: UInt16 = 3
 
+    /// The layout version a `dugong.index` in `directory` gives after its magic, if it begins
+    /// with the magic (only to say what it is: nothing else of the file is read).
+    static func layoutVersion(in directory: String) -> UInt16? {
+        do {
+            let file = try File(path: directory + "/" + name, flags: O_RDONLY)
+            var bytes = [UInt8](repeating: 0, count: 10)
+            let read = try bytes.withUnsafeMutableBytes { try file.read(into: $0, at: 0) }
+            guard read == 10, Array(bytes[0..<8]) == magic else { return nil }
+            return UInt16(bytes[8]) | UInt16(bytes[9]) << 8
+        } catch {
+            return nil
+        }
+    }
+
     /// Writes the index of `segments` (scanned up to `scannedEnd` in the last one) crash-safely:
     /// temporary file, sync, rename, directory sync.
     static func write(_ index: StreamIndex, segments: [Segment], scannedEnd: Int, headSequence: UInt64, to directory: String) throws {
