@@ -43,7 +43,8 @@ struct PostgresBrowser: StudioSource {
         Self.categories(of: try await store.streamStates().map(\.name))
     }
 
-    func streams(search: String, category: String?, after: Int, limit: Int) async throws -> String {
+    func streams(search: String, category: String?, after: Int, afterName: String?, limit: Int) async throws -> String {
+        // (A database's streams keep their order: nothing reorders them, `afterName` aside.)
         let states = try await store.streamStates()
         var rows: [String] = []
         var index = min(after, states.count)
@@ -56,7 +57,10 @@ struct PostgresBrowser: StudioSource {
                     state.name, version: state.version, firstVisibleVersion: state.firstVisibleVersion, tombstoned: state.isTombstoned,
                     empty: state.readsAsEmpty))
         }
-        return JSONText.object(["streams": JSONText.array(rows), "next": index < states.count ? "\(index)" : "null", "total": "\(states.count)"])
+        return JSONText.object([
+            "streams": JSONText.array(rows), "next": index < states.count ? "\(index)" : "null",
+            "nextName": index < states.count && index > 0 ? JSONText.quoted(states[index - 1].name) : "null", "total": "\(states.count)", "restarted": "false",
+        ])
     }
 
     func stream(_ name: String, from version: Int, limit: Int) async throws -> String? {
