@@ -49,7 +49,7 @@ struct Upgrade: ParsableCommand {
             Terminal.emit(try Verify.encode(report))
         } else if report.alreadyCurrent, report.fromVersion < report.toVersion {
             Terminal.emit(
-                "segments of format versions \(report.fromVersion) to \(report.toVersion), all read by this build: nothing to do (`dugong compact` rewrites the older ones in version \(report.toVersion))")
+                "the oldest segment is of format version \(report.fromVersion), which this build reads (versions 2 to \(report.toVersion)): nothing to do (`dugong compact` rewrites segments older than version \(report.toVersion) in it)")
         } else if report.alreadyCurrent, let finished = report.finished {
             Terminal.emit("already format version \(report.toVersion); finished what an interrupted upgrade or compaction left: \(finished)")
         } else if report.alreadyCurrent {
