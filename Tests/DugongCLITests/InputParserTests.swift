@@ -13,7 +13,8 @@ import Testing
 /// Foundation reads in it (its names, and data that parses to Foundation's value of the member);
 /// a line Foundation reads as an event line the README describes is taken. Where Foundation is
 /// laxer than JSON (a comma before a closing bracket, a key given twice, a space in a UUID) or
-/// cannot hold a value (a number past a double), it is not asked.
+/// stricter (half a surrogate pair escaped alone, in data, which export prints as base64 but
+/// import takes) or cannot hold a value (a number past a double), it is not asked.
 /// `DUGONG_PARSER_LINES` sets the count (long mode).
 @Suite("The import's line parser")
 struct InputParserTests {
@@ -201,8 +202,11 @@ struct InputParserTests {
             }
             guard let object = foundation else {
                 // A number beyond a double is JSON that Foundation cannot hold; the tool keeps
-                // it as written (`payloadBytesSurviveExportAndImportExactly`).
-                if !Self.holdsANumberBeyondADouble(bytes), failures.count < 10 { failures.append("a line Foundation refuses was taken: \(shown)") }
+                // it as written (`payloadBytesSurviveExportAndImportExactly`). So is half of a
+                // surrogate pair escaped alone, in data (earlier builds exported it as JSON):
+                // the strict scanner, export's, refuses it.
+                if !Self.holdsANumberBeyondADouble(bytes), JSONMembers.kind(ofValue: bytes, maximumDepth: JSONMembers.maximumDepth) != nil,
+                    failures.count < 10 { failures.append("a line Foundation refuses was taken: \(shown)") }
                 continue
             }
             func sameText(_ ours: String?, _ theirs: Any?) -> Bool {

@@ -94,9 +94,10 @@ struct JSONMembers {
     }
 
     /// The kind of the one JSON value `bytes` holds (whitespace around it allowed), or `nil`
-    /// when they are not one JSON value nested at most `maximumDepth` deep.
+    /// when they are not one JSON value nested at most `maximumDepth` deep, or hold an escaped
+    /// half of a surrogate pair alone (which Foundation's parser refuses).
     static func kind(ofValue bytes: [UInt8], maximumDepth: Int) -> Kind? {
-        var scanner = Scanner(bytes: bytes, maximumDepth: maximumDepth)
+        var scanner = Scanner(bytes: bytes, maximumDepth: maximumDepth, pairsSurrogates: true)
         scanner.skipWhitespace()
         guard let kind = try? scanner.value(depth: 1) else { return nil }
         scanner.skipWhitespace()
@@ -210,6 +211,11 @@ struct JSONMembers {
     private struct Scanner {
         let bytes: [UInt8]
         let maximumDepth: Int
+        /// Whether an escaped half of a surrogate pair alone is refused: JSON's grammar takes
+        /// it, Unicode text has no such character, and Foundation's parser refuses it.
+        /// `export` prints such bytes as base64 (strict); an import line takes them as the
+        /// bytes they are (lenient: earlier builds exported them as JSON).
+        var pairsSurrogates = false
         var index = 0
 
         var peek: UInt8? { index < bytes.count ? bytes[index] : nil }
@@ -340,9 +346,10 @@ struct JSONMembers {
                         continue
                     case UInt8(ascii: "u"):
                         let code = try escapedCode()
-                        // A surrogate only as a pair, high then low: an escape of half a
-                        // character is not Unicode text (Foundation's parser refuses the line),
-                        // as raw surrogate bytes are not UTF-8 (`utf8Sequence`).
+                        // A surrogate only as a pair, high then low (when asked): an escape of
+                        // half a character is not Unicode text, as raw surrogate bytes are not
+                        // UTF-8 (`utf8Sequence`).
+                        guard pairsSurrogates else { continue }
                         if (0xD800..<0xDC00).contains(code) {
                             let at = index
                             guard peek == UInt8(ascii: "\\"), index + 1 < bytes.count, bytes[index + 1] == UInt8(ascii: "u") else {
