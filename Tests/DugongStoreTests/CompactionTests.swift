@@ -570,6 +570,44 @@ struct CompactionSpaceTests {
         }
     }
 
+    // From a review: with a segment after the ones the index file names (a writer went on
+    // after the clean close and rolled), the last segment the file names, cut at a frame's
+    // start, read as ending there (not the store's last segment: no torn tail to suspect), and
+    // the next position told nothing (the later segment starts past it). Its recorded end does.
+    @Test func anUpgradeRefusesAVersionOneSegmentCutBeforeItsRecordedEndWhenOthersFollow() throws {
+        let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/v1-store")
+        let directory = TemporaryDirectory("upgrade-cut-followed")
+        defer { directory.remove() }
+        try FileManager.default.copyItem(atPath: fixture.path, toPath: directory.path)
+        let url = URL(fileURLWithPath: directory.file("00000000000000000000.dseg"))
+        var bytes = [UInt8](try Data(contentsOf: url))
+        // The start of the fixture's last frame (version 1: 32-byte frame headers from 64).
+        var starts: [Int] = []
+        var offset = 64
+        while offset + 32 <= bytes.count {
+            starts.append(offset)
+            offset += 32 + (Int(bytes[offset + 4]) | Int(bytes[offset + 5]) << 8 | Int(bytes[offset + 6]) << 16 | Int(bytes[offset + 7]) << 24)
+        }
+        #expect(offset == bytes.count && starts.count > 2)
+        bytes.removeLast(bytes.count - starts[starts.count - 1])
+        try Data(bytes).write(to: url)
+        // A later version 1 segment, header only, from position 70 (the fixture's next).
+        var header = [UInt8](repeating: 0, count: 64)
+        header.replaceSubrange(0..<8, with: Array("DUGONGSG".utf8))
+        header[8] = 1
+        header[16] = 70
+        let crc = header[0..<60].withUnsafeBytes { Checksum.mask(Checksum.crc32c(UnsafeRawBufferPointer($0))) }
+        withUnsafeBytes(of: crc.littleEndian) { header.replaceSubrange(60..<64, with: $0) }
+        try Data(header).write(to: URL(fileURLWithPath: directory.file("00000000000000000070.dseg")))
+        #expect {
+            try EventLog.upgrade(at: directory.path)
+        } throws: { error in
+            guard case StoreError.corruption(let name, let at, let reason) = error else { return false }
+            return name == "00000000000000000000.dseg" && at == starts[starts.count - 1] && reason.contains("not a torn write")
+        }
+        #expect(FileManager.default.fileExists(atPath: url.path), "nothing removed")
+    }
+
     /// A version 1 index file's end, as the upgrade reads it, on the fixture's: its one segment,
     /// the end of its frames and its next position (70 events, so positions up to 70 at least).
     @Test func theVersionOneIndexFileTellsWhereTheFramesEnded() throws {

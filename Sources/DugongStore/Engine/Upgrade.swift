@@ -215,13 +215,16 @@ struct LegacyStore {
         names.sort { Layout.SegmentName(fileName: $0)! < Layout.SegmentName(fileName: $1)! }
         var firstVersion: [StreamKey: (String, Int)] = [:]
         var deletedAt: [StreamKey: (String, Int)] = [:]
+        let recorded = recordedEnd(in: directory, names: names)
         for (number, name) in names.enumerated() {
             let bytes = try File.contents(of: directory + "/" + name, limit: Int(Int32.max)) ?? []
             let first = try bytes.withUnsafeBytes { try header(of: $0, name: name) }
             store.segments.append(SegmentInfo(name: name, firstPosition: first))
             store.nextPosition = max(store.nextPosition, first)
             let (frames, end) = try bytes.withUnsafeBytes { try self.frames(in: $0, name: name, isLast: number == names.count - 1) }
-            if number == names.count - 1 { try checkAgainstIndexFile(in: directory, names: names, end: end, nextPosition: store.nextPosition, frames: frames) }
+            if let recorded, number == recorded.segments.count - 1, end < recorded.scannedEnd {
+                throw missingFrames(in: name, end: end, recordedEnd: recorded.scannedEnd)
+            }
             for frame in frames {
                 store.nextPosition = max(store.nextPosition, frame.firstPosition)
                 for record in frame.records {
@@ -245,6 +248,11 @@ struct LegacyStore {
             }
             store.frames += frames
         }
+        if let recorded, store.nextPosition < recorded.nextPosition {
+            throw StoreError.corruption(
+                segment: names[names.count - 1], offset: 0,
+                reason: "version 1 events end before position \(recorded.nextPosition), where the index file a clean close saved records them to: events are missing or damaged, not a torn write; the store must be repaired before an upgrade")
+        }
         for (_, (stream, version)) in firstVersion where version > 1 { store.versionsStartAt.append((stream, version)) }
         for (key, (stream, version)) in deletedAt where firstVersion[key] == nil && version > 1 {
             store.versionsStartAt.append((stream, version))
@@ -255,30 +263,28 @@ struct LegacyStore {
 
     /// Version 1 could not tell a torn last write from damage at the end of its last segment,
     /// and neither can its frames alone. Its index file can: a clean close saved it, naming the
-    /// segments, where the last one's frames ended and the next position. When that file is
-    /// intact and names these segments, frames of the last segment that end before the recorded
-    /// end, or events that end before the recorded next position, are damage (a segment cut
-    /// short, a frame that fails its checksum), which the upgrade refuses: it would otherwise
-    /// copy what is left, remove the old files and report success. (Found by a black-box run:
-    /// a cleanly closed store cut to 5,000 bytes was upgraded with 29 of its 70 events, exit 0.)
-    /// Without that file (a version 1 writer that stopped without closing) a bad tail is what
-    /// a torn write leaves, as version 1 read it. FORMAT.md §11.
-    private static func checkAgainstIndexFile(in directory: String, names: [String], end: Int, nextPosition: UInt64, frames: [Frame]) throws {
-        guard let raw = try File.contents(of: directory + "/" + Layout.indexName, limit: Int(Int32.max)),
+    /// segments, where the last of them had its frames end, and the next position (segments
+    /// only grew after it, and a version 1 compaction removed it first). When that file is
+    /// intact and names the store's first segments, frames of the last one it names that end
+    /// before the recorded end (a segment cut short, a frame that fails its checksum, zeros
+    /// over a frame), or events that end before the recorded next position, are damage, which
+    /// the upgrade refuses: it would otherwise copy what is left, remove the old files and
+    /// report success. (Found by a black-box run: a cleanly closed store cut to 5,000 bytes was
+    /// upgraded with 29 of its 70 events, exit 0.) Without that file (a version 1 writer that
+    /// stopped without closing), or when it cannot be read (it is a cache), a bad tail is what a
+    /// torn write leaves, as version 1 read it. FORMAT.md §11.
+    private static func recordedEnd(in directory: String, names: [String]) -> (segments: [String], scannedEnd: Int, nextPosition: UInt64)? {
+        guard let raw = try? File.contents(of: directory + "/" + Layout.indexName, limit: Int(Int32.max)),
             let recorded = raw.withUnsafeBytes({ legacyIndexEnd(in: $0) }),
             !recorded.segments.isEmpty, names.starts(with: recorded.segments)
-        else { return }
-        var next = nextPosition
-        for frame in frames {
-            for case .event(let event) in frame.records { next = max(next, event.position + 1) }
-        }
-        // (Segments after the ones it names: a writer went on after the clean close; only the
-        // next position tells then.)
-        let sameLast = recorded.segments.count == names.count
-        guard (sameLast && end < recorded.scannedEnd) || next < recorded.nextPosition else { return }
-        throw StoreError.corruption(
-            segment: names[names.count - 1], offset: end,
-            reason: "version 1 frames end at offset \(end) (events up to position \(next)), where the index file a clean close saved records them to offset \(recorded.scannedEnd) (position \(recorded.nextPosition)): frames are missing or damaged, not a torn write; the store must be repaired before an upgrade")
+        else { return nil }
+        return recorded
+    }
+
+    private static func missingFrames(in segment: String, end: Int, recordedEnd: Int) -> StoreError {
+        StoreError.corruption(
+            segment: segment, offset: end,
+            reason: "version 1 frames end at offset \(end), where the index file a clean close saved records them to offset \(recordedEnd): frames are missing or damaged, not a torn write; the store must be repaired before an upgrade")
     }
 
     /// The segment names, the last one's end of frames and the next position of a version 1
@@ -341,7 +347,7 @@ struct LegacyStore {
                 }
                 let laterFrame = (offset + 1..<max(offset + 1, bytes.count - Layout.legacyFrameHeaderSize)).contains { probe(bytes, at: $0) != nil }
                 // A torn tail: never acknowledged (unless the index file a clean close saved
-                // says the frames went further: `checkAgainstIndexFile`).
+                // says the frames went further: `recordedEnd`).
                 if isLast && !laterFrame { return (frames, offset) }
                 throw StoreError.corruption(segment: name, offset: offset, reason: "damaged version 1 frame: the store must be repaired before an upgrade")
             }
