@@ -87,7 +87,7 @@ struct StudioServerTests {
                 ("/api/nothing", 404, ""),
                 // A parameter the route does not take was ignored, silently (a typo read as
                 // the default); so was a time given with a version (the time won).
-                ("/api/streams?limt=5", 400, "takes no parameter \"limt\" (it takes: after, afterName, category, limit, search)"),
+                ("/api/streams?limt=5", 400, "takes no parameter \"limt\" (it takes: after, afterCheck, category, limit, search)"),
                 ("/api/overview?page=2", 400, "(it takes: none)"),
                 ("/api/aggregate-event?stream=bank:BankAccount/ada&version=2&at=2100-01-01T00:00:00Z", 400, "not both"),
                 // A route asked with the method it does not answer said "no such route".
@@ -470,8 +470,8 @@ struct StudioServerTests {
             stall()
             return try inner.categories()
         }
-        func streams(search: String, category: String?, after: Int, afterName: String?, limit: Int) async throws -> String {
-            try inner.streams(search: search, category: category, after: after, afterName: afterName, limit: limit)
+        func streams(search: String, category: String?, after: Int, afterCheck: String?, limit: Int) async throws -> String {
+            try inner.streams(search: search, category: category, after: after, afterCheck: afterCheck, limit: limit)
         }
         func stream(_ name: String, from version: Int, limit: Int) async throws -> String? { try inner.stream(name, from: version, limit: limit) }
         func log(from cursor: String?, limit: Int, filter: LogFilter) async throws -> String { try inner.log(from: cursor, limit: limit, filter: filter) }

@@ -213,7 +213,8 @@ extension EventLog {
         let scanInstead = "opens do not use it and scan the segments instead; the next clean close of a writer replaces it"
         // An index file of an earlier layout (an older build's) is not "another store's".
         if let layout = IndexFile.layoutVersion(in: directory), layout != IndexFile.version {
-            return "dugong.index is of layout version \(layout), an older build's (this one reads \(IndexFile.version)): \(scanInstead)"
+            let whose = layout < IndexFile.version ? "an older build's" : "a newer build's, or a damaged version field"
+            return "dugong.index is of layout version \(layout), \(whose) (this one reads \(IndexFile.version)): \(scanInstead)"
         }
         return "dugong.index does not describe these segments and this head (another store's, or saved before a change): \(scanInstead)"
     }

@@ -43,14 +43,18 @@ struct PostgresBrowser: StudioSource {
         Self.categories(of: try await store.streamStates().map(\.name))
     }
 
-    func streams(search: String, category: String?, after: Int, afterName: String?, limit: Int) async throws -> String {
-        // (A database's streams keep their order: nothing reorders them, `afterName` aside.)
+    func streams(search: String, category: String?, after: Int, afterCheck: String?, limit: Int) async throws -> String {
+        // (A stream begun or tombstoned between two pages is listed before others.)
         let states = try await store.streamStates()
         var rows: [String] = []
-        var index = min(after, states.count)
+        var check = StreamListCheck.of(states.lazy.map(\.name), count: min(after, states.count))
+        let restarted = after > 0 && afterCheck != nil && (after > states.count || check.text != afterCheck)
+        if restarted { check = StreamListCheck() }
+        var index = restarted ? 0 : min(after, states.count)
         while index < states.count, rows.count < limit {
             let state = states[index]
             index += 1
+            check.add(state.name)
             guard Self.isIn(category, state.name), search.isEmpty || state.name.localizedCaseInsensitiveContains(search) else { continue }
             rows.append(
                 Self.streamRow(
@@ -59,7 +63,7 @@ struct PostgresBrowser: StudioSource {
         }
         return JSONText.object([
             "streams": JSONText.array(rows), "next": index < states.count ? "\(index)" : "null",
-            "nextName": index < states.count && index > 0 ? JSONText.quoted(states[index - 1].name) : "null", "total": "\(states.count)", "restarted": "false",
+            "nextCheck": index < states.count ? JSONText.quoted(check.text) : "null", "total": "\(states.count)", "restarted": "\(restarted)",
         ])
     }
 

@@ -121,20 +121,21 @@ final class StoreBrowser: StudioSource {
 
     /// Streams whose names contain `search` (all when empty), in the order they first
     /// appeared, from the `after`-th stream on; `next` says where the following page starts.
-    func streams(search: String, category: String?, after: Int, afterName: String?, limit: Int) throws -> String {
+    func streams(search: String, category: String?, after: Int, afterCheck: String?, limit: Int) throws -> String {
         let log = try self.log
         let names = try log.streamNames()
         var rows: [String] = []
-        var index = min(after, names.count)
-        // The list is in the order streams first appear in the log, which a compaction changes
-        // (streams it rewrote lifecycle records of come first): a page from an index into the
-        // old order skipped or repeated streams. The name before the index tells.
-        let restarted = after > 0 && afterName != nil && (after > names.count || names[after - 1] != afterName)
-        if restarted { index = 0 }
+        // The list is in the order streams first appear in the log, which a compaction changes:
+        // a page from an index into the old order skipped or repeated streams.
+        var check = StreamListCheck.of(names, count: min(after, names.count))
+        let restarted = after > 0 && afterCheck != nil && (after > names.count || check.text != afterCheck)
+        if restarted { check = StreamListCheck() }
+        var index = restarted ? 0 : min(after, names.count)
         var scanned = 0
         while index < names.count, rows.count < limit, scanned < Self.scanBudget * 10 {
             let name = names[index]
             index += 1
+            check.add(name)
             scanned += 1
             guard Self.isIn(category, name), search.isEmpty || name.localizedCaseInsensitiveContains(search), let info = try log.info(stream: name)
             else { continue }
@@ -145,7 +146,7 @@ final class StoreBrowser: StudioSource {
         }
         return JSONText.object([
             "streams": JSONText.array(rows), "next": index < names.count ? "\(index)" : "null",
-            "nextName": index < names.count && index > 0 ? JSONText.quoted(names[index - 1]) : "null", "total": "\(names.count)",
+            "nextCheck": index < names.count ? JSONText.quoted(check.text) : "null", "total": "\(names.count)",
             "restarted": "\(restarted)",
         ])
     }

@@ -13,10 +13,10 @@ protocol StudioSource: Sendable {
     func overview() async throws -> String
     func categories() async throws -> String
     /// `category`: nil for any; "" for streams without one (no "/" in the name). `after` and
-    /// `afterName` are a page's `next` and `nextName`: when the stream list is no longer in the
-    /// order the page saw (a compaction reorders it), the answer starts again from the first
-    /// stream and says `"restarted": true`, instead of skipping or repeating streams.
-    func streams(search: String, category: String?, after: Int, afterName: String?, limit: Int) async throws -> String
+    /// `afterCheck` are a page's `next` and `nextCheck` (``StreamListCheck``): when the streams
+    /// before `after` are no longer the ones the page saw, the answer starts again from the
+    /// first stream and says `"restarted": true`, instead of skipping or repeating streams.
+    func streams(search: String, category: String?, after: Int, afterCheck: String?, limit: Int) async throws -> String
     /// `nil`: no such stream.
     func stream(_ name: String, from version: Int, limit: Int) async throws -> String?
     func log(from cursor: String?, limit: Int, filter: LogFilter) async throws -> String

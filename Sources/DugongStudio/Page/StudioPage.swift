@@ -256,13 +256,13 @@ $("verify-run").onclick = () => runMaintenance("verify", "Verify every frame of 
 $("compact-run").onclick = () => runMaintenance("compact", "Compact the store? It rewrites its segments (reclaiming deleted and truncated events).");
 
 // ---- Streams
-let streamsNext = 0, streamsNextName = null;
+let streamsNext = 0, streamsNextCheck = null;
 let streamCategory = null;  // a category button's, "" for streams without one; null: any
 async function loadStreams(reset) {
-  if (reset) { streamsNext = 0; streamsNextName = null; clear($("stream-list")); }
+  if (reset) { streamsNext = 0; streamsNextCheck = null; clear($("stream-list")); }
   // A category button's category ("" for none) goes as it is, even empty.
   const category = streamCategory === null ? "" : "&category=" + encodeURIComponent(streamCategory);
-  const page = await api("/api/streams?" + query({ search: $("stream-search").value, after: streamsNext, afterName: streamsNextName, limit: 100 }) + category);
+  const page = await api("/api/streams?" + query({ search: $("stream-search").value, after: streamsNext, afterCheck: streamsNextCheck, limit: 100 }) + category);
   // The store was compacted between pages (its list reordered): the answer starts again.
   if (page.restarted) clear($("stream-list"));
   for (const s of page.streams) {
@@ -271,7 +271,7 @@ async function loadStreams(reset) {
     item.onclick = () => { location.hash = "#/stream/" + encodeURIComponent(s.stream); };
     $("stream-list").appendChild(item);
   }
-  streamsNext = page.next; streamsNextName = page.nextName;
+  streamsNext = page.next; streamsNextCheck = page.nextCheck;
   $("streams-more").hidden = page.next === null;
   // The total is the store's: with a search or a category, say how many of them matched so far.
   const shown = $("stream-list").children.length, total = page.total.toLocaleString() + " streams";

@@ -95,7 +95,7 @@ final class RequestGuard: RouterMiddleware, Sendable {
         let filter: Set<String> = ["type", "stream", "since", "until"]
         var routes: [String: (method: HTTPRequest.Method, parameters: Set<String>)] = [
             "/api/overview": (.get, []), "/api/categories": (.get, []), "/api/checkpoints": (.get, []), "/api/readers": (.get, []),
-            "/api/streams": (.get, ["search", "category", "after", "afterName", "limit"]), "/api/stream": (.get, ["name", "from", "limit"]),
+            "/api/streams": (.get, ["search", "category", "after", "afterCheck", "limit"]), "/api/stream": (.get, ["name", "from", "limit"]),
             "/api/log": (.get, filter.union(["from", "limit"])), "/api/tail": (.get, filter.union(["from"])),
             "/api/aggregate-event": (.get, ["stream", "version", "at"]), "/api/readers/parked": (.get, ["name"]),
             "/api/readers/rewind": (.post, ["name", "to"]), "/api/verify": (.post, []), "/api/compact": (.post, []),

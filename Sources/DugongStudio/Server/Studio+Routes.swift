@@ -110,7 +110,7 @@ extension Studio {
                 Reply.json(
                     try await source.streams(
                         search: request.text("search") ?? "", category: request.uri.queryParameters.get("category").map { String($0) },
-                        after: try request.number("after", 0, in: 0...Int.max), afterName: request.text("afterName"),
+                        after: try request.number("after", 0, in: 0...Int.max), afterCheck: request.text("afterCheck"),
                         limit: try request.number("limit", 50, in: 1...StoreBrowser.maximumPage)))
             }
         }
