@@ -89,5 +89,33 @@ struct PostgresStudioTests {
         }
         try await database.drop()
     }
+
+    // From a review: a database lists streams by when they began, a stream that never began
+    // (tombstoned before any event) first; one tombstoned between two pages shifted the list,
+    // and the next page, an index into it, repeated a stream. The page's fingerprint of the
+    // streams before its index (`nextCheck`) tells, and the answer starts again.
+    @Test func pagesOfStreamsStartAgainWhenAStreamIsListedBeforeThem() async throws {
+        let database = try await PostgresTestDatabase.create(onServer: ProcessInfo.processInfo.environment["DUGONG_POSTGRES_URL"]!)
+        do {
+            let store = PostgresEventStore(client: database.client)
+            let accounts = AggregateRepository<BankAccount>(eventStore: store, registry: try EventRegistry(BankAccount.self))
+            for id in ["ada", "bob", "cy", "dee"] { _ = try await accounts.create(id: id) { try $0.open(owner: id) } }
+            let studio = try Studio(postgres: store, label: "postgres://test", aggregates: [BankAccount.self])
+            try await withStudio(studio) { port in
+                func names(_ page: [String: Any]) -> [String] { (page["streams"] as? [[String: Any]])?.compactMap { $0["stream"] as? String } ?? [] }
+                let first = try #require(Self.json(try await HTTPClient.send(port: port, "/api/streams?limit=2")))
+                #expect(first["restarted"] as? Bool == false && names(first).count == 2)
+                let next = try #require(first["next"] as? Int), check = try #require(first["nextCheck"] as? String)
+                try await store.tombstone(streamNamed: "reserved")
+                let second = try #require(Self.json(try await HTTPClient.send(port: port, "/api/streams?limit=100&after=\(next)&afterCheck=\(check)")))
+                #expect(second["restarted"] as? Bool == true, "\(second)")
+                #expect(names(second).sorted() == ["bank:BankAccount/ada", "bank:BankAccount/bob", "bank:BankAccount/cy", "bank:BankAccount/dee", "reserved"])
+            }
+        } catch {
+            try await database.drop()
+            throw error
+        }
+        try await database.drop()
+    }
 }
 #endif
