@@ -563,6 +563,8 @@ struct CompactionSpaceTests {
                 do {
                     let report = try EventLog.upgrade(at: directory.path)
                     #expect(report.events < 70)
+                    // What was not copied is said (a black-box run: nothing said it).
+                    #expect(report.droppedTail?.contains("not copied") == true || (damage == "cut" && offset == 64), "\(report)")
                 } catch let error as StoreError {
                     #expect(damage == "flip" && "\(error)".contains("damaged version 1 frame"), "\(error)")
                 }
@@ -592,13 +594,7 @@ struct CompactionSpaceTests {
         bytes.removeLast(bytes.count - starts[starts.count - 1])
         try Data(bytes).write(to: url)
         // A later version 1 segment, header only, from position 70 (the fixture's next).
-        var header = [UInt8](repeating: 0, count: 64)
-        header.replaceSubrange(0..<8, with: Array("DUGONGSG".utf8))
-        header[8] = 1
-        header[16] = 70
-        let crc = header[0..<60].withUnsafeBytes { Checksum.mask(Checksum.crc32c(UnsafeRawBufferPointer($0))) }
-        withUnsafeBytes(of: crc.littleEndian) { header.replaceSubrange(60..<64, with: $0) }
-        try Data(header).write(to: URL(fileURLWithPath: directory.file("00000000000000000070.dseg")))
+        try Data(Self.versionOneHeader(firstPosition: 70)).write(to: URL(fileURLWithPath: directory.file("00000000000000000070.dseg")))
         #expect {
             try EventLog.upgrade(at: directory.path)
         } throws: { error in
@@ -606,6 +602,38 @@ struct CompactionSpaceTests {
             return name == "00000000000000000000.dseg" && at == starts[starts.count - 1] && reason.contains("not a torn write")
         }
         #expect(FileManager.default.fileExists(atPath: url.path), "nothing removed")
+    }
+
+    /// A version 1 segment's 64-byte header (FORMAT.md §11): a segment without frames.
+    static func versionOneHeader(firstPosition: UInt8) -> [UInt8] {
+        var header = [UInt8](repeating: 0, count: 64)
+        header.replaceSubrange(0..<8, with: Array("DUGONGSG".utf8))
+        header[8] = 1
+        header[16] = firstPosition
+        let crc = header[0..<60].withUnsafeBytes { Checksum.mask(Checksum.crc32c(UnsafeRawBufferPointer($0))) }
+        withUnsafeBytes(of: crc.littleEndian) { header.replaceSubrange(60..<64, with: $0) }
+        return header
+    }
+
+    // From a black-box run: with the fixture's one segment lost and a later version 1 segment
+    // (without frames) in the directory, the index file, which names the lost segment, was not
+    // used, and the upgrade made a store of 0 events, exit 0, removing the evidence. An intact
+    // index file that names segments the store does not begin with is damage.
+    @Test func anUpgradeRefusesAVersionOneStoreWhoseIndexFileNamesALostSegment() throws {
+        let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/v1-store")
+        let directory = TemporaryDirectory("upgrade-lost-first")
+        defer { directory.remove() }
+        try FileManager.default.copyItem(atPath: fixture.path, toPath: directory.path)
+        try FileManager.default.removeItem(atPath: directory.file("00000000000000000000.dseg"))
+        try Data(Self.versionOneHeader(firstPosition: 70)).write(to: URL(fileURLWithPath: directory.file("00000000000000000070.dseg")))
+        let before = try Self.files(directory)
+        #expect {
+            try EventLog.upgrade(at: directory.path)
+        } throws: { error in
+            guard case StoreError.corruption(let name, _, let reason) = error else { return false }
+            return name == Layout.indexName && reason.contains("00000000000000000000.dseg") && reason.contains("does not begin with")
+        }
+        #expect(try Self.files(directory).subtracting([Layout.lockFileName]) == before.subtracting([Layout.lockFileName]), "nothing changed")
     }
 
     /// A version 1 index file's end, as the upgrade reads it, on the fixture's: its one segment,

@@ -45,6 +45,7 @@ struct Upgrade: ParsableCommand {
             throw StoreAccess.fail(error, path: store)
         }
         if let problem = report.unfinishedCleanup { Terminal.error(Compact.tookEffect(problem)) }
+        if let tail = report.droppedTail { Terminal.error("dugong: warning: \(tail)") }
         if json {
             Terminal.emit(try Verify.encode(report))
         } else if report.alreadyCurrent, report.fromVersion < report.toVersion {

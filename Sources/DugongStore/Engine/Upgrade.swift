@@ -21,6 +21,10 @@ public struct UpgradeReport: Sendable, Codable, Equatable {
     /// finished (segments left out of the manifest removed, the head file written again), or nil
     /// when no file was changed.
     public var finished: String? = nil
+    /// On an upgrade of a version 1 store: the bytes at the end of its last segment that held no
+    /// whole frame (a torn write, as far as anything can tell: no index file a clean close saved
+    /// says otherwise), which were not copied; nil when there were none.
+    public var droppedTail: String? = nil
 }
 
 extension EventLog {
@@ -114,7 +118,7 @@ extension EventLog {
         return UpgradeReport(
             fromVersion: Int(Layout.legacyFormatVersion), toVersion: Int(Layout.formatVersion), events: events,
             segmentsBefore: legacy.segments.count, segmentsAfter: output.written.count, alreadyCurrent: false,
-            unfinishedCleanup: unfinished)
+            unfinishedCleanup: unfinished, droppedTail: legacy.droppedTail)
     }
 }
 
@@ -177,6 +181,8 @@ struct LegacyStore {
     var segments: [SegmentInfo] = []
     var frames: [Frame] = []
     var nextPosition: UInt64 = 0
+    /// What a torn tail left at the end of the last segment, not copied (said in the report).
+    var droppedTail: String?
     /// Streams whose versions begin after 1 (a version 1 compaction removed the ones before):
     /// the first event's version, or for a stream without events the version its delete recorded.
     var versionsStartAt: [(String, Int)] = []
@@ -215,13 +221,16 @@ struct LegacyStore {
         names.sort { Layout.SegmentName(fileName: $0)! < Layout.SegmentName(fileName: $1)! }
         var firstVersion: [StreamKey: (String, Int)] = [:]
         var deletedAt: [StreamKey: (String, Int)] = [:]
-        let recorded = recordedEnd(in: directory, names: names)
+        let recorded = try recordedEnd(in: directory, names: names)
         for (number, name) in names.enumerated() {
             let bytes = try File.contents(of: directory + "/" + name, limit: Int(Int32.max)) ?? []
             let first = try bytes.withUnsafeBytes { try header(of: $0, name: name) }
             store.segments.append(SegmentInfo(name: name, firstPosition: first))
             store.nextPosition = max(store.nextPosition, first)
             let (frames, end) = try bytes.withUnsafeBytes { try self.frames(in: $0, name: name, isLast: number == names.count - 1) }
+            if number == names.count - 1, !bytes.withUnsafeBytes({ Zeros.areAllZero($0, in: min(end, $0.count)..<$0.count) }) {
+                store.droppedTail = "\(name): the \(bytes.count - end) bytes from offset \(end) held no whole frame (a write that never completed; no index file a clean close saved says the frames went further), not copied"
+            }
             if let recorded, number == recorded.segments.count - 1, end < recorded.scannedEnd {
                 throw missingFrames(in: name, end: end, recordedEnd: recorded.scannedEnd)
             }
@@ -273,11 +282,19 @@ struct LegacyStore {
     /// upgraded with 29 of its 70 events, exit 0.) Without that file (a version 1 writer that
     /// stopped without closing), or when it cannot be read (it is a cache), a bad tail is what a
     /// torn write leaves, as version 1 read it. FORMAT.md §11.
-    private static func recordedEnd(in directory: String, names: [String]) -> (segments: [String], scannedEnd: Int, nextPosition: UInt64)? {
+    /// An intact file that names segments the store does not begin with is damage too: after a
+    /// clean close segments were only added, and a version 1 compaction removed the file before
+    /// it replaced any (the first segments were lost or replaced; 0 events were upgraded from
+    /// a later segment, exit 0, a black-box run found).
+    private static func recordedEnd(in directory: String, names: [String]) throws -> (segments: [String], scannedEnd: Int, nextPosition: UInt64)? {
         guard let raw = try? File.contents(of: directory + "/" + Layout.indexName, limit: Int(Int32.max)),
-            let recorded = raw.withUnsafeBytes({ legacyIndexEnd(in: $0) }),
-            !recorded.segments.isEmpty, names.starts(with: recorded.segments)
+            let recorded = raw.withUnsafeBytes({ legacyIndexEnd(in: $0) }), !recorded.segments.isEmpty
         else { return nil }
+        guard names.starts(with: recorded.segments) else {
+            throw StoreError.corruption(
+                segment: Layout.indexName, offset: 0,
+                reason: "the index file a clean close saved names the segments \(recorded.segments.joined(separator: ", ")) (events up to position \(recorded.nextPosition)), which the store does not begin with (it holds \(names.joined(separator: ", "))): segments are missing or were replaced; the store must be repaired before an upgrade")
+        }
         return recorded
     }
 
