@@ -47,10 +47,7 @@ struct PostgresBrowser: StudioSource {
         // (A stream begun or tombstoned between two pages is listed before others.)
         let states = try await store.streamStates()
         var rows: [String] = []
-        var check = StreamListCheck.of(states.lazy.map(\.name), count: min(after, states.count))
-        let restarted = after > 0 && afterCheck != nil && (after > states.count || check.text != afterCheck)
-        if restarted { check = StreamListCheck() }
-        var index = restarted ? 0 : min(after, states.count)
+        var (index, check, restarted) = StreamListCheck.start(in: states.lazy.map(\.name), after: after, afterCheck: afterCheck)
         while index < states.count, rows.count < limit {
             let state = states[index]
             index += 1

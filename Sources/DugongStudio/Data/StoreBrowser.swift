@@ -120,17 +120,13 @@ final class StoreBrowser: StudioSource {
     }
 
     /// Streams whose names contain `search` (all when empty), in the order they first
-    /// appeared, from the `after`-th stream on; `next` says where the following page starts.
+    /// appeared, from the `after`-th stream on; `next` says where the following page starts
+    /// (and `nextCheck` what came before it: a compaction reorders the list).
     func streams(search: String, category: String?, after: Int, afterCheck: String?, limit: Int) throws -> String {
         let log = try self.log
         let names = try log.streamNames()
         var rows: [String] = []
-        // The list is in the order streams first appear in the log, which a compaction changes:
-        // a page from an index into the old order skipped or repeated streams.
-        var check = StreamListCheck.of(names, count: min(after, names.count))
-        let restarted = after > 0 && afterCheck != nil && (after > names.count || check.text != afterCheck)
-        if restarted { check = StreamListCheck() }
-        var index = restarted ? 0 : min(after, names.count)
+        var (index, check, restarted) = StreamListCheck.start(in: names, after: after, afterCheck: afterCheck)
         var scanned = 0
         while index < names.count, rows.count < limit, scanned < Self.scanBudget * 10 {
             let name = names[index]

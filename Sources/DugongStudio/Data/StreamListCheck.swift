@@ -29,4 +29,15 @@ struct StreamListCheck: Equatable {
         for name in names.prefix(count) { check.add(name) }
         return check
     }
+
+    /// Where a page asked with `after` and `afterCheck` (a page's `next` and `nextCheck`) starts
+    /// in `names`, the fingerprint of the names before it, and whether it starts again from the
+    /// first because those names are no longer the ones the earlier page saw.
+    static func start(in names: some Collection<String>, after: Int, afterCheck: String?) -> (index: Int, check: StreamListCheck, restarted: Bool) {
+        let check = of(names, count: min(after, names.count))
+        guard after > 0, let afterCheck, after > names.count || check.text != afterCheck else {
+            return (min(after, names.count), check, false)
+        }
+        return (0, StreamListCheck(), true)
+    }
 }
