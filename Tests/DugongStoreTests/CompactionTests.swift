@@ -604,6 +604,83 @@ struct CompactionSpaceTests {
         #expect(FileManager.default.fileExists(atPath: url.path), "nothing removed")
     }
 
+    /// The class of the upgrade tests above: random damage to the version 1 fixture's segment
+    /// (a cut at any size, bit flips, a zeroed range), with its index file or without. An
+    /// upgrade either refuses, changing no byte of any file, or makes a store that reads as the
+    /// undamaged fixture's upgrade does; without the index file (a torn tail cannot be told from
+    /// damage) it may keep fewer events, but only the first ones, and then says what it left.
+    /// `DUGONG_UPGRADE_DAMAGE_TRIALS` sets the count (long mode).
+    @Test func damageToAVersionOneStoreIsRefusedOrLosesNothingAnUpgradeCouldKnow() throws {
+        let trials = Int(ProcessInfo.processInfo.environment["DUGONG_UPGRADE_DAMAGE_TRIALS"] ?? "") ?? 150
+        let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/v1-store")
+        func upgradedEvents(_ directory: TemporaryDirectory) throws -> [StoredEvent] {
+            let log = try EventLog.open(at: directory.path, options: InspectionTests.readOnly())
+            defer { log.close() }
+            return try log.readAll(maxCount: 10_000)
+        }
+        func contents(_ directory: TemporaryDirectory) throws -> [String: Data] {
+            var files: [String: Data] = [:]
+            for name in try Self.files(directory) where name != Layout.lockFileName {
+                files[name] = try Data(contentsOf: URL(fileURLWithPath: directory.file(name)))
+            }
+            return files
+        }
+        let pristine = TemporaryDirectory("upgrade-pristine")
+        defer { pristine.remove() }
+        try FileManager.default.copyItem(atPath: fixture.path, toPath: pristine.path)
+        _ = try EventLog.upgrade(at: pristine.path)
+        let expected = try upgradedEvents(pristine)
+        #expect(expected.count == 70)
+        var random = SeededRandom(seed: 0x0091_AD3)
+        var (refused, whole, shorter) = (0, 0, 0)
+        for trial in 0..<trials {
+            let directory = TemporaryDirectory("upgrade-damage")
+            defer { directory.remove() }
+            try FileManager.default.copyItem(atPath: fixture.path, toPath: directory.path)
+            let withIndexFile = trial % 3 != 2
+            if !withIndexFile { try FileManager.default.removeItem(atPath: directory.file(Layout.indexName)) }
+            let url = URL(fileURLWithPath: directory.file("00000000000000000000.dseg"))
+            var bytes = [UInt8](try Data(contentsOf: url))
+            var what: String
+            switch Int.random(in: 0..<3, using: &random) {
+            case 0:
+                let size = Int.random(in: 0..<bytes.count, using: &random)
+                bytes.removeLast(bytes.count - size)
+                what = "cut to \(size)"
+            case 1:
+                let offset = Int.random(in: 0..<bytes.count, using: &random)
+                bytes[offset] ^= 1 << UInt8.random(in: 0..<8, using: &random)
+                what = "bit flip at \(offset)"
+            default:
+                let start = Int.random(in: 0..<bytes.count, using: &random)
+                let end = min(bytes.count, start + Int.random(in: 1...200, using: &random))
+                bytes.replaceSubrange(start..<end, with: repeatElement(0, count: end - start))
+                what = "zeros at \(start)..<\(end)"
+            }
+            what += withIndexFile ? "" : ", without the index file"
+            try Data(bytes).write(to: url)
+            let before = try contents(directory)
+            let report: UpgradeReport
+            do {
+                report = try EventLog.upgrade(at: directory.path)
+            } catch is StoreError {
+                refused += 1
+                #expect(try contents(directory) == before, "trial \(trial) (\(what)): a refused upgrade changed files")
+                continue
+            }
+            let events = try upgradedEvents(directory)
+            if events == expected {
+                whole += 1
+            } else {
+                shorter += 1
+                #expect(!withIndexFile, "trial \(trial) (\(what)): \(events.count) of 70 events upgraded with the index file there")
+                #expect(Array(expected.prefix(events.count)) == events, "trial \(trial) (\(what)): not the first events")
+                #expect(report.droppedTail != nil || events.isEmpty, "trial \(trial) (\(what)): fewer events, and nothing said")
+            }
+        }
+        print("upgrade damage: \(trials) trials, \(refused) refused, \(whole) upgraded whole, \(shorter) upgraded the first events of a torn tail")
+    }
+
     /// A version 1 segment's 64-byte header (FORMAT.md §11): a segment without frames.
     static func versionOneHeader(firstPosition: UInt8) -> [UInt8] {
         var header = [UInt8](repeating: 0, count: 64)
