@@ -40,8 +40,9 @@ let package = Package(
         // C shim: random event ids, one getrandom call per 255 (Foundation's UUID() opens a device per id).
         .target(name: "CDugongRandom"),
         // C shims: CRC32C (SSE4.2 with a portable fallback), raw DEFLATE through zlib (format
-        // versions 1 to 3) and Zstandard through libzstd (version 4).
-        .target(name: "CDugongShims", linkerSettings: [.linkedLibrary("z"), .linkedLibrary("zstd")]),
+        // versions 1 to 3), Zstandard through libzstd (version 4 on) and LZ4 blocks through
+        // liblz4 (small frames, version 5 on).
+        .target(name: "CDugongShims", linkerSettings: [.linkedLibrary("z"), .linkedLibrary("zstd"), .linkedLibrary("lz4")]),
         // The storage engine and its adapters of the Dugong ports.
         .target(name: "DugongStore", dependencies: ["Dugong", "CDugongShims"]),
         // The adapters of the ports on PostgreSQL; empty without the `Postgres` trait.

@@ -1,11 +1,14 @@
-// The frame codecs: raw DEFLATE through zlib (format versions 1 to 3) and Zstandard (version
-// 4 on). deflateInit2/inflateInit2 are C macros, which is why these live in C rather than in
+// The frame codecs: raw DEFLATE through zlib (format versions 1 to 3), Zstandard (version
+// 4 on) and LZ4 blocks (small frames, version 5 on). deflateInit2/inflateInit2 are C macros, which is why these live in C rather than in
 // Swift. Each thread keeps one context of each kind and resets it per call: initializing a
 // deflate stream allocates and clears ~256 KiB, a Zstandard context more, which would dominate
 // small frames.
 #include "dugong_shims.h"
+#include <limits.h>
+#include <lz4.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 #include <zlib.h>
 #include <zstd.h>
 #include <zstd_errors.h>
@@ -22,6 +25,7 @@ typedef struct {
     ZSTD_CCtx *compressor;  // NULL: not made yet
     int compressor_level;
     ZSTD_DCtx *decompressor;
+    LZ4_stream_t *lz4;  // NULL: not made yet
 } streams;
 
 static pthread_key_t streams_key;
@@ -33,6 +37,7 @@ static void release_streams(void *value) {
     if (s->inflater_ready) inflateEnd(&s->inflater);
     ZSTD_freeCCtx(s->compressor);
     ZSTD_freeDCtx(s->decompressor);
+    free(s->lz4);
     free(s);
 }
 
@@ -207,4 +212,92 @@ int dugong_zstd_decompress(const void *source, size_t length, void *destination,
         produced = ZSTD_decompress_usingDict(d, destination, expected, source, length, dictionary, dictionary_length);
     }
     return !ZSTD_isError(produced) && produced == expected ? 0 : -1;
+}
+
+// A dictionary loaded into LZ4's table once, with its own copy of the bytes (the table points
+// into them). Each frame starts from a copy of the loaded table, as lz4.h describes for a
+// dictionary used many times: loading 4 KiB into the table per frame was ~30,000 instructions.
+typedef struct {
+    LZ4_stream_t loaded;
+    size_t length;
+    unsigned char bytes[];
+} lz4_digest;
+
+void *dugong_lz4_digest(const void *dictionary, size_t length) {
+    if (length == 0 || length > INT_MAX) return NULL;
+    lz4_digest *d = malloc(sizeof *d + length);
+    if (!d) return NULL;
+    memcpy(d->bytes, dictionary, length);
+    d->length = length;
+    LZ4_initStream(&d->loaded, sizeof d->loaded);
+    LZ4_loadDict(&d->loaded, (const char *)d->bytes, (int)length);
+    return d;
+}
+
+void dugong_lz4_digest_free(void *digest) { free(digest); }
+
+long dugong_lz4_compress(const void *source, size_t length, void *destination, size_t capacity, const void *digest) {
+    if (length > LZ4_MAX_INPUT_SIZE || capacity > INT_MAX) return -2;
+    streams *s = thread_streams();
+    if (!s) return -2;
+    if (!s->lz4) {
+        s->lz4 = malloc(sizeof *s->lz4);
+        if (!s->lz4) return -2;
+    }
+    int written;
+    if (digest) {
+        memcpy(s->lz4, &((const lz4_digest *)digest)->loaded, sizeof *s->lz4);
+        written = LZ4_compress_fast_continue(s->lz4, source, destination, (int)length, (int)capacity, 1);
+    } else {
+        written = LZ4_compress_fast_extState(s->lz4, source, destination, (int)length, (int)capacity, 1);
+    }
+    // 0: the block does not fit in `capacity` (LZ4 reports nothing else for valid arguments).
+    return written > 0 ? written : -1;
+}
+
+// Whether every match offset of the LZ4 block `source` is at least 1, walking its sequences
+// (token, literal length bytes, literals, offset, match length bytes). liblz4's safe decoder
+// checks everything else the format requires, but copies a match of offset 0 from the output
+// it is writing (whatever the buffer held): a block with one is not LZ4, and is refused here.
+static int lz4_offsets_are_nonzero(const unsigned char *source, size_t length) {
+    size_t at = 0;
+    while (at < length) {
+        unsigned token = source[at++];
+        size_t literals = token >> 4;
+        if (literals == 15) {
+            unsigned char more;
+            do {
+                if (at >= length) return 0;
+                more = source[at++];
+                literals += more;
+            } while (more == 255 && literals <= length);
+        }
+        if (literals > length - at) return 0;
+        at += literals;
+        if (at == length) return 1;  // the last sequence: literals only
+        if (length - at < 2) return 0;
+        if ((source[at] | source[at + 1] << 8) == 0) return 0;
+        at += 2;
+        if ((token & 15) == 15) {
+            unsigned char more;
+            do {
+                if (at >= length) return 0;
+                more = source[at++];
+            } while (more == 255);
+        }
+    }
+    return 0;  // ended after a match: no last literals
+}
+
+int dugong_lz4_decompress(const void *source, size_t length, void *destination, size_t expected,
+                          const void *dictionary, size_t dictionary_length) {
+    if (length == 0 || length > INT_MAX || expected > INT_MAX || dictionary_length > INT_MAX) return -1;
+    if (!lz4_offsets_are_nonzero(source, length)) return -1;
+    // The safe decoder: every length and offset checked against the input, the output room
+    // (exactly `expected`) and the dictionary; success means the block ended exactly at the
+    // input's end with its last literals.
+    int produced = dictionary_length > 0
+        ? LZ4_decompress_safe_usingDict(source, destination, (int)length, (int)expected, dictionary, (int)dictionary_length)
+        : LZ4_decompress_safe(source, destination, (int)length, (int)expected);
+    return produced >= 0 && (size_t)produced == expected ? 0 : -1;
 }

@@ -10,7 +10,7 @@ struct DugongCommand: AsyncParsableCommand {
         commandName: "dugong",
         abstract: "Event sourcing for Swift: verify, inspect, move and measure DugongStore stores.",
         discussion: ExitStatus.help,
-        version: "0.4.0 (store format version 4; reads 2 to 4)",
+        version: "0.5.0 (store format version 5; reads 2 to 5)",
         subcommands: [
             Bench.self, Verify.self, Compact.self, Stats.self, Streams.self, Read.self, ReadAll.self, Append.self, Import.self, Export.self,
             DeleteStream.self, TruncateStream.self, TombstoneStream.self, Upgrade.self, Demo.self, StudioCommand.self,

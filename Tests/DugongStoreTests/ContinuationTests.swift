@@ -20,7 +20,7 @@ struct ContinuationTests {
     /// Seals `builder` uncompressed-or-not as the engine would, probes and decodes it as a
     /// segment of `formatVersion` would.
     static func decode(_ builder: FrameBuilder, formatVersion: UInt16 = Layout.formatVersion) throws -> [Record] {
-        try decode(builder.sealed(codec: Codec(formatVersion: formatVersion)).encoded(salt: 5, offset: 0), formatVersion: formatVersion)
+        try decode(builder.sealed(formatVersion: formatVersion).encoded(salt: 5, offset: 0), formatVersion: formatVersion)
     }
 
     static func decode(_ frame: [UInt8], formatVersion: UInt16 = Layout.formatVersion) throws -> [Record] {
@@ -33,7 +33,7 @@ struct ContinuationTests {
     /// A frame whose payload is `payload` as given (no compression), its checksum valid.
     static func frame(payload: PayloadBuffer, firstPosition: UInt64, events: UInt32, records: UInt32) -> [UInt8] {
         SealedFrame(
-            stored: payload.bytes, rawLength: payload.count, isCompressed: false, usesDictionary: false, dictionaryCheck: 0,
+            stored: payload.bytes, rawLength: payload.count, isCompressed: false, isLZ4Block: false, usesDictionary: false, dictionaryCheck: 0,
             firstPosition: firstPosition, eventCount: events, recordCount: records, records: []
         ).encoded(salt: 5, offset: 0)
     }

@@ -651,7 +651,7 @@ struct PositionlessDamageTests {
         let path = directory.path + "/" + names[1]
         var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
         let pristine = bytes
-        for version: UInt16 in [90, 5, 0] {
+        for version: UInt16 in [90, 6, 0] {
             bytes[8] = UInt8(truncatingIfNeeded: version)
             bytes[9] = UInt8(truncatingIfNeeded: version >> 8)
             try Data(bytes).write(to: URL(fileURLWithPath: path))

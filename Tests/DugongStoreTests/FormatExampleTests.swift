@@ -28,11 +28,11 @@ struct FormatExampleTests {
             id: UUID(uuidString: "00112233-4455-6677-8899-AABBCCDDEE00")!, type: "Deposited",
             timestampMilliseconds: 1_732_862_695_125, data: Data(#"{"amount":5}"#.utf8), metadata: Data(),
             endsCommit: true))
-        first.sealed(codec: .current).write(into: &bytes, base: 0, salt: salt, batch: 0, endsBatch: true)
+        first.sealed(formatVersion: Layout.formatVersion).write(into: &bytes, base: 0, salt: salt, batch: 0, endsBatch: true)
         var second = FrameBuilder(nextPosition: 2)
         second.append(StoredSnapshot(stream: "account/1", version: 1, data: Data(#"{"o":"Ada"}"#.utf8)))
         second.appendStreamMetadata(stream: "account/1", operation: .truncateBefore, version: 2)
-        second.sealed(codec: .current).write(into: &bytes, base: 0, salt: salt, batch: 1, endsBatch: true)
+        second.sealed(formatVersion: Layout.formatVersion).write(into: &bytes, base: 0, salt: salt, batch: 1, endsBatch: true)
         return bytes
     }
 
@@ -59,7 +59,7 @@ struct FormatExampleTests {
         }
         #expect(written.payload.bytes == documented.payload.bytes)
         #expect(written.records == documented.records)
-        #expect(written.sealed(codec: .current).encoded(salt: Self.salt, offset: 128) == documented.sealed(codec: .current).encoded(salt: Self.salt, offset: 128))
+        #expect(written.sealed(formatVersion: Layout.formatVersion).encoded(salt: Self.salt, offset: 128) == documented.sealed(formatVersion: Layout.formatVersion).encoded(salt: Self.salt, offset: 128))
     }
 
     /// The example store's manifest.
@@ -133,7 +133,7 @@ struct FormatExampleTests {
         var builder = FrameBuilder(nextPosition: 0)
         for event in Self.compressedExampleEvents() { builder.append(event) }
         #expect(builder.payload.bytes == payload, "the documented payload differs:\n\(Self.hexDump(builder.payload.bytes))")
-        let written = builder.sealed(codec: .zstandard).encoded(salt: Self.salt, offset: 128, batch: 0, endsBatch: true)
+        let written = builder.sealed(formatVersion: 4).encoded(salt: Self.salt, offset: 128, batch: 0, endsBatch: true)
         #expect(frame.count > 40, "the documented frame; this build writes:\n\(Self.hexDump(written))")
         let segment = [UInt8](repeating: 0, count: 128) + frame
         let records = try segment.withUnsafeBytes { bytes -> [Record] in
@@ -144,6 +144,29 @@ struct FormatExampleTests {
             return try FrameReader.records(of: header, in: bytes, at: 128, dictionary: [], formatVersion: 4)
         }
         #expect(records == Self.compressedExampleEvents().map { .event($0) })
+    }
+
+    /// The same payload as a writer of version 5 stores it (under 512 bytes: one LZ4 block),
+    /// byte for byte (LZ4's block format leaves the compressor free; this is what this build's
+    /// liblz4 writes, and what the document walks through sequence by sequence). A reader of a
+    /// version 4 segment refuses the LZ4 flag.
+    @Test func theLZ4ExampleIsWhatTheEngineWritesAndDecodesAsDocumented() throws {
+        let frame = try Self.documentedBytes(after: "<!-- hex-example-lz4 -->")
+        let payload = try Self.documentedBytes(after: "<!-- hex-example-compressed-payload -->")
+        var builder = FrameBuilder(nextPosition: 0)
+        for event in Self.compressedExampleEvents() { builder.append(event) }
+        let written = builder.sealed(formatVersion: 5).encoded(salt: Self.salt, offset: 128, batch: 0, endsBatch: true)
+        #expect(written == frame, "the documented LZ4 frame differs; this build writes:\n\(Self.hexDump(written))")
+        let segment = [UInt8](repeating: 0, count: 128) + frame
+        try segment.withUnsafeBytes { bytes in
+            guard case .frame(let header) = FrameReader.probe(bytes, at: 128, salt: Self.salt) else { throw FrameDamage("not a valid frame") }
+            #expect(header.isCompressed && header.isLZ4Block && !header.usesDictionary && Int(header.rawLength) == payload.count)
+            let stored = UnsafeRawBufferPointer(rebasing: bytes[(128 + 40)...])
+            #expect(Compression.decompress(stored, count: payload.count, codec: .lz4) == payload)
+            let records = try FrameReader.records(of: header, in: bytes, at: 128, dictionary: [], formatVersion: 5)
+            #expect(records == Self.compressedExampleEvents().map { .event($0) })
+            #expect(throws: FrameDamage.self) { try FrameReader.records(of: header, in: bytes, at: 128, dictionary: [], formatVersion: 4) }
+        }
     }
 
     @Test func theDocumentedBytesOpenAsAStore() throws {

@@ -42,7 +42,7 @@ struct FormatTests {
         #expect(Checksum.mask(0xE306_9283) == 0xC78A_B0E5)  // computed independently: rotr15 + 0xA282EAD8
     }
 
-    @Test(arguments: [Codec.deflate, .zstandard])
+    @Test(arguments: [Codec.deflate, .zstandard, .lz4])
     func compressionRoundTripsAndDeclinesIncompressibleData(codec: Codec) throws {
         let json = Array(String(repeating: #"{"type":"MoneyDeposited","amount":100,"currency":"EUR"}"#, count: 40).utf8)
         let compressed = try #require(json.withUnsafeBytes { Compression.compress($0, codec: codec) })
@@ -70,7 +70,7 @@ struct FormatTests {
     /// raw-content dictionaries carry no id, like DEFLATE's: the frame's dictionary check is
     /// what tells a wrong one; FORMAT.md §7).
     /// (`prepared`: the dictionary as the writer holds it, digested once for Zstandard.)
-    @Test(arguments: [Codec.deflate, .zstandard], [false, true])
+    @Test(arguments: [Codec.deflate, .zstandard, .lz4], [false, true])
     func aDictionaryIsNeededToDecompress(codec: Codec, prepared: Bool) throws {
         let dictionary = Array(String(repeating: #"{"type":"MoneyDeposited","amount":1,"currency":"EUR","user":"u-7"}"#, count: 60).utf8)
         let payload = Array(#"{"type":"MoneyDeposited","amount":2,"currency":"EUR","user":"u-8"}"#.utf8)
@@ -168,10 +168,46 @@ struct FormatTests {
         #expect(skippable.withUnsafeBytes { Compression.decompress($0, count: 0, codec: .zstandard) } == nil)
     }
 
+    /// An LZ4 block is read as LZ4's block format has it (FORMAT.md §7): a match offset of 0
+    /// is not LZ4 (liblz4's decoder would copy whatever its output buffer held), nor is a match
+    /// that starts within the last 12 bytes of the output or ends within its last 5, nor a
+    /// block that ends after a match.
+    @Test func lz4BlocksAreHeldToTheBlockFormat() {
+        func decoded(_ block: [UInt8], _ count: Int) -> [UInt8]? {
+            block.withUnsafeBytes { Compression.decompress($0, count: count, codec: .lz4) }
+        }
+        // 8 literals, a match of 4 from 4 back, 12 literals: 24 bytes.
+        let literals = Array("abcdefgh".utf8), tail = Array("123456789012".utf8)
+        let valid: [UInt8] = [0x80] + literals + [0x04, 0x00, 0xC0] + tail
+        #expect(decoded(valid, 24) == literals + Array("efgh".utf8) + tail)
+        var zeroOffset = valid
+        zeroOffset[9] = 0
+        #expect(decoded(zeroOffset, 24) == nil)
+        var beforeTheStart = valid
+        beforeTheStart[9] = 9
+        #expect(decoded(beforeTheStart, 24) == nil)
+        // A match of 11 ending 5 bytes before the end is allowed; of 12, 4 before, is not.
+        #expect(decoded([0x87] + literals + [0x04, 0x00, 0x50] + Array("12345".utf8), 24) != nil)
+        #expect(decoded([0x88] + literals + [0x04, 0x00, 0x40] + Array("1234".utf8), 24) == nil)
+        // A match starting 11 bytes before the end.
+        #expect(decoded([0xD0] + Array("abcdefghijklm".utf8) + [0x04, 0x00, 0x70] + Array("1234567".utf8), 24) == nil)
+        // Ending after a match, with no last literals.
+        #expect(decoded([0x80] + literals + [0x04, 0x00], 12) == nil)
+        #expect(decoded(valid.dropLast(), 23) == nil)
+    }
+
     @Test func segmentsOfEachVersionHaveTheirCodec() {
         #expect([1, 2, 3].map { Codec(formatVersion: $0) } == [.deflate, .deflate, .deflate])
-        #expect(Codec(formatVersion: 4) == .zstandard)
-        #expect(Codec.current == .zstandard && Layout.formatVersion == 4)
+        #expect(Codec(formatVersion: 4) == .zstandard && Codec(formatVersion: 5) == .zstandard)
+        // The LZ4 flag: a codec of version 5 on; in an older segment, damage.
+        #expect([2, 3, 4].map { Codec(formatVersion: $0, lz4Flag: true) } == [nil, nil, nil])
+        #expect(Codec(formatVersion: 5, lz4Flag: true) == .lz4 && Codec(formatVersion: 5, lz4Flag: false) == .zstandard)
+        // What a writer picks: LZ4 for payloads under 512 bytes, from version 5 on.
+        #expect(Codec.forWriting(payloadSize: 511, formatVersion: 5) == .lz4)
+        #expect(Codec.forWriting(payloadSize: 512, formatVersion: 5) == .zstandard)
+        #expect(Codec.forWriting(payloadSize: 100, formatVersion: 4) == .zstandard)
+        #expect(Codec.forWriting(payloadSize: 100, formatVersion: 3) == .deflate)
+        #expect(Codec.current == .zstandard && Layout.formatVersion == 5)
     }
 
     @Test func varintsRoundTripAndMalformedInputIsRefused() throws {
@@ -236,7 +272,7 @@ struct FormatTests {
         let written: [Record] = [
             .event(first), .streamMetadata(stream: "s/2", operation: .truncateBefore, version: 7), .event(second), .snapshot(snapshot),
         ]
-        let frame = builder.sealed(codec: .current).encoded(salt: 77, offset: 0)
+        let frame = builder.sealed(formatVersion: Layout.formatVersion).encoded(salt: 77, offset: 0)
         let probe = frame.withUnsafeBytes { FrameReader.probe($0, at: 0, salt: 77) }
         guard case .frame(let header) = probe else {
             Issue.record("frame did not probe as valid")
@@ -276,11 +312,13 @@ struct DictionaryTests {
             data: Data(#"{"type":"MoneyDeposited","aggregateId":"acc-1","amount":5,"currency":"EUR"}"#.utf8),
             metadata: Data(), endsCommit: true)
         builder.append(event)
-        let plain = builder.sealed(codec: .current).encoded(salt: 1, offset: 0)
-        let withDictionary = builder.sealed(dictionary: PresetDictionary(dictionary, codec: .current), codec: .current).encoded(salt: 1, offset: 0)
+        let plain = builder.sealed(formatVersion: Layout.formatVersion).encoded(salt: 1, offset: 0)
+        let withDictionary = builder.sealed(dictionary: PresetDictionary(dictionary, codec: .current), formatVersion: Layout.formatVersion)
+            .encoded(salt: 1, offset: 0)
         #expect(withDictionary.count < plain.count)
         let header = try #require(Self.header(withDictionary))
-        #expect(header.isCompressed && header.usesDictionary)
+        // A one-event frame: an LZ4 block (FORMAT.md §7).
+        #expect(header.isCompressed && header.usesDictionary && header.isLZ4Block)
         let records = try withDictionary.withUnsafeBytes { try FrameReader.records(of: header, in: $0, at: 0, dictionary: dictionary, formatVersion: Layout.formatVersion) }
         #expect(records == [.event(event)])
         #expect(throws: FrameDamage.self) {

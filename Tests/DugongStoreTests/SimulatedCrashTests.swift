@@ -185,7 +185,7 @@ struct SimulatedCrashTests {
         if seed % 4 == 0 {
             do {
                 try FileManager.default.copyItem(
-                    atPath: VersionThreeStoreTests.fixtures.appendingPathComponent("v3-store").path, toPath: directory.path)
+                    atPath: OlderVersionStoreTests.fixtures.appendingPathComponent("v3-store").path, toPath: directory.path)
                 // What it holds, read before the disk is attached (read-only: nothing written).
                 var options = EventLog.Options()
                 options.readOnly = true

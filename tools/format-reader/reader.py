@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """An independent DugongStore reader, written from FORMAT.md alone (format version 4; reads 2
-and 3) by a reviewer who did not read the engine's sources. tools/format-reader/check runs it on
+and 3) by a reviewer who did not read the engine's sources, and extended to version 5 (LZ4
+blocks, decoded here from the block format FORMAT.md section 7 describes). tools/format-reader/check runs it on
 stores the `dugong` tool makes, and compare.py checks what it decodes against the tool's
 output, so that FORMAT.md and the engine cannot drift apart unnoticed.
 
@@ -115,6 +116,46 @@ def zstd_decompress(src, raw_len, prefix=None):
     if r != raw_len:
         raise ValueError("zstd produced %d bytes, raw length %d" % (r, raw_len))
     return dst.raw[:raw_len]
+
+
+def lz4_block_decompress(src, raw_len, history=None):
+    """One LZ4 block (FORMAT.md section 7), decoded here from the block format's description;
+    `history`: the dictionary the block's offsets may reach into."""
+    hist = bytes(history or b"")
+    out = bytearray(hist)
+    base = len(hist)
+    end = base + raw_len
+    i = 0
+    n = len(src)
+    while True:
+        if i >= n: raise ValueError("lz4: block ends after a match")
+        token = src[i]; i += 1
+        lit = token >> 4
+        if lit == 15:
+            while True:
+                if i >= n: raise ValueError("lz4: literal length runs past the block")
+                b = src[i]; i += 1; lit += b
+                if b != 255: break
+        if i + lit > n: raise ValueError("lz4: literals run past the block")
+        if len(out) + lit > end: raise ValueError("lz4: more than raw length")
+        out += src[i:i + lit]; i += lit
+        if i == n: break
+        if len(out) > end - 12: raise ValueError("lz4: a match starts within the last 12 bytes")
+        if i + 2 > n: raise ValueError("lz4: offset runs past the block")
+        off = src[i] | src[i + 1] << 8; i += 2
+        if off == 0: raise ValueError("lz4: offset 0")
+        if off > len(out): raise ValueError("lz4: offset %d reaches before the history" % off)
+        ml = token & 15
+        if ml == 15:
+            while True:
+                if i >= n: raise ValueError("lz4: match length runs past the block")
+                b = src[i]; i += 1; ml += b
+                if b != 255: break
+        ml += 4
+        if len(out) + ml > end - 5: raise ValueError("lz4: a match ends within the last 5 bytes")
+        for _ in range(ml): out.append(out[-off])
+    if len(out) != end: raise ValueError("lz4: %d bytes, raw length %d" % (len(out) - base, raw_len))
+    return bytes(out[base:])
 
 
 def inflate(src, raw_len, zdict=None):
@@ -284,7 +325,7 @@ def read_segment_header(name, data):
     if r.raw(8) != b"DUGONGSG": raise ValueError("magic")
     ver = r.u16()
     if ver == 1: raise ValueError("version 1: needs dugong upgrade")
-    if ver not in (2, 3, 4): raise ValueError("format version %d cannot read" % ver)
+    if ver not in (2, 3, 4, 5): raise ValueError("format version %d cannot read" % ver)
     if struct.unpack_from("<I", data, 124)[0] != mask(crc32c(data[:124])):
         raise ValueError("header checksum")
     hs = r.u16()
@@ -633,8 +674,9 @@ def scan_store(path, quiet=False):
             try:
                 if not (1 <= slen <= 1 << 30) or rlen > 1 << 30: raise ValueError("lengths")
                 if off + 40 + slen > cap: raise ValueError("frame beyond capacity")
-                if flags & 0xF0: raise ValueError("flags")
-                if (flags & 2) and not (flags & 1): raise ValueError("dict flag without compressed")
+                if flags & 0xE0: raise ValueError("flags")
+                if (flags & 0x10) and hdr["version"] < 5: raise ValueError("LZ4 flag in a version %d segment" % hdr["version"])
+                if (flags & 0x12) and not (flags & 1): raise ValueError("dict or LZ4 flag without compressed")
                 if not (flags & 1) and slen != rlen: raise ValueError("uncompressed length mismatch")
                 if enc != 0: raise ValueError("encoding %d" % enc)
                 if not (flags & 2) and dchk != 0: raise ValueError("dict check nonzero")
@@ -655,7 +697,10 @@ def scan_store(path, quiet=False):
                         issue("%s@%d: dictionary check %04x != %04x" % (name, off, dchk, mask(crc32c(cur_dict)) & 0xFFFF))
                     prefix = cur_dict
                     STATS["frames_with_dict"] += 1
-                if hdr["version"] == 4:
+                if flags & 0x10:
+                    payload = lz4_block_decompress(payload, rlen, prefix)
+                    STATS["frames_lz4"] += 1
+                elif hdr["version"] >= 4:
                     payload = zstd_decompress(payload, rlen, prefix)
                 else:
                     payload = inflate(payload, rlen, prefix)

@@ -65,6 +65,27 @@ long dugong_zstd_compress_digested(const void *source, size_t length, void *dest
 int dugong_zstd_decompress(const void *source, size_t length, void *destination, size_t expected,
                            const void *dictionary, size_t dictionary_length);
 
+/// The dictionary `dictionary` (1 byte to 2 GiB; LZ4 uses its last 64 KiB) copied and loaded
+/// once into LZ4's compression table, for dugong_lz4_compress. NULL when it cannot be made.
+/// Free it with dugong_lz4_digest_free. Any number of threads may compress with it at once.
+void *dugong_lz4_digest(const void *dictionary, size_t length);
+
+/// Frees a digest of dugong_lz4_digest (NULL: nothing).
+void dugong_lz4_digest_free(void *digest);
+
+/// Compresses `source` as one LZ4 block (LZ4's block format, no frame around it) into
+/// `destination`, with the digested dictionary `digest` (NULL: none) as the history just
+/// before `source`. Returns the compressed length, or -1 when it does not fit in `capacity`
+/// bytes, or -2 on any other error.
+long dugong_lz4_compress(const void *source, size_t length, void *destination, size_t capacity, const void *digest);
+
+/// Decompresses `source`, exactly one LZ4 block made with the dictionary `dictionary` (NULL or
+/// length 0: none) as its history, into exactly `expected` bytes at `destination`. Returns 0
+/// on success, -1 when the bytes are not such a block or do not decompress to exactly
+/// `expected` bytes.
+int dugong_lz4_decompress(const void *source, size_t length, void *destination, size_t expected,
+                          const void *dictionary, size_t dictionary_length);
+
 /// Upper bound of dugong_deflate_raw's output for `length` input bytes.
 size_t dugong_deflate_bound(size_t length);
 

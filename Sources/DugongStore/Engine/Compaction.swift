@@ -281,7 +281,7 @@ struct SegmentSetWriter {
     mutating func write(_ frame: FrameBuilder) throws {
         precondition(frame.firstPosition >= cursor || frame.eventCount == 0, "positions increase")
         // Compaction writes segments of the current format version only.
-        let sealed = frame.sealed(codec: .current)
+        let sealed = frame.sealed(formatVersion: Layout.formatVersion)
         let pendingLength = output?.pending?.totalLength ?? 0
         if let current = output, current.offset + pendingLength > Layout.segmentHeaderSize,
             current.offset + pendingLength + sealed.totalLength > options.segmentSize

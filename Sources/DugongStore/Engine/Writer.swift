@@ -686,10 +686,10 @@ final class Writer: Sendable {
                 var segment = core.shared.withLock { $0.segments[state.activeSegment] }
                 let olderFormat = segment.header.formatVersion < Layout.formatVersion
                 var dictionary = olderFormat ? nil : dictionaryFrame(for: segment, before: frame, state)
-                let codec = Codec(formatVersion: segment.header.formatVersion)
+                let version = segment.header.formatVersion
                 var sealed = frame.sealed(
-                    dictionary: state.preset(dictionary?.bytes ?? segment.dictionary(before: state.writeOffset + group.bytes), codec),
-                    codec: codec)
+                    dictionary: state.preset(dictionary?.bytes ?? segment.dictionary(before: state.writeOffset + group.bytes), Codec(formatVersion: version)),
+                    formatVersion: version)
                 let dictionaryLength = dictionary?.frame.totalLength ?? 0
                 // A frame never ends exactly at the capacity: a segment whose frames do is a
                 // compaction's sealed one to a later open, which then does not learn the store's
@@ -701,7 +701,7 @@ final class Writer: Sendable {
                     let needed = Layout.segmentHeaderSize + dictionaryRoom + Layout.frameHeaderSize + frame.payloadSize
                     segment = try roll(&state, firstPosition: frame.firstPosition, capacity: max(core.options.segmentSize, needed))
                     dictionary = dictionaryFrame(for: segment, before: frame, state)
-                    sealed = frame.sealed(dictionary: dictionary == nil ? nil : state.preset(dictionary!.bytes, .current), codec: .current)
+                    sealed = frame.sealed(dictionary: dictionary == nil ? nil : state.preset(dictionary!.bytes, .current), formatVersion: Layout.formatVersion)
                 }
                 assert(segment.header.formatVersion == Layout.formatVersion, "frames go only into segments of the current version")
                 if let dictionary {
@@ -746,7 +746,7 @@ final class Writer: Sendable {
         guard !segment.hasDictionary, let bytes = state.recentBytes(dictionarySize) else { return nil }
         var dictionary = FrameBuilder(nextPosition: frame.firstPosition)
         dictionary.appendDictionary(bytes)
-        return (dictionary.sealed(codec: Codec(formatVersion: segment.header.formatVersion)), bytes)
+        return (dictionary.sealed(formatVersion: segment.header.formatVersion), bytes)
     }
 
     /// Writes a group's frames at the end of the active segment as one batch, syncs, and records

@@ -1,20 +1,46 @@
 import CDugongShims
 
-/// How a segment's compressed payloads are encoded: fixed by the segment's format version
-/// (FORMAT.md, "Compression").
+/// How a frame's compressed payload is encoded: fixed by its segment's format version, and from
+/// version 5 on by the frame's LZ4 flag too (FORMAT.md, "Compression").
 enum Codec: Equatable, Sendable {
     /// Raw DEFLATE (RFC 1951, no zlib or gzip wrapper) through zlib at level 1: format
     /// versions 1 to 3.
     case deflate
     /// One Zstandard frame (RFC 8878) through libzstd at level −1: format version 4 on.
     case zstandard
+    /// One LZ4 block (LZ4's block format) through liblz4: small frames, format version 5 on.
+    case lz4
 
-    /// The codec of segments of `formatVersion`.
+    /// The codec of the compressed frames of segments of `formatVersion` without the LZ4 flag.
     init(formatVersion: UInt16) {
         self = formatVersion >= Layout.firstVersionWithZstandard ? .zstandard : .deflate
     }
 
-    /// The codec of the segments this build writes.
+    /// The codec of a compressed frame whose LZ4 flag is `lz4Flag`, in a segment of
+    /// `formatVersion`; nil when that version has no LZ4 frames (the flag is then damage).
+    init?(formatVersion: UInt16, lz4Flag: Bool) {
+        guard lz4Flag else {
+            self.init(formatVersion: formatVersion)
+            return
+        }
+        guard formatVersion >= Layout.firstVersionWithLZ4 else { return nil }
+        self = .lz4
+    }
+
+    /// The codec a writer tries first for a payload of `payloadSize` bytes in a segment of
+    /// `formatVersion`: from version 5 on, LZ4 below ``Layout/lz4PayloadLimit`` bytes (see
+    /// ``Compression/compressForWriting(_:dictionary:formatVersion:)``). A small frame (a commit
+    /// of one or two events) packs as small with LZ4 and the segment's dictionary as with
+    /// Zstandard (one ~190-byte event: 69 bytes against 76; two: 139 against 136; three: 4 %
+    /// larger), and decompresses with a third of the instructions (~630 per event against
+    /// ~1,900): Zstandard's cost per frame (its header, its tables) dominates such frames. From
+    /// about three events on Zstandard packs smaller, and the gap grows with the frame (25 % at
+    /// 32 events). Measured with `tools/codec/codec_compare.c` on the Benchmarks package's events.
+    static func forWriting(payloadSize: Int, formatVersion: UInt16) -> Codec {
+        formatVersion >= Layout.firstVersionWithLZ4 && payloadSize < Layout.lz4PayloadLimit ? .lz4 : Codec(formatVersion: formatVersion)
+    }
+
+    /// The codec of the compressed frames without the LZ4 flag that this build writes.
     static let current = Codec(formatVersion: Layout.formatVersion)
 }
 
@@ -44,15 +70,39 @@ enum Compression {
                     dugong_zstd_compress(
                         bytes.baseAddress, bytes.count, out.baseAddress, out.count, zstandardLevel,
                         dictionary.baseAddress, dictionary.count)
+                case .lz4:
+                    PresetDictionary.withLZ4Digest(of: dictionary) { digest in
+                        dugong_lz4_compress(bytes.baseAddress, bytes.count, out.baseAddress, out.count, digest)
+                    }
                 }
             }
         }
+    }
+
+    /// A payload's stored form as a writer of `formatVersion` makes it, and its codec; nil when
+    /// it is stored as is. A small payload (``Codec/forWriting(payloadSize:formatVersion:)``)
+    /// is tried as an LZ4 block and as a Zstandard frame, and kept as the block unless the frame
+    /// is smaller by more than 1/9 of its size: LZ4 has no entropy coding, so a payload the
+    /// dictionary matches little (text unlike the events before it) packs much smaller with
+    /// Zstandard, or only with it.
+    static func compressForWriting(
+        _ bytes: UnsafeRawBufferPointer, dictionary: PresetDictionary?, formatVersion: UInt16
+    ) -> (stored: [UInt8], codec: Codec)? {
+        let codec = Codec.forWriting(payloadSize: bytes.count, formatVersion: formatVersion)
+        let first = compress(bytes, dictionary: dictionary, codec: codec)
+        guard codec == .lz4 else { return first.map { ($0, codec) } }
+        guard let zstandard = compress(bytes, dictionary: dictionary, codec: .zstandard) else { return first.map { ($0, .lz4) } }
+        if let block = first, block.count - block.count / 9 <= zstandard.count { return (block, .lz4) }
+        return (zstandard, .zstandard)
     }
 
     /// ``compress(_:dictionary:codec:)`` with a dictionary prepared for `codec` (its digest
     /// when it has one): the same stored form.
     static func compress(_ bytes: UnsafeRawBufferPointer, dictionary: PresetDictionary?, codec: Codec) -> [UInt8]? {
         guard let dictionary else { return compress(bytes, codec: codec) }
+        if codec == .lz4, let digest = dictionary.lz4Digest {
+            return compress(bytes) { out in dugong_lz4_compress(bytes.baseAddress, bytes.count, out.baseAddress, out.count, digest) }
+        }
         guard let digest = dictionary.digest, codec == dictionary.codec, bytes.count < PresetDictionary.digestUseLimit else {
             return compress(bytes, dictionary: dictionary.bytes, codec: codec)
         }
@@ -110,14 +160,17 @@ enum Compression {
             case .zstandard:
                 dugong_zstd_decompress(
                     bytes.baseAddress, bytes.count, output.baseAddress, count, dictionary.baseAddress, dictionary.count)
+            case .lz4:
+                dugong_lz4_decompress(
+                    bytes.baseAddress, bytes.count, output.baseAddress, count, dictionary.baseAddress, dictionary.count)
             }
         } == 0
     }
 }
 
 /// A segment's current dictionary (FORMAT.md §6.4, §7) as the writer compresses with it: its
-/// bytes, its check (the frame header's, §4) and, for Zstandard, the bytes digested once into
-/// the compressor's tables. Loading 4 KiB of raw content into those tables for every frame was
+/// bytes, its check (the frame header's, §4) and, for Zstandard and LZ4, the bytes digested once
+/// into each compressor's tables. Loading 4 KiB of raw content into those tables for every frame was
 /// most of a small frame's compression (callgrind, the Benchmarks package's events, one
 /// 2-event frame: ~52,000 instructions with the bytes as a prefix, ~22,000 with the digest).
 /// The frames are the same kind of Zstandard frame: a reader needs only the bytes.
@@ -137,6 +190,9 @@ final class PresetDictionary: @unchecked Sendable {
     /// libzstd's `ZSTD_CDict`, owned; nil for DEFLATE, and for bytes that begin with
     /// Zstandard's dictionary magic (compressed with the bytes as a prefix per frame instead).
     fileprivate let digest: UnsafeMutableRawPointer?
+    /// The bytes loaded into LZ4's table (`dugong_lz4_digest`), owned; nil for DEFLATE, and
+    /// when it could not be made (frames then load the bytes themselves).
+    fileprivate let lz4Digest: UnsafeMutableRawPointer?
 
     init(_ bytes: [UInt8], codec: Codec) {
         precondition(!bytes.isEmpty && bytes.count <= Layout.maximumDictionarySize, "a dictionary takes 1 to \(Layout.maximumDictionarySize) bytes")
@@ -145,7 +201,20 @@ final class PresetDictionary: @unchecked Sendable {
         check = FrameBuilder.check(of: bytes)
         digest = codec == .zstandard
             ? bytes.withUnsafeBytes { dugong_zstd_digest($0.baseAddress, $0.count, Int32(Compression.zstandardLevel)) } : nil
+        lz4Digest = codec != .deflate ? bytes.withUnsafeBytes { dugong_lz4_digest($0.baseAddress, $0.count) } : nil
     }
 
-    deinit { dugong_zstd_digest_free(digest) }
+    deinit {
+        dugong_zstd_digest_free(digest)
+        dugong_lz4_digest_free(lz4Digest)
+    }
+
+    /// Calls `body` with a digest of `dictionary` for LZ4 (nil when it is empty), made for this
+    /// call only: for frames compressed without a kept ``PresetDictionary``.
+    fileprivate static func withLZ4Digest(of dictionary: UnsafeRawBufferPointer, _ body: (UnsafeRawPointer?) -> Int) -> Int {
+        guard dictionary.count > 0 else { return body(nil) }
+        guard let digest = dugong_lz4_digest(dictionary.baseAddress, dictionary.count) else { return -2 }
+        defer { dugong_lz4_digest_free(digest) }
+        return body(digest)
+    }
 }

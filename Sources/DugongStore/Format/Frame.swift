@@ -7,6 +7,8 @@ struct FrameHeader: Equatable {
     /// Bytes of payload after decompressing (equal to `storedLength` when not compressed).
     var rawLength: UInt32
     var isCompressed: Bool
+    /// Compressed as one LZ4 block (version 5 on) instead of with its segment's codec.
+    var isLZ4Block = false
     /// Compressed with the dictionary in effect in its segment.
     var usesDictionary: Bool
     /// With `usesDictionary`: the low 16 bits of the dictionary's masked CRC-32C, so that a frame
@@ -196,19 +198,20 @@ struct FrameBuilder {
         UInt16(truncatingIfNeeded: dictionary.withUnsafeBytes { Checksum.mask(Checksum.crc32c($0)) })
     }
 
-    /// The frame with its payload in its stored form: compressed with `codec`, the codec of
-    /// the segment it goes to (with `dictionary`, the segment's current dictionary, when there
-    /// is one), when that saves at least 1/8.
-    func sealed(dictionary: PresetDictionary? = nil, codec: Codec) -> SealedFrame {
+    /// The frame with its payload in its stored form: compressed as a writer of a segment of
+    /// `formatVersion` compresses it (``Compression/compressForWriting(_:dictionary:formatVersion:)``;
+    /// with `dictionary`, the segment's current dictionary, when there is one), when that saves
+    /// at least 1/8.
+    func sealed(dictionary: PresetDictionary? = nil, formatVersion: UInt16) -> SealedFrame {
         precondition(!isEmpty && payloadSize <= Layout.maximumFramePayload)
         // Large frames gain nothing from a preset dictionary (measured: 1 % at 100 events) and
         // would pay for loading it into the codec's tables.
         let dictionary = payloadSize < Layout.dictionaryUseLimit ? dictionary : nil
-        let compressed = payload.withUnsafeBytes { Compression.compress($0, dictionary: dictionary, codec: codec) }
+        let compressed = payload.withUnsafeBytes { Compression.compressForWriting($0, dictionary: dictionary, formatVersion: formatVersion) }
         let usesDictionary = compressed != nil && dictionary != nil
         return SealedFrame(
-            stored: compressed ?? payload.bytes, rawLength: payloadSize, isCompressed: compressed != nil,
-            usesDictionary: usesDictionary, dictionaryCheck: usesDictionary ? dictionary!.check : 0,
+            stored: compressed?.stored ?? payload.bytes, rawLength: payloadSize, isCompressed: compressed != nil,
+            isLZ4Block: compressed?.codec == .lz4, usesDictionary: usesDictionary, dictionaryCheck: usesDictionary ? dictionary!.check : 0,
             firstPosition: firstPosition, eventCount: eventCount, recordCount: recordCount, records: records)
     }
 }
@@ -219,6 +222,7 @@ struct SealedFrame {
     var stored: [UInt8]
     var rawLength: Int
     var isCompressed: Bool
+    var isLZ4Block: Bool
     var usesDictionary: Bool
     var dictionaryCheck: UInt16
     var firstPosition: UInt64
@@ -233,6 +237,7 @@ struct SealedFrame {
     @discardableResult
     func write(into output: inout [UInt8], base: Int, salt: UInt64, batch: UInt64, endsBatch: Bool, unsynced: Bool = false) -> UInt32 {
         precondition(stored.count >= 1 && stored.count <= Layout.maximumFramePayload && batch < Layout.maximumPosition)
+        precondition(isCompressed || !(isLZ4Block || usesDictionary), "codec flags on a frame stored as is")
         let start = output.count
         var header = ByteWriter(capacity: Layout.frameHeaderSize)
         header.u32(0)  // checksum, set below
@@ -240,7 +245,7 @@ struct SealedFrame {
         header.u32(UInt32(rawLength))
         header.u8(
             (isCompressed ? Layout.frameCompressed : 0) | (usesDictionary ? Layout.frameUsesDictionary : 0)
-                | (endsBatch ? Layout.frameEndsBatch : 0) | (unsynced ? Layout.frameUnsynced : 0))
+                | (isLZ4Block ? Layout.frameLZ4Block : 0) | (endsBatch ? Layout.frameEndsBatch : 0) | (unsynced ? Layout.frameUnsynced : 0))
         header.u8(0)
         header.u16(dictionaryCheck)
         header.u64(firstPosition)
@@ -300,13 +305,17 @@ enum FrameReader {
             let eventCount = try reader.u32("event count")
             let recordCount = try reader.u32("record count")
             let batch = try reader.u64("batch")
+            // The LZ4 flag is known to versions 5 on; in an older segment the frame's payload is
+            // refused where it is decoded (``Codec/init(formatVersion:lz4Flag:)``).
             let known = Layout.frameCompressed | Layout.frameUsesDictionary | Layout.frameEndsBatch | Layout.frameUnsynced
+                | Layout.frameLZ4Block
             guard flags & ~known == 0, encoding == 0 else {
                 return .invalid("unknown flags or payload encoding")
             }
             let compressed = flags & Layout.frameCompressed != 0
             let usesDictionary = flags & Layout.frameUsesDictionary != 0
-            guard compressed || !usesDictionary else { return .invalid("dictionary flag without compression") }
+            let lz4 = flags & Layout.frameLZ4Block != 0
+            guard compressed || !(usesDictionary || lz4) else { return .invalid("dictionary or LZ4 flag without compression") }
             guard usesDictionary || dictionaryCheck == 0 else { return .invalid("dictionary check without a dictionary") }
             guard storedLength > 0, Int(storedLength) <= Layout.maximumFramePayload,
                 Int(rawLength) <= Layout.maximumFramePayload, compressed || rawLength == storedLength,
@@ -321,7 +330,7 @@ enum FrameReader {
                 return .invalid("checksum mismatch")
             }
             return .frame(FrameHeader(
-                storedLength: storedLength, rawLength: rawLength, isCompressed: compressed,
+                storedLength: storedLength, rawLength: rawLength, isCompressed: compressed, isLZ4Block: lz4,
                 usesDictionary: usesDictionary, dictionaryCheck: dictionaryCheck, firstPosition: firstPosition,
                 eventCount: eventCount, recordCount: recordCount, batch: batch, endsBatch: flags & Layout.frameEndsBatch != 0,
                 unsynced: flags & Layout.frameUnsynced != 0, checksum: checksum))
@@ -341,7 +350,7 @@ enum FrameReader {
     ) throws -> [Record] {
         try payload(
             of: header, in: bytes, at: offset + headerSize - Layout.frameHeaderSize, dictionary: dictionary,
-            dictionaryCheck: dictionaryCheck, codec: Codec(formatVersion: formatVersion)
+            dictionaryCheck: dictionaryCheck, formatVersion: formatVersion
         ) { payload in
             try decode(payload, header, formatVersion: formatVersion)
         }
@@ -371,7 +380,7 @@ enum FrameReader {
     ) throws -> [StoredEvent] {
         try payload(
             of: header, in: bytes, at: offset, dictionary: dictionary, dictionaryCheck: dictionaryCheck,
-            codec: Codec(formatVersion: formatVersion)
+            formatVersion: formatVersion
         ) { payload in
             var events: [StoredEvent] = []
             events.reserveCapacity(Int(header.eventCount))
@@ -401,7 +410,7 @@ enum FrameReader {
         let limit = min(Int(header.eventCount), Int(header.rawLength) / FrameEvents.smallestRecord)
         try payload(
             of: header, in: bytes, at: offset, dictionary: dictionary.bytes, dictionaryCheck: dictionary.check, scratch: scratch,
-            codec: Codec(formatVersion: formatVersion)
+            formatVersion: formatVersion
         ) { payload in
             try events.fill(limit: limit) { room in
                 frameNames.removeAll()
@@ -417,7 +426,7 @@ enum FrameReader {
     /// show them zeros), else in place or in an array of its own.
     private static func payload<R>(
         of header: FrameHeader, in bytes: UnsafeRawBufferPointer, at offset: Int, dictionary: [UInt8],
-        dictionaryCheck: UInt16? = nil, scratch: ScratchBuffer? = nil, codec: Codec, _ body: (UnsafeRawBufferPointer) throws -> R
+        dictionaryCheck: UInt16? = nil, scratch: ScratchBuffer? = nil, formatVersion: UInt16, _ body: (UnsafeRawBufferPointer) throws -> R
     ) throws -> R {
         let start = offset + Layout.frameHeaderSize
         let stored = UnsafeRawBufferPointer(rebasing: bytes[start..<start + Int(header.storedLength)])
@@ -426,6 +435,9 @@ enum FrameReader {
             let copy = scratch.bytes(count: stored.count)
             copy.copyMemory(from: stored)
             return try body(UnsafeRawBufferPointer(copy))
+        }
+        guard let codec = Codec(formatVersion: formatVersion, lz4Flag: header.isLZ4Block) else {
+            throw FrameDamage("an LZ4 frame in a segment of format version \(formatVersion), which has none")
         }
         if header.usesDictionary && dictionary.isEmpty {
             throw FrameDamage("compressed with a dictionary, but no dictionary precedes it in its segment")

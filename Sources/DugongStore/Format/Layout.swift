@@ -6,14 +6,17 @@ enum Layout {
     /// The format version this code writes. It reads versions ``oldestReadableFormatVersion``
     /// through this one; version 1 stores are refused by the engine and converted by
     /// ``Upgrade`` (`dugong upgrade`).
-    static let formatVersion: UInt16 = 4
-    /// The oldest segment format read as it is: version 3 differs from 4 only in its codec
-    /// (raw DEFLATE), version 2 from 3 only in lacking continuation records (FORMAT.md §11).
+    static let formatVersion: UInt16 = 5
+    /// The oldest segment format read as it is: version 4 differs from 5 only in having no LZ4
+    /// frames, version 3 from 4 only in its codec (raw DEFLATE), version 2 from 3 only in lacking
+    /// continuation records (FORMAT.md §11).
     static let oldestReadableFormatVersion: UInt16 = 2
     /// The first version whose segments may hold continuation records.
     static let firstVersionWithContinuations: UInt16 = 3
     /// The first version whose compressed payloads are Zstandard frames (raw DEFLATE before).
     static let firstVersionWithZstandard: UInt16 = 4
+    /// The first version whose small frames may be LZ4 blocks (frame flag ``frameLZ4Block``).
+    static let firstVersionWithLZ4: UInt16 = 5
     /// The previous version, which ``Upgrade`` reads.
     static let legacyFormatVersion: UInt16 = 1
 
@@ -114,6 +117,12 @@ enum Layout {
     /// Flag bit: written in the durability mode without syncs (its batch was not synced before
     /// the next one began).
     static let frameUnsynced: UInt8 = 0x08
+    /// Flag bit (with `frameCompressed`, version 5 on): the payload is one LZ4 block instead of
+    /// a Zstandard frame.
+    static let frameLZ4Block: UInt8 = 0x10
+    /// Payloads shorter than this are compressed as LZ4 blocks (version 5 on), longer ones as
+    /// Zstandard frames: see ``Codec/forWriting(payloadSize:formatVersion:)``.
+    static let lz4PayloadLimit = 512
     /// The bytes of recent payload a writer puts in a segment's dictionary (at most 1/8 of the
     /// segment size).
     static let dictionarySize = 4096

@@ -103,9 +103,9 @@ struct Harness {
             return
         }
         if mode == "fixture" {
-            // `fixture DIR`: the store of Tests/DugongStoreTests/Fixtures/v3-store (made once by
-            // the format version 3 build; the tests read it with later builds), and beside it,
-            // DIR.events.tsv: every event as that build read it back.
+            // `fixture DIR`: the stores of Tests/DugongStoreTests/Fixtures/v3-store and v4-store
+            // (made once each by the build of that format version; the tests read them with later
+            // builds), and beside it, DIR.events.tsv: every event as that build read it back.
             try await writeFixture(at: arguments[2])
             return
         }

@@ -3,18 +3,22 @@ import Dugong
 import Foundation
 import Testing
 
-/// A store written by format version 3 (raw DEFLATE frames), committed as the version 3 build
-/// left it (`Fixtures/v3-store`: commits of 100, 40, 2 and 1 events, metadata, incompressible
-/// bytes, 32 KiB segments with dictionaries), and every event as that build read it back
-/// (`v3-store.events.tsv`). This build reads it as it was, writes on in segments of the
-/// current version, and compaction converts it.
-@Suite("Stores of format version 3")
-struct VersionThreeStoreTests {
+/// Stores written by format versions 3 (raw DEFLATE frames) and 4 (Zstandard frames only),
+/// committed as those builds left them (`Fixtures/v3-store`, `Fixtures/v4-store`: the same
+/// events, by `tools/callgrind`'s `Harness fixture`: commits of 100, 40, 2 and 1 events,
+/// metadata, incompressible bytes, 32 KiB segments with dictionaries), and every event as each
+/// build read it back (`v3-store.events.tsv`, `v4-store.events.tsv`). This build reads them as
+/// they were, writes on in segments of the current version, and compaction converts them.
+@Suite("Stores of older format versions")
+struct OlderVersionStoreTests {
     static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures")
 
-    /// The events of the fixture as the version 3 build read them.
-    static func expectedEvents() throws -> [StoredEvent] {
-        let text = try String(contentsOf: fixtures.appendingPathComponent("v3-store.events.tsv"), encoding: .utf8)
+    /// The format versions of the fixtures.
+    static let versions: [UInt16] = [3, 4]
+
+    /// The events of the fixture of `version` as the build of that version read them.
+    static func expectedEvents(_ version: UInt16) throws -> [StoredEvent] {
+        let text = try String(contentsOf: fixtures.appendingPathComponent("v\(version)-store.events.tsv"), encoding: .utf8)
         return try text.split(separator: "\n").map { line in
             let fields = line.split(separator: "\t", omittingEmptySubsequences: false).map(String.init)
             guard fields.count == 8, let version = Int(fields[1]), let position = UInt64(fields[2]),
@@ -29,10 +33,10 @@ struct VersionThreeStoreTests {
 
     struct FixtureProblem: Error { let line: String }
 
-    /// A copy of the fixture in a temporary directory.
-    static func copy() throws -> TemporaryDirectory {
-        let directory = TemporaryDirectory("v3-store")
-        try FileManager.default.copyItem(atPath: fixtures.appendingPathComponent("v3-store").path, toPath: directory.path)
+    /// A copy of the fixture of `version` in a temporary directory.
+    static func copy(_ version: UInt16) throws -> TemporaryDirectory {
+        let directory = TemporaryDirectory("v\(version)-store")
+        try FileManager.default.copyItem(atPath: fixtures.appendingPathComponent("v\(version)-store").path, toPath: directory.path)
         return directory
     }
 
@@ -51,13 +55,14 @@ struct VersionThreeStoreTests {
         }
     }
 
-    @Test(arguments: [true, false])
-    func itReadsAsTheVersionThreeBuildReadIt(useIndexFile: Bool) throws {
-        let expected = try Self.expectedEvents()
+    @Test(arguments: versions, [true, false])
+    func itReadsAsItsOwnBuildReadIt(version: UInt16, useIndexFile: Bool) throws {
+        let expected = try Self.expectedEvents(version)
         #expect(expected.count == 1_171)
-        let directory = try Self.copy()
+        let directory = try Self.copy(version)
         defer { directory.remove() }
-        #expect(try Self.segmentVersions(in: directory) == [3, 3, 3])
+        let segments = try Self.segmentVersions(in: directory)
+        #expect(segments.count >= 3 && segments.allSatisfy { $0 == version })
         var options = EventLog.Options()
         options.useIndexFile = useIndexFile
         options.readOnly = true
@@ -76,9 +81,10 @@ struct VersionThreeStoreTests {
         #expect(try log.verify().isClean)
     }
 
-    @Test func itIsWrittenOnInSegmentsOfTheCurrentVersion() async throws {
-        let expected = try Self.expectedEvents()
-        let directory = try Self.copy()
+    @Test(arguments: versions)
+    func itIsWrittenOnInSegmentsOfTheCurrentVersion(version: UInt16) async throws {
+        let expected = try Self.expectedEvents(version)
+        let directory = try Self.copy(version)
         defer { directory.remove() }
         let names = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.hasSuffix(".dseg") }.sorted()
         let before = try names.map { try Data(contentsOf: URL(fileURLWithPath: directory.file($0))) }
@@ -88,11 +94,12 @@ struct VersionThreeStoreTests {
         try await log.append(Array(added[..<100]), to: "account/1")
         try await log.append(Array(added[100...]), to: "fresh")
         log.close()
-        #expect(try Self.segmentVersions(in: directory) == [3, 3, 3, Layout.formatVersion])
+        let old = [UInt16?](repeating: version, count: names.count)
+        #expect(try Self.segmentVersions(in: directory) == old + [Layout.formatVersion])
         let reader = try EventLog.open(at: directory.path, options: { var options = EventLog.Options(); options.readOnly = true; return options }())
-        #expect(try reader.statistics().segments.map(\.formatVersion) == [3, 3, 3, EventLog.formatVersion])
+        #expect(try reader.statistics().segments.map(\.formatVersion) == old.map { Int($0!) } + [EventLog.formatVersion])
         reader.close()
-        // The version 3 segments are as they were: nothing was written into them.
+        // The older segments are as they were: nothing was written into them.
         #expect(try names.map { try Data(contentsOf: URL(fileURLWithPath: directory.file($0))) } == before)
         log = try EventLog.open(at: directory.path)
         defer { log.close() }
@@ -104,9 +111,10 @@ struct VersionThreeStoreTests {
         #expect(try log.verify().isClean)
     }
 
-    @Test func compactionConvertsItToTheCurrentVersion() throws {
-        let expected = try Self.expectedEvents()
-        let directory = try Self.copy()
+    @Test(arguments: versions)
+    func compactionConvertsItToTheCurrentVersion(version: UInt16) throws {
+        let expected = try Self.expectedEvents(version)
+        let directory = try Self.copy(version)
         defer { directory.remove() }
         let report = try EventLog.compact(at: directory.path)
         #expect(report.eventsBefore == expected.count && report.eventsAfter == expected.count)
