@@ -196,6 +196,39 @@ struct FormatTests {
         #expect(decoded(valid.dropLast(), 23) == nil)
     }
 
+    /// The writer's choice for small payloads (FORMAT.md §7): an LZ4 block when it packs about as
+    /// small as a Zstandard frame (events like the dictionary's), a Zstandard frame when the
+    /// dictionary matches little and only Zstandard's entropy coding packs the payload; from 512
+    /// bytes on, Zstandard alone.
+    @Test func smallPayloadsAreLZ4BlocksUnlessZstandardPacksThemMuchSmaller() throws {
+        let dictionary = PresetDictionary(
+            Array(String(repeating: #"{"type":"MoneyDeposited","amount":1,"currency":"EUR","user":"u-7"}"#, count: 60).utf8), codec: .current)
+        let like = Array(#"{"type":"MoneyDeposited","amount":2,"currency":"EUR","user":"u-8"}"#.utf8)
+        // The dictionary's words in no order: many short matches, which Zstandard codes in
+        // fewer bytes than LZ4's token and 2-byte offset each.
+        var state: UInt64 = 7
+        let words = [#""amount":"#, #""EUR","#, #""u-7""#, "Money", #"{"type":"#, #""currency":"#]
+        let unlike = Array((0..<45).map { _ -> String in
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return words[Int(state >> 33) % words.count]
+        }.joined(separator: "1").utf8)
+        func written(_ payload: [UInt8]) -> (stored: [UInt8], codec: Codec)? {
+            payload.withUnsafeBytes { Compression.compressForWriting($0, dictionary: dictionary, formatVersion: Layout.formatVersion) }
+        }
+        let block = try #require(written(like))
+        #expect(block.codec == .lz4)
+        #expect(block.stored.withUnsafeBytes { Compression.decompress($0, count: like.count, dictionary: dictionary.bytes, codec: .lz4) } == like)
+        let frame = try #require(written(unlike))
+        #expect(frame.codec == .zstandard)
+        #expect(frame.stored.withUnsafeBytes { Compression.decompress($0, count: unlike.count, dictionary: dictionary.bytes, codec: .zstandard) } == unlike)
+        let lz4Alone = try #require(unlike.withUnsafeBytes { Compression.compress($0, dictionary: dictionary, codec: .lz4) } ?? Optional(unlike))
+        #expect(frame.stored.count < lz4Alone.count - lz4Alone.count / 9)
+        // 512 bytes and more: Zstandard, like version 4; in version 4, Zstandard whatever the size.
+        let large = Array(repeating: like, count: 8).flatMap { $0 }
+        #expect(large.withUnsafeBytes { Compression.compressForWriting($0, dictionary: dictionary, formatVersion: Layout.formatVersion) }?.codec == .zstandard)
+        #expect(like.withUnsafeBytes { Compression.compressForWriting($0, dictionary: dictionary, formatVersion: 4) }?.codec == .zstandard)
+    }
+
     @Test func segmentsOfEachVersionHaveTheirCodec() {
         #expect([1, 2, 3].map { Codec(formatVersion: $0) } == [.deflate, .deflate, .deflate])
         #expect(Codec(formatVersion: 4) == .zstandard && Codec(formatVersion: 5) == .zstandard)

@@ -82,9 +82,9 @@ enum Compression {
     /// A payload's stored form as a writer of `formatVersion` makes it, and its codec; nil when
     /// it is stored as is. A small payload (``Codec/forWriting(payloadSize:formatVersion:)``)
     /// is tried as an LZ4 block and as a Zstandard frame, and kept as the block unless the frame
-    /// is smaller by more than 1/9 of its size: LZ4 has no entropy coding, so a payload the
-    /// dictionary matches little (text unlike the events before it) packs much smaller with
-    /// Zstandard, or only with it.
+    /// is smaller by more than 1/9 of its size: Zstandard codes each match in fewer bytes (its
+    /// sequences entropy-coded, recent offsets repeated), so a payload of many short matches
+    /// (text that only pieces of the dictionary match) packs much smaller with it.
     static func compressForWriting(
         _ bytes: UnsafeRawBufferPointer, dictionary: PresetDictionary?, formatVersion: UInt16
     ) -> (stored: [UInt8], codec: Codec)? {
@@ -173,7 +173,7 @@ enum Compression {
 /// into each compressor's tables. Loading 4 KiB of raw content into those tables for every frame was
 /// most of a small frame's compression (callgrind, the Benchmarks package's events, one
 /// 2-event frame: ~52,000 instructions with the bytes as a prefix, ~22,000 with the digest).
-/// The frames are the same kind of Zstandard frame: a reader needs only the bytes.
+/// The stored forms are those the bytes alone would give: a reader needs only the bytes.
 final class PresetDictionary: @unchecked Sendable {
     /// Payloads this long or longer are compressed with the bytes as a prefix: from about
     /// there libzstd copies a digest's tables into the compressor instead of consulting them

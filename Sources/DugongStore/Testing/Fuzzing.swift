@@ -97,7 +97,8 @@ public enum Fuzzing {
         frame.withUnsafeBytes { raw in
             guard case .frame(let header) = FrameReader.probe(raw, at: 0, salt: salt) else { return }
             // Every readable format's decoders (version 2 refuses continuation records; versions
-            // up to 3 inflate DEFLATE, 4 decompresses Zstandard), without and with a dictionary.
+            // up to 3 inflate DEFLATE, 4 decompresses Zstandard, 5 Zstandard or LZ4 blocks), without
+            // and with a dictionary.
             for version in Layout.oldestReadableFormatVersion...Layout.formatVersion {
                 _ = try? FrameReader.records(of: header, in: raw, at: 0, dictionary: [], formatVersion: version)
                 _ = try? FrameReader.events(
