@@ -603,6 +603,46 @@ struct PositionlessDamageTests {
         return try EventLog.open(at: directory.path, options: options)
     }
 
+    // Found by a black-box review of format version 5: the search for the next valid frame
+    // after damage (FORMAT.md §8) kept its own list of the flags a frame may have, without the
+    // LZ4 flag, and passed over every LZ4 block: one damaged byte in a store of small commits
+    // lost every later event (to salvage; after an unclean stop, as a torn tail, which the next
+    // writer overwrote). Each kind of frame after one damaged frame is found again.
+    @Test(arguments: [Codec.lz4, .zstandard, nil])
+    func aDamagedFrameLosesOnlyItsOwnEvents(kind: Codec?) async throws {
+        let directory = TemporaryDirectory("one-damaged-frame")
+        defer { directory.remove() }
+        let log = try Fixture.open(directory, useIndexFile: false)
+        // Over 4 KiB of payload first (the segment's dictionary comes from it), then one-event
+        // commits of the kind: like the events before (LZ4 blocks), over 512 bytes (Zstandard
+        // frames), or incompressible (stored as is).
+        try await log.append(Fixture.events(80), to: "first")
+        let size = switch kind { case .lz4: 0; case .zstandard: 0; default: 300 }
+        for index in 0..<40 {
+            var event = Fixture.events(1, size: size)[0]
+            if kind == .zstandard { event.data = Data((#"{"amount":\#(index),"note":"# + String(repeating: "deposit ", count: 80) + "\"}").utf8) }
+            try await log.append([event], to: "s/\(index % 4)")
+        }
+        log.close()
+        let segment = directory.path + "/" + (try FileManager.default.contentsOfDirectory(atPath: directory.path).first { $0.hasSuffix(".dseg") }!)
+        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: segment)))
+        let frames = try Fixture.eventFrameOffsets(of: segment).dropFirst()  // the 80-event commit's frame
+        try #require(frames.count == 40)
+        let kinds = frames.map { offset in bytes[offset + 12] & 0x01 == 0 ? nil : bytes[offset + 12] & 0x10 != 0 ? Codec.lz4 : .zstandard }
+        #expect(kinds.filter { $0 == kind }.count >= 35, "\(kinds)")
+        let damaged = frames[frames.startIndex + 10]
+        bytes[damaged + 45] ^= 0x40
+        try Data(bytes).write(to: URL(fileURLWithPath: segment))
+        let reader = try Self.scanned(directory)
+        defer { reader.close() }
+        let read = try reader.readAllSkippingDamage(from: 0, maxCount: 1_000)
+        #expect(read.events.count == 119, "\(read.skipped)")
+        #expect(read.skipped.count == 1 && read.skipped.first?.positions == 90..<91, "\(read.skipped)")
+        // The frame, at its offset (and the saved index, which lists it, as not matching).
+        let problems = try reader.verify().problems.map(\.description).filter { !$0.contains("index-mismatch") }
+        #expect(problems.count == 1 && problems[0].contains("offset \(damaged): damaged-frame"), "\(problems)")
+    }
+
     // Batch numbers go up by one (FORMAT §4); a skipped number was accepted.
     @Test func aSkippedBatchNumberIsDamage() async throws {
         let directory = TemporaryDirectory("skipped-batch")

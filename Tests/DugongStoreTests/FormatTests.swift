@@ -229,6 +229,53 @@ struct FormatTests {
         #expect(like.withUnsafeBytes { Compression.compressForWriting($0, dictionary: dictionary, formatVersion: 4) }?.codec == .zstandard)
     }
 
+    /// Random payloads around the size where the writer switches codecs, with random
+    /// dictionaries (none, 1 byte to the 32 KiB maximum, like the payload or not): whatever the
+    /// writer picks saves 1/8 and decodes to the payload with the dictionary; decoding without
+    /// it, or with one byte of the stored form changed, never traps.
+    @Test func everySmallPayloadRoundTripsThroughTheWritersChoice() throws {
+        var random = SeededRandom(seed: 35)
+        var picked: [Codec: Int] = [:]
+        let words = [#"{"type":"#, #""amount":"#, #""EUR""#, "Deposited", #"},"#, "u-", " "].map { Array($0.utf8) }
+        func text(_ count: Int) -> [UInt8] {
+            var bytes: [UInt8] = []
+            while bytes.count < count {
+                switch random.below(3) {
+                case 0: bytes += words[random.below(words.count)]
+                case 1: bytes += (0..<random.below(6)).map { _ in UInt8(48 + random.below(10)) }
+                default: bytes.append(UInt8(truncatingIfNeeded: random.next()))
+                }
+            }
+            return Array(bytes.prefix(count))
+        }
+        for trial in 0..<1_500 {
+            let payload = text(64 + random.below(600))
+            let dictionaryBytes: [UInt8] = switch random.below(4) {
+            case 0: []
+            case 1: (0..<(1 + random.below(64))).map { _ in UInt8(truncatingIfNeeded: random.next()) }
+            case 2: text(1 + random.below(Layout.maximumDictionarySize))
+            default: text(Layout.dictionarySize)
+            }
+            let dictionary = dictionaryBytes.isEmpty ? nil : PresetDictionary(dictionaryBytes, codec: .current)
+            guard let (stored, codec) = payload.withUnsafeBytes({
+                Compression.compressForWriting($0, dictionary: dictionary, formatVersion: Layout.formatVersion)
+            }) else { continue }
+            picked[codec, default: 0] += 1
+            #expect(codec == .zstandard || payload.count < Layout.lz4PayloadLimit, "trial \(trial)")
+            #expect(stored.count <= payload.count - payload.count / 8, "trial \(trial)")
+            let back = stored.withUnsafeBytes { Compression.decompress($0, count: payload.count, dictionary: dictionaryBytes, codec: codec) }
+            #expect(back == payload, "trial \(trial): \(codec) with a dictionary of \(dictionaryBytes.count) bytes")
+            // Without the dictionary, or with a byte changed, it decodes to anything or nothing
+            // (the frame's checks tell those apart: §4, §7), and never traps.
+            _ = stored.withUnsafeBytes { Compression.decompress($0, count: payload.count, codec: codec) }
+            var damaged = stored
+            damaged[random.below(damaged.count)] ^= UInt8(1 + random.below(255))
+            _ = damaged.withUnsafeBytes { Compression.decompress($0, count: payload.count, dictionary: dictionaryBytes, codec: codec) }
+        }
+        // Both codecs are picked, each many times.
+        #expect(picked[.lz4, default: 0] > 100 && picked[.zstandard, default: 0] > 100, "\(picked)")
+    }
+
     @Test func segmentsOfEachVersionHaveTheirCodec() {
         #expect([1, 2, 3].map { Codec(formatVersion: $0) } == [.deflate, .deflate, .deflate])
         #expect(Codec(formatVersion: 4) == .zstandard && Codec(formatVersion: 5) == .zstandard)

@@ -239,7 +239,6 @@ enum Recovery {
         let end = min(limit ?? bytes.count, bytes.count)
         var candidate = offset + 1
         let last = end - Layout.frameHeaderSize
-        let known = Layout.frameCompressed | Layout.frameUsesDictionary | Layout.frameEndsBatch | Layout.frameUnsynced
         while candidate <= last {
             // A frame's stored length (bytes 4 ..< 8) is never zero.
             let nonzero = segment?.firstNonzero(in: bytes, (candidate + 4)..<bytes.count) ?? Zeros.firstNonzero(in: bytes, from: candidate + 4)
@@ -250,7 +249,7 @@ enum Recovery {
             defer { candidate += 1 }
             let stored = Int(UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: candidate + 4, as: UInt32.self)))
             guard stored > 0, candidate + Layout.frameHeaderSize + stored <= end,
-                bytes[candidate + 12] & ~known == 0, bytes[candidate + 13] == 0
+                bytes[candidate + 12] & ~Layout.frameKnownFlags == 0, bytes[candidate + 13] == 0
             else { continue }
             let bounded = UnsafeRawBufferPointer(rebasing: bytes[0..<end])
             guard case .frame(let header) = FrameReader.probe(bounded, at: candidate, salt: salt) else { continue }

@@ -307,9 +307,7 @@ enum FrameReader {
             let batch = try reader.u64("batch")
             // The LZ4 flag is known to versions 5 on; in an older segment the frame's payload is
             // refused where it is decoded (``Codec/init(formatVersion:lz4Flag:)``).
-            let known = Layout.frameCompressed | Layout.frameUsesDictionary | Layout.frameEndsBatch | Layout.frameUnsynced
-                | Layout.frameLZ4Block
-            guard flags & ~known == 0, encoding == 0 else {
+            guard flags & ~Layout.frameKnownFlags == 0, encoding == 0 else {
                 return .invalid("unknown flags or payload encoding")
             }
             let compressed = flags & Layout.frameCompressed != 0

@@ -120,6 +120,9 @@ enum Layout {
     /// Flag bit (with `frameCompressed`, version 5 on): the payload is one LZ4 block instead of
     /// a Zstandard frame.
     static let frameLZ4Block: UInt8 = 0x10
+    /// Every flag bit a frame may have (FORMAT.md §4); the others are 0 in a valid frame. The
+    /// probe and the search for the next valid frame after damage both take this one list.
+    static let frameKnownFlags = frameCompressed | frameUsesDictionary | frameEndsBatch | frameUnsynced | frameLZ4Block
     /// Payloads shorter than this are compressed as LZ4 blocks (version 5 on), longer ones as
     /// Zstandard frames: see ``Codec/forWriting(payloadSize:formatVersion:)``.
     static let lz4PayloadLimit = 512
