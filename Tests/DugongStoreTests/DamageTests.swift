@@ -643,6 +643,92 @@ struct PositionlessDamageTests {
         #expect(problems.count == 1 && problems[0].contains("offset \(damaged): damaged-frame"), "\(problems)")
     }
 
+    /// Random single-frame damage: one byte changed anywhere in one event frame (header or
+    /// payload) of a closed store of every kind of frame (LZ4 blocks and Zstandard frames, with
+    /// and without the dictionary, stored as is, one and many events, several segments). A read
+    /// that steps over damage must then return every other event, and report exactly that
+    /// frame's positions: the search for the next valid frame must find the frame after it,
+    /// whatever kind it is. (That search once skipped every LZ4 block; the closed-store test
+    /// above only checks that nothing wrong is read.) `DUGONG_FRAME_DAMAGE_TRIALS` sets the
+    /// count (long mode).
+    @Test func oneDamagedFrameLosesOnlyItsOwnEventsWhateverTheFramesAround() async throws {
+        let trials = Int(ProcessInfo.processInfo.environment["DUGONG_FRAME_DAMAGE_TRIALS"] ?? "") ?? 120
+        let template = TemporaryDirectory("frame-damage-template")
+        defer { template.remove() }
+        var options = EventLog.Options(createIfMissing: true)
+        options.segmentSize = 32 << 10
+        let log = try EventLog.open(at: template.path, options: options)
+        var random = SeededRandom(seed: 0xF4A3E)
+        for round in 0..<160 {
+            let events: [NewEvent] = switch random.below(5) {
+            case 0: Fixture.events(1)  // an LZ4 block, mostly
+            case 1: Fixture.events(2, size: 40)
+            case 2: Fixture.events(1 + random.below(3), size: 260)  // incompressible: stored as is
+            case 3: Fixture.events(100)  // a Zstandard frame
+            default: [NewEvent(type: "Note", data: Data(String(repeating: "deposit \(round) ", count: 60).utf8))]  // over 512 bytes
+            }
+            try await log.append(events, to: "s/\(round % 7)")
+        }
+        log.close()
+        let segments = try FileManager.default.contentsOfDirectory(atPath: template.path).filter { $0.hasSuffix(".dseg") }.sorted()
+        // Every event frame: its file, offset, length and positions (FORMAT.md §4).
+        var frames: [(file: String, offset: Int, length: Int, positions: Range<UInt64>, flags: UInt8)] = []
+        for name in segments {
+            let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: template.file(name))))
+            for offset in try Fixture.eventFrameOffsets(of: template.file(name)) {
+                func integer(_ at: Int, _ size: Int) -> UInt64 { (0..<size).reduce(0) { $0 | UInt64(bytes[offset + at + $1]) << (8 * $1) } }
+                let first = integer(16, 8)
+                frames.append((name, offset, Fixture.frameHeaderSize + Int(integer(4, 4)), first..<(first + integer(24, 4)), bytes[offset + 12]))
+            }
+        }
+        #expect(segments.count >= 3)
+        #expect(frames.contains { $0.flags & 0x13 == 0x13 } && frames.contains { $0.flags & 0x11 == 0x01 } && frames.contains { $0.flags & 1 == 0 })
+        let all = try Self.readSkippingDamage(template, useIndexFile: false).events
+        var failures: [String] = []
+        for trial in 0..<trials {
+            let frame = frames[random.below(frames.count)]
+            let at = frame.offset + random.below(frame.length)
+            let useIndexFile = random.below(2) == 0
+            let directory = TemporaryDirectory("frame-damage")
+            defer { directory.remove() }
+            try FileManager.default.copyItem(atPath: template.path, toPath: directory.path)
+            var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: directory.file(frame.file))))
+            bytes[at] ^= UInt8(1 + random.below(255))
+            try Data(bytes).write(to: URL(fileURLWithPath: directory.file(frame.file)))
+            let read = try Self.readSkippingDamage(directory, useIndexFile: useIndexFile)
+            let expected = all.filter { !frame.positions.contains($0.position) }
+            let what = "trial \(trial): \(frame.file) frame at \(frame.offset) (flags \(frame.flags)), byte \(at), index file \(useIndexFile)"
+            if read.events != expected {
+                failures.append("\(what): \(read.events.count) events read, \(expected.count) expected; skipped \(read.skipped)")
+            } else if !read.skipped.contains(where: { $0.positions == frame.positions }) {
+                failures.append("\(what): skipped \(read.skipped), not positions \(frame.positions)")
+            }
+            if failures.count >= 5 { break }
+        }
+        #expect(failures.isEmpty, "\(failures.joined(separator: "\n"))")
+    }
+
+    /// Every event of the store at `directory` a read that steps over damage returns, and the
+    /// damage it stepped over.
+    static func readSkippingDamage(_ directory: TemporaryDirectory, useIndexFile: Bool) throws -> (events: [StoredEvent], skipped: [DamagedRegion]) {
+        var options = EventLog.Options()
+        options.readOnly = true
+        options.useIndexFile = useIndexFile
+        let log = try EventLog.open(at: directory.path, options: options)
+        defer { log.close() }
+        var events: [StoredEvent] = []
+        var skipped: [DamagedRegion] = []
+        var next: UInt64 = 0
+        while true {
+            let read = try log.readAllSkippingDamage(from: next, maxCount: 1_000)
+            events += read.events
+            skipped += read.skipped.filter { region in !skipped.contains { $0.isAmong([region]) } }
+            if read.next == next { break }
+            next = read.next
+        }
+        return (events, skipped)
+    }
+
     // Batch numbers go up by one (FORMAT §4); a skipped number was accepted.
     @Test func aSkippedBatchNumberIsDamage() async throws {
         let directory = TemporaryDirectory("skipped-batch")
