@@ -708,6 +708,37 @@ struct PositionlessDamageTests {
         #expect(failures.isEmpty, "\(failures.joined(separator: "\n"))")
     }
 
+    // Found by a black-box review: a file under a segment's name that the manifest does not list
+    // and whose header cannot be read is left alone by the open (an interrupted compaction
+    // leaves such files; so may damage to a segment that held events), and the next roll to
+    // that name renamed a new segment over it. The writer takes the next free generation now.
+    @Test func aRollNeverReplacesAFileTheOpenLeftAlone() async throws {
+        let directory = TemporaryDirectory("in-the-way")
+        defer { directory.remove() }
+        var log = try Fixture.open(directory, segmentSize: 4096)
+        log.close()
+        // A file in the way of every roll the appends below make: some bytes, no header.
+        var inTheWay: [String: Data] = [:]
+        for position in 1...150 {
+            let name = Layout.SegmentName(firstPosition: UInt64(position), generation: 0).fileName
+            let bytes = Data((0..<300).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ position) })
+            try bytes.write(to: URL(fileURLWithPath: directory.file(name)))
+            inTheWay[name] = bytes
+        }
+        log = try Fixture.open(directory, segmentSize: 4096)
+        for index in 0..<120 { try await log.append(Fixture.events(1, size: 100), to: "s/\(index % 3)") }
+        let written = try log.readAll(maxCount: 1_000)
+        log.close()
+        for (name, bytes) in inTheWay {
+            #expect(try Data(contentsOf: URL(fileURLWithPath: directory.file(name))) == bytes, "\(name)")
+        }
+        let reopened = try Fixture.open(directory, segmentSize: 4096, useIndexFile: false)
+        defer { reopened.close() }
+        let reread = try reopened.readAll(maxCount: 1_000)
+        #expect(written.count == 120 && reread == written)
+        #expect(try reopened.statistics().segments.count >= 3)
+    }
+
     /// Every event of the store at `directory` a read that steps over damage returns, and the
     /// damage it stepped over.
     static func readSkippingDamage(_ directory: TemporaryDirectory, useIndexFile: Bool) throws -> (events: [StoredEvent], skipped: [DamagedRegion]) {

@@ -155,6 +155,10 @@ final class Segment: @unchecked Sendable {
                 try file.preallocate(size: capacity)
                 try header.encoded().withUnsafeBytes { try file.write($0, at: 0) }
                 try file.synchronize()
+                // Never over a file already there: it may hold events (the callers choose free names).
+                guard !Directory.fileExists(path) else {
+                    throw StoreError.corruption(segment: name, offset: 0, reason: "a file of this name is in the way of a new segment; it is left as it is")
+                }
                 try Directory.rename(temporary, to: path)
             } catch {
                 try? Directory.remove(temporary)

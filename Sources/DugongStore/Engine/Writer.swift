@@ -798,7 +798,15 @@ final class Writer: Sendable {
         try core.options.faults?(.sync)
         try previous.file.synchronizeData()
         let previousName = Layout.SegmentName(fileName: previous.name)
-        let generation = previousName?.firstPosition == firstPosition ? (previousName?.generation ?? 0) + 1 : 0
+        var generation = previousName?.firstPosition == firstPosition ? (previousName?.generation ?? 0) + 1 : 0
+        // A file the manifest does not list may hold the name: one the open left alone because
+        // it could not read its header (an interrupted compaction's output, or damage that may
+        // hold events). It stays as it is; the new segment takes the next free generation.
+        while Directory.fileExists(core.directory + "/" + Layout.SegmentName(firstPosition: firstPosition, generation: generation).fileName),
+            generation <= Layout.SegmentName.maximumGeneration
+        {
+            generation += 1
+        }
         guard generation <= Layout.SegmentName.maximumGeneration else {
             throw StoreError.corruption(
                 segment: previous.name, offset: 0,
