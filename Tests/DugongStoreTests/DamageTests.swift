@@ -737,6 +737,10 @@ struct PositionlessDamageTests {
         let reread = try reopened.readAll(maxCount: 1_000)
         #expect(written.count == 120 && reread == written)
         #expect(try reopened.statistics().segments.count >= 3)
+        // Each is named, as a warning: it may be an interrupted compaction's, or damage.
+        #expect(Set(reopened.recovery.unreadableFiles) == Set(inTheWay.keys))
+        let warnings = try reopened.verify().warnings.filter { $0.kind == .unreadableFile }
+        #expect(Set(warnings.map(\.segment)) == Set(inTheWay.keys))
     }
 
     /// Every event of the store at `directory` a read that steps over damage returns, and the

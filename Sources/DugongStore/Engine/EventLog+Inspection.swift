@@ -25,6 +25,9 @@ extension EventLog {
             /// removes: what an interrupted compaction, upgrade or roll left (or a roll in
             /// progress, beside a writer). A warning, not a problem.
             case leftoverFile = "leftover-file"
+            /// A file under a segment's name that the manifest does not list and whose header
+            /// cannot be read: left as it is. A warning, not a problem.
+            case unreadableFile = "unreadable-file"
         }
 
         public var segment: String
@@ -107,6 +110,11 @@ extension EventLog {
             warnings.append(Finding(
                 segment: name, offset: 0, kind: .leftoverFile,
                 message: "a segment file the manifest does not list (left by an interrupted compaction, upgrade or roll, or a roll in progress): not part of the store; the next open for writing removes it"))
+        }
+        for name in recovery.unreadableFiles {
+            warnings.append(Finding(
+                segment: name, offset: 0, kind: .unreadableFile,
+                message: "a file under a segment's name that the manifest does not list, and whose header cannot be read: not read, never removed or written over; an interrupted compaction may leave one, and so may damage to a segment that held events (look at it before removing it)"))
         }
         var previousPosition: UInt64?
         var expectedVersion: [StreamKey: Int] = [:]

@@ -54,6 +54,10 @@ public final class EventLog: Sendable {
         /// found the store whole (what an interrupted compaction, upgrade or roll left): a
         /// read-only open leaves them in place and names them here.
         public var leftoverFiles: [String] = []
+        /// Files under a segment's name that the manifest does not list and whose header cannot
+        /// be read: never removed or written over (an interrupted compaction may leave one; so
+        /// may damage to a segment that held events). Verification warns of each.
+        public var unreadableFiles: [String] = []
     }
 
     private init(
@@ -77,7 +81,8 @@ public final class EventLog: Sendable {
             writer = nil
         }
         recovery = RecoveryReport(
-            tornBytesDiscarded: recovered.tornBytes, corruptions: recovered.index.damage.map(\.error), leftoverFiles: recovered.index.damage.isEmpty ? set.leftovers : [])
+            tornBytesDiscarded: recovered.tornBytes, corruptions: recovered.index.damage.map(\.error), leftoverFiles: recovered.index.damage.isEmpty ? set.leftovers : [],
+            unreadableFiles: set.unreadable)
         damageAtOpen = DamagedRegion.regions(of: recovered.index.damage)
     }
 

@@ -17,6 +17,10 @@ struct SegmentSet {
     /// of events (``removeLeftovers(in:)``, only by a caller holding the lock; a reader's list
     /// names what verification warns of).
     var leftovers: [String] = []
+    /// Files under a segment's name the manifest does not list whose header cannot be read:
+    /// left as they are (an interrupted compaction's output, or a damaged segment that may have
+    /// held events); verification warns of them.
+    var unreadable: [String] = []
 
     /// Whether the files themselves are in order (no missing file, intact manifest).
     var isIntact: Bool { context.damage.isEmpty && context.missing.isEmpty }
@@ -98,6 +102,7 @@ struct SegmentSet {
         let names = context.damage.isEmpty ? listed.map(\.name) : files.map(\.fileName)
         var segments: [Segment] = []
         var leftovers: [String] = []
+        var unreadable: [String] = []
         var missing: [String] = []
         for (number, name) in names.enumerated() {
             let isLast = number == names.count - 1
@@ -133,7 +138,7 @@ struct SegmentSet {
             manifest = Manifest(generation: manifest.generation, segments: listed)
             let unlisted = files.map(\.fileName).filter { name in !listed.contains { $0.name == name } }
             if !unlisted.isEmpty {
-                let removable = try handleUnlisted(unlisted, in: directory, after: segments.last, context: &context)
+                let removable = try handleUnlisted(unlisted, in: directory, after: segments.last, context: &context, unreadable: &unreadable)
                 if context.damage.isEmpty, context.missing.isEmpty { leftovers = removable }
             }
         } else {
@@ -166,7 +171,7 @@ struct SegmentSet {
             }
             manifest = Manifest(generation: 0, segments: segments.map { Manifest.Entry(name: $0.name, salt: $0.salt) })
         }
-        return SegmentSet(manifest: manifest, segments: segments, context: context, leftovers: leftovers)
+        return SegmentSet(manifest: manifest, segments: segments, context: context, leftovers: leftovers, unreadable: unreadable)
     }
 
     /// What names the store's segments when the manifest does not: the intact head's segment,
@@ -322,7 +327,7 @@ struct SegmentSet {
     /// its scan found no damage. A segment that continues the listed ones and holds frames
     /// means the manifest is stale: that is damage, and nothing is removable.
     private static func handleUnlisted(
-        _ names: [String], in directory: String, after last: Segment?, context: inout Recovery.Context
+        _ names: [String], in directory: String, after last: Segment?, context: inout Recovery.Context, unreadable: inout [String]
     ) throws -> [String] {
         var removable: [String] = []
         for name in names {
@@ -336,7 +341,11 @@ struct SegmentSet {
                 // Not a segment this engine could have written, left alone; unless it holds
                 // nothing at all (empty or zeros): what a compaction or an upgrade that failed
                 // as it created the file (a full disk) or a power cut left of a new segment.
-                if (try? File(path: directory + "/" + name, flags: O_RDONLY).holdsOnlyZeros()) == true { removable.append(name) }
+                if (try? File(path: directory + "/" + name, flags: O_RDONLY).holdsOnlyZeros()) == true {
+                    removable.append(name)
+                } else {
+                    unreadable.append(name)
+                }
                 continue
             }
             let continuesTheLog = last.map { segment.header.previousSalt == $0.salt } ?? false
