@@ -743,6 +743,26 @@ struct PositionlessDamageTests {
         #expect(Set(warnings.map(\.segment)) == Set(inTheWay.keys))
     }
 
+    // FORMAT.md §3a, as a black-box review read it: with the manifest, the head and the index
+    // file all lost, nothing contradicts a chain of segments, and it is read, as damage.
+    @Test func aChainOfSegmentsWithNothingElseLeftIsReadAsDamage() async throws {
+        let directory = TemporaryDirectory("chain-alone")
+        defer { directory.remove() }
+        let log = try Fixture.open(directory, segmentSize: 4096)
+        for index in 0..<60 { try await log.append(Fixture.events(1, size: 100), to: "s/\(index % 3)") }
+        let written = try log.readAll(maxCount: 1_000)
+        log.close()
+        for name in [Layout.manifestName, Layout.headName, Layout.indexName] { try FileManager.default.removeItem(atPath: directory.file(name)) }
+        let reader = try Self.scanned(directory)
+        #expect(try reader.statistics().segments.count >= 3)
+        #expect(!reader.recovery.corruptions.isEmpty)
+        #expect(try Self.readSkippingDamage(directory, useIndexFile: false).events == written)
+        reader.close()
+        let writer = try EventLog.open(at: directory.path)
+        defer { writer.close() }
+        await #expect(throws: StoreError.self) { try await writer.append(Fixture.events(1), to: "s/0") }
+    }
+
     /// Every event of the store at `directory` a read that steps over damage returns, and the
     /// damage it stepped over.
     static func readSkippingDamage(_ directory: TemporaryDirectory, useIndexFile: Bool) throws -> (events: [StoredEvent], skipped: [DamagedRegion]) {
