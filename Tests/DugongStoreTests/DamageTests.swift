@@ -743,6 +743,44 @@ struct PositionlessDamageTests {
         #expect(Set(warnings.map(\.segment)) == Set(inTheWay.keys))
     }
 
+    // Found by a black-box review: event data can hold plausible frame headers, each claiming
+    // megabytes; after damage the search for the next valid frame (FORMAT.md §8) checked the
+    // checksum over each one's claimed bytes (one 7 MB event of such headers after a damaged
+    // byte: `verify` took 28 s; in a 64 MiB segment it would take hours). It now costs about
+    // the bytes it searches, whatever the candidates claim.
+    @Test func theSearchAfterDamageCostsAboutTheBytesItSearches() {
+        let salt: UInt64 = 0xABC_DEF1
+        let size = 1 << 20
+        var random = SeededRandom(seed: 9)
+        var bytes = (0..<size).map { _ in UInt8(truncatingIfNeeded: random.next()) | 1 }
+        var candidates = 0
+        for at in stride(from: 0, to: size - 70_000, by: 400) {
+            let claimed = UInt32(size - 70_000 - at)
+            for (index, byte) in withUnsafeBytes(of: claimed.littleEndian, Array.init).enumerated() {
+                bytes[at + 4 + index] = byte
+                bytes[at + 8 + index] = byte
+            }
+            (bytes[at + 12], bytes[at + 13], bytes[at + 14], bytes[at + 15]) = (Layout.frameEndsBatch, 0, 0, 0)
+            // Every other field plausible too: first position and batch 2^40, one event, one record.
+            let fields = withUnsafeBytes(of: (UInt64(1 << 40).littleEndian, UInt32(1).littleEndian, UInt32(1).littleEndian, UInt64(1 << 40).littleEndian)) {
+                Array($0)
+            }
+            bytes.replaceSubrange((at + 16)..<(at + 40), with: fields)
+            candidates += 1
+        }
+        var builder = FrameBuilder(nextPosition: 0)
+        builder.append(StoredEvent(
+            stream: "s", version: 1, position: 0, id: UUID(), type: "T", timestampMilliseconds: 0, data: Data("{}".utf8),
+            metadata: Data(), endsCommit: true))
+        let realAt = size - 60_000
+        let real = builder.sealed(formatVersion: Layout.formatVersion).encoded(salt: salt, offset: realAt)
+        bytes.replaceSubrange(realAt..<(realAt + real.count), with: real)
+        var hashed = 0
+        let found = bytes.withUnsafeBytes { Recovery.resynchronize($0, after: 0, salt: salt, hashed: &hashed) }
+        #expect(found?.0 == realAt)
+        #expect(hashed < 16 * size, "\(hashed) bytes hashed for \(candidates) candidates in \(size) bytes")
+    }
+
     // FORMAT.md §3a, as a black-box review read it: with the manifest, the head and the index
     // file all lost, nothing contradicts a chain of segments, and it is read, as damage.
     @Test func aChainOfSegmentsWithNothingElseLeftIsReadAsDamage() async throws {

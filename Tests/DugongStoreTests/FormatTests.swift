@@ -276,6 +276,29 @@ struct FormatTests {
         #expect(picked[.lz4, default: 0] > 100 && picked[.zstandard, default: 0] > 100, "\(picked)")
     }
 
+    /// The checksum of a range from prefixes (the search after damage) is the checksum of the
+    /// range's bytes, for ranges within a block, across blocks, from the origin, to the end.
+    @Test func rangeChecksumsAreTheChecksumsOfTheirBytes() {
+        var random = SeededRandom(seed: 0xC2C)
+        let block = RangeChecksums.blockSize
+        let bytes = (0..<(40 * block + 123)).map { _ in UInt8(truncatingIfNeeded: random.next()) }
+        bytes.withUnsafeBytes { buffer in
+            for origin in [0, 1, block - 1, block, 3 * block + 17] {
+                var ranges = RangeChecksums(origin: origin)
+                for trial in 0..<300 {
+                    let start = origin + random.below(buffer.count - origin)
+                    let end = trial % 5 == 0 ? buffer.count : start + random.below(buffer.count - start + 1)
+                    let crc = trial % 3 == 0 ? 0 : UInt32(truncatingIfNeeded: random.next())
+                    let expected = Checksum.crc32c(UnsafeRawBufferPointer(rebasing: buffer[start..<end]), continuing: crc)
+                    #expect(ranges.crc32c(of: start..<end, in: buffer, continuing: crc) == expected, "origin \(origin), \(start)..<\(end)")
+                }
+                // The prefixes are made once: the bytes hashed stay within the buffer's size plus two partial blocks per range.
+                #expect(ranges.bytesHashed <= buffer.count + 300 * 2 * RangeChecksums.blockSize)
+            }
+        }
+        #expect(RangeChecksums.shift(0x1234_5678, by: 0) == 0x1234_5678)
+    }
+
     @Test func segmentsOfEachVersionHaveTheirCodec() {
         #expect([1, 2, 3].map { Codec(formatVersion: $0) } == [.deflate, .deflate, .deflate])
         #expect(Codec(formatVersion: 4) == .zstandard && Codec(formatVersion: 5) == .zstandard)

@@ -230,15 +230,33 @@ enum Recovery {
         index.advance(to: start)
     }
 
+    /// Candidates claiming more bytes than this have their checksum taken from
+    /// ``RangeChecksums`` first; smaller ones are checked directly (as cheap).
+    static let largeCandidate = 2 * RangeChecksums.blockSize
+
     /// The next offset after `offset` where a valid frame of `segment` starts, with its header.
     /// Zero runs are skipped eight bytes at a time, and cheap header checks come before the
     /// checksum, so that megabytes of zeros or garbage scan fast.
     static func resynchronize(
         _ bytes: UnsafeRawBufferPointer, after offset: Int, salt: UInt64, limit: Int? = nil, in segment: Segment? = nil
     ) -> (Int, FrameHeader)? {
+        var hashed = 0
+        return resynchronize(bytes, after: offset, salt: salt, limit: limit, in: segment, hashed: &hashed)
+    }
+
+    /// ``resynchronize(_:after:salt:limit:in:)``, adding to `hashed` the bytes whose checksum
+    /// it took (what the search cost: at most about the bytes searched, plus two blocks per
+    /// large candidate, whatever the candidates claim).
+    static func resynchronize(
+        _ bytes: UnsafeRawBufferPointer, after offset: Int, salt: UInt64, limit: Int? = nil, in segment: Segment? = nil,
+        hashed: inout Int
+    ) -> (Int, FrameHeader)? {
         let end = min(limit ?? bytes.count, bytes.count)
         var candidate = offset + 1
         let last = end - Layout.frameHeaderSize
+        // Checksums of candidates claiming many bytes, from prefixes made once (event data may
+        // hold many headers claiming megabytes each: checked directly, quadratic time).
+        var ranges = RangeChecksums(origin: candidate)
         while candidate <= last {
             // A frame's stored length (bytes 4 ..< 8) is never zero.
             let nonzero = segment?.firstNonzero(in: bytes, (candidate + 4)..<bytes.count) ?? Zeros.firstNonzero(in: bytes, from: candidate + 4)
@@ -252,6 +270,16 @@ enum Recovery {
                 bytes[candidate + 12] & ~Layout.frameKnownFlags == 0, bytes[candidate + 13] == 0
             else { continue }
             let bounded = UnsafeRawBufferPointer(rebasing: bytes[0..<end])
+            if stored > Self.largeCandidate {
+                var seed = (salt.littleEndian, UInt64(candidate).littleEndian)
+                let crc = withUnsafeBytes(of: &seed) { Checksum.crc32c($0) }
+                let expected = UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: candidate, as: UInt32.self))
+                let covered = (candidate + 4)..<(candidate + Layout.frameHeaderSize + stored)
+                let before = ranges.bytesHashed
+                defer { hashed += ranges.bytesHashed - before }
+                guard Checksum.mask(ranges.crc32c(of: covered, in: bounded, continuing: crc)) == expected else { continue }
+            }
+            hashed += Layout.frameHeaderSize + stored  // the probe's own check
             guard case .frame(let header) = FrameReader.probe(bounded, at: candidate, salt: salt) else { continue }
             return (candidate, header)
         }
