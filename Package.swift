@@ -101,7 +101,7 @@ let package = Package(
         .testTarget(name: "DugongTests", dependencies: ["Dugong", "DugongTesting", "DugongExample"]),
         // Runs against a server when DUGONG_POSTGRES_URL is set (tools/test starts one).
         .testTarget(name: "DugongPostgresTests", dependencies: ["DugongPostgres", "Dugong", "DugongStore", "DugongTesting", "DugongExample"]),
-        .testTarget(name: "DugongCLITests", dependencies: ["DugongCLI", "DugongStore", "Dugong"]),
+        .testTarget(name: "DugongCLITests", dependencies: ["DugongCLI", "DugongStore", "Dugong", "DugongTesting"]),
         // The Studio's answers; with the `Studio` trait its server over HTTP, and the page in
         // Chromium when DUGONG_CHROMEDRIVER names a chromedriver (tools/test installs one).
         .testTarget(name: "DugongStudioTests", dependencies: ["DugongStudio", "DugongStore", "Dugong", "DugongExample", "DugongPostgres", "DugongTesting"]),

@@ -1,3 +1,4 @@
+import DugongTesting
 import Foundation
 import Glibc
 
@@ -69,7 +70,7 @@ enum CLI {
         process.standardInput = try FileHandle(forReadingFrom: inputFile)
         process.standardOutput = try FileHandle(forWritingTo: directory.appendingPathComponent("out"))
         process.standardError = try FileHandle(forWritingTo: directory.appendingPathComponent("err"))
-        try process.run()
+        try process.runWhenFewFilesAreOpen()
         return Running(process: process, directory: directory)
     }
 

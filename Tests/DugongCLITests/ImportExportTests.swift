@@ -1,5 +1,6 @@
 import Dugong
 import DugongStore
+import DugongTesting
 import Foundation
 import Glibc
 import Testing
@@ -133,7 +134,7 @@ struct ImportExportTests {
                                CLI.binary, resumed, input, String(format: "%.3f", delay)]
             shell.standardOutput = FileHandle.nullDevice
             shell.standardError = FileHandle.nullDevice
-            try shell.run()
+            try shell.runWhenFewFilesAreOpen()
             shell.waitUntilExit()
             let count = FileManager.default.fileExists(atPath: resumed) ? try Self.run(["read-all", resumed]).lines.count : 0
             if count >= total {

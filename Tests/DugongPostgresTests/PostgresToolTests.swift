@@ -30,7 +30,7 @@ enum Tool {
         process.standardInput = try FileHandle(forReadingFrom: files[0])
         process.standardOutput = try FileHandle(forWritingTo: files[1])
         process.standardError = try FileHandle(forWritingTo: files[2])
-        try process.run()
+        try process.runWhenFewFilesAreOpen()
         process.waitUntilExit()
         return Result(
             status: process.terminationStatus, stdout: try String(contentsOf: files[1], encoding: .utf8),
@@ -50,7 +50,7 @@ enum Tool {
         process.standardInput = try FileHandle(forReadingFrom: file)
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
-        try process.run()
+        try process.runWhenFewFilesAreOpen()
         return (process, { try? FileManager.default.removeItem(at: directory) })
     }
 
@@ -480,7 +480,7 @@ struct PostgresToolTests {
             follower.arguments = ["read-all", url, "--follow"]
             follower.standardOutput = try FileHandle(forWritingTo: output)
             follower.standardError = FileHandle.nullDevice
-            try follower.run()
+            try follower.runWhenFewFilesAreOpen()
             defer {
                 kill(follower.processIdentifier, SIGKILL)
                 follower.waitUntilExit()

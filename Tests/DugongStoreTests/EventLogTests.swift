@@ -395,7 +395,7 @@ struct EventLogTests {
             directory.file("dugong.lock"),
         ]
         holder.standardOutput = output
-        try holder.run()
+        try holder.runWhenFewFilesAreOpen()
         defer { kill(holder.processIdentifier, SIGKILL); holder.waitUntilExit() }
         let line = String(decoding: output.fileHandleForReading.availableData, as: UTF8.self)
         #expect(line.hasPrefix("locked"))

@@ -1,4 +1,5 @@
 @testable import DugongStore
+import DugongTesting
 import Foundation
 import Glibc
 import Testing
@@ -34,7 +35,7 @@ struct FileTests {
         child.environment = ProcessInfo.processInfo.environment.merging([Self.childVariable: "1"]) { $1 }
         child.standardOutput = output
         child.standardError = output
-        try child.run()
+        try child.runWhenFewFilesAreOpen()
         let printed = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         child.waitUntilExit()
         #expect(child.terminationStatus == 0 && printed.contains("1 test"), "\(printed)")

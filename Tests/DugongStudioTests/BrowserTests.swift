@@ -3,6 +3,7 @@ import Dugong
 import DugongExample
 import DugongStore
 @testable import DugongStudio
+import DugongTesting
 import Foundation
 import Glibc
 import Testing
@@ -37,7 +38,7 @@ struct Browser {
         driver.standardOutput = FileHandle.nullDevice
         driver.standardError = FileHandle.nullDevice
         do {
-            try driver.run()
+            try driver.runWhenFewFilesAreOpen()
         } catch {
             try? FileManager.default.removeItem(atPath: profile)
             throw error
