@@ -255,10 +255,10 @@ long dugong_lz4_compress(const void *source, size_t length, void *destination, s
     return written > 0 ? written : -1;
 }
 
-// Whether every match offset of the LZ4 block `source` is at least 1, walking its sequences
-// (token, literal length bytes, literals, offset, match length bytes). liblz4's safe decoder
-// checks everything else the format requires, but copies a match of offset 0 from the output
-// it is writing (whatever the buffer held): a block with one is not LZ4, and is refused here.
+// liblz4's safe decoder, with the block's offsets walked first: the reference that the tests
+// and the fuzz target hold dugong_lz4_decompress (lz4_block.c) to. liblz4 checks everything the
+// format requires but one: it copies a match of offset 0 from the output it is writing
+// (whatever the buffer held), so a block with one is refused before it is decoded.
 static int lz4_offsets_are_nonzero(const unsigned char *source, size_t length) {
     size_t at = 0;
     while (at < length) {
@@ -289,13 +289,10 @@ static int lz4_offsets_are_nonzero(const unsigned char *source, size_t length) {
     return 0;  // ended after a match: no last literals
 }
 
-int dugong_lz4_decompress(const void *source, size_t length, void *destination, size_t expected,
-                          const void *dictionary, size_t dictionary_length) {
+int dugong_lz4_decompress_liblz4(const void *source, size_t length, void *destination, size_t expected,
+                                 const void *dictionary, size_t dictionary_length) {
     if (length == 0 || length > INT_MAX || expected > INT_MAX || dictionary_length > INT_MAX) return -1;
     if (!lz4_offsets_are_nonzero(source, length)) return -1;
-    // The safe decoder: every length and offset checked against the input, the output room
-    // (exactly `expected`) and the dictionary; success means the block ended exactly at the
-    // input's end with its last literals.
     int produced = dictionary_length > 0
         ? LZ4_decompress_safe_usingDict(source, destination, (int)length, (int)expected, dictionary, (int)dictionary_length)
         : LZ4_decompress_safe(source, destination, (int)length, (int)expected);

@@ -196,6 +196,162 @@ struct FormatTests {
         #expect(decoded(valid.dropLast(), 23) == nil)
     }
 
+    /// FORMAT.md §7's LZ4 rules, decoded byte by byte as the text says (the model the engine's
+    /// one-pass C reader is held to): nil for anything the text calls damage.
+    static func lz4AsFormatSays(_ block: [UInt8], count: Int, history: ArraySlice<UInt8>) -> [UInt8]? {
+        var output = Array(history)
+        let end = history.count + count
+        var at = 0
+        func length(_ start: Int) -> Int? {
+            var value = start
+            guard start == 15 else { return value }
+            while true {
+                guard at < block.count else { return nil }
+                value += Int(block[at])
+                at += 1
+                if block[at - 1] != 255 { return value }
+            }
+        }
+        while true {
+            guard at < block.count else { return nil }  // ended after a match
+            let token = Int(block[at])
+            at += 1
+            guard let literals = length(token >> 4), literals <= block.count - at, output.count + literals <= end else { return nil }
+            output += block[at..<(at + literals)]
+            at += literals
+            if at == block.count { break }  // the last sequence: literals only
+            guard output.count <= end - 12, at + 2 <= block.count else { return nil }
+            let offset = Int(block[at]) | Int(block[at + 1]) << 8
+            at += 2
+            guard offset >= 1, offset <= output.count, let extra = length(token & 15), output.count + extra + 4 <= end - 5 else { return nil }
+            for _ in 0..<(extra + 4) { output.append(output[output.count - offset]) }
+        }
+        return output.count == end ? Array(output[history.count...]) : nil
+    }
+
+    /// The engine's LZ4 reader (one pass, in C) decodes every block exactly as FORMAT.md's
+    /// rules do (`lz4AsFormatSays`), and whatever it accepts liblz4's safe decoder decodes to
+    /// the same bytes: blocks made by liblz4 with and without a dictionary, each changed in every
+    /// way a damaged or crafted block may be (bytes changed, cut, added; a raw length off by a
+    /// few; the dictionary shorter or missing), blocks made sequence by sequence around every
+    /// limit, and random bytes. (liblz4 1.9.4 accepts more: offset 0, and on its path for short
+    /// sequences a match ending within the last 5 bytes.)
+    @Test func theLZ4ReaderDecodesAsTheFormatSays() {
+        var random = SeededRandom(seed: 0x4C5A_3442)
+        let words = [#"{"type":"#, #""MoneyDeposited""#, #","amount":"#, "1250", #","currency":"EUR""#, "}", "aaaa", "0", "\u{1}"]
+        func text(_ count: Int) -> [UInt8] {
+            var bytes: [UInt8] = []
+            while bytes.count < count {
+                if random.next() % 5 == 0 {
+                    bytes.append(UInt8(truncatingIfNeeded: random.next()))
+                } else {
+                    bytes += words[Int(random.next() % UInt64(words.count))].utf8
+                }
+            }
+            return Array(bytes.prefix(count))
+        }
+        let dictionaries: [[UInt8]] = [[], text(4096), text(16), Array(repeating: 0x61, count: 300)]
+        let digests = dictionaries.map { $0.isEmpty ? nil : $0.withUnsafeBytes { dugong_lz4_digest($0.baseAddress, $0.count) } }
+        defer { for digest in digests { dugong_lz4_digest_free(digest) } }
+        func decoded(_ block: [UInt8], _ count: Int, _ dictionary: ArraySlice<UInt8>, liblz4: Bool) -> [UInt8]? {
+            var output = [UInt8](repeating: 0xEE, count: max(count, 1))
+            let result = block.withUnsafeBytes { block in
+                dictionary.withUnsafeBytes { dictionary in
+                    output.withUnsafeMutableBytes { output in
+                        (liblz4 ? dugong_lz4_decompress_liblz4 : dugong_lz4_decompress)(
+                            block.baseAddress, block.count, output.baseAddress, count, dictionary.baseAddress, dictionary.count)
+                    }
+                }
+            }
+            return result == 0 ? Array(output.prefix(count)) : nil
+        }
+        var compared = (accepted: 0, refused: 0)
+        func compare(_ block: [UInt8], _ count: Int, _ dictionary: ArraySlice<UInt8>, _ what: @autoclosure () -> String) {
+            // Raw length 0 is not compared: no frame has it (a frame holds a record), and liblz4
+            // reads the low bits of that block's one token where the format does not.
+            guard count >= 1, !block.isEmpty else { return }
+            let ours = decoded(block, count, dictionary, liblz4: false)
+            let model = Self.lz4AsFormatSays(block, count: count, history: dictionary)
+            #expect(ours == model, "\(what()): ours \(ours.map { "\($0.count) bytes" } ?? "refused"), the format's \(model.map { "\($0.count) bytes" } ?? "refused"); block \(block)")
+            if let ours {
+                #expect(decoded(block, count, dictionary, liblz4: true) == ours, "\(what()): liblz4 decodes otherwise; block \(block)")
+                compared.accepted += 1
+            } else {
+                compared.refused += 1
+            }
+        }
+        let trials = 3_000
+        for trial in 0..<trials {
+            let which = trial % dictionaries.count
+            let dictionary = dictionaries[which]
+            let payload = trial % 7 == 0 ? (0..<Int(1 + random.next() % 600)).map { _ in UInt8(truncatingIfNeeded: random.next()) } : text(Int(1 + random.next() % 600))
+            var block = [UInt8](repeating: 0, count: payload.count + payload.count / 255 + 16)
+            let length = payload.withUnsafeBytes { payload in
+                block.withUnsafeMutableBytes { block in
+                    dugong_lz4_compress(payload.baseAddress, payload.count, block.baseAddress, block.count, digests[which])
+                }
+            }
+            guard length > 0 else {
+                Issue.record("liblz4 did not compress \(payload.count) bytes")
+                continue
+            }
+            block.removeSubrange(length...)
+            #expect(decoded(block, payload.count, dictionary[...], liblz4: false) == payload, "trial \(trial): the block does not decode to its payload")
+            compare(block, payload.count, dictionary[...], "trial \(trial), intact")
+            for change in 0..<12 {
+                var changed = block
+                var count = payload.count
+                var history = dictionary[...]
+                let at = Int(random.next() % UInt64(block.count))
+                switch change {
+                case 0, 1: changed[at] ^= UInt8(1 << (random.next() % 8))
+                case 2, 3: changed[at] = UInt8(truncatingIfNeeded: random.next())
+                case 4: changed[at] = [0, 255, 0xF0, 0x0F, 0xFF][Int(random.next() % 5)]
+                case 5: changed.removeSubrange(at...)
+                case 6: changed.insert(UInt8(truncatingIfNeeded: random.next()), at: at)
+                case 7: changed.append(UInt8(truncatingIfNeeded: random.next()))
+                case 8: count += [-3, -1, 1, 2, 5][Int(random.next() % 5)]
+                case 9: history = history.dropFirst(Int(random.next() % UInt64(history.count + 1)))
+                case 10: history = []
+                default:
+                    // Two changes: an offset made small (0, 1 or a few) where one was.
+                    changed[at] = UInt8(random.next() % 3)
+                    changed[Int(random.next() % UInt64(block.count))] = UInt8(truncatingIfNeeded: random.next())
+                }
+                compare(changed, count, history, "trial \(trial), change \(change) at \(at)")
+            }
+            let noise = (0..<Int(1 + random.next() % 40)).map { _ in UInt8(truncatingIfNeeded: random.next() % 4 == 0 ? 0 : random.next()) }
+            compare(noise, Int(1 + random.next() % 80), dictionary[...], "trial \(trial), random bytes")
+            // A block made sequence by sequence with lengths and offsets around every limit (the
+            // end rules, offsets into and past the history, length extensions), its raw length
+            // what it decodes to or a byte or two off.
+            var made: [UInt8] = []
+            var produced = 0
+            func lengthBytes(_ extra: Int) -> [UInt8] {
+                Array(repeating: 255, count: extra / 255) + [UInt8(extra % 255)]
+            }
+            for _ in 0..<Int(random.next() % 4) {
+                let literals = Int(random.next() % (random.next() % 4 == 0 ? 40 : 16))
+                let match = 4 + Int(random.next() % (random.next() % 4 == 0 ? 300 : 16))
+                let reach = produced + dictionary.count
+                let offset = random.next() % 5 == 0 ? Int(random.next() % 3) : min(65_535, max(0, reach + Int(random.next() % 5) - 2 - Int(random.next() % UInt64(max(reach, 1)))))
+                made.append(UInt8(min(literals, 15) << 4 | min(match - 4, 15)))
+                if literals >= 15 { made += lengthBytes(literals - 15) }
+                made += (0..<literals).map { _ in UInt8(truncatingIfNeeded: random.next()) }
+                made += [UInt8(offset & 0xFF), UInt8(offset >> 8)]
+                if match - 4 >= 15 { made += lengthBytes(match - 19) }
+                produced += literals + match
+            }
+            let last = Int(random.next() % 20)
+            made.append(UInt8(min(last, 15) << 4 | Int(random.next() % 16)))
+            if last >= 15 { made += lengthBytes(last - 15) }
+            made += (0..<last).map { _ in UInt8(truncatingIfNeeded: random.next()) }
+            compare(made, produced + last + [0, 0, 0, -1, 1, -2][Int(random.next() % 6)], dictionary[...], "trial \(trial), made")
+        }
+        // Both verdicts occur often enough for the comparison to mean something.
+        #expect(compared.accepted > trials * 2 && compared.refused > trials * 5, "\(compared)")
+    }
+
     /// The writer's choice for small payloads (FORMAT.md §7): an LZ4 block when it packs about as
     /// small as a Zstandard frame (events like the dictionary's), a Zstandard frame when the
     /// dictionary matches little and only Zstandard's entropy coding packs the payload; from 512

@@ -86,6 +86,12 @@ long dugong_lz4_compress(const void *source, size_t length, void *destination, s
 int dugong_lz4_decompress(const void *source, size_t length, void *destination, size_t expected,
                           const void *dictionary, size_t dictionary_length);
 
+/// dugong_lz4_decompress done by liblz4's safe decoder (after a walk of the block that refuses
+/// offset 0, which liblz4 1.9.4 accepts): the reference the tests and the fuzz target compare
+/// dugong_lz4_decompress with, verdict and bytes.
+int dugong_lz4_decompress_liblz4(const void *source, size_t length, void *destination, size_t expected,
+                                 const void *dictionary, size_t dictionary_length);
+
 /// Upper bound of dugong_deflate_raw's output for `length` input bytes.
 size_t dugong_deflate_bound(size_t length);
 

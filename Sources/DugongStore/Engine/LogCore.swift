@@ -440,11 +440,15 @@ final class LentFrameCache: Sendable {
 
     private let capacity: Int
     private let frames = Mutex<[(Key, DecodedFrame)]>([])
+    /// Whether any frame was ever kept: until one is, a read asks without taking the lock (a
+    /// stream of small commits, each frame wholly its own, keeps none).
+    private let everKept = Atomic<Bool>(false)
 
     init(capacity: Int) { self.capacity = capacity }
 
     func holds(_ key: Key) -> Bool {
-        frames.withLock { frames in frames.contains { $0.0 == key } }
+        guard everKept.load(ordering: .acquiring) else { return false }
+        return frames.withLock { frames in frames.contains { $0.0 == key } }
     }
 
     func frame(_ key: Key) -> DecodedFrame? {
@@ -457,6 +461,7 @@ final class LentFrameCache: Sendable {
             guard !frames.contains(where: { $0.0 == key }) else { return }
             if frames.count == capacity { frames.removeFirst() }
             frames.append((key, frame))
+            everKept.store(true, ordering: .releasing)
         }
     }
 

@@ -1,3 +1,4 @@
+import CDugongShims
 import Dugong
 import Foundation
 import Glibc
@@ -12,11 +13,12 @@ public enum Fuzzing {
     static let salt: UInt64 = 0x5EED_5EED_5EED_5EED
 
     /// The first byte picks what the rest is: a frame, a segment's frames, a manifest, a head;
-    /// from 0xF8 up, edits to a saved index file.
+    /// 0xF0 to 0xF7, an LZ4 block; from 0xF8 up, edits to a saved index file.
     public static func run(_ input: UnsafeRawBufferPointer) {
         guard let selector = input.first else { return }
         let body = UnsafeRawBufferPointer(rebasing: input[1...])
         if selector >= 0xF8 { return index(edits: body) }
+        if selector >= 0xF0 { return lz4Block(body) }
         switch selector % 4 {
         case 0: frame(body)
         case 1: store(body)
@@ -90,6 +92,33 @@ public enum Fuzzing {
         log.close()
     }
 
+    /// An LZ4 block (after 2 bytes of raw length and 1 of dictionary length, the dictionary
+    /// taken from the start of a fixed text) decoded by the engine's reader into a buffer of
+    /// exactly raw length, and by liblz4's: whatever the engine's accepts, liblz4's decodes to
+    /// the same bytes (liblz4 accepts more: FORMAT.md §7), and a sanitizer sees every byte the
+    /// engine's reads and writes.
+    static func lz4Block(_ bytes: UnsafeRawBufferPointer) {
+        guard bytes.count >= 4 else { return }
+        let count = Int(bytes[0]) | Int(bytes[1]) << 8
+        let history = Array(#"{"type":"MoneyDeposited","amount":1250,"currency":"EUR","user":"u-0007"},0000000000000000aaaaaaaa"#.utf8)
+            .prefix(Int(bytes[2]) % 101)
+        let block = Array(bytes[3...])
+        func decoded(liblz4: Bool) -> [UInt8]? {
+            // Exactly `count` bytes, so that a write past them is the sanitizer's to see.
+            let output = UnsafeMutableRawBufferPointer.allocate(byteCount: max(count, 1), alignment: 1)
+            defer { output.deallocate() }
+            let result = block.withUnsafeBytes { block in
+                history.withUnsafeBytes { history in
+                    (liblz4 ? dugong_lz4_decompress_liblz4 : dugong_lz4_decompress)(
+                        block.baseAddress, block.count, output.baseAddress, count, history.baseAddress, history.count)
+                }
+            }
+            return result == 0 ? Array(output.prefix(count)) : nil
+        }
+        guard count >= 1, let ours = decoded(liblz4: false) else { return }
+        precondition(decoded(liblz4: true) == ours, "the engine's LZ4 reader accepted a block liblz4 decodes otherwise")
+    }
+
     /// One frame at offset 0, checksum fixed: probed, decoded, its events decoded (copied and lent).
     static func frame(_ bytes: UnsafeRawBufferPointer) {
         var frame = Array(bytes)
@@ -104,15 +133,19 @@ public enum Fuzzing {
                 _ = try? FrameReader.events(
                     of: header, in: raw, at: 0, dictionary: Array(repeating: 7, count: 64), formatVersion: version)
             }
-            // The lending reads' decoder: into a scratch buffer, names kept across frames.
+            // The lending reads' decoder: into a scratch buffer, names kept across frames. The
+            // fields point into the scratch buffer: it lives until they are read.
             var names = NameTable()
             var events = FrameEvents()
             var frameNames = FrameNames()
+            let scratch = ScratchBuffer()
             _ = try? FrameReader.eventFields(
-                of: header, in: raw, at: 0, dictionary: ([], 0), scratch: ScratchBuffer(), formatVersion: Layout.formatVersion,
+                of: header, in: raw, at: 0, dictionary: ([], 0), scratch: scratch, formatVersion: Layout.formatVersion,
                 names: &names, into: &events, frameNames: &frameNames)
-            frameNames.withNames { names in
-                events.withEvents { for field in $0 { _ = field.stored(names: names) } }
+            withExtendedLifetime(scratch) {
+                frameNames.withNames { names in
+                    events.withEvents { for field in $0 { _ = field.stored(names: names) } }
+                }
             }
         }
     }

@@ -153,16 +153,21 @@ struct Harness {
             // this harness's payloads, they take twice the inflating).
             let count = Int(arguments[2])!
             let size = arguments.count > 4 ? Int(arguments[4])! : 2
+            // HARNESS_STREAMS=K: K streams instead of 100 (the benchmark's 1,000 spreads a
+            // stream's frames ten times further apart); HARNESS_READS=R: every stream read R
+            // times (a profile under perf of the reads, not of the store's making).
+            let streams = Int(ProcessInfo.processInfo.environment["HARNESS_STREAMS"] ?? "") ?? 100
+            let reads = Int(ProcessInfo.processInfo.environment["HARNESS_READS"] ?? "") ?? 1
             var synthetic = arguments.count > 5 && arguments[5] == "synthetic" ? SyntheticEvents() : nil
             let events = (0..<count).map { index in
-                synthetic?.event(stream: index / size % 100, at: 1_732_000_000_000 + Int64(index)) ?? event(index)
+                synthetic?.event(stream: index / size % streams, at: 1_732_000_000_000 + Int64(index)) ?? event(index)
             }
             // HARNESS_REUSE=1 with a store already in DIR: the reads only (two builds counted on
             // the same store).
             if ProcessInfo.processInfo.environment["HARNESS_REUSE"] != "1" || !FileManager.default.fileExists(atPath: arguments[3]) {
                 let log = try EventLog.open(at: arguments[3], options: .init(createIfMissing: true))
                 for commit in 0..<(count / size) {
-                    try await log.append(Array(events[commit * size..<commit * size + size]), to: "s/\(commit % 100)")
+                    try await log.append(Array(events[commit * size..<commit * size + size]), to: "s/\(commit % streams)")
                 }
                 log.close()
             }
@@ -170,7 +175,9 @@ struct Harness {
             options.readOnly = true
             let reader = try EventLog.open(at: arguments[3], options: options)
             var total = 0
-            for stream in 0..<100 { total += try readStream(reader, "s/\(stream)") }
+            for _ in 0..<reads {
+                for stream in 0..<streams { total += try readStream(reader, "s/\(stream)") }
+            }
             reader.close()
             print(total)
         } else if mode == "follow" {
