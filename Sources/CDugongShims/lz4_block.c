@@ -3,10 +3,14 @@
 // (dugong_lz4_decompress_liblz4, codecs.c) is kept as the reference the tests and the fuzz
 // target compare this one with, verdict and bytes.
 //
-// Every read of the input is within [source, source + length) and every write within
-// [destination, destination + expected): the copies below move 16 (or 8, 4) bytes at a time
-// and end with one such move ending exactly at the copy's end, so they need no slack after it
-// (and make no call to memcpy for the short copies a small frame is made of).
+// Every read of the input is within [source, source + length), every read of the dictionary
+// within it, and every write within [destination, destination + capacity). The general path
+// copies in moves of 16 (or 8, 4) bytes ending with one that ends exactly at the copy's end,
+// so it needs no room after it, and makes no call to memcpy for the short copies a small
+// frame is made of. The common sequence (lengths in the token alone, a match from 8 bytes back
+// or more) takes a shorter path where there is room: 16 bytes of literals and 32 of match
+// moved whatever their lengths, the bytes past them (up to `capacity`) written again by what
+// follows or left as scratch past `expected`.
 #include "dugong_shims.h"
 #include <limits.h>
 #include <string.h>
@@ -51,27 +55,39 @@ static inline int extended(const byte **at, const byte *end, size_t *value) {
     return 1;
 }
 
-int dugong_lz4_decompress(const void *source, size_t length, void *destination, size_t expected,
+int dugong_lz4_decompress(const void *source, size_t length, void *destination, size_t expected, size_t capacity,
                           const void *dictionary, size_t dictionary_length) {
-    if (length == 0 || length > INT_MAX || expected > INT_MAX || dictionary_length > INT_MAX) return -1;
+    if (length == 0 || length > INT_MAX || expected > INT_MAX || capacity < expected || dictionary_length > INT_MAX) return -1;
     const byte *in = source;
     const byte *const in_end = in + length;
     byte *out = destination;
     byte *const out_start = out;
     byte *const out_end = out + expected;
+    byte *const room_end = out + capacity;
     const byte *const history = dictionary;
     for (;;) {
-        // in < in_end: the loop starts with input left (length > 0) and goes on only with some.
+        // A block that ends after a match has no last literals (in never passes in_end: every
+        // step past a byte checked that it was there).
+        if (in >= in_end) return -1;
         const unsigned token = *in++;
         size_t literals = token >> 4;
-        if (literals == 15 && !extended(&in, in_end, &literals)) return -1;
-        if (literals > (size_t)(in_end - in) || literals > (size_t)(out_end - out)) return -1;
-        copy_forward(out, in, literals);
-        in += literals;
-        out += literals;
-        // The last sequence: literals only, ending exactly at the block's end and filling the
-        // output exactly.
-        if (in == in_end) return out == out_end ? 0 : -1;
+        if (literals < 15 && in_end - in >= 18 && room_end - out >= 48) {
+            // At most 14 literals with 18 bytes of input left: not the last sequence (that one
+            // ends exactly at the block's end), and 16 bytes readable and writable here.
+            if (literals > (size_t)(out_end - out)) return -1;
+            copy16(out, in);
+            in += literals;
+            out += literals;
+        } else {
+            if (literals == 15 && !extended(&in, in_end, &literals)) return -1;
+            if (literals > (size_t)(in_end - in) || literals > (size_t)(out_end - out)) return -1;
+            copy_forward(out, in, literals);
+            in += literals;
+            out += literals;
+            // The last sequence: literals only, ending exactly at the block's end and filling
+            // the output exactly.
+            if (in == in_end) return out == out_end ? 0 : -1;
+        }
         // A match starts at least 12 bytes before the output's end (the block format's end rule).
         if (out_end - out < 12 || in_end - in < 2) return -1;
         const size_t offset = (size_t)in[0] | (size_t)in[1] << 8;
@@ -83,6 +99,35 @@ int dugong_lz4_decompress(const void *source, size_t length, void *destination, 
         // ends at least 5 bytes before the output's end (out_end - out >= 12 here).
         if (offset == 0 || match > (size_t)(out_end - out) - 5) return -1;
         const size_t written = (size_t)(out - out_start);
+        if (match <= 32 && room_end - out >= 32) {
+            // 32 bytes moved whatever the match's length. Within the output, from 16 back or
+            // more: each 16 read lies before the 16 written (the second 16 may read what the
+            // first wrote, as a match overlapping its own output must); from 8 to 15 back, in
+            // moves of 8 for the same reason. From the dictionary: when 32 bytes of it remain.
+            if (offset <= written) {
+                const byte *from = out - offset;
+                if (offset >= 16) {
+                    copy16(out, from);
+                    copy16(out + 16, from + 16);
+                    out += match;
+                    continue;
+                }
+                if (offset >= 8) {
+                    copy8(out, from);
+                    copy8(out + 8, from + 8);
+                    copy8(out + 16, from + 16);
+                    copy8(out + 24, from + 24);
+                    out += match;
+                    continue;
+                }
+            } else if (offset - written >= 32 && offset - written <= dictionary_length) {
+                const byte *from = history + (dictionary_length - (offset - written));
+                copy16(out, from);
+                copy16(out + 16, from + 16);
+                out += match;
+                continue;
+            }
+        }
         if (offset > written) {
             // From the dictionary, the history just before the output's first byte.
             const size_t back = offset - written;  // bytes before the dictionary's end

@@ -80,13 +80,15 @@ void dugong_lz4_digest_free(void *digest);
 long dugong_lz4_compress(const void *source, size_t length, void *destination, size_t capacity, const void *digest);
 
 /// Decompresses `source`, exactly one LZ4 block made with the dictionary `dictionary` (NULL or
-/// length 0: none) as its history, into exactly `expected` bytes at `destination`. Returns 0
-/// on success, -1 when the bytes are not such a block or do not decompress to exactly
-/// `expected` bytes.
-int dugong_lz4_decompress(const void *source, size_t length, void *destination, size_t expected,
+/// length 0: none) as its history, into exactly `expected` bytes at `destination`, checking
+/// every rule of FORMAT.md §7 (lz4_block.c). Bytes from `expected` to `capacity` (≥ expected)
+/// are room it may write anything into (32 bytes or more of it make it faster). Returns 0 on
+/// success, -1 when the bytes are not such a block or do not decompress to exactly `expected`
+/// bytes.
+int dugong_lz4_decompress(const void *source, size_t length, void *destination, size_t expected, size_t capacity,
                           const void *dictionary, size_t dictionary_length);
 
-/// dugong_lz4_decompress done by liblz4's safe decoder (after a walk of the block that refuses
+/// dugong_lz4_decompress (with no room past `expected`) done by liblz4's safe decoder (after a walk of the block that refuses
 /// offset 0, which liblz4 1.9.4 accepts): the reference the tests and the fuzz target compare
 /// dugong_lz4_decompress with, verdict and bytes.
 int dugong_lz4_decompress_liblz4(const void *source, size_t length, void *destination, size_t expected,

@@ -142,7 +142,7 @@ enum Compression {
     }
 
     /// Decompresses `bytes` into exactly the first `count` bytes of `output` (the rest is room
-    /// zlib may scribble on; ``outputSlack`` of it makes inflating faster); false when the
+    /// zlib and the LZ4 reader may scribble on; ``outputSlack`` of it makes both faster); false when the
     /// stored form is damaged, has another length, or needs another dictionary (`output` then
     /// holds anything). Neither codec notices a wrong dictionary by itself: the frame's
     /// dictionary check guards that (FORMAT.md §7).
@@ -162,7 +162,7 @@ enum Compression {
                     bytes.baseAddress, bytes.count, output.baseAddress, count, dictionary.baseAddress, dictionary.count)
             case .lz4:
                 dugong_lz4_decompress(
-                    bytes.baseAddress, bytes.count, output.baseAddress, count, dictionary.baseAddress, dictionary.count)
+                    bytes.baseAddress, bytes.count, output.baseAddress, count, output.count, dictionary.baseAddress, dictionary.count)
             }
         } == 0
     }

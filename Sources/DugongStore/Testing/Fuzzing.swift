@@ -94,7 +94,8 @@ public enum Fuzzing {
 
     /// An LZ4 block (after 2 bytes of raw length and 1 of dictionary length, the dictionary
     /// taken from the start of a fixed text) decoded by the engine's reader into a buffer of
-    /// exactly raw length, and by liblz4's: whatever the engine's accepts, liblz4's decodes to
+    /// exactly raw length and into one with room to spare (the same verdict and bytes), and by
+    /// liblz4's: whatever the engine's accepts, liblz4's decodes to
     /// the same bytes (liblz4 accepts more: FORMAT.md §7), and a sanitizer sees every byte the
     /// engine's reads and writes.
     static func lz4Block(_ bytes: UnsafeRawBufferPointer) {
@@ -103,19 +104,26 @@ public enum Fuzzing {
         let history = Array(#"{"type":"MoneyDeposited","amount":1250,"currency":"EUR","user":"u-0007"},0000000000000000aaaaaaaa"#.utf8)
             .prefix(Int(bytes[2]) % 101)
         let block = Array(bytes[3...])
-        func decoded(liblz4: Bool) -> [UInt8]? {
-            // Exactly `count` bytes, so that a write past them is the sanitizer's to see.
-            let output = UnsafeMutableRawBufferPointer.allocate(byteCount: max(count, 1), alignment: 1)
+        /// `room`: bytes past `count` the engine's reader may write (its faster path needs 32).
+        func decoded(liblz4: Bool, room: Int = 0) -> [UInt8]? {
+            // Exactly `count + room` bytes, so that a write past them is the sanitizer's to see.
+            let output = UnsafeMutableRawBufferPointer.allocate(byteCount: max(count + room, 1), alignment: 1)
             defer { output.deallocate() }
             let result = block.withUnsafeBytes { block in
                 history.withUnsafeBytes { history in
-                    (liblz4 ? dugong_lz4_decompress_liblz4 : dugong_lz4_decompress)(
-                        block.baseAddress, block.count, output.baseAddress, count, history.baseAddress, history.count)
+                    liblz4
+                        ? dugong_lz4_decompress_liblz4(
+                            block.baseAddress, block.count, output.baseAddress, count, history.baseAddress, history.count)
+                        : dugong_lz4_decompress(
+                            block.baseAddress, block.count, output.baseAddress, count, count + room, history.baseAddress, history.count)
                 }
             }
             return result == 0 ? Array(output.prefix(count)) : nil
         }
-        guard count >= 1, let ours = decoded(liblz4: false) else { return }
+        guard count >= 1 else { return }
+        let ours = decoded(liblz4: false)
+        precondition(decoded(liblz4: false, room: Int(bytes[2]) % 64) == ours, "the engine's LZ4 reader decodes otherwise with room to spare")
+        guard let ours else { return }
         precondition(decoded(liblz4: true) == ours, "the engine's LZ4 reader accepted a block liblz4 decodes otherwise")
     }
 

@@ -155,7 +155,8 @@ struct Harness {
             let size = arguments.count > 4 ? Int(arguments[4])! : 2
             // HARNESS_STREAMS=K: K streams instead of 100 (the benchmark's 1,000 spreads a
             // stream's frames ten times further apart); HARNESS_READS=R: every stream read R
-            // times (a profile under perf of the reads, not of the store's making).
+            // times (a profile under perf of the reads, not of the store's making);
+            // HARNESS_SHUFFLE=1 below.
             let streams = Int(ProcessInfo.processInfo.environment["HARNESS_STREAMS"] ?? "") ?? 100
             let reads = Int(ProcessInfo.processInfo.environment["HARNESS_READS"] ?? "") ?? 1
             var synthetic = arguments.count > 5 && arguments[5] == "synthetic" ? SyntheticEvents() : nil
@@ -175,8 +176,18 @@ struct Harness {
             options.readOnly = true
             let reader = try EventLog.open(at: arguments[3], options: options)
             var total = 0
+            // HARNESS_SHUFFLE=1: the streams in a random order (as the benchmark samples them:
+            // a stream's frames then share no cache lines with the stream read before).
+            var order = Array(0..<streams)
+            var state: UInt64 = 0x5EED
+            if ProcessInfo.processInfo.environment["HARNESS_SHUFFLE"] == "1" {
+                for index in order.indices.reversed() where index > 0 {
+                    state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+                    order.swapAt(index, Int((state >> 33) % UInt64(index + 1)))
+                }
+            }
             for _ in 0..<reads {
-                for stream in 0..<streams { total += try readStream(reader, "s/\(stream)") }
+                for stream in order { total += try readStream(reader, "s/\(stream)") }
             }
             reader.close()
             print(total)
