@@ -114,14 +114,18 @@ final class LogCore: Sendable {
         guard !slice.positions.isEmpty else { return [] }
         var result: [StoredEvent] = []
         result.reserveCapacity(slice.positions.count)
-        for run in try locate(slice.positions) {
-            let events = try cache.events(of: run.frame, in: run.segment)
-            for index in run.indices {
-                let event = try Self.event(at: slice.positions[index], in: events, segment: run.segment, frame: run.frame)
-                if let problem = slice.problem(stream: event.stream, version: event.version, at: index) {
-                    throw StoreError.corruption(segment: run.segment.name, offset: run.frame.location.offset, reason: problem)
+        let (runs, segments) = try locate(slice.positions)
+        try withExtendedLifetime(segments) {
+            for run in runs {
+                let segment = run.segment.takeUnretainedValue()
+                let events = try cache.events(of: run.frame, in: segment)
+                for index in run.indices {
+                    let event = try Self.event(at: slice.positions[index], in: events, segment: segment, frame: run.frame)
+                    if let problem = slice.problem(stream: event.stream, version: event.version, at: index) {
+                        throw StoreError.corruption(segment: segment.name, offset: run.frame.location.offset, reason: problem)
+                    }
+                    result.append(event)
                 }
-                result.append(event)
             }
         }
         return result
@@ -134,23 +138,37 @@ final class LogCore: Sendable {
         let positions = slice.positions
         guard !positions.isEmpty else { return }
         let reading = FrameLending(cache: lentFrames)
+        let (located, segments) = try locate(positions)
         // Through a buffer: an element's fields read from it in place (each `runs[i].field` of the
-        // array copied the whole run, retaining and releasing its segment: 3 per frame).
-        try locate(positions).withUnsafeBufferPointer { runs in
-            for number in runs.indices {
-                let run = runs.baseAddress! + number
-                let (frame, segment, indices) = (run.pointee.frame, run.pointee.segment, run.pointee.indices)
-                // The next frame's first bytes on their way while this one is decoded: frames of a
-                // stream written in small commits lie far apart, and each one's header was a miss
-                // to memory (~17 % of such a read's time).
-                if number + 1 < runs.count {
-                    let next = (run + 1).pointee.frame.location.offset
-                    (run + 1).pointee.segment.map.prefetch(next..<(next + Self.prefetchedFrameBytes))
-                }
-                // A frame mostly of other streams' events (a burst of commits written together) is
-                // kept for the next reads, which likely want its other events; one this read mostly
-                // wants (its stream's commit) is decoded into the read's scratch buffer.
-                let share = UInt64(indices.count) * 4 <= frame.lastPosition - frame.firstPosition + 1
+        // array copied the whole run). The segments, held by `segments` for the read, are used
+        // without a retain and release each per frame.
+        try withExtendedLifetime(segments) {
+            try located.withUnsafeBufferPointer { runs in
+                try lend(runs, of: slice, reading, body)
+            }
+        }
+    }
+
+    /// ``lendEvents(_:_:)`` for the runs ``locate(_:)`` made, whose segments the caller holds.
+    private func lend(
+        _ runs: UnsafeBufferPointer<FrameRun>, of slice: StreamSlice, _ reading: FrameLending, _ body: (borrowing EventView) throws -> Void
+    ) throws {
+        let positions = slice.positions
+        for number in runs.indices {
+            let run = runs.baseAddress! + number
+            let (frame, indices) = (run.pointee.frame, run.pointee.indices)
+            // The next frame's first bytes on their way while this one is decoded: frames of a
+            // stream written in small commits lie far apart, and each one's header was a miss
+            // to memory (~17 % of such a read's time).
+            if number + 1 < runs.count {
+                let next = (run + 1).pointee.frame.location.offset
+                (run + 1).pointee.segment._withUnsafeGuaranteedRef { $0.map.prefetch(next..<(next + Self.prefetchedFrameBytes)) }
+            }
+            // A frame mostly of other streams' events (a burst of commits written together) is
+            // kept for the next reads, which likely want its other events; one this read mostly
+            // wants (its stream's commit) is decoded into the read's scratch buffer.
+            let share = UInt64(indices.count) * 4 <= frame.lastPosition - frame.firstPosition + 1
+            _ = try run.pointee.segment._withUnsafeGuaranteedRef { segment in
                 try reading.lend(frame, in: segment, keeping: share) { fields, names in
                     for number in indices {
                         let position = positions[number]
@@ -176,9 +194,10 @@ final class LogCore: Sendable {
     /// header and, for a small commit, most of its payload.
     static let prefetchedFrameBytes = 256
 
-    /// Positions `indices` of a read's list, all in `frame` of `segment`.
+    /// Positions `indices` of a read's list, all in `frame` of `segment`. The segment is not
+    /// retained: ``locate(_:)`` returns the segments its runs name, which the read holds.
     private struct FrameRun {
-        let segment: Segment
+        let segment: Unmanaged<Segment>
         let frame: EventFrame
         var indices: Range<Int>
     }
@@ -187,11 +206,15 @@ final class LogCore: Sendable {
     /// resolved under the lock (decoding happens outside it). One entry per frame, not per
     /// position: a tuple per position (its segment retained, destroyed through the generic
     /// tuple witness) was ~100 instructions per event read.
-    private func locate(_ positions: [UInt64]) throws -> [FrameRun] {
+    private func locate(_ positions: [UInt64]) throws -> (runs: [FrameRun], segments: [Segment]) {
         precondition(!positions.isEmpty)
         return try withReadableState { shared in
             let frames = shared.index.eventFrames
             var runs: [FrameRun] = []
+            // The segments the runs name, each once (a read's frames mostly lie in one or two).
+            var segments: [Segment] = []
+            var segmentNumber = -1
+            var current: Unmanaged<Segment>?
             // The current run's frame's positions (a stream's positions come in runs within a
             // frame, a commit: the frame found for one position is tried first for the next).
             var first: UInt64 = 1
@@ -213,11 +236,17 @@ final class LogCore: Sendable {
                 }
                 if !runs.isEmpty { runs[runs.count - 1].indices = start..<number }
                 let frame = frames[frameIndex]
-                runs.append(FrameRun(segment: segmentForReading(frame.location.segment, in: &shared), frame: frame, indices: number..<(number + 1)))
+                if frame.location.segment != segmentNumber || current == nil {
+                    segmentNumber = frame.location.segment
+                    let segment = segmentForReading(segmentNumber, in: &shared)
+                    if !segments.contains(where: { $0 === segment }) { segments.append(segment) }
+                    current = Unmanaged.passUnretained(segment)  // held by `segments`
+                }
+                runs.append(FrameRun(segment: current!, frame: frame, indices: number..<(number + 1)))
                 (first, last, start, found) = (frame.firstPosition, frame.lastPosition, number, frameIndex)
             }
             runs[runs.count - 1].indices = start..<positions.count
-            return runs
+            return (runs, segments)
         }
     }
 
