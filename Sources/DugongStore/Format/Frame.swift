@@ -363,6 +363,7 @@ enum FrameReader {
             room.initialize(repeating: .none)
             _ = try walk(payload, header, formatVersion: formatVersion, names: &names, frameNames: &frameNames, into: room, keepingEach: false) {
                 fields, frameNames in
+                var frameNames = frameNames
                 records.append(.event(frameNames.withNames { fields.stored(names: $0) }))
             } other: { record in
                 records.append(record)
@@ -388,6 +389,7 @@ enum FrameReader {
                 room.initialize(repeating: .none)
                 _ = try walk(payload, header, formatVersion: formatVersion, names: &names, frameNames: &frameNames, into: room, keepingEach: false) {
                     fields, frameNames in
+                    var frameNames = frameNames
                     events.append(frameNames.withNames { fields.stored(names: $0) })
                 }
             }

@@ -192,9 +192,10 @@ struct FrameNames {
     /// Empties it for the next frame.
     mutating func removeAll() { count = 0 }
 
-    /// Calls `body` with the entries' names.
+    /// Calls `body` with the entries' names. (Mutating: called on a reader's stored names, in
+    /// place, without a copy that retains and releases the storage per frame.)
     @inline(__always)
-    func withNames<R>(_ body: (UnsafeBufferPointer<String>) throws -> R) rethrows -> R {
+    mutating func withNames<R>(_ body: (UnsafeBufferPointer<String>) throws -> R) rethrows -> R {
         try storage.withUnsafeBufferPointer { try body(UnsafeBufferPointer(rebasing: $0[..<count])) }
     }
 
@@ -245,9 +246,10 @@ struct FrameEvents {
         }
     }
 
-    /// The decoded events.
+    /// The decoded events. (Mutating: called on a reader's stored events, in place, without a
+    /// copy that retains and releases the storage per frame.)
     @inline(__always)
-    func withEvents<R>(_ body: (UnsafeBufferPointer<EventFields>) throws -> R) rethrows -> R {
+    mutating func withEvents<R>(_ body: (UnsafeBufferPointer<EventFields>) throws -> R) rethrows -> R {
         try storage.withUnsafeBufferPointer { try body(UnsafeBufferPointer(rebasing: $0[..<count])) }
     }
 
