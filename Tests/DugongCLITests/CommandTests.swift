@@ -535,6 +535,17 @@ struct CommandTests {
         #expect(json["events"] as? Int == 10 && (json["segments"] as? [Any])?.count == 1)
         #expect(stats.stdout.contains("format version \(EventLog.formatVersion)") && !stats.stdout.contains("older format version"))
         #expect((json["segments"] as? [[String: Any]])?.first?["formatVersion"] as? Int == EventLog.formatVersion)
+        #expect(stats.stdout.contains("compression: ") && stats.stdout.contains("× ("), "\(stats.stdout)")
+    }
+
+    /// A store without events has no compression ratio to show (its frames are bookkeeping).
+    @Test func statsOfAStoreWithoutEventsShowNoRatio() throws {
+        let store = CLI.storePath()
+        defer { try? FileManager.default.removeItem(atPath: store) }
+        #expect(try CLI.run(["import", store], input: "").status == 0)
+        let stats = try CLI.run(["stats", store])
+        #expect(stats.status == 0 && stats.stdout.contains("events: 0 in 0 streams"), "\(stats.stdout)")
+        #expect(stats.stdout.contains("compression: none yet (no events)") && !stats.stdout.contains("×"), "\(stats.stdout)")
     }
 
     /// A store of format version 3 (the fixture of DugongStoreTests): `stats` names each

@@ -104,6 +104,20 @@ struct StoreBrowserTests {
         try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
     }
 
+    /// A store without events: the overview has no compression ratio (null), not the ratio of
+    /// its bookkeeping frames; with events, a number.
+    @Test func theOverviewOfAStoreWithoutEventsHasNoCompressionRatio() async throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("dugong-studio-empty-\(UUID().uuidString.prefix(8))").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let log = try EventLog.open(at: path, options: EventLog.Options(createIfMissing: true))
+        defer { log.close() }
+        let browser = try StoreBrowser(log: log, aggregates: [])
+        let empty = try Self.object(try browser.overview())
+        #expect(empty["events"] as? Int == 0 && empty["compressionRatio"] is NSNull, "\(empty)")
+        try await log.append([NewEvent(type: "T", data: Data(#"{"a":1}"#.utf8))], to: "s/1")
+        #expect(try Self.object(try browser.overview())["compressionRatio"] is Double)
+    }
+
     // Found by a black-box run: a compaction between two pages of streams reordered the list
     // (streams with lifecycle records first), and the next page, an index into the old order,
     // repeated streams (or skipped them). A page that carries a fingerprint of the streams

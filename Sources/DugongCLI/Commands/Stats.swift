@@ -36,7 +36,11 @@ struct Stats: AsyncParsableCommand {
         Terminal.emit("events: \(stats.events) in \(stats.streams) streams (next position \(stats.headPosition))")
         Terminal.emit("on disk: \(Self.size(stats.fileBytes)) in \(stats.segments.count) segment(s); frames \(Self.size(stats.frameBytes))"
             + (stats.events > 0 ? String(format: " (%.1f bytes/event)", Double(stats.frameBytes) / Double(stats.events)) : ""))
-        Terminal.emit(String(format: "compression: %.2f× (%@ of raw payload)", stats.compressionRatio, Self.size(stats.rawPayloadBytes)))
+        // (Without events the ratio is of the store's bookkeeping frames alone: it says nothing.)
+        Terminal.emit(
+            stats.events == 0
+                ? "compression: none yet (no events)"
+                : String(format: "compression: %.2f× (%@ of raw payload)", stats.compressionRatio, Self.size(stats.rawPayloadBytes)))
         Terminal.emit("segments:")
         for (index, segment) in stats.segments.enumerated() {
             let end = index + 1 < stats.segments.count ? "\(stats.segments[index + 1].firstPosition)" : "\(stats.headPosition)"

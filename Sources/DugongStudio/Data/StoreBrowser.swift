@@ -100,7 +100,8 @@ final class StoreBrowser: StudioSource {
             "frameBytes": "\(statistics.frameBytes)",
             "eventFrames": "\(log.eventFrameCount)",
             "rawPayloadBytes": "\(statistics.rawPayloadBytes)",
-            "compressionRatio": String(format: "%.2f", statistics.compressionRatio),
+            // null without events: the ratio of bookkeeping frames alone says nothing.
+            "compressionRatio": statistics.events == 0 ? "null" : String(format: "%.2f", statistics.compressionRatio),
             "segments": JSONText.array(segments),
             "tornBytesAtOpen": "\(log.recovery.tornBytesDiscarded)",
             "damageAtOpen": JSONText.array(damage),

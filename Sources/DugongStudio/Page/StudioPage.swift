@@ -228,7 +228,7 @@ function renderHealth() {
     ["events", o.events.toLocaleString()], ["streams", o.streams.toLocaleString()], ["head position", o.headPosition],
     ["segment bytes", o.fileBytes.toLocaleString()], ["frames holding events", o.eventFrames.toLocaleString()],
     ["frame bytes", o.frameBytes.toLocaleString()],
-    ["payload bytes before compression", o.rawPayloadBytes.toLocaleString()], ["compression", o.compressionRatio + " : 1"],
+    ["payload bytes before compression", o.rawPayloadBytes.toLocaleString()], ["compression", o.compressionRatio == null ? "none yet (no events)" : o.compressionRatio + " : 1"],
     ["torn tail at open", o.tornBytesAtOpen + " bytes"],
     ["damage found at open", o.damageAtOpen.length ? o.damageAtOpen.join("\n") : "none"],
     ["damage reads met (this session)", o.damageSeen.length ? o.damageSeen.join("\n") : "none"],
