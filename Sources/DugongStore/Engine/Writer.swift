@@ -106,6 +106,8 @@ final class Writer: Sendable {
         self.core = core
         self.head = head
         dictionarySize = min(Layout.dictionarySize, core.options.segmentSize / 8)
+        var state = state
+        Self.recallRecentPayload(into: &state, from: core, keeping: dictionarySize)
         self.state = Mutex(state)
         let thread = Thread { [self] in run() }
         thread.name = "dugong-writer"
@@ -738,6 +740,39 @@ final class Writer: Sendable {
     private func waitForSyncer() throws {
         syncer.sync {}
         if let failure = core.shared.withLock({ $0.failure }) { throw StoreError.failed(reason: failure) }
+    }
+
+    /// Fills `state`'s recent payload (the next dictionary's source) from the last event frames
+    /// of the active segment, when it has no dictionary yet: a process that opens the store for
+    /// a few small commits (the tool's `append`, a short job) otherwise never wrote enough
+    /// since its open to make one, and the segment's frames stayed uncompressed however many
+    /// such processes wrote. Best effort: a frame that does not verify ends the recall.
+    private static func recallRecentPayload(into state: inout WriterState, from core: LogCore, keeping size: Int) {
+        let (segment, frames) = core.shared.withLock { shared -> (Segment, [EventFrame]) in
+            let number = state.activeSegment
+            var frames: [EventFrame] = []
+            for frame in shared.index.eventFrames.reversed() {
+                guard frame.location.segment == number, frames.count < 2 * size / Layout.frameHeaderSize else { break }
+                frames.append(frame)
+            }
+            return (shared.segments[number], frames)
+        }
+        guard segment.header.formatVersion == Layout.formatVersion, !segment.hasDictionary, !frames.isEmpty else { return }
+        var payloads: [[UInt8]] = []
+        var total = 0
+        segment.withBytes { bytes in
+            for frame in frames where total < 2 * size {
+                let offset = frame.location.offset
+                guard offset + Layout.frameHeaderSize <= bytes.count, case .frame(let header) = FrameReader.probe(bytes, at: offset, salt: segment.salt),
+                    header.checksum == frame.checksum, !header.usesDictionary,
+                    let payload = try? FrameReader.payload(of: header, in: bytes, at: offset, dictionary: [], formatVersion: Layout.formatVersion, { Array($0) })
+                else { break }
+                payloads.append(payload)
+                total += payload.count
+            }
+        }
+        guard (try? segment.checkReadable()) != nil else { return }
+        for payload in payloads.reversed() { payload.withUnsafeBytes { state.remember($0, keeping: size) } }
     }
 
     /// The dictionary frame to write before `frame`, and its dictionary, when `segment` has no

@@ -424,7 +424,7 @@ enum FrameReader {
     /// an uncompressed frame, in `scratch` when given (copied: the events lent from it must not
     /// read the mapped segment after the frame's checks, when a page the disk fails there would
     /// show them zeros), else in place or in an array of its own.
-    private static func payload<R>(
+    static func payload<R>(
         of header: FrameHeader, in bytes: UnsafeRawBufferPointer, at offset: Int, dictionary: [UInt8],
         dictionaryCheck: UInt16? = nil, scratch: ScratchBuffer? = nil, formatVersion: UInt16, _ body: (UnsafeRawBufferPointer) throws -> R
     ) throws -> R {
