@@ -166,6 +166,34 @@ struct EngineIntegrityTests {
         try await log.append(Fixture.events(1), to: "s/acked", expecting: .exact(3))
     }
 
+    /// A head whose next batch is beyond the segment's last batch + 1 (a head made or changed
+    /// with its checksum made good: a whole store's head is written after its batch, so never
+    /// says more): the writer still numbers its batch after the highest seen, so the commit it
+    /// acknowledges is not read as damage afterwards (found by a black-box run: it took the
+    /// head's 1000 after batch 29, and with the index rebuilt the events were unreadable).
+    @Test func aHeadsHigherNextBatchDoesNotMakeTheNextCommitDamage() async throws {
+        let directory = TemporaryDirectory("head-next-batch")
+        defer { directory.remove() }
+        let options = try await Self.closedStore(in: directory, commits: 15)
+        let head = try #require(try StoreFiles.readHead(in: directory.path))
+        var record = head
+        record.sequence += 1
+        record.nextBatch = head.nextBatch + 1000
+        try HeadFile(directory: directory.path).write(record, durably: false)
+        try? FileManager.default.removeItem(atPath: directory.file(Layout.indexName))
+        var log = try EventLog.open(at: directory.path, options: options)
+        try await log.append(Fixture.events(1), to: "s", expecting: .exact(15))
+        try await log.append(Fixture.events(1), to: "s", expecting: .exact(16))
+        log.close()
+        try? FileManager.default.removeItem(atPath: directory.file(Layout.indexName))
+        log = try EventLog.open(at: directory.path, options: options)
+        defer { log.close() }
+        #expect(log.recovery.corruptions.isEmpty, "\(log.recovery.corruptions)")
+        let report = try log.verify()
+        #expect(report.isClean, "\(report.problems)")
+        #expect(try log.read(stream: "s").count == 17)
+    }
+
     /// Options for small stores (64 KiB segments), and such a store in `directory` holding
     /// `commits` one-event commits to "s", closed.
     static func closedStore(in directory: TemporaryDirectory, commits: Int) async throws -> EventLog.Options {

@@ -190,9 +190,16 @@ public final class EventLog: Sendable {
             try StoreFiles.rewriteHead(in: directory, keeping: context.head)
         }
         let head = try HeadFile(directory: directory)
+        // Batches continue after the highest seen (FORMAT.md §8). In a whole store a head's next
+        // batch is never higher (it is written after its batch): a higher one (a head made or
+        // changed with its checksum made good) would make the next batch read as damage after
+        // it was acknowledged. With damage accepted, the head's number stays: a batch the
+        // damage took stays in evidence.
+        let afterSeen = recovered.lastBatch.map { $0 + 1 }
+        let nextBatch = recovered.index.damage.isEmpty
+            ? afterSeen ?? context.head?.nextBatch ?? 0 : max(context.head?.nextBatch ?? 0, afterSeen ?? 0)
         var state = Writer.WriterState(
-            activeSegment: set.segments.count - 1, writeOffset: recovered.writeOffset,
-            nextBatch: max(context.head?.nextBatch ?? 0, recovered.lastBatch.map { $0 + 1 } ?? 0),
+            activeSegment: set.segments.count - 1, writeOffset: recovered.writeOffset, nextBatch: nextBatch,
             manifest: set.manifest, headSequence: context.head?.sequence ?? 0)
         state.needsCloseMarker = !recovered.endsWithCloseMarker
         try makeRecoveredDurable(last, recovered: &recovered, context: context, head: head, state: &state)

@@ -441,9 +441,13 @@ struct StreamIndex {
                 let share = span > 0 ? min(max((Double(position) - Double(lowValue)) / span, 0), 1) : 0
                 let guess = low + Int((share * Double(high - low)).rounded(.down))
                 let middle = min(max(guess, low), high - 1)
+                // A guess that lands on the frame (or on the one before it) is checked against
+                // its neighbour and returned: narrowing on from there cost a few more misses.
                 if frames[middle].lastPosition < position {
+                    if middle + 1 == high || frames[middle + 1].lastPosition >= position { return middle + 1 }
                     (low, lowValue) = (middle + 1, frames[middle].lastPosition)
                 } else {
+                    if middle == low || frames[middle - 1].lastPosition < position { return middle }
                     (high, highValue) = (middle, frames[middle].lastPosition)
                 }
             }
