@@ -21,17 +21,25 @@ static inline void copy16(byte *to, const byte *from) { memcpy(to, from, 16); }
 static inline void copy8(byte *to, const byte *from) { memcpy(to, from, 8); }
 static inline void copy4(byte *to, const byte *from) { memcpy(to, from, 4); }
 
-// Copies `count` bytes forward, in steps of 16 and a last 16 ending at the end. Right for
-// separate ranges, and for a match within the output whose offset (`to - from`) is 16 or more:
-// each step reads only bytes that earlier steps (or earlier sequences) wrote.
+// Copies `count` (`step` or more) bytes forward in steps of `step` and a last one ending at the
+// end (`step` a constant where it is called, so each move is one load and one store). Right
+// for separate ranges, and for a match within the output at least `step` bytes back: each step
+// reads only bytes that earlier steps (or earlier sequences) wrote.
+static inline void copy_in_steps(byte *to, const byte *from, size_t count, size_t step) {
+    size_t done = 0;
+    while (count - done > step) {
+        memcpy(to + done, from + done, step);
+        done += step;
+    }
+    memcpy(to + count - step, from + count - step, step);
+}
+
+// Copies `count` bytes forward: in steps of 16 (of 8, 4 for shorter ones) and a last one
+// ending at the end. Right for separate ranges, and for a match within the output 16 bytes
+// back or more.
 static inline void copy_forward(byte *to, const byte *from, size_t count) {
     if (count >= 16) {
-        size_t done = 0;
-        while (count - done > 16) {
-            copy16(to + done, from + done);
-            done += 16;
-        }
-        copy16(to + count - 16, from + count - 16);
+        copy_in_steps(to, from, count, 16);
     } else if (count >= 8) {
         copy8(to, from);
         copy8(to + count - 8, from + count - 8);
@@ -149,18 +157,8 @@ int dugong_lz4_decompress(const void *source, size_t length, void *destination, 
         byte *const match_end = out + match;
         if (offset >= 16) {
             copy_forward(out, from, match);
-        } else if (offset >= 8) {
-            // Steps of 8 and a last 8 ending at the end; shorter ones byte by byte.
-            if (match >= 8) {
-                size_t done = 0;
-                while (match - done > 8) {
-                    copy8(out + done, from + done);
-                    done += 8;
-                }
-                copy8(out + match - 8, from + match - 8);
-            } else {
-                for (size_t index = 0; index < match; index++) out[index] = from[index];
-            }
+        } else if (offset >= 8 && match >= 8) {
+            copy_in_steps(out, from, match, 8);
         } else {
             while (out < match_end) *out++ = *from++;
         }
