@@ -458,7 +458,7 @@ struct CommandTests {
             _ = try CLI.run(["append", store, "s/\(round)"], input: lines.joined(separator: "\n"))
         }
         let clean = try CLI.run(["verify", store])
-        #expect(clean.status == 0 && clean.stdout.contains("clean: 1 segments, 3 frames, 15 events, 3 streams"), "\(clean.stdout)")
+        #expect(clean.status == 0 && clean.stdout.contains("clean: 1 segments, 3 event frames, 15 events, 3 streams"), "\(clean.stdout)")
         let segment = store + "/00000000000000000000.dseg"
         var bytes = try Data(contentsOf: URL(fileURLWithPath: segment))
         // The second frame starts where the first ends: 128 + 40 + its stored length.

@@ -6,8 +6,10 @@ stores the `dugong` tool makes, and compare.py checks what it decodes against th
 output, so that FORMAT.md and the engine cannot drift apart unnoticed.
 
 usage: reader.py STORE [--dump-events FILE] [--quiet]
-Prints a summary and every departure from FORMAT.md it finds (lines starting with 'ISSUE'),
-then "issues: N".
+Prints a summary (not with --quiet), every departure from FORMAT.md it finds (lines starting
+with 'ISSUE') and from the writer's policy ('POLICY'), then "writer policy departures: N" and
+"issues: N". --dump-events FILE writes every event it decoded, one JSON object per line
+(data and metadata in base64). Exits 1 when it had to stop reading, else 0.
 """
 import ctypes, json, os, re, struct, sys, zlib, base64, datetime, collections
 
@@ -965,9 +967,17 @@ def event_line_matches(e, o, with_pos=True):
 
 
 def main():
-    path = sys.argv[1]
+    import argparse
+    parser = argparse.ArgumentParser(
+        prog="reader.py", description="An independent DugongStore reader, written from FORMAT.md.")
+    parser.add_argument("store", help="the store's directory")
+    parser.add_argument("--dump-events", metavar="FILE", help="write every decoded event to FILE as JSON Lines")
+    parser.add_argument("--quiet", action="store_true", help="no summary: the ISSUE and POLICY lines and the totals only")
+    arguments = parser.parse_args()
+    if not os.path.isdir(arguments.store):
+        parser.error("%s is not a directory" % arguments.store)
     try:
-        st = scan_store(path)
+        st = scan_store(arguments.store, quiet=arguments.quiet)
     except ValueError as error:
         # Something FORMAT.md calls damage, met where this reader cannot go on (it does not
         # search for the next valid frame as the engine does): said as an issue, not a trace.
@@ -975,19 +985,19 @@ def main():
         print("writer policy departures:", len(POLICY))
         print("issues:", len(ISSUES))
         sys.exit(1)
-    print("segments:", len(st.seginfo), "frames:", st.counts["frames"], "events:", st.counts["events"],
-          "streams:", len(st.streams), "next position:", st.next_pos)
-    for s in st.seginfo:
-        h = s["hdr"]
-        print("  %s v%d cap %d file %d first %d seq %d flags %d end %d frames %d events %d dicts %d" % (
-            s["name"], h["version"], h["capacity"], s["filesize"], h["first_position"], h["sequence"], h["flags"],
-            s["end"], s["frames"], s["events"], len(s["dicts"])))
-    if st.head: print("head:", {k: v for k, v in st.head.items()})
-    if st.manifest: print("manifest generation", st.manifest["generation"])
-    print("stats:", dict(sorted(STATS.items())))
-    if "--dump" in sys.argv:
-        out = sys.argv[sys.argv.index("--dump") + 1]
-        with open(out, "w") as f:
+    if not arguments.quiet:
+        print("segments:", len(st.seginfo), "frames:", st.counts["frames"], "events:", st.counts["events"],
+              "streams:", len(st.streams), "next position:", st.next_pos)
+        for s in st.seginfo:
+            h = s["hdr"]
+            print("  %s v%d cap %d file %d first %d seq %d flags %d end %d frames %d events %d dicts %d" % (
+                s["name"], h["version"], h["capacity"], s["filesize"], h["first_position"], h["sequence"], h["flags"],
+                s["end"], s["frames"], s["events"], len(s["dicts"])))
+        if st.head: print("head:", {k: v for k, v in st.head.items()})
+        if st.manifest: print("manifest generation", st.manifest["generation"])
+        print("stats:", dict(sorted(STATS.items())))
+    if arguments.dump_events:
+        with open(arguments.dump_events, "w") as f:
             for e in st.log:
                 f.write(json.dumps(dict(stream=e["stream"].decode(), version=e["version"], position=e["position"],
                                         id=uuid_str(e["id"]), type=e["type"].decode(), ts=e["ts"],

@@ -159,7 +159,7 @@ struct Bench: AsyncParsableCommand {
         Terminal.emit("| replay everything | \(Int(results.replayAllEventsPerSecond)) events/s |")
         Terminal.emit("| replay one stream (\(plural(sampled.count, "stream")), cold cache) | \(Int(results.replayStreamEventsPerSecond)) events/s |")
         Terminal.emit("| on disk | \(String(format: "%.1f", results.bytesPerEvent)) bytes/event (frames), \(String(format: "%.2f", results.payloadBytesPerEvent / results.bytesPerEvent))× smaller than the JSON |")
-        Terminal.emit("| verify | \(verification.isClean ? "clean" : "\(verification.problems.count) problem(s)"): \(verification.frames) frames, \(verification.events) events |")
+        Terminal.emit("| verify | \(verification.isClean ? "clean" : "\(verification.problems.count) problem(s)"): \(verification.frames) event frames, \(verification.events) events |")
         if !verification.isClean { throw Terminal.fail("the store did not verify clean: \(verification.problems.first!)", code: ExitStatus.damaged.rawValue) }
     }
 }

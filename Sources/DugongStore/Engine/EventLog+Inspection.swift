@@ -48,6 +48,8 @@ extension EventLog {
     /// What ``verify(progress:)`` found.
     public struct VerificationReport: Sendable, Codable {
         public var segments: Int
+        /// Frames that hold events (bookkeeping frames, such as dictionaries and close markers,
+        /// are checked too but not counted).
         public var frames: Int
         public var events: Int
         public var streams: Int

@@ -186,8 +186,17 @@ struct Harness {
                     order.swapAt(index, Int((state >> 33) % UInt64(index + 1)))
                 }
             }
-            for _ in 0..<reads {
-                for stream in order { total += try readStream(reader, "s/\(stream)") }
+            // HARNESS_SAMPLE=K: each pass reads the first K streams of the order only (the
+            // benchmark samples 200 of its 1,000); HARNESS_TIME=1: each pass's time on stderr.
+            let sample = Int(ProcessInfo.processInfo.environment["HARNESS_SAMPLE"] ?? "") ?? streams
+            let timed = ProcessInfo.processInfo.environment["HARNESS_TIME"] == "1"
+            // HARNESS_SLIDE=1: pass P reads the order's K streams from P × K (others each pass).
+            let slide = ProcessInfo.processInfo.environment["HARNESS_SLIDE"] == "1"
+            for pass in 0..<reads {
+                let start = ContinuousClock.now
+                let first = slide ? pass * sample % streams : 0
+                for stream in order[first..<min(first + sample, streams)] { total += try readStream(reader, "s/\(stream)") }
+                if timed { FileHandle.standardError.write(Data("pass \(pass): \(ContinuousClock.now - start)\n".utf8)) }
             }
             reader.close()
             print(total)
