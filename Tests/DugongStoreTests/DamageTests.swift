@@ -1077,6 +1077,71 @@ struct PositionlessDamageTests {
         #expect(try FileManager.default.attributesOfItem(atPath: segment)[.size] as? Int == cut, "the cut segment was extended")
     }
 
+    // Found by a black-box review: `dugong verify` beside an application's first commit after a
+    // compaction reported "the segment file ends at 4096, short of its capacity: it was cut"
+    // (1 run in ~700). The compaction left the newest segment as its header alone; the writer
+    // extends it to its capacity before its first frame, and `posix_fallocate` grows the size a
+    // chunk at a time, so the reader found it part way. A power cut may leave it so too (the
+    // simulated disk now leaves unsynced extensions part way). Such a file lost nothing; with a
+    // frame or a nonzero byte after the header, or a head that says frames were durable there,
+    // a short newest segment is still a cut.
+    @Test(arguments: ["part way", "a byte after the header", "the head says frames were durable"])
+    func aHeaderAloneFoundPartWayToItsCapacityIsNoCut(_ variant: String) async throws {
+        let directory = TemporaryDirectory("header-extension")
+        defer { directory.remove() }
+        var options = EventLog.Options()
+        options.segmentSize = 1 << 16
+        options.useIndexFile = false
+        let writer = try Fixture.open(directory, segmentSize: 1 << 16, useIndexFile: false)
+        try await writer.append(Fixture.events(3, size: 100), to: "s/0")
+        writer.close()
+        _ = try EventLog.compact(at: directory.path, options: options)
+        let compacted = try Self.scanned(directory)
+        let path = directory.file(compacted.segmentNames.last!)
+        compacted.close()
+        #expect(try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int == Fixture.headerSize, "the header alone")
+        var events = 3
+        if variant == "the head says frames were durable" {
+            // A writer's commit there, acknowledged (the head says where its frames end); then
+            // everything after the header gone: the commit is missing.
+            let later = try Fixture.open(directory, segmentSize: 1 << 16, useIndexFile: false)
+            try await later.append(Fixture.events(2, size: 100), to: "s/1")
+            later.close()
+            #expect(try #require(try StoreFiles.readHead(in: directory.path)).durableEnd > UInt64(Fixture.headerSize))
+            #expect(truncate(path, off_t(Fixture.headerSize)) == 0)
+            events = 5
+        }
+        #expect(truncate(path, 4096) == 0)  // part way to 65,536: zeros after the header
+        if variant == "a byte after the header" {
+            let file = try #require(FileHandle(forWritingAtPath: path))
+            try file.seek(toOffset: 3000)
+            try file.write(contentsOf: [0x5A])
+            try file.close()
+        }
+        let reader = try Self.scanned(directory)
+        let problems = try reader.verify().problems.map(\.description)
+        let read = reader.eventCount
+        reader.close()
+        guard variant == "part way" else {
+            #expect(problems.contains { $0.contains("ends at 4096, short of its capacity") }, "\(problems)")
+            #expect(read == 3, "of \(events)")
+            try await Self.expectTakesNoWrites(directory)
+            return
+        }
+        #expect(problems.isEmpty, "\(problems)")
+        #expect(read == 3)
+        // The next writer finishes the extension and appends.
+        let next = try Fixture.open(directory, segmentSize: 1 << 16, useIndexFile: false)
+        #expect(next.recovery.corruptions.isEmpty, "\(next.recovery.corruptions)")
+        try await next.append(Fixture.events(1), to: "s/2")
+        next.close()
+        #expect(try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int == 1 << 16)
+        let after = try Self.scanned(directory)
+        #expect(try after.verify().isClean)
+        #expect(after.eventCount == 4)
+        after.close()
+    }
+
     // Found by a black-box review: an older copy of the head file put back (a clean close's,
     // or one from before a roll), and the newest segment cut where that head says its frames
     // end, or a rolled segment cut to its header. The head looked true and nothing read as lost:

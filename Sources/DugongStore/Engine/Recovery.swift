@@ -545,6 +545,19 @@ private struct SegmentScan {
         return (offset, 0)
     }
 
+    /// Whether the newest segment, shorter than its capacity, is a header alone that a writer is
+    /// extending to its capacity, or was when it stopped: no frame after the header and nothing
+    /// but zeros, and the head (whole) names this segment with nothing durable after its header.
+    /// A writer extends the header alone that a compaction or an upgrade leaves, and syncs that,
+    /// before it writes a frame there; `posix_fallocate` grows a file's size a step at a time
+    /// (ext4: a chunk of blocks at a time), so a reader beside it (`dugong verify` beside an
+    /// application's first commit after a compaction) may find the file part way, and a power
+    /// cut may leave it so. Nothing acknowledged can be missing from such a file: not a cut.
+    private func isHeaderAloneBeingExtended(_ bytes: UnsafeRawBufferPointer, at offset: Int, end: Int) -> Bool {
+        offset == Layout.segmentHeaderSize && pending.isEmpty && headIsWhole && durableNextPosition != nil
+            && durableEnd == Layout.segmentHeaderSize && segment.areAllZero(bytes, in: offset..<end)
+    }
+
     /// The newest segment's frames end at `offset`: a clean end (zeros), a torn tail, or damage
     /// (acknowledged frames missing, or bytes written after a clean close).
     private mutating func tailEnd(_ bytes: UnsafeRawBufferPointer, at offset: Int) -> (offset: Int, tornBytes: Int) {
@@ -557,11 +570,14 @@ private struct SegmentScan {
         if cleanClose && offset == durableEnd && !thorough && !repairing && !writerAbsent && pending.isEmpty { return (offset, 0) }
         let capacity = Int(segment.header.capacity)
         // (Builds of earlier format versions did not keep that size: their segments are not judged by it.)
-        if end < capacity, end > Layout.segmentHeaderSize || headNamesAnEarlierSegment, segment.header.formatVersion == Layout.formatVersion {
+        if end < capacity, end > Layout.segmentHeaderSize || headNamesAnEarlierSegment, segment.header.formatVersion == Layout.formatVersion,
+            !isHeaderAloneBeingExtended(bytes, at: offset, end: end)
+        {
             // The file was cut: a writer keeps its newest segment at its capacity, synced before
             // it writes a frame there, and a clean close keeps the size (only a compaction or an
             // upgrade leaves one shorter, as its header alone, and names it in the head, or the
-            // head still names a segment it replaced; no power cut shortens a file). What
+            // head still names a segment it replaced; no power cut shortens a file; a header
+            // alone part way to its capacity is not judged here). What
             // followed the cut may have been acknowledged, whatever the head says (it may be
             // older than the truth, an older copy, or lost): the frames there are kept as found,
             // and nothing is zeroed or extended.

@@ -289,7 +289,8 @@ final class SimulatedDisk: FileSystem, @unchecked Sendable {
 
     /// What a power cut leaves: the real directory is rewritten with the durable entries (plus a
     /// random prefix of the unsynced directory operations) and, per file, its durable bytes plus
-    /// each unsynced write kept, dropped or torn at 512-byte sectors, in a random order. Then the
+    /// each unsynced write kept, dropped or torn at 512-byte sectors, and each unsynced extension
+    /// kept, dropped or left part way (at a 4 KiB block's end), in a random order. Then the
     /// disk runs again from that state.
     /// - Returns: a description of what was kept, for the failure message.
     @discardableResult
@@ -314,6 +315,10 @@ final class SimulatedDisk: FileSystem, @unchecked Sendable {
                             let end = min(sector + 512, data.count)
                             chosen.append(.write(offset: offset + sector, bytes: Array(data[sector..<end])))
                         }
+                    } else if roll < 0.8, case .extend(let size) = write, size > 4096 {
+                        // Part way: `posix_fallocate` grows the size a chunk of blocks at a time
+                        // (ext4), so an unsynced extension may be left at any block's end.
+                        chosen.append(.extend(size: 4096 * Int.random(in: 1...(size - 1) / 4096, using: &state.random)))
                     }
                 }
                 chosen.shuffle(using: &state.random)
