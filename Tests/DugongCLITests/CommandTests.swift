@@ -409,6 +409,45 @@ struct CommandTests {
         #expect(acks == ["a/1 1-1", "b/1 1-1", "a/1 2-2", "c/1 1-2"], "\(imported.stdout)")
     }
 
+    // Found by a black-box run: `--acks` printed nothing for a line that changed nothing — a
+    // lifecycle line already in effect (every export of a compacted store has one: the stream
+    // begins where it is truncated) and an event line skipped as already stored (the documented
+    // re-run of an interrupted import). A producer waiting for each line's acknowledgement
+    // waited forever.
+    @Test func importAcknowledgesLinesThatChangeNothing() throws {
+        let source = CLI.storePath()
+        let store = CLI.storePath()
+        defer {
+            try? FileManager.default.removeItem(atPath: source)
+            try? FileManager.default.removeItem(atPath: store)
+        }
+        #expect(try CLI.run(["append", source, "s"], input: "{\"type\":\"a\"}\n{\"type\":\"b\"}\n{\"type\":\"c\"}\n").status == 0)
+        #expect(try CLI.run(["truncate-stream", source, "s", "--before", "2"]).status == 0)
+        #expect(try CLI.run(["tombstone-stream", source, "gone"]).status == 0)
+        #expect(try CLI.run(["compact", source]).status == 0)
+        let exported = try CLI.run(["export", source])
+        #expect(exported.status == 0 && exported.lines.count == 4, "\(exported.stdout)")
+        func acknowledgements(_ run: CLI.Result) throws -> [String] {
+            try run.lines.map { line in
+                let object = try Self.jsonObject(line)
+                if let before = object["truncateBefore"] as? Int { return "\(object["stream"] as? String ?? "?") truncateBefore \(before)" }
+                if object["tombstone"] != nil { return "\(object["stream"] as? String ?? "?") tombstone" }
+                let versions = "\(object["firstVersion"] as? Int ?? 0)-\(object["lastVersion"] as? Int ?? 0)"
+                return "\(object["stream"] as? String ?? "?") \(versions)\(object["duplicate"] as? Bool == true ? " duplicate" : "")"
+            }
+        }
+        let first = try CLI.run(["import", store, "--acks"], input: exported.stdout)
+        #expect(first.status == 0, "\(first.stderr)")
+        #expect(try acknowledgements(first) == ["s 2-3", "gone tombstone", "s truncateBefore 2"], "\(first.stdout)")
+        // Run again: every line is in the store already, and each is acknowledged.
+        let again = try CLI.run(["import", store, "--acks"], input: exported.stdout)
+        #expect(again.status == 0 && again.stderr.contains("skipped 2 already in the store"), "\(again.stderr)")
+        #expect(try acknowledgements(again) == ["s 2-2 duplicate", "s 3-3 duplicate", "gone tombstone", "s truncateBefore 2"], "\(again.stdout)")
+        // In input order: a new line before a skipped one is acknowledged first.
+        let mixed = try CLI.run(["import", store, "--acks"], input: #"{"stream":"t","type":"x"}"# + "\n" + exported.lines[0])
+        #expect(try acknowledgements(mixed) == ["t 1-1", "s 2-2 duplicate"], "\(mixed.stdout)")
+    }
+
     @Test func aLockedStoreIsReported() async throws {
         let store = CLI.storePath()
         defer { try? FileManager.default.removeItem(atPath: store) }

@@ -24,7 +24,8 @@ struct Import: AsyncParsableCommand {
             A bad line stops the import, naming its line number; nothing of its commit is \
             written, the commits before it are. A summary goes to stderr; with --acks, stdout gets \
             one line per durable commit and stream (one for each run of one stream's lines in \
-            the commit).
+            the commit), one with "duplicate":true for each line skipped as already stored, and \
+            each lifecycle line once it is in effect (also when it already was).
 
             Example:
               dugong export old-store | dugong import new-store
@@ -35,7 +36,7 @@ struct Import: AsyncParsableCommand {
     @Option(parsing: .unconditional, help: "At most this many events per commit (and at most 32 MiB of them; a larger event goes alone).") var batch = 1000
     @Option(parsing: .unconditional, help: "Bytes preallocated for each new segment file, 4096 to 1 GiB (default: an existing store's own size; 64 MiB for a new store). Later writers and compactions keep the size of a store this creates; on an existing store only this import's new segments get it (later writers take the smallest size among the store's segments).")
     var segmentSize: Int?
-    @Flag(help: "Print an acknowledgement line on stdout per durable commit and stream (per run of one stream's lines), and a lifecycle line (truncateBefore, tombstone) once it is durable; what was read is committed and acknowledged before the import waits for more input.") var acks = false
+    @Flag(help: "Print an acknowledgement line on stdout per durable commit and stream (per run of one stream's lines), a line with \"duplicate\":true per line skipped as already stored, and a lifecycle line (truncateBefore, tombstone) once it is durable (or was already in effect); what was read is committed and acknowledged before the import waits for more input.") var acks = false
     @OptionGroup var lock: LockWait
 
     func validate() throws {
@@ -160,10 +161,12 @@ final class Importer {
                         code: ExitStatus.conflict.rawValue)
                 }
                 // Below what is pending: in the store, or in a commit sent, compared once it is
-                // acknowledged.
-                while !inFlight.isEmpty { try await settle() }
-                try checkStored(event, stream: stream, version: version, line: line)
+                // acknowledged. With --acks the lines before it are acknowledged first, then it
+                // (a producer waiting for the acknowledgement of every line it sent gets it).
+                if acks { try await drain() } else { while !inFlight.isEmpty { try await settle() } }
+                let stored = try checkStored(event, stream: stream, version: version, line: line)
                 skipped += 1
+                if acks { Terminal.emit(JSONLines.acknowledgement(ofStored: stored)) }
                 return
             }
             // What the store would refuse is refused here, at its line: the store never refuses
@@ -198,8 +201,12 @@ final class Importer {
             if pendingEvents >= batch || pendingBytes >= Self.commitBytes { try await flush() }
         case .truncate(let stream, let before):
             try await drain()
-            // Already so (an import run again; a tombstoned stream hides every version): nothing to write.
-            if let info = try log.info(stream: stream), info.isTombstoned || info.firstVisibleVersion >= before { return }
+            // Already so (an import run again; a tombstoned stream hides every version; every
+            // export of a compacted store has such a line): nothing to write, and durable.
+            if let info = try log.info(stream: stream), info.isTombstoned || info.firstVisibleVersion >= before {
+                if acks { Terminal.emit(JSONLines.truncation(of: stream, before: before)) }
+                return
+            }
             let current = try version(of: stream)
             if current == 0 && before > 1 {
                 // Every version below it was removed where the stream came from.
@@ -210,8 +217,9 @@ final class Importer {
             acknowledge(change: JSONLines.truncation(of: stream, before: before))
         case .tombstone(let stream):
             try await drain()
-            if try log.info(stream: stream)?.isTombstoned == true {  // already so: nothing to write
+            if try log.info(stream: stream)?.isTombstoned == true {  // already so: nothing to write, and durable
                 tombstoned.insert(NameKey(stream))
+                if acks { Terminal.emit(JSONLines.tombstone(of: stream)) }
                 return
             }
             try await change(line: line) { try await $0.tombstone(stream: stream) }
@@ -240,7 +248,8 @@ final class Importer {
     /// A line whose version the stream has: the stored event must be the same one (an import
     /// run again), hidden or not. A version the log no longer holds (compaction removed it, or
     /// the stream began later) cannot be compared: it is a conflict, never a silent skip.
-    private func checkStored(_ event: NewEvent, stream: String, version: Int, line: Int) throws {
+    @discardableResult
+    private func checkStored(_ event: NewEvent, stream: String, version: Int, line: Int) throws -> StoredEvent {
         let stored: StoredEvent?
         do {
             stored = try log.storedEvent(of: stream, version: version)
@@ -262,6 +271,7 @@ final class Importer {
                 "line \(line): version \(version) of '\(stream)' is stored with this id (\(event.id.uuidString.lowercased())) and \(difference): the line is not the stored event",
                 code: ExitStatus.conflict.rawValue)
         }
+        return stored
     }
 
     private func change(line: Int, _ body: (EventLog) async throws -> Void) async throws {

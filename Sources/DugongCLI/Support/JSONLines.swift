@@ -216,6 +216,13 @@ enum JSONLines {
         return "{" + fields.joined(separator: ",") + "}"
     }
 
+    /// The acknowledgement of an imported line skipped because the store holds its event: as a
+    /// duplicate commit's, at the stored event's version and position.
+    static func acknowledgement(ofStored event: StoredEvent) -> String {
+        "{\"stream\":\(quoted(event.stream)),\"firstVersion\":\(event.version),\"lastVersion\":\(event.version),"
+            + "\"firstPosition\":\(event.position),\"lastPosition\":\(event.position),\"duplicate\":true}"
+    }
+
     /// The acknowledgement of a durable commit.
     static func line(for commit: Commit) -> String {
         "{\"stream\":\(quoted(commit.stream)),\"firstVersion\":\(commit.firstVersion),\"lastVersion\":\(commit.lastVersion),"
