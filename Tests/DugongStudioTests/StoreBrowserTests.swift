@@ -277,7 +277,10 @@ struct StoreBrowserTests {
     }
 
     /// A filter that matches nothing looks at 20,000 events per request (README) and says where
-    /// the next request goes on.
+    /// the next request goes on; so does each page of the live tail (found by a black-box run:
+    /// the tail read 16 events at a time, decompressing a large commit's frames again for each
+    /// 16, and a filtered tail over a backlog sent nothing for minutes; it now scans as the log's
+    /// pages do).
     @Test func aFilteredLogPageLooksAtABoundedNumberOfEvents() async throws {
         let fixture = try await StudioFixture.make("scan")
         defer { fixture.remove() }
@@ -291,6 +294,15 @@ struct StoreBrowserTests {
         #expect(next == "20000")
         let second = try Self.object(try browser.log(from: next, limit: 10, filter: .init(type: "Nothing")))
         #expect(second["complete"] as? Bool == true && (second["scanned"] as? Int ?? 0) < 20_000)
+        let head = fixture.log.headPosition  // the fixture's own events, then the 25,000 ticks
+        let tail = try browser.tailPage(from: "0", filter: .init(type: "Nothing"))
+        #expect(tail.events.isEmpty && tail.next == "20000")
+        let tailRest = try browser.tailPage(from: tail.next, filter: .init(type: "Nothing"))
+        #expect(tailRest.events.isEmpty && tailRest.next == "\(head)")
+        let ticks = try browser.tailPage(from: "\(head - 10)", filter: .init(type: "Tick"))
+        #expect(ticks.events.count == 10 && ticks.next == "\(head)" && ticks.events.last?.next == "\(head)")
+        let full = try browser.tailPage(from: "0", filter: .init(type: "Tick"))
+        #expect(full.events.count == 100 && full.next == "\(head - 25_000 + 100)", "a page of the tail holds 100 events")
     }
 
     // From a black-box review: a log whose last positions a compaction removed never came to

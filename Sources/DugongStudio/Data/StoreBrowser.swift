@@ -182,51 +182,65 @@ final class StoreBrowser: StudioSource {
     func log(from cursor: String?, limit: Int, filter: LogFilter) throws -> String {
         let position = try Self.position(cursor ?? "0")
         let log = try self.log
-        var page = PageRows(limit: limit)
-        var next = position
-        var scanned = 0
         let head = log.headPosition
         // As the live tail refuses it: a page past the head answered "complete", as if the log
         // ended there.
         guard position <= head else { throw Refusal.badParameter("from \(position) is past the log's head (\(head)): no event has it yet") }
         var hidden = HiddenEvents(log: log)
-        var damage: StoreError?
+        var page = PageRows(limit: limit)
+        let scan = try scanLog(log, from: position, head: head) { event in
+            guard filter.admits(event) else { return true }
+            let json = event.json(next: "\(event.position + 1)", hidden: try hidden.contains(event), mayBeHidden: hidden.mayBeHidden(event))
+            // An event that does not fit starts the next page.
+            guard page.add(json) else { return false }
+            return page.isFull ? nil : true
+        }
+        return JSONText.object([
+            "events": page.json, "next": JSONText.quoted("\(scan.next)"), "head": JSONText.quoted("\(head)"), "scanned": "\(scan.scanned)",
+            "complete": "\(scan.next >= head)", "damage": scan.damage.map { JSONText.quoted("\($0)") } ?? "null",
+        ])
+    }
+
+    /// Reads the log from `position` toward `head`, handing each event to `body`: `true` goes
+    /// on, `nil` takes the event and stops after it, `false` stops before it (the next scan
+    /// starts there). At most ``scanBudget`` events, read ``readBatch`` at a time at first and
+    /// twice as many each time while a read holds less than ``logReadBytes`` (each read
+    /// decompresses the frames it reaches: 16 at a time decompressed a commit of 50,000 events
+    /// 3,000 times). Damage met after the first event ends the scan (noted; the events before it
+    /// are the caller's, and the next scan meets it); met at once, it is thrown. Returns where
+    /// the next scan starts, how many events were taken, and the damage that ended it.
+    func scanLog(
+        _ log: EventLog, from position: UInt64, head: UInt64, _ body: (StoredEvent) throws -> Bool?
+    ) throws -> (next: UInt64, scanned: Int, damage: StoreError?) {
+        var next = position
+        var scanned = 0
         var batchSize = Self.readBatch
-        scan: while !page.isFull, scanned < Self.scanBudget, next < head {
+        while scanned < Self.scanBudget, next < head {
             let batch: [StoredEvent]
             do {
                 batch = try log.readAll(from: next, maxCount: min(batchSize, Self.scanBudget - scanned))
             } catch let error as StoreError where error.isDamage {
                 // (A read stops before damage it reaches; it throws when the damage comes first.)
-                // The events before it are served, the page ends at it and says so, and the
-                // next page's request meets it; the error alone hid them. Reached at once: the
-                // error.
                 noteDamage("\(error)")
                 if next == position { throw error }
-                damage = error
-                break
+                return (next, scanned, error)
+            }
+            if batch.isEmpty {
+                // Nothing is stored from `next` on: the positions up to the head held events a
+                // compaction removed (it keeps positions). The scan reaches the head.
+                return (head, scanned, nil)
             }
             if batch.reduce(0, { $0 + $1.data.count + $1.metadata.count }) < Self.logReadBytes {
                 batchSize = min(batchSize * 2, Self.logReadBatch)
             }
-            if batch.isEmpty {
-                // Nothing is stored from `next` on: the positions up to the head held events a
-                // compaction removed (it keeps positions). The page reaches the head.
-                next = head
-                break
-            }
             for event in batch {
-                // An event that does not fit starts the next page.
-                if filter.admits(event), !page.add(event.json(next: "\(event.position + 1)", hidden: try hidden.contains(event), mayBeHidden: hidden.mayBeHidden(event))) { break scan }
+                guard let goOn = try body(event) else { return (event.position + 1, scanned + 1, nil) }
+                guard goOn else { return (next, scanned, nil) }
                 scanned += 1
                 next = event.position + 1
-                if page.isFull { break scan }
             }
         }
-        return JSONText.object([
-            "events": page.json, "next": JSONText.quoted("\(next)"), "head": JSONText.quoted("\(head)"), "scanned": "\(scanned)",
-            "complete": "\(next >= head)", "damage": damage.map { JSONText.quoted("\($0)") } ?? "null",
-        ])
+        return (next, scanned, nil)
     }
 
     // MARK: Checkpoints
@@ -289,40 +303,25 @@ final class StoreBrowser: StudioSource {
     func tailStart() throws -> String { "\(try log.headPosition)" }
 
     func tailPage(from cursor: String, filter: LogFilter) throws -> (events: [(json: String, next: String)], next: String) {
-        var next = try Self.position(cursor)
+        let start = try Self.position(cursor)
         let log = try self.log
         // A cursor past the head (another store's, or made up) would wait there and never show
         // the events appended up to it.
         let head = log.headPosition
-        guard next <= head else { throw Refusal.badParameter("from \(next) is past the log's head (\(head)): no event has it yet") }
+        guard start <= head else { throw Refusal.badParameter("from \(start) is past the log's head (\(head)): no event has it yet") }
         var hidden = HiddenEvents(log: log)
         var page = PageRows(limit: 100)
         var events: [(json: String, next: String)] = []
-        let start = next
-        var scanned = 0
         // Bounded as a page of the log is (a filter that admits nothing would read the whole
         // log in one call): the tail sends the cursor and comes back.
-        reading: while !page.isFull, scanned < Self.scanBudget {
-            let batch: [StoredEvent]
-            do {
-                batch = try log.readAll(from: next, maxCount: min(Self.readBatch, Self.scanBudget - scanned))
-            } catch let error as StoreError where error.isDamage && next != start {
-                // The events before the damage first; the next call meets it.
-                noteDamage("\(error)")
-                break reading
-            }
-            scanned += batch.count
-            for event in batch {
-                if filter.admits(event) {
-                    let json = event.json(next: "\(event.position + 1)", hidden: try hidden.contains(event), mayBeHidden: hidden.mayBeHidden(event))
-                    guard page.add(json) else { break reading }
-                    events.append((json, "\(event.position + 1)"))
-                }
-                next = event.position + 1
-            }
-            if batch.count < Self.readBatch { break }
+        let scan = try scanLog(log, from: start, head: head) { event in
+            guard filter.admits(event) else { return true }
+            let json = event.json(next: "\(event.position + 1)", hidden: try hidden.contains(event), mayBeHidden: hidden.mayBeHidden(event))
+            guard page.add(json) else { return false }
+            events.append((json, "\(event.position + 1)"))
+            return page.isFull ? nil : true
         }
-        return (events, "\(next)")
+        return (events, "\(scan.next)")
     }
 
     /// Whether events of the log are ones their streams no longer show (truncated, deleted,
