@@ -88,6 +88,17 @@ struct StoreBrowserTests {
         #expect(counts.contains { $0.0 == "" && $0.1 == 1 }, "\(counts)")
     }
 
+    // From a black-box run: a search holding a NUL found the names ending in what came before
+    // it (Foundation's case-insensitive search on Linux stopped there).
+    @Test func aStreamSearchMatchesTheWholeTextCaseAside() {
+        #expect(StoreBrowser.matches("pct/x=1/b", search: "X=1"))
+        #expect(StoreBrowser.matches("caf\u{E9}/1", search: "CAF\u{C9}"))
+        #expect(StoreBrowser.matches("a", search: ""))
+        #expect(!StoreBrowser.matches("account/1", search: "1\u{0}"))
+        #expect(!StoreBrowser.matches("account/1", search: "\u{0}"))
+        #expect(!StoreBrowser.matches("account/1", search: "ccount\u{0}"))
+    }
+
     @Test func changesAreListedByPath() {
         let before: JSONValue = ["owner": "Ada", "balance": 100, "tags": ["a"], "sequenceNumber": 2]
         let after: JSONValue = ["owner": "Ada", "balance": 70, "tags": ["a", "b"], "closed": true, "sequenceNumber": 3]

@@ -52,7 +52,7 @@ struct PostgresBrowser: StudioSource {
             let state = states[index]
             index += 1
             check.add(state.name)
-            guard Self.isIn(category, state.name), search.isEmpty || state.name.localizedCaseInsensitiveContains(search) else { continue }
+            guard Self.isIn(category, state.name), Self.matches(state.name, search: search) else { continue }
             rows.append(
                 Self.streamRow(
                     state.name, version: state.version, firstVisibleVersion: state.firstVisibleVersion, tombstoned: state.isTombstoned,

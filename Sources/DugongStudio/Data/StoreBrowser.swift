@@ -134,7 +134,7 @@ final class StoreBrowser: StudioSource {
             index += 1
             check.add(name)
             scanned += 1
-            guard Self.isIn(category, name), search.isEmpty || name.localizedCaseInsensitiveContains(search), let info = try log.info(stream: name)
+            guard Self.isIn(category, name), Self.matches(name, search: search), let info = try log.info(stream: name)
             else { continue }
             rows.append(
                 Self.streamRow(

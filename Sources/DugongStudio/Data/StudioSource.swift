@@ -148,6 +148,14 @@ extension StudioSource {
         ])
     }
 
+    /// Whether stream `name` contains `search` (every name when it is empty), case aside,
+    /// compared by the bytes of their lowercase forms (as categories are told apart by bytes).
+    /// (Foundation's string searches on Linux stop at a NUL: a search for "1" and a NUL found
+    /// the names ending in "1". Found by a black-box run.)
+    static func matches(_ name: String, search: String) -> Bool {
+        search.isEmpty || name.lowercased().utf8.firstRange(of: search.lowercased().utf8) != nil
+    }
+
     /// Whether stream `name` is in `category` (nil: any; "": none, no "/" in the name), as
     /// ``categories(of:)`` counts them.
     static func isIn(_ category: String?, _ name: String) -> Bool {

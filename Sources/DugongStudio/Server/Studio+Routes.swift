@@ -36,13 +36,15 @@ extension Request {
     }
 
     /// A time parameter: ISO 8601 (`2026-11-30T12:00:00Z`, milliseconds optional; a date alone is
-    /// its midnight UTC, and digits past the milliseconds round up, as `dugong read-all` takes
-    /// them) or milliseconds since 1970.
+    /// its midnight UTC, and digits past the milliseconds round up), as `dugong read-all` takes
+    /// it. (Bare numbers were taken as milliseconds since 1970: a year typed into the page's
+    /// box, `2026`, was 2 seconds into 1970, and the page showed every event. Found by a
+    /// black-box run; refused now, as the tool refuses them.)
     func time(_ name: String) throws -> Int64? {
         guard let text = text(name) else { return nil }
-        if let milliseconds = Int64(text) { return milliseconds }
         if let milliseconds = PayloadTimestamp.bound(from: text) { return milliseconds }
-        throw Refusal.badParameter("\(name) must be a time such as 2026-11-30T12:00:00Z, not '\(text)'")
+        throw Refusal.badParameter(
+            "\(name) must be a time such as 2026-11-30T12:00:00Z, or a date such as 2026-11-30 (its midnight UTC), not '\(text)'")
     }
 
     /// The log's filter: `type`, `stream` (a prefix), `since` (at or after) and `until`
