@@ -92,6 +92,34 @@ struct RecoveryTests {
         #expect(FileManager.default.fileExists(atPath: directory.file(junk)))
     }
 
+    // Found by a black-box run of the Studio: 45 bytes of garbage 30 bytes after a clean
+    // close's end read, to a reader, as a torn tail of 67,106,515 bytes (the rest of the
+    // segment). A reader counts the bytes up to the first 4 KiB block of zeros; `verify`
+    // names them as damage (nothing follows a clean close).
+    @Test func aReaderCountsTheBytesAfterTheLastFrameNotTheRestOfTheSegment() async throws {
+        let directory = TemporaryDirectory("garbage-count")
+        defer { directory.remove() }
+        let writer = try Fixture.open(directory, segmentSize: 1 << 20)
+        try await writer.append(Fixture.events(3, size: 100), to: "s/1")
+        writer.close()
+        let path = directory.file(Self.segment)
+        let end = try Fixture.endOfFrames(of: path)
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+        try handle.seek(toOffset: UInt64(end + 30))
+        try handle.write(contentsOf: Data(repeating: 0x5A, count: 45))
+        try handle.close()
+        let reader = try EventLog.open(at: directory.path, options: InspectionTests.readOnly())
+        #expect(reader.recovery.corruptions.isEmpty && reader.eventCount == 3)
+        #expect(reader.recovery.tornBytesDiscarded == (end / 4096 + 1) * 4096 - end, "\(reader.recovery.tornBytesDiscarded) after \(end)")
+        reader.close()
+        var thorough = InspectionTests.readOnly()
+        thorough.useIndexFile = false  // as `dugong verify` opens a store
+        let verifying = try EventLog.open(at: directory.path, options: thorough)
+        let report = try verifying.verify()
+        verifying.close()
+        #expect(report.problems.contains { $0.offset == end + 30 && $0.message.contains("after the end recorded by a clean close") }, "\(report.problems)")
+    }
+
     @Test func garbageAfterTheLastFrameIsTruncatedAtOpen() async throws {
         let directory = TemporaryDirectory("garbage")
         defer { directory.remove() }

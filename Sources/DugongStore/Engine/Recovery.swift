@@ -364,8 +364,12 @@ private struct SegmentScan {
                         return examinesTail ? tailEnd(bytes, at: offset) : (discardPending() ?? offset, 0)
                     }
                     if !examinesTail, case .invalid = probe {
+                        // A write in progress, or what a writable open will cut off: counted up to
+                        // the first 4 KiB block of zeros after it, not to the segment's end (a
+                        // reader reported "67106515 bytes after the last valid frame" for 45
+                        // bytes of garbage; a writable open zeroes all the rest anyway).
                         let end = discardPending() ?? offset
-                        return (end, bytes.count - end)
+                        return (end, Self.nonzeroRun(in: UnsafeRawBufferPointer(rebasing: bytes[0..<limit]), from: end))
                     }
                     if !examinesTail, offset >= visibleEnd, case .frame(let header) = probe, !header.unsynced {
                         // Written, perhaps synced, but not acknowledged yet: the writer records
@@ -397,6 +401,19 @@ private struct SegmentScan {
                 return isLast ? tailEnd(bytes, at: offset) : (offset, 0)
             }
         }
+    }
+
+    /// Bytes from `start` to the end of the 4 KiB block before the first block (at or after
+    /// `start`'s) that holds nothing but zeros, or to the end of `bytes`; at least 1.
+    static func nonzeroRun(in bytes: UnsafeRawBufferPointer, from start: Int) -> Int {
+        precondition(start >= 0 && start < bytes.count, "a run starts within the bytes")
+        var block = start / 4096 * 4096 + 4096
+        while block < bytes.count {
+            let end = min(block + 4096, bytes.count)
+            if Zeros.firstNonzero(in: UnsafeRawBufferPointer(rebasing: bytes[..<end]), from: block) >= end { return block - start }
+            block = end
+        }
+        return bytes.count - start
     }
 
     /// Decodes and checks a frame whose checksum holds, and applies it with the rest of its
