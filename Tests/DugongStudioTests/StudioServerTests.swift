@@ -190,6 +190,16 @@ struct StudioServerTests {
             let posted = try await HTTPClient.send(port: port, "POST", "/api/overview", headers: ["X-Dugong-CSRF": studio.guardian.csrfToken])
             #expect(posted.status == 405 && posted.headers["allow"] == "GET, HEAD", "\(posted.status) \(posted.headers)")
             #expect(try await HTTPClient.send(port: port, "GET", "/api/compact").headers["allow"] == "POST")
+            // The page, and methods the Studio has no use for, say what they take too (found by a
+            // black-box run: POST / read "no such page", PUT / had no Allow).
+            let postedPage = try await HTTPClient.send(port: port, "POST", "/", headers: ["X-Dugong-CSRF": studio.guardian.csrfToken])
+            #expect(postedPage.status == 405 && postedPage.headers["allow"] == "GET, HEAD", "\(postedPage.status) \(postedPage.headers)")
+            let put = try await HTTPClient.send(port: port, "PUT", "/api/overview")
+            #expect(put.status == 405 && put.headers["allow"] == "GET, HEAD", "\(put.status) \(put.headers)")
+            let options = try await HTTPClient.send(port: port, "OPTIONS", "/")
+            #expect(options.status == 405 && options.headers["allow"] == "GET, HEAD", "\(options.status) \(options.headers)")
+            let patch = try await HTTPClient.send(port: port, "PATCH", "/api/nothing-here")
+            #expect(patch.status == 405 && patch.headers["allow"] == "GET, HEAD, POST", "\(patch.status) \(patch.headers)")
             // The guard's table of routes names only routes there are.
             for (path, route) in RequestGuard.routes {
                 let method = route.method == .get ? "GET" : "POST"
@@ -245,7 +255,8 @@ struct StudioServerTests {
         try await withStudio(fixture.log, options: .init(host: "0.0.0.0")) { port, studio in
             let token = studio.guardian.accessToken
             #expect(studio.guardian.pageURL()?.query == "token=\(token)")
-            #expect(try await HTTPClient.send(port: port, "/api/overview").status == 401)
+            let refused = try await HTTPClient.send(port: port, "/api/overview")
+            #expect(refused.status == 401 && refused.headers["www-authenticate"]?.hasPrefix("Bearer") == true, "\(refused.headers)")
             #expect(try await HTTPClient.send(port: port, "/?token=wrong").status == 401)
             let first = try await HTTPClient.send(port: port, "/?token=\(token)")
             #expect(first.status == 200 && first.headers["set-cookie"] == nil)

@@ -106,6 +106,12 @@ final class RequestGuard: RouterMiddleware, Sendable {
 
     /// Why `request` does not fit its route (a 405 or a 400), if it does not.
     static func routeProblem(_ request: Request) -> Response? {
+        if request.uri.path == "/", request.method != .get, request.method != .head {
+            // The page (its parameters are the browser's business: not checked).
+            var refusal = Reply.problem(.methodNotAllowed, "/ (the page) answers GET only, not \(request.method)")
+            refusal.headers[HTTPField.Name("Allow")!] = "GET, HEAD"
+            return refusal
+        }
         guard let route = routes[request.uri.path] else { return nil }
         guard request.method == route.method || (request.method == .head && route.method == .get) else {
             var refusal = Reply.problem(.methodNotAllowed, "\(request.uri.path) answers \(route.method) only, not \(request.method)")
@@ -183,7 +189,11 @@ final class RequestGuard: RouterMiddleware, Sendable {
             let bearer = request.headers[.authorization].flatMap { $0.lowercased().hasPrefix("bearer ") ? String($0.dropFirst(7)) : nil }
             let presented = request.uri.queryParameters.get("token").map { String($0) } ?? bearer
             guard Self.same(presented, accessToken) else {
-                return Reply.problem(.unauthorized, "this Studio is reachable from other machines: open the URL with the access token it printed")
+                var refusal = Reply.problem(
+                    .unauthorized, "this Studio is reachable from other machines: open the URL with the access token it printed")
+                // (RFC 9110 §15.5.2: a 401 says how to authenticate.)
+                refusal.headers[.wwwAuthenticate] = "Bearer realm=\"Dugong Studio\""
+                return refusal
             }
         }
         if let problem = Self.queryProblem(request.uri.query) { return Reply.problem(.badRequest, problem) }
@@ -196,7 +206,9 @@ final class RequestGuard: RouterMiddleware, Sendable {
                 return Reply.problem(.forbidden, "a change needs the page's CSRF token (X-Dugong-CSRF): reload the page")
             }
         default:
-            return Reply.problem(.methodNotAllowed, "\(request.method) is not supported: the Studio reads with GET and changes with POST")
+            var refusal = Reply.problem(.methodNotAllowed, "\(request.method) is not supported: the Studio reads with GET and changes with POST")
+            refusal.headers[HTTPField.Name("Allow")!] = "GET, HEAD, POST"
+            return refusal
         }
         do {
             return try await next(request, context)
