@@ -448,6 +448,16 @@ struct CommandTests {
         #expect(try acknowledgements(mixed) == ["t 1-1", "s 2-2 duplicate"], "\(mixed.stdout)")
     }
 
+    // From a black-box run: a file saved with a byte order mark read "line 1: not a JSON object".
+    @Test func aByteOrderMarkIsNamed() throws {
+        let store = CLI.storePath()
+        defer { try? FileManager.default.removeItem(atPath: store) }
+        let imported = try CLI.run(["import", store], input: "\u{FEFF}" + #"{"stream":"s","type":"T"}"#)
+        #expect(imported.status == 65 && imported.stderr.contains("line 1") && imported.stderr.contains("byte order mark"), "\(imported.stderr)")
+        let appended = try CLI.run(["append", store, "s"], input: "\u{FEFF}" + #"{"type":"T"}"#)
+        #expect(appended.status == 65 && appended.stderr.contains("byte order mark"), "\(appended.stderr)")
+    }
+
     @Test func aLockedStoreIsReported() async throws {
         let store = CLI.storePath()
         defer { try? FileManager.default.removeItem(atPath: store) }

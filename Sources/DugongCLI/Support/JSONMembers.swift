@@ -45,7 +45,13 @@ struct JSONMembers {
         self.bytes = bytes
         var scanner = Scanner(bytes: bytes, maximumDepth: Self.maximumDepth)
         scanner.skipWhitespace()
-        guard scanner.peek == UInt8(ascii: "{") else { throw JSONLines.InputError("not a JSON object") }
+        guard scanner.peek == UInt8(ascii: "{") else {
+            // (Editors on some systems begin a UTF-8 file with EF BB BF: JSON Lines has none.)
+            if bytes.starts(with: [0xEF, 0xBB, 0xBF]) {
+                throw JSONLines.InputError("not a JSON object: the line begins with a byte order mark (EF BB BF); save the file as UTF-8 without one")
+            }
+            throw JSONLines.InputError("not a JSON object")
+        }
         scanner.index += 1
         // The line's object is the first level: its members' values are at the second (a value
         // nested 512 levels deep made a line of 513, which README says is refused).
