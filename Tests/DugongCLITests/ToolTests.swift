@@ -53,6 +53,12 @@ struct ToolTests {
         let port = Int(UInt16(bigEndian: address.sin_port))
         let inUse = try CLI.run(["studio", store, "--port", "\(port)"])
         #expect(inUse.status == 74 && inUse.stderr.contains("127.0.0.1 port \(port)"), "\(inUse.status) \(inUse.stderr)")
+        // (Found by a black-box run: it said "stopped" for a Studio that never started, in
+        // SwiftNIO's words with a stray parenthesis; and a host name that does not resolve, a
+        // wrong argument, was a failed call.)
+        #expect(inUse.stderr.contains("could not listen on 127.0.0.1 port \(port): Address already in use (errno 98)"), "\(inUse.stderr)")
+        let unknown = try CLI.run(["studio", store, "--host", "no-such-host.invalid"])
+        #expect(unknown.status == 64 && unknown.stderr.contains("could not listen on no-such-host.invalid"), "\(unknown.status) \(unknown.stderr)")
         // From a black-box test: on every address (0.0.0.0) it printed an address that another
         // machine cannot open, and said nothing more.
         let everywhere = try CLI.run(shell: "timeout -s INT 6 '\(CLI.binary)' studio '\(store)' --host 0.0.0.0 --port 0")

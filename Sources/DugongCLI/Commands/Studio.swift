@@ -5,6 +5,7 @@ import DugongStore
 import Foundation
 import Glibc
 import Logging
+import Synchronization
 #if Studio
 import DugongStudio
 #endif
@@ -95,8 +96,10 @@ struct StudioCommand: AsyncParsableCommand {
     static func serve(_ studio: Studio) async throws {
         var logger = Logger(label: "dugong.studio")
         logger.logLevel = .warning
+        let listening = Mutex(false)
         let serving = Task {
             try await studio.run(logger: logger) { url in
+                listening.withLock { $0 = true }
                 Terminal.emit("Dugong Studio: \(url.absoluteString)  (Ctrl-C stops it)")
                 // A wildcard address is where it listens, not an address another machine opens.
                 if ["0.0.0.0", "::", "[::]", "::0"].contains(studio.options.host) {
@@ -120,10 +123,27 @@ struct StudioCommand: AsyncParsableCommand {
         } catch is CancellationError {
             // Stopped by a signal.
         } catch {
-            throw Terminal.fail(
-                "the Studio stopped on \(studio.options.host) port \(studio.options.port == 0 ? "(any free one)" : "\(studio.options.port)"): \(error)",
-                code: ExitStatus.ioFailure.rawValue)
+            let place = "\(studio.options.host) port \(studio.options.port == 0 ? "(any free one)" : "\(studio.options.port)")"
+            guard listening.withLock({ $0 }) else {
+                // (A host name that does not resolve is a wrong argument; an address in use or
+                // not this machine's, a failed call.)
+                let unknownHost = "\(error)".hasPrefix("SocketAddressError")
+                throw Terminal.fail(
+                    "the Studio could not listen on \(place): \(Self.reason(error))",
+                    code: unknownHost ? ExitStatus.usage.rawValue : ExitStatus.ioFailure.rawValue)
+            }
+            throw Terminal.fail("the Studio stopped on \(place): \(Self.reason(error))", code: ExitStatus.ioFailure.rawValue)
         }
+    }
+
+    /// An error's text, a failed system call's as its reason and number (SwiftNIO's read
+    /// "bind(descriptor:ptr:bytes:): Address already in use) (errno: 98)").
+    static func reason(_ error: any Error) -> String {
+        let text = "\(error)"
+        if let found = text.firstMatch(of: /\(errno: ([0-9]+)\)/), let code = Int32(found.1) {
+            return "\(String(cString: strerror(code))) (errno \(code))"
+        }
+        return text
     }
     #endif
 }
