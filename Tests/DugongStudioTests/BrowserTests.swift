@@ -112,7 +112,9 @@ struct Browser {
     /// The text of the element `selector` names, once `condition` holds for it (within 30 s).
     @discardableResult
     func text(of selector: String, when condition: (String) -> Bool = { !$0.isEmpty }) async throws -> String {
-        let deadline = ContinuousClock.now + .seconds(30)
+        // (60 s: in the busiest first minute of a full run, beside other load, 30 s ran out once
+        // before a page's first answers were drawn.)
+        let deadline = ContinuousClock.now + .seconds(60)
         var last = ""
         while ContinuousClock.now < deadline {
             let script = "const e = document.querySelector(\(JSONText.quoted(selector))); return e && !e.closest('[hidden]') ? e.innerText : null;"
