@@ -124,6 +124,12 @@ final class PostgresImporter {
             let current = try await version(of: name)
             let version = given ?? current + 1
             guard version >= 1, version <= Int(Int64.max) else { throw fail(line, "version \(version) is out of range", .badInput) }
+            // As a directory store's import: what one store exports, any store imports (found by
+            // a black-box run: a line without a version took a stream past 2^62 - 1 here, and
+            // the export was refused everywhere else).
+            guard version <= EventLog.maximumVersion else {
+                throw fail(line, "'\(name)' would pass the largest version, \(EventLog.maximumVersion) (2^62 - 1)", .badInput)
+            }
             let stored = StoredEvent(
                 stream: name, version: version, position: 0, id: event.id, type: event.type,
                 timestampMilliseconds: event.timestamp.millisecondsSince1970, data: event.data, metadata: event.metadata)
