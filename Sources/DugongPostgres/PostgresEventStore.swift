@@ -499,6 +499,10 @@ struct Row {
         try await recorded(rows).map(\.event)
     }
 
+    /// The farthest from 1970 a stored timestamp may be, in milliseconds: what the framework
+    /// lets a store keep.
+    static let storableMilliseconds = UInt64(Date.storableSecondsSince1970 * 1000)
+
     /// The events of `rows` (selected with ``columns``) with their cursors.
     static func recorded(_ rows: PostgresRowSequence) async throws -> [RecordedEvent] {
         var events: [RecordedEvent] = []
@@ -511,6 +515,15 @@ struct Row {
                 }
             }
             let transaction = try column(1, String.self)
+            // A row another program wrote may hold any bigint: past what the framework stores
+            // (``Date/storableSecondsSince1970``) a `Date`'s milliseconds do not fit 64 bits, and
+            // converting them back trapped (found by a black-box run: `dugong export` died).
+            let milliseconds = try column(10, Int64.self)
+            guard milliseconds.magnitude <= Self.storableMilliseconds else {
+                throw PostgresStoreError.unreadableRow(
+                    position: position,
+                    reason: "timestamp_ms \(milliseconds) is farther from 1970 than a store keeps (\(Self.storableMilliseconds) ms, about 290 million years)")
+            }
             var metadata: JSONObject?
             if let bytes = try column(15, Data?.self) {
                 guard case .object(let object) = try JSONValue(json: bytes) else {
@@ -522,7 +535,7 @@ struct Row {
                 origin: try column(2, String.self), aggregateType: try column(3, String.self), eventType: try column(8, String.self),
                 version: Int(try column(9, Int32.self)), id: try column(7, UUID.self), aggregateID: try column(5, String.self),
                 payload: try column(14, Data?.self), sequenceNumber: Int(try column(6, Int64.self)),
-                timestamp: Date(millisecondsSince1970: try column(10, Int64.self)), tenantID: try column(4, String?.self),
+                timestamp: Date(millisecondsSince1970: milliseconds), tenantID: try column(4, String?.self),
                 correlationID: try column(11, String?.self), triggeredByEventID: try column(12, UUID?.self),
                 triggeredByUserID: try column(13, String?.self), metadata: metadata)
             guard let transactionID = UInt64(transaction) else {

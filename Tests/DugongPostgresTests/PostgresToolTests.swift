@@ -218,6 +218,20 @@ struct PostgresToolTests {
         }
     }
 
+    // From a black-box run: a row another program wrote with a timestamp past what a store
+    // keeps (Int64.max milliseconds) ended export, read and read-all with a trap (exit 132).
+    @Test func aRowWithATimestampNoStoreKeepsIsAnUnreadableRow() async throws {
+        try await TestServer.withFreshDatabase { client, url in
+            let imported = try Tool.run(["import", url], input: #"{"stream":"bank:BankAccount/1","type":"X","metadata":{"schemaVersion":1}}"# + "\n")
+            #expect(imported.status == 0, "\(imported.stderr)")
+            try await client.query("UPDATE dugong_events SET timestamp_ms = 9223372036854775807")
+            for arguments in [["export", url], ["read-all", url], ["read", url, "bank:BankAccount/1"]] {
+                let read = try Tool.run(arguments)
+                #expect(read.status == 1 && read.stderr.contains("cannot be read") && read.stderr.contains("timestamp_ms"), "\(arguments[0]): \(read.status) \(read.stderr)")
+            }
+        }
+    }
+
     // From a black-box test: two imports of the same file at once; the one that lost the race
     // to each id's key said "event id … is already stored in another stream or version" (65)
     // of events stored in the very stream and versions: a retry, not bad input.
