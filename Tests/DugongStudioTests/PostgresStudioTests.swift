@@ -45,6 +45,9 @@ struct PostgresStudioTests {
                 #expect(events.map { $0["type"] as? String } == ["AccountOpened", "MoneyDeposited"])
                 #expect((events[1]["envelope"] as? [String: Any])?["correlationID"] as? String == "order-17")
                 #expect(try await HTTPClient.send(port: port, "/api/stream?name=bank:BankAccount/zed").status == 404)
+                // (A NUL, which PostgreSQL's text cannot hold, failed the query: a 500.)
+                #expect(try await HTTPClient.send(port: port, "/api/stream?name=a%00b").status == 404)
+                #expect(try await HTTPClient.send(port: port, "/api/aggregate-event?stream=bank:BankAccount/a%00&version=1").status == 404)
 
                 // The log, two events a page, by the cursors it gives.
                 var seen: [String] = []
@@ -58,6 +61,15 @@ struct PostgresStudioTests {
                 #expect(seen == ["AccountOpened", "MoneyDeposited", "AccountOpened", "CheckpointSaved"])
                 let deposits = try #require(Self.json(try await HTTPClient.send(port: port, "/api/log?type=MoneyDeposited")))
                 #expect((deposits["events"] as? [[String: Any]])?.count == 1)
+                // Found by a black-box run: a bare position read as the cursor 0:N (before every
+                // event: everything again), and a cursor past the log's end answered "complete"
+                // (and the tail waited there): both are refused, as a directory store's Studio
+                // refuses a position past its head.
+                for path in ["/api/log?from=5", "/api/tail?from=5", "/api/log?from=99999999:1", "/api/tail?from=99999999:1"] {
+                    let refused = try await HTTPClient.send(port: port, path)
+                    #expect(refused.status == 400, "\(path): \(refused.status) \(refused.body)")
+                }
+                #expect(try await HTTPClient.send(port: port, "/api/log?from=0").status == 200)
                 #expect(try await HTTPClient.send(port: port, "/api/log?from=12x").status == 400)
                 #expect(try await HTTPClient.send(port: port, "/api/tail?from=1:2:3").status == 400)
 

@@ -65,6 +65,8 @@ struct PostgresBrowser: StudioSource {
     }
 
     func stream(_ name: String, from version: Int, limit: Int) async throws -> String? {
+        // No stream's name holds a NUL, and PostgreSQL's text cannot (the query failed: a 500).
+        guard !name.utf8.contains(0) else { return nil }
         guard let state = try await store.state(ofStreamNamed: name) else { return nil }
         let events = state.readsAsEmpty ? [] : try await store.recordedEvents(ofStreamNamed: name, from: max(version, state.firstVisibleVersion, 1), maxCount: limit)
         var page = PageRows(limit: limit)
@@ -84,7 +86,7 @@ struct PostgresBrowser: StudioSource {
     }
 
     func log(from cursor: String?, limit: Int, filter: LogFilter) async throws -> String {
-        var next = try Self.cursor(cursor ?? "0")
+        var next = try await readable(cursor ?? "0")
         var rows = PageRows(limit: limit)
         var scanned = 0
         var complete = false
@@ -133,7 +135,7 @@ struct PostgresBrowser: StudioSource {
     }
 
     func domainEvent(stream name: String, version: Int) async throws -> SerializedDomainEvent? {
-        guard version >= 1, let recorded = try await store.recordedEvents(ofStreamNamed: name, from: version, maxCount: 1).first,
+        guard version >= 1, !name.utf8.contains(0), let recorded = try await store.recordedEvents(ofStreamNamed: name, from: version, maxCount: 1).first,
             recorded.event.sequenceNumber == version, AggregateStreamName.streamID(of: name) != nil
         else { return nil }
         return recorded.event
@@ -163,7 +165,7 @@ struct PostgresBrowser: StudioSource {
     }
 
     func tailPage(from cursor: String, filter: LogFilter) async throws -> (events: [(json: String, next: String)], next: String) {
-        var next = try Self.cursor(cursor)
+        var next = try await readable(cursor)
         let found = try await store.events(from: next, maxCount: 100)
         var hidden = HiddenEvents(store: store)
         var page = PageRows(limit: 100)
@@ -200,18 +202,34 @@ struct PostgresBrowser: StudioSource {
     }
 
     func waitForEvents(from cursor: String) async throws {
-        try await store.waitForEvents(from: try Self.cursor(cursor))
+        try await store.waitForEvents(from: try await readable(cursor))
     }
 
     static func event(_ recorded: RecordedEvent) throws -> String {
         try recorded.storedEvent().json(next: recorded.next.description)
     }
 
-    /// A cursor of the global log (`transaction:position`), from the page.
+    /// A cursor of the global log (`transaction:position`, or `0` for its start), from the page.
+    /// A bare position (a directory store's) read as the cursor 0:N, before every event, and a
+    /// cursor past the log's end answered "complete" and waited there: both silently skipped
+    /// events (found by a black-box run; `dugong read-all --from` and a directory store's
+    /// Studio refuse them).
     static func cursor(_ text: String) throws -> LogCursor {
         guard let cursor = LogCursor(text) else {
             throw Refusal.badParameter("from must be a cursor of the log (transaction:position), not '\(text)'")
         }
+        guard cursor.transaction != 0 || cursor == .start else {
+            throw Refusal.badParameter(
+                "from \(text) is a position; on PostgreSQL the log's cursors are transaction:position (its events' \"next\" say them)")
+        }
+        return cursor
+    }
+
+    /// ``cursor(_:)``, at or before the log's end.
+    func readable(_ text: String) async throws -> LogCursor {
+        let cursor = try Self.cursor(text)
+        let end = try await store.endCursor()
+        guard cursor <= end else { throw Refusal.badParameter("from \(text) is past the log's head (\(end)): no event has it yet") }
         return cursor
     }
 }
