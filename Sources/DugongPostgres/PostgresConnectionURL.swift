@@ -62,8 +62,17 @@ extension PostgresConnectionURL {
             throw PostgresStoreError.invalidURL(
                 "host '\(host)' in '\(shown)': the host parameter names a Unix socket's directory (an absolute path); put a server's name after the '@'")
         }
+        // The mode is checked whatever the connection (a Unix socket never uses TLS): a wrong one
+        // was refused over TCP only (found by a black-box run).
+        let tls = try tls(mode: parameter("sslmode") ?? "prefer", rootCertificates: parameter("sslrootcert"), shown: shown)
+        // libpq also takes the socket directory percent-encoded in the host's place
+        // (`postgres://user@%2Fvar%2Frun%2Fpostgresql/db`).
+        let socketInHost = url.host.flatMap { $0.hasPrefix("/") ? $0 : nil }
+        if socketInHost != nil, parameter("host") != nil {
+            throw PostgresStoreError.invalidURL("two socket directories in '\(shown)': one in the host's place, one in the host parameter")
+        }
         var configuration: PostgresClient.Configuration
-        if let socketDirectory = parameter("host") {
+        if let socketDirectory = parameter("host") ?? socketInHost {
             let password = url.password ?? environment["PGPASSWORD"]
                 ?? passwordFile(environment, host: socketDirectory, port: port, database: database, user: user)
             configuration = PostgresClient.Configuration(
@@ -74,8 +83,7 @@ extension PostgresConnectionURL {
             let password = url.password ?? environment["PGPASSWORD"]
                 ?? passwordFile(environment, host: host, port: port, database: database, user: user)
             configuration = PostgresClient.Configuration(
-                host: host, port: port, username: user, password: password, database: database.isEmpty ? nil : database,
-                tls: try tls(mode: parameter("sslmode") ?? "prefer", rootCertificates: parameter("sslrootcert"), shown: shown))
+                host: host, port: port, username: user, password: password, database: database.isEmpty ? nil : database, tls: tls)
         }
         if let text = parameter("connect_timeout") {
             guard let seconds = Int(text), seconds > 0 else {

@@ -32,7 +32,14 @@ struct PostgresConnectionURLTests {
         let tcp = try PostgresConnectionURL.configuration(from: "postgresql://app@db.internal:6543/events", environment: ["PGPASSWORD": "secret"])
         #expect(tcp.host == "db.internal" && tcp.port == 6543 && tcp.database == "events" && tcp.password == "secret")
         #expect(try PostgresConnectionURL.configuration(from: "postgres://app:inline@h/d", environment: ["PGPASSWORD": "env"]).password == "inline")
-        for bad in ["http://app@h/d", "postgres://h/d", "postgres://app@/d", "not a url", "postgres://app@h/d?sslmode=sometimes"] {
+        // libpq's other form of a socket directory: percent-encoded in the host's place.
+        let encoded = try PostgresConnectionURL.configuration(from: "postgres://dugong@%2Ftmp%2Fpg/postgres", environment: [:])
+        #expect(encoded.unixSocketPath == "/tmp/pg/.s.PGSQL.5432" && encoded.database == "postgres")
+        // (A wrong sslmode was refused over TCP only; two socket directories are one too many.)
+        for bad in [
+            "http://app@h/d", "postgres://h/d", "postgres://app@/d", "not a url", "postgres://app@h/d?sslmode=sometimes",
+            "postgres://app@/d?host=/tmp/pg&sslmode=sometimes", "postgres://app@%2Ftmp%2Fpg/d?host=/tmp/other",
+        ] {
             #expect(throws: PostgresStoreError.self, "\(bad)") { try PostgresConnectionURL.configuration(from: bad, environment: [:]) }
         }
         let tuned = try PostgresConnectionURL.configuration(
