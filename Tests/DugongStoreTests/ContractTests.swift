@@ -94,5 +94,9 @@ struct StoreContractTests {
         }
         #expect(AggregateStreamName.name(of: streams[0]) == "bank:Account/a-1")
         #expect(AggregateStreamName.name(of: streams[1]) == "b%3Aa%40n%2Fk%25:Acc%3Aount@t%401%2Fü/x/y@z:%")
+        // Errors name a stream as the stores do (its parts were joined as they are: another
+        // stream's name).
+        for stream in streams { #expect(stream.description == AggregateStreamName.name(of: stream)) }
+        #expect("\(EventStoreError.invalidAppend(stream: streams[1], reason: "r"))".contains("b%3Aa%40n%2Fk%25:Acc%3Aount@t%401%2Fü/x/y@z:%"))
     }
 }

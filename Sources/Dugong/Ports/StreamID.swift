@@ -35,12 +35,11 @@ public struct StreamID: Sendable, Hashable, Codable, CustomStringConvertible {
     }
 
     /// `origin:aggregateType/aggregateID` (`origin:aggregateType@tenant/aggregateID` with a
-    /// tenant): how DugongStore names the stream, and how the `dugong` tool prints it (the store
-    /// percent-encodes `%`, `:`, `@` and `/` in the first three parts).
-    public var description: String {
-        let category = "\(origin):\(aggregateType)"
-        return (tenantID.map { "\(category)@\($0)" } ?? category) + "/\(aggregateID)"
-    }
+    /// tenant), as ``AggregateStreamName`` spells it: how the stores name the stream and the
+    /// `dugong` tool prints it, with `%`, `:`, `@` and `/` percent-encoded in the first three
+    /// parts. (The parts were joined as they are: an error about `o%3Ax:T/b` named `o:x:T/b`,
+    /// another stream's name. Found by a black-box run.)
+    public var description: String { AggregateStreamName.name(of: self) }
 }
 
 /// The version a stream must be at for an append to go through (optimistic concurrency).
