@@ -39,19 +39,21 @@ enum Tool {
 
     /// Starts `dugong arguments…` reading `input` from a file; the caller waits for it (or
     /// kills it) and then calls `remove`.
-    static func start(_ arguments: [String], input: String) throws -> (process: Process, remove: @Sendable () -> Void) {
+    static func start(_ arguments: [String], input: String) throws -> (process: Process, remove: @Sendable () -> Void, stderr: @Sendable () -> String) {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("dugong-pgtool-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let file = directory.appendingPathComponent("in")
         try Data(input.utf8).write(to: file)
+        let errors = directory.appendingPathComponent("err")
+        _ = FileManager.default.createFile(atPath: errors.path, contents: nil)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
         process.arguments = arguments
         process.standardInput = try FileHandle(forReadingFrom: file)
         process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
+        process.standardError = try FileHandle(forWritingTo: errors)
         try process.runWhenFewFilesAreOpen()
-        return (process, { try? FileManager.default.removeItem(at: directory) })
+        return (process, { try? FileManager.default.removeItem(at: directory) }, { (try? String(contentsOf: errors, encoding: .utf8)) ?? "" })
     }
 
     /// A fresh store directory's path (not created); removed by `body`'s end.
@@ -405,7 +407,7 @@ struct PostgresToolTests {
                     let importers = try batches.map { batch in try Tool.start(["import", url, "--batch", "\(batch)"], input: exported) }
                     defer { for importer in importers { importer.remove() } }
                     for importer in importers { importer.process.waitUntilExit() }
-                    #expect(importers.map(\.process.terminationStatus) == [0, 0], "round \(round)")
+                    #expect(importers.map(\.process.terminationStatus) == [0, 0], "round \(round): \(importers.map { $0.stderr() })")
                     #expect(try Tool.run(["export", url]).stdout == exported, "round \(round)")
                 }
             }
@@ -469,7 +471,7 @@ struct PostgresToolTests {
             let following = Task { try await projection.run() }
             // Each process: 600 events in commits of 7, to streams of its own; the last one
             // 30,000, and it is killed once some of them are committed.
-            var writers: [(process: Process, remove: @Sendable () -> Void)] = []
+            var writers: [(process: Process, remove: @Sendable () -> Void, stderr: @Sendable () -> String)] = []
             for writer in 0..<4 {
                 var lines = ""
                 for index in 0..<(writer == 3 ? 30_000 : 600) {

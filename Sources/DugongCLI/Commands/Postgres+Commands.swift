@@ -85,7 +85,11 @@ final class PostgresImporter {
     private var commits = 0
     /// The pending commit's lines, to take again when the commit raced another import.
     private var pendingInputs: [(input: JSONLines.Input, line: Int)] = []
-    private var retrying = false
+    /// How often the commit being written was taken again after a race (0 after each commit).
+    private var raceRetries = 0
+    /// While the other import goes on, a commit taken again may meet its next commit: taken
+    /// again once more, up to this many times (each time the other import got further).
+    static let maximumRaceRetries = 100
 
     init(database: PostgresEventStore, url: String, batch: Int) {
         self.database = database
@@ -228,12 +232,18 @@ final class PostgresImporter {
             try await flush()
             // Already so (an import run again; a tombstoned stream hides every version).
             if let state = try await database.state(ofStreamNamed: name), state.isTombstoned || state.firstVisibleVersion >= before { return }
-            if try await version(of: name) == 0 && before > 1 {
-                try await change(line) { try await $0.beginStream(named: name, atVersion: before) }
-                versions[NameKey(name)] = before - 1
+            do {
+                if try await version(of: name) == 0 && before > 1 {
+                    try await database.beginStream(named: name, atVersion: before)
+                    versions[NameKey(name)] = before - 1
+                }
+                try await database.truncate(streamNamed: name, before: before)
+                commits += 1  // a commit of its own, counted as a directory store counts it
+            } catch {
+                // Another import of the same lines may have made it so meanwhile.
+                if let state = try? await database.state(ofStreamNamed: name), state.isTombstoned || state.firstVisibleVersion >= before { return }
+                throw PostgresAccess.fail(error, url: url, prefix: "line \(line): ")
             }
-            try await change(line) { try await $0.truncate(streamNamed: name, before: before) }
-            commits += 1  // a commit of its own, counted as a directory store counts it
         case .tombstone(let name):
             try await flush()
             if try await database.state(ofStreamNamed: name)?.isTombstoned != true {
@@ -260,14 +270,6 @@ final class PostgresImporter {
         return nil
     }
 
-    private func change(_ line: Int, _ body: (PostgresEventStore) async throws -> Void) async throws {
-        do {
-            try await body(database)
-        } catch {
-            throw PostgresAccess.fail(error, url: url, prefix: "line \(line): ")
-        }
-    }
-
     /// Writes the pending events in one transaction (after the beginnings of streams whose
     /// first events they hold, each a transaction of its own: a failure between them leaves a
     /// stream that begins later and holds nothing yet, which the import run again fills).
@@ -291,15 +293,15 @@ final class PostgresImporter {
                 if result.wasDuplicate { skipped += append.events.count } else { imported += append.events.count }
             }
             if results.contains(where: { !$0.wasDuplicate }) { commits += 1 }
-        } catch where !retrying && Self.mayHaveRacedTheSameLines(error) {
+            raceRetries = 0
+        } catch where raceRetries < Self.maximumRaceRetries && Self.mayHaveRacedTheSameLines(error) {
             // Another import of the same lines got there first with part of the commit (some
             // of its events, a stream's beginning, a tombstone after the stream's events):
             // the commit's lines are taken again as a run again takes them, against the
             // database as it is now — each stored one compared and skipped, the rest written.
             // (Found by a black-box run: one of two imports of an export with lifecycle lines
             // failed with "partial duplicate", "cannot begin at version 10" or "tombstoned".)
-            retrying = true
-            defer { retrying = false }
+            raceRetries += 1
             for (input, _) in inputs {
                 if case .event(let name?, _, _, _) = input {
                     versions.removeValue(forKey: NameKey(name))
