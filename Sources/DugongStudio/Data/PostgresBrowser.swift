@@ -202,7 +202,8 @@ struct PostgresBrowser: StudioSource {
     }
 
     func waitForEvents(from cursor: String) async throws {
-        try await store.waitForEvents(from: try await readable(cursor))
+        // (The tail waits only at cursors its pages gave or checked: no query for the log's end.)
+        try await store.waitForEvents(from: try Self.cursor(cursor))
     }
 
     static func event(_ recorded: RecordedEvent) throws -> String {
