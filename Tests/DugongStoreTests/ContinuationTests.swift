@@ -168,9 +168,10 @@ struct ContinuationTests {
             var names = NameTable()
             var events = FrameEvents()
             var frameNames = FrameNames()
+            var scratch = ScratchBuffer()
             try FrameReader.eventFields(
-                of: header, in: bytes, at: 0, dictionary: ([], 0), scratch: ScratchBuffer(), formatVersion: formatVersion,
-                names: &names, into: &events, frameNames: &frameNames)
+                of: header, in: bytes, at: 0, dictionary: (UnsafeRawBufferPointer(start: nil, count: 0), 0), scratch: &scratch,
+                formatVersion: formatVersion, names: &names, into: &events, frameNames: &frameNames)
             return events.count
         }
     }

@@ -19,6 +19,55 @@ struct LendingReadTests {
         return log
     }
 
+    /// A read keeps the dictionary it looked up for the frames after it: it asks the segment's
+    /// list again for a frame outside the offsets that dictionary is in effect for, in another
+    /// segment, or after the list changed (a torn batch's dictionary forgotten, another written
+    /// at the same offset).
+    @Test func theDictionaryKeptForTheNextFramesIsTheOneInEffectThere() throws {
+        let directory = TemporaryDirectory("dictionary-in-effect")
+        defer { directory.remove() }
+        try FileManager.default.createDirectory(atPath: directory.path, withIntermediateDirectories: true)
+        func segment(_ name: String) throws -> Segment {
+            try Segment.create(
+                directory: directory.path,
+                header: SegmentHeader(firstPosition: 0, capacity: 1 << 16, createdMilliseconds: 0, salt: SegmentHeader.newSalt(), sequence: 1),
+                name: name)
+        }
+        let first = try segment("a.dseg")
+        let second = try segment("b.dseg")
+        let one: [UInt8] = Array(repeating: 1, count: 40)
+        let two: [UInt8] = Array(repeating: 2, count: 4096)
+        let three: [UInt8] = Array(repeating: 3, count: 100)
+        first.register(dictionary: one, at: 1000)
+        first.register(dictionary: two, at: 5000)
+        second.register(dictionary: three, at: 300)
+        var kept = LentDictionary()
+        func inEffect(_ offset: Int, _ segment: Segment) -> [UInt8] {
+            let (bytes, check) = kept.inEffect(at: offset, in: segment)
+            let expected = segment.dictionaryAndCheck(before: offset)
+            #expect(check == expected.check, "check at \(offset)")
+            return Array(bytes)
+        }
+        // Up the first segment, across both of its dictionaries' offsets, and back down.
+        #expect(inEffect(128, first) == [])
+        #expect(inEffect(1000, first) == [])
+        #expect(inEffect(1001, first) == one)
+        #expect(inEffect(5000, first) == one)
+        #expect(inEffect(5001, first) == two)
+        #expect(inEffect(60000, first) == two)
+        #expect(inEffect(2000, first) == one)
+        // Another segment at offsets the first one's answer covered.
+        #expect(inEffect(2000, second) == three)
+        #expect(inEffect(200, second) == [])
+        #expect(inEffect(6000, first) == two)
+        // The list changes under the kept answer: a later dictionary forgotten, another written.
+        first.forgetDictionaries(from: 5000)
+        #expect(inEffect(6000, first) == one)
+        first.register(dictionary: three, at: 5000)
+        #expect(inEffect(6000, first) == three)
+        #expect(inEffect(4000, first) == one)
+    }
+
     /// A read takes a frame's names again from the frame before when they are the same (the
     /// frames of a stream's commits): names longer than 16 bytes whose first and last 8 bytes
     /// and length agree are told apart byte for byte, as streams and as types, whichever order

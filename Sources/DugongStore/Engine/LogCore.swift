@@ -350,7 +350,9 @@ final class LogCore: Sendable {
 /// With a cache (stream reads), a frame the read mostly does not want (other streams' commits
 /// written with its stream's) is decoded into memory of its own and kept for the next reads.
 final class FrameLending {
-    private let scratch = ScratchBuffer()
+    @exclusivity(unchecked) private var scratch = ScratchBuffer()
+    /// The dictionary in effect at the frames read last, kept for the next ones.
+    @exclusivity(unchecked) private var dictionary = LentDictionary()
     // Unchecked: a FrameLending belongs to one read, on one thread, and only `lend` touches these,
     // never re-entered (`body` has no way to it). The runtime's checks of these accesses (the
     // three passed `inout` to the decoder per frame) were ~375 instructions per frame, 4 % of
@@ -358,9 +360,11 @@ final class FrameLending {
     @exclusivity(unchecked) private var names = NameTable()
     @exclusivity(unchecked) private var events = FrameEvents()
     @exclusivity(unchecked) private var frameNames = FrameNames()
-    private let cache: LentFrameCache?
+    // Unmanaged: the store's core holds the cache and outlives every read (a strong reference
+    // was retained and released per frame read).
+    private let cache: Unmanaged<LentFrameCache>?
 
-    init(cache: LentFrameCache? = nil) { self.cache = cache }
+    init(cache: LentFrameCache? = nil) { self.cache = cache.map { Unmanaged.passUnretained($0) } }
 
     /// Verifies and decodes `frame`, checks it holds the positions the index expects, and calls
     /// `body` with its events (lent from the scratch buffer, valid during the call) and the
@@ -372,7 +376,8 @@ final class FrameLending {
         _ body: (UnsafeBufferPointer<EventFields>, UnsafeBufferPointer<String>) throws -> Void
     ) throws -> Bool {
         let offset = frame.location.offset
-        if let cache, keeping || cache.holds(LentFrameCache.Key(salt: segment.salt, offset: offset, checksum: frame.checksum)) {
+        if let cache, keeping || cache._withUnsafeGuaranteedRef({ $0.holds(LentFrameCache.Key(salt: segment.salt, offset: offset, checksum: frame.checksum)) }) {
+            let cache = cache.takeUnretainedValue()
             let key = LentFrameCache.Key(salt: segment.salt, offset: offset, checksum: frame.checksum)
             let decoded: DecodedFrame
             if let found = cache.frame(key) {
@@ -381,10 +386,11 @@ final class FrameLending {
                 do {
                     var stored = 0
                     decoded = try segment.withBytes { bytes in
-                        try FrameCache.verified(at: offset, in: segment, bytes: bytes, checksum: frame.checksum) { header, bytes, dictionary in
+                        try FrameCache.verified(at: offset, in: segment, bytes: bytes, checksum: frame.checksum) { header, bytes in
                             stored = Layout.frameHeaderSize + Int(header.storedLength)
                             return try DecodedFrame(
-                                header, in: bytes, at: offset, dictionary: dictionary, formatVersion: segment.header.formatVersion)
+                                header, in: bytes, at: offset, dictionary: dictionary.inEffect(at: offset, in: segment),
+                                formatVersion: segment.header.formatVersion)
                         }
                     }
                     // Decoded into memory of its own: the frame's mapped pages are not needed
@@ -405,20 +411,26 @@ final class FrameLending {
             }
             return true
         }
-        return try segment.withBytes { bytes in
+        // The bytes without a closure (`withBytes`): one had the segment and this object retained
+        // and released per frame. The caller holds the segment for the call.
+        // (Nor a closure for the decoding: the segment captured in one was retained too.)
+        let bytes = segment.bytesWhileHeld
+        do {
+            let header = try FrameCache.verifiedHeader(at: offset, in: segment, bytes: bytes, checksum: frame.checksum)
             do {
-                try FrameCache.verified(at: offset, in: segment, bytes: bytes, checksum: frame.checksum) { header, bytes, dictionary in
-                    try FrameReader.eventFields(
-                        of: header, in: bytes, at: offset, dictionary: dictionary, scratch: scratch,
-                        formatVersion: segment.header.formatVersion, names: &names, into: &events, frameNames: &frameNames)
-                }
-                try FrameCache.check(events.firstPosition, events.lastPosition, against: frame, in: segment)
-            } catch where failingQuietly {
-                return false
+                try FrameReader.eventFields(
+                    of: header, in: bytes, at: offset, dictionary: dictionary.inEffect(at: offset, in: segment), scratch: &scratch,
+                    formatVersion: segment.header.formatVersion, names: &names, into: &events, frameNames: &frameNames)
+            } catch {
+                throw try FrameCache.damage(error, at: offset, in: segment)
             }
-            try events.withEvents { fields in try frameNames.withNames { try body(fields, $0) } }
-            return true
+            try FrameCache.decodedUndisturbed(segment)
+            try FrameCache.check(events.firstPosition, events.lastPosition, against: frame, in: segment)
+        } catch where failingQuietly {
+            return false
         }
+        try events.withEvents { fields in try frameNames.withNames { try body(fields, $0) } }
+        return true
     }
 }
 
@@ -431,15 +443,15 @@ final class DecodedFrame: @unchecked Sendable {  // immutable after init
     let names: [String]
 
     init(
-        _ header: FrameHeader, in bytes: UnsafeRawBufferPointer, at offset: Int, dictionary: (bytes: [UInt8], check: UInt16),
-        formatVersion: UInt16
+        _ header: FrameHeader, in bytes: UnsafeRawBufferPointer, at offset: Int,
+        dictionary: (bytes: UnsafeRawBufferPointer, check: UInt16), formatVersion: UInt16
     ) throws {
-        let scratch = ScratchBuffer()
+        var scratch = ScratchBuffer()
         var names = NameTable()
         var events = FrameEvents()
         var frameNames = FrameNames()
         try FrameReader.eventFields(
-            of: header, in: bytes, at: offset, dictionary: dictionary, scratch: scratch, formatVersion: formatVersion,
+            of: header, in: bytes, at: offset, dictionary: dictionary, scratch: &scratch, formatVersion: formatVersion,
             names: &names, into: &events, frameNames: &frameNames)
         fields = events.withEvents { Array($0) }
         self.names = frameNames.names
@@ -452,6 +464,44 @@ final class DecodedFrame: @unchecked Sendable {  // immutable after init
     var size: Int { payload.count }
 
     deinit { payload.deallocate() }
+}
+
+/// The dictionary (FORMAT.md §6.4) in effect at the frames a read decodes, in memory of the
+/// read's own, looked up in the segment's list again only when a frame lies outside the offsets
+/// it is in effect for, in another segment, or the list changed since (its generation). A
+/// lookup per frame took the list's lock, and the array it returned a retain and a release.
+struct LentDictionary: ~Copyable {
+    private var list: ObjectIdentifier?
+    private var generation = 0
+    private var offsets = 0..<0
+    private var check: UInt16 = 0
+    private var storage = UnsafeMutableRawBufferPointer(start: nil, count: 0)
+    private var count = 0
+
+    init() {}
+
+    deinit { storage.deallocate() }
+
+    /// The dictionary in effect at the frame at `offset` of `segment`, and its check; the bytes
+    /// are valid until the next call.
+    @inline(__always)
+    mutating func inEffect(at offset: Int, in segment: Segment) -> (bytes: UnsafeRawBufferPointer, check: UInt16) {
+        if generation != segment.dictionaryGeneration || !offsets.contains(offset) || list != segment.dictionaryListIdentity {
+            lookUp(offset, in: segment)
+        }
+        return (UnsafeRawBufferPointer(start: storage.baseAddress, count: count), check)
+    }
+
+    private mutating func lookUp(_ offset: Int, in segment: Segment) {
+        let found = segment.dictionaryInEffect(at: offset)
+        assert(found.offsets.contains(offset), "a dictionary is in effect where it was looked up")
+        if found.bytes.count > storage.count {
+            storage.deallocate()
+            storage = .allocate(byteCount: found.bytes.count, alignment: 16)
+        }
+        found.bytes.withUnsafeBytes { storage.copyMemory(from: $0) }
+        (list, generation, offsets, check, count) = (segment.dictionaryListIdentity, found.generation, found.offsets, found.check, found.bytes.count)
+    }
 }
 
 /// The last few frames stream reads decoded (``DecodedFrame``), shared by every read of a store.
@@ -577,7 +627,11 @@ final class FrameCache: Sendable {
         at offset: Int, in segment: Segment, checksum: UInt32? = nil,
         _ decoder: (FrameHeader, UnsafeRawBufferPointer, (bytes: [UInt8], check: UInt16)) throws -> R
     ) throws -> R {
-        try segment.withBytes { bytes in try verified(at: offset, in: segment, bytes: bytes, checksum: checksum, decoder) }
+        try segment.withBytes { bytes in
+            try verified(at: offset, in: segment, bytes: bytes, checksum: checksum) { header, bytes in
+                try decoder(header, bytes, segment.dictionaryAndCheck(before: offset))
+            }
+        }
     }
 
     /// ``decode(at:in:_:)`` on the segment's bytes, mapped by the caller. With `checksum` (the
@@ -585,8 +639,24 @@ final class FrameCache: Sendable {
     /// was built from a frame that is no longer there.
     static func verified<R>(
         at offset: Int, in segment: Segment, bytes: UnsafeRawBufferPointer, checksum: UInt32? = nil,
-        _ decoder: (FrameHeader, UnsafeRawBufferPointer, (bytes: [UInt8], check: UInt16)) throws -> R
+        _ decoder: (FrameHeader, UnsafeRawBufferPointer) throws -> R
     ) throws -> R {
+        let header = try verifiedHeader(at: offset, in: segment, bytes: bytes, checksum: checksum)
+        let decoded: R
+        do {
+            decoded = try decoder(header, bytes)
+        } catch {
+            throw try damage(error, at: offset, in: segment)
+        }
+        try decodedUndisturbed(segment)
+        return decoded
+    }
+
+    /// The header of the frame at `offset`, whose checksum holds (and is `checksum` when given).
+    /// - Throws: ``StoreError/corruption(segment:offset:reason:)`` when there is none there, or
+    ///   an I/O error when a page of it could not be read.
+    @inline(__always)
+    static func verifiedHeader(at offset: Int, in segment: Segment, bytes: UnsafeRawBufferPointer, checksum: UInt32?) throws -> FrameHeader {
         switch FrameReader.probe(bytes, at: offset, salt: segment.salt) {
         case .frame(let header):
             if let checksum, header.checksum != checksum {
@@ -595,17 +665,7 @@ final class FrameCache: Sendable {
                     segment: segment.name, offset: offset,
                     reason: "the frame here is not the one the index was built from (checksum \(String(header.checksum, radix: 16)), the index has \(String(checksum, radix: 16))): the index file does not describe the segments (remove dugong.index to rebuild it) or the frame was rewritten\(segment.shortenedNote)")
             }
-            let decoded: R
-            do {
-                decoded = try decoder(header, bytes, segment.dictionaryAndCheck(before: offset))
-            } catch {
-                try segment.checkReadable()
-                throw StoreError.corruption(segment: segment.name, offset: offset, reason: "\(error)\(segment.shortenedNote)")
-            }
-            // The checksum held, but the decoder read the bytes again: a page that failed in
-            // between shows zeros the checksum never saw (one load while no page ever failed).
-            try segment.checkReadable()
-            return decoded
+            return header
         case .endOfData:
             try segment.checkReadable()
             throw StoreError.corruption(segment: segment.name, offset: offset, reason: "frame is all zeros\(segment.shortenedNote)")
@@ -613,5 +673,21 @@ final class FrameCache: Sendable {
             try segment.checkReadable()
             throw StoreError.corruption(segment: segment.name, offset: offset, reason: reason + segment.shortenedNote)
         }
+    }
+
+    /// What a decoder's failure on a verified frame is: an I/O error when a page of it could
+    /// not be read, else damage (a checksum that holds over bytes that do not decode).
+    @inline(never)
+    static func damage(_ error: any Error, at offset: Int, in segment: Segment) throws -> StoreError {
+        try segment.checkReadable()
+        return StoreError.corruption(segment: segment.name, offset: offset, reason: "\(error)\(segment.shortenedNote)")
+    }
+
+    /// After a frame's decoding: the checksum held, but the decoder read the bytes again, and a
+    /// page that failed in between shows zeros the checksum never saw (one load while no page
+    /// ever failed).
+    @inline(__always)
+    static func decodedUndisturbed(_ segment: Segment) throws {
+        try segment.checkReadable()
     }
 }

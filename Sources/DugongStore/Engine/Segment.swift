@@ -31,12 +31,37 @@ final class Segment: @unchecked Sendable {
         dictionaryList.entries.withLock { list in
             precondition(list.last.map { $0.offset < offset } ?? true, "dictionaries are registered in order")
             list.append((offset, bytes, FrameBuilder.check(of: bytes)))
+            dictionaryList.generation.add(1, ordering: .releasing)
         }
     }
 
     /// Forgets the dictionaries registered at `offset` or later (their frames were a torn batch).
     func forgetDictionaries(from offset: Int) {
-        dictionaryList.entries.withLock { list in list.removeAll { $0.offset >= offset } }
+        dictionaryList.entries.withLock { list in
+            list.removeAll { $0.offset >= offset }
+            dictionaryList.generation.add(1, ordering: .releasing)
+        }
+    }
+
+    /// Changes with every dictionary registered or forgotten: an answer of
+    /// ``dictionaryInEffect(at:)`` holds while this stays its `generation`.
+    var dictionaryGeneration: Int { dictionaryList.generation.load(ordering: .acquiring) }
+
+    /// The dictionary list's identity (shared with this segment's maps made anew).
+    var dictionaryListIdentity: ObjectIdentifier { ObjectIdentifier(dictionaryList) }
+
+    /// ``dictionaryAndCheck(before:)``, with the offsets of the frames it is in effect for
+    /// (after its own frame, up to and including the next dictionary's frame) and the list's
+    /// generation then.
+    func dictionaryInEffect(at offset: Int) -> (bytes: [UInt8], check: UInt16, offsets: Range<Int>, generation: Int) {
+        dictionaryList.entries.withLock { list in
+            let generation = dictionaryList.generation.load(ordering: .relaxed)
+            let next = list.firstIndex { $0.offset >= offset } ?? list.endIndex
+            let upper = next < list.endIndex ? list[next].offset + 1 : Int.max
+            guard next > 0 else { return ([], 0, 0..<upper, generation) }
+            let entry = list[next - 1]
+            return (entry.bytes, entry.check, (entry.offset + 1)..<upper, generation)
+        }
     }
 
     /// The dictionary in effect for the frame at `offset`: the last one in an earlier frame.
@@ -252,12 +277,19 @@ final class Segment: @unchecked Sendable {
     func withBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
         try map.withBytes(0..<map.count) { bytes in try body(bytes) }
     }
+
+    /// The mapped bytes, for a caller that holds this segment for as long as it uses them (a
+    /// read's loop over frames: ``withBytes(_:)``'s closure had the segment retained and
+    /// released per frame).
+    var bytesWhileHeld: UnsafeRawBufferPointer { map.bytesWhileOwned }
 }
 
 /// The dictionary records of a segment, by the offset of their frame, ascending, each with its
 /// ``FrameHeader/dictionaryCheck``.
 final class DictionaryList: Sendable {
     let entries = Mutex<[(offset: Int, bytes: [UInt8], check: UInt16)]>([])
+    /// Bumped under the lock by every change of `entries`.
+    let generation = Atomic<Int>(0)
 }
 
 extension Segment {

@@ -131,7 +131,10 @@ enum Compression {
 
     /// Decompresses `bytes` into exactly `count` bytes; `nil` when the stored form is damaged,
     /// has another length, or needs another dictionary.
-    static func decompress(_ bytes: UnsafeRawBufferPointer, count: Int, dictionary: [UInt8] = [], codec: Codec) -> [UInt8]? {
+    static func decompress(
+        _ bytes: UnsafeRawBufferPointer, count: Int, dictionary: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0),
+        codec: Codec
+    ) -> [UInt8]? {
         var done = false
         let output = [UInt8](unsafeUninitializedCapacity: count + outputSlack) { out, initialized in
             done = decompress(bytes, into: UnsafeMutableRawBufferPointer(out), count: count, dictionary: dictionary, codec: codec)
@@ -141,30 +144,31 @@ enum Compression {
         return done ? output : nil
     }
 
+    /// ``decompress(_:count:dictionary:codec:)-(_,_,UnsafeRawBufferPointer,_)`` with a dictionary in an array.
+    static func decompress(_ bytes: UnsafeRawBufferPointer, count: Int, dictionary: [UInt8], codec: Codec) -> [UInt8]? {
+        dictionary.withUnsafeBytes { decompress(bytes, count: count, dictionary: $0, codec: codec) }
+    }
+
     /// Decompresses `bytes` into exactly the first `count` bytes of `output` (the rest is room
     /// zlib and the LZ4 reader may scribble on; ``outputSlack`` of it makes both faster); false when the
     /// stored form is damaged, has another length, or needs another dictionary (`output` then
     /// holds anything). Neither codec notices a wrong dictionary by itself: the frame's
     /// dictionary check guards that (FORMAT.md §7).
     static func decompress(
-        _ bytes: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer, count: Int, dictionary: [UInt8] = [],
-        codec: Codec
+        _ bytes: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer, count: Int,
+        dictionary: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0), codec: Codec
     ) -> Bool {
         precondition(count <= output.count)
-        return dictionary.withUnsafeBytes { dictionary in
-            switch codec {
-            case .deflate:
-                dugong_inflate_raw(
-                    bytes.baseAddress, bytes.count, output.baseAddress, count, output.count,
-                    dictionary.baseAddress, dictionary.count)
-            case .zstandard:
-                dugong_zstd_decompress(
-                    bytes.baseAddress, bytes.count, output.baseAddress, count, dictionary.baseAddress, dictionary.count)
-            case .lz4:
-                dugong_lz4_decompress(
-                    bytes.baseAddress, bytes.count, output.baseAddress, count, output.count, dictionary.baseAddress, dictionary.count)
-            }
-        } == 0
+        return switch codec {
+        case .deflate:
+            dugong_inflate_raw(
+                bytes.baseAddress, bytes.count, output.baseAddress, count, output.count, dictionary.baseAddress, dictionary.count) == 0
+        case .zstandard:
+            dugong_zstd_decompress(bytes.baseAddress, bytes.count, output.baseAddress, count, dictionary.baseAddress, dictionary.count) == 0
+        case .lz4:
+            dugong_lz4_decompress(
+                bytes.baseAddress, bytes.count, output.baseAddress, count, output.count, dictionary.baseAddress, dictionary.count) == 0
+        }
     }
 }
 

@@ -195,7 +195,12 @@ struct FrameBuilder {
 
     /// The dictionary check of ``FrameHeader/dictionaryCheck``.
     static func check(of dictionary: [UInt8]) -> UInt16 {
-        UInt16(truncatingIfNeeded: dictionary.withUnsafeBytes { Checksum.mask(Checksum.crc32c($0)) })
+        dictionary.withUnsafeBytes { check(of: $0) }
+    }
+
+    /// ``check(of:)-([UInt8])`` of bytes lent.
+    static func check(of dictionary: UnsafeRawBufferPointer) -> UInt16 {
+        UInt16(truncatingIfNeeded: Checksum.mask(Checksum.crc32c(dictionary)))
     }
 
     /// The frame with its payload in its stored form: compressed as a writer of a segment of
@@ -402,14 +407,14 @@ enum FrameReader {
     /// bytes): valid until `scratch` is used again. `names` may come from earlier frames (names
     /// repeat across frames too).
     static func eventFields(
-        of header: FrameHeader, in bytes: UnsafeRawBufferPointer, at offset: Int, dictionary: (bytes: [UInt8], check: UInt16),
-        scratch: ScratchBuffer, formatVersion: UInt16, names: inout NameTable, into events: inout FrameEvents,
-        frameNames: inout FrameNames
+        of header: FrameHeader, in bytes: UnsafeRawBufferPointer, at offset: Int,
+        dictionary: (bytes: UnsafeRawBufferPointer, check: UInt16), scratch: inout ScratchBuffer, formatVersion: UInt16,
+        names: inout NameTable, into events: inout FrameEvents, frameNames: inout FrameNames
     ) throws {
         frameNames.removeAll()
         let limit = min(Int(header.eventCount), Int(header.rawLength) / FrameEvents.smallestRecord)
         try payload(
-            of: header, in: bytes, at: offset, dictionary: dictionary.bytes, dictionaryCheck: dictionary.check, scratch: scratch,
+            of: header, in: bytes, at: offset, dictionary: dictionary.bytes, dictionaryCheck: dictionary.check, into: &scratch,
             formatVersion: formatVersion
         ) { payload in
             try events.fill(limit: limit) { room in
@@ -421,42 +426,69 @@ enum FrameReader {
     }
 
     /// Calls `body` with the frame's raw payload: its decompressed form, or the stored bytes of
-    /// an uncompressed frame, in `scratch` when given (copied: the events lent from it must not
-    /// read the mapped segment after the frame's checks, when a page the disk fails there would
-    /// show them zeros), else in place or in an array of its own.
+    /// an uncompressed frame in place (else in an array of its own).
     static func payload<R>(
         of header: FrameHeader, in bytes: UnsafeRawBufferPointer, at offset: Int, dictionary: [UInt8],
-        dictionaryCheck: UInt16? = nil, scratch: ScratchBuffer? = nil, formatVersion: UInt16, _ body: (UnsafeRawBufferPointer) throws -> R
+        dictionaryCheck: UInt16? = nil, formatVersion: UInt16, _ body: (UnsafeRawBufferPointer) throws -> R
     ) throws -> R {
-        let start = offset + Layout.frameHeaderSize
-        let stored = UnsafeRawBufferPointer(rebasing: bytes[start..<start + Int(header.storedLength)])
+        let stored = storedPayload(of: header, in: bytes, at: offset)
+        guard header.isCompressed else { return try body(stored) }
+        let raw = try dictionary.withUnsafeBytes { dictionary in
+            let (codec, preset) = try decompression(of: header, formatVersion: formatVersion, dictionary: dictionary, check: dictionaryCheck)
+            return Compression.decompress(stored, count: Int(header.rawLength), dictionary: preset, codec: codec)
+        }
+        guard let raw else { throw FrameDamage("payload does not decompress to \(header.rawLength) bytes") }
+        return try raw.withUnsafeBytes { try body($0) }
+    }
+
+    /// ``payload(of:in:at:dictionary:dictionaryCheck:formatVersion:_:)`` into `scratch`, the
+    /// stored bytes of an uncompressed frame copied there too: the events lent from it must not
+    /// read the mapped segment after the frame's checks, when a page the disk fails there would
+    /// show them zeros. `dictionary` is lent by the caller for the call.
+    @inline(__always)
+    static func payload<R>(
+        of header: FrameHeader, in bytes: UnsafeRawBufferPointer, at offset: Int, dictionary: UnsafeRawBufferPointer,
+        dictionaryCheck: UInt16, into scratch: inout ScratchBuffer, formatVersion: UInt16, _ body: (UnsafeRawBufferPointer) throws -> R
+    ) throws -> R {
+        let stored = storedPayload(of: header, in: bytes, at: offset)
         guard header.isCompressed else {
-            guard let scratch else { return try body(stored) }
             let copy = scratch.bytes(count: stored.count)
             copy.copyMemory(from: stored)
             return try body(UnsafeRawBufferPointer(copy))
         }
+        let (codec, preset) = try decompression(of: header, formatVersion: formatVersion, dictionary: dictionary, check: dictionaryCheck)
+        let count = Int(header.rawLength)
+        let output = scratch.bytes(count: count + Compression.outputSlack)
+        guard Compression.decompress(stored, into: output, count: count, dictionary: preset, codec: codec) else {
+            throw FrameDamage("payload does not decompress to \(header.rawLength) bytes")
+        }
+        return try body(UnsafeRawBufferPointer(rebasing: output[..<count]))
+    }
+
+    /// The stored bytes of a frame whose header ``probe(_:at:salt:)`` checked against `bytes`.
+    @inline(__always)
+    private static func storedPayload(of header: FrameHeader, in bytes: UnsafeRawBufferPointer, at offset: Int) -> UnsafeRawBufferPointer {
+        let start = offset + Layout.frameHeaderSize
+        return UnsafeRawBufferPointer(rebasing: bytes[start..<start + Int(header.storedLength)])
+    }
+
+    /// A compressed frame's codec and the dictionary it was compressed with (empty for none),
+    /// checked: `dictionary` is the one in effect at the frame, `check` its check when known.
+    @inline(__always)
+    private static func decompression(
+        of header: FrameHeader, formatVersion: UInt16, dictionary: UnsafeRawBufferPointer, check: UInt16?
+    ) throws -> (Codec, UnsafeRawBufferPointer) {
         guard let codec = Codec(formatVersion: formatVersion, lz4Flag: header.isLZ4Block) else {
             throw FrameDamage("an LZ4 frame in a segment of format version \(formatVersion), which has none")
         }
-        if header.usesDictionary && dictionary.isEmpty {
+        guard header.usesDictionary else { return (codec, UnsafeRawBufferPointer(start: nil, count: 0)) }
+        if dictionary.isEmpty {
             throw FrameDamage("compressed with a dictionary, but no dictionary precedes it in its segment")
         }
-        if header.usesDictionary && (dictionaryCheck ?? FrameBuilder.check(of: dictionary)) != header.dictionaryCheck {
+        if (check ?? FrameBuilder.check(of: dictionary)) != header.dictionaryCheck {
             throw FrameDamage("compressed with another dictionary than the one in effect")
         }
-        let preset = header.usesDictionary ? dictionary : []
-        func damage() -> FrameDamage { FrameDamage("payload does not decompress to \(header.rawLength) bytes") }
-        if let scratch {
-            let count = Int(header.rawLength)
-            let output = scratch.bytes(count: count + Compression.outputSlack)
-            guard Compression.decompress(stored, into: output, count: count, dictionary: preset, codec: codec) else { throw damage() }
-            return try body(UnsafeRawBufferPointer(rebasing: output[..<count]))
-        }
-        guard let raw = Compression.decompress(stored, count: Int(header.rawLength), dictionary: preset, codec: codec) else {
-            throw damage()
-        }
-        return try raw.withUnsafeBytes { try body($0) }
+        return (codec, dictionary)
     }
 
     /// Decodes every record of a payload, in order, checking it against its header: `event`
@@ -516,8 +548,9 @@ enum FrameReader {
 }
 
 /// A reusable buffer a read decompresses frames into: one allocation, grown as needed, for a whole
-/// scan (an array per frame was a malloc, a free and a page fault or two per frame).
-final class ScratchBuffer {
+/// scan (an array per frame was a malloc, a free and a page fault or two per frame). Not a class:
+/// a read's decoder was retaining and releasing one per frame.
+struct ScratchBuffer: ~Copyable {
     private var start: UnsafeMutableRawPointer?
     private var capacity = 0
 
@@ -525,26 +558,27 @@ final class ScratchBuffer {
 
     deinit { start?.deallocate() }
 
-    /// Hands the buffer (with what was last written to it) to the caller, who deallocates it;
-    /// the next ``bytes(count:)`` allocates anew. An empty buffer when there is none.
-    func handOver() -> UnsafeMutableRawBufferPointer {
-        defer {
-            start = nil
-            capacity = 0
-        }
+    /// Hands the buffer (with what was last written to it) to the caller, who deallocates it.
+    /// An empty buffer when there is none.
+    consuming func handOver() -> UnsafeMutableRawBufferPointer {
+        let (start, capacity) = (self.start, self.capacity)
+        discard self
         guard let start else { return UnsafeMutableRawBufferPointer.allocate(byteCount: 0, alignment: 16) }
         return UnsafeMutableRawBufferPointer(start: start, count: capacity)
     }
 
     /// `count` bytes, valid until the next call (their contents are not kept).
-    func bytes(count: Int) -> UnsafeMutableRawBufferPointer {
+    @inline(__always)
+    mutating func bytes(count: Int) -> UnsafeMutableRawBufferPointer {
         precondition(count >= 0)
-        if count > capacity {
-            start?.deallocate()
-            capacity = max(count, capacity * 2, 4 << 10)
-            start = .allocate(byteCount: capacity, alignment: 16)
-        }
+        if count > capacity { grow(to: count) }
         return UnsafeMutableRawBufferPointer(start: start, count: count)
+    }
+
+    private mutating func grow(to count: Int) {
+        start?.deallocate()
+        capacity = max(count, capacity * 2, 4 << 10)
+        start = .allocate(byteCount: capacity, alignment: 16)
     }
 }
 

@@ -196,7 +196,9 @@ struct FrameNames {
     /// place, without a copy that retains and releases the storage per frame.)
     @inline(__always)
     mutating func withNames<R>(_ body: (UnsafeBufferPointer<String>) throws -> R) rethrows -> R {
-        try storage.withUnsafeBufferPointer { try body(UnsafeBufferPointer(rebasing: $0[..<count])) }
+        // Through the mutable view: the read-only one on a class's stored array retained and
+        // released the array's buffer per call (two atomic operations per frame read).
+        try storage.withUnsafeMutableBufferPointer { try body(UnsafeBufferPointer(rebasing: $0[..<count])) }
     }
 
     /// The entries' names, copied.
@@ -250,7 +252,8 @@ struct FrameEvents {
     /// copy that retains and releases the storage per frame.)
     @inline(__always)
     mutating func withEvents<R>(_ body: (UnsafeBufferPointer<EventFields>) throws -> R) rethrows -> R {
-        try storage.withUnsafeBufferPointer { try body(UnsafeBufferPointer(rebasing: $0[..<count])) }
+        // (The mutable view, as in `FrameNames.withNames`: no retain of the buffer.)
+        try storage.withUnsafeMutableBufferPointer { try body(UnsafeBufferPointer(rebasing: $0[..<count])) }
     }
 
     /// The first and last decoded event's positions.

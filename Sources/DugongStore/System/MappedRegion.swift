@@ -77,6 +77,10 @@ struct MappedRegion: ~Copyable {
         }
     }
 
+    /// The whole map's bytes, valid while its owner keeps it: for a caller that holds the
+    /// owner (a segment) across the use, where a closure would cost a retain and a release.
+    var bytesWhileOwned: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: count) }
+
     /// The mapped bytes `range`, valid only inside `body`.
     ///
     /// Safety: the map lives as long as `self`, which is borrowed for the call, and the range is

@@ -146,15 +146,14 @@ public enum Fuzzing {
             var names = NameTable()
             var events = FrameEvents()
             var frameNames = FrameNames()
-            let scratch = ScratchBuffer()
+            var scratch = ScratchBuffer()
             _ = try? FrameReader.eventFields(
-                of: header, in: raw, at: 0, dictionary: ([], 0), scratch: scratch, formatVersion: Layout.formatVersion,
-                names: &names, into: &events, frameNames: &frameNames)
-            withExtendedLifetime(scratch) {
-                frameNames.withNames { names in
-                    events.withEvents { for field in $0 { _ = field.stored(names: names) } }
-                }
+                of: header, in: raw, at: 0, dictionary: (UnsafeRawBufferPointer(start: nil, count: 0), 0), scratch: &scratch,
+                formatVersion: Layout.formatVersion, names: &names, into: &events, frameNames: &frameNames)
+            frameNames.withNames { names in
+                events.withEvents { for field in $0 { _ = field.stored(names: names) } }
             }
+            _ = consume scratch  // the fields point into it: it lives until they are read
         }
     }
 
