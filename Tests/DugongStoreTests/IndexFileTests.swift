@@ -182,4 +182,59 @@ struct IndexFileTests {
         defer { verifying.close() }
         #expect(try verifying.verify().problems.contains { $0.segment == name && $0.offset == offset })
     }
+
+    /// A damaged dictionary frame is damage to the frames compressed with its dictionary
+    /// (FORMAT.md §8), whether the store is opened from its index file, which holds a copy of
+    /// each dictionary, or by a full scan: the index is trusted for speed only. (An open from the
+    /// index read every event with the copy and reported nothing, a scan stopped at the damage.)
+    @Test func aDamagedDictionaryFrameIsDamageWithTheIndexFileAsWithout() async throws {
+        let directory = TemporaryDirectory("index-dictionary-damage")
+        defer { directory.remove() }
+        let log = try Fixture.open(directory, segmentSize: 8192)
+        for round in 0..<120 {
+            try await log.append(Fixture.events(1 + round % 2, size: 60), to: "s/\(round % 5)")
+        }
+        log.close()
+        // A later segment's dictionary frame: the first frame of a segment after the first, if
+        // it holds a dictionary record and no event.
+        let names = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.hasSuffix(".dseg") }.sorted()
+        var damaged: (name: String, offset: Int)?
+        for name in names.dropFirst() where damaged == nil {
+            let bytes = try Data(contentsOf: URL(fileURLWithPath: directory.file(name)))
+            let records = try bytes.withUnsafeBytes { raw -> [Record] in
+                let salt = try SegmentHeader(decoding: raw).salt
+                guard case .frame(let header) = FrameReader.probe(raw, at: 128, salt: salt), header.eventCount == 0 else { return [] }
+                return try FrameReader.records(of: header, in: raw, at: 128, dictionary: [], formatVersion: Layout.formatVersion)
+            }
+            if records.contains(where: { if case .dictionary = $0 { true } else { false } }) { damaged = (name, 128) }
+        }
+        let (name, offset) = try #require(damaged, "a later segment starts with a dictionary frame")
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: directory.file(name)))
+        bytes[offset + 60] ^= 0x10
+        try bytes.write(to: URL(fileURLWithPath: directory.file(name)))
+        /// The events read in log order before the first error, and where that error is.
+        func readThrough(useIndexFile: Bool) throws -> (count: Int, damage: String?) {
+            var options = EventLog.Options()
+            options.readOnly = true
+            options.useIndexFile = useIndexFile
+            let log = try EventLog.open(at: directory.path, options: options)
+            defer { log.close() }
+            var count = 0
+            var next: UInt64 = 0
+            do {
+                while true {
+                    let after = try log.forEachEvent(from: next, maxCount: 1000) { _ in count += 1 }
+                    if after == next { return (count, nil) }
+                    next = after
+                }
+            } catch let error as StoreError {
+                guard case .corruption(let segment, let at, _) = error else { throw error }
+                return (count, "\(segment) \(at)")
+            }
+        }
+        let scanned = try readThrough(useIndexFile: false)
+        #expect(scanned.damage != nil, "the scan finds the damage")
+        let indexed = try readThrough(useIndexFile: true)
+        #expect(indexed.count == scanned.count && indexed.damage == scanned.damage, "indexed \(indexed), scanned \(scanned)")
+    }
 }

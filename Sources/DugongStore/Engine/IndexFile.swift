@@ -215,6 +215,14 @@ enum IndexFile {
                         let offset = try reader.count("dictionary offset", limit: segments[index].capacity)
                         let bytes = Array(try reader.lengthPrefixed("dictionary"))
                         guard offset > (list.last?.0 ?? 0), !bytes.isEmpty, bytes.count <= Layout.maximumDictionarySize else { return nil }
+                        // The copy stands for the dictionary frame only while that frame is
+                        // intact: a damaged one is damage to the frames after it (FORMAT.md §8),
+                        // which the scan this falls back to finds and reports.
+                        let intact = segments[index].withBytes { bytes in
+                            if case .frame = FrameReader.probe(bytes, at: offset, salt: segments[index].salt) { return true }
+                            return false
+                        }
+                        guard intact else { return nil }
                         list.append((offset, bytes))
                     }
                     dictionaries.append(list)
