@@ -267,7 +267,14 @@ struct RecoveryTests {
             var options = EventLog.Options()
             options.readOnly = readOnly
             let log = try EventLog.open(at: directory.path, options: options)
-            #expect(log.recovery.corruptions.contains { "\($0)".contains("\(Self.segment) has a damaged header (at offset 0: segment header checksum mismatch)") })
+            // Named where it is: in the segment, at its header (it named the manifest).
+            #expect(log.recovery.corruptions.contains { corruption in
+                guard case .corruption(let segment, let offset, let reason) = corruption else { return false }
+                return segment == Self.segment && offset == 0 && reason.contains("segment header is damaged: segment header checksum mismatch")
+            }, "\(log.recovery.corruptions)")
+            if readOnly {
+                #expect(try log.verify().problems.contains { $0.segment == Self.segment && $0.offset == 0 && $0.kind == .damagedSegment })
+            }
             #expect(throws: StoreError.self) { try log.read(stream: "s/0") }
             await #expect(throws: StoreError.self) { try await log.append(Fixture.events(1), to: "s/0") }
             log.close()

@@ -84,7 +84,11 @@ extension EventLog {
         var problems: [Finding] = []
         var warnings: [Finding] = []
         for damage in index.damage {
-            let kind: Finding.Kind = damage.segmentName == Layout.manifestName ? .damagedMetadata : .damagedFrame
+            // Within a segment's first 128 bytes: its header (damaged, or not fitting its
+            // neighbours); past them, a frame.
+            let kind: Finding.Kind =
+                damage.segmentName == Layout.manifestName ? .damagedMetadata
+                : damage.offset < Layout.segmentHeaderSize ? .damagedSegment : .damagedFrame
             problems.append(Finding(segment: damage.segmentName, offset: damage.offset, kind: kind, message: damage.reason))
         }
         if !segments.isEmpty {

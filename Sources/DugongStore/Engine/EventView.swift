@@ -33,7 +33,7 @@ public struct EventView: ~Copyable {
     @inlinable public var timestampMilliseconds: Int64 { fields.timestampMilliseconds }
     /// When the event happened.
     public var timestamp: Date { Date(millisecondsSince1970: fields.timestampMilliseconds) }
-    /// Whether this is the last event of its commit.
+    /// Whether this is the last event of its append (``StoredEvent/endsCommit``).
     @inlinable public var endsCommit: Bool { fields.endsCommit }
     /// Bytes of data.
     @inlinable public var dataCount: Int { fields.data.count }

@@ -38,13 +38,24 @@ enum Recovery {
         }
     }
 
+    /// A listed segment that cannot be read: where the damage is named (the manifest for a
+    /// missing file; the segment for a damaged header), and what is wrong.
+    struct LostSegment {
+        var file: String
+        var offset: Int
+        var reason: String
+
+        /// The reasons of segments lost together, in one sentence.
+        static func reason(of lost: [LostSegment]) -> String { lost.map(\.reason).joined(separator: "; ") }
+    }
+
     /// What is known about a segment set beyond its files.
     struct Context {
         /// The head record, if intact (its durable end applies to the segment with its salt).
         var head: HeadRecord?
-        /// Names of listed segment files that are missing, keyed by the index (in `segments`)
-        /// of the segment that follows them (`segments.count` for missing trailing ones).
-        var missing: [Int: [String]] = [:]
+        /// Listed segments that are lost (missing, or with a damaged header), keyed by the index
+        /// (in `segments`) of the segment that follows them (`segments.count` for trailing ones).
+        var missing: [Int: [LostSegment]] = [:]
         /// Damage found before scanning (manifest, chain): reported first.
         var damage: [Damage] = []
         /// The manifest is missing, damaged or stale: segments the set does not hold may follow
@@ -143,12 +154,14 @@ enum Recovery {
         // later events of any stream, or the records that hide earlier ones (a delete, a
         // truncation). The positions after the log's end count as lost: stream reads answer
         // with the damage.
-        let trailing = context.missing[segments.count]?.joined(separator: "; ") ?? (context.segmentsMayFollow
+        let lost = context.missing[segments.count]
+        let trailing = lost.map(LostSegment.reason(of:)) ?? (context.segmentsMayFollow
             ? "segments after the last one found may be missing: the manifest that lists them is missing, damaged or stale" : nil)
         if let reason = trailing {
             let start = result.index.nextPosition
             let end = max(start + 1, context.head?.nextPosition ?? 0)
-            result.index.record(Damage(segmentName: Layout.manifestName, offset: 0, reason: reason, positions: start..<end))
+            result.index.record(Damage(
+                segmentName: lost?.first?.file ?? Layout.manifestName, offset: lost?.first?.offset ?? 0, reason: reason, positions: start..<end))
         }
         // An unlisted segment whose frames begin past the log's end is not a replaced one (those
         // begin inside the log; a roll's new segment holds no frame before the manifest lists
@@ -198,9 +211,9 @@ enum Recovery {
     private static func checkPlace(of segments: [Segment], at segmentIndex: Int, context: Context, into index: inout StreamIndex) {
         let segment = segments[segmentIndex]
         let start = segment.header.firstPosition
-        if let names = context.missing[segmentIndex] {
+        if let lost = context.missing[segmentIndex], let first = lost.first {
             index.record(Damage(
-                segmentName: Layout.manifestName, offset: 0, reason: names.joined(separator: "; "),
+                segmentName: first.file, offset: first.offset, reason: LostSegment.reason(of: lost),
                 positions: index.nextPosition..<max(index.nextPosition, start)))
         } else if segmentIndex == 0, segment.header.previousSalt != 0 {
             index.record(Damage(

@@ -103,11 +103,12 @@ struct SegmentSet {
         var segments: [Segment] = []
         var leftovers: [String] = []
         var unreadable: [String] = []
-        var missing: [String] = []
+        var missing: [Recovery.LostSegment] = []
+        func lost(_ reason: String) -> Recovery.LostSegment { Recovery.LostSegment(file: Layout.manifestName, offset: 0, reason: reason) }
         for (number, name) in names.enumerated() {
             let isLast = number == names.count - 1
             guard Directory.fileExists(directory + "/" + name) else {
-                missing.append("segment file \(name) listed in the manifest is missing")
+                missing.append(lost("segment file \(name) listed in the manifest is missing"))
                 continue
             }
             let segment: Segment
@@ -115,16 +116,17 @@ struct SegmentSet {
                 segment = try Segment.open(directory: directory, name: name, writable: writable && isLast)
             } catch StoreError.corruption(_, let offset, let reason) {
                 // Nothing of a segment whose header fails its checks can be trusted: it is
-                // damage, as a lost file is, and the other segments stay readable.
-                missing.append("segment file \(name) has a damaged header (at offset \(offset): \(reason))")
+                // damage, as a lost file is, and the other segments stay readable. Named in the
+                // segment, where it is (FORMAT.md §3).
+                missing.append(Recovery.LostSegment(file: name, offset: offset, reason: "segment header is damaged: \(reason)"))
                 continue
             } catch let error as SystemError where error.code == ENOENT {
                 // Removed since it was found (a reader's caller retries when the manifest changed).
-                missing.append("segment file \(name) listed in the manifest is missing")
+                missing.append(lost("segment file \(name) listed in the manifest is missing"))
                 continue
             }
             if context.damage.isEmpty, segment.salt != listed[number].salt {
-                missing.append("segment file \(name) is not the segment the manifest lists (another salt)")
+                missing.append(lost("segment file \(name) is not the segment the manifest lists (another salt)"))
                 continue
             }
             if !missing.isEmpty {

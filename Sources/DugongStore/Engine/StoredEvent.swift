@@ -37,7 +37,9 @@ public struct StoredEvent: Sendable, Hashable {
     public var timestampMilliseconds: Int64
     public var data: Data
     public var metadata: Data
-    /// Whether this is the last event of the commit (one `append` call) it belongs to.
+    /// Whether this is the last event of the append it belongs to: one ``EventLog/append(_:to:expecting:)``
+    /// call, or one ``EventLog/Append`` of an atomic ``EventLog/append(_:)`` (which may name a
+    /// stream more than once: each one's last event has it).
     public var endsCommit: Bool
 
     /// When the event happened.
