@@ -120,6 +120,32 @@ struct RecoveryTests {
         #expect(report.problems.contains { $0.offset == end + 30 && $0.message.contains("after the end recorded by a clean close") }, "\(report.problems)")
     }
 
+    /// A torn tail after a crash (not a clean close) is counted, by `verify` too, up to the
+    /// first 4 KiB block of zeros, not to the segment's capacity.
+    @Test func verifyCountsATornTailNotTheRestOfTheSegment() async throws {
+        let directory = TemporaryDirectory("torn-count")
+        defer { directory.remove() }
+        let writer = try Fixture.open(directory, segmentSize: 1 << 20)
+        try await writer.append(Fixture.events(3, size: 100), to: "s/1")
+        writer.close()
+        let path = directory.file(Self.segment)
+        let end = try Fixture.endOfFrames(of: path)
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+        try handle.seek(toOffset: UInt64(end))
+        try handle.write(contentsOf: Data((0..<6000).map { _ in UInt8.random(in: 1...255) }))
+        try handle.close()
+        try Fixture.simulateCrash(directory, durableEnd: end)
+        var thorough = InspectionTests.readOnly()
+        thorough.useIndexFile = false  // as `dugong verify` opens a store
+        let verifying = try EventLog.open(at: directory.path, options: thorough)
+        defer { verifying.close() }
+        let expected = ((end + 6000) / 4096 + 1) * 4096 - end
+        #expect(verifying.recovery.tornBytesDiscarded == expected, "\(verifying.recovery.tornBytesDiscarded), end \(end)")
+        let report = try verifying.verify()
+        #expect(report.problems.isEmpty, "\(report.problems)")
+        #expect(report.warnings.contains { $0.kind == .tornTail && $0.message.hasPrefix("\(expected) bytes after the last valid frame") }, "\(report.warnings)")
+    }
+
     @Test func garbageAfterTheLastFrameIsTruncatedAtOpen() async throws {
         let directory = TemporaryDirectory("garbage")
         defer { directory.remove() }

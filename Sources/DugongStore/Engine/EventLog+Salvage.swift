@@ -25,7 +25,9 @@ public struct DamagedRegion: Sendable, Equatable, CustomStringConvertible {
     }
 
     public var description: String {
-        "\(file) at offset \(offset) (\(heldPositions ?? "no position known")): \(reason)"
+        // With no positions known, where they would begin: the reason may say events from
+        // there on were lost (it read "no position known … from position 6760 on").
+        "\(file) at offset \(offset) (\(heldPositions ?? "positions from \(positions.lowerBound) on, if any")): \(reason)"
     }
 
     /// "position P" or "positions P...Q"; nil when none is known.

@@ -662,9 +662,12 @@ private struct SegmentScan {
                 positions: index.nextPosition..<index.nextPosition, length: end - nonzero))
             return (offset, 0)
         }
-        // The torn last batch: from its first frame (frames of it that survived are dropped too).
+        // The torn last batch: from its first frame (frames of it that survived are dropped too),
+        // counted up to the first 4 KiB block of zeros, as a reader counts it (the rest of the
+        // segment was counted: `verify` said "1042597 bytes after the last valid frame" for a
+        // torn batch of ~7.5 KB; a writable open zeroes everything after `start` anyway).
         let start = discardPending() ?? offset
-        return (start, bytes.count - start)
+        return (start, start < bytes.count ? Self.nonzeroRun(in: bytes, from: start) : 0)
     }
 }
 
