@@ -448,6 +448,41 @@ struct CommandTests {
         #expect(try acknowledgements(mixed) == ["t 1-1", "s 2-2 duplicate"], "\(mixed.stdout)")
     }
 
+    // Found by a black-box run: a line that repeats an earlier line of the same commit (the
+    // same stream, version and id) was skipped without an acknowledgement.
+    @Test func importAcknowledgesALineThatRepeatsOneOfItsCommit() throws {
+        let store = CLI.storePath()
+        defer { try? FileManager.default.removeItem(atPath: store) }
+        let line = #"{"stream":"a","version":1,"type":"t","id":"11111111-1111-1111-1111-111111111111"}"#
+        let next = #"{"stream":"a","version":2,"type":"t","id":"22222222-2222-2222-2222-222222222222"}"#
+        let imported = try CLI.run(["import", store, "--acks"], input: [line, line, next].joined(separator: "\n") + "\n")
+        #expect(imported.status == 0 && imported.stderr.contains("skipped 1 already in the store"), "\(imported.stderr)")
+        let acks = try imported.lines.map { line -> String in
+            let object = try Self.jsonObject(line)
+            return "\(object["firstVersion"] as? Int ?? 0)-\(object["lastVersion"] as? Int ?? 0)\(object["duplicate"] as? Bool == true ? " duplicate" : "")"
+        }
+        #expect(acks == ["1-1", "1-1 duplicate", "2-2"], "\(imported.stdout)")
+    }
+
+    // Found by a black-box run: `export --from P --skip-damage` of a clean store took the
+    // versions of each stream before P for lost, left out the stream's later events and its
+    // lifecycle lines, and exited 1.
+    @Test func anExportFromAPositionSkippingDamageOfACleanStoreIsTheExportWithout() throws {
+        let store = CLI.storePath()
+        defer { try? FileManager.default.removeItem(atPath: store) }
+        #expect(try CLI.run(["append", store, "a"], input: String(repeating: "{\"type\":\"t\"}\n", count: 10)).status == 0)
+        #expect(try CLI.run(["append", store, "b"], input: "{\"type\":\"t\"}\n").status == 0)
+        #expect(try CLI.run(["append", store, "c"], input: "{\"type\":\"t\"}\n{\"type\":\"t\"}\n").status == 0)
+        #expect(try CLI.run(["truncate-stream", store, "a", "--before", "8"]).status == 0)
+        #expect(try CLI.run(["truncate-stream", store, "b", "--before", "2"]).status == 0)
+        for from in ["0", "5", "11", "13"] {
+            let plain = try CLI.run(["export", store, "--from", from])
+            let salvaging = try CLI.run(["export", store, "--from", from, "--skip-damage"])
+            #expect(plain.status == 0 && salvaging.status == 0, "from \(from): \(salvaging.stderr)")
+            #expect(salvaging.stdout == plain.stdout, "from \(from):\n\(salvaging.stdout)\nwithout --skip-damage:\n\(plain.stdout)")
+        }
+    }
+
     // From a black-box run: a file saved with a byte order mark read "line 1: not a JSON object".
     @Test func aByteOrderMarkIsNamed() throws {
         let store = CLI.storePath()
@@ -633,6 +668,21 @@ struct CommandTests {
         #expect(upgrade.status == 1, "\(manifest): \(upgrade.status) \(upgrade.stderr)")
         #expect(upgrade.stderr.contains("dugong export --skip-damage") && !upgrade.stderr.contains("salvage"), "\(upgrade.stderr)")
         #expect(try CLI.run(["export", store, "--skip-damage"]).stdout.contains("First"))
+    }
+
+    // Found by a black-box run: `upgrade` of a current store beside an unreadable file under a
+    // segment's name said "segment files left out of the manifest removed" (on every run) of
+    // a file it never removes.
+    @Test func upgradeSaysWhatItRemovedAndWhatItKept() throws {
+        let store = CLI.storePath()
+        defer { try? FileManager.default.removeItem(atPath: store) }
+        #expect(try CLI.run(["append", store, "s/1"], input: #"{"type":"First"}"#).status == 0)
+        let garbage = store + "/00000000000000000099.dseg"
+        try Data("garbage\n".utf8).write(to: URL(fileURLWithPath: garbage))
+        let upgrade = try CLI.run(["upgrade", store])
+        #expect(upgrade.status == 0, "\(upgrade.stderr)")
+        #expect(!upgrade.stdout.contains("manifest removed") && upgrade.stdout.contains("00000000000000000099.dseg left out of the manifest and kept"), "\(upgrade.stdout)")
+        #expect(FileManager.default.fileExists(atPath: garbage))
     }
 
     @Test func readAllFollowPrintsEventsAsTheyAreCommitted() async throws {

@@ -14,6 +14,9 @@ struct Salvage {
     /// The streams that lost a version, and which: their later events are left out.
     private var lost: [NameKey: Int] = [:]
     private var reported: Set<String> = []
+    /// The export's first position (`--from`): versions of a stream that lie before it are not
+    /// lost, only not exported.
+    private var start: UInt64 = 0
     private var events = 0
     private var left = 0
     private var regions = 0
@@ -35,6 +38,7 @@ struct Salvage {
 
     mutating func run(from position: UInt64) throws {
         defer { try? rejectsFile?.close() }
+        start = position
         do {
             var next = position
             while true {
@@ -61,8 +65,21 @@ struct Salvage {
         Terminal.error("dugong: skipped damaged data: \(region)")
     }
 
+    /// Whether `version` of `stream` lies before the export's first position (readable there).
+    private func liesBeforeStart(_ stream: String, version: Int) -> Bool {
+        guard start > 0, version >= 1, let event = try? log.storedEvent(of: stream, version: version) else { return false }
+        return event.position < start
+    }
+
     private mutating func take(_ event: StoredEvent) throws {
-        let expected = try exported[NameKey(event.stream)].map { $0 + 1 } ?? (log.info(stream: event.stream)?.firstStoredVersion ?? 1)
+        var expected = try exported[NameKey(event.stream)].map { $0 + 1 } ?? (log.info(stream: event.stream)?.firstStoredVersion ?? 1)
+        // A stream's first event after --from continues the versions before it: not a loss (an
+        // export from position 5 of a clean store left out every stream that began before it).
+        if exported[NameKey(event.stream)] == nil, lost[NameKey(event.stream)] == nil, event.version > expected,
+            liesBeforeStart(event.stream, version: event.version - 1)
+        {
+            expected = event.version
+        }
         if lost[NameKey(event.stream)] == nil, event.version == expected {
             Terminal.emit(JSONLines.line(for: event, withPosition: false))
             exported[NameKey(event.stream)] = event.version
@@ -89,6 +106,11 @@ struct Salvage {
     /// them all.
     private func lifecycleLines() throws {
         try Export.lifecycleLines(in: log) { stream, info in
+            // A stream whose versions all lie before --from is whole, as the export without
+            // --skip-damage has it.
+            if exported[NameKey(stream)] == nil, lost[NameKey(stream)] == nil, liesBeforeStart(stream, version: info.version) {
+                return (info.version, info.version >= info.firstStoredVersion)
+            }
             let last = exported[NameKey(stream)] ?? info.firstStoredVersion - 1
             if info.firstVisibleVersion > last + 1, last < info.version {
                 Terminal.error(

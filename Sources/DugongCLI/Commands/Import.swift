@@ -153,6 +153,13 @@ final class Importer {
                         throw Terminal.fail("line \(line): \(conflict)", code: ExitStatus.conflict.rawValue)
                     }
                     skipped += 1
+                    // With --acks it is acknowledged as a duplicate once the earlier line's
+                    // commit is durable (it was not acknowledged at all: a producer waiting for
+                    // each line's acknowledgement waited forever).
+                    if acks {
+                        try await drain()
+                        Terminal.emit(JSONLines.acknowledgement(ofStored: try checkStored(event, stream: stream, version: version, line: line)))
+                    }
                     return
                 }
                 if let begin = pendingBegins.first(where: { NameKey($0.stream) == NameKey(stream) }) {

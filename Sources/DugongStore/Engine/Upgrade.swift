@@ -63,20 +63,33 @@ extension EventLog {
             // or no head file: what a writable open finishes, and so this run, the one its
             // message says to run again (verification names the head file until then).
             let listed = Set(manifest.segments.map(\.name))
-            let unlisted = try Directory.entries(of: directory).contains { Layout.SegmentName(fileName: $0) != nil && !listed.contains($0) }
+            func unlistedFiles() throws -> Set<String> {
+                Set(try Directory.entries(of: directory).filter { Layout.SegmentName(fileName: $0) != nil && !listed.contains($0) })
+            }
+            let unlisted = try unlistedFiles()
             let headProblems = StoreFiles.headProblems(in: directory, lookingTwice: false)
-            if unlisted || !headProblems.isEmpty {
+            if !unlisted.isEmpty || !headProblems.isEmpty {
                 held = nil
                 var writable = options
                 writable.readOnly = false
                 writable.createIfMissing = false
                 writable.chosenSegmentSize = nil  // the store's own: a size is for a conversion
                 let log = try EventLog.open(at: directory, options: writable)
-                defer { log.close() }
                 // A damaged store is not changed by the open: said, not "nothing to do".
-                if let damage = log.recovery.corruptions.first { throw damage }
+                if let damage = log.recovery.corruptions.first {
+                    log.close()
+                    throw damage
+                }
+                log.close()
+                // What the open removed, counted on disk: a file whose header cannot be read is
+                // never removed (it said "removed" of one that stayed).
+                let kept = try unlistedFiles().intersection(unlisted)
+                let removed = unlisted.count - kept.count
                 report.finished = [
-                    unlisted ? "segment files left out of the manifest removed" : nil,
+                    removed > 0 ? "\(removed) segment file\(removed == 1 ? "" : "s") left out of the manifest removed" : nil,
+                    kept.isEmpty
+                        ? nil
+                        : "\(kept.sorted().joined(separator: ", ")) left out of the manifest and kept (unreadable: never removed; `dugong verify` names \(kept.count == 1 ? "it" : "them"))",
                     headProblems.isEmpty ? nil : "the head file written again (\(headProblems.map(\.message).joined(separator: "; ")))",
                 ].compactMap { $0 }.joined(separator: ", ")
             }
