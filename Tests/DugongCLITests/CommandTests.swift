@@ -241,6 +241,15 @@ struct CommandTests {
         #expect(try CLI.run(["append", store, "s"], input: #"{"type":"T"}"#).status == 0)
         #expect(try CLI.run(["import", store], input: "{").status == 65)
         #expect(try CLI.run(["read", store, "s"]).lines.count == 1)
+        // The directories made for a store at a new nested path go too (found by a black-box
+        // run: they stayed), but not one that held something before.
+        let top = CLI.storePath("nested")
+        defer { try? FileManager.default.removeItem(atPath: top) }
+        #expect(try CLI.run(["import", top + "/deep/er/store"], input: "{").status == 65)
+        #expect(!FileManager.default.fileExists(atPath: top), "the failed import removed the directories it made")
+        try FileManager.default.createDirectory(atPath: top + "/kept", withIntermediateDirectories: true)
+        #expect(try CLI.run(["append", top + "/deep/store", "s", "--expected-version", "3"], input: #"{"type":"T"}"#).status == 2)
+        #expect(!FileManager.default.fileExists(atPath: top + "/deep") && FileManager.default.fileExists(atPath: top + "/kept"))
     }
 
     @Test func appendThenReadPrintsTheEventsAsJSONLines() throws {
@@ -542,7 +551,7 @@ struct CommandTests {
             _ = try CLI.run(["append", store, "s/\(round)"], input: lines.joined(separator: "\n"))
         }
         let clean = try CLI.run(["verify", store])
-        #expect(clean.status == 0 && clean.stdout.contains("clean: 1 segments, 3 event frames, 15 events, 3 streams"), "\(clean.stdout)")
+        #expect(clean.status == 0 && clean.stdout.contains("clean: 1 segment, 3 event frames, 15 events, 3 streams"), "\(clean.stdout)")
         let segment = store + "/00000000000000000000.dseg"
         var bytes = try Data(contentsOf: URL(fileURLWithPath: segment))
         // The second frame starts where the first ends: 128 + 40 + its stored length.

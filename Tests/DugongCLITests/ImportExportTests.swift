@@ -334,7 +334,7 @@ struct ImportExportTests {
         let exported = try CLI.run(["export", store]).stdout
         #expect(exported.utf8.count > 5 << 20 && exported.contains(#""data":{"x":"aaaa"#))
         let appended = try CLI.run(["append", store, "t"], input: #"{"type":"Big","data":{"x":""# + String(repeating: "a", count: 5 << 20) + #""}}"#)
-        #expect(appended.status == 65 && appended.stderr.contains("line 1: event 0 of the append to 't' is"), "\(appended.stderr.prefix(300))")
+        #expect(appended.status == 65 && appended.stderr.contains("line 1: event #1 (counted from 1) of the append to 't' is"), "\(appended.stderr.prefix(300))")
     }
 
     // Defect 3: an interleaved file (every real export) is packed into commits of --batch events
@@ -378,7 +378,7 @@ struct ImportExportTests {
             // MiB: `anImportTakesEventsLargerThanAnAppend`, where `append` names its line.)
             // A line nested deeper than 512 levels (its object is one: data nested 512 deep).
             (#"{"stream":"s","type":"T","data":"# + String(repeating: "[", count: 512) + String(repeating: "]", count: 512) + "}", "nested deeper than 512 levels"),
-            (#"{"stream":"s","type":"T","timestamp":"+300000000-01-01T00:00:00Z"}"#, #"line 1: "timestamp" must be an ISO 8601 date like 2024-11-29T06:44:55.123Z (a year past 9999 with its sign: +010000-01-01T00:00:00Z), within 35,000 years (2^50 ms) of 1970"#),
+            (#"{"stream":"s","type":"T","timestamp":"+300000000-01-01T00:00:00Z"}"#, #"line 1: "timestamp" must be an ISO 8601 date like 2024-11-29T06:44:55.123Z (a year past 9999 with its sign: +010000-01-01T00:00:00Z), within 2^50 ms (about 35,678 years) of 1970"#),
             // Found by a black-box run: these were stored as a neighbouring millisecond (a
             // `Date` holds seconds in a `Double`), with exit 0.
             (#"{"stream":"s","type":"T","timestamp":"+300000-01-01T00:00:00.123Z"}"#, #"line 1: "timestamp" must be"#),
@@ -389,6 +389,24 @@ struct ImportExportTests {
             let result = try CLI.run(["import", store], input: "{\"stream\":\"ok\",\"type\":\"T\"}\n" + line.replacing("line 1", with: "line 2"))
             let expected = message.replacing("line 1", with: "line 2")
             #expect(result.status == 65 && result.stderr.contains(expected), "\(line.prefix(80)): \(result.stderr)")
+        }
+    }
+
+    // The README's bound, to the day: within 2^50 ms of 1970, up to 6 May +37648 and back to
+    // 28 August −33709 (it said "35,000 years", which is too short).
+    @Test func timestampsAreKeptWithinTheBoundTheReadmeGives() throws {
+        let store = CLI.storePath("timestamp-bound")
+        defer { try? FileManager.default.removeItem(atPath: store) }
+        for (timestamp, kept) in [
+            ("+037648-05-06T00:00:00Z", true), ("+037648-05-07T00:00:00Z", false),
+            ("-033709-08-29T00:00:00Z", true), ("-033709-08-27T00:00:00Z", false),
+        ] {
+            let result = try CLI.run(["append", store, "s"], input: #"{"type":"T","timestamp":""# + timestamp + #""}"#)
+            #expect((result.status == 0) == kept, "\(timestamp): \(result.status) \(result.stderr)")
+            if kept {
+                let read = try CLI.run(["read-all", store, "--last", "1"])
+                #expect(read.stdout.contains(#""timestamp":""# + timestamp.dropLast() + ".000Z"), "\(timestamp): \(read.stdout)")
+            }
         }
     }
 

@@ -183,6 +183,11 @@ struct Append: AsyncParsableCommand {
             throw StoreAccess.fail(error, path: store, prefix: "line \(lineNumbers[error.eventIndex!]): ")
         } catch {
             StoreAccess.removeIfEmpty(log, createdAt: store, existed: existed)
+            // An expectation the lines' versions set is said in their words (it said "expected
+            // version 6" of lines that gave 7).
+            if case StoreError.wrongExpectedVersion = error, let first = versions.first ?? nil {
+                throw StoreAccess.fail(error, path: store, prefix: "line \(lineNumbers[0]) has version \(first), which follows version \(first - 1): ")
+            }
             throw StoreAccess.fail(error, path: store)
         }
         if commit.wasDuplicate { try checkStored(events, as: commit, in: log, lineNumbers: lineNumbers) }

@@ -158,8 +158,11 @@ struct Bench: AsyncParsableCommand {
         Terminal.emit("| append | \(Int(results.appendEventsPerSecond)) events/s, \(String(format: "%.1f", results.appendMegabytesPerSecond)) MB/s of event data |")
         Terminal.emit("| replay everything | \(Int(results.replayAllEventsPerSecond)) events/s |")
         Terminal.emit("| replay one stream (\(plural(sampled.count, "stream")), cold cache) | \(Int(results.replayStreamEventsPerSecond)) events/s |")
-        Terminal.emit("| on disk | \(String(format: "%.1f", results.bytesPerEvent)) bytes/event (frames), \(String(format: "%.2f", results.payloadBytesPerEvent / results.bytesPerEvent))× smaller than the JSON |")
-        Terminal.emit("| verify | \(verification.isClean ? "clean" : "\(verification.problems.count) problem(s)"): \(verification.frames) event frames, \(verification.events) events |")
+        // (A ratio below 1 is said as "larger": "0.86× smaller" read as a saving.)
+        let ratio = results.payloadBytesPerEvent / results.bytesPerEvent
+        let size = ratio >= 1 ? "\(String(format: "%.2f", ratio))× smaller than the JSON" : "\(String(format: "%.2f", 1 / ratio))× larger than the JSON"
+        Terminal.emit("| on disk | \(String(format: "%.1f", results.bytesPerEvent)) bytes/event (frames), \(size) |")
+        Terminal.emit("| verify | \(verification.isClean ? "clean" : "\(verification.problems.count) problem(s)"): \(Terminal.count(verification.frames, "event frame")), \(Terminal.count(verification.events, "event")) |")
         if !verification.isClean { throw Terminal.fail("the store did not verify clean: \(verification.problems.first!)", code: ExitStatus.damaged.rawValue) }
     }
 }

@@ -55,7 +55,7 @@ struct Stats: AsyncParsableCommand {
         }
         if !stats.largestStreams.isEmpty {
             Terminal.emit("streams with the most versions (deleted and truncated ones too):")
-            for stream in stats.largestStreams { Terminal.emit("  \(Streams.escaped(stream.stream))  \(stream.version) versions") }
+            for stream in stats.largestStreams { Terminal.emit("  \(Streams.escaped(stream.stream))  \(Terminal.count(stream.version, "version"))") }
         }
         try StoreAccess.failIfDamaged(log, path: store, what: "the counts above")
     }

@@ -55,7 +55,7 @@ struct Verify: ParsableCommand {
         } else {
             for problem in report.problems { Terminal.emit("problem: \(problem)") }
             for warning in report.warnings { Terminal.emit("warning: \(warning)") }
-            let summary = "\(report.segments) segments, \(report.frames) event frames, \(report.events) events, \(report.streams) streams"
+            let summary = [Terminal.count(report.segments, "segment"), Terminal.count(report.frames, "event frame"), Terminal.count(report.events, "event"), Terminal.count(report.streams, "stream")].joined(separator: ", ")
             Terminal.emit(report.isClean ? "clean: \(summary)" : "\(report.problems.count) problem(s) in \(summary)")
         }
         if !report.isClean { throw ExitCode(1) }

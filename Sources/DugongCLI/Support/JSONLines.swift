@@ -58,7 +58,7 @@ enum JSONLines {
     }
 
     /// How far from 1970, in milliseconds, a `Date` (seconds in a `Double`) holds every whole
-    /// millisecond exactly: 2^50 ms, about 35,000 years. Beyond it an event's timestamp would be
+    /// millisecond exactly: 2^50 ms, about 35,678 years. Beyond it an event's timestamp would be
     /// stored as a neighbouring millisecond (found by a black-box run: `+300000-01-01T00:00:00.123Z`
     /// read back as `.124Z`, with exit 0), so the tool refuses it.
     static let exactMilliseconds: UInt64 = 1 << 50
@@ -316,7 +316,7 @@ enum JSONLines {
                     ?? (try? object.string("timestamp")).flatMap({ $0.flatMap(timestamp(parsing:)) })
             else {
                 throw InputError(
-                    "\"timestamp\" must be an ISO 8601 date like 2024-11-29T06:44:55.123Z (a year past 9999 with its sign: +010000-01-01T00:00:00Z), within 35,000 years (2^50 ms) of 1970, where a timestamp is kept to the millisecond")
+                    "\"timestamp\" must be an ISO 8601 date like 2024-11-29T06:44:55.123Z (a year past 9999 with its sign: +010000-01-01T00:00:00Z), within 2^50 ms (about 35,678 years) of 1970, where a timestamp is kept to the millisecond")
             }
             event.timestamp = date
         }

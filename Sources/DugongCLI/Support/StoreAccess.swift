@@ -132,11 +132,20 @@ enum StoreAccess {
         var directory: Bool
         /// A store (a manifest or a segment file in the directory).
         var store: Bool
+        /// The directories above it that were missing too (the command makes them), deepest
+        /// first.
+        var missingParents: [String] = []
 
         init(_ path: String) {
             let names = try? FileManager.default.contentsOfDirectory(atPath: path)
             directory = names != nil
             store = names?.contains { $0 == "dugong.manifest" || $0.hasSuffix(".dseg") } ?? false
+            guard !directory else { return }
+            var parent = (path as NSString).deletingLastPathComponent
+            while !parent.isEmpty, parent != "/", parent != ".", !FileManager.default.fileExists(atPath: parent) {
+                missingParents.append(parent)
+                parent = (parent as NSString).deletingLastPathComponent
+            }
         }
     }
 
@@ -158,6 +167,9 @@ enum StoreAccess {
             guard empty else { return }
             guard existed.directory else {
                 try? FileManager.default.removeItem(atPath: path)
+                // And the directories made for it, each only while empty (`rmdir`): another
+                // process may have put something there meanwhile.
+                for parent in existed.missingParents where rmdir(parent) != 0 { break }
                 return
             }
             let made = ["dugong.manifest", "dugong.head", "dugong.index", "dugong.lock"]
@@ -239,7 +251,9 @@ extension ExpectedVersion: ExpressibleByArgument {
         case "no-stream": self = .noStream
         case "stream-exists": self = .streamExists
         default:
-            guard let version = Int(argument), version >= 0 else { return nil }
+            // No stream passes 2^62 - 1: a larger version is a wrong argument (64), never a
+            // conflict with the stream (2).
+            guard let version = Int(argument), version >= 0, version <= EventLog.maximumVersion else { return nil }
             self = .exact(version)
         }
     }

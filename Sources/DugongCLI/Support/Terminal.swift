@@ -19,6 +19,9 @@ enum Terminal {
         write(String(safe) + "\n", to: STDERR_FILENO)
     }
 
+    /// "1 version", "2 versions": a count and its noun, plural unless the count is 1.
+    static func count(_ count: Int, _ noun: String) -> String { "\(count) \(noun)\(count == 1 ? "" : "s")" }
+
     /// Prints `dugong: <message>` on stderr and returns the exit code to throw.
     static func fail(_ message: String, code: Int32 = 1) -> ExitCode {
         error("dugong: " + message)

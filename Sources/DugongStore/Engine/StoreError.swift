@@ -58,7 +58,7 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
         case .invalidArgument(let reason):
             "invalid argument: \(reason)"
         case .eventTooLarge(let stream, let index, let size, let maximum):
-            "event \(index) of the append to '\(stream)' is \(size) bytes (data + metadata), over the maximum of \(maximum)"
+            "event #\(index + 1) (counted from 1) of the append to '\(stream)' is \(size) bytes (data + metadata), over the maximum of \(maximum)"
         case .corruption(let segment, let offset, let reason):
             // (The manifest, the head and the index are files of the store, not segments.)
             "corruption in \(segment.hasSuffix(Layout.segmentSuffix) ? "segment " : "")\(segment) at offset \(offset): \(reason)"
