@@ -694,6 +694,19 @@ struct CommandTests {
         #expect(FileManager.default.fileExists(atPath: garbage))
     }
 
+    // Found by a black-box run: deleting or truncating a tombstoned stream said it "can never
+    // be appended to again", of a command that appends nothing.
+    @Test func aDeleteOrTruncationOfATombstonedStreamSaysWhatIsRefused() throws {
+        let store = CLI.storePath()
+        defer { try? FileManager.default.removeItem(atPath: store) }
+        #expect(try CLI.run(["append", store, "a"], input: #"{"type":"T"}"#).status == 0)
+        #expect(try CLI.run(["tombstone-stream", store, "a"]).status == 0)
+        for command in [["delete-stream", store, "a"], ["truncate-stream", store, "a", "--before", "1"]] {
+            let refused = try CLI.run(command)
+            #expect(refused.status == 2 && refused.stderr.contains(#""a" is tombstoned: it reads as empty for good, and is neither deleted nor truncated again"#), "\(command[0]): \(refused.stderr)")
+        }
+    }
+
     @Test func readAllFollowPrintsEventsAsTheyAreCommitted() async throws {
         let store = CLI.storePath()
         defer { try? FileManager.default.removeItem(atPath: store) }
@@ -747,6 +760,9 @@ struct CommandTests {
         #expect(small.status == 0 && small.stdout.contains("7 events of ~") && small.stdout.contains("100 per commit, 1 stream,") && small.stdout.contains("replay one stream (1 stream,"), "\(small.stdout)")
         let demo = try CLI.run(["demo", "--in-memory"])
         #expect(demo.status == 0 && demo.stdout.contains("conflict caught"))
+        // A port without --studio is a wrong argument (it was ignored: found by a black-box run).
+        let port = try CLI.run(["demo", "--in-memory", "--port", "8080"])
+        #expect(port.status == 64 && port.stderr.contains("--port is the Studio's: it goes with --studio"), "\(port.stderr)")
     }
 
     @Test func compactShrinksTheStoreAndReadAllAgreesOnEverySurvivor() throws {

@@ -401,6 +401,12 @@ enum StreamChange {
                 return Terminal.emit(noVersionsToHide(stream))
             }
             Terminal.emit(describe(stream, before: before, after: after))
+        } catch StoreError.streamTombstoned {
+            // A delete or truncation of a tombstoned stream: said in its words (the store's
+            // error speaks of appends).
+            throw Terminal.fail(
+                "\(JSONLines.quoted(stream)) is tombstoned: it reads as empty for good, and is neither deleted nor truncated again",
+                code: ExitStatus.conflict.rawValue)
         } catch let error as StoreError {
             throw StoreAccess.fail(error, path: store)
         }

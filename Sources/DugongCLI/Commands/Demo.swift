@@ -39,14 +39,16 @@ struct Demo: AsyncParsableCommand {
     var studio = false
 
     @Option(parsing: .unconditional, help: "The Studio's port with --studio (0: a free one).")
-    var port = 0
+    var port: Int?
 
     func validate() throws {
         if inMemory && store != nil { throw ValidationError("--in-memory and --store exclude each other") }
         if studio && (inMemory || store.map(PostgresAccess.isURL) == true) {
             throw ValidationError("--studio shows a directory store: leave out --in-memory and postgres:// URLs")
         }
-        guard (0...65535).contains(port) else { throw ValidationError("--port must be between 0 and 65535, not \(port)") }
+        // (A port without --studio served nothing, silently.)
+        if port != nil && !studio { throw ValidationError("--port is the Studio's: it goes with --studio") }
+        if let port, !(0...65535).contains(port) { throw ValidationError("--port must be between 0 and 65535, not \(port)") }
     }
 
     func run() async throws {
@@ -67,7 +69,7 @@ struct Demo: AsyncParsableCommand {
         if studio {
             #if Studio
             Terminal.emit("\nOpen a BankAccount stream in the Studio and select an event: its state before and after, and what changed.")
-            try await StudioCommand.serve(try StudioCommand.studio { try Studio(log: log, aggregates: [BankAccount.self], options: .init(port: port)) })
+            try await StudioCommand.serve(try StudioCommand.studio { try Studio(log: log, aggregates: [BankAccount.self], options: .init(port: port ?? 0)) })
             #else
             throw Terminal.fail("this dugong was built without the Studio: build it with `swift build --traits Studio`", code: ExitStatus.usage.rawValue)
             #endif

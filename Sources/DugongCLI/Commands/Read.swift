@@ -112,7 +112,7 @@ struct ReadAll: AsyncParsableCommand {
     @Flag(help: "Keep printing events as they are committed.") var follow = false
     @Option(name: .customLong("type"), help: "Only events of this type (repeat for several).") var types: [String] = []
     @Option(help: "Only streams whose name starts with this.") var streamPrefix: String?
-    @Option(help: "Only streams of this category (the name before its first \"/\").") var category: String?
+    @Option(help: "Only streams of this category (the name before its first \"/\"; a name without \"/\" has none).") var category: String?
     // Unconditional: a year before 1 starts with "-" (ISO 8601 "-000001-…") and is a value.
     @Option(parsing: .unconditional, help: "Only events at or after this time (ISO 8601; a date alone is its midnight UTC).") var since: String?
     @Option(parsing: .unconditional, help: "Only events before this time (ISO 8601; a date alone is its midnight UTC).") var until: String?

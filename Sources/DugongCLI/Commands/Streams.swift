@@ -28,7 +28,7 @@ struct Streams: AsyncParsableCommand {
 
     @Argument(help: "The store's directory, or a postgres:// URL.") var store: String
     @Option(help: "Only streams whose name starts with this.") var prefix: String?
-    @Option(help: "Only streams of this category (the name before its first \"/\").") var category: String?
+    @Option(help: "Only streams of this category (the name before its first \"/\"; a name without \"/\" has none).") var category: String?
     @Flag(help: "Also the bytes of each stream's event data and metadata (reads the whole log).") var sizes = false
     @Flag(help: "Print JSON Lines.") var json = false
 
