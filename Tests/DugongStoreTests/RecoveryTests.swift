@@ -92,6 +92,21 @@ struct RecoveryTests {
         #expect(FileManager.default.fileExists(atPath: directory.file(junk)))
     }
 
+    /// A store of 3 events in a 1 MiB segment, closed cleanly, with `bytes` written `gap`
+    /// bytes after the end of its frames. Returns that end.
+    static func threeEventsAndThen(_ bytes: Data, after gap: Int, in directory: TemporaryDirectory) async throws -> Int {
+        let writer = try Fixture.open(directory, segmentSize: 1 << 20)
+        try await writer.append(Fixture.events(3, size: 100), to: "s/1")
+        writer.close()
+        let path = directory.file(Self.segment)
+        let end = try Fixture.endOfFrames(of: path)
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+        try handle.seek(toOffset: UInt64(end + gap))
+        try handle.write(contentsOf: bytes)
+        try handle.close()
+        return end
+    }
+
     // Found by a black-box run of the Studio: 45 bytes of garbage 30 bytes after a clean
     // close's end read, to a reader, as a torn tail of 67,106,515 bytes (the rest of the
     // segment). A reader counts the bytes up to the first 4 KiB block of zeros; `verify`
@@ -99,15 +114,7 @@ struct RecoveryTests {
     @Test func aReaderCountsTheBytesAfterTheLastFrameNotTheRestOfTheSegment() async throws {
         let directory = TemporaryDirectory("garbage-count")
         defer { directory.remove() }
-        let writer = try Fixture.open(directory, segmentSize: 1 << 20)
-        try await writer.append(Fixture.events(3, size: 100), to: "s/1")
-        writer.close()
-        let path = directory.file(Self.segment)
-        let end = try Fixture.endOfFrames(of: path)
-        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
-        try handle.seek(toOffset: UInt64(end + 30))
-        try handle.write(contentsOf: Data(repeating: 0x5A, count: 45))
-        try handle.close()
+        let end = try await Self.threeEventsAndThen(Data(repeating: 0x5A, count: 45), after: 30, in: directory)
         let reader = try EventLog.open(at: directory.path, options: InspectionTests.readOnly())
         #expect(reader.recovery.corruptions.isEmpty && reader.eventCount == 3)
         #expect(reader.recovery.tornBytesDiscarded == (end / 4096 + 1) * 4096 - end, "\(reader.recovery.tornBytesDiscarded) after \(end)")
@@ -125,15 +132,7 @@ struct RecoveryTests {
     @Test func verifyCountsATornTailNotTheRestOfTheSegment() async throws {
         let directory = TemporaryDirectory("torn-count")
         defer { directory.remove() }
-        let writer = try Fixture.open(directory, segmentSize: 1 << 20)
-        try await writer.append(Fixture.events(3, size: 100), to: "s/1")
-        writer.close()
-        let path = directory.file(Self.segment)
-        let end = try Fixture.endOfFrames(of: path)
-        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
-        try handle.seek(toOffset: UInt64(end))
-        try handle.write(contentsOf: Data((0..<6000).map { _ in UInt8.random(in: 1...255) }))
-        try handle.close()
+        let end = try await Self.threeEventsAndThen(Data((0..<6000).map { _ in UInt8.random(in: 1...255) }), after: 0, in: directory)
         try Fixture.simulateCrash(directory, durableEnd: end)
         var thorough = InspectionTests.readOnly()
         thorough.useIndexFile = false  // as `dugong verify` opens a store
