@@ -707,6 +707,29 @@ struct CommandTests {
         }
     }
 
+    // Found by a black-box run: a follower ended by a signal in the middle of a write to a pipe
+    // left its last JSON line cut. It now ends between whole lines, by the same signal.
+    @Test func aFollowerStoppedByASignalEndsBetweenWholeLines() throws {
+        let store = CLI.storePath()
+        defer { try? FileManager.default.removeItem(atPath: store) }
+        let lines = (0..<3000).map { #"{"stream":"s/\#($0 % 5)","type":"T","data":{"i":\#($0),"pad":"\#(String(repeating: "x", count: 200))"}}"# }
+        #expect(try CLI.run(["import", store], input: lines.joined(separator: "\n")).status == 0)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: CLI.binary)
+        process.arguments = ["read-all", store, "--follow"]
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        // Nobody reads yet: the follower fills the pipe and waits in a write of a batch of lines.
+        Thread.sleep(forTimeInterval: 1.5)
+        Glibc.kill(process.processIdentifier, SIGTERM)
+        let printed = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        #expect(process.terminationReason == .uncaughtSignal && process.terminationStatus == SIGTERM, "\(process.terminationReason) \(process.terminationStatus)")
+        #expect(printed.count > 0 && printed.last == UInt8(ascii: "\n"), "\(printed.count) bytes, the last line: \(String(decoding: printed.suffix(80), as: UTF8.self))")
+    }
+
     @Test func readAllFollowPrintsEventsAsTheyAreCommitted() async throws {
         let store = CLI.storePath()
         defer { try? FileManager.default.removeItem(atPath: store) }

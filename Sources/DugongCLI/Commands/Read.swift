@@ -196,8 +196,12 @@ struct ReadAll: AsyncParsableCommand {
             filter.forgetStreams()
             lookedAt = .now
         }
+        // A follower stopped by Ctrl-C or `kill` ends between whole lines (the default action
+        // could cut the last one in the middle of a write to a pipe: found by a black-box run).
+        if follow { StopSignals.deferred() }
         do {
             while remaining > 0 {
+                StopSignals.endIfReceived()
                 try lookAgain()
                 let page = try log.readAll(from: position, maxCount: 4096)
                 var printing: [StoredEvent] = []
@@ -206,6 +210,7 @@ struct ReadAll: AsyncParsableCommand {
                     if follow, printing.count == Self.followBatch {
                         printer.print(printing)
                         printing.removeAll(keepingCapacity: true)
+                        StopSignals.endIfReceived()
                         try lookAgain()
                     }
                     guard try filter.accepts(event, in: log) else { continue }

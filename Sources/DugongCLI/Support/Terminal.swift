@@ -95,3 +95,37 @@ final class ProgressBar {
         Terminal.write("\r\u{1B}[K", to: STDERR_FILENO)
     }
 }
+
+/// SIGINT and SIGTERM for a command that stops only between whole lines of output (a
+/// follower): recorded when they arrive, and acted on where it is safe, with their default
+/// action then (the shell sees the usual status: 130, 143). A wait in `usleep` ends at once.
+enum StopSignals {
+    nonisolated(unsafe) private static var received: Int32 = 0
+
+    /// Records SIGINT and SIGTERM from now on instead of ending the process at once (one that
+    /// the process was started with ignored, as a shell's background job is, stays ignored).
+    static func deferred() {
+        for number in [SIGINT, SIGTERM] {
+            var current = sigaction()
+            sigaction(number, nil, &current)
+            if unsafeBitCast(current.__sigaction_handler.sa_handler, to: Int.self) == unsafeBitCast(SIG_IGN, to: Int.self) { continue }
+            var action = sigaction()
+            action.__sigaction_handler.sa_handler = { number in StopSignals.received = number }
+            sigemptyset(&action.sa_mask)
+            action.sa_flags = 0  // no SA_RESTART: a wait ends at the signal
+            sigaction(number, &action, nil)
+        }
+    }
+
+    /// Ends the process by the signal received, if any, as its default action would have.
+    static func endIfReceived() {
+        let number = received
+        guard number != 0 else { return }
+        signal(number, SIG_DFL)
+        // To the process (`raise` is the calling thread's, and a concurrency thread may block
+        // the signal: it stayed pending), then the status the shell gives a signal's end.
+        kill(getpid(), number)
+        for _ in 0..<100 { usleep(10_000) }
+        exit(128 + number)
+    }
+}
