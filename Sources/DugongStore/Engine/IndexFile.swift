@@ -201,15 +201,14 @@ enum IndexFile {
                     else { return nil }
                     let lastFrame = try reader.count("last frame", limit: segments[index].capacity)
                     let lastChecksum = try reader.u32("last frame checksum")
-                    if lastFrame > 0 {
-                        let intact = segments[index].withBytes { bytes in
-                            if case .frame = FrameReader.probe(bytes, at: lastFrame, salt: segments[index].salt) {
-                                return bytes.loadUnaligned(fromByteOffset: lastFrame, as: UInt32.self) == lastChecksum
-                            }
-                            return false
+                    /// The checksum field of the valid frame at `offset` of this segment, if one is there.
+                    func frameChecksum(at offset: Int) -> UInt32? {
+                        segments[index].withBytes { bytes in
+                            if case .frame(let header) = FrameReader.probe(bytes, at: offset, salt: segments[index].salt) { return header.checksum }
+                            return nil
                         }
-                        guard intact else { return nil }
                     }
+                    if lastFrame > 0, frameChecksum(at: lastFrame) != lastChecksum { return nil }
                     var list: [(Int, [UInt8])] = []
                     for _ in 0..<(try reader.count("dictionaries", limit: reader.remaining)) {
                         let offset = try reader.count("dictionary offset", limit: segments[index].capacity)
@@ -218,11 +217,7 @@ enum IndexFile {
                         // The copy stands for the dictionary frame only while that frame is
                         // intact: a damaged one is damage to the frames after it (FORMAT.md §8),
                         // which the scan this falls back to finds and reports.
-                        let intact = segments[index].withBytes { bytes in
-                            if case .frame = FrameReader.probe(bytes, at: offset, salt: segments[index].salt) { return true }
-                            return false
-                        }
-                        guard intact else { return nil }
+                        guard frameChecksum(at: offset) != nil else { return nil }
                         list.append((offset, bytes))
                     }
                     dictionaries.append(list)
