@@ -279,8 +279,9 @@ public struct AggregateRepository<State: Aggregate>: Sendable {
             return "the snapshot does not decode: \(error)"
         }
         if try PayloadCoding.encode(restored) != data { return "the restored state encodes differently" }
-        if let equatable = state as? any Equatable, !equatable.isEqual(to: restored) {
-            return "the restored state is not equal to the state (a property the encoding leaves out?)"
+        // `==` for an Equatable state, else its stored properties one by one through reflection.
+        if let difference = StructuralDifference.between(state, restored, at: "state") {
+            return "the restored state differs: \(difference) (a property the encoding leaves out?)"
         }
         return nil
     }
@@ -380,13 +381,5 @@ public struct AggregateRepository<State: Aggregate>: Sendable {
     /// The ids of this type's aggregates in the context's tenant.
     public func ids() async throws -> [String] {
         try await eventStore.aggregateIDs(origin: State.origin, aggregateType: State.aggregateType, tenantID: context.tenantID)
-    }
-}
-
-extension Equatable {
-    /// Whether `other` is a value of this type equal to this one.
-    fileprivate func isEqual(to other: Any) -> Bool {
-        guard let other = other as? Self else { return false }
-        return self == other
     }
 }

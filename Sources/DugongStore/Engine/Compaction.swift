@@ -70,7 +70,7 @@ extension EventLog {
             return CompactionReport(eventsBefore: 0, eventsAfter: 0, bytesBefore: 0, bytesAfter: 0, segmentsBefore: 0, segmentsAfter: 0, dryRun: dryRun)
         }
         var context = set.context
-        if !dryRun { try context.readHints(in: directory) }
+        if !dryRun { try context.readHints(in: directory, lookingTwice: false) }
         let head = context.head
         context.lastFileSize = last.originalSize
         // With the lock, the whole tail as a writable open scans it: after a power cut the head

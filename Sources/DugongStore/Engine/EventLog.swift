@@ -133,7 +133,7 @@ public final class EventLog: Sendable {
             // above and the lock) makes none.
             if writable, set.segments.isEmpty, set.isIntact { throw StoreError.notFound(directory: directory) }
             context = set.context
-            if writable { try context.readHints(in: directory) }
+            if writable { try context.readHints(in: directory, lookingTwice: false) }
             context.lastFileSize = set.segments.last?.originalSize
             context.thorough = !options.useIndexFile
             context.repairing = writable

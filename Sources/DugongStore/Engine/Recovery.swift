@@ -70,11 +70,13 @@ enum Recovery {
         var headIsWhole = true
 
         /// Reads what `directory` says of the log's durable end: the head, and without one the
-        /// saved index file's next position.
-        mutating func readHints(in directory: String) throws {
+        /// saved index file's next position. `lookingTwice`: for a reader, which takes no lock
+        /// (``StoreFiles/headProblems(in:lookingTwice:)``); a writer holds the lock, and no one
+        /// else writes the head meanwhile.
+        mutating func readHints(in directory: String, lookingTwice: Bool) throws {
             head = try StoreFiles.readHead(in: directory)
             savedIndexNextPosition = head == nil ? try IndexFile.summary(in: directory)?.nextPosition : nil
-            headIsWhole = StoreFiles.headProblems(in: directory, lookingTwice: true).isEmpty
+            headIsWhole = StoreFiles.headProblems(in: directory, lookingTwice: lookingTwice).isEmpty
         }
         /// Unlisted segment files holding frames that do not continue the log, with their first
         /// positions: what a compaction or an upgrade replaced begins inside the log; one that

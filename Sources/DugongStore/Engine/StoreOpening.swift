@@ -219,7 +219,7 @@ struct SegmentSet {
             var result = set
             // The head read between the two reads of an unchanged manifest names one of its
             // segments (a writer lists a segment in the manifest before it names it in the head).
-            try result.context.readHints(in: directory)
+            try result.context.readHints(in: directory, lookingTwice: true)
             if attempt < maximumOpenAttempts, try File.contents(of: path, limit: limit) != before { continue }
             return result
         }
