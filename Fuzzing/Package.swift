@@ -2,7 +2,7 @@
 // The fuzz target: libFuzzer over the frame decoder, recovery of a whole segment, the manifest,
 // the head record and the saved index. A package of its own (like Benchmarks/) so that users never build it.
 // Build and run (see README.md, "Fuzzing"):
-//   swift build -c release --package-path Fuzzing --product DugongFuzz --sanitize=fuzzer --disable-dead-strip
+//   swift build -c release --package-path Fuzzing --product DugongFuzz --sanitize=fuzzer -Xswiftc -sanitize=fuzzer,address --disable-dead-strip
 //   SWIFT_BACKTRACE=enable=no Fuzzing/.build/release/DugongFuzz Fuzzing/Corpus -max_total_time=600
 import PackageDescription
 
