@@ -154,6 +154,30 @@ struct PayloadFidelityTests {
         }
     }
 
+    /// Negative zero, which a whole-number reading of JSON's `-0.0` loses (a black-box review:
+    /// an upcaster gave back `0.0`, and DugongStore's metadata `.int(0)`).
+    @Test(arguments: Adapter.allCases)
+    func negativeZeroKeepsItsSignThroughAnUpcasterAndInMetadata(_ adapter: Adapter) async throws {
+        let (events, snapshots, release) = try await adapter.make()
+        defer { release() }
+        let keepers = AggregateRepository<Keeper>(eventStore: events, snapshotStore: snapshots, registry: Self.registry)
+        let numbers = Numbers(int64: 0, uint64: 0, double: -0.0, date: Date(timeIntervalSinceReferenceDate: 0), text: "")
+        let id = UUID().uuidString
+        let old = try EventEnvelope(event: CountedV1(numbers: numbers), aggregateID: id, sequenceNumber: 1).serialized(for: Keeper.self)
+        _ = try await events.append([old], to: StreamID(Keeper.self, id: id), expecting: .noStream)
+        let upcast = try #require(try await keepers.load(id)?.state.numbers?.double)
+        #expect(upcast == 0 && upcast.sign == .minus, "through the upcaster")
+
+        let context = EventContext(metadata: ["zero": .double(-0.0)])
+        let other = try #require(try await keepers.in(context).create { _ in [CountedV2(numbers: numbers)] }.id)
+        let stored = try await events.read(StreamID(Keeper.self, id: other), from: 1)
+        guard case .double(let zero)? = stored.first?.metadata?["zero"] else {
+            Issue.record("metadata read back as \(String(describing: stored.first?.metadata))")
+            return
+        }
+        #expect(zero == 0 && zero.sign == .minus, "in metadata")
+    }
+
     /// What JSON cannot hold exactly is refused with a typed error naming the field, and
     /// nothing is committed.
     @Test(arguments: Adapter.allCases)

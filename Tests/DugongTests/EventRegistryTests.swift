@@ -153,5 +153,14 @@ struct EventRegistryTests {
         let value: JSONValue = ["int": 1, "double": 2.5, "string": "s", "bool": true, "null": nil, "array": [1, "two"], "object": ["k": "v"]]
         #expect(try JSONValue(json: value.jsonData()) == value)
         #expect(String(decoding: try JSONValue.int(100).jsonData(), as: UTF8.self) == "100")
+        // Negative zero keeps its sign (a black-box review: it became .int(0)).
+        for text in ["-0.0", "-0", "-0e3", "[-0.0]"] {
+            var value = try JSONValue(json: Data(text.utf8))
+            if case .array(let elements) = value { value = elements[0] }
+            guard case .double(let zero) = value else { Issue.record("\(text) decoded as \(value)"); continue }
+            #expect(zero == 0 && zero.sign == .minus, "\(text)")
+            #expect(try JSONValue(json: JSONValue.double(-0.0).jsonData()) == .double(-0.0))
+        }
+        guard case .int(0) = try JSONValue(json: Data("0".utf8)) else { Issue.record("0 is not .int(0)"); return }
     }
 }

@@ -96,7 +96,12 @@ extension JSONValue: Codable {
         } else if let value = try? container.decode(Bool.self) {
             self = .bool(value)
         } else if let value = try? container.decode(Int.self) {
-            self = .int(value)
+            // JSON's -0 (or -0.0) is a Double's negative zero: as an Int it would lose its sign.
+            if value == 0, let double = try? container.decode(Double.self), double.sign == .minus {
+                self = .double(double)
+            } else {
+                self = .int(value)
+            }
         } else if let value = try? container.decode(UInt64.self) {
             self = .uint(value)
         } else if let value = try? container.decode(Double.self) {
