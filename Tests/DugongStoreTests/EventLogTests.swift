@@ -228,6 +228,14 @@ struct EventLogTests {
             try await log.append(Fixture.events(1), to: "s/1", expecting: .exact(0))
         }
         #expect(try log.read(stream: "s/1").map(\.id) == events.map(\.id))
+
+        // README ("The storage engine"): after another append, `.any` looks at the last events
+        // only, and writes the retry again; the first attempt's expected version finds it.
+        try await log.append(Fixture.events(1), to: "s/1", expecting: .any)
+        let exact = try await log.append(events, to: "s/1", expecting: .exact(0))
+        #expect(exact.wasDuplicate && exact.lastVersion == 3)
+        let any = try await log.append(events, to: "s/1", expecting: .any)
+        #expect(!any.wasDuplicate && any.firstVersion == 5 && any.lastVersion == 7)
     }
 
     // A retry's commit says the stream's version as of the retry's decision. The adapter read

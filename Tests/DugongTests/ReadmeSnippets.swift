@@ -117,7 +117,9 @@ struct ReadmeSnippets {
         let transfers = EventConsumer(name: "transfers", store: store) { event, unit in
             guard let envelope = try registry.decode(event), let withdrawal = envelope.event as? MoneyWithdrawn,
                   case .string(let target)? = envelope.metadata?["transferTo"] else { return }
-            var account = try await accounts.load(target)!
+            guard var account = try await accounts.load(target) else {
+                throw RepositoryError.notFound(StreamID(BankAccount.self, id: target))   // retried, then parked
+            }
             try account.execute { try $0.deposit(withdrawal.amount) }
             try accounts.stage(account, in: &unit)                     // commits with the consumed mark
         }
@@ -125,6 +127,13 @@ struct ReadmeSnippets {
         let poison = try await transfers.parked()
         let bobBalance = try await accounts.load("bob")?.state.balance
         #expect(poison.isEmpty && bobBalance == 40)
+        // A transfer to an account that does not exist is parked, not a crash (the snippet's
+        // first version unwrapped the load with `!`).
+        var again = try await plain.in(EventContext(metadata: ["transferTo": "nobody"])).load("ada")!
+        try again.execute { try $0.withdraw(1) }
+        try await plain.in(EventContext(metadata: ["transferTo": "nobody"])).commit(&again)
+        try await transfers.catchUp()
+        #expect(try await transfers.parked().count == 1)
 
         let localStore = InMemoryEventStore()
         let bus = InMemoryMessageBus()
