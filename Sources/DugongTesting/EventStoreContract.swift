@@ -304,8 +304,29 @@ public enum EventStoreContract {
                 try await store.append(timeless, to: account, expecting: .any)
             } matches: { isInvalidAppend($0) }
         }
+        // Names every adapter takes: the embedded store's bounds (an application tested in
+        // memory met them first in production).
+        for (label, type) in [("an empty event type", ""), ("an event type of 1,025 bytes", String(repeating: "t", count: 1025)), ("a NUL in an event type", "a\u{0}b")] {
+            let named = events(account, type: type)
+            try await c.requireError(label) {
+                try await store.append(named, to: account, expecting: .any)
+            } matches: { isInvalidAppend($0) }
+        }
+        let longest = StreamID(origin: "contract", aggregateType: "Account", aggregateID: "")
+        let room = AppendRequest.maximumNameLength - AggregateStreamName.name(of: longest).utf8.count
+        for (label, id) in [("a stream name of 1,025 bytes", String(repeating: "i", count: room + 1)), ("a NUL in an aggregate id", "a\u{0}b")] {
+            let stream = StreamID(origin: "contract", aggregateType: "Account", aggregateID: id)
+            try await c.requireError(label) {
+                try await store.append(events(stream), to: stream, expecting: .any)
+            } matches: { isInvalidAppend($0) }
+        }
         try c.requireEqual(try await store.read(account), [], "events after malformed appends")
         try c.requireEqual(try await store.read(other), [], "events of the other stream")
+        // The longest name and type are taken.
+        let atTheLimit = StreamID(origin: "contract", aggregateType: "Account", aggregateID: String(repeating: "i", count: room))
+        let longType = events(atTheLimit, type: String(repeating: "t", count: AppendRequest.maximumNameLength))
+        try await store.append(longType, to: atTheLimit, expecting: .noStream)
+        try c.requireEqual(try await store.read(atTheLimit).map(\.eventType), longType.map(\.eventType), "the longest name and type")
     }
 
     static func concurrentAppends(_ store: any EventStore, _ c: Check.Context) async throws {

@@ -293,6 +293,22 @@ struct EventLogTests {
                 [NewEvent(type: "T", data: Data()), NewEvent(type: "T", data: Data(count: 1000), metadata: Data(count: 1))],
                 to: "s/1")
         }
+        // A snapshot over the limit says so (it said "event #1 of the append").
+        await #expect(throws: StoreError.invalidArgument(
+            "the snapshot of 's/1' at version 0 is 1001 bytes (data + metadata), over the maximum of 1000 (Options.maximumEventSize)")) {
+            try await log.saveSnapshot(StoredSnapshot(stream: "s/1", version: 0, data: Data(count: 1001)))
+        }
+        // Through the framework's adapter: the port's error, naming the stream.
+        let stream = StreamID(origin: "o", aggregateType: "A", aggregateID: "1")
+        let large = SerializedDomainEvent(
+            origin: "o", aggregateType: "A", eventType: "T", version: 1, id: UUID(), aggregateID: "1",
+            payload: Data(count: 1000), sequenceNumber: 1, timestamp: Date(millisecondsSince1970: 0))
+        await #expect {
+            try await EventLogStore(log: log).append([large], to: stream, expecting: .noStream)
+        } throws: { error in
+            guard case .invalidAppend(let named, let reason) = error as? EventStoreError else { return false }
+            return named == stream && reason.hasPrefix("event #1 (counted from 1) of the append is ") && reason.contains("at most 1000")
+        }
         await #expect(throws: StoreError.invalidArgument("stream name is empty")) {
             try await log.append(Fixture.events(1), to: "")
         }

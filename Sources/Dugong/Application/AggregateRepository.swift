@@ -349,7 +349,8 @@ public struct AggregateRepository<State: Aggregate>: Sendable {
     /// snapshot store configured; otherwise it does nothing). The snapshot is first restored in
     /// memory: one that would not give back the state is not saved.
     ///
-    /// - Throws: ``RepositoryError/snapshotNotRestorable(_:reason:)``, ``PayloadCodingError``.
+    /// - Throws: ``RepositoryError/snapshotNotRestorable(_:reason:)``, ``PayloadCodingError``, or
+    ///   the snapshot store's error (the embedded store refuses a snapshot over its event size limit).
     public func snapshot(_ aggregate: inout AggregateRoot<State>) async throws {
         guard let snapshotStore, let id = aggregate.id, aggregate.stagedEvents.isEmpty,
             let state = aggregate.state as? any SnapshottableAggregate

@@ -18,14 +18,26 @@ public struct AppendRequest: Sendable {
     public let stream: StreamID
     public let expected: ExpectedVersion
 
+    /// The longest stream name (``AggregateStreamName/name(of:)``) and event type, in bytes of
+    /// UTF-8, that every adapter takes: the embedded store's limit, so that an application
+    /// tested on the in-memory store meets it there first.
+    public static let maximumNameLength = 1024
+
     /// Checks the request's shape: non-empty, every event of `stream` with a timestamp a store
     /// keeps (`Date.isStorable`), sequence numbers contiguous and starting at 1 or later (and not
-    /// past `Int.max`), no event id twice.
+    /// past `Int.max`), no event id twice; the stream's name and each event type 1 to
+    /// ``maximumNameLength`` bytes of UTF-8 without NUL.
     ///
     /// - Throws: ``EventStoreError/invalidAppend(stream:reason:)``.
     public init(events: [SerializedDomainEvent], stream: StreamID, expected: ExpectedVersion) throws {
         guard let first = events.first else {
             throw EventStoreError.invalidAppend(stream: stream, reason: "no events")
+        }
+        let name = AggregateStreamName.name(of: stream).utf8
+        guard name.count <= Self.maximumNameLength, !name.contains(0) else {
+            throw EventStoreError.invalidAppend(
+                stream: stream,
+                reason: "the stream's name (origin, aggregate type, tenant and aggregate id) is \(name.count) bytes\(name.contains(0) ? " with a NUL" : ""): names take at most \(Self.maximumNameLength) bytes of UTF-8 without NUL")
         }
         guard first.sequenceNumber >= 1 else {
             throw EventStoreError.invalidAppend(
@@ -36,6 +48,12 @@ public struct AppendRequest: Sendable {
                 throw EventStoreError.invalidAppend(
                     stream: stream,
                     reason: "event \(event.id) has the timestamp \(event.timestamp.timeIntervalSince1970) s since 1970: stores keep milliseconds within ±\(Date.storableSecondsSince1970) s")
+            }
+            let type = event.eventType.utf8
+            guard (1...Self.maximumNameLength).contains(type.count), !type.contains(0) else {
+                throw EventStoreError.invalidAppend(
+                    stream: stream,
+                    reason: "event \(event.id) has an event type of \(type.count) bytes\(type.contains(0) ? " with a NUL" : ""): types take 1 to \(Self.maximumNameLength) bytes of UTF-8 without NUL")
             }
             guard event.stream == stream else {
                 throw EventStoreError.invalidAppend(

@@ -78,6 +78,13 @@ public struct EventLogStore: TransactionalEventStore, GlobalEventLog {
                     // None is refused: a concurrent identical append landed first (a duplicate:
                     // the next round sees it), or a stream moved since the refusal: again.
                     continue
+                case .eventTooLarge(let name, let index, let size, let maximum):
+                    // The port's error, as the other adapters give it: the events are the
+                    // caller's; their envelope (ids, schema version, context, metadata) counts too.
+                    let stream = appends[names.firstIndex(of: name) ?? 0].stream
+                    throw EventStoreError.invalidAppend(
+                        stream: stream,
+                        reason: "event #\(index + 1) (counted from 1) of the append is \(size) bytes with its envelope's metadata; this store takes at most \(maximum) (EventLog.Options.maximumEventSize)")
                 default:
                     throw error
                 }

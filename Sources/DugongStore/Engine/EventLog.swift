@@ -477,9 +477,9 @@ public final class EventLog: Sendable {
             throw .invalidArgument("snapshot version \(snapshot.version) is outside 0 ... 2^62")
         }
         guard snapshot.data.count + snapshot.metadata.count <= options.maximumEventSize else {
-            throw .eventTooLarge(
-                stream: snapshot.stream, index: 0, size: snapshot.data.count + snapshot.metadata.count,
-                maximum: options.maximumEventSize)
+            // (Not `eventTooLarge`, whose message speaks of an append's event.)
+            throw .invalidArgument(
+                "the snapshot of '\(snapshot.stream)' at version \(snapshot.version) is \(snapshot.data.count + snapshot.metadata.count) bytes (data + metadata), over the maximum of \(options.maximumEventSize) (Options.maximumEventSize)")
         }
         try checkWritable()
         try await submit { done in .snapshot(snapshot, done: done) }
