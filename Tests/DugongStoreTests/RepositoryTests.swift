@@ -188,6 +188,11 @@ struct RepositoryTests {
         #expect(try await accounts.load(id, asOf: between)?.state.balance == 100)
         #expect(try await accounts.load(id, asOf: Date(timeIntervalSince1970: 0)) == nil)
         #expect(try await accounts.load(id)?.state.balance == 40)
+        // The far ends, and NaN, which is at or after no event (it gave the latest state).
+        #expect(try await accounts.load(id, asOf: .distantFuture)?.state.balance == 40)
+        #expect(try await accounts.load(id, asOf: Date(timeIntervalSinceReferenceDate: .infinity))?.state.balance == 40)
+        #expect(try await accounts.load(id, asOf: Date(timeIntervalSinceReferenceDate: -.infinity)) == nil)
+        #expect(try await accounts.load(id, asOf: Date(timeIntervalSinceReferenceDate: .nan)) == nil)
     }
 
     @Test(arguments: Adapter.allCases)

@@ -144,8 +144,10 @@ public struct AggregateRepository<State: Aggregate>: Sendable {
             id, from: events.prefix { $0.sequenceNumber <= target }, through: target, firstVisible: first.sequenceNumber, usingSnapshot: true)
     }
 
-    /// The aggregate as it was at `date`: after its last event with a timestamp at or before
-    /// it; `nil` when it did not exist yet.
+    /// The aggregate as it was at `date`: after its events up to the first one stamped after it
+    /// (events are taken in sequence order: when timestamps go backwards, as after a clock step,
+    /// a later event stamped before `date` is not included); `nil` when it did not exist yet,
+    /// and for a NaN date, which no event is stamped at or before.
     /// - Throws: ``RepositoryError/truncated(_:firstVersion:)`` for a state that needs events
     ///   the stream hides (a date before its first visible event included: the aggregate may
     ///   have existed then).
@@ -159,7 +161,9 @@ public struct AggregateRepository<State: Aggregate>: Sendable {
             }
             return nil
         }
-        let wanted = events.prefix { $0.timestamp <= date }
+        // (On the intervals: `Date`'s `<=` took every event for a NaN date, which is before or
+        // after none.)
+        let wanted = events.prefix { $0.timestamp.timeIntervalSinceReferenceDate <= date.timeIntervalSinceReferenceDate }
         guard let last = wanted.last else {
             if first.sequenceNumber > 1 { throw RepositoryError.truncated(stream(id), firstVersion: first.sequenceNumber) }
             return nil

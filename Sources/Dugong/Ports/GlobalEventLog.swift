@@ -26,11 +26,15 @@ public struct RecordedEvent: Sendable, Hashable {
 /// cursor above every event readable before it, so a reader that goes on from the last event's
 /// ``RecordedEvent/next`` never skips one. A committed event is readable once ``endCursor()`` is
 /// past its cursor: at once in an embedded store; in a server store once every transaction
-/// older than the event's has ended. Cursors may have gaps (framework-internal streams,
-/// compaction, rolled-back transactions). ``waitForEvents(from:)`` returns once an event with a
-/// cursor ≥ `cursor` may be readable, or the store closes.
+/// older than the event's has ended. Cursors may have gaps (streams that are not aggregates',
+/// compaction, rolled-back transactions). The framework's own streams are aggregate streams of
+/// origin ``Checkpoint/origin`` (`$dugong`: checkpoints, consumed marks, parked messages) and are
+/// returned too; the framework's readers (projections, consumers, the message relay) skip them
+/// by that origin, and so should a reader of your own. ``waitForEvents(from:)`` returns once an
+/// event with a cursor ≥ `cursor` may be readable, or the store closes.
 public protocol GlobalEventLog: Sendable {
-    /// Committed aggregate events with cursors ≥ `cursor`, ascending, at most `maxCount`.
+    /// Committed aggregate events with cursors ≥ `cursor`, ascending, at most `maxCount` (the
+    /// framework's own, of origin ``Checkpoint/origin``, among them).
     func events(from cursor: LogCursor, maxCount: Int) async throws -> [RecordedEvent]
     /// A cursor after every event readable now: ``events(from:maxCount:)`` from it returns only
     /// events that become readable later.
