@@ -44,7 +44,7 @@ struct EventRegistryTests {
         let registry = try EventRegistry(BankAccount.self)
         let stored = Self.serialized("InterestPaid", version: 4, payload: "{}")
         let expected = EventTypeID(origin: "bank", aggregateType: "BankAccount", eventType: "InterestPaid", version: 4)
-        #expect(throws: EventDecodingError.unknownEventType(expected, eventID: stored.id)) {
+        #expect(throws: EventDecodingError.unknownEventType(expected, at: stored.location)) {
             try registry.decode(stored)
         }
         do {
@@ -52,6 +52,8 @@ struct EventRegistryTests {
         } catch {
             let text = "\(error)"
             #expect(text.contains("bank/BankAccount/InterestPaid v4"))
+            // Where the event is (a black-box review: only its UUID was named).
+            #expect(text.contains("(event \(stored.id) (\(stored.stream) #\(stored.sequenceNumber)))"))
         }
     }
 
@@ -89,8 +91,12 @@ struct EventRegistryTests {
 
     @Test func aPayloadThatDoesNotDecodeIsATypedError() throws {
         let registry = try EventRegistry(BankAccount.self)
-        #expect(throws: EventDecodingError.self) {
-            try registry.decode(Self.serialized("MoneyDeposited", payload: #"{"amount":"lots"}"#))
+        let stored = Self.serialized("MoneyDeposited", payload: #"{"amount":"lots"}"#)
+        #expect {
+            try registry.decode(stored)
+        } throws: { error in
+            guard case .undecodablePayload(_, let location, _) = error as? EventDecodingError else { return false }
+            return location == stored.location && "\(error)".hasPrefix("event \(stored.id) (\(stored.stream) #\(stored.sequenceNumber)) of type")
         }
     }
 

@@ -14,12 +14,12 @@ import Foundation
 /// ```
 ///
 /// Unlike DugongJS, an event whose type is not registered is an error
-/// (``EventDecodingError/unknownEventType(_:eventID:)``), not silently dropped: skipping
+/// (``EventDecodingError/unknownEventType(_:at:)``), not silently dropped: skipping
 /// unknown events is an explicit choice (``unknownEvents``).
 public struct EventRegistry: Sendable {
     /// What ``decode(_:)`` does with an event whose type is not registered.
     public enum UnknownEventPolicy: Sendable {
-        /// Throw ``EventDecodingError/unknownEventType(_:eventID:)`` (the default).
+        /// Throw ``EventDecodingError/unknownEventType(_:at:)`` (the default).
         case fail
         /// Return `nil`; loading then advances the aggregate's sequence number without applying.
         case skip
@@ -118,7 +118,7 @@ public struct EventRegistry: Sendable {
             guard case .object(let upcasted) = try JSONValue(json: PayloadCoding.encode(new)) else {
                 throw EventDecodingError.payloadNotAnObject(EventTypeID(
                     origin: aggregate.origin, aggregateType: aggregate.aggregateType,
-                    eventType: New.eventType, version: New.schemaVersion))
+                    eventType: New.eventType, version: New.schemaVersion), at: nil)
             }
             return upcasted
         }
@@ -137,24 +137,24 @@ public struct EventRegistry: Sendable {
             let object: JSONObject
             switch try payload.map(JSONValue.init(json:)) ?? .object([:]) {
             case .object(let value): object = value
-            default: throw EventDecodingError.payloadNotAnObject(typeID)
+            default: throw EventDecodingError.payloadNotAnObject(typeID, at: serialized.location)
             }
             do {
                 payload = try JSONValue.object(try upcaster(object)).jsonData()
             } catch {
-                throw EventDecodingError.upcastFailed(typeID, eventID: serialized.id, reason: "\(error)")
+                throw EventDecodingError.upcastFailed(typeID, at: serialized.location, reason: "\(error)")
             }
             typeID.version += 1
         }
         guard let decoder = decoders[typeID]?.decode else {
             if unknownEvents == .skip { return nil }
-            throw EventDecodingError.unknownEventType(typeID, eventID: serialized.id)
+            throw EventDecodingError.unknownEventType(typeID, at: serialized.location)
         }
         let event: any DomainEvent
         do {
             event = try decoder(payload)
         } catch {
-            throw EventDecodingError.undecodablePayload(typeID, eventID: serialized.id, reason: "\(error)")
+            throw EventDecodingError.undecodablePayload(typeID, at: serialized.location, reason: "\(error)")
         }
         return EventEnvelope(
             event: event, id: serialized.id, aggregateID: serialized.aggregateID,
@@ -178,27 +178,51 @@ public enum EventRegistryError: Error, Sendable, Equatable, CustomStringConverti
     }
 }
 
-/// Why a serialized event could not be turned into a typed event.
+/// Where a stored event stands, as an error about it names it: its id, its stream (aggregate,
+/// tenant) and its sequence number.
+public struct EventLocation: Sendable, Hashable, CustomStringConvertible {
+    public var eventID: UUID
+    public var stream: StreamID
+    public var sequenceNumber: Int
+
+    public init(eventID: UUID, stream: StreamID, sequenceNumber: Int) {
+        self.eventID = eventID
+        self.stream = stream
+        self.sequenceNumber = sequenceNumber
+    }
+
+    /// `event <id> (<stream> #<sequence number>)`.
+    public var description: String { "event \(eventID) (\(stream) #\(sequenceNumber))" }
+}
+
+extension SerializedDomainEvent {
+    /// Where this event stands.
+    public var location: EventLocation { EventLocation(eventID: id, stream: stream, sequenceNumber: sequenceNumber) }
+}
+
+/// Why a serialized event could not be turned into a typed event. Each case names the event
+/// (its id, stream and sequence number: ``EventLocation``).
 public enum EventDecodingError: Error, Sendable, Equatable, CustomStringConvertible {
     /// No event type is registered for this origin, aggregate type, event type and version.
-    case unknownEventType(EventTypeID, eventID: UUID)
+    case unknownEventType(EventTypeID, at: EventLocation)
     /// The payload did not decode as the registered type.
-    case undecodablePayload(EventTypeID, eventID: UUID, reason: String)
+    case undecodablePayload(EventTypeID, at: EventLocation, reason: String)
     /// An upcaster threw.
-    case upcastFailed(EventTypeID, eventID: UUID, reason: String)
-    /// An upcaster's input or output payload is not a JSON object.
-    case payloadNotAnObject(EventTypeID)
+    case upcastFailed(EventTypeID, at: EventLocation, reason: String)
+    /// An upcaster's input payload is not a JSON object (or a typed upcaster's output, where the
+    /// event is not known: that one is told as ``upcastFailed(_:at:reason:)``).
+    case payloadNotAnObject(EventTypeID, at: EventLocation?)
 
     public var description: String {
         switch self {
-        case .unknownEventType(let type, let id):
-            "unknown event type \(type) (event \(id)): register it, add an upcaster, or choose to skip unknown events"
-        case .undecodablePayload(let type, let id, let reason):
-            "event \(id) of type \(type) has a payload that does not decode: \(reason)"
-        case .upcastFailed(let type, let id, let reason):
-            "upcasting event \(id) from \(type) failed: \(reason)"
-        case .payloadNotAnObject(let type):
-            "the payload of \(type) is not a JSON object, so it cannot be upcast"
+        case .unknownEventType(let type, let location):
+            "unknown event type \(type) (\(location)): register it, add an upcaster, or choose to skip unknown events"
+        case .undecodablePayload(let type, let location, let reason):
+            "\(location) of type \(type) has a payload that does not decode: \(reason)"
+        case .upcastFailed(let type, let location, let reason):
+            "upcasting \(location) from \(type) failed: \(reason)"
+        case .payloadNotAnObject(let type, let location):
+            "the payload of \(type)\(location.map { " (\($0))" } ?? "") is not a JSON object, so it cannot be upcast"
         }
     }
 }
