@@ -67,6 +67,20 @@ struct DugongCommand: AsyncParsableCommand {
             Terminal.error("dugong: argument \(index) is not valid UTF-8")
             Glibc.exit(ExitStatus.usage.rawValue)
         }
+        // An argument like `-dash` (a store or stream named so) is taken by the argument parser
+        // for bundled short flags, and one of them, `-h`, printed the help with exit status 0:
+        // an append that wrote nothing said it succeeded (a black-box review). dugong has no
+        // short option but `-h`, so such an argument before `--` is refused, with the way to
+        // give it. (A dash and a digit is left to the parser: a negative number or year.)
+        for argument in CommandLine.arguments.dropFirst().prefix(while: { $0 != "--" }) {
+            let characters = Array(argument.unicodeScalars.prefix(2))
+            guard characters.count == 2, characters[0] == "-", characters[1] != "-", !("0"..."9").contains(characters[1]),
+                argument.unicodeScalars.count > 2
+            else { continue }
+            Terminal.error(
+                "dugong: '\(argument)' is not an option (options are spelled --name; -h alone asks for help); a store or stream whose name begins with '-' goes after `--`, as in `dugong append -- \(argument) STREAM`, and an option's value so as --name=\(argument)")
+            Glibc.exit(ExitStatus.usage.rawValue)
+        }
         // (`dugong help X` too: the argument parser prints the general help for an unknown X,
         // with exit status 0.)
         let arguments = CommandLine.arguments.dropFirst()

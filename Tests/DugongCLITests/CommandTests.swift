@@ -93,6 +93,22 @@ struct CommandTests {
         #expect(!FileManager.default.fileExists(atPath: store))
     }
 
+    // A black-box review: `append -dash s` and `append st -high` printed the help and exited 0
+    // (the parser took `-dash` for bundled flags, `-h` among them): nothing written, success
+    // said. Such arguments are refused (64) with the way to give them; after `--` they work.
+    @Test func anArgumentLikeBundledFlagsIsRefusedNotTakenForHelp() throws {
+        let store = CLI.storePath("dashes")
+        defer { try? FileManager.default.removeItem(atPath: store) }
+        for arguments in [["append", "-dash", "s"], ["append", store, "-high"], ["append", store, "-xyz"], ["read-all", store, "--type", "-hx"]] {
+            let refused = try CLI.run(arguments, input: #"{"type":"T"}"#)
+            #expect(refused.status == 64 && refused.stderr.contains("is not an option") && refused.stdout.isEmpty, "\(arguments): \(refused.stderr)")
+        }
+        #expect(try CLI.run(["append", store, "--", "-high"], input: #"{"type":"T"}"#).status == 0)
+        #expect(try CLI.run(["read", store, "--", "-high"]).lines.count == 1)
+        #expect(try CLI.run(["read-all", store, "--type=-hx"]).status == 0, "a value given as --name=VALUE")
+        #expect(try CLI.run(["append", "-h"]).status == 0, "-h alone is help")
+    }
+
     // Found by a black-box test: lines reusing stored ids for other events were taken for a
     // retry (exit 0, nothing written, an acknowledgement like a new commit's).
     @Test func linesReusingStoredIdsForOtherEventsAreConflicts() throws {

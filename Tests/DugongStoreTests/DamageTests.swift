@@ -1172,6 +1172,41 @@ struct PositionlessDamageTests {
             eventsLeft: older == "roll" ? 2 * (round - 1) : 2)
     }
 
+    // Found by a black-box review: the newest segment and the head both put back from an
+    // earlier copy (a backup of single files) agree with each other: reads and `verify` exited
+    // 0 without the events acknowledged since, and the next append gave their versions to
+    // other events. The index file the last clean close saved says the log went further.
+    @Test func aSegmentAndTheHeadPutBackTogetherFromAnEarlierCopyAreDamage() async throws {
+        let directory = TemporaryDirectory("rolled-back")
+        defer { directory.remove() }
+        var writer = try Fixture.open(directory)
+        try await writer.append(Fixture.events(3), to: "s/0")
+        writer.close()
+        let segment = directory.file(writer.segmentNames.last!)
+        let earlier = try [segment, directory.file("dugong.head")].map { ($0, try Data(contentsOf: URL(fileURLWithPath: $0))) }
+        for _ in 0..<3 {
+            writer = try Fixture.open(directory)
+            try await writer.append(Fixture.events(1), to: "s/0")
+            writer.close()  // saves the index: the log ends at position 6
+        }
+        for (path, bytes) in earlier { try bytes.write(to: URL(fileURLWithPath: path)) }
+        // Read with the index (it does not agree with the head: the open scans) and without.
+        for useIndexFile in [true, false] {
+            var options = EventLog.Options()
+            options.readOnly = true
+            options.useIndexFile = useIndexFile
+            let reader = try EventLog.open(at: directory.path, options: options)
+            let damage = reader.recovery.corruptions.map(\.description)
+            #expect(damage.contains { $0.contains("records positions up to 6") && $0.contains("acknowledged events are missing") }, "\(damage)")
+            #expect(throws: StoreError.self) { try reader.read(stream: "s/0") }
+            reader.close()
+        }
+        let scanned = try Self.scanned(directory)
+        #expect(!(try scanned.verify().isClean))
+        scanned.close()
+        try await Self.expectTakesNoWrites(directory)
+    }
+
     // Found by a black-box review (three faults at once): the manifest replaced by an older
     // copy, the segment after the ones it lists lost, and the head file lost. The segment after
     // that one, unlisted, was taken for what a compaction left: `verify` only warned of it, and

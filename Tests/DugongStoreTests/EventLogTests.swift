@@ -68,6 +68,8 @@ enum Fixture {
             sequence: head.sequence + 1, segmentSalt: try salt(of: last), durableEnd: UInt64(try durableEnd ?? endOfFrames(of: last)),
             nextPosition: nextPosition ?? head.nextPosition, nextBatch: head.nextBatch, cleanClose: false)
         try HeadFile(directory: directory.path).write(record, durably: false)
+        // A crash leaves no index file: the writer that crashed removed it at its open.
+        try? FileManager.default.removeItem(atPath: directory.file("dugong.index"))
         untilTheWriterIsGone(directory)
     }
 

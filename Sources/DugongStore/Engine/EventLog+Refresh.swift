@@ -328,7 +328,13 @@ extension EventLog {
         let recorded = visible == .max ? Layout.segmentHeaderSize : visible
         let closedCleanly = context.head.map { $0.cleanClose && $0.segmentSalt == last.salt } ?? false
         let nothingAfterTheCleanClose = closedCleanly && !last.mayHoldFrame(at: recorded, fileSize: context.lastFileSize ?? last.capacity)
-        guard !nothingAfterTheCleanClose, !StoreLock.writerIsPresent(in: directory) else { return (scan(context), false) }
+        if nothingAfterTheCleanClose {
+            // Every frame there is lies before the end the head records: the scan sees them all.
+            var everything = context
+            everything.seesEveryFrame = true
+            return (scan(everything), false)
+        }
+        guard !StoreLock.writerIsPresent(in: directory) else { return (scan(context), false) }
         var withoutWriter = context
         withoutWriter.writerAbsent = true
         let result = scan(withoutWriter)

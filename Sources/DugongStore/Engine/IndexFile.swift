@@ -141,16 +141,19 @@ enum IndexFile {
     }
 
     /// What an intact index file (its checksum, magic and version hold) says of the store it
-    /// was saved for, read without the segments: the salts of the segments it listed and the
-    /// position after its last event. A clean close saved it and a writable open removes it, so it is a
-    /// hint that only ever trails the log, as the head is. Nil when there is none or it is not
-    /// intact; throws when it cannot be read.
-    static func summary(in directory: String) throws -> (salts: [UInt64], nextPosition: UInt64)? {
+    /// was saved for, read without the segments: the salts of the segments it listed, the
+    /// position after its last event and the sequence of the head record of the clean close
+    /// that saved it (written before it). A clean close saved it and a writable open removes
+    /// it, so it is a hint that only ever trails the log, as the head is. Nil when there is none
+    /// or it is not intact; throws when it cannot be read.
+    static func summary(in directory: String) throws -> (salts: [UInt64], nextPosition: UInt64, headSequence: UInt64)? {
         guard let data = try File.contents(of: directory + "/" + name, limit: Int(Int32.max)) else { return nil }
-        return data.withUnsafeBytes { raw -> ([UInt64], UInt64)? in
+        return data.withUnsafeBytes { raw -> ([UInt64], UInt64, UInt64)? in
             guard var reader = afterMagicAndVersion(raw) else { return nil }
             do {
-                _ = try reader.bytes(22, "reserved, head sequence, next batch")
+                _ = try reader.bytes(6, "reserved")
+                let headSequence = try reader.u64("head sequence")
+                _ = try reader.u64("next batch")
                 var salts: [UInt64] = []
                 for _ in 0..<(try reader.count("segments", limit: reader.remaining)) {
                     _ = try reader.string("segment name")
@@ -165,7 +168,7 @@ enum IndexFile {
                 _ = try reader.varint("scanned end")
                 let nextPosition = try reader.u64("next position")
                 guard nextPosition <= Layout.maximumPosition else { return nil }
-                return (salts, nextPosition)
+                return (salts, nextPosition, headSequence)
             } catch {
                 return nil
             }

@@ -64,6 +64,12 @@ enum Recovery {
         /// Without a head: the next position the saved index file records (a hint that only
         /// ever trails the log, as the head does; ``IndexFile/summary(in:)``).
         var savedIndexNextPosition: UInt64?
+        /// The store's directory, when ``readHints(in:lookingTwice:)`` read it: a scan of every
+        /// segment (no index file used) then checks the saved index file's end too.
+        var directory: String?
+        /// A reader's scan after a clean close with nothing after the end its head records: it
+        /// sees every frame there is, as a writer's scan and one with no writer do.
+        var seesEveryFrame = false
         /// The head file is as writers leave it (verification names nothing in it). When it is
         /// missing or damaged, nothing tells which of the newest segment's frames were
         /// acknowledged: what is invalid after its last valid frame is damage, not a torn write.
@@ -75,6 +81,7 @@ enum Recovery {
         /// else writes the head meanwhile.
         mutating func readHints(in directory: String, lookingTwice: Bool) throws {
             head = try StoreFiles.readHead(in: directory)
+            self.directory = directory
             savedIndexNextPosition = head == nil ? try IndexFile.summary(in: directory)?.nextPosition : nil
             headIsWhole = StoreFiles.headProblems(in: directory, lookingTwice: lookingTwice).isEmpty
         }
@@ -192,6 +199,30 @@ enum Recovery {
                 segmentName: Layout.indexName, offset: 0,
                 reason: "the head file is missing, and the index file a clean close saved records positions up to \(saved), the log ends at \(result.index.nextPosition): acknowledged events are missing",
                 positions: result.index.nextPosition..<saved))
+        }
+        // With a head, an index file this scan did not start from (an open uses one only when
+        // it agrees with the head) still says where a clean close left the log: segments only
+        // follow the ones it names, every writable open removes it, and the head only ever
+        // moves on from the record that close wrote before saving it. A head older than that
+        // record and a log that ends before the index's end lost acknowledged events: a head and
+        // a segment both put back from an earlier copy (a backup of single files), which agree
+        // with each other (a black-box review: reads and verify exited 0 without the newer
+        // events, and the next append gave their versions to other events). The head is read
+        // again after the index: a reader's may be older because a writer closed meanwhile.
+        // Only for a scan of every segment that saw every frame: a writer's, a reader's with no
+        // writer or after a clean close with nothing after it (beside a writer, a reader serves
+        // what its head records, and its log may end before an index file a writer's clean
+        // close saved meanwhile).
+        if context.head != nil, context.repairing || context.writerAbsent || context.seesEveryFrame, first == 0, offset == Layout.segmentHeaderSize,
+            let directory = context.directory,
+            let saved = try? IndexFile.summary(in: directory), saved.nextPosition > result.index.nextPosition,
+            segments.map(\.salt).starts(with: saved.salts),
+            let current = try? StoreFiles.readHead(in: directory), current.sequence < saved.headSequence
+        {
+            result.index.record(Damage(
+                segmentName: Layout.indexName, offset: 0,
+                reason: "the index file a clean close saved records positions up to \(saved.nextPosition) in these segments and a head record \(saved.headSequence); the log ends at \(result.index.nextPosition) and the head is record \(current.sequence), older: acknowledged events are missing (a segment and the head put back from an earlier copy?)",
+                positions: result.index.nextPosition..<saved.nextPosition))
         }
         return result
     }
