@@ -21,6 +21,12 @@ struct DugongCommand: AsyncParsableCommand {
     /// the runtime's event loop, a store's lock, directory, head and manifest, with room to spare.
     static let minimumFiles: rlim_t = 16
 
+    /// Less address space than this (`ulimit -v`) and the tool refuses to start: under ~140 MB
+    /// the runtime could not make its threads and retried for ever (a hang), and under a few
+    /// hundred MB an allocation failed where Swift can only stop the process (a crash); the
+    /// store's segments are mapped besides.
+    static let minimumAddressSpace: rlim_t = 1 << 30
+
     /// Names a mistyped command's closest match before the argument parser sees it.
     static func main() async {
         // A standard stream started closed (`>&-`) is opened on /dev/null, read-only: otherwise
@@ -59,6 +65,22 @@ struct DugongCommand: AsyncParsableCommand {
         if getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &files) == 0, files.rlim_cur < Self.minimumFiles {
             Terminal.error("dugong: this process may open \(files.rlim_cur) files; it needs at least \(Self.minimumFiles) (and one more per segment of the store): raise `ulimit -n`")
             Glibc.exit(ExitStatus.ioFailure.rawValue)
+        }
+        var space = rlimit()
+        if getrlimit(__rlimit_resource_t(RLIMIT_AS.rawValue), &space) == 0, space.rlim_cur != rlim_t.max,
+            space.rlim_cur < Self.minimumAddressSpace
+        {
+            if space.rlim_max == rlim_t.max || space.rlim_max >= Self.minimumAddressSpace {
+                space.rlim_cur = space.rlim_max == rlim_t.max ? rlim_t.max : space.rlim_max
+                _ = setrlimit(__rlimit_resource_t(RLIMIT_AS.rawValue), &space)
+            }
+            if getrlimit(__rlimit_resource_t(RLIMIT_AS.rawValue), &space) == 0, space.rlim_cur != rlim_t.max,
+                space.rlim_cur < Self.minimumAddressSpace
+            {
+                Terminal.error(
+                    "dugong: this process may use \(space.rlim_cur >> 20) MiB of address space; it needs at least \(Self.minimumAddressSpace >> 20) MiB (its threads, and a store's segments, which it maps): raise `ulimit -v`")
+                Glibc.exit(ExitStatus.ioFailure.rawValue)
+            }
         }
         // Names are bytes of UTF-8: an argument that is not would be changed (to U+FFFD) and
         // name another stream.

@@ -673,6 +673,7 @@ struct CommandTests {
         #expect(upgrade.status == 0 && upgrade.stdout.contains("the oldest segment is of format version 3, which this build reads (versions 2 to \(EventLog.formatVersion))"), "\(upgrade.stdout)")
         #expect(try Self.jsonObject(try CLI.run(["upgrade", store, "--json"]).stdout)["fromVersion"] as? Int == 3)
         #expect(try CLI.run(["compact", store]).status == 0)
+        #expect(FileManager.default.fileExists(atPath: store + "/dugong.index"), "compact leaves an index file for the next opens")
         let after = try CLI.run(["stats", store])
         #expect(after.status == 0 && !after.stdout.contains("older format version") && !after.stdout.contains("format version 3"), "\(after.stdout)")
     }

@@ -717,6 +717,22 @@ struct InputAndLimitTests {
         #expect(try CLI.run(shell: "ulimit -n \(segments + 20) && '\(CLI.binary)' read-all '\(store)' --count").stdout.hasPrefix("30"))
     }
 
+    // A black-box review: under `ulimit -v` of ~120–140 MB the runtime could not make its
+    // threads and retried for ever (a hang), and up to a few hundred MB an allocation failed
+    // (SIGILL, SIGSEGV or SIGABRT). Below 1 GiB the tool refuses to start; a soft limit under a
+    // higher hard one is raised.
+    @Test func tooLittleAddressSpaceIsRefusedWithWhatToRaise() throws {
+        let store = CLI.storePath("little-space")
+        defer { try? FileManager.default.removeItem(atPath: store) }
+        #expect(try CLI.run(["append", store, "s"], input: #"{"type":"T"}"#).status == 0)
+        for limit in [125_000, 200_000, 600_000] {
+            let refused = try CLI.run(shell: "ulimit -v \(limit) && '\(CLI.binary)' read '\(store)' s")
+            #expect(refused.status == 74 && refused.stderr.contains("ulimit -v") && refused.stdout.isEmpty, "\(limit): \(refused.status) \(refused.stderr)")
+        }
+        let soft = try CLI.run(shell: "ulimit -S -v 200000 && '\(CLI.binary)' read '\(store)' s")
+        #expect(soft.status == 0 && soft.stdout.contains(#""type":"T""#), "\(soft.status) \(soft.stderr)")
+    }
+
     // A time before year 1 starts with "-": it is the value of --since and --until, not an
     // option ("Missing value for '--since'"). Digits past the millisecond are dropped.
     @Test func timesBeforeYearOneAreValuesOfSinceAndUntil() throws {

@@ -40,6 +40,11 @@ struct Compact: ParsableCommand {
         }
         bar.finish()
         if let problem = report.unfinishedCleanup { Terminal.error(Compact.tookEffect(problem)) }
+        // Compaction removes the index file (it describes the old segments), and until a
+        // writer's clean close saves one every open scanned every frame (a black-box review:
+        // `stats` of 100,000 events 0.07 s → 1.16 s after `compact`). An open and a clean close
+        // save it now; a writer that took the store meanwhile saves its own at its close.
+        if !dryRun, let log = try? EventLog.open(at: store) { log.close() }
         if json {
             Terminal.emit(try Verify.encode(report))
             return
