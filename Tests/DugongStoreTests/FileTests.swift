@@ -6,6 +6,26 @@ import Testing
 
 @Suite("Files")
 struct FileTests {
+    // A black-box review: a FIFO in place of a store file was reported as "open (not a regular
+    // file)(…) failed: Invalid argument (errno 22)", an errno no call set.
+    @Test func aStoreFileThatIsAFIFOIsSaidToBeOne() async throws {
+        let directory = TemporaryDirectory("fifo")
+        defer { directory.remove() }
+        let writer = try Fixture.open(directory)
+        try await writer.append(Fixture.events(1), to: "s/1")
+        writer.close()
+        let head = directory.file("dugong.head")
+        try FileManager.default.removeItem(atPath: head)
+        #expect(mkfifo(head, 0o600) == 0)
+        var options = EventLog.Options()
+        options.readOnly = true
+        #expect {
+            try EventLog.open(at: directory.path, options: options).close()
+        } throws: { error in
+            "\(error)".contains("\(head) is not a regular file (a FIFO, a device or a socket)") && !"\(error)".contains("errno")
+        }
+    }
+
     // A process that started with a standard stream closed gives that number to the next file
     // it opens; a store file there would receive whatever the process writes to the stream.
     //

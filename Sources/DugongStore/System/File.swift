@@ -30,7 +30,7 @@ struct File: ~Copyable {
         var status = stat()
         if fstat(descriptor, &status) == 0, ![S_IFREG, S_IFDIR].contains(status.st_mode & S_IFMT) {
             _ = Glibc.close(descriptor)
-            throw SystemError(call: "open (not a regular file)", path: path, code: EINVAL)
+            throw SystemError(call: SystemError.notARegularFile, path: path, code: EINVAL)
         }
         // Cleared again: on a regular file it could still make a call fail with EWOULDBLOCK
         // where it should wait (a file lease held by an NFS or Samba server).

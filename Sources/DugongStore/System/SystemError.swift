@@ -10,8 +10,14 @@ public struct SystemError: Error, Sendable, Equatable, CustomStringConvertible {
     public let code: Int32
 
     public var description: String {
-        "\(call)(\(path)) failed: \(String(cString: strerror(code))) (errno \(code))"
+        // (Not a call that failed: a store file found to be a FIFO, a device or a socket.)
+        if call == Self.notARegularFile { return "\(path) is not a regular file (a FIFO, a device or a socket): a store's files are regular files" }
+        return "\(call)(\(path)) failed: \(String(cString: strerror(code))) (errno \(code))"
     }
+
+    /// The ``call`` of the error for a store file that opened but is not a regular file (its
+    /// ``code`` is `EINVAL`).
+    static let notARegularFile = "open (not a regular file)"
 }
 
 /// Runs a system call, retrying on `EINTR`. `EBADF` and `EFAULT` are programmer errors and trap;
