@@ -243,11 +243,19 @@ public struct PostgresEventStore: TransactionalEventStore, GlobalEventLog {
     // MARK: Metrics
 
     /// How long the oldest transaction still open on the server that writes (holds a
-    /// transaction id) has run: readers of the global log see no event of a later transaction
-    /// until it ends. `nil` when none is open.
+    /// transaction id) has run, prepared (two-phase) transactions among them: readers of the
+    /// global log see no event of a later transaction until it ends. `nil` when none is open.
+    ///
+    /// PostgreSQL shows a role other sessions' transactions only if it is a superuser or has
+    /// `pg_read_all_stats` (`GRANT pg_read_all_stats TO app`): without it, another role's
+    /// transactions are not counted here, though they hold readers back all the same.
     public func oldestOpenTransactionAge() async throws -> Duration? {
         try await client.withRows(
-            "SELECT extract(epoch FROM now() - min(xact_start))::float8 FROM pg_stat_activity WHERE backend_xid IS NOT NULL",
+            """
+            SELECT extract(epoch FROM now() - min(started))::float8 FROM (
+                SELECT xact_start AS started FROM pg_stat_activity WHERE backend_xid IS NOT NULL
+                UNION ALL SELECT prepared FROM pg_prepared_xacts) AS open
+            """,
             logger: logger) { rows in
             for try await seconds in rows.decode(Double?.self) { return seconds.map { .milliseconds(Int64(($0 * 1000).rounded())) } }
             return nil

@@ -200,6 +200,40 @@ struct PostgresOrderingTests {
         }
     }
 
+    /// A prepared (two-phase) transaction holds readers back as an open one does, though no
+    /// session runs it: the age counts it, and a reader waits. (The test server allows
+    /// prepared transactions.)
+    @Test func aPreparedTransactionCountsAsOpen() async throws {
+        try await TestServer.withFreshDatabase { client in
+            let store = PostgresEventStore(client: client)
+            let name = "dugong-test-\(UUID().uuidString)"
+            // tools/postgres/server allows them; a server of your own may not (the default).
+            let allowed = try await client.query("SELECT current_setting('max_prepared_transactions')::int", logger: Logger(label: "test"))
+            for try await count in allowed.decode(Int.self) where count == 0 { return }
+            try await client.withConnection { connection in
+                // Any transaction with an id holds readers back (one that inserts events cannot
+                // be prepared: the insert's trigger notifies readers).
+                try await connection.query("BEGIN", logger: Logger(label: "test"))
+                try await connection.query("SELECT pg_current_xact_id()", logger: Logger(label: "test"))
+                try await connection.query(PostgresQuery(unsafeSQL: "PREPARE TRANSACTION '\(name)'"), logger: Logger(label: "test"))
+            }
+            // Always ended: a prepared transaction left behind would hold every reader of the
+            // server back for the rest of the run.
+            do {
+                try await Task.sleep(for: .milliseconds(300))
+                let age = try #require(try await store.oldestOpenTransactionAge())
+                #expect(age >= .milliseconds(250), "\(age)")
+                let (stream, events) = Self.events("after-prepared")
+                let cursor = try #require(try await store.append(events, to: stream, expecting: .noStream).cursor)
+                #expect(try await store.endCursor() <= cursor, "held back")
+            } catch {
+                try await client.query(PostgresQuery(unsafeSQL: "ROLLBACK PREPARED '\(name)'"), logger: Logger(label: "test"))
+                throw error
+            }
+            try await client.query(PostgresQuery(unsafeSQL: "ROLLBACK PREPARED '\(name)'"), logger: Logger(label: "test"))
+        }
+    }
+
     /// Transaction ids of different lengths (999 and 1000) order as numbers: the log was once
     /// sorted by their text, which only showed once a server had used a thousand of them.
     @Test func transactionIdsOfMoreDigitsComeLater() async throws {
@@ -410,6 +444,29 @@ struct PostgresReaderTests {
             // Another instance goes on from the saved checkpoint: nothing again.
             #expect(try await projection().catchUp() == 0)
             #expect(await seen.ids == ["a", "b", "c", "d"])
+        }
+    }
+
+    /// A transaction left open on the server (a client stopped inside it) holds every reader
+    /// back: a wait with a timeout ends, saying so, and the reader catches up once it ends.
+    @Test func anOpenTransactionHoldsAWaitUntilItsTimeout() async throws {
+        try await TestServer.withFreshDatabase { client in
+            let store = PostgresEventStore(client: client)
+            let seen = Count()
+            let projection = Projection(name: "held", store: store) { recorded in await seen.add(recorded.event.aggregateID) }
+            try await client.withConnection { connection in
+                try await connection.query("BEGIN", logger: Logger(label: "test"))
+                let (open, openEvents) = PostgresOrderingTests.events("held-open")
+                _ = try await PostgresEventStore.insert(
+                    try openEvents.map(Row.init), stream: AggregateStreamName.name(of: open), of: open, on: connection, logger: Logger(label: "test"))
+                let (stream, events) = PostgresOrderingTests.events("after")
+                let cursor = try #require(try await store.append(events, to: stream, expecting: .noStream).cursor)
+                await #expect(throws: CatchUpError.self) { try await projection.waitUntilCaughtUp(with: cursor, timeout: .milliseconds(400)) }
+                #expect(await seen.ids == [])
+                try await connection.query("COMMIT", logger: Logger(label: "test"))
+                try await projection.waitUntilCaughtUp(with: cursor, timeout: .seconds(60))
+            }
+            #expect(await seen.ids == ["held-open", "after"])
         }
     }
 

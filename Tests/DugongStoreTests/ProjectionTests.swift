@@ -296,4 +296,71 @@ struct ProjectionTests {
         running.cancel()
         _ = await running.result
     }
+
+    /// Read-your-writes never waits for ever: a cursor past every committed event (another
+    /// store's) is refused at once, and a timeout ends a wait that a paused reader (or, on a
+    /// server, an older open transaction) holds; the same reader catches up once let go.
+    @Test(arguments: Adapter.allCases)
+    func waitingToCatchUpEndsForACursorPastTheLogAndAtItsTimeout(_ adapter: Adapter) async throws {
+        let (store, release) = try await Self.make(adapter)
+        defer { release() }
+        let accounts = AggregateRepository<BankAccount>(eventStore: store, registry: try EventRegistry(BankAccount.self))
+        let handled = Mutex(0)
+        let projection = Projection(name: "waits", store: store) { _ in handled.withLock { $0 += 1 } }
+        let id = try #require(try await accounts.create { try $0.open(owner: "Ada") }.id)
+        var account = try #require(try await accounts.load(id))
+        try account.execute { try $0.deposit(1) }
+        let cursor = try #require(try await accounts.commit(&account)?.cursor)
+
+        let elsewhere = LogCursor(transaction: cursor.transaction + 1_000_000, position: cursor.position + 1_000_000)
+        let start = ContinuousClock.now
+        do {
+            try await projection.waitUntilCaughtUp(with: elsewhere)
+            Issue.record("a cursor past the log was waited for")
+        } catch let error as CatchUpError {
+            guard case .notCommitted(let name, let asked, let end) = error else { throw error }
+            #expect(name == "projection:waits" && asked == elsewhere && end <= elsewhere)
+            #expect("\(error)".contains("past every event this store has committed"))
+        }
+        #expect(handled.withLock { $0 } == 0, "refused before reading")
+
+        await projection.pause()
+        do {
+            try await projection.waitUntilCaughtUp(with: cursor, timeout: .milliseconds(300))
+            Issue.record("a paused reader caught up")
+        } catch let error as CatchUpError {
+            guard case .timedOut(let name, let asked, let reached, let timeout) = error else { throw error }
+            #expect(name == "projection:waits" && asked == cursor && reached <= cursor && timeout == .milliseconds(300))
+            #expect("\(error)".contains("had not caught up"))
+        }
+        #expect(ContinuousClock.now - start >= .milliseconds(300) && ContinuousClock.now - start < .seconds(20))
+        await projection.resume()
+        try await projection.waitUntilCaughtUp(with: cursor, timeout: .seconds(30))
+        let reached = try await projection.cursor()
+        #expect(handled.withLock { $0 } == 2 && reached > cursor)
+        // Already past it: returns at once, whatever the timeout.
+        try await projection.waitUntilCaughtUp(with: cursor, timeout: .zero)
+    }
+
+    /// A read-only store beside a writer in another process: its committed end takes in the
+    /// writer's commits (it refreshes), so a wait for a commit's cursor is not refused as past
+    /// the log, and a reader that follows catches up with it.
+    @Test func aReadOnlyStoreBesideAWriterWaitsForTheWritersCursor() async throws {
+        let directory = TemporaryDirectory("projection-follower")
+        defer { directory.remove() }
+        let writer = try EventLog.open(at: directory.path, options: .init(createIfMissing: true))
+        defer { writer.close() }
+        let writing = EventLogStore(log: writer)
+        var options = EventLog.Options()
+        options.readOnly = true
+        let follower = EventLogStore(log: try EventLog.open(at: directory.path, options: options))
+        defer { follower.log.close() }
+        #expect(try await follower.committedEnd() == .start)
+        let accounts = AggregateRepository<BankAccount>(eventStore: writing, registry: try EventRegistry(BankAccount.self))
+        var account = AggregateRoot<BankAccount>()
+        try account.create { try $0.open(owner: "Ada") }
+        let cursor = try #require(try await accounts.commit(&account)?.cursor)
+        #expect(try await follower.committedEnd() > cursor, "the writer's commit is committed for the follower too")
+        #expect(try await follower.events(from: .start, maxCount: 10).map(\.cursor) == [cursor])
+    }
 }

@@ -143,6 +143,26 @@ public enum CheckpointError: Error, Sendable, Equatable, CustomStringConvertible
     }
 }
 
+/// Why ``GlobalLogReader/waitUntilCaughtUp(with:timeout:)`` gave up.
+public enum CatchUpError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// The cursor is past every event the store has committed: another store's (one moved with
+    /// `dugong export | dugong import` has other cursors), or the cursor of a commit that
+    /// failed. The wait would never end.
+    case notCommitted(name: String, cursor: LogCursor, end: LogCursor)
+    /// The reader had not processed the event at `cursor` when `timeout` ran out: it had
+    /// reached `reached`. It goes on catching up when asked again.
+    case timedOut(name: String, cursor: LogCursor, reached: LogCursor, timeout: Duration)
+
+    public var description: String {
+        switch self {
+        case .notCommitted(let name, let cursor, let end):
+            "'\(name)' was asked to wait for the event at \(cursor), past every event this store has committed (its end is \(end)): the cursor comes from another store or from a commit that failed"
+        case .timedOut(let name, let cursor, let reached, let timeout):
+            "'\(name)' had not caught up with the event at \(cursor) after \(timeout) (it reads on from \(reached)): on a server store, an older transaction still open holds every reader back"
+        }
+    }
+}
+
 /// A read model fed from the global log, with its own checkpoint.
 ///
 /// ```swift
@@ -306,7 +326,36 @@ public protocol GlobalLogReader: Actor {
 extension GlobalLogReader {
     /// Returns once every event up to and including the one at `cursor` was processed:
     /// read-your-writes with the cursor of a commit (``AppendResult/cursor``).
-    public func waitUntilCaughtUp(with cursor: LogCursor) async throws {
+    ///
+    /// A server store shows a commit to readers only once every transaction on the server older
+    /// than its own has ended, so a client that stops inside its transaction holds this wait
+    /// for as long: give a `timeout` where that must not hold the caller.
+    ///
+    /// - Parameter timeout: the longest wait; nil (the default) waits as long as it takes.
+    /// - Throws: ``CatchUpError/notCommitted(name:cursor:end:)`` for a cursor past every event
+    ///   the store has committed (another store's, or of a commit that failed: the wait would
+    ///   never end); ``CatchUpError/timedOut(name:cursor:reached:timeout:)`` once `timeout` has
+    ///   passed; `CancellationError` when the task is cancelled.
+    public func waitUntilCaughtUp(with cursor: LogCursor, timeout: Duration? = nil) async throws {
+        guard try await self.cursor() <= cursor else { return }
+        let end = try await log.committedEnd()
+        guard cursor < end else { throw CatchUpError.notCommitted(name: checkpointName, cursor: cursor, end: end) }
+        guard let timeout else { return try await catchUp(through: cursor) }
+        precondition(timeout >= .zero, "a wait's timeout is not negative")
+        try await withThrowingTaskGroup(of: Bool.self) { group in
+            group.addTask { try await self.catchUp(through: cursor); return true }
+            group.addTask { try await Task.sleep(for: timeout); return false }
+            defer { group.cancelAll() }
+            if try await group.next() == false {
+                // The catch-up may have finished as the time ran out: caught up is not late.
+                let reached = try await self.cursor()
+                if reached <= cursor { throw CatchUpError.timedOut(name: checkpointName, cursor: cursor, reached: reached, timeout: timeout) }
+            }
+        }
+    }
+
+    /// Catches up and waits for new events until every event up to `cursor` was processed.
+    private func catchUp(through cursor: LogCursor) async throws {
         while try await self.cursor() <= cursor {
             if try await catchUp() == 0, try await self.cursor() <= cursor {
                 try await log.waitForEvents(from: try await self.cursor())

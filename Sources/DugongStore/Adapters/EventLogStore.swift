@@ -185,6 +185,13 @@ public struct EventLogStore: TransactionalEventStore, GlobalEventLog {
 
     public func endCursor() async throws -> LogCursor { LogCursor(position: log.headPosition) }
 
+    /// The end after a read-only log's refresh: a writer in another process may have committed
+    /// events this log has not seen yet.
+    public func committedEnd() async throws -> LogCursor {
+        _ = try log.refresh()
+        return LogCursor(position: log.headPosition)
+    }
+
     public func waitForEvents(from cursor: LogCursor) async throws {
         // A cursor of a later transaction than 0 is past every event this store will hold: it
         // waits for the store to close.
