@@ -22,6 +22,11 @@ struct InputLines {
     /// per read (which made a 256 MiB line take hours).
     private var scanned = 0
     private var atEnd = false
+    /// Whether SIGINT or SIGTERM (``StopSignals/deferred()``) ends the input: ``next()`` then
+    /// returns nil at once, and a line not read to its end is dropped.
+    var endsAtStopSignal = false
+    /// Whether the input ended at a signal rather than at its end.
+    private(set) var stoppedBySignal = false
     /// Where reads land before they join `buffer`.
     private var chunk: [UInt8] = []
 
@@ -52,6 +57,8 @@ struct InputLines {
     ///   a commit of the lines read so far, exit 0).
     mutating func next() throws -> (number: Int, text: [UInt8])? {
         while true {
+            if endsAtStopSignal, StopSignals.receivedName != nil { stoppedBySignal = true }
+            if stoppedBySignal { return nil }
             if let newline = buffer[Swift.max(start, scanned)...].firstIndex(of: 0x0A) {
                 let line = Array(buffer[start..<newline])
                 start = newline + 1
@@ -76,7 +83,7 @@ struct InputLines {
                     code: ExitStatus.badInput.rawValue)
             }
             let read = try readMore()
-            if read == 0 { atEnd = true }
+            if read == 0, !stoppedBySignal { atEnd = true }
         }
     }
 
@@ -90,6 +97,17 @@ struct InputLines {
     private mutating func readMore() throws -> Int {
         if chunk.isEmpty { chunk = [UInt8](repeating: 0, count: 1 << 20) }
         while true {
+            if endsAtStopSignal {
+                // Waited on in steps: the signal may reach another thread than this one, and
+                // leave a blocking read waiting for input that may never come.
+                var ready = pollfd(fd: STDIN_FILENO, events: Int16(POLLIN), revents: 0)
+                while poll(&ready, 1, 100) <= 0 {
+                    if StopSignals.receivedName != nil {
+                        stoppedBySignal = true
+                        return 0
+                    }
+                }
+            }
             let count = chunk.withUnsafeMutableBytes { Glibc.read(STDIN_FILENO, $0.baseAddress!, $0.count) }
             if count > 0 {
                 buffer.append(contentsOf: chunk[0..<count])

@@ -13,6 +13,10 @@ struct Import: AsyncParsableCommand {
             "tombstone": true}. Lines are written in their order, packed into atomic commits of \
             up to --batch events over any number of streams (at most one sync each: commits written together share one).
 
+            SIGINT or SIGTERM stops the import between lines: what was read is committed (and \
+            acknowledged), stderr names the last line imported, and the import ends by the \
+            signal (exit status 130 or 143).
+
             An event line with a "version" (export prints them) is imported at that version: a \
             stream that begins later than version 1 (its first versions were removed) begins \
             there, and a line whose version the stream already has is skipped when the stored \
@@ -58,6 +62,8 @@ struct Import: AsyncParsableCommand {
         defer { log.close() }
         let importer = Importer(log: log, store: store, batch: batch, acks: acks)
         var lines = InputLines(maximumEventSize: Self.largestEvent)
+        StopSignals.deferred()
+        lines.endsAtStopSignal = true
         do {
             while true {
                 // A producer that waits for acknowledgements before it writes more gets them:
@@ -77,6 +83,21 @@ struct Import: AsyncParsableCommand {
             throw error
         }
         importer.finish()
+        if lines.stoppedBySignal {
+            // Everything read was committed and acknowledged: the store is closed (its index
+            // saved) before the signal ends the process, as it would have ended it.
+            log.close()
+            Self.reportStop(afterLine: lines.number)
+        }
+    }
+
+    /// Says where an import stopped at SIGINT or SIGTERM, then ends by the signal (exit 130,
+    /// 143): every line up to `line` was imported (or skipped as stored), none after it.
+    static func reportStop(afterLine line: Int) {
+        guard let signal = StopSignals.receivedName else { return }
+        Terminal.error(
+            "stopped by \(signal) after line \(line): the lines up to it are imported (and acknowledged), none after it; to go on, import the lines after line \(line)")
+        StopSignals.endIfReceived()
     }
 }
 

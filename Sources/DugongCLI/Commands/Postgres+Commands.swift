@@ -38,9 +38,12 @@ extension Import {
         if segmentSize != nil { throw Terminal.fail("--segment-size is a directory store's option", code: ExitStatus.usage.rawValue) }
         if acks { throw Terminal.fail("--acks is a directory store's option (a PostgreSQL commit is durable when it returns)", code: ExitStatus.usage.rawValue) }
         if lock.seconds != 0 { throw Terminal.fail("--wait is a directory store's option (PostgreSQL takes many writers)", code: ExitStatus.usage.rawValue) }
+        var stoppedAfter: Int?
         try await PostgresAccess.with(store, creating: true) { database in
             let importer = PostgresImporter(database: database, url: store, batch: batch)
             var lines = InputLines(maximumEventSize: Import.largestEvent)
+            StopSignals.deferred()
+            lines.endsAtStopSignal = true
             do {
                 while let (number, text) = try lines.next() {
                     try await importer.take(try Append.parse(text, line: number), line: number)
@@ -51,7 +54,10 @@ extension Import {
                 throw error
             }
             importer.finish()
+            stoppedAfter = lines.stoppedBySignal ? lines.number : nil
         }
+        // After the connections closed.
+        if let stoppedAfter { Self.reportStop(afterLine: stoppedAfter) }
     }
 }
 

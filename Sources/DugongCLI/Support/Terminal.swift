@@ -97,7 +97,7 @@ final class ProgressBar {
 }
 
 /// SIGINT and SIGTERM for a command that stops only between whole lines of output (a
-/// follower): recorded when they arrive, and acted on where it is safe, with their default
+/// follower) or of input (an import): recorded when they arrive, and acted on where it is safe, with their default
 /// action then (the shell sees the usual status: 130, 143). A wait in `usleep` ends at once.
 enum StopSignals {
     nonisolated(unsafe) private static var received: Int32 = 0
@@ -114,6 +114,16 @@ enum StopSignals {
             sigemptyset(&action.sa_mask)
             action.sa_flags = 0  // no SA_RESTART: a wait ends at the signal
             sigaction(number, &action, nil)
+        }
+    }
+
+    /// The signal received since ``deferred()`` ("SIGINT", "SIGTERM"), if any.
+    static var receivedName: String? {
+        switch received {
+        case 0: nil
+        case SIGINT: "SIGINT"
+        case SIGTERM: "SIGTERM"
+        default: "signal \(received)"
         }
     }
 
