@@ -117,6 +117,39 @@ struct PostgresToolTests {
         }
     }
 
+    /// SIGINT or SIGTERM stops an import into PostgreSQL between lines: what it read is
+    /// committed, stderr names the last line, the signal ends it; a half line is not imported.
+    @Test func anImportStoppedByASignalCommitsWhatItRead() async throws {
+        try await TestServer.withFreshDatabase { _, url in
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: Tool.binary)
+            process.arguments = ["import", url, "--batch", "2"]
+            let input = Pipe(), errors = Pipe()
+            process.standardInput = input
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = errors
+            try process.run()
+            let lines = (1...5).map { #"{"stream":"app:Thing/one","type":"T","data":{"i":\#($0)},"metadata":{"schemaVersion":1}}"# }
+            input.fileHandleForWriting.write(Data((lines.joined(separator: "\n") + "\n").utf8))
+            // Two commits of two show once the import reads; the fifth line waits for more.
+            var shown = 0
+            for _ in 0..<600 where shown < 4 && process.isRunning {
+                shown = try Tool.run(["read-all", url]).stdout.split(separator: "\n").count
+                if shown < 4 { try await Task.sleep(for: .milliseconds(50)) }
+            }
+            try #require(shown == 4)
+            input.fileHandleForWriting.write(Data(#"{"stream":"app:Thing/one","type":"T","da"#.utf8))
+            try await Task.sleep(for: .milliseconds(300))
+            kill(process.processIdentifier, SIGTERM)
+            let said = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            try? input.fileHandleForWriting.close()
+            #expect(process.terminationReason == .uncaughtSignal && process.terminationStatus == SIGTERM, "\(process.terminationReason) \(process.terminationStatus)")
+            #expect(said.contains("imported 5 events in 3 commits") && said.contains("stopped by SIGTERM after line 5"), "\(said)")
+            #expect(try Tool.run(["read", url, "app:Thing/one"]).stdout.split(separator: "\n").count == 5)
+        }
+    }
+
     @Test func readsAndLifecycleCommandsWorkOnPostgres() async throws {
         try await TestServer.withFreshDatabase { _, url in
             try await Tool.withDirectory { directory in
