@@ -743,6 +743,32 @@ struct PositionlessDamageTests {
         #expect(Set(warnings.map(\.segment)) == Set(inTheWay.keys))
     }
 
+    // Found by a black-box review: a renamed newest segment was reported as a file "whose
+    // header cannot be read", and the head that names it as "another store's". Each message
+    // now says what it found: the header's own position against the name, and the head naming
+    // the segment that is missing.
+    @Test func aRenamedSegmentIsNamedForWhatItIs() async throws {
+        let directory = TemporaryDirectory("renamed-segment")
+        defer { directory.remove() }
+        let log = try Fixture.open(directory, segmentSize: 4096)
+        for index in 0..<40 { try await log.append(Fixture.events(1, size: 300), to: "s/\(index % 3)") }
+        log.close()
+        let segments = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.hasSuffix(".dseg") }.sorted()
+        let newest = try #require(segments.last)
+        let renamed = Layout.SegmentName(firstPosition: 9_999, generation: 0).fileName
+        try FileManager.default.moveItem(atPath: directory.file(newest), toPath: directory.file(renamed))
+        var options = EventLog.Options()
+        options.readOnly = true
+        let reader = try EventLog.open(at: directory.path, options: options)
+        defer { reader.close() }
+        let report = try reader.verify()
+        #expect(!report.isClean)
+        let warning = try #require(report.warnings.first { $0.kind == .unreadableFile })
+        #expect(warning.segment == renamed && warning.message.contains("header says first position") && warning.message.contains("file name says 9999"), "\(warning.message)")
+        #expect(report.problems.contains { $0.message.contains("\(newest) listed in the manifest is missing") }, "\(report.problems)")
+        #expect(report.problems.allSatisfy { !$0.message.contains("another store's") }, "\(report.problems)")
+    }
+
     // Found by a black-box review: event data can hold plausible frame headers, each claiming
     // megabytes; after damage the search for the next valid frame (FORMAT.md §8) checked the
     // checksum over each one's claimed bytes (one 7 MB event of such headers after a damaged

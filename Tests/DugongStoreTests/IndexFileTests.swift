@@ -149,6 +149,15 @@ struct IndexFileTests {
         try FileManager.default.copyItem(atPath: other.file("dugong.index"), toPath: directory.file("dugong.index"))
         let found = try warnings()
         #expect(found.count == 1 && found.first?.message.contains("does not describe these segments") == true, "\(found)")
+        // One that cannot be read is said to be so, with the reason (a black-box run: a
+        // directory in its place, or a file of another user's, was "another store's").
+        try FileManager.default.removeItem(atPath: directory.file("dugong.index"))
+        try FileManager.default.createDirectory(atPath: directory.file("dugong.index"), withIntermediateDirectories: false)
+        let unreadable = try warnings()
+        #expect(unreadable.count == 1 && unreadable.first?.message.contains("dugong.index cannot be read (") == true
+            && unreadable.first?.message.contains("Is a directory") == true, "\(unreadable)")
+        try FileManager.default.removeItem(atPath: directory.file("dugong.index"))
+        try FileManager.default.copyItem(atPath: other.file("dugong.index"), toPath: directory.file("dugong.index"))
         let log = try Fixture.open(directory, segmentSize: 8192)
         #expect(try log.readAll(maxCount: .max).map(\.id) == expected)
         log.close()

@@ -118,9 +118,10 @@ extension EventLog {
                 message: "a segment file the manifest does not list (left by an interrupted compaction, upgrade or roll, or a roll in progress): not part of the store; the next open for writing removes it"))
         }
         for name in recovery.unreadableFiles {
+            let why = recovery.unreadableReasons[name].map { " (\($0))" } ?? ""
             warnings.append(Finding(
                 segment: name, offset: 0, kind: .unreadableFile,
-                message: "a file under a segment's name that the manifest does not list, and whose header cannot be read: not read, never removed or written over; an interrupted compaction may leave one, and so may damage to a segment that held events (look at it before removing it)"))
+                message: "a file under a segment's name that the manifest does not list, and whose header cannot be read as that segment's\(why): not read, never removed or written over; an interrupted compaction may leave one, and so may damage to a segment that held events (look at it before removing it)"))
         }
         var previousPosition: UInt64?
         var expectedVersion: [StreamKey: Int] = [:]
@@ -225,6 +226,12 @@ extension EventLog {
             IndexFile.load(from: directory, segments: segments, head: head, registering: false) == nil
         else { return nil }
         let scanInstead = "opens do not use it and scan the segments instead; the next clean close of a writer replaces it"
+        // One that cannot be read is said to be so, with why (not "another store's").
+        do {
+            _ = try File.contents(of: directory + "/" + Layout.indexName, limit: Int(Int32.max))
+        } catch {
+            return "dugong.index cannot be read (\(error)): \(scanInstead)"
+        }
         // An index file of an earlier layout (an older build's) is not "another store's".
         if let layout = IndexFile.layoutVersion(in: directory), layout != IndexFile.version {
             let whose = layout < IndexFile.version ? "an older build's" : "a newer build's, or a damaged version field"

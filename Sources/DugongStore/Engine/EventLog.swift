@@ -58,6 +58,8 @@ public final class EventLog: Sendable {
         /// be read: never removed or written over (an interrupted compaction may leave one; so
         /// may damage to a segment that held events). Verification warns of each.
         public var unreadableFiles: [String] = []
+        /// Why each of ``unreadableFiles`` was not read as a segment (what opening it said).
+        var unreadableReasons: [String: String] = [:]
     }
 
     private init(
@@ -82,7 +84,7 @@ public final class EventLog: Sendable {
         }
         recovery = RecoveryReport(
             tornBytesDiscarded: recovered.tornBytes, corruptions: recovered.index.damage.map(\.error), leftoverFiles: recovered.index.damage.isEmpty ? set.leftovers : [],
-            unreadableFiles: set.unreadable)
+            unreadableFiles: set.unreadable.map(\.name), unreadableReasons: Dictionary(set.unreadable.map { ($0.name, $0.reason) }) { first, _ in first })
         damageAtOpen = DamagedRegion.regions(of: recovered.index.damage)
     }
 

@@ -44,6 +44,8 @@ enum Recovery {
         var file: String
         var offset: Int
         var reason: String
+        /// The lost segment's name and salt as the manifest lists them, when it does.
+        var listed: Manifest.Entry?
 
         /// The reasons of segments lost together, in one sentence.
         static func reason(of lost: [LostSegment]) -> String { lost.map(\.reason).joined(separator: "; ") }
@@ -137,6 +139,9 @@ enum Recovery {
                 scanner.writerAbsent = context.writerAbsent
                 scanner.headIsWhole = context.headIsWhole
                 scanner.headNamesNoSegment = context.head.map { head in !segments.contains { $0.salt == head.segmentSalt } } ?? false
+                scanner.headNamesLostSegment = context.head.flatMap { head in
+                    context.missing.values.joined().first { $0.listed?.salt == head.segmentSalt }?.listed?.name
+                }
                 scanner.headNamesAnEarlierSegment = context.head.map { head in
                     segments[..<segmentIndex].contains { $0.salt == head.segmentSalt }
                 } ?? false
@@ -369,6 +374,8 @@ private struct SegmentScan {
     /// switch leaves (its newest segment holds no frame until a writer's open has written a
     /// head about it), or another store's head put in place.
     var headNamesNoSegment = false
+    /// The lost segment (listed in the manifest, missing or damaged) that the head names, if any.
+    var headNamesLostSegment: String?
     /// The newest segment: the head in effect is about an earlier segment of the set (a roll
     /// whose head record is not written yet: the roll made this segment at its capacity).
     var headNamesAnEarlierSegment = false
@@ -656,7 +663,9 @@ private struct SegmentScan {
         // damaged, nor when it names no segment of the set while this one holds frames (no
         // switch leaves that: it is another store's head).
         let headTells = headIsWhole && !(headNamesNoSegment && (offset > Layout.segmentHeaderSize || !pending.isEmpty))
-        let headProblem = headIsWhole ? "names none of the store's segments (another store's)" : "is missing or damaged"
+        let headProblem =
+            !headIsWhole ? "is missing or damaged"
+            : headNamesLostSegment.map { "names \($0), which is missing or damaged" } ?? "names none of the store's segments (another store's)"
         if clean && pending.isEmpty {
             if !headTells, !lastFrameWasCloseMarker, end > Layout.segmentHeaderSize, thorough || repairing || writerAbsent {
                 // Frames (or none) that end in zeros at a frame's end, with no close marker

@@ -19,8 +19,8 @@ struct SegmentSet {
     var leftovers: [String] = []
     /// Files under a segment's name the manifest does not list whose header cannot be read:
     /// left as they are (an interrupted compaction's output, or a damaged segment that may have
-    /// held events); verification warns of them.
-    var unreadable: [String] = []
+    /// held events), with what opening each as a segment said; verification warns of them.
+    var unreadable: [(name: String, reason: String)] = []
 
     /// Whether the files themselves are in order (no missing file, intact manifest).
     var isIntact: Bool { context.damage.isEmpty && context.missing.isEmpty }
@@ -102,13 +102,16 @@ struct SegmentSet {
         let names = context.damage.isEmpty ? listed.map(\.name) : files.map(\.fileName)
         var segments: [Segment] = []
         var leftovers: [String] = []
-        var unreadable: [String] = []
+        var unreadable: [(name: String, reason: String)] = []
         var missing: [Recovery.LostSegment] = []
         func lost(_ reason: String) -> Recovery.LostSegment { Recovery.LostSegment(file: Layout.manifestName, offset: 0, reason: reason) }
         for (number, name) in names.enumerated() {
             let isLast = number == names.count - 1
+            let entry = context.damage.isEmpty ? listed[number] : nil
             guard Directory.fileExists(directory + "/" + name) else {
-                missing.append(lost("segment file \(name) listed in the manifest is missing"))
+                var file = lost("segment file \(name) listed in the manifest is missing")
+                file.listed = entry
+                missing.append(file)
                 continue
             }
             let segment: Segment
@@ -118,7 +121,7 @@ struct SegmentSet {
                 // Nothing of a segment whose header fails its checks can be trusted: it is
                 // damage, as a lost file is, and the other segments stay readable. Named in the
                 // segment, where it is (FORMAT.md §3).
-                missing.append(Recovery.LostSegment(file: name, offset: offset, reason: "segment header is damaged: \(reason)"))
+                missing.append(Recovery.LostSegment(file: name, offset: offset, reason: "segment header is damaged: \(reason)", listed: entry))
                 continue
             } catch let error as SystemError where error.code == ENOENT {
                 // Removed since it was found (a reader's caller retries when the manifest changed).
@@ -329,7 +332,7 @@ struct SegmentSet {
     /// its scan found no damage. A segment that continues the listed ones and holds frames
     /// means the manifest is stale: that is damage, and nothing is removable.
     private static func handleUnlisted(
-        _ names: [String], in directory: String, after last: Segment?, context: inout Recovery.Context, unreadable: inout [String]
+        _ names: [String], in directory: String, after last: Segment?, context: inout Recovery.Context, unreadable: inout [(name: String, reason: String)]
     ) throws -> [String] {
         var removable: [String] = []
         for name in names {
@@ -346,7 +349,7 @@ struct SegmentSet {
                 if (try? File(path: directory + "/" + name, flags: O_RDONLY).holdsOnlyZeros()) == true {
                     removable.append(name)
                 } else {
-                    unreadable.append(name)
+                    unreadable.append((name, "\(error)"))
                 }
                 continue
             }
