@@ -419,6 +419,26 @@ struct CommandTests {
         #expect(try CLI.run(["verify", store]).status == 0)
     }
 
+    // Found by a black-box run: a commit that failed with another in flight behind it was said
+    // twice (the writer fails every commit after a failed one, with the same error).
+    @Test func anImportThatFailsSaysWhyOnce() throws {
+        let store = CLI.storePath()
+        defer { try? FileManager.default.removeItem(atPath: store) }
+        var random = SeededRandom(seed: 27)
+        let incompressible = Data((0..<150_000).map { _ in UInt8(truncatingIfNeeded: random.next()) }).base64EncodedString()
+        let small = (0..<60).map { #"{"stream":"s/\#($0 % 3)","type":"T","data":{"n":\#($0)}}"# }
+        let lines = small + [#"{"stream":"big","type":"T","data":{"pad":"\#(incompressible)"}}"#] + small
+        let input = FileManager.default.temporaryDirectory.appendingPathComponent("dugong-import-\(UUID().uuidString.prefix(8)).jsonl")
+        defer { try? FileManager.default.removeItem(at: input) }
+        try Data(lines.joined(separator: "\n").utf8).write(to: input)
+        // The large event needs a segment of its own, larger than the file-size limit allows.
+        let failed = try CLI.run(shell: "ulimit -f 100; '\(CLI.binary)' import '\(store)' --segment-size 32768 --batch 10 < '\(input.path)'")
+        #expect(failed.status == 74, "\(failed.status) \(failed.stderr)")
+        #expect(failed.stderr.components(separatedBy: "the write failed").count == 2, "said once: \(failed.stderr)")
+        #expect(failed.stderr.contains("the commit of lines 61...") && failed.stderr.contains("imported 60 events in 6 commits"), "\(failed.stderr)")
+        #expect(try CLI.run(["verify", store]).status == 0)
+    }
+
     /// `--acks`: one line per run of one stream's lines in each durable commit (the help said
     /// one per commit).
     @Test func importAcknowledgesEachRunOfAStreamsLines() throws {

@@ -359,6 +359,10 @@ final class Importer {
         while !inFlight.isEmpty { try? await settle() }
     }
 
+    /// Whether a failed commit was said: the writer fails every commit after it, with the
+    /// same error, and that is said once.
+    private var saidACommitFailed = false
+
     /// Waits for the oldest commit in flight and acknowledges it.
     private func settle() async throws {
         let (commit, firstLine) = inFlight.removeFirst()
@@ -366,6 +370,8 @@ final class Importer {
         do {
             results = try await commit.commits()
         } catch {
+            guard !saidACommitFailed else { throw error }
+            saidACommitFailed = true
             throw StoreAccess.fail(error, path: store, prefix: "the commit of lines \(firstLine)...: ")
         }
         commits += 1
