@@ -72,7 +72,7 @@ struct PayloadFidelityTests {
 
     static var registry: EventRegistry {
         var registry = try! EventRegistry(Keeper.self)
-        registry.addUpcaster(from: CountedV1.self, to: CountedV2.self, of: Keeper.self) { CountedV2(numbers: $0.numbers) }
+        try! registry.addUpcaster(from: CountedV1.self, to: CountedV2.self, of: Keeper.self) { CountedV2(numbers: $0.numbers) }
         return registry
     }
 

@@ -109,7 +109,7 @@ struct EventRegistryTests {
     @Test func aJSONUpcasterReadsVersion1AsVersion2() throws {
         var registry = EventRegistry()
         try registry.register(MoneyDepositedV2.self, origin: "bank", aggregateType: "BankAccount")
-        registry.addUpcaster(eventType: "MoneyDeposited", of: BankAccount.self, from: 1) { payload in
+        try registry.addUpcaster(eventType: "MoneyDeposited", of: BankAccount.self, from: 1) { payload in
             var payload = payload
             payload["currency"] = "EUR"
             return payload
@@ -119,13 +119,35 @@ struct EventRegistryTests {
         #expect(envelope.schemaVersion == 2)
     }
 
+    // Found by a black-box review: a second upcaster for one version replaced the first
+    // silently, and a version below 1 or a typed upcaster that skipped a version trapped.
+    @Test func anUpcasterThatCannotBeIsRefusedWithAnError() throws {
+        var registry = EventRegistry()
+        try registry.addUpcaster(eventType: "MoneyDeposited", of: BankAccount.self, from: 1) { $0 }
+        let id = EventTypeID(origin: BankAccount.origin, aggregateType: BankAccount.aggregateType, eventType: "MoneyDeposited", version: 1)
+        #expect(throws: EventRegistryError.duplicateUpcaster(id)) {
+            try registry.addUpcaster(eventType: "MoneyDeposited", of: BankAccount.self, from: 1) { _ in [:] }
+        }
+        #expect("\(EventRegistryError.duplicateUpcaster(id))".contains("already has an upcaster"))
+        #expect(throws: EventRegistryError.self) { try registry.addUpcaster(eventType: "MoneyDeposited", of: BankAccount.self, from: 0) { $0 } }
+        do {
+            try registry.addUpcaster(from: MoneyDeposited.self, to: MoneyDepositedV3.self, of: BankAccount.self) { _ in MoneyDepositedV3(amount: "0", currency: "EUR") }
+            Issue.record("an upcaster that skips version 2 was added")
+        } catch {
+            guard case .invalidUpcaster(_, let reason) = error else { throw error }
+            #expect(reason.contains("version 3"), "\(reason)")
+        }
+        // The first one stays: an event of version 1 still decodes through it.
+        #expect(registry.upcastedTypes == [id])
+    }
+
     @Test func upcastersChainAndTypedOnesWork() throws {
         var registry = EventRegistry()
         try registry.register(MoneyDepositedV3.self, origin: "bank", aggregateType: "BankAccount")
-        registry.addUpcaster(from: MoneyDeposited.self, to: MoneyDepositedV2.self, of: BankAccount.self) {
+        try registry.addUpcaster(from: MoneyDeposited.self, to: MoneyDepositedV2.self, of: BankAccount.self) {
             MoneyDepositedV2(amount: $0.amount, currency: "EUR")
         }
-        registry.addUpcaster(from: MoneyDepositedV2.self, to: MoneyDepositedV3.self, of: BankAccount.self) {
+        try registry.addUpcaster(from: MoneyDepositedV2.self, to: MoneyDepositedV3.self, of: BankAccount.self) {
             MoneyDepositedV3(amount: String(format: "%d.%02d", $0.amount / 100, $0.amount % 100), currency: $0.currency)
         }
         let fromV1 = try #require(try registry.decode(Self.serialized("MoneyDeposited", payload: #"{"amount":250}"#)))
@@ -138,7 +160,7 @@ struct EventRegistryTests {
     @Test func aFailingUpcasterIsATypedError() throws {
         struct Refused: Error {}
         var registry = try EventRegistry(BankAccount.self)
-        registry.addUpcaster(eventType: "MoneyWithdrawn", of: BankAccount.self, from: 1) { _ in throw Refused() }
+        try registry.addUpcaster(eventType: "MoneyWithdrawn", of: BankAccount.self, from: 1) { _ in throw Refused() }
         #expect(throws: EventDecodingError.self) {
             try registry.decode(Self.serialized("MoneyWithdrawn", payload: #"{"amount":1}"#))
         }

@@ -127,7 +127,7 @@ struct FrameworkFidelityTests {
             EventTypeID(origin: "fidelity", aggregateType: "Clock", eventType: "Pinged", version: 1), stamped,
         ])
         #expect(registry.registeredType(for: stamped) == Stamped.self)
-        registry.addUpcaster(eventType: "Rung", of: Clock.self, from: 1) { $0 }
+        try registry.addUpcaster(eventType: "Rung", of: Clock.self, from: 1) { $0 }
         #expect(registry.upcastedTypes == [EventTypeID(origin: "fidelity", aggregateType: "Clock", eventType: "Rung", version: 1)])
         let decoded = try registry.decode(
             try EventEnvelope(event: Stamped(at: Date(timeIntervalSince1970: 5)), aggregateID: "x", sequenceNumber: 1).serialized(for: Clock.self))

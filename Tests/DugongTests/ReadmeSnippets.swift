@@ -36,7 +36,7 @@ struct ReadmeSnippets {
 
     @Test func upcasting() throws {
         var registry = try EventRegistry(BankAccount.self)   // a `var`: upcasters and choices change it
-        registry.addUpcaster(eventType: "MoneyDeposited", of: BankAccount.self, from: 1) { payload in
+        try registry.addUpcaster(eventType: "MoneyDeposited", of: BankAccount.self, from: 1) { payload in
             var payload = payload
             payload["currency"] = "EUR"
             return payload

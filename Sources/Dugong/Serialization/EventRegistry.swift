@@ -92,27 +92,38 @@ public struct EventRegistry: Sendable {
 
     /// Adds an upcaster that turns the JSON payload of version `version` of an event into the
     /// payload of version `version + 1`. Upcasters chain: v1 → v2 → v3.
+    ///
+    /// - Throws: ``EventRegistryError/invalidUpcaster(_:reason:)`` for a version below 1;
+    ///   ``EventRegistryError/duplicateUpcaster(_:)`` when that version already has one (the
+    ///   second would silently replace the first).
     public mutating func addUpcaster(
         eventType: String, of aggregate: any Aggregate.Type, from version: Int,
         _ transform: @escaping @Sendable (JSONObject) throws -> JSONObject
-    ) {
-        precondition(version >= 1, "schema versions start at 1")
+    ) throws(EventRegistryError) {
         let id = EventTypeID(
             origin: aggregate.origin, aggregateType: aggregate.aggregateType, eventType: eventType,
             version: version)
+        guard version >= 1 else { throw .invalidUpcaster(id, reason: "schema versions start at 1") }
+        guard upcasters[id] == nil else { throw .duplicateUpcaster(id) }
         upcasters[id] = transform
     }
 
     /// Adds a typed upcaster from one version of an event to the next. `Old` need not be
-    /// registered; `New.schemaVersion` must be `Old.schemaVersion + 1`.
+    /// registered.
+    ///
+    /// - Throws: ``EventRegistryError/invalidUpcaster(_:reason:)`` unless `New` is version
+    ///   `Old.schemaVersion + 1` of the same event type; ``EventRegistryError/duplicateUpcaster(_:)``
+    ///   when `Old`'s version already has one.
     public mutating func addUpcaster<Old: DomainEvent, New: DomainEvent>(
         from _: Old.Type, to _: New.Type, of aggregate: any Aggregate.Type,
         _ transform: @escaping @Sendable (Old) throws -> New
-    ) {
-        precondition(
-            New.schemaVersion == Old.schemaVersion + 1 && New.eventType == Old.eventType,
-            "an upcaster goes from version n to n + 1 of the same event type")
-        addUpcaster(eventType: Old.eventType, of: aggregate, from: Old.schemaVersion) { payload in
+    ) throws(EventRegistryError) {
+        guard New.schemaVersion == Old.schemaVersion + 1 && New.eventType == Old.eventType else {
+            throw .invalidUpcaster(
+                EventTypeID(origin: aggregate.origin, aggregateType: aggregate.aggregateType, eventType: Old.eventType, version: Old.schemaVersion),
+                reason: "it goes to \(New.eventType) version \(New.schemaVersion): an upcaster goes from version n to n + 1 of the same event type")
+        }
+        try addUpcaster(eventType: Old.eventType, of: aggregate, from: Old.schemaVersion) { payload in
             let old = try PayloadCoding.decode(Old.self, from: try JSONValue.object(payload).jsonData())
             let new = try transform(old)
             guard case .object(let upcasted) = try JSONValue(json: PayloadCoding.encode(new)) else {
@@ -169,11 +180,20 @@ public struct EventRegistry: Sendable {
 public enum EventRegistryError: Error, Sendable, Equatable, CustomStringConvertible {
     /// Another Swift type is registered for this event type and version.
     case conflictingType(EventTypeID, registered: String, new: String)
+    /// This event type and version already has an upcaster.
+    case duplicateUpcaster(EventTypeID)
+    /// An upcaster that cannot be: from a version below 1, or not to the next version of the
+    /// same event type.
+    case invalidUpcaster(EventTypeID, reason: String)
 
     public var description: String {
         switch self {
         case .conflictingType(let id, let registered, let new):
             "\(id) is registered as \(registered); \(new) cannot be registered for it too (give it another event type or version)"
+        case .duplicateUpcaster(let id):
+            "\(id) already has an upcaster: one event version has one upcaster, to the next version"
+        case .invalidUpcaster(let id, let reason):
+            "the upcaster from \(id) cannot be added: \(reason)"
         }
     }
 }

@@ -218,7 +218,7 @@ extension EventLog {
                 if let damage = result.index.damage.first { throw damage.error }
                 throw StoreError.corruption(
                     segment: Layout.manifestName, offset: 0,
-                    reason: "the store now ends at position \(result.index.nextPosition), before position \(before) this reader already saw (it was replaced by an older copy)")
+                    reason: "the store now ends at position \(result.index.nextPosition), before position \(before) this reader already saw (it was replaced by an older copy of it, or by another store)")
             }
             if let replaced = Self.replacement(seen: shared.index, in: shared.segments, now: result.index, in: set) {
                 throw replaced
@@ -254,7 +254,7 @@ extension EventLog {
         let frame = found < now.eventFrames.count ? now.eventFrames[found] : nil
         let replaced = StoreError.corruption(
             segment: seenSegment.name, offset: last.location.offset,
-            reason: "the events this reader served up to position \(last.lastPosition) are not the ones the store holds now: the store was replaced by an older copy, and positions it served hold other events")
+            reason: "the events this reader served up to position \(last.lastPosition) are not the ones the store holds now: the store was replaced by an older copy of it or by another store, and positions it served hold other events")
         if let segment = set.segments.firstIndex(where: { $0.salt == seenSegment.salt }) {
             guard let frame, frame.location == FrameLocation(segment: segment, offset: last.location.offset), frame.checksum == last.checksum,
                 frame.firstPosition == last.firstPosition, frame.lastPosition == last.lastPosition
