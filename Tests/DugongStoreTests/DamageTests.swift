@@ -1233,6 +1233,75 @@ struct PositionlessDamageTests {
         try await Self.expectTakesNoWrites(directory)
     }
 
+    /// A copy of every file of `directory` (a backup), and a way to put it back.
+    static func backup(_ directory: TemporaryDirectory) throws -> [String: Data] {
+        Dictionary(uniqueKeysWithValues: try FileManager.default.contentsOfDirectory(atPath: directory.path).map {
+            ($0, try Data(contentsOf: URL(fileURLWithPath: directory.file($0))))
+        })
+    }
+
+    // Found by a black-box review: a backup put back, and the index file a later clean close
+    // saved after the store had rolled to more segments. The index names this store's segments
+    // and one more: it was taken for another store's ("saved before a change", a warning), and
+    // reads, `verify` and the next append went on from the backup's end.
+    @Test func anIndexFileOfMoreSegmentsThanTheStoreHoldsSaysEventsAreMissing() async throws {
+        let directory = TemporaryDirectory("index-of-more")
+        defer { directory.remove() }
+        var writer = try Fixture.open(directory, segmentSize: 4096)
+        try await writer.append(Fixture.events(4, size: 50), to: "s/0")
+        writer.close()
+        let backup = try Self.backup(directory)
+        writer = try Fixture.open(directory, segmentSize: 4096)
+        for index in 0..<40 { try await writer.append(Fixture.events(1, size: 300), to: "s/\(index % 3)") }
+        #expect(writer.segmentNames.count > 1)
+        writer.close()
+        let laterIndex = try Data(contentsOf: URL(fileURLWithPath: directory.file("dugong.index")))
+        for name in try FileManager.default.contentsOfDirectory(atPath: directory.path) { try FileManager.default.removeItem(atPath: directory.file(name)) }
+        for (name, bytes) in backup { try bytes.write(to: URL(fileURLWithPath: directory.file(name))) }
+        try laterIndex.write(to: URL(fileURLWithPath: directory.file("dugong.index")))
+        let scanned = try Self.scanned(directory)
+        let report = try scanned.verify()
+        #expect(report.problems.contains { $0.message.contains("records positions up to 44") && $0.message.contains("acknowledged events are missing") }, "\(report.problems)")
+        #expect(!report.warnings.contains { $0.kind == .indexMismatch }, "not 'saved before a change': \(report.warnings)")
+        #expect(throws: StoreError.self) { try scanned.read(stream: "s/0") }
+        scanned.close()
+        try await Self.expectTakesNoWrites(directory)
+    }
+
+    // Found by a black-box review: a backup put back over a compacted store that had grown
+    // since, without removing the newer files (`cp -a backup/. store/`, rsync without
+    // --delete). The compacted set's newest segment holds acknowledged events past the backup's
+    // end; its header begins at the backup's end, not past it: it was taken for a compaction's
+    // leftover, reads and `verify` went on from the backup, and the next writer removed the only
+    // copy of those events. A leftover never holds events past the log's end: damage, kept.
+    @Test func anUnlistedSegmentHoldingEventsPastTheLogsEndIsDamageAndKept() async throws {
+        let directory = TemporaryDirectory("restored-over")
+        defer { directory.remove() }
+        var writer = try Fixture.open(directory, segmentSize: 8192)
+        for index in 0..<12 { try await writer.append(Fixture.events(1, size: 200), to: "s/\(index % 3)") }
+        writer.close()
+        let backup = try Self.backup(directory)
+        _ = try EventLog.compact(at: directory.path, options: CompactionTests.options)
+        writer = try Fixture.open(directory, segmentSize: 8192)
+        try await writer.append(Fixture.events(3, size: 50), to: "s/1")
+        writer.close()
+        let newer = Set(try FileManager.default.contentsOfDirectory(atPath: directory.path)).subtracting(backup.keys)
+        #expect(!newer.isEmpty, "the compaction made segments of other names")
+        for (name, bytes) in backup { try bytes.write(to: URL(fileURLWithPath: directory.file(name))) }
+        for useIndexFile in [true, false] {
+            var options = EventLog.Options()
+            options.readOnly = true
+            options.useIndexFile = useIndexFile
+            let reader = try EventLog.open(at: directory.path, options: options)
+            let damage = reader.recovery.corruptions.map(\.description)
+            #expect(damage.contains { $0.contains("which the manifest does not list, holds events up to position 14, past the log's end 12") }, "\(damage)")
+            #expect(throws: StoreError.self) { try reader.read(stream: "s/1") }
+            reader.close()
+        }
+        try await Self.expectTakesNoWrites(directory)
+        for name in newer { #expect(FileManager.default.fileExists(atPath: directory.file(name)), "\(name) kept") }
+    }
+
     // Found by a black-box review (three faults at once): the manifest replaced by an older
     // copy, the segment after the ones it lists lost, and the head file lost. The segment after
     // that one, unlisted, was taken for what a compaction left: `verify` only warned of it, and

@@ -174,7 +174,8 @@ extension EventLog {
         }
         if let problem = indexFileProblem(scanned: index, segments: segments) {
             problems.append(Finding(segment: Layout.indexName, offset: 0, kind: .indexMismatch, message: problem))
-        } else if let unused = unusedIndexFile(segments: segments) {
+        } else if !problems.contains(where: { $0.segment == Layout.indexName }), let unused = unusedIndexFile(segments: segments) {
+            // (Not beside damage the index file proves: "saved before a change" would contradict it.)
             warnings.append(Finding(segment: Layout.indexName, offset: 0, kind: .indexMismatch, message: unused))
         }
         progress(index.eventFrames.count, index.eventFrames.count)

@@ -88,9 +88,10 @@ enum Recovery {
             headIsWhole = StoreFiles.headProblems(in: directory, lookingTwice: lookingTwice).isEmpty
         }
         /// Unlisted segment files holding frames that do not continue the log, with their first
-        /// positions: what a compaction or an upgrade replaced begins inside the log; one that
-        /// begins past its end may hold acknowledged events a stale manifest lost.
-        var unlistedFrames: [(name: String, firstPosition: UInt64)] = []
+        /// positions and the position after their frames' last event: what a compaction or an
+        /// upgrade replaced holds only events inside the log; one whose events reach past its
+        /// end may hold acknowledged events the listed segments lost.
+        var unlistedFrames: [(name: String, firstPosition: UInt64, end: UInt64)] = []
         /// The size of the newest segment's file before it was extended at open.
         var lastFileSize: Int?
         /// Check the unused space after a clean close too (verification). Without it, an open
@@ -180,11 +181,25 @@ enum Recovery {
         // An unlisted segment whose frames begin past the log's end is not a replaced one (those
         // begin inside the log; a roll's new segment holds no frame before the manifest lists
         // it): its events may be acknowledged ones, and the segments between lost. It is kept.
-        for (name, firstPosition) in context.unlistedFrames where firstPosition > result.index.nextPosition {
+        // Nor is one whose events reach past the log's end, wherever it begins: a compaction or
+        // an upgrade copies only events the log holds (a black-box review: a backup restored
+        // over a compacted store that had grown since, without removing the newer files, read
+        // clean, and the next writer removed the only copy of the newer events as a leftover).
+        // That is judged only where no writer can have rolled to that segment since this open
+        // read the manifest: a writer's open; a reader's with no writer (it scans again if one
+        // came); a reader's after a clean close with nothing after it, whose head has not moved
+        // on since (a writer's open writes a head record before anything else).
+        for (name, firstPosition, end) in context.unlistedFrames where end > result.index.nextPosition {
+            let beginsPastTheEnd = firstPosition > result.index.nextPosition
+            guard beginsPastTheEnd || context.repairing || context.writerAbsent
+                || (context.seesEveryFrame && context.directory.map { (try? StoreFiles.readHead(in: $0))??.sequence == context.head?.sequence } == true)
+            else { continue }
             result.index.record(Damage(
                 segmentName: name, offset: 0,
-                reason: "segment \(name), which the manifest does not list, holds frames from position \(firstPosition), past the log's end \(result.index.nextPosition): the manifest is stale or segments are missing, and the events between may have been acknowledged",
-                positions: result.index.nextPosition..<firstPosition))
+                reason: beginsPastTheEnd
+                    ? "segment \(name), which the manifest does not list, holds frames from position \(firstPosition), past the log's end \(result.index.nextPosition): the manifest is stale or segments are missing, and the events between may have been acknowledged"
+                    : "segment \(name), which the manifest does not list, holds events up to position \(end - 1), past the log's end \(result.index.nextPosition): no compaction or upgrade leaves such a file (it copies only events the log holds), so acknowledged events are missing from the listed segments (files put back from an earlier copy beside newer ones?); it is kept",
+                positions: result.index.nextPosition..<max(firstPosition, end)))
         }
         // The head only ever trails what was durable: positions it records that the log does
         // not hold were acknowledged and are gone (a segment or the manifest replaced by an
@@ -221,12 +236,12 @@ enum Recovery {
         if context.head != nil, context.repairing || context.writerAbsent || context.seesEveryFrame, first == 0, offset == Layout.segmentHeaderSize,
             let directory = context.directory,
             let saved = try? IndexFile.summary(in: directory), saved.nextPosition > result.index.nextPosition,
-            segments.map(\.salt).starts(with: saved.salts),
+            Self.agree(segments.map(\.salt), saved.salts),
             let current = try? StoreFiles.readHead(in: directory), current.sequence < saved.headSequence
         {
             result.index.record(Damage(
                 segmentName: Layout.indexName, offset: 0,
-                reason: "the index file a clean close saved records positions up to \(saved.nextPosition) in these segments and a head record \(saved.headSequence); the log ends at \(result.index.nextPosition) and the head is record \(current.sequence), older: acknowledged events are missing (a segment and the head put back from an earlier copy?)",
+                reason: "the index file a clean close saved records positions up to \(saved.nextPosition) in these segments\(saved.salts.count > segments.count ? " and \(saved.salts.count - segments.count) more after them" : "") and a head record \(saved.headSequence); the log ends at \(result.index.nextPosition) and the head is record \(current.sequence), older: acknowledged events are missing (a segment and the head put back from an earlier copy?)",
                 positions: result.index.nextPosition..<saved.nextPosition))
         }
         return result
@@ -288,6 +303,32 @@ enum Recovery {
     /// The next offset after `offset` where a valid frame of `segment` starts, with its header.
     /// Zero runs are skipped eight bytes at a time, and cheap header checks come before the
     /// checksum, so that megabytes of zeros or garbage scan fast.
+    /// Whether the salts of an index file's segments and the store's agree as far as both go,
+    /// from the first: the index was saved for this store's segments, or for more of them (the
+    /// store has lost segments since: a black-box review put back a backup's files beside the
+    /// index file a later clean close had saved for the segments that followed).
+    static func agree(_ store: [UInt64], _ index: [UInt64]) -> Bool {
+        !store.isEmpty && !index.isEmpty && zip(store, index).allSatisfy { $0 == $1 }
+    }
+
+    /// The position after the last event of the valid frames of `segment` (found one after the
+    /// other as after damage, §8), or nil when it holds no event frame.
+    static func eventsEnd(of segment: Segment) -> UInt64? {
+        segment.withBytes { bytes -> UInt64? in
+            var end: UInt64?
+            var after = Layout.segmentHeaderSize - 1
+            while let (offset, header) = resynchronize(bytes, after: after, salt: segment.salt, in: segment) {
+                // (Bounded: the header's fields are the disk's.)
+                if header.eventCount > 0, header.firstPosition <= Layout.maximumPosition {
+                    end = max(end ?? 0, header.firstPosition + UInt64(header.eventCount))
+                }
+                assert(offset + header.totalLength > after, "the search moves on")
+                after = offset + header.totalLength - 1
+            }
+            return end
+        }
+    }
+
     static func resynchronize(
         _ bytes: UnsafeRawBufferPointer, after offset: Int, salt: UInt64, limit: Int? = nil, in segment: Segment? = nil
     ) -> (Int, FrameHeader)? {

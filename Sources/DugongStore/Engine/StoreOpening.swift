@@ -365,7 +365,9 @@ struct SegmentSet {
                     positions: 0..<0, concernsTheWholeStore: true))
                 context.segmentsMayFollow = true
             } else {
-                if holdsFrames { context.unlistedFrames.append((name, segment.header.firstPosition)) }
+                if holdsFrames {
+                    context.unlistedFrames.append((name, segment.header.firstPosition, Recovery.eventsEnd(of: segment) ?? segment.header.firstPosition))
+                }
                 removable.append(name)
             }
         }
