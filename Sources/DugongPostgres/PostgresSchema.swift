@@ -1,4 +1,5 @@
 #if Postgres
+import Dugong
 import Logging
 import PostgresNIO
 import Synchronization
@@ -174,6 +175,14 @@ extension PostgresClient {
     func inTransaction<Result>(
         logger: Logger, isolation: isolated (any Actor)? = #isolation, _ body: (PostgresConnection) async throws -> sending Result
     ) async throws -> sending Result {
+        try await PostgresConnectionLost.naming {
+            try await inTransactionOnce(logger: logger, isolation: isolation, body)
+        }
+    }
+
+    private func inTransactionOnce<Result>(
+        logger: Logger, isolation: isolated (any Actor)? = #isolation, _ body: (PostgresConnection) async throws -> sending Result
+    ) async throws -> sending Result {
         try await withConnection(isolation: isolation) { connection in
             try await connection.openQuery("BEGIN;", logger: logger)
             let value: Result
@@ -212,7 +221,7 @@ extension PostgresClient {
 /// ``mayHaveCommitted`` says whether what was sent may have been committed all the same: when
 /// the connection closed during a `COMMIT`, the server may have committed before the close. An append sent again with the same events is then
 /// recognized as a retry (``Dugong/AppendResult/wasDuplicate``), so sending it again is safe.
-public struct PostgresConnectionLost: Error, CustomStringConvertible {
+public struct PostgresConnectionLost: TransientStoreError, CustomStringConvertible {
     /// What became of the statement's writes.
     public enum Outcome: Sendable {
         /// Not committed: the connection closed inside a transaction before its `COMMIT`, or
@@ -234,11 +243,31 @@ public struct PostgresConnectionLost: Error, CustomStringConvertible {
         self.underlying = underlying
     }
 
+    /// Runs `body`, saying a connection lost (or none to be had: the server down or
+    /// restarting) that it meets outside a statement's answer (reading rows, leasing a
+    /// connection) as a ``PostgresConnectionLost`` that committed nothing, as a statement's own is.
+    static func naming<Result>(
+        isolation: isolated (any Actor)? = #isolation, _ body: () async throws -> sending Result
+    ) async throws -> sending Result {
+        do {
+            return try await body()
+        } catch let lost as PostgresConnectionLost {
+            throw lost
+        } catch where isLoss(error) {
+            throw PostgresConnectionLost(outcome: .notCommitted, underlying: error)
+        }
+    }
+
     /// Whether `error`, from a statement on `connection`, is the connection's loss: it has
     /// closed, or the server said it is ending the session (SQLSTATE class 08, or 57P01–57P03:
     /// terminated by an administrator, a crash, a shutdown).
     static func isLoss(_ error: any Error, on connection: PostgresConnection) -> Bool {
-        if connection.isClosed { return true }
+        connection.isClosed || isLoss(error)
+    }
+
+    /// Whether `error` says a connection was lost or could not be made (see
+    /// ``isLoss(_:on:)``), whatever connection it came from.
+    static func isLoss(_ error: any Error) -> Bool {
         guard let error = error as? PSQLError else { return false }
         switch error.code {
         case .serverClosedConnection, .uncleanShutdown, .clientClosedConnection, .connectionError: return true
@@ -325,8 +354,10 @@ extension PostgresClient {
         _ query: PostgresQuery, logger: Logger,
         isolation: isolated (any Actor)? = #isolation, _ body: (PostgresRowSequence) async throws -> sending Result
     ) async throws -> sending Result {
-        try await withConnection(isolation: isolation) { connection in
-            try await body(try await connection.openQuery(query, logger: logger))
+        try await PostgresConnectionLost.naming {
+            try await withConnection(isolation: isolation) { connection in
+                try await body(try await connection.openQuery(query, logger: logger))
+            }
         }
     }
 

@@ -602,6 +602,50 @@ struct PostgresRestartTests {
             try await database.drop()
         }
     }
+
+    /// A running projection goes on through a server crash and restart (a helper review: its
+    /// `run()` ended at the first lost connection): it waits the outage out and handles every
+    /// committed event, in order; those of the batch it was in may come twice, none is skipped.
+    @Test func aRunningProjectionGoesOnThroughACrashAndRestart() async throws {
+        try await OwnServer.with { url, directory in
+            let database = try await PostgresTestDatabase.create(onServer: url)
+            let store = PostgresEventStore(client: database.client, pollInterval: .milliseconds(20))
+            let seen = PostgresReaderTests.Count()
+            let projection = Projection(name: "through", store: store) { recorded in await seen.add(recorded.event.aggregateID) }
+            let running = Task { try await projection.run(longestWait: .milliseconds(500)) }
+            func append(_ id: String) async throws {
+                let (stream, events) = PostgresOrderingTests.events(id)
+                let deadline = ContinuousClock.now + .seconds(60)
+                while true {
+                    do {
+                        _ = try await store.append(events, to: stream, expecting: .noStream)
+                        return
+                    } catch let lost as PostgresConnectionLost where ContinuousClock.now < deadline {
+                        _ = lost
+                        try await Task.sleep(for: .milliseconds(100))
+                    } catch EventStoreError.conflict where ContinuousClock.now < deadline {
+                        return  // a retry of an append whose answer the crash lost: it was committed
+                    }
+                }
+            }
+            for index in 0..<5 { try await append("before-\(index)") }
+            _ = try OwnServer.run("crash-restart", directory)
+            for index in 0..<5 { try await append("after-\(index)") }
+            let expected = (0..<5).map { "before-\($0)" } + (0..<5).map { "after-\($0)" }
+            let deadline = ContinuousClock.now + .seconds(60)
+            while Set(await seen.ids) != Set(expected), ContinuousClock.now < deadline, !running.isCancelled {
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            let ids = await seen.ids
+            #expect(Set(ids) == Set(expected), "\(ids)")
+            var firsts: [String] = []
+            for id in ids where !firsts.contains(id) { firsts.append(id) }
+            #expect(firsts == expected, "in order: \(ids)")
+            running.cancel()
+            if case .failure(let error) = await running.result { #expect(error is CancellationError, "it went on: \(error)") }
+            try await database.drop()
+        }
+    }
 }
 #endif
 

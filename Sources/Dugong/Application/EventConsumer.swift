@@ -85,8 +85,11 @@ public actor IdempotentHandler {
                 try await unit.commit(to: store)
                 return .handled
             } catch {
-                // Cancelled (the application stopping): not the message's failure, never parked.
-                if error is CancellationError || Task.isCancelled { throw error }
+                // Cancelled (the application stopping), or the store out of reach: not the
+                // message's failure, never parked (an outage longer than the retries parked
+                // every message it met). The caller tries again later; a commit that landed
+                // is found consumed then.
+                if error is CancellationError || Task.isCancelled || error is any TransientStoreError { throw error }
                 lastError = error
                 logger.warning("handler failed", metadata: [
                     "consumer": "\(name)", "event": "\(event.id)", "attempt": "\(attempt)", "error": "\(error)",
@@ -351,7 +354,16 @@ public actor EventConsumer: CheckpointedReader {
     /// - Returns: the number of events handled or parked.
     @discardableResult
     public func catchUp() async throws -> Int {
-        try await gate.run { try await catchUpAlone() }
+        try await gate.run {
+            do {
+                return try await catchUpAlone()
+            } catch {
+                // Loaded again from the store next time: a commit whose outcome is unknown (the
+                // connection lost during it) may have moved it.
+                checkpoint = nil
+                throw error
+            }
+        }
     }
 
     private func catchUpAlone() async throws -> Int {

@@ -217,7 +217,16 @@ public actor Projection: CheckpointedReader {
     /// - Returns: the number of events handled.
     @discardableResult
     public func catchUp() async throws -> Int {
-        try await gate.run { try await catchUpAlone() }
+        try await gate.run {
+            do {
+                return try await catchUpAlone()
+            } catch {
+                // Loaded again from the store next time: a save whose outcome is unknown (the
+                // connection lost during its commit) may have landed.
+                checkpoint = nil
+                throw error
+            }
+        }
     }
 
     private func catchUpAlone(modelEmptied: Bool = false) async throws -> Int {
@@ -365,10 +374,22 @@ extension GlobalLogReader {
     }
 
     /// Runs until the task is cancelled: catches up, then waits for new events.
-    public func run() async throws {
+    ///
+    /// The store out of reach (a ``TransientStoreError``: a lost connection, a server
+    /// restarting) does not end it: it tries again after 0.1 s, doubling the wait up to
+    /// `longestWait`, and reads on from its checkpoint (a projection may handle the events of the
+    /// batch it was in again, as after a crash). Any other error ends it.
+    public func run(longestWait: Duration = .seconds(5)) async throws {
+        var wait = Duration.milliseconds(100)
         while !Task.isCancelled {
-            _ = try await catchUp()
-            try await log.waitForEvents(from: try await cursor())
+            do {
+                _ = try await catchUp()
+                try await log.waitForEvents(from: try await cursor())
+                wait = .milliseconds(100)
+            } catch is any TransientStoreError {
+                try await Task.sleep(for: wait)
+                wait = min(wait * 2, max(longestWait, .milliseconds(100)))
+            }
         }
     }
 }

@@ -20,3 +20,13 @@ public enum EventStoreError: Error, Sendable, Equatable, CustomStringConvertible
         }
     }
 }
+
+/// An error an adapter throws when its store could not be reached for a while (a connection
+/// lost, a server restarting or failing over): nothing about the operation itself was wrong, and
+/// it may succeed when tried again. What was written is said by the error: an append whose
+/// outcome is unknown is recognized as a retry when sent again with the same events.
+///
+/// The framework's long-running readers treat it as an outage, not as a failure of what they
+/// read: ``GlobalLogReader/run()`` waits and reads on from its checkpoint; an
+/// ``IdempotentHandler`` does not count it as the message's failure (it is never parked for it).
+public protocol TransientStoreError: Error {}
