@@ -129,6 +129,26 @@ public enum PostgresSchema {
         // Refused also when this build has nothing to apply.
         let applied = try await client.withConnection { try await appliedVersion($0, logger: logger) }
         guard applied <= version else { throw PostgresStoreError.schemaTooNew(found: applied, supported: version) }
+        try await checkTransactionIDs(client, logger: logger)
+    }
+
+    /// Throws ``PostgresStoreError/transactionIDsFromAnotherServer(highest:next:)`` when the
+    /// events table holds a transaction id at or past the next one this server will assign: the
+    /// rows were copied from another server (`pg_dump` and `pg_restore`, logical replication),
+    /// whose ids mean nothing here. Readers of the global log see an event only once every
+    /// transaction older than its own has ended on this server, so they would not see those
+    /// events (nor any later one) until this server's ids pass them. (`migrate` checks it.)
+    public static func checkTransactionIDs(_ client: PostgresClient, logger: Logger = Logger(label: "dugong.postgres")) async throws {
+        let (highest, next) = try await client.withRows(
+            "SELECT coalesce(max(transaction_id)::text, '0'), pg_snapshot_xmax(pg_current_snapshot())::text FROM dugong_events", logger: logger
+        ) { rows -> (String, String) in
+            for try await pair in rows.decode((String, String).self) { return pair }
+            return ("0", "0")
+        }
+        guard let highest = UInt64(highest), let next = UInt64(next) else {
+            throw PostgresStoreError.unreadableRow(position: 0, reason: "transaction ids \(highest), \(next)")
+        }
+        guard highest < next || highest == 0 else { throw PostgresStoreError.transactionIDsFromAnotherServer(highest: highest, next: next) }
     }
 
     static func appliedVersion(_ connection: PostgresConnection, logger: Logger) async throws -> Int {
@@ -150,6 +170,9 @@ public enum PostgresStoreError: Error, Sendable, Equatable, CustomStringConverti
     case streamTombstoned(stream: String)
     /// A lifecycle change that cannot be made: what and why.
     case invalidChange(String)
+    /// The events table holds transaction ids of another server
+    /// (``PostgresSchema/checkTransactionIDs(_:logger:)``).
+    case transactionIDsFromAnotherServer(highest: UInt64, next: UInt64)
 
     public var description: String {
         switch self {
@@ -159,6 +182,8 @@ public enum PostgresStoreError: Error, Sendable, Equatable, CustomStringConverti
         case .invalidURL(let reason): "invalid PostgreSQL URL: \(reason)"
         case .streamTombstoned(let stream): "stream '\(stream)' is tombstoned: it can never be appended to again"
         case .invalidChange(let reason): "invalid argument: \(reason)"
+        case .transactionIDsFromAnotherServer(let highest, let next):
+            "the events table holds transaction id \(highest), at or past the next one this server assigns (\(next)): its rows were copied from another server (pg_dump and pg_restore, or replication), and readers of the global log would not see them until this server's ids pass them; move a store with `dugong export OLD | dugong import NEW` (into an empty database), which gives every event this server's ids"
         }
     }
 }

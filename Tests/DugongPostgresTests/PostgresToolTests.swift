@@ -117,6 +117,35 @@ struct PostgresToolTests {
         }
     }
 
+    /// A database moved with pg_dump and pg_restore keeps the old server's transaction ids: the
+    /// global log's readers would see none of its events (a helper review: 0 of 4,465). An
+    /// application's start (`migrate`) and a writing command refuse it with the way to move a
+    /// store; a reading command says so, and `export` (how it is moved) still reads every event.
+    @Test func transactionIDsOfAnotherServerAreRefusedWithTheWayToMoveAStore() async throws {
+        try await TestServer.withFreshDatabase { client, url in
+            let (stream, events) = PostgresOrderingTests.events("moved")
+            try await PostgresEventStore(client: client).append(events, to: stream, expecting: .noStream)
+            // What a restore into a younger server leaves: ids past the ones it has assigned.
+            try await client.query(
+                "UPDATE dugong_events SET transaction_id = ((pg_snapshot_xmax(pg_current_snapshot())::text)::bigint + 1000000)::text::xid8",
+                logger: PostgresTestDatabase.quiet)
+            do {
+                try await PostgresSchema.migrate(client)
+                Issue.record("a store of another server's ids was taken")
+            } catch let error as PostgresStoreError {
+                guard case .transactionIDsFromAnotherServer = error else { throw error }
+                #expect("\(error)".contains("dugong export OLD | dugong import NEW"))
+            }
+            let input = #"{"stream":"app:Thing/other","type":"T","data":{},"metadata":{"schemaVersion":1}}"#
+            let imported = try Tool.run(["import", url], input: input)
+            #expect(imported.status == 1 && imported.stderr.contains("copied from another server"), "\(imported.status) \(imported.stderr)")
+            let exported = try Tool.run(["export", url])
+            #expect(exported.status == 0 && exported.stdout.contains("moved") && exported.stderr.contains("warning:") && exported.stderr.contains("copied from another server"), "\(exported.stderr)")
+            let readAll = try Tool.run(["read-all", url])
+            #expect(readAll.stderr.contains("copied from another server"), "\(readAll.stderr)")
+        }
+    }
+
     /// SIGINT or SIGTERM stops an import into PostgreSQL between lines: what it read is
     /// committed, stderr names the last line, the signal ends it; a half line is not imported.
     @Test func anImportStoppedByASignalCommitsWhatItRead() async throws {

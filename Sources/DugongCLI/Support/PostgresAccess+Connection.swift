@@ -146,6 +146,12 @@ extension PostgresAccess {
                 "\(redacted(url)) has Dugong schema version \(applied), older than this dugong's \(PostgresSchema.version): an application of this version upgrades it when it starts (PostgresSchema.migrate), and so does any writing command (`dugong import` of an empty input)",
                 code: ExitStatus.notFound.rawValue)
         }
+        // Said, not refused: `export` is how such a store is moved (it reads every row).
+        do {
+            try await PostgresSchema.checkTransactionIDs(client, logger: logger)
+        } catch let error as PostgresStoreError {
+            Terminal.error("warning: \(redacted(url)): \(error)")
+        }
     }
 
     /// An error as the tool says it, with the exit status of its kind.
@@ -161,6 +167,7 @@ extension PostgresAccess {
             case .invalidURL: (message, status) = ("\(error)", .usage)
             case .streamTombstoned: (message, status) = ("\(error)", .conflict)
             case .invalidChange: (message, status) = ("\(error)", .badInput)
+            case .transactionIDsFromAnotherServer: (message, status) = ("\(where_): \(error)", .damaged)
             }
         case let error as EventStoreError:
             switch error {
