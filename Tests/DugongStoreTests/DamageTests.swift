@@ -1268,6 +1268,47 @@ struct PositionlessDamageTests {
         try await Self.expectTakesNoWrites(directory)
     }
 
+    // Found by a black-box review: a fork. A backup restored and written to, then the original
+    // store's newest segment (the same segment: the same salt) put back beside the copy's head,
+    // manifest and index. Its frames end where the copy's did: reads and `verify` served the
+    // original's events as the copy's, and the copy's acknowledged events vanished silently.
+    // The index file the copy's last clean close saved records another last frame.
+    @Test func aSegmentOfAnotherCopyPutBackBesideTheHeadOfTheLastCleanCloseIsDamage() async throws {
+        let original = TemporaryDirectory("fork-original")
+        let copy = TemporaryDirectory("fork-copy")
+        defer {
+            original.remove()
+            copy.remove()
+        }
+        var writer = try Fixture.open(original)
+        try await writer.append(Fixture.events(3, size: 40), to: "s/0")
+        writer.close()
+        try FileManager.default.copyItem(atPath: original.path, toPath: copy.path)
+        for directory in [original, copy] {
+            writer = try Fixture.open(directory)
+            for _ in 0..<3 { try await writer.append(Fixture.events(1, size: 40), to: "s/0") }
+            writer.close()
+        }
+        let segment = try #require(writer.segmentNames.last)
+        try FileManager.default.removeItem(atPath: copy.file(segment))
+        try FileManager.default.copyItem(atPath: original.file(segment), toPath: copy.file(segment))
+        for useIndexFile in [true, false] {
+            var options = EventLog.Options()
+            options.readOnly = true
+            options.useIndexFile = useIndexFile
+            let reader = try EventLog.open(at: copy.path, options: options)
+            let damage = reader.recovery.corruptions.map(\.description)
+            #expect(damage.contains { $0.contains("the segment is not the one the last clean close left") }, "\(damage)")
+            #expect(throws: StoreError.self) { try reader.read(stream: "s/0") }
+            reader.close()
+        }
+        try await Self.expectTakesNoWrites(copy)
+        // The original itself, with its own files, is clean.
+        let scanned = try Self.scanned(original)
+        #expect(try scanned.verify().isClean)
+        scanned.close()
+    }
+
     // Found by a black-box review: a backup put back over a compacted store that had grown
     // since, without removing the newer files (`cp -a backup/. store/`, rsync without
     // --delete). The compacted set's newest segment holds acknowledged events past the backup's

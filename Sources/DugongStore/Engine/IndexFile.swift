@@ -146,20 +146,21 @@ enum IndexFile {
     /// that saved it (written before it). A clean close saved it and a writable open removes
     /// it, so it is a hint that only ever trails the log, as the head is. Nil when there is none
     /// or it is not intact; throws when it cannot be read.
-    static func summary(in directory: String) throws -> (salts: [UInt64], nextPosition: UInt64, headSequence: UInt64)? {
+    static func summary(in directory: String) throws -> Summary? {
         guard let data = try File.contents(of: directory + "/" + name, limit: Int(Int32.max)) else { return nil }
-        return data.withUnsafeBytes { raw -> ([UInt64], UInt64, UInt64)? in
+        return data.withUnsafeBytes { raw -> Summary? in
             guard var reader = afterMagicAndVersion(raw) else { return nil }
             do {
                 _ = try reader.bytes(6, "reserved")
                 let headSequence = try reader.u64("head sequence")
                 _ = try reader.u64("next batch")
                 var salts: [UInt64] = []
+                var lastFrames: [(offset: Int, checksum: UInt32)] = []
                 for _ in 0..<(try reader.count("segments", limit: reader.remaining)) {
                     _ = try reader.string("segment name")
                     salts.append(try reader.u64("salt"))
-                    _ = try reader.varint("last frame")
-                    _ = try reader.u32("last frame checksum")
+                    let offset = try reader.count("last frame", limit: Int(Int32.max))
+                    lastFrames.append((offset, try reader.u32("last frame checksum")))
                     for _ in 0..<(try reader.count("dictionaries", limit: reader.remaining)) {
                         _ = try reader.varint("dictionary offset")
                         _ = try reader.lengthPrefixed("dictionary")
@@ -168,11 +169,24 @@ enum IndexFile {
                 _ = try reader.varint("scanned end")
                 let nextPosition = try reader.u64("next position")
                 guard nextPosition <= Layout.maximumPosition else { return nil }
-                return (salts, nextPosition, headSequence)
+                return Summary(salts: salts, lastFrames: lastFrames, nextPosition: nextPosition, headSequence: headSequence)
             } catch {
                 return nil
             }
         }
+    }
+
+    /// ``summary(in:)``'s answer.
+    struct Summary {
+        /// The salts of the segments the file lists, in order.
+        var salts: [UInt64]
+        /// Each listed segment's last frame when the file was saved: its offset (0: none) and
+        /// its checksum field.
+        var lastFrames: [(offset: Int, checksum: UInt32)]
+        /// The position after the last event.
+        var nextPosition: UInt64
+        /// The sequence of the head record the clean close that saved it wrote before it.
+        var headSequence: UInt64
     }
 
     /// What a usable index file holds.

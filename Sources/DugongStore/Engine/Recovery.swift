@@ -244,6 +244,32 @@ enum Recovery {
                 reason: "the index file a clean close saved records positions up to \(saved.nextPosition) in these segments\(saved.salts.count > segments.count ? " and \(saved.salts.count - segments.count) more after them" : "") and a head record \(saved.headSequence); the log ends at \(result.index.nextPosition) and the head is record \(current.sequence), older: acknowledged events are missing (a segment and the head put back from an earlier copy?)",
                 positions: result.index.nextPosition..<saved.nextPosition))
         }
+        // The clean close that wrote the head in effect saved the index file just after it, and
+        // until a writer opens (it writes a newer head record before anything else) every
+        // segment's last frame is the one the file records. Another valid frame there means a
+        // segment was put in place since, by something other than a writer (a black-box review:
+        // a backup restored and written to, then the original's segment of the same salt put
+        // back beside its head: reads served the original's events, and the copy's acknowledged
+        // ones vanished without a word). Judged, as above, where no writer can have opened since.
+        if let head = context.head, head.cleanClose, context.repairing || context.writerAbsent || context.seesEveryFrame,
+            first == 0, offset == Layout.segmentHeaderSize, let directory = context.directory,
+            let saved = try? IndexFile.summary(in: directory), saved.headSequence == head.sequence,
+            Self.agree(segments.map(\.salt), saved.salts),
+            let replaced = zip(segments, saved.lastFrames).first(where: { segment, last in
+                last.offset >= Layout.segmentHeaderSize && last.offset < segment.capacity
+                    && segment.withBytes { bytes in
+                        if case .frame(let found) = FrameReader.probe(bytes, at: last.offset, salt: segment.salt) { return found.checksum != last.checksum }
+                        return false
+                    }
+            })?.0,
+            (try? StoreFiles.readHead(in: directory))?.sequence == head.sequence
+        {
+            let from = replaced.header.firstPosition
+            result.index.record(Damage(
+                segmentName: replaced.name, offset: 0,
+                reason: "the segment is not the one the last clean close left: the index file saved at that close (with head record \(head.sequence), the one in effect) records another frame where it ends; a copy of it from another moment was put back (its events from position \(from) on may not be the acknowledged ones)",
+                positions: from..<max(from + 1, result.index.nextPosition)))
+        }
         return result
     }
 
@@ -300,9 +326,6 @@ enum Recovery {
     /// ``RangeChecksums`` first; smaller ones are checked directly (as cheap).
     static let largeCandidate = 2 * RangeChecksums.blockSize
 
-    /// The next offset after `offset` where a valid frame of `segment` starts, with its header.
-    /// Zero runs are skipped eight bytes at a time, and cheap header checks come before the
-    /// checksum, so that megabytes of zeros or garbage scan fast.
     /// Whether the salts of an index file's segments and the store's agree as far as both go,
     /// from the first: the index was saved for this store's segments, or for more of them (the
     /// store has lost segments since: a black-box review put back a backup's files beside the
@@ -329,6 +352,9 @@ enum Recovery {
         }
     }
 
+    /// The next offset after `offset` where a valid frame of `segment` starts, with its header.
+    /// Zero runs are skipped eight bytes at a time, and cheap header checks come before the
+    /// checksum, so that megabytes of zeros or garbage scan fast.
     static func resynchronize(
         _ bytes: UnsafeRawBufferPointer, after offset: Int, salt: UInt64, limit: Int? = nil, in segment: Segment? = nil
     ) -> (Int, FrameHeader)? {
