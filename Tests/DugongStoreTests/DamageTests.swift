@@ -24,6 +24,8 @@ struct DamageTests {
         let snapshots: [String: StoredSnapshot?]
         /// Every event after a compaction of the undamaged store.
         var compacted: [StoredEvent] = []
+        /// A compaction came between `older` and the last files.
+        var compactedBetween = false
     }
 
     /// The events of a copy of `directory` compacted.
@@ -57,7 +59,17 @@ struct DamageTests {
             older[name] = try Data(contentsOf: URL(fileURLWithPath: directory.file(name)))
         }
         log = try EventLog.open(at: directory.path, options: options)
-        for round in 0..<10 { try await log.append(Fixture.events(2, size: 30), to: "s/\(round % 6)") }
+        // In the smallest segments the last rounds roll to new segments, and in one shape a
+        // compaction comes between them: files put back from before then meet newer ones of
+        // other names (FORMAT.md §3a, §10).
+        for round in 0..<10 {
+            if shape == 3 && round == 5 {
+                log.close()
+                _ = try EventLog.compact(at: directory.path, options: options)
+                log = try EventLog.open(at: directory.path, options: options)
+            }
+            try await log.append(Fixture.events(2, size: shape % 3 == 0 ? 300 : 30), to: "s/\(round % 6)")
+        }
         let events = try log.readAll(maxCount: 10_000)
         var streams: [String: [StoredEvent]] = [:]
         var snapshots: [String: StoredSnapshot?] = [:]
@@ -69,6 +81,7 @@ struct DamageTests {
             log.close()
             var template = Template(directory: directory, older: older, events: events, streams: streams, snapshots: snapshots)
             template.compacted = try compactedEvents(of: directory)
+            template.compactedBetween = shape == 3
             return template
         }
         // The files as a writer that stops without closing leaves them (killed, or the power
@@ -82,6 +95,7 @@ struct DamageTests {
         directory.remove()
         var template = Template(directory: unclean, older: older, events: events, streams: streams, snapshots: snapshots)
         template.compacted = try compactedEvents(of: unclean)
+        template.compactedBetween = shape == 3
         return template
     }
 
@@ -92,6 +106,10 @@ struct DamageTests {
         /// A segment zeroed from a frame's start to its end, its size kept (nothing but what
         /// records where the frames end can tell); in one case in two the head file is lost too.
         case zeroedFromAFrame
+        /// A backup of the files of the moment before the last round of appends restored, with
+        /// one newer file that tells the log went further left beside it (a partial restore, an
+        /// rsync without --delete).
+        case filesFromAnEarlierMoment
         /// Two of the others at once.
         case twoDamages
     }
@@ -125,20 +143,23 @@ struct DamageTests {
     static func run(trial: Int, templates: [Template], only: Int?) throws -> (description: String, problems: (failures: [String], detected: Bool)) {
         var random = SeededRandom(seed: UInt64(trial) &* 0x9E37_79B9 &+ 17)
         let template = templates[trial % templates.count]
-        let kind = Damage.allCases.randomElement(using: &random)!
+        // DUGONG_DAMAGE_KIND=name: that kind only (by hand, to study one).
+        let only = ProcessInfo.processInfo.environment["DUGONG_DAMAGE_KIND"].flatMap { name in Damage.allCases.first { "\($0)" == name } }
+        let kind = only ?? Damage.allCases.randomElement(using: &random)!
         let directory = TemporaryDirectory("damage")
         defer { directory.remove() }
         try FileManager.default.copyItem(atPath: template.directory.path, toPath: directory.path)
         let others = templates.filter { $0.directory.path != template.directory.path }
         let description = try Self.damage(directory, kind, template: template, others: others, using: &random)
         if try Self.leavesNothingThatTells(directory) { return (description + nothingLeftMark, ([], false)) }
-        var problems = try Self.check(directory, template: template)
-        problems.failures += try Self.compactionFailures(directory, template: template)
         if only != nil {
+            // As damaged, before the checks (their compaction changes it).
             print("trial \(trial): \(description), template \(template.directory.path), copy \(directory.path)")
             _ = try? FileManager.default.copyItem(atPath: directory.path, toPath: "/tmp/damage-trial")
             _ = try? FileManager.default.copyItem(atPath: template.directory.path, toPath: "/tmp/damage-template")
         }
+        var problems = try Self.check(directory, template: template)
+        problems.failures += try Self.compactionFailures(directory, template: template)
         return (description, problems)
     }
 
@@ -165,6 +186,44 @@ struct DamageTests {
             if existed { try FileManager.default.removeItem(atPath: target) }
             try FileManager.default.copyItem(atPath: other.directory.file(name), toPath: target)
             return "\(name) of another store put \(existed ? "in place of this one's" : "beside this store's files")"
+        case .filesFromAnEarlierMoment:
+            // A backup of the moment before the last round of appends restored (every file that
+            // differs put back as it was then, or removed if it was not there), with one newer
+            // file left beside it that says, by FORMAT.md's rules, that the log went further: the
+            // head; the index file, when no compaction came between (its segments are then the
+            // backup's); or a segment the backup's manifest does not list holding events past the
+            // backup's end (§3a). Any other mix may be a state a crash leaves: nothing tells.
+            let now = Set(try FileManager.default.contentsOfDirectory(atPath: directory.path)).subtracting(["dugong.lock"])
+            let differing = now.union(template.older.keys).subtracting(["dugong.lock"]).sorted().filter { name in
+                template.older[name] != (now.contains(name) ? try? Data(contentsOf: URL(fileURLWithPath: directory.file(name))) : nil)
+            }
+            let backup = TemporaryDirectory("damage-backup")
+            defer { backup.remove() }
+            try FileManager.default.createDirectory(atPath: backup.path, withIntermediateDirectories: true)
+            for (name, bytes) in template.older where name != "dugong.lock" { try bytes.write(to: URL(fileURLWithPath: backup.file(name))) }
+            guard let backupEnd = try StoreFiles.readHead(in: backup.path)?.nextPosition else { return "nothing (the backup has no head)" }
+            var witnesses: [String] = []
+            if now.contains("dugong.head"), let head = try StoreFiles.readHead(in: directory.path), head.nextPosition > backupEnd {
+                witnesses.append("dugong.head")
+            }
+            if now.contains("dugong.index"), !template.compactedBetween, let index = try IndexFile.summary(in: directory.path), index.nextPosition > backupEnd {
+                witnesses.append("dugong.index")
+            }
+            for name in now where name.hasSuffix(".dseg") && template.older[name] == nil {
+                if let end = Recovery.eventsEnd(of: try Segment.open(directory: directory.path, name: name, writable: false)), end > backupEnd {
+                    witnesses.append(name)
+                }
+            }
+            guard let witness = witnesses.sorted().randomElement(using: &random) else { return "nothing (no newer file tells)" }
+            let putBack = differing.filter { $0 != witness }
+            for name in putBack {
+                if let old = template.older[name] {
+                    try old.write(to: URL(fileURLWithPath: directory.file(name)))
+                } else {
+                    try FileManager.default.removeItem(atPath: directory.file(name))
+                }
+            }
+            return "a backup restored (\(putBack.joined(separator: ", ")) as before the last appends) beside the newer \(witness)"
         case .zeroedFromAFrame:
             let segments = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.hasSuffix(".dseg") }.sorted()
             guard let name = segments.randomElement(using: &random),
@@ -345,6 +404,12 @@ struct DamageTests {
                 // tail: a writer that did not close may have left them; they were never acknowledged.)
                 var compared = covered.filter { pristine[$0.key] != nil }
                 var expected = pristine
+                // (Nor is an older intact head of this store: what a power cut leaves, a hint that
+                // trails the log. Files put back from an earlier moment may include it.)
+                if let head = template.older["dugong.head"], compared["dugong.head"] == [UInt8](head) {
+                    compared["dugong.head"] = nil
+                    expected["dugong.head"] = nil
+                }
                 for torn in report.warnings where torn.kind == .tornTail {
                     compared[torn.segment] = compared[torn.segment].map { Array($0.prefix(torn.offset)) }
                     expected[torn.segment] = expected[torn.segment].map { Array($0.prefix(torn.offset)) }
