@@ -419,6 +419,20 @@ struct CommandTests {
         #expect(try CLI.run(["verify", store]).status == 0)
     }
 
+    // Found by a black-box run: `dugong import s` (a new store at a relative path of one
+    // character) died by SIGILL: Foundation's `deletingLastPathComponent` traps on such a path.
+    @Test func aStoreAtAOneCharacterRelativePathIsCreated() throws {
+        let parent = CLI.storePath()
+        try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: parent) }
+        for name in ["s", "x/", "y//", "1"] {
+            let made = try CLI.run(shell: "cd '\(parent)' && echo '{\"stream\":\"a\",\"type\":\"T\"}' | '\(CLI.binary)' import '\(name)'")
+            #expect(made.status == 0 && made.stderr.contains("imported 1 event"), "\(name): \(made.status) \(made.stderr)")
+        }
+        let nested = try CLI.run(shell: "cd '\(parent)' && echo '{\"type\":\"T\"}' | '\(CLI.binary)' append 'n/e/w' s")
+        #expect(nested.status == 0 && FileManager.default.fileExists(atPath: parent + "/n/e/w/dugong.manifest"), "\(nested.stderr)")
+    }
+
     // Found by a black-box run: a commit that failed with another in flight behind it was said
     // twice (the writer fails every commit after a failed one, with the same error).
     @Test func anImportThatFailsSaysWhyOnce() throws {

@@ -141,11 +141,23 @@ enum StoreAccess {
             directory = names != nil
             store = names?.contains { $0 == "dugong.manifest" || $0.hasSuffix(".dseg") } ?? false
             guard !directory else { return }
-            var parent = (path as NSString).deletingLastPathComponent
+            var parent = Self.parent(of: path)
             while !parent.isEmpty, parent != "/", parent != ".", !FileManager.default.fileExists(atPath: parent) {
                 missingParents.append(parent)
-                parent = (parent as NSString).deletingLastPathComponent
+                parent = Self.parent(of: parent)
             }
+        }
+
+        /// The directory that holds `path`: "" for a name alone ("s", "s/"), "/" for one
+        /// under the root. (Not `NSString.deletingLastPathComponent`: Foundation's traps on a
+        /// path of one character, and `dugong import s` died of it; a black-box run.)
+        static func parent(of path: String) -> String {
+            var path = Substring(path)
+            while path.count > 1, path.hasSuffix("/") { path.removeLast() }
+            guard let slash = path.lastIndex(of: "/") else { return "" }
+            var parent = path[..<slash]
+            while parent.hasSuffix("/") { parent.removeLast() }
+            return parent.isEmpty ? "/" : String(parent)
         }
     }
 

@@ -87,7 +87,7 @@ extension EventLog {
             // Within a segment's first 128 bytes: its header (damaged, or not fitting its
             // neighbours); past them, a frame.
             let kind: Finding.Kind =
-                damage.segmentName == Layout.manifestName ? .damagedMetadata
+                [Layout.manifestName, Layout.indexName, Layout.headName].contains(damage.segmentName) ? .damagedMetadata
                 : damage.offset < Layout.segmentHeaderSize ? .damagedSegment : .damagedFrame
             problems.append(Finding(segment: damage.segmentName, offset: damage.offset, kind: kind, message: damage.reason))
         }
@@ -238,7 +238,7 @@ extension EventLog {
             let whose = layout < IndexFile.version ? "an older build's" : "a newer build's, or a damaged version field"
             return "dugong.index is of layout version \(layout), \(whose) (this one reads \(IndexFile.version)): \(scanInstead)"
         }
-        return "dugong.index does not describe these segments and this head (another store's, or saved before a change): \(scanInstead)"
+        return "dugong.index does not describe these segments and this head (another store's, or saved before or after a change to them): \(scanInstead)"
     }
 
     /// Sizes and counts of a store, for `dugong stats`.

@@ -211,13 +211,13 @@ enum Recovery {
         {
             result.index.record(Damage(
                 segmentName: Layout.headName, offset: 0,
-                reason: "the head records positions up to \(head.nextPosition), the log ends at \(result.index.nextPosition): acknowledged events are missing",
+                reason: "the head records events up to \(Self.lastPosition(before: head.nextPosition)), the log's last is \(Self.lastPosition(before: result.index.nextPosition)): acknowledged events are missing",
                 positions: result.index.nextPosition..<head.nextPosition))
         }
         if context.head == nil, let saved = context.savedIndexNextPosition, saved > result.index.nextPosition {
             result.index.record(Damage(
                 segmentName: Layout.indexName, offset: 0,
-                reason: "the head file is missing, and the index file a clean close saved records positions up to \(saved), the log ends at \(result.index.nextPosition): acknowledged events are missing",
+                reason: "the head file is missing, and the index file a clean close saved records events up to \(Self.lastPosition(before: saved)), the log's last is \(Self.lastPosition(before: result.index.nextPosition)): acknowledged events are missing",
                 positions: result.index.nextPosition..<saved))
         }
         // With a head, an index file this scan did not start from (an open uses one only when
@@ -241,7 +241,7 @@ enum Recovery {
         {
             result.index.record(Damage(
                 segmentName: Layout.indexName, offset: 0,
-                reason: "the index file a clean close saved records positions up to \(saved.nextPosition) in these segments\(saved.salts.count > segments.count ? " and \(saved.salts.count - segments.count) more after them" : "") and a head record \(saved.headSequence); the log ends at \(result.index.nextPosition) and the head is record \(current.sequence), older: acknowledged events are missing (a segment and the head put back from an earlier copy?)",
+                reason: "the index file a clean close saved records events up to \(Self.lastPosition(before: saved.nextPosition)) in these segments\(saved.salts.count > segments.count ? " and \(saved.salts.count - segments.count) more after them" : "") and a head record \(saved.headSequence); the log's last event is \(Self.lastPosition(before: result.index.nextPosition)) and the head is record \(current.sequence), older: acknowledged events are missing (a segment and the head put back from an earlier copy?)",
                 positions: result.index.nextPosition..<saved.nextPosition))
         }
         // The clean close that wrote the head in effect saved the index file just after it, and
@@ -325,6 +325,9 @@ enum Recovery {
     /// Candidates claiming more bytes than this have their checksum taken from
     /// ``RangeChecksums`` first; smaller ones are checked directly (as cheap).
     static let largeCandidate = 2 * RangeChecksums.blockSize
+
+    /// The last position before `next`, in words: "position 43", or "none" before 0.
+    static func lastPosition(before next: UInt64) -> String { next == 0 ? "none" : "position \(next - 1)" }
 
     /// Whether the salts of an index file's segments and the store's agree as far as both go,
     /// from the first: the index was saved for this store's segments, or for more of them (the
