@@ -1146,6 +1146,21 @@ struct PositionlessDamageTests {
     }
 
     /// Opens `directory` for writing and expects damage found and no write taken.
+    /// Expects a read-only open of `directory`, with the index file and without, to find
+    /// damage whose description holds `words`, and a read of `stream` to throw.
+    static func expectOpensFindDamage(in directory: TemporaryDirectory, saying words: String, refusingToRead stream: String) throws {
+        for useIndexFile in [true, false] {
+            var options = EventLog.Options()
+            options.readOnly = true
+            options.useIndexFile = useIndexFile
+            let reader = try EventLog.open(at: directory.path, options: options)
+            defer { reader.close() }
+            let damage = reader.recovery.corruptions.map(\.description)
+            #expect(damage.contains { $0.contains(words) }, "\(damage)")
+            #expect(throws: StoreError.self) { try reader.read(stream: stream) }
+        }
+    }
+
     static func expectTakesNoWrites(_ directory: TemporaryDirectory) async throws {
         var options = EventLog.Options()
         options.useIndexFile = false
@@ -1282,16 +1297,7 @@ struct PositionlessDamageTests {
         }
         for (path, bytes) in earlier { try bytes.write(to: URL(fileURLWithPath: path)) }
         // Read with the index (it does not agree with the head: the open scans) and without.
-        for useIndexFile in [true, false] {
-            var options = EventLog.Options()
-            options.readOnly = true
-            options.useIndexFile = useIndexFile
-            let reader = try EventLog.open(at: directory.path, options: options)
-            let damage = reader.recovery.corruptions.map(\.description)
-            #expect(damage.contains { $0.contains("records events up to position 5") && $0.contains("acknowledged events are missing") }, "\(damage)")
-            #expect(throws: StoreError.self) { try reader.read(stream: "s/0") }
-            reader.close()
-        }
+        try Self.expectOpensFindDamage(in: directory, saying: "records events up to position 5 in these segments", refusingToRead: "s/0")
         let scanned = try Self.scanned(directory)
         #expect(!(try scanned.verify().isClean))
         scanned.close()
@@ -1357,16 +1363,7 @@ struct PositionlessDamageTests {
         let segment = try #require(writer.segmentNames.last)
         try FileManager.default.removeItem(atPath: copy.file(segment))
         try FileManager.default.copyItem(atPath: original.file(segment), toPath: copy.file(segment))
-        for useIndexFile in [true, false] {
-            var options = EventLog.Options()
-            options.readOnly = true
-            options.useIndexFile = useIndexFile
-            let reader = try EventLog.open(at: copy.path, options: options)
-            let damage = reader.recovery.corruptions.map(\.description)
-            #expect(damage.contains { $0.contains("the segment is not the one the last clean close left") }, "\(damage)")
-            #expect(throws: StoreError.self) { try reader.read(stream: "s/0") }
-            reader.close()
-        }
+        try Self.expectOpensFindDamage(in: copy, saying: "the segment is not the one the last clean close left", refusingToRead: "s/0")
         try await Self.expectTakesNoWrites(copy)
         // The original itself, with its own files, is clean.
         let scanned = try Self.scanned(original)
@@ -1394,16 +1391,7 @@ struct PositionlessDamageTests {
         let newer = Set(try FileManager.default.contentsOfDirectory(atPath: directory.path)).subtracting(backup.keys)
         #expect(!newer.isEmpty, "the compaction made segments of other names")
         for (name, bytes) in backup { try bytes.write(to: URL(fileURLWithPath: directory.file(name))) }
-        for useIndexFile in [true, false] {
-            var options = EventLog.Options()
-            options.readOnly = true
-            options.useIndexFile = useIndexFile
-            let reader = try EventLog.open(at: directory.path, options: options)
-            let damage = reader.recovery.corruptions.map(\.description)
-            #expect(damage.contains { $0.contains("which the manifest does not list, holds events up to position 14, past the log's end 12") }, "\(damage)")
-            #expect(throws: StoreError.self) { try reader.read(stream: "s/1") }
-            reader.close()
-        }
+        try Self.expectOpensFindDamage(in: directory, saying: "which the manifest does not list, holds events up to position 14, past the log's end 12", refusingToRead: "s/1")
         try await Self.expectTakesNoWrites(directory)
         for name in newer { #expect(FileManager.default.fileExists(atPath: directory.file(name)), "\(name) kept") }
     }

@@ -354,16 +354,7 @@ public actor EventConsumer: CheckpointedReader {
     /// - Returns: the number of events handled or parked.
     @discardableResult
     public func catchUp() async throws -> Int {
-        try await gate.run {
-            do {
-                return try await catchUpAlone()
-            } catch {
-                // Loaded again from the store next time: a commit whose outcome is unknown (the
-                // connection lost during it) may have moved it.
-                checkpoint = nil
-                throw error
-            }
-        }
+        try await catchingUp { try await catchUpAlone() }
     }
 
     private func catchUpAlone() async throws -> Int {

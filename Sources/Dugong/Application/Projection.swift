@@ -217,16 +217,7 @@ public actor Projection: CheckpointedReader {
     /// - Returns: the number of events handled.
     @discardableResult
     public func catchUp() async throws -> Int {
-        try await gate.run {
-            do {
-                return try await catchUpAlone()
-            } catch {
-                // Loaded again from the store next time: a save whose outcome is unknown (the
-                // connection lost during its commit) may have landed.
-                checkpoint = nil
-                throw error
-            }
-        }
+        try await catchingUp { try await catchUpAlone() }
     }
 
     private func catchUpAlone(modelEmptied: Bool = false) async throws -> Int {
@@ -421,6 +412,20 @@ extension CheckpointedReader {
         let loaded = try await freshCheckpoint(anywhere: anywhere)
         checkpoint = loaded
         return loaded
+    }
+
+    /// Runs `body`, a catch-up, alone (the gate). After a failed one the checkpoint is loaded
+    /// again from the store next time: a save whose outcome is unknown (a connection lost
+    /// during its commit) may have landed.
+    func catchingUp(_ body: () async throws -> Int) async throws -> Int {
+        try await gate.run {
+            do {
+                return try await body()
+            } catch {
+                checkpoint = nil
+                throw error
+            }
+        }
     }
 
     /// The checkpoint as stored, not kept.
