@@ -15,8 +15,9 @@ extension EventLog {
             case versionSequence = "version-sequence"
             /// The index does not point at the event the segments hold.
             case indexMismatch = "index-mismatch"
-            /// The manifest or the head file is missing or damaged, or a segment file is longer
-            /// than its capacity.
+            /// The manifest or the head file is missing or damaged, a segment file is longer
+            /// than its capacity, or what the manifest, the head or the index file records says
+            /// that acknowledged events are missing.
             case damagedMetadata = "damaged-metadata"
             /// Bytes after the last frame of the newest segment: a write that never completed
             /// (discarded at the next open for writing). A warning, not a problem.
