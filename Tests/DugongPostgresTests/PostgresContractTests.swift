@@ -234,6 +234,46 @@ struct PostgresOrderingTests {
         }
     }
 
+    /// README: the age counts another role's transactions only if the role asking has
+    /// `pg_read_all_stats` (PostgreSQL hides their start from others), though they hold readers
+    /// back all the same.
+    @Test func anotherRolesTransactionIsSeenOnlyWithReadAllStats() async throws {
+        try await TestServer.withFreshDatabase { client, url in
+            let suffix = UUID().uuidString.prefix(8).lowercased()
+            let (watcher, other) = ("dugong_watcher_\(suffix)", "dugong_other_\(suffix)")
+            let quiet = PostgresTestDatabase.quiet
+            for role in [watcher, other] {
+                try await client.query(PostgresQuery(unsafeSQL: "CREATE ROLE \(role) LOGIN"), logger: quiet)
+            }
+            func connect(as role: String) throws -> PostgresClient {
+                PostgresClient(configuration: try PostgresConnectionURL.configuration(from: url.replacingOccurrences(of: "://dugong@", with: "://\(role)@")))
+            }
+            let (watching, holding) = (try connect(as: watcher), try connect(as: other))
+            do {
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    group.addTask { await watching.run() }
+                    group.addTask { await holding.run() }
+                    defer { group.cancelAll() }
+                    try await holding.withConnection { connection in
+                        try await connection.query("BEGIN", logger: quiet)
+                        try await connection.query("SELECT pg_current_xact_id()", logger: quiet)
+                        try await Task.sleep(for: .milliseconds(300))
+                        let store = PostgresEventStore(client: watching)
+                        #expect(try await store.oldestOpenTransactionAge() == nil, "hidden from a role without pg_read_all_stats")
+                        try await client.query(PostgresQuery(unsafeSQL: "GRANT pg_read_all_stats TO \(watcher)"), logger: quiet)
+                        let age = try await store.oldestOpenTransactionAge()
+                        #expect(age.map { $0 >= .milliseconds(250) } == true, "\(String(describing: age))")
+                        try await connection.query("ROLLBACK", logger: quiet)
+                    }
+                }
+            } catch {
+                for role in [watcher, other] { _ = try? await client.query(PostgresQuery(unsafeSQL: "DROP ROLE IF EXISTS \(role)"), logger: quiet) }
+                throw error
+            }
+            for role in [watcher, other] { try await client.query(PostgresQuery(unsafeSQL: "DROP ROLE \(role)"), logger: quiet) }
+        }
+    }
+
     /// Transaction ids of different lengths (999 and 1000) order as numbers: the log was once
     /// sorted by their text, which only showed once a server had used a thousand of them.
     @Test func transactionIdsOfMoreDigitsComeLater() async throws {
