@@ -13,6 +13,9 @@ final class UnreachableStore: TransactionalEventStore, GlobalEventLog, Sendable 
 
     let inner: InMemoryEventStore
     let down = Mutex(false)
+    /// While set, appends are written and then answered with an outage (an answer lost with
+    /// the connection: the outcome unknown to the caller).
+    let losesAnswers = Mutex(false)
     /// Calls refused while down.
     let refused = Mutex(0)
 
@@ -26,7 +29,9 @@ final class UnreachableStore: TransactionalEventStore, GlobalEventLog, Sendable 
 
     func append(_ appends: [StreamAppend]) async throws -> [AppendResult] {
         try reachable()
-        return try await inner.append(appends)
+        let results = try await inner.append(appends)
+        if losesAnswers.withLock({ $0 }) { throw Outage() }
+        return results
     }
     func read(_ stream: StreamID, from sequenceNumber: Int) async throws -> [SerializedDomainEvent] {
         try reachable()
@@ -109,6 +114,35 @@ struct OutageTests {
         running.cancel()
         _ = await running.result
         #expect(try await AggregateRepository<BankAccount>(eventStore: store.inner, registry: registry).load("bob")?.state.balance == 10, "once")
+    }
+
+    /// A checkpoint save whose answer was lost (it landed): the next catch-up or relay loads
+    /// the checkpoint again rather than saving from the version before it (which conflicted
+    /// at every later call, for good).
+    @Test func aCheckpointSaveWhoseAnswerWasLostIsLoadedAgain() async throws {
+        let store = UnreachableStore()
+        let accounts = AggregateRepository<BankAccount>(eventStore: store.inner, registry: try EventRegistry(BankAccount.self))
+        let handled = Mutex(0)
+        let projection = Projection(name: "lost", store: store) { _ in handled.withLock { $0 += 1 } }
+        let bus = InMemoryMessageBus()
+        let published = Mutex(0)
+        await bus.subscribe(to: MessageChannel.id(origin: BankAccount.origin, aggregateType: BankAccount.aggregateType), as: "counter") { _ in
+            published.withLock { $0 += 1 }
+        }
+        let relay = MessageRelay(name: "lost", store: store, producer: bus)
+        _ = try await accounts.create(id: "ada") { try $0.open(owner: "Ada") }
+        #expect(try await projection.catchUp() == 1)
+        #expect(try await relay.relay() == 1)
+        try await accounts.update("ada") { try $0.deposit(5) }
+        store.losesAnswers.withLock { $0 = true }
+        await #expect(throws: UnreachableStore.Outage.self) { try await projection.catchUp() }
+        await #expect(throws: UnreachableStore.Outage.self) { try await relay.relay() }
+        store.losesAnswers.withLock { $0 = false }
+        try await accounts.update("ada") { try $0.deposit(7) }
+        // The saves landed: from there on, the third event only.
+        #expect(try await projection.catchUp() == 1)
+        #expect(try await relay.relay() == 1)
+        #expect(handled.withLock { $0 } == 3 && published.withLock { $0 } == 3)
     }
 
     /// Waits up to 30 s for `condition`.

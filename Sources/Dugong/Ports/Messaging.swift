@@ -122,7 +122,17 @@ public actor MessageRelay {
     ///   would skip, for good, the events committed until the log passed it.
     @discardableResult
     public func relay() async throws -> Int {
-        try await relays.run { try await relayAlone() }
+        try await relays.run {
+            do {
+                return try await relayAlone()
+            } catch {
+                // Loaded again next time: a checkpoint save whose outcome is unknown (the answer
+                // lost with a connection) may have landed, and saved again from the version
+                // before it, it conflicted at every later call.
+                checkpoint = nil
+                throw error
+            }
+        }
     }
 
     private func relayAlone() async throws -> Int {
