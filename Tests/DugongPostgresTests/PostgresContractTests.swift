@@ -510,6 +510,41 @@ struct PostgresReaderTests {
         }
     }
 
+    /// README: `idle_in_transaction_session_timeout` ends a session that waits inside its
+    /// transaction (a client stopped there), rolling it back, and the readers it held go on.
+    @Test func anIdleInTransactionTimeoutEndsAStoppedClientsHold() async throws {
+        try await TestServer.withFreshDatabase { client, url in
+            let name = try await client.withRows("SELECT current_database()", logger: PostgresTestDatabase.quiet) { rows in
+                var name = ""
+                for try await found in rows.decode(String.self) { name = found }
+                return name
+            }
+            try await client.query(
+                PostgresQuery(unsafeSQL: "ALTER DATABASE \"\(name)\" SET idle_in_transaction_session_timeout = '500ms'"), logger: PostgresTestDatabase.quiet)
+            // A new client: the setting applies to sessions that start after it.
+            let stopped = PostgresClient(configuration: try PostgresConnectionURL.configuration(from: url))
+            let store = PostgresEventStore(client: client)
+            let seen = Count()
+            let projection = Projection(name: "bounded", store: store) { recorded in await seen.add(recorded.event.aggregateID) }
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { await stopped.run() }
+                defer { group.cancelAll() }
+                // (It fails once the server ends the session.)
+                _ = try? await stopped.withConnection { connection in
+                    try await connection.query("BEGIN", logger: PostgresTestDatabase.quiet)
+                    let (open, openEvents) = PostgresOrderingTests.events("never")
+                    _ = try await PostgresEventStore.insert(
+                        try openEvents.map(Row.init), stream: AggregateStreamName.name(of: open), of: open, on: connection, logger: PostgresTestDatabase.quiet)
+                    let (stream, events) = PostgresOrderingTests.events("after")
+                    let cursor = try #require(try await store.append(events, to: stream, expecting: .noStream).cursor)
+                    // The client "stops" here: the server ends its session after 500 ms.
+                    try await projection.waitUntilCaughtUp(with: cursor, timeout: .seconds(60))
+                }
+            }
+            #expect(await seen.ids == ["after"], "the stopped client's insert was rolled back")
+        }
+    }
+
     /// A waiting reader is woken by the commit's notification, not by its poll (an hour here).
     /// Commits go on every 200 ms until it wakes: a transaction held open by another test on the
     /// server delays readability past one notification, never past all of them.
