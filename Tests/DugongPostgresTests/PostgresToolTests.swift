@@ -573,6 +573,10 @@ struct PostgresToolTests {
             let deadline = ContinuousClock.now + .seconds(60)
             while try await projection.cursor() <= last, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
             following.cancel()
+            // (Once failed with 1,536 of 1,814 events handled: say whether run() ended by an error.)
+            if case .failure(let error) = await following.result, !(error is CancellationError) {
+                Issue.record("the projection's run() ended: \(String(reflecting: error))")
+            }
             let handled = await seen.events
             #expect(handled.count == expected.count, "each committed event once")
             #expect(Set(handled) == Set(expected))
