@@ -419,6 +419,81 @@ struct CommandTests {
         #expect(try CLI.run(["verify", store]).status == 0)
     }
 
+    // Found by a black-box run: a signal before the import's store was open (or while it
+    // waited for the lock) killed it with nothing said, and a signal while its acknowledgements
+    // went to a reader that had stopped reading (its end kept open) did not end it at all.
+    @Test func anImportStopsAtASignalWhileItWaitsForTheLockOrItsReader() throws {
+        let store = CLI.storePath()
+        defer { try? FileManager.default.removeItem(atPath: store) }
+        #expect(try CLI.run(["append", store, "s"], input: #"{"type":"T"}"#).status == 0)
+        // A writer that holds the lock (an import waiting for its input).
+        let holder = Process()
+        holder.executableURL = URL(fileURLWithPath: CLI.binary)
+        holder.arguments = ["import", store]
+        let held = Pipe()
+        holder.standardInput = held
+        holder.standardError = FileHandle.nullDevice
+        try holder.run()
+        defer {
+            try? held.fileHandleForWriting.close()
+            holder.waitUntilExit()
+        }
+        Thread.sleep(forTimeInterval: 1)
+        let waiting = try CLI.start(["import", store, "--wait", "60"], input: #"{"stream":"s","type":"T"}"#)
+        defer { waiting.remove() }
+        Thread.sleep(forTimeInterval: 1)
+        Glibc.kill(waiting.process.processIdentifier, SIGTERM)
+        waiting.process.waitUntilExit()
+        let said = waiting.result().stderr
+        #expect(waiting.process.terminationReason == .uncaughtSignal && waiting.process.terminationStatus == SIGTERM, "\(said)")
+        #expect(said.contains("stopped by SIGTERM while waiting for the store's write lock: nothing was written"), "\(said)")
+        try? held.fileHandleForWriting.close()
+        holder.waitUntilExit()
+
+        // Acknowledgements to a reader that stopped: the signal ends the import 5 s later.
+        let lines = (0..<4000).map { #"{"stream":"s/\#($0 % 50)","type":"T"}"# }.joined(separator: "\n")
+        let stuck = Process()
+        stuck.executableURL = URL(fileURLWithPath: CLI.binary)
+        stuck.arguments = ["import", store, "--acks", "--batch", "1"]
+        let input = Pipe(), output = Pipe(), errors = Pipe()
+        stuck.standardInput = input
+        stuck.standardOutput = output
+        stuck.standardError = errors
+        try stuck.run()
+        input.fileHandleForWriting.write(Data(lines.utf8))
+        Thread.sleep(forTimeInterval: 2)  // the acknowledgements fill the pipe nobody reads
+        let start = ContinuousClock.now
+        Glibc.kill(stuck.processIdentifier, SIGTERM)
+        let stderr = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        stuck.waitUntilExit()
+        #expect(ContinuousClock.now - start < .seconds(30))
+        #expect(stuck.terminationReason == .uncaughtSignal && stuck.terminationStatus == SIGTERM, "\(stderr)")
+        #expect(stderr.contains("stopped by SIGTERM: the output was not read for 5 s"), "\(stderr)")
+        try? input.fileHandleForWriting.close()
+        _ = output
+        #expect(try CLI.run(["verify", store]).status == 0)
+    }
+
+    // Found by a black-box run: a store whose files' paths exceed PATH_MAX (its directory's
+    // does not) was "damaged: segment file … missing"; the look failed, the file is there.
+    @Test func aFileNameTooLongIsASystemErrorNotDamage() throws {
+        let store = CLI.storePath()
+        defer { try? FileManager.default.removeItem(atPath: store) }
+        #expect(try CLI.run(["append", store, "s"], input: #"{"type":"T"}"#).status == 0)
+        let parent = (store as NSString).deletingLastPathComponent, name = (store as NSString).lastPathComponent
+        // The directory's path just under PATH_MAX (4096), its files' over it.
+        let padding = String(repeating: "./", count: (4090 - parent.count - name.count) / 2)
+        let long = parent + "/" + padding + name
+        #expect(long.utf8.count < 4096 && (long + "/00000000000000000000.dseg").utf8.count >= 4096)
+        let verified = try CLI.run(["verify", long])
+        #expect(verified.status == 74 && verified.stderr.contains("File name too long"), "\(verified.status) \(verified.stderr)")
+        // An empty path is said to be one (it was "cannot open : opendir() failed", 74 or 66).
+        for command in [["import", ""], ["append", "", "s"], ["read-all", ""], ["verify", ""]] {
+            let empty = try CLI.run(command, input: #"{"stream":"s","type":"T"}"#)
+            #expect(empty.status == 64 && empty.stderr.contains("the store's path is empty"), "\(command[0]): \(empty.status) \(empty.stderr)")
+        }
+    }
+
     // Found by a black-box run: `dugong import s` (a new store at a relative path of one
     // character) died by SIGILL: Foundation's `deletingLastPathComponent` traps on such a path.
     @Test func aStoreAtAOneCharacterRelativePathIsCreated() throws {

@@ -52,6 +52,9 @@ struct Import: AsyncParsableCommand {
     static let largestEvent = 256 << 20
 
     func run() async throws {
+        // From the start: a signal while the store opens (or the lock is waited for) is acted on
+        // once it is open, not in the middle of its creation or recovery.
+        StopSignals.deferred()
         if PostgresAccess.isURL(store) { return try await runOnPostgres() }
         let existed = StoreAccess.Existing(store)
         // Events as large as the format holds (256 MiB), not the 4 MiB an application's open
@@ -62,7 +65,6 @@ struct Import: AsyncParsableCommand {
         defer { log.close() }
         let importer = Importer(log: log, store: store, batch: batch, acks: acks)
         var lines = InputLines(maximumEventSize: Self.largestEvent)
-        StopSignals.deferred()
         lines.endsAtStopSignal = true
         do {
             while true {
@@ -86,6 +88,7 @@ struct Import: AsyncParsableCommand {
         if lines.stoppedBySignal {
             // Everything read was committed and acknowledged: the store is closed (its index
             // saved) before the signal ends the process, as it would have ended it.
+            StoreAccess.removeIfEmpty(log, createdAt: store, existed: existed)
             log.close()
             Self.reportStop(afterLine: lines.number)
         }
@@ -96,7 +99,9 @@ struct Import: AsyncParsableCommand {
     static func reportStop(afterLine line: Int) {
         guard let signal = StopSignals.receivedName else { return }
         Terminal.error(
-            "stopped by \(signal) after line \(line): the lines up to it are imported (and acknowledged), none after it; to go on, import the lines after line \(line)")
+            line == 0
+                ? "stopped by \(signal) before reading a line: nothing was imported"
+                : "stopped by \(signal) after line \(line): the lines up to it are imported (and acknowledged), none after it; to go on, import the lines after line \(line)")
         StopSignals.endIfReceived()
     }
 }

@@ -42,7 +42,6 @@ extension Import {
         try await PostgresAccess.with(store, creating: true) { database in
             let importer = PostgresImporter(database: database, url: store, batch: batch)
             var lines = InputLines(maximumEventSize: Import.largestEvent)
-            StopSignals.deferred()
             lines.endsAtStopSignal = true
             do {
                 while let (number, text) = try lines.next() {

@@ -15,6 +15,7 @@ enum StoreAccess {
         _ path: String, forWriting: Bool = false, creating: Bool = false, segmentSize: Int? = nil, wait: Double = 0,
         waitingForStore: Bool = false, maximumEventSize: Int? = nil
     ) throws -> EventLog {
+        try refuseEmpty(path)
         if !creating, !waitingForStore { try refuseIfNoStore(at: path) }
         if forWriting { Terminal.mayHaveWritten = true }
         var options = EventLog.Options(createIfMissing: creating)
@@ -114,7 +115,14 @@ enum StoreAccess {
     /// nothing in it but perhaps a lock file or a temporary file: reading it would report an
     /// empty, clean store, and writing to it would make one. (A directory holding other files
     /// is refused by the open: "is not a Dugong store".)
+    /// Refuses an empty path (64), saying so: it was "cannot open : opendir() failed".
+    static func refuseEmpty(_ path: String) throws {
+        guard path.isEmpty else { return }
+        throw Terminal.fail("the store's path is empty: give a directory, or a postgres:// URL", code: ExitStatus.usage.rawValue)
+    }
+
     static func refuseIfNoStore(at path: String) throws {
+        try refuseEmpty(path)
         guard holdsNoStore(at: path) else { return }
         throw Terminal.fail("\(path) holds no store (no manifest and no segment file in it)", code: ExitStatus.notFound.rawValue)
     }
@@ -244,6 +252,11 @@ struct LockWait: ParsableArguments {
             do {
                 return try attempt()
             } catch StoreError.locked where ContinuousClock.now < deadline {
+                // A command that stops at SIGINT or SIGTERM (an import) stops waiting too.
+                if let signal = StopSignals.receivedName {
+                    Terminal.error("stopped by \(signal) while waiting for the store's write lock: nothing was written")
+                    StopSignals.endIfReceived()
+                }
                 Thread.sleep(forTimeInterval: 0.05)
             }
         }

@@ -47,7 +47,13 @@ enum Terminal {
         text.withUTF8 { bytes in
             var done = 0
             while done < bytes.count {
-                let count = Glibc.write(descriptor, bytes.baseAddress! + done, bytes.count - done)
+                var most = bytes.count - done
+                if StopSignals.isDeferring, descriptor == STDOUT_FILENO {
+                    StopSignals.waitUntilWritable(descriptor)
+                    // At most what a pipe that polls writable takes without blocking.
+                    most = min(most, Int(PIPE_BUF))
+                }
+                let count = Glibc.write(descriptor, bytes.baseAddress! + done, most)
                 if count > 0 {
                     done += count
                     continue
@@ -101,10 +107,13 @@ final class ProgressBar {
 /// action then (the shell sees the usual status: 130, 143). A wait in `usleep` ends at once.
 enum StopSignals {
     nonisolated(unsafe) private static var received: Int32 = 0
+    /// Whether ``deferred()`` was called: stdout is then written in steps that a signal can end.
+    nonisolated(unsafe) private(set) static var isDeferring = false
 
     /// Records SIGINT and SIGTERM from now on instead of ending the process at once (one that
     /// the process was started with ignored, as a shell's background job is, stays ignored).
     static func deferred() {
+        isDeferring = true
         for number in [SIGINT, SIGTERM] {
             var current = sigaction()
             sigaction(number, nil, &current)
@@ -124,6 +133,23 @@ enum StopSignals {
         case SIGINT: "SIGINT"
         case SIGTERM: "SIGTERM"
         default: "signal \(received)"
+        }
+    }
+
+    /// Returns once `descriptor` takes a write without blocking. A reader that stops reading
+    /// (and keeps its end open) would hold a blocked write, and the process, for ever: once a
+    /// signal has come, the write is waited for 5 s more, then the process ends by the signal.
+    static func waitUntilWritable(_ descriptor: Int32) {
+        var signalled: ContinuousClock.Instant?
+        var ready = pollfd(fd: descriptor, events: Int16(POLLOUT), revents: 0)
+        while poll(&ready, 1, 100) <= 0 {
+            guard let name = receivedName else { continue }
+            let since = signalled ?? ContinuousClock.now
+            signalled = since
+            if ContinuousClock.now - since > .seconds(5) {
+                Terminal.error("stopped by \(name): the output was not read for 5 s, and what was left of it is not written")
+                endIfReceived()
+            }
         }
     }
 

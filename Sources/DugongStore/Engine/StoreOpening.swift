@@ -108,7 +108,7 @@ struct SegmentSet {
         for (number, name) in names.enumerated() {
             let isLast = number == names.count - 1
             let entry = context.damage.isEmpty ? listed[number] : nil
-            guard Directory.fileExists(directory + "/" + name) else {
+            guard try Directory.isPresent(directory + "/" + name) else {
                 var file = lost("segment file \(name) listed in the manifest is missing")
                 file.listed = entry
                 missing.append(file)

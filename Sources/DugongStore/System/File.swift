@@ -290,6 +290,17 @@ enum Directory {
         return stat(path, &status) == 0
     }
 
+    /// Whether `path` exists (as anything): false only when it does not (`ENOENT`).
+    /// - Throws: ``SystemError`` when the look itself fails (a name too long, no permission
+    ///   to search a directory, an I/O error): that is not a missing file.
+    static func isPresent(_ path: String) throws -> Bool {
+        var status = stat()
+        guard stat(path, &status) != 0 else { return true }
+        let code = errno
+        guard code == ENOENT else { throw SystemError(call: "stat", path: path, code: code) }
+        return false
+    }
+
     /// Replaces the file at `path` with `bytes` atomically: a temporary file is written and
     /// synced, renamed over `path`, and the directory synced. A crash leaves the old file or the
     /// new one, never a mix; a failed write or sync (a full disk) removes the temporary file.
