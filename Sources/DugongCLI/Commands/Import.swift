@@ -15,7 +15,8 @@ struct Import: AsyncParsableCommand {
 
             SIGINT or SIGTERM stops the import between lines: what was read is committed (and \
             acknowledged), stderr names the last line imported, and the import ends by the \
-            signal (exit status 130 or 143).
+            signal (exit status 130 or 143); while it waits for the lock it ends at once, and \
+            while its acknowledgements are not read, 5 s later.
 
             An event line with a "version" (export prints them) is imported at that version: a \
             stream that begins later than version 1 (its first versions were removed) begins \
