@@ -492,6 +492,10 @@ struct CommandTests {
             let empty = try CLI.run(command, input: #"{"stream":"s","type":"T"}"#)
             #expect(empty.status == 64 && empty.stderr.contains("the store's path is empty"), "\(command[0]): \(empty.status) \(empty.stderr)")
         }
+        // A mistyped URL is not taken for a directory (`import postgres:/db` made one).
+        let mistyped = try CLI.run(shell: "cd '\(parent)' && echo '{\"stream\":\"s\",\"type\":\"T\"}' | '\(CLI.binary)' import postgres:/db")
+        #expect(mistyped.status == 64 && mistyped.stderr.contains("looks like a PostgreSQL URL but is not one"), "\(mistyped.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: parent + "/postgres:"))
     }
 
     // Found by a black-box run: `dugong import s` (a new store at a relative path of one

@@ -115,10 +115,18 @@ enum StoreAccess {
     /// nothing in it but perhaps a lock file or a temporary file: reading it would report an
     /// empty, clean store, and writing to it would make one. (A directory holding other files
     /// is refused by the open: "is not a Dugong store".)
-    /// Refuses an empty path (64), saying so: it was "cannot open : opendir() failed".
+    /// Refuses an empty path (64), saying so: it was "cannot open : opendir() failed"; and a
+    /// mistyped PostgreSQL URL (`postgres:/db`), which made a directory store of that name.
     static func refuseEmpty(_ path: String) throws {
-        guard path.isEmpty else { return }
-        throw Terminal.fail("the store's path is empty: give a directory, or a postgres:// URL", code: ExitStatus.usage.rawValue)
+        if path.isEmpty {
+            throw Terminal.fail("the store's path is empty: give a directory, or a postgres:// URL", code: ExitStatus.usage.rawValue)
+        }
+        let lowered = path.lowercased()
+        if lowered.hasPrefix("postgres:") || lowered.hasPrefix("postgresql:") {
+            throw Terminal.fail(
+                "'\(PostgresAccess.redacted(path))' looks like a PostgreSQL URL but is not one (expected postgres://USER@HOST/DATABASE); a directory of that name is written ./\(path)",
+                code: ExitStatus.usage.rawValue)
+        }
     }
 
     static func refuseIfNoStore(at path: String) throws {
